@@ -1,0 +1,125 @@
+//! Shared formatting for tables and summaries: money, token counts, times, and the totals table
+//! that `run` and `stats` both print.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+
+use crate::ledger::query::Totals;
+
+/// `$0.0123`, `$0.000045`, or `n/a` when unknown.
+pub fn money(usd: Option<f64>) -> String {
+    match usd {
+        None => "n/a".to_owned(),
+        Some(v) if v == 0.0 => "$0.00".to_owned(),
+        Some(v) if v.abs() < 0.01 => format!("${v:.6}"),
+        Some(v) => format!("${v:.4}"),
+    }
+}
+
+/// `1234567` -> `1,234,567`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Local time of an epoch-millisecond timestamp, `2026-11-22 14:03`.
+pub fn local_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+pub fn duration(ms: i64) -> String {
+    let secs = ms as f64 / 1000.0;
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else if secs < 3600.0 {
+        format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
+    } else {
+        format!("{}h{:02}m", (secs / 3600.0) as u64, ((secs % 3600.0) / 60.0) as u64)
+    }
+}
+
+/// A figure with `*` when some of it is estimated.
+fn tokens(n: u64, estimated: bool) -> String {
+    if estimated { format!("{}*", count(n)) } else { count(n) }
+}
+
+fn cost_cell(t: &Totals) -> String {
+    let mut text = money(t.cost_usd);
+    if t.unpriced > 0 && t.cost_usd.is_some() {
+        text.push('+');
+    }
+    if t.estimated > 0 && t.cost_usd.is_some() {
+        text.push('*');
+    }
+    text
+}
+
+/// The totals table: one row per group, then a total row.
+pub fn totals_table(first_column: &str, rows: &[Totals], total: &Totals) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(vec![first_column, "requests", "ok", "failed", "tokens in", "tokens out", "cost"]);
+    let mut push = |t: &Totals, label: &str| {
+        let estimated = t.estimated > 0;
+        table.add_row(vec![
+            Cell::new(label),
+            Cell::new(count(t.requests)).set_alignment(CellAlignment::Right),
+            Cell::new(count(t.ok)).set_alignment(CellAlignment::Right),
+            Cell::new(count(t.failed)).set_alignment(CellAlignment::Right),
+            Cell::new(tokens(t.prompt_tokens, estimated)).set_alignment(CellAlignment::Right),
+            Cell::new(tokens(t.completion_tokens, estimated)).set_alignment(CellAlignment::Right),
+            Cell::new(cost_cell(t)).set_alignment(CellAlignment::Right),
+        ]);
+    };
+    for row in rows {
+        push(row, &row.key);
+    }
+    if rows.len() != 1 {
+        push(total, "total");
+    }
+    let mut text = table.to_string();
+    if total.estimated > 0 {
+        text.push_str(&format!(
+            "\n* includes estimates: {} request{} came back without usage figures",
+            count(total.estimated),
+            if total.estimated == 1 { "" } else { "s" }
+        ));
+    }
+    if total.unpriced > 0 {
+        text.push_str(&format!(
+            "\n{} request{} to models with no known price are not in the cost (n/a; add them under `pricing:`)",
+            count(total.unpriced),
+            if total.unpriced == 1 { "" } else { "s" }
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(money(None), "n/a");
+        assert_eq!(money(Some(0.0)), "$0.00");
+        assert_eq!(money(Some(0.000_045)), "$0.000045");
+        assert_eq!(money(Some(1.23456)), "$1.2346");
+        assert_eq!(count(0), "0");
+        assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(count(123), "123");
+        assert_eq!(duration(1500), "1.5s");
+        assert_eq!(duration(125_000), "2m05s");
+    }
+}

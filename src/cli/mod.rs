@@ -1,0 +1,84 @@
+//! The command line: clap definitions (doc comments become `--help`) and one file per command.
+
+mod completions;
+mod config_cmd;
+mod format;
+mod run;
+mod sessions;
+mod stats;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+pub use completions::render as render_completions;
+
+use crate::config::{self, Config};
+
+/// Exit code for smartproxy's own failures (bad config, unreadable ledger, ...).
+pub const EXIT_FAILURE: u8 = 1;
+
+/// A local-first LLM proxy that launches and instruments the AI tools you run.
+///
+/// `smartproxy run -- <command>` starts a private proxy for one command, points the command's
+/// OpenAI-compatible clients at it with a session key, records every request in a local SQLite
+/// ledger (metadata only, never prompts), enforces the session budget and prints what the
+/// session cost.
+#[derive(Debug, Parser)]
+#[command(name = "smartproxy", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Examples:\n  smartproxy run --mock -- python agent.py     offline, no key, no cost\n  smartproxy run --budget 2 -- python agent.py  stop the agent's spending at $2\n  smartproxy stats --last                       what the last session cost\n  smartproxy sessions                           recent sessions")]
+pub struct Cli {
+    /// Config file to use instead of discovering one (./smartproxy.yaml,
+    /// ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml).
+    #[arg(long, global = true, value_name = "FILE", env = "SMARTPROXY_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter for smartproxy's own logs on stderr, e.g. `info` or `smartproxy=debug`
+    /// [env: SMARTPROXY_LOG_LEVEL; default: warn].
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    pub fn log_level(&self) -> Option<String> {
+        self.log_level.clone()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command behind a private, budgeted, recorded proxy.
+    Run(run::RunArgs),
+    /// Show what requests cost, grouped by model, provider, session or tag.
+    Stats(stats::StatsArgs),
+    /// List recent sessions, sub-sessions under their parents.
+    Sessions(sessions::SessionsArgs),
+    /// Check and inspect configuration.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+}
+
+/// Runs the command and returns the process exit code.
+pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let config_path = cli.config.clone();
+    match cli.command {
+        Command::Run(args) => run::run(args, config_path.as_deref()),
+        Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
+        Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
+        Command::Config(cmd) => config_cmd::config(&cmd, config_path.as_deref()),
+        Command::Completions(args) => completions::completions(&args),
+    }
+}
+
+/// Loads the config the way every command does: `--config` or discovery, plus the environment.
+pub(crate) fn load_config(explicit: Option<&Path>) -> anyhow::Result<Config> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let env = |name: &str| std::env::var(name).ok();
+    config::load(explicit, &cwd, &env).map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
+}

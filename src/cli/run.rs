@@ -1,0 +1,259 @@
+//! `smartproxy run -- <command>`: a private proxy for one command, with a session key, a budget
+//! and a ledger session; the command's exit status passes through and the cost is printed.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rand::RngCore;
+use serde_json::json;
+
+use super::format;
+use crate::budget::SessionBudget;
+use crate::config::Secret;
+use crate::ledger::query::{self, Filter, GroupBy};
+use crate::ledger::{Ledger, SessionEnd, SessionStart, now_ms};
+use crate::printer;
+use crate::proxy::{AppState, Server};
+use crate::session::{env, signals::Forwarder, spawn};
+
+/// How long requests still open when the command exits may take to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SummaryFormat {
+    Table,
+    Json,
+    None,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "The command gets OPENAI_BASE_URL and OPENAI_API_BASE pointing at the session's proxy, \
+OPENAI_API_KEY set to a session key only that proxy accepts, SMARTPROXY_SESSION_ID and SMARTPROXY_URL. Real \
+provider keys (OPENAI_API_KEY, ANTHROPIC_API_KEY, DEEPSEEK_API_KEY and every api_key_env of the config) are \
+removed from its environment unless kept with --pass-env.\n\nExit status: the command's own, 128+N when signal N \
+ended it, 127 when it could not be found, 126 when it could not be executed.\n\nExamples:\n  smartproxy run --mock -- \
+python agent.py\n  smartproxy run --budget 0.50 --tag nightly -- ./eval.sh\n  smartproxy run --summary json -- \
+python agent.py 2> summary.json")]
+pub struct RunArgs {
+    /// Session budget in USD: requests that would exceed it get 429 (budget_exceeded)
+    /// [env: SMARTPROXY_BUDGET_SESSION_LIMIT_USD; config: budget.session_usd].
+    #[arg(long, value_name = "USD")]
+    pub budget: Option<f64>,
+
+    /// A name for this session in stats and session lists.
+    #[arg(long, value_name = "NAME")]
+    pub tag: Option<String>,
+
+    /// Serve every request from the built-in mock provider: no key, no network, no cost.
+    #[arg(long)]
+    pub mock: bool,
+
+    /// How to print the cost summary on stderr when the command exits.
+    #[arg(long, value_enum, default_value = "table", value_name = "FORMAT")]
+    pub summary: SummaryFormat,
+
+    /// Keep this provider key variable in the command's environment (repeatable).
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
+
+    /// The command to run, after `--`.
+    #[arg(required = true, last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    if let Some(budget) = args.budget {
+        anyhow::ensure!(budget.is_finite() && budget >= 0.0, "--budget must be an amount in USD of zero or more");
+    }
+    for name in &args.pass_env {
+        anyhow::ensure!(
+            !env::SET_BY_RUN.contains(&name.as_str()),
+            "--pass-env {name}: run always sets {name} for the command (it points the command at the session's \
+             proxy); pass the real key under another variable name if a tool needs it"
+        );
+    }
+    let mut config = super::load_config(config_path)?;
+    if args.mock {
+        config = config.mock_only();
+    } else if !config.providers.iter().any(|p| p.enabled && !p.missing_credential()) {
+        printer::warn(
+            "no provider is configured, so requests will fail: set OPENAI_API_KEY (or ANTHROPIC_API_KEY, \
+             DEEPSEEK_API_KEY), add providers to smartproxy.yaml, or use --mock",
+        );
+    }
+    let budget_usd = args.budget.filter(|b| *b > 0.0).or(config.budget.session_usd);
+    let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
+
+    let session_id = random_hex(8);
+    let session_key = format!("sk-smartproxy-{}", random_hex(24));
+    let parent_id = std::env::var("SMARTPROXY_SESSION_ID").ok().filter(|s| !s.is_empty());
+    let key_vars = config.key_variables();
+    let config = Arc::new(config);
+    let state = Arc::new(
+        AppState::new(
+            Arc::clone(&config),
+            ledger.clone(),
+            SessionBudget::new(budget_usd),
+            Some(session_id.clone()),
+            Some(Secret::new(session_key.clone())),
+        )
+        .context("cannot set up the providers")?,
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("smartproxy")
+        .build()
+        .context("cannot start the async runtime")?;
+    let exit_code = runtime.block_on(async {
+        let server = Server::bind(([127, 0, 0, 1], 0).into(), Arc::clone(&state))
+            .await
+            .context("cannot bind a loopback port for the session proxy")?;
+        let proxy_url = format!("http://{}", server.local_addr());
+        let no_proxy = std::env::var("NO_PROXY").ok();
+        let no_proxy_lower = std::env::var("no_proxy").ok();
+        let plan = env::plan(&env::Inputs {
+            proxy_url: &proxy_url,
+            session_key: &session_key,
+            session_id: &session_id,
+            key_vars: &key_vars,
+            pass_env: &args.pass_env,
+            no_proxy: no_proxy.as_deref(),
+            no_proxy_lower: no_proxy_lower.as_deref(),
+        });
+        let forwarder = Forwarder::install().context("cannot install signal handlers")?;
+        let spawned = spawn::spawn(&args.command, &plan);
+        ledger.session_started(SessionStart {
+            id: session_id.clone(),
+            parent_id: parent_id.clone(),
+            kind: "run",
+            tag: args.tag.clone(),
+            program: args.command.first().map(|p| program_name(p)),
+            cwd: std::env::current_dir().ok().map(|d| d.display().to_string()),
+            pid: spawned.as_ref().ok().and_then(tokio::process::Child::id),
+            started_ms: now_ms(),
+            budget_usd,
+        });
+        let code = match spawned {
+            Ok(mut child) => {
+                let status = forwarder.wait(&mut child).await.context("lost track of the command")?;
+                spawn::exit_code(status)
+            }
+            Err(err) => {
+                printer::error(&err.to_string());
+                err.exit_code()
+            }
+        };
+        server.shutdown(SHUTDOWN_GRACE).await;
+        anyhow::Ok(code)
+    })?;
+    drop(runtime);
+
+    ledger.session_ended(SessionEnd {
+        id: session_id.clone(),
+        ended_ms: now_ms(),
+        exit_code: Some(i32::from(exit_code)),
+    });
+    if let Err(err) = ledger.flush(FLUSH_TIMEOUT) {
+        printer::warn(&format!("the ledger could not be flushed: {err}"));
+    }
+    if ledger.dropped() > 0 {
+        printer::warn(&format!(
+            "{} ledger rows were dropped because the writer could not keep up",
+            ledger.dropped()
+        ));
+    }
+    if args.summary != SummaryFormat::None {
+        match summary(&ledger, &session_id, args.summary, started.elapsed(), &state.unpriced_models()) {
+            Ok(text) => printer::note(&text),
+            Err(err) => printer::warn(&format!("cannot read the session summary: {err:#}")),
+        }
+    }
+    Ok(exit_code)
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+fn program_name(program: &OsString) -> String {
+    Path::new(program)
+        .file_name()
+        .unwrap_or(program.as_os_str())
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The session's figures, read back from the ledger (not a running tally), as a table or JSON.
+fn summary(
+    ledger: &Ledger,
+    session_id: &str,
+    format: SummaryFormat,
+    elapsed: Duration,
+    unpriced_models: &[String],
+) -> anyhow::Result<String> {
+    let conn = query::open(ledger.path())?;
+    let filter = Filter {
+        session_id: Some(session_id.to_owned()),
+        since_ms: None,
+    };
+    let total = query::totals(&conn, &filter)?;
+    let by_model = query::grouped(&conn, &filter, GroupBy::Model)?;
+    let session = query::session(&conn, session_id)?.context("the session row is missing")?;
+    let budget = session.budget_usd;
+    if format == SummaryFormat::Json {
+        return Ok(json!({
+            "session_id": session_id,
+            "tag": session.tag,
+            "parent_id": session.parent_id,
+            "exit_code": session.exit_code,
+            "duration_ms": elapsed.as_millis() as u64,
+            "requests": total.requests,
+            "ok": total.ok,
+            "failed": total.failed,
+            "prompt_tokens": total.prompt_tokens,
+            "completion_tokens": total.completion_tokens,
+            "cached_tokens": total.cached_tokens,
+            "cost_usd": total.cost_usd,
+            "budget_usd": budget,
+            "estimated_requests": total.estimated,
+            "unpriced_requests": total.unpriced,
+            "unpriced_models": unpriced_models,
+            "by_model": by_model,
+        })
+        .to_string());
+    }
+    let mut text = format!(
+        "\nsmartproxy session {session_id}{} — {} request{} ({} ok, {} failed) in {}\n",
+        session.tag.as_deref().map(|t| format!(" [{t}]")).unwrap_or_default(),
+        total.requests,
+        if total.requests == 1 { "" } else { "s" },
+        total.ok,
+        total.failed,
+        format::duration(elapsed.as_millis() as i64),
+    );
+    if total.requests > 0 {
+        text.push_str(&format::totals_table("model", &by_model, &total));
+        text.push('\n');
+    }
+    match budget {
+        Some(limit) => {
+            let spent = total.cost_usd.unwrap_or(0.0);
+            text.push_str(&format!(
+                "cost {} of a {} budget ({:.1}% used)\n",
+                format::money(total.cost_usd),
+                format::money(Some(limit)),
+                spent / limit * 100.0
+            ));
+        }
+        None => text.push_str(&format!("cost {} (no budget set)\n", format::money(total.cost_usd))),
+    }
+    Ok(text)
+}

@@ -1,0 +1,121 @@
+//! `smartproxy stats`: what requests cost, grouped, from the ledger.
+
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{Local, NaiveDate, TimeZone};
+use serde_json::json;
+
+use super::format;
+use crate::ledger::query::{self, Filter, GroupBy, Resolved};
+use crate::printer;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  smartproxy stats --last\n  smartproxy stats --today --by provider\n  \
+smartproxy stats --since 7d --by tag --json\n  smartproxy stats --session 3f2a")]
+pub struct StatsArgs {
+    /// Only this session (a full id or a unique prefix, as `smartproxy sessions` shows).
+    #[arg(long, value_name = "ID", conflicts_with = "last")]
+    pub session: Option<String>,
+
+    /// Only the most recent session.
+    #[arg(long)]
+    pub last: bool,
+
+    /// Only requests since local midnight.
+    #[arg(long, conflicts_with = "since")]
+    pub today: bool,
+
+    /// Only requests since DATE: `2026-11-01`, an RFC 3339 time, or an age such as `90m`, `24h`, `7d`.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+
+    /// How to group the rows.
+    #[arg(long, value_enum, default_value = "model")]
+    pub by: GroupBy,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
+    let config = super::load_config(config_path)?;
+    let conn = query::open(&config.database).with_context(|| {
+        format!("no ledger at {} yet: nothing has been recorded", config.database.display())
+    })?;
+    let session_id = if args.last {
+        Some(query::last_session(&conn)?.context("the ledger has no sessions yet")?)
+    } else if let Some(reference) = &args.session {
+        match query::resolve_session(&conn, reference)? {
+            Resolved::Found(id) => Some(id),
+            Resolved::NotFound => anyhow::bail!("no session matches `{reference}` (see `smartproxy sessions`)"),
+            Resolved::Ambiguous(ids) => {
+                anyhow::bail!("`{reference}` matches several sessions ({}); give more of the id", ids.join(", "))
+            }
+        }
+    } else {
+        None
+    };
+    let since_ms = if args.today {
+        Some(local_midnight_ms(Local::now().date_naive())?)
+    } else {
+        args.since.as_deref().map(parse_since).transpose()?
+    };
+    let filter = Filter { session_id, since_ms };
+    let total = query::totals(&conn, &filter)?;
+    let rows = query::grouped(&conn, &filter, args.by)?;
+    if args.json {
+        printer::out(
+            &json!({
+                "session_id": filter.session_id,
+                "since_ms": filter.since_ms,
+                "by": format!("{:?}", args.by).to_lowercase(),
+                "total": total,
+                "rows": rows,
+            })
+            .to_string(),
+        );
+        return Ok(0);
+    }
+    if total.requests == 0 {
+        printer::out("no requests recorded for this selection");
+        return Ok(0);
+    }
+    let column = format!("{:?}", args.by).to_lowercase();
+    printer::out(&format::totals_table(&column, &rows, &total));
+    Ok(0)
+}
+
+fn local_midnight_ms(date: NaiveDate) -> anyhow::Result<i64> {
+    let midnight = date.and_hms_opt(0, 0, 0).context("invalid date")?;
+    let local = Local
+        .from_local_datetime(&midnight)
+        .earliest()
+        .context("that local midnight does not exist")?;
+    Ok(local.timestamp_millis())
+}
+
+/// `2026-11-01` (local midnight), RFC 3339, or an age like `90m`, `24h`, `7d`, `2w`.
+pub fn parse_since(text: &str) -> anyhow::Result<i64> {
+    let text = text.trim();
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return local_midnight_ms(date);
+    }
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp_millis());
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_ms: i64 = match unit {
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        _ => 0,
+    };
+    match number.parse::<i64>() {
+        Ok(n) if unit_ms > 0 => Ok(crate::ledger::now_ms() - n * unit_ms),
+        _ => anyhow::bail!("--since `{text}`: expected a date (2026-11-01), an RFC 3339 time, or an age (90m, 24h, 7d)"),
+    }
+}

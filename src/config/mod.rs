@@ -1,0 +1,244 @@
+//! Configuration: found (`paths`), parsed raw (`raw`, unknown keys refused), then validated into
+//! the types below (`validate`), with every error naming the file, the line and the key.
+
+mod locate;
+pub mod paths;
+pub mod raw;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use validate::{from_yaml, load};
+
+use crate::ledger::pricing::Price;
+
+/// The validated configuration the rest of the program uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from; `None` for the zero-config defaults.
+    pub source: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub database: PathBuf,
+    pub log_level: Option<String>,
+    pub providers: Vec<ProviderConfig>,
+    /// Index into `providers` of the provider for models no provider lists.
+    pub default_provider: Option<usize>,
+    pub budget: BudgetConfig,
+    pub pricing: HashMap<String, Price>,
+    pub mock: MockConfig,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible Chat Completions API.
+    OpenAi,
+    /// The built-in offline provider.
+    Mock,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Mock => "mock",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    /// The environment variable holding the provider's key.
+    pub api_key_env: Option<String>,
+    /// The key itself, read from `api_key_env` at load time.
+    pub api_key: Option<Secret>,
+    pub models: Vec<ModelPattern>,
+    pub context_window: Option<u32>,
+    pub capabilities: Vec<String>,
+    pub timeouts: Timeouts,
+    pub enabled: bool,
+}
+
+impl ProviderConfig {
+    pub fn serves(&self, model: &str) -> bool {
+        self.models.iter().any(|p| p.matches(model))
+    }
+
+    /// True when the provider needs a key and none was found.
+    pub fn missing_credential(&self) -> bool {
+        self.kind != ProviderKind::Mock && self.api_key_env.is_some() && self.api_key.is_none()
+    }
+}
+
+/// A model name, or a prefix ending in `*` (`gpt-*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl ModelPattern {
+    pub fn parse(text: &str) -> Self {
+        match text.strip_suffix('*') {
+            Some(prefix) => Self::Prefix(prefix.to_owned()),
+            None => Self::Exact(text.to_owned()),
+        }
+    }
+
+    pub fn matches(&self, model: &str) -> bool {
+        match self {
+            Self::Exact(name) => name == model,
+            Self::Prefix(prefix) => model.starts_with(prefix.as_str()),
+        }
+    }
+
+    /// The concrete name, for listing in `/v1/models`.
+    pub fn exact(&self) -> Option<&str> {
+        match self {
+            Self::Exact(name) => Some(name),
+            Self::Prefix(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            // Reasoning models can think for minutes before the first token.
+            first_byte: Duration::from_secs(300),
+            idle: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BudgetConfig {
+    pub session_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MockConfig {
+    pub latency: Duration,
+    pub chunk_delay: Duration,
+    /// Replies served in turn, from `mock.script` or `mock.reply`.
+    pub script: Vec<MockReply>,
+}
+
+/// One scripted reply of the mock provider.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum MockReply {
+    Text(String),
+    Scripted {
+        #[serde(default)]
+        content: Option<String>,
+        /// An HTTP error status to answer with instead of a reply.
+        #[serde(default)]
+        status: Option<u16>,
+        #[serde(default)]
+        message: Option<String>,
+    },
+}
+
+/// A credential. Never printed: its `Debug` and `Display` are redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A config problem, located as precisely as the text allows.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, "{}:{line}: ", file.display())?,
+            (Some(file), None) => write!(f, "{}: ", file.display())?,
+            (None, _) => {}
+        }
+        if let Some(key) = &self.key {
+            write!(f, "`{key}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl Config {
+    /// Replaces every provider with the built-in mock, for `run --mock`: no key, no network.
+    pub fn mock_only(mut self) -> Self {
+        self.providers = vec![ProviderConfig::builtin_mock()];
+        self.default_provider = Some(0);
+        self
+    }
+
+    /// The environment variables that hold real provider keys, which a `run` child must not see.
+    pub fn key_variables(&self) -> Vec<String> {
+        let mut vars: Vec<String> = validate::WELL_KNOWN_KEY_VARS.iter().map(|v| (*v).to_owned()).collect();
+        for provider in &self.providers {
+            if let Some(var) = &provider.api_key_env {
+                if !vars.contains(var) {
+                    vars.push(var.clone());
+                }
+            }
+        }
+        vars
+    }
+
+    pub fn source_display(&self) -> String {
+        self.source
+            .as_deref()
+            .map_or_else(|| "built-in defaults".to_owned(), |p: &Path| p.display().to_string())
+    }
+}
+
+impl ProviderConfig {
+    pub fn builtin_mock() -> Self {
+        Self {
+            name: "mock".to_owned(),
+            kind: ProviderKind::Mock,
+            base_url: String::new(),
+            api_key_env: None,
+            api_key: None,
+            models: vec![ModelPattern::Prefix(String::new())],
+            context_window: None,
+            capabilities: vec!["tools".to_owned(), "vision".to_owned(), "json".to_owned()],
+            timeouts: Timeouts::default(),
+            enabled: true,
+        }
+    }
+}

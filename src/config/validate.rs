@@ -1,0 +1,495 @@
+//! Turns the raw file into a `Config`: finds the file, parses it, checks every value, applies the
+//! environment overrides and the zero-config providers. Errors carry file, line and key.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawProvider};
+use super::{
+    BudgetConfig, Config, ConfigError, MockConfig, MockReply, ModelPattern, ProviderConfig, ProviderKind, Secret,
+    Timeouts, locate, paths,
+};
+
+/// Key variables of the providers smartproxy knows without a config file.
+pub(super) const WELL_KNOWN_KEY_VARS: &[&str] = &["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY"];
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:4100";
+const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+const KNOWN_CAPABILITIES: &[&str] = &["tools", "vision", "json"];
+
+/// Every problem found in one config, shown together so one edit can fix them all.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, err) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{err}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Finds and loads the config: `explicit` when given, else the first discovered file, else the
+/// zero-config defaults. `env` looks up environment variables (injected for tests).
+pub fn load(explicit: Option<&Path>, cwd: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let path = match explicit {
+        Some(path) => Some(path.to_path_buf()),
+        None => paths::config_candidates(cwd).into_iter().find(|p| p.is_file()),
+    };
+    let Some(path) = path else {
+        return from_yaml("", None, env);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: Some(path.clone()),
+            line: None,
+            key: None,
+            message: format!("cannot read config file: {e}"),
+        }])
+    })?;
+    from_yaml(&text, Some(&path), env)
+}
+
+/// Parses and validates config text. `file` is used in messages and to resolve relative paths.
+pub fn from_yaml(text: &str, file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let raw = parse(text, file).map_err(|e| ConfigErrors(vec![e]))?;
+    let mut v = Validator {
+        text,
+        file,
+        errors: Vec::new(),
+    };
+    let config = v.config(raw, env);
+    if v.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(v.errors)) }
+}
+
+fn parse(text: &str, file: Option<&Path>) -> Result<RawConfig, ConfigError> {
+    let has_content = text.lines().any(|l| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#') && t != "---"
+    });
+    if !has_content {
+        return Ok(RawConfig::default());
+    }
+    serde_yaml_ng::from_str(text).map_err(|err| {
+        let line = err.location().map(|l| l.line());
+        let full = err.to_string();
+        // serde_yaml_ng says "path.to.key: message at line L column C"; split those parts out.
+        let without_location = match full.rfind(" at line ") {
+            Some(i) => &full[..i],
+            None => &full,
+        };
+        let (key, message) = match without_location.split_once(": ") {
+            Some((key, rest)) if !key.contains(' ') => (Some(key.to_owned()), rest.to_owned()),
+            _ => (None, without_location.to_owned()),
+        };
+        ConfigError {
+            file: file.map(Path::to_path_buf),
+            line,
+            key,
+            message,
+        }
+    })
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    file: Option<&'a Path>,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, key: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.map(Path::to_path_buf),
+            line: locate::line_of(self.text, key),
+            key: Some(key.to_owned()),
+            message: message.into(),
+        });
+    }
+
+    fn env_error(&mut self, var: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: None,
+            line: None,
+            key: Some(var.to_owned()),
+            message: format!("(environment variable) {}", message.into()),
+        });
+    }
+
+    fn config(&mut self, mut raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Config {
+        let listen_text = match env("SMARTPROXY_LISTEN") {
+            Some(value) => (value, Some("SMARTPROXY_LISTEN")),
+            None => (raw.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.to_owned()), None),
+        };
+        let listen = match listen_text.0.trim().parse() {
+            Ok(addr) => addr,
+            Err(_) => {
+                let message = format!("`{}` is not a socket address; write it as IP:PORT, e.g. {DEFAULT_LISTEN}", listen_text.0);
+                match listen_text.1 {
+                    Some(var) => self.env_error(var, message),
+                    None => self.error("listen", message),
+                }
+                DEFAULT_LISTEN.parse().unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 4100)))
+            }
+        };
+
+        let database = env("SMARTPROXY_DB")
+            .filter(|v| !v.trim().is_empty())
+            .or(raw.database.clone())
+            .map_or_else(paths::default_database, |p| paths::expand_home(&p));
+        let log_level = env("SMARTPROXY_LOG_LEVEL").or(raw.log_level.clone());
+
+        let mut providers: Vec<ProviderConfig> = Vec::new();
+        for (i, p) in std::mem::take(&mut raw.providers).into_iter().enumerate() {
+            if let Some(provider) = self.provider(i, p, &providers, env) {
+                providers.push(provider);
+            }
+        }
+        if providers.is_empty() && self.errors.is_empty() {
+            providers = zero_config_providers(env);
+        }
+
+        let default_provider = match &raw.default_provider {
+            Some(name) => {
+                let found = providers.iter().position(|p| &p.name == name);
+                if found.is_none() {
+                    self.error("default_provider", format!("no provider is named `{name}`"));
+                }
+                found
+            }
+            None => (!providers.is_empty()).then_some(0),
+        };
+
+        let budget = self.budget(&raw, env);
+        for (model, price) in &raw.pricing {
+            let all = [Some(price.input_per_mtok), Some(price.output_per_mtok), price.cached_input_per_mtok];
+            if all.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
+                self.error(&format!("pricing.{model}"), "prices must be zero or more (USD per million tokens)");
+            }
+        }
+        let mock = self.mock(&raw);
+        let max_body_bytes = match raw.limits.max_body_bytes {
+            Some(0) => {
+                self.error("limits.max_body_bytes", "must be more than 0");
+                DEFAULT_MAX_BODY_BYTES
+            }
+            Some(n) => n,
+            None => DEFAULT_MAX_BODY_BYTES,
+        };
+
+        Config {
+            source: self.file.map(Path::to_path_buf),
+            listen,
+            database,
+            log_level,
+            providers,
+            default_provider,
+            budget,
+            pricing: raw.pricing.into_iter().collect::<HashMap<_, _>>(),
+            mock,
+            max_body_bytes,
+        }
+    }
+
+    fn provider(
+        &mut self,
+        i: usize,
+        raw: RawProvider,
+        earlier: &[ProviderConfig],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<ProviderConfig> {
+        let at = |key: &str| format!("providers[{i}].{key}");
+        let before = self.errors.len();
+        let name = raw.name.trim().to_owned();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+            self.error(&at("name"), "a provider name is letters, digits, `-`, `_` or `.`, e.g. `openai`");
+        } else if earlier.iter().any(|p| p.name == name) {
+            self.error(&at("name"), format!("another provider is already named `{name}`"));
+        }
+        let kind = match raw.kind.as_str() {
+            "openai" => ProviderKind::OpenAi,
+            "mock" => ProviderKind::Mock,
+            "anthropic" => {
+                self.error(
+                    &at("kind"),
+                    "the native `anthropic` adapter is not in this version yet; use `kind: openai` with \
+                     `base_url: https://api.anthropic.com/v1` (Anthropic's OpenAI-compatible endpoint)",
+                );
+                ProviderKind::OpenAi
+            }
+            "ollama" => {
+                self.error(
+                    &at("kind"),
+                    "the native `ollama` adapter is not in this version yet; use `kind: openai` with \
+                     `base_url: http://localhost:11434/v1` (Ollama's OpenAI-compatible endpoint)",
+                );
+                ProviderKind::OpenAi
+            }
+            other => {
+                self.error(&at("kind"), format!("unknown kind `{other}`; expected `openai` or `mock`"));
+                ProviderKind::OpenAi
+            }
+        };
+        let base_url = raw.base_url.as_deref().map(|u| u.trim().trim_end_matches('/').to_owned());
+        let base_url = match (kind, base_url) {
+            (ProviderKind::Mock, url) => url.unwrap_or_default(),
+            (_, None) => {
+                self.error(&at("kind"), "an `openai` provider needs `base_url`, e.g. https://api.openai.com/v1");
+                String::new()
+            }
+            (_, Some(url)) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) || reqwest::Url::parse(&url).is_err() {
+                    self.error(&at("base_url"), format!("`{url}` is not an http:// or https:// URL"));
+                }
+                url
+            }
+        };
+        if let Some(var) = &raw.api_key_env {
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                self.error(&at("api_key_env"), "name the environment variable that holds the key, e.g. OPENAI_API_KEY");
+            }
+        }
+        let api_key = raw
+            .api_key_env
+            .as_deref()
+            .and_then(env)
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| Secret::new(k.trim().to_owned()));
+        for (j, model) in raw.models.iter().enumerate() {
+            if model.trim().is_empty() {
+                self.error(&format!("providers[{i}].models[{j}]"), "a model name must not be empty");
+            }
+        }
+        let models = if raw.models.is_empty() && kind == ProviderKind::Mock {
+            vec![ModelPattern::Prefix(String::new())]
+        } else {
+            raw.models.iter().map(|m| ModelPattern::parse(m.trim())).collect()
+        };
+        for cap in &raw.capabilities {
+            if !KNOWN_CAPABILITIES.contains(&cap.as_str()) {
+                self.error(&at("capabilities"), format!("unknown capability `{cap}`; known: {}", KNOWN_CAPABILITIES.join(", ")));
+            }
+        }
+        let defaults = Timeouts::default();
+        let mut timeout = |key: &str, value: Option<u64>, default: Duration| match value {
+            Some(0) => {
+                self.error(&at(&format!("timeouts.{key}")), "must be more than 0 milliseconds");
+                default
+            }
+            Some(ms) => Duration::from_millis(ms),
+            None => default,
+        };
+        let timeouts = Timeouts {
+            connect: timeout("connect_ms", raw.timeouts.connect_ms, defaults.connect),
+            first_byte: timeout("first_byte_ms", raw.timeouts.first_byte_ms, defaults.first_byte),
+            idle: timeout("idle_ms", raw.timeouts.idle_ms, defaults.idle),
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(ProviderConfig {
+            name,
+            kind,
+            base_url,
+            api_key_env: raw.api_key_env,
+            api_key,
+            models,
+            context_window: raw.context_window,
+            capabilities: raw.capabilities,
+            timeouts,
+            enabled: raw.enabled.unwrap_or(true),
+        })
+    }
+
+    fn budget(&mut self, raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> BudgetConfig {
+        const VAR: &str = "SMARTPROXY_BUDGET_SESSION_LIMIT_USD";
+        let session_usd = match env(VAR).filter(|v| !v.trim().is_empty()) {
+            Some(text) => match text.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
+                _ => {
+                    self.env_error(VAR, format!("`{text}` is not an amount in USD, e.g. 5 or 0.50"));
+                    None
+                }
+            },
+            None => {
+                if let Some(v) = raw.budget.session_usd {
+                    if !v.is_finite() || v < 0.0 {
+                        self.error("budget.session_usd", "must be an amount in USD of zero or more");
+                    }
+                }
+                raw.budget.session_usd
+            }
+        };
+        // The seed's convention: a limit of 0 means no limit.
+        BudgetConfig {
+            session_usd: session_usd.filter(|v| *v > 0.0),
+        }
+    }
+
+    fn mock(&mut self, raw: &RawConfig) -> MockConfig {
+        let mut script = Vec::new();
+        if let Some(reply) = &raw.mock.reply {
+            script.push(MockReply::Text(reply.clone()));
+        }
+        if let Some(path) = &raw.mock.script {
+            let path = resolve_beside(self.file, path);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => match serde_yaml_ng::from_str::<Vec<MockReply>>(&text) {
+                    Ok(replies) if replies.is_empty() => self.error("mock.script", format!("{} holds no replies", path.display())),
+                    Ok(replies) => script.extend(replies),
+                    Err(e) => self.error(
+                        "mock.script",
+                        format!("{}: {e}; expected a list of replies (strings or {{content, status, message}})", path.display()),
+                    ),
+                },
+                Err(e) => self.error("mock.script", format!("cannot read {}: {e}", path.display())),
+            }
+        }
+        MockConfig {
+            latency: Duration::from_millis(raw.mock.latency_ms.unwrap_or(0)),
+            chunk_delay: Duration::from_millis(raw.mock.chunk_delay_ms.unwrap_or(0)),
+            script,
+        }
+    }
+}
+
+/// Resolves a path written in a config file relative to that file's folder.
+fn resolve_beside(file: Option<&Path>, path: &str) -> PathBuf {
+    let path = paths::expand_home(path);
+    match file.and_then(Path::parent) {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path,
+    }
+}
+
+/// The providers that exist with no config file: one per well-known key found in the environment.
+fn zero_config_providers(env: &dyn Fn(&str) -> Option<String>) -> Vec<ProviderConfig> {
+    let known: [(&str, &str, &str, &[&str]); 3] = [
+        (
+            "openai",
+            "OPENAI_API_KEY",
+            "https://api.openai.com/v1",
+            &["gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "codex-*", "computer-use-*"],
+        ),
+        // Anthropic's OpenAI-compatible endpoint, until the native adapter lands.
+        ("anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com/v1", &["claude-*"]),
+        ("deepseek", "DEEPSEEK_API_KEY", "https://api.deepseek.com/v1", &["deepseek-*"]),
+    ];
+    known
+        .iter()
+        .filter_map(|(name, var, url, models)| {
+            let key = env(var).filter(|k| !k.trim().is_empty())?;
+            // OPENAI_BASE_URL lets the default provider point at a compatible gateway (or, for a
+            // `run` inside a `run`, at the outer session's proxy).
+            let base_url = if *name == "openai" {
+                env("OPENAI_BASE_URL")
+                    .filter(|u| !u.trim().is_empty())
+                    .map_or_else(|| (*url).to_owned(), |u| u.trim().trim_end_matches('/').to_owned())
+            } else {
+                (*url).to_owned()
+            };
+            Some(ProviderConfig {
+                name: (*name).to_owned(),
+                kind: ProviderKind::OpenAi,
+                base_url,
+                api_key_env: Some((*var).to_owned()),
+                api_key: Some(Secret::new(key.trim().to_owned())),
+                models: models.iter().map(|m| ModelPattern::parse(m)).collect(),
+                context_window: None,
+                capabilities: vec!["tools".to_owned(), "vision".to_owned(), "json".to_owned()],
+                timeouts: Timeouts::default(),
+                enabled: true,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn errors(text: &str) -> Vec<ConfigError> {
+        from_yaml(text, Some(Path::new("sp.yaml")), &no_env).unwrap_err().0
+    }
+
+    #[test]
+    fn the_issue_example_loads() {
+        let text = "providers:\n  - name: openai\n    kind: openai\n    base_url: https://api.openai.com/v1\n    api_key_env: OPENAI_API_KEY\n    models: [gpt-4o-mini, gpt-4o]\nbudget:\n  session_usd: 5\npricing:\n  my-local-model: {input_per_mtok: 0.0, output_per_mtok: 0.0}\n";
+        let env = |k: &str| (k == "OPENAI_API_KEY").then(|| "sk-test".to_owned());
+        let config = from_yaml(text, None, &env).unwrap();
+        assert_eq!(config.providers.len(), 1);
+        assert_eq!(config.providers[0].api_key.as_ref().map(Secret::expose), Some("sk-test"));
+        assert!(config.providers[0].serves("gpt-4o"));
+        assert_eq!(config.budget.session_usd, Some(5.0));
+        assert!(config.pricing.contains_key("my-local-model"));
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_and_key() {
+        let errs = errors("providers:\n  - name: openai\n    kind: openai\n    base_ur: https://x\n");
+        assert_eq!(errs.len(), 1);
+        let e = &errs[0];
+        assert_eq!(e.line, Some(4), "{e}");
+        assert_eq!(e.key.as_deref(), Some("providers[0]"));
+        assert!(e.message.contains("unknown field `base_ur`"), "{e}");
+        assert!(e.to_string().starts_with("sp.yaml:4: "), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_are_located_and_all_reported() {
+        let text = "listen: nowhere\nproviders:\n  - name: a\n    kind: openai\n    base_url: ftp://x\n  - name: a\n    kind: bogus\nbudget:\n  session_usd: -1\n";
+        let errs = errors(text);
+        let got: Vec<(Option<usize>, Option<&str>)> = errs.iter().map(|e| (e.line, e.key.as_deref())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(1), Some("listen")),
+                (Some(5), Some("providers[0].base_url")),
+                (Some(6), Some("providers[1].name")),
+                (Some(7), Some("providers[1].kind")),
+                (Some(9), Some("budget.session_usd")),
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_config_comes_from_the_environment() {
+        let env = |k: &str| match k {
+            "OPENAI_API_KEY" => Some("sk-1".to_owned()),
+            "DEEPSEEK_API_KEY" => Some("ds-1".to_owned()),
+            _ => None,
+        };
+        let config = from_yaml("# nothing\n", None, &env).unwrap();
+        let names: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, vec!["openai", "deepseek"]);
+        assert!(config.providers[1].serves("deepseek-chat"));
+        assert_eq!(config.default_provider, Some(0));
+        assert!(config.key_variables().contains(&"ANTHROPIC_API_KEY".to_owned()));
+    }
+
+    #[test]
+    fn environment_overrides_win_and_are_checked() {
+        let env = |k: &str| match k {
+            "SMARTPROXY_LISTEN" => Some("127.0.0.1:9999".to_owned()),
+            "SMARTPROXY_BUDGET_SESSION_LIMIT_USD" => Some("2.5".to_owned()),
+            _ => None,
+        };
+        let config = from_yaml("listen: 127.0.0.1:1\nbudget: {session_usd: 9}\n", None, &env).unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.budget.session_usd, Some(2.5));
+        let bad = |k: &str| (k == "SMARTPROXY_BUDGET_SESSION_LIMIT_USD").then(|| "lots".to_owned());
+        let errs = from_yaml("", None, &bad).unwrap_err().0;
+        assert_eq!(errs[0].key.as_deref(), Some("SMARTPROXY_BUDGET_SESSION_LIMIT_USD"));
+    }
+}

@@ -1,0 +1,114 @@
+//! The ledger schema, versioned by SQLite's `user_version`. Migrations are numbered and
+//! append-only: an existing step is never edited, a change is a new step.
+
+use std::path::Path;
+
+use rand::RngCore;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use super::LedgerError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: sessions, requests, attempts, and a meta table for the fingerprint salt.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE sessions (
+         id TEXT PRIMARY KEY,
+         parent_id TEXT,
+         kind TEXT NOT NULL,
+         tag TEXT,
+         program TEXT,
+         cwd TEXT,
+         pid INTEGER,
+         started_ms INTEGER NOT NULL,
+         ended_ms INTEGER,
+         exit_code INTEGER,
+         budget_usd REAL,
+         spent_usd REAL
+     );
+     CREATE INDEX sessions_started ON sessions(started_ms);
+     CREATE TABLE requests (
+         id TEXT PRIMARY KEY,
+         session_id TEXT,
+         started_ms INTEGER NOT NULL,
+         endpoint TEXT NOT NULL,
+         route TEXT,
+         provider TEXT,
+         requested_model TEXT,
+         served_model TEXT,
+         status INTEGER NOT NULL,
+         outcome TEXT NOT NULL,
+         error_code TEXT,
+         stream INTEGER NOT NULL,
+         prompt_tokens INTEGER,
+         completion_tokens INTEGER,
+         cached_tokens INTEGER,
+         tokens_estimated INTEGER NOT NULL DEFAULT 0,
+         cost_usd REAL,
+         latency_ms REAL NOT NULL,
+         ttfb_ms REAL,
+         attempts INTEGER NOT NULL,
+         cache_status TEXT NOT NULL,
+         client_hash TEXT,
+         fingerprint TEXT,
+         user_agent TEXT
+     );
+     CREATE INDEX requests_session ON requests(session_id);
+     CREATE INDEX requests_started ON requests(started_ms);
+     CREATE TABLE attempts (
+         request_id TEXT NOT NULL,
+         n INTEGER NOT NULL,
+         provider TEXT,
+         model TEXT,
+         status INTEGER,
+         error_class TEXT,
+         latency_ms REAL,
+         waited_ms REAL,
+         PRIMARY KEY (request_id, n)
+     );",
+];
+
+/// Brings the schema up to date. Safe to run from many processes at once: the check and the
+/// steps run in one immediate transaction.
+pub fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
+    let sql = |source| LedgerError::Sql {
+        path: path.to_path_buf(),
+        source,
+    };
+    let known = MIGRATIONS.len() as i64;
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
+    if current == known {
+        return Ok(());
+    }
+    if current > known {
+        return Err(LedgerError::TooNew {
+            path: path.to_path_buf(),
+            found: current,
+            known,
+        });
+    }
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(sql)?;
+    // Another process may have migrated while this one waited for the lock.
+    let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
+        tx.execute_batch(step).map_err(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1).map_err(sql)?;
+    }
+    tx.commit().map_err(sql)
+}
+
+/// The ledger's random salt, created once on first use.
+pub fn salt(conn: &Connection) -> rusqlite::Result<String> {
+    let existing: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| r.get(0))
+        .optional()?;
+    if let Some(salt) = existing {
+        return Ok(salt);
+    }
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('salt', ?1)",
+        [hex::encode(bytes)],
+    )?;
+    conn.query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| r.get(0))
+}

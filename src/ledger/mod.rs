@@ -1,0 +1,190 @@
+//! The shared SQLite ledger: what every session and request cost and how it went. Metadata only:
+//! never prompts, responses, tool arguments, bodies or keys.
+//!
+//! Writes go through one writer thread per process (`writer`), fed by a bounded channel that the
+//! request path never waits on. Reads (`query`) open their own connection.
+
+mod migrations;
+pub mod pricing;
+pub mod query;
+mod record;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use record::{Outcome, RequestRecord, SessionEnd, SessionStart};
+use rusqlite::Connection;
+
+/// How many records may wait for the writer before new ones are dropped (and counted).
+const QUEUE_CAPACITY: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot create the ledger folder {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the ledger {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("ledger {path}: {source}")]
+    Sql { path: PathBuf, source: rusqlite::Error },
+    #[error(
+        "the ledger {path} has schema version {found}, newer than this smartproxy knows ({known}); upgrade smartproxy"
+    )]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("the ledger writer has stopped")]
+    WriterGone,
+}
+
+pub(crate) enum Message {
+    Session(SessionStart),
+    SessionEnd(SessionEnd),
+    Request(Box<RequestRecord>),
+    Flush(mpsc::Sender<()>),
+}
+
+/// A handle to the ledger for one process. Cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    tx: SyncSender<Message>,
+    dropped: AtomicU64,
+    salt: String,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Ledger {
+    /// Opens (creating and migrating when needed) the ledger at `path` and starts its writer.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| LedgerError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = open_connection(path)?;
+        migrations::migrate(&conn, path)?;
+        let salt = migrations::salt(&conn).map_err(|source| LedgerError::Sql {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let thread = std::thread::Builder::new()
+            .name("ledger-writer".to_owned())
+            .spawn(move || writer::run(conn, rx))
+            .map_err(|e| LedgerError::CreateDir {
+                path: path.to_path_buf(),
+                source: e,
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                tx,
+                dropped: AtomicU64::new(0),
+                salt,
+                thread: std::sync::Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The per-ledger random salt for client and request fingerprints.
+    pub fn salt(&self) -> &str {
+        &self.inner.salt
+    }
+
+    pub fn session_started(&self, session: SessionStart) {
+        self.enqueue(Message::Session(session));
+    }
+
+    pub fn session_ended(&self, end: SessionEnd) {
+        self.enqueue(Message::SessionEnd(end));
+    }
+
+    /// Queues a request row. Never blocks: when the queue is full the row is counted as dropped.
+    pub fn record(&self, record: RequestRecord) {
+        self.enqueue(Message::Request(Box::new(record)));
+    }
+
+    fn enqueue(&self, message: Message) {
+        match self.inner.tx.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                let n = self.inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(dropped = n, "ledger queue full; records dropped");
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!("ledger writer stopped; record lost");
+            }
+        }
+    }
+
+    /// Rows dropped because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Blocks until everything queued before this call is committed (or `timeout` passes).
+    pub fn flush(&self, timeout: Duration) -> Result<(), LedgerError> {
+        let (done_tx, done_rx) = mpsc::channel();
+        // The one place that waits for room: flushing is off the request path by definition.
+        self.inner
+            .tx
+            .send(Message::Flush(done_tx))
+            .map_err(|_| LedgerError::WriterGone)?;
+        done_rx.recv_timeout(timeout).map_err(|_| LedgerError::WriterGone)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropping the last sender ends the writer loop after it drains the queue.
+        let (tx, _) = mpsc::sync_channel(1);
+        drop(std::mem::replace(&mut self.tx, tx));
+        if let Ok(mut guard) = self.thread.lock() {
+            if let Some(handle) = guard.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// Opens a connection with the settings every process sharing the ledger must use.
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, LedgerError> {
+    let conn = Connection::open(path).map_err(|source| LedgerError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let setup = || -> rusqlite::Result<()> {
+        // Waits instead of failing while another process writes.
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        Ok(())
+    };
+    setup().map_err(|source| LedgerError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(conn)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

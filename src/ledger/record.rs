@@ -1,0 +1,111 @@
+//! The rows the ledger stores. Every field is metadata; nothing here can hold content.
+
+/// A session opening: one `run`, or one day of one daemon client key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionStart {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub kind: &'static str,
+    pub tag: Option<String>,
+    pub program: Option<String>,
+    pub cwd: Option<String>,
+    pub pid: Option<u32>,
+    pub started_ms: i64,
+    pub budget_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionEnd {
+    pub id: String,
+    pub ended_ms: i64,
+    pub exit_code: Option<i32>,
+}
+
+/// How a request ended, in one word for filtering and counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// The provider answered with an error status.
+    UpstreamError,
+    /// The provider could not be reached, timed out or broke a stream.
+    TransportError,
+    /// Refused by smartproxy before anything was sent (bad request, auth, no route).
+    Rejected,
+    BudgetExceeded,
+    /// The client went away before the reply was complete.
+    ClientClosed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::UpstreamError => "upstream_error",
+            Self::TransportError => "transport_error",
+            Self::Rejected => "rejected",
+            Self::BudgetExceeded => "budget_exceeded",
+            Self::ClientClosed => "client_closed",
+        }
+    }
+}
+
+/// One request through the proxy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    pub id: String,
+    pub session_id: Option<String>,
+    pub started_ms: i64,
+    pub endpoint: &'static str,
+    pub route: Option<String>,
+    pub provider: Option<String>,
+    pub requested_model: Option<String>,
+    pub served_model: Option<String>,
+    pub status: u16,
+    pub outcome: Outcome,
+    pub error_code: Option<String>,
+    pub stream: bool,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub cached_tokens: Option<u64>,
+    /// True when token counts are smartproxy's estimate rather than the provider's figures.
+    pub tokens_estimated: bool,
+    pub cost_usd: Option<f64>,
+    pub latency_ms: f64,
+    pub ttfb_ms: Option<f64>,
+    pub attempts: u32,
+    pub cache_status: &'static str,
+    pub client_hash: Option<String>,
+    pub fingerprint: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl RequestRecord {
+    pub fn new(id: String, session_id: Option<String>, started_ms: i64, endpoint: &'static str) -> Self {
+        Self {
+            id,
+            session_id,
+            started_ms,
+            endpoint,
+            route: None,
+            provider: None,
+            requested_model: None,
+            served_model: None,
+            status: 0,
+            outcome: Outcome::Ok,
+            error_code: None,
+            stream: false,
+            prompt_tokens: None,
+            completion_tokens: None,
+            cached_tokens: None,
+            tokens_estimated: false,
+            cost_usd: None,
+            latency_ms: 0.0,
+            ttfb_ms: None,
+            attempts: 0,
+            cache_status: "none",
+            client_hash: None,
+            fingerprint: None,
+            user_agent: None,
+        }
+    }
+}

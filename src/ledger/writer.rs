@@ -1,0 +1,158 @@
+//! The writer thread: owns the ledger's write connection, takes records off the queue and commits
+//! them in batches. A busy database (another process writing) is waited out, never dropped.
+
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Duration;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+
+use super::{Message, RequestRecord, SessionEnd, SessionStart};
+
+/// Most rows in one transaction; more wait for the next one.
+const MAX_BATCH: usize = 512;
+
+pub fn run(mut conn: Connection, rx: Receiver<Message>) {
+    let mut batch: Vec<Message> = Vec::with_capacity(MAX_BATCH);
+    // Block for the first message, then take whatever else is already queued: a batch grows with
+    // load and a lone request is committed at once.
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        let mut disconnected = false;
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(message) => batch.push(message),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    break;
+                }
+            }
+        }
+        commit_with_retry(&mut conn, &mut batch);
+        if disconnected {
+            break;
+        }
+    }
+    let _ = conn.pragma_update(None, "optimize", "");
+}
+
+fn commit_with_retry(conn: &mut Connection, batch: &mut Vec<Message>) {
+    let mut waiting = Duration::from_millis(20);
+    for attempt in 0.. {
+        match commit(conn, batch) {
+            Ok(()) => break,
+            Err(err) if is_busy(&err) && attempt < 60 => {
+                // busy_timeout already waited; back off a little more before trying again.
+                tracing::debug!(%err, attempt, "ledger busy; retrying batch");
+                std::thread::sleep(waiting);
+                waiting = (waiting * 2).min(Duration::from_millis(500));
+            }
+            Err(err) => {
+                tracing::error!(%err, rows = batch.len(), "ledger write failed; rows lost");
+                break;
+            }
+        }
+    }
+    // Acknowledge flushes only after the rows before them are committed.
+    for message in batch.drain(..) {
+        if let Message::Flush(done) = message {
+            let _ = done.send(());
+        }
+    }
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
+    if !batch.iter().any(|m| !matches!(m, Message::Flush(_))) {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for message in batch {
+        match message {
+            Message::Session(s) => insert_session(&tx, s)?,
+            Message::SessionEnd(e) => end_session(&tx, e)?,
+            Message::Request(r) => insert_request(&tx, r)?,
+            Message::Flush(_) => {}
+        }
+    }
+    tx.commit()
+}
+
+fn insert_session(tx: &Transaction<'_>, s: &SessionStart) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO sessions (id, parent_id, kind, tag, program, cwd, pid, started_ms, budget_usd)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![s.id, s.parent_id, s.kind, s.tag, s.program, s.cwd, s.pid, s.started_ms, s.budget_usd])?;
+    Ok(())
+}
+
+fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE sessions SET ended_ms = ?2, exit_code = ?3,
+             spent_usd = (SELECT TOTAL(cost_usd) FROM requests WHERE session_id = ?1)
+         WHERE id = ?1",
+    )?
+    .execute(params![e.id, e.ended_ms, e.exit_code])?;
+    Ok(())
+}
+
+fn insert_request(tx: &Transaction<'_>, r: &RequestRecord) -> rusqlite::Result<()> {
+    let to_i64 = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO requests (id, session_id, started_ms, endpoint, route, provider, requested_model,
+             served_model, status, outcome, error_code, stream, prompt_tokens, completion_tokens, cached_tokens,
+             tokens_estimated, cost_usd, latency_ms, ttfb_ms, attempts, cache_status, client_hash, fingerprint,
+             user_agent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
+             ?22, ?23, ?24)",
+    )?
+    .execute(params![
+        r.id,
+        r.session_id,
+        r.started_ms,
+        r.endpoint,
+        r.route,
+        r.provider,
+        r.requested_model,
+        r.served_model,
+        r.status,
+        r.outcome.as_str(),
+        r.error_code,
+        r.stream,
+        to_i64(r.prompt_tokens),
+        to_i64(r.completion_tokens),
+        to_i64(r.cached_tokens),
+        r.tokens_estimated,
+        r.cost_usd,
+        r.latency_ms,
+        r.ttfb_ms,
+        r.attempts,
+        r.cache_status,
+        r.client_hash,
+        r.fingerprint,
+        r.user_agent,
+    ])?;
+    if r.attempts > 0 {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO attempts (request_id, n, provider, model, status, error_class, latency_ms, waited_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+        )?
+        .execute(params![
+            r.id,
+            r.attempts,
+            r.provider,
+            r.served_model,
+            r.status,
+            r.error_code,
+            r.latency_ms
+        ])?;
+    }
+    Ok(())
+}

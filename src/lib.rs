@@ -1,0 +1,16 @@
+//! smartproxy: a local-first LLM proxy that launches and instruments the AI tools you run.
+//!
+//! Dependencies point one way: `cli -> {proxy, session} -> {routing, budget, ledger, providers}
+//! -> {wire, config}`. `wire`, `routing::plan`, `budget::policy` and `session::env` are pure.
+
+pub mod budget;
+pub mod cli;
+pub mod config;
+pub mod ledger;
+pub mod printer;
+pub mod providers;
+pub mod proxy;
+pub mod routing;
+pub mod session;
+pub mod telemetry;
+pub mod wire;

@@ -1,0 +1,44 @@
+//! The one place that writes to stdout and stderr: command output on stdout, everything a person
+//! reads about the tool itself (errors, warnings, summaries) on stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{IsTerminal, Write};
+
+/// Writes command output (tables, JSON) to stdout. A closed pipe (`| head`) is not an error.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = stdout.write_all(b"\n");
+    }
+    let _ = stdout.flush();
+}
+
+/// Writes a block of text meant for the person at the terminal (a `run` summary) to stderr.
+pub fn note(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = stderr.write_all(b"\n");
+    }
+}
+
+/// Reports a fatal error of the command.
+pub fn error(message: &str) {
+    let prefix = if std::io::stderr().is_terminal() {
+        "\x1b[1;31merror:\x1b[0m"
+    } else {
+        "error:"
+    };
+    eprintln!("{prefix} {message}");
+}
+
+/// Reports something the user should know that does not stop the command.
+pub fn warn(message: &str) {
+    let prefix = if std::io::stderr().is_terminal() {
+        "\x1b[1;33mwarning:\x1b[0m"
+    } else {
+        "warning:"
+    };
+    eprintln!("{prefix} {message}");
+}

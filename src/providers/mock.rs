@@ -1,0 +1,196 @@
+//! The built-in `mock` provider: deterministic OpenAI-shaped replies with realistic usage,
+//! streamed or whole, with optional latency and scripted replies. No key, no network: agents can
+//! be tested offline at no cost.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::json;
+
+use super::{BoxFuture, Provider, ProviderError, UpstreamRequest, UpstreamResponse};
+use crate::config::{MockConfig, MockReply};
+use crate::wire::openai::ChatRequestView;
+use crate::wire::{estimate_tokens, sse};
+
+pub const DEFAULT_REPLY: &str = "Hello from the smartproxy mock provider. This reply is deterministic, cost nothing, and never left your machine.";
+
+pub struct MockProvider {
+    config: MockConfig,
+    turn: Arc<AtomicUsize>,
+}
+
+impl MockProvider {
+    pub fn new(config: MockConfig) -> Self {
+        Self {
+            config,
+            turn: Arc::default(),
+        }
+    }
+
+    /// The next reply of the script, in turn; the default reply without a script.
+    fn next_reply(&self) -> MockReply {
+        if self.config.script.is_empty() {
+            return MockReply::Text(DEFAULT_REPLY.to_owned());
+        }
+        let n = self.turn.fetch_add(1, Ordering::Relaxed);
+        self.config.script[n % self.config.script.len()].clone()
+    }
+}
+
+impl Provider for MockProvider {
+    fn send(&self, request: UpstreamRequest) -> BoxFuture<'_, Result<UpstreamResponse, ProviderError>> {
+        Box::pin(async move {
+            if !self.config.latency.is_zero() {
+                tokio::time::sleep(self.config.latency).await;
+            }
+            let view = ChatRequestView::parse(&request.body)
+                .map_err(|e| ProviderError::Internal(format!("mock provider got a bad request: {}", e.message)))?;
+            let (content, status, message) = match self.next_reply() {
+                MockReply::Text(text) => (text, None, None),
+                MockReply::Scripted { content, status, message } => (content.unwrap_or_default(), status, message),
+            };
+            if let Some(status) = status.filter(|s| *s >= 400) {
+                return Ok(error_response(status, message));
+            }
+            let reply = Reply {
+                id: format!("chatcmpl-mock-{}", request.request_id.trim_start_matches("req_")),
+                model: view.model.to_string(),
+                created: created_now(),
+                prompt_tokens: estimate_tokens(view.messages.get().len()),
+                content,
+            };
+            if view.is_stream() {
+                Ok(stream_response(&reply, view.wants_stream_usage(), self.config.chunk_delay))
+            } else {
+                Ok(UpstreamResponse {
+                    status: 200,
+                    content_type: Some("application/json".to_owned()),
+                    body: once(Bytes::from(reply.completion().to_string())),
+                })
+            }
+        })
+    }
+}
+
+struct Reply {
+    id: String,
+    model: String,
+    created: u64,
+    prompt_tokens: u64,
+    content: String,
+}
+
+impl Reply {
+    fn usage(&self) -> serde_json::Value {
+        let completion = estimate_tokens(self.content.len());
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        })
+    }
+
+    fn completion(&self) -> serde_json::Value {
+        json!({
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "smartproxy-mock",
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": self.content, "refusal": null},
+                "logprobs": null,
+                "finish_reason": "stop",
+            }],
+            "usage": self.usage(),
+        })
+    }
+
+    fn chunk(&self, delta: serde_json::Value, finish: Option<&str>, with_usage_field: bool) -> Bytes {
+        let mut chunk = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "smartproxy-mock",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        if with_usage_field {
+            chunk["usage"] = serde_json::Value::Null;
+        }
+        sse::data_event(chunk.to_string().as_bytes())
+    }
+
+    /// The events of a streamed reply, as OpenAI sends them: a role chunk, one chunk per word, a
+    /// finish chunk, the usage chunk when asked for, then `[DONE]`.
+    fn events(&self, include_usage: bool) -> Vec<Bytes> {
+        let mut events = vec![self.chunk(json!({"role": "assistant", "content": ""}), None, include_usage)];
+        for piece in self.content.split_inclusive(' ') {
+            events.push(self.chunk(json!({"content": piece}), None, include_usage));
+        }
+        events.push(self.chunk(json!({}), Some("stop"), include_usage));
+        if include_usage {
+            let usage = json!({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "system_fingerprint": "smartproxy-mock",
+                "choices": [],
+                "usage": self.usage(),
+            });
+            events.push(sse::data_event(usage.to_string().as_bytes()));
+        }
+        events.push(Bytes::from_static(sse::DONE_EVENT));
+        events
+    }
+}
+
+fn stream_response(reply: &Reply, include_usage: bool, delay: std::time::Duration) -> UpstreamResponse {
+    let events = reply.events(include_usage);
+    let body = futures_util::stream::iter(events)
+        .then(move |event| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(event)
+        })
+        .boxed();
+    UpstreamResponse {
+        status: 200,
+        content_type: Some("text/event-stream".to_owned()),
+        body,
+    }
+}
+
+fn error_response(status: u16, message: Option<String>) -> UpstreamResponse {
+    let kind = match status {
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "server_error",
+    };
+    let message = message.unwrap_or_else(|| format!("scripted mock error {status}"));
+    let body = json!({"error": {"message": message, "type": kind, "param": null, "code": null}});
+    UpstreamResponse {
+        status,
+        content_type: Some("application/json".to_owned()),
+        body: once(Bytes::from(body.to_string())),
+    }
+}
+
+fn once(bytes: Bytes) -> super::BodyStream {
+    futures_util::stream::once(async move { Ok(bytes) }).boxed()
+}
+
+fn created_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What `GET /v1/models` lists for the mock provider (it answers to any model name).
+pub const LISTED_MODELS: &[&str] = &["gpt-4o-mini", "gpt-4o", "claude-sonnet-4-5", "deepseek-chat", "mock"];

@@ -1,0 +1,167 @@
+//! Per-request bookkeeping: the request id, the ledger row being filled in, the budget
+//! reservation, and the guarantee that the row is written exactly once, even when the client
+//! goes away and the request's future is dropped half-way.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use crate::budget::Reservation;
+use crate::ledger::pricing::TokenCounts;
+use crate::ledger::{Outcome, RequestRecord, now_ms};
+use crate::wire::openai::Usage;
+
+/// The status recorded for requests whose client disconnected (nginx's convention).
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// A fresh request id: `req_` and 96 random bits in hex.
+pub fn new_request_id() -> String {
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("req_{}", hex::encode(bytes))
+}
+
+/// A salted, truncated SHA-256: enough to match equal inputs, useless for recovering them.
+pub fn salted_hash(salt: &str, data: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(data);
+    hex::encode(&hasher.finalize()[..8])
+}
+
+/// Tokens known for a request: the provider's usage, or an estimate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tokens {
+    pub counts: TokenCounts,
+    pub estimated: bool,
+}
+
+impl Tokens {
+    pub fn from_usage(usage: &Usage) -> Self {
+        Self {
+            counts: TokenCounts {
+                prompt: usage.prompt_tokens,
+                completion: usage.completion_tokens,
+                cached_prompt: usage.cached_tokens(),
+            },
+            estimated: false,
+        }
+    }
+
+    pub fn estimated(prompt: u64, completion: u64) -> Self {
+        Self {
+            counts: TokenCounts {
+                prompt,
+                completion,
+                cached_prompt: 0,
+            },
+            estimated: true,
+        }
+    }
+}
+
+/// Owns a request's ledger row until it is written.
+pub struct Finalizer {
+    state: Arc<AppState>,
+    record: Option<RequestRecord>,
+    started: Instant,
+    reservation: Option<Reservation>,
+}
+
+impl Finalizer {
+    pub fn new(state: Arc<AppState>, id: String, endpoint: &'static str) -> Self {
+        let record = RequestRecord::new(id, state.session_id.clone(), now_ms(), endpoint);
+        Self {
+            state,
+            record: Some(record),
+            started: Instant::now(),
+            reservation: None,
+        }
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    pub fn id(&self) -> &str {
+        self.record.as_ref().map_or("", |r| r.id.as_str())
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The row being filled in. Always present until `finish` consumes the finalizer.
+    pub fn record(&mut self) -> &mut RequestRecord {
+        self.record.get_or_insert_with(|| RequestRecord::new(String::new(), None, 0, "unknown"))
+    }
+
+    pub fn hold(&mut self, reservation: Reservation) {
+        self.reservation = Some(reservation);
+    }
+
+    /// Sets tokens and the cost they imply.
+    pub fn set_tokens(&mut self, tokens: Tokens) {
+        let state = Arc::clone(&self.state);
+        let record = self.record();
+        record.prompt_tokens = Some(tokens.counts.prompt);
+        record.completion_tokens = Some(tokens.counts.completion);
+        record.cached_tokens = Some(tokens.counts.cached_prompt);
+        record.tokens_estimated = tokens.estimated;
+        let model = record.served_model.clone().or_else(|| record.requested_model.clone());
+        let provider = record.provider.clone();
+        let cost = model.and_then(|m| state.cost_usd(provider.as_deref(), &m, tokens.counts));
+        self.record().cost_usd = cost;
+    }
+
+    pub fn set_ttfb(&mut self) {
+        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let record = self.record();
+        if record.ttfb_ms.is_none() {
+            record.ttfb_ms = Some(ms);
+        }
+    }
+
+    /// Writes the row with its final status and settles the budget reservation.
+    pub fn finish(mut self, status: u16, outcome: Outcome, error_code: Option<&str>) {
+        self.write(status, outcome, error_code);
+    }
+
+    fn write(&mut self, status: u16, outcome: Outcome, error_code: Option<&str>) {
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        record.status = status;
+        record.outcome = outcome;
+        if let Some(code) = error_code {
+            record.error_code = Some(code.to_owned());
+        }
+        record.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        if let Some(reservation) = self.reservation.take() {
+            reservation.settle(record.cost_usd);
+        }
+        tracing::info!(
+            id = %record.id,
+            status,
+            outcome = outcome.as_str(),
+            model = record.served_model.as_deref().unwrap_or("-"),
+            latency_ms = format_args!("{:.1}", record.latency_ms),
+            "request"
+        );
+        self.state.ledger.record(record);
+    }
+}
+
+impl Drop for Finalizer {
+    fn drop(&mut self) {
+        // Reached only when the request's future or body was dropped before it finished: the
+        // client went away. The row is still written, so nothing is lost.
+        if self.record.is_some() {
+            self.write(CLIENT_CLOSED, Outcome::ClientClosed, Some("client_closed"));
+        }
+    }
+}

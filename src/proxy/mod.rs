@@ -1,0 +1,94 @@
+//! The proxy: an HTTP server that takes OpenAI-compatible requests and sends them on.
+//!
+//! A chat completion runs through these phases, in `handlers::pipeline`, each writing what it
+//! learns onto the request's ledger row (`context::Finalizer`):
+//!
+//! 1. **auth**: the client's key, when one is required (`run` always requires its session key).
+//! 2. **parse**: body read under the size cap (413), the few fields routing needs (400);
+//!    salted fingerprint.
+//! 3. **plan**: `routing::plan` picks the provider and upstream model (404/503 with reasons).
+//! 4. **budget**: the estimated cost is reserved against the session budget (429).
+//! 5. **attempt**: the provider is called; connect and first-byte timeouts apply (502/504).
+//! 6. **stream** or **whole**: streams are relayed event by event (`stream`), usage read on the
+//!    way; whole replies are read once for usage.
+//! 7. **ledger**: the row is queued for the writer when the reply ends, whatever the ending,
+//!    including a client that left (`Finalizer`'s `Drop`). The reservation settles to the cost.
+
+mod auth;
+pub mod body;
+mod context;
+pub mod error;
+mod handlers;
+mod server;
+mod stream;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+pub use server::Server;
+
+use crate::budget::SessionBudget;
+use crate::config::{Config, Secret};
+use crate::ledger::Ledger;
+use crate::ledger::pricing::{PriceBook, TokenCounts};
+use crate::providers::{self, Provider, ProviderError};
+
+/// Everything a request handler needs, shared by all connections.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub providers: Vec<Arc<dyn Provider>>,
+    pub ledger: Ledger,
+    pub prices: PriceBook,
+    pub budget: SessionBudget,
+    pub session_id: Option<String>,
+    /// The key clients must present; `None` leaves the proxy open (loopback daemon default).
+    pub client_key: Option<Secret>,
+    /// Models already warned about for having no price.
+    unpriced_warned: Mutex<HashSet<String>>,
+}
+
+impl AppState {
+    pub fn new(
+        config: Arc<Config>,
+        ledger: Ledger,
+        budget: SessionBudget,
+        session_id: Option<String>,
+        client_key: Option<Secret>,
+    ) -> Result<Self, ProviderError> {
+        let providers = providers::build_all(&config)?;
+        let prices = PriceBook::new(config.pricing.clone());
+        Ok(Self {
+            config,
+            providers,
+            ledger,
+            prices,
+            budget,
+            session_id,
+            client_key,
+            unpriced_warned: Mutex::default(),
+        })
+    }
+
+    /// The cost of `tokens` on `model`; None (and a warning, once per model) when it has no price.
+    pub fn cost_usd(&self, provider: Option<&str>, model: &str, tokens: TokenCounts) -> Option<f64> {
+        let cost = self.prices.cost_usd(provider, model, tokens);
+        if cost.is_none() {
+            let mut warned = self.unpriced_warned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if warned.insert(model.to_owned()) {
+                tracing::warn!(
+                    model,
+                    "no price known for this model; its cost is recorded as unknown (add it under `pricing:`)"
+                );
+            }
+        }
+        cost
+    }
+
+    /// Models seen without a price, for the run summary.
+    pub fn unpriced_models(&self) -> Vec<String> {
+        let warned = self.unpriced_warned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut models: Vec<String> = warned.iter().cloned().collect();
+        models.sort();
+        models
+    }
+}

@@ -1,0 +1,116 @@
+//! Which environment a `run` child gets, pure: the proxy's URL and the session key in place of the
+//! real provider keys, which are removed unless the user keeps one with `--pass-env`.
+
+/// What the child's environment is made from.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    /// `http://127.0.0.1:PORT`
+    pub proxy_url: &'a str,
+    pub session_key: &'a str,
+    pub session_id: &'a str,
+    /// Variables that hold real provider keys.
+    pub key_vars: &'a [String],
+    /// Variables the user asked to keep as they are.
+    pub pass_env: &'a [String],
+    /// The current `NO_PROXY` and `no_proxy`, to extend rather than replace.
+    pub no_proxy: Option<&'a str>,
+    pub no_proxy_lower: Option<&'a str>,
+}
+
+/// Changes to make to the inherited environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub set: Vec<(String, String)>,
+    pub remove: Vec<String>,
+}
+
+/// Variables `run` always sets; `--pass-env` cannot keep their outer values.
+pub const SET_BY_RUN: &[&str] = &[
+    "OPENAI_BASE_URL",
+    "OPENAI_API_BASE",
+    "OPENAI_API_KEY",
+    "SMARTPROXY_SESSION_ID",
+    "SMARTPROXY_URL",
+];
+
+const LOOPBACK: &[&str] = &["127.0.0.1", "localhost", "::1"];
+
+pub fn plan(inputs: &Inputs<'_>) -> Plan {
+    let api = format!("{}/v1", inputs.proxy_url);
+    let mut set = vec![
+        ("OPENAI_BASE_URL".to_owned(), api.clone()),
+        ("OPENAI_API_BASE".to_owned(), api),
+        ("OPENAI_API_KEY".to_owned(), inputs.session_key.to_owned()),
+        ("SMARTPROXY_SESSION_ID".to_owned(), inputs.session_id.to_owned()),
+        ("SMARTPROXY_URL".to_owned(), inputs.proxy_url.to_owned()),
+    ];
+    // HTTP(S)_PROXY must not capture the child's calls to the loopback proxy.
+    set.push(("NO_PROXY".to_owned(), with_loopback(inputs.no_proxy)));
+    set.push(("no_proxy".to_owned(), with_loopback(inputs.no_proxy_lower.or(inputs.no_proxy))));
+    let remove = inputs
+        .key_vars
+        .iter()
+        .filter(|var| !inputs.pass_env.contains(var) && !set.iter().any(|(name, _)| name == *var))
+        .cloned()
+        .collect();
+    Plan { set, remove }
+}
+
+fn with_loopback(existing: Option<&str>) -> String {
+    let mut entries: Vec<String> = existing
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for host in LOOPBACK {
+        if !entries.iter().any(|e| e == host) {
+            entries.push((*host).to_owned());
+        }
+    }
+    entries.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs<'a>(key_vars: &'a [String], pass_env: &'a [String], no_proxy: Option<&'a str>) -> Inputs<'a> {
+        Inputs {
+            proxy_url: "http://127.0.0.1:5555",
+            session_key: "sk-session",
+            session_id: "abc",
+            key_vars,
+            pass_env,
+            no_proxy,
+            no_proxy_lower: None,
+        }
+    }
+
+    fn value<'a>(plan: &'a Plan, name: &str) -> Option<&'a str> {
+        plan.set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn points_the_child_at_the_proxy_with_the_session_key() {
+        let keys = vec!["OPENAI_API_KEY".to_owned(), "ANTHROPIC_API_KEY".to_owned(), "MY_KEY".to_owned()];
+        let plan = plan(&inputs(&keys, &[], None));
+        assert_eq!(value(&plan, "OPENAI_BASE_URL"), Some("http://127.0.0.1:5555/v1"));
+        assert_eq!(value(&plan, "OPENAI_API_BASE"), Some("http://127.0.0.1:5555/v1"));
+        assert_eq!(value(&plan, "OPENAI_API_KEY"), Some("sk-session"));
+        assert_eq!(value(&plan, "SMARTPROXY_SESSION_ID"), Some("abc"));
+        assert_eq!(value(&plan, "NO_PROXY"), Some("127.0.0.1,localhost,::1"));
+        assert_eq!(plan.remove, vec!["ANTHROPIC_API_KEY".to_owned(), "MY_KEY".to_owned()]);
+    }
+
+    #[test]
+    fn pass_env_keeps_a_key_and_no_proxy_is_extended() {
+        let keys = vec!["ANTHROPIC_API_KEY".to_owned(), "MY_KEY".to_owned()];
+        let pass = vec!["MY_KEY".to_owned()];
+        let plan = plan(&inputs(&keys, &pass, Some("corp.example, localhost")));
+        assert_eq!(plan.remove, vec!["ANTHROPIC_API_KEY".to_owned()]);
+        assert_eq!(value(&plan, "NO_PROXY"), Some("corp.example,localhost,127.0.0.1,::1"));
+        assert_eq!(value(&plan, "no_proxy"), Some("corp.example,localhost,127.0.0.1,::1"));
+    }
+}

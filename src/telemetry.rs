@@ -1,0 +1,22 @@
+//! Logging setup: tracing to stderr (or a file), never stdout, filtered by `SMARTPROXY_LOG_LEVEL`
+//! or `--log-level`. Logs never carry prompts, responses, bodies or keys.
+
+use tracing_subscriber::EnvFilter;
+
+/// Keeps the subscriber alive for the life of the process.
+pub struct LogGuard;
+
+/// Installs the global subscriber. `level` is a tracing filter such as `warn` or
+/// `smartproxy=debug`; an invalid filter falls back to `warn`.
+pub fn init(level: Option<String>) -> LogGuard {
+    let filter = level
+        .or_else(|| std::env::var("SMARTPROXY_LOG_LEVEL").ok())
+        .unwrap_or_else(|| "warn".to_owned());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    LogGuard
+}

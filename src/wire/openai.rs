@@ -1,0 +1,334 @@
+//! OpenAI Chat Completions wire types: the parts of requests, responses and stream chunks that the
+//! proxy reads, and the error body every failure is rendered in. Bodies are otherwise forwarded
+//! as they came, so unknown fields survive untouched.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// What the proxy needs to know about a chat request. Everything else stays in the raw bytes.
+#[derive(Debug, Deserialize)]
+pub struct ChatRequestView<'a> {
+    #[serde(borrow)]
+    pub model: Cow<'a, str>,
+    #[serde(borrow)]
+    pub messages: &'a RawValue,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+impl ChatRequestView<'_> {
+    /// Parses and checks the few fields every chat request must have.
+    pub fn parse(body: &[u8]) -> Result<ChatRequestView<'_>, RequestError> {
+        let view: ChatRequestView<'_> =
+            serde_json::from_slice(body).map_err(|e| RequestError::from_json(&e))?;
+        if view.model.trim().is_empty() {
+            return Err(RequestError::new("`model` must be a non-empty string", "model"));
+        }
+        if !view.messages.get().trim_start().starts_with('[') {
+            return Err(RequestError::new("`messages` must be an array", "messages"));
+        }
+        if view.messages.get().trim_start()[1..].trim_start().starts_with(']') {
+            return Err(RequestError::new("`messages` must not be empty", "messages"));
+        }
+        Ok(view)
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// Whether the client itself asked for the final usage chunk of a stream.
+    pub fn wants_stream_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+
+    /// The output cap the client set, under either of its names.
+    pub fn output_cap(&self) -> Option<u64> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+}
+
+/// A request the proxy refuses before sending it anywhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestError {
+    pub message: String,
+    pub param: Option<&'static str>,
+}
+
+impl RequestError {
+    pub fn new(message: impl Into<String>, param: &'static str) -> Self {
+        Self {
+            message: message.into(),
+            param: Some(param),
+        }
+    }
+
+    fn from_json(err: &serde_json::Error) -> Self {
+        let message = if err.is_syntax() || err.is_eof() {
+            format!("request body is not valid JSON: {err}")
+        } else {
+            format!("invalid chat completion request: {err}")
+        };
+        Self {
+            message,
+            param: None,
+        }
+    }
+}
+
+/// Token usage as OpenAI reports it. `prompt_tokens` includes the cached ones.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
+pub struct PromptTokensDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+}
+
+impl Usage {
+    pub fn cached_tokens(&self) -> u64 {
+        self.prompt_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0)
+    }
+}
+
+/// The parts of a complete (non-streaming) response the ledger needs.
+#[derive(Debug, Default, Deserialize)]
+pub struct ResponseView {
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    #[serde(default)]
+    pub choices: Vec<ChoiceView>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ChoiceView {
+    #[serde(default)]
+    pub message: Option<MessageView>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct MessageView {
+    #[serde(default)]
+    pub content: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub tool_calls: Option<Box<RawValue>>,
+}
+
+impl ResponseView {
+    /// Bytes of generated content, for estimating output tokens when usage is missing.
+    pub fn content_bytes(&self) -> usize {
+        self.choices
+            .iter()
+            .filter_map(|c| c.message.as_ref())
+            .map(|m| raw_len(&m.content) + raw_len(&m.tool_calls))
+            .sum()
+    }
+}
+
+/// The parts of one streamed chunk the proxy reads.
+#[derive(Debug, Default, Deserialize)]
+pub struct ChunkView<'a> {
+    #[serde(default, borrow)]
+    pub model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    #[serde(default, borrow)]
+    pub choices: Vec<ChunkChoiceView<'a>>,
+    #[serde(default, borrow)]
+    pub error: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ChunkChoiceView<'a> {
+    #[serde(default, borrow)]
+    pub delta: Option<DeltaView<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeltaView<'a> {
+    #[serde(default, borrow)]
+    pub content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub tool_calls: Option<&'a RawValue>,
+}
+
+impl ChunkView<'_> {
+    /// The extra chunk `stream_options.include_usage` adds: usage and no choices.
+    pub fn is_usage_only(&self) -> bool {
+        self.usage.is_some() && self.choices.is_empty()
+    }
+
+    pub fn content_bytes(&self) -> usize {
+        self.choices
+            .iter()
+            .filter_map(|c| c.delta.as_ref())
+            .map(|d| d.content.map_or(0, |c| c.get().len()) + d.tool_calls.map_or(0, |t| t.get().len()))
+            .sum()
+    }
+}
+
+fn raw_len(value: &Option<Box<RawValue>>) -> usize {
+    value.as_ref().map_or(0, |v| v.get().len())
+}
+
+/// OpenAI's error body: `{"error":{"message","type","param","code"}}`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct ErrorDetail {
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(message: impl Into<String>, kind: &str, code: Option<&str>, param: Option<&str>) -> Self {
+        Self {
+            error: ErrorDetail {
+                message: message.into(),
+                kind: kind.to_owned(),
+                param: param.map(str::to_owned),
+                code: code.map(str::to_owned),
+            },
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing a struct of strings cannot fail; keep a valid body even if it somehow did.
+        serde_json::to_vec(self).unwrap_or_else(|_| br#"{"error":{"message":"internal error","type":"server_error","param":null,"code":null}}"#.to_vec())
+    }
+}
+
+/// Rewrites a request body for its provider: another model name when the route serves one, and
+/// `stream_options.include_usage` when the proxy needs a stream's usage that the client did not
+/// ask for. Other fields are kept as they were. Returns None when nothing needs changing.
+pub fn rewrite_request(body: &[u8], model: Option<&str>, add_stream_usage: bool) -> Result<Option<Vec<u8>>, serde_json::Error> {
+    if model.is_none() && !add_stream_usage {
+        return Ok(None);
+    }
+    let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)?;
+    if let Some(model) = model {
+        value.insert("model".to_owned(), serde_json::Value::String(model.to_owned()));
+    }
+    if add_stream_usage {
+        let options = value
+            .entry("stream_options")
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if !options.is_object() {
+            *options = serde_json::Value::Object(serde_json::Map::new());
+        }
+        if let Some(map) = options.as_object_mut() {
+            map.insert("include_usage".to_owned(), serde_json::Value::Bool(true));
+        }
+    }
+    serde_json::to_vec(&value).map(Some)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_fields_the_proxy_needs() {
+        let body = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":50,"extra":{"x":1}}"#;
+        let view = ChatRequestView::parse(body).unwrap();
+        assert_eq!(view.model, "gpt-4o-mini");
+        assert!(view.is_stream());
+        assert!(!view.wants_stream_usage());
+        assert_eq!(view.output_cap(), Some(50));
+    }
+
+    #[test]
+    fn rejects_bad_requests_with_a_named_parameter() {
+        let cases: &[(&[u8], Option<&str>, &str)] = &[
+            (b"{not json", None, "not valid JSON"),
+            (br#"{"messages":[{"role":"user","content":"x"}]}"#, None, "missing field `model`"),
+            (br#"{"model":"","messages":[{"role":"user"}]}"#, Some("model"), "non-empty"),
+            (br#"{"model":"m","messages":{}}"#, Some("messages"), "array"),
+            (br#"{"model":"m","messages":[ ]}"#, Some("messages"), "empty"),
+            (br#"{"model":"m","messages":[],"stream":"yes"}"#, None, "invalid"),
+        ];
+        for (body, param, needle) in cases {
+            let err = ChatRequestView::parse(body).unwrap_err();
+            assert_eq!(err.param, *param, "{err:?}");
+            assert!(err.message.contains(needle), "{} lacks {needle}", err.message);
+        }
+    }
+
+    #[test]
+    fn stream_null_is_not_streaming() {
+        let view = ChatRequestView::parse(br#"{"model":"m","messages":[{}],"stream":null}"#).unwrap();
+        assert!(!view.is_stream());
+    }
+
+    #[test]
+    fn rewrites_model_and_stream_usage_keeping_the_rest() {
+        let body = br#"{"model":"m","stream_options":{"other":1},"z":[1]}"#;
+        assert_eq!(rewrite_request(body, None, false).unwrap(), None);
+        let out = rewrite_request(body, Some("served"), true).unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "served");
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["stream_options"]["other"], 1);
+        assert_eq!(v["z"][0], 1);
+    }
+
+    #[test]
+    fn reads_usage_from_chunks() {
+        let chunk: ChunkView<'_> = serde_json::from_str(
+            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":4}}}"#,
+        )
+        .unwrap();
+        assert!(chunk.is_usage_only());
+        assert_eq!(chunk.usage.unwrap().cached_tokens(), 4);
+        let chunk: ChunkView<'_> =
+            serde_json::from_str(r#"{"choices":[{"index":0,"delta":{"content":"hello"}}],"usage":null}"#).unwrap();
+        assert!(!chunk.is_usage_only());
+        assert_eq!(chunk.content_bytes(), 7);
+    }
+
+    #[test]
+    fn error_body_has_the_openai_shape() {
+        let body = ErrorBody::new("nope", "invalid_request_error", Some("bad"), None).to_json();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["message"], "nope");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["code"], "bad");
+        assert!(v["error"]["param"].is_null());
+    }
+}
