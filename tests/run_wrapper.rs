@@ -1,0 +1,179 @@
+//! `smartproxy run` end to end: the child's environment, exit status and signals, stdout
+//! untouched, the summary, sub-sessions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::upstream::MockUpstream;
+use support::{TestEnv, chat_body, post_chat, run_to_end, text};
+
+const REAL_KEY: &str = "sk-real-provider-key-never-for-children";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn child_gets_the_proxy_and_a_session_key_never_the_real_key() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", REAL_KEY), ("ANTHROPIC_API_KEY", "sk-ant-real"), ("DEEPSEEK_API_KEY", "sk-ds-real")],
+    );
+    for (name, value) in &session.env {
+        assert!(!value.contains(REAL_KEY), "{name} leaks the real key");
+        assert!(!value.contains("sk-ant-real") && !value.contains("sk-ds-real"), "{name} leaks a key");
+    }
+    assert!(!session.env.contains_key("UPSTREAM_KEY"));
+    assert!(!session.env.contains_key("ANTHROPIC_API_KEY"));
+    let port_url = session.env["SMARTPROXY_URL"].clone();
+    assert!(port_url.starts_with("http://127.0.0.1:"), "{port_url}");
+    assert_eq!(session.base_url, format!("{port_url}/v1"));
+    assert_eq!(session.env["OPENAI_API_BASE"], session.base_url);
+    assert!(session.key.starts_with("sk-smartproxy-") && session.key.len() >= 14 + 32, "{}", session.key);
+    assert!(session.env["NO_PROXY"].contains("127.0.0.1"));
+    assert_eq!(session.env["SMARTPROXY_SESSION_ID"].len(), 16);
+
+    // The session key works in each of the three places clients put it; nothing else does.
+    let client = reqwest::Client::new();
+    let url = format!("{}/chat/completions", session.base_url);
+    let body = chat_body("gpt-4o-mini", false, "hello");
+    for (header, value) in [
+        ("authorization", format!("Bearer {}", session.key)),
+        ("x-api-key", session.key.clone()),
+        ("api-key", session.key.clone()),
+    ] {
+        let resp = client.post(&url).header(header, value).body(body.clone()).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{header}");
+    }
+    for wrong in [None, Some(REAL_KEY), Some("sk-smartproxy-guess")] {
+        let reply = post_chat(&session.base_url, wrong, body.clone()).await;
+        assert_eq!(reply.status, 401, "{wrong:?}");
+        assert_eq!(reply.json()["error"]["code"], "invalid_api_key");
+    }
+    // Upstream saw the real key, and only on the requests that passed.
+    let received = upstream.received();
+    assert_eq!(received.len(), 3);
+    for r in &received {
+        assert_eq!(r.authorization.as_deref(), Some(format!("Bearer {REAL_KEY}").as_str()));
+    }
+    let out = session.finish(0);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = env.requests();
+    assert_eq!(rows.len(), 6, "every request, refused ones too, is in the ledger");
+    assert_eq!(rows.iter().filter(|r| r["status"] == "401").count(), 3);
+}
+
+#[test]
+fn pass_env_keeps_a_named_key() {
+    let env = TestEnv::new();
+    let session = env.start_run(
+        &["run", "--mock", "--pass-env", "DEEPSEEK_API_KEY"],
+        &[("DEEPSEEK_API_KEY", "sk-ds-kept"), ("ANTHROPIC_API_KEY", "sk-ant-gone")],
+    );
+    assert_eq!(session.env.get("DEEPSEEK_API_KEY").map(String::as_str), Some("sk-ds-kept"));
+    assert!(!session.env.contains_key("ANTHROPIC_API_KEY"));
+    session.finish(0);
+
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--pass-env", "OPENAI_API_KEY", "--", "true"]);
+    let out = run_to_end(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("always sets OPENAI_API_KEY"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn exit_status_passes_through_and_stdout_is_the_childs() {
+    let env = TestEnv::new();
+    for code in [0, 1, 3, 42, 255] {
+        let mut cmd = env.command();
+        cmd.args(["run", "--mock", "--", "sh", "-c", &format!("printf 'child output\\n'; exit {code}")]);
+        let out = run_to_end(cmd);
+        assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "child output\n", "stdout belongs to the child alone");
+        assert!(text(&out.stderr).contains("smartproxy session"), "summary goes to stderr");
+    }
+}
+
+#[test]
+fn a_missing_command_exits_127_with_a_clear_message() {
+    let env = TestEnv::new();
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--", "no-such-command-xyz"]);
+    let out = run_to_end(cmd);
+    assert_eq!(out.status.code(), Some(127));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("command not found: `no-such-command-xyz`"), "{stderr}");
+    let conn = env.ledger();
+    let exit: i64 = conn.query_row("SELECT exit_code FROM sessions", [], |r| r.get(0)).unwrap();
+    assert_eq!(exit, 127, "the session is still recorded and closed");
+}
+
+#[test]
+fn signals_are_forwarded_and_reported_as_128_plus_n() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let env = TestEnv::new();
+    for (signal, code) in [(Signal::SIGTERM, 143), (Signal::SIGINT, 130), (Signal::SIGHUP, 129)] {
+        let session = env.start_run(&["run", "--mock"], &[]);
+        kill(Pid::from_raw(session.pid() as i32), signal).unwrap();
+        let out = session.wait();
+        assert_eq!(out.status.code(), Some(code), "{signal:?}: {}", text(&out.stderr));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn summary_reports_the_ledgers_figures() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let session = env.start_run(
+        &["run", "--tag", "nightly", "--budget", "5", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    for _ in 0..3 {
+        let reply = post_chat(&session.base_url, Some(&session.key), chat_body("gpt-4o-mini", false, "hi")).await;
+        assert_eq!(reply.status, 200);
+    }
+    let reply = post_chat(&session.base_url, Some(&session.key), "{broken").await;
+    assert_eq!(reply.status, 400);
+    let out = session.finish(0);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("[nightly]"), "{stderr}");
+    assert!(stderr.contains("4 requests (3 ok, 1 failed)"), "{stderr}");
+    // 3 x 21 prompt tokens and 3 x 7 completion tokens from the mock upstream's usage.
+    assert!(stderr.contains("│ gpt-4o-mini ┆        3 ┆  3 ┆      0 ┆        63 ┆         21"), "{stderr}");
+    // gpt-4o-mini: $0.15 / $0.60 per million tokens.
+    let expected = (63.0 * 0.15 + 21.0 * 0.60) / 1e6;
+    assert!(stderr.contains(&format!("${expected:.6}")), "{stderr}");
+    assert!(stderr.contains("of a $5.0000 budget"), "{stderr}");
+
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--summary", "json", "--", "true"]);
+    let out = run_to_end(cmd);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(summary["requests"], 0);
+    assert_eq!(summary["exit_code"], 0);
+}
+
+#[test]
+fn a_run_inside_a_run_records_its_parent() {
+    let env = TestEnv::new();
+    let outer = env.start_run(&["run", "--mock", "--tag", "outer"], &[]);
+    let parent = outer.env["SMARTPROXY_SESSION_ID"].clone();
+    let mut inner = env.command();
+    inner
+        .env("SMARTPROXY_SESSION_ID", &parent)
+        .args(["run", "--mock", "--tag", "inner", "--", "true"]);
+    assert!(run_to_end(inner).status.success());
+    outer.finish(0);
+    let conn = env.ledger();
+    let inner_parent: String = conn
+        .query_row("SELECT parent_id FROM sessions WHERE tag = 'inner'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(inner_parent, parent);
+
+    let mut cmd = env.command();
+    cmd.args(["sessions"]);
+    let listing = text(&run_to_end(cmd).stdout);
+    let outer_line = listing.lines().position(|l| l.contains(&parent)).unwrap();
+    assert!(listing.lines().nth(outer_line + 1).unwrap().contains('└'), "{listing}");
+}

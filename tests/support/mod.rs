@@ -1,0 +1,284 @@
+//! Shared test support: a scripted mock upstream (`upstream`), an isolated environment for the
+//! real binary (temp HOME, temp ledger, no provider keys), and `run` sessions whose child hands
+//! its environment to the test and exits when told.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_smartproxy");
+
+/// Variables that would leak the developer's own setup into a test.
+const SCRUBBED: &[&str] = &[
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_BASE",
+    "ANTHROPIC_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "SMARTPROXY_SESSION_ID",
+    "SMARTPROXY_URL",
+    "SMARTPROXY_CONFIG",
+    "SMARTPROXY_LISTEN",
+    "SMARTPROXY_LOG_LEVEL",
+    "SMARTPROXY_BUDGET_SESSION_LIMIT_USD",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "ALL_PROXY",
+];
+
+/// A temp dir with its own HOME and ledger.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub db: PathBuf,
+    sessions: AtomicUsize,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        let db = dir.path().join("ledger.db");
+        Self {
+            dir,
+            db,
+            sessions: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The binary, with an environment that holds nothing of the developer's.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        for var in SCRUBBED {
+            cmd.env_remove(var);
+        }
+        let home = self.dir.path().join("home");
+        cmd.env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env("SMARTPROXY_DB", &self.db)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// A config whose one provider is the mock upstream, keyed by `UPSTREAM_KEY`.
+    pub fn upstream_config(&self, base_url: &str, extra: &str) -> PathBuf {
+        self.write(
+            "smartproxy.yaml",
+            &format!(
+                "providers:\n  - name: upstream\n    kind: openai\n    base_url: {base_url}\n    api_key_env: UPSTREAM_KEY\n    models: [gpt-4o-mini, gpt-4o]\n{extra}"
+            ),
+        )
+    }
+
+    pub fn ledger(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db).unwrap()
+    }
+
+    /// Rows of the `requests` table, oldest first, as (column -> text) maps.
+    pub fn requests(&self) -> Vec<HashMap<String, String>> {
+        let conn = self.ledger();
+        let mut stmt = conn.prepare("SELECT * FROM requests ORDER BY started_ms, rowid").unwrap();
+        let names: Vec<String> = stmt.column_names().iter().map(|s| (*s).to_owned()).collect();
+        stmt.query_map([], |row| {
+            let mut map = HashMap::new();
+            for (i, name) in names.iter().enumerate() {
+                let value: rusqlite::types::Value = row.get(i)?;
+                let text = match value {
+                    rusqlite::types::Value::Null => "NULL".to_owned(),
+                    rusqlite::types::Value::Integer(n) => n.to_string(),
+                    rusqlite::types::Value::Real(f) => f.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    rusqlite::types::Value::Blob(_) => "<blob>".to_owned(),
+                };
+                map.insert(name.clone(), text);
+            }
+            Ok(map)
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    /// Starts `smartproxy <args> -- sh -c ...` whose child writes its environment to a file and
+    /// waits until `RunSession::finish` tells it to exit.
+    pub fn start_run(&self, args: &[&str], envs: &[(&str, &str)]) -> RunSession {
+        let n = self.sessions.fetch_add(1, Ordering::SeqCst);
+        let dir = self.dir.path().join(format!("session-{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = format!(
+            "env > '{d}/env.tmp' && mv '{d}/env.tmp' '{d}/env.txt'; while [ ! -f '{d}/stop' ]; do sleep 0.02; done; exit $(cat '{d}/stop')",
+            d = dir.display()
+        );
+        let mut cmd = self.command();
+        cmd.args(args).args(["--", "sh", "-c", &script]);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let env_file = dir.join("env.txt");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !env_file.exists() {
+            assert!(Instant::now() < deadline, "the run child never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let env: HashMap<String, String> = std::fs::read_to_string(&env_file)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        RunSession {
+            child: Some(child),
+            dir,
+            base_url: env["OPENAI_BASE_URL"].clone(),
+            key: env["OPENAI_API_KEY"].clone(),
+            env,
+        }
+    }
+}
+
+/// A `run` session in progress.
+pub struct RunSession {
+    child: Option<Child>,
+    dir: PathBuf,
+    /// `http://127.0.0.1:PORT/v1`
+    pub base_url: String,
+    pub key: String,
+    /// The child's whole environment.
+    pub env: HashMap<String, String>,
+}
+
+impl RunSession {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Tells the child to exit with `code` and waits for smartproxy to finish.
+    pub fn finish(mut self, code: i32) -> Output {
+        std::fs::write(self.dir.join("stop"), code.to_string()).unwrap();
+        let child = self.child.take().unwrap();
+        wait_output(child, Duration::from_secs(30))
+    }
+
+    /// Waits for smartproxy to exit on its own (after a signal, say).
+    pub fn wait(mut self) -> Output {
+        let child = self.child.take().unwrap();
+        wait_output(child, Duration::from_secs(30))
+    }
+}
+
+impl Drop for RunSession {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::fs::write(self.dir.join("stop"), "1");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits for a child with a deadline, killing it if it hangs, so no test leaves a process behind.
+pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "process did not exit within {timeout:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs the binary to completion and returns its output.
+pub fn run_to_end(mut cmd: Command) -> Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_output(child, Duration::from_secs(60))
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A small chat request body.
+pub fn chat_body(model: &str, stream: bool, prompt: &str) -> String {
+    serde_json::json!({
+        "model": model,
+        "stream": stream,
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": prompt}
+        ]
+    })
+    .to_string()
+}
+
+/// An HTTP reply as the test sees it.
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The `data:` payloads of an SSE body.
+    pub fn events(&self) -> Vec<String> {
+        self.body
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Posts `body` to `{base_url}/chat/completions` with the key as a bearer token.
+pub async fn post_chat(base_url: &str, key: Option<&str>, body: impl Into<reqwest::Body>) -> Reply {
+    let client = reqwest::Client::new();
+    let mut req = client
+        .post(format!("{base_url}/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.text().await.unwrap();
+    Reply { status, headers, body }
+}

@@ -1,0 +1,258 @@
+//! A scripted mock upstream speaking OpenAI's wire format (JSON and SSE) on 127.0.0.1:0. It
+//! counts calls, keeps what it was sent, and misbehaves on script: error statuses with
+//! `Retry-After`, a slow first byte, a stream cut mid-way, malformed SSE, a slow trickle.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+/// What the upstream does with one request.
+#[derive(Debug, Clone)]
+pub enum Behavior {
+    /// A normal reply (streamed when the request asks), with usage.
+    Ok,
+    /// A normal reply whose usage is missing, as some providers do.
+    OkWithoutUsage,
+    /// An error status with an OpenAI error body and optional `Retry-After` seconds.
+    Status { status: u16, retry_after: Option<u64> },
+    /// Waits before sending anything.
+    SlowFirstByte(Duration),
+    /// Streams `chunks` content chunks and then drops the connection.
+    CutStream { chunks: usize },
+    /// Streams chunks with `delay` between them.
+    Trickle(Duration),
+    /// Sends a stream whose events are not JSON.
+    MalformedSse,
+}
+
+/// One request the upstream received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Script {
+    queue: VecDeque<Behavior>,
+    received: Vec<Received>,
+}
+
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    script: Arc<Mutex<Script>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub const REPLY_WORDS: &[&str] = &["The ", "answer ", "is ", "forty-two."];
+pub const PROMPT_TOKENS: u64 = 21;
+pub const COMPLETION_TOKENS: u64 = 7;
+
+impl MockUpstream {
+    pub fn start() -> Self {
+        let script = Arc::new(Mutex::new(Script::default()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let shared = Arc::clone(&script);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let mut stop_rx = stop_rx;
+                loop {
+                    let (stream, _) = tokio::select! {
+                        accepted = listener.accept() => match accepted { Ok(p) => p, Err(_) => continue },
+                        _ = &mut stop_rx => break,
+                    };
+                    let script = Arc::clone(&shared);
+                    tokio::spawn(async move {
+                        let service = service_fn(move |req| serve(Arc::clone(&script), req));
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+            rt.shutdown_timeout(Duration::from_millis(100));
+        });
+        let addr = addr_rx.recv().unwrap();
+        Self {
+            addr,
+            script,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The base URL a provider config uses: `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Queues behaviors for the next requests, in order; after them every request gets `Ok`.
+    pub fn push(&self, behaviors: impl IntoIterator<Item = Behavior>) {
+        self.script.lock().unwrap().queue.extend(behaviors);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.script.lock().unwrap().received.clone()
+    }
+
+    pub fn calls(&self) -> usize {
+        self.script.lock().unwrap().received.len()
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed()
+}
+
+async fn serve(script: Arc<Mutex<Script>>, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let behavior = {
+        let mut script = script.lock().unwrap();
+        script.received.push(Received {
+            path,
+            authorization,
+            body: body.clone(),
+        });
+        script.queue.pop_front().unwrap_or(Behavior::Ok)
+    };
+    let model = body["model"].as_str().unwrap_or("unknown").to_owned();
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    let include_usage = body["stream_options"]["include_usage"].as_bool().unwrap_or(false);
+    let response = match behavior {
+        Behavior::Ok => reply(&model, stream, include_usage, true, Duration::ZERO, None),
+        Behavior::OkWithoutUsage => reply(&model, stream, false, false, Duration::ZERO, None),
+        Behavior::SlowFirstByte(wait) => {
+            tokio::time::sleep(wait).await;
+            reply(&model, stream, include_usage, true, Duration::ZERO, None)
+        }
+        Behavior::Trickle(delay) => reply(&model, stream, include_usage, true, delay, None),
+        Behavior::CutStream { chunks } => reply(&model, true, include_usage, true, Duration::ZERO, Some(chunks)),
+        Behavior::Status { status, retry_after } => {
+            let kind = if status == 429 { "rate_limit_error" } else { "server_error" };
+            let body = json!({"error": {"message": format!("mock upstream says {status}"), "type": kind, "param": null, "code": null}});
+            let mut builder = Response::builder()
+                .status(status)
+                .header("content-type", "application/json");
+            if let Some(secs) = retry_after {
+                builder = builder.header("retry-after", secs.to_string());
+            }
+            builder.body(full(body.to_string())).unwrap()
+        }
+        Behavior::MalformedSse => Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(full("data: {not json\n\ndata: [DONE]\n\n"))
+            .unwrap(),
+    };
+    Ok(response)
+}
+
+fn usage() -> Value {
+    json!({
+        "prompt_tokens": PROMPT_TOKENS,
+        "completion_tokens": COMPLETION_TOKENS,
+        "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+        "prompt_tokens_details": {"cached_tokens": 0}
+    })
+}
+
+pub fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
+    json!({
+        "id": "chatcmpl-upstream",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    })
+    .to_string()
+}
+
+fn reply(model: &str, stream: bool, include_usage: bool, with_usage: bool, delay: Duration, cut_after: Option<usize>) -> Response<Body> {
+    if !stream {
+        let mut body = json!({
+            "id": "chatcmpl-upstream",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY_WORDS.concat()}, "finish_reason": "stop"}],
+        });
+        if with_usage {
+            body["usage"] = usage();
+        }
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(full(body.to_string()))
+            .unwrap();
+    }
+    let mut events: Vec<String> = vec![chunk(model, json!({"role": "assistant", "content": ""}), None)];
+    events.extend(REPLY_WORDS.iter().map(|w| chunk(model, json!({"content": w}), None)));
+    events.push(chunk(model, json!({}), Some("stop")));
+    if include_usage {
+        events.push(
+            json!({"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": [], "usage": usage()})
+                .to_string(),
+        );
+    }
+    let mut frames: Vec<Result<Frame<Bytes>, std::io::Error>> = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        if cut_after.is_some_and(|n| i > n) {
+            frames.push(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut")));
+            break;
+        }
+        frames.push(Ok(Frame::data(Bytes::from(format!("data: {event}\n\n")))));
+    }
+    if cut_after.is_none() {
+        frames.push(Ok(Frame::data(Bytes::from_static(b"data: [DONE]\n\n"))));
+    }
+    let body = futures_util::stream::iter(frames)
+        .then(move |frame| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            frame
+        });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(BodyExt::boxed(StreamBody::new(body)))
+        .unwrap()
+}
