@@ -48,6 +48,8 @@ pub struct Received {
 struct Script {
     queue: VecDeque<Behavior>,
     received: Vec<Received>,
+    /// Streams whose every event was handed to the connection (not cut short by the peer).
+    streams_completed: usize,
 }
 
 pub struct MockUpstream {
@@ -116,6 +118,10 @@ impl MockUpstream {
         self.script.lock().unwrap().received.clone()
     }
 
+    pub fn streams_completed(&self) -> usize {
+        self.script.lock().unwrap().streams_completed
+    }
+
     pub fn calls(&self) -> usize {
         self.script.lock().unwrap().received.len()
     }
@@ -157,17 +163,19 @@ async fn serve(script: Arc<Mutex<Script>>, req: Request<hyper::body::Incoming>) 
         script.queue.pop_front().unwrap_or(Behavior::Ok)
     };
     let model = body["model"].as_str().unwrap_or("unknown").to_owned();
+    let done = Arc::clone(&script);
     let stream = body["stream"].as_bool().unwrap_or(false);
     let include_usage = body["stream_options"]["include_usage"].as_bool().unwrap_or(false);
     let response = match behavior {
-        Behavior::Ok => reply(&model, stream, include_usage, true, Duration::ZERO, None),
-        Behavior::OkWithoutUsage => reply(&model, stream, false, false, Duration::ZERO, None),
+        Behavior::Ok => reply(&done, &model, stream, include_usage, true, Duration::ZERO, None),
+        Behavior::OkWithoutUsage => reply(&done, &model, stream, false, false, Duration::ZERO, None),
         Behavior::SlowFirstByte(wait) => {
             tokio::time::sleep(wait).await;
-            reply(&model, stream, include_usage, true, Duration::ZERO, None)
+            reply(&done, &model, stream, include_usage, true, Duration::ZERO, None)
         }
-        Behavior::Trickle(delay) => reply(&model, stream, include_usage, true, delay, None),
-        Behavior::CutStream { chunks } => reply(&model, true, include_usage, true, Duration::ZERO, Some(chunks)),
+        Behavior::Trickle(delay) => reply(&done, &model, stream, include_usage, true, delay, None),
+        // A small gap between events so the ones before the cut are really on the wire.
+        Behavior::CutStream { chunks } => reply(&done, &model, true, include_usage, true, Duration::from_millis(20), Some(chunks)),
         Behavior::Status { status, retry_after } => {
             let kind = if status == 429 { "rate_limit_error" } else { "server_error" };
             let body = json!({"error": {"message": format!("mock upstream says {status}"), "type": kind, "param": null, "code": null}});
@@ -207,7 +215,7 @@ pub fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
     .to_string()
 }
 
-fn reply(model: &str, stream: bool, include_usage: bool, with_usage: bool, delay: Duration, cut_after: Option<usize>) -> Response<Body> {
+fn reply(script: &Arc<Mutex<Script>>, model: &str, stream: bool, include_usage: bool, with_usage: bool, delay: Duration, cut_after: Option<usize>) -> Response<Body> {
     if !stream {
         let mut body = json!({
             "id": "chatcmpl-upstream",
@@ -244,13 +252,20 @@ fn reply(model: &str, stream: bool, include_usage: bool, with_usage: bool, delay
     if cut_after.is_none() {
         frames.push(Ok(Frame::data(Bytes::from_static(b"data: [DONE]\n\n"))));
     }
-    let body = futures_util::stream::iter(frames)
-        .then(move |frame| async move {
+    let last = frames.len() - 1;
+    let script = Arc::clone(script);
+    let body = futures_util::stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| {
+        let script = Arc::clone(&script);
+        async move {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
+            if i == last && frame.is_ok() {
+                script.lock().unwrap().streams_completed += 1;
+            }
             frame
-        });
+        }
+    });
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(BodyExt::boxed(StreamBody::new(body)))
