@@ -1,0 +1,53 @@
+"""Drives the official openai Python SDK through `smartproxy run`; prints one JSON line of findings.
+
+The SDK reads OPENAI_BASE_URL and OPENAI_API_KEY from the environment that `run` gave it.
+"""
+import json
+import os
+
+import openai
+
+client = openai.OpenAI(max_retries=0)
+out = {"sdk_version": openai.__version__, "base_url": str(client.base_url)}
+
+reply = client.chat.completions.create(
+    model="gpt-4o-mini",
+    messages=[{"role": "user", "content": "What is the answer?"}],
+)
+out["whole_content"] = reply.choices[0].message.content
+out["whole_usage"] = [reply.usage.prompt_tokens, reply.usage.completion_tokens]
+
+chunks = list(
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "What is the answer?"}],
+        stream=True,
+    )
+)
+out["stream_content"] = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+out["stream_usage_seen"] = any(getattr(c, "usage", None) for c in chunks)
+
+chunks = list(
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "What is the answer?"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+)
+last = chunks[-1]
+out["stream_usage"] = [last.usage.prompt_tokens, last.usage.completion_tokens] if last.usage else None
+
+try:
+    client.chat.completions.create(model="gpt-4o-mini", messages=[])
+except openai.BadRequestError as err:
+    out["bad_request"] = [err.status_code, err.code]
+
+wrong = openai.OpenAI(api_key="sk-wrong", max_retries=0)
+try:
+    wrong.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+except openai.AuthenticationError as err:
+    out["wrong_key"] = [err.status_code, err.code]
+
+out["real_key_visible"] = os.environ.get("UPSTREAM_KEY") is not None
+print(json.dumps(out))
