@@ -48,7 +48,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub tag: Option<String>,
 
-    /// Serve every request from the built-in mock provider: no key, no network, no cost.
+    /// Serve every request from the built-in mock provider: no key, no network, nothing spent
+    /// (costs shown are simulated at the requested model's list price).
     #[arg(long)]
     pub mock: bool,
 
@@ -242,6 +243,9 @@ fn summary(
     if total.requests > 0 {
         text.push_str(&format::totals_table("model", &by_model, &total));
         text.push('\n');
+    }
+    if query::session_used_provider(&conn, session_id, "mock")? {
+        text.push_str("costs of mock-provider requests are simulated at list prices; nothing was spent\n");
     }
     match budget {
         Some(limit) => {

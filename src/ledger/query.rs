@@ -209,6 +209,15 @@ pub fn resolve_session(conn: &Connection, reference: &str) -> rusqlite::Result<R
     })
 }
 
+/// Whether any request of the session was served by `provider`.
+pub fn session_used_provider(conn: &Connection, session_id: &str, provider: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM requests WHERE session_id = ?1 AND provider = ?2)",
+        [session_id, provider],
+        |r| r.get(0),
+    )
+}
+
 /// The id of the newest session.
 pub fn last_session(conn: &Connection) -> rusqlite::Result<Option<String>> {
     conn.query_row("SELECT id FROM sessions ORDER BY started_ms DESC, rowid DESC LIMIT 1", [], |r| r.get(0))

@@ -14,7 +14,7 @@ use crate::config::{MockConfig, MockReply};
 use crate::wire::openai::ChatRequestView;
 use crate::wire::{estimate_tokens, sse};
 
-pub const DEFAULT_REPLY: &str = "Hello from the smartproxy mock provider. This reply is deterministic, cost nothing, and never left your machine.";
+pub const DEFAULT_REPLY: &str = "Hello from the smartproxy mock provider. This reply is deterministic and never left your machine.";
 
 pub struct MockProvider {
     config: MockConfig,

@@ -1,0 +1,98 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_smartproxy_global_optspecs
+    string join \n config= log-level= h/help V/version
+end
+
+function __fish_smartproxy_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_smartproxy_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_smartproxy_using_subcommand
+    set -l cmd (__fish_smartproxy_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "run" -d 'Run a command behind a private, budgeted, recorded proxy'
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "stats" -d 'Show what requests cost, grouped by model, provider, session or tag'
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "sessions" -d 'List recent sessions, sub-sessions under their parents'
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "config" -d 'Check and inspect configuration'
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l budget -d 'Session budget in USD: requests that would exceed it get 429 (budget_exceeded) [env: SMARTPROXY_BUDGET_SESSION_LIMIT_USD; config: budget.session_usd]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l tag -d 'A name for this session in stats and session lists' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l summary -d 'How to print the cost summary on stderr when the command exits' -r -f -a "table\t''
+json\t''
+none\t''"
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l pass-env -d 'Keep this provider key variable in the command\'s environment (repeatable)' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l mock -d 'Serve every request from the built-in mock provider: no key, no network, nothing spent (costs shown are simulated at the requested model\'s list price)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l session -d 'Only this session (a full id or a unique prefix, as `smartproxy sessions` shows)' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l since -d 'Only requests since DATE: `2026-11-01`, an RFC 3339 time, or an age such as `90m`, `24h`, `7d`' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l by -d 'How to group the rows' -r -f -a "model\t''
+provider\t''
+session\t''
+tag\t''"
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l last -d 'Only the most recent session'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l today -d 'Only requests since local midnight'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l json -d 'Print JSON instead of a table'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -l limit -d 'How many recent sessions to show' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -l json -d 'Print JSON instead of a table'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and not __fish_seen_subcommand_from validate show help" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and not __fish_seen_subcommand_from validate show help" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and not __fish_seen_subcommand_from validate show help" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and not __fish_seen_subcommand_from validate show help" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and not __fish_seen_subcommand_from validate show help" -f -a "validate" -d 'Check a config file: every error is shown with its file, line and key. Exits 1 when the config is invalid'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and not __fish_seen_subcommand_from validate show help" -f -a "show" -d 'Show the configuration in effect (file, listener, ledger, providers; never keys)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and not __fish_seen_subcommand_from validate show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from validate" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from validate" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from validate" -l json -d 'Print the result as JSON'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from validate" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from show" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from show" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from show" -l json -d 'Print as JSON'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "validate" -d 'Check a config file: every error is shown with its file, line and key. Exits 1 when the config is invalid'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show the configuration in effect (file, listener, ledger, providers; never keys)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand completions" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand completions" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config completions help" -f -a "run" -d 'Run a command behind a private, budgeted, recorded proxy'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config completions help" -f -a "stats" -d 'Show what requests cost, grouped by model, provider, session or tag'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config completions help" -f -a "sessions" -d 'List recent sessions, sub-sessions under their parents'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config completions help" -f -a "config" -d 'Check and inspect configuration'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "validate" -d 'Check a config file: every error is shown with its file, line and key. Exits 1 when the config is invalid'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Show the configuration in effect (file, listener, ledger, providers; never keys)'
