@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 //! End-to-end speed of `smartproxy run`: the same mock upstream is hit directly and through the
 //! proxy in one run, and the figures are printed as a markdown table and written as JSON to
 //! `<target dir>/bench/proxy_overhead.json`.
@@ -111,8 +116,12 @@ fn main() -> anyhow::Result<()> {
         eprintln!("warning: cannot pin the bench to CPU 1 ({err}); figures will be noisier");
     }
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let tmp = tempfile::Builder::new().prefix("smartproxy-bench-").tempdir()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("smartproxy-bench-")
+        .tempdir()?;
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_smartproxy"));
 
     let mock_addr = runtime.block_on(start_mock())?;
@@ -184,7 +193,11 @@ fn json_path() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let target = if target.is_relative() { Path::new(env!("CARGO_MANIFEST_DIR")).join(target) } else { target };
+    let target = if target.is_relative() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(target)
+    } else {
+        target
+    };
     target.join("bench").join("proxy_overhead.json")
 }
 
@@ -238,7 +251,10 @@ impl ProxyProcess {
             Ok(child) => (child, true),
             Err(err) if err.kind() == ErrorKind::NotFound => {
                 eprintln!("warning: taskset not found; the proxy runs unpinned");
-                (build(false).spawn().context("cannot start smartproxy")?, false)
+                (
+                    build(false).spawn().context("cannot start smartproxy")?,
+                    false,
+                )
             }
             Err(err) => return Err(err).context("cannot start taskset"),
         };
@@ -268,7 +284,10 @@ impl ProxyProcess {
                     .context("SMARTPROXY_URL is not http://")?
                     .trim_end_matches('/')
                     .parse()?;
-                ensure!(addr.ip().is_loopback(), "the proxy is not on loopback: {addr}");
+                ensure!(
+                    addr.ip().is_loopback(),
+                    "the proxy is not on loopback: {addr}"
+                );
                 let pid: i32 = fields[2].parse()?;
                 self.sleep_pid = fields[3].parse().ok();
                 ensure!(
@@ -282,7 +301,10 @@ impl ProxyProcess {
                     pid,
                 });
             }
-            ensure!(Instant::now() < deadline, "smartproxy did not start within {timeout:?}");
+            ensure!(
+                Instant::now() < deadline,
+                "smartproxy did not start within {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -338,7 +360,8 @@ fn proc_status_kb(pid: i32, field: &str) -> anyhow::Result<u64> {
 }
 
 fn count_ledger_rows(path: &Path) -> anyhow::Result<i64> {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     Ok(conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))?)
 }
 
@@ -400,7 +423,15 @@ static STREAMS: LazyLock<[Vec<Bytes>; 2]> = LazyLock::new(|| [sse_events(false),
 
 fn sse_events(include_usage: bool) -> Vec<Bytes> {
     let words = [
-        "TCP", " is", " connection-oriented", " and", " reliable;", " UDP", " is", " connectionless", " and",
+        "TCP",
+        " is",
+        " connection-oriented",
+        " and",
+        " reliable;",
+        " UDP",
+        " is",
+        " connectionless",
+        " and",
     ];
     let chunk = |delta: serde_json::Value, finish: Option<&str>| {
         let mut c = json!({
@@ -417,7 +448,10 @@ fn sse_events(include_usage: bool) -> Vec<Bytes> {
         }
         c
     };
-    let mut chunks = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), None)];
+    let mut chunks = vec![chunk(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        None,
+    )];
     chunks.extend(words.iter().map(|w| chunk(json!({"content": w}), None)));
     chunks.push(chunk(json!({}), Some("stop")));
     if include_usage {
@@ -432,7 +466,10 @@ fn sse_events(include_usage: bool) -> Vec<Bytes> {
             "usage": usage_json()
         }));
     }
-    let mut events: Vec<Bytes> = chunks.iter().map(|c| Bytes::from(format!("data: {c}\n\n"))).collect();
+    let mut events: Vec<Bytes> = chunks
+        .iter()
+        .map(|c| Bytes::from(format!("data: {c}\n\n")))
+        .collect();
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
     events
 }
@@ -451,7 +488,8 @@ struct MockStreamOptions {
     include_usage: bool,
 }
 
-type SseBody = StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+type SseBody =
+    StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
 type MockBody = Either<Full<Bytes>, SseBody>;
 
 async fn start_mock() -> anyhow::Result<SocketAddr> {
@@ -489,8 +527,13 @@ async fn mock_reply(req: Request<Incoming>) -> Result<Response<MockBody>, Infall
         Ok(response)
     };
     let error = |status: StatusCode, message: &str| {
-        let body = json!({"error": {"message": message, "type": "invalid_request_error"}}).to_string();
-        respond(status, "application/json", Either::Left(Full::new(Bytes::from(body))))
+        let body =
+            json!({"error": {"message": message, "type": "invalid_request_error"}}).to_string();
+        respond(
+            status,
+            "application/json",
+            Either::Left(Full::new(Bytes::from(body))),
+        )
     };
     if req.method() != Method::POST || req.uri().path() != "/v1/chat/completions" {
         return error(StatusCode::NOT_FOUND, "unknown URL");
@@ -517,9 +560,17 @@ async fn mock_reply(req: Request<Incoming>) -> Result<Response<MockBody>, Infall
             .map(|event| Ok(Frame::data(event.clone())))
             .collect();
         let body = StreamBody::new(futures_util::stream::iter(frames));
-        respond(StatusCode::OK, "text/event-stream; charset=utf-8", Either::Right(body))
+        respond(
+            StatusCode::OK,
+            "text/event-stream; charset=utf-8",
+            Either::Right(body),
+        )
     } else {
-        respond(StatusCode::OK, "application/json", Either::Left(Full::new(COMPLETION.clone())))
+        respond(
+            StatusCode::OK,
+            "application/json",
+            Either::Left(Full::new(COMPLETION.clone())),
+        )
     }
 }
 
@@ -582,7 +633,11 @@ impl Target {
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(
             ACCEPT,
-            HeaderValue::from_static(if stream { "text/event-stream" } else { "application/json" }),
+            HeaderValue::from_static(if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
         );
         h.insert(USER_AGENT, HeaderValue::from_static("smartproxy-bench/1"));
         req
@@ -590,7 +645,10 @@ impl Target {
 }
 
 /// One whole request; Ok(false) for a non-200 answer.
-async fn round_trip(sender: &mut SendRequest<Full<Bytes>>, target: &Target) -> anyhow::Result<bool> {
+async fn round_trip(
+    sender: &mut SendRequest<Full<Bytes>>,
+    target: &Target,
+) -> anyhow::Result<bool> {
     sender.ready().await?;
     let response = sender.send_request(target.request(false)).await?;
     let ok = response.status() == StatusCode::OK;
@@ -605,11 +663,18 @@ struct StreamSample {
 }
 
 /// One streaming request: time to the first body bytes holding `data:`, and to the end.
-async fn stream_trip(sender: &mut SendRequest<Full<Bytes>>, target: &Target) -> anyhow::Result<StreamSample> {
+async fn stream_trip(
+    sender: &mut SendRequest<Full<Bytes>>,
+    target: &Target,
+) -> anyhow::Result<StreamSample> {
     sender.ready().await?;
     let started = Instant::now();
     let response = sender.send_request(target.request(true)).await?;
-    ensure!(response.status() == StatusCode::OK, "stream answered {}", response.status());
+    ensure!(
+        response.status() == StatusCode::OK,
+        "stream answered {}",
+        response.status()
+    );
     let mut body = response.into_body();
     let mut first_event = None;
     let mut all = Vec::with_capacity(4096);
@@ -622,7 +687,10 @@ async fn stream_trip(sender: &mut SendRequest<Full<Bytes>>, target: &Target) -> 
         }
     }
     let complete = started.elapsed();
-    ensure!(all.ends_with(b"data: [DONE]\n\n"), "the stream did not end with [DONE]");
+    ensure!(
+        all.ends_with(b"data: [DONE]\n\n"),
+        "the stream did not end with [DONE]"
+    );
     Ok(StreamSample {
         first_event: first_event.context("no data: event")?,
         complete,
@@ -647,17 +715,24 @@ async fn run_load(plan: &Plan, direct: &Target, proxied: &Target) -> anyhow::Res
     let mut d = direct.connect().await?;
     let mut p = proxied.connect().await?;
     for _ in 0..plan.latency_warmup {
-        ensure!(round_trip(&mut d, direct).await?, "the mock refused a request");
-        ensure!(round_trip(&mut p, proxied).await?, "the proxy refused a request");
+        ensure!(
+            round_trip(&mut d, direct).await?,
+            "the mock refused a request"
+        );
+        ensure!(
+            round_trip(&mut p, proxied).await?,
+            "the proxy refused a request"
+        );
     }
     proxied_requests += plan.latency_warmup as u64;
     let per_round = plan.latency_requests / ROUNDS;
     let mut direct_latency = Vec::with_capacity(plan.latency_requests);
     let mut proxy_latency = Vec::with_capacity(plan.latency_requests);
     for _ in 0..ROUNDS {
-        for (sender, target, samples) in
-            [(&mut d, direct, &mut direct_latency), (&mut p, proxied, &mut proxy_latency)]
-        {
+        for (sender, target, samples) in [
+            (&mut d, direct, &mut direct_latency),
+            (&mut p, proxied, &mut proxy_latency),
+        ] {
             for _ in 0..per_round {
                 let t = Instant::now();
                 ensure!(round_trip(sender, target).await?, "a request failed");
@@ -687,9 +762,15 @@ async fn run_load(plan: &Plan, direct: &Target, proxied: &Target) -> anyhow::Res
     proxied_requests += proxy_stream.len() as u64;
     drop((d, p));
 
-    eprintln!("proxy_overhead: throughput at {} connections, direct", plan.connections);
+    eprintln!(
+        "proxy_overhead: throughput at {} connections, direct",
+        plan.connections
+    );
     let direct_rps = throughput(plan, direct).await?;
-    eprintln!("proxy_overhead: throughput at {} connections, through the proxy", plan.connections);
+    eprintln!(
+        "proxy_overhead: throughput at {} connections, through the proxy",
+        plan.connections
+    );
     let proxy_rps = throughput(plan, proxied).await?;
     proxied_requests += proxy_rps.total;
 
@@ -782,8 +863,13 @@ fn measure_startup(plan: &Plan, bin: &Path, config: &Path, tmp: &Path) -> anyhow
         let t = Instant::now();
         let output = cmd.output()?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        let failure = (!output.status.success())
-            .then(|| format!("{}: {}", output.status, String::from_utf8_lossy(&output.stderr).trim()));
+        let failure = (!output.status.success()).then(|| {
+            format!(
+                "{}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )
+        });
         Ok((ms, failure))
     };
     let mut startup = Startup {
@@ -879,8 +965,18 @@ fn verdict(pass: bool) -> &'static str {
 
 impl Report {
     fn derived(&self) -> Derived {
-        let first = |s: &[StreamSample]| pct(&s.iter().map(|x| x.first_event.as_secs_f64() * 1e6).collect::<Vec<_>>());
-        let done = |s: &[StreamSample]| pct(&s.iter().map(|x| x.complete.as_secs_f64() * 1e6).collect::<Vec<_>>());
+        let first = |s: &[StreamSample]| {
+            pct(&s
+                .iter()
+                .map(|x| x.first_event.as_secs_f64() * 1e6)
+                .collect::<Vec<_>>())
+        };
+        let done = |s: &[StreamSample]| {
+            pct(&s
+                .iter()
+                .map(|x| x.complete.as_secs_f64() * 1e6)
+                .collect::<Vec<_>>())
+        };
         Derived {
             dl: pct(&self.load.direct_latency),
             pl: pct(&self.load.proxy_latency),
@@ -897,8 +993,20 @@ impl Report {
         let d = self.derived();
         let l = &self.load;
         let mut rows: Vec<[String; 6]> = Vec::new();
-        let mut row = |figure: &str, direct: String, proxy: String, diff: String, target: &str, result: &str| {
-            rows.push([figure.to_owned(), direct, proxy, diff, target.to_owned(), result.to_owned()]);
+        let mut row = |figure: &str,
+                       direct: String,
+                       proxy: String,
+                       diff: String,
+                       target: &str,
+                       result: &str| {
+            rows.push([
+                figure.to_owned(),
+                direct,
+                proxy,
+                diff,
+                target.to_owned(),
+                result.to_owned(),
+            ]);
         };
         let us = |v: f64| format!("{v:.1}");
         let added = |p: f64, q: f64| format!("{:+.1} µs (×{:.2})", q - p, q / p);
@@ -910,7 +1018,14 @@ impl Report {
             "added ≤ 200 µs",
             verdict(d.pl.p50 - d.dl.p50 <= target::ADDED_P50_US),
         );
-        row("latency p90, 1 conn (µs)", us(d.dl.p90), us(d.pl.p90), added(d.dl.p90, d.pl.p90), "", "");
+        row(
+            "latency p90, 1 conn (µs)",
+            us(d.dl.p90),
+            us(d.pl.p90),
+            added(d.dl.p90, d.pl.p90),
+            "",
+            "",
+        );
         row(
             "latency p99, 1 conn (µs)",
             us(d.dl.p99),
@@ -919,12 +1034,24 @@ impl Report {
             "added ≤ 600 µs",
             verdict(d.pl.p99 - d.dl.p99 <= target::ADDED_P99_US),
         );
-        row("latency mean, 1 conn (µs)", us(d.dl.mean), us(d.pl.mean), added(d.dl.mean, d.pl.mean), "", "");
+        row(
+            "latency mean, 1 conn (µs)",
+            us(d.dl.mean),
+            us(d.pl.mean),
+            added(d.dl.mean, d.pl.mean),
+            "",
+            "",
+        );
         row(
             &format!("throughput, {} conns (req/s)", self.load_connections()),
             format!("{:.0}", l.direct_rps.rps),
             format!("{:.0}", l.proxy_rps.rps),
-            format!("×{:.2} ({} / {} failed)", l.proxy_rps.rps / l.direct_rps.rps, l.direct_rps.failed, l.proxy_rps.failed),
+            format!(
+                "×{:.2} ({} / {} failed)",
+                l.proxy_rps.rps / l.direct_rps.rps,
+                l.direct_rps.failed,
+                l.proxy_rps.failed
+            ),
             "proxy ≥ 30,000 req/s",
             verdict(l.proxy_rps.rps >= target::THROUGHPUT_RPS && l.proxy_rps.failed == 0),
         );
@@ -973,7 +1100,9 @@ impl Report {
             format!("{:.2} (`run --mock -- true`)", d.startup_run),
             format!("{startup_overhead:+.2} ms"),
             "overhead ≤ 20 ms",
-            verdict(startup_overhead <= target::STARTUP_OVERHEAD_MS && self.startup.failure.is_none()),
+            verdict(
+                startup_overhead <= target::STARTUP_OVERHEAD_MS && self.startup.failure.is_none(),
+            ),
         );
         row(
             "proxy RSS idle (MB)",
@@ -986,7 +1115,11 @@ impl Report {
         row(
             "proxy RSS after load (MB)",
             "–".into(),
-            format!("{:.1} (peak {:.1})", mb(self.rss_loaded_kb), mb(self.rss_peak_kb)),
+            format!(
+                "{:.1} (peak {:.1})",
+                mb(self.rss_loaded_kb),
+                mb(self.rss_peak_kb)
+            ),
             format!("{:+.1} MB", mb(self.rss_loaded_kb) - mb(self.rss_idle_kb)),
             "≤ 40 MB",
             verdict(mb(self.rss_loaded_kb) <= target::RSS_LOADED_MB),
@@ -1011,7 +1144,11 @@ impl Report {
         let mut out = String::new();
         out.push_str(&format!(
             "\n## smartproxy proxy overhead{}\n\n",
-            if self.quick { " (QUICK smoke run: figures not meaningful)" } else { "" }
+            if self.quick {
+                " (QUICK smoke run: figures not meaningful)"
+            } else {
+                ""
+            }
         ));
         out.push_str(&format!(
             "bench + mock upstream on CPU 1, proxy on CPU 0 ({}); mock on {}; request body {} bytes \
@@ -1035,7 +1172,9 @@ impl Report {
             out.push_str(&format!("| {} |\n", r.join(" | ")));
         }
         if let Some(f) = &self.startup.failure {
-            out.push_str(&format!("\nwarning: `smartproxy run --mock -- true` failed: {f}\n"));
+            out.push_str(&format!(
+                "\nwarning: `smartproxy run --mock -- true` failed: {f}\n"
+            ));
         }
         out
     }

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::upstream::{Behavior, MockUpstream};
-use support::{TestEnv, chat_body, post_chat};
+use support::{TestEnv, post_chat};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_are_refused_once_the_budget_is_spent() {
@@ -16,7 +16,13 @@ async fn requests_are_refused_once_the_budget_is_spent() {
     // With max_tokens 10 a request reserves about (est. prompt + 10 output tokens) first.
     let config = env.upstream_config(&upstream.base_url(), "");
     let session = env.start_run(
-        &["run", "--budget", "0.0003", "--config", config.to_str().unwrap()],
+        &[
+            "run",
+            "--budget",
+            "0.0003",
+            "--config",
+            config.to_str().unwrap(),
+        ],
         &[("UPSTREAM_KEY", "k")],
     );
     let body = serde_json::json!({"model": "gpt-4o", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
@@ -28,15 +34,31 @@ async fn requests_are_refused_once_the_budget_is_spent() {
             assert_eq!(json["error"]["type"], "insufficient_quota");
             assert_eq!(json["error"]["code"], "budget_exceeded");
             assert_eq!(reply.headers["x-should-retry"], "false");
-            assert!(json["error"]["message"].as_str().unwrap().contains("$0.0003"), "{}", reply.body);
+            assert!(
+                json["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("$0.0003"),
+                "{}",
+                reply.body
+            );
         }
         statuses.push(reply.status);
     }
     assert_eq!(statuses, vec![200, 200, 429, 429]);
-    assert_eq!(upstream.calls(), 2, "refused requests never reach the provider");
+    assert_eq!(
+        upstream.calls(),
+        2,
+        "refused requests never reach the provider"
+    );
     let out = session.finish(0);
     let rows = env.requests();
-    assert_eq!(rows.iter().filter(|r| r["outcome"] == "budget_exceeded").count(), 2);
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["outcome"] == "budget_exceeded")
+            .count(),
+        2
+    );
     let stderr = support::text(&out.stderr);
     assert!(stderr.contains("4 requests (2 ok, 2 failed)"), "{stderr}");
     assert!(stderr.contains("budget (81.7% used)"), "{stderr}");
@@ -52,7 +74,13 @@ async fn concurrent_requests_cannot_overspend_beyond_their_reservations() {
     // Each request reserves at most its prompt estimate plus 100 output tokens of gpt-4o
     // (~$0.00103); the budget holds three such reservations.
     let session = env.start_run(
-        &["run", "--budget", "0.0032", "--config", config.to_str().unwrap()],
+        &[
+            "run",
+            "--budget",
+            "0.0032",
+            "--config",
+            config.to_str().unwrap(),
+        ],
         &[("UPSTREAM_KEY", "k")],
     );
     let body = serde_json::json!({"model": "gpt-4o", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]});

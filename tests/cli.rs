@@ -16,41 +16,79 @@ fn smartproxy(env: &TestEnv, args: &[&str]) -> std::process::Output {
 fn config_validate_names_file_line_and_key() {
     let env = TestEnv::new();
     let good = env.write("good.yaml", "providers:\n  - name: a\n    kind: mock\n");
-    let out = smartproxy(&env, &["config", "validate", "--config", good.to_str().unwrap()]);
+    let out = smartproxy(
+        &env,
+        &["config", "validate", "--config", good.to_str().unwrap()],
+    );
     assert!(out.status.success());
-    assert!(text(&out.stdout).starts_with("ok: "), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("ok: "),
+        "{}",
+        text(&out.stdout)
+    );
 
     let bad = env.write(
         "bad.yaml",
         "providers:\n  - name: a\n    kind: openai\n    base_url: https://example.com/v1\n    modles: [x]\n",
     );
-    let out = smartproxy(&env, &["config", "validate", "--config", bad.to_str().unwrap()]);
+    let out = smartproxy(
+        &env,
+        &["config", "validate", "--config", bad.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("bad.yaml:5: `providers[0]`: unknown field `modles`"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:5: `providers[0]`: unknown field `modles`"),
+        "{stderr}"
+    );
 
     let bad = env.write("bad2.yaml", "budget:\n  session_usd: -3\nlisten: here\n");
-    let out = smartproxy(&env, &["config", "validate", "--config", bad.to_str().unwrap()]);
+    let out = smartproxy(
+        &env,
+        &["config", "validate", "--config", bad.to_str().unwrap()],
+    );
     let stderr = text(&out.stderr);
     assert!(stderr.contains("bad2.yaml:3: `listen`: "), "{stderr}");
-    assert!(stderr.contains("bad2.yaml:2: `budget.session_usd`: "), "{stderr}");
+    assert!(
+        stderr.contains("bad2.yaml:2: `budget.session_usd`: "),
+        "{stderr}"
+    );
 
-    let out = smartproxy(&env, &["config", "validate", "--json", "--config", bad.to_str().unwrap()]);
+    let out = smartproxy(
+        &env,
+        &[
+            "config",
+            "validate",
+            "--json",
+            "--config",
+            bad.to_str().unwrap(),
+        ],
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["valid"], false);
 
     let missing = smartproxy(&env, &["config", "validate", "--config", "nope.yaml"]);
-    assert!(text(&missing.stderr).contains("nope.yaml: cannot read config file"), "{}", text(&missing.stderr));
+    assert!(
+        text(&missing.stderr).contains("nope.yaml: cannot read config file"),
+        "{}",
+        text(&missing.stderr)
+    );
 }
 
 #[test]
 fn a_discovered_config_is_used_and_a_bad_one_stops_run() {
     let env = TestEnv::new();
-    env.write("smartproxy.yaml", "providers:\n  - name: x\n    kind: bogus\n");
+    env.write(
+        "smartproxy.yaml",
+        "providers:\n  - name: x\n    kind: bogus\n",
+    );
     let out = smartproxy(&env, &["run", "--", "true"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("smartproxy.yaml:3: `providers[0].kind`: unknown kind `bogus`"), "{stderr}");
+    assert!(
+        stderr.contains("smartproxy.yaml:3: `providers[0].kind`: unknown kind `bogus`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -66,11 +104,18 @@ fn stats_and_sessions_read_the_ledger() {
     let env = TestEnv::new();
     let out = smartproxy(&env, &["stats"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("nothing has been recorded"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("nothing has been recorded"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let script = "for i in 1 2; do python3 -c \"import os,urllib.request as u; u.urlopen(u.Request(os.environ['OPENAI_BASE_URL']+'/chat/completions', data=b'{\\\"model\\\":\\\"gpt-4o\\\",\\\"messages\\\":[{\\\"role\\\":\\\"user\\\",\\\"content\\\":\\\"hi\\\"}]}', headers={'Authorization':'Bearer '+os.environ['OPENAI_API_KEY']}))\"; done";
     for tag in ["alpha", "beta"] {
-        let out = smartproxy(&env, &["run", "--mock", "--tag", tag, "--", "sh", "-c", script]);
+        let out = smartproxy(
+            &env,
+            &["run", "--mock", "--tag", tag, "--", "sh", "-c", script],
+        );
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
 
@@ -82,7 +127,12 @@ fn stats_and_sessions_read_the_ledger() {
 
     let out = smartproxy(&env, &["stats", "--by", "tag", "--since", "1d", "--json"]);
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let tags: Vec<&str> = stats["rows"].as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap()).collect();
+    let tags: Vec<&str> = stats["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
     assert_eq!(tags.len(), 2);
     assert!(tags.contains(&"alpha") && tags.contains(&"beta"));
 
@@ -101,12 +151,20 @@ fn stats_and_sessions_read_the_ledger() {
 
     let out = smartproxy(&env, &["stats", "--session", &id[..6]]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("gpt-4o"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("gpt-4o"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = smartproxy(&env, &["stats", "--session", "zzzz"]);
     assert!(text(&out.stderr).contains("no session matches `zzzz`"));
     let out = smartproxy(&env, &["stats", "--since", "yesterday-ish"]);
-    assert!(text(&out.stderr).contains("expected a date"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("expected a date"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = smartproxy(&env, &["sessions"]);
     let table = text(&out.stdout);

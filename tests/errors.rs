@@ -23,14 +23,26 @@ async fn bad_requests_get_openai_errors_and_are_recorded() {
     let upstream = MockUpstream::start();
     let env = TestEnv::new();
     let config = env.upstream_config(&upstream.base_url(), "limits:\n  max_body_bytes: 2048\n");
-    let session = env.start_run(&["run", "--config", config.to_str().unwrap()], &[("UPSTREAM_KEY", "k")]);
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
     let key = Some(session.key.as_str());
     let base = session.base_url.as_str();
 
-    assert_openai_error(&post_chat(base, key, "{not json").await, 400, "invalid_json");
+    assert_openai_error(
+        &post_chat(base, key, "{not json").await,
+        400,
+        "invalid_json",
+    );
     let reply = post_chat(base, key, r#"{"messages":[{"role":"user","content":"x"}]}"#).await;
     assert_openai_error(&reply, 400, "invalid_request");
-    assert!(reply.json()["error"]["message"].as_str().unwrap().contains("model"));
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("model")
+    );
     let reply = post_chat(base, key, r#"{"model":"gpt-4o","messages":[]}"#).await;
     assert_openai_error(&reply, 400, "invalid_request");
     assert_eq!(reply.json()["error"]["param"], "messages");
@@ -38,9 +50,20 @@ async fn bad_requests_get_openai_errors_and_are_recorded() {
     assert_openai_error(&post_chat(base, key, big).await, 413, "request_too_large");
 
     let client = reqwest::Client::new();
-    let resp = client.get(format!("{base}/chat/completions")).bearer_auth(&session.key).send().await.unwrap();
+    let resp = client
+        .get(format!("{base}/chat/completions"))
+        .bearer_auth(&session.key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 405);
-    let resp = client.post(format!("{base}/responses")).bearer_auth(&session.key).body("{}").send().await.unwrap();
+    let resp = client
+        .post(format!("{base}/responses"))
+        .bearer_auth(&session.key)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 501);
     let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
     assert_eq!(body["error"]["code"], "unsupported_endpoint");
@@ -51,7 +74,10 @@ async fn bad_requests_get_openai_errors_and_are_recorded() {
     session.finish(0);
     let rows = env.requests();
     let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
-    assert_eq!(statuses, vec!["400", "400", "400", "413", "405", "501", "404"]);
+    assert_eq!(
+        statuses,
+        vec!["400", "400", "400", "413", "405", "501", "404"]
+    );
     assert!(rows.iter().all(|r| r["outcome"] == "rejected"));
 }
 
@@ -67,13 +93,32 @@ async fn upstream_errors_pass_through_and_unreachable_upstreams_give_502() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}/v1", dead.local_addr().unwrap());
     drop(dead);
-    let extra = format!("  - name: dead\n    kind: openai\n    base_url: {dead_url}\n    models: [dead-model]\n");
+    let extra = format!(
+        "  - name: dead\n    kind: openai\n    base_url: {dead_url}\n    models: [dead-model]\n"
+    );
     let config = env.upstream_config(&upstream.base_url(), &extra);
-    let session = env.start_run(&["run", "--config", config.to_str().unwrap()], &[("UPSTREAM_KEY", "k")]);
-    let reply = post_chat(&session.base_url, Some(&session.key), chat_body("gpt-4o-mini", false, "hi")).await;
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hi"),
+    )
+    .await;
     assert_eq!(reply.status, 429);
-    assert_eq!(reply.json()["error"]["type"], "rate_limit_error", "the upstream's body, untouched");
-    let reply = post_chat(&session.base_url, Some(&session.key), chat_body("dead-model", false, "hi")).await;
+    assert_eq!(
+        reply.json()["error"]["type"],
+        "rate_limit_error",
+        "the upstream's body, untouched"
+    );
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("dead-model", false, "hi"),
+    )
+    .await;
     assert_openai_error(&reply, 502, "upstream_connect_error");
     session.finish(0);
     let rows = env.requests();
@@ -89,13 +134,44 @@ async fn models_health_and_readiness() {
     let session = env.start_run(&["run", "--mock"], &[]);
     let client = reqwest::Client::new();
     let root = session.env["SMARTPROXY_URL"].clone();
-    assert_eq!(client.get(format!("{root}/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(client.get(format!("{root}/readyz")).send().await.unwrap().status(), 200);
-    let resp = client.get(format!("{}/models", session.base_url)).send().await.unwrap();
+    assert_eq!(
+        client
+            .get(format!("{root}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{root}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let resp = client
+        .get(format!("{}/models", session.base_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
-    let resp = client.get(format!("{}/models", session.base_url)).bearer_auth(&session.key).send().await.unwrap();
+    let resp = client
+        .get(format!("{}/models", session.base_url))
+        .bearer_auth(&session.key)
+        .send()
+        .await
+        .unwrap();
     let models: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
     assert_eq!(models["object"], "list");
-    assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "gpt-4o-mini"));
+    assert!(
+        models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "gpt-4o-mini")
+    );
     session.finish(0);
 }

@@ -20,10 +20,20 @@ fn ensure_sdk() {
         return;
     }
     let status = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "openai"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "openai",
+        ])
         .status()
         .unwrap();
-    assert!(status.success() && has("openai"), "could not install the openai SDK with pip");
+    assert!(
+        status.success() && has("openai"),
+        "could not install the openai SDK with pip"
+    );
 }
 
 #[test]
@@ -34,24 +44,61 @@ fn the_openai_python_sdk_works_through_run() {
     let config = env.upstream_config(&upstream.base_url(), "");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/openai_sdk_client.py");
     let mut cmd = env.command();
-    cmd.env("UPSTREAM_KEY", "sk-upstream")
-        .args(["run", "--tag", "sdk", "--config", config.to_str().unwrap(), "--", "python3", script]);
+    cmd.env("UPSTREAM_KEY", "sk-upstream").args([
+        "run",
+        "--tag",
+        "sdk",
+        "--config",
+        config.to_str().unwrap(),
+        "--",
+        "python3",
+        script,
+    ]);
     let out = run_to_end(cmd);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
     let answer = REPLY_WORDS.concat();
     assert_eq!(found["whole_content"], answer.as_str());
-    assert_eq!(found["whole_usage"], serde_json::json!([PROMPT_TOKENS, COMPLETION_TOKENS]));
+    assert_eq!(
+        found["whole_usage"],
+        serde_json::json!([PROMPT_TOKENS, COMPLETION_TOKENS])
+    );
     assert_eq!(found["stream_content"], answer.as_str());
-    assert_eq!(found["stream_usage_seen"], false, "no usage chunk the client did not ask for");
-    assert_eq!(found["stream_usage"], serde_json::json!([PROMPT_TOKENS, COMPLETION_TOKENS]));
-    assert_eq!(found["bad_request"], serde_json::json!([400, "invalid_request"]));
-    assert_eq!(found["wrong_key"], serde_json::json!([401, "invalid_api_key"]));
+    assert_eq!(
+        found["stream_usage_seen"], false,
+        "no usage chunk the client did not ask for"
+    );
+    assert_eq!(
+        found["stream_usage"],
+        serde_json::json!([PROMPT_TOKENS, COMPLETION_TOKENS])
+    );
+    assert_eq!(
+        found["bad_request"],
+        serde_json::json!([400, "invalid_request"])
+    );
+    assert_eq!(
+        found["wrong_key"],
+        serde_json::json!([401, "invalid_api_key"])
+    );
     assert_eq!(found["real_key_visible"], false);
-    assert!(found["base_url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
-    assert_eq!(upstream.calls(), 3, "three good requests reached the provider");
+    assert!(
+        found["base_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    assert_eq!(
+        upstream.calls(),
+        3,
+        "three good requests reached the provider"
+    );
     assert!(stderr.contains("5 requests (3 ok, 2 failed)"), "{stderr}");
     let rows = env.requests();
-    assert!(rows.iter().all(|r| r["user_agent"].starts_with("OpenAI/Python")), "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["user_agent"].starts_with("OpenAI/Python")),
+        "{rows:?}"
+    );
 }

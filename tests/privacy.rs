@@ -14,11 +14,24 @@ const KEY: &str = "sk-real-CANARY-key-0042";
 #[tokio::test(flavor = "multi_thread")]
 async fn no_prompt_reply_or_key_in_the_ledger_or_logs() {
     let upstream = MockUpstream::start();
-    upstream.push([Behavior::Ok, Behavior::Ok, Behavior::Status { status: 400, retry_after: None }]);
+    upstream.push([
+        Behavior::Ok,
+        Behavior::Ok,
+        Behavior::Status {
+            status: 400,
+            retry_after: None,
+        },
+    ]);
     let env = TestEnv::new();
     let config = env.upstream_config(&upstream.base_url(), "");
     let session = env.start_run(
-        &["run", "--log-level", "trace", "--config", config.to_str().unwrap()],
+        &[
+            "run",
+            "--log-level",
+            "trace",
+            "--config",
+            config.to_str().unwrap(),
+        ],
         &[("UPSTREAM_KEY", KEY)],
     );
     let body = serde_json::json!({
@@ -34,16 +47,29 @@ async fn no_prompt_reply_or_key_in_the_ledger_or_logs() {
     for stream in [false, true] {
         let mut body = body.clone();
         body["stream"] = stream.into();
-        assert_eq!(post_chat(&session.base_url, Some(&session.key), body.to_string()).await.status, 200);
+        assert_eq!(
+            post_chat(&session.base_url, Some(&session.key), body.to_string())
+                .await
+                .status,
+            200
+        );
     }
     let reply = post_chat(&session.base_url, Some(&session.key), body.to_string()).await;
     assert_eq!(reply.status, 400);
     // Malformed input that contains the canary is refused without echoing it into the ledger.
-    post_chat(&session.base_url, Some(&session.key), format!("{{\"{CANARY}\": oops")).await;
+    post_chat(
+        &session.base_url,
+        Some(&session.key),
+        format!("{{\"{CANARY}\": oops"),
+    )
+    .await;
     let out = session.finish(0);
     assert_eq!(env.requests().len(), 4);
 
-    let mut haystacks = vec![("stderr".to_owned(), out.stderr.clone()), ("stdout".to_owned(), out.stdout.clone())];
+    let mut haystacks = vec![
+        ("stderr".to_owned(), out.stderr.clone()),
+        ("stdout".to_owned(), out.stdout.clone()),
+    ];
     for entry in std::fs::read_dir(env.path()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();

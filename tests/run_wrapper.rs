@@ -16,11 +16,18 @@ async fn child_gets_the_proxy_and_a_session_key_never_the_real_key() {
     let config = env.upstream_config(&upstream.base_url(), "");
     let session = env.start_run(
         &["run", "--config", config.to_str().unwrap()],
-        &[("UPSTREAM_KEY", REAL_KEY), ("ANTHROPIC_API_KEY", "sk-ant-real"), ("DEEPSEEK_API_KEY", "sk-ds-real")],
+        &[
+            ("UPSTREAM_KEY", REAL_KEY),
+            ("ANTHROPIC_API_KEY", "sk-ant-real"),
+            ("DEEPSEEK_API_KEY", "sk-ds-real"),
+        ],
     );
     for (name, value) in &session.env {
         assert!(!value.contains(REAL_KEY), "{name} leaks the real key");
-        assert!(!value.contains("sk-ant-real") && !value.contains("sk-ds-real"), "{name} leaks a key");
+        assert!(
+            !value.contains("sk-ant-real") && !value.contains("sk-ds-real"),
+            "{name} leaks a key"
+        );
     }
     assert!(!session.env.contains_key("UPSTREAM_KEY"));
     assert!(!session.env.contains_key("ANTHROPIC_API_KEY"));
@@ -28,7 +35,11 @@ async fn child_gets_the_proxy_and_a_session_key_never_the_real_key() {
     assert!(port_url.starts_with("http://127.0.0.1:"), "{port_url}");
     assert_eq!(session.base_url, format!("{port_url}/v1"));
     assert_eq!(session.env["OPENAI_API_BASE"], session.base_url);
-    assert!(session.key.starts_with("sk-smartproxy-") && session.key.len() >= 14 + 32, "{}", session.key);
+    assert!(
+        session.key.starts_with("sk-smartproxy-") && session.key.len() >= 14 + 32,
+        "{}",
+        session.key
+    );
     assert!(session.env["NO_PROXY"].contains("127.0.0.1"));
     assert_eq!(session.env["SMARTPROXY_SESSION_ID"].len(), 16);
 
@@ -41,7 +52,13 @@ async fn child_gets_the_proxy_and_a_session_key_never_the_real_key() {
         ("x-api-key", session.key.clone()),
         ("api-key", session.key.clone()),
     ] {
-        let resp = client.post(&url).header(header, value).body(body.clone()).send().await.unwrap();
+        let resp = client
+            .post(&url)
+            .header(header, value)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200, "{header}");
     }
     for wrong in [None, Some(REAL_KEY), Some("sk-smartproxy-guess")] {
@@ -53,12 +70,19 @@ async fn child_gets_the_proxy_and_a_session_key_never_the_real_key() {
     let received = upstream.received();
     assert_eq!(received.len(), 3);
     for r in &received {
-        assert_eq!(r.authorization.as_deref(), Some(format!("Bearer {REAL_KEY}").as_str()));
+        assert_eq!(
+            r.authorization.as_deref(),
+            Some(format!("Bearer {REAL_KEY}").as_str())
+        );
     }
     let out = session.finish(0);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows = env.requests();
-    assert_eq!(rows.len(), 6, "every request, refused ones too, is in the ledger");
+    assert_eq!(
+        rows.len(),
+        6,
+        "every request, refused ones too, is in the ledger"
+    );
     assert_eq!(rows.iter().filter(|r| r["status"] == "401").count(), 3);
 }
 
@@ -67,17 +91,34 @@ fn pass_env_keeps_a_named_key() {
     let env = TestEnv::new();
     let session = env.start_run(
         &["run", "--mock", "--pass-env", "DEEPSEEK_API_KEY"],
-        &[("DEEPSEEK_API_KEY", "sk-ds-kept"), ("ANTHROPIC_API_KEY", "sk-ant-gone")],
+        &[
+            ("DEEPSEEK_API_KEY", "sk-ds-kept"),
+            ("ANTHROPIC_API_KEY", "sk-ant-gone"),
+        ],
     );
-    assert_eq!(session.env.get("DEEPSEEK_API_KEY").map(String::as_str), Some("sk-ds-kept"));
+    assert_eq!(
+        session.env.get("DEEPSEEK_API_KEY").map(String::as_str),
+        Some("sk-ds-kept")
+    );
     assert!(!session.env.contains_key("ANTHROPIC_API_KEY"));
     session.finish(0);
 
     let mut cmd = env.command();
-    cmd.args(["run", "--mock", "--pass-env", "OPENAI_API_KEY", "--", "true"]);
+    cmd.args([
+        "run",
+        "--mock",
+        "--pass-env",
+        "OPENAI_API_KEY",
+        "--",
+        "true",
+    ]);
     let out = run_to_end(cmd);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("always sets OPENAI_API_KEY"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("always sets OPENAI_API_KEY"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -85,11 +126,25 @@ fn exit_status_passes_through_and_stdout_is_the_childs() {
     let env = TestEnv::new();
     for code in [0, 1, 3, 42, 255] {
         let mut cmd = env.command();
-        cmd.args(["run", "--mock", "--", "sh", "-c", &format!("printf 'child output\\n'; exit {code}")]);
+        cmd.args([
+            "run",
+            "--mock",
+            "--",
+            "sh",
+            "-c",
+            &format!("printf 'child output\\n'; exit {code}"),
+        ]);
         let out = run_to_end(cmd);
         assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
-        assert_eq!(text(&out.stdout), "child output\n", "stdout belongs to the child alone");
-        assert!(text(&out.stderr).contains("smartproxy session"), "summary goes to stderr");
+        assert_eq!(
+            text(&out.stdout),
+            "child output\n",
+            "stdout belongs to the child alone"
+        );
+        assert!(
+            text(&out.stderr).contains("smartproxy session"),
+            "summary goes to stderr"
+        );
     }
 }
 
@@ -101,9 +156,14 @@ fn a_missing_command_exits_127_with_a_clear_message() {
     let out = run_to_end(cmd);
     assert_eq!(out.status.code(), Some(127));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("command not found: `no-such-command-xyz`"), "{stderr}");
+    assert!(
+        stderr.contains("command not found: `no-such-command-xyz`"),
+        "{stderr}"
+    );
     let conn = env.ledger();
-    let exit: i64 = conn.query_row("SELECT exit_code FROM sessions", [], |r| r.get(0)).unwrap();
+    let exit: i64 = conn
+        .query_row("SELECT exit_code FROM sessions", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(exit, 127, "the session is still recorded and closed");
 }
 
@@ -112,11 +172,20 @@ fn signals_are_forwarded_and_reported_as_128_plus_n() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let env = TestEnv::new();
-    for (signal, code) in [(Signal::SIGTERM, 143), (Signal::SIGINT, 130), (Signal::SIGHUP, 129)] {
+    for (signal, code) in [
+        (Signal::SIGTERM, 143),
+        (Signal::SIGINT, 130),
+        (Signal::SIGHUP, 129),
+    ] {
         let session = env.start_run(&["run", "--mock"], &[]);
         kill(Pid::from_raw(session.pid() as i32), signal).unwrap();
         let out = session.wait();
-        assert_eq!(out.status.code(), Some(code), "{signal:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{signal:?}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
@@ -126,11 +195,24 @@ async fn summary_reports_the_ledgers_figures() {
     let env = TestEnv::new();
     let config = env.upstream_config(&upstream.base_url(), "");
     let session = env.start_run(
-        &["run", "--tag", "nightly", "--budget", "5", "--config", config.to_str().unwrap()],
+        &[
+            "run",
+            "--tag",
+            "nightly",
+            "--budget",
+            "5",
+            "--config",
+            config.to_str().unwrap(),
+        ],
         &[("UPSTREAM_KEY", "k")],
     );
     for _ in 0..3 {
-        let reply = post_chat(&session.base_url, Some(&session.key), chat_body("gpt-4o-mini", false, "hi")).await;
+        let reply = post_chat(
+            &session.base_url,
+            Some(&session.key),
+            chat_body("gpt-4o-mini", false, "hi"),
+        )
+        .await;
         assert_eq!(reply.status, 200);
     }
     let reply = post_chat(&session.base_url, Some(&session.key), "{broken").await;
@@ -140,7 +222,10 @@ async fn summary_reports_the_ledgers_figures() {
     assert!(stderr.contains("[nightly]"), "{stderr}");
     assert!(stderr.contains("4 requests (3 ok, 1 failed)"), "{stderr}");
     // 3 x 21 prompt tokens and 3 x 7 completion tokens from the mock upstream's usage.
-    assert!(stderr.contains("│ gpt-4o-mini ┆        3 ┆  3 ┆      0 ┆        63 ┆         21"), "{stderr}");
+    assert!(
+        stderr.contains("│ gpt-4o-mini ┆        3 ┆  3 ┆      0 ┆        63 ┆         21"),
+        "{stderr}"
+    );
     // gpt-4o-mini: $0.15 / $0.60 per million tokens.
     let expected = (63.0 * 0.15 + 21.0 * 0.60) / 1e6;
     assert!(stderr.contains(&format!("${expected:.6}")), "{stderr}");
@@ -167,7 +252,11 @@ fn a_run_inside_a_run_records_its_parent() {
     outer.finish(0);
     let conn = env.ledger();
     let inner_parent: String = conn
-        .query_row("SELECT parent_id FROM sessions WHERE tag = 'inner'", [], |r| r.get(0))
+        .query_row(
+            "SELECT parent_id FROM sessions WHERE tag = 'inner'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(inner_parent, parent);
 
@@ -175,5 +264,8 @@ fn a_run_inside_a_run_records_its_parent() {
     cmd.args(["sessions"]);
     let listing = text(&run_to_end(cmd).stdout);
     let outer_line = listing.lines().position(|l| l.contains(&parent)).unwrap();
-    assert!(listing.lines().nth(outer_line + 1).unwrap().contains('└'), "{listing}");
+    assert!(
+        listing.lines().nth(outer_line + 1).unwrap().contains('└'),
+        "{listing}"
+    );
 }

@@ -31,10 +31,22 @@ for i in range(int(sys.argv[1])):
     let children: Vec<_> = (0..SESSIONS)
         .map(|i| {
             let mut cmd = env.command();
-            cmd.args(["run", "--mock", "--summary", "json", "--tag", &format!("s{i}"), "--"])
-                .args(["python3", client.to_str().unwrap(), &REQUESTS_EACH.to_string()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+            cmd.args([
+                "run",
+                "--mock",
+                "--summary",
+                "json",
+                "--tag",
+                &format!("s{i}"),
+                "--",
+            ])
+            .args([
+                "python3",
+                client.to_str().unwrap(),
+                &REQUESTS_EACH.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
             cmd.spawn().unwrap()
         })
         .collect();
@@ -43,14 +55,28 @@ for i in range(int(sys.argv[1])):
         let stderr = text(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         assert!(!stderr.contains("locked"), "{stderr}");
-        let summary: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
-        assert_eq!(summary["requests"], REQUESTS_EACH, "each summary counts its own session: {stderr}");
+        let summary: serde_json::Value =
+            serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            summary["requests"], REQUESTS_EACH,
+            "each summary counts its own session: {stderr}"
+        );
     }
     let conn = env.ledger();
-    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM requests WHERE outcome = 'ok'", [], |r| r.get(0)).unwrap();
+    let rows: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM requests WHERE outcome = 'ok'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(rows as usize, SESSIONS * REQUESTS_EACH);
     let closed: i64 = conn
-        .query_row("SELECT COUNT(*) FROM sessions WHERE ended_ms IS NOT NULL AND exit_code = 0", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM sessions WHERE ended_ms IS NOT NULL AND exit_code = 0",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(closed as usize, SESSIONS);
     let per_session: Vec<i64> = conn

@@ -12,7 +12,10 @@ use support::{TestEnv, chat_body, post_chat};
 
 fn start(env: &TestEnv, upstream: &MockUpstream, extra: &str) -> support::RunSession {
     let config = env.upstream_config(&upstream.base_url(), extra);
-    env.start_run(&["run", "--config", config.to_str().unwrap()], &[("UPSTREAM_KEY", "k")])
+    env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    )
 }
 
 fn content_of(events: &[String]) -> String {
@@ -20,7 +23,11 @@ fn content_of(events: &[String]) -> String {
         .iter()
         .filter(|e| e.starts_with('{'))
         .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -29,7 +36,12 @@ async fn usage_is_read_and_the_injected_chunk_removed() {
     let upstream = MockUpstream::start();
     let env = TestEnv::new();
     let session = start(&env, &upstream, "");
-    let reply = post_chat(&session.base_url, Some(&session.key), chat_body("gpt-4o-mini", true, "hi")).await;
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", true, "hi"),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.headers["content-type"], "text/event-stream");
     let events = reply.events();
@@ -41,7 +53,10 @@ async fn usage_is_read_and_the_injected_chunk_removed() {
         reply.body
     );
     // The proxy asked upstream for usage on the client's behalf.
-    assert_eq!(upstream.received()[0].body["stream_options"]["include_usage"], true);
+    assert_eq!(
+        upstream.received()[0].body["stream_options"]["include_usage"],
+        true
+    );
 
     // A client that asks for usage gets the chunk, unchanged.
     let body = serde_json::json!({
@@ -49,7 +64,11 @@ async fn usage_is_read_and_the_injected_chunk_removed() {
         "messages": [{"role": "user", "content": "hi"}]
     });
     let reply = post_chat(&session.base_url, Some(&session.key), body.to_string()).await;
-    let usage_chunks = reply.events().iter().filter(|e| e.contains("\"usage\"")).count();
+    let usage_chunks = reply
+        .events()
+        .iter()
+        .filter(|e| e.contains("\"usage\""))
+        .count();
     assert_eq!(usage_chunks, 1, "{}", reply.body);
     assert_eq!(upstream.streams_completed(), 2);
     session.finish(0);
@@ -92,7 +111,10 @@ async fn events_are_forwarded_as_they_arrive() {
     let total = started.elapsed();
     // Seven events 250 ms apart: a buffering proxy would deliver the first one at the end.
     assert!(total >= Duration::from_millis(1500), "{total:?}");
-    assert!(first_at < total / 2, "first event at {first_at:?} of {total:?}");
+    assert!(
+        first_at < total / 2,
+        "first event at {first_at:?} of {total:?}"
+    );
     session.finish(0);
 }
 
@@ -102,9 +124,19 @@ async fn a_stream_without_usage_is_estimated_and_marked() {
     upstream.push([Behavior::OkWithoutUsage, Behavior::OkWithoutUsage]);
     let env = TestEnv::new();
     let session = start(&env, &upstream, "");
-    let reply = post_chat(&session.base_url, Some(&session.key), chat_body("gpt-4o-mini", true, "hi")).await;
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", true, "hi"),
+    )
+    .await;
     assert_eq!(content_of(&reply.events()), REPLY_WORDS.concat());
-    let reply = post_chat(&session.base_url, Some(&session.key), chat_body("gpt-4o-mini", false, "hi")).await;
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hi"),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     let out = session.finish(0);
     for row in env.requests() {
@@ -113,7 +145,10 @@ async fn a_stream_without_usage_is_estimated_and_marked() {
         assert_ne!(row["cost_usd"], "NULL");
     }
     let stderr = support::text(&out.stderr);
-    assert!(stderr.contains("* includes estimates: 2 requests"), "{stderr}");
+    assert!(
+        stderr.contains("* includes estimates: 2 requests"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,13 +157,26 @@ async fn a_broken_stream_ends_with_an_error_event_and_is_recorded() {
     upstream.push([Behavior::CutStream { chunks: 2 }]);
     let env = TestEnv::new();
     let session = start(&env, &upstream, "");
-    let reply = post_chat(&session.base_url, Some(&session.key), chat_body("gpt-4o-mini", true, "hi")).await;
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", true, "hi"),
+    )
+    .await;
     assert_eq!(reply.status, 200, "headers were already sent");
     let events = reply.events();
     let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
-    assert_eq!(last["error"]["code"], "upstream_stream_broken", "{}", reply.body);
+    assert_eq!(
+        last["error"]["code"], "upstream_stream_broken",
+        "{}",
+        reply.body
+    );
     assert!(!events.iter().any(|e| e == "[DONE]"));
-    assert_eq!(upstream.calls(), 1, "never retried or failed over after the first byte");
+    assert_eq!(
+        upstream.calls(),
+        1,
+        "never retried or failed over after the first byte"
+    );
     session.finish(0);
     let rows = env.requests();
     assert_eq!(rows[0]["outcome"], "transport_error");
@@ -141,7 +189,12 @@ async fn malformed_events_pass_through_untouched() {
     upstream.push([Behavior::MalformedSse]);
     let env = TestEnv::new();
     let session = start(&env, &upstream, "");
-    let reply = post_chat(&session.base_url, Some(&session.key), chat_body("gpt-4o-mini", true, "hi")).await;
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", true, "hi"),
+    )
+    .await;
     assert_eq!(reply.body, "data: {not json\n\ndata: [DONE]\n\n");
     session.finish(0);
     assert_eq!(env.requests()[0]["tokens_estimated"], "1");
@@ -166,18 +219,29 @@ async fn a_client_that_leaves_cancels_upstream_and_is_recorded() {
     // The row is written when the proxy notices, without waiting for the command to end.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let rows = if env.db.exists() { env.requests() } else { vec![] };
+        let rows = if env.db.exists() {
+            env.requests()
+        } else {
+            vec![]
+        };
         if let Some(row) = rows.first() {
             assert_eq!(row["outcome"], "client_closed");
             assert_eq!(row["status"], "499");
             break;
         }
-        assert!(Instant::now() < deadline, "no ledger row for the abandoned stream");
+        assert!(
+            Instant::now() < deadline,
+            "no ledger row for the abandoned stream"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Seven events 150 ms apart would have been sent by now had the upstream request lived on.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(upstream.streams_completed(), 0, "the upstream request was not cancelled");
+    assert_eq!(
+        upstream.streams_completed(),
+        0,
+        "the upstream request was not cancelled"
+    );
     session.finish(0);
 }
 
@@ -189,14 +253,36 @@ async fn timeouts_end_requests_with_504() {
         Behavior::Trickle(Duration::from_millis(1200)),
     ]);
     let env = TestEnv::new();
-    let session = start(&env, &upstream, "    timeouts: {first_byte_ms: 300, idle_ms: 400}\n");
-    let reply = post_chat(&session.base_url, Some(&session.key), chat_body("gpt-4o-mini", false, "hi")).await;
+    let session = start(
+        &env,
+        &upstream,
+        "    timeouts: {first_byte_ms: 300, idle_ms: 400}\n",
+    );
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hi"),
+    )
+    .await;
     assert_eq!(reply.status, 504, "{}", reply.body);
     assert_eq!(reply.json()["error"]["code"], "upstream_timeout");
-    let reply = post_chat(&session.base_url, Some(&session.key), chat_body("gpt-4o-mini", true, "hi")).await;
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", true, "hi"),
+    )
+    .await;
     let last: serde_json::Value = serde_json::from_str(reply.events().last().unwrap()).unwrap();
-    assert_eq!(last["error"]["code"], "upstream_idle_timeout", "{}", reply.body);
+    assert_eq!(
+        last["error"]["code"], "upstream_idle_timeout",
+        "{}",
+        reply.body
+    );
     session.finish(0);
-    let codes: Vec<String> = env.requests().iter().map(|r| r["error_code"].clone()).collect();
+    let codes: Vec<String> = env
+        .requests()
+        .iter()
+        .map(|r| r["error_code"].clone())
+        .collect();
     assert_eq!(codes, vec!["upstream_timeout", "upstream_idle_timeout"]);
 }

@@ -35,7 +35,10 @@ impl SessionBudget {
     /// Reserves `estimate_usd` for a request, or refuses it. The lock is held only for the
     /// arithmetic, never across an await.
     pub fn reserve(&self, estimate_usd: f64) -> Result<Reservation, Refusal> {
-        let mut books = self.books.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut books = self
+            .books
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         policy::decide(self.limit_usd, books.spent, books.reserved, estimate_usd)?;
         books.reserved += estimate_usd;
         Ok(Reservation {
@@ -47,14 +50,18 @@ impl SessionBudget {
 
     /// What the session's finished requests cost, and what its requests in flight reserve.
     pub fn spent_and_reserved(&self) -> (f64, f64) {
-        let books = self.books.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let books = self
+            .books
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         (books.spent, books.reserved)
     }
 
     /// What is left of the limit after spending and reservations.
     pub fn remaining_usd(&self) -> Option<f64> {
         let (spent, reserved) = self.spent_and_reserved();
-        self.limit_usd.map(|limit| (limit - spent - reserved).max(0.0))
+        self.limit_usd
+            .map(|limit| (limit - spent - reserved).max(0.0))
     }
 }
 
@@ -77,7 +84,10 @@ impl Reservation {
             return;
         }
         self.settled = true;
-        let mut books = self.books.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut books = self
+            .books
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         books.reserved = (books.reserved - self.amount).max(0.0);
         books.spent += spent;
     }
@@ -107,7 +117,10 @@ mod tests {
         let (spent, reserved) = budget.spent_and_reserved();
         assert!((spent - 0.1).abs() < 1e-12);
         assert!(reserved.abs() < 1e-12);
-        assert_eq!(budget.remaining_usd().map(|r| (r * 10.0).round()), Some(9.0));
+        assert_eq!(
+            budget.remaining_usd().map(|r| (r * 10.0).round()),
+            Some(9.0)
+        );
     }
 
     #[test]

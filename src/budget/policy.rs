@@ -13,7 +13,12 @@ pub struct Refusal {
 /// Allows a request when the spent amount, everything reserved and its own estimate fit the
 /// limit. A request is never refused because of an unknown price (estimate 0) unless the budget
 /// is already used up.
-pub fn decide(limit_usd: Option<f64>, spent_usd: f64, reserved_usd: f64, estimate_usd: f64) -> Result<(), Refusal> {
+pub fn decide(
+    limit_usd: Option<f64>,
+    spent_usd: f64,
+    reserved_usd: f64,
+    estimate_usd: f64,
+) -> Result<(), Refusal> {
     let Some(limit_usd) = limit_usd else {
         return Ok(());
     };

@@ -29,7 +29,9 @@ pub fn config(cmd: &ConfigCommand, explicit: Option<&Path>) -> anyhow::Result<u8
             let config = match super::load_config(explicit) {
                 Ok(config) => config,
                 Err(err) if *json => {
-                    printer::out(&json!({"valid": false, "errors": format!("{err:#}")}).to_string());
+                    printer::out(
+                        &json!({"valid": false, "errors": format!("{err:#}")}).to_string(),
+                    );
                     return Ok(super::EXIT_FAILURE);
                 }
                 Err(err) => return Err(err),

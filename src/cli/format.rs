@@ -10,7 +10,7 @@ use crate::ledger::query::Totals;
 pub fn money(usd: Option<f64>) -> String {
     match usd {
         None => "n/a".to_owned(),
-        Some(v) if v == 0.0 => "$0.00".to_owned(),
+        Some(0.0) => "$0.00".to_owned(),
         Some(v) if v.abs() < 0.01 => format!("${v:.6}"),
         Some(v) => format!("${v:.4}"),
     }
@@ -32,7 +32,11 @@ pub fn count(n: u64) -> String {
 /// Local time of an epoch-millisecond timestamp, `2026-11-22 14:03`.
 pub fn local_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -43,13 +47,21 @@ pub fn duration(ms: i64) -> String {
     } else if secs < 3600.0 {
         format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
     } else {
-        format!("{}h{:02}m", (secs / 3600.0) as u64, ((secs % 3600.0) / 60.0) as u64)
+        format!(
+            "{}h{:02}m",
+            (secs / 3600.0) as u64,
+            ((secs % 3600.0) / 60.0) as u64
+        )
     }
 }
 
 /// A figure with `*` when some of it is estimated.
 fn tokens(n: u64, estimated: bool) -> String {
-    if estimated { format!("{}*", count(n)) } else { count(n) }
+    if estimated {
+        format!("{}*", count(n))
+    } else {
+        count(n)
+    }
 }
 
 fn cost_cell(t: &Totals) -> String {
@@ -69,7 +81,15 @@ pub fn totals_table(first_column: &str, rows: &[Totals], total: &Totals) -> Stri
     table
         .load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(vec![first_column, "requests", "ok", "failed", "tokens in", "tokens out", "cost"]);
+        .set_header(vec![
+            first_column,
+            "requests",
+            "ok",
+            "failed",
+            "tokens in",
+            "tokens out",
+            "cost",
+        ]);
     let mut push = |t: &Totals, label: &str| {
         let estimated = t.estimated > 0;
         table.add_row(vec![

@@ -26,8 +26,15 @@ pub const EXIT_FAILURE: u8 = 1;
 /// ledger (metadata only, never prompts), enforces the session budget and prints what the
 /// session cost.
 #[derive(Debug, Parser)]
-#[command(name = "smartproxy", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Examples:\n  smartproxy run --mock -- python agent.py     offline, no key, no cost\n  smartproxy run --budget 2 -- python agent.py  stop the agent's spending at $2\n  smartproxy stats --last                       what the last session cost\n  smartproxy sessions                           recent sessions")]
+#[command(
+    name = "smartproxy",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Examples:\n  smartproxy run --mock -- python agent.py     offline, no key, no cost\n  smartproxy run --budget 2 -- python agent.py  stop the agent's spending at $2\n  smartproxy stats --last                       what the last session cost\n  smartproxy sessions                           recent sessions"
+)]
 pub struct Cli {
     /// Config file to use instead of discovering one (./smartproxy.yaml,
     /// ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml).
@@ -80,5 +87,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 pub(crate) fn load_config(explicit: Option<&Path>) -> anyhow::Result<Config> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let env = |name: &str| std::env::var(name).ok();
-    config::load(explicit, &cwd, &env).map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
+    config::load(explicit, &cwd, &env)
+        .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
 }

@@ -31,13 +31,15 @@ pub enum SummaryFormat {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "The command gets OPENAI_BASE_URL and OPENAI_API_BASE pointing at the session's proxy, \
+#[command(
+    after_help = "The command gets OPENAI_BASE_URL and OPENAI_API_BASE pointing at the session's proxy, \
 OPENAI_API_KEY set to a session key only that proxy accepts, SMARTPROXY_SESSION_ID and SMARTPROXY_URL. Real \
 provider keys (OPENAI_API_KEY, ANTHROPIC_API_KEY, DEEPSEEK_API_KEY and every api_key_env of the config) are \
 removed from its environment unless kept with --pass-env.\n\nExit status: the command's own, 128+N when signal N \
 ended it, 127 when it could not be found, 126 when it could not be executed.\n\nExamples:\n  smartproxy run --mock -- \
 python agent.py\n  smartproxy run --budget 0.50 --tag nightly -- ./eval.sh\n  smartproxy run --summary json -- \
-python agent.py 2> summary.json")]
+python agent.py 2> summary.json"
+)]
 pub struct RunArgs {
     /// Session budget in USD: requests that would exceed it get 429 (budget_exceeded)
     /// [env: SMARTPROXY_BUDGET_SESSION_LIMIT_USD; config: budget.session_usd].
@@ -69,7 +71,10 @@ pub struct RunArgs {
 pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let started = Instant::now();
     if let Some(budget) = args.budget {
-        anyhow::ensure!(budget.is_finite() && budget >= 0.0, "--budget must be an amount in USD of zero or more");
+        anyhow::ensure!(
+            budget.is_finite() && budget >= 0.0,
+            "--budget must be an amount in USD of zero or more"
+        );
     }
     for name in &args.pass_env {
         anyhow::ensure!(
@@ -81,18 +86,27 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let mut config = super::load_config(config_path)?;
     if args.mock {
         config = config.mock_only();
-    } else if !config.providers.iter().any(|p| p.enabled && !p.missing_credential()) {
+    } else if !config
+        .providers
+        .iter()
+        .any(|p| p.enabled && !p.missing_credential())
+    {
         printer::warn(
             "no provider is configured, so requests will fail: set OPENAI_API_KEY (or ANTHROPIC_API_KEY, \
              DEEPSEEK_API_KEY), add providers to smartproxy.yaml, or use --mock",
         );
     }
-    let budget_usd = args.budget.filter(|b| *b > 0.0).or(config.budget.session_usd);
+    let budget_usd = args
+        .budget
+        .filter(|b| *b > 0.0)
+        .or(config.budget.session_usd);
     let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
 
     let session_id = random_hex(8);
     let session_key = format!("sk-smartproxy-{}", random_hex(24));
-    let parent_id = std::env::var("SMARTPROXY_SESSION_ID").ok().filter(|s| !s.is_empty());
+    let parent_id = std::env::var("SMARTPROXY_SESSION_ID")
+        .ok()
+        .filter(|s| !s.is_empty());
     let key_vars = config.key_variables();
     let config = Arc::new(config);
     let state = Arc::new(
@@ -134,15 +148,20 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
             parent_id: parent_id.clone(),
             kind: "run",
             tag: args.tag.clone(),
-            program: args.command.first().map(|p| program_name(p)),
-            cwd: std::env::current_dir().ok().map(|d| d.display().to_string()),
+            program: args.command.first().map(program_name),
+            cwd: std::env::current_dir()
+                .ok()
+                .map(|d| d.display().to_string()),
             pid: spawned.as_ref().ok().and_then(tokio::process::Child::id),
             started_ms: now_ms(),
             budget_usd,
         });
         let code = match spawned {
             Ok(mut child) => {
-                let status = forwarder.wait(&mut child).await.context("lost track of the command")?;
+                let status = forwarder
+                    .wait(&mut child)
+                    .await
+                    .context("lost track of the command")?;
                 spawn::exit_code(status)
             }
             Err(err) => {
@@ -170,7 +189,13 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         ));
     }
     if args.summary != SummaryFormat::None {
-        match summary(&ledger, &session_id, args.summary, started.elapsed(), &state.unpriced_models()) {
+        match summary(
+            &ledger,
+            &session_id,
+            args.summary,
+            started.elapsed(),
+            &state.unpriced_models(),
+        ) {
             Ok(text) => printer::note(&text),
             Err(err) => printer::warn(&format!("cannot read the session summary: {err:#}")),
         }
@@ -233,7 +258,11 @@ fn summary(
     }
     let mut text = format!(
         "\nsmartproxy session {session_id}{} — {} request{} ({} ok, {} failed) in {}\n",
-        session.tag.as_deref().map(|t| format!(" [{t}]")).unwrap_or_default(),
+        session
+            .tag
+            .as_deref()
+            .map(|t| format!(" [{t}]"))
+            .unwrap_or_default(),
         total.requests,
         if total.requests == 1 { "" } else { "s" },
         total.ok,
@@ -245,7 +274,9 @@ fn summary(
         text.push('\n');
     }
     if query::session_used_provider(&conn, session_id, "mock")? {
-        text.push_str("costs of mock-provider requests are simulated at list prices; nothing was spent\n");
+        text.push_str(
+            "costs of mock-provider requests are simulated at list prices; nothing was spent\n",
+        );
     }
     match budget {
         Some(limit) => {
@@ -257,7 +288,10 @@ fn summary(
                 spent / limit * 100.0
             ));
         }
-        None => text.push_str(&format!("cost {} (no budget set)\n", format::money(total.cost_usd))),
+        None => text.push_str(&format!(
+            "cost {} (no budget set)\n",
+            format::money(total.cost_usd)
+        )),
     }
     Ok(text)
 }

@@ -26,7 +26,10 @@ pub struct SessionsArgs {
 pub fn sessions(args: &SessionsArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
     let conn = query::open(&config.database).with_context(|| {
-        format!("no ledger at {} yet: nothing has been recorded", config.database.display())
+        format!(
+            "no ledger at {} yet: nothing has been recorded",
+            config.database.display()
+        )
     })?;
     let rows = query::sessions(&conn, args.limit)?;
     if args.json {
@@ -41,9 +44,19 @@ pub fn sessions(args: &SessionsArgs, config_path: Option<&Path>) -> anyhow::Resu
     table
         .load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(vec!["session", "started", "tag", "program", "requests", "cost", "budget", "exit"]);
+        .set_header(vec![
+            "session", "started", "tag", "program", "requests", "cost", "budget", "exit",
+        ]);
     for (depth, row) in tree_order(&rows) {
-        let id = format!("{}{}", "  ".repeat(depth), if depth > 0 { format!("└ {}", row.id) } else { row.id.clone() });
+        let id = format!(
+            "{}{}",
+            "  ".repeat(depth),
+            if depth > 0 {
+                format!("└ {}", row.id)
+            } else {
+                row.id.clone()
+            }
+        );
         let exit = match (row.ended_ms, row.exit_code) {
             (None, _) => "running".to_owned(),
             (Some(_), Some(code)) => code.to_string(),
@@ -56,7 +69,12 @@ pub fn sessions(args: &SessionsArgs, config_path: Option<&Path>) -> anyhow::Resu
             Cell::new(row.program.as_deref().unwrap_or("")),
             Cell::new(format::count(row.requests)).set_alignment(CellAlignment::Right),
             Cell::new(format::money(row.cost_usd)).set_alignment(CellAlignment::Right),
-            Cell::new(row.budget_usd.map(|b| format::money(Some(b))).unwrap_or_default()).set_alignment(CellAlignment::Right),
+            Cell::new(
+                row.budget_usd
+                    .map(|b| format::money(Some(b)))
+                    .unwrap_or_default(),
+            )
+            .set_alignment(CellAlignment::Right),
             Cell::new(exit).set_alignment(CellAlignment::Right),
         ]);
     }
@@ -68,10 +86,19 @@ pub fn sessions(args: &SessionsArgs, config_path: Option<&Path>) -> anyhow::Resu
 fn tree_order(rows: &[SessionRow]) -> Vec<(usize, &SessionRow)> {
     let ids: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let mut out = Vec::with_capacity(rows.len());
-    fn visit<'a>(row: &'a SessionRow, depth: usize, rows: &'a [SessionRow], out: &mut Vec<(usize, &'a SessionRow)>) {
+    fn visit<'a>(
+        row: &'a SessionRow,
+        depth: usize,
+        rows: &'a [SessionRow],
+        out: &mut Vec<(usize, &'a SessionRow)>,
+    ) {
         out.push((depth, row));
         // Children oldest first, so a tree reads in the order things happened.
-        for child in rows.iter().rev().filter(|r| r.parent_id.as_deref() == Some(row.id.as_str())) {
+        for child in rows
+            .iter()
+            .rev()
+            .filter(|r| r.parent_id.as_deref() == Some(row.id.as_str()))
+        {
             if depth < 16 {
                 visit(child, depth + 1, rows, out);
             }

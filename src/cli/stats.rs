@@ -11,8 +11,10 @@ use crate::ledger::query::{self, Filter, GroupBy, Resolved};
 use crate::printer;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  smartproxy stats --last\n  smartproxy stats --today --by provider\n  \
-smartproxy stats --since 7d --by tag --json\n  smartproxy stats --session 3f2a")]
+#[command(
+    after_help = "Examples:\n  smartproxy stats --last\n  smartproxy stats --today --by provider\n  \
+smartproxy stats --since 7d --by tag --json\n  smartproxy stats --session 3f2a"
+)]
 pub struct StatsArgs {
     /// Only this session (a full id or a unique prefix, as `smartproxy sessions` shows).
     #[arg(long, value_name = "ID", conflicts_with = "last")]
@@ -42,16 +44,24 @@ pub struct StatsArgs {
 pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
     let conn = query::open(&config.database).with_context(|| {
-        format!("no ledger at {} yet: nothing has been recorded", config.database.display())
+        format!(
+            "no ledger at {} yet: nothing has been recorded",
+            config.database.display()
+        )
     })?;
     let session_id = if args.last {
         Some(query::last_session(&conn)?.context("the ledger has no sessions yet")?)
     } else if let Some(reference) = &args.session {
         match query::resolve_session(&conn, reference)? {
             Resolved::Found(id) => Some(id),
-            Resolved::NotFound => anyhow::bail!("no session matches `{reference}` (see `smartproxy sessions`)"),
+            Resolved::NotFound => {
+                anyhow::bail!("no session matches `{reference}` (see `smartproxy sessions`)")
+            }
             Resolved::Ambiguous(ids) => {
-                anyhow::bail!("`{reference}` matches several sessions ({}); give more of the id", ids.join(", "))
+                anyhow::bail!(
+                    "`{reference}` matches several sessions ({}); give more of the id",
+                    ids.join(", ")
+                )
             }
         }
     } else {
@@ -62,7 +72,10 @@ pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
     } else {
         args.since.as_deref().map(parse_since).transpose()?
     };
-    let filter = Filter { session_id, since_ms };
+    let filter = Filter {
+        session_id,
+        since_ms,
+    };
     let total = query::totals(&conn, &filter)?;
     let rows = query::grouped(&conn, &filter, args.by)?;
     if args.json {
@@ -105,7 +118,9 @@ pub fn parse_since(text: &str) -> anyhow::Result<i64> {
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(time.timestamp_millis());
     }
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let unit_ms: i64 = match unit {
         "m" | "min" => 60_000,
@@ -116,6 +131,8 @@ pub fn parse_since(text: &str) -> anyhow::Result<i64> {
     };
     match number.parse::<i64>() {
         Ok(n) if unit_ms > 0 => Ok(crate::ledger::now_ms() - n * unit_ms),
-        _ => anyhow::bail!("--since `{text}`: expected a date (2026-11-01), an RFC 3339 time, or an age (90m, 24h, 7d)"),
+        _ => anyhow::bail!(
+            "--since `{text}`: expected a date (2026-11-01), an RFC 3339 time, or an age (90m, 24h, 7d)"
+        ),
     }
 }

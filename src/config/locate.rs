@@ -44,8 +44,18 @@ pub fn line_of(text: &str, path: &str) -> Option<usize> {
             return found.map(|l: usize| l + 1);
         };
         found = Some(line);
-        start = if matches!(step, Step::Index(_)) { line } else { line + 1 };
-        end = block_end(&lines, line + 1, end, indent, matches!(step, Step::Index(_)));
+        start = if matches!(step, Step::Index(_)) {
+            line
+        } else {
+            line + 1
+        };
+        end = block_end(
+            &lines,
+            line + 1,
+            end,
+            indent,
+            matches!(step, Step::Index(_)),
+        );
         min_indent = child_indent;
     }
     found.map(|l| l + 1)
@@ -62,7 +72,13 @@ fn is_blank(line: &str) -> bool {
 
 /// Finds `key:` at the shallowest indentation at or above `min_indent` within the region. A key
 /// on a `- ` item line (`- name: x`) counts at the indentation after the dash.
-fn find_key(lines: &[&str], start: usize, end: usize, min_indent: usize, key: &str) -> Option<(usize, usize, usize)> {
+fn find_key(
+    lines: &[&str],
+    start: usize,
+    end: usize,
+    min_indent: usize,
+    key: &str,
+) -> Option<(usize, usize, usize)> {
     let mut level: Option<usize> = None;
     for (i, line) in lines.iter().enumerate().take(end).skip(start) {
         if is_blank(line) {
@@ -101,7 +117,13 @@ fn key_position(line: &str) -> (usize, &str) {
 }
 
 /// Finds the `n`th `- ` item in the region.
-fn find_item(lines: &[&str], start: usize, end: usize, min_indent: usize, n: usize) -> Option<(usize, usize, usize)> {
+fn find_item(
+    lines: &[&str],
+    start: usize,
+    end: usize,
+    min_indent: usize,
+    n: usize,
+) -> Option<(usize, usize, usize)> {
     let mut seen = 0;
     let mut level: Option<usize> = None;
     for (i, line) in lines.iter().enumerate().take(end).skip(start) {

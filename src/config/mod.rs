@@ -208,7 +208,10 @@ impl Config {
 
     /// The environment variables that hold real provider keys, which a `run` child must not see.
     pub fn key_variables(&self) -> Vec<String> {
-        let mut vars: Vec<String> = validate::WELL_KNOWN_KEY_VARS.iter().map(|v| (*v).to_owned()).collect();
+        let mut vars: Vec<String> = validate::WELL_KNOWN_KEY_VARS
+            .iter()
+            .map(|v| (*v).to_owned())
+            .collect();
         for provider in &self.providers {
             if let Some(var) = &provider.api_key_env {
                 if !vars.contains(var) {
@@ -220,9 +223,10 @@ impl Config {
     }
 
     pub fn source_display(&self) -> String {
-        self.source
-            .as_deref()
-            .map_or_else(|| "built-in defaults".to_owned(), |p: &Path| p.display().to_string())
+        self.source.as_deref().map_or_else(
+            || "built-in defaults".to_owned(),
+            |p: &Path| p.display().to_string(),
+        )
     }
 }
 

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use super::raw::{RawConfig, RawProvider};
 use super::{
-    BudgetConfig, Config, ConfigError, MockConfig, MockReply, ModelPattern, ProviderConfig, ProviderKind, Secret,
-    Timeouts, locate, paths,
+    BudgetConfig, Config, ConfigError, MockConfig, MockReply, ModelPattern, ProviderConfig,
+    ProviderKind, Secret, Timeouts, locate, paths,
 };
 
 /// Key variables of the providers smartproxy knows without a config file.
-pub(super) const WELL_KNOWN_KEY_VARS: &[&str] = &["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY"];
+pub(super) const WELL_KNOWN_KEY_VARS: &[&str] =
+    &["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY"];
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:4100";
 const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -37,10 +38,16 @@ impl fmt::Display for ConfigErrors {
 
 /// Finds and loads the config: `explicit` when given, else the first discovered file, else the
 /// zero-config defaults. `env` looks up environment variables (injected for tests).
-pub fn load(explicit: Option<&Path>, cwd: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+pub fn load(
+    explicit: Option<&Path>,
+    cwd: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
     let path = match explicit {
         Some(path) => Some(path.to_path_buf()),
-        None => paths::config_candidates(cwd).into_iter().find(|p| p.is_file()),
+        None => paths::config_candidates(cwd)
+            .into_iter()
+            .find(|p| p.is_file()),
     };
     let Some(path) = path else {
         return from_yaml("", None, env);
@@ -57,7 +64,11 @@ pub fn load(explicit: Option<&Path>, cwd: &Path, env: &dyn Fn(&str) -> Option<St
 }
 
 /// Parses and validates config text. `file` is used in messages and to resolve relative paths.
-pub fn from_yaml(text: &str, file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+pub fn from_yaml(
+    text: &str,
+    file: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
     let raw = parse(text, file).map_err(|e| ConfigErrors(vec![e]))?;
     let mut v = Validator {
         text,
@@ -65,7 +76,11 @@ pub fn from_yaml(text: &str, file: Option<&Path>, env: &dyn Fn(&str) -> Option<S
         errors: Vec::new(),
     };
     let config = v.config(raw, env);
-    if v.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(v.errors)) }
+    if v.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(v.errors))
+    }
 }
 
 fn parse(text: &str, file: Option<&Path>) -> Result<RawConfig, ConfigError> {
@@ -125,17 +140,27 @@ impl Validator<'_> {
     fn config(&mut self, mut raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Config {
         let listen_text = match env("SMARTPROXY_LISTEN") {
             Some(value) => (value, Some("SMARTPROXY_LISTEN")),
-            None => (raw.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.to_owned()), None),
+            None => (
+                raw.listen
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+                None,
+            ),
         };
         let listen = match listen_text.0.trim().parse() {
             Ok(addr) => addr,
             Err(_) => {
-                let message = format!("`{}` is not a socket address; write it as IP:PORT, e.g. {DEFAULT_LISTEN}", listen_text.0);
+                let message = format!(
+                    "`{}` is not a socket address; write it as IP:PORT, e.g. {DEFAULT_LISTEN}",
+                    listen_text.0
+                );
                 match listen_text.1 {
                     Some(var) => self.env_error(var, message),
                     None => self.error("listen", message),
                 }
-                DEFAULT_LISTEN.parse().unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 4100)))
+                DEFAULT_LISTEN
+                    .parse()
+                    .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 4100)))
             }
         };
 
@@ -146,10 +171,13 @@ impl Validator<'_> {
         let log_level = env("SMARTPROXY_LOG_LEVEL").or(raw.log_level.clone());
 
         let mut providers: Vec<ProviderConfig> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
         for (i, p) in std::mem::take(&mut raw.providers).into_iter().enumerate() {
-            if let Some(provider) = self.provider(i, p, &providers, env) {
+            let name = p.name.trim().to_owned();
+            if let Some(provider) = self.provider(i, p, &names, env) {
                 providers.push(provider);
             }
+            names.push(name);
         }
         if providers.is_empty() && self.errors.is_empty() {
             providers = zero_config_providers(env);
@@ -168,9 +196,16 @@ impl Validator<'_> {
 
         let budget = self.budget(&raw, env);
         for (model, price) in &raw.pricing {
-            let all = [Some(price.input_per_mtok), Some(price.output_per_mtok), price.cached_input_per_mtok];
+            let all = [
+                Some(price.input_per_mtok),
+                Some(price.output_per_mtok),
+                price.cached_input_per_mtok,
+            ];
             if all.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
-                self.error(&format!("pricing.{model}"), "prices must be zero or more (USD per million tokens)");
+                self.error(
+                    &format!("pricing.{model}"),
+                    "prices must be zero or more (USD per million tokens)",
+                );
             }
         }
         let mock = self.mock(&raw);
@@ -201,27 +236,37 @@ impl Validator<'_> {
         &mut self,
         i: usize,
         raw: RawProvider,
-        earlier: &[ProviderConfig],
+        earlier: &[String],
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Option<ProviderConfig> {
         let at = |key: &str| format!("providers[{i}].{key}");
         let before = self.errors.len();
         let name = raw.name.trim().to_owned();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
-            self.error(&at("name"), "a provider name is letters, digits, `-`, `_` or `.`, e.g. `openai`");
-        } else if earlier.iter().any(|p| p.name == name) {
-            self.error(&at("name"), format!("another provider is already named `{name}`"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            self.error(
+                &at("name"),
+                "a provider name is letters, digits, `-`, `_` or `.`, e.g. `openai`",
+            );
+        } else if earlier.iter().any(|p| p.as_str() == name) {
+            self.error(
+                &at("name"),
+                format!("another provider is already named `{name}`"),
+            );
         }
         let kind = match raw.kind.as_str() {
-            "openai" => ProviderKind::OpenAi,
-            "mock" => ProviderKind::Mock,
+            "openai" => Some(ProviderKind::OpenAi),
+            "mock" => Some(ProviderKind::Mock),
             "anthropic" => {
                 self.error(
                     &at("kind"),
                     "the native `anthropic` adapter is not in this version yet; use `kind: openai` with \
                      `base_url: https://api.anthropic.com/v1` (Anthropic's OpenAI-compatible endpoint)",
                 );
-                ProviderKind::OpenAi
+                None
             }
             "ollama" => {
                 self.error(
@@ -229,30 +274,48 @@ impl Validator<'_> {
                     "the native `ollama` adapter is not in this version yet; use `kind: openai` with \
                      `base_url: http://localhost:11434/v1` (Ollama's OpenAI-compatible endpoint)",
                 );
-                ProviderKind::OpenAi
+                None
             }
             other => {
-                self.error(&at("kind"), format!("unknown kind `{other}`; expected `openai` or `mock`"));
-                ProviderKind::OpenAi
+                self.error(
+                    &at("kind"),
+                    format!("unknown kind `{other}`; expected `openai` or `mock`"),
+                );
+                None
             }
         };
-        let base_url = raw.base_url.as_deref().map(|u| u.trim().trim_end_matches('/').to_owned());
+        let base_url = raw
+            .base_url
+            .as_deref()
+            .map(|u| u.trim().trim_end_matches('/').to_owned());
         let base_url = match (kind, base_url) {
-            (ProviderKind::Mock, url) => url.unwrap_or_default(),
+            (Some(ProviderKind::Mock) | None, url) => url.unwrap_or_default(),
             (_, None) => {
-                self.error(&at("kind"), "an `openai` provider needs `base_url`, e.g. https://api.openai.com/v1");
+                self.error(
+                    &at("kind"),
+                    "an `openai` provider needs `base_url`, e.g. https://api.openai.com/v1",
+                );
                 String::new()
             }
             (_, Some(url)) => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) || reqwest::Url::parse(&url).is_err() {
-                    self.error(&at("base_url"), format!("`{url}` is not an http:// or https:// URL"));
+                if !(url.starts_with("http://") || url.starts_with("https://"))
+                    || reqwest::Url::parse(&url).is_err()
+                {
+                    self.error(
+                        &at("base_url"),
+                        format!("`{url}` is not an http:// or https:// URL"),
+                    );
                 }
                 url
             }
         };
+        let kind = kind.unwrap_or(ProviderKind::OpenAi);
         if let Some(var) = &raw.api_key_env {
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                self.error(&at("api_key_env"), "name the environment variable that holds the key, e.g. OPENAI_API_KEY");
+                self.error(
+                    &at("api_key_env"),
+                    "name the environment variable that holds the key, e.g. OPENAI_API_KEY",
+                );
             }
         }
         let api_key = raw
@@ -263,23 +326,38 @@ impl Validator<'_> {
             .map(|k| Secret::new(k.trim().to_owned()));
         for (j, model) in raw.models.iter().enumerate() {
             if model.trim().is_empty() {
-                self.error(&format!("providers[{i}].models[{j}]"), "a model name must not be empty");
+                self.error(
+                    &format!("providers[{i}].models[{j}]"),
+                    "a model name must not be empty",
+                );
             }
         }
         let models = if raw.models.is_empty() && kind == ProviderKind::Mock {
             vec![ModelPattern::Prefix(String::new())]
         } else {
-            raw.models.iter().map(|m| ModelPattern::parse(m.trim())).collect()
+            raw.models
+                .iter()
+                .map(|m| ModelPattern::parse(m.trim()))
+                .collect()
         };
         for cap in &raw.capabilities {
             if !KNOWN_CAPABILITIES.contains(&cap.as_str()) {
-                self.error(&at("capabilities"), format!("unknown capability `{cap}`; known: {}", KNOWN_CAPABILITIES.join(", ")));
+                self.error(
+                    &at("capabilities"),
+                    format!(
+                        "unknown capability `{cap}`; known: {}",
+                        KNOWN_CAPABILITIES.join(", ")
+                    ),
+                );
             }
         }
         let defaults = Timeouts::default();
         let mut timeout = |key: &str, value: Option<u64>, default: Duration| match value {
             Some(0) => {
-                self.error(&at(&format!("timeouts.{key}")), "must be more than 0 milliseconds");
+                self.error(
+                    &at(&format!("timeouts.{key}")),
+                    "must be more than 0 milliseconds",
+                );
                 default
             }
             Some(ms) => Duration::from_millis(ms),
@@ -287,7 +365,11 @@ impl Validator<'_> {
         };
         let timeouts = Timeouts {
             connect: timeout("connect_ms", raw.timeouts.connect_ms, defaults.connect),
-            first_byte: timeout("first_byte_ms", raw.timeouts.first_byte_ms, defaults.first_byte),
+            first_byte: timeout(
+                "first_byte_ms",
+                raw.timeouts.first_byte_ms,
+                defaults.first_byte,
+            ),
             idle: timeout("idle_ms", raw.timeouts.idle_ms, defaults.idle),
         };
         if self.errors.len() > before {
@@ -313,14 +395,20 @@ impl Validator<'_> {
             Some(text) => match text.trim().parse::<f64>() {
                 Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
                 _ => {
-                    self.env_error(VAR, format!("`{text}` is not an amount in USD, e.g. 5 or 0.50"));
+                    self.env_error(
+                        VAR,
+                        format!("`{text}` is not an amount in USD, e.g. 5 or 0.50"),
+                    );
                     None
                 }
             },
             None => {
                 if let Some(v) = raw.budget.session_usd {
                     if !v.is_finite() || v < 0.0 {
-                        self.error("budget.session_usd", "must be an amount in USD of zero or more");
+                        self.error(
+                            "budget.session_usd",
+                            "must be an amount in USD of zero or more",
+                        );
                     }
                 }
                 raw.budget.session_usd
@@ -375,11 +463,29 @@ fn zero_config_providers(env: &dyn Fn(&str) -> Option<String>) -> Vec<ProviderCo
             "openai",
             "OPENAI_API_KEY",
             "https://api.openai.com/v1",
-            &["gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "codex-*", "computer-use-*"],
+            &[
+                "gpt-*",
+                "o1*",
+                "o3*",
+                "o4*",
+                "chatgpt-*",
+                "codex-*",
+                "computer-use-*",
+            ],
         ),
         // Anthropic's OpenAI-compatible endpoint, until the native adapter lands.
-        ("anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com/v1", &["claude-*"]),
-        ("deepseek", "DEEPSEEK_API_KEY", "https://api.deepseek.com/v1", &["deepseek-*"]),
+        (
+            "anthropic",
+            "ANTHROPIC_API_KEY",
+            "https://api.anthropic.com/v1",
+            &["claude-*"],
+        ),
+        (
+            "deepseek",
+            "DEEPSEEK_API_KEY",
+            "https://api.deepseek.com/v1",
+            &["deepseek-*"],
+        ),
     ];
     known
         .iter()
@@ -390,7 +496,10 @@ fn zero_config_providers(env: &dyn Fn(&str) -> Option<String>) -> Vec<ProviderCo
             let base_url = if *name == "openai" {
                 env("OPENAI_BASE_URL")
                     .filter(|u| !u.trim().is_empty())
-                    .map_or_else(|| (*url).to_owned(), |u| u.trim().trim_end_matches('/').to_owned())
+                    .map_or_else(
+                        || (*url).to_owned(),
+                        |u| u.trim().trim_end_matches('/').to_owned(),
+                    )
             } else {
                 (*url).to_owned()
             };
@@ -420,7 +529,9 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<ConfigError> {
-        from_yaml(text, Some(Path::new("sp.yaml")), &no_env).unwrap_err().0
+        from_yaml(text, Some(Path::new("sp.yaml")), &no_env)
+            .unwrap_err()
+            .0
     }
 
     #[test]
@@ -429,7 +540,10 @@ mod tests {
         let env = |k: &str| (k == "OPENAI_API_KEY").then(|| "sk-test".to_owned());
         let config = from_yaml(text, None, &env).unwrap();
         assert_eq!(config.providers.len(), 1);
-        assert_eq!(config.providers[0].api_key.as_ref().map(Secret::expose), Some("sk-test"));
+        assert_eq!(
+            config.providers[0].api_key.as_ref().map(Secret::expose),
+            Some("sk-test")
+        );
         assert!(config.providers[0].serves("gpt-4o"));
         assert_eq!(config.budget.session_usd, Some(5.0));
         assert!(config.pricing.contains_key("my-local-model"));
@@ -437,7 +551,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_file_line_and_key() {
-        let errs = errors("providers:\n  - name: openai\n    kind: openai\n    base_ur: https://x\n");
+        let errs =
+            errors("providers:\n  - name: openai\n    kind: openai\n    base_ur: https://x\n");
         assert_eq!(errs.len(), 1);
         let e = &errs[0];
         assert_eq!(e.line, Some(4), "{e}");
@@ -450,7 +565,8 @@ mod tests {
     fn semantic_errors_are_located_and_all_reported() {
         let text = "listen: nowhere\nproviders:\n  - name: a\n    kind: openai\n    base_url: ftp://x\n  - name: a\n    kind: bogus\nbudget:\n  session_usd: -1\n";
         let errs = errors(text);
-        let got: Vec<(Option<usize>, Option<&str>)> = errs.iter().map(|e| (e.line, e.key.as_deref())).collect();
+        let got: Vec<(Option<usize>, Option<&str>)> =
+            errs.iter().map(|e| (e.line, e.key.as_deref())).collect();
         assert_eq!(
             got,
             vec![
@@ -475,7 +591,11 @@ mod tests {
         assert_eq!(names, vec!["openai", "deepseek"]);
         assert!(config.providers[1].serves("deepseek-chat"));
         assert_eq!(config.default_provider, Some(0));
-        assert!(config.key_variables().contains(&"ANTHROPIC_API_KEY".to_owned()));
+        assert!(
+            config
+                .key_variables()
+                .contains(&"ANTHROPIC_API_KEY".to_owned())
+        );
     }
 
     #[test]
@@ -485,11 +605,19 @@ mod tests {
             "SMARTPROXY_BUDGET_SESSION_LIMIT_USD" => Some("2.5".to_owned()),
             _ => None,
         };
-        let config = from_yaml("listen: 127.0.0.1:1\nbudget: {session_usd: 9}\n", None, &env).unwrap();
+        let config = from_yaml(
+            "listen: 127.0.0.1:1\nbudget: {session_usd: 9}\n",
+            None,
+            &env,
+        )
+        .unwrap();
         assert_eq!(config.listen.port(), 9999);
         assert_eq!(config.budget.session_usd, Some(2.5));
         let bad = |k: &str| (k == "SMARTPROXY_BUDGET_SESSION_LIMIT_USD").then(|| "lots".to_owned());
         let errs = from_yaml("", None, &bad).unwrap_err().0;
-        assert_eq!(errs[0].key.as_deref(), Some("SMARTPROXY_BUDGET_SESSION_LIMIT_USD"));
+        assert_eq!(
+            errs[0].key.as_deref(),
+            Some("SMARTPROXY_BUDGET_SESSION_LIMIT_USD")
+        );
     }
 }

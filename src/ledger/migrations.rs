@@ -75,7 +75,9 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
         source,
     };
     let known = MIGRATIONS.len() as i64;
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql)?;
     if current == known {
         return Ok(());
     }
@@ -86,12 +88,20 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
             known,
         });
     }
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(sql)?;
+    let tx =
+        rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(sql)?;
     // Another process may have migrated while this one waited for the lock.
-    let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
+    let current: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql)?;
+    for (i, step) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
         tx.execute_batch(step).map_err(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1).map_err(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(sql)?;
     }
     tx.commit().map_err(sql)
 }
@@ -99,7 +109,9 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
 /// The ledger's random salt, created once on first use.
 pub fn salt(conn: &Connection) -> rusqlite::Result<String> {
     let existing: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| r.get(0))
+        .query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| {
+            r.get(0)
+        })
         .optional()?;
     if let Some(salt) = existing {
         return Ok(salt);
@@ -110,5 +122,7 @@ pub fn salt(conn: &Connection) -> rusqlite::Result<String> {
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('salt', ?1)",
         [hex::encode(bytes)],
     )?;
-    conn.query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| r.get(0))
+    conn.query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| {
+        r.get(0)
+    })
 }

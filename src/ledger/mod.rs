@@ -26,15 +26,28 @@ const QUEUE_CAPACITY: usize = 16 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("cannot create the ledger folder {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the ledger {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("ledger {path}: {source}")]
-    Sql { path: PathBuf, source: rusqlite::Error },
+    Sql {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error(
         "the ledger {path} has schema version {found}, newer than this smartproxy knows ({known}); upgrade smartproxy"
     )]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("the ledger writer has stopped")]
     WriterGone,
 }
@@ -144,7 +157,9 @@ impl Ledger {
             .tx
             .send(Message::Flush(done_tx))
             .map_err(|_| LedgerError::WriterGone)?;
-        done_rx.recv_timeout(timeout).map_err(|_| LedgerError::WriterGone)
+        done_rx
+            .recv_timeout(timeout)
+            .map_err(|_| LedgerError::WriterGone)
     }
 }
 

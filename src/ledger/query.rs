@@ -131,7 +131,9 @@ fn where_clause(filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
 pub fn totals(conn: &Connection, filter: &Filter) -> rusqlite::Result<Totals> {
     let (clause, args) = where_clause(filter);
     let sql = format!("SELECT {TOTALS_COLUMNS} FROM requests r {clause}");
-    conn.query_row(&sql, params_from_iter(args), |row| totals_from_row("total".to_owned(), row, 0))
+    conn.query_row(&sql, params_from_iter(args), |row| {
+        totals_from_row("total".to_owned(), row, 0)
+    })
 }
 
 /// Totals per group, most expensive first.
@@ -143,11 +145,14 @@ pub fn grouped(conn: &Connection, filter: &Filter, by: GroupBy) -> rusqlite::Res
         key = by.sql()
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), |row| totals_from_row(row.get(0)?, row, 1))?;
+    let rows = stmt.query_map(params_from_iter(args), |row| {
+        totals_from_row(row.get(0)?, row, 1)
+    })?;
     rows.collect()
 }
 
-const SESSION_COLUMNS: &str = "s.id, s.parent_id, s.kind, s.tag, s.program, s.cwd, s.pid, s.started_ms, s.ended_ms,
+const SESSION_COLUMNS: &str =
+    "s.id, s.parent_id, s.kind, s.tag, s.program, s.cwd, s.pid, s.started_ms, s.ended_ms,
     s.exit_code, s.budget_usd,
     (SELECT COUNT(*) FROM requests r WHERE r.session_id = s.id),
     (SELECT SUM(r.cost_usd) FROM requests r WHERE r.session_id = s.id)";
@@ -172,7 +177,9 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
 
 /// The most recent sessions, newest first.
 pub fn sessions(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<SessionRow>> {
-    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions s ORDER BY s.started_ms DESC, s.rowid DESC LIMIT ?1");
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions s ORDER BY s.started_ms DESC, s.rowid DESC LIMIT ?1"
+    );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], session_from_row)?;
     rows.collect()
@@ -193,8 +200,13 @@ pub enum Resolved {
 
 /// Resolves a full session id or an unambiguous prefix of one.
 pub fn resolve_session(conn: &Connection, reference: &str) -> rusqlite::Result<Resolved> {
-    let escaped = reference.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    let mut stmt = conn.prepare("SELECT id FROM sessions WHERE id LIKE ?1 ESCAPE '\\' ORDER BY started_ms DESC LIMIT 6")?;
+    let escaped = reference
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let mut stmt = conn.prepare(
+        "SELECT id FROM sessions WHERE id LIKE ?1 ESCAPE '\\' ORDER BY started_ms DESC LIMIT 6",
+    )?;
     let ids: Vec<String> = stmt
         .query_map([format!("{escaped}%")], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
@@ -210,7 +222,11 @@ pub fn resolve_session(conn: &Connection, reference: &str) -> rusqlite::Result<R
 }
 
 /// Whether any request of the session was served by `provider`.
-pub fn session_used_provider(conn: &Connection, session_id: &str, provider: &str) -> rusqlite::Result<bool> {
+pub fn session_used_provider(
+    conn: &Connection,
+    session_id: &str,
+    provider: &str,
+) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM requests WHERE session_id = ?1 AND provider = ?2)",
         [session_id, provider],
@@ -220,6 +236,10 @@ pub fn session_used_provider(conn: &Connection, session_id: &str, provider: &str
 
 /// The id of the newest session.
 pub fn last_session(conn: &Connection) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT id FROM sessions ORDER BY started_ms DESC, rowid DESC LIMIT 1", [], |r| r.get(0))
-        .optional()
+    conn.query_row(
+        "SELECT id FROM sessions ORDER BY started_ms DESC, rowid DESC LIMIT 1",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
 }

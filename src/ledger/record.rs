@@ -80,7 +80,12 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
-    pub fn new(id: String, session_id: Option<String>, started_ms: i64, endpoint: &'static str) -> Self {
+    pub fn new(
+        id: String,
+        session_id: Option<String>,
+        started_ms: i64,
+        endpoint: &'static str,
+    ) -> Self {
         Self {
             id,
             session_id,

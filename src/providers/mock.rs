@@ -40,29 +40,44 @@ impl MockProvider {
 }
 
 impl Provider for MockProvider {
-    fn send(&self, request: UpstreamRequest) -> BoxFuture<'_, Result<UpstreamResponse, ProviderError>> {
+    fn send(
+        &self,
+        request: UpstreamRequest,
+    ) -> BoxFuture<'_, Result<UpstreamResponse, ProviderError>> {
         Box::pin(async move {
             if !self.config.latency.is_zero() {
                 tokio::time::sleep(self.config.latency).await;
             }
-            let view = ChatRequestView::parse(&request.body)
-                .map_err(|e| ProviderError::Internal(format!("mock provider got a bad request: {}", e.message)))?;
+            let view = ChatRequestView::parse(&request.body).map_err(|e| {
+                ProviderError::Internal(format!("mock provider got a bad request: {}", e.message))
+            })?;
             let (content, status, message) = match self.next_reply() {
                 MockReply::Text(text) => (text, None, None),
-                MockReply::Scripted { content, status, message } => (content.unwrap_or_default(), status, message),
+                MockReply::Scripted {
+                    content,
+                    status,
+                    message,
+                } => (content.unwrap_or_default(), status, message),
             };
             if let Some(status) = status.filter(|s| *s >= 400) {
                 return Ok(error_response(status, message));
             }
             let reply = Reply {
-                id: format!("chatcmpl-mock-{}", request.request_id.trim_start_matches("req_")),
+                id: format!(
+                    "chatcmpl-mock-{}",
+                    request.request_id.trim_start_matches("req_")
+                ),
                 model: view.model.to_string(),
                 created: created_now(),
                 prompt_tokens: estimate_tokens(view.messages.get().len()),
                 content,
             };
             if view.is_stream() {
-                Ok(stream_response(&reply, view.wants_stream_usage(), self.config.chunk_delay))
+                Ok(stream_response(
+                    &reply,
+                    view.wants_stream_usage(),
+                    self.config.chunk_delay,
+                ))
             } else {
                 Ok(UpstreamResponse {
                     status: 200,
@@ -110,7 +125,12 @@ impl Reply {
         })
     }
 
-    fn chunk(&self, delta: serde_json::Value, finish: Option<&str>, with_usage_field: bool) -> Bytes {
+    fn chunk(
+        &self,
+        delta: serde_json::Value,
+        finish: Option<&str>,
+        with_usage_field: bool,
+    ) -> Bytes {
         let mut chunk = json!({
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -128,7 +148,11 @@ impl Reply {
     /// The events of a streamed reply, as OpenAI sends them: a role chunk, one chunk per word, a
     /// finish chunk, the usage chunk when asked for, then `[DONE]`.
     fn events(&self, include_usage: bool) -> Vec<Bytes> {
-        let mut events = vec![self.chunk(json!({"role": "assistant", "content": ""}), None, include_usage)];
+        let mut events = vec![self.chunk(
+            json!({"role": "assistant", "content": ""}),
+            None,
+            include_usage,
+        )];
         for piece in self.content.split_inclusive(' ') {
             events.push(self.chunk(json!({"content": piece}), None, include_usage));
         }
@@ -150,7 +174,11 @@ impl Reply {
     }
 }
 
-fn stream_response(reply: &Reply, include_usage: bool, delay: std::time::Duration) -> UpstreamResponse {
+fn stream_response(
+    reply: &Reply,
+    include_usage: bool,
+    delay: std::time::Duration,
+) -> UpstreamResponse {
     let events = reply.events(include_usage);
     let body = futures_util::stream::iter(events)
         .then(move |event| async move {
@@ -193,4 +221,10 @@ fn created_now() -> u64 {
 }
 
 /// What `GET /v1/models` lists for the mock provider (it answers to any model name).
-pub const LISTED_MODELS: &[&str] = &["gpt-4o-mini", "gpt-4o", "claude-sonnet-4-5", "deepseek-chat", "mock"];
+pub const LISTED_MODELS: &[&str] = &[
+    "gpt-4o-mini",
+    "gpt-4o",
+    "claude-sonnet-4-5",
+    "deepseek-chat",
+    "mock",
+];

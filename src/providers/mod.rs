@@ -70,7 +70,10 @@ impl ProviderError {
 /// A provider adapter.
 pub trait Provider: Send + Sync {
     /// Sends one request; resolves when the reply's status is known.
-    fn send(&self, request: UpstreamRequest) -> BoxFuture<'_, Result<UpstreamResponse, ProviderError>>;
+    fn send(
+        &self,
+        request: UpstreamRequest,
+    ) -> BoxFuture<'_, Result<UpstreamResponse, ProviderError>>;
 }
 
 /// Builds one adapter per configured provider, in config order.

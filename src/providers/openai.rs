@@ -19,8 +19,13 @@ impl OpenAiProvider {
     pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
         let mut headers = HeaderMap::new();
         if let Some(key) = &config.api_key {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                .map_err(|_| ProviderError::Internal(format!("the key of provider {} is not a valid header value", config.name)))?;
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+                    ProviderError::Internal(format!(
+                        "the key of provider {} is not a valid header value",
+                        config.name
+                    ))
+                })?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
@@ -57,9 +62,16 @@ impl OpenAiProvider {
 }
 
 impl Provider for OpenAiProvider {
-    fn send(&self, request: UpstreamRequest) -> BoxFuture<'_, Result<UpstreamResponse, ProviderError>> {
+    fn send(
+        &self,
+        request: UpstreamRequest,
+    ) -> BoxFuture<'_, Result<UpstreamResponse, ProviderError>> {
         Box::pin(async move {
-            let accept = if request.stream { "text/event-stream" } else { "application/json" };
+            let accept = if request.stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
             let send = self
                 .client
                 .post(&self.url)
@@ -104,7 +116,11 @@ impl Provider for OpenAiProvider {
 }
 
 /// Ends a body stream with an error when no chunk arrives for `idle`.
-pub fn with_idle_timeout(body: super::BodyStream, idle: std::time::Duration, provider: String) -> super::BodyStream {
+pub fn with_idle_timeout(
+    body: super::BodyStream,
+    idle: std::time::Duration,
+    provider: String,
+) -> super::BodyStream {
     futures_util::stream::unfold((body, false), move |(mut body, done)| {
         let provider = provider.clone();
         async move {

@@ -28,10 +28,15 @@ impl Body for ProxyBody {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match &mut *self {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Self::Stream(relay) => relay.poll_next_frame(cx).map(|f| f.map(|b| Ok(Frame::data(b)))),
+            Self::Stream(relay) => relay
+                .poll_next_frame(cx)
+                .map(|f| f.map(|b| Ok(Frame::data(b)))),
         }
     }
 

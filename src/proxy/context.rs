@@ -97,7 +97,8 @@ impl Finalizer {
 
     /// The row being filled in. Always present until `finish` consumes the finalizer.
     pub fn record(&mut self) -> &mut RequestRecord {
-        self.record.get_or_insert_with(|| RequestRecord::new(String::new(), None, 0, "unknown"))
+        self.record
+            .get_or_insert_with(|| RequestRecord::new(String::new(), None, 0, "unknown"))
     }
 
     pub fn hold(&mut self, reservation: Reservation) {
@@ -112,7 +113,10 @@ impl Finalizer {
         record.completion_tokens = Some(tokens.counts.completion);
         record.cached_tokens = Some(tokens.counts.cached_prompt);
         record.tokens_estimated = tokens.estimated;
-        let model = record.served_model.clone().or_else(|| record.requested_model.clone());
+        let model = record
+            .served_model
+            .clone()
+            .or_else(|| record.requested_model.clone());
         let provider = record.provider.clone();
         let cost = model.and_then(|m| state.cost_usd(provider.as_deref(), &m, tokens.counts));
         self.record().cost_usd = cost;

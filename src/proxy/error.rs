@@ -23,7 +23,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             kind,
@@ -42,7 +47,12 @@ impl ApiError {
         };
         Self {
             param: err.param,
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", code, err.message)
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                code,
+                err.message,
+            )
         }
     }
 
@@ -61,7 +71,9 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
             "request_too_large",
-            format!("request body is larger than the limit of {limit} bytes (limits.max_body_bytes)"),
+            format!(
+                "request body is larger than the limit of {limit} bytes (limits.max_body_bytes)"
+            ),
         )
     }
 
@@ -76,13 +88,26 @@ impl ApiError {
 
     pub fn no_route(err: &NoRoute) -> Self {
         match err {
-            NoRoute::NoProviders => Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "no_provider", err.to_string()),
-            NoRoute::NoneServes { skipped, .. } if !skipped.is_empty() => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "no_usable_provider", err.to_string())
-            }
+            NoRoute::NoProviders => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "no_provider",
+                err.to_string(),
+            ),
+            NoRoute::NoneServes { skipped, .. } if !skipped.is_empty() => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "no_usable_provider",
+                err.to_string(),
+            ),
             NoRoute::NoneServes { .. } => Self {
                 param: Some("model"),
-                ..Self::new(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", err.to_string())
+                ..Self::new(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request_error",
+                    "model_not_found",
+                    err.to_string(),
+                )
             },
         }
     }
@@ -107,17 +132,28 @@ impl ApiError {
         };
         Self {
             should_retry: Some(false),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", "budget_exceeded", message)
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                "budget_exceeded",
+                message,
+            )
         }
     }
 
     pub fn upstream(err: &ProviderError) -> Self {
         let status = match err {
-            ProviderError::FirstByteTimeout { .. } | ProviderError::IdleTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProviderError::FirstByteTimeout { .. } | ProviderError::IdleTimeout { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             ProviderError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ProviderError::Connect { .. } | ProviderError::Broken { .. } => StatusCode::BAD_GATEWAY,
         };
-        let kind = if status == StatusCode::INTERNAL_SERVER_ERROR { "server_error" } else { "upstream_error" };
+        let kind = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            "server_error"
+        } else {
+            "upstream_error"
+        };
         Self::new(status, kind, err.code(), err.to_string())
     }
 
@@ -149,7 +185,12 @@ impl ApiError {
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error", message)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal_error",
+            message,
+        )
     }
 
     /// How the ledger files this error.
@@ -166,7 +207,10 @@ impl ApiError {
         let mut response = json_response(self.status, body);
         let headers = response.headers_mut();
         if let Some(retry) = self.should_retry {
-            headers.insert("x-should-retry", HeaderValue::from_static(if retry { "true" } else { "false" }));
+            headers.insert(
+                "x-should-retry",
+                HeaderValue::from_static(if retry { "true" } else { "false" }),
+            );
         }
         set_request_id(headers, request_id);
         response
@@ -184,9 +228,10 @@ fn in_flight(reserved: f64) -> String {
 pub fn json_response(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -213,7 +258,11 @@ mod tests {
             (ApiError::unauthorized(), 401, "invalid_api_key"),
             (ApiError::too_large(10), 413, "request_too_large"),
             (ApiError::budget_exceeded(&refusal), 429, "budget_exceeded"),
-            (ApiError::no_route(&NoRoute::NoProviders), 503, "no_provider"),
+            (
+                ApiError::no_route(&NoRoute::NoProviders),
+                503,
+                "no_provider",
+            ),
             (
                 ApiError::no_route(&NoRoute::NoneServes {
                     model: "m".into(),

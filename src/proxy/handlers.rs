@@ -26,18 +26,31 @@ use crate::wire::openai::{ChatRequestView, RequestError, ResponseView, rewrite_r
 /// Output tokens assumed for a budget reservation when the request sets no `max_tokens`.
 const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
 
-pub async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
+pub async fn handle(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let path = req.uri().path();
     match (req.method(), path) {
-        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => chat(state, peer, req).await,
-        (_, "/v1/chat/completions" | "/chat/completions") => reject(&state, ApiError::method_not_allowed(req.method(), path, "POST")),
+        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
+            chat(state, peer, req).await
+        }
+        (_, "/v1/chat/completions" | "/chat/completions") => reject(
+            &state,
+            ApiError::method_not_allowed(req.method(), path, "POST"),
+        ),
         (&Method::GET, "/v1/models" | "/models") => match authorize(&state, req.headers()) {
             Ok(()) => models(&state),
             Err(err) => err.into_response(""),
         },
-        (&Method::GET | &Method::HEAD, "/healthz") => json_response(StatusCode::OK, r#"{"status":"ok"}"#),
+        (&Method::GET | &Method::HEAD, "/healthz") => {
+            json_response(StatusCode::OK, r#"{"status":"ok"}"#)
+        }
         (&Method::GET | &Method::HEAD, "/readyz") => readyz(&state),
-        (_, "/v1/responses" | "/v1/completions" | "/v1/embeddings") => reject(&state, ApiError::unsupported_endpoint(path)),
+        (_, "/v1/responses" | "/v1/completions" | "/v1/embeddings") => {
+            reject(&state, ApiError::unsupported_endpoint(path))
+        }
         (method, path) => reject(&state, ApiError::not_found(method, path)),
     }
 }
@@ -64,7 +77,11 @@ enum Reply {
     },
 }
 
-async fn chat(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn chat(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let mut fin = Finalizer::new(Arc::clone(&state), new_request_id(), "chat.completions");
     let id = fin.id().to_owned();
     let record = fin.record();
@@ -73,7 +90,10 @@ async fn chat(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) ->
         .get(USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(200).collect());
-    record.client_hash = Some(salted_hash(state.ledger.salt(), peer.ip().to_string().as_bytes()));
+    record.client_hash = Some(salted_hash(
+        state.ledger.salt(),
+        peer.ip().to_string().as_bytes(),
+    ));
     match pipeline(&state, &mut fin, req).await {
         Ok(Reply::Whole {
             status,
@@ -81,13 +101,18 @@ async fn chat(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) ->
             body,
         }) => {
             let mut response = Response::new(ProxyBody::full(body));
-            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             let content_type = content_type.as_deref().unwrap_or("application/json");
             if let Ok(value) = HeaderValue::from_str(content_type) {
                 response.headers_mut().insert(CONTENT_TYPE, value);
             }
             routing_headers(response.headers_mut(), &mut fin, true);
-            let outcome = if (200..300).contains(&status) { Outcome::Ok } else { Outcome::UpstreamError };
+            let outcome = if (200..300).contains(&status) {
+                Outcome::Ok
+            } else {
+                Outcome::UpstreamError
+            };
             let code = (outcome != Outcome::Ok).then(|| format!("upstream_{status}"));
             fin.finish(status, outcome, code.as_deref());
             response
@@ -104,7 +129,10 @@ async fn chat(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) ->
             *response.headers_mut() = headers;
             let h = response.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
             response
         }
         Err(err) => {
@@ -115,7 +143,11 @@ async fn chat(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) ->
 }
 
 /// parse -> auth -> budget -> plan -> attempt. Fills in the ledger row as it learns things.
-async fn pipeline(state: &AppState, fin: &mut Finalizer, req: Request<Incoming>) -> Result<Reply, ApiError> {
+async fn pipeline(
+    state: &AppState,
+    fin: &mut Finalizer,
+    req: Request<Incoming>,
+) -> Result<Reply, ApiError> {
     authorize(state, req.headers())?;
     let body = read_body(req, state.config.max_body_bytes).await?;
     fin.record().fingerprint = Some(salted_hash(state.ledger.salt(), &body));
@@ -144,7 +176,11 @@ async fn pipeline(state: &AppState, fin: &mut Finalizer, req: Request<Incoming>)
         cached_prompt: 0,
     };
     let estimate_usd = state
-        .cost_usd(Some(&provider_config.name), &decision.upstream_model, estimate)
+        .cost_usd(
+            Some(&provider_config.name),
+            &decision.upstream_model,
+            estimate,
+        )
         .unwrap_or(0.0);
     let reservation = state
         .budget
@@ -153,11 +189,17 @@ async fn pipeline(state: &AppState, fin: &mut Finalizer, req: Request<Incoming>)
     fin.hold(reservation);
 
     let add_stream_usage = stream && !view.wants_stream_usage();
-    let new_model = (decision.upstream_model != view.model).then_some(decision.upstream_model.as_str());
+    let new_model =
+        (decision.upstream_model != view.model).then_some(decision.upstream_model.as_str());
     let upstream_body = match rewrite_request(&body, new_model, add_stream_usage) {
         Ok(Some(rewritten)) => Bytes::from(rewritten),
         Ok(None) => body.clone(),
-        Err(e) => return Err(ApiError::bad_request(RequestError::new(e.to_string(), "messages"))),
+        Err(e) => {
+            return Err(ApiError::bad_request(RequestError::new(
+                e.to_string(),
+                "messages",
+            )));
+        }
     };
     drop(view);
 
@@ -181,7 +223,9 @@ async fn pipeline(state: &AppState, fin: &mut Finalizer, req: Request<Incoming>)
     }
     let status = response.status;
     let content_type = response.content_type;
-    let bytes = collect(response.body).await.map_err(|e| ApiError::upstream(&e))?;
+    let bytes = collect(response.body)
+        .await
+        .map_err(|e| ApiError::upstream(&e))?;
     fin.set_ttfb();
     if (200..300).contains(&status) {
         let parsed: ResponseView = serde_json::from_slice(&bytes).unwrap_or_default();
@@ -209,7 +253,10 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let presented = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()));
     match presented {
@@ -265,7 +312,10 @@ fn routing_headers(headers: &mut HeaderMap, fin: &mut Finalizer, with_cost: bool
     put("x-smartproxy-model", record.served_model.as_deref());
     put("x-smartproxy-attempts", Some(&record.attempts.to_string()));
     if with_cost {
-        put("x-smartproxy-cost", record.cost_usd.map(|c| format!("{c:.8}")).as_deref());
+        put(
+            "x-smartproxy-cost",
+            record.cost_usd.map(|c| format!("{c:.8}")).as_deref(),
+        );
     }
 }
 
@@ -278,10 +328,15 @@ fn models(state: &AppState) -> Response<ProxyBody> {
             provider.models.iter().filter_map(|m| m.exact()).collect()
         };
         for name in names {
-            data.push(json!({"id": name, "object": "model", "created": 0, "owned_by": provider.name}));
+            data.push(
+                json!({"id": name, "object": "model", "created": 0, "owned_by": provider.name}),
+            );
         }
     }
-    json_response(StatusCode::OK, json!({"object": "list", "data": data}).to_string())
+    json_response(
+        StatusCode::OK,
+        json!({"object": "list", "data": data}).to_string(),
+    )
 }
 
 fn readyz(state: &AppState) -> Response<ProxyBody> {
@@ -292,7 +347,10 @@ fn readyz(state: &AppState) -> Response<ProxyBody> {
         .filter(|p| p.enabled && !p.missing_credential())
         .count();
     if usable > 0 {
-        json_response(StatusCode::OK, json!({"status": "ready", "providers": usable}).to_string())
+        json_response(
+            StatusCode::OK,
+            json!({"status": "ready", "providers": usable}).to_string(),
+        )
     } else {
         json_response(
             StatusCode::SERVICE_UNAVAILABLE,

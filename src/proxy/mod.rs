@@ -70,10 +70,18 @@ impl AppState {
     }
 
     /// The cost of `tokens` on `model`; None (and a warning, once per model) when it has no price.
-    pub fn cost_usd(&self, provider: Option<&str>, model: &str, tokens: TokenCounts) -> Option<f64> {
+    pub fn cost_usd(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+        tokens: TokenCounts,
+    ) -> Option<f64> {
         let cost = self.prices.cost_usd(provider, model, tokens);
         if cost.is_none() {
-            let mut warned = self.unpriced_warned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut warned = self
+                .unpriced_warned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if warned.insert(model.to_owned()) {
                 tracing::warn!(
                     model,
@@ -86,7 +94,10 @@ impl AppState {
 
     /// Models seen without a price, for the run summary.
     pub fn unpriced_models(&self) -> Vec<String> {
-        let warned = self.unpriced_warned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let warned = self
+            .unpriced_warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut models: Vec<String> = warned.iter().cloned().collect();
         models.sort();
         models

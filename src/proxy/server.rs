@@ -41,12 +41,19 @@ impl Server {
     pub async fn shutdown(self, grace: Duration) {
         let _ = self.stop.send(true);
         if tokio::time::timeout(grace, self.task).await.is_err() {
-            tracing::warn!(grace_s = grace.as_secs_f64(), "requests still open after the grace period; closing them");
+            tracing::warn!(
+                grace_s = grace.as_secs_f64(),
+                "requests still open after the grace period; closing them"
+            );
         }
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let graceful = GracefulShutdown::new();
     let http = hyper::server::conn::http1::Builder::new();
     loop {

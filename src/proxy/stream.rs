@@ -31,7 +31,12 @@ pub struct SseRelay {
 }
 
 impl SseRelay {
-    pub fn new(upstream: BodyStream, finalizer: Finalizer, drop_usage_chunk: bool, prompt_estimate: u64) -> Self {
+    pub fn new(
+        upstream: BodyStream,
+        finalizer: Finalizer,
+        drop_usage_chunk: bool,
+        prompt_estimate: u64,
+    ) -> Self {
         Self {
             upstream,
             decoder: sse::Decoder::new(),
@@ -152,7 +157,11 @@ impl Drop for SseRelay {
         // The client left before the stream ended: dropping `upstream` cancels the provider
         // request; the row records what was seen so far.
         if self.finalizer.is_some() {
-            self.finish(super::context::CLIENT_CLOSED, Outcome::ClientClosed, Some("client_closed"));
+            self.finish(
+                super::context::CLIENT_CLOSED,
+                Outcome::ClientClosed,
+                Some("client_closed"),
+            );
         }
     }
 }

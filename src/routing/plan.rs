@@ -87,26 +87,27 @@ pub fn plan(config: &Config, model: &str) -> Result<Decision, NoRoute> {
         return Err(NoRoute::NoProviders);
     }
     let mut skipped = Vec::new();
-    let consider = |index: usize, upstream_model: &str, route: &'static str, skipped: &mut Vec<Skip>| {
-        let provider = &config.providers[index];
-        match usable(provider) {
-            Ok(()) => Some(Decision {
-                provider: index,
-                upstream_model: upstream_model.to_owned(),
-                route,
-                skipped: Vec::new(),
-            }),
-            Err(reason) => {
-                if !skipped.iter().any(|s: &Skip| s.provider == provider.name) {
-                    skipped.push(Skip {
-                        provider: provider.name.clone(),
-                        reason,
-                    });
+    let consider =
+        |index: usize, upstream_model: &str, route: &'static str, skipped: &mut Vec<Skip>| {
+            let provider = &config.providers[index];
+            match usable(provider) {
+                Ok(()) => Some(Decision {
+                    provider: index,
+                    upstream_model: upstream_model.to_owned(),
+                    route,
+                    skipped: Vec::new(),
+                }),
+                Err(reason) => {
+                    if !skipped.iter().any(|s: &Skip| s.provider == provider.name) {
+                        skipped.push(Skip {
+                            provider: provider.name.clone(),
+                            reason,
+                        });
+                    }
+                    None
                 }
-                None
             }
-        }
-    };
+        };
     // `provider/model` names a provider explicitly.
     if let Some((prefix, rest)) = model.split_once('/') {
         if let Some(index) = config.providers.iter().position(|p| p.name == prefix) {
@@ -179,8 +180,15 @@ default_provider: local
             ("gpt-4o", "openai", "gpt-4o", "model", vec![]),
             ("openai/gpt-4o", "openai", "gpt-4o", "prefix", vec![]),
             ("llama3", "local", "llama3", "model", vec![]),
-            ("mystery", "local", "mystery", "default", vec![]),
-            ("deepseek-chat", "local", "deepseek-chat", "default", vec!["deepseek"]),
+            // The disabled mock provider serves every model; it is skipped with its reason.
+            ("mystery", "local", "mystery", "default", vec!["off"]),
+            (
+                "deepseek-chat",
+                "local",
+                "deepseek-chat",
+                "default",
+                vec!["deepseek", "off"],
+            ),
             ("off/x", "local", "off/x", "default", vec!["off"]),
         ];
         for (model, provider, upstream, route, skipped) in cases {

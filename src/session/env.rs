@@ -41,12 +41,18 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         ("OPENAI_BASE_URL".to_owned(), api.clone()),
         ("OPENAI_API_BASE".to_owned(), api),
         ("OPENAI_API_KEY".to_owned(), inputs.session_key.to_owned()),
-        ("SMARTPROXY_SESSION_ID".to_owned(), inputs.session_id.to_owned()),
+        (
+            "SMARTPROXY_SESSION_ID".to_owned(),
+            inputs.session_id.to_owned(),
+        ),
         ("SMARTPROXY_URL".to_owned(), inputs.proxy_url.to_owned()),
     ];
     // HTTP(S)_PROXY must not capture the child's calls to the loopback proxy.
     set.push(("NO_PROXY".to_owned(), with_loopback(inputs.no_proxy)));
-    set.push(("no_proxy".to_owned(), with_loopback(inputs.no_proxy_lower.or(inputs.no_proxy))));
+    set.push((
+        "no_proxy".to_owned(),
+        with_loopback(inputs.no_proxy_lower.or(inputs.no_proxy)),
+    ));
     let remove = inputs
         .key_vars
         .iter()
@@ -76,7 +82,11 @@ fn with_loopback(existing: Option<&str>) -> String {
 mod tests {
     use super::*;
 
-    fn inputs<'a>(key_vars: &'a [String], pass_env: &'a [String], no_proxy: Option<&'a str>) -> Inputs<'a> {
+    fn inputs<'a>(
+        key_vars: &'a [String],
+        pass_env: &'a [String],
+        no_proxy: Option<&'a str>,
+    ) -> Inputs<'a> {
         Inputs {
             proxy_url: "http://127.0.0.1:5555",
             session_key: "sk-session",
@@ -89,19 +99,35 @@ mod tests {
     }
 
     fn value<'a>(plan: &'a Plan, name: &str) -> Option<&'a str> {
-        plan.set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        plan.set
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]
     fn points_the_child_at_the_proxy_with_the_session_key() {
-        let keys = vec!["OPENAI_API_KEY".to_owned(), "ANTHROPIC_API_KEY".to_owned(), "MY_KEY".to_owned()];
+        let keys = vec![
+            "OPENAI_API_KEY".to_owned(),
+            "ANTHROPIC_API_KEY".to_owned(),
+            "MY_KEY".to_owned(),
+        ];
         let plan = plan(&inputs(&keys, &[], None));
-        assert_eq!(value(&plan, "OPENAI_BASE_URL"), Some("http://127.0.0.1:5555/v1"));
-        assert_eq!(value(&plan, "OPENAI_API_BASE"), Some("http://127.0.0.1:5555/v1"));
+        assert_eq!(
+            value(&plan, "OPENAI_BASE_URL"),
+            Some("http://127.0.0.1:5555/v1")
+        );
+        assert_eq!(
+            value(&plan, "OPENAI_API_BASE"),
+            Some("http://127.0.0.1:5555/v1")
+        );
         assert_eq!(value(&plan, "OPENAI_API_KEY"), Some("sk-session"));
         assert_eq!(value(&plan, "SMARTPROXY_SESSION_ID"), Some("abc"));
         assert_eq!(value(&plan, "NO_PROXY"), Some("127.0.0.1,localhost,::1"));
-        assert_eq!(plan.remove, vec!["ANTHROPIC_API_KEY".to_owned(), "MY_KEY".to_owned()]);
+        assert_eq!(
+            plan.remove,
+            vec!["ANTHROPIC_API_KEY".to_owned(), "MY_KEY".to_owned()]
+        );
     }
 
     #[test]
@@ -110,7 +136,13 @@ mod tests {
         let pass = vec!["MY_KEY".to_owned()];
         let plan = plan(&inputs(&keys, &pass, Some("corp.example, localhost")));
         assert_eq!(plan.remove, vec!["ANTHROPIC_API_KEY".to_owned()]);
-        assert_eq!(value(&plan, "NO_PROXY"), Some("corp.example,localhost,127.0.0.1,::1"));
-        assert_eq!(value(&plan, "no_proxy"), Some("corp.example,localhost,127.0.0.1,::1"));
+        assert_eq!(
+            value(&plan, "NO_PROXY"),
+            Some("corp.example,localhost,127.0.0.1,::1")
+        );
+        assert_eq!(
+            value(&plan, "no_proxy"),
+            Some("corp.example,localhost,127.0.0.1,::1")
+        );
     }
 }

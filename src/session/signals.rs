@@ -35,7 +35,11 @@ impl Forwarder {
 
     /// Waits for the child to exit, forwarding signals meanwhile.
     pub async fn wait(mut self, child: &mut tokio::process::Child) -> io::Result<ExitStatus> {
-        let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw) else {
+        let Some(pid) = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw)
+        else {
             return child.wait().await;
         };
         loop {
@@ -63,7 +67,7 @@ impl Forwarder {
 /// foreground group: a terminal-generated signal then reached both.
 fn terminal_already_delivered(child: Pid) -> bool {
     let ours = getpgrp();
-    if getpgid(Some(child)).map_or(true, |group| group != ours) {
+    if !getpgid(Some(child)).is_ok_and(|group| group == ours) {
         return false;
     }
     tcgetpgrp(std::io::stdin().as_fd()).is_ok_and(|foreground| foreground == ours)

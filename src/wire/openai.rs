@@ -36,13 +36,22 @@ impl ChatRequestView<'_> {
         let view: ChatRequestView<'_> =
             serde_json::from_slice(body).map_err(|e| RequestError::from_json(&e))?;
         if view.model.trim().is_empty() {
-            return Err(RequestError::new("`model` must be a non-empty string", "model"));
+            return Err(RequestError::new(
+                "`model` must be a non-empty string",
+                "model",
+            ));
         }
         if !view.messages.get().trim_start().starts_with('[') {
             return Err(RequestError::new("`messages` must be an array", "messages"));
         }
-        if view.messages.get().trim_start()[1..].trim_start().starts_with(']') {
-            return Err(RequestError::new("`messages` must not be empty", "messages"));
+        if view.messages.get().trim_start()[1..]
+            .trim_start()
+            .starts_with(']')
+        {
+            return Err(RequestError::new(
+                "`messages` must not be empty",
+                "messages",
+            ));
         }
         Ok(view)
     }
@@ -191,7 +200,9 @@ impl ChunkView<'_> {
         self.choices
             .iter()
             .filter_map(|c| c.delta.as_ref())
-            .map(|d| d.content.map_or(0, |c| c.get().len()) + d.tool_calls.map_or(0, |t| t.get().len()))
+            .map(|d| {
+                d.content.map_or(0, |c| c.get().len()) + d.tool_calls.map_or(0, |t| t.get().len())
+            })
             .sum()
     }
 }
@@ -216,7 +227,12 @@ pub struct ErrorDetail {
 }
 
 impl ErrorBody {
-    pub fn new(message: impl Into<String>, kind: &str, code: Option<&str>, param: Option<&str>) -> Self {
+    pub fn new(
+        message: impl Into<String>,
+        kind: &str,
+        code: Option<&str>,
+        param: Option<&str>,
+    ) -> Self {
         Self {
             error: ErrorDetail {
                 message: message.into(),
@@ -236,13 +252,20 @@ impl ErrorBody {
 /// Rewrites a request body for its provider: another model name when the route serves one, and
 /// `stream_options.include_usage` when the proxy needs a stream's usage that the client did not
 /// ask for. Other fields are kept as they were. Returns None when nothing needs changing.
-pub fn rewrite_request(body: &[u8], model: Option<&str>, add_stream_usage: bool) -> Result<Option<Vec<u8>>, serde_json::Error> {
+pub fn rewrite_request(
+    body: &[u8],
+    model: Option<&str>,
+    add_stream_usage: bool,
+) -> Result<Option<Vec<u8>>, serde_json::Error> {
     if model.is_none() && !add_stream_usage {
         return Ok(None);
     }
     let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)?;
     if let Some(model) = model {
-        value.insert("model".to_owned(), serde_json::Value::String(model.to_owned()));
+        value.insert(
+            "model".to_owned(),
+            serde_json::Value::String(model.to_owned()),
+        );
     }
     if add_stream_usage {
         let options = value
@@ -277,22 +300,43 @@ mod tests {
     fn rejects_bad_requests_with_a_named_parameter() {
         let cases: &[(&[u8], Option<&str>, &str)] = &[
             (b"{not json", None, "not valid JSON"),
-            (br#"{"messages":[{"role":"user","content":"x"}]}"#, None, "missing field `model`"),
-            (br#"{"model":"","messages":[{"role":"user"}]}"#, Some("model"), "non-empty"),
+            (
+                br#"{"messages":[{"role":"user","content":"x"}]}"#,
+                None,
+                "missing field `model`",
+            ),
+            (
+                br#"{"model":"","messages":[{"role":"user"}]}"#,
+                Some("model"),
+                "non-empty",
+            ),
             (br#"{"model":"m","messages":{}}"#, Some("messages"), "array"),
-            (br#"{"model":"m","messages":[ ]}"#, Some("messages"), "empty"),
-            (br#"{"model":"m","messages":[],"stream":"yes"}"#, None, "invalid"),
+            (
+                br#"{"model":"m","messages":[ ]}"#,
+                Some("messages"),
+                "empty",
+            ),
+            (
+                br#"{"model":"m","messages":[],"stream":"yes"}"#,
+                None,
+                "invalid",
+            ),
         ];
         for (body, param, needle) in cases {
             let err = ChatRequestView::parse(body).unwrap_err();
             assert_eq!(err.param, *param, "{err:?}");
-            assert!(err.message.contains(needle), "{} lacks {needle}", err.message);
+            assert!(
+                err.message.contains(needle),
+                "{} lacks {needle}",
+                err.message
+            );
         }
     }
 
     #[test]
     fn stream_null_is_not_streaming() {
-        let view = ChatRequestView::parse(br#"{"model":"m","messages":[{}],"stream":null}"#).unwrap();
+        let view =
+            ChatRequestView::parse(br#"{"model":"m","messages":[{}],"stream":null}"#).unwrap();
         assert!(!view.is_stream());
     }
 
@@ -300,7 +344,9 @@ mod tests {
     fn rewrites_model_and_stream_usage_keeping_the_rest() {
         let body = br#"{"model":"m","stream_options":{"other":1},"z":[1]}"#;
         assert_eq!(rewrite_request(body, None, false).unwrap(), None);
-        let out = rewrite_request(body, Some("served"), true).unwrap().unwrap();
+        let out = rewrite_request(body, Some("served"), true)
+            .unwrap()
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["model"], "served");
         assert_eq!(v["stream_options"]["include_usage"], true);
@@ -316,8 +362,10 @@ mod tests {
         .unwrap();
         assert!(chunk.is_usage_only());
         assert_eq!(chunk.usage.unwrap().cached_tokens(), 4);
-        let chunk: ChunkView<'_> =
-            serde_json::from_str(r#"{"choices":[{"index":0,"delta":{"content":"hello"}}],"usage":null}"#).unwrap();
+        let chunk: ChunkView<'_> = serde_json::from_str(
+            r#"{"choices":[{"index":0,"delta":{"content":"hello"}}],"usage":null}"#,
+        )
+        .unwrap();
         assert!(!chunk.is_usage_only());
         assert_eq!(chunk.content_bytes(), 7);
     }

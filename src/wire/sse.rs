@@ -192,7 +192,10 @@ mod tests {
     fn joins_multi_line_data_and_keeps_raw_bytes() {
         let events = events_of(&[b"event: message\ndata: a\ndata:b\nid: 3\n\n"]);
         assert_eq!(events[0].data.as_ref(), b"a\nb");
-        assert_eq!(events[0].raw.as_ref(), b"event: message\ndata: a\ndata:b\nid: 3\n\n");
+        assert_eq!(
+            events[0].raw.as_ref(),
+            b"event: message\ndata: a\ndata:b\nid: 3\n\n"
+        );
     }
 
     #[test]

@@ -95,8 +95,14 @@ impl TestEnv {
     /// Rows of the `requests` table, oldest first, as (column -> text) maps.
     pub fn requests(&self) -> Vec<HashMap<String, String>> {
         let conn = self.ledger();
-        let mut stmt = conn.prepare("SELECT * FROM requests ORDER BY started_ms, rowid").unwrap();
-        let names: Vec<String> = stmt.column_names().iter().map(|s| (*s).to_owned()).collect();
+        let mut stmt = conn
+            .prepare("SELECT * FROM requests ORDER BY started_ms, rowid")
+            .unwrap();
+        let names: Vec<String> = stmt
+            .column_names()
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
         stmt.query_map([], |row| {
             let mut map = HashMap::new();
             for (i, name) in names.iter().enumerate() {
@@ -132,7 +138,11 @@ impl TestEnv {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let env_file = dir.join("env.txt");
         let deadline = Instant::now() + Duration::from_secs(20);
         while !env_file.exists() {
@@ -223,7 +233,11 @@ pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
 
 /// Runs the binary to completion and returns its output.
 pub fn run_to_end(mut cmd: Command) -> Output {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_output(child, Duration::from_secs(60))
 }
 
@@ -280,5 +294,9 @@ pub async fn post_chat(base_url: &str, key: Option<&str>, body: impl Into<reqwes
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.text().await.unwrap();
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }

@@ -25,7 +25,10 @@ pub enum Behavior {
     /// A normal reply whose usage is missing, as some providers do.
     OkWithoutUsage,
     /// An error status with an OpenAI error body and optional `Retry-After` seconds.
-    Status { status: u16, retry_after: Option<u64> },
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
     /// Waits before sending anything.
     SlowFirstByte(Duration),
     /// Streams `chunks` content chunks and then drops the connection.
@@ -141,17 +144,27 @@ impl Drop for MockUpstream {
 type Body = BoxBody<Bytes, std::io::Error>;
 
 fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
 }
 
-async fn serve(script: Arc<Mutex<Script>>, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
+async fn serve(
+    script: Arc<Mutex<Script>>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let authorization = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let behavior = {
         let mut script = script.lock().unwrap();
@@ -165,19 +178,54 @@ async fn serve(script: Arc<Mutex<Script>>, req: Request<hyper::body::Incoming>) 
     let model = body["model"].as_str().unwrap_or("unknown").to_owned();
     let done = Arc::clone(&script);
     let stream = body["stream"].as_bool().unwrap_or(false);
-    let include_usage = body["stream_options"]["include_usage"].as_bool().unwrap_or(false);
+    let include_usage = body["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
     let response = match behavior {
-        Behavior::Ok => reply(&done, &model, stream, include_usage, true, Duration::ZERO, None),
-        Behavior::OkWithoutUsage => reply(&done, &model, stream, false, false, Duration::ZERO, None),
+        Behavior::Ok => reply(
+            &done,
+            &model,
+            stream,
+            include_usage,
+            true,
+            Duration::ZERO,
+            None,
+        ),
+        Behavior::OkWithoutUsage => {
+            reply(&done, &model, stream, false, false, Duration::ZERO, None)
+        }
         Behavior::SlowFirstByte(wait) => {
             tokio::time::sleep(wait).await;
-            reply(&done, &model, stream, include_usage, true, Duration::ZERO, None)
+            reply(
+                &done,
+                &model,
+                stream,
+                include_usage,
+                true,
+                Duration::ZERO,
+                None,
+            )
         }
         Behavior::Trickle(delay) => reply(&done, &model, stream, include_usage, true, delay, None),
         // A small gap between events so the ones before the cut are really on the wire.
-        Behavior::CutStream { chunks } => reply(&done, &model, true, include_usage, true, Duration::from_millis(20), Some(chunks)),
-        Behavior::Status { status, retry_after } => {
-            let kind = if status == 429 { "rate_limit_error" } else { "server_error" };
+        Behavior::CutStream { chunks } => reply(
+            &done,
+            &model,
+            true,
+            include_usage,
+            true,
+            Duration::from_millis(20),
+            Some(chunks),
+        ),
+        Behavior::Status {
+            status,
+            retry_after,
+        } => {
+            let kind = if status == 429 {
+                "rate_limit_error"
+            } else {
+                "server_error"
+            };
             let body = json!({"error": {"message": format!("mock upstream says {status}"), "type": kind, "param": null, "code": null}});
             let mut builder = Response::builder()
                 .status(status)
@@ -215,7 +263,15 @@ pub fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
     .to_string()
 }
 
-fn reply(script: &Arc<Mutex<Script>>, model: &str, stream: bool, include_usage: bool, with_usage: bool, delay: Duration, cut_after: Option<usize>) -> Response<Body> {
+fn reply(
+    script: &Arc<Mutex<Script>>,
+    model: &str,
+    stream: bool,
+    include_usage: bool,
+    with_usage: bool,
+    delay: Duration,
+    cut_after: Option<usize>,
+) -> Response<Body> {
     if !stream {
         let mut body = json!({
             "id": "chatcmpl-upstream",
@@ -232,8 +288,16 @@ fn reply(script: &Arc<Mutex<Script>>, model: &str, stream: bool, include_usage: 
             .body(full(body.to_string()))
             .unwrap();
     }
-    let mut events: Vec<String> = vec![chunk(model, json!({"role": "assistant", "content": ""}), None)];
-    events.extend(REPLY_WORDS.iter().map(|w| chunk(model, json!({"content": w}), None)));
+    let mut events: Vec<String> = vec![chunk(
+        model,
+        json!({"role": "assistant", "content": ""}),
+        None,
+    )];
+    events.extend(
+        REPLY_WORDS
+            .iter()
+            .map(|w| chunk(model, json!({"content": w}), None)),
+    );
     events.push(chunk(model, json!({}), Some("stop")));
     if include_usage {
         events.push(
@@ -244,7 +308,10 @@ fn reply(script: &Arc<Mutex<Script>>, model: &str, stream: bool, include_usage: 
     let mut frames: Vec<Result<Frame<Bytes>, std::io::Error>> = Vec::new();
     for (i, event) in events.iter().enumerate() {
         if cut_after.is_some_and(|n| i > n) {
-            frames.push(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut")));
+            frames.push(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "cut",
+            )));
             break;
         }
         frames.push(Ok(Frame::data(Bytes::from(format!("data: {event}\n\n")))));
@@ -254,18 +321,19 @@ fn reply(script: &Arc<Mutex<Script>>, model: &str, stream: bool, include_usage: 
     }
     let last = frames.len() - 1;
     let script = Arc::clone(script);
-    let body = futures_util::stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| {
-        let script = Arc::clone(&script);
-        async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+    let body =
+        futures_util::stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| {
+            let script = Arc::clone(&script);
+            async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                if i == last && frame.is_ok() {
+                    script.lock().unwrap().streams_completed += 1;
+                }
+                frame
             }
-            if i == last && frame.is_ok() {
-                script.lock().unwrap().streams_completed += 1;
-            }
-            frame
-        }
-    });
+        });
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(BodyExt::boxed(StreamBody::new(body)))
