@@ -286,3 +286,42 @@ async fn timeouts_end_requests_with_504() {
         .collect();
     assert_eq!(codes, vec!["upstream_timeout", "upstream_idle_timeout"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_gives_up_on_a_whole_reply_is_recorded() {
+    let upstream = MockUpstream::start();
+    upstream.push([Behavior::SlowFirstByte(Duration::from_millis(1500))]);
+    let env = TestEnv::new();
+    let session = start(&env, &upstream, "");
+    let result = reqwest::Client::new()
+        .post(format!("{}/chat/completions", session.base_url))
+        .bearer_auth(&session.key)
+        .timeout(Duration::from_millis(300))
+        .body(chat_body("gpt-4o-mini", false, "hi"))
+        .send()
+        .await;
+    assert!(result.is_err(), "the client timed out");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = if env.db.exists() {
+            env.requests()
+        } else {
+            vec![]
+        };
+        if let Some(row) = rows.first() {
+            assert_eq!(row["outcome"], "client_closed", "{row:?}");
+            let latency: f64 = row["latency_ms"].parse().unwrap();
+            assert!(
+                latency < 1400.0,
+                "recorded when the client left, not when upstream answered: {latency}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no ledger row for the abandoned request"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    session.finish(0);
+}
