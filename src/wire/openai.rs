@@ -260,6 +260,11 @@ pub fn rewrite_request(
     if model.is_none() && !add_stream_usage {
         return Ok(None);
     }
+    if model.is_none() {
+        if let Some(spliced) = splice_stream_usage(body) {
+            return Ok(Some(spliced));
+        }
+    }
     let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)?;
     if let Some(model) = model {
         value.insert(
@@ -279,6 +284,25 @@ pub fn rewrite_request(
         }
     }
     serde_json::to_vec(&value).map(Some)
+}
+
+/// The fast path for the common case, a body without `stream_options`: the option is written in
+/// front of the first key, a copy instead of a parse and re-serialization of the whole
+/// conversation. None when the body has the key (or does not start like an object).
+fn splice_stream_usage(body: &[u8]) -> Option<Vec<u8>> {
+    const OPTION: &[u8] = br#""stream_options":{"include_usage":true},"#;
+    if memchr::memmem::find(body, b"\"stream_options\"").is_some() {
+        return None;
+    }
+    let open = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    if body[open] != b'{' {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() + OPTION.len());
+    out.extend_from_slice(&body[..=open]);
+    out.extend_from_slice(OPTION);
+    out.extend_from_slice(&body[open + 1..]);
+    Some(out)
 }
 
 #[cfg(test)]
@@ -352,6 +376,31 @@ mod tests {
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(v["stream_options"]["other"], 1);
         assert_eq!(v["z"][0], 1);
+    }
+
+    #[test]
+    fn splices_stream_usage_without_reparsing() {
+        let body = br#"  {"model":"m","stream":true,"messages":[{"role":"user","content":"say \"stream_options\""}]}"#;
+        let out = rewrite_request(body, None, true).unwrap().unwrap();
+        assert!(out.starts_with(br#"  {"stream_options":{"include_usage":true},"model""#));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["messages"][0]["content"], "say \"stream_options\"");
+        // An explicit `stream_options` (even null or false) takes the parsing path.
+        for body in [
+            &br#"{"model":"m","stream_options":null}"#[..],
+            br#"{"model":"m","stream_options":{"include_usage":false}}"#,
+        ] {
+            let out = rewrite_request(body, None, true).unwrap().unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v["stream_options"]["include_usage"], true);
+            assert_eq!(
+                out.windows(16)
+                    .filter(|w| w == b"\"stream_options\"")
+                    .count(),
+                1
+            );
+        }
     }
 
     #[test]
