@@ -1203,6 +1203,8 @@ impl Report {
                 "direct_rps": l.direct_rps.rps,
                 "proxy_rps": l.proxy_rps.rps,
                 "ratio": l.proxy_rps.rps / l.direct_rps.rps,
+                "direct_measured": l.direct_rps.measured,
+                "proxy_measured": l.proxy_rps.measured,
                 "direct_failed": l.direct_rps.failed,
                 "proxy_failed": l.proxy_rps.failed,
             },

@@ -16,6 +16,26 @@ impl Event {
     pub fn is_done(&self) -> bool {
         self.data.as_ref() == b"[DONE]"
     }
+
+    /// The `event:` field (Anthropic names every event), if there is one.
+    pub fn name(&self) -> Option<&str> {
+        self.raw
+            .split(|b| *b == b'\n' || *b == b'\r')
+            .find_map(|line| line.strip_prefix(b"event:"))
+            .map(|rest| rest.strip_prefix(b" ").unwrap_or(rest))
+            .and_then(|name| std::str::from_utf8(name).ok())
+    }
+}
+
+/// Encodes one named event (`event: NAME` then `data: ...`), as Anthropic's API sends them.
+pub fn named_event(name: &str, payload: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(name.len() + payload.len() + 16);
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
 }
 
 /// Splits a byte stream into events. Handles `\n`, `\r\n` and `\r` line endings and events split
@@ -192,6 +212,8 @@ mod tests {
     fn joins_multi_line_data_and_keeps_raw_bytes() {
         let events = events_of(&[b"event: message\ndata: a\ndata:b\nid: 3\n\n"]);
         assert_eq!(events[0].data.as_ref(), b"a\nb");
+        assert_eq!(events[0].name(), Some("message"));
+        assert_eq!(events_of(&[b"data: x\n\n"])[0].name(), None);
         assert_eq!(
             events[0].raw.as_ref(),
             b"event: message\ndata: a\ndata:b\nid: 3\n\n"
