@@ -82,11 +82,11 @@ async fn bad_requests_get_openai_errors_and_are_recorded() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn upstream_errors_pass_through_and_unreachable_upstreams_give_502() {
+async fn client_errors_pass_through_once_and_unreachable_upstreams_give_502() {
     let upstream = MockUpstream::start();
     upstream.push([Behavior::Status {
-        status: 429,
-        retry_after: Some(7),
+        status: 422,
+        retry_after: None,
     }]);
     let env = TestEnv::new();
     // A second provider on a port nothing listens on.
@@ -94,7 +94,7 @@ async fn upstream_errors_pass_through_and_unreachable_upstreams_give_502() {
     let dead_url = format!("http://{}/v1", dead.local_addr().unwrap());
     drop(dead);
     let extra = format!(
-        "  - name: dead\n    kind: openai\n    base_url: {dead_url}\n    models: [dead-model]\n"
+        "  - name: dead\n    kind: openai\n    base_url: {dead_url}\n    models: [dead-model]\nresilience:\n  backoff_ms: 10\n"
     );
     let config = env.upstream_config(&upstream.base_url(), &extra);
     let session = env.start_run(
@@ -107,12 +107,13 @@ async fn upstream_errors_pass_through_and_unreachable_upstreams_give_502() {
         chat_body("gpt-4o-mini", false, "hi"),
     )
     .await;
-    assert_eq!(reply.status, 429);
+    assert_eq!(reply.status, 422);
     assert_eq!(
-        reply.json()["error"]["type"],
-        "rate_limit_error",
+        reply.json()["error"]["message"],
+        "mock upstream says 422",
         "the upstream's body, untouched"
     );
+    assert_eq!(upstream.calls(), 1, "client errors are not retried");
     let reply = post_chat(
         &session.base_url,
         Some(&session.key),
@@ -120,10 +121,14 @@ async fn upstream_errors_pass_through_and_unreachable_upstreams_give_502() {
     )
     .await;
     assert_openai_error(&reply, 502, "upstream_connect_error");
+    assert_eq!(
+        reply.headers["x-smartproxy-attempts"], "2",
+        "a refused connection is retried"
+    );
     session.finish(0);
     let rows = env.requests();
     assert_eq!(rows[0]["outcome"], "upstream_error");
-    assert_eq!(rows[0]["error_code"], "upstream_429");
+    assert_eq!(rows[0]["error_code"], "upstream_422");
     assert_eq!(rows[1]["outcome"], "transport_error");
     assert_eq!(rows[1]["provider"], "dead");
 }

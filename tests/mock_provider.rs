@@ -17,7 +17,7 @@ async fn scripted_replies_and_errors_are_served_in_turn() {
     );
     let config = env.write(
         "sp.yaml",
-        "providers:\n  - name: offline\n    kind: mock\nmock:\n  script: replies.yaml\n  latency_ms: 200\n",
+        "providers:\n  - name: offline\n    kind: mock\nmock:\n  script: replies.yaml\n  latency_ms: 200\nresilience:\n  max_attempts: 1\n",
     );
     let session = env.start_run(&["run", "--config", config.to_str().unwrap()], &[]);
     let started = Instant::now();

@@ -16,7 +16,7 @@ use crate::config::Secret;
 use crate::ledger::query::{self, Filter, GroupBy};
 use crate::ledger::{Ledger, SessionEnd, SessionStart, now_ms};
 use crate::printer;
-use crate::proxy::{AppState, Server};
+use crate::proxy::{AppState, Server, SessionInfo};
 use crate::session::{env, signals::Forwarder, spawn};
 
 /// How long requests still open when the command exits may take to finish.
@@ -114,7 +114,10 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
             Arc::clone(&config),
             ledger.clone(),
             SessionBudget::new(budget_usd),
-            Some(session_id.clone()),
+            SessionInfo {
+                id: Some(session_id.clone()),
+                tag: args.tag.clone(),
+            },
             Some(Secret::new(session_key.clone())),
         )
         .context("cannot set up the providers")?,

@@ -4,9 +4,10 @@
 mod locate;
 pub mod paths;
 pub mod raw;
+mod routes;
 mod validate;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,12 +32,110 @@ pub struct Config {
     pub pricing: HashMap<String, Price>,
     pub mock: MockConfig,
     pub max_body_bytes: usize,
+    /// Incoming model name -> model to use instead, applied before everything else.
+    pub model_map: HashMap<String, String>,
+    /// Alias name -> targets in failover order.
+    pub aliases: BTreeMap<String, Vec<Target>>,
+    pub routes: Vec<Route>,
+    pub resilience: Resilience,
+    /// Whether replies carry the `x-smartproxy-*` routing headers.
+    pub response_headers: bool,
+    pub transforms: TransformConfig,
+}
+
+/// A provider and the model to ask it for (`None`: the model the client asked for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub provider: usize,
+    pub model: Option<String>,
+}
+
+/// One rule of `routes:`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub label: String,
+    pub matcher: Matcher,
+    pub targets: Vec<Target>,
+}
+
+/// What a rule matches on; every condition given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    pub model: Option<ModelMatch>,
+    pub source: Option<ipnet::IpNet>,
+    pub stream: Option<bool>,
+    pub tools: Option<bool>,
+    pub images: Option<bool>,
+    pub min_tokens: Option<u64>,
+    pub max_tokens: Option<u64>,
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ModelMatch {
+    Exact(String),
+    Regex(regex::Regex),
+}
+
+impl ModelMatch {
+    pub fn matches(&self, model: &str) -> bool {
+        match self {
+            Self::Exact(name) => name == model,
+            Self::Regex(re) => re.is_match(model),
+        }
+    }
+}
+
+impl fmt::Display for ModelMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exact(name) => f.write_str(name),
+            Self::Regex(re) => write!(f, "/{}/", re.as_str()),
+        }
+    }
+}
+
+/// Retries, backoff and circuit breakers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resilience {
+    /// Attempts per target, the first included.
+    pub max_attempts: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub retry_after_cap: Duration,
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for Resilience {
+    fn default() -> Self {
+        Self {
+            max_attempts: 2,
+            backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(5),
+            retry_after_cap: Duration::from_secs(30),
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// SmolRouter's response transforms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransformConfig {
+    pub strip_thinking: bool,
+    pub unwrap_json_fence: bool,
+    pub disable_thinking: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     /// Any OpenAI-compatible Chat Completions API.
     OpenAi,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Ollama's native API.
+    Ollama,
     /// The built-in offline provider.
     Mock,
 }
@@ -45,6 +144,8 @@ impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Ollama => "ollama",
             Self::Mock => "mock",
         }
     }
@@ -64,9 +165,17 @@ pub struct ProviderConfig {
     pub capabilities: Vec<String>,
     pub timeouts: Timeouts,
     pub enabled: bool,
+    /// Output tokens for Anthropic requests that set none.
+    pub default_max_tokens: u32,
 }
 
 impl ProviderConfig {
+    /// Whether the provider declares `capability` (`tools`, `vision`, `json`). A provider that
+    /// declares none is assumed to have them all: only explicit lists restrict routing.
+    pub fn has_capability(&self, capability: &str) -> bool {
+        self.capabilities.is_empty() || self.capabilities.iter().any(|c| c == capability)
+    }
+
     pub fn serves(&self, model: &str) -> bool {
         self.models.iter().any(|p| p.matches(model))
     }
@@ -203,6 +312,8 @@ impl Config {
     pub fn mock_only(mut self) -> Self {
         self.providers = vec![ProviderConfig::builtin_mock()];
         self.default_provider = Some(0);
+        self.aliases.clear();
+        self.routes.clear();
         self
     }
 
@@ -243,6 +354,10 @@ impl ProviderConfig {
             capabilities: vec!["tools".to_owned(), "vision".to_owned(), "json".to_owned()],
             timeouts: Timeouts::default(),
             enabled: true,
+            default_max_tokens: DEFAULT_MAX_TOKENS,
         }
     }
 }
+
+/// Output tokens asked of Anthropic when a request sets no `max_tokens` (Anthropic requires one).
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;

@@ -27,6 +27,121 @@ pub struct RawConfig {
     pub mock: RawMock,
     #[serde(default)]
     pub limits: RawLimits,
+    /// SmolRouter's named upstreams: `name: URL` or `name: {url, api_key_env}`.
+    #[serde(default)]
+    pub servers: BTreeMap<String, RawServer>,
+    /// Model names clients may use, each served by targets tried in order.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, RawAlias>,
+    /// Ordered rules, evaluated top to bottom after aliases and exact model matches.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    /// Incoming model name -> model name to use instead (SmolRouter's `MODEL_MAP`).
+    #[serde(default)]
+    pub model_map: BTreeMap<String, String>,
+    #[serde(default)]
+    pub resilience: RawResilience,
+    #[serde(default)]
+    pub observability: RawObservability,
+    #[serde(default)]
+    pub transforms: RawTransforms,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawServer {
+    Url(String),
+    Full {
+        url: String,
+        #[serde(default)]
+        api_key_env: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawAlias {
+    List(Vec<RawInstance>),
+    Instances { instances: Vec<RawInstance> },
+}
+
+/// A target: `"provider/model"` (or `"server/model"`), or `{server, model}` / `{provider, model}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawInstance {
+    Short(String),
+    Full {
+        #[serde(alias = "provider")]
+        server: String,
+        #[serde(default)]
+        model: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// A label for headers, logs and `route explain`; defaults to `rule N`.
+    pub name: Option<String>,
+    #[serde(rename = "match", default)]
+    pub matcher: RawMatch,
+    pub route: RawAction,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    /// Exact name, or `/regex/`.
+    pub model: Option<String>,
+    /// An IP address or CIDR range of the client.
+    pub source_host: Option<String>,
+    pub stream: Option<bool>,
+    pub tools: Option<bool>,
+    pub images: Option<bool>,
+    pub min_tokens: Option<u64>,
+    pub max_tokens: Option<u64>,
+    /// The `run --tag` of the session.
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAction {
+    /// Targets tried in order.
+    #[serde(default)]
+    pub targets: Vec<RawInstance>,
+    /// SmolRouter's form: an upstream URL (OpenAI-compatible).
+    pub upstream: Option<String>,
+    /// The model name to send instead of the requested one.
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResilience {
+    /// Attempts per target, the first included.
+    pub max_attempts: Option<u32>,
+    pub backoff_ms: Option<u64>,
+    pub max_backoff_ms: Option<u64>,
+    /// Longest `Retry-After` honoured by waiting; a longer one fails over instead.
+    pub retry_after_cap_ms: Option<u64>,
+    /// Consecutive failures that open a target's circuit.
+    pub breaker_failures: Option<u32>,
+    pub breaker_cooldown_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObservability {
+    pub response_headers: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransforms {
+    pub strip_thinking: Option<bool>,
+    pub unwrap_json_fence: Option<bool>,
+    pub disable_thinking: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +159,8 @@ pub struct RawProvider {
     #[serde(default)]
     pub timeouts: RawTimeouts,
     pub enabled: Option<bool>,
+    /// Output tokens for Anthropic requests that set none (Anthropic requires `max_tokens`).
+    pub default_max_tokens: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

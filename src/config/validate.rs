@@ -112,14 +112,14 @@ fn parse(text: &str, file: Option<&Path>) -> Result<RawConfig, ConfigError> {
     })
 }
 
-struct Validator<'a> {
+pub(super) struct Validator<'a> {
     text: &'a str,
     file: Option<&'a Path>,
     errors: Vec<ConfigError>,
 }
 
 impl Validator<'_> {
-    fn error(&mut self, key: &str, message: impl Into<String>) {
+    pub(super) fn error(&mut self, key: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.map(Path::to_path_buf),
             line: locate::line_of(self.text, key),
@@ -128,7 +128,7 @@ impl Validator<'_> {
         });
     }
 
-    fn env_error(&mut self, var: &str, message: impl Into<String>) {
+    pub(super) fn env_error(&mut self, var: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: None,
             line: None,
@@ -182,6 +182,7 @@ impl Validator<'_> {
         if providers.is_empty() && self.errors.is_empty() {
             providers = zero_config_providers(env);
         }
+        let routing = self.routing(&mut raw, &mut providers, env);
 
         let default_provider = match &raw.default_provider {
             Some(name) => {
@@ -191,7 +192,9 @@ impl Validator<'_> {
                 }
                 found
             }
-            None => (!providers.is_empty()).then_some(0),
+            None => routing
+                .default_upstream
+                .or((!providers.is_empty()).then_some(0)),
         };
 
         let budget = self.budget(&raw, env);
@@ -218,6 +221,8 @@ impl Validator<'_> {
             None => DEFAULT_MAX_BODY_BYTES,
         };
 
+        let resilience = self.resilience(&raw);
+        let transforms = self.transforms(&raw, env);
         Config {
             source: self.file.map(Path::to_path_buf),
             listen,
@@ -229,6 +234,12 @@ impl Validator<'_> {
             pricing: raw.pricing.into_iter().collect::<HashMap<_, _>>(),
             mock,
             max_body_bytes,
+            model_map: routing.model_map,
+            aliases: routing.aliases,
+            routes: routing.routes,
+            resilience,
+            response_headers: raw.observability.response_headers.unwrap_or(true),
+            transforms,
         }
     }
 
@@ -260,22 +271,8 @@ impl Validator<'_> {
         let kind = match raw.kind.as_str() {
             "openai" => Some(ProviderKind::OpenAi),
             "mock" => Some(ProviderKind::Mock),
-            "anthropic" => {
-                self.error(
-                    &at("kind"),
-                    "the native `anthropic` adapter is not in this version yet; use `kind: openai` with \
-                     `base_url: https://api.anthropic.com/v1` (Anthropic's OpenAI-compatible endpoint)",
-                );
-                None
-            }
-            "ollama" => {
-                self.error(
-                    &at("kind"),
-                    "the native `ollama` adapter is not in this version yet; use `kind: openai` with \
-                     `base_url: http://localhost:11434/v1` (Ollama's OpenAI-compatible endpoint)",
-                );
-                None
-            }
+            "anthropic" => Some(ProviderKind::Anthropic),
+            "ollama" => Some(ProviderKind::Ollama),
             other => {
                 self.error(
                     &at("kind"),
@@ -290,6 +287,8 @@ impl Validator<'_> {
             .map(|u| u.trim().trim_end_matches('/').to_owned());
         let base_url = match (kind, base_url) {
             (Some(ProviderKind::Mock) | None, url) => url.unwrap_or_default(),
+            (Some(ProviderKind::Anthropic), None) => "https://api.anthropic.com".to_owned(),
+            (Some(ProviderKind::Ollama), None) => "http://127.0.0.1:11434".to_owned(),
             (_, None) => {
                 self.error(
                     &at("kind"),
@@ -386,6 +385,7 @@ impl Validator<'_> {
             capabilities: raw.capabilities,
             timeouts,
             enabled: raw.enabled.unwrap_or(true),
+            default_max_tokens: raw.default_max_tokens.unwrap_or(super::DEFAULT_MAX_TOKENS),
         })
     }
 
@@ -514,6 +514,7 @@ fn zero_config_providers(env: &dyn Fn(&str) -> Option<String>) -> Vec<ProviderCo
                 capabilities: vec!["tools".to_owned(), "vision".to_owned(), "json".to_owned()],
                 timeouts: Timeouts::default(),
                 enabled: true,
+                default_max_tokens: super::DEFAULT_MAX_TOKENS,
             })
         })
         .collect()

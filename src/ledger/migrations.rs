@@ -65,6 +65,17 @@ const MIGRATIONS: &[&str] = &[
          waited_ms REAL,
          PRIMARY KEY (request_id, n)
      );",
+    // 2: circuit breaker openings and closings, and other anomalies.
+    "CREATE TABLE anomalies (
+         id INTEGER PRIMARY KEY,
+         at_ms INTEGER NOT NULL,
+         session_id TEXT,
+         kind TEXT NOT NULL,
+         provider TEXT,
+         model TEXT,
+         detail TEXT
+     );
+     CREATE INDEX anomalies_at ON anomalies(at_ms);",
 ];
 
 /// Brings the schema up to date. Safe to run from many processes at once: the check and the

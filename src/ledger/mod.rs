@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use record::{Outcome, RequestRecord, SessionEnd, SessionStart};
+pub use record::{Anomaly, AttemptRow, Outcome, RequestRecord, SessionEnd, SessionStart};
 use rusqlite::Connection;
 
 /// How many records may wait for the writer before new ones are dropped (and counted).
@@ -56,6 +56,7 @@ pub(crate) enum Message {
     Session(SessionStart),
     SessionEnd(SessionEnd),
     Request(Box<RequestRecord>),
+    Anomaly(Box<Anomaly>),
     Flush(mpsc::Sender<()>),
 }
 
@@ -127,6 +128,11 @@ impl Ledger {
     /// Queues a request row. Never blocks: when the queue is full the row is counted as dropped.
     pub fn record(&self, record: RequestRecord) {
         self.enqueue(Message::Request(Box::new(record)));
+    }
+
+    /// Queues an anomaly (a circuit opening or closing). Never blocks.
+    pub fn anomaly(&self, anomaly: Anomaly) {
+        self.enqueue(Message::Anomaly(Box::new(anomaly)));
     }
 
     fn enqueue(&self, message: Message) {

@@ -73,6 +73,8 @@ pub struct RequestRecord {
     pub latency_ms: f64,
     pub ttfb_ms: Option<f64>,
     pub attempts: u32,
+    /// Every attempt, in order (retries and failovers included).
+    pub attempt_log: Vec<AttemptRow>,
     pub cache_status: &'static str,
     pub client_hash: Option<String>,
     pub fingerprint: Option<String>,
@@ -107,10 +109,36 @@ impl RequestRecord {
             latency_ms: 0.0,
             ttfb_ms: None,
             attempts: 0,
+            attempt_log: Vec::new(),
             cache_status: "none",
             client_hash: None,
             fingerprint: None,
             user_agent: None,
         }
     }
+}
+
+/// One try of one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRow {
+    pub provider: String,
+    pub model: String,
+    /// The provider's status, when it answered.
+    pub status: Option<u16>,
+    /// Why it failed (`upstream_429`, `upstream_timeout`, ...), None when it succeeded.
+    pub error_class: Option<String>,
+    pub latency_ms: f64,
+    /// Time spent waiting (backoff or `Retry-After`) before this attempt.
+    pub waited_ms: f64,
+}
+
+/// Something unusual about a target: a circuit opening or closing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anomaly {
+    pub at_ms: i64,
+    pub session_id: Option<String>,
+    pub kind: &'static str,
+    pub provider: String,
+    pub model: String,
+    pub detail: String,
 }

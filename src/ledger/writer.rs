@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use super::{Message, RequestRecord, SessionEnd, SessionStart};
+use super::{Anomaly, Message, RequestRecord, SessionEnd, SessionStart};
 
 /// Most rows in one transaction; more wait for the next one.
 const MAX_BATCH: usize = 512;
@@ -78,6 +78,7 @@ fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
             Message::Session(s) => insert_session(&tx, s)?,
             Message::SessionEnd(e) => end_session(&tx, e)?,
             Message::Request(r) => insert_request(&tx, r)?,
+            Message::Anomaly(a) => insert_anomaly(&tx, a)?,
             Message::Flush(_) => {}
         }
     }
@@ -139,20 +140,20 @@ fn insert_request(tx: &Transaction<'_>, r: &RequestRecord) -> rusqlite::Result<(
         r.fingerprint,
         r.user_agent,
     ])?;
-    if r.attempts > 0 {
+    for (n, a) in r.attempt_log.iter().enumerate() {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO attempts (request_id, n, provider, model, status, error_class, latency_ms, waited_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
-        .execute(params![
-            r.id,
-            r.attempts,
-            r.provider,
-            r.served_model,
-            r.status,
-            r.error_code,
-            r.latency_ms
-        ])?;
+        .execute(params![r.id, n + 1, a.provider, a.model, a.status, a.error_class, a.latency_ms, a.waited_ms])?;
     }
+    Ok(())
+}
+
+fn insert_anomaly(tx: &Transaction<'_>, a: &Anomaly) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO anomalies (at_ms, session_id, kind, provider, model, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![a.at_ms, a.session_id, a.kind, a.provider, a.model, a.detail])?;
     Ok(())
 }

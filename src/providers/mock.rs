@@ -82,6 +82,7 @@ impl Provider for MockProvider {
                 Ok(UpstreamResponse {
                     status: 200,
                     content_type: Some("application/json".to_owned()),
+                    retry_after: None,
                     body: once(Bytes::from(reply.completion().to_string())),
                 })
             }
@@ -191,6 +192,7 @@ fn stream_response(
     UpstreamResponse {
         status: 200,
         content_type: Some("text/event-stream".to_owned()),
+        retry_after: None,
         body,
     }
 }
@@ -206,6 +208,7 @@ fn error_response(status: u16, message: Option<String>) -> UpstreamResponse {
     UpstreamResponse {
         status,
         content_type: Some("application/json".to_owned()),
+        retry_after: None,
         body: once(Bytes::from(body.to_string())),
     }
 }

@@ -28,6 +28,8 @@ pub struct UpstreamRequest {
 pub struct UpstreamResponse {
     pub status: u16,
     pub content_type: Option<String>,
+    /// The provider's `Retry-After`, as sent.
+    pub retry_after: Option<String>,
     pub body: BodyStream,
 }
 
@@ -46,6 +48,8 @@ pub enum ProviderError {
     #[error("the connection to {provider} broke: {detail}")]
     Broken { provider: String, detail: String },
     #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -57,13 +61,14 @@ impl ProviderError {
             Self::FirstByteTimeout { .. } => "upstream_timeout",
             Self::IdleTimeout { .. } => "upstream_idle_timeout",
             Self::Broken { .. } => "upstream_stream_broken",
+            Self::Unavailable(_) => "no_available_target",
             Self::Internal(_) => "internal_error",
         }
     }
 
     /// Whether trying again (the same or another target) could succeed.
     pub fn retryable(&self) -> bool {
-        !matches!(self, Self::Internal(_))
+        !matches!(self, Self::Internal(_) | Self::Unavailable(_))
     }
 }
 
@@ -85,5 +90,12 @@ fn build(provider: &ProviderConfig, config: &Config) -> Result<Arc<dyn Provider>
     Ok(match provider.kind {
         ProviderKind::OpenAi => Arc::new(openai::OpenAiProvider::new(provider)?),
         ProviderKind::Mock => Arc::new(mock::MockProvider::new(config.mock.clone())),
+        ProviderKind::Anthropic | ProviderKind::Ollama => {
+            return Err(ProviderError::Internal(format!(
+                "provider {}: the {} adapter is not built into this version yet",
+                provider.name,
+                provider.kind.as_str()
+            )));
+        }
     })
 }

@@ -96,6 +96,11 @@ impl Provider for OpenAiProvider {
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let name = self.name.clone();
             let body = response
                 .bytes_stream()
@@ -109,6 +114,7 @@ impl Provider for OpenAiProvider {
             Ok(UpstreamResponse {
                 status,
                 content_type,
+                retry_after,
                 body: with_idle_timeout(body, self.timeouts.idle, self.name.clone()),
             })
         })

@@ -147,6 +147,7 @@ impl ApiError {
                 StatusCode::GATEWAY_TIMEOUT
             }
             ProviderError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ProviderError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProviderError::Connect { .. } | ProviderError::Broken { .. } => StatusCode::BAD_GATEWAY,
         };
         let kind = if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -266,6 +267,7 @@ mod tests {
             (
                 ApiError::no_route(&NoRoute::NoneServes {
                     model: "m".into(),
+                    route: None,
                     skipped: vec![],
                 }),
                 404,

@@ -2,9 +2,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -18,10 +18,12 @@ use super::error::{ApiError, json_response, set_request_id};
 use super::stream::SseRelay;
 use crate::ledger::Outcome;
 use crate::ledger::pricing::TokenCounts;
-use crate::providers::{BodyStream, UpstreamRequest};
-use crate::routing::plan;
+use crate::providers::{BodyStream, ProviderError, UpstreamRequest};
+use crate::routing::execute::{Executor, Reply as ExecReply};
+use crate::routing::health::Transition;
+use crate::routing::plan::{self, Candidate, Facts};
 use crate::wire::estimate_tokens;
-use crate::wire::openai::{ChatRequestView, RequestError, ResponseView, rewrite_request};
+use crate::wire::openai::{ChatRequestView, ResponseView, rewrite_request};
 
 /// Output tokens assumed for a budget reservation when the request sets no `max_tokens`.
 const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
@@ -68,6 +70,7 @@ enum Reply {
     Whole {
         status: u16,
         content_type: Option<String>,
+        retry_after: Option<String>,
         body: Bytes,
     },
     Stream {
@@ -75,6 +78,14 @@ enum Reply {
         drop_usage_chunk: bool,
         prompt_estimate: u64,
     },
+}
+
+/// Facts about the trip for the response headers.
+#[derive(Default)]
+struct Trip {
+    failover: bool,
+    /// Time spent waiting on providers (attempts and backoff), to tell smartproxy's own share.
+    upstream: Duration,
 }
 
 async fn chat(
@@ -94,20 +105,26 @@ async fn chat(
         state.ledger.salt(),
         peer.ip().to_string().as_bytes(),
     ));
-    match pipeline(&state, &mut fin, req).await {
+    let mut trip = Trip::default();
+    match pipeline(&state, &mut fin, &mut trip, peer, req).await {
         Ok(Reply::Whole {
             status,
             content_type,
+            retry_after,
             body,
         }) => {
             let mut response = Response::new(ProxyBody::full(body));
             *response.status_mut() =
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let headers = response.headers_mut();
             let content_type = content_type.as_deref().unwrap_or("application/json");
             if let Ok(value) = HeaderValue::from_str(content_type) {
-                response.headers_mut().insert(CONTENT_TYPE, value);
+                headers.insert(CONTENT_TYPE, value);
             }
-            routing_headers(response.headers_mut(), &mut fin, true);
+            if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                headers.insert(http::header::RETRY_AFTER, value);
+            }
+            routing_headers(&state, headers, &mut fin, &trip, true);
             let outcome = if (200..300).contains(&status) {
                 Outcome::Ok
             } else {
@@ -123,7 +140,7 @@ async fn chat(
             prompt_estimate,
         }) => {
             let mut headers = HeaderMap::new();
-            routing_headers(&mut headers, &mut fin, false);
+            routing_headers(&state, &mut headers, &mut fin, &trip, false);
             let relay = SseRelay::new(upstream, fin, drop_usage_chunk, prompt_estimate);
             let mut response = Response::new(ProxyBody::Stream(Box::new(relay)));
             *response.headers_mut() = headers;
@@ -136,16 +153,23 @@ async fn chat(
             response
         }
         Err(err) => {
-            fin.finish(err.status.as_u16(), err.outcome(), Some(err.code));
-            err.into_response(&id)
+            let (status, outcome, code) = (err.status.as_u16(), err.outcome(), err.code);
+            let mut response = err.into_response(&id);
+            if fin.record().attempts > 0 {
+                routing_headers(&state, response.headers_mut(), &mut fin, &trip, false);
+            }
+            fin.finish(status, outcome, Some(code));
+            response
         }
     }
 }
 
-/// parse -> auth -> budget -> plan -> attempt. Fills in the ledger row as it learns things.
+/// parse -> auth -> plan -> budget -> attempts. Fills in the ledger row as it learns things.
 async fn pipeline(
     state: &AppState,
     fin: &mut Finalizer,
+    trip: &mut Trip,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Reply, ApiError> {
     authorize(state, req.headers())?;
@@ -160,27 +184,38 @@ async fn pipeline(
         record.stream = stream;
     }
 
-    let decision = plan::plan(&state.config, &view.model).map_err(|e| ApiError::no_route(&e))?;
-    let provider_config = &state.config.providers[decision.provider];
+    let prompt_estimate = estimate_tokens(view.messages.get().len());
+    let facts = Facts {
+        model: &view.model,
+        stream,
+        tools: view.has_tools(),
+        images: view.has_images(),
+        json: view.wants_json(),
+        prompt_tokens: prompt_estimate,
+        source: Some(peer.ip()),
+        tag: state.session_tag.as_deref(),
+    };
+    let now = Instant::now();
+    let plan = plan::plan(&state.config, &facts, &|p, m| {
+        state.health.is_open(p, m, now)
+    })
+    .map_err(|e| ApiError::no_route(&e))?;
+    let first = &plan.targets[0];
+    let first_provider = &state.config.providers[first.provider];
     {
         let record = fin.record();
-        record.route = Some(decision.route.to_owned());
-        record.provider = Some(provider_config.name.clone());
-        record.served_model = Some(decision.upstream_model.clone());
+        record.route = Some(plan.route.clone());
+        record.provider = Some(first_provider.name.clone());
+        record.served_model = Some(first.model.clone());
     }
 
-    let prompt_estimate = estimate_tokens(view.messages.get().len());
     let estimate = TokenCounts {
         prompt: prompt_estimate,
         completion: view.output_cap().unwrap_or(DEFAULT_OUTPUT_ESTIMATE),
         cached_prompt: 0,
     };
     let estimate_usd = state
-        .cost_usd(
-            Some(&provider_config.name),
-            &decision.upstream_model,
-            estimate,
-        )
+        .cost_usd(Some(&first_provider.name), &first.model, estimate)
         .unwrap_or(0.0);
     let reservation = state
         .budget
@@ -189,60 +224,88 @@ async fn pipeline(
     fin.hold(reservation);
 
     let add_stream_usage = stream && !view.wants_stream_usage();
-    let new_model =
-        (decision.upstream_model != view.model).then_some(decision.upstream_model.as_str());
-    let upstream_body = match rewrite_request(&body, new_model, add_stream_usage) {
-        Ok(Some(rewritten)) => Bytes::from(rewritten),
-        Ok(None) => body.clone(),
-        Err(e) => {
-            return Err(ApiError::bad_request(RequestError::new(
-                e.to_string(),
-                "messages",
-            )));
-        }
-    };
-    drop(view);
-
-    let provider = &state.providers[decision.provider];
-    fin.record().attempts = 1;
-    let response = provider
-        .send(UpstreamRequest {
-            body: upstream_body,
+    let requested = view.model.to_string();
+    let request_id = fin.id().to_owned();
+    let request_for = |candidate: &Candidate| -> Result<UpstreamRequest, ProviderError> {
+        let new_model = (candidate.model != requested).then_some(candidate.model.as_str());
+        let body = match rewrite_request(&body, new_model, add_stream_usage) {
+            Ok(Some(rewritten)) => Bytes::from(rewritten),
+            Ok(None) => body.clone(),
+            Err(e) => {
+                return Err(ProviderError::Internal(format!(
+                    "cannot rewrite the request: {e}"
+                )));
+            }
+        };
+        Ok(UpstreamRequest {
+            body,
             stream,
-            request_id: fin.id().to_owned(),
+            request_id: request_id.clone(),
         })
-        .await
-        .map_err(|e| ApiError::upstream(&e))?;
+    };
+    let on_transition = |provider: &str, model: &str, transition: Transition| {
+        state.record_transition(provider, model, transition)
+    };
+    let executor = Executor {
+        config: &state.config,
+        providers: &state.providers,
+        health: &state.health,
+        on_transition: &on_transition,
+    };
+    let executed = executor.run(&plan, stream, &request_for).await;
+    trip.failover = executed.failed_over(&plan);
+    trip.upstream = Duration::from_secs_f64(
+        executed
+            .attempts
+            .iter()
+            .map(|a| a.latency_ms + a.waited_ms)
+            .sum::<f64>()
+            / 1000.0,
+    );
+    {
+        let record = fin.record();
+        record.attempts = u32::try_from(executed.attempts.len()).unwrap_or(u32::MAX);
+        if let Some(served) = &executed.served {
+            record.provider = Some(state.config.providers[served.provider].name.clone());
+            record.served_model = Some(served.model.clone());
+        }
+        record.attempt_log = executed.attempts;
+    }
 
-    if stream && (200..300).contains(&response.status) {
-        return Ok(Reply::Stream {
+    match executed.result.map_err(|e| ApiError::upstream(&e))? {
+        ExecReply::Stream(response) => Ok(Reply::Stream {
             upstream: response.body,
             drop_usage_chunk: add_stream_usage,
             prompt_estimate,
-        });
-    }
-    let status = response.status;
-    let content_type = response.content_type;
-    let bytes = collect(response.body)
-        .await
-        .map_err(|e| ApiError::upstream(&e))?;
-    fin.set_ttfb();
-    if (200..300).contains(&status) {
-        let parsed: ResponseView = serde_json::from_slice(&bytes).unwrap_or_default();
-        if let Some(model) = parsed.model.as_ref().filter(|m| !m.is_empty()) {
-            fin.record().served_model = Some(model.clone());
+        }),
+        ExecReply::Whole {
+            status,
+            content_type,
+            retry_after,
+            body: bytes,
+        } => {
+            fin.set_ttfb();
+            if (200..300).contains(&status) {
+                let parsed: ResponseView = serde_json::from_slice(&bytes).unwrap_or_default();
+                if let Some(model) = parsed.model.as_ref().filter(|m| !m.is_empty()) {
+                    fin.record().served_model = Some(model.clone());
+                }
+                let tokens = match &parsed.usage {
+                    Some(usage) => Tokens::from_usage(usage),
+                    None => {
+                        Tokens::estimated(prompt_estimate, estimate_tokens(parsed.content_bytes()))
+                    }
+                };
+                fin.set_tokens(tokens);
+            }
+            Ok(Reply::Whole {
+                status,
+                content_type,
+                retry_after,
+                body: bytes,
+            })
         }
-        let tokens = match &parsed.usage {
-            Some(usage) => Tokens::from_usage(usage),
-            None => Tokens::estimated(prompt_estimate, estimate_tokens(parsed.content_bytes())),
-        };
-        fin.set_tokens(tokens);
     }
-    Ok(Reply::Whole {
-        status,
-        content_type,
-        body: bytes,
-    })
 }
 
 /// Checks the client's key when this proxy requires one. Constant-time comparison.
@@ -281,36 +344,42 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiErr
     }
 }
 
-async fn collect(mut body: BodyStream) -> Result<Bytes, crate::providers::ProviderError> {
-    let mut first: Option<Bytes> = None;
-    let mut rest: Vec<u8> = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        match &first {
-            None if rest.is_empty() => first = Some(chunk),
-            _ => {
-                if let Some(f) = first.take() {
-                    rest.extend_from_slice(&f);
-                }
-                rest.extend_from_slice(&chunk);
-            }
-        }
-    }
-    Ok(first.unwrap_or_else(|| Bytes::from(rest)))
-}
-
-fn routing_headers(headers: &mut HeaderMap, fin: &mut Finalizer, with_cost: bool) {
+fn routing_headers(
+    state: &AppState,
+    headers: &mut HeaderMap,
+    fin: &mut Finalizer,
+    trip: &Trip,
+    with_cost: bool,
+) {
     set_request_id(headers, fin.id());
+    if !state.config.response_headers {
+        return;
+    }
+    let overhead = fin.started().elapsed().saturating_sub(trip.upstream);
     let record = fin.record();
+    let target = match (&record.provider, &record.served_model) {
+        (Some(p), Some(m)) => Some(format!("{p}/{m}")),
+        _ => None,
+    };
     let mut put = |name: &'static str, value: Option<&str>| {
         if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(name, value);
         }
     };
     put("x-smartproxy-route", record.route.as_deref());
+    put("x-smartproxy-target", target.as_deref());
     put("x-smartproxy-provider", record.provider.as_deref());
     put("x-smartproxy-model", record.served_model.as_deref());
     put("x-smartproxy-attempts", Some(&record.attempts.to_string()));
+    put(
+        "x-smartproxy-failover",
+        Some(if trip.failover { "true" } else { "false" }),
+    );
+    put("x-smartproxy-cache", Some(record.cache_status));
+    put(
+        "x-smartproxy-overhead-ms",
+        Some(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)),
+    );
     if with_cost {
         put(
             "x-smartproxy-cost",

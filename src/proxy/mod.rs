@@ -29,9 +29,17 @@ pub use server::Server;
 
 use crate::budget::SessionBudget;
 use crate::config::{Config, Secret};
-use crate::ledger::Ledger;
 use crate::ledger::pricing::{PriceBook, TokenCounts};
+use crate::ledger::{Anomaly, Ledger, now_ms};
 use crate::providers::{self, Provider, ProviderError};
+use crate::routing::health::{Health, Transition};
+
+/// Who the proxy serves: a `run` session, or nobody in particular (the daemon).
+#[derive(Debug, Clone, Default)]
+pub struct SessionInfo {
+    pub id: Option<String>,
+    pub tag: Option<String>,
+}
 
 /// Everything a request handler needs, shared by all connections.
 pub struct AppState {
@@ -41,6 +49,9 @@ pub struct AppState {
     pub prices: PriceBook,
     pub budget: SessionBudget,
     pub session_id: Option<String>,
+    /// The session's `--tag`, which routing rules can match.
+    pub session_tag: Option<String>,
+    pub health: Health,
     /// The key clients must present; `None` leaves the proxy open (loopback daemon default).
     pub client_key: Option<Secret>,
     /// Models already warned about for having no price.
@@ -52,18 +63,24 @@ impl AppState {
         config: Arc<Config>,
         ledger: Ledger,
         budget: SessionBudget,
-        session_id: Option<String>,
+        session: SessionInfo,
         client_key: Option<Secret>,
     ) -> Result<Self, ProviderError> {
         let providers = providers::build_all(&config)?;
         let prices = PriceBook::new(config.pricing.clone());
+        let health = Health::new(
+            config.resilience.breaker_failures,
+            config.resilience.breaker_cooldown,
+        );
         Ok(Self {
             config,
             providers,
             ledger,
             prices,
             budget,
-            session_id,
+            session_id: session.id,
+            session_tag: session.tag,
+            health,
             client_key,
             unpriced_warned: Mutex::default(),
         })
@@ -90,6 +107,28 @@ impl AppState {
             }
         }
         cost
+    }
+
+    /// Records a circuit breaker opening or closing as a ledger anomaly, and logs it.
+    pub fn record_transition(&self, provider: &str, model: &str, transition: Transition) {
+        let (kind, detail) = match transition {
+            Transition::Opened { failures } => {
+                tracing::warn!(provider, model, failures, "circuit opened");
+                ("circuit_open", format!("{failures} consecutive failures"))
+            }
+            Transition::Closed => {
+                tracing::info!(provider, model, "circuit closed");
+                ("circuit_closed", "a probe succeeded".to_owned())
+            }
+        };
+        self.ledger.anomaly(Anomaly {
+            at_ms: now_ms(),
+            session_id: self.session_id.clone(),
+            kind,
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            detail,
+        });
     }
 
     /// Models seen without a price, for the run summary.

@@ -1,48 +1,93 @@
-//! The routing decision, pure: model name + config -> the provider and upstream model to use, or
-//! why there is none, with every skipped provider and its reason.
+//! The routing decision, pure: request facts + config + circuit state -> the ordered targets to
+//! try, every skipped target with its reason, and the trail of steps that led there.
+//!
+//! Order, as in the seed: `model_map`, then aliases, then `provider/model`, then providers that
+//! list the exact model, then `routes:` top to bottom, then providers whose model patterns
+//! (`gpt-*`) match, then the default provider.
 
 use std::fmt;
+use std::net::IpAddr;
 
-use crate::config::{Config, ProviderConfig};
+use crate::config::{Config, ProviderConfig, Target};
+use crate::ledger::pricing;
 
-/// Where a request goes.
+/// What routing looks at in a request.
+#[derive(Debug, Clone, Default)]
+pub struct Facts<'a> {
+    pub model: &'a str,
+    pub stream: bool,
+    pub tools: bool,
+    pub images: bool,
+    pub json: bool,
+    /// Estimated prompt tokens.
+    pub prompt_tokens: u64,
+    pub source: Option<IpAddr>,
+    pub tag: Option<&'a str>,
+}
+
+/// One target to try.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
-    /// Index into `Config::providers`.
+pub struct Candidate {
     pub provider: usize,
-    /// The model name to send upstream.
-    pub upstream_model: String,
-    /// Which rule chose it: `prefix` (`provider/model`), `model` (a provider lists it), `default`.
-    pub route: &'static str,
-    pub skipped: Vec<Skip>,
+    pub model: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skip {
     pub provider: String,
+    pub model: String,
     pub reason: SkipReason,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SkipReason {
     Disabled,
+    CircuitOpen,
     MissingCredential { env: String },
+    TooSmall { window: u32, needed: u64 },
+    MissingCapability(&'static str),
 }
 
 impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Disabled => f.write_str("disabled"),
+            Self::CircuitOpen => f.write_str("circuit open"),
             Self::MissingCredential { env } => write!(f, "missing credential (${env} is not set)"),
+            Self::TooSmall { window, needed } => {
+                write!(
+                    f,
+                    "too small (context window {window} tokens, request needs about {needed})"
+                )
+            }
+            Self::MissingCapability(cap) => write!(f, "missing capability `{cap}`"),
         }
     }
 }
 
-/// Why no provider can take a request.
+/// The decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The model after `model_map`.
+    pub model: String,
+    /// Which step chose the targets: `alias:NAME`, `prefix`, `model`, `rule:LABEL`, `pattern`,
+    /// `default`.
+    pub route: String,
+    pub targets: Vec<Candidate>,
+    pub skipped: Vec<Skip>,
+    /// Human-readable steps, for `route explain`.
+    pub trail: Vec<String>,
+}
+
+/// Why no target can take a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NoRoute {
     NoProviders,
-    NoneServes { model: String, skipped: Vec<Skip> },
+    NoneServes {
+        model: String,
+        route: Option<String>,
+        skipped: Vec<Skip>,
+    },
 }
 
 impl fmt::Display for NoRoute {
@@ -52,16 +97,16 @@ impl fmt::Display for NoRoute {
                 "no provider is configured: set OPENAI_API_KEY (or ANTHROPIC_API_KEY, DEEPSEEK_API_KEY), \
                  add providers to smartproxy.yaml, or use `smartproxy run --mock` to work offline",
             ),
-            Self::NoneServes { model, skipped } if skipped.is_empty() => {
+            Self::NoneServes { model, skipped, .. } if skipped.is_empty() => {
                 write!(f, "no configured provider serves model `{model}`")
             }
-            Self::NoneServes { model, skipped } => {
-                write!(f, "no usable provider for model `{model}`: ")?;
+            Self::NoneServes { model, skipped, .. } => {
+                write!(f, "no usable target for model `{model}`: ")?;
                 for (i, skip) in skipped.iter().enumerate() {
                     if i > 0 {
                         f.write_str("; ")?;
                     }
-                    write!(f, "{} skipped, {}", skip.provider, skip.reason)?;
+                    write!(f, "{}/{} skipped, {}", skip.provider, skip.model, skip.reason)?;
                 }
                 Ok(())
             }
@@ -69,7 +114,258 @@ impl fmt::Display for NoRoute {
     }
 }
 
-fn usable(provider: &ProviderConfig) -> Result<(), SkipReason> {
+/// Decides where a request goes. `is_open(provider, model)` tells whether a target's circuit is
+/// open right now.
+pub fn plan(
+    config: &Config,
+    facts: &Facts<'_>,
+    is_open: &dyn Fn(&str, &str) -> bool,
+) -> Result<Plan, NoRoute> {
+    if config.providers.is_empty() {
+        return Err(NoRoute::NoProviders);
+    }
+    let mut trail = Vec::new();
+    let model = match config.model_map.get(facts.model) {
+        Some(mapped) => {
+            trail.push(format!("model_map: `{}` -> `{mapped}`", facts.model));
+            mapped.clone()
+        }
+        None => facts.model.to_owned(),
+    };
+    let mut skipped = Vec::new();
+    let filter = |targets: Vec<Candidate>, skipped: &mut Vec<Skip>| -> Vec<Candidate> {
+        targets
+            .into_iter()
+            .filter(
+                |c| match usable(&config.providers[c.provider], &c.model, facts, is_open) {
+                    Ok(()) => true,
+                    Err(reason) => {
+                        skipped.push(Skip {
+                            provider: config.providers[c.provider].name.clone(),
+                            model: c.model.clone(),
+                            reason,
+                        });
+                        false
+                    }
+                },
+            )
+            .collect()
+    };
+    let done =
+        |route: String, mut targets: Vec<Candidate>, skipped: Vec<Skip>, mut trail: Vec<String>| {
+            // The same target twice (listed again, or matched exactly and by pattern) is tried
+            // once.
+            let mut seen = Vec::with_capacity(targets.len());
+            targets.retain(|c| {
+                let fresh = !seen.contains(c);
+                if fresh {
+                    seen.push(c.clone());
+                }
+                fresh
+            });
+            if targets.is_empty() {
+                Err(NoRoute::NoneServes {
+                    model: model.clone(),
+                    route: Some(route),
+                    skipped,
+                })
+            } else {
+                trail.push(format!(
+                    "targets in order: {}",
+                    targets
+                        .iter()
+                        .map(|c| format!("{}/{}", config.providers[c.provider].name, c.model))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                Ok(Plan {
+                    model: model.clone(),
+                    route,
+                    targets,
+                    skipped,
+                    trail,
+                })
+            }
+        };
+
+    if let Some(targets) = config.aliases.get(&model) {
+        trail.push(format!(
+            "`{model}` is an alias with {} instance(s)",
+            targets.len()
+        ));
+        let candidates = resolve(config, targets, &model);
+        let kept = filter(candidates, &mut skipped);
+        return done(format!("alias:{model}"), kept, skipped, trail);
+    }
+    if let Some((prefix, rest)) = model.split_once('/') {
+        if let Some(index) = config.providers.iter().position(|p| p.name == prefix) {
+            trail.push(format!("`{prefix}/` names provider {prefix}"));
+            let kept = filter(
+                vec![Candidate {
+                    provider: index,
+                    model: rest.to_owned(),
+                }],
+                &mut skipped,
+            );
+            return done("prefix".to_owned(), kept, skipped, trail);
+        }
+    }
+    let exact = serving(config, &model, true);
+    if !exact.is_empty() {
+        trail.push(format!(
+            "{} provider(s) list `{model}` exactly",
+            exact.len()
+        ));
+        let kept = filter(exact, &mut skipped);
+        if !kept.is_empty() {
+            return done("model".to_owned(), kept, skipped, trail);
+        }
+        trail.push("none of them is usable; going on".to_owned());
+    }
+    for route in &config.routes {
+        if let Some(why_not) = mismatch(&route.matcher, &model, facts) {
+            trail.push(format!("{}: no match ({why_not})", route.label));
+            continue;
+        }
+        trail.push(format!("{}: matches", route.label));
+        let candidates = route
+            .targets
+            .iter()
+            .flat_map(|t| match t.provider {
+                // A rule that only rewrites the model: whoever serves the new model takes it.
+                usize::MAX => {
+                    let rewritten = t.model.clone().unwrap_or_else(|| model.clone());
+                    let mut found = serving(config, &rewritten, true);
+                    found.extend(serving(config, &rewritten, false));
+                    if found.is_empty() {
+                        found.extend(config.default_provider.map(|p| Candidate {
+                            provider: p,
+                            model: rewritten.clone(),
+                        }));
+                    }
+                    found
+                }
+                provider => vec![Candidate {
+                    provider,
+                    model: t.model.clone().unwrap_or_else(|| model.clone()),
+                }],
+            })
+            .collect();
+        let kept = filter(candidates, &mut skipped);
+        return done(format!("rule:{}", route.label), kept, skipped, trail);
+    }
+    let patterns = serving(config, &model, false);
+    if !patterns.is_empty() {
+        trail.push(format!(
+            "{} provider(s) match `{model}` by pattern",
+            patterns.len()
+        ));
+        let kept = filter(patterns, &mut skipped);
+        if !kept.is_empty() {
+            return done("pattern".to_owned(), kept, skipped, trail);
+        }
+        trail.push("none of them is usable; going on".to_owned());
+    }
+    match config.default_provider {
+        Some(index) => {
+            trail.push(format!("default provider {}", config.providers[index].name));
+            let kept = filter(
+                vec![Candidate {
+                    provider: index,
+                    model: model.clone(),
+                }],
+                &mut skipped,
+            );
+            done("default".to_owned(), kept, skipped, trail)
+        }
+        None => Err(NoRoute::NoneServes {
+            model: model.clone(),
+            route: None,
+            skipped,
+        }),
+    }
+}
+
+fn resolve(config: &Config, targets: &[Target], model: &str) -> Vec<Candidate> {
+    targets
+        .iter()
+        .filter(|t| t.provider < config.providers.len())
+        .map(|t| Candidate {
+            provider: t.provider,
+            model: t.model.clone().unwrap_or_else(|| model.to_owned()),
+        })
+        .collect()
+}
+
+/// Providers that list `model`: exactly, or by a `*` pattern.
+fn serving(config: &Config, model: &str, exact: bool) -> Vec<Candidate> {
+    config
+        .providers
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            p.models.iter().any(|m| match (exact, m.exact()) {
+                (true, Some(name)) => name == model,
+                (false, None) => m.matches(model),
+                _ => false,
+            })
+        })
+        .map(|(provider, _)| Candidate {
+            provider,
+            model: model.to_owned(),
+        })
+        .collect()
+}
+
+/// Why a rule does not match, or None when it does.
+fn mismatch(m: &crate::config::Matcher, model: &str, facts: &Facts<'_>) -> Option<String> {
+    if let Some(want) = &m.model {
+        if !want.matches(model) {
+            return Some(format!("model is not {want}"));
+        }
+    }
+    if let Some(net) = &m.source {
+        match facts.source {
+            Some(ip) if net.contains(&ip) => {}
+            _ => return Some(format!("client is not in {net}")),
+        }
+    }
+    let flags = [
+        ("stream", m.stream, facts.stream),
+        ("tools", m.tools, facts.tools),
+        ("images", m.images, facts.images),
+    ];
+    for (name, want, have) in flags {
+        if want.is_some_and(|w| w != have) {
+            return Some(format!("{name} is {have}"));
+        }
+    }
+    if m.min_tokens.is_some_and(|min| facts.prompt_tokens < min) {
+        return Some(format!(
+            "about {} prompt tokens, fewer than min_tokens",
+            facts.prompt_tokens
+        ));
+    }
+    if m.max_tokens.is_some_and(|max| facts.prompt_tokens > max) {
+        return Some(format!(
+            "about {} prompt tokens, more than max_tokens",
+            facts.prompt_tokens
+        ));
+    }
+    if let Some(tag) = &m.tag {
+        if facts.tag != Some(tag.as_str()) {
+            return Some(format!("session tag is not `{tag}`"));
+        }
+    }
+    None
+}
+
+fn usable(
+    provider: &ProviderConfig,
+    model: &str,
+    facts: &Facts<'_>,
+    is_open: &dyn Fn(&str, &str) -> bool,
+) -> Result<(), SkipReason> {
     if !provider.enabled {
         return Err(SkipReason::Disabled);
     }
@@ -78,136 +374,32 @@ fn usable(provider: &ProviderConfig) -> Result<(), SkipReason> {
             env: provider.api_key_env.clone().unwrap_or_default(),
         });
     }
+    for (needed, cap) in [
+        (facts.tools, "tools"),
+        (facts.images, "vision"),
+        (facts.json, "json"),
+    ] {
+        if needed && !provider.has_capability(cap) {
+            return Err(SkipReason::MissingCapability(cap));
+        }
+    }
+    let window = provider
+        .context_window
+        .or_else(|| pricing::builtin(model).and_then(|e| e.context_window));
+    if let Some(window) = window {
+        if facts.prompt_tokens > u64::from(window) {
+            return Err(SkipReason::TooSmall {
+                window,
+                needed: facts.prompt_tokens,
+            });
+        }
+    }
+    if is_open(&provider.name, model) {
+        return Err(SkipReason::CircuitOpen);
+    }
     Ok(())
 }
 
-/// Decides where a request for `model` goes.
-pub fn plan(config: &Config, model: &str) -> Result<Decision, NoRoute> {
-    if config.providers.is_empty() {
-        return Err(NoRoute::NoProviders);
-    }
-    let mut skipped = Vec::new();
-    let consider =
-        |index: usize, upstream_model: &str, route: &'static str, skipped: &mut Vec<Skip>| {
-            let provider = &config.providers[index];
-            match usable(provider) {
-                Ok(()) => Some(Decision {
-                    provider: index,
-                    upstream_model: upstream_model.to_owned(),
-                    route,
-                    skipped: Vec::new(),
-                }),
-                Err(reason) => {
-                    if !skipped.iter().any(|s: &Skip| s.provider == provider.name) {
-                        skipped.push(Skip {
-                            provider: provider.name.clone(),
-                            reason,
-                        });
-                    }
-                    None
-                }
-            }
-        };
-    // `provider/model` names a provider explicitly.
-    if let Some((prefix, rest)) = model.split_once('/') {
-        if let Some(index) = config.providers.iter().position(|p| p.name == prefix) {
-            if let Some(decision) = consider(index, rest, "prefix", &mut skipped) {
-                return Ok(with_skips(decision, skipped));
-            }
-        }
-    }
-    for (index, provider) in config.providers.iter().enumerate() {
-        if provider.serves(model) {
-            if let Some(decision) = consider(index, model, "model", &mut skipped) {
-                return Ok(with_skips(decision, skipped));
-            }
-        }
-    }
-    if let Some(index) = config.default_provider {
-        if let Some(decision) = consider(index, model, "default", &mut skipped) {
-            return Ok(with_skips(decision, skipped));
-        }
-    }
-    Err(NoRoute::NoneServes {
-        model: model.to_owned(),
-        skipped,
-    })
-}
-
-fn with_skips(mut decision: Decision, skipped: Vec<Skip>) -> Decision {
-    decision.skipped = skipped;
-    decision
-}
-
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::config::from_yaml;
-
-    const YAML: &str = "
-providers:
-  - name: openai
-    kind: openai
-    base_url: https://api.openai.com/v1
-    api_key_env: OPENAI_API_KEY
-    models: [gpt-4o-mini, gpt-4o]
-  - name: deepseek
-    kind: openai
-    base_url: https://api.deepseek.com/v1
-    api_key_env: DEEPSEEK_API_KEY
-    models: [deepseek-*]
-  - name: local
-    kind: openai
-    base_url: http://127.0.0.1:11434/v1
-    models: [llama3]
-  - name: off
-    kind: mock
-    enabled: false
-default_provider: local
-";
-
-    fn config() -> Config {
-        let env = |k: &str| (k == "OPENAI_API_KEY").then(|| "sk".to_owned());
-        from_yaml(YAML, None, &env).unwrap()
-    }
-
-    #[test]
-    fn decisions() {
-        let config = config();
-        // (model, provider, upstream model, route, skipped)
-        let cases = [
-            ("gpt-4o", "openai", "gpt-4o", "model", vec![]),
-            ("openai/gpt-4o", "openai", "gpt-4o", "prefix", vec![]),
-            ("llama3", "local", "llama3", "model", vec![]),
-            // The disabled mock provider serves every model; it is skipped with its reason.
-            ("mystery", "local", "mystery", "default", vec!["off"]),
-            (
-                "deepseek-chat",
-                "local",
-                "deepseek-chat",
-                "default",
-                vec!["deepseek", "off"],
-            ),
-            ("off/x", "local", "off/x", "default", vec!["off"]),
-        ];
-        for (model, provider, upstream, route, skipped) in cases {
-            let d = plan(&config, model).unwrap();
-            assert_eq!(config.providers[d.provider].name, provider, "{model}");
-            assert_eq!(d.upstream_model, upstream, "{model}");
-            assert_eq!(d.route, route, "{model}");
-            let names: Vec<&str> = d.skipped.iter().map(|s| s.provider.as_str()).collect();
-            assert_eq!(names, skipped, "{model}");
-        }
-    }
-
-    #[test]
-    fn no_route_explains_itself() {
-        let mut config = config();
-        config.default_provider = None;
-        let err = plan(&config, "deepseek-chat").unwrap_err();
-        assert!(err.to_string().contains("DEEPSEEK_API_KEY"), "{err}");
-        config.providers.clear();
-        assert_eq!(plan(&config, "x").unwrap_err(), NoRoute::NoProviders);
-    }
-}
+#[path = "plan_tests.rs"]
+mod tests;

@@ -22,6 +22,16 @@ pub struct ChatRequestView<'a> {
     pub max_tokens: Option<u64>,
     #[serde(default)]
     pub max_completion_tokens: Option<u64>,
+    #[serde(default, borrow)]
+    pub tools: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub response_format: Option<ResponseFormatView<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ResponseFormatView<'a> {
+    #[serde(rename = "type", default, borrow)]
+    pub kind: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +76,27 @@ impl ChatRequestView<'_> {
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false)
+    }
+
+    /// Whether the request offers tools (an empty list offers none).
+    pub fn has_tools(&self) -> bool {
+        self.tools.is_some_and(|t| {
+            let t = t.get().trim_start();
+            t.starts_with('[') && !t[1..].trim_start().starts_with(']')
+        })
+    }
+
+    /// Whether any message carries an image part.
+    pub fn has_images(&self) -> bool {
+        memchr::memmem::find(self.messages.get().as_bytes(), b"\"image_url\"").is_some()
+    }
+
+    /// Whether the request asks for JSON output (`json_object` or `json_schema`).
+    pub fn wants_json(&self) -> bool {
+        self.response_format
+            .as_ref()
+            .and_then(|f| f.kind.as_deref())
+            .is_some_and(|k| k == "json_object" || k == "json_schema")
     }
 
     /// The output cap the client set, under either of its names.
@@ -318,6 +349,12 @@ mod tests {
         assert!(view.is_stream());
         assert!(!view.wants_stream_usage());
         assert_eq!(view.output_cap(), Some(50));
+        assert!(!view.has_tools() && !view.has_images() && !view.wants_json());
+        let body = br#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}],"tools":[{"type":"function"}],"response_format":{"type":"json_object"}}"#;
+        let view = ChatRequestView::parse(body).unwrap();
+        assert!(view.has_tools() && view.has_images() && view.wants_json());
+        let view = ChatRequestView::parse(br#"{"model":"m","messages":[{}],"tools":[ ]}"#).unwrap();
+        assert!(!view.has_tools());
     }
 
     #[test]

@@ -1,0 +1,234 @@
+//! Carrying out a plan: try each target in order, retry transient failures with backoff or the
+//! provider's `Retry-After`, skip targets whose circuit is open, and fail over to the next
+//! target. Nothing here runs after the first byte reaches the client: a streamed 2xx reply is
+//! handed back at once and is never retried (pingora's rule).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::health::{Health, Transition};
+use super::plan::{Candidate, Plan};
+use super::retry::{self, Wait};
+use crate::config::Config;
+use crate::ledger::AttemptRow;
+use crate::providers::{BodyStream, Provider, ProviderError, UpstreamRequest, UpstreamResponse};
+
+/// What the attempts produced.
+pub enum Reply {
+    /// A complete reply, success or the provider's error, read to the end.
+    Whole {
+        status: u16,
+        content_type: Option<String>,
+        retry_after: Option<String>,
+        body: Bytes,
+    },
+    /// A successful streamed reply, not read yet.
+    Stream(UpstreamResponse),
+}
+
+pub struct Executed {
+    pub result: Result<Reply, ProviderError>,
+    /// The target that produced `result`.
+    pub served: Option<Candidate>,
+    pub attempts: Vec<AttemptRow>,
+}
+
+impl Executed {
+    /// True when another target than the first planned one produced the reply.
+    pub fn failed_over(&self, plan: &Plan) -> bool {
+        self.served
+            .as_ref()
+            .is_some_and(|s| plan.targets.first() != Some(s))
+    }
+}
+
+/// What execution needs besides the plan.
+pub struct Executor<'a> {
+    pub config: &'a Config,
+    pub providers: &'a [Arc<dyn Provider>],
+    pub health: &'a Health,
+    /// Called on every breaker transition (to record it in the ledger).
+    pub on_transition: &'a (dyn Fn(&str, &str, Transition) + Sync),
+}
+
+enum Verdict {
+    Done,
+    /// Worth another try.
+    Transient,
+}
+
+impl Executor<'_> {
+    /// Tries the plan's targets in order. `request_for` builds the upstream request for a target.
+    pub async fn run(
+        &self,
+        plan: &Plan,
+        stream: bool,
+        request_for: &(dyn Fn(&Candidate) -> Result<UpstreamRequest, ProviderError> + Sync),
+    ) -> Executed {
+        let policy = self.config.resilience;
+        let mut attempts = Vec::new();
+        let mut last: Option<(Result<Reply, ProviderError>, Candidate)> = None;
+        let mut waited = Duration::ZERO;
+        'targets: for candidate in &plan.targets {
+            let name = self.config.providers[candidate.provider].name.as_str();
+            for n in 1..=policy.max_attempts {
+                if !self
+                    .health
+                    .try_acquire(name, &candidate.model, Instant::now())
+                {
+                    attempts.push(AttemptRow {
+                        provider: name.to_owned(),
+                        model: candidate.model.clone(),
+                        status: None,
+                        error_class: Some("circuit_open".to_owned()),
+                        latency_ms: 0.0,
+                        waited_ms: 0.0,
+                    });
+                    continue 'targets;
+                }
+                let started = Instant::now();
+                let result = match request_for(candidate) {
+                    Ok(request) => self.attempt(candidate, request, stream).await,
+                    Err(err) => Err(err),
+                };
+                let (verdict, status, class, retry_after) = judge(&result);
+                attempts.push(AttemptRow {
+                    provider: name.to_owned(),
+                    model: candidate.model.clone(),
+                    status,
+                    error_class: class,
+                    latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                    waited_ms: waited.as_secs_f64() * 1000.0,
+                });
+                waited = Duration::ZERO;
+                match verdict {
+                    Verdict::Done => {
+                        if status.is_some_and(|s| (200..300).contains(&s)) {
+                            if let Some(t) = self.health.record_success(name, &candidate.model) {
+                                (self.on_transition)(name, &candidate.model, t);
+                            }
+                        }
+                        return Executed {
+                            result,
+                            served: Some(candidate.clone()),
+                            attempts,
+                        };
+                    }
+                    Verdict::Transient => {
+                        if let Some(t) =
+                            self.health
+                                .record_failure(name, &candidate.model, Instant::now())
+                        {
+                            (self.on_transition)(name, &candidate.model, t);
+                        }
+                        last = Some((result, candidate.clone()));
+                        if n == policy.max_attempts {
+                            break;
+                        }
+                        let backoff = retry::backoff(
+                            n + 1,
+                            policy.backoff,
+                            policy.max_backoff,
+                            rand::random_range(0.5..=1.0),
+                        );
+                        let hinted = retry_after
+                            .as_deref()
+                            .and_then(|v| retry::retry_after(v, SystemTime::now()));
+                        match retry::wait_before_retry(hinted, backoff, policy.retry_after_cap) {
+                            Wait::Retry(wait) => {
+                                tokio::time::sleep(wait).await;
+                                waited = wait;
+                            }
+                            Wait::FailOver => break,
+                        }
+                    }
+                }
+            }
+        }
+        match last {
+            Some((result, served)) => Executed {
+                result,
+                served: Some(served),
+                attempts,
+            },
+            None => Executed {
+                result: Err(ProviderError::Unavailable(
+                    "every target's circuit is open; try again after the cooldown".to_owned(),
+                )),
+                served: None,
+                attempts,
+            },
+        }
+    }
+
+    /// One request to one target. Whole replies are read here, so a body that breaks before
+    /// the client has seen anything can still be retried.
+    async fn attempt(
+        &self,
+        candidate: &Candidate,
+        request: UpstreamRequest,
+        stream: bool,
+    ) -> Result<Reply, ProviderError> {
+        let response = self.providers[candidate.provider].send(request).await?;
+        if stream && (200..300).contains(&response.status) {
+            return Ok(Reply::Stream(response));
+        }
+        let body = collect(response.body).await?;
+        Ok(Reply::Whole {
+            status: response.status,
+            content_type: response.content_type,
+            retry_after: response.retry_after,
+            body,
+        })
+    }
+}
+
+/// Whether an attempt is final, and what to record of it.
+fn judge(
+    result: &Result<Reply, ProviderError>,
+) -> (Verdict, Option<u16>, Option<String>, Option<String>) {
+    match result {
+        Ok(Reply::Stream(response)) => (Verdict::Done, Some(response.status), None, None),
+        Ok(Reply::Whole {
+            status,
+            retry_after,
+            ..
+        }) => {
+            let class = (!(200..300).contains(status)).then(|| format!("upstream_{status}"));
+            let verdict = if retry::retryable_status(*status) {
+                Verdict::Transient
+            } else {
+                Verdict::Done
+            };
+            (verdict, Some(*status), class, retry_after.clone())
+        }
+        Err(err) => {
+            let verdict = if err.retryable() {
+                Verdict::Transient
+            } else {
+                Verdict::Done
+            };
+            (verdict, None, Some(err.code().to_owned()), None)
+        }
+    }
+}
+
+/// Reads a whole body.
+pub async fn collect(mut body: BodyStream) -> Result<Bytes, ProviderError> {
+    let Some(first) = body.next().await.transpose()? else {
+        return Ok(Bytes::new());
+    };
+    let Some(second) = body.next().await.transpose()? else {
+        return Ok(first);
+    };
+    let mut all = Vec::with_capacity(first.len() + second.len());
+    all.extend_from_slice(&first);
+    all.extend_from_slice(&second);
+    while let Some(chunk) = body.next().await.transpose()? {
+        all.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(all))
+}

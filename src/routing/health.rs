@@ -1,0 +1,218 @@
+//! Circuit breakers, one per target (provider + model): closed, open after N consecutive
+//! failures, half-open after a cooldown with a single probe. Time is passed in, so the state
+//! machine is tested without sleeping.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        since: Instant,
+    },
+    /// Cooldown over: one probe may go; `probing` while it is in flight.
+    HalfOpen {
+        probing: bool,
+    },
+}
+
+/// A change worth recording (as an anomaly in the ledger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Opened { failures: u32 },
+    Closed,
+}
+
+/// What `debug` views show of one breaker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakerView {
+    pub provider: String,
+    pub model: String,
+    pub state: &'static str,
+    pub consecutive_failures: u32,
+    pub open_for_ms: Option<u64>,
+}
+
+pub struct Health {
+    failures_to_open: u32,
+    cooldown: Duration,
+    breakers: Mutex<HashMap<(String, String), State>>,
+}
+
+impl Health {
+    pub fn new(failures_to_open: u32, cooldown: Duration) -> Self {
+        Self {
+            failures_to_open: failures_to_open.max(1),
+            cooldown,
+            breakers: Mutex::default(),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<(String, String), State>) -> T) -> T {
+        let mut map = self
+            .breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut map)
+    }
+
+    /// Whether routing must skip the target now: open and still cooling down, or half-open with
+    /// its one probe already in flight.
+    pub fn is_open(&self, provider: &str, model: &str, now: Instant) -> bool {
+        self.with(
+            |map| match map.get(&(provider.to_owned(), model.to_owned())) {
+                Some(State::Open { since }) => now.duration_since(*since) < self.cooldown,
+                Some(State::HalfOpen { probing }) => *probing,
+                _ => false,
+            },
+        )
+    }
+
+    /// Called before sending to a target. False when the breaker forbids it; an open breaker
+    /// whose cooldown is over turns half-open and lets this one request through as the probe.
+    pub fn try_acquire(&self, provider: &str, model: &str, now: Instant) -> bool {
+        self.with(|map| {
+            let key = (provider.to_owned(), model.to_owned());
+            match map.get(&key).copied() {
+                None | Some(State::Closed { .. }) => true,
+                Some(State::Open { since }) if now.duration_since(since) >= self.cooldown => {
+                    map.insert(key, State::HalfOpen { probing: true });
+                    true
+                }
+                Some(State::HalfOpen { probing: false }) => {
+                    map.insert(key, State::HalfOpen { probing: true });
+                    true
+                }
+                Some(State::Open { .. } | State::HalfOpen { probing: true }) => false,
+            }
+        })
+    }
+
+    pub fn record_success(&self, provider: &str, model: &str) -> Option<Transition> {
+        self.with(|map| {
+            let previous = map.insert(
+                (provider.to_owned(), model.to_owned()),
+                State::Closed { failures: 0 },
+            );
+            matches!(previous, Some(State::Open { .. } | State::HalfOpen { .. }))
+                .then_some(Transition::Closed)
+        })
+    }
+
+    pub fn record_failure(&self, provider: &str, model: &str, now: Instant) -> Option<Transition> {
+        self.with(|map| {
+            let key = (provider.to_owned(), model.to_owned());
+            match map
+                .get(&key)
+                .copied()
+                .unwrap_or(State::Closed { failures: 0 })
+            {
+                State::Closed { failures } if failures + 1 >= self.failures_to_open => {
+                    map.insert(key, State::Open { since: now });
+                    Some(Transition::Opened {
+                        failures: failures + 1,
+                    })
+                }
+                State::Closed { failures } => {
+                    map.insert(
+                        key,
+                        State::Closed {
+                            failures: failures + 1,
+                        },
+                    );
+                    None
+                }
+                // The probe failed: open again for another cooldown.
+                State::HalfOpen { .. } => {
+                    map.insert(key, State::Open { since: now });
+                    Some(Transition::Opened {
+                        failures: self.failures_to_open,
+                    })
+                }
+                State::Open { .. } => None,
+            }
+        })
+    }
+
+    /// Every breaker that has seen traffic, for debug views.
+    pub fn snapshot(&self, now: Instant) -> Vec<BreakerView> {
+        let mut views: Vec<BreakerView> = self.with(|map| {
+            map.iter()
+                .map(|((provider, model), state)| {
+                    let (name, failures, open_for) = match state {
+                        State::Closed { failures } => ("closed", *failures, None),
+                        State::Open { since } => (
+                            "open",
+                            self.failures_to_open,
+                            Some(now.duration_since(*since)),
+                        ),
+                        State::HalfOpen { .. } => ("half-open", self.failures_to_open, None),
+                    };
+                    BreakerView {
+                        provider: provider.clone(),
+                        model: model.clone(),
+                        state: name,
+                        consecutive_failures: failures,
+                        open_for_ms: open_for.map(|d| d.as_millis() as u64),
+                    }
+                })
+                .collect()
+        });
+        views.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
+        views
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_n_failures_and_recovers_through_one_probe() {
+        let health = Health::new(3, Duration::from_secs(10));
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(health.record_failure("p", "m", at(0)), None);
+        assert_eq!(health.record_failure("p", "m", at(0)), None);
+        assert!(!health.is_open("p", "m", at(0)));
+        assert_eq!(
+            health.record_failure("p", "m", at(1)),
+            Some(Transition::Opened { failures: 3 })
+        );
+        assert!(health.is_open("p", "m", at(5)));
+        assert!(!health.try_acquire("p", "m", at(5)));
+        assert!(!health.is_open("p", "other-model", at(5)), "per target");
+        // Cooldown over: one probe, and only one.
+        assert!(!health.is_open("p", "m", at(11)));
+        assert!(health.try_acquire("p", "m", at(11)));
+        assert!(!health.try_acquire("p", "m", at(11)));
+        assert!(health.is_open("p", "m", at(11)));
+        // The probe fails: open again.
+        assert_eq!(
+            health.record_failure("p", "m", at(12)),
+            Some(Transition::Opened { failures: 3 })
+        );
+        assert!(health.is_open("p", "m", at(20)));
+        assert!(health.try_acquire("p", "m", at(23)));
+        assert_eq!(health.record_success("p", "m"), Some(Transition::Closed));
+        assert!(!health.is_open("p", "m", at(23)));
+        assert_eq!(health.record_success("p", "m"), None);
+        let views = health.snapshot(at(23));
+        assert_eq!(views[0].state, "closed");
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let health = Health::new(2, Duration::from_secs(1));
+        let now = Instant::now();
+        health.record_failure("p", "m", now);
+        health.record_success("p", "m");
+        assert_eq!(health.record_failure("p", "m", now), None);
+    }
+}
