@@ -13,4 +13,5 @@ pub mod proxy;
 pub mod routing;
 pub mod session;
 pub mod telemetry;
+pub mod transform;
 pub mod wire;

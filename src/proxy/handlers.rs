@@ -22,6 +22,7 @@ use crate::providers::{BodyStream, ProviderError, UpstreamRequest};
 use crate::routing::execute::{Executor, Reply as ExecReply};
 use crate::routing::health::Transition;
 use crate::routing::plan::{self, Candidate, Facts};
+use crate::transform::StreamTransform;
 use crate::wire::estimate_tokens;
 use crate::wire::openai::{ChatRequestView, ResponseView, rewrite_request};
 
@@ -77,6 +78,7 @@ enum Reply {
         upstream: BodyStream,
         drop_usage_chunk: bool,
         prompt_estimate: u64,
+        transform: Option<StreamTransform>,
     },
 }
 
@@ -138,10 +140,11 @@ async fn chat(
             upstream,
             drop_usage_chunk,
             prompt_estimate,
+            transform,
         }) => {
             let mut headers = HeaderMap::new();
             routing_headers(&state, &mut headers, &mut fin, &trip, false);
-            let relay = SseRelay::new(upstream, fin, drop_usage_chunk, prompt_estimate);
+            let relay = SseRelay::new(upstream, fin, drop_usage_chunk, prompt_estimate, transform);
             let mut response = Response::new(ProxyBody::Stream(Box::new(relay)));
             *response.headers_mut() = headers;
             let h = response.headers_mut();
@@ -225,6 +228,11 @@ async fn pipeline(
 
     let add_stream_usage = stream && !view.wants_stream_usage();
     let requested = view.model.to_string();
+    let transforms = state.transforms();
+    let body = match transforms.apply_to_request(&body) {
+        Some(changed) => Bytes::from(changed),
+        None => body.clone(),
+    };
     let request_id = fin.id().to_owned();
     let request_for = |candidate: &Candidate| -> Result<UpstreamRequest, ProviderError> {
         let new_model = (candidate.model != requested).then_some(candidate.model.as_str());
@@ -277,6 +285,7 @@ async fn pipeline(
             upstream: response.body,
             drop_usage_chunk: add_stream_usage,
             prompt_estimate,
+            transform: transforms.any_on_response().then(|| transforms.stream()),
         }),
         ExecReply::Whole {
             status,
@@ -298,6 +307,12 @@ async fn pipeline(
                 };
                 fin.set_tokens(tokens);
             }
+            let bytes = match (200..300).contains(&status) && transforms.any_on_response() {
+                true => transforms
+                    .apply_to_response(&bytes)
+                    .map_or(bytes, Bytes::from),
+                false => bytes,
+            };
             Ok(Reply::Whole {
                 status,
                 content_type,

@@ -33,6 +33,7 @@ use crate::ledger::pricing::{PriceBook, TokenCounts};
 use crate::ledger::{Anomaly, Ledger, now_ms};
 use crate::providers::{self, Provider, ProviderError};
 use crate::routing::health::{Health, Transition};
+use crate::transform::Transforms;
 
 /// Who the proxy serves: a `run` session, or nobody in particular (the daemon).
 #[derive(Debug, Clone, Default)]
@@ -129,6 +130,16 @@ impl AppState {
             model: model.to_owned(),
             detail,
         });
+    }
+
+    /// The response transforms the config turns on.
+    pub fn transforms(&self) -> Transforms {
+        let t = self.config.transforms;
+        Transforms {
+            strip_thinking: t.strip_thinking,
+            unwrap_json_fence: t.unwrap_json_fence,
+            disable_thinking: t.disable_thinking,
+        }
     }
 
     /// Models seen without a price, for the run summary.

@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use super::context::{Finalizer, Tokens};
 use crate::ledger::Outcome;
 use crate::providers::{BodyStream, ProviderError};
+use crate::transform::{ChunkOut, StreamTransform};
 use crate::wire::openai::{ChunkView, ErrorBody, Usage};
 use crate::wire::{estimate_tokens, sse};
 
@@ -28,6 +29,9 @@ pub struct SseRelay {
     upstream_error: bool,
     ended: bool,
     finalizer: Option<Finalizer>,
+    transform: Option<StreamTransform>,
+    /// The last chunk payload, the template for text a transform still holds at the end.
+    last_chunk: Option<Bytes>,
 }
 
 impl SseRelay {
@@ -36,6 +40,7 @@ impl SseRelay {
         finalizer: Finalizer,
         drop_usage_chunk: bool,
         prompt_estimate: u64,
+        transform: Option<StreamTransform>,
     ) -> Self {
         Self {
             upstream,
@@ -49,6 +54,8 @@ impl SseRelay {
             upstream_error: false,
             ended: false,
             finalizer: Some(finalizer),
+            transform,
+            last_chunk: None,
         }
     }
 
@@ -79,6 +86,7 @@ impl SseRelay {
 
     fn on_event(&mut self, event: sse::Event) {
         if event.is_done() {
+            self.flush_transform();
             self.ready.push_back(event.raw);
             return;
         }
@@ -99,8 +107,30 @@ impl SseRelay {
                     }
                 }
             }
+            if let Some(transform) = self.transform.as_mut() {
+                self.last_chunk = Some(event.data.clone());
+                match transform.push_chunk(data) {
+                    ChunkOut::Unchanged => {}
+                    ChunkOut::Rewritten(payload) => {
+                        self.ready.push_back(sse::data_event(&payload));
+                        return;
+                    }
+                    ChunkOut::Drop => return,
+                }
+            }
         }
         self.ready.push_back(event.raw);
+    }
+
+    /// Sends what a transform still holds (a stream that ended without a finish chunk).
+    fn flush_transform(&mut self) {
+        if let (Some(transform), Some(template)) =
+            (self.transform.as_mut(), self.last_chunk.as_ref())
+        {
+            if let Some(payload) = transform.flush(template) {
+                self.ready.push_back(sse::data_event(&payload));
+            }
+        }
     }
 
     /// The upstream broke mid-stream: the client gets a well-formed error event (headers are
@@ -124,6 +154,7 @@ impl SseRelay {
         if let Some(rest) = self.decoder.take_rest() {
             self.on_event(rest);
         }
+        self.flush_transform();
         self.ended = true;
         if self.upstream_error {
             self.finish(200, Outcome::UpstreamError, Some("upstream_stream_error"));

@@ -1,0 +1,282 @@
+//! Pure translation between OpenAI Chat Completions and Anthropic's Messages API, both
+//! directions, streaming included. No I/O and no clock: timestamps and ids come in as arguments.
+//!
+//! Two paths use it:
+//! - an OpenAI client routed to an Anthropic provider: [`request_to_anthropic`], then
+//!   [`response_from_anthropic`], [`StreamFromAnthropic`] or [`error_from_anthropic`];
+//! - an Anthropic client routed to an OpenAI-compatible provider: [`request_from_anthropic`],
+//!   then [`response_to_anthropic`], [`StreamToAnthropic`] or [`error_to_anthropic`].
+//!
+//! Native traffic (Anthropic client to Anthropic provider, OpenAI to OpenAI) is not translated
+//! at all, so thinking blocks, signatures and every other field pass through untouched there.
+//! Across protocols, Anthropic thinking text becomes OpenAI's `reasoning_content` and signatures
+//! are dropped; OpenAI reasoning is not turned into Anthropic thinking, because a block without a
+//! valid signature would be refused if the conversation later reaches Anthropic itself.
+
+mod errors;
+mod openai;
+mod request_from;
+mod request_to;
+mod response_from;
+mod response_to;
+mod stream_from;
+mod stream_to;
+
+#[cfg(test)]
+mod snapshot;
+
+pub use errors::{error_from_anthropic, error_to_anthropic};
+pub use request_from::request_from_anthropic;
+pub use request_to::request_to_anthropic;
+pub use response_from::response_from_anthropic;
+pub use response_to::response_to_anthropic;
+pub use stream_from::StreamFromAnthropic;
+pub use stream_to::StreamToAnthropic;
+
+use serde_json::{Value, json};
+
+use crate::wire::anthropic::Usage as AnthropicUsage;
+use crate::wire::openai::Usage as OpenAiUsage;
+
+/// A translated complete response: the body to send to the client and the usage it reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translated {
+    pub body: Vec<u8>,
+    pub usage: Option<TokenUsage>,
+}
+
+/// Token counts in one shape for both protocols.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TokenUsage {
+    /// All input tokens, cache reads and cache writes included (OpenAI's convention; Anthropic's
+    /// `input_tokens` leaves the cached ones out).
+    pub prompt: u64,
+    pub completion: u64,
+    pub cache_read: u64,
+    pub cache_creation: u64,
+}
+
+impl TokenUsage {
+    /// From Anthropic usage, where missing fields count as zero.
+    pub fn from_anthropic(usage: &AnthropicUsage) -> Self {
+        let cache_read = usage.cache_read_input_tokens.unwrap_or(0);
+        let cache_creation = usage.cache_creation_input_tokens.unwrap_or(0);
+        Self {
+            prompt: usage.input_tokens.unwrap_or(0) + cache_read + cache_creation,
+            completion: usage.output_tokens.unwrap_or(0),
+            cache_read,
+            cache_creation,
+        }
+    }
+
+    /// From OpenAI usage; OpenAI reports no cache writes.
+    pub fn from_openai(usage: &OpenAiUsage) -> Self {
+        Self {
+            prompt: usage.prompt_tokens,
+            completion: usage.completion_tokens,
+            cache_read: usage.cached_tokens(),
+            cache_creation: 0,
+        }
+    }
+
+    /// The `usage` object of an OpenAI response or final stream chunk.
+    pub fn to_openai_json(&self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.prompt + self.completion,
+            "prompt_tokens_details": {"cached_tokens": self.cache_read},
+        })
+    }
+
+    /// Anthropic usage with every field set; `input_tokens` without the cached tokens.
+    pub fn to_anthropic(&self) -> AnthropicUsage {
+        AnthropicUsage {
+            input_tokens: Some(
+                self.prompt
+                    .saturating_sub(self.cache_read)
+                    .saturating_sub(self.cache_creation),
+            ),
+            output_tokens: Some(self.completion),
+            cache_read_input_tokens: Some(self.cache_read),
+            cache_creation_input_tokens: Some(self.cache_creation),
+        }
+    }
+}
+
+/// Why a body could not be translated. Messages name the offending field so a client can fix
+/// its request, e.g. `messages[2].content[0]: image_url must be a data: URL or an http(s) URL`.
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    /// The client's body is not JSON, or not a request of the expected protocol.
+    #[error("{0}")]
+    Malformed(String),
+    /// A field has a value the translation cannot use.
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: String },
+    /// A valid field that the other protocol has no equivalent for.
+    #[error("{path}: {reason}")]
+    Unsupported { path: String, reason: String },
+    /// The provider's answer is not what its protocol promises; the client is not at fault.
+    #[error("the provider's response could not be translated: {0}")]
+    BadResponse(String),
+}
+
+impl TranslateError {
+    /// The top-level request field at fault, for the `param` of an error body.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { path, .. } | Self::Unsupported { path, .. } => {
+                let end = path.find(['.', '[']).unwrap_or(path.len());
+                Some(&path[..end])
+            }
+            Self::Malformed(_) | Self::BadResponse(_) => None,
+        }
+    }
+
+    /// True when the client sent something wrong (answer 400), false when the provider did
+    /// (answer 502).
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, Self::BadResponse(_))
+    }
+
+    fn invalid(path: impl Into<String>, reason: impl ToString) -> Self {
+        Self::Invalid {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn unsupported(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Unsupported {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn from_json(err: &serde_json::Error, what: &str) -> Self {
+        if err.is_syntax() || err.is_eof() {
+            Self::Malformed(format!("request body is not valid JSON: {err}"))
+        } else {
+            Self::Malformed(format!("invalid {what}: {err}"))
+        }
+    }
+}
+
+/// OpenAI `finish_reason` for an Anthropic `stop_reason`.
+fn finish_reason(stop_reason: Option<&str>) -> &'static str {
+    match stop_reason {
+        Some("max_tokens" | "model_context_window_exceeded") => "length",
+        Some("tool_use") => "tool_calls",
+        Some("refusal") => "content_filter",
+        // end_turn, stop_sequence, pause_turn and anything new.
+        _ => "stop",
+    }
+}
+
+/// Anthropic `stop_reason` for an OpenAI `finish_reason`. Some providers say `stop` even when
+/// they called tools; Anthropic clients look for `tool_use` to run them.
+fn stop_reason(finish_reason: Option<&str>, called_tools: bool) -> &'static str {
+    match finish_reason {
+        Some("length") => "max_tokens",
+        Some("content_filter") => "refusal",
+        Some("tool_calls" | "function_call") => "tool_use",
+        _ if called_tools => "tool_use",
+        _ => "end_turn",
+    }
+}
+
+/// Tool arguments from an OpenAI `arguments` string. Anthropic wants an object; models sometimes
+/// write broken JSON (e.g. cut by max_tokens), and refusing the whole conversation over it would
+/// leave the client stuck, so anything that is not an object is kept under `"arguments"`.
+fn tool_input(arguments: &str) -> Value {
+    if arguments.trim().is_empty() {
+        return json!({});
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => json!({ "arguments": arguments }),
+    }
+}
+
+/// Serializes a value built from plain data; cannot fail in practice.
+fn to_json(value: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_converts_both_ways() {
+        let anthropic = AnthropicUsage {
+            input_tokens: Some(10),
+            output_tokens: Some(5),
+            cache_read_input_tokens: Some(100),
+            cache_creation_input_tokens: Some(20),
+        };
+        let usage = TokenUsage::from_anthropic(&anthropic);
+        assert_eq!(
+            usage,
+            TokenUsage {
+                prompt: 130,
+                completion: 5,
+                cache_read: 100,
+                cache_creation: 20
+            }
+        );
+        assert_eq!(usage.to_anthropic(), anthropic);
+        assert_eq!(usage.to_openai_json()["total_tokens"], 135);
+        assert_eq!(
+            usage.to_openai_json()["prompt_tokens_details"]["cached_tokens"],
+            100
+        );
+    }
+
+    #[test]
+    fn stop_and_finish_reasons_map_both_ways() {
+        let cases = [
+            (Some("end_turn"), "stop"),
+            (Some("stop_sequence"), "stop"),
+            (Some("pause_turn"), "stop"),
+            (Some("max_tokens"), "length"),
+            (Some("tool_use"), "tool_calls"),
+            (Some("refusal"), "content_filter"),
+            (None, "stop"),
+        ];
+        for (stop, finish) in cases {
+            assert_eq!(finish_reason(stop), finish, "{stop:?}");
+        }
+        let cases = [
+            (Some("stop"), false, "end_turn"),
+            (Some("stop"), true, "tool_use"),
+            (Some("length"), true, "max_tokens"),
+            (Some("tool_calls"), false, "tool_use"),
+            (Some("content_filter"), false, "refusal"),
+            (None, false, "end_turn"),
+        ];
+        for (finish, tools, stop) in cases {
+            assert_eq!(stop_reason(finish, tools), stop, "{finish:?} {tools}");
+        }
+    }
+
+    #[test]
+    fn tool_input_keeps_broken_arguments() {
+        assert_eq!(tool_input(""), json!({}));
+        assert_eq!(tool_input(r#"{"a":1}"#), json!({"a": 1}));
+        assert_eq!(tool_input(r#"{"a":"#), json!({"arguments": r#"{"a":"#}));
+        assert_eq!(tool_input("[1]"), json!({"arguments": "[1]"}));
+    }
+
+    #[test]
+    fn errors_name_the_parameter() {
+        let err = TranslateError::invalid("messages[2].content[0]", "bad");
+        assert_eq!(err.param(), Some("messages"));
+        assert_eq!(err.to_string(), "messages[2].content[0]: bad");
+        assert!(err.is_client_error());
+        assert_eq!(TranslateError::invalid("n", "x").param(), Some("n"));
+        assert!(!TranslateError::BadResponse("x".into()).is_client_error());
+    }
+}
