@@ -81,40 +81,41 @@ const MIGRATIONS: &[&str] = &[
 /// Brings the schema up to date. Safe to run from many processes at once: the check and the
 /// steps run in one immediate transaction.
 pub fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
-    let sql = |source| LedgerError::Sql {
-        path: path.to_path_buf(),
-        source,
-    };
     let known = MIGRATIONS.len() as i64;
-    let current: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(sql)?;
-    if current == known {
-        return Ok(());
-    }
-    if current > known {
-        return Err(LedgerError::TooNew {
+    match super::with_busy_retry(|| migrate_once(conn)) {
+        Ok(current) if current > known => Err(LedgerError::TooNew {
             path: path.to_path_buf(),
             found: current,
             known,
-        });
+        }),
+        Ok(_) => Ok(()),
+        Err(source) => Err(LedgerError::Sql {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
-    let tx =
-        rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(sql)?;
+}
+
+/// Applies the missing steps; returns the schema version found (newer than known = untouched).
+fn migrate_once(conn: &Connection) -> rusqlite::Result<i64> {
+    let known = MIGRATIONS.len() as i64;
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current >= known {
+        return Ok(current);
+    }
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     // Another process may have migrated while this one waited for the lock.
-    let current: i64 = tx
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(sql)?;
+    let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, step) in MIGRATIONS
         .iter()
         .enumerate()
         .skip(usize::try_from(current).unwrap_or(0))
     {
-        tx.execute_batch(step).map_err(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)
-            .map_err(sql)?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
     }
-    tx.commit().map_err(sql)
+    tx.commit()?;
+    Ok(current)
 }
 
 /// The ledger's random salt, created once on first use.

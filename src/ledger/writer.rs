@@ -61,7 +61,7 @@ fn commit_with_retry(conn: &mut Connection, batch: &mut Vec<Message>) {
     }
 }
 
-fn is_busy(err: &rusqlite::Error) -> bool {
+pub(super) fn is_busy(err: &rusqlite::Error) -> bool {
     matches!(
         err.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)

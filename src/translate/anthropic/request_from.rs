@@ -348,7 +348,8 @@ mod tests {
                 r#"{"model":"c","messages":"hi"}"#,
                 "invalid Anthropic messages request: invalid type: string",
             ),
-            ("[", "request body is not valid JSON"),
+            (r#"{"model":"#, "request body is not valid JSON"),
+            ("[]", "invalid Anthropic messages request: invalid type: sequence"),
         ];
         for (body, message) in cases {
             let err = request_from_anthropic(body.as_bytes(), "gpt").unwrap_err();
