@@ -32,6 +32,8 @@ complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "run" -d 'Run 
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "stats" -d 'Show what requests cost, grouped by model, provider, session or tag'
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "sessions" -d 'List recent sessions, sub-sessions under their parents'
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "config" -d 'Check and inspect configuration'
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "route" -d 'Explain routing decisions without sending anything'
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "request" -d 'Send one request from a file through the configured routing; print the reply on stdout and the routing headers on stderr'
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l budget -d 'Session budget in USD: requests that would exceed it get 429 (budget_exceeded) [env: SMARTPROXY_BUDGET_SESSION_LIMIT_USD; config: budget.session_usd]' -r
@@ -84,15 +86,40 @@ complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "validate" -d 'Check a config file: every error is shown with its file, line and key. Exits 1 when the config is invalid'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show the configuration in effect (file, listener, ledger, providers; never keys)'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and not __fish_seen_subcommand_from explain help" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and not __fish_seen_subcommand_from explain help" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and not __fish_seen_subcommand_from explain help" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and not __fish_seen_subcommand_from explain help" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and not __fish_seen_subcommand_from explain help" -f -a "explain" -d 'Show which targets a request would go to, in order, and why others are skipped. Sends nothing'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and not __fish_seen_subcommand_from explain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and __fish_seen_subcommand_from explain" -l file -d 'A Chat Completions request body (JSON)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and __fish_seen_subcommand_from explain" -l tag -d 'Pretend the request comes from a `run` session with this tag' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and __fish_seen_subcommand_from explain" -l source -d 'Pretend the request comes from this client address' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and __fish_seen_subcommand_from explain" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and __fish_seen_subcommand_from explain" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and __fish_seen_subcommand_from explain" -l json -d 'Print JSON instead of text'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and __fish_seen_subcommand_from explain" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Show which targets a request would go to, in order, and why others are skipped. Sends nothing'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand route; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand request" -l file -d 'A Chat Completions request body (JSON); `stream: true` prints events as they arrive' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand request" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand request" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand request" -l mock -d 'Serve it from the built-in mock provider'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand request" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand request" -s V -l version -d 'Print version'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand completions" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand completions" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config completions help" -f -a "run" -d 'Run a command behind a private, budgeted, recorded proxy'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config completions help" -f -a "stats" -d 'Show what requests cost, grouped by model, provider, session or tag'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config completions help" -f -a "sessions" -d 'List recent sessions, sub-sessions under their parents'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config completions help" -f -a "config" -d 'Check and inspect configuration'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "run" -d 'Run a command behind a private, budgeted, recorded proxy'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "stats" -d 'Show what requests cost, grouped by model, provider, session or tag'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "sessions" -d 'List recent sessions, sub-sessions under their parents'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "config" -d 'Check and inspect configuration'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "route" -d 'Explain routing decisions without sending anything'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "request" -d 'Send one request from a file through the configured routing; print the reply on stdout and the routing headers on stderr'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "validate" -d 'Check a config file: every error is shown with its file, line and key. Exits 1 when the config is invalid'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Show the configuration in effect (file, listener, ledger, providers; never keys)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and __fish_seen_subcommand_from route" -f -a "explain" -d 'Show which targets a request would go to, in order, and why others are skipped. Sends nothing'

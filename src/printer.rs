@@ -14,6 +14,13 @@ pub fn out(text: &str) {
     let _ = stdout.flush();
 }
 
+/// Writes bytes to stdout as they come (a streamed reply), flushing at once.
+pub fn out_raw(bytes: &[u8]) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(bytes);
+    let _ = stdout.flush();
+}
+
 /// Writes a block of text meant for the person at the terminal (a `run` summary) to stderr.
 pub fn note(text: &str) {
     let mut stderr = std::io::stderr().lock();

@@ -3,6 +3,8 @@
 mod completions;
 mod config_cmd;
 mod format;
+mod request;
+mod route;
 mod run;
 mod sessions;
 mod stats;
@@ -67,6 +69,12 @@ pub enum Command {
     /// Check and inspect configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Explain routing decisions without sending anything.
+    #[command(subcommand)]
+    Route(route::RouteCommand),
+    /// Send one request from a file through the configured routing; print the reply on stdout
+    /// and the routing headers on stderr.
+    Request(request::RequestArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
 }
@@ -79,6 +87,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
         Command::Config(cmd) => config_cmd::config(&cmd, config_path.as_deref()),
+        Command::Route(cmd) => route::route(&cmd, config_path.as_deref()),
+        Command::Request(args) => request::request(&args, config_path.as_deref()),
         Command::Completions(args) => completions::completions(&args),
     }
 }

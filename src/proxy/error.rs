@@ -269,6 +269,7 @@ mod tests {
                     model: "m".into(),
                     route: None,
                     skipped: vec![],
+                    trail: vec![],
                 }),
                 404,
                 "model_not_found",

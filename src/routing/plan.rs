@@ -87,6 +87,8 @@ pub enum NoRoute {
         model: String,
         route: Option<String>,
         skipped: Vec<Skip>,
+        /// The steps taken, for `route explain`.
+        trail: Vec<String>,
     },
 }
 
@@ -140,11 +142,15 @@ pub fn plan(
                 |c| match usable(&config.providers[c.provider], &c.model, facts, is_open) {
                     Ok(()) => true,
                     Err(reason) => {
-                        skipped.push(Skip {
+                        let skip = Skip {
                             provider: config.providers[c.provider].name.clone(),
                             model: c.model.clone(),
                             reason,
-                        });
+                        };
+                        // A target met again in a later step is reported once.
+                        if !skipped.contains(&skip) {
+                            skipped.push(skip);
+                        }
                         false
                     }
                 },
@@ -168,6 +174,7 @@ pub fn plan(
                     model: model.clone(),
                     route: Some(route),
                     skipped,
+                    trail,
                 })
             } else {
                 trail.push(format!(
@@ -282,6 +289,7 @@ pub fn plan(
             model: model.clone(),
             route: None,
             skipped,
+            trail,
         }),
     }
 }

@@ -132,7 +132,10 @@ impl ContentBlock {
             Self::ToolResult(_) => "tool_result",
             Self::Thinking(_) => "thinking",
             Self::RedactedThinking(_) => "redacted_thinking",
-            Self::Other(value) => value.get("type").and_then(Value::as_str).unwrap_or("unknown"),
+            Self::Other(value) => value
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown"),
         }
     }
 }
@@ -397,7 +400,10 @@ impl StreamEvent {
             Self::MessageStop => "message_stop",
             Self::Ping => "ping",
             Self::Error { .. } => "error",
-            Self::Unknown(value) => value.get("type").and_then(Value::as_str).unwrap_or("unknown"),
+            Self::Unknown(value) => value
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown"),
         }
     }
 }
@@ -471,7 +477,6 @@ impl ErrorBody {
 /// The Anthropic error type for an HTTP status, as Anthropic itself would answer.
 pub fn error_type_for_status(status: u16) -> &'static str {
     match status {
-        400 => "invalid_request_error",
         401 => "authentication_error",
         402 => "billing_error",
         403 => "permission_error",
@@ -540,8 +545,17 @@ mod tests {
         });
         let request: MessagesRequest = serde_json::from_value(body.clone()).unwrap();
         assert_eq!(request.extra["thinking"]["budget_tokens"], 1024);
-        assert_eq!(request.tools.as_ref().unwrap()[1].server_type(), Some("web_search_20250305"));
-        assert!(request.tool_choice.as_ref().unwrap().disables_parallel_tool_use());
+        assert_eq!(
+            request.tools.as_ref().unwrap()[1].server_type(),
+            Some("web_search_20250305")
+        );
+        assert!(
+            request
+                .tool_choice
+                .as_ref()
+                .unwrap()
+                .disables_parallel_tool_use()
+        );
         assert_eq!(serde_json::to_value(&request).unwrap(), body);
     }
 

@@ -38,7 +38,7 @@ pub(super) fn openai_error_for(anthropic_kind: &str) -> (&'static str, &str) {
         "timeout_error" => ("server_error", "timeout"),
         "api_error" => ("server_error", "api_error"),
         "invalid_request_error" => ("invalid_request_error", "invalid_request"),
-        other if other.is_empty() => ("server_error", "api_error"),
+        "" => ("server_error", "api_error"),
         other => ("server_error", other),
     }
 }
@@ -113,7 +113,10 @@ fn quoted_body(status: u16, body: &[u8]) -> String {
         end -= 1;
     }
     let ellipsis = if end < text.len() { "..." } else { "" };
-    format!("the provider answered HTTP {status}: {}{ellipsis}", &text[..end])
+    format!(
+        "the provider answered HTTP {status}: {}{ellipsis}",
+        &text[..end]
+    )
 }
 
 #[cfg(test)]
@@ -130,12 +133,37 @@ mod tests {
     fn anthropic_errors_become_openai_errors() {
         let cases = [
             (529, "overloaded_error", "server_error", "overloaded"),
-            (429, "rate_limit_error", "rate_limit_error", "rate_limit_exceeded"),
-            (400, "invalid_request_error", "invalid_request_error", "invalid_request"),
-            (401, "authentication_error", "invalid_request_error", "invalid_api_key"),
-            (403, "permission_error", "invalid_request_error", "permission_denied"),
+            (
+                429,
+                "rate_limit_error",
+                "rate_limit_error",
+                "rate_limit_exceeded",
+            ),
+            (
+                400,
+                "invalid_request_error",
+                "invalid_request_error",
+                "invalid_request",
+            ),
+            (
+                401,
+                "authentication_error",
+                "invalid_request_error",
+                "invalid_api_key",
+            ),
+            (
+                403,
+                "permission_error",
+                "invalid_request_error",
+                "permission_denied",
+            ),
             (404, "not_found_error", "invalid_request_error", "not_found"),
-            (413, "request_too_large", "invalid_request_error", "request_too_large"),
+            (
+                413,
+                "request_too_large",
+                "invalid_request_error",
+                "request_too_large",
+            ),
             (402, "billing_error", "insufficient_quota", "billing_error"),
             (500, "api_error", "server_error", "api_error"),
             (504, "timeout_error", "server_error", "timeout"),
@@ -211,9 +239,18 @@ mod tests {
     #[test]
     fn stream_errors_are_typed_by_their_type_and_code() {
         let cases = [
-            (json!({"type": "server_error", "code": "overloaded"}), "overloaded_error"),
-            (json!({"type": "requests", "code": "rate_limit_exceeded"}), "rate_limit_error"),
-            (json!({"type": "invalid_request_error"}), "invalid_request_error"),
+            (
+                json!({"type": "server_error", "code": "overloaded"}),
+                "overloaded_error",
+            ),
+            (
+                json!({"type": "requests", "code": "rate_limit_exceeded"}),
+                "rate_limit_error",
+            ),
+            (
+                json!({"type": "invalid_request_error"}),
+                "invalid_request_error",
+            ),
             (json!({"type": "insufficient_quota"}), "billing_error"),
             (json!({"message": "?"}), "api_error"),
         ];

@@ -270,6 +270,66 @@ mod tests {
         assert_eq!(tool_input("[1]"), json!({"arguments": "[1]"}));
     }
 
+    /// Each direction's output is valid input for the other: an OpenAI request sent to
+    /// Anthropic and back, and an Anthropic stream relayed to OpenAI and back, keep their text.
+    #[test]
+    fn translations_compose() {
+        snapshot::each_case("request_to_anthropic", ".openai.json", |input| {
+            // The same arguments as the snapshot test, so the snapshot is checked once more.
+            let anthropic = request_to_anthropic(input, "claude-sonnet-4-5", 4096).unwrap();
+            let openai = request_from_anthropic(&anthropic, "gpt").unwrap();
+            let original = snapshot::parse(input);
+            let back = snapshot::parse(&openai);
+            // Same user-visible turns, ignoring how system prompts and tool results are laid out.
+            let last_text = |v: &Value| {
+                v["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .rev()
+                    .find(|m| m["role"] == "user" && m["content"].is_string())
+                    .map(|m| m["content"].clone())
+            };
+            if let Some(text) = last_text(&original) {
+                assert_eq!(last_text(&back), Some(text));
+            }
+            (".anthropic.json", snapshot::parse(&anthropic))
+        });
+        snapshot::each_case("stream_to_anthropic", ".sse", |input| {
+            let mut to = StreamToAnthropic::new("claude-sonnet-4-5", "msg_test");
+            let mut anthropic = Vec::new();
+            for (_, data) in snapshot::sse_events(input) {
+                anthropic.extend(to.push(&data));
+            }
+            anthropic.extend(to.finish());
+            let mut from = StreamFromAnthropic::new(true, 0);
+            let mut openai = Vec::new();
+            for (name, data) in snapshot::sse_events(&anthropic.concat()) {
+                openai.extend(from.push(name.as_deref(), &data));
+            }
+            openai.extend(from.finish());
+            let text = |events: &[(Option<String>, Vec<u8>)]| -> String {
+                events
+                    .iter()
+                    .filter_map(|(_, data)| serde_json::from_slice::<Value>(data).ok())
+                    .filter_map(|v| {
+                        v["choices"][0]["delta"]["content"]
+                            .as_str()
+                            .map(str::to_owned)
+                    })
+                    .collect()
+            };
+            assert_eq!(
+                text(&snapshot::sse_events(input)),
+                text(&snapshot::sse_events(&openai.concat()))
+            );
+            if let Some(usage) = to.usage() {
+                assert_eq!(from.usage().unwrap().completion, usage.completion);
+            }
+            (".anthropic.json", snapshot::encoded_events(&anthropic))
+        });
+    }
+
     #[test]
     fn errors_name_the_parameter() {
         let err = TranslateError::invalid("messages[2].content[0]", "bad");

@@ -129,7 +129,9 @@ pub(super) enum Part {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub(super) enum ImageUrl {
-    Object { url: String },
+    Object {
+        url: String,
+    },
     /// Some clients send the URL bare.
     Bare(String),
 }
@@ -257,8 +259,15 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.param(), Some("messages"));
-        assert!(err.to_string().starts_with("messages[3].content[1]: unknown variant `video`"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("messages[3].content[1]: unknown variant `video`"),
+            "{err}"
+        );
         let err = parts(Some(serde_json::json!(5)), "messages[0]").unwrap_err();
-        assert!(err.to_string().starts_with("messages[0].content: must be"), "{err}");
+        assert!(
+            err.to_string().starts_with("messages[0].content: must be"),
+            "{err}"
+        );
     }
 }

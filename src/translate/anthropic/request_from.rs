@@ -111,7 +111,10 @@ fn parse(body: &[u8]) -> Result<MessagesRequest, TranslateError> {
             }
         }
     }
-    Err(TranslateError::from_json(&err, "Anthropic messages request"))
+    Err(TranslateError::from_json(
+        &err,
+        "Anthropic messages request",
+    ))
 }
 
 /// Appends the OpenAI messages for one Anthropic user message: its tool results as `tool`
@@ -349,7 +352,10 @@ mod tests {
                 "invalid Anthropic messages request: invalid type: string",
             ),
             (r#"{"model":"#, "request body is not valid JSON"),
-            ("[]", "invalid Anthropic messages request: invalid type: sequence"),
+            (
+                "[]",
+                "invalid Anthropic messages request: invalid type: sequence",
+            ),
         ];
         for (body, message) in cases {
             let err = request_from_anthropic(body.as_bytes(), "gpt").unwrap_err();

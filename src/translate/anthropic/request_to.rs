@@ -285,12 +285,12 @@ fn push_merged(
 
 /// A single plain text block is sent as a string, the form most requests use.
 fn compact(mut blocks: Vec<ContentBlock>) -> Content<ContentBlock> {
-    if let [ContentBlock::Text(text)] = blocks.as_mut_slice()
-        && text.extra.is_empty()
-    {
-        return Content::Text(std::mem::take(&mut text.text));
+    match blocks.as_mut_slice() {
+        [ContentBlock::Text(text)] if text.extra.is_empty() => {
+            Content::Text(std::mem::take(&mut text.text))
+        }
+        _ => Content::Blocks(blocks),
     }
-    Content::Blocks(blocks)
 }
 
 fn json_instruction(format: ResponseFormat) -> Option<String> {
@@ -460,7 +460,10 @@ mod tests {
                 r#"{"model":"m","messages":[{"role":"function","name":"f","content":"a"}]}"#,
                 "messages[0].role: `function` messages are deprecated",
             ),
-            (r#"{"model":"m"}"#, "invalid chat completion request: missing field `messages`"),
+            (
+                r#"{"model":"m"}"#,
+                "invalid chat completion request: missing field `messages`",
+            ),
             ("{", "request body is not valid JSON"),
         ];
         for (body, message) in cases {

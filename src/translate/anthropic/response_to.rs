@@ -61,9 +61,8 @@ pub fn response_to_anthropic(
     openai_body: &[u8],
     requested_model: &str,
 ) -> Result<Translated, TranslateError> {
-    let completion: Completion = serde_json::from_slice(openai_body).map_err(|e| {
-        TranslateError::BadResponse(format!("not an OpenAI chat completion: {e}"))
-    })?;
+    let completion: Completion = serde_json::from_slice(openai_body)
+        .map_err(|e| TranslateError::BadResponse(format!("not an OpenAI chat completion: {e}")))?;
     let choice = completion.choices.into_iter().next().ok_or_else(|| {
         TranslateError::BadResponse("the chat completion has no choices".to_owned())
     })?;
@@ -166,6 +165,9 @@ mod tests {
         .unwrap();
         assert_eq!(out.usage, None);
         let body = snapshot::parse(&out.body);
-        assert_eq!(body["usage"], serde_json::json!({"input_tokens": 0, "output_tokens": 0}));
+        assert_eq!(
+            body["usage"],
+            serde_json::json!({"input_tokens": 0, "output_tokens": 0})
+        );
     }
 }

@@ -39,7 +39,11 @@ pub fn each_named_case(
         .filter(|path| path.to_string_lossy().ends_with(input_suffix))
         .collect();
     inputs.sort();
-    assert!(!inputs.is_empty(), "no *{input_suffix} cases in {}", dir.display());
+    assert!(
+        !inputs.is_empty(),
+        "no *{input_suffix} cases in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     for input in &inputs {
         let file_name = input.file_name().unwrap().to_string_lossy();

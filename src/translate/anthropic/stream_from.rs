@@ -10,6 +10,13 @@ use crate::wire::anthropic::{BlockDelta, ContentBlock, StreamEvent, Usage};
 use crate::wire::openai::ErrorBody;
 use crate::wire::sse::{DONE_EVENT, data_event};
 
+/// A tool_use block: its Anthropic block index, and whether any arguments were sent for it.
+#[derive(Debug)]
+struct ToolBlock {
+    block: usize,
+    sent_arguments: bool,
+}
+
 /// Turns Anthropic stream events into OpenAI chunks, one event at a time.
 ///
 /// - `message_start` gives the first chunk (role `assistant`); its id (`msg_...`) and model
@@ -29,8 +36,8 @@ pub struct StreamFromAnthropic {
     model: String,
     usage: Usage,
     saw_usage: bool,
-    /// Anthropic block index -> OpenAI tool call index, for the tool_use blocks seen so far.
-    tool_blocks: Vec<(usize, usize)>,
+    /// The tool_use blocks seen so far, in OpenAI tool call index order.
+    tool_blocks: Vec<ToolBlock>,
     finished: bool,
 }
 
@@ -88,7 +95,10 @@ impl StreamFromAnthropic {
                 }
                 ContentBlock::ToolUse(block) => {
                     let tool_index = self.tool_blocks.len();
-                    self.tool_blocks.push((index, tool_index));
+                    self.tool_blocks.push(ToolBlock {
+                        block: index,
+                        sent_arguments: false,
+                    });
                     let mut out = vec![self.chunk(
                         json!({"tool_calls": [{
                             "index": tool_index,
@@ -116,8 +126,8 @@ impl StreamFromAnthropic {
                 }
                 BlockDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                     // Deltas of server tool blocks have no OpenAI tool call to belong to.
-                    match self.tool_blocks.iter().find(|(block, _)| *block == index) {
-                        Some(&(_, tool_index)) => vec![self.arguments(tool_index, &partial_json)],
+                    match self.tool_index(index) {
+                        Some(tool_index) => vec![self.arguments(tool_index, &partial_json)],
                         None => Vec::new(),
                     }
                 }
@@ -135,10 +145,15 @@ impl StreamFromAnthropic {
                 let body = ErrorBody::new(error.message, kind, Some(code), None);
                 vec![data_event(&body.to_json())]
             }
-            StreamEvent::ContentBlockStop { .. }
-            | StreamEvent::MessageStop
-            | StreamEvent::Ping
-            | StreamEvent::Unknown(_) => Vec::new(),
+            // A tool called without arguments may stream no input at all; OpenAI clients parse
+            // the arguments as JSON, and an empty string is not JSON.
+            StreamEvent::ContentBlockStop { index } => match self.tool_index(index) {
+                Some(tool_index) if !self.tool_blocks[tool_index].sent_arguments => {
+                    vec![self.arguments(tool_index, "{}")]
+                }
+                _ => Vec::new(),
+            },
+            StreamEvent::MessageStop | StreamEvent::Ping | StreamEvent::Unknown(_) => Vec::new(),
         }
     }
 
@@ -191,7 +206,14 @@ impl StreamFromAnthropic {
         self.saw_usage = true;
     }
 
-    fn arguments(&self, tool_index: usize, arguments: &str) -> Bytes {
+    fn tool_index(&self, block: usize) -> Option<usize> {
+        self.tool_blocks.iter().position(|t| t.block == block)
+    }
+
+    fn arguments(&mut self, tool_index: usize, arguments: &str) -> Bytes {
+        if let Some(tool) = self.tool_blocks.get_mut(tool_index) {
+            tool.sent_arguments = true;
+        }
         self.chunk(
             json!({"tool_calls": [{"index": tool_index, "function": {"arguments": arguments}}]}),
             None,

@@ -127,7 +127,8 @@ impl StreamToAnthropic {
         let chunk: Chunk = match serde_json::from_slice(trimmed) {
             Ok(chunk) => chunk,
             Err(e) => {
-                let message = format!("the provider sent a stream chunk that is not valid JSON: {e}");
+                let message =
+                    format!("the provider sent a stream chunk that is not valid JSON: {e}");
                 self.fail(&mut out, "api_error", message);
                 return out;
             }
@@ -237,16 +238,18 @@ impl StreamToAnthropic {
         let known = match &id {
             Some(id) => self.tools.iter().position(|t| &t.id == id),
             None => match call.index {
-                Some(index) => self.tools.iter().rposition(|t| t.openai_index == Some(index)),
+                Some(index) => self
+                    .tools
+                    .iter()
+                    .rposition(|t| t.openai_index == Some(index)),
                 None => self.tools.len().checked_sub(1),
             },
         };
         let block = match known {
             Some(position) => self.tools[position].block,
             None => {
-                let id = id.unwrap_or_else(|| {
-                    format!("call_{}_{}", self.message_id, self.tools.len())
-                });
+                let id =
+                    id.unwrap_or_else(|| format!("call_{}_{}", self.message_id, self.tools.len()));
                 let block = self.open_block(
                     out,
                     ContentBlock::ToolUse(ToolUseBlock {
@@ -345,7 +348,10 @@ mod tests {
             br#"{"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":60}}}"#,
         );
         let usage = stream.usage().unwrap();
-        assert_eq!((usage.prompt, usage.completion, usage.cache_read), (100, 7, 60));
+        assert_eq!(
+            (usage.prompt, usage.completion, usage.cache_read),
+            (100, 7, 60)
+        );
         let out = stream.push(b"[DONE]");
         let events = snapshot::encoded_events(&out);
         assert_eq!(events[1]["event"], "message_delta");

@@ -28,6 +28,8 @@ pub struct NdjsonFromOpenAi {
     calls: Vec<PartialCall>,
     finish_reason: Option<String>,
     usage: Option<TokenUsage>,
+    /// A finish reason or `[DONE]` arrived: the provider finished its reply.
+    complete: bool,
     /// After the final line or an error line nothing more is written.
     ended: bool,
 }
@@ -49,6 +51,7 @@ impl NdjsonFromOpenAi {
             calls: Vec::new(),
             finish_reason: None,
             usage: None,
+            complete: false,
             ended: false,
         }
     }
@@ -58,6 +61,9 @@ impl NdjsonFromOpenAi {
     /// unusable tool call arguments yield an `{"error": ...}` line, after which the stream is over.
     pub fn push(&mut self, openai_chunk: &[u8]) -> Vec<Bytes> {
         let payload = openai_chunk.trim_ascii();
+        if payload == b"[DONE]" {
+            self.complete = true;
+        }
         if self.ended || payload.is_empty() || payload == b"[DONE]" {
             return Vec::new();
         }
@@ -89,6 +95,7 @@ impl NdjsonFromOpenAi {
             }
         }
         if let Some(reason) = &choice.finish_reason {
+            self.complete = true;
             self.finish_reason = Some(reason.clone());
             lines.extend(self.flush_calls());
         }
@@ -96,13 +103,21 @@ impl NdjsonFromOpenAi {
     }
 
     /// The final `done: true` line with `done_reason` and the token counts, after any tool calls
-    /// still held. Returns nothing when called again or after an error line.
+    /// still held. A stream that ended without a finish reason or `[DONE]` was cut short and gets
+    /// an error line instead, so the client does not take half a reply for a whole one. Returns
+    /// nothing when called again or after an error line.
     pub fn finish(&mut self) -> Vec<Bytes> {
         if self.ended {
             return Vec::new();
         }
         let mut lines = self.flush_calls();
         if self.ended {
+            return lines;
+        }
+        if !self.complete {
+            lines.extend(self.error(
+                "the provider's stream ended before the reply was complete".to_owned(),
+            ));
             return lines;
         }
         self.ended = true;
@@ -133,6 +148,11 @@ impl NdjsonFromOpenAi {
     /// The usage the provider reported, once its usage chunk has arrived.
     pub fn usage(&self) -> Option<TokenUsage> {
         self.usage
+    }
+
+    /// Whether the provider finished its reply (a finish reason or `[DONE]` arrived).
+    pub fn is_complete(&self) -> bool {
+        self.complete
     }
 
     fn text_line(&self, text: String, thinking: Option<String>) -> Bytes {

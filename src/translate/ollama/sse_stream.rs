@@ -23,6 +23,8 @@ pub struct SseFromNdjson {
     usage: Option<TokenUsage>,
     /// The `done: true` line arrived, so the stream ended normally.
     done: bool,
+    /// An error event went out already; a cut stream needs no second one.
+    errored: bool,
     finished: bool,
 }
 
@@ -39,6 +41,7 @@ impl SseFromNdjson {
             calls: 0,
             usage: None,
             done: false,
+            errored: false,
             finished: false,
         }
     }
@@ -53,8 +56,8 @@ impl SseFromNdjson {
         }
         let response = match parse_line(line, "Ollama stream line") {
             Ok(response) => response,
-            Err(TranslateError::Upstream(message)) => return vec![error_event(&message)],
-            Err(e) => return vec![error_event(&format!("provider sent a malformed stream line: {e}"))],
+            Err(TranslateError::Upstream(message)) => return vec![self.error_event(&message)],
+            Err(e) => return vec![self.error_event(&e.to_string())],
         };
         let mut events = Vec::new();
         let mut delta = assistant_message(&response, false);
@@ -85,14 +88,18 @@ impl SseFromNdjson {
         events
     }
 
-    /// The usage-only chunk (when asked for and known), then `data: [DONE]`. Returns nothing
-    /// when called again.
+    /// The usage-only chunk (when asked for and known), then `data: [DONE]`. A stream cut before
+    /// Ollama's `done: true` line gets an error event first, so the client does not take half a
+    /// reply for a whole one. Returns nothing when called again.
     pub fn finish(&mut self) -> Vec<Bytes> {
         if self.finished {
             return Vec::new();
         }
-        self.finished = true;
         let mut events = Vec::new();
+        if !self.done && !self.errored {
+            events.push(self.error_event("Ollama's stream ended before the reply was complete"));
+        }
+        self.finished = true;
         if let (true, Some(usage)) = (self.include_usage, self.usage) {
             let chunk = json!({
                 "id": self.id,
@@ -134,8 +141,9 @@ impl SseFromNdjson {
         });
         data_event(chunk.to_string().as_bytes())
     }
-}
 
-fn error_event(message: &str) -> Bytes {
-    data_event(&ErrorBody::new(message, "server_error", None, None).to_json())
+    fn error_event(&mut self, message: &str) -> Bytes {
+        self.errored = true;
+        data_event(&ErrorBody::new(message, "server_error", None, None).to_json())
+    }
 }

@@ -226,7 +226,7 @@ fn answered_call(
             TranslateError::at(
                 format!("messages[{i}].tool_name"),
                 format!(
-                    "`{name}` does not match a tool call waiting for its result (waiting: {})",
+                    "is `{name}`, but no call to it is waiting for a result (waiting: {})",
                     if names.is_empty() { "none".to_owned() } else { names.join(", ") }
                 ),
             )
