@@ -193,3 +193,23 @@ fn completions_in_the_repo_are_current() {
         );
     }
 }
+
+#[test]
+fn routes_config_names_a_smolrouter_routes_file() {
+    let env = TestEnv::new();
+    env.write(
+        "routes.yaml",
+        "servers:\n  box: \"http://10.0.0.9:8000\"\naliases:\n  m:\n    instances: [\"box/llama3\"]\n",
+    );
+    let mut cmd = env.command();
+    cmd.env("ROUTES_CONFIG", "routes.yaml")
+        .args(["config", "show", "--json"]);
+    let out = run_to_end(cmd);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        shown["source"].as_str().map(|s| s.ends_with("routes.yaml")),
+        Some(true),
+        "{shown}"
+    );
+    assert_eq!(shown["providers"][0]["base_url"], "http://10.0.0.9:8000/v1");
+}

@@ -271,7 +271,8 @@ mod tests {
     }
 
     /// Each direction's output is valid input for the other: an OpenAI request sent to
-    /// Anthropic and back, and an Anthropic stream relayed to OpenAI and back, keep their text.
+    /// Anthropic and back, and an OpenAI stream relayed as Anthropic's and back, keep their text
+    /// and tool arguments.
     #[test]
     fn translations_compose() {
         snapshot::each_case("request_to_anthropic", ".openai.json", |input| {
@@ -280,19 +281,26 @@ mod tests {
             let openai = request_from_anthropic(&anthropic, "gpt").unwrap();
             let original = snapshot::parse(input);
             let back = snapshot::parse(&openai);
-            // Same user-visible turns, ignoring how system prompts and tool results are laid out.
-            let last_text = |v: &Value| {
-                v["messages"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .rev()
-                    .find(|m| m["role"] == "user" && m["content"].is_string())
-                    .map(|m| m["content"].clone())
+            // The same conversation text, however system prompts and tool results are laid out.
+            let texts = |v: &Value| -> Vec<String> {
+                let mut texts = Vec::new();
+                for m in v["messages"].as_array().unwrap() {
+                    if m["role"] != "user" && m["role"] != "assistant" {
+                        continue;
+                    }
+                    match &m["content"] {
+                        Value::String(text) if !text.is_empty() => texts.push(text.clone()),
+                        Value::Array(parts) => texts.extend(
+                            parts
+                                .iter()
+                                .filter_map(|p| p["text"].as_str().map(str::to_owned)),
+                        ),
+                        _ => {}
+                    }
+                }
+                texts
             };
-            if let Some(text) = last_text(&original) {
-                assert_eq!(last_text(&back), Some(text));
-            }
+            assert_eq!(texts(&original), texts(&back));
             (".anthropic.json", snapshot::parse(&anthropic))
         });
         snapshot::each_case("stream_to_anthropic", ".sse", |input| {
@@ -312,10 +320,15 @@ mod tests {
                 events
                     .iter()
                     .filter_map(|(_, data)| serde_json::from_slice::<Value>(data).ok())
-                    .filter_map(|v| {
-                        v["choices"][0]["delta"]["content"]
-                            .as_str()
-                            .map(str::to_owned)
+                    // Nothing after an error reaches the client.
+                    .take_while(|v| v.get("error").is_none())
+                    .map(|v| {
+                        let delta = &v["choices"][0]["delta"];
+                        let mut text = delta["content"].as_str().unwrap_or("").to_owned();
+                        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+                            text.push_str(call["function"]["arguments"].as_str().unwrap_or(""));
+                        }
+                        text
                     })
                     .collect()
             };

@@ -39,10 +39,12 @@ pub fn error_from_ollama(status: u16, ollama_error_body: &[u8]) -> Vec<u8> {
 /// body's text; the status alone when the body is empty.
 fn message_of(status: u16, body: &[u8]) -> String {
     if let Ok(value) = serde_json::from_slice::<Value>(body) {
-        let found = value
-            .get("error")
-            .and_then(error_message)
-            .or_else(|| value.get("message").and_then(Value::as_str).map(str::to_owned));
+        let found = value.get("error").and_then(error_message).or_else(|| {
+            value
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
         if let Some(message) = found.filter(|m| !m.is_empty()) {
             return message;
         }

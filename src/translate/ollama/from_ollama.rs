@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use super::openai_shapes::error_message;
 use super::{
-    TranslateError, Translated, call_id, finish_from_done_reason, openai_usage,
-    parse_error, usage_from_metrics,
+    TranslateError, Translated, call_id, finish_from_done_reason, openai_usage, parse_error,
+    usage_from_metrics,
 };
 use crate::wire::ollama::{ChatResponse, ToolCall};
 
@@ -94,4 +94,3 @@ pub(crate) fn openai_call(call: &ToolCall, n: usize, stream_index: Option<usize>
     }
     out
 }
-

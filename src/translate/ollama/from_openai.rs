@@ -6,7 +6,9 @@ use super::{
     TokenUsage, TranslateError, Translated, arguments_to_object, done_reason_from_finish,
     parse_error, to_json,
 };
-use crate::wire::ollama::{ChatResponse, GenerateResponse, Message, Metrics, ToolCall, ToolCallFunction};
+use crate::wire::ollama::{
+    ChatResponse, GenerateResponse, Message, Metrics, ToolCall, ToolCallFunction,
+};
 
 /// Translates an OpenAI `chat.completion` into Ollama's `/api/chat` reply. `created_at` is the
 /// RFC 3339 time to report.

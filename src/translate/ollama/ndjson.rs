@@ -58,27 +58,33 @@ impl NdjsonFromOpenAi {
 
     /// Takes one OpenAI SSE `data:` payload and returns the NDJSON lines it becomes (each ending
     /// in `\n`). `[DONE]` and empty payloads yield nothing; a provider error, a malformed chunk or
-    /// unusable tool call arguments yield an `{"error": ...}` line, after which the stream is over.
+    /// unusable tool call arguments yield an `{"error": ...}` line, after which nothing more is
+    /// written (usage is still read, for the ledger).
     pub fn push(&mut self, openai_chunk: &[u8]) -> Vec<Bytes> {
         let payload = openai_chunk.trim_ascii();
         if payload == b"[DONE]" {
             self.complete = true;
+            return Vec::new();
         }
-        if self.ended || payload.is_empty() || payload == b"[DONE]" {
+        if payload.is_empty() {
             return Vec::new();
         }
         let chunk: Completion = match serde_json::from_slice(payload) {
             Ok(chunk) => chunk,
+            Err(_) if self.ended => return Vec::new(),
             Err(e) => return self.error(format!("provider sent a malformed stream chunk: {e}")),
         };
-        if let Some(message) = chunk.error_message() {
-            return self.error(message);
-        }
         if let Some(usage) = chunk.usage {
             self.usage = Some(TokenUsage {
                 prompt: usage.prompt_tokens,
                 completion: usage.completion_tokens,
             });
+        }
+        if self.ended {
+            return Vec::new();
+        }
+        if let Some(message) = chunk.error_message() {
+            return self.error(message);
         }
         let mut lines = Vec::new();
         let Some(choice) = chunk.first_choice() else {
@@ -115,9 +121,9 @@ impl NdjsonFromOpenAi {
             return lines;
         }
         if !self.complete {
-            lines.extend(self.error(
-                "the provider's stream ended before the reply was complete".to_owned(),
-            ));
+            lines.extend(
+                self.error("the provider's stream ended before the reply was complete".to_owned()),
+            );
             return lines;
         }
         self.ended = true;

@@ -5,7 +5,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::from_ollama::{assistant_message, openai_call, parse_line};
-use super::{TokenUsage, TranslateError, finish_from_done_reason, openai_usage, usage_from_metrics};
+use super::{
+    TokenUsage, TranslateError, finish_from_done_reason, openai_usage, usage_from_metrics,
+};
 use crate::wire::openai::ErrorBody;
 use crate::wire::sse::{DONE_EVENT, data_event};
 
@@ -48,17 +50,26 @@ impl SseFromNdjson {
 
     /// Takes one NDJSON line (with or without its `\n`) and returns the SSE events it becomes,
     /// each encoded with [`data_event`]. Blank lines yield nothing; an Ollama `{"error": ...}`
-    /// line or a malformed one yields an OpenAI error event.
+    /// line or a malformed one yields an OpenAI error event, after which nothing more is written
+    /// (usage is still read, for the ledger).
     pub fn push_line(&mut self, line: &[u8]) -> Vec<Bytes> {
         let line = line.trim_ascii();
-        if self.finished || line.is_empty() {
+        if line.is_empty() {
             return Vec::new();
         }
+        let silent = self.errored || self.finished;
         let response = match parse_line(line, "Ollama stream line") {
             Ok(response) => response,
+            Err(_) if silent => return Vec::new(),
             Err(TranslateError::Upstream(message)) => return vec![self.error_event(&message)],
             Err(e) => return vec![self.error_event(&e.to_string())],
         };
+        if silent {
+            if response.done {
+                self.usage = usage_from_metrics(&response.metrics);
+            }
+            return Vec::new();
+        }
         let mut events = Vec::new();
         let mut delta = assistant_message(&response, false);
         if !response.message.tool_calls.is_empty() {

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::{TranslateError, arguments_to_object, parse_error, to_json};
-use crate::wire::ollama::{ChatRequest, Format, Message, Options, Think, ToolCall, ToolCallFunction};
+use crate::wire::ollama::{
+    ChatRequest, Format, Message, Options, Think, ToolCall, ToolCallFunction,
+};
 
 /// Translates an OpenAI chat request into an Ollama `/api/chat` request for `model` (the name
 /// the provider serves). `stream` is always written, as Ollama streams when it is absent.
@@ -58,7 +60,12 @@ fn messages(list: &[Value]) -> Result<Vec<Message>, TranslateError> {
         };
         let role = match message.get("role") {
             Some(Value::String(role)) => role.as_str(),
-            Some(_) => return Err(TranslateError::at(format!("{path}.role"), "must be a string")),
+            Some(_) => {
+                return Err(TranslateError::at(
+                    format!("{path}.role"),
+                    "must be a string",
+                ));
+            }
             None => return Err(TranslateError::at(format!("{path}.role"), "is required")),
         };
         let (content, images) = content(message.get("content"), &format!("{path}.content"))?;
@@ -94,7 +101,10 @@ fn messages(list: &[Value]) -> Result<Vec<Message>, TranslateError> {
             // The pre-tools form of a tool result: the function's name travels with it.
             "function" => {
                 translated.role = "tool".to_owned();
-                translated.tool_name = message.get("name").and_then(Value::as_str).map(str::to_owned);
+                translated.tool_name = message
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
             }
             other => {
                 return Err(TranslateError::at(
@@ -122,7 +132,10 @@ fn assistant_calls(
         }
         (Some(Value::Null) | None, _) => return Ok(Vec::new()),
         (Some(_), _) => {
-            return Err(TranslateError::at(format!("{path}.tool_calls"), "must be an array"));
+            return Err(TranslateError::at(
+                format!("{path}.tool_calls"),
+                "must be an array",
+            ));
         }
     };
     let mut out = Vec::with_capacity(calls.len());
@@ -134,13 +147,22 @@ fn assistant_calls(
             (format!("{call_path}.function"), call.get("function"))
         };
         let Some(Value::Object(function)) = function else {
-            return Err(TranslateError::at(call_path, "must be an object with `name` and `arguments`"));
+            return Err(TranslateError::at(
+                call_path,
+                "must be an object with `name` and `arguments`",
+            ));
         };
         let Some(name) = function.get("name").and_then(Value::as_str) else {
-            return Err(TranslateError::at(format!("{call_path}.name"), "must be a string"));
+            return Err(TranslateError::at(
+                format!("{call_path}.name"),
+                "must be a string",
+            ));
         };
-        let arguments =
-            arguments_to_object(function.get("arguments"), &format!("{call_path}.arguments"), name)?;
+        let arguments = arguments_to_object(
+            function.get("arguments"),
+            &format!("{call_path}.arguments"),
+            name,
+        )?;
         if let Some(id) = call.get("id").and_then(Value::as_str) {
             names_by_id.insert(id.to_owned(), name.to_owned());
         }
@@ -162,7 +184,12 @@ fn content(value: Option<&Value>, path: &str) -> Result<(String, Vec<String>), T
         None | Some(Value::Null) => return Ok((String::new(), Vec::new())),
         Some(Value::String(text)) => return Ok((text.clone(), Vec::new())),
         Some(Value::Array(parts)) => parts,
-        Some(_) => return Err(TranslateError::at(path, "must be a string or an array of parts")),
+        Some(_) => {
+            return Err(TranslateError::at(
+                path,
+                "must be a string or an array of parts",
+            ));
+        }
     };
     let mut texts = Vec::new();
     let mut images = Vec::new();
@@ -173,7 +200,10 @@ fn content(value: Option<&Value>, path: &str) -> Result<(String, Vec<String>), T
             "text" | "input_text" | "refusal" => {
                 let key = if kind == "refusal" { "refusal" } else { "text" };
                 let Some(text) = part.get(key).and_then(Value::as_str) else {
-                    return Err(TranslateError::at(format!("{part_path}.{key}"), "must be a string"));
+                    return Err(TranslateError::at(
+                        format!("{part_path}.{key}"),
+                        "must be a string",
+                    ));
                 };
                 texts.push(text);
             }
@@ -181,7 +211,9 @@ fn content(value: Option<&Value>, path: &str) -> Result<(String, Vec<String>), T
             other => {
                 return Err(TranslateError::unsupported(
                     format!("{part_path}.type"),
-                    format!("`{other}` parts cannot be sent to Ollama; only text and image_url parts can"),
+                    format!(
+                        "`{other}` parts cannot be sent to Ollama; only text and image_url parts can"
+                    ),
                 ));
             }
         }
@@ -205,11 +237,17 @@ fn image_base64(part: &Value, path: &str) -> Result<String, TranslateError> {
         ));
     }
     let Some(rest) = url.strip_prefix("data:") else {
-        return Err(TranslateError::at(path, "must be a data: URL (data:image/png;base64,...)"));
+        return Err(TranslateError::at(
+            path,
+            "must be a data: URL (data:image/png;base64,...)",
+        ));
     };
     match rest.split_once(',') {
         Some((meta, data)) if meta.ends_with(";base64") && !data.is_empty() => Ok(data.to_owned()),
-        _ => Err(TranslateError::at(path, "must be a base64 data: URL (data:image/png;base64,...)")),
+        _ => Err(TranslateError::at(
+            path,
+            "must be a base64 data: URL (data:image/png;base64,...)",
+        )),
     }
 }
 
@@ -257,7 +295,10 @@ fn format(body: &Map<String, Value>) -> Result<Option<Format>, TranslateError> {
         },
         other => Err(TranslateError::at(
             "response_format.type",
-            format!("must be text, json_object or json_schema, got {}", other.unwrap_or("nothing")),
+            format!(
+                "must be text, json_object or json_schema, got {}",
+                other.unwrap_or("nothing")
+            ),
         )),
     }
 }
@@ -279,9 +320,16 @@ fn options(body: &Map<String, Value>) -> Result<Options, TranslateError> {
             list.iter()
                 .map(|s| s.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| TranslateError::at("stop", "must be a string or an array of strings"))?,
+                .ok_or_else(|| {
+                    TranslateError::at("stop", "must be a string or an array of strings")
+                })?,
         ),
-        Some(_) => return Err(TranslateError::at("stop", "must be a string or an array of strings")),
+        Some(_) => {
+            return Err(TranslateError::at(
+                "stop",
+                "must be a string or an array of strings",
+            ));
+        }
     };
     Ok(Options {
         temperature: number(body, "temperature")?,

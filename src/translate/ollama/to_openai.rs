@@ -124,7 +124,12 @@ pub fn generate_request_to_openai(ollama_body: &[u8]) -> Result<OpenAiRequest, T
     Ok(finish(out, req.model, stream, ignored))
 }
 
-fn finish(out: Map<String, Value>, model: String, stream: bool, ignored: Vec<String>) -> OpenAiRequest {
+fn finish(
+    out: Map<String, Value>,
+    model: String,
+    stream: bool,
+    ignored: Vec<String>,
+) -> OpenAiRequest {
     OpenAiRequest {
         body: Value::Object(out).to_string().into_bytes(),
         model,
@@ -227,7 +232,11 @@ fn answered_call(
                 format!("messages[{i}].tool_name"),
                 format!(
                     "is `{name}`, but no call to it is waiting for a result (waiting: {})",
-                    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
                 ),
             )
         })?,
@@ -286,7 +295,11 @@ struct Common<'a> {
 }
 
 impl Common<'_> {
-    fn apply(&self, out: &mut Map<String, Value>, ignored: &mut Vec<String>) -> Result<(), TranslateError> {
+    fn apply(
+        &self,
+        out: &mut Map<String, Value>,
+        ignored: &mut Vec<String>,
+    ) -> Result<(), TranslateError> {
         match self.format {
             None => {}
             Some(Format::Named(name)) if name.is_empty() => {}
@@ -338,12 +351,28 @@ fn apply_options(options: &Options, out: &mut Map<String, Value>, ignored: &mut 
     put("temperature", options.temperature.map(|v| json!(v)));
     put("top_p", options.top_p.map(|v| json!(v)));
     put("seed", options.seed.map(|v| json!(v)));
-    put("frequency_penalty", options.frequency_penalty.map(|v| json!(v)));
-    put("presence_penalty", options.presence_penalty.map(|v| json!(v)));
-    put("stop", options.stop.as_ref().filter(|s| !s.is_empty()).map(|v| json!(v)));
+    put(
+        "frequency_penalty",
+        options.frequency_penalty.map(|v| json!(v)),
+    );
+    put(
+        "presence_penalty",
+        options.presence_penalty.map(|v| json!(v)),
+    );
+    put(
+        "stop",
+        options
+            .stop
+            .as_ref()
+            .filter(|s| !s.is_empty())
+            .map(|v| json!(v)),
+    );
     // -1 (no limit) and -2 (fill the context) are the provider's default behaviour anyway.
     // `max_tokens` rather than `max_completion_tokens`: every OpenAI-compatible server knows it.
-    put("max_tokens", options.num_predict.filter(|n| *n > 0).map(|v| json!(v)));
+    put(
+        "max_tokens",
+        options.num_predict.filter(|n| *n > 0).map(|v| json!(v)),
+    );
     let unmapped = [
         ("top_k", options.top_k.is_some()),
         ("min_p", options.min_p.is_some()),
@@ -372,22 +401,28 @@ fn probe_messages(value: &Value) -> Option<(String, String)> {
             Some(_) => return Some((format!("[{i}].role"), "must be a string".to_owned())),
             None => return Some((format!("[{i}].role"), "is required".to_owned())),
         }
-        fields.iter().filter(|(key, _)| *key != "role").find_map(|(key, field)| {
-            let single = Map::from_iter([
-                ("role".to_owned(), json!("user")),
-                (key.clone(), field.clone()),
-            ]);
-            serde_json::from_value::<Message>(Value::Object(single))
-                .err()
-                .map(|e| (format!("[{i}].{key}"), format!("is invalid: {e}")))
-        })
+        fields
+            .iter()
+            .filter(|(key, _)| *key != "role")
+            .find_map(|(key, field)| {
+                let single = Map::from_iter([
+                    ("role".to_owned(), json!("user")),
+                    (key.clone(), field.clone()),
+                ]);
+                serde_json::from_value::<Message>(Value::Object(single))
+                    .err()
+                    .map(|e| (format!("[{i}].{key}"), format!("is invalid: {e}")))
+            })
     })
 }
 
 fn probe_format(value: &Value) -> Option<(String, String)> {
     match value {
         Value::Null | Value::String(_) | Value::Object(_) => None,
-        _ => Some((String::new(), "must be \"json\" or a JSON schema object".to_owned())),
+        _ => Some((
+            String::new(),
+            "must be \"json\" or a JSON schema object".to_owned(),
+        )),
     }
 }
 

@@ -70,7 +70,11 @@ fn ndjson_of(kind: Endpoint, sse: &[u8]) -> Value {
         .iter()
         .map(|line| {
             assert!(line.ends_with(b"\n"), "line ends in a newline: {line:?}");
-            assert_eq!(memchr::memchr_iter(b'\n', line).count(), 1, "one line: {line:?}");
+            assert_eq!(
+                memchr::memchr_iter(b'\n', line).count(),
+                1,
+                "one line: {line:?}"
+            );
             parse(line)
         })
         .collect();
@@ -109,7 +113,10 @@ fn tool_calls_without_a_finish_reason_are_sent_before_the_done_line() {
     let mut translator = NdjsonFromOpenAi::new(Endpoint::Chat, "m", CREATED_AT.to_owned());
     let chunk = br#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{}"}}]}}]}"#;
     assert!(translator.push(chunk).is_empty());
-    assert!(translator.push(b"not json").len() == 1, "malformed chunk is reported");
+    assert!(
+        translator.push(b"not json").len() == 1,
+        "malformed chunk is reported"
+    );
     let mut translator = NdjsonFromOpenAi::new(Endpoint::Chat, "m", CREATED_AT.to_owned());
     translator.push(chunk);
     assert!(!translator.is_complete());
@@ -118,7 +125,10 @@ fn tool_calls_without_a_finish_reason_are_sent_before_the_done_line() {
     assert!(translator.is_complete());
     let lines: Vec<Value> = translator.finish().iter().map(|l| parse(l)).collect();
     assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0]["message"]["tool_calls"][0]["function"]["name"], "f");
+    assert_eq!(
+        lines[0]["message"]["tool_calls"][0]["function"]["name"],
+        "f"
+    );
     assert_eq!(lines[1]["done"], true);
     assert_eq!(lines[1]["done_reason"], "stop");
     assert!(lines[1].get("eval_count").is_none());
@@ -128,10 +138,26 @@ fn tool_calls_without_a_finish_reason_are_sent_before_the_done_line() {
 fn request_errors_name_the_field() {
     let cases: &[(&[u8], Option<&str>, &str)] = &[
         (b"[1]", None, "expected a JSON object"),
-        (br#"{"model":"","messages":[{"role":"user"}]}"#, Some("model"), "non-empty"),
-        (br#"{"model":"m","messages":[]}"#, Some("messages"), "must not be empty"),
-        (br#"{"model":"m","messages":{}}"#, Some("messages"), "invalid"),
-        (br#"{"model":"m","messages":[{"content":"x"}]}"#, Some("messages[0].role"), "required"),
+        (
+            br#"{"model":"","messages":[{"role":"user"}]}"#,
+            Some("model"),
+            "non-empty",
+        ),
+        (
+            br#"{"model":"m","messages":[]}"#,
+            Some("messages"),
+            "must not be empty",
+        ),
+        (
+            br#"{"model":"m","messages":{}}"#,
+            Some("messages"),
+            "invalid",
+        ),
+        (
+            br#"{"model":"m","messages":[{"content":"x"}]}"#,
+            Some("messages[0].role"),
+            "required",
+        ),
         (
             br#"{"model":"m","messages":[{"role":"user","images":[1]}]}"#,
             Some("messages[0].images"),
@@ -177,8 +203,9 @@ fn request_errors_name_the_field() {
 
 #[test]
 fn stream_defaults_to_true_and_asks_for_usage() {
-    let req = chat_request_to_openai(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#)
-        .unwrap();
+    let req =
+        chat_request_to_openai(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#)
+            .unwrap();
     assert!(req.stream);
     let body = parse(&req.body);
     assert_eq!(body["stream_options"]["include_usage"], true);

@@ -32,7 +32,15 @@ fn provider_errors_reach_ollama_clients_as_plain_messages() {
 
 #[test]
 fn ollama_errors_reach_openai_clients_in_openai_shape() {
-    let cases: &[(u16, &[u8], &str, &str, Option<&str>)] = &[
+    // (status, Ollama body, message, OpenAI type, OpenAI code)
+    type Case = (
+        u16,
+        &'static [u8],
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+    );
+    let cases: &[Case] = &[
         (
             404,
             br#"{"error":"model \"llama9\" not found, try pulling it first"}"#,
@@ -40,11 +48,41 @@ fn ollama_errors_reach_openai_clients_in_openai_shape() {
             "invalid_request_error",
             Some("model_not_found"),
         ),
-        (400, br#"{"error":"invalid options"}"#, "invalid options", "invalid_request_error", None),
-        (401, br#"{"error":"unauthorized"}"#, "unauthorized", "authentication_error", None),
-        (403, br#"{"error":"forbidden"}"#, "forbidden", "permission_error", None),
-        (429, br#"{"error":"busy"}"#, "busy", "rate_limit_error", None),
-        (500, b"llama runner crashed", "provider returned HTTP 500: llama runner crashed", "server_error", None),
+        (
+            400,
+            br#"{"error":"invalid options"}"#,
+            "invalid options",
+            "invalid_request_error",
+            None,
+        ),
+        (
+            401,
+            br#"{"error":"unauthorized"}"#,
+            "unauthorized",
+            "authentication_error",
+            None,
+        ),
+        (
+            403,
+            br#"{"error":"forbidden"}"#,
+            "forbidden",
+            "permission_error",
+            None,
+        ),
+        (
+            429,
+            br#"{"error":"busy"}"#,
+            "busy",
+            "rate_limit_error",
+            None,
+        ),
+        (
+            500,
+            b"llama runner crashed",
+            "provider returned HTTP 500: llama runner crashed",
+            "server_error",
+            None,
+        ),
     ];
     for (status, body, message, kind, code) in cases {
         let out = parse(&error_from_ollama(*status, body));

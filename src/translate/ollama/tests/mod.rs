@@ -35,7 +35,11 @@ pub(super) fn run_group(group: &str, ext: &str, translate: impl Fn(&[u8]) -> Val
         .filter(|p| p.to_string_lossy().ends_with(&suffix))
         .collect();
     inputs.sort();
-    assert!(!inputs.is_empty(), "no {suffix} fixtures in {}", dir.display());
+    assert!(
+        !inputs.is_empty(),
+        "no {suffix} fixtures in {}",
+        dir.display()
+    );
     let failures: Vec<String> = inputs
         .iter()
         .filter_map(|input| {
@@ -62,8 +66,8 @@ pub(super) fn check_snapshot(path: &Path, actual: &Value) -> Result<(), String> 
             path.display()
         )
     })?;
-    let expected: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    let expected: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
     if expected == *actual {
         return Ok(());
     }
@@ -76,14 +80,19 @@ pub(super) fn check_snapshot(path: &Path, actual: &Value) -> Result<(), String> 
 }
 
 pub(super) fn parse(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|e| panic!("output is not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
+    serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        panic!(
+            "output is not JSON ({e}): {}",
+            String::from_utf8_lossy(bytes)
+        )
+    })
 }
 
 pub(super) fn usage_json(usage: Option<TokenUsage>) -> Value {
-    usage.map_or(Value::Null, |u| {
-        json!({"prompt": u.prompt, "completion": u.completion})
-    })
+    usage.map_or(
+        Value::Null,
+        |u| json!({"prompt": u.prompt, "completion": u.completion}),
+    )
 }
 
 pub(super) fn error_json(err: &TranslateError) -> Value {

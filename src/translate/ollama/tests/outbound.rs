@@ -3,19 +3,23 @@
 use serde_json::{Value, json};
 
 use super::{CREATED, ID, error_json, parse, run_group, translated_json, usage_json};
-use crate::translate::ollama::{LineDecoder, SseFromNdjson, request_to_ollama, response_from_ollama};
+use crate::translate::ollama::{
+    LineDecoder, SseFromNdjson, request_to_ollama, response_from_ollama,
+};
 
 /// The name the provider serves, which replaces the client's model name.
 const SERVED_MODEL: &str = "llama3.2:3b";
 
 #[test]
 fn openai_requests_become_ollama_chat_requests() {
-    run_group("request_to_ollama", "json", |body| {
-        match request_to_ollama(body, SERVED_MODEL) {
+    run_group(
+        "request_to_ollama",
+        "json",
+        |body| match request_to_ollama(body, SERVED_MODEL) {
             Ok(out) => parse(&out),
             Err(e) => error_json(&e),
-        }
-    });
+        },
+    );
 }
 
 #[test]
@@ -140,7 +144,10 @@ fn legacy_function_messages_still_translate() {
         {"role":"assistant","content":null,"function_call":{"name":"f","arguments":"{\"a\":1}"}},
         {"role":"function","name":"f","content":"42"}]}"#;
     let out = parse(&request_to_ollama(body, SERVED_MODEL).unwrap());
-    assert_eq!(out["messages"][1]["tool_calls"][0]["function"]["arguments"]["a"], 1);
+    assert_eq!(
+        out["messages"][1]["tool_calls"][0]["function"]["arguments"]["a"],
+        1
+    );
     assert_eq!(out["messages"][2]["role"], "tool");
     assert_eq!(out["messages"][2]["tool_name"], "f");
     assert_eq!(out["stream"], false);
