@@ -43,11 +43,17 @@ pub fn load(
     cwd: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    // SmolRouter's ROUTES_CONFIG names its routes file; it counts as an explicit choice.
+    let routes_config = env("ROUTES_CONFIG")
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| cwd.join(p));
     let path = match explicit {
         Some(path) => Some(path.to_path_buf()),
-        None => paths::config_candidates(cwd)
-            .into_iter()
-            .find(|p| p.is_file()),
+        None => routes_config.or_else(|| {
+            paths::config_candidates(cwd)
+                .into_iter()
+                .find(|p| p.is_file())
+        }),
     };
     let Some(path) = path else {
         return from_yaml("", None, env);
