@@ -14,4 +14,5 @@ pub mod routing;
 pub mod session;
 pub mod telemetry;
 pub mod transform;
+pub mod translate;
 pub mod wire;

@@ -389,7 +389,7 @@ mod tests {
             ),
             (
                 r#"{"choices":[{"index":0,"finish_reason":"stop"}]}"#,
-                r#"{"choices":[{"delta":{"content":"<thi"},"finish_reason":"stop","index":0}]}"#,
+                r#"{"choices":[{"index":0,"finish_reason":"stop","delta":{"content":"<thi"}}]}"#,
             ),
         ];
         for (finish, want) in cases {

@@ -2,17 +2,21 @@
 //! `/api/version` and the `{"error": "..."}` body. Request objects keep unknown fields in a
 //! flattened `extra` map so a newer client's fields survive a parse and re-serialization.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// A `/api/chat` request. `stream` is absent-means-true in Ollama, see [`ChatRequest::is_stream`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     pub model: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub messages: Vec<Message>,
     /// Same shape as OpenAI's: `{"type":"function","function":{name, description, parameters}}`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tools: Vec<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<Format>,
@@ -40,12 +44,20 @@ impl ChatRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub role: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub content: String,
     /// Base64 without a `data:` prefix.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub images: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tool_calls: Vec<ToolCall>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking: Option<String>,
@@ -72,7 +84,7 @@ pub struct ToolCallFunction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u32>,
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub arguments: Map<String, Value>,
 }
 
@@ -167,7 +179,7 @@ pub struct ChatResponse {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GenerateRequest {
     pub model: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub prompt: String,
     /// Text after the insertion point, for fill-in-the-middle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,7 +188,11 @@ pub struct GenerateRequest {
     pub system: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub images: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<Format>,
@@ -187,7 +203,11 @@ pub struct GenerateRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<bool>,
     /// Token ids returned by an earlier call, Ollama's short conversational memory.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub context: Vec<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive: Option<Value>,
@@ -311,6 +331,15 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// Treats `null` as the empty value, as Ollama (Go) does for strings, lists and maps.
+fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -333,6 +362,21 @@ mod tests {
         assert_eq!(again["truncate"], true);
         assert_eq!(again["options"]["mirostat"], 1);
         assert!(again.get("tools").is_none());
+    }
+
+    #[test]
+    fn null_means_empty_as_in_go() {
+        let req: ChatRequest = serde_json::from_str(
+            r#"{"model":"m","tools":null,"messages":[{"role":"assistant","content":null,"images":null,
+                "tool_calls":[{"function":{"name":"f","arguments":null}}]}]}"#,
+        )
+        .unwrap();
+        assert!(req.tools.is_empty());
+        assert_eq!(req.messages[0].content, "");
+        assert!(req.messages[0].tool_calls[0].function.arguments.is_empty());
+        let req: GenerateRequest =
+            serde_json::from_str(r#"{"model":"m","prompt":null,"context":null}"#).unwrap();
+        assert!(req.prompt.is_empty() && req.context.is_empty());
     }
 
     #[test]

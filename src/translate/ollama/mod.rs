@@ -19,7 +19,10 @@
 //! - Ollama tool calls carry no ids: OpenAI output numbers them `call_<index>`, and Ollama tool
 //!   results are paired with the waiting call by `tool_name`, else by order.
 //! - Reasoning text goes out to OpenAI clients as `reasoning_content` (the DeepSeek/vLLM field)
-//!   and is read back from `reasoning_content` or `reasoning`.
+//!   and is read back from `reasoning_content` or `reasoning`. The `thinking` of earlier Ollama
+//!   messages is not sent to OpenAI providers, which take no reasoning as input.
+//! - A stream that ends without its finish marker ends in an error line or event rather than a
+//!   normal finish, so a client does not take half a reply for a whole one.
 
 mod error_body;
 mod from_ollama;

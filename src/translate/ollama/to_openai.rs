@@ -41,13 +41,14 @@ pub fn chat_request_to_openai(ollama_body: &[u8]) -> Result<OpenAiRequest, Trans
             "must not be empty (loading a model without a prompt is not supported through the proxy)",
         ));
     }
+    let mut ignored = Vec::new();
     let mut out = Map::new();
     out.insert("model".into(), json!(req.model));
-    out.insert("messages".into(), Value::Array(messages(&req.messages)?));
+    let list = messages(&req.messages, &mut ignored)?;
+    out.insert("messages".into(), Value::Array(list));
     if !req.tools.is_empty() {
         out.insert("tools".into(), Value::Array(req.tools.clone()));
     }
-    let mut ignored = Vec::new();
     let common = Common {
         format: req.format.as_ref(),
         options: req.options.as_ref(),
@@ -145,12 +146,14 @@ struct Waiting {
 }
 
 /// Translates the message list, giving tool calls ids and pairing tool results with them.
-fn messages(list: &[Message]) -> Result<Vec<Value>, TranslateError> {
+/// Earlier `thinking` is not sent back: OpenAI-compatible APIs take no reasoning as input.
+fn messages(list: &[Message], ignored: &mut Vec<String>) -> Result<Vec<Value>, TranslateError> {
     let mut out = Vec::with_capacity(list.len());
     let mut waiting: Vec<Waiting> = Vec::new();
     // Numbered across the conversation so ids stay unique over several tool-using turns.
     let mut next_call = 0usize;
     for (i, message) in list.iter().enumerate() {
+        ignored.extend(message.extra.keys().map(|k| format!("messages[{i}].{k}")));
         let role = message.role.to_ascii_lowercase();
         if !message.images.is_empty() && role != "user" {
             return Err(TranslateError::unsupported(
