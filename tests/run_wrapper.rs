@@ -30,10 +30,17 @@ async fn child_gets_the_proxy_and_a_session_key_never_the_real_key() {
         );
     }
     assert!(!session.env.contains_key("UPSTREAM_KEY"));
-    assert!(!session.env.contains_key("ANTHROPIC_API_KEY"));
+    assert!(!session.env.contains_key("DEEPSEEK_API_KEY"));
+    assert_eq!(
+        session.env["ANTHROPIC_API_KEY"], session.key,
+        "Anthropic clients get the session key"
+    );
+    assert_eq!(session.env["ANTHROPIC_AUTH_TOKEN"], session.key);
     let port_url = session.env["SMARTPROXY_URL"].clone();
     assert!(port_url.starts_with("http://127.0.0.1:"), "{port_url}");
     assert_eq!(session.base_url, format!("{port_url}/v1"));
+    assert_eq!(session.env["ANTHROPIC_BASE_URL"], port_url);
+    assert_eq!(session.env["OLLAMA_HOST"], port_url);
     assert_eq!(session.env["OPENAI_API_BASE"], session.base_url);
     assert!(
         session.key.starts_with("sk-smartproxy-") && session.key.len() >= 14 + 32,
@@ -89,18 +96,29 @@ async fn child_gets_the_proxy_and_a_session_key_never_the_real_key() {
 #[test]
 fn pass_env_keeps_a_named_key() {
     let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        "providers:\n  - name: other\n    kind: openai\n    base_url: https://other.example/v1\n    api_key_env: OTHER_PROVIDER_KEY\n",
+    );
     let session = env.start_run(
-        &["run", "--mock", "--pass-env", "DEEPSEEK_API_KEY"],
+        &[
+            "run",
+            "--mock",
+            "--config",
+            config.to_str().unwrap(),
+            "--pass-env",
+            "DEEPSEEK_API_KEY",
+        ],
         &[
             ("DEEPSEEK_API_KEY", "sk-ds-kept"),
-            ("ANTHROPIC_API_KEY", "sk-ant-gone"),
+            ("OTHER_PROVIDER_KEY", "sk-other-gone"),
         ],
     );
     assert_eq!(
         session.env.get("DEEPSEEK_API_KEY").map(String::as_str),
         Some("sk-ds-kept")
     );
-    assert!(!session.env.contains_key("ANTHROPIC_API_KEY"));
+    assert!(!session.env.contains_key("OTHER_PROVIDER_KEY"));
     session.finish(0);
 
     let mut cmd = env.command();

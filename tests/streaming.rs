@@ -256,7 +256,7 @@ async fn timeouts_end_requests_with_504() {
     let session = start(
         &env,
         &upstream,
-        "    timeouts: {first_byte_ms: 300, idle_ms: 400}\n",
+        "    timeouts: {first_byte_ms: 300, idle_ms: 400}\nresilience:\n  max_attempts: 1\n",
     );
     let reply = post_chat(
         &session.base_url,

@@ -84,6 +84,9 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         );
     }
     let mut config = super::load_config(config_path)?;
+    // Every key the config names stays out of the child's reach, even when --mock replaces
+    // the providers that use them.
+    let key_vars = config.key_variables();
     if args.mock {
         config = config.mock_only();
     } else if !config
@@ -107,7 +110,6 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let parent_id = std::env::var("SMARTPROXY_SESSION_ID")
         .ok()
         .filter(|s| !s.is_empty());
-    let key_vars = config.key_variables();
     let config = Arc::new(config);
     let state = Arc::new(
         AppState::new(

@@ -464,10 +464,13 @@ fn resolve_beside(file: Option<&Path>, path: &str) -> PathBuf {
 
 /// The providers that exist with no config file: one per well-known key found in the environment.
 fn zero_config_providers(env: &dyn Fn(&str) -> Option<String>) -> Vec<ProviderConfig> {
-    let known: [(&str, &str, &str, &[&str]); 3] = [
+    // (name, kind, key variable, base URL variable, default base URL, models)
+    let known: [(&str, ProviderKind, &str, &str, &str, &[&str]); 3] = [
         (
             "openai",
+            ProviderKind::OpenAi,
             "OPENAI_API_KEY",
+            "OPENAI_BASE_URL",
             "https://api.openai.com/v1",
             &[
                 "gpt-*",
@@ -479,41 +482,38 @@ fn zero_config_providers(env: &dyn Fn(&str) -> Option<String>) -> Vec<ProviderCo
                 "computer-use-*",
             ],
         ),
-        // Anthropic's OpenAI-compatible endpoint, until the native adapter lands.
         (
             "anthropic",
+            ProviderKind::Anthropic,
             "ANTHROPIC_API_KEY",
-            "https://api.anthropic.com/v1",
+            "ANTHROPIC_BASE_URL",
+            "https://api.anthropic.com",
             &["claude-*"],
         ),
         (
             "deepseek",
+            ProviderKind::OpenAi,
             "DEEPSEEK_API_KEY",
+            "DEEPSEEK_BASE_URL",
             "https://api.deepseek.com/v1",
             &["deepseek-*"],
         ),
     ];
     known
         .iter()
-        .filter_map(|(name, var, url, models)| {
-            let key = env(var).filter(|k| !k.trim().is_empty())?;
-            // OPENAI_BASE_URL lets the default provider point at a compatible gateway (or, for a
+        .filter_map(|(name, kind, key_var, url_var, url, models)| {
+            let key = env(key_var).filter(|k| !k.trim().is_empty())?;
+            // The base URL variable lets a provider point at a compatible gateway (or, for a
             // `run` inside a `run`, at the outer session's proxy).
-            let base_url = if *name == "openai" {
-                env("OPENAI_BASE_URL")
-                    .filter(|u| !u.trim().is_empty())
-                    .map_or_else(
-                        || (*url).to_owned(),
-                        |u| u.trim().trim_end_matches('/').to_owned(),
-                    )
-            } else {
-                (*url).to_owned()
-            };
+            let base_url = env(url_var).filter(|u| !u.trim().is_empty()).map_or_else(
+                || (*url).to_owned(),
+                |u| u.trim().trim_end_matches('/').to_owned(),
+            );
             Some(ProviderConfig {
                 name: (*name).to_owned(),
-                kind: ProviderKind::OpenAi,
+                kind: *kind,
                 base_url,
-                api_key_env: Some((*var).to_owned()),
+                api_key_env: Some((*key_var).to_owned()),
                 api_key: Some(Secret::new(key.trim().to_owned())),
                 models: models.iter().map(|m| ModelPattern::parse(m)).collect(),
                 context_window: None,

@@ -76,6 +76,8 @@ const MIGRATIONS: &[&str] = &[
          detail TEXT
      );
      CREATE INDEX anomalies_at ON anomalies(at_ms);",
+    // 3: the client's own session id (Claude Code sends one with every request).
+    "ALTER TABLE requests ADD COLUMN client_session TEXT;",
 ];
 
 /// Brings the schema up to date. Safe to run from many processes at once: the check and the

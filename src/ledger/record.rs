@@ -79,6 +79,8 @@ pub struct RequestRecord {
     pub client_hash: Option<String>,
     pub fingerprint: Option<String>,
     pub user_agent: Option<String>,
+    /// The client's own session id (Claude Code's `x-claude-code-session-id`).
+    pub client_session: Option<String>,
 }
 
 impl RequestRecord {
@@ -114,6 +116,7 @@ impl RequestRecord {
             client_hash: None,
             fingerprint: None,
             user_agent: None,
+            client_session: None,
         }
     }
 }

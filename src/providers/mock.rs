@@ -9,7 +9,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use super::{BoxFuture, Provider, ProviderError, UpstreamRequest, UpstreamResponse};
+use super::{
+    BoxFuture, Endpoint, Provider, ProviderError, UpstreamRequest, UpstreamResponse, WireFormat,
+};
 use crate::config::{MockConfig, MockReply};
 use crate::wire::openai::ChatRequestView;
 use crate::wire::{estimate_tokens, sse};
@@ -48,6 +50,11 @@ impl Provider for MockProvider {
             if !self.config.latency.is_zero() {
                 tokio::time::sleep(self.config.latency).await;
             }
+            if request.endpoint != Endpoint::Chat || request.format != WireFormat::OpenAi {
+                return Err(ProviderError::Rejected(
+                    "the mock provider answers chat completions only".to_owned(),
+                ));
+            }
             let view = ChatRequestView::parse(&request.body).map_err(|e| {
                 ProviderError::Internal(format!("mock provider got a bad request: {}", e.message))
             })?;
@@ -83,6 +90,7 @@ impl Provider for MockProvider {
                     status: 200,
                     content_type: Some("application/json".to_owned()),
                     retry_after: None,
+                    format: WireFormat::OpenAi,
                     body: once(Bytes::from(reply.completion().to_string())),
                 })
             }
@@ -193,6 +201,7 @@ fn stream_response(
         status: 200,
         content_type: Some("text/event-stream".to_owned()),
         retry_after: None,
+        format: WireFormat::OpenAi,
         body,
     }
 }
@@ -209,6 +218,7 @@ fn error_response(status: u16, message: Option<String>) -> UpstreamResponse {
         status,
         content_type: Some("application/json".to_owned()),
         retry_after: None,
+        format: WireFormat::OpenAi,
         body: once(Bytes::from(body.to_string())),
     }
 }

@@ -1,7 +1,10 @@
 //! Provider adapters: one small `Provider` trait, one implementation per kind. A provider does
 //! HTTP and auth; it sends an OpenAI Chat Completions body and returns the reply as it came.
 
+pub mod anthropic;
+pub mod http;
 pub mod mock;
+pub mod ollama;
 pub mod openai;
 
 use std::future::Future;
@@ -15,13 +18,36 @@ use crate::config::{Config, ProviderConfig, ProviderKind};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The format of a request or reply body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    /// OpenAI Chat Completions, the format every provider accepts.
+    OpenAi,
+    /// Anthropic Messages, sent as they are to a provider whose native format it is.
+    Anthropic,
+}
+
+/// Which OpenAI endpoint a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    /// Legacy `/v1/completions`, for OpenAI-compatible targets only.
+    Completions,
+}
+
 /// What the proxy asks a provider to send.
 #[derive(Debug, Clone)]
 pub struct UpstreamRequest {
-    /// A Chat Completions body, already rewritten for this provider (model, stream options).
+    /// The body, already rewritten for this target (model, stream options).
     pub body: Bytes,
+    pub format: WireFormat,
+    pub endpoint: Endpoint,
+    /// The model asked of this target.
+    pub model: String,
     pub stream: bool,
     pub request_id: String,
+    /// Client headers the provider's API depends on (`anthropic-version`, `anthropic-beta`).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A reply, delivered as soon as its status and headers are known.
@@ -30,6 +56,8 @@ pub struct UpstreamResponse {
     pub content_type: Option<String>,
     /// The provider's `Retry-After`, as sent.
     pub retry_after: Option<String>,
+    /// The format of `body`: the request's, except that translating providers answer OpenAI.
+    pub format: WireFormat,
     pub body: BodyStream,
 }
 
@@ -49,6 +77,9 @@ pub enum ProviderError {
     Broken { provider: String, detail: String },
     #[error("{0}")]
     Unavailable(String),
+    /// The request cannot be expressed for this provider (a translation refused it).
+    #[error("{0}")]
+    Rejected(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -62,13 +93,17 @@ impl ProviderError {
             Self::IdleTimeout { .. } => "upstream_idle_timeout",
             Self::Broken { .. } => "upstream_stream_broken",
             Self::Unavailable(_) => "no_available_target",
+            Self::Rejected(_) => "untranslatable_request",
             Self::Internal(_) => "internal_error",
         }
     }
 
     /// Whether trying again (the same or another target) could succeed.
     pub fn retryable(&self) -> bool {
-        !matches!(self, Self::Internal(_) | Self::Unavailable(_))
+        !matches!(
+            self,
+            Self::Internal(_) | Self::Unavailable(_) | Self::Rejected(_)
+        )
     }
 }
 
@@ -79,6 +114,11 @@ pub trait Provider: Send + Sync {
         &self,
         request: UpstreamRequest,
     ) -> BoxFuture<'_, Result<UpstreamResponse, ProviderError>>;
+
+    /// The format the provider takes without translation. Every provider also takes OpenAI's.
+    fn native_format(&self) -> WireFormat {
+        WireFormat::OpenAi
+    }
 }
 
 /// Builds one adapter per configured provider, in config order.
@@ -90,12 +130,7 @@ fn build(provider: &ProviderConfig, config: &Config) -> Result<Arc<dyn Provider>
     Ok(match provider.kind {
         ProviderKind::OpenAi => Arc::new(openai::OpenAiProvider::new(provider)?),
         ProviderKind::Mock => Arc::new(mock::MockProvider::new(config.mock.clone())),
-        ProviderKind::Anthropic | ProviderKind::Ollama => {
-            return Err(ProviderError::Internal(format!(
-                "provider {}: the {} adapter is not built into this version yet",
-                provider.name,
-                provider.kind.as_str()
-            )));
-        }
+        ProviderKind::Anthropic => Arc::new(anthropic::AnthropicProvider::new(provider)?),
+        ProviderKind::Ollama => Arc::new(ollama::OllamaProvider::new(provider)?),
     })
 }

@@ -52,6 +52,18 @@ impl Tokens {
         }
     }
 
+    /// Counts a provider reported in another format (`prompt` includes the cached tokens).
+    pub fn from_counts(prompt: u64, completion: u64, cached_prompt: u64) -> Self {
+        Self {
+            counts: TokenCounts {
+                prompt,
+                completion,
+                cached_prompt,
+            },
+            estimated: false,
+        }
+    }
+
     pub fn estimated(prompt: u64, completion: u64) -> Self {
         Self {
             counts: TokenCounts {

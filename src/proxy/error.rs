@@ -142,18 +142,16 @@ impl ApiError {
     }
 
     pub fn upstream(err: &ProviderError) -> Self {
-        let status = match err {
+        let (status, kind) = match err {
             ProviderError::FirstByteTimeout { .. } | ProviderError::IdleTimeout { .. } => {
-                StatusCode::GATEWAY_TIMEOUT
+                (StatusCode::GATEWAY_TIMEOUT, "upstream_error")
             }
-            ProviderError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ProviderError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ProviderError::Connect { .. } | ProviderError::Broken { .. } => StatusCode::BAD_GATEWAY,
-        };
-        let kind = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            "server_error"
-        } else {
-            "upstream_error"
+            ProviderError::Connect { .. } | ProviderError::Broken { .. } => {
+                (StatusCode::BAD_GATEWAY, "upstream_error")
+            }
+            ProviderError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
+            ProviderError::Rejected(_) => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+            ProviderError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         };
         Self::new(status, kind, err.code(), err.to_string())
     }
@@ -201,6 +199,30 @@ impl ApiError {
             _ if self.kind == "upstream_error" => Outcome::TransportError,
             _ => Outcome::Rejected,
         }
+    }
+
+    /// The error in the body shape of the client's format (Anthropic and Ollama clients expect
+    /// their own), with the same status.
+    pub fn into_response_for(
+        self,
+        dialect: super::inbound::Dialect,
+        request_id: &str,
+    ) -> Response<ProxyBody> {
+        use super::inbound::Dialect;
+        let status = self.status.as_u16();
+        let mut response = self.into_response(request_id);
+        let convert: Option<fn(u16, &[u8]) -> Vec<u8>> = match dialect {
+            Dialect::Anthropic => Some(crate::translate::anthropic::error_to_anthropic),
+            Dialect::OllamaChat | Dialect::OllamaGenerate => {
+                Some(crate::translate::ollama::error_to_ollama)
+            }
+            Dialect::OpenAi | Dialect::Completions => None,
+        };
+        if let (Some(convert), ProxyBody::Full(Some(body))) = (convert, response.body()) {
+            let converted = convert(status, body);
+            *response.body_mut() = ProxyBody::full(converted);
+        }
+        response
     }
 
     pub fn into_response(self, request_id: &str) -> Response<ProxyBody> {

@@ -1,11 +1,11 @@
-//! The HTTP endpoints. Chat completions run the pipeline described in the module doc of `proxy`.
+//! The HTTP endpoints: which path goes where, and the small ones that need no provider (model
+//! lists, health, Ollama's discovery endpoints). Model requests run `pipeline::serve`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -13,21 +13,16 @@ use serde_json::json;
 
 use super::AppState;
 use super::body::ProxyBody;
-use super::context::{Finalizer, Tokens, new_request_id, salted_hash};
+use super::context::{Finalizer, new_request_id};
 use super::error::{ApiError, json_response, set_request_id};
-use super::stream::SseRelay;
-use crate::ledger::Outcome;
-use crate::ledger::pricing::TokenCounts;
-use crate::providers::{BodyStream, ProviderError, UpstreamRequest};
-use crate::routing::execute::{Executor, Reply as ExecReply};
-use crate::routing::health::Transition;
-use crate::routing::plan::{self, Candidate, Facts};
-use crate::transform::StreamTransform;
+use super::inbound::Dialect;
+use super::pipeline::{Trip, serve};
+use crate::config::ProviderKind;
+use crate::translate::ollama;
 use crate::wire::estimate_tokens;
-use crate::wire::openai::{ChatRequestView, ResponseView, rewrite_request};
 
-/// Output tokens assumed for a budget reservation when the request sets no `max_tokens`.
-const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
+/// The Ollama version reported to Ollama clients, which gate features on it.
+const OLLAMA_COMPAT_VERSION: &str = "0.12.6";
 
 pub async fn handle(
     state: Arc<AppState>,
@@ -35,23 +30,38 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let path = req.uri().path();
-    match (req.method(), path) {
-        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
-            chat(state, peer, req).await
+    let method = req.method();
+    let dialect = match (method, path) {
+        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => Some(Dialect::OpenAi),
+        (&Method::POST, "/v1/completions" | "/completions") => Some(Dialect::Completions),
+        (&Method::POST, "/v1/messages") => Some(Dialect::Anthropic),
+        (&Method::POST, "/api/chat") => Some(Dialect::OllamaChat),
+        (&Method::POST, "/api/generate") => Some(Dialect::OllamaGenerate),
+        _ => None,
+    };
+    if let Some(dialect) = dialect {
+        return serve(state, peer, req, dialect).await;
+    }
+    match (method, path) {
+        (_, "/v1/chat/completions" | "/chat/completions" | "/v1/messages" | "/v1/completions") => {
+            reject(&state, ApiError::method_not_allowed(method, path, "POST"))
         }
-        (_, "/v1/chat/completions" | "/chat/completions") => reject(
-            &state,
-            ApiError::method_not_allowed(req.method(), path, "POST"),
-        ),
         (&Method::GET, "/v1/models" | "/models") => match authorize(&state, req.headers()) {
             Ok(()) => models(&state),
             Err(err) => err.into_response(""),
         },
+        (&Method::POST, "/v1/messages/count_tokens") => count_tokens(&state, req).await,
+        (&Method::GET | &Method::HEAD, "/api/tags") => ollama_tags(&state),
+        (&Method::POST, "/api/show") => ollama_show(&state, req).await,
+        (&Method::GET | &Method::HEAD, "/api/version") => json_response(
+            StatusCode::OK,
+            json!({"version": OLLAMA_COMPAT_VERSION}).to_string(),
+        ),
         (&Method::GET | &Method::HEAD, "/healthz") => {
             json_response(StatusCode::OK, r#"{"status":"ok"}"#)
         }
         (&Method::GET | &Method::HEAD, "/readyz") => readyz(&state),
-        (_, "/v1/responses" | "/v1/completions" | "/v1/embeddings") => {
+        (_, "/v1/responses" | "/v1/embeddings") => {
             reject(&state, ApiError::unsupported_endpoint(path))
         }
         (method, path) => reject(&state, ApiError::not_found(method, path)),
@@ -66,265 +76,104 @@ fn reject(state: &Arc<AppState>, err: ApiError) -> Response<ProxyBody> {
     err.into_response(&id)
 }
 
-/// What the pipeline produced, before it becomes a response.
-enum Reply {
-    Whole {
-        status: u16,
-        content_type: Option<String>,
-        retry_after: Option<String>,
-        body: Bytes,
-    },
-    Stream {
-        upstream: BodyStream,
-        drop_usage_chunk: bool,
-        prompt_estimate: u64,
-        transform: Option<StreamTransform>,
-    },
-}
-
-/// Facts about the trip for the response headers.
-#[derive(Default)]
-struct Trip {
-    failover: bool,
-    /// Time spent waiting on providers (attempts and backoff), to tell smartproxy's own share.
-    upstream: Duration,
-}
-
-async fn chat(
-    state: Arc<AppState>,
-    peer: SocketAddr,
-    req: Request<Incoming>,
-) -> Response<ProxyBody> {
-    let mut fin = Finalizer::new(Arc::clone(&state), new_request_id(), "chat.completions");
-    let id = fin.id().to_owned();
-    let record = fin.record();
-    record.user_agent = req
-        .headers()
-        .get(USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(200).collect());
-    record.client_hash = Some(salted_hash(
-        state.ledger.salt(),
-        peer.ip().to_string().as_bytes(),
-    ));
-    let mut trip = Trip::default();
-    match pipeline(&state, &mut fin, &mut trip, peer, req).await {
-        Ok(Reply::Whole {
-            status,
-            content_type,
-            retry_after,
-            body,
-        }) => {
-            let mut response = Response::new(ProxyBody::full(body));
-            *response.status_mut() =
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let headers = response.headers_mut();
-            let content_type = content_type.as_deref().unwrap_or("application/json");
-            if let Ok(value) = HeaderValue::from_str(content_type) {
-                headers.insert(CONTENT_TYPE, value);
-            }
-            if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
-                headers.insert(http::header::RETRY_AFTER, value);
-            }
-            routing_headers(&state, headers, &mut fin, &trip, true);
-            let outcome = if (200..300).contains(&status) {
-                Outcome::Ok
-            } else {
-                Outcome::UpstreamError
-            };
-            let code = (outcome != Outcome::Ok).then(|| format!("upstream_{status}"));
-            fin.finish(status, outcome, code.as_deref());
-            response
-        }
-        Ok(Reply::Stream {
-            upstream,
-            drop_usage_chunk,
-            prompt_estimate,
-            transform,
-        }) => {
-            let mut headers = HeaderMap::new();
-            routing_headers(&state, &mut headers, &mut fin, &trip, false);
-            let relay = SseRelay::new(upstream, fin, drop_usage_chunk, prompt_estimate, transform);
-            let mut response = Response::new(ProxyBody::Stream(Box::new(relay)));
-            *response.headers_mut() = headers;
-            let h = response.headers_mut();
-            h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            h.insert(
-                http::header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache"),
-            );
-            response
-        }
-        Err(err) => {
-            let (status, outcome, code) = (err.status.as_u16(), err.outcome(), err.code);
-            let mut response = err.into_response(&id);
-            if fin.record().attempts > 0 {
-                routing_headers(&state, response.headers_mut(), &mut fin, &trip, false);
-            }
-            fin.finish(status, outcome, Some(code));
-            response
-        }
+/// Anthropic's token counting, estimated (smartproxy does not run tokenizers).
+async fn count_tokens(state: &AppState, req: Request<Incoming>) -> Response<ProxyBody> {
+    if let Err(err) = authorize(state, req.headers()) {
+        return err.into_response_for(Dialect::Anthropic, "");
+    }
+    match read_body(req, state.config.max_body_bytes).await {
+        Ok(body) => json_response(
+            StatusCode::OK,
+            json!({"input_tokens": estimate_tokens(body.len())}).to_string(),
+        ),
+        Err(err) => err.into_response_for(Dialect::Anthropic, ""),
     }
 }
 
-/// parse -> auth -> plan -> budget -> attempts. Fills in the ledger row as it learns things.
-async fn pipeline(
-    state: &AppState,
-    fin: &mut Finalizer,
-    trip: &mut Trip,
-    peer: SocketAddr,
-    req: Request<Incoming>,
-) -> Result<Reply, ApiError> {
-    authorize(state, req.headers())?;
-    let body = read_body(req, state.config.max_body_bytes).await?;
-    fin.record().fingerprint = Some(salted_hash(state.ledger.salt(), &body));
-
-    let view = ChatRequestView::parse(&body).map_err(ApiError::bad_request)?;
-    let stream = view.is_stream();
-    {
-        let record = fin.record();
-        record.requested_model = Some(view.model.to_string());
-        record.stream = stream;
-    }
-
-    let prompt_estimate = estimate_tokens(view.messages.get().len());
-    let facts = Facts {
-        model: &view.model,
-        stream,
-        tools: view.has_tools(),
-        images: view.has_images(),
-        json: view.wants_json(),
-        prompt_tokens: prompt_estimate,
-        source: Some(peer.ip()),
-        tag: state.session_tag.as_deref(),
-    };
-    let now = Instant::now();
-    let plan = plan::plan(&state.config, &facts, &|p, m| {
-        state.health.is_open(p, m, now)
-    })
-    .map_err(|e| ApiError::no_route(&e))?;
-    let first = &plan.targets[0];
-    let first_provider = &state.config.providers[first.provider];
-    {
-        let record = fin.record();
-        record.route = Some(plan.route.clone());
-        record.provider = Some(first_provider.name.clone());
-        record.served_model = Some(first.model.clone());
-    }
-
-    let estimate = TokenCounts {
-        prompt: prompt_estimate,
-        completion: view.output_cap().unwrap_or(DEFAULT_OUTPUT_ESTIMATE),
-        cached_prompt: 0,
-    };
-    let estimate_usd = state
-        .cost_usd(Some(&first_provider.name), &first.model, estimate)
-        .unwrap_or(0.0);
-    let reservation = state
-        .budget
-        .reserve(estimate_usd)
-        .map_err(|refusal| ApiError::budget_exceeded(&refusal))?;
-    fin.hold(reservation);
-
-    let add_stream_usage = stream && !view.wants_stream_usage();
-    let requested = view.model.to_string();
-    let transforms = state.transforms();
-    let body = match transforms.apply_to_request(&body) {
-        Some(changed) => Bytes::from(changed),
-        None => body.clone(),
-    };
-    let request_id = fin.id().to_owned();
-    let request_for = |candidate: &Candidate| -> Result<UpstreamRequest, ProviderError> {
-        let new_model = (candidate.model != requested).then_some(candidate.model.as_str());
-        let body = match rewrite_request(&body, new_model, add_stream_usage) {
-            Ok(Some(rewritten)) => Bytes::from(rewritten),
-            Ok(None) => body.clone(),
-            Err(e) => {
-                return Err(ProviderError::Internal(format!(
-                    "cannot rewrite the request: {e}"
-                )));
+/// The models a client may name: each provider's listed names (the mock's sample list).
+fn model_names(state: &AppState) -> Vec<(String, String)> {
+    let mut names = Vec::new();
+    for provider in &state.config.providers {
+        if provider.kind == ProviderKind::Mock {
+            for name in crate::providers::mock::LISTED_MODELS {
+                names.push(((*name).to_owned(), provider.name.clone()));
             }
-        };
-        Ok(UpstreamRequest {
-            body,
-            stream,
-            request_id: request_id.clone(),
-        })
-    };
-    let on_transition = |provider: &str, model: &str, transition: Transition| {
-        state.record_transition(provider, model, transition)
-    };
-    let executor = Executor {
-        config: &state.config,
-        providers: &state.providers,
-        health: &state.health,
-        on_transition: &on_transition,
-    };
-    let executed = executor.run(&plan, stream, &request_for).await;
-    trip.failover = executed.failed_over(&plan);
-    trip.upstream = Duration::from_secs_f64(
-        executed
-            .attempts
-            .iter()
-            .map(|a| a.latency_ms + a.waited_ms)
-            .sum::<f64>()
-            / 1000.0,
-    );
-    {
-        let record = fin.record();
-        record.attempts = u32::try_from(executed.attempts.len()).unwrap_or(u32::MAX);
-        if let Some(served) = &executed.served {
-            record.provider = Some(state.config.providers[served.provider].name.clone());
-            record.served_model = Some(served.model.clone());
-        }
-        record.attempt_log = executed.attempts;
-    }
-
-    match executed.result.map_err(|e| ApiError::upstream(&e))? {
-        ExecReply::Stream(response) => Ok(Reply::Stream {
-            upstream: response.body,
-            drop_usage_chunk: add_stream_usage,
-            prompt_estimate,
-            transform: transforms.any_on_response().then(|| transforms.stream()),
-        }),
-        ExecReply::Whole {
-            status,
-            content_type,
-            retry_after,
-            body: bytes,
-        } => {
-            fin.set_ttfb();
-            if (200..300).contains(&status) {
-                let parsed: ResponseView = serde_json::from_slice(&bytes).unwrap_or_default();
-                if let Some(model) = parsed.model.as_ref().filter(|m| !m.is_empty()) {
-                    fin.record().served_model = Some(model.clone());
-                }
-                let tokens = match &parsed.usage {
-                    Some(usage) => Tokens::from_usage(usage),
-                    None => {
-                        Tokens::estimated(prompt_estimate, estimate_tokens(parsed.content_bytes()))
-                    }
-                };
-                fin.set_tokens(tokens);
+        } else {
+            for name in provider.models.iter().filter_map(|m| m.exact()) {
+                names.push((name.to_owned(), provider.name.clone()));
             }
-            let bytes = match (200..300).contains(&status) && transforms.any_on_response() {
-                true => transforms
-                    .apply_to_response(&bytes)
-                    .map_or(bytes, Bytes::from),
-                false => bytes,
-            };
-            Ok(Reply::Whole {
-                status,
-                content_type,
-                retry_after,
-                body: bytes,
-            })
         }
     }
+    for alias in state.config.aliases.keys() {
+        names.push((alias.clone(), "alias".to_owned()));
+    }
+    names
+}
+
+fn ollama_tags(state: &AppState) -> Response<ProxyBody> {
+    let body = ollama::tags_from_models(&model_names(state), &super::inbound::rfc3339_now());
+    json_response(StatusCode::OK, body)
+}
+
+async fn ollama_show(state: &AppState, req: Request<Incoming>) -> Response<ProxyBody> {
+    let body = match read_body(req, state.config.max_body_bytes).await {
+        Ok(body) => body,
+        Err(err) => return err.into_response_for(Dialect::OllamaChat, ""),
+    };
+    #[derive(serde::Deserialize)]
+    struct Show {
+        #[serde(alias = "name")]
+        model: String,
+    }
+    let Ok(show) = serde_json::from_slice::<Show>(&body) else {
+        return json_response(StatusCode::BAD_REQUEST, r#"{"error":"model is required"}"#);
+    };
+    let names = model_names(state);
+    let wanted = show.model.strip_suffix(":latest").unwrap_or(&show.model);
+    let Some((name, provider)) = names.iter().find(|(n, _)| n == wanted || *n == show.model) else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("model '{}' not found", show.model)}).to_string(),
+        );
+    };
+    let window = crate::ledger::pricing::builtin(name).and_then(|e| e.context_window);
+    json_response(
+        StatusCode::OK,
+        Bytes::from(ollama::show_for_model(name, provider, window)),
+    )
+}
+
+fn models(state: &AppState) -> Response<ProxyBody> {
+    let data: Vec<serde_json::Value> = model_names(state)
+        .into_iter()
+        .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({"object": "list", "data": data}).to_string(),
+    )
+}
+
+fn readyz(state: &AppState) -> Response<ProxyBody> {
+    let usable = state
+        .config
+        .providers
+        .iter()
+        .filter(|p| p.enabled && !p.missing_credential())
+        .count();
+    let (status, text) = if usable > 0 {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no usable provider")
+    };
+    json_response(
+        status,
+        json!({"status": text, "providers": usable}).to_string(),
+    )
 }
 
 /// Checks the client's key when this proxy requires one. Constant-time comparison.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.client_key else {
         return Ok(());
     };
@@ -343,7 +192,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -359,7 +208,7 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiErr
     }
 }
 
-fn routing_headers(
+pub(super) fn routing_headers(
     state: &AppState,
     headers: &mut HeaderMap,
     fin: &mut Finalizer,
@@ -400,45 +249,5 @@ fn routing_headers(
             "x-smartproxy-cost",
             record.cost_usd.map(|c| format!("{c:.8}")).as_deref(),
         );
-    }
-}
-
-fn models(state: &AppState) -> Response<ProxyBody> {
-    let mut data = Vec::new();
-    for provider in &state.config.providers {
-        let names: Vec<&str> = if provider.kind == crate::config::ProviderKind::Mock {
-            crate::providers::mock::LISTED_MODELS.to_vec()
-        } else {
-            provider.models.iter().filter_map(|m| m.exact()).collect()
-        };
-        for name in names {
-            data.push(
-                json!({"id": name, "object": "model", "created": 0, "owned_by": provider.name}),
-            );
-        }
-    }
-    json_response(
-        StatusCode::OK,
-        json!({"object": "list", "data": data}).to_string(),
-    )
-}
-
-fn readyz(state: &AppState) -> Response<ProxyBody> {
-    let usable = state
-        .config
-        .providers
-        .iter()
-        .filter(|p| p.enabled && !p.missing_credential())
-        .count();
-    if usable > 0 {
-        json_response(
-            StatusCode::OK,
-            json!({"status": "ready", "providers": usable}).to_string(),
-        )
-    } else {
-        json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "no usable provider", "providers": 0}).to_string(),
-        )
     }
 }

@@ -19,6 +19,8 @@ pub mod body;
 mod context;
 pub mod error;
 mod handlers;
+mod inbound;
+mod pipeline;
 mod server;
 mod stream;
 

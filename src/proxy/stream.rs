@@ -1,6 +1,7 @@
-//! The SSE relay: forwards a provider's stream to the client event by event the moment each
-//! event is complete, reads usage on the way, drops the usage chunk the proxy asked for on the
-//! client's behalf, and writes the ledger row when the stream ends or the client leaves.
+//! The stream relay: forwards a provider's stream to the client event by event the moment each
+//! event is complete, reads usage on the way, applies transforms, converts OpenAI events into
+//! the client's format when it speaks another, and writes the ledger row when the stream ends
+//! or the client leaves.
 
 use std::collections::VecDeque;
 use std::task::{Context, Poll};
@@ -8,20 +9,34 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::context::{Finalizer, Tokens};
+use super::context::{CLIENT_CLOSED, Finalizer, Tokens};
 use crate::ledger::Outcome;
 use crate::providers::{BodyStream, ProviderError};
 use crate::transform::{ChunkOut, StreamTransform};
+use crate::translate::anthropic::{StreamFromAnthropic, StreamToAnthropic, error_to_anthropic};
+use crate::translate::ollama::{NdjsonFromOpenAi, error_to_ollama};
 use crate::wire::openai::{ChunkView, ErrorBody, Usage};
 use crate::wire::{estimate_tokens, sse};
+
+/// What the client receives.
+pub enum Output {
+    /// OpenAI events; `drop_usage_chunk` when the proxy asked for usage on the client's behalf.
+    OpenAi { drop_usage_chunk: bool },
+    /// OpenAI events converted to Anthropic's.
+    Anthropic(Box<StreamToAnthropic>),
+    /// OpenAI events converted to Ollama's NDJSON lines.
+    Ndjson(Box<NdjsonFromOpenAi>),
+    /// Anthropic events from an Anthropic provider, forwarded untouched; the translator only
+    /// reads the token counts.
+    AnthropicNative(Box<StreamFromAnthropic>),
+}
 
 pub struct SseRelay {
     upstream: BodyStream,
     decoder: sse::Decoder,
-    /// Events ready to send, in order.
+    /// Bytes ready to send, in order.
     ready: VecDeque<Bytes>,
-    /// True when the client did not ask for the usage chunk and it must be removed.
-    drop_usage_chunk: bool,
+    output: Output,
     prompt_estimate: u64,
     usage: Option<Usage>,
     served_model: Option<String>,
@@ -38,7 +53,7 @@ impl SseRelay {
     pub fn new(
         upstream: BodyStream,
         finalizer: Finalizer,
-        drop_usage_chunk: bool,
+        output: Output,
         prompt_estimate: u64,
         transform: Option<StreamTransform>,
     ) -> Self {
@@ -46,7 +61,7 @@ impl SseRelay {
             upstream,
             decoder: sse::Decoder::new(),
             ready: VecDeque::new(),
-            drop_usage_chunk,
+            output,
             prompt_estimate,
             usage: None,
             served_model: None,
@@ -61,11 +76,11 @@ impl SseRelay {
 
     pub fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
+            if let Some(bytes) = self.ready.pop_front() {
                 if let Some(f) = self.finalizer.as_mut() {
                     f.set_ttfb();
                 }
-                return Poll::Ready(Some(event));
+                return Poll::Ready(Some(bytes));
             }
             if self.ended {
                 return Poll::Ready(None);
@@ -85,9 +100,17 @@ impl SseRelay {
     }
 
     fn on_event(&mut self, event: sse::Event) {
+        if let Output::AnthropicNative(counter) = &mut self.output {
+            let _ = counter.push(event.name(), &event.data);
+            if event.name() == Some("error") {
+                self.upstream_error = true;
+            }
+            self.ready.push_back(event.raw);
+            return;
+        }
         if event.is_done() {
             self.flush_transform();
-            self.ready.push_back(event.raw);
+            self.finish_output(Some(event.raw));
             return;
         }
         let data = event.data.as_ref();
@@ -102,7 +125,13 @@ impl SseRelay {
                 }
                 if let Some(usage) = chunk.usage {
                     self.usage = Some(usage);
-                    if self.drop_usage_chunk && chunk.is_usage_only() {
+                    if matches!(
+                        self.output,
+                        Output::OpenAi {
+                            drop_usage_chunk: true
+                        }
+                    ) && chunk.is_usage_only()
+                    {
                         return;
                     }
                 }
@@ -112,24 +141,48 @@ impl SseRelay {
                 match transform.push_chunk(data) {
                     ChunkOut::Unchanged => {}
                     ChunkOut::Rewritten(payload) => {
-                        self.ready.push_back(sse::data_event(&payload));
+                        self.emit_chunk(&payload, None);
                         return;
                     }
                     ChunkOut::Drop => return,
                 }
             }
         }
-        self.ready.push_back(event.raw);
+        let raw = event.raw.clone();
+        self.emit_chunk(&event.data, Some(raw));
+    }
+
+    /// Sends one OpenAI chunk payload in the client's format (`raw`: the event as it came, for
+    /// OpenAI clients).
+    fn emit_chunk(&mut self, payload: &[u8], raw: Option<Bytes>) {
+        match &mut self.output {
+            Output::OpenAi { .. } => self
+                .ready
+                .push_back(raw.unwrap_or_else(|| sse::data_event(payload))),
+            Output::Anthropic(conv) => self.ready.extend(conv.push(payload)),
+            Output::Ndjson(conv) => self.ready.extend(conv.push(payload)),
+            Output::AnthropicNative(_) => {}
+        }
+    }
+
+    /// The end of the OpenAI stream in the client's format.
+    fn finish_output(&mut self, done_event: Option<Bytes>) {
+        match &mut self.output {
+            Output::OpenAi { .. } => self.ready.extend(done_event),
+            Output::Anthropic(conv) => self.ready.extend(conv.finish()),
+            Output::Ndjson(conv) => self.ready.extend(conv.finish()),
+            Output::AnthropicNative(_) => {}
+        }
     }
 
     /// Sends what a transform still holds (a stream that ended without a finish chunk).
     fn flush_transform(&mut self) {
-        if let (Some(transform), Some(template)) =
-            (self.transform.as_mut(), self.last_chunk.as_ref())
-        {
-            if let Some(payload) = transform.flush(template) {
-                self.ready.push_back(sse::data_event(&payload));
-            }
+        let held = match (self.transform.as_mut(), self.last_chunk.as_ref()) {
+            (Some(transform), Some(template)) => transform.flush(template),
+            _ => None,
+        };
+        if let Some(payload) = held {
+            self.emit_chunk(&payload, None);
         }
     }
 
@@ -137,15 +190,32 @@ impl SseRelay {
     /// already sent, so no other provider may take over), and the ledger says so.
     fn on_broken(&mut self, err: &ProviderError) {
         if let Some(rest) = self.decoder.take_rest() {
-            self.ready.push_back(rest.raw);
+            if matches!(
+                self.output,
+                Output::OpenAi { .. } | Output::AnthropicNative(_)
+            ) {
+                self.ready.push_back(rest.raw);
+            }
         }
         let body = ErrorBody::new(
             format!("the stream from the provider broke: {err}"),
             "upstream_error",
             Some(err.code()),
             None,
-        );
-        self.ready.push_back(sse::data_event(&body.to_json()));
+        )
+        .to_json();
+        let event = match &self.output {
+            Output::OpenAi { .. } => sse::data_event(&body),
+            Output::Anthropic(_) | Output::AnthropicNative(_) => {
+                sse::named_event("error", &error_to_anthropic(502, &body))
+            }
+            Output::Ndjson(_) => {
+                let mut line = error_to_ollama(502, &body);
+                line.push(b'\n');
+                Bytes::from(line)
+            }
+        };
+        self.ready.push_back(event);
         self.ended = true;
         self.finish(502, Outcome::TransportError, Some(err.code()));
     }
@@ -155,16 +225,25 @@ impl SseRelay {
             self.on_event(rest);
         }
         self.flush_transform();
+        // Providers that end without `[DONE]` still get a proper ending in translated formats;
+        // the converters ignore a second finish.
+        if !matches!(self.output, Output::OpenAi { .. }) {
+            self.finish_output(None);
+        }
         self.ended = true;
         if self.upstream_error {
             self.finish(200, Outcome::UpstreamError, Some("upstream_stream_error"));
         } else {
-            // Some providers end without `[DONE]`; a cleanly closed stream is complete either way.
             self.finish(200, Outcome::Ok, None);
         }
     }
 
     fn tokens(&self) -> Tokens {
+        if let Output::AnthropicNative(counter) = &self.output {
+            if let Some(u) = counter.usage() {
+                return Tokens::from_counts(u.prompt, u.completion, u.cache_read);
+            }
+        }
         match &self.usage {
             Some(usage) => Tokens::from_usage(usage),
             None => Tokens::estimated(self.prompt_estimate, estimate_tokens(self.content_bytes)),
@@ -188,11 +267,7 @@ impl Drop for SseRelay {
         // The client left before the stream ended: dropping `upstream` cancels the provider
         // request; the row records what was seen so far.
         if self.finalizer.is_some() {
-            self.finish(
-                super::context::CLIENT_CLOSED,
-                Outcome::ClientClosed,
-                Some("client_closed"),
-            );
+            self.finish(CLIENT_CLOSED, Outcome::ClientClosed, Some("client_closed"));
         }
     }
 }

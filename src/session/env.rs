@@ -29,6 +29,10 @@ pub const SET_BY_RUN: &[&str] = &[
     "OPENAI_BASE_URL",
     "OPENAI_API_BASE",
     "OPENAI_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "OLLAMA_HOST",
     "SMARTPROXY_SESSION_ID",
     "SMARTPROXY_URL",
 ];
@@ -41,6 +45,17 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         ("OPENAI_BASE_URL".to_owned(), api.clone()),
         ("OPENAI_API_BASE".to_owned(), api),
         ("OPENAI_API_KEY".to_owned(), inputs.session_key.to_owned()),
+        // Anthropic's SDKs and tools append `/v1/messages` themselves.
+        ("ANTHROPIC_BASE_URL".to_owned(), inputs.proxy_url.to_owned()),
+        (
+            "ANTHROPIC_API_KEY".to_owned(),
+            inputs.session_key.to_owned(),
+        ),
+        (
+            "ANTHROPIC_AUTH_TOKEN".to_owned(),
+            inputs.session_key.to_owned(),
+        ),
+        ("OLLAMA_HOST".to_owned(), inputs.proxy_url.to_owned()),
         (
             "SMARTPROXY_SESSION_ID".to_owned(),
             inputs.session_id.to_owned(),
@@ -125,17 +140,22 @@ mod tests {
         assert_eq!(value(&plan, "SMARTPROXY_SESSION_ID"), Some("abc"));
         assert_eq!(value(&plan, "NO_PROXY"), Some("127.0.0.1,localhost,::1"));
         assert_eq!(
-            plan.remove,
-            vec!["ANTHROPIC_API_KEY".to_owned(), "MY_KEY".to_owned()]
+            value(&plan, "ANTHROPIC_BASE_URL"),
+            Some("http://127.0.0.1:5555")
         );
+        assert_eq!(value(&plan, "ANTHROPIC_API_KEY"), Some("sk-session"));
+        assert_eq!(value(&plan, "ANTHROPIC_AUTH_TOKEN"), Some("sk-session"));
+        assert_eq!(value(&plan, "OLLAMA_HOST"), Some("http://127.0.0.1:5555"));
+        // Variables `run` sets are replaced, not removed; the others are removed.
+        assert_eq!(plan.remove, vec!["MY_KEY".to_owned()]);
     }
 
     #[test]
     fn pass_env_keeps_a_key_and_no_proxy_is_extended() {
-        let keys = vec!["ANTHROPIC_API_KEY".to_owned(), "MY_KEY".to_owned()];
+        let keys = vec!["DEEPSEEK_API_KEY".to_owned(), "MY_KEY".to_owned()];
         let pass = vec!["MY_KEY".to_owned()];
         let plan = plan(&inputs(&keys, &pass, Some("corp.example, localhost")));
-        assert_eq!(plan.remove, vec!["ANTHROPIC_API_KEY".to_owned()]);
+        assert_eq!(plan.remove, vec!["DEEPSEEK_API_KEY".to_owned()]);
         assert_eq!(
             value(&plan, "NO_PROXY"),
             Some("corp.example,localhost,127.0.0.1,::1")

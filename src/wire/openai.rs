@@ -105,6 +105,35 @@ impl ChatRequestView<'_> {
     }
 }
 
+/// What the proxy needs to know about a legacy `/v1/completions` request.
+#[derive(Debug, Deserialize)]
+pub struct CompletionsView<'a> {
+    #[serde(borrow)]
+    pub model: Cow<'a, str>,
+    #[serde(borrow)]
+    pub prompt: &'a RawValue,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+}
+
+impl CompletionsView<'_> {
+    pub fn parse(body: &[u8]) -> Result<CompletionsView<'_>, RequestError> {
+        let view: CompletionsView<'_> =
+            serde_json::from_slice(body).map_err(|e| RequestError::from_json(&e))?;
+        if view.model.trim().is_empty() {
+            return Err(RequestError::new(
+                "`model` must be a non-empty string",
+                "model",
+            ));
+        }
+        Ok(view)
+    }
+}
+
 /// A request the proxy refuses before sending it anywhere.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestError {

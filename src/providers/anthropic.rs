@@ -1,0 +1,155 @@
+//! The Anthropic adapter: POST `{base_url}/v1/messages` with `x-api-key` and
+//! `anthropic-version`. OpenAI-format requests are translated (`translate::anthropic`) and the
+//! reply translated back, streams event by event; Anthropic-format requests from Anthropic
+//! clients pass through untouched, thinking blocks and signatures included.
+
+use bytes::Bytes;
+use reqwest::header::HeaderName;
+
+use super::http::{self, HttpClient, StreamConverter};
+use super::{
+    BoxFuture, Endpoint, Provider, ProviderError, UpstreamRequest, UpstreamResponse, WireFormat,
+};
+use crate::config::ProviderConfig;
+use crate::routing::execute::collect;
+use crate::translate::anthropic::{self as translate, StreamFromAnthropic};
+use crate::wire::sse;
+
+/// The API version sent when the client named none.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+pub struct AnthropicProvider {
+    http: HttpClient,
+    url: String,
+    default_max_tokens: u32,
+}
+
+impl AnthropicProvider {
+    pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
+        let auth = config
+            .api_key
+            .iter()
+            .map(|key| {
+                (
+                    HeaderName::from_static("x-api-key"),
+                    key.expose().to_owned(),
+                )
+            })
+            .collect();
+        let base = config.base_url.trim_end_matches("/v1");
+        Ok(Self {
+            http: HttpClient::new(config, auth)?,
+            url: format!("{base}/v1/messages"),
+            default_max_tokens: config.default_max_tokens,
+        })
+    }
+}
+
+impl Provider for AnthropicProvider {
+    fn native_format(&self) -> WireFormat {
+        WireFormat::Anthropic
+    }
+
+    fn send(
+        &self,
+        request: UpstreamRequest,
+    ) -> BoxFuture<'_, Result<UpstreamResponse, ProviderError>> {
+        Box::pin(async move {
+            if request.endpoint != Endpoint::Chat {
+                return Err(ProviderError::Rejected(
+                    "legacy /v1/completions needs an OpenAI-compatible target".to_owned(),
+                ));
+            }
+            let mut headers = request.headers.clone();
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("anthropic-version"))
+            {
+                headers.push(("anthropic-version".to_owned(), ANTHROPIC_VERSION.to_owned()));
+            }
+            if request.format == WireFormat::Anthropic {
+                let response = self
+                    .http
+                    .post(&self.url, request.body, request.stream, &headers)
+                    .await?;
+                return Ok(response.into_upstream(WireFormat::Anthropic));
+            }
+            let body = translate::request_to_anthropic(
+                &request.body,
+                &request.model,
+                self.default_max_tokens,
+            )
+            .map_err(|e| ProviderError::Rejected(e.to_string()))?;
+            let response = self
+                .http
+                .post(&self.url, Bytes::from(body), request.stream, &headers)
+                .await?;
+            let created = http::unix_now();
+            if !response.is_success() {
+                let status = response.status;
+                let retry_after = response.retry_after.clone();
+                let body = collect(response.body).await?;
+                return Ok(UpstreamResponse {
+                    status,
+                    content_type: Some("application/json".to_owned()),
+                    retry_after,
+                    format: WireFormat::OpenAi,
+                    body: http::once(Bytes::from(translate::error_from_anthropic(status, &body))),
+                });
+            }
+            if request.stream {
+                let converter = AnthropicEvents {
+                    decoder: sse::Decoder::new(),
+                    inner: StreamFromAnthropic::new(true, created),
+                };
+                return Ok(UpstreamResponse {
+                    status: response.status,
+                    content_type: Some("text/event-stream".to_owned()),
+                    retry_after: None,
+                    format: WireFormat::OpenAi,
+                    body: http::convert_stream(response.body, converter),
+                });
+            }
+            let body = collect(response.body).await?;
+            let translated = translate::response_from_anthropic(&body, created).map_err(|e| {
+                ProviderError::Broken {
+                    provider: self.http.name.clone(),
+                    detail: format!("unreadable reply: {e}"),
+                }
+            })?;
+            Ok(UpstreamResponse {
+                status: response.status,
+                content_type: Some("application/json".to_owned()),
+                retry_after: None,
+                format: WireFormat::OpenAi,
+                body: http::once(Bytes::from(translated.body)),
+            })
+        })
+    }
+}
+
+/// Anthropic's named SSE events in, OpenAI chunks out.
+struct AnthropicEvents {
+    decoder: sse::Decoder,
+    inner: StreamFromAnthropic,
+}
+
+impl StreamConverter for AnthropicEvents {
+    fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        self.decoder.push(chunk);
+        let mut out = Vec::new();
+        while let Some(event) = self.decoder.next_event() {
+            out.extend(self.inner.push(event.name(), &event.data));
+        }
+        out
+    }
+
+    fn finish(&mut self) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        if let Some(event) = self.decoder.take_rest() {
+            out.extend(self.inner.push(event.name(), &event.data));
+        }
+        out.extend(self.inner.finish());
+        out
+    }
+}

@@ -1,0 +1,235 @@
+//! What every HTTP provider shares: a pooled rustls client with the provider's auth headers,
+//! connect / first-byte / idle timeouts, and errors classified by where they came from.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+
+use super::{BodyStream, ProviderError, WireFormat};
+use crate::config::{ProviderConfig, Timeouts};
+
+pub struct HttpClient {
+    pub name: String,
+    client: reqwest::Client,
+    timeouts: Timeouts,
+}
+
+/// A reply's status line and headers, with its body still streaming.
+pub struct RawResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub retry_after: Option<String>,
+    pub body: BodyStream,
+}
+
+impl RawResponse {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn into_upstream(self, format: WireFormat) -> super::UpstreamResponse {
+        super::UpstreamResponse {
+            status: self.status,
+            content_type: self.content_type,
+            retry_after: self.retry_after,
+            format,
+            body: self.body,
+        }
+    }
+}
+
+impl HttpClient {
+    /// `auth` are the headers that carry the provider's key; they are marked sensitive so they
+    /// never show up in debug output.
+    pub fn new(
+        config: &ProviderConfig,
+        auth: Vec<(HeaderName, String)>,
+    ) -> Result<Self, ProviderError> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in auth {
+            let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                ProviderError::Internal(format!(
+                    "the key of provider {} is not a valid header value",
+                    config.name
+                ))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(config.timeouts.connect)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .user_agent(concat!("smartproxy/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::Internal(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            name: config.name.clone(),
+            client,
+            timeouts: config.timeouts,
+        })
+    }
+
+    /// POSTs a JSON body; resolves when the status and headers arrive (the first byte).
+    pub async fn post(
+        &self,
+        url: &str,
+        body: Bytes,
+        stream: bool,
+        headers: &[(String, String)],
+    ) -> Result<RawResponse, ProviderError> {
+        let accept = if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let mut request = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, accept);
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response =
+            match tokio::time::timeout(self.timeouts.first_byte, request.body(body).send()).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(err)) => return Err(self.classify(&err)),
+                Err(_) => {
+                    return Err(ProviderError::FirstByteTimeout {
+                        provider: self.name.clone(),
+                        seconds: self.timeouts.first_byte.as_secs_f64(),
+                    });
+                }
+            };
+        let header = |name: HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let status = response.status().as_u16();
+        let content_type = header(CONTENT_TYPE);
+        let retry_after = header(reqwest::header::RETRY_AFTER);
+        let name = self.name.clone();
+        let body = response
+            .bytes_stream()
+            .map(move |chunk: Result<Bytes, reqwest::Error>| {
+                chunk.map_err(|e| ProviderError::Broken {
+                    provider: name.clone(),
+                    detail: error_chain(&e),
+                })
+            })
+            .boxed();
+        Ok(RawResponse {
+            status,
+            content_type,
+            retry_after,
+            body: with_idle_timeout(body, self.timeouts.idle, self.name.clone()),
+        })
+    }
+
+    fn classify(&self, err: &reqwest::Error) -> ProviderError {
+        let detail = error_chain(err);
+        if err.is_connect() {
+            ProviderError::Connect {
+                provider: self.name.clone(),
+                detail,
+            }
+        } else {
+            ProviderError::Broken {
+                provider: self.name.clone(),
+                detail,
+            }
+        }
+    }
+}
+
+/// Ends a body stream with an error when no chunk arrives for `idle`.
+pub fn with_idle_timeout(body: BodyStream, idle: Duration, provider: String) -> BodyStream {
+    futures_util::stream::unfold((body, false), move |(mut body, done)| {
+        let provider = provider.clone();
+        async move {
+            if done {
+                return None;
+            }
+            match tokio::time::timeout(idle, body.next()).await {
+                Ok(Some(item)) => Some((item, (body, false))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(ProviderError::IdleTimeout {
+                        provider,
+                        seconds: idle.as_secs_f64(),
+                    }),
+                    (body, true),
+                )),
+            }
+        }
+    })
+    .boxed()
+}
+
+/// The error and its causes on one line; reqwest's top-level message alone says little.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A reply body made of one chunk.
+pub fn once(bytes: Bytes) -> BodyStream {
+    futures_util::stream::once(async move { Ok(bytes) }).boxed()
+}
+
+/// Converts a streamed body chunk by chunk (a provider's native stream into OpenAI events).
+pub trait StreamConverter: Send + 'static {
+    fn push(&mut self, chunk: &[u8]) -> Vec<Bytes>;
+    fn finish(&mut self) -> Vec<Bytes>;
+}
+
+/// Applies `converter` to a body as it streams: each upstream chunk's output goes out at once.
+pub fn convert_stream(body: BodyStream, converter: impl StreamConverter) -> BodyStream {
+    futures_util::stream::unfold(Some((body, converter)), |state| async move {
+        let (mut body, mut converter) = state?;
+        loop {
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    let out = join(converter.push(&chunk));
+                    if !out.is_empty() {
+                        return Some((Ok(out), Some((body, converter))));
+                    }
+                }
+                Some(Err(err)) => return Some((Err(err), None)),
+                None => {
+                    let out = join(converter.finish());
+                    return (!out.is_empty()).then_some((Ok(out), None));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+fn join(parts: Vec<Bytes>) -> Bytes {
+    match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.into_iter().next().unwrap_or_default(),
+        _ => Bytes::from(parts.concat()),
+    }
+}
+
+/// Seconds since the Unix epoch, for the `created` field of translated replies.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

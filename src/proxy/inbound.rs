@@ -1,0 +1,205 @@
+//! The client side of each wire format: what a request in that format says (model, stream,
+//! size, needs), its body in the hub format (OpenAI's) that every provider takes, and the
+//! reply converted back into the client's format.
+
+use bytes::Bytes;
+use http::HeaderMap;
+
+use super::error::ApiError;
+use crate::providers::Endpoint;
+use crate::translate::{anthropic, ollama};
+use crate::wire::openai::{ChatRequestView, CompletionsView, RequestError};
+
+/// The format a client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `POST /v1/chat/completions`
+    OpenAi,
+    /// `POST /v1/completions`, passed through to OpenAI-compatible targets.
+    Completions,
+    /// `POST /v1/messages`
+    Anthropic,
+    /// `POST /api/chat`
+    OllamaChat,
+    /// `POST /api/generate`
+    OllamaGenerate,
+}
+
+impl Dialect {
+    /// The endpoint name in the ledger.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::OpenAi => "chat.completions",
+            Self::Completions => "completions",
+            Self::Anthropic => "messages",
+            Self::OllamaChat => "ollama.chat",
+            Self::OllamaGenerate => "ollama.generate",
+        }
+    }
+
+    pub fn endpoint(self) -> Endpoint {
+        match self {
+            Self::Completions => Endpoint::Completions,
+            _ => Endpoint::Chat,
+        }
+    }
+
+    /// The content type of a streamed reply in this format.
+    pub fn stream_content_type(self) -> &'static str {
+        match self {
+            Self::OllamaChat | Self::OllamaGenerate => "application/x-ndjson",
+            _ => "text/event-stream",
+        }
+    }
+}
+
+/// A request, read.
+pub struct Inbound {
+    /// The body in OpenAI's format (for `Completions`, the completions body).
+    pub hub: Bytes,
+    /// The body as the Anthropic client sent it, for targets that speak Anthropic natively.
+    pub native: Option<Bytes>,
+    /// The model the client named.
+    pub model: String,
+    pub stream: bool,
+    /// An OpenAI client asked for the usage chunk itself (others never see OpenAI chunks).
+    pub client_wants_usage: bool,
+    pub output_cap: Option<u64>,
+    pub tools: bool,
+    pub images: bool,
+    pub json: bool,
+    /// Size of the conversation, for token estimates.
+    pub prompt_bytes: usize,
+    /// Client headers the provider's API depends on.
+    pub passthrough_headers: Vec<(String, String)>,
+    /// Claude Code's session id, to tag the ledger row with.
+    pub client_session: Option<String>,
+}
+
+fn translation_error(message: String, param: Option<&str>) -> ApiError {
+    ApiError::bad_request(RequestError {
+        message,
+        param: param.and_then(static_param),
+    })
+}
+
+/// Error bodies name a top-level field; these are the ones translations point at.
+fn static_param(name: &str) -> Option<&'static str> {
+    const KNOWN: &[&str] = &[
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "max_tokens",
+        "stop",
+        "stop_sequences",
+        "response_format",
+        "temperature",
+        "top_p",
+        "n",
+        "prompt",
+        "images",
+        "format",
+        "options",
+        "suffix",
+    ];
+    let top = name.split(['.', '[']).next().unwrap_or(name);
+    KNOWN.iter().find(|k| **k == top).copied()
+}
+
+pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inbound, ApiError> {
+    let (hub, native, passthrough_headers) = match dialect {
+        Dialect::OpenAi | Dialect::Completions => (body, None, Vec::new()),
+        Dialect::Anthropic => {
+            let model = anthropic_model(&body)?;
+            let hub = anthropic::request_from_anthropic(&body, &model)
+                .map_err(|e| translation_error(e.to_string(), e.param()))?;
+            let passed = ["anthropic-version", "anthropic-beta"]
+                .iter()
+                .filter_map(|name| {
+                    let value = headers.get(*name)?.to_str().ok()?;
+                    Some(((*name).to_owned(), value.to_owned()))
+                })
+                .collect();
+            (Bytes::from(hub), Some(body), passed)
+        }
+        Dialect::OllamaChat | Dialect::OllamaGenerate => {
+            let translated = if dialect == Dialect::OllamaChat {
+                ollama::chat_request_to_openai(&body)
+            } else {
+                ollama::generate_request_to_openai(&body)
+            }
+            .map_err(|e| translation_error(e.to_string(), e.field()))?;
+            if !translated.ignored.is_empty() {
+                tracing::debug!(fields = ?translated.ignored, "Ollama options with no OpenAI equivalent were dropped");
+            }
+            (Bytes::from(translated.body), None, Vec::new())
+        }
+    };
+    let client_session = headers
+        .get("x-claude-code-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(100).collect());
+    let mut inbound = if dialect == Dialect::Completions {
+        let view = CompletionsView::parse(&hub).map_err(ApiError::bad_request)?;
+        Inbound {
+            model: view.model.to_string(),
+            stream: view.stream.unwrap_or(false),
+            client_wants_usage: view
+                .stream_options
+                .as_ref()
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
+            output_cap: view.max_tokens,
+            tools: false,
+            images: false,
+            json: false,
+            prompt_bytes: view.prompt.get().len(),
+            hub: Bytes::new(),
+            native: None,
+            passthrough_headers: Vec::new(),
+            client_session: None,
+        }
+    } else {
+        let view = ChatRequestView::parse(&hub).map_err(ApiError::bad_request)?;
+        Inbound {
+            model: view.model.to_string(),
+            stream: view.is_stream(),
+            client_wants_usage: dialect == Dialect::OpenAi && view.wants_stream_usage(),
+            output_cap: view.output_cap(),
+            tools: view.has_tools(),
+            images: view.has_images(),
+            json: view.wants_json(),
+            prompt_bytes: view.messages.get().len(),
+            hub: Bytes::new(),
+            native: None,
+            passthrough_headers: Vec::new(),
+            client_session: None,
+        }
+    };
+    inbound.hub = hub;
+    inbound.native = native;
+    inbound.passthrough_headers = passthrough_headers;
+    inbound.client_session = client_session;
+    Ok(inbound)
+}
+
+fn anthropic_model(body: &[u8]) -> Result<String, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct ModelOnly {
+        model: String,
+    }
+    let parsed: ModelOnly = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(RequestError {
+            message: format!("invalid Messages request: {e}"),
+            param: Some("model"),
+        })
+    })?;
+    Ok(parsed.model)
+}
+
+/// RFC 3339 time now, for Ollama's `created_at`.
+pub fn rfc3339_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
