@@ -149,9 +149,21 @@ fn main() -> anyhow::Result<()> {
     let bare_hop = Target::new(hop.addr, UPSTREAM_KEY)?;
     let proxied = Target::new(info.addr, &info.key)?;
     let sides = [
-        ("direct", &direct),
-        ("bare hop", &bare_hop),
-        ("smartproxy", &proxied),
+        Side {
+            name: "direct",
+            target: &direct,
+            cpu: None,
+        },
+        Side {
+            name: "bare hop",
+            target: &bare_hop,
+            cpu: Some(CpuProbe::Thread(std::process::id().try_into()?, hop.tid)),
+        },
+        Side {
+            name: "smartproxy",
+            target: &proxied,
+            cpu: Some(CpuProbe::Process(info.pid)),
+        },
     ];
     let mut load = runtime.block_on(run_load(&plan, &sides))?.into_iter();
     let (Some(direct), Some(bare_hop), Some(proxy)) = (load.next(), load.next(), load.next())
@@ -717,7 +729,14 @@ async fn stream_trip(
     })
 }
 
-/// One side of the comparison: where requests go and what was measured there.
+/// One side of the comparison: where its requests go, and whose CPU time serves them.
+struct Side<'a> {
+    name: &'a str,
+    target: &'a Target,
+    cpu: Option<CpuProbe>,
+}
+
+/// What was measured on one side.
 #[derive(Default)]
 struct SideFigures {
     latency: Vec<f64>,
@@ -725,66 +744,171 @@ struct SideFigures {
     rps: Throughput,
     /// Every request sent to this side, warm-up included.
     requests: u64,
+    /// CPU time the side spent on the measured latency requests, streams, and throughput run
+    /// (warm-up included there).
+    cpu_latency: CpuTime,
+    cpu_stream: CpuTime,
+    cpu_throughput: CpuTime,
+    has_cpu: bool,
+}
+
+/// Whose CPU time to read: a whole process (all its threads) or one thread.
+#[derive(Clone, Copy)]
+enum CpuProbe {
+    Process(i32),
+    Thread(i32, i32),
+}
+
+/// CPU time from /proc/…/schedstat (nanoseconds), split out for the ledger writer thread.
+#[derive(Clone, Copy, Default)]
+struct CpuTime {
+    total_ns: u64,
+    ledger_ns: u64,
+}
+
+impl CpuTime {
+    fn since(self, earlier: Self) -> Self {
+        Self {
+            total_ns: self.total_ns.saturating_sub(earlier.total_ns),
+            ledger_ns: self.ledger_ns.saturating_sub(earlier.ledger_ns),
+        }
+    }
+
+    /// Microseconds per request: (total, ledger writer).
+    fn per_request_us(self, requests: usize) -> (f64, f64) {
+        let n = requests.max(1) as f64;
+        (
+            self.total_ns as f64 / n / 1e3,
+            self.ledger_ns as f64 / n / 1e3,
+        )
+    }
+}
+
+impl CpuProbe {
+    /// Best effort: zero when /proc cannot be read.
+    fn read(self) -> CpuTime {
+        let on_cpu = |task: &Path| -> u64 {
+            std::fs::read_to_string(task.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        match self {
+            Self::Thread(pid, tid) => CpuTime {
+                total_ns: on_cpu(Path::new(&format!("/proc/{pid}/task/{tid}"))),
+                ledger_ns: 0,
+            },
+            Self::Process(pid) => {
+                let mut time = CpuTime::default();
+                let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                    return time;
+                };
+                for task in tasks.flatten() {
+                    let ns = on_cpu(&task.path());
+                    time.total_ns += ns;
+                    if std::fs::read_to_string(task.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "ledger-writer")
+                    {
+                        time.ledger_ns += ns;
+                    }
+                }
+                time
+            }
+        }
+    }
+}
+
+/// Reads every side's CPU time, after giving asynchronous work (the ledger writer) a moment to
+/// catch up.
+async fn cpu_snapshot(sides: &[Side<'_>]) -> Vec<CpuTime> {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sides
+        .iter()
+        .map(|s| s.cpu.map(CpuProbe::read).unwrap_or_default())
+        .collect()
 }
 
 /// Latency, streaming and throughput for every side. Sequential phases alternate between the
 /// sides in `ROUNDS` blocks.
-async fn run_load(plan: &Plan, sides: &[(&str, &Target)]) -> anyhow::Result<Vec<SideFigures>> {
-    let mut figures: Vec<SideFigures> = sides.iter().map(|_| SideFigures::default()).collect();
+async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<SideFigures>> {
+    let mut figures: Vec<SideFigures> = sides
+        .iter()
+        .map(|side| SideFigures {
+            has_cpu: side.cpu.is_some(),
+            ..SideFigures::default()
+        })
+        .collect();
     let mut senders = Vec::with_capacity(sides.len());
-    for (_, target) in sides {
-        senders.push(target.connect().await?);
+    for side in sides {
+        senders.push(side.target.connect().await?);
     }
 
     eprintln!("proxy_overhead: latency at 1 connection");
-    for ((name, target), (sender, fig)) in sides.iter().zip(senders.iter_mut().zip(&mut figures)) {
+    for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
         for _ in 0..plan.latency_warmup {
             ensure!(
-                round_trip(sender, target).await?,
-                "{name} refused a request"
+                round_trip(sender, side.target).await?,
+                "{} refused a request",
+                side.name
             );
         }
         fig.requests += plan.latency_warmup as u64;
     }
+    let before = cpu_snapshot(sides).await;
     for _ in 0..ROUNDS {
-        for ((name, target), (sender, fig)) in
-            sides.iter().zip(senders.iter_mut().zip(&mut figures))
-        {
+        for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
             for _ in 0..plan.latency_requests / ROUNDS {
                 let t = Instant::now();
                 ensure!(
-                    round_trip(sender, target).await?,
-                    "{name} refused a request"
+                    round_trip(sender, side.target).await?,
+                    "{} refused a request",
+                    side.name
                 );
                 fig.latency.push(t.elapsed().as_secs_f64() * 1e6);
             }
             fig.requests += (plan.latency_requests / ROUNDS) as u64;
         }
     }
+    let after = cpu_snapshot(sides).await;
+    for ((fig, a), b) in figures.iter_mut().zip(&after).zip(&before) {
+        fig.cpu_latency = a.since(*b);
+    }
 
     eprintln!("proxy_overhead: streaming, time to first event");
-    for ((_, target), (sender, fig)) in sides.iter().zip(senders.iter_mut().zip(&mut figures)) {
+    for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
         for _ in 0..plan.stream_warmup {
-            stream_trip(sender, target).await?;
+            stream_trip(sender, side.target).await?;
         }
         fig.requests += plan.stream_warmup as u64;
     }
+    let before = cpu_snapshot(sides).await;
     for _ in 0..ROUNDS {
-        for ((_, target), (sender, fig)) in sides.iter().zip(senders.iter_mut().zip(&mut figures)) {
+        for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
             for _ in 0..plan.stream_requests / ROUNDS {
-                fig.stream.push(stream_trip(sender, target).await?);
+                fig.stream.push(stream_trip(sender, side.target).await?);
             }
             fig.requests += (plan.stream_requests / ROUNDS) as u64;
         }
     }
+    let after = cpu_snapshot(sides).await;
+    for ((fig, a), b) in figures.iter_mut().zip(&after).zip(&before) {
+        fig.cpu_stream = a.since(*b);
+    }
     drop(senders);
 
-    for ((name, target), fig) in sides.iter().zip(&mut figures) {
+    for (side, fig) in sides.iter().zip(&mut figures) {
         eprintln!(
-            "proxy_overhead: throughput at {} connections, {name}",
-            plan.connections
+            "proxy_overhead: throughput at {} connections, {}",
+            plan.connections, side.name
         );
-        fig.rps = throughput(plan, target).await?;
+        let before = side.cpu.map(CpuProbe::read).unwrap_or_default();
+        fig.rps = throughput(plan, side.target).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fig.cpu_throughput = side
+            .cpu
+            .map(CpuProbe::read)
+            .unwrap_or_default()
+            .since(before);
         fig.requests += fig.rps.total;
     }
 
@@ -847,6 +971,8 @@ async fn throughput(plan: &Plan, target: &Target) -> anyhow::Result<Throughput> 
 /// else, so `smartproxy − bare hop` is what smartproxy's own work costs.
 struct BareHop {
     addr: SocketAddr,
+    /// The forwarding thread, for its CPU time.
+    tid: i32,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -857,9 +983,11 @@ impl BareHop {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("bare-hop".into())
             .spawn(move || {
+                let _ = tid_tx.send(nix::unistd::gettid().as_raw());
                 if let Err(err) = pin_this_thread_to(cpu) {
                     eprintln!("warning: cannot pin the bare hop to CPU {cpu}: {err}");
                 }
@@ -879,8 +1007,10 @@ impl BareHop {
                     }
                 });
             })?;
+        let tid = tid_rx.recv_timeout(Duration::from_secs(5))?;
         Ok(Self {
             addr,
+            tid,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -1043,6 +1173,10 @@ struct SideStats {
     failed: u64,
     /// SSE events per reply, when every reply had the same number.
     events: Option<usize>,
+    /// CPU µs per request (total, ledger writer), when the side's CPU time is known.
+    cpu_latency: Option<(f64, f64)>,
+    cpu_stream: Option<(f64, f64)>,
+    cpu_throughput: Option<(f64, f64)>,
 }
 
 impl SideStats {
@@ -1062,6 +1196,15 @@ impl SideStats {
             rps: side.rps.rps,
             failed: side.rps.failed,
             events: first.filter(|n| side.stream.iter().all(|s| s.events == *n)),
+            cpu_latency: side
+                .has_cpu
+                .then(|| side.cpu_latency.per_request_us(side.latency.len())),
+            cpu_stream: side
+                .has_cpu
+                .then(|| side.cpu_stream.per_request_us(side.stream.len())),
+            cpu_throughput: side
+                .has_cpu
+                .then(|| side.cpu_throughput.per_request_us(side.rps.total as usize)),
         }
     }
 
@@ -1074,6 +1217,9 @@ impl SideStats {
             "stream_complete_us": p(self.complete),
             "stream_samples": side.stream.len(),
             "stream_events_per_reply": self.events,
+            "cpu_us_per_request_1conn": self.cpu_latency.map(|c| json!({"total": c.0, "ledger_writer": c.1})),
+            "cpu_us_per_stream": self.cpu_stream.map(|c| json!({"total": c.0, "ledger_writer": c.1})),
+            "cpu_us_per_request_throughput": self.cpu_throughput.map(|c| json!({"total": c.0, "ledger_writer": c.1})),
             "throughput_rps": self.rps,
             "throughput_measured_requests": side.rps.measured,
             "throughput_failed": self.failed,
@@ -1259,6 +1405,37 @@ impl Report {
             "",
             "",
         );
+        let cpu = |c: Option<(f64, f64)>, ledger: bool| match c {
+            Some((total, writer)) if ledger => format!("{total:.1} (ledger {writer:.1})"),
+            Some((total, _)) => format!("{total:.1}"),
+            None => "–".to_owned(),
+        };
+        let cpu_diff = |h: Option<(f64, f64)>, p: Option<(f64, f64)>| match (h, p) {
+            (Some((h, _)), Some((p, _))) => format!("{:+.1} µs (×{:.2})", p - h, p / h),
+            _ => String::new(),
+        };
+        for (name, h_cpu, p_cpu) in [
+            ("CPU per request, 1 conn (µs)", h.cpu_latency, p.cpu_latency),
+            ("CPU per stream, 1 conn (µs)", h.cpu_stream, p.cpu_stream),
+            (
+                &*format!("CPU per request, {} conns (µs)", self.connections),
+                h.cpu_throughput,
+                p.cpu_throughput,
+            ),
+        ] {
+            push(
+                [
+                    name.to_owned(),
+                    "–".to_owned(),
+                    cpu(h_cpu, false),
+                    cpu(p_cpu, true),
+                    String::new(),
+                    cpu_diff(h_cpu, p_cpu),
+                ],
+                "",
+                "",
+            );
+        }
         let events = |e: Option<usize>| e.map_or_else(|| "varies".to_owned(), |n| n.to_string());
         push(
             [

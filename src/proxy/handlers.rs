@@ -172,6 +172,13 @@ fn readyz(state: &AppState) -> Response<ProxyBody> {
     )
 }
 
+/// Whether the request carries a key at all.
+pub(super) fn presents_key(headers: &HeaderMap) -> bool {
+    ["authorization", "x-api-key", "api-key"]
+        .iter()
+        .any(|h| headers.contains_key(*h))
+}
+
 /// Checks the client's key when this proxy requires one. Constant-time comparison.
 pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.client_key else {

@@ -44,6 +44,8 @@ pub enum Behavior {
 pub struct Received {
     pub path: String,
     pub authorization: Option<String>,
+    /// Every header, names lowercased.
+    pub headers: std::collections::HashMap<String, String>,
     pub body: Value,
 }
 
@@ -141,9 +143,9 @@ impl Drop for MockUpstream {
     }
 }
 
-type Body = BoxBody<Bytes, std::io::Error>;
+pub type Body = BoxBody<Bytes, std::io::Error>;
 
-fn full(bytes: impl Into<Bytes>) -> Body {
+pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never: Infallible| match never {})
         .boxed()
@@ -159,6 +161,11 @@ async fn serve(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
     let bytes = req
         .into_body()
         .collect()
@@ -169,13 +176,26 @@ async fn serve(
     let behavior = {
         let mut script = script.lock().unwrap();
         script.received.push(Received {
-            path,
+            path: path.clone(),
             authorization,
+            headers,
             body: body.clone(),
         });
         script.queue.pop_front().unwrap_or(Behavior::Ok)
     };
     let model = body["model"].as_str().unwrap_or("unknown").to_owned();
+    match (path.as_str(), &behavior) {
+        ("/v1/messages", Behavior::Status { status, .. }) => {
+            return Ok(super::dialects::anthropic_error(*status));
+        }
+        ("/v1/messages", _) => return Ok(super::dialects::anthropic_reply(&model, &body)),
+        ("/api/chat", Behavior::Status { status, .. }) => {
+            return Ok(super::dialects::ollama_error(*status));
+        }
+        ("/api/chat", _) => return Ok(super::dialects::ollama_reply(&model, &body)),
+        ("/v1/completions", _) => return Ok(super::dialects::completions_reply(&model, &body)),
+        _ => {}
+    }
     let done = Arc::clone(&script);
     let stream = body["stream"].as_bool().unwrap_or(false);
     let include_usage = body["stream_options"]["include_usage"]

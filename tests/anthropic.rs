@@ -1,0 +1,279 @@
+//! Anthropic both ways: Anthropic clients through `/v1/messages` (translated to OpenAI targets,
+//! passed through untouched to Anthropic targets), and OpenAI clients served by an Anthropic
+//! provider.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::upstream::{Behavior, COMPLETION_TOKENS, MockUpstream, PROMPT_TOKENS, REPLY_WORDS};
+use support::{RunSession, TestEnv, chat_body, post_chat};
+
+fn messages_body(stream: bool) -> serde_json::Value {
+    serde_json::json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 256,
+        "stream": stream,
+        "system": "You are terse.",
+        "messages": [
+            {"role": "user", "content": "Think first."},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Let me see.", "signature": "sig-abc123"},
+                {"type": "text", "text": "Done thinking."}
+            ]},
+            {"role": "user", "content": "What is the answer?"}
+        ]
+    })
+}
+
+async fn post_messages(
+    session: &RunSession,
+    body: &serde_json::Value,
+    extra: &[(&str, &str)],
+) -> support::Reply {
+    let root = session.env["ANTHROPIC_BASE_URL"].clone();
+    let mut req = reqwest::Client::new()
+        .post(format!("{root}/v1/messages"))
+        .header("x-api-key", &session.key)
+        .header("anthropic-version", "2023-06-01")
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.text().await.unwrap();
+    support::Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn anthropic_config(env: &TestEnv, upstream: &MockUpstream) -> std::path::PathBuf {
+    env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: claude\n    kind: anthropic\n    base_url: http://{}\n    api_key_env: CLAUDE_KEY\n    models: [\"claude-*\"]\nresilience:\n  max_attempts: 1\n",
+            upstream.addr
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anthropic_clients_reach_openai_targets_through_translation() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(
+        &upstream.base_url(),
+        "    \naliases:\n  claude-sonnet-4-5: [upstream/gpt-4o]\n",
+    );
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+
+    let reply = post_messages(
+        &session,
+        &messages_body(false),
+        &[("x-claude-code-session-id", "cc-42")],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let json = reply.json();
+    assert_eq!(json["type"], "message");
+    assert_eq!(json["content"][0]["text"], REPLY_WORDS.concat());
+    assert_eq!(json["usage"]["input_tokens"], PROMPT_TOKENS);
+    assert_eq!(json["usage"]["output_tokens"], COMPLETION_TOKENS);
+    assert_eq!(json["stop_reason"], "end_turn");
+    let sent = &upstream.received()[0];
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(sent.body["model"], "gpt-4o");
+    assert_eq!(sent.body["messages"][0]["role"], "system");
+
+    let reply = post_messages(&session, &messages_body(true), &[]).await;
+    assert_eq!(reply.headers["content-type"], "text/event-stream");
+    let names: Vec<&str> = reply
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names.last(), Some(&"message_stop"));
+    assert!(
+        names.contains(&"content_block_delta") && names.contains(&"message_delta"),
+        "{names:?}"
+    );
+    let text: String = reply
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(text, REPLY_WORDS.concat());
+
+    // A bad request gets Anthropic's error shape.
+    let reply = post_messages(
+        &session,
+        &serde_json::json!({"model": "claude-sonnet-4-5"}),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["type"], "error");
+    session.finish(0);
+
+    let rows = env.requests();
+    assert_eq!(rows[0]["endpoint"], "messages");
+    assert_eq!(rows[0]["client_session"], "cc-42");
+    assert_eq!(rows[0]["prompt_tokens"], PROMPT_TOKENS.to_string());
+    assert_eq!(
+        rows[1]["completion_tokens"],
+        COMPLETION_TOKENS.to_string(),
+        "usage read from the stream"
+    );
+    assert_eq!(rows[2]["status"], "400");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anthropic_clients_pass_through_untouched_to_anthropic_targets() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = anthropic_config(&env, &upstream);
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("CLAUDE_KEY", "sk-ant-real")],
+    );
+    let body = messages_body(false);
+    let reply = post_messages(
+        &session,
+        &body,
+        &[("anthropic-beta", "interleaved-thinking-2025-05-14")],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.json()["id"],
+        "msg_upstream",
+        "the provider's own reply"
+    );
+    let sent = &upstream.received()[0];
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(
+        sent.body, body,
+        "the body arrives exactly as the client sent it, signature included"
+    );
+    assert_eq!(
+        sent.headers["x-api-key"], "sk-ant-real",
+        "the real key, never the session key"
+    );
+    assert_eq!(sent.headers["anthropic-version"], "2023-06-01");
+    assert_eq!(
+        sent.headers["anthropic-beta"],
+        "interleaved-thinking-2025-05-14"
+    );
+
+    let reply = post_messages(&session, &messages_body(true), &[]).await;
+    assert!(
+        reply.body.contains("event: ping"),
+        "native events pass through, pings included"
+    );
+    session.finish(0);
+    let rows = env.requests();
+    for row in &rows {
+        assert_eq!(row["prompt_tokens"], PROMPT_TOKENS.to_string(), "{row:?}");
+        assert_eq!(
+            row["completion_tokens"],
+            COMPLETION_TOKENS.to_string(),
+            "{row:?}"
+        );
+        assert_ne!(row["cost_usd"], "NULL");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openai_clients_are_served_by_an_anthropic_provider() {
+    let upstream = MockUpstream::start();
+    upstream.push([
+        Behavior::Ok,
+        Behavior::Ok,
+        Behavior::Status {
+            status: 529,
+            retry_after: None,
+        },
+    ]);
+    let env = TestEnv::new();
+    let config = anthropic_config(&env, &upstream);
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("CLAUDE_KEY", "sk-ant-real")],
+    );
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("claude-sonnet-4-5", false, "hi"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let json = reply.json();
+    assert_eq!(json["object"], "chat.completion");
+    assert_eq!(
+        json["choices"][0]["message"]["content"],
+        REPLY_WORDS.concat()
+    );
+    assert_eq!(json["usage"]["prompt_tokens"], PROMPT_TOKENS);
+    let sent = &upstream.received()[0];
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.body["system"], "You are terse.");
+    assert_eq!(
+        sent.body["max_tokens"], 4096,
+        "Anthropic needs max_tokens; the default fills in"
+    );
+
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("claude-sonnet-4-5", true, "hi"),
+    )
+    .await;
+    let content: String = reply
+        .events()
+        .iter()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(content, REPLY_WORDS.concat());
+    assert!(
+        !reply.body.contains("\"usage\":{"),
+        "no usage chunk the client did not ask for"
+    );
+    assert!(reply.body.ends_with("data: [DONE]\n\n"));
+
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("claude-sonnet-4-5", false, "hi"),
+    )
+    .await;
+    assert_eq!(reply.status, 529);
+    assert_eq!(
+        reply.json()["error"]["code"],
+        "overloaded",
+        "OpenAI's shape: {}",
+        reply.body
+    );
+    session.finish(0);
+    let rows = env.requests();
+    assert_eq!(
+        rows[1]["completion_tokens"],
+        COMPLETION_TOKENS.to_string(),
+        "stream usage counted"
+    );
+    assert_eq!(rows[1]["tokens_estimated"], "0");
+}

@@ -1,0 +1,135 @@
+//! The mock upstream's other wire formats: Anthropic Messages (`/v1/messages`), Ollama's native
+//! chat (`/api/chat`, NDJSON streams) and legacy completions (`/v1/completions`), each with the
+//! same reply text and token counts as the OpenAI replies.
+
+use bytes::Bytes;
+use hyper::Response;
+use serde_json::{Value, json};
+
+use super::upstream::{Body, COMPLETION_TOKENS, PROMPT_TOKENS, REPLY_WORDS, full};
+
+fn respond(content_type: &str, status: u16, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(full(Bytes::from(body)))
+        .unwrap()
+}
+
+fn event(name: &str, data: Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// A Messages reply; streamed as Anthropic's named events when the request asks.
+pub fn anthropic_reply(model: &str, request: &Value) -> Response<Body> {
+    let usage = json!({"input_tokens": PROMPT_TOKENS, "output_tokens": COMPLETION_TOKENS,
+        "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0});
+    if !request["stream"].as_bool().unwrap_or(false) {
+        let body = json!({
+            "id": "msg_upstream", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": REPLY_WORDS.concat()}],
+            "stop_reason": "end_turn", "stop_sequence": null, "usage": usage,
+        });
+        return respond("application/json", 200, body.to_string());
+    }
+    let mut out = event(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_upstream", "type": "message", "role": "assistant",
+            "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": 1}}}),
+    );
+    out += &event(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    );
+    out += &event("ping", json!({"type": "ping"}));
+    for word in REPLY_WORDS {
+        out += &event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}),
+        );
+    }
+    out += &event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    );
+    out += &event(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "usage": {"output_tokens": COMPLETION_TOKENS}}),
+    );
+    out += &event("message_stop", json!({"type": "message_stop"}));
+    respond("text/event-stream", 200, out)
+}
+
+pub fn anthropic_error(status: u16) -> Response<Body> {
+    let kind = match status {
+        529 => "overloaded_error",
+        429 => "rate_limit_error",
+        401 => "authentication_error",
+        _ => "invalid_request_error",
+    };
+    let body = json!({"type": "error", "error": {"type": kind, "message": format!("mock upstream says {status}")}});
+    respond("application/json", status, body.to_string())
+}
+
+/// An Ollama chat reply; streamed as NDJSON lines unless the request says `stream: false`
+/// (Ollama streams by default).
+pub fn ollama_reply(model: &str, request: &Value) -> Response<Body> {
+    let created = "2026-11-22T00:00:00Z";
+    let done = json!({
+        "model": model, "created_at": created, "message": {"role": "assistant", "content": ""},
+        "done": true, "done_reason": "stop", "total_duration": 1000, "prompt_eval_count": PROMPT_TOKENS,
+        "eval_count": COMPLETION_TOKENS,
+    });
+    if request["stream"].as_bool() == Some(false) {
+        let mut whole = done;
+        whole["message"]["content"] = json!(REPLY_WORDS.concat());
+        return respond("application/json", 200, whole.to_string());
+    }
+    let mut out = String::new();
+    for word in REPLY_WORDS {
+        out += &json!({"model": model, "created_at": created, "message": {"role": "assistant", "content": word}, "done": false})
+            .to_string();
+        out.push('\n');
+    }
+    out += &done.to_string();
+    out.push('\n');
+    respond("application/x-ndjson", 200, out)
+}
+
+pub fn ollama_error(status: u16) -> Response<Body> {
+    respond(
+        "application/json",
+        status,
+        json!({"error": format!("mock upstream says {status}")}).to_string(),
+    )
+}
+
+/// A legacy completions reply, streamed as OpenAI events when asked.
+pub fn completions_reply(model: &str, request: &Value) -> Response<Body> {
+    let usage = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
+        "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS});
+    if !request["stream"].as_bool().unwrap_or(false) {
+        let body = json!({"id": "cmpl-upstream", "object": "text_completion", "created": 1_700_000_000, "model": model,
+            "choices": [{"text": REPLY_WORDS.concat(), "index": 0, "logprobs": null, "finish_reason": "stop"}],
+            "usage": usage});
+        return respond("application/json", 200, body.to_string());
+    }
+    let mut out = String::new();
+    for word in REPLY_WORDS {
+        let chunk = json!({"id": "cmpl-upstream", "object": "text_completion", "created": 1_700_000_000, "model": model,
+            "choices": [{"text": word, "index": 0, "logprobs": null, "finish_reason": null}]});
+        out += &format!("data: {chunk}\n\n");
+    }
+    if request["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false)
+    {
+        let chunk = json!({"id": "cmpl-upstream", "object": "text_completion", "created": 1_700_000_000, "model": model,
+            "choices": [], "usage": usage});
+        out += &format!("data: {chunk}\n\n");
+    }
+    out += "data: [DONE]\n\n";
+    respond("text/event-stream", 200, out)
+}
