@@ -1,0 +1,125 @@
+//! A real Anthropic client: the official `anthropic` Python SDK, whole and streamed, through
+//! `smartproxy run -- python3 ...`, once translated to an OpenAI-compatible target and once
+//! passed through to an Anthropic one. Installs the SDK when missing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Command;
+
+use support::upstream::{COMPLETION_TOKENS, MockUpstream, PROMPT_TOKENS, REPLY_WORDS};
+use support::{TestEnv, run_to_end, text};
+
+fn ensure_sdk() {
+    let has = || {
+        Command::new("python3")
+            .args(["-c", "import anthropic"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has() {
+        return;
+    }
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "anthropic",
+        ])
+        .status()
+        .unwrap();
+    assert!(
+        status.success() && has(),
+        "could not install the anthropic SDK with pip"
+    );
+}
+
+fn run_client(env: &TestEnv, config: &std::path::Path, key: (&str, &str)) -> serde_json::Value {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/anthropic_sdk_client.py"
+    );
+    let mut cmd = env.command();
+    cmd.env(key.0, key.1).args([
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--",
+        "python3",
+        script,
+    ]);
+    let out = run_to_end(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("4 requests (2 ok, 2 failed)"),
+        "{}",
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
+}
+
+fn check(found: &serde_json::Value) {
+    let answer = REPLY_WORDS.concat();
+    assert_eq!(found["whole_text"], answer.as_str(), "{found}");
+    assert_eq!(
+        found["whole_usage"],
+        serde_json::json!([PROMPT_TOKENS, COMPLETION_TOKENS])
+    );
+    assert_eq!(found["stop_reason"], "end_turn");
+    assert_eq!(found["stream_text"], answer.as_str());
+    assert_eq!(found["stream_usage"][1], COMPLETION_TOKENS);
+    assert_eq!(found["bad_request"], 400);
+    assert_eq!(found["wrong_key"], 401);
+    assert!(
+        found["base_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+}
+
+#[test]
+fn the_anthropic_sdk_works_through_run_with_an_openai_target() {
+    ensure_sdk();
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(
+        &upstream.base_url(),
+        "aliases:\n  claude-sonnet-4-5: [upstream/gpt-4o]\n",
+    );
+    check(&run_client(&env, &config, ("UPSTREAM_KEY", "k")));
+    assert!(
+        upstream
+            .received()
+            .iter()
+            .all(|r| r.path == "/v1/chat/completions")
+    );
+}
+
+#[test]
+fn the_anthropic_sdk_works_through_run_with_an_anthropic_target() {
+    ensure_sdk();
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: claude\n    kind: anthropic\n    base_url: http://{}\n    api_key_env: CLAUDE_KEY\n    models: [\"claude-*\"]\n",
+            upstream.addr
+        ),
+    );
+    check(&run_client(&env, &config, ("CLAUDE_KEY", "sk-ant-real")));
+    let received = upstream.received();
+    assert_eq!(
+        received.len(),
+        2,
+        "the bad request and the wrong key never reach the provider"
+    );
+    for r in &received {
+        assert_eq!(r.path, "/v1/messages");
+        assert_eq!(r.headers["x-api-key"], "sk-ant-real");
+    }
+}
