@@ -254,6 +254,21 @@ async fn the_breaker_opens_skips_the_target_and_recovers_after_a_probe() {
     assert_eq!(reply.headers["x-smartproxy-target"], "b/gpt-4o-mini");
     assert_eq!(reply.headers["x-smartproxy-attempts"], "1");
     assert_eq!(a.calls(), 2);
+    let status_url = format!("{}/debug/status", session.env["SMARTPROXY_URL"]);
+    let status = reqwest::Client::new()
+        .get(status_url)
+        .bearer_auth(&session.key)
+        .send()
+        .await
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status.text().await.unwrap()).unwrap();
+    let breaker = status["breakers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["provider"] == "a")
+        .unwrap();
+    assert_eq!(breaker["state"], "open", "{status}");
     // After the cooldown one probe goes to `a`; it succeeds and the circuit closes.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let reply = post_chat(

@@ -57,6 +57,10 @@ pub async fn handle(
             StatusCode::OK,
             json!({"version": OLLAMA_COMPAT_VERSION}).to_string(),
         ),
+        (&Method::GET, "/debug/status") => match authorize(&state, req.headers()) {
+            Ok(()) => debug_status(&state),
+            Err(err) => err.into_response(""),
+        },
         (&Method::GET | &Method::HEAD, "/healthz") => {
             json_response(StatusCode::OK, r#"{"status":"ok"}"#)
         }
@@ -152,6 +156,27 @@ fn models(state: &AppState) -> Response<ProxyBody> {
         StatusCode::OK,
         json!({"object": "list", "data": data}).to_string(),
     )
+}
+
+/// Targets and their circuit breakers, as this process sees them.
+fn debug_status(state: &AppState) -> Response<ProxyBody> {
+    let providers: Vec<serde_json::Value> = state
+        .config
+        .providers
+        .iter()
+        .map(|p| {
+            json!({"name": p.name, "kind": p.kind.as_str(), "base_url": p.base_url, "enabled": p.enabled,
+                "key_present": !p.missing_credential()})
+        })
+        .collect();
+    let body = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "session_id": state.session_id,
+        "config": state.config.source_display(),
+        "providers": providers,
+        "breakers": state.health.snapshot(std::time::Instant::now()),
+    });
+    json_response(StatusCode::OK, body.to_string())
 }
 
 fn readyz(state: &AppState) -> Response<ProxyBody> {
