@@ -225,15 +225,24 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
 }
 
 pub(super) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
+    let (parts, body) = req.into_parts();
+    read_parts_body(&parts.headers, body, limit).await
+}
+
+/// Reads a body under the size cap; a declared length over the cap is refused before reading.
+pub(super) async fn read_parts_body(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::too_large(limit));
     }
-    match Limited::new(req.into_body(), limit).collect().await {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
         Err(err) => Err(ApiError::unreadable_body(&err.to_string())),

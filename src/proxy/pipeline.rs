@@ -14,7 +14,7 @@ use super::AppState;
 use super::body::ProxyBody;
 use super::context::{Finalizer, Tokens, new_request_id, salted_hash};
 use super::error::ApiError;
-use super::handlers::{authorize, read_body, routing_headers};
+use super::handlers::{authorize, read_parts_body, routing_headers};
 use super::inbound::{self, Dialect, Inbound};
 use super::stream::{Output, SseRelay};
 use crate::ledger::Outcome;
@@ -188,17 +188,17 @@ async fn run(
     req: Request<Incoming>,
     dialect: Dialect,
 ) -> Result<Reply, ApiError> {
+    let (parts, body) = req.into_parts();
     let keyless_ollama = matches!(dialect, Dialect::OllamaChat | Dialect::OllamaGenerate)
-        && !super::handlers::presents_key(req.headers());
+        && !super::handlers::presents_key(&parts.headers);
     // Ollama clients have no way to send a key; on the loopback-only session proxy they are let
     // in without one. A key they do send must be right.
     if !(keyless_ollama && peer.ip().is_loopback()) {
-        authorize(state, req.headers())?;
+        authorize(state, &parts.headers)?;
     }
-    let headers = req.headers().clone();
-    let body = read_body(req, state.config.max_body_bytes).await?;
+    let body = read_parts_body(&parts.headers, body, state.config.max_body_bytes).await?;
     fin.record().fingerprint = Some(salted_hash(state.ledger.salt(), &body));
-    let inbound = inbound::read(dialect, body, &headers)?;
+    let inbound = inbound::read(dialect, body, &parts.headers)?;
     {
         let record = fin.record();
         record.requested_model = Some(inbound.model.clone());
