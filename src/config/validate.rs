@@ -465,7 +465,15 @@ fn resolve_beside(file: Option<&Path>, path: &str) -> PathBuf {
 /// The providers that exist with no config file: one per well-known key found in the environment.
 fn zero_config_providers(env: &dyn Fn(&str) -> Option<String>) -> Vec<ProviderConfig> {
     // (name, kind, key variable, base URL variable, default base URL, models)
-    let known: [(&str, ProviderKind, &str, &str, &str, &[&str]); 3] = [
+    type Known = (
+        &'static str,
+        ProviderKind,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+    );
+    let known: [Known; 3] = [
         (
             "openai",
             ProviderKind::OpenAi,

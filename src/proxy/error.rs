@@ -211,7 +211,8 @@ impl ApiError {
         use super::inbound::Dialect;
         let status = self.status.as_u16();
         let mut response = self.into_response(request_id);
-        let convert: Option<fn(u16, &[u8]) -> Vec<u8>> = match dialect {
+        type Convert = fn(u16, &[u8]) -> Vec<u8>;
+        let convert: Option<Convert> = match dialect {
             Dialect::Anthropic => Some(crate::translate::anthropic::error_to_anthropic),
             Dialect::OllamaChat | Dialect::OllamaGenerate => {
                 Some(crate::translate::ollama::error_to_ollama)

@@ -85,7 +85,7 @@ async fn count_tokens(state: &AppState, req: Request<Incoming>) -> Response<Prox
     if let Err(err) = authorize(state, req.headers()) {
         return err.into_response_for(Dialect::Anthropic, "");
     }
-    match read_body(req, state.config.max_body_bytes).await {
+    match read_body(req, state.runtime().config.max_body_bytes).await {
         Ok(body) => json_response(
             StatusCode::OK,
             json!({"input_tokens": estimate_tokens(body.len())}).to_string(),
@@ -96,8 +96,9 @@ async fn count_tokens(state: &AppState, req: Request<Incoming>) -> Response<Prox
 
 /// The models a client may name: each provider's listed names (the mock's sample list).
 fn model_names(state: &AppState) -> Vec<(String, String)> {
+    let rt = state.runtime();
     let mut names = Vec::new();
-    for provider in &state.config.providers {
+    for provider in &rt.config.providers {
         if provider.kind == ProviderKind::Mock {
             for name in crate::providers::mock::LISTED_MODELS {
                 names.push(((*name).to_owned(), provider.name.clone()));
@@ -108,7 +109,7 @@ fn model_names(state: &AppState) -> Vec<(String, String)> {
             }
         }
     }
-    for alias in state.config.aliases.keys() {
+    for alias in rt.config.aliases.keys() {
         names.push((alias.clone(), "alias".to_owned()));
     }
     names
@@ -120,7 +121,7 @@ fn ollama_tags(state: &AppState) -> Response<ProxyBody> {
 }
 
 async fn ollama_show(state: &AppState, req: Request<Incoming>) -> Response<ProxyBody> {
-    let body = match read_body(req, state.config.max_body_bytes).await {
+    let body = match read_body(req, state.runtime().config.max_body_bytes).await {
         Ok(body) => body,
         Err(err) => return err.into_response_for(Dialect::OllamaChat, ""),
     };
@@ -160,7 +161,8 @@ fn models(state: &AppState) -> Response<ProxyBody> {
 
 /// Targets and their circuit breakers, as this process sees them.
 fn debug_status(state: &AppState) -> Response<ProxyBody> {
-    let providers: Vec<serde_json::Value> = state
+    let rt = state.runtime();
+    let providers: Vec<serde_json::Value> = rt
         .config
         .providers
         .iter()
@@ -172,7 +174,7 @@ fn debug_status(state: &AppState) -> Response<ProxyBody> {
     let body = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "session_id": state.session_id,
-        "config": state.config.source_display(),
+        "config": rt.config.source_display(),
         "providers": providers,
         "breakers": state.health.snapshot(std::time::Instant::now()),
     });
@@ -181,6 +183,7 @@ fn debug_status(state: &AppState) -> Response<ProxyBody> {
 
 fn readyz(state: &AppState) -> Response<ProxyBody> {
     let usable = state
+        .runtime()
         .config
         .providers
         .iter()
@@ -257,7 +260,7 @@ pub(super) fn routing_headers(
     with_cost: bool,
 ) {
     set_request_id(headers, fin.id());
-    if !state.config.response_headers {
+    if !state.runtime().config.response_headers {
         return;
     }
     let overhead = fin.started().elapsed().saturating_sub(trip.upstream);

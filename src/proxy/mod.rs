@@ -25,7 +25,7 @@ mod server;
 mod stream;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use server::Server;
 
@@ -44,16 +44,35 @@ pub struct SessionInfo {
     pub tag: Option<String>,
 }
 
-/// Everything a request handler needs, shared by all connections.
-pub struct AppState {
+/// What a config turns into: the config itself, its providers and its prices. Replaced whole
+/// on reload; a request keeps the one it started with.
+pub struct Runtime {
     pub config: Arc<Config>,
     pub providers: Vec<Arc<dyn Provider>>,
-    pub ledger: Ledger,
     pub prices: PriceBook,
+    pub loaded_ms: i64,
+}
+
+impl Runtime {
+    pub fn build(config: Arc<Config>) -> Result<Self, ProviderError> {
+        Ok(Self {
+            providers: providers::build_all(&config)?,
+            prices: PriceBook::new(config.pricing.clone()),
+            config,
+            loaded_ms: now_ms(),
+        })
+    }
+}
+
+/// Everything a request handler needs, shared by all connections.
+pub struct AppState {
+    runtime: RwLock<Arc<Runtime>>,
+    pub ledger: Ledger,
     pub budget: SessionBudget,
     pub session_id: Option<String>,
     /// The session's `--tag`, which routing rules can match.
     pub session_tag: Option<String>,
+    /// Circuit breakers, kept across reloads (they are keyed by provider and model name).
     pub health: Health,
     /// The key clients must present; `None` leaves the proxy open (loopback daemon default).
     pub client_key: Option<Secret>,
@@ -69,17 +88,13 @@ impl AppState {
         session: SessionInfo,
         client_key: Option<Secret>,
     ) -> Result<Self, ProviderError> {
-        let providers = providers::build_all(&config)?;
-        let prices = PriceBook::new(config.pricing.clone());
         let health = Health::new(
             config.resilience.breaker_failures,
             config.resilience.breaker_cooldown,
         );
         Ok(Self {
-            config,
-            providers,
+            runtime: RwLock::new(Arc::new(Runtime::build(config)?)),
             ledger,
-            prices,
             budget,
             session_id: session.id,
             session_tag: session.tag,
@@ -89,6 +104,27 @@ impl AppState {
         })
     }
 
+    /// The current config and providers. Cheap: an `Arc` clone under a read lock that is never
+    /// held across an await.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        Arc::clone(
+            &self
+                .runtime
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Swaps in a new config; requests in flight finish on the one they started with.
+    pub fn reload(&self, config: Arc<Config>) -> Result<(), ProviderError> {
+        let fresh = Arc::new(Runtime::build(config)?);
+        *self
+            .runtime
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+
     /// The cost of `tokens` on `model`; None (and a warning, once per model) when it has no price.
     pub fn cost_usd(
         &self,
@@ -96,7 +132,7 @@ impl AppState {
         model: &str,
         tokens: TokenCounts,
     ) -> Option<f64> {
-        let cost = self.prices.cost_usd(provider, model, tokens);
+        let cost = self.runtime().prices.cost_usd(provider, model, tokens);
         if cost.is_none() {
             let mut warned = self
                 .unpriced_warned
@@ -136,7 +172,7 @@ impl AppState {
 
     /// The response transforms the config turns on.
     pub fn transforms(&self) -> Transforms {
-        let t = self.config.transforms;
+        let t = self.runtime().config.transforms;
         Transforms {
             strip_thinking: t.strip_thinking,
             unwrap_json_fence: t.unwrap_json_fence,

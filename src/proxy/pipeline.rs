@@ -188,6 +188,7 @@ async fn run(
     req: Request<Incoming>,
     dialect: Dialect,
 ) -> Result<Reply, ApiError> {
+    let rt = state.runtime();
     let (parts, body) = req.into_parts();
     let keyless_ollama = matches!(dialect, Dialect::OllamaChat | Dialect::OllamaGenerate)
         && !super::handlers::presents_key(&parts.headers);
@@ -196,7 +197,7 @@ async fn run(
     if !(keyless_ollama && peer.ip().is_loopback()) {
         authorize(state, &parts.headers)?;
     }
-    let body = read_parts_body(&parts.headers, body, state.config.max_body_bytes).await?;
+    let body = read_parts_body(&parts.headers, body, rt.config.max_body_bytes).await?;
     fin.record().fingerprint = Some(salted_hash(state.ledger.salt(), &body));
     let inbound = inbound::read(dialect, body, &parts.headers)?;
     {
@@ -221,14 +222,12 @@ async fn run(
         tag,
     };
     let now = Instant::now();
-    let mut plan = plan::plan(&state.config, &facts, &|p, m| {
-        state.health.is_open(p, m, now)
-    })
-    .map_err(|e| ApiError::no_route(&e))?;
+    let mut plan = plan::plan(&rt.config, &facts, &|p, m| state.health.is_open(p, m, now))
+        .map_err(|e| ApiError::no_route(&e))?;
     if dialect == Dialect::Completions {
         // Legacy completions exist only on OpenAI-compatible APIs.
         plan.targets.retain(|t| {
-            state.config.providers[t.provider].kind == crate::config::ProviderKind::OpenAi
+            rt.config.providers[t.provider].kind == crate::config::ProviderKind::OpenAi
         });
         if plan.targets.is_empty() {
             return Err(ApiError::upstream(&ProviderError::Rejected(
@@ -238,7 +237,7 @@ async fn run(
         }
     }
     let first = &plan.targets[0];
-    let first_provider = &state.config.providers[first.provider];
+    let first_provider = &rt.config.providers[first.provider];
     {
         let record = fin.record();
         record.route = Some(plan.route.clone());
@@ -275,7 +274,7 @@ async fn run(
     };
     let request_id = fin.id().to_owned();
     let request_for = |candidate: &Candidate| -> Result<UpstreamRequest, ProviderError> {
-        let native = state.providers[candidate.provider].native_format() == WireFormat::Anthropic;
+        let native = rt.providers[candidate.provider].native_format() == WireFormat::Anthropic;
         let (source, format, add_usage) = match (&inbound.native, native) {
             (Some(native_body), true) => (native_body, WireFormat::Anthropic, false),
             _ => (&hub, WireFormat::OpenAi, add_stream_usage),
@@ -303,13 +302,17 @@ async fn run(
     let on_transition =
         |provider: &str, model: &str, t: Transition| state.record_transition(provider, model, t);
     let executor = Executor {
-        config: &state.config,
-        providers: &state.providers,
+        config: &rt.config,
+        providers: &rt.providers,
         health: &state.health,
         on_transition: &on_transition,
     };
     let executed = executor.run(&plan, inbound.stream, &request_for).await;
     trip.failover = executed.failed_over(&plan);
+    let served_native = executed
+        .served
+        .as_ref()
+        .is_some_and(|c| rt.providers[c.provider].native_format() == WireFormat::Anthropic);
     trip.upstream = Duration::from_secs_f64(
         executed
             .attempts
@@ -322,7 +325,7 @@ async fn run(
         let record = fin.record();
         record.attempts = u32::try_from(executed.attempts.len()).unwrap_or(u32::MAX);
         if let Some(served) = &executed.served {
-            record.provider = Some(state.config.providers[served.provider].name.clone());
+            record.provider = Some(rt.config.providers[served.provider].name.clone());
             record.served_model = Some(served.model.clone());
         }
         record.attempt_log = executed.attempts;
@@ -343,8 +346,7 @@ async fn run(
         } => {
             fin.set_ttfb();
             // The reply's format: translating providers answer in OpenAI's.
-            let native_reply = inbound.native.is_some()
-                && executed_served_native(state, fin.record().provider.as_deref());
+            let native_reply = inbound.native.is_some() && served_native;
             let body = whole_reply(
                 state,
                 fin,
@@ -367,12 +369,6 @@ async fn run(
             })
         }
     }
-}
-
-fn executed_served_native(state: &AppState, provider: Option<&str>) -> bool {
-    provider
-        .and_then(|name| state.config.providers.iter().position(|p| p.name == name))
-        .is_some_and(|i| state.providers[i].native_format() == WireFormat::Anthropic)
 }
 
 /// Reads usage from a whole reply and converts it into the client's format.
