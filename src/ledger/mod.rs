@@ -2,7 +2,8 @@
 //! never prompts, responses, tool arguments, bodies or keys.
 //!
 //! Writes go through one writer thread per process (`writer`), fed by a bounded channel that the
-//! request path never waits on. Reads (`query`) open their own connection.
+//! request path never waits on; the writer lets rows gather for a couple of milliseconds and
+//! commits them in one short transaction. Reads (`query`) open their own connection.
 
 mod migrations;
 pub mod pricing;

@@ -20,7 +20,7 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 pub struct AnthropicProvider {
     http: HttpClient,
-    url: String,
+    url: reqwest::Url,
     default_max_tokens: u32,
 }
 
@@ -39,7 +39,7 @@ impl AnthropicProvider {
         let base = config.base_url.trim_end_matches("/v1");
         Ok(Self {
             http: HttpClient::new(config, auth)?,
-            url: format!("{base}/v1/messages"),
+            url: http::parse_url(&config.name, &format!("{base}/v1/messages"))?,
             default_max_tokens: config.default_max_tokens,
         })
     }

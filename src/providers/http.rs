@@ -76,7 +76,7 @@ impl HttpClient {
     /// POSTs a JSON body; resolves when the status and headers arrive (the first byte).
     pub async fn post(
         &self,
-        url: &str,
+        url: &reqwest::Url,
         body: Bytes,
         stream: bool,
         headers: &[(String, String)],
@@ -88,7 +88,7 @@ impl HttpClient {
         };
         let mut request = self
             .client
-            .post(url)
+            .post(url.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, accept);
         for (name, value) in headers {
@@ -183,6 +183,12 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Parses a provider URL once, at start-up, instead of on every request.
+pub fn parse_url(provider: &str, url: &str) -> Result<reqwest::Url, ProviderError> {
+    reqwest::Url::parse(url)
+        .map_err(|e| ProviderError::Internal(format!("provider {provider}: bad URL `{url}`: {e}")))
 }
 
 /// A reply body made of one chunk.

@@ -14,7 +14,7 @@ use crate::translate::ollama::{self as translate, LineDecoder, SseFromNdjson};
 
 pub struct OllamaProvider {
     http: HttpClient,
-    url: String,
+    url: reqwest::Url,
 }
 
 impl OllamaProvider {
@@ -36,7 +36,7 @@ impl OllamaProvider {
             .trim_end_matches("/api");
         Ok(Self {
             http: HttpClient::new(config, auth)?,
-            url: format!("{base}/api/chat"),
+            url: http::parse_url(&config.name, &format!("{base}/api/chat"))?,
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use reqwest::header::AUTHORIZATION;
 
-use super::http::HttpClient;
+use super::http::{self, HttpClient};
 use super::{
     BoxFuture, Endpoint, Provider, ProviderError, UpstreamRequest, UpstreamResponse, WireFormat,
 };
@@ -11,7 +11,8 @@ use crate::config::ProviderConfig;
 
 pub struct OpenAiProvider {
     http: HttpClient,
-    base_url: String,
+    chat_url: reqwest::Url,
+    completions_url: reqwest::Url,
 }
 
 impl OpenAiProvider {
@@ -23,7 +24,14 @@ impl OpenAiProvider {
             .collect();
         Ok(Self {
             http: HttpClient::new(config, auth)?,
-            base_url: config.base_url.clone(),
+            chat_url: http::parse_url(
+                &config.name,
+                &format!("{}/chat/completions", config.base_url),
+            )?,
+            completions_url: http::parse_url(
+                &config.name,
+                &format!("{}/completions", config.base_url),
+            )?,
         })
     }
 }
@@ -40,15 +48,14 @@ impl Provider for OpenAiProvider {
                     self.http.name
                 )));
             }
-            let path = match request.endpoint {
-                Endpoint::Chat => "chat/completions",
-                Endpoint::Completions => "completions",
+            let url = match request.endpoint {
+                Endpoint::Chat => &self.chat_url,
+                Endpoint::Completions => &self.completions_url,
             };
-            let url = format!("{}/{path}", self.base_url);
             let headers = [("x-request-id".to_owned(), request.request_id.clone())];
             let response = self
                 .http
-                .post(&url, request.body, request.stream, &headers)
+                .post(url, request.body, request.stream, &headers)
                 .await?;
             Ok(response.into_upstream(WireFormat::OpenAi))
         })

@@ -1,7 +1,6 @@
 //! The HTTP endpoints: which path goes where, and the small ones that need no provider (model
 //! lists, health, Ollama's discovery endpoints). Model requests run `pipeline::serve`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,7 +12,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::body::ProxyBody;
-use super::context::{Finalizer, new_request_id};
+use super::context::{Finalizer, Peer, new_request_id};
 use super::error::{ApiError, json_response, set_request_id};
 use super::inbound::Dialect;
 use super::pipeline::{Trip, serve};
@@ -26,7 +25,7 @@ const OLLAMA_COMPAT_VERSION: &str = "0.12.6";
 
 pub async fn handle(
     state: Arc<AppState>,
-    peer: SocketAddr,
+    peer: Peer,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let path = req.uri().path();

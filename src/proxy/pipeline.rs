@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 
 use super::AppState;
 use super::body::ProxyBody;
-use super::context::{Finalizer, Tokens, new_request_id, salted_hash};
+use super::context::{Finalizer, Peer, Tokens, new_request_id, salted_hash};
 use super::error::ApiError;
 use super::handlers::{authorize, read_parts_body, routing_headers};
 use super::inbound::{self, Dialect, Inbound};
@@ -57,7 +57,7 @@ enum Reply {
 /// Serves one model request in `dialect`.
 pub async fn serve(
     state: Arc<AppState>,
-    peer: SocketAddr,
+    peer: Peer,
     req: Request<Incoming>,
     dialect: Dialect,
 ) -> Response<ProxyBody> {
@@ -69,13 +69,10 @@ pub async fn serve(
         .get(USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(200).collect());
-    record.client_hash = Some(salted_hash(
-        state.ledger.salt(),
-        peer.ip().to_string().as_bytes(),
-    ));
+    record.client_hash = Some(peer.hash.to_string());
     let mut trip = Trip::default();
     let transforms = state.transforms();
-    let reply = run(&state, &mut fin, &mut trip, peer, req, dialect).await;
+    let reply = run(&state, &mut fin, &mut trip, peer.addr, req, dialect).await;
     match reply {
         Ok(Reply::Whole {
             status,

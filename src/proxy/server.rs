@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::AppState;
+use super::context::Peer;
 use super::handlers::handle;
 
 pub struct Server {
@@ -71,8 +72,10 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
+        let peer = Peer::new(peer, state.ledger.salt());
         let service = service_fn(move |req| {
             let state = Arc::clone(&state);
+            let peer = peer.clone();
             async move { Ok::<_, Infallible>(handle(state, peer, req).await) }
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
