@@ -7,7 +7,13 @@ use serde_json::{Map, Value};
 
 /// Top-level chunk fields carried over to the completion. Others (`obfuscation`, which differs
 /// in every chunk, or `object`) are left out.
-const TOP_FIELDS: &[&str] = &["id", "created", "model", "system_fingerprint", "service_tier"];
+const TOP_FIELDS: &[&str] = &[
+    "id",
+    "created",
+    "model",
+    "system_fingerprint",
+    "service_tier",
+];
 
 /// Rebuilds a complete `chat.completion` JSON from the OpenAI SSE chunk payloads of a stream:
 /// content (and other text deltas such as `refusal` or `reasoning_content`) concatenated per
@@ -257,7 +263,7 @@ fn merge_into(slot: &mut Option<Value>, piece: &Value) {
                 }
             }
         }
-        (_, Value::Null) if slot.is_some() => {}
+        (Some(_), Value::Null) => {}
         _ => *slot = Some(piece.clone()),
     }
 }
@@ -362,9 +368,13 @@ mod tests {
         );
         assert!(assemble(&[start, "{not json", end]).is_none(), "garbage");
         // Two choices, only one finished.
-        let other = r#"{"id":"c","choices":[{"index":1,"delta":{"content":"x"},"finish_reason":null}]}"#;
+        let other =
+            r#"{"id":"c","choices":[{"index":1,"delta":{"content":"x"},"finish_reason":null}]}"#;
         assert!(assemble(&[start, other, end]).is_none());
-        assert!(assemble(&[start, "", end]).is_some(), "blank payloads are fine");
+        assert!(
+            assemble(&[start, "", end]).is_some(),
+            "blank payloads are fine"
+        );
     }
 
     #[test]

@@ -132,7 +132,9 @@ fn decode_key(value: &str) -> Result<Vec<u8>, CacheError> {
 /// padding. None for any other character, misplaced padding or an impossible length.
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    let unpadded = bytes.strip_suffix(b"==").or_else(|| bytes.strip_suffix(b"="));
+    let unpadded = bytes
+        .strip_suffix(b"==")
+        .or_else(|| bytes.strip_suffix(b"="));
     let data = match unpadded {
         Some(data) => {
             // Padding only ever completes a group of four.
@@ -192,7 +194,10 @@ mod tests {
         assert_eq!(cipher.open(&sealed, b"key1").unwrap(), b"hello cache");
         // Fresh nonce every time.
         assert_ne!(cipher.seal(b"hello cache", b"key1").unwrap(), sealed);
-        assert!(cipher.open(&sealed, b"key2").is_err(), "moved to another row");
+        assert!(
+            cipher.open(&sealed, b"key2").is_err(),
+            "moved to another row"
+        );
         let mut tampered = sealed.clone();
         tampered[20] ^= 1;
         assert!(cipher.open(&tampered, b"key1").is_err());
@@ -237,7 +242,10 @@ mod tests {
         assert_eq!(decode_base64(std_b64).unwrap(), special);
         let url_b64 = std_b64.replace('+', "-").replace('/', "_");
         assert_eq!(decode_base64(&url_b64).unwrap(), special);
-        assert_eq!(decode_base64(url_b64.trim_end_matches('=')).unwrap(), special);
+        assert_eq!(
+            decode_base64(url_b64.trim_end_matches('=')).unwrap(),
+            special
+        );
         assert!(CacheCipher::from_env_value(&url_b64).is_ok());
     }
 

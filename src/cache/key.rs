@@ -198,10 +198,22 @@ mod tests {
     #[test]
     fn numbers_canonicalize() {
         let cases = [
-            (r#"{"messages":[],"temperature":1}"#, r#"{"messages":[],"temperature":1.0}"#),
-            (r#"{"messages":[],"max_tokens":100}"#, r#"{"messages":[],"max_tokens":1e2}"#),
-            (r#"{"messages":[],"top_p":0.5}"#, r#"{"messages":[],"top_p":5e-1}"#),
-            (r#"{"messages":[],"seed":0}"#, r#"{"messages":[],"seed":-0.0}"#),
+            (
+                r#"{"messages":[],"temperature":1}"#,
+                r#"{"messages":[],"temperature":1.0}"#,
+            ),
+            (
+                r#"{"messages":[],"max_tokens":100}"#,
+                r#"{"messages":[],"max_tokens":1e2}"#,
+            ),
+            (
+                r#"{"messages":[],"top_p":0.5}"#,
+                r#"{"messages":[],"top_p":5e-1}"#,
+            ),
+            (
+                r#"{"messages":[],"seed":0}"#,
+                r#"{"messages":[],"seed":-0.0}"#,
+            ),
             (
                 r#"{"messages":[],"logit_bias":{"50256":-100}}"#,
                 r#"{"messages":[],"logit_bias":{"50256":-100.0}}"#,
@@ -223,8 +235,8 @@ mod tests {
 
     #[test]
     fn canonical_json_is_sorted_and_compact() {
-        let v: Value = serde_json::from_str(r#"{"b":[1.0,2.5,{"z":null,"a":"x\"y"}],"a":true}"#)
-            .unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"b":[1.0,2.5,{"z":null,"a":"x\"y"}],"a":true}"#).unwrap();
         assert_eq!(
             canonical_json(&v),
             r#"{"a":true,"b":[1,2.5,{"a":"x\"y","z":null}]}"#

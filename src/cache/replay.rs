@@ -113,7 +113,9 @@ impl Replay {
                     self.push(index, delta, logprobs.take(), None)?;
                 }
             }
-            Some(other) => self.push(index, one("content", other.clone()), logprobs.take(), None)?,
+            Some(other) => {
+                self.push(index, one("content", other.clone()), logprobs.take(), None)?
+            }
         }
 
         let calls = message.get("tool_calls").and_then(Value::as_array);
@@ -130,10 +132,21 @@ impl Replay {
                 "type": call.get("type").cloned().unwrap_or(Value::from("function")),
                 "function": { "name": name.unwrap_or(Value::from("")), "arguments": "" },
             });
-            self.push(index, one("tool_calls", Value::Array(vec![head])), None, None)?;
+            self.push(
+                index,
+                one("tool_calls", Value::Array(vec![head])),
+                None,
+                None,
+            )?;
             for piece in split_text(arguments) {
-                let part = serde_json::json!({ "index": position, "function": { "arguments": piece } });
-                self.push(index, one("tool_calls", Value::Array(vec![part])), None, None)?;
+                let part =
+                    serde_json::json!({ "index": position, "function": { "arguments": piece } });
+                self.push(
+                    index,
+                    one("tool_calls", Value::Array(vec![part])),
+                    None,
+                    None,
+                )?;
             }
         }
 
@@ -209,7 +222,8 @@ mod tests {
 
     /// Decodes the events with the proxy's own SSE decoder and reassembles them.
     fn round_trip(completion: &Value, include_usage: bool) -> (Vec<Value>, Value) {
-        let events = replay_as_sse(&serde_json::to_vec(completion).unwrap(), include_usage).unwrap();
+        let events =
+            replay_as_sse(&serde_json::to_vec(completion).unwrap(), include_usage).unwrap();
         let mut decoder = Decoder::new();
         for event in &events {
             decoder.push(event);
@@ -275,7 +289,10 @@ mod tests {
             .iter()
             .filter(|c| c["choices"][0]["delta"]["content"].is_string())
             .count();
-        assert!((2..=MAX_PIECES).contains(&content_chunks), "{content_chunks}");
+        assert!(
+            (2..=MAX_PIECES).contains(&content_chunks),
+            "{content_chunks}"
+        );
     }
 
     #[test]
@@ -331,8 +348,8 @@ mod tests {
 
     #[test]
     fn every_event_is_well_formed() {
-        let events = replay_as_sse(&serde_json::to_vec(&text_completion("hi")).unwrap(), false)
-            .unwrap();
+        let events =
+            replay_as_sse(&serde_json::to_vec(&text_completion("hi")).unwrap(), false).unwrap();
         for event in &events {
             assert!(event.starts_with(b"data: "));
             assert!(event.ends_with(b"\n\n"));

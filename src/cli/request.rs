@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use crate::budget::SessionBudget;
 use crate::ledger::{Ledger, SessionEnd, SessionStart, now_ms};
 use crate::printer;
-use crate::proxy::{AppState, Server, SessionInfo};
+use crate::proxy::{AppState, ClientKeys, Server, SessionInfo};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  smartproxy request --file testdata/openai_chat.json")]
@@ -55,7 +55,7 @@ pub fn request(args: &RequestArgs, config_path: Option<&Path>) -> anyhow::Result
             id: Some(session_id.clone()),
             tag: Some("request".to_owned()),
         },
-        None,
+        ClientKeys::open(),
     )?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

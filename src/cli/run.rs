@@ -12,11 +12,10 @@ use serde_json::json;
 
 use super::format;
 use crate::budget::SessionBudget;
-use crate::config::Secret;
 use crate::ledger::query::{self, Filter, GroupBy};
 use crate::ledger::{Ledger, SessionEnd, SessionStart, now_ms};
 use crate::printer;
-use crate::proxy::{AppState, Server, SessionInfo};
+use crate::proxy::{AppState, ClientKeys, Server, SessionInfo};
 use crate::session::{env, signals::Forwarder, spawn};
 
 /// How long requests still open when the command exits may take to finish.
@@ -120,7 +119,7 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
                 id: Some(session_id.clone()),
                 tag: args.tag.clone(),
             },
-            Some(Secret::new(session_key.clone())),
+            ClientKeys::single("session", &session_key),
         )
         .context("cannot set up the providers")?,
     );

@@ -46,7 +46,7 @@ pub async fn handle(
             reject(&state, ApiError::method_not_allowed(method, path, "POST"))
         }
         (&Method::GET, "/v1/models" | "/models") => match authorize(&state, req.headers()) {
-            Ok(()) => models(&state),
+            Ok(_) => models(&state),
             Err(err) => err.into_response(""),
         },
         (&Method::POST, "/v1/messages/count_tokens") => count_tokens(&state, req).await,
@@ -57,7 +57,7 @@ pub async fn handle(
             json!({"version": OLLAMA_COMPAT_VERSION}).to_string(),
         ),
         (&Method::GET, "/debug/status") => match authorize(&state, req.headers()) {
-            Ok(()) => debug_status(&state),
+            Ok(_) => debug_status(&state),
             Err(err) => err.into_response(""),
         },
         (&Method::GET | &Method::HEAD, "/healthz") => {
@@ -206,11 +206,11 @@ pub(super) fn presents_key(headers: &HeaderMap) -> bool {
         .any(|h| headers.contains_key(*h))
 }
 
-/// Checks the client's key when this proxy requires one. Constant-time comparison.
-pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = &state.client_key else {
-        return Ok(());
-    };
+/// Checks the client's key when this proxy requires one and returns the key's name.
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    if state.keys.is_open() {
+        return Ok(None);
+    }
     let presented = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -220,9 +220,9 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
         })
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()));
-    match presented {
-        Some(key) if super::auth::keys_match(key.trim(), expected.expose()) => Ok(()),
-        _ => Err(ApiError::unauthorized()),
+    match presented.and_then(|key| state.keys.identify(key)) {
+        Some(name) => Ok(Some(name.to_owned())),
+        None => Err(ApiError::unauthorized()),
     }
 }
 

@@ -14,7 +14,7 @@
 //! 7. **ledger**: the row is queued for the writer when the reply ends, whatever the ending,
 //!    including a client that left (`Finalizer`'s `Drop`). The reservation settles to the cost.
 
-mod auth;
+pub mod auth;
 pub mod body;
 mod context;
 pub mod error;
@@ -27,15 +27,49 @@ mod stream;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 
+pub use auth::ClientKeys;
 pub use server::Server;
 
 use crate::budget::SessionBudget;
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::ledger::pricing::{PriceBook, TokenCounts};
 use crate::ledger::{Anomaly, Ledger, now_ms};
 use crate::providers::{self, Provider, ProviderError};
 use crate::routing::health::{Health, Transition};
 use crate::transform::Transforms;
+
+/// The daemon's ledger sessions: one per client key and local day, opened on first use.
+#[derive(Debug, Default)]
+pub struct DaemonSessions {
+    opened: Mutex<HashSet<String>>,
+}
+
+impl DaemonSessions {
+    /// The session id for traffic of `key_name` today, opening the session row the first time.
+    pub fn session_for(&self, ledger: &Ledger, key_name: &str) -> String {
+        let day = chrono::Local::now().format("%Y%m%d");
+        let id = format!("daemon-{day}-{key_name}");
+        let mut opened = self
+            .opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if opened.insert(id.clone()) {
+            // INSERT OR IGNORE: a restarted daemon finds today's session already there.
+            ledger.session_started(crate::ledger::SessionStart {
+                id: id.clone(),
+                parent_id: None,
+                kind: "daemon",
+                tag: Some(key_name.to_owned()),
+                program: Some("smartproxy daemon".to_owned()),
+                cwd: None,
+                pid: Some(std::process::id()),
+                started_ms: now_ms(),
+                budget_usd: None,
+            });
+        }
+        id
+    }
+}
 
 /// Who the proxy serves: a `run` session, or nobody in particular (the daemon).
 #[derive(Debug, Clone, Default)]
@@ -74,8 +108,10 @@ pub struct AppState {
     pub session_tag: Option<String>,
     /// Circuit breakers, kept across reloads (they are keyed by provider and model name).
     pub health: Health,
-    /// The key clients must present; `None` leaves the proxy open (loopback daemon default).
-    pub client_key: Option<Secret>,
+    /// The keys clients may present; none leaves the proxy open (loopback daemon default).
+    pub keys: ClientKeys,
+    /// The daemon's sessions, one per client key and day; `None` under `run`.
+    pub daemon_sessions: Option<DaemonSessions>,
     /// Models already warned about for having no price.
     unpriced_warned: Mutex<HashSet<String>>,
 }
@@ -86,7 +122,7 @@ impl AppState {
         ledger: Ledger,
         budget: SessionBudget,
         session: SessionInfo,
-        client_key: Option<Secret>,
+        keys: ClientKeys,
     ) -> Result<Self, ProviderError> {
         let health = Health::new(
             config.resilience.breaker_failures,
@@ -99,7 +135,8 @@ impl AppState {
             session_id: session.id,
             session_tag: session.tag,
             health,
-            client_key,
+            keys,
+            daemon_sessions: None,
             unpriced_warned: Mutex::default(),
         })
     }

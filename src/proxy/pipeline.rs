@@ -191,8 +191,14 @@ async fn run(
         && !super::handlers::presents_key(&parts.headers);
     // Ollama clients have no way to send a key; on the loopback-only session proxy they are let
     // in without one. A key they do send must be right.
-    if !(keyless_ollama && peer.ip().is_loopback()) {
-        authorize(state, &parts.headers)?;
+    let key_name = if keyless_ollama && peer.ip().is_loopback() {
+        None
+    } else {
+        authorize(state, &parts.headers)?
+    };
+    if let Some(sessions) = &state.daemon_sessions {
+        let name = key_name.as_deref().unwrap_or("anonymous");
+        fin.record().session_id = Some(sessions.session_for(&state.ledger, name));
     }
     let body = read_parts_body(&parts.headers, body, rt.config.max_body_bytes).await?;
     fin.record().fingerprint = Some(salted_hash(state.ledger.salt(), &body));
@@ -204,10 +210,12 @@ async fn run(
     }
 
     let prompt_estimate = estimate_tokens(inbound.prompt_bytes);
+    // Rules match the run's tag, or under the daemon the client key's name.
     let tag = inbound
         .client_session
         .as_deref()
-        .or(state.session_tag.as_deref());
+        .or(state.session_tag.as_deref())
+        .or(key_name.as_deref());
     let facts = Facts {
         model: &inbound.model,
         stream: inbound.stream,
