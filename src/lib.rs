@@ -4,6 +4,7 @@
 //! -> {wire, config}`. `wire`, `routing::plan`, `budget::policy` and `session::env` are pure.
 
 pub mod budget;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod ledger;

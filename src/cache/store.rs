@@ -164,6 +164,7 @@ impl CacheStore {
         })
     }
 
+    /// The cache file, for messages and `cache stats`.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -783,27 +784,38 @@ mod tests {
         const CANARY: &str = "CANARY-prompt-9f2c41d7-answer";
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
-        let store = store(&path, Some(KEY_A));
+        let cache = store(&path, Some(KEY_A));
         for i in 0..20 {
-            store
+            cache
                 .put(&format!("k{i}"), &reply("m", &format!("{CANARY} {i}")), i)
                 .unwrap();
         }
-        let back = store.get("k3", 30).unwrap().unwrap();
+        let back = cache.get("k3", 30).unwrap().unwrap();
         assert!(String::from_utf8(back.body).unwrap().contains(CANARY));
-        let mut files = 0;
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-            files += 1;
-            assert!(memchr::memmem::find(&bytes, CANARY.as_bytes()).is_none());
-            assert!(memchr::memmem::find(&bytes, b"chat.completion").is_none());
-        }
-        assert!(files >= 2, "the WAL is checked too");
+        let scan = |expect_wal: bool| {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                let entry = entry.unwrap();
+                let bytes = std::fs::read(entry.path()).unwrap();
+                names.push(entry.file_name().to_string_lossy().into_owned());
+                assert!(memchr::memmem::find(&bytes, CANARY.as_bytes()).is_none());
+                assert!(memchr::memmem::find(&bytes, b"chat.completion").is_none());
+            }
+            assert_eq!(
+                names.iter().any(|n| n.ends_with("-wal")),
+                expect_wal,
+                "{names:?}"
+            );
+        };
+        // While open the entries sit in the WAL; after the last close, in the main file.
+        scan(true);
+        drop(cache);
+        scan(false);
 
         // The same check finds the canary in the clear when it is there: the test can fail.
         let plain_dir = tempfile::tempdir().unwrap();
         let plain_path = plain_dir.path().join("p.db");
-        let plain = super::tests::store(&plain_path, None);
+        let plain = store(&plain_path, None);
         let mut body = reply("m", "x");
         body.model = CANARY.to_owned();
         plain.put("k", &body, 0).unwrap();

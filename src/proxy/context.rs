@@ -186,6 +186,7 @@ impl Finalizer {
             latency_ms = format_args!("{:.1}", record.latency_ms),
             "request"
         );
+        self.state.metrics.record(&record);
         self.state.ledger.record(record);
     }
 }

@@ -60,6 +60,10 @@ pub async fn handle(
             Ok(_) => debug_status(&state),
             Err(err) => err.into_response(""),
         },
+        (&Method::GET, "/stats") => match authorize(&state, req.headers()) {
+            Ok(_) => super::admin::stats(&state).await,
+            Err(err) => err.into_response(""),
+        },
         (&Method::GET | &Method::HEAD, "/healthz") => {
             json_response(StatusCode::OK, r#"{"status":"ok"}"#)
         }
@@ -159,7 +163,7 @@ fn models(state: &AppState) -> Response<ProxyBody> {
 }
 
 /// Targets and their circuit breakers, as this process sees them.
-fn debug_status(state: &AppState) -> Response<ProxyBody> {
+pub(super) fn debug_status(state: &AppState) -> Response<ProxyBody> {
     let rt = state.runtime();
     let providers: Vec<serde_json::Value> = rt
         .config
@@ -174,6 +178,7 @@ fn debug_status(state: &AppState) -> Response<ProxyBody> {
         "version": env!("CARGO_PKG_VERSION"),
         "session_id": state.session_id,
         "config": rt.config.source_display(),
+        "config_loaded_ms": rt.loaded_ms,
         "providers": providers,
         "breakers": state.health.snapshot(std::time::Instant::now()),
     });

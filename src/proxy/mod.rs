@@ -14,14 +14,16 @@
 //! 7. **ledger**: the row is queued for the writer when the reply ends, whatever the ending,
 //!    including a client that left (`Finalizer`'s `Drop`). The reservation settles to the cost.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 mod context;
 pub mod error;
 mod handlers;
 mod inbound;
+pub mod metrics;
 mod pipeline;
-mod server;
+pub mod server;
 mod stream;
 
 use std::collections::HashSet;
@@ -112,6 +114,9 @@ pub struct AppState {
     pub keys: ClientKeys,
     /// The daemon's sessions, one per client key and day; `None` under `run`.
     pub daemon_sessions: Option<DaemonSessions>,
+    /// The config file to reload from (the daemon's); `None`: built-in defaults.
+    pub config_source: Option<std::path::PathBuf>,
+    pub metrics: metrics::Metrics,
     /// Models already warned about for having no price.
     unpriced_warned: Mutex<HashSet<String>>,
 }
@@ -137,6 +142,8 @@ impl AppState {
             health,
             keys,
             daemon_sessions: None,
+            config_source: None,
+            metrics: metrics::Metrics::default(),
             unpriced_warned: Mutex::default(),
         })
     }
@@ -160,6 +167,20 @@ impl AppState {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
         Ok(())
+    }
+
+    /// Reads the config file again and swaps it in; a bad one is refused with its errors and the
+    /// old one keeps serving. Returns where the config came from.
+    pub fn reload_from_source(&self) -> Result<String, String> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| format!("cannot read the current directory: {e}"))?;
+        let env = |name: &str| std::env::var(name).ok();
+        let config = crate::config::load(self.config_source.as_deref(), &cwd, &env)
+            .map_err(|e| e.to_string())?;
+        let source = config.source_display();
+        self.reload(Arc::new(config)).map_err(|e| e.to_string())?;
+        tracing::info!(%source, "config reloaded");
+        Ok(source)
     }
 
     /// The cost of `tokens` on `model`; None (and a warning, once per model) when it has no price.

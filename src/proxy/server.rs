@@ -15,8 +15,18 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::AppState;
+use super::admin;
 use super::context::Peer;
 use super::handlers::handle;
+
+/// Which endpoints a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The model API (OpenAI, Anthropic, Ollama) and health checks.
+    Public,
+    /// Reload, stats, budget, metrics and debug views (the daemon's admin address).
+    Admin,
+}
 
 pub struct Server {
     addr: SocketAddr,
@@ -27,10 +37,19 @@ pub struct Server {
 impl Server {
     /// Binds `addr` (port 0 picks a free port) and starts serving.
     pub async fn bind(addr: SocketAddr, state: Arc<AppState>) -> io::Result<Self> {
+        Self::bind_as(addr, state, Listener::Public).await
+    }
+
+    /// Binds a listener of the given kind.
+    pub async fn bind_as(
+        addr: SocketAddr,
+        state: Arc<AppState>,
+        kind: Listener,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, state, stopped));
+        let task = tokio::spawn(accept_loop(listener, state, stopped, kind));
         Ok(Self { addr, stop, task })
     }
 
@@ -54,6 +73,7 @@ async fn accept_loop(
     listener: TcpListener,
     state: Arc<AppState>,
     mut stopped: watch::Receiver<bool>,
+    kind: Listener,
 ) {
     let graceful = GracefulShutdown::new();
     let http = hyper::server::conn::http1::Builder::new();
@@ -76,7 +96,12 @@ async fn accept_loop(
         let service = service_fn(move |req| {
             let state = Arc::clone(&state);
             let peer = peer.clone();
-            async move { Ok::<_, Infallible>(handle(state, peer, req).await) }
+            async move {
+                Ok::<_, Infallible>(match kind {
+                    Listener::Public => handle(state, peer, req).await,
+                    Listener::Admin => admin::handle(state, req).await,
+                })
+            }
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

@@ -1,0 +1,143 @@
+//! The admin listener: reload, stats, budget, Prometheus metrics and debug views. It listens on
+//! its own address (127.0.0.1:4101 by default) so that it never shares a port with clients.
+
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::AppState;
+use super::body::ProxyBody;
+use super::error::{ApiError, json_response};
+use super::handlers::{authorize, debug_status};
+use crate::ledger::query::{self, Filter, GroupBy};
+
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ProxyBody> {
+    if let Err(err) = authorize(&state, req.headers()) {
+        return err.into_response("");
+    }
+    match (req.method(), req.uri().path()) {
+        (&Method::POST, "/admin/reload") => reload(&state).await,
+        (&Method::GET, "/admin/stats" | "/stats") => stats(&state).await,
+        (&Method::GET, "/admin/budget") => budget(&state),
+        (&Method::GET, "/metrics") => metrics(&state),
+        (&Method::GET, "/debug/routes") => routes(&state),
+        (&Method::GET, "/debug/status") => debug_status(&state),
+        (&Method::GET, "/healthz") => json_response(StatusCode::OK, r#"{"status":"ok"}"#),
+        (method, path) => ApiError::not_found(method, path).into_response(""),
+    }
+}
+
+/// Reloads the config file; a bad one is refused and the old one keeps serving.
+pub async fn reload(state: &Arc<AppState>) -> Response<ProxyBody> {
+    let state = Arc::clone(state);
+    let result = tokio::task::spawn_blocking(move || state.reload_from_source()).await;
+    match result {
+        Ok(Ok(source)) => json_response(StatusCode::OK, json!({"reloaded": true, "source": source}).to_string()),
+        Ok(Err(message)) => json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"reloaded": false, "error": {"message": message, "type": "invalid_request_error", "code": "invalid_config"}})
+                .to_string(),
+        ),
+        Err(err) => ApiError::internal(format!("reload failed: {err}")).into_response(""),
+    }
+}
+
+/// Today's totals from the ledger (every process's, not only this one's).
+pub async fn stats(state: &Arc<AppState>) -> Response<ProxyBody> {
+    let path = state.ledger.path().to_path_buf();
+    let since = chrono::Local::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+        .map(|t| t.timestamp_millis());
+    let result = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, String> {
+        let conn = query::open(&path).map_err(|e| e.to_string())?;
+        let filter = Filter {
+            session_id: None,
+            since_ms: since,
+        };
+        let total = query::totals(&conn, &filter).map_err(|e| e.to_string())?;
+        let by_model = query::grouped(&conn, &filter, GroupBy::Model).map_err(|e| e.to_string())?;
+        Ok(json!({"since_ms": since, "total": total, "by_model": by_model}))
+    })
+    .await;
+    match result {
+        Ok(Ok(body)) => json_response(StatusCode::OK, body.to_string()),
+        Ok(Err(message)) => ApiError::internal(message).into_response(""),
+        Err(err) => ApiError::internal(err.to_string()).into_response(""),
+    }
+}
+
+fn budget(state: &AppState) -> Response<ProxyBody> {
+    let (spent, reserved) = state.budget.spent_and_reserved();
+    let body = json!({
+        "session": {
+            "limit_usd": state.budget.limit_usd(),
+            "spent_usd": spent,
+            "reserved_usd": reserved,
+            "remaining_usd": state.budget.remaining_usd(),
+        }
+    });
+    json_response(StatusCode::OK, body.to_string())
+}
+
+fn metrics(state: &AppState) -> Response<ProxyBody> {
+    let text = state.metrics.render(
+        &state.health.snapshot(std::time::Instant::now()),
+        state.ledger.dropped(),
+    );
+    let mut response = Response::new(ProxyBody::full(text));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+fn routes(state: &AppState) -> Response<ProxyBody> {
+    let rt = state.runtime();
+    let config = &rt.config;
+    let name = |i: usize| {
+        config
+            .providers
+            .get(i)
+            .map_or("?", |p| p.name.as_str())
+            .to_owned()
+    };
+    let target = |t: &crate::config::Target| {
+        let provider = if t.provider == usize::MAX {
+            "(whoever serves it)".to_owned()
+        } else {
+            name(t.provider)
+        };
+        json!({"provider": provider, "model": t.model})
+    };
+    let aliases: serde_json::Map<String, serde_json::Value> = config
+        .aliases
+        .iter()
+        .map(|(alias, targets)| (alias.clone(), targets.iter().map(target).collect()))
+        .collect();
+    let routes: Vec<serde_json::Value> = config
+        .routes
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.label,
+                "model": r.matcher.model.as_ref().map(ToString::to_string),
+                "source": r.matcher.source.map(|n| n.to_string()),
+                "stream": r.matcher.stream, "tools": r.matcher.tools, "images": r.matcher.images,
+                "min_tokens": r.matcher.min_tokens, "max_tokens": r.matcher.max_tokens, "tag": r.matcher.tag,
+                "targets": r.targets.iter().map(target).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let body = json!({
+        "model_map": config.model_map,
+        "aliases": aliases,
+        "routes": routes,
+        "default_provider": config.default_provider.map(name),
+    });
+    json_response(StatusCode::OK, body.to_string())
+}
