@@ -22,6 +22,9 @@ _smartproxy() {
             smartproxy,config)
                 cmd="smartproxy__subcmd__config"
                 ;;
+            smartproxy,daemon)
+                cmd="smartproxy__subcmd__daemon"
+                ;;
             smartproxy,help)
                 cmd="smartproxy__subcmd__help"
                 ;;
@@ -58,11 +61,32 @@ _smartproxy() {
             smartproxy__subcmd__config__subcmd__help,validate)
                 cmd="smartproxy__subcmd__config__subcmd__help__subcmd__validate"
                 ;;
+            smartproxy__subcmd__daemon,help)
+                cmd="smartproxy__subcmd__daemon__subcmd__help"
+                ;;
+            smartproxy__subcmd__daemon,status)
+                cmd="smartproxy__subcmd__daemon__subcmd__status"
+                ;;
+            smartproxy__subcmd__daemon,stop)
+                cmd="smartproxy__subcmd__daemon__subcmd__stop"
+                ;;
+            smartproxy__subcmd__daemon__subcmd__help,help)
+                cmd="smartproxy__subcmd__daemon__subcmd__help__subcmd__help"
+                ;;
+            smartproxy__subcmd__daemon__subcmd__help,status)
+                cmd="smartproxy__subcmd__daemon__subcmd__help__subcmd__status"
+                ;;
+            smartproxy__subcmd__daemon__subcmd__help,stop)
+                cmd="smartproxy__subcmd__daemon__subcmd__help__subcmd__stop"
+                ;;
             smartproxy__subcmd__help,completions)
                 cmd="smartproxy__subcmd__help__subcmd__completions"
                 ;;
             smartproxy__subcmd__help,config)
                 cmd="smartproxy__subcmd__help__subcmd__config"
+                ;;
+            smartproxy__subcmd__help,daemon)
+                cmd="smartproxy__subcmd__help__subcmd__daemon"
                 ;;
             smartproxy__subcmd__help,help)
                 cmd="smartproxy__subcmd__help__subcmd__help"
@@ -88,6 +112,12 @@ _smartproxy() {
             smartproxy__subcmd__help__subcmd__config,validate)
                 cmd="smartproxy__subcmd__help__subcmd__config__subcmd__validate"
                 ;;
+            smartproxy__subcmd__help__subcmd__daemon,status)
+                cmd="smartproxy__subcmd__help__subcmd__daemon__subcmd__status"
+                ;;
+            smartproxy__subcmd__help__subcmd__daemon,stop)
+                cmd="smartproxy__subcmd__help__subcmd__daemon__subcmd__stop"
+                ;;
             smartproxy__subcmd__help__subcmd__route,explain)
                 cmd="smartproxy__subcmd__help__subcmd__route__subcmd__explain"
                 ;;
@@ -110,7 +140,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run stats sessions config route request completions help"
+            opts="-h -V --config --log-level --help --version run daemon stats sessions config route request completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -275,8 +305,138 @@ _smartproxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smartproxy__subcmd__daemon)
+            opts="-h -V --watch --detach --listen --admin-listen --config --log-level --help --version status stop help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --admin-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__daemon__subcmd__help)
+            opts="status stop help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__daemon__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__daemon__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__daemon__subcmd__help__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__daemon__subcmd__status)
+            opts="-h -V --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__daemon__subcmd__stop)
+            opts="-h -V --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smartproxy__subcmd__help)
-            opts="run stats sessions config route request completions help"
+            opts="run daemon stats sessions config route request completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -332,6 +492,48 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__config__subcmd__validate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__daemon)
+            opts="status stop"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__daemon__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__daemon__subcmd__stop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

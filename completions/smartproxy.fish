@@ -29,6 +29,7 @@ complete -c smartproxy -n "__fish_smartproxy_needs_command" -l log-level -d 'Log
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -s V -l version -d 'Print version'
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "run" -d 'Run a command behind a private, budgeted, recorded proxy'
+complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "daemon" -d 'The persistent proxy for editors and IDEs (`start` is an alias)'
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "stats" -d 'Show what requests cost, grouped by model, provider, session or tag'
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "sessions" -d 'List recent sessions, sub-sessions under their parents'
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "config" -d 'Check and inspect configuration'
@@ -47,6 +48,29 @@ complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l log-level 
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l mock -d 'Serve every request from the built-in mock provider: no key, no network, nothing spent (costs shown are simulated at the requested model\'s list price)'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -s h -l help -d 'Print help'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and not __fish_seen_subcommand_from status stop help" -l listen -d 'Public listener [env: SMARTPROXY_LISTEN; config: listen; default: 127.0.0.1:4100]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and not __fish_seen_subcommand_from status stop help" -l admin-listen -d 'Admin listener [env: SMARTPROXY_ADMIN_LISTEN; default: 127.0.0.1:4101]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and not __fish_seen_subcommand_from status stop help" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and not __fish_seen_subcommand_from status stop help" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and not __fish_seen_subcommand_from status stop help" -l watch -d 'Reload when the config file changes (SIGHUP and POST /admin/reload always reload)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and not __fish_seen_subcommand_from status stop help" -l detach -d 'Run in the background; logs go to the data dir (see `daemon status`)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and not __fish_seen_subcommand_from status stop help" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and not __fish_seen_subcommand_from status stop help" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and not __fish_seen_subcommand_from status stop help" -f -a "status" -d 'Is the daemon running? Where does it listen?'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and not __fish_seen_subcommand_from status stop help" -f -a "stop" -d 'Stop the daemon gracefully (SIGTERM; requests in flight finish)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and not __fish_seen_subcommand_from status stop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and __fish_seen_subcommand_from status" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and __fish_seen_subcommand_from status" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and __fish_seen_subcommand_from status" -l json -d 'Print JSON'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and __fish_seen_subcommand_from stop" -s V -l version -d 'Print version'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and __fish_seen_subcommand_from help" -f -a "status" -d 'Is the daemon running? Where does it listen?'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Stop the daemon gracefully (SIGTERM; requests in flight finish)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l session -d 'Only this session (a full id or a unique prefix, as `smartproxy sessions` shows)' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l since -d 'Only requests since DATE: `2026-11-01`, an RFC 3339 time, or an age such as `90m`, `24h`, `7d`' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l by -d 'How to group the rows' -r -f -a "model\t''
@@ -112,14 +136,17 @@ complete -c smartproxy -n "__fish_smartproxy_using_subcommand completions" -l co
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand completions" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "run" -d 'Run a command behind a private, budgeted, recorded proxy'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "stats" -d 'Show what requests cost, grouped by model, provider, session or tag'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "sessions" -d 'List recent sessions, sub-sessions under their parents'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "config" -d 'Check and inspect configuration'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "route" -d 'Explain routing decisions without sending anything'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "request" -d 'Send one request from a file through the configured routing; print the reply on stdout and the routing headers on stderr'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run stats sessions config route request completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run daemon stats sessions config route request completions help" -f -a "run" -d 'Run a command behind a private, budgeted, recorded proxy'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run daemon stats sessions config route request completions help" -f -a "daemon" -d 'The persistent proxy for editors and IDEs (`start` is an alias)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run daemon stats sessions config route request completions help" -f -a "stats" -d 'Show what requests cost, grouped by model, provider, session or tag'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run daemon stats sessions config route request completions help" -f -a "sessions" -d 'List recent sessions, sub-sessions under their parents'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run daemon stats sessions config route request completions help" -f -a "config" -d 'Check and inspect configuration'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run daemon stats sessions config route request completions help" -f -a "route" -d 'Explain routing decisions without sending anything'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run daemon stats sessions config route request completions help" -f -a "request" -d 'Send one request from a file through the configured routing; print the reply on stdout and the routing headers on stderr'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run daemon stats sessions config route request completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and not __fish_seen_subcommand_from run daemon stats sessions config route request completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and __fish_seen_subcommand_from daemon" -f -a "status" -d 'Is the daemon running? Where does it listen?'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and __fish_seen_subcommand_from daemon" -f -a "stop" -d 'Stop the daemon gracefully (SIGTERM; requests in flight finish)'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "validate" -d 'Check a config file: every error is shown with its file, line and key. Exits 1 when the config is invalid'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Show the configuration in effect (file, listener, ledger, providers; never keys)'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand help; and __fish_seen_subcommand_from route" -f -a "explain" -d 'Show which targets a request would go to, in order, and why others are skipped. Sends nothing'

@@ -2,6 +2,7 @@
 
 mod completions;
 mod config_cmd;
+mod daemon;
 mod format;
 mod request;
 mod route;
@@ -62,6 +63,9 @@ impl Cli {
 pub enum Command {
     /// Run a command behind a private, budgeted, recorded proxy.
     Run(run::RunArgs),
+    /// The persistent proxy for editors and IDEs (`start` is an alias).
+    #[command(alias = "start")]
+    Daemon(daemon::DaemonArgs),
     /// Show what requests cost, grouped by model, provider, session or tag.
     Stats(stats::StatsArgs),
     /// List recent sessions, sub-sessions under their parents.
@@ -84,6 +88,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let config_path = cli.config.clone();
     match cli.command {
         Command::Run(args) => run::run(args, config_path.as_deref()),
+        Command::Daemon(args) => daemon::daemon(args, config_path.as_deref()),
         Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
         Command::Config(cmd) => config_cmd::config(&cmd, config_path.as_deref()),

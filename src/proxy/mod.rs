@@ -30,6 +30,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use auth::ClientKeys;
+pub use server::Listener;
 pub use server::Server;
 
 use crate::budget::SessionBudget;

@@ -1,0 +1,339 @@
+//! `smartproxy daemon` (alias `start`): the persistent proxy for editors and IDEs, with an admin
+//! listener, reload on SIGHUP / `--watch` / `POST /admin/reload`, a pid file for `daemon status`
+//! and `daemon stop`, and a graceful stop on SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use serde_json::json;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::budget::SessionBudget;
+use crate::ledger::Ledger;
+use crate::printer;
+use crate::proxy::server::Listener;
+use crate::proxy::{AppState, ClientKeys, DaemonSessions, Server, SessionInfo};
+
+/// How long requests in flight may take to finish after SIGTERM.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:4101";
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  smartproxy daemon --watch\n  smartproxy daemon --detach && smartproxy daemon status\n  \
+SMARTPROXY_API_KEY=$(openssl rand -hex 24) SMARTPROXY_LISTEN=0.0.0.0:4100 smartproxy daemon"
+)]
+pub struct DaemonArgs {
+    #[command(subcommand)]
+    pub action: Option<DaemonAction>,
+    /// Reload when the config file changes (SIGHUP and POST /admin/reload always reload).
+    #[arg(long)]
+    pub watch: bool,
+    /// Run in the background; logs go to the data dir (see `daemon status`).
+    #[arg(long)]
+    pub detach: bool,
+    /// Public listener [env: SMARTPROXY_LISTEN; config: listen; default: 127.0.0.1:4100].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Admin listener [env: SMARTPROXY_ADMIN_LISTEN; default: 127.0.0.1:4101].
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DaemonAction {
+    /// Is the daemon running? Where does it listen?
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the daemon gracefully (SIGTERM; requests in flight finish).
+    Stop,
+}
+
+/// What the pid file records.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct PidFile {
+    pid: u32,
+    listen: String,
+    admin_listen: String,
+    started_ms: i64,
+    log: Option<String>,
+}
+
+fn runtime_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("SMARTPROXY_RUNTIME_DIR") {
+        return PathBuf::from(dir);
+    }
+    directories::ProjectDirs::from("", "", "smartproxy")
+        .map(|d| {
+            d.runtime_dir()
+                .unwrap_or_else(|| d.data_dir())
+                .to_path_buf()
+        })
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+fn pid_path() -> PathBuf {
+    runtime_dir().join("smartproxy.pid")
+}
+
+pub fn daemon(args: DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
+    match args.action {
+        Some(DaemonAction::Status { json }) => status(json),
+        Some(DaemonAction::Stop) => stop(),
+        None if args.detach => detach(),
+        None => serve(&args, config_path),
+    }
+}
+
+fn read_pid_file() -> Option<PidFile> {
+    let text = std::fs::read_to_string(pid_path()).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Whether the process exists and has not exited. An exited child that its parent has not
+/// reaped yet (a zombie) still answers signal 0, so Linux's process state is checked too.
+fn alive(pid: u32) -> bool {
+    let signalled = i32::try_from(pid)
+        .is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false);
+    signalled && !zombie
+}
+
+fn status(as_json: bool) -> anyhow::Result<u8> {
+    let Some(file) = read_pid_file().filter(|f| alive(f.pid)) else {
+        if as_json {
+            printer::out(
+                &json!({"running": false, "pid_file": pid_path().display().to_string()})
+                    .to_string(),
+            );
+        } else {
+            printer::out("smartproxy daemon is not running");
+        }
+        return Ok(3);
+    };
+    if as_json {
+        printer::out(&json!({"running": true, "pid": file.pid, "listen": file.listen, "admin_listen": file.admin_listen,
+            "started_ms": file.started_ms, "log": file.log}).to_string());
+    } else {
+        printer::out(&format!(
+            "smartproxy daemon is running (pid {})\n  listen:       http://{}/v1\n  admin:        http://{}\n  since:        {}{}",
+            file.pid,
+            file.listen,
+            file.admin_listen,
+            super::format::local_time(file.started_ms),
+            file.log
+                .map(|l| format!("\n  log:          {l}"))
+                .unwrap_or_default()
+        ));
+    }
+    Ok(0)
+}
+
+fn stop() -> anyhow::Result<u8> {
+    let Some(file) = read_pid_file().filter(|f| alive(f.pid)) else {
+        printer::out("smartproxy daemon is not running");
+        return Ok(0);
+    };
+    let pid =
+        nix::unistd::Pid::from_raw(i32::try_from(file.pid).context("bad pid in the pid file")?);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
+        .context("cannot signal the daemon")?;
+    let deadline = std::time::Instant::now() + DRAIN_GRACE + Duration::from_secs(5);
+    while alive(file.pid) {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the daemon (pid {}) did not stop; it may still be draining requests",
+            file.pid
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    printer::out(&format!("smartproxy daemon (pid {}) stopped", file.pid));
+    Ok(0)
+}
+
+/// Starts the daemon in the background: the same command without `--detach`, in its own
+/// process group, its output in a log file.
+fn detach() -> anyhow::Result<u8> {
+    if let Some(file) = read_pid_file().filter(|f| alive(f.pid)) {
+        anyhow::bail!(
+            "the daemon is already running (pid {}); `smartproxy daemon stop` first",
+            file.pid
+        );
+    }
+    let log_dir = directories::ProjectDirs::from("", "", "smartproxy")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("cannot create {}", log_dir.display()))?;
+    let log_path = log_dir.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--detach")
+        .collect();
+    let exe = std::env::current_exe().context("cannot find the smartproxy executable")?;
+    use std::os::unix::process::CommandExt;
+    let child = std::process::Command::new(exe)
+        .args(args)
+        .env("SMARTPROXY_DAEMON_LOG", &log_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot start the daemon")?;
+    // Wait for the pid file so `daemon status` right after works.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while read_pid_file().is_none_or(|f| f.pid != child.id()) {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not come up; see {}",
+            log_path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    printer::out(&format!(
+        "smartproxy daemon started (pid {}); log: {}",
+        child.id(),
+        log_path.display()
+    ));
+    Ok(0)
+}
+
+fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
+    let config = super::load_config(config_path)?;
+    let listen = args.listen.unwrap_or(config.listen);
+    let admin_listen = match args.admin_listen {
+        Some(addr) => addr,
+        None => std::env::var("SMARTPROXY_ADMIN_LISTEN")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_owned())
+            .trim()
+            .parse()
+            .context("SMARTPROXY_ADMIN_LISTEN is not a socket address (IP:PORT)")?,
+    };
+    let mut keys = ClientKeys::open();
+    if let Some(key) = std::env::var("SMARTPROXY_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+    {
+        keys.add("default", &key);
+    }
+    for addr in [listen, admin_listen] {
+        anyhow::ensure!(
+            addr.ip().is_loopback() || !keys.is_open(),
+            "refusing to listen on {addr} without a client key: anyone who can reach it could spend your \
+             provider credit. Set SMARTPROXY_API_KEY (e.g. `export SMARTPROXY_API_KEY=$(openssl rand -hex 24)`) \
+             and have clients send it as `Authorization: Bearer <key>`, or listen on 127.0.0.1"
+        );
+    }
+    let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
+    let source = config.source.clone();
+    let mut state = AppState::new(
+        Arc::new(config),
+        ledger.clone(),
+        SessionBudget::new(None),
+        SessionInfo::default(),
+        keys,
+    )
+    .context("cannot set up the providers")?;
+    state.daemon_sessions = Some(DaemonSessions::default());
+    state.config_source = source.clone();
+    let state = Arc::new(state);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("smartproxy")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let public = Server::bind_as(listen, Arc::clone(&state), Listener::Public)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (is another daemon running? `smartproxy daemon status`)"))?;
+        let admin = Server::bind_as(admin_listen, Arc::clone(&state), Listener::Admin)
+            .await
+            .with_context(|| format!("cannot listen on {admin_listen} (admin)"))?;
+        let pid_file = PidFile {
+            pid: std::process::id(),
+            listen: public.local_addr().to_string(),
+            admin_listen: admin.local_addr().to_string(),
+            started_ms: crate::ledger::now_ms(),
+            log: std::env::var("SMARTPROXY_DAEMON_LOG").ok(),
+        };
+        write_pid_file(&pid_file)?;
+        printer::note(&format!(
+            "smartproxy daemon listening on http://{}/v1 (admin http://{}), config: {}",
+            public.local_addr(),
+            admin.local_addr(),
+            state.runtime().config.source_display()
+        ));
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut watched = source.as_deref().and_then(modified);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => reload(&state),
+                _ = tick.tick(), if args.watch => {
+                    let now = source.as_deref().and_then(modified);
+                    if now != watched {
+                        watched = now;
+                        reload(&state);
+                    }
+                }
+            }
+        }
+        printer::note("smartproxy daemon stopping: finishing requests in flight");
+        admin.shutdown(Duration::from_secs(1)).await;
+        public.shutdown(DRAIN_GRACE).await;
+        anyhow::Ok(())
+    })?;
+    drop(runtime);
+    if let Err(err) = ledger.flush(Duration::from_secs(30)) {
+        printer::warn(&format!("the ledger could not be flushed: {err}"));
+    }
+    let _ = std::fs::remove_file(pid_path());
+    Ok(0)
+}
+
+fn reload(state: &AppState) {
+    match state.reload_from_source() {
+        Ok(source) => printer::note(&format!("config reloaded from {source}")),
+        Err(err) => printer::warn(&format!(
+            "config not reloaded, the old one keeps serving:\n{err}"
+        )),
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn write_pid_file(file: &PidFile) -> anyhow::Result<()> {
+    let path = pid_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&path, serde_json::to_vec(file)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,284 @@
+//! `smartproxy daemon`: start, status, stop, graceful drain, keys, refusing to listen off
+//! loopback without a key, reloads that keep the old config when the new one is bad, and
+//! `/metrics` that a Prometheus parser accepts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{TestEnv, run_to_end, text, wait_output};
+
+struct Daemon {
+    child: Option<Child>,
+    listen: String,
+    admin: String,
+}
+
+impl Daemon {
+    fn start(env: &TestEnv, config: &std::path::Path, envs: &[(&str, &str)]) -> Daemon {
+        let mut cmd = env.command();
+        cmd.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
+            .args(["daemon", "--config", config.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let pid_file = env.path().join("run/smartproxy.pid");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&pid_file) {
+                if let Ok(info) = serde_json::from_str::<serde_json::Value>(&text) {
+                    if info["pid"] == child.id() {
+                        return Daemon {
+                            child: Some(child),
+                            listen: format!("http://{}", info["listen"].as_str().unwrap()),
+                            admin: format!("http://{}", info["admin_listen"].as_str().unwrap()),
+                        };
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "the daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
+    }
+
+    fn wait(mut self) -> std::process::Output {
+        wait_output(self.child.take().unwrap(), Duration::from_secs(30))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn mock_config(env: &TestEnv, reply: &str) -> std::path::PathBuf {
+    env.write(
+        "sp.yaml",
+        &format!("providers:\n  - name: m\n    kind: mock\nmock:\n  reply: \"{reply}\"\n  latency_ms: 300\n"),
+    )
+}
+
+async fn ask(base: &str, key: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .body(support::chat_body("gpt-4o-mini", false, "hi"));
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    let content = body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    (status, content)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn start_status_serve_and_stop() {
+    let env = TestEnv::new();
+    let config = mock_config(&env, "one");
+    let daemon = Daemon::start(&env, &config, &[]);
+    assert_eq!(
+        ask(&daemon.listen, None).await,
+        (200, "one".to_owned()),
+        "no key needed on loopback"
+    );
+
+    let mut status = env.command();
+    status
+        .env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
+        .args(["daemon", "status", "--json"]);
+    let out = run_to_end(status);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["running"], true);
+    assert_eq!(info["pid"], daemon.pid());
+
+    let metrics = reqwest::get(format!("{}/metrics", daemon.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "smartproxy_requests_total{route=\"pattern\",target=\"m/gpt-4o-mini\",status=\"200\"} 1"
+        ),
+        "{metrics}"
+    );
+    let parsed = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\nprint(len(list(p(sys.stdin.read()))))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(metrics.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        parsed.status.success(),
+        "the Prometheus parser refused /metrics"
+    );
+    assert!(text(&parsed.stdout).trim().parse::<u32>().unwrap() >= 5);
+    let stats: serde_json::Value = serde_json::from_str(
+        &reqwest::get(format!("{}/admin/stats", daemon.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(stats["total"].is_object(), "{stats}");
+
+    let mut stop = env.command();
+    stop.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
+        .args(["daemon", "stop"]);
+    let out = run_to_end(stop);
+    assert!(
+        text(&out.stdout).contains("stopped"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = daemon.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!env.path().join("run/smartproxy.pid").exists());
+    let conn = env.ledger();
+    let (kind, id): (String, String) = conn
+        .query_row("SELECT kind, id FROM sessions", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(kind, "daemon");
+    assert!(
+        id.starts_with("daemon-") && id.ends_with("-anonymous"),
+        "{id}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_requests_in_flight_finish() {
+    let env = TestEnv::new();
+    let config = mock_config(&env, "slow");
+    let daemon = Daemon::start(&env, &config, &[]);
+    let base = daemon.listen.clone();
+    let request = tokio::spawn(async move { ask(&base, None).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(request.await.unwrap(), (200, "slow".to_owned()));
+    let out = daemon.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        env.requests().len(),
+        1,
+        "the drained request is in the ledger"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_are_required_when_set_and_name_the_session() {
+    let env = TestEnv::new();
+    let config = mock_config(&env, "ok");
+    let daemon = Daemon::start(&env, &config, &[("SMARTPROXY_API_KEY", "sk-team-key")]);
+    assert_eq!(ask(&daemon.listen, None).await.0, 401);
+    assert_eq!(ask(&daemon.listen, Some("sk-wrong")).await.0, 401);
+    assert_eq!(ask(&daemon.listen, Some("sk-team-key")).await.0, 200);
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    daemon.wait();
+    let conn = env.ledger();
+    let tag: String = conn
+        .query_row("SELECT tag FROM sessions WHERE kind = 'daemon'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(tag, "default");
+}
+
+#[test]
+fn refuses_to_listen_off_loopback_without_a_key() {
+    let env = TestEnv::new();
+    let config = mock_config(&env, "x");
+    let mut cmd = env.command();
+    cmd.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
+        .args([
+            "daemon",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:0",
+        ]);
+    let out = run_to_end(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without a client key"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("SMARTPROXY_API_KEY"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_reload_keeps_the_old_config_and_a_good_one_takes_over() {
+    let env = TestEnv::new();
+    let config = mock_config(&env, "one");
+    let daemon = Daemon::start(&env, &config, &[]);
+    std::fs::write(
+        &config,
+        "providers:\n  - name: m\n    kind: mock\nmock:\n  reply: two\n  latency: 5\n",
+    )
+    .unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/admin/reload", daemon.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body = resp.text().await.unwrap();
+    assert!(
+        body.contains("sp.yaml:6") && body.contains("unknown field `latency`"),
+        "{body}"
+    );
+    assert_eq!(
+        ask(&daemon.listen, None).await.1,
+        "one",
+        "the old config keeps serving"
+    );
+
+    std::fs::write(
+        &config,
+        "providers:\n  - name: m\n    kind: mock\nmock:\n  reply: two\n",
+    )
+    .unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ask(&daemon.listen, None).await.1 != "two" {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    daemon.wait();
+}
