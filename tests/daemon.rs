@@ -17,6 +17,10 @@ struct Daemon {
 }
 
 impl Daemon {
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the child is kept in Daemon and waited on by wait() or Drop"
+    )]
     fn start(env: &TestEnv, config: &std::path::Path, envs: &[(&str, &str)]) -> Daemon {
         let mut cmd = env.command();
         cmd.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
