@@ -11,6 +11,7 @@ mod crypto;
 pub mod key;
 pub mod replay;
 mod store;
+mod writer;
 
 use std::path::PathBuf;
 
@@ -19,6 +20,7 @@ pub use crypto::{CacheCipher, KEY_ENV};
 pub use key::{bypass_requested, cache_key, cacheable};
 pub use replay::replay_as_sse;
 pub use store::{CacheSettings, CacheStats, CacheStore, CachedReply, ModelStats};
+pub use writer::CacheHandle;
 
 /// Everything that can go wrong opening or using the cache, or reading its key.
 #[derive(Debug, thiserror::Error)]

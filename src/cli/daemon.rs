@@ -229,13 +229,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
             .parse()
             .context("SMARTPROXY_ADMIN_LISTEN is not a socket address (IP:PORT)")?,
     };
-    let mut keys = ClientKeys::open();
-    if let Some(key) = std::env::var("SMARTPROXY_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-    {
-        keys.add("default", &key);
-    }
+    let keys = client_keys(&config.database)?;
     for addr in [listen, admin_listen] {
         anyhow::ensure!(
             addr.ip().is_loopback() || !keys.is_open(),
@@ -256,6 +250,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     .context("cannot set up the providers")?;
     state.daemon_sessions = Some(DaemonSessions::default());
     state.config_source = source.clone();
+    state.cache = super::cache_cmd::open_for_serving(&state.runtime().config)?;
     let state = Arc::new(state);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -323,6 +318,42 @@ fn reload(state: &AppState) {
             "config not reloaded, the old one keeps serving:\n{err}"
         )),
     }
+    // The keys come from the ledger the daemon started with (`database` is not reloaded).
+    match client_keys(state.ledger.path()) {
+        Ok(keys) => {
+            if keys.is_empty() && !state.keys.is_open() {
+                printer::warn(
+                    "no client keys are left; every request is refused until a key is created \
+                     (`smartproxy keys create`) or the daemon restarts",
+                );
+            }
+            let count = keys.len();
+            state.keys.replace(keys);
+            printer::note(&format!("client keys reloaded ({count} accepted)"));
+        }
+        Err(err) => printer::warn(&format!(
+            "client keys not reloaded, the old ones stay accepted: {err:#}"
+        )),
+    }
+}
+
+/// The keys clients may present: `SMARTPROXY_API_KEY` (named `default`) and the keys made with
+/// `smartproxy keys create` that are not revoked.
+fn client_keys(database: &Path) -> anyhow::Result<ClientKeys> {
+    let mut keys = ClientKeys::open();
+    if let Some(key) = std::env::var("SMARTPROXY_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+    {
+        keys.add("default", &key);
+    }
+    let conn = crate::ledger::keys::open(database).context("cannot open the ledger")?;
+    let stored = crate::ledger::keys::active_digests(&conn)
+        .context("cannot read the client keys from the ledger")?;
+    for (name, digest) in stored {
+        keys.add_digest(&name, digest);
+    }
+    Ok(keys)
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {

@@ -1,9 +1,11 @@
 //! The command line: clap definitions (doc comments become `--help`) and one file per command.
 
+mod cache_cmd;
 mod completions;
 mod config_cmd;
 mod daemon;
 mod format;
+mod keys;
 mod request;
 mod route;
 mod run;
@@ -73,12 +75,18 @@ pub enum Command {
     /// Check and inspect configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Inspect or clear the response cache.
+    #[command(subcommand)]
+    Cache(cache_cmd::CacheCommand),
     /// Explain routing decisions without sending anything.
     #[command(subcommand)]
     Route(route::RouteCommand),
     /// Send one request from a file through the configured routing; print the reply on stdout
     /// and the routing headers on stderr.
     Request(request::RequestArgs),
+    /// Client keys for the daemon: create, list, revoke.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
 }
@@ -92,8 +100,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
         Command::Config(cmd) => config_cmd::config(&cmd, config_path.as_deref()),
+        Command::Cache(cmd) => cache_cmd::cache(&cmd, config_path.as_deref()),
         Command::Route(cmd) => route::route(&cmd, config_path.as_deref()),
         Command::Request(args) => request::request(&args, config_path.as_deref()),
+        Command::Keys(cmd) => keys::keys(&cmd, config_path.as_deref()),
         Command::Completions(args) => completions::completions(&args),
     }
 }

@@ -110,19 +110,19 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         .ok()
         .filter(|s| !s.is_empty());
     let config = Arc::new(config);
-    let state = Arc::new(
-        AppState::new(
-            Arc::clone(&config),
-            ledger.clone(),
-            SessionBudget::new(budget_usd),
-            SessionInfo {
-                id: Some(session_id.clone()),
-                tag: args.tag.clone(),
-            },
-            ClientKeys::single("session", &session_key),
-        )
-        .context("cannot set up the providers")?,
-    );
+    let mut state = AppState::new(
+        Arc::clone(&config),
+        ledger.clone(),
+        SessionBudget::new(budget_usd),
+        SessionInfo {
+            id: Some(session_id.clone()),
+            tag: args.tag.clone(),
+        },
+        ClientKeys::single("session", &session_key),
+    )
+    .context("cannot set up the providers")?;
+    state.cache = super::cache_cmd::open_for_serving(&config)?;
+    let state = Arc::new(state);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -41,6 +41,18 @@ pub struct Config {
     /// Whether replies carry the `x-smartproxy-*` routing headers.
     pub response_headers: bool,
     pub transforms: TransformConfig,
+    pub cache: CacheConfig,
+}
+
+/// The exact-match response cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub ttl: Duration,
+    pub max_bytes: u64,
+    pub encrypt: bool,
+    /// Where entries live; default: `cache.db` beside the ledger.
+    pub path: PathBuf,
 }
 
 /// A provider and the model to ask it for (`None`: the model the client asked for).

@@ -45,6 +45,19 @@ pub struct RawConfig {
     pub observability: RawObservability,
     #[serde(default)]
     pub transforms: RawTransforms,
+    #[serde(default)]
+    pub cache: RawCache,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub enabled: Option<bool>,
+    pub ttl_s: Option<u64>,
+    pub max_mb: Option<u64>,
+    /// Encrypt entries with AES-256-GCM under `SMARTPROXY_CACHE_KEY`.
+    pub encrypt: Option<bool>,
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

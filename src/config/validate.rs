@@ -227,6 +227,7 @@ impl Validator<'_> {
             None => DEFAULT_MAX_BODY_BYTES,
         };
 
+        let cache = self.cache(&raw, &database, env);
         let resilience = self.resilience(&raw);
         let transforms = self.transforms(&raw, env);
         Config {
@@ -244,6 +245,7 @@ impl Validator<'_> {
             aliases: routing.aliases,
             routes: routing.routes,
             resilience,
+            cache,
             response_headers: raw.observability.response_headers.unwrap_or(true),
             transforms,
         }
@@ -449,6 +451,40 @@ impl Validator<'_> {
             latency: Duration::from_millis(raw.mock.latency_ms.unwrap_or(0)),
             chunk_delay: Duration::from_millis(raw.mock.chunk_delay_ms.unwrap_or(0)),
             script,
+        }
+    }
+}
+
+impl Validator<'_> {
+    fn cache(
+        &mut self,
+        raw: &RawConfig,
+        database: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> super::CacheConfig {
+        const VAR: &str = "SMARTPROXY_CACHE_ENABLED";
+        let enabled = match env(VAR).as_deref().map(str::trim) {
+            Some("1" | "true" | "yes" | "on") => true,
+            Some("0" | "false" | "no" | "off" | "") => false,
+            Some(other) => {
+                self.env_error(VAR, format!("`{other}` is not true or false"));
+                false
+            }
+            None => raw.cache.enabled.unwrap_or(false),
+        };
+        if raw.cache.max_mb == Some(0) {
+            self.error("cache.max_mb", "must be more than 0");
+        }
+        let path = match &raw.cache.path {
+            Some(p) => resolve_beside(self.file, p),
+            None => database.with_file_name("cache.db"),
+        };
+        super::CacheConfig {
+            enabled,
+            ttl: Duration::from_secs(raw.cache.ttl_s.unwrap_or(24 * 3600)),
+            max_bytes: raw.cache.max_mb.unwrap_or(256).max(1) * 1024 * 1024,
+            encrypt: raw.cache.encrypt.unwrap_or(false),
+            path,
         }
     }
 }

@@ -78,7 +78,22 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX anomalies_at ON anomalies(at_ms);",
     // 3: the client's own session id (Claude Code sends one with every request).
     "ALTER TABLE requests ADD COLUMN client_session TEXT;",
+    // 4: client keys made with `smartproxy keys create`, stored only as SHA-256 digests.
+    "CREATE TABLE client_keys (
+         name TEXT PRIMARY KEY,
+         digest BLOB NOT NULL,
+         created_ms INTEGER NOT NULL,
+         revoked_ms INTEGER,
+         budget_daily_usd REAL
+     );",
+    // 5: what a response-cache hit saved.
+    "ALTER TABLE requests ADD COLUMN saved_usd REAL;",
 ];
+
+/// The schema version this build migrates to.
+pub(crate) fn known_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
 
 /// Brings the schema up to date. Safe to run from many processes at once: the check and the
 /// steps run in one immediate transaction.

@@ -70,6 +70,8 @@ pub struct RequestRecord {
     /// True when token counts are smartproxy's estimate rather than the provider's figures.
     pub tokens_estimated: bool,
     pub cost_usd: Option<f64>,
+    /// What a cache hit saved: the original reply's cost.
+    pub saved_usd: Option<f64>,
     pub latency_ms: f64,
     pub ttfb_ms: Option<f64>,
     pub attempts: u32,
@@ -108,6 +110,7 @@ impl RequestRecord {
             cached_tokens: None,
             tokens_estimated: false,
             cost_usd: None,
+            saved_usd: None,
             latency_ms: 0.0,
             ttfb_ms: None,
             attempts: 0,

@@ -117,9 +117,9 @@ fn insert_request(tx: &Transaction<'_>, r: &RequestRecord) -> rusqlite::Result<(
         "INSERT OR REPLACE INTO requests (id, session_id, started_ms, endpoint, route, provider, requested_model,
              served_model, status, outcome, error_code, stream, prompt_tokens, completion_tokens, cached_tokens,
              tokens_estimated, cost_usd, latency_ms, ttfb_ms, attempts, cache_status, client_hash, fingerprint,
-             user_agent, client_session)
+             user_agent, client_session, saved_usd)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-             ?22, ?23, ?24, ?25)",
+             ?22, ?23, ?24, ?25, ?26)",
     )?
     .execute(params![
         r.id,
@@ -147,6 +147,7 @@ fn insert_request(tx: &Transaction<'_>, r: &RequestRecord) -> rusqlite::Result<(
         r.fingerprint,
         r.user_agent,
         r.client_session,
+        r.saved_usd,
     ])?;
     for (n, a) in r.attempt_log.iter().enumerate() {
         tx.prepare_cached(

@@ -100,6 +100,8 @@ pub struct Finalizer {
     record: Option<RequestRecord>,
     started: Instant,
     reservation: Option<Reservation>,
+    /// Served from the cache: it cost nothing, and saved what the tokens would have cost.
+    cache_hit: bool,
 }
 
 impl Finalizer {
@@ -110,6 +112,7 @@ impl Finalizer {
             record: Some(record),
             started: Instant::now(),
             reservation: None,
+            cache_hit: false,
         }
     }
 
@@ -149,7 +152,19 @@ impl Finalizer {
             .or_else(|| record.requested_model.clone());
         let provider = record.provider.clone();
         let cost = model.and_then(|m| state.cost_usd(provider.as_deref(), &m, tokens.counts));
-        self.record().cost_usd = cost;
+        if self.cache_hit {
+            let record = self.record();
+            record.saved_usd = cost;
+            record.cost_usd = Some(0.0);
+        } else {
+            self.record().cost_usd = cost;
+        }
+    }
+
+    /// Marks the request as served from the cache.
+    pub fn set_cache_hit(&mut self) {
+        self.cache_hit = true;
+        self.record().cache_status = "hit";
     }
 
     pub fn set_ttfb(&mut self) {

@@ -118,6 +118,8 @@ pub struct AppState {
     /// The config file to reload from (the daemon's); `None`: built-in defaults.
     pub config_source: Option<std::path::PathBuf>,
     pub metrics: metrics::Metrics,
+    /// The response cache, when `cache.enabled`.
+    pub cache: Option<crate::cache::CacheHandle>,
     /// Models already warned about for having no price.
     unpriced_warned: Mutex<HashSet<String>>,
 }
@@ -145,6 +147,7 @@ impl AppState {
             daemon_sessions: None,
             config_source: None,
             metrics: metrics::Metrics::default(),
+            cache: None,
             unpriced_warned: Mutex::default(),
         })
     }

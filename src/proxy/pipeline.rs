@@ -51,6 +51,8 @@ enum Reply {
         prompt_estimate: u64,
         requested_model: String,
         client_wants_usage: bool,
+        /// The cache key to store the stream under once it completes.
+        cache_fill: Option<String>,
     },
 }
 
@@ -105,6 +107,7 @@ pub async fn serve(
             prompt_estimate,
             requested_model,
             client_wants_usage,
+            cache_fill,
         }) => {
             let mut headers = HeaderMap::new();
             routing_headers(&state, &mut headers, &mut fin, &trip, false);
@@ -117,7 +120,10 @@ pub async fn serve(
             );
             let transform = (response.format == WireFormat::OpenAi && transforms.any_on_response())
                 .then(|| transforms.stream());
-            let relay = SseRelay::new(response.body, fin, output, prompt_estimate, transform);
+            let mut relay = SseRelay::new(response.body, fin, output, prompt_estimate, transform);
+            if let Some(key) = cache_fill {
+                relay.fill_cache(key);
+            }
             let mut out = Response::new(ProxyBody::Stream(Box::new(relay)));
             *out.headers_mut() = headers;
             let h = out.headers_mut();
@@ -253,6 +259,37 @@ async fn run(
         }
     }
 
+    // The cache: a hit is served without a provider, a budget reservation or a cost.
+    let bypass = crate::cache::bypass_requested(
+        parts
+            .headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))),
+    );
+    let cache_key = match &state.cache {
+        Some(_) if bypass => {
+            fin.record().cache_status = "bypass";
+            None
+        }
+        Some(_) if dialect != Dialect::Completions && crate::cache::cacheable(&inbound.hub) => {
+            fin.record().cache_status = "miss";
+            crate::cache::cache_key(
+                key_name.as_deref().unwrap_or("local"),
+                &first.model,
+                &inbound.hub,
+            )
+            .ok()
+        }
+        _ => None,
+    };
+    if let (Some(cache), Some(key)) = (&state.cache, &cache_key) {
+        if let Some(hit) = cache.get(key.clone()).await {
+            fin.set_cache_hit();
+            fin.record().served_model = Some(hit.model.clone());
+            return cached_reply(state, fin, dialect, &inbound, hit, prompt_estimate);
+        }
+    }
+
     let estimate = TokenCounts {
         prompt: prompt_estimate,
         completion: inbound.output_cap.unwrap_or(DEFAULT_OUTPUT_ESTIMATE),
@@ -338,6 +375,7 @@ async fn run(
 
     match executed.result.map_err(|e| ApiError::upstream(&e))? {
         ExecReply::Stream(response) => Ok(Reply::Stream {
+            cache_fill: cache_key.filter(|_| response.format == WireFormat::OpenAi),
             response,
             prompt_estimate,
             requested_model: inbound.model.clone(),
@@ -352,6 +390,29 @@ async fn run(
             fin.set_ttfb();
             // The reply's format: translating providers answer in OpenAI's.
             let native_reply = inbound.native.is_some() && served_native;
+            if let (Some(cache), Some(key)) = (&state.cache, cache_key) {
+                if status == 200 && !native_reply && crate::cache::is_complete(&body) {
+                    let parsed: ResponseView = serde_json::from_slice(&body).unwrap_or_default();
+                    let usage = parsed.usage.unwrap_or_default();
+                    let model = fin.record().served_model.clone().unwrap_or_default();
+                    let provider = fin.record().provider.clone();
+                    let cost = state.cost_usd(
+                        provider.as_deref(),
+                        &model,
+                        Tokens::from_usage(&usage).counts,
+                    );
+                    cache.put_later(
+                        key,
+                        crate::cache::CachedReply {
+                            body: body.to_vec(),
+                            model,
+                            prompt_tokens: usage.prompt_tokens,
+                            completion_tokens: usage.completion_tokens,
+                            cost_usd: cost,
+                        },
+                    );
+                }
+            }
             let body = whole_reply(
                 state,
                 fin,
@@ -374,6 +435,53 @@ async fn run(
             })
         }
     }
+}
+
+/// A cache hit as a reply: whole, or replayed as a stream, in the client's format.
+fn cached_reply(
+    state: &AppState,
+    fin: &mut Finalizer,
+    dialect: Dialect,
+    inbound: &Inbound,
+    hit: crate::cache::CachedReply,
+    prompt_estimate: u64,
+) -> Result<Reply, ApiError> {
+    if inbound.stream {
+        let events = crate::cache::replay_as_sse(&hit.body, true)
+            .map_err(|e| ApiError::internal(format!("unreadable cache entry: {e}")))?;
+        let body =
+            futures_util::StreamExt::boxed(futures_util::stream::iter(events.into_iter().map(Ok)));
+        return Ok(Reply::Stream {
+            response: UpstreamResponse {
+                status: 200,
+                content_type: Some("text/event-stream".to_owned()),
+                retry_after: None,
+                format: WireFormat::OpenAi,
+                body,
+            },
+            prompt_estimate,
+            requested_model: inbound.model.clone(),
+            client_wants_usage: inbound.client_wants_usage,
+            cache_fill: None,
+        });
+    }
+    let body = whole_reply(
+        state,
+        fin,
+        dialect,
+        false,
+        200,
+        Bytes::from(hit.body),
+        prompt_estimate,
+        inbound,
+    )?;
+    let content_type = Some("application/json".to_owned());
+    Ok(Reply::Whole {
+        status: 200,
+        content_type,
+        retry_after: None,
+        body,
+    })
 }
 
 /// Reads usage from a whole reply and converts it into the client's format.

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::context::{CLIENT_CLOSED, Finalizer, Tokens};
+use crate::cache::StreamAssembler;
 use crate::ledger::Outcome;
 use crate::providers::{BodyStream, ProviderError};
 use crate::transform::{ChunkOut, StreamTransform};
@@ -47,6 +48,8 @@ pub struct SseRelay {
     transform: Option<StreamTransform>,
     /// The last chunk payload, the template for text a transform still holds at the end.
     last_chunk: Option<Bytes>,
+    /// Rebuilds the reply for the cache, under this key, when the stream completes.
+    cache_fill: Option<(String, StreamAssembler)>,
 }
 
 impl SseRelay {
@@ -71,7 +74,13 @@ impl SseRelay {
             finalizer: Some(finalizer),
             transform,
             last_chunk: None,
+            cache_fill: None,
         }
+    }
+
+    /// Stores the reply in the cache under `key` if the stream completes.
+    pub fn fill_cache(&mut self, key: String) {
+        self.cache_fill = Some((key, StreamAssembler::new()));
     }
 
     pub fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
@@ -114,6 +123,9 @@ impl SseRelay {
             return;
         }
         let data = event.data.as_ref();
+        if let Some((_, assembler)) = self.cache_fill.as_mut() {
+            assembler.push(data);
+        }
         if data.first() == Some(&b'{') {
             if let Ok(chunk) = serde_json::from_slice::<ChunkView<'_>>(data) {
                 self.content_bytes += chunk.content_bytes();
@@ -234,8 +246,36 @@ impl SseRelay {
         if self.upstream_error {
             self.finish(200, Outcome::UpstreamError, Some("upstream_stream_error"));
         } else {
+            self.store_in_cache();
             self.finish(200, Outcome::Ok, None);
         }
+    }
+
+    /// Hands a completed stream to the cache (only complete replies are stored).
+    fn store_in_cache(&mut self) {
+        let Some((key, assembler)) = self.cache_fill.take() else {
+            return;
+        };
+        let (Some(body), Some(finalizer)) = (assembler.finish(), self.finalizer.as_ref()) else {
+            return;
+        };
+        let state = std::sync::Arc::clone(finalizer.state());
+        let Some(cache) = state.cache.as_ref() else {
+            return;
+        };
+        let tokens = self.tokens();
+        let model = self.served_model.clone().unwrap_or_default();
+        let cost = state.cost_usd(None, &model, tokens.counts);
+        cache.put_later(
+            key,
+            crate::cache::CachedReply {
+                body,
+                model,
+                prompt_tokens: tokens.counts.prompt,
+                completion_tokens: tokens.counts.completion,
+                cost_usd: cost,
+            },
+        );
     }
 
     fn tokens(&self) -> Tokens {

@@ -1,0 +1,165 @@
+//! `smartproxy keys create | list | revoke`: named client keys for the daemon, stored in the
+//! ledger as SHA-256 digests only; a new key is printed once, when it is made.
+
+use std::path::Path;
+
+use anyhow::Context;
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use rand::RngCore;
+use serde_json::json;
+
+use super::format;
+use crate::ledger::keys::{self, Revoked};
+use crate::ledger::now_ms;
+use crate::printer;
+use crate::proxy::auth;
+
+/// What a new key starts with, so it is recognisable in a config or a leak scanner.
+const KEY_PREFIX: &str = "sk-sp-";
+
+#[derive(Debug, clap::Subcommand)]
+#[command(
+    after_help = "Examples:\n  smartproxy keys create --name cursor            make a key for Cursor (shown once)\n  \
+smartproxy keys create --name ci --budget-daily 5\n  smartproxy keys list\n  smartproxy keys revoke cursor\n\n\
+The daemon accepts the keys not revoked, by name, as `Authorization: Bearer <key>` (or x-api-key);\n\
+its ledger sessions and stats are tagged with the key's name. Once any key exists the daemon\n\
+requires one from every client. A running daemon picks up changes on a reload\n\
+(`kill -HUP <pid>`, or `daemon --watch` when the config changes) or a restart."
+)]
+pub enum KeysCommand {
+    /// Make a new client key and print it once on stdout: only its SHA-256 digest is kept, so
+    /// copy it now (a lost key is revoked and replaced, never shown again).
+    Create {
+        /// The key's name: letters, digits, `-` and `_`, e.g. `cursor` or `ci_bot`. Names are
+        /// never reused, not even after a revoke.
+        #[arg(long)]
+        name: String,
+        /// A daily spending limit in USD for this key. Stored now; enforced by a later release
+        /// (today it is shown by `keys list` only).
+        #[arg(long, value_name = "USD")]
+        budget_daily: Option<f64>,
+        /// Print `{"name", "key", "created_ms", "budget_daily_usd"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys: name, when made, when revoked, daily budget. Never the keys or their digests.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by name: the daemon refuses it after its next reload or restart.
+    Revoke {
+        /// The key's name (see `smartproxy keys list`).
+        name: String,
+    },
+}
+
+pub fn keys(cmd: &KeysCommand, config_path: Option<&Path>) -> anyhow::Result<u8> {
+    let config = super::load_config(config_path)?;
+    let conn = keys::open(&config.database).context("cannot open the ledger")?;
+    match cmd {
+        KeysCommand::Create {
+            name,
+            budget_daily,
+            json,
+        } => create(&conn, name, *budget_daily, *json),
+        KeysCommand::List { json } => list(&conn, *json),
+        KeysCommand::Revoke { name } => revoke(&conn, name),
+    }
+}
+
+/// A fresh key: the prefix and 32 random bytes in hex.
+fn new_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{KEY_PREFIX}{}", hex::encode(bytes))
+}
+
+fn create(
+    conn: &rusqlite::Connection,
+    name: &str,
+    budget: Option<f64>,
+    as_json: bool,
+) -> anyhow::Result<u8> {
+    if let Some(usd) = budget {
+        anyhow::ensure!(
+            usd.is_finite() && usd > 0.0,
+            "--budget-daily must be a positive amount of USD, e.g. `--budget-daily 5`"
+        );
+    }
+    let key = new_key();
+    let created_ms = now_ms();
+    keys::create(conn, name, &auth::digest(&key), budget, created_ms)?;
+    if as_json {
+        printer::out(
+            &json!({"name": name, "key": key, "created_ms": created_ms, "budget_daily_usd": budget})
+                .to_string(),
+        );
+    } else {
+        printer::out(&key);
+    }
+    printer::note(&format!(
+        "key `{name}` created; copy it now, it is not shown again (the ledger keeps only its digest).\n\
+         Clients send it as `Authorization: Bearer <key>`. A running daemon accepts it after a \
+         reload (`kill -HUP <pid>`; `smartproxy daemon status` shows the pid) or a restart."
+    ));
+    Ok(0)
+}
+
+fn list(conn: &rusqlite::Connection, as_json: bool) -> anyhow::Result<u8> {
+    let rows = keys::list(conn)?;
+    if as_json {
+        printer::out(&serde_json::to_string(&rows)?);
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        printer::out("no client keys yet; make one with `smartproxy keys create --name <name>`");
+        return Ok(0);
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(vec!["name", "created", "revoked", "daily budget"]);
+    for row in &rows {
+        table.add_row(vec![
+            row.name.clone(),
+            format::local_time(row.created_ms),
+            row.revoked_ms
+                .map_or_else(|| "-".to_owned(), format::local_time),
+            row.budget_daily_usd
+                .map_or_else(|| "-".to_owned(), |usd| format::money(Some(usd))),
+        ]);
+    }
+    printer::out(&table.to_string());
+    Ok(0)
+}
+
+fn revoke(conn: &rusqlite::Connection, name: &str) -> anyhow::Result<u8> {
+    match keys::revoke(conn, name, now_ms())? {
+        Revoked::Now => printer::out(&format!(
+            "key `{name}` revoked; a running daemon refuses it after its next reload or restart"
+        )),
+        Revoked::Already(at) => printer::out(&format!(
+            "key `{name}` was already revoked on {}",
+            format::local_time(at)
+        )),
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_prefixed_random_hex() {
+        let (a, b) = (new_key(), new_key());
+        assert_ne!(a, b);
+        let hex = a.strip_prefix(KEY_PREFIX).unwrap_or_default();
+        assert_eq!(hex.len(), 64);
+        assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+}

@@ -1,0 +1,176 @@
+//! The exact-match response cache: hits served without the provider (whole and replayed as a
+//! stream), bypass headers, saved cost in the ledger, encryption at rest with no plaintext in the
+//! file, and the `cache` commands.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::upstream::{MockUpstream, REPLY_WORDS};
+use support::{TestEnv, chat_body, post_chat, run_to_end, text};
+
+const CANARY: &str = "CANARY-cache-9d2f-never-in-the-file";
+
+fn cache_entries(env: &TestEnv, config: &std::path::Path, key: Option<&str>) -> u64 {
+    let mut cmd = env.command();
+    if let Some(key) = key {
+        cmd.env("SMARTPROXY_CACHE_KEY", key);
+    }
+    cmd.args([
+        "cache",
+        "stats",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let out = run_to_end(cmd);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["entries"].as_u64())
+        .unwrap_or(0)
+}
+
+fn wait_for_entries(env: &TestEnv, config: &std::path::Path, key: Option<&str>, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cache_entries(env, config, key) < n {
+        assert!(
+            Instant::now() < deadline,
+            "the reply never reached the cache"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hits_skip_the_provider_and_record_what_they_saved() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "cache:\n  enabled: true\n");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let body = chat_body("gpt-4o", false, "What is the answer?");
+    let first = post_chat(&session.base_url, Some(&session.key), body.clone()).await;
+    assert_eq!(first.headers["x-smartproxy-cache"], "miss");
+    wait_for_entries(&env, &config, None, 1);
+
+    let second = post_chat(&session.base_url, Some(&session.key), body.clone()).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.headers["x-smartproxy-cache"], "hit");
+    assert_eq!(
+        second.json()["choices"][0]["message"]["content"],
+        REPLY_WORDS.concat()
+    );
+    assert_eq!(upstream.calls(), 1, "the hit never reached the provider");
+
+    // The same request streamed: a well-formed replay of the cached reply.
+    let streamed = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o", true, "What is the answer?"),
+    )
+    .await;
+    let content: String = streamed
+        .events()
+        .iter()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(content, REPLY_WORDS.concat());
+    assert!(streamed.body.ends_with("data: [DONE]\n\n"));
+    assert!(
+        !streamed.body.contains("\"usage\":{"),
+        "no usage chunk the client did not ask for"
+    );
+    assert_eq!(upstream.calls(), 1);
+
+    // Bypass goes to the provider.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/chat/completions", session.base_url))
+        .bearer_auth(&session.key)
+        .header("x-smartproxy-cache", "bypass")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-smartproxy-cache"], "bypass");
+    assert_eq!(upstream.calls(), 2);
+    session.finish(0);
+
+    let rows = env.requests();
+    assert_eq!(rows[1]["cache_status"], "hit");
+    assert_eq!(rows[1]["cost_usd"], "0");
+    assert!(
+        rows[1]["saved_usd"].parse::<f64>().unwrap() > 0.0,
+        "{:?}",
+        rows[1]
+    );
+    assert_eq!(rows[2]["cache_status"], "hit");
+    let mut clear = env.command();
+    clear.args(["cache", "clear", "--config", config.to_str().unwrap()]);
+    assert!(text(&run_to_end(clear).stdout).contains("removed 1 cache entry"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn encrypted_entries_hold_no_plaintext_and_need_the_key() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(
+        &upstream.base_url(),
+        "cache:\n  enabled: true\n  encrypt: true\n",
+    );
+    let key = "5f0c3b2a9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a29180716253443526170aa";
+
+    let mut without_key = env.command();
+    without_key.env("UPSTREAM_KEY", "k").args([
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    let out = run_to_end(without_key);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("SMARTPROXY_CACHE_KEY"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let mut weak = env.command();
+    weak.env("UPSTREAM_KEY", "k")
+        .env("SMARTPROXY_CACHE_KEY", "0".repeat(64))
+        .args(["run", "--config", config.to_str().unwrap(), "--", "true"]);
+    assert_eq!(
+        run_to_end(weak).status.code(),
+        Some(1),
+        "a weak key is refused"
+    );
+
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k"), ("SMARTPROXY_CACHE_KEY", key)],
+    );
+    let body = chat_body("gpt-4o", true, CANARY);
+    let reply = post_chat(&session.base_url, Some(&session.key), body).await;
+    assert!(reply.body.contains("forty-two"));
+    wait_for_entries(&env, &config, Some(key), 1);
+    session.finish(0);
+    for entry in std::fs::read_dir(env.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("cache.db") {
+            let bytes = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            assert!(
+                !bytes.contains(CANARY) && !bytes.contains("forty-two"),
+                "plaintext in {name}"
+            );
+        }
+    }
+}

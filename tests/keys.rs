@@ -1,0 +1,239 @@
+//! `smartproxy keys`: a key is shown once and stored as a digest only; the daemon accepts the
+//! keys not revoked, at start-up and after a SIGHUP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{TestEnv, run_to_end, text, wait_output};
+
+fn keys(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    let mut cmd = env.command();
+    cmd.arg("keys").args(args);
+    run_to_end(cmd)
+}
+
+fn create(env: &TestEnv, name: &str) -> String {
+    let out = keys(env, &["create", "--name", name]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_key_is_shown_once_and_never_listed() {
+    let env = TestEnv::new();
+    let out = keys(
+        &env,
+        &["create", "--name", "cursor", "--budget-daily", "2.5"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let key = text(&out.stdout).trim().to_owned();
+    let hex = key.strip_prefix("sk-sp-").expect("sk-sp- prefix");
+    assert_eq!(hex.len(), 64, "{key}");
+    assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+    assert!(text(&out.stderr).contains("not shown again"));
+
+    let digest_hex = hex::encode(smartproxy::proxy::auth::digest(&key));
+    for args in [&["list"][..], &["list", "--json"][..]] {
+        let out = keys(&env, args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(all.contains("cursor"), "{all}");
+        assert!(!all.contains(hex), "the key is never listed: {all}");
+        assert!(!all.contains(&digest_hex), "nor its digest: {all}");
+    }
+    let out = keys(&env, &["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["name"], "cursor");
+    assert_eq!(rows[0]["budget_daily_usd"], 2.5);
+    assert!(rows[0]["revoked_ms"].is_null());
+    assert!(rows[0].get("digest").is_none());
+
+    // The ledger holds the digest, not the key.
+    let stored: Vec<u8> = env
+        .ledger()
+        .query_row("SELECT digest FROM client_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, smartproxy::proxy::auth::digest(&key).to_vec());
+
+    let out = keys(&env, &["create", "--name", "cursor"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("already exists"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "no key printed for a refused name");
+
+    let out = keys(&env, &["create", "--name", "has space"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not a valid key name"));
+
+    let out = keys(&env, &["create", "--name", "ci", "--json"]);
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(made["key"].as_str().unwrap().starts_with("sk-sp-"));
+    assert_eq!(made["name"], "ci");
+}
+
+#[test]
+fn revoking_marks_the_key_and_an_unknown_name_is_an_error() {
+    let env = TestEnv::new();
+    create(&env, "cursor");
+    let out = keys(&env, &["revoke", "cursor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("revoked"));
+    let out = keys(&env, &["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(rows[0]["revoked_ms"].is_i64(), "{rows}");
+
+    let out = keys(&env, &["revoke", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no key named `nobody`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+struct Daemon {
+    child: Option<Child>,
+    listen: String,
+}
+
+impl Daemon {
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the child is kept in Daemon and waited on by stop() or Drop"
+    )]
+    fn start(env: &TestEnv, envs: &[(&str, &str)]) -> Daemon {
+        let config = env.write(
+            "sp.yaml",
+            "providers:\n  - name: m\n    kind: mock\nmock:\n  reply: hello\n",
+        );
+        let mut cmd = env.command();
+        cmd.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
+            .args(["daemon", "--config", config.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let pid_file = env.path().join("run/smartproxy.pid");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(info) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .filter(|info| info["pid"] == child.id())
+            {
+                return Daemon {
+                    listen: format!("http://{}", info["listen"].as_str().unwrap()),
+                    child: Some(child),
+                };
+            }
+            assert!(Instant::now() < deadline, "the daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
+    }
+
+    fn stop(mut self) -> std::process::Output {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        wait_output(self.child.take().unwrap(), Duration::from_secs(30))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn status(base: &str, key: Option<&str>) -> u16 {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .body(support::chat_body("gpt-4o-mini", false, "hi"));
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+/// Waits until a request with `key` gets `want` (a SIGHUP reload is asynchronous).
+async fn eventually(base: &str, key: &str, want: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(base, Some(key)).await != want {
+        assert!(Instant::now() < deadline, "never got {want} for the key");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_accepts_created_keys_and_refuses_revoked_ones() {
+    let env = TestEnv::new();
+    let cursor = create(&env, "cursor");
+    let old = create(&env, "old");
+    assert_eq!(keys(&env, &["revoke", "old"]).status.code(), Some(0));
+
+    let daemon = Daemon::start(&env, &[("SMARTPROXY_API_KEY", "sk-env-key")]);
+    assert_eq!(status(&daemon.listen, Some(&cursor)).await, 200);
+    assert_eq!(
+        status(&daemon.listen, Some("sk-env-key")).await,
+        200,
+        "the env key still works"
+    );
+    assert_eq!(status(&daemon.listen, Some(&old)).await, 401, "revoked");
+    assert_eq!(
+        status(&daemon.listen, None).await,
+        401,
+        "keys exist, so one is required"
+    );
+
+    // Changes while it runs take effect on SIGHUP.
+    let late = create(&env, "late");
+    assert_eq!(keys(&env, &["revoke", "cursor"]).status.code(), Some(0));
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    eventually(&daemon.listen, &late, 200).await;
+    eventually(&daemon.listen, &cursor, 401).await;
+
+    let out = daemon.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        !stderr.contains(&late) && !stderr.contains(&cursor),
+        "no key in the logs"
+    );
+    let conn = env.ledger();
+    let mut tags: Vec<String> = conn
+        .prepare("SELECT tag FROM sessions WHERE kind = 'daemon' ORDER BY tag")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    tags.sort();
+    assert_eq!(
+        tags,
+        ["cursor", "default", "late"],
+        "sessions are named after the keys"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loopback_daemon_without_keys_stays_open() {
+    let env = TestEnv::new();
+    let daemon = Daemon::start(&env, &[]);
+    assert_eq!(status(&daemon.listen, None).await, 200);
+    daemon.stop();
+}
