@@ -21,10 +21,11 @@ pub struct Metrics {
 
 #[derive(Default)]
 struct Inner {
-    /// (route, target, status) -> count
-    requests: BTreeMap<(String, String, u16), u64>,
-    /// (model, direction) -> tokens
-    tokens: BTreeMap<(String, &'static str), u64>,
+    /// route -> provider -> model -> status -> count, nested so that a known series is found
+    /// with borrowed keys and costs no allocation.
+    requests: BTreeMap<String, BTreeMap<String, BTreeMap<String, BTreeMap<u16, u64>>>>,
+    /// model -> (tokens in, tokens out)
+    tokens: BTreeMap<String, (u64, u64)>,
     /// model -> USD
     cost: BTreeMap<String, f64>,
     /// route -> histogram
@@ -54,6 +55,18 @@ impl Histogram {
     }
 }
 
+/// Runs `f` on the value under `key`; the key is copied only the first time it is seen.
+fn with_entry<V: Default>(map: &mut BTreeMap<String, V>, key: &str, f: impl FnOnce(&mut V)) {
+    match map.get_mut(key) {
+        Some(value) => f(value),
+        None => {
+            let mut value = V::default();
+            f(&mut value);
+            map.insert(key.to_owned(), value);
+        }
+    }
+}
+
 /// Label values escaped as the text format wants.
 fn escape(value: &str) -> String {
     value
@@ -64,35 +77,32 @@ fn escape(value: &str) -> String {
 
 impl Metrics {
     pub fn record(&self, r: &RequestRecord) {
-        let route = r.route.clone().unwrap_or_else(|| "none".to_owned());
-        let target = match (&r.provider, &r.served_model) {
-            (Some(p), Some(m)) => format!("{p}/{m}"),
-            _ => "none".to_owned(),
-        };
-        let model = r.served_model.clone().unwrap_or_else(|| "none".to_owned());
-        let mut m = self
+        let route = r.route.as_deref().unwrap_or("none");
+        let model = r.served_model.as_deref().unwrap_or("none");
+        let provider = r.provider.as_deref().unwrap_or("none");
+        let mut guard = self
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *m.requests
-            .entry((route.clone(), target, r.status))
-            .or_default() += 1;
-        if let Some(n) = r.prompt_tokens {
-            *m.tokens.entry((model.clone(), "in")).or_default() += n;
-        }
-        if let Some(n) = r.completion_tokens {
-            *m.tokens.entry((model.clone(), "out")).or_default() += n;
-        }
+        let m = &mut *guard;
+        with_entry(&mut m.requests, route, |providers| {
+            with_entry(providers, provider, |models| {
+                with_entry(models, model, |statuses| {
+                    *statuses.entry(r.status).or_default() += 1
+                });
+            });
+        });
+        with_entry(&mut m.tokens, model, |(tokens_in, tokens_out)| {
+            *tokens_in += r.prompt_tokens.unwrap_or(0);
+            *tokens_out += r.completion_tokens.unwrap_or(0);
+        });
         if let Some(cost) = r.cost_usd {
-            *m.cost.entry(model).or_default() += cost;
+            with_entry(&mut m.cost, model, |total| *total += cost);
         }
         if r.cache_status == "hit" {
             m.cache_hits += 1;
         }
-        m.latency
-            .entry(route)
-            .or_default()
-            .observe(r.latency_ms / 1000.0);
+        with_entry(&mut m.latency, route, |h| h.observe(r.latency_ms / 1000.0));
     }
 
     /// The exposition text.
@@ -106,21 +116,32 @@ impl Metrics {
             "# HELP smartproxy_requests_total Requests answered, by route, target and status.\n",
         );
         out.push_str("# TYPE smartproxy_requests_total counter\n");
-        for ((route, target, status), n) in &m.requests {
-            let _ = writeln!(
-                out,
-                "smartproxy_requests_total{{route=\"{}\",target=\"{}\",status=\"{status}\"}} {n}",
-                escape(route),
-                escape(target)
-            );
+        for (route, providers) in &m.requests {
+            for (provider, models) in providers {
+                for (model, statuses) in models {
+                    for (status, n) in statuses {
+                        let _ = writeln!(
+                            out,
+                            "smartproxy_requests_total{{route=\"{}\",target=\"{}/{}\",status=\"{status}\"}} {n}",
+                            escape(route),
+                            escape(provider),
+                            escape(model)
+                        );
+                    }
+                }
+            }
         }
         out.push_str("# HELP smartproxy_tokens_total Tokens by model and direction (in = prompt, out = completion).\n");
         out.push_str("# TYPE smartproxy_tokens_total counter\n");
-        for ((model, direction), n) in &m.tokens {
+        for (model, (tokens_in, tokens_out)) in &m.tokens {
+            let model = escape(model);
             let _ = writeln!(
                 out,
-                "smartproxy_tokens_total{{model=\"{}\",direction=\"{direction}\"}} {n}",
-                escape(model)
+                "smartproxy_tokens_total{{model=\"{model}\",direction=\"in\"}} {tokens_in}"
+            );
+            let _ = writeln!(
+                out,
+                "smartproxy_tokens_total{{model=\"{model}\",direction=\"out\"}} {tokens_out}"
             );
         }
         out.push_str("# HELP smartproxy_cost_usd_total Cost of requests in USD, by model.\n");

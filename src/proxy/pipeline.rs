@@ -25,7 +25,7 @@ use crate::routing::health::Transition;
 use crate::routing::plan::{self, Candidate, Facts};
 use crate::translate::{anthropic, ollama};
 use crate::wire::estimate_tokens;
-use crate::wire::openai::{ResponseView, rewrite_request};
+use crate::wire::openai::{ResponseView, UsageView, rewrite_request};
 
 /// Output tokens assumed for a budget reservation when the request sets no `max_tokens`.
 const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
@@ -525,13 +525,17 @@ fn whole_reply(
             }
         });
     }
-    let parsed: ResponseView = serde_json::from_slice(&body).unwrap_or_default();
-    if let Some(model) = parsed.model.as_ref().filter(|m| !m.is_empty()) {
-        fin.record().served_model = Some(model.clone());
+    // Model and usage first; the choices are read only when the provider sent no usage.
+    let head: UsageView = serde_json::from_slice(&body).unwrap_or_default();
+    if let Some(model) = head.model.filter(|m| !m.is_empty()) {
+        fin.record().served_model = Some(model);
     }
-    let tokens = match &parsed.usage {
+    let tokens = match &head.usage {
         Some(usage) => Tokens::from_usage(usage),
-        None => Tokens::estimated(prompt_estimate, estimate_tokens(parsed.content_bytes())),
+        None => {
+            let parsed: ResponseView = serde_json::from_slice(&body).unwrap_or_default();
+            Tokens::estimated(prompt_estimate, estimate_tokens(parsed.content_bytes()))
+        }
     };
     fin.set_tokens(tokens);
     let transforms = state.transforms();

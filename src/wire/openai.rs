@@ -187,6 +187,15 @@ impl Usage {
     }
 }
 
+/// The model and usage of a complete response, read without touching its content.
+#[derive(Debug, Default, Deserialize)]
+pub struct UsageView {
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
 /// The parts of a complete (non-streaming) response the ledger needs.
 #[derive(Debug, Default, Deserialize)]
 pub struct ResponseView {
