@@ -57,10 +57,10 @@ pub enum DaemonAction {
 
 /// What the pid file records.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct PidFile {
-    pid: u32,
-    listen: String,
-    admin_listen: String,
+pub(super) struct PidFile {
+    pub(super) pid: u32,
+    pub(super) listen: String,
+    pub(super) admin_listen: String,
     started_ms: i64,
     log: Option<String>,
 }
@@ -78,7 +78,7 @@ fn runtime_dir() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
 }
 
-fn pid_path() -> PathBuf {
+pub(super) fn pid_path() -> PathBuf {
     runtime_dir().join("smartproxy.pid")
 }
 
@@ -91,14 +91,14 @@ pub fn daemon(args: DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8
     }
 }
 
-fn read_pid_file() -> Option<PidFile> {
+pub(super) fn read_pid_file() -> Option<PidFile> {
     let text = std::fs::read_to_string(pid_path()).ok()?;
     serde_json::from_str(&text).ok()
 }
 
 /// Whether the process exists and has not exited. An exited child that its parent has not
 /// reaped yet (a zombie) still answers signal 0, so Linux's process state is checked too.
-fn alive(pid: u32) -> bool {
+pub(super) fn alive(pid: u32) -> bool {
     let signalled = i32::try_from(pid)
         .is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
     let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -221,13 +221,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let listen = args.listen.unwrap_or(config.listen);
     let admin_listen = match args.admin_listen {
         Some(addr) => addr,
-        None => std::env::var("SMARTPROXY_ADMIN_LISTEN")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_owned())
-            .trim()
-            .parse()
-            .context("SMARTPROXY_ADMIN_LISTEN is not a socket address (IP:PORT)")?,
+        None => admin_listen_from_env()?,
     };
     let keys = client_keys(&config.database)?;
     for addr in [listen, admin_listen] {
@@ -309,6 +303,17 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     }
     let _ = std::fs::remove_file(pid_path());
     Ok(0)
+}
+
+/// The admin listener when `--admin-listen` is not given: `SMARTPROXY_ADMIN_LISTEN` or the default.
+pub(super) fn admin_listen_from_env() -> anyhow::Result<SocketAddr> {
+    std::env::var("SMARTPROXY_ADMIN_LISTEN")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_owned())
+        .trim()
+        .parse()
+        .context("SMARTPROXY_ADMIN_LISTEN is not a socket address (IP:PORT)")
 }
 
 fn reload(state: &AppState) {

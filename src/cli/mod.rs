@@ -4,6 +4,7 @@ mod cache_cmd;
 mod completions;
 mod config_cmd;
 mod daemon;
+mod doctor;
 mod format;
 mod keys;
 mod request;
@@ -87,6 +88,8 @@ pub enum Command {
     /// Client keys for the daemon: create, list, revoke.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Check the config, the ledger, the daemon and the listeners; print a fix for each problem.
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
 }
@@ -104,6 +107,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Route(cmd) => route::route(&cmd, config_path.as_deref()),
         Command::Request(args) => request::request(&args, config_path.as_deref()),
         Command::Keys(cmd) => keys::keys(&cmd, config_path.as_deref()),
+        Command::Doctor(args) => doctor::doctor(&args, config_path.as_deref()),
         Command::Completions(args) => completions::completions(&args),
     }
 }
