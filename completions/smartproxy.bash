@@ -37,6 +37,9 @@ _smartproxy() {
             smartproxy,keys)
                 cmd="smartproxy__subcmd__keys"
                 ;;
+            smartproxy,providers)
+                cmd="smartproxy__subcmd__providers"
+                ;;
             smartproxy,request)
                 cmd="smartproxy__subcmd__request"
                 ;;
@@ -127,6 +130,9 @@ _smartproxy() {
             smartproxy__subcmd__help,keys)
                 cmd="smartproxy__subcmd__help__subcmd__keys"
                 ;;
+            smartproxy__subcmd__help,providers)
+                cmd="smartproxy__subcmd__help__subcmd__providers"
+                ;;
             smartproxy__subcmd__help,request)
                 cmd="smartproxy__subcmd__help__subcmd__request"
                 ;;
@@ -169,6 +175,9 @@ _smartproxy() {
             smartproxy__subcmd__help__subcmd__keys,revoke)
                 cmd="smartproxy__subcmd__help__subcmd__keys__subcmd__revoke"
                 ;;
+            smartproxy__subcmd__help__subcmd__providers,check)
+                cmd="smartproxy__subcmd__help__subcmd__providers__subcmd__check"
+                ;;
             smartproxy__subcmd__help__subcmd__route,explain)
                 cmd="smartproxy__subcmd__help__subcmd__route__subcmd__explain"
                 ;;
@@ -196,6 +205,18 @@ _smartproxy() {
             smartproxy__subcmd__keys__subcmd__help,revoke)
                 cmd="smartproxy__subcmd__keys__subcmd__help__subcmd__revoke"
                 ;;
+            smartproxy__subcmd__providers,check)
+                cmd="smartproxy__subcmd__providers__subcmd__check"
+                ;;
+            smartproxy__subcmd__providers,help)
+                cmd="smartproxy__subcmd__providers__subcmd__help"
+                ;;
+            smartproxy__subcmd__providers__subcmd__help,check)
+                cmd="smartproxy__subcmd__providers__subcmd__help__subcmd__check"
+                ;;
+            smartproxy__subcmd__providers__subcmd__help,help)
+                cmd="smartproxy__subcmd__providers__subcmd__help__subcmd__help"
+                ;;
             smartproxy__subcmd__route,explain)
                 cmd="smartproxy__subcmd__route__subcmd__explain"
                 ;;
@@ -215,7 +236,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon stats sessions config cache route request keys doctor completions help"
+            opts="-h -V --config --log-level --help --version run daemon stats sessions config cache route request keys providers doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -659,7 +680,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon stats sessions config cache route request keys doctor completions help"
+            opts="run daemon stats sessions config cache route request keys providers doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -883,6 +904,34 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__keys__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__providers)
+            opts="check"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__providers__subcmd__check)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1139,6 +1188,92 @@ _smartproxy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__providers)
+            opts="-h -V --config --log-level --help --version check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__providers__subcmd__check)
+            opts="-h -V --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__providers__subcmd__help)
+            opts="check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__providers__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__providers__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

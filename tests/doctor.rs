@@ -1,5 +1,7 @@
-//! `smartproxy doctor`: a fresh HOME is healthy (exit 0) and reports its config and ledger; a bad
-//! config fails with its file and line (exit 1); a running daemon is found and its /healthz asked.
+//! Diagnostics. `smartproxy doctor`: a fresh HOME is healthy (exit 0) and reports its config and
+//! ledger; a bad config fails with its file and line (exit 1); a running daemon is found and its
+//! /healthz asked. `smartproxy providers check`: each kind's models endpoint is asked with its
+//! key, which is never printed; a closed port or an error status fails (exit 1).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -8,6 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::upstream::{Behavior, MockUpstream};
 use support::{TestEnv, run_to_end, text, wait_output};
 
 fn doctor(env: &TestEnv, args: &[&str]) -> std::process::Output {
@@ -155,4 +158,133 @@ fn a_running_daemon_is_asked_for_its_health() {
     std::fs::write(&pid_file, r#"{"pid":999999999,"listen":"127.0.0.1:1","admin_listen":"127.0.0.1:2","started_ms":0,"log":null}"#).unwrap();
     let report: Value = serde_json::from_slice(&doctor(&env, &["--json"]).stdout).unwrap();
     assert_eq!(find(&report, "daemon")["status"], "warn", "{report}");
+}
+
+fn providers_check(env: &TestEnv, config: &str, json: bool) -> (std::process::Output, String) {
+    let path = env.write("providers.yaml", config);
+    let mut cmd = env.command();
+    cmd.env("UPSTREAM_KEY", "sk-upstream-secret-123").args([
+        "--config",
+        path.to_str().unwrap(),
+        "providers",
+        "check",
+    ]);
+    if json {
+        cmd.arg("--json");
+    }
+    let out = run_to_end(cmd);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        !all.contains("sk-upstream-secret-123"),
+        "a key was printed: {all}"
+    );
+    (out, all)
+}
+
+fn provider(name: &str, kind: &str, base_url: &str) -> String {
+    format!(
+        "  - name: {name}\n    kind: {kind}\n    base_url: {base_url}\n    api_key_env: UPSTREAM_KEY\n    models: [m-{name}]\n"
+    )
+}
+
+#[test]
+fn providers_check_asks_each_kind_for_its_models() {
+    let env = TestEnv::new();
+    let upstream = MockUpstream::start();
+    let base = format!("http://{}", upstream.addr);
+    let config = format!(
+        "providers:\n{}{}{}  - name: offline\n    kind: mock\n",
+        provider("oai", "openai", &upstream.base_url()),
+        provider("claude", "anthropic", &base),
+        provider("llama", "ollama", &base),
+    );
+    let (out, all) = providers_check(&env, &config, false);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let stdout = text(&out.stdout);
+    for name in ["oai", "claude", "llama", "offline"] {
+        assert!(stdout.contains(name), "{stdout}");
+    }
+    assert!(
+        stdout.contains("latency") && stdout.contains(" ms"),
+        "{stdout}"
+    );
+
+    let mut got: Vec<(String, Option<String>, Option<String>)> = upstream
+        .received()
+        .into_iter()
+        .map(|r| (r.path, r.authorization, r.headers.get("x-api-key").cloned()))
+        .collect();
+    got.sort();
+    let key = Some("sk-upstream-secret-123".to_owned());
+    assert_eq!(
+        got,
+        [
+            ("/api/tags".to_owned(), None, None),
+            ("/v1/models".to_owned(), None, key.clone()),
+            (
+                "/v1/models".to_owned(),
+                Some("Bearer sk-upstream-secret-123".to_owned()),
+                None
+            ),
+        ],
+        "the mock provider makes no call"
+    );
+    let anthropic = upstream
+        .received()
+        .into_iter()
+        .find(|r| r.headers.contains_key("x-api-key"))
+        .unwrap();
+    assert!(anthropic.headers.contains_key("anthropic-version"));
+
+    let (out, _) = providers_check(&env, &config, true);
+    let probes: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(probes.as_array().unwrap().len(), 4);
+    assert!(
+        probes.as_array().unwrap().iter().all(|p| p["ok"] == true),
+        "{probes}"
+    );
+    assert!(probes[0]["latency_ms"].is_u64(), "{probes}");
+}
+
+#[test]
+fn providers_check_fails_on_a_closed_port_or_an_error_status() {
+    let env = TestEnv::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let config = format!(
+        "providers:\n{}",
+        provider("gone", "openai", &format!("http://127.0.0.1:{port}/v1"))
+    );
+    let (out, all) = providers_check(&env, &config, false);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("error") && all.contains("cannot connect"),
+        "{all}"
+    );
+
+    let upstream = MockUpstream::start();
+    upstream.push([Behavior::Status {
+        status: 401,
+        retry_after: None,
+    }]);
+    let config = format!(
+        "providers:\n{}{}",
+        provider("refused", "openai", &upstream.base_url()),
+        provider("fine", "openai", &upstream.base_url()).replace("UPSTREAM_KEY", "OTHER_KEY"),
+    );
+    let (out, all) = providers_check(&env, &config, true);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let probes: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(probes[0]["status"], "http 401", "{probes}");
+    assert!(
+        probes[0]["note"].as_str().unwrap().contains("UPSTREAM_KEY"),
+        "{probes}"
+    );
+    assert_eq!(probes[1]["status"], "no key", "{probes}");
+    assert_eq!(
+        upstream.calls(),
+        1,
+        "a provider without its key is not called"
+    );
 }

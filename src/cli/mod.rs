@@ -7,6 +7,7 @@ mod daemon;
 mod doctor;
 mod format;
 mod keys;
+mod providers_cmd;
 mod request;
 mod route;
 mod run;
@@ -88,6 +89,9 @@ pub enum Command {
     /// Client keys for the daemon: create, list, revoke.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Check that the configured providers answer and accept their keys.
+    #[command(subcommand)]
+    Providers(providers_cmd::ProvidersCommand),
     /// Check the config, the ledger, the daemon and the listeners; print a fix for each problem.
     Doctor(doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -107,6 +111,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Route(cmd) => route::route(&cmd, config_path.as_deref()),
         Command::Request(args) => request::request(&args, config_path.as_deref()),
         Command::Keys(cmd) => keys::keys(&cmd, config_path.as_deref()),
+        Command::Providers(cmd) => providers_cmd::providers(&cmd, config_path.as_deref()),
         Command::Doctor(args) => doctor::doctor(&args, config_path.as_deref()),
         Command::Completions(args) => completions::completions(&args),
     }
