@@ -124,7 +124,10 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     state.cache = super::cache_cmd::open_for_serving(&config)?;
     let state = Arc::new(state);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread serves one session's agent with room to spare (tens of thousands of requests a
+    // second) and skips the multi-thread scheduler's cross-thread bookkeeping; the daemon,
+    // which serves everyone, keeps the multi-thread runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("smartproxy")
         .build()
