@@ -94,6 +94,9 @@ _smartproxy() {
             smartproxy__subcmd__daemon,help)
                 cmd="smartproxy__subcmd__daemon__subcmd__help"
                 ;;
+            smartproxy__subcmd__daemon,install)
+                cmd="smartproxy__subcmd__daemon__subcmd__install"
+                ;;
             smartproxy__subcmd__daemon,status)
                 cmd="smartproxy__subcmd__daemon__subcmd__status"
                 ;;
@@ -102,6 +105,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__daemon__subcmd__help,help)
                 cmd="smartproxy__subcmd__daemon__subcmd__help__subcmd__help"
+                ;;
+            smartproxy__subcmd__daemon__subcmd__help,install)
+                cmd="smartproxy__subcmd__daemon__subcmd__help__subcmd__install"
                 ;;
             smartproxy__subcmd__daemon__subcmd__help,status)
                 cmd="smartproxy__subcmd__daemon__subcmd__help__subcmd__status"
@@ -159,6 +165,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help__subcmd__config,validate)
                 cmd="smartproxy__subcmd__help__subcmd__config__subcmd__validate"
+                ;;
+            smartproxy__subcmd__help__subcmd__daemon,install)
+                cmd="smartproxy__subcmd__help__subcmd__daemon__subcmd__install"
                 ;;
             smartproxy__subcmd__help__subcmd__daemon,status)
                 cmd="smartproxy__subcmd__help__subcmd__daemon__subcmd__status"
@@ -528,7 +537,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__daemon)
-            opts="-h -V --watch --detach --listen --admin-listen --config --log-level --help --version status stop help"
+            opts="-h -V --watch --detach --listen --admin-listen --config --log-level --help --version status stop install help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -558,7 +567,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__daemon__subcmd__help)
-            opts="status stop help"
+            opts="status stop install help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -572,6 +581,20 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__daemon__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__daemon__subcmd__help__subcmd__install)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -606,6 +629,28 @@ _smartproxy() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__daemon__subcmd__install)
+            opts="-h -V --print --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -792,8 +837,22 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__daemon)
-            opts="status stop"
+            opts="status stop install"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__daemon__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -1,5 +1,6 @@
-//! `smartproxy keys`: a key is shown once and stored as a digest only; the daemon accepts the
-//! keys not revoked, at start-up and after a SIGHUP.
+//! Keys. `smartproxy keys`: a key is shown once and stored as a digest only; the daemon accepts
+//! the keys not revoked, at start-up and after a SIGHUP. `smartproxy daemon install` never
+//! writes a key into the service it makes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -236,4 +237,80 @@ async fn a_loopback_daemon_without_keys_stays_open() {
     let daemon = Daemon::start(&env, &[]);
     assert_eq!(status(&daemon.listen, None).await, 200);
     daemon.stop();
+}
+
+const SECRETS: &[(&str, &str)] = &[
+    ("OPENAI_API_KEY", "sk-openai-secret-value"),
+    ("SMARTPROXY_API_KEY", "sk-smartproxy-secret-value"),
+    ("SMARTPROXY_CACHE_KEY", "cache-secret-value"),
+];
+
+fn install(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    let mut cmd = env.command();
+    cmd.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
+        .env("SMARTPROXY_LISTEN", "127.0.0.1:4555")
+        .args(["daemon", "install"])
+        .args(args);
+    for (k, v) in SECRETS {
+        cmd.env(k, v);
+    }
+    let out = run_to_end(cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    for (_, value) in SECRETS {
+        assert!(!all.contains(value), "a key value was printed: {all}");
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn daemon_install_writes_a_unit_without_keys() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "smartproxy.yaml",
+        "providers:\n  - name: m\n    kind: mock\n",
+    );
+    let out = install(&env, &["--print"]);
+    let unit = text(&out.stdout);
+    assert!(
+        unit.contains(&format!("ExecStart=\"{}\" \"daemon\"", support::BIN)),
+        "{unit}"
+    );
+    assert!(
+        unit.contains(&format!("\"--config\" \"{}\"", config.display())),
+        "the config found now is pinned: {unit}"
+    );
+    assert!(unit.contains("Restart=on-failure"), "{unit}");
+    assert!(
+        unit.contains("Environment=\"SMARTPROXY_LISTEN=127.0.0.1:4555\""),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("EnvironmentFile=-%h/.config/smartproxy/daemon.env"),
+        "{unit}"
+    );
+    for (name, _) in SECRETS {
+        assert!(
+            !unit.contains(&format!("{name}=")),
+            "{name} in the unit: {unit}"
+        );
+    }
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("systemctl --user enable --now smartproxy"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("SMARTPROXY_API_KEY, SMARTPROXY_CACHE_KEY"),
+        "{stderr}"
+    );
+    let path = env
+        .path()
+        .join("home/.config/systemd/user/smartproxy.service");
+    assert!(!path.exists(), "--print writes nothing");
+
+    let out = install(&env, &[]);
+    assert!(text(&out.stdout).contains("smartproxy.service"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), unit);
 }

@@ -2,6 +2,8 @@
 //! listener, reload on SIGHUP / `--watch` / `POST /admin/reload`, a pid file for `daemon status`
 //! and `daemon stop`, and a graceful stop on SIGTERM.
 
+mod install;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +55,9 @@ pub enum DaemonAction {
     },
     /// Stop the daemon gracefully (SIGTERM; requests in flight finish).
     Stop,
+    /// Run the daemon at login: write a systemd user unit (Linux) or a launchd agent (macOS)
+    /// that restarts it on failure. Keys are never written into it.
+    Install(install::InstallArgs),
 }
 
 /// What the pid file records.
@@ -86,6 +91,7 @@ pub fn daemon(args: DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8
     match args.action {
         Some(DaemonAction::Status { json }) => status(json),
         Some(DaemonAction::Stop) => stop(),
+        Some(DaemonAction::Install(install)) => install::install(&install, config_path),
         None if args.detach => detach(),
         None => serve(&args, config_path),
     }
