@@ -19,11 +19,14 @@ pub struct Metrics {
     inner: Mutex<Inner>,
 }
 
+/// provider -> model -> status -> count
+type ByProvider = BTreeMap<String, BTreeMap<String, BTreeMap<u16, u64>>>;
+
 #[derive(Default)]
 struct Inner {
     /// route -> provider -> model -> status -> count, nested so that a known series is found
     /// with borrowed keys and costs no allocation.
-    requests: BTreeMap<String, BTreeMap<String, BTreeMap<String, BTreeMap<u16, u64>>>>,
+    requests: BTreeMap<String, ByProvider>,
     /// model -> (tokens in, tokens out)
     tokens: BTreeMap<String, (u64, u64)>,
     /// model -> USD
