@@ -16,6 +16,9 @@ _smartproxy() {
             ",$1")
                 cmd="smartproxy"
                 ;;
+            smartproxy,budget)
+                cmd="smartproxy__subcmd__budget"
+                ;;
             smartproxy,cache)
                 cmd="smartproxy__subcmd__cache"
                 ;;
@@ -114,6 +117,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__daemon__subcmd__help,stop)
                 cmd="smartproxy__subcmd__daemon__subcmd__help__subcmd__stop"
+                ;;
+            smartproxy__subcmd__help,budget)
+                cmd="smartproxy__subcmd__help__subcmd__budget"
                 ;;
             smartproxy__subcmd__help,cache)
                 cmd="smartproxy__subcmd__help__subcmd__cache"
@@ -245,8 +251,30 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon stats sessions config cache route request keys providers doctor completions help"
+            opts="-h -V --config --log-level --help --version run daemon stats sessions config budget cache route request keys providers doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__budget)
+            opts="-h -V --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -725,8 +753,22 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon stats sessions config cache route request keys providers doctor completions help"
+            opts="run daemon stats sessions config budget cache route request keys providers doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__budget)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

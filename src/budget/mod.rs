@@ -2,10 +2,12 @@
 //! reservation per request in flight that is settled to the real cost when the request ends.
 
 pub mod policy;
+pub mod shared;
 
 use std::sync::{Arc, Mutex};
 
 pub use policy::Refusal;
+pub use shared::SharedBudget;
 
 /// The budget of one session: its limit, what its requests have cost and what is in flight.
 #[derive(Debug, Clone)]

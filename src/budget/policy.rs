@@ -4,6 +4,8 @@
 /// What a refused request is told.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Refusal {
+    /// Which budget: `session`, `daily`, `monthly`.
+    pub budget: &'static str,
     pub limit_usd: f64,
     pub spent_usd: f64,
     pub reserved_usd: f64,
@@ -25,6 +27,7 @@ pub fn decide(
     let committed = spent_usd + reserved_usd;
     if committed >= limit_usd || committed + estimate_usd > limit_usd {
         return Err(Refusal {
+            budget: "session",
             limit_usd,
             spent_usd,
             reserved_usd,
@@ -34,9 +37,68 @@ pub fn decide(
     Ok(())
 }
 
+/// A calendar period of a shared budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Day,
+    Month,
+}
+
+impl Period {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Day => "daily",
+            Self::Month => "monthly",
+        }
+    }
+}
+
+/// When the period containing `now_ms` began, in the calendar of `utc_offset_s` (`None`: the
+/// system's local time), as epoch milliseconds.
+pub fn period_start_ms(period: Period, now_ms: i64, utc_offset_s: Option<i32>) -> i64 {
+    use chrono::{Datelike, TimeZone};
+    let utc = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+    let offset = utc_offset_s
+        .and_then(chrono::FixedOffset::east_opt)
+        .unwrap_or_else(|| *utc.with_timezone(&chrono::Local).offset());
+    let local = utc.with_timezone(&offset).date_naive();
+    let first = match period {
+        Period::Day => local,
+        Period::Month => local.with_day(1).unwrap_or(local),
+    };
+    first
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| offset.from_local_datetime(&t).single())
+        .map_or(now_ms, |t| t.timestamp_millis())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn periods_follow_the_configured_calendar() {
+        // 2026-11-22 02:30 UTC
+        let now = 1_795_314_600_000;
+        assert_eq!(
+            period_start_ms(Period::Day, now, Some(0)),
+            1_795_305_600_000
+        );
+        assert_eq!(
+            period_start_ms(Period::Month, now, Some(0)),
+            1_793_491_200_000
+        );
+        // At +05:30 it is already 08:00 on the 22nd; the day began at 18:30 UTC on the 21st.
+        assert_eq!(
+            period_start_ms(Period::Day, now, Some(19_800)),
+            1_795_285_800_000
+        );
+        // At -05:00 it is still the 21st.
+        assert_eq!(
+            period_start_ms(Period::Day, now, Some(-18_000)),
+            1_795_237_200_000
+        );
+    }
 
     #[test]
     fn decisions() {

@@ -251,6 +251,10 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     state.daemon_sessions = Some(DaemonSessions::default());
     state.config_source = source.clone();
     state.cache = super::cache_cmd::open_for_serving(&state.runtime().config)?;
+    state.shared_budget =
+        crate::budget::SharedBudget::open(state.ledger.path(), &state.runtime().config.budget)
+            .context("cannot open the shared budgets")?
+            .map(Arc::new);
     let state = Arc::new(state);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,5 +1,6 @@
 //! The command line: clap definitions (doc comments become `--help`) and one file per command.
 
+mod budget_cmd;
 mod cache_cmd;
 mod completions;
 mod config_cmd;
@@ -77,6 +78,8 @@ pub enum Command {
     /// Check and inspect configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Budget limits, what is spent against them and what is left.
+    Budget(budget_cmd::BudgetArgs),
     /// Inspect or clear the response cache.
     #[command(subcommand)]
     Cache(cache_cmd::CacheCommand),
@@ -108,6 +111,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
         Command::Config(cmd) => config_cmd::config(&cmd, config_path.as_deref()),
         Command::Cache(cmd) => cache_cmd::cache(&cmd, config_path.as_deref()),
+        Command::Budget(args) => budget_cmd::budget(&args, config_path.as_deref()),
         Command::Route(cmd) => route::route(&cmd, config_path.as_deref()),
         Command::Request(args) => request::request(&args, config_path.as_deref()),
         Command::Keys(cmd) => keys::keys(&cmd, config_path.as_deref()),

@@ -250,6 +250,10 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BudgetConfig {
     pub session_usd: Option<f64>,
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+    /// Offset of the calendar the periods follow; `None`: the system's local time.
+    pub utc_offset_s: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -188,6 +188,11 @@ pub struct RawTimeouts {
 #[serde(deny_unknown_fields)]
 pub struct RawBudget {
     pub session_usd: Option<f64>,
+    /// Shared by every process on the ledger, per calendar day / month.
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+    /// `local` (default), `utc`, or an offset such as `+05:30`.
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawProvider};
@@ -398,34 +399,74 @@ impl Validator<'_> {
     }
 
     fn budget(&mut self, raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> BudgetConfig {
-        const VAR: &str = "SMARTPROXY_BUDGET_SESSION_LIMIT_USD";
-        let session_usd = match env(VAR).filter(|v| !v.trim().is_empty()) {
+        let b = &raw.budget;
+        let session_usd = self.limit(
+            "SMARTPROXY_BUDGET_SESSION_LIMIT_USD",
+            "budget.session_usd",
+            b.session_usd,
+            env,
+        );
+        let daily_usd = self.limit(
+            "SMARTPROXY_BUDGET_DAILY_LIMIT_USD",
+            "budget.daily_usd",
+            b.daily_usd,
+            env,
+        );
+        let monthly_usd = self.limit(
+            "SMARTPROXY_BUDGET_MONTHLY_LIMIT_USD",
+            "budget.monthly_usd",
+            b.monthly_usd,
+            env,
+        );
+        let utc_offset_s = match b.timezone.as_deref().map(str::trim) {
+            None | Some("local" | "Local" | "") => None,
+            Some("utc" | "UTC" | "Z") => Some(0),
+            Some(text) => match chrono::FixedOffset::from_str(text) {
+                Ok(offset) => Some(offset.local_minus_utc()),
+                Err(_) => {
+                    self.error(
+                        "budget.timezone",
+                        format!("`{text}` is not `local`, `utc` or an offset like +05:30"),
+                    );
+                    None
+                }
+            },
+        };
+        BudgetConfig {
+            session_usd,
+            daily_usd,
+            monthly_usd,
+            utc_offset_s,
+        }
+    }
+
+    /// A limit from its variable or the file; 0 means no limit (the seed's convention).
+    fn limit(
+        &mut self,
+        var: &str,
+        key: &str,
+        configured: Option<f64>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<f64> {
+        let value = match env(var).filter(|v| !v.trim().is_empty()) {
             Some(text) => match text.trim().parse::<f64>() {
                 Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
                 _ => {
                     self.env_error(
-                        VAR,
+                        var,
                         format!("`{text}` is not an amount in USD, e.g. 5 or 0.50"),
                     );
                     None
                 }
             },
             None => {
-                if let Some(v) = raw.budget.session_usd {
-                    if !v.is_finite() || v < 0.0 {
-                        self.error(
-                            "budget.session_usd",
-                            "must be an amount in USD of zero or more",
-                        );
-                    }
+                if configured.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                    self.error(key, "must be an amount in USD of zero or more");
                 }
-                raw.budget.session_usd
+                configured
             }
         };
-        // The seed's convention: a limit of 0 means no limit.
-        BudgetConfig {
-            session_usd: session_usd.filter(|v| *v > 0.0),
-        }
+        value.filter(|v| *v > 0.0)
     }
 
     fn mock(&mut self, raw: &RawConfig) -> MockConfig {

@@ -88,6 +88,14 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 5: what a response-cache hit saved.
     "ALTER TABLE requests ADD COLUMN saved_usd REAL;",
+    // 6: budget reservations of requests in flight, shared by every process; a request's row
+    // and the removal of its reservation are committed together.
+    "CREATE TABLE reservations (
+         id TEXT PRIMARY KEY,
+         amount_usd REAL NOT NULL,
+         created_ms INTEGER NOT NULL,
+         expires_ms INTEGER NOT NULL
+     );",
 ];
 
 /// The schema version this build migrates to.

@@ -5,6 +5,7 @@
 //! request path never waits on; the writer lets rows gather for a couple of milliseconds and
 //! commits them in one short transaction. Reads (`query`) open their own connection.
 
+pub mod budget;
 pub mod keys;
 mod migrations;
 pub mod pricing;

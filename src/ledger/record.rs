@@ -83,6 +83,8 @@ pub struct RequestRecord {
     pub user_agent: Option<String>,
     /// The client's own session id (Claude Code's `x-claude-code-session-id`).
     pub client_session: Option<String>,
+    /// The shared-budget reservation this row settles (removed in the same transaction).
+    pub reservation_id: Option<String>,
 }
 
 impl RequestRecord {
@@ -120,6 +122,7 @@ impl RequestRecord {
             fingerprint: None,
             user_agent: None,
             client_session: None,
+            reservation_id: None,
         }
     }
 }

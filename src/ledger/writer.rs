@@ -160,6 +160,10 @@ fn insert_request(tx: &Transaction<'_>, r: &RequestRecord) -> rusqlite::Result<(
         r.client_session,
         r.saved_usd,
     ])?;
+    if let Some(reservation) = &r.reservation_id {
+        tx.prepare_cached("DELETE FROM reservations WHERE id = ?1")?
+            .execute([reservation])?;
+    }
     for (n, a) in r.attempt_log.iter().enumerate() {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO attempts (request_id, n, provider, model, status, error_class, latency_ms, waited_ms)

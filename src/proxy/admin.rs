@@ -20,7 +20,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Pr
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/admin/reload") => reload(&state).await,
         (&Method::GET, "/admin/stats" | "/stats") => stats(&state).await,
-        (&Method::GET, "/admin/budget") => budget(&state),
+        (&Method::GET, "/admin/budget") => budget(&state).await,
         (&Method::GET, "/metrics") => metrics(&state),
         (&Method::GET, "/debug/routes") => routes(&state),
         (&Method::GET, "/debug/status") => debug_status(&state),
@@ -70,9 +70,9 @@ pub async fn stats(state: &Arc<AppState>) -> Response<ProxyBody> {
     }
 }
 
-fn budget(state: &AppState) -> Response<ProxyBody> {
+async fn budget(state: &Arc<AppState>) -> Response<ProxyBody> {
     let (spent, reserved) = state.budget.spent_and_reserved();
-    let body = json!({
+    let mut body = json!({
         "session": {
             "limit_usd": state.budget.limit_usd(),
             "spent_usd": spent,
@@ -80,6 +80,19 @@ fn budget(state: &AppState) -> Response<ProxyBody> {
             "remaining_usd": state.budget.remaining_usd(),
         }
     });
+    if let Some(shared) = &state.shared_budget {
+        let shared = Arc::clone(shared);
+        let standings =
+            tokio::task::spawn_blocking(move || shared.standings(crate::ledger::now_ms()))
+                .await
+                .unwrap_or_default();
+        for s in standings {
+            body[s.name] = json!({
+                "limit_usd": s.limit_usd, "spent_usd": s.spent_usd, "reserved_usd": s.reserved_usd,
+                "remaining_usd": s.remaining_usd(),
+            });
+        }
+    }
     json_response(StatusCode::OK, body.to_string())
 }
 

@@ -115,15 +115,17 @@ impl ApiError {
     pub fn budget_exceeded(refusal: &Refusal) -> Self {
         let message = if refusal.spent_usd + refusal.reserved_usd >= refusal.limit_usd {
             format!(
-                "session budget exceeded: ${:.4} of ${:.4} spent{}",
+                "{} budget exceeded: ${:.4} of ${:.4} spent{}",
+                refusal.budget,
                 refusal.spent_usd,
                 refusal.limit_usd,
                 in_flight(refusal.reserved_usd)
             )
         } else {
             format!(
-                "session budget would be exceeded: this request may cost up to ${:.4}, and ${:.4} of the ${:.4} \
-                 budget is spent{}; lower max_tokens or raise the budget (--budget)",
+                "{} budget would be exceeded: this request may cost up to ${:.4}, and ${:.4} of the ${:.4} \
+                 budget is spent{}; lower max_tokens or raise the budget",
+                refusal.budget,
                 refusal.estimate_usd,
                 refusal.spent_usd,
                 refusal.limit_usd,
@@ -273,6 +275,7 @@ mod tests {
     #[test]
     fn statuses_and_codes() {
         let refusal = Refusal {
+            budget: "session",
             limit_usd: 1.0,
             spent_usd: 1.0,
             reserved_usd: 0.0,

@@ -289,6 +289,10 @@ pub(super) fn routing_headers(
     );
     put("x-smartproxy-cache", Some(record.cache_status));
     put(
+        "x-smartproxy-budget-remaining",
+        trip.budget_remaining.map(|r| format!("{r:.6}")).as_deref(),
+    );
+    put(
         "x-smartproxy-overhead-ms",
         Some(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)),
     );

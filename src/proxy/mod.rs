@@ -120,6 +120,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The response cache, when `cache.enabled`.
     pub cache: Option<crate::cache::CacheHandle>,
+    /// Daily and monthly limits shared through the ledger, when configured.
+    pub shared_budget: Option<Arc<crate::budget::SharedBudget>>,
     /// Models already warned about for having no price.
     unpriced_warned: Mutex<HashSet<String>>,
 }
@@ -148,6 +150,7 @@ impl AppState {
             config_source: None,
             metrics: metrics::Metrics::default(),
             cache: None,
+            shared_budget: None,
             unpriced_warned: Mutex::default(),
         })
     }

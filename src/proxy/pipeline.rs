@@ -34,6 +34,8 @@ const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
 #[derive(Default)]
 pub struct Trip {
     pub failover: bool,
+    /// What is left of the tightest budget after this request's reservation.
+    pub budget_remaining: Option<f64>,
     /// Time spent waiting on providers (attempts and backoff), to tell smartproxy's own share.
     pub upstream: Duration,
 }
@@ -303,6 +305,25 @@ async fn run(
         .reserve(estimate_usd)
         .map_err(|refusal| ApiError::budget_exceeded(&refusal))?;
     fin.hold(reservation);
+    trip.budget_remaining = state.budget.remaining_usd();
+    if let Some(shared) = &state.shared_budget {
+        let shared = Arc::clone(shared);
+        let id = fin.id().to_owned();
+        let reserved = tokio::task::spawn_blocking(move || {
+            shared.reserve(&id, estimate_usd, crate::ledger::now_ms())
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("budget check failed: {e}")))?;
+        let standings = reserved.map_err(|refusal| ApiError::budget_exceeded(&refusal))?;
+        fin.record().reservation_id = Some(fin.id().to_owned());
+        for s in standings {
+            let remaining = s.remaining_usd();
+            trip.budget_remaining = Some(
+                trip.budget_remaining
+                    .map_or(remaining, |r| r.min(remaining)),
+            );
+        }
+    }
 
     let transforms = state.transforms();
     // Usage must come back on every stream: the proxy counts it, and converters need it.

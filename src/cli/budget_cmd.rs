@@ -1,0 +1,69 @@
+//! `smartproxy budget`: every configured limit, what every process has spent against it and
+//! what requests in flight have reserved.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::format;
+use crate::budget::SharedBudget;
+use crate::printer;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Limits come from `budget:` in the config (session_usd, daily_usd, monthly_usd, timezone) \
+or SMARTPROXY_BUDGET_{SESSION,DAILY,MONTHLY}_LIMIT_USD. Example:\n  smartproxy budget --json"
+)]
+pub struct BudgetArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn budget(args: &BudgetArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
+    let config = super::load_config(config_path)?;
+    let now = crate::ledger::now_ms();
+    let standings = if config.database.exists() {
+        SharedBudget::open(&config.database, &config.budget)
+            .context("cannot open the ledger")?
+            .map(|shared| shared.standings(now))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if args.json {
+        let mut body = json!({"session": {"limit_usd": config.budget.session_usd}});
+        for s in &standings {
+            body[s.name] = json!({"limit_usd": s.limit_usd, "spent_usd": s.spent_usd,
+                "reserved_usd": s.reserved_usd, "remaining_usd": s.remaining_usd()});
+        }
+        printer::out(&body.to_string());
+        return Ok(0);
+    }
+    let mut text = match config.budget.session_usd {
+        Some(limit) => format!(
+            "session: {} per `run` session\n",
+            format::money(Some(limit))
+        ),
+        None => "session: no limit (run --budget USD sets one)\n".to_owned(),
+    };
+    if standings.is_empty()
+        && config.budget.daily_usd.is_none()
+        && config.budget.monthly_usd.is_none()
+    {
+        text.push_str("daily, monthly: no limit (budget.daily_usd / budget.monthly_usd)\n");
+    }
+    for s in &standings {
+        text.push_str(&format!(
+            "{}: {} spent of {}, {} reserved in flight, {} left\n",
+            s.name,
+            format::money(Some(s.spent_usd)),
+            format::money(Some(s.limit_usd)),
+            format::money(Some(s.reserved_usd)),
+            format::money(Some(s.remaining_usd()))
+        ));
+    }
+    printer::out(&text);
+    Ok(0)
+}
