@@ -95,3 +95,79 @@ async fn two_processes_racing_one_daily_limit_stay_within_it() {
     assert_eq!(shown["daily"]["limit_usd"], 0.0035);
     assert!((shown["daily"]["spent_usd"].as_f64().unwrap() - spent).abs() < 1e-12);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_keys_daily_budget_stops_that_key_only() {
+    let env = TestEnv::new();
+    let config = env.write("sp.yaml", "providers:\n  - name: m\n    kind: mock\n");
+    let create = |name: &str, budget: Option<&str>| {
+        let mut cmd = env.command();
+        cmd.args(["keys", "create", "--name", name, "--json"]);
+        if let Some(budget) = budget {
+            cmd.args(["--budget-daily", budget]);
+        }
+        let out = run_to_end(cmd);
+        let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        created["key"].as_str().unwrap().to_owned()
+    };
+    let tight = create("tight", Some("0.0003"));
+    let free = create("free", None);
+    let mut cmd = env.command();
+    cmd.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
+        .args([
+            "daemon",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut daemon = cmd.spawn().unwrap();
+    let pid_file = env.path().join("run/smartproxy.pid");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let listen = loop {
+        if let Some(info) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        {
+            break format!("http://{}/v1", info["listen"].as_str().unwrap());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let body = serde_json::json!({"model": "gpt-4o", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(
+        post_chat(&listen, Some(&tight), body.to_string())
+            .await
+            .status,
+        200
+    );
+    // Until its row is committed (within the writer's few-millisecond window) a finished request
+    // still counts with its reservation, the estimate; after that with its real cost.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = post_chat(&listen, Some(&tight), body.to_string()).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(
+        refused.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("key daily budget"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        post_chat(&listen, Some(&free), body.to_string())
+            .await
+            .status,
+        200,
+        "other keys are not held back"
+    );
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}

@@ -2,8 +2,9 @@
 //! estimated cost in the ledger before it is sent (`ledger::budget`), and its row settles the
 //! reservation when it is written.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use rusqlite::Connection;
 
@@ -17,12 +18,19 @@ pub struct SharedBudget {
     daily_usd: Option<f64>,
     monthly_usd: Option<f64>,
     utc_offset_s: Option<i32>,
+    /// Daily budgets of the daemon's client keys, by key name.
+    key_budgets: RwLock<HashMap<String, f64>>,
 }
 
 impl SharedBudget {
-    /// None when no daily or monthly limit is configured.
-    pub fn open(ledger: &Path, config: &BudgetConfig) -> Result<Option<Self>, LedgerError> {
-        if config.daily_usd.is_none() && config.monthly_usd.is_none() {
+    /// None when no daily or monthly limit is configured and `always` is false (the daemon
+    /// passes true: its client keys may bring budgets of their own).
+    pub fn open(
+        ledger: &Path,
+        config: &BudgetConfig,
+        always: bool,
+    ) -> Result<Option<Self>, LedgerError> {
+        if config.daily_usd.is_none() && config.monthly_usd.is_none() && !always {
             return Ok(None);
         }
         Ok(Some(Self {
@@ -30,11 +38,21 @@ impl SharedBudget {
             daily_usd: config.daily_usd,
             monthly_usd: config.monthly_usd,
             utc_offset_s: config.utc_offset_s,
+            key_budgets: RwLock::default(),
         }))
     }
 
-    pub fn limits(&self, now_ms: i64) -> Vec<Limit> {
-        [
+    /// Replaces the per-key daily budgets (at start-up and on reload).
+    pub fn set_key_budgets(&self, budgets: HashMap<String, f64>) {
+        *self
+            .key_budgets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = budgets;
+    }
+
+    /// The limits a request of client key `key` is held to.
+    pub fn limits(&self, now_ms: i64, key: Option<&str>) -> Vec<Limit> {
+        let mut limits: Vec<Limit> = [
             (Period::Day, self.daily_usd),
             (Period::Month, self.monthly_usd),
         ]
@@ -44,9 +62,25 @@ impl SharedBudget {
                 name: period.name(),
                 limit_usd: limit?,
                 since_ms: policy::period_start_ms(period, now_ms, self.utc_offset_s),
+                key: None,
             })
         })
-        .collect()
+        .collect();
+        if let Some(key) = key {
+            let budgets = self
+                .key_budgets
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(limit) = budgets.get(key) {
+                limits.push(Limit {
+                    name: "key daily",
+                    limit_usd: *limit,
+                    since_ms: policy::period_start_ms(Period::Day, now_ms, self.utc_offset_s),
+                    key: Some(key.to_owned()),
+                });
+            }
+        }
+        limits
     }
 
     /// Reserves `estimate_usd` for request `id`, or says which limit refuses it. Blocking: run
@@ -54,15 +88,19 @@ impl SharedBudget {
     pub fn reserve(
         &self,
         id: &str,
+        key: Option<&str>,
         estimate_usd: f64,
         now_ms: i64,
     ) -> Result<Vec<Standing>, Refusal> {
-        let limits = self.limits(now_ms);
+        let limits = self.limits(now_ms, key);
+        if limits.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self
             .conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match store::reserve(&mut conn, &limits, id, estimate_usd, now_ms) {
+        match store::reserve(&mut conn, &limits, id, key, estimate_usd, now_ms) {
             Ok(Reserve::Granted(standings)) => Ok(standings),
             Ok(Reserve::Refused(s)) => Err(Refusal {
                 budget: s.name,
@@ -80,7 +118,7 @@ impl SharedBudget {
     }
 
     pub fn standings(&self, now_ms: i64) -> Vec<Standing> {
-        let limits = self.limits(now_ms);
+        let limits = self.limits(now_ms, None);
         let conn = self
             .conn
             .lock()

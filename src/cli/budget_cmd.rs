@@ -25,7 +25,7 @@ pub fn budget(args: &BudgetArgs, config_path: Option<&Path>) -> anyhow::Result<u
     let config = super::load_config(config_path)?;
     let now = crate::ledger::now_ms();
     let standings = if config.database.exists() {
-        SharedBudget::open(&config.database, &config.budget)
+        SharedBudget::open(&config.database, &config.budget, false)
             .context("cannot open the ledger")?
             .map(|shared| shared.standings(now))
             .unwrap_or_default()

@@ -251,10 +251,14 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     state.daemon_sessions = Some(DaemonSessions::default());
     state.config_source = source.clone();
     state.cache = super::cache_cmd::open_for_serving(&state.runtime().config)?;
-    state.shared_budget =
-        crate::budget::SharedBudget::open(state.ledger.path(), &state.runtime().config.budget)
-            .context("cannot open the shared budgets")?
-            .map(Arc::new);
+    state.shared_budget = crate::budget::SharedBudget::open(
+        state.ledger.path(),
+        &state.runtime().config.budget,
+        true,
+    )
+    .context("cannot open the shared budgets")?
+    .map(Arc::new);
+    apply_key_budgets(&state);
     let state = Arc::new(state);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -344,6 +348,7 @@ fn reload(state: &AppState) {
             }
             let count = keys.len();
             state.keys.replace(keys);
+            apply_key_budgets(state);
             printer::note(&format!("client keys reloaded ({count} accepted)"));
         }
         Err(err) => printer::warn(&format!(
@@ -369,6 +374,20 @@ fn client_keys(database: &Path) -> anyhow::Result<ClientKeys> {
         keys.add_digest(&name, digest);
     }
     Ok(keys)
+}
+
+/// Hands the client keys' daily budgets to the shared budget.
+fn apply_key_budgets(state: &AppState) {
+    let Some(shared) = &state.shared_budget else {
+        return;
+    };
+    let loaded = crate::ledger::keys::open(state.ledger.path())
+        .map_err(|e| e.to_string())
+        .and_then(|conn| crate::ledger::keys::active_budgets(&conn).map_err(|e| e.to_string()));
+    match loaded {
+        Ok(budgets) => shared.set_key_budgets(budgets.into_iter().collect()),
+        Err(err) => printer::warn(&format!("client key budgets not loaded: {err}")),
+    }
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {

@@ -122,9 +122,10 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     )
     .context("cannot set up the providers")?;
     state.cache = super::cache_cmd::open_for_serving(&config)?;
-    state.shared_budget = crate::budget::SharedBudget::open(state.ledger.path(), &config.budget)
-        .context("cannot open the shared budgets")?
-        .map(Arc::new);
+    state.shared_budget =
+        crate::budget::SharedBudget::open(state.ledger.path(), &config.budget, false)
+            .context("cannot open the shared budgets")?
+            .map(Arc::new);
     let state = Arc::new(state);
 
     // One thread serves one session's agent with room to spare (tens of thousands of requests a

@@ -13,6 +13,8 @@ pub struct Limit {
     pub name: &'static str,
     pub limit_usd: f64,
     pub since_ms: i64,
+    /// Count only the daemon traffic of this client key (a per-key budget).
+    pub key: Option<String>,
 }
 
 /// Where a limit stands.
@@ -40,12 +42,27 @@ pub enum Reserve {
 }
 
 fn standing(conn: &Connection, limit: &Limit, now_ms: i64) -> rusqlite::Result<Standing> {
-    let spent: f64 = conn
-        .prepare_cached("SELECT TOTAL(cost_usd) FROM requests WHERE started_ms >= ?1")?
-        .query_row([limit.since_ms], |r| r.get(0))?;
-    let reserved: f64 = conn
-        .prepare_cached("SELECT TOTAL(amount_usd) FROM reservations WHERE expires_ms > ?1")?
-        .query_row([now_ms], |r| r.get(0))?;
+    let (spent, reserved): (f64, f64) = match &limit.key {
+        None => (
+            conn.prepare_cached("SELECT TOTAL(cost_usd) FROM requests WHERE started_ms >= ?1")?
+                .query_row([limit.since_ms], |r| r.get(0))?,
+            conn.prepare_cached(
+                "SELECT TOTAL(amount_usd) FROM reservations WHERE expires_ms > ?1",
+            )?
+            .query_row([now_ms], |r| r.get(0))?,
+        ),
+        Some(key) => (
+            conn.prepare_cached(
+                "SELECT TOTAL(r.cost_usd) FROM requests r JOIN sessions s ON s.id = r.session_id
+                 WHERE s.kind = 'daemon' AND s.tag = ?1 AND r.started_ms >= ?2",
+            )?
+            .query_row(params![key, limit.since_ms], |r| r.get(0))?,
+            conn.prepare_cached(
+                "SELECT TOTAL(amount_usd) FROM reservations WHERE expires_ms > ?1 AND tag = ?2",
+            )?
+            .query_row(params![now_ms, key], |r| r.get(0))?,
+        ),
+    };
     Ok(Standing {
         name: limit.name,
         limit_usd: limit.limit_usd,
@@ -68,6 +85,7 @@ pub fn reserve(
     conn: &mut Connection,
     limits: &[Limit],
     id: &str,
+    key: Option<&str>,
     estimate_usd: f64,
     now_ms: i64,
 ) -> rusqlite::Result<Reserve> {
@@ -92,8 +110,10 @@ pub fn reserve(
                 ..s
             });
         }
-        tx.prepare_cached("INSERT OR REPLACE INTO reservations (id, amount_usd, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![id, estimate_usd, now_ms, now_ms + RESERVATION_TTL_MS])?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO reservations (id, amount_usd, created_ms, expires_ms, tag) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![id, estimate_usd, now_ms, now_ms + RESERVATION_TTL_MS, key])?;
         tx.commit()?;
         Ok(Reserve::Granted(after))
     })

@@ -147,6 +147,15 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<KeyRow>> {
     .collect()
 }
 
+/// The daily budgets of the keys not revoked that have one, by key name.
+pub fn active_budgets(conn: &Connection) -> rusqlite::Result<Vec<(String, f64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT name, budget_daily_usd FROM client_keys WHERE revoked_ms IS NULL AND budget_daily_usd > 0",
+    )?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
 /// The names and digests of the keys not revoked, for the daemon to accept.
 pub fn active_digests(conn: &Connection) -> rusqlite::Result<Vec<(String, [u8; 32])>> {
     let mut stmt = conn.prepare(

@@ -96,6 +96,8 @@ const MIGRATIONS: &[&str] = &[
          created_ms INTEGER NOT NULL,
          expires_ms INTEGER NOT NULL
      );",
+    // 7: the client key a reservation was made for, for per-key daily budgets.
+    "ALTER TABLE reservations ADD COLUMN tag TEXT;",
 ];
 
 /// The schema version this build migrates to.

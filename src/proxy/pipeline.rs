@@ -309,13 +309,16 @@ async fn run(
     if let Some(shared) = &state.shared_budget {
         let shared = Arc::clone(shared);
         let id = fin.id().to_owned();
+        let key = key_name.clone();
         let reserved = tokio::task::spawn_blocking(move || {
-            shared.reserve(&id, estimate_usd, crate::ledger::now_ms())
+            shared.reserve(&id, key.as_deref(), estimate_usd, crate::ledger::now_ms())
         })
         .await
         .map_err(|e| ApiError::internal(format!("budget check failed: {e}")))?;
         let standings = reserved.map_err(|refusal| ApiError::budget_exceeded(&refusal))?;
-        fin.record().reservation_id = Some(fin.id().to_owned());
+        if !standings.is_empty() {
+            fin.record().reservation_id = Some(fin.id().to_owned());
+        }
         for s in standings {
             let remaining = s.remaining_usd();
             trip.budget_remaining = Some(
