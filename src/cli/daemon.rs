@@ -259,6 +259,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     .context("cannot open the shared budgets")?
     .map(Arc::new);
     apply_key_budgets(&state);
+    state.after_reload = Some(reload_keys);
     let state = Arc::new(state);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -337,6 +338,11 @@ fn reload(state: &AppState) {
             "config not reloaded, the old one keeps serving:\n{err}"
         )),
     }
+    reload_keys(state);
+}
+
+/// Reloads the client keys and their budgets; also run after `POST /admin/reload`.
+fn reload_keys(state: &AppState) {
     // The keys come from the ledger the daemon started with (`database` is not reloaded).
     match client_keys(state.ledger.path()) {
         Ok(keys) => {

@@ -73,6 +73,8 @@ struct Inner {
     path: PathBuf,
     tx: SyncSender<Message>,
     dropped: AtomicU64,
+    /// Records queued and not yet committed.
+    queued: Arc<AtomicU64>,
     salt: String,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -93,10 +95,14 @@ impl Ledger {
                 path: path.to_path_buf(),
                 source,
             })?;
+        let queued = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("ledger-writer".to_owned())
-            .spawn(move || writer::run(conn, rx))
+            .spawn({
+                let queued = Arc::clone(&queued);
+                move || writer::run(conn, rx, &queued)
+            })
             .map_err(|e| LedgerError::CreateDir {
                 path: path.to_path_buf(),
                 source: e,
@@ -106,6 +112,7 @@ impl Ledger {
                 path: path.to_path_buf(),
                 tx,
                 dropped: AtomicU64::new(0),
+                queued,
                 salt,
                 thread: std::sync::Mutex::new(Some(thread)),
             }),
@@ -141,7 +148,9 @@ impl Ledger {
 
     fn enqueue(&self, message: Message) {
         match self.inner.tx.try_send(message) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.inner.queued.fetch_add(1, Ordering::Relaxed);
+            }
             Err(TrySendError::Full(_)) => {
                 let n = self.inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
@@ -155,6 +164,11 @@ impl Ledger {
     }
 
     /// Rows dropped because the writer could not keep up.
+    /// Records waiting for the writer (the queue depth).
+    pub fn queued(&self) -> u64 {
+        self.inner.queued.load(Ordering::Relaxed)
+    }
+
     pub fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
     }

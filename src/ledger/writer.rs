@@ -1,6 +1,7 @@
 //! The writer thread: owns the ledger's write connection, takes records off the queue and commits
 //! them in batches. A busy database (another process writing) is waited out, never dropped.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ const MAX_BATCH: usize = 1024;
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 const BATCH_SLICE: Duration = Duration::from_millis(1);
 
-pub fn run(mut conn: Connection, rx: Receiver<Message>) {
+pub fn run(mut conn: Connection, rx: Receiver<Message>, queued: &AtomicU64) {
     let mut batch: Vec<Message> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
         let mut flush_waiting = matches!(first, Message::Flush(_));
@@ -46,7 +47,9 @@ pub fn run(mut conn: Connection, rx: Receiver<Message>) {
             std::thread::sleep(BATCH_SLICE);
             waited += BATCH_SLICE;
         }
+        let taken = batch.len() as u64;
         commit_with_retry(&mut conn, &mut batch);
+        queued.fetch_sub(taken.min(queued.load(Ordering::Relaxed)), Ordering::Relaxed);
         if disconnected {
             break;
         }

@@ -32,7 +32,14 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Pr
 /// Reloads the config file; a bad one is refused and the old one keeps serving.
 pub async fn reload(state: &Arc<AppState>) -> Response<ProxyBody> {
     let state = Arc::clone(state);
-    let result = tokio::task::spawn_blocking(move || state.reload_from_source()).await;
+    let result = tokio::task::spawn_blocking(move || {
+        let reloaded = state.reload_from_source();
+        if let (Ok(_), Some(after)) = (&reloaded, state.after_reload) {
+            after(&state);
+        }
+        reloaded
+    })
+    .await;
     match result {
         Ok(Ok(source)) => json_response(StatusCode::OK, json!({"reloaded": true, "source": source}).to_string()),
         Ok(Err(message)) => json_response(
@@ -100,6 +107,7 @@ fn metrics(state: &AppState) -> Response<ProxyBody> {
     let text = state.metrics.render(
         &state.health.snapshot(std::time::Instant::now()),
         state.ledger.dropped(),
+        state.ledger.queued(),
     );
     let mut response = Response::new(ProxyBody::full(text));
     response.headers_mut().insert(

@@ -109,7 +109,12 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn render(&self, breakers: &[BreakerView], ledger_dropped: u64) -> String {
+    pub fn render(
+        &self,
+        breakers: &[BreakerView],
+        ledger_dropped: u64,
+        ledger_queued: u64,
+    ) -> String {
         let m = self
             .inner
             .lock()
@@ -202,6 +207,11 @@ impl Metrics {
         out.push_str("# HELP smartproxy_ledger_dropped_total Ledger rows dropped because the writer fell behind.\n");
         out.push_str("# TYPE smartproxy_ledger_dropped_total counter\n");
         let _ = writeln!(out, "smartproxy_ledger_dropped_total {ledger_dropped}");
+        out.push_str(
+            "# HELP smartproxy_ledger_queue_depth Ledger records waiting for the writer.\n",
+        );
+        out.push_str("# TYPE smartproxy_ledger_queue_depth gauge\n");
+        let _ = writeln!(out, "smartproxy_ledger_queue_depth {ledger_queued}");
         out
     }
 }
@@ -224,7 +234,7 @@ mod tests {
         r.latency_ms = 30.0;
         metrics.record(&r);
         metrics.record(&r);
-        let text = metrics.render(&[], 0);
+        let text = metrics.render(&[], 0, 0);
         assert!(text.contains("smartproxy_requests_total{route=\"model\",target=\"openai/gpt-4o\\\"x\",status=\"200\"} 2"), "{text}");
         assert!(
             text.contains("smartproxy_tokens_total{model=\"gpt-4o\\\"x\",direction=\"in\"} 20")

@@ -122,6 +122,8 @@ pub struct AppState {
     pub cache: Option<crate::cache::CacheHandle>,
     /// Daily and monthly limits shared through the ledger, when configured.
     pub shared_budget: Option<Arc<crate::budget::SharedBudget>>,
+    /// Run after a successful `POST /admin/reload` (the daemon reloads its client keys).
+    pub after_reload: Option<fn(&AppState)>,
     /// Models already warned about for having no price.
     unpriced_warned: Mutex<HashSet<String>>,
 }
@@ -151,6 +153,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             cache: None,
             shared_budget: None,
+            after_reload: None,
             unpriced_warned: Mutex::default(),
         })
     }
