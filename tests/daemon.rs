@@ -286,3 +286,28 @@ async fn a_bad_reload_keeps_the_old_config_and_a_good_one_takes_over() {
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     daemon.wait();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn named_keys_from_the_config_are_accepted_and_tag_their_sessions() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        "providers:\n  - name: m\n    kind: mock\nclient_keys:\n  - {name: editor, key_env: EDITOR_KEY}\n",
+    );
+    let daemon = Daemon::start(&env, &config, &[("EDITOR_KEY", "sk-editor-123")]);
+    assert_eq!(
+        ask(&daemon.listen, None).await.0,
+        401,
+        "a configured key makes keys required"
+    );
+    assert_eq!(ask(&daemon.listen, Some("sk-editor-123")).await.0, 200);
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    daemon.wait();
+    let tag: String = env
+        .ledger()
+        .query_row("SELECT tag FROM sessions WHERE kind = 'daemon'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(tag, "editor");
+}

@@ -229,7 +229,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         Some(addr) => addr,
         None => admin_listen_from_env()?,
     };
-    let keys = client_keys(&config.database)?;
+    let keys = client_keys(&config.database, &config)?;
     for addr in [listen, admin_listen] {
         anyhow::ensure!(
             addr.ip().is_loopback() || !keys.is_open(),
@@ -344,7 +344,7 @@ fn reload(state: &AppState) {
 /// Reloads the client keys and their budgets; also run after `POST /admin/reload`.
 fn reload_keys(state: &AppState) {
     // The keys come from the ledger the daemon started with (`database` is not reloaded).
-    match client_keys(state.ledger.path()) {
+    match client_keys(state.ledger.path(), &state.runtime().config) {
         Ok(keys) => {
             if keys.is_empty() && !state.keys.is_open() {
                 printer::warn(
@@ -365,8 +365,17 @@ fn reload_keys(state: &AppState) {
 
 /// The keys clients may present: `SMARTPROXY_API_KEY` (named `default`) and the keys made with
 /// `smartproxy keys create` that are not revoked.
-fn client_keys(database: &Path) -> anyhow::Result<ClientKeys> {
+fn client_keys(database: &Path, config: &crate::config::Config) -> anyhow::Result<ClientKeys> {
     let mut keys = ClientKeys::open();
+    for configured in &config.client_keys {
+        match &configured.key {
+            Some(key) => keys.add(&configured.name, key.expose()),
+            None => printer::warn(&format!(
+                "client key `{}`: ${} is not set; the key is not accepted",
+                configured.name, configured.key_env
+            )),
+        }
+    }
     if let Some(key) = std::env::var("SMARTPROXY_API_KEY")
         .ok()
         .filter(|k| !k.trim().is_empty())
@@ -390,8 +399,15 @@ fn apply_key_budgets(state: &AppState) {
     let loaded = crate::ledger::keys::open(state.ledger.path())
         .map_err(|e| e.to_string())
         .and_then(|conn| crate::ledger::keys::active_budgets(&conn).map_err(|e| e.to_string()));
+    let configured = state.runtime().config.client_keys.clone();
     match loaded {
-        Ok(budgets) => shared.set_key_budgets(budgets.into_iter().collect()),
+        Ok(budgets) => shared.set_key_budgets(
+            configured
+                .into_iter()
+                .filter_map(|k| Some((k.name, k.budget_daily_usd?)))
+                .chain(budgets)
+                .collect(),
+        ),
         Err(err) => printer::warn(&format!("client key budgets not loaded: {err}")),
     }
 }

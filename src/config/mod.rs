@@ -42,6 +42,17 @@ pub struct Config {
     pub response_headers: bool,
     pub transforms: TransformConfig,
     pub cache: CacheConfig,
+    /// The daemon's named client keys from the config file.
+    pub client_keys: Vec<ClientKeyConfig>,
+}
+
+/// A named client key of the config; its value is read from `key_env` at load time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientKeyConfig {
+    pub name: String,
+    pub key_env: String,
+    pub key: Option<Secret>,
+    pub budget_daily_usd: Option<f64>,
 }
 
 /// The exact-match response cache.

@@ -47,6 +47,17 @@ pub struct RawConfig {
     pub transforms: RawTransforms,
     #[serde(default)]
     pub cache: RawCache,
+    /// The daemon's named client keys; each key's value comes from an environment variable.
+    #[serde(default)]
+    pub client_keys: Vec<RawClientKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientKey {
+    pub name: String,
+    pub key_env: String,
+    pub budget_daily_usd: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

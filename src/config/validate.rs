@@ -229,6 +229,7 @@ impl Validator<'_> {
         };
 
         let cache = self.cache(&raw, &database, env);
+        let client_keys = self.client_keys(&raw, env);
         let resilience = self.resilience(&raw);
         let transforms = self.transforms(&raw, env);
         Config {
@@ -247,6 +248,7 @@ impl Validator<'_> {
             routes: routing.routes,
             resilience,
             cache,
+            client_keys,
             response_headers: raw.observability.response_headers.unwrap_or(true),
             transforms,
         }
@@ -497,6 +499,65 @@ impl Validator<'_> {
 }
 
 impl Validator<'_> {
+    fn client_keys(
+        &mut self,
+        raw: &RawConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Vec<super::ClientKeyConfig> {
+        let mut out: Vec<super::ClientKeyConfig> = Vec::new();
+        for (i, k) in raw.client_keys.iter().enumerate() {
+            let at = |key: &str| format!("client_keys[{i}].{key}");
+            let name = k.name.trim();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                self.error(
+                    &at("name"),
+                    "a key name is letters, digits, `-` or `_`, e.g. `cursor`",
+                );
+                continue;
+            }
+            if out.iter().any(|o| o.name == name) {
+                self.error(
+                    &at("name"),
+                    format!("another client key is already named `{name}`"),
+                );
+                continue;
+            }
+            if k.key_env.is_empty()
+                || !k
+                    .key_env
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                self.error(
+                    &at("key_env"),
+                    "name the environment variable that holds the key",
+                );
+                continue;
+            }
+            if k.budget_daily_usd
+                .is_some_and(|b| !b.is_finite() || b < 0.0)
+            {
+                self.error(
+                    &at("budget_daily_usd"),
+                    "must be an amount in USD of zero or more",
+                );
+            }
+            out.push(super::ClientKeyConfig {
+                name: name.to_owned(),
+                key_env: k.key_env.clone(),
+                key: env(&k.key_env)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| Secret::new(v.trim().to_owned())),
+                budget_daily_usd: k.budget_daily_usd.filter(|b| *b > 0.0),
+            });
+        }
+        out
+    }
+
     fn cache(
         &mut self,
         raw: &RawConfig,
