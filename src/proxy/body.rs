@@ -18,10 +18,6 @@ impl ProxyBody {
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         Self::Full(Some(bytes.into()))
     }
-
-    pub fn empty() -> Self {
-        Self::Full(None)
-    }
 }
 
 impl Body for ProxyBody {
