@@ -11,7 +11,6 @@ use super::{
     BoxFuture, Endpoint, Provider, ProviderError, UpstreamRequest, UpstreamResponse, WireFormat,
 };
 use crate::config::ProviderConfig;
-use crate::routing::execute::collect;
 use crate::translate::anthropic::{self as translate, StreamFromAnthropic};
 use crate::wire::sse;
 
@@ -85,45 +84,19 @@ impl Provider for AnthropicProvider {
                 .post(&self.url, Bytes::from(body), request.stream, &headers)
                 .await?;
             let created = http::unix_now();
-            if !response.is_success() {
-                let status = response.status;
-                let retry_after = response.retry_after.clone();
-                let body = collect(response.body).await?;
-                return Ok(UpstreamResponse {
-                    status,
-                    content_type: Some("application/json".to_owned()),
-                    retry_after,
-                    format: WireFormat::OpenAi,
-                    body: http::once(Bytes::from(translate::error_from_anthropic(status, &body))),
-                });
-            }
-            if request.stream {
-                let converter = AnthropicEvents {
+            let translation = http::Translation {
+                error: translate::error_from_anthropic,
+                stream: AnthropicEvents {
                     decoder: sse::Decoder::new(),
                     inner: StreamFromAnthropic::new(true, created),
-                };
-                return Ok(UpstreamResponse {
-                    status: response.status,
-                    content_type: Some("text/event-stream".to_owned()),
-                    retry_after: None,
-                    format: WireFormat::OpenAi,
-                    body: http::convert_stream(response.body, converter),
-                });
-            }
-            let body = collect(response.body).await?;
-            let translated = translate::response_from_anthropic(&body, created).map_err(|e| {
-                ProviderError::Broken {
-                    provider: self.http.name.clone(),
-                    detail: format!("unreadable reply: {e}"),
-                }
-            })?;
-            Ok(UpstreamResponse {
-                status: response.status,
-                content_type: Some("application/json".to_owned()),
-                retry_after: None,
-                format: WireFormat::OpenAi,
-                body: http::once(Bytes::from(translated.body)),
-            })
+                },
+                whole: |body: &[u8]| {
+                    translate::response_from_anthropic(body, created)
+                        .map(|t| t.body)
+                        .map_err(|e| e.to_string())
+                },
+            };
+            http::into_openai(response, request.stream, &self.http.name, translation).await
         })
     }
 }

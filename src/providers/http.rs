@@ -185,6 +185,63 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// How a translating provider turns its native reply into OpenAI's format.
+pub struct Translation<C, W> {
+    /// The native error body -> an OpenAI error body.
+    pub error: fn(u16, &[u8]) -> Vec<u8>,
+    /// Native stream -> OpenAI events.
+    pub stream: C,
+    /// Native whole reply -> an OpenAI `chat.completion`.
+    pub whole: W,
+}
+
+/// Turns a native reply into an OpenAI-format `UpstreamResponse`: errors translated whole, a
+/// stream converted as it arrives, a whole reply read and converted.
+pub async fn into_openai<C, W>(
+    response: RawResponse,
+    stream: bool,
+    provider: &str,
+    translation: Translation<C, W>,
+) -> Result<super::UpstreamResponse, ProviderError>
+where
+    C: StreamConverter,
+    W: FnOnce(&[u8]) -> Result<Vec<u8>, String>,
+{
+    let openai = |status, content_type: &str, retry_after, body| super::UpstreamResponse {
+        status,
+        content_type: Some(content_type.to_owned()),
+        retry_after,
+        format: WireFormat::OpenAi,
+        body,
+    };
+    if !response.is_success() {
+        let (status, retry_after) = (response.status, response.retry_after.clone());
+        let body = crate::routing::execute::collect(response.body).await?;
+        let translated = Bytes::from((translation.error)(status, &body));
+        return Ok(openai(
+            status,
+            "application/json",
+            retry_after,
+            once(translated),
+        ));
+    }
+    if stream {
+        let body = convert_stream(response.body, translation.stream);
+        return Ok(openai(response.status, "text/event-stream", None, body));
+    }
+    let body = crate::routing::execute::collect(response.body).await?;
+    let translated = (translation.whole)(&body).map_err(|detail| ProviderError::Broken {
+        provider: provider.to_owned(),
+        detail: format!("unreadable reply: {detail}"),
+    })?;
+    Ok(openai(
+        response.status,
+        "application/json",
+        None,
+        once(Bytes::from(translated)),
+    ))
+}
+
 /// Parses a provider URL once, at start-up, instead of on every request.
 pub fn parse_url(provider: &str, url: &str) -> Result<reqwest::Url, ProviderError> {
     reqwest::Url::parse(url)

@@ -9,7 +9,6 @@ use super::{
     BoxFuture, Endpoint, Provider, ProviderError, UpstreamRequest, UpstreamResponse, WireFormat,
 };
 use crate::config::ProviderConfig;
-use crate::routing::execute::collect;
 use crate::translate::ollama::{self as translate, LineDecoder, SseFromNdjson};
 
 pub struct OllamaProvider {
@@ -61,45 +60,19 @@ impl Provider for OllamaProvider {
                 .await?;
             let created = http::unix_now();
             let id = format!("chatcmpl-{}", request.request_id.trim_start_matches("req_"));
-            if !response.is_success() {
-                let status = response.status;
-                let retry_after = response.retry_after.clone();
-                let body = collect(response.body).await?;
-                return Ok(UpstreamResponse {
-                    status,
-                    content_type: Some("application/json".to_owned()),
-                    retry_after,
-                    format: WireFormat::OpenAi,
-                    body: http::once(Bytes::from(translate::error_from_ollama(status, &body))),
-                });
-            }
-            if request.stream {
-                let converter = OllamaLines {
+            let translation = http::Translation {
+                error: translate::error_from_ollama,
+                stream: OllamaLines {
                     lines: LineDecoder::new(),
-                    inner: SseFromNdjson::new(&request.model, true, created, id),
-                };
-                return Ok(UpstreamResponse {
-                    status: response.status,
-                    content_type: Some("text/event-stream".to_owned()),
-                    retry_after: None,
-                    format: WireFormat::OpenAi,
-                    body: http::convert_stream(response.body, converter),
-                });
-            }
-            let body = collect(response.body).await?;
-            let translated = translate::response_from_ollama(&body, created, &id).map_err(|e| {
-                ProviderError::Broken {
-                    provider: self.http.name.clone(),
-                    detail: format!("unreadable reply: {e}"),
-                }
-            })?;
-            Ok(UpstreamResponse {
-                status: response.status,
-                content_type: Some("application/json".to_owned()),
-                retry_after: None,
-                format: WireFormat::OpenAi,
-                body: http::once(Bytes::from(translated.body)),
-            })
+                    inner: SseFromNdjson::new(&request.model, true, created, id.clone()),
+                },
+                whole: |body: &[u8]| {
+                    translate::response_from_ollama(body, created, &id)
+                        .map(|t| t.body)
+                        .map_err(|e| e.to_string())
+                },
+            };
+            http::into_openai(response, request.stream, &self.http.name, translation).await
         })
     }
 }
