@@ -1,0 +1,305 @@
+//! The load generator: keep-alive hyper 1 client connections sending latency, streaming and
+//! throughput requests to each side, with the CPU time each side spent on them.
+
+use std::net::SocketAddr;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
+use http::{HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpStream;
+
+use crate::cpu::{CpuProbe, CpuTime};
+use crate::{MODEL, Plan, ROUNDS};
+
+/// The request bodies: ~300 bytes, model gpt-4o-mini, a system and a user message.
+pub static BODIES: LazyLock<[Bytes; 2]> = LazyLock::new(|| {
+    let body = |stream: bool| {
+        let mut b = json!({
+            "model": MODEL,
+            "messages": [
+                {"role": "system", "content": "You are a concise assistant for network engineers. Answer in plain English."},
+                {"role": "user", "content": "Explain the main differences between TCP and UDP in two sentences, with one typical use of each."}
+            ],
+            "temperature": 0.2,
+            "max_tokens": 256
+        });
+        if stream {
+            b["stream"] = json!(true);
+        }
+        Bytes::from(serde_json::to_vec(&b).unwrap())
+    };
+    [body(false), body(true)]
+});
+
+pub struct Target {
+    addr: SocketAddr,
+    host: HeaderValue,
+    auth: HeaderValue,
+}
+
+impl Target {
+    pub fn new(addr: SocketAddr, key: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            addr,
+            host: HeaderValue::from_str(&addr.to_string())?,
+            auth: HeaderValue::from_str(&format!("Bearer {key}"))?,
+        })
+    }
+
+    async fn connect(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+        let stream = TcpStream::connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    fn request(&self, stream: bool) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(BODIES[usize::from(stream)].clone()));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = http::Uri::from_static("/v1/chat/completions");
+        let h = req.headers_mut();
+        h.insert(HOST, self.host.clone());
+        h.insert(AUTHORIZATION, self.auth.clone());
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            ACCEPT,
+            HeaderValue::from_static(if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        );
+        h.insert(USER_AGENT, HeaderValue::from_static("smartproxy-bench/1"));
+        req
+    }
+}
+
+/// One whole request; Ok(false) for a non-200 answer.
+async fn round_trip(
+    sender: &mut SendRequest<Full<Bytes>>,
+    target: &Target,
+) -> anyhow::Result<bool> {
+    sender.ready().await?;
+    let response = sender.send_request(target.request(false)).await?;
+    let ok = response.status() == StatusCode::OK;
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(ok && body.len() > 100)
+}
+
+pub struct StreamSample {
+    pub first_event: Duration,
+    pub complete: Duration,
+    pub events: usize,
+}
+
+/// One streaming request: time to the first body bytes holding `data:`, and to the end.
+async fn stream_trip(
+    sender: &mut SendRequest<Full<Bytes>>,
+    target: &Target,
+) -> anyhow::Result<StreamSample> {
+    sender.ready().await?;
+    let started = Instant::now();
+    let response = sender.send_request(target.request(true)).await?;
+    ensure!(
+        response.status() == StatusCode::OK,
+        "stream answered {}",
+        response.status()
+    );
+    let mut body = response.into_body();
+    let mut first_event = None;
+    let mut all = Vec::with_capacity(4096);
+    while let Some(frame) = body.frame().await {
+        if let Some(data) = frame?.data_ref() {
+            if first_event.is_none() && memchr::memmem::find(data, b"data:").is_some() {
+                first_event = Some(started.elapsed());
+            }
+            all.extend_from_slice(data);
+        }
+    }
+    let complete = started.elapsed();
+    ensure!(
+        all.ends_with(b"data: [DONE]\n\n"),
+        "the stream did not end with [DONE]"
+    );
+    Ok(StreamSample {
+        first_event: first_event.context("no data: event")?,
+        complete,
+        events: memchr::memmem::find_iter(&all, b"data:").count(),
+    })
+}
+
+/// One side of the comparison: where its requests go, and whose CPU time serves them.
+pub struct Side<'a> {
+    pub name: &'a str,
+    pub target: &'a Target,
+    pub cpu: Option<CpuProbe>,
+}
+
+/// What was measured on one side.
+#[derive(Default)]
+pub struct SideFigures {
+    pub latency: Vec<f64>,
+    pub stream: Vec<StreamSample>,
+    pub rps: Throughput,
+    /// Every request sent to this side, warm-up included.
+    pub requests: u64,
+    /// CPU time the side spent on the measured latency requests, streams, and throughput run
+    /// (warm-up included there).
+    pub cpu_latency: CpuTime,
+    pub cpu_stream: CpuTime,
+    pub cpu_throughput: CpuTime,
+    pub has_cpu: bool,
+}
+
+/// Reads every side's CPU time, after giving asynchronous work (the ledger writer) a moment to
+/// catch up.
+async fn cpu_snapshot(sides: &[Side<'_>]) -> Vec<CpuTime> {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sides
+        .iter()
+        .map(|s| s.cpu.map(CpuProbe::read).unwrap_or_default())
+        .collect()
+}
+
+/// Latency, streaming and throughput for every side. Sequential phases alternate between the
+/// sides in `ROUNDS` blocks.
+pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<SideFigures>> {
+    let mut figures: Vec<SideFigures> = sides
+        .iter()
+        .map(|side| SideFigures {
+            has_cpu: side.cpu.is_some(),
+            ..SideFigures::default()
+        })
+        .collect();
+    let mut senders = Vec::with_capacity(sides.len());
+    for side in sides {
+        senders.push(side.target.connect().await?);
+    }
+
+    eprintln!("proxy_overhead: latency at 1 connection");
+    for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
+        for _ in 0..plan.latency_warmup {
+            ensure!(
+                round_trip(sender, side.target).await?,
+                "{} refused a request",
+                side.name
+            );
+        }
+        fig.requests += plan.latency_warmup as u64;
+    }
+    let before = cpu_snapshot(sides).await;
+    for _ in 0..ROUNDS {
+        for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
+            for _ in 0..plan.latency_requests / ROUNDS {
+                let t = Instant::now();
+                ensure!(
+                    round_trip(sender, side.target).await?,
+                    "{} refused a request",
+                    side.name
+                );
+                fig.latency.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            fig.requests += (plan.latency_requests / ROUNDS) as u64;
+        }
+    }
+    let after = cpu_snapshot(sides).await;
+    for ((fig, a), b) in figures.iter_mut().zip(&after).zip(&before) {
+        fig.cpu_latency = a.since(*b);
+    }
+
+    eprintln!("proxy_overhead: streaming, time to first event");
+    for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
+        for _ in 0..plan.stream_warmup {
+            stream_trip(sender, side.target).await?;
+        }
+        fig.requests += plan.stream_warmup as u64;
+    }
+    let before = cpu_snapshot(sides).await;
+    for _ in 0..ROUNDS {
+        for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
+            for _ in 0..plan.stream_requests / ROUNDS {
+                fig.stream.push(stream_trip(sender, side.target).await?);
+            }
+            fig.requests += (plan.stream_requests / ROUNDS) as u64;
+        }
+    }
+    let after = cpu_snapshot(sides).await;
+    for ((fig, a), b) in figures.iter_mut().zip(&after).zip(&before) {
+        fig.cpu_stream = a.since(*b);
+    }
+    drop(senders);
+
+    for (side, fig) in sides.iter().zip(&mut figures) {
+        eprintln!(
+            "proxy_overhead: throughput at {} connections, {}",
+            plan.connections, side.name
+        );
+        let before = side.cpu.map(CpuProbe::read).unwrap_or_default();
+        fig.rps = throughput(plan, side.target).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fig.cpu_throughput = side
+            .cpu
+            .map(CpuProbe::read)
+            .unwrap_or_default()
+            .since(before);
+        fig.requests += fig.rps.total;
+    }
+
+    // Let the client connection tasks see their senders dropped and close.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(figures)
+}
+
+#[derive(Default)]
+pub struct Throughput {
+    pub rps: f64,
+    /// Requests completed inside the measured window.
+    pub measured: u64,
+    /// All requests sent, warm-up included.
+    pub total: u64,
+    pub failed: u64,
+}
+
+/// `plan.connections` keep-alive connections, each sending requests back to back; requests
+/// finishing inside the window after the warm-up are counted.
+async fn throughput(plan: &Plan, target: &Target) -> anyhow::Result<Throughput> {
+    let mut senders = Vec::with_capacity(plan.connections);
+    for _ in 0..plan.connections {
+        senders.push(target.connect().await?);
+    }
+    let start = Instant::now();
+    let window_start = start + plan.throughput_warmup;
+    let window_end = window_start + plan.throughput_run;
+    let workers = senders.into_iter().map(|mut sender| async move {
+        let (mut measured, mut total, mut failed) = (0u64, 0u64, 0u64);
+        while Instant::now() < window_end {
+            let ok = round_trip(&mut sender, target).await?;
+            let done = Instant::now();
+            total += 1;
+            if !ok {
+                failed += 1;
+            } else if done >= window_start && done < window_end {
+                measured += 1;
+            }
+        }
+        anyhow::Ok((measured, total, failed))
+    });
+    let counts = futures_util::future::try_join_all(workers).await?;
+    let measured = counts.iter().map(|c| c.0).sum();
+    Ok(Throughput {
+        rps: measured as f64 / plan.throughput_run.as_secs_f64(),
+        measured,
+        total: counts.iter().map(|c| c.1).sum(),
+        failed: counts.iter().map(|c| c.2).sum(),
+    })
+}

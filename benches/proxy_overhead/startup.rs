@@ -1,0 +1,69 @@
+//! Start-up: `smartproxy run --mock -- true` timed against plain `true`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::{Plan, UPSTREAM_KEY};
+
+pub struct Startup {
+    pub true_ms: Vec<f64>,
+    pub run_ms: Vec<f64>,
+    pub failure: Option<String>,
+}
+
+/// `smartproxy run --summary none --mock -- true` against `true`, alternating, after warm-up.
+pub fn measure_startup(
+    plan: &Plan,
+    bin: &Path,
+    config: &Path,
+    tmp: &Path,
+) -> anyhow::Result<Startup> {
+    let run = || {
+        let mut cmd = Command::new(bin);
+        cmd.args(["run", "--summary", "none", "--mock", "--config"])
+            .arg(config)
+            .args(["--", "true"])
+            .env("SMARTPROXY_DB", tmp.join("startup.db"))
+            .env("SMARTPROXY_LOG_LEVEL", "error")
+            .env("BENCH_UPSTREAM_KEY", UPSTREAM_KEY)
+            .current_dir(tmp)
+            .stdin(Stdio::null());
+        cmd
+    };
+    let plain = || {
+        let mut cmd = Command::new("true");
+        cmd.current_dir(tmp).stdin(Stdio::null());
+        cmd
+    };
+    let time = |mut cmd: Command| -> anyhow::Result<(f64, Option<String>)> {
+        let t = Instant::now();
+        let output = cmd.output()?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let failure = (!output.status.success()).then(|| {
+            format!(
+                "{}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )
+        });
+        Ok((ms, failure))
+    };
+    let mut startup = Startup {
+        true_ms: Vec::new(),
+        run_ms: Vec::new(),
+        failure: None,
+    };
+    for i in 0..plan.startup_warmup + plan.startup_runs {
+        let (t_true, _) = time(plain())?;
+        let (t_run, failure) = time(run())?;
+        if let Some(f) = failure {
+            startup.failure.get_or_insert(f);
+        }
+        if i >= plan.startup_warmup {
+            startup.true_ms.push(t_true);
+            startup.run_ms.push(t_run);
+        }
+    }
+    Ok(startup)
+}
