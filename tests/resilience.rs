@@ -25,7 +25,7 @@ fn start_pair(env: &TestEnv, a: &MockUpstream, b: &MockUpstream, resilience: &st
 fn attempts(env: &TestEnv) -> Vec<(String, String, String, f64)> {
     let conn = env.ledger();
     let mut stmt = conn
-        .prepare("SELECT provider, COALESCE(status, 0), COALESCE(error_class, ''), waited_ms FROM attempts ORDER BY rowid")
+        .prepare("SELECT provider, COALESCE(status, 0), COALESCE(error_class, ''), waited_ms FROM attempts ORDER BY request_id, n")
         .unwrap();
     stmt.query_map([], |r| {
         Ok((

@@ -97,7 +97,7 @@ impl TestEnv {
     pub fn requests(&self) -> Vec<HashMap<String, String>> {
         let conn = self.ledger();
         let mut stmt = conn
-            .prepare("SELECT * FROM requests ORDER BY started_ms, rowid")
+            .prepare("SELECT * FROM requests ORDER BY started_ms, id")
             .unwrap();
         let names: Vec<String> = stmt
             .column_names()
