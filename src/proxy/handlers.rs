@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -256,6 +256,18 @@ pub(super) async fn read_parts_body(
     }
 }
 
+/// Header names, built once at compile time rather than parsed per response.
+const X_ROUTE: HeaderName = HeaderName::from_static("x-smartproxy-route");
+const X_TARGET: HeaderName = HeaderName::from_static("x-smartproxy-target");
+const X_PROVIDER: HeaderName = HeaderName::from_static("x-smartproxy-provider");
+const X_MODEL: HeaderName = HeaderName::from_static("x-smartproxy-model");
+const X_ATTEMPTS: HeaderName = HeaderName::from_static("x-smartproxy-attempts");
+const X_FAILOVER: HeaderName = HeaderName::from_static("x-smartproxy-failover");
+const X_CACHE: HeaderName = HeaderName::from_static("x-smartproxy-cache");
+const X_BUDGET: HeaderName = HeaderName::from_static("x-smartproxy-budget-remaining");
+const X_OVERHEAD: HeaderName = HeaderName::from_static("x-smartproxy-overhead-ms");
+const X_COST: HeaderName = HeaderName::from_static("x-smartproxy-cost");
+
 pub(super) fn routing_headers(
     state: &AppState,
     headers: &mut HeaderMap,
@@ -269,37 +281,35 @@ pub(super) fn routing_headers(
     }
     let overhead = fin.started().elapsed().saturating_sub(trip.upstream);
     let record = fin.record();
-    let target = match (&record.provider, &record.served_model) {
-        (Some(p), Some(m)) => Some(format!("{p}/{m}")),
-        _ => None,
-    };
-    let mut put = |name: &'static str, value: Option<&str>| {
+    let mut put = |name: HeaderName, value: Option<&str>| {
         if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(name, value);
         }
     };
-    put("x-smartproxy-route", record.route.as_deref());
-    put("x-smartproxy-target", target.as_deref());
-    put("x-smartproxy-provider", record.provider.as_deref());
-    put("x-smartproxy-model", record.served_model.as_deref());
-    put("x-smartproxy-attempts", Some(&record.attempts.to_string()));
+    if let (Some(p), Some(m)) = (&record.provider, &record.served_model) {
+        put(X_TARGET, Some(&format!("{p}/{m}")));
+    }
+    put(X_ROUTE, record.route.as_deref());
+    put(X_PROVIDER, record.provider.as_deref());
+    put(X_MODEL, record.served_model.as_deref());
     put(
-        "x-smartproxy-failover",
-        Some(if trip.failover { "true" } else { "false" }),
-    );
-    put("x-smartproxy-cache", Some(record.cache_status));
-    put(
-        "x-smartproxy-budget-remaining",
+        X_BUDGET,
         trip.budget_remaining.map(|r| format!("{r:.6}")).as_deref(),
     );
     put(
-        "x-smartproxy-overhead-ms",
+        X_OVERHEAD,
         Some(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)),
     );
     if with_cost {
         put(
-            "x-smartproxy-cost",
+            X_COST,
             record.cost_usd.map(|c| format!("{c:.8}")).as_deref(),
         );
     }
+    headers.insert(X_ATTEMPTS, HeaderValue::from(record.attempts));
+    headers.insert(
+        X_FAILOVER,
+        HeaderValue::from_static(if trip.failover { "true" } else { "false" }),
+    );
+    headers.insert(X_CACHE, HeaderValue::from_static(record.cache_status));
 }
