@@ -54,7 +54,7 @@ pub fn route(cmd: &RouteCommand, config_path: Option<&Path>) -> anyhow::Result<u
         tag: args.tag.as_deref(),
     };
     // A fresh process has no circuit history: every breaker is closed here.
-    let decision = plan::plan(&config, &facts, &|_, _| false);
+    let decision = plan::explain(&config, &facts, &|_, _| false);
     if args.json {
         printer::out(&explain_json(&config, &facts, &decision).to_string());
     } else {

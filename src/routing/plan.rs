@@ -123,13 +123,49 @@ pub fn plan(
     facts: &Facts<'_>,
     is_open: &dyn Fn(&str, &str) -> bool,
 ) -> Result<Plan, NoRoute> {
+    decide(config, facts, is_open, false)
+}
+
+/// Like `plan`, with the human-readable trail of steps filled in (`route explain`); the request
+/// path skips writing it.
+pub fn explain(
+    config: &Config,
+    facts: &Facts<'_>,
+    is_open: &dyn Fn(&str, &str) -> bool,
+) -> Result<Plan, NoRoute> {
+    decide(config, facts, is_open, true)
+}
+
+/// The steps taken, written only when asked for.
+struct Trail {
+    on: bool,
+    steps: Vec<String>,
+}
+
+impl Trail {
+    fn note(&mut self, step: impl FnOnce() -> String) {
+        if self.on {
+            self.steps.push(step());
+        }
+    }
+}
+
+fn decide(
+    config: &Config,
+    facts: &Facts<'_>,
+    is_open: &dyn Fn(&str, &str) -> bool,
+    explain: bool,
+) -> Result<Plan, NoRoute> {
     if config.providers.is_empty() {
         return Err(NoRoute::NoProviders);
     }
-    let mut trail = Vec::new();
+    let mut trail = Trail {
+        on: explain,
+        steps: Vec::new(),
+    };
     let model = match config.model_map.get(facts.model) {
         Some(mapped) => {
-            trail.push(format!("model_map: `{}` -> `{mapped}`", facts.model));
+            trail.note(|| format!("model_map: `{}` -> `{mapped}`", facts.model));
             mapped.clone()
         }
         None => facts.model.to_owned(),
@@ -158,7 +194,7 @@ pub fn plan(
             .collect()
     };
     let done =
-        |route: String, mut targets: Vec<Candidate>, skipped: Vec<Skip>, mut trail: Vec<String>| {
+        |route: String, mut targets: Vec<Candidate>, skipped: Vec<Skip>, mut trail: Trail| {
             // The same target twice (listed again, or matched exactly and by pattern) is tried
             // once.
             let mut seen = Vec::with_capacity(targets.len());
@@ -174,39 +210,38 @@ pub fn plan(
                     model: model.clone(),
                     route: Some(route),
                     skipped,
-                    trail,
+                    trail: trail.steps,
                 })
             } else {
-                trail.push(format!(
-                    "targets in order: {}",
-                    targets
-                        .iter()
-                        .map(|c| format!("{}/{}", config.providers[c.provider].name, c.model))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                trail.note(|| {
+                    format!(
+                        "targets in order: {}",
+                        targets
+                            .iter()
+                            .map(|c| format!("{}/{}", config.providers[c.provider].name, c.model))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
                 Ok(Plan {
                     model: model.clone(),
                     route,
                     targets,
                     skipped,
-                    trail,
+                    trail: trail.steps,
                 })
             }
         };
 
     if let Some(targets) = config.aliases.get(&model) {
-        trail.push(format!(
-            "`{model}` is an alias with {} instance(s)",
-            targets.len()
-        ));
+        trail.note(|| format!("`{model}` is an alias with {} instance(s)", targets.len()));
         let candidates = resolve(config, targets, &model);
         let kept = filter(candidates, &mut skipped);
         return done(format!("alias:{model}"), kept, skipped, trail);
     }
     if let Some((prefix, rest)) = model.split_once('/') {
         if let Some(index) = config.providers.iter().position(|p| p.name == prefix) {
-            trail.push(format!("`{prefix}/` names provider {prefix}"));
+            trail.note(|| format!("`{prefix}/` names provider {prefix}"));
             let kept = filter(
                 vec![Candidate {
                     provider: index,
@@ -219,22 +254,19 @@ pub fn plan(
     }
     let exact = serving(config, &model, true);
     if !exact.is_empty() {
-        trail.push(format!(
-            "{} provider(s) list `{model}` exactly",
-            exact.len()
-        ));
+        trail.note(|| format!("{} provider(s) list `{model}` exactly", exact.len()));
         let kept = filter(exact, &mut skipped);
         if !kept.is_empty() {
             return done("model".to_owned(), kept, skipped, trail);
         }
-        trail.push("none of them is usable; going on".to_owned());
+        trail.note(|| "none of them is usable; going on".to_owned());
     }
     for route in &config.routes {
         if let Some(why_not) = mismatch(&route.matcher, &model, facts) {
-            trail.push(format!("{}: no match ({why_not})", route.label));
+            trail.note(|| format!("{}: no match ({why_not})", route.label));
             continue;
         }
-        trail.push(format!("{}: matches", route.label));
+        trail.note(|| format!("{}: matches", route.label));
         let candidates = route
             .targets
             .iter()
@@ -263,19 +295,16 @@ pub fn plan(
     }
     let patterns = serving(config, &model, false);
     if !patterns.is_empty() {
-        trail.push(format!(
-            "{} provider(s) match `{model}` by pattern",
-            patterns.len()
-        ));
+        trail.note(|| format!("{} provider(s) match `{model}` by pattern", patterns.len()));
         let kept = filter(patterns, &mut skipped);
         if !kept.is_empty() {
             return done("pattern".to_owned(), kept, skipped, trail);
         }
-        trail.push("none of them is usable; going on".to_owned());
+        trail.note(|| "none of them is usable; going on".to_owned());
     }
     match config.default_provider {
         Some(index) => {
-            trail.push(format!("default provider {}", config.providers[index].name));
+            trail.note(|| format!("default provider {}", config.providers[index].name));
             let kept = filter(
                 vec![Candidate {
                     provider: index,
@@ -289,7 +318,7 @@ pub fn plan(
             model: model.clone(),
             route: None,
             skipped,
-            trail,
+            trail: trail.steps,
         }),
     }
 }
