@@ -127,10 +127,21 @@ fn a_running_daemon_is_asked_for_its_health() {
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
+    // Killed and reaped if the test fails half-way: no test leaves a process behind.
+    struct Guard(Option<std::process::Child>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Some(mut child) = self.0.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let mut guard = Guard(Some(cmd.spawn().unwrap()));
+    let pid = guard.0.as_ref().unwrap().id();
     let pid_file = env.path().join("run/smartproxy.pid");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&pid_file).is_ok_and(|t| t.contains(&child.id().to_string())) {
+    while !std::fs::read_to_string(&pid_file).is_ok_and(|t| t.contains(&pid.to_string())) {
         assert!(Instant::now() < deadline, "the daemon did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -138,11 +149,11 @@ fn a_running_daemon_is_asked_for_its_health() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let daemon = find(&report, "daemon");
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let stopped = wait_output(child, Duration::from_secs(30));
+    let stopped = wait_output(guard.0.take().unwrap(), Duration::from_secs(30));
     assert_eq!(stopped.status.code(), Some(0), "{}", text(&stopped.stderr));
     assert_eq!(daemon["status"], "ok", "{daemon}");
     assert!(

@@ -125,7 +125,15 @@ async fn a_client_keys_daily_budget_stops_that_key_only() {
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let mut daemon = cmd.spawn().unwrap();
+    // Killed and reaped when the test ends, passing or not: no test leaves a process behind.
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _daemon = Guard(cmd.spawn().unwrap());
     let pid_file = env.path().join("run/smartproxy.pid");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let listen = loop {
@@ -168,6 +176,4 @@ async fn a_client_keys_daily_budget_stops_that_key_only() {
         200,
         "other keys are not held back"
     );
-    let _ = daemon.kill();
-    let _ = daemon.wait();
 }
