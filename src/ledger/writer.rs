@@ -54,6 +54,9 @@ pub fn run(mut conn: Connection, rx: Receiver<Message>, queued: &AtomicU64) {
             break;
         }
     }
+    // Keep the query planner's statistics fresh, with a bounded amount of work so that closing a
+    // session never waits on a large ledger.
+    let _ = conn.pragma_update(None, "analysis_limit", 400);
     let _ = conn.pragma_update(None, "optimize", "");
 }
 
