@@ -238,16 +238,7 @@ async fn openai_clients_are_served_by_an_anthropic_provider() {
         chat_body("claude-sonnet-4-5", true, "hi"),
     )
     .await;
-    let content: String = reply
-        .events()
-        .iter()
-        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
+    let content: String = reply.streamed_content();
     assert_eq!(content, REPLY_WORDS.concat());
     assert!(
         !reply.body.contains("\"usage\":{"),

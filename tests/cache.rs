@@ -72,16 +72,7 @@ async fn hits_skip_the_provider_and_record_what_they_saved() {
         chat_body("gpt-4o", true, "What is the answer?"),
     )
     .await;
-    let content: String = streamed
-        .events()
-        .iter()
-        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
+    let content: String = streamed.streamed_content();
     assert_eq!(content, REPLY_WORDS.concat());
     assert!(streamed.body.ends_with("data: [DONE]\n\n"));
     assert!(

@@ -50,16 +50,7 @@ async fn scripted_replies_and_errors_are_served_in_turn() {
         chat_body("gpt-4o-mini", true, "c"),
     )
     .await;
-    let content: String = third
-        .events()
-        .iter()
-        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
+    let content: String = third.streamed_content();
     assert_eq!(content, "Third one here.");
     let fourth = post_chat(
         &session.base_url,

@@ -161,16 +161,7 @@ async fn openai_clients_are_served_by_an_ollama_provider() {
         chat_body("llama3.2", true, "hi"),
     )
     .await;
-    let content: String = reply
-        .events()
-        .iter()
-        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
+    let content: String = reply.streamed_content();
     assert_eq!(content, REPLY_WORDS.concat());
     assert!(reply.body.ends_with("data: [DONE]\n\n"));
     session.finish(0);

@@ -18,19 +18,6 @@ fn start(env: &TestEnv, upstream: &MockUpstream, extra: &str) -> support::RunSes
     )
 }
 
-fn content_of(events: &[String]) -> String {
-    events
-        .iter()
-        .filter(|e| e.starts_with('{'))
-        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn usage_is_read_and_the_injected_chunk_removed() {
     let upstream = MockUpstream::start();
@@ -45,7 +32,7 @@ async fn usage_is_read_and_the_injected_chunk_removed() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.headers["content-type"], "text/event-stream");
     let events = reply.events();
-    assert_eq!(content_of(&events), REPLY_WORDS.concat());
+    assert_eq!(reply.streamed_content(), REPLY_WORDS.concat());
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     assert!(
         !reply.body.contains("\"usage\""),
@@ -130,7 +117,7 @@ async fn a_stream_without_usage_is_estimated_and_marked() {
         chat_body("gpt-4o-mini", true, "hi"),
     )
     .await;
-    assert_eq!(content_of(&reply.events()), REPLY_WORDS.concat());
+    assert_eq!(reply.streamed_content(), REPLY_WORDS.concat());
     let reply = post_chat(
         &session.base_url,
         Some(&session.key),

@@ -7,19 +7,6 @@ mod support;
 use support::upstream::MockUpstream;
 use support::{TestEnv, chat_body, post_chat};
 
-fn streamed_content(reply: &support::Reply) -> String {
-    reply
-        .events()
-        .iter()
-        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn think_blocks_are_stripped_from_whole_and_streamed_replies() {
     let env = TestEnv::new();
@@ -44,7 +31,7 @@ async fn think_blocks_are_stripped_from_whole_and_streamed_replies() {
         chat_body("gpt-4o-mini", true, "q"),
     )
     .await;
-    assert_eq!(streamed_content(&streamed), "The answer is 42.");
+    assert_eq!(streamed.streamed_content(), "The answer is 42.");
     assert!(!streamed.body.contains("private"), "{}", streamed.body);
     assert!(streamed.body.ends_with("data: [DONE]\n\n"));
     session.finish(0);
@@ -77,7 +64,7 @@ async fn smolrouter_variables_turn_transforms_on() {
         chat_body("gpt-4o-mini", true, "q"),
     )
     .await;
-    assert_eq!(streamed_content(&streamed), "{\"ok\": true}");
+    assert_eq!(streamed.streamed_content(), "{\"ok\": true}");
     session.finish(0);
 }
 

@@ -45,12 +45,7 @@ impl ChatRequestView<'_> {
     pub fn parse(body: &[u8]) -> Result<ChatRequestView<'_>, RequestError> {
         let view: ChatRequestView<'_> =
             serde_json::from_slice(body).map_err(|e| RequestError::from_json(&e))?;
-        if view.model.trim().is_empty() {
-            return Err(RequestError::new(
-                "`model` must be a non-empty string",
-                "model",
-            ));
-        }
+        require_model(&view.model)?;
         if !view.messages.get().trim_start().starts_with('[') {
             return Err(RequestError::new("`messages` must be an array", "messages"));
         }
@@ -124,14 +119,20 @@ impl CompletionsView<'_> {
     pub fn parse(body: &[u8]) -> Result<CompletionsView<'_>, RequestError> {
         let view: CompletionsView<'_> =
             serde_json::from_slice(body).map_err(|e| RequestError::from_json(&e))?;
-        if view.model.trim().is_empty() {
-            return Err(RequestError::new(
-                "`model` must be a non-empty string",
-                "model",
-            ));
-        }
+        require_model(&view.model)?;
         Ok(view)
     }
+}
+
+/// Every model request names a model.
+fn require_model(model: &str) -> Result<(), RequestError> {
+    if model.trim().is_empty() {
+        return Err(RequestError::new(
+            "`model` must be a non-empty string",
+            "model",
+        ));
+    }
+    Ok(())
 }
 
 /// A request the proxy refuses before sending it anywhere.

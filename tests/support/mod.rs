@@ -271,6 +271,19 @@ impl Reply {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
+    /// The text of an OpenAI stream: every chunk's `choices[0].delta.content`, joined.
+    pub fn streamed_content(&self) -> String {
+        self.events()
+            .iter()
+            .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
     /// The `data:` payloads of an SSE body.
     pub fn events(&self) -> Vec<String> {
         self.body
