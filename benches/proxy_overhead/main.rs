@@ -3,7 +3,8 @@
 //! and written as JSON to `<target dir>/bench/proxy_overhead.json`.
 //!
 //! Run with `cargo bench --bench proxy_overhead` (add `-- --quick` for a short smoke run that
-//! checks the bench works; its figures mean nothing). Without `--bench` (as `cargo test
+//! checks the bench works; its figures mean nothing; `-- --profile` for a 20 s throughput phase
+//! to profile with `perf record -p <pid>`). Without `--bench` (as `cargo test
 //! --all-targets` runs it) it does nothing.
 //!
 //! Setup: this process runs the mock upstream (hyper 1 server) and the load generator (hyper 1
@@ -83,6 +84,22 @@ impl Plan {
         }
     }
 
+    /// `--profile`: token latency and streaming phases and a 20 s throughput phase, long enough
+    /// for `perf record -p <smartproxy pid>` to see the 32-connection path and little else.
+    fn profile() -> Self {
+        Self {
+            latency_warmup: 10,
+            latency_requests: 10,
+            connections: 32,
+            throughput_warmup: Duration::from_secs(1),
+            throughput_run: Duration::from_secs(20),
+            stream_warmup: 10,
+            stream_requests: 10,
+            startup_warmup: 0,
+            startup_runs: 1,
+        }
+    }
+
     fn quick() -> Self {
         Self {
             latency_warmup: 200,
@@ -117,7 +134,13 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let quick = args.iter().any(|a| a == "--quick");
-    let plan = if quick { Plan::quick() } else { Plan::full() };
+    let plan = if quick {
+        Plan::quick()
+    } else if args.iter().any(|a| a == "--profile") {
+        Plan::profile()
+    } else {
+        Plan::full()
+    };
     let started = Instant::now();
 
     // Pin before the runtime exists, so every thread of this process inherits CPU 1.

@@ -19,7 +19,7 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 pub struct AnthropicProvider {
     http: HttpClient,
-    url: reqwest::Url,
+    url: http::UpstreamUrl,
     default_max_tokens: u32,
 }
 
@@ -59,12 +59,16 @@ impl Provider for AnthropicProvider {
                     "legacy /v1/completions needs an OpenAI-compatible target".to_owned(),
                 ));
             }
-            let mut headers = request.headers.clone();
+            let mut headers: Vec<(&str, &str)> = request
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect();
             if !headers
                 .iter()
                 .any(|(n, _)| n.eq_ignore_ascii_case("anthropic-version"))
             {
-                headers.push(("anthropic-version".to_owned(), ANTHROPIC_VERSION.to_owned()));
+                headers.push(("anthropic-version", ANTHROPIC_VERSION));
             }
             if request.format == WireFormat::Anthropic {
                 let response = self

@@ -5,15 +5,37 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::StatusCode;
+use http_body_util::BodyExt;
+use reqwest::header::{
+    ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT,
+};
 
+use super::plain_http::PlainClient;
 use super::{BodyStream, ProviderError, WireFormat};
 use crate::config::{ProviderConfig, Timeouts};
 
+const USER_AGENT_VALUE: &str = concat!("smartproxy/", env!("CARGO_PKG_VERSION"));
+
 pub struct HttpClient {
     pub name: String,
-    client: reqwest::Client,
+    transport: Transport,
     timeouts: Timeouts,
+}
+
+/// How requests reach the provider.
+enum Transport {
+    /// Plain HTTP with no proxy in the environment: hyper-util's client directly.
+    Plain(Box<PlainClient>),
+    /// HTTPS, or any upstream when a proxy variable is set.
+    Reqwest(reqwest::Client),
+}
+
+/// A provider URL, parsed once at start-up in the forms both transports take.
+#[derive(Debug, Clone)]
+pub struct UpstreamUrl {
+    url: reqwest::Url,
+    uri: http::Uri,
 }
 
 /// A reply's status line and headers, with its body still streaming.
@@ -38,6 +60,21 @@ impl RawResponse {
             body: self.body,
         }
     }
+
+    fn new(status: StatusCode, headers: &HeaderMap, body: BodyStream) -> Self {
+        let header = |name: HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            status: status.as_u16(),
+            content_type: header(CONTENT_TYPE),
+            retry_after: header(RETRY_AFTER),
+            body,
+        }
+    }
 }
 
 impl HttpClient {
@@ -58,17 +95,25 @@ impl HttpClient {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(config.timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .user_agent(concat!("smartproxy/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ProviderError::Internal(format!("cannot build the HTTP client: {e}")))?;
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        let transport =
+            match PlainClient::for_url(&config.base_url, config.timeouts.connect, &headers) {
+                Some(plain) => Transport::Plain(Box::new(plain)),
+                None => Transport::Reqwest(
+                    reqwest::Client::builder()
+                        .default_headers(headers)
+                        .connect_timeout(config.timeouts.connect)
+                        .pool_idle_timeout(Duration::from_secs(90))
+                        .tcp_nodelay(true)
+                        .build()
+                        .map_err(|e| {
+                            ProviderError::Internal(format!("cannot build the HTTP client: {e}"))
+                        })?,
+                ),
+            };
         Ok(Self {
             name: config.name.clone(),
-            client,
+            transport,
             timeouts: config.timeouts,
         })
     }
@@ -76,76 +121,92 @@ impl HttpClient {
     /// POSTs a JSON body; resolves when the status and headers arrive (the first byte).
     pub async fn post(
         &self,
-        url: &reqwest::Url,
+        url: &UpstreamUrl,
         body: Bytes,
         stream: bool,
-        headers: &[(String, String)],
+        extra: &[(&str, &str)],
     ) -> Result<RawResponse, ProviderError> {
-        let accept = if stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        };
-        let mut request = self
-            .client
-            .post(url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header(reqwest::header::ACCEPT, accept);
-        for (name, value) in headers {
-            request = request.header(name.as_str(), value.as_str());
+        let mut headers = HeaderMap::with_capacity(4 + extra.len());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static(if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        );
+        for (name, value) in extra {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.append(name, value);
+            }
         }
-        let response =
-            match tokio::time::timeout(self.timeouts.first_byte, request.body(body).send()).await {
-                Ok(Ok(response)) => response,
-                Ok(Err(err)) => return Err(self.classify(&err)),
-                Err(_) => {
-                    return Err(ProviderError::FirstByteTimeout {
-                        provider: self.name.clone(),
-                        seconds: self.timeouts.first_byte.as_secs_f64(),
-                    });
+        let sent = match &self.transport {
+            Transport::Plain(client) => tokio::time::timeout(
+                self.timeouts.first_byte,
+                client.post(&url.uri, body, headers),
+            )
+            .await
+            .map(|reply| match reply {
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    let name = self.name.clone();
+                    let body = body
+                        .into_data_stream()
+                        .map(move |chunk| chunk.map_err(|e| broken(&name, &e)))
+                        .boxed();
+                    Ok(RawResponse::new(parts.status, &parts.headers, body))
                 }
-            };
-        let header = |name: HeaderName| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
+                Err(err) => Err(self.classify(&err, err.is_connect())),
+            }),
+            Transport::Reqwest(client) => {
+                let request = client.post(url.url.clone()).headers(headers).body(body);
+                tokio::time::timeout(self.timeouts.first_byte, request.send())
+                    .await
+                    .map(|reply| match reply {
+                        Ok(response) => {
+                            let mut raw = RawResponse::new(
+                                response.status(),
+                                response.headers(),
+                                futures_util::stream::empty().boxed(),
+                            );
+                            let name = self.name.clone();
+                            raw.body = response
+                                .bytes_stream()
+                                .map(move |chunk| chunk.map_err(|e| broken(&name, &e)))
+                                .boxed();
+                            Ok(raw)
+                        }
+                        Err(err) => Err(self.classify(&err, err.is_connect())),
+                    })
+            }
         };
-        let status = response.status().as_u16();
-        let content_type = header(CONTENT_TYPE);
-        let retry_after = header(reqwest::header::RETRY_AFTER);
-        let name = self.name.clone();
-        let body = response
-            .bytes_stream()
-            .map(move |chunk: Result<Bytes, reqwest::Error>| {
-                chunk.map_err(|e| ProviderError::Broken {
-                    provider: name.clone(),
-                    detail: error_chain(&e),
-                })
-            })
-            .boxed();
-        Ok(RawResponse {
-            status,
-            content_type,
-            retry_after,
-            body: with_idle_timeout(body, self.timeouts.idle, self.name.clone()),
-        })
+        let mut response = sent.map_err(|_| ProviderError::FirstByteTimeout {
+            provider: self.name.clone(),
+            seconds: self.timeouts.first_byte.as_secs_f64(),
+        })??;
+        response.body = with_idle_timeout(response.body, self.timeouts.idle, self.name.clone());
+        Ok(response)
     }
 
-    fn classify(&self, err: &reqwest::Error) -> ProviderError {
+    fn classify(&self, err: &dyn std::error::Error, connect: bool) -> ProviderError {
+        let provider = self.name.clone();
         let detail = error_chain(err);
-        if err.is_connect() {
-            ProviderError::Connect {
-                provider: self.name.clone(),
-                detail,
-            }
+        if connect {
+            ProviderError::Connect { provider, detail }
         } else {
-            ProviderError::Broken {
-                provider: self.name.clone(),
-                detail,
-            }
+            ProviderError::Broken { provider, detail }
         }
+    }
+}
+
+fn broken(provider: &str, err: &dyn std::error::Error) -> ProviderError {
+    ProviderError::Broken {
+        provider: provider.to_owned(),
+        detail: error_chain(err),
     }
 }
 
@@ -243,9 +304,13 @@ where
 }
 
 /// Parses a provider URL once, at start-up, instead of on every request.
-pub fn parse_url(provider: &str, url: &str) -> Result<reqwest::Url, ProviderError> {
-    reqwest::Url::parse(url)
-        .map_err(|e| ProviderError::Internal(format!("provider {provider}: bad URL `{url}`: {e}")))
+pub fn parse_url(provider: &str, url: &str) -> Result<UpstreamUrl, ProviderError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        ProviderError::Internal(format!("provider {provider}: bad URL `{url}`: {e}"))
+    };
+    let url = reqwest::Url::parse(url).map_err(|e| bad(&e))?;
+    let uri = url.as_str().parse::<http::Uri>().map_err(|e| bad(&e))?;
+    Ok(UpstreamUrl { url, uri })
 }
 
 /// A reply body made of one chunk.

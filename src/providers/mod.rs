@@ -6,6 +6,7 @@ pub mod http;
 pub mod mock;
 pub mod ollama;
 pub mod openai;
+mod plain_http;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -13,7 +13,7 @@ use crate::translate::ollama::{self as translate, LineDecoder, SseFromNdjson};
 
 pub struct OllamaProvider {
     http: HttpClient,
-    url: reqwest::Url,
+    url: http::UpstreamUrl,
 }
 
 impl OllamaProvider {

@@ -11,8 +11,8 @@ use crate::config::ProviderConfig;
 
 pub struct OpenAiProvider {
     http: HttpClient,
-    chat_url: reqwest::Url,
-    completions_url: reqwest::Url,
+    chat_url: http::UpstreamUrl,
+    completions_url: http::UpstreamUrl,
 }
 
 impl OpenAiProvider {
@@ -52,7 +52,7 @@ impl Provider for OpenAiProvider {
                 Endpoint::Chat => &self.chat_url,
                 Endpoint::Completions => &self.completions_url,
             };
-            let headers = [("x-request-id".to_owned(), request.request_id.clone())];
+            let headers = [("x-request-id", request.request_id.as_str())];
             let response = self
                 .http
                 .post(url, request.body, request.stream, &headers)

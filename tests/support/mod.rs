@@ -32,6 +32,7 @@ const SCRUBBED: &[&str] = &[
     "http_proxy",
     "https_proxy",
     "ALL_PROXY",
+    "all_proxy",
 ];
 
 /// A temp dir with its own HOME and ledger.

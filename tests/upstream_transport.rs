@@ -1,0 +1,81 @@
+//! The two ways a request reaches an OpenAI-compatible upstream: plain HTTP goes straight to it
+//! (hyper-util), and with `HTTP_PROXY` set it goes through that proxy (reqwest). Both send the
+//! same headers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::upstream::{MockUpstream, Received};
+use support::{Reply, TestEnv, chat_body, post_chat};
+
+/// The headers every upstream request carries, whichever way it went.
+fn assert_provider_headers(received: &Received, reply: &Reply) {
+    assert_eq!(received.path, "/v1/chat/completions");
+    assert_eq!(received.authorization.as_deref(), Some("Bearer k"));
+    let header = |name: &str| received.headers.get(name).map(String::as_str);
+    assert_eq!(header("content-type"), Some("application/json"));
+    assert_eq!(header("accept"), Some("application/json"));
+    assert!(
+        header("user-agent").is_some_and(|ua| ua.starts_with("smartproxy/")),
+        "{:?}",
+        received.headers
+    );
+    let id = reply.headers["x-smartproxy-request-id"].to_str().unwrap();
+    assert_eq!(header("x-request-id"), Some(id));
+    assert_eq!(received.body["model"], "gpt-4o-mini");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_http_upstreams_are_reached_directly() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hello"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let received = upstream.received();
+    assert_eq!(received.len(), 1);
+    assert_provider_headers(&received[0], &reply);
+    assert_eq!(
+        received[0].headers.get("host").map(String::as_str),
+        Some(upstream.addr.to_string().as_str())
+    );
+    assert!(session.finish(0).status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_proxy_from_the_environment_is_honoured() {
+    // The mock plays the forward proxy: the provider's own host does not even resolve, so a 200
+    // proves the request went through HTTP_PROXY.
+    let proxy = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config("http://llm.invalid/v1", "");
+    let proxy_url = format!("http://{}", proxy.addr);
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k"), ("HTTP_PROXY", proxy_url.as_str())],
+    );
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hello"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let received = proxy.received();
+    assert_eq!(received.len(), 1);
+    assert_provider_headers(&received[0], &reply);
+    assert_eq!(
+        received[0].headers.get("host").map(String::as_str),
+        Some("llm.invalid")
+    );
+    assert!(session.finish(0).status.success());
+}
