@@ -1,5 +1,7 @@
 //! The rows the ledger stores. Every field is metadata; nothing here can hold content.
 
+use std::sync::Arc;
+
 /// A session opening: one `run`, or one day of one daemon client key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionStart {
@@ -53,7 +55,8 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestRecord {
     pub id: String,
-    pub session_id: Option<String>,
+    /// Shared with every other request of the session.
+    pub session_id: Option<Arc<str>>,
     pub started_ms: i64,
     pub endpoint: &'static str,
     pub route: Option<String>,
@@ -78,7 +81,8 @@ pub struct RequestRecord {
     /// Every attempt, in order (retries and failovers included).
     pub attempt_log: Vec<AttemptRow>,
     pub cache_status: &'static str,
-    pub client_hash: Option<String>,
+    /// Shared with every other request of the connection.
+    pub client_hash: Option<Arc<str>>,
     pub fingerprint: Option<String>,
     pub user_agent: Option<String>,
     /// The client's own session id (Claude Code's `x-claude-code-session-id`).
@@ -90,7 +94,7 @@ pub struct RequestRecord {
 impl RequestRecord {
     pub fn new(
         id: String,
-        session_id: Option<String>,
+        session_id: Option<Arc<str>>,
         started_ms: i64,
         endpoint: &'static str,
     ) -> Self {

@@ -16,7 +16,7 @@ const MAX_BATCH: usize = 1024;
 /// in slices so that a flush waits at most one slice. While it waits it is not parked on the
 /// channel, so senders never have to wake it: that keeps the ledger's cost per request small
 /// under load (bigger batches write fewer WAL pages per row).
-const BATCH_WINDOW: Duration = Duration::from_millis(5);
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
 const BATCH_SLICE: Duration = Duration::from_millis(1);
 
 pub fn run(mut conn: Connection, rx: Receiver<Message>, queued: &AtomicU64) {

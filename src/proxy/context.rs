@@ -144,24 +144,27 @@ impl Finalizer {
 
     /// Sets tokens and the cost they imply.
     pub fn set_tokens(&mut self, tokens: Tokens) {
-        let state = Arc::clone(&self.state);
-        let record = self.record();
+        let cache_hit = self.cache_hit;
+        let Some(record) = self.record.as_mut() else {
+            return;
+        };
         record.prompt_tokens = Some(tokens.counts.prompt);
         record.completion_tokens = Some(tokens.counts.completion);
         record.cached_tokens = Some(tokens.counts.cached_prompt);
         record.tokens_estimated = tokens.estimated;
         let model = record
             .served_model
-            .clone()
-            .or_else(|| record.requested_model.clone());
-        let provider = record.provider.clone();
-        let cost = model.and_then(|m| state.cost_usd(provider.as_deref(), &m, tokens.counts));
-        if self.cache_hit {
-            let record = self.record();
+            .as_deref()
+            .or(record.requested_model.as_deref());
+        let cost = model.and_then(|m| {
+            self.state
+                .cost_usd(record.provider.as_deref(), m, tokens.counts)
+        });
+        if cache_hit {
             record.saved_usd = cost;
             record.cost_usd = Some(0.0);
         } else {
-            self.record().cost_usd = cost;
+            record.cost_usd = cost;
         }
     }
 

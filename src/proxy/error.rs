@@ -261,7 +261,8 @@ pub fn json_response(status: StatusCode, body: impl Into<bytes::Bytes>) -> Respo
     response
 }
 
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-smartproxy-request-id");
+pub(super) const X_REQUEST_ID: http::HeaderName =
+    http::HeaderName::from_static("x-smartproxy-request-id");
 
 pub fn set_request_id(headers: &mut http::HeaderMap, request_id: &str) {
     if let Ok(value) = HeaderValue::from_str(request_id) {

@@ -1,6 +1,7 @@
 //! The HTTP endpoints: which path goes where, and the small ones that need no provider (model
 //! lists, health, Ollama's discovery endpoints). Model requests run `pipeline::serve`.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use serde_json::json;
 use super::AppState;
 use super::body::ProxyBody;
 use super::context::{Finalizer, Peer, new_request_id};
-use super::error::{ApiError, json_response, set_request_id};
+use super::error::{ApiError, X_REQUEST_ID, json_response, set_request_id};
 use super::inbound::Dialect;
 use super::pipeline::{Trip, serve};
 use crate::config::ProviderKind;
@@ -176,7 +177,7 @@ pub(super) fn debug_status(state: &AppState) -> Response<ProxyBody> {
         .collect();
     let body = json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "session_id": state.session_id,
+        "session_id": state.session_id.as_deref(),
         "config": rt.config.source_display(),
         "config_loaded_ms": rt.loaded_ms,
         "providers": providers,
@@ -275,38 +276,56 @@ pub(super) fn routing_headers(
     trip: &Trip,
     with_cost: bool,
 ) {
-    set_request_id(headers, fin.id());
     if !state.runtime().config.response_headers {
+        set_request_id(headers, fin.id());
         return;
     }
     let overhead = fin.started().elapsed().saturating_sub(trip.upstream);
     let record = fin.record();
-    let mut put = |name: HeaderName, value: Option<&str>| {
-        if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+    // Every value is written into one buffer and handed out as slices of it: one allocation for
+    // the lot instead of two per header, on every response.
+    let mut text = String::with_capacity(160);
+    let mut put = |value: &dyn std::fmt::Display| {
+        let start = text.len();
+        let _ = write!(text, "{value}");
+        start..text.len()
+    };
+    let id = put(&record.id);
+    let target = match (&record.provider, &record.served_model) {
+        (Some(p), Some(m)) => {
+            let provider = put(p);
+            let _ = put(&'/');
+            let model = put(m);
+            Some((provider.start..model.end, provider, model))
+        }
+        _ => None,
+    };
+    let route = record.route.as_ref().map(|r| put(r));
+    let budget = trip.budget_remaining.map(|r| put(&format_args!("{r:.6}")));
+    let overhead = put(&format_args!("{:.3}", overhead.as_secs_f64() * 1000.0));
+    let cost = record
+        .cost_usd
+        .filter(|_| with_cost)
+        .map(|c| put(&format_args!("{c:.8}")));
+    let attempts = put(&record.attempts);
+    let text = Bytes::from(text);
+    let mut insert = |name: HeaderName, range: Option<std::ops::Range<usize>>| {
+        if let Some(value) = range.and_then(|r| HeaderValue::from_maybe_shared(text.slice(r)).ok())
+        {
             headers.insert(name, value);
         }
     };
-    if let (Some(p), Some(m)) = (&record.provider, &record.served_model) {
-        put(X_TARGET, Some(&format!("{p}/{m}")));
+    insert(X_REQUEST_ID, Some(id));
+    if let Some((target, provider, model)) = target {
+        insert(X_TARGET, Some(target));
+        insert(X_PROVIDER, Some(provider));
+        insert(X_MODEL, Some(model));
     }
-    put(X_ROUTE, record.route.as_deref());
-    put(X_PROVIDER, record.provider.as_deref());
-    put(X_MODEL, record.served_model.as_deref());
-    put(
-        X_BUDGET,
-        trip.budget_remaining.map(|r| format!("{r:.6}")).as_deref(),
-    );
-    put(
-        X_OVERHEAD,
-        Some(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)),
-    );
-    if with_cost {
-        put(
-            X_COST,
-            record.cost_usd.map(|c| format!("{c:.8}")).as_deref(),
-        );
-    }
-    headers.insert(X_ATTEMPTS, HeaderValue::from(record.attempts));
+    insert(X_ROUTE, route);
+    insert(X_BUDGET, budget);
+    insert(X_OVERHEAD, Some(overhead));
+    insert(X_COST, cost);
+    insert(X_ATTEMPTS, Some(attempts));
     headers.insert(
         X_FAILOVER,
         HeaderValue::from_static(if trip.failover { "true" } else { "false" }),

@@ -26,7 +26,7 @@ mod pipeline;
 pub mod server;
 mod stream;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use auth::ClientKeys;
@@ -44,19 +44,22 @@ use crate::transform::Transforms;
 /// The daemon's ledger sessions: one per client key and local day, opened on first use.
 #[derive(Debug, Default)]
 pub struct DaemonSessions {
-    opened: Mutex<HashSet<String>>,
+    opened: Mutex<HashMap<String, Arc<str>>>,
 }
 
 impl DaemonSessions {
     /// The session id for traffic of `key_name` today, opening the session row the first time.
-    pub fn session_for(&self, ledger: &Ledger, key_name: &str) -> String {
+    pub fn session_for(&self, ledger: &Ledger, key_name: &str) -> Arc<str> {
         let day = chrono::Local::now().format("%Y%m%d");
         let id = format!("daemon-{day}-{key_name}");
         let mut opened = self
             .opened
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if opened.insert(id.clone()) {
+        if let Some(shared) = opened.get(&id) {
+            return Arc::clone(shared);
+        }
+        {
             // INSERT OR IGNORE: a restarted daemon finds today's session already there.
             ledger.session_started(crate::ledger::SessionStart {
                 id: id.clone(),
@@ -70,7 +73,9 @@ impl DaemonSessions {
                 budget_usd: None,
             });
         }
-        id
+        let shared: Arc<str> = Arc::from(id.as_str());
+        opened.insert(id, Arc::clone(&shared));
+        shared
     }
 }
 
@@ -106,7 +111,7 @@ pub struct AppState {
     runtime: RwLock<Arc<Runtime>>,
     pub ledger: Ledger,
     pub budget: SessionBudget,
-    pub session_id: Option<String>,
+    pub session_id: Option<Arc<str>>,
     /// The session's `--tag`, which routing rules can match.
     pub session_tag: Option<String>,
     /// Circuit breakers, kept across reloads (they are keyed by provider and model name).
@@ -144,7 +149,7 @@ impl AppState {
             runtime: RwLock::new(Arc::new(Runtime::build(config)?)),
             ledger,
             budget,
-            session_id: session.id,
+            session_id: session.id.map(Arc::from),
             session_tag: session.tag,
             health,
             keys,
@@ -206,7 +211,8 @@ impl AppState {
                 .unpriced_warned
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if warned.insert(model.to_owned()) {
+            if !warned.contains(model) {
+                warned.insert(model.to_owned());
                 tracing::warn!(
                     model,
                     "no price known for this model; its cost is recorded as unknown (add it under `pricing:`)"
@@ -230,7 +236,7 @@ impl AppState {
         };
         self.ledger.anomaly(Anomaly {
             at_ms: now_ms(),
-            session_id: self.session_id.clone(),
+            session_id: self.session_id.as_deref().map(str::to_owned),
             kind,
             provider: provider.to_owned(),
             model: model.to_owned(),

@@ -72,8 +72,13 @@ pub async fn serve(
         .headers()
         .get(USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(200).collect());
-    record.client_hash = Some(peer.hash.to_string());
+        .map(|ua| {
+            ua.char_indices()
+                .nth(200)
+                .map_or(ua, |(end, _)| &ua[..end])
+                .to_owned()
+        });
+    record.client_hash = Some(Arc::clone(&peer.hash));
     let mut trip = Trip::default();
     let transforms = state.transforms();
     let reply = run(&state, &mut fin, &mut trip, peer.addr, req, dialect).await;

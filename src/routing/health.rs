@@ -22,6 +22,8 @@ enum State {
     },
 }
 
+const CLOSED: State = State::Closed { failures: 0 };
+
 /// A change worth recording (as an anomaly in the ledger).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
@@ -39,10 +41,14 @@ pub struct BreakerView {
     pub open_for_ms: Option<u64>,
 }
 
+/// Breakers by provider, then model: looked up with borrowed names, so the request path
+/// allocates only the first time it meets a target.
+type Breakers = HashMap<String, HashMap<String, State>>;
+
 pub struct Health {
     failures_to_open: u32,
     cooldown: Duration,
-    breakers: Mutex<HashMap<(String, String), State>>,
+    breakers: Mutex<Breakers>,
 }
 
 impl Health {
@@ -54,116 +60,130 @@ impl Health {
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<(String, String), State>) -> T) -> T {
+    /// Runs `step` on the target's state (None: never seen) and stores the state it returns.
+    fn update<T>(
+        &self,
+        provider: &str,
+        model: &str,
+        step: impl FnOnce(Option<State>) -> (State, T),
+    ) -> T {
         let mut map = self
             .breakers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut map)
+        let current = map.get(provider).and_then(|m| m.get(model)).copied();
+        let (next, result) = step(current);
+        if current != Some(next) {
+            match map.get_mut(provider) {
+                Some(models) => {
+                    models.insert(model.to_owned(), next);
+                }
+                None => {
+                    map.insert(
+                        provider.to_owned(),
+                        HashMap::from([(model.to_owned(), next)]),
+                    );
+                }
+            }
+        }
+        result
     }
 
     /// Whether routing must skip the target now: open and still cooling down, or half-open with
     /// its one probe already in flight.
     pub fn is_open(&self, provider: &str, model: &str, now: Instant) -> bool {
-        self.with(
-            |map| match map.get(&(provider.to_owned(), model.to_owned())) {
-                Some(State::Open { since }) => now.duration_since(*since) < self.cooldown,
-                Some(State::HalfOpen { probing }) => *probing,
-                _ => false,
-            },
-        )
+        let map = self
+            .breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(provider).and_then(|m| m.get(model)) {
+            Some(State::Open { since }) => now.duration_since(*since) < self.cooldown,
+            Some(State::HalfOpen { probing }) => *probing,
+            _ => false,
+        }
     }
 
     /// Called before sending to a target. False when the breaker forbids it; an open breaker
     /// whose cooldown is over turns half-open and lets this one request through as the probe.
     pub fn try_acquire(&self, provider: &str, model: &str, now: Instant) -> bool {
-        self.with(|map| {
-            let key = (provider.to_owned(), model.to_owned());
-            match map.get(&key).copied() {
-                None | Some(State::Closed { .. }) => true,
-                Some(State::Open { since }) if now.duration_since(since) >= self.cooldown => {
-                    map.insert(key, State::HalfOpen { probing: true });
-                    true
+        self.update(provider, model, |state| {
+            let state = state.unwrap_or(CLOSED);
+            match state {
+                State::Closed { .. } => (state, true),
+                State::Open { since } if now.duration_since(since) >= self.cooldown => {
+                    (State::HalfOpen { probing: true }, true)
                 }
-                Some(State::HalfOpen { probing: false }) => {
-                    map.insert(key, State::HalfOpen { probing: true });
-                    true
-                }
-                Some(State::Open { .. } | State::HalfOpen { probing: true }) => false,
+                State::HalfOpen { probing: false } => (State::HalfOpen { probing: true }, true),
+                State::Open { .. } | State::HalfOpen { probing: true } => (state, false),
             }
         })
     }
 
     pub fn record_success(&self, provider: &str, model: &str) -> Option<Transition> {
-        self.with(|map| {
-            let previous = map.insert(
-                (provider.to_owned(), model.to_owned()),
-                State::Closed { failures: 0 },
-            );
-            matches!(previous, Some(State::Open { .. } | State::HalfOpen { .. }))
-                .then_some(Transition::Closed)
+        self.update(provider, model, |state| {
+            let recovered = matches!(state, Some(State::Open { .. } | State::HalfOpen { .. }));
+            (CLOSED, recovered.then_some(Transition::Closed))
         })
     }
 
     pub fn record_failure(&self, provider: &str, model: &str, now: Instant) -> Option<Transition> {
-        self.with(|map| {
-            let key = (provider.to_owned(), model.to_owned());
-            match map
-                .get(&key)
-                .copied()
-                .unwrap_or(State::Closed { failures: 0 })
-            {
-                State::Closed { failures } if failures + 1 >= self.failures_to_open => {
-                    map.insert(key, State::Open { since: now });
-                    Some(Transition::Opened {
-                        failures: failures + 1,
-                    })
-                }
-                State::Closed { failures } => {
-                    map.insert(
-                        key,
-                        State::Closed {
-                            failures: failures + 1,
-                        },
-                    );
-                    None
-                }
-                // The probe failed: open again for another cooldown.
-                State::HalfOpen { .. } => {
-                    map.insert(key, State::Open { since: now });
-                    Some(Transition::Opened {
-                        failures: self.failures_to_open,
-                    })
-                }
-                State::Open { .. } => None,
-            }
+        self.update(provider, model, |state| match state.unwrap_or(CLOSED) {
+            State::Closed { failures } if failures + 1 >= self.failures_to_open => (
+                State::Open { since: now },
+                Some(Transition::Opened {
+                    failures: failures + 1,
+                }),
+            ),
+            State::Closed { failures } => (
+                State::Closed {
+                    failures: failures + 1,
+                },
+                None,
+            ),
+            // The probe failed: open again for another cooldown.
+            State::HalfOpen { .. } => (
+                State::Open { since: now },
+                Some(Transition::Opened {
+                    failures: self.failures_to_open,
+                }),
+            ),
+            state @ State::Open { .. } => (state, None),
         })
     }
 
     /// Every breaker that has seen traffic, for debug views.
     pub fn snapshot(&self, now: Instant) -> Vec<BreakerView> {
-        let mut views: Vec<BreakerView> = self.with(|map| {
-            map.iter()
-                .map(|((provider, model), state)| {
-                    let (name, failures, open_for) = match state {
-                        State::Closed { failures } => ("closed", *failures, None),
-                        State::Open { since } => (
-                            "open",
-                            self.failures_to_open,
-                            Some(now.duration_since(*since)),
-                        ),
-                        State::HalfOpen { .. } => ("half-open", self.failures_to_open, None),
-                    };
-                    BreakerView {
-                        provider: provider.clone(),
-                        model: model.clone(),
-                        state: name,
-                        consecutive_failures: failures,
-                        open_for_ms: open_for.map(|d| d.as_millis() as u64),
-                    }
-                })
-                .collect()
-        });
+        let map = self
+            .breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut views: Vec<BreakerView> = map
+            .iter()
+            .flat_map(|(provider, models)| {
+                models
+                    .iter()
+                    .map(move |(model, state)| (provider, model, state))
+            })
+            .map(|(provider, model, state)| {
+                let (name, failures, open_for) = match state {
+                    State::Closed { failures } => ("closed", *failures, None),
+                    State::Open { since } => (
+                        "open",
+                        self.failures_to_open,
+                        Some(now.duration_since(*since)),
+                    ),
+                    State::HalfOpen { .. } => ("half-open", self.failures_to_open, None),
+                };
+                BreakerView {
+                    provider: provider.clone(),
+                    model: model.clone(),
+                    state: name,
+                    consecutive_failures: failures,
+                    open_for_ms: open_for.map(|d| d.as_millis() as u64),
+                }
+            })
+            .collect();
+        drop(map);
         views.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
         views
     }
