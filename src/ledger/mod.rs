@@ -2,8 +2,8 @@
 //! never prompts, responses, tool arguments, bodies or keys.
 //!
 //! Writes go through one writer thread per process (`writer`), fed by a bounded channel that the
-//! request path never waits on; the writer lets rows gather for a couple of milliseconds and
-//! commits them in one short transaction. Reads (`query`) open their own connection.
+//! request path never waits on; the writer lets rows gather for up to 20 ms and commits them in
+//! one short transaction. Reads (`query`) open their own connection.
 
 pub mod budget;
 pub mod keys;
