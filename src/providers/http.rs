@@ -160,7 +160,11 @@ impl HttpClient {
                         .boxed();
                     Ok(RawResponse::new(parts.status, &parts.headers, body))
                 }
-                Err(err) => Err(self.classify(&err, err.is_connect())),
+                // reqwest names the URL in its message; say it here too.
+                Err(err) => Err(self.classify(
+                    format!("POST {}: {}", url.uri, error_chain(&err)),
+                    err.is_connect(),
+                )),
             }),
             Transport::Reqwest(client) => {
                 let request = client.post(url.url.clone()).headers(headers).body(body);
@@ -180,7 +184,7 @@ impl HttpClient {
                                 .boxed();
                             Ok(raw)
                         }
-                        Err(err) => Err(self.classify(&err, err.is_connect())),
+                        Err(err) => Err(self.classify(error_chain(&err), err.is_connect())),
                     })
             }
         };
@@ -192,9 +196,8 @@ impl HttpClient {
         Ok(response)
     }
 
-    fn classify(&self, err: &dyn std::error::Error, connect: bool) -> ProviderError {
+    fn classify(&self, detail: String, connect: bool) -> ProviderError {
         let provider = self.name.clone();
-        let detail = error_chain(err);
         if connect {
             ProviderError::Connect { provider, detail }
         } else {
