@@ -268,3 +268,73 @@ async fn openai_clients_are_served_by_an_anthropic_provider() {
     );
     assert_eq!(rows[1]["tokens_estimated"], "0");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prompt_cache_reads_and_writes_are_priced_at_their_own_rates() {
+    const READ: u64 = 2_000;
+    const WRITTEN: u64 = 1_000;
+    let upstream = MockUpstream::start();
+    let cached = Behavior::PromptCache {
+        read: READ,
+        written: WRITTEN,
+    };
+    upstream.push([cached.clone(), cached.clone(), cached.clone(), cached]);
+    let env = TestEnv::new();
+    let config = anthropic_config(&env, &upstream);
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("CLAUDE_KEY", "sk-ant-real")],
+    );
+    // Native Anthropic clients, whole and streamed.
+    for stream in [false, true] {
+        let reply = post_messages(&session, &messages_body(stream), &[]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    // OpenAI clients, translated: the cache writes travel in `cache_creation_input_tokens`.
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("claude-sonnet-4-5", false, "hi"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let usage = &reply.json()["usage"];
+    assert_eq!(usage["prompt_tokens"], PROMPT_TOKENS + READ + WRITTEN);
+    assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], READ);
+    assert_eq!(usage["cache_creation_input_tokens"], WRITTEN);
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("claude-sonnet-4-5", true, "hi"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    session.finish(0);
+
+    let price = smartproxy::ledger::pricing::builtin("claude-sonnet-4-5")
+        .unwrap()
+        .price();
+    let write_price = price.cache_write_per_mtok.unwrap();
+    assert!(
+        write_price > price.input_per_mtok,
+        "writes cost more than input"
+    );
+    let want = (PROMPT_TOKENS as f64 * price.input_per_mtok
+        + READ as f64 * price.cached_input_per_mtok.unwrap()
+        + WRITTEN as f64 * write_price
+        + COMPLETION_TOKENS as f64 * price.output_per_mtok)
+        / 1e6;
+    let rows = env.requests();
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        assert_eq!(
+            row["prompt_tokens"],
+            (PROMPT_TOKENS + READ + WRITTEN).to_string(),
+            "{row:?}"
+        );
+        assert_eq!(row["cached_tokens"], READ.to_string(), "{row:?}");
+        assert_eq!(row["cache_write_tokens"], WRITTEN.to_string(), "{row:?}");
+        let cost: f64 = row["cost_usd"].parse().unwrap();
+        assert!((cost - want).abs() < 1e-12, "{cost} != {want}: {row:?}");
+    }
+}

@@ -258,6 +258,7 @@ fn summary(
             "prompt_tokens": total.prompt_tokens,
             "completion_tokens": total.completion_tokens,
             "cached_tokens": total.cached_tokens,
+            "cache_write_tokens": total.cache_write_tokens,
             "cost_usd": total.cost_usd,
             "budget_usd": budget,
             "estimated_requests": total.estimated,

@@ -210,6 +210,7 @@ impl Validator<'_> {
                 Some(price.input_per_mtok),
                 Some(price.output_per_mtok),
                 price.cached_input_per_mtok,
+                price.cache_write_per_mtok,
             ];
             if all.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
                 self.error(

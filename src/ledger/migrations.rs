@@ -151,6 +151,8 @@ const MIGRATIONS: &[&str] = &[
          FROM attempts;
      DROP TABLE attempts;
      ALTER TABLE attempts_v8 RENAME TO attempts;",
+    // 9: prompt tokens written to the provider's prompt cache, priced apart from other input.
+    "ALTER TABLE requests ADD COLUMN cache_write_tokens INTEGER;",
 ];
 
 /// The schema version this build migrates to.

@@ -56,6 +56,7 @@ impl PriceEntry {
             input_per_mtok: per_mtok(self.input),
             output_per_mtok: per_mtok(self.output),
             cached_input_per_mtok: self.cache_read.map(per_mtok),
+            cache_write_per_mtok: self.cache_write.map(per_mtok),
         }
     }
 }
@@ -78,16 +79,28 @@ pub struct Price {
     /// USD per million cached prompt tokens; `None` bills them at `input_per_mtok`.
     #[serde(default)]
     pub cached_input_per_mtok: Option<f64>,
+    /// USD per million prompt tokens written to the provider's prompt cache (Anthropic bills
+    /// them above the input price); `None` bills them at `input_per_mtok`.
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
 }
 
 impl Price {
     /// Cost in USD of `tokens` at these prices.
     pub fn cost_usd(&self, tokens: TokenCounts) -> f64 {
-        let uncached = tokens.prompt.saturating_sub(tokens.cached_prompt) as f64;
+        let uncached = tokens
+            .prompt
+            .saturating_sub(tokens.cached_prompt)
+            .saturating_sub(tokens.cache_write) as f64;
         let cached = tokens.cached_prompt as f64;
+        let written = tokens.cache_write as f64;
         let completion = tokens.completion as f64;
         let cached_price = self.cached_input_per_mtok.unwrap_or(self.input_per_mtok);
-        (uncached * self.input_per_mtok + cached * cached_price + completion * self.output_per_mtok)
+        let write_price = self.cache_write_per_mtok.unwrap_or(self.input_per_mtok);
+        (uncached * self.input_per_mtok
+            + cached * cached_price
+            + written * write_price
+            + completion * self.output_per_mtok)
             / 1e6
     }
 }
@@ -102,6 +115,8 @@ pub struct TokenCounts {
     pub completion: u64,
     /// Prompt tokens served from the provider's prompt cache.
     pub cached_prompt: u64,
+    /// Prompt tokens written to the provider's prompt cache (also counted in `prompt`).
+    pub cache_write: u64,
 }
 
 /// Built-in prices plus the user's overrides.
@@ -269,6 +284,7 @@ mod tests {
                 input_per_mtok: 1.0,
                 output_per_mtok: 2.0,
                 cached_input_per_mtok: None,
+                cache_write_per_mtok: None,
             },
         );
         overrides.insert(
@@ -277,6 +293,7 @@ mod tests {
                 input_per_mtok: 0.0,
                 output_per_mtok: 0.0,
                 cached_input_per_mtok: None,
+                cache_write_per_mtok: None,
             },
         );
         PriceBook::new(overrides)
@@ -410,6 +427,7 @@ mod tests {
                     input_per_mtok: 1.0,
                     output_per_mtok: 2.0,
                     cached_input_per_mtok: None,
+                    cache_write_per_mtok: None,
                 }),
             ),
             // override keys and names are trimmed
@@ -420,6 +438,7 @@ mod tests {
                     input_per_mtok: 0.0,
                     output_per_mtok: 0.0,
                     cached_input_per_mtok: None,
+                    cache_write_per_mtok: None,
                 }),
             ),
             // overrides match exactly: a dated name falls through to the builtin
@@ -432,6 +451,7 @@ mod tests {
                     input_per_mtok: 0.1,
                     output_per_mtok: 0.1,
                     cached_input_per_mtok: None,
+                    cache_write_per_mtok: None,
                 }),
             ),
             (None, "unknown-model", None),
@@ -467,9 +487,12 @@ mod tests {
             prompt,
             completion,
             cached_prompt,
+            cache_write: 0,
         };
         let sonnet = builtin("claude-sonnet-4-5").unwrap();
         let cache_read = sonnet.cache_read.unwrap();
+        let cache_write = sonnet.cache_write.unwrap();
+        assert!(cache_write > sonnet.input);
         let cases: &[(&str, TokenCounts, Option<f64>)] = &[
             // override: 1 USD / 2 USD per Mtok, no cached price -> cached billed as input
             ("gpt-4o-mini", t(1_000_000, 500_000, 0), Some(2.0)),
@@ -481,6 +504,33 @@ mod tests {
                 "claude-sonnet-4-5",
                 t(10_000, 2_000, 8_000),
                 Some(2_000.0 * sonnet.input + 8_000.0 * cache_read + 2_000.0 * sonnet.output),
+            ),
+            // cache writes at their own price: 10k prompt = 1k uncached + 6k read + 3k written
+            (
+                "claude-sonnet-4-5",
+                TokenCounts {
+                    prompt: 10_000,
+                    completion: 2_000,
+                    cached_prompt: 6_000,
+                    cache_write: 3_000,
+                },
+                Some(
+                    1_000.0 * sonnet.input
+                        + 6_000.0 * cache_read
+                        + 3_000.0 * cache_write
+                        + 2_000.0 * sonnet.output,
+                ),
+            ),
+            // no cache-write price: written tokens are billed as input
+            (
+                "gpt-4o-mini",
+                TokenCounts {
+                    prompt: 1_000_000,
+                    completion: 0,
+                    cached_prompt: 0,
+                    cache_write: 500_000,
+                },
+                Some(1.0),
             ),
             // cached > prompt: uncached part saturates at zero
             (
@@ -514,7 +564,8 @@ mod tests {
             Price {
                 input_per_mtok: 0.0,
                 output_per_mtok: 0.0,
-                cached_input_per_mtok: None
+                cached_input_per_mtok: None,
+                cache_write_per_mtok: None,
             }
         );
         let price: Price = serde_json::from_str(

@@ -18,6 +18,8 @@ pub struct Totals {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cached_tokens: u64,
+    /// Prompt tokens written to the provider's prompt cache.
+    pub cache_write_tokens: u64,
     /// None when no request of the group has a known cost.
     pub cost_usd: Option<f64>,
     /// Successful requests whose model has no known price.
@@ -90,7 +92,8 @@ const TOTALS_COLUMNS: &str = "COUNT(*),
     TOTAL(r.cached_tokens),
     SUM(r.cost_usd),
     TOTAL(r.cost_usd IS NULL AND r.outcome = 'ok'),
-    TOTAL(r.tokens_estimated)";
+    TOTAL(r.tokens_estimated),
+    TOTAL(r.cache_write_tokens)";
 
 fn totals_from_row(key: String, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Totals> {
     let n = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, f64>(at + i)? as u64) };
@@ -105,6 +108,7 @@ fn totals_from_row(key: String, row: &rusqlite::Row<'_>, at: usize) -> rusqlite:
         cost_usd: row.get(at + 6)?,
         unpriced: n(7)?,
         estimated: n(8)?,
+        cache_write_tokens: n(9)?,
     })
 }
 

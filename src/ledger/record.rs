@@ -70,6 +70,9 @@ pub struct RequestRecord {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
     pub cached_tokens: Option<u64>,
+    /// Prompt tokens written to the provider's prompt cache (Anthropic), included in
+    /// `prompt_tokens`.
+    pub cache_write_tokens: Option<u64>,
     /// True when token counts are smartproxy's estimate rather than the provider's figures.
     pub tokens_estimated: bool,
     pub cost_usd: Option<f64>,
@@ -114,6 +117,7 @@ impl RequestRecord {
             prompt_tokens: None,
             completion_tokens: None,
             cached_tokens: None,
+            cache_write_tokens: None,
             tokens_estimated: false,
             cost_usd: None,
             saved_usd: None,

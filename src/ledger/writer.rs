@@ -134,9 +134,9 @@ fn insert_request(tx: &Transaction<'_>, r: &RequestRecord) -> rusqlite::Result<(
         "INSERT OR REPLACE INTO requests (id, session_id, started_ms, endpoint, route, provider, requested_model,
              served_model, status, outcome, error_code, stream, prompt_tokens, completion_tokens, cached_tokens,
              tokens_estimated, cost_usd, latency_ms, ttfb_ms, attempts, cache_status, client_hash, fingerprint,
-             user_agent, client_session, saved_usd)
+             user_agent, client_session, saved_usd, cache_write_tokens)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-             ?22, ?23, ?24, ?25, ?26)",
+             ?22, ?23, ?24, ?25, ?26, ?27)",
     )?
     .execute(params![
         r.id,
@@ -165,6 +165,7 @@ fn insert_request(tx: &Transaction<'_>, r: &RequestRecord) -> rusqlite::Result<(
         r.user_agent,
         r.client_session,
         r.saved_usd,
+        to_i64(r.cache_write_tokens),
     ])?;
     if let Some(reservation) = &r.reservation_id {
         tx.prepare_cached("DELETE FROM reservations WHERE id = ?1")?

@@ -69,18 +69,21 @@ impl Tokens {
                 prompt: usage.prompt_tokens,
                 completion: usage.completion_tokens,
                 cached_prompt: usage.cached_tokens(),
+                cache_write: usage.cache_creation_input_tokens.unwrap_or(0),
             },
             estimated: false,
         }
     }
 
-    /// Counts a provider reported in another format (`prompt` includes the cached tokens).
-    pub fn from_counts(prompt: u64, completion: u64, cached_prompt: u64) -> Self {
+    /// Counts a provider reported in another format (`prompt` includes the cached tokens and
+    /// the cache writes).
+    pub fn from_counts(prompt: u64, completion: u64, cached_prompt: u64, cache_write: u64) -> Self {
         Self {
             counts: TokenCounts {
                 prompt,
                 completion,
                 cached_prompt,
+                cache_write,
             },
             estimated: false,
         }
@@ -92,6 +95,7 @@ impl Tokens {
                 prompt,
                 completion,
                 cached_prompt: 0,
+                cache_write: 0,
             },
             estimated: true,
         }
@@ -151,6 +155,7 @@ impl Finalizer {
         record.prompt_tokens = Some(tokens.counts.prompt);
         record.completion_tokens = Some(tokens.counts.completion);
         record.cached_tokens = Some(tokens.counts.cached_prompt);
+        record.cache_write_tokens = Some(tokens.counts.cache_write);
         record.tokens_estimated = tokens.estimated;
         let model = record
             .served_model

@@ -301,6 +301,7 @@ async fn run(
         prompt: prompt_estimate,
         completion: inbound.output_cap.unwrap_or(DEFAULT_OUTPUT_ESTIMATE),
         cached_prompt: 0,
+        cache_write: 0,
     };
     let estimate_usd = state
         .cost_usd(Some(&first_provider.name), &first.model, estimate)
@@ -539,7 +540,12 @@ fn whole_reply(
                 }
                 if let Some(usage) = parsed.usage {
                     let u = anthropic::TokenUsage::from_anthropic(&usage);
-                    fin.set_tokens(Tokens::from_counts(u.prompt, u.completion, u.cache_read));
+                    fin.set_tokens(Tokens::from_counts(
+                        u.prompt,
+                        u.completion,
+                        u.cache_read,
+                        u.cache_creation,
+                    ));
                 }
             }
         }

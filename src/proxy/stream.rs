@@ -281,7 +281,7 @@ impl SseRelay {
     fn tokens(&self) -> Tokens {
         if let Output::AnthropicNative(counter) = &self.output {
             if let Some(u) = counter.usage() {
-                return Tokens::from_counts(u.prompt, u.completion, u.cache_read);
+                return Tokens::from_counts(u.prompt, u.completion, u.cache_read, u.cache_creation);
             }
         }
         match &self.usage {

@@ -172,6 +172,11 @@ pub struct Usage {
     pub completion_tokens: u64,
     #[serde(default)]
     pub prompt_tokens_details: Option<PromptTokensDetails>,
+    /// Prompt tokens written to the provider's prompt cache: LiteLLM's extension for Anthropic
+    /// models, which smartproxy's own Anthropic translation sends too. Included in
+    /// `prompt_tokens`.
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]

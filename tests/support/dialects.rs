@@ -20,10 +20,12 @@ fn event(name: &str, data: Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
-/// A Messages reply; streamed as Anthropic's named events when the request asks.
-pub fn anthropic_reply(model: &str, request: &Value) -> Response<Body> {
+/// A Messages reply; streamed as Anthropic's named events when the request asks. `cache` is the
+/// prompt cache's (read, written) tokens, which Anthropic counts apart from `input_tokens`.
+pub fn anthropic_reply(model: &str, request: &Value, cache: (u64, u64)) -> Response<Body> {
+    let (read, written) = cache;
     let usage = json!({"input_tokens": PROMPT_TOKENS, "output_tokens": COMPLETION_TOKENS,
-        "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0});
+        "cache_read_input_tokens": read, "cache_creation_input_tokens": written});
     if !request["stream"].as_bool().unwrap_or(false) {
         let body = json!({
             "id": "msg_upstream", "type": "message", "role": "assistant", "model": model,
@@ -36,7 +38,8 @@ pub fn anthropic_reply(model: &str, request: &Value) -> Response<Body> {
         "message_start",
         json!({"type": "message_start", "message": {"id": "msg_upstream", "type": "message", "role": "assistant",
             "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": 1}}}),
+            "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": 1,
+                "cache_read_input_tokens": read, "cache_creation_input_tokens": written}}}),
     );
     out += &event(
         "content_block_start",

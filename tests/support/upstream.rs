@@ -37,6 +37,9 @@ pub enum Behavior {
     Trickle(Duration),
     /// Sends a stream whose events are not JSON.
     MalformedSse,
+    /// A normal Anthropic reply that also read and wrote the prompt cache (tokens on top of
+    /// `PROMPT_TOKENS`, as Anthropic counts them).
+    PromptCache { read: u64, written: u64 },
 }
 
 /// One request the upstream received.
@@ -188,7 +191,14 @@ async fn serve(
         ("/v1/messages", Behavior::Status { status, .. }) => {
             return Ok(super::dialects::anthropic_error(*status));
         }
-        ("/v1/messages", _) => return Ok(super::dialects::anthropic_reply(&model, &body)),
+        ("/v1/messages", Behavior::PromptCache { read, written }) => {
+            return Ok(super::dialects::anthropic_reply(
+                &model,
+                &body,
+                (*read, *written),
+            ));
+        }
+        ("/v1/messages", _) => return Ok(super::dialects::anthropic_reply(&model, &body, (0, 0))),
         ("/api/chat", Behavior::Status { status, .. }) => {
             return Ok(super::dialects::ollama_error(*status));
         }
@@ -202,7 +212,7 @@ async fn serve(
         .as_bool()
         .unwrap_or(false);
     let response = match behavior {
-        Behavior::Ok => reply(
+        Behavior::Ok | Behavior::PromptCache { .. } => reply(
             &done,
             &model,
             stream,

@@ -69,24 +69,30 @@ impl TokenUsage {
         }
     }
 
-    /// From OpenAI usage; OpenAI reports no cache writes.
+    /// From OpenAI usage; only gateways such as LiteLLM report cache writes there.
     pub fn from_openai(usage: &OpenAiUsage) -> Self {
         Self {
             prompt: usage.prompt_tokens,
             completion: usage.completion_tokens,
             cache_read: usage.cached_tokens(),
-            cache_creation: 0,
+            cache_creation: usage.cache_creation_input_tokens.unwrap_or(0),
         }
     }
 
     /// The `usage` object of an OpenAI response or final stream chunk.
+    /// Cache writes, which OpenAI's usage has no field for, go in LiteLLM's
+    /// `cache_creation_input_tokens` when there are any.
     pub fn to_openai_json(&self) -> Value {
-        json!({
+        let mut usage = json!({
             "prompt_tokens": self.prompt,
             "completion_tokens": self.completion,
             "total_tokens": self.prompt + self.completion,
             "prompt_tokens_details": {"cached_tokens": self.cache_read},
-        })
+        });
+        if self.cache_creation > 0 {
+            usage["cache_creation_input_tokens"] = json!(self.cache_creation);
+        }
+        usage
     }
 
     /// Anthropic usage with every field set; `input_tokens` without the cached tokens.
