@@ -4,6 +4,8 @@
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
+use super::writer::SPEND_BUCKET_MS;
+
 /// How long a reservation counts if its request never settles it (a process that died).
 pub const RESERVATION_TTL_MS: i64 = 10 * 60 * 1000;
 
@@ -41,27 +43,46 @@ pub enum Reserve {
     Refused(Standing),
 }
 
-fn standing(conn: &Connection, limit: &Limit, now_ms: i64) -> rusqlite::Result<Standing> {
-    let (spent, reserved): (f64, f64) = match &limit.key {
+/// What was spent since `since_ms`: whole quarter hours from the `spend` rollup, and the requests
+/// of a partial first quarter hour (a period starting off the quarter) one by one.
+fn spent_since(conn: &Connection, since_ms: i64, key: Option<&str>) -> rusqlite::Result<f64> {
+    let whole_from =
+        since_ms + (SPEND_BUCKET_MS - since_ms.rem_euclid(SPEND_BUCKET_MS)) % SPEND_BUCKET_MS;
+    let (whole, partial): (f64, f64) = match key {
         None => (
-            conn.prepare_cached("SELECT TOTAL(cost_usd) FROM requests WHERE started_ms >= ?1")?
-                .query_row([limit.since_ms], |r| r.get(0))?,
+            conn.prepare_cached("SELECT TOTAL(cost_usd) FROM spend WHERE bucket_ms >= ?1")?
+                .query_row([whole_from], |r| r.get(0))?,
             conn.prepare_cached(
-                "SELECT TOTAL(amount_usd) FROM reservations WHERE expires_ms > ?1",
+                "SELECT TOTAL(cost_usd) FROM requests WHERE started_ms >= ?1 AND started_ms < ?2",
             )?
-            .query_row([now_ms], |r| r.get(0))?,
+            .query_row([since_ms, whole_from], |r| r.get(0))?,
         ),
         Some(key) => (
             conn.prepare_cached(
-                "SELECT TOTAL(r.cost_usd) FROM requests r JOIN sessions s ON s.id = r.session_id
-                 WHERE s.kind = 'daemon' AND s.tag = ?1 AND r.started_ms >= ?2",
+                "SELECT TOTAL(cost_usd) FROM spend WHERE bucket_ms >= ?1 AND key = ?2",
             )?
-            .query_row(params![key, limit.since_ms], |r| r.get(0))?,
+            .query_row(params![whole_from, key], |r| r.get(0))?,
             conn.prepare_cached(
+                "SELECT TOTAL(r.cost_usd) FROM requests r JOIN sessions s ON s.id = r.session_id
+                 WHERE s.kind = 'daemon' AND s.tag = ?1 AND r.started_ms >= ?2 AND r.started_ms < ?3",
+            )?
+            .query_row(params![key, since_ms, whole_from], |r| r.get(0))?,
+        ),
+    };
+    Ok(whole + partial)
+}
+
+fn standing(conn: &Connection, limit: &Limit, now_ms: i64) -> rusqlite::Result<Standing> {
+    let spent = spent_since(conn, limit.since_ms, limit.key.as_deref())?;
+    let reserved: f64 = match &limit.key {
+        None => conn
+            .prepare_cached("SELECT TOTAL(amount_usd) FROM reservations WHERE expires_ms > ?1")?
+            .query_row([now_ms], |r| r.get(0))?,
+        Some(key) => conn
+            .prepare_cached(
                 "SELECT TOTAL(amount_usd) FROM reservations WHERE expires_ms > ?1 AND tag = ?2",
             )?
             .query_row(params![now_ms, key], |r| r.get(0))?,
-        ),
     };
     Ok(Standing {
         name: limit.name,
@@ -117,4 +138,111 @@ pub fn reserve(
         tx.commit()?;
         Ok(Reserve::Granted(after))
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ledger::{Ledger, RequestRecord, SessionStart};
+
+    fn session(id: &str, kind: &'static str, tag: &str) -> SessionStart {
+        SessionStart {
+            id: id.to_owned(),
+            parent_id: None,
+            kind,
+            tag: Some(tag.to_owned()),
+            program: None,
+            cwd: None,
+            pid: None,
+            started_ms: 0,
+            budget_usd: None,
+        }
+    }
+
+    /// 400 requests over about two hours from a `run` session and a daemon key; returns the
+    /// time of the first, on a quarter hour.
+    fn fill(path: &std::path::Path) -> i64 {
+        let ledger = Ledger::open(path).unwrap();
+        ledger.session_started(session("run-1", "run", "alpha"));
+        ledger.session_started(session("daemon-day-ci", "daemon", "ci"));
+        let base = 1_763_800_000_000_i64 - 1_763_800_000_000_i64 % SPEND_BUCKET_MS;
+        let sessions = [Arc::<str>::from("run-1"), Arc::from("daemon-day-ci")];
+        for i in 0..400_i64 {
+            let mut record = RequestRecord::new(
+                format!("req_{i:08}"),
+                Some(Arc::clone(&sessions[(i % 2) as usize])),
+                base + i * 17_000,
+                "chat",
+            );
+            // Some rows have no known cost; they count for nothing.
+            record.cost_usd = (i % 7 != 0).then_some(0.001 * (i % 5) as f64 + 0.0005);
+            ledger.record(record);
+        }
+        ledger.flush(Duration::from_secs(10)).unwrap();
+        base
+    }
+
+    /// The rollup gives exactly what adding up the requests one by one gives, for periods that
+    /// start on a quarter hour and off it, overall and per daemon key.
+    fn assert_rollup_matches(conn: &Connection, base: i64) {
+        let by_hand = |since: i64, key: Option<&str>| -> f64 {
+            let sql = "SELECT TOTAL(r.cost_usd) FROM requests r LEFT JOIN sessions s ON s.id = r.session_id
+                       WHERE r.started_ms >= ?1 AND (?2 IS NULL OR (s.kind = 'daemon' AND s.tag = ?2))";
+            conn.query_row(sql, params![since, key], |r| r.get(0))
+                .unwrap()
+        };
+        let buckets: i64 = conn
+            .query_row("SELECT COUNT(*) FROM spend", [], |r| r.get(0))
+            .unwrap();
+        assert!(buckets > 0 && buckets < 40, "{buckets} rollup rows");
+        for since in [
+            0,
+            base,
+            base + SPEND_BUCKET_MS,
+            base + 1,
+            base + 2 * SPEND_BUCKET_MS + 12_345,
+            base + 400 * 17_000,
+        ] {
+            for key in [None, Some("ci"), Some("alpha"), Some("nobody")] {
+                let got = spent_since(conn, since, key).unwrap();
+                let want = by_hand(since, key);
+                assert!(
+                    (got - want).abs() < 1e-9,
+                    "since {since} key {key:?}: {got} != {want}"
+                );
+            }
+        }
+        assert_eq!(
+            spent_since(conn, 0, Some("alpha")).unwrap(),
+            0.0,
+            "run tags are not keys"
+        );
+        assert!(spent_since(conn, 0, Some("ci")).unwrap() > 0.0);
+    }
+
+    #[test]
+    fn the_writer_keeps_the_spend_rollup() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let base = fill(&path);
+        let conn = crate::ledger::open_connection(&path).unwrap();
+        assert_rollup_matches(&conn, base);
+    }
+
+    #[test]
+    fn the_migration_builds_the_rollup_from_existing_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let base = fill(&path);
+        let conn = crate::ledger::open_connection(&path).unwrap();
+        // A ledger from before the rollup existed.
+        conn.execute_batch("DROP TABLE spend; PRAGMA user_version = 9;")
+            .unwrap();
+        crate::ledger::migrations::migrate(&conn, &path).unwrap();
+        assert_rollup_matches(&conn, base);
+    }
 }

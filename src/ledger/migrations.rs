@@ -153,6 +153,22 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE attempts_v8 RENAME TO attempts;",
     // 9: prompt tokens written to the provider's prompt cache, priced apart from other input.
     "ALTER TABLE requests ADD COLUMN cache_write_tokens INTEGER;",
+    // 10: spend per quarter hour and daemon client key ('' for all other traffic), kept by the
+    // writer in the transaction that inserts the requests, so a budget check adds up a few
+    // thousand rows at most instead of every request of the month.
+    "CREATE TABLE spend (
+         bucket_ms INTEGER NOT NULL,
+         key TEXT NOT NULL,
+         cost_usd REAL NOT NULL,
+         PRIMARY KEY (bucket_ms, key)
+     ) WITHOUT ROWID;
+     INSERT INTO spend (bucket_ms, key, cost_usd)
+         SELECT r.started_ms - r.started_ms % 900000,
+                COALESCE(CASE WHEN s.kind = 'daemon' THEN s.tag END, ''),
+                SUM(r.cost_usd)
+         FROM requests r LEFT JOIN sessions s ON s.id = r.session_id
+         WHERE r.cost_usd IS NOT NULL
+         GROUP BY 1, 2;",
 ];
 
 /// The schema version this build migrates to.

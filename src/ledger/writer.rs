@@ -1,6 +1,8 @@
 //! The writer thread: owns the ledger's write connection, takes records off the queue and commits
 //! them in batches. A busy database (another process writing) is waited out, never dropped.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
@@ -97,16 +99,47 @@ fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // What the batch spent, per quarter hour and session: usually one upsert per batch.
+    let mut spent: HashMap<(i64, Option<&Arc<str>>), f64> = HashMap::new();
     for message in batch {
         match message {
             Message::Session(s) => insert_session(&tx, s)?,
             Message::SessionEnd(e) => end_session(&tx, e)?,
-            Message::Request(r) => insert_request(&tx, r)?,
+            Message::Request(r) => {
+                insert_request(&tx, r)?;
+                if let Some(cost) = r.cost_usd.filter(|c| *c != 0.0) {
+                    let bucket = r.started_ms - r.started_ms.rem_euclid(SPEND_BUCKET_MS);
+                    *spent.entry((bucket, r.session_id.as_ref())).or_default() += cost;
+                }
+            }
             Message::Anomaly(a) => insert_anomaly(&tx, a)?,
             Message::Flush(_) => {}
         }
     }
+    // After the loop: a daemon session opened in this batch is already in `sessions`.
+    for ((bucket, session), cost) in spent {
+        add_spend(&tx, bucket, session.map(|s| &**s), cost)?;
+    }
     tx.commit()
+}
+
+/// The width of a `spend` row. Every time zone's midnight falls on a quarter hour.
+pub(super) const SPEND_BUCKET_MS: i64 = 15 * 60 * 1000;
+
+fn add_spend(
+    tx: &Transaction<'_>,
+    bucket_ms: i64,
+    session_id: Option<&str>,
+    cost_usd: f64,
+) -> rusqlite::Result<()> {
+    // Daemon traffic is also counted under its client key, for per-key budgets.
+    tx.prepare_cached(
+        "INSERT INTO spend (bucket_ms, key, cost_usd)
+         VALUES (?1, COALESCE((SELECT tag FROM sessions WHERE id = ?2 AND kind = 'daemon'), ''), ?3)
+         ON CONFLICT (bucket_ms, key) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd",
+    )?
+    .execute(params![bucket_ms, session_id, cost_usd])?;
+    Ok(())
 }
 
 fn insert_session(tx: &Transaction<'_>, s: &SessionStart) -> rusqlite::Result<()> {
