@@ -338,3 +338,55 @@ async fn prompt_cache_reads_and_writes_are_priced_at_their_own_rates() {
         assert!((cost - want).abs() < 1e-12, "{cost} != {want}: {row:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn translated_requests_to_openai_itself_cap_output_with_max_completion_tokens() {
+    // OpenAI's own API refuses `max_tokens` for its reasoning models. The mock stands in for it
+    // as a forward proxy (HTTP_PROXY), so nothing leaves the machine.
+    let proxy = MockUpstream::start();
+    let local = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: openai\n    kind: openai\n    base_url: http://api.openai.com/v1\n    api_key_env: OPENAI_KEY\n    models: [o3]\n  - name: local\n    kind: openai\n    base_url: {}\n    models: [qwen3]\n",
+            local.base_url()
+        ),
+    );
+    let proxy_url = format!("http://{}", proxy.addr);
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[
+            ("OPENAI_KEY", "sk-real"),
+            ("HTTP_PROXY", proxy_url.as_str()),
+            ("NO_PROXY", "127.0.0.1"),
+        ],
+    );
+    for (model, upstream) in [("o3", &proxy), ("qwen3", &local)] {
+        let mut body = messages_body(false);
+        body["model"] = model.into();
+        let reply = post_messages(&session, &body, &[]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let sent = &upstream.received()[0].body;
+        if model == "o3" {
+            assert_eq!(sent["max_completion_tokens"], 256, "{sent}");
+            assert!(sent.get("max_tokens").is_none(), "{sent}");
+        } else {
+            assert_eq!(
+                sent["max_tokens"], 256,
+                "other servers keep max_tokens: {sent}"
+            );
+        }
+    }
+    // An OpenAI client's own body is passed on with the field it chose.
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        serde_json::json!({"model": "o3", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(proxy.received()[1].body["max_tokens"], 5);
+    assert!(session.finish(0).status.success());
+}

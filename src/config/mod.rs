@@ -203,6 +203,14 @@ impl ProviderConfig {
         self.models.iter().any(|p| p.matches(model))
     }
 
+    /// OpenAI's own API, which refuses `max_tokens` for its reasoning models (o-series, gpt-5)
+    /// and takes `max_completion_tokens` for every model.
+    pub fn wants_max_completion_tokens(&self) -> bool {
+        self.kind == ProviderKind::OpenAi
+            && reqwest::Url::parse(&self.base_url)
+                .is_ok_and(|url| url.host_str() == Some("api.openai.com"))
+    }
+
     /// True when the provider needs a key and none was found.
     pub fn missing_credential(&self) -> bool {
         self.kind != ProviderKind::Mock && self.api_key_env.is_some() && self.api_key.is_none()

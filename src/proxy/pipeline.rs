@@ -25,7 +25,7 @@ use crate::routing::health::Transition;
 use crate::routing::plan::{self, Candidate, Facts};
 use crate::translate::{anthropic, ollama};
 use crate::wire::estimate_tokens;
-use crate::wire::openai::{ResponseView, UsageView, rewrite_request};
+use crate::wire::openai::{ResponseView, Rewrite, UsageView, rewrite_request};
 
 /// Output tokens assumed for a budget reservation when the request sets no `max_tokens`.
 const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
@@ -352,7 +352,19 @@ async fn run(
             _ => (&hub, WireFormat::OpenAi, add_stream_usage),
         };
         let new_model = (candidate.model != inbound.model).then_some(candidate.model.as_str());
-        let body = match rewrite_request(source, new_model, add_usage) {
+        // Translated bodies are smartproxy's own writing: their output cap goes under the name
+        // the target takes. A client's own OpenAI body keeps the field it chose.
+        let translated = matches!(
+            dialect,
+            Dialect::Anthropic | Dialect::OllamaChat | Dialect::OllamaGenerate
+        ) && format == WireFormat::OpenAi;
+        let rewrite = Rewrite {
+            model: new_model,
+            add_stream_usage: add_usage,
+            max_completion_tokens: translated
+                && rt.config.providers[candidate.provider].wants_max_completion_tokens(),
+        };
+        let body = match rewrite_request(source, rewrite) {
             Ok(Some(rewritten)) => Bytes::from(rewritten),
             Ok(None) => source.clone(),
             Err(e) => {

@@ -324,23 +324,46 @@ impl ErrorBody {
     }
 }
 
-/// Rewrites a request body for its provider: another model name when the route serves one, and
-/// `stream_options.include_usage` when the proxy needs a stream's usage that the client did not
-/// ask for. Other fields are kept as they were. Returns None when nothing needs changing.
+/// What a request body needs changed for one target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rewrite<'a> {
+    /// Another model name, when the route serves one.
+    pub model: Option<&'a str>,
+    /// Ask for `stream_options.include_usage`: the proxy needs a stream's usage that the client
+    /// did not ask for.
+    pub add_stream_usage: bool,
+    /// Send the output cap as `max_completion_tokens` (OpenAI's own API; see
+    /// `ProviderConfig::wants_max_completion_tokens`).
+    pub max_completion_tokens: bool,
+}
+
+/// Rewrites a request body for its provider; other fields are kept as they were. Returns None
+/// when nothing needs changing.
 pub fn rewrite_request(
     body: &[u8],
-    model: Option<&str>,
-    add_stream_usage: bool,
+    rewrite: Rewrite<'_>,
 ) -> Result<Option<Vec<u8>>, serde_json::Error> {
-    if model.is_none() && !add_stream_usage {
+    let Rewrite {
+        model,
+        add_stream_usage,
+        max_completion_tokens,
+    } = rewrite;
+    let rename_cap =
+        max_completion_tokens && memchr::memmem::find(body, b"\"max_tokens\"").is_some();
+    if model.is_none() && !add_stream_usage && !rename_cap {
         return Ok(None);
     }
-    if model.is_none() {
+    if model.is_none() && !rename_cap {
         if let Some(spliced) = splice_stream_usage(body) {
             return Ok(Some(spliced));
         }
     }
     let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)?;
+    if rename_cap && !value.contains_key("max_completion_tokens") {
+        if let Some(cap) = value.shift_remove("max_tokens") {
+            value.insert("max_completion_tokens".to_owned(), cap);
+        }
+    }
     if let Some(model) = model {
         value.insert(
             "model".to_owned(),
@@ -384,6 +407,36 @@ fn splice_stream_usage(body: &[u8]) -> Option<Vec<u8>> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    fn usage_only() -> Rewrite<'static> {
+        Rewrite {
+            add_stream_usage: true,
+            ..Rewrite::default()
+        }
+    }
+
+    #[test]
+    fn the_output_cap_is_renamed_only_when_asked_and_never_overrides() {
+        let rename = Rewrite {
+            max_completion_tokens: true,
+            ..Rewrite::default()
+        };
+        let body = br#"{"model":"o3","max_tokens":64,"messages":[]}"#;
+        let out = rewrite_request(body, rename).unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["max_completion_tokens"], 64);
+        assert!(v.get("max_tokens").is_none());
+        assert_eq!(rewrite_request(body, Rewrite::default()).unwrap(), None);
+        // Nothing to rename: untouched.
+        let bare = br#"{"model":"o3","messages":[]}"#;
+        assert_eq!(rewrite_request(bare, rename).unwrap(), None);
+        // Both present: the explicit max_completion_tokens stays, max_tokens is left alone.
+        let both = br#"{"model":"o3","max_tokens":64,"max_completion_tokens":9,"messages":[]}"#;
+        let v: serde_json::Value =
+            serde_json::from_slice(&rewrite_request(both, rename).unwrap().unwrap()).unwrap();
+        assert_eq!(v["max_completion_tokens"], 9);
+        assert_eq!(v["max_tokens"], 64);
+    }
 
     #[test]
     fn parses_the_fields_the_proxy_needs() {
@@ -448,10 +501,17 @@ mod tests {
     #[test]
     fn rewrites_model_and_stream_usage_keeping_the_rest() {
         let body = br#"{"model":"m","stream_options":{"other":1},"z":[1]}"#;
-        assert_eq!(rewrite_request(body, None, false).unwrap(), None);
-        let out = rewrite_request(body, Some("served"), true)
-            .unwrap()
-            .unwrap();
+        assert_eq!(rewrite_request(body, Rewrite::default()).unwrap(), None);
+        let out = rewrite_request(
+            body,
+            Rewrite {
+                model: Some("served"),
+                add_stream_usage: true,
+                ..Rewrite::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["model"], "served");
         assert_eq!(v["stream_options"]["include_usage"], true);
@@ -462,7 +522,7 @@ mod tests {
     #[test]
     fn splices_stream_usage_without_reparsing() {
         let body = br#"  {"model":"m","stream":true,"messages":[{"role":"user","content":"say \"stream_options\""}]}"#;
-        let out = rewrite_request(body, None, true).unwrap().unwrap();
+        let out = rewrite_request(body, usage_only()).unwrap().unwrap();
         assert!(out.starts_with(br#"  {"stream_options":{"include_usage":true},"model""#));
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["stream_options"]["include_usage"], true);
@@ -472,7 +532,7 @@ mod tests {
             &br#"{"model":"m","stream_options":null}"#[..],
             br#"{"model":"m","stream_options":{"include_usage":false}}"#,
         ] {
-            let out = rewrite_request(body, None, true).unwrap().unwrap();
+            let out = rewrite_request(body, usage_only()).unwrap().unwrap();
             let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
             assert_eq!(v["stream_options"]["include_usage"], true);
             assert_eq!(

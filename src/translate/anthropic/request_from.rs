@@ -20,7 +20,8 @@ use crate::wire::anthropic::{
 ///   message after them (OpenAI tool messages hold text only), and `is_error` is marked with an
 ///   `Error: ` prefix, OpenAI having no such flag.
 /// - Thinking blocks are dropped: an OpenAI-compatible provider can neither read nor verify them.
-/// - `max_tokens` is sent as `max_tokens`, the name OpenAI-compatible servers accept most widely.
+/// - `max_tokens` is sent as `max_tokens`, the name OpenAI-compatible servers accept most widely
+///   (OpenAI's own API gets `max_completion_tokens` when the request goes out: `Rewrite`).
 /// - `top_k`, `thinking` and other Anthropic-only fields are dropped; server tools (web search,
 ///   code execution...) and block types OpenAI has no equivalent for are refused.
 pub fn request_from_anthropic(

@@ -371,7 +371,8 @@ fn apply_options(options: &Options, out: &mut Map<String, Value>, ignored: &mut 
             .map(|v| json!(v)),
     );
     // -1 (no limit) and -2 (fill the context) are the provider's default behaviour anyway.
-    // `max_tokens` rather than `max_completion_tokens`: every OpenAI-compatible server knows it.
+    // `max_tokens` rather than `max_completion_tokens`: every OpenAI-compatible server knows it
+    // (OpenAI's own API gets `max_completion_tokens` when the request goes out).
     put(
         "max_tokens",
         options.num_predict.filter(|n| *n > 0).map(|v| json!(v)),
