@@ -48,26 +48,30 @@ pub enum Reserve {
 fn spent_since(conn: &Connection, since_ms: i64, key: Option<&str>) -> rusqlite::Result<f64> {
     let whole_from =
         since_ms + (SPEND_BUCKET_MS - since_ms.rem_euclid(SPEND_BUCKET_MS)) % SPEND_BUCKET_MS;
-    let (whole, partial): (f64, f64) = match key {
-        None => (
-            conn.prepare_cached("SELECT TOTAL(cost_usd) FROM spend WHERE bucket_ms >= ?1")?
-                .query_row([whole_from], |r| r.get(0))?,
-            conn.prepare_cached(
+    let whole: f64 = match key {
+        None => conn
+            .prepare_cached("SELECT TOTAL(cost_usd) FROM spend WHERE bucket_ms >= ?1")?
+            .query_row([whole_from], |r| r.get(0))?,
+        Some(key) => conn
+            .prepare_cached("SELECT TOTAL(cost_usd) FROM spend WHERE bucket_ms >= ?1 AND key = ?2")?
+            .query_row(params![whole_from, key], |r| r.get(0))?,
+    };
+    // Periods start at a local midnight, on a quarter hour in every time zone: usually no part.
+    if whole_from == since_ms {
+        return Ok(whole);
+    }
+    let partial: f64 = match key {
+        None => conn
+            .prepare_cached(
                 "SELECT TOTAL(cost_usd) FROM requests WHERE started_ms >= ?1 AND started_ms < ?2",
             )?
             .query_row([since_ms, whole_from], |r| r.get(0))?,
-        ),
-        Some(key) => (
-            conn.prepare_cached(
-                "SELECT TOTAL(cost_usd) FROM spend WHERE bucket_ms >= ?1 AND key = ?2",
-            )?
-            .query_row(params![whole_from, key], |r| r.get(0))?,
-            conn.prepare_cached(
+        Some(key) => conn
+            .prepare_cached(
                 "SELECT TOTAL(r.cost_usd) FROM requests r JOIN sessions s ON s.id = r.session_id
                  WHERE s.kind = 'daemon' AND s.tag = ?1 AND r.started_ms >= ?2 AND r.started_ms < ?3",
             )?
             .query_row(params![key, since_ms, whole_from], |r| r.get(0))?,
-        ),
     };
     Ok(whole + partial)
 }
