@@ -1,6 +1,6 @@
 //! The two ways a request reaches an OpenAI-compatible upstream: plain HTTP goes straight to it
-//! (hyper-util), and with `HTTP_PROXY` set it goes through that proxy (reqwest). Both send the
-//! same headers.
+//! (hyper-util), and with `HTTP_PROXY` set it goes through that proxy (reqwest), except to
+//! loopback. Both send the same headers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -77,5 +77,30 @@ async fn http_proxy_from_the_environment_is_honoured() {
         received[0].headers.get("host").map(String::as_str),
         Some("llm.invalid")
     );
+    assert!(session.finish(0).status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loopback_upstreams_never_go_through_a_proxy() {
+    // A corporate proxy cannot reach this machine's Ollama; this one is not even listening.
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[
+            ("UPSTREAM_KEY", "k"),
+            ("HTTP_PROXY", "http://127.0.0.1:9"),
+            ("ALL_PROXY", "http://127.0.0.1:9"),
+        ],
+    );
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hello"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_provider_headers(&upstream.received()[0], &reply);
     assert!(session.finish(0).status.success());
 }

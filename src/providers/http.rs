@@ -11,7 +11,7 @@ use reqwest::header::{
     ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT,
 };
 
-use super::plain_http::PlainClient;
+use super::plain_http::{self, PlainClient};
 use super::{BodyStream, ProviderError, WireFormat};
 use crate::config::{ProviderConfig, Timeouts};
 
@@ -96,21 +96,23 @@ impl HttpClient {
             headers.insert(name, value);
         }
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        let transport =
-            match PlainClient::for_url(&config.base_url, config.timeouts.connect, &headers) {
-                Some(plain) => Transport::Plain(Box::new(plain)),
-                None => Transport::Reqwest(
-                    reqwest::Client::builder()
-                        .default_headers(headers)
-                        .connect_timeout(config.timeouts.connect)
-                        .pool_idle_timeout(Duration::from_secs(90))
-                        .tcp_nodelay(true)
-                        .build()
-                        .map_err(|e| {
-                            ProviderError::Internal(format!("cannot build the HTTP client: {e}"))
-                        })?,
-                ),
-            };
+        let base = parse_url(&config.name, &config.base_url)?.url;
+        let transport = match PlainClient::for_url(&base, config.timeouts.connect, &headers) {
+            Some(plain) => Transport::Plain(Box::new(plain)),
+            None => {
+                let mut builder = reqwest::Client::builder()
+                    .default_headers(headers)
+                    .connect_timeout(config.timeouts.connect)
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .tcp_nodelay(true);
+                if plain_http::is_loopback(&base) {
+                    builder = builder.no_proxy();
+                }
+                Transport::Reqwest(builder.build().map_err(|e| {
+                    ProviderError::Internal(format!("cannot build the HTTP client: {e}"))
+                })?)
+            }
+        };
         Ok(Self {
             name: config.name.clone(),
             transport,

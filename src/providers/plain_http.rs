@@ -2,8 +2,11 @@
 //! hyper-util's pooled client directly. reqwest does per-request work that such a hop does not
 //! need: it prints the URL and parses it again for its redirect layer, copies the header map and
 //! drives the request through a stack of boxed services; `benches/proxy_overhead` measured that at
-//! a tenth of the proxy's CPU per request. HTTPS upstreams, and any upstream when an HTTP proxy is
+//! a tenth of the proxy's CPU per request. HTTPS upstreams, and other hosts when an HTTP proxy is
 //! set in the environment, stay on reqwest, which handles TLS and proxies.
+//!
+//! Loopback upstreams are never sent through a proxy (as Go's `ProxyFromEnvironment` does): a
+//! corporate `HTTP_PROXY` cannot reach the Ollama on this machine.
 
 use std::time::Duration;
 
@@ -26,17 +29,15 @@ pub struct PlainClient {
 }
 
 impl PlainClient {
-    /// The client for `url`, when it is plain HTTP and no proxy variable is set; `None` means
-    /// reqwest should carry it.
+    /// The client for `url`, when it is plain HTTP to loopback or with no proxy variable set;
+    /// `None` means reqwest should carry it.
     pub fn for_url(
-        url: &str,
+        url: &reqwest::Url,
         connect_timeout: Duration,
         default_headers: &HeaderMap,
     ) -> Option<Self> {
-        let plain = url
-            .get(..7)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
-        (plain && !proxy_in_environment()).then(|| Self::new(connect_timeout, default_headers))
+        let direct = url.scheme() == "http" && (is_loopback(url) || !proxy_in_environment());
+        direct.then(|| Self::new(connect_timeout, default_headers))
     }
 
     fn new(connect_timeout: Duration, default_headers: &HeaderMap) -> Self {
@@ -75,6 +76,19 @@ impl PlainClient {
     }
 }
 
+/// `localhost` or a loopback address: a host no proxy should be asked to reach.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn proxy_in_environment() -> bool {
     PROXY_VARS
         .iter()
@@ -82,24 +96,30 @@ fn proxy_in_environment() -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
-    fn only_plain_http_urls_get_the_direct_client() {
+    fn plain_http_goes_direct_and_loopback_always_does() {
         let headers = HeaderMap::new();
         let timeout = Duration::from_secs(1);
-        // The test process may have a proxy set; then nothing takes the direct path.
-        let expect_plain = !proxy_in_environment();
-        assert_eq!(
-            PlainClient::for_url("http://127.0.0.1:8080/v1", timeout, &headers).is_some(),
-            expect_plain
-        );
-        assert_eq!(
-            PlainClient::for_url("HTTP://localhost/v1", timeout, &headers).is_some(),
-            expect_plain
-        );
-        assert!(PlainClient::for_url("https://api.openai.com/v1", timeout, &headers).is_none());
-        assert!(PlainClient::for_url("http:/", timeout, &headers).is_none());
+        let direct = |url: &str| {
+            PlainClient::for_url(&reqwest::Url::parse(url).unwrap(), timeout, &headers).is_some()
+        };
+        // The test process may have a proxy set; then only loopback takes the direct path.
+        let no_proxy = !proxy_in_environment();
+        assert_eq!(direct("http://192.168.1.20:8080/v1"), no_proxy);
+        assert_eq!(direct("HTTP://gpu-box/v1"), no_proxy);
+        for url in [
+            "http://127.0.0.1:8080/v1",
+            "http://localhost:11434",
+            "http://[::1]:8000/v1",
+            "http://ollama.localhost/v1",
+        ] {
+            assert!(direct(url), "{url}");
+        }
+        assert!(!direct("https://api.openai.com/v1"));
+        assert!(!direct("https://localhost:8443/v1"), "TLS needs reqwest");
     }
 }
