@@ -309,7 +309,11 @@ async fn prompt_cache_reads_and_writes_are_priced_at_their_own_rates() {
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    session.finish(0);
+    let summary = String::from_utf8_lossy(&session.finish(0).stderr).into_owned();
+    assert!(
+        summary.contains("prompt cache: 8,000 tokens read, 4,000 written"),
+        "{summary}"
+    );
 
     let price = smartproxy::ledger::pricing::builtin("claude-sonnet-4-5")
         .unwrap()
@@ -356,7 +360,10 @@ async fn translated_requests_to_openai_itself_cap_output_with_max_completion_tok
     let proxy_url = format!("http://{}", proxy.addr);
     let session = env.start_run(
         &["run", "--config", config.to_str().unwrap()],
-        &[("OPENAI_KEY", "sk-real"), ("HTTP_PROXY", proxy_url.as_str())],
+        &[
+            ("OPENAI_KEY", "sk-real"),
+            ("HTTP_PROXY", proxy_url.as_str()),
+        ],
     );
     for (model, upstream) in [("o3", &proxy), ("qwen3", &local)] {
         let mut body = messages_body(false);

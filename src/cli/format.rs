@@ -109,6 +109,13 @@ pub fn totals_table(first_column: &str, rows: &[Totals], total: &Totals) -> Stri
         push(total, "total");
     }
     let mut text = table.to_string();
+    if total.cached_tokens > 0 || total.cache_write_tokens > 0 {
+        text.push_str(&format!(
+            "\nprompt cache: {} tokens read, {} written (both in \"tokens in\", each at its own price)",
+            count(total.cached_tokens),
+            count(total.cache_write_tokens)
+        ));
+    }
     if total.estimated > 0 {
         text.push_str(&format!(
             "\n* includes estimates: {} request{} came back without usage figures",
