@@ -76,7 +76,7 @@ impl Plan {
             latency_requests: 20_000,
             connections: 32,
             throughput_warmup: Duration::from_secs(1),
-            throughput_run: Duration::from_secs(5),
+            throughput_run: Duration::from_secs(10),
             stream_warmup: 200,
             stream_requests: 2_000,
             startup_warmup: 3,

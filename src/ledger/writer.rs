@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Statement, Transaction, TransactionBehavior, params};
 
 use super::{Anomaly, Message, RequestRecord, SessionEnd, SessionStart};
 
@@ -101,12 +101,15 @@ fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // What the batch spent, per quarter hour and session: usually one upsert per batch.
     let mut spent: HashMap<(i64, Option<&Arc<str>>), f64> = HashMap::new();
+    // Looked up once per batch rather than once per row (the cache hashes the whole SQL text).
+    let mut insert_request = tx.prepare_cached(INSERT_REQUEST)?;
+    let mut insert_attempt = tx.prepare_cached(INSERT_ATTEMPT)?;
     for message in batch {
         match message {
             Message::Session(s) => insert_session(&tx, s)?,
             Message::SessionEnd(e) => end_session(&tx, e)?,
             Message::Request(r) => {
-                insert_request(&tx, r)?;
+                write_request(&tx, &mut insert_request, &mut insert_attempt, r)?;
                 if let Some(cost) = r.cost_usd.filter(|c| *c != 0.0) {
                     let bucket = r.started_ms - r.started_ms.rem_euclid(SPEND_BUCKET_MS);
                     *spent.entry((bucket, r.session_id.as_ref())).or_default() += cost;
@@ -120,6 +123,7 @@ fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
     for ((bucket, session), cost) in spent {
         add_spend(&tx, bucket, session.map(|s| &**s), cost)?;
     }
+    drop((insert_request, insert_attempt));
     tx.commit()
 }
 
@@ -161,17 +165,26 @@ fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn insert_request(tx: &Transaction<'_>, r: &RequestRecord) -> rusqlite::Result<()> {
+const INSERT_REQUEST: &str = "INSERT OR REPLACE INTO requests (id, session_id, started_ms, endpoint,
+     route, provider, requested_model, served_model, status, outcome, error_code, stream, prompt_tokens,
+     completion_tokens, cached_tokens, tokens_estimated, cost_usd, latency_ms, ttfb_ms, attempts, cache_status,
+     client_hash, fingerprint, user_agent, client_session, saved_usd, cache_write_tokens)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
+     ?22, ?23, ?24, ?25, ?26, ?27)";
+
+const INSERT_ATTEMPT: &str =
+    "INSERT OR REPLACE INTO attempts (request_id, n, provider, model, status,
+     error_class, latency_ms, waited_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/// The request's row, its attempts, and the end of its budget reservation.
+fn write_request(
+    tx: &Transaction<'_>,
+    insert_request: &mut Statement<'_>,
+    insert_attempt: &mut Statement<'_>,
+    r: &RequestRecord,
+) -> rusqlite::Result<()> {
     let to_i64 = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO requests (id, session_id, started_ms, endpoint, route, provider, requested_model,
-             served_model, status, outcome, error_code, stream, prompt_tokens, completion_tokens, cached_tokens,
-             tokens_estimated, cost_usd, latency_ms, ttfb_ms, attempts, cache_status, client_hash, fingerprint,
-             user_agent, client_session, saved_usd, cache_write_tokens)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-             ?22, ?23, ?24, ?25, ?26, ?27)",
-    )?
-    .execute(params![
+    insert_request.execute(params![
         r.id,
         r.session_id,
         r.started_ms,
@@ -205,11 +218,16 @@ fn insert_request(tx: &Transaction<'_>, r: &RequestRecord) -> rusqlite::Result<(
             .execute([reservation])?;
     }
     for (n, a) in r.attempt_log.iter().enumerate() {
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO attempts (request_id, n, provider, model, status, error_class, latency_ms, waited_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![r.id, n + 1, a.provider, a.model, a.status, a.error_class, a.latency_ms, a.waited_ms])?;
+        insert_attempt.execute(params![
+            r.id,
+            n + 1,
+            a.provider,
+            a.model,
+            a.status,
+            a.error_class,
+            a.latency_ms,
+            a.waited_ms
+        ])?;
     }
     Ok(())
 }
