@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::upstream::{MockUpstream, Received};
+use support::upstream::{Behavior, MockUpstream, Received};
 use support::{Reply, TestEnv, chat_body, post_chat};
 
 /// The headers every upstream request carries, whichever way it went.
@@ -77,6 +77,20 @@ async fn http_proxy_from_the_environment_is_honoured() {
         received[0].headers.get("host").map(String::as_str),
         Some("llm.invalid")
     );
+    // reqwest carries this path; it reports redirects too instead of following them.
+    proxy.push([Behavior::Redirect {
+        status: 307,
+        location: "http://elsewhere.invalid/v1/chat/completions",
+    }]);
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hello"),
+    )
+    .await;
+    assert_eq!(reply.status, 502, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["code"], "upstream_redirect");
+    assert_eq!(proxy.calls(), 2);
     assert!(session.finish(0).status.success());
 }
 
@@ -103,4 +117,39 @@ async fn loopback_upstreams_never_go_through_a_proxy() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_provider_headers(&upstream.received()[0], &reply);
     assert!(session.finish(0).status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_are_reported_not_followed_with_the_key() {
+    let upstream = MockUpstream::start();
+    upstream.push([Behavior::Redirect {
+        status: 308,
+        location: "https://llm.example.com/v1/chat/completions",
+    }]);
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hello"),
+    )
+    .await;
+    assert_eq!(reply.status, 502, "{}", reply.body);
+    let error = &reply.json()["error"];
+    assert_eq!(error["code"], "upstream_redirect");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("https://llm.example.com/v1/chat/completions")
+            && message.contains("base_url"),
+        "{message}"
+    );
+    assert_eq!(upstream.calls(), 1, "neither followed nor retried");
+    assert!(session.finish(0).status.success());
+    let rows = env.requests();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["error_code"], "upstream_redirect", "{:?}", rows[0]);
 }

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use reqwest::header::{
-    ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT,
+    ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER, USER_AGENT,
 };
 
 use super::plain_http::{self, PlainClient};
@@ -61,19 +61,32 @@ impl RawResponse {
         }
     }
 
-    fn new(status: StatusCode, headers: &HeaderMap, body: BodyStream) -> Self {
+    /// The reply of `provider`; a redirect is an error, never followed.
+    fn new(
+        provider: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: BodyStream,
+    ) -> Result<Self, ProviderError> {
         let header = |name: HeaderName| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        Self {
+        if status.is_redirection() {
+            return Err(ProviderError::Redirected {
+                provider: provider.to_owned(),
+                status: status.as_u16(),
+                location: header(LOCATION).unwrap_or_else(|| "nowhere (no Location)".to_owned()),
+            });
+        }
+        Ok(Self {
             status: status.as_u16(),
             content_type: header(CONTENT_TYPE),
             retry_after: header(RETRY_AFTER),
             body,
-        }
+        })
     }
 }
 
@@ -104,7 +117,9 @@ impl HttpClient {
                     .default_headers(headers)
                     .connect_timeout(config.timeouts.connect)
                     .pool_idle_timeout(Duration::from_secs(90))
-                    .tcp_nodelay(true);
+                    .tcp_nodelay(true)
+                    // Like the direct client: a redirect is reported, not followed with the key.
+                    .redirect(reqwest::redirect::Policy::none());
                 if plain_http::is_loopback(&base) {
                     builder = builder.no_proxy();
                 }
@@ -160,7 +175,7 @@ impl HttpClient {
                         .into_data_stream()
                         .map(move |chunk| chunk.map_err(|e| broken(&name, &e)))
                         .boxed();
-                    Ok(RawResponse::new(parts.status, &parts.headers, body))
+                    RawResponse::new(&self.name, parts.status, &parts.headers, body)
                 }
                 // reqwest names the URL in its message; say it here too.
                 Err(err) => Err(self.classify(
@@ -175,10 +190,11 @@ impl HttpClient {
                     .map(|reply| match reply {
                         Ok(response) => {
                             let mut raw = RawResponse::new(
+                                &self.name,
                                 response.status(),
                                 response.headers(),
                                 futures_util::stream::empty().boxed(),
-                            );
+                            )?;
                             let name = self.name.clone();
                             raw.body = response
                                 .bytes_stream()

@@ -76,6 +76,15 @@ pub enum ProviderError {
     IdleTimeout { provider: String, seconds: f64 },
     #[error("the connection to {provider} broke: {detail}")]
     Broken { provider: String, detail: String },
+    /// smartproxy does not follow redirects: the provider's key would go with them.
+    #[error(
+        "{provider} answered {status}, redirecting to {location}; smartproxy does not follow redirects (they would carry your key): set the provider's base_url to the new address"
+    )]
+    Redirected {
+        provider: String,
+        status: u16,
+        location: String,
+    },
     #[error("{0}")]
     Unavailable(String),
     /// The request cannot be expressed for this provider (a translation refused it).
@@ -93,6 +102,7 @@ impl ProviderError {
             Self::FirstByteTimeout { .. } => "upstream_timeout",
             Self::IdleTimeout { .. } => "upstream_idle_timeout",
             Self::Broken { .. } => "upstream_stream_broken",
+            Self::Redirected { .. } => "upstream_redirect",
             Self::Unavailable(_) => "no_available_target",
             Self::Rejected(_) => "untranslatable_request",
             Self::Internal(_) => "internal_error",
@@ -103,7 +113,7 @@ impl ProviderError {
     pub fn retryable(&self) -> bool {
         !matches!(
             self,
-            Self::Internal(_) | Self::Unavailable(_) | Self::Rejected(_)
+            Self::Internal(_) | Self::Unavailable(_) | Self::Rejected(_) | Self::Redirected { .. }
         )
     }
 }

@@ -148,9 +148,9 @@ impl ApiError {
             ProviderError::FirstByteTimeout { .. } | ProviderError::IdleTimeout { .. } => {
                 (StatusCode::GATEWAY_TIMEOUT, "upstream_error")
             }
-            ProviderError::Connect { .. } | ProviderError::Broken { .. } => {
-                (StatusCode::BAD_GATEWAY, "upstream_error")
-            }
+            ProviderError::Connect { .. }
+            | ProviderError::Broken { .. }
+            | ProviderError::Redirected { .. } => (StatusCode::BAD_GATEWAY, "upstream_error"),
             ProviderError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
             ProviderError::Rejected(_) => (StatusCode::BAD_REQUEST, "invalid_request_error"),
             ProviderError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),

@@ -37,6 +37,8 @@ pub enum Behavior {
     Trickle(Duration),
     /// Sends a stream whose events are not JSON.
     MalformedSse,
+    /// A redirect to `location` with `status` (301, 302, 307, 308...).
+    Redirect { status: u16, location: &'static str },
     /// A normal Anthropic reply that also read and wrote the prompt cache (tokens on top of
     /// `PROMPT_TOKENS`, as Anthropic counts them).
     PromptCache { read: u64, written: u64 },
@@ -265,6 +267,11 @@ async fn serve(
             }
             builder.body(full(body.to_string())).unwrap()
         }
+        Behavior::Redirect { status, location } => Response::builder()
+            .status(status)
+            .header("location", location)
+            .body(full(""))
+            .unwrap(),
         Behavior::MalformedSse => Response::builder()
             .header("content-type", "text/event-stream")
             .body(full("data: {not json\n\ndata: [DONE]\n\n"))
