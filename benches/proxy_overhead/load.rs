@@ -262,7 +262,11 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
 
 #[derive(Default)]
 pub struct Throughput {
+    /// The median of the per-slot rates: a burst of background noise moves it less than it moves
+    /// the mean.
     pub rps: f64,
+    /// Requests in the window over its length.
+    pub mean_rps: f64,
     /// Requests completed inside the measured window.
     pub measured: u64,
     /// All requests sent, warm-up included.
@@ -271,17 +275,25 @@ pub struct Throughput {
 }
 
 /// `plan.connections` keep-alive connections, each sending requests back to back; requests
-/// finishing inside the window after the warm-up are counted.
+/// finishing inside the window after the warm-up are counted, per one-second slot.
 async fn throughput(plan: &Plan, target: &Target) -> anyhow::Result<Throughput> {
     let mut senders = Vec::with_capacity(plan.connections);
     for _ in 0..plan.connections {
         senders.push(target.connect().await?);
     }
+    // One-second slots; a window shorter than two seconds (the quick run) is one slot.
+    let run = plan.throughput_run;
+    let slot = if run >= Duration::from_secs(2) {
+        Duration::from_secs(1)
+    } else {
+        run
+    };
+    let slots = (run.as_secs_f64() / slot.as_secs_f64()).round().max(1.0) as usize;
     let start = Instant::now();
     let window_start = start + plan.throughput_warmup;
-    let window_end = window_start + plan.throughput_run;
+    let window_end = window_start + run;
     let workers = senders.into_iter().map(|mut sender| async move {
-        let (mut measured, mut total, mut failed) = (0u64, 0u64, 0u64);
+        let (mut per_slot, mut total, mut failed) = (vec![0u64; slots], 0u64, 0u64);
         while Instant::now() < window_end {
             let ok = round_trip(&mut sender, target).await?;
             let done = Instant::now();
@@ -289,15 +301,35 @@ async fn throughput(plan: &Plan, target: &Target) -> anyhow::Result<Throughput> 
             if !ok {
                 failed += 1;
             } else if done >= window_start && done < window_end {
-                measured += 1;
+                let i = ((done - window_start).as_secs_f64() / slot.as_secs_f64()) as usize;
+                if let Some(count) = per_slot.get_mut(i.min(slots - 1)) {
+                    *count += 1;
+                }
             }
         }
-        anyhow::Ok((measured, total, failed))
+        anyhow::Ok((per_slot, total, failed))
     });
     let counts = futures_util::future::try_join_all(workers).await?;
-    let measured = counts.iter().map(|c| c.0).sum();
+    let mut per_slot = vec![0u64; slots];
+    for (worker, _, _) in &counts {
+        for (sum, n) in per_slot.iter_mut().zip(worker) {
+            *sum += n;
+        }
+    }
+    let measured: u64 = per_slot.iter().sum();
+    let mut rates: Vec<f64> = per_slot
+        .iter()
+        .map(|n| *n as f64 / slot.as_secs_f64())
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    let median = match rates.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => rates[n / 2],
+        n => (rates[n / 2 - 1] + rates[n / 2]) / 2.0,
+    };
     Ok(Throughput {
-        rps: measured as f64 / plan.throughput_run.as_secs_f64(),
+        rps: median,
+        mean_rps: measured as f64 / run.as_secs_f64(),
         measured,
         total: counts.iter().map(|c| c.1).sum(),
         failed: counts.iter().map(|c| c.2).sum(),

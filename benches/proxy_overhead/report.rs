@@ -312,8 +312,8 @@ impl Report {
         out.push_str(&format!(
             "Load generator + mock upstream on CPU 1; smartproxy and the bare hop on CPU 0 ({}). \
              Mock on {}; request body {} bytes ({} streaming). {} sequential requests and {} streams \
-             per side at 1 connection, in {ROUNDS} alternating blocks; throughput over {} s after {} s \
-             warm-up. Bare hop = a minimal hyper HTTP/1 forwarder (no parsing, no ledger): the floor \
+             per side at 1 connection, in {ROUNDS} alternating blocks; throughput: the median of the \
+             one-second rates over {} s after {} s warm-up (the mean over the window is in the JSON). Bare hop = a minimal hyper HTTP/1 forwarder (no parsing, no ledger): the floor \
              for any proxy hop on this machine. Differences are between percentiles. Bench time {:.1} s.\n\n",
             if self.pinned { "pinned" } else { "NOT pinned" },
             self.mock_addr,

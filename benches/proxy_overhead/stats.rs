@@ -98,6 +98,7 @@ impl SideStats {
             "cpu_us_per_stream": self.cpu_stream.map(|c| json!({"total": c.0, "ledger_writer": c.1})),
             "cpu_us_per_request_throughput": self.cpu_throughput.map(|c| json!({"total": c.0, "ledger_writer": c.1})),
             "throughput_rps": self.rps,
+            "throughput_mean_rps": side.rps.mean_rps,
             "throughput_measured_requests": side.rps.measured,
             "throughput_failed": self.failed,
             "requests_sent": side.requests,
