@@ -6,7 +6,17 @@
 mod support;
 
 use support::upstream::{Behavior, MockUpstream, Received};
-use support::{Reply, TestEnv, chat_body, post_chat};
+use support::{Reply, RunSession, TestEnv, chat_body, post_chat};
+
+/// One small chat request through the session's proxy.
+async fn ask(session: &RunSession) -> Reply {
+    post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hello"),
+    )
+    .await
+}
 
 /// The headers every upstream request carries, whichever way it went.
 fn assert_provider_headers(received: &Received, reply: &Reply) {
@@ -34,12 +44,7 @@ async fn plain_http_upstreams_are_reached_directly() {
         &["run", "--config", config.to_str().unwrap()],
         &[("UPSTREAM_KEY", "k")],
     );
-    let reply = post_chat(
-        &session.base_url,
-        Some(&session.key),
-        chat_body("gpt-4o-mini", false, "hello"),
-    )
-    .await;
+    let reply = ask(&session).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let received = upstream.received();
     assert_eq!(received.len(), 1);
@@ -63,12 +68,7 @@ async fn http_proxy_from_the_environment_is_honoured() {
         &["run", "--config", config.to_str().unwrap()],
         &[("UPSTREAM_KEY", "k"), ("HTTP_PROXY", proxy_url.as_str())],
     );
-    let reply = post_chat(
-        &session.base_url,
-        Some(&session.key),
-        chat_body("gpt-4o-mini", false, "hello"),
-    )
-    .await;
+    let reply = ask(&session).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let received = proxy.received();
     assert_eq!(received.len(), 1);
@@ -82,12 +82,7 @@ async fn http_proxy_from_the_environment_is_honoured() {
         status: 307,
         location: "http://elsewhere.invalid/v1/chat/completions",
     }]);
-    let reply = post_chat(
-        &session.base_url,
-        Some(&session.key),
-        chat_body("gpt-4o-mini", false, "hello"),
-    )
-    .await;
+    let reply = ask(&session).await;
     assert_eq!(reply.status, 502, "{}", reply.body);
     assert_eq!(reply.json()["error"]["code"], "upstream_redirect");
     assert_eq!(proxy.calls(), 2);
@@ -108,12 +103,7 @@ async fn loopback_upstreams_never_go_through_a_proxy() {
             ("ALL_PROXY", "http://127.0.0.1:9"),
         ],
     );
-    let reply = post_chat(
-        &session.base_url,
-        Some(&session.key),
-        chat_body("gpt-4o-mini", false, "hello"),
-    )
-    .await;
+    let reply = ask(&session).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_provider_headers(&upstream.received()[0], &reply);
     assert!(session.finish(0).status.success());
@@ -132,12 +122,7 @@ async fn redirects_are_reported_not_followed_with_the_key() {
         &["run", "--config", config.to_str().unwrap()],
         &[("UPSTREAM_KEY", "k")],
     );
-    let reply = post_chat(
-        &session.base_url,
-        Some(&session.key),
-        chat_body("gpt-4o-mini", false, "hello"),
-    )
-    .await;
+    let reply = ask(&session).await;
     assert_eq!(reply.status, 502, "{}", reply.body);
     let error = &reply.json()["error"];
     assert_eq!(error["code"], "upstream_redirect");
