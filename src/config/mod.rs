@@ -205,10 +205,11 @@ impl ProviderConfig {
 
     /// OpenAI's own API, which refuses `max_tokens` for its reasoning models (o-series, gpt-5)
     /// and takes `max_completion_tokens` for every model.
+    /// Read from the URL's text: this runs per request, and the URL was validated at load.
     pub fn wants_max_completion_tokens(&self) -> bool {
-        self.kind == ProviderKind::OpenAi
-            && reqwest::Url::parse(&self.base_url)
-                .is_ok_and(|url| url.host_str() == Some("api.openai.com"))
+        let after_scheme = self.base_url.split_once("://").map_or("", |(_, rest)| rest);
+        let host = after_scheme.split(['/', ':']).next().unwrap_or_default();
+        self.kind == ProviderKind::OpenAi && host.eq_ignore_ascii_case("api.openai.com")
     }
 
     /// True when the provider needs a key and none was found.

@@ -170,11 +170,7 @@ impl HttpClient {
             .map(|reply| match reply {
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
-                    let name = self.name.clone();
-                    let body = body
-                        .into_data_stream()
-                        .map(move |chunk| chunk.map_err(|e| broken(&name, &e)))
-                        .boxed();
+                    let body = body_stream(&self.name, body.into_data_stream());
                     RawResponse::new(&self.name, parts.status, &parts.headers, body)
                 }
                 // reqwest names the URL in its message; say it here too.
@@ -195,11 +191,7 @@ impl HttpClient {
                                 response.headers(),
                                 futures_util::stream::empty().boxed(),
                             )?;
-                            let name = self.name.clone();
-                            raw.body = response
-                                .bytes_stream()
-                                .map(move |chunk| chunk.map_err(|e| broken(&name, &e)))
-                                .boxed();
+                            raw.body = body_stream(&self.name, response.bytes_stream());
                             Ok(raw)
                         }
                         Err(err) => Err(self.classify(error_chain(&err), err.is_connect())),
@@ -224,11 +216,20 @@ impl HttpClient {
     }
 }
 
-fn broken(provider: &str, err: &dyn std::error::Error) -> ProviderError {
-    ProviderError::Broken {
-        provider: provider.to_owned(),
-        detail: error_chain(err),
-    }
+/// A transport's body chunks as a `BodyStream`, errors naming the provider.
+fn body_stream<E: std::error::Error>(
+    provider: &str,
+    chunks: impl futures_util::Stream<Item = Result<Bytes, E>> + Send + 'static,
+) -> BodyStream {
+    let provider = provider.to_owned();
+    chunks
+        .map(move |chunk| {
+            chunk.map_err(|e| ProviderError::Broken {
+                provider: provider.clone(),
+                detail: error_chain(&e),
+            })
+        })
+        .boxed()
 }
 
 /// Ends a body stream with an error when no chunk arrives for `idle`.
