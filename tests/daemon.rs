@@ -5,73 +5,11 @@
 
 mod support;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{TestEnv, run_to_end, text, wait_output};
-
-struct Daemon {
-    child: Option<Child>,
-    listen: String,
-    admin: String,
-}
-
-impl Daemon {
-    #[expect(
-        clippy::zombie_processes,
-        reason = "the child is kept in Daemon and waited on by wait() or Drop"
-    )]
-    fn start(env: &TestEnv, config: &std::path::Path, envs: &[(&str, &str)]) -> Daemon {
-        let mut cmd = env.command();
-        cmd.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
-            .args(["daemon", "--config", config.to_str().unwrap()])
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().unwrap();
-        let pid_file = env.path().join("run/smartproxy.pid");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&pid_file) {
-                if let Ok(info) = serde_json::from_str::<serde_json::Value>(&text) {
-                    if info["pid"] == child.id() {
-                        return Daemon {
-                            child: Some(child),
-                            listen: format!("http://{}", info["listen"].as_str().unwrap()),
-                            admin: format!("http://{}", info["admin_listen"].as_str().unwrap()),
-                        };
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "the daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    fn signal(&self, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
-    }
-
-    fn wait(mut self) -> std::process::Output {
-        wait_output(self.child.take().unwrap(), Duration::from_secs(30))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+use support::daemon::Daemon;
+use support::{TestEnv, run_to_end, text};
 
 fn mock_config(env: &TestEnv, reply: &str) -> std::path::PathBuf {
     env.write(

@@ -26,7 +26,9 @@ const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:4101";
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  smartproxy daemon --watch\n  smartproxy daemon --detach && smartproxy daemon status\n  \
-SMARTPROXY_API_KEY=$(openssl rand -hex 24) SMARTPROXY_LISTEN=0.0.0.0:4100 smartproxy daemon"
+SMARTPROXY_API_KEY=$(openssl rand -hex 24) SMARTPROXY_LISTEN=0.0.0.0:4100 smartproxy daemon\n\n\
+Client keys (SMARTPROXY_API_KEY, `smartproxy keys create`) open the model API; the admin \
+endpoints (/admin/*, /metrics, /debug/*, /stats) take SMARTPROXY_ADMIN_KEY instead."
 )]
 pub struct DaemonArgs {
     #[command(subcommand)]
@@ -230,14 +232,19 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         None => admin_listen_from_env()?,
     };
     let keys = client_keys(&config.database, &config)?;
-    for addr in [listen, admin_listen] {
-        anyhow::ensure!(
-            addr.ip().is_loopback() || !keys.is_open(),
-            "refusing to listen on {addr} without a client key: anyone who can reach it could spend your \
-             provider credit. Set SMARTPROXY_API_KEY (e.g. `export SMARTPROXY_API_KEY=$(openssl rand -hex 24)`) \
-             and have clients send it as `Authorization: Bearer <key>`, or listen on 127.0.0.1"
-        );
-    }
+    let admin_keys = admin_keys();
+    anyhow::ensure!(
+        admin_listen.ip().is_loopback() || !admin_keys.is_empty(),
+        "refusing to listen for admin requests on {admin_listen} without an admin key: anyone who can reach \
+         it could reload the config and read every session's spend. Set SMARTPROXY_ADMIN_KEY \
+         (e.g. `export SMARTPROXY_ADMIN_KEY=$(openssl rand -hex 24)`), or keep the admin listener on 127.0.0.1"
+    );
+    anyhow::ensure!(
+        listen.ip().is_loopback() || !keys.is_open(),
+        "refusing to listen on {listen} without a client key: anyone who can reach it could spend your \
+         provider credit. Set SMARTPROXY_API_KEY (e.g. `export SMARTPROXY_API_KEY=$(openssl rand -hex 24)`) \
+         and have clients send it as `Authorization: Bearer <key>`, or listen on 127.0.0.1"
+    );
     let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
     let source = config.source.clone();
     let mut state = AppState::new(
@@ -249,6 +256,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     )
     .context("cannot set up the providers")?;
     state.daemon_sessions = Some(DaemonSessions::default());
+    state.admin_keys = admin_keys;
     state.config_source = source.clone();
     state.cache = super::cache_cmd::open_for_serving(&state.runtime().config)?;
     state.shared_budget = crate::budget::SharedBudget::open(
@@ -360,6 +368,17 @@ fn reload_keys(state: &AppState) {
         Err(err) => printer::warn(&format!(
             "client keys not reloaded, the old ones stay accepted: {err:#}"
         )),
+    }
+}
+
+/// The admin key, `SMARTPROXY_ADMIN_KEY`; client keys never open the admin endpoints.
+fn admin_keys() -> ClientKeys {
+    match std::env::var("SMARTPROXY_ADMIN_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+    {
+        Some(key) => ClientKeys::single("admin", &key),
+        None => ClientKeys::open(),
     }
 }
 

@@ -121,6 +121,10 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         ClientKeys::single("session", &session_key),
     )
     .context("cannot set up the providers")?;
+    // The session's own proxy: its key opens the debug views too, and Ollama clients (which
+    // cannot send a key) are served without one from loopback.
+    state.admin_keys = ClientKeys::single("session", &session_key);
+    state.ollama_keyless = true;
     state.cache = super::cache_cmd::open_for_serving(&config)?;
     state.shared_budget =
         crate::budget::SharedBudget::open(state.ledger.path(), &config.budget, false)

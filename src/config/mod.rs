@@ -44,6 +44,9 @@ pub struct Config {
     pub cache: CacheConfig,
     /// The daemon's named client keys from the config file.
     pub client_keys: Vec<ClientKeyConfig>,
+    /// Whether the daemon serves Ollama's `/api/*` to loopback clients without a client key
+    /// (`ollama.keyless`). `run` sessions always do: their proxy is theirs alone.
+    pub ollama_keyless: bool,
 }
 
 /// A named client key of the config; its value is read from `key_env` at load time.

@@ -50,6 +50,16 @@ pub struct RawConfig {
     /// The daemon's named client keys; each key's value comes from an environment variable.
     #[serde(default)]
     pub client_keys: Vec<RawClientKey>,
+    #[serde(default)]
+    pub ollama: RawOllama,
+}
+
+/// The daemon's Ollama-compatible endpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOllama {
+    /// Serve `/api/*` to loopback clients without a client key (Ollama clients cannot send one).
+    pub keyless: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

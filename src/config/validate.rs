@@ -252,6 +252,7 @@ impl Validator<'_> {
             client_keys,
             response_headers: raw.observability.response_headers.unwrap_or(true),
             transforms,
+            ollama_keyless: raw.ollama.keyless.unwrap_or(false),
         }
     }
 

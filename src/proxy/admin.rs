@@ -10,14 +10,18 @@ use serde_json::json;
 use super::AppState;
 use super::body::ProxyBody;
 use super::error::{ApiError, json_response};
-use super::handlers::{authorize, debug_status};
+use super::handlers::{authorize_admin, debug_status, reject};
 use crate::ledger::query::{self, Filter, GroupBy};
 
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ProxyBody> {
-    if let Err(err) = authorize(&state, req.headers()) {
-        return err.into_response("");
+    let path = req.uri().path();
+    // Health checks need no key: they say nothing but "up".
+    if path != "/healthz" {
+        if let Err(err) = authorize_admin(&state, req.headers()) {
+            return reject(&state, err);
+        }
     }
-    match (req.method(), req.uri().path()) {
+    match (req.method(), path) {
         (&Method::POST, "/admin/reload") => reload(&state).await,
         (&Method::GET, "/admin/stats" | "/stats") => stats(&state).await,
         (&Method::GET, "/admin/budget") => budget(&state).await,

@@ -66,6 +66,27 @@ impl ApiError {
         )
     }
 
+    pub fn admin_unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_admin_key",
+            "missing or wrong admin key: admin endpoints take the daemon's admin key \
+             (SMARTPROXY_ADMIN_KEY), not a client key, as `Authorization: Bearer <key>`",
+        )
+    }
+
+    pub fn admin_key_not_set() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            "admin_key_not_set",
+            "admin endpoints are closed: this daemon requires client keys but has no admin key; \
+             restart it with SMARTPROXY_ADMIN_KEY set (e.g. `export SMARTPROXY_ADMIN_KEY=$(openssl rand -hex 24)`) \
+             and send that key as `Authorization: Bearer <key>`",
+        )
+    }
+
     pub fn too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -2,6 +2,7 @@
 //! lists, health, Ollama's discovery endpoints). Model requests run `pipeline::serve`.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -42,28 +43,41 @@ pub async fn handle(
     if let Some(dialect) = dialect {
         return serve(state, peer, req, dialect).await;
     }
+    let headers = req.headers();
     match (method, path) {
         (_, "/v1/chat/completions" | "/chat/completions" | "/v1/messages" | "/v1/completions") => {
             reject(&state, ApiError::method_not_allowed(method, path, "POST"))
         }
-        (&Method::GET, "/v1/models" | "/models") => match authorize(&state, req.headers()) {
+        (&Method::GET, "/v1/models" | "/models") => match authorize(&state, headers) {
             Ok(_) => models(&state),
-            Err(err) => err.into_response(""),
+            Err(err) => reject(&state, err),
         },
-        (&Method::POST, "/v1/messages/count_tokens") => count_tokens(&state, req).await,
-        (&Method::GET | &Method::HEAD, "/api/tags") => ollama_tags(&state),
-        (&Method::POST, "/api/show") => ollama_show(&state, req).await,
+        (&Method::POST, "/v1/messages/count_tokens") => match authorize(&state, headers) {
+            Ok(_) => count_tokens(&state, req).await,
+            Err(err) => reject_for(&state, err, Dialect::Anthropic),
+        },
+        (&Method::GET | &Method::HEAD, "/api/tags") => {
+            match authorize_ollama(&state, peer.addr, headers) {
+                Ok(_) => ollama_tags(&state),
+                Err(err) => reject_for(&state, err, Dialect::OllamaChat),
+            }
+        }
+        (&Method::POST, "/api/show") => match authorize_ollama(&state, peer.addr, headers) {
+            Ok(_) => ollama_show(&state, req).await,
+            Err(err) => reject_for(&state, err, Dialect::OllamaChat),
+        },
+        // The version tells nothing about the daemon; Ollama clients probe it before anything.
         (&Method::GET | &Method::HEAD, "/api/version") => json_response(
             StatusCode::OK,
             json!({"version": OLLAMA_COMPAT_VERSION}).to_string(),
         ),
-        (&Method::GET, "/debug/status") => match authorize(&state, req.headers()) {
-            Ok(_) => debug_status(&state),
-            Err(err) => err.into_response(""),
+        (&Method::GET, "/debug/status") => match authorize_admin(&state, headers) {
+            Ok(()) => debug_status(&state),
+            Err(err) => reject(&state, err),
         },
-        (&Method::GET, "/stats") => match authorize(&state, req.headers()) {
-            Ok(_) => super::admin::stats(&state).await,
-            Err(err) => err.into_response(""),
+        (&Method::GET, "/stats") => match authorize_admin(&state, headers) {
+            Ok(()) => super::admin::stats(&state).await,
+            Err(err) => reject(&state, err),
         },
         (&Method::GET | &Method::HEAD, "/healthz") => {
             json_response(StatusCode::OK, r#"{"status":"ok"}"#)
@@ -77,18 +91,20 @@ pub async fn handle(
 }
 
 /// Answers and records a request refused before any pipeline phase.
-fn reject(state: &Arc<AppState>, err: ApiError) -> Response<ProxyBody> {
+pub(super) fn reject(state: &Arc<AppState>, err: ApiError) -> Response<ProxyBody> {
+    reject_for(state, err, Dialect::OpenAi)
+}
+
+/// `reject`, with the error body in the shape `dialect`'s clients read.
+fn reject_for(state: &Arc<AppState>, err: ApiError, dialect: Dialect) -> Response<ProxyBody> {
     let finalizer = Finalizer::new(Arc::clone(state), new_request_id(), "other");
     let id = finalizer.id().to_owned();
     finalizer.finish(err.status.as_u16(), err.outcome(), Some(err.code));
-    err.into_response(&id)
+    err.into_response_for(dialect, &id)
 }
 
 /// Anthropic's token counting, estimated (smartproxy does not run tokenizers).
 async fn count_tokens(state: &AppState, req: Request<Incoming>) -> Response<ProxyBody> {
-    if let Err(err) = authorize(state, req.headers()) {
-        return err.into_response_for(Dialect::Anthropic, "");
-    }
     match read_body(req, state.runtime().config.max_body_bytes).await {
         Ok(body) => json_response(
             StatusCode::OK,
@@ -212,12 +228,9 @@ pub(super) fn presents_key(headers: &HeaderMap) -> bool {
         .any(|h| headers.contains_key(*h))
 }
 
-/// Checks the client's key when this proxy requires one and returns the key's name.
-pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    if state.keys.is_open() {
-        return Ok(None);
-    }
-    let presented = headers
+/// The key a client presents: a bearer token, `x-api-key` or `api-key`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -225,10 +238,48 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()));
-    match presented.and_then(|key| state.keys.identify(key)) {
+        .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
+}
+
+/// Checks the client's key when this proxy requires one and returns the key's name.
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    if state.keys.is_open() {
+        return Ok(None);
+    }
+    match presented_key(headers).and_then(|key| state.keys.identify(key)) {
         Some(name) => Ok(Some(name.to_owned())),
         None => Err(ApiError::unauthorized()),
+    }
+}
+
+/// `authorize` for Ollama's endpoints: Ollama clients cannot send a key, so where keyless access
+/// is allowed (a `run` session's own proxy, or a daemon with `ollama.keyless: true`) a loopback
+/// client without one is let in. A key that is sent must be right.
+pub(super) fn authorize_ollama(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    let keyless = state.ollama_keyless || state.runtime().config.ollama_keyless;
+    if keyless && peer.ip().is_loopback() && !presents_key(headers) {
+        return Ok(None);
+    }
+    authorize(state, headers)
+}
+
+/// Checks the admin key. Without one configured, admin is open only on a proxy that is open to
+/// clients too (a loopback daemon without client keys): a client key never opens it.
+pub(super) fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.admin_keys.is_empty() {
+        return if state.keys.is_open() {
+            Ok(())
+        } else {
+            Err(ApiError::admin_key_not_set())
+        };
+    }
+    match presented_key(headers).and_then(|key| state.admin_keys.identify(key)) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::admin_unauthorized()),
     }
 }
 

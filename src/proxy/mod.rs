@@ -118,6 +118,12 @@ pub struct AppState {
     pub health: Health,
     /// The keys clients may present; none leaves the proxy open (loopback daemon default).
     pub keys: ClientKeys,
+    /// The keys that open the admin endpoints (`SMARTPROXY_ADMIN_KEY` on the daemon, the
+    /// session key under `run`). Empty: admin is open only while client keys are too.
+    pub admin_keys: ClientKeys,
+    /// Ollama's `/api/*` served to loopback clients without a key: always on a `run` session's
+    /// own proxy, on the daemon only with `ollama.keyless: true`.
+    pub ollama_keyless: bool,
     /// The daemon's sessions, one per client key and day; `None` under `run`.
     pub daemon_sessions: Option<DaemonSessions>,
     /// The config file to reload from (the daemon's); `None`: built-in defaults.
@@ -153,6 +159,8 @@ impl AppState {
             session_tag: session.tag,
             health,
             keys,
+            admin_keys: ClientKeys::open(),
+            ollama_keyless: false,
             daemon_sessions: None,
             config_source: None,
             metrics: metrics::Metrics::default(),

@@ -14,7 +14,7 @@ use super::AppState;
 use super::body::ProxyBody;
 use super::context::{Finalizer, Peer, Tokens, new_request_id, salted_hash};
 use super::error::ApiError;
-use super::handlers::{authorize, read_parts_body, routing_headers};
+use super::handlers::{authorize, authorize_ollama, read_parts_body, routing_headers};
 use super::inbound::{self, Dialect, Inbound};
 use super::stream::{Output, SseRelay};
 use crate::ledger::Outcome;
@@ -200,12 +200,8 @@ async fn run(
 ) -> Result<Reply, ApiError> {
     let rt = state.runtime();
     let (parts, body) = req.into_parts();
-    let keyless_ollama = matches!(dialect, Dialect::OllamaChat | Dialect::OllamaGenerate)
-        && !super::handlers::presents_key(&parts.headers);
-    // Ollama clients have no way to send a key; on the loopback-only session proxy they are let
-    // in without one. A key they do send must be right.
-    let key_name = if keyless_ollama && peer.ip().is_loopback() {
-        None
+    let key_name = if matches!(dialect, Dialect::OllamaChat | Dialect::OllamaGenerate) {
+        authorize_ollama(state, peer, &parts.headers)?
     } else {
         authorize(state, &parts.headers)?
     };

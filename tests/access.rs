@@ -1,0 +1,258 @@
+//! Who may use which endpoint, checked on every endpoint of every listener: a daemon with a
+//! client key and an admin key, one with client keys and no admin key, one that lets Ollama
+//! clients in without a key, and a `run` session's own proxy. Refusals are in the ledger.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use reqwest::Method;
+use support::TestEnv;
+use support::daemon::Daemon;
+
+const CLIENT: &str = "sk-client-key";
+const ADMIN: &str = "sk-admin-key";
+
+fn mock_config(env: &TestEnv, extra: &str) -> std::path::PathBuf {
+    env.write(
+        "sp.yaml",
+        &format!("providers:\n  - name: m\n    kind: mock\n{extra}"),
+    )
+}
+
+/// A request to `base` + `path`, with a body when it is a POST.
+async fn status(method: Method, base: &str, path: &str, key: Option<&str>) -> u16 {
+    let body = match path {
+        "/v1/chat/completions" => support::chat_body("gpt-4o-mini", false, "hi"),
+        "/v1/completions" => r#"{"model":"gpt-4o-mini","prompt":"hi"}"#.to_owned(),
+        "/v1/messages" => {
+            r#"{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#
+                .to_owned()
+        }
+        "/v1/messages/count_tokens" => {
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#.to_owned()
+        }
+        "/api/chat" => {
+            r#"{"model":"gpt-4o-mini","stream":false,"messages":[{"role":"user","content":"hi"}]}"#
+                .to_owned()
+        }
+        "/api/generate" => r#"{"model":"gpt-4o-mini","stream":false,"prompt":"hi"}"#.to_owned(),
+        "/api/show" => r#"{"model":"gpt-4o-mini"}"#.to_owned(),
+        _ => String::new(),
+    };
+    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if !body.is_empty() {
+        req = req.header("content-type", "application/json").body(body);
+    }
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+/// What a client endpoint answers a client with the right key: the mock serves all but legacy
+/// completions, which need an OpenAI-compatible target (400 after the key check).
+fn served(path: &str) -> u16 {
+    if path == "/v1/completions" { 400 } else { 200 }
+}
+
+/// Client endpoints of the public listener: a client key opens them, nothing else does.
+const CLIENT_ENDPOINTS: &[(&str, &str)] = &[
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/completions"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
+    ("GET", "/v1/models"),
+    ("POST", "/api/chat"),
+    ("POST", "/api/generate"),
+    ("GET", "/api/tags"),
+    ("POST", "/api/show"),
+];
+
+/// Admin views on the public listener.
+const PUBLIC_ADMIN_ENDPOINTS: &[(&str, &str)] = &[("GET", "/debug/status"), ("GET", "/stats")];
+
+/// The admin listener.
+const ADMIN_ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/admin/stats"),
+    ("GET", "/stats"),
+    ("GET", "/admin/budget"),
+    ("GET", "/metrics"),
+    ("GET", "/debug/routes"),
+    ("GET", "/debug/status"),
+    ("POST", "/admin/reload"),
+];
+
+/// Endpoints anyone may ask: they say "up" and nothing more.
+const OPEN_ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/api/version"),
+];
+
+fn method(name: &str) -> Method {
+    Method::from_bytes(name.as_bytes()).unwrap()
+}
+
+/// Asserts each endpoint answers `want` for each key, and returns how many refusals it made.
+async fn expect(
+    base: &str,
+    endpoints: &[(&str, &str)],
+    keys: &[Option<&str>],
+    want: impl Fn(&str) -> u16,
+) -> usize {
+    let mut refused = 0;
+    for (verb, path) in endpoints {
+        for key in keys {
+            let got = status(method(verb), base, path, *key).await;
+            let expected = want(path);
+            assert_eq!(got, expected, "{verb} {base}{path} with key {key:?}");
+            if expected >= 400 {
+                refused += 1;
+            }
+        }
+    }
+    refused
+}
+
+fn refused_rows(env: &TestEnv, status: u16) -> usize {
+    env.requests()
+        .iter()
+        .filter(|r| r["status"] == status.to_string())
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_with_client_and_admin_keys_checks_every_endpoint() {
+    let env = TestEnv::new();
+    let config = mock_config(&env, "");
+    let daemon = Daemon::start(
+        &env,
+        &config,
+        &[
+            ("SMARTPROXY_API_KEY", CLIENT),
+            ("SMARTPROXY_ADMIN_KEY", ADMIN),
+        ],
+    );
+    let public = daemon.listen.clone();
+    let admin = daemon.admin.clone();
+    let mut refused = 0;
+    // Client endpoints: no key, a wrong key and the admin key are all refused.
+    refused += expect(
+        &public,
+        CLIENT_ENDPOINTS,
+        &[None, Some("sk-wrong"), Some(ADMIN)],
+        |_| 401,
+    )
+    .await;
+    expect(&public, CLIENT_ENDPOINTS, &[Some(CLIENT)], served).await;
+    // Admin views: a client key never opens them.
+    refused += expect(
+        &public,
+        PUBLIC_ADMIN_ENDPOINTS,
+        &[None, Some(CLIENT)],
+        |_| 401,
+    )
+    .await;
+    expect(&public, PUBLIC_ADMIN_ENDPOINTS, &[Some(ADMIN)], |_| 200).await;
+    refused += expect(&admin, ADMIN_ENDPOINTS, &[None, Some(CLIENT)], |_| 401).await;
+    expect(&admin, ADMIN_ENDPOINTS, &[Some(ADMIN)], |_| 200).await;
+    expect(&public, OPEN_ENDPOINTS, &[None], |_| 200).await;
+    expect(&admin, &[("GET", "/healthz")], &[None], |_| 200).await;
+
+    daemon.stop();
+    assert_eq!(
+        refused_rows(&env, 401),
+        refused,
+        "every refusal is a ledger row"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_admin_key_client_keys_close_the_admin_endpoints() {
+    let env = TestEnv::new();
+    let config = mock_config(&env, "");
+    let daemon = Daemon::start(&env, &config, &[("SMARTPROXY_API_KEY", CLIENT)]);
+    expect(
+        &daemon.admin,
+        ADMIN_ENDPOINTS,
+        &[None, Some(CLIENT)],
+        |_| 403,
+    )
+    .await;
+    expect(
+        &daemon.listen,
+        PUBLIC_ADMIN_ENDPOINTS,
+        &[None, Some(CLIENT)],
+        |_| 403,
+    )
+    .await;
+    let body = reqwest::Client::new()
+        .get(format!("{}/metrics", daemon.admin))
+        .bearer_auth(CLIENT)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"]["code"], "admin_key_not_set", "{body}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SMARTPROXY_ADMIN_KEY"),
+        "{body}"
+    );
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ollama_clients_need_a_key_on_a_daemon_unless_keyless_is_configured() {
+    let env = TestEnv::new();
+    let ollama = [
+        ("POST", "/api/chat"),
+        ("POST", "/api/generate"),
+        ("GET", "/api/tags"),
+        ("POST", "/api/show"),
+    ];
+    let config = mock_config(&env, "");
+    let daemon = Daemon::start(&env, &config, &[("SMARTPROXY_API_KEY", CLIENT)]);
+    expect(&daemon.listen, &ollama, &[None], |_| 401).await;
+    daemon.stop();
+
+    let config = mock_config(&env, "ollama:\n  keyless: true\n");
+    let daemon = Daemon::start(&env, &config, &[("SMARTPROXY_API_KEY", CLIENT)]);
+    expect(&daemon.listen, &ollama, &[None, Some(CLIENT)], |_| 200).await;
+    // A key that is sent must still be right, and keyless stops at Ollama's endpoints.
+    expect(&daemon.listen, &ollama, &[Some("sk-wrong")], |_| 401).await;
+    expect(
+        &daemon.listen,
+        &[("POST", "/v1/chat/completions")],
+        &[None],
+        |_| 401,
+    )
+    .await;
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_session_opens_to_its_own_key_and_keyless_ollama() {
+    let env = TestEnv::new();
+    let session = env.start_run(&["run", "--mock"], &[]);
+    let base = session.base_url.trim_end_matches("/v1").to_owned();
+    let key = session.key.clone();
+    expect(&base, CLIENT_ENDPOINTS, &[None], |path| {
+        if path.starts_with("/api/") {
+            served(path)
+        } else {
+            401
+        }
+    })
+    .await;
+    expect(&base, CLIENT_ENDPOINTS, &[Some("sk-wrong")], |_| 401).await;
+    expect(&base, CLIENT_ENDPOINTS, &[Some(&key)], served).await;
+    expect(&base, PUBLIC_ADMIN_ENDPOINTS, &[None], |_| 401).await;
+    expect(&base, PUBLIC_ADMIN_ENDPOINTS, &[Some(&key)], |_| 200).await;
+    session.finish(0);
+}
