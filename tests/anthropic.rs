@@ -315,7 +315,7 @@ async fn prompt_cache_reads_and_writes_are_priced_at_their_own_rates() {
         "{summary}"
     );
 
-    let price = smartproxy::ledger::pricing::builtin("claude-sonnet-4-5")
+    let price = smartproxy::pricing::builtin("claude-sonnet-4-5")
         .unwrap()
         .price();
     let write_price = price.cache_write_per_mtok.unwrap();

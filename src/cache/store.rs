@@ -11,6 +11,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{CacheCipher, CacheError};
+use crate::db::{self, with_busy_retry};
 
 /// Numbered, append-only schema steps; `user_version` says how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -477,57 +478,25 @@ fn create_private(path: &Path) {
     let _ = path;
 }
 
-/// Opens a connection with the settings every process sharing the file must use.
+/// Opens a connection with the settings every process sharing the file must use; deleted and
+/// evicted entries are zeroed on disk rather than left in free pages.
 fn open_connection(path: &Path) -> Result<Connection, CacheError> {
-    let open_err = |source| CacheError::Open {
+    db::open(
+        path,
+        db::Options {
+            secure_delete: true,
+        },
+    )
+    .map_err(|source| CacheError::Open {
         path: path.to_path_buf(),
         source,
-    };
-    let conn = Connection::open(path).map_err(open_err)?;
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(open_err)?;
-    // Switching a new file to WAL takes a lock the busy handler does not wait for, so processes
-    // creating the file at the same moment retry here instead.
-    with_busy_retry(|| {
-        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-        }
-        Ok(())
     })
-    .map_err(open_err)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(open_err)?;
-    // Deleted and evicted entries are zeroed on disk rather than left in free pages.
-    conn.pragma_update(None, "secure_delete", true)
-        .map_err(open_err)?;
-    Ok(conn)
 }
 
-/// Brings the schema up to date; safe from many processes at once (one immediate transaction
-/// checks and applies).
+/// Brings the schema up to date; safe from many processes at once.
 fn migrate(conn: &Connection, path: &Path) -> Result<(), CacheError> {
     let known = MIGRATIONS.len() as i64;
-    let found = with_busy_retry(|| {
-        let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if current >= known {
-            return Ok(current);
-        }
-        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-        // Another process may have migrated while this one waited for the lock.
-        let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, step) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(current).unwrap_or(0))
-        {
-            tx.execute_batch(step)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-        }
-        tx.commit()?;
-        Ok(current)
-    })
-    .map_err(|source| CacheError::Sql {
+    let found = db::migrate(conn, MIGRATIONS).map_err(|source| CacheError::Sql {
         path: path.to_path_buf(),
         source,
     })?;
@@ -539,29 +508,6 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), CacheError> {
         });
     }
     Ok(())
-}
-
-/// Runs `f` again while the database reports busy or locked, for up to about ten seconds on top
-/// of `busy_timeout` (which does not cover every case, such as a WAL switch).
-fn with_busy_retry<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut pause = Duration::from_millis(2);
-    loop {
-        match f() {
-            Err(err) if is_busy(&err) && std::time::Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(100));
-            }
-            other => return other,
-        }
-    }
-}
-
-fn is_busy(err: &rusqlite::Error) -> bool {
-    matches!(
-        err.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }
 
 #[cfg(test)]

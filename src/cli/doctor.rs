@@ -277,9 +277,7 @@ struct LedgerInfo {
 
 /// Reads the ledger's state without changing it (no migration, no journal switch).
 fn inspect_ledger(path: &Path) -> rusqlite::Result<LedgerInfo> {
-    let conn =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    conn.busy_timeout(Duration::from_secs(2))?;
+    let conn = crate::db::open_read_only(path)?;
     let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     let (found, known) = crate::ledger::keys::schema_version(&conn)?;
     let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 pub use validate::{from_yaml, load};
 
-use crate::ledger::pricing::Price;
+use crate::pricing::Price;
 
 /// The validated configuration the rest of the program uses.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::ledger::pricing::Price;
+use crate::pricing::Price;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

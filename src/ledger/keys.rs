@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::LedgerError;
+use crate::db::write;
 
 /// A client key as `keys list` shows it: never its digest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,21 +65,10 @@ pub fn open(path: &Path) -> Result<Connection, LedgerError> {
 
 /// The schema version of the ledger behind `conn`, and the version this build knows.
 pub fn schema_version(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    Ok((found, super::migrations::known_version()))
-}
-
-/// Runs `f` in a short immediate transaction, again while the ledger is busy.
-fn write<T>(
-    conn: &Connection,
-    f: impl Fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    super::with_busy_retry(|| {
-        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
-    })
+    Ok((
+        crate::db::schema_version(conn)?,
+        super::migrations::known_version(),
+    ))
 }
 
 /// Stores a new key's digest under `name`; a name already used (even by a revoked key) is refused.

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use rand::RngCore;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension};
 
 use super::LedgerError;
 
@@ -176,14 +176,13 @@ pub(crate) fn known_version() -> i64 {
     MIGRATIONS.len() as i64
 }
 
-/// Brings the schema up to date. Safe to run from many processes at once: the check and the
-/// steps run in one immediate transaction.
+/// Brings the schema up to date. Safe to run from many processes at once.
 pub fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
-    let known = MIGRATIONS.len() as i64;
-    match super::with_busy_retry(|| migrate_once(conn)) {
-        Ok(current) if current > known => Err(LedgerError::TooNew {
+    let known = known_version();
+    match crate::db::migrate(conn, MIGRATIONS) {
+        Ok(found) if found > known => Err(LedgerError::TooNew {
             path: path.to_path_buf(),
-            found: current,
+            found,
             known,
         }),
         Ok(_) => Ok(()),
@@ -192,28 +191,6 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
             source,
         }),
     }
-}
-
-/// Applies the missing steps; returns the schema version found (newer than known = untouched).
-fn migrate_once(conn: &Connection) -> rusqlite::Result<i64> {
-    let known = MIGRATIONS.len() as i64;
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if current >= known {
-        return Ok(current);
-    }
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    // Another process may have migrated while this one waited for the lock.
-    let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, step) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(usize::try_from(current).unwrap_or(0))
-    {
-        tx.execute_batch(step)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
-    }
-    tx.commit()?;
-    Ok(current)
 }
 
 /// The ledger's random salt, created once on first use.

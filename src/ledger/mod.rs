@@ -8,7 +8,6 @@
 pub mod budget;
 pub mod keys;
 mod migrations;
-pub mod pricing;
 pub mod query;
 mod record;
 mod writer;
@@ -202,45 +201,13 @@ impl Drop for Inner {
 
 /// Opens a connection with the settings every process sharing the ledger must use.
 pub(crate) fn open_connection(path: &Path) -> Result<Connection, LedgerError> {
-    let open_err = |source| LedgerError::Open {
+    crate::db::open(path, crate::db::Options::default()).map_err(|source| LedgerError::Open {
         path: path.to_path_buf(),
         source,
-    };
-    let conn = Connection::open(path).map_err(open_err)?;
-    // Waits instead of failing while another process writes.
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(open_err)?;
-    // Switching a new file to WAL takes an exclusive lock that SQLite does not wait for with the
-    // busy handler, so processes creating the ledger at the same moment retry here instead.
-    with_busy_retry(|| {
-        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-        }
-        Ok(())
     })
-    .map_err(open_err)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(open_err)?;
-    Ok(conn)
 }
 
-/// Runs `f` again while the database reports busy or locked, for up to about ten seconds.
-pub(crate) fn with_busy_retry<T>(
-    mut f: impl FnMut() -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut pause = Duration::from_millis(2);
-    loop {
-        match f() {
-            Err(err) if writer::is_busy(&err) && std::time::Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(100));
-            }
-            other => return other,
-        }
-    }
-}
+pub(crate) use crate::db::with_busy_retry;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

@@ -67,7 +67,7 @@ fn commit_with_retry(conn: &mut Connection, batch: &mut Vec<Message>) {
     for attempt in 0.. {
         match commit(conn, batch) {
             Ok(()) => break,
-            Err(err) if is_busy(&err) && attempt < 60 => {
+            Err(err) if crate::db::is_busy(&err) && attempt < 60 => {
                 // busy_timeout already waited; back off a little more before trying again.
                 tracing::debug!(%err, attempt, "ledger busy; retrying batch");
                 std::thread::sleep(waiting);
@@ -85,13 +85,6 @@ fn commit_with_retry(conn: &mut Connection, batch: &mut Vec<Message>) {
             let _ = done.send(());
         }
     }
-}
-
-pub(super) fn is_busy(err: &rusqlite::Error) -> bool {
-    matches!(
-        err.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }
 
 fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use crate::budget::Reservation;
-use crate::ledger::pricing::TokenCounts;
 use crate::ledger::{Outcome, RequestRecord, now_ms};
+use crate::pricing::TokenCounts;
 use crate::wire::openai::Usage;
 
 /// The status recorded for requests whose client disconnected (nginx's convention).

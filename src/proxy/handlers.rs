@@ -161,7 +161,7 @@ async fn ollama_show(state: &AppState, req: Request<Incoming>) -> Response<Proxy
             json!({"error": format!("model '{}' not found", show.model)}).to_string(),
         );
     };
-    let window = crate::ledger::pricing::builtin(name).and_then(|e| e.context_window);
+    let window = crate::pricing::builtin(name).and_then(|e| e.context_window);
     json_response(
         StatusCode::OK,
         Bytes::from(ollama::show_for_model(name, provider, window)),

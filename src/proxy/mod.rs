@@ -35,8 +35,8 @@ pub use server::Server;
 
 use crate::budget::SessionBudget;
 use crate::config::Config;
-use crate::ledger::pricing::{PriceBook, TokenCounts};
 use crate::ledger::{Anomaly, Ledger, now_ms};
+use crate::pricing::{PriceBook, TokenCounts};
 use crate::providers::{self, Provider, ProviderError};
 use crate::routing::health::{Health, Transition};
 use crate::transform::Transforms;

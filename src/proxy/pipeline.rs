@@ -18,7 +18,7 @@ use super::handlers::{authorize, authorize_ollama, read_parts_body, routing_head
 use super::inbound::{self, Dialect, Inbound};
 use super::stream::{Output, SseRelay};
 use crate::ledger::Outcome;
-use crate::ledger::pricing::TokenCounts;
+use crate::pricing::TokenCounts;
 use crate::providers::{ProviderError, UpstreamRequest, UpstreamResponse, WireFormat};
 use crate::routing::execute::{Executor, Reply as ExecReply};
 use crate::routing::health::Transition;

@@ -9,7 +9,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::config::{Config, ProviderConfig, Target};
-use crate::ledger::pricing;
+use crate::pricing;
 
 /// What routing looks at in a request.
 #[derive(Debug, Clone, Default)]

@@ -1,16 +1,15 @@
 //! Model prices: what a request cost, from a built-in table plus config overrides.
 //!
-//! The built-in table (`pricing_table.rs`) is generated from LiteLLM's
-//! `model_prices_and_context_window_backup.json` (litellm 1.109.1, MIT License,
-//! Copyright (c) 2023 Berri AI) by `tests/pricing_table.rs`; regenerate it with
+//! The built-in table (`table.rs`) is generated from `model_prices.json` beside it, a trim of
+//! LiteLLM's `model_prices_and_context_window_backup.json` (litellm 1.109.1, MIT License,
+//! Copyright (c) 2023 Berri AI; see `SOURCE.md`), by `tests/pricing_table.rs`; regenerate it with
 //! `SMARTPROXY_UPDATE_GENERATED=1 cargo test --test pricing_table`.
 //!
 //! An unknown model has no price and no cost (`None`), never a silent zero.
 
 use std::collections::HashMap;
 
-#[path = "pricing_table.rs"]
-mod pricing_table;
+mod table;
 
 /// The model can call tools (LiteLLM `supports_function_calling` or `supports_tool_choice`).
 pub const CAP_TOOLS: u8 = 1 << 0;
@@ -166,7 +165,7 @@ impl PriceBook {
 
 /// The whole built-in table, sorted by name.
 pub fn entries() -> &'static [PriceEntry] {
-    pricing_table::MODELS
+    table::MODELS
 }
 
 /// The built-in entry for `model`, with the same name normalisation as [`lookup`] but no
@@ -215,7 +214,7 @@ fn find(prefix: Option<&str>, name: &str) -> Option<&'static PriceEntry> {
 }
 
 fn exact(name: &str) -> Option<&'static PriceEntry> {
-    let models = pricing_table::MODELS;
+    let models = table::MODELS;
     models
         .binary_search_by(|entry| entry.name.cmp(name))
         .ok()
@@ -224,7 +223,7 @@ fn exact(name: &str) -> Option<&'static PriceEntry> {
 
 /// Binary search for `{prefix}/{name}` without allocating.
 fn exact_prefixed(prefix: &str, name: &str) -> Option<&'static PriceEntry> {
-    let models = pricing_table::MODELS;
+    let models = table::MODELS;
     models
         .binary_search_by(|entry| {
             cmp_prefixed(entry.name.as_bytes(), prefix.as_bytes(), name.as_bytes())
