@@ -94,26 +94,63 @@ pub enum ProviderError {
     Internal(String),
 }
 
+/// What kind of failure a `ProviderError` is, without its details: what status codes, error
+/// codes and retry decisions are made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Connect,
+    FirstByteTimeout,
+    IdleTimeout,
+    Broken,
+    Redirected,
+    Unavailable,
+    Rejected,
+    Internal,
+}
+
+impl FailureKind {
+    /// A short code for the ledger and the error body.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Connect => "upstream_connect_error",
+            Self::FirstByteTimeout => "upstream_timeout",
+            Self::IdleTimeout => "upstream_idle_timeout",
+            Self::Broken => "upstream_stream_broken",
+            Self::Redirected => "upstream_redirect",
+            Self::Unavailable => "no_available_target",
+            Self::Rejected => "untranslatable_request",
+            Self::Internal => "internal_error",
+        }
+    }
+}
+
 impl ProviderError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Connect { .. } => FailureKind::Connect,
+            Self::FirstByteTimeout { .. } => FailureKind::FirstByteTimeout,
+            Self::IdleTimeout { .. } => FailureKind::IdleTimeout,
+            Self::Broken { .. } => FailureKind::Broken,
+            Self::Redirected { .. } => FailureKind::Redirected,
+            Self::Unavailable(_) => FailureKind::Unavailable,
+            Self::Rejected(_) => FailureKind::Rejected,
+            Self::Internal(_) => FailureKind::Internal,
+        }
+    }
+
     /// A short code for the ledger and the error body.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::Connect { .. } => "upstream_connect_error",
-            Self::FirstByteTimeout { .. } => "upstream_timeout",
-            Self::IdleTimeout { .. } => "upstream_idle_timeout",
-            Self::Broken { .. } => "upstream_stream_broken",
-            Self::Redirected { .. } => "upstream_redirect",
-            Self::Unavailable(_) => "no_available_target",
-            Self::Rejected(_) => "untranslatable_request",
-            Self::Internal(_) => "internal_error",
-        }
+        self.kind().code()
     }
 
     /// Whether trying again (the same or another target) could succeed.
     pub fn retryable(&self) -> bool {
         !matches!(
-            self,
-            Self::Internal(_) | Self::Unavailable(_) | Self::Rejected(_) | Self::Redirected { .. }
+            self.kind(),
+            FailureKind::Internal
+                | FailureKind::Unavailable
+                | FailureKind::Rejected
+                | FailureKind::Redirected
         )
     }
 }

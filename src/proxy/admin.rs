@@ -8,10 +8,11 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::AppState;
+use super::auth::authorize_admin;
 use super::body::ProxyBody;
 use super::error::{ApiError, json_response};
-use super::handlers::{authorize_admin, debug_status, reject};
-use crate::ledger::query::{self, Filter, GroupBy};
+use super::router::reject;
+use super::views::{debug_status, stats};
 
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ProxyBody> {
     let path = req.uri().path();
@@ -52,32 +53,6 @@ pub async fn reload(state: &Arc<AppState>) -> Response<ProxyBody> {
                 .to_string(),
         ),
         Err(err) => ApiError::internal(format!("reload failed: {err}")).into_response(""),
-    }
-}
-
-/// Today's totals from the ledger (every process's, not only this one's).
-pub async fn stats(state: &Arc<AppState>) -> Response<ProxyBody> {
-    let path = state.ledger.path().to_path_buf();
-    let since = chrono::Local::now()
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
-        .map(|t| t.timestamp_millis());
-    let result = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, String> {
-        let conn = query::open(&path).map_err(|e| e.to_string())?;
-        let filter = Filter {
-            session_id: None,
-            since_ms: since,
-        };
-        let total = query::totals(&conn, &filter).map_err(|e| e.to_string())?;
-        let by_model = query::grouped(&conn, &filter, GroupBy::Model).map_err(|e| e.to_string())?;
-        Ok(json!({"since_ms": since, "total": total, "by_model": by_model}))
-    })
-    .await;
-    match result {
-        Ok(Ok(body)) => json_response(StatusCode::OK, body.to_string()),
-        Ok(Err(message)) => ApiError::internal(message).into_response(""),
-        Err(err) => ApiError::internal(err.to_string()).into_response(""),
     }
 }
 

@@ -1,12 +1,18 @@
-//! The response body type: a whole body, or a live SSE relay. An enum rather than a boxed trait
-//! object, so the common case costs no allocation.
+//! Bodies: a request's, read under the size cap, and the response body type: a whole body or a
+//! live SSE relay, as an enum rather than a boxed trait object so the common case costs no
+//! allocation.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, Request};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 
+use super::error::ApiError;
 use super::stream::SseRelay;
 
 pub enum ProxyBody {
@@ -46,5 +52,30 @@ impl Body for ProxyBody {
             Self::Full(None) => SizeHint::with_exact(0),
             Self::Stream(_) => SizeHint::default(),
         }
+    }
+}
+
+pub(super) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    let (parts, body) = req.into_parts();
+    read_parts_body(&parts.headers, body, limit).await
+}
+
+/// Reads a body under the size cap; a declared length over the cap is refused before reading.
+pub(super) async fn read_parts_body(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::too_large(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
+        Err(err) => Err(ApiError::unreadable_body(&err.to_string())),
     }
 }

@@ -64,6 +64,16 @@ impl Peer {
     }
 }
 
+/// Facts about the trip for the response headers.
+#[derive(Debug, Default)]
+pub struct Trip {
+    pub failover: bool,
+    /// What is left of the tightest budget after this request's reservation.
+    pub budget_remaining: Option<f64>,
+    /// Time spent waiting on providers (attempts and backoff), to tell smartproxy's own share.
+    pub upstream: std::time::Duration,
+}
+
 /// Tokens known for a request: the provider's usage, or an estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tokens {

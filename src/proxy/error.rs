@@ -4,63 +4,171 @@
 use http::{HeaderValue, Response, StatusCode};
 
 use super::body::ProxyBody;
+use super::headers::set_request_id;
 use crate::budget::Refusal;
 use crate::ledger::Outcome;
-use crate::providers::ProviderError;
+use crate::providers::{FailureKind, ProviderError};
 use crate::routing::plan::NoRoute;
 use crate::wire::openai::{ErrorBody, RequestError};
+
+/// What went wrong, as a closed set: the status code, the error `type` and `code` clients
+/// see, and how the ledger files the request all follow from the kind alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The body is not JSON.
+    InvalidJson,
+    /// JSON of the wrong shape, or a field no translation can carry.
+    InvalidRequest,
+    /// No key, or a key this proxy does not accept.
+    Unauthorized,
+    /// An admin endpoint asked without the admin key.
+    AdminUnauthorized,
+    /// Admin endpoints on a daemon that requires client keys but has no admin key.
+    AdminKeyNotSet,
+    TooLarge,
+    UnreadableBody,
+    NoProvider,
+    NoUsableProvider,
+    ModelNotFound,
+    BudgetExceeded,
+    /// A provider (or the way to it) failed.
+    Upstream(FailureKind),
+    UnknownUrl,
+    MethodNotAllowed,
+    UnsupportedEndpoint,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidJson
+            | Self::InvalidRequest
+            | Self::UnreadableBody
+            | Self::Upstream(FailureKind::Rejected) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
+            Self::AdminKeyNotSet => StatusCode::FORBIDDEN,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NoProvider
+            | Self::NoUsableProvider
+            | Self::Upstream(FailureKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ModelNotFound | Self::UnknownUrl => StatusCode::NOT_FOUND,
+            Self::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
+            Self::Upstream(FailureKind::FirstByteTimeout | FailureKind::IdleTimeout) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            Self::Upstream(
+                FailureKind::Connect | FailureKind::Broken | FailureKind::Redirected,
+            ) => StatusCode::BAD_GATEWAY,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedEndpoint => StatusCode::NOT_IMPLEMENTED,
+            Self::Internal | Self::Upstream(FailureKind::Internal) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The error body's `type`, as OpenAI names them.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            Self::BudgetExceeded => "insufficient_quota",
+            Self::NoProvider
+            | Self::NoUsableProvider
+            | Self::Internal
+            | Self::Upstream(FailureKind::Unavailable | FailureKind::Internal) => "server_error",
+            Self::Upstream(FailureKind::Rejected) => "invalid_request_error",
+            Self::Upstream(_) => "upstream_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// The error body's `code`, also the ledger's `error_code`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidRequest => "invalid_request",
+            Self::Unauthorized => "invalid_api_key",
+            Self::AdminUnauthorized => "invalid_admin_key",
+            Self::AdminKeyNotSet => "admin_key_not_set",
+            Self::TooLarge => "request_too_large",
+            Self::UnreadableBody => "unreadable_body",
+            Self::NoProvider => "no_provider",
+            Self::NoUsableProvider => "no_usable_provider",
+            Self::ModelNotFound => "model_not_found",
+            Self::BudgetExceeded => "budget_exceeded",
+            Self::Upstream(failure) => failure.code(),
+            Self::UnknownUrl => "unknown_url",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UnsupportedEndpoint => "unsupported_endpoint",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    /// How the ledger files a request that ended this way.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Self::BudgetExceeded => Outcome::BudgetExceeded,
+            Self::Upstream(
+                FailureKind::Connect
+                | FailureKind::FirstByteTimeout
+                | FailureKind::IdleTimeout
+                | FailureKind::Broken
+                | FailureKind::Redirected,
+            ) => Outcome::TransportError,
+            _ => Outcome::Rejected,
+        }
+    }
+
+    /// `x-should-retry`, which the OpenAI SDKs obey: a budget refusal is not worth retrying.
+    fn should_retry(self) -> Option<bool> {
+        (self == Self::BudgetExceeded).then_some(false)
+    }
+}
 
 /// An error answered by smartproxy itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub kind: &'static str,
-    pub code: &'static str,
+    pub kind: ErrorKind,
     pub message: String,
     pub param: Option<&'static str>,
-    /// Sets `x-should-retry`, which the OpenAI SDKs obey.
-    pub should_retry: Option<bool>,
 }
 
 impl ApiError {
-    fn new(
-        status: StatusCode,
-        kind: &'static str,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
-            status,
             kind,
-            code,
             message: message.into(),
             param: None,
-            should_retry: None,
         }
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        self.kind.outcome()
+    }
+
     pub fn bad_request(err: RequestError) -> Self {
-        let code = if err.message.starts_with("request body is not valid JSON") {
-            "invalid_json"
+        let kind = if err.not_json {
+            ErrorKind::InvalidJson
         } else {
-            "invalid_request"
+            ErrorKind::InvalidRequest
         };
         Self {
             param: err.param,
-            ..Self::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                code,
-                err.message,
-            )
+            ..Self::new(kind, err.message)
         }
     }
 
     pub fn unauthorized() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
+            ErrorKind::Unauthorized,
             "missing or wrong API key: send this session's key (the OPENAI_API_KEY that `smartproxy run` gave the \
              command) as `Authorization: Bearer <key>`, `x-api-key` or `api-key`",
         )
@@ -68,9 +176,7 @@ impl ApiError {
 
     pub fn admin_unauthorized() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_admin_key",
+            ErrorKind::AdminUnauthorized,
             "missing or wrong admin key: admin endpoints take the daemon's admin key \
              (SMARTPROXY_ADMIN_KEY), not a client key, as `Authorization: Bearer <key>`",
         )
@@ -78,9 +184,7 @@ impl ApiError {
 
     pub fn admin_key_not_set() -> Self {
         Self::new(
-            StatusCode::FORBIDDEN,
-            "invalid_request_error",
-            "admin_key_not_set",
+            ErrorKind::AdminKeyNotSet,
             "admin endpoints are closed: this daemon requires client keys but has no admin key; \
              restart it with SMARTPROXY_ADMIN_KEY set (e.g. `export SMARTPROXY_ADMIN_KEY=$(openssl rand -hex 24)`) \
              and send that key as `Authorization: Bearer <key>`",
@@ -89,9 +193,7 @@ impl ApiError {
 
     pub fn too_large(limit: usize) -> Self {
         Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            "request_too_large",
+            ErrorKind::TooLarge,
             format!(
                 "request body is larger than the limit of {limit} bytes (limits.max_body_bytes)"
             ),
@@ -100,35 +202,20 @@ impl ApiError {
 
     pub fn unreadable_body(detail: &str) -> Self {
         Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "unreadable_body",
+            ErrorKind::UnreadableBody,
             format!("could not read the request body: {detail}"),
         )
     }
 
     pub fn no_route(err: &NoRoute) -> Self {
         match err {
-            NoRoute::NoProviders => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                "no_provider",
-                err.to_string(),
-            ),
-            NoRoute::NoneServes { skipped, .. } if !skipped.is_empty() => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                "no_usable_provider",
-                err.to_string(),
-            ),
+            NoRoute::NoProviders => Self::new(ErrorKind::NoProvider, err.to_string()),
+            NoRoute::NoneServes { skipped, .. } if !skipped.is_empty() => {
+                Self::new(ErrorKind::NoUsableProvider, err.to_string())
+            }
             NoRoute::NoneServes { .. } => Self {
                 param: Some("model"),
-                ..Self::new(
-                    StatusCode::NOT_FOUND,
-                    "invalid_request_error",
-                    "model_not_found",
-                    err.to_string(),
-                )
+                ..Self::new(ErrorKind::ModelNotFound, err.to_string())
             },
         }
     }
@@ -153,107 +240,64 @@ impl ApiError {
                 in_flight(refusal.reserved_usd)
             )
         };
-        Self {
-            should_retry: Some(false),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "insufficient_quota",
-                "budget_exceeded",
-                message,
-            )
-        }
+        Self::new(ErrorKind::BudgetExceeded, message)
     }
 
     pub fn upstream(err: &ProviderError) -> Self {
-        let (status, kind) = match err {
-            ProviderError::FirstByteTimeout { .. } | ProviderError::IdleTimeout { .. } => {
-                (StatusCode::GATEWAY_TIMEOUT, "upstream_error")
-            }
-            ProviderError::Connect { .. }
-            | ProviderError::Broken { .. }
-            | ProviderError::Redirected { .. } => (StatusCode::BAD_GATEWAY, "upstream_error"),
-            ProviderError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
-            ProviderError::Rejected(_) => (StatusCode::BAD_REQUEST, "invalid_request_error"),
-            ProviderError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
-        };
-        Self::new(status, kind, err.code(), err.to_string())
+        Self::new(ErrorKind::Upstream(err.kind()), err.to_string())
     }
 
     pub fn not_found(method: &http::Method, path: &str) -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "unknown_url",
+            ErrorKind::UnknownUrl,
             format!("unknown request URL: {method} {path}"),
         )
     }
 
     pub fn method_not_allowed(method: &http::Method, path: &str, allowed: &str) -> Self {
         Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request_error",
-            "method_not_allowed",
+            ErrorKind::MethodNotAllowed,
             format!("{method} is not allowed on {path}; use {allowed}"),
         )
     }
 
     pub fn unsupported_endpoint(path: &str) -> Self {
         Self::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "invalid_request_error",
-            "unsupported_endpoint",
+            ErrorKind::UnsupportedEndpoint,
             format!("{path} is not supported by smartproxy yet; use /v1/chat/completions"),
         )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "internal_error",
-            message,
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// The error as an OpenAI-shaped JSON body.
+    pub fn to_json(&self) -> Vec<u8> {
+        ErrorBody::new(
+            self.message.clone(),
+            self.kind.error_type(),
+            Some(self.kind.code()),
+            self.param,
         )
+        .to_json()
     }
 
-    /// How the ledger files this error.
-    pub fn outcome(&self) -> Outcome {
-        match self.code {
-            "budget_exceeded" => Outcome::BudgetExceeded,
-            _ if self.kind == "upstream_error" => Outcome::TransportError,
-            _ => Outcome::Rejected,
-        }
-    }
-
-    /// The error in the body shape of the client's format (Anthropic and Ollama clients expect
-    /// their own), with the same status.
-    pub fn into_response_for(
-        self,
-        dialect: super::inbound::Dialect,
-        request_id: &str,
-    ) -> Response<ProxyBody> {
-        use super::inbound::Dialect;
-        let status = self.status.as_u16();
-        let mut response = self.into_response(request_id);
-        type Convert = fn(u16, &[u8]) -> Vec<u8>;
-        let convert: Option<Convert> = match dialect {
-            Dialect::Anthropic => Some(crate::translate::anthropic::error_to_anthropic),
-            Dialect::OllamaChat | Dialect::OllamaGenerate => {
-                Some(crate::translate::ollama::error_to_ollama)
-            }
-            Dialect::OpenAi | Dialect::Completions => None,
-        };
-        if let (Some(convert), ProxyBody::Full(Some(body))) = (convert, response.body()) {
-            let converted = convert(status, body);
-            *response.body_mut() = ProxyBody::full(converted);
-        }
-        response
-    }
-
+    /// The error as a response with an OpenAI-shaped body; `dialect::error_response` gives
+    /// clients of other formats their own shape.
     pub fn into_response(self, request_id: &str) -> Response<ProxyBody> {
-        let body = ErrorBody::new(self.message, self.kind, Some(self.code), self.param).to_json();
-        let mut response = json_response(self.status, body);
+        self.response_with_body(request_id, self.to_json())
+    }
+
+    /// The error's status and headers around `body`.
+    pub fn response_with_body(
+        &self,
+        request_id: &str,
+        body: impl Into<bytes::Bytes>,
+    ) -> Response<ProxyBody> {
+        let mut response = json_response(self.kind.status(), body);
         let headers = response.headers_mut();
-        if let Some(retry) = self.should_retry {
+        if let Some(retry) = self.kind.should_retry() {
             headers.insert(
                 "x-should-retry",
                 HeaderValue::from_static(if retry { "true" } else { "false" }),
@@ -280,73 +324,4 @@ pub fn json_response(status: StatusCode, body: impl Into<bytes::Bytes>) -> Respo
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-pub(super) const X_REQUEST_ID: http::HeaderName =
-    http::HeaderName::from_static("x-smartproxy-request-id");
-
-pub fn set_request_id(headers: &mut http::HeaderMap, request_id: &str) {
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert(X_REQUEST_ID, value);
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statuses_and_codes() {
-        let refusal = Refusal {
-            budget: "session",
-            limit_usd: 1.0,
-            spent_usd: 1.0,
-            reserved_usd: 0.0,
-            estimate_usd: 0.1,
-        };
-        let cases = [
-            (ApiError::unauthorized(), 401, "invalid_api_key"),
-            (ApiError::too_large(10), 413, "request_too_large"),
-            (ApiError::budget_exceeded(&refusal), 429, "budget_exceeded"),
-            (
-                ApiError::no_route(&NoRoute::NoProviders),
-                503,
-                "no_provider",
-            ),
-            (
-                ApiError::no_route(&NoRoute::NoneServes {
-                    model: "m".into(),
-                    route: None,
-                    skipped: vec![],
-                    trail: vec![],
-                }),
-                404,
-                "model_not_found",
-            ),
-            (
-                ApiError::upstream(&ProviderError::FirstByteTimeout {
-                    provider: "p".into(),
-                    seconds: 1.0,
-                }),
-                504,
-                "upstream_timeout",
-            ),
-            (
-                ApiError::upstream(&ProviderError::Connect {
-                    provider: "p".into(),
-                    detail: "refused".into(),
-                }),
-                502,
-                "upstream_connect_error",
-            ),
-        ];
-        for (err, status, code) in cases {
-            assert_eq!(err.status.as_u16(), status, "{code}");
-            assert_eq!(err.code, code);
-        }
-        let budget = ApiError::budget_exceeded(&refusal).into_response("req_1");
-        assert_eq!(budget.headers()["x-should-retry"], "false");
-        assert_eq!(budget.headers()["x-smartproxy-request-id"], "req_1");
-    }
 }

@@ -1,275 +1,32 @@
-//! The proxy: an HTTP server that takes OpenAI-compatible requests and sends them on.
+//! The proxy: an HTTP server that takes requests in OpenAI's, Anthropic's and Ollama's formats
+//! and sends them on.
 //!
-//! A chat completion runs through these phases, in `handlers::pipeline`, each writing what it
-//! learns onto the request's ledger row (`context::Finalizer`):
-//!
-//! 1. **auth**: the client's key, when one is required (`run` always requires its session key).
-//! 2. **parse**: body read under the size cap (413), the few fields routing needs (400);
-//!    salted fingerprint.
-//! 3. **plan**: `routing::plan` picks the provider and upstream model (404/503 with reasons).
-//! 4. **budget**: the estimated cost is reserved against the session budget (429).
-//! 5. **attempt**: the provider is called; connect and first-byte timeouts apply (502/504).
-//! 6. **stream** or **whole**: streams are relayed event by event (`stream`), usage read on the
-//!    way; whole replies are read once for usage.
-//! 7. **ledger**: the row is queued for the writer when the reply ends, whatever the ending,
-//!    including a client that left (`Finalizer`'s `Drop`). The reservation settles to the cost.
+//! - `server` accepts connections; `router` (public listener) and `admin` (admin listener) map
+//!   paths to handlers; `auth` decides who may use which endpoint.
+//! - Model requests run `pipeline`: one `RequestCtx` through the phases admit -> route -> cache
+//!   -> budget -> attempt -> reply (the table of what each reads and writes is in its module
+//!   doc). `stream` relays streamed replies event by event and writes the row when they end.
+//! - `dialect` owns everything that differs by client format: reading requests, framing
+//!   replies, errors and stream events. `error` is the one place that picks status codes.
+//! - `views` are the endpoints that need no provider; `headers` the `x-smartproxy-*` headers;
+//!   `context` the per-request ledger row (`Finalizer`, written exactly once).
 
 pub mod admin;
 pub mod auth;
 pub mod body;
 mod context;
+mod dialect;
 pub mod error;
-mod handlers;
-mod inbound;
+mod headers;
 pub mod metrics;
 mod pipeline;
+mod router;
 pub mod server;
+mod state;
 mod stream;
-
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+mod views;
 
 pub use auth::ClientKeys;
 pub use server::Listener;
 pub use server::Server;
-
-use crate::budget::SessionBudget;
-use crate::config::Config;
-use crate::ledger::{Anomaly, Ledger, now_ms};
-use crate::pricing::{PriceBook, TokenCounts};
-use crate::providers::{self, Provider, ProviderError};
-use crate::routing::health::{Health, Transition};
-use crate::transform::Transforms;
-
-/// The daemon's ledger sessions: one per client key and local day, opened on first use.
-#[derive(Debug, Default)]
-pub struct DaemonSessions {
-    opened: Mutex<HashMap<String, Arc<str>>>,
-}
-
-impl DaemonSessions {
-    /// The session id for traffic of `key_name` today, opening the session row the first time.
-    pub fn session_for(&self, ledger: &Ledger, key_name: &str) -> Arc<str> {
-        let day = chrono::Local::now().format("%Y%m%d");
-        let id = format!("daemon-{day}-{key_name}");
-        let mut opened = self
-            .opened
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(shared) = opened.get(&id) {
-            return Arc::clone(shared);
-        }
-        {
-            // INSERT OR IGNORE: a restarted daemon finds today's session already there.
-            ledger.session_started(crate::ledger::SessionStart {
-                id: id.clone(),
-                parent_id: None,
-                kind: "daemon",
-                tag: Some(key_name.to_owned()),
-                program: Some("smartproxy daemon".to_owned()),
-                cwd: None,
-                pid: Some(std::process::id()),
-                started_ms: now_ms(),
-                budget_usd: None,
-            });
-        }
-        let shared: Arc<str> = Arc::from(id.as_str());
-        opened.insert(id, Arc::clone(&shared));
-        shared
-    }
-}
-
-/// Who the proxy serves: a `run` session, or nobody in particular (the daemon).
-#[derive(Debug, Clone, Default)]
-pub struct SessionInfo {
-    pub id: Option<String>,
-    pub tag: Option<String>,
-}
-
-/// What a config turns into: the config itself, its providers and its prices. Replaced whole
-/// on reload; a request keeps the one it started with.
-pub struct Runtime {
-    pub config: Arc<Config>,
-    pub providers: Vec<Arc<dyn Provider>>,
-    pub prices: PriceBook,
-    pub loaded_ms: i64,
-}
-
-impl Runtime {
-    pub fn build(config: Arc<Config>) -> Result<Self, ProviderError> {
-        Ok(Self {
-            providers: providers::build_all(&config)?,
-            prices: PriceBook::new(config.pricing.clone()),
-            config,
-            loaded_ms: now_ms(),
-        })
-    }
-}
-
-/// Everything a request handler needs, shared by all connections.
-pub struct AppState {
-    runtime: RwLock<Arc<Runtime>>,
-    pub ledger: Ledger,
-    pub budget: SessionBudget,
-    pub session_id: Option<Arc<str>>,
-    /// The session's `--tag`, which routing rules can match.
-    pub session_tag: Option<String>,
-    /// Circuit breakers, kept across reloads (they are keyed by provider and model name).
-    pub health: Health,
-    /// The keys clients may present; none leaves the proxy open (loopback daemon default).
-    pub keys: ClientKeys,
-    /// The keys that open the admin endpoints (`SMARTPROXY_ADMIN_KEY` on the daemon, the
-    /// session key under `run`). Empty: admin is open only while client keys are too.
-    pub admin_keys: ClientKeys,
-    /// Ollama's `/api/*` served to loopback clients without a key: always on a `run` session's
-    /// own proxy, on the daemon only with `ollama.keyless: true`.
-    pub ollama_keyless: bool,
-    /// The daemon's sessions, one per client key and day; `None` under `run`.
-    pub daemon_sessions: Option<DaemonSessions>,
-    /// The config file to reload from (the daemon's); `None`: built-in defaults.
-    pub config_source: Option<std::path::PathBuf>,
-    pub metrics: metrics::Metrics,
-    /// The response cache, when `cache.enabled`.
-    pub cache: Option<crate::cache::CacheHandle>,
-    /// Daily and monthly limits shared through the ledger, when configured.
-    pub shared_budget: Option<Arc<crate::budget::SharedBudget>>,
-    /// Run after a successful `POST /admin/reload` (the daemon reloads its client keys).
-    pub after_reload: Option<fn(&AppState)>,
-    /// Models already warned about for having no price.
-    unpriced_warned: Mutex<HashSet<String>>,
-}
-
-impl AppState {
-    pub fn new(
-        config: Arc<Config>,
-        ledger: Ledger,
-        budget: SessionBudget,
-        session: SessionInfo,
-        keys: ClientKeys,
-    ) -> Result<Self, ProviderError> {
-        let health = Health::new(
-            config.resilience.breaker_failures,
-            config.resilience.breaker_cooldown,
-        );
-        Ok(Self {
-            runtime: RwLock::new(Arc::new(Runtime::build(config)?)),
-            ledger,
-            budget,
-            session_id: session.id.map(Arc::from),
-            session_tag: session.tag,
-            health,
-            keys,
-            admin_keys: ClientKeys::open(),
-            ollama_keyless: false,
-            daemon_sessions: None,
-            config_source: None,
-            metrics: metrics::Metrics::default(),
-            cache: None,
-            shared_budget: None,
-            after_reload: None,
-            unpriced_warned: Mutex::default(),
-        })
-    }
-
-    /// The current config and providers. Cheap: an `Arc` clone under a read lock that is never
-    /// held across an await.
-    pub fn runtime(&self) -> Arc<Runtime> {
-        Arc::clone(
-            &self
-                .runtime
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-    }
-
-    /// Swaps in a new config; requests in flight finish on the one they started with.
-    pub fn reload(&self, config: Arc<Config>) -> Result<(), ProviderError> {
-        let fresh = Arc::new(Runtime::build(config)?);
-        *self
-            .runtime
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
-        Ok(())
-    }
-
-    /// Reads the config file again and swaps it in; a bad one is refused with its errors and the
-    /// old one keeps serving. Returns where the config came from.
-    pub fn reload_from_source(&self) -> Result<String, String> {
-        let cwd = std::env::current_dir()
-            .map_err(|e| format!("cannot read the current directory: {e}"))?;
-        let env = |name: &str| std::env::var(name).ok();
-        let config = crate::config::load(self.config_source.as_deref(), &cwd, &env)
-            .map_err(|e| e.to_string())?;
-        let source = config.source_display();
-        self.reload(Arc::new(config)).map_err(|e| e.to_string())?;
-        tracing::info!(%source, "config reloaded");
-        Ok(source)
-    }
-
-    /// The cost of `tokens` on `model`; None (and a warning, once per model) when it has no price.
-    pub fn cost_usd(
-        &self,
-        provider: Option<&str>,
-        model: &str,
-        tokens: TokenCounts,
-    ) -> Option<f64> {
-        let cost = self.runtime().prices.cost_usd(provider, model, tokens);
-        if cost.is_none() {
-            let mut warned = self
-                .unpriced_warned
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !warned.contains(model) {
-                warned.insert(model.to_owned());
-                tracing::warn!(
-                    model,
-                    "no price known for this model; its cost is recorded as unknown (add it under `pricing:`)"
-                );
-            }
-        }
-        cost
-    }
-
-    /// Records a circuit breaker opening or closing as a ledger anomaly, and logs it.
-    pub fn record_transition(&self, provider: &str, model: &str, transition: Transition) {
-        let (kind, detail) = match transition {
-            Transition::Opened { failures } => {
-                tracing::warn!(provider, model, failures, "circuit opened");
-                ("circuit_open", format!("{failures} consecutive failures"))
-            }
-            Transition::Closed => {
-                tracing::info!(provider, model, "circuit closed");
-                ("circuit_closed", "a probe succeeded".to_owned())
-            }
-        };
-        self.ledger.anomaly(Anomaly {
-            at_ms: now_ms(),
-            session_id: self.session_id.as_deref().map(str::to_owned),
-            kind,
-            provider: provider.to_owned(),
-            model: model.to_owned(),
-            detail,
-        });
-    }
-
-    /// The response transforms the config turns on.
-    pub fn transforms(&self) -> Transforms {
-        let t = self.runtime().config.transforms;
-        Transforms {
-            strip_thinking: t.strip_thinking,
-            unwrap_json_fence: t.unwrap_json_fence,
-            disable_thinking: t.disable_thinking,
-        }
-    }
-
-    /// Models seen without a price, for the run summary.
-    pub fn unpriced_models(&self) -> Vec<String> {
-        let warned = self
-            .unpriced_warned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut models: Vec<String> = warned.iter().cloned().collect();
-        models.sort();
-        models
-    }
-}
+pub use state::{AppState, DaemonSessions, Runtime, SessionInfo};

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::AppState;
 use super::admin;
 use super::context::Peer;
-use super::handlers::handle;
+use super::router::handle;
 
 /// Which endpoints a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

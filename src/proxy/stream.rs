@@ -10,34 +10,20 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::context::{CLIENT_CLOSED, Finalizer, Tokens};
+use super::dialect::StreamFraming;
 use crate::cache::StreamAssembler;
 use crate::ledger::Outcome;
 use crate::providers::{BodyStream, ProviderError};
 use crate::transform::{ChunkOut, StreamTransform};
-use crate::translate::anthropic::{StreamFromAnthropic, StreamToAnthropic, error_to_anthropic};
-use crate::translate::ollama::{NdjsonFromOpenAi, error_to_ollama};
 use crate::wire::openai::{ChunkView, ErrorBody, Usage};
 use crate::wire::{estimate_tokens, sse};
-
-/// What the client receives.
-pub enum Output {
-    /// OpenAI events; `drop_usage_chunk` when the proxy asked for usage on the client's behalf.
-    OpenAi { drop_usage_chunk: bool },
-    /// OpenAI events converted to Anthropic's.
-    Anthropic(Box<StreamToAnthropic>),
-    /// OpenAI events converted to Ollama's NDJSON lines.
-    Ndjson(Box<NdjsonFromOpenAi>),
-    /// Anthropic events from an Anthropic provider, forwarded untouched; the translator only
-    /// reads the token counts.
-    AnthropicNative(Box<StreamFromAnthropic>),
-}
 
 pub struct SseRelay {
     upstream: BodyStream,
     decoder: sse::Decoder,
     /// Bytes ready to send, in order.
     ready: VecDeque<Bytes>,
-    output: Output,
+    output: StreamFraming,
     prompt_estimate: u64,
     usage: Option<Usage>,
     served_model: Option<String>,
@@ -56,7 +42,7 @@ impl SseRelay {
     pub fn new(
         upstream: BodyStream,
         finalizer: Finalizer,
-        output: Output,
+        output: StreamFraming,
         prompt_estimate: u64,
         transform: Option<StreamTransform>,
     ) -> Self {
@@ -109,7 +95,7 @@ impl SseRelay {
     }
 
     fn on_event(&mut self, event: sse::Event) {
-        if let Output::AnthropicNative(counter) = &mut self.output {
+        if let Some(counter) = self.output.native() {
             let _ = counter.push(event.name(), &event.data);
             if event.name() == Some("error") {
                 self.upstream_error = true;
@@ -137,13 +123,7 @@ impl SseRelay {
                 }
                 if let Some(usage) = chunk.usage {
                     self.usage = Some(usage);
-                    if matches!(
-                        self.output,
-                        Output::OpenAi {
-                            drop_usage_chunk: true
-                        }
-                    ) && chunk.is_usage_only()
-                    {
+                    if self.output.drops_usage_chunks() && chunk.is_usage_only() {
                         return;
                     }
                 }
@@ -167,24 +147,12 @@ impl SseRelay {
     /// Sends one OpenAI chunk payload in the client's format (`raw`: the event as it came, for
     /// OpenAI clients).
     fn emit_chunk(&mut self, payload: &[u8], raw: Option<Bytes>) {
-        match &mut self.output {
-            Output::OpenAi { .. } => self
-                .ready
-                .push_back(raw.unwrap_or_else(|| sse::data_event(payload))),
-            Output::Anthropic(conv) => self.ready.extend(conv.push(payload)),
-            Output::Ndjson(conv) => self.ready.extend(conv.push(payload)),
-            Output::AnthropicNative(_) => {}
-        }
+        self.output.chunk(payload, raw, &mut self.ready);
     }
 
     /// The end of the OpenAI stream in the client's format.
     fn finish_output(&mut self, done_event: Option<Bytes>) {
-        match &mut self.output {
-            Output::OpenAi { .. } => self.ready.extend(done_event),
-            Output::Anthropic(conv) => self.ready.extend(conv.finish()),
-            Output::Ndjson(conv) => self.ready.extend(conv.finish()),
-            Output::AnthropicNative(_) => {}
-        }
+        self.output.finish(done_event, &mut self.ready);
     }
 
     /// Sends what a transform still holds (a stream that ended without a finish chunk).
@@ -202,10 +170,7 @@ impl SseRelay {
     /// already sent, so no other provider may take over), and the ledger says so.
     fn on_broken(&mut self, err: &ProviderError) {
         if let Some(rest) = self.decoder.take_rest() {
-            if matches!(
-                self.output,
-                Output::OpenAi { .. } | Output::AnthropicNative(_)
-            ) {
+            if self.output.passes_events_through() {
                 self.ready.push_back(rest.raw);
             }
         }
@@ -216,17 +181,7 @@ impl SseRelay {
             None,
         )
         .to_json();
-        let event = match &self.output {
-            Output::OpenAi { .. } => sse::data_event(&body),
-            Output::Anthropic(_) | Output::AnthropicNative(_) => {
-                sse::named_event("error", &error_to_anthropic(502, &body))
-            }
-            Output::Ndjson(_) => {
-                let mut line = error_to_ollama(502, &body);
-                line.push(b'\n');
-                Bytes::from(line)
-            }
-        };
+        let event = self.output.error_event(&body);
         self.ready.push_back(event);
         self.ended = true;
         self.finish(502, Outcome::TransportError, Some(err.code()));
@@ -239,7 +194,7 @@ impl SseRelay {
         self.flush_transform();
         // Providers that end without `[DONE]` still get a proper ending in translated formats;
         // the converters ignore a second finish.
-        if !matches!(self.output, Output::OpenAi { .. }) {
+        if self.output.needs_ending() {
             self.finish_output(None);
         }
         self.ended = true;
@@ -279,7 +234,7 @@ impl SseRelay {
     }
 
     fn tokens(&self) -> Tokens {
-        if let Output::AnthropicNative(counter) = &self.output {
+        if let Some(counter) = self.output.native_ref() {
             if let Some(u) = counter.usage() {
                 return Tokens::from_counts(u.prompt, u.completion, u.cache_read, u.cache_creation);
             }

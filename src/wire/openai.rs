@@ -140,6 +140,8 @@ fn require_model(model: &str) -> Result<(), RequestError> {
 pub struct RequestError {
     pub message: String,
     pub param: Option<&'static str>,
+    /// The body is not JSON at all (as opposed to JSON of the wrong shape).
+    pub not_json: bool,
 }
 
 impl RequestError {
@@ -147,11 +149,13 @@ impl RequestError {
         Self {
             message: message.into(),
             param: Some(param),
+            not_json: false,
         }
     }
 
     fn from_json(err: &serde_json::Error) -> Self {
-        let message = if err.is_syntax() || err.is_eof() {
+        let not_json = err.is_syntax() || err.is_eof();
+        let message = if not_json {
             format!("request body is not valid JSON: {err}")
         } else {
             format!("invalid chat completion request: {err}")
@@ -159,6 +163,7 @@ impl RequestError {
         Self {
             message,
             param: None,
+            not_json,
         }
     }
 }

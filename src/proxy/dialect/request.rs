@@ -1,57 +1,13 @@
-//! The client side of each wire format: what a request in that format says (model, stream,
-//! size, needs), its body in the hub format (OpenAI's) that every provider takes, and the
-//! reply converted back into the client's format.
+//! Requests in each client format, read: what they say (model, stream, size, needs) and their
+//! body in the hub format (OpenAI's) that every provider takes.
 
 use bytes::Bytes;
 use http::HeaderMap;
 
-use super::error::ApiError;
-use crate::providers::Endpoint;
+use super::Dialect;
+use crate::proxy::error::ApiError;
 use crate::translate::{anthropic, ollama};
 use crate::wire::openai::{ChatRequestView, CompletionsView, RequestError};
-
-/// The format a client speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// `POST /v1/chat/completions`
-    OpenAi,
-    /// `POST /v1/completions`, passed through to OpenAI-compatible targets.
-    Completions,
-    /// `POST /v1/messages`
-    Anthropic,
-    /// `POST /api/chat`
-    OllamaChat,
-    /// `POST /api/generate`
-    OllamaGenerate,
-}
-
-impl Dialect {
-    /// The endpoint name in the ledger.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::OpenAi => "chat.completions",
-            Self::Completions => "completions",
-            Self::Anthropic => "messages",
-            Self::OllamaChat => "ollama.chat",
-            Self::OllamaGenerate => "ollama.generate",
-        }
-    }
-
-    pub fn endpoint(self) -> Endpoint {
-        match self {
-            Self::Completions => Endpoint::Completions,
-            _ => Endpoint::Chat,
-        }
-    }
-
-    /// The content type of a streamed reply in this format.
-    pub fn stream_content_type(self) -> &'static str {
-        match self {
-            Self::OllamaChat | Self::OllamaGenerate => "application/x-ndjson",
-            _ => "text/event-stream",
-        }
-    }
-}
 
 /// A request, read.
 pub struct Inbound {
@@ -80,6 +36,7 @@ fn translation_error(message: String, param: Option<&str>) -> ApiError {
     ApiError::bad_request(RequestError {
         message,
         param: param.and_then(static_param),
+        not_json: false,
     })
 }
 
@@ -192,14 +149,10 @@ fn anthropic_model(body: &[u8]) -> Result<String, ApiError> {
     }
     let parsed: ModelOnly = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(RequestError {
+            not_json: e.is_syntax() || e.is_eof(),
             message: format!("invalid Messages request: {e}"),
             param: Some("model"),
         })
     })?;
     Ok(parsed.model)
-}
-
-/// RFC 3339 time now, for Ollama's `created_at`.
-pub fn rfc3339_now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

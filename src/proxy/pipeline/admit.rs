@@ -1,0 +1,53 @@
+//! Phase 1, admit: the client's key, its daemon session, the body under the size cap, and the
+//! request read in its format (400/401/413 when any of it fails).
+
+use bytes::Bytes;
+use http::{HeaderMap, Request};
+use hyper::body::Incoming;
+
+use super::RequestCtx;
+use crate::proxy::auth::{authorize, authorize_ollama};
+use crate::proxy::body::read_parts_body;
+use crate::proxy::context::salted_hash;
+use crate::proxy::dialect::{self, Inbound};
+use crate::proxy::error::ApiError;
+use crate::wire::estimate_tokens;
+
+/// A request let in and read.
+pub struct Admitted {
+    pub inbound: Inbound,
+    /// The client key's name (the daemon's keys; `run`'s is `session`); `None` when keyless.
+    pub key_name: Option<String>,
+    pub headers: HeaderMap,
+    /// Estimated prompt tokens, for routing by size and budget reservations.
+    pub prompt_estimate: u64,
+}
+
+pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admitted, ApiError> {
+    let state = &ctx.state;
+    let (parts, body) = req.into_parts();
+    let key_name = if ctx.dialect.is_ollama() {
+        authorize_ollama(state, ctx.peer, &parts.headers)?
+    } else {
+        authorize(state, &parts.headers)?
+    };
+    if let Some(sessions) = &state.daemon_sessions {
+        let name = key_name.as_deref().unwrap_or("anonymous");
+        ctx.fin.record().session_id = Some(sessions.session_for(&state.ledger, name));
+    }
+    let body: Bytes = read_parts_body(&parts.headers, body, ctx.rt.config.max_body_bytes).await?;
+    ctx.fin.record().fingerprint = Some(salted_hash(state.ledger.salt(), &body));
+    let inbound = dialect::read(ctx.dialect, body, &parts.headers)?;
+    let record = ctx.fin.record();
+    record.requested_model = Some(inbound.model.clone());
+    record.stream = inbound.stream;
+    if let Some(session) = &inbound.client_session {
+        record.client_session = Some(session.clone());
+    }
+    Ok(Admitted {
+        prompt_estimate: estimate_tokens(inbound.prompt_bytes),
+        inbound,
+        key_name,
+        headers: parts.headers,
+    })
+}

@@ -1,0 +1,115 @@
+//! Phase 5, attempt: the request is written for each target in the plan's order (model
+//! rewritten, stream usage asked for, the Anthropic body kept for Anthropic targets) and sent,
+//! with retries, waits and failover (`routing::execute`). Every attempt goes on the row.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{Admitted, RequestCtx};
+use crate::providers::{ProviderError, UpstreamRequest, WireFormat};
+use crate::proxy::dialect::Dialect;
+use crate::proxy::error::ApiError;
+use crate::routing::execute::{Executor, Reply as Served};
+use crate::routing::health::Transition;
+use crate::routing::plan::{Candidate, Plan};
+use crate::wire::openai::{Rewrite, rewrite_request};
+
+/// The upstream's reply, and whether the target that served speaks Anthropic natively.
+pub struct Upstream {
+    pub reply: Served,
+    pub served_native: bool,
+}
+
+pub async fn attempt(
+    ctx: &mut RequestCtx,
+    request: &Admitted,
+    plan: &Plan,
+) -> Result<Upstream, ApiError> {
+    let state = &ctx.state;
+    let rt = &ctx.rt;
+    let inbound = &request.inbound;
+    let dialect = ctx.dialect;
+    // Usage must come back on every stream: the proxy counts it, and converters need it.
+    let add_stream_usage = inbound.stream && !inbound.client_wants_usage;
+    let hub = if dialect == Dialect::Completions {
+        // Legacy completions bodies are not chat: no transform applies to them.
+        inbound.hub.clone()
+    } else {
+        state
+            .transforms()
+            .apply_to_request(&inbound.hub)
+            .map_or_else(|| inbound.hub.clone(), Bytes::from)
+    };
+    let request_id = ctx.fin.id().to_owned();
+    let request_for = |candidate: &Candidate| -> Result<UpstreamRequest, ProviderError> {
+        let native = rt.providers[candidate.provider].native_format() == WireFormat::Anthropic;
+        let (source, format, add_usage) = match (&inbound.native, native) {
+            (Some(native_body), true) => (native_body, WireFormat::Anthropic, false),
+            _ => (&hub, WireFormat::OpenAi, add_stream_usage),
+        };
+        let new_model = (candidate.model != inbound.model).then_some(candidate.model.as_str());
+        // Translated bodies are smartproxy's own writing: their output cap goes under the name
+        // the target takes. A client's own OpenAI body keeps the field it chose.
+        let translated = !dialect.is_openai() && format == WireFormat::OpenAi;
+        let rewrite = Rewrite {
+            model: new_model,
+            add_stream_usage: add_usage,
+            max_completion_tokens: translated
+                && rt.config.providers[candidate.provider].wants_max_completion_tokens(),
+        };
+        let body = match rewrite_request(source, rewrite) {
+            Ok(Some(rewritten)) => Bytes::from(rewritten),
+            Ok(None) => source.clone(),
+            Err(e) => {
+                return Err(ProviderError::Internal(format!(
+                    "cannot rewrite the request: {e}"
+                )));
+            }
+        };
+        Ok(UpstreamRequest {
+            body,
+            format,
+            endpoint: dialect.endpoint(),
+            model: candidate.model.clone(),
+            stream: inbound.stream,
+            request_id: request_id.clone(),
+            headers: inbound.passthrough_headers.clone(),
+        })
+    };
+    let on_transition =
+        |provider: &str, model: &str, t: Transition| state.record_transition(provider, model, t);
+    let executor = Executor {
+        config: &rt.config,
+        providers: &rt.providers,
+        health: &state.health,
+        on_transition: &on_transition,
+    };
+    let executed = executor.run(plan, inbound.stream, &request_for).await;
+
+    ctx.trip.failover = executed.failed_over(plan);
+    ctx.trip.upstream = Duration::from_secs_f64(
+        executed
+            .attempts
+            .iter()
+            .map(|a| a.latency_ms + a.waited_ms)
+            .sum::<f64>()
+            / 1000.0,
+    );
+    let served_native = executed
+        .served
+        .as_ref()
+        .is_some_and(|c| rt.providers[c.provider].native_format() == WireFormat::Anthropic);
+    let record = ctx.fin.record();
+    record.attempts = u32::try_from(executed.attempts.len()).unwrap_or(u32::MAX);
+    if let Some(served) = &executed.served {
+        record.provider = Some(rt.config.providers[served.provider].name.clone());
+        record.served_model = Some(served.model.clone());
+    }
+    record.attempt_log = executed.attempts;
+    let reply = executed.result.map_err(|e| ApiError::upstream(&e))?;
+    Ok(Upstream {
+        reply,
+        served_native,
+    })
+}

@@ -1,0 +1,114 @@
+//! Phase 3, cache: the exact-match response cache. A hit is served here, in the client's
+//! format, without a provider, a budget reservation or a cost; a miss leaves the key for the
+//! reply phase to fill.
+
+use bytes::Bytes;
+
+use super::reply::{Reply, StreamFacts, whole_body};
+use super::{Admitted, RequestCtx};
+use crate::cache::{CachedReply, bypass_requested, cache_key, cacheable, is_complete};
+use crate::providers::{UpstreamResponse, WireFormat};
+use crate::proxy::context::Tokens;
+use crate::proxy::dialect::Dialect;
+use crate::proxy::error::ApiError;
+use crate::routing::plan::Plan;
+use crate::wire::openai::ResponseView;
+
+/// The key this request is cached under, when the cache is on and the request may be cached;
+/// records the cache status either way.
+pub fn key(ctx: &mut RequestCtx, request: &Admitted, plan: &Plan) -> Option<String> {
+    ctx.state.cache.as_ref()?;
+    let headers = request
+        .headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)));
+    if bypass_requested(headers) {
+        ctx.fin.record().cache_status = "bypass";
+        return None;
+    }
+    if ctx.dialect == Dialect::Completions || !cacheable(&request.inbound.hub) {
+        return None;
+    }
+    ctx.fin.record().cache_status = "miss";
+    let owner = request.key_name.as_deref().unwrap_or("local");
+    cache_key(owner, &plan.targets[0].model, &request.inbound.hub).ok()
+}
+
+/// The cached reply under `key`, as this request's reply.
+pub async fn lookup(
+    ctx: &mut RequestCtx,
+    request: &Admitted,
+    key: Option<&str>,
+) -> Result<Option<Reply>, ApiError> {
+    let (Some(cache), Some(key)) = (&ctx.state.cache, key) else {
+        return Ok(None);
+    };
+    let Some(hit) = cache.get(key.to_owned()).await else {
+        return Ok(None);
+    };
+    ctx.fin.set_cache_hit();
+    ctx.fin.record().served_model = Some(hit.model.clone());
+    hit_reply(ctx, request, hit).map(Some)
+}
+
+/// A cache hit as a reply: whole, or replayed as a stream.
+fn hit_reply(
+    ctx: &mut RequestCtx,
+    request: &Admitted,
+    hit: CachedReply,
+) -> Result<Reply, ApiError> {
+    if request.inbound.stream {
+        let events = crate::cache::replay_as_sse(&hit.body, true)
+            .map_err(|e| ApiError::internal(format!("unreadable cache entry: {e}")))?;
+        let body =
+            futures_util::StreamExt::boxed(futures_util::stream::iter(events.into_iter().map(Ok)));
+        return Ok(Reply::Stream {
+            response: UpstreamResponse {
+                status: 200,
+                content_type: Some("text/event-stream".to_owned()),
+                retry_after: None,
+                format: WireFormat::OpenAi,
+                body,
+            },
+            stream: StreamFacts::of(request),
+            cache_fill: None,
+        });
+    }
+    let body = whole_body(ctx, request, false, 200, Bytes::from(hit.body))?;
+    Ok(Reply::Whole {
+        status: 200,
+        content_type: Some("application/json".to_owned()),
+        retry_after: None,
+        body,
+    })
+}
+
+/// Stores a whole, complete OpenAI reply under `key`, off the request path.
+pub fn fill(ctx: &mut RequestCtx, key: String, body: &Bytes) {
+    let Some(cache) = &ctx.state.cache else {
+        return;
+    };
+    if !is_complete(body) {
+        return;
+    }
+    let parsed: ResponseView = serde_json::from_slice(body).unwrap_or_default();
+    let usage = parsed.usage.unwrap_or_default();
+    let record = ctx.fin.record();
+    let model = record.served_model.clone().unwrap_or_default();
+    let provider = record.provider.clone();
+    let cost = ctx.state.cost_usd(
+        provider.as_deref(),
+        &model,
+        Tokens::from_usage(&usage).counts,
+    );
+    cache.put_later(
+        key,
+        CachedReply {
+            body: body.to_vec(),
+            model,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            cost_usd: cost,
+        },
+    );
+}

@@ -1,0 +1,110 @@
+//! The request pipeline every model endpoint shares, whatever format the client speaks. One
+//! `RequestCtx` flows through named phases, each a small function in its own module:
+//!
+//! | phase | reads | writes on the ledger row / returns |
+//! |---|---|---|
+//! | `admit` | headers, body | key name, session, fingerprint, requested model, stream; the request read (`Admitted`) |
+//! | `route` | `Admitted`, config, breakers | route, provider, served model; the `Plan` |
+//! | `cache` | `Admitted`, plan | cache status; a hit ends the pipeline here |
+//! | `budget` | estimate, session and shared budgets | the reservation (settled when the row is written) |
+//! | `attempt` | plan, providers | attempts, provider and model that served; the upstream reply |
+//! | `reply` | upstream reply | tokens, cost, status; the response in the client's format |
+//!
+//! An error from any phase becomes the client's error response and the row's outcome; the row is
+//! written exactly once whatever the ending (`context::Finalizer`).
+
+mod admit;
+mod attempt;
+mod budget;
+mod cache;
+mod reply;
+mod route;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::USER_AGENT;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use super::body::ProxyBody;
+use super::context::{Finalizer, Peer, Trip, new_request_id};
+use super::dialect::Dialect;
+use super::error::ApiError;
+use super::{AppState, Runtime};
+
+pub use admit::Admitted;
+use reply::Reply;
+
+/// One request on its way through the phases.
+pub struct RequestCtx {
+    pub state: Arc<AppState>,
+    /// The config and providers the request started with (a reload does not change them).
+    pub rt: Arc<Runtime>,
+    pub dialect: Dialect,
+    pub peer: SocketAddr,
+    /// The ledger row being filled in, and the guarantee that it is written.
+    pub fin: Finalizer,
+    /// What the response headers report.
+    pub trip: Trip,
+}
+
+impl RequestCtx {
+    fn new(state: Arc<AppState>, peer: &Peer, dialect: Dialect, req: &Request<Incoming>) -> Self {
+        let mut fin = Finalizer::new(Arc::clone(&state), new_request_id(), dialect.label());
+        let record = fin.record();
+        record.user_agent = req
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| {
+                ua.char_indices()
+                    .nth(200)
+                    .map_or(ua, |(end, _)| &ua[..end])
+                    .to_owned()
+            });
+        record.client_hash = Some(Arc::clone(&peer.hash));
+        Self {
+            rt: state.runtime(),
+            state,
+            dialect,
+            peer: peer.addr,
+            fin,
+            trip: Trip::default(),
+        }
+    }
+}
+
+/// Serves one model request in `dialect`.
+pub async fn serve(
+    state: Arc<AppState>,
+    peer: Peer,
+    req: Request<Incoming>,
+    dialect: Dialect,
+) -> Response<ProxyBody> {
+    let mut ctx = RequestCtx::new(state, &peer, dialect, &req);
+    let span = tracing::info_span!(
+        "request",
+        id = ctx.fin.id(),
+        endpoint = dialect.label(),
+        model = tracing::field::Empty
+    );
+    let reply = phases(&mut ctx, req).instrument(span.clone()).await;
+    let _entered = span.enter();
+    reply::respond(ctx, reply)
+}
+
+/// The phases in order; the first error ends the request.
+async fn phases(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let request = admit::admit(ctx, req).await?;
+    tracing::Span::current().record("model", request.inbound.model.as_str());
+    let plan = route::route(ctx, &request)?;
+    let cache_key = cache::key(ctx, &request, &plan);
+    if let Some(hit) = cache::lookup(ctx, &request, cache_key.as_deref()).await? {
+        return Ok(hit);
+    }
+    budget::reserve(ctx, &request, &plan).await?;
+    let upstream = attempt::attempt(ctx, &request, &plan).await?;
+    reply::from_upstream(ctx, &request, upstream, cache_key)
+}

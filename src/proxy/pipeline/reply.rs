@@ -1,0 +1,254 @@
+//! Phase 6, reply: the upstream's reply (or a cache hit) becomes the client's response. Whole
+//! replies are read once for usage, transformed and converted to the client's format; streams
+//! are handed to the relay, which forwards them event by event and writes the row at the end.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+
+use super::attempt::Upstream;
+use super::{Admitted, RequestCtx};
+use crate::ledger::Outcome;
+use crate::providers::{ProviderError, UpstreamResponse, WireFormat};
+use crate::proxy::body::ProxyBody;
+use crate::proxy::context::Tokens;
+use crate::proxy::dialect::{Dialect, StreamFraming};
+use crate::proxy::error::ApiError;
+use crate::proxy::headers::routing_headers;
+use crate::proxy::stream::SseRelay;
+use crate::routing::execute::Reply as Served;
+use crate::translate::anthropic;
+use crate::wire::estimate_tokens;
+use crate::wire::openai::{ResponseView, UsageView};
+
+/// What the phases produced, ready to become a response.
+pub enum Reply {
+    Whole {
+        status: u16,
+        content_type: Option<String>,
+        retry_after: Option<String>,
+        body: Bytes,
+    },
+    Stream {
+        response: UpstreamResponse,
+        stream: StreamFacts,
+        /// The cache key to store the stream under once it completes.
+        cache_fill: Option<String>,
+    },
+}
+
+/// What the stream relay needs to know of the request.
+pub struct StreamFacts {
+    prompt_estimate: u64,
+    requested_model: String,
+    client_wants_usage: bool,
+}
+
+impl StreamFacts {
+    pub fn of(request: &Admitted) -> Self {
+        Self {
+            prompt_estimate: request.prompt_estimate,
+            requested_model: request.inbound.model.clone(),
+            client_wants_usage: request.inbound.client_wants_usage,
+        }
+    }
+}
+
+/// The upstream's reply as this request's reply; a whole OpenAI reply is cached under
+/// `cache_key` when complete.
+pub fn from_upstream(
+    ctx: &mut RequestCtx,
+    request: &Admitted,
+    upstream: Upstream,
+    cache_key: Option<String>,
+) -> Result<Reply, ApiError> {
+    match upstream.reply {
+        Served::Stream(response) => Ok(Reply::Stream {
+            cache_fill: cache_key.filter(|_| response.format == WireFormat::OpenAi),
+            response,
+            stream: StreamFacts::of(request),
+        }),
+        Served::Whole {
+            status,
+            content_type,
+            retry_after,
+            body,
+        } => {
+            ctx.fin.set_ttfb();
+            // The reply's format: translating providers answer in OpenAI's.
+            let native_reply = request.inbound.native.is_some() && upstream.served_native;
+            if let Some(key) = cache_key.filter(|_| status == 200 && !native_reply) {
+                super::cache::fill(ctx, key, &body);
+            }
+            let body = whole_body(ctx, request, native_reply, status, body)?;
+            Ok(Reply::Whole {
+                status,
+                content_type: ctx.dialect.reply_content_type(content_type),
+                retry_after,
+                body,
+            })
+        }
+    }
+}
+
+/// Reads usage from a whole reply onto the row and converts the reply into the client's format.
+pub fn whole_body(
+    ctx: &mut RequestCtx,
+    request: &Admitted,
+    native_reply: bool,
+    status: u16,
+    body: Bytes,
+) -> Result<Bytes, ApiError> {
+    let ok = (200..300).contains(&status);
+    if native_reply {
+        if ok {
+            record_anthropic_usage(ctx, &body);
+        }
+        return Ok(body);
+    }
+    if !ok {
+        return Ok(ctx.dialect.error_body(status, body));
+    }
+    // Model and usage first; the choices are read only when the provider sent no usage.
+    let head: UsageView = serde_json::from_slice(&body).unwrap_or_default();
+    if let Some(model) = head.model.filter(|m| !m.is_empty()) {
+        ctx.fin.record().served_model = Some(model);
+    }
+    let tokens = match &head.usage {
+        Some(usage) => Tokens::from_usage(usage),
+        None => {
+            let parsed: ResponseView = serde_json::from_slice(&body).unwrap_or_default();
+            Tokens::estimated(
+                request.prompt_estimate,
+                estimate_tokens(parsed.content_bytes()),
+            )
+        }
+    };
+    ctx.fin.set_tokens(tokens);
+    let transforms = ctx.state.transforms();
+    // Legacy completions are not chat: no transform applies to them.
+    let body = if ctx.dialect != Dialect::Completions && transforms.any_on_response() {
+        transforms
+            .apply_to_response(&body)
+            .map_or(body, Bytes::from)
+    } else {
+        body
+    };
+    ctx.dialect
+        .reply_from_openai(body, &request.inbound.model)
+        .map_err(|detail| {
+            ApiError::upstream(&ProviderError::Broken {
+                provider: ctx.fin.record().provider.clone().unwrap_or_default(),
+                detail: format!("the reply could not be converted: {detail}"),
+            })
+        })
+}
+
+/// Model and usage of an Anthropic provider's own reply, passed to an Anthropic client as is.
+fn record_anthropic_usage(ctx: &mut RequestCtx, body: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct UsageOnly {
+        usage: Option<crate::wire::anthropic::Usage>,
+        model: Option<String>,
+    }
+    let Ok(parsed) = serde_json::from_slice::<UsageOnly>(body) else {
+        return;
+    };
+    if let Some(model) = parsed.model {
+        ctx.fin.record().served_model = Some(model);
+    }
+    if let Some(usage) = parsed.usage {
+        let u = anthropic::TokenUsage::from_anthropic(&usage);
+        ctx.fin.set_tokens(Tokens::from_counts(
+            u.prompt,
+            u.completion,
+            u.cache_read,
+            u.cache_creation,
+        ));
+    }
+}
+
+/// The response: a whole body or a live stream with the routing headers, or the error in the
+/// client's format. Whole replies and errors write the ledger row here; streams when they end.
+pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<ProxyBody> {
+    let RequestCtx {
+        state,
+        dialect,
+        mut fin,
+        trip,
+        ..
+    } = ctx;
+    match reply {
+        Ok(Reply::Whole {
+            status,
+            content_type,
+            retry_after,
+            body,
+        }) => {
+            let mut response = Response::new(ProxyBody::full(body));
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let headers = response.headers_mut();
+            if let Some(value) = content_type.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                headers.insert(CONTENT_TYPE, value);
+            }
+            if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                headers.insert(RETRY_AFTER, value);
+            }
+            routing_headers(&state, headers, &mut fin, &trip, true);
+            let outcome = if (200..300).contains(&status) {
+                Outcome::Ok
+            } else {
+                Outcome::UpstreamError
+            };
+            let code = (outcome != Outcome::Ok).then(|| format!("upstream_{status}"));
+            fin.finish(status, outcome, code.as_deref());
+            response
+        }
+        Ok(Reply::Stream {
+            response,
+            stream,
+            cache_fill,
+        }) => {
+            let mut headers = HeaderMap::new();
+            routing_headers(&state, &mut headers, &mut fin, &trip, false);
+            let framing = StreamFraming::for_client(
+                dialect,
+                response.format,
+                fin.id(),
+                &stream.requested_model,
+                stream.client_wants_usage,
+            );
+            let transforms = state.transforms();
+            let transform = (response.format == WireFormat::OpenAi && transforms.any_on_response())
+                .then(|| transforms.stream());
+            let mut relay = SseRelay::new(
+                response.body,
+                fin,
+                framing,
+                stream.prompt_estimate,
+                transform,
+            );
+            if let Some(key) = cache_fill {
+                relay.fill_cache(key);
+            }
+            let mut out = Response::new(ProxyBody::Stream(Box::new(relay)));
+            *out.headers_mut() = headers;
+            let h = out.headers_mut();
+            h.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(dialect.stream_content_type()),
+            );
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            out
+        }
+        Err(err) => {
+            let mut response = dialect.error_response(&err, fin.id());
+            if fin.record().attempts > 0 {
+                routing_headers(&state, response.headers_mut(), &mut fin, &trip, false);
+            }
+            fin.finish(err.status().as_u16(), err.outcome(), Some(err.code()));
+            response
+        }
+    }
+}

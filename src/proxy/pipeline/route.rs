@@ -1,0 +1,53 @@
+//! Phase 2, route: the targets to try, in order, from the config, the request's shape and the
+//! circuit breakers (404/503 with the reasons when none fits).
+
+use std::time::Instant;
+
+use super::{Admitted, RequestCtx};
+use crate::config::ProviderKind;
+use crate::providers::ProviderError;
+use crate::proxy::dialect::Dialect;
+use crate::proxy::error::ApiError;
+use crate::routing::plan::{self, Facts, Plan};
+
+pub fn route(ctx: &mut RequestCtx, request: &Admitted) -> Result<Plan, ApiError> {
+    let inbound = &request.inbound;
+    let config = &ctx.rt.config;
+    // Rules match the run's tag, or under the daemon the client key's name.
+    let tag = inbound
+        .client_session
+        .as_deref()
+        .or(ctx.state.session_tag.as_deref())
+        .or(request.key_name.as_deref());
+    let facts = Facts {
+        model: &inbound.model,
+        stream: inbound.stream,
+        tools: inbound.tools,
+        images: inbound.images,
+        json: inbound.json,
+        prompt_tokens: request.prompt_estimate,
+        source: Some(ctx.peer.ip()),
+        tag,
+    };
+    let now = Instant::now();
+    let health = &ctx.state.health;
+    let mut plan = plan::plan(config, &facts, &|p, m| health.is_open(p, m, now))
+        .map_err(|e| ApiError::no_route(&e))?;
+    if ctx.dialect == Dialect::Completions {
+        // Legacy completions exist only on OpenAI-compatible APIs.
+        plan.targets
+            .retain(|t| config.providers[t.provider].kind == ProviderKind::OpenAi);
+        if plan.targets.is_empty() {
+            return Err(ApiError::upstream(&ProviderError::Rejected(
+                "legacy /v1/completions needs an OpenAI-compatible target for this model"
+                    .to_owned(),
+            )));
+        }
+    }
+    let first = &plan.targets[0];
+    let record = ctx.fin.record();
+    record.route = Some(plan.route.clone());
+    record.provider = Some(config.providers[first.provider].name.clone());
+    record.served_model = Some(first.model.clone());
+    Ok(plan)
+}

@@ -1,0 +1,102 @@
+//! The public listener's routes: which path goes to which handler. Model requests run the
+//! pipeline; everything else is a small view that needs no provider.
+
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::{authorize, authorize_admin, authorize_ollama};
+use super::body::ProxyBody;
+use super::context::{Finalizer, Peer, new_request_id};
+use super::dialect::Dialect;
+use super::error::{ApiError, json_response};
+use super::pipeline::serve;
+use super::views;
+
+/// The Ollama version reported to Ollama clients, which gate features on it.
+const OLLAMA_COMPAT_VERSION: &str = "0.12.6";
+
+pub async fn handle(
+    state: Arc<AppState>,
+    peer: Peer,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let path = req.uri().path();
+    let method = req.method();
+    let dialect = match (method, path) {
+        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => Some(Dialect::OpenAi),
+        (&Method::POST, "/v1/completions" | "/completions") => Some(Dialect::Completions),
+        (&Method::POST, "/v1/messages") => Some(Dialect::Anthropic),
+        (&Method::POST, "/api/chat") => Some(Dialect::OllamaChat),
+        (&Method::POST, "/api/generate") => Some(Dialect::OllamaGenerate),
+        _ => None,
+    };
+    if let Some(dialect) = dialect {
+        return serve(state, peer, req, dialect).await;
+    }
+    let headers = req.headers();
+    match (method, path) {
+        (_, "/v1/chat/completions" | "/chat/completions" | "/v1/messages" | "/v1/completions") => {
+            reject(&state, ApiError::method_not_allowed(method, path, "POST"))
+        }
+        (&Method::GET, "/v1/models" | "/models") => match authorize(&state, headers) {
+            Ok(_) => views::models(&state),
+            Err(err) => reject(&state, err),
+        },
+        (&Method::POST, "/v1/messages/count_tokens") => match authorize(&state, headers) {
+            Ok(_) => views::count_tokens(&state, req).await,
+            Err(err) => reject_for(&state, err, Dialect::Anthropic),
+        },
+        (&Method::GET | &Method::HEAD, "/api/tags") => {
+            match authorize_ollama(&state, peer.addr, headers) {
+                Ok(_) => views::ollama_tags(&state),
+                Err(err) => reject_for(&state, err, Dialect::OllamaChat),
+            }
+        }
+        (&Method::POST, "/api/show") => match authorize_ollama(&state, peer.addr, headers) {
+            Ok(_) => views::ollama_show(&state, req).await,
+            Err(err) => reject_for(&state, err, Dialect::OllamaChat),
+        },
+        // The version tells nothing about the daemon; Ollama clients probe it before anything.
+        (&Method::GET | &Method::HEAD, "/api/version") => json_response(
+            StatusCode::OK,
+            json!({"version": OLLAMA_COMPAT_VERSION}).to_string(),
+        ),
+        (&Method::GET, "/debug/status") => match authorize_admin(&state, headers) {
+            Ok(()) => views::debug_status(&state),
+            Err(err) => reject(&state, err),
+        },
+        (&Method::GET, "/stats") => match authorize_admin(&state, headers) {
+            Ok(()) => views::stats(&state).await,
+            Err(err) => reject(&state, err),
+        },
+        (&Method::GET | &Method::HEAD, "/healthz") => {
+            json_response(StatusCode::OK, r#"{"status":"ok"}"#)
+        }
+        (&Method::GET | &Method::HEAD, "/readyz") => views::readyz(&state),
+        (_, "/v1/responses" | "/v1/embeddings") => {
+            reject(&state, ApiError::unsupported_endpoint(path))
+        }
+        (method, path) => reject(&state, ApiError::not_found(method, path)),
+    }
+}
+
+/// Answers and records a request refused before any pipeline phase.
+pub(super) fn reject(state: &Arc<AppState>, err: ApiError) -> Response<ProxyBody> {
+    reject_for(state, err, Dialect::OpenAi)
+}
+
+/// `reject`, with the error body in the shape `dialect`'s clients read.
+pub(super) fn reject_for(
+    state: &Arc<AppState>,
+    err: ApiError,
+    dialect: Dialect,
+) -> Response<ProxyBody> {
+    let finalizer = Finalizer::new(Arc::clone(state), new_request_id(), "other");
+    let id = finalizer.id().to_owned();
+    finalizer.finish(err.status().as_u16(), err.outcome(), Some(err.code()));
+    dialect.error_response(&err, &id)
+}
