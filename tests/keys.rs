@@ -36,7 +36,7 @@ fn a_key_is_shown_once_and_never_listed() {
     assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
     assert!(text(&out.stderr).contains("not shown again"));
 
-    let digest_hex = hex::encode(smartproxy::proxy::auth::digest(&key));
+    let digest_hex = hex::encode(smartproxy::proxy::keys::digest(&key));
     for args in [&["list"][..], &["list", "--json"][..]] {
         let out = keys(&env, args);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -57,7 +57,7 @@ fn a_key_is_shown_once_and_never_listed() {
         .ledger()
         .query_row("SELECT digest FROM client_keys", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(stored, smartproxy::proxy::auth::digest(&key).to_vec());
+    assert_eq!(stored, smartproxy::proxy::keys::digest(&key).to_vec());
 
     let out = keys(&env, &["create", "--name", "cursor"]);
     assert_eq!(out.status.code(), Some(1));

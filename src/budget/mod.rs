@@ -1,8 +1,10 @@
-//! Budgets: `policy` decides, `SessionBudget` keeps the books of one `run` session, with a
+//! Budgets: `policy` decides, `store` keeps the shared daily/monthly books in the ledger file,
+//! `shared` runs them for a proxy, `SessionBudget` keeps the books of one `run` session, with a
 //! reservation per request in flight that is settled to the real cost when the request ends.
 
 pub mod policy;
 pub mod shared;
+pub mod store;
 
 use std::sync::{Arc, Mutex};
 

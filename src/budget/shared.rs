@@ -1,5 +1,5 @@
 //! Daily and monthly budgets shared by every process on the ledger: a request reserves its
-//! estimated cost in the ledger before it is sent (`ledger::budget`), and its row settles the
+//! estimated cost in the ledger before it is sent (`budget::store`), and its row settles the
 //! reservation when it is written.
 
 use std::collections::HashMap;
@@ -9,9 +9,9 @@ use std::sync::{Mutex, RwLock};
 use rusqlite::Connection;
 
 use super::policy::{self, Period, Refusal};
+use super::store::{self, Limit, Reserve, Standing};
 use crate::config::BudgetConfig;
 use crate::ledger::LedgerError;
-use crate::ledger::budget::{self as store, Limit, Reserve, Standing};
 
 pub struct SharedBudget {
     conn: Mutex<Connection>,

@@ -13,7 +13,7 @@ use super::format;
 use crate::ledger::keys::{self, Revoked};
 use crate::ledger::now_ms;
 use crate::printer;
-use crate::proxy::auth;
+use crate::proxy;
 
 /// What a new key starts with, so it is recognisable in a config or a leak scanner.
 const KEY_PREFIX: &str = "sk-sp-";
@@ -91,7 +91,7 @@ fn create(
     }
     let key = new_key();
     let created_ms = now_ms();
-    keys::create(conn, name, &auth::digest(&key), budget, created_ms)?;
+    keys::create(conn, name, &proxy::keys::digest(&key), budget, created_ms)?;
     if as_json {
         printer::out(
             &json!({"name": name, "key": key, "created_ms": created_ms, "budget_daily_usd": budget})

@@ -5,12 +5,13 @@
 //! request path never waits on; the writer lets rows gather for up to 20 ms and commits them in
 //! one short transaction. Reads (`query`) open their own connection.
 
-pub mod budget;
 pub mod keys;
 mod migrations;
 pub mod query;
 mod record;
 mod writer;
+
+pub use writer::SPEND_BUCKET_MS;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

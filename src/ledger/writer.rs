@@ -121,7 +121,7 @@ fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
 }
 
 /// The width of a `spend` row. Every time zone's midnight falls on a quarter hour.
-pub(super) const SPEND_BUCKET_MS: i64 = 15 * 60 * 1000;
+pub const SPEND_BUCKET_MS: i64 = 15 * 60 * 1000;
 
 fn add_spend(
     tx: &Transaction<'_>,

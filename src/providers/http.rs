@@ -299,7 +299,7 @@ where
     };
     if !response.is_success() {
         let (status, retry_after) = (response.status, response.retry_after.clone());
-        let body = crate::routing::execute::collect(response.body).await?;
+        let body = super::collect(response.body).await?;
         let translated = Bytes::from((translation.error)(status, &body));
         return Ok(openai(
             status,
@@ -312,7 +312,7 @@ where
         let body = convert_stream(response.body, translation.stream);
         return Ok(openai(response.status, "text/event-stream", None, body));
     }
-    let body = crate::routing::execute::collect(response.body).await?;
+    let body = super::collect(response.body).await?;
     let translated = (translation.whole)(&body).map_err(|detail| ProviderError::Broken {
         provider: provider.to_owned(),
         detail: format!("unreadable reply: {detail}"),

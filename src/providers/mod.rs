@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
 use crate::config::{Config, ProviderConfig, ProviderKind};
@@ -181,4 +182,21 @@ fn build(provider: &ProviderConfig, config: &Config) -> Result<Arc<dyn Provider>
         ProviderKind::Anthropic => Arc::new(anthropic::AnthropicProvider::new(provider)?),
         ProviderKind::Ollama => Arc::new(ollama::OllamaProvider::new(provider)?),
     })
+}
+
+/// Reads a whole body.
+pub async fn collect(mut body: BodyStream) -> Result<Bytes, ProviderError> {
+    let Some(first) = body.next().await.transpose()? else {
+        return Ok(Bytes::new());
+    };
+    let Some(second) = body.next().await.transpose()? else {
+        return Ok(first);
+    };
+    let mut all = Vec::with_capacity(first.len() + second.len());
+    all.extend_from_slice(&first);
+    all.extend_from_slice(&second);
+    while let Some(chunk) = body.next().await.transpose()? {
+        all.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(all))
 }

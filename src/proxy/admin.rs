@@ -9,8 +9,9 @@ use serde_json::json;
 
 use super::AppState;
 use super::auth::authorize_admin;
-use super::body::ProxyBody;
-use super::error::{ApiError, json_response};
+use super::body::{ProxyBody, error_response, json_response};
+use super::dialect::Dialect;
+use super::error::ApiError;
 use super::router::reject;
 use super::views::{debug_status, stats};
 
@@ -30,7 +31,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Pr
         (&Method::GET, "/debug/routes") => routes(&state),
         (&Method::GET, "/debug/status") => debug_status(&state),
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, r#"{"status":"ok"}"#),
-        (method, path) => ApiError::not_found(method, path).into_response(""),
+        (method, path) => error_response(&ApiError::not_found(method, path), Dialect::OpenAi, ""),
     }
 }
 
@@ -52,7 +53,7 @@ pub async fn reload(state: &Arc<AppState>) -> Response<ProxyBody> {
             json!({"reloaded": false, "error": {"message": message, "type": "invalid_request_error", "code": "invalid_config"}})
                 .to_string(),
         ),
-        Err(err) => ApiError::internal(format!("reload failed: {err}")).into_response(""),
+        Err(err) => error_response(&ApiError::internal(format!("reload failed: {err}")), Dialect::OpenAi, ""),
     }
 }
 

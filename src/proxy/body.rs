@@ -1,18 +1,20 @@
-//! Bodies: a request's, read under the size cap, and the response body type: a whole body or a
+//! Bodies: a request's, read under the size cap; the response body type (a whole body or a
 //! live SSE relay, as an enum rather than a boxed trait object so the common case costs no
-//! allocation.
+//! allocation); and the JSON and error responses built on it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, Request};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use super::dialect::Dialect;
 use super::error::ApiError;
+use super::headers::set_request_id;
 use super::stream::SseRelay;
 
 pub enum ProxyBody {
@@ -78,4 +80,31 @@ pub(super) async fn read_parts_body(
         Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
         Err(err) => Err(ApiError::unreadable_body(&err.to_string())),
     }
+}
+
+/// A JSON response.
+pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// smartproxy's own error as a response: its status, `x-should-retry` where it applies, the
+/// request id, and the body in the shape `dialect`'s clients read.
+pub fn error_response(err: &ApiError, dialect: Dialect, request_id: &str) -> Response<ProxyBody> {
+    let body = dialect.error_body(err.status().as_u16(), Bytes::from(err.to_json()));
+    let mut response = json_response(err.status(), body);
+    let headers = response.headers_mut();
+    if let Some(retry) = err.kind.should_retry() {
+        headers.insert(
+            "x-should-retry",
+            HeaderValue::from_static(if retry { "true" } else { "false" }),
+        );
+    }
+    set_request_id(headers, request_id);
+    response
 }

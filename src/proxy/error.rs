@@ -1,10 +1,8 @@
 //! The one place that picks status codes and renders errors in OpenAI's shape,
 //! `{"error":{"message","type","param","code"}}`, whatever went wrong.
 
-use http::{HeaderValue, Response, StatusCode};
+use http::StatusCode;
 
-use super::body::ProxyBody;
-use super::headers::set_request_id;
 use crate::budget::Refusal;
 use crate::ledger::Outcome;
 use crate::providers::{FailureKind, ProviderError};
@@ -120,7 +118,7 @@ impl ErrorKind {
     }
 
     /// `x-should-retry`, which the OpenAI SDKs obey: a budget refusal is not worth retrying.
-    fn should_retry(self) -> Option<bool> {
+    pub fn should_retry(self) -> Option<bool> {
         (self == Self::BudgetExceeded).then_some(false)
     }
 }
@@ -282,30 +280,6 @@ impl ApiError {
         )
         .to_json()
     }
-
-    /// The error as a response with an OpenAI-shaped body; `dialect::error_response` gives
-    /// clients of other formats their own shape.
-    pub fn into_response(self, request_id: &str) -> Response<ProxyBody> {
-        self.response_with_body(request_id, self.to_json())
-    }
-
-    /// The error's status and headers around `body`.
-    pub fn response_with_body(
-        &self,
-        request_id: &str,
-        body: impl Into<bytes::Bytes>,
-    ) -> Response<ProxyBody> {
-        let mut response = json_response(self.kind.status(), body);
-        let headers = response.headers_mut();
-        if let Some(retry) = self.kind.should_retry() {
-            headers.insert(
-                "x-should-retry",
-                HeaderValue::from_static(if retry { "true" } else { "false" }),
-            );
-        }
-        set_request_id(headers, request_id);
-        response
-    }
 }
 
 fn in_flight(reserved: f64) -> String {
@@ -316,12 +290,66 @@ fn in_flight(reserved: f64) -> String {
     }
 }
 
-pub fn json_response(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<ProxyBody> {
-    let mut response = Response::new(ProxyBody::full(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes() {
+        let refusal = Refusal {
+            budget: "session",
+            limit_usd: 1.0,
+            spent_usd: 1.0,
+            reserved_usd: 0.0,
+            estimate_usd: 0.1,
+        };
+        let cases = [
+            (ApiError::unauthorized(), 401, "invalid_api_key"),
+            (ApiError::too_large(10), 413, "request_too_large"),
+            (ApiError::budget_exceeded(&refusal), 429, "budget_exceeded"),
+            (
+                ApiError::no_route(&NoRoute::NoProviders),
+                503,
+                "no_provider",
+            ),
+            (
+                ApiError::no_route(&NoRoute::NoneServes {
+                    model: "m".into(),
+                    route: None,
+                    skipped: vec![],
+                    trail: vec![],
+                }),
+                404,
+                "model_not_found",
+            ),
+            (
+                ApiError::upstream(&ProviderError::FirstByteTimeout {
+                    provider: "p".into(),
+                    seconds: 1.0,
+                }),
+                504,
+                "upstream_timeout",
+            ),
+            (
+                ApiError::upstream(&ProviderError::Connect {
+                    provider: "p".into(),
+                    detail: "refused".into(),
+                }),
+                502,
+                "upstream_connect_error",
+            ),
+        ];
+        for (err, status, code) in cases {
+            assert_eq!(err.status().as_u16(), status, "{code}");
+            assert_eq!(err.code(), code);
+        }
+        let budget = crate::proxy::body::error_response(
+            &ApiError::budget_exceeded(&refusal),
+            crate::proxy::dialect::Dialect::OpenAi,
+            "req_1",
+        );
+        assert_eq!(budget.headers()["x-should-retry"], "false");
+        assert_eq!(budget.headers()["x-smartproxy-request-id"], "req_1");
+    }
 }

@@ -18,6 +18,7 @@ mod context;
 mod dialect;
 pub mod error;
 mod headers;
+pub mod keys;
 pub mod metrics;
 mod pipeline;
 mod router;
@@ -26,7 +27,7 @@ mod state;
 mod stream;
 mod views;
 
-pub use auth::ClientKeys;
+pub use keys::ClientKeys;
 pub use server::Listener;
 pub use server::Server;
 pub use state::{AppState, DaemonSessions, Runtime, SessionInfo};

@@ -9,10 +9,10 @@ use serde_json::json;
 
 use super::AppState;
 use super::auth::{authorize, authorize_admin, authorize_ollama};
-use super::body::ProxyBody;
+use super::body::{ProxyBody, error_response, json_response};
 use super::context::{Finalizer, Peer, new_request_id};
 use super::dialect::Dialect;
-use super::error::{ApiError, json_response};
+use super::error::ApiError;
 use super::pipeline::serve;
 use super::views;
 
@@ -98,5 +98,5 @@ pub(super) fn reject_for(
     let finalizer = Finalizer::new(Arc::clone(state), new_request_id(), "other");
     let id = finalizer.id().to_owned();
     finalizer.finish(err.status().as_u16(), err.outcome(), Some(err.code()));
-    dialect.error_response(&err, &id)
+    error_response(&err, dialect, &id)
 }

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::auth::ClientKeys;
+use super::keys::ClientKeys;
 use super::metrics;
 use crate::budget::SessionBudget;
 use crate::config::Config;

@@ -10,9 +10,9 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::AppState;
-use super::body::{ProxyBody, read_body};
+use super::body::{ProxyBody, error_response, json_response, read_body};
 use super::dialect::{Dialect, rfc3339_now};
-use super::error::{ApiError, json_response};
+use super::error::ApiError;
 use crate::config::ProviderKind;
 use crate::ledger::query::{self, Filter, GroupBy};
 use crate::translate::ollama;
@@ -25,7 +25,7 @@ pub(super) async fn count_tokens(state: &AppState, req: Request<Incoming>) -> Re
             StatusCode::OK,
             json!({"input_tokens": estimate_tokens(body.len())}).to_string(),
         ),
-        Err(err) => Dialect::Anthropic.error_response(&err, ""),
+        Err(err) => error_response(&err, Dialect::Anthropic, ""),
     }
 }
 
@@ -58,7 +58,7 @@ pub(super) fn ollama_tags(state: &AppState) -> Response<ProxyBody> {
 pub(super) async fn ollama_show(state: &AppState, req: Request<Incoming>) -> Response<ProxyBody> {
     let body = match read_body(req, state.runtime().config.max_body_bytes).await {
         Ok(body) => body,
-        Err(err) => return Dialect::OllamaChat.error_response(&err, ""),
+        Err(err) => return error_response(&err, Dialect::OllamaChat, ""),
     };
     #[derive(serde::Deserialize)]
     struct Show {
@@ -157,7 +157,7 @@ pub(super) async fn stats(state: &Arc<AppState>) -> Response<ProxyBody> {
     .await;
     match result {
         Ok(Ok(body)) => json_response(StatusCode::OK, body.to_string()),
-        Ok(Err(message)) => ApiError::internal(message).into_response(""),
-        Err(err) => ApiError::internal(err.to_string()).into_response(""),
+        Ok(Err(message)) => error_response(&ApiError::internal(message), Dialect::OpenAi, ""),
+        Err(err) => error_response(&ApiError::internal(err.to_string()), Dialect::OpenAi, ""),
     }
 }

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 
 use super::health::{Health, Transition};
 use super::plan::{Candidate, Plan};
 use super::retry::{self, Wait};
 use crate::config::Config;
 use crate::ledger::AttemptRow;
-use crate::providers::{BodyStream, Provider, ProviderError, UpstreamRequest, UpstreamResponse};
+use crate::providers::{Provider, ProviderError, UpstreamRequest, UpstreamResponse, collect};
 
 /// What the attempts produced.
 pub enum Reply {
@@ -214,21 +213,4 @@ fn judge(
             (verdict, None, Some(err.code().to_owned()), None)
         }
     }
-}
-
-/// Reads a whole body.
-pub async fn collect(mut body: BodyStream) -> Result<Bytes, ProviderError> {
-    let Some(first) = body.next().await.transpose()? else {
-        return Ok(Bytes::new());
-    };
-    let Some(second) = body.next().await.transpose()? else {
-        return Ok(first);
-    };
-    let mut all = Vec::with_capacity(first.len() + second.len());
-    all.extend_from_slice(&first);
-    all.extend_from_slice(&second);
-    while let Some(chunk) = body.next().await.transpose()? {
-        all.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(all))
 }

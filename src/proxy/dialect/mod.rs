@@ -8,13 +8,9 @@ mod stream;
 pub use request::{Inbound, read};
 pub use stream::StreamFraming;
 
-use bytes::Bytes;
-use http::Response;
-
-use super::body::ProxyBody;
-use super::error::ApiError;
 use crate::providers::Endpoint;
 use crate::translate::{anthropic, ollama};
+use bytes::Bytes;
 
 /// The format a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,12 +84,6 @@ impl Dialect {
                 Bytes::from(ollama::error_to_ollama(status, &openai_body))
             }
         }
-    }
-
-    /// smartproxy's own error as a response in this format's shape, with the same status.
-    pub fn error_response(self, err: &ApiError, request_id: &str) -> Response<ProxyBody> {
-        let body = self.error_body(err.status().as_u16(), Bytes::from(err.to_json()));
-        err.response_with_body(request_id, body)
     }
 
     /// A successful OpenAI reply converted into this format (`model`: the name the client

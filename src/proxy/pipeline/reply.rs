@@ -10,7 +10,7 @@ use super::attempt::Upstream;
 use super::{Admitted, RequestCtx};
 use crate::ledger::Outcome;
 use crate::providers::{ProviderError, UpstreamResponse, WireFormat};
-use crate::proxy::body::ProxyBody;
+use crate::proxy::body::{ProxyBody, error_response};
 use crate::proxy::context::Tokens;
 use crate::proxy::dialect::{Dialect, StreamFraming};
 use crate::proxy::error::ApiError;
@@ -243,7 +243,7 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             out
         }
         Err(err) => {
-            let mut response = dialect.error_response(&err, fin.id());
+            let mut response = error_response(&err, dialect, fin.id());
             if fin.record().attempts > 0 {
                 routing_headers(&state, response.headers_mut(), &mut fin, &trip, false);
             }

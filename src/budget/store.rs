@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::writer::SPEND_BUCKET_MS;
+use crate::ledger::SPEND_BUCKET_MS;
 
 /// How long a reservation counts if its request never settles it (a process that died).
 pub const RESERVATION_TTL_MS: i64 = 10 * 60 * 1000;
@@ -114,19 +114,15 @@ pub fn reserve(
     estimate_usd: f64,
     now_ms: i64,
 ) -> rusqlite::Result<Reserve> {
-    super::with_busy_retry(|| {
+    crate::db::with_busy_retry(|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.prepare_cached("DELETE FROM reservations WHERE expires_ms <= ?1")?
             .execute([now_ms])?;
         let mut after = Vec::with_capacity(limits.len());
         for limit in limits {
             let s = standing(&tx, limit, now_ms)?;
-            let decision = crate::budget::policy::decide(
-                Some(s.limit_usd),
-                s.spent_usd,
-                s.reserved_usd,
-                estimate_usd,
-            );
+            let decision =
+                super::policy::decide(Some(s.limit_usd), s.spent_usd, s.reserved_usd, estimate_usd);
             if decision.is_err() {
                 return Ok(Reserve::Refused(s));
             }
@@ -246,7 +242,7 @@ mod tests {
         // A ledger from before the rollup existed.
         conn.execute_batch("DROP TABLE spend; PRAGMA user_version = 9;")
             .unwrap();
-        crate::ledger::migrations::migrate(&conn, &path).unwrap();
+        drop(crate::ledger::keys::open(&path).unwrap()); // opening migrates
         assert_rollup_matches(&conn, base);
     }
 }
