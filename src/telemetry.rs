@@ -16,7 +16,14 @@ pub fn init(level: Option<String>) -> LogGuard {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colors_wanted())
         .with_target(false)
         .try_init();
     LogGuard
+}
+
+/// Colours only on a terminal, and never with `NO_COLOR` set (no-color.org).
+fn colors_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -296,3 +296,49 @@ async fn the_breaker_opens_skips_the_target_and_recovers_after_a_probe() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_tie_each_attempt_to_its_request_id() {
+    let (a, b) = (MockUpstream::start(), MockUpstream::start());
+    a.push([Behavior::Status {
+        status: 503,
+        retry_after: None,
+    }]);
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: a\n    kind: openai\n    base_url: {}\n    models: [gpt-4o-mini]\n  - name: b\n    kind: openai\n    base_url: {}\n    models: [gpt-4o-mini]\nresilience:\n  backoff_ms: 5\n",
+            a.base_url(),
+            b.base_url()
+        ),
+    );
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("SMARTPROXY_LOG_LEVEL", "debug")],
+    );
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hi"),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let id = reply.headers["x-smartproxy-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let stderr = support::text(&session.finish(0).stderr);
+    let failed = stderr
+        .lines()
+        .find(|l| l.contains("attempt failed"))
+        .unwrap_or_else(|| panic!("no attempt log line:\n{stderr}"));
+    assert!(failed.contains(&format!("request{{id={id}")), "{failed}");
+    assert!(failed.contains("model=gpt-4o-mini"), "{failed}");
+    assert!(
+        failed.contains("attempt{provider=a model=gpt-4o-mini n=1}"),
+        "{failed}"
+    );
+    assert!(failed.contains("class=\"upstream_503\""), "{failed}");
+    assert!(!stderr.contains("\"hi\""), "no prompt text in the logs");
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use tracing::Instrument;
 
 use super::health::{Health, Transition};
 use super::plan::{Candidate, Plan};
@@ -89,11 +90,24 @@ impl Executor<'_> {
                     continue 'targets;
                 }
                 let started = Instant::now();
+                let span = tracing::info_span!(
+                    "attempt",
+                    provider = %name,
+                    model = %candidate.model,
+                    n = attempts.len() + 1
+                );
                 let result = match request_for(candidate) {
-                    Ok(request) => self.attempt(candidate, request, stream).await,
+                    Ok(request) => {
+                        self.attempt(candidate, request, stream)
+                            .instrument(span.clone())
+                            .await
+                    }
                     Err(err) => Err(err),
                 };
                 let (verdict, status, class, retry_after) = judge(&result);
+                if let Some(class) = &class {
+                    span.in_scope(|| tracing::debug!(status, class, "attempt failed"));
+                }
                 attempts.push(AttemptRow {
                     provider: name.to_owned(),
                     model: candidate.model.clone(),

@@ -86,8 +86,8 @@ pub async fn serve(
     let mut ctx = RequestCtx::new(state, &peer, dialect, &req);
     let span = tracing::info_span!(
         "request",
-        id = ctx.fin.id(),
-        endpoint = dialect.label(),
+        id = %ctx.fin.id(),
+        endpoint = %dialect.label(),
         model = tracing::field::Empty
     );
     let reply = phases(&mut ctx, req).instrument(span.clone()).await;
@@ -98,7 +98,7 @@ pub async fn serve(
 /// The phases in order; the first error ends the request.
 async fn phases(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let request = admit::admit(ctx, req).await?;
-    tracing::Span::current().record("model", request.inbound.model.as_str());
+    tracing::Span::current().record("model", tracing::field::display(&request.inbound.model));
     let plan = route::route(ctx, &request)?;
     let cache_key = cache::key(ctx, &request, &plan);
     if let Some(hit) = cache::lookup(ctx, &request, cache_key.as_deref()).await? {
