@@ -1,6 +1,8 @@
 //! Logging setup: tracing to stderr (or a file), never stdout, filtered by `SMARTPROXY_LOG_LEVEL`
 //! or `--log-level`. Logs never carry prompts, responses, bodies or keys.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Keeps the subscriber alive for the life of the process.
@@ -16,6 +18,8 @@ pub fn init(level: Option<String>) -> LogGuard {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: not in the daemon's log file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
     LogGuard
