@@ -11,7 +11,9 @@ use super::env::Plan;
 pub enum SpawnError {
     #[error("command not found: `{0}` (is it installed and on PATH?)")]
     NotFound(String),
-    #[error("cannot execute `{0}`: permission denied")]
+    #[error(
+        "cannot execute `{0}`: permission denied (a directory, or a file without the execute bit: `chmod +x` it or run it through its interpreter)"
+    )]
     PermissionDenied(String),
     #[error("cannot start `{0}`: {1}")]
     Other(String, io::Error),
