@@ -3,6 +3,7 @@
 //! its environment to the test and exits when told.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod daemon;
 pub mod dialects;
 pub mod upstream;
 
