@@ -66,6 +66,17 @@ const SCHEMA_V1: &str = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT
          PRIMARY KEY (request_id, n)
      );";
 
+/// id, status, prompt_tokens, cost_usd, client_session, saved_usd, cache_write_tokens
+type OldRow = (
+    String,
+    i64,
+    Option<i64>,
+    Option<f64>,
+    Option<String>,
+    Option<f64>,
+    Option<i64>,
+);
+
 const OLD_SESSION: &str = "0a1b2c3d4e5f6071";
 /// 2026-01-15T10:00:00Z
 const OLD_START_MS: i64 = 1_768_471_200_000;
@@ -156,7 +167,7 @@ async fn a_version_1_ledger_is_migrated_in_place_and_keeps_its_rows() {
 
     let conn = env.ledger();
     assert_eq!(user_version(&conn), latest);
-    let old: Vec<(String, i64, Option<i64>, Option<f64>, Option<String>, Option<f64>, Option<i64>)> = conn
+    let old: Vec<OldRow> = conn
         .prepare(
             "SELECT id, status, prompt_tokens, cost_usd, client_session, saved_usd, cache_write_tokens
              FROM requests WHERE session_id = ?1 ORDER BY started_ms",
