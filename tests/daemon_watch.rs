@@ -105,3 +105,36 @@ async fn edits_reload_and_a_broken_edit_keeps_the_old_config() {
     let out = daemon.wait();
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edit_that_keeps_the_modification_time_is_still_seen() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.write("sp.yaml", &config_text(&upstream.base_url(), ""));
+    let daemon = Daemon::start(&env, &config, &["--watch"], &[("UPSTREAM_KEY", "k")]);
+    assert_eq!(served_as(&daemon, &upstream).await, "team-model");
+    // File times only move with the kernel's clock tick: an editor's truncate and write can
+    // share one. Here the edit is made and the old time put back.
+    let before = std::fs::metadata(&config).unwrap().modified().unwrap();
+    std::fs::write(
+        &config,
+        config_text(
+            &upstream.base_url(),
+            "aliases:\n  team-model: [upstream/gpt-4o-mini]\n",
+        ),
+    )
+    .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&config)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&config).unwrap().modified().unwrap(),
+        before
+    );
+    wait_until_served_as(&daemon, &upstream, "gpt-4o-mini").await;
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(daemon.wait().status.code(), Some(0));
+}
