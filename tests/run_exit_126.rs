@@ -80,3 +80,26 @@ fn a_directory_is_not_a_command() {
     assert_eq!(out.status.code(), Some(126), "{stderr}");
     assert!(stderr.contains("cannot execute"), "{stderr}");
 }
+
+#[test]
+fn an_executable_file_that_is_no_program_exits_126() {
+    let env = TestEnv::new();
+    for (name, bytes) in [
+        ("no-shebang", &b"echo should not run\n"[..]),
+        ("broken-elf", &b"\x7fELF\x02\x01\x01 not really"[..]),
+    ] {
+        let path = env.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut cmd = env.command();
+        cmd.args(["run", "--mock", "--", path.to_str().unwrap()]);
+        let out = run_to_end(cmd);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(126), "{name}: {stderr}");
+        assert!(
+            stderr.contains("not a program this system can run"),
+            "{name}: {stderr}"
+        );
+        assert!(!text(&out.stdout).contains("should not run"));
+    }
+}
