@@ -177,3 +177,38 @@ fn an_unusable_ca_file_is_a_config_error_naming_file_line_and_key() {
         );
     }
 }
+
+#[test]
+fn providers_check_trusts_the_providers_ca_too() {
+    let upstream = tls_upstream();
+    let env = TestEnv::new();
+    let ca = tls_file("ca.pem");
+    for (tls, ok) in [
+        (format!("    tls:\n      ca_file: {}\n", ca.display()), true),
+        (String::new(), false),
+    ] {
+        let config = config(&env, &upstream.base_url(), &tls);
+        let mut cmd = env.command();
+        cmd.env("UPSTREAM_KEY", "sk-upstream").args([
+            "providers",
+            "check",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        let out = run_to_end(cmd);
+        let probes: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+        let probe = &probes[0];
+        assert_eq!(probe["ok"], ok, "{probe}");
+        if !ok {
+            let note = probe["note"].as_str().unwrap();
+            assert!(note.contains("UnknownIssuer"), "{note}");
+        }
+    }
+    assert_eq!(
+        upstream.calls(),
+        1,
+        "only the probe that trusted the CA got through"
+    );
+}
