@@ -1,6 +1,8 @@
 //! Logging setup: tracing to stderr (or a file), never stdout, filtered by `SMARTPROXY_LOG_LEVEL`
 //! or `--log-level`. Logs never carry prompts, responses, bodies or keys.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Keeps the subscriber alive for the life of the process.
@@ -16,6 +18,7 @@ pub fn init(level: Option<String>) -> LogGuard {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: not in the daemon's log file or a pipe.
         .with_ansi(colors_wanted())
         .with_target(false)
         .try_init();
@@ -24,6 +27,5 @@ pub fn init(level: Option<String>) -> LogGuard {
 
 /// Colours only on a terminal, and never with `NO_COLOR` set (no-color.org).
 fn colors_wanted() -> bool {
-    use std::io::IsTerminal;
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -128,6 +128,7 @@ async fn a_daemon_with_client_and_admin_keys_checks_every_endpoint() {
     let daemon = Daemon::start(
         &env,
         &config,
+        &[],
         &[
             ("SMARTPROXY_API_KEY", CLIENT),
             ("SMARTPROXY_ADMIN_KEY", ADMIN),
@@ -171,7 +172,7 @@ async fn a_daemon_with_client_and_admin_keys_checks_every_endpoint() {
 async fn without_an_admin_key_client_keys_close_the_admin_endpoints() {
     let env = TestEnv::new();
     let config = mock_config(&env, "");
-    let daemon = Daemon::start(&env, &config, &[("SMARTPROXY_API_KEY", CLIENT)]);
+    let daemon = Daemon::start(&env, &config, &[], &[("SMARTPROXY_API_KEY", CLIENT)]);
     expect(
         &daemon.admin,
         ADMIN_ENDPOINTS,
@@ -217,12 +218,12 @@ async fn ollama_clients_need_a_key_on_a_daemon_unless_keyless_is_configured() {
         ("POST", "/api/show"),
     ];
     let config = mock_config(&env, "");
-    let daemon = Daemon::start(&env, &config, &[("SMARTPROXY_API_KEY", CLIENT)]);
+    let daemon = Daemon::start(&env, &config, &[], &[("SMARTPROXY_API_KEY", CLIENT)]);
     expect(&daemon.listen, &ollama, &[None], |_| 401).await;
     daemon.stop();
 
     let config = mock_config(&env, "ollama:\n  keyless: true\n");
-    let daemon = Daemon::start(&env, &config, &[("SMARTPROXY_API_KEY", CLIENT)]);
+    let daemon = Daemon::start(&env, &config, &[], &[("SMARTPROXY_API_KEY", CLIENT)]);
     expect(&daemon.listen, &ollama, &[None, Some(CLIENT)], |_| 200).await;
     // A key that is sent must still be right, and keyless stops at Ollama's endpoints.
     expect(&daemon.listen, &ollama, &[Some("sk-wrong")], |_| 401).await;

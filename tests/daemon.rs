@@ -39,7 +39,7 @@ async fn ask(base: &str, key: Option<&str>) -> (u16, String) {
 async fn start_status_serve_and_stop() {
     let env = TestEnv::new();
     let config = mock_config(&env, "one");
-    let daemon = Daemon::start(&env, &config, &[]);
+    let daemon = Daemon::start(&env, &config, &[], &[]);
     assert_eq!(
         ask(&daemon.listen, None).await,
         (200, "one".to_owned()),
@@ -126,7 +126,7 @@ async fn start_status_serve_and_stop() {
 async fn sigterm_lets_requests_in_flight_finish() {
     let env = TestEnv::new();
     let config = mock_config(&env, "slow");
-    let daemon = Daemon::start(&env, &config, &[]);
+    let daemon = Daemon::start(&env, &config, &[], &[]);
     let base = daemon.listen.clone();
     let request = tokio::spawn(async move { ask(&base, None).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -145,7 +145,7 @@ async fn sigterm_lets_requests_in_flight_finish() {
 async fn keys_are_required_when_set_and_name_the_session() {
     let env = TestEnv::new();
     let config = mock_config(&env, "ok");
-    let daemon = Daemon::start(&env, &config, &[("SMARTPROXY_API_KEY", "sk-team-key")]);
+    let daemon = Daemon::start(&env, &config, &[], &[("SMARTPROXY_API_KEY", "sk-team-key")]);
     assert_eq!(ask(&daemon.listen, None).await.0, 401);
     assert_eq!(ask(&daemon.listen, Some("sk-wrong")).await.0, 401);
     assert_eq!(ask(&daemon.listen, Some("sk-team-key")).await.0, 200);
@@ -187,7 +187,7 @@ fn refuses_to_listen_off_loopback_without_a_key() {
 async fn a_bad_reload_keeps_the_old_config_and_a_good_one_takes_over() {
     let env = TestEnv::new();
     let config = mock_config(&env, "one");
-    let daemon = Daemon::start(&env, &config, &[]);
+    let daemon = Daemon::start(&env, &config, &[], &[]);
     std::fs::write(
         &config,
         "providers:\n  - name: m\n    kind: mock\nmock:\n  reply: two\n  latency: 5\n",
@@ -232,7 +232,7 @@ async fn named_keys_from_the_config_are_accepted_and_tag_their_sessions() {
         "sp.yaml",
         "providers:\n  - name: m\n    kind: mock\nclient_keys:\n  - {name: editor, key_env: EDITOR_KEY}\n",
     );
-    let daemon = Daemon::start(&env, &config, &[("EDITOR_KEY", "sk-editor-123")]);
+    let daemon = Daemon::start(&env, &config, &[], &[("EDITOR_KEY", "sk-editor-123")]);
     assert_eq!(
         ask(&daemon.listen, None).await.0,
         401,

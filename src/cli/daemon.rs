@@ -431,8 +431,12 @@ fn apply_key_budgets(state: &AppState) {
     }
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// What `--watch` compares: the modification time and the size. File times are only as fine
+/// as the kernel's clock tick, so an editor's truncate-then-write can leave the time unchanged
+/// after the watcher read the empty file; the size still differs.
+fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 fn write_pid_file(file: &PidFile) -> anyhow::Result<()> {

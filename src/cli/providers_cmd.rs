@@ -89,14 +89,20 @@ pub fn providers(cmd: &ProvidersCommand, config_path: Option<&Path>) -> anyhow::
         .timeout(TIMEOUT)
         .build()
         .context("cannot set up the HTTP client")?;
+    // A provider with `tls.ca_file` gets a client that trusts its CA, as the proxy does.
+    let clients = config
+        .providers
+        .iter()
+        .map(|p| client_for(&client, p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let spinner = spinner(config.providers.len());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let probes: Vec<Probe> = runtime.block_on(futures_util::future::join_all(
-        config.providers.iter().map(|p| {
-            let (client, spinner) = (client.clone(), spinner.clone());
+        config.providers.iter().zip(clients).map(|(p, client)| {
+            let spinner = spinner.clone();
             async move {
                 let probe = probe(&client, p).await;
                 spinner.inc(1);
@@ -127,6 +133,25 @@ fn spinner(total: usize) -> ProgressBar {
     }
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
+}
+
+/// The shared client, or one that also trusts the provider's `tls.ca_file`.
+fn client_for(shared: &reqwest::Client, p: &ProviderConfig) -> anyhow::Result<reqwest::Client> {
+    let Some(bundle) = &p.ca_bundle else {
+        return Ok(shared.clone());
+    };
+    let certs = crate::providers::http::ca_certificates(&bundle.pem).map_err(|problem| {
+        anyhow::anyhow!(
+            "provider {}: tls.ca_file {}: {problem}",
+            p.name,
+            bundle.path.display()
+        )
+    })?;
+    let mut builder = reqwest::Client::builder().timeout(TIMEOUT);
+    for cert in certs {
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().context("cannot set up the HTTP client")
 }
 
 /// The models endpoint of `p` and the headers it needs (keys included; never shown).

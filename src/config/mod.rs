@@ -193,6 +193,25 @@ pub struct ProviderConfig {
     pub enabled: bool,
     /// Output tokens for Anthropic requests that set none.
     pub default_max_tokens: u32,
+    /// Extra CA certificates trusted for this provider (`tls.ca_file`), read at load.
+    pub ca_bundle: Option<CaBundle>,
+}
+
+/// The CA certificates of a provider's `tls.ca_file`, read and checked when the config loads
+/// (so a reload that breaks the file is refused like any other config error).
+#[derive(Clone)]
+pub struct CaBundle {
+    pub path: PathBuf,
+    /// The file's PEM text.
+    pub pem: std::sync::Arc<[u8]>,
+}
+
+impl std::fmt::Debug for CaBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaBundle")
+            .field("path", &self.path)
+            .finish()
+    }
 }
 
 impl ProviderConfig {
@@ -394,6 +413,7 @@ impl ProviderConfig {
             timeouts: Timeouts::default(),
             enabled: true,
             default_max_tokens: DEFAULT_MAX_TOKENS,
+            ca_bundle: None,
         }
     }
 }

@@ -192,6 +192,8 @@ pub struct RawProvider {
     pub capabilities: Vec<String>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub tls: RawTls,
     pub enabled: Option<bool>,
     /// Output tokens for Anthropic requests that set none (Anthropic requires `max_tokens`).
     pub default_max_tokens: Option<u32>,
@@ -203,6 +205,14 @@ pub struct RawTimeouts {
     pub connect_ms: Option<u64>,
     pub first_byte_ms: Option<u64>,
     pub idle_ms: Option<u64>,
+}
+
+/// TLS settings of an `https://` provider.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// A PEM file of CA certificates trusted for this provider besides the built-in roots.
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -52,6 +52,7 @@ fn url_provider(
         timeouts: Timeouts::default(),
         enabled: true,
         default_max_tokens: super::DEFAULT_MAX_TOKENS,
+        ca_bundle: None,
     }
 }
 

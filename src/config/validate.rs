@@ -384,6 +384,11 @@ impl Validator<'_> {
             ),
             idle: timeout("idle_ms", raw.timeouts.idle_ms, defaults.idle),
         };
+        let ca_bundle = raw
+            .tls
+            .ca_file
+            .as_deref()
+            .and_then(|file| self.ca_bundle(&at("tls.ca_file"), file, &base_url));
         if self.errors.len() > before {
             return None;
         }
@@ -399,7 +404,37 @@ impl Validator<'_> {
             timeouts,
             enabled: raw.enabled.unwrap_or(true),
             default_max_tokens: raw.default_max_tokens.unwrap_or(super::DEFAULT_MAX_TOKENS),
+            ca_bundle,
         })
+    }
+
+    /// Reads and checks a provider's `tls.ca_file` (relative to the config file's folder).
+    fn ca_bundle(&mut self, key: &str, file: &str, base_url: &str) -> Option<super::CaBundle> {
+        if !base_url.starts_with("https://") {
+            self.error(
+                key,
+                format!("only applies to https:// base URLs, and `{base_url}` is not one"),
+            );
+            return None;
+        }
+        let path = resolve_beside(self.file, file.trim());
+        let pem = match std::fs::read(&path) {
+            Ok(pem) => pem,
+            Err(e) => {
+                self.error(key, format!("cannot read {}: {e}", path.display()));
+                return None;
+            }
+        };
+        match crate::providers::http::ca_certificates(&pem) {
+            Ok(_) => Some(super::CaBundle {
+                path,
+                pem: pem.into(),
+            }),
+            Err(problem) => {
+                self.error(key, format!("{}: {problem}", path.display()));
+                None
+            }
+        }
     }
 
     fn budget(&mut self, raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> BudgetConfig {
@@ -667,6 +702,7 @@ fn zero_config_providers(env: &dyn Fn(&str) -> Option<String>) -> Vec<ProviderCo
                 context_window: None,
                 capabilities: vec!["tools".to_owned(), "vision".to_owned(), "json".to_owned()],
                 timeouts: Timeouts::default(),
+                ca_bundle: None,
                 enabled: true,
                 default_max_tokens: super::DEFAULT_MAX_TOKENS,
             })

@@ -123,6 +123,18 @@ impl HttpClient {
                 if plain_http::is_loopback(&base) {
                     builder = builder.no_proxy();
                 }
+                if let Some(bundle) = &config.ca_bundle {
+                    let certs = ca_certificates(&bundle.pem).map_err(|problem| {
+                        ProviderError::Internal(format!(
+                            "provider {}: tls.ca_file {}: {problem}",
+                            config.name,
+                            bundle.path.display()
+                        ))
+                    })?;
+                    for cert in certs {
+                        builder = builder.add_root_certificate(cert);
+                    }
+                }
                 Transport::Reqwest(builder.build().map_err(|e| {
                     ProviderError::Internal(format!("cannot build the HTTP client: {e}"))
                 })?)
@@ -206,8 +218,13 @@ impl HttpClient {
         Ok(response)
     }
 
-    fn classify(&self, detail: String, connect: bool) -> ProviderError {
+    fn classify(&self, mut detail: String, connect: bool) -> ProviderError {
         let provider = self.name.clone();
+        if detail.contains("certificate") {
+            detail.push_str(
+                " (a provider behind a private or corporate CA: trust that CA with `tls: {ca_file: ca.pem}` in the provider's config)",
+            );
+        }
         if connect {
             ProviderError::Connect { provider, detail }
         } else {
@@ -254,6 +271,25 @@ pub fn with_idle_timeout(body: BodyStream, idle: Duration, provider: String) -> 
         }
     })
     .boxed()
+}
+
+/// The certificates of a PEM bundle (`tls.ca_file`), checked the way the TLS client will use
+/// them as trust anchors. An error says what is wrong with the file.
+pub fn ca_certificates(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem)
+        .map_err(|e| format!("not a PEM certificate bundle: {}", error_chain(&e)))?;
+    if certs.is_empty() {
+        return Err("holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)".to_owned());
+    }
+    // Building a client parses every certificate into a root store, as serving will.
+    let mut builder = reqwest::Client::builder().tls_built_in_root_certs(false);
+    for cert in &certs {
+        builder = builder.add_root_certificate(cert.clone());
+    }
+    builder
+        .build()
+        .map_err(|e| format!("not a usable CA certificate: {}", error_chain(&e)))?;
+    Ok(certs)
 }
 
 /// The error and its causes on one line; reqwest's top-level message alone says little.

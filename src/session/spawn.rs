@@ -11,8 +11,14 @@ use super::env::Plan;
 pub enum SpawnError {
     #[error("command not found: `{0}` (is it installed and on PATH?)")]
     NotFound(String),
-    #[error("cannot execute `{0}`: permission denied")]
+    #[error(
+        "cannot execute `{0}`: permission denied (a directory, or a file without the execute bit: `chmod +x` it or run it through its interpreter)"
+    )]
     PermissionDenied(String),
+    #[error(
+        "cannot execute `{0}`: not a program this system can run (a script needs a `#!` line, e.g. `#!/bin/sh`)"
+    )]
+    ExecFormat(String),
     #[error("cannot start `{0}`: {1}")]
     Other(String, io::Error),
 }
@@ -22,7 +28,7 @@ impl SpawnError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::NotFound(_) => 127,
-            Self::PermissionDenied(_) | Self::Other(..) => 126,
+            Self::PermissionDenied(_) | Self::ExecFormat(_) | Self::Other(..) => 126,
         }
     }
 }
@@ -43,6 +49,9 @@ pub fn spawn(command: &[OsString], plan: &Plan) -> Result<tokio::process::Child,
     cmd.spawn().map_err(|err| match err.kind() {
         io::ErrorKind::NotFound => SpawnError::NotFound(name),
         io::ErrorKind::PermissionDenied => SpawnError::PermissionDenied(name),
+        _ if err.raw_os_error() == Some(nix::errno::Errno::ENOEXEC as i32) => {
+            SpawnError::ExecFormat(name)
+        }
         _ => SpawnError::Other(name, err),
     })
 }

@@ -1,50 +1,69 @@
-//! A `smartproxy daemon` started on free loopback ports for one test, killed and reaped when
-//! dropped, whatever the test's ending.
+//! A foreground `smartproxy daemon` on 127.0.0.1:0 for tests: found through its pid file in a
+//! private runtime dir, its stderr collected as it comes, killed and reaped on drop.
 
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{TestEnv, wait_output};
 
 pub struct Daemon {
     child: Option<Child>,
-    /// `http://127.0.0.1:PORT` of the public listener.
+    /// `http://127.0.0.1:PORT`
     pub listen: String,
-    /// `http://127.0.0.1:PORT` of the admin listener.
     pub admin: String,
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Daemon {
-    /// Starts the daemon on `config` with `envs` added, and waits until its pid file names it.
-    #[expect(
-        clippy::zombie_processes,
-        reason = "the child is kept in Daemon and waited on by wait() or Drop"
-    )]
-    pub fn start(env: &TestEnv, config: &Path, envs: &[(&str, &str)]) -> Daemon {
+    // The child is kept in Daemon and waited on by wait() or Drop. (`allow`, not `expect`:
+    // in test binaries that never call this the lint does not run.)
+    #[allow(clippy::zombie_processes)]
+    pub fn start(env: &TestEnv, config: &Path, flags: &[&str], envs: &[(&str, &str)]) -> Daemon {
         let mut cmd = env.command();
         cmd.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
             .args(["daemon", "--config", config.to_str().unwrap()])
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
+            .args(flags)
+            .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
+        let mut child = cmd.spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
         let pid_file = env.path().join("run/smartproxy.pid");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let info = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .filter(|info| info["pid"] == child.id());
-            if let Some(info) = info {
-                return Daemon {
-                    child: Some(child),
-                    listen: format!("http://{}", info["listen"].as_str().unwrap()),
-                    admin: format!("http://{}", info["admin_listen"].as_str().unwrap()),
-                };
+            if let Ok(text) = std::fs::read_to_string(&pid_file) {
+                if let Ok(info) = serde_json::from_str::<serde_json::Value>(&text) {
+                    if info["pid"] == child.id() {
+                        return Daemon {
+                            child: Some(child),
+                            listen: format!("http://{}", info["listen"].as_str().unwrap()),
+                            admin: format!("http://{}", info["admin_listen"].as_str().unwrap()),
+                            stderr,
+                        };
+                    }
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the daemon exited ({status}): {}", stderr.lock().unwrap());
             }
             assert!(Instant::now() < deadline, "the daemon did not start");
             std::thread::sleep(Duration::from_millis(20));
@@ -59,9 +78,34 @@ impl Daemon {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
     }
 
-    /// Waits for the daemon to exit (after a signal) and returns what it printed.
+    /// What the daemon wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Polls until the daemon's stderr contains `needle` `times` times.
+    pub fn wait_for_log(&self, needle: &str, times: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.stderr().matches(needle).count() < times {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon never logged {needle:?} {times} times; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the daemon to exit; its stderr is in the returned output.
     pub fn wait(mut self) -> Output {
-        wait_output(self.child.take().unwrap(), Duration::from_secs(30))
+        let mut out = wait_output(self.child.take().unwrap(), Duration::from_secs(30));
+        // The reader thread sees EOF once the process is gone.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.stderr) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        out.stderr = self.stderr().into_bytes();
+        out
     }
 
     /// SIGTERM, then `wait`.

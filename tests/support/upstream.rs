@@ -64,6 +64,8 @@ struct Script {
 
 pub struct MockUpstream {
     pub addr: SocketAddr,
+    /// Served over TLS (`start_tls`).
+    tls: bool,
     script: Arc<Mutex<Script>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -75,6 +77,26 @@ pub const COMPLETION_TOKENS: u64 = 7;
 
 impl MockUpstream {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// The same upstream over TLS with the given PEM certificate chain and PKCS#8 key.
+    pub fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> Self {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key_pem).unwrap();
+        let config = tokio_rustls::rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+
+    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        let is_tls = tls.is_some();
         let script = Arc::new(Mutex::new(Script::default()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -95,11 +117,21 @@ impl MockUpstream {
                         _ = &mut stop_rx => break,
                     };
                     let script = Arc::clone(&shared);
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |req| serve(Arc::clone(&script), req));
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        match tls {
+                            // A failed handshake (the client refused the certificate) just ends.
+                            Some(acceptor) => {
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                                }
+                            }
+                            None => {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
                     });
                 }
             });
@@ -108,6 +140,7 @@ impl MockUpstream {
         let addr = addr_rx.recv().unwrap();
         Self {
             addr,
+            tls: is_tls,
             script,
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -116,7 +149,8 @@ impl MockUpstream {
 
     /// The base URL a provider config uses: `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/v1", self.addr)
     }
 
     /// Queues behaviors for the next requests, in order; after them every request gets `Ok`.

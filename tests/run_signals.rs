@@ -1,0 +1,300 @@
+//! `run` forwards SIGQUIT and SIGWINCH (besides SIGINT, SIGTERM and SIGHUP, in `run_wrapper.rs`)
+//! to the command, exits 128+N when the command dies of signal N, and does not deliver a signal
+//! twice when the terminal already sent it to the whole foreground process group: smartproxy
+//! runs in a session of its own whose controlling terminal is a pseudo-terminal, so Ctrl-C typed
+//! into it (and `kill(-pgid)`) reach smartproxy and the command together, as in a real shell.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use support::{TestEnv, text, wait_output};
+
+/// smartproxy's decision for each signal, logged at debug level by `session::signals`.
+const SKIPPED: &str = "child already got the signal from the terminal";
+const FORWARDED: &str = "forwarding signal to child";
+
+/// `smartproxy run --mock -- sh -c <script>` whose script counts the signals it gets (one line
+/// per signal in `signals.log`) and exits when `stop` appears. Its process group is killed and
+/// reaped on drop, whatever happens.
+struct Traced {
+    child: Option<Child>,
+    dir: PathBuf,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Traced {
+    /// `terminal`: the slave side of a pty, made smartproxy's controlling terminal in a new
+    /// session (`setsid --ctty`), so smartproxy's group is the terminal's foreground group.
+    /// Without it smartproxy gets a process group of its own and `/dev/null` as stdin.
+    fn start(env: &TestEnv, name: &str, traps: &[&str], terminal: Option<OwnedFd>) -> Traced {
+        let dir = env.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        let mut script = String::new();
+        for sig in traps {
+            script.push_str(&format!("trap 'echo {sig} >> \"{d}/signals.log\"' {sig}\n"));
+        }
+        script.push_str(&format!(
+            ": > '{d}/ready'\nwhile [ ! -f '{d}/stop' ]; do sleep 0.05 & wait $!; done\nexit 0\n"
+        ));
+        let mut cmd = env.command();
+        let args = [
+            "run",
+            "--mock",
+            "--summary",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ];
+        if let Some(tty) = terminal {
+            let mut setsid = std::process::Command::new("setsid");
+            setsid.arg("--ctty").arg(support::BIN);
+            // Same scrubbed environment as env.command().
+            for (k, v) in cmd.get_envs() {
+                match v {
+                    Some(v) => setsid.env(k, v),
+                    None => setsid.env_remove(k),
+                };
+            }
+            setsid.current_dir(env.path()).stdin(Stdio::from(tty));
+            cmd = setsid;
+        } else {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        cmd.args(args)
+            .env("SMARTPROXY_LOG_LEVEL", "smartproxy::session::signals=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&strip_ansi(&String::from_utf8_lossy(&buf[..n])));
+            }
+        });
+        let traced = Traced {
+            child: Some(child),
+            dir,
+            stderr,
+        };
+        traced.wait_until("the command to install its traps", |t| {
+            t.dir.join("ready").exists()
+        });
+        traced
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
+    }
+
+    /// How many times the command's trap ran for `sig`.
+    fn count(&self, sig: &str) -> usize {
+        std::fs::read_to_string(self.dir.join("signals.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == sig)
+            .count()
+    }
+
+    /// smartproxy's logged decisions (forwarded or skipped) about `sig`.
+    fn decisions(&self, sig: &str) -> usize {
+        let needle = format!("sig={sig}");
+        self.stderr
+            .lock()
+            .unwrap()
+            .lines()
+            .filter(|l| (l.contains(SKIPPED) || l.contains(FORWARDED)) && l.contains(&needle))
+            .count()
+    }
+
+    fn forwarded(&self, sig: &str) -> usize {
+        let needle = format!("sig={sig}");
+        self.stderr
+            .lock()
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(FORWARDED) && l.contains(&needle))
+            .count()
+    }
+
+    fn wait_until(&self, what: &str, done: impl Fn(&Traced) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; smartproxy's stderr:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Tells the command to exit 0 and waits for smartproxy. A signal smartproxy forwarded
+    /// before this is handled by the command's trap before it sees `stop` (a trapped signal
+    /// interrupts sh's `wait` at once, and sh runs pending traps before its next command), so
+    /// the counts read afterwards are final.
+    fn finish(mut self) -> std::process::Output {
+        std::fs::write(self.dir.join("stop"), "").unwrap();
+        wait_output(self.child.take().unwrap(), Duration::from_secs(30))
+    }
+
+    fn wait(mut self) -> std::process::Output {
+        wait_output(self.child.take().unwrap(), Duration::from_secs(30))
+    }
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::fs::write(self.dir.join("stop"), "");
+            // smartproxy leads its own process group; the command is in it too.
+            let _ = kill(Pid::from_raw(-(child.id() as i32)), Signal::SIGKILL);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn sigquit_and_sigwinch_reach_the_command() {
+    let env = TestEnv::new();
+    let traced = Traced::start(&env, "fwd", &["QUIT", "WINCH"], None);
+    kill(traced.pid(), Signal::SIGQUIT).unwrap();
+    traced.wait_until("the command to get SIGQUIT", |t| t.count("QUIT") == 1);
+    kill(traced.pid(), Signal::SIGWINCH).unwrap();
+    traced.wait_until("the command to get SIGWINCH", |t| t.count("WINCH") == 1);
+    let out = traced.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn death_by_a_forwarded_signal_exits_128_plus_n() {
+    let env = TestEnv::new();
+    // No traps: the default actions end the command (SIGQUIT = 3).
+    for (signal, code) in [(Signal::SIGQUIT, 131), (Signal::SIGTERM, 143)] {
+        let traced = Traced::start(&env, &format!("die-{signal:?}"), &[], None);
+        kill(traced.pid(), signal).unwrap();
+        let out = traced.wait();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{signal:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+/// Log lines without colour codes (SGR sequences `ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn terminal() -> (OwnedFd, OwnedFd) {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    (pty.master, pty.slave)
+}
+
+#[test]
+fn a_signal_the_terminal_sent_to_the_whole_group_arrives_once() {
+    let env = TestEnv::new();
+    let (master, slave) = terminal();
+    let traced = Traced::start(&env, "tty", &["INT", "QUIT", "WINCH"], Some(slave));
+    let group = Pid::from_raw(-traced.pid().as_raw());
+
+    // Ctrl-C typed into the terminal: the line discipline signals the foreground group.
+    nix::unistd::write(&master, b"\x03").unwrap();
+    traced.wait_until("the command to get SIGINT", |t| t.count("INT") >= 1);
+    traced.wait_until("smartproxy to handle SIGINT", |t| {
+        t.decisions("SIGINT") >= 1
+    });
+    // Ctrl-\ likewise.
+    nix::unistd::write(&master, b"\x1c").unwrap();
+    traced.wait_until("the command to get SIGQUIT", |t| t.count("QUIT") >= 1);
+    traced.wait_until("smartproxy to handle SIGQUIT", |t| {
+        t.decisions("SIGQUIT") >= 1
+    });
+    // The same signals sent to the group by `kill -INT -PGID`, and a resize's SIGWINCH.
+    kill(group, Signal::SIGINT).unwrap();
+    traced.wait_until("the command to get SIGINT again", |t| t.count("INT") >= 2);
+    traced.wait_until("smartproxy to handle SIGINT again", |t| {
+        t.decisions("SIGINT") >= 2
+    });
+    kill(group, Signal::SIGWINCH).unwrap();
+    traced.wait_until("the command to get SIGWINCH", |t| t.count("WINCH") >= 1);
+    traced.wait_until("smartproxy to handle SIGWINCH", |t| {
+        t.decisions("SIGWINCH") >= 1
+    });
+
+    let stderr = Arc::clone(&traced.stderr);
+    let counts = |t: &Traced| (t.count("INT"), t.count("QUIT"), t.count("WINCH"));
+    let forwarded = (
+        traced.forwarded("SIGINT"),
+        traced.forwarded("SIGQUIT"),
+        traced.forwarded("SIGWINCH"),
+    );
+    let dir = traced.dir.clone();
+    let out = traced.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr.lock().unwrap());
+    let probe = Traced {
+        child: None,
+        dir,
+        stderr,
+    };
+    assert_eq!(
+        counts(&probe),
+        (2, 1, 1),
+        "each group-wide signal reached the command exactly once (forwarded again: {forwarded:?}); smartproxy's stderr:\n{}",
+        probe.stderr.lock().unwrap()
+    );
+    assert_eq!(
+        forwarded,
+        (0, 0, 0),
+        "smartproxy sent the command a signal the terminal had already delivered"
+    );
+    drop(master);
+}
+
+#[test]
+fn ctrl_c_in_the_terminal_ends_the_command_once_and_exits_130() {
+    let env = TestEnv::new();
+    let (master, slave) = terminal();
+    // No trap: the command dies of the terminal's SIGINT, and smartproxy reports 128 + 2.
+    let traced = Traced::start(&env, "tty-die", &[], Some(slave));
+    nix::unistd::write(&master, b"\x03").unwrap();
+    let out = traced.wait();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    drop(master);
+}
