@@ -1,7 +1,8 @@
 //! smartproxy: a local-first LLM proxy that launches and instruments the AI tools you run.
 //!
-//! Dependencies point one way: `cli -> {proxy, session} -> {routing, budget, ledger, providers}
-//! -> {wire, config}`. `wire`, `routing::plan`, `budget::policy` and `session::env` are pure.
+//! The house plan, module by module, is `src/ARCHITECTURE.md`. Dependencies point one way:
+//! `cli -> {proxy, session} -> {routing, budget, cache, ledger, providers} -> {translate,
+//! transform, pricing, wire, config, db}`.
 
 pub mod budget;
 pub mod cache;

@@ -140,7 +140,7 @@ fn client_for(shared: &reqwest::Client, p: &ProviderConfig) -> anyhow::Result<re
     let Some(bundle) = &p.ca_bundle else {
         return Ok(shared.clone());
     };
-    let certs = crate::providers::http::ca_certificates(&bundle.pem).map_err(|problem| {
+    let certs = crate::config::tls::ca_certificates(&bundle.pem).map_err(|problem| {
         anyhow::anyhow!(
             "provider {}: tls.ca_file {}: {problem}",
             p.name,

@@ -5,6 +5,7 @@ mod locate;
 pub mod paths;
 pub mod raw;
 mod routes;
+pub mod tls;
 mod validate;
 
 use std::collections::{BTreeMap, HashMap};

@@ -425,7 +425,7 @@ impl Validator<'_> {
                 return None;
             }
         };
-        match crate::providers::http::ca_certificates(&pem) {
+        match super::tls::ca_certificates(&pem) {
             Ok(_) => Some(super::CaBundle {
                 path,
                 pem: pem.into(),

@@ -1,6 +1,7 @@
 //! What every HTTP provider shares: a pooled rustls client with the provider's auth headers,
 //! connect / first-byte / idle timeouts, and errors classified by where they came from.
 
+use crate::config::tls::error_chain;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -124,13 +125,14 @@ impl HttpClient {
                     builder = builder.no_proxy();
                 }
                 if let Some(bundle) = &config.ca_bundle {
-                    let certs = ca_certificates(&bundle.pem).map_err(|problem| {
-                        ProviderError::Internal(format!(
-                            "provider {}: tls.ca_file {}: {problem}",
-                            config.name,
-                            bundle.path.display()
-                        ))
-                    })?;
+                    let certs =
+                        crate::config::tls::ca_certificates(&bundle.pem).map_err(|problem| {
+                            ProviderError::Internal(format!(
+                                "provider {}: tls.ca_file {}: {problem}",
+                                config.name,
+                                bundle.path.display()
+                            ))
+                        })?;
                     for cert in certs {
                         builder = builder.add_root_certificate(cert);
                     }
@@ -271,37 +273,6 @@ pub fn with_idle_timeout(body: BodyStream, idle: Duration, provider: String) -> 
         }
     })
     .boxed()
-}
-
-/// The certificates of a PEM bundle (`tls.ca_file`), checked the way the TLS client will use
-/// them as trust anchors. An error says what is wrong with the file.
-pub fn ca_certificates(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
-    let certs = reqwest::Certificate::from_pem_bundle(pem)
-        .map_err(|e| format!("not a PEM certificate bundle: {}", error_chain(&e)))?;
-    if certs.is_empty() {
-        return Err("holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)".to_owned());
-    }
-    // Building a client parses every certificate into a root store, as serving will.
-    let mut builder = reqwest::Client::builder().tls_built_in_root_certs(false);
-    for cert in &certs {
-        builder = builder.add_root_certificate(cert.clone());
-    }
-    builder
-        .build()
-        .map_err(|e| format!("not a usable CA certificate: {}", error_chain(&e)))?;
-    Ok(certs)
-}
-
-/// The error and its causes on one line; reqwest's top-level message alone says little.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// How a translating provider turns its native reply into OpenAI's format.
