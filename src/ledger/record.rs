@@ -36,6 +36,8 @@ pub enum Outcome {
     BudgetExceeded,
     /// The client went away before the reply was complete.
     ClientClosed,
+    /// smartproxy itself stopped before the reply was complete (its drain grace ran out).
+    ProxyStopped,
 }
 
 impl Outcome {
@@ -47,6 +49,7 @@ impl Outcome {
             Self::Rejected => "rejected",
             Self::BudgetExceeded => "budget_exceeded",
             Self::ClientClosed => "client_closed",
+            Self::ProxyStopped => "proxy_stopped",
         }
     }
 }

@@ -14,9 +14,6 @@ use crate::ledger::{Outcome, RequestRecord, now_ms};
 use crate::pricing::TokenCounts;
 use crate::wire::openai::Usage;
 
-/// The status recorded for requests whose client disconnected (nginx's convention).
-pub const CLIENT_CLOSED: u16 = 499;
-
 /// A fresh request id: `req_`, the time in milliseconds (48 bits), a random number fixed for
 /// this process (32 bits) and a counter (32 bits), in hex. Time-ordered ids land at the end of
 /// the ledger's primary-key index instead of on random pages, which keeps inserts cheap however
@@ -242,7 +239,8 @@ impl Drop for Finalizer {
         // Reached only when the request's future or body was dropped before it finished: the
         // client went away. The row is still written, so nothing is lost.
         if self.record.is_some() {
-            self.write(CLIENT_CLOSED, Outcome::ClientClosed, Some("client_closed"));
+            let (status, outcome, code) = self.state.dropped_ending();
+            self.write(status, outcome, Some(code));
         }
     }
 }

@@ -32,6 +32,7 @@ pub struct Server {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    state: Arc<AppState>,
 }
 
 impl Server {
@@ -49,8 +50,13 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, state, stopped, kind));
-        Ok(Self { addr, stop, task })
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), stopped, kind));
+        Ok(Self {
+            addr,
+            stop,
+            task,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -61,6 +67,8 @@ impl Server {
     pub async fn shutdown(self, grace: Duration) {
         let _ = self.stop.send(true);
         if tokio::time::timeout(grace, self.task).await.is_err() {
+            // What is still open is cut by smartproxy, not by its clients: the rows say so.
+            self.state.mark_stopped();
             tracing::warn!(
                 grace_s = grace.as_secs_f64(),
                 "requests still open after the grace period; closing them"

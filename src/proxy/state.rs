@@ -2,17 +2,21 @@
 //! the ledger, budgets, breakers, keys, cache and metrics.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::keys::ClientKeys;
 use super::metrics;
 use crate::budget::SessionBudget;
 use crate::config::Config;
-use crate::ledger::{Anomaly, Ledger, now_ms};
+use crate::ledger::{Anomaly, Ledger, Outcome, now_ms};
 use crate::pricing::{PriceBook, TokenCounts};
 use crate::providers::{self, Provider, ProviderError};
 use crate::routing::health::{Health, Transition};
 use crate::transform::Transforms;
+
+/// The status recorded for requests whose client disconnected (nginx's convention).
+const CLIENT_CLOSED: u16 = 499;
 
 /// The daemon's ledger sessions: one per client key and local day, opened on first use.
 #[derive(Debug, Default)]
@@ -110,6 +114,8 @@ pub struct AppState {
     pub after_reload: Option<fn(&AppState)>,
     /// Models already warned about for having no price.
     unpriced_warned: Mutex<HashSet<String>>,
+    /// Set when the drain grace ran out: requests dropped after this were cut by smartproxy.
+    stopped: AtomicBool,
 }
 
 impl AppState {
@@ -141,6 +147,7 @@ impl AppState {
             shared_budget: None,
             after_reload: None,
             unpriced_warned: Mutex::default(),
+            stopped: AtomicBool::new(false),
         })
     }
 
@@ -223,6 +230,20 @@ impl AppState {
             model: model.to_owned(),
             detail,
         });
+    }
+
+    /// Marks the proxy as stopped: requests still open are being cut by smartproxy itself.
+    pub fn mark_stopped(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// How a request dropped before its end is recorded: the client left, or smartproxy stopped.
+    pub fn dropped_ending(&self) -> (u16, Outcome, &'static str) {
+        if self.stopped.load(Ordering::Relaxed) {
+            (503, Outcome::ProxyStopped, "proxy_stopped")
+        } else {
+            (CLIENT_CLOSED, Outcome::ClientClosed, "client_closed")
+        }
     }
 
     /// The response transforms the config turns on.

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::context::{CLIENT_CLOSED, Finalizer, Tokens};
+use super::context::{Finalizer, Tokens};
 use super::dialect::StreamFraming;
 use crate::cache::StreamAssembler;
 use crate::ledger::Outcome;
@@ -259,10 +259,15 @@ impl SseRelay {
 
 impl Drop for SseRelay {
     fn drop(&mut self) {
-        // The client left before the stream ended: dropping `upstream` cancels the provider
-        // request; the row records what was seen so far.
-        if self.finalizer.is_some() {
-            self.finish(CLIENT_CLOSED, Outcome::ClientClosed, Some("client_closed"));
+        // The client left (or smartproxy stopped) before the stream ended: dropping `upstream`
+        // cancels the provider request; the row records what was seen so far.
+        if let Some(state) = self
+            .finalizer
+            .as_ref()
+            .map(|f| std::sync::Arc::clone(f.state()))
+        {
+            let (status, outcome, code) = state.dropped_ending();
+            self.finish(status, outcome, Some(code));
         }
     }
 }
