@@ -5,10 +5,10 @@
 
 mod support;
 
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{TestEnv, run_to_end, text, wait_output};
+use support::daemon::Daemon;
+use support::{TestEnv, run_to_end, text};
 
 fn keys(env: &TestEnv, args: &[&str]) -> std::process::Output {
     let mut cmd = env.command();
@@ -98,67 +98,13 @@ fn revoking_marks_the_key_and_an_unknown_name_is_an_error() {
     );
 }
 
-struct Daemon {
-    child: Option<Child>,
-    listen: String,
-}
-
-impl Daemon {
-    #[expect(
-        clippy::zombie_processes,
-        reason = "the child is kept in Daemon and waited on by stop() or Drop"
-    )]
-    fn start(env: &TestEnv, envs: &[(&str, &str)]) -> Daemon {
-        let config = env.write(
-            "sp.yaml",
-            "providers:\n  - name: m\n    kind: mock\nmock:\n  reply: hello\n",
-        );
-        let mut cmd = env.command();
-        cmd.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
-            .args(["daemon", "--config", config.to_str().unwrap()])
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().unwrap();
-        let pid_file = env.path().join("run/smartproxy.pid");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(info) = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .filter(|info| info["pid"] == child.id())
-            {
-                return Daemon {
-                    listen: format!("http://{}", info["listen"].as_str().unwrap()),
-                    child: Some(child),
-                };
-            }
-            assert!(Instant::now() < deadline, "the daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = self.child.as_ref().unwrap().id() as i32;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
-    }
-
-    fn stop(mut self) -> std::process::Output {
-        self.signal(nix::sys::signal::Signal::SIGTERM);
-        wait_output(self.child.take().unwrap(), Duration::from_secs(30))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// A daemon serving the mock, with the keys of `envs`.
+fn start_daemon(env: &TestEnv, envs: &[(&str, &str)]) -> Daemon {
+    let config = env.write(
+        "sp.yaml",
+        "providers:\n  - name: m\n    kind: mock\nmock:\n  reply: hello\n",
+    );
+    Daemon::start(env, &config, &[], envs)
 }
 
 async fn status(base: &str, key: Option<&str>) -> u16 {
@@ -187,7 +133,7 @@ async fn the_daemon_accepts_created_keys_and_refuses_revoked_ones() {
     let old = create(&env, "old");
     assert_eq!(keys(&env, &["revoke", "old"]).status.code(), Some(0));
 
-    let daemon = Daemon::start(&env, &[("SMARTPROXY_API_KEY", "sk-env-key")]);
+    let daemon = start_daemon(&env, &[("SMARTPROXY_API_KEY", "sk-env-key")]);
     assert_eq!(status(&daemon.listen, Some(&cursor)).await, 200);
     assert_eq!(
         status(&daemon.listen, Some("sk-env-key")).await,
@@ -234,7 +180,7 @@ async fn the_daemon_accepts_created_keys_and_refuses_revoked_ones() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_loopback_daemon_without_keys_stays_open() {
     let env = TestEnv::new();
-    let daemon = Daemon::start(&env, &[]);
+    let daemon = start_daemon(&env, &[]);
     assert_eq!(status(&daemon.listen, None).await, 200);
     daemon.stop();
 }

@@ -112,43 +112,8 @@ async fn a_client_keys_daily_budget_stops_that_key_only() {
     };
     let tight = create("tight", Some("0.0003"));
     let free = create("free", None);
-    let mut cmd = env.command();
-    cmd.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
-        .args([
-            "daemon",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // Killed and reaped when the test ends, passing or not: no test leaves a process behind.
-    struct Guard(std::process::Child);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _daemon = Guard(cmd.spawn().unwrap());
-    let pid_file = env.path().join("run/smartproxy.pid");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let listen = loop {
-        if let Some(info) = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        {
-            break format!("http://{}/v1", info["listen"].as_str().unwrap());
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the daemon did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let daemon = support::daemon::Daemon::start(&env, &config, &[], &[]);
+    let listen = format!("{}/v1", daemon.listen);
     let body = serde_json::json!({"model": "gpt-4o", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
     assert_eq!(
         post_chat(&listen, Some(&tight), body.to_string())
