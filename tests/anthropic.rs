@@ -113,6 +113,23 @@ async fn anthropic_clients_reach_openai_targets_through_translation() {
         .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(text, REPLY_WORDS.concat());
+    // Claude Code sizes its context from message_start: it carries the prompt estimate, and
+    // message_delta the provider's real count.
+    let events: Vec<serde_json::Value> = reply
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    let announced = events[0]["message"]["usage"]["input_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(announced > 0, "message_start: {}", events[0]);
+    let delta = events
+        .iter()
+        .find(|e| e["type"] == "message_delta")
+        .unwrap();
+    assert_eq!(delta["usage"]["input_tokens"], PROMPT_TOKENS, "{delta}");
 
     // A bad request gets Anthropic's error shape.
     let reply = post_messages(

@@ -32,6 +32,7 @@ impl StreamFraming {
         format: WireFormat,
         request_id: &str,
         requested_model: &str,
+        prompt_estimate: u64,
         client_wants_usage: bool,
     ) -> Self {
         match (dialect, format) {
@@ -40,7 +41,10 @@ impl StreamFraming {
             }
             (Dialect::Anthropic, WireFormat::OpenAi) => {
                 let id = format!("msg_{}", request_id.trim_start_matches("req_"));
-                Self::Anthropic(Box::new(StreamToAnthropic::new(requested_model, &id)))
+                Self::Anthropic(Box::new(
+                    StreamToAnthropic::new(requested_model, &id)
+                        .with_input_estimate(prompt_estimate),
+                ))
             }
             (Dialect::OllamaChat | Dialect::OllamaGenerate, _) => {
                 let kind = if dialect == Dialect::OllamaChat {

@@ -217,6 +217,7 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
                 response.format,
                 fin.id(),
                 &stream.requested_model,
+                stream.prompt_estimate,
                 stream.client_wants_usage,
             );
             let transforms = state.transforms();

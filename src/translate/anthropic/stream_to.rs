@@ -72,8 +72,9 @@ struct ToolBlock {
 
 /// Turns OpenAI chunks into Anthropic's named events, one chunk at a time.
 ///
-/// The first chunk opens the message (`message_start`; the usage in it is zero, since OpenAI
-/// reports usage only at the end). Text opens a `text` block and each tool call a `tool_use`
+/// The first chunk opens the message (`message_start`, whose usage carries the prompt estimate
+/// given to [`with_input_estimate`](Self::with_input_estimate): OpenAI reports usage only at the
+/// end, and clients such as Claude Code size their context from this first figure). Text opens a `text` block and each tool call a `tool_use`
 /// block, closing the block before it; argument fragments become `input_json_delta` events.
 /// [`finish`](Self::finish) closes the open block and sends `message_delta` with the stop reason
 /// and the full usage (cumulative, as Anthropic's are), then `message_stop`. An error chunk
@@ -94,6 +95,8 @@ pub struct StreamToAnthropic {
     tools: Vec<ToolBlock>,
     finish_reason: Option<String>,
     usage: Option<TokenUsage>,
+    /// Input tokens to announce in `message_start`, before the provider's count arrives.
+    input_estimate: u64,
 }
 
 impl StreamToAnthropic {
@@ -110,7 +113,16 @@ impl StreamToAnthropic {
             tools: Vec::new(),
             finish_reason: None,
             usage: None,
+            input_estimate: 0,
         }
+    }
+
+    /// Announces `tokens` input tokens in `message_start`; the provider's real count follows in
+    /// `message_delta`.
+    #[must_use]
+    pub fn with_input_estimate(mut self, tokens: u64) -> Self {
+        self.input_estimate = tokens;
+        self
     }
 
     /// Translates the `data:` payload of one OpenAI event into Anthropic events, each encoded
@@ -205,7 +217,7 @@ impl StreamToAnthropic {
             stop_reason: None,
             stop_sequence: None,
             usage: Usage {
-                input_tokens: Some(0),
+                input_tokens: Some(self.input_estimate),
                 output_tokens: Some(0),
                 ..Usage::default()
             },
