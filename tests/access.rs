@@ -138,6 +138,7 @@ async fn a_daemon_with_client_and_admin_keys_checks_every_endpoint() {
     let admin = daemon.admin.clone();
     let mut refused = 0;
     // Client endpoints: no key, a wrong key and the admin key are all refused.
+    refused += 1; // the /v1/models refusal read below
     refused += expect(
         &public,
         CLIENT_ENDPOINTS,
@@ -160,6 +161,16 @@ async fn a_daemon_with_client_and_admin_keys_checks_every_endpoint() {
     expect(&public, OPEN_ENDPOINTS, &[None], |_| 200).await;
     expect(&admin, &[("GET", "/healthz")], &[None], |_| 200).await;
 
+    let refusal = reqwest::get(format!("{public}/v1/models"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        refusal.contains("smartproxy keys create") && !refusal.contains("smartproxy run"),
+        "the daemon's 401 speaks to editor users: {refusal}"
+    );
     daemon.stop();
     assert_eq!(
         refused_rows(&env, 401),

@@ -36,7 +36,7 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<
     }
     match presented_key(headers).and_then(|key| state.keys.identify(key)) {
         Some(name) => Ok(Some(name.to_owned())),
-        None => Err(ApiError::unauthorized()),
+        None => Err(ApiError::unauthorized(state.daemon_sessions.is_some())),
     }
 }
 

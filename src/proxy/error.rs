@@ -164,12 +164,19 @@ impl ApiError {
         }
     }
 
-    pub fn unauthorized() -> Self {
-        Self::new(
-            ErrorKind::Unauthorized,
-            "missing or wrong API key: send this session's key (the OPENAI_API_KEY that `smartproxy run` gave the \
-             command) as `Authorization: Bearer <key>`, `x-api-key` or `api-key`",
-        )
+    /// A missing or wrong client key, explained to whoever can fix it: the command under
+    /// `run` (which was given the session key), or an editor pointed at the daemon.
+    pub fn unauthorized(daemon: bool) -> Self {
+        let message = if daemon {
+            "missing or wrong API key: this smartproxy daemon requires a client key. Put a key \
+             from `smartproxy keys create --name <editor>` (or the daemon's SMARTPROXY_API_KEY) \
+             in your editor's OpenAI API key setting; it is sent as `Authorization: Bearer <key>`"
+        } else {
+            "missing or wrong API key: send this session's key (the OPENAI_API_KEY that \
+             `smartproxy run` gave the command) as `Authorization: Bearer <key>`, `x-api-key` \
+             or `api-key`"
+        };
+        Self::new(ErrorKind::Unauthorized, message)
     }
 
     pub fn admin_unauthorized() -> Self {
@@ -305,7 +312,7 @@ mod tests {
             estimate_usd: 0.1,
         };
         let cases = [
-            (ApiError::unauthorized(), 401, "invalid_api_key"),
+            (ApiError::unauthorized(false), 401, "invalid_api_key"),
             (ApiError::too_large(10), 413, "request_too_large"),
             (ApiError::budget_exceeded(&refusal), 429, "budget_exceeded"),
             (
