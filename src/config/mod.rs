@@ -50,6 +50,22 @@ pub struct Config {
     pub ollama_keyless: bool,
 }
 
+/// Credentials of providers and tools that a `run` child must not see either, though no provider
+/// is registered from them: Anthropic's OAuth/bearer token and the common providers' keys.
+const OTHER_CREDENTIAL_VARS: &[&str] = &[
+    "ANTHROPIC_AUTH_TOKEN",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "MISTRAL_API_KEY",
+    "GROQ_API_KEY",
+    "TOGETHER_API_KEY",
+    "OPENROUTER_API_KEY",
+    "XAI_API_KEY",
+    "FIREWORKS_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "COHERE_API_KEY",
+];
+
 /// A named client key of the config; its value is read from `key_env` at load time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientKeyConfig {
@@ -380,6 +396,7 @@ impl Config {
     pub fn key_variables(&self) -> Vec<String> {
         let mut vars: Vec<String> = validate::WELL_KNOWN_KEY_VARS
             .iter()
+            .chain(OTHER_CREDENTIAL_VARS)
             .map(|v| (*v).to_owned())
             .collect();
         for provider in &self.providers {

@@ -31,7 +31,6 @@ pub const SET_BY_RUN: &[&str] = &[
     "OPENAI_API_KEY",
     "ANTHROPIC_BASE_URL",
     "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
     "OLLAMA_HOST",
     "SMARTPROXY_SESSION_ID",
     "SMARTPROXY_URL",
@@ -49,10 +48,6 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         ("ANTHROPIC_BASE_URL".to_owned(), inputs.proxy_url.to_owned()),
         (
             "ANTHROPIC_API_KEY".to_owned(),
-            inputs.session_key.to_owned(),
-        ),
-        (
-            "ANTHROPIC_AUTH_TOKEN".to_owned(),
             inputs.session_key.to_owned(),
         ),
         ("OLLAMA_HOST".to_owned(), inputs.proxy_url.to_owned()),
@@ -144,7 +139,11 @@ mod tests {
             Some("http://127.0.0.1:5555")
         );
         assert_eq!(value(&plan, "ANTHROPIC_API_KEY"), Some("sk-session"));
-        assert_eq!(value(&plan, "ANTHROPIC_AUTH_TOKEN"), Some("sk-session"));
+        assert_eq!(
+            value(&plan, "ANTHROPIC_AUTH_TOKEN"),
+            None,
+            "one Anthropic credential: the SDKs warn when both are set"
+        );
         assert_eq!(value(&plan, "OLLAMA_HOST"), Some("http://127.0.0.1:5555"));
         // Variables `run` sets are replaced, not removed; the others are removed.
         assert_eq!(plan.remove, vec!["MY_KEY".to_owned()]);
