@@ -219,6 +219,29 @@ fn exact(name: &str) -> Option<&'static PriceEntry> {
         .binary_search_by(|entry| entry.name.cmp(name))
         .ok()
         .and_then(|i| models.get(i))
+        .or_else(|| EMBEDDING_MODELS.iter().find(|entry| entry.name == name))
+}
+
+/// Embedding models, which the chat-and-completion trim `table.rs` comes from leaves out:
+/// OpenAI's list prices (USD per input token; embeddings have no output).
+static EMBEDDING_MODELS: &[PriceEntry] = &[
+    embedding("text-embedding-3-small", 2e-8),
+    embedding("text-embedding-3-large", 1.3e-7),
+    embedding("text-embedding-ada-002", 1e-7),
+];
+
+const fn embedding(name: &'static str, input: f64) -> PriceEntry {
+    PriceEntry {
+        name,
+        provider: "openai",
+        input,
+        output: 0.0,
+        cache_read: None,
+        cache_write: None,
+        context_window: Some(8191),
+        max_output: None,
+        caps: 0,
+    }
 }
 
 /// Binary search for `{prefix}/{name}` without allocating.

@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
+use sha2::Digest as _;
 
 use super::{
     BoxFuture, Endpoint, Provider, ProviderError, UpstreamRequest, UpstreamResponse, WireFormat,
 };
 use crate::config::{MockConfig, MockReply};
-use crate::wire::openai::ChatRequestView;
+use crate::wire::openai::{ChatRequestView, EmbeddingsView};
 use crate::wire::{estimate_tokens, sse};
 
 pub const DEFAULT_REPLY: &str = "Hello from the smartproxy mock provider. This reply is deterministic and never left your machine.";
@@ -50,10 +51,13 @@ impl Provider for MockProvider {
             if !self.config.latency.is_zero() {
                 tokio::time::sleep(self.config.latency).await;
             }
-            if request.endpoint != Endpoint::Chat || request.format != WireFormat::OpenAi {
+            if request.format != WireFormat::OpenAi || request.endpoint == Endpoint::Completions {
                 return Err(ProviderError::Rejected(
-                    "the mock provider answers chat completions only".to_owned(),
+                    "the mock provider answers chat completions and embeddings only".to_owned(),
                 ));
+            }
+            if request.endpoint == Endpoint::Embeddings {
+                return embeddings_response(&request.body);
             }
             let view = ChatRequestView::parse(&request.body).map_err(|e| {
                 ProviderError::Internal(format!("mock provider got a bad request: {}", e.message))
@@ -204,6 +208,47 @@ fn stream_response(
         format: WireFormat::OpenAi,
         body,
     }
+}
+
+/// Length of the mock's embedding vectors.
+const EMBEDDING_DIMENSIONS: usize = 8;
+
+/// Deterministic embeddings (the same text always gets the same vector) with OpenAI's usage.
+fn embeddings_response(body: &[u8]) -> Result<UpstreamResponse, ProviderError> {
+    let view = EmbeddingsView::parse(body).map_err(|e| {
+        ProviderError::Internal(format!("mock provider got a bad request: {}", e.message))
+    })?;
+    let inputs: Vec<String> = match serde_json::from_str::<serde_json::Value>(view.input.get()) {
+        Ok(serde_json::Value::Array(items)) => items.iter().map(ToString::to_string).collect(),
+        Ok(single) => vec![single.to_string()],
+        Err(_) => Vec::new(),
+    };
+    let data: Vec<serde_json::Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let digest = sha2::Sha256::digest(text.as_bytes());
+            let vector: Vec<f64> = digest[..EMBEDDING_DIMENSIONS]
+                .iter()
+                .map(|b| f64::from(*b) / 255.0 - 0.5)
+                .collect();
+            json!({"object": "embedding", "index": index, "embedding": vector})
+        })
+        .collect();
+    let tokens = estimate_tokens(view.input.get().len());
+    let reply = json!({
+        "object": "list",
+        "data": data,
+        "model": view.model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    });
+    Ok(UpstreamResponse {
+        status: 200,
+        content_type: Some("application/json".to_owned()),
+        retry_after: None,
+        format: WireFormat::OpenAi,
+        body: once(Bytes::from(reply.to_string())),
+    })
 }
 
 fn error_response(status: u16, message: Option<String>) -> UpstreamResponse {

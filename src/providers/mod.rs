@@ -35,6 +35,8 @@ pub enum Endpoint {
     Chat,
     /// Legacy `/v1/completions`, for OpenAI-compatible targets only.
     Completions,
+    /// `/v1/embeddings`, for OpenAI-compatible targets (and the mock) only.
+    Embeddings,
 }
 
 /// What the proxy asks a provider to send.

@@ -13,6 +13,7 @@ pub struct OpenAiProvider {
     http: HttpClient,
     chat_url: http::UpstreamUrl,
     completions_url: http::UpstreamUrl,
+    embeddings_url: http::UpstreamUrl,
 }
 
 impl OpenAiProvider {
@@ -31,6 +32,10 @@ impl OpenAiProvider {
             completions_url: http::parse_url(
                 &config.name,
                 &format!("{}/completions", config.base_url),
+            )?,
+            embeddings_url: http::parse_url(
+                &config.name,
+                &format!("{}/embeddings", config.base_url),
             )?,
         })
     }
@@ -51,6 +56,7 @@ impl Provider for OpenAiProvider {
             let url = match request.endpoint {
                 Endpoint::Chat => &self.chat_url,
                 Endpoint::Completions => &self.completions_url,
+                Endpoint::Embeddings => &self.embeddings_url,
             };
             let headers = [("x-request-id", request.request_id.as_str())];
             let response = self

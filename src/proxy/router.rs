@@ -29,6 +29,7 @@ pub async fn handle(
     let dialect = match (method, path) {
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => Some(Dialect::OpenAi),
         (&Method::POST, "/v1/completions" | "/completions") => Some(Dialect::Completions),
+        (&Method::POST, "/v1/embeddings" | "/embeddings") => Some(Dialect::Embeddings),
         (&Method::POST, "/v1/messages") => Some(Dialect::Anthropic),
         (&Method::POST, "/api/chat") => Some(Dialect::OllamaChat),
         (&Method::POST, "/api/generate") => Some(Dialect::OllamaGenerate),
@@ -39,9 +40,14 @@ pub async fn handle(
     }
     let headers = req.headers();
     match (method, path) {
-        (_, "/v1/chat/completions" | "/chat/completions" | "/v1/messages" | "/v1/completions") => {
-            reject(&state, ApiError::method_not_allowed(method, path, "POST"))
-        }
+        (
+            _,
+            "/v1/chat/completions"
+            | "/chat/completions"
+            | "/v1/messages"
+            | "/v1/completions"
+            | "/v1/embeddings",
+        ) => reject(&state, ApiError::method_not_allowed(method, path, "POST")),
         (&Method::GET, "/v1/models" | "/models") => match authorize(&state, headers) {
             Ok(_) => views::models(&state),
             Err(err) => reject(&state, err),
@@ -77,9 +83,7 @@ pub async fn handle(
             json_response(StatusCode::OK, r#"{"status":"ok"}"#)
         }
         (&Method::GET | &Method::HEAD, "/readyz") => views::readyz(&state),
-        (_, "/v1/responses" | "/v1/embeddings") => {
-            reject(&state, ApiError::unsupported_endpoint(path))
-        }
+        (_, "/v1/responses") => reject(&state, ApiError::unsupported_endpoint(path)),
         (method, path) => reject(&state, ApiError::not_found(method, path)),
     }
 }

@@ -43,8 +43,8 @@ pub struct StreamOptions {
 impl ChatRequestView<'_> {
     /// Parses and checks the few fields every chat request must have.
     pub fn parse(body: &[u8]) -> Result<ChatRequestView<'_>, RequestError> {
-        let view: ChatRequestView<'_> =
-            serde_json::from_slice(body).map_err(|e| RequestError::from_json(&e))?;
+        let view: ChatRequestView<'_> = serde_json::from_slice(body)
+            .map_err(|e| RequestError::from_json(&e, "chat completion"))?;
         require_model(&view.model)?;
         if !view.messages.get().trim_start().starts_with('[') {
             return Err(RequestError::new("`messages` must be an array", "messages"));
@@ -118,8 +118,33 @@ pub struct CompletionsView<'a> {
 impl CompletionsView<'_> {
     pub fn parse(body: &[u8]) -> Result<CompletionsView<'_>, RequestError> {
         let view: CompletionsView<'_> =
-            serde_json::from_slice(body).map_err(|e| RequestError::from_json(&e))?;
+            serde_json::from_slice(body).map_err(|e| RequestError::from_json(&e, "completions"))?;
         require_model(&view.model)?;
+        Ok(view)
+    }
+}
+
+/// What the proxy needs to know about a `/v1/embeddings` request.
+#[derive(Debug, Deserialize)]
+pub struct EmbeddingsView<'a> {
+    #[serde(borrow)]
+    pub model: Cow<'a, str>,
+    /// A string, an array of strings, or token arrays.
+    #[serde(borrow)]
+    pub input: &'a RawValue,
+}
+
+impl EmbeddingsView<'_> {
+    pub fn parse(body: &[u8]) -> Result<EmbeddingsView<'_>, RequestError> {
+        let view: EmbeddingsView<'_> =
+            serde_json::from_slice(body).map_err(|e| RequestError::from_json(&e, "embeddings"))?;
+        require_model(&view.model)?;
+        if !matches!(view.input.get().as_bytes().first(), Some(b'"' | b'[')) {
+            return Err(RequestError::new(
+                "`input` must be a string, an array of strings or an array of token arrays",
+                "input",
+            ));
+        }
         Ok(view)
     }
 }
@@ -153,12 +178,13 @@ impl RequestError {
         }
     }
 
-    fn from_json(err: &serde_json::Error) -> Self {
+    /// `what`: the kind of request, for the message ("chat completion", "embeddings"...).
+    fn from_json(err: &serde_json::Error, what: &str) -> Self {
         let not_json = err.is_syntax() || err.is_eof();
         let message = if not_json {
             format!("request body is not valid JSON: {err}")
         } else {
-            format!("invalid chat completion request: {err}")
+            format!("invalid {what} request: {err}")
         };
         Self {
             message,

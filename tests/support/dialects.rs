@@ -110,6 +110,28 @@ pub fn ollama_error(status: u16) -> Response<Body> {
 }
 
 /// A legacy completions reply, streamed as OpenAI events when asked.
+/// Input tokens the upstream reports for every embeddings request.
+pub const EMBEDDING_TOKENS: u64 = 12;
+
+/// An OpenAI embeddings reply: one 3-number vector per input, as `float` or `base64`.
+pub fn embeddings_reply(model: &str, request: &Value) -> Response<Body> {
+    let count = request["input"].as_array().map_or(1, Vec::len);
+    let data: Vec<Value> = (0..count)
+        .map(|i| {
+            let embedding = if request["encoding_format"] == "base64" {
+                // Three little-endian f32s: 0.25, 0.5, 0.75.
+                json!("AACAPgAAAD8AAEA/")
+            } else {
+                json!([0.25, 0.5, 0.75])
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    let body = json!({"object": "list", "data": data, "model": model,
+        "usage": {"prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS}});
+    respond("application/json", 200, body.to_string())
+}
+
 pub fn completions_reply(model: &str, request: &Value) -> Response<Body> {
     let usage = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
         "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS});

@@ -7,7 +7,7 @@ use http::HeaderMap;
 use super::Dialect;
 use crate::proxy::error::ApiError;
 use crate::translate::{anthropic, ollama};
-use crate::wire::openai::{ChatRequestView, CompletionsView, RequestError};
+use crate::wire::openai::{ChatRequestView, CompletionsView, EmbeddingsView, RequestError};
 
 /// A request, read.
 pub struct Inbound {
@@ -67,7 +67,7 @@ fn static_param(name: &str) -> Option<&'static str> {
 
 pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inbound, ApiError> {
     let (hub, native, passthrough_headers) = match dialect {
-        Dialect::OpenAi | Dialect::Completions => (body, None, Vec::new()),
+        Dialect::OpenAi | Dialect::Completions | Dialect::Embeddings => (body, None, Vec::new()),
         Dialect::Anthropic => {
             let model = anthropic_model(&body)?;
             let hub = anthropic::request_from_anthropic(&body, &model)
@@ -113,6 +113,23 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             images: false,
             json: false,
             prompt_bytes: view.prompt.get().len(),
+            hub: Bytes::new(),
+            native: None,
+            passthrough_headers: Vec::new(),
+            client_session: None,
+        }
+    } else if dialect == Dialect::Embeddings {
+        let view = EmbeddingsView::parse(&hub).map_err(ApiError::bad_request)?;
+        Inbound {
+            model: view.model.to_string(),
+            stream: false,
+            client_wants_usage: false,
+            // Embeddings have no output tokens: the budget reserves the input alone.
+            output_cap: Some(0),
+            tools: false,
+            images: false,
+            json: false,
+            prompt_bytes: view.input.get().len(),
             hub: Bytes::new(),
             native: None,
             passthrough_headers: Vec::new(),

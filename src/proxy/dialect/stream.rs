@@ -58,7 +58,7 @@ impl StreamFraming {
                     rfc3339_now(),
                 )))
             }
-            (Dialect::OpenAi | Dialect::Completions, _) => Self::OpenAi {
+            (Dialect::OpenAi | Dialect::Completions | Dialect::Embeddings, _) => Self::OpenAi {
                 drop_usage_chunk: !client_wants_usage,
             },
         }

@@ -8,7 +8,6 @@ use bytes::Bytes;
 
 use super::{Admitted, RequestCtx};
 use crate::providers::{ProviderError, UpstreamRequest, WireFormat};
-use crate::proxy::dialect::Dialect;
 use crate::proxy::error::ApiError;
 use crate::routing::execute::{Executor, Reply as Served};
 use crate::routing::health::Transition;
@@ -32,8 +31,8 @@ pub async fn attempt(
     let dialect = ctx.dialect;
     // Usage must come back on every stream: the proxy counts it, and converters need it.
     let add_stream_usage = inbound.stream && !inbound.client_wants_usage;
-    let hub = if dialect == Dialect::Completions {
-        // Legacy completions bodies are not chat: no transform applies to them.
+    let hub = if !dialect.is_chat() {
+        // Legacy completions and embeddings are not chat: no transform applies to them.
         inbound.hub.clone()
     } else {
         state

@@ -9,7 +9,6 @@ use super::{Admitted, RequestCtx};
 use crate::cache::{CachedReply, bypass_requested, cache_key, cacheable, is_complete};
 use crate::providers::{UpstreamResponse, WireFormat};
 use crate::proxy::context::Tokens;
-use crate::proxy::dialect::Dialect;
 use crate::proxy::error::ApiError;
 use crate::routing::plan::Plan;
 use crate::wire::openai::ResponseView;
@@ -26,7 +25,7 @@ pub fn key(ctx: &mut RequestCtx, request: &Admitted, plan: &Plan) -> Option<Stri
         ctx.fin.record().cache_status = "bypass";
         return None;
     }
-    if ctx.dialect == Dialect::Completions || !cacheable(&request.inbound.hub) {
+    if !ctx.dialect.is_chat() || !cacheable(&request.inbound.hub) {
         return None;
     }
     ctx.fin.record().cache_status = "miss";

@@ -12,7 +12,7 @@ use crate::ledger::Outcome;
 use crate::providers::{ProviderError, UpstreamResponse, WireFormat};
 use crate::proxy::body::{ProxyBody, error_response};
 use crate::proxy::context::Tokens;
-use crate::proxy::dialect::{Dialect, StreamFraming};
+use crate::proxy::dialect::StreamFraming;
 use crate::proxy::error::ApiError;
 use crate::proxy::headers::routing_headers;
 use crate::proxy::stream::SseRelay;
@@ -126,8 +126,8 @@ pub fn whole_body(
     };
     ctx.fin.set_tokens(tokens);
     let transforms = ctx.state.transforms();
-    // Legacy completions are not chat: no transform applies to them.
-    let body = if ctx.dialect != Dialect::Completions && transforms.any_on_response() {
+    // Legacy completions and embeddings are not chat: no transform applies to them.
+    let body = if ctx.dialect.is_chat() && transforms.any_on_response() {
         transforms
             .apply_to_response(&body)
             .map_or(body, Bytes::from)

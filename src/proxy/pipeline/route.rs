@@ -33,15 +33,21 @@ pub fn route(ctx: &mut RequestCtx, request: &Admitted) -> Result<Plan, ApiError>
     let health = &ctx.state.health;
     let mut plan = plan::plan(config, &facts, &|p, m| health.is_open(p, m, now))
         .map_err(|e| ApiError::no_route(&e))?;
-    if ctx.dialect == Dialect::Completions {
-        // Legacy completions exist only on OpenAI-compatible APIs.
+    if !ctx.dialect.is_chat() {
+        // Legacy completions and embeddings exist only on OpenAI-compatible APIs (and the mock
+        // makes up embeddings, for offline runs).
+        let serves = |kind: ProviderKind| match ctx.dialect {
+            Dialect::Embeddings => matches!(kind, ProviderKind::OpenAi | ProviderKind::Mock),
+            _ => kind == ProviderKind::OpenAi,
+        };
         plan.targets
-            .retain(|t| config.providers[t.provider].kind == ProviderKind::OpenAi);
+            .retain(|t| serves(config.providers[t.provider].kind));
         if plan.targets.is_empty() {
-            return Err(ApiError::upstream(&ProviderError::Rejected(
-                "legacy /v1/completions needs an OpenAI-compatible target for this model"
-                    .to_owned(),
-            )));
+            return Err(ApiError::upstream(&ProviderError::Rejected(format!(
+                "{} needs an OpenAI-compatible target for `{}`; none of its targets is one",
+                ctx.dialect.path(),
+                request.inbound.model
+            ))));
         }
     }
     let first = &plan.targets[0];
