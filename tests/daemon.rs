@@ -129,7 +129,7 @@ async fn start_status_serve_and_stop() {
         ),
         "{metrics}"
     );
-    let parsed = std::process::Command::new("python3")
+    let parsed = support::isolated_command(support::python::venv_python())
         .args([
             "-c",
             "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\nprint(len(list(p(sys.stdin.read()))))",
