@@ -289,12 +289,12 @@ async fn run(
         }
         _ => None,
     };
-    if let (Some(cache), Some(key)) = (&state.cache, &cache_key) {
-        if let Some(hit) = cache.get(key.clone()).await {
-            fin.set_cache_hit();
-            fin.record().served_model = Some(hit.model.clone());
-            return cached_reply(state, fin, dialect, &inbound, hit, prompt_estimate);
-        }
+    if let (Some(cache), Some(key)) = (&state.cache, &cache_key)
+        && let Some(hit) = cache.get(key.clone()).await
+    {
+        fin.set_cache_hit();
+        fin.record().served_model = Some(hit.model.clone());
+        return cached_reply(state, fin, dialect, &inbound, hit, prompt_estimate);
     }
 
     let estimate = TokenCounts {
@@ -432,28 +432,30 @@ async fn run(
             fin.set_ttfb();
             // The reply's format: translating providers answer in OpenAI's.
             let native_reply = inbound.native.is_some() && served_native;
-            if let (Some(cache), Some(key)) = (&state.cache, cache_key) {
-                if status == 200 && !native_reply && crate::cache::is_complete(&body) {
-                    let parsed: ResponseView = serde_json::from_slice(&body).unwrap_or_default();
-                    let usage = parsed.usage.unwrap_or_default();
-                    let model = fin.record().served_model.clone().unwrap_or_default();
-                    let provider = fin.record().provider.clone();
-                    let cost = state.cost_usd(
-                        provider.as_deref(),
-                        &model,
-                        Tokens::from_usage(&usage).counts,
-                    );
-                    cache.put_later(
-                        key,
-                        crate::cache::CachedReply {
-                            body: body.to_vec(),
-                            model,
-                            prompt_tokens: usage.prompt_tokens,
-                            completion_tokens: usage.completion_tokens,
-                            cost_usd: cost,
-                        },
-                    );
-                }
+            if let (Some(cache), Some(key)) = (&state.cache, cache_key)
+                && status == 200
+                && !native_reply
+                && crate::cache::is_complete(&body)
+            {
+                let parsed: ResponseView = serde_json::from_slice(&body).unwrap_or_default();
+                let usage = parsed.usage.unwrap_or_default();
+                let model = fin.record().served_model.clone().unwrap_or_default();
+                let provider = fin.record().provider.clone();
+                let cost = state.cost_usd(
+                    provider.as_deref(),
+                    &model,
+                    Tokens::from_usage(&usage).counts,
+                );
+                cache.put_later(
+                    key,
+                    crate::cache::CachedReply {
+                        body: body.to_vec(),
+                        model,
+                        prompt_tokens: usage.prompt_tokens,
+                        completion_tokens: usage.completion_tokens,
+                        cost_usd: cost,
+                    },
+                );
             }
             let body = whole_reply(
                 state,

@@ -201,13 +201,13 @@ impl SseRelay {
     /// The upstream broke mid-stream: the client gets a well-formed error event (headers are
     /// already sent, so no other provider may take over), and the ledger says so.
     fn on_broken(&mut self, err: &ProviderError) {
-        if let Some(rest) = self.decoder.take_rest() {
-            if matches!(
+        if let Some(rest) = self.decoder.take_rest()
+            && matches!(
                 self.output,
                 Output::OpenAi { .. } | Output::AnthropicNative(_)
-            ) {
-                self.ready.push_back(rest.raw);
-            }
+            )
+        {
+            self.ready.push_back(rest.raw);
         }
         let body = ErrorBody::new(
             format!("the stream from the provider broke: {err}"),
@@ -279,10 +279,10 @@ impl SseRelay {
     }
 
     fn tokens(&self) -> Tokens {
-        if let Output::AnthropicNative(counter) = &self.output {
-            if let Some(u) = counter.usage() {
-                return Tokens::from_counts(u.prompt, u.completion, u.cache_read, u.cache_creation);
-            }
+        if let Output::AnthropicNative(counter) = &self.output
+            && let Some(u) = counter.usage()
+        {
+            return Tokens::from_counts(u.prompt, u.completion, u.cache_read, u.cache_creation);
         }
         match &self.usage {
             Some(usage) => Tokens::from_usage(usage),
