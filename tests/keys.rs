@@ -162,7 +162,7 @@ impl Drop for Daemon {
 }
 
 async fn status(base: &str, key: Option<&str>) -> u16 {
-    let mut req = reqwest::Client::new()
+    let mut req = support::http_client()
         .post(format!("{base}/v1/chat/completions"))
         .body(support::chat_body("gpt-4o-mini", false, "hi"));
     if let Some(key) = key {

@@ -315,9 +315,15 @@ impl Reply {
     }
 }
 
+/// The tests' HTTP client. It ignores the developer's proxy variables, which would otherwise
+/// send the tests' 127.0.0.1 traffic to the proxy.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
 /// Posts `body` to `{base_url}/chat/completions` with the key as a bearer token.
 pub async fn post_chat(base_url: &str, key: Option<&str>, body: impl Into<reqwest::Body>) -> Reply {
-    let client = reqwest::Client::new();
+    let client = http_client();
     let mut req = client
         .post(format!("{base_url}/chat/completions"))
         .header("content-type", "application/json")
