@@ -31,7 +31,7 @@ async fn post_messages(
     extra: &[(&str, &str)],
 ) -> support::Reply {
     let root = session.env["ANTHROPIC_BASE_URL"].clone();
-    let mut req = reqwest::Client::new()
+    let mut req = support::http_client()
         .post(format!("{root}/v1/messages"))
         .header("x-api-key", &session.key)
         .header("anthropic-version", "2023-06-01")

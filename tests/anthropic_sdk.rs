@@ -1,56 +1,24 @@
 //! A real Anthropic client: the official `anthropic` Python SDK, whole and streamed, through
 //! `smartproxy run -- python3 ...`, once translated to an OpenAI-compatible target and once
-//! passed through to an Anthropic one. Installs the SDK when missing.
+//! passed through to an Anthropic one. The SDK comes from the test virtualenv (`support::python`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::process::Command;
-
 use support::upstream::{COMPLETION_TOKENS, MockUpstream, PROMPT_TOKENS, REPLY_WORDS};
 use support::{TestEnv, run_to_end, text};
-
-fn ensure_sdk() {
-    let has = || {
-        Command::new("python3")
-            .args(["-c", "import anthropic"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if has() {
-        return;
-    }
-    let status = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "anthropic",
-        ])
-        .status()
-        .unwrap();
-    assert!(
-        status.success() && has(),
-        "could not install the anthropic SDK with pip"
-    );
-}
 
 fn run_client(env: &TestEnv, config: &std::path::Path, key: (&str, &str)) -> serde_json::Value {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/testdata/anthropic_sdk_client.py"
     );
+    let python = support::python::venv_python();
     let mut cmd = env.command();
-    cmd.env(key.0, key.1).args([
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--",
-        "python3",
-        script,
-    ]);
+    cmd.env(key.0, key.1)
+        .args(["run", "--config", config.to_str().unwrap(), "--"])
+        .arg(python)
+        .arg(script);
     let out = run_to_end(cmd);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
@@ -83,7 +51,6 @@ fn check(found: &serde_json::Value) {
 
 #[test]
 fn the_anthropic_sdk_works_through_run_with_an_openai_target() {
-    ensure_sdk();
     let upstream = MockUpstream::start();
     let env = TestEnv::new();
     let config = env.upstream_config(
@@ -101,7 +68,6 @@ fn the_anthropic_sdk_works_through_run_with_an_openai_target() {
 
 #[test]
 fn the_anthropic_sdk_works_through_run_with_an_anthropic_target() {
-    ensure_sdk();
     let upstream = MockUpstream::start();
     let env = TestEnv::new();
     let config = env.write(

@@ -82,7 +82,7 @@ async fn hits_skip_the_provider_and_record_what_they_saved() {
     assert_eq!(upstream.calls(), 1);
 
     // Bypass goes to the provider.
-    let resp = reqwest::Client::new()
+    let resp = support::http_client()
         .post(format!("{}/chat/completions", session.base_url))
         .bearer_auth(&session.key)
         .header("x-smartproxy-cache", "bypass")

@@ -19,7 +19,7 @@ fn mock_config(env: &TestEnv, reply: &str) -> std::path::PathBuf {
 }
 
 async fn ask(base: &str, key: Option<&str>) -> (u16, String) {
-    let mut req = reqwest::Client::new()
+    let mut req = support::http_client()
         .post(format!("{base}/v1/chat/completions"))
         .body(support::chat_body("gpt-4o-mini", false, "hi"));
     if let Some(key) = key {
@@ -55,7 +55,9 @@ async fn start_status_serve_and_stop() {
     assert_eq!(info["running"], true);
     assert_eq!(info["pid"], daemon.pid());
 
-    let metrics = reqwest::get(format!("{}/metrics", daemon.admin))
+    let metrics = support::http_client()
+        .get(format!("{}/metrics", daemon.admin))
+        .send()
         .await
         .unwrap()
         .text()
@@ -67,7 +69,7 @@ async fn start_status_serve_and_stop() {
         ),
         "{metrics}"
     );
-    let parsed = std::process::Command::new("python3")
+    let parsed = support::isolated_command(support::python::venv_python())
         .args([
             "-c",
             "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\nprint(len(list(p(sys.stdin.read()))))",
@@ -87,7 +89,9 @@ async fn start_status_serve_and_stop() {
     );
     assert!(text(&parsed.stdout).trim().parse::<u32>().unwrap() >= 5);
     let stats: serde_json::Value = serde_json::from_str(
-        &reqwest::get(format!("{}/admin/stats", daemon.admin))
+        &support::http_client()
+            .get(format!("{}/admin/stats", daemon.admin))
+            .send()
             .await
             .unwrap()
             .text()
@@ -193,7 +197,7 @@ async fn a_bad_reload_keeps_the_old_config_and_a_good_one_takes_over() {
         "providers:\n  - name: m\n    kind: mock\nmock:\n  reply: two\n  latency: 5\n",
     )
     .unwrap();
-    let resp = reqwest::Client::new()
+    let resp = support::http_client()
         .post(format!("{}/admin/reload", daemon.admin))
         .send()
         .await

@@ -49,7 +49,7 @@ async fn bad_requests_get_openai_errors_and_are_recorded() {
     let big = chat_body("gpt-4o", false, &"x".repeat(4096));
     assert_openai_error(&post_chat(base, key, big).await, 413, "request_too_large");
 
-    let client = reqwest::Client::new();
+    let client = support::http_client();
     let resp = client
         .get(format!("{base}/chat/completions"))
         .bearer_auth(&session.key)
@@ -137,7 +137,7 @@ async fn client_errors_pass_through_once_and_unreachable_upstreams_give_502() {
 async fn models_health_and_readiness() {
     let env = TestEnv::new();
     let session = env.start_run(&["run", "--mock"], &[]);
-    let client = reqwest::Client::new();
+    let client = support::http_client();
     let root = session.env["SMARTPROXY_URL"].clone();
     assert_eq!(
         client

@@ -108,7 +108,7 @@ fn start_daemon(env: &TestEnv, envs: &[(&str, &str)]) -> Daemon {
 }
 
 async fn status(base: &str, key: Option<&str>) -> u16 {
-    let mut req = reqwest::Client::new()
+    let mut req = support::http_client()
         .post(format!("{base}/v1/chat/completions"))
         .body(support::chat_body("gpt-4o-mini", false, "hi"));
     if let Some(key) = key {

@@ -8,7 +8,7 @@ use support::upstream::{COMPLETION_TOKENS, MockUpstream, PROMPT_TOKENS, REPLY_WO
 use support::{TestEnv, chat_body, post_chat};
 
 async fn post(url: String, body: serde_json::Value) -> support::Reply {
-    let resp = reqwest::Client::new()
+    let resp = support::http_client()
         .post(url)
         .body(body.to_string())
         .send()
@@ -68,7 +68,7 @@ async fn ollama_clients_chat_and_generate_through_the_proxy() {
     assert_eq!(sent["messages"][1]["content"], "hi");
 
     // A wrong key is still refused, in Ollama's error shape.
-    let resp = reqwest::Client::new()
+    let resp = support::http_client()
         .post(format!("{host}/api/chat"))
         .bearer_auth("wrong")
         .body(chat.to_string())
@@ -80,7 +80,9 @@ async fn ollama_clients_chat_and_generate_through_the_proxy() {
     assert!(body["error"].is_string(), "{body}");
 
     let tags: serde_json::Value = serde_json::from_str(
-        &reqwest::get(format!("{host}/api/tags"))
+        &support::http_client()
+            .get(format!("{host}/api/tags"))
+            .send()
             .await
             .unwrap()
             .text()
@@ -102,7 +104,9 @@ async fn ollama_clients_chat_and_generate_through_the_proxy() {
     .await;
     assert_eq!(show.status, 200, "{}", show.body);
     let version: serde_json::Value = serde_json::from_str(
-        &reqwest::get(format!("{host}/api/version"))
+        &support::http_client()
+            .get(format!("{host}/api/version"))
+            .send()
             .await
             .unwrap()
             .text()
@@ -187,7 +191,7 @@ async fn legacy_completions_pass_through_to_openai_targets() {
         &["run", "--config", config.to_str().unwrap()],
         &[("UPSTREAM_KEY", "k")],
     );
-    let client = reqwest::Client::new();
+    let client = support::http_client();
     let body = serde_json::json!({"model": "gpt-4o-mini", "prompt": "Say hi", "max_tokens": 5});
     let resp = client
         .post(format!("{}/completions", session.base_url))

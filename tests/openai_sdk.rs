@@ -1,44 +1,16 @@
 //! A real client: the official `openai` Python SDK, streaming and not, through
-//! `smartproxy run -- python3 ...` against the mock upstream. Installs the SDK when missing.
+//! `smartproxy run -- python3 ...` against the mock upstream. The SDK comes from the test
+//! virtualenv (`support::python`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::process::Command;
-
 use support::upstream::{COMPLETION_TOKENS, MockUpstream, PROMPT_TOKENS, REPLY_WORDS};
 use support::{TestEnv, run_to_end, text};
 
-fn ensure_sdk() {
-    let has = |module: &str| {
-        Command::new("python3")
-            .args(["-c", &format!("import {module}")])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if has("openai") {
-        return;
-    }
-    let status = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "openai",
-        ])
-        .status()
-        .unwrap();
-    assert!(
-        status.success() && has("openai"),
-        "could not install the openai SDK with pip"
-    );
-}
-
 #[test]
 fn the_openai_python_sdk_works_through_run() {
-    ensure_sdk();
+    let python = support::python::venv_python();
     let upstream = MockUpstream::start();
     let env = TestEnv::new();
     let config = env.upstream_config(&upstream.base_url(), "");
@@ -51,9 +23,8 @@ fn the_openai_python_sdk_works_through_run() {
         "--config",
         config.to_str().unwrap(),
         "--",
-        "python3",
-        script,
     ]);
+    cmd.arg(python).arg(script);
     let out = run_to_end(cmd);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");

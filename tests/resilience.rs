@@ -255,7 +255,7 @@ async fn the_breaker_opens_skips_the_target_and_recovers_after_a_probe() {
     assert_eq!(reply.headers["x-smartproxy-attempts"], "1");
     assert_eq!(a.calls(), 2);
     let status_url = format!("{}/debug/status", session.env["SMARTPROXY_URL"]);
-    let status = reqwest::Client::new()
+    let status = support::http_client()
         .get(status_url)
         .bearer_auth(&session.key)
         .send()

@@ -59,7 +59,7 @@ async fn child_gets_the_proxy_and_a_session_key_never_the_real_key() {
     assert_eq!(session.env["SMARTPROXY_SESSION_ID"].len(), 16);
 
     // The session key works in each of the three places clients put it; nothing else does.
-    let client = reqwest::Client::new();
+    let client = support::http_client();
     let url = format!("{}/chat/completions", session.base_url);
     let body = chat_body("gpt-4o-mini", false, "hello");
     for (header, value) in [

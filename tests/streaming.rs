@@ -80,7 +80,7 @@ async fn events_are_forwarded_as_they_arrive() {
     let env = TestEnv::new();
     let session = start(&env, &upstream, "");
     let started = Instant::now();
-    let resp = reqwest::Client::new()
+    let resp = support::http_client()
         .post(format!("{}/chat/completions", session.base_url))
         .bearer_auth(&session.key)
         .body(chat_body("gpt-4o-mini", true, "hi"))
@@ -193,7 +193,7 @@ async fn a_client_that_leaves_cancels_upstream_and_is_recorded() {
     upstream.push([Behavior::Trickle(Duration::from_millis(150))]);
     let env = TestEnv::new();
     let session = start(&env, &upstream, "");
-    let resp = reqwest::Client::new()
+    let resp = support::http_client()
         .post(format!("{}/chat/completions", session.base_url))
         .bearer_auth(&session.key)
         .body(chat_body("gpt-4o-mini", true, "hi"))
@@ -280,7 +280,7 @@ async fn a_client_that_gives_up_on_a_whole_reply_is_recorded() {
     upstream.push([Behavior::SlowFirstByte(Duration::from_millis(1500))]);
     let env = TestEnv::new();
     let session = start(&env, &upstream, "");
-    let result = reqwest::Client::new()
+    let result = support::http_client()
         .post(format!("{}/chat/completions", session.base_url))
         .bearer_auth(&session.key)
         .timeout(Duration::from_millis(300))

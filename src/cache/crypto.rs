@@ -118,7 +118,7 @@ fn key_error(problem: String) -> CacheError {
 /// Hex when the text is all hex digits of even length (so a short hex key gets a length error,
 /// not a base64 one), base64 otherwise.
 fn decode_key(value: &str) -> Result<Vec<u8>, CacheError> {
-    if value.len() % 2 == 0 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if value.len().is_multiple_of(2) && value.bytes().all(|b| b.is_ascii_hexdigit()) {
         return hex::decode(value).map_err(|_| key_error(format!("{KEY_ENV} is not valid hex")));
     }
     decode_base64(value).ok_or_else(|| {
@@ -138,7 +138,7 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let data = match unpadded {
         Some(data) => {
             // Padding only ever completes a group of four.
-            if bytes.len() % 4 != 0 {
+            if !bytes.len().is_multiple_of(4) {
                 return None;
             }
             data

@@ -59,13 +59,11 @@ pub fn replay_as_sse(
             .unwrap_or(position as u64);
         replay.choice(index, choice)?;
     }
-    if include_usage {
-        if let Some(usage) = completion.get("usage").filter(|u| !u.is_null()) {
-            let mut chunk = replay.header.clone();
-            chunk.insert("choices".to_owned(), Value::Array(Vec::new()));
-            chunk.insert("usage".to_owned(), usage.clone());
-            replay.events.push(data_event(&serde_json::to_vec(&chunk)?));
-        }
+    if include_usage && let Some(usage) = completion.get("usage").filter(|u| !u.is_null()) {
+        let mut chunk = replay.header.clone();
+        chunk.insert("choices".to_owned(), Value::Array(Vec::new()));
+        chunk.insert("usage".to_owned(), usage.clone());
+        replay.events.push(data_event(&serde_json::to_vec(&chunk)?));
     }
     replay.events.push(Bytes::from_static(DONE_EVENT));
     Ok(replay.events)

@@ -51,10 +51,10 @@ impl CacheHandle {
             .tx
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(tx) = tx.as_ref() {
-            if tx.try_send((key, reply)).is_err() {
-                tracing::debug!("cache queue full; reply not stored");
-            }
+        if let Some(tx) = tx.as_ref()
+            && tx.try_send((key, reply)).is_err()
+        {
+            tracing::debug!("cache queue full; reply not stored");
         }
     }
 
@@ -78,10 +78,10 @@ impl Drop for CacheHandle {
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
         }
-        if let Ok(mut thread) = self.thread.lock() {
-            if let Some(handle) = thread.take() {
-                let _ = handle.join();
-            }
+        if let Ok(mut thread) = self.thread.lock()
+            && let Some(handle) = thread.take()
+        {
+            let _ = handle.join();
         }
     }
 }

@@ -400,10 +400,10 @@ impl Config {
             .map(|v| (*v).to_owned())
             .collect();
         for provider in &self.providers {
-            if let Some(var) = &provider.api_key_env {
-                if !vars.contains(var) {
-                    vars.push(var.clone());
-                }
+            if let Some(var) = &provider.api_key_env
+                && !vars.contains(var)
+            {
+                vars.push(var.clone());
             }
         }
         vars

@@ -31,10 +31,10 @@ pub fn default_database() -> PathBuf {
 
 /// Expands a leading `~/` to the home directory.
 pub fn expand_home(path: &str) -> PathBuf {
-    if let Some(rest) = path.strip_prefix("~/") {
-        if let Some(base) = BaseDirs::new() {
-            return base.home_dir().join(rest);
-        }
+    if let Some(rest) = path.strip_prefix("~/")
+        && let Some(base) = BaseDirs::new()
+    {
+        return base.home_dir().join(rest);
     }
     PathBuf::from(path)
 }

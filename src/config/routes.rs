@@ -273,13 +273,13 @@ impl Validator<'_> {
                 }
             }
         });
-        if let (Some(min), Some(max)) = (raw.min_tokens, raw.max_tokens) {
-            if min > max {
-                self.error(
-                    &format!("{key}.match.min_tokens"),
-                    "min_tokens is larger than max_tokens",
-                );
-            }
+        if let (Some(min), Some(max)) = (raw.min_tokens, raw.max_tokens)
+            && min > max
+        {
+            self.error(
+                &format!("{key}.match.min_tokens"),
+                "min_tokens is larger than max_tokens",
+            );
         }
         Matcher {
             model,

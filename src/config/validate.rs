@@ -322,13 +322,13 @@ impl Validator<'_> {
             }
         };
         let kind = kind.unwrap_or(ProviderKind::OpenAi);
-        if let Some(var) = &raw.api_key_env {
-            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                self.error(
-                    &at("api_key_env"),
-                    "name the environment variable that holds the key, e.g. OPENAI_API_KEY",
-                );
-            }
+        if let Some(var) = &raw.api_key_env
+            && (var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            self.error(
+                &at("api_key_env"),
+                "name the environment variable that holds the key, e.g. OPENAI_API_KEY",
+            );
         }
         let api_key = raw
             .api_key_env

@@ -192,10 +192,10 @@ impl Drop for Inner {
         // Dropping the last sender ends the writer loop after it drains the queue.
         let (tx, _) = mpsc::sync_channel(1);
         drop(std::mem::replace(&mut self.tx, tx));
-        if let Ok(mut guard) = self.thread.lock() {
-            if let Some(handle) = guard.take() {
-                let _ = handle.join();
-            }
+        if let Ok(mut guard) = self.thread.lock()
+            && let Some(handle) = guard.take()
+        {
+            let _ = handle.join();
         }
     }
 }

@@ -198,10 +198,10 @@ fn find(prefix: Option<&str>, name: &str) -> Option<&'static PriceEntry> {
         if rest.is_empty() {
             return None;
         }
-        if let Some(prefix) = prefix {
-            if let Some(entry) = exact_prefixed(prefix, rest) {
-                return Some(entry);
-            }
+        if let Some(prefix) = prefix
+            && let Some(entry) = exact_prefixed(prefix, rest)
+        {
+            return Some(entry);
         }
         if let Some(entry) = exact(rest) {
             return Some(entry);

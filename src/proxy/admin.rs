@@ -18,10 +18,10 @@ use super::views::{debug_status, stats};
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ProxyBody> {
     let path = req.uri().path();
     // Health checks need no key: they say nothing but "up".
-    if path != "/healthz" {
-        if let Err(err) = authorize_admin(&state, req.headers()) {
-            return reject(&state, err);
-        }
+    if path != "/healthz"
+        && let Err(err) = authorize_admin(&state, req.headers())
+    {
+        return reject(&state, err);
     }
     match (req.method(), path) {
         (&Method::POST, "/admin/reload") => reload(&state).await,

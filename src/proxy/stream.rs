@@ -169,10 +169,10 @@ impl SseRelay {
     /// The upstream broke mid-stream: the client gets a well-formed error event (headers are
     /// already sent, so no other provider may take over), and the ledger says so.
     fn on_broken(&mut self, err: &ProviderError) {
-        if let Some(rest) = self.decoder.take_rest() {
-            if self.output.passes_events_through() {
-                self.ready.push_back(rest.raw);
-            }
+        if let Some(rest) = self.decoder.take_rest()
+            && self.output.passes_events_through()
+        {
+            self.ready.push_back(rest.raw);
         }
         let body = ErrorBody::new(
             format!("the stream from the provider broke: {err}"),
@@ -234,10 +234,10 @@ impl SseRelay {
     }
 
     fn tokens(&self) -> Tokens {
-        if let Some(counter) = self.output.native_ref() {
-            if let Some(u) = counter.usage() {
-                return Tokens::from_counts(u.prompt, u.completion, u.cache_read, u.cache_creation);
-            }
+        if let Some(counter) = self.output.native_ref()
+            && let Some(u) = counter.usage()
+        {
+            return Tokens::from_counts(u.prompt, u.completion, u.cache_read, u.cache_creation);
         }
         match &self.usage {
             Some(usage) => Tokens::from_usage(usage),

@@ -119,10 +119,10 @@ impl Executor<'_> {
                 waited = Duration::ZERO;
                 match verdict {
                     Verdict::Done => {
-                        if status.is_some_and(|s| (200..300).contains(&s)) {
-                            if let Some(t) = self.health.record_success(name, &candidate.model) {
-                                (self.on_transition)(name, &candidate.model, t);
-                            }
+                        if status.is_some_and(|s| (200..300).contains(&s))
+                            && let Some(t) = self.health.record_success(name, &candidate.model)
+                        {
+                            (self.on_transition)(name, &candidate.model, t);
                         }
                         return Executed {
                             result,

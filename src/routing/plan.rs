@@ -239,18 +239,18 @@ fn decide(
         let kept = filter(candidates, &mut skipped);
         return done(format!("alias:{model}"), kept, skipped, trail);
     }
-    if let Some((prefix, rest)) = model.split_once('/') {
-        if let Some(index) = config.providers.iter().position(|p| p.name == prefix) {
-            trail.note(|| format!("`{prefix}/` names provider {prefix}"));
-            let kept = filter(
-                vec![Candidate {
-                    provider: index,
-                    model: rest.to_owned(),
-                }],
-                &mut skipped,
-            );
-            return done("prefix".to_owned(), kept, skipped, trail);
-        }
+    if let Some((prefix, rest)) = model.split_once('/')
+        && let Some(index) = config.providers.iter().position(|p| p.name == prefix)
+    {
+        trail.note(|| format!("`{prefix}/` names provider {prefix}"));
+        let kept = filter(
+            vec![Candidate {
+                provider: index,
+                model: rest.to_owned(),
+            }],
+            &mut skipped,
+        );
+        return done("prefix".to_owned(), kept, skipped, trail);
     }
     let exact = serving(config, &model, true);
     if !exact.is_empty() {
@@ -356,10 +356,10 @@ fn serving(config: &Config, model: &str, exact: bool) -> Vec<Candidate> {
 
 /// Why a rule does not match, or None when it does.
 fn mismatch(m: &crate::config::Matcher, model: &str, facts: &Facts<'_>) -> Option<String> {
-    if let Some(want) = &m.model {
-        if !want.matches(model) {
-            return Some(format!("model is not {want}"));
-        }
+    if let Some(want) = &m.model
+        && !want.matches(model)
+    {
+        return Some(format!("model is not {want}"));
     }
     if let Some(net) = &m.source {
         match facts.source {
@@ -389,10 +389,10 @@ fn mismatch(m: &crate::config::Matcher, model: &str, facts: &Facts<'_>) -> Optio
             facts.prompt_tokens
         ));
     }
-    if let Some(tag) = &m.tag {
-        if facts.tag != Some(tag.as_str()) {
-            return Some(format!("session tag is not `{tag}`"));
-        }
+    if let Some(tag) = &m.tag
+        && facts.tag != Some(tag.as_str())
+    {
+        return Some(format!("session tag is not `{tag}`"));
     }
     None
 }
@@ -423,13 +423,13 @@ fn usable(
     let window = provider
         .context_window
         .or_else(|| pricing::builtin(model).and_then(|e| e.context_window));
-    if let Some(window) = window {
-        if facts.prompt_tokens > u64::from(window) {
-            return Err(SkipReason::TooSmall {
-                window,
-                needed: facts.prompt_tokens,
-            });
-        }
+    if let Some(window) = window
+        && facts.prompt_tokens > u64::from(window)
+    {
+        return Err(SkipReason::TooSmall {
+            window,
+            needed: facts.prompt_tokens,
+        });
     }
     if is_open(&provider.name, model) {
         return Err(SkipReason::CircuitOpen);

@@ -384,16 +384,18 @@ pub fn rewrite_request(
     if model.is_none() && !add_stream_usage && !rename_cap {
         return Ok(None);
     }
-    if model.is_none() && !rename_cap {
-        if let Some(spliced) = splice_stream_usage(body) {
-            return Ok(Some(spliced));
-        }
+    if model.is_none()
+        && !rename_cap
+        && let Some(spliced) = splice_stream_usage(body)
+    {
+        return Ok(Some(spliced));
     }
     let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)?;
-    if rename_cap && !value.contains_key("max_completion_tokens") {
-        if let Some(cap) = value.shift_remove("max_tokens") {
-            value.insert("max_completion_tokens".to_owned(), cap);
-        }
+    if rename_cap
+        && !value.contains_key("max_completion_tokens")
+        && let Some(cap) = value.shift_remove("max_tokens")
+    {
+        value.insert("max_completion_tokens".to_owned(), cap);
     }
     if let Some(model) = model {
         value.insert(

@@ -50,17 +50,16 @@ impl Daemon {
         let pid_file = env.path().join("run/smartproxy.pid");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(text) = std::fs::read_to_string(&pid_file) {
-                if let Ok(info) = serde_json::from_str::<serde_json::Value>(&text) {
-                    if info["pid"] == child.id() {
-                        return Daemon {
-                            child: Some(child),
-                            listen: format!("http://{}", info["listen"].as_str().unwrap()),
-                            admin: format!("http://{}", info["admin_listen"].as_str().unwrap()),
-                            stderr,
-                        };
-                    }
-                }
+            if let Ok(text) = std::fs::read_to_string(&pid_file)
+                && let Ok(info) = serde_json::from_str::<serde_json::Value>(&text)
+                && info["pid"] == child.id()
+            {
+                return Daemon {
+                    child: Some(child),
+                    listen: format!("http://{}", info["listen"].as_str().unwrap()),
+                    admin: format!("http://{}", info["admin_listen"].as_str().unwrap()),
+                    stderr,
+                };
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("the daemon exited ({status}): {}", stderr.lock().unwrap());

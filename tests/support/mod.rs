@@ -1,10 +1,17 @@
-//! Shared test support: a scripted mock upstream (`upstream`), an isolated environment for the
-//! real binary (temp HOME, temp ledger, no provider keys), and `run` sessions whose child hands
-//! its environment to the test and exits when told.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Shared test support: a scripted mock upstream (`upstream`), the test virtualenv (`python`),
+//! an isolated environment for the real binary (temp HOME, temp ledger, nothing of the
+//! developer's environment), and `run` sessions whose child hands its environment to the test
+//! and exits when told.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr
+)]
 
 pub mod daemon;
 pub mod dialects;
+pub mod python;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -15,26 +22,42 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_smartproxy");
 
-/// Variables that would leak the developer's own setup into a test.
-const SCRUBBED: &[&str] = &[
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_API_BASE",
-    "ANTHROPIC_API_KEY",
-    "DEEPSEEK_API_KEY",
-    "SMARTPROXY_SESSION_ID",
-    "SMARTPROXY_URL",
-    "SMARTPROXY_CONFIG",
-    "SMARTPROXY_LISTEN",
-    "SMARTPROXY_LOG_LEVEL",
-    "SMARTPROXY_BUDGET_SESSION_LIMIT_USD",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
+/// The only variables a test passes on to the binary or a child: what finding programs (pyenv
+/// shims included), the locale, temp files and the terminal need. Everything else is dropped,
+/// so nothing the binary reads (`SMARTPROXY_*`, `MODEL_MAP`, `DEFAULT_UPSTREAM`, provider keys,
+/// proxies, CA bundles...) leaks in from the developer's shell, variables added later included.
+const KEPT: &[&str] = &[
+    "PATH",
+    "TMPDIR",
+    "TERM",
+    "LANG",
+    "LANGUAGE",
+    "RUST_BACKTRACE",
+    "PYENV_ROOT",
+    "PYENV_VERSION",
 ];
+
+fn kept(name: &str) -> bool {
+    KEPT.contains(&name) || name.starts_with("LC_")
+}
+
+/// `program` with an environment reduced to `KEPT`.
+pub fn isolated_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear()
+        .envs(std::env::vars_os().filter(|(name, _)| name.to_str().is_some_and(kept)));
+    cmd
+}
+
+/// Where a test cannot run (a tool or data missing): outside CI, prints why and lets the test
+/// return; under CI (`CI` set, as `.ci/run` is run), fails, because a skipped test proves nothing.
+/// Use as `if missing { return support::skip_or_fail("why"); }`.
+pub fn skip_or_fail(reason: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("cannot run under CI: {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
 
 /// A temp dir with its own HOME and ledger.
 pub struct TestEnv {
@@ -61,10 +84,7 @@ impl TestEnv {
 
     /// The binary, with an environment that holds nothing of the developer's.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        for var in SCRUBBED {
-            cmd.env_remove(var);
-        }
+        let mut cmd = isolated_command(BIN);
         let home = self.dir.path().join("home");
         cmd.env("HOME", &home)
             .env("XDG_CONFIG_HOME", home.join(".config"))
@@ -296,9 +316,15 @@ impl Reply {
     }
 }
 
+/// The tests' HTTP client. It ignores the developer's proxy variables, which would otherwise
+/// send the tests' 127.0.0.1 traffic to the proxy.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
 /// Posts `body` to `{base_url}/chat/completions` with the key as a bearer token.
 pub async fn post_chat(base_url: &str, key: Option<&str>, body: impl Into<reqwest::Body>) -> Reply {
-    let client = reqwest::Client::new();
+    let client = http_client();
     let mut req = client
         .post(format!("{base_url}/chat/completions"))
         .header("content-type", "application/json")

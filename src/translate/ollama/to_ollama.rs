@@ -27,13 +27,13 @@ pub fn request_to_ollama(openai_body: &[u8], model: &str) -> Result<Vec<u8>, Tra
         Some(_) => return Err(TranslateError::at("messages", "must be an array")),
         None => return Err(TranslateError::at("messages", "is required")),
     };
-    if let Some(n) = number(&body, "n")? {
-        if n > 1.0 {
-            return Err(TranslateError::unsupported(
-                "n",
-                "Ollama returns one choice per request; send `n` = 1",
-            ));
-        }
+    if let Some(n) = number(&body, "n")?
+        && n > 1.0
+    {
+        return Err(TranslateError::unsupported(
+            "n",
+            "Ollama returns one choice per request; send `n` = 1",
+        ));
     }
     let request = ChatRequest {
         model: model.to_owned(),
@@ -85,10 +85,10 @@ fn messages(list: &[Value]) -> Result<Vec<Message>, TranslateError> {
                     .find_map(|k| message.get(*k).and_then(Value::as_str))
                     .filter(|t| !t.is_empty())
                     .map(str::to_owned);
-                if translated.content.is_empty() {
-                    if let Some(Value::String(refusal)) = message.get("refusal") {
-                        translated.content = refusal.clone();
-                    }
+                if translated.content.is_empty()
+                    && let Some(Value::String(refusal)) = message.get("refusal")
+                {
+                    translated.content = refusal.clone();
                 }
             }
             "tool" => {
