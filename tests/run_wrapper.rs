@@ -295,3 +295,82 @@ fn a_run_inside_a_run_records_its_parent() {
         "{listing}"
     );
 }
+
+#[test]
+fn a_run_inside_a_run_is_recorded_once_and_counted_in_both() {
+    let env = TestEnv::new();
+    // Three requests from the inner session's command, through the inner proxy, whose
+    // zero-config provider is the outer session's proxy (OPENAI_BASE_URL, OPENAI_API_KEY).
+    let script = "import os, urllib.request as u\n\
+        for _ in range(3):\n    \
+        u.urlopen(u.Request(os.environ['OPENAI_BASE_URL'] + '/chat/completions', \
+        data=b'{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}', \
+        headers={'Authorization': 'Bearer ' + os.environ['OPENAI_API_KEY'], \
+        'Content-Type': 'application/json'})).read()\n";
+    let mut cmd = env.command();
+    cmd.args([
+        "run",
+        "--mock",
+        "--tag",
+        "outer",
+        "--budget",
+        "1",
+        "--summary",
+        "json",
+        "--",
+    ])
+    .args([
+        support::BIN,
+        "run",
+        "--tag",
+        "inner",
+        "--summary",
+        "none",
+        "--",
+    ])
+    .args(["python3", "-c", script]);
+    let out = run_to_end(cmd);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    let conn = env.ledger();
+    let (inner, parent): (String, String) = conn
+        .query_row(
+            "SELECT id, parent_id FROM sessions WHERE tag = 'inner'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let outer: String = conn
+        .query_row("SELECT id FROM sessions WHERE tag = 'outer'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(parent, outer);
+    let rows = env.requests();
+    assert_eq!(
+        rows.len(),
+        3,
+        "each request once, not once per proxy: {rows:?}"
+    );
+    assert!(rows.iter().all(|r| r["session_id"] == inner), "{rows:?}");
+    let cost: f64 = rows
+        .iter()
+        .map(|r| r["cost_usd"].parse::<f64>().unwrap())
+        .sum();
+    assert!(cost > 0.0);
+    // The shared daily/monthly books (the spend rollup) hold the cost once.
+    let rolled: f64 = conn
+        .query_row("SELECT TOTAL(cost_usd) FROM spend", [], |r| r.get(0))
+        .unwrap();
+    assert!((rolled - cost).abs() < 1e-12, "{rolled} vs {cost}");
+
+    // The outer session's summary and stats include its child's requests.
+    let summary: serde_json::Value =
+        serde_json::from_str(stderr.lines().rev().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(summary["requests"], 3, "{summary}");
+    let mut stats = env.command();
+    stats.args(["stats", "--session", &outer, "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&run_to_end(stats).stdout).unwrap();
+    assert_eq!(stats["total"]["requests"], 3, "{stats}");
+}

@@ -125,6 +125,14 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     // cannot send a key) are served without one from loopback.
     state.admin_keys = ClientKeys::single("session", &session_key);
     state.ollama_keyless = true;
+    // Inside another run: providers pointing at that session's proxy tell it this session's id.
+    state.forward_to_parent = parent_id.as_ref().and_then(|_| {
+        let url = std::env::var("SMARTPROXY_URL").ok()?;
+        Some(crate::proxy::ParentProxy {
+            url: url.trim_end_matches('/').to_owned(),
+            session_id: session_id.clone(),
+        })
+    });
     state.cache = super::cache_cmd::open_for_serving(&config)?;
     state.shared_budget =
         crate::budget::SharedBudget::open(state.ledger.path(), &config.budget, false)

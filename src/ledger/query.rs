@@ -116,8 +116,13 @@ fn where_clause(filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
     let mut clauses = Vec::new();
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(id) = &filter.session_id {
+        // A session's figures include the `run`s started inside it, however deep.
         args.push(id.clone().into());
-        clauses.push(format!("r.session_id = ?{}", args.len()));
+        clauses.push(format!(
+            "r.session_id IN (WITH RECURSIVE tree(id) AS (SELECT ?{n} UNION ALL \
+             SELECT s.id FROM sessions s JOIN tree ON s.parent_id = tree.id) SELECT id FROM tree)",
+            n = args.len()
+        ));
     }
     if let Some(since) = filter.since_ms {
         args.push(since.into());

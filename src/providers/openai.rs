@@ -58,7 +58,14 @@ impl Provider for OpenAiProvider {
                 Endpoint::Completions => &self.completions_url,
                 Endpoint::Embeddings => &self.embeddings_url,
             };
-            let headers = [("x-request-id", request.request_id.as_str())];
+            let mut headers = Vec::with_capacity(1 + request.headers.len());
+            headers.push(("x-request-id", request.request_id.as_str()));
+            headers.extend(
+                request
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            );
             let response = self
                 .http
                 .post(url, request.body, request.stream, &headers)

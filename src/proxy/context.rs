@@ -126,6 +126,9 @@ pub struct Finalizer {
     reservation: Option<Reservation>,
     /// Served from the cache: it cost nothing, and saved what the tokens would have cost.
     cache_hit: bool,
+    /// Forwarded for a nested `run` whose own proxy records the request: this proxy settles
+    /// its session budget but writes no second row.
+    forwarded: bool,
 }
 
 impl Finalizer {
@@ -137,6 +140,7 @@ impl Finalizer {
             started: Instant::now(),
             reservation: None,
             cache_hit: false,
+            forwarded: false,
         }
     }
 
@@ -189,6 +193,15 @@ impl Finalizer {
         }
     }
 
+    /// Marks the request as one a nested `run` forwarded: it is recorded there, not here.
+    pub fn set_forwarded(&mut self) {
+        self.forwarded = true;
+    }
+
+    pub fn forwarded(&self) -> bool {
+        self.forwarded
+    }
+
     /// Marks the request as served from the cache.
     pub fn set_cache_hit(&mut self) {
         self.cache_hit = true;
@@ -229,6 +242,9 @@ impl Finalizer {
             latency_ms = format_args!("{:.1}", record.latency_ms),
             "request"
         );
+        if self.forwarded {
+            return;
+        }
         self.state.metrics.record(&record);
         self.state.ledger.record(record);
     }

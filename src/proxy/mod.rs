@@ -30,4 +30,4 @@ mod views;
 pub use keys::ClientKeys;
 pub use server::Listener;
 pub use server::Server;
-pub use state::{AppState, DaemonSessions, Runtime, SessionInfo};
+pub use state::{AppState, DaemonSessions, ParentProxy, Runtime, SessionInfo};

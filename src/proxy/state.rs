@@ -15,6 +15,18 @@ use crate::providers::{self, Provider, ProviderError};
 use crate::routing::health::{Health, Transition};
 use crate::transform::Transforms;
 
+/// The header a nested `run`'s proxy sends its parent session's proxy: its own session id.
+pub const FORWARDED_SESSION: &str = "x-smartproxy-forwarded-session";
+
+/// The proxy of the session a `run` was started in, which its providers may point at.
+#[derive(Debug, Clone)]
+pub struct ParentProxy {
+    /// `http://127.0.0.1:PORT`, the parent's `SMARTPROXY_URL`.
+    pub url: String,
+    /// This (the nested) session's id.
+    pub session_id: String,
+}
+
 /// The status recorded for requests whose client disconnected (nginx's convention).
 const CLIENT_CLOSED: u16 = 499;
 
@@ -116,6 +128,11 @@ pub struct AppState {
     unpriced_warned: Mutex<HashSet<String>>,
     /// Set when the drain grace ran out: requests dropped after this were cut by smartproxy.
     stopped: AtomicBool,
+    /// Under a nested `run`: the outer session's proxy, and this session's id to tell it, so
+    /// that the outer proxy forwards without recording the request a second time.
+    pub forward_to_parent: Option<ParentProxy>,
+    /// Nested sessions found in the ledger to be children of this one.
+    children: Mutex<HashSet<String>>,
 }
 
 impl AppState {
@@ -148,6 +165,8 @@ impl AppState {
             after_reload: None,
             unpriced_warned: Mutex::default(),
             stopped: AtomicBool::new(false),
+            forward_to_parent: None,
+            children: Mutex::default(),
         })
     }
 
@@ -230,6 +249,48 @@ impl AppState {
             model: model.to_owned(),
             detail,
         });
+    }
+
+    /// Whether `session` is a `run` started inside this proxy's session (its parent in the
+    /// ledger). Its row may lag its first request by the writer's commit window, so a missing
+    /// row is looked for again for up to a second. Blocking: call off the runtime.
+    pub fn is_child_session(&self, session: &str) -> bool {
+        let Some(own) = self.session_id.as_deref() else {
+            return false;
+        };
+        let known = |s: &Self| {
+            s.children
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(session)
+        };
+        if known(self) {
+            return true;
+        }
+        let Ok(conn) = crate::db::open_read_only(self.ledger.path()) else {
+            return false;
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            let found = conn
+                .query_row(
+                    "SELECT 1 FROM sessions WHERE id = ?1 AND parent_id = ?2",
+                    [session, own],
+                    |_| Ok(()),
+                )
+                .is_ok();
+            if found {
+                self.children
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(session.to_owned());
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Marks the proxy as stopped: requests still open are being cut by smartproxy itself.

@@ -11,6 +11,7 @@ use crate::proxy::body::read_parts_body;
 use crate::proxy::context::salted_hash;
 use crate::proxy::dialect::{self, Inbound};
 use crate::proxy::error::ApiError;
+use crate::proxy::state::FORWARDED_SESSION;
 use crate::wire::estimate_tokens;
 
 /// A request let in and read.
@@ -23,6 +24,14 @@ pub struct Admitted {
     pub prompt_estimate: u64,
 }
 
+/// The nested session a request says it was forwarded for, if any.
+fn forwarded_session(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(FORWARDED_SESSION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+}
+
 pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admitted, ApiError> {
     let state = &ctx.state;
     let (parts, body) = req.into_parts();
@@ -31,6 +40,23 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     } else {
         authorize(state, &parts.headers)?
     };
+    if let Some(child) = forwarded_session(&parts.headers) {
+        // A nested `run` records this request itself; this proxy only counts it against its
+        // session budget (which covers its children) and forwards it.
+        let state = std::sync::Arc::clone(state);
+        let child = child.to_owned();
+        let verified = tokio::task::spawn_blocking(move || state.is_child_session(&child))
+            .await
+            .unwrap_or(false);
+        if verified {
+            ctx.fin.set_forwarded();
+        } else {
+            tracing::warn!(
+                "a request names a nested session that is not this session's child; recording it here"
+            );
+        }
+    }
+    let state = &ctx.state;
     if let Some(sessions) = &state.daemon_sessions {
         let name = key_name.as_deref().unwrap_or("anonymous");
         ctx.fin.record().session_id = Some(sessions.session_for(&state.ledger, name));

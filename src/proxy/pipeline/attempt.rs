@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::{Admitted, RequestCtx};
 use crate::providers::{ProviderError, UpstreamRequest, WireFormat};
 use crate::proxy::error::ApiError;
+use crate::proxy::state::FORWARDED_SESSION;
 use crate::routing::execute::{Executor, Reply as Served};
 use crate::routing::health::Transition;
 use crate::routing::plan::{Candidate, Plan};
@@ -66,6 +67,20 @@ pub async fn attempt(
                 )));
             }
         };
+        // Anthropic's version and beta headers matter only to Anthropic's own API.
+        let mut headers = if format == WireFormat::Anthropic {
+            inbound.passthrough_headers.clone()
+        } else {
+            Vec::new()
+        };
+        // To the parent session's proxy: this request is recorded here, not there too.
+        if let Some(parent) = &state.forward_to_parent
+            && rt.config.providers[candidate.provider]
+                .base_url
+                .starts_with(&parent.url)
+        {
+            headers.push((FORWARDED_SESSION.to_owned(), parent.session_id.clone()));
+        }
         Ok(UpstreamRequest {
             body,
             format,
@@ -73,7 +88,7 @@ pub async fn attempt(
             model: candidate.model.clone(),
             stream: inbound.stream,
             request_id: request_id.clone(),
-            headers: inbound.passthrough_headers.clone(),
+            headers,
         })
     };
     let on_transition =

@@ -39,7 +39,12 @@ pub async fn reserve(
     ctx.fin.hold(reservation);
     ctx.trip.budget_remaining = state.budget.remaining_usd();
 
-    let Some(shared) = &state.shared_budget else {
+    // A forwarded request is charged to the shared budgets by the nested session that sent it.
+    let Some(shared) = state
+        .shared_budget
+        .as_ref()
+        .filter(|_| !ctx.fin.forwarded())
+    else {
         return Ok(());
     };
     let shared = Arc::clone(shared);
