@@ -11,6 +11,17 @@ use support::{RunSession, TestEnv, chat_body, post_chat};
 
 /// Two providers, `a` then `b`, both serving gpt-4o-mini.
 fn start_pair(env: &TestEnv, a: &MockUpstream, b: &MockUpstream, resilience: &str) -> RunSession {
+    start_pair_with(env, a, b, resilience, &[])
+}
+
+/// `start_pair`, with `envs` for the run.
+fn start_pair_with(
+    env: &TestEnv,
+    a: &MockUpstream,
+    b: &MockUpstream,
+    resilience: &str,
+    envs: &[(&str, &str)],
+) -> RunSession {
     let config = env.write(
         "sp.yaml",
         &format!(
@@ -19,7 +30,7 @@ fn start_pair(env: &TestEnv, a: &MockUpstream, b: &MockUpstream, resilience: &st
             b.base_url()
         ),
     );
-    env.start_run(&["run", "--config", config.to_str().unwrap()], &[])
+    env.start_run(&["run", "--config", config.to_str().unwrap()], envs)
 }
 
 fn attempts(env: &TestEnv) -> Vec<(String, String, String, f64)> {
@@ -305,16 +316,11 @@ async fn logs_tie_each_attempt_to_its_request_id() {
         retry_after: None,
     }]);
     let env = TestEnv::new();
-    let config = env.write(
-        "sp.yaml",
-        &format!(
-            "providers:\n  - name: a\n    kind: openai\n    base_url: {}\n    models: [gpt-4o-mini]\n  - name: b\n    kind: openai\n    base_url: {}\n    models: [gpt-4o-mini]\nresilience:\n  backoff_ms: 5\n",
-            a.base_url(),
-            b.base_url()
-        ),
-    );
-    let session = env.start_run(
-        &["run", "--config", config.to_str().unwrap()],
+    let session = start_pair_with(
+        &env,
+        &a,
+        &b,
+        "  backoff_ms: 5\n",
         &[("SMARTPROXY_LOG_LEVEL", "debug")],
     );
     let reply = post_chat(

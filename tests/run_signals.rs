@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -78,20 +77,7 @@ impl Traced {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&strip_ansi(&String::from_utf8_lossy(&buf[..n])));
-            }
-        });
+        let stderr = support::capture_stderr(&mut child);
         let traced = Traced {
             child: Some(child),
             dir,
@@ -202,24 +188,6 @@ fn death_by_a_forwarded_signal_exits_128_plus_n() {
             text(&out.stderr)
         );
     }
-}
-
-/// Log lines without colour codes (SGR sequences `ESC [ ... m`).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn terminal() -> (OwnedFd, OwnedFd) {

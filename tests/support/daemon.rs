@@ -1,7 +1,6 @@
 //! A foreground `smartproxy daemon` on 127.0.0.1:0 for tests: found through its pid file in a
 //! private runtime dir, its stderr collected as it comes, killed and reaped on drop.
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -33,20 +32,7 @@ impl Daemon {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = super::capture_stderr(&mut child);
         let pid_file = env.path().join("run/smartproxy.pid");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

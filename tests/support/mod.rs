@@ -342,3 +342,24 @@ pub async fn post_chat(base_url: &str, key: Option<&str>, body: impl Into<reqwes
         body,
     }
 }
+
+/// Collects a child's stderr as it comes, on a thread of its own, so a test can read what was
+/// written so far while the child runs. The thread ends when the child closes the pipe.
+pub fn capture_stderr(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::Read;
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut pipe = child.stderr.take().expect("stderr is piped");
+    let sink = std::sync::Arc::clone(&stderr);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    stderr
+}
