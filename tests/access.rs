@@ -84,6 +84,8 @@ const ADMIN_ENDPOINTS: &[(&str, &str)] = &[
 
 /// Endpoints anyone may ask: they say "up" and nothing more.
 const OPEN_ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("HEAD", "/"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/api/version"),

@@ -79,6 +79,12 @@ pub async fn handle(
             Ok(()) => views::stats(&state).await,
             Err(err) => reject(&state, err),
         },
+        // Clients probe the base URL before anything (Claude Code sends `HEAD /`): an answer,
+        // not a refusal in the ledger.
+        (&Method::GET | &Method::HEAD, "/") => json_response(
+            StatusCode::OK,
+            json!({"name": "smartproxy", "version": env!("CARGO_PKG_VERSION")}).to_string(),
+        ),
         (&Method::GET | &Method::HEAD, "/healthz") => {
             json_response(StatusCode::OK, r#"{"status":"ok"}"#)
         }

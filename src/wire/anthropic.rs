@@ -50,6 +50,9 @@ pub struct Message {
 pub enum Role {
     User,
     Assistant,
+    /// A system message among the turns (Claude Code 2 sends them), beside the top-level
+    /// `system` prompt.
+    System,
 }
 
 /// Content that may be a plain string or a list of blocks (`system`, message `content`,

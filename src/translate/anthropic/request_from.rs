@@ -45,6 +45,7 @@ pub fn request_from_anthropic(
         match message.role {
             Role::User => user_messages(&message.content, &path, &mut messages)?,
             Role::Assistant => messages.push(assistant_message(&message.content, &path)?),
+            Role::System => messages.push(system_message(&message.content, &path)?),
         }
     }
 
@@ -235,6 +236,33 @@ fn tool_message(
         content.insert_str(0, "Error: ");
     }
     Ok(json!({"role": "tool", "tool_call_id": result.tool_use_id, "content": content}))
+}
+
+/// A system turn: its text, at its place in the conversation (OpenAI takes system messages
+/// anywhere).
+fn system_message(content: &Content<ContentBlock>, path: &str) -> Result<Value, TranslateError> {
+    let text = match content {
+        Content::Text(t) => t.clone(),
+        Content::Blocks(blocks) => {
+            let mut parts = Vec::with_capacity(blocks.len());
+            for (j, block) in blocks.iter().enumerate() {
+                match block {
+                    ContentBlock::Text(block) => parts.push(block.text.as_str()),
+                    other => {
+                        return Err(TranslateError::unsupported(
+                            format!("{path}.content[{j}]"),
+                            format!(
+                                "system messages hold text only, not `{}` blocks",
+                                other.kind()
+                            ),
+                        ));
+                    }
+                }
+            }
+            parts.join("\n\n")
+        }
+    };
+    Ok(json!({"role": "system", "content": text}))
 }
 
 fn assistant_message(content: &Content<ContentBlock>, path: &str) -> Result<Value, TranslateError> {

@@ -1,0 +1,75 @@
+//! Real agent CLIs, unmodified, through `smartproxy run` against a scripted upstream: the
+//! official Claude Code (`claude -p`, from the npm registry at the version pinned in
+//! `testdata/npm-clients/package.json`). Skipped with its reason where npm is missing, except
+//! under CI, where that fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::upstream::{MockUpstream, REPLY_WORDS};
+use support::{TestEnv, run_to_end, skip_or_fail, text};
+
+#[test]
+fn claude_code_runs_through_run_on_an_openai_compatible_provider() {
+    let claude = match support::npm::client("claude") {
+        Ok(path) => path,
+        Err(reason) => return skip_or_fail(&reason),
+    };
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: upstream\n    kind: openai\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [\"claude-*\"]\n",
+            upstream.base_url()
+        ),
+    );
+    let mut cmd = env.command();
+    cmd.env("UPSTREAM_KEY", "sk-upstream-real")
+        // Claude Code's own update checks and telemetry would go to the internet.
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--summary",
+            "json",
+            "--",
+        ])
+        .arg(&claude)
+        .args(["-p", "Say hi to the proxy"]);
+    let out = run_to_end(cmd);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "claude failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(&REPLY_WORDS.concat()), "{stdout}\n{stderr}");
+
+    // The conversation reached the provider translated to Chat Completions, with the real key.
+    let sent = upstream.received();
+    assert!(!sent.is_empty());
+    let first = &sent[0];
+    assert_eq!(first.path, "/v1/chat/completions");
+    assert_eq!(
+        first.authorization.as_deref(),
+        Some("Bearer sk-upstream-real")
+    );
+    assert!(
+        first.body["messages"]
+            .to_string()
+            .contains("Say hi to the proxy"),
+        "{}",
+        first.body
+    );
+
+    // Every request Claude Code made is a successful ledger row; nothing refused or lost.
+    let rows = env.requests();
+    assert_eq!(rows.len(), sent.len(), "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["status"], "200", "{row:?}");
+        assert_eq!(row["endpoint"], "messages", "{row:?}");
+        assert!(row["user_agent"].starts_with("claude-cli/"), "{row:?}");
+        assert_ne!(row["prompt_tokens"], "0", "{row:?}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(stderr.lines().rev().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(summary["requests"], rows.len(), "{summary}");
+}
