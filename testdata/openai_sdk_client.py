@@ -38,6 +38,19 @@ chunks = list(
 last = chunks[-1]
 out["stream_usage"] = [last.usage.prompt_tokens, last.usage.completion_tokens] if last.usage else None
 
+# The Responses API (what Codex speaks), whole and streamed.
+response = client.responses.create(model="gpt-4o-mini", input="What is the answer?")
+out["responses_text"] = response.output_text
+out["responses_usage"] = [response.usage.input_tokens, response.usage.output_tokens]
+events = list(client.responses.create(model="gpt-4o-mini", input="What is the answer?", stream=True))
+out["responses_stream_text"] = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+completed = [e for e in events if e.type == "response.completed"]
+out["responses_stream_usage"] = [completed[0].response.usage.input_tokens, completed[0].response.usage.output_tokens] if completed else None
+
+# Embeddings.
+embedded = client.embeddings.create(model="gpt-4o-mini", input=["one", "two"])
+out["embeddings"] = [len(embedded.data), embedded.usage.prompt_tokens]
+
 try:
     client.chat.completions.create(model="gpt-4o-mini", messages=[])
 except openai.BadRequestError as err:

@@ -53,6 +53,19 @@ fn the_openai_python_sdk_works_through_run() {
         found["wrong_key"],
         serde_json::json!([401, "invalid_api_key"])
     );
+    assert_eq!(found["responses_text"], answer.as_str());
+    assert_eq!(found["responses_stream_text"], answer.as_str());
+    for usage in ["responses_usage", "responses_stream_usage"] {
+        assert_eq!(
+            found[usage],
+            serde_json::json!([PROMPT_TOKENS, COMPLETION_TOKENS]),
+            "{usage}"
+        );
+    }
+    assert_eq!(
+        found["embeddings"],
+        serde_json::json!([2, support::dialects::EMBEDDING_TOKENS])
+    );
     assert_eq!(found["real_key_visible"], false);
     assert!(
         found["base_url"]
@@ -62,10 +75,10 @@ fn the_openai_python_sdk_works_through_run() {
     );
     assert_eq!(
         upstream.calls(),
-        3,
-        "three good requests reached the provider"
+        6,
+        "six good requests reached the provider"
     );
-    assert!(stderr.contains("5 requests (3 ok, 2 failed)"), "{stderr}");
+    assert!(stderr.contains("8 requests (6 ok, 2 failed)"), "{stderr}");
     let rows = env.requests();
     assert!(
         rows.iter()

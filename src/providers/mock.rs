@@ -51,7 +51,12 @@ impl Provider for MockProvider {
             if !self.config.latency.is_zero() {
                 tokio::time::sleep(self.config.latency).await;
             }
-            if request.format != WireFormat::OpenAi || request.endpoint == Endpoint::Completions {
+            if request.format != WireFormat::OpenAi
+                || matches!(
+                    request.endpoint,
+                    Endpoint::Completions | Endpoint::Responses
+                )
+            {
                 return Err(ProviderError::Rejected(
                     "the mock provider answers chat completions and embeddings only".to_owned(),
                 ));

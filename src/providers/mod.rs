@@ -37,6 +37,8 @@ pub enum Endpoint {
     Completions,
     /// `/v1/embeddings`, for OpenAI-compatible targets (and the mock) only.
     Embeddings,
+    /// `/v1/responses`, OpenAI's Responses API, passed to OpenAI-compatible targets.
+    Responses,
 }
 
 /// What the proxy asks a provider to send.

@@ -14,6 +14,7 @@ pub struct OpenAiProvider {
     chat_url: http::UpstreamUrl,
     completions_url: http::UpstreamUrl,
     embeddings_url: http::UpstreamUrl,
+    responses_url: http::UpstreamUrl,
 }
 
 impl OpenAiProvider {
@@ -37,6 +38,10 @@ impl OpenAiProvider {
                 &config.name,
                 &format!("{}/embeddings", config.base_url),
             )?,
+            responses_url: http::parse_url(
+                &config.name,
+                &format!("{}/responses", config.base_url),
+            )?,
         })
     }
 }
@@ -57,6 +62,7 @@ impl Provider for OpenAiProvider {
                 Endpoint::Chat => &self.chat_url,
                 Endpoint::Completions => &self.completions_url,
                 Endpoint::Embeddings => &self.embeddings_url,
+                Endpoint::Responses => &self.responses_url,
             };
             let mut headers = Vec::with_capacity(1 + request.headers.len());
             headers.push(("x-request-id", request.request_id.as_str()));

@@ -269,7 +269,10 @@ impl ApiError {
     pub fn unsupported_endpoint(path: &str) -> Self {
         Self::new(
             ErrorKind::UnsupportedEndpoint,
-            format!("{path} is not supported by smartproxy yet; use /v1/chat/completions"),
+            format!(
+                "{path} is not supported by smartproxy yet (stored responses cannot be \
+                 retrieved through it); send the conversation again with POST /v1/responses"
+            ),
         )
     }
 

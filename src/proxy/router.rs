@@ -30,6 +30,7 @@ pub async fn handle(
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => Some(Dialect::OpenAi),
         (&Method::POST, "/v1/completions" | "/completions") => Some(Dialect::Completions),
         (&Method::POST, "/v1/embeddings" | "/embeddings") => Some(Dialect::Embeddings),
+        (&Method::POST, "/v1/responses" | "/responses") => Some(Dialect::Responses),
         (&Method::POST, "/v1/messages") => Some(Dialect::Anthropic),
         (&Method::POST, "/api/chat") => Some(Dialect::OllamaChat),
         (&Method::POST, "/api/generate") => Some(Dialect::OllamaGenerate),
@@ -46,7 +47,8 @@ pub async fn handle(
             | "/chat/completions"
             | "/v1/messages"
             | "/v1/completions"
-            | "/v1/embeddings",
+            | "/v1/embeddings"
+            | "/v1/responses",
         ) => reject(&state, ApiError::method_not_allowed(method, path, "POST")),
         (&Method::GET, "/v1/models" | "/models") => match authorize(&state, headers) {
             Ok(_) => views::models(&state),
@@ -89,7 +91,9 @@ pub async fn handle(
             json_response(StatusCode::OK, r#"{"status":"ok"}"#)
         }
         (&Method::GET | &Method::HEAD, "/readyz") => views::readyz(&state),
-        (_, "/v1/responses") => reject(&state, ApiError::unsupported_endpoint(path)),
+        (_, path) if path.starts_with("/v1/responses/") => {
+            reject(&state, ApiError::unsupported_endpoint(path))
+        }
         (method, path) => reject(&state, ApiError::not_found(method, path)),
     }
 }

@@ -15,7 +15,7 @@ use crate::cache::StreamAssembler;
 use crate::ledger::Outcome;
 use crate::providers::{BodyStream, ProviderError};
 use crate::transform::{ChunkOut, StreamTransform};
-use crate::wire::openai::{ChunkView, ErrorBody, Usage};
+use crate::wire::openai::{ChunkView, ErrorBody, ResponsesEventView, Usage};
 use crate::wire::{estimate_tokens, sse};
 
 pub struct SseRelay {
@@ -103,6 +103,11 @@ impl SseRelay {
             self.ready.push_back(event.raw);
             return;
         }
+        if self.output.is_responses() {
+            self.read_responses_event(&event.data);
+            self.ready.push_back(event.raw);
+            return;
+        }
         if event.is_done() {
             self.flush_transform();
             self.finish_output(Some(event.raw));
@@ -142,6 +147,34 @@ impl SseRelay {
         }
         let raw = event.raw.clone();
         self.emit_chunk(&event.data, Some(raw));
+    }
+
+    /// Reads what the ledger needs from a Responses API event passing through: the final
+    /// response's model and usage, text sizes for an estimate, failures.
+    fn read_responses_event(&mut self, data: &[u8]) {
+        let Ok(event) = serde_json::from_slice::<ResponsesEventView<'_>>(data) else {
+            return;
+        };
+        match event.kind.as_ref() {
+            "response.output_text.delta" | "response.function_call_arguments.delta" => {
+                self.content_bytes += event.delta.map_or(0, |d| d.get().len());
+            }
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                if let Some(response) = event.response {
+                    if response.model.is_some() {
+                        self.served_model = response.model;
+                    }
+                    if response.usage.is_some() {
+                        self.usage = response.usage;
+                    }
+                }
+                if event.kind == "response.failed" {
+                    self.upstream_error = true;
+                }
+            }
+            "error" => self.upstream_error = true,
+            _ => {}
+        }
     }
 
     /// Sends one OpenAI chunk payload in the client's format (`raw`: the event as it came, for

@@ -149,6 +149,59 @@ impl EmbeddingsView<'_> {
     }
 }
 
+/// What the proxy needs to know about a Responses API request (`POST /v1/responses`).
+#[derive(Debug, Deserialize)]
+pub struct ResponsesView<'a> {
+    #[serde(borrow)]
+    pub model: Cow<'a, str>,
+    /// A string or a list of input items.
+    #[serde(default, borrow)]
+    pub input: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub instructions: Option<&'a RawValue>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
+    #[serde(default, borrow)]
+    pub tools: Option<&'a RawValue>,
+}
+
+impl ResponsesView<'_> {
+    pub fn parse(body: &[u8]) -> Result<ResponsesView<'_>, RequestError> {
+        let view: ResponsesView<'_> =
+            serde_json::from_slice(body).map_err(|e| RequestError::from_json(&e, "responses"))?;
+        require_model(&view.model)?;
+        Ok(view)
+    }
+
+    /// Size of what the model reads, for estimates.
+    pub fn prompt_bytes(&self) -> usize {
+        [self.input, self.instructions]
+            .iter()
+            .flatten()
+            .map(|v| v.get().len())
+            .sum()
+    }
+
+    pub fn has_tools(&self) -> bool {
+        self.tools
+            .is_some_and(|t| t.get().trim() != "[]" && t.get() != "null")
+    }
+}
+
+/// One event of a Responses API stream, read for what the ledger needs: the final response's
+/// model and usage, text deltas (for an estimate when usage never comes), and failures.
+#[derive(Debug, Default, Deserialize)]
+pub struct ResponsesEventView<'a> {
+    #[serde(default, rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub delta: Option<&'a RawValue>,
+    #[serde(default)]
+    pub response: Option<UsageView>,
+}
+
 /// Every model request names a model.
 fn require_model(model: &str) -> Result<(), RequestError> {
     if model.trim().is_empty() {
@@ -197,11 +250,13 @@ impl RequestError {
 /// Token usage as OpenAI reports it. `prompt_tokens` includes the cached ones.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
 pub struct Usage {
-    #[serde(default)]
+    /// `input_tokens` in the Responses API.
+    #[serde(default, alias = "input_tokens")]
     pub prompt_tokens: u64,
-    #[serde(default)]
+    /// `output_tokens` in the Responses API (reasoning tokens included, as they are billed).
+    #[serde(default, alias = "output_tokens")]
     pub completion_tokens: u64,
-    #[serde(default)]
+    #[serde(default, alias = "input_tokens_details")]
     pub prompt_tokens_details: Option<PromptTokensDetails>,
     /// Prompt tokens written to the provider's prompt cache: LiteLLM's extension for Anthropic
     /// models, which smartproxy's own Anthropic translation sends too. Included in

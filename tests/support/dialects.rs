@@ -110,6 +110,67 @@ pub fn ollama_error(status: u16) -> Response<Body> {
 }
 
 /// A legacy completions reply, streamed as OpenAI events when asked.
+/// Cached input and reasoning tokens the upstream reports for every Responses API request.
+pub const RESPONSES_CACHED_TOKENS: u64 = 5;
+pub const RESPONSES_REASONING_TOKENS: u64 = 3;
+
+/// A Responses API reply (`POST /v1/responses`): whole, or streamed as its typed events ending
+/// with `response.completed` and the usage.
+pub fn responses_reply(model: &str, request: &Value) -> Response<Body> {
+    let text = REPLY_WORDS.concat();
+    let message = |text: &str, status: &str| {
+        json!({"type": "message", "id": "msg_upstream", "status": status, "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]})
+    };
+    let response = |status: &str, output: Value, usage: Value| {
+        json!({"id": "resp_upstream", "object": "response", "created_at": 1_700_000_000,
+            "status": status, "model": model, "output": output, "usage": usage,
+            "parallel_tool_calls": true, "tool_choice": "auto", "tools": [],
+            "error": null, "incomplete_details": null, "instructions": request["instructions"]})
+    };
+    let usage = json!({"input_tokens": PROMPT_TOKENS,
+        "input_tokens_details": {"cached_tokens": RESPONSES_CACHED_TOKENS},
+        "output_tokens": COMPLETION_TOKENS,
+        "output_tokens_details": {"reasoning_tokens": RESPONSES_REASONING_TOKENS},
+        "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS});
+    let done = response("completed", json!([message(&text, "completed")]), usage);
+    if !request["stream"].as_bool().unwrap_or(false) {
+        return respond("application/json", 200, done.to_string());
+    }
+    let mut n = 0;
+    let mut out = String::new();
+    let mut emit = |name: &str, mut data: Value| {
+        data["type"] = json!(name);
+        data["sequence_number"] = json!(n);
+        n += 1;
+        out += &event(name, data);
+    };
+    emit(
+        "response.created",
+        json!({"response": response("in_progress", json!([]), Value::Null)}),
+    );
+    emit(
+        "response.output_item.added",
+        json!({"output_index": 0, "item": message("", "in_progress")}),
+    );
+    for word in REPLY_WORDS {
+        emit(
+            "response.output_text.delta",
+            json!({"item_id": "msg_upstream", "output_index": 0, "content_index": 0, "delta": word}),
+        );
+    }
+    emit(
+        "response.output_text.done",
+        json!({"item_id": "msg_upstream", "output_index": 0, "content_index": 0, "text": text}),
+    );
+    emit(
+        "response.output_item.done",
+        json!({"output_index": 0, "item": message(&text, "completed")}),
+    );
+    emit("response.completed", json!({"response": done}));
+    respond("text/event-stream", 200, out)
+}
+
 /// Input tokens the upstream reports for every embeddings request.
 pub const EMBEDDING_TOKENS: u64 = 12;
 

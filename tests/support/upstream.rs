@@ -240,6 +240,9 @@ async fn serve(
         }
         ("/api/chat", _) => return Ok(super::dialects::ollama_reply(&model, &body)),
         ("/v1/completions", _) => return Ok(super::dialects::completions_reply(&model, &body)),
+        ("/v1/responses", Behavior::Ok) => {
+            return Ok(super::dialects::responses_reply(&model, &body));
+        }
         ("/v1/embeddings", Behavior::Ok) => {
             return Ok(super::dialects::embeddings_reply(&model, &body));
         }

@@ -21,6 +21,8 @@ pub enum Dialect {
     Completions,
     /// `POST /v1/embeddings`, passed through to OpenAI-compatible targets.
     Embeddings,
+    /// `POST /v1/responses`, OpenAI's Responses API, passed through to OpenAI-compatible targets.
+    Responses,
     /// `POST /v1/messages`
     Anthropic,
     /// `POST /api/chat`
@@ -36,6 +38,7 @@ impl Dialect {
             Self::OpenAi => "chat.completions",
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
+            Self::Responses => "responses",
             Self::Anthropic => "messages",
             Self::OllamaChat => "ollama.chat",
             Self::OllamaGenerate => "ollama.generate",
@@ -48,6 +51,7 @@ impl Dialect {
             Self::OpenAi => "/v1/chat/completions",
             Self::Completions => "/v1/completions",
             Self::Embeddings => "/v1/embeddings",
+            Self::Responses => "/v1/responses",
             Self::Anthropic => "/v1/messages",
             Self::OllamaChat => "/api/chat",
             Self::OllamaGenerate => "/api/generate",
@@ -59,19 +63,24 @@ impl Dialect {
         match self {
             Self::Completions => Endpoint::Completions,
             Self::Embeddings => Endpoint::Embeddings,
+            Self::Responses => Endpoint::Responses,
             _ => Endpoint::Chat,
         }
     }
 
     /// Whether the client speaks OpenAI's format itself (its bodies go out as they came).
     pub fn is_openai(self) -> bool {
-        matches!(self, Self::OpenAi | Self::Completions | Self::Embeddings)
+        matches!(
+            self,
+            Self::OpenAi | Self::Completions | Self::Embeddings | Self::Responses
+        )
     }
 
     /// Whether requests are chat conversations (in any format): what the cache and the
-    /// transforms apply to. Legacy completions and embeddings pass through as they are.
+    /// transforms apply to. Legacy completions, embeddings and Responses API requests pass
+    /// through as they are.
     pub fn is_chat(self) -> bool {
-        !matches!(self, Self::Completions | Self::Embeddings)
+        !matches!(self, Self::Completions | Self::Embeddings | Self::Responses)
     }
 
     /// Whether the client speaks Ollama's format.
@@ -100,7 +109,7 @@ impl Dialect {
     /// An OpenAI-shaped error body (a provider's or smartproxy's) in this format's shape.
     pub fn error_body(self, status: u16, openai_body: Bytes) -> Bytes {
         match self {
-            Self::OpenAi | Self::Completions | Self::Embeddings => openai_body,
+            Self::OpenAi | Self::Completions | Self::Embeddings | Self::Responses => openai_body,
             Self::Anthropic => Bytes::from(anthropic::error_to_anthropic(status, &openai_body)),
             Self::OllamaChat | Self::OllamaGenerate => {
                 Bytes::from(ollama::error_to_ollama(status, &openai_body))
@@ -112,7 +121,9 @@ impl Dialect {
     /// asked for, which Anthropic replies repeat).
     pub fn reply_from_openai(self, body: Bytes, model: &str) -> Result<Bytes, String> {
         let converted = match self {
-            Self::OpenAi | Self::Completions | Self::Embeddings => return Ok(body),
+            Self::OpenAi | Self::Completions | Self::Embeddings | Self::Responses => {
+                return Ok(body);
+            }
             Self::Anthropic => anthropic::response_to_anthropic(&body, model)
                 .map(|t| t.body)
                 .map_err(|e| e.to_string()),

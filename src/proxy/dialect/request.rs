@@ -7,7 +7,9 @@ use http::HeaderMap;
 use super::Dialect;
 use crate::proxy::error::ApiError;
 use crate::translate::{anthropic, ollama};
-use crate::wire::openai::{ChatRequestView, CompletionsView, EmbeddingsView, RequestError};
+use crate::wire::openai::{
+    ChatRequestView, CompletionsView, EmbeddingsView, RequestError, ResponsesView,
+};
 
 /// A request, read.
 pub struct Inbound {
@@ -67,7 +69,9 @@ fn static_param(name: &str) -> Option<&'static str> {
 
 pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inbound, ApiError> {
     let (hub, native, passthrough_headers) = match dialect {
-        Dialect::OpenAi | Dialect::Completions | Dialect::Embeddings => (body, None, Vec::new()),
+        Dialect::OpenAi | Dialect::Completions | Dialect::Embeddings | Dialect::Responses => {
+            (body, None, Vec::new())
+        }
         Dialect::Anthropic => {
             let model = anthropic_model(&body)?;
             let hub = anthropic::request_from_anthropic(&body, &model)
@@ -113,6 +117,23 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             images: false,
             json: false,
             prompt_bytes: view.prompt.get().len(),
+            hub: Bytes::new(),
+            native: None,
+            passthrough_headers: Vec::new(),
+            client_session: None,
+        }
+    } else if dialect == Dialect::Responses {
+        let view = ResponsesView::parse(&hub).map_err(ApiError::bad_request)?;
+        Inbound {
+            model: view.model.to_string(),
+            stream: view.stream.unwrap_or(false),
+            // Responses streams always end with their usage (`response.completed`).
+            client_wants_usage: true,
+            output_cap: view.max_output_tokens,
+            tools: view.has_tools(),
+            images: false,
+            json: false,
+            prompt_bytes: view.prompt_bytes(),
             hub: Bytes::new(),
             native: None,
             passthrough_headers: Vec::new(),

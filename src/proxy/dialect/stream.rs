@@ -23,6 +23,8 @@ pub enum StreamFraming {
     /// Anthropic events from an Anthropic provider, forwarded untouched; the translator only
     /// reads the token counts.
     AnthropicNative(Box<StreamFromAnthropic>),
+    /// Responses API events, forwarded untouched (usage is read from `response.completed`).
+    Responses,
 }
 
 impl StreamFraming {
@@ -58,6 +60,7 @@ impl StreamFraming {
                     rfc3339_now(),
                 )))
             }
+            (Dialect::Responses, _) => Self::Responses,
             (Dialect::OpenAi | Dialect::Completions | Dialect::Embeddings, _) => Self::OpenAi {
                 drop_usage_chunk: !client_wants_usage,
             },
@@ -80,6 +83,11 @@ impl StreamFraming {
         }
     }
 
+    /// Whether the stream is the Responses API's typed events.
+    pub fn is_responses(&self) -> bool {
+        matches!(self, Self::Responses)
+    }
+
     /// Whether usage-only chunks the client did not ask for are held back.
     pub fn drops_usage_chunks(&self) -> bool {
         matches!(
@@ -92,13 +100,16 @@ impl StreamFraming {
 
     /// Whether the client reads the provider's own events (so partial bytes may be passed on).
     pub fn passes_events_through(&self) -> bool {
-        matches!(self, Self::OpenAi { .. } | Self::AnthropicNative(_))
+        matches!(
+            self,
+            Self::OpenAi { .. } | Self::AnthropicNative(_) | Self::Responses
+        )
     }
 
     /// Whether the client's format needs an ending of smartproxy's writing when the provider
     /// stops without `[DONE]` (converters ignore a second finish).
     pub fn needs_ending(&self) -> bool {
-        !matches!(self, Self::OpenAi { .. })
+        matches!(self, Self::Anthropic(_) | Self::Ndjson(_))
     }
 
     /// One OpenAI chunk payload in the client's format, appended to `out` (`raw`: the event as
@@ -108,7 +119,7 @@ impl StreamFraming {
             Self::OpenAi { .. } => out.push_back(raw.unwrap_or_else(|| sse::data_event(payload))),
             Self::Anthropic(conv) => out.extend(conv.push(payload)),
             Self::Ndjson(conv) => out.extend(conv.push(payload)),
-            Self::AnthropicNative(_) => {}
+            Self::AnthropicNative(_) | Self::Responses => {}
         }
     }
 
@@ -118,7 +129,7 @@ impl StreamFraming {
             Self::OpenAi { .. } => out.extend(done_event),
             Self::Anthropic(conv) => out.extend(conv.finish()),
             Self::Ndjson(conv) => out.extend(conv.finish()),
-            Self::AnthropicNative(_) => {}
+            Self::AnthropicNative(_) | Self::Responses => {}
         }
     }
 
@@ -126,6 +137,8 @@ impl StreamFraming {
     pub fn error_event(&self, openai_body: &[u8]) -> Bytes {
         match self {
             Self::OpenAi { .. } => sse::data_event(openai_body),
+            // The Responses API's own error event: `{"type":"error", "code", "message"}`.
+            Self::Responses => sse::named_event("error", &responses_error(openai_body)),
             Self::Anthropic(_) | Self::AnthropicNative(_) => {
                 sse::named_event("error", &error_to_anthropic(502, openai_body))
             }
@@ -136,4 +149,19 @@ impl StreamFraming {
             }
         }
     }
+}
+
+/// An OpenAI error body (`{"error":{"message","type","code"}}`) as a Responses API `error`
+/// stream event.
+fn responses_error(openai_body: &[u8]) -> Vec<u8> {
+    let parsed: serde_json::Value = serde_json::from_slice(openai_body).unwrap_or_default();
+    let error = &parsed["error"];
+    serde_json::json!({
+        "type": "error",
+        "code": error["code"],
+        "message": error["message"],
+        "param": error["param"],
+    })
+    .to_string()
+    .into_bytes()
 }
