@@ -1,0 +1,136 @@
+//! Helpers shared by the fuzz targets: how an input is cut into a plan of chunk sizes and the
+//! stream those chunks come from, and the reference feeds the targets compare against.
+
+use smartproxy::translate::ollama::LineDecoder;
+use smartproxy::wire::sse::{Decoder, Event};
+
+/// The most chunk sizes a plan holds.
+pub const MAX_PLAN: usize = 32;
+
+/// An input cut in two: chunk sizes chosen by the fuzzer, then the stream itself.
+///
+/// Layout: one byte `n` (taken modulo `MAX_PLAN + 1`), then `n` bytes each the length of one
+/// chunk (0 is an empty push), then the stream. The sizes repeat until the stream is used up; no
+/// sizes means the stream arrives whole.
+pub struct Split<'a> {
+    pub plan: &'a [u8],
+    pub stream: &'a [u8],
+}
+
+impl<'a> Split<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        let Some((&n, rest)) = data.split_first() else {
+            return Self {
+                plan: &[],
+                stream: &[],
+            };
+        };
+        let n = usize::from(n) % (MAX_PLAN + 1);
+        let n = n.min(rest.len());
+        let (plan, stream) = rest.split_at(n);
+        Self { plan, stream }
+    }
+
+    /// The stream in the planned chunks (empty chunks included).
+    pub fn chunks(&self) -> Vec<&'a [u8]> {
+        chunks(self.stream, self.plan)
+    }
+}
+
+/// `stream` cut into pieces whose lengths cycle through `plan`; the whole stream when `plan`
+/// is empty. Every byte is in exactly one piece, in order.
+pub fn chunks<'a>(stream: &'a [u8], plan: &[u8]) -> Vec<&'a [u8]> {
+    if plan.is_empty() {
+        return vec![stream];
+    }
+    let mut out = Vec::new();
+    let mut rest = stream;
+    // A plan of zeros alone would never end: after a full cycle without progress take one byte.
+    let mut stalled = 0;
+    for &size in plan.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let mut size = usize::from(size);
+        if size == 0 {
+            stalled += 1;
+            if stalled < plan.len() {
+                out.push(&rest[..0]);
+                continue;
+            }
+            size = 1;
+        }
+        stalled = 0;
+        let (head, tail) = rest.split_at(size.min(rest.len()));
+        out.push(head);
+        rest = tail;
+    }
+    out
+}
+
+/// Every SSE event of `chunks` fed in order, the unterminated tail included.
+pub fn sse_events(chunks: &[&[u8]]) -> Vec<Event> {
+    let mut decoder = Decoder::new();
+    let mut events = Vec::new();
+    for chunk in chunks {
+        decoder.push(chunk);
+        while let Some(event) = decoder.next_event() {
+            events.push(event);
+        }
+    }
+    events.extend(decoder.take_rest());
+    events
+}
+
+/// Every NDJSON line of `chunks` fed in order, the unterminated last line included.
+pub fn ndjson_lines(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
+    let mut decoder = LineDecoder::new();
+    let mut lines = Vec::new();
+    for chunk in chunks {
+        decoder.push(chunk);
+        while let Some(line) = decoder.next_line() {
+            lines.push(line.to_vec());
+        }
+    }
+    lines.extend(decoder.finish().map(|l| l.to_vec()));
+    lines
+}
+
+/// Whether `bytes` is one JSON value.
+pub fn is_json(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
+}
+
+/// Panics unless `bytes` is one JSON value.
+pub fn assert_json(bytes: &[u8], what: &str) {
+    if let Err(e) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        panic!(
+            "{what} is not JSON ({e}): {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+/// Panics unless each SSE event in `events` is one well-formed `data:` event holding JSON or
+/// `[DONE]` (with an optional `event:` line before it), as the translators promise.
+pub fn assert_sse_out(events: &[bytes::Bytes], what: &str) {
+    for raw in events {
+        let parsed = sse_events(&[raw.as_ref()]);
+        assert_eq!(parsed.len(), 1, "{what}: not one SSE event: {raw:?}");
+        assert_eq!(&parsed[0].raw, raw, "{what}: event not terminated: {raw:?}");
+        if !parsed[0].is_done() {
+            assert_json(&parsed[0].data, what);
+        }
+    }
+}
+
+/// Panics unless each line is one JSON object ending in a single `\n`.
+pub fn assert_ndjson_out(lines: &[bytes::Bytes], what: &str) {
+    for line in lines {
+        let Some(body) = line.strip_suffix(b"\n") else {
+            panic!("{what}: line without newline: {line:?}");
+        };
+        assert!(!body.contains(&b'\n'), "{what}: newline inside: {line:?}");
+        assert_json(body, what);
+    }
+}
