@@ -41,11 +41,19 @@ fuzz_target!(|data: &[u8]| {
 
     let openai = from_anthropic(&events, include_usage);
     assert_sse_out(&openai, "StreamFromAnthropic");
-    assert_eq!(openai, from_anthropic(&whole, include_usage), "chunking changed the output");
+    assert_eq!(
+        openai,
+        from_anthropic(&whole, include_usage),
+        "chunking changed the output"
+    );
 
     let anthropic = to_anthropic(&events);
     assert_sse_out(&anthropic, "StreamToAnthropic");
-    assert_eq!(anthropic, to_anthropic(&whole), "chunking changed the output");
+    assert_eq!(
+        anthropic,
+        to_anthropic(&whole),
+        "chunking changed the output"
+    );
 
     // Each one's output is the other's input.
     let back = from_anthropic(&sse_events(&[&anthropic.concat()]), include_usage);

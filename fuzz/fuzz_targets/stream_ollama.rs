@@ -10,7 +10,12 @@ use smartproxy::translate::ollama::{Endpoint, NdjsonFromOpenAi, SseFromNdjson};
 use smartproxy_fuzz::{Split, assert_ndjson_out, assert_sse_out, ndjson_lines, sse_events};
 
 fn sse_from_ndjson(lines: &[Vec<u8>], include_usage: bool) -> Vec<Bytes> {
-    let mut to = SseFromNdjson::new("llama-fuzz", include_usage, 1_700_000_000, "chatcmpl-f".into());
+    let mut to = SseFromNdjson::new(
+        "llama-fuzz",
+        include_usage,
+        1_700_000_000,
+        "chatcmpl-f".into(),
+    );
     let mut out = Vec::new();
     for line in lines {
         out.extend(to.push_line(line));
@@ -41,19 +46,36 @@ fuzz_target!(|data: &[u8]| {
     let lines = ndjson_lines(&chunks);
     let sse = sse_from_ndjson(&lines, flag);
     assert_sse_out(&sse, "SseFromNdjson");
-    assert_eq!(sse, sse_from_ndjson(&ndjson_lines(&[split.stream]), flag), "chunking changed the output");
+    assert_eq!(
+        sse,
+        sse_from_ndjson(&ndjson_lines(&[split.stream]), flag),
+        "chunking changed the output"
+    );
 
     let payloads: Vec<Bytes> = sse_events(&chunks).into_iter().map(|e| e.data).collect();
-    let whole: Vec<Bytes> = sse_events(&[split.stream]).into_iter().map(|e| e.data).collect();
+    let whole: Vec<Bytes> = sse_events(&[split.stream])
+        .into_iter()
+        .map(|e| e.data)
+        .collect();
     for kind in [Endpoint::Chat, Endpoint::Generate] {
         let ndjson = ndjson_from_sse(&payloads, kind);
         assert_ndjson_out(&ndjson, "NdjsonFromOpenAi");
-        assert_eq!(ndjson, ndjson_from_sse(&whole, kind), "chunking changed the output");
+        assert_eq!(
+            ndjson,
+            ndjson_from_sse(&whole, kind),
+            "chunking changed the output"
+        );
         if kind == Endpoint::Chat {
             let back = sse_from_ndjson(&ndjson_lines(&[&ndjson.concat()]), flag);
             assert_sse_out(&back, "SseFromNdjson after NdjsonFromOpenAi");
         }
     }
-    let again: Vec<Bytes> = sse_events(&[&sse.concat()]).into_iter().map(|e| e.data).collect();
-    assert_ndjson_out(&ndjson_from_sse(&again, Endpoint::Chat), "NdjsonFromOpenAi after SseFromNdjson");
+    let again: Vec<Bytes> = sse_events(&[&sse.concat()])
+        .into_iter()
+        .map(|e| e.data)
+        .collect();
+    assert_ndjson_out(
+        &ndjson_from_sse(&again, Endpoint::Chat),
+        "NdjsonFromOpenAi after SseFromNdjson",
+    );
 });

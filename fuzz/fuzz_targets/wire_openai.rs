@@ -4,8 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use smartproxy::wire::openai::{
-    ChatRequestView, ChunkView, CompletionsView, ResponseView, Rewrite, UsageView,
-    rewrite_request,
+    ChatRequestView, ChunkView, CompletionsView, ResponseView, Rewrite, UsageView, rewrite_request,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -13,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(view) = ChatRequestView::parse(body) {
-        let _ = (view.is_stream(), view.wants_stream_usage(), view.has_tools());
+        let _ = (
+            view.is_stream(),
+            view.wants_stream_usage(),
+            view.has_tools(),
+        );
         let _ = (view.has_images(), view.wants_json(), view.output_cap());
     }
     if let Ok(view) = CompletionsView::parse(body) {
@@ -40,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(serde_json::Value::Object(_)) = serde_json::from_slice(body) {
             let value: serde_json::Value = match serde_json::from_slice(&out) {
                 Ok(v) => v,
-                Err(e) => panic!("rewrite broke the JSON ({e}): {:?}", String::from_utf8_lossy(&out)),
+                Err(e) => panic!(
+                    "rewrite broke the JSON ({e}): {:?}",
+                    String::from_utf8_lossy(&out)
+                ),
             };
             if rewrite.add_stream_usage {
                 assert_eq!(value["stream_options"]["include_usage"], true);
