@@ -36,6 +36,16 @@ fn text(rng: &mut StdRng) -> String {
     out
 }
 
+/// Message content: a string, or an array of one text part (whose text is the same to all
+/// three formats).
+fn content(rng: &mut StdRng) -> Value {
+    if rng.random_bool(0.7) {
+        json!(text(rng))
+    } else {
+        json!([{"type": "text", "text": text(rng)}])
+    }
+}
+
 fn arguments(rng: &mut StdRng) -> Value {
     let mut args = Map::new();
     for i in 0..rng.random_range(0..3) {
@@ -66,11 +76,11 @@ fn openai_request(rng: &mut StdRng) -> Value {
     let tools: Vec<Value> = (0..rng.random_range(0..3)).map(|i| tool(i, rng)).collect();
     let mut messages = Vec::new();
     if rng.random_bool(0.5) {
-        messages.push(json!({"role": "system", "content": text(rng)}));
+        messages.push(json!({"role": "system", "content": content(rng)}));
     }
     let mut call_id = 0;
     for _ in 0..rng.random_range(0..3) {
-        messages.push(json!({"role": "user", "content": text(rng)}));
+        messages.push(json!({"role": "user", "content": content(rng)}));
         let calls: Vec<Value> = if tools.is_empty() {
             Vec::new()
         } else {
@@ -99,21 +109,27 @@ fn openai_request(rng: &mut StdRng) -> Value {
             }
         }
     }
-    messages.push(json!({"role": "user", "content": text(rng)}));
+    messages.push(json!({"role": "user", "content": content(rng)}));
     let mut request = json!({"model": "gpt", "messages": messages});
     if !tools.is_empty() {
         request["tools"] = Value::Array(tools);
     }
-    if rng.random_bool(0.5) {
-        request["max_tokens"] = json!(rng.random_range(1..8192));
+    match rng.random_range(0..3) {
+        0 => request["max_tokens"] = json!(rng.random_range(1..8192)),
+        1 => request["max_completion_tokens"] = json!(rng.random_range(1..8192)),
+        _ => {}
     }
     if rng.random_bool(0.5) {
         // Anthropic's range, so nothing is clamped; a multiple of 1/8 prints exactly.
         request["temperature"] = json!(f64::from(rng.random_range(0..=8)) / 8.0);
     }
-    if rng.random_bool(0.5) {
-        let stops: Vec<String> = (0..rng.random_range(1..4)).map(|_| text(rng)).collect();
-        request["stop"] = json!(stops);
+    match rng.random_range(0..3) {
+        0 => {
+            let stops: Vec<String> = (0..rng.random_range(1..4)).map(|_| text(rng)).collect();
+            request["stop"] = json!(stops);
+        }
+        1 => request["stop"] = json!(text(rng)),
+        _ => {}
     }
     request
 }
@@ -192,7 +208,7 @@ fn openai_request_through_anthropic_and_back_keeps_what_both_share() {
         let to = anthropic::request_to_anthropic(&body, "claude", 4096).unwrap();
         let back = parse(&anthropic::request_from_anthropic(&to, "gpt").unwrap());
         let mut expected = shared_request(&request, true);
-        if request.get("max_tokens").is_none() {
+        if request.get("max_tokens").is_none() && request.get("max_completion_tokens").is_none() {
             // Anthropic requires a cap: the default one comes back.
             expected["max_tokens"] = json!(4096);
         }
