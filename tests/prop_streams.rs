@@ -575,3 +575,108 @@ fn openai_stream_through_anthropic_and_back_keeps_text_and_arguments() {
         assert_eq!(openai_text(&stream), openai_text(&back));
     });
 }
+
+/// The text and tool arguments an Anthropic stream carries, up to an error event.
+fn anthropic_text(stream: &[u8]) -> (String, String) {
+    let mut text = String::new();
+    let mut args = String::new();
+    for event in decode_sse(&[stream]) {
+        let Ok(v) = serde_json::from_slice::<Value>(&event.data) else {
+            continue;
+        };
+        if v["type"] == "error" {
+            break;
+        }
+        let delta = &v["delta"];
+        match delta["type"].as_str() {
+            Some("text_delta") => text.push_str(delta["text"].as_str().unwrap_or("")),
+            Some("input_json_delta") => {
+                args.push_str(delta["partial_json"].as_str().unwrap_or(""));
+            }
+            _ => {}
+        }
+    }
+    (text, args)
+}
+
+/// The text and tool arguments (as JSON text) an Ollama NDJSON stream carries, up to an error.
+fn ollama_text(stream: &[u8]) -> (String, String) {
+    let mut text = String::new();
+    let mut args = String::new();
+    for line in decode_lines(&[stream]) {
+        let Ok(v) = serde_json::from_slice::<Value>(&line) else {
+            break;
+        };
+        if v.get("error").is_some() {
+            break;
+        }
+        text.push_str(v["message"]["content"].as_str().unwrap_or(""));
+        text.push_str(v["response"].as_str().unwrap_or(""));
+        for call in v["message"]["tool_calls"].as_array().into_iter().flatten() {
+            args.push_str(&call["function"]["arguments"].to_string());
+        }
+    }
+    (text, args)
+}
+
+/// The text and tool call arguments of every translating stream reach the client whole, however
+/// the stream was cut: Anthropic's into OpenAI chunks, OpenAI's into Anthropic events and into
+/// Ollama lines, Ollama's into OpenAI chunks.
+#[test]
+fn translated_streams_keep_text_and_tool_arguments() {
+    for_each_case("text_from_anthropic", |rng| {
+        let stream = anthropic_stream(rng);
+        let openai = from_anthropic(&random_split(rng, &stream)).concat();
+        assert_eq!(openai_text(&openai), anthropic_text(&stream));
+    });
+    for_each_case("text_to_anthropic", |rng| {
+        let stream = openai_stream(rng);
+        let anthropic = to_anthropic(&random_split(rng, &stream)).concat();
+        assert_eq!(anthropic_text(&anthropic), openai_text(&stream));
+    });
+    for_each_case("text_to_ollama", |rng| {
+        let stream = openai_stream(rng);
+        let ndjson = ndjson_from_openai(&random_split(rng, &stream), Endpoint::Chat).concat();
+        let (text, args) = openai_text(&stream);
+        let (got_text, got_args) = ollama_text(&ndjson);
+        assert_eq!(got_text, text);
+        // Ollama sends each call's arguments as one object.
+        let objects = |s: &str| -> Vec<Value> {
+            serde_json::Deserializer::from_str(s)
+                .into_iter::<Value>()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        // Ollama sends tool calls whole when the choice finishes: an error before that leaves
+        // them out, on purpose.
+        let errored = has_error(&stream);
+        if !errored {
+            assert_eq!(
+                objects(&got_args),
+                objects(&args),
+                "stream {}",
+                String::from_utf8_lossy(&stream)
+            );
+        }
+    });
+    for_each_case("text_from_ollama", |rng| {
+        let stream = ollama_stream(rng);
+        let openai = sse_from_ndjson(&random_split(rng, &stream)).concat();
+        let (text, args) = ollama_text(&stream);
+        let (got_text, got_args) = openai_text(&openai);
+        assert_eq!(got_text, text);
+        let args: Vec<Value> = serde_json::Deserializer::from_str(&args)
+            .into_iter::<Value>()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let got: Vec<Value> = serde_json::Deserializer::from_str(&got_args)
+            .into_iter::<Value>()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(got, args);
+    });
+}
+
+fn has_error(stream: &[u8]) -> bool {
+    stream.windows(8).any(|w| w == b"\"error\":")
+}
