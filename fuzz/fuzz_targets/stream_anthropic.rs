@@ -1,13 +1,14 @@
 //! The OpenAI <-> Anthropic stream state machines fed SSE bytes in fuzzer-chosen chunks: no
 //! panic, every event they write is a well-formed SSE event holding JSON, and their output does
-//! not depend on how the input was cut. Then the output of each is fed to the other.
+//! not depend on how the input was cut; the Anthropic events follow Anthropic's stream grammar.
+//! Then the output of each is fed to the other.
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use smartproxy::translate::anthropic::{StreamFromAnthropic, StreamToAnthropic};
 use smartproxy::wire::sse::Event;
-use smartproxy_fuzz::{Split, assert_sse_out, sse_events};
+use smartproxy_fuzz::{Split, assert_anthropic_grammar, assert_sse_out, sse_events};
 
 fn from_anthropic(events: &[Event], include_usage: bool) -> Vec<Bytes> {
     let mut from = StreamFromAnthropic::new(include_usage, 1_700_000_000);
@@ -49,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
 
     let anthropic = to_anthropic(&events);
     assert_sse_out(&anthropic, "StreamToAnthropic");
+    assert_anthropic_grammar(&anthropic);
     assert_eq!(
         anthropic,
         to_anthropic(&whole),
@@ -60,4 +62,5 @@ fuzz_target!(|data: &[u8]| {
     assert_sse_out(&back, "StreamFromAnthropic after StreamToAnthropic");
     let forth = to_anthropic(&sse_events(&[&openai.concat()]));
     assert_sse_out(&forth, "StreamToAnthropic after StreamFromAnthropic");
+    assert_anthropic_grammar(&forth);
 });
