@@ -8,7 +8,10 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use smartproxy::translate::anthropic::{StreamFromAnthropic, StreamToAnthropic};
 use smartproxy::wire::sse::Event;
-use smartproxy_fuzz::{Split, assert_anthropic_grammar, assert_sse_out, sse_events};
+use smartproxy_fuzz::{
+    Split, anthropic_grammar, assert_anthropic_grammar, assert_openai_chunks, assert_sse_out,
+    sse_events,
+};
 
 fn from_anthropic(events: &[Event], include_usage: bool) -> Vec<Bytes> {
     let mut from = StreamFromAnthropic::new(include_usage, 1_700_000_000);
@@ -42,6 +45,12 @@ fuzz_target!(|data: &[u8]| {
 
     let openai = from_anthropic(&events, include_usage);
     assert_sse_out(&openai, "StreamFromAnthropic");
+    // A provider stream that keeps Anthropic's grammar gives a stream an OpenAI client can
+    // assemble (a broken one, e.g. two message_delta events, is relayed as it is).
+    let raw: Vec<&[u8]> = events.iter().map(|e| e.raw.as_ref()).collect();
+    if anthropic_grammar(&raw).is_ok() {
+        assert_openai_chunks(&openai);
+    }
     assert_eq!(
         openai,
         from_anthropic(&whole, include_usage),
@@ -60,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
     // Each one's output is the other's input.
     let back = from_anthropic(&sse_events(&[&anthropic.concat()]), include_usage);
     assert_sse_out(&back, "StreamFromAnthropic after StreamToAnthropic");
+    assert_openai_chunks(&back);
     let forth = to_anthropic(&sse_events(&[&openai.concat()]));
     assert_sse_out(&forth, "StreamToAnthropic after StreamFromAnthropic");
     assert_anthropic_grammar(&forth);

@@ -7,7 +7,9 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use smartproxy::translate::ollama::{Endpoint, NdjsonFromOpenAi, SseFromNdjson};
-use smartproxy_fuzz::{Split, assert_ndjson_out, assert_sse_out, ndjson_lines, sse_events};
+use smartproxy_fuzz::{
+    Split, assert_ndjson_out, assert_openai_chunks, assert_sse_out, ndjson_lines, sse_events,
+};
 
 fn sse_from_ndjson(lines: &[Vec<u8>], include_usage: bool) -> Vec<Bytes> {
     let mut to = SseFromNdjson::new(
@@ -46,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
     let lines = ndjson_lines(&chunks);
     let sse = sse_from_ndjson(&lines, flag);
     assert_sse_out(&sse, "SseFromNdjson");
+    assert_openai_chunks(&sse);
     assert_eq!(
         sse,
         sse_from_ndjson(&ndjson_lines(&[split.stream]), flag),
@@ -68,6 +71,7 @@ fuzz_target!(|data: &[u8]| {
         if kind == Endpoint::Chat {
             let back = sse_from_ndjson(&ndjson_lines(&[&ndjson.concat()]), flag);
             assert_sse_out(&back, "SseFromNdjson after NdjsonFromOpenAi");
+            assert_openai_chunks(&back);
         }
     }
     let again: Vec<Bytes> = sse_events(&[&sse.concat()])

@@ -135,48 +135,56 @@ pub fn assert_ndjson_out(lines: &[bytes::Bytes], what: &str) {
     }
 }
 
-/// Panics unless `events` (StreamToAnthropic's output) follow Anthropic's stream grammar:
+/// Returns an error naming the broken rule unless `cond` holds.
+macro_rules! check {
+    ($cond:expr, $($why:tt)+) => {
+        if !$cond {
+            return Err(format!($($why)+));
+        }
+    };
+}
+
+/// Whether `events` follow Anthropic's stream grammar, and if not why:
 /// `message_start` first; blocks started in index order 0, 1, 2, ..., one open at a time; deltas
 /// and stops only for the open block; `message_delta` then `message_stop` last, or an `error`
 /// event last; nothing after the end.
-pub fn assert_anthropic_grammar(events: &[bytes::Bytes]) {
+pub fn anthropic_grammar(events: &[&[u8]]) -> Result<(), String> {
     let mut started = false;
     let mut ended = false;
     let mut open: Option<u64> = None;
     let mut next_block = 0;
     let mut delta_seen = false;
     for raw in events {
-        let parsed = sse_events(&[raw.as_ref()]);
+        let parsed = sse_events(&[raw]);
         let Some(event) = parsed.first() else {
-            panic!("not an SSE event: {raw:?}");
+            return Err(format!("not an SSE event: {raw:?}"));
         };
         let value: serde_json::Value = match serde_json::from_slice(&event.data) {
             Ok(v) => v,
-            Err(e) => panic!("not JSON ({e}): {raw:?}"),
+            Err(e) => return Err(format!("not JSON ({e}): {raw:?}")),
         };
         let kind = value["type"].as_str().unwrap_or_default().to_owned();
-        assert_eq!(
-            event.name(),
-            Some(kind.as_str()),
+        check!(
+            event.name() == Some(kind.as_str()),
             "event name differs: {raw:?}"
         );
-        assert!(!ended, "{kind} after the end of the message");
+        check!(!ended, "{kind} after the end of the message");
         if kind == "error" {
             ended = true;
             continue;
         }
         if kind == "message_start" {
-            assert!(!started, "a second message_start");
+            check!(!started, "a second message_start");
             started = true;
             continue;
         }
-        assert!(started, "{kind} before message_start");
+        check!(started, "{kind} before message_start");
         let index = value["index"].as_u64();
         match kind.as_str() {
             "content_block_start" => {
-                assert!(open.is_none(), "block started while block {open:?} is open");
-                assert!(!delta_seen, "a block after message_delta");
-                assert_eq!(index, Some(next_block), "blocks out of order");
+                check!(open.is_none(), "block started while block {open:?} is open");
+                check!(!delta_seen, "a block after message_delta");
+                check!(index == Some(next_block), "blocks out of order");
                 open = index;
                 next_block += 1;
             }
@@ -187,27 +195,98 @@ pub fn assert_anthropic_grammar(events: &[bytes::Bytes]) {
                 // accumulate by index, so it still lands in the right place.
                 let late_tool_args = value["delta"]["type"] == "input_json_delta"
                     && index.is_some_and(|i| i < next_block);
-                assert!(
+                check!(
                     (open.is_some() && open == index) || late_tool_args,
                     "delta for block {index:?} while {open:?} is open: {raw:?}"
                 );
             }
             "content_block_stop" => {
-                assert!(open.is_some() && open == index, "stop for a block not open");
+                check!(open.is_some() && open == index, "stop for a block not open");
                 open = None;
             }
             "message_delta" => {
-                assert!(open.is_none(), "message_delta with a block open");
-                assert!(!delta_seen, "a second message_delta");
+                check!(open.is_none(), "message_delta with a block open");
+                check!(!delta_seen, "a second message_delta");
                 delta_seen = true;
             }
             "message_stop" => {
-                assert!(delta_seen, "message_stop without message_delta");
+                check!(delta_seen, "message_stop without message_delta");
                 ended = true;
             }
             "ping" => {}
-            other => panic!("unexpected event type {other:?}"),
+            other => return Err(format!("unexpected event type {other:?}")),
         }
     }
-    assert!(ended || events.is_empty(), "the stream does not end");
+    check!(ended || events.is_empty(), "the stream does not end");
+    Ok(())
+}
+
+/// Panics unless `events` follow Anthropic's stream grammar (see [`anthropic_grammar`]).
+pub fn assert_anthropic_grammar(events: &[bytes::Bytes]) {
+    let events: Vec<&[u8]> = events.iter().map(|e| e.as_ref()).collect();
+    if let Err(why) = anthropic_grammar(&events) {
+        panic!("{why}");
+    }
+}
+
+/// Panics unless `events` (StreamFromAnthropic's or SseFromNdjson's output) read as an OpenAI
+/// chat stream a client can assemble: nothing after `[DONE]`; each tool call index first seen
+/// in order 0, 1, 2, ... with an id and a function name, and never given another id; at most
+/// one finish reason, with no text or tool call after it.
+pub fn assert_openai_chunks(events: &[bytes::Bytes]) {
+    let mut done = false;
+    let mut ids: Vec<String> = Vec::new();
+    let mut finished = false;
+    for raw in events {
+        let parsed = sse_events(&[raw.as_ref()]);
+        let Some(event) = parsed.first() else {
+            panic!("not an SSE event: {raw:?}");
+        };
+        assert!(!done, "an event after [DONE]: {raw:?}");
+        if event.is_done() {
+            done = true;
+            continue;
+        }
+        let value: serde_json::Value = match serde_json::from_slice(&event.data) {
+            Ok(v) => v,
+            Err(e) => panic!("not JSON ({e}): {raw:?}"),
+        };
+        let Some(choice) = value["choices"].get(0) else {
+            continue;
+        };
+        let delta = &choice["delta"];
+        let has_text = delta["content"].as_str().is_some_and(|t| !t.is_empty());
+        let calls = delta["tool_calls"].as_array().cloned().unwrap_or_default();
+        assert!(
+            !finished || (!has_text && calls.is_empty()),
+            "content after the finish reason: {raw:?}"
+        );
+        for call in calls {
+            let index = call["index"].as_u64().map(|i| i as usize);
+            let Some(index) = index else {
+                panic!("a tool call without an index: {raw:?}");
+            };
+            match ids.get(index) {
+                Some(id) => {
+                    if let Some(new) = call["id"].as_str() {
+                        assert_eq!(new, id, "tool call {index} changed its id: {raw:?}");
+                    }
+                }
+                None => {
+                    assert_eq!(index, ids.len(), "tool call indexes skip: {raw:?}");
+                    let id = call["id"].as_str().unwrap_or_default();
+                    assert!(!id.is_empty(), "a new tool call without an id: {raw:?}");
+                    assert!(
+                        call["function"]["name"].is_string(),
+                        "a new tool call without a name: {raw:?}"
+                    );
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        if !choice["finish_reason"].is_null() {
+            assert!(!finished, "a second finish reason: {raw:?}");
+            finished = true;
+        }
+    }
 }
