@@ -8,6 +8,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use smartproxy::transform::{ChunkOut, Transforms};
 use smartproxy::translate::anthropic::{StreamFromAnthropic, StreamToAnthropic};
 use smartproxy::translate::ollama::{Endpoint, LineDecoder, NdjsonFromOpenAi, SseFromNdjson};
 use smartproxy::wire::sse::{Decoder, Event};
@@ -679,4 +680,111 @@ fn translated_streams_keep_text_and_tool_arguments() {
 
 fn has_error(stream: &[u8]) -> bool {
     stream.windows(8).any(|w| w == b"\"error\":")
+}
+
+// ---- Reply transforms on streams ------------------------------------------------------------
+
+/// A reply with reasoning blocks, partial tags and fences.
+fn reply_text(rng: &mut StdRng) -> String {
+    const PIECES: &[&str] = &[
+        "<think>",
+        "</think>",
+        "<th",
+        "ink>",
+        "</",
+        "<",
+        ">",
+        "```json\n",
+        "```",
+        "\n",
+        "  ",
+        "{\"a\":1}",
+        "[1]",
+        "hello",
+        "é",
+        "日本",
+        "json",
+        "\n```",
+    ];
+    (0..rng.random_range(0..10))
+        .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+        .collect()
+}
+
+/// `text` cut at random char boundaries.
+fn random_deltas<'a>(rng: &mut StdRng, text: &'a str) -> Vec<&'a str> {
+    let mut deltas = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut at = rng.random_range(0..=rest.len().min(6));
+        while !rest.is_char_boundary(at) {
+            at += 1;
+        }
+        let (head, tail) = rest.split_at(at);
+        deltas.push(head);
+        rest = tail;
+    }
+    deltas
+}
+
+/// The text a client gets from a stream of `deltas` through `transforms`, the finishing chunk's
+/// and a final flush included.
+fn transformed(transforms: Transforms, deltas: &[&str]) -> String {
+    let mut stream = transforms.stream();
+    let mut chunks: Vec<Value> = deltas
+        .iter()
+        .map(|d| json!({"id": "c", "choices": [{"index": 0, "delta": {"content": d}}]}))
+        .collect();
+    chunks
+        .push(json!({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
+    let mut text = String::new();
+    for chunk in &chunks {
+        let bytes = serde_json::to_vec(chunk).unwrap();
+        let out = match stream.push_chunk(&bytes) {
+            ChunkOut::Unchanged => chunk.clone(),
+            ChunkOut::Rewritten(out) => serde_json::from_slice(&out).unwrap(),
+            ChunkOut::Drop => continue,
+        };
+        text.push_str(out["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+    }
+    assert_eq!(
+        stream.flush(b"{}"),
+        None,
+        "text held after the finish reason"
+    );
+    text
+}
+
+/// Stripping `<think>` blocks from a stream, cut anywhere, gives what stripping the whole reply
+/// gives; with the fence unwrapped too the output does not depend on the cuts.
+#[test]
+fn reply_transforms_on_streams_are_split_invariant() {
+    let think = Transforms {
+        strip_thinking: true,
+        ..Transforms::default()
+    };
+    let all = Transforms {
+        strip_thinking: true,
+        unwrap_json_fence: true,
+        ..Transforms::default()
+    };
+    let fence = Transforms {
+        unwrap_json_fence: true,
+        ..Transforms::default()
+    };
+    for_each_case("transforms", |rng| {
+        let text = reply_text(rng);
+        let whole = think.apply_to_text(&text).unwrap_or_else(|| text.clone());
+        for _ in 0..3 {
+            let deltas = random_deltas(rng, &text);
+            assert_eq!(transformed(think, &deltas), whole, "deltas {deltas:?}");
+            for transforms in [all, fence] {
+                assert_eq!(
+                    transformed(transforms, &deltas),
+                    transformed(transforms, &[&text]),
+                    "{transforms:?} deltas {deltas:?}"
+                );
+            }
+        }
+    });
 }
