@@ -1,6 +1,6 @@
 //! The OpenAI <-> Anthropic translators of whole bodies: requests both ways, responses both ways,
 //! error bodies. What they produce is valid JSON, and a request sent to Anthropic is one our own
-//! Anthropic request type reads back.
+//! Anthropic request type reads back and translates back to OpenAI.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -25,7 +25,12 @@ fuzz_target!(|data: &[u8]| {
                         String::from_utf8_lossy(&out)
                     );
                 }
-                let _ = request_from_anthropic(&out, "gpt-fuzz");
+                if let Err(e) = request_from_anthropic(&out, "gpt-fuzz") {
+                    panic!(
+                        "request_from_anthropic refused what request_to_anthropic wrote ({e}): {}",
+                        String::from_utf8_lossy(&out)
+                    );
+                }
             }
             if let Ok(out) = request_from_anthropic(body, "gpt-fuzz") {
                 assert_json(&out, "request_from_anthropic");
