@@ -13,12 +13,17 @@ use smartproxy::translate::anthropic::{StreamFromAnthropic, StreamToAnthropic};
 use smartproxy::translate::ollama::{Endpoint, LineDecoder, NdjsonFromOpenAi, SseFromNdjson};
 use smartproxy::wire::sse::{Decoder, Event};
 
-/// Cases per property: enough to cover odd splits, few enough for seconds in CI.
-const CASES: u64 = 300;
+/// Cases per property: few enough for seconds in CI; `PROP_CASES=100000` runs more on demand.
+fn cases() -> u64 {
+    std::env::var("PROP_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(150)
+}
 
-/// Runs `check` for `CASES` seeds; a failing case reports its seed.
+/// Runs `check` for `cases()` seeds; a failing case reports its seed.
 fn for_each_case(name: &str, check: impl Fn(&mut StdRng)) {
-    for seed in 0..CASES {
+    for seed in 0..cases() {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0000);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mut rng)));
         if let Err(panic) = result {

@@ -10,10 +10,16 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 use smartproxy::translate::{anthropic, ollama};
 
-const CASES: u64 = 300;
+/// Cases per property: few enough for seconds in CI; `PROP_CASES=100000` runs more on demand.
+fn cases() -> u64 {
+    std::env::var("PROP_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300)
+}
 
 fn for_each_case(name: &str, check: impl Fn(&mut StdRng)) {
-    for seed in 0..CASES {
+    for seed in 0..cases() {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x7a11_0000);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mut rng)));
         if let Err(panic) = result {
