@@ -484,6 +484,11 @@ fn splice_stream_usage(body: &[u8]) -> Option<Vec<u8>> {
     if body[open] != b'{' {
         return None;
     }
+    // An empty object has no first key to write the option in front of (the comma would trail).
+    let first = body[open + 1..].iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'}') {
+        return None;
+    }
     let mut out = Vec::with_capacity(body.len() + OPTION.len());
     out.extend_from_slice(&body[..=open]);
     out.extend_from_slice(OPTION);
@@ -500,6 +505,20 @@ mod tests {
         Rewrite {
             add_stream_usage: true,
             ..Rewrite::default()
+        }
+    }
+
+    /// Fuzzing found it (target wire_openai, input `{}`): the fast path wrote
+    /// `{"stream_options":{"include_usage":true},}`, a trailing comma, for an empty object.
+    #[test]
+    fn stream_usage_is_added_to_an_empty_object_as_valid_json() {
+        for body in [&b"{}"[..], b" { \n } "] {
+            let out = rewrite_request(body, usage_only()).unwrap().unwrap();
+            let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(
+                value,
+                serde_json::json!({"stream_options": {"include_usage": true}})
+            );
         }
     }
 

@@ -57,12 +57,17 @@ pub struct TokenUsage {
 }
 
 impl TokenUsage {
-    /// From Anthropic usage, where missing fields count as zero.
+    /// From Anthropic usage, where missing fields count as zero. Sums saturate: the counts come
+    /// from the provider, and a wrapped sum would undercount (and panic in debug builds).
     pub fn from_anthropic(usage: &AnthropicUsage) -> Self {
         let cache_read = usage.cache_read_input_tokens.unwrap_or(0);
         let cache_creation = usage.cache_creation_input_tokens.unwrap_or(0);
         Self {
-            prompt: usage.input_tokens.unwrap_or(0) + cache_read + cache_creation,
+            prompt: usage
+                .input_tokens
+                .unwrap_or(0)
+                .saturating_add(cache_read)
+                .saturating_add(cache_creation),
             completion: usage.output_tokens.unwrap_or(0),
             cache_read,
             cache_creation,
@@ -86,7 +91,7 @@ impl TokenUsage {
         let mut usage = json!({
             "prompt_tokens": self.prompt,
             "completion_tokens": self.completion,
-            "total_tokens": self.prompt + self.completion,
+            "total_tokens": self.prompt.saturating_add(self.completion),
             "prompt_tokens_details": {"cached_tokens": self.cache_read},
         });
         if self.cache_creation > 0 {
@@ -239,6 +244,26 @@ mod tests {
             usage.to_openai_json()["prompt_tokens_details"]["cached_tokens"],
             100
         );
+    }
+
+    /// Fuzzing found it: a provider's `input_tokens` of u64::MAX plus any cached tokens
+    /// overflowed (a panic in debug builds, a wrapped, tiny prompt count in release ones).
+    #[test]
+    fn huge_provider_counts_saturate_instead_of_overflowing() {
+        let body = br#"{"id":"m","type":"message","role":"assistant","model":"c","content":[],
+            "stop_reason":"end_turn","usage":{"input_tokens":18446744073709551615,
+            "output_tokens":1,"cache_read_input_tokens":1}}"#;
+        let translated = response_from_anthropic(body, 0).unwrap();
+        let usage = translated.usage.unwrap();
+        assert_eq!(usage.prompt, u64::MAX);
+        let json: Value = serde_json::from_slice(&translated.body).unwrap();
+        assert_eq!(json["usage"]["total_tokens"], u64::MAX);
+        let usage = TokenUsage {
+            prompt: u64::MAX,
+            completion: 5,
+            ..TokenUsage::default()
+        };
+        assert_eq!(usage.to_openai_json()["total_tokens"], u64::MAX);
     }
 
     #[test]

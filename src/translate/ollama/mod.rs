@@ -200,12 +200,13 @@ pub(crate) fn call_id(index: usize) -> String {
     format!("call_{index}")
 }
 
-/// OpenAI's usage object for Ollama's counts.
+/// OpenAI's usage object for Ollama's counts. The total saturates: the counts come from the
+/// provider, and a wrapped sum would undercount (and panic in debug builds).
 pub(crate) fn openai_usage(usage: TokenUsage) -> Value {
     serde_json::json!({
         "prompt_tokens": usage.prompt,
         "completion_tokens": usage.completion,
-        "total_tokens": usage.prompt + usage.completion,
+        "total_tokens": usage.prompt.saturating_add(usage.completion),
     })
 }
 

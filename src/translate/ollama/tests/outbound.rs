@@ -152,3 +152,24 @@ fn legacy_function_messages_still_translate() {
     assert_eq!(out["messages"][2]["tool_name"], "f");
     assert_eq!(out["stream"], false);
 }
+
+/// Fuzzing found it: Ollama counts summing past u64::MAX overflowed the OpenAI `total_tokens`
+/// (a panic in debug builds, a wrapped, tiny total in release ones), in replies and streams.
+#[test]
+fn huge_provider_counts_saturate_instead_of_overflowing() {
+    let line = br#"{"model":"m","created_at":"x","message":{"role":"assistant","content":"hi"},"done":true,"prompt_eval_count":18446744073709551615,"eval_count":1}"#;
+    let reply = response_from_ollama(line, CREATED, ID).unwrap();
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["usage"]["total_tokens"], u64::MAX);
+
+    let mut stream = SseFromNdjson::new("m", true, CREATED, ID.to_owned());
+    let mut events = stream.push_line(line);
+    events.extend(stream.finish());
+    let usage_chunk = events
+        .iter()
+        .filter_map(|e| e.strip_prefix(b"data: "))
+        .filter_map(|d| serde_json::from_slice::<Value>(d.trim_ascii()).ok())
+        .find(|v| v["usage"].is_object())
+        .unwrap();
+    assert_eq!(usage_chunk["usage"]["total_tokens"], u64::MAX);
+}

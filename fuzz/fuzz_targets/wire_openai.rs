@@ -1,0 +1,59 @@
+//! The OpenAI wire readers on client and provider bytes: request views, response, chunk and
+//! usage views, and the request rewrite (whose output must still be the same JSON request).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use smartproxy::wire::openai::{
+    ChatRequestView, ChunkView, CompletionsView, ResponseView, Rewrite, UsageView, rewrite_request,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&flags, body)) = data.split_first() else {
+        return;
+    };
+    if let Ok(view) = ChatRequestView::parse(body) {
+        let _ = (
+            view.is_stream(),
+            view.wants_stream_usage(),
+            view.has_tools(),
+        );
+        let _ = (view.has_images(), view.wants_json(), view.output_cap());
+    }
+    if let Ok(view) = CompletionsView::parse(body) {
+        let _ = view.max_tokens;
+    }
+    if let Ok(view) = serde_json::from_slice::<ResponseView>(body) {
+        let _ = view.content_bytes();
+        if let Some(usage) = &view.usage {
+            let _ = usage.cached_tokens();
+        }
+    }
+    if let Ok(view) = serde_json::from_slice::<ChunkView<'_>>(body) {
+        let _ = (view.is_usage_only(), view.content_bytes());
+    }
+    let _ = serde_json::from_slice::<UsageView>(body);
+
+    let rewrite = Rewrite {
+        model: (flags & 1 != 0).then_some("fuzz-model"),
+        add_stream_usage: flags & 2 != 0,
+        max_completion_tokens: flags & 4 != 0,
+    };
+    if let Ok(Some(out)) = rewrite_request(body, rewrite) {
+        // A rewritten body that was an object is still one, with what was asked for.
+        if let Ok(serde_json::Value::Object(_)) = serde_json::from_slice(body) {
+            let value: serde_json::Value = match serde_json::from_slice(&out) {
+                Ok(v) => v,
+                Err(e) => panic!(
+                    "rewrite broke the JSON ({e}): {:?}",
+                    String::from_utf8_lossy(&out)
+                ),
+            };
+            if rewrite.add_stream_usage {
+                assert_eq!(value["stream_options"]["include_usage"], true);
+            }
+            if let Some(model) = rewrite.model {
+                assert_eq!(value["model"], model);
+            }
+        }
+    }
+});
