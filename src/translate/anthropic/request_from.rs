@@ -373,8 +373,12 @@ mod tests {
                 "messages[1]: content[0]: `image` block:",
             ),
             (
-                r#"{"model":"c","max_tokens":5,"messages":[{"role":"system","content":"a"}]}"#,
-                "messages[0]: unknown variant `system`",
+                r#"{"model":"c","max_tokens":5,"messages":[{"role":"tool","content":"a"}]}"#,
+                "messages[0]: unknown variant `tool`",
+            ),
+            (
+                r#"{"model":"c","max_tokens":5,"messages":[{"role":"system","content":[{"type":"image","source":{"type":"url","url":"https://x/y.png"}}]}]}"#,
+                "messages[0].content[0]: system messages hold text only",
             ),
             (
                 r#"{"model":"c","messages":"hi"}"#,
@@ -390,5 +394,21 @@ mod tests {
             let err = request_from_anthropic(body.as_bytes(), "gpt").unwrap_err();
             assert!(err.to_string().starts_with(message), "{err} / {message}");
         }
+    }
+
+    #[test]
+    fn system_turns_among_the_messages_stay_in_place() {
+        // Claude Code 2 sends system turns inside `messages`, beside the top-level prompt.
+        let body = br#"{"model":"c","max_tokens":5,"system":"top","messages":[{"role":"user","content":"a"},{"role":"system","content":[{"type":"text","text":"x"},{"type":"text","text":"y"}]},{"role":"user","content":"b"}]}"#;
+        let out: Value =
+            serde_json::from_slice(&request_from_anthropic(body, "gpt").unwrap()).unwrap();
+        let roles: Vec<&str> = out["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["system", "user", "system", "user"]);
+        assert_eq!(out["messages"][2]["content"], "x\n\ny");
     }
 }
