@@ -24,38 +24,40 @@ pub struct Admitted {
     pub prompt_estimate: u64,
 }
 
-/// The nested session a request says it was forwarded for, if any.
-fn forwarded_session(headers: &HeaderMap) -> Option<&str> {
-    headers
+/// A nested `run` records its requests itself: when one says it was forwarded for a session
+/// the ledger shows to be this session's child, this proxy only counts it against its session
+/// budget (which covers its children) and forwards it, without a second row.
+async fn mark_forwarded(ctx: &mut RequestCtx, headers: &HeaderMap) {
+    let Some(child) = headers
         .get(FORWARDED_SESSION)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 64)
+    else {
+        return;
+    };
+    let state = std::sync::Arc::clone(&ctx.state);
+    let child = child.to_owned();
+    let verified = tokio::task::spawn_blocking(move || state.is_child_session(&child))
+        .await
+        .unwrap_or(false);
+    if verified {
+        ctx.fin.set_forwarded();
+    } else {
+        tracing::warn!(
+            "a request names a nested session that is not this session's child; recording it here"
+        );
+    }
 }
 
 pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admitted, ApiError> {
-    let state = &ctx.state;
     let (parts, body) = req.into_parts();
+    let state = &ctx.state;
     let key_name = if ctx.dialect.is_ollama() {
         authorize_ollama(state, ctx.peer, &parts.headers)?
     } else {
         authorize(state, &parts.headers)?
     };
-    if let Some(child) = forwarded_session(&parts.headers) {
-        // A nested `run` records this request itself; this proxy only counts it against its
-        // session budget (which covers its children) and forwards it.
-        let state = std::sync::Arc::clone(state);
-        let child = child.to_owned();
-        let verified = tokio::task::spawn_blocking(move || state.is_child_session(&child))
-            .await
-            .unwrap_or(false);
-        if verified {
-            ctx.fin.set_forwarded();
-        } else {
-            tracing::warn!(
-                "a request names a nested session that is not this session's child; recording it here"
-            );
-        }
-    }
+    mark_forwarded(ctx, &parts.headers).await;
     let state = &ctx.state;
     if let Some(sessions) = &state.daemon_sessions {
         let name = key_name.as_deref().unwrap_or("anonymous");
