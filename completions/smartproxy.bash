@@ -34,6 +34,9 @@ _smartproxy() {
             smartproxy,doctor)
                 cmd="smartproxy__subcmd__doctor"
                 ;;
+            smartproxy,env)
+                cmd="smartproxy__subcmd__env"
+                ;;
             smartproxy,help)
                 cmd="smartproxy__subcmd__help"
                 ;;
@@ -135,6 +138,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help,doctor)
                 cmd="smartproxy__subcmd__help__subcmd__doctor"
+                ;;
+            smartproxy__subcmd__help,env)
+                cmd="smartproxy__subcmd__help__subcmd__env"
                 ;;
             smartproxy__subcmd__help,help)
                 cmd="smartproxy__subcmd__help__subcmd__help"
@@ -251,7 +257,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon stats sessions config budget cache route request keys providers doctor completions help"
+            opts="-h -V --config --log-level --help --version run daemon stats sessions config budget cache route request keys providers doctor env completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -752,8 +758,34 @@ _smartproxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smartproxy__subcmd__env)
+            opts="-h -V --shell --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --shell)
+                    COMPREPLY=($(compgen -W "sh fish" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smartproxy__subcmd__help)
-            opts="run daemon stats sessions config budget cache route request keys providers doctor completions help"
+            opts="run daemon stats sessions config budget cache route request keys providers doctor env completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -935,6 +967,20 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__env)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

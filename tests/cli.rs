@@ -213,3 +213,53 @@ fn routes_config_names_a_smolrouter_routes_file() {
     );
     assert_eq!(shown["providers"][0]["base_url"], "http://10.0.0.9:8000/v1");
 }
+
+#[test]
+fn env_prints_variables_that_point_tools_at_the_daemon() {
+    let env = TestEnv::new();
+    let config = env.write("sp.yaml", "listen: 127.0.0.1:4999\n");
+    let out = smartproxy(&env, &["env", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("export OPENAI_BASE_URL='http://127.0.0.1:4999/v1'"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("export ANTHROPIC_BASE_URL='http://127.0.0.1:4999'"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("export OLLAMA_HOST='http://127.0.0.1:4999'"),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("no daemon is running"),
+        "notes go to stderr, never into what eval runs"
+    );
+    // Every stdout line is a plain export a shell can eval.
+    assert!(stdout.lines().all(|l| l.starts_with("export ")), "{stdout}");
+
+    let mut cmd = env.command();
+    cmd.env("SMARTPROXY_API_KEY", "sk-team's").args([
+        "env",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let out = run_to_end(cmd);
+    let vars: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(vars["OPENAI_API_KEY"], "sk-team's");
+    assert_eq!(vars["ANTHROPIC_API_KEY"], "sk-team's");
+
+    // The sh output survives a real shell, quotes included.
+    let mut cmd = env.command();
+    cmd.env("SMARTPROXY_API_KEY", "sk-team's")
+        .args(["env", "--config", config.to_str().unwrap()]);
+    let exports = text(&run_to_end(cmd).stdout);
+    let echoed = std::process::Command::new("sh")
+        .args(["-c", &format!("{exports}\nprintf %s \"$OPENAI_API_KEY\"")])
+        .output()
+        .unwrap();
+    assert_eq!(text(&echoed.stdout), "sk-team's");
+}

@@ -6,6 +6,7 @@ mod completions;
 mod config_cmd;
 mod daemon;
 mod doctor;
+mod env_cmd;
 mod format;
 mod keys;
 mod providers_cmd;
@@ -97,6 +98,8 @@ pub enum Command {
     Providers(providers_cmd::ProvidersCommand),
     /// Check the config, the ledger, the daemon and the listeners; print a fix for each problem.
     Doctor(doctor::DoctorArgs),
+    /// Print the variables that point tools started outside `run` at the daemon, for `eval`.
+    Env(env_cmd::EnvArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
 }
@@ -117,6 +120,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Keys(cmd) => keys::keys(&cmd, config_path.as_deref()),
         Command::Providers(cmd) => providers_cmd::providers(&cmd, config_path.as_deref()),
         Command::Doctor(args) => doctor::doctor(&args, config_path.as_deref()),
+        Command::Env(args) => env_cmd::env(&args, config_path.as_deref()),
         Command::Completions(args) => completions::completions(&args),
     }
 }
