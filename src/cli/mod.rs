@@ -14,6 +14,7 @@ mod request;
 mod route;
 mod run;
 mod sessions;
+mod shim;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -98,6 +99,9 @@ pub enum Command {
     Providers(providers_cmd::ProvidersCommand),
     /// Check the config, the ledger, the daemon and the listeners; print a fix for each problem.
     Doctor(doctor::DoctorArgs),
+    /// Shims: scripts that run a tool under `smartproxy run --preset TOOL` whenever you call it.
+    #[command(subcommand)]
+    Shim(shim::ShimCommand),
     /// Print the variables that point tools started outside `run` at the daemon, for `eval`.
     Env(env_cmd::EnvArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -121,6 +125,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Providers(cmd) => providers_cmd::providers(&cmd, config_path.as_deref()),
         Command::Doctor(args) => doctor::doctor(&args, config_path.as_deref()),
         Command::Env(args) => env_cmd::env(&args, config_path.as_deref()),
+        Command::Shim(cmd) => shim::shim(&cmd, config_path.as_deref()),
         Command::Completions(args) => completions::completions(&args),
     }
 }

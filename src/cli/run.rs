@@ -58,6 +58,12 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "table", value_name = "FORMAT")]
     pub summary: SummaryFormat,
 
+    /// Apply a tool's preset: its session tag, budget and extra variables unless flags say
+    /// otherwise (built in: claude, codex, aider, llm, python; more under `presets:` in the
+    /// config). The shims of `smartproxy shim install` use it.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+
     /// Keep this provider key variable in the command's environment (repeatable).
     #[arg(long = "pass-env", value_name = "NAME")]
     pub pass_env: Vec<String>,
@@ -67,7 +73,37 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
-pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
+/// Fills the tag and budget the flags left open from preset `name`, and returns the variables
+/// it adds to the command's environment.
+fn apply_preset(
+    args: &mut RunArgs,
+    config: &crate::config::Config,
+    name: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let Some(preset) = config.presets.get(name) else {
+        let known: Vec<&str> = config.presets.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "--preset {name}: no such preset; known: {} (add one under `presets:` in the config)",
+            known.join(", ")
+        );
+    };
+    if let Some(var) = preset
+        .env
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .find(|k| env::SET_BY_RUN.contains(k))
+    {
+        anyhow::bail!(
+            "presets.{name}.env in {}: `{var}` is set by run itself (it points the command at the session's proxy)",
+            config.source_display()
+        );
+    }
+    args.tag = args.tag.take().or_else(|| preset.tag.clone());
+    args.budget = args.budget.or(preset.budget_usd);
+    Ok(preset.env.clone())
+}
+
+pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let started = Instant::now();
     if let Some(budget) = args.budget {
         anyhow::ensure!(
@@ -98,6 +134,10 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
              DEEPSEEK_API_KEY), add providers to smartproxy.yaml, or use --mock",
         );
     }
+    let preset_env = match args.preset.clone() {
+        Some(name) => apply_preset(&mut args, &config, &name)?,
+        None => Vec::new(),
+    };
     let budget_usd = args
         .budget
         .filter(|b| *b > 0.0)
@@ -155,7 +195,7 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         let proxy_url = format!("http://{}", server.local_addr());
         let no_proxy = std::env::var("NO_PROXY").ok();
         let no_proxy_lower = std::env::var("no_proxy").ok();
-        let plan = env::plan(&env::Inputs {
+        let mut plan = env::plan(&env::Inputs {
             proxy_url: &proxy_url,
             session_key: &session_key,
             session_id: &session_id,
@@ -165,6 +205,7 @@ pub fn run(args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
             no_proxy_lower: no_proxy_lower.as_deref(),
         });
         let forwarder = Forwarder::install().context("cannot install signal handlers")?;
+        plan.set.extend(preset_env);
         let spawned = spawn::spawn(&args.command, &plan);
         ledger.session_started(SessionStart {
             id: session_id.clone(),

@@ -48,7 +48,23 @@ pub struct Config {
     /// Whether the daemon serves Ollama's `/api/*` to loopback clients without a client key
     /// (`ollama.keyless`). `run` sessions always do: their proxy is theirs alone.
     pub ollama_keyless: bool,
+    /// `run --preset NAME` settings: the built-in presets with the config's over them.
+    pub presets: BTreeMap<String, Preset>,
 }
+
+/// What `run --preset NAME` applies: a default tag and budget (flags still win) and extra
+/// variables for the command.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Preset {
+    pub tag: Option<String>,
+    pub budget_usd: Option<f64>,
+    pub env: Vec<(String, String)>,
+}
+
+/// The presets smartproxy knows without a config: one per common agent tool, tagging its
+/// sessions with its name. Each tool already reads the variables `run` sets (OpenAI's,
+/// Anthropic's, Ollama's); Gemini's CLI is missing because smartproxy does not speak its API.
+pub const BUILTIN_PRESETS: &[&str] = &["claude", "codex", "aider", "llm", "python"];
 
 /// Credentials of providers and tools that a `run` child must not see either, though no provider
 /// is registered from them: Anthropic's OAuth/bearer token and the common providers' keys.

@@ -52,6 +52,20 @@ pub struct RawConfig {
     pub client_keys: Vec<RawClientKey>,
     #[serde(default)]
     pub ollama: RawOllama,
+    /// `run --preset NAME` settings per tool, over the built-in ones.
+    #[serde(default)]
+    pub presets: BTreeMap<String, RawPreset>,
+}
+
+/// What `run --preset NAME` (and the shims) apply to a session.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPreset {
+    pub tag: Option<String>,
+    pub budget_usd: Option<f64>,
+    /// Extra variables for the command.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// The daemon's Ollama-compatible endpoints.

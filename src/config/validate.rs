@@ -1,7 +1,7 @@
 //! Turns the raw file into a `Config`: finds the file, parses it, checks every value, applies the
 //! environment overrides and the zero-config providers. Errors carry file, line and key.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -233,6 +233,7 @@ impl Validator<'_> {
         let client_keys = self.client_keys(&raw, env);
         let resilience = self.resilience(&raw);
         let transforms = self.transforms(&raw, env);
+        let presets = self.presets(&raw);
         Config {
             source: self.file.map(Path::to_path_buf),
             listen,
@@ -253,6 +254,7 @@ impl Validator<'_> {
             response_headers: raw.observability.response_headers.unwrap_or(true),
             transforms,
             ollama_keyless: raw.ollama.keyless.unwrap_or(false),
+            presets,
         }
     }
 
@@ -536,6 +538,43 @@ impl Validator<'_> {
 }
 
 impl Validator<'_> {
+    fn presets(&mut self, raw: &RawConfig) -> BTreeMap<String, super::Preset> {
+        let mut presets: BTreeMap<String, super::Preset> = super::BUILTIN_PRESETS
+            .iter()
+            .map(|name| {
+                let preset = super::Preset {
+                    tag: Some((*name).to_owned()),
+                    ..super::Preset::default()
+                };
+                ((*name).to_owned(), preset)
+            })
+            .collect();
+        for (name, p) in &raw.presets {
+            let at = |key: &str| format!("presets.{name}.{key}");
+            if let Some(budget) = p.budget_usd.filter(|b| !b.is_finite() || *b < 0.0) {
+                self.error(
+                    &at("budget_usd"),
+                    format!("{budget} is not an amount in USD of zero or more"),
+                );
+            }
+            for var in p.env.keys() {
+                if var.is_empty() || var.contains('=') || var.contains('\0') {
+                    self.error(&at("env"), format!("`{var}` is not a variable name"));
+                }
+            }
+            let base = presets.remove(name).unwrap_or_default();
+            presets.insert(
+                name.clone(),
+                super::Preset {
+                    tag: p.tag.clone().or(base.tag).or_else(|| Some(name.clone())),
+                    budget_usd: p.budget_usd.or(base.budget_usd),
+                    env: p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                },
+            );
+        }
+        presets
+    }
+
     fn client_keys(
         &mut self,
         raw: &RawConfig,

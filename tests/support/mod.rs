@@ -85,7 +85,12 @@ impl TestEnv {
 
     /// The binary, with an environment that holds nothing of the developer's.
     pub fn command(&self) -> Command {
-        let mut cmd = isolated_command(BIN);
+        self.command_for(BIN)
+    }
+
+    /// `program` in the same isolated environment as the binary (temp HOME, temp ledger).
+    pub fn command_for(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = isolated_command(program);
         let home = self.dir.path().join("home");
         cmd.env("HOME", &home)
             .env("XDG_CONFIG_HOME", home.join(".config"))

@@ -1,0 +1,128 @@
+//! Shims and presets: `smartproxy shim install TOOL` writes a script that runs the real tool
+//! under `smartproxy run --preset TOOL`; the preset tags the session, sets its budget and adds
+//! variables; the shim finds the real tool past itself on PATH; `list` and `remove` know only
+//! their own files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::{TestEnv, run_to_end, text};
+
+#[test]
+fn a_shim_runs_the_real_tool_under_run_with_its_preset() {
+    let env = TestEnv::new();
+    // Found by discovery (./smartproxy.yaml), as the shim passes no --config.
+    env.write(
+        "smartproxy.yaml",
+        "providers:\n  - name: m\n    kind: mock\npresets:\n  mytool:\n    tag: mine\n    budget_usd: 0.25\n    env: {MYTOOL_MODE: proxied}\n",
+    );
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let tool = bin.join("mytool");
+    std::fs::write(
+        &tool,
+        "#!/bin/sh\necho \"url=$OPENAI_BASE_URL mode=$MYTOOL_MODE args=$*\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let shims = env.path().join("shims");
+    let shims_arg = shims.to_str().unwrap();
+
+    let mut install = env.command();
+    install.args(["shim", "install", "mytool", "--dir", shims_arg]);
+    let out = run_to_end(install);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("first on PATH"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Shims first on PATH, as the user is told to do.
+    let path = format!(
+        "{}:{}:{}",
+        shims.display(),
+        bin.display(),
+        std::env::var("PATH").unwrap()
+    );
+    let mut call = env.command_for("sh");
+    call.env("PATH", &path).args(["-c", "mytool a 'b c'"]);
+    let out = run_to_end(call);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("url=http://127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains("mode=proxied args=a b c"), "{stdout}");
+    assert!(
+        stderr.contains("smartproxy session"),
+        "the run summary: {stderr}"
+    );
+    let (tag, budget): (String, f64) = env
+        .ledger()
+        .query_row("SELECT tag, budget_usd FROM sessions", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((tag.as_str(), budget), ("mine", 0.25));
+
+    let mut list = env.command();
+    list.args(["shim", "list", "--json", "--dir", shims_arg]);
+    let listed: serde_json::Value = serde_json::from_slice(&run_to_end(list).stdout).unwrap();
+    assert_eq!(listed["shims"], serde_json::json!(["mytool"]));
+
+    // A file the user wrote is never overwritten or removed.
+    std::fs::write(shims.join("other"), "#!/bin/sh\necho mine\n").unwrap();
+    let mut remove = env.command();
+    remove.args(["shim", "remove", "other", "--dir", shims_arg]);
+    assert_eq!(run_to_end(remove).status.code(), Some(1));
+    let mut remove = env.command();
+    remove.args(["shim", "remove", "mytool", "--dir", shims_arg]);
+    assert!(run_to_end(remove).status.success());
+    assert!(!shims.join("mytool").exists());
+    assert!(shims.join("other").exists());
+}
+
+#[test]
+fn presets_are_checked() {
+    let env = TestEnv::new();
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--preset", "nope", "--", "true"]);
+    let out = run_to_end(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no such preset") && stderr.contains("claude"),
+        "{stderr}"
+    );
+
+    let config = env.write(
+        "sp.yaml",
+        "providers:\n  - name: m\n    kind: mock\npresets:\n  bad:\n    env: {OPENAI_BASE_URL: x}\n",
+    );
+    let mut cmd = env.command();
+    cmd.args([
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--preset",
+        "bad",
+        "--",
+        "true",
+    ]);
+    let out = run_to_end(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is set by run itself"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A built-in preset tags the session with the tool's name; --tag still wins.
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--preset", "codex", "--", "true"]);
+    assert!(run_to_end(cmd).status.success());
+    let tag: String = env
+        .ledger()
+        .query_row("SELECT tag FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tag, "codex");
+}
