@@ -1,6 +1,6 @@
-//! Real agent CLIs, unmodified, through `smartproxy run` against a scripted upstream: the
-//! official Claude Code (`claude -p`, from the npm registry at the version pinned in
-//! `testdata/npm-clients/package.json`). Skipped with its reason where npm is missing, except
+//! Real clients from the npm registry, unmodified, through `smartproxy run` against a scripted
+//! upstream: the official Claude Code (`claude -p`) and the official `openai` Node SDK, at the
+//! versions pinned in `testdata/npm-clients/package.json`. Skipped with its reason where npm is missing, except
 //! under CI, where that fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -72,4 +72,69 @@ fn claude_code_runs_through_run_on_an_openai_compatible_provider() {
     let summary: serde_json::Value =
         serde_json::from_str(stderr.lines().rev().find(|l| l.starts_with('{')).unwrap()).unwrap();
     assert_eq!(summary["requests"], rows.len(), "{summary}");
+}
+
+#[test]
+fn the_openai_node_sdk_works_through_run() {
+    let node_modules = match support::npm::node_modules() {
+        Ok(path) => path,
+        Err(reason) => return skip_or_fail(&reason),
+    };
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/openai_node_client.cjs"
+    );
+    let mut cmd = env.command();
+    cmd.env("UPSTREAM_KEY", "sk-upstream")
+        .env("NODE_PATH", &node_modules)
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--",
+            "node",
+            script,
+        ]);
+    let out = run_to_end(cmd);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    let answer = REPLY_WORDS.concat();
+    assert_eq!(found["whole"], answer.as_str());
+    assert_eq!(found["stream"], answer.as_str());
+    assert_eq!(found["responses"], answer.as_str());
+    let usage = serde_json::json!([
+        support::upstream::PROMPT_TOKENS,
+        support::upstream::COMPLETION_TOKENS
+    ]);
+    assert_eq!(found["whole_usage"], usage);
+    assert_eq!(found["stream_usage"], usage);
+    assert_eq!(found["embeddings"], 2);
+    assert_eq!(
+        found["wrong_key"],
+        serde_json::json!([401, "invalid_api_key"])
+    );
+    assert!(
+        found["base_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    let rows = env.requests();
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    let endpoints: Vec<&str> = rows.iter().map(|r| r["endpoint"].as_str()).collect();
+    assert_eq!(
+        endpoints,
+        [
+            "chat.completions",
+            "chat.completions",
+            "responses",
+            "embeddings",
+            "chat.completions"
+        ]
+    );
 }

@@ -29,6 +29,15 @@ pub fn client(name: &str) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// The installed packages' `node_modules` (for `NODE_PATH`), or why they cannot be had here.
+pub fn node_modules() -> Result<PathBuf, String> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR
+        .get_or_init(|| ensure_installed(&clients_dir()))
+        .clone()?;
+    Ok(dir.join("node_modules"))
+}
+
 /// `target/npm-clients`, wherever `CARGO_TARGET_DIR` puts `target/`.
 fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
