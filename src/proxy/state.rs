@@ -27,6 +27,15 @@ pub struct ParentProxy {
     pub session_id: String,
 }
 
+impl ParentProxy {
+    /// Whether `base_url` is on the parent's proxy (same origin, any path).
+    pub fn serves(&self, base_url: &str) -> bool {
+        base_url
+            .strip_prefix(self.url.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
 /// The status recorded for requests whose client disconnected (nginx's convention).
 const CLIENT_CLOSED: u16 = 499;
 
@@ -326,5 +335,22 @@ impl AppState {
         let mut models: Vec<String> = warned.iter().cloned().collect();
         models.sort();
         models
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parent_proxy_is_matched_by_origin_not_by_text_prefix() {
+        let parent = ParentProxy {
+            url: "http://127.0.0.1:4567".to_owned(),
+            session_id: "s".to_owned(),
+        };
+        assert!(parent.serves("http://127.0.0.1:4567/v1"));
+        assert!(parent.serves("http://127.0.0.1:4567"));
+        assert!(!parent.serves("http://127.0.0.1:45678/v1"));
+        assert!(!parent.serves("https://api.openai.com/v1"));
     }
 }

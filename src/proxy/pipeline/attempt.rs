@@ -75,9 +75,7 @@ pub async fn attempt(
         };
         // To the parent session's proxy: this request is recorded here, not there too.
         if let Some(parent) = &state.forward_to_parent
-            && rt.config.providers[candidate.provider]
-                .base_url
-                .starts_with(&parent.url)
+            && parent.serves(&rt.config.providers[candidate.provider].base_url)
         {
             headers.push((FORWARDED_SESSION.to_owned(), parent.session_id.clone()));
         }
