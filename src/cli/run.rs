@@ -31,10 +31,11 @@ pub enum SummaryFormat {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "The command gets OPENAI_BASE_URL and OPENAI_API_BASE pointing at the session's proxy, \
-OPENAI_API_KEY set to a session key only that proxy accepts, SMARTPROXY_SESSION_ID and SMARTPROXY_URL. Real \
-provider keys (OPENAI_API_KEY, ANTHROPIC_API_KEY, DEEPSEEK_API_KEY and every api_key_env of the config) are \
-removed from its environment unless kept with --pass-env.\n\nExit status: the command's own, 128+N when signal N \
+    after_help = "The command gets OPENAI_BASE_URL, OPENAI_API_BASE, ANTHROPIC_BASE_URL and OLLAMA_HOST pointing \
+at the session's proxy, OPENAI_API_KEY and ANTHROPIC_API_KEY set to a session key only that proxy accepts, \
+SMARTPROXY_SESSION_ID and SMARTPROXY_URL. Real credentials (OPENAI_API_KEY, ANTHROPIC_API_KEY, \
+ANTHROPIC_AUTH_TOKEN, DEEPSEEK_API_KEY, the other common providers' key variables and every api_key_env of \
+the config) are removed from its environment unless kept with --pass-env.\n\nExit status: the command's own, 128+N when signal N \
 ended it, 127 when it could not be found, 126 when it could not be executed.\n\nExamples:\n  smartproxy run --mock -- \
 python agent.py\n  smartproxy run --budget 0.50 --tag nightly -- ./eval.sh\n  smartproxy run --summary json -- \
 python agent.py 2> summary.json"
