@@ -57,10 +57,19 @@ async fn bad_requests_get_openai_errors_and_are_recorded() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 405);
+    // A Responses API body without a model: refused before anything is sent.
     let resp = client
         .post(format!("{base}/responses"))
         .bearer_auth(&session.key)
         .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    // Stored responses cannot be retrieved through smartproxy: said plainly.
+    let resp = client
+        .get(format!("{base}/responses/resp_123"))
+        .bearer_auth(&session.key)
         .send()
         .await
         .unwrap();
@@ -76,7 +85,7 @@ async fn bad_requests_get_openai_errors_and_are_recorded() {
     let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
     assert_eq!(
         statuses,
-        vec!["400", "400", "400", "413", "405", "501", "404"]
+        vec!["400", "400", "400", "413", "405", "400", "501", "404"]
     );
     assert!(rows.iter().all(|r| r["outcome"] == "rejected"));
 }
