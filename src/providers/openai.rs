@@ -1,13 +1,16 @@
 //! The OpenAI-compatible adapter: POST `{base_url}/chat/completions` (or `/completions`) with a
 //! bearer key. Bodies go out and come back as they are.
 
-use reqwest::header::AUTHORIZATION;
+use reqwest::header::{AUTHORIZATION, HeaderName};
 
 use super::http::{self, HttpClient};
 use super::{
     BoxFuture, Endpoint, Provider, ProviderError, UpstreamRequest, UpstreamResponse, WireFormat,
 };
 use crate::config::ProviderConfig;
+
+/// Built at compile time rather than parsed on every request.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub struct OpenAiProvider {
     http: HttpClient,
@@ -52,7 +55,7 @@ impl Provider for OpenAiProvider {
                 Endpoint::Chat => &self.chat_url,
                 Endpoint::Completions => &self.completions_url,
             };
-            let headers = [("x-request-id", request.request_id.as_str())];
+            let headers = [(X_REQUEST_ID, request.request_id.as_str())];
             let response = self
                 .http
                 .post(url, request.body, request.stream, &headers)
