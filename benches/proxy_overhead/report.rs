@@ -46,6 +46,9 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
+/// Reads one CPU figure (total, ledger writer) from a side's stats.
+type CpuField = fn(&SideStats) -> Option<(f64, f64)>;
+
 /// Each figure judged against its target.
 struct Verdicts {
     added_p50: bool,
@@ -260,8 +263,7 @@ impl Report {
             (Some((h, _)), Some((p, _))) => format!("{:+.1} µs (×{:.2})", p - h, p / h),
             _ => String::new(),
         };
-        let cpu_fields: [fn(&SideStats) -> Option<(f64, f64)>; 3] =
-            [|s| s.cpu_latency, |s| s.cpu_stream, |s| s.cpu_throughput];
+        let cpu_fields: [CpuField; 3] = [|s| s.cpu_latency, |s| s.cpu_stream, |s| s.cpu_throughput];
         for ((name, h_cpu, p_cpu), field) in [
             ("CPU per request, 1 conn (µs)", h.cpu_latency, p.cpu_latency),
             ("CPU per stream, 1 conn (µs)", h.cpu_stream, p.cpu_stream),
