@@ -24,6 +24,13 @@ impl CpuTime {
         }
     }
 
+    pub fn plus(self, other: Self) -> Self {
+        Self {
+            total_ns: self.total_ns + other.total_ns,
+            ledger_ns: self.ledger_ns + other.ledger_ns,
+        }
+    }
+
     /// Microseconds per request: (total, ledger writer).
     pub fn per_request_us(self, requests: usize) -> (f64, f64) {
         let n = requests.max(1) as f64;

@@ -239,20 +239,63 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
     }
     drop(senders);
 
-    for (side, fig) in sides.iter().zip(&mut figures) {
-        eprintln!(
-            "proxy_overhead: throughput at {} connections, {}",
-            plan.connections, side.name
-        );
-        let before = side.cpu.map(CpuProbe::read).unwrap_or_default();
-        fig.rps = throughput(plan, side.target).await?;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        fig.cpu_throughput = side
-            .cpu
-            .map(CpuProbe::read)
-            .unwrap_or_default()
-            .since(before);
-        fig.requests += fig.rps.total;
+    // Throughput: the sides take turns in `throughput_blocks` blocks (as the sequential phases
+    // do), each on its own keep-alive connections opened once, so that a burst of background
+    // load hits every side rather than whichever ran at the time.
+    let mut pools = Vec::with_capacity(sides.len());
+    for side in sides {
+        let mut pool = Vec::with_capacity(plan.connections);
+        for _ in 0..plan.connections {
+            pool.push(side.target.connect().await?);
+        }
+        pools.push(pool);
+    }
+    let blocks = plan.throughput_blocks.max(1);
+    let block_run = plan.throughput_run / u32::try_from(blocks)?;
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
+    for block in 0..blocks {
+        for (((side, pool), fig), rates) in sides
+            .iter()
+            .zip(&mut pools)
+            .zip(&mut figures)
+            .zip(&mut rates)
+        {
+            eprintln!(
+                "proxy_overhead: throughput at {} connections, {} (block {}/{blocks})",
+                plan.connections,
+                side.name,
+                block + 1
+            );
+            let warmup = if block == 0 {
+                plan.throughput_warmup
+            } else {
+                plan.throughput_block_warmup
+            };
+            let before = side.cpu.map(CpuProbe::read).unwrap_or_default();
+            let measured = throughput_block(pool, side.target, warmup, block_run).await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let spent = side
+                .cpu
+                .map(CpuProbe::read)
+                .unwrap_or_default()
+                .since(before);
+            fig.cpu_throughput = fig.cpu_throughput.plus(spent);
+            fig.rps.measured += measured.measured;
+            fig.rps.total += measured.total;
+            fig.rps.failed += measured.failed;
+            fig.requests += measured.total;
+            rates.extend(measured.rates);
+        }
+    }
+    drop(pools);
+    for (fig, mut rates) in figures.iter_mut().zip(rates) {
+        rates.sort_by(f64::total_cmp);
+        fig.rps.rps = match rates.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => rates[n / 2],
+            n => (rates[n / 2 - 1] + rates[n / 2]) / 2.0,
+        };
+        fig.rps.mean_rps = fig.rps.measured as f64 / plan.throughput_run.as_secs_f64();
     }
 
     // Let the client connection tasks see their senders dropped and close.
@@ -262,8 +305,8 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
 
 #[derive(Default)]
 pub struct Throughput {
-    /// The median of the per-slot rates: a burst of background noise moves it less than it moves
-    /// the mean.
+    /// The median of the per-slot rates (over all blocks): a burst of background noise moves it
+    /// less than it moves the mean.
     pub rps: f64,
     /// Requests in the window over its length.
     pub mean_rps: f64,
@@ -274,28 +317,36 @@ pub struct Throughput {
     pub failed: u64,
 }
 
-/// `plan.connections` keep-alive connections, each sending requests back to back; requests
-/// finishing inside the window after the warm-up are counted, per one-second slot.
-async fn throughput(plan: &Plan, target: &Target) -> anyhow::Result<Throughput> {
-    let mut senders = Vec::with_capacity(plan.connections);
-    for _ in 0..plan.connections {
-        senders.push(target.connect().await?);
-    }
-    // One-second slots; a window shorter than two seconds (the quick run) is one slot.
-    let run = plan.throughput_run;
+/// One block of a side's throughput phase.
+struct Block {
+    /// Requests per second in each slot of the window.
+    rates: Vec<f64>,
+    measured: u64,
+    total: u64,
+    failed: u64,
+}
+
+/// Every connection in `pool` sends requests back to back for `warmup + run`; requests finishing
+/// inside the window after the warm-up are counted, per one-second slot (a window shorter than
+/// two seconds, as in the quick run, is one slot).
+async fn throughput_block(
+    pool: &mut [SendRequest<Full<Bytes>>],
+    target: &Target,
+    warmup: Duration,
+    run: Duration,
+) -> anyhow::Result<Block> {
     let slot = if run >= Duration::from_secs(2) {
         Duration::from_secs(1)
     } else {
         run
     };
     let slots = (run.as_secs_f64() / slot.as_secs_f64()).round().max(1.0) as usize;
-    let start = Instant::now();
-    let window_start = start + plan.throughput_warmup;
+    let window_start = Instant::now() + warmup;
     let window_end = window_start + run;
-    let workers = senders.into_iter().map(|mut sender| async move {
+    let workers = pool.iter_mut().map(|sender| async move {
         let (mut per_slot, mut total, mut failed) = (vec![0u64; slots], 0u64, 0u64);
         while Instant::now() < window_end {
-            let ok = round_trip(&mut sender, target).await?;
+            let ok = round_trip(sender, target).await?;
             let done = Instant::now();
             total += 1;
             if !ok {
@@ -316,21 +367,12 @@ async fn throughput(plan: &Plan, target: &Target) -> anyhow::Result<Throughput> 
             *sum += n;
         }
     }
-    let measured: u64 = per_slot.iter().sum();
-    let mut rates: Vec<f64> = per_slot
-        .iter()
-        .map(|n| *n as f64 / slot.as_secs_f64())
-        .collect();
-    rates.sort_by(f64::total_cmp);
-    let median = match rates.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => rates[n / 2],
-        n => (rates[n / 2 - 1] + rates[n / 2]) / 2.0,
-    };
-    Ok(Throughput {
-        rps: median,
-        mean_rps: measured as f64 / run.as_secs_f64(),
-        measured,
+    Ok(Block {
+        rates: per_slot
+            .iter()
+            .map(|n| *n as f64 / slot.as_secs_f64())
+            .collect(),
+        measured: per_slot.iter().sum(),
         total: counts.iter().map(|c| c.1).sum(),
         failed: counts.iter().map(|c| c.2).sum(),
     })

@@ -4,7 +4,9 @@
 //!
 //! Run with `cargo bench --bench proxy_overhead` (add `-- --quick` for a short smoke run that
 //! checks the bench works; its figures mean nothing; `-- --profile` for a 20 s throughput phase
-//! to profile with `perf record -p <pid>`). Without `--bench` (as `cargo test
+//! to profile with `perf record -p <pid>`; `-- --baseline /path/to/smartproxy` to measure a second,
+//! older smartproxy binary in the same run, as a fourth side taking its turn in every block, so
+//! that before/after figures share the machine's noise). Without `--bench` (as `cargo test
 //! --all-targets` runs it) it does nothing.
 //!
 //! Setup: this process runs the mock upstream (hyper 1 server) and the load generator (hyper 1
@@ -37,7 +39,7 @@ mod stats;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
 
@@ -46,7 +48,7 @@ use cpu::CpuProbe;
 use load::{Side, Target, run_load};
 use mock_upstream::start_mock;
 use proxy_process::{ProxyProcess, count_ledger_rows, proc_status_kb};
-use report::Report;
+use report::{Baseline, Report};
 use startup::measure_startup;
 
 /// The key the proxy's provider sends upstream; the mock refuses any other.
@@ -62,6 +64,10 @@ struct Plan {
     latency_requests: usize,
     connections: usize,
     throughput_warmup: Duration,
+    /// The throughput window, split into this many blocks taken by the sides in turn.
+    throughput_blocks: usize,
+    /// The warm-up of each block after the first.
+    throughput_block_warmup: Duration,
     throughput_run: Duration,
     stream_warmup: usize,
     stream_requests: usize,
@@ -76,6 +82,8 @@ impl Plan {
             latency_requests: 20_000,
             connections: 32,
             throughput_warmup: Duration::from_secs(1),
+            throughput_blocks: 5,
+            throughput_block_warmup: Duration::from_millis(250),
             throughput_run: Duration::from_secs(10),
             stream_warmup: 200,
             stream_requests: 2_000,
@@ -92,6 +100,8 @@ impl Plan {
             latency_requests: 10,
             connections: 32,
             throughput_warmup: Duration::from_secs(1),
+            throughput_blocks: 1,
+            throughput_block_warmup: Duration::ZERO,
             throughput_run: Duration::from_secs(20),
             stream_warmup: 10,
             stream_requests: 10,
@@ -106,6 +116,8 @@ impl Plan {
             latency_requests: 1_000,
             connections: 32,
             throughput_warmup: Duration::from_millis(200),
+            throughput_blocks: 2,
+            throughput_block_warmup: Duration::from_millis(100),
             throughput_run: Duration::from_millis(500),
             stream_warmup: 20,
             stream_requests: 200,
@@ -140,6 +152,17 @@ fn main() -> anyhow::Result<()> {
         Plan::profile()
     } else {
         Plan::full()
+    };
+    let baseline_bin = match args.iter().position(|a| a == "--baseline") {
+        Some(i) => {
+            let Some(path) = args.get(i + 1) else {
+                bail!("--baseline needs the path of a smartproxy binary");
+            };
+            let path = std::fs::canonicalize(path)
+                .with_context(|| format!("--baseline {path}: no such file"))?;
+            Some(path)
+        }
+        None => None,
     };
     let started = Instant::now();
 
@@ -176,12 +199,34 @@ fn main() -> anyhow::Result<()> {
     );
     std::thread::sleep(Duration::from_millis(300));
     let rss_idle_kb = proc_status_kb(info.pid, "VmRSS")?;
+    let mut baseline = match &baseline_bin {
+        Some(bin) => {
+            let dir = tmp.path().join("baseline");
+            std::fs::create_dir_all(&dir)?;
+            let mut process = ProxyProcess::start(bin, &config_path, &dir)?;
+            let info = process.wait_for_info(Duration::from_secs(20))?;
+            eprintln!(
+                "proxy_overhead: baseline {} pid {} listening on {}",
+                bin.display(),
+                info.pid,
+                info.addr
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            let rss_idle_kb = proc_status_kb(info.pid, "VmRSS")?;
+            Some((process, info, dir, rss_idle_kb))
+        }
+        None => None,
+    };
 
     let hop = BareHop::start(mock_addr, 0)?;
     let direct = Target::new(mock_addr, UPSTREAM_KEY)?;
     let bare_hop = Target::new(hop.addr, UPSTREAM_KEY)?;
     let proxied = Target::new(info.addr, &info.key)?;
-    let sides = [
+    let base_target = match &baseline {
+        Some((_, info, _, _)) => Some(Target::new(info.addr, &info.key)?),
+        None => None,
+    };
+    let mut sides = vec![
         Side {
             name: "direct",
             target: &direct,
@@ -198,11 +243,19 @@ fn main() -> anyhow::Result<()> {
             cpu: Some(CpuProbe::Process(info.pid)),
         },
     ];
+    if let (Some((_, info, _, _)), Some(target)) = (&baseline, &base_target) {
+        sides.push(Side {
+            name: "baseline",
+            target,
+            cpu: Some(CpuProbe::Process(info.pid)),
+        });
+    }
     let mut load = runtime.block_on(run_load(&plan, &sides))?.into_iter();
     let (Some(direct), Some(bare_hop), Some(proxy)) = (load.next(), load.next(), load.next())
     else {
         bail!("missing figures");
     };
+    let baseline_figures = load.next();
     drop(hop);
 
     let rss_loaded_kb = proc_status_kb(info.pid, "VmRSS")?;
@@ -211,21 +264,49 @@ fn main() -> anyhow::Result<()> {
     let proxy_status = process.stop(Duration::from_secs(30))?;
     let shutdown_ms = stop_started.elapsed().as_secs_f64() * 1e3;
     let ledger_rows = count_ledger_rows(&tmp.path().join("ledger.db")).unwrap_or(-1);
+    let baseline = match (baseline.take(), baseline_figures, &baseline_bin) {
+        (Some((mut process, info, dir, rss_idle_kb)), Some(figures), Some(bin)) => {
+            let rss_loaded_kb = proc_status_kb(info.pid, "VmRSS")?;
+            let rss_peak_kb = proc_status_kb(info.pid, "VmHWM")?;
+            let stop_started = Instant::now();
+            let status = process.stop(Duration::from_secs(30))?;
+            let shutdown_ms = stop_started.elapsed().as_secs_f64() * 1e3;
+            Some(Baseline {
+                bin: bin.clone(),
+                figures,
+                rss_idle_kb,
+                rss_loaded_kb,
+                rss_peak_kb,
+                shutdown_ms,
+                status,
+                ledger_rows: count_ledger_rows(&dir.join("ledger.db")).unwrap_or(-1),
+            })
+        }
+        _ => None,
+    };
 
     eprintln!("proxy_overhead: start-up runs");
-    let startup = measure_startup(&plan, &bin, &config_path, tmp.path())?;
+    let startup = measure_startup(
+        &plan,
+        &bin,
+        baseline_bin.as_deref(),
+        &config_path,
+        tmp.path(),
+    )?;
     drop(runtime);
 
     let report = Report {
         quick,
         connections: plan.connections,
         throughput_warmup: plan.throughput_warmup,
+        throughput_blocks: plan.throughput_blocks,
         throughput_run: plan.throughput_run,
         pinned: pinned.is_ok() && process.pinned,
         mock_addr,
         direct,
         bare_hop,
         proxy,
+        baseline,
         rss_idle_kb,
         rss_loaded_kb,
         rss_peak_kb,

@@ -32,8 +32,9 @@ pub struct ProxyProcess {
 }
 
 impl ProxyProcess {
-    pub fn start(bin: &Path, config: &Path, tmp: &Path) -> anyhow::Result<Self> {
-        let info_path = tmp.join("info");
+    /// Starts `bin` with its ledger, info file and working directory in `dir`.
+    pub fn start(bin: &Path, config: &Path, dir: &Path) -> anyhow::Result<Self> {
+        let info_path = dir.join("info");
         let script = r#"echo "$SMARTPROXY_URL $OPENAI_API_KEY $PPID $$" > "$1"; exec sleep 600"#;
         let build = |pinned: bool| {
             let mut cmd = if pinned {
@@ -47,10 +48,10 @@ impl ProxyProcess {
                 .arg(config)
                 .args(["--", "sh", "-c", script, "sh"])
                 .arg(&info_path)
-                .env("SMARTPROXY_DB", tmp.join("ledger.db"))
+                .env("SMARTPROXY_DB", dir.join("ledger.db"))
                 .env("SMARTPROXY_LOG_LEVEL", "error")
                 .env("BENCH_UPSTREAM_KEY", UPSTREAM_KEY)
-                .current_dir(tmp)
+                .current_dir(dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit());

@@ -1,6 +1,7 @@
 //! The report: the markdown table printed at the end and the JSON written beside it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -11,16 +12,30 @@ use crate::startup::Startup;
 use crate::stats::{Pct, SideStats, mb, pct, verdict};
 use crate::{ROUNDS, target};
 
+/// A second smartproxy binary measured in the same run (`--baseline`).
+pub struct Baseline {
+    pub bin: PathBuf,
+    pub figures: SideFigures,
+    pub rss_idle_kb: u64,
+    pub rss_loaded_kb: u64,
+    pub rss_peak_kb: u64,
+    pub shutdown_ms: f64,
+    pub status: ExitStatus,
+    pub ledger_rows: i64,
+}
+
 pub struct Report {
     pub quick: bool,
     pub connections: usize,
     pub throughput_warmup: Duration,
+    pub throughput_blocks: usize,
     pub throughput_run: Duration,
     pub pinned: bool,
     pub mock_addr: SocketAddr,
     pub direct: SideFigures,
     pub bare_hop: SideFigures,
     pub proxy: SideFigures,
+    pub baseline: Option<Baseline>,
     pub rss_idle_kb: u64,
     pub rss_loaded_kb: u64,
     pub rss_peak_kb: u64,
@@ -30,6 +45,9 @@ pub struct Report {
     pub startup: Startup,
     pub elapsed: Duration,
 }
+
+/// Reads one CPU figure (total, ledger writer) from a side's stats.
+type CpuField = fn(&SideStats) -> Option<(f64, f64)>;
 
 /// Each figure judged against its target.
 struct Verdicts {
@@ -75,9 +93,33 @@ impl Report {
 
     pub fn markdown(&self) -> String {
         let (d, h, p) = self.stats();
+        let b = self.baseline.as_ref().map(|b| SideStats::of(&b.figures));
         let v = self.verdicts();
-        let mut rows: Vec<[String; 8]> = Vec::new();
-        let mut row = |cells: [&str; 8]| rows.push(cells.map(str::to_owned));
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        // The baseline's two cells (its figure, and smartproxy against it) for a row whose
+        // figure `f` reads from a side's stats; `ratio_only` for rates.
+        let base_cells = |f: &dyn Fn(&SideStats) -> Option<f64>, ratio_only: bool| -> Vec<String> {
+            let Some(b) = &b else {
+                return Vec::new();
+            };
+            match (f(b), f(&p)) {
+                (Some(x), Some(y)) if ratio_only => {
+                    vec![format!("{x:.0}"), format!("×{:.2}", y / x)]
+                }
+                (Some(x), Some(y)) => vec![
+                    format!("{x:.1}"),
+                    format!("{:+.1} µs (×{:.2})", y - x, y / x),
+                ],
+                _ => vec!["–".to_owned(), String::new()],
+            }
+        };
+        let mut row = |cells: [&str; 8], base: Vec<String>| {
+            let mut r: Vec<String> = cells[..6].iter().map(|c| (*c).to_owned()).collect();
+            r.extend(base);
+            r.push(cells[6].to_owned());
+            r.push(cells[7].to_owned());
+            rows.push(r);
+        };
         let us = |x: f64| format!("{x:.1}");
         let added = |base: f64, x: f64| format!("{:+.1} µs (×{:.2})", x - base, x / base);
         let latency_row = |name: &str, f: fn(&Pct) -> f64, d: &Pct, h: &Pct, p: &Pct| {
@@ -90,9 +132,9 @@ impl Report {
                 added(f(h), f(p)),
             ]
         };
-        let mut push = |cells: [String; 6], target: &str, result: &str| {
+        let mut push = |cells: [String; 6], base: Vec<String>, target: &str, result: &str| {
             let [a, b, c, e, f, g] = cells;
-            row([&a, &b, &c, &e, &f, &g, target, result]);
+            row([&a, &b, &c, &e, &f, &g, target, result], base);
         };
         push(
             latency_row(
@@ -102,6 +144,7 @@ impl Report {
                 &h.latency,
                 &p.latency,
             ),
+            base_cells(&|s| Some(s.latency.p50), false),
             "added ≤ 200 µs",
             verdict(v.added_p50),
         );
@@ -113,6 +156,7 @@ impl Report {
                 &h.latency,
                 &p.latency,
             ),
+            base_cells(&|s| Some(s.latency.p90), false),
             "",
             "",
         );
@@ -124,6 +168,7 @@ impl Report {
                 &h.latency,
                 &p.latency,
             ),
+            base_cells(&|s| Some(s.latency.p99), false),
             "added ≤ 600 µs",
             verdict(v.added_p99),
         );
@@ -135,6 +180,7 @@ impl Report {
                 &h.latency,
                 &p.latency,
             ),
+            base_cells(&|s| Some(s.latency.mean), false),
             "",
             "",
         );
@@ -152,6 +198,7 @@ impl Report {
                 format!("×{:.2}{failed}", p.rps / d.rps),
                 format!("×{:.2}", p.rps / h.rps),
             ],
+            base_cells(&|s| Some(s.rps), true),
             "≥ 30,000 req/s",
             verdict(v.throughput),
         );
@@ -163,6 +210,7 @@ impl Report {
                 &h.first_event,
                 &p.first_event,
             ),
+            base_cells(&|s| Some(s.first_event.p50), false),
             "added ≤ 200 µs",
             verdict(v.stream_added_p50),
         );
@@ -174,6 +222,7 @@ impl Report {
                 &h.first_event,
                 &p.first_event,
             ),
+            base_cells(&|s| Some(s.first_event.p99), false),
             "",
             "",
         );
@@ -185,6 +234,7 @@ impl Report {
                 &h.complete,
                 &p.complete,
             ),
+            base_cells(&|s| Some(s.complete.p50), false),
             "",
             "",
         );
@@ -198,6 +248,9 @@ impl Report {
                 String::new(),
                 String::new(),
             ],
+            b.as_ref()
+                .map(|b| vec![events(b.events), String::new()])
+                .unwrap_or_default(),
             "same",
             verdict(d.events.is_some() && d.events == p.events && d.events == h.events),
         );
@@ -210,7 +263,8 @@ impl Report {
             (Some((h, _)), Some((p, _))) => format!("{:+.1} µs (×{:.2})", p - h, p / h),
             _ => String::new(),
         };
-        for (name, h_cpu, p_cpu) in [
+        let cpu_fields: [CpuField; 3] = [|s| s.cpu_latency, |s| s.cpu_stream, |s| s.cpu_throughput];
+        for ((name, h_cpu, p_cpu), field) in [
             ("CPU per request, 1 conn (µs)", h.cpu_latency, p.cpu_latency),
             ("CPU per stream, 1 conn (µs)", h.cpu_stream, p.cpu_stream),
             (
@@ -218,7 +272,14 @@ impl Report {
                 h.cpu_throughput,
                 p.cpu_throughput,
             ),
-        ] {
+        ]
+        .into_iter()
+        .zip(cpu_fields)
+        {
+            let base = match &b {
+                Some(b) => vec![cpu(field(b), true), cpu_diff(field(b), p_cpu)],
+                None => Vec::new(),
+            };
             push(
                 [
                     name.to_owned(),
@@ -228,6 +289,7 @@ impl Report {
                     String::new(),
                     cpu_diff(h_cpu, p_cpu),
                 ],
+                base,
                 "",
                 "",
             );
@@ -242,6 +304,16 @@ impl Report {
                 format!("{:+.2} ms", t_run - t_true),
                 String::new(),
             ],
+            match &b {
+                Some(_) => {
+                    let t_base = pct(&self.startup.baseline_ms).p50;
+                    vec![
+                        format!("{t_base:.2}"),
+                        format!("{:+.2} ms (×{:.2})", t_run - t_base, t_run / t_base),
+                    ]
+                }
+                None => Vec::new(),
+            },
             "≤ 20 ms",
             verdict(v.startup),
         );
@@ -254,6 +326,13 @@ impl Report {
                 String::new(),
                 String::new(),
             ],
+            match &self.baseline {
+                Some(b) => vec![
+                    format!("{:.1}", mb(b.rss_idle_kb)),
+                    format!("{:+.1} MB", mb(self.rss_idle_kb) - mb(b.rss_idle_kb)),
+                ],
+                None => Vec::new(),
+            },
             "≤ 20 MB",
             verdict(v.rss_idle),
         );
@@ -273,6 +352,13 @@ impl Report {
                 ),
                 String::new(),
             ],
+            match &self.baseline {
+                Some(b) => vec![
+                    format!("{:.1} (peak {:.1})", mb(b.rss_loaded_kb), mb(b.rss_peak_kb)),
+                    format!("{:+.1} MB", mb(self.rss_loaded_kb) - mb(b.rss_loaded_kb)),
+                ],
+                None => Vec::new(),
+            },
             "≤ 40 MB",
             verdict(v.rss_loaded),
         );
@@ -285,8 +371,20 @@ impl Report {
                 String::new(),
                 String::new(),
             ],
+            match &self.baseline {
+                Some(b) => vec![
+                    format!("{} / {}", b.ledger_rows, b.figures.requests),
+                    String::new(),
+                ],
+                None => Vec::new(),
+            },
             "equal",
-            verdict(u64::try_from(self.ledger_rows).ok() == Some(self.proxy.requests)),
+            verdict(
+                u64::try_from(self.ledger_rows).ok() == Some(self.proxy.requests)
+                    && self.baseline.as_ref().is_none_or(|b| {
+                        u64::try_from(b.ledger_rows).ok() == Some(b.figures.requests)
+                    }),
+            ),
         );
         push(
             [
@@ -297,6 +395,13 @@ impl Report {
                 String::new(),
                 String::new(),
             ],
+            match &self.baseline {
+                Some(b) => vec![
+                    format!("{:.1} ({})", b.shutdown_ms, b.status),
+                    String::new(),
+                ],
+                None => Vec::new(),
+            },
             "",
             "",
         );
@@ -313,7 +418,7 @@ impl Report {
             "Load generator + mock upstream on CPU 1; smartproxy and the bare hop on CPU 0 ({}). \
              Mock on {}; request body {} bytes ({} streaming). {} sequential requests and {} streams \
              per side at 1 connection, in {ROUNDS} alternating blocks; throughput: the median of the \
-             one-second rates over {} s after {} s warm-up (the mean over the window is in the JSON). Bare hop = a minimal hyper HTTP/1 forwarder (no parsing, no ledger): the floor \
+             one-second rates over {} s in {} alternating blocks, after {} s warm-up (the mean over the window is in the JSON). Bare hop = a minimal hyper HTTP/1 forwarder (no parsing, no ledger): the floor \
              for any proxy hop on this machine. Differences are between percentiles. Bench time {:.1} s.\n\n",
             if self.pinned { "pinned" } else { "NOT pinned" },
             self.mock_addr,
@@ -322,13 +427,26 @@ impl Report {
             self.direct.latency.len(),
             self.direct.stream.len(),
             self.throughput_run.as_secs_f64(),
+            self.throughput_blocks,
             self.throughput_warmup.as_secs_f64(),
             self.elapsed.as_secs_f64(),
         ));
-        out.push_str(
-            "| figure | direct | bare hop | smartproxy | smartproxy − direct | smartproxy − bare hop | target | result |\n",
-        );
-        out.push_str("|---|---:|---:|---:|---:|---:|---|---|\n");
+        if let Some(b) = &self.baseline {
+            out.push_str(&format!(
+                "Baseline = {}, started and pinned like smartproxy and measured as a fourth side in \
+                 every block of the same run.\n\n",
+                b.bin.display()
+            ));
+            out.push_str(
+                "| figure | direct | bare hop | smartproxy | smartproxy − direct | smartproxy − bare hop | baseline | smartproxy − baseline | target | result |\n",
+            );
+            out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+        } else {
+            out.push_str(
+                "| figure | direct | bare hop | smartproxy | smartproxy − direct | smartproxy − bare hop | target | result |\n",
+            );
+            out.push_str("|---|---:|---:|---:|---:|---:|---|---|\n");
+        }
         for r in &rows {
             out.push_str(&format!("| {} |\n", r.join(" | ")));
         }
@@ -352,6 +470,31 @@ impl Report {
             "direct": d.json(&self.direct),
             "bare_hop": h.json(&self.bare_hop),
             "smartproxy": p.json(&self.proxy),
+            "baseline": self.baseline.as_ref().map(|b| {
+                let s = SideStats::of(&b.figures);
+                json!({
+                    "bin": b.bin.display().to_string(),
+                    "figures": s.json(&b.figures),
+                    "added_us": {
+                        "latency_p50": s.latency.p50 - d.latency.p50,
+                        "latency_p99": s.latency.p99 - d.latency.p99,
+                        "stream_first_event_p50": s.first_event.p50 - d.first_event.p50,
+                    },
+                    "smartproxy_over_baseline": {
+                        "latency_p50": p.latency.p50 / s.latency.p50,
+                        "latency_p99": p.latency.p99 / s.latency.p99,
+                        "throughput": p.rps / s.rps,
+                        "cpu_per_request_throughput": match (p.cpu_throughput, s.cpu_throughput) {
+                            (Some(p), Some(s)) => Some(p.0 / s.0),
+                            _ => None,
+                        },
+                    },
+                    "rss_kb": {"idle": b.rss_idle_kb, "after_load": b.rss_loaded_kb, "peak": b.rss_peak_kb},
+                    "startup_ms_median": pct(&self.startup.baseline_ms).p50,
+                    "ledger_rows": b.ledger_rows,
+                    "shutdown_ms": b.shutdown_ms,
+                })
+            }),
             "added_us": {
                 "latency_p50": p.latency.p50 - d.latency.p50,
                 "latency_p90": p.latency.p90 - d.latency.p90,

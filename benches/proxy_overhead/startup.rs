@@ -9,17 +9,21 @@ use crate::{Plan, UPSTREAM_KEY};
 pub struct Startup {
     pub true_ms: Vec<f64>,
     pub run_ms: Vec<f64>,
+    /// The same for the baseline binary (empty without `--baseline`).
+    pub baseline_ms: Vec<f64>,
     pub failure: Option<String>,
 }
 
-/// `smartproxy run --summary none --mock -- true` against `true`, alternating, after warm-up.
+/// `smartproxy run --summary none --mock -- true` against `true` (and the baseline binary's,
+/// when given), alternating, after warm-up.
 pub fn measure_startup(
     plan: &Plan,
     bin: &Path,
+    baseline: Option<&Path>,
     config: &Path,
     tmp: &Path,
 ) -> anyhow::Result<Startup> {
-    let run = || {
+    let run = |bin: &Path| {
         let mut cmd = Command::new(bin);
         cmd.args(["run", "--summary", "none", "--mock", "--config"])
             .arg(config)
@@ -52,17 +56,29 @@ pub fn measure_startup(
     let mut startup = Startup {
         true_ms: Vec::new(),
         run_ms: Vec::new(),
+        baseline_ms: Vec::new(),
         failure: None,
     };
     for i in 0..plan.startup_warmup + plan.startup_runs {
         let (t_true, _) = time(plain())?;
-        let (t_run, failure) = time(run())?;
+        let (t_run, failure) = time(run(bin))?;
         if let Some(f) = failure {
             startup.failure.get_or_insert(f);
         }
+        let t_base = match baseline {
+            Some(base) => {
+                let (t, failure) = time(run(base))?;
+                if let Some(f) = failure {
+                    startup.failure.get_or_insert(format!("baseline: {f}"));
+                }
+                Some(t)
+            }
+            None => None,
+        };
         if i >= plan.startup_warmup {
             startup.true_ms.push(t_true);
             startup.run_ms.push(t_run);
+            startup.baseline_ms.extend(t_base);
         }
     }
     Ok(startup)

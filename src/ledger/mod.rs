@@ -181,9 +181,21 @@ impl Ledger {
             .tx
             .send(Message::Flush(done_tx))
             .map_err(|_| LedgerError::WriterGone)?;
+        self.inner.wake_writer();
         done_rx
             .recv_timeout(timeout)
             .map_err(|_| LedgerError::WriterGone)
+    }
+}
+
+impl Inner {
+    /// Ends the writer's wait for more rows (it waits parked; see `writer::BATCH_WINDOW`).
+    fn wake_writer(&self) {
+        if let Ok(guard) = self.thread.lock()
+            && let Some(handle) = guard.as_ref()
+        {
+            handle.thread().unpark();
+        }
     }
 }
 
@@ -192,6 +204,7 @@ impl Drop for Inner {
         // Dropping the last sender ends the writer loop after it drains the queue.
         let (tx, _) = mpsc::sync_channel(1);
         drop(std::mem::replace(&mut self.tx, tx));
+        self.wake_writer();
         if let Ok(mut guard) = self.thread.lock()
             && let Some(handle) = guard.take()
         {

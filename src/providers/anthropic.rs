@@ -59,16 +59,25 @@ impl Provider for AnthropicProvider {
                     "legacy /v1/completions needs an OpenAI-compatible target".to_owned(),
                 ));
             }
-            let mut headers: Vec<(&str, &str)> = request
+            // A name that is no valid header name is left out, as before.
+            let mut headers: Vec<(HeaderName, &str)> = request
                 .headers
                 .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .filter_map(|(name, value)| {
+                    Some((
+                        HeaderName::from_bytes(name.as_bytes()).ok()?,
+                        value.as_str(),
+                    ))
+                })
                 .collect();
             if !headers
                 .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case("anthropic-version"))
+                .any(|(n, _)| n.as_str().eq_ignore_ascii_case("anthropic-version"))
             {
-                headers.push(("anthropic-version", ANTHROPIC_VERSION));
+                headers.push((
+                    HeaderName::from_static("anthropic-version"),
+                    ANTHROPIC_VERSION,
+                ));
             }
             if request.format == WireFormat::Anthropic {
                 let response = self

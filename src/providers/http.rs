@@ -155,7 +155,7 @@ impl HttpClient {
         url: &UpstreamUrl,
         body: Bytes,
         stream: bool,
-        extra: &[(&str, &str)],
+        extra: &[(HeaderName, &str)],
     ) -> Result<RawResponse, ProviderError> {
         let mut headers = HeaderMap::with_capacity(4 + extra.len());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -168,11 +168,8 @@ impl HttpClient {
             }),
         );
         for (name, value) in extra {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.append(name, value);
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.append(name.clone(), value);
             }
         }
         let sent = match &self.transport {

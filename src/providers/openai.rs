@@ -1,13 +1,16 @@
 //! The OpenAI-compatible adapter: POST `{base_url}/chat/completions` (or `/completions`) with a
 //! bearer key. Bodies go out and come back as they are.
 
-use reqwest::header::AUTHORIZATION;
+use reqwest::header::{AUTHORIZATION, HeaderName};
 
 use super::http::{self, HttpClient};
 use super::{
     BoxFuture, Endpoint, Provider, ProviderError, UpstreamRequest, UpstreamResponse, WireFormat,
 };
 use crate::config::ProviderConfig;
+
+/// Built at compile time rather than parsed on every request.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub struct OpenAiProvider {
     http: HttpClient,
@@ -64,17 +67,27 @@ impl Provider for OpenAiProvider {
                 Endpoint::Embeddings => &self.embeddings_url,
                 Endpoint::Responses => &self.responses_url,
             };
-            let mut headers = Vec::with_capacity(1 + request.headers.len());
-            headers.push(("x-request-id", request.request_id.as_str()));
-            headers.extend(
-                request
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str())),
-            );
+            let id = [(X_REQUEST_ID, request.request_id.as_str())];
+            // Extra headers are rare (a nested run's session id, for its parent's proxy): the
+            // common request sends from the array above without building a list.
+            let extra: Vec<(HeaderName, &str)>;
+            let headers: &[(HeaderName, &str)] = if request.headers.is_empty() {
+                &id
+            } else {
+                extra = id
+                    .into_iter()
+                    .chain(request.headers.iter().filter_map(|(name, value)| {
+                        Some((
+                            HeaderName::from_bytes(name.as_bytes()).ok()?,
+                            value.as_str(),
+                        ))
+                    }))
+                    .collect();
+                &extra
+            };
             let response = self
                 .http
-                .post(url, request.body, request.stream, &headers)
+                .post(url, request.body, request.stream, headers)
                 .await?;
             Ok(response.into_upstream(WireFormat::OpenAi))
         })

@@ -21,6 +21,10 @@ use crate::translate::anthropic;
 use crate::wire::estimate_tokens;
 use crate::wire::openai::{ResponseView, UsageView};
 
+/// Room for the headers of a reply: content type, retry-after or cache-control, and the
+/// `x-smartproxy-*` ones (a map of this capacity never grows for them).
+const RESPONSE_HEADERS: usize = 16;
+
 /// What the phases produced, ready to become a response.
 pub enum Reply {
     Whole {
@@ -188,6 +192,9 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             let mut response = Response::new(ProxyBody::full(body));
             *response.status_mut() =
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            // Sized for the routing headers at once: growing an empty map to hold them rehashed
+            // it three times on every response.
+            *response.headers_mut() = HeaderMap::with_capacity(RESPONSE_HEADERS);
             let headers = response.headers_mut();
             if let Some(value) = content_type.and_then(|v| HeaderValue::from_str(&v).ok()) {
                 headers.insert(CONTENT_TYPE, value);
@@ -210,7 +217,7 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             stream,
             cache_fill,
         }) => {
-            let mut headers = HeaderMap::new();
+            let mut headers = HeaderMap::with_capacity(RESPONSE_HEADERS);
             routing_headers(&state, &mut headers, &mut fin, &trip, false);
             let framing = StreamFraming::for_client(
                 dialect,
