@@ -57,7 +57,9 @@ impl SseFromNdjson {
         if line.is_empty() {
             return Vec::new();
         }
-        let silent = self.errored || self.finished;
+        // After the `done: true` line nothing more belongs to the reply: a provider that sends a
+        // second one would give the client a second finish reason (found by fuzzing).
+        let silent = self.errored || self.finished || self.done;
         let response = match parse_line(line, "Ollama stream line") {
             Ok(response) => response,
             Err(_) if silent => return Vec::new(),

@@ -173,3 +173,37 @@ fn huge_provider_counts_saturate_instead_of_overflowing() {
         .unwrap();
     assert_eq!(usage_chunk["usage"]["total_tokens"], u64::MAX);
 }
+
+#[test]
+fn a_second_done_line_gives_no_second_finish_reason() {
+    // Found by the stream_ollama fuzz target: two `done: true` lines became two finish chunks.
+    let mut stream = SseFromNdjson::new("m", true, CREATED, ID.to_owned());
+    let mut events = Vec::new();
+    for line in [
+        br#"{"model":"m","created_at":"x","message":{"role":"assistant","content":"hi"},"done":false}"#.as_slice(),
+        br#"{"model":"m","created_at":"x","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop"}"#,
+        br#"{"model":"m","created_at":"x","message":{"role":"assistant","content":"late"},"done":true,"done_reason":"stop","prompt_eval_count":7,"eval_count":2}"#,
+    ] {
+        events.extend(stream.push_line(line));
+    }
+    events.extend(stream.finish());
+    let chunks: Vec<Value> = events
+        .iter()
+        .filter_map(|e| e.strip_prefix(b"data: "))
+        .filter_map(|d| serde_json::from_slice::<Value>(d.trim_ascii()).ok())
+        .collect();
+    let finishes = chunks
+        .iter()
+        .filter(|c| !c["choices"][0]["finish_reason"].is_null() && c["choices"][0].is_object())
+        .count();
+    assert_eq!(finishes, 1, "{chunks:?}");
+    assert!(
+        !format!("{chunks:?}").contains("late"),
+        "nothing after the end"
+    );
+    let usage = chunks.iter().find(|c| c["usage"].is_object()).unwrap();
+    assert_eq!(
+        usage["usage"]["prompt_tokens"], 7,
+        "the last usage seen is kept"
+    );
+}
