@@ -71,6 +71,53 @@ async fn scripted_replies_and_errors_are_served_in_turn() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn max_tokens_cuts_the_reply_with_finish_reason_length() {
+    let env = TestEnv::new();
+    let session = env.start_run(&["run", "--mock"], &[]);
+    let capped = |stream: bool| {
+        let mut body: serde_json::Value =
+            serde_json::from_str(&chat_body("gpt-4o-mini", stream, "hi")).unwrap();
+        body["max_tokens"] = 5.into();
+        body.to_string()
+    };
+    let whole = post_chat(&session.base_url, Some(&session.key), capped(false)).await;
+    let reply = whole.json();
+    assert_eq!(reply["choices"][0]["finish_reason"], "length", "{reply}");
+    let completion = reply["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!((1..=5).contains(&completion), "{reply}");
+    let cut = reply["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(cut.len() <= 20 && cut.starts_with("Hello"), "{cut}");
+
+    let streamed = post_chat(&session.base_url, Some(&session.key), capped(true)).await;
+    assert_eq!(streamed.streamed_content(), cut);
+    assert!(
+        streamed
+            .events()
+            .iter()
+            .any(|e| e.contains(r#""finish_reason":"length""#)),
+        "{:?}",
+        streamed.events()
+    );
+
+    let uncapped = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hi"),
+    )
+    .await;
+    assert_eq!(uncapped.json()["choices"][0]["finish_reason"], "stop");
+    session.finish(0);
+    let rows = env.requests();
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter()
+            .take(2)
+            .all(|row| row["completion_tokens"].parse::<u64>().unwrap() <= 5),
+        "{rows:?}"
+    );
+}
+
 #[test]
 fn a_bad_script_is_a_config_error_naming_the_script() {
     let env = TestEnv::new();

@@ -78,6 +78,7 @@ impl Provider for MockProvider {
             if let Some(status) = status.filter(|s| *s >= 400) {
                 return Ok(error_response(status, message));
             }
+            let (content, finish_reason) = fit_to_cap(content, view.output_cap());
             let reply = Reply {
                 id: format!(
                     "chatcmpl-mock-{}",
@@ -87,6 +88,7 @@ impl Provider for MockProvider {
                 created: created_now(),
                 prompt_tokens: estimate_tokens(view.messages.get().len()),
                 content,
+                finish_reason,
             };
             if view.is_stream() {
                 Ok(stream_response(
@@ -113,6 +115,38 @@ struct Reply {
     created: u64,
     prompt_tokens: u64,
     content: String,
+    /// `stop`, or `length` when the client's `max_tokens` cut the reply short.
+    finish_reason: &'static str,
+}
+
+/// The reply cut to the client's output cap, as a real model stops at `max_tokens`: whole words
+/// while they fit (the mock counts a token per four bytes, as its usage does), and
+/// `finish_reason: length` when anything was cut.
+fn fit_to_cap(content: String, cap: Option<u64>) -> (String, &'static str) {
+    let Some(cap) = cap else {
+        return (content, "stop");
+    };
+    let max_bytes = usize::try_from(cap.saturating_mul(4)).unwrap_or(usize::MAX);
+    if content.len() <= max_bytes {
+        return (content, "stop");
+    }
+    let mut end = 0;
+    for piece in content.split_inclusive(' ') {
+        if end + piece.len() > max_bytes {
+            break;
+        }
+        end += piece.len();
+    }
+    if end == 0 {
+        // Not even the first word fits: cut inside it, on a character boundary.
+        end = max_bytes;
+        while !content.is_char_boundary(end) {
+            end -= 1;
+        }
+    }
+    let mut cut = content;
+    cut.truncate(end);
+    (cut, "length")
 }
 
 impl Reply {
@@ -137,7 +171,7 @@ impl Reply {
                 "index": 0,
                 "message": {"role": "assistant", "content": self.content, "refusal": null},
                 "logprobs": null,
-                "finish_reason": "stop",
+                "finish_reason": self.finish_reason,
             }],
             "usage": self.usage(),
         })
@@ -174,7 +208,7 @@ impl Reply {
         for piece in self.content.split_inclusive(' ') {
             events.push(self.chunk(json!({"content": piece}), None, include_usage));
         }
-        events.push(self.chunk(json!({}), Some("stop"), include_usage));
+        events.push(self.chunk(json!({}), Some(self.finish_reason), include_usage));
         if include_usage {
             let usage = json!({
                 "id": self.id,
@@ -281,6 +315,32 @@ fn created_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_to_cap;
+
+    #[test]
+    fn replies_within_the_cap_are_whole() {
+        let (text, finish) = fit_to_cap("one two".to_owned(), Some(2));
+        assert_eq!((text.as_str(), finish), ("one two", "stop"));
+        let (text, finish) = fit_to_cap("one two".to_owned(), None);
+        assert_eq!((text.as_str(), finish), ("one two", "stop"));
+    }
+
+    #[test]
+    fn longer_replies_stop_at_a_word_inside_the_cap() {
+        // Two tokens = eight bytes: "one two " fits, "three" does not.
+        let (text, finish) = fit_to_cap("one two three four".to_owned(), Some(2));
+        assert_eq!((text.as_str(), finish), ("one two ", "length"));
+        let (text, finish) = fit_to_cap("extraordinarily".to_owned(), Some(1));
+        assert_eq!((text.as_str(), finish), ("extr", "length"));
+        let (text, finish) = fit_to_cap("ééééé".to_owned(), Some(1));
+        assert_eq!((text.as_str(), finish), ("éé", "length"));
+        let (text, _) = fit_to_cap("abc".to_owned(), Some(0));
+        assert_eq!(text, "");
+    }
 }
 
 /// What `GET /v1/models` lists for the mock provider (it answers to any model name).
