@@ -317,6 +317,15 @@ fn created_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// What `GET /v1/models` lists for the mock provider (it answers to any model name).
+pub const LISTED_MODELS: &[&str] = &[
+    "gpt-4o-mini",
+    "gpt-4o",
+    "claude-sonnet-4-5",
+    "deepseek-chat",
+    "mock",
+];
+
 #[cfg(test)]
 mod tests {
     use super::fit_to_cap;
@@ -342,12 +351,3 @@ mod tests {
         assert_eq!(text, "");
     }
 }
-
-/// What `GET /v1/models` lists for the mock provider (it answers to any model name).
-pub const LISTED_MODELS: &[&str] = &[
-    "gpt-4o-mini",
-    "gpt-4o",
-    "claude-sonnet-4-5",
-    "deepseek-chat",
-    "mock",
-];
