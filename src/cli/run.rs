@@ -74,13 +74,16 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
+/// What a preset adds to the command: variables, and arguments after the program name.
+type PresetAdditions = (Vec<(String, String)>, Vec<String>);
+
 /// Fills the tag and budget the flags left open from preset `name`, and returns the variables
-/// it adds to the command's environment.
+/// and arguments it adds to the command.
 fn apply_preset(
     args: &mut RunArgs,
     config: &crate::config::Config,
     name: &str,
-) -> anyhow::Result<Vec<(String, String)>> {
+) -> anyhow::Result<PresetAdditions> {
     let Some(preset) = config.presets.get(name) else {
         let known: Vec<&str> = config.presets.keys().map(String::as_str).collect();
         anyhow::bail!(
@@ -101,7 +104,23 @@ fn apply_preset(
     }
     args.tag = args.tag.take().or_else(|| preset.tag.clone());
     args.budget = args.budget.or(preset.budget_usd);
-    Ok(preset.env.clone())
+    Ok((preset.env.clone(), preset.args.clone()))
+}
+
+/// The command with a preset's arguments after its program name, `{url}` filled in.
+fn with_preset_args(command: &[OsString], extra: &[String], proxy_url: &str) -> Vec<OsString> {
+    let Some((program, rest)) = command.split_first() else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(command.len() + extra.len());
+    out.push(program.clone());
+    out.extend(
+        extra
+            .iter()
+            .map(|a| OsString::from(a.replace("{url}", proxy_url))),
+    );
+    out.extend(rest.iter().cloned());
+    out
 }
 
 pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
@@ -135,9 +154,9 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
              DEEPSEEK_API_KEY), add providers to smartproxy.yaml, or use --mock",
         );
     }
-    let preset_env = match args.preset.clone() {
+    let (preset_env, preset_args) = match args.preset.clone() {
         Some(name) => apply_preset(&mut args, &config, &name)?,
-        None => Vec::new(),
+        None => (Vec::new(), Vec::new()),
     };
     let budget_usd = args
         .budget
@@ -207,7 +226,8 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         });
         let forwarder = Forwarder::install().context("cannot install signal handlers")?;
         plan.set.extend(preset_env);
-        let spawned = spawn::spawn(&args.command, &plan);
+        let command = with_preset_args(&args.command, &preset_args, &proxy_url);
+        let spawned = spawn::spawn(&command, &plan);
         ledger.session_started(SessionStart {
             id: session_id.clone(),
             parent_id: parent_id.clone(),

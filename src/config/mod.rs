@@ -59,6 +59,28 @@ pub struct Preset {
     pub tag: Option<String>,
     pub budget_usd: Option<f64>,
     pub env: Vec<(String, String)>,
+    /// Arguments put right after the command's program name; `{url}` in them becomes the
+    /// session proxy's URL (`http://127.0.0.1:PORT`).
+    pub args: Vec<String>,
+}
+
+/// The arguments a built-in preset adds to its tool's command line.
+pub fn builtin_preset_args(name: &str) -> Vec<String> {
+    match name {
+        // Codex CLI reads no base URL from the environment: a model provider of its own,
+        // defined on the command line, points it at the session's proxy. It speaks the
+        // Responses API (`wire_api = "responses"`) and takes the session key from
+        // OPENAI_API_KEY; as a custom provider it does not try OpenAI's WebSocket transport.
+        "codex" => vec![
+            "-c".to_owned(),
+            "model_provider=\"smartproxy\"".to_owned(),
+            "-c".to_owned(),
+            "model_providers.smartproxy={ name = \"smartproxy\", base_url = \"{url}/v1\", \
+             env_key = \"OPENAI_API_KEY\", wire_api = \"responses\" }"
+                .to_owned(),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 /// The presets smartproxy knows without a config: one per common agent tool, tagging its
@@ -228,6 +250,9 @@ pub struct ProviderConfig {
     pub default_max_tokens: u32,
     /// Extra CA certificates trusted for this provider (`tls.ca_file`), read at load.
     pub ca_bundle: Option<CaBundle>,
+    /// The provider serves OpenAI's Responses API (`/v1/responses`) itself, so Responses
+    /// requests go to it untouched; otherwise smartproxy translates them to chat completions.
+    pub responses_api: bool,
 }
 
 /// The CA certificates of a provider's `tls.ca_file`, read and checked when the config loads
@@ -448,6 +473,7 @@ impl ProviderConfig {
             enabled: true,
             default_max_tokens: DEFAULT_MAX_TOKENS,
             ca_bundle: None,
+            responses_api: false,
         }
     }
 }

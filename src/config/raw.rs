@@ -66,6 +66,8 @@ pub struct RawPreset {
     /// Extra variables for the command.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Arguments put after the command's program name (`{url}`: the session proxy's URL).
+    pub args: Option<Vec<String>>,
 }
 
 /// The daemon's Ollama-compatible endpoints.
@@ -211,6 +213,8 @@ pub struct RawProvider {
     pub enabled: Option<bool>,
     /// Output tokens for Anthropic requests that set none (Anthropic requires `max_tokens`).
     pub default_max_tokens: Option<u32>,
+    /// Whether an `openai` provider serves `/v1/responses` itself (default true).
+    pub responses_api: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -53,6 +53,7 @@ fn url_provider(
         enabled: true,
         default_max_tokens: super::DEFAULT_MAX_TOKENS,
         ca_bundle: None,
+        responses_api: true,
     }
 }
 

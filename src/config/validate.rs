@@ -324,6 +324,13 @@ impl Validator<'_> {
             }
         };
         let kind = kind.unwrap_or(ProviderKind::OpenAi);
+        if raw.responses_api.is_some() && kind != ProviderKind::OpenAi {
+            self.error(
+                &at("responses_api"),
+                "applies to `openai` providers only (others always get Responses API requests \
+                 translated to their own format)",
+            );
+        }
         if let Some(var) = &raw.api_key_env
             && (var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         {
@@ -407,6 +414,7 @@ impl Validator<'_> {
             enabled: raw.enabled.unwrap_or(true),
             default_max_tokens: raw.default_max_tokens.unwrap_or(super::DEFAULT_MAX_TOKENS),
             ca_bundle,
+            responses_api: kind == ProviderKind::OpenAi && raw.responses_api.unwrap_or(true),
         })
     }
 
@@ -544,6 +552,7 @@ impl Validator<'_> {
             .map(|name| {
                 let preset = super::Preset {
                     tag: Some((*name).to_owned()),
+                    args: super::builtin_preset_args(name),
                     ..super::Preset::default()
                 };
                 ((*name).to_owned(), preset)
@@ -569,6 +578,7 @@ impl Validator<'_> {
                     tag: p.tag.clone().or(base.tag).or_else(|| Some(name.clone())),
                     budget_usd: p.budget_usd.or(base.budget_usd),
                     env: p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    args: p.args.clone().unwrap_or(base.args),
                 },
             );
         }
@@ -744,6 +754,8 @@ fn zero_config_providers(env: &dyn Fn(&str) -> Option<String>) -> Vec<ProviderCo
                 ca_bundle: None,
                 enabled: true,
                 default_max_tokens: super::DEFAULT_MAX_TOKENS,
+                // Of the providers found by key, only OpenAI's own serves the Responses API.
+                responses_api: *name == "openai",
             })
         })
         .collect()

@@ -6,7 +6,7 @@ use http::HeaderMap;
 
 use super::Dialect;
 use crate::proxy::error::ApiError;
-use crate::translate::{anthropic, ollama};
+use crate::translate::{anthropic, ollama, responses};
 use crate::wire::openai::{
     ChatRequestView, CompletionsView, EmbeddingsView, RequestError, ResponsesView,
 };
@@ -15,8 +15,14 @@ use crate::wire::openai::{
 pub struct Inbound {
     /// The body in OpenAI's format (for `Completions`, the completions body).
     pub hub: Bytes,
-    /// The body as the Anthropic client sent it, for targets that speak Anthropic natively.
+    /// The body as an Anthropic or Responses API client sent it, for targets that speak that
+    /// format natively; `hub` is its chat completions translation for the others.
     pub native: Option<Bytes>,
+    /// Why a Responses API request has no chat translation (`hub` is empty then): the error
+    /// for any target that needs one.
+    pub untranslatable: Option<ResponsesRefusal>,
+    /// Hosted tools left out of the chat translation (`web_search`), for a response header.
+    pub dropped_tools: Vec<String>,
     /// The model the client named.
     pub model: String,
     pub stream: bool,
@@ -32,6 +38,24 @@ pub struct Inbound {
     pub passthrough_headers: Vec<(String, String)>,
     /// Claude Code's session id, to tag the ledger row with.
     pub client_session: Option<String>,
+}
+
+/// A Responses API request that cannot go to a chat completions provider, kept until routing
+/// says whether the target needs the translation.
+#[derive(Debug, Clone)]
+pub struct ResponsesRefusal(responses::ResponsesError);
+
+impl ResponsesRefusal {
+    pub fn to_error(&self) -> ApiError {
+        translation_error(
+            format!(
+                "{}: {} (the model's provider takes chat completions, so smartproxy translates \
+                 Responses API requests for it)",
+                self.0.field, self.0.message
+            ),
+            Some(&self.0.field),
+        )
+    }
 }
 
 fn translation_error(message: String, param: Option<&str>) -> ApiError {
@@ -62,15 +86,37 @@ fn static_param(name: &str) -> Option<&'static str> {
         "format",
         "options",
         "suffix",
+        "input",
+        "instructions",
+        "text",
+        "previous_response_id",
+        "conversation",
+        "background",
     ];
     let top = name.split(['.', '[']).next().unwrap_or(name);
     KNOWN.iter().find(|k| **k == top).copied()
 }
 
 pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inbound, ApiError> {
+    let mut untranslatable = None;
+    let mut dropped_tools = Vec::new();
     let (hub, native, passthrough_headers) = match dialect {
-        Dialect::OpenAi | Dialect::Completions | Dialect::Embeddings | Dialect::Responses => {
-            (body, None, Vec::new())
+        Dialect::OpenAi | Dialect::Completions | Dialect::Embeddings => (body, None, Vec::new()),
+        Dialect::Responses => {
+            // Read as the client wrote it first: a malformed request is refused whatever the
+            // target. The chat translation is only used when the target has no Responses API.
+            ResponsesView::parse(&body).map_err(ApiError::bad_request)?;
+            let hub = match responses::request_to_chat(&body) {
+                Ok(conversion) => {
+                    dropped_tools = conversion.dropped_tools;
+                    Bytes::from(conversion.body)
+                }
+                Err(refusal) => {
+                    untranslatable = Some(ResponsesRefusal(refusal));
+                    Bytes::new()
+                }
+            };
+            (hub, Some(body), Vec::new())
         }
         Dialect::Anthropic => {
             let model = anthropic_model(&body)?;
@@ -119,11 +165,13 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             prompt_bytes: view.prompt.get().len(),
             hub: Bytes::new(),
             native: None,
+            untranslatable: None,
+            dropped_tools: Vec::new(),
             passthrough_headers: Vec::new(),
             client_session: None,
         }
-    } else if dialect == Dialect::Responses {
-        let view = ResponsesView::parse(&hub).map_err(ApiError::bad_request)?;
+    } else if let (Dialect::Responses, Some(native)) = (dialect, &native) {
+        let view = ResponsesView::parse(native).map_err(ApiError::bad_request)?;
         Inbound {
             model: view.model.to_string(),
             stream: view.stream.unwrap_or(false),
@@ -136,6 +184,8 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             prompt_bytes: view.prompt_bytes(),
             hub: Bytes::new(),
             native: None,
+            untranslatable: None,
+            dropped_tools: Vec::new(),
             passthrough_headers: Vec::new(),
             client_session: None,
         }
@@ -153,6 +203,8 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             prompt_bytes: view.input.get().len(),
             hub: Bytes::new(),
             native: None,
+            untranslatable: None,
+            dropped_tools: Vec::new(),
             passthrough_headers: Vec::new(),
             client_session: None,
         }
@@ -169,12 +221,16 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             prompt_bytes: view.messages.get().len(),
             hub: Bytes::new(),
             native: None,
+            untranslatable: None,
+            dropped_tools: Vec::new(),
             passthrough_headers: Vec::new(),
             client_session: None,
         }
     };
     inbound.hub = hub;
     inbound.native = native;
+    inbound.untranslatable = untranslatable;
+    inbound.dropped_tools = dropped_tools;
     inbound.passthrough_headers = passthrough_headers;
     inbound.client_session = client_session;
     Ok(inbound)

@@ -10,6 +10,7 @@ use super::{Dialect, rfc3339_now};
 use crate::providers::WireFormat;
 use crate::translate::anthropic::{StreamFromAnthropic, StreamToAnthropic, error_to_anthropic};
 use crate::translate::ollama::{self, NdjsonFromOpenAi, error_to_ollama};
+use crate::translate::responses::{StreamToResponses, ToolKinds};
 use crate::wire::sse;
 
 /// What the client receives of a stream.
@@ -25,6 +26,8 @@ pub enum StreamFraming {
     AnthropicNative(Box<StreamFromAnthropic>),
     /// Responses API events, forwarded untouched (usage is read from `response.completed`).
     Responses,
+    /// OpenAI chat chunks converted to Responses API events.
+    ResponsesFromChat(Box<StreamToResponses>),
 }
 
 impl StreamFraming {
@@ -36,7 +39,20 @@ impl StreamFraming {
         requested_model: &str,
         prompt_estimate: u64,
         client_wants_usage: bool,
+        responses_from_chat: Option<ToolKinds>,
     ) -> Self {
+        if let Some(kinds) = responses_from_chat {
+            let id = crate::translate::responses::response_id(request_id);
+            let created = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            return Self::ResponsesFromChat(Box::new(StreamToResponses::new(
+                &id,
+                requested_model,
+                created,
+                kinds,
+            )));
+        }
         match (dialect, format) {
             (Dialect::Anthropic, WireFormat::Anthropic) => {
                 Self::AnthropicNative(Box::new(StreamFromAnthropic::new(true, 0)))
@@ -109,7 +125,10 @@ impl StreamFraming {
     /// Whether the client's format needs an ending of smartproxy's writing when the provider
     /// stops without `[DONE]` (converters ignore a second finish).
     pub fn needs_ending(&self) -> bool {
-        matches!(self, Self::Anthropic(_) | Self::Ndjson(_))
+        matches!(
+            self,
+            Self::Anthropic(_) | Self::Ndjson(_) | Self::ResponsesFromChat(_)
+        )
     }
 
     /// One OpenAI chunk payload in the client's format, appended to `out` (`raw`: the event as
@@ -119,6 +138,7 @@ impl StreamFraming {
             Self::OpenAi { .. } => out.push_back(raw.unwrap_or_else(|| sse::data_event(payload))),
             Self::Anthropic(conv) => out.extend(conv.push(payload)),
             Self::Ndjson(conv) => out.extend(conv.push(payload)),
+            Self::ResponsesFromChat(conv) => out.extend(conv.push(payload)),
             Self::AnthropicNative(_) | Self::Responses => {}
         }
     }
@@ -129,6 +149,7 @@ impl StreamFraming {
             Self::OpenAi { .. } => out.extend(done_event),
             Self::Anthropic(conv) => out.extend(conv.finish()),
             Self::Ndjson(conv) => out.extend(conv.finish()),
+            Self::ResponsesFromChat(conv) => out.extend(conv.finish()),
             Self::AnthropicNative(_) | Self::Responses => {}
         }
     }
@@ -138,7 +159,9 @@ impl StreamFraming {
         match self {
             Self::OpenAi { .. } => sse::data_event(openai_body),
             // The Responses API's own error event: `{"type":"error", "code", "message"}`.
-            Self::Responses => sse::named_event("error", &responses_error(openai_body)),
+            Self::Responses | Self::ResponsesFromChat(_) => {
+                sse::named_event("error", &responses_error(openai_body))
+            }
             Self::Anthropic(_) | Self::AnthropicNative(_) => {
                 sse::named_event("error", &error_to_anthropic(502, openai_body))
             }

@@ -1,5 +1,6 @@
 //! Phase 5, attempt: the request is written for each target in the plan's order (model
-//! rewritten, stream usage asked for, the Anthropic body kept for Anthropic targets) and sent,
+//! rewritten, stream usage asked for, an Anthropic or Responses API body kept for targets that
+//! speak it natively, its chat translation for the others) and sent,
 //! with retries, waits and failover (`routing::execute`). Every attempt goes on the row.
 
 use std::time::Duration;
@@ -7,7 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{Admitted, RequestCtx};
-use crate::providers::{ProviderError, UpstreamRequest, WireFormat};
+use crate::config::ProviderConfig;
+use crate::providers::{Endpoint, Provider, ProviderError, UpstreamRequest, WireFormat};
+use crate::proxy::dialect::Dialect;
 use crate::proxy::error::ApiError;
 use crate::proxy::state::FORWARDED_SESSION;
 use crate::routing::execute::{Executor, Reply as Served};
@@ -15,10 +18,21 @@ use crate::routing::health::Transition;
 use crate::routing::plan::{Candidate, Plan};
 use crate::wire::openai::{Rewrite, rewrite_request};
 
-/// The upstream's reply, and whether the target that served speaks Anthropic natively.
+/// The upstream's reply, and whether the target that served got the client's own body (an
+/// Anthropic or Responses API request untranslated), so its reply is in the client's format.
 pub struct Upstream {
     pub reply: Served,
     pub served_native: bool,
+}
+
+/// Whether a target takes requests of `dialect` as the client wrote them: Anthropic's API
+/// takes Messages, OpenAI's takes Responses; everything else gets the chat translation.
+fn speaks_natively(dialect: Dialect, config: &ProviderConfig, provider: &dyn Provider) -> bool {
+    match dialect {
+        Dialect::Anthropic => provider.native_format() == WireFormat::Anthropic,
+        Dialect::Responses => config.responses_api,
+        _ => false,
+    }
 }
 
 pub async fn attempt(
@@ -30,8 +44,11 @@ pub async fn attempt(
     let rt = &ctx.rt;
     let inbound = &request.inbound;
     let dialect = ctx.dialect;
-    // Usage must come back on every stream: the proxy counts it, and converters need it.
-    let add_stream_usage = inbound.stream && !inbound.client_wants_usage;
+    // Usage must come back on every stream: the proxy counts it, and converters need it (a
+    // Responses client wants usage, but in `response.completed`, which smartproxy writes).
+    let add_stream_usage =
+        inbound.stream && (!inbound.client_wants_usage || dialect == Dialect::Responses);
+
     let hub = if !dialect.is_chat() {
         // Legacy completions and embeddings are not chat: no transform applies to them.
         inbound.hub.clone()
@@ -43,15 +60,41 @@ pub async fn attempt(
     };
     let request_id = ctx.fin.id().to_owned();
     let request_for = |candidate: &Candidate| -> Result<UpstreamRequest, ProviderError> {
-        let native = rt.providers[candidate.provider].native_format() == WireFormat::Anthropic;
-        let (source, format, add_usage) = match (&inbound.native, native) {
-            (Some(native_body), true) => (native_body, WireFormat::Anthropic, false),
-            _ => (&hub, WireFormat::OpenAi, add_stream_usage),
+        let native = speaks_natively(
+            dialect,
+            &rt.config.providers[candidate.provider],
+            rt.providers[candidate.provider].as_ref(),
+        );
+        let (source, format, endpoint, add_usage) = match (&inbound.native, native) {
+            (Some(native_body), true) if dialect == Dialect::Responses => {
+                (native_body, WireFormat::OpenAi, Endpoint::Responses, false)
+            }
+            (Some(native_body), true) => {
+                (native_body, WireFormat::Anthropic, Endpoint::Chat, false)
+            }
+            (Some(_), false) if inbound.untranslatable.is_some() => {
+                // Routing kept only targets that need no translation; this is a safety net.
+                let reason = inbound
+                    .untranslatable
+                    .as_ref()
+                    .map(|r| r.to_error().message)
+                    .unwrap_or_default();
+                return Err(ProviderError::Rejected(reason));
+            }
+            (Some(_), false) => (&hub, WireFormat::OpenAi, Endpoint::Chat, add_stream_usage),
+            (None, _) => (
+                &hub,
+                WireFormat::OpenAi,
+                dialect.endpoint(),
+                add_stream_usage,
+            ),
         };
         let new_model = (candidate.model != inbound.model).then_some(candidate.model.as_str());
         // Translated bodies are smartproxy's own writing: their output cap goes under the name
         // the target takes. A client's own OpenAI body keeps the field it chose.
-        let translated = !dialect.is_openai() && format == WireFormat::OpenAi;
+        let translated = format == WireFormat::OpenAi
+            && endpoint == Endpoint::Chat
+            && (inbound.native.is_some() || !dialect.is_openai());
         let rewrite = Rewrite {
             model: new_model,
             add_stream_usage: add_usage,
@@ -82,7 +125,7 @@ pub async fn attempt(
         Ok(UpstreamRequest {
             body,
             format,
-            endpoint: dialect.endpoint(),
+            endpoint,
             model: candidate.model.clone(),
             stream: inbound.stream,
             request_id: request_id.clone(),
@@ -108,10 +151,13 @@ pub async fn attempt(
             .sum::<f64>()
             / 1000.0,
     );
-    let served_native = executed
-        .served
-        .as_ref()
-        .is_some_and(|c| rt.providers[c.provider].native_format() == WireFormat::Anthropic);
+    let served_native = executed.served.as_ref().is_some_and(|c| {
+        speaks_natively(
+            dialect,
+            &rt.config.providers[c.provider],
+            rt.providers[c.provider].as_ref(),
+        )
+    });
     let record = ctx.fin.record();
     record.attempts = u32::try_from(executed.attempts.len()).unwrap_or(u32::MAX);
     if let Some(served) = &executed.served {

@@ -12,12 +12,13 @@ use crate::ledger::Outcome;
 use crate::providers::{ProviderError, UpstreamResponse, WireFormat};
 use crate::proxy::body::{ProxyBody, error_response};
 use crate::proxy::context::Tokens;
+use crate::proxy::dialect::Dialect;
 use crate::proxy::dialect::StreamFraming;
 use crate::proxy::error::ApiError;
 use crate::proxy::headers::routing_headers;
 use crate::proxy::stream::SseRelay;
 use crate::routing::execute::Reply as Served;
-use crate::translate::anthropic;
+use crate::translate::{anthropic, responses};
 use crate::wire::estimate_tokens;
 use crate::wire::openai::{ResponseView, UsageView};
 
@@ -46,6 +47,9 @@ pub struct StreamFacts {
     prompt_estimate: u64,
     requested_model: String,
     client_wants_usage: bool,
+    /// A Responses API client served by a chat provider: the tool kinds it declared, for the
+    /// events smartproxy writes from the chat chunks.
+    responses_from_chat: Option<responses::ToolKinds>,
 }
 
 impl StreamFacts {
@@ -54,7 +58,20 @@ impl StreamFacts {
             prompt_estimate: request.prompt_estimate,
             requested_model: request.inbound.model.clone(),
             client_wants_usage: request.inbound.client_wants_usage,
+            responses_from_chat: None,
         }
+    }
+
+    /// The facts of a stream from `upstream`: a chat stream for a Responses API client is
+    /// converted.
+    fn of_upstream(request: &Admitted, dialect: Dialect, upstream_native: bool) -> Self {
+        let mut facts = Self::of(request);
+        if let (Dialect::Responses, Some(body), false) =
+            (dialect, &request.inbound.native, upstream_native)
+        {
+            facts.responses_from_chat = Some(responses::ToolKinds::of_request(body));
+        }
+        facts
     }
 }
 
@@ -70,7 +87,7 @@ pub fn from_upstream(
         Served::Stream(response) => Ok(Reply::Stream {
             cache_fill: cache_key.filter(|_| response.format == WireFormat::OpenAi),
             response,
-            stream: StreamFacts::of(request),
+            stream: StreamFacts::of_upstream(request, ctx.dialect, upstream.served_native),
         }),
         Served::Whole {
             status,
@@ -104,7 +121,9 @@ pub fn whole_body(
     body: Bytes,
 ) -> Result<Bytes, ApiError> {
     let ok = (200..300).contains(&status);
-    if native_reply {
+    // A Responses API reply from OpenAI is read like a chat reply (its usage has the same
+    // reader) and passed on as it came.
+    if native_reply && ctx.dialect != Dialect::Responses {
         if ok {
             record_anthropic_usage(ctx, &body);
         }
@@ -138,14 +157,20 @@ pub fn whole_body(
     } else {
         body
     };
-    ctx.dialect
-        .reply_from_openai(body, &request.inbound.model)
-        .map_err(|detail| {
-            ApiError::upstream(&ProviderError::Broken {
-                provider: ctx.fin.record().provider.clone().unwrap_or_default(),
-                detail: format!("the reply could not be converted: {detail}"),
-            })
+    let converted = match (ctx.dialect, &request.inbound.native) {
+        (Dialect::Responses, Some(request_body)) if !native_reply => {
+            let kinds = responses::ToolKinds::of_request(request_body);
+            responses::response_from_chat(&body, &responses::response_id(ctx.fin.id()), &kinds)
+                .map(Bytes::from)
+        }
+        _ => ctx.dialect.reply_from_openai(body, &request.inbound.model),
+    };
+    converted.map_err(|detail| {
+        ApiError::upstream(&ProviderError::Broken {
+            provider: ctx.fin.record().provider.clone().unwrap_or_default(),
+            detail: format!("the reply could not be converted: {detail}"),
         })
+    })
 }
 
 /// Model and usage of an Anthropic provider's own reply, passed to an Anthropic client as is.
@@ -226,6 +251,7 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
                 &stream.requested_model,
                 stream.prompt_estimate,
                 stream.client_wants_usage,
+                stream.responses_from_chat,
             );
             let transforms = state.transforms();
             let transform = (response.format == WireFormat::OpenAi && transforms.any_on_response())

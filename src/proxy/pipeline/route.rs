@@ -33,11 +33,21 @@ pub fn route(ctx: &mut RequestCtx, request: &Admitted) -> Result<Plan, ApiError>
     let health = &ctx.state.health;
     let mut plan = plan::plan(config, &facts, &|p, m| health.is_open(p, m, now))
         .map_err(|e| ApiError::no_route(&e))?;
+    if let Some(refusal) = &inbound.untranslatable {
+        // A Responses API request chat cannot carry goes only where it needs no translation.
+        plan.targets
+            .retain(|t| config.providers[t.provider].responses_api);
+        if plan.targets.is_empty() {
+            return Err(refusal.to_error());
+        }
+    }
     if !ctx.dialect.is_chat() {
         // Legacy completions and embeddings exist only on OpenAI-compatible APIs (and the mock
-        // makes up embeddings, for offline runs).
+        // makes up embeddings, for offline runs); Responses API requests go anywhere, translated
+        // to chat for providers without that API.
         let serves = |kind: ProviderKind| match ctx.dialect {
             Dialect::Embeddings => matches!(kind, ProviderKind::OpenAi | ProviderKind::Mock),
+            Dialect::Responses => true,
             _ => kind == ProviderKind::OpenAi,
         };
         plan.targets
