@@ -42,6 +42,12 @@ pub enum Behavior {
     /// A normal Anthropic reply that also read and wrote the prompt cache (tokens on top of
     /// `PROMPT_TOKENS`, as Anthropic counts them).
     PromptCache { read: u64, written: u64 },
+    /// A chat reply calling the function `name` with `arguments` (streamed in two pieces when
+    /// the request streams), with usage.
+    ToolCall {
+        name: &'static str,
+        arguments: &'static str,
+    },
 }
 
 /// One request the upstream received.
@@ -312,6 +318,9 @@ async fn serve(
             .header("location", location)
             .body(full(""))
             .unwrap(),
+        Behavior::ToolCall { name, arguments } => {
+            tool_call_reply(&model, stream, include_usage, name, arguments)
+        }
         Behavior::MalformedSse => Response::builder()
             .header("content-type", "text/event-stream")
             .body(full("data: {not json\n\ndata: [DONE]\n\n"))
@@ -338,6 +347,57 @@ pub fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     })
     .to_string()
+}
+
+fn tool_call_reply(
+    model: &str,
+    stream: bool,
+    include_usage: bool,
+    name: &str,
+    arguments: &str,
+) -> Response<Body> {
+    if !stream {
+        let body = json!({
+            "id": "chatcmpl-upstream", "object": "chat.completion", "created": 1_700_000_000,
+            "model": model,
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": null,
+                "tool_calls": [{"id": "call_upstream_1", "type": "function",
+                                "function": {"name": name, "arguments": arguments}}],
+            }}],
+            "usage": usage(),
+        });
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(full(body.to_string()))
+            .unwrap();
+    }
+    let (first, second) = arguments.split_at(arguments.len() / 2);
+    let mut events = vec![
+        chunk(
+            model,
+            json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_upstream_1", "type": "function", "function": {"name": name, "arguments": first}}]}),
+            None,
+        ),
+        chunk(
+            model,
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": second}}]}),
+            None,
+        ),
+        chunk(model, json!({}), Some("tool_calls")),
+    ];
+    if include_usage {
+        events.push(
+            json!({"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": [], "usage": usage()})
+                .to_string(),
+        );
+    }
+    let mut text: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    text.push_str("data: [DONE]\n\n");
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(full(text))
+        .unwrap()
 }
 
 fn reply(
