@@ -1,5 +1,6 @@
 //! Real clients from the npm registry, unmodified, through `smartproxy run` against a scripted
-//! upstream: the official Claude Code (`claude -p`) and the official `openai` Node SDK, at the
+//! upstream: the official Claude Code (`claude -p`), Codex CLI (`codex exec`, which speaks only
+//! the Responses API) and the official `openai` Node SDK, at the
 //! versions pinned in `testdata/npm-clients/package.json`. Skipped with its reason where npm is missing, except
 //! under CI, where that fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -137,4 +138,118 @@ fn the_openai_node_sdk_works_through_run() {
             "chat.completions"
         ]
     );
+}
+
+/// `codex exec "..."` under `smartproxy run --preset codex` (the preset points Codex at the
+/// session); `responses_api`: whether the provider gets the Responses API untouched or
+/// translated to chat completions. Returns Codex's stdout, what the upstream received, and the
+/// ledger rows.
+fn codex_exec(
+    responses_api: bool,
+) -> Option<(
+    String,
+    Vec<support::upstream::Received>,
+    Vec<std::collections::HashMap<String, String>>,
+)> {
+    let codex = match support::npm::client("codex") {
+        Ok(path) => path,
+        Err(reason) => {
+            skip_or_fail(&reason);
+            return None;
+        }
+    };
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: upstream\n    kind: openai\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [\"gpt-*\"]\n    responses_api: {responses_api}\n",
+            upstream.base_url()
+        ),
+    );
+    let mut cmd = env.command();
+    cmd.env("UPSTREAM_KEY", "sk-upstream-real")
+        // A key of the user's own must not reach Codex: it gets the session key.
+        .env("OPENAI_API_KEY", "sk-user-real-key")
+        .args(["run", "--config", config.to_str().unwrap()])
+        .args(["--preset", "codex", "--"])
+        .arg(&codex)
+        .args(["exec", "--skip-git-repo-check", "--model", "gpt-4o-mini"])
+        .arg("Say hi to the proxy");
+    let out = run_to_end(cmd);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "codex failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(&REPLY_WORDS.concat()), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("[codex]"),
+        "the preset tags the session: {stderr}"
+    );
+    Some((stdout, upstream.received(), env.requests()))
+}
+
+#[test]
+fn codex_runs_through_run_on_the_responses_api() {
+    let Some((_, sent, rows)) = codex_exec(true) else {
+        return;
+    };
+    assert!(!sent.is_empty());
+    for request in &sent {
+        assert_eq!(request.path, "/v1/responses", "passed through untouched");
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some("Bearer sk-upstream-real")
+        );
+        assert_eq!(request.body["stream"], true);
+    }
+    assert!(
+        sent[0].body["input"]
+            .to_string()
+            .contains("Say hi to the proxy")
+    );
+    assert_eq!(rows.len(), sent.len(), "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["status"], "200", "{row:?}");
+        assert_eq!(row["endpoint"], "responses", "{row:?}");
+        assert_eq!(
+            row["prompt_tokens"],
+            support::upstream::PROMPT_TOKENS.to_string(),
+            "{row:?}"
+        );
+        assert_ne!(row["cost_usd"], "", "{row:?}");
+    }
+}
+
+#[test]
+fn codex_runs_through_run_on_a_chat_completions_provider() {
+    let Some((_, sent, rows)) = codex_exec(false) else {
+        return;
+    };
+    assert!(!sent.is_empty());
+    let first = &sent[0];
+    assert_eq!(first.path, "/v1/chat/completions", "translated");
+    assert_eq!(
+        first.authorization.as_deref(),
+        Some("Bearer sk-upstream-real")
+    );
+    // Codex's developer instructions and the prompt, as chat messages; its function tools.
+    let messages = first.body["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["role"], "system");
+    assert!(
+        first.body["messages"]
+            .to_string()
+            .contains("Say hi to the proxy")
+    );
+    let tools = first.body["tools"].as_array().unwrap();
+    assert!(
+        tools
+            .iter()
+            .any(|t| t["function"]["name"] == "exec_command"),
+        "{tools:?}"
+    );
+    assert_eq!(rows.len(), sent.len(), "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["status"], "200", "{row:?}");
+        assert_eq!(row["endpoint"], "responses", "{row:?}");
+        assert_eq!(row["tokens_estimated"], "0", "{row:?}");
+    }
 }
