@@ -47,6 +47,15 @@ out["responses_stream_text"] = "".join(e.delta for e in events if e.type == "res
 completed = [e for e in events if e.type == "response.completed"]
 out["responses_stream_usage"] = [completed[0].response.usage.input_tokens, completed[0].response.usage.output_tokens] if completed else None
 
+# The Responses API translated for a chat provider (the mock), whole and through the SDK's
+# stream helper, which rebuilds the response from the events and checks their order.
+response = client.responses.create(model="mock", instructions="Be brief.", input="hi")
+out["translated_text"] = response.output_text
+with client.responses.stream(model="mock", input="hi") as stream:
+    final = stream.get_final_response()
+out["translated_stream_text"] = final.output_text
+out["translated_stream_usage"] = [final.usage.input_tokens > 0, final.usage.output_tokens > 0]
+
 # Embeddings.
 embedded = client.embeddings.create(model="gpt-4o-mini", input=["one", "two"])
 out["embeddings"] = [len(embedded.data), embedded.usage.prompt_tokens]

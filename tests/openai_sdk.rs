@@ -13,7 +13,10 @@ fn the_openai_python_sdk_works_through_run() {
     let python = support::python::venv_python();
     let upstream = MockUpstream::start();
     let env = TestEnv::new();
-    let config = env.upstream_config(&upstream.base_url(), "");
+    let config = env.upstream_config(
+        &upstream.base_url(),
+        "  - name: local\n    kind: mock\n    models: [mock]\n",
+    );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/openai_sdk_client.py");
     let mut cmd = env.command();
     cmd.env("UPSTREAM_KEY", "sk-upstream").args([
@@ -62,6 +65,17 @@ fn the_openai_python_sdk_works_through_run() {
             "{usage}"
         );
     }
+    // Translated for the mock, which speaks chat completions only.
+    for text in ["translated_text", "translated_stream_text"] {
+        assert!(
+            found[text].as_str().unwrap().contains("mock provider"),
+            "{text}: {found}"
+        );
+    }
+    assert_eq!(
+        found["translated_stream_usage"],
+        serde_json::json!([true, true])
+    );
     assert_eq!(
         found["embeddings"],
         serde_json::json!([2, support::dialects::EMBEDDING_TOKENS])
@@ -78,7 +92,7 @@ fn the_openai_python_sdk_works_through_run() {
         6,
         "six good requests reached the provider"
     );
-    assert!(stderr.contains("8 requests (6 ok, 2 failed)"), "{stderr}");
+    assert!(stderr.contains("10 requests (8 ok, 2 failed)"), "{stderr}");
     let rows = env.requests();
     assert!(
         rows.iter()
