@@ -49,6 +49,7 @@ complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l tag -d 'A 
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l summary -d 'How to print the cost summary on stderr when the command exits' -r -f -a "table\t''
 json\t''
 none\t''"
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l summary-file -d 'Write the summary to this file instead of stderr (with `--summary json`, the file holds exactly one JSON object; warnings stay on stderr)' -r -F
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l preset -d 'Apply a tool\'s preset: its session tag, budget and extra variables unless flags say otherwise (built in: claude, codex, aider, llm, python; more under `presets:` in the config). The shims of `smartproxy shim install` use it' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l pass-env -d 'Keep this provider key variable in the command\'s environment (repeatable)' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F

@@ -263,6 +263,25 @@ async fn summary_reports_the_ledgers_figures() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(summary["requests"], 0);
     assert_eq!(summary["exit_code"], 0);
+    assert_eq!(summary["cost_usd"], 0.0, "nothing spent is $0, not unknown");
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--", "true"]);
+    let stderr = text(&run_to_end(cmd).stderr);
+    assert!(stderr.contains("cost $0 (no budget set)"), "{stderr}");
+
+    // --summary-file: the summary as data in a file of its own, the child's stderr untouched.
+    let file = env.dir.path().join("summary.json");
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--summary", "json", "--summary-file"])
+        .arg(&file)
+        .args(["--", "sh", "-c", "echo child-noise >&2"]);
+    let out = run_to_end(cmd);
+    assert!(out.status.success());
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim(), "child-noise", "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(summary["requests"], 0);
 }
 
 #[test]

@@ -6,13 +6,20 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use crate::ledger::query::Totals;
 
-/// `$0.0123`, `$0.000045`, or `n/a` when unknown.
+/// `$1.2346`, `$0.000045`, `$0.000000012`, `$0`, or `n/a` when unknown. Amounts under a cent
+/// keep at least two significant digits, so a small cost or budget never shows as zero.
 pub fn money(usd: Option<f64>) -> String {
     match usd {
         None => "n/a".to_owned(),
-        Some(0.0) => "$0.00".to_owned(),
-        Some(v) if v.abs() < 0.01 => format!("${v:.6}"),
-        Some(v) => format!("${v:.4}"),
+        Some(0.0) => "$0".to_owned(),
+        Some(v) if v.abs() >= 0.01 => format!("${v:.4}"),
+        Some(v) if v.abs() < 1e-11 => format!("${v:.1e}"),
+        Some(v) => {
+            // Digits to the first significant one, plus one more.
+            let leading = (-v.abs().log10()).ceil() as usize;
+            let decimals = (leading + 1).clamp(6, 12);
+            format!("${v:.decimals$}")
+        }
     }
 }
 
@@ -65,7 +72,7 @@ fn tokens(n: u64, estimated: bool) -> String {
 }
 
 fn cost_cell(t: &Totals) -> String {
-    let mut text = money(t.cost_usd);
+    let mut text = money(t.known_cost());
     if t.unpriced > 0 && t.cost_usd.is_some() {
         text.push('+');
     }
@@ -140,8 +147,12 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(money(None), "n/a");
-        assert_eq!(money(Some(0.0)), "$0.00");
+        assert_eq!(money(Some(0.0)), "$0");
         assert_eq!(money(Some(0.000_045)), "$0.000045");
+        assert_eq!(money(Some(0.000_000_012)), "$0.000000012");
+        assert_eq!(money(Some(0.000_000_001_5)), "$0.0000000015");
+        assert_eq!(money(Some(0.005)), "$0.005000");
+        assert_eq!(money(Some(2e-13)), "$2.0e-13");
         assert_eq!(money(Some(1.23456)), "$1.2346");
         assert_eq!(count(0), "0");
         assert_eq!(count(1234567), "1,234,567");

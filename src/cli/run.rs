@@ -2,7 +2,7 @@
 //! and a ledger session; the command's exit status passes through and the cost is printed.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,8 +37,8 @@ SMARTPROXY_SESSION_ID and SMARTPROXY_URL. Real credentials (OPENAI_API_KEY, ANTH
 ANTHROPIC_AUTH_TOKEN, DEEPSEEK_API_KEY, the other common providers' key variables and every api_key_env of \
 the config) are removed from its environment unless kept with --pass-env.\n\nExit status: the command's own, 128+N when signal N \
 ended it, 127 when it could not be found, 126 when it could not be executed.\n\nExamples:\n  smartproxy run --mock -- \
-python agent.py\n  smartproxy run --budget 0.50 --tag nightly -- ./eval.sh\n  smartproxy run --summary json -- \
-python agent.py 2> summary.json"
+python agent.py\n  smartproxy run --budget 0.50 --tag nightly -- ./eval.sh\n  smartproxy run --summary json \
+--summary-file summary.json -- python agent.py"
 )]
 pub struct RunArgs {
     /// Session budget in USD: requests that would exceed it get 429 (budget_exceeded)
@@ -58,6 +58,11 @@ pub struct RunArgs {
     /// How to print the cost summary on stderr when the command exits.
     #[arg(long, value_enum, default_value = "table", value_name = "FORMAT")]
     pub summary: SummaryFormat,
+
+    /// Write the summary to this file instead of stderr (with `--summary json`, the file holds
+    /// exactly one JSON object; warnings stay on stderr).
+    #[arg(long, value_name = "PATH")]
+    pub summary_file: Option<PathBuf>,
 
     /// Apply a tool's preset: its session tag, budget and extra variables unless flags say
     /// otherwise (built in: claude, codex, aider, llm, python; more under `presets:` in the
@@ -104,7 +109,20 @@ fn apply_preset(
     }
     args.tag = args.tag.take().or_else(|| preset.tag.clone());
     args.budget = args.budget.or(preset.budget_usd);
-    Ok((preset.env.clone(), preset.args.clone()))
+    // A preset's arguments are its tool's own: `--preset codex -- bash -c "..."` must not give
+    // bash Codex's flags.
+    let program = args.command.first().map(program_name).unwrap_or_default();
+    let extra = if program == name {
+        preset.args.clone()
+    } else {
+        if !preset.args.is_empty() {
+            printer::note(&format!(
+                "preset {name}: its arguments are for the `{name}` program, so they are not added to `{program}`"
+            ));
+        }
+        Vec::new()
+    };
+    Ok((preset.env.clone(), extra))
 }
 
 /// The command with a preset's arguments after its program name, `{url}` filled in.
@@ -281,7 +299,18 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
             started.elapsed(),
             &state.unpriced_models(),
         ) {
-            Ok(text) => printer::note(&text),
+            Ok(text) => match &args.summary_file {
+                Some(path) => {
+                    let text = format!("{}\n", text.trim());
+                    if let Err(err) = std::fs::write(path, text) {
+                        printer::warn(&format!(
+                            "cannot write the summary to {}: {err}",
+                            path.display()
+                        ));
+                    }
+                }
+                None => printer::note(&text),
+            },
             Err(err) => printer::warn(&format!("cannot read the session summary: {err:#}")),
         }
     }
@@ -333,7 +362,7 @@ fn summary(
             "completion_tokens": total.completion_tokens,
             "cached_tokens": total.cached_tokens,
             "cache_write_tokens": total.cache_write_tokens,
-            "cost_usd": total.cost_usd,
+            "cost_usd": total.known_cost(),
             "budget_usd": budget,
             "estimated_requests": total.estimated,
             "unpriced_requests": total.unpriced,
@@ -369,14 +398,14 @@ fn summary(
             let spent = total.cost_usd.unwrap_or(0.0);
             text.push_str(&format!(
                 "cost {} of a {} budget ({:.1}% used)\n",
-                format::money(total.cost_usd),
+                format::money(total.known_cost()),
                 format::money(Some(limit)),
                 spent / limit * 100.0
             ));
         }
         None => text.push_str(&format!(
             "cost {} (no budget set)\n",
-            format::money(total.cost_usd)
+            format::money(total.known_cost())
         )),
     }
     Ok(text)

@@ -28,6 +28,14 @@ pub struct Totals {
     pub estimated: u64,
 }
 
+impl Totals {
+    /// What the group cost: nothing is `$0` (no requests, or only failures, which cost
+    /// nothing), unknown only when a successful request has no price and nothing else does.
+    pub fn known_cost(&self) -> Option<f64> {
+        self.cost_usd.or((self.unpriced == 0).then_some(0.0))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SessionRow {
     pub id: String,
