@@ -126,9 +126,29 @@ async fn responses_pass_through_to_openai_providers_whole_and_streamed() {
     )
     .await;
     assert_eq!(status, 400, "{reply}");
-    // Retrieving a stored response is not supported yet: said plainly.
+    // A stored response is read from the provider with the Responses API, with its key.
     let resp = support::http_client()
         .get(format!("{}/responses/resp_123", session.base_url))
+        .bearer_auth(&session.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let stored: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(stored["id"], "resp_123");
+    let sent = upstream.received().last().unwrap().clone();
+    assert_eq!(sent.path, "/v1/responses/resp_123");
+    assert_eq!(sent.authorization.as_deref(), Some("Bearer k"));
+    // Without the session key: refused like every other endpoint.
+    let resp = support::http_client()
+        .get(format!("{}/responses/resp_123", session.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    // Deleting is not passed on.
+    let resp = support::http_client()
+        .delete(format!("{}/responses/resp_123", session.base_url))
         .bearer_auth(&session.key)
         .send()
         .await
@@ -138,7 +158,7 @@ async fn responses_pass_through_to_openai_providers_whole_and_streamed() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let rows = env.requests();
-    assert_eq!(rows.len(), 6, "every request is a row: {rows:?}");
+    assert_eq!(rows.len(), 7, "every request is a row: {rows:?}");
     for row in &rows[..2] {
         assert_eq!(row["endpoint"], "responses", "{row:?}");
         assert_eq!(row["status"], "200", "{row:?}");
@@ -168,7 +188,8 @@ async fn responses_pass_through_to_openai_providers_whole_and_streamed() {
     assert_eq!(rows[2]["provider"], "local");
     assert_eq!(rows[3]["status"], "400");
     assert_eq!(rows[4]["status"], "400");
-    assert_eq!(rows[5]["status"], "501");
+    assert_eq!(rows[5]["status"], "401");
+    assert_eq!(rows[6]["status"], "501");
 }
 
 fn event_names(events: &str) -> Vec<&str> {

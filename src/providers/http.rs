@@ -39,6 +39,12 @@ pub struct UpstreamUrl {
     uri: http::Uri,
 }
 
+impl UpstreamUrl {
+    pub fn as_str(&self) -> &str {
+        self.url.as_str()
+    }
+}
+
 /// A reply's status line and headers, with its body still streaming.
 pub struct RawResponse {
     pub status: u16,
@@ -157,8 +163,32 @@ impl HttpClient {
         stream: bool,
         extra: &[(HeaderName, &str)],
     ) -> Result<RawResponse, ProviderError> {
+        self.send(http::Method::POST, url, body, stream, extra)
+            .await
+    }
+
+    /// GETs a JSON resource (a stored response).
+    pub async fn get(
+        &self,
+        url: &UpstreamUrl,
+        extra: &[(HeaderName, &str)],
+    ) -> Result<RawResponse, ProviderError> {
+        self.send(http::Method::GET, url, Bytes::new(), false, extra)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: http::Method,
+        url: &UpstreamUrl,
+        body: Bytes,
+        stream: bool,
+        extra: &[(HeaderName, &str)],
+    ) -> Result<RawResponse, ProviderError> {
         let mut headers = HeaderMap::with_capacity(4 + extra.len());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if method == http::Method::POST {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
         headers.insert(
             ACCEPT,
             HeaderValue::from_static(if stream {
@@ -175,7 +205,7 @@ impl HttpClient {
         let sent = match &self.transport {
             Transport::Plain(client) => tokio::time::timeout(
                 self.timeouts.first_byte,
-                client.post(&url.uri, body, headers),
+                client.send(method.clone(), &url.uri, body, headers),
             )
             .await
             .map(|reply| match reply {
@@ -186,12 +216,15 @@ impl HttpClient {
                 }
                 // reqwest names the URL in its message; say it here too.
                 Err(err) => Err(self.classify(
-                    format!("POST {}: {}", url.uri, error_chain(&err)),
+                    format!("{method} {}: {}", url.uri, error_chain(&err)),
                     err.is_connect(),
                 )),
             }),
             Transport::Reqwest(client) => {
-                let request = client.post(url.url.clone()).headers(headers).body(body);
+                let request = client
+                    .request(method.clone(), url.url.clone())
+                    .headers(headers)
+                    .body(body);
                 tokio::time::timeout(self.timeouts.first_byte, request.send())
                     .await
                     .map(|reply| match reply {

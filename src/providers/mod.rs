@@ -172,6 +172,20 @@ pub trait Provider: Send + Sync {
     fn native_format(&self) -> WireFormat {
         WireFormat::OpenAi
     }
+
+    /// Reads a stored Responses API object: `path` is what follows `/responses/` (an id, or
+    /// `{id}/input_items`). Only OpenAI's own API stores responses.
+    fn retrieve_response(
+        &self,
+        path: &str,
+    ) -> BoxFuture<'_, Result<UpstreamResponse, ProviderError>> {
+        let _ = path;
+        Box::pin(async {
+            Err(ProviderError::Rejected(
+                "this provider stores no Responses API objects".to_owned(),
+            ))
+        })
+    }
 }
 
 /// Builds one adapter per configured provider, in config order.

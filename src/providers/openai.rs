@@ -50,6 +50,20 @@ impl OpenAiProvider {
 }
 
 impl Provider for OpenAiProvider {
+    fn retrieve_response(
+        &self,
+        path: &str,
+    ) -> BoxFuture<'_, Result<UpstreamResponse, ProviderError>> {
+        let url = http::parse_url(
+            &self.http.name,
+            &format!("{}/{path}", self.responses_url.as_str()),
+        );
+        Box::pin(async move {
+            let response = self.http.get(&url?, &[]).await?;
+            Ok(response.into_upstream(WireFormat::OpenAi))
+        })
+    }
+
     fn send(
         &self,
         request: UpstreamRequest,

@@ -56,8 +56,9 @@ impl PlainClient {
 
     /// POSTs `body` to `uri` with the default headers plus `headers`; resolves with the status
     /// and headers.
-    pub async fn post(
+    pub async fn send(
         &self,
+        method: Method,
         uri: &Uri,
         body: Bytes,
         mut headers: HeaderMap,
@@ -69,7 +70,7 @@ impl PlainClient {
             }
         }
         let mut request = Request::new(Full::new(body));
-        *request.method_mut() = Method::POST;
+        *request.method_mut() = method;
         *request.uri_mut() = uri.clone();
         *request.headers_mut() = headers;
         self.client.request(request).await

@@ -270,8 +270,9 @@ impl ApiError {
         Self::new(
             ErrorKind::UnsupportedEndpoint,
             format!(
-                "{path} is not supported by smartproxy yet (stored responses cannot be \
-                 retrieved through it); send the conversation again with POST /v1/responses"
+                "{path} is not supported by smartproxy: stored responses can be read \
+                 (GET /v1/responses/{{id}}), not changed; send the conversation again with \
+                 POST /v1/responses"
             ),
         )
     }

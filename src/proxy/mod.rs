@@ -24,6 +24,7 @@ mod pipeline;
 mod router;
 pub mod server;
 mod state;
+mod stored_responses;
 mod stream;
 mod views;
 

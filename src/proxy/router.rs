@@ -91,6 +91,14 @@ pub async fn handle(
             json_response(StatusCode::OK, r#"{"status":"ok"}"#)
         }
         (&Method::GET | &Method::HEAD, "/readyz") => views::readyz(&state),
+        (&Method::GET, path)
+            if path.starts_with("/v1/responses/") || path.starts_with("/responses/") =>
+        {
+            match authorize(&state, headers) {
+                Ok(_) => super::stored_responses::retrieve(&state, path).await,
+                Err(err) => reject(&state, err),
+            }
+        }
         (_, path) if path.starts_with("/v1/responses/") => {
             reject(&state, ApiError::unsupported_endpoint(path))
         }

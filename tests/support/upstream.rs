@@ -246,6 +246,15 @@ async fn serve(
         }
         ("/api/chat", _) => return Ok(super::dialects::ollama_reply(&model, &body)),
         ("/v1/completions", _) => return Ok(super::dialects::completions_reply(&model, &body)),
+        // A response OpenAI stored: read back by its id.
+        (stored, Behavior::Ok) if stored.starts_with("/v1/responses/") => {
+            let id = stored.trim_start_matches("/v1/responses/");
+            let body = json!({"id": id, "object": "response", "status": "completed", "output": []});
+            return Ok(Response::builder()
+                .header("content-type", "application/json")
+                .body(full(body.to_string()))
+                .unwrap());
+        }
         ("/v1/responses", Behavior::Ok) => {
             return Ok(super::dialects::responses_reply(&model, &body));
         }
