@@ -17,6 +17,9 @@ pub struct Limit {
     pub since_ms: i64,
     /// Count only the daemon traffic of this client key (a per-key budget).
     pub key: Option<String>,
+    /// Count subscription-billed rows too (`budget.count_subscription`); the writer's `spend`
+    /// rollup already follows the same setting.
+    pub count_subscription: bool,
 }
 
 /// Where a limit stands.
@@ -45,7 +48,8 @@ pub enum Reserve {
 
 /// What was spent since `since_ms`: whole quarter hours from the `spend` rollup, and the requests
 /// of a partial first quarter hour (a period starting off the quarter) one by one.
-fn spent_since(conn: &Connection, since_ms: i64, key: Option<&str>) -> rusqlite::Result<f64> {
+fn spent_since(conn: &Connection, limit: &Limit) -> rusqlite::Result<f64> {
+    let (since_ms, key) = (limit.since_ms, limit.key.as_deref());
     let whole_from =
         since_ms + (SPEND_BUCKET_MS - since_ms.rem_euclid(SPEND_BUCKET_MS)) % SPEND_BUCKET_MS;
     let whole: f64 = match key {
@@ -60,24 +64,27 @@ fn spent_since(conn: &Connection, since_ms: i64, key: Option<&str>) -> rusqlite:
     if whole_from == since_ms {
         return Ok(whole);
     }
+    let counted = i64::from(limit.count_subscription);
     let partial: f64 = match key {
         None => conn
             .prepare_cached(
-                "SELECT TOTAL(cost_usd) FROM requests WHERE started_ms >= ?1 AND started_ms < ?2",
+                "SELECT TOTAL(cost_usd) FROM requests WHERE started_ms >= ?1 AND started_ms < ?2
+                 AND (billing = 'api' OR ?3)",
             )?
-            .query_row([since_ms, whole_from], |r| r.get(0))?,
+            .query_row([since_ms, whole_from, counted], |r| r.get(0))?,
         Some(key) => conn
             .prepare_cached(
                 "SELECT TOTAL(r.cost_usd) FROM requests r JOIN sessions s ON s.id = r.session_id
-                 WHERE s.kind = 'daemon' AND s.tag = ?1 AND r.started_ms >= ?2 AND r.started_ms < ?3",
+                 WHERE s.kind = 'daemon' AND s.tag = ?1 AND r.started_ms >= ?2 AND r.started_ms < ?3
+                 AND (r.billing = 'api' OR ?4)",
             )?
-            .query_row(params![key, since_ms, whole_from], |r| r.get(0))?,
+            .query_row(params![key, since_ms, whole_from, counted], |r| r.get(0))?,
     };
     Ok(whole + partial)
 }
 
 fn standing(conn: &Connection, limit: &Limit, now_ms: i64) -> rusqlite::Result<Standing> {
-    let spent = spent_since(conn, limit.since_ms, limit.key.as_deref())?;
+    let spent = spent_since(conn, limit)?;
     let reserved: f64 = match &limit.key {
         None => conn
             .prepare_cached("SELECT TOTAL(amount_usd) FROM reservations WHERE expires_ms > ?1")?

@@ -72,6 +72,9 @@ fn cost_cell(t: &Totals) -> String {
     if t.estimated > 0 && t.cost_usd.is_some() {
         text.push('*');
     }
+    if t.subscription_usd.is_some() {
+        text.push('~');
+    }
     text
 }
 
@@ -121,6 +124,12 @@ pub fn totals_table(first_column: &str, rows: &[Totals], total: &Totals) -> Stri
             "\n* includes estimates: {} request{} came back without usage figures",
             count(total.estimated),
             if total.estimated == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(notional) = total.subscription_usd {
+        text.push_str(&format!(
+            "\n~ includes {} notional: list-price cost of requests billed to a subscription (--passthrough), not charged",
+            money(Some(notional))
         ));
     }
     if total.unpriced > 0 {
