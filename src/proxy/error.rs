@@ -183,18 +183,27 @@ impl ApiError {
     pub fn passthrough_unauthorized() -> Self {
         Self::new(
             ErrorKind::Unauthorized,
-            "missing API key: this smartproxy forwards Anthropic clients' own credentials              (pass-through mode) and the request brought none. Log in to Claude Code (`claude              /login`, or set CLAUDE_CODE_OAUTH_TOKEN), or send `Authorization: Bearer <token>`              or `x-api-key`",
+            "missing API key: this smartproxy forwards Anthropic clients' own credentials \
+             (pass-through mode) and the request brought none. Log in to Claude Code (`claude \
+             /login`, or set CLAUDE_CODE_OAUTH_TOKEN), or send `Authorization: Bearer <token>` \
+             or `x-api-key`",
         )
     }
 
-    /// Pass-through mode, and the request's route leads to no provider of kind `anthropic`.
+    /// Pass-through mode, and the request's route leads to no provider of kind `anthropic`:
+    /// a configuration matter, not worth a retry.
     pub fn passthrough_unroutable(model: &str, providers: &str) -> Self {
-        Self::new(
-            ErrorKind::NoUsableProvider,
-            format!(
-                "`{model}` routes to {providers}, but a request bringing its own Anthropic                  credential (pass-through) is only forwarded to a provider of kind `anthropic`:                  route this model to one, or send the session's key instead"
-            ),
-        )
+        Self {
+            param: Some("model"),
+            ..Self::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "`{model}` routes to {providers}, but a request bringing its own Anthropic \
+                     credential (pass-through) is only forwarded to a provider of kind \
+                     `anthropic`: route this model to one, or send the session's key instead"
+                ),
+            )
+        }
     }
 
     pub fn admin_unauthorized() -> Self {
