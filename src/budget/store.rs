@@ -154,7 +154,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::ledger::{Ledger, RequestRecord, SessionStart};
+    use crate::ledger::{Billing, Ledger, RequestRecord, SessionStart};
 
     fn session(id: &str, kind: &'static str, tag: &str) -> SessionStart {
         SessionStart {
@@ -170,9 +170,10 @@ mod tests {
         }
     }
 
-    /// 400 requests over about two hours from a `run` session and a daemon key; returns the
+    /// 400 requests over about two hours from a `run` session and a daemon key, every 11th
+    /// billed to a subscription (and so left out of budgets) when `subscription`; returns the
     /// time of the first, on a quarter hour.
-    fn fill(path: &std::path::Path) -> i64 {
+    fn fill(path: &std::path::Path, subscription: bool) -> i64 {
         let ledger = Ledger::open(path).unwrap();
         ledger.session_started(session("run-1", "run", "alpha"));
         ledger.session_started(session("daemon-day-ci", "daemon", "ci"));
@@ -187,10 +188,25 @@ mod tests {
             );
             // Some rows have no known cost; they count for nothing.
             record.cost_usd = (i % 7 != 0).then_some(0.001 * (i % 5) as f64 + 0.0005);
+            if subscription && i % 11 == 0 {
+                record.billing = Billing::Subscription;
+                record.budgeted = false;
+            }
             ledger.record(record);
         }
         ledger.flush(Duration::from_secs(10)).unwrap();
         base
+    }
+
+    fn spent(conn: &Connection, since_ms: i64, key: Option<&str>) -> f64 {
+        let limit = Limit {
+            name: "test",
+            limit_usd: 1.0,
+            since_ms,
+            key: key.map(str::to_owned),
+            count_subscription: false,
+        };
+        spent_since(conn, &limit).unwrap()
     }
 
     /// The rollup gives exactly what adding up the requests one by one gives, for periods that
@@ -198,7 +214,8 @@ mod tests {
     fn assert_rollup_matches(conn: &Connection, base: i64) {
         let by_hand = |since: i64, key: Option<&str>| -> f64 {
             let sql = "SELECT TOTAL(r.cost_usd) FROM requests r LEFT JOIN sessions s ON s.id = r.session_id
-                       WHERE r.started_ms >= ?1 AND (?2 IS NULL OR (s.kind = 'daemon' AND s.tag = ?2))";
+                       WHERE r.started_ms >= ?1 AND (?2 IS NULL OR (s.kind = 'daemon' AND s.tag = ?2))
+                       AND r.billing = 'api'";
             conn.query_row(sql, params![since, key], |r| r.get(0))
                 .unwrap()
         };
@@ -215,7 +232,7 @@ mod tests {
             base + 400 * 17_000,
         ] {
             for key in [None, Some("ci"), Some("alpha"), Some("nobody")] {
-                let got = spent_since(conn, since, key).unwrap();
+                let got = spent(conn, since, key);
                 let want = by_hand(since, key);
                 assert!(
                     (got - want).abs() < 1e-9,
@@ -224,18 +241,18 @@ mod tests {
             }
         }
         assert_eq!(
-            spent_since(conn, 0, Some("alpha")).unwrap(),
+            spent(conn, 0, Some("alpha")),
             0.0,
             "run tags are not keys"
         );
-        assert!(spent_since(conn, 0, Some("ci")).unwrap() > 0.0);
+        assert!(spent(conn, 0, Some("ci")) > 0.0);
     }
 
     #[test]
     fn the_writer_keeps_the_spend_rollup() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.db");
-        let base = fill(&path);
+        let base = fill(&path, true);
         let conn = crate::ledger::open_connection(&path).unwrap();
         assert_rollup_matches(&conn, base);
     }
@@ -244,10 +261,12 @@ mod tests {
     fn the_migration_builds_the_rollup_from_existing_requests() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.db");
-        let base = fill(&path);
+        let base = fill(&path, false);
         let conn = crate::ledger::open_connection(&path).unwrap();
-        // A ledger from before the rollup existed.
-        conn.execute_batch("DROP TABLE spend; PRAGMA user_version = 9;")
+        // A ledger from before the rollup (and the billing column) existed.
+        conn.execute_batch(
+            "DROP TABLE spend; ALTER TABLE requests DROP COLUMN billing; PRAGMA user_version = 9;",
+        )
             .unwrap();
         drop(crate::ledger::keys::open(&path).unwrap()); // opening migrates
         assert_rollup_matches(&conn, base);

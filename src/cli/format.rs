@@ -158,4 +158,24 @@ mod tests {
         assert_eq!(duration(1500), "1.5s");
         assert_eq!(duration(125_000), "2m05s");
     }
+
+    #[test]
+    fn subscription_costs_are_marked_notional() {
+        let row = Totals {
+            key: "claude-sonnet-4-5".to_owned(),
+            requests: 1,
+            ok: 1,
+            cost_usd: Some(0.5),
+            subscription_usd: Some(0.5),
+            ..Totals::default()
+        };
+        let text = totals_table("model", std::slice::from_ref(&row), &row);
+        assert!(text.contains("$0.5000~"), "{text}");
+        assert!(text.contains("~ includes $0.5000 notional"), "{text}");
+        let api = Totals {
+            subscription_usd: None,
+            ..row
+        };
+        assert!(!totals_table("model", std::slice::from_ref(&api), &api).contains('~'));
+    }
 }
