@@ -202,5 +202,8 @@ fn claude_code_with_a_subscription_runs_through_run_passthrough() {
     let summary: serde_json::Value =
         serde_json::from_str(stderr.lines().rev().find(|l| l.starts_with('{')).unwrap()).unwrap();
     assert_eq!(summary["requests"], rows.len(), "{summary}");
-    assert_eq!(summary["subscription_usd"], summary["cost_usd"], "{summary}");
+    assert_eq!(
+        summary["subscription_usd"], summary["cost_usd"],
+        "{summary}"
+    );
 }

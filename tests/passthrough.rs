@@ -87,15 +87,32 @@ fn a_subscription_token_is_forwarded_as_it_came_recorded_and_not_budgeted() {
     // Forwarded to the anthropic provider with the client's bearer and its headers; the
     // configured key stays home.
     assert_eq!(found["oauth"][0], 200, "{found}");
-    assert_eq!(found["oauth"][1]["content"][0]["text"], REPLY_WORDS.concat());
+    assert_eq!(
+        found["oauth"][1]["content"][0]["text"],
+        REPLY_WORDS.concat()
+    );
     let sent = upstream.received();
-    assert_eq!(sent.len(), 1, "only the pass-through request went upstream: {sent:?}");
+    assert_eq!(
+        sent.len(),
+        1,
+        "only the pass-through request went upstream: {sent:?}"
+    );
     let first = &sent[0];
     assert_eq!(first.path, "/v1/messages");
-    assert_eq!(first.authorization.as_deref(), Some("Bearer sk-ant-oat01-fake"));
-    assert!(!first.headers.contains_key("x-api-key"), "{:?}", first.headers);
+    assert_eq!(
+        first.authorization.as_deref(),
+        Some("Bearer sk-ant-oat01-fake")
+    );
     assert!(
-        !first.headers.values().any(|v| v.contains("sk-upstream-real")),
+        !first.headers.contains_key("x-api-key"),
+        "{:?}",
+        first.headers
+    );
+    assert!(
+        !first
+            .headers
+            .values()
+            .any(|v| v.contains("sk-upstream-real")),
         "{:?}",
         first.headers
     );
@@ -122,7 +139,10 @@ fn a_subscription_token_is_forwarded_as_it_came_recorded_and_not_budgeted() {
     assert_eq!(found["elsewhere"][0], 400, "{found}");
     assert_eq!(found["elsewhere"][1]["type"], "error");
     let why = found["elsewhere"][1]["error"]["message"].as_str().unwrap();
-    assert!(why.contains("`gpt` (openai)") && why.contains("kind `anthropic`"), "{why}");
+    assert!(
+        why.contains("`gpt` (openai)") && why.contains("kind `anthropic`"),
+        "{why}"
+    );
 
     // The session key still works, and the budget still applies to what it sends.
     assert_eq!(found["openai"][0], 429, "{found}");
@@ -168,7 +188,10 @@ fn an_own_api_key_is_forwarded_as_api_billing_and_count_subscription_charges_bud
     assert_eq!(sent[0].headers["x-api-key"], "sk-ant-api03-users-own");
     assert_eq!(sent[0].authorization, None);
     let rows = env.requests();
-    assert_eq!(rows[0]["billing"], "api", "the user's own key is real spend");
+    assert_eq!(
+        rows[0]["billing"], "api",
+        "the user's own key is real spend"
+    );
 
     // With count_subscription, a subscription request is held to the budget like any other.
     let found = run_client(
@@ -183,7 +206,10 @@ fn an_own_api_key_is_forwarded_as_api_billing_and_count_subscription_charges_bud
         &serde_json::json!([cases[1]]),
     );
     assert_eq!(found["oauth"][0], 429, "{found}");
-    assert_eq!(found["oauth"][1]["error"]["type"], "rate_limit_error", "{found}");
+    assert_eq!(
+        found["oauth"][1]["error"]["type"], "rate_limit_error",
+        "{found}"
+    );
     assert_eq!(upstream.calls(), 2, "nothing sent for the refused one");
 }
 
@@ -214,7 +240,11 @@ fn passthrough_and_mock_do_not_mix() {
     cmd.args(["run", "--mock", "--passthrough", "--", "true"]);
     let out = run_to_end(cmd);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("--passthrough"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--passthrough"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// The daemon forwards pass-through requests from loopback clients when its config says

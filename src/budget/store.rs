@@ -240,11 +240,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(
-            spent(conn, 0, Some("alpha")),
-            0.0,
-            "run tags are not keys"
-        );
+        assert_eq!(spent(conn, 0, Some("alpha")), 0.0, "run tags are not keys");
         assert!(spent(conn, 0, Some("ci")) > 0.0);
     }
 
@@ -267,7 +263,7 @@ mod tests {
         conn.execute_batch(
             "DROP TABLE spend; ALTER TABLE requests DROP COLUMN billing; PRAGMA user_version = 9;",
         )
-            .unwrap();
+        .unwrap();
         drop(crate::ledger::keys::open(&path).unwrap()); // opening migrates
         assert_rollup_matches(&conn, base);
     }

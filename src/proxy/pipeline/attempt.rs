@@ -154,6 +154,8 @@ fn passthrough_headers(headers: &http::HeaderMap) -> Vec<(String, String)> {
                 || name == "user-agent"
                 || name == "x-app"
         })
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
         .collect()
 }
