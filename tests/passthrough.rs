@@ -47,12 +47,19 @@ print(json.dumps(out))
 fn run_client(env: &TestEnv, args: &[&str], cases: &Value) -> Value {
     let mut cmd = env.command();
     cmd.env("UPSTREAM_KEY", "sk-upstream-real")
+        // Debug logs, so that a credential logged anywhere would show.
+        .env("SMARTPROXY_LOG_LEVEL", "debug")
         .arg("run")
         .args(args)
         .args(["--", "python3", "-c", CLIENT, &cases.to_string()]);
     let out = run_to_end(cmd);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("DEBUG") || stderr.contains("INFO"), "{stderr}");
+    assert!(
+        !stderr.contains("sk-ant-") && !stderr.contains("sk-upstream-real"),
+        "a credential in the logs: {stderr}"
+    );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
 }
 
