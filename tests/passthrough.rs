@@ -55,7 +55,10 @@ fn run_client(env: &TestEnv, args: &[&str], cases: &Value) -> Value {
     let out = run_to_end(cmd);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stderr.contains("DEBUG") || stderr.contains("INFO"), "{stderr}");
+    assert!(
+        stderr.contains("DEBUG") || stderr.contains("INFO"),
+        "{stderr}"
+    );
     assert!(
         !stderr.contains("sk-ant-") && !stderr.contains("sk-upstream-real"),
         "a credential in the logs: {stderr}"
