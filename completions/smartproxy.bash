@@ -1648,7 +1648,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__run)
-            opts="-h -V --budget --tag --mock --summary --summary-file --preset --pass-env --config --log-level --help --version"
+            opts="-h -V --budget --tag --mock --summary --summary-file --preset --passthrough --pass-env --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -55,6 +55,7 @@ complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l pass-env -
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l mock -d 'Serve every request from the built-in mock provider: no key, no network, nothing spent (costs shown are simulated at the requested model\'s list price)'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l passthrough -d 'Claude Code with a subscription (Pro/Max): no ANTHROPIC_API_KEY for the command, which keeps its own login; its requests go to Anthropic with its own credential, recorded at their notional list-price cost [config: passthrough: anthropic]'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -s h -l help -d 'Print help'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -s V -l version -d 'Print version'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand daemon; and not __fish_seen_subcommand_from status stop install help" -l listen -d 'Public listener [env: SMARTPROXY_LISTEN; config: listen; default: 127.0.0.1:4100]' -r

@@ -253,3 +253,72 @@ fn codex_runs_through_run_on_a_chat_completions_provider() {
         assert_eq!(row["tokens_estimated"], "0", "{row:?}");
     }
 }
+
+/// Claude Code logged in with a subscription (its OAuth token, here a fake one the upstream
+/// checks) keeps its login under `run --passthrough`: its requests reach the `anthropic`
+/// provider with that bearer and Anthropic's OAuth beta header, never the configured key.
+#[test]
+fn claude_code_with_a_subscription_runs_through_run_passthrough() {
+    let claude = match support::npm::client("claude") {
+        Ok(path) => path,
+        Err(reason) => return skip_or_fail(&reason),
+    };
+    const TOKEN: &str = "sk-ant-oat01-fake-test-token";
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: claude\n    kind: anthropic\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [\"claude-*\"]\n",
+            upstream.base_url()
+        ),
+    );
+    let mut cmd = env.command();
+    cmd.env("UPSTREAM_KEY", "sk-upstream-real")
+        .env("CLAUDE_CODE_OAUTH_TOKEN", TOKEN)
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .args([
+            "run",
+            "--passthrough",
+            "--config",
+            config.to_str().unwrap(),
+            "--summary",
+            "json",
+            "--",
+        ])
+        .arg(&claude)
+        .args(["-p", "say hi"]);
+    let out = run_to_end(cmd);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "claude failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(&REPLY_WORDS.concat()), "{stdout}\n{stderr}");
+
+    let sent = upstream.received();
+    assert!(!sent.is_empty());
+    for request in &sent {
+        assert_eq!(request.path, "/v1/messages", "{request:?}");
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+        assert!(!request.headers.contains_key("x-api-key"), "{request:?}");
+        assert!(
+            request.headers["anthropic-beta"].contains("oauth-2025-04-20"),
+            "{request:?}"
+        );
+    }
+    let rows = env.requests();
+    assert_eq!(rows.len(), sent.len(), "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["status"], "200", "{row:?}");
+        assert_eq!(row["billing"], "subscription", "{row:?}");
+        assert_ne!(row["cost_usd"], "NULL", "the notional cost: {row:?}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(stderr.lines().rev().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(summary["requests"], rows.len(), "{summary}");
+    assert_eq!(
+        summary["subscription_usd"], summary["cost_usd"],
+        "{summary}"
+    );
+}

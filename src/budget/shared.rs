@@ -18,6 +18,7 @@ pub struct SharedBudget {
     daily_usd: Option<f64>,
     monthly_usd: Option<f64>,
     utc_offset_s: Option<i32>,
+    count_subscription: bool,
     /// Daily budgets of the daemon's client keys, by key name.
     key_budgets: RwLock<HashMap<String, f64>>,
 }
@@ -38,6 +39,7 @@ impl SharedBudget {
             daily_usd: config.daily_usd,
             monthly_usd: config.monthly_usd,
             utc_offset_s: config.utc_offset_s,
+            count_subscription: config.count_subscription,
             key_budgets: RwLock::default(),
         }))
     }
@@ -63,6 +65,7 @@ impl SharedBudget {
                 limit_usd: limit?,
                 since_ms: policy::period_start_ms(period, now_ms, self.utc_offset_s),
                 key: None,
+                count_subscription: self.count_subscription,
             })
         })
         .collect();
@@ -77,6 +80,7 @@ impl SharedBudget {
                     limit_usd: *limit,
                     since_ms: policy::period_start_ms(Period::Day, now_ms, self.utc_offset_s),
                     key: Some(key.to_owned()),
+                    count_subscription: self.count_subscription,
                 });
             }
         }

@@ -17,6 +17,9 @@ pub struct Limit {
     pub since_ms: i64,
     /// Count only the daemon traffic of this client key (a per-key budget).
     pub key: Option<String>,
+    /// Count subscription-billed rows too (`budget.count_subscription`); the writer's `spend`
+    /// rollup already follows the same setting.
+    pub count_subscription: bool,
 }
 
 /// Where a limit stands.
@@ -45,7 +48,8 @@ pub enum Reserve {
 
 /// What was spent since `since_ms`: whole quarter hours from the `spend` rollup, and the requests
 /// of a partial first quarter hour (a period starting off the quarter) one by one.
-fn spent_since(conn: &Connection, since_ms: i64, key: Option<&str>) -> rusqlite::Result<f64> {
+fn spent_since(conn: &Connection, limit: &Limit) -> rusqlite::Result<f64> {
+    let (since_ms, key) = (limit.since_ms, limit.key.as_deref());
     let whole_from =
         since_ms + (SPEND_BUCKET_MS - since_ms.rem_euclid(SPEND_BUCKET_MS)) % SPEND_BUCKET_MS;
     let whole: f64 = match key {
@@ -60,24 +64,27 @@ fn spent_since(conn: &Connection, since_ms: i64, key: Option<&str>) -> rusqlite:
     if whole_from == since_ms {
         return Ok(whole);
     }
+    let counted = i64::from(limit.count_subscription);
     let partial: f64 = match key {
         None => conn
             .prepare_cached(
-                "SELECT TOTAL(cost_usd) FROM requests WHERE started_ms >= ?1 AND started_ms < ?2",
+                "SELECT TOTAL(cost_usd) FROM requests WHERE started_ms >= ?1 AND started_ms < ?2
+                 AND (billing = 'api' OR ?3)",
             )?
-            .query_row([since_ms, whole_from], |r| r.get(0))?,
+            .query_row([since_ms, whole_from, counted], |r| r.get(0))?,
         Some(key) => conn
             .prepare_cached(
                 "SELECT TOTAL(r.cost_usd) FROM requests r JOIN sessions s ON s.id = r.session_id
-                 WHERE s.kind = 'daemon' AND s.tag = ?1 AND r.started_ms >= ?2 AND r.started_ms < ?3",
+                 WHERE s.kind = 'daemon' AND s.tag = ?1 AND r.started_ms >= ?2 AND r.started_ms < ?3
+                 AND (r.billing = 'api' OR ?4)",
             )?
-            .query_row(params![key, since_ms, whole_from], |r| r.get(0))?,
+            .query_row(params![key, since_ms, whole_from, counted], |r| r.get(0))?,
     };
     Ok(whole + partial)
 }
 
 fn standing(conn: &Connection, limit: &Limit, now_ms: i64) -> rusqlite::Result<Standing> {
-    let spent = spent_since(conn, limit.since_ms, limit.key.as_deref())?;
+    let spent = spent_since(conn, limit)?;
     let reserved: f64 = match &limit.key {
         None => conn
             .prepare_cached("SELECT TOTAL(amount_usd) FROM reservations WHERE expires_ms > ?1")?
@@ -147,7 +154,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::ledger::{Ledger, RequestRecord, SessionStart};
+    use crate::ledger::{Billing, Ledger, RequestRecord, SessionStart};
 
     fn session(id: &str, kind: &'static str, tag: &str) -> SessionStart {
         SessionStart {
@@ -163,9 +170,10 @@ mod tests {
         }
     }
 
-    /// 400 requests over about two hours from a `run` session and a daemon key; returns the
+    /// 400 requests over about two hours from a `run` session and a daemon key, every 11th
+    /// billed to a subscription (and so left out of budgets) when `subscription`; returns the
     /// time of the first, on a quarter hour.
-    fn fill(path: &std::path::Path) -> i64 {
+    fn fill(path: &std::path::Path, subscription: bool) -> i64 {
         let ledger = Ledger::open(path).unwrap();
         ledger.session_started(session("run-1", "run", "alpha"));
         ledger.session_started(session("daemon-day-ci", "daemon", "ci"));
@@ -180,10 +188,25 @@ mod tests {
             );
             // Some rows have no known cost; they count for nothing.
             record.cost_usd = (i % 7 != 0).then_some(0.001 * (i % 5) as f64 + 0.0005);
+            if subscription && i % 11 == 0 {
+                record.billing = Billing::Subscription;
+                record.budgeted = false;
+            }
             ledger.record(record);
         }
         ledger.flush(Duration::from_secs(10)).unwrap();
         base
+    }
+
+    fn spent(conn: &Connection, since_ms: i64, key: Option<&str>) -> f64 {
+        let limit = Limit {
+            name: "test",
+            limit_usd: 1.0,
+            since_ms,
+            key: key.map(str::to_owned),
+            count_subscription: false,
+        };
+        spent_since(conn, &limit).unwrap()
     }
 
     /// The rollup gives exactly what adding up the requests one by one gives, for periods that
@@ -191,7 +214,8 @@ mod tests {
     fn assert_rollup_matches(conn: &Connection, base: i64) {
         let by_hand = |since: i64, key: Option<&str>| -> f64 {
             let sql = "SELECT TOTAL(r.cost_usd) FROM requests r LEFT JOIN sessions s ON s.id = r.session_id
-                       WHERE r.started_ms >= ?1 AND (?2 IS NULL OR (s.kind = 'daemon' AND s.tag = ?2))";
+                       WHERE r.started_ms >= ?1 AND (?2 IS NULL OR (s.kind = 'daemon' AND s.tag = ?2))
+                       AND r.billing = 'api'";
             conn.query_row(sql, params![since, key], |r| r.get(0))
                 .unwrap()
         };
@@ -208,7 +232,7 @@ mod tests {
             base + 400 * 17_000,
         ] {
             for key in [None, Some("ci"), Some("alpha"), Some("nobody")] {
-                let got = spent_since(conn, since, key).unwrap();
+                let got = spent(conn, since, key);
                 let want = by_hand(since, key);
                 assert!(
                     (got - want).abs() < 1e-9,
@@ -216,19 +240,15 @@ mod tests {
                 );
             }
         }
-        assert_eq!(
-            spent_since(conn, 0, Some("alpha")).unwrap(),
-            0.0,
-            "run tags are not keys"
-        );
-        assert!(spent_since(conn, 0, Some("ci")).unwrap() > 0.0);
+        assert_eq!(spent(conn, 0, Some("alpha")), 0.0, "run tags are not keys");
+        assert!(spent(conn, 0, Some("ci")) > 0.0);
     }
 
     #[test]
     fn the_writer_keeps_the_spend_rollup() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.db");
-        let base = fill(&path);
+        let base = fill(&path, true);
         let conn = crate::ledger::open_connection(&path).unwrap();
         assert_rollup_matches(&conn, base);
     }
@@ -237,11 +257,13 @@ mod tests {
     fn the_migration_builds_the_rollup_from_existing_requests() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.db");
-        let base = fill(&path);
+        let base = fill(&path, false);
         let conn = crate::ledger::open_connection(&path).unwrap();
-        // A ledger from before the rollup existed.
-        conn.execute_batch("DROP TABLE spend; PRAGMA user_version = 9;")
-            .unwrap();
+        // A ledger from before the rollup (and the billing column) existed.
+        conn.execute_batch(
+            "DROP TABLE spend; ALTER TABLE requests DROP COLUMN billing; PRAGMA user_version = 9;",
+        )
+        .unwrap();
         drop(crate::ledger::keys::open(&path).unwrap()); // opening migrates
         assert_rollup_matches(&conn, base);
     }

@@ -79,6 +79,9 @@ fn cost_cell(t: &Totals) -> String {
     if t.estimated > 0 && t.cost_usd.is_some() {
         text.push('*');
     }
+    if t.subscription_usd.is_some() {
+        text.push('~');
+    }
     text
 }
 
@@ -130,6 +133,12 @@ pub fn totals_table(first_column: &str, rows: &[Totals], total: &Totals) -> Stri
             if total.estimated == 1 { "" } else { "s" }
         ));
     }
+    if let Some(notional) = total.subscription_usd {
+        text.push_str(&format!(
+            "\n~ includes {} notional: list-price cost of requests billed to a subscription (--passthrough), not charged",
+            money(Some(notional))
+        ));
+    }
     if total.unpriced > 0 {
         text.push_str(&format!(
             "\n{} request{} to models with no known price are not in the cost (n/a; add them under `pricing:`)",
@@ -159,5 +168,25 @@ mod tests {
         assert_eq!(count(123), "123");
         assert_eq!(duration(1500), "1.5s");
         assert_eq!(duration(125_000), "2m05s");
+    }
+
+    #[test]
+    fn subscription_costs_are_marked_notional() {
+        let row = Totals {
+            key: "claude-sonnet-4-5".to_owned(),
+            requests: 1,
+            ok: 1,
+            cost_usd: Some(0.5),
+            subscription_usd: Some(0.5),
+            ..Totals::default()
+        };
+        let text = totals_table("model", std::slice::from_ref(&row), &row);
+        assert!(text.contains("$0.5000~"), "{text}");
+        assert!(text.contains("~ includes $0.5000 notional"), "{text}");
+        let api = Totals {
+            subscription_usd: None,
+            ..row
+        };
+        assert!(!totals_table("model", std::slice::from_ref(&api), &api).contains('~'));
     }
 }

@@ -37,8 +37,9 @@ SMARTPROXY_SESSION_ID and SMARTPROXY_URL. Real credentials (OPENAI_API_KEY, ANTH
 ANTHROPIC_AUTH_TOKEN, DEEPSEEK_API_KEY, the other common providers' key variables and every api_key_env of \
 the config) are removed from its environment unless kept with --pass-env.\n\nExit status: the command's own, 128+N when signal N \
 ended it, 127 when it could not be found, 126 when it could not be executed.\n\nExamples:\n  smartproxy run --mock -- \
-python agent.py\n  smartproxy run --budget 0.50 --tag nightly -- ./eval.sh\n  smartproxy run --summary json \
---summary-file summary.json -- python agent.py"
+python agent.py\n  smartproxy run --budget 0.50 --tag nightly -- ./eval.sh\n  smartproxy run --passthrough -- claude   \
+# Claude Code on its Pro/Max subscription\n  smartproxy run --summary json --summary-file summary.json -- \
+python agent.py"
 )]
 pub struct RunArgs {
     /// Session budget in USD: requests that would exceed it get 429 (budget_exceeded)
@@ -69,6 +70,12 @@ pub struct RunArgs {
     /// config). The shims of `smartproxy shim install` use it.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
+
+    /// Claude Code with a subscription (Pro/Max): no ANTHROPIC_API_KEY for the command, which
+    /// keeps its own login; its requests go to Anthropic with its own credential, recorded at
+    /// their notional list-price cost [config: passthrough: anthropic].
+    #[arg(long)]
+    pub passthrough: bool,
 
     /// Keep this provider key variable in the command's environment (repeatable).
     #[arg(long = "pass-env", value_name = "NAME")]
@@ -122,6 +129,7 @@ fn apply_preset(
         }
         Vec::new()
     };
+    args.passthrough |= preset.passthrough;
     Ok((preset.env.clone(), extra))
 }
 
@@ -176,6 +184,13 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         Some(name) => apply_preset(&mut args, &config, &name)?,
         None => (Vec::new(), Vec::new()),
     };
+    if args.passthrough {
+        anyhow::ensure!(
+            !args.mock,
+            "--passthrough forwards the client's own Anthropic credential to Anthropic; --mock serves everything offline: use one or the other"
+        );
+        config.enable_passthrough();
+    }
     let budget_usd = args
         .budget
         .filter(|b| *b > 0.0)
@@ -241,6 +256,7 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
             pass_env: &args.pass_env,
             no_proxy: no_proxy.as_deref(),
             no_proxy_lower: no_proxy_lower.as_deref(),
+            passthrough: config.passthrough,
         });
         let forwarder = Forwarder::install().context("cannot install signal handlers")?;
         plan.set.extend(preset_env);
@@ -363,6 +379,7 @@ fn summary(
             "cached_tokens": total.cached_tokens,
             "cache_write_tokens": total.cache_write_tokens,
             "cost_usd": total.known_cost(),
+            "subscription_usd": total.subscription_usd,
             "budget_usd": budget,
             "estimated_requests": total.estimated,
             "unpriced_requests": total.unpriced,

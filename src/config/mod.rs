@@ -50,6 +50,10 @@ pub struct Config {
     pub ollama_keyless: bool,
     /// `run --preset NAME` settings: the built-in presets with the config's over them.
     pub presets: BTreeMap<String, Preset>,
+    /// `passthrough: anthropic` (or `run --passthrough`): a request to the Anthropic endpoints
+    /// that brings the client's own credential instead of a smartproxy key is forwarded with
+    /// that credential to an `anthropic` provider (see `Config::enable_passthrough`).
+    pub passthrough: bool,
 }
 
 /// What `run --preset NAME` applies: a default tag and budget (flags still win) and extra
@@ -58,6 +62,8 @@ pub struct Config {
 pub struct Preset {
     pub tag: Option<String>,
     pub budget_usd: Option<f64>,
+    /// Turns on pass-through (`run --passthrough`).
+    pub passthrough: bool,
     pub env: Vec<(String, String)>,
     /// Arguments put right after the command's program name; `{url}` in them becomes the
     /// session proxy's URL (`http://127.0.0.1:PORT`).
@@ -354,6 +360,8 @@ pub struct BudgetConfig {
     pub monthly_usd: Option<f64>,
     /// Offset of the calendar the periods follow; `None`: the system's local time.
     pub utc_offset_s: Option<i32>,
+    /// Whether subscription-billed pass-through requests count at their notional cost.
+    pub count_subscription: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -428,9 +436,48 @@ impl Config {
     pub fn mock_only(mut self) -> Self {
         self.providers = vec![ProviderConfig::builtin_mock()];
         self.default_provider = Some(0);
+        // Nothing is forwarded anywhere: every client gets the session key.
+        self.passthrough = false;
         self.aliases.clear();
         self.routes.clear();
         self
+    }
+
+    /// Turns on pass-through for Anthropic clients. Without a provider of kind `anthropic`, a
+    /// keyless one for Anthropic's API is added: a subscription user has no API key to give
+    /// it, and pass-through requests bring their own credential.
+    pub fn enable_passthrough(&mut self) {
+        self.passthrough = true;
+        if self
+            .providers
+            .iter()
+            .any(|p| p.enabled && p.kind == ProviderKind::Anthropic)
+        {
+            return;
+        }
+        let name = if self.providers.iter().any(|p| p.name == "anthropic") {
+            "anthropic-passthrough"
+        } else {
+            "anthropic"
+        };
+        self.providers.push(ProviderConfig {
+            name: name.to_owned(),
+            kind: ProviderKind::Anthropic,
+            base_url: "https://api.anthropic.com".to_owned(),
+            api_key_env: None,
+            api_key: None,
+            models: vec![ModelPattern::Prefix("claude-".to_owned())],
+            context_window: None,
+            capabilities: Vec::new(),
+            timeouts: Timeouts::default(),
+            enabled: true,
+            default_max_tokens: DEFAULT_MAX_TOKENS,
+            ca_bundle: None,
+            responses_api: false,
+        });
+        if self.default_provider.is_none() {
+            self.default_provider = Some(self.providers.len() - 1);
+        }
     }
 
     /// The environment variables that hold real provider keys, which a `run` child must not see.

@@ -55,6 +55,9 @@ pub struct RawConfig {
     /// `run --preset NAME` settings per tool, over the built-in ones.
     #[serde(default)]
     pub presets: BTreeMap<String, RawPreset>,
+    /// `anthropic`: Anthropic clients' own credentials (a Claude subscription's OAuth token)
+    /// are forwarded to an `anthropic` provider instead of being refused.
+    pub passthrough: Option<String>,
 }
 
 /// What `run --preset NAME` (and the shims) apply to a session.
@@ -63,6 +66,8 @@ pub struct RawConfig {
 pub struct RawPreset {
     pub tag: Option<String>,
     pub budget_usd: Option<f64>,
+    /// Turns on `run --passthrough` for the tool (Claude Code with a subscription).
+    pub passthrough: Option<bool>,
     /// Extra variables for the command.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -242,6 +247,9 @@ pub struct RawBudget {
     pub monthly_usd: Option<f64>,
     /// `local` (default), `utc`, or an offset such as `+05:30`.
     pub timezone: Option<String>,
+    /// Whether pass-through requests billed to a subscription count against the budgets at
+    /// their notional list-price cost.
+    pub count_subscription: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -234,7 +234,8 @@ impl Validator<'_> {
         let resilience = self.resilience(&raw);
         let transforms = self.transforms(&raw, env);
         let presets = self.presets(&raw);
-        Config {
+        let passthrough = self.passthrough(&raw);
+        let mut config = Config {
             source: self.file.map(Path::to_path_buf),
             listen,
             database,
@@ -255,6 +256,28 @@ impl Validator<'_> {
             transforms,
             ollama_keyless: raw.ollama.keyless.unwrap_or(false),
             presets,
+            passthrough: false,
+        };
+        if passthrough {
+            config.enable_passthrough();
+        }
+        config
+    }
+
+    /// `passthrough:`, whose one kind today is `anthropic`.
+    fn passthrough(&mut self, raw: &RawConfig) -> bool {
+        match raw.passthrough.as_deref().map(str::trim) {
+            None | Some("none") => false,
+            Some("anthropic") => true,
+            Some(other) => {
+                self.error(
+                    "passthrough",
+                    format!(
+                        "`{other}` is not a pass-through kind: write `anthropic` (forward Anthropic clients' own credentials, e.g. a Claude subscription) or `none`"
+                    ),
+                );
+                false
+            }
         }
     }
 
@@ -486,6 +509,7 @@ impl Validator<'_> {
             daily_usd,
             monthly_usd,
             utc_offset_s,
+            count_subscription: b.count_subscription.unwrap_or(false),
         }
     }
 
@@ -577,6 +601,7 @@ impl Validator<'_> {
                 super::Preset {
                     tag: p.tag.clone().or(base.tag).or_else(|| Some(name.clone())),
                     budget_usd: p.budget_usd.or(base.budget_usd),
+                    passthrough: p.passthrough.unwrap_or(base.passthrough),
                     env: p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                     args: p.args.clone().unwrap_or(base.args),
                 },
@@ -861,5 +886,36 @@ mod tests {
             errs[0].key.as_deref(),
             Some("SMARTPROXY_BUDGET_SESSION_LIMIT_USD")
         );
+    }
+
+    #[test]
+    fn passthrough_is_checked_and_brings_an_anthropic_provider() {
+        let errs = errors("log_level: info\npassthrough: claude\n");
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].line, Some(2), "{}", errs[0]);
+        assert_eq!(errs[0].key.as_deref(), Some("passthrough"));
+        assert!(errs[0].message.contains("`anthropic`"), "{}", errs[0]);
+        let errs = errors("budget:\n  count_subscription: maybe\n");
+        assert_eq!(errs[0].line, Some(2), "{}", errs[0]);
+
+        // A subscription user has no key: a keyless `anthropic` provider is added.
+        let config = from_yaml(
+            "passthrough: anthropic\nbudget: {count_subscription: true}\n",
+            None,
+            &no_env,
+        )
+        .unwrap();
+        assert!(config.passthrough && config.budget.count_subscription);
+        let names: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["anthropic"]);
+        assert!(!config.providers[0].missing_credential());
+        assert!(config.providers[0].serves("claude-sonnet-4-5"));
+        assert_eq!(config.default_provider, Some(0));
+
+        // A configured `anthropic` provider is used as it is.
+        let text = "passthrough: anthropic\nproviders:\n  - name: claude\n    kind: anthropic\n    api_key_env: K\n    models: [\"claude-*\"]\n";
+        let config = from_yaml(text, None, &no_env).unwrap();
+        assert_eq!(config.providers.len(), 1);
+        assert!(!from_yaml("", None, &no_env).unwrap().passthrough);
     }
 }

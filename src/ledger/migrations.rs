@@ -169,6 +169,9 @@ const MIGRATIONS: &[&str] = &[
          FROM requests r LEFT JOIN sessions s ON s.id = r.session_id
          WHERE r.cost_usd IS NOT NULL
          GROUP BY 1, 2;",
+    // 11: who pays for a request: `api` (a provider key) or `subscription` (a client's own
+    // subscription credential passed through; its cost is the notional list price).
+    "ALTER TABLE requests ADD COLUMN billing TEXT NOT NULL DEFAULT 'api';",
 ];
 
 /// The schema version this build migrates to.

@@ -26,6 +26,9 @@ pub struct Totals {
     pub unpriced: u64,
     /// Requests whose token counts are estimates.
     pub estimated: u64,
+    /// The part of `cost_usd` that is notional: list-price cost of requests billed to a
+    /// subscription (pass-through), not money spent. None when there are none.
+    pub subscription_usd: Option<f64>,
 }
 
 impl Totals {
@@ -101,7 +104,8 @@ const TOTALS_COLUMNS: &str = "COUNT(*),
     SUM(r.cost_usd),
     TOTAL(r.cost_usd IS NULL AND r.outcome = 'ok'),
     TOTAL(r.tokens_estimated),
-    TOTAL(r.cache_write_tokens)";
+    TOTAL(r.cache_write_tokens),
+    SUM(CASE WHEN r.billing = 'subscription' THEN r.cost_usd END)";
 
 fn totals_from_row(key: String, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Totals> {
     let n = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, f64>(at + i)? as u64) };
@@ -117,6 +121,7 @@ fn totals_from_row(key: String, row: &rusqlite::Row<'_>, at: usize) -> rusqlite:
         unpriced: n(7)?,
         estimated: n(8)?,
         cache_write_tokens: n(9)?,
+        subscription_usd: row.get(at + 10)?,
     })
 }
 

@@ -54,6 +54,25 @@ impl Outcome {
     }
 }
 
+/// Who pays for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Billing {
+    /// A provider key (smartproxy's, or a client's own API key passed through).
+    Api,
+    /// A client's subscription (Claude Pro/Max OAuth token passed through): the cost recorded
+    /// is what the tokens would cost at list price, not money spent.
+    Subscription,
+}
+
+impl Billing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Subscription => "subscription",
+        }
+    }
+}
+
 /// One request through the proxy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestRecord {
@@ -95,6 +114,10 @@ pub struct RequestRecord {
     pub client_session: Option<String>,
     /// The shared-budget reservation this row settles (removed in the same transaction).
     pub reservation_id: Option<String>,
+    pub billing: Billing,
+    /// Whether the cost counts against the shared budgets (not for subscription rows unless
+    /// `budget.count_subscription`).
+    pub budgeted: bool,
 }
 
 impl RequestRecord {
@@ -134,6 +157,8 @@ impl RequestRecord {
             user_agent: None,
             client_session: None,
             reservation_id: None,
+            billing: Billing::Api,
+            budgeted: true,
         }
     }
 }

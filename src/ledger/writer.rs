@@ -106,7 +106,7 @@ fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
             Message::SessionEnd(e) => end_session(&tx, e)?,
             Message::Request(r) => {
                 write_request(&tx, &mut insert_request, &mut insert_attempt, r)?;
-                if let Some(cost) = r.cost_usd.filter(|c| *c != 0.0) {
+                if let Some(cost) = r.cost_usd.filter(|c| *c != 0.0 && r.budgeted) {
                     let bucket = r.started_ms - r.started_ms.rem_euclid(SPEND_BUCKET_MS);
                     *spent.entry((bucket, r.session_id.as_ref())).or_default() += cost;
                 }
@@ -164,9 +164,9 @@ fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> rusqlite::Result<()> {
 const INSERT_REQUEST: &str = "INSERT OR REPLACE INTO requests (id, session_id, started_ms, endpoint,
      route, provider, requested_model, served_model, status, outcome, error_code, stream, prompt_tokens,
      completion_tokens, cached_tokens, tokens_estimated, cost_usd, latency_ms, ttfb_ms, attempts, cache_status,
-     client_hash, fingerprint, user_agent, client_session, saved_usd, cache_write_tokens)
+     client_hash, fingerprint, user_agent, client_session, saved_usd, cache_write_tokens, billing)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-     ?22, ?23, ?24, ?25, ?26, ?27)";
+     ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
 
 const INSERT_ATTEMPT: &str =
     "INSERT OR REPLACE INTO attempts (request_id, n, provider, model, status,
@@ -208,6 +208,7 @@ fn write_request(
         r.client_session,
         r.saved_usd,
         to_i64(r.cache_write_tokens),
+        r.billing.as_str(),
     ])?;
     if let Some(reservation) = &r.reservation_id {
         tx.prepare_cached("DELETE FROM reservations WHERE id = ?1")?

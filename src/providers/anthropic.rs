@@ -1,5 +1,5 @@
-//! The Anthropic adapter: POST `{base_url}/v1/messages` with `x-api-key` and
-//! `anthropic-version`. OpenAI-format requests are translated (`translate::anthropic`) and the
+//! The Anthropic adapter: POST `{base_url}/v1/messages` with `x-api-key` (or, passed through,
+//! the client's own credential) and `anthropic-version`. OpenAI-format requests are translated (`translate::anthropic`) and the
 //! reply translated back, streams event by event; Anthropic-format requests from Anthropic
 //! clients pass through untouched, thinking blocks and signatures included.
 
@@ -82,7 +82,13 @@ impl Provider for AnthropicProvider {
             if request.format == WireFormat::Anthropic {
                 let response = self
                     .http
-                    .post(&self.url, request.body, request.stream, &headers)
+                    .post_as(
+                        &self.url,
+                        request.body,
+                        request.stream,
+                        &headers,
+                        request.credential.as_ref(),
+                    )
                     .await?;
                 return Ok(response.into_upstream(WireFormat::Anthropic));
             }
@@ -94,7 +100,13 @@ impl Provider for AnthropicProvider {
             .map_err(|e| ProviderError::Rejected(e.to_string()))?;
             let response = self
                 .http
-                .post(&self.url, Bytes::from(body), request.stream, &headers)
+                .post_as(
+                    &self.url,
+                    Bytes::from(body),
+                    request.stream,
+                    &headers,
+                    request.credential.as_ref(),
+                )
                 .await?;
             let created = http::unix_now();
             let translation = http::Translation {

@@ -21,6 +21,9 @@ const USER_AGENT_VALUE: &str = concat!("smartproxy/", env!("CARGO_PKG_VERSION"))
 pub struct HttpClient {
     pub name: String,
     transport: Transport,
+    /// The provider's key headers, added per request so that a pass-through request can send
+    /// the client's credential instead.
+    auth: HeaderMap,
     timeouts: Timeouts,
 }
 
@@ -104,7 +107,7 @@ impl HttpClient {
         config: &ProviderConfig,
         auth: Vec<(HeaderName, String)>,
     ) -> Result<Self, ProviderError> {
-        let mut headers = HeaderMap::new();
+        let mut auth_headers = HeaderMap::new();
         for (name, value) in auth {
             let mut value = HeaderValue::from_str(&value).map_err(|_| {
                 ProviderError::Internal(format!(
@@ -113,8 +116,9 @@ impl HttpClient {
                 ))
             })?;
             value.set_sensitive(true);
-            headers.insert(name, value);
+            auth_headers.insert(name, value);
         }
+        let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         let base = parse_url(&config.name, &config.base_url)?.url;
         let transport = match PlainClient::for_url(&base, config.timeouts.connect, &headers) {
@@ -151,11 +155,13 @@ impl HttpClient {
         Ok(Self {
             name: config.name.clone(),
             transport,
+            auth: auth_headers,
             timeouts: config.timeouts,
         })
     }
 
-    /// POSTs a JSON body; resolves when the status and headers arrive (the first byte).
+    /// POSTs a JSON body with the provider's key; resolves when the status and headers arrive
+    /// (the first byte).
     pub async fn post(
         &self,
         url: &UpstreamUrl,
@@ -163,7 +169,21 @@ impl HttpClient {
         stream: bool,
         extra: &[(HeaderName, &str)],
     ) -> Result<RawResponse, ProviderError> {
-        self.send(http::Method::POST, url, body, stream, extra)
+        self.send(http::Method::POST, url, body, stream, extra, None)
+            .await
+    }
+
+    /// `post`, with `credential` (the client's own, passed through) in place of the provider's
+    /// key when given.
+    pub async fn post_as(
+        &self,
+        url: &UpstreamUrl,
+        body: Bytes,
+        stream: bool,
+        extra: &[(HeaderName, &str)],
+        credential: Option<&super::ClientCredential>,
+    ) -> Result<RawResponse, ProviderError> {
+        self.send(http::Method::POST, url, body, stream, extra, credential)
             .await
     }
 
@@ -173,7 +193,7 @@ impl HttpClient {
         url: &UpstreamUrl,
         extra: &[(HeaderName, &str)],
     ) -> Result<RawResponse, ProviderError> {
-        self.send(http::Method::GET, url, Bytes::new(), false, extra)
+        self.send(http::Method::GET, url, Bytes::new(), false, extra, None)
             .await
     }
 
@@ -184,8 +204,20 @@ impl HttpClient {
         body: Bytes,
         stream: bool,
         extra: &[(HeaderName, &str)],
+        credential: Option<&super::ClientCredential>,
     ) -> Result<RawResponse, ProviderError> {
-        let mut headers = HeaderMap::with_capacity(4 + extra.len());
+        let mut headers = HeaderMap::with_capacity(6 + extra.len());
+        match credential {
+            Some(credential) => {
+                let (name, value) = credential.header().ok_or_else(|| {
+                    ProviderError::Rejected(
+                        "the client's credential is not a valid header value".to_owned(),
+                    )
+                })?;
+                headers.insert(name, value);
+            }
+            None => headers.extend(self.auth.clone()),
+        }
         if method == http::Method::POST {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }

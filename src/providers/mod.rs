@@ -54,6 +54,38 @@ pub struct UpstreamRequest {
     pub request_id: String,
     /// Client headers the provider's API depends on (`anthropic-version`, `anthropic-beta`).
     pub headers: Vec<(String, String)>,
+    /// The client's own credential, sent in place of the provider's key (pass-through mode;
+    /// only `anthropic` providers take it).
+    pub credential: Option<ClientCredential>,
+}
+
+/// A client's own Anthropic credential, forwarded in the header it came in. Redacted in
+/// `Debug`, like every `Secret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCredential {
+    /// `Authorization: Bearer` (Claude Code logged in with a subscription: an OAuth token).
+    Bearer(crate::config::Secret),
+    /// `x-api-key`: the client's own API key.
+    ApiKey(crate::config::Secret),
+}
+
+impl ClientCredential {
+    /// The header to send, marked sensitive so no debug output shows it.
+    pub fn header(&self) -> Option<(reqwest::header::HeaderName, reqwest::header::HeaderValue)> {
+        let (name, text) = match self {
+            Self::Bearer(token) => (
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", token.expose()),
+            ),
+            Self::ApiKey(key) => (
+                reqwest::header::HeaderName::from_static("x-api-key"),
+                key.expose().to_owned(),
+            ),
+        };
+        let mut value = reqwest::header::HeaderValue::from_str(&text).ok()?;
+        value.set_sensitive(true);
+        Some((name, value))
+    }
 }
 
 /// A reply, delivered as soon as its status and headers are known.

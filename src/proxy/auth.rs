@@ -1,6 +1,6 @@
 //! Who may use which endpoint: the key a request presents, checked against the client keys
 //! (model endpoints), the admin key (admin views), or let in without one (Ollama clients on a
-//! proxy that allows it).
+//! proxy that allows it), or, in pass-through mode, the Anthropic client's own credential.
 
 use std::net::SocketAddr;
 
@@ -8,6 +8,8 @@ use http::HeaderMap;
 
 use super::error::ApiError;
 use super::state::AppState;
+use crate::config::Secret;
+use crate::providers::ClientCredential;
 
 /// Whether the request carries a key at all.
 pub fn presents_key(headers: &HeaderMap) -> bool {
@@ -38,6 +40,74 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<
         Some(name) => Ok(Some(name.to_owned())),
         None => Err(ApiError::unauthorized(state.daemon_sessions.is_some())),
     }
+}
+
+/// Who a request to the Anthropic endpoints is.
+#[derive(Debug)]
+pub(super) struct Access {
+    /// The client key's name, as `authorize` returns it.
+    pub key_name: Option<String>,
+    /// The client's own credential, to forward in place of the provider's key.
+    pub credential: Option<ClientCredential>,
+}
+
+/// `authorize` for Anthropic's endpoints. With pass-through on (`passthrough: anthropic`,
+/// `run --passthrough`), a request whose credential is none of this proxy's keys is let in with
+/// that credential, which it is forwarded with. Under `run` that is every request (the proxy
+/// listens on loopback for one command: the port is the session's identity); the daemon takes
+/// them from loopback clients only, and keeps requiring its keys from everyone else.
+pub(super) fn authorize_anthropic(
+    state: &AppState,
+    passthrough: bool,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Access, ApiError> {
+    let daemon = state.daemon_sessions.is_some();
+    if !passthrough || (daemon && !peer.ip().is_loopback()) {
+        let key_name = authorize(state, headers)?;
+        return Ok(Access {
+            key_name,
+            credential: None,
+        });
+    }
+    if let Some(name) = presented_key(headers).and_then(|key| state.keys.identify(key)) {
+        return Ok(Access {
+            key_name: Some(name.to_owned()),
+            credential: None,
+        });
+    }
+    match client_credential(headers) {
+        Some(credential) => Ok(Access {
+            key_name: None,
+            credential: Some(credential),
+        }),
+        None if state.keys.is_open() => Ok(Access {
+            key_name: None,
+            credential: None,
+        }),
+        None => Err(ApiError::passthrough_unauthorized()),
+    }
+}
+
+/// The credential an Anthropic client sends: a bearer token (Claude Code's OAuth login) or an
+/// `x-api-key`.
+fn client_credential(headers: &HeaderMap) -> Option<ClientCredential> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(auth) = text("authorization") {
+        let token = auth
+            .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())?;
+        return Some(ClientCredential::Bearer(Secret::new(token.to_owned())));
+    }
+    text("x-api-key").map(|key| ClientCredential::ApiKey(Secret::new(key.to_owned())))
 }
 
 /// `authorize` for Ollama's endpoints: Ollama clients cannot send a key, so where keyless access

@@ -179,6 +179,33 @@ impl ApiError {
         Self::new(ErrorKind::Unauthorized, message)
     }
 
+    /// Pass-through mode, and the request brought no credential of its own.
+    pub fn passthrough_unauthorized() -> Self {
+        Self::new(
+            ErrorKind::Unauthorized,
+            "missing API key: this smartproxy forwards Anthropic clients' own credentials \
+             (pass-through mode) and the request brought none. Log in to Claude Code (`claude \
+             /login`, or set CLAUDE_CODE_OAUTH_TOKEN), or send `Authorization: Bearer <token>` \
+             or `x-api-key`",
+        )
+    }
+
+    /// Pass-through mode, and the request's route leads to no provider of kind `anthropic`:
+    /// a configuration matter, not worth a retry.
+    pub fn passthrough_unroutable(model: &str, providers: &str) -> Self {
+        Self {
+            param: Some("model"),
+            ..Self::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "`{model}` routes to {providers}, but a request bringing its own Anthropic \
+                     credential (pass-through) is only forwarded to a provider of kind \
+                     `anthropic`: route this model to one, or send the session's key instead"
+                ),
+            )
+        }
+    }
+
     pub fn admin_unauthorized() -> Self {
         Self::new(
             ErrorKind::AdminUnauthorized,

@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::AppState;
-use super::auth::{authorize, authorize_admin, authorize_ollama};
+use super::auth::{authorize, authorize_admin, authorize_anthropic, authorize_ollama};
 use super::body::{ProxyBody, error_response, json_response};
 use super::context::{Finalizer, Peer, new_request_id};
 use super::dialect::Dialect;
@@ -54,10 +54,14 @@ pub async fn handle(
             Ok(_) => views::models(&state),
             Err(err) => reject(&state, err),
         },
-        (&Method::POST, "/v1/messages/count_tokens") => match authorize(&state, headers) {
-            Ok(_) => views::count_tokens(&state, req).await,
-            Err(err) => reject_for(&state, err, Dialect::Anthropic),
-        },
+        // Estimated here, so a pass-through credential is only checked for presence.
+        (&Method::POST, "/v1/messages/count_tokens") => {
+            let passthrough = state.runtime().config.passthrough;
+            match authorize_anthropic(&state, passthrough, peer.addr, headers) {
+                Ok(_) => views::count_tokens(&state, req).await,
+                Err(err) => reject_for(&state, err, Dialect::Anthropic),
+            }
+        }
         (&Method::GET | &Method::HEAD, "/api/tags") => {
             match authorize_ollama(&state, peer.addr, headers) {
                 Ok(_) => views::ollama_tags(&state),

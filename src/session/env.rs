@@ -15,6 +15,9 @@ pub struct Inputs<'a> {
     /// The current `NO_PROXY` and `no_proxy`, to extend rather than replace.
     pub no_proxy: Option<&'a str>,
     pub no_proxy_lower: Option<&'a str>,
+    /// Pass-through mode: Anthropic clients keep their own login (a Claude subscription), so
+    /// no Anthropic key is set; an Anthropic key would make them use it instead.
+    pub passthrough: bool,
 }
 
 /// Changes to make to the inherited environment.
@@ -46,10 +49,6 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         ("OPENAI_API_KEY".to_owned(), inputs.session_key.to_owned()),
         // Anthropic's SDKs and tools append `/v1/messages` themselves.
         ("ANTHROPIC_BASE_URL".to_owned(), inputs.proxy_url.to_owned()),
-        (
-            "ANTHROPIC_API_KEY".to_owned(),
-            inputs.session_key.to_owned(),
-        ),
         ("OLLAMA_HOST".to_owned(), inputs.proxy_url.to_owned()),
         (
             "SMARTPROXY_SESSION_ID".to_owned(),
@@ -57,6 +56,12 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         ),
         ("SMARTPROXY_URL".to_owned(), inputs.proxy_url.to_owned()),
     ];
+    if !inputs.passthrough {
+        set.push((
+            "ANTHROPIC_API_KEY".to_owned(),
+            inputs.session_key.to_owned(),
+        ));
+    }
     // HTTP(S)_PROXY must not capture the child's calls to the loopback proxy.
     set.push(("NO_PROXY".to_owned(), with_loopback(inputs.no_proxy)));
     set.push((
@@ -105,6 +110,7 @@ mod tests {
             pass_env,
             no_proxy,
             no_proxy_lower: None,
+            passthrough: false,
         }
     }
 
@@ -163,5 +169,25 @@ mod tests {
             value(&plan, "no_proxy"),
             Some("corp.example,localhost,127.0.0.1,::1")
         );
+    }
+
+    #[test]
+    fn passthrough_sets_no_anthropic_key_and_removes_the_real_one() {
+        let keys = vec![
+            "ANTHROPIC_API_KEY".to_owned(),
+            "ANTHROPIC_AUTH_TOKEN".to_owned(),
+        ];
+        let plan = plan(&Inputs {
+            passthrough: true,
+            ..inputs(&keys, &[], None)
+        });
+        assert_eq!(value(&plan, "ANTHROPIC_API_KEY"), None);
+        assert_eq!(
+            value(&plan, "ANTHROPIC_BASE_URL"),
+            Some("http://127.0.0.1:5555")
+        );
+        assert_eq!(value(&plan, "OPENAI_API_KEY"), Some("sk-session"));
+        // Claude Code would prefer an API key to its own login: neither may reach it.
+        assert_eq!(plan.remove, keys);
     }
 }

@@ -6,9 +6,12 @@ use http::{HeaderMap, Request};
 use hyper::body::Incoming;
 
 use super::RequestCtx;
-use crate::proxy::auth::{authorize, authorize_ollama};
+use crate::ledger::Billing;
+use crate::providers::ClientCredential;
+use crate::proxy::auth::{Access, authorize, authorize_anthropic, authorize_ollama};
 use crate::proxy::body::read_parts_body;
 use crate::proxy::context::salted_hash;
+use crate::proxy::dialect::Dialect;
 use crate::proxy::dialect::{self, Inbound};
 use crate::proxy::error::ApiError;
 use crate::proxy::state::FORWARDED_SESSION;
@@ -20,6 +23,8 @@ pub struct Admitted {
     /// The client key's name (the daemon's keys; `run`'s is `session`); `None` when keyless.
     pub key_name: Option<String>,
     pub headers: HeaderMap,
+    /// Pass-through: the client's own credential, forwarded in place of the provider's key.
+    pub credential: Option<ClientCredential>,
     /// Estimated prompt tokens, for routing by size and budget reservations.
     pub prompt_estimate: u64,
 }
@@ -52,11 +57,30 @@ async fn mark_forwarded(ctx: &mut RequestCtx, headers: &HeaderMap) {
 pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admitted, ApiError> {
     let (parts, body) = req.into_parts();
     let state = &ctx.state;
-    let key_name = if ctx.dialect.is_ollama() {
-        authorize_ollama(state, ctx.peer, &parts.headers)?
-    } else {
-        authorize(state, &parts.headers)?
+    let Access {
+        key_name,
+        credential,
+    } = match ctx.dialect {
+        Dialect::Anthropic => {
+            authorize_anthropic(state, ctx.rt.config.passthrough, ctx.peer, &parts.headers)?
+        }
+        d => Access {
+            key_name: if d.is_ollama() {
+                authorize_ollama(state, ctx.peer, &parts.headers)?
+            } else {
+                authorize(state, &parts.headers)?
+            },
+            credential: None,
+        },
     };
+    // A subscription's OAuth token is not billed per token: the row's cost is notional, and
+    // budgets count it only when asked to.
+    if let Some(ClientCredential::Bearer(_)) = credential {
+        let count = ctx.rt.config.budget.count_subscription;
+        let record = ctx.fin.record();
+        record.billing = Billing::Subscription;
+        record.budgeted = count;
+    }
     mark_forwarded(ctx, &parts.headers).await;
     let state = &ctx.state;
     if let Some(sessions) = &state.daemon_sessions {
@@ -77,5 +101,6 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
         inbound,
         key_name,
         headers: parts.headers,
+        credential,
     })
 }

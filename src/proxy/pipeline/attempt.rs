@@ -59,7 +59,20 @@ pub async fn attempt(
             .map_or_else(|| inbound.hub.clone(), Bytes::from)
     };
     let request_id = ctx.fin.id().to_owned();
+    let client_headers = request
+        .credential
+        .as_ref()
+        .map(|_| passthrough_headers(&request.headers))
+        .unwrap_or_default();
     let request_for = |candidate: &Candidate| -> Result<UpstreamRequest, ProviderError> {
+        // The route phase kept only Anthropic targets; a client's credential goes nowhere else.
+        if request.credential.is_some()
+            && rt.providers[candidate.provider].native_format() != WireFormat::Anthropic
+        {
+            return Err(ProviderError::Rejected(
+                "a pass-through credential is only forwarded to an `anthropic` provider".to_owned(),
+            ));
+        }
         let native = speaks_natively(
             dialect,
             &rt.config.providers[candidate.provider],
@@ -116,6 +129,7 @@ pub async fn attempt(
         } else {
             Vec::new()
         };
+        headers.extend(client_headers.iter().cloned());
         // To the parent session's proxy: this request is recorded here, not there too.
         if let Some(parent) = &state.forward_to_parent
             && parent.serves(&rt.config.providers[candidate.provider].base_url)
@@ -130,6 +144,7 @@ pub async fn attempt(
             stream: inbound.stream,
             request_id: request_id.clone(),
             headers,
+            credential: request.credential.clone(),
         })
     };
     let on_transition =
@@ -170,4 +185,25 @@ pub async fn attempt(
         reply,
         served_native,
     })
+}
+
+/// What a pass-through request carries to Anthropic besides its credential and the
+/// `anthropic-version`/`anthropic-beta` every Anthropic request gets: the client's other
+/// `anthropic-*` headers and its identity (`user-agent`, `x-app`), as Anthropic saw them from
+/// the client directly.
+fn passthrough_headers(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            (name.starts_with("anthropic-")
+                && name != "anthropic-version"
+                && name != "anthropic-beta")
+                || name == "user-agent"
+                || name == "x-app"
+        })
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
 }

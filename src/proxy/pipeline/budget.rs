@@ -17,6 +17,11 @@ pub async fn reserve(
     request: &Admitted,
     plan: &Plan,
 ) -> Result<(), ApiError> {
+    // Subscription requests cost nothing per token: budgets count their notional cost only
+    // with `budget.count_subscription` (the admit phase marked the row).
+    if !ctx.fin.record().budgeted {
+        return Ok(());
+    }
     let first = &plan.targets[0];
     let provider = &ctx.rt.config.providers[first.provider].name;
     let estimate = TokenCounts {

@@ -25,7 +25,9 @@ pub fn key(ctx: &mut RequestCtx, request: &Admitted, plan: &Plan) -> Option<Stri
         ctx.fin.record().cache_status = "bypass";
         return None;
     }
-    if !ctx.dialect.is_chat() || !cacheable(&request.inbound.hub) {
+    // A pass-through request is answered by Anthropic on the client's own account: a cached
+    // reply would skip checking its credential and be another account's answer.
+    if !ctx.dialect.is_chat() || request.credential.is_some() || !cacheable(&request.inbound.hub) {
         return None;
     }
     ctx.fin.record().cache_status = "miss";

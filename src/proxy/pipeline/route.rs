@@ -60,6 +60,24 @@ pub fn route(ctx: &mut RequestCtx, request: &Admitted) -> Result<Plan, ApiError>
             ))));
         }
     }
+    if request.credential.is_some() {
+        let names: Vec<String> = plan
+            .targets
+            .iter()
+            .map(|t| {
+                let p = &config.providers[t.provider];
+                format!("`{}` ({})", p.name, p.kind.as_str())
+            })
+            .collect();
+        plan.targets
+            .retain(|t| config.providers[t.provider].kind == ProviderKind::Anthropic);
+        if plan.targets.is_empty() {
+            return Err(ApiError::passthrough_unroutable(
+                &request.inbound.model,
+                &names.join(", "),
+            ));
+        }
+    }
     let first = &plan.targets[0];
     let record = ctx.fin.record();
     record.route = Some(plan.route.clone());
