@@ -110,7 +110,9 @@ async fn a_client_keys_daily_budget_stops_that_key_only() {
         let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         created["key"].as_str().unwrap().to_owned()
     };
-    let tight = create("tight", Some("0.0003"));
+    // gpt-4o at $2.50 / $10 per million tokens: a reply capped at 10 tokens costs about
+    // $0.00012, so a second one does not fit in $0.0002.
+    let tight = create("tight", Some("0.0002"));
     let free = create("free", None);
     let daemon = support::daemon::Daemon::start(&env, &config, &[], &[]);
     let listen = format!("{}/v1", daemon.listen);
