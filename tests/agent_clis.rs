@@ -140,17 +140,18 @@ fn the_openai_node_sdk_works_through_run() {
     );
 }
 
+/// What a `codex exec` run left: its stdout, the upstream's requests, the ledger rows.
+type CodexRun = (
+    String,
+    Vec<support::upstream::Received>,
+    Vec<std::collections::HashMap<String, String>>,
+);
+
 /// `codex exec "..."` under `smartproxy run --preset codex` (the preset points Codex at the
 /// session); `responses_api`: whether the provider gets the Responses API untouched or
 /// translated to chat completions. Returns Codex's stdout, what the upstream received, and the
 /// ledger rows.
-fn codex_exec(
-    responses_api: bool,
-) -> Option<(
-    String,
-    Vec<support::upstream::Received>,
-    Vec<std::collections::HashMap<String, String>>,
-)> {
+fn codex_exec(responses_api: bool) -> Option<CodexRun> {
     let codex = match support::npm::client("codex") {
         Ok(path) => path,
         Err(reason) => {

@@ -118,10 +118,8 @@ pub fn request_to_chat(body: &[u8]) -> Result<Conversion, ResponsesError> {
             "tool_choice" => {
                 chat.insert(key.clone(), tool_choice(value)?);
             }
-            "max_output_tokens" => {
-                if !value.is_null() {
-                    chat.insert("max_tokens".to_owned(), value.clone());
-                }
+            "max_output_tokens" if !value.is_null() => {
+                chat.insert("max_tokens".to_owned(), value.clone());
             }
             "reasoning" => {
                 if let Some(effort) = value["effort"].as_str() {
@@ -457,6 +455,7 @@ fn response_format(format: &Value) -> Result<Option<Value>, ResponsesError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -171,6 +171,7 @@ pub(super) fn usage(chat: &Value) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -376,6 +376,7 @@ fn push_str(target: &mut Value, text: &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
