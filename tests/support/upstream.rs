@@ -42,6 +42,11 @@ pub enum Behavior {
     /// A normal Anthropic reply that also read and wrote the prompt cache (tokens on top of
     /// `PROMPT_TOKENS`, as Anthropic counts them).
     PromptCache { read: u64, written: u64 },
+    /// Exactly this body with status 200, whatever the path (a scripted reply in any format).
+    Raw {
+        content_type: &'static str,
+        body: String,
+    },
 }
 
 /// One request the upstream received.
@@ -223,6 +228,13 @@ async fn serve(
         script.queue.pop_front().unwrap_or(Behavior::Ok)
     };
     let model = body["model"].as_str().unwrap_or("unknown").to_owned();
+    if let Behavior::Raw { content_type, body } = &behavior {
+        let response = Response::builder()
+            .header("content-type", *content_type)
+            .body(full(body.clone()))
+            .unwrap();
+        return Ok(response);
+    }
     match (path.as_str(), &behavior) {
         ("/v1/messages", Behavior::Status { status, .. }) => {
             return Ok(super::dialects::anthropic_error(*status));
@@ -254,7 +266,7 @@ async fn serve(
         .as_bool()
         .unwrap_or(false);
     let response = match behavior {
-        Behavior::Ok | Behavior::PromptCache { .. } => reply(
+        Behavior::Ok | Behavior::PromptCache { .. } | Behavior::Raw { .. } => reply(
             &done,
             &model,
             stream,
