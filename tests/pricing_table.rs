@@ -89,7 +89,15 @@ fn generate(json: &str) -> String {
     .into_iter()
     .filter(|cap| rows.iter().any(|(_, r)| r.contains(cap)))
     .collect();
-    imports.push("PriceEntry");
+    for ty in ["Extra", "PriceEntry", "Rates"] {
+        if ty == "PriceEntry"
+            || rows
+                .iter()
+                .any(|(_, r)| r.contains(&format!("{ty} {{")) || r.contains(&format!("{ty}::")))
+        {
+            imports.push(ty);
+        }
+    }
     let imports = match imports.as_slice() {
         [one] => (*one).to_owned(),
         many => format!("{{{}}}", many.join(", ")),
@@ -146,14 +154,120 @@ fn row(name: &str, m: &Map<String, Value>) -> Option<String> {
     };
     Some(format!(
         "PriceEntry {{ name: {name:?}, provider: {provider:?}, input: {}, output: {}, \
-         cache_read: {}, cache_write: {}, context_window: {}, max_output: {}, caps: {caps} }},",
+         cache_read: {}, cache_write: {}, context_window: {}, max_output: {}, caps: {caps}, \
+         extra: {} }},",
         float(input),
         float(output),
         opt_float(m, "cache_read_input_token_cost"),
         opt_float(m, "cache_creation_input_token_cost"),
         opt_u32(name, m, "max_input_tokens"),
         opt_u32(name, m, "max_output_tokens"),
+        extra(name, m),
     ))
+}
+
+/// `Some(&Extra { .. })` for a model with prices beyond the plain four, else `None`.
+/// Batch prices (`*_batches`) stay in the JSON only: no reply of a live request is a batch.
+fn extra(name: &str, m: &Map<String, Value>) -> String {
+    let thresholds: std::collections::BTreeSet<&str> = m
+        .keys()
+        .filter(|k| {
+            !k.ends_with("_batches") && !k.starts_with("cache_creation_input_token_cost_above_1hr")
+        })
+        .filter_map(|k| k.split_once("_above_").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split_once("_tokens").map(|(n, _)| n))
+        .collect();
+    assert!(
+        thresholds.len() <= 1,
+        "{name}: several thresholds {thresholds:?}"
+    );
+    let above_tokens = thresholds.first().map(|n| {
+        let (digits, scale) = n.strip_suffix('k').map_or((*n, 1), |d| (d, 1000));
+        digits
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("{name}: threshold {n}"))
+            * scale
+    });
+    let above = above_tokens.map_or(String::new(), |_| {
+        format!("_above_{}_tokens", thresholds.first().unwrap())
+    });
+    let rates = |infix: &str, tier: &str| {
+        let key = |base: &str| {
+            if infix.is_empty() && tier.is_empty() {
+                return None;
+            }
+            Some(format!("{base}{infix}{tier}"))
+        };
+        let field = |base: &str| key(base).map_or_else(|| "None".to_owned(), |k| opt_float(m, &k));
+        let r = format!(
+            "Rates {{ input: {}, output: {}, cache_read: {}, cache_write: {}, cache_write_1h: {}, reasoning: {} }}",
+            field("input_cost_per_token"),
+            field("output_cost_per_token"),
+            field("cache_read_input_token_cost"),
+            field("cache_creation_input_token_cost"),
+            field("cache_creation_input_token_cost_above_1hr"),
+            if infix.is_empty() {
+                field("output_cost_per_reasoning_token")
+            } else {
+                "None".to_owned()
+            },
+        );
+        if r.contains("Some(") {
+            r
+        } else {
+            "Rates::NONE".to_owned()
+        }
+    };
+    let web_search = m
+        .get("search_context_cost_per_query")
+        .and_then(|q| q.get("search_context_size_medium"))
+        .and_then(Value::as_f64)
+        .map_or_else(|| "None".to_owned(), |x| format!("Some({})", float(x)));
+    let fields = [
+        format!(
+            "cache_write_1h: {}",
+            opt_float(m, "cache_creation_input_token_cost_above_1hr")
+        ),
+        format!(
+            "reasoning: {}",
+            opt_float(m, "output_cost_per_reasoning_token")
+        ),
+        format!("web_search: {web_search}"),
+        format!(
+            "above_tokens: {}",
+            above_tokens.map_or("None".to_owned(), |n| format!("Some({n})"))
+        ),
+        format!(
+            "above: {}",
+            if above.is_empty() {
+                "Rates::NONE".to_owned()
+            } else {
+                rates(&above, "")
+            }
+        ),
+        format!("flex: {}", rates("", "_flex")),
+        format!(
+            "flex_above: {}",
+            if above.is_empty() {
+                "Rates::NONE".to_owned()
+            } else {
+                rates(&above, "_flex")
+            }
+        ),
+        format!("priority: {}", rates("", "_priority")),
+        format!(
+            "priority_above: {}",
+            if above.is_empty() {
+                "Rates::NONE".to_owned()
+            } else {
+                rates(&above, "_priority")
+            }
+        ),
+    ];
+    if fields.iter().all(|f| !f.contains("Some(")) {
+        return "None".to_owned();
+    }
+    format!("Some(&Extra {{ {} }})", fields.join(", "))
 }
 
 /// A Rust `f64` literal that parses back to exactly `x` (`{:?}` is shortest round-trip and

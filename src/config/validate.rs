@@ -206,16 +206,14 @@ impl Validator<'_> {
 
         let budget = self.budget(&raw, env);
         for (model, price) in &raw.pricing {
-            let all = [
-                Some(price.input_per_mtok),
-                Some(price.output_per_mtok),
-                price.cached_input_per_mtok,
-                price.cache_write_per_mtok,
-            ];
-            if all.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
+            if price
+                .all_prices()
+                .iter()
+                .any(|v| !v.is_finite() || *v < 0.0)
+            {
                 self.error(
                     &format!("pricing.{model}"),
-                    "prices must be zero or more (USD per million tokens)",
+                    "prices must be zero or more (USD per million tokens; web_search_per_call in USD)",
                 );
             }
         }

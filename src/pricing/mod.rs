@@ -9,7 +9,10 @@
 
 use std::collections::HashMap;
 
+mod price;
 mod table;
+
+pub use price::{Price, ServiceTier, ServiceTierPrice, TierPrice, TokenCounts, UsageDetail};
 
 /// The model can call tools (LiteLLM `supports_function_calling` or `supports_tool_choice`).
 pub const CAP_TOOLS: u8 = 1 << 0;
@@ -41,7 +44,57 @@ pub struct PriceEntry {
     pub max_output: Option<u32>,
     /// `CAP_*` bit flags.
     pub caps: u8,
+    /// Prices beyond the four plain ones, for the models that have any.
+    pub extra: Option<&'static Extra>,
 }
+
+/// USD per token of one kind of price; `None` where the table has no such field.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    pub input: Option<f64>,
+    pub output: Option<f64>,
+    pub cache_read: Option<f64>,
+    pub cache_write: Option<f64>,
+    /// LiteLLM `cache_creation_input_token_cost_above_1hr`: Anthropic's 1-hour cache writes.
+    pub cache_write_1h: Option<f64>,
+    pub reasoning: Option<f64>,
+}
+
+impl Rates {
+    pub const NONE: Rates = Rates {
+        input: None,
+        output: None,
+        cache_read: None,
+        cache_write: None,
+        cache_write_1h: None,
+        reasoning: None,
+    };
+}
+
+/// The table's extra prices of a model (LiteLLM field names in the comments).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extra {
+    /// `cache_creation_input_token_cost_above_1hr`.
+    pub cache_write_1h: Option<f64>,
+    /// `output_cost_per_reasoning_token`.
+    pub reasoning: Option<f64>,
+    /// `search_context_cost_per_query.search_context_size_medium`: USD per web search.
+    pub web_search: Option<f64>,
+    /// The `N` of the `*_above_N_tokens` fields (LiteLLM tables have one threshold a model).
+    pub above_tokens: Option<u64>,
+    /// `*_above_N_tokens`.
+    pub above: Rates,
+    /// `*_flex` and `*_above_N_tokens_flex`.
+    pub flex: Rates,
+    pub flex_above: Rates,
+    /// `*_priority` and `*_above_N_tokens_priority`.
+    pub priority: Rates,
+    pub priority_above: Rates,
+}
+
+/// Fireworks bills cached input at half the input price on every model; LiteLLM
+/// (`FIREWORKS_AI_DEFAULT_CACHE_READ_RATE_RATIO`) applies it where the table has no cache price.
+const FIREWORKS_CACHE_READ_RATIO: f64 = 0.5;
 
 impl PriceEntry {
     /// Whether every flag in `cap` (a `CAP_*` constant or several or-ed together) is set.
@@ -51,12 +104,53 @@ impl PriceEntry {
 
     /// The entry's prices in USD per million tokens.
     pub fn price(&self) -> Price {
-        Price {
+        let cache_read = match (self.cache_read, self.provider) {
+            (None, "fireworks_ai") => Some(self.input * FIREWORKS_CACHE_READ_RATIO),
+            (read, _) => read,
+        };
+        let mut price = Price {
             input_per_mtok: per_mtok(self.input),
             output_per_mtok: per_mtok(self.output),
-            cached_input_per_mtok: self.cache_read.map(per_mtok),
+            cached_input_per_mtok: cache_read.map(per_mtok),
             cache_write_per_mtok: self.cache_write.map(per_mtok),
-        }
+            ..Price::default()
+        };
+        let Some(extra) = self.extra else {
+            return price;
+        };
+        // xAI bills the long-context price from the threshold itself (LiteLLM
+        // `_INCLUSIVE_THRESHOLD_PROVIDERS`).
+        let inclusive = self.provider == "xai";
+        let tier = |rates: &Rates| {
+            let above_tokens = extra.above_tokens?;
+            (*rates != Rates::NONE).then(|| TierPrice {
+                above_tokens,
+                input_per_mtok: rates.input.map(per_mtok),
+                output_per_mtok: rates.output.map(per_mtok),
+                cached_input_per_mtok: rates.cache_read.map(per_mtok),
+                cache_write_per_mtok: rates.cache_write.map(per_mtok),
+                cache_write_1h_per_mtok: rates.cache_write_1h.map(per_mtok),
+                inclusive,
+            })
+        };
+        let service = |rates: &Rates, above: &Rates| {
+            (*rates != Rates::NONE || *above != Rates::NONE).then(|| ServiceTierPrice {
+                input_per_mtok: rates.input.map(per_mtok),
+                output_per_mtok: rates.output.map(per_mtok),
+                cached_input_per_mtok: rates.cache_read.map(per_mtok),
+                cache_write_per_mtok: rates.cache_write.map(per_mtok),
+                cache_write_1h_per_mtok: rates.cache_write_1h.map(per_mtok),
+                reasoning_per_mtok: rates.reasoning.map(per_mtok),
+                tier: tier(above),
+            })
+        };
+        price.cache_write_1h_per_mtok = extra.cache_write_1h.map(per_mtok);
+        price.reasoning_per_mtok = extra.reasoning.map(per_mtok);
+        price.web_search_per_call = extra.web_search;
+        price.tier = tier(&extra.above);
+        price.flex = service(&extra.flex, &extra.flex_above);
+        price.priority = service(&extra.priority, &extra.priority_above);
+        price
     }
 }
 
@@ -66,58 +160,6 @@ fn per_mtok(per_token: f64) -> f64 {
     (per_token * 1e15).round() / 1e9
 }
 
-/// Prices in USD per million tokens. Also the shape of a config override:
-/// `pricing: {my-model: {input_per_mtok: 0.0, output_per_mtok: 0.0}}`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    /// USD per million uncached prompt tokens.
-    pub input_per_mtok: f64,
-    /// USD per million completion tokens.
-    pub output_per_mtok: f64,
-    /// USD per million cached prompt tokens; `None` bills them at `input_per_mtok`.
-    #[serde(default)]
-    pub cached_input_per_mtok: Option<f64>,
-    /// USD per million prompt tokens written to the provider's prompt cache (Anthropic bills
-    /// them above the input price); `None` bills them at `input_per_mtok`.
-    #[serde(default)]
-    pub cache_write_per_mtok: Option<f64>,
-}
-
-impl Price {
-    /// Cost in USD of `tokens` at these prices.
-    pub fn cost_usd(&self, tokens: TokenCounts) -> f64 {
-        let uncached = tokens
-            .prompt
-            .saturating_sub(tokens.cached_prompt)
-            .saturating_sub(tokens.cache_write) as f64;
-        let cached = tokens.cached_prompt as f64;
-        let written = tokens.cache_write as f64;
-        let completion = tokens.completion as f64;
-        let cached_price = self.cached_input_per_mtok.unwrap_or(self.input_per_mtok);
-        let write_price = self.cache_write_per_mtok.unwrap_or(self.input_per_mtok);
-        (uncached * self.input_per_mtok
-            + cached * cached_price
-            + written * write_price
-            + completion * self.output_per_mtok)
-            / 1e6
-    }
-}
-
-/// Token usage of one request.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct TokenCounts {
-    /// All prompt tokens, INCLUDING `cached_prompt` (OpenAI convention:
-    /// `usage.prompt_tokens` includes `prompt_tokens_details.cached_tokens`).
-    pub prompt: u64,
-    /// Completion (output) tokens, reasoning tokens included.
-    pub completion: u64,
-    /// Prompt tokens served from the provider's prompt cache.
-    pub cached_prompt: u64,
-    /// Prompt tokens written to the provider's prompt cache (also counted in `prompt`).
-    pub cache_write: u64,
-}
-
 /// Built-in prices plus the user's overrides.
 #[derive(Debug, Clone, Default)]
 pub struct PriceBook {
@@ -125,7 +167,7 @@ pub struct PriceBook {
 }
 
 impl PriceBook {
-    /// A price book with config overrides keyed by exact model name.
+    /// A price book with config overrides keyed by model name.
     pub fn new(overrides: HashMap<String, Price>) -> Self {
         let overrides = overrides
             .into_iter()
@@ -136,14 +178,44 @@ impl PriceBook {
 
     /// The price of `model` as served by the smartproxy provider `provider`.
     ///
-    /// Lookup order: a config override for the exact name; then the built-in table
-    /// (see [`lookup`]). Surrounding whitespace is ignored; otherwise names match exactly.
+    /// Lookup order: a config override (see [`Self::override_for`]); then the built-in table
+    /// (see [`lookup`]).
     pub fn price(&self, provider: Option<&str>, model: &str) -> Option<Price> {
         let model = model.trim();
-        if let Some(price) = self.overrides.get(model) {
+        if let Some(price) = self.override_for(model) {
             return Some(*price);
         }
         lookup(provider, model).map(PriceEntry::price)
+    }
+
+    /// The override for `model`: an override named exactly so, else the longest override name
+    /// the model is a dated version of (`gpt-4o` for `gpt-4o-2024-08-06`), also with leading
+    /// `provider/` segments removed (`openai/gpt-4o-2024-08-06`). An exact dated override beats
+    /// an undated one. `gpt-4o` never matches `gpt-4o-mini`: only a date may follow the name.
+    pub fn override_for(&self, model: &str) -> Option<&Price> {
+        if self.overrides.is_empty() {
+            return None;
+        }
+        let mut best: Option<(bool, usize, &Price)> = None;
+        let mut rest = model;
+        loop {
+            let candidates = [
+                Some((true, rest)),
+                strip_date_suffix(rest).map(|b| (false, b)),
+            ];
+            for (exact, name) in candidates.into_iter().flatten() {
+                if let Some(price) = self.overrides.get(name)
+                    && best.is_none_or(|(e, len, _)| (exact, name.len()) > (e, len))
+                {
+                    best = Some((exact, name.len(), price));
+                }
+            }
+            match rest.split_once('/') {
+                Some((_, tail)) => rest = tail,
+                None => break,
+            }
+        }
+        best.map(|(_, _, price)| price)
     }
 
     /// Cost in USD of a request, or `None` when the model has no known price.
@@ -153,8 +225,19 @@ impl PriceBook {
         model: &str,
         tokens: TokenCounts,
     ) -> Option<f64> {
+        self.cost_usd_with(provider, model, tokens, UsageDetail::default())
+    }
+
+    /// Cost in USD of a request's whole usage, or `None` when the model has no known price.
+    pub fn cost_usd_with(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+        tokens: TokenCounts,
+        detail: UsageDetail,
+    ) -> Option<f64> {
         self.price(provider, model)
-            .map(|price| price.cost_usd(tokens))
+            .map(|price| price.cost_usd_with(tokens, detail))
     }
 
     /// Maximum input tokens of `model`, from the built-in table.
@@ -183,13 +266,22 @@ pub fn builtin(model: &str) -> Option<&'static PriceEntry> {
 /// 2. `name` exactly;
 /// 3. the same two steps for `name` with each leading `segment/` removed in turn
 ///    (`openai/gpt-4o` -> `gpt-4o`).
+///
+/// Then, whatever the provider is called (`google`, `my-gateway`), the model by its name
+/// alone: the table's one `{litellm-provider}/{name}` entry, or the model maker's own when
+/// several providers sell it (`gemini-2.5-pro` -> `gemini/gemini-2.5-pro`); a name only
+/// resellers list, at different prices, stays unpriced rather than guessed.
 pub fn lookup(provider: Option<&str>, model: &str) -> Option<&'static PriceEntry> {
     let model = model.trim();
     let prefix = provider
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(litellm_prefix);
-    find(prefix, model).or_else(|| strip_date_suffix(model).and_then(|base| find(prefix, base)))
+    let base = strip_date_suffix(model);
+    find(prefix, model)
+        .or_else(|| base.and_then(|base| find(prefix, base)))
+        .or_else(|| by_name(model))
+        .or_else(|| base.and_then(by_name))
 }
 
 fn find(prefix: Option<&str>, name: &str) -> Option<&'static PriceEntry> {
@@ -241,6 +333,7 @@ const fn embedding(name: &'static str, input: f64) -> PriceEntry {
         context_window: Some(8191),
         max_output: None,
         caps: 0,
+        extra: None,
     }
 }
 
@@ -269,6 +362,64 @@ fn cmp_prefixed(entry: &[u8], prefix: &[u8], name: &[u8]) -> std::cmp::Ordering 
         Some((&b'/', tail)) => tail.cmp(name),
         Some((&c, _)) => c.cmp(&b'/'),
     }
+}
+
+/// LiteLLM providers that make the models they list under their own prefix: when a model name
+/// is listed by several providers, the maker's price is the list price.
+const MAKERS: &[&str] = &[
+    "anthropic",
+    "cohere_chat",
+    "dashscope",
+    "deepseek",
+    "gemini",
+    "mistral",
+    "moonshot",
+    "openai",
+    "xai",
+];
+
+/// The entry for `name` by the model's name alone, whatever the provider is called: see
+/// [`lookup`]. Tries the maker's entry at every level of `name` (`a/b/c`, `b/c`, `c`) before
+/// a reseller's only entry, so `google/gemini-2.5-pro` finds Gemini's own price.
+fn by_name(name: &str) -> Option<&'static PriceEntry> {
+    let index = by_name_index();
+    let levels = || {
+        std::iter::successors(Some(name), |rest| {
+            rest.split_once('/').map(|(_, tail)| tail)
+        })
+        .filter(|level| !level.is_empty())
+    };
+    let maker = levels().find_map(|level| {
+        let mut makers = index
+            .get(level)?
+            .iter()
+            .filter(|e| MAKERS.contains(&e.provider));
+        match (makers.next(), makers.next()) {
+            (Some(one), None) => Some(*one),
+            _ => None,
+        }
+    });
+    maker.or_else(|| {
+        levels().find_map(|level| match index.get(level)?.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        })
+    })
+}
+
+/// Entries by their name without the leading `{litellm-provider}/`, built once.
+fn by_name_index() -> &'static HashMap<&'static str, Vec<&'static PriceEntry>> {
+    static INDEX: std::sync::OnceLock<HashMap<&'static str, Vec<&'static PriceEntry>>> =
+        std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut index: HashMap<&'static str, Vec<&'static PriceEntry>> = HashMap::new();
+        for entry in table::MODELS {
+            if let Some((_, rest)) = entry.name.split_once('/') {
+                index.entry(rest).or_default().push(entry);
+            }
+        }
+        index
+    })
 }
 
 /// The LiteLLM name prefix (without `/`) for a smartproxy provider name.
@@ -319,6 +470,7 @@ mod tests {
                 output_per_mtok: 2.0,
                 cached_input_per_mtok: None,
                 cache_write_per_mtok: None,
+                ..Price::default()
             },
         );
         overrides.insert(
@@ -328,6 +480,7 @@ mod tests {
                 output_per_mtok: 0.0,
                 cached_input_per_mtok: None,
                 cache_write_per_mtok: None,
+                ..Price::default()
             },
         );
         PriceBook::new(overrides)
@@ -451,7 +604,7 @@ mod tests {
     #[test]
     fn price_book_table() {
         let book = book();
-        let mini = builtin("gpt-4o-mini").unwrap().price();
+        let search = builtin("gpt-4o-mini-search-preview").unwrap().price();
         let cases: &[(Option<&str>, &str, Option<Price>)] = &[
             // override beats builtin
             (
@@ -462,6 +615,7 @@ mod tests {
                     output_per_mtok: 2.0,
                     cached_input_per_mtok: None,
                     cache_write_per_mtok: None,
+                    ..Price::default()
                 }),
             ),
             // override keys and names are trimmed
@@ -473,10 +627,22 @@ mod tests {
                     output_per_mtok: 0.0,
                     cached_input_per_mtok: None,
                     cache_write_per_mtok: None,
+                    ..Price::default()
                 }),
             ),
-            // overrides match exactly: a dated name falls through to the builtin
-            (None, "gpt-4o-mini-2099-01-01", Some(mini)),
+            // an override applies to the model's dated versions
+            (
+                None,
+                "gpt-4o-mini-2099-01-01",
+                Some(Price {
+                    input_per_mtok: 1.0,
+                    output_per_mtok: 2.0,
+                    ..Price::default()
+                }),
+            ),
+            // ... but not to another model whose name it begins
+            (None, "gpt-4o-mini-tts", None),
+            (None, "gpt-4o-mini-search-preview", Some(search)),
             (None, "my-local-model-2", None),
             (
                 Some("cerebras"),
@@ -486,6 +652,7 @@ mod tests {
                     output_per_mtok: 0.1,
                     cached_input_per_mtok: None,
                     cache_write_per_mtok: None,
+                    ..Price::default()
                 }),
             ),
             (None, "unknown-model", None),
@@ -619,29 +786,122 @@ mod tests {
         );
     }
 
+    fn flat(input: f64) -> Price {
+        Price {
+            input_per_mtok: input,
+            output_per_mtok: input,
+            ..Price::default()
+        }
+    }
+
     #[test]
-    fn override_deserializes_and_rejects_unknown_fields() {
-        let price: Price =
-            serde_json::from_str(r#"{"input_per_mtok": 0.0, "output_per_mtok": 0.0}"#).unwrap();
+    fn overrides_apply_to_dated_names_longest_and_exact_first() {
+        let book = PriceBook::new(HashMap::from([
+            ("gpt-4o".to_owned(), flat(1.0)),
+            ("openai/gpt-4o".to_owned(), flat(2.0)),
+            ("gpt-4o-2024-08-06".to_owned(), flat(3.0)),
+            ("claude-sonnet-4-5".to_owned(), flat(4.0)),
+        ]));
+        let cases: &[(&str, Option<f64>)] = &[
+            ("gpt-4o", Some(1.0)),
+            // undated override applies to any dated version
+            ("gpt-4o-2024-11-20", Some(1.0)),
+            ("gpt-4o-20241120", Some(1.0)),
+            // the exact dated override beats the undated one
+            ("gpt-4o-2024-08-06", Some(3.0)),
+            ("openai/gpt-4o-2024-08-06", Some(3.0)),
+            // the longest matching name wins
+            ("openai/gpt-4o", Some(2.0)),
+            ("openai/gpt-4o-2024-11-20", Some(2.0)),
+            ("azure/gpt-4o-2024-11-20", Some(1.0)),
+            ("claude-sonnet-4-5-20250929", Some(4.0)),
+            // a name that merely starts with an override's is another model
+            ("gpt-4o-mini", None),
+            ("gpt-4o-mini-2024-07-18", None),
+            ("gpt-4o-2024", None),
+        ];
+        for (model, want) in cases {
+            let got = book.override_for(model).map(|p| p.input_per_mtok);
+            assert_eq!(got, *want, "{model}");
+        }
+        // the override wins over the built-in entry of the dated name
         assert_eq!(
-            price,
-            Price {
-                input_per_mtok: 0.0,
-                output_per_mtok: 0.0,
-                cached_input_per_mtok: None,
-                cache_write_per_mtok: None,
-            }
+            book.price(None, "claude-sonnet-4-5-20250929"),
+            Some(flat(4.0))
         );
-        let price: Price = serde_json::from_str(
-            r#"{"input_per_mtok": 3, "output_per_mtok": 15, "cached_input_per_mtok": 0.3}"#,
+    }
+
+    #[test]
+    fn models_priced_by_name_whatever_the_provider_is_called() {
+        let cases: &[(Option<&str>, &str, Option<&str>)] = &[
+            (
+                Some("google"),
+                "gemini-2.5-pro",
+                Some("gemini/gemini-2.5-pro"),
+            ),
+            (
+                Some("my-gateway"),
+                "gemini-2.5-pro",
+                Some("gemini/gemini-2.5-pro"),
+            ),
+            (None, "gemini-2.5-pro", Some("gemini/gemini-2.5-pro")),
+            // the maker's entry beats a reseller's listing of the same name
+            (
+                Some("my-gateway"),
+                "google/gemini-2.5-pro",
+                Some("gemini/gemini-2.5-pro"),
+            ),
+            (Some("my-gateway"), "kimi-k3", Some("moonshot/kimi-k3")),
+            (Some("fireworks"), "kimi-k3", Some("fireworks_ai/kimi-k3")),
+            (Some("my-gateway"), "deepseek-chat", Some("deepseek-chat")),
+            (
+                Some("deepseek"),
+                "deepseek-chat",
+                Some("deepseek/deepseek-chat"),
+            ),
+            // only resellers, at different prices: not guessed
+            (Some("my-gateway"), "openai/gpt-oss-120b", None),
+        ];
+        for (provider, model, want) in cases {
+            let got = lookup(*provider, model).map(|e| e.name);
+            assert_eq!(got, *want, "lookup({provider:?}, {model:?})");
+        }
+    }
+
+    #[test]
+    fn table_extras_become_prices() {
+        let gpt = builtin("gpt-5.4").unwrap().price();
+        let tier = gpt.tier.unwrap();
+        assert_eq!(tier.above_tokens, 272_000);
+        assert_eq!(tier.input_per_mtok, Some(5.0));
+        assert!(!tier.inclusive);
+        assert_eq!(gpt.flex.unwrap().input_per_mtok, Some(1.25));
+        assert_eq!(gpt.priority.unwrap().output_per_mtok, Some(30.0));
+        let sonnet = builtin("claude-sonnet-4-5").unwrap().price();
+        assert_eq!(sonnet.cache_write_1h_per_mtok, Some(6.0));
+        assert_eq!(sonnet.web_search_per_call, Some(0.01));
+        assert!(
+            lookup(Some("xai"), "grok-4.3")
+                .unwrap()
+                .price()
+                .tier
+                .unwrap()
+                .inclusive
+        );
+        // Fireworks: cached input at half the input price where the table has none
+        let fw = lookup(
+            Some("fireworks"),
+            "accounts/fireworks/models/code-llama-13b",
         )
         .unwrap();
-        assert_eq!(price.cached_input_per_mtok, Some(0.3));
-        assert!(
-            serde_json::from_str::<Price>(r#"{"input_per_mtok": 1, "output_per_mtok": 1, "x": 1}"#)
-                .is_err()
+        assert_eq!(fw.provider, "fireworks_ai");
+        assert_eq!(fw.cache_read, None);
+        assert_eq!(
+            fw.price().cached_input_per_mtok,
+            Some(per_mtok(fw.input * 0.5))
         );
-        assert!(serde_json::from_str::<Price>(r#"{"input_per_mtok": 1}"#).is_err());
+        let flash = builtin("gemini/gemini-2.5-flash").unwrap().price();
+        assert!(flash.reasoning_per_mtok.is_some());
     }
 
     #[test]

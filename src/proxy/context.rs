@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use crate::budget::Reservation;
 use crate::ledger::{Outcome, RequestRecord, now_ms};
-use crate::pricing::TokenCounts;
+use crate::pricing::{ServiceTier, TokenCounts, UsageDetail};
+use crate::translate::anthropic::TokenUsage;
 use crate::wire::openai::Usage;
 
 /// A fresh request id: `req_`, the time in milliseconds (48 bits), a random number fixed for
@@ -75,6 +76,9 @@ pub struct Trip {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tokens {
     pub counts: TokenCounts,
+    /// What else the usage said that sets the price (1-hour cache writes, reasoning tokens,
+    /// web searches, service tier).
+    pub detail: UsageDetail,
     pub estimated: bool,
 }
 
@@ -82,13 +86,33 @@ impl Tokens {
     pub fn from_usage(usage: &Usage) -> Self {
         Self {
             counts: TokenCounts {
-                prompt: usage.prompt_tokens,
+                prompt: usage.prompt(),
                 completion: usage.completion_tokens,
                 cached_prompt: usage.cached_tokens(),
                 cache_write: usage.cache_creation_input_tokens.unwrap_or(0),
             },
+            detail: UsageDetail {
+                cache_write_1h: usage.cache_write_1h(),
+                reasoning: usage.reasoning_tokens(),
+                web_searches: usage.web_searches(),
+                service_tier: ServiceTier::Standard,
+            },
             estimated: false,
         }
+    }
+
+    /// Usage an Anthropic provider reported (natively or through the translation).
+    pub fn from_token_usage(u: &TokenUsage) -> Self {
+        let mut tokens = Self::from_counts(u.prompt, u.completion, u.cache_read, u.cache_creation);
+        tokens.detail.cache_write_1h = u.cache_creation_1h;
+        tokens.detail.web_searches = u.web_searches;
+        tokens
+    }
+
+    /// The tier the reply says served it (`service_tier`), which sets its price.
+    pub fn served_at(mut self, service_tier: Option<&str>) -> Self {
+        self.detail.service_tier = service_tier.map_or(ServiceTier::Standard, ServiceTier::parse);
+        self
     }
 
     /// Counts a provider reported in another format (`prompt` includes the cached tokens and
@@ -101,6 +125,7 @@ impl Tokens {
                 cached_prompt,
                 cache_write,
             },
+            detail: UsageDetail::default(),
             estimated: false,
         }
     }
@@ -113,6 +138,7 @@ impl Tokens {
                 cached_prompt: 0,
                 cache_write: 0,
             },
+            detail: UsageDetail::default(),
             estimated: true,
         }
     }
@@ -183,7 +209,7 @@ impl Finalizer {
             .or(record.requested_model.as_deref());
         let cost = model.and_then(|m| {
             self.state
-                .cost_usd(record.provider.as_deref(), m, tokens.counts)
+                .cost_usd_with(record.provider.as_deref(), m, tokens.counts, tokens.detail)
         });
         if cache_hit {
             record.saved_usd = cost;

@@ -10,7 +10,7 @@ use super::metrics;
 use crate::budget::SessionBudget;
 use crate::config::Config;
 use crate::ledger::{Anomaly, Ledger, Outcome, now_ms};
-use crate::pricing::{PriceBook, TokenCounts};
+use crate::pricing::{PriceBook, TokenCounts, UsageDetail};
 use crate::providers::{self, Provider, ProviderError};
 use crate::routing::health::{Health, Transition};
 use crate::transform::Transforms;
@@ -221,7 +221,22 @@ impl AppState {
         model: &str,
         tokens: TokenCounts,
     ) -> Option<f64> {
-        let cost = self.runtime().prices.cost_usd(provider, model, tokens);
+        self.cost_usd_with(provider, model, tokens, UsageDetail::default())
+    }
+
+    /// [`Self::cost_usd`] of a request's whole usage (cache lifetimes, reasoning tokens, web
+    /// searches, service tier).
+    pub fn cost_usd_with(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+        tokens: TokenCounts,
+        detail: UsageDetail,
+    ) -> Option<f64> {
+        let cost = self
+            .runtime()
+            .prices
+            .cost_usd_with(provider, model, tokens, detail);
         if cost.is_none() {
             let mut warned = self
                 .unpriced_warned

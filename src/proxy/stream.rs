@@ -26,6 +26,8 @@ pub struct SseRelay {
     output: StreamFraming,
     prompt_estimate: u64,
     usage: Option<Usage>,
+    /// The reply's `service_tier`, which sets its price.
+    service_tier: Option<String>,
     served_model: Option<String>,
     content_bytes: usize,
     upstream_error: bool,
@@ -53,6 +55,7 @@ impl SseRelay {
             output,
             prompt_estimate,
             usage: None,
+            service_tier: None,
             served_model: None,
             content_bytes: 0,
             upstream_error: false,
@@ -122,6 +125,9 @@ impl SseRelay {
                 self.content_bytes += chunk.content_bytes();
                 if self.served_model.is_none() {
                     self.served_model = chunk.model.as_deref().map(str::to_owned);
+                }
+                if self.service_tier.is_none() {
+                    self.service_tier = chunk.service_tier.as_deref().map(str::to_owned);
                 }
                 if chunk.error.is_some() {
                     self.upstream_error = true;
@@ -253,7 +259,7 @@ impl SseRelay {
         };
         let tokens = self.tokens();
         let model = self.served_model.clone().unwrap_or_default();
-        let cost = state.cost_usd(None, &model, tokens.counts);
+        let cost = state.cost_usd_with(None, &model, tokens.counts, tokens.detail);
         cache.put_later(
             key,
             crate::cache::CachedReply {
@@ -270,10 +276,10 @@ impl SseRelay {
         if let Some(counter) = self.output.native_ref()
             && let Some(u) = counter.usage()
         {
-            return Tokens::from_counts(u.prompt, u.completion, u.cache_read, u.cache_creation);
+            return Tokens::from_token_usage(&u);
         }
         match &self.usage {
-            Some(usage) => Tokens::from_usage(usage),
+            Some(usage) => Tokens::from_usage(usage).served_at(self.service_tier.as_deref()),
             None => Tokens::estimated(self.prompt_estimate, estimate_tokens(self.content_bytes)),
         }
     }

@@ -356,6 +356,12 @@ pub struct Usage {
     pub cache_read_input_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_creation_input_tokens: Option<u64>,
+    /// The cache writes by lifetime (5 minutes, 1 hour), which are billed differently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation: Option<crate::wire::openai::CacheCreationDetails>,
+    /// Server tools the model ran (web searches are billed per call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_tool_use: Option<crate::wire::openai::ServerToolUse>,
 }
 
 /// One event of a streamed response. Unknown event types land in `Unknown`, which Anthropic

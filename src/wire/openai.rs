@@ -258,23 +258,91 @@ pub struct Usage {
     pub completion_tokens: u64,
     #[serde(default, alias = "input_tokens_details")]
     pub prompt_tokens_details: Option<PromptTokensDetails>,
+    /// `output_tokens_details` in the Responses API.
+    #[serde(default, alias = "output_tokens_details")]
+    pub completion_tokens_details: Option<CompletionTokensDetails>,
     /// Prompt tokens written to the provider's prompt cache: LiteLLM's extension for Anthropic
     /// models, which smartproxy's own Anthropic translation sends too. Included in
     /// `prompt_tokens`.
     #[serde(default)]
     pub cache_creation_input_tokens: Option<u64>,
+    /// DeepSeek's prompt tokens served from its context cache; with
+    /// `prompt_cache_miss_tokens` they make `prompt_tokens`.
+    #[serde(default)]
+    pub prompt_cache_hit_tokens: Option<u64>,
+    #[serde(default)]
+    pub prompt_cache_miss_tokens: Option<u64>,
+    /// Anthropic's server tools (web search), as LiteLLM and smartproxy's translation carry
+    /// them into OpenAI usage.
+    #[serde(default)]
+    pub server_tool_use: Option<ServerToolUse>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
 pub struct PromptTokensDetails {
     #[serde(default)]
     pub cached_tokens: Option<u64>,
+    /// LiteLLM's split of the cache writes by lifetime (Anthropic's `usage.cache_creation`).
+    #[serde(default)]
+    pub cache_creation_token_details: Option<CacheCreationDetails>,
+}
+
+/// Cache writes by lifetime: Anthropic's `usage.cache_creation`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CacheCreationDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_5m_input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_1h_input_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
+pub struct CompletionTokensDetails {
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
+}
+
+/// Anthropic's `usage.server_tool_use`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ServerToolUse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_search_requests: Option<u64>,
 }
 
 impl Usage {
+    /// All prompt tokens; from DeepSeek's hit and miss counts when `prompt_tokens` is missing.
+    pub fn prompt(&self) -> u64 {
+        match (self.prompt_cache_hit_tokens, self.prompt_cache_miss_tokens) {
+            (Some(hit), Some(miss)) if self.prompt_tokens == 0 => hit.saturating_add(miss),
+            _ => self.prompt_tokens,
+        }
+    }
+
+    /// Prompt tokens read from the cache: OpenAI's `cached_tokens`, else DeepSeek's hits.
     pub fn cached_tokens(&self) -> u64 {
         self.prompt_tokens_details
             .and_then(|d| d.cached_tokens)
+            .or(self.prompt_cache_hit_tokens)
+            .unwrap_or(0)
+    }
+
+    /// Of the cache writes, those with a 1-hour lifetime.
+    pub fn cache_write_1h(&self) -> u64 {
+        self.prompt_tokens_details
+            .and_then(|d| d.cache_creation_token_details)
+            .and_then(|d| d.ephemeral_1h_input_tokens)
+            .unwrap_or(0)
+    }
+
+    pub fn reasoning_tokens(&self) -> u64 {
+        self.completion_tokens_details
+            .and_then(|d| d.reasoning_tokens)
+            .unwrap_or(0)
+    }
+
+    pub fn web_searches(&self) -> u64 {
+        self.server_tool_use
+            .and_then(|s| s.web_search_requests)
             .unwrap_or(0)
     }
 }
@@ -286,6 +354,9 @@ pub struct UsageView {
     pub model: Option<String>,
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// The tier that served the request (`default`, `flex`, `priority`), which sets its price.
+    #[serde(default)]
+    pub service_tier: Option<String>,
 }
 
 /// The parts of a complete (non-streaming) response the ledger needs.
@@ -295,6 +366,8 @@ pub struct ResponseView {
     pub model: Option<String>,
     #[serde(default)]
     pub usage: Option<Usage>,
+    #[serde(default)]
+    pub service_tier: Option<String>,
     #[serde(default)]
     pub choices: Vec<ChoiceView>,
 }
@@ -331,6 +404,8 @@ pub struct ChunkView<'a> {
     pub model: Option<Cow<'a, str>>,
     #[serde(default)]
     pub usage: Option<Usage>,
+    #[serde(default, borrow)]
+    pub service_tier: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub choices: Vec<ChunkChoiceView<'a>>,
     #[serde(default, borrow)]

@@ -48,6 +48,11 @@ pub enum Behavior {
         name: &'static str,
         arguments: &'static str,
     },
+    /// Exactly this body with status 200, whatever the path (a scripted reply in any format).
+    Raw {
+        content_type: &'static str,
+        body: String,
+    },
 }
 
 /// One request the upstream received.
@@ -229,6 +234,13 @@ async fn serve(
         script.queue.pop_front().unwrap_or(Behavior::Ok)
     };
     let model = body["model"].as_str().unwrap_or("unknown").to_owned();
+    if let Behavior::Raw { content_type, body } = &behavior {
+        let response = Response::builder()
+            .header("content-type", *content_type)
+            .body(full(body.clone()))
+            .unwrap();
+        return Ok(response);
+    }
     match (path.as_str(), &behavior) {
         ("/v1/messages", Behavior::Status { status, .. }) => {
             return Ok(super::dialects::anthropic_error(*status));
@@ -269,7 +281,7 @@ async fn serve(
         .as_bool()
         .unwrap_or(false);
     let response = match behavior {
-        Behavior::Ok | Behavior::PromptCache { .. } => reply(
+        Behavior::Ok | Behavior::PromptCache { .. } | Behavior::Raw { .. } => reply(
             &done,
             &model,
             stream,

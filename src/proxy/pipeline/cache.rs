@@ -97,11 +97,10 @@ pub fn fill(ctx: &mut RequestCtx, key: String, body: &Bytes) {
     let record = ctx.fin.record();
     let model = record.served_model.clone().unwrap_or_default();
     let provider = record.provider.clone();
-    let cost = ctx.state.cost_usd(
-        provider.as_deref(),
-        &model,
-        Tokens::from_usage(&usage).counts,
-    );
+    let tokens = Tokens::from_usage(&usage).served_at(parsed.service_tier.as_deref());
+    let cost = ctx
+        .state
+        .cost_usd_with(provider.as_deref(), &model, tokens.counts, tokens.detail);
     cache.put_later(
         key,
         CachedReply {

@@ -138,7 +138,7 @@ pub fn whole_body(
         ctx.fin.record().served_model = Some(model);
     }
     let tokens = match &head.usage {
-        Some(usage) => Tokens::from_usage(usage),
+        Some(usage) => Tokens::from_usage(usage).served_at(head.service_tier.as_deref()),
         None => {
             let parsed: ResponseView = serde_json::from_slice(&body).unwrap_or_default();
             Tokens::estimated(
@@ -188,12 +188,7 @@ fn record_anthropic_usage(ctx: &mut RequestCtx, body: &[u8]) {
     }
     if let Some(usage) = parsed.usage {
         let u = anthropic::TokenUsage::from_anthropic(&usage);
-        ctx.fin.set_tokens(Tokens::from_counts(
-            u.prompt,
-            u.completion,
-            u.cache_read,
-            u.cache_creation,
-        ));
+        ctx.fin.set_tokens(Tokens::from_token_usage(&u));
     }
 }
 

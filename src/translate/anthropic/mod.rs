@@ -37,6 +37,7 @@ use serde_json::{Value, json};
 
 use crate::wire::anthropic::Usage as AnthropicUsage;
 use crate::wire::openai::Usage as OpenAiUsage;
+use crate::wire::openai::{CacheCreationDetails, ServerToolUse};
 
 /// A translated complete response: the body to send to the client and the usage it reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +55,10 @@ pub struct TokenUsage {
     pub completion: u64,
     pub cache_read: u64,
     pub cache_creation: u64,
+    /// Of `cache_creation`, the tokens written with a 1-hour lifetime (billed higher).
+    pub cache_creation_1h: u64,
+    /// Web searches the provider ran (billed per call).
+    pub web_searches: u64,
 }
 
 impl TokenUsage {
@@ -71,16 +76,26 @@ impl TokenUsage {
             completion: usage.output_tokens.unwrap_or(0),
             cache_read,
             cache_creation,
+            cache_creation_1h: usage
+                .cache_creation
+                .and_then(|c| c.ephemeral_1h_input_tokens)
+                .unwrap_or(0),
+            web_searches: usage
+                .server_tool_use
+                .and_then(|s| s.web_search_requests)
+                .unwrap_or(0),
         }
     }
 
     /// From OpenAI usage; only gateways such as LiteLLM report cache writes there.
     pub fn from_openai(usage: &OpenAiUsage) -> Self {
         Self {
-            prompt: usage.prompt_tokens,
+            prompt: usage.prompt(),
             completion: usage.completion_tokens,
             cache_read: usage.cached_tokens(),
             cache_creation: usage.cache_creation_input_tokens.unwrap_or(0),
+            cache_creation_1h: usage.cache_write_1h(),
+            web_searches: usage.web_searches(),
         }
     }
 
@@ -97,6 +112,14 @@ impl TokenUsage {
         if self.cache_creation > 0 {
             usage["cache_creation_input_tokens"] = json!(self.cache_creation);
         }
+        // LiteLLM's shapes for what else Anthropic bills, so the cost can be told downstream.
+        if self.cache_creation_1h > 0 {
+            usage["prompt_tokens_details"]["cache_creation_token_details"] =
+                json!(self.cache_creation_details());
+        }
+        if self.web_searches > 0 {
+            usage["server_tool_use"] = json!({"web_search_requests": self.web_searches});
+        }
         usage
     }
 
@@ -111,6 +134,19 @@ impl TokenUsage {
             output_tokens: Some(self.completion),
             cache_read_input_tokens: Some(self.cache_read),
             cache_creation_input_tokens: Some(self.cache_creation),
+            cache_creation: (self.cache_creation_1h > 0).then(|| self.cache_creation_details()),
+            server_tool_use: (self.web_searches > 0).then_some(ServerToolUse {
+                web_search_requests: Some(self.web_searches),
+            }),
+        }
+    }
+
+    fn cache_creation_details(&self) -> CacheCreationDetails {
+        CacheCreationDetails {
+            ephemeral_5m_input_tokens: Some(
+                self.cache_creation.saturating_sub(self.cache_creation_1h),
+            ),
+            ephemeral_1h_input_tokens: Some(self.cache_creation_1h),
         }
     }
 }
@@ -227,6 +263,7 @@ mod tests {
             output_tokens: Some(5),
             cache_read_input_tokens: Some(100),
             cache_creation_input_tokens: Some(20),
+            ..AnthropicUsage::default()
         };
         let usage = TokenUsage::from_anthropic(&anthropic);
         assert_eq!(
@@ -235,7 +272,8 @@ mod tests {
                 prompt: 130,
                 completion: 5,
                 cache_read: 100,
-                cache_creation: 20
+                cache_creation: 20,
+                ..TokenUsage::default()
             }
         );
         assert_eq!(usage.to_anthropic(), anthropic);
@@ -244,6 +282,23 @@ mod tests {
             usage.to_openai_json()["prompt_tokens_details"]["cached_tokens"],
             100
         );
+    }
+
+    #[test]
+    fn one_hour_writes_and_web_searches_survive_both_ways() {
+        let anthropic: AnthropicUsage = serde_json::from_value(json!({
+            "input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 30,
+            "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 20},
+            "server_tool_use": {"web_search_requests": 2}
+        }))
+        .unwrap();
+        let usage = TokenUsage::from_anthropic(&anthropic);
+        assert_eq!((usage.cache_creation_1h, usage.web_searches), (20, 2));
+        assert_eq!(usage.to_anthropic(), anthropic);
+        let openai: OpenAiUsage = serde_json::from_value(usage.to_openai_json()).unwrap();
+        assert_eq!(TokenUsage::from_openai(&openai), usage);
+        assert_eq!((openai.cache_write_1h(), openai.web_searches()), (20, 2));
     }
 
     /// Fuzzing found it: a provider's `input_tokens` of u64::MAX plus any cached tokens

@@ -203,6 +203,12 @@ impl StreamFromAnthropic {
             &mut self.usage.cache_creation_input_tokens,
             usage.cache_creation_input_tokens,
         );
+        if usage.cache_creation.is_some() {
+            self.usage.cache_creation = usage.cache_creation;
+        }
+        if usage.server_tool_use.is_some() {
+            self.usage.server_tool_use = usage.server_tool_use;
+        }
         self.saw_usage = true;
     }
 
@@ -276,7 +282,8 @@ mod tests {
                 prompt: 1062,
                 completion: 30,
                 cache_read: 1000,
-                cache_creation: 50
+                cache_creation: 50,
+                ..TokenUsage::default()
             })
         );
     }

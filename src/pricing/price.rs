@@ -1,0 +1,488 @@
+//! One model's prices (also the shape of a config override) and the rules that turn a request's
+//! usage into USD. The rules are LiteLLM's `generic_cost_per_token` (litellm 1.109.1,
+//! `litellm_core_utils/llm_cost_calc/utils.py`), followed exactly so that a bill can be checked
+//! against that calculator: see `testdata/accounting/README.md`.
+
+/// Prices in USD per million tokens. Also the shape of a config override:
+/// `pricing: {my-model: {input_per_mtok: 0.0, output_per_mtok: 0.0}}`; every other field is
+/// optional and falls back as documented on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// USD per million uncached prompt tokens.
+    pub input_per_mtok: f64,
+    /// USD per million completion tokens.
+    pub output_per_mtok: f64,
+    /// USD per million cached prompt tokens; `None` bills them at `input_per_mtok`.
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    /// USD per million prompt tokens written to the provider's prompt cache (Anthropic's
+    /// 5-minute writes); `None` bills them at `input_per_mtok`.
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
+    /// USD per million tokens written with Anthropic's 1-hour lifetime; `None` bills them at
+    /// the (5-minute) cache-write price.
+    #[serde(default)]
+    pub cache_write_1h_per_mtok: Option<f64>,
+    /// USD per million reasoning tokens (`completion_tokens_details.reasoning_tokens`);
+    /// `None` bills them as output.
+    #[serde(default)]
+    pub reasoning_per_mtok: Option<f64>,
+    /// USD per web search the provider ran (`usage.server_tool_use.web_search_requests`).
+    #[serde(default)]
+    pub web_search_per_call: Option<f64>,
+    /// Long-context prices: a prompt above `above_tokens` bills the WHOLE request at them.
+    #[serde(default)]
+    pub tier: Option<TierPrice>,
+    /// Prices when the reply says `service_tier: flex`.
+    #[serde(default)]
+    pub flex: Option<ServiceTierPrice>,
+    /// Prices when the reply says `service_tier: priority` (or `fast`).
+    #[serde(default)]
+    pub priority: Option<ServiceTierPrice>,
+}
+
+/// Prices that apply when the prompt (cached and written tokens included) is above a size.
+/// A missing price keeps the one that applies below the threshold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierPrice {
+    /// Prompt tokens above which these prices apply.
+    pub above_tokens: u64,
+    #[serde(default)]
+    pub input_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub output_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cache_write_1h_per_mtok: Option<f64>,
+    /// A prompt of exactly `above_tokens` already pays these prices (xAI bills so).
+    #[serde(default)]
+    pub inclusive: bool,
+}
+
+/// Prices of one service tier; a missing price falls back to the standard one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTierPrice {
+    #[serde(default)]
+    pub input_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub output_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cache_write_1h_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub reasoning_per_mtok: Option<f64>,
+    /// This tier's long-context prices (missing ones fall back to the standard tier's).
+    #[serde(default)]
+    pub tier: Option<TierPrice>,
+}
+
+/// The service tier a reply says served it. Anything but flex and priority is standard,
+/// as LiteLLM prices it (`default`, `auto`, `scale`, `standard`, `batch`...).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ServiceTier {
+    #[default]
+    Standard,
+    Flex,
+    Priority,
+}
+
+impl ServiceTier {
+    pub fn parse(name: &str) -> Self {
+        if name.eq_ignore_ascii_case("flex") {
+            Self::Flex
+        } else if name.eq_ignore_ascii_case("priority") || name.eq_ignore_ascii_case("fast") {
+            Self::Priority
+        } else {
+            Self::Standard
+        }
+    }
+}
+
+/// Token usage of one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TokenCounts {
+    /// All prompt tokens, INCLUDING `cached_prompt` and `cache_write` (OpenAI convention:
+    /// `usage.prompt_tokens` includes `prompt_tokens_details.cached_tokens`).
+    pub prompt: u64,
+    /// Completion (output) tokens, reasoning tokens included.
+    pub completion: u64,
+    /// Prompt tokens served from the provider's prompt cache.
+    pub cached_prompt: u64,
+    /// Prompt tokens written to the provider's prompt cache (also counted in `prompt`).
+    pub cache_write: u64,
+}
+
+/// What else a reply said that changes its price, beyond [`TokenCounts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct UsageDetail {
+    /// Of `cache_write`, the tokens written with a 1-hour lifetime.
+    pub cache_write_1h: u64,
+    /// Of `completion`, the reasoning tokens (0 when the provider does not say).
+    pub reasoning: u64,
+    /// Web searches the provider ran and bills per call.
+    pub web_searches: u64,
+    pub service_tier: ServiceTier,
+}
+
+/// USD per million tokens that apply to one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Rates {
+    input: f64,
+    output: f64,
+    cache_read: f64,
+    cache_write: f64,
+    cache_write_1h: f64,
+    reasoning: f64,
+}
+
+impl Price {
+    /// Cost in USD of `tokens` at these prices, standard tier, nothing else reported.
+    pub fn cost_usd(&self, tokens: TokenCounts) -> f64 {
+        self.cost_usd_with(tokens, UsageDetail::default())
+    }
+
+    /// Cost in USD of a request's whole usage.
+    pub fn cost_usd_with(&self, tokens: TokenCounts, detail: UsageDetail) -> f64 {
+        let r = self.rates(detail.service_tier, tokens.prompt);
+        let uncached = tokens
+            .prompt
+            .saturating_sub(tokens.cached_prompt)
+            .saturating_sub(tokens.cache_write) as f64;
+        let written_1h = detail.cache_write_1h;
+        let written_5m = tokens.cache_write.saturating_sub(written_1h) as f64;
+        // LiteLLM bills the reasoning tokens and the rest of the completion apart only when
+        // the provider reports reasoning tokens at all.
+        let reasoning = detail.reasoning;
+        let text = tokens.completion.saturating_sub(reasoning) as f64;
+        let tokens_usd = (uncached * r.input
+            + tokens.cached_prompt as f64 * r.cache_read
+            + written_5m * r.cache_write
+            + written_1h as f64 * r.cache_write_1h
+            + text * r.output
+            + reasoning as f64 * r.reasoning)
+            / 1e6;
+        let searches = detail.web_searches as f64 * self.web_search_per_call.unwrap_or(0.0);
+        tokens_usd + searches
+    }
+
+    /// Every price in the override, for validation.
+    pub fn all_prices(&self) -> Vec<f64> {
+        let mut all = vec![self.input_per_mtok, self.output_per_mtok];
+        all.extend(
+            [
+                self.cached_input_per_mtok,
+                self.cache_write_per_mtok,
+                self.cache_write_1h_per_mtok,
+                self.reasoning_per_mtok,
+                self.web_search_per_call,
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        let tier_prices = |t: &TierPrice| {
+            [
+                t.input_per_mtok,
+                t.output_per_mtok,
+                t.cached_input_per_mtok,
+                t.cache_write_per_mtok,
+                t.cache_write_1h_per_mtok,
+            ]
+        };
+        if let Some(t) = &self.tier {
+            all.extend(tier_prices(t).into_iter().flatten());
+        }
+        for s in [&self.flex, &self.priority].into_iter().flatten() {
+            all.extend(
+                [
+                    s.input_per_mtok,
+                    s.output_per_mtok,
+                    s.cached_input_per_mtok,
+                    s.cache_write_per_mtok,
+                    s.cache_write_1h_per_mtok,
+                    s.reasoning_per_mtok,
+                ]
+                .into_iter()
+                .flatten(),
+            );
+            if let Some(t) = &s.tier {
+                all.extend(tier_prices(t).into_iter().flatten());
+            }
+        }
+        all
+    }
+
+    /// The prices for a request served at `service_tier` with `prompt` prompt tokens, in
+    /// LiteLLM's order (`_get_token_base_cost`): the service tier's price or else the standard
+    /// one; then, above the threshold, the service tier's long-context price, else the
+    /// standard long-context price, else what applied below; a missing cache price is the
+    /// input price and a missing 1-hour write price the write price.
+    fn rates(&self, service_tier: ServiceTier, prompt: u64) -> Rates {
+        let st = match service_tier {
+            ServiceTier::Standard => None,
+            ServiceTier::Flex => self.flex.as_ref(),
+            ServiceTier::Priority => self.priority.as_ref(),
+        };
+        let pick = |f: fn(&ServiceTierPrice) -> Option<f64>, standard: Option<f64>| {
+            st.and_then(f).or(standard)
+        };
+        let mut input = pick(|s| s.input_per_mtok, None).unwrap_or(self.input_per_mtok);
+        let mut output = pick(|s| s.output_per_mtok, None).unwrap_or(self.output_per_mtok);
+        let mut cache_read = pick(|s| s.cached_input_per_mtok, self.cached_input_per_mtok);
+        let mut cache_write = pick(|s| s.cache_write_per_mtok, self.cache_write_per_mtok);
+        let mut cache_write_1h = pick(|s| s.cache_write_1h_per_mtok, self.cache_write_1h_per_mtok);
+
+        // Standard long-context prices always count; a service tier's own only for it.
+        let st_tier = st.and_then(|s| s.tier.as_ref());
+        let std_tier = self.tier.as_ref();
+        let crossed = [std_tier, st_tier]
+            .into_iter()
+            .flatten()
+            .any(|t| prompt > t.above_tokens || (t.inclusive && prompt == t.above_tokens));
+        if crossed {
+            let above = |f: fn(&TierPrice) -> Option<f64>| {
+                st_tier.and_then(f).or_else(|| std_tier.and_then(f))
+            };
+            input = above(|t| t.input_per_mtok).unwrap_or(input);
+            output = above(|t| t.output_per_mtok).unwrap_or(output);
+            cache_read = above(|t| t.cached_input_per_mtok).or(cache_read);
+            cache_write = above(|t| t.cache_write_per_mtok).or(cache_write);
+            // LiteLLM looks up the 1-hour price above the threshold by the exact key of the
+            // request's tier only, so a service tier skips the standard long-context one.
+            let long_1h = match st {
+                Some(_) => st_tier.and_then(|t| t.cache_write_1h_per_mtok),
+                None => std_tier.and_then(|t| t.cache_write_1h_per_mtok),
+            };
+            cache_write_1h = long_1h.or(cache_write_1h);
+        }
+        let cache_write = cache_write.unwrap_or(input);
+        // `_resolve_reasoning_token_cost`: the tier's reasoning price; else, when the tier
+        // has its own output price, the output price; else the standard reasoning price.
+        let reasoning = match st {
+            Some(s) if s.reasoning_per_mtok.is_some() => s.reasoning_per_mtok,
+            Some(s) if s.output_per_mtok.is_some() => Some(output),
+            _ => self.reasoning_per_mtok,
+        }
+        .unwrap_or(output);
+        Rates {
+            input,
+            output,
+            cache_read: cache_read.unwrap_or(input),
+            cache_write,
+            cache_write_1h: cache_write_1h.unwrap_or(cache_write),
+            reasoning,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    fn base() -> Price {
+        Price {
+            input_per_mtok: 2.0,
+            output_per_mtok: 10.0,
+            cached_input_per_mtok: Some(0.5),
+            cache_write_per_mtok: Some(2.5),
+            cache_write_1h_per_mtok: Some(4.0),
+            reasoning_per_mtok: None,
+            web_search_per_call: Some(0.01),
+            tier: Some(TierPrice {
+                above_tokens: 200_000,
+                input_per_mtok: Some(4.0),
+                output_per_mtok: Some(15.0),
+                cached_input_per_mtok: Some(1.0),
+                cache_write_per_mtok: None,
+                cache_write_1h_per_mtok: None,
+                inclusive: false,
+            }),
+            flex: Some(ServiceTierPrice {
+                input_per_mtok: Some(1.0),
+                output_per_mtok: Some(5.0),
+                ..ServiceTierPrice::default()
+            }),
+            priority: None,
+        }
+    }
+
+    fn t(prompt: u64, completion: u64, cached: u64, written: u64) -> TokenCounts {
+        TokenCounts {
+            prompt,
+            completion,
+            cached_prompt: cached,
+            cache_write: written,
+        }
+    }
+
+    #[test]
+    fn rules_table() {
+        let p = base();
+        let d = UsageDetail::default();
+        let flex = UsageDetail {
+            service_tier: ServiceTier::Flex,
+            ..d
+        };
+        let cases: &[(&str, TokenCounts, UsageDetail, f64)] = &[
+            (
+                "plain",
+                t(1_000, 100, 0, 0),
+                d,
+                1_000.0 * 2.0 + 100.0 * 10.0,
+            ),
+            (
+                "cached and 5m/1h writes",
+                t(1_000, 100, 300, 200),
+                UsageDetail {
+                    cache_write_1h: 50,
+                    ..d
+                },
+                500.0 * 2.0 + 300.0 * 0.5 + 150.0 * 2.5 + 50.0 * 4.0 + 100.0 * 10.0,
+            ),
+            // exactly at the threshold is below it; one more token prices everything above
+            (
+                "at threshold",
+                t(200_000, 10, 0, 0),
+                d,
+                200_000.0 * 2.0 + 100.0,
+            ),
+            (
+                "above threshold: whole request, writes keep their price",
+                t(200_001, 10, 1, 100),
+                d,
+                199_900.0 * 4.0 + 1.0 * 1.0 + 100.0 * 2.5 + 10.0 * 15.0,
+            ),
+            (
+                "flex",
+                t(1_000, 100, 0, 0),
+                flex,
+                1_000.0 * 1.0 + 100.0 * 5.0,
+            ),
+            // flex has no long-context price: the standard long-context one applies
+            (
+                "flex above",
+                t(300_000, 100, 0, 0),
+                flex,
+                300_000.0 * 4.0 + 100.0 * 15.0,
+            ),
+            // flex has its own output price, so reasoning is billed at it
+            (
+                "flex reasoning",
+                t(1_000, 100, 0, 0),
+                UsageDetail {
+                    reasoning: 40,
+                    ..flex
+                },
+                1_000.0 + 100.0 * 5.0,
+            ),
+            (
+                "priority falls back to standard",
+                t(1_000, 100, 0, 0),
+                UsageDetail {
+                    service_tier: ServiceTier::Priority,
+                    ..d
+                },
+                1_000.0 * 2.0 + 100.0 * 10.0,
+            ),
+            (
+                "web searches",
+                t(0, 0, 0, 0),
+                UsageDetail {
+                    web_searches: 3,
+                    ..d
+                },
+                0.03 * 1e6,
+            ),
+        ];
+        for (name, tokens, detail, want_micro) in cases {
+            let got = p.cost_usd_with(*tokens, *detail);
+            assert!(
+                close(got, want_micro / 1e6),
+                "{name}: {got} != {}",
+                want_micro / 1e6
+            );
+        }
+    }
+
+    #[test]
+    fn reasoning_rate_and_inclusive_threshold() {
+        let p = Price {
+            input_per_mtok: 1.0,
+            output_per_mtok: 2.0,
+            reasoning_per_mtok: Some(8.0),
+            tier: Some(TierPrice {
+                above_tokens: 100,
+                input_per_mtok: Some(3.0),
+                inclusive: true,
+                ..TierPrice::default()
+            }),
+            ..Price::default()
+        };
+        let d = UsageDetail {
+            reasoning: 30,
+            ..UsageDetail::default()
+        };
+        // 70 text tokens at 2, 30 reasoning at 8; a 100-token prompt is above when inclusive
+        let got = p.cost_usd_with(t(100, 100, 0, 0), d);
+        assert!(close(got, (300.0 + 140.0 + 240.0) / 1e6), "{got}");
+        // no cache prices: cached and written tokens pay input
+        let got = p.cost_usd(t(50, 0, 10, 10));
+        assert!(close(got, 50.0 / 1e6), "{got}");
+    }
+
+    #[test]
+    fn service_tier_names() {
+        let cases = [
+            ("flex", ServiceTier::Flex),
+            ("FLEX", ServiceTier::Flex),
+            ("priority", ServiceTier::Priority),
+            ("fast", ServiceTier::Priority),
+            ("default", ServiceTier::Standard),
+            ("auto", ServiceTier::Standard),
+            ("batch", ServiceTier::Standard),
+            ("", ServiceTier::Standard),
+        ];
+        for (name, want) in cases {
+            assert_eq!(ServiceTier::parse(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn override_shapes_deserialize_and_reject_unknown_fields() {
+        let yaml = r#"{"input_per_mtok": 3, "output_per_mtok": 15, "cached_input_per_mtok": 0.3,
+            "cache_write_per_mtok": 3.75, "cache_write_1h_per_mtok": 6, "reasoning_per_mtok": 20,
+            "web_search_per_call": 0.01,
+            "tier": {"above_tokens": 200000, "input_per_mtok": 6, "output_per_mtok": 22.5},
+            "flex": {"input_per_mtok": 1.5, "output_per_mtok": 7.5,
+                     "tier": {"above_tokens": 200000, "input_per_mtok": 3}},
+            "priority": {"input_per_mtok": 6, "output_per_mtok": 30}}"#;
+        let p: Price = serde_json::from_str(yaml).unwrap();
+        assert_eq!(p.cache_write_1h_per_mtok, Some(6.0));
+        assert_eq!(p.tier.unwrap().above_tokens, 200_000);
+        assert_eq!(p.flex.unwrap().tier.unwrap().input_per_mtok, Some(3.0));
+        assert_eq!(p.priority.unwrap().output_per_mtok, Some(30.0));
+        assert_eq!(p.all_prices().len(), 7 + 2 + 2 + 1 + 2);
+        for bad in [
+            r#"{"input_per_mtok": 1, "output_per_mtok": 1, "x": 1}"#,
+            r#"{"input_per_mtok": 1, "output_per_mtok": 1, "tier": {"input_per_mtok": 1}}"#,
+            r#"{"input_per_mtok": 1, "output_per_mtok": 1, "tier": {"above_tokens": 1, "y": 1}}"#,
+            r#"{"input_per_mtok": 1, "output_per_mtok": 1, "flex": {"z": 1}}"#,
+            r#"{"input_per_mtok": 1}"#,
+        ] {
+            assert!(serde_json::from_str::<Price>(bad).is_err(), "{bad}");
+        }
+    }
+}
