@@ -66,9 +66,9 @@ async fn bad_requests_get_openai_errors_and_are_recorded() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    // Stored responses cannot be retrieved through smartproxy: said plainly.
+    // Stored responses can be read, not deleted, through smartproxy: said plainly.
     let resp = client
-        .get(format!("{base}/responses/resp_123"))
+        .delete(format!("{base}/responses/resp_123"))
         .bearer_auth(&session.key)
         .send()
         .await
