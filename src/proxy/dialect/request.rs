@@ -16,13 +16,10 @@ pub struct Inbound {
     /// The body in OpenAI's format (for `Completions`, the completions body).
     pub hub: Bytes,
     /// The body as an Anthropic or Responses API client sent it, for targets that speak that
-    /// format natively; `hub` is its chat completions translation for the others.
+    /// format natively; `hub` is its chat completions translation for the others (for the
+    /// Responses API, empty until routing finds a target that needs it:
+    /// [`Inbound::translate_responses`]).
     pub native: Option<Bytes>,
-    /// Why a Responses API request has no chat translation (`hub` is empty then): the error
-    /// for any target that needs one.
-    pub untranslatable: Option<ResponsesRefusal>,
-    /// Hosted tools left out of the chat translation (`web_search`), for a response header.
-    pub dropped_tools: Vec<String>,
     /// The model the client named.
     pub model: String,
     pub stream: bool,
@@ -40,21 +37,29 @@ pub struct Inbound {
     pub client_session: Option<String>,
 }
 
-/// A Responses API request that cannot go to a chat completions provider, kept until routing
-/// says whether the target needs the translation.
-#[derive(Debug, Clone)]
-pub struct ResponsesRefusal(responses::ResponsesError);
-
-impl ResponsesRefusal {
-    pub fn to_error(&self) -> ApiError {
-        translation_error(
-            format!(
-                "{}: {} (the model's provider takes chat completions, so smartproxy translates \
-                 Responses API requests for it)",
-                self.0.field, self.0.message
-            ),
-            Some(&self.0.field),
-        )
+impl Inbound {
+    /// Writes a Responses API request's chat completions translation into `hub`, for targets
+    /// without that API; done only when routing finds one, so requests passed to OpenAI
+    /// untouched are not parsed twice. The error names the field chat cannot carry.
+    pub fn translate_responses(&mut self) -> Result<(), ApiError> {
+        let Some(body) = self.native.as_ref().filter(|_| self.hub.is_empty()) else {
+            return Ok(());
+        };
+        let conversion = responses::request_to_chat(body).map_err(|refusal| {
+            translation_error(
+                format!(
+                    "{}: {} (the model's provider takes chat completions, so smartproxy \
+                     translates Responses API requests for it)",
+                    refusal.field, refusal.message
+                ),
+                Some(&refusal.field),
+            )
+        })?;
+        if !conversion.dropped_tools.is_empty() {
+            tracing::debug!(tools = ?conversion.dropped_tools, "hosted tools left out of the chat translation");
+        }
+        self.hub = Bytes::from(conversion.body);
+        Ok(())
     }
 }
 
@@ -98,25 +103,11 @@ fn static_param(name: &str) -> Option<&'static str> {
 }
 
 pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inbound, ApiError> {
-    let mut untranslatable = None;
-    let mut dropped_tools = Vec::new();
     let (hub, native, passthrough_headers) = match dialect {
         Dialect::OpenAi | Dialect::Completions | Dialect::Embeddings => (body, None, Vec::new()),
         Dialect::Responses => {
-            // Read as the client wrote it first: a malformed request is refused whatever the
-            // target. The chat translation is only used when the target has no Responses API.
-            ResponsesView::parse(&body).map_err(ApiError::bad_request)?;
-            let hub = match responses::request_to_chat(&body) {
-                Ok(conversion) => {
-                    dropped_tools = conversion.dropped_tools;
-                    Bytes::from(conversion.body)
-                }
-                Err(refusal) => {
-                    untranslatable = Some(ResponsesRefusal(refusal));
-                    Bytes::new()
-                }
-            };
-            (hub, Some(body), Vec::new())
+            // The chat translation waits for routing (`translate_responses`).
+            (Bytes::new(), Some(body), Vec::new())
         }
         Dialect::Anthropic => {
             let model = anthropic_model(&body)?;
@@ -165,8 +156,6 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             prompt_bytes: view.prompt.get().len(),
             hub: Bytes::new(),
             native: None,
-            untranslatable: None,
-            dropped_tools: Vec::new(),
             passthrough_headers: Vec::new(),
             client_session: None,
         }
@@ -184,8 +173,6 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             prompt_bytes: view.prompt_bytes(),
             hub: Bytes::new(),
             native: None,
-            untranslatable: None,
-            dropped_tools: Vec::new(),
             passthrough_headers: Vec::new(),
             client_session: None,
         }
@@ -203,8 +190,6 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             prompt_bytes: view.input.get().len(),
             hub: Bytes::new(),
             native: None,
-            untranslatable: None,
-            dropped_tools: Vec::new(),
             passthrough_headers: Vec::new(),
             client_session: None,
         }
@@ -221,16 +206,12 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             prompt_bytes: view.messages.get().len(),
             hub: Bytes::new(),
             native: None,
-            untranslatable: None,
-            dropped_tools: Vec::new(),
             passthrough_headers: Vec::new(),
             client_session: None,
         }
     };
     inbound.hub = hub;
     inbound.native = native;
-    inbound.untranslatable = untranslatable;
-    inbound.dropped_tools = dropped_tools;
     inbound.passthrough_headers = passthrough_headers;
     inbound.client_session = client_session;
     Ok(inbound)

@@ -85,14 +85,11 @@ pub async fn attempt(
             (Some(native_body), true) => {
                 (native_body, WireFormat::Anthropic, Endpoint::Chat, false)
             }
-            (Some(_), false) if inbound.untranslatable.is_some() => {
-                // Routing kept only targets that need no translation; this is a safety net.
-                let reason = inbound
-                    .untranslatable
-                    .as_ref()
-                    .map(|r| r.to_error().message)
-                    .unwrap_or_default();
-                return Err(ProviderError::Rejected(reason));
+            (Some(_), false) if hub.is_empty() => {
+                // Routing translated the request for every target that needs it; a safety net.
+                return Err(ProviderError::Rejected(
+                    "the request has no chat completions translation".to_owned(),
+                ));
             }
             (Some(_), false) => (&hub, WireFormat::OpenAi, Endpoint::Chat, add_stream_usage),
             (None, _) => (

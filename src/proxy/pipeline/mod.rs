@@ -97,9 +97,9 @@ pub async fn serve(
 
 /// The phases in order; the first error ends the request.
 async fn phases(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    let request = admit::admit(ctx, req).await?;
+    let mut request = admit::admit(ctx, req).await?;
     tracing::Span::current().record("model", tracing::field::display(&request.inbound.model));
-    let plan = route::route(ctx, &request)?;
+    let plan = route::route(ctx, &mut request)?;
     let cache_key = cache::key(ctx, &request, &plan);
     if let Some(hit) = cache::lookup(ctx, &request, cache_key.as_deref()).await? {
         return Ok(hit);

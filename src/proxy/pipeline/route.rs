@@ -10,7 +10,7 @@ use crate::proxy::dialect::Dialect;
 use crate::proxy::error::ApiError;
 use crate::routing::plan::{self, Facts, Plan};
 
-pub fn route(ctx: &mut RequestCtx, request: &Admitted) -> Result<Plan, ApiError> {
+pub fn route(ctx: &mut RequestCtx, request: &mut Admitted) -> Result<Plan, ApiError> {
     let inbound = &request.inbound;
     let config = &ctx.rt.config;
     // Rules match the run's tag, or under the daemon the client key's name.
@@ -33,12 +33,18 @@ pub fn route(ctx: &mut RequestCtx, request: &Admitted) -> Result<Plan, ApiError>
     let health = &ctx.state.health;
     let mut plan = plan::plan(config, &facts, &|p, m| health.is_open(p, m, now))
         .map_err(|e| ApiError::no_route(&e))?;
-    if let Some(refusal) = &inbound.untranslatable {
-        // A Responses API request chat cannot carry goes only where it needs no translation.
+    if ctx.dialect == Dialect::Responses
+        && plan
+            .targets
+            .iter()
+            .any(|t| !config.providers[t.provider].responses_api)
+        && let Err(refusal) = request.inbound.translate_responses()
+    {
+        // What chat cannot carry goes only where it needs no translation.
         plan.targets
             .retain(|t| config.providers[t.provider].responses_api);
         if plan.targets.is_empty() {
-            return Err(refusal.to_error());
+            return Err(refusal);
         }
     }
     if !ctx.dialect.is_chat() {
