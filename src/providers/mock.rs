@@ -85,7 +85,7 @@ impl Provider for MockProvider {
                     request.request_id.trim_start_matches("req_")
                 ),
                 model: view.model.to_string(),
-                created: created_now(),
+                created: super::http::unix_now(),
                 prompt_tokens: estimate_tokens(view.messages.get().len()),
                 content,
                 finish_reason,
@@ -309,12 +309,6 @@ fn error_response(status: u16, message: Option<String>) -> UpstreamResponse {
 
 fn once(bytes: Bytes) -> super::BodyStream {
     futures_util::stream::once(async move { Ok(bytes) }).boxed()
-}
-
-fn created_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// What `GET /v1/models` lists for the mock provider (it answers to any model name).

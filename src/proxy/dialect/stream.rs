@@ -43,13 +43,10 @@ impl StreamFraming {
     ) -> Self {
         if let Some(kinds) = responses_from_chat {
             let id = crate::translate::responses::response_id(request_id);
-            let created = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
             return Self::ResponsesFromChat(Box::new(StreamToResponses::new(
                 &id,
                 requested_model,
-                created,
+                crate::providers::http::unix_now(),
                 kinds,
             )));
         }

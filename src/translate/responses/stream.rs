@@ -152,18 +152,13 @@ impl StreamToResponses {
         response_object(&self.id, self.created, &self.model, finish, output, usage)
     }
 
-    /// Text or reasoning text: into the open item of that kind, or a new one (closing the
-    /// other open text item: the client reads items in order).
+    /// Text or reasoning text: into the open item of that kind, or a new one.
     fn append(&mut self, kind: ItemKind, text: &str, out: &mut Vec<Bytes>) {
         let open = self.items.iter().position(|i| i.open && i.kind == kind);
         let index = match open {
             Some(index) => index,
             None => {
-                for index in 0..self.items.len() {
-                    if matches!(self.items[index].kind, ItemKind::Text | ItemKind::Reasoning) {
-                        self.close(index, out);
-                    }
-                }
+                self.close_text_items(out);
                 self.open(kind, out)
             }
         };
@@ -184,6 +179,16 @@ impl StreamToResponses {
                     json!({"item_id": item_id, "output_index": index, "content_index": 0, "delta": text, "logprobs": []}),
                     out,
                 );
+            }
+        }
+    }
+
+    /// Closes the open text and reasoning items: a new item starts, and the client reads
+    /// items in order.
+    fn close_text_items(&mut self, out: &mut Vec<Bytes>) {
+        for index in 0..self.items.len() {
+            if matches!(self.items[index].kind, ItemKind::Text | ItemKind::Reasoning) {
+                self.close(index, out);
             }
         }
     }
@@ -242,11 +247,7 @@ impl StreamToResponses {
         let index = match found {
             Some(index) => index,
             None => {
-                for index in 0..self.items.len() {
-                    if matches!(self.items[index].kind, ItemKind::Text | ItemKind::Reasoning) {
-                        self.close(index, out);
-                    }
-                }
+                self.close_text_items(out);
                 let index = self.items.len();
                 let name = call["function"]["name"].as_str().unwrap_or_default();
                 let call_id = call["id"].as_str().unwrap_or_default();
