@@ -44,7 +44,7 @@ complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "shim" -d 'Shi
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "env" -d 'Print the variables that point tools started outside `run` at the daemon, for `eval`'
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c smartproxy -n "__fish_smartproxy_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l budget -d 'Session budget in USD: requests that would exceed it get 429 (budget_exceeded) [env: SMARTPROXY_BUDGET_SESSION_LIMIT_USD; config: budget.session_usd]' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l budget -d 'Session budget in USD: requests that would exceed it are fitted to what is left, or downgraded or refused with 429 (`budget.on_exceed`) [env: SMARTPROXY_BUDGET_SESSION_LIMIT_USD; config: budget.session_usd]' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l tag -d 'A name for this session in stats and session lists' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l summary -d 'How to print the cost summary on stderr when the command exits' -r -f -a "table\t''
 json\t''

@@ -102,3 +102,127 @@ async fn concurrent_requests_cannot_overspend_beyond_their_reservations() {
     assert_eq!(upstream.calls(), 3);
     session.finish(0);
 }
+
+fn header(reply: &support::Reply, name: &str) -> Option<String> {
+    reply
+        .headers
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// `budget.on_exceed: fit`, the default: a request whose full `max_tokens` would not fit gets
+/// its cap lowered to what is left, so a session spends its budget instead of being refused
+/// with most of it unused; only when not even a short answer fits is it refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_that_do_not_fit_are_fitted_to_what_is_left() {
+    let env = TestEnv::new();
+    let config = env.write("sp.yaml", "providers:\n  - name: m\n    kind: mock\n");
+    let session = env.start_run(
+        &[
+            "run",
+            "--budget",
+            "0.01",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    );
+    // gpt-4o at $2.50 / $10 per million tokens: max_tokens 4096 alone would reserve $0.041,
+    // four times the budget; the mock's reply (~25 tokens) costs about $0.0003.
+    let body = serde_json::json!({"model": "gpt-4o", "max_tokens": 4096, "messages": [{"role": "user", "content": "hi"}]});
+    let mut statuses = Vec::new();
+    let mut warned = 0;
+    for _ in 0..60 {
+        let reply = post_chat(&session.base_url, Some(&session.key), body.to_string()).await;
+        statuses.push(reply.status);
+        if reply.status == 429 {
+            assert_eq!(reply.json()["error"]["code"], "budget_exceeded");
+            break;
+        }
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let action = header(&reply, "x-smartproxy-budget-action").unwrap();
+        let cap: u64 = action
+            .strip_prefix("fit: max_tokens 4096 -> ")
+            .unwrap_or_else(|| panic!("{action}"))
+            .parse()
+            .unwrap();
+        assert!((32..4096).contains(&cap), "{action}");
+        if let Some(warning) = header(&reply, "x-smartproxy-budget-warning") {
+            assert!(warning.starts_with("session budget"), "{warning}");
+            warned += 1;
+        }
+    }
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        served >= 30,
+        "the budget is spent, not refused early: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.last(),
+        Some(&429),
+        "refused once not even a short answer fits"
+    );
+    assert!(warned >= 1, "responses warn past 80% of the budget");
+    let out = session.finish(0);
+    let stderr = support::text(&out.stderr);
+    assert_eq!(
+        stderr.matches("session budget").count(),
+        1,
+        "stderr warns once: {stderr}"
+    );
+
+    let rows = env.requests();
+    let spent: f64 = rows
+        .iter()
+        .filter_map(|r| r["cost_usd"].parse::<f64>().ok())
+        .sum();
+    assert!(spent <= 0.01 && spent > 0.008, "spent {spent}");
+    for row in &rows[..served] {
+        assert!(
+            row["budget_action"].starts_with("fit: max_tokens 4096 -> "),
+            "{row:?}"
+        );
+    }
+    assert_eq!(rows[served]["budget_action"], "refused: session budget");
+}
+
+/// `budget.on_exceed: downgrade`: what does not fit goes to `budget.downgrade_to`, recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_that_do_not_fit_can_be_downgraded() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        "providers:\n  - name: m\n    kind: mock\nbudget:\n  on_exceed: downgrade\n  downgrade_to: gpt-4o-mini\n",
+    );
+    let session = env.start_run(
+        &[
+            "run",
+            "--budget",
+            "0.01",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let body = serde_json::json!({"model": "gpt-4o", "max_tokens": 4096, "messages": [{"role": "user", "content": "hi"}]});
+    let reply = post_chat(&session.base_url, Some(&session.key), body.to_string()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        header(&reply, "x-smartproxy-budget-action").as_deref(),
+        Some("downgrade: gpt-4o -> gpt-4o-mini")
+    );
+    assert_eq!(reply.json()["model"], "gpt-4o-mini");
+    // A request that fits as it is stays on its model.
+    let small = serde_json::json!({"model": "gpt-4o", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
+    let reply = post_chat(&session.base_url, Some(&session.key), small.to_string()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(header(&reply, "x-smartproxy-budget-action"), None);
+    session.finish(0);
+
+    let rows = env.requests();
+    assert_eq!(rows[0]["requested_model"], "gpt-4o");
+    assert_eq!(rows[0]["served_model"], "gpt-4o-mini");
+    assert_eq!(rows[0]["budget_action"], "downgrade: gpt-4o -> gpt-4o-mini");
+    assert_eq!(rows[1]["served_model"], "gpt-4o");
+    assert_eq!(rows[1]["budget_action"], "NULL");
+}

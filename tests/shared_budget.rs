@@ -17,7 +17,8 @@ async fn two_processes_racing_one_daily_limit_stay_within_it() {
     // Each request reserves ~$0.00103 (gpt-4o, max_tokens 100): three fit under $0.0035.
     let config = env.upstream_config(
         &upstream.base_url(),
-        "budget:\n  daily_usd: 0.0035\n  timezone: utc\n",
+        // Refusing, not fitting: this is about reservations racing.
+        "budget:\n  daily_usd: 0.0035\n  timezone: utc\n  on_exceed: refuse\n",
     );
     let a = env.start_run(
         &["run", "--config", config.to_str().unwrap()],

@@ -259,9 +259,10 @@ mod tests {
         let path = dir.path().join("ledger.db");
         let base = fill(&path, false);
         let conn = crate::ledger::open_connection(&path).unwrap();
-        // A ledger from before the rollup (and the billing column) existed.
+        // A ledger from before the rollup (and the billing and budget_action columns) existed.
         conn.execute_batch(
-            "DROP TABLE spend; ALTER TABLE requests DROP COLUMN billing; PRAGMA user_version = 9;",
+            "DROP TABLE spend; ALTER TABLE requests DROP COLUMN billing;
+             ALTER TABLE requests DROP COLUMN budget_action; PRAGMA user_version = 9;",
         )
         .unwrap();
         drop(crate::ledger::keys::open(&path).unwrap()); // opening migrates

@@ -42,7 +42,8 @@ python agent.py\n  smartproxy run --budget 0.50 --tag nightly -- ./eval.sh\n  sm
 python agent.py"
 )]
 pub struct RunArgs {
-    /// Session budget in USD: requests that would exceed it get 429 (budget_exceeded)
+    /// Session budget in USD: requests that would exceed it are fitted to what is left, or
+    /// downgraded or refused with 429 (`budget.on_exceed`)
     /// [env: SMARTPROXY_BUDGET_SESSION_LIMIT_USD; config: budget.session_usd].
     #[arg(long, value_name = "USD")]
     pub budget: Option<f64>,

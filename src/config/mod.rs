@@ -362,6 +362,23 @@ pub struct BudgetConfig {
     pub utc_offset_s: Option<i32>,
     /// Whether subscription-billed pass-through requests count at their notional cost.
     pub count_subscription: bool,
+    /// What a request whose reservation does not fit a budget gets.
+    pub on_exceed: OnExceed,
+    /// The model or alias `OnExceed::Downgrade` routes such a request to.
+    pub downgrade_to: Option<String>,
+}
+
+/// What a request that does not fit a budget gets (`budget.on_exceed`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnExceed {
+    /// 429 `budget_exceeded`.
+    Refuse,
+    /// Its output cap lowered to what the budget has left; refused only when not even a short
+    /// answer fits.
+    #[default]
+    Fit,
+    /// Sent to `budget.downgrade_to` instead, when that fits; else fitted, else refused.
+    Downgrade,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -250,6 +250,10 @@ pub struct RawBudget {
     /// Whether pass-through requests billed to a subscription count against the budgets at
     /// their notional list-price cost.
     pub count_subscription: Option<bool>,
+    /// What a request that does not fit gets: `refuse`, `fit` (default) or `downgrade`.
+    pub on_exceed: Option<String>,
+    /// The model (or alias) `on_exceed: downgrade` sends such a request to.
+    pub downgrade_to: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -502,12 +502,38 @@ impl Validator<'_> {
                 }
             },
         };
+        let on_exceed = match b.on_exceed.as_deref().map(str::trim) {
+            None | Some("fit") => super::OnExceed::Fit,
+            Some("refuse") => super::OnExceed::Refuse,
+            Some("downgrade") => super::OnExceed::Downgrade,
+            Some(other) => {
+                self.error(
+                    "budget.on_exceed",
+                    format!("`{other}` is not `refuse`, `fit` or `downgrade`"),
+                );
+                super::OnExceed::Fit
+            }
+        };
+        let downgrade_to = b
+            .downgrade_to
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned);
+        if on_exceed == super::OnExceed::Downgrade && downgrade_to.is_none() {
+            self.error(
+                "budget.on_exceed",
+                "`downgrade` needs `budget.downgrade_to`, the cheaper model or alias to use",
+            );
+        }
         BudgetConfig {
             session_usd,
             daily_usd,
             monthly_usd,
             utc_offset_s,
             count_subscription: b.count_subscription.unwrap_or(false),
+            on_exceed,
+            downgrade_to,
         }
     }
 
@@ -884,6 +910,24 @@ mod tests {
             errs[0].key.as_deref(),
             Some("SMARTPROXY_BUDGET_SESSION_LIMIT_USD")
         );
+    }
+
+    #[test]
+    fn budget_on_exceed_is_checked() {
+        let errs = errors("budget:\n  on_exceed: sometimes\n");
+        assert_eq!(errs[0].key.as_deref(), Some("budget.on_exceed"));
+        assert_eq!(errs[0].line, Some(2), "{}", errs[0]);
+        let errs = errors("budget:\n  on_exceed: downgrade\n");
+        assert!(errs[0].message.contains("downgrade_to"), "{}", errs[0]);
+        let config = from_yaml("", None, &no_env).unwrap();
+        assert_eq!(config.budget.on_exceed, super::super::OnExceed::Fit);
+        let config = from_yaml(
+            "budget: {on_exceed: downgrade, downgrade_to: gpt-4o-mini}\n",
+            None,
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(config.budget.downgrade_to.as_deref(), Some("gpt-4o-mini"));
     }
 
     #[test]

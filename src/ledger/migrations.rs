@@ -172,6 +172,9 @@ const MIGRATIONS: &[&str] = &[
     // 11: who pays for a request: `api` (a provider key) or `subscription` (a client's own
     // subscription credential passed through; its cost is the notional list price).
     "ALTER TABLE requests ADD COLUMN billing TEXT NOT NULL DEFAULT 'api';",
+    // 12: what a budget did to the request: `fit: max_tokens 4096 -> 812`,
+    // `downgrade: gpt-4o -> gpt-4o-mini`, `refused: session budget`; NULL when it fitted.
+    "ALTER TABLE requests ADD COLUMN budget_action TEXT;",
 ];
 
 /// The schema version this build migrates to.

@@ -115,6 +115,9 @@ pub struct RequestRecord {
     /// The shared-budget reservation this row settles (removed in the same transaction).
     pub reservation_id: Option<String>,
     pub billing: Billing,
+    /// What a budget did to the request (its output cap lowered, its model downgraded, or it
+    /// was refused); `None` when it fitted as it was.
+    pub budget_action: Option<String>,
     /// Whether the cost counts against the shared budgets (not for subscription rows unless
     /// `budget.count_subscription`).
     pub budgeted: bool,
@@ -158,6 +161,7 @@ impl RequestRecord {
             client_session: None,
             reservation_id: None,
             billing: Billing::Api,
+            budget_action: None,
             budgeted: true,
         }
     }

@@ -70,6 +70,10 @@ pub struct Trip {
     pub budget_remaining: Option<f64>,
     /// Time spent waiting on providers (attempts and backoff), to tell smartproxy's own share.
     pub upstream: std::time::Duration,
+    /// The output cap a budget lowered the request to (`budget.on_exceed: fit`).
+    pub output_cap: Option<u64>,
+    /// A budget is mostly used: which, and how much.
+    pub budget_warning: Option<String>,
 }
 
 /// Tokens known for a request: the provider's usage, or an estimate.

@@ -28,6 +28,8 @@ const X_CACHE: HeaderName = HeaderName::from_static("x-smartproxy-cache");
 const X_BUDGET: HeaderName = HeaderName::from_static("x-smartproxy-budget-remaining");
 const X_OVERHEAD: HeaderName = HeaderName::from_static("x-smartproxy-overhead-ms");
 const X_COST: HeaderName = HeaderName::from_static("x-smartproxy-cost");
+const X_BUDGET_ACTION: HeaderName = HeaderName::from_static("x-smartproxy-budget-action");
+const X_BUDGET_WARNING: HeaderName = HeaderName::from_static("x-smartproxy-budget-warning");
 
 pub(super) fn routing_headers(
     state: &AppState,
@@ -68,6 +70,8 @@ pub(super) fn routing_headers(
         .filter(|_| with_cost)
         .map(|c| put(&format_args!("{c:.8}")));
     let attempts = put(&record.attempts);
+    let action = record.budget_action.as_ref().map(|a| put(a));
+    let warning = trip.budget_warning.as_ref().map(|w| put(w));
     let text = Bytes::from(text);
     let mut insert = |name: HeaderName, range: Option<std::ops::Range<usize>>| {
         if let Some(value) = range.and_then(|r| HeaderValue::from_maybe_shared(text.slice(r)).ok())
@@ -86,6 +90,8 @@ pub(super) fn routing_headers(
     insert(X_OVERHEAD, Some(overhead));
     insert(X_COST, cost);
     insert(X_ATTEMPTS, Some(attempts));
+    insert(X_BUDGET_ACTION, action);
+    insert(X_BUDGET_WARNING, warning);
     headers.insert(
         X_FAILOVER,
         HeaderValue::from_static(if trip.failover { "true" } else { "false" }),

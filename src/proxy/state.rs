@@ -135,6 +135,8 @@ pub struct AppState {
     pub after_reload: Option<fn(&AppState)>,
     /// Models already warned about for having no price.
     unpriced_warned: Mutex<HashSet<String>>,
+    /// Budgets already warned about for being mostly used.
+    budget_warned: Mutex<HashSet<&'static str>>,
     /// Set when the drain grace ran out: requests dropped after this were cut by smartproxy.
     stopped: AtomicBool,
     /// Under a nested `run`: the outer session's proxy, and this session's id to tell it, so
@@ -173,6 +175,7 @@ impl AppState {
             shared_budget: None,
             after_reload: None,
             unpriced_warned: Mutex::default(),
+            budget_warned: Mutex::default(),
             stopped: AtomicBool::new(false),
             forward_to_parent: None,
             children: Mutex::default(),
@@ -251,6 +254,19 @@ impl AppState {
             }
         }
         cost
+    }
+
+    /// Logs `warning` the first time budget `name` passes its warning mark (responses say it
+    /// every time, in a header).
+    pub fn warn_budget_once(&self, name: &'static str, warning: &str) {
+        let first = self
+            .budget_warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name);
+        if first {
+            tracing::warn!("{warning}");
+        }
     }
 
     /// Records a circuit breaker opening or closing as a ledger anomaly, and logs it.

@@ -496,6 +496,9 @@ pub struct Rewrite<'a> {
     /// Send the output cap as `max_completion_tokens` (OpenAI's own API; see
     /// `ProviderConfig::wants_max_completion_tokens`).
     pub max_completion_tokens: bool,
+    /// A lower output cap a budget set, and the field it goes in (`max_tokens`,
+    /// `max_completion_tokens`, or the Responses API's `max_output_tokens`).
+    pub output_cap: Option<(&'static str, u64)>,
 }
 
 /// Rewrites a request body for its provider; other fields are kept as they were. Returns None
@@ -508,19 +511,25 @@ pub fn rewrite_request(
         model,
         add_stream_usage,
         max_completion_tokens,
+        output_cap,
     } = rewrite;
-    let rename_cap =
-        max_completion_tokens && memchr::memmem::find(body, b"\"max_tokens\"").is_some();
-    if model.is_none() && !add_stream_usage && !rename_cap {
+    let rename_cap = max_completion_tokens
+        && (output_cap.is_some_and(|(field, _)| field == "max_tokens")
+            || memchr::memmem::find(body, b"\"max_tokens\"").is_some());
+    if model.is_none() && !add_stream_usage && !rename_cap && output_cap.is_none() {
         return Ok(None);
     }
     if model.is_none()
         && !rename_cap
+        && output_cap.is_none()
         && let Some(spliced) = splice_stream_usage(body)
     {
         return Ok(Some(spliced));
     }
     let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)?;
+    if let Some((field, cap)) = output_cap {
+        value.insert(field.to_owned(), serde_json::Value::from(cap));
+    }
     if rename_cap
         && !value.contains_key("max_completion_tokens")
         && let Some(cap) = value.shift_remove("max_tokens")
@@ -595,6 +604,34 @@ mod tests {
                 serde_json::json!({"stream_options": {"include_usage": true}})
             );
         }
+    }
+
+    #[test]
+    fn a_budget_lowers_the_output_cap_under_the_field_given() {
+        let fit = |field| Rewrite {
+            output_cap: Some((field, 100)),
+            ..Rewrite::default()
+        };
+        let body = br#"{"model":"m","max_tokens":4096,"stream":true}"#;
+        let out = rewrite_request(body, fit("max_tokens")).unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["max_tokens"], 100);
+        let out = rewrite_request(br#"{"model":"m","input":"x"}"#, fit("max_output_tokens"))
+            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["max_output_tokens"], 100);
+        // OpenAI's own API takes the lowered cap as max_completion_tokens.
+        let both = Rewrite {
+            max_completion_tokens: true,
+            ..fit("max_tokens")
+        };
+        let out = rewrite_request(br#"{"model":"o3"}"#, both)
+            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["max_completion_tokens"], 100);
+        assert!(v.get("max_tokens").is_none());
     }
 
     #[test]

@@ -35,6 +35,17 @@ fn speaks_natively(dialect: Dialect, config: &ProviderConfig, provider: &dyn Pro
     }
 }
 
+/// Where a body of this endpoint keeps its output cap.
+fn output_cap_field(endpoint: Endpoint, body: &[u8]) -> &'static str {
+    if endpoint == Endpoint::Responses {
+        "max_output_tokens"
+    } else if memchr::memmem::find(body, b"\"max_completion_tokens\"").is_some() {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    }
+}
+
 pub async fn attempt(
     ctx: &mut RequestCtx,
     request: &Admitted,
@@ -59,6 +70,7 @@ pub async fn attempt(
             .map_or_else(|| inbound.hub.clone(), Bytes::from)
     };
     let request_id = ctx.fin.id().to_owned();
+    let fitted_cap = ctx.trip.output_cap;
     let client_headers = request
         .credential
         .as_ref()
@@ -110,6 +122,7 @@ pub async fn attempt(
             add_stream_usage: add_usage,
             max_completion_tokens: translated
                 && rt.config.providers[candidate.provider].wants_max_completion_tokens(),
+            output_cap: fitted_cap.map(|cap| (output_cap_field(endpoint, source), cap)),
         };
         let body = match rewrite_request(source, rewrite) {
             Ok(Some(rewritten)) => Bytes::from(rewritten),

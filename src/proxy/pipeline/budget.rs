@@ -1,10 +1,14 @@
 //! Phase 4, budget: the request's estimated cost is reserved against the session budget and the
-//! shared daily/monthly ones (429 when it does not fit). The reservation settles to the real
-//! cost when the ledger row is written.
+//! shared daily/monthly ones. A request that does not fit gets what `budget.on_exceed` says:
+//! `fit` (the default) lowers its output cap to what the budget has left, `downgrade` sends it
+//! to `budget.downgrade_to`, `refuse` answers 429. The reservation settles to the real cost when
+//! the ledger row is written; every decision goes on the row (`budget_action`).
 
 use std::sync::Arc;
 
 use super::{Admitted, RequestCtx};
+use crate::budget::Refusal;
+use crate::config::OnExceed;
 use crate::pricing::TokenCounts;
 use crate::proxy::error::ApiError;
 use crate::routing::plan::Plan;
@@ -12,66 +16,289 @@ use crate::routing::plan::Plan;
 /// Output tokens assumed for a budget reservation when the request sets no `max_tokens`.
 const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
 
+/// The shortest answer `fit` lowers a request to; below it the request is refused.
+const MIN_FIT_TOKENS: u64 = 32;
+
+/// Share of a budget after which responses carry a warning (and stderr says so once).
+const WARN_AT: f64 = 0.8;
+
+/// What the budget phase decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Reserved (its output cap perhaps lowered: `Trip::output_cap`).
+    Reserved,
+    /// Route the request to this model instead (`on_exceed: downgrade`), then reserve again.
+    Downgrade(String),
+}
+
+/// The request's cost as a function of its output cap, at the first target's prices.
+struct Estimate {
+    /// The prompt alone.
+    prompt_usd: f64,
+    /// Each output token.
+    per_output_usd: f64,
+}
+
+impl Estimate {
+    fn usd(&self, output_cap: u64) -> f64 {
+        self.prompt_usd + self.per_output_usd * output_cap as f64
+    }
+
+    /// The largest output cap the budget `refusal` reported room for.
+    fn cap_within(&self, refusal: &Refusal) -> Option<u64> {
+        let room = refusal.limit_usd - refusal.spent_usd - refusal.reserved_usd - self.prompt_usd;
+        if self.per_output_usd <= 0.0 || room <= 0.0 {
+            return None;
+        }
+        Some((room / self.per_output_usd).floor() as u64)
+    }
+}
+
 pub async fn reserve(
     ctx: &mut RequestCtx,
     request: &Admitted,
     plan: &Plan,
-) -> Result<(), ApiError> {
+    downgraded: bool,
+) -> Result<Admission, ApiError> {
     // Subscription requests cost nothing per token: budgets count their notional cost only
     // with `budget.count_subscription` (the admit phase marked the row).
     if !ctx.fin.record().budgeted {
-        return Ok(());
+        return Ok(Admission::Reserved);
     }
     let first = &plan.targets[0];
-    let provider = &ctx.rt.config.providers[first.provider].name;
-    let estimate = TokenCounts {
-        prompt: request.prompt_estimate,
-        completion: request
-            .inbound
-            .output_cap
-            .unwrap_or(DEFAULT_OUTPUT_ESTIMATE),
-        cached_prompt: 0,
-        cache_write: 0,
+    let rt = Arc::clone(&ctx.rt);
+    let provider = &rt.config.providers[first.provider].name;
+    let state = Arc::clone(&ctx.state);
+    let cost = |completion: u64| {
+        let tokens = TokenCounts {
+            prompt: request.prompt_estimate,
+            completion,
+            cached_prompt: 0,
+            cache_write: 0,
+        };
+        state
+            .cost_usd(Some(provider), &first.model, tokens)
+            .unwrap_or(0.0)
     };
-    let state = &ctx.state;
-    let estimate_usd = state
-        .cost_usd(Some(provider), &first.model, estimate)
-        .unwrap_or(0.0);
-    let reservation = state
-        .budget
-        .reserve(estimate_usd)
-        .map_err(|refusal| ApiError::budget_exceeded(&refusal))?;
-    ctx.fin.hold(reservation);
-    ctx.trip.budget_remaining = state.budget.remaining_usd();
+    // Prices are linear in output tokens (a long-context tier depends on the prompt alone).
+    let prompt_usd = cost(0);
+    let estimate = Estimate {
+        prompt_usd,
+        per_output_usd: (cost(1_000_000) - prompt_usd) / 1e6,
+    };
+    let asked = request.inbound.output_cap;
+    let mut cap = asked.unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
+    let policy = Policy {
+        on_exceed: rt.config.budget.on_exceed,
+        downgrade_to: rt.config.budget.downgrade_to.as_deref(),
+        downgraded,
+    };
+
+    let mut reservation = loop {
+        match state.budget.reserve(estimate.usd(cap)) {
+            Ok(reservation) => break reservation,
+            Err(refusal) => match policy.next(&refusal, &estimate, cap) {
+                Step::Fit(lower) => cap = lower,
+                Step::Downgrade(model) => return Ok(downgrade(ctx, &first.model, model)),
+                Step::Refuse => return Err(refuse(ctx, &refusal)),
+            },
+        }
+    };
 
     // A forwarded request is charged to the shared budgets by the nested session that sent it.
-    let Some(shared) = state
+    let shared = state
         .shared_budget
         .as_ref()
         .filter(|_| !ctx.fin.forwarded())
-    else {
-        return Ok(());
-    };
-    let shared = Arc::clone(shared);
-    let id = ctx.fin.id().to_owned();
-    let key = request.key_name.clone();
-    // The shared budgets live in the ledger file: a short SQLite transaction, off the runtime.
-    let reserved = tokio::task::spawn_blocking(move || {
-        shared.reserve(&id, key.as_deref(), estimate_usd, crate::ledger::now_ms())
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("budget check failed: {e}")))?;
-    let standings = reserved.map_err(|refusal| ApiError::budget_exceeded(&refusal))?;
+        .map(Arc::clone);
+    let mut standings = Vec::new();
+    if let Some(shared) = shared {
+        loop {
+            let shared = Arc::clone(&shared);
+            let id = ctx.fin.id().to_owned();
+            let key = request.key_name.clone();
+            let amount = estimate.usd(cap);
+            // The shared budgets live in the ledger file: a short SQLite transaction, off the
+            // runtime.
+            let reserved = tokio::task::spawn_blocking(move || {
+                shared.reserve(&id, key.as_deref(), amount, crate::ledger::now_ms())
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("budget check failed: {e}")))?;
+            match reserved {
+                Ok(granted) => {
+                    standings = granted;
+                    break;
+                }
+                Err(refusal) => match policy.next(&refusal, &estimate, cap) {
+                    Step::Fit(lower) => {
+                        cap = lower;
+                        // The session's claim shrinks with the request (a smaller claim fits
+                        // wherever the larger one did).
+                        drop(reservation);
+                        reservation = state
+                            .budget
+                            .reserve(estimate.usd(cap))
+                            .map_err(|refusal| refuse(ctx, &refusal))?;
+                    }
+                    Step::Downgrade(model) => return Ok(downgrade(ctx, &first.model, model)),
+                    Step::Refuse => return Err(refuse(ctx, &refusal)),
+                },
+            }
+        }
+    }
+    ctx.fin.hold(reservation);
     if !standings.is_empty() {
         ctx.fin.record().reservation_id = Some(ctx.fin.id().to_owned());
     }
-    for s in standings {
-        let remaining = s.remaining_usd();
+
+    if cap < asked.unwrap_or(DEFAULT_OUTPUT_ESTIMATE) {
+        let was = asked.map_or_else(|| "unset".to_owned(), |n| n.to_string());
+        ctx.fin.record().budget_action = Some(format!("fit: max_tokens {was} -> {cap}"));
+        ctx.trip.output_cap = Some(cap);
+    }
+
+    // What is left of the tightest budget after the reservations in flight, and a warning once
+    // one is mostly spent (reservations are not spending: a fitted request reserves all the
+    // room there is).
+    let mut books = Vec::new();
+    if let Some(limit) = state.budget.limit_usd().filter(|l| *l > 0.0) {
+        let (spent, reserved) = state.budget.spent_and_reserved();
+        books.push(("session", spent, reserved, limit));
+    }
+    for s in &standings {
+        books.push((s.name, s.spent_usd, s.reserved_usd, s.limit_usd));
+    }
+    for (name, spent, reserved, limit) in books {
+        let remaining = (limit - spent - reserved).max(0.0);
         ctx.trip.budget_remaining = Some(
             ctx.trip
                 .budget_remaining
                 .map_or(remaining, |r| r.min(remaining)),
         );
+        if spent >= WARN_AT * limit {
+            let warning = format!(
+                "{name} budget {:.0}% spent (${spent:.4} of ${limit:.4})",
+                spent / limit * 100.0
+            );
+            state.warn_budget_once(name, &warning);
+            ctx.trip.budget_warning = Some(warning);
+        }
     }
-    Ok(())
+    Ok(Admission::Reserved)
+}
+
+/// What the config says to do when a reservation does not fit.
+struct Policy<'a> {
+    on_exceed: OnExceed,
+    downgrade_to: Option<&'a str>,
+    /// The request was already sent to `downgrade_to`: from here it can only be fitted.
+    downgraded: bool,
+}
+
+enum Step<'a> {
+    Fit(u64),
+    Downgrade(&'a str),
+    Refuse,
+}
+
+impl<'a> Policy<'a> {
+    fn next(&self, refusal: &Refusal, estimate: &Estimate, cap: u64) -> Step<'a> {
+        if self.on_exceed == OnExceed::Refuse {
+            return Step::Refuse;
+        }
+        if self.on_exceed == OnExceed::Downgrade
+            && !self.downgraded
+            && let Some(model) = self.downgrade_to
+        {
+            return Step::Downgrade(model);
+        }
+        match estimate.cap_within(refusal) {
+            // Each step lowers the cap, so a race with other requests cannot loop.
+            Some(lower) if lower >= MIN_FIT_TOKENS && lower < cap => Step::Fit(lower),
+            _ => Step::Refuse,
+        }
+    }
+}
+
+fn downgrade(ctx: &mut RequestCtx, from: &str, to: &str) -> Admission {
+    ctx.fin.record().budget_action = Some(format!("downgrade: {from} -> {to}"));
+    Admission::Downgrade(to.to_owned())
+}
+
+fn refuse(ctx: &mut RequestCtx, refusal: &Refusal) -> ApiError {
+    let record = ctx.fin.record();
+    let action = format!("refused: {} budget", refusal.budget);
+    // A downgraded request that still does not fit keeps both decisions.
+    record.budget_action = Some(match record.budget_action.take() {
+        Some(before) => format!("{before}; {action}"),
+        None => action,
+    });
+    ApiError::budget_exceeded(refusal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(limit: f64, spent: f64) -> Refusal {
+        Refusal {
+            budget: "session",
+            limit_usd: limit,
+            spent_usd: spent,
+            reserved_usd: 0.0,
+            estimate_usd: 1.0,
+        }
+    }
+
+    const ESTIMATE: Estimate = Estimate {
+        prompt_usd: 0.001,
+        per_output_usd: 0.000_01,
+    };
+
+    fn policy(on_exceed: OnExceed) -> Policy<'static> {
+        Policy {
+            on_exceed,
+            downgrade_to: Some("cheap"),
+            downgraded: false,
+        }
+    }
+
+    #[test]
+    fn fit_lowers_the_cap_to_the_room_left() {
+        // $0.01 left: $0.001 for the prompt, $0.009 buys 900 output tokens.
+        match policy(OnExceed::Fit).next(&refusal(1.0, 0.99), &ESTIMATE, 4096) {
+            Step::Fit(cap) => assert_eq!(cap, 900),
+            _ => panic!("expected a fit"),
+        }
+    }
+
+    #[test]
+    fn fit_refuses_when_not_even_a_short_answer_fits() {
+        // $0.0012 left: the prompt and 20 tokens.
+        assert!(matches!(
+            policy(OnExceed::Fit).next(&refusal(1.0, 0.9988), &ESTIMATE, 4096),
+            Step::Refuse
+        ));
+    }
+
+    #[test]
+    fn refuse_and_downgrade_do_what_they_say() {
+        assert!(matches!(
+            policy(OnExceed::Refuse).next(&refusal(1.0, 0.99), &ESTIMATE, 4096),
+            Step::Refuse
+        ));
+        assert!(matches!(
+            policy(OnExceed::Downgrade).next(&refusal(1.0, 0.99), &ESTIMATE, 4096),
+            Step::Downgrade("cheap")
+        ));
+        let after = Policy {
+            downgraded: true,
+            ..policy(OnExceed::Downgrade)
+        };
+        assert!(matches!(
+            after.next(&refusal(1.0, 0.99), &ESTIMATE, 4096),
+            Step::Fit(900)
+        ));
+    }
 }

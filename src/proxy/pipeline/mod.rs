@@ -99,12 +99,19 @@ pub async fn serve(
 async fn phases(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let mut request = admit::admit(ctx, req).await?;
     tracing::Span::current().record("model", tracing::field::display(&request.inbound.model));
-    let plan = route::route(ctx, &mut request)?;
+    let mut plan = route::route(ctx, &mut request)?;
     let cache_key = cache::key(ctx, &request, &plan);
     if let Some(hit) = cache::lookup(ctx, &request, cache_key.as_deref()).await? {
         return Ok(hit);
     }
-    budget::reserve(ctx, &request, &plan).await?;
+    if let budget::Admission::Downgrade(model) =
+        budget::reserve(ctx, &request, &plan, false).await?
+    {
+        // `budget.on_exceed: downgrade`: the cheaper model's targets, reserved again (fitted or
+        // refused if even that does not fit).
+        plan = route::route_model(ctx, &mut request, &model)?;
+        budget::reserve(ctx, &request, &plan, true).await?;
+    }
     let upstream = attempt::attempt(ctx, &request, &plan).await?;
     reply::from_upstream(ctx, &request, upstream, cache_key)
 }

@@ -11,6 +11,23 @@ use crate::proxy::error::ApiError;
 use crate::routing::plan::{self, Facts, Plan};
 
 pub fn route(ctx: &mut RequestCtx, request: &mut Admitted) -> Result<Plan, ApiError> {
+    plan_for(ctx, request, None)
+}
+
+/// The targets of `model` in place of the one the client named (a budget's downgrade).
+pub fn route_model(
+    ctx: &mut RequestCtx,
+    request: &mut Admitted,
+    model: &str,
+) -> Result<Plan, ApiError> {
+    plan_for(ctx, request, Some(model))
+}
+
+fn plan_for(
+    ctx: &mut RequestCtx,
+    request: &mut Admitted,
+    model: Option<&str>,
+) -> Result<Plan, ApiError> {
     let inbound = &request.inbound;
     let config = &ctx.rt.config;
     // Rules match the run's tag, or under the daemon the client key's name.
@@ -20,7 +37,7 @@ pub fn route(ctx: &mut RequestCtx, request: &mut Admitted) -> Result<Plan, ApiEr
         .or(ctx.state.session_tag.as_deref())
         .or(request.key_name.as_deref());
     let facts = Facts {
-        model: &inbound.model,
+        model: model.unwrap_or(&inbound.model),
         stream: inbound.stream,
         tools: inbound.tools,
         images: inbound.images,
