@@ -273,10 +273,14 @@ impl SseRelay {
     }
 
     fn tokens(&self) -> Tokens {
-        if let Some(counter) = self.output.native_ref()
-            && let Some(u) = counter.usage()
-        {
-            return Tokens::from_token_usage(&u);
+        if let Some(counter) = self.output.native_ref() {
+            if let Some(u) = counter.final_usage() {
+                return Tokens::from_token_usage(&u);
+            }
+            // Ended before Anthropic's final count: the input side as `message_start` gave it,
+            // the output estimated from what was written (never the start's placeholder 1).
+            let prompt = counter.usage().map_or(self.prompt_estimate, |u| u.prompt);
+            return Tokens::estimated(prompt, estimate_tokens(counter.output_bytes()));
         }
         match &self.usage {
             Some(usage) => Tokens::from_usage(usage).served_at(self.service_tier.as_deref()),

@@ -125,7 +125,7 @@ pub fn whole_body(
     // reader) and passed on as it came.
     if native_reply && ctx.dialect != Dialect::Responses {
         if ok {
-            record_anthropic_usage(ctx, &body);
+            record_anthropic_usage(ctx, request, &body);
         }
         return Ok(body);
     }
@@ -174,22 +174,27 @@ pub fn whole_body(
 }
 
 /// Model and usage of an Anthropic provider's own reply, passed to an Anthropic client as is.
-fn record_anthropic_usage(ctx: &mut RequestCtx, body: &[u8]) {
+fn record_anthropic_usage(ctx: &mut RequestCtx, request: &Admitted, body: &[u8]) {
     #[derive(serde::Deserialize)]
     struct UsageOnly {
         usage: Option<crate::wire::anthropic::Usage>,
         model: Option<String>,
     }
-    let Ok(parsed) = serde_json::from_slice::<UsageOnly>(body) else {
-        return;
-    };
-    if let Some(model) = parsed.model {
+    let parsed = serde_json::from_slice::<UsageOnly>(body).ok();
+    let (usage, model) = parsed.map_or((None, None), |p| (p.usage, p.model));
+    if let Some(model) = model {
         ctx.fin.record().served_model = Some(model);
     }
-    if let Some(usage) = parsed.usage {
-        let u = anthropic::TokenUsage::from_anthropic(&usage);
-        ctx.fin.set_tokens(Tokens::from_token_usage(&u));
-    }
+    let usage = usage.filter(|u| u.input_tokens.is_some() || u.output_tokens.is_some());
+    let tokens = match usage {
+        Some(usage) => Tokens::from_token_usage(&anthropic::TokenUsage::from_anthropic(&usage)),
+        // No counts: an estimate, marked, never a silent zero.
+        None => Tokens::estimated(
+            request.prompt_estimate,
+            estimate_tokens(anthropic::content_bytes(body)),
+        ),
+    };
+    ctx.fin.set_tokens(tokens);
 }
 
 /// The response: a whole body or a live stream with the routing headers, or the error in the

@@ -6,6 +6,24 @@ use serde_json::{Map, Value, json};
 use super::{TokenUsage, TranslateError, Translated, finish_reason, to_json};
 use crate::wire::anthropic::{ContentBlock, MessagesResponse};
 
+/// Bytes of output (text, thinking, tool input) in a complete Anthropic response, for an
+/// estimate when it reports no usage; 0 when it cannot be read.
+pub fn content_bytes(anthropic_body: &[u8]) -> usize {
+    let Ok(response) = serde_json::from_slice::<MessagesResponse>(anthropic_body) else {
+        return 0;
+    };
+    response
+        .content
+        .iter()
+        .map(|block| match block {
+            ContentBlock::Text(block) => block.text.len(),
+            ContentBlock::Thinking(block) => block.thinking.len(),
+            ContentBlock::ToolUse(block) => block.input.to_string().len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// Translates a complete Anthropic response into an OpenAI `chat.completion` created at
 /// `created` (Unix seconds). The id stays Anthropic's (`msg_...`); text blocks are joined,
 /// `tool_use` blocks become `tool_calls`, thinking text goes to `reasoning_content` (signatures
@@ -49,8 +67,7 @@ pub fn response_from_anthropic(
         message.insert("tool_calls".into(), Value::Array(tool_calls));
     }
 
-    let usage = TokenUsage::from_anthropic(&response.usage);
-    let body = json!({
+    let mut body = json!({
         "id": response.id,
         "object": "chat.completion",
         "created": created,
@@ -61,11 +78,17 @@ pub fn response_from_anthropic(
             "logprobs": null,
             "finish_reason": finish_reason(response.stop_reason.as_deref()),
         }],
-        "usage": usage.to_openai_json(),
     });
+    // A reply without counts gets no usage rather than zeros: zeros would be billed as exact,
+    // where the reader of the reply estimates (and says so).
+    let reported = response.usage.input_tokens.is_some() || response.usage.output_tokens.is_some();
+    let usage = reported.then(|| TokenUsage::from_anthropic(&response.usage));
+    if let Some(usage) = &usage {
+        body["usage"] = usage.to_openai_json();
+    }
     Ok(Translated {
         body: to_json(&body),
-        usage: Some(usage),
+        usage,
     })
 }
 

@@ -36,6 +36,11 @@ pub struct StreamFromAnthropic {
     model: String,
     usage: Usage,
     saw_usage: bool,
+    /// A `message_delta` brought the final output count (`message_start`'s is a placeholder).
+    saw_final_usage: bool,
+    /// Bytes of text, thinking and tool input the model wrote, for an estimate when the stream
+    /// ends before its final count.
+    output_bytes: usize,
     /// The tool_use blocks seen so far, in OpenAI tool call index order.
     tool_blocks: Vec<ToolBlock>,
     finished: bool,
@@ -52,6 +57,8 @@ impl StreamFromAnthropic {
             model: String::new(),
             usage: Usage::default(),
             saw_usage: false,
+            saw_final_usage: false,
+            output_bytes: 0,
             tool_blocks: Vec::new(),
             finished: false,
         }
@@ -76,6 +83,7 @@ impl StreamFromAnthropic {
                 return vec![data_event(&body.to_json())];
             }
         };
+        self.output_bytes += output_bytes(&event);
         match event {
             StreamEvent::MessageStart { message } => {
                 self.id = message.id;
@@ -135,6 +143,7 @@ impl StreamFromAnthropic {
             },
             StreamEvent::MessageDelta { delta, usage } => {
                 if let Some(usage) = usage {
+                    self.saw_final_usage |= usage.output_tokens.is_some();
                     self.add_usage(&usage);
                 }
                 let finish = finish_reason(delta.stop_reason.as_deref());
@@ -158,14 +167,16 @@ impl StreamFromAnthropic {
     }
 
     /// Ends the stream: the usage chunk (when `include_usage` was asked for and the provider
-    /// reported usage), then `data: [DONE]`. Returns nothing when called again.
+    /// reported its final usage), then `data: [DONE]`. Returns nothing when called again. A
+    /// stream that ended before its final count sends no usage: `message_start`'s output count
+    /// is a placeholder, and the client (and smartproxy's ledger) would take it for the truth.
     pub fn finish(&mut self) -> Vec<Bytes> {
         if self.finished {
             return Vec::new();
         }
         self.finished = true;
         let mut out = Vec::new();
-        if let Some(usage) = self.usage().filter(|_| self.include_usage) {
+        if let Some(usage) = self.final_usage().filter(|_| self.include_usage) {
             let chunk = json!({
                 "id": self.id,
                 "object": "chat.completion.chunk",
@@ -180,10 +191,21 @@ impl StreamFromAnthropic {
         out
     }
 
-    /// The usage reported so far, None before the provider reported any.
+    /// The usage reported so far, None before the provider reported any (after
+    /// `message_start` alone, the input side is known and the output count is a placeholder).
     pub fn usage(&self) -> Option<TokenUsage> {
         self.saw_usage
             .then(|| TokenUsage::from_anthropic(&self.usage))
+    }
+
+    /// The usage once the provider reported its final output count (`message_delta`).
+    pub fn final_usage(&self) -> Option<TokenUsage> {
+        self.usage().filter(|_| self.saw_final_usage)
+    }
+
+    /// Bytes of output (text, thinking, tool input) seen so far.
+    pub fn output_bytes(&self) -> usize {
+        self.output_bytes
     }
 
     /// Anthropic's counts are running totals: a field that is present replaces the last value.
@@ -240,6 +262,24 @@ impl StreamFromAnthropic {
             }],
         });
         data_event(&to_json(&chunk))
+    }
+}
+
+/// The output an event carries, in bytes of text (what an estimate counts).
+fn output_bytes(event: &StreamEvent) -> usize {
+    match event {
+        StreamEvent::ContentBlockStart { content_block, .. } => match content_block {
+            ContentBlock::Text(block) => block.text.len(),
+            ContentBlock::Thinking(block) => block.thinking.len(),
+            _ => 0,
+        },
+        StreamEvent::ContentBlockDelta { delta, .. } => match delta {
+            BlockDelta::TextDelta { text } => text.len(),
+            BlockDelta::ThinkingDelta { thinking } => thinking.len(),
+            BlockDelta::InputJsonDelta { partial_json } => partial_json.len(),
+            _ => 0,
+        },
+        _ => 0,
     }
 }
 
