@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::printer;
 use crate::routing::plan::{self, Facts, NoRoute};
-use crate::wire::estimate_tokens;
+use crate::wire::estimate::json_text_tokens;
 use crate::wire::openai::ChatRequestView;
 
 #[derive(Debug, clap::Subcommand)]
@@ -49,7 +49,7 @@ pub fn route(cmd: &RouteCommand, config_path: Option<&Path>) -> anyhow::Result<u
         tools: view.has_tools(),
         images: view.has_images(),
         json: view.wants_json(),
-        prompt_tokens: estimate_tokens(view.messages.get().len()),
+        prompt_tokens: json_text_tokens(view.messages.get().as_bytes()),
         source: args.source,
         tag: args.tag.as_deref(),
     };

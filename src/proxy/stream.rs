@@ -15,8 +15,9 @@ use crate::cache::StreamAssembler;
 use crate::ledger::Outcome;
 use crate::providers::{BodyStream, ProviderError};
 use crate::transform::{ChunkOut, StreamTransform};
+use crate::wire::estimate::TextTokens;
 use crate::wire::openai::{ChunkView, ErrorBody, ResponsesEventView, Usage};
-use crate::wire::{estimate_tokens, sse};
+use crate::wire::sse;
 
 pub struct SseRelay {
     upstream: BodyStream,
@@ -29,7 +30,8 @@ pub struct SseRelay {
     /// The reply's `service_tier`, which sets its price.
     service_tier: Option<String>,
     served_model: Option<String>,
-    content_bytes: usize,
+    /// The generated text so far, for an estimate when usage never comes.
+    output_text: TextTokens,
     upstream_error: bool,
     ended: bool,
     finalizer: Option<Finalizer>,
@@ -57,7 +59,7 @@ impl SseRelay {
             usage: None,
             service_tier: None,
             served_model: None,
-            content_bytes: 0,
+            output_text: TextTokens::default(),
             upstream_error: false,
             ended: false,
             finalizer: Some(finalizer),
@@ -122,7 +124,7 @@ impl SseRelay {
         }
         if data.first() == Some(&b'{') {
             if let Ok(chunk) = serde_json::from_slice::<ChunkView<'_>>(data) {
-                self.content_bytes += chunk.content_bytes();
+                chunk.count_content(&mut self.output_text);
                 if self.served_model.is_none() {
                     self.served_model = chunk.model.as_deref().map(str::to_owned);
                 }
@@ -163,7 +165,9 @@ impl SseRelay {
         };
         match event.kind.as_ref() {
             "response.output_text.delta" | "response.function_call_arguments.delta" => {
-                self.content_bytes += event.delta.map_or(0, |d| d.get().len());
+                if let Some(delta) = event.delta {
+                    self.output_text.push_json(delta.get().as_bytes());
+                }
             }
             "response.completed" | "response.incomplete" | "response.failed" => {
                 if let Some(response) = event.response {
@@ -280,11 +284,11 @@ impl SseRelay {
             // Ended before Anthropic's final count: the input side as `message_start` gave it,
             // the output estimated from what was written (never the start's placeholder 1).
             let prompt = counter.usage().map_or(self.prompt_estimate, |u| u.prompt);
-            return Tokens::estimated(prompt, estimate_tokens(counter.output_bytes()));
+            return Tokens::estimated(prompt, counter.output_tokens());
         }
         match &self.usage {
             Some(usage) => Tokens::from_usage(usage).served_at(self.service_tier.as_deref()),
-            None => Tokens::estimated(self.prompt_estimate, estimate_tokens(self.content_bytes)),
+            None => Tokens::estimated(self.prompt_estimate, self.output_text.tokens()),
         }
     }
 

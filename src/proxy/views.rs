@@ -16,14 +16,14 @@ use super::error::ApiError;
 use crate::config::ProviderKind;
 use crate::ledger::query::{self, Filter, GroupBy};
 use crate::translate::ollama;
-use crate::wire::estimate_tokens;
+use crate::wire::estimate::json_text_tokens;
 
 /// Anthropic's token counting, estimated (smartproxy does not run tokenizers).
 pub(super) async fn count_tokens(state: &AppState, req: Request<Incoming>) -> Response<ProxyBody> {
     match read_body(req, state.runtime().config.max_body_bytes).await {
         Ok(body) => json_response(
             StatusCode::OK,
-            json!({"input_tokens": estimate_tokens(body.len())}).to_string(),
+            json!({"input_tokens": json_text_tokens(&body)}).to_string(),
         ),
         Err(err) => error_response(&err, Dialect::Anthropic, ""),
     }

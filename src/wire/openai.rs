@@ -175,13 +175,16 @@ impl ResponsesView<'_> {
         Ok(view)
     }
 
-    /// Size of what the model reads, for estimates.
-    pub fn prompt_bytes(&self) -> usize {
+    /// Estimated tokens of what the model reads: instructions, input and tool definitions.
+    pub fn prompt_tokens(&self) -> u64 {
         [self.input, self.instructions]
             .iter()
             .flatten()
-            .map(|v| v.get().len())
-            .sum()
+            .map(|v| super::estimate::json_text_tokens(v.get().as_bytes()))
+            .sum::<u64>()
+            + self
+                .tools
+                .map_or(0, |t| super::estimate::text_tokens(t.get()))
     }
 
     pub fn has_tools(&self) -> bool {
@@ -387,13 +390,19 @@ pub struct MessageView {
 }
 
 impl ResponseView {
-    /// Bytes of generated content, for estimating output tokens when usage is missing.
-    pub fn content_bytes(&self) -> usize {
-        self.choices
-            .iter()
-            .filter_map(|c| c.message.as_ref())
-            .map(|m| raw_len(&m.content) + raw_len(&m.tool_calls))
-            .sum()
+    /// Estimated tokens of the generated content (text and tool calls), for when usage is
+    /// missing.
+    pub fn content_tokens(&self) -> u64 {
+        let mut counter = super::estimate::TextTokens::default();
+        for message in self.choices.iter().filter_map(|c| c.message.as_ref()) {
+            for raw in [&message.content, &message.tool_calls]
+                .into_iter()
+                .flatten()
+            {
+                counter.push_json(raw.get().as_bytes());
+            }
+        }
+        counter.tokens()
     }
 }
 
@@ -432,19 +441,14 @@ impl ChunkView<'_> {
         self.usage.is_some() && self.choices.is_empty()
     }
 
-    pub fn content_bytes(&self) -> usize {
-        self.choices
-            .iter()
-            .filter_map(|c| c.delta.as_ref())
-            .map(|d| {
-                d.content.map_or(0, |c| c.get().len()) + d.tool_calls.map_or(0, |t| t.get().len())
-            })
-            .sum()
+    /// Adds the chunk's generated text and tool call fragments to a running estimate.
+    pub fn count_content(&self, counter: &mut super::estimate::TextTokens) {
+        for delta in self.choices.iter().filter_map(|c| c.delta.as_ref()) {
+            for raw in [delta.content, delta.tool_calls].into_iter().flatten() {
+                counter.push_json(raw.get().as_bytes());
+            }
+        }
     }
-}
-
-fn raw_len(value: &Option<Box<RawValue>>) -> usize {
-    value.as_ref().map_or(0, |v| v.get().len())
 }
 
 /// OpenAI's error body: `{"error":{"message","type","param","code"}}`.
@@ -776,7 +780,13 @@ mod tests {
         )
         .unwrap();
         assert!(!chunk.is_usage_only());
-        assert_eq!(chunk.content_bytes(), 7);
+        // The text of the content is counted, not its JSON quotes.
+        let mut counted = crate::wire::estimate::TextTokens::default();
+        chunk.count_content(&mut counted);
+        assert_eq!(
+            counted.tokens(),
+            crate::wire::estimate::text_tokens("hello")
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use http::HeaderMap;
 use super::Dialect;
 use crate::proxy::error::ApiError;
 use crate::translate::{anthropic, ollama, responses};
+use crate::wire::estimate::{json_text_tokens, text_tokens};
 use crate::wire::openai::{
     ChatRequestView, CompletionsView, EmbeddingsView, RequestError, ResponsesView,
 };
@@ -29,8 +30,8 @@ pub struct Inbound {
     pub tools: bool,
     pub images: bool,
     pub json: bool,
-    /// Size of the conversation, for token estimates.
-    pub prompt_bytes: usize,
+    /// Estimated tokens of what the model reads (text content and tool definitions).
+    pub prompt_tokens: u64,
     /// Client headers the provider's API depends on.
     pub passthrough_headers: Vec<(String, String)>,
     /// Claude Code's session id, to tag the ledger row with.
@@ -153,7 +154,7 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             tools: false,
             images: false,
             json: false,
-            prompt_bytes: view.prompt.get().len(),
+            prompt_tokens: json_text_tokens(view.prompt.get().as_bytes()),
             hub: Bytes::new(),
             native: None,
             passthrough_headers: Vec::new(),
@@ -170,7 +171,7 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             tools: view.has_tools(),
             images: false,
             json: false,
-            prompt_bytes: view.prompt_bytes(),
+            prompt_tokens: view.prompt_tokens(),
             hub: Bytes::new(),
             native: None,
             passthrough_headers: Vec::new(),
@@ -187,7 +188,7 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             tools: false,
             images: false,
             json: false,
-            prompt_bytes: view.input.get().len(),
+            prompt_tokens: json_text_tokens(view.input.get().as_bytes()),
             hub: Bytes::new(),
             native: None,
             passthrough_headers: Vec::new(),
@@ -203,7 +204,8 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             tools: view.has_tools(),
             images: view.has_images(),
             json: view.wants_json(),
-            prompt_bytes: view.messages.get().len(),
+            prompt_tokens: json_text_tokens(view.messages.get().as_bytes())
+                + view.tools.map_or(0, |t| text_tokens(t.get())),
             hub: Bytes::new(),
             native: None,
             passthrough_headers: Vec::new(),

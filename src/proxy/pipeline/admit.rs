@@ -15,7 +15,6 @@ use crate::proxy::dialect::Dialect;
 use crate::proxy::dialect::{self, Inbound};
 use crate::proxy::error::ApiError;
 use crate::proxy::state::FORWARDED_SESSION;
-use crate::wire::estimate_tokens;
 
 /// A request let in and read.
 pub struct Admitted {
@@ -97,7 +96,7 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
         record.client_session = Some(session.clone());
     }
     Ok(Admitted {
-        prompt_estimate: estimate_tokens(inbound.prompt_bytes),
+        prompt_estimate: inbound.prompt_tokens,
         inbound,
         key_name,
         headers: parts.headers,

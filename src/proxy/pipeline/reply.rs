@@ -19,7 +19,6 @@ use crate::proxy::headers::routing_headers;
 use crate::proxy::stream::SseRelay;
 use crate::routing::execute::Reply as Served;
 use crate::translate::{anthropic, responses};
-use crate::wire::estimate_tokens;
 use crate::wire::openai::{ResponseView, UsageView};
 
 /// Room for the headers of a reply: content type, retry-after or cache-control, and the
@@ -141,10 +140,7 @@ pub fn whole_body(
         Some(usage) => Tokens::from_usage(usage).served_at(head.service_tier.as_deref()),
         None => {
             let parsed: ResponseView = serde_json::from_slice(&body).unwrap_or_default();
-            Tokens::estimated(
-                request.prompt_estimate,
-                estimate_tokens(parsed.content_bytes()),
-            )
+            Tokens::estimated(request.prompt_estimate, parsed.content_tokens())
         }
     };
     ctx.fin.set_tokens(tokens);
@@ -189,10 +185,7 @@ fn record_anthropic_usage(ctx: &mut RequestCtx, request: &Admitted, body: &[u8])
     let tokens = match usage {
         Some(usage) => Tokens::from_token_usage(&anthropic::TokenUsage::from_anthropic(&usage)),
         // No counts: an estimate, marked, never a silent zero.
-        None => Tokens::estimated(
-            request.prompt_estimate,
-            estimate_tokens(anthropic::content_bytes(body)),
-        ),
+        None => Tokens::estimated(request.prompt_estimate, anthropic::content_tokens(body)),
     };
     ctx.fin.set_tokens(tokens);
 }

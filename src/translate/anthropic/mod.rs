@@ -28,7 +28,7 @@ mod snapshot;
 pub use errors::{error_from_anthropic, error_to_anthropic};
 pub use request_from::request_from_anthropic;
 pub use request_to::request_to_anthropic;
-pub use response_from::{content_bytes, response_from_anthropic};
+pub use response_from::{content_tokens, response_from_anthropic};
 pub use response_to::response_to_anthropic;
 pub use stream_from::StreamFromAnthropic;
 pub use stream_to::StreamToAnthropic;

@@ -5,23 +5,24 @@ use serde_json::{Map, Value, json};
 
 use super::{TokenUsage, TranslateError, Translated, finish_reason, to_json};
 use crate::wire::anthropic::{ContentBlock, MessagesResponse};
+use crate::wire::estimate::TextTokens;
 
-/// Bytes of output (text, thinking, tool input) in a complete Anthropic response, for an
-/// estimate when it reports no usage; 0 when it cannot be read.
-pub fn content_bytes(anthropic_body: &[u8]) -> usize {
+/// Estimated tokens of the output (text, thinking, tool input) of a complete Anthropic
+/// response, for when it reports no usage; 0 when it cannot be read.
+pub fn content_tokens(anthropic_body: &[u8]) -> u64 {
     let Ok(response) = serde_json::from_slice::<MessagesResponse>(anthropic_body) else {
         return 0;
     };
-    response
-        .content
-        .iter()
-        .map(|block| match block {
-            ContentBlock::Text(block) => block.text.len(),
-            ContentBlock::Thinking(block) => block.thinking.len(),
-            ContentBlock::ToolUse(block) => block.input.to_string().len(),
-            _ => 0,
-        })
-        .sum()
+    let mut output = TextTokens::default();
+    for block in &response.content {
+        match block {
+            ContentBlock::Text(block) => output.push(&block.text),
+            ContentBlock::Thinking(block) => output.push(&block.thinking),
+            ContentBlock::ToolUse(block) => output.push_json(block.input.to_string().as_bytes()),
+            _ => {}
+        }
+    }
+    output.tokens()
 }
 
 /// Translates a complete Anthropic response into an OpenAI `chat.completion` created at

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::errors::openai_error_for;
 use super::{TokenUsage, finish_reason, to_json};
 use crate::wire::anthropic::{BlockDelta, ContentBlock, StreamEvent, Usage};
+use crate::wire::estimate::TextTokens;
 use crate::wire::openai::ErrorBody;
 use crate::wire::sse::{DONE_EVENT, data_event};
 
@@ -38,9 +39,9 @@ pub struct StreamFromAnthropic {
     saw_usage: bool,
     /// A `message_delta` brought the final output count (`message_start`'s is a placeholder).
     saw_final_usage: bool,
-    /// Bytes of text, thinking and tool input the model wrote, for an estimate when the stream
-    /// ends before its final count.
-    output_bytes: usize,
+    /// The text, thinking and tool input the model wrote, for an estimate when the stream ends
+    /// before its final count.
+    output: TextTokens,
     /// The tool_use blocks seen so far, in OpenAI tool call index order.
     tool_blocks: Vec<ToolBlock>,
     finished: bool,
@@ -58,7 +59,7 @@ impl StreamFromAnthropic {
             usage: Usage::default(),
             saw_usage: false,
             saw_final_usage: false,
-            output_bytes: 0,
+            output: TextTokens::default(),
             tool_blocks: Vec::new(),
             finished: false,
         }
@@ -83,7 +84,7 @@ impl StreamFromAnthropic {
                 return vec![data_event(&body.to_json())];
             }
         };
-        self.output_bytes += output_bytes(&event);
+        count_output(&event, &mut self.output);
         match event {
             StreamEvent::MessageStart { message } => {
                 self.id = message.id;
@@ -203,9 +204,9 @@ impl StreamFromAnthropic {
         self.usage().filter(|_| self.saw_final_usage)
     }
 
-    /// Bytes of output (text, thinking, tool input) seen so far.
-    pub fn output_bytes(&self) -> usize {
-        self.output_bytes
+    /// Estimated tokens of the output (text, thinking, tool input) seen so far.
+    pub fn output_tokens(&self) -> u64 {
+        self.output.tokens()
     }
 
     /// Anthropic's counts are running totals: a field that is present replaces the last value.
@@ -265,21 +266,23 @@ impl StreamFromAnthropic {
     }
 }
 
-/// The output an event carries, in bytes of text (what an estimate counts).
-fn output_bytes(event: &StreamEvent) -> usize {
+/// Adds the output an event carries to a running estimate.
+fn count_output(event: &StreamEvent, output: &mut TextTokens) {
     match event {
         StreamEvent::ContentBlockStart { content_block, .. } => match content_block {
-            ContentBlock::Text(block) => block.text.len(),
-            ContentBlock::Thinking(block) => block.thinking.len(),
-            _ => 0,
+            ContentBlock::Text(block) => output.push(&block.text),
+            ContentBlock::Thinking(block) => output.push(&block.thinking),
+            _ => {}
         },
         StreamEvent::ContentBlockDelta { delta, .. } => match delta {
-            BlockDelta::TextDelta { text } => text.len(),
-            BlockDelta::ThinkingDelta { thinking } => thinking.len(),
-            BlockDelta::InputJsonDelta { partial_json } => partial_json.len(),
-            _ => 0,
+            BlockDelta::TextDelta { text } => output.push(text),
+            BlockDelta::ThinkingDelta { thinking } => output.push(thinking),
+            BlockDelta::InputJsonDelta { partial_json } => {
+                output.push_json(partial_json.as_bytes())
+            }
+            _ => {}
         },
-        _ => 0,
+        _ => {}
     }
 }
 
