@@ -49,7 +49,7 @@ pub fn route(cmd: &RouteCommand, config_path: Option<&Path>) -> anyhow::Result<u
         tools: view.has_tools(),
         images: view.has_images(),
         json: view.wants_json(),
-        prompt_tokens: json_text_tokens(view.messages.get().as_bytes()),
+        prompt_tokens: json_text_tokens(view.messages.get()),
         source: args.source,
         tag: args.tag.as_deref(),
     };

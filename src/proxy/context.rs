@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -13,6 +14,7 @@ use crate::budget::Reservation;
 use crate::ledger::{Outcome, RequestRecord, now_ms};
 use crate::pricing::{ServiceTier, TokenCounts, UsageDetail};
 use crate::translate::anthropic::TokenUsage;
+use crate::wire::estimate::json_text_tokens;
 use crate::wire::openai::Usage;
 
 /// A fresh request id: `req_`, the time in milliseconds (48 bits), a random number fixed for
@@ -74,6 +76,23 @@ pub struct Trip {
     pub output_cap: Option<u64>,
     /// A budget is mostly used: which, and how much.
     pub budget_warning: Option<String>,
+}
+
+/// A request's prompt tokens, estimated from the text of its body when first asked for: a
+/// budget's reservation, a reply without usage, a translated stream's start. Requests that need
+/// none never pay for the scan.
+#[derive(Clone)]
+pub struct PromptEstimate(Arc<(Bytes, std::sync::OnceLock<u64>)>);
+
+impl PromptEstimate {
+    pub fn new(body: Bytes) -> Self {
+        Self(Arc::new((body, std::sync::OnceLock::new())))
+    }
+
+    pub fn tokens(&self) -> u64 {
+        let (body, tokens) = &*self.0;
+        *tokens.get_or_init(|| json_text_tokens(&String::from_utf8_lossy(body)))
+    }
 }
 
 /// Tokens known for a request: the provider's usage, or an estimate.

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::context::{Finalizer, Tokens};
+use super::context::{Finalizer, PromptEstimate, Tokens};
 use super::dialect::StreamFraming;
 use crate::cache::StreamAssembler;
 use crate::ledger::Outcome;
@@ -25,7 +25,7 @@ pub struct SseRelay {
     /// Bytes ready to send, in order.
     ready: VecDeque<Bytes>,
     output: StreamFraming,
-    prompt_estimate: u64,
+    prompt: PromptEstimate,
     usage: Option<Usage>,
     /// The reply's `service_tier`, which sets its price.
     service_tier: Option<String>,
@@ -47,7 +47,7 @@ impl SseRelay {
         upstream: BodyStream,
         finalizer: Finalizer,
         output: StreamFraming,
-        prompt_estimate: u64,
+        prompt: PromptEstimate,
         transform: Option<StreamTransform>,
     ) -> Self {
         Self {
@@ -55,7 +55,7 @@ impl SseRelay {
             decoder: sse::Decoder::new(),
             ready: VecDeque::new(),
             output,
-            prompt_estimate,
+            prompt,
             usage: None,
             service_tier: None,
             served_model: None,
@@ -166,7 +166,7 @@ impl SseRelay {
         match event.kind.as_ref() {
             "response.output_text.delta" | "response.function_call_arguments.delta" => {
                 if let Some(delta) = event.delta {
-                    self.output_text.push_json(delta.get().as_bytes());
+                    self.output_text.push_json(delta.get());
                 }
             }
             "response.completed" | "response.incomplete" | "response.failed" => {
@@ -283,12 +283,14 @@ impl SseRelay {
             }
             // Ended before Anthropic's final count: the input side as `message_start` gave it,
             // the output estimated from what was written (never the start's placeholder 1).
-            let prompt = counter.usage().map_or(self.prompt_estimate, |u| u.prompt);
+            let prompt = counter
+                .usage()
+                .map_or_else(|| self.prompt.tokens(), |u| u.prompt);
             return Tokens::estimated(prompt, counter.output_tokens());
         }
         match &self.usage {
             Some(usage) => Tokens::from_usage(usage).served_at(self.service_tier.as_deref()),
-            None => Tokens::estimated(self.prompt_estimate, self.output_text.tokens()),
+            None => Tokens::estimated(self.prompt.tokens(), self.output_text.tokens()),
         }
     }
 

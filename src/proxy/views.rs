@@ -23,7 +23,7 @@ pub(super) async fn count_tokens(state: &AppState, req: Request<Incoming>) -> Re
     match read_body(req, state.runtime().config.max_body_bytes).await {
         Ok(body) => json_response(
             StatusCode::OK,
-            json!({"input_tokens": json_text_tokens(&body)}).to_string(),
+            json!({"input_tokens": json_text_tokens(&String::from_utf8_lossy(&body))}).to_string(),
         ),
         Err(err) => error_response(&err, Dialect::Anthropic, ""),
     }

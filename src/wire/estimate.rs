@@ -64,47 +64,39 @@ pub struct TextTokens {
 }
 
 impl TextTokens {
-    /// Adds text that continues what came before.
+    /// Adds text that continues what came before. ASCII is taken a run at a time (this runs
+    /// on every request's prompt); other characters one by one.
     pub fn push(&mut self, text: &str) {
-        for ch in text.chars() {
-            self.push_char(ch);
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if !b.is_ascii() {
+                let Some(ch) = text.get(i..).and_then(|rest| rest.chars().next()) else {
+                    break;
+                };
+                self.push_char(ch);
+                i += ch.len_utf8();
+                continue;
+            }
+            let Some(run) = ascii_run(b) else {
+                self.push_char(char::from(b));
+                i += 1;
+                continue;
+            };
+            let start = i;
+            i += 1;
+            while i < bytes.len() && bytes[i].is_ascii() && ascii_run(bytes[i]) == Some(run) {
+                i += 1;
+            }
+            self.extend_run(run, (i - start) as u64);
         }
     }
 
     /// Adds the text of the string values in a piece of JSON (a delta's `"..."`, a tool call's
     /// argument fragment), continuing what came before.
-    pub fn push_json(&mut self, raw: &[u8]) {
+    pub fn push_json(&mut self, raw: &str) {
         self.push_json_values(raw, false);
-    }
-
-    /// The string values of `raw`, each its own text when `separate`; returns how many
-    /// messages (`"role"` keys) it framed.
-    fn push_json_values(&mut self, raw: &[u8], separate: bool) -> u64 {
-        let mut messages = 0;
-        let mut text = String::new();
-        let mut key = String::new();
-        let mut i = 0;
-        while i < raw.len() {
-            if raw[i] != b'"' {
-                i += 1;
-                continue;
-            }
-            text.clear();
-            i = decode_string(&raw[i + 1..], &mut text) + i + 1;
-            let next = raw[i..].iter().find(|b| !b.is_ascii_whitespace());
-            if next == Some(&b':') {
-                std::mem::swap(&mut key, &mut text);
-                if key == "role" {
-                    messages += 1;
-                }
-            } else if !NOT_TEXT.contains(&key.as_str()) {
-                self.push(&text);
-                if separate {
-                    self.close_run();
-                }
-            }
-        }
-        messages
     }
 
     /// The estimate so far (at least 1 for any text).
@@ -122,35 +114,83 @@ impl TextTokens {
         sum.round() as u64
     }
 
-    fn push_char(&mut self, ch: char) {
-        let run = if is_cjk(ch) {
-            self.close_run();
-            self.cjk += 1;
-            return;
-        } else if ch.is_alphabetic() {
-            if !ch.is_ascii() {
-                self.non_ascii_letters += 1;
+    /// The string values of `raw`, each its own text when `separate`; returns how many
+    /// messages (`"role"` keys) it framed. Slices of `raw` are counted in place: only strings
+    /// with escapes are decoded into a buffer.
+    fn push_json_values(&mut self, raw: &str, separate: bool) -> u64 {
+        let bytes = raw.as_bytes();
+        let mut messages = 0;
+        let mut key = "";
+        let mut decoded = String::new();
+        let mut i = 0;
+        while let Some(quote) = memchr::memchr(b'"', bytes.get(i..).unwrap_or_default()) {
+            let start = i + quote + 1;
+            let (end, escaped) = string_end(bytes, start);
+            i = (end + 1).min(bytes.len());
+            let Some(content) = raw.get(start..end) else {
+                continue;
+            };
+            let next = bytes[i..].iter().find(|b| !b.is_ascii_whitespace());
+            if next == Some(&b':') {
+                key = content;
+                if key == "role" {
+                    messages += 1;
+                }
+            } else if !NOT_TEXT.contains(&key) {
+                if escaped {
+                    decoded.clear();
+                    decode_escapes(content, &mut decoded);
+                    self.push(&decoded);
+                } else {
+                    self.push(content);
+                }
+                if separate {
+                    self.close_run();
+                }
             }
-            Run::Word
-        } else if ch.is_ascii_digit() {
-            Run::Digits
-        } else if ch == '\n' {
-            Run::LineBreaks
-        } else if ch == ' ' || ch == '\t' {
-            Run::Spaces
-        } else if ch.is_whitespace() {
-            self.close_run();
-            return;
-        } else {
-            self.close_run();
-            self.symbols += 1;
-            return;
+        }
+        messages
+    }
+
+    fn push_char(&mut self, ch: char) {
+        let run = match ch {
+            'a'..='z' | 'A'..='Z' => Run::Word,
+            '0'..='9' => Run::Digits,
+            '\n' => Run::LineBreaks,
+            ' ' | '\t' => Run::Spaces,
+            _ if ch.is_ascii() => {
+                self.close_run();
+                if !ch.is_ascii_whitespace() {
+                    self.symbols += 1;
+                }
+                return;
+            }
+            _ if is_cjk(ch) => {
+                self.close_run();
+                self.cjk += 1;
+                return;
+            }
+            _ if ch.is_alphabetic() => {
+                self.non_ascii_letters += 1;
+                Run::Word
+            }
+            _ => {
+                self.close_run();
+                if !ch.is_whitespace() {
+                    self.symbols += 1;
+                }
+                return;
+            }
         };
+        self.extend_run(run, 1);
+    }
+
+    fn extend_run(&mut self, run: Run, len: u64) {
         if run != self.run {
             self.close_run();
             self.run = run;
         }
-        self.run_len += 1;
+        self.run_len += len;
     }
 
     fn close_run(&mut self) {
@@ -171,6 +211,17 @@ impl TextTokens {
     }
 }
 
+/// The run an ASCII byte belongs to; `None` for symbols and other whitespace.
+fn ascii_run(b: u8) -> Option<Run> {
+    match b {
+        b'a'..=b'z' | b'A'..=b'Z' => Some(Run::Word),
+        b'0'..=b'9' => Some(Run::Digits),
+        b'\n' => Some(Run::LineBreaks),
+        b' ' | b'\t' => Some(Run::Spaces),
+        _ => None,
+    }
+}
+
 /// The estimated tokens of plain text.
 pub fn text_tokens(text: &str) -> u64 {
     let mut counter = TextTokens::default();
@@ -180,8 +231,8 @@ pub fn text_tokens(text: &str) -> u64 {
 
 /// The estimated tokens of a JSON value a model reads (a `messages` list, an `input`, a
 /// `prompt`): the text of its string values, plus each message's framing. One pass over the
-/// bytes, no tree built.
-pub fn json_text_tokens(raw: &[u8]) -> u64 {
+/// text, no tree built.
+pub fn json_text_tokens(raw: &str) -> u64 {
     let mut counter = TextTokens::default();
     let messages = counter.push_json_values(raw, true);
     let framing = if messages > 0 {
@@ -192,43 +243,49 @@ pub fn json_text_tokens(raw: &[u8]) -> u64 {
     counter.tokens() + framing
 }
 
-/// Decodes a JSON string's body (after its opening quote) into `out`; returns how many bytes
-/// it took, closing quote included. Bad escapes are kept as they are: this only estimates.
-fn decode_string(bytes: &[u8], out: &mut String) -> usize {
-    let mut i = 0;
-    let mut start = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                out.push_str(&String::from_utf8_lossy(&bytes[start..i]));
-                return i + 1;
-            }
-            b'\\' if i + 1 < bytes.len() => {
-                out.push_str(&String::from_utf8_lossy(&bytes[start..i]));
-                let (ch, used) = match bytes[i + 1] {
-                    b'n' => ('\n', 2),
-                    b't' => ('\t', 2),
-                    b'r' => ('\r', 2),
-                    b'u' => (unicode_escape(&bytes[i + 2..]), 6),
-                    other => (char::from(other), 2),
-                };
-                out.push(ch);
-                i += used.min(bytes.len() - i);
-                start = i;
-            }
-            _ => i += 1,
+/// Where the JSON string starting at `start` (after its opening quote) ends (the index of its
+/// closing quote, or the end of the input), and whether it has escapes.
+fn string_end(bytes: &[u8], start: usize) -> (usize, bool) {
+    let mut escaped = false;
+    let mut j = start;
+    while let Some(k) = memchr::memchr2(b'"', b'\\', bytes.get(j..).unwrap_or_default()) {
+        if bytes[j + k] == b'"' {
+            return (j + k, escaped);
         }
+        escaped = true;
+        j += k + 2;
     }
-    out.push_str(&String::from_utf8_lossy(&bytes[start..]));
-    bytes.len()
+    (bytes.len(), escaped)
 }
 
-/// The character of a `\uXXXX` escape's four hex digits (a lone surrogate half counts as one
+/// A JSON string's content with its escapes decoded (bad escapes kept as they are: this only
+/// estimates).
+fn decode_escapes(content: &str, out: &mut String) {
+    let mut chars = content.chars();
+    while let Some(ch) = chars.next() {
+        if ch != '\\' {
+            out.push(ch);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                out.push(unicode_escape(&hex));
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+}
+
+/// The character of a `\uXXXX` escape's hex digits (a lone surrogate half counts as one
 /// unknown character, which estimates the same).
-fn unicode_escape(hex: &[u8]) -> char {
-    hex.get(..4)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .and_then(|h| u32::from_str_radix(h, 16).ok())
+fn unicode_escape(hex: &str) -> char {
+    u32::from_str_radix(hex, 16)
+        .ok()
         .and_then(char::from_u32)
         .unwrap_or(char::REPLACEMENT_CHARACTER)
 }
@@ -292,12 +349,12 @@ mod tests {
                 let name = format!("{} streamed", case.name);
                 check(&name, streamed.tokens(), case.tokens, &mut failures);
                 // As a JSON string (quotes and escapes are not text).
-                let json = serde_json::to_vec(text).unwrap();
+                let json = serde_json::to_string(text).unwrap();
                 let name = format!("{} as JSON", case.name);
                 check(&name, json_text_tokens(&json), case.tokens, &mut failures);
             }
             if let Some(messages) = &case.messages {
-                let raw = serde_json::to_vec(messages).unwrap();
+                let raw = serde_json::to_string(messages).unwrap();
                 check(
                     &case.name,
                     json_text_tokens(&raw),
@@ -311,16 +368,16 @@ mod tests {
 
     #[test]
     fn json_keys_ids_and_data_are_not_text() {
-        let with_image = br#"[{"role":"user","content":[{"type":"text","text":"What is this?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="}}]}]"#;
+        let with_image = r#"[{"role":"user","content":[{"type":"text","text":"What is this?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="}}]}]"#;
         // Four words and a question mark, one message's framing, the reply's priming.
         assert_eq!(
             json_text_tokens(with_image),
             text_tokens("What is this?") + 6
         );
         assert_eq!(
-            json_text_tokens(br#""a \"quoted\" word\n""#),
+            json_text_tokens(r#""a \"quoted\" word\n""#),
             text_tokens("a \"quoted\" word\n")
         );
-        assert_eq!(json_text_tokens(br#""\u4e2d\u6587""#), text_tokens("中文"));
+        assert_eq!(json_text_tokens(r#""\u4e2d\u6587""#), text_tokens("中文"));
     }
 }

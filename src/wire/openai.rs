@@ -175,16 +175,13 @@ impl ResponsesView<'_> {
         Ok(view)
     }
 
-    /// Estimated tokens of what the model reads: instructions, input and tool definitions.
-    pub fn prompt_tokens(&self) -> u64 {
+    /// Size of what the model reads, for a quick bound on its tokens.
+    pub fn prompt_bytes(&self) -> usize {
         [self.input, self.instructions]
             .iter()
             .flatten()
-            .map(|v| super::estimate::json_text_tokens(v.get().as_bytes()))
-            .sum::<u64>()
-            + self
-                .tools
-                .map_or(0, |t| super::estimate::text_tokens(t.get()))
+            .map(|v| v.get().len())
+            .sum()
     }
 
     pub fn has_tools(&self) -> bool {
@@ -399,7 +396,7 @@ impl ResponseView {
                 .into_iter()
                 .flatten()
             {
-                counter.push_json(raw.get().as_bytes());
+                counter.push_json(raw.get());
             }
         }
         counter.tokens()
@@ -445,7 +442,7 @@ impl ChunkView<'_> {
     pub fn count_content(&self, counter: &mut super::estimate::TextTokens) {
         for delta in self.choices.iter().filter_map(|c| c.delta.as_ref()) {
             for raw in [delta.content, delta.tool_calls].into_iter().flatten() {
-                counter.push_json(raw.get().as_bytes());
+                counter.push_json(raw.get());
             }
         }
     }

@@ -7,7 +7,6 @@ use http::HeaderMap;
 use super::Dialect;
 use crate::proxy::error::ApiError;
 use crate::translate::{anthropic, ollama, responses};
-use crate::wire::estimate::{json_text_tokens, text_tokens};
 use crate::wire::openai::{
     ChatRequestView, CompletionsView, EmbeddingsView, RequestError, ResponsesView,
 };
@@ -30,8 +29,8 @@ pub struct Inbound {
     pub tools: bool,
     pub images: bool,
     pub json: bool,
-    /// Estimated tokens of what the model reads (text content and tool definitions).
-    pub prompt_tokens: u64,
+    /// Size of what the model reads, for a quick bound on its tokens (routing by size).
+    pub prompt_bytes: usize,
     /// Client headers the provider's API depends on.
     pub passthrough_headers: Vec<(String, String)>,
     /// Claude Code's session id, to tag the ledger row with.
@@ -154,7 +153,7 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             tools: false,
             images: false,
             json: false,
-            prompt_tokens: json_text_tokens(view.prompt.get().as_bytes()),
+            prompt_bytes: view.prompt.get().len(),
             hub: Bytes::new(),
             native: None,
             passthrough_headers: Vec::new(),
@@ -171,7 +170,7 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             tools: view.has_tools(),
             images: false,
             json: false,
-            prompt_tokens: view.prompt_tokens(),
+            prompt_bytes: view.prompt_bytes(),
             hub: Bytes::new(),
             native: None,
             passthrough_headers: Vec::new(),
@@ -188,7 +187,7 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             tools: false,
             images: false,
             json: false,
-            prompt_tokens: json_text_tokens(view.input.get().as_bytes()),
+            prompt_bytes: view.input.get().len(),
             hub: Bytes::new(),
             native: None,
             passthrough_headers: Vec::new(),
@@ -204,8 +203,7 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             tools: view.has_tools(),
             images: view.has_images(),
             json: view.wants_json(),
-            prompt_tokens: json_text_tokens(view.messages.get().as_bytes())
-                + view.tools.map_or(0, |t| text_tokens(t.get())),
+            prompt_bytes: view.messages.get().len(),
             hub: Bytes::new(),
             native: None,
             passthrough_headers: Vec::new(),

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::{Dialect, rfc3339_now};
 use crate::providers::WireFormat;
+use crate::proxy::context::PromptEstimate;
 use crate::translate::anthropic::{StreamFromAnthropic, StreamToAnthropic, error_to_anthropic};
 use crate::translate::ollama::{self, NdjsonFromOpenAi, error_to_ollama};
 use crate::translate::responses::{StreamToResponses, ToolKinds};
@@ -37,7 +38,7 @@ impl StreamFraming {
         format: WireFormat,
         request_id: &str,
         requested_model: &str,
-        prompt_estimate: u64,
+        prompt: &PromptEstimate,
         client_wants_usage: bool,
         responses_from_chat: Option<ToolKinds>,
     ) -> Self {
@@ -58,7 +59,7 @@ impl StreamFraming {
                 let id = format!("msg_{}", request_id.trim_start_matches("req_"));
                 Self::Anthropic(Box::new(
                     StreamToAnthropic::new(requested_model, &id)
-                        .with_input_estimate(prompt_estimate),
+                        .with_input_estimate(prompt.tokens()),
                 ))
             }
             (Dialect::OllamaChat | Dialect::OllamaGenerate, _) => {

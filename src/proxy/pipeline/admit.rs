@@ -10,7 +10,7 @@ use crate::ledger::Billing;
 use crate::providers::ClientCredential;
 use crate::proxy::auth::{Access, authorize, authorize_anthropic, authorize_ollama};
 use crate::proxy::body::read_parts_body;
-use crate::proxy::context::salted_hash;
+use crate::proxy::context::{PromptEstimate, salted_hash};
 use crate::proxy::dialect::Dialect;
 use crate::proxy::dialect::{self, Inbound};
 use crate::proxy::error::ApiError;
@@ -24,8 +24,11 @@ pub struct Admitted {
     pub headers: HeaderMap,
     /// Pass-through: the client's own credential, forwarded in place of the provider's key.
     pub credential: Option<ClientCredential>,
-    /// Estimated prompt tokens, for routing by size and budget reservations.
-    pub prompt_estimate: u64,
+    /// The prompt's tokens, estimated from its text when first needed.
+    pub prompt: PromptEstimate,
+    /// A quick bound on the prompt's tokens from its size (four bytes a token), for routing by
+    /// size and context window, which must not wait for the text estimate.
+    pub prompt_bound: u64,
 }
 
 /// A nested `run` records its requests itself: when one says it was forwarded for a session
@@ -95,8 +98,16 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     if let Some(session) = &inbound.client_session {
         record.client_session = Some(session.clone());
     }
+    // The body the model reads: the chat translation, or the client's own where the
+    // translation waits for routing (the Responses API).
+    let body = if inbound.hub.is_empty() {
+        inbound.native.clone().unwrap_or_default()
+    } else {
+        inbound.hub.clone()
+    };
     Ok(Admitted {
-        prompt_estimate: inbound.prompt_tokens,
+        prompt: PromptEstimate::new(body),
+        prompt_bound: (inbound.prompt_bytes as u64).div_ceil(4),
         inbound,
         key_name,
         headers: parts.headers,

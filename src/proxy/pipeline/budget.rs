@@ -65,13 +65,18 @@ pub async fn reserve(
     if !ctx.fin.record().budgeted {
         return Ok(Admission::Reserved);
     }
+    // No limit anywhere: nothing to reserve against (and no estimate to make).
+    if ctx.state.budget.limit_usd().is_none() && ctx.state.shared_budget.is_none() {
+        return Ok(Admission::Reserved);
+    }
     let first = &plan.targets[0];
     let rt = Arc::clone(&ctx.rt);
     let provider = &rt.config.providers[first.provider].name;
     let state = Arc::clone(&ctx.state);
+    let prompt = request.prompt.tokens();
     let cost = |completion: u64| {
         let tokens = TokenCounts {
-            prompt: request.prompt_estimate,
+            prompt,
             completion,
             cached_prompt: 0,
             cache_write: 0,

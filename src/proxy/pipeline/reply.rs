@@ -11,7 +11,7 @@ use super::{Admitted, RequestCtx};
 use crate::ledger::Outcome;
 use crate::providers::{ProviderError, UpstreamResponse, WireFormat};
 use crate::proxy::body::{ProxyBody, error_response};
-use crate::proxy::context::Tokens;
+use crate::proxy::context::{PromptEstimate, Tokens};
 use crate::proxy::dialect::Dialect;
 use crate::proxy::dialect::StreamFraming;
 use crate::proxy::error::ApiError;
@@ -43,7 +43,7 @@ pub enum Reply {
 
 /// What the stream relay needs to know of the request.
 pub struct StreamFacts {
-    prompt_estimate: u64,
+    prompt: PromptEstimate,
     requested_model: String,
     client_wants_usage: bool,
     /// A Responses API client served by a chat provider: the tool kinds it declared, for the
@@ -54,7 +54,7 @@ pub struct StreamFacts {
 impl StreamFacts {
     pub fn of(request: &Admitted) -> Self {
         Self {
-            prompt_estimate: request.prompt_estimate,
+            prompt: request.prompt.clone(),
             requested_model: request.inbound.model.clone(),
             client_wants_usage: request.inbound.client_wants_usage,
             responses_from_chat: None,
@@ -140,7 +140,7 @@ pub fn whole_body(
         Some(usage) => Tokens::from_usage(usage).served_at(head.service_tier.as_deref()),
         None => {
             let parsed: ResponseView = serde_json::from_slice(&body).unwrap_or_default();
-            Tokens::estimated(request.prompt_estimate, parsed.content_tokens())
+            Tokens::estimated(request.prompt.tokens(), parsed.content_tokens())
         }
     };
     ctx.fin.set_tokens(tokens);
@@ -185,7 +185,7 @@ fn record_anthropic_usage(ctx: &mut RequestCtx, request: &Admitted, body: &[u8])
     let tokens = match usage {
         Some(usage) => Tokens::from_token_usage(&anthropic::TokenUsage::from_anthropic(&usage)),
         // No counts: an estimate, marked, never a silent zero.
-        None => Tokens::estimated(request.prompt_estimate, anthropic::content_tokens(body)),
+        None => Tokens::estimated(request.prompt.tokens(), anthropic::content_tokens(body)),
     };
     ctx.fin.set_tokens(tokens);
 }
@@ -242,20 +242,14 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
                 response.format,
                 fin.id(),
                 &stream.requested_model,
-                stream.prompt_estimate,
+                &stream.prompt,
                 stream.client_wants_usage,
                 stream.responses_from_chat,
             );
             let transforms = state.transforms();
             let transform = (response.format == WireFormat::OpenAi && transforms.any_on_response())
                 .then(|| transforms.stream());
-            let mut relay = SseRelay::new(
-                response.body,
-                fin,
-                framing,
-                stream.prompt_estimate,
-                transform,
-            );
+            let mut relay = SseRelay::new(response.body, fin, framing, stream.prompt, transform);
             if let Some(key) = cache_fill {
                 relay.fill_cache(key);
             }

@@ -42,7 +42,7 @@ fn plan_for(
         tools: inbound.tools,
         images: inbound.images,
         json: inbound.json,
-        prompt_tokens: request.prompt_estimate,
+        prompt_tokens: request.prompt_bound,
         source: Some(ctx.peer.ip()),
         tag,
     };

@@ -18,7 +18,7 @@ pub fn content_tokens(anthropic_body: &[u8]) -> u64 {
         match block {
             ContentBlock::Text(block) => output.push(&block.text),
             ContentBlock::Thinking(block) => output.push(&block.thinking),
-            ContentBlock::ToolUse(block) => output.push_json(block.input.to_string().as_bytes()),
+            ContentBlock::ToolUse(block) => output.push_json(&block.input.to_string()),
             _ => {}
         }
     }

@@ -277,9 +277,7 @@ fn count_output(event: &StreamEvent, output: &mut TextTokens) {
         StreamEvent::ContentBlockDelta { delta, .. } => match delta {
             BlockDelta::TextDelta { text } => output.push(text),
             BlockDelta::ThinkingDelta { thinking } => output.push(thinking),
-            BlockDelta::InputJsonDelta { partial_json } => {
-                output.push_json(partial_json.as_bytes())
-            }
+            BlockDelta::InputJsonDelta { partial_json } => output.push_json(partial_json),
             _ => {}
         },
         _ => {}
