@@ -50,6 +50,18 @@ fn wrong(key: &str, problem: impl Into<String>) -> FieldError {
     }
 }
 
+/// What became of an entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Priced(Converted),
+    /// Not a chat or completion model, or without both an input and an output price: the
+    /// generator of the built-in table leaves these out too.
+    NotPriced,
+    /// Prices above several prompt sizes: smartproxy prices one long-context tier a model,
+    /// so such a model is left out rather than priced wrong.
+    SeveralThresholds,
+}
+
 /// An entry converted to the crate's shapes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Converted {
@@ -79,9 +91,8 @@ pub fn trim(entry: &Map<String, Value>) -> Map<String, Value> {
     kept
 }
 
-/// Converts a trimmed entry; `Ok(None)` for one the proxy does not price (not a chat or
-/// completion model, or without both an input and an output price), as the generator skips it.
-pub fn convert(m: &Map<String, Value>) -> Result<Option<Converted>, FieldError> {
+/// Converts a trimmed entry (see [`Outcome`]); an error names the key that is wrong.
+pub fn convert(m: &Map<String, Value>) -> Result<Outcome, FieldError> {
     for (key, value) in m {
         if is_rate(key) {
             rate(key, value)?;
@@ -90,14 +101,14 @@ pub fn convert(m: &Map<String, Value>) -> Result<Option<Converted>, FieldError> 
     match m.get("mode") {
         None => {}
         Some(Value::String(mode)) if mode == "chat" || mode == "completion" => {}
-        Some(Value::String(_)) => return Ok(None),
+        Some(Value::String(_)) => return Ok(Outcome::NotPriced),
         Some(other) => return Err(wrong("mode", format!("expected a string, got {other}"))),
     }
     let (Some(input), Some(output)) = (
         opt_rate(m, "input_cost_per_token")?,
         opt_rate(m, "output_cost_per_token")?,
     ) else {
-        return Ok(None);
+        return Ok(Outcome::NotPriced);
     };
     let provider = match m.get("provider") {
         None => String::new(),
@@ -120,8 +131,10 @@ pub fn convert(m: &Map<String, Value>) -> Result<Option<Converted>, FieldError> 
             }
         }
     }
-    let extra = extra(m)?;
-    Ok(Some(Converted {
+    let Some(extra) = extra(m)? else {
+        return Ok(Outcome::SeveralThresholds);
+    };
+    Ok(Outcome::Priced(Converted {
         price: entry_price(
             &provider,
             input,
@@ -178,8 +191,9 @@ fn tokens(m: &Map<String, Value>, key: &str) -> Result<Option<u32>, FieldError> 
     }
 }
 
-/// The prices beyond the plain four, as the generator's `extra` reads them.
-fn extra(m: &Map<String, Value>) -> Result<Option<Extra>, FieldError> {
+/// The prices beyond the plain four, as the generator's `extra` reads them (`Some(None)`: none),
+/// or `None` when the entry has several long-context thresholds.
+fn extra(m: &Map<String, Value>) -> Result<Option<Option<Extra>>, FieldError> {
     let thresholds: std::collections::BTreeSet<&str> = m
         .keys()
         .filter(|k| {
@@ -190,14 +204,8 @@ fn extra(m: &Map<String, Value>) -> Result<Option<Extra>, FieldError> {
         .collect();
     let mut thresholds = thresholds.into_iter();
     let threshold = thresholds.next();
-    if let Some(second) = thresholds.next() {
-        return Err(wrong(
-            &format!("*_above_{second}_tokens"),
-            format!(
-                "a model may have one long-context threshold, this one has {} and {second}",
-                threshold.unwrap_or_default()
-            ),
-        ));
+    if thresholds.next().is_some() {
+        return Ok(None);
     }
     let above_tokens = threshold
         .map(|n| {
@@ -267,7 +275,7 @@ fn extra(m: &Map<String, Value>) -> Result<Option<Extra>, FieldError> {
         priority_above: Rates::NONE,
     };
     // The generator leaves out an `Extra` with nothing in it.
-    Ok((extra != none).then_some(extra))
+    Ok(Some((extra != none).then_some(extra)))
 }
 
 #[cfg(test)]
@@ -290,7 +298,7 @@ mod tests {
         let mut converted = 0;
         for (name, fields) in models {
             let trimmed = trim(fields.as_object().unwrap());
-            let Some(c) = convert(&trimmed).unwrap() else {
+            let Outcome::Priced(c) = convert(&trimmed).unwrap() else {
                 assert!(super::super::exact(name).is_none(), "{name} skipped");
                 continue;
             };
@@ -369,12 +377,27 @@ mod tests {
 
     #[test]
     fn skipped_entries() {
-        for entry in [
-            serde_json::json!({"mode": "embedding", "input_cost_per_token": 1e-7}),
-            serde_json::json!({"mode": "chat", "input_cost_per_token": 1e-7}),
-            serde_json::json!({"mode": "image_generation"}),
+        for (entry, want) in [
+            (
+                serde_json::json!({"mode": "embedding", "input_cost_per_token": 1e-7}),
+                Outcome::NotPriced,
+            ),
+            (
+                serde_json::json!({"mode": "chat", "input_cost_per_token": 1e-7}),
+                Outcome::NotPriced,
+            ),
+            (
+                serde_json::json!({"mode": "image_generation"}),
+                Outcome::NotPriced,
+            ),
+            (
+                serde_json::json!({"input_cost_per_token": 1e-7, "output_cost_per_token": 1e-7,
+                    "input_cost_per_token_above_32k_tokens": 2e-7,
+                    "input_cost_per_token_above_256k_tokens": 3e-7}),
+                Outcome::SeveralThresholds,
+            ),
         ] {
-            assert_eq!(convert(&trim(&obj(entry.clone()))), Ok(None), "{entry}");
+            assert_eq!(convert(&trim(&obj(entry.clone()))), Ok(want), "{entry}");
         }
     }
 }

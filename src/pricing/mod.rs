@@ -19,7 +19,7 @@ mod price;
 mod table;
 mod version;
 
-pub use overlay::{Overlay, OverlayEntry, OverlayError};
+pub use overlay::{Comparison, Overlay, OverlayEntry, OverlayError};
 pub use price::{Price, ServiceTier, ServiceTierPrice, TierPrice, TokenCounts, UsageDetail};
 pub use version::{TABLE_DATE, TABLE_SOURCE, TABLE_VERSION, table_label};
 
@@ -631,7 +631,7 @@ fn by_name_index() -> &'static HashMap<&'static str, Vec<&'static PriceEntry>> {
 }
 
 /// The LiteLLM name prefix (without `/`) for a smartproxy provider name.
-fn litellm_prefix(provider: &str) -> &str {
+pub fn litellm_prefix(provider: &str) -> &str {
     match provider {
         "together" => "together_ai",
         "fireworks" => "fireworks_ai",

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use super::litellm::{self, Converted};
+use super::litellm::{self, Converted, Outcome};
 use super::{Price, cmp_prefixed};
 
 /// One model of an overlay.
@@ -38,6 +38,18 @@ pub struct Overlay {
     /// Entries of the input that the proxy does not price (not chat or completion models, or
     /// without input and output prices).
     pub skipped: usize,
+    /// Models left out for their several long-context thresholds (see [`Outcome`]).
+    pub several_thresholds: Vec<String>,
+}
+
+/// Counts of an overlay's models against the built-in table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// Models the built-in table does not have.
+    pub added: usize,
+    /// Models whose prices or context window differ from the built-in ones.
+    pub changed: usize,
+    pub unchanged: usize,
 }
 
 /// Why a price file cannot be used. Every message names the file (or URL).
@@ -125,8 +137,9 @@ impl Overlay {
             let trimmed = litellm::trim(fields);
             match litellm::convert(&trimmed) {
                 Err(e) => return Err(entry_error(&e.key, e.problem)),
-                Ok(None) => overlay.skipped += 1,
-                Ok(Some(c)) => overlay.push(name.trim(), c, trimmed),
+                Ok(Outcome::NotPriced) => overlay.skipped += 1,
+                Ok(Outcome::SeveralThresholds) => overlay.several_thresholds.push(name.clone()),
+                Ok(Outcome::Priced(c)) => overlay.push(name.trim(), c, trimmed),
             }
         }
         if overlay.entries.is_empty() {
@@ -193,6 +206,21 @@ impl Overlay {
             .into_iter()
             .flatten()
             .filter_map(|&i| self.entries.get(i))
+    }
+
+    /// How the overlay differs from the built-in table, by model name.
+    pub fn compared_to_builtin(&self) -> Comparison {
+        let mut c = Comparison::default();
+        for entry in &self.entries {
+            match super::exact(&entry.name) {
+                None => c.added += 1,
+                Some(b) if b.price() != entry.price || b.context_window != entry.context_window => {
+                    c.changed += 1;
+                }
+                Some(_) => c.unchanged += 1,
+            }
+        }
+        c
     }
 
     /// The text stored in the data dir.
@@ -269,6 +297,14 @@ mod tests {
         assert_eq!(entry.price.input_per_mtok, 1.0);
         assert_eq!(entry.price.output_per_mtok, 4.0);
         assert_eq!(entry.context_window, Some(64_000));
+        assert_eq!(
+            overlay.compared_to_builtin(),
+            Comparison {
+                added: 1,
+                changed: 0,
+                unchanged: 0
+            }
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/prices-overlay.json");
