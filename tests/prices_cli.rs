@@ -63,7 +63,10 @@ fn show_prints_the_table_version_and_models() {
     assert!(out.contains("built-in"), "{out}");
     assert!(!out.contains("gpt-4o"), "filtered by provider: {out}");
 
-    let table = json(&env, &["prices", "show", "--search", "gpt-4o-mini", "--json"]);
+    let table = json(
+        &env,
+        &["prices", "show", "--search", "gpt-4o-mini", "--json"],
+    );
     assert_eq!(table["table"]["source"], "LiteLLM");
     assert_eq!(table["table"]["version"], "1.109.1");
     assert!(table["overlay"].is_null());
@@ -96,8 +99,17 @@ fn show_one_model_resolves_as_the_proxy_does() {
     assert_eq!(one["price"]["priority"]["output_per_mtok"], 30.0);
 
     let out = ok(&env, &["prices", "show", "claude-sonnet-4-5-20250929"]);
-    assert!(out.lines().next().unwrap().contains("LiteLLM 1.109.1"), "{out}");
-    for want in ["$3.0000", "$0.3000", "$3.7500", "$6.0000", "web search: $0.0100"] {
+    assert!(
+        out.lines().next().unwrap().contains("LiteLLM 1.109.1"),
+        "{out}"
+    );
+    for want in [
+        "$3.0000",
+        "$0.3000",
+        "$3.7500",
+        "$6.0000",
+        "web search: $0.0100",
+    ] {
         assert!(out.contains(want), "{want} in {out}");
     }
 
@@ -134,7 +146,9 @@ fn config_overrides_show_in_prices_and_config_show() {
 
     let table = json(
         &env,
-        &["prices", "show", "--search", "my-local", "--json", "--config", config],
+        &[
+            "prices", "show", "--search", "my-local", "--json", "--config", config,
+        ],
     );
     assert_eq!(table["models"][0]["source"], "config");
 
@@ -175,7 +189,10 @@ async fn an_overlay_is_shown_and_billed_then_reset() {
 
     let out = ok(&env, &["prices", "show", "--search", "acme"]);
     assert!(out.lines().next().unwrap().contains("overlay"), "{out}");
-    assert!(out.contains("acme-fast-1") && out.contains("overlay"), "{out}");
+    assert!(
+        out.contains("acme-fast-1") && out.contains("overlay"),
+        "{out}"
+    );
     assert!(out.contains("$2.0000") && out.contains("32,000"), "{out}");
 
     let doctor = ok(&env, &["doctor"]);
@@ -204,7 +221,10 @@ async fn an_overlay_is_shown_and_billed_then_reset() {
     assert!(prompt > 0.0 && completion > 0.0, "{row:?}");
     let want = ((prompt - cached) * 2.0 + cached * 0.5 + completion * 8.0) / 1e6;
     let cost: f64 = row["cost_usd"].parse().unwrap();
-    assert!((cost - want).abs() < 1e-12, "cost {cost} != {want}: {row:?}");
+    assert!(
+        (cost - want).abs() < 1e-12,
+        "cost {cost} != {want}: {row:?}"
+    );
 
     let out = ok(&env, &["prices", "reset"]);
     assert!(out.contains("removed the price overlay"), "{out}");

@@ -53,7 +53,7 @@ fn wrong(key: &str, problem: impl Into<String>) -> FieldError {
 /// What became of an entry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Priced(Converted),
+    Priced(Box<Converted>),
     /// Not a chat or completion model, or without both an input and an output price: the
     /// generator of the built-in table leaves these out too.
     NotPriced,
@@ -134,7 +134,7 @@ pub fn convert(m: &Map<String, Value>) -> Result<Outcome, FieldError> {
     let Some(extra) = extra(m)? else {
         return Ok(Outcome::SeveralThresholds);
     };
-    Ok(Outcome::Priced(Converted {
+    Ok(Outcome::Priced(Box::new(Converted {
         price: entry_price(
             &provider,
             input,
@@ -147,7 +147,7 @@ pub fn convert(m: &Map<String, Value>) -> Result<Outcome, FieldError> {
         context_window: tokens(m, "max_input_tokens")?,
         max_output: tokens(m, "max_output_tokens")?,
         caps,
-    }))
+    })))
 }
 
 /// A price in USD per token: a finite number, not negative.

@@ -139,7 +139,7 @@ impl Overlay {
                 Err(e) => return Err(entry_error(&e.key, e.problem)),
                 Ok(Outcome::NotPriced) => overlay.skipped += 1,
                 Ok(Outcome::SeveralThresholds) => overlay.several_thresholds.push(name.clone()),
-                Ok(Outcome::Priced(c)) => overlay.push(name.trim(), c, trimmed),
+                Ok(Outcome::Priced(c)) => overlay.push(name.trim(), *c, trimmed),
             }
         }
         if overlay.entries.is_empty() {
