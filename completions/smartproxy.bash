@@ -43,6 +43,9 @@ _smartproxy() {
             smartproxy,keys)
                 cmd="smartproxy__subcmd__keys"
                 ;;
+            smartproxy,prices)
+                cmd="smartproxy__subcmd__prices"
+                ;;
             smartproxy,providers)
                 cmd="smartproxy__subcmd__providers"
                 ;;
@@ -151,6 +154,9 @@ _smartproxy() {
             smartproxy__subcmd__help,keys)
                 cmd="smartproxy__subcmd__help__subcmd__keys"
                 ;;
+            smartproxy__subcmd__help,prices)
+                cmd="smartproxy__subcmd__help__subcmd__prices"
+                ;;
             smartproxy__subcmd__help,providers)
                 cmd="smartproxy__subcmd__help__subcmd__providers"
                 ;;
@@ -202,6 +208,15 @@ _smartproxy() {
             smartproxy__subcmd__help__subcmd__keys,revoke)
                 cmd="smartproxy__subcmd__help__subcmd__keys__subcmd__revoke"
                 ;;
+            smartproxy__subcmd__help__subcmd__prices,reset)
+                cmd="smartproxy__subcmd__help__subcmd__prices__subcmd__reset"
+                ;;
+            smartproxy__subcmd__help__subcmd__prices,show)
+                cmd="smartproxy__subcmd__help__subcmd__prices__subcmd__show"
+                ;;
+            smartproxy__subcmd__help__subcmd__prices,update)
+                cmd="smartproxy__subcmd__help__subcmd__prices__subcmd__update"
+                ;;
             smartproxy__subcmd__help__subcmd__providers,check)
                 cmd="smartproxy__subcmd__help__subcmd__providers__subcmd__check"
                 ;;
@@ -240,6 +255,30 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__keys__subcmd__help,revoke)
                 cmd="smartproxy__subcmd__keys__subcmd__help__subcmd__revoke"
+                ;;
+            smartproxy__subcmd__prices,help)
+                cmd="smartproxy__subcmd__prices__subcmd__help"
+                ;;
+            smartproxy__subcmd__prices,reset)
+                cmd="smartproxy__subcmd__prices__subcmd__reset"
+                ;;
+            smartproxy__subcmd__prices,show)
+                cmd="smartproxy__subcmd__prices__subcmd__show"
+                ;;
+            smartproxy__subcmd__prices,update)
+                cmd="smartproxy__subcmd__prices__subcmd__update"
+                ;;
+            smartproxy__subcmd__prices__subcmd__help,help)
+                cmd="smartproxy__subcmd__prices__subcmd__help__subcmd__help"
+                ;;
+            smartproxy__subcmd__prices__subcmd__help,reset)
+                cmd="smartproxy__subcmd__prices__subcmd__help__subcmd__reset"
+                ;;
+            smartproxy__subcmd__prices__subcmd__help,show)
+                cmd="smartproxy__subcmd__prices__subcmd__help__subcmd__show"
+                ;;
+            smartproxy__subcmd__prices__subcmd__help,update)
+                cmd="smartproxy__subcmd__prices__subcmd__help__subcmd__update"
                 ;;
             smartproxy__subcmd__providers,check)
                 cmd="smartproxy__subcmd__providers__subcmd__check"
@@ -296,7 +335,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon stats sessions config budget cache route request keys providers doctor shim env completions help"
+            opts="-h -V --config --log-level --help --version run daemon stats sessions config budget cache route request keys providers prices doctor shim env completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -824,7 +863,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon stats sessions config budget cache route request keys providers doctor shim env completions help"
+            opts="run daemon stats sessions config budget cache route request keys providers prices doctor shim env completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1090,6 +1129,62 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__keys__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__prices)
+            opts="show update reset"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__prices__subcmd__reset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__prices__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__prices__subcmd__update)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1422,6 +1517,180 @@ _smartproxy() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__prices)
+            opts="-h -V --config --log-level --help --version show update reset help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__prices__subcmd__help)
+            opts="show update reset help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__prices__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__prices__subcmd__help__subcmd__reset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__prices__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__prices__subcmd__help__subcmd__update)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__prices__subcmd__reset)
+            opts="-h -V --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__prices__subcmd__show)
+            opts="-h -V --provider --search --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --provider)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --search)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__prices__subcmd__update)
+            opts="-h -V --file --url --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -15,7 +15,8 @@ pub enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show the configuration in effect (file, listener, ledger, providers; never keys).
+    /// Show the configuration in effect (file, listener, ledger, providers, `pricing:`
+    /// overrides in USD per million tokens; never keys).
     Show {
         /// Print as JSON.
         #[arg(long)]
@@ -71,12 +72,19 @@ pub fn config(cmd: &ConfigCommand, explicit: Option<&Path>) -> anyhow::Result<u8
                     })
                 })
                 .collect();
+            // Sorted, so that the output is the same from one run to the next.
+            let pricing: std::collections::BTreeMap<&str, &crate::pricing::Price> = config
+                .pricing
+                .iter()
+                .map(|(name, price)| (name.as_str(), price))
+                .collect();
             let value = json!({
                 "source": config.source_display(),
                 "listen": config.listen.to_string(),
                 "database": config.database.display().to_string(),
                 "budget": {"session_usd": config.budget.session_usd},
                 "providers": providers,
+                "pricing": pricing,
             });
             let text = if *json {
                 value.to_string()

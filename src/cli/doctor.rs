@@ -19,7 +19,8 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 #[command(
     after_help = "Examples:\n  smartproxy doctor\n  smartproxy doctor --json | jq '.checks[] | select(.status != \"ok\")'\n\n\
 Checks: the config (which file, does it load, which providers are usable and which lack their key\n\
-variable), the ledger (path, writable, WAL journal, schema version, size), the daemon (pid file,\n\
+variable), the ledger (path, writable, WAL journal, schema version, size), the price table\n\
+(version, and the overlay of `prices update` if any), the daemon (pid file,\n\
 GET /healthz on its public listener) and whether the listeners it would use are free.\n\
 Exit status: 0 when nothing failed (warnings allowed), 1 otherwise."
 )]
@@ -62,6 +63,7 @@ pub fn doctor(args: &DoctorArgs, config_path: Option<&Path>) -> anyhow::Result<u
         .as_ref()
         .map_or_else(fallback_database, |c| c.database.clone());
     checks.push(ledger_check(&database));
+    checks.push(prices_check());
     let running = daemon::read_pid_file().filter(|f| daemon::alive(f.pid));
     checks.push(daemon_check(running.as_ref()));
     let listen = config
@@ -178,6 +180,29 @@ fn config_checks(explicit: Option<&Path>, checks: &mut Vec<Check>) -> Option<Con
         ));
     }
     Some(config)
+}
+
+/// The built-in price table's version, and the overlay of `prices update` if one is installed.
+fn prices_check() -> Check {
+    match crate::pricing::Overlay::load(&paths::price_overlay()) {
+        Ok(overlay) => check(
+            "prices",
+            Status::Ok,
+            super::prices::header(overlay.as_ref()),
+            None,
+        ),
+        Err(err) => check(
+            "prices",
+            Status::Warn,
+            format!(
+                "price table: {}; the overlay is ignored: {err}",
+                crate::pricing::table_label()
+            ),
+            Some(
+                "install a valid file with `smartproxy prices update --file PATH`, or remove it with `smartproxy prices reset`",
+            ),
+        ),
+    }
 }
 
 /// The ledger path when the config does not load: `SMARTPROXY_DB` or the platform default.

@@ -9,6 +9,8 @@ mod doctor;
 mod env_cmd;
 mod format;
 mod keys;
+mod prices;
+mod prices_update;
 mod providers_cmd;
 mod request;
 mod route;
@@ -97,6 +99,9 @@ pub enum Command {
     /// Check that the configured providers answer and accept their keys.
     #[command(subcommand)]
     Providers(providers_cmd::ProvidersCommand),
+    /// Model prices: show them, or install a newer LiteLLM price file as an overlay.
+    #[command(subcommand)]
+    Prices(prices::PricesCommand),
     /// Check the config, the ledger, the daemon and the listeners; print a fix for each problem.
     Doctor(doctor::DoctorArgs),
     /// Shims: scripts that run a tool under `smartproxy run --preset TOOL` whenever you call it.
@@ -123,6 +128,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Request(args) => request::request(&args, config_path.as_deref()),
         Command::Keys(cmd) => keys::keys(&cmd, config_path.as_deref()),
         Command::Providers(cmd) => providers_cmd::providers(&cmd, config_path.as_deref()),
+        Command::Prices(cmd) => prices::prices(&cmd, config_path.as_deref()),
         Command::Doctor(args) => doctor::doctor(&args, config_path.as_deref()),
         Command::Env(args) => env_cmd::env(&args, config_path.as_deref()),
         Command::Shim(cmd) => shim::shim(&cmd, config_path.as_deref()),

@@ -29,6 +29,15 @@ pub fn default_database() -> PathBuf {
     }
 }
 
+/// The price overlay `smartproxy prices update` installs, in the platform data dir
+/// (`~/.local/share/smartproxy/prices-overlay.json` on Linux).
+pub fn price_overlay() -> PathBuf {
+    match project_dirs() {
+        Some(dirs) => dirs.data_dir().join("prices-overlay.json"),
+        None => PathBuf::from(".smartproxy-prices-overlay.json"),
+    }
+}
+
 /// Expands a leading `~/` to the home directory.
 pub fn expand_home(path: &str) -> PathBuf {
     if let Some(rest) = path.strip_prefix("~/")

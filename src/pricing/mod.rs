@@ -5,14 +5,23 @@
 //! Copyright (c) 2023 Berri AI; see `SOURCE.md`), by `tests/pricing_table.rs`; regenerate it with
 //! `SMARTPROXY_UPDATE_GENERATED=1 cargo test --test pricing_table`.
 //!
+//! A price overlay installed with `smartproxy prices update` (`overlay.rs`) is looked up before
+//! the built-in table; config `pricing:` overrides before both.
+//!
 //! An unknown model has no price and no cost (`None`), never a silent zero.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+mod litellm;
+mod overlay;
 mod price;
 mod table;
+mod version;
 
+pub use overlay::{Comparison, Overlay, OverlayEntry, OverlayError};
 pub use price::{Price, ServiceTier, ServiceTierPrice, TierPrice, TokenCounts, UsageDetail};
+pub use version::{TABLE_DATE, TABLE_SOURCE, TABLE_VERSION, table_label};
 
 /// The model can call tools (LiteLLM `supports_function_calling` or `supports_tool_choice`).
 pub const CAP_TOOLS: u8 = 1 << 0;
@@ -104,54 +113,74 @@ impl PriceEntry {
 
     /// The entry's prices in USD per million tokens.
     pub fn price(&self) -> Price {
-        let cache_read = match (self.cache_read, self.provider) {
-            (None, "fireworks_ai") => Some(self.input * FIREWORKS_CACHE_READ_RATIO),
-            (read, _) => read,
-        };
-        let mut price = Price {
-            input_per_mtok: per_mtok(self.input),
-            output_per_mtok: per_mtok(self.output),
-            cached_input_per_mtok: cache_read.map(per_mtok),
-            cache_write_per_mtok: self.cache_write.map(per_mtok),
-            ..Price::default()
-        };
-        let Some(extra) = self.extra else {
-            return price;
-        };
-        // xAI bills the long-context price from the threshold itself (LiteLLM
-        // `_INCLUSIVE_THRESHOLD_PROVIDERS`).
-        let inclusive = self.provider == "xai";
-        let tier = |rates: &Rates| {
-            let above_tokens = extra.above_tokens?;
-            (*rates != Rates::NONE).then(|| TierPrice {
-                above_tokens,
-                input_per_mtok: rates.input.map(per_mtok),
-                output_per_mtok: rates.output.map(per_mtok),
-                cached_input_per_mtok: rates.cache_read.map(per_mtok),
-                cache_write_per_mtok: rates.cache_write.map(per_mtok),
-                cache_write_1h_per_mtok: rates.cache_write_1h.map(per_mtok),
-                inclusive,
-            })
-        };
-        let service = |rates: &Rates, above: &Rates| {
-            (*rates != Rates::NONE || *above != Rates::NONE).then(|| ServiceTierPrice {
-                input_per_mtok: rates.input.map(per_mtok),
-                output_per_mtok: rates.output.map(per_mtok),
-                cached_input_per_mtok: rates.cache_read.map(per_mtok),
-                cache_write_per_mtok: rates.cache_write.map(per_mtok),
-                cache_write_1h_per_mtok: rates.cache_write_1h.map(per_mtok),
-                reasoning_per_mtok: rates.reasoning.map(per_mtok),
-                tier: tier(above),
-            })
-        };
-        price.cache_write_1h_per_mtok = extra.cache_write_1h.map(per_mtok);
-        price.reasoning_per_mtok = extra.reasoning.map(per_mtok);
-        price.web_search_per_call = extra.web_search;
-        price.tier = tier(&extra.above);
-        price.flex = service(&extra.flex, &extra.flex_above);
-        price.priority = service(&extra.priority, &extra.priority_above);
-        price
+        entry_price(
+            self.provider,
+            self.input,
+            self.output,
+            self.cache_read,
+            self.cache_write,
+            self.extra,
+        )
     }
+}
+
+/// A table row's prices (USD per token, LiteLLM provider name) in USD per million tokens: the
+/// one conversion for the built-in table and overlays alike.
+fn entry_price(
+    provider: &str,
+    input: f64,
+    output: f64,
+    cache_read: Option<f64>,
+    cache_write: Option<f64>,
+    extra: Option<&Extra>,
+) -> Price {
+    let cache_read = match (cache_read, provider) {
+        (None, "fireworks_ai") => Some(input * FIREWORKS_CACHE_READ_RATIO),
+        (read, _) => read,
+    };
+    let mut price = Price {
+        input_per_mtok: per_mtok(input),
+        output_per_mtok: per_mtok(output),
+        cached_input_per_mtok: cache_read.map(per_mtok),
+        cache_write_per_mtok: cache_write.map(per_mtok),
+        ..Price::default()
+    };
+    let Some(extra) = extra else {
+        return price;
+    };
+    // xAI bills the long-context price from the threshold itself (LiteLLM
+    // `_INCLUSIVE_THRESHOLD_PROVIDERS`).
+    let inclusive = provider == "xai";
+    let tier = |rates: &Rates| {
+        let above_tokens = extra.above_tokens?;
+        (*rates != Rates::NONE).then(|| TierPrice {
+            above_tokens,
+            input_per_mtok: rates.input.map(per_mtok),
+            output_per_mtok: rates.output.map(per_mtok),
+            cached_input_per_mtok: rates.cache_read.map(per_mtok),
+            cache_write_per_mtok: rates.cache_write.map(per_mtok),
+            cache_write_1h_per_mtok: rates.cache_write_1h.map(per_mtok),
+            inclusive,
+        })
+    };
+    let service = |rates: &Rates, above: &Rates| {
+        (*rates != Rates::NONE || *above != Rates::NONE).then(|| ServiceTierPrice {
+            input_per_mtok: rates.input.map(per_mtok),
+            output_per_mtok: rates.output.map(per_mtok),
+            cached_input_per_mtok: rates.cache_read.map(per_mtok),
+            cache_write_per_mtok: rates.cache_write.map(per_mtok),
+            cache_write_1h_per_mtok: rates.cache_write_1h.map(per_mtok),
+            reasoning_per_mtok: rates.reasoning.map(per_mtok),
+            tier: tier(above),
+        })
+    };
+    price.cache_write_1h_per_mtok = extra.cache_write_1h.map(per_mtok);
+    price.reasoning_per_mtok = extra.reasoning.map(per_mtok);
+    price.web_search_per_call = extra.web_search;
+    price.tier = tier(&extra.above);
+    price.flex = service(&extra.flex, &extra.flex_above);
+    price.priority = service(&extra.priority, &extra.priority_above);
+    price
 }
 
 /// USD per token to USD per million tokens, rounded to 1e-9 so that table values such as
@@ -160,10 +189,45 @@ fn per_mtok(per_token: f64) -> f64 {
     (per_token * 1e15).round() / 1e9
 }
 
-/// Built-in prices plus the user's overrides.
+/// Built-in prices, an installed overlay and the user's overrides.
 #[derive(Debug, Clone, Default)]
 pub struct PriceBook {
     overrides: HashMap<String, Price>,
+    overlay: Option<Arc<Overlay>>,
+}
+
+/// Where a model's price comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A config `pricing:` override.
+    Config,
+    /// The overlay installed with `smartproxy prices update`.
+    Overlay,
+    /// The built-in table.
+    BuiltIn,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Overlay => "overlay",
+            Self::BuiltIn => "built-in",
+        }
+    }
+}
+
+/// How a model's price was found: what [`PriceBook::price`] returns, and from where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub origin: Origin,
+    /// The override or table name that matched (`gpt-4o` for `gpt-4o-2099-01-01`).
+    pub name: String,
+    /// LiteLLM provider name of the table row; `None` for an override.
+    pub provider: Option<String>,
+    pub price: Price,
+    pub context_window: Option<u32>,
+    pub max_output: Option<u32>,
 }
 
 impl PriceBook {
@@ -173,19 +237,68 @@ impl PriceBook {
             .into_iter()
             .map(|(name, price)| (name.trim().to_owned(), price))
             .collect();
-        Self { overrides }
+        Self {
+            overrides,
+            overlay: None,
+        }
+    }
+
+    /// The same book with `overlay` looked up before the built-in table.
+    pub fn with_overlay(mut self, overlay: Option<Arc<Overlay>>) -> Self {
+        self.overlay = overlay;
+        self
+    }
+
+    pub fn overlay(&self) -> Option<&Overlay> {
+        self.overlay.as_deref()
+    }
+
+    /// The config overrides, by model name.
+    pub fn overrides(&self) -> &HashMap<String, Price> {
+        &self.overrides
+    }
+
+    fn tables(&self) -> Tables<'_> {
+        Tables {
+            overlay: self.overlay.as_deref(),
+        }
     }
 
     /// The price of `model` as served by the smartproxy provider `provider`.
     ///
-    /// Lookup order: a config override (see [`Self::override_for`]); then the built-in table
-    /// (see [`lookup`]).
+    /// Lookup order: a config override (see [`Self::override_for`]); then the overlay and the
+    /// built-in table as one table where the overlay's rows replace the built-in rows of the
+    /// same name (see [`lookup`] for the rules).
     pub fn price(&self, provider: Option<&str>, model: &str) -> Option<Price> {
         let model = model.trim();
         if let Some(price) = self.override_for(model) {
             return Some(*price);
         }
-        lookup(provider, model).map(PriceEntry::price)
+        resolve(self.tables(), provider, model).map(|row| row.price())
+    }
+
+    /// What [`Self::price`] finds for `model`, with where it comes from (for `prices show`).
+    pub fn resolve(&self, provider: Option<&str>, model: &str) -> Option<Resolved> {
+        let model = model.trim();
+        let row = resolve(self.tables(), provider, model);
+        if let Some((name, price)) = self.override_entry(model) {
+            return Some(Resolved {
+                origin: Origin::Config,
+                name: name.to_owned(),
+                provider: None,
+                price: *price,
+                context_window: row.and_then(|r| r.context_window()),
+                max_output: row.and_then(|r| r.max_output()),
+            });
+        }
+        row.map(|row| Resolved {
+            origin: row.origin(),
+            name: row.name().to_owned(),
+            provider: Some(row.provider().to_owned()),
+            price: row.price(),
+            context_window: row.context_window(),
+            max_output: row.max_output(),
+        })
     }
 
     /// The override for `model`: an override named exactly so, else the longest override name
@@ -193,10 +306,15 @@ impl PriceBook {
     /// `provider/` segments removed (`openai/gpt-4o-2024-08-06`). An exact dated override beats
     /// an undated one. `gpt-4o` never matches `gpt-4o-mini`: only a date may follow the name.
     pub fn override_for(&self, model: &str) -> Option<&Price> {
+        self.override_entry(model).map(|(_, price)| price)
+    }
+
+    /// [`Self::override_for`] with the override's name.
+    fn override_entry(&self, model: &str) -> Option<(&str, &Price)> {
         if self.overrides.is_empty() {
             return None;
         }
-        let mut best: Option<(bool, usize, &Price)> = None;
+        let mut best: Option<(bool, &str, &Price)> = None;
         let mut rest = model;
         loop {
             let candidates = [
@@ -204,10 +322,10 @@ impl PriceBook {
                 strip_date_suffix(rest).map(|b| (false, b)),
             ];
             for (exact, name) in candidates.into_iter().flatten() {
-                if let Some(price) = self.overrides.get(name)
-                    && best.is_none_or(|(e, len, _)| (exact, name.len()) > (e, len))
+                if let Some((key, price)) = self.overrides.get_key_value(name)
+                    && best.is_none_or(|(e, best, _)| (exact, name.len()) > (e, best.len()))
                 {
-                    best = Some((exact, name.len(), price));
+                    best = Some((exact, key.as_str(), price));
                 }
             }
             match rest.split_once('/') {
@@ -215,7 +333,7 @@ impl PriceBook {
                 None => break,
             }
         }
-        best.map(|(_, _, price)| price)
+        best.map(|(_, name, price)| (name, price))
     }
 
     /// Cost in USD of a request, or `None` when the model has no known price.
@@ -240,9 +358,9 @@ impl PriceBook {
             .map(|price| price.cost_usd_with(tokens, detail))
     }
 
-    /// Maximum input tokens of `model`, from the built-in table.
+    /// Maximum input tokens of `model`, from the overlay or the built-in table.
     pub fn context_window(&self, model: &str) -> Option<u32> {
-        builtin(model).and_then(|entry| entry.context_window)
+        resolve(self.tables(), None, model.trim()).and_then(|row| row.context_window())
     }
 }
 
@@ -272,30 +390,123 @@ pub fn builtin(model: &str) -> Option<&'static PriceEntry> {
 /// several providers sell it (`gemini-2.5-pro` -> `gemini/gemini-2.5-pro`); a name only
 /// resellers list, at different prices, stays unpriced rather than guessed.
 pub fn lookup(provider: Option<&str>, model: &str) -> Option<&'static PriceEntry> {
-    let model = model.trim();
+    match resolve(Tables { overlay: None }, provider, model.trim())? {
+        Row::Builtin(entry) => Some(entry),
+        Row::Overlay(_) => None,
+    }
+}
+
+/// A row the lookup found: a built-in entry or an overlay's.
+#[derive(Debug, Clone, Copy)]
+enum Row<'a> {
+    Builtin(&'static PriceEntry),
+    Overlay(&'a OverlayEntry),
+}
+
+impl<'a> Row<'a> {
+    fn name(self) -> &'a str {
+        match self {
+            Self::Builtin(e) => e.name,
+            Self::Overlay(e) => &e.name,
+        }
+    }
+    fn provider(self) -> &'a str {
+        match self {
+            Self::Builtin(e) => e.provider,
+            Self::Overlay(e) => &e.provider,
+        }
+    }
+    fn price(self) -> Price {
+        match self {
+            Self::Builtin(e) => e.price(),
+            Self::Overlay(e) => e.price,
+        }
+    }
+    fn context_window(self) -> Option<u32> {
+        match self {
+            Self::Builtin(e) => e.context_window,
+            Self::Overlay(e) => e.context_window,
+        }
+    }
+    fn max_output(self) -> Option<u32> {
+        match self {
+            Self::Builtin(e) => e.max_output,
+            Self::Overlay(e) => e.max_output,
+        }
+    }
+    fn origin(self) -> Origin {
+        match self {
+            Self::Builtin(_) => Origin::BuiltIn,
+            Self::Overlay(_) => Origin::Overlay,
+        }
+    }
+}
+
+/// The overlay (if any) over the built-in table, seen as one table: an overlay row replaces
+/// the built-in row of the same name, so the lookup rules work the same on both.
+#[derive(Debug, Clone, Copy)]
+struct Tables<'a> {
+    overlay: Option<&'a Overlay>,
+}
+
+impl<'a> Tables<'a> {
+    fn exact(self, name: &str) -> Option<Row<'a>> {
+        self.overlay
+            .and_then(|o| o.exact(name))
+            .map(Row::Overlay)
+            .or_else(|| exact(name).map(Row::Builtin))
+    }
+
+    fn exact_prefixed(self, prefix: &str, name: &str) -> Option<Row<'a>> {
+        self.overlay
+            .and_then(|o| o.exact_prefixed(prefix, name))
+            .map(Row::Overlay)
+            .or_else(|| exact_prefixed(prefix, name).map(Row::Builtin))
+    }
+
+    /// The rows named `{litellm-provider}/{bare}`.
+    fn named(self, bare: &str) -> Vec<Row<'a>> {
+        let builtin = by_name_index().get(bare).into_iter().flatten().copied();
+        let Some(overlay) = self.overlay else {
+            return builtin.map(Row::Builtin).collect();
+        };
+        overlay
+            .named(bare)
+            .map(Row::Overlay)
+            .chain(
+                builtin
+                    .filter(|e| overlay.exact(e.name).is_none())
+                    .map(Row::Builtin),
+            )
+            .collect()
+    }
+}
+
+/// The lookup rules of [`lookup`] over `tables`.
+fn resolve<'a>(tables: Tables<'a>, provider: Option<&str>, model: &str) -> Option<Row<'a>> {
     let prefix = provider
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(litellm_prefix);
     let base = strip_date_suffix(model);
-    find(prefix, model)
-        .or_else(|| base.and_then(|base| find(prefix, base)))
-        .or_else(|| by_name(model))
-        .or_else(|| base.and_then(by_name))
+    find(tables, prefix, model)
+        .or_else(|| base.and_then(|base| find(tables, prefix, base)))
+        .or_else(|| by_name(tables, model))
+        .or_else(|| base.and_then(|base| by_name(tables, base)))
 }
 
-fn find(prefix: Option<&str>, name: &str) -> Option<&'static PriceEntry> {
+fn find<'a>(tables: Tables<'a>, prefix: Option<&str>, name: &str) -> Option<Row<'a>> {
     let mut rest = name;
     loop {
         if rest.is_empty() {
             return None;
         }
         if let Some(prefix) = prefix
-            && let Some(entry) = exact_prefixed(prefix, rest)
+            && let Some(entry) = tables.exact_prefixed(prefix, rest)
         {
             return Some(entry);
         }
-        if let Some(entry) = exact(rest) {
+        if let Some(entry) = tables.exact(rest) {
             return Some(entry);
         }
         match rest.split_once('/') {
@@ -381,8 +592,7 @@ const MAKERS: &[&str] = &[
 /// The entry for `name` by the model's name alone, whatever the provider is called: see
 /// [`lookup`]. Tries the maker's entry at every level of `name` (`a/b/c`, `b/c`, `c`) before
 /// a reseller's only entry, so `google/gemini-2.5-pro` finds Gemini's own price.
-fn by_name(name: &str) -> Option<&'static PriceEntry> {
-    let index = by_name_index();
+fn by_name<'a>(tables: Tables<'a>, name: &str) -> Option<Row<'a>> {
     let levels = || {
         std::iter::successors(Some(name), |rest| {
             rest.split_once('/').map(|(_, tail)| tail)
@@ -390,17 +600,15 @@ fn by_name(name: &str) -> Option<&'static PriceEntry> {
         .filter(|level| !level.is_empty())
     };
     let maker = levels().find_map(|level| {
-        let mut makers = index
-            .get(level)?
-            .iter()
-            .filter(|e| MAKERS.contains(&e.provider));
+        let named = tables.named(level);
+        let mut makers = named.iter().filter(|row| MAKERS.contains(&row.provider()));
         match (makers.next(), makers.next()) {
             (Some(one), None) => Some(*one),
             _ => None,
         }
     });
     maker.or_else(|| {
-        levels().find_map(|level| match index.get(level)?.as_slice() {
+        levels().find_map(|level| match tables.named(level).as_slice() {
             [one] => Some(*one),
             _ => None,
         })
@@ -423,7 +631,7 @@ fn by_name_index() -> &'static HashMap<&'static str, Vec<&'static PriceEntry>> {
 }
 
 /// The LiteLLM name prefix (without `/`) for a smartproxy provider name.
-fn litellm_prefix(provider: &str) -> &str {
+pub fn litellm_prefix(provider: &str) -> &str {
     match provider {
         "together" => "together_ai",
         "fireworks" => "fireworks_ai",
@@ -902,6 +1110,81 @@ mod tests {
         );
         let flash = builtin("gemini/gemini-2.5-flash").unwrap().price();
         assert!(flash.reasoning_per_mtok.is_some());
+    }
+
+    #[test]
+    fn lookup_order_is_override_then_overlay_then_builtin() {
+        let overlay = Overlay::from_litellm(
+            r#"{
+                "gpt-4o": {"litellm_provider": "openai", "mode": "chat", "max_input_tokens": 200000,
+                    "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6},
+                "gpt-4o-mini": {"litellm_provider": "openai", "mode": "chat",
+                    "input_cost_per_token": 3e-6, "output_cost_per_token": 4e-6},
+                "gemini/gemini-2.5-pro": {"litellm_provider": "gemini", "mode": "chat",
+                    "input_cost_per_token": 5e-6, "output_cost_per_token": 6e-6},
+                "brand-new-model": {"litellm_provider": "openai", "mode": "chat",
+                    "input_cost_per_token": 7e-6, "output_cost_per_token": 8e-6}
+            }"#,
+            "test.json",
+        )
+        .unwrap();
+        let book = PriceBook::new(HashMap::from([("gpt-4o-mini".to_owned(), flat(9.0))]))
+            .with_overlay(Some(Arc::new(overlay)));
+        let cases: &[(Option<&str>, &str, Origin, &str, f64)] = &[
+            (None, "gpt-4o", Origin::Overlay, "gpt-4o", 1.0),
+            (None, "openai/gpt-4o", Origin::Overlay, "gpt-4o", 1.0),
+            // the built-in dated entry still wins for its exact name
+            (
+                None,
+                "gpt-4o-2024-08-06",
+                Origin::BuiltIn,
+                "gpt-4o-2024-08-06",
+                2.5,
+            ),
+            (None, "gpt-4o-2099-01-01", Origin::Overlay, "gpt-4o", 1.0),
+            (None, "gpt-4o-mini", Origin::Config, "gpt-4o-mini", 9.0),
+            (
+                Some("google"),
+                "gemini-2.5-pro",
+                Origin::Overlay,
+                "gemini/gemini-2.5-pro",
+                5.0,
+            ),
+            (
+                Some("my-gateway"),
+                "gemini-2.5-pro",
+                Origin::Overlay,
+                "gemini/gemini-2.5-pro",
+                5.0,
+            ),
+            (
+                None,
+                "brand-new-model",
+                Origin::Overlay,
+                "brand-new-model",
+                7.0,
+            ),
+            (
+                None,
+                "claude-sonnet-4-5",
+                Origin::BuiltIn,
+                "claude-sonnet-4-5",
+                3.0,
+            ),
+        ];
+        for (provider, model, origin, name, input) in cases {
+            let r = book.resolve(*provider, model).unwrap();
+            assert_eq!(
+                (r.origin, r.name.as_str(), r.price.input_per_mtok),
+                (*origin, *name, *input),
+                "{model}"
+            );
+            assert_eq!(book.price(*provider, model), Some(r.price), "{model}");
+        }
+        assert_eq!(book.context_window("gpt-4o"), Some(200_000));
+        assert!(book.resolve(None, "no-such-model").is_none());
+        // the built-in lookup alone does not see the overlay
+        assert_eq!(builtin("brand-new-model"), None);
     }
 
     #[test]

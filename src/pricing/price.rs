@@ -6,7 +6,7 @@
 /// Prices in USD per million tokens. Also the shape of a config override:
 /// `pricing: {my-model: {input_per_mtok: 0.0, output_per_mtok: 0.0}}`; every other field is
 /// optional and falls back as documented on it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     /// USD per million uncached prompt tokens.
@@ -14,74 +14,74 @@ pub struct Price {
     /// USD per million completion tokens.
     pub output_per_mtok: f64,
     /// USD per million cached prompt tokens; `None` bills them at `input_per_mtok`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input_per_mtok: Option<f64>,
     /// USD per million prompt tokens written to the provider's prompt cache (Anthropic's
     /// 5-minute writes); `None` bills them at `input_per_mtok`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write_per_mtok: Option<f64>,
     /// USD per million tokens written with Anthropic's 1-hour lifetime; `None` bills them at
     /// the (5-minute) cache-write price.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write_1h_per_mtok: Option<f64>,
     /// USD per million reasoning tokens (`completion_tokens_details.reasoning_tokens`);
     /// `None` bills them as output.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_per_mtok: Option<f64>,
     /// USD per web search the provider ran (`usage.server_tool_use.web_search_requests`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web_search_per_call: Option<f64>,
     /// Long-context prices: a prompt above `above_tokens` bills the WHOLE request at them.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<TierPrice>,
     /// Prices when the reply says `service_tier: flex`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flex: Option<ServiceTierPrice>,
     /// Prices when the reply says `service_tier: priority` (or `fast`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<ServiceTierPrice>,
 }
 
 /// Prices that apply when the prompt (cached and written tokens included) is above a size.
 /// A missing price keeps the one that applies below the threshold.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierPrice {
     /// Prompt tokens above which these prices apply.
     pub above_tokens: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_per_mtok: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_per_mtok: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input_per_mtok: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write_per_mtok: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write_1h_per_mtok: Option<f64>,
     /// A prompt of exactly `above_tokens` already pays these prices (xAI bills so).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inclusive: bool,
 }
 
 /// Prices of one service tier; a missing price falls back to the standard one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceTierPrice {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_per_mtok: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_per_mtok: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input_per_mtok: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write_per_mtok: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write_1h_per_mtok: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_per_mtok: Option<f64>,
     /// This tier's long-context prices (missing ones fall back to the standard tier's).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<TierPrice>,
 }
 

@@ -97,10 +97,26 @@ impl Runtime {
     pub fn build(config: Arc<Config>) -> Result<Self, ProviderError> {
         Ok(Self {
             providers: providers::build_all(&config)?,
-            prices: PriceBook::new(config.pricing.clone()),
+            prices: PriceBook::new(config.pricing.clone()).with_overlay(installed_overlay()),
             config,
             loaded_ms: now_ms(),
         })
+    }
+}
+
+/// The price overlay of `smartproxy prices update`, read once per config (re)load. A broken
+/// one is a warning naming the file, and the built-in table prices instead: a bad price file
+/// must not stop the proxy.
+fn installed_overlay() -> Option<Arc<crate::pricing::Overlay>> {
+    let path = crate::config::paths::price_overlay();
+    match crate::pricing::Overlay::load(&path) {
+        Ok(overlay) => overlay.map(Arc::new),
+        Err(err) => {
+            tracing::warn!(
+                "ignoring the price overlay: {err}; fix it with `smartproxy prices update` or remove it with `smartproxy prices reset`"
+            );
+            None
+        }
     }
 }
 
