@@ -1,8 +1,10 @@
 //! The OpenAI wire readers on client and provider bytes: request views, response, chunk and
-//! usage views, and the request rewrite (whose output must still be the same JSON request).
+//! usage views, the token estimates over them, and the request rewrite (whose output must still
+//! be the same JSON request).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use smartproxy::wire::estimate::{TextTokens, json_text_tokens, text_tokens};
 use smartproxy::wire::openai::{
     ChatRequestView, ChunkView, CompletionsView, ResponseView, Rewrite, UsageView, rewrite_request,
 };
@@ -23,13 +25,34 @@ fuzz_target!(|data: &[u8]| {
         let _ = view.max_tokens;
     }
     if let Ok(view) = serde_json::from_slice::<ResponseView>(body) {
-        let _ = view.content_bytes();
+        let _ = view.content_tokens();
         if let Some(usage) = &view.usage {
             let _ = usage.cached_tokens();
         }
     }
     if let Ok(view) = serde_json::from_slice::<ChunkView<'_>>(body) {
-        let _ = (view.is_usage_only(), view.content_bytes());
+        let mut counted = TextTokens::default();
+        view.count_content(&mut counted);
+        let _ = (view.is_usage_only(), counted.tokens());
+    }
+    // The estimates scan any text, JSON or not, and a stream's pieces count as the whole.
+    if let Ok(text) = std::str::from_utf8(body) {
+        let _ = json_text_tokens(text);
+        let mut pieces = TextTokens::default();
+        pieces.push_json(text);
+        let whole = text_tokens(text);
+        let mut streamed = TextTokens::default();
+        let split = text
+            .char_indices()
+            .nth(usize::from(flags) % 8)
+            .map_or(0, |(i, _)| i);
+        streamed.push(&text[..split]);
+        streamed.push(&text[split..]);
+        assert_eq!(
+            streamed.tokens(),
+            whole,
+            "a split changed the estimate of {text:?}"
+        );
     }
     let _ = serde_json::from_slice::<UsageView>(body);
 
@@ -37,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
         model: (flags & 1 != 0).then_some("fuzz-model"),
         add_stream_usage: flags & 2 != 0,
         max_completion_tokens: flags & 4 != 0,
+        output_cap: (flags & 8 != 0).then_some(("max_tokens", 7)),
     };
     if let Ok(Some(out)) = rewrite_request(body, rewrite) {
         // A rewritten body that was an object is still one, with what was asked for.
@@ -53,6 +77,14 @@ fuzz_target!(|data: &[u8]| {
             }
             if let Some(model) = rewrite.model {
                 assert_eq!(value["model"], model);
+            }
+            if rewrite.output_cap.is_some() {
+                // Every cap the rewritten body has is the lowered one.
+                for cap in ["max_tokens", "max_completion_tokens", "max_output_tokens"] {
+                    if let Some(found) = value.get(cap) {
+                        assert_eq!(found, 7, "{value}");
+                    }
+                }
             }
         }
     }

@@ -497,8 +497,9 @@ pub struct Rewrite<'a> {
     /// Send the output cap as `max_completion_tokens` (OpenAI's own API; see
     /// `ProviderConfig::wants_max_completion_tokens`).
     pub max_completion_tokens: bool,
-    /// A lower output cap a budget set, and the field it goes in (`max_tokens`,
-    /// `max_completion_tokens`, or the Responses API's `max_output_tokens`).
+    /// A lower output cap a budget set: every cap field the body has is lowered to it, and
+    /// when it has none, the given field (`max_tokens`, `max_completion_tokens`, or the
+    /// Responses API's `max_output_tokens`) is added.
     pub output_cap: Option<(&'static str, u64)>,
 }
 
@@ -529,7 +530,18 @@ pub fn rewrite_request(
     }
     let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)?;
     if let Some((field, cap)) = output_cap {
-        value.insert(field.to_owned(), serde_json::Value::from(cap));
+        const CAPS: [&str; 3] = ["max_tokens", "max_completion_tokens", "max_output_tokens"];
+        let present: Vec<&str> = CAPS
+            .into_iter()
+            .filter(|c| value.contains_key(*c))
+            .collect();
+        for name in if present.is_empty() {
+            vec![field]
+        } else {
+            present
+        } {
+            value.insert(name.to_owned(), serde_json::Value::from(cap));
+        }
     }
     if rename_cap
         && !value.contains_key("max_completion_tokens")
