@@ -125,7 +125,7 @@ fn totals_from_row(key: String, row: &rusqlite::Row<'_>, at: usize) -> rusqlite:
     })
 }
 
-fn where_clause(filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
+pub(super) fn where_clause(filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
     let mut clauses = Vec::new();
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(id) = &filter.session_id {
