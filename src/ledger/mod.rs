@@ -11,6 +11,7 @@ mod migrations;
 pub mod query;
 mod record;
 pub mod retention;
+pub mod usage;
 mod writer;
 
 pub use writer::SPEND_BUCKET_MS;

@@ -5,6 +5,7 @@
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::usage::hour_of;
 use crate::db;
 
 /// Requests deleted per write transaction: a few milliseconds of lock each.
@@ -13,7 +14,8 @@ const BATCH: i64 = 2_000;
 /// What a prune with a given cutoff deletes (or deleted).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Pruned {
-    /// Rows older than this (ms since the epoch) go.
+    /// Rows older than this (ms since the epoch, on the hour: the `usage` rollup's rows are
+    /// hours, and go with their requests) go.
     pub cutoff_ms: i64,
     pub requests: u64,
     pub attempts: u64,
@@ -45,6 +47,7 @@ const OLD_SESSIONS: &str = "WITH RECURSIVE
 
 /// Counts what `execute` would delete, without writing.
 pub fn plan(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<Pruned> {
+    let cutoff_ms = hour_of(cutoff_ms);
     let (requests, oldest_ms, newest_ms): (i64, Option<i64>, Option<i64>) = conn.query_row(
         "SELECT COUNT(*), MIN(started_ms), MAX(started_ms) FROM requests WHERE started_ms < ?1",
         [cutoff_ms],
@@ -87,6 +90,7 @@ pub fn execute(
     budget_counts_from_ms: i64,
     progress: &mut dyn FnMut(u64),
 ) -> rusqlite::Result<Pruned> {
+    let cutoff_ms = hour_of(cutoff_ms);
     let mut done = Pruned {
         cutoff_ms,
         ..Pruned::default()
@@ -133,6 +137,7 @@ pub fn execute(
         cutoff_ms,
     )?;
     db::write(conn, |tx| {
+        tx.execute("DELETE FROM usage WHERE hour_ms < ?1", [cutoff_ms])?;
         tx.execute(
             "DELETE FROM spend WHERE bucket_ms < ?1",
             [cutoff_ms.min(budget_counts_from_ms)],
@@ -210,10 +215,11 @@ mod tests {
 
     #[test]
     fn deletes_old_rows_in_batches_and_keeps_sessions_that_still_have_requests() {
+        const H: i64 = crate::ledger::usage::HOUR_MS;
         let (_dir, conn) = ledger();
         session(&conn, "old", None, 0, Some(10));
         session(&conn, "old-child", Some("old"), 1, Some(9));
-        session(&conn, "spans", None, 5, Some(20_000));
+        session(&conn, "spans", None, 5, Some(2 * H));
         session(&conn, "running", None, 0, None);
         session(&conn, "p2", None, 0, Some(10));
         session(&conn, "c2", Some("p2"), 1, None);
@@ -221,10 +227,10 @@ mod tests {
         for i in 0..n {
             request(&conn, &format!("r{i}"), "old", i as i64 % 10);
         }
-        request(&conn, "new", "spans", 20_000);
+        request(&conn, "new", "spans", 2 * H);
         conn.execute(
-            "INSERT INTO anomalies (at_ms, kind) VALUES (5, 'x'), (20000, 'y')",
-            [],
+            "INSERT INTO anomalies (at_ms, kind) VALUES (5, 'x'), (?1, 'y')",
+            [2 * H],
         )
         .unwrap();
 
@@ -233,7 +239,13 @@ mod tests {
             [],
         )
         .unwrap();
-        let planned = plan(&conn, 10_000).unwrap();
+        conn.execute(
+            "INSERT INTO usage VALUES (0, 'old', 'm', 'p', 1, 1, 1, 1, 0, 0, 0.1, 0, 0, NULL),
+                                      (?1, 'spans', 'm', 'p', 1, 1, 1, 1, 0, 0, 0.1, 0, 0, NULL)",
+            [2 * H],
+        )
+        .unwrap();
+        let planned = plan(&conn, H + 10).unwrap();
         assert_eq!(planned.requests, n as u64);
         assert_eq!(planned.attempts, n as u64);
         assert_eq!(planned.sessions, 2, "the old session and its nested run");
@@ -241,7 +253,7 @@ mod tests {
         assert_eq!((planned.oldest_ms, planned.newest_ms), (Some(0), Some(9)));
 
         let mut reports = Vec::new();
-        let done = execute(&conn, 10_000, 0, &mut |n| reports.push(n)).unwrap();
+        let done = execute(&conn, H + 10, 0, &mut |n| reports.push(n)).unwrap();
         assert_eq!(done.requests, n as u64);
         assert_eq!(done.attempts, n as u64);
         assert_eq!(done.sessions, 2);
@@ -266,7 +278,11 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))
             .unwrap();
         assert_eq!((requests, attempts), (1, 1));
-        assert!(plan(&conn, 10_000).unwrap().is_empty());
+        let usage: i64 = conn
+            .query_row("SELECT COUNT(*) FROM usage", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(usage, 1, "the rollup's old hours go with their requests");
+        assert!(plan(&conn, H + 10).unwrap().is_empty());
         let spend: i64 = conn
             .query_row("SELECT COUNT(*) FROM spend", [], |r| r.get(0))
             .unwrap();
@@ -274,7 +290,7 @@ mod tests {
             spend, 2,
             "a budget period that started at 0 keeps its rollup"
         );
-        execute(&conn, 900_000, 900_000, &mut |_| {}).unwrap();
+        execute(&conn, 2 * H, 900_000, &mut |_| {}).unwrap();
         let spend: i64 = conn
             .query_row("SELECT COUNT(*) FROM spend", [], |r| r.get(0))
             .unwrap();
