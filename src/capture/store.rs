@@ -109,7 +109,7 @@ impl FileStore {
                 if meta.modified().is_ok_and(|m| m < stale_before) {
                     let _ = std::fs::remove_file(entry.path());
                 }
-            } else if blob_name(&name).is_some() {
+            } else if meta.is_file() && blob_name(&name).is_some() {
                 total += meta.len();
             }
         }
@@ -216,7 +216,7 @@ impl FileStore {
             if blob_name(&name.to_string_lossy()).is_none() {
                 continue;
             }
-            if entry.metadata().is_ok_and(|m| pick(&m)) {
+            if entry.metadata().is_ok_and(|m| m.is_file() && pick(&m)) {
                 removed += u64::from(self.remove_file(&entry.path())?);
             }
         }
@@ -249,12 +249,15 @@ impl FileStore {
         for entry in std::fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
             let entry = entry.map_err(io_error(&self.dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some((id, _)) = blob_name(&name) else {
+            let (Some((id, _)), Ok(meta)) = (blob_name(&name), entry.metadata()) else {
                 continue;
             };
+            if !meta.is_file() {
+                continue;
+            }
             ids.insert(id.to_owned());
             stats.blobs += 1;
-            stats.bytes += entry.metadata().map_or(0, |m| m.len());
+            stats.bytes += meta.len();
             if is_sealed(&entry.path()) {
                 stats.encrypted_blobs += 1;
             }
