@@ -22,6 +22,9 @@ _smartproxy() {
             smartproxy,cache)
                 cmd="smartproxy__subcmd__cache"
                 ;;
+            smartproxy,capture)
+                cmd="smartproxy__subcmd__capture"
+                ;;
             smartproxy,completions)
                 cmd="smartproxy__subcmd__completions"
                 ;;
@@ -85,6 +88,30 @@ _smartproxy() {
             smartproxy__subcmd__cache__subcmd__help,stats)
                 cmd="smartproxy__subcmd__cache__subcmd__help__subcmd__stats"
                 ;;
+            smartproxy__subcmd__capture,clear)
+                cmd="smartproxy__subcmd__capture__subcmd__clear"
+                ;;
+            smartproxy__subcmd__capture,help)
+                cmd="smartproxy__subcmd__capture__subcmd__help"
+                ;;
+            smartproxy__subcmd__capture,show)
+                cmd="smartproxy__subcmd__capture__subcmd__show"
+                ;;
+            smartproxy__subcmd__capture,stats)
+                cmd="smartproxy__subcmd__capture__subcmd__stats"
+                ;;
+            smartproxy__subcmd__capture__subcmd__help,clear)
+                cmd="smartproxy__subcmd__capture__subcmd__help__subcmd__clear"
+                ;;
+            smartproxy__subcmd__capture__subcmd__help,help)
+                cmd="smartproxy__subcmd__capture__subcmd__help__subcmd__help"
+                ;;
+            smartproxy__subcmd__capture__subcmd__help,show)
+                cmd="smartproxy__subcmd__capture__subcmd__help__subcmd__show"
+                ;;
+            smartproxy__subcmd__capture__subcmd__help,stats)
+                cmd="smartproxy__subcmd__capture__subcmd__help__subcmd__stats"
+                ;;
             smartproxy__subcmd__config,help)
                 cmd="smartproxy__subcmd__config__subcmd__help"
                 ;;
@@ -132,6 +159,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help,cache)
                 cmd="smartproxy__subcmd__help__subcmd__cache"
+                ;;
+            smartproxy__subcmd__help,capture)
+                cmd="smartproxy__subcmd__help__subcmd__capture"
                 ;;
             smartproxy__subcmd__help,completions)
                 cmd="smartproxy__subcmd__help__subcmd__completions"
@@ -183,6 +213,15 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help__subcmd__cache,stats)
                 cmd="smartproxy__subcmd__help__subcmd__cache__subcmd__stats"
+                ;;
+            smartproxy__subcmd__help__subcmd__capture,clear)
+                cmd="smartproxy__subcmd__help__subcmd__capture__subcmd__clear"
+                ;;
+            smartproxy__subcmd__help__subcmd__capture,show)
+                cmd="smartproxy__subcmd__help__subcmd__capture__subcmd__show"
+                ;;
+            smartproxy__subcmd__help__subcmd__capture,stats)
+                cmd="smartproxy__subcmd__help__subcmd__capture__subcmd__stats"
                 ;;
             smartproxy__subcmd__help__subcmd__config,show)
                 cmd="smartproxy__subcmd__help__subcmd__config__subcmd__show"
@@ -335,7 +374,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon stats sessions config budget cache route request keys providers prices doctor shim env completions help"
+            opts="-h -V --config --log-level --help --version run daemon stats sessions config budget cache capture route request keys providers prices doctor shim env completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -483,6 +522,164 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__cache__subcmd__stats)
+            opts="-h -V --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture)
+            opts="-h -V --config --log-level --help --version show stats clear help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__clear)
+            opts="-h -V --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__help)
+            opts="show stats clear help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__help__subcmd__clear)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__help__subcmd__stats)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__show)
+            opts="-h -V --request --response --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__stats)
             opts="-h -V --json --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -863,7 +1060,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon stats sessions config budget cache route request keys providers prices doctor shim env completions help"
+            opts="run daemon stats sessions config budget cache capture route request keys providers prices doctor shim env completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -919,6 +1116,62 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__cache__subcmd__stats)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__capture)
+            opts="show stats clear"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__capture__subcmd__clear)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__capture__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__capture__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1917,7 +2170,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__run)
-            opts="-h -V --budget --tag --mock --summary --summary-file --preset --passthrough --pass-env --config --log-level --help --version"
+            opts="-h -V --budget --tag --mock --summary --summary-file --preset --passthrough --capture --pass-env --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
