@@ -48,7 +48,8 @@ pub struct Stats {
 
 /// A store of either kind.
 pub enum Store {
-    File(FileStore),
+    /// Boxed: the AES key schedule makes it large.
+    File(Box<FileStore>),
     Memory(MemoryStore),
 }
 

@@ -260,7 +260,7 @@ fn the_handle_counts_refusals_and_streams_never_store_truncated() {
 fn the_handle_refuses_what_the_file_store_cannot_hold() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::open(dir.path(), None, 100, 30).unwrap();
-    let handle = CaptureHandle::with_store(Store::File(store), 100).unwrap();
+    let handle = CaptureHandle::with_store(Store::File(Box::new(store)), 100).unwrap();
     handle.put("req_1", Kind::Request, Bytes::from(vec![b'a'; 20]));
     handle.put("req_2", Kind::Request, Bytes::from(vec![b'b'; 20]));
     handle.close();

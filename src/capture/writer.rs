@@ -97,12 +97,12 @@ impl CaptureHandle {
     /// Opens the store `config` names (creating a file store's folder) and starts its writer.
     pub fn open(config: &CaptureConfig, cipher: Option<Cipher>) -> Result<Self, CaptureError> {
         let store = match config.store {
-            CaptureStoreKind::File => Store::File(FileStore::open(
+            CaptureStoreKind::File => Store::File(Box::new(FileStore::open(
                 &config.path,
                 cipher,
                 config.max_blob_bytes,
                 config.max_total_bytes,
-            )?),
+            )?)),
             CaptureStoreKind::Memory => Store::Memory(MemoryStore::new(
                 config.max_blob_bytes,
                 config.max_total_bytes,
