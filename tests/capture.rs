@@ -1,6 +1,6 @@
 //! Opt-in body capture with the real binary: off, nothing is written; on, request and response
-//! bodies (whole and streamed) are stored and `capture show` prints them; a body over a cap is
-//! refused whole and counted while its request still succeeds; with SMARTPROXY_CAPTURE_KEY the
+//! bodies (whole and streamed) are stored and `capture show` prints them; a body over a cap (a
+//! request, a stream) is refused whole and counted while its request still succeeds; with SMARTPROXY_CAPTURE_KEY the
 //! files on disk do not hold the prompt, yet `capture show` with the key does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -156,7 +156,7 @@ async fn over_the_cap_a_body_is_refused_and_counted_and_the_request_succeeds() {
     let env = TestEnv::new();
     let config = env.upstream_config(
         &upstream.base_url(),
-        "capture:\n  enabled: true\n  max_blob_bytes: 2000\n",
+        "capture:\n  enabled: true\n  max_blob_bytes: 700\n",
     );
     let daemon = Daemon::start(&env, &config, &[], &[("UPSTREAM_KEY", KEY)]);
     let big = "x".repeat(5000);
@@ -168,41 +168,51 @@ async fn over_the_cap_a_body_is_refused_and_counted_and_the_request_succeeds() {
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let big_id = request_id(&reply);
+    assert!(
+        reply.body.len() < 700,
+        "the whole reply fits: {}",
+        reply.body.len()
+    );
+    // A small request whose stream is over the cap: it is forwarded whole all the same.
     let small = post_chat(
         &format!("{}/v1", daemon.listen),
         None,
-        chat_body("gpt-4o-mini", false, "small"),
+        chat_body("gpt-4o-mini", true, "small"),
     )
     .await;
     assert_eq!(small.status, 200);
+    assert!(
+        small.body.len() > 700,
+        "the stream is over: {}",
+        small.body.len()
+    );
+    assert!(small.body.contains("data: [DONE]"));
     let small_id = request_id(&small);
-    // The writer works in the background: wait for the three bodies it keeps.
+    // The writer works in the background: wait until it has kept the two bodies that fit.
     let dir = env.path().join("captures");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::read_dir(&dir).map_or(0, Iterator::count) < 3 {
-        assert!(std::time::Instant::now() < deadline, "bodies not written");
+    let metrics = loop {
+        let metrics = http_client()
+            .get(format!("{}/metrics", daemon.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("smartproxy_capture_stored_total 2") {
+            break metrics;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    for counter in [
+        "smartproxy_capture_refused_total 2",
+        "smartproxy_capture_dropped_total 0",
+        "smartproxy_capture_failed_total 0",
+    ] {
+        assert!(metrics.contains(counter), "{counter}: {metrics}");
     }
-    let metrics = http_client()
-        .get(format!("{}/metrics", daemon.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("smartproxy_capture_refused_total 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("smartproxy_capture_stored_total 3"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("smartproxy_capture_dropped_total 0"),
-        "{metrics}"
-    );
     let out = daemon.stop();
     let stderr = text(&out.stderr);
     assert!(stderr.contains("a body was not captured"), "{stderr}");
@@ -212,6 +222,7 @@ async fn over_the_cap_a_body_is_refused_and_counted_and_the_request_succeeds() {
     assert!(!dir.join(format!("{big_id}.request")).exists());
     assert!(dir.join(format!("{big_id}.response")).exists());
     assert!(dir.join(format!("{small_id}.request")).exists());
+    assert!(!dir.join(format!("{small_id}.response")).exists());
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
