@@ -201,3 +201,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaptureError + '_ {
         source,
     }
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod config_tests;
