@@ -282,3 +282,50 @@ async fn with_a_key_the_disk_holds_no_prompt_but_capture_show_does() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn doctor_says_whether_captures_are_encrypted() {
+    let env = TestEnv::new();
+    let check = |config: &Path, key: Option<&str>| {
+        let mut cmd = env.command();
+        cmd.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
+            .args(["doctor", "--json", "--config", config.to_str().unwrap()]);
+        if let Some(key) = key {
+            cmd.env("SMARTPROXY_CAPTURE_KEY", key);
+        }
+        let out = run_to_end(cmd);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let check = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "capture")
+            .cloned()
+            .unwrap_or_else(|| panic!("no capture check: {report}"));
+        (
+            check["status"].as_str().unwrap().to_owned(),
+            check["detail"].as_str().unwrap().to_owned(),
+        )
+    };
+    let off = env.write("off.yaml", "log_level: warn\n");
+    let (status, detail) = check(&off, None);
+    assert_eq!(status, "ok");
+    assert!(detail.starts_with("off"), "{detail}");
+    let on = env.write("on.yaml", "capture:\n  enabled: true\n");
+    let (status, detail) = check(&on, None);
+    assert_eq!(status, "warn");
+    assert!(detail.contains("UNENCRYPTED"), "{detail}");
+    let (status, detail) = check(&on, Some(CAPTURE_KEY));
+    assert_eq!(status, "ok");
+    assert!(
+        detail.contains("encrypted with SMARTPROXY_CAPTURE_KEY"),
+        "{detail}"
+    );
+    let (status, detail) = check(&on, Some("too-short"));
+    assert_eq!(status, "fail");
+    assert!(!detail.contains("too-short"), "{detail}");
+    assert!(
+        !env.path().join("captures").exists(),
+        "doctor creates nothing"
+    );
+}

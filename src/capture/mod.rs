@@ -125,13 +125,7 @@ fn file_store(config: &CaptureConfig) -> Result<Option<FileStore>, CaptureError>
         return Ok(None);
     }
     let cipher = cipher_from_env()?;
-    FileStore::open(
-        &config.path,
-        cipher,
-        config.max_blob_bytes,
-        config.max_total_bytes,
-    )
-    .map(Some)
+    Ok(Some(FileStore::reader(&config.path, cipher)))
 }
 
 /// A request's captured bodies from the file store, decrypted with `SMARTPROXY_CAPTURE_KEY`
@@ -143,7 +137,8 @@ pub fn load(config: &CaptureConfig, request_id: &str) -> Result<Option<Captured>
     }
 }
 
-/// Deletes the blobs of these requests; returns how many files went.
+/// Deletes the blobs of these requests; returns how many files went. From a process that is
+/// not capturing (a proxy that is keeps its running total through `CaptureHandle::remove`).
 pub fn remove(config: &CaptureConfig, request_ids: &[&str]) -> Result<u64, CaptureError> {
     match file_store_without_key(config)? {
         Some(mut store) => store.remove(request_ids),
@@ -186,13 +181,7 @@ fn file_store_without_key(config: &CaptureConfig) -> Result<Option<FileStore>, C
     if !config.path.is_dir() {
         return Ok(None);
     }
-    FileStore::open(
-        &config.path,
-        None,
-        config.max_blob_bytes,
-        config.max_total_bytes,
-    )
-    .map(Some)
+    Ok(Some(FileStore::reader(&config.path, None)))
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaptureError + '_ {

@@ -68,6 +68,14 @@ impl Store {
         }
     }
 
+    /// Deletes the bodies of these requests; returns how many went.
+    pub fn remove(&mut self, ids: &[&str]) -> Result<u64, CaptureError> {
+        match self {
+            Self::File(store) => store.remove(ids),
+            Self::Memory(store) => Ok(store.remove(ids)),
+        }
+    }
+
     /// Bytes held, as the total cap counts them.
     pub fn total_bytes(&self) -> u64 {
         match self {
@@ -121,6 +129,18 @@ impl FileStore {
             max_total,
             total,
         })
+    }
+
+    /// The folder for reading and removing only: nothing is created or scanned, so a read
+    /// costs the same however many blobs there are (the total is not known: do not `put`).
+    pub fn reader(dir: &Path, cipher: Option<Cipher>) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            cipher,
+            max_blob: 0,
+            max_total: 0,
+            total: 0,
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -310,6 +330,20 @@ impl MemoryStore {
 
     pub fn load(&self, id: &str) -> Option<Captured> {
         self.blobs.get(id).cloned()
+    }
+
+    /// Deletes the bodies of these requests; returns how many went.
+    pub fn remove(&mut self, ids: &[&str]) -> u64 {
+        let mut removed = 0;
+        for id in ids {
+            if let Some(c) = self.blobs.remove(*id) {
+                for body in [c.request, c.response].into_iter().flatten() {
+                    self.total = self.total.saturating_sub(body.len() as u64);
+                    removed += 1;
+                }
+            }
+        }
+        removed
     }
 
     pub fn stats(&self) -> Stats {

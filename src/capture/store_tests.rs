@@ -224,6 +224,12 @@ fn memory_store_has_the_same_caps() {
     assert_eq!(found.response, Some(vec![2; 10]));
     assert_eq!(store.stats().blobs, 2);
     assert_eq!(store.load("req_2"), None);
+    assert_eq!(store.remove(&[ID, "req_2"]), 2);
+    assert_eq!(store.stats().bytes, 0);
+    assert_eq!(
+        store.put("req_2", Kind::Request, &[3; 10]).unwrap(),
+        PutOutcome::Stored
+    );
 }
 
 #[test]
@@ -267,4 +273,11 @@ fn the_handle_refuses_what_the_file_store_cannot_hold() {
     let counters = handle.counters();
     assert_eq!((counters.stored, counters.refused), (1, 1));
     assert_eq!(files(dir.path()), ["req_1.request"]);
+    // Removing through the handle frees room in its running total.
+    assert_eq!(handle.remove(&["req_1"]).unwrap(), 1);
+    assert_eq!(handle.counters().bytes, 0);
+    // A reader neither creates nor scans; it reads what the writer wrote.
+    let reader = FileStore::reader(&dir.path().join("nowhere"), None);
+    assert_eq!(reader.load("req_1").unwrap(), None);
+    assert!(!dir.path().join("nowhere").exists());
 }

@@ -190,6 +190,16 @@ impl CaptureHandle {
             .load(id)
     }
 
+    /// Deletes the bodies of these requests (pruning with the ledger rows, in a proxy that
+    /// captures: the store's running total goes down with them). Returns how many went.
+    pub fn remove(&self, ids: &[&str]) -> Result<u64, CaptureError> {
+        self.shared
+            .store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(ids)
+    }
+
     /// Counts and sizes of the store.
     pub fn stats(&self) -> Result<Stats, CaptureError> {
         match &*self
