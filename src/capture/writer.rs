@@ -43,6 +43,8 @@ struct Shared {
     refused: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    /// The store's total after its last change, so `/metrics` never waits for a write.
+    bytes: AtomicU64,
     warned_refused: AtomicBool,
     warned_dropped: AtomicBool,
     max_blob: u64,
@@ -61,11 +63,12 @@ impl Shared {
     }
 
     fn write(&self, job: &Job) {
-        let outcome = self
-            .store
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .put(&job.id, job.kind, &job.body);
+        let outcome = {
+            let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+            let outcome = store.put(&job.id, job.kind, &job.body);
+            self.bytes.store(store.total_bytes(), Ordering::Relaxed);
+            outcome
+        };
         match outcome {
             Ok(PutOutcome::Stored) => {
                 self.stored.fetch_add(1, Ordering::Relaxed);
@@ -114,6 +117,7 @@ impl CaptureHandle {
     /// A handle on `store`, whose blobs are at most `max_blob` bytes.
     pub fn with_store(store: Store, max_blob: u64) -> Result<Self, CaptureError> {
         let shared = Arc::new(Shared {
+            bytes: AtomicU64::new(store.total_bytes()),
             store: Mutex::new(store),
             stored: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -193,11 +197,16 @@ impl CaptureHandle {
     /// Deletes the bodies of these requests (pruning with the ledger rows, in a proxy that
     /// captures: the store's running total goes down with them). Returns how many went.
     pub fn remove(&self, ids: &[&str]) -> Result<u64, CaptureError> {
-        self.shared
+        let mut store = self
+            .shared
             .store
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(ids)
+            .unwrap_or_else(PoisonError::into_inner);
+        let removed = store.remove(ids);
+        self.shared
+            .bytes
+            .store(store.total_bytes(), Ordering::Relaxed);
+        removed
     }
 
     /// Counts and sizes of the store.
@@ -220,11 +229,7 @@ impl CaptureHandle {
             refused: s.refused.load(Ordering::Relaxed),
             dropped: s.dropped.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
-            bytes: s
-                .store
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .total_bytes(),
+            bytes: s.bytes.load(Ordering::Relaxed),
         }
     }
 
