@@ -22,6 +22,9 @@ _smartproxy() {
             smartproxy,cache)
                 cmd="smartproxy__subcmd__cache"
                 ;;
+            smartproxy,capture)
+                cmd="smartproxy__subcmd__capture"
+                ;;
             smartproxy,completions)
                 cmd="smartproxy__subcmd__completions"
                 ;;
@@ -94,6 +97,30 @@ _smartproxy() {
             smartproxy__subcmd__cache__subcmd__help,stats)
                 cmd="smartproxy__subcmd__cache__subcmd__help__subcmd__stats"
                 ;;
+            smartproxy__subcmd__capture,clear)
+                cmd="smartproxy__subcmd__capture__subcmd__clear"
+                ;;
+            smartproxy__subcmd__capture,help)
+                cmd="smartproxy__subcmd__capture__subcmd__help"
+                ;;
+            smartproxy__subcmd__capture,show)
+                cmd="smartproxy__subcmd__capture__subcmd__show"
+                ;;
+            smartproxy__subcmd__capture,stats)
+                cmd="smartproxy__subcmd__capture__subcmd__stats"
+                ;;
+            smartproxy__subcmd__capture__subcmd__help,clear)
+                cmd="smartproxy__subcmd__capture__subcmd__help__subcmd__clear"
+                ;;
+            smartproxy__subcmd__capture__subcmd__help,help)
+                cmd="smartproxy__subcmd__capture__subcmd__help__subcmd__help"
+                ;;
+            smartproxy__subcmd__capture__subcmd__help,show)
+                cmd="smartproxy__subcmd__capture__subcmd__help__subcmd__show"
+                ;;
+            smartproxy__subcmd__capture__subcmd__help,stats)
+                cmd="smartproxy__subcmd__capture__subcmd__help__subcmd__stats"
+                ;;
             smartproxy__subcmd__config,help)
                 cmd="smartproxy__subcmd__config__subcmd__help"
                 ;;
@@ -141,6 +168,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help,cache)
                 cmd="smartproxy__subcmd__help__subcmd__cache"
+                ;;
+            smartproxy__subcmd__help,capture)
+                cmd="smartproxy__subcmd__help__subcmd__capture"
                 ;;
             smartproxy__subcmd__help,completions)
                 cmd="smartproxy__subcmd__help__subcmd__completions"
@@ -201,6 +231,15 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help__subcmd__cache,stats)
                 cmd="smartproxy__subcmd__help__subcmd__cache__subcmd__stats"
+                ;;
+            smartproxy__subcmd__help__subcmd__capture,clear)
+                cmd="smartproxy__subcmd__help__subcmd__capture__subcmd__clear"
+                ;;
+            smartproxy__subcmd__help__subcmd__capture,show)
+                cmd="smartproxy__subcmd__help__subcmd__capture__subcmd__show"
+                ;;
+            smartproxy__subcmd__help__subcmd__capture,stats)
+                cmd="smartproxy__subcmd__help__subcmd__capture__subcmd__stats"
                 ;;
             smartproxy__subcmd__help__subcmd__config,show)
                 cmd="smartproxy__subcmd__help__subcmd__config__subcmd__show"
@@ -353,7 +392,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon stats sessions status export prune config budget cache route request keys providers prices doctor shim env completions help"
+            opts="-h -V --config --log-level --help --version run daemon stats sessions status export prune config budget cache capture route request keys providers prices doctor shim env completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -501,6 +540,164 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__cache__subcmd__stats)
+            opts="-h -V --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture)
+            opts="-h -V --config --log-level --help --version show stats clear help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__clear)
+            opts="-h -V --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__help)
+            opts="show stats clear help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__help__subcmd__clear)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__help__subcmd__stats)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__show)
+            opts="-h -V --request --response --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__capture__subcmd__stats)
             opts="-h -V --json --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -923,7 +1120,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon stats sessions status export prune config budget cache route request keys providers prices doctor shim env completions help"
+            opts="run daemon stats sessions status export prune config budget cache capture route request keys providers prices doctor shim env completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -979,6 +1176,62 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__cache__subcmd__stats)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__capture)
+            opts="show stats clear"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__capture__subcmd__clear)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__capture__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__capture__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2045,7 +2298,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__run)
-            opts="-h -V --budget --tag --mock --summary --summary-file --preset --passthrough --pass-env --config --log-level --help --version"
+            opts="-h -V --budget --tag --mock --summary --summary-file --preset --passthrough --capture --pass-env --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

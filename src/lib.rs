@@ -6,6 +6,7 @@
 
 pub mod budget;
 pub mod cache;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -346,3 +346,53 @@ fn the_daemon_applies_max_log_age_days_by_itself() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_deletes_captured_bodies_with_their_rows() {
+    let env = TestEnv::new();
+    let session = env.start_run(&["run", "--mock", "--capture"], &[]);
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hi"),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(session.finish(0).status.success());
+    let dir = env.path().join("captures");
+    let blobs = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                !e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('.')
+            })
+            .count()
+    };
+    assert_eq!(blobs(), 2, "the request and its reply");
+    // Age the bodies as if they were written 40 days ago.
+    let aged = run_to_end({
+        let mut cmd = env.command_for("sh");
+        cmd.args([
+            "-c",
+            &format!("touch -d '40 days ago' '{}'/*", dir.display()),
+        ]);
+        cmd
+    });
+    assert!(aged.status.success(), "{}", text(&aged.stderr));
+    let out = run_to_end({
+        let mut cmd = env.command();
+        cmd.args(["prune", "--older-than", "30d", "--execute"]);
+        cmd
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("deleted 2 captured bodies"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(blobs(), 0);
+}

@@ -1,5 +1,6 @@
-//! AES-256-GCM sealing of cache entries under the key in `SMARTPROXY_CACHE_KEY`, and the strict
-//! parsing of that key (hex or base64 of exactly 32 bytes, not obviously weak).
+//! AES-256-GCM sealing under a key from the environment (`Cipher`: the cache's and the body
+//! capture's), and the strict parsing of such a key (hex or base64 of exactly 32 bytes, not
+//! obviously weak); `CacheCipher` is the cache's, with its errors.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -16,9 +17,104 @@ const NONCE_LEN: usize = 12;
 /// one (32 random bytes have about 30).
 const MIN_DISTINCT_BYTES: usize = 8;
 
+/// An AES-256-GCM key read from an environment variable: the response cache's
+/// (`SMARTPROXY_CACHE_KEY`) and the body capture's (`SMARTPROXY_CAPTURE_KEY`) share this code.
+/// Debug output never shows the key.
+#[derive(Clone)]
+pub struct Cipher(Aes256Gcm);
+
+impl std::fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cipher(..)")
+    }
+}
+
+impl Cipher {
+    /// Reads the key from variable `var`: `Ok(None)` when it is unset or empty, an error (the
+    /// problem, naming `var`, never the value) when it is set but not a good key.
+    pub fn from_var(var: &str) -> Result<Option<Self>, String> {
+        match std::env::var(var) {
+            Ok(value) if value.trim().is_empty() => Ok(None),
+            Ok(value) => Self::from_value(var, &value).map(Some),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(format!("{var} is not valid text")),
+        }
+    }
+
+    /// Parses a key given in variable `var`: 64 hex characters, or base64 (standard or URL-safe
+    /// alphabet, padded or not) of exactly 32 bytes. Refuses other lengths, malformed text and
+    /// obviously weak keys (all bytes equal, or fewer than 8 distinct byte values). The error is
+    /// the problem, naming `var` and never echoing the value.
+    pub fn from_value(var: &str, value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(format!("{var} is empty"));
+        }
+        let bytes = decode_key(var, value)?;
+        if bytes.len() != KEY_LEN {
+            return Err(format!(
+                "{var} decodes to {} bytes, not {KEY_LEN}",
+                bytes.len()
+            ));
+        }
+        let mut seen = [false; 256];
+        for b in &bytes {
+            seen[usize::from(*b)] = true;
+        }
+        let distinct = seen.iter().filter(|s| **s).count();
+        if distinct < MIN_DISTINCT_BYTES {
+            return Err(format!(
+                "{var} is too weak ({distinct} distinct byte values; a random key has about 30)"
+            ));
+        }
+        let cipher =
+            Aes256Gcm::new_from_slice(&bytes).map_err(|_| format!("{var} has the wrong length"))?;
+        Ok(Self(cipher))
+    }
+
+    /// Encrypts `plain` under a fresh random 96-bit nonce: nonce || ciphertext || tag.
+    /// `associated` is authenticated too, so a sealed payload moved elsewhere does not open.
+    pub fn seal(&self, plain: &[u8], associated: &[u8]) -> Result<Vec<u8>, &'static str> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let sealed = self
+            .0
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: associated,
+                },
+            )
+            .map_err(|_| "is too large to encrypt")?;
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Decrypts what `seal` produced with the same `associated` data; fails when the key, the
+    /// associated data or any byte differs.
+    pub fn open(&self, sealed: &[u8], associated: &[u8]) -> Result<Vec<u8>, &'static str> {
+        if sealed.len() < NONCE_LEN + 16 {
+            return Err("is too short to be sealed");
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        self.0
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: associated,
+                },
+            )
+            .map_err(|_| "does not decrypt with this key")
+    }
+}
+
 /// An AES-256-GCM key for cache entries. Debug output never shows the key.
 #[derive(Clone)]
-pub struct CacheCipher(Aes256Gcm);
+pub struct CacheCipher(Cipher);
 
 impl std::fmt::Debug for CacheCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,75 +135,22 @@ impl CacheCipher {
         }
     }
 
-    /// Parses a key: 64 hex characters, or base64 (standard or URL-safe alphabet, padded or not)
-    /// of exactly 32 bytes. Refuses other lengths, malformed text and obviously weak keys (all
-    /// bytes equal, or fewer than 8 distinct byte values), with a message that says how to make
-    /// one (`openssl rand -hex 32`).
+    /// Parses a key (see [`Cipher::from_value`]); the error says how to make one
+    /// (`openssl rand -hex 32`).
     pub fn from_env_value(value: &str) -> Result<Self, CacheError> {
-        let value = value.trim();
-        if value.is_empty() {
-            return Err(key_error(format!("{KEY_ENV} is empty")));
-        }
-        let bytes = decode_key(value)?;
-        if bytes.len() != KEY_LEN {
-            return Err(key_error(format!(
-                "{KEY_ENV} decodes to {} bytes, not {KEY_LEN}",
-                bytes.len()
-            )));
-        }
-        let mut seen = [false; 256];
-        for b in &bytes {
-            seen[usize::from(*b)] = true;
-        }
-        let distinct = seen.iter().filter(|s| **s).count();
-        if distinct < MIN_DISTINCT_BYTES {
-            return Err(key_error(format!(
-                "{KEY_ENV} is too weak ({distinct} distinct byte values; a random key has about 30)"
-            )));
-        }
-        let cipher = Aes256Gcm::new_from_slice(&bytes)
-            .map_err(|_| key_error(format!("{KEY_ENV} has the wrong length")))?;
-        Ok(Self(cipher))
+        Cipher::from_value(KEY_ENV, value)
+            .map(Self)
+            .map_err(key_error)
     }
 
-    /// Encrypts `plain` under a fresh random 96-bit nonce: nonce || ciphertext || tag.
-    /// `associated` (the entry's key) is authenticated too, so a sealed payload moved to another
-    /// row does not open.
+    /// [`Cipher::seal`]; `associated` is the entry's key.
     pub fn seal(&self, plain: &[u8], associated: &[u8]) -> Result<Vec<u8>, CacheError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rng().fill_bytes(&mut nonce);
-        let sealed = self
-            .0
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: associated,
-                },
-            )
-            .map_err(|_| CacheError::Crypto("is too large to encrypt"))?;
-        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        self.0.seal(plain, associated).map_err(CacheError::Crypto)
     }
 
-    /// Decrypts what `seal` produced with the same `associated` data; fails when the key, the
-    /// associated data or any byte differs.
+    /// [`Cipher::open`].
     pub fn open(&self, sealed: &[u8], associated: &[u8]) -> Result<Vec<u8>, CacheError> {
-        if sealed.len() < NONCE_LEN + 16 {
-            return Err(CacheError::Crypto("is too short to be sealed"));
-        }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        self.0
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: associated,
-                },
-            )
-            .map_err(|_| CacheError::Crypto("does not decrypt with this key"))
+        self.0.open(sealed, associated).map_err(CacheError::Crypto)
     }
 }
 
@@ -117,15 +160,12 @@ fn key_error(problem: String) -> CacheError {
 
 /// Hex when the text is all hex digits of even length (so a short hex key gets a length error,
 /// not a base64 one), base64 otherwise.
-fn decode_key(value: &str) -> Result<Vec<u8>, CacheError> {
+fn decode_key(var: &str, value: &str) -> Result<Vec<u8>, String> {
     if value.len().is_multiple_of(2) && value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return hex::decode(value).map_err(|_| key_error(format!("{KEY_ENV} is not valid hex")));
+        return hex::decode(value).map_err(|_| format!("{var} is not valid hex"));
     }
-    decode_base64(value).ok_or_else(|| {
-        key_error(format!(
-            "{KEY_ENV} is neither 64 hex characters nor valid base64"
-        ))
-    })
+    decode_base64(value)
+        .ok_or_else(|| format!("{var} is neither 64 hex characters nor valid base64"))
 }
 
 /// Decodes base64 in the standard (`+/`) or URL-safe (`-_`) alphabet, with or without `=`

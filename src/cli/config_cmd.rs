@@ -86,6 +86,15 @@ pub fn config(cmd: &ConfigCommand, explicit: Option<&Path>) -> anyhow::Result<u8
                 "retention": {"max_age_days": config.retention_days},
                 "providers": providers,
                 "pricing": pricing,
+                "capture": {
+                    "enabled": config.capture.enabled,
+                    "store": config.capture.store.label(),
+                    "path": config.capture.path.display().to_string(),
+                    "max_blob_bytes": config.capture.max_blob_bytes,
+                    "max_total_bytes": config.capture.max_total_bytes,
+                    "encrypted": std::env::var(crate::capture::KEY_ENV)
+                        .is_ok_and(|v| !v.trim().is_empty()),
+                },
             });
             let text = if *json {
                 value.to_string()

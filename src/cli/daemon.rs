@@ -260,6 +260,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     state.admin_keys = admin_keys;
     state.config_source = source.clone();
     state.cache = super::cache_cmd::open_for_serving(&state.runtime().config)?;
+    state.capture = super::capture_cmd::open_for_serving(&state.runtime().config)?;
     state.shared_budget = crate::budget::SharedBudget::open(
         state.ledger.path(),
         &state.runtime().config.budget,
@@ -328,6 +329,9 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         anyhow::Ok(())
     })?;
     drop(runtime);
+    if let Some(capture) = &state.capture {
+        capture.close();
+    }
     if let Err(err) = ledger.flush(Duration::from_secs(30)) {
         printer::warn(&format!("the ledger could not be flushed: {err}"));
     }

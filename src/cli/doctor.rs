@@ -63,6 +63,9 @@ pub fn doctor(args: &DoctorArgs, config_path: Option<&Path>) -> anyhow::Result<u
         .as_ref()
         .map_or_else(fallback_database, |c| c.database.clone());
     checks.push(ledger_check(&database));
+    if let Some(config) = &config {
+        checks.push(capture_check(&config.capture));
+    }
     checks.push(prices_check());
     let running = daemon::read_pid_file().filter(|f| daemon::alive(f.pid));
     checks.push(daemon_check(running.as_ref()));
@@ -180,6 +183,50 @@ fn config_checks(explicit: Option<&Path>, checks: &mut Vec<Check>) -> Option<Con
         ));
     }
     Some(config)
+}
+
+/// Whether bodies are captured, where, and whether they are encrypted at rest.
+fn capture_check(c: &crate::config::CaptureConfig) -> Check {
+    const MAKE_KEY: &str = "export SMARTPROXY_CAPTURE_KEY=$(openssl rand -hex 32)";
+    let key = crate::capture::cipher_from_env();
+    if !c.enabled {
+        return check(
+            "capture",
+            Status::Ok,
+            "off: no request or response body is stored".to_owned(),
+            None,
+        );
+    }
+    let place = match c.store {
+        crate::config::CaptureStoreKind::File => c.path.display().to_string(),
+        crate::config::CaptureStoreKind::Memory => "memory".to_owned(),
+    };
+    match key {
+        Err(err) => check(
+            "capture",
+            Status::Fail,
+            format!("on ({place}), but {err:#}"),
+            Some(MAKE_KEY),
+        ),
+        Ok(Some(_)) => check(
+            "capture",
+            Status::Ok,
+            format!("on: bodies kept in {place}, encrypted with SMARTPROXY_CAPTURE_KEY"),
+            None,
+        ),
+        Ok(None) if c.store == crate::config::CaptureStoreKind::Memory => check(
+            "capture",
+            Status::Ok,
+            "on: bodies kept in the proxy's memory only".to_owned(),
+            None,
+        ),
+        Ok(None) => check(
+            "capture",
+            Status::Warn,
+            format!("on: prompts and replies are stored in {place} UNENCRYPTED"),
+            Some(MAKE_KEY),
+        ),
+    }
 }
 
 /// The built-in price table's version, and the overlay of `prices update` if one is installed.

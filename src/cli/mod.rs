@@ -2,6 +2,7 @@
 
 mod budget_cmd;
 mod cache_cmd;
+mod capture_cmd;
 mod completions;
 mod config_cmd;
 mod daemon;
@@ -96,6 +97,10 @@ pub enum Command {
     /// Inspect or clear the response cache.
     #[command(subcommand)]
     Cache(cache_cmd::CacheCommand),
+    /// Read the opt-in capture of request and response bodies (capture.enabled, off by
+    /// default): show one request's bodies, stats, clear.
+    #[command(subcommand)]
+    Capture(capture_cmd::CaptureCommand),
     /// Explain routing decisions without sending anything.
     #[command(subcommand)]
     Route(route::RouteCommand),
@@ -135,6 +140,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Prune(args) => prune::prune(&args, config_path.as_deref()),
         Command::Config(cmd) => config_cmd::config(&cmd, config_path.as_deref()),
         Command::Cache(cmd) => cache_cmd::cache(&cmd, config_path.as_deref()),
+        Command::Capture(cmd) => capture_cmd::capture(&cmd, config_path.as_deref()),
         Command::Budget(args) => budget_cmd::budget(&args, config_path.as_deref()),
         Command::Route(cmd) => route::route(&cmd, config_path.as_deref()),
         Command::Request(args) => request::request(&args, config_path.as_deref()),

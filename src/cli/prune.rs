@@ -75,6 +75,13 @@ pub fn prune(args: &PruneArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
     let budget_from = counted_since_ms(&config.budget, ledger::now_ms());
     let done = retention::execute(&conn, cutoff_ms, budget_from, &mut |n| bar.set_position(n))?;
     bar.finish_and_clear();
+    // Captured bodies go with their rows (by file time, which is the request's).
+    let bodies = crate::capture::remove_older_than(
+        &config.capture,
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(u64::try_from(done.cutoff_ms).unwrap_or_default()),
+    )
+    .context("cannot delete old captured bodies")?;
     let (size, free) = retention::file_pages(&conn)?;
     let vacuumed = if args.vacuum {
         let bar = printer::progress(None, "{spinner} VACUUM: rewriting the ledger");
@@ -88,13 +95,19 @@ pub fn prune(args: &PruneArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
     };
     if args.json {
         printer::out(
-            &json!({"dry_run": false, "deleted": done, "file_bytes": vacuumed.unwrap_or(size),
+            &json!({"dry_run": false, "deleted": done, "captured_bodies_deleted": bodies, "file_bytes": vacuumed.unwrap_or(size),
                     "free_bytes": if vacuumed.is_some() { 0 } else { free }})
             .to_string(),
         );
         return Ok(0);
     }
     printer::out(&describe(&done, "deleted"));
+    if bodies > 0 {
+        printer::out(&format!(
+            "deleted {} captured bodies of that age",
+            count(bodies)
+        ));
+    }
     match vacuumed {
         Some(after) => printer::out(&format!(
             "vacuumed: the ledger went from {} to {}",

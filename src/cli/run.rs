@@ -78,6 +78,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub passthrough: bool,
 
+    /// Capture this session's request and response bodies (opt-in; read them with
+    /// `smartproxy capture show REQUEST_ID`); encrypted when SMARTPROXY_CAPTURE_KEY is set
+    /// [env: SMARTPROXY_CAPTURE_ENABLED; config: capture.enabled].
+    #[arg(long)]
+    pub capture: bool,
+
     /// Keep this provider key variable in the command's environment (repeatable).
     #[arg(long = "pass-env", value_name = "NAME")]
     pub pass_env: Vec<String>,
@@ -192,6 +198,9 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         );
         config.enable_passthrough();
     }
+    if args.capture {
+        config.capture.enabled = true;
+    }
     let budget_usd = args
         .budget
         .filter(|b| *b > 0.0)
@@ -228,6 +237,7 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         })
     });
     state.cache = super::cache_cmd::open_for_serving(&config)?;
+    state.capture = super::capture_cmd::open_for_serving(&config)?;
     state.shared_budget =
         crate::budget::SharedBudget::open(state.ledger.path(), &config.budget, false)
             .context("cannot open the shared budgets")?
@@ -293,6 +303,10 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         anyhow::Ok(code)
     })?;
     drop(runtime);
+    // Every captured body of the session is on disk before the command returns.
+    if let Some(capture) = &state.capture {
+        capture.close();
+    }
 
     ledger.session_ended(SessionEnd {
         id: session_id.clone(),

@@ -46,6 +46,8 @@ pub struct Config {
     /// Ledger rows older than this many days are deleted by the daemon once a day
     /// (`retention.max_age_days`, `MAX_LOG_AGE_DAYS`); `None` keeps everything.
     pub retention_days: Option<u32>,
+    /// Opt-in capture of request and response bodies (`capture:`).
+    pub capture: CaptureConfig,
     /// The daemon's named client keys from the config file.
     pub client_keys: Vec<ClientKeyConfig>,
     /// Whether the daemon serves Ollama's `/api/*` to loopback clients without a client key
@@ -131,6 +133,37 @@ pub struct CacheConfig {
     pub encrypt: bool,
     /// Where entries live; default: `cache.db` beside the ledger.
     pub path: PathBuf,
+}
+
+/// Opt-in capture of request and response bodies (`capture:`); off by default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureConfig {
+    pub enabled: bool,
+    pub store: CaptureStoreKind,
+    /// The folder of a file store; default: `captures` beside the ledger.
+    pub path: PathBuf,
+    /// Largest body captured, in bytes; a larger one is refused and counted.
+    pub max_blob_bytes: u64,
+    /// Most bytes the store holds; a body that would pass it is refused and counted.
+    pub max_total_bytes: u64,
+}
+
+/// Where captured bodies are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureStoreKind {
+    /// One file per body in a folder of the data dir.
+    File,
+    /// In the proxy's memory, gone when it stops (the daemon's web UI, tests).
+    Memory,
+}
+
+impl CaptureStoreKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Memory => "memory",
+        }
+    }
 }
 
 /// A provider and the model to ask it for (`None`: the model the client asked for).

@@ -49,6 +49,9 @@ pub struct RawConfig {
     pub cache: RawCache,
     #[serde(default)]
     pub retention: RawRetention,
+    /// Opt-in capture of request and response bodies.
+    #[serde(default)]
+    pub capture: RawCapture,
     /// The daemon's named client keys; each key's value comes from an environment variable.
     #[serde(default)]
     pub client_keys: Vec<RawClientKey>,
@@ -109,6 +112,21 @@ pub struct RawCache {
     /// Encrypt entries with AES-256-GCM under `SMARTPROXY_CACHE_KEY`.
     pub encrypt: Option<bool>,
     pub path: Option<String>,
+}
+
+/// Opt-in capture of request and response bodies (off by default).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapture {
+    pub enabled: Option<bool>,
+    /// `file` (default: a folder beside the ledger) or `memory` (this process only).
+    pub store: Option<String>,
+    /// The folder of a `file` store; default `captures` beside the ledger.
+    pub path: Option<String>,
+    /// A body larger than this is not captured (refused and counted, never truncated).
+    pub max_blob_bytes: Option<u64>,
+    /// Bodies that would take the store past this are not captured.
+    pub max_total_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

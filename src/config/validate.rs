@@ -229,6 +229,7 @@ impl Validator<'_> {
 
         let cache = self.cache(&raw, &database, env);
         let retention_days = self.retention(&raw, env);
+        let capture = self.capture(&raw, &database, env);
         let client_keys = self.client_keys(&raw, env);
         let resilience = self.resilience(&raw);
         let transforms = self.transforms(&raw, env);
@@ -251,6 +252,7 @@ impl Validator<'_> {
             resilience,
             cache,
             retention_days,
+            capture,
             client_keys,
             response_headers: raw.observability.response_headers.unwrap_or(true),
             transforms,
@@ -743,7 +745,82 @@ impl Validator<'_> {
             path,
         }
     }
+
+    fn capture(
+        &mut self,
+        raw: &RawConfig,
+        database: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> super::CaptureConfig {
+        const VAR: &str = "SMARTPROXY_CAPTURE_ENABLED";
+        let c = &raw.capture;
+        let enabled = match env(VAR).as_deref().map(str::trim) {
+            Some("1" | "true" | "yes" | "on") => true,
+            Some("0" | "false" | "no" | "off" | "") => false,
+            Some(other) => {
+                self.env_error(VAR, format!("`{other}` is not true or false"));
+                false
+            }
+            None => c.enabled.unwrap_or(false),
+        };
+        let store = match c.store.as_deref().map(str::trim) {
+            None | Some("file") => super::CaptureStoreKind::File,
+            Some("memory") => super::CaptureStoreKind::Memory,
+            Some(other) => {
+                self.error(
+                    "capture.store",
+                    format!(
+                        "`{other}` is not a capture store: write `file` (a folder beside the ledger) or `memory` (kept by the running proxy only)"
+                    ),
+                );
+                super::CaptureStoreKind::File
+            }
+        };
+        for (key, value) in [
+            ("capture.max_blob_bytes", c.max_blob_bytes),
+            ("capture.max_total_bytes", c.max_total_bytes),
+        ] {
+            if value == Some(0) {
+                self.error(
+                    key,
+                    "must be more than 0 (turn capture off with `enabled: false`)",
+                );
+            }
+        }
+        let max_blob_bytes = c
+            .max_blob_bytes
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_CAPTURE_BLOB_BYTES);
+        let max_total_bytes = c
+            .max_total_bytes
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_CAPTURE_TOTAL_BYTES);
+        if max_blob_bytes > max_total_bytes {
+            self.error(
+                "capture.max_blob_bytes",
+                format!(
+                    "{max_blob_bytes} is more than capture.max_total_bytes ({max_total_bytes}): no body that size could ever be kept"
+                ),
+            );
+        }
+        let path = match &c.path {
+            Some(p) => resolve_beside(self.file, p),
+            None => database.with_file_name("captures"),
+        };
+        super::CaptureConfig {
+            enabled,
+            store,
+            path,
+            max_blob_bytes,
+            max_total_bytes,
+        }
+    }
 }
+
+/// A captured body's default size cap: 1 MiB.
+const DEFAULT_CAPTURE_BLOB_BYTES: u64 = 1024 * 1024;
+/// The capture store's default size cap: 256 MiB.
+const DEFAULT_CAPTURE_TOTAL_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Resolves a path written in a config file relative to that file's folder.
 fn resolve_beside(file: Option<&Path>, path: &str) -> PathBuf {

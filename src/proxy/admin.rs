@@ -84,11 +84,14 @@ async fn budget(state: &Arc<AppState>) -> Response<ProxyBody> {
 }
 
 fn metrics(state: &AppState) -> Response<ProxyBody> {
-    let text = state.metrics.render(
+    let mut text = state.metrics.render(
         &state.health.snapshot(std::time::Instant::now()),
         state.ledger.dropped(),
         state.ledger.queued(),
     );
+    if let Some(capture) = &state.capture {
+        super::metrics::render_capture(&mut text, &capture.counters());
+    }
     let mut response = Response::new(ProxyBody::full(text));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -216,6 +216,40 @@ impl Metrics {
     }
 }
 
+/// The opt-in body capture's counters, appended to the exposition when capture is on.
+pub fn render_capture(out: &mut String, c: &crate::capture::CaptureCounters) {
+    for (name, help, value) in [
+        (
+            "smartproxy_capture_stored_total",
+            "Bodies written to the capture store.",
+            c.stored,
+        ),
+        (
+            "smartproxy_capture_refused_total",
+            "Bodies not captured because they were over capture.max_blob_bytes or would pass capture.max_total_bytes.",
+            c.refused,
+        ),
+        (
+            "smartproxy_capture_dropped_total",
+            "Bodies not captured because the capture writer fell behind.",
+            c.dropped,
+        ),
+        (
+            "smartproxy_capture_failed_total",
+            "Bodies the capture store could not write.",
+            c.failed,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    out.push_str("# HELP smartproxy_capture_bytes Bytes held by the capture store.\n");
+    out.push_str("# TYPE smartproxy_capture_bytes gauge\n");
+    let _ = writeln!(out, "smartproxy_capture_bytes {}", c.bytes);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,6 +145,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The response cache, when `cache.enabled`.
     pub cache: Option<crate::cache::CacheHandle>,
+    /// The body capture, when `capture.enabled` (opt-in; off, requests pay one branch).
+    pub capture: Option<Arc<crate::capture::CaptureHandle>>,
     /// Daily and monthly limits shared through the ledger, when configured.
     pub shared_budget: Option<Arc<crate::budget::SharedBudget>>,
     /// Run after a successful `POST /admin/reload` (the daemon reloads its client keys).
@@ -188,6 +190,7 @@ impl AppState {
             config_source: None,
             metrics: metrics::Metrics::default(),
             cache: None,
+            capture: None,
             shared_budget: None,
             after_reload: None,
             unpriced_warned: Mutex::default(),

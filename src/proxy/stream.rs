@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use super::context::{Finalizer, PromptEstimate, Tokens};
 use super::dialect::StreamFraming;
 use crate::cache::StreamAssembler;
+use crate::capture::StreamCapture;
 use crate::ledger::Outcome;
 use crate::providers::{BodyStream, ProviderError};
 use crate::transform::{ChunkOut, StreamTransform};
@@ -40,6 +41,8 @@ pub struct SseRelay {
     last_chunk: Option<Bytes>,
     /// Rebuilds the reply for the cache, under this key, when the stream completes.
     cache_fill: Option<(String, StreamAssembler)>,
+    /// Opt-in body capture: a copy of the bytes forwarded, stored when the stream ends.
+    capture: Option<StreamCapture>,
 }
 
 impl SseRelay {
@@ -66,6 +69,7 @@ impl SseRelay {
             transform,
             last_chunk: None,
             cache_fill: None,
+            capture: None,
         }
     }
 
@@ -74,15 +78,26 @@ impl SseRelay {
         self.cache_fill = Some((key, StreamAssembler::new()));
     }
 
+    /// Copies the bytes forwarded into `capture`, stored when the stream ends or is dropped.
+    pub fn capture(&mut self, capture: StreamCapture) {
+        self.capture = Some(capture);
+    }
+
     pub fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
             if let Some(bytes) = self.ready.pop_front() {
                 if let Some(f) = self.finalizer.as_mut() {
                     f.set_ttfb();
                 }
+                if let Some(capture) = self.capture.as_mut() {
+                    capture.push(&bytes);
+                }
                 return Poll::Ready(Some(bytes));
             }
             if self.ended {
+                if let Some(capture) = self.capture.take() {
+                    capture.finish();
+                }
                 return Poll::Ready(None);
             }
             match self.upstream.poll_next_unpin(cx) {
@@ -308,6 +323,10 @@ impl SseRelay {
 
 impl Drop for SseRelay {
     fn drop(&mut self) {
+        // What was forwarded before the client left (or the relay was dropped) is captured.
+        if let Some(capture) = self.capture.take() {
+            capture.finish();
+        }
         // The client left (or smartproxy stopped) before the stream ended: dropping `upstream`
         // cancels the provider request; the row records what was seen so far.
         if let Some(state) = self

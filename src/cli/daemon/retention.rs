@@ -1,5 +1,6 @@
 //! The daemon's daily clean-up: ledger rows older than `retention.max_age_days` (or
-//! `MAX_LOG_AGE_DAYS`) are deleted at start and then once a day, off the async threads.
+//! `MAX_LOG_AGE_DAYS`) and the captured bodies of that age are deleted at start and then once
+//! a day, off the async threads.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub fn start(state: &Arc<AppState>, running: &mut Option<JoinHandle<()>>) {
         return;
     };
     let path = state.ledger.path().to_path_buf();
+    let capture = state.capture.clone();
     *running = Some(tokio::task::spawn_blocking(move || {
         let now = ledger::now_ms();
         let cutoff = now - i64::from(days) * 86_400_000;
@@ -38,6 +40,14 @@ pub fn start(state: &Arc<AppState>, running: &mut Option<JoinHandle<()>>) {
                 )
                 .map_err(|e| e.to_string())
             });
+        // Captured bodies go with their rows (by file time, which is the request's).
+        if let Some(capture) = &capture {
+            let cutoff = std::time::UNIX_EPOCH
+                + Duration::from_millis(u64::try_from(cutoff).unwrap_or_default());
+            if let Err(err) = capture.remove_older_than(cutoff) {
+                tracing::warn!(%err, "retention: old captured bodies could not be deleted");
+            }
+        }
         match result {
             Ok(done) if !done.is_empty() => tracing::info!(
                 days,

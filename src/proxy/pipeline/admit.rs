@@ -6,6 +6,7 @@ use http::{HeaderMap, Request};
 use hyper::body::Incoming;
 
 use super::RequestCtx;
+use crate::capture::Kind;
 use crate::ledger::Billing;
 use crate::providers::ClientCredential;
 use crate::proxy::auth::{Access, authorize, authorize_anthropic, authorize_ollama};
@@ -91,6 +92,12 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     }
     let body: Bytes = read_parts_body(&parts.headers, body, ctx.rt.config.max_body_bytes).await?;
     ctx.fin.record().fingerprint = Some(salted_hash(state.ledger.salt(), &body));
+    // Opt-in: the body as the client sent it (its headers, keys included, never).
+    if let Some(capture) = &state.capture
+        && !ctx.fin.forwarded()
+    {
+        capture.put(ctx.fin.id(), Kind::Request, body.clone());
+    }
     let inbound = dialect::read(ctx.dialect, body, &parts.headers)?;
     let record = ctx.fin.record();
     record.requested_model = Some(inbound.model.clone());

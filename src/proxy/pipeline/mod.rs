@@ -12,6 +12,12 @@
 //!
 //! An error from any phase becomes the client's error response and the row's outcome; the row is
 //! written exactly once whatever the ending (`context::Finalizer`).
+//!
+//! Opt-in body capture (`capture.enabled`; `crate::capture`) hooks in twice, one branch each
+//! when it is off: `admit` queues the request body as the client sent it, `reply::respond` the
+//! whole reply as the client gets it or hands the stream relay a copier (`SseRelay::capture`)
+//! that stores the forwarded bytes when the stream ends. Errors smartproxy writes itself are
+//! not captured; requests a nested `run` forwarded are captured there, not here.
 
 mod admit;
 mod attempt;

@@ -8,6 +8,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::attempt::Upstream;
 use super::{Admitted, RequestCtx};
+use crate::capture::Kind;
 use crate::ledger::Outcome;
 use crate::providers::{ProviderError, UpstreamResponse, WireFormat};
 use crate::proxy::body::{ProxyBody, error_response};
@@ -207,6 +208,12 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             retry_after,
             body,
         }) => {
+            // Opt-in: the body as the client gets it.
+            if let Some(capture) = &state.capture
+                && !fin.forwarded()
+            {
+                capture.put(fin.id(), Kind::Response, body.clone());
+            }
             let mut response = Response::new(ProxyBody::full(body));
             *response.status_mut() =
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -249,7 +256,16 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             let transforms = state.transforms();
             let transform = (response.format == WireFormat::OpenAi && transforms.any_on_response())
                 .then(|| transforms.stream());
+            // Opt-in: the stream's bytes copied as they are forwarded, stored when it ends.
+            let capture = state
+                .capture
+                .as_ref()
+                .filter(|_| !fin.forwarded())
+                .map(|c| c.stream(fin.id()));
             let mut relay = SseRelay::new(response.body, fin, framing, stream.prompt, transform);
+            if let Some(capture) = capture {
+                relay.capture(capture);
+            }
             if let Some(key) = cache_fill {
                 relay.fill_cache(key);
             }
