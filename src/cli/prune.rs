@@ -53,12 +53,7 @@ pub fn prune(args: &PruneArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
         ),
     };
     let cutoff_ms = requested;
-    let conn = query::open(&config.database).with_context(|| {
-        format!(
-            "no ledger at {} yet: nothing to prune",
-            config.database.display()
-        )
-    })?;
+    let conn = query::open(&config.database)?;
     if !args.execute {
         let plan = retention::plan(&conn, cutoff_ms)?;
         if args.json {

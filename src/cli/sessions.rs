@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use anyhow::Context;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
@@ -25,12 +24,7 @@ pub struct SessionsArgs {
 
 pub fn sessions(args: &SessionsArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
-    let conn = query::open(&config.database).with_context(|| {
-        format!(
-            "no ledger at {} yet: nothing has been recorded",
-            config.database.display()
-        )
-    })?;
+    let conn = query::open(&config.database)?;
     let rows = query::sessions(&conn, args.limit)?;
     if args.json {
         printer::out(&serde_json::to_string(&rows)?);

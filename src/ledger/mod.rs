@@ -36,6 +36,8 @@ pub enum LedgerError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("no ledger at {path} yet: nothing has been recorded")]
+    Missing { path: PathBuf },
     #[error("cannot open the ledger {path}: {source}")]
     Open {
         path: PathBuf,

@@ -96,9 +96,8 @@ pub struct Filter {
 /// Opens the ledger for reading; a missing file is an error that says nothing was recorded yet.
 pub fn open(path: &Path) -> Result<Connection, LedgerError> {
     if !path.exists() {
-        return Err(LedgerError::Open {
+        return Err(LedgerError::Missing {
             path: path.to_path_buf(),
-            source: rusqlite::Error::InvalidPath(path.to_path_buf()),
         });
     }
     let conn = super::open_connection(path)?;
