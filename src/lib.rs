@@ -8,6 +8,7 @@ pub mod budget;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod dash;
 pub mod db;
 pub mod ledger;
 pub mod pricing;

@@ -5,9 +5,10 @@ mod cache_cmd;
 mod completions;
 mod config_cmd;
 mod daemon;
+mod dash;
 mod doctor;
 mod env_cmd;
-mod format;
+pub(crate) mod format;
 mod keys;
 mod prices;
 mod prices_update;
@@ -75,6 +76,8 @@ pub enum Command {
     /// The persistent proxy for editors and IDEs (`start` is an alias).
     #[command(alias = "start")]
     Daemon(daemon::DaemonArgs),
+    /// Live terminal dashboard: sessions, requests as they come, totals, breakers.
+    Dash(dash::DashArgs),
     /// Show what requests cost, grouped by model, provider, session or tag.
     Stats(stats::StatsArgs),
     /// List recent sessions, sub-sessions under their parents.
@@ -119,6 +122,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => run::run(args, config_path.as_deref()),
         Command::Daemon(args) => daemon::daemon(args, config_path.as_deref()),
+        Command::Dash(args) => dash::dash(&args, config_path.as_deref()),
         Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
         Command::Config(cmd) => config_cmd::config(&cmd, config_path.as_deref()),

@@ -6,6 +6,7 @@
 //! one short transaction. Reads (`query`) open their own connection.
 
 pub mod keys;
+pub mod live;
 mod migrations;
 pub mod query;
 mod record;
