@@ -1,0 +1,188 @@
+//! `smartproxy dash` in a real terminal: tmux at 80x24 with NO_COLOR, driven by keys, read back
+//! with `capture-pane`. A private tmux socket per test, killed however the test ends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use support::TestEnv;
+
+/// A tmux server of its own (`-L`), killed when dropped, even after a failed assertion.
+struct Tmux<'a> {
+    env: &'a TestEnv,
+    socket: String,
+}
+
+impl Tmux<'_> {
+    fn cmd(&self, args: &[&str]) -> Output {
+        self.env
+            .command_for("tmux")
+            .env("TERM", "xterm-256color")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn capture(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "dash"]).stdout)
+            .into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "dash"];
+        args.extend(keys);
+        assert!(self.cmd(&args).status.success());
+    }
+
+    /// Polls the pane until `done` holds; fails with the last screen after a deadline.
+    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.capture();
+            if done(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux<'_> {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+        // tmux leaves the socket file of a killed server behind; without TMUX_TMPDIR (the
+        // isolated environment drops it) sockets live in /tmp/tmux-UID.
+        let uid = nix::unistd::getuid();
+        let _ = std::fs::remove_file(format!("/tmp/tmux-{uid}/{}", self.socket));
+    }
+}
+
+fn have(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
+    if !have("tmux", "-V") {
+        return support::skip_or_fail("tmux is not installed");
+    }
+    if !have("curl", "--version") {
+        return support::skip_or_fail("curl is not installed");
+    }
+    let env = TestEnv::new();
+    env.write(
+        "replies.yaml",
+        "- First reply.\n- {status: 500, message: boom}\n- Third reply.\n",
+    );
+    let config = env.write(
+        "sp.yaml",
+        "providers:\n  - name: offline\n    kind: mock\nmock:\n  script: replies.yaml\nresilience:\n  max_attempts: 1\n",
+    );
+    let config = config.to_str().unwrap();
+    // Three requests through a real `run`: gpt-4o ok, gpt-4o-mini failing with 500, gpt-4o ok.
+    let script = r#"for m in gpt-4o gpt-4o-mini gpt-4o; do curl -s -o /dev/null "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" -H 'content-type: application/json' -d "{\"model\":\"$m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"; done"#;
+    let out = env
+        .command()
+        .args(["run", "--config", config, "--tag", "dashtest", "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = env.requests();
+    assert_eq!(rows.len(), 3);
+    let failed = rows.iter().find(|r| r["status"] == "500").unwrap();
+
+    let tmux = Tmux {
+        env: &env,
+        socket: format!(
+            "smartproxy-dash-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ),
+    };
+    // After dash exits, the shell reports its status and whether the terminal is back in
+    // canonical mode, then keeps the pane open for the capture.
+    let shell = format!(
+        "NO_COLOR=1 '{bin}' dash --config '{config}'; echo \"dash-exit=$?\"; stty -a | tr ' ' '\\n' | grep -x -- '-*icanon'; exec sleep 600",
+        bin = support::BIN
+    );
+    let started = tmux.cmd(&[
+        "new-session", "-d", "-s", "dash", "-x", "80", "-y", "24", "sh", "-c", &shell,
+    ]);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+
+    let screen = tmux.wait_for("the requests", |s| s.contains("requests (3)"));
+    assert!(screen.contains("dashtest"), "{screen}");
+    assert!(screen.contains("no daemon"), "{screen}");
+    let error_row = screen
+        .lines()
+        .find(|l| l.starts_with('!'))
+        .unwrap_or_else(|| panic!("no error row:\n{screen}"));
+    assert!(error_row.contains("gpt-4o-mini") && error_row.contains("500"), "{error_row}");
+    let ok_row = screen
+        .lines()
+        .find(|l| l.contains(" gpt-4o ") && l.contains(" 200 "))
+        .unwrap_or_else(|| panic!("no ok row:\n{screen}"));
+    assert!(ok_row.contains("$0.0000"), "a sub-cent cost: {ok_row}");
+    assert!(screen.contains("q quit"), "the key bar: {screen}");
+
+    tmux.keys(&["/"]);
+    tmux.wait_for("the filter prompt", |s| s.contains("filter: _"));
+    tmux.keys(&["-l", "mini"]);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the filtered list", |s| {
+        s.contains("requests matching \"mini\" (1)")
+    });
+    assert!(
+        !screen.lines().any(|l| l.contains(" gpt-4o ") && l.contains(" 200 ")),
+        "other models are filtered out:\n{screen}"
+    );
+
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the detail", |s| s.contains("error code"));
+    assert!(screen.contains(&failed["id"]), "{screen}");
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("error code") && l.contains(&failed["error_code"])),
+        "{screen}"
+    );
+
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the list again", |s| s.contains("q quit"));
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("dash to exit", |s| s.contains("dash-exit="));
+    assert!(screen.contains("dash-exit=0"), "{screen}");
+    assert!(
+        screen.lines().any(|l| l.trim() == "icanon"),
+        "the terminal is back in canonical mode:\n{screen}"
+    );
+    assert!(!screen.contains("q quit"), "the alternate screen is gone:\n{screen}");
+    let alternate = tmux.cmd(&["display-message", "-p", "-t", "dash", "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alternate.stdout).trim(), "0");
+}
+
+#[test]
+fn dash_refuses_to_draw_without_a_terminal() {
+    let env = TestEnv::new();
+    let out = env.command().arg("dash").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs a terminal"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
