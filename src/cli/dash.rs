@@ -90,11 +90,16 @@ pub(super) fn log_path(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Sends smartproxy's logs to `path` while the guard lives; warns (and keeps stderr) when the
-/// file cannot be opened.
-pub(super) fn redirect_logs(path: &Path) -> Option<crate::telemetry::Redirect> {
-    match crate::telemetry::redirect_to(path) {
-        Ok(guard) => Some(guard),
+/// While the guards live, smartproxy's logs, notes and warnings go to a file.
+pub(super) type Redirects = (crate::telemetry::Redirect, printer::Redirect);
+
+/// Sends smartproxy's logs, notes and warnings to `path` while the guards live; warns (and
+/// keeps stderr) when the file cannot be opened.
+pub(super) fn redirect_logs(path: &Path) -> Option<Redirects> {
+    match crate::telemetry::redirect_to(path)
+        .and_then(|logs| Ok((logs, printer::redirect_stderr(path)?)))
+    {
+        Ok(guards) => Some(guards),
         Err(err) => {
             printer::warn(&format!(
                 "cannot open {} for logs ({err}); they go to stderr",
@@ -138,7 +143,7 @@ pub(super) struct RunDash {
     pid: Arc<AtomicU32>,
     proxy: Arc<Mutex<Option<String>>>,
     ui: Option<JoinHandle<std::io::Result<()>>>,
-    _redirect: Option<crate::telemetry::Redirect>,
+    _redirect: Option<Redirects>,
 }
 
 impl RunDash {
@@ -245,5 +250,71 @@ fn interrupt(pid: u32) {
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGINT,
         );
+    }
+}
+
+/// The dashboard of `daemon --dash`: everything in the ledger, the daemon's own breakers.
+pub(super) struct DaemonDash {
+    actions: Sender<dash::Action>,
+    ui: JoinHandle<()>,
+    log_path: PathBuf,
+    redirect: Option<Redirects>,
+}
+
+impl DaemonDash {
+    /// Starts the dashboard; `closed` fires when the user quits it (which stops the daemon).
+    pub(super) fn start(
+        ledger: &Path,
+        admin_listen: String,
+        closed: tokio::sync::oneshot::Sender<()>,
+    ) -> anyhow::Result<Self> {
+        let log_path = log_path("daemon.log");
+        printer::note(&format!(
+            "smartproxy daemon --dash: logs go to {}",
+            log_path.display()
+        ));
+        let redirect = redirect_logs(&log_path);
+        let (tx, rx) = dash::channel();
+        let admin = loopback(&admin_listen);
+        let options = dash::Options {
+            ledger: ledger.to_path_buf(),
+            session: None,
+            filter: None,
+            no_color: dash::no_color_from_env(),
+            log_path: None,
+            locate_daemon: Box::new(move || Some(admin.clone())),
+            admin_key: admin_key(),
+            interrupt: None,
+            exit_with_command: false,
+        };
+        let ui = std::thread::Builder::new()
+            .name("dash".to_owned())
+            .spawn({
+                let tx = tx.clone();
+                move || {
+                    if let Err(err) = dash::run(options, (tx, rx)) {
+                        tracing::error!(%err, "the dashboard failed");
+                    }
+                    let _ = closed.send(());
+                }
+            })
+            .context("cannot start the dashboard")?;
+        Ok(Self {
+            actions: tx,
+            ui,
+            log_path,
+            redirect,
+        })
+    }
+
+    /// Closes the dashboard (when the daemon stops for another reason) and waits for it.
+    pub(super) fn stop(self) {
+        let _ = self.actions.send(dash::Action::Quit);
+        let _ = self.ui.join();
+        drop(self.redirect);
+        printer::note(&format!(
+            "smartproxy daemon --dash: logs are in {}",
+            self.log_path.display()
+        ));
     }
 }

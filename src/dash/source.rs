@@ -125,18 +125,24 @@ impl Poller {
 
     /// Reads the newest requests and today's sessions. False when the dashboard is gone.
     fn refresh_lists(&mut self) -> bool {
+        let requests = self
+            .connection()
+            .and_then(|conn| live::recent_requests(conn, &self.filter, REQUEST_LIMIT));
+        match requests {
+            Ok(rows) => self.send(Action::Requests(rows)) && self.refresh_sessions(),
+            Err(err) => self.send(Action::ReadError(read_error(&self.path, &err))),
+        }
+    }
+
+    /// Reads today's sessions and what they spent. False when the dashboard is gone.
+    fn refresh_sessions(&mut self) -> bool {
         let today = live::start_of_today_ms();
-        let result = self.connection().map(|_| ()).and_then(|()| {
-            let conn = self.conn.as_ref().ok_or(rusqlite::Error::InvalidQuery)?;
-            let requests = live::recent_requests(conn, &self.filter, REQUEST_LIMIT)?;
-            let sessions = live::sessions_since(conn, today, now_ms(), SESSION_LIMIT)?;
-            Ok(vec![
-                Action::Requests(requests),
-                Action::Sessions(self.session_views(sessions)?),
-            ])
-        });
-        match result {
-            Ok(actions) => actions.into_iter().all(|a| self.send(a)),
+        let views = self
+            .connection()
+            .and_then(|conn| live::sessions_since(conn, today, now_ms(), SESSION_LIMIT))
+            .and_then(|sessions| self.session_views(sessions));
+        match views {
+            Ok(views) => self.send(Action::Sessions(views)),
             Err(err) => self.send(Action::ReadError(read_error(&self.path, &err))),
         }
     }
@@ -148,7 +154,6 @@ impl Poller {
             return true;
         }
         self.totals_stale = false;
-        let first = self.last_totals.is_none();
         let started = Instant::now();
         let totals = self
             .connection()
@@ -159,11 +164,8 @@ impl Poller {
         match totals {
             Ok(totals) => {
                 self.last_totals = Some(totals.clone());
-                // Daemon sessions' spend comes from the totals: fill it in on the first read.
-                if first && !self.refresh_lists() {
-                    return false;
-                }
-                self.send(Action::Totals(totals))
+                // Daemon sessions' spend of today comes from the totals.
+                self.refresh_sessions() && self.send(Action::Totals(totals))
             }
             Err(err) => self.send(Action::ReadError(read_error(&self.path, &err))),
         }
