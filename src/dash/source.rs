@@ -125,9 +125,10 @@ impl Poller {
 
     /// Reads the newest requests and today's sessions. False when the dashboard is gone.
     fn refresh_lists(&mut self) -> bool {
-        let requests = self
-            .connection()
-            .and_then(|conn| live::recent_requests(conn, &self.filter, REQUEST_LIMIT));
+        let requests = self.connection().map(|_| ()).and_then(|()| {
+            let conn = self.conn.as_ref().ok_or(rusqlite::Error::InvalidQuery)?;
+            live::recent_requests(conn, &self.filter, REQUEST_LIMIT)
+        });
         match requests {
             Ok(rows) => self.send(Action::Requests(rows)) && self.refresh_sessions(),
             Err(err) => self.send(Action::ReadError(read_error(&self.path, &err))),
