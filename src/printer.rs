@@ -17,7 +17,9 @@ pub fn redirect_stderr(path: &Path) -> std::io::Result<Redirect> {
         .create(true)
         .append(true)
         .open(path)?;
-    *REDIRECT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(file);
+    *REDIRECT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(file);
     Ok(Redirect)
 }
 
@@ -26,7 +28,9 @@ pub struct Redirect;
 
 impl Drop for Redirect {
     fn drop(&mut self) {
-        *REDIRECT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        *REDIRECT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 }
 

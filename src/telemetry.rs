@@ -43,7 +43,9 @@ pub fn redirect_to(path: &Path) -> std::io::Result<Redirect> {
         .create(true)
         .append(true)
         .open(path)?;
-    *REDIRECT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(file);
+    *REDIRECT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(file);
     Ok(Redirect)
 }
 
@@ -52,7 +54,9 @@ pub struct Redirect;
 
 impl Drop for Redirect {
     fn drop(&mut self) {
-        *REDIRECT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        *REDIRECT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 }
 

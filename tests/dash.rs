@@ -60,7 +60,10 @@ impl Drop for Tmux<'_> {
         let _ = self.cmd(&["kill-server"]);
         // tmux leaves the socket file of a killed server behind; without TMUX_TMPDIR (the
         // isolated environment drops it) sockets live in /tmp/tmux-UID.
-        let uid = nix::unistd::getuid();
+        use std::os::unix::fs::MetadataExt;
+        let Ok(uid) = std::fs::metadata(self.env.path()).map(|m| m.uid()) else {
+            return;
+        };
         let _ = std::fs::remove_file(format!("/tmp/tmux-{uid}/{}", self.socket));
     }
 }
@@ -94,10 +97,16 @@ fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
     let script = r#"for m in gpt-4o gpt-4o-mini gpt-4o; do curl -s -o /dev/null "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" -H 'content-type: application/json' -d "{\"model\":\"$m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"; done"#;
     let out = env
         .command()
-        .args(["run", "--config", config, "--tag", "dashtest", "--", "sh", "-c", script])
+        .args([
+            "run", "--config", config, "--tag", "dashtest", "--", "sh", "-c", script,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows = env.requests();
     assert_eq!(rows.len(), 3);
     let failed = rows.iter().find(|r| r["status"] == "500").unwrap();
@@ -120,9 +129,23 @@ fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
         bin = support::BIN
     );
     let started = tmux.cmd(&[
-        "new-session", "-d", "-s", "dash", "-x", "80", "-y", "24", "sh", "-c", &shell,
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "80",
+        "-y",
+        "24",
+        "sh",
+        "-c",
+        &shell,
     ]);
-    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
 
     let screen = tmux.wait_for("the requests", |s| s.contains("requests (3)"));
     assert!(screen.contains("dashtest"), "{screen}");
@@ -131,7 +154,10 @@ fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
         .lines()
         .find(|l| l.starts_with('!'))
         .unwrap_or_else(|| panic!("no error row:\n{screen}"));
-    assert!(error_row.contains("gpt-4o-mini") && error_row.contains("500"), "{error_row}");
+    assert!(
+        error_row.contains("gpt-4o-mini") && error_row.contains("500"),
+        "{error_row}"
+    );
     let ok_row = screen
         .lines()
         .find(|l| l.contains(" gpt-4o ") && l.contains(" 200 "))
@@ -147,7 +173,9 @@ fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
         s.contains("requests matching \"mini\" (1)")
     });
     assert!(
-        !screen.lines().any(|l| l.contains(" gpt-4o ") && l.contains(" 200 ")),
+        !screen
+            .lines()
+            .any(|l| l.contains(" gpt-4o ") && l.contains(" 200 ")),
         "other models are filtered out:\n{screen}"
     );
 
@@ -170,7 +198,10 @@ fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
         screen.lines().any(|l| l.trim() == "icanon"),
         "the terminal is back in canonical mode:\n{screen}"
     );
-    assert!(!screen.contains("q quit"), "the alternate screen is gone:\n{screen}");
+    assert!(
+        !screen.contains("q quit"),
+        "the alternate screen is gone:\n{screen}"
+    );
     let alternate = tmux.cmd(&["display-message", "-p", "-t", "dash", "#{alternate_on}"]);
     assert_eq!(String::from_utf8_lossy(&alternate.stdout).trim(), "0");
 }

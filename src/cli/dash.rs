@@ -15,7 +15,8 @@ use crate::ledger::{live, query};
 use crate::printer;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "A live view over the ledger that every `run` and the daemon write to: \
+#[command(
+    after_help = "A live view over the ledger that every `run` and the daemon write to: \
 sessions running now and today with their cost and budget bars, requests as they come in \
 (failed ones marked `!`), today's totals per model and provider, and the daemon's circuit \
 breakers when it runs. No server is needed; it reads the ledger file.\n\n\
@@ -25,7 +26,8 @@ move · ? help.\n\nWorks over SSH and at 80x24; NO_COLOR turns colours off (mark
 remain). smartproxy's own logs go to dash.log in the data dir while it runs.\n\nExamples:\n  \
 smartproxy dash\n  smartproxy dash --session 3f2a          one session and the runs inside it\n  \
 smartproxy dash --filter gpt-4o         requests whose model, tag or session match\n  \
-smartproxy run --dash -- python agent.py\n  smartproxy daemon --dash")]
+smartproxy run --dash -- python agent.py\n  smartproxy daemon --dash"
+)]
 pub struct DashArgs {
     /// Show only this session (an id or an unambiguous prefix) and the runs started inside it.
     #[arg(long, value_name = "ID")]
@@ -149,7 +151,11 @@ pub(super) struct RunDash {
 impl RunDash {
     /// Opens the log, says where it is, and starts the dashboard on `session_id`. The session's
     /// own proxy (its breakers) answers `/debug/status` to `session_key`.
-    pub(super) fn start(ledger: &Path, session_id: &str, session_key: &str) -> anyhow::Result<Self> {
+    pub(super) fn start(
+        ledger: &Path,
+        session_id: &str,
+        session_key: &str,
+    ) -> anyhow::Result<Self> {
         ensure_terminal()?;
         let log_path = log_path(&format!("run-{session_id}.log"));
         let log = std::fs::OpenOptions::new()

@@ -113,7 +113,10 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 fn fields(d: &RequestDetail) -> Vec<(&'static str, String)> {
     let r = &d.request;
     vec![
-        ("started", format!("{} ({})", clock(r.started_ms), local_time(r.started_ms))),
+        (
+            "started",
+            format!("{} ({})", clock(r.started_ms), local_time(r.started_ms)),
+        ),
         ("status", r.status.to_string()),
         ("outcome", r.outcome.clone()),
         ("error code", opt(r.error_code.as_ref())),
@@ -135,7 +138,11 @@ fn fields(d: &RequestDetail) -> Vec<(&'static str, String)> {
         ("billing", r.billing.clone()),
         ("budget action", opt(r.budget_action.as_ref())),
         ("latency", format!("{}ms", latency(r.latency_ms))),
-        ("ttfb", r.ttfb_ms.map_or_else(|| "-".to_owned(), |t| format!("{}ms", latency(t)))),
+        (
+            "ttfb",
+            r.ttfb_ms
+                .map_or_else(|| "-".to_owned(), |t| format!("{}ms", latency(t))),
+        ),
         ("attempts", r.attempts.to_string()),
         ("cache", r.cache_status.clone()),
         ("client session", opt(r.client_session.as_ref())),

@@ -175,7 +175,10 @@ impl Poller {
     /// What each session spent: a `run`'s whole spend (its budget covers all of it) by the
     /// session index; a daemon session's today's share from the totals (it can hold millions of
     /// rows); an ended session's figure as recorded at its end.
-    fn session_views(&self, sessions: Vec<live::LiveSession>) -> rusqlite::Result<Vec<SessionView>> {
+    fn session_views(
+        &self,
+        sessions: Vec<live::LiveSession>,
+    ) -> rusqlite::Result<Vec<SessionView>> {
         let Some(conn) = self.conn.as_ref() else {
             return Ok(Vec::new());
         };
@@ -194,7 +197,10 @@ impl Poller {
                     live::session_spend(conn, &session.id)?
                 };
                 Ok(SessionView {
-                    spent_usd: session.spent_usd.filter(|_| session.kind != "daemon").unwrap_or(spent_usd),
+                    spent_usd: session
+                        .spent_usd
+                        .filter(|_| session.kind != "daemon")
+                        .unwrap_or(spent_usd),
                     requests,
                     session,
                 })
@@ -275,7 +281,9 @@ async fn probe(client: &reqwest::Client, addr: &str, key: Option<&str>) -> Daemo
 
 /// The breakers of a `/debug/status` body.
 pub fn breakers(body: &serde_json::Value) -> Vec<Breaker> {
-    let text = |v: &serde_json::Value, k: &str| v.get(k).and_then(|s| s.as_str()).unwrap_or("-").to_owned();
+    let text = |v: &serde_json::Value, k: &str| {
+        v.get(k).and_then(|s| s.as_str()).unwrap_or("-").to_owned()
+    };
     body.get("breakers")
         .and_then(|b| b.as_array())
         .map(|list| {

@@ -293,13 +293,26 @@ mod tests {
         s.update(Action::Requests(vec![row("b"), row("a")]));
         assert_eq!(s.selected_request().unwrap().id, "b");
         s.update(Action::Requests(vec![row("c"), row("b"), row("a")]));
-        assert_eq!(s.selected_request().unwrap().id, "c", "the top follows the newest");
+        assert_eq!(
+            s.selected_request().unwrap().id,
+            "c",
+            "the top follows the newest"
+        );
         s.update(Action::Down);
         s.update(Action::Down);
         s.update(Action::Down);
         assert_eq!(s.selected_request().unwrap().id, "a", "clamped at the end");
-        s.update(Action::Requests(vec![row("d"), row("c"), row("b"), row("a")]));
-        assert_eq!(s.selected_request().unwrap().id, "a", "stays on its request");
+        s.update(Action::Requests(vec![
+            row("d"),
+            row("c"),
+            row("b"),
+            row("a"),
+        ]));
+        assert_eq!(
+            s.selected_request().unwrap().id,
+            "a",
+            "stays on its request"
+        );
         s.update(Action::Up);
         assert_eq!(s.selected_request().unwrap().id, "b");
     }

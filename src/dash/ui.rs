@@ -267,7 +267,8 @@ fn draw_side(frame: &mut Frame<'_>, area: Rect, state: &State) {
         Constraint::Percentage(20),
     ])
     .areas(area);
-    let groups = |title: &'static str, pick: fn(&crate::ledger::live::DayTotals) -> &[GroupTotals]| {
+    let groups = |title: &'static str,
+                  pick: fn(&crate::ledger::live::DayTotals) -> &[GroupTotals]| {
         let rows: Vec<Row<'_>> = state
             .totals
             .as_ref()
@@ -302,10 +303,7 @@ fn draw_side(frame: &mut Frame<'_>, area: Rect, state: &State) {
         .block(Block::default().borders(Borders::ALL).title(title))
     };
     frame.render_widget(groups(" today by model ", |t| &t.by_model), models);
-    frame.render_widget(
-        groups(" today by provider ", |t| &t.by_provider),
-        providers,
-    );
+    frame.render_widget(groups(" today by provider ", |t| &t.by_provider), providers);
     let block = Block::default().borders(Borders::ALL).title(" breakers ");
     frame.render_widget(
         Paragraph::new(Line::from(breaker_spans(state, "")))
@@ -318,7 +316,11 @@ fn draw_side(frame: &mut Frame<'_>, area: Rect, state: &State) {
 fn draw_requests(frame: &mut Frame<'_>, area: Rect, state: &State) {
     let mut title = format!(" requests ({}) ", state.requests.len());
     if !state.filter_text.is_empty() {
-        title = format!(" requests matching \"{}\" ({}) ", state.filter_text, state.requests.len());
+        title = format!(
+            " requests matching \"{}\" ({}) ",
+            state.filter_text,
+            state.requests.len()
+        );
     }
     let block = Block::default().borders(Borders::TOP).title(title);
     if state.requests.is_empty() {
@@ -382,7 +384,10 @@ fn request_row<'a>(state: &State, r: &'a RequestRow) -> Row<'a> {
         Cell::from(r.provider.clone().unwrap_or_else(|| "-".to_owned())),
         Cell::from(r.status.to_string()),
         Cell::from(tokens),
-        Cell::from(r.cost_usd.map_or_else(|| "-".to_owned(), |c| money(Some(c)))),
+        Cell::from(
+            r.cost_usd
+                .map_or_else(|| "-".to_owned(), |c| money(Some(c))),
+        ),
         Cell::from(latency(r.latency_ms)),
     ];
     let row = Row::new(cells);
@@ -447,7 +452,11 @@ fn draw_help(frame: &mut Frame<'_>, area: Rect, _state: &State) {
 
 /// The area of an overlay: everything above the key bar, less a margin on wide terminals.
 fn popup(area: Rect) -> Rect {
-    let margin_x = if area.width >= WIDE { area.width / 8 } else { 0 };
+    let margin_x = if area.width >= WIDE {
+        area.width / 8
+    } else {
+        0
+    };
     Rect {
         x: area.x + margin_x,
         y: area.y,
@@ -464,7 +473,11 @@ pub(super) fn short(id: &str) -> &str {
 /// Local `HH:MM:SS`.
 pub(super) fn clock(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&chrono::Local).format("%H:%M:%S").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 

@@ -123,14 +123,20 @@ fn fits_80x24_without_colour() {
     assert!(screen.contains("today $0.5123 · 3 req · 1 err"), "{screen}");
     assert!(screen.contains("daemon up, 1 breaker(s) open"), "{screen}");
     let session = line_with(&screen, "nightly        ");
-    assert!(session.contains("$1.5000 [########--]  75% of $2.0000"), "{session}");
+    assert!(
+        session.contains("$1.5000 [########--]  75% of $2.0000"),
+        "{session}"
+    );
     assert!(line_with(&screen, "models").contains("claude-sonnet-4 $0.5000 (1)"));
     assert!(line_with(&screen, "breakers").contains("! openai/gpt-4o-mini open"));
     let failed = line_with(&screen, "gpt-4o-mini     ");
     assert!(failed.starts_with('!'), "an error is marked: {failed}");
     assert!(failed.contains("429"), "{failed}");
     let ok = line_with(&screen, "gpt-4o          ");
-    assert!(ok.starts_with(' ') && ok.contains("1200/345") && ok.contains("812"), "{ok}");
+    assert!(
+        ok.starts_with(' ') && ok.contains("1200/345") && ok.contains("812"),
+        "{ok}"
+    );
     assert!(line_with(&screen, "q quit").contains("/ filter"));
     assert_eq!(screen.lines().count(), 24);
 }
@@ -139,10 +145,7 @@ fn fits_80x24_without_colour() {
 fn errors_are_red_and_the_selection_reversed_with_colour() {
     let buffer = render(&populated(false), 80, 24);
     let screen = text(&buffer);
-    let y = screen
-        .lines()
-        .position(|l| l.starts_with('!'))
-        .unwrap() as u16;
+    let y = screen.lines().position(|l| l.starts_with('!')).unwrap() as u16;
     assert_eq!(buffer[(0, y)].fg, Color::Red);
     let top = screen
         .lines()
@@ -163,7 +166,10 @@ fn a_wide_terminal_gets_a_side_column() {
     assert!(colourless(&buffer));
     assert!(screen.contains("today by model"), "{screen}");
     assert!(screen.contains("today by provider"), "{screen}");
-    assert!(line_with(&screen, "nightly        ").contains("python"), "program shown");
+    assert!(
+        line_with(&screen, "nightly        ").contains("python"),
+        "program shown"
+    );
     assert!(line_with(&screen, "claude-sonnet-4  ").contains("$0.5000"));
 }
 
@@ -201,7 +207,8 @@ fn the_detail_shows_every_field_and_the_attempts() {
     assert!(line_with(&wide, "error code").contains("upstream_429"));
     assert!(wide.contains("fingerprint"));
     assert!(
-        line_with(&wide, "#1 openai/gpt-4o-mini").contains("│! #1 openai/gpt-4o-mini status 429 40ms rate_limited"),
+        line_with(&wide, "#1 openai/gpt-4o-mini")
+            .contains("│! #1 openai/gpt-4o-mini status 429 40ms rate_limited"),
         "{wide}"
     );
     let narrow = text(&render(&state, 80, 24));

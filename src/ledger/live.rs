@@ -424,7 +424,15 @@ mod tests {
         .unwrap();
     }
 
-    fn request(conn: &Connection, id: &str, session: &str, at: i64, model: &str, status: i64, cost: f64) {
+    fn request(
+        conn: &Connection,
+        id: &str,
+        session: &str,
+        at: i64,
+        model: &str,
+        status: i64,
+        cost: f64,
+    ) {
         conn.execute(
             "INSERT INTO requests (id, session_id, started_ms, endpoint, provider, requested_model, served_model,
                  status, outcome, stream, prompt_tokens, completion_tokens, cost_usd, latency_ms, attempts, cache_status)
@@ -453,17 +461,49 @@ mod tests {
         let all = recent_requests(&conn, &LiveFilter::default(), 10).unwrap();
         assert_eq!(all[0].tag.as_deref(), Some("other"));
         assert_eq!(ids(all), ["r3", "r2", "r1"]);
-        assert_eq!(ids(recent_requests(&conn, &LiveFilter::default(), 2).unwrap()), ["r3", "r2"]);
-        let tree = LiveFilter { session_id: Some("aaaa".into()), ..LiveFilter::default() };
-        assert_eq!(ids(recent_requests(&conn, &tree, 10).unwrap()), ["r2", "r1"], "sub-sessions count");
-        let text = LiveFilter { text: Some("MINI".into()), ..LiveFilter::default() };
-        assert_eq!(ids(recent_requests(&conn, &text, 10).unwrap()), ["r2"], "case-insensitive model match");
-        let tag = LiveFilter { text: Some("night".into()), ..LiveFilter::default() };
+        assert_eq!(
+            ids(recent_requests(&conn, &LiveFilter::default(), 2).unwrap()),
+            ["r3", "r2"]
+        );
+        let tree = LiveFilter {
+            session_id: Some("aaaa".into()),
+            ..LiveFilter::default()
+        };
+        assert_eq!(
+            ids(recent_requests(&conn, &tree, 10).unwrap()),
+            ["r2", "r1"],
+            "sub-sessions count"
+        );
+        let text = LiveFilter {
+            text: Some("MINI".into()),
+            ..LiveFilter::default()
+        };
+        assert_eq!(
+            ids(recent_requests(&conn, &text, 10).unwrap()),
+            ["r2"],
+            "case-insensitive model match"
+        );
+        let tag = LiveFilter {
+            text: Some("night".into()),
+            ..LiveFilter::default()
+        };
         assert_eq!(ids(recent_requests(&conn, &tag, 10).unwrap()), ["r1"]);
-        let since = LiveFilter { since_ms: Some(1_500), ..LiveFilter::default() };
-        assert_eq!(ids(recent_requests(&conn, &since, 10).unwrap()), ["r3", "r2"]);
-        let odd = LiveFilter { text: Some("%_".into()), ..LiveFilter::default() };
-        assert!(recent_requests(&conn, &odd, 10).unwrap().is_empty(), "wildcards are literal");
+        let since = LiveFilter {
+            since_ms: Some(1_500),
+            ..LiveFilter::default()
+        };
+        assert_eq!(
+            ids(recent_requests(&conn, &since, 10).unwrap()),
+            ["r3", "r2"]
+        );
+        let odd = LiveFilter {
+            text: Some("%_".into()),
+            ..LiveFilter::default()
+        };
+        assert!(
+            recent_requests(&conn, &odd, 10).unwrap().is_empty(),
+            "wildcards are literal"
+        );
     }
 
     #[test]
@@ -484,7 +524,11 @@ mod tests {
     fn sessions_and_totals_of_today() {
         let (_dir, conn) = ledger();
         session(&conn, "old-ended", None, "a", 10);
-        conn.execute("UPDATE sessions SET ended_ms = 20 WHERE id = 'old-ended'", []).unwrap();
+        conn.execute(
+            "UPDATE sessions SET ended_ms = 20 WHERE id = 'old-ended'",
+            [],
+        )
+        .unwrap();
         session(&conn, "old-running", None, "b", 500);
         session(&conn, "today", None, "c", 5_000);
         let found = sessions_since(&conn, 4_000, 6_000, 10).unwrap();
@@ -504,7 +548,10 @@ mod tests {
         assert_eq!(day.by_session[0].key, "old-running");
         let (n, spent) = session_spend(&conn, "old-running").unwrap();
         assert_eq!(n, 2);
-        assert!((spent - 9.5).abs() < 1e-9, "a budget covers the whole session");
+        assert!(
+            (spent - 9.5).abs() < 1e-9,
+            "a budget covers the whole session"
+        );
     }
 
     #[test]
