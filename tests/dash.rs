@@ -15,7 +15,39 @@ struct Tmux<'a> {
     socket: String,
 }
 
-impl Tmux<'_> {
+impl<'a> Tmux<'a> {
+    /// A new server on a socket of its own running `shell` in an 80x24 window named `dash`.
+    fn start(env: &'a TestEnv, shell: &str) -> Self {
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let tmux = Tmux {
+            env,
+            socket: format!(
+                "smartproxy-dash-{}-{}",
+                std::process::id(),
+                COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            ),
+        };
+        let started = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "dash",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "sh",
+            "-c",
+            shell,
+        ]);
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        tmux
+    }
+
     fn cmd(&self, args: &[&str]) -> Output {
         self.env
             .command_for("tmux")
@@ -111,41 +143,13 @@ fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
     assert_eq!(rows.len(), 3);
     let failed = rows.iter().find(|r| r["status"] == "500").unwrap();
 
-    let tmux = Tmux {
-        env: &env,
-        socket: format!(
-            "smartproxy-dash-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ),
-    };
     // After dash exits, the shell reports its status and whether the terminal is back in
     // canonical mode, then keeps the pane open for the capture.
     let shell = format!(
-        "NO_COLOR=1 '{bin}' dash --config '{config}'; echo \"dash-exit=$?\"; stty -a | tr ' ' '\\n' | grep -x -- '-*icanon'; exec sleep 600",
+        "NO_COLOR=1 '{bin}' dash --config '{config}'; echo \"dash-exit=$?\"; stty -a | tr ' ' '\\n' | grep -x -- '-*icanon'; echo checked; exec sleep 600",
         bin = support::BIN
     );
-    let started = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "dash",
-        "-x",
-        "80",
-        "-y",
-        "24",
-        "sh",
-        "-c",
-        &shell,
-    ]);
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
+    let tmux = Tmux::start(&env, &shell);
 
     let screen = tmux.wait_for("the requests", |s| s.contains("requests (3)"));
     assert!(screen.contains("dashtest"), "{screen}");
@@ -192,7 +196,7 @@ fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
     tmux.keys(&["Escape"]);
     tmux.wait_for("the list again", |s| s.contains("q quit"));
     tmux.keys(&["q"]);
-    let screen = tmux.wait_for("dash to exit", |s| s.contains("dash-exit="));
+    let screen = tmux.wait_for("dash to exit", |s| s.contains("checked"));
     assert!(screen.contains("dash-exit=0"), "{screen}");
     assert!(
         screen.lines().any(|l| l.trim() == "icanon"),
@@ -216,4 +220,68 @@ fn dash_refuses_to_draw_without_a_terminal() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn run_dash_shows_the_session_and_its_output_goes_to_a_log() {
+    if !have("tmux", "-V") {
+        return support::skip_or_fail("tmux is not installed");
+    }
+    if !have("curl", "--version") {
+        return support::skip_or_fail("curl is not installed");
+    }
+    let env = TestEnv::new();
+    let stop = env.path().join("stop");
+    // The command makes one request, writes to stdout, and waits for the test to let it exit.
+    let child = format!(
+        r#"echo child-output; curl -s -o /dev/null "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi"}}]}}'; while [ ! -f '{stop}' ]; do sleep 0.05; done; exit 3"#,
+        stop = stop.display()
+    );
+    let child_file = env.write("child.sh", &child);
+    let run = |stdin: &str| {
+        format!(
+            "NO_COLOR=1 '{bin}' run --dash --mock --tag wrapped -- sh '{child}' {stdin}; echo \"run-exit=$?\"; exec sleep 600",
+            bin = support::BIN,
+            child = child_file.display()
+        )
+    };
+
+    // With the terminal on stdin: the dashboard stays after the command until q.
+    let tmux = Tmux::start(&env, &run(""));
+    let screen = tmux.wait_for("the session's request", |s| {
+        s.contains("requests (1)") && s.contains("command running")
+    });
+    assert!(screen.contains("wrapped"), "{screen}");
+    assert!(
+        !screen.contains("child-output"),
+        "output goes to the log:\n{screen}"
+    );
+    std::fs::write(&stop, "").unwrap();
+    tmux.wait_for("the command's end", |s| {
+        s.contains("command exited 3 (q quits)")
+    });
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("run to exit", |s| s.contains("run-exit="));
+    assert!(
+        screen.contains("run-exit=3"),
+        "the command's status: {screen}"
+    );
+    let joined: String = screen.lines().collect();
+    let log = joined
+        .split("the command's output is in ")
+        .nth(1)
+        .and_then(|rest| rest.split(".log").next())
+        .map(|p| format!("{p}.log"))
+        .unwrap_or_else(|| panic!("no log path:\n{screen}"));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("child-output"), "{log}: {text}");
+    drop(tmux);
+
+    // Without a terminal on stdin nobody may be there to press q: it ends with the command.
+    std::fs::remove_file(&stop).unwrap();
+    let tmux = Tmux::start(&env, &run("< /dev/null"));
+    tmux.wait_for("the dashboard", |s| s.contains("command running"));
+    std::fs::write(&stop, "").unwrap();
+    let screen = tmux.wait_for("run to exit by itself", |s| s.contains("run-exit="));
+    assert!(screen.contains("run-exit=3"), "{screen}");
 }
