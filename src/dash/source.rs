@@ -7,6 +7,7 @@
 //! by LIMIT and time, and today's totals after them: those read all of today's rows, so they
 //! never hold up the first frame, and are re-read at most every few times what they took.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
@@ -25,6 +26,10 @@ const DAEMON_EVERY: Duration = Duration::from_secs(2);
 const DAEMON_TIMEOUT: Duration = Duration::from_millis(800);
 /// Sessions read for the panel and for `s`.
 const SESSION_LIMIT: usize = 30;
+/// Requests that started this long ago are taken as all recorded (a row is written when its
+/// request ends): today's totals before then are read once and kept, only the rest is read
+/// again after each commit. A request running longer is counted at the next day's read.
+const SETTLED_MS: i64 = 15 * 60 * 1000;
 
 /// Requests from the loop to the poller.
 #[derive(Debug)]
@@ -54,6 +59,10 @@ struct Poller {
     totals_due: Instant,
     /// A commit came after the last totals were read.
     totals_stale: bool,
+    lists_due: Instant,
+    lists_stale: bool,
+    /// Today's figures up to a settled point: (start of the day, settled until, groups).
+    settled: Option<(i64, i64, BTreeMap<live::GroupKey, live::GroupTotals>)>,
     last_totals: Option<DayTotals>,
 }
 
@@ -67,6 +76,9 @@ impl Poller {
             version: None,
             totals_due: Instant::now(),
             totals_stale: true,
+            lists_due: Instant::now(),
+            lists_stale: true,
+            settled: None,
             last_totals: None,
         }
     }
@@ -78,11 +90,13 @@ impl Poller {
                 .and_then(live::data_version)
                 .map(|v| self.version.replace(v) != Some(v));
             let ok = match changed {
-                Ok(true) => {
-                    self.totals_stale = true;
-                    self.refresh_lists()
+                Ok(changed) => {
+                    if changed {
+                        self.totals_stale = true;
+                        self.lists_stale = true;
+                    }
+                    !self.lists_stale || Instant::now() < self.lists_due || self.refresh_lists()
                 }
-                Ok(false) => true,
                 Err(err) => {
                     self.conn = None;
                     self.version = None;
@@ -125,10 +139,14 @@ impl Poller {
 
     /// Reads the newest requests and today's sessions. False when the dashboard is gone.
     fn refresh_lists(&mut self) -> bool {
+        self.lists_stale = false;
+        let started = Instant::now();
         let requests = self.connection().map(|_| ()).and_then(|()| {
             let conn = self.conn.as_ref().ok_or(rusqlite::Error::InvalidQuery)?;
             live::recent_requests(conn, &self.filter, REQUEST_LIMIT)
         });
+        // A filter that matches little walks all of today; such a read is repeated less often.
+        self.lists_due = Instant::now() + started.elapsed() * 4;
         match requests {
             Ok(rows) => self.send(Action::Requests(rows)) && self.refresh_sessions(),
             Err(err) => self.send(Action::ReadError(read_error(&self.path, &err))),
@@ -156,9 +174,7 @@ impl Poller {
         }
         self.totals_stale = false;
         let started = Instant::now();
-        let totals = self
-            .connection()
-            .and_then(|c| live::totals_since(c, live::start_of_today_ms()));
+        let totals = self.read_totals();
         // A slow read (a huge day) is repeated less often, so polling never means reading all
         // day long.
         self.totals_due = Instant::now() + (started.elapsed() * 4).max(Duration::from_secs(1));
@@ -170,6 +186,37 @@ impl Poller {
             }
             Err(err) => self.send(Action::ReadError(read_error(&self.path, &err))),
         }
+    }
+
+    /// Today's totals: the settled part (read in full once a day, then extended window by
+    /// window) plus the recent part, read again each time.
+    fn read_totals(&mut self) -> rusqlite::Result<DayTotals> {
+        let today = live::start_of_today_ms();
+        let settle_at = (now_ms() - SETTLED_MS).max(today);
+        self.connection()?;
+        let conn = self.conn.as_ref().ok_or(rusqlite::Error::InvalidQuery)?;
+        match &mut self.settled {
+            Some((day, until, groups)) if *day == today => {
+                // Extend by whole settled windows only, so a steady trickle of commits does
+                // not mean a read of the settled part each time.
+                if settle_at - *until >= SETTLED_MS {
+                    live::merge(
+                        groups,
+                        live::grouped_between(conn, *until, Some(settle_at))?,
+                    );
+                    *until = settle_at;
+                }
+            }
+            _ => {
+                let groups = live::grouped_between(conn, today, Some(settle_at))?;
+                self.settled = Some((today, settle_at, groups));
+            }
+        }
+        let Some((_, until, settled)) = &self.settled else {
+            return Err(rusqlite::Error::InvalidQuery);
+        };
+        let recent = live::grouped_between(conn, *until, None)?;
+        Ok(live::fold(settled.iter().chain(recent.iter())))
     }
 
     /// What each session spent: a `run`'s whole spend (its budget covers all of it) by the

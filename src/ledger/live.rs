@@ -335,27 +335,29 @@ pub fn session_spend(conn: &Connection, session_id: &str) -> rusqlite::Result<(u
     )
 }
 
-/// Totals since `since_ms` (today's, usually) per session, model and provider, in one pass over
-/// the rows of the window.
-pub fn totals_since(conn: &Connection, since_ms: i64) -> rusqlite::Result<DayTotals> {
+/// The unit totals are made of: one (session, model, provider) triple's figures over a window.
+pub type GroupKey = (String, String, String);
+
+/// Figures per (session, model, provider) for requests started in `[from_ms, until_ms)`
+/// (`until_ms` None: up to now). Windows add up: totals of a long day are kept as the sum of
+/// an old window read once and a recent one read again.
+pub fn grouped_between(
+    conn: &Connection,
+    from_ms: i64,
+    until_ms: Option<i64>,
+) -> rusqlite::Result<BTreeMap<GroupKey, GroupTotals>> {
     let mut stmt = conn.prepare_cached(
         "SELECT COALESCE(session_id, '(none)'),
                 COALESCE(served_model, requested_model, '(none)'),
                 COALESCE(provider, '(none)'),
                 COUNT(*), TOTAL(status >= 400 OR outcome != 'ok'),
                 TOTAL(prompt_tokens), TOTAL(completion_tokens), TOTAL(cost_usd)
-         FROM requests WHERE started_ms >= ?1 GROUP BY 1, 2, 3",
+         FROM requests WHERE started_ms >= ?1 AND started_ms < ?2 GROUP BY 1, 2, 3",
     )?;
-    let mut sessions: BTreeMap<String, GroupTotals> = BTreeMap::new();
-    let mut models: BTreeMap<String, GroupTotals> = BTreeMap::new();
-    let mut providers: BTreeMap<String, GroupTotals> = BTreeMap::new();
-    let mut all = GroupTotals {
-        key: "total".to_owned(),
-        ..GroupTotals::default()
-    };
-    let mut rows = stmt.query([since_ms])?;
+    let mut groups = BTreeMap::new();
+    let mut rows = stmt.query(rusqlite::params![from_ms, until_ms.unwrap_or(i64::MAX)])?;
     while let Some(row) = rows.next()? {
-        let part = GroupTotals {
+        let totals = GroupTotals {
             key: String::new(),
             requests: row.get::<_, i64>(3)? as u64,
             errors: row.get::<_, f64>(4)? as u64,
@@ -363,25 +365,53 @@ pub fn totals_since(conn: &Connection, since_ms: i64) -> rusqlite::Result<DayTot
             completion_tokens: row.get::<_, f64>(6)? as u64,
             cost_usd: row.get(7)?,
         };
+        groups.insert((row.get(0)?, row.get(1)?, row.get(2)?), totals);
+    }
+    Ok(groups)
+}
+
+/// Adds the groups of `more` into `into`.
+pub fn merge(into: &mut BTreeMap<GroupKey, GroupTotals>, more: BTreeMap<GroupKey, GroupTotals>) {
+    for (key, part) in more {
+        add(into.entry(key).or_default(), &part);
+    }
+}
+
+/// Per-session, per-model and per-provider totals of the groups.
+pub fn fold<'a>(groups: impl IntoIterator<Item = (&'a GroupKey, &'a GroupTotals)>) -> DayTotals {
+    let mut sessions: BTreeMap<String, GroupTotals> = BTreeMap::new();
+    let mut models: BTreeMap<String, GroupTotals> = BTreeMap::new();
+    let mut providers: BTreeMap<String, GroupTotals> = BTreeMap::new();
+    let mut all = GroupTotals {
+        key: "total".to_owned(),
+        ..GroupTotals::default()
+    };
+    for ((session, model, provider), part) in groups {
         for (map, key) in [
-            (&mut sessions, row.get::<_, String>(0)?),
-            (&mut models, row.get::<_, String>(1)?),
-            (&mut providers, row.get::<_, String>(2)?),
+            (&mut sessions, session),
+            (&mut models, model),
+            (&mut providers, provider),
         ] {
             let entry = map.entry(key.clone()).or_insert_with(|| GroupTotals {
-                key,
+                key: key.clone(),
                 ..GroupTotals::default()
             });
-            add(entry, &part);
+            add(entry, part);
         }
-        add(&mut all, &part);
+        add(&mut all, part);
     }
-    Ok(DayTotals {
+    DayTotals {
         all,
         by_session: sorted(sessions),
         by_model: sorted(models),
         by_provider: sorted(providers),
-    })
+    }
+}
+
+/// Totals since `since_ms` (today's, usually) per session, model and provider, in one pass over
+/// the rows of the window.
+pub fn totals_since(conn: &Connection, since_ms: i64) -> rusqlite::Result<DayTotals> {
+    Ok(fold(&grouped_between(conn, since_ms, None)?))
 }
 
 fn add(into: &mut GroupTotals, part: &GroupTotals) {
@@ -552,6 +582,35 @@ mod tests {
             (spent - 9.5).abs() < 1e-9,
             "a budget covers the whole session"
         );
+    }
+
+    #[test]
+    fn windows_add_up_to_the_day() {
+        let (_dir, conn) = ledger();
+        session(&conn, "s", None, "t", 0);
+        for (i, model) in ["a", "b", "a", "c", "a"].iter().enumerate() {
+            let at = 1_000 + i as i64 * 100;
+            request(
+                &conn,
+                &format!("r{i}"),
+                "s",
+                at,
+                model,
+                200 + (i as i64 % 2) * 300,
+                0.125,
+            );
+        }
+        let whole = totals_since(&conn, 1_000).unwrap();
+        let mut settled = grouped_between(&conn, 1_000, Some(1_200)).unwrap();
+        merge(
+            &mut settled,
+            grouped_between(&conn, 1_200, Some(1_300)).unwrap(),
+        );
+        let recent = grouped_between(&conn, 1_300, None).unwrap();
+        assert_eq!(fold(settled.iter().chain(recent.iter())), whole);
+        assert_eq!(whole.all.requests, 5);
+        assert_eq!(whole.all.errors, 2);
+        assert_eq!(whole.by_model[0].key, "a");
     }
 
     #[test]
