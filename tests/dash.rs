@@ -285,3 +285,35 @@ fn run_dash_shows_the_session_and_its_output_goes_to_a_log() {
     let screen = tmux.wait_for("run to exit by itself", |s| s.contains("run-exit="));
     assert!(screen.contains("run-exit=3"), "{screen}");
 }
+
+#[test]
+fn a_signal_ends_dash_with_the_terminal_restored() {
+    if !have("tmux", "-V") {
+        return support::skip_or_fail("tmux is not installed");
+    }
+    let env = TestEnv::new();
+    let pid_file = env.path().join("dash.pid");
+    let shell = format!(
+        "sh -c 'echo $$ > \"{pid}\"; exec \"{bin}\" dash'; echo \"dash-exit=$?\"; stty -a | tr ' ' '\\n' | grep -x -- '-*icanon'; echo checked; exec sleep 600",
+        pid = pid_file.display(),
+        bin = support::BIN
+    );
+    let tmux = Tmux::start(&env, &shell);
+    tmux.wait_for("the first frame", |s| s.contains("q quit"));
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let screen = tmux.wait_for("dash to exit", |s| s.contains("checked"));
+    assert!(screen.contains("dash-exit=0"), "{screen}");
+    assert!(
+        screen.lines().any(|l| l.trim() == "icanon"),
+        "the terminal is back in canonical mode:\n{screen}"
+    );
+}

@@ -57,8 +57,67 @@ pub fn dash(args: &DashArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         interrupt: None,
         exit_with_command: false,
     };
-    dash::run(options, dash::channel()).context("the dashboard failed")?;
+    let (tx, rx) = dash::channel();
+    let signals = QuitOnSignal::start(tx.clone())?;
+    let result = dash::run(options, (tx, rx));
+    signals.stop();
+    result.context("the dashboard failed")?;
     Ok(0)
+}
+
+/// SIGTERM, SIGHUP and SIGINT (a `kill`, a closed SSH session) end the dashboard through its
+/// loop, which restores the terminal, instead of killing the process in raw mode.
+struct QuitOnSignal {
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl QuitOnSignal {
+    fn start(actions: Sender<dash::Action>) -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the signal handler")?;
+        // Installed here, before the terminal turns raw, so no signal is missed.
+        let (mut term, mut hup, mut int) = runtime
+            .block_on(async {
+                Ok::<_, std::io::Error>((
+                    signal(SignalKind::terminate())?,
+                    signal(SignalKind::hangup())?,
+                    signal(SignalKind::interrupt())?,
+                ))
+            })
+            .context("cannot install signal handlers")?;
+        let (done, mut stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("dash-signals".to_owned())
+            .spawn(move || {
+                runtime.block_on(async {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = hup.recv() => {}
+                        _ = int.recv() => {}
+                        _ = &mut stopped => return,
+                    }
+                    let _ = actions.send(dash::Action::Quit);
+                });
+            })
+            .context("cannot start the signal handler")?;
+        Ok(Self {
+            done: Some(done),
+            thread: Some(thread),
+        })
+    }
+
+    fn stop(mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The dashboard draws on stdout and reads keys from the terminal.
