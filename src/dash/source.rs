@@ -268,6 +268,21 @@ fn read_error(path: &std::path::Path, err: &rusqlite::Error) -> String {
     }
 }
 
+/// What the first frame shows, read the way the poller reads it first: the newest requests
+/// matching `filter` and today's sessions (today's totals come later, off the first frame's
+/// path). For benchmarks and tests: apply the actions to a `State` and draw it.
+pub fn first_frame(path: &std::path::Path, filter: &LiveFilter) -> rusqlite::Result<Vec<Action>> {
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let mut poller = Poller::new(path.to_path_buf(), filter.clone(), tx);
+    let conn = poller.connection()?;
+    let requests = live::recent_requests(conn, filter, REQUEST_LIMIT)?;
+    let sessions = live::sessions_since(conn, live::start_of_today_ms(), now_ms(), SESSION_LIMIT)?;
+    Ok(vec![
+        Action::Requests(requests),
+        Action::Sessions(poller.session_views(sessions)?),
+    ])
+}
+
 /// Finds the daemon's admin listener (`host:port`), None when no daemon runs.
 pub type Locate = Box<dyn Fn() -> Option<String> + Send>;
 

@@ -95,7 +95,7 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, state: &State) {
         }
         None => spans.push(Span::raw(" · today …")),
     }
-    spans.push(Span::raw(format!(" · {}", daemon_summary(&state.daemon))));
+    spans.push(Span::raw(format!(" · {}", daemon_summary(state))));
     if state.paused {
         spans.push(Span::raw(" · "));
         spans.push(Span::styled(
@@ -118,17 +118,24 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, state: &State) {
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-fn daemon_summary(daemon: &Daemon) -> String {
-    match daemon {
-        Daemon::Unknown => "daemon …".to_owned(),
+/// The daemon's state in a few words; under `run --dash` it is the session's own proxy.
+fn daemon_summary(state: &State) -> String {
+    let name = if state.wraps_command {
+        "proxy"
+    } else {
+        "daemon"
+    };
+    match &state.daemon {
+        Daemon::Unknown => format!("{name} …"),
+        Daemon::Down if state.wraps_command => "proxy stopped".to_owned(),
         Daemon::Down => "no daemon".to_owned(),
-        Daemon::Locked => "daemon up (admin key needed)".to_owned(),
+        Daemon::Locked => format!("{name} up (admin key needed)"),
         Daemon::Up(breakers) => {
             let open = breakers.iter().filter(|b| b.state != "closed").count();
             if open == 0 {
-                "daemon up".to_owned()
+                format!("{name} up")
             } else {
-                format!("daemon up, {open} breaker(s) open")
+                format!("{name} up, {open} breaker(s) open")
             }
         }
     }
@@ -255,7 +262,7 @@ fn breaker_spans<'a>(state: &State, label: &'a str) -> Vec<Span<'a>> {
                 }
             }
         }
-        other => spans.push(Span::raw(daemon_summary(other))),
+        _ => spans.push(Span::raw(daemon_summary(state))),
     }
     spans
 }

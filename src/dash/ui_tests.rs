@@ -240,3 +240,42 @@ fn an_empty_ledger_and_a_wrapped_command_read_plainly() {
     assert!(screen.contains("no requests yet"), "{screen}");
     assert!(screen.contains("command exited 3 (q quits)"));
 }
+
+#[test]
+fn the_first_frame_reads_a_real_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    // SMARTPROXY_DASH_LEDGER: time the first frame over an existing (large) ledger instead.
+    let path = std::env::var_os("SMARTPROXY_DASH_LEDGER").map_or_else(
+        || {
+            let path = dir.path().join("l.db");
+            drop(crate::ledger::Ledger::open(&path).unwrap());
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute(
+                "INSERT INTO sessions (id, kind, tag, started_ms, budget_usd) VALUES ('s1', 'run', 'bench', ?1, 1.0)",
+                [crate::ledger::now_ms()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO requests (id, session_id, started_ms, endpoint, provider, served_model, status,
+                     outcome, stream, cost_usd, latency_ms, attempts, cache_status)
+                 VALUES ('r1', 's1', ?1, 'chat.completions', 'mock', 'gpt-4o', 503, 'upstream_error', 0, NULL, 3, 1, 'miss')",
+                [crate::ledger::now_ms()],
+            )
+            .unwrap();
+            path
+        },
+        std::path::PathBuf::from,
+    );
+    let started = std::time::Instant::now();
+    let mut state = State::new(true);
+    for action in crate::dash::source::first_frame(&path, &Default::default()).unwrap() {
+        state.update(action);
+    }
+    let screen = text(&render(&state, 80, 24));
+    eprintln!("first frame in {:?}", started.elapsed());
+    assert!(screen.contains("requests ("), "{screen}");
+    if std::env::var_os("SMARTPROXY_DASH_LEDGER").is_none() {
+        assert!(line_with(&screen, "gpt-4o").starts_with('!'), "{screen}");
+        assert!(screen.contains("bench"), "{screen}");
+    }
+}
