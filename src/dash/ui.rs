@@ -505,6 +505,6 @@ pub(super) fn latency(ms: f64) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 #[path = "ui_tests.rs"]
 mod tests;
