@@ -151,7 +151,12 @@ fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
     );
     let tmux = Tmux::start(&env, &shell);
 
-    let screen = tmux.wait_for("the requests", |s| s.contains("requests (3)"));
+    // Waits for the rows too: a capture can fall between the writes of one frame.
+    let screen = tmux.wait_for("the requests", |s| {
+        s.contains("requests (3)")
+            && s.lines().filter(|l| l.contains("dashtest")).count() >= 4
+            && s.contains("no daemon")
+    });
     assert!(screen.contains("dashtest"), "{screen}");
     assert!(screen.contains("no daemon"), "{screen}");
     let error_row = screen
@@ -174,7 +179,7 @@ fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
     tmux.keys(&["-l", "mini"]);
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("the filtered list", |s| {
-        s.contains("requests matching \"mini\" (1)")
+        s.contains("requests matching \"mini\" (1)") && s.lines().any(|l| l.starts_with('!'))
     });
     assert!(
         !screen
@@ -184,7 +189,9 @@ fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
     );
 
     tmux.keys(&["Enter"]);
-    let screen = tmux.wait_for("the detail", |s| s.contains("error code"));
+    let screen = tmux.wait_for("the detail", |s| {
+        s.contains("error code") && s.contains("attempts")
+    });
     assert!(screen.contains(&failed["id"]), "{screen}");
     assert!(
         screen
@@ -249,7 +256,10 @@ fn run_dash_shows_the_session_and_its_output_goes_to_a_log() {
     // With the terminal on stdin: the dashboard stays after the command until q.
     let tmux = Tmux::start(&env, &run(""));
     let screen = tmux.wait_for("the session's request", |s| {
-        s.contains("requests (1)") && s.contains("command running")
+        s.contains("requests (1)")
+            && s.contains("command running")
+            && s.lines()
+                .any(|l| l.contains("wrapped") && l.contains("gpt-4o-mini"))
     });
     assert!(screen.contains("wrapped"), "{screen}");
     assert!(
@@ -316,4 +326,51 @@ fn a_signal_ends_dash_with_the_terminal_restored() {
         screen.lines().any(|l| l.trim() == "icanon"),
         "the terminal is back in canonical mode:\n{screen}"
     );
+}
+
+#[test]
+fn daemon_dash_serves_and_shows_its_traffic_until_q() {
+    if !have("tmux", "-V") {
+        return support::skip_or_fail("tmux is not installed");
+    }
+    if !have("curl", "--version") {
+        return support::skip_or_fail("curl is not installed");
+    }
+    let env = TestEnv::new();
+    let config = env.write("sp.yaml", "providers:\n  - name: offline\n    kind: mock\n");
+    let run_dir = env.path().join("run");
+    let shell = format!(
+        "SMARTPROXY_RUNTIME_DIR='{run}' NO_COLOR=1 '{bin}' daemon --dash --config '{config}' --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0; echo \"daemon-exit=$?\"; exec sleep 600",
+        run = run_dir.display(),
+        bin = support::BIN,
+        config = config.display()
+    );
+    let tmux = Tmux::start(&env, &shell);
+    tmux.wait_for("the daemon's breakers", |s| s.contains("daemon up"));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("smartproxy.pid")).unwrap())
+            .unwrap();
+    let listen = info["listen"].as_str().unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{listen}/v1/chat/completions"))
+        .args(["-H", "content-type: application/json", "-d"])
+        .arg(r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    // The breaker appears at the prober's next look (every two seconds).
+    let screen = tmux.wait_for("the request and its breaker", |s| {
+        s.contains("requests (1)") && s.contains("offline/gpt-4o-mini closed")
+    });
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("gpt-4o-mini") && l.contains(" 200 ")),
+        "{screen}"
+    );
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the daemon to stop", |s| s.contains("daemon-exit="));
+    assert!(screen.contains("daemon-exit=0"), "{screen}");
+    assert!(screen.contains("logs are in"), "{screen}");
 }

@@ -7,8 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::state::State;
-use super::ui::{bold, clock, latency};
-use crate::cli::format::{local_time, money};
+use super::ui::{bold, latency};
+use crate::cli::format::money;
 use crate::ledger::live::{AttemptView, RequestDetail};
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State) {
@@ -35,8 +35,8 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State) {
     let fields = fields(detail);
     let label_width = 18;
     let mut lines: Vec<Line<'_>> = Vec::new();
-    if inner.width >= 2 * (label_width + 26) {
-        // Two columns, left to right.
+    if inner.width >= 2 * (label_width + 20) {
+        // Two columns, so that 80x24 shows every field and the attempts without scrolling.
         let half = fields.len().div_ceil(2);
         let column = (inner.width / 2) as usize;
         for i in 0..half {
@@ -105,6 +105,17 @@ fn attempt_line(a: &AttemptView) -> Line<'static> {
     ))
 }
 
+/// Local `2026-11-22 14:03:07`.
+fn started(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
@@ -113,10 +124,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 fn fields(d: &RequestDetail) -> Vec<(&'static str, String)> {
     let r = &d.request;
     vec![
-        (
-            "started",
-            format!("{} ({})", clock(r.started_ms), local_time(r.started_ms)),
-        ),
+        ("started", started(r.started_ms)),
         ("status", r.status.to_string()),
         ("outcome", r.outcome.clone()),
         ("error code", opt(r.error_code.as_ref())),

@@ -214,6 +214,10 @@ fn the_detail_shows_every_field_and_the_attempts() {
     let narrow = text(&render(&state, 80, 24));
     assert!(line_with(&narrow, "status ").contains("429"), "{narrow}");
     assert!(narrow.contains("Esc/q back"));
+    assert!(
+        narrow.contains("! #1 openai/gpt-4o-mini status 429"),
+        "80x24 shows the attempts without scrolling:\n{narrow}"
+    );
 }
 
 #[test]
