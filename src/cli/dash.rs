@@ -23,7 +23,7 @@ breakers when it runs. No server is needed; it reads the ledger file.\n\n\
 Keys: q/Esc quit · p pause · / filter (session id, tag, model or provider text) · s show one \
 session of today, the next, then all · Enter a request's every field and attempt · ↑/↓ or j/k \
 move · ? help.\n\nWorks over SSH and at 80x24; NO_COLOR turns colours off (markers and bold \
-remain). smartproxy's own logs go to dash.log in the data dir while it runs.\n\nExamples:\n  \
+remain). While it runs, smartproxy's own logs and warnings go to logs/dash.log in the data dir.\n\nExamples:\n  \
 smartproxy dash\n  smartproxy dash --session 3f2a          one session and the runs inside it\n  \
 smartproxy dash --filter gpt-4o         requests whose model, tag or session match\n  \
 smartproxy run --dash -- python agent.py\n  smartproxy daemon --dash"
