@@ -34,6 +34,9 @@ _smartproxy() {
             smartproxy,daemon)
                 cmd="smartproxy__subcmd__daemon"
                 ;;
+            smartproxy,dash)
+                cmd="smartproxy__subcmd__dash"
+                ;;
             smartproxy,doctor)
                 cmd="smartproxy__subcmd__doctor"
                 ;;
@@ -180,6 +183,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help,daemon)
                 cmd="smartproxy__subcmd__help__subcmd__daemon"
+                ;;
+            smartproxy__subcmd__help,dash)
+                cmd="smartproxy__subcmd__help__subcmd__dash"
                 ;;
             smartproxy__subcmd__help,doctor)
                 cmd="smartproxy__subcmd__help__subcmd__doctor"
@@ -392,7 +398,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon stats sessions status export prune config budget cache capture route request keys providers prices doctor shim env completions help"
+            opts="-h -V --config --log-level --help --version run daemon dash stats sessions status export prune config budget cache capture route request keys providers prices doctor shim env completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -864,7 +870,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__daemon)
-            opts="-h -V --watch --detach --listen --admin-listen --config --log-level --help --version status stop install help"
+            opts="-h -V --watch --detach --listen --admin-listen --dash --config --log-level --help --version status stop install help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1029,6 +1035,36 @@ _smartproxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smartproxy__subcmd__dash)
+            opts="-h -V --session --filter --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --session)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smartproxy__subcmd__doctor)
             opts="-h -V --json --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1120,7 +1156,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon stats sessions status export prune config budget cache capture route request keys providers prices doctor shim env completions help"
+            opts="run daemon dash stats sessions status export prune config budget cache capture route request keys providers prices doctor shim env completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1346,6 +1382,20 @@ _smartproxy() {
         smartproxy__subcmd__help__subcmd__daemon__subcmd__stop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__dash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2298,7 +2348,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__run)
-            opts="-h -V --budget --tag --mock --summary --summary-file --preset --passthrough --capture --pass-env --config --log-level --help --version"
+            opts="-h -V --budget --tag --mock --summary --summary-file --preset --passthrough --capture --dash --pass-env --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod dash;
 pub mod db;
 pub mod ledger;
 pub mod pricing;

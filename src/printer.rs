@@ -2,7 +2,51 @@
 //! reads about the tool itself (errors, warnings, summaries) on stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::fs::File;
 use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Where notes, warnings and errors go instead of stderr while a full-screen view owns the
+/// terminal (`dash`, `run --dash`, `daemon --dash`).
+static REDIRECT: Mutex<Option<File>> = Mutex::new(None);
+
+/// Sends what would go to stderr to `path` (appended) until the guard is dropped.
+pub fn redirect_stderr(path: &Path) -> std::io::Result<Redirect> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    *REDIRECT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(file);
+    Ok(Redirect)
+}
+
+/// stderr is stderr again when this is dropped.
+pub struct Redirect;
+
+impl Drop for Redirect {
+    fn drop(&mut self) {
+        *REDIRECT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+}
+
+/// Writes `text` to the redirect file; false when there is none.
+fn redirected(text: &str) -> bool {
+    let mut redirect = REDIRECT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match redirect.as_mut() {
+        Some(file) => {
+            let _ = file.write_all(text.as_bytes());
+            true
+        }
+        None => false,
+    }
+}
 
 /// Writes command output (tables, JSON) to stdout. A closed pipe (`| head`) is not an error.
 pub fn out(text: &str) {
@@ -23,6 +67,14 @@ pub fn out_raw(bytes: &[u8]) {
 
 /// Writes a block of text meant for the person at the terminal (a `run` summary) to stderr.
 pub fn note(text: &str) {
+    let line = if text.ends_with('\n') {
+        text.to_owned()
+    } else {
+        format!("{text}\n")
+    };
+    if redirected(&line) {
+        return;
+    }
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_all(text.as_bytes());
     if !text.ends_with('\n') {
@@ -32,6 +84,9 @@ pub fn note(text: &str) {
 
 /// Reports a fatal error of the command.
 pub fn error(message: &str) {
+    if redirected(&format!("error: {message}\n")) {
+        return;
+    }
     let prefix = if std::io::stderr().is_terminal() {
         "\x1b[1;31merror:\x1b[0m"
     } else {
@@ -42,6 +97,9 @@ pub fn error(message: &str) {
 
 /// Reports something the user should know that does not stop the command.
 pub fn warn(message: &str) {
+    if redirected(&format!("warning: {message}\n")) {
+        return;
+    }
     let prefix = if std::io::stderr().is_terminal() {
         "\x1b[1;33mwarning:\x1b[0m"
     } else {

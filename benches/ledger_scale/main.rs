@@ -104,6 +104,22 @@ fn main() -> anyhow::Result<()> {
         1000.0,
     );
 
+    // The dashboard's first frame, in this process: the poller's first reads, applied to a
+    // state and drawn at 80x24 (what `smartproxy dash` shows before its first poll).
+    let frame_ms = median_ms(repeat, || {
+        let mut state = smartproxy::dash::state::State::new(true);
+        let filter = smartproxy::ledger::live::LiveFilter::default();
+        for action in smartproxy::dash::source::first_frame(&ledger.path, &filter).unwrap() {
+            state.update(action);
+        }
+        let backend = ratatui::backend::TestBackend::new(80, 24);
+        let mut terminal = ratatui::Terminal::new(backend).unwrap();
+        terminal
+            .draw(|frame| smartproxy::dash::ui::draw(frame, &state))
+            .unwrap();
+    });
+    results.push(("dash: first frame (80x24)".to_owned(), frame_ms, TARGET_MS));
+
     // Export: wall time and the process's peak memory (`/usr/bin/time -f %M`), at a tenth of
     // the rows and at all of them; flat memory means the two peaks are about equal.
     let csv = out_dir.join("export.csv");

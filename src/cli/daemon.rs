@@ -46,6 +46,11 @@ pub struct DaemonArgs {
     /// Admin listener [env: SMARTPROXY_ADMIN_LISTEN; default: 127.0.0.1:4101].
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
+    /// Show the live dashboard (`smartproxy dash`) in this terminal while the daemon serves;
+    /// its logs go to a file in the data dir (path printed). Quitting the dashboard (q) stops
+    /// the daemon.
+    #[arg(long, conflicts_with = "detach")]
+    pub dash: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -226,6 +231,9 @@ fn detach() -> anyhow::Result<u8> {
 }
 
 fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
+    if args.dash {
+        super::dash::ensure_terminal()?;
+    }
     let config = super::load_config(config_path)?;
     let listen = args.listen.unwrap_or(config.listen);
     let admin_listen = match args.admin_listen {
@@ -298,6 +306,17 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
             admin.local_addr(),
             state.runtime().config.source_display()
         ));
+        let (closed_tx, mut closed) = tokio::sync::oneshot::channel();
+        let dash = if args.dash {
+            Some(super::dash::DaemonDash::start(
+                state.ledger.path(),
+                admin.local_addr().to_string(),
+                closed_tx,
+            )?)
+        } else {
+            drop(closed_tx);
+            None
+        };
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
@@ -311,6 +330,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => reload(&state),
+                _ = &mut closed, if dash.is_some() => break,
                 _ = tick.tick(), if args.watch => {
                     let now = source.as_deref().and_then(modified);
                     if now != watched {
@@ -319,6 +339,9 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
                     }
                 }
             }
+        }
+        if let Some(dash) = dash {
+            dash.stop();
         }
         printer::note("smartproxy daemon stopping: finishing requests in flight");
         admin.shutdown(Duration::from_secs(1)).await;

@@ -6,10 +6,11 @@ mod capture_cmd;
 mod completions;
 mod config_cmd;
 mod daemon;
+mod dash;
 mod doctor;
 mod env_cmd;
 mod export;
-mod format;
+pub(crate) mod format;
 mod keys;
 mod prices;
 mod prices_update;
@@ -79,6 +80,8 @@ pub enum Command {
     /// The persistent proxy for editors and IDEs (`start` is an alias).
     #[command(alias = "start")]
     Daemon(daemon::DaemonArgs),
+    /// Live terminal dashboard: sessions, requests as they come, totals, breakers.
+    Dash(dash::DashArgs),
     /// Show what requests cost, grouped by model, provider, session or tag.
     Stats(stats::StatsArgs),
     /// List recent sessions, sub-sessions under their parents.
@@ -133,6 +136,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => run::run(args, config_path.as_deref()),
         Command::Daemon(args) => daemon::daemon(args, config_path.as_deref()),
+        Command::Dash(args) => dash::dash(&args, config_path.as_deref()),
         Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
         Command::Status(args) => status::status(&args, config_path.as_deref()),

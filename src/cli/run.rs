@@ -84,6 +84,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub capture: bool,
 
+    /// Show the live dashboard for this session while the command runs (`smartproxy dash`
+    /// keys). The command's stdout and stderr go to a log file whose path is printed before
+    /// and after; its stdin is closed. Ctrl-C interrupts the command; q closes the dashboard
+    /// (the command keeps running). After the command exits the dashboard stays until q, or
+    /// closes by itself when stdin is not a terminal.
+    #[arg(long)]
+    pub dash: bool,
+
     /// Keep this provider key variable in the command's environment (repeatable).
     #[arg(long = "pass-env", value_name = "NAME")]
     pub pass_env: Vec<String>,
@@ -243,6 +251,15 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
             .context("cannot open the shared budgets")?
             .map(Arc::new);
     let state = Arc::new(state);
+    let dash = if args.dash {
+        Some(super::dash::RunDash::start(
+            &config.database,
+            &session_id,
+            &session_key,
+        )?)
+    } else {
+        None
+    };
 
     // One thread serves one session's agent with room to spare (tens of thousands of requests a
     // second) and skips the multi-thread scheduler's cross-thread bookkeeping; the daemon,
@@ -257,6 +274,9 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
             .await
             .context("cannot bind a loopback port for the session proxy")?;
         let proxy_url = format!("http://{}", server.local_addr());
+        if let Some(dash) = &dash {
+            dash.proxy_listening(server.local_addr().to_string());
+        }
         let no_proxy = std::env::var("NO_PROXY").ok();
         let no_proxy_lower = std::env::var("no_proxy").ok();
         let mut plan = env::plan(&env::Inputs {
@@ -272,7 +292,10 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         let forwarder = Forwarder::install().context("cannot install signal handlers")?;
         plan.set.extend(preset_env);
         let command = with_preset_args(&args.command, &preset_args, &proxy_url);
-        let spawned = spawn::spawn(&command, &plan);
+        let spawned = spawn::spawn_with_output(&command, &plan, dash.as_ref().map(|d| &d.log));
+        if let Some(dash) = &dash {
+            dash.command_started(spawned.as_ref().ok().and_then(tokio::process::Child::id));
+        }
         ledger.session_started(SessionStart {
             id: session_id.clone(),
             parent_id: parent_id.clone(),
@@ -295,10 +318,17 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
                 spawn::exit_code(status)
             }
             Err(err) => {
-                printer::error(&err.to_string());
+                match &dash {
+                    // The terminal is the dashboard's: the reason goes with the output.
+                    Some(dash) => dash.log_line(&format!("smartproxy: {err}")),
+                    None => printer::error(&err.to_string()),
+                }
                 err.exit_code()
             }
         };
+        if let Some(dash) = &dash {
+            dash.command_exited(code);
+        }
         server.shutdown(SHUTDOWN_GRACE).await;
         anyhow::Ok(code)
     })?;
@@ -315,6 +345,9 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     });
     if let Err(err) = ledger.flush(FLUSH_TIMEOUT) {
         printer::warn(&format!("the ledger could not be flushed: {err}"));
+    }
+    if let Some(dash) = dash {
+        dash.finish();
     }
     if ledger.dropped() > 0 {
         printer::warn(&format!(

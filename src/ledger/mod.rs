@@ -7,6 +7,7 @@
 
 pub mod export;
 pub mod keys;
+pub mod live;
 mod migrations;
 pub mod query;
 mod record;

@@ -34,6 +34,16 @@ impl SpawnError {
 }
 
 pub fn spawn(command: &[OsString], plan: &Plan) -> Result<tokio::process::Child, SpawnError> {
+    spawn_with_output(command, plan, None)
+}
+
+/// `spawn`, with the command's stdout and stderr appended to `log` when given, and its stdin
+/// closed then (the terminal belongs to the dashboard of `run --dash`).
+pub fn spawn_with_output(
+    command: &[OsString],
+    plan: &Plan,
+    log: Option<&std::fs::File>,
+) -> Result<tokio::process::Child, SpawnError> {
     let Some((program, args)) = command.split_first() else {
         return Err(SpawnError::NotFound(String::new()));
     };
@@ -46,6 +56,15 @@ pub fn spawn(command: &[OsString], plan: &Plan) -> Result<tokio::process::Child,
         cmd.env(name, value);
     }
     let name = program.to_string_lossy().into_owned();
+    if let Some(log) = log {
+        let (out, err) = log
+            .try_clone()
+            .and_then(|a| Ok((a, log.try_clone()?)))
+            .map_err(|e| SpawnError::Other(name.clone(), e))?;
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err);
+    }
     cmd.spawn().map_err(|err| match err.kind() {
         io::ErrorKind::NotFound => SpawnError::NotFound(name),
         io::ErrorKind::PermissionDenied => SpawnError::PermissionDenied(name),

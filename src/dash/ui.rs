@@ -1,0 +1,510 @@
+//! Draws the dashboard from a `State`, and nothing else: no reads, no state changes. Fits 80x24
+//! (one column: sessions, today's totals, requests), uses a side column from 120 wide, and
+//! says so when the terminal is too small. Without colour (`NO_COLOR`) errors keep their `!`
+//! marker and bold, the selection is reversed.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
+
+use super::detail;
+use super::state::{Daemon, Mode, SessionView, State};
+use crate::cli::format::money;
+use crate::ledger::live::{GroupTotals, RequestRow};
+
+/// Below this the dashboard does not try to fit.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 12;
+/// From this width on, totals and breakers get their own column.
+const WIDE: u16 = 120;
+
+pub fn draw(frame: &mut Frame<'_>, state: &State) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let text = format!(
+            "terminal too small: {}x{} (needs {MIN_WIDTH}x{MIN_HEIGHT}); q quits",
+            area.width, area.height
+        );
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let header_lines = if state.log_path.is_some() { 2 } else { 1 };
+    let sessions_height = (state.sessions.len().clamp(1, 4) as u16) + 2;
+    let wide = area.width >= WIDE;
+    let [header, sessions, totals, body, footer] = Layout::vertical([
+        Constraint::Length(header_lines),
+        Constraint::Length(sessions_height),
+        Constraint::Length(if wide { 0 } else { 5 }),
+        Constraint::Min(4),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(frame, header, state);
+    draw_sessions(frame, sessions, state);
+    if wide {
+        let [list, side] =
+            Layout::horizontal([Constraint::Min(60), Constraint::Length(46)]).areas(body);
+        draw_requests(frame, list, state);
+        draw_side(frame, side, state);
+    } else {
+        draw_totals_compact(frame, totals, state);
+        draw_requests(frame, body, state);
+    }
+    draw_footer(frame, footer, state);
+    match state.mode {
+        Mode::Detail => detail::draw(frame, popup(area), state),
+        Mode::Help => draw_help(frame, popup(area), state),
+        Mode::List | Mode::Filter => {}
+    }
+}
+
+fn fg(state: &State, color: Color) -> Style {
+    if state.no_color {
+        Style::default()
+    } else {
+        Style::default().fg(color)
+    }
+}
+
+pub(super) fn bold() -> Style {
+    Style::default().add_modifier(Modifier::BOLD)
+}
+
+fn error_style(state: &State) -> Style {
+    fg(state, Color::Red).add_modifier(Modifier::BOLD)
+}
+
+fn draw_header(frame: &mut Frame<'_>, area: Rect, state: &State) {
+    let mut spans = vec![Span::styled("smartproxy dash", bold())];
+    match &state.totals {
+        Some(t) => {
+            spans.push(Span::raw(format!(
+                " · today {} · {} req",
+                money(Some(t.all.cost_usd)),
+                t.all.requests
+            )));
+            if t.all.errors > 0 {
+                spans.push(Span::raw(" · "));
+                spans.push(Span::styled(
+                    format!("{} err", t.all.errors),
+                    error_style(state),
+                ));
+            }
+        }
+        None => spans.push(Span::raw(" · today …")),
+    }
+    spans.push(Span::raw(format!(" · {}", daemon_summary(state))));
+    if state.paused {
+        spans.push(Span::raw(" · "));
+        spans.push(Span::styled(
+            "PAUSED",
+            bold().add_modifier(Modifier::REVERSED),
+        ));
+    }
+    if let Some(err) = &state.error {
+        spans.push(Span::raw(" · "));
+        spans.push(Span::styled(format!("! {err}"), error_style(state)));
+    }
+    let mut lines = vec![Line::from(spans)];
+    if let Some(log) = &state.log_path {
+        let status = match state.child_exit {
+            None => "command running".to_owned(),
+            Some(code) => format!("command exited {code} (q quits)"),
+        };
+        lines.push(Line::from(format!("{status} · output: {log}")));
+    }
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// The daemon's state in a few words; under `run --dash` it is the session's own proxy.
+fn daemon_summary(state: &State) -> String {
+    let name = if state.wraps_command {
+        "proxy"
+    } else {
+        "daemon"
+    };
+    match &state.daemon {
+        Daemon::Unknown => format!("{name} …"),
+        Daemon::Down if state.wraps_command => "proxy stopped".to_owned(),
+        Daemon::Down => "no daemon".to_owned(),
+        Daemon::Locked => format!("{name} up (admin key needed)"),
+        Daemon::Up(breakers) => {
+            let open = breakers.iter().filter(|b| b.state != "closed").count();
+            if open == 0 {
+                format!("{name} up")
+            } else {
+                format!("{name} up, {open} breaker(s) open")
+            }
+        }
+    }
+}
+
+fn draw_sessions(frame: &mut Frame<'_>, area: Rect, state: &State) {
+    let title = match &state.session_filter {
+        Some(id) => format!(" sessions · showing {} ", short(id)),
+        None => " sessions today ".to_owned(),
+    };
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if state.sessions.is_empty() {
+        frame.render_widget(Paragraph::new("no sessions today"), inner);
+        return;
+    }
+    let lines: Vec<Line<'_>> = state
+        .sessions
+        .iter()
+        .take(inner.height as usize)
+        .map(|s| session_line(state, s, inner.width))
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn session_line<'a>(state: &State, view: &'a SessionView, width: u16) -> Line<'a> {
+    let s = &view.session;
+    let selected = state.session_filter.as_deref() == Some(s.id.as_str());
+    let marker = if s.running() { "● " } else { "  " };
+    let name = s.tag.clone().unwrap_or_else(|| short(&s.id).to_owned());
+    // The program only where there is room for it next to the budget bar.
+    let who = match s.program.as_deref() {
+        Some(program) if width >= 100 => format!("{name:<14.14} {program:<10.10}"),
+        _ => format!("{name:<14.14}"),
+    };
+    let mut spans = vec![
+        Span::styled(
+            format!("{marker}{who} "),
+            if selected { bold() } else { Style::default() },
+        ),
+        Span::raw(format!("{:>9} ", money(Some(view.spent_usd)))),
+    ];
+    if let Some(budget) = s.budget_usd.filter(|b| *b > 0.0) {
+        let share = view.spent_usd / budget;
+        let style = if share >= 0.9 {
+            error_style(state)
+        } else if share >= 0.7 {
+            fg(state, Color::Yellow)
+        } else {
+            fg(state, Color::Green)
+        };
+        let bar_width = if width >= 100 { 20 } else { 10 };
+        spans.push(Span::styled(bar(share, bar_width), style));
+        spans.push(Span::raw(format!(
+            " {:>3.0}% of {}",
+            share * 100.0,
+            money(Some(budget))
+        )));
+    } else {
+        spans.push(Span::raw("no budget"));
+    }
+    let end = match s.exit_code {
+        _ if s.running() => String::new(),
+        Some(code) => format!(" exit {code}"),
+        None => " ended".to_owned(),
+    };
+    spans.push(Span::raw(format!(" {} req{end}", view.requests)));
+    Line::from(spans)
+}
+
+/// `[#####-----]`: readable without colour.
+fn bar(share: f64, width: usize) -> String {
+    let filled = ((share.clamp(0.0, 1.0) * width as f64).round() as usize).min(width);
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
+}
+
+fn draw_totals_compact(frame: &mut Frame<'_>, area: Rect, state: &State) {
+    let block = Block::default().borders(Borders::ALL).title(" today ");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(totals) = &state.totals else {
+        frame.render_widget(Paragraph::new("adding up today's requests…"), inner);
+        return;
+    };
+    let joined = |groups: &[GroupTotals]| {
+        if groups.is_empty() {
+            return "-".to_owned();
+        }
+        groups
+            .iter()
+            .map(|g| format!("{} {} ({})", g.key, money(Some(g.cost_usd)), g.requests))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    let lines = vec![
+        Line::from(vec![
+            Span::styled("models    ", bold()),
+            Span::raw(joined(&totals.by_model)),
+        ]),
+        Line::from(vec![
+            Span::styled("providers ", bold()),
+            Span::raw(joined(&totals.by_provider)),
+        ]),
+        Line::from(breaker_spans(state, "breakers  ")),
+    ];
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn breaker_spans<'a>(state: &State, label: &'a str) -> Vec<Span<'a>> {
+    let mut spans = vec![Span::styled(label, bold())];
+    match &state.daemon {
+        Daemon::Up(breakers) if breakers.is_empty() => spans.push(Span::raw("all closed")),
+        Daemon::Up(breakers) => {
+            for (i, b) in breakers.iter().enumerate() {
+                if i > 0 {
+                    spans.push(Span::raw(" · "));
+                }
+                let text = format!("{}/{} {}", b.provider, b.model, b.state);
+                if b.state == "closed" {
+                    spans.push(Span::raw(text));
+                } else {
+                    spans.push(Span::styled(format!("! {text}"), error_style(state)));
+                }
+            }
+        }
+        _ => spans.push(Span::raw(daemon_summary(state))),
+    }
+    spans
+}
+
+fn draw_side(frame: &mut Frame<'_>, area: Rect, state: &State) {
+    let [models, providers, breakers] = Layout::vertical([
+        Constraint::Percentage(50),
+        Constraint::Percentage(30),
+        Constraint::Percentage(20),
+    ])
+    .areas(area);
+    let groups = |title: &'static str,
+                  pick: fn(&crate::ledger::live::DayTotals) -> &[GroupTotals]| {
+        let rows: Vec<Row<'_>> = state
+            .totals
+            .as_ref()
+            .map(|t| {
+                pick(t)
+                    .iter()
+                    .map(|g| {
+                        Row::new(vec![
+                            Cell::from(g.key.clone()),
+                            Cell::from(g.requests.to_string()),
+                            Cell::from(if g.errors > 0 {
+                                Span::styled(format!("!{}", g.errors), error_style(state))
+                            } else {
+                                Span::raw("0")
+                            }),
+                            Cell::from(money(Some(g.cost_usd))),
+                        ])
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Table::new(
+            rows,
+            [
+                Constraint::Min(14),
+                Constraint::Length(6),
+                Constraint::Length(5),
+                Constraint::Length(10),
+            ],
+        )
+        .header(Row::new(["", "req", "err", "cost"]).style(bold()))
+        .block(Block::default().borders(Borders::ALL).title(title))
+    };
+    frame.render_widget(groups(" today by model ", |t| &t.by_model), models);
+    frame.render_widget(groups(" today by provider ", |t| &t.by_provider), providers);
+    let block = Block::default().borders(Borders::ALL).title(" breakers ");
+    frame.render_widget(
+        Paragraph::new(Line::from(breaker_spans(state, "")))
+            .wrap(Wrap { trim: true })
+            .block(block),
+        breakers,
+    );
+}
+
+fn draw_requests(frame: &mut Frame<'_>, area: Rect, state: &State) {
+    let mut title = format!(" requests ({}) ", state.requests.len());
+    if !state.filter_text.is_empty() {
+        title = format!(
+            " requests matching \"{}\" ({}) ",
+            state.filter_text,
+            state.requests.len()
+        );
+    }
+    let block = Block::default().borders(Borders::TOP).title(title);
+    if state.requests.is_empty() {
+        let text = if !state.loaded {
+            "reading the ledger…"
+        } else if state.filter_text.is_empty() && state.session_filter.is_none() {
+            "no requests yet"
+        } else {
+            "no request matches the filter"
+        };
+        frame.render_widget(Paragraph::new(text).block(block), area);
+        return;
+    }
+    let rows = state.requests.iter().map(|r| request_row(state, r));
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(1),
+            Constraint::Length(8),
+            Constraint::Length(10),
+            Constraint::Min(12),
+            Constraint::Length(8),
+            Constraint::Length(3),
+            Constraint::Length(11),
+            Constraint::Length(10),
+            Constraint::Length(6),
+        ],
+    )
+    .header(
+        Row::new([
+            "", "time", "session", "model", "provider", "st", "tokens", "cost", "ms",
+        ])
+        .style(bold()),
+    )
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    .block(block);
+    let mut table_state = TableState::default().with_selected(Some(state.selected));
+    frame.render_stateful_widget(table, area, &mut table_state);
+}
+
+fn request_row<'a>(state: &State, r: &'a RequestRow) -> Row<'a> {
+    let who = r
+        .tag
+        .clone()
+        .or_else(|| r.session_id.as_deref().map(|s| short(s).to_owned()))
+        .unwrap_or_else(|| "-".to_owned());
+    let tokens = match (r.prompt_tokens, r.completion_tokens) {
+        (None, None) => "-".to_owned(),
+        (p, c) => format!(
+            "{}/{}{}",
+            compact(p.unwrap_or(0)),
+            compact(c.unwrap_or(0)),
+            if r.tokens_estimated { "*" } else { "" }
+        ),
+    };
+    let cells = vec![
+        Cell::from(if r.is_error() { "!" } else { " " }),
+        Cell::from(clock(r.started_ms)),
+        Cell::from(who),
+        Cell::from(r.model().to_owned()),
+        Cell::from(r.provider.clone().unwrap_or_else(|| "-".to_owned())),
+        Cell::from(r.status.to_string()),
+        Cell::from(tokens),
+        Cell::from(
+            r.cost_usd
+                .map_or_else(|| "-".to_owned(), |c| money(Some(c))),
+        ),
+        Cell::from(latency(r.latency_ms)),
+    ];
+    let row = Row::new(cells);
+    if r.is_error() {
+        row.style(error_style(state))
+    } else {
+        row
+    }
+}
+
+fn draw_footer(frame: &mut Frame<'_>, area: Rect, state: &State) {
+    let line = match state.mode {
+        Mode::Filter => Line::from(vec![
+            Span::styled("filter: ", bold()),
+            Span::raw(format!("{}_", state.input)),
+            Span::raw("  Enter apply · Esc cancel · empty clears"),
+        ]),
+        Mode::Detail => Line::from("Esc/q back · ↑↓ scroll"),
+        Mode::Help => Line::from("Esc/? back"),
+        Mode::List => Line::from(
+            "q quit · p pause · / filter · s session · Enter detail · ↑↓ jk move · ? help",
+        ),
+    };
+    frame.render_widget(
+        Paragraph::new(line).style(Style::default().add_modifier(Modifier::REVERSED)),
+        area,
+    );
+}
+
+fn draw_help(frame: &mut Frame<'_>, area: Rect, _state: &State) {
+    let keys = [
+        ("q, Esc", "quit (Esc closes a detail first)"),
+        ("Ctrl-C", "quit; under `run --dash`, interrupt the command"),
+        ("p", "pause or resume the live list"),
+        ("/", "filter by session id, tag, model or provider text"),
+        ("s", "show one session of today, the next, then all"),
+        ("Enter", "the selected request: every field and attempt"),
+        ("↑ ↓ j k", "move; PgUp PgDn by ten"),
+        ("?", "this help"),
+    ];
+    let mut lines: Vec<Line<'_>> = keys
+        .iter()
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!("{k:<9}"), bold()),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(
+        "! marks a failed request; * estimated tokens; ● a running session",
+    ));
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(Block::default().borders(Borders::ALL).title(" keys ")),
+        area,
+    );
+}
+
+/// The area of an overlay: everything above the key bar, less a margin on wide terminals.
+fn popup(area: Rect) -> Rect {
+    let margin_x = if area.width >= WIDE {
+        area.width / 8
+    } else {
+        0
+    };
+    Rect {
+        x: area.x + margin_x,
+        y: area.y,
+        width: area.width.saturating_sub(2 * margin_x),
+        height: area.height.saturating_sub(1),
+    }
+}
+
+/// The first 8 characters of an id.
+pub(super) fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// Local `HH:MM:SS`.
+pub(super) fn clock(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn compact(n: i64) -> String {
+    if n >= 10_000 {
+        format!("{:.0}k", n as f64 / 1000.0)
+    } else {
+        n.to_string()
+    }
+}
+
+pub(super) fn latency(ms: f64) -> String {
+    if ms >= 10_000.0 {
+        format!("{:.0}s", ms / 1000.0)
+    } else {
+        format!("{ms:.0}")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+#[path = "ui_tests.rs"]
+mod tests;

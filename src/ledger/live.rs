@@ -1,0 +1,625 @@
+//! Live reads for dashboards: the newest requests (filtered, always bounded by a LIMIT), one
+//! request with its attempts, the sessions of today and those still running, today's totals per
+//! session, model and provider, and a cheap probe that says whether anything was committed
+//! since the last look. Every query is bounded by time or a LIMIT and walks an index
+//! (`requests_started`, `requests_session`, `sessions_started`), never the whole table.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use serde::Serialize;
+
+/// One `requests` row with every recorded column, plus its session's tag.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RequestRow {
+    pub id: String,
+    pub session_id: Option<String>,
+    /// The tag of the request's session, when it has one.
+    pub tag: Option<String>,
+    pub started_ms: i64,
+    pub endpoint: String,
+    pub route: Option<String>,
+    pub provider: Option<String>,
+    pub requested_model: Option<String>,
+    pub served_model: Option<String>,
+    pub status: i64,
+    pub outcome: String,
+    pub error_code: Option<String>,
+    pub stream: bool,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    pub cache_write_tokens: Option<i64>,
+    pub tokens_estimated: bool,
+    pub cost_usd: Option<f64>,
+    pub saved_usd: Option<f64>,
+    pub latency_ms: f64,
+    pub ttfb_ms: Option<f64>,
+    pub attempts: i64,
+    pub cache_status: String,
+    pub client_hash: Option<String>,
+    pub fingerprint: Option<String>,
+    pub user_agent: Option<String>,
+    pub client_session: Option<String>,
+    pub billing: String,
+    pub budget_action: Option<String>,
+}
+
+impl RequestRow {
+    /// The model that answered, or the one asked for when none did.
+    pub fn model(&self) -> &str {
+        self.served_model
+            .as_deref()
+            .or(self.requested_model.as_deref())
+            .unwrap_or("-")
+    }
+
+    /// A failed request: an error status, or an outcome other than `ok`.
+    pub fn is_error(&self) -> bool {
+        self.status >= 400 || self.outcome != "ok"
+    }
+}
+
+/// One attempt of a request (a provider tried, and how it went).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AttemptView {
+    pub n: i64,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<i64>,
+    pub error_class: Option<String>,
+    pub latency_ms: Option<f64>,
+    pub waited_ms: Option<f64>,
+}
+
+/// A request with its attempts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RequestDetail {
+    pub request: RequestRow,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// Which requests a live list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveFilter {
+    /// Only this session and the `run`s started inside it.
+    pub session_id: Option<String>,
+    /// Text that the session id (prefix), the tag, the model or the provider must contain.
+    pub text: Option<String>,
+    /// Only requests started at or after this time.
+    pub since_ms: Option<i64>,
+}
+
+/// Totals of one group (a session, a model, a provider) over a time window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GroupTotals {
+    pub key: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+}
+
+/// Today's totals, per session, model and provider, each most expensive first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DayTotals {
+    pub all: GroupTotals,
+    pub by_session: Vec<GroupTotals>,
+    pub by_model: Vec<GroupTotals>,
+    pub by_provider: Vec<GroupTotals>,
+}
+
+/// A session started today or still running.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LiveSession {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub kind: String,
+    pub tag: Option<String>,
+    pub program: Option<String>,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub budget_usd: Option<f64>,
+    /// What the session spent, as recorded when it ended; None while it runs.
+    pub spent_usd: Option<f64>,
+}
+
+impl LiveSession {
+    pub fn running(&self) -> bool {
+        self.ended_ms.is_none()
+    }
+}
+
+/// Opens the ledger for reading only, without creating or migrating anything.
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    crate::db::open_read_only(path)
+}
+
+/// A number that changes whenever another connection commits to the ledger (SQLite's
+/// `data_version`); compare it between polls on the same connection.
+pub fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "data_version", |r| r.get(0))
+}
+
+/// Midnight of today, local time, in epoch milliseconds.
+pub fn start_of_today_ms() -> i64 {
+    chrono::Local::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+        .map_or(0, |t| t.timestamp_millis())
+}
+
+const REQUEST_COLUMNS: &str = "r.id, r.session_id, s.tag, r.started_ms, r.endpoint, r.route,
+    r.provider, r.requested_model, r.served_model, r.status, r.outcome, r.error_code, r.stream,
+    r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cache_write_tokens,
+    r.tokens_estimated, r.cost_usd, r.saved_usd, r.latency_ms, r.ttfb_ms, r.attempts,
+    r.cache_status, r.client_hash, r.fingerprint, r.user_agent, r.client_session, r.billing,
+    r.budget_action";
+
+fn request_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
+    Ok(RequestRow {
+        id: row.get(0)?,
+        session_id: row.get(1)?,
+        tag: row.get(2)?,
+        started_ms: row.get(3)?,
+        endpoint: row.get(4)?,
+        route: row.get(5)?,
+        provider: row.get(6)?,
+        requested_model: row.get(7)?,
+        served_model: row.get(8)?,
+        status: row.get(9)?,
+        outcome: row.get(10)?,
+        error_code: row.get(11)?,
+        stream: row.get::<_, i64>(12)? != 0,
+        prompt_tokens: row.get(13)?,
+        completion_tokens: row.get(14)?,
+        cached_tokens: row.get(15)?,
+        cache_write_tokens: row.get(16)?,
+        tokens_estimated: row.get::<_, i64>(17)? != 0,
+        cost_usd: row.get(18)?,
+        saved_usd: row.get(19)?,
+        latency_ms: row.get(20)?,
+        ttfb_ms: row.get(21)?,
+        attempts: row.get(22)?,
+        cache_status: row.get(23)?,
+        client_hash: row.get(24)?,
+        fingerprint: row.get(25)?,
+        user_agent: row.get(26)?,
+        client_session: row.get(27)?,
+        billing: row.get(28)?,
+        budget_action: row.get(29)?,
+    })
+}
+
+fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// The newest requests matching `filter`, newest first, at most `limit` of them. The scan walks
+/// `requests_started` backwards and stops at `limit` matches (or at `since_ms`).
+pub fn recent_requests(
+    conn: &Connection,
+    filter: &LiveFilter,
+    limit: usize,
+) -> rusqlite::Result<Vec<RequestRow>> {
+    let mut clauses = Vec::new();
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(id) = &filter.session_id {
+        args.push(id.clone().into());
+        clauses.push(format!(
+            "r.session_id IN (WITH RECURSIVE tree(id) AS (SELECT ?{n} UNION ALL \
+             SELECT s2.id FROM sessions s2 JOIN tree ON s2.parent_id = tree.id) SELECT id FROM tree)",
+            n = args.len()
+        ));
+    }
+    if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+        args.push(like_pattern(text).into());
+        let n = args.len();
+        clauses.push(format!(
+            "(r.session_id LIKE ?{n} ESCAPE '\\' OR s.tag LIKE ?{n} ESCAPE '\\' \
+             OR r.served_model LIKE ?{n} ESCAPE '\\' OR r.requested_model LIKE ?{n} ESCAPE '\\' \
+             OR r.provider LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    if let Some(since) = filter.since_ms {
+        args.push(since.into());
+        clauses.push(format!("r.started_ms >= ?{}", args.len()));
+    }
+    args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    let limit_arg = args.len();
+    let clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    // The time index even with a session filter: the newest rows come first, so the LIMIT ends
+    // the walk early instead of sorting every row of a long daemon session.
+    let sql = format!(
+        "SELECT {REQUEST_COLUMNS} FROM requests r INDEXED BY requests_started
+         LEFT JOIN sessions s ON s.id = r.session_id
+         {clause} ORDER BY r.started_ms DESC LIMIT ?{limit_arg}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args), request_from_row)?;
+    rows.collect()
+}
+
+/// One request by id, with its attempts in order; None when there is no such request.
+pub fn request_detail(conn: &Connection, id: &str) -> rusqlite::Result<Option<RequestDetail>> {
+    let sql = format!(
+        "SELECT {REQUEST_COLUMNS} FROM requests r LEFT JOIN sessions s ON s.id = r.session_id
+         WHERE r.id = ?1"
+    );
+    let Some(request) = conn.query_row(&sql, [id], request_from_row).optional()? else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT n, provider, model, status, error_class, latency_ms, waited_ms
+         FROM attempts WHERE request_id = ?1 ORDER BY n",
+    )?;
+    let attempts = stmt
+        .query_map([id], |r| {
+            Ok(AttemptView {
+                n: r.get(0)?,
+                provider: r.get(1)?,
+                model: r.get(2)?,
+                status: r.get(3)?,
+                error_class: r.get(4)?,
+                latency_ms: r.get(5)?,
+                waited_ms: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(RequestDetail { request, attempts }))
+}
+
+/// How far back a session without an end is still taken for running: older ones were most
+/// likely killed before they could record their end.
+const RUNNING_HORIZON_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Sessions started since `since_ms` and sessions still running (started in the last week),
+/// newest first, at most `limit`.
+pub fn sessions_since(
+    conn: &Connection,
+    since_ms: i64,
+    now_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<LiveSession>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, parent_id, kind, tag, program, started_ms, ended_ms, exit_code, budget_usd, spent_usd
+         FROM sessions WHERE started_ms >= ?1
+         UNION
+         SELECT id, parent_id, kind, tag, program, started_ms, ended_ms, exit_code, budget_usd, spent_usd
+         FROM sessions WHERE started_ms >= ?2 AND ended_ms IS NULL
+         ORDER BY 6 DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        rusqlite::params![
+            since_ms,
+            now_ms - RUNNING_HORIZON_MS,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        |r| {
+            Ok(LiveSession {
+                id: r.get(0)?,
+                parent_id: r.get(1)?,
+                kind: r.get(2)?,
+                tag: r.get(3)?,
+                program: r.get(4)?,
+                started_ms: r.get(5)?,
+                ended_ms: r.get(6)?,
+                exit_code: r.get(7)?,
+                budget_usd: r.get(8)?,
+                spent_usd: r.get(9)?,
+            })
+        },
+    )?;
+    rows.collect()
+}
+
+/// What one session spent in all (its requests, via `requests_session`): for a running
+/// session's budget bar, whose budget covers the whole session, not only today.
+pub fn session_spend(conn: &Connection, session_id: &str) -> rusqlite::Result<(u64, f64)> {
+    conn.query_row(
+        "SELECT COUNT(*), TOTAL(cost_usd) FROM requests WHERE session_id = ?1",
+        [session_id],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+    )
+}
+
+/// The unit totals are made of: one (session, model, provider) triple's figures over a window.
+pub type GroupKey = (String, String, String);
+
+/// Figures per (session, model, provider) for requests started in `[from_ms, until_ms)`
+/// (`until_ms` None: up to now). Windows add up: totals of a long day are kept as the sum of
+/// an old window read once and a recent one read again.
+pub fn grouped_between(
+    conn: &Connection,
+    from_ms: i64,
+    until_ms: Option<i64>,
+) -> rusqlite::Result<BTreeMap<GroupKey, GroupTotals>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT COALESCE(session_id, '(none)'),
+                COALESCE(served_model, requested_model, '(none)'),
+                COALESCE(provider, '(none)'),
+                COUNT(*), TOTAL(status >= 400 OR outcome != 'ok'),
+                TOTAL(prompt_tokens), TOTAL(completion_tokens), TOTAL(cost_usd)
+         FROM requests WHERE started_ms >= ?1 AND started_ms < ?2 GROUP BY 1, 2, 3",
+    )?;
+    let mut groups = BTreeMap::new();
+    let mut rows = stmt.query(rusqlite::params![from_ms, until_ms.unwrap_or(i64::MAX)])?;
+    while let Some(row) = rows.next()? {
+        let totals = GroupTotals {
+            key: String::new(),
+            requests: row.get::<_, i64>(3)? as u64,
+            errors: row.get::<_, f64>(4)? as u64,
+            prompt_tokens: row.get::<_, f64>(5)? as u64,
+            completion_tokens: row.get::<_, f64>(6)? as u64,
+            cost_usd: row.get(7)?,
+        };
+        groups.insert((row.get(0)?, row.get(1)?, row.get(2)?), totals);
+    }
+    Ok(groups)
+}
+
+/// Adds the groups of `more` into `into`.
+pub fn merge(into: &mut BTreeMap<GroupKey, GroupTotals>, more: BTreeMap<GroupKey, GroupTotals>) {
+    for (key, part) in more {
+        add(into.entry(key).or_default(), &part);
+    }
+}
+
+/// Per-session, per-model and per-provider totals of the groups.
+pub fn fold<'a>(groups: impl IntoIterator<Item = (&'a GroupKey, &'a GroupTotals)>) -> DayTotals {
+    let mut sessions: BTreeMap<String, GroupTotals> = BTreeMap::new();
+    let mut models: BTreeMap<String, GroupTotals> = BTreeMap::new();
+    let mut providers: BTreeMap<String, GroupTotals> = BTreeMap::new();
+    let mut all = GroupTotals {
+        key: "total".to_owned(),
+        ..GroupTotals::default()
+    };
+    for ((session, model, provider), part) in groups {
+        for (map, key) in [
+            (&mut sessions, session),
+            (&mut models, model),
+            (&mut providers, provider),
+        ] {
+            let entry = map.entry(key.clone()).or_insert_with(|| GroupTotals {
+                key: key.clone(),
+                ..GroupTotals::default()
+            });
+            add(entry, part);
+        }
+        add(&mut all, part);
+    }
+    DayTotals {
+        all,
+        by_session: sorted(sessions),
+        by_model: sorted(models),
+        by_provider: sorted(providers),
+    }
+}
+
+/// Totals since `since_ms` (today's, usually) per session, model and provider, in one pass over
+/// the rows of the window.
+pub fn totals_since(conn: &Connection, since_ms: i64) -> rusqlite::Result<DayTotals> {
+    Ok(fold(&grouped_between(conn, since_ms, None)?))
+}
+
+fn add(into: &mut GroupTotals, part: &GroupTotals) {
+    into.requests += part.requests;
+    into.errors += part.errors;
+    into.prompt_tokens += part.prompt_tokens;
+    into.completion_tokens += part.completion_tokens;
+    into.cost_usd += part.cost_usd;
+}
+
+fn sorted(map: BTreeMap<String, GroupTotals>) -> Vec<GroupTotals> {
+    let mut rows: Vec<GroupTotals> = map.into_values().collect();
+    rows.sort_by(|a, b| {
+        b.cost_usd
+            .total_cmp(&a.cost_usd)
+            .then(b.requests.cmp(&a.requests))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    rows
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn ledger() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let conn = crate::ledger::open_connection(&path).unwrap();
+        crate::ledger::migrations::migrate(&conn, &path).unwrap();
+        (dir, conn)
+    }
+
+    fn session(conn: &Connection, id: &str, parent: Option<&str>, tag: &str, started: i64) {
+        conn.execute(
+            "INSERT INTO sessions (id, parent_id, kind, tag, started_ms, budget_usd) VALUES (?1, ?2, 'run', ?3, ?4, 1.0)",
+            rusqlite::params![id, parent, tag, started],
+        )
+        .unwrap();
+    }
+
+    fn request(
+        conn: &Connection,
+        id: &str,
+        session: &str,
+        at: i64,
+        model: &str,
+        status: i64,
+        cost: f64,
+    ) {
+        conn.execute(
+            "INSERT INTO requests (id, session_id, started_ms, endpoint, provider, requested_model, served_model,
+                 status, outcome, stream, prompt_tokens, completion_tokens, cost_usd, latency_ms, attempts, cache_status)
+             VALUES (?1, ?2, ?3, 'chat', 'mock', ?4, ?4, ?5, CASE WHEN ?5 < 400 THEN 'ok' ELSE 'upstream_error' END,
+                 0, 10, 5, ?6, 12.5, 1, 'miss')",
+            rusqlite::params![id, session, at, model, status, cost],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO attempts (request_id, n, provider, model, status) VALUES (?1, 1, 'mock', ?2, ?3)",
+            rusqlite::params![id, model, status],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn recent_requests_are_newest_first_filtered_and_bounded() {
+        let (_dir, conn) = ledger();
+        session(&conn, "aaaa", None, "nightly", 1_000);
+        session(&conn, "bbbb", Some("aaaa"), "inner", 1_500);
+        session(&conn, "cccc", None, "other", 2_000);
+        request(&conn, "r1", "aaaa", 1_100, "gpt-4o", 200, 0.01);
+        request(&conn, "r2", "bbbb", 1_600, "gpt-4o-mini", 500, 0.0);
+        request(&conn, "r3", "cccc", 2_100, "claude-x", 200, 0.02);
+        let ids = |rows: Vec<RequestRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        let all = recent_requests(&conn, &LiveFilter::default(), 10).unwrap();
+        assert_eq!(all[0].tag.as_deref(), Some("other"));
+        assert_eq!(ids(all), ["r3", "r2", "r1"]);
+        assert_eq!(
+            ids(recent_requests(&conn, &LiveFilter::default(), 2).unwrap()),
+            ["r3", "r2"]
+        );
+        let tree = LiveFilter {
+            session_id: Some("aaaa".into()),
+            ..LiveFilter::default()
+        };
+        assert_eq!(
+            ids(recent_requests(&conn, &tree, 10).unwrap()),
+            ["r2", "r1"],
+            "sub-sessions count"
+        );
+        let text = LiveFilter {
+            text: Some("MINI".into()),
+            ..LiveFilter::default()
+        };
+        assert_eq!(
+            ids(recent_requests(&conn, &text, 10).unwrap()),
+            ["r2"],
+            "case-insensitive model match"
+        );
+        let tag = LiveFilter {
+            text: Some("night".into()),
+            ..LiveFilter::default()
+        };
+        assert_eq!(ids(recent_requests(&conn, &tag, 10).unwrap()), ["r1"]);
+        let since = LiveFilter {
+            since_ms: Some(1_500),
+            ..LiveFilter::default()
+        };
+        assert_eq!(
+            ids(recent_requests(&conn, &since, 10).unwrap()),
+            ["r3", "r2"]
+        );
+        let odd = LiveFilter {
+            text: Some("%_".into()),
+            ..LiveFilter::default()
+        };
+        assert!(
+            recent_requests(&conn, &odd, 10).unwrap().is_empty(),
+            "wildcards are literal"
+        );
+    }
+
+    #[test]
+    fn detail_has_every_field_and_the_attempts() {
+        let (_dir, conn) = ledger();
+        session(&conn, "aaaa", None, "t", 1_000);
+        request(&conn, "r1", "aaaa", 1_100, "gpt-4o", 502, 0.0);
+        let detail = request_detail(&conn, "r1").unwrap().unwrap();
+        assert_eq!(detail.request.status, 502);
+        assert!(detail.request.is_error());
+        assert_eq!(detail.request.billing, "api");
+        assert_eq!(detail.attempts.len(), 1);
+        assert_eq!(detail.attempts[0].status, Some(502));
+        assert!(request_detail(&conn, "nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn sessions_and_totals_of_today() {
+        let (_dir, conn) = ledger();
+        session(&conn, "old-ended", None, "a", 10);
+        conn.execute(
+            "UPDATE sessions SET ended_ms = 20 WHERE id = 'old-ended'",
+            [],
+        )
+        .unwrap();
+        session(&conn, "old-running", None, "b", 500);
+        session(&conn, "today", None, "c", 5_000);
+        let found = sessions_since(&conn, 4_000, 6_000, 10).unwrap();
+        let ids: Vec<_> = found.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["today", "old-running"]);
+        request(&conn, "r1", "today", 5_100, "gpt-4o", 200, 0.25);
+        request(&conn, "r2", "today", 5_200, "gpt-4o-mini", 429, 0.0);
+        request(&conn, "r3", "old-running", 5_300, "gpt-4o", 200, 0.5);
+        request(&conn, "r0", "old-running", 600, "gpt-4o", 200, 9.0);
+        let day = totals_since(&conn, 4_000).unwrap();
+        assert_eq!(day.all.requests, 3);
+        assert_eq!(day.all.errors, 1);
+        assert!((day.all.cost_usd - 0.75).abs() < 1e-9);
+        assert_eq!(day.by_model[0].key, "gpt-4o");
+        assert_eq!(day.by_model[0].requests, 2);
+        assert_eq!(day.by_provider.len(), 1);
+        assert_eq!(day.by_session[0].key, "old-running");
+        let (n, spent) = session_spend(&conn, "old-running").unwrap();
+        assert_eq!(n, 2);
+        assert!(
+            (spent - 9.5).abs() < 1e-9,
+            "a budget covers the whole session"
+        );
+    }
+
+    #[test]
+    fn windows_add_up_to_the_day() {
+        let (_dir, conn) = ledger();
+        session(&conn, "s", None, "t", 0);
+        for (i, model) in ["a", "b", "a", "c", "a"].iter().enumerate() {
+            let at = 1_000 + i as i64 * 100;
+            request(
+                &conn,
+                &format!("r{i}"),
+                "s",
+                at,
+                model,
+                200 + (i as i64 % 2) * 300,
+                0.125,
+            );
+        }
+        let whole = totals_since(&conn, 1_000).unwrap();
+        let mut settled = grouped_between(&conn, 1_000, Some(1_200)).unwrap();
+        merge(
+            &mut settled,
+            grouped_between(&conn, 1_200, Some(1_300)).unwrap(),
+        );
+        let recent = grouped_between(&conn, 1_300, None).unwrap();
+        assert_eq!(fold(settled.iter().chain(recent.iter())), whole);
+        assert_eq!(whole.all.requests, 5);
+        assert_eq!(whole.all.errors, 2);
+        assert_eq!(whole.by_model[0].key, "a");
+    }
+
+    #[test]
+    fn data_version_moves_when_another_connection_commits() {
+        let (dir, conn) = ledger();
+        let reader = open(&dir.path().join("l.db")).unwrap();
+        let before = data_version(&reader).unwrap();
+        assert_eq!(data_version(&reader).unwrap(), before);
+        session(&conn, "x", None, "t", 1);
+        assert_ne!(data_version(&reader).unwrap(), before);
+    }
+}

@@ -1,0 +1,376 @@
+//! `smartproxy dash` in a real terminal: tmux at 80x24 with NO_COLOR, driven by keys, read back
+//! with `capture-pane`. A private tmux socket per test, killed however the test ends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use support::TestEnv;
+
+/// A tmux server of its own (`-L`), killed when dropped, even after a failed assertion.
+struct Tmux<'a> {
+    env: &'a TestEnv,
+    socket: String,
+}
+
+impl<'a> Tmux<'a> {
+    /// A new server on a socket of its own running `shell` in an 80x24 window named `dash`.
+    fn start(env: &'a TestEnv, shell: &str) -> Self {
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let tmux = Tmux {
+            env,
+            socket: format!(
+                "smartproxy-dash-{}-{}",
+                std::process::id(),
+                COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            ),
+        };
+        let started = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "dash",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "sh",
+            "-c",
+            shell,
+        ]);
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        tmux
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        self.env
+            .command_for("tmux")
+            .env("TERM", "xterm-256color")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn capture(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "dash"]).stdout)
+            .into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "dash"];
+        args.extend(keys);
+        assert!(self.cmd(&args).status.success());
+    }
+
+    /// Polls the pane until `done` holds; fails with the last screen after a deadline.
+    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.capture();
+            if done(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux<'_> {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+        // tmux leaves the socket file of a killed server behind; without TMUX_TMPDIR (the
+        // isolated environment drops it) sockets live in /tmp/tmux-UID.
+        use std::os::unix::fs::MetadataExt;
+        let Ok(uid) = std::fs::metadata(self.env.path()).map(|m| m.uid()) else {
+            return;
+        };
+        let _ = std::fs::remove_file(format!("/tmp/tmux-{uid}/{}", self.socket));
+    }
+}
+
+fn have(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
+    if !have("tmux", "-V") {
+        return support::skip_or_fail("tmux is not installed");
+    }
+    if !have("curl", "--version") {
+        return support::skip_or_fail("curl is not installed");
+    }
+    let env = TestEnv::new();
+    env.write(
+        "replies.yaml",
+        "- First reply.\n- {status: 500, message: boom}\n- Third reply.\n",
+    );
+    let config = env.write(
+        "sp.yaml",
+        "providers:\n  - name: offline\n    kind: mock\nmock:\n  script: replies.yaml\nresilience:\n  max_attempts: 1\n",
+    );
+    let config = config.to_str().unwrap();
+    // Three requests through a real `run`: gpt-4o ok, gpt-4o-mini failing with 500, gpt-4o ok.
+    let script = r#"for m in gpt-4o gpt-4o-mini gpt-4o; do curl -s -o /dev/null "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" -H 'content-type: application/json' -d "{\"model\":\"$m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"; done"#;
+    let out = env
+        .command()
+        .args([
+            "run", "--config", config, "--tag", "dashtest", "--", "sh", "-c", script,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = env.requests();
+    assert_eq!(rows.len(), 3);
+    let failed = rows.iter().find(|r| r["status"] == "500").unwrap();
+
+    // After dash exits, the shell reports its status and whether the terminal is back in
+    // canonical mode, then keeps the pane open for the capture.
+    let shell = format!(
+        "NO_COLOR=1 '{bin}' dash --config '{config}'; echo \"dash-exit=$?\"; stty -a | tr ' ' '\\n' | grep -x -- '-*icanon'; echo checked; exec sleep 600",
+        bin = support::BIN
+    );
+    let tmux = Tmux::start(&env, &shell);
+
+    // Waits for the rows too: a capture can fall between the writes of one frame.
+    let screen = tmux.wait_for("the requests", |s| {
+        s.contains("requests (3)")
+            && s.lines().filter(|l| l.contains("dashtest")).count() >= 4
+            && s.contains("no daemon")
+    });
+    assert!(screen.contains("dashtest"), "{screen}");
+    assert!(screen.contains("no daemon"), "{screen}");
+    let error_row = screen
+        .lines()
+        .find(|l| l.starts_with('!'))
+        .unwrap_or_else(|| panic!("no error row:\n{screen}"));
+    assert!(
+        error_row.contains("gpt-4o-mini") && error_row.contains("500"),
+        "{error_row}"
+    );
+    let ok_row = screen
+        .lines()
+        .find(|l| l.contains(" gpt-4o ") && l.contains(" 200 "))
+        .unwrap_or_else(|| panic!("no ok row:\n{screen}"));
+    assert!(ok_row.contains("$0.0000"), "a sub-cent cost: {ok_row}");
+    assert!(screen.contains("q quit"), "the key bar: {screen}");
+
+    tmux.keys(&["/"]);
+    tmux.wait_for("the filter prompt", |s| s.contains("filter: _"));
+    tmux.keys(&["-l", "mini"]);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the filtered list", |s| {
+        s.contains("requests matching \"mini\" (1)") && s.lines().any(|l| l.starts_with('!'))
+    });
+    assert!(
+        !screen
+            .lines()
+            .any(|l| l.contains(" gpt-4o ") && l.contains(" 200 ")),
+        "other models are filtered out:\n{screen}"
+    );
+
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the detail", |s| {
+        s.contains("error code") && s.contains("attempts")
+    });
+    assert!(screen.contains(&failed["id"]), "{screen}");
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("error code") && l.contains(&failed["error_code"])),
+        "{screen}"
+    );
+
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the list again", |s| s.contains("q quit"));
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("dash to exit", |s| s.contains("checked"));
+    assert!(screen.contains("dash-exit=0"), "{screen}");
+    assert!(
+        screen.lines().any(|l| l.trim() == "icanon"),
+        "the terminal is back in canonical mode:\n{screen}"
+    );
+    assert!(
+        !screen.contains("q quit"),
+        "the alternate screen is gone:\n{screen}"
+    );
+    let alternate = tmux.cmd(&["display-message", "-p", "-t", "dash", "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alternate.stdout).trim(), "0");
+}
+
+#[test]
+fn dash_refuses_to_draw_without_a_terminal() {
+    let env = TestEnv::new();
+    let out = env.command().arg("dash").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs a terminal"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn run_dash_shows_the_session_and_its_output_goes_to_a_log() {
+    if !have("tmux", "-V") {
+        return support::skip_or_fail("tmux is not installed");
+    }
+    if !have("curl", "--version") {
+        return support::skip_or_fail("curl is not installed");
+    }
+    let env = TestEnv::new();
+    let stop = env.path().join("stop");
+    // The command makes one request, writes to stdout, and waits for the test to let it exit.
+    let child = format!(
+        r#"echo child-output; curl -s -o /dev/null "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi"}}]}}'; while [ ! -f '{stop}' ]; do sleep 0.05; done; exit 3"#,
+        stop = stop.display()
+    );
+    let child_file = env.write("child.sh", &child);
+    let run = |stdin: &str| {
+        format!(
+            "NO_COLOR=1 '{bin}' run --dash --mock --tag wrapped -- sh '{child}' {stdin}; echo \"run-exit=$?\"; exec sleep 600",
+            bin = support::BIN,
+            child = child_file.display()
+        )
+    };
+
+    // With the terminal on stdin: the dashboard stays after the command until q.
+    let tmux = Tmux::start(&env, &run(""));
+    let screen = tmux.wait_for("the session's request", |s| {
+        s.contains("requests (1)")
+            && s.contains("command running")
+            && s.lines()
+                .any(|l| l.contains("wrapped") && l.contains("gpt-4o-mini"))
+    });
+    assert!(screen.contains("wrapped"), "{screen}");
+    assert!(
+        !screen.contains("child-output"),
+        "output goes to the log:\n{screen}"
+    );
+    std::fs::write(&stop, "").unwrap();
+    tmux.wait_for("the command's end", |s| {
+        s.contains("command exited 3 (q quits)")
+    });
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("run to exit", |s| s.contains("run-exit="));
+    assert!(
+        screen.contains("run-exit=3"),
+        "the command's status: {screen}"
+    );
+    let joined: String = screen.lines().collect();
+    let log = joined
+        .split("the command's output is in ")
+        .nth(1)
+        .and_then(|rest| rest.split(".log").next())
+        .map(|p| format!("{p}.log"))
+        .unwrap_or_else(|| panic!("no log path:\n{screen}"));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("child-output"), "{log}: {text}");
+    drop(tmux);
+
+    // Without a terminal on stdin nobody may be there to press q: it ends with the command.
+    std::fs::remove_file(&stop).unwrap();
+    let tmux = Tmux::start(&env, &run("< /dev/null"));
+    tmux.wait_for("the dashboard", |s| s.contains("command running"));
+    std::fs::write(&stop, "").unwrap();
+    let screen = tmux.wait_for("run to exit by itself", |s| s.contains("run-exit="));
+    assert!(screen.contains("run-exit=3"), "{screen}");
+}
+
+#[test]
+fn a_signal_ends_dash_with_the_terminal_restored() {
+    if !have("tmux", "-V") {
+        return support::skip_or_fail("tmux is not installed");
+    }
+    let env = TestEnv::new();
+    let pid_file = env.path().join("dash.pid");
+    let shell = format!(
+        "sh -c 'echo $$ > \"{pid}\"; exec \"{bin}\" dash'; echo \"dash-exit=$?\"; stty -a | tr ' ' '\\n' | grep -x -- '-*icanon'; echo checked; exec sleep 600",
+        pid = pid_file.display(),
+        bin = support::BIN
+    );
+    let tmux = Tmux::start(&env, &shell);
+    tmux.wait_for("the first frame", |s| s.contains("q quit"));
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let screen = tmux.wait_for("dash to exit", |s| s.contains("checked"));
+    assert!(screen.contains("dash-exit=0"), "{screen}");
+    assert!(
+        screen.lines().any(|l| l.trim() == "icanon"),
+        "the terminal is back in canonical mode:\n{screen}"
+    );
+}
+
+#[test]
+fn daemon_dash_serves_and_shows_its_traffic_until_q() {
+    if !have("tmux", "-V") {
+        return support::skip_or_fail("tmux is not installed");
+    }
+    if !have("curl", "--version") {
+        return support::skip_or_fail("curl is not installed");
+    }
+    let env = TestEnv::new();
+    let config = env.write("sp.yaml", "providers:\n  - name: offline\n    kind: mock\n");
+    let run_dir = env.path().join("run");
+    let shell = format!(
+        "SMARTPROXY_RUNTIME_DIR='{run}' NO_COLOR=1 '{bin}' daemon --dash --config '{config}' --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0; echo \"daemon-exit=$?\"; exec sleep 600",
+        run = run_dir.display(),
+        bin = support::BIN,
+        config = config.display()
+    );
+    let tmux = Tmux::start(&env, &shell);
+    tmux.wait_for("the daemon's breakers", |s| s.contains("daemon up"));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("smartproxy.pid")).unwrap())
+            .unwrap();
+    let listen = info["listen"].as_str().unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{listen}/v1/chat/completions"))
+        .args(["-H", "content-type: application/json", "-d"])
+        .arg(r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    // The breaker appears at the prober's next look (every two seconds).
+    let screen = tmux.wait_for("the request and its breaker", |s| {
+        s.contains("requests (1)") && s.contains("offline/gpt-4o-mini closed")
+    });
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("gpt-4o-mini") && l.contains(" 200 ")),
+        "{screen}"
+    );
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the daemon to stop", |s| s.contains("daemon-exit="));
+    assert!(screen.contains("daemon-exit=0"), "{screen}");
+    assert!(screen.contains("logs are in"), "{screen}");
+}
