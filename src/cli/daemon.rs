@@ -245,8 +245,15 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
          provider credit. Set SMARTPROXY_API_KEY (e.g. `export SMARTPROXY_API_KEY=$(openssl rand -hex 24)`) \
          and have clients send it as `Authorization: Bearer <key>`, or listen on 127.0.0.1"
     );
+    let env = |name: &str| std::env::var(name).ok();
+    let web_security = crate::web::Security::from_env(&env, admin_listen)
+        .context("cannot serve the web dashboard")?;
     let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
     let source = config.source.clone();
+    let web = crate::web::Web {
+        db: config.database.clone(),
+        security: web_security,
+    };
     let mut state = AppState::new(
         Arc::new(config),
         ledger.clone(),
@@ -257,6 +264,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     .context("cannot set up the providers")?;
     state.daemon_sessions = Some(DaemonSessions::default());
     state.admin_keys = admin_keys;
+    state.web = Some(Arc::new(web));
     state.config_source = source.clone();
     state.cache = super::cache_cmd::open_for_serving(&state.runtime().config)?;
     state.shared_budget = crate::budget::SharedBudget::open(

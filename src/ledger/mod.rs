@@ -7,6 +7,7 @@
 
 pub mod keys;
 mod migrations;
+pub mod pages;
 pub mod query;
 mod record;
 mod writer;
