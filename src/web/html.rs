@@ -137,6 +137,8 @@ pub fn opt_count(n: Option<i64>) -> String {
 pub fn millis(ms: f64) -> String {
     if ms >= 10_000.0 {
         format!("{:.1} s", ms / 1000.0)
+    } else if ms < 10.0 {
+        format!("{ms:.1} ms")
     } else {
         format!("{ms:.0} ms")
     }

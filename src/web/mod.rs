@@ -31,6 +31,8 @@ use crate::ledger::pages as queries;
 
 /// How long the cookie `/login` sets is valid.
 pub const LOGIN_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Days in the spend chart.
+const CHART_DAYS: u64 = 30;
 /// The largest login form read.
 const FORM_LIMIT: usize = 8 * 1024;
 /// What every HTML page may load: its own stylesheet and script, nothing remote, no inline code.
@@ -173,10 +175,11 @@ fn render(
     };
     if path == "/" {
         let (overview, latest) = match &conn {
-            Some(conn) => (
-                queries::overview(conn, bounds(), day_label)?,
-                queries::recent_requests(conn, 20)?,
-            ),
+            Some(conn) => {
+                let mut overview = queries::overview(conn, bounds(), day_label)?;
+                overview.days = every_day(&overview.days);
+                (overview, queries::recent_requests(conn, 20)?)
+            }
             None => (empty_overview(), Vec::new()),
         };
         return Ok(Some(if api {
@@ -240,12 +243,31 @@ fn bounds() -> queries::Bounds {
     use chrono::Datelike;
     let today = chrono::Local::now().date_naive();
     let month = today.with_day(1).unwrap_or(today);
-    let chart = today - chrono::Days::new(29);
+    let chart = today - chrono::Days::new(CHART_DAYS - 1);
     queries::Bounds {
         today_start_ms: local_midnight(today),
         month_start_ms: local_midnight(month),
         chart_start_ms: local_midnight(chart),
     }
+}
+
+/// The chart's 30 days, oldest first, days without spend as zero.
+fn every_day(spent: &[queries::DaySpend]) -> Vec<queries::DaySpend> {
+    let today = chrono::Local::now().date_naive();
+    (0..CHART_DAYS)
+        .rev()
+        .map(|back| {
+            let day = (today - chrono::Days::new(back))
+                .format("%Y-%m-%d")
+                .to_string();
+            let cost_usd = spent
+                .iter()
+                .filter(|d| d.day == day)
+                .map(|d| d.cost_usd)
+                .sum();
+            queries::DaySpend { day, cost_usd }
+        })
+        .collect()
 }
 
 fn day_label(ms: i64) -> String {

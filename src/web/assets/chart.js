@@ -21,13 +21,13 @@
   function title(parent, s) {
     el("title", {}, parent).textContent = s;
   }
-  // Round tick steps: 1, 2, 5 times a power of ten.
+  // Round tick steps (1, 2, 5 times a power of ten) from 0 to the first tick at or above max.
   function ticks(max, n) {
     if (!(max > 0)) max = 1;
     var raw = max / n, p = Math.pow(10, Math.floor(Math.log10(raw))), step = p;
     [1, 2, 5, 10].some(function (m) { step = m * p; return m * p >= raw; });
-    var out = [];
-    for (var v = 0; v <= max * 1.0001 + step / 2; v += step) out.push(v);
+    var count = Math.ceil(max / step - 1e-9), out = [];
+    for (var i = 0; i <= count; i++) out.push(+(i * step).toPrecision(12));
     return out;
   }
   function svg(container) {

@@ -16,8 +16,9 @@ pub fn requests_table(rows: &[RequestRow], show_session: bool) -> String {
     if rows.is_empty() {
         return r#"<p class="muted">No requests.</p>"#.to_owned();
     }
-    let mut out =
-        String::from(r#"<table class="requests"><thead><tr><th>request</th><th>time</th>"#);
+    let mut out = String::from(
+        r#"<div class="scroll"><table class="requests"><thead><tr><th>request</th><th>time</th>"#,
+    );
     if show_session {
         out.push_str("<th>session</th>");
     }
@@ -58,7 +59,7 @@ pub fn requests_table(rows: &[RequestRow], show_session: bool) -> String {
             attempts = r.attempts,
         );
     }
-    out.push_str("</tbody></table>");
+    out.push_str("</tbody></table></div>");
     if rows.iter().any(|r| r.tokens_estimated) {
         out.push_str(r#"<p class="muted">* estimated: the reply carried no usage figures.</p>"#);
     }

@@ -70,7 +70,7 @@ pub fn sessions_table(rows: &[(usize, SessionRow)]) -> String {
         return r#"<p class="muted">No sessions.</p>"#.to_owned();
     }
     let mut out = String::from(
-        r#"<table class="sessions"><thead><tr><th>session</th><th>started</th><th>kind</th><th>tag</th><th>program</th><th class="num">requests</th><th class="num">cost</th><th class="num">budget</th><th>exit</th></tr></thead><tbody>"#,
+        r#"<div class="scroll"><table class="sessions"><thead><tr><th>session</th><th>started</th><th>kind</th><th>tag</th><th>program</th><th class="num">requests</th><th class="num">cost</th><th class="num">budget</th><th>exit</th></tr></thead><tbody>"#,
     );
     for (depth, s) in rows {
         let exit = match (s.ended_ms, s.exit_code) {
@@ -96,6 +96,6 @@ pub fn sessions_table(rows: &[(usize, SessionRow)]) -> String {
                 .map_or_else(|| "–".to_owned(), |b| html::money(Some(b))),
         );
     }
-    out.push_str("</tbody></table>");
+    out.push_str("</tbody></table></div>");
     out
 }

@@ -97,7 +97,7 @@ pub fn render(rows: &[RequestRow]) -> String {
         &json!({"series": models, "points": points}),
     ));
     body.push_str(
-        r#"<section><h2>Per model</h2><table class="models"><thead><tr><th>model</th><th class="num">requests</th><th class="num">failed</th><th class="num">median</th><th class="num">p95</th><th class="num">median first byte</th><th class="num">output tokens/s</th></tr></thead><tbody>"#,
+        r#"<section><h2>Per model</h2><div class="scroll"><table class="models"><thead><tr><th>model</th><th class="num">requests</th><th class="num">failed</th><th class="num">median</th><th class="num">p95</th><th class="num">median first byte</th><th class="num">output tokens/s</th></tr></thead><tbody>"#,
     );
     for (i, (model, s)) in stats.iter().enumerate() {
         let _ = write!(
@@ -118,7 +118,7 @@ pub fn render(rows: &[RequestRow]) -> String {
                 .map_or_else(|| "–".to_owned(), |v| format!("{v:.1}")),
         );
     }
-    body.push_str("</tbody></table></section>");
+    body.push_str("</tbody></table></div></section>");
     html::page("Performance", Nav::Performance, &body)
 }
 

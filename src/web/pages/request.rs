@@ -124,7 +124,7 @@ pub fn render(
         body.push_str(r#"<p class="muted">No provider was tried (answered by smartproxy itself, from the cache, or refused before routing).</p>"#);
     } else {
         body.push_str(
-            r#"<table class="attempts"><thead><tr><th>#</th><th>provider</th><th>model</th><th>status</th><th>error</th><th class="num">latency</th><th class="num">waited before</th></tr></thead><tbody>"#,
+            r#"<div class="scroll"><table class="attempts"><thead><tr><th>#</th><th>provider</th><th>model</th><th>status</th><th>error</th><th class="num">latency</th><th class="num">waited before</th></tr></thead><tbody>"#,
         );
         for a in &d.attempts {
             let failed = a.error_class.is_some() || a.status.is_some_and(|s| s >= 400);
@@ -141,7 +141,7 @@ pub fn render(
                 waited = opt_ms(a.waited_ms),
             );
         }
-        body.push_str("</tbody></table>");
+        body.push_str("</tbody></table></div>");
     }
     body.push_str("</section>");
     body.push_str(&payloads(request_body, response_body));
