@@ -67,6 +67,9 @@ _smartproxy() {
             smartproxy,stats)
                 cmd="smartproxy__subcmd__stats"
                 ;;
+            smartproxy,ui)
+                cmd="smartproxy__subcmd__ui"
+                ;;
             smartproxy__subcmd__cache,clear)
                 cmd="smartproxy__subcmd__cache__subcmd__clear"
                 ;;
@@ -178,6 +181,9 @@ _smartproxy() {
             smartproxy__subcmd__help,stats)
                 cmd="smartproxy__subcmd__help__subcmd__stats"
                 ;;
+            smartproxy__subcmd__help,ui)
+                cmd="smartproxy__subcmd__help__subcmd__ui"
+                ;;
             smartproxy__subcmd__help__subcmd__cache,clear)
                 cmd="smartproxy__subcmd__help__subcmd__cache__subcmd__clear"
                 ;;
@@ -231,6 +237,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help__subcmd__shim,remove)
                 cmd="smartproxy__subcmd__help__subcmd__shim__subcmd__remove"
+                ;;
+            smartproxy__subcmd__help__subcmd__ui,token)
+                cmd="smartproxy__subcmd__help__subcmd__ui__subcmd__token"
                 ;;
             smartproxy__subcmd__keys,create)
                 cmd="smartproxy__subcmd__keys__subcmd__create"
@@ -328,6 +337,18 @@ _smartproxy() {
             smartproxy__subcmd__shim__subcmd__help,remove)
                 cmd="smartproxy__subcmd__shim__subcmd__help__subcmd__remove"
                 ;;
+            smartproxy__subcmd__ui,help)
+                cmd="smartproxy__subcmd__ui__subcmd__help"
+                ;;
+            smartproxy__subcmd__ui,token)
+                cmd="smartproxy__subcmd__ui__subcmd__token"
+                ;;
+            smartproxy__subcmd__ui__subcmd__help,help)
+                cmd="smartproxy__subcmd__ui__subcmd__help__subcmd__help"
+                ;;
+            smartproxy__subcmd__ui__subcmd__help,token)
+                cmd="smartproxy__subcmd__ui__subcmd__help__subcmd__token"
+                ;;
             *)
                 ;;
         esac
@@ -335,7 +356,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon stats sessions config budget cache route request keys providers prices doctor shim env completions help"
+            opts="-h -V --config --log-level --help --version run daemon stats sessions config budget cache route request keys providers prices doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -863,7 +884,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon stats sessions config budget cache route request keys providers prices doctor shim env completions help"
+            opts="run daemon stats sessions config budget cache route request keys providers prices doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1355,6 +1376,34 @@ _smartproxy() {
         smartproxy__subcmd__help__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__ui)
+            opts="token"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__ui__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2179,6 +2228,100 @@ _smartproxy() {
                     ;;
                 --by)
                     COMPREPLY=($(compgen -W "model provider session tag" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ui)
+            opts="-h -V --port --config --log-level --help --version token help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ui__subcmd__help)
+            opts="token help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ui__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ui__subcmd__help__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ui__subcmd__token)
+            opts="-h -V --ttl --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
