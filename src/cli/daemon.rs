@@ -28,7 +28,9 @@ const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:4101";
     after_help = "Examples:\n  smartproxy daemon --watch\n  smartproxy daemon --detach && smartproxy daemon status\n  \
 SMARTPROXY_API_KEY=$(openssl rand -hex 24) SMARTPROXY_LISTEN=0.0.0.0:4100 smartproxy daemon\n\n\
 Client keys (SMARTPROXY_API_KEY, `smartproxy keys create`) open the model API; the admin \
-endpoints (/admin/*, /metrics, /debug/*, /stats) take SMARTPROXY_ADMIN_KEY instead."
+endpoints (/admin/*, /metrics, /debug/*, /stats) take SMARTPROXY_ADMIN_KEY instead. The admin \
+listener also serves the web dashboard at / (access: WEBUI_SECURITY and JWT_SECRET, see \
+`smartproxy ui --help`)."
 )]
 pub struct DaemonArgs {
     #[command(subcommand)]
