@@ -236,3 +236,36 @@ fn the_daemon_refuses_weak_secrets_and_no_auth_off_loopback() {
         assert!(text(&out.stderr).contains(expect), "{}", text(&out.stderr));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_config_file_can_set_the_mode_and_the_variable_wins() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        "webui_security: always_auth\nproviders:\n  - name: m\n    kind: mock\n",
+    );
+    let daemon = Daemon::start(&env, &config, &[], &[]);
+    assert_eq!(status(&format!("{}/", daemon.admin), None, None).await, 401);
+    daemon.stop();
+    let daemon = Daemon::start(
+        &env,
+        &config,
+        &[],
+        &[("WEBUI_SECURITY", "AUTH_WHEN_PROXIED")],
+    );
+    assert_eq!(status(&format!("{}/", daemon.admin), None, None).await, 200);
+    daemon.stop();
+
+    let bad = env.write("bad.yaml", "webui_security: sometimes\n");
+    let mut cmd = env.command();
+    cmd.args(["config", "validate", "--config", bad.to_str().unwrap()]);
+    let out = run_to_end(cmd);
+    assert_ne!(out.status.code(), Some(0));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.contains("bad.yaml:1:")
+            && all.contains("`webui_security`")
+            && all.contains("`sometimes`"),
+        "{all}"
+    );
+}

@@ -247,7 +247,14 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
          provider credit. Set SMARTPROXY_API_KEY (e.g. `export SMARTPROXY_API_KEY=$(openssl rand -hex 24)`) \
          and have clients send it as `Authorization: Bearer <key>`, or listen on 127.0.0.1"
     );
-    let env = |name: &str| std::env::var(name).ok();
+    // WEBUI_SECURITY wins over the config's `webui_security:`.
+    let env = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            (name == "WEBUI_SECURITY")
+                .then(|| config.webui_security.clone())
+                .flatten()
+        })
+    };
     let web_security = crate::web::Security::from_env(&env, admin_listen)
         .context("cannot serve the web dashboard")?;
     let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;

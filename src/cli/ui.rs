@@ -69,7 +69,14 @@ fn token(ttl: &str) -> anyhow::Result<u8> {
 fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-    let env = |name: &str| std::env::var(name).ok();
+    // WEBUI_SECURITY wins over the config's `webui_security:`.
+    let env = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            (name == "WEBUI_SECURITY")
+                .then(|| config.webui_security.clone())
+                .flatten()
+        })
+    };
     let security = Security::from_env(&env, addr)?;
     let web = Arc::new(Web {
         db: config.database.clone(),
