@@ -57,10 +57,11 @@ async fn auth_matrix() {
         .issue(now_s() - 7200, Duration::from_secs(60));
     let foreign = Security::with_secret(Mode::AlwaysAuth, OTHER_SECRET, true)
         .issue(now_s(), Duration::from_secs(3600));
-    let proxies: [Option<(&str, &str)>; 3] = [
+    let proxies: [Option<(&str, &str)>; 4] = [
         None,
         Some(("x-forwarded-for", "203.0.113.9")),
         Some(("forwarded", "for=203.0.113.9;proto=https")),
+        Some(("x-real-ip", "203.0.113.9")),
     ];
     let tokens = [
         ("no token", None),

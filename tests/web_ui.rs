@@ -539,3 +539,51 @@ fn weak_secrets_stop_the_dashboard_at_start() {
         text(&out.stderr)
     );
 }
+
+/// The daemon serves the dashboard on its admin listener; its sessions (one per client key and
+/// day, never ended) show their spend from the quarter-hour spend table.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_serves_the_dashboard_with_its_sessions_spend() {
+    let env = TestEnv::new();
+    let config = env.write("sp.yaml", "providers:\n  - name: m\n    kind: mock\n");
+    let daemon = support::daemon::Daemon::start(&env, &config, &[], &[]);
+    for _ in 0..2 {
+        let reply = post_chat(
+            &format!("{}/v1", daemon.listen),
+            None,
+            chat_body("gpt-4o", false, "hi"),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.requests().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the requests were never recorded"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rows = env.requests();
+    let spent: f64 = rows
+        .iter()
+        .map(|r| r["cost_usd"].parse::<f64>().unwrap())
+        .sum();
+    let session = rows[0]["session_id"].clone();
+    assert!(session.starts_with("daemon-"), "{session}");
+    let (status, _, html) = get(&format!("{}/", daemon.admin)).await;
+    assert_eq!(status, 200);
+    let row = html
+        .split("<tr")
+        .find(|r| r.contains(&format!("/sessions/{session}")))
+        .unwrap();
+    let money = smartproxy::format::money(Some(spent));
+    assert!(
+        row.contains(&money) && row.contains(">2<"),
+        "{money} in {row}"
+    );
+    let (status, _, page) = get(&format!("{}/sessions/{session}", daemon.admin)).await;
+    assert_eq!(status, 200);
+    assert_eq!(page.matches("/request/req_").count(), 2);
+    daemon.stop();
+}

@@ -179,7 +179,39 @@ const SESSION_COLUMNS: &str = "s.id, s.parent_id, s.kind, s.tag, s.program, s.cw
     s.started_ms, s.ended_ms, s.exit_code, s.budget_usd,
     (SELECT COUNT(*) FROM requests r WHERE r.session_id = s.id),
     CASE WHEN s.ended_ms IS NOT NULL AND s.spent_usd IS NOT NULL THEN s.spent_usd
+         WHEN s.kind = 'daemon' THEN NULL
          ELSE (SELECT SUM(r.cost_usd) FROM requests r WHERE r.session_id = s.id) END";
+
+/// A daemon session (one client key's traffic of one local day, never ended) can hold most of
+/// a day's requests, too many to add up row by row for a listing: its cost comes from the
+/// `spend` table (per quarter hour and client key) over the session's day instead.
+fn daemon_costs(conn: &Connection, rows: &mut [SessionRow]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT SUM(cost_usd) FROM spend WHERE key = ?1 AND bucket_ms >= ?2 AND bucket_ms < ?3",
+    )?;
+    for row in rows
+        .iter_mut()
+        .filter(|r| r.kind == "daemon" && r.cost_usd.is_none())
+    {
+        let from = row.started_ms - row.started_ms.rem_euclid(super::SPEND_BUCKET_MS);
+        let until = next_local_midnight(row.started_ms);
+        let key = row.tag.clone().unwrap_or_default();
+        row.cost_usd = stmt.query_row(params![key, from, until], |r| r.get(0))?;
+    }
+    Ok(())
+}
+
+/// The first local midnight after `ms`.
+fn next_local_midnight(ms: i64) -> i64 {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_millis_opt(ms)
+        .earliest()
+        .and_then(|t| t.date_naive().succ_opt())
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+        .map_or(ms + 86_400_000, |t| t.timestamp_millis())
+}
 
 fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -266,8 +298,11 @@ pub fn recent_sessions(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<
         "SELECT {SESSION_COLUMNS} FROM sessions s ORDER BY s.started_ms DESC, s.rowid DESC LIMIT ?1"
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], session_from_row)?;
-    rows.collect()
+    let mut rows: Vec<SessionRow> = stmt
+        .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], session_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    daemon_costs(conn, &mut rows)?;
+    Ok(rows)
 }
 
 /// Sessions newest first, each followed by its children (oldest first, depth-first) with their
@@ -360,9 +395,10 @@ pub fn session_page(
          ORDER BY s.started_ms DESC LIMIT 500"
     );
     let mut stmt = conn.prepare(&tree_sql)?;
-    let members: Vec<SessionRow> = stmt
+    let mut members: Vec<SessionRow> = stmt
         .query_map([id], session_from_row)?
         .collect::<rusqlite::Result<_>>()?;
+    daemon_costs(conn, &mut members)?;
     let tree = tree_order(members);
     let totals = query::totals(
         conn,
