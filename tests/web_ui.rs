@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -128,7 +128,10 @@ fn screenshot(chromium: &Path, url: &str, name: &str) {
     );
     let bytes = std::fs::read(&file).unwrap();
     let (width, height, colours) = png_facts(&bytes);
-    eprintln!(
+    // Straight to stderr, not `eprintln!`, which the test harness captures: the line is for
+    // the CI log, passing or not.
+    let _ = writeln!(
+        std::io::stderr(),
         "screenshot {}: {} bytes, {width}x{height}, {colours} colours ({url})",
         file.display(),
         bytes.len()
