@@ -377,6 +377,9 @@ async fn every_page_renders_and_links_up() {
         html.contains(r#"<span class="badge bad">exit 3</span>"#),
         "{html}"
     );
+    let (status, _, by_prefix) = get(&format!("{}/sessions/{}", ui.url, &rec.outer[..10])).await;
+    assert_eq!(status, 200, "a unique prefix leads to the session");
+    assert!(by_prefix.contains(&format!("<h1>Session <code>{}</code></h1>", rec.outer)));
     let (_, _, inner_html) = get(&format!("{}/sessions/{}", ui.url, rec.inner)).await;
     assert!(
         inner_html.contains(&format!(r#"<a href="/sessions/{0}">{0}</a> › "#, rec.outer)),

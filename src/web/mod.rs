@@ -118,6 +118,7 @@ async fn route(web: Arc<Web>, path: &str, query: &str) -> Response<Bytes> {
     match result {
         Ok(Some(Rendered::Html(body))) => html_response(StatusCode::OK, body),
         Ok(Some(Rendered::Json(value))) => json_response(StatusCode::OK, value.to_string()),
+        Ok(Some(Rendered::Redirect(to))) => redirect(&to),
         Ok(None) if api => json_error(
             StatusCode::NOT_FOUND,
             &format!("nothing at {path}"),
@@ -146,6 +147,7 @@ async fn route(web: Arc<Web>, path: &str, query: &str) -> Response<Bytes> {
 }
 
 enum Rendered {
+    Redirect(String),
     Html(String),
     Json(serde_json::Value),
 }
@@ -207,6 +209,15 @@ fn render(
             match queries::session_page(&conn, &id, before.as_deref())? {
                 Some(page) if api => Some(Rendered::Json(serde_json::to_value(&page)?)),
                 Some(page) => Some(Rendered::Html(pages::session::render(&page))),
+                // A unique prefix of an id (as `smartproxy stats --session` takes) leads to it.
+                None if !api && id.len() >= 4 => {
+                    match crate::ledger::query::resolve_session(&conn, &id)? {
+                        crate::ledger::query::Resolved::Found(full) => Some(Rendered::Redirect(
+                            format!("/sessions/{}", html::url_segment(&full)),
+                        )),
+                        _ => None,
+                    }
+                }
                 None => None,
             },
         );
