@@ -16,6 +16,10 @@ pub const SESSION_PAGE: usize = 100;
 pub const PERFORMANCE_SAMPLE: usize = 2000;
 /// How many recent sessions the overview lists.
 pub const OVERVIEW_SESSIONS: usize = 25;
+/// Above this many requests, today's or a session tree's totals are not added up row by row
+/// for a page (`smartproxy stats` still does): the count comes from an index and the cost from
+/// the spend table or the sessions' own figures, and the page says so.
+pub const FULL_TOTALS_MAX: u64 = 100_000;
 /// How deep a session tree is followed.
 const MAX_DEPTH: usize = 16;
 
@@ -146,8 +150,11 @@ pub struct DaySpend {
 /// What the overview page shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Overview {
-    /// Today's requests in full (tokens, failures, estimates).
+    /// Today's requests in full (tokens, failures, estimates), or only their count and cost
+    /// when `today_partial`.
     pub today: Totals,
+    /// Today has more than `FULL_TOTALS_MAX` requests: `today` holds the count and cost only.
+    pub today_partial: bool,
     /// This month: request count (from the index) and spend (from the `spend` table).
     pub month: Period,
     /// Spend per local day over the last `days`, oldest first, days without spend included.
@@ -180,6 +187,7 @@ const SESSION_COLUMNS: &str = "s.id, s.parent_id, s.kind, s.tag, s.program, s.cw
     (SELECT COUNT(*) FROM requests r WHERE r.session_id = s.id),
     CASE WHEN s.ended_ms IS NOT NULL AND s.spent_usd IS NOT NULL THEN s.spent_usd
          WHEN s.kind = 'daemon' THEN NULL
+         WHEN (SELECT COUNT(*) FROM requests r WHERE r.session_id = s.id) > 100000 THEN NULL
          ELSE (SELECT SUM(r.cost_usd) FROM requests r WHERE r.session_id = s.id) END";
 
 /// A daemon session (one client key's traffic of one local day, never ended) can hold most of
@@ -237,23 +245,36 @@ pub fn overview(
     bounds: Bounds,
     day_of: impl Fn(i64) -> String,
 ) -> rusqlite::Result<Overview> {
-    let today = query::totals(
-        conn,
-        &Filter {
-            session_id: None,
-            since_ms: Some(bounds.today_start_ms),
-        },
-    )?;
-    let month_requests: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM requests WHERE started_ms >= ?1",
-        [bounds.month_start_ms],
-        |r| r.get(0),
-    )?;
-    let month_cost: f64 = conn.query_row(
-        "SELECT TOTAL(cost_usd) FROM spend WHERE bucket_ms >= ?1",
-        [bounds.month_start_ms - bounds.month_start_ms.rem_euclid(super::SPEND_BUCKET_MS)],
-        |r| r.get(0),
-    )?;
+    overview_capped(conn, bounds, day_of, FULL_TOTALS_MAX)
+}
+
+/// `overview` with today's totals added up only up to `cap` requests.
+fn overview_capped(
+    conn: &Connection,
+    bounds: Bounds,
+    day_of: impl Fn(i64) -> String,
+    cap: u64,
+) -> rusqlite::Result<Overview> {
+    let today_count = count_since(conn, bounds.today_start_ms)?;
+    let today_partial = today_count > cap;
+    let today = if today_partial {
+        Totals {
+            key: "total".to_owned(),
+            requests: today_count,
+            cost_usd: Some(spend_since(conn, bounds.today_start_ms)?),
+            ..Totals::default()
+        }
+    } else {
+        query::totals(
+            conn,
+            &Filter {
+                session_id: None,
+                since_ms: Some(bounds.today_start_ms),
+            },
+        )?
+    };
+    let month_requests = count_since(conn, bounds.month_start_ms)?;
+    let month_cost = spend_since(conn, bounds.month_start_ms)?;
     let mut days: Vec<DaySpend> = Vec::new();
     {
         let mut stmt = conn.prepare(
@@ -283,13 +304,33 @@ pub fn overview(
     Ok(Overview {
         today,
         month: Period {
-            requests: month_requests as u64,
+            requests: month_requests,
             cost_usd: month_cost,
         },
         days,
+        today_partial,
         sessions: tree_order(recent),
         empty,
     })
+}
+
+/// Requests since `since_ms`, counted on the `started_ms` index alone.
+fn count_since(conn: &Connection, since_ms: i64) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM requests WHERE started_ms >= ?1",
+        [since_ms],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| u64::try_from(n).unwrap_or(0))
+}
+
+/// Spend since `since_ms` (rounded down to its quarter hour) from the `spend` table.
+fn spend_since(conn: &Connection, since_ms: i64) -> rusqlite::Result<f64> {
+    conn.query_row(
+        "SELECT TOTAL(cost_usd) FROM spend WHERE bucket_ms >= ?1",
+        [since_ms - since_ms.rem_euclid(super::SPEND_BUCKET_MS)],
+        |r| r.get(0),
+    )
 }
 
 /// The most recent sessions, newest first.
@@ -355,8 +396,10 @@ pub struct SessionPage {
     pub ancestors: Vec<SessionRow>,
     /// The session and its sub-sessions, however deep, in tree order with depths.
     pub tree: Vec<(usize, SessionRow)>,
-    /// Totals over the whole tree.
+    /// Totals over the whole tree, or only its request count and cost when `totals_partial`.
     pub totals: Totals,
+    /// The tree has more than `FULL_TOTALS_MAX` requests: `totals` holds count and cost only.
+    pub totals_partial: bool,
     /// The session's own requests, newest first, at most `SESSION_PAGE`.
     pub requests: Vec<RequestRow>,
     /// Where the next (older) page starts, when there is one.
@@ -368,6 +411,16 @@ pub fn session_page(
     conn: &Connection,
     id: &str,
     before: Option<&str>,
+) -> rusqlite::Result<Option<SessionPage>> {
+    session_page_capped(conn, id, before, FULL_TOTALS_MAX)
+}
+
+/// `session_page` with the tree's totals added up only up to `cap` requests.
+fn session_page_capped(
+    conn: &Connection,
+    id: &str,
+    before: Option<&str>,
+    cap: u64,
 ) -> rusqlite::Result<Option<SessionPage>> {
     let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = ?1");
     let Some(session) = conn.query_row(&sql, [id], session_from_row).optional()? else {
@@ -400,13 +453,24 @@ pub fn session_page(
         .collect::<rusqlite::Result<_>>()?;
     daemon_costs(conn, &mut members)?;
     let tree = tree_order(members);
-    let totals = query::totals(
-        conn,
-        &Filter {
-            session_id: Some(id.to_owned()),
-            since_ms: None,
-        },
-    )?;
+    let count: u64 = members_count(&tree);
+    let totals_partial = count > cap;
+    let totals = if totals_partial {
+        Totals {
+            key: "total".to_owned(),
+            requests: count,
+            cost_usd: tree.iter().map(|(_, s)| s.cost_usd).sum(),
+            ..Totals::default()
+        }
+    } else {
+        query::totals(
+            conn,
+            &Filter {
+                session_id: Some(id.to_owned()),
+                since_ms: None,
+            },
+        )?
+    };
     // Request ids are time-ordered, so the session index (session_id, id) gives the newest
     // first without a sort.
     let page_sql = format!(
@@ -433,9 +497,14 @@ pub fn session_page(
         ancestors,
         tree,
         totals,
+        totals_partial,
         requests,
         next_before,
     }))
+}
+
+fn members_count(tree: &[(usize, SessionRow)]) -> u64 {
+    tree.iter().map(|(_, s)| s.requests).sum()
 }
 
 /// The most recent requests (at most `limit`), newest first, for the performance scatter.
@@ -485,116 +554,5 @@ pub fn request_detail(conn: &Connection, id: &str) -> rusqlite::Result<Option<Re
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    fn session(id: &str, parent: Option<&str>, started: i64) -> SessionRow {
-        SessionRow {
-            id: id.to_owned(),
-            parent_id: parent.map(str::to_owned),
-            kind: "run".to_owned(),
-            tag: None,
-            program: None,
-            cwd: None,
-            pid: None,
-            started_ms: started,
-            ended_ms: None,
-            exit_code: None,
-            budget_usd: None,
-            requests: 0,
-            cost_usd: None,
-        }
-    }
-
-    #[test]
-    fn children_follow_their_parent_oldest_first() {
-        // Newest first, as the query returns them.
-        let rows = vec![
-            session("b", None, 40),
-            session("a2", Some("a"), 30),
-            session("a1x", Some("a1"), 25),
-            session("a1", Some("a"), 20),
-            session("a", None, 10),
-        ];
-        let order: Vec<(usize, String)> = tree_order(rows)
-            .into_iter()
-            .map(|(d, r)| (d, r.id))
-            .collect();
-        let expect = [(0, "b"), (0, "a"), (1, "a1"), (2, "a1x"), (1, "a2")];
-        assert_eq!(order, expect.map(|(d, s)| (d, s.to_owned())));
-    }
-
-    fn ledger() -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.db");
-        drop(crate::ledger::Ledger::open(&path).unwrap());
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "INSERT INTO sessions (id, parent_id, kind, tag, started_ms) VALUES
-                 ('top', NULL, 'run', 't', 1000), ('kid', 'top', 'run', 'k', 2000);",
-        )
-        .unwrap();
-        for i in 0..250 {
-            let session = if i % 50 == 49 { "kid" } else { "top" };
-            conn.execute(
-                "INSERT INTO requests (id, session_id, started_ms, endpoint, status, outcome, stream,
-                     latency_ms, attempts, cache_status, cost_usd)
-                 VALUES (?1, ?2, ?3, 'chat.completions', 200, 'ok', 0, 5.0, 1, 'none', 0.5)",
-                params![format!("req_{i:06}"), session, 1000 + i],
-            )
-            .unwrap();
-        }
-        conn.execute(
-            "INSERT INTO attempts (request_id, n, provider, model, status) VALUES ('req_000001', 1, 'p', 'm', 200)",
-            [],
-        )
-        .unwrap();
-        (dir, conn)
-    }
-
-    #[test]
-    fn a_session_page_holds_its_tree_totals_and_pages_of_requests() {
-        let (_dir, conn) = ledger();
-        let page = session_page(&conn, "top", None).unwrap().unwrap();
-        assert_eq!(
-            page.tree
-                .iter()
-                .map(|(d, s)| (*d, s.id.as_str()))
-                .collect::<Vec<_>>(),
-            [(0, "top"), (1, "kid")]
-        );
-        assert_eq!(page.totals.requests, 250, "nested runs included");
-        assert_eq!(page.requests.len(), SESSION_PAGE);
-        assert_eq!(page.requests[0].id, "req_000248", "newest first");
-        let mut seen = page.requests.len();
-        let mut before = page.next_before.clone();
-        while let Some(b) = before {
-            let next = session_page(&conn, "top", Some(&b)).unwrap().unwrap();
-            assert!(next.requests.iter().all(|r| r.id < b));
-            seen += next.requests.len();
-            before = next.next_before;
-        }
-        assert_eq!(seen, 245, "every own request once");
-        let kid = session_page(&conn, "kid", None).unwrap().unwrap();
-        assert_eq!(kid.ancestors[0].id, "top");
-        assert_eq!(kid.requests.len(), 5);
-        assert!(session_page(&conn, "nope", None).unwrap().is_none());
-    }
-
-    #[test]
-    fn a_request_comes_with_its_attempts_and_session() {
-        let (_dir, conn) = ledger();
-        let d = request_detail(&conn, "req_000001").unwrap().unwrap();
-        assert_eq!(d.attempts.len(), 1);
-        assert_eq!(d.session.unwrap().id, "top");
-        assert!(request_detail(&conn, "req_x").unwrap().is_none());
-        assert_eq!(recent_requests(&conn, 3).unwrap()[0].id, "req_000249");
-    }
-
-    #[test]
-    fn a_cycle_shows_every_session_once() {
-        let rows = vec![session("x", Some("y"), 2), session("y", Some("x"), 1)];
-        assert_eq!(tree_order(rows).len(), 2);
-    }
-}
+#[path = "pages_tests.rs"]
+mod tests;

@@ -11,6 +11,24 @@ use std::fmt::Write as _;
 use crate::ledger::pages::RequestRow;
 use crate::web::html::{self, esc};
 
+/// The lines under a totals card's cost: requests, failures, tokens.
+pub fn totals_lines(t: &crate::ledger::query::Totals) -> String {
+    format!(
+        r#"<p>{requests} requests · {ok} ok · <span class="{fclass}">{failed} failed</span></p><p>{tin} tokens in · {tout} out{est}</p>"#,
+        requests = html::count(t.requests),
+        ok = html::count(t.ok),
+        failed = html::count(t.failed),
+        fclass = if t.failed > 0 { "bad" } else { "muted" },
+        tin = html::count(t.prompt_tokens),
+        tout = html::count(t.completion_tokens),
+        est = if t.estimated > 0 {
+            " (some estimated)"
+        } else {
+            ""
+        },
+    )
+}
+
 /// A table of requests, each linking to its page; failed ones highlighted.
 pub fn requests_table(rows: &[RequestRow], show_session: bool) -> String {
     if rows.is_empty() {

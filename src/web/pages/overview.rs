@@ -24,20 +24,18 @@ pub fn render(overview: &Overview, latest: &[RequestRow]) -> String {
         body,
         r#"<h1>Overview</h1>
 <section class="cards">
-<div class="card" id="today"><h2>Today</h2><p class="big">{cost}</p><p>{requests} requests · <span class="{failed_class}">{failed} failed</span></p><p>{tin} tokens in · {tout} out{est}</p></div>
+<div class="card" id="today"><h2>Today</h2><p class="big">{cost}</p>{details}</div>
 <div class="card" id="month"><h2>This month</h2><p class="big">{mcost}</p><p>{mreq} requests</p></div>
 </section>
 "#,
         cost = html::money(t.known_cost()),
-        requests = html::count(t.requests),
-        failed = html::count(t.failed),
-        failed_class = if t.failed > 0 { "bad" } else { "muted" },
-        tin = html::count(t.prompt_tokens),
-        tout = html::count(t.completion_tokens),
-        est = if t.estimated > 0 {
-            " (some estimated)"
+        details = if overview.today_partial {
+            format!(
+                r#"<p>{} requests</p><p class="muted">Too many today to add up tokens and failures here: <code>smartproxy stats --today</code></p>"#,
+                html::count(t.requests)
+            )
         } else {
-            ""
+            super::totals_lines(t)
         },
         mcost = html::money(Some(overview.month.cost_usd)),
         mreq = html::count(overview.month.requests),
@@ -90,7 +88,12 @@ pub fn sessions_table(rows: &[(usize, SessionRow)]) -> String {
             tag = html::opt_text(s.tag.as_deref()),
             program = html::opt_text(s.program.as_deref()),
             requests = html::count(s.requests),
-            cost = html::money(s.cost_usd.or(Some(0.0))),
+            // A session too large to add up here has no cost figure; others without one spent
+            // nothing (failures only, or no requests).
+            cost = html::money(
+                s.cost_usd
+                    .or((s.requests <= crate::ledger::pages::FULL_TOTALS_MAX).then_some(0.0))
+            ),
             budget = s
                 .budget_usd
                 .map_or_else(|| "–".to_owned(), |b| html::money(Some(b))),

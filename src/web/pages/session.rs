@@ -53,23 +53,25 @@ pub fn render(p: &SessionPage) -> String {
     let t = &p.totals;
     let _ = write!(
         body,
-        r#"<section class="cards"><div class="card" id="totals"><h2>Total{scope}</h2><p class="big">{cost}</p><p>{requests} requests · {ok} ok · <span class="{fclass}">{failed} failed</span></p><p>{tin} tokens in · {tout} out{est}</p></div></section>"#,
+        r#"<section class="cards"><div class="card" id="totals"><h2>Total{scope}</h2><p class="big">{cost}</p>{details}</div></section>"#,
         scope = if p.tree.len() > 1 {
             ", nested runs included"
         } else {
             ""
         },
-        cost = html::money(t.known_cost()),
-        requests = html::count(t.requests),
-        ok = html::count(t.ok),
-        failed = html::count(t.failed),
-        fclass = if t.failed > 0 { "bad" } else { "muted" },
-        tin = html::count(t.prompt_tokens),
-        tout = html::count(t.completion_tokens),
-        est = if t.estimated > 0 {
-            " (some estimated)"
+        cost = html::money(if p.totals_partial {
+            t.cost_usd
         } else {
-            ""
+            t.known_cost()
+        }),
+        details = if p.totals_partial {
+            format!(
+                r#"<p>{} requests</p><p class="muted">Too many to add up tokens and failures here: <code>smartproxy stats --session {}</code></p>"#,
+                html::count(t.requests),
+                esc(&s.id)
+            )
+        } else {
+            super::totals_lines(t)
         },
     );
     if p.tree.len() > 1 {
