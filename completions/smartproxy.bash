@@ -37,6 +37,9 @@ _smartproxy() {
             smartproxy,env)
                 cmd="smartproxy__subcmd__env"
                 ;;
+            smartproxy,export)
+                cmd="smartproxy__subcmd__export"
+                ;;
             smartproxy,help)
                 cmd="smartproxy__subcmd__help"
                 ;;
@@ -48,6 +51,9 @@ _smartproxy() {
                 ;;
             smartproxy,providers)
                 cmd="smartproxy__subcmd__providers"
+                ;;
+            smartproxy,prune)
+                cmd="smartproxy__subcmd__prune"
                 ;;
             smartproxy,request)
                 cmd="smartproxy__subcmd__request"
@@ -66,6 +72,9 @@ _smartproxy() {
                 ;;
             smartproxy,stats)
                 cmd="smartproxy__subcmd__stats"
+                ;;
+            smartproxy,status)
+                cmd="smartproxy__subcmd__status"
                 ;;
             smartproxy,ui)
                 cmd="smartproxy__subcmd__ui"
@@ -151,6 +160,9 @@ _smartproxy() {
             smartproxy__subcmd__help,env)
                 cmd="smartproxy__subcmd__help__subcmd__env"
                 ;;
+            smartproxy__subcmd__help,export)
+                cmd="smartproxy__subcmd__help__subcmd__export"
+                ;;
             smartproxy__subcmd__help,help)
                 cmd="smartproxy__subcmd__help__subcmd__help"
                 ;;
@@ -162,6 +174,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help,providers)
                 cmd="smartproxy__subcmd__help__subcmd__providers"
+                ;;
+            smartproxy__subcmd__help,prune)
+                cmd="smartproxy__subcmd__help__subcmd__prune"
                 ;;
             smartproxy__subcmd__help,request)
                 cmd="smartproxy__subcmd__help__subcmd__request"
@@ -180,6 +195,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help,stats)
                 cmd="smartproxy__subcmd__help__subcmd__stats"
+                ;;
+            smartproxy__subcmd__help,status)
+                cmd="smartproxy__subcmd__help__subcmd__status"
                 ;;
             smartproxy__subcmd__help,ui)
                 cmd="smartproxy__subcmd__help__subcmd__ui"
@@ -356,7 +374,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon stats sessions config budget cache route request keys providers prices doctor shim env ui completions help"
+            opts="-h -V --config --log-level --help --version run daemon stats sessions status export prune config budget cache route request keys providers prices doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -883,8 +901,50 @@ _smartproxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smartproxy__subcmd__export)
+            opts="-o -h -V --format --since --session --last --output --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "csv jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --session)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smartproxy__subcmd__help)
-            opts="run daemon stats sessions config budget cache route request keys providers prices doctor shim env ui completions help"
+            opts="run daemon stats sessions status export prune config budget cache route request keys providers prices doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1093,6 +1153,20 @@ _smartproxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smartproxy__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smartproxy__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1247,6 +1321,20 @@ _smartproxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smartproxy__subcmd__help__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smartproxy__subcmd__help__subcmd__request)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1374,6 +1462,20 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__stats)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1841,6 +1943,32 @@ _smartproxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smartproxy__subcmd__prune)
+            opts="-h -V --older-than --execute --vacuum --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --older-than)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smartproxy__subcmd__request)
             opts="-h -V --file --mock --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -2228,6 +2356,32 @@ _smartproxy() {
                     ;;
                 --by)
                     COMPREPLY=($(compgen -W "model provider session tag" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__status)
+            opts="-h -V --session --short --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --session)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)

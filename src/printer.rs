@@ -49,3 +49,23 @@ pub fn warn(message: &str) {
     };
     eprintln!("{prefix} {message}");
 }
+
+/// Stdout for bulk output written a piece at a time (an export), buffered.
+pub fn stdout_writer() -> impl Write {
+    std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())
+}
+
+/// A progress bar on stderr drawn with indicatif `template` (its `{pos}`, `{len}`, `{bar}`,
+/// ...); hidden when stderr is not a terminal, so logs and pipes stay clean.
+pub fn progress(total: Option<u64>, template: &str) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
+}

@@ -72,6 +72,18 @@ pub fn period_start_ms(period: Period, now_ms: i64, utc_offset_s: Option<i32>) -
         .map_or(now_ms, |t| t.timestamp_millis())
 }
 
+/// The oldest moment a configured budget still counts spend from: the start of this month
+/// when there is a monthly limit, else the start of today (daily and client-key limits).
+/// Deleting ledger rows from after it would hand the spend back to the budget.
+pub fn counted_since_ms(config: &crate::config::BudgetConfig, now_ms: i64) -> i64 {
+    let period = if config.monthly_usd.is_some() {
+        Period::Month
+    } else {
+        Period::Day
+    };
+    period_start_ms(period, now_ms, config.utc_offset_s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,6 +83,7 @@ pub fn config(cmd: &ConfigCommand, explicit: Option<&Path>) -> anyhow::Result<u8
                 "listen": config.listen.to_string(),
                 "database": config.database.display().to_string(),
                 "budget": {"session_usd": config.budget.session_usd},
+                "retention": {"max_age_days": config.retention_days},
                 "providers": providers,
                 "pricing": pricing,
             });

@@ -3,6 +3,7 @@
 //! and `daemon stop`, and a graceful stop on SIGTERM.
 
 mod install;
+mod retention;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -318,8 +319,11 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         let mut hup = signal(SignalKind::hangup())?;
         let mut watched = source.as_deref().and_then(modified);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut daily = tokio::time::interval(retention::EVERY);
+        let mut pruning = None;
         loop {
             tokio::select! {
+                _ = daily.tick() => retention::start(&state, &mut pruning),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => reload(&state),
@@ -335,6 +339,9 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         printer::note("smartproxy daemon stopping: finishing requests in flight");
         admin.shutdown(Duration::from_secs(1)).await;
         public.shutdown(DRAIN_GRACE).await;
+        if let Some(pruning) = pruning {
+            let _ = pruning.await;
+        }
         anyhow::Ok(())
     })?;
     drop(runtime);

@@ -7,17 +7,20 @@ mod config_cmd;
 mod daemon;
 mod doctor;
 mod env_cmd;
+mod export;
 mod format;
 mod keys;
 mod prices;
 mod prices_update;
 mod providers_cmd;
+mod prune;
 mod request;
 mod route;
 mod run;
 mod sessions;
 mod shim;
 mod stats;
+mod status;
 mod ui;
 
 use std::path::{Path, PathBuf};
@@ -80,6 +83,12 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// List recent sessions, sub-sessions under their parents.
     Sessions(sessions::SessionsArgs),
+    /// One line of live cost (this `run` session, or today) for shell prompts and statuslines.
+    Status(status::StatusArgs),
+    /// Write the ledger's requests as CSV or JSON Lines (streamed, any size).
+    Export(export::ExportArgs),
+    /// Delete ledger rows older than an age (a dry run unless --execute).
+    Prune(prune::PruneArgs),
     /// Check and inspect configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -124,6 +133,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Daemon(args) => daemon::daemon(args, config_path.as_deref()),
         Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
+        Command::Status(args) => status::status(&args, config_path.as_deref()),
+        Command::Export(args) => export::export(&args, config_path.as_deref()),
+        Command::Prune(args) => prune::prune(&args, config_path.as_deref()),
         Command::Config(cmd) => config_cmd::config(&cmd, config_path.as_deref()),
         Command::Cache(cmd) => cache_cmd::cache(&cmd, config_path.as_deref()),
         Command::Budget(args) => budget_cmd::budget(&args, config_path.as_deref()),

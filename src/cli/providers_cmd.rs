@@ -1,14 +1,13 @@
 //! `smartproxy providers check`: asks each configured provider for its model list, to show which
 //! ones are reachable and accept their key, how fast they answer and how many models they list.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::config::{ProviderConfig, ProviderKind};
@@ -122,17 +121,10 @@ pub fn providers(cmd: &ProvidersCommand, config_path: Option<&Path>) -> anyhow::
 
 /// A spinner on stderr while the providers answer; hidden when stderr is not a terminal.
 fn spinner(total: usize) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} asking providers for their models ({pos}/{len})")
-    {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(100));
-    bar
+    printer::progress(
+        Some(total as u64),
+        "{spinner} asking providers for their models ({pos}/{len})",
+    )
 }
 
 /// The shared client, or one that also trusts the provider's `tls.ca_file`.

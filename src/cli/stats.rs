@@ -49,24 +49,7 @@ pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
             config.database.display()
         )
     })?;
-    let session_id = if args.last {
-        Some(query::last_session(&conn)?.context("the ledger has no sessions yet")?)
-    } else if let Some(reference) = &args.session {
-        match query::resolve_session(&conn, reference)? {
-            Resolved::Found(id) => Some(id),
-            Resolved::NotFound => {
-                anyhow::bail!("no session matches `{reference}` (see `smartproxy sessions`)")
-            }
-            Resolved::Ambiguous(ids) => {
-                anyhow::bail!(
-                    "`{reference}` matches several sessions ({}); give more of the id",
-                    ids.join(", ")
-                )
-            }
-        }
-    } else {
-        None
-    };
+    let session_id = select_session(&conn, args.last, args.session.as_deref())?;
     let since_ms = if args.today {
         Some(local_midnight_ms(Local::now().date_naive())?)
     } else {
@@ -98,6 +81,32 @@ pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
     let column = format!("{:?}", args.by).to_lowercase();
     printer::out(&format::totals_table(&column, &rows, &total));
     Ok(0)
+}
+
+/// The session `--last` or `--session REF` (a full id or a unique prefix) names, if any.
+pub(super) fn select_session(
+    conn: &rusqlite::Connection,
+    last: bool,
+    reference: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    if last {
+        return Ok(Some(
+            query::last_session(conn)?.context("the ledger has no sessions yet")?,
+        ));
+    }
+    let Some(reference) = reference else {
+        return Ok(None);
+    };
+    match query::resolve_session(conn, reference)? {
+        Resolved::Found(id) => Ok(Some(id)),
+        Resolved::NotFound => {
+            anyhow::bail!("no session matches `{reference}` (see `smartproxy sessions`)")
+        }
+        Resolved::Ambiguous(ids) => anyhow::bail!(
+            "`{reference}` matches several sessions ({}); give more of the id",
+            ids.join(", ")
+        ),
+    }
 }
 
 fn local_midnight_ms(date: NaiveDate) -> anyhow::Result<i64> {

@@ -43,6 +43,9 @@ pub struct Config {
     pub response_headers: bool,
     pub transforms: TransformConfig,
     pub cache: CacheConfig,
+    /// Ledger rows older than this many days are deleted by the daemon once a day
+    /// (`retention.max_age_days`, `MAX_LOG_AGE_DAYS`); `None` keeps everything.
+    pub retention_days: Option<u32>,
     /// The daemon's named client keys from the config file.
     pub client_keys: Vec<ClientKeyConfig>,
     /// Whether the daemon serves Ollama's `/api/*` to loopback clients without a client key

@@ -47,6 +47,8 @@ pub struct RawConfig {
     pub transforms: RawTransforms,
     #[serde(default)]
     pub cache: RawCache,
+    #[serde(default)]
+    pub retention: RawRetention,
     /// The daemon's named client keys; each key's value comes from an environment variable.
     #[serde(default)]
     pub client_keys: Vec<RawClientKey>,
@@ -92,6 +94,13 @@ pub struct RawClientKey {
     pub name: String,
     pub key_env: String,
     pub budget_daily_usd: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// The daemon deletes ledger rows older than this many days, once a day.
+    pub max_age_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -228,6 +228,7 @@ impl Validator<'_> {
         };
 
         let cache = self.cache(&raw, &database, env);
+        let retention_days = self.retention(&raw, env);
         let client_keys = self.client_keys(&raw, env);
         let resilience = self.resilience(&raw);
         let transforms = self.transforms(&raw, env);
@@ -250,6 +251,7 @@ impl Validator<'_> {
             routes: routing.routes,
             resilience,
             cache,
+            retention_days,
             client_keys,
             response_headers: raw.observability.response_headers.unwrap_or(true),
             transforms,
@@ -709,6 +711,23 @@ impl Validator<'_> {
             });
         }
         out
+    }
+
+    /// `retention.max_age_days`, or `SMARTPROXY_MAX_LOG_AGE_DAYS` / SmolRouter's
+    /// `MAX_LOG_AGE_DAYS` over it; 0 keeps everything.
+    fn retention(&mut self, raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Option<u32> {
+        for var in ["SMARTPROXY_MAX_LOG_AGE_DAYS", "MAX_LOG_AGE_DAYS"] {
+            if let Some(text) = env(var).filter(|v| !v.trim().is_empty()) {
+                return match text.trim().parse::<u32>() {
+                    Ok(days) => (days > 0).then_some(days),
+                    Err(_) => {
+                        self.env_error(var, format!("`{text}` is not a number of days"));
+                        None
+                    }
+                };
+            }
+        }
+        raw.retention.max_age_days.filter(|d| *d > 0)
     }
 
     fn cache(

@@ -175,6 +175,34 @@ const MIGRATIONS: &[&str] = &[
     // 12: what a budget did to the request: `fit: max_tokens 4096 -> 812`,
     // `downgrade: gpt-4o -> gpt-4o-mini`, `refused: session budget`; NULL when it fitted.
     "ALTER TABLE requests ADD COLUMN budget_action TEXT;",
+    // 13: usage per hour, session, model and provider, kept by the writer in the transaction
+    // that inserts the requests: `stats`, `status` and the dashboards add up a few thousand
+    // rows instead of scanning a million requests (see `query::totals`).
+    "CREATE TABLE usage (
+         hour_ms INTEGER NOT NULL,
+         session_id TEXT NOT NULL,
+         model TEXT NOT NULL,
+         provider TEXT NOT NULL,
+         requests INTEGER NOT NULL,
+         ok INTEGER NOT NULL,
+         prompt_tokens INTEGER NOT NULL,
+         completion_tokens INTEGER NOT NULL,
+         cached_tokens INTEGER NOT NULL,
+         cache_write_tokens INTEGER NOT NULL,
+         cost_usd REAL,
+         unpriced INTEGER NOT NULL,
+         estimated INTEGER NOT NULL,
+         subscription_usd REAL,
+         PRIMARY KEY (hour_ms, session_id, model, provider)
+     ) WITHOUT ROWID;
+     CREATE INDEX usage_session ON usage(session_id);
+     INSERT INTO usage SELECT started_ms - started_ms % 3600000, COALESCE(session_id, ''),
+         COALESCE(served_model, requested_model, '(none)'), COALESCE(provider, '(none)'),
+         COUNT(*), TOTAL(outcome = 'ok'), TOTAL(prompt_tokens), TOTAL(completion_tokens),
+         TOTAL(cached_tokens), TOTAL(cache_write_tokens), SUM(cost_usd),
+         TOTAL(cost_usd IS NULL AND outcome = 'ok'), TOTAL(tokens_estimated),
+         SUM(CASE WHEN billing = 'subscription' THEN cost_usd END)
+     FROM requests GROUP BY 1, 2, 3, 4;",
 ];
 
 /// The schema version this build migrates to.

@@ -5,11 +5,14 @@
 //! request path never waits on; the writer lets rows gather for up to 20 ms and commits them in
 //! one short transaction. Reads (`query`) open their own connection.
 
+pub mod export;
 pub mod keys;
 mod migrations;
 pub mod pages;
 pub mod query;
 mod record;
+pub mod retention;
+pub mod usage;
 mod writer;
 
 pub use writer::SPEND_BUCKET_MS;

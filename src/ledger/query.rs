@@ -65,6 +65,17 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    /// The group's key in the `usage` rollup (`u`, sessions joined as `s`).
+    fn usage_sql(self) -> &'static str {
+        match self {
+            Self::Model => "u.model",
+            Self::Provider => "u.provider",
+            Self::Session => "CASE u.session_id WHEN '' THEN '(none)' ELSE u.session_id END",
+            Self::Tag => "COALESCE(s.tag, '(untagged)')",
+        }
+    }
+
+    /// The group's key for a request row (`r`, sessions joined as `s`).
     fn sql(self) -> &'static str {
         match self {
             Self::Model => "COALESCE(r.served_model, r.requested_model, '(none)')",
@@ -95,18 +106,6 @@ pub fn open(path: &Path) -> Result<Connection, LedgerError> {
     Ok(conn)
 }
 
-const TOTALS_COLUMNS: &str = "COUNT(*),
-    TOTAL(r.outcome = 'ok'),
-    TOTAL(r.outcome != 'ok'),
-    TOTAL(r.prompt_tokens),
-    TOTAL(r.completion_tokens),
-    TOTAL(r.cached_tokens),
-    SUM(r.cost_usd),
-    TOTAL(r.cost_usd IS NULL AND r.outcome = 'ok'),
-    TOTAL(r.tokens_estimated),
-    TOTAL(r.cache_write_tokens),
-    SUM(CASE WHEN r.billing = 'subscription' THEN r.cost_usd END)";
-
 fn totals_from_row(key: String, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Totals> {
     let n = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, f64>(at + i)? as u64) };
     Ok(Totals {
@@ -125,7 +124,7 @@ fn totals_from_row(key: String, row: &rusqlite::Row<'_>, at: usize) -> rusqlite:
     })
 }
 
-fn where_clause(filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
+pub(super) fn where_clause(filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
     let mut clauses = Vec::new();
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(id) = &filter.session_id {
@@ -151,8 +150,8 @@ fn where_clause(filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
 
 /// Totals over every request that matches `filter`.
 pub fn totals(conn: &Connection, filter: &Filter) -> rusqlite::Result<Totals> {
-    let (clause, args) = where_clause(filter);
-    let sql = format!("SELECT {TOTALS_COLUMNS} FROM requests r {clause}");
+    let (rows, args) = usage_rows(filter, "'total'", "'total'");
+    let sql = format!("SELECT {SUM_COLUMNS} FROM ({rows})");
     conn.query_row(&sql, params_from_iter(args), |row| {
         totals_from_row("total".to_owned(), row, 0)
     })
@@ -160,17 +159,83 @@ pub fn totals(conn: &Connection, filter: &Filter) -> rusqlite::Result<Totals> {
 
 /// Totals per group, most expensive first.
 pub fn grouped(conn: &Connection, filter: &Filter, by: GroupBy) -> rusqlite::Result<Vec<Totals>> {
-    let (clause, args) = where_clause(filter);
+    let (rows, args) = usage_rows(filter, by.usage_sql(), by.sql());
     let sql = format!(
-        "SELECT {key}, {TOTALS_COLUMNS} FROM requests r LEFT JOIN sessions s ON s.id = r.session_id {clause}
-         GROUP BY 1 ORDER BY TOTAL(r.cost_usd) DESC, COUNT(*) DESC, 1",
-        key = by.sql()
+        "SELECT key, {SUM_COLUMNS} FROM ({rows}) GROUP BY 1 ORDER BY TOTAL(cost) DESC, SUM(n) DESC, 1"
     );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(params_from_iter(args), |row| {
         totals_from_row(row.get(0)?, row, 1)
     })?;
     rows.collect()
+}
+
+/// Adds up the per-row columns of `usage_rows` in `Totals` order.
+const SUM_COLUMNS: &str = "CAST(TOTAL(n) AS INTEGER), TOTAL(ok), TOTAL(n - ok), TOTAL(prompt), TOTAL(completion),
+    TOTAL(cached), SUM(cost), TOTAL(unpriced), TOTAL(estimated), TOTAL(cache_write), SUM(subscription)";
+
+/// The rows `filter` selects, with a grouping key: whole hours from the `usage` rollup, and
+/// the requests of a partial first hour (a `since` off the hour) one by one.
+fn usage_rows(
+    filter: &Filter,
+    usage_key: &str,
+    request_key: &str,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut usage_where = Vec::new();
+    let mut request_where = Vec::new();
+    if let Some(id) = &filter.session_id {
+        // A session's figures include the `run`s started inside it, however deep.
+        args.push(id.clone().into());
+        let tree = format!(
+            "(WITH RECURSIVE tree(id) AS (SELECT ?{n} UNION ALL \
+             SELECT s.id FROM sessions s JOIN tree ON s.parent_id = tree.id) SELECT id FROM tree)",
+            n = args.len()
+        );
+        usage_where.push(format!("u.session_id IN {tree}"));
+        request_where.push(format!("r.session_id IN {tree}"));
+    }
+    let mut partial = None;
+    if let Some(since) = filter.since_ms {
+        let whole_from = super::usage::hour_at_or_after(since);
+        args.push(whole_from.into());
+        usage_where.push(format!("u.hour_ms >= ?{}", args.len()));
+        if whole_from != since {
+            args.push(since.into());
+            request_where.push(format!(
+                "r.started_ms >= ?{} AND r.started_ms < ?{}",
+                args.len(),
+                args.len() - 1
+            ));
+            partial = Some(());
+        }
+    }
+    let clause = |parts: &[String]| {
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", parts.join(" AND "))
+        }
+    };
+    let mut sql = format!(
+        "SELECT {usage_key} AS key, u.requests AS n, u.ok AS ok, u.prompt_tokens AS prompt,
+             u.completion_tokens AS completion, u.cached_tokens AS cached, u.cost_usd AS cost,
+             u.unpriced AS unpriced, u.estimated AS estimated, u.cache_write_tokens AS cache_write,
+             u.subscription_usd AS subscription
+         FROM usage u LEFT JOIN sessions s ON s.id = u.session_id {}",
+        clause(&usage_where)
+    );
+    if partial.is_some() {
+        sql.push_str(&format!(
+            " UNION ALL SELECT {request_key}, 1, r.outcome = 'ok', r.prompt_tokens,
+                 r.completion_tokens, r.cached_tokens, r.cost_usd,
+                 r.cost_usd IS NULL AND r.outcome = 'ok', r.tokens_estimated, r.cache_write_tokens,
+                 CASE WHEN r.billing = 'subscription' THEN r.cost_usd END
+             FROM requests r LEFT JOIN sessions s ON s.id = r.session_id {}",
+            clause(&request_where)
+        ));
+    }
+    (sql, args)
 }
 
 const SESSION_COLUMNS: &str =
@@ -264,4 +329,159 @@ pub fn last_session(conn: &Connection) -> rusqlite::Result<Option<String>> {
         |r| r.get(0),
     )
     .optional()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ledger::usage::HOUR_MS;
+    use crate::ledger::{Billing, Ledger, Outcome, RequestRecord, SessionStart};
+
+    /// The same figures straight from `requests`, the way they were computed before the rollup.
+    fn scanned(conn: &Connection, filter: &Filter, key: &str) -> Vec<Totals> {
+        let (clause, args) = where_clause(filter);
+        let sql = format!(
+            "SELECT {key}, COUNT(*), TOTAL(r.outcome = 'ok'), TOTAL(r.outcome != 'ok'),
+                 TOTAL(r.prompt_tokens), TOTAL(r.completion_tokens), TOTAL(r.cached_tokens),
+                 SUM(r.cost_usd), TOTAL(r.cost_usd IS NULL AND r.outcome = 'ok'),
+                 TOTAL(r.tokens_estimated), TOTAL(r.cache_write_tokens),
+                 SUM(CASE WHEN r.billing = 'subscription' THEN r.cost_usd END)
+             FROM requests r LEFT JOIN sessions s ON s.id = r.session_id {clause}
+             GROUP BY 1 ORDER BY 1"
+        );
+        let mut stmt = conn.prepare(&sql).unwrap();
+        stmt.query_map(params_from_iter(args), |row| {
+            totals_from_row(row.get(0)?, row, 1)
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    fn close(a: &[Totals], b: &[Totals]) -> bool {
+        let cost = |x: Option<f64>, y: Option<f64>| match (x, y) {
+            (Some(x), Some(y)) => (x - y).abs() < 1e-9,
+            (x, y) => x == y,
+        };
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(a, b)| {
+                cost(a.cost_usd, b.cost_usd)
+                    && cost(a.subscription_usd, b.subscription_usd)
+                    && Totals {
+                        cost_usd: None,
+                        subscription_usd: None,
+                        ..a.clone()
+                    } == Totals {
+                        cost_usd: None,
+                        subscription_usd: None,
+                        ..b.clone()
+                    }
+            })
+    }
+
+    #[test]
+    fn the_rollup_adds_up_to_what_a_scan_of_every_request_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let ledger = Ledger::open(&path).unwrap();
+        let t0 = 1_790_000_000_000 - 1_790_000_000_000 % HOUR_MS;
+        for (id, parent, tag) in [
+            ("a", None, Some("x")),
+            ("b", Some("a"), None),
+            ("c", None, Some("y")),
+        ] {
+            ledger.session_started(SessionStart {
+                id: id.to_owned(),
+                parent_id: parent.map(str::to_owned),
+                kind: "run",
+                tag: tag.map(str::to_owned),
+                program: None,
+                cwd: None,
+                pid: None,
+                started_ms: t0,
+                budget_usd: None,
+            });
+        }
+        let sessions = [Some("a"), Some("b"), Some("c"), None];
+        let models = [Some("gpt-4o"), Some("claude"), None];
+        for i in 0..600i64 {
+            let session = sessions[(i % 4) as usize].map(Arc::from);
+            let mut r = RequestRecord::new(format!("r{i:04}"), session, t0 + i * 37_000, "chat");
+            r.provider = (i % 5 != 0).then(|| ["openai", "anthropic"][(i % 2) as usize].to_owned());
+            r.served_model = models[(i % 3) as usize].map(str::to_owned);
+            r.requested_model = Some("asked".to_owned());
+            r.outcome = if i % 7 == 0 {
+                Outcome::UpstreamError
+            } else {
+                Outcome::Ok
+            };
+            r.prompt_tokens = Some(i as u64 * 3);
+            r.completion_tokens = (i % 4 != 0).then_some(i as u64);
+            r.cached_tokens = Some(i as u64 % 11);
+            r.cache_write_tokens = (i % 6 == 0).then_some(5);
+            r.tokens_estimated = i % 9 == 0;
+            r.cost_usd = (i % 7 != 0 && i % 10 != 3).then_some(i as f64 * 1e-5);
+            r.billing = if i % 13 == 0 {
+                Billing::Subscription
+            } else {
+                Billing::Api
+            };
+            ledger.record(r);
+        }
+        ledger.flush(Duration::from_secs(10)).unwrap();
+        let conn = open(&path).unwrap();
+        let filters = [
+            Filter::default(),
+            Filter {
+                session_id: Some("a".to_owned()),
+                since_ms: None,
+            },
+            Filter {
+                session_id: None,
+                since_ms: Some(t0 + HOUR_MS),
+            },
+            Filter {
+                session_id: None,
+                since_ms: Some(t0 + HOUR_MS + 1_234_567),
+            },
+            Filter {
+                session_id: Some("a".to_owned()),
+                since_ms: Some(t0 + 2 * HOUR_MS + 99),
+            },
+            Filter {
+                session_id: Some("c".to_owned()),
+                since_ms: Some(t0 + 99 * HOUR_MS),
+            },
+        ];
+        for filter in &filters {
+            for by in [
+                GroupBy::Model,
+                GroupBy::Provider,
+                GroupBy::Session,
+                GroupBy::Tag,
+            ] {
+                let mut fast = grouped(&conn, filter, by).unwrap();
+                fast.sort_by(|a, b| a.key.cmp(&b.key));
+                let slow = scanned(&conn, filter, by.sql());
+                assert!(
+                    close(&fast, &slow),
+                    "{filter:?} by {by:?}:\n{fast:#?}\n{slow:#?}"
+                );
+            }
+            let fast = totals(&conn, filter).unwrap();
+            let slow = scanned(&conn, filter, "'total'");
+            let slow = slow.into_iter().next().unwrap_or(Totals {
+                key: "total".to_owned(),
+                ..Totals::default()
+            });
+            assert!(
+                close(&[fast.clone()], &[slow.clone()]),
+                "{filter:?}:\n{fast:#?}\n{slow:#?}"
+            );
+        }
+    }
 }

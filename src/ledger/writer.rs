@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Statement, Transaction, TransactionBehavior, params};
 
+use super::usage::UsageBatch;
 use super::{Anomaly, Message, RequestRecord, SessionEnd, SessionStart};
 
 /// Most rows in one transaction; more wait for the next one.
@@ -100,12 +101,14 @@ fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
     // Looked up once per batch rather than once per row (the cache hashes the whole SQL text).
     let mut insert_request = tx.prepare_cached(INSERT_REQUEST)?;
     let mut insert_attempt = tx.prepare_cached(INSERT_ATTEMPT)?;
+    let mut usage = UsageBatch::default();
     for message in batch {
         match message {
             Message::Session(s) => insert_session(&tx, s)?,
             Message::SessionEnd(e) => end_session(&tx, e)?,
             Message::Request(r) => {
                 write_request(&tx, &mut insert_request, &mut insert_attempt, r)?;
+                usage.add(r);
                 if let Some(cost) = r.cost_usd.filter(|c| *c != 0.0 && r.budgeted) {
                     let bucket = r.started_ms - r.started_ms.rem_euclid(SPEND_BUCKET_MS);
                     *spent.entry((bucket, r.session_id.as_ref())).or_default() += cost;
@@ -119,6 +122,7 @@ fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
     for ((bucket, session), cost) in spent {
         add_spend(&tx, bucket, session.map(|s| &**s), cost)?;
     }
+    usage.write(&tx)?;
     drop((insert_request, insert_attempt));
     tx.commit()
 }

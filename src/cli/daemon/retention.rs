@@ -1,0 +1,54 @@
+//! The daemon's daily clean-up: ledger rows older than `retention.max_age_days` (or
+//! `MAX_LOG_AGE_DAYS`) are deleted at start and then once a day, off the async threads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::budget::policy::counted_since_ms;
+use crate::ledger::{self, retention};
+use crate::proxy::AppState;
+
+/// How often the clean-up runs.
+pub const EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Starts a clean-up with the config in force now, unless none is configured or the last one
+/// is still running. The handle is awaited at shutdown.
+pub fn start(state: &Arc<AppState>, running: &mut Option<JoinHandle<()>>) {
+    if running.as_ref().is_some_and(|r| !r.is_finished()) {
+        return;
+    }
+    let config = Arc::clone(&state.runtime().config);
+    let Some(days) = config.retention_days else {
+        return;
+    };
+    let path = state.ledger.path().to_path_buf();
+    *running = Some(tokio::task::spawn_blocking(move || {
+        let now = ledger::now_ms();
+        let cutoff = now - i64::from(days) * 86_400_000;
+        let result = ledger::query::open(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|conn| {
+                retention::execute(
+                    &conn,
+                    cutoff,
+                    counted_since_ms(&config.budget, now),
+                    &mut |_| {},
+                )
+                .map_err(|e| e.to_string())
+            });
+        match result {
+            Ok(done) if !done.is_empty() => tracing::info!(
+                days,
+                requests = done.requests,
+                sessions = done.sessions,
+                "retention: deleted ledger rows older than {days} days"
+            ),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(%err, "retention: the clean-up failed; it runs again tomorrow")
+            }
+        }
+    }));
+}

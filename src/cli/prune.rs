@@ -1,0 +1,136 @@
+//! `smartproxy prune`: deletes old ledger rows. A dry run unless `--execute`; never deletes
+//! rows a budget in force still counts; `--vacuum` gives the freed space back to the disk.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::format::{count, local_time};
+use super::stats::parse_since;
+use crate::budget::policy::counted_since_ms;
+use crate::ledger::{self, query, retention};
+use crate::printer;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  smartproxy prune --older-than 30d             what would go\n  \
+smartproxy prune --older-than 30d --execute   delete it\n  \
+smartproxy prune --older-than 90d --execute --vacuum\n\n\
+Deleted: requests and their attempts older than the cutoff, anomalies, and sessions that ended \
+before it and keep no newer request or running nested run. Budgets are not affected: they \
+count from a rollup that prune keeps for the current day and month. SQLite keeps freed pages for \
+reuse, so the file does not shrink until VACUUM (`--vacuum`), which rewrites the whole file: run \
+it when no smartproxy is busy writing. The daemon prunes by itself once a day when \
+retention.max_age_days (or MAX_LOG_AGE_DAYS) is set."
+)]
+pub struct PruneArgs {
+    /// Delete rows older than AGE (`30d`, `12h`, `2w`) or from before a date (`2026-10-01`).
+    /// Default: retention.max_age_days from the config.
+    #[arg(long, value_name = "AGE")]
+    pub older_than: Option<String>,
+
+    /// Delete for real; without it, only say what would be deleted.
+    #[arg(long)]
+    pub execute: bool,
+
+    /// After deleting, VACUUM the ledger to shrink the file.
+    #[arg(long, requires = "execute")]
+    pub vacuum: bool,
+
+    /// Print JSON instead of sentences.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn prune(args: &PruneArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
+    let config = super::load_config(config_path)?;
+    let requested = match (&args.older_than, config.retention_days) {
+        (Some(age), _) => parse_since(age)?,
+        (None, Some(days)) => ledger::now_ms() - i64::from(days) * 86_400_000,
+        (None, None) => anyhow::bail!(
+            "say how old: `smartproxy prune --older-than 30d` (or set retention.max_age_days)"
+        ),
+    };
+    let cutoff_ms = requested;
+    let conn = query::open(&config.database).with_context(|| {
+        format!(
+            "no ledger at {} yet: nothing to prune",
+            config.database.display()
+        )
+    })?;
+    if !args.execute {
+        let plan = retention::plan(&conn, cutoff_ms)?;
+        if args.json {
+            printer::out(&json!({"dry_run": true, "would_delete": plan}).to_string());
+        } else {
+            printer::out(&describe(&plan, "would delete"));
+            if !plan.is_empty() {
+                printer::out("run again with --execute to delete them");
+            }
+        }
+        return Ok(0);
+    }
+    let bar = printer::progress(None, "{spinner} deleting: {human_pos} requests so far");
+    let budget_from = counted_since_ms(&config.budget, ledger::now_ms());
+    let done = retention::execute(&conn, cutoff_ms, budget_from, &mut |n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    let (size, free) = retention::file_pages(&conn)?;
+    let vacuumed = if args.vacuum {
+        let bar = printer::progress(None, "{spinner} VACUUM: rewriting the ledger");
+        conn.execute_batch("VACUUM").with_context(|| {
+            "VACUUM needs the ledger to itself for a moment: retry when no smartproxy is writing"
+        })?;
+        bar.finish_and_clear();
+        Some(retention::file_pages(&conn)?.0)
+    } else {
+        None
+    };
+    if args.json {
+        printer::out(
+            &json!({"dry_run": false, "deleted": done, "file_bytes": vacuumed.unwrap_or(size),
+                    "free_bytes": if vacuumed.is_some() { 0 } else { free }})
+            .to_string(),
+        );
+        return Ok(0);
+    }
+    printer::out(&describe(&done, "deleted"));
+    match vacuumed {
+        Some(after) => printer::out(&format!(
+            "vacuumed: the ledger went from {} to {}",
+            mib(size),
+            mib(after)
+        )),
+        None if free > size / 4 && free > 8 << 20 => printer::out(&format!(
+            "{} of the ledger's {} are free pages SQLite keeps for reuse; to shrink the file, \
+             run with --vacuum while no smartproxy is writing",
+            mib(free),
+            mib(size)
+        )),
+        None => {}
+    }
+    Ok(0)
+}
+
+fn describe(p: &retention::Pruned, verb: &str) -> String {
+    if p.is_empty() {
+        format!("nothing older than {} to delete", local_time(p.cutoff_ms))
+    } else {
+        let span = match (p.oldest_ms, p.newest_ms) {
+            (Some(a), Some(b)) => format!(" ({} to {})", local_time(a), local_time(b)),
+            _ => String::new(),
+        };
+        format!(
+            "{verb} {} requests{span}, {} attempts, {} sessions and {} anomalies older than {}",
+            count(p.requests),
+            count(p.attempts),
+            count(p.sessions),
+            count(p.anomalies),
+            local_time(p.cutoff_ms)
+        )
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
+}

@@ -1,0 +1,164 @@
+//! `smartproxy status`: one line of live cost for shell prompts and Claude Code's statusline.
+//! Inside `smartproxy run` it reports that session (nested runs included); elsewhere, today.
+//! It must stay fast (a prompt runs it every time): one short read of the ledger, no network.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::format::money;
+use crate::budget::policy::{Period, period_start_ms};
+use crate::ledger::query::{self, Filter, Totals};
+use crate::ledger::{self};
+use crate::printer;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  smartproxy status                 inside `run`: this session; else today\n  \
+smartproxy status --json\n  PS1='$(smartproxy status --short) \\$ '   bash prompt\n\n\
+Claude Code statusline (~/.claude/settings.json), for sessions started with `smartproxy run`:\n  \
+\"statusLine\": {\"type\": \"command\", \"command\": \"smartproxy status\"}\n\n\
+The session is the one in SMARTPROXY_SESSION_ID, which `run` gives its command. Figures lag \
+the proxy by the ledger's batching (well under a second)."
+)]
+pub struct StatusArgs {
+    /// This session instead of the one in SMARTPROXY_SESSION_ID (a full id or a unique prefix).
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+
+    /// Only the amount spent and, when there is a budget, what is left: `$0.42 ($1.58 left)`.
+    #[arg(long)]
+    pub short: bool,
+
+    /// Print JSON instead of a line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What the line says.
+#[derive(Debug, serde::Serialize)]
+struct Status {
+    /// `session` or `today`.
+    scope: &'static str,
+    session_id: Option<String>,
+    tag: Option<String>,
+    requests: u64,
+    failed: u64,
+    spent_usd: f64,
+    budget_usd: Option<f64>,
+    left_usd: Option<f64>,
+}
+
+pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
+    let config = super::load_config(config_path)?;
+    let reference = args
+        .session
+        .clone()
+        .or_else(|| std::env::var("SMARTPROXY_SESSION_ID").ok())
+        .filter(|s| !s.trim().is_empty());
+    // Nothing recorded yet is a status too: nothing spent.
+    let conn = query::open(&config.database).ok();
+    let status = match (&conn, reference) {
+        (Some(conn), Some(reference)) => session_status(conn, &reference)?,
+        (None, Some(reference)) => Status {
+            scope: "session",
+            session_id: Some(reference),
+            ..today(Totals::default(), None)
+        },
+        (Some(conn), None) => {
+            let since_ms =
+                period_start_ms(Period::Day, ledger::now_ms(), config.budget.utc_offset_s);
+            let filter = Filter {
+                session_id: None,
+                since_ms: Some(since_ms),
+            };
+            today(query::totals(conn, &filter)?, config.budget.daily_usd)
+        }
+        (None, None) => today(Totals::default(), config.budget.daily_usd),
+    };
+    printer::out(&if args.json {
+        json!(status).to_string()
+    } else if args.short {
+        short_line(&status)
+    } else {
+        line(&status)
+    });
+    Ok(0)
+}
+
+fn session_status(conn: &rusqlite::Connection, reference: &str) -> anyhow::Result<Status> {
+    // A session `run` just started may not be written yet: its id is taken as it is.
+    let id = match query::resolve_session(conn, reference)? {
+        query::Resolved::Found(id) => id,
+        _ => reference.to_owned(),
+    };
+    let session = query::session(conn, &id)?;
+    let filter = Filter {
+        session_id: Some(id.clone()),
+        since_ms: None,
+    };
+    let totals = query::totals(conn, &filter)?;
+    let budget_usd = session.as_ref().and_then(|s| s.budget_usd);
+    let spent_usd = totals.known_cost().unwrap_or(0.0);
+    Ok(Status {
+        scope: "session",
+        session_id: Some(id),
+        tag: session.and_then(|s| s.tag),
+        requests: totals.requests,
+        failed: totals.failed,
+        spent_usd,
+        budget_usd,
+        left_usd: budget_usd.map(|b| (b - spent_usd).max(0.0)),
+    })
+}
+
+fn today(totals: Totals, daily_usd: Option<f64>) -> Status {
+    let spent_usd = totals.known_cost().unwrap_or(0.0);
+    Status {
+        scope: "today",
+        session_id: None,
+        tag: None,
+        requests: totals.requests,
+        failed: totals.failed,
+        spent_usd,
+        budget_usd: daily_usd,
+        left_usd: daily_usd.map(|b| (b - spent_usd).max(0.0)),
+    }
+}
+
+/// `smartproxy 3f2a1b0c (claude): $0.0420 · 12 req, 1 failed · $1.9580 of $2.0000 left`
+fn line(s: &Status) -> String {
+    let scope = match (&s.session_id, &s.tag) {
+        (Some(id), Some(tag)) => format!("{} ({tag})", short_id(id)),
+        (Some(id), None) => short_id(id).to_owned(),
+        (None, _) => "today".to_owned(),
+    };
+    let mut text = format!(
+        "smartproxy {scope}: {} · {} req",
+        money(Some(s.spent_usd)),
+        s.requests
+    );
+    if s.failed > 0 {
+        text.push_str(&format!(", {} failed", s.failed));
+    }
+    if let (Some(left), Some(budget)) = (s.left_usd, s.budget_usd) {
+        text.push_str(&format!(
+            " · {} of {} left",
+            money(Some(left)),
+            money(Some(budget))
+        ));
+    }
+    text
+}
+
+/// `$0.0420 ($1.9580 left)`
+fn short_line(s: &Status) -> String {
+    match s.left_usd {
+        Some(left) => format!("{} ({} left)", money(Some(s.spent_usd)), money(Some(left))),
+        None => money(Some(s.spent_usd)),
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}

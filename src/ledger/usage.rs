@@ -1,0 +1,133 @@
+//! The `usage` rollup: requests added up per hour, session, model and provider by the writer,
+//! in the transaction that inserts them. Reads over long spans (`stats`, dashboards) add up
+//! these rows instead of scanning every request.
+
+use std::collections::HashMap;
+
+use rusqlite::{Transaction, params};
+
+use super::RequestRecord;
+use super::record::{Billing, Outcome};
+
+/// The width of a `usage` row.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// The start of the rollup hour `ms` falls in.
+pub fn hour_of(ms: i64) -> i64 {
+    ms - ms.rem_euclid(HOUR_MS)
+}
+
+/// The first whole rollup hour at or after `ms`.
+pub fn hour_at_or_after(ms: i64) -> i64 {
+    let start = hour_of(ms);
+    if start == ms { ms } else { start + HOUR_MS }
+}
+
+#[derive(Debug, Default)]
+struct Sums {
+    requests: i64,
+    ok: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cached_tokens: i64,
+    cache_write_tokens: i64,
+    cost_usd: Option<f64>,
+    unpriced: i64,
+    estimated: i64,
+    subscription_usd: Option<f64>,
+}
+
+/// One batch's usage, keyed by (hour, session, model, provider): usually a row or two.
+#[derive(Debug, Default)]
+pub struct UsageBatch {
+    rows: HashMap<(i64, String, String, String), Sums>,
+}
+
+impl UsageBatch {
+    pub fn add(&mut self, r: &RequestRecord) {
+        let key = (
+            hour_of(r.started_ms),
+            r.session_id.as_deref().unwrap_or_default().to_owned(),
+            r.served_model
+                .as_deref()
+                .or(r.requested_model.as_deref())
+                .unwrap_or("(none)")
+                .to_owned(),
+            r.provider.as_deref().unwrap_or("(none)").to_owned(),
+        );
+        let tokens = |v: Option<u64>| v.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let ok = r.outcome == Outcome::Ok;
+        let s = self.rows.entry(key).or_default();
+        s.requests += 1;
+        s.ok += i64::from(ok);
+        s.prompt_tokens += tokens(r.prompt_tokens);
+        s.completion_tokens += tokens(r.completion_tokens);
+        s.cached_tokens += tokens(r.cached_tokens);
+        s.cache_write_tokens += tokens(r.cache_write_tokens);
+        if let Some(cost) = r.cost_usd {
+            s.cost_usd = Some(s.cost_usd.unwrap_or(0.0) + cost);
+            if r.billing == Billing::Subscription {
+                s.subscription_usd = Some(s.subscription_usd.unwrap_or(0.0) + cost);
+            }
+        } else if ok {
+            s.unpriced += 1;
+        }
+        s.estimated += i64::from(r.tokens_estimated);
+    }
+
+    /// Adds the batch to the rollup; a NULL cost stays NULL only while nothing has a cost.
+    pub fn write(self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO usage (hour_ms, session_id, model, provider, requests, ok, prompt_tokens,
+                 completion_tokens, cached_tokens, cache_write_tokens, cost_usd, unpriced, estimated,
+                 subscription_usd)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT (hour_ms, session_id, model, provider) DO UPDATE SET
+                 requests = requests + excluded.requests, ok = ok + excluded.ok,
+                 prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                 completion_tokens = completion_tokens + excluded.completion_tokens,
+                 cached_tokens = cached_tokens + excluded.cached_tokens,
+                 cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
+                 cost_usd = CASE WHEN cost_usd IS NULL THEN excluded.cost_usd
+                     ELSE cost_usd + IFNULL(excluded.cost_usd, 0) END,
+                 unpriced = unpriced + excluded.unpriced, estimated = estimated + excluded.estimated,
+                 subscription_usd = CASE WHEN subscription_usd IS NULL THEN excluded.subscription_usd
+                     ELSE subscription_usd + IFNULL(excluded.subscription_usd, 0) END",
+        )?;
+        for ((hour, session, model, provider), s) in self.rows {
+            upsert.execute(params![
+                hour,
+                session,
+                model,
+                provider,
+                s.requests,
+                s.ok,
+                s.prompt_tokens,
+                s.completion_tokens,
+                s.cached_tokens,
+                s.cache_write_tokens,
+                s.cost_usd,
+                s.unpriced,
+                s.estimated,
+                s.subscription_usd
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_round_down_and_up() {
+        assert_eq!(hour_of(HOUR_MS + 5), HOUR_MS);
+        assert_eq!(hour_of(HOUR_MS), HOUR_MS);
+        assert_eq!(hour_at_or_after(HOUR_MS), HOUR_MS);
+        assert_eq!(hour_at_or_after(HOUR_MS + 1), 2 * HOUR_MS);
+    }
+}
