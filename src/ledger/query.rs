@@ -479,7 +479,7 @@ mod tests {
                 ..Totals::default()
             });
             assert!(
-                close(&[fast.clone()], &[slow.clone()]),
+                close(std::slice::from_ref(&fast), std::slice::from_ref(&slow)),
                 "{filter:?}:\n{fast:#?}\n{slow:#?}"
             );
         }
