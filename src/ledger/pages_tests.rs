@@ -60,6 +60,19 @@ fn ledger() -> (tempfile::TempDir, Connection) {
         )
         .unwrap();
     }
+    // Rows written here bypass the writer, so the hourly usage rollup is built as its
+    // migration builds it from existing requests.
+    conn.execute_batch(
+        "DELETE FROM usage;
+         INSERT INTO usage SELECT started_ms - started_ms % 3600000, COALESCE(session_id, ''),
+             COALESCE(served_model, requested_model, '(none)'), COALESCE(provider, '(none)'),
+             COUNT(*), TOTAL(outcome = 'ok'), TOTAL(prompt_tokens), TOTAL(completion_tokens),
+             TOTAL(cached_tokens), TOTAL(cache_write_tokens), SUM(cost_usd),
+             TOTAL(cost_usd IS NULL AND outcome = 'ok'), TOTAL(tokens_estimated),
+             SUM(CASE WHEN billing = 'subscription' THEN cost_usd END)
+         FROM requests GROUP BY 1, 2, 3, 4;",
+    )
+    .unwrap();
     conn.execute(
         "INSERT INTO attempts (request_id, n, provider, model, status) VALUES ('req_000001', 1, 'p', 'm', 200)",
         [],
