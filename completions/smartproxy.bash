@@ -82,6 +82,9 @@ _smartproxy() {
             smartproxy,status)
                 cmd="smartproxy__subcmd__status"
                 ;;
+            smartproxy,ui)
+                cmd="smartproxy__subcmd__ui"
+                ;;
             smartproxy__subcmd__cache,clear)
                 cmd="smartproxy__subcmd__cache__subcmd__clear"
                 ;;
@@ -232,6 +235,9 @@ _smartproxy() {
             smartproxy__subcmd__help,status)
                 cmd="smartproxy__subcmd__help__subcmd__status"
                 ;;
+            smartproxy__subcmd__help,ui)
+                cmd="smartproxy__subcmd__help__subcmd__ui"
+                ;;
             smartproxy__subcmd__help__subcmd__cache,clear)
                 cmd="smartproxy__subcmd__help__subcmd__cache__subcmd__clear"
                 ;;
@@ -294,6 +300,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help__subcmd__shim,remove)
                 cmd="smartproxy__subcmd__help__subcmd__shim__subcmd__remove"
+                ;;
+            smartproxy__subcmd__help__subcmd__ui,token)
+                cmd="smartproxy__subcmd__help__subcmd__ui__subcmd__token"
                 ;;
             smartproxy__subcmd__keys,create)
                 cmd="smartproxy__subcmd__keys__subcmd__create"
@@ -391,6 +400,18 @@ _smartproxy() {
             smartproxy__subcmd__shim__subcmd__help,remove)
                 cmd="smartproxy__subcmd__shim__subcmd__help__subcmd__remove"
                 ;;
+            smartproxy__subcmd__ui,help)
+                cmd="smartproxy__subcmd__ui__subcmd__help"
+                ;;
+            smartproxy__subcmd__ui,token)
+                cmd="smartproxy__subcmd__ui__subcmd__token"
+                ;;
+            smartproxy__subcmd__ui__subcmd__help,help)
+                cmd="smartproxy__subcmd__ui__subcmd__help__subcmd__help"
+                ;;
+            smartproxy__subcmd__ui__subcmd__help,token)
+                cmd="smartproxy__subcmd__ui__subcmd__help__subcmd__token"
+                ;;
             *)
                 ;;
         esac
@@ -398,7 +419,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon dash stats sessions status export prune config budget cache capture route request keys providers prices doctor shim env completions help"
+            opts="-h -V --config --log-level --help --version run daemon dash stats sessions status export prune config budget cache capture route request keys providers prices doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1156,7 +1177,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon dash stats sessions status export prune config budget cache capture route request keys providers prices doctor shim env completions help"
+            opts="run daemon dash stats sessions status export prune config budget cache capture route request keys providers prices doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1760,6 +1781,34 @@ _smartproxy() {
         smartproxy__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__ui)
+            opts="token"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__ui__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2635,6 +2684,100 @@ _smartproxy() {
             fi
             case "${prev}" in
                 --session)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ui)
+            opts="-h -V --port --config --log-level --help --version token help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ui__subcmd__help)
+            opts="token help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ui__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ui__subcmd__help__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ui__subcmd__token)
+            opts="-h -V --ttl --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,8 +1,9 @@
 //! smartproxy: a local-first LLM proxy that launches and instruments the AI tools you run.
 //!
 //! The house plan, module by module, is `src/ARCHITECTURE.md`. Dependencies point one way:
-//! `cli -> {proxy, session} -> {routing, budget, cache, ledger, providers} -> {translate,
-//! transform, pricing, wire, config, db}`.
+//! `cli -> {proxy, session, web} -> {routing, budget, cache, ledger, providers} -> {translate,
+//! transform, pricing, wire, config, db, format}`; the daemon's admin listener (`proxy::admin`)
+//! hands the dashboard's paths to `web`.
 
 pub mod budget;
 pub mod cache;
@@ -11,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod dash;
 pub mod db;
+pub mod format;
 pub mod ledger;
 pub mod pricing;
 pub mod printer;
@@ -21,4 +23,5 @@ pub mod session;
 pub mod telemetry;
 pub mod transform;
 pub mod translate;
+pub mod web;
 pub mod wire;

@@ -1,6 +1,8 @@
-//! Reads over a large ledger: `stats`, `sessions`, `status`, `export` (time and peak memory)
-//! and `prune`'s dry run, each timed as the real binary a user runs, over a ledger of
-//! 1,000,000 requests (90 days, 3,000 sessions with nested runs, six models, 3% errors).
+//! Reads over a large ledger, each timed as a user meets it: `stats`, `sessions`, `status`,
+//! `prune`'s dry run, `export` (time and peak memory) as the real binary; the web dashboard's
+//! pages from `smartproxy ui`; the terminal dashboard's first frame in this process. The
+//! ledger holds 1,000,000 requests (90 days, 3,000 sessions with nested runs, six models, 3%
+//! errors, one long-lived daemon session).
 //!
 //! Run with `cargo bench --bench ledger_scale` (`-- --rows N` for another size, `-- --quick`
 //! for 20,000 rows and one repetition: a smoke run whose figures mean nothing). The ledger is
@@ -17,6 +19,7 @@
 )]
 
 mod generate;
+mod pages;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -103,6 +106,11 @@ fn main() -> anyhow::Result<()> {
         &[],
         1000.0,
     );
+
+    let pages = pages::measure(&bin, &ledger.path, home.path(), &ledger.busiest_session, repeat)?;
+    for (name, ms) in pages {
+        results.push((name, ms, TARGET_MS));
+    }
 
     // The dashboard's first frame, in this process: the poller's first reads, applied to a
     // state and drawn at 80x24 (what `smartproxy dash` shows before its first poll).

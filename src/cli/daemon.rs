@@ -29,7 +29,9 @@ const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:4101";
     after_help = "Examples:\n  smartproxy daemon --watch\n  smartproxy daemon --detach && smartproxy daemon status\n  \
 SMARTPROXY_API_KEY=$(openssl rand -hex 24) SMARTPROXY_LISTEN=0.0.0.0:4100 smartproxy daemon\n\n\
 Client keys (SMARTPROXY_API_KEY, `smartproxy keys create`) open the model API; the admin \
-endpoints (/admin/*, /metrics, /debug/*, /stats) take SMARTPROXY_ADMIN_KEY instead."
+endpoints (/admin/*, /metrics, /debug/*, /stats) take SMARTPROXY_ADMIN_KEY instead. The admin \
+listener also serves the web dashboard at / (access: WEBUI_SECURITY and JWT_SECRET, see \
+`smartproxy ui --help`)."
 )]
 pub struct DaemonArgs {
     #[command(subcommand)]
@@ -254,8 +256,23 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
          provider credit. Set SMARTPROXY_API_KEY (e.g. `export SMARTPROXY_API_KEY=$(openssl rand -hex 24)`) \
          and have clients send it as `Authorization: Bearer <key>`, or listen on 127.0.0.1"
     );
+    // WEBUI_SECURITY wins over the config's `webui_security:`.
+    let env = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            (name == "WEBUI_SECURITY")
+                .then(|| config.webui_security.clone())
+                .flatten()
+        })
+    };
+    let web_security = crate::web::Security::from_env(&env, admin_listen)
+        .context("cannot serve the web dashboard")?;
     let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
     let source = config.source.clone();
+    let mut web = crate::web::Web {
+        db: config.database.clone(),
+        security: web_security,
+        bodies: crate::web::Bodies::None,
+    };
     let mut state = AppState::new(
         Arc::new(config),
         ledger.clone(),
@@ -266,9 +283,14 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     .context("cannot set up the providers")?;
     state.daemon_sessions = Some(DaemonSessions::default());
     state.admin_keys = admin_keys;
+
     state.config_source = source.clone();
     state.cache = super::cache_cmd::open_for_serving(&state.runtime().config)?;
     state.capture = super::capture_cmd::open_for_serving(&state.runtime().config)?;
+    if let Some(capture) = &state.capture {
+        web.bodies = crate::web::Bodies::Live(Arc::clone(capture));
+    }
+    state.web = Some(Arc::new(web));
     state.shared_budget = crate::budget::SharedBudget::open(
         state.ledger.path(),
         &state.runtime().config.budget,

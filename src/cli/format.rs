@@ -4,63 +4,8 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
+pub use crate::format::{count, duration, local_time, money};
 use crate::ledger::query::Totals;
-
-/// `$1.2346`, `$0.000045`, `$0.000000012`, `$0`, or `n/a` when unknown. Amounts under a cent
-/// keep at least two significant digits, so a small cost or budget never shows as zero.
-pub fn money(usd: Option<f64>) -> String {
-    match usd {
-        None => "n/a".to_owned(),
-        Some(0.0) => "$0".to_owned(),
-        Some(v) if v.abs() >= 0.01 => format!("${v:.4}"),
-        Some(v) if v.abs() < 1e-11 => format!("${v:.1e}"),
-        Some(v) => {
-            // Digits to the first significant one, plus one more.
-            let leading = (-v.abs().log10()).ceil() as usize;
-            let decimals = (leading + 1).clamp(6, 12);
-            format!("${v:.decimals$}")
-        }
-    }
-}
-
-/// `1234567` -> `1,234,567`.
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Local time of an epoch-millisecond timestamp, `2026-11-22 14:03`.
-pub fn local_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
-pub fn duration(ms: i64) -> String {
-    let secs = ms as f64 / 1000.0;
-    if secs < 60.0 {
-        format!("{secs:.1}s")
-    } else if secs < 3600.0 {
-        format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
-    } else {
-        format!(
-            "{}h{:02}m",
-            (secs / 3600.0) as u64,
-            ((secs % 3600.0) / 60.0) as u64
-        )
-    }
-}
 
 /// A figure with `*` when some of it is estimated.
 fn tokens(n: u64, estimated: bool) -> String {
@@ -152,23 +97,6 @@ pub fn totals_table(first_column: &str, rows: &[Totals], total: &Totals) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats() {
-        assert_eq!(money(None), "n/a");
-        assert_eq!(money(Some(0.0)), "$0");
-        assert_eq!(money(Some(0.000_045)), "$0.000045");
-        assert_eq!(money(Some(0.000_000_012)), "$0.000000012");
-        assert_eq!(money(Some(0.000_000_001_5)), "$0.0000000015");
-        assert_eq!(money(Some(0.005)), "$0.005000");
-        assert_eq!(money(Some(2e-13)), "$2.0e-13");
-        assert_eq!(money(Some(1.23456)), "$1.2346");
-        assert_eq!(count(0), "0");
-        assert_eq!(count(1234567), "1,234,567");
-        assert_eq!(count(123), "123");
-        assert_eq!(duration(1500), "1.5s");
-        assert_eq!(duration(125_000), "2m05s");
-    }
 
     #[test]
     fn subscription_costs_are_marked_notional() {

@@ -10,7 +10,7 @@ mod dash;
 mod doctor;
 mod env_cmd;
 mod export;
-pub(crate) mod format;
+mod format;
 mod keys;
 mod prices;
 mod prices_update;
@@ -23,6 +23,7 @@ mod sessions;
 mod shim;
 mod stats;
 mod status;
+mod ui;
 
 use std::path::{Path, PathBuf};
 
@@ -126,6 +127,8 @@ pub enum Command {
     Shim(shim::ShimCommand),
     /// Print the variables that point tools started outside `run` at the daemon, for `eval`.
     Env(env_cmd::EnvArgs),
+    /// The web dashboard over the ledger on a loopback port; `ui token` prints a login token.
+    Ui(ui::UiArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
 }
@@ -153,6 +156,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Prices(cmd) => prices::prices(&cmd, config_path.as_deref()),
         Command::Doctor(args) => doctor::doctor(&args, config_path.as_deref()),
         Command::Env(args) => env_cmd::env(&args, config_path.as_deref()),
+        Command::Ui(args) => ui::ui(&args, config_path.as_deref()),
         Command::Shim(cmd) => shim::shim(&cmd, config_path.as_deref()),
         Command::Completions(args) => completions::completions(&args),
     }

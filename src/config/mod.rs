@@ -59,6 +59,9 @@ pub struct Config {
     /// that brings the client's own credential instead of a smartproxy key is forwarded with
     /// that credential to an `anthropic` provider (see `Config::enable_passthrough`).
     pub passthrough: bool,
+    /// `webui_security:` as written (upper-cased, checked): who may see the web dashboard.
+    /// `WEBUI_SECURITY` wins over it; `None` leaves the default (`AUTH_WHEN_PROXIED`).
+    pub webui_security: Option<String>,
 }
 
 /// What `run --preset NAME` applies: a default tag and budget (flags still win) and extra

@@ -63,6 +63,9 @@ pub struct RawConfig {
     /// `anthropic`: Anthropic clients' own credentials (a Claude subscription's OAuth token)
     /// are forwarded to an `anthropic` provider instead of being refused.
     pub passthrough: Option<String>,
+    /// Who may see the web dashboard: `NONE`, `AUTH_WHEN_PROXIED` (default) or `ALWAYS_AUTH`;
+    /// the `WEBUI_SECURITY` variable wins over it.
+    pub webui_security: Option<String>,
 }
 
 /// What `run --preset NAME` (and the shims) apply to a session.

@@ -235,6 +235,7 @@ impl Validator<'_> {
         let transforms = self.transforms(&raw, env);
         let presets = self.presets(&raw);
         let passthrough = self.passthrough(&raw);
+        let webui_security = self.webui_security(&raw);
         let mut config = Config {
             source: self.file.map(Path::to_path_buf),
             listen,
@@ -259,6 +260,7 @@ impl Validator<'_> {
             ollama_keyless: raw.ollama.keyless.unwrap_or(false),
             presets,
             passthrough: false,
+            webui_security,
         };
         if passthrough {
             config.enable_passthrough();
@@ -281,6 +283,22 @@ impl Validator<'_> {
                 false
             }
         }
+    }
+
+    /// `webui_security:`, one of the dashboard's three access modes.
+    fn webui_security(&mut self, raw: &RawConfig) -> Option<String> {
+        let written = raw.webui_security.as_deref()?.trim();
+        let text = written.to_ascii_uppercase();
+        if ["NONE", "AUTH_WHEN_PROXIED", "ALWAYS_AUTH"].contains(&text.as_str()) {
+            return Some(text);
+        }
+        self.error(
+            "webui_security",
+            format!(
+                "`{written}` is not a dashboard access mode: write AUTH_WHEN_PROXIED (a token when a reverse proxy forwards the request; the default), ALWAYS_AUTH, or NONE (loopback only)"
+            ),
+        );
+        None
     }
 
     fn provider(

@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::state::State;
 use super::ui::{bold, latency};
-use crate::cli::format::money;
+use crate::format::money;
 use crate::ledger::live::{AttemptView, RequestDetail};
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State) {

@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 
 use super::detail;
 use super::state::{Daemon, Mode, SessionView, State};
-use crate::cli::format::money;
+use crate::format::money;
 use crate::ledger::live::{GroupTotals, RequestRow};
 
 /// Below this the dashboard does not try to fit.

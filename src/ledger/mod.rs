@@ -9,6 +9,7 @@ pub mod export;
 pub mod keys;
 pub mod live;
 mod migrations;
+pub mod pages;
 pub mod query;
 mod record;
 pub mod retention;

@@ -1,6 +1,7 @@
 //! The admin listener: reload, stats, budget, Prometheus metrics and debug views. It listens on
 //! its own address (127.0.0.1:4101 by default) so that it never shares a port with clients.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
@@ -15,8 +16,21 @@ use super::error::ApiError;
 use super::router::reject;
 use super::views::{debug_status, stats};
 
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ProxyBody> {
+pub async fn handle(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let path = req.uri().path();
+    // The dashboard's pages check their own access (`WEBUI_SECURITY`, JWT); `/admin/*`,
+    // `/metrics` and `/debug/*` keep the admin key.
+    if let Some(web) = &state.web
+        && crate::web::is_web_path(path)
+    {
+        return crate::web::handle(Arc::clone(web), peer, req)
+            .await
+            .map(ProxyBody::full);
+    }
     // Health checks need no key: they say nothing but "up".
     if path != "/healthz"
         && let Err(err) = authorize_admin(&state, req.headers())

@@ -107,7 +107,7 @@ async fn accept_loop(
             async move {
                 Ok::<_, Infallible>(match kind {
                     Listener::Public => handle(state, peer, req).await,
-                    Listener::Admin => admin::handle(state, req).await,
+                    Listener::Admin => admin::handle(state, peer.addr, req).await,
                 })
             }
         });

@@ -135,6 +135,8 @@ pub struct AppState {
     /// The keys that open the admin endpoints (`SMARTPROXY_ADMIN_KEY` on the daemon, the
     /// session key under `run`). Empty: admin is open only while client keys are too.
     pub admin_keys: ClientKeys,
+    /// The web dashboard the admin listener serves (the daemon's), with its own access rules.
+    pub web: Option<Arc<crate::web::Web>>,
     /// Ollama's `/api/*` served to loopback clients without a key: always on a `run` session's
     /// own proxy, on the daemon only with `ollama.keyless: true`.
     pub ollama_keyless: bool,
@@ -185,6 +187,7 @@ impl AppState {
             health,
             keys,
             admin_keys: ClientKeys::open(),
+            web: None,
             ollama_keyless: false,
             daemon_sessions: None,
             config_source: None,

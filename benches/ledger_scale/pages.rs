@@ -1,0 +1,87 @@
+//! The web dashboard's pages over the bench ledger: `smartproxy ui` on a free loopback port,
+//! each page fetched whole (one plain HTTP/1.1 GET per sample, `Connection: close`).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// Stops `smartproxy ui` however the bench ends.
+struct Ui(Child);
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Median milliseconds per page, named by path.
+pub fn measure(
+    bin: &Path,
+    ledger: &Path,
+    home: &Path,
+    busiest_session: &str,
+    repeat: usize,
+) -> anyhow::Result<Vec<(String, f64)>> {
+    let conn = rusqlite::Connection::open(ledger)?;
+    let (request, session): (String, String) = conn.query_row(
+        "SELECT id, session_id FROM requests WHERE session_id != ?1 ORDER BY started_ms DESC LIMIT 1",
+        [busiest_session],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let _ui = Ui(Command::new(bin)
+        .args(["ui", "--port", &port.to_string()])
+        .env_clear()
+        .env("HOME", home)
+        .env("SMARTPROXY_DB", ledger)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start smartproxy ui")?);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("smartproxy ui did not listen on {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pages = [
+        ("web: / (overview)".to_owned(), "/".to_owned()),
+        ("web: /performance".to_owned(), "/performance".to_owned()),
+        ("web: /sessions/{id} (a run)".to_owned(), format!("/sessions/{session}")),
+        (
+            "web: /sessions/{id} (the busiest)".to_owned(),
+            format!("/sessions/{busiest_session}"),
+        ),
+        ("web: /request/{id}".to_owned(), format!("/request/{request}")),
+    ];
+    let mut out = Vec::new();
+    for (name, path) in pages {
+        let ms = super::median_ms(repeat, || {
+            let status = get(port, &path).expect("the page answers");
+            assert!(status.starts_with("HTTP/1.1 200"), "{path}: {status}");
+        });
+        out.push((name, ms));
+    }
+    Ok(out)
+}
+
+/// Fetches `path` whole and returns the status line.
+fn get(port: u16, path: &str) -> anyhow::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut body = Vec::new();
+    stream.read_to_end(&mut body)?;
+    let text = String::from_utf8_lossy(&body);
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}

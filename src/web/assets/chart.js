@@ -1,0 +1,118 @@
+// smartproxy dashboard charts: a bar chart (spend per day) and a scatter plot (tokens against
+// response time, one colour per model), drawn as SVG from JSON embedded in the page.
+// No dependencies, no inline code: the Content-Security-Policy allows this file only.
+"use strict";
+(function () {
+  var NS = "http://www.w3.org/2000/svg";
+  var COLOURS = ["#3b5bdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#0c8599", "#c92a2a", "#5c940d", "#868e96"];
+  var W = 900, H = 280, L = 64, R = 16, T = 12, B = 40;
+
+  function el(name, attrs, parent) {
+    var node = document.createElementNS(NS, name);
+    for (var k in attrs) node.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+  function text(parent, x, y, s, anchor) {
+    var t = el("text", { x: x, y: y, "text-anchor": anchor || "middle" }, parent);
+    t.textContent = s;
+    return t;
+  }
+  function title(parent, s) {
+    el("title", {}, parent).textContent = s;
+  }
+  // Round tick steps (1, 2, 5 times a power of ten) from 0 to the first tick at or above max.
+  function ticks(max, n) {
+    if (!(max > 0)) max = 1;
+    var raw = max / n, p = Math.pow(10, Math.floor(Math.log10(raw))), step = p;
+    [1, 2, 5, 10].some(function (m) { step = m * p; return m * p >= raw; });
+    var count = Math.ceil(max / step - 1e-9), out = [];
+    for (var i = 0; i <= count; i++) out.push(+(i * step).toPrecision(12));
+    return out;
+  }
+  function svg(container) {
+    var s = el("svg", { viewBox: "0 0 " + W + " " + H, role: "img", preserveAspectRatio: "xMidYMid meet" });
+    container.appendChild(s);
+    return s;
+  }
+  function yAxis(s, top, fmt) {
+    ticks(top, 4).forEach(function (v) {
+      var y = T + (H - T - B) * (1 - v / top);
+      el("line", { x1: L, x2: W - R, y1: y, y2: y, class: "axis" }, s);
+      text(s, L - 6, y + 4, fmt(v), "end");
+    });
+  }
+  function money(v) {
+    if (v === 0) return "$0";
+    if (v >= 100) return "$" + v.toFixed(0);
+    if (v >= 1) return "$" + v.toFixed(2);
+    return "$" + v.toPrecision(2);
+  }
+
+  function bars(container, data) {
+    if (!data.length) return;
+    var s = svg(container);
+    var max = Math.max.apply(null, data.map(function (d) { return d.value; }));
+    var top = ticks(max, 4).slice(-1)[0] || 1;
+    yAxis(s, top, money);
+    var slot = (W - L - R) / data.length, width = Math.max(2, slot * 0.7);
+    data.forEach(function (d, i) {
+      var h = (H - T - B) * (d.value / top), x = L + i * slot + (slot - width) / 2;
+      var r = el("rect", { x: x, y: H - B - h, width: width, height: Math.max(h, 0.5), class: "bar" }, s);
+      title(r, d.label + ": " + d.text);
+      if (data.length <= 10 || i % Math.ceil(data.length / 10) === 0 || i === data.length - 1)
+        text(s, x + width / 2, H - B + 16, d.label.slice(5));
+    });
+    s.setAttribute("data-drawn", String(data.length));
+  }
+
+  function scatter(container, data) {
+    var pts = data.points || [];
+    if (!pts.length) return;
+    var s = svg(container);
+    var maxX = Math.max.apply(null, pts.map(function (p) { return p.x; })) || 1;
+    var maxY = Math.max.apply(null, pts.map(function (p) { return p.y; })) || 1;
+    var topX = ticks(maxX, 6).slice(-1)[0], topY = ticks(maxY, 4).slice(-1)[0];
+    yAxis(s, topY, function (v) { return v >= 1000 ? (v / 1000) + " s" : v + " ms"; });
+    ticks(topX, 6).forEach(function (v) {
+      var x = L + (W - L - R) * (v / topX);
+      el("line", { x1: x, x2: x, y1: T, y2: H - B, class: "axis" }, s);
+      text(s, x, H - B + 16, String(v));
+    });
+    text(s, (L + W - R) / 2, H - 4, "tokens (in + out)");
+    pts.forEach(function (p) {
+      var colour = COLOURS[p.s % COLOURS.length];
+      var a = el("a", { href: "/request/" + encodeURIComponent(p.id) }, s);
+      var c = el("circle", {
+        cx: (L + (W - L - R) * (p.x / topX)).toFixed(1), cy: (T + (H - T - B) * (1 - p.y / topY)).toFixed(1), r: 4,
+        fill: p.bad ? "none" : colour, stroke: colour, "stroke-width": 1.5, "fill-opacity": 0.7, class: "point"
+      }, a);
+      title(c, (data.series[p.s] || "") + ": " + p.x + " tokens, " + Math.round(p.y) + " ms" + (p.bad ? " (failed)" : ""));
+    });
+    var legend = document.createElement("div");
+    legend.className = "legend";
+    (data.series || []).forEach(function (name, i) {
+      var item = document.createElement("span"), sw = document.createElement("span");
+      sw.className = "swatch s" + (i % COLOURS.length);
+      item.appendChild(sw);
+      item.appendChild(document.createTextNode(name));
+      legend.appendChild(item);
+    });
+    container.appendChild(legend);
+    s.setAttribute("data-drawn", String(pts.length));
+  }
+
+  function draw() {
+    var charts = document.querySelectorAll(".chart[data-source]");
+    Array.prototype.forEach.call(charts, function (container) {
+      var source = document.getElementById(container.getAttribute("data-source"));
+      if (!source) return;
+      var data;
+      try { data = JSON.parse(source.textContent); } catch (e) { return; }
+      if (container.getAttribute("data-kind") === "bars") bars(container, data);
+      else scatter(container, data);
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draw);
+  else draw();
+})();

@@ -1,0 +1,577 @@
+//! The web dashboard: server-rendered pages over the ledger (`/`, `/sessions/{id}`,
+//! `/performance`, `/request/{id}`), their JSON (`/api/...`), a login form, and the stylesheet
+//! and chart script embedded in the binary (no CDN, no build step). Mounted on the daemon's
+//! admin listener and served alone by `smartproxy ui`.
+//!
+//! - `security` decides who may look (`WEBUI_SECURITY`, JWTs signed with `JWT_SECRET`).
+//! - `pages` renders HTML from `ledger::pages` queries; `html` escapes and lays out.
+//! - `serve` is the listener `smartproxy ui` runs.
+//!
+//! Every ledger read opens its own read-only connection on a blocking thread.
+
+mod assets;
+pub mod html;
+pub mod pages;
+pub mod security;
+pub mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::json;
+
+pub use security::{Mode, Security, SecurityError};
+
+use crate::ledger::pages as queries;
+
+/// How long the cookie `/login` sets is valid.
+pub const LOGIN_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Days in the spend chart.
+const CHART_DAYS: u64 = 30;
+/// The largest login form read.
+const FORM_LIMIT: usize = 8 * 1024;
+/// What every HTML page may load: its own stylesheet and script, nothing remote, no inline code.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// What the dashboard needs: where the ledger is and who may look.
+#[derive(Debug, Clone)]
+pub struct Web {
+    pub db: PathBuf,
+    pub security: Security,
+    /// Where the request page finds captured bodies.
+    pub bodies: Bodies,
+}
+
+/// The store of captured bodies (`capture:`), when there is one.
+#[derive(Clone)]
+pub enum Bodies {
+    None,
+    /// The daemon's own store (a memory store is readable only this way).
+    Live(Arc<crate::capture::CaptureHandle>),
+    /// A file store read from outside the proxy (`smartproxy ui`).
+    Files(crate::config::CaptureConfig),
+}
+
+impl std::fmt::Debug for Bodies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "Bodies::None",
+            Self::Live(_) => "Bodies::Live",
+            Self::Files(_) => "Bodies::Files",
+        })
+    }
+}
+
+impl Bodies {
+    /// A request's captured bodies; an unreadable store is logged and shown as not captured.
+    fn load(&self, id: &str) -> Option<crate::capture::Captured> {
+        let loaded = match self {
+            Self::None => return None,
+            Self::Live(handle) => handle.load(id),
+            Self::Files(config) => crate::capture::load(config, id),
+        };
+        loaded
+            .inspect_err(|err| tracing::warn!(%err, "captured bodies could not be read"))
+            .ok()
+            .flatten()
+    }
+}
+
+/// Whether the dashboard answers `path` (the admin listener sends it these).
+pub fn is_web_path(path: &str) -> bool {
+    matches!(path, "/" | "/performance" | "/login" | "/logout")
+        || ["/sessions/", "/request/", "/assets/", "/api/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+}
+
+fn now_s() -> i64 {
+    crate::ledger::now_ms() / 1000
+}
+
+/// Answers one dashboard request.
+pub async fn handle<B>(web: Arc<Web>, peer: SocketAddr, req: Request<B>) -> Response<Bytes>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let method = req.method().clone();
+    if let Some(name) = path.strip_prefix("/assets/") {
+        return assets::serve(name, req.headers());
+    }
+    match (&method, path.as_str()) {
+        (&Method::GET, "/login") => {
+            return login_page(&web, None, StatusCode::OK, &query_param(&query, "next"));
+        }
+        (&Method::POST, "/login") => return login(&web, req).await,
+        (&Method::POST, "/logout") => return logout(),
+        _ => {}
+    }
+    if !web.security.allows(peer.ip(), req.headers(), now_s()) {
+        if path.starts_with("/api/") {
+            return json_error(
+                StatusCode::UNAUTHORIZED,
+                "a dashboard token is required: `Authorization: Bearer <token from smartproxy ui token>`",
+                "invalid_ui_token",
+            );
+        }
+        let next = match req.uri().path_and_query() {
+            Some(pq) => pq.as_str().to_owned(),
+            None => "/".to_owned(),
+        };
+        return login_page(&web, None, StatusCode::UNAUTHORIZED, &next);
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return html_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            html::not_found("Only GET works here."),
+        );
+    }
+    route(web, &path, &query).await
+}
+
+/// The pages and their JSON, once access is granted.
+async fn route(web: Arc<Web>, path: &str, query: &str) -> Response<Bytes> {
+    let (api, page_path) = match path.strip_prefix("/api") {
+        Some(rest) => (true, rest.to_owned()),
+        None => (false, path.to_owned()),
+    };
+    let before = query_param(query, "before");
+    let result = tokio::task::spawn_blocking(move || {
+        render(
+            &web,
+            &page_path,
+            api,
+            (!before.is_empty()).then_some(before),
+        )
+    })
+    .await
+    .unwrap_or_else(|e| Err(RenderError::Join(e)));
+    match result {
+        Ok(Some(Rendered::Html(body))) => html_response(StatusCode::OK, body),
+        Ok(Some(Rendered::Json(value))) => json_response(StatusCode::OK, value.to_string()),
+        Ok(Some(Rendered::Redirect(to))) => redirect(&to),
+        Ok(None) if api => json_error(
+            StatusCode::NOT_FOUND,
+            &format!("nothing at {path}"),
+            "not_found",
+        ),
+        Ok(None) => html_response(
+            StatusCode::NOT_FOUND,
+            html::not_found(&format!("Nothing is recorded at {path}.")),
+        ),
+        Err(err) if api => {
+            tracing::warn!(%err, "dashboard query failed");
+            json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &err.to_string(),
+                "ledger_error",
+            )
+        }
+        Err(err) => {
+            tracing::warn!(%err, "dashboard query failed");
+            html_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                html::failure(&err.to_string()),
+            )
+        }
+    }
+}
+
+enum Rendered {
+    Redirect(String),
+    Html(String),
+    Json(serde_json::Value),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RenderError {
+    #[error("{0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Runs the page's queries (on a blocking thread) and renders it; `None` is a 404.
+fn render(
+    web: &Web,
+    path: &str,
+    api: bool,
+    before: Option<String>,
+) -> Result<Option<Rendered>, RenderError> {
+    let conn = queries::open(&web.db)?;
+    let id = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .map(percent_decode)
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+    };
+    if path == "/" {
+        let (overview, latest) = match &conn {
+            Some(conn) => {
+                let mut overview = queries::overview(conn, bounds(), day_label)?;
+                overview.days = every_day(&overview.days);
+                (overview, queries::recent_requests(conn, 20)?)
+            }
+            None => (empty_overview(), Vec::new()),
+        };
+        return Ok(Some(if api {
+            Rendered::Json(json!({"overview": overview, "latest": latest}))
+        } else {
+            Rendered::Html(pages::overview::render(&overview, &latest))
+        }));
+    }
+    if path == "/performance" {
+        let rows = match &conn {
+            Some(conn) => queries::recent_requests(conn, queries::PERFORMANCE_SAMPLE)?,
+            None => Vec::new(),
+        };
+        return Ok(Some(if api {
+            Rendered::Json(serde_json::to_value(&rows)?)
+        } else {
+            Rendered::Html(pages::performance::render(&rows))
+        }));
+    }
+    let Some(conn) = conn else {
+        return Ok(None);
+    };
+    if let Some(id) = id("/sessions/") {
+        return Ok(
+            match queries::session_page(&conn, &id, before.as_deref())? {
+                Some(page) if api => Some(Rendered::Json(serde_json::to_value(&page)?)),
+                Some(page) => Some(Rendered::Html(pages::session::render(&page))),
+                // A unique prefix of an id (as `smartproxy stats --session` takes) leads to it.
+                None if !api && id.len() >= 4 => {
+                    match crate::ledger::query::resolve_session(&conn, &id)? {
+                        crate::ledger::query::Resolved::Found(full) => Some(Rendered::Redirect(
+                            format!("/sessions/{}", html::url_segment(&full)),
+                        )),
+                        _ => None,
+                    }
+                }
+                None => None,
+            },
+        );
+    }
+    if let Some(id) = id("/request/") {
+        return Ok(match queries::request_detail(&conn, &id)? {
+            Some(detail) if api => Some(Rendered::Json(serde_json::to_value(&detail)?)),
+            Some(detail) => {
+                let bodies = web.bodies.load(&id);
+                let (request, response) = bodies
+                    .as_ref()
+                    .map_or((None, None), |c| (c.request.as_ref(), c.response.as_ref()));
+                Some(Rendered::Html(pages::request::render(
+                    &detail,
+                    request.map(|b| pages::request::Payload { bytes: b }),
+                    response.map(|b| pages::request::Payload { bytes: b }),
+                )))
+            }
+            None => None,
+        });
+    }
+    Ok(None)
+}
+
+fn empty_overview() -> queries::Overview {
+    queries::Overview {
+        today: crate::ledger::query::Totals::default(),
+        month: queries::Period::default(),
+        days: Vec::new(),
+        today_partial: false,
+        sessions: Vec::new(),
+        empty: true,
+    }
+}
+
+/// Local midnight `days_back` days before today, in epoch milliseconds.
+fn local_midnight(date: chrono::NaiveDate) -> i64 {
+    date.and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+        .map_or(0, |t| t.timestamp_millis())
+}
+
+fn bounds() -> queries::Bounds {
+    use chrono::Datelike;
+    let today = chrono::Local::now().date_naive();
+    let month = today.with_day(1).unwrap_or(today);
+    let chart = today - chrono::Days::new(CHART_DAYS - 1);
+    queries::Bounds {
+        today_start_ms: local_midnight(today),
+        month_start_ms: local_midnight(month),
+        chart_start_ms: local_midnight(chart),
+    }
+}
+
+/// The chart's 30 days, oldest first, days without spend as zero.
+fn every_day(spent: &[queries::DaySpend]) -> Vec<queries::DaySpend> {
+    let today = chrono::Local::now().date_naive();
+    (0..CHART_DAYS)
+        .rev()
+        .map(|back| {
+            let day = (today - chrono::Days::new(back))
+                .format("%Y-%m-%d")
+                .to_string();
+            let cost_usd = spent
+                .iter()
+                .filter(|d| d.day == day)
+                .map(|d| d.cost_usd)
+                .sum();
+            queries::DaySpend { day, cost_usd }
+        })
+        .collect()
+}
+
+fn day_label(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// `%41` -> `A`, `+` -> space.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of `name` in a query string or form body, decoded; empty when absent.
+pub fn query_param(query: &str, name: &str) -> String {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(v))
+        .unwrap_or_default()
+}
+
+/// A local path to return to after login; anything else (another host) is `/`.
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.starts_with("/login")
+    {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn login_page(web: &Web, error: Option<&str>, status: StatusCode, next: &str) -> Response<Bytes> {
+    let how = match (
+        web.security.login_with_admin_key(),
+        web.security.secret_configured,
+    ) {
+        (true, true) => {
+            "Paste the admin key (<code>SMARTPROXY_ADMIN_KEY</code>) or a token from <code>smartproxy ui token</code>."
+        }
+        (true, false) => "Paste the admin key (<code>SMARTPROXY_ADMIN_KEY</code>).",
+        (false, true) => {
+            "Paste a token from <code>smartproxy ui token</code> (signed with this server's <code>JWT_SECRET</code>)."
+        }
+        (false, false) => {
+            "No way to sign in is set up: start smartproxy with <code>JWT_SECRET</code> (then run <code>smartproxy ui token</code>) or <code>SMARTPROXY_ADMIN_KEY</code>."
+        }
+    };
+    let error = error
+        .map(|e| format!(r#"<p class="bad">{}</p>"#, html::esc(e)))
+        .unwrap_or_default();
+    let body = format!(
+        r#"<section class="notice login"><h1>Sign in</h1><p>This dashboard asks for a token here ({mode}).</p><p>{how}</p>{error}
+<form method="post" action="/login"><input type="hidden" name="next" value="{next}">
+<label>Key or token <input type="password" name="key" autocomplete="current-password" required></label>
+<button type="submit">Sign in</button></form></section>"#,
+        mode = html::esc(web.security.mode.name()),
+        next = html::esc(safe_next(next)),
+    );
+    html_response(status, html::page("Sign in", html::Nav::None, &body))
+}
+
+async fn login<B>(web: &Web, req: Request<B>) -> Response<Bytes>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let secure = req
+        .headers()
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let form = match http_body_util::Limited::new(req.into_body(), FORM_LIMIT)
+        .collect()
+        .await
+    {
+        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+        Err(_) => {
+            return login_page(
+                web,
+                Some("The form could not be read."),
+                StatusCode::BAD_REQUEST,
+                "/",
+            );
+        }
+    };
+    let key = query_param(&form, "key");
+    let next = query_param(&form, "next");
+    let now = now_s();
+    let token = if web.security.is_admin_key(key.trim()) {
+        web.security.issue(now, LOGIN_TTL)
+    } else if web.security.verify(&key, now) {
+        key.trim().to_owned()
+    } else {
+        return login_page(
+            web,
+            Some("That key or token is not valid here."),
+            StatusCode::UNAUTHORIZED,
+            &next,
+        );
+    };
+    let mut response = redirect(safe_next(&next));
+    let cookie = format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        security::COOKIE,
+        LOGIN_TTL.as_secs(),
+        if secure { "; Secure" } else { "" }
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn logout() -> Response<Bytes> {
+    let mut response = redirect("/login");
+    let cookie = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        security::COOKIE
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn redirect(to: &str) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(value) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn html_response(status: StatusCode, body: String) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The OpenAI error shape, for the JSON endpoints.
+fn json_error(status: StatusCode, message: &str, code: &str) -> Response<Bytes> {
+    let kind = if status.is_server_error() {
+        "server_error"
+    } else {
+        "invalid_request_error"
+    };
+    json_response(
+        status,
+        json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
+            .to_string(),
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_params() {
+        assert!(is_web_path("/"));
+        assert!(is_web_path("/sessions/abc"));
+        assert!(!is_web_path("/admin/stats"));
+        assert!(!is_web_path("/metrics"));
+        assert_eq!(
+            query_param("a=1&next=%2Fsessions%2Fx+y", "next"),
+            "/sessions/x y"
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(safe_next("//evil.example/"), "/");
+        assert_eq!(safe_next("https://evil.example/"), "/");
+        assert_eq!(safe_next("/request/r1"), "/request/r1");
+    }
+}

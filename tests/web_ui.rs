@@ -1,0 +1,645 @@
+//! The web dashboard end to end: `smartproxy ui` over a ledger filled by real `run` sessions
+//! (a nested run, a failed request, markup in a tag and a program name), each page fetched
+//! raw (status, headers, escaping) and rendered in headless Chromium (DOM after the chart
+//! script ran, a screenshot checked to be a 1280x900 PNG with content); the empty ledger; 404s.
+//! Access rules are in tests/web_auth.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{TestEnv, chat_body, post_chat, run_to_end, skip_or_fail, text};
+
+const TAG: &str = "<script>alert('tag')</script>";
+const PROGRAM: &str = "<img src=x onerror=alert(1)>";
+
+/// `smartproxy ui` on a free port, killed on drop.
+struct Ui {
+    child: Child,
+    url: String,
+}
+
+impl Ui {
+    #[allow(clippy::zombie_processes)]
+    fn start(env: &TestEnv, envs: &[(&str, &str)]) -> Ui {
+        let mut cmd = env.command();
+        cmd.args(["ui"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = support::capture_stderr(&mut child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = stderr.lock().unwrap().clone();
+            if let Some(at) = seen.find("http://") {
+                let url = seen[at..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('/')
+                    .to_owned();
+                return Ui { child, url };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("smartproxy ui exited ({status}): {seen}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "smartproxy ui did not start: {seen}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Chromium, or `None` (skipped outside CI) when it is not installed.
+fn chromium() -> Option<PathBuf> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        skip_or_fail("chromium is not installed (apt-get install chromium)");
+    }
+    found
+}
+
+fn chromium_run(chromium: &Path, args: &[&str], url: &str) -> Vec<u8> {
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = support::isolated_command(chromium);
+    cmd.env("HOME", profile.path())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let out = support::wait_output(child, Duration::from_secs(90));
+    assert!(
+        out.status.success(),
+        "chromium failed on {url}: {}",
+        text(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The DOM after scripts ran.
+fn dump_dom(chromium: &Path, url: &str) -> String {
+    text(&chromium_run(chromium, &["--dump-dom"], url))
+}
+
+/// Takes a screenshot into target/tmp/web_ui/NAME.png, prints its path and size, and checks it
+/// is a 1280x900 PNG with many colours (text, badges, chart), not a blank page.
+fn screenshot(chromium: &Path, url: &str, name: &str) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_ui");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&file);
+    chromium_run(
+        chromium,
+        &[&format!("--screenshot={}", file.display())],
+        url,
+    );
+    let bytes = std::fs::read(&file).unwrap();
+    let (width, height, colours) = png_facts(&bytes);
+    // Straight to stderr, not `eprintln!`, which the test harness captures: the line is for
+    // the CI log, passing or not.
+    let _ = writeln!(
+        std::io::stderr(),
+        "screenshot {}: {} bytes, {width}x{height}, {colours} colours ({url})",
+        file.display(),
+        bytes.len()
+    );
+    assert_eq!((width, height), (1280, 900), "{}", file.display());
+    assert!(
+        colours > 16,
+        "{} looks blank: {colours} colours",
+        file.display()
+    );
+}
+
+/// Width, height and the number of distinct pixel values of an 8-bit RGB(A) PNG.
+fn png_facts(png: &[u8]) -> (u32, u32, usize) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let (mut at, mut idat) = (8, Vec::new());
+    let (mut width, mut height, mut channels) = (0, 0, 0);
+    while at + 8 <= png.len() {
+        let len = be(&png[at..]) as usize;
+        let kind = &png[at + 4..at + 8];
+        let data = &png[at + 8..at + 8 + len];
+        match kind {
+            b"IHDR" => {
+                width = be(&data[0..]);
+                height = be(&data[4..]);
+                assert_eq!(data[8], 8, "bit depth");
+                channels = match data[9] {
+                    2 => 3,
+                    6 => 4,
+                    other => panic!("colour type {other}"),
+                };
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            _ => {}
+        }
+        at += 12 + len;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let stride = width as usize * channels;
+    let mut prev = vec![0u8; stride];
+    let mut colours = std::collections::HashSet::new();
+    for row in raw.chunks(stride + 1).take(height as usize) {
+        let (filter, line) = (row[0], &row[1..]);
+        let mut cur = vec![0u8; stride];
+        for i in 0..stride {
+            let a = if i >= channels { cur[i - channels] } else { 0 };
+            let b = prev[i];
+            let c = if i >= channels { prev[i - channels] } else { 0 };
+            let predictor = match filter {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                4 => {
+                    let p = i16::from(a) + i16::from(b) - i16::from(c);
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                other => panic!("PNG filter {other}"),
+            };
+            cur[i] = line[i].wrapping_add(predictor);
+        }
+        for px in cur.chunks(channels) {
+            colours.insert(px.to_vec());
+        }
+        prev = cur;
+    }
+    (width, height, colours.len())
+}
+
+/// What the ledger holds after `populate`.
+struct Recorded {
+    outer: String,
+    inner: String,
+    ok_request: String,
+    failed_request: String,
+    requests: usize,
+}
+
+/// Two sessions (one nested in the other, the outer tagged with markup), two good requests,
+/// one refused (a wrong key: a failed row), and a session whose program name is markup.
+async fn populate(env: &TestEnv) -> Recorded {
+    let outer = env.start_run(&["run", "--mock", "--tag", TAG], &[]);
+    let parent = outer.env["SMARTPROXY_SESSION_ID"].clone();
+    let ok = post_chat(
+        &outer.base_url,
+        Some(&outer.key),
+        chat_body("gpt-4o-mini", false, "hello"),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let refused = post_chat(
+        &outer.base_url,
+        Some("sk-wrong"),
+        chat_body("gpt-4o-mini", false, "hi"),
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    let inner = env.start_run(
+        &["run", "--mock", "--tag", "inner"],
+        &[("SMARTPROXY_SESSION_ID", &parent)],
+    );
+    let child_id = inner.env["SMARTPROXY_SESSION_ID"].clone();
+    let reply = post_chat(
+        &inner.base_url,
+        Some(&inner.key),
+        chat_body("gpt-4o", true, "tell me more"),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(inner.finish(0).status.success());
+    assert!(outer.finish(3).status.code() == Some(3));
+
+    let program = env.path().join(PROGRAM);
+    std::os::unix::fs::symlink("/bin/true", &program).unwrap();
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--"]).arg(&program);
+    assert!(run_to_end(cmd).status.success());
+
+    let rows = env.requests();
+    let find = |status: &str| {
+        rows.iter()
+            .find(|r| r["status"] == status && r["session_id"] == parent)
+            .unwrap()["id"]
+            .clone()
+    };
+    Recorded {
+        ok_request: find("200"),
+        failed_request: find("401"),
+        outer: parent,
+        inner: child_id,
+        requests: rows.len(),
+    }
+}
+
+async fn get(url: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let resp = support::http_client().get(url).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+/// Markup from users shows as text: escaped in the HTML, never an element in the DOM.
+fn assert_escaped(html: &str, what: &str) {
+    assert!(
+        !html.contains("<script>alert"),
+        "{what}: a tag became a script element"
+    );
+    assert!(
+        !html.contains("<img src=x"),
+        "{what}: a program name became an element"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_renders_and_links_up() {
+    let env = TestEnv::new();
+    let rec = populate(&env).await;
+    let ui = Ui::start(&env, &[]);
+    let chromium = chromium();
+
+    // Overview: today, month, chart data, sessions with the nested one under its parent.
+    let (status, headers, html) = get(&format!("{}/", ui.url)).await;
+    assert_eq!(status, 200, "{html}");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-inline")
+            && !csp.contains("http"),
+        "{csp}"
+    );
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;tag&#39;)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{html}"
+    );
+    assert_escaped(&html, "overview");
+    assert!(html.contains(&format!(r#"href="/sessions/{}""#, rec.outer)));
+    assert!(html.contains(&format!(r#"href="/request/{}""#, rec.failed_request)));
+    assert!(
+        !html.contains("<svg"),
+        "the chart is drawn by the script, not the server"
+    );
+    let outer_at = html.find(&format!("/sessions/{}", rec.outer)).unwrap();
+    let inner_at = html.find(&format!("/sessions/{}", rec.inner)).unwrap();
+    assert!(
+        inner_at > outer_at,
+        "the nested run is listed under its parent"
+    );
+    assert!(
+        html.contains(r#"class="failed""#),
+        "the refused request is highlighted"
+    );
+
+    // Assets: embedded, typed, cacheable, revalidated by ETag.
+    let (status, headers, js) = get(&format!("{}/assets/chart.js", ui.url)).await;
+    assert_eq!(status, 200);
+    assert!(js.contains("createElementNS"));
+    assert!(
+        headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=")
+    );
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let again = support::http_client()
+        .get(format!("{}/assets/chart.js", ui.url))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(get(&format!("{}/assets/style.css", ui.url)).await.0, 200);
+
+    // Session page: the tree, totals over it, its own requests linking to theirs.
+    let (status, _, html) = get(&format!("{}/sessions/{}", ui.url, rec.outer)).await;
+    assert_eq!(status, 200);
+    assert_escaped(&html, "session");
+    assert!(
+        html.contains("Session tree") && html.contains(&format!("/sessions/{}", rec.inner)),
+        "{html}"
+    );
+    assert!(html.contains(&format!("/request/{}", rec.ok_request)));
+    assert!(
+        html.contains(r#"<span class="badge bad">exit 3</span>"#),
+        "{html}"
+    );
+    let (status, _, by_prefix) = get(&format!("{}/sessions/{}", ui.url, &rec.outer[..10])).await;
+    assert_eq!(status, 200, "a unique prefix leads to the session");
+    assert!(by_prefix.contains(&format!("<h1>Session <code>{}</code></h1>", rec.outer)));
+    let (_, _, inner_html) = get(&format!("{}/sessions/{}", ui.url, rec.inner)).await;
+    assert!(
+        inner_html.contains(&format!(r#"<a href="/sessions/{0}">{0}</a> › "#, rec.outer)),
+        "breadcrumb to the parent"
+    );
+
+    // Request pages: every field, attempts, the session link, payloads not captured.
+    let (status, _, html) = get(&format!("{}/request/{}", ui.url, rec.ok_request)).await;
+    assert_eq!(status, 200);
+    for field in [
+        "served model",
+        "prompt tokens",
+        "latency",
+        "first byte",
+        "request fingerprint",
+        "Attempts (routing trail)",
+        "Not captured",
+    ] {
+        assert!(html.contains(field), "{field}: {html}");
+    }
+    assert!(html.contains(&format!(r#"href="/sessions/{}""#, rec.outer)));
+    let (_, _, failed) = get(&format!("{}/request/{}", ui.url, rec.failed_request)).await;
+    assert!(
+        failed.contains("invalid_api_key") && failed.contains(r#"class="badge bad""#),
+        "{failed}"
+    );
+
+    // Performance: a point per request.
+    let (status, _, html) = get(&format!("{}/performance", ui.url)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("gpt-4o-mini") && html.contains(r#"id="perf-data""#));
+
+    // JSON of the same pages, and 404s for unknown ids (HTML and JSON).
+    let (status, _, json) = get(&format!("{}/api/request/{}", ui.url, rec.ok_request)).await;
+    assert_eq!(status, 200);
+    let detail: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(detail["attempts"][0]["provider"], "mock");
+    for path in ["/request/req_nope", "/sessions/nope", "/nowhere/at/all"] {
+        let (status, headers, html) = get(&format!("{}{path}", ui.url)).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(
+            html.contains("Not found") && html.contains(r#"href="/""#),
+            "{html}"
+        );
+    }
+    let (status, _, json) = get(&format!("{}/api/sessions/nope", ui.url)).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()["error"]["code"],
+        "not_found"
+    );
+
+    let Some(chromium) = chromium else { return };
+    // In the browser: the script drew the charts (30 bars, a point per request), markup stays
+    // text, and each page's screenshot has content.
+    let dom = dump_dom(&chromium, &format!("{}/", ui.url));
+    assert!(
+        dom.contains(r#"data-drawn="30""#),
+        "spend chart not drawn: {dom}"
+    );
+    assert_eq!(dom.matches(r#"class="bar""#).count(), 30);
+    assert_escaped(&dom, "overview DOM");
+    screenshot(&chromium, &format!("{}/", ui.url), "overview");
+
+    let dom = dump_dom(&chromium, &format!("{}/performance", ui.url));
+    assert!(
+        dom.contains(&format!(r#"data-drawn="{}""#, rec.requests)),
+        "scatter not drawn: {dom}"
+    );
+    assert_eq!(dom.matches("<circle").count(), rec.requests);
+    assert!(
+        dom.contains(&format!(r#"href="/request/{}""#, rec.ok_request)),
+        "points link to their requests"
+    );
+    screenshot(&chromium, &format!("{}/performance", ui.url), "performance");
+
+    let dom = dump_dom(&chromium, &format!("{}/sessions/{}", ui.url, rec.outer));
+    assert!(
+        dom.contains("└"),
+        "the nested run is indented under its parent"
+    );
+    assert_escaped(&dom, "session DOM");
+    screenshot(
+        &chromium,
+        &format!("{}/sessions/{}", ui.url, rec.outer),
+        "session",
+    );
+
+    let dom = dump_dom(
+        &chromium,
+        &format!("{}/request/{}", ui.url, rec.failed_request),
+    );
+    assert!(dom.contains("invalid_api_key"));
+    screenshot(
+        &chromium,
+        &format!("{}/request/{}", ui.url, rec.ok_request),
+        "request",
+    );
+    screenshot(
+        &chromium,
+        &format!("{}/request/req_nope", ui.url),
+        "not_found",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_ledger_says_what_to_do() {
+    let env = TestEnv::new();
+    let ui = Ui::start(&env, &[]);
+    for path in ["/", "/performance"] {
+        let (status, _, html) = get(&format!("{}{path}", ui.url)).await;
+        assert_eq!(status, 200, "{path}: {html}");
+        assert!(html.contains("smartproxy run --"), "{path}: {html}");
+    }
+    assert_eq!(get(&format!("{}/request/req_x", ui.url)).await.0, 404);
+    if let Some(chromium) = chromium() {
+        let dom = dump_dom(&chromium, &format!("{}/", ui.url));
+        assert!(dom.contains("Nothing recorded yet"), "{dom}");
+        screenshot(&chromium, &format!("{}/", ui.url), "empty");
+    }
+}
+
+#[test]
+fn weak_secrets_stop_the_dashboard_at_start() {
+    let env = TestEnv::new();
+    for (name, value, expect) in [
+        ("JWT_SECRET", "changeme", "too short"),
+        (
+            "JWT_SECRET",
+            "secretsecretsecretsecretsecretsecret",
+            "well-known or guessable",
+        ),
+        (
+            "JWT_SECRET",
+            "replace-me-with-32-or-more-random-characters",
+            "well-known or guessable",
+        ),
+        ("WEBUI_SECURITY", "sometimes", "is not one of"),
+    ] {
+        let mut cmd = env.command();
+        cmd.args(["ui"]).env(name, value);
+        let out = run_to_end(cmd);
+        assert_eq!(out.status.code(), Some(1), "{value}");
+        assert!(
+            text(&out.stderr).contains(expect),
+            "{value}: {}",
+            text(&out.stderr)
+        );
+    }
+    let mut cmd = env.command();
+    cmd.args(["ui", "token"]);
+    let out = run_to_end(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("JWT_SECRET is not set"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The daemon serves the dashboard on its admin listener; its sessions (one per client key and
+/// day, never ended) show their spend from the quarter-hour spend table.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_serves_the_dashboard_with_its_sessions_spend() {
+    let env = TestEnv::new();
+    let config = env.write("sp.yaml", "providers:\n  - name: m\n    kind: mock\n");
+    let daemon = support::daemon::Daemon::start(&env, &config, &[], &[]);
+    for _ in 0..2 {
+        let reply = post_chat(
+            &format!("{}/v1", daemon.listen),
+            None,
+            chat_body("gpt-4o", false, "hi"),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.requests().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the requests were never recorded"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rows = env.requests();
+    let spent: f64 = rows
+        .iter()
+        .map(|r| r["cost_usd"].parse::<f64>().unwrap())
+        .sum();
+    let session = rows[0]["session_id"].clone();
+    assert!(session.starts_with("daemon-"), "{session}");
+    let (status, _, html) = get(&format!("{}/", daemon.admin)).await;
+    assert_eq!(status, 200);
+    let row = html
+        .split("<tr")
+        .find(|r| r.contains(&format!("/sessions/{session}")))
+        .unwrap();
+    let money = smartproxy::format::money(Some(spent));
+    assert!(
+        row.contains(&money) && row.contains(">2<"),
+        "{money} in {row}"
+    );
+    let (status, _, page) = get(&format!("{}/sessions/{session}", daemon.admin)).await;
+    assert_eq!(status, 200);
+    assert_eq!(page.matches("/request/req_").count(), 2);
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_request_page_shows_captured_bodies_only_when_captured() {
+    let env = TestEnv::new();
+    let captured = env.start_run(&["run", "--mock", "--capture"], &[]);
+    let prompt = "CAPTURED <b>prompt</b> text";
+    let reply = post_chat(
+        &captured.base_url,
+        Some(&captured.key),
+        chat_body("gpt-4o-mini", false, prompt),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let with_capture = reply.headers["x-smartproxy-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(captured.finish(0).status.success());
+    let plain = env.start_run(&["run", "--mock"], &[]);
+    let reply = post_chat(
+        &plain.base_url,
+        Some(&plain.key),
+        chat_body("gpt-4o-mini", false, prompt),
+    )
+    .await;
+    let without = reply.headers["x-smartproxy-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(plain.finish(0).status.success());
+
+    let ui = Ui::start(&env, &[]);
+    let (status, _, html) = get(&format!("{}/request/{with_capture}", ui.url)).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("CAPTURED &lt;b&gt;prompt&lt;/b&gt; text"),
+        "the request body, escaped: {html}"
+    );
+    assert!(!html.contains("<b>prompt</b>"), "{html}");
+    assert!(
+        html.contains("chat.completion"),
+        "the response body: {html}"
+    );
+    let (status, _, html) = get(&format!("{}/request/{without}", ui.url)).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Not captured") && !html.contains("CAPTURED"),
+        "{html}"
+    );
+}
