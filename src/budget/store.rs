@@ -259,9 +259,9 @@ mod tests {
         let path = dir.path().join("ledger.db");
         let base = fill(&path, false);
         let conn = crate::ledger::open_connection(&path).unwrap();
-        // A ledger from before the rollup (and the billing and budget_action columns) existed.
+        // A ledger from before the rollups (and the billing and budget_action columns) existed.
         conn.execute_batch(
-            "DROP TABLE spend; ALTER TABLE requests DROP COLUMN billing;
+            "DROP TABLE spend; DROP TABLE usage; ALTER TABLE requests DROP COLUMN billing;
              ALTER TABLE requests DROP COLUMN budget_action; PRAGMA user_version = 9;",
         )
         .unwrap();
