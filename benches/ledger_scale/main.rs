@@ -107,7 +107,13 @@ fn main() -> anyhow::Result<()> {
         1000.0,
     );
 
-    let pages = pages::measure(&bin, &ledger.path, home.path(), &ledger.busiest_session, repeat)?;
+    let pages = pages::measure(
+        &bin,
+        &ledger.path,
+        home.path(),
+        &ledger.busiest_session,
+        repeat,
+    )?;
     for (name, ms) in pages {
         results.push((name, ms, TARGET_MS));
     }

@@ -54,12 +54,18 @@ pub fn measure(
     let pages = [
         ("web: / (overview)".to_owned(), "/".to_owned()),
         ("web: /performance".to_owned(), "/performance".to_owned()),
-        ("web: /sessions/{id} (a run)".to_owned(), format!("/sessions/{session}")),
+        (
+            "web: /sessions/{id} (a run)".to_owned(),
+            format!("/sessions/{session}"),
+        ),
         (
             "web: /sessions/{id} (the busiest)".to_owned(),
             format!("/sessions/{busiest_session}"),
         ),
-        ("web: /request/{id}".to_owned(), format!("/request/{request}")),
+        (
+            "web: /request/{id}".to_owned(),
+            format!("/request/{request}"),
+        ),
     ];
     let mut out = Vec::new();
     for (name, path) in pages {
