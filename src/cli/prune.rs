@@ -128,10 +128,12 @@ fn describe(p: &retention::Pruned, verb: &str) -> String {
             (Some(a), Some(b)) => format!(" ({} to {})", local_time(a), local_time(b)),
             _ => String::new(),
         };
+        let attempts = p
+            .attempts
+            .map_or_else(String::new, |n| format!(" ({} attempts)", count(n)));
         format!(
-            "{verb} {} requests{span}, {} attempts, {} sessions and {} anomalies older than {}",
+            "{verb} {} requests{span}{attempts}, {} sessions and {} anomalies older than {}",
             count(p.requests),
-            count(p.attempts),
             count(p.sessions),
             count(p.anomalies),
             local_time(p.cutoff_ms)

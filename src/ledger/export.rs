@@ -30,11 +30,10 @@ pub enum ExportError {
     Csv(#[from] csv::Error),
 }
 
-/// Every request column, the time as RFC 3339 for people and spreadsheets, and the session's
-/// tag. Columns added by later migrations come along by themselves (`r.*`).
-const COLUMNS: &str =
-    "strftime('%Y-%m-%dT%H:%M:%fZ', r.started_ms / 1000.0, 'unixepoch') AS started_at,
-    r.*, s.tag AS session_tag";
+/// Every request column and the session's tag; `started_at` (RFC 3339, for people and
+/// spreadsheets) is put in front from `started_ms`, formatted here: SQLite's `strftime` took
+/// half the export's time. Columns added by later migrations come along by themselves.
+const COLUMNS: &str = "r.*, s.tag AS session_tag";
 
 /// How many requests `filter` selects (for a progress bar's length).
 pub fn count(conn: &Connection, filter: &Filter) -> rusqlite::Result<u64> {
@@ -61,16 +60,24 @@ pub fn export(
          ORDER BY r.started_ms, r.id"
     );
     let mut stmt = tx.prepare(&sql)?;
-    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let started = columns
+        .iter()
+        .position(|c| c == "started_ms")
+        .ok_or(rusqlite::Error::InvalidColumnName("started_ms".to_owned()))?;
     let mut rows = stmt.query(params_from_iter(args))?;
     let mut written = 0u64;
+    let mut field = Vec::with_capacity(64);
     match format {
         Format::Csv => {
             let mut csv = csv::Writer::from_writer(&mut *out);
-            csv.write_record(&names)?;
-            let mut field = Vec::new();
+            csv.write_field("started_at")?;
+            csv.write_record(&columns)?;
             while let Some(row) = rows.next()? {
-                for i in 0..names.len() {
+                field.clear();
+                write_started_at(&mut field, row.get_ref(started)?);
+                csv.write_field(&field)?;
+                for i in 0..columns.len() {
                     field.clear();
                     write_csv_value(&mut field, row.get_ref(i)?);
                     csv.write_field(&field)?;
@@ -84,13 +91,22 @@ pub fn export(
             csv.flush()?;
         }
         Format::Jsonl => {
+            // Keys escaped once; values written straight out, no map per row.
+            let keys: Vec<String> = columns
+                .iter()
+                .map(|c| format!(",{}:", serde_json::Value::from(c.as_str())))
+                .collect();
             while let Some(row) = rows.next()? {
-                let mut object = serde_json::Map::with_capacity(names.len());
-                for (i, name) in names.iter().enumerate() {
-                    object.insert(name.clone(), json_value(row.get_ref(i)?));
+                field.clear();
+                field.extend_from_slice(b"{\"started_at\":\"");
+                write_started_at(&mut field, row.get_ref(started)?);
+                field.push(b'"');
+                for (i, key) in keys.iter().enumerate() {
+                    field.extend_from_slice(key.as_bytes());
+                    write_json_value(&mut field, row.get_ref(i)?)?;
                 }
-                serde_json::to_writer(&mut *out, &object).map_err(std::io::Error::from)?;
-                out.write_all(b"\n")?;
+                field.extend_from_slice(b"}\n");
+                out.write_all(&field)?;
                 written += 1;
                 if written.is_multiple_of(PROGRESS_EVERY) {
                     progress(written);
@@ -103,25 +119,43 @@ pub fn export(
     Ok(written)
 }
 
+/// `started_ms` as `2026-12-02T18:29:47.203Z`.
+fn write_started_at(field: &mut Vec<u8>, value: ValueRef<'_>) {
+    if let ValueRef::Integer(ms) = value
+        && let Some(time) = chrono::DateTime::from_timestamp_millis(ms)
+    {
+        let _ = write!(field, "{}", time.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+    }
+}
+
 fn write_csv_value(field: &mut Vec<u8>, value: ValueRef<'_>) {
     match value {
         ValueRef::Null => {}
-        ValueRef::Integer(n) => field.extend_from_slice(n.to_string().as_bytes()),
-        ValueRef::Real(x) => field.extend_from_slice(x.to_string().as_bytes()),
+        ValueRef::Integer(n) => {
+            let _ = write!(field, "{n}");
+        }
+        ValueRef::Real(x) => {
+            let _ = write!(field, "{x}");
+        }
         ValueRef::Text(t) | ValueRef::Blob(t) => field.extend_from_slice(t),
     }
 }
 
-fn json_value(value: ValueRef<'_>) -> serde_json::Value {
+fn write_json_value(field: &mut Vec<u8>, value: ValueRef<'_>) -> std::io::Result<()> {
     match value {
-        ValueRef::Null => serde_json::Value::Null,
-        ValueRef::Integer(n) => n.into(),
-        ValueRef::Real(x) => {
-            serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, Into::into)
+        ValueRef::Null => field.extend_from_slice(b"null"),
+        ValueRef::Integer(n) => write!(field, "{n}")?,
+        ValueRef::Real(x) if x.is_finite() => {
+            serde_json::to_writer(&mut *field, &x).map_err(std::io::Error::from)?;
         }
-        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
-        ValueRef::Blob(b) => hex::encode(b).into(),
+        ValueRef::Real(_) => field.extend_from_slice(b"null"),
+        ValueRef::Text(t) => {
+            serde_json::to_writer(&mut *field, &*String::from_utf8_lossy(t))
+                .map_err(std::io::Error::from)?;
+        }
+        ValueRef::Blob(b) => write!(field, "\"{}\"", hex::encode(b))?,
     }
+    Ok(())
 }
 
 #[cfg(test)]

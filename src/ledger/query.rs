@@ -216,12 +216,18 @@ fn usage_rows(
             format!("WHERE {}", parts.join(" AND "))
         }
     };
+    // Only the tag needs the session row: a join per rollup row costs more than the sum.
+    let join = if usage_key.contains("s.") {
+        "LEFT JOIN sessions s ON s.id = u.session_id"
+    } else {
+        ""
+    };
     let mut sql = format!(
         "SELECT {usage_key} AS key, u.requests AS n, u.ok AS ok, u.prompt_tokens AS prompt,
              u.completion_tokens AS completion, u.cached_tokens AS cached, u.cost_usd AS cost,
              u.unpriced AS unpriced, u.estimated AS estimated, u.cache_write_tokens AS cache_write,
              u.subscription_usd AS subscription
-         FROM usage u LEFT JOIN sessions s ON s.id = u.session_id {}",
+         FROM usage u {join} {}",
         clause(&usage_where)
     );
     if partial.is_some() {

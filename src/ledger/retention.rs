@@ -18,7 +18,8 @@ pub struct Pruned {
     /// hours, and go with their requests) go.
     pub cutoff_ms: i64,
     pub requests: u64,
-    pub attempts: u64,
+    /// Counted when deleted; a dry run leaves it out (counting them means reading every one).
+    pub attempts: Option<u64>,
     /// Sessions that ended before the cutoff and keep no request.
     pub sessions: u64,
     pub anomalies: u64,
@@ -53,12 +54,6 @@ pub fn plan(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<Pruned> {
         [cutoff_ms],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
-    let attempts: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM attempts WHERE request_id IN
-         (SELECT id FROM requests WHERE started_ms < ?1)",
-        [cutoff_ms],
-        |r| r.get(0),
-    )?;
     let sessions: i64 = conn.query_row(
         &format!("SELECT COUNT(*) FROM ({OLD_SESSIONS})"),
         [cutoff_ms],
@@ -72,7 +67,7 @@ pub fn plan(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<Pruned> {
     Ok(Pruned {
         cutoff_ms,
         requests: requests as u64,
-        attempts: attempts as u64,
+        attempts: None,
         sessions: sessions as u64,
         anomalies: anomalies as u64,
         oldest_ms,
@@ -123,7 +118,7 @@ pub fn execute(
             done.oldest_ms = Some(done.oldest_ms.map_or(oldest, |o| o.min(oldest)));
             done.newest_ms = Some(done.newest_ms.map_or(newest, |n| n.max(newest)));
         }
-        done.attempts += attempts;
+        done.attempts = Some(done.attempts.unwrap_or(0) + attempts);
         done.requests += requests;
         progress(done.requests);
         if requests < BATCH as u64 {
@@ -247,7 +242,7 @@ mod tests {
         .unwrap();
         let planned = plan(&conn, H + 10).unwrap();
         assert_eq!(planned.requests, n as u64);
-        assert_eq!(planned.attempts, n as u64);
+        assert_eq!(planned.attempts, None);
         assert_eq!(planned.sessions, 2, "the old session and its nested run");
         assert_eq!(planned.anomalies, 1);
         assert_eq!((planned.oldest_ms, planned.newest_ms), (Some(0), Some(9)));
@@ -255,7 +250,7 @@ mod tests {
         let mut reports = Vec::new();
         let done = execute(&conn, H + 10, 0, &mut |n| reports.push(n)).unwrap();
         assert_eq!(done.requests, n as u64);
-        assert_eq!(done.attempts, n as u64);
+        assert_eq!(done.attempts, Some(n as u64));
         assert_eq!(done.sessions, 2);
         assert_eq!(done.anomalies, 1);
         assert_eq!(reports.len(), 3, "three batches: {reports:?}");
