@@ -329,6 +329,54 @@ fn a_signal_ends_dash_with_the_terminal_restored() {
 }
 
 #[test]
+fn dash_exits_when_its_terminal_is_gone_without_a_hangup_signal() {
+    if !have("tmux", "-V") || !have("setsid", "--version") {
+        return support::skip_or_fail("tmux or setsid is not installed");
+    }
+    let env = TestEnv::new();
+    let pid_file = env.path().join("dash.pid");
+    // `setsid` puts dash in a session of its own: closing the terminal hangs it up, but the
+    // SIGHUP goes to the terminal's session only. (The inner shell is no group leader, so
+    // setsid execs in place and `$$` is dash's pid.)
+    let shell = format!(
+        "sh -c 'echo $$ > \"{pid}\"; exec setsid \"{bin}\" dash'",
+        pid = pid_file.display(),
+        bin = support::BIN
+    );
+    let tmux = Tmux::start(&env, &shell);
+    tmux.wait_for("the first frame", |s| s.contains("q quit"));
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    drop(tmux);
+    // Gone, or a zombie nobody reaps: either way it no longer runs.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|s| !s.starts_with(" Z"))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let still_running = running();
+    if still_running {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(
+        !still_running,
+        "dash kept running after its terminal was gone"
+    );
+}
+
+#[test]
 fn daemon_dash_serves_and_shows_its_traffic_until_q() {
     if !have("tmux", "-V") {
         return support::skip_or_fail("tmux is not installed");

@@ -7,7 +7,7 @@ use chrono::{Local, NaiveDate, TimeZone};
 use serde_json::json;
 
 use super::format;
-use crate::ledger::query::{self, Filter, GroupBy, Resolved};
+use crate::ledger::query::{self, Filter, GroupBy, Resolved, Totals};
 use crate::printer;
 
 #[derive(Debug, clap::Args)]
@@ -54,8 +54,9 @@ pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
         session_id,
         since_ms,
     };
-    let total = query::totals(&conn, &filter)?;
+    // Every request is in exactly one group, so the groups add up to the total: one pass.
     let rows = query::grouped(&conn, &filter, args.by)?;
+    let total = Totals::sum("total", &rows);
     if args.json {
         printer::out(
             &json!({

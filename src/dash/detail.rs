@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use super::state::State;
 use super::ui::{bold, latency};
 use crate::format::money;
-use crate::ledger::live::{AttemptView, RequestDetail};
+use crate::ledger::live::{Attempt, RequestDetail};
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State) {
     frame.render_widget(Clear, area);
@@ -28,7 +28,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State) {
     let title = format!(
         " request {}{} ",
         r.id,
-        if r.is_error() { " ! failed" } else { "" }
+        if r.failed() { " ! failed" } else { "" }
     );
     let block = Block::default().borders(Borders::ALL).title(title);
     let inner = block.inner(area);
@@ -82,7 +82,7 @@ fn field_spans(field: &(&'static str, String), label: usize, width: usize) -> Ve
     ]
 }
 
-fn attempt_line(a: &AttemptView) -> Line<'static> {
+fn attempt_line(a: &Attempt) -> Line<'static> {
     let failed = a.status.is_some_and(|s| s >= 400) || a.error_class.is_some();
     Line::from(format!(
         "{} #{} {}/{} status {} {}{}{}",

@@ -3,6 +3,7 @@
 //! the frame redrawn when something changed. The terminal is restored on every way out: a
 //! guard's drop, and ratatui's panic hook.
 
+use std::io::IsTerminal;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::Duration;
 
@@ -71,6 +72,13 @@ pub fn run(state: &mut State, channels: &Channels) -> std::io::Result<()> {
     let _restore = RestoreOnDrop;
     let mut dirty = true;
     while !state.quit {
+        // A hung-up terminal (its window or SSH connection gone, with no SIGHUP reaching us, as
+        // for a process in a session of its own) reads as always ready and empty: without this
+        // the loop would spin on it for ever. It also stops being a terminal, which is cheap to
+        // ask.
+        if !std::io::stdout().is_terminal() {
+            break;
+        }
         if dirty {
             terminal.draw(|frame| super::ui::draw(frame, state))?;
             dirty = false;

@@ -18,6 +18,7 @@ use rusqlite::Connection;
 use super::state::{Action, Breaker, Daemon, REQUEST_LIMIT, SessionView};
 use crate::ledger::live::{self, DayTotals, LiveFilter};
 use crate::ledger::now_ms;
+use crate::ledger::query::SessionRow;
 
 /// How often the ledger is probed for commits.
 const POLL: Duration = Duration::from_millis(250);
@@ -63,7 +64,6 @@ struct Poller {
     lists_stale: bool,
     /// Today's figures up to a settled point: (start of the day, settled until, groups).
     settled: Option<(i64, i64, BTreeMap<live::GroupKey, live::GroupTotals>)>,
-    last_totals: Option<DayTotals>,
 }
 
 impl Poller {
@@ -79,7 +79,6 @@ impl Poller {
             lists_due: Instant::now(),
             lists_stale: true,
             settled: None,
-            last_totals: None,
         }
     }
 
@@ -159,7 +158,7 @@ impl Poller {
         let views = self
             .connection()
             .and_then(|conn| live::sessions_since(conn, today, now_ms(), SESSION_LIMIT))
-            .and_then(|sessions| self.session_views(sessions));
+            .map(session_views);
         match views {
             Ok(views) => self.send(Action::Sessions(views)),
             Err(err) => self.send(Action::ReadError(read_error(&self.path, &err))),
@@ -179,11 +178,7 @@ impl Poller {
         // day long.
         self.totals_due = Instant::now() + (started.elapsed() * 4).max(Duration::from_secs(1));
         match totals {
-            Ok(totals) => {
-                self.last_totals = Some(totals.clone());
-                // Daemon sessions' spend of today comes from the totals.
-                self.refresh_sessions() && self.send(Action::Totals(totals))
-            }
+            Ok(totals) => self.send(Action::Totals(totals)),
             Err(err) => self.send(Action::ReadError(read_error(&self.path, &err))),
         }
     }
@@ -219,45 +214,21 @@ impl Poller {
         Ok(live::fold(settled.iter().chain(recent.iter())))
     }
 
-    /// What each session spent: a `run`'s whole spend (its budget covers all of it) by the
-    /// session index; a daemon session's today's share from the totals (it can hold millions of
-    /// rows); an ended session's figure as recorded at its end.
-    fn session_views(
-        &self,
-        sessions: Vec<live::LiveSession>,
-    ) -> rusqlite::Result<Vec<SessionView>> {
-        let Some(conn) = self.conn.as_ref() else {
-            return Ok(Vec::new());
-        };
-        let today = |id: &str| {
-            self.last_totals
-                .as_ref()
-                .and_then(|t| t.by_session.iter().find(|g| g.key == id))
-                .map_or((0, 0.0), |g| (g.requests, g.cost_usd))
-        };
-        sessions
-            .into_iter()
-            .map(|session| {
-                let (requests, spent_usd) = if session.kind == "daemon" {
-                    today(&session.id)
-                } else {
-                    live::session_spend(conn, &session.id)?
-                };
-                Ok(SessionView {
-                    spent_usd: session
-                        .spent_usd
-                        .filter(|_| session.kind != "daemon")
-                        .unwrap_or(spent_usd),
-                    requests,
-                    session,
-                })
-            })
-            .collect()
-    }
-
     fn send(&self, action: Action) -> bool {
         self.out.send(action).is_ok()
     }
+}
+
+/// What each session spent in all (a `run`'s budget covers all of it), from the rollup.
+fn session_views(sessions: Vec<SessionRow>) -> Vec<SessionView> {
+    sessions
+        .into_iter()
+        .map(|session| SessionView {
+            requests: session.requests,
+            spent_usd: session.cost_usd.unwrap_or(0.0),
+            session,
+        })
+        .collect()
 }
 
 fn read_error(path: &std::path::Path, err: &rusqlite::Error) -> String {
@@ -279,7 +250,7 @@ pub fn first_frame(path: &std::path::Path, filter: &LiveFilter) -> rusqlite::Res
     let sessions = live::sessions_since(conn, live::start_of_today_ms(), now_ms(), SESSION_LIMIT)?;
     Ok(vec![
         Action::Requests(requests),
-        Action::Sessions(poller.session_views(sessions)?),
+        Action::Sessions(session_views(sessions)),
     ])
 }
 

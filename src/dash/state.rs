@@ -2,7 +2,8 @@
 //! and data alike) and `update`, which applies one and says what the loop must do next. Pure:
 //! no terminal, no ledger, no clock, so every key's behaviour is a plain unit test.
 
-use crate::ledger::live::{DayTotals, LiveFilter, LiveSession, RequestDetail, RequestRow};
+use crate::ledger::live::{DayTotals, LiveFilter, RequestDetail, RequestRow};
+use crate::ledger::query::SessionRow;
 
 /// How many requests the list keeps (the newest); the query's LIMIT.
 pub const REQUEST_LIMIT: usize = 500;
@@ -10,7 +11,7 @@ pub const REQUEST_LIMIT: usize = 500;
 /// A session with what it spent, for its line and budget bar.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SessionView {
-    pub session: LiveSession,
+    pub session: SessionRow,
     pub requests: u64,
     pub spent_usd: f64,
 }
@@ -279,9 +280,9 @@ mod tests {
 
     fn session(id: &str) -> SessionView {
         SessionView {
-            session: LiveSession {
+            session: SessionRow {
                 id: id.to_owned(),
-                ..LiveSession::default()
+                ..SessionRow::default()
             },
             ..SessionView::default()
         }

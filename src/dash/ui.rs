@@ -384,7 +384,7 @@ fn request_row<'a>(state: &State, r: &'a RequestRow) -> Row<'a> {
         ),
     };
     let cells = vec![
-        Cell::from(if r.is_error() { "!" } else { " " }),
+        Cell::from(if r.failed() { "!" } else { " " }),
         Cell::from(clock(r.started_ms)),
         Cell::from(who),
         Cell::from(r.model().to_owned()),
@@ -398,7 +398,7 @@ fn request_row<'a>(state: &State, r: &'a RequestRow) -> Row<'a> {
         Cell::from(latency(r.latency_ms)),
     ];
     let row = Row::new(cells);
-    if r.is_error() {
+    if r.failed() {
         row.style(error_style(state))
     } else {
         row

@@ -7,9 +7,8 @@ use ratatui::style::Color;
 
 use super::*;
 use crate::dash::state::{Action, Breaker, SessionView};
-use crate::ledger::live::{
-    AttemptView, DayTotals, GroupTotals, LiveSession, RequestDetail, RequestRow,
-};
+use crate::ledger::live::{Attempt, DayTotals, GroupTotals, RequestDetail, RequestRow};
+use crate::ledger::query::SessionRow;
 
 fn request(id: &str, model: &str, status: i64, cost: Option<f64>) -> RequestRow {
     RequestRow {
@@ -52,14 +51,14 @@ fn populated(no_color: bool) -> State {
         request("req_1", "claude-sonnet-4", 200, Some(0.5)),
     ]));
     state.update(Action::Sessions(vec![SessionView {
-        session: LiveSession {
+        session: SessionRow {
             id: "5e55e55e5e55".to_owned(),
             kind: "run".to_owned(),
             tag: Some("nightly".to_owned()),
             program: Some("python".to_owned()),
             started_ms: 1_764_000_000_000,
             budget_usd: Some(2.0),
-            ..LiveSession::default()
+            ..SessionRow::default()
         },
         requests: 3,
         spent_usd: 1.5,
@@ -190,7 +189,7 @@ fn the_detail_shows_every_field_and_the_attempts() {
     state.update(Action::OpenDetail);
     let mut detail = RequestDetail {
         request: request("req_2", "gpt-4o-mini", 429, None),
-        attempts: vec![AttemptView {
+        attempts: vec![Attempt {
             n: 1,
             provider: Some("openai".to_owned()),
             model: Some("gpt-4o-mini".to_owned()),
@@ -199,6 +198,7 @@ fn the_detail_shows_every_field_and_the_attempts() {
             latency_ms: Some(40.0),
             waited_ms: None,
         }],
+        session: None,
     };
     detail.request.error_code = Some("upstream_429".to_owned());
     state.update(Action::Detail(Some(Box::new(detail))));

@@ -7,78 +7,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use rusqlite::{Connection, params_from_iter};
 use serde::Serialize;
 
-/// One `requests` row with every recorded column, plus its session's tag.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct RequestRow {
-    pub id: String,
-    pub session_id: Option<String>,
-    /// The tag of the request's session, when it has one.
-    pub tag: Option<String>,
-    pub started_ms: i64,
-    pub endpoint: String,
-    pub route: Option<String>,
-    pub provider: Option<String>,
-    pub requested_model: Option<String>,
-    pub served_model: Option<String>,
-    pub status: i64,
-    pub outcome: String,
-    pub error_code: Option<String>,
-    pub stream: bool,
-    pub prompt_tokens: Option<i64>,
-    pub completion_tokens: Option<i64>,
-    pub cached_tokens: Option<i64>,
-    pub cache_write_tokens: Option<i64>,
-    pub tokens_estimated: bool,
-    pub cost_usd: Option<f64>,
-    pub saved_usd: Option<f64>,
-    pub latency_ms: f64,
-    pub ttfb_ms: Option<f64>,
-    pub attempts: i64,
-    pub cache_status: String,
-    pub client_hash: Option<String>,
-    pub fingerprint: Option<String>,
-    pub user_agent: Option<String>,
-    pub client_session: Option<String>,
-    pub billing: String,
-    pub budget_action: Option<String>,
-}
+use super::query::{SESSION_COLUMNS, SessionRow, session_from_row};
+use super::request_view::{COLUMNS, from_row};
 
-impl RequestRow {
-    /// The model that answered, or the one asked for when none did.
-    pub fn model(&self) -> &str {
-        self.served_model
-            .as_deref()
-            .or(self.requested_model.as_deref())
-            .unwrap_or("-")
-    }
-
-    /// A failed request: an error status, or an outcome other than `ok`.
-    pub fn is_error(&self) -> bool {
-        self.status >= 400 || self.outcome != "ok"
-    }
-}
-
-/// One attempt of a request (a provider tried, and how it went).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct AttemptView {
-    pub n: i64,
-    pub provider: Option<String>,
-    pub model: Option<String>,
-    pub status: Option<i64>,
-    pub error_class: Option<String>,
-    pub latency_ms: Option<f64>,
-    pub waited_ms: Option<f64>,
-}
-
-/// A request with its attempts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct RequestDetail {
-    pub request: RequestRow,
-    pub attempts: Vec<AttemptView>,
-}
+pub use super::request_view::{Attempt, RequestDetail, RequestRow, request_detail};
 
 /// Which requests a live list shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -111,28 +46,6 @@ pub struct DayTotals {
     pub by_provider: Vec<GroupTotals>,
 }
 
-/// A session started today or still running.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct LiveSession {
-    pub id: String,
-    pub parent_id: Option<String>,
-    pub kind: String,
-    pub tag: Option<String>,
-    pub program: Option<String>,
-    pub started_ms: i64,
-    pub ended_ms: Option<i64>,
-    pub exit_code: Option<i64>,
-    pub budget_usd: Option<f64>,
-    /// What the session spent, as recorded when it ended; None while it runs.
-    pub spent_usd: Option<f64>,
-}
-
-impl LiveSession {
-    pub fn running(&self) -> bool {
-        self.ended_ms.is_none()
-    }
-}
-
 /// Opens the ledger for reading only, without creating or migrating anything.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     crate::db::open_read_only(path)
@@ -151,48 +64,6 @@ pub fn start_of_today_ms() -> i64 {
         .and_hms_opt(0, 0, 0)
         .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
         .map_or(0, |t| t.timestamp_millis())
-}
-
-const REQUEST_COLUMNS: &str = "r.id, r.session_id, s.tag, r.started_ms, r.endpoint, r.route,
-    r.provider, r.requested_model, r.served_model, r.status, r.outcome, r.error_code, r.stream,
-    r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cache_write_tokens,
-    r.tokens_estimated, r.cost_usd, r.saved_usd, r.latency_ms, r.ttfb_ms, r.attempts,
-    r.cache_status, r.client_hash, r.fingerprint, r.user_agent, r.client_session, r.billing,
-    r.budget_action";
-
-fn request_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
-    Ok(RequestRow {
-        id: row.get(0)?,
-        session_id: row.get(1)?,
-        tag: row.get(2)?,
-        started_ms: row.get(3)?,
-        endpoint: row.get(4)?,
-        route: row.get(5)?,
-        provider: row.get(6)?,
-        requested_model: row.get(7)?,
-        served_model: row.get(8)?,
-        status: row.get(9)?,
-        outcome: row.get(10)?,
-        error_code: row.get(11)?,
-        stream: row.get::<_, i64>(12)? != 0,
-        prompt_tokens: row.get(13)?,
-        completion_tokens: row.get(14)?,
-        cached_tokens: row.get(15)?,
-        cache_write_tokens: row.get(16)?,
-        tokens_estimated: row.get::<_, i64>(17)? != 0,
-        cost_usd: row.get(18)?,
-        saved_usd: row.get(19)?,
-        latency_ms: row.get(20)?,
-        ttfb_ms: row.get(21)?,
-        attempts: row.get(22)?,
-        cache_status: row.get(23)?,
-        client_hash: row.get(24)?,
-        fingerprint: row.get(25)?,
-        user_agent: row.get(26)?,
-        client_session: row.get(27)?,
-        billing: row.get(28)?,
-        budget_action: row.get(29)?,
-    })
 }
 
 fn like_pattern(text: &str) -> String {
@@ -243,42 +114,13 @@ pub fn recent_requests(
     // The time index even with a session filter: the newest rows come first, so the LIMIT ends
     // the walk early instead of sorting every row of a long daemon session.
     let sql = format!(
-        "SELECT {REQUEST_COLUMNS} FROM requests r INDEXED BY requests_started
+        "SELECT {COLUMNS} FROM requests r INDEXED BY requests_started
          LEFT JOIN sessions s ON s.id = r.session_id
          {clause} ORDER BY r.started_ms DESC LIMIT ?{limit_arg}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), request_from_row)?;
+    let rows = stmt.query_map(params_from_iter(args), from_row)?;
     rows.collect()
-}
-
-/// One request by id, with its attempts in order; None when there is no such request.
-pub fn request_detail(conn: &Connection, id: &str) -> rusqlite::Result<Option<RequestDetail>> {
-    let sql = format!(
-        "SELECT {REQUEST_COLUMNS} FROM requests r LEFT JOIN sessions s ON s.id = r.session_id
-         WHERE r.id = ?1"
-    );
-    let Some(request) = conn.query_row(&sql, [id], request_from_row).optional()? else {
-        return Ok(None);
-    };
-    let mut stmt = conn.prepare_cached(
-        "SELECT n, provider, model, status, error_class, latency_ms, waited_ms
-         FROM attempts WHERE request_id = ?1 ORDER BY n",
-    )?;
-    let attempts = stmt
-        .query_map([id], |r| {
-            Ok(AttemptView {
-                n: r.get(0)?,
-                provider: r.get(1)?,
-                model: r.get(2)?,
-                status: r.get(3)?,
-                error_class: r.get(4)?,
-                latency_ms: r.get(5)?,
-                waited_ms: r.get(6)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(RequestDetail { request, attempts }))
 }
 
 /// How far back a session without an end is still taken for running: older ones were most
@@ -292,47 +134,24 @@ pub fn sessions_since(
     since_ms: i64,
     now_ms: i64,
     limit: usize,
-) -> rusqlite::Result<Vec<LiveSession>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, parent_id, kind, tag, program, started_ms, ended_ms, exit_code, budget_usd, spent_usd
-         FROM sessions WHERE started_ms >= ?1
-         UNION
-         SELECT id, parent_id, kind, tag, program, started_ms, ended_ms, exit_code, budget_usd, spent_usd
-         FROM sessions WHERE started_ms >= ?2 AND ended_ms IS NULL
-         ORDER BY 6 DESC LIMIT ?3",
-    )?;
+) -> rusqlite::Result<Vec<SessionRow>> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id IN (
+             SELECT id FROM sessions WHERE started_ms >= ?1
+             UNION
+             SELECT id FROM sessions WHERE started_ms >= ?2 AND ended_ms IS NULL)
+         ORDER BY s.started_ms DESC LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
         rusqlite::params![
             since_ms,
             now_ms - RUNNING_HORIZON_MS,
             i64::try_from(limit).unwrap_or(i64::MAX)
         ],
-        |r| {
-            Ok(LiveSession {
-                id: r.get(0)?,
-                parent_id: r.get(1)?,
-                kind: r.get(2)?,
-                tag: r.get(3)?,
-                program: r.get(4)?,
-                started_ms: r.get(5)?,
-                ended_ms: r.get(6)?,
-                exit_code: r.get(7)?,
-                budget_usd: r.get(8)?,
-                spent_usd: r.get(9)?,
-            })
-        },
+        session_from_row,
     )?;
     rows.collect()
-}
-
-/// What one session spent in all (its requests, via `requests_session`): for a running
-/// session's budget bar, whose budget covers the whole session, not only today.
-pub fn session_spend(conn: &Connection, session_id: &str) -> rusqlite::Result<(u64, f64)> {
-    conn.query_row(
-        "SELECT COUNT(*), TOTAL(cost_usd) FROM requests WHERE session_id = ?1",
-        [session_id],
-        |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-    )
 }
 
 /// The unit totals are made of: one (session, model, provider) triple's figures over a window.
@@ -543,7 +362,7 @@ mod tests {
         request(&conn, "r1", "aaaa", 1_100, "gpt-4o", 502, 0.0);
         let detail = request_detail(&conn, "r1").unwrap().unwrap();
         assert_eq!(detail.request.status, 502);
-        assert!(detail.request.is_error());
+        assert!(detail.request.failed());
         assert_eq!(detail.request.billing, "api");
         assert_eq!(detail.attempts.len(), 1);
         assert_eq!(detail.attempts[0].status, Some(502));
@@ -576,10 +395,13 @@ mod tests {
         assert_eq!(day.by_model[0].requests, 2);
         assert_eq!(day.by_provider.len(), 1);
         assert_eq!(day.by_session[0].key, "old-running");
-        let (n, spent) = session_spend(&conn, "old-running").unwrap();
-        assert_eq!(n, 2);
+        crate::ledger::usage::rebuild(&conn).unwrap();
+        let found = sessions_since(&conn, 4_000, 6_000, 10).unwrap();
+        let old = found.iter().find(|s| s.id == "old-running").unwrap();
+        assert!(old.running());
+        assert_eq!(old.requests, 2);
         assert!(
-            (spent - 9.5).abs() < 1e-9,
+            (old.cost_usd.unwrap() - 9.5).abs() < 1e-9,
             "a budget covers the whole session"
         );
     }

@@ -12,6 +12,7 @@ mod migrations;
 pub mod pages;
 pub mod query;
 mod record;
+pub mod request_view;
 pub mod retention;
 pub mod usage;
 mod writer;

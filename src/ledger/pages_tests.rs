@@ -60,19 +60,8 @@ fn ledger() -> (tempfile::TempDir, Connection) {
         )
         .unwrap();
     }
-    // Rows written here bypass the writer, so the hourly usage rollup is built as its
-    // migration builds it from existing requests.
-    conn.execute_batch(
-        "DELETE FROM usage;
-         INSERT INTO usage SELECT started_ms - started_ms % 3600000, COALESCE(session_id, ''),
-             COALESCE(served_model, requested_model, '(none)'), COALESCE(provider, '(none)'),
-             COUNT(*), TOTAL(outcome = 'ok'), TOTAL(prompt_tokens), TOTAL(completion_tokens),
-             TOTAL(cached_tokens), TOTAL(cache_write_tokens), SUM(cost_usd),
-             TOTAL(cost_usd IS NULL AND outcome = 'ok'), TOTAL(tokens_estimated),
-             SUM(CASE WHEN billing = 'subscription' THEN cost_usd END)
-         FROM requests GROUP BY 1, 2, 3, 4;",
-    )
-    .unwrap();
+    // Rows written here bypass the writer.
+    crate::ledger::usage::rebuild(&conn).unwrap();
     conn.execute(
         "INSERT INTO attempts (request_id, n, provider, model, status) VALUES ('req_000001', 1, 'p', 'm', 200)",
         [],
@@ -127,36 +116,29 @@ fn a_cycle_shows_every_session_once() {
 }
 
 #[test]
-fn large_days_and_sessions_are_counted_not_added_up() {
+fn todays_and_a_sessions_figures_come_whole_from_the_rollup() {
     let (_dir, conn) = ledger();
-    conn.execute(
-        "INSERT INTO spend (bucket_ms, key, cost_usd) VALUES (900000, '', 2.5)",
-        [],
-    )
-    .unwrap();
     let bounds = Bounds {
         today_start_ms: 0,
         month_start_ms: 0,
         chart_start_ms: 0,
     };
-    let full = overview_capped(&conn, bounds, |_| "d".to_owned(), 1000).unwrap();
-    assert!(!full.today_partial);
-    assert_eq!((full.today.requests, full.today.ok), (250, 250));
-    let capped = overview_capped(&conn, bounds, |_| "d".to_owned(), 100).unwrap();
-    assert!(capped.today_partial);
-    assert_eq!((capped.today.requests, capped.today.ok), (250, 0));
-    assert_eq!(
-        capped.today.cost_usd,
-        Some(2.5),
-        "today's cost from the spend table"
-    );
-    assert_eq!(capped.month.requests, 250);
-
-    let page = session_page_capped(&conn, "top", None, 100)
-        .unwrap()
+    let overview = overview(&conn, bounds, |_| "d".to_owned()).unwrap();
+    assert_eq!((overview.today.requests, overview.today.ok), (250, 250));
+    assert_eq!(overview.today.cost_usd, Some(125.0));
+    assert_eq!(overview.month.requests, 250);
+    let top = overview
+        .sessions
+        .iter()
+        .find(|(_, s)| s.id == "top")
         .unwrap();
-    assert!(page.totals_partial);
-    assert_eq!(page.totals.requests, 250);
-    assert_eq!(page.totals.cost_usd, Some(125.0), "the sessions' own costs");
-    assert!(SESSION_COLUMNS.contains(&FULL_TOTALS_MAX.to_string()));
+    assert_eq!(
+        (top.1.requests, top.1.cost_usd),
+        (245, Some(122.5)),
+        "own requests only"
+    );
+
+    let page = session_page(&conn, "top", None).unwrap().unwrap();
+    assert_eq!((page.totals.requests, page.totals.ok), (250, 250));
+    assert_eq!(page.totals.cost_usd, Some(125.0), "nested runs included");
 }

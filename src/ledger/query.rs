@@ -37,9 +37,37 @@ impl Totals {
     pub fn known_cost(&self) -> Option<f64> {
         self.cost_usd.or((self.unpriced == 0).then_some(0.0))
     }
+
+    /// The totals of several groups together, under `key`.
+    pub fn sum(key: &str, groups: &[Totals]) -> Totals {
+        let add = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        groups.iter().fold(
+            Totals {
+                key: key.to_owned(),
+                ..Totals::default()
+            },
+            |t, g| Totals {
+                key: t.key,
+                requests: t.requests + g.requests,
+                ok: t.ok + g.ok,
+                failed: t.failed + g.failed,
+                prompt_tokens: t.prompt_tokens + g.prompt_tokens,
+                completion_tokens: t.completion_tokens + g.completion_tokens,
+                cached_tokens: t.cached_tokens + g.cached_tokens,
+                cache_write_tokens: t.cache_write_tokens + g.cache_write_tokens,
+                cost_usd: add(t.cost_usd, g.cost_usd),
+                unpriced: t.unpriced + g.unpriced,
+                estimated: t.estimated + g.estimated,
+                subscription_usd: add(t.subscription_usd, g.subscription_usd),
+            },
+        )
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SessionRow {
     pub id: String,
     pub parent_id: Option<String>,
@@ -54,6 +82,13 @@ pub struct SessionRow {
     pub budget_usd: Option<f64>,
     pub requests: u64,
     pub cost_usd: Option<f64>,
+}
+
+impl SessionRow {
+    /// No end recorded yet (or the process died before it could record one).
+    pub fn running(&self) -> bool {
+        self.ended_ms.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -243,13 +278,15 @@ fn usage_rows(
     (sql, args)
 }
 
-const SESSION_COLUMNS: &str =
+/// A session's own requests and cost come from the rollup: a daemon's session can hold hundreds
+/// of thousands of requests, and `status` reads this on every shell prompt.
+pub(super) const SESSION_COLUMNS: &str =
     "s.id, s.parent_id, s.kind, s.tag, s.program, s.cwd, s.pid, s.started_ms, s.ended_ms,
     s.exit_code, s.budget_usd,
-    (SELECT COUNT(*) FROM requests r WHERE r.session_id = s.id),
-    (SELECT SUM(r.cost_usd) FROM requests r WHERE r.session_id = s.id)";
+    (SELECT IFNULL(SUM(u.requests), 0) FROM usage u WHERE u.session_id = s.id),
+    (SELECT SUM(u.cost_usd) FROM usage u WHERE u.session_id = s.id)";
 
-fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+pub(super) fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
         id: row.get(0)?,
         parent_id: row.get(1)?,
@@ -462,6 +499,7 @@ mod tests {
                 since_ms: Some(t0 + 99 * HOUR_MS),
             },
         ];
+        let mut group_sums = Vec::new();
         for filter in &filters {
             for by in [
                 GroupBy::Model,
@@ -476,6 +514,7 @@ mod tests {
                     close(&fast, &slow),
                     "{filter:?} by {by:?}:\n{fast:#?}\n{slow:#?}"
                 );
+                group_sums.push((filter.clone(), Totals::sum("total", &fast)));
             }
             let fast = totals(&conn, filter).unwrap();
             let slow = scanned(&conn, filter, "'total'");
@@ -486,6 +525,28 @@ mod tests {
             assert!(
                 close(std::slice::from_ref(&fast), std::slice::from_ref(&slow)),
                 "{filter:?}:\n{fast:#?}\n{slow:#?}"
+            );
+            for (filter, summed) in group_sums.drain(..) {
+                assert!(
+                    close(std::slice::from_ref(&summed), std::slice::from_ref(&slow)),
+                    "groups of {filter:?} add up to:\n{summed:#?}\n{slow:#?}"
+                );
+            }
+        }
+        // A session row's own count and cost (no nested runs) match its requests.
+        for id in ["a", "b", "c"] {
+            let row = session(&conn, id).unwrap().unwrap();
+            let (n, cost): (i64, Option<f64>) = conn
+                .query_row(
+                    "SELECT COUNT(*), SUM(cost_usd) FROM requests WHERE session_id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(row.requests, n as u64, "session {id}");
+            assert!(
+                (row.cost_usd.unwrap() - cost.unwrap()).abs() < 1e-9,
+                "session {id}"
             );
         }
     }

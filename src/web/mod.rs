@@ -288,7 +288,6 @@ fn empty_overview() -> queries::Overview {
         today: crate::ledger::query::Totals::default(),
         month: queries::Period::default(),
         days: Vec::new(),
-        today_partial: false,
         sessions: Vec::new(),
         empty: true,
     }

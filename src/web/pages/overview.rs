@@ -29,14 +29,7 @@ pub fn render(overview: &Overview, latest: &[RequestRow]) -> String {
 </section>
 "#,
         cost = html::money(t.known_cost()),
-        details = if overview.today_partial {
-            format!(
-                r#"<p>{} requests</p><p class="muted">Too many today to add up tokens and failures here: <code>smartproxy stats --today</code></p>"#,
-                html::count(t.requests)
-            )
-        } else {
-            super::totals_lines(t)
-        },
+        details = super::totals_lines(t),
         mcost = html::money(Some(overview.month.cost_usd)),
         mreq = html::count(overview.month.requests),
     );
@@ -88,12 +81,8 @@ pub fn sessions_table(rows: &[(usize, SessionRow)]) -> String {
             tag = html::opt_text(s.tag.as_deref()),
             program = html::opt_text(s.program.as_deref()),
             requests = html::count(s.requests),
-            // A session too large to add up here has no cost figure; others without one spent
-            // nothing (failures only, or no requests).
-            cost = html::money(
-                s.cost_usd
-                    .or((s.requests <= crate::ledger::pages::FULL_TOTALS_MAX).then_some(0.0))
-            ),
+            // Without a cost figure a session spent nothing (failures only, or no requests).
+            cost = html::money(s.cost_usd.or(Some(0.0))),
             budget = s
                 .budget_usd
                 .map_or_else(|| "–".to_owned(), |b| html::money(Some(b))),

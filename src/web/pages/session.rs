@@ -59,20 +59,8 @@ pub fn render(p: &SessionPage) -> String {
         } else {
             ""
         },
-        cost = html::money(if p.totals_partial {
-            t.cost_usd
-        } else {
-            t.known_cost()
-        }),
-        details = if p.totals_partial {
-            format!(
-                r#"<p>{} requests</p><p class="muted">Too many to add up tokens and failures here: <code>smartproxy stats --session {}</code></p>"#,
-                html::count(t.requests),
-                esc(&s.id)
-            )
-        } else {
-            super::totals_lines(t)
-        },
+        cost = html::money(t.known_cost()),
+        details = super::totals_lines(t),
     );
     if p.tree.len() > 1 {
         body.push_str(r#"<section><h2>Session tree</h2>"#);
