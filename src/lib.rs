@@ -2,7 +2,7 @@
 //!
 //! The house plan, module by module, is `src/ARCHITECTURE.md`. Dependencies point one way:
 //! `cli -> {proxy, session, web} -> {routing, budget, cache, ledger, providers} -> {translate,
-//! transform, pricing, wire, config, db, format}`; the daemon's admin listener (`proxy::admin`)
+//! transform, pricing, wire, config, db, format, http_server}`; the daemon's admin listener (`proxy::admin`)
 //! hands the dashboard's paths to `web`.
 
 pub mod budget;
@@ -13,6 +13,7 @@ pub mod config;
 pub mod dash;
 pub mod db;
 pub mod format;
+pub mod http_server;
 pub mod ledger;
 pub mod pricing;
 pub mod printer;

@@ -7,11 +7,12 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
-/// Where notes, warnings and errors go instead of stderr while a full-screen view owns the
-/// terminal (`dash`, `run --dash`, `daemon --dash`).
+/// Where notes, warnings, errors and logs go instead of stderr while a full-screen view owns
+/// the terminal (`dash`, `run --dash`, `daemon --dash`).
 static REDIRECT: Mutex<Option<File>> = Mutex::new(None);
 
-/// Sends what would go to stderr to `path` (appended) until the guard is dropped.
+/// Sends what would go to stderr, logs included, to `path` (appended) until the guard is
+/// dropped.
 pub fn redirect_stderr(path: &Path) -> std::io::Result<Redirect> {
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -31,6 +32,31 @@ impl Drop for Redirect {
         *REDIRECT
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+}
+
+/// stderr, or the redirect file while there is one: the writer of the logs (`telemetry`).
+pub struct StderrWriter;
+
+impl Write for StderrWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut redirect = REDIRECT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match redirect.as_mut() {
+            Some(file) => file.write(buf),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let mut redirect = REDIRECT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match redirect.as_mut() {
+            Some(file) => file.flush(),
+            None => std::io::stderr().flush(),
+        }
     }
 }
 

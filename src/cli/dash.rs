@@ -151,16 +151,11 @@ pub(super) fn log_path(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// While the guards live, smartproxy's logs, notes and warnings go to a file.
-pub(super) type Redirects = (crate::telemetry::Redirect, printer::Redirect);
-
-/// Sends smartproxy's logs, notes and warnings to `path` while the guards live; warns (and
+/// Sends smartproxy's logs, notes and warnings to `path` while the guard lives; warns (and
 /// keeps stderr) when the file cannot be opened.
-pub(super) fn redirect_logs(path: &Path) -> Option<Redirects> {
-    match crate::telemetry::redirect_to(path)
-        .and_then(|logs| Ok((logs, printer::redirect_stderr(path)?)))
-    {
-        Ok(guards) => Some(guards),
+pub(super) fn redirect_logs(path: &Path) -> Option<printer::Redirect> {
+    match printer::redirect_stderr(path) {
+        Ok(guard) => Some(guard),
         Err(err) => {
             printer::warn(&format!(
                 "cannot open {} for logs ({err}); they go to stderr",
@@ -204,7 +199,7 @@ pub(super) struct RunDash {
     pid: Arc<AtomicU32>,
     proxy: Arc<Mutex<Option<String>>>,
     ui: Option<JoinHandle<std::io::Result<()>>>,
-    _redirect: Option<Redirects>,
+    _redirect: Option<printer::Redirect>,
 }
 
 impl RunDash {
@@ -323,7 +318,7 @@ pub(super) struct DaemonDash {
     actions: Sender<dash::Action>,
     ui: JoinHandle<()>,
     log_path: PathBuf,
-    redirect: Option<Redirects>,
+    redirect: Option<printer::Redirect>,
 }
 
 impl DaemonDash {

@@ -92,18 +92,17 @@ fn session_status(conn: &rusqlite::Connection, reference: &str) -> anyhow::Resul
         query::Resolved::Found(id) => id,
         _ => reference.to_owned(),
     };
-    let session = query::session(conn, &id)?;
+    let (tag, budget_usd) = query::session_tag_and_budget(conn, &id)?.unwrap_or_default();
     let filter = Filter {
         session_id: Some(id.clone()),
         since_ms: None,
     };
     let totals = query::totals(conn, &filter)?;
-    let budget_usd = session.as_ref().and_then(|s| s.budget_usd);
     let spent_usd = totals.known_cost().unwrap_or(0.0);
     Ok(Status {
         scope: "session",
         session_id: Some(id),
-        tag: session.and_then(|s| s.tag),
+        tag,
         requests: totals.requests,
         failed: totals.failed,
         spent_usd,

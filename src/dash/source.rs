@@ -4,10 +4,9 @@
 //! prober (`GET /debug/status` on the admin listener, short timeout).
 //!
 //! The poller sends the newest requests and today's sessions first, cheap index walks bounded
-//! by LIMIT and time, and today's totals after them: those read all of today's rows, so they
-//! never hold up the first frame, and are re-read at most every few times what they took.
+//! by LIMIT and time, and today's totals after them (from the hourly rollup), off the first
+//! frame's path and re-read at most every few times what they took.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
@@ -27,10 +26,6 @@ const DAEMON_EVERY: Duration = Duration::from_secs(2);
 const DAEMON_TIMEOUT: Duration = Duration::from_millis(800);
 /// Sessions read for the panel and for `s`.
 const SESSION_LIMIT: usize = 30;
-/// Requests that started this long ago are taken as all recorded (a row is written when its
-/// request ends): today's totals before then are read once and kept, only the rest is read
-/// again after each commit. A request running longer is counted at the next day's read.
-const SETTLED_MS: i64 = 15 * 60 * 1000;
 
 /// Requests from the loop to the poller.
 #[derive(Debug)]
@@ -62,8 +57,6 @@ struct Poller {
     totals_stale: bool,
     lists_due: Instant,
     lists_stale: bool,
-    /// Today's figures up to a settled point: (start of the day, settled until, groups).
-    settled: Option<(i64, i64, BTreeMap<live::GroupKey, live::GroupTotals>)>,
 }
 
 impl Poller {
@@ -78,7 +71,6 @@ impl Poller {
             totals_stale: true,
             lists_due: Instant::now(),
             lists_stale: true,
-            settled: None,
         }
     }
 
@@ -183,35 +175,9 @@ impl Poller {
         }
     }
 
-    /// Today's totals: the settled part (read in full once a day, then extended window by
-    /// window) plus the recent part, read again each time.
+    /// Today's totals per session, model and provider.
     fn read_totals(&mut self) -> rusqlite::Result<DayTotals> {
-        let today = live::start_of_today_ms();
-        let settle_at = (now_ms() - SETTLED_MS).max(today);
-        self.connection()?;
-        let conn = self.conn.as_ref().ok_or(rusqlite::Error::InvalidQuery)?;
-        match &mut self.settled {
-            Some((day, until, groups)) if *day == today => {
-                // Extend by whole settled windows only, so a steady trickle of commits does
-                // not mean a read of the settled part each time.
-                if settle_at - *until >= SETTLED_MS {
-                    live::merge(
-                        groups,
-                        live::grouped_between(conn, *until, Some(settle_at))?,
-                    );
-                    *until = settle_at;
-                }
-            }
-            _ => {
-                let groups = live::grouped_between(conn, today, Some(settle_at))?;
-                self.settled = Some((today, settle_at, groups));
-            }
-        }
-        let Some((_, until, settled)) = &self.settled else {
-            return Err(rusqlite::Error::InvalidQuery);
-        };
-        let recent = live::grouped_between(conn, *until, None)?;
-        Ok(live::fold(settled.iter().chain(recent.iter())))
+        live::totals_since(self.connection()?, live::start_of_today_ms())
     }
 
     fn send(&self, action: Action) -> bool {

@@ -158,9 +158,8 @@ pub fn sessions_since(
 pub type GroupKey = (String, String, String);
 
 /// Figures per (session, model, provider) for requests started in `[from_ms, until_ms)`
-/// (`until_ms` None: up to now). Windows add up: totals of a long day are kept as the sum of
-/// an old window read once and a recent one read again.
-pub fn grouped_between(
+/// (`until_ms` None: up to now), row by row: for a part of an hour.
+fn grouped_between(
     conn: &Connection,
     from_ms: i64,
     until_ms: Option<i64>,
@@ -189,15 +188,42 @@ pub fn grouped_between(
     Ok(groups)
 }
 
+/// The same figures for whole hours from `hour_ms` on, from the `usage` rollup.
+fn grouped_hours(
+    conn: &Connection,
+    hour_ms: i64,
+) -> rusqlite::Result<BTreeMap<GroupKey, GroupTotals>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT CASE session_id WHEN '' THEN '(none)' ELSE session_id END, model, provider,
+                SUM(requests), SUM(requests - ok), SUM(prompt_tokens), SUM(completion_tokens),
+                TOTAL(cost_usd)
+         FROM usage WHERE hour_ms >= ?1 GROUP BY 1, 2, 3",
+    )?;
+    let mut groups = BTreeMap::new();
+    let mut rows = stmt.query([hour_ms])?;
+    while let Some(row) = rows.next()? {
+        let totals = GroupTotals {
+            key: String::new(),
+            requests: row.get::<_, i64>(3)? as u64,
+            errors: row.get::<_, i64>(4)? as u64,
+            prompt_tokens: row.get::<_, i64>(5)? as u64,
+            completion_tokens: row.get::<_, i64>(6)? as u64,
+            cost_usd: row.get(7)?,
+        };
+        groups.insert((row.get(0)?, row.get(1)?, row.get(2)?), totals);
+    }
+    Ok(groups)
+}
+
 /// Adds the groups of `more` into `into`.
-pub fn merge(into: &mut BTreeMap<GroupKey, GroupTotals>, more: BTreeMap<GroupKey, GroupTotals>) {
+fn merge(into: &mut BTreeMap<GroupKey, GroupTotals>, more: BTreeMap<GroupKey, GroupTotals>) {
     for (key, part) in more {
         add(into.entry(key).or_default(), &part);
     }
 }
 
 /// Per-session, per-model and per-provider totals of the groups.
-pub fn fold<'a>(groups: impl IntoIterator<Item = (&'a GroupKey, &'a GroupTotals)>) -> DayTotals {
+fn fold<'a>(groups: impl IntoIterator<Item = (&'a GroupKey, &'a GroupTotals)>) -> DayTotals {
     let mut sessions: BTreeMap<String, GroupTotals> = BTreeMap::new();
     let mut models: BTreeMap<String, GroupTotals> = BTreeMap::new();
     let mut providers: BTreeMap<String, GroupTotals> = BTreeMap::new();
@@ -227,10 +253,20 @@ pub fn fold<'a>(groups: impl IntoIterator<Item = (&'a GroupKey, &'a GroupTotals)
     }
 }
 
-/// Totals since `since_ms` (today's, usually) per session, model and provider, in one pass over
-/// the rows of the window.
+/// Totals since `since_ms` (today's, usually) per session, model and provider: whole hours
+/// from the `usage` rollup (a few rows per session and hour, however busy the day), the
+/// requests of a partial first hour one by one. A request is counted once it is written, even
+/// one that started long before.
 pub fn totals_since(conn: &Connection, since_ms: i64) -> rusqlite::Result<DayTotals> {
-    Ok(fold(&grouped_between(conn, since_ms, None)?))
+    let whole_from = super::usage::hour_at_or_after(since_ms);
+    let mut groups = grouped_hours(conn, whole_from)?;
+    if whole_from != since_ms {
+        merge(
+            &mut groups,
+            grouped_between(conn, since_ms, Some(whole_from))?,
+        );
+    }
+    Ok(fold(&groups))
 }
 
 fn add(into: &mut GroupTotals, part: &GroupTotals) {
@@ -407,11 +443,12 @@ mod tests {
     }
 
     #[test]
-    fn windows_add_up_to_the_day() {
+    fn totals_add_the_rollups_hours_to_the_rows_of_a_partial_hour() {
+        use crate::ledger::usage::HOUR_MS;
         let (_dir, conn) = ledger();
         session(&conn, "s", None, "t", 0);
-        for (i, model) in ["a", "b", "a", "c", "a"].iter().enumerate() {
-            let at = 1_000 + i as i64 * 100;
+        for (i, model) in ["a", "b", "a", "c", "a", "b"].iter().enumerate() {
+            let at = HOUR_MS / 2 + i as i64 * HOUR_MS / 3;
             request(
                 &conn,
                 &format!("r{i}"),
@@ -422,17 +459,26 @@ mod tests {
                 0.125,
             );
         }
-        let whole = totals_since(&conn, 1_000).unwrap();
-        let mut settled = grouped_between(&conn, 1_000, Some(1_200)).unwrap();
-        merge(
-            &mut settled,
-            grouped_between(&conn, 1_200, Some(1_300)).unwrap(),
-        );
-        let recent = grouped_between(&conn, 1_300, None).unwrap();
-        assert_eq!(fold(settled.iter().chain(recent.iter())), whole);
-        assert_eq!(whole.all.requests, 5);
-        assert_eq!(whole.all.errors, 2);
+        crate::ledger::usage::rebuild(&conn).unwrap();
+        for since in [
+            0,
+            HOUR_MS / 3,
+            HOUR_MS,
+            HOUR_MS + 1,
+            2 * HOUR_MS + HOUR_MS / 2,
+        ] {
+            let scanned = fold(&grouped_between(&conn, since, None).unwrap());
+            assert_eq!(
+                totals_since(&conn, since).unwrap(),
+                scanned,
+                "since {since}"
+            );
+        }
+        let whole = totals_since(&conn, 0).unwrap();
+        assert_eq!(whole.all.requests, 6);
+        assert_eq!(whole.all.errors, 3);
         assert_eq!(whole.by_model[0].key, "a");
+        assert_eq!(totals_since(&conn, HOUR_MS + 1).unwrap().all.requests, 4);
     }
 
     #[test]

@@ -203,6 +203,9 @@ const MIGRATIONS: &[&str] = &[
          TOTAL(cost_usd IS NULL AND outcome = 'ok'), TOTAL(tokens_estimated),
          SUM(CASE WHEN billing = 'subscription' THEN cost_usd END)
      FROM requests GROUP BY 1, 2, 3, 4;",
+    // 14: a session's nested runs, for the session trees of `stats --session`, `status` and
+    // the dashboards (SQLite otherwise builds a temporary index for every such query).
+    "CREATE INDEX IF NOT EXISTS sessions_parent ON sessions(parent_id);",
 ];
 
 /// The schema version this build migrates to.

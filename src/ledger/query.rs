@@ -319,6 +319,20 @@ pub fn session(conn: &Connection, id: &str) -> rusqlite::Result<Option<SessionRo
     conn.query_row(&sql, [id], session_from_row).optional()
 }
 
+/// A session's tag and budget, without adding up its requests: for `status`, which gets the
+/// figures from `totals` (nested runs included).
+pub fn session_tag_and_budget(
+    conn: &Connection,
+    id: &str,
+) -> rusqlite::Result<Option<(Option<String>, Option<f64>)>> {
+    conn.query_row(
+        "SELECT tag, budget_usd FROM sessions WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
 /// How a session reference given by a user resolved.
 #[derive(Debug, PartialEq)]
 pub enum Resolved {

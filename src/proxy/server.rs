@@ -1,5 +1,5 @@
-//! The accept loop: one hyper HTTP/1 connection task per client, tracked so that shutdown can
-//! stop accepting and let requests in flight finish within a grace period.
+//! The proxy's listeners: bind, serve (`http_server`'s accept loop) and a graceful shutdown
+//! that lets requests in flight finish within a grace period.
 
 use std::convert::Infallible;
 use std::io;
@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -80,28 +78,13 @@ impl Server {
 async fn accept_loop(
     listener: TcpListener,
     state: Arc<AppState>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
     kind: Listener,
 ) {
-    let graceful = GracefulShutdown::new();
-    let http = hyper::server::conn::http1::Builder::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // Out of file descriptors and the like: wait a little instead of spinning.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stopped.changed() => break,
-        };
-        let _ = stream.set_nodelay(true);
+    crate::http_server::accept_loop(listener, stopped, move |peer| {
         let state = Arc::clone(&state);
         let peer = Peer::new(peer, state.ledger.salt());
-        let service = service_fn(move |req| {
+        service_fn(move |req| {
             let state = Arc::clone(&state);
             let peer = peer.clone();
             async move {
@@ -110,14 +93,7 @@ async fn accept_loop(
                     Listener::Admin => admin::handle(state, peer.addr, req).await,
                 })
             }
-        });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(%err, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
+        })
+    })
+    .await;
 }

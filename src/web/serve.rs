@@ -1,5 +1,5 @@
-//! The listener `smartproxy ui` runs: the dashboard alone, over the ledger, no proxy. One hyper
-//! HTTP/1 connection task per client; shutdown stops accepting and lets open requests finish.
+//! The listener `smartproxy ui` runs: the dashboard alone, over the ledger, no proxy, on
+//! `http_server`'s accept loop; shutdown stops accepting and lets open requests finish.
 
 use std::convert::Infallible;
 use std::io;
@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -44,36 +42,16 @@ impl UiServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, web: Arc<Web>, mut stopped: watch::Receiver<bool>) {
-    let graceful = GracefulShutdown::new();
-    let http = hyper::server::conn::http1::Builder::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stopped.changed() => break,
-        };
+async fn accept_loop(listener: TcpListener, web: Arc<Web>, stopped: watch::Receiver<bool>) {
+    crate::http_server::accept_loop(listener, stopped, move |peer| {
         let web = Arc::clone(&web);
-        let service = service_fn(move |req| {
+        service_fn(move |req| {
             let web = Arc::clone(&web);
             async move {
                 let response = super::handle(web, peer, req).await;
                 Ok::<_, Infallible>(response.map(Full::new))
             }
-        });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(%err, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
+        })
+    })
+    .await;
 }
