@@ -1,7 +1,8 @@
 //! Read queries for the web dashboard: the overview's periods and daily spend, a session's tree
-//! and requests, the performance sample and one request with its attempts. Every query is bound
-//! by a time range, a primary key or a LIMIT, and uses the `started_ms` / `session_id` indexes
-//! (or the small `spend` table), so a page stays fast however large the ledger grows.
+//! and requests, the performance sample (one request with its attempts is `request_view`'s).
+//! Totals come from the hourly `usage` rollup and the small `spend` table; lists are bound by a
+//! time range, a primary key or a LIMIT on the `started_ms` / `session_id` indexes. So a page
+//! stays fast however large the ledger grows.
 
 use std::path::Path;
 
