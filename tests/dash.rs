@@ -328,18 +328,17 @@ fn a_signal_ends_dash_with_the_terminal_restored() {
     );
 }
 
-#[test]
-fn dash_exits_when_its_terminal_is_gone_without_a_hangup_signal() {
-    if !have("tmux", "-V") || !have("setsid", "--version") {
-        return support::skip_or_fail("tmux or setsid is not installed");
-    }
+/// Starts dash in a tmux pane (in a session of its own with `detached`), closes the terminal
+/// by killing tmux, and says whether dash was still running 10 s later (then it is killed).
+fn outlives_its_terminal(detached: bool) -> bool {
     let env = TestEnv::new();
     let pid_file = env.path().join("dash.pid");
     // `setsid` puts dash in a session of its own: closing the terminal hangs it up, but the
-    // SIGHUP goes to the terminal's session only. (The inner shell is no group leader, so
-    // setsid execs in place and `$$` is dash's pid.)
+    // SIGHUP goes to the terminal's session only. (setsid runs as the pane shell's child, no
+    // group leader, so it needs no fork: the inner shell, then dash, keep its pid.)
     let shell = format!(
-        "sh -c 'echo $$ > \"{pid}\"; exec setsid \"{bin}\" dash'",
+        "{setsid} sh -c 'echo $$ > \"{pid}\"; exec \"{bin}\" dash'; sleep 600",
+        setsid = if detached { "setsid" } else { "" },
         pid = pid_file.display(),
         bin = support::BIN
     );
@@ -370,9 +369,24 @@ fn dash_exits_when_its_terminal_is_gone_without_a_hangup_signal() {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
+    still_running
+}
+
+/// crossterm 0.29 spins inside `event::poll` once its tty is hung up (issue #793), so a
+/// dashboard whose window or SSH connection closed used to stay, at full CPU, even after the
+/// SIGHUP asked it to quit.
+#[test]
+fn dash_exits_when_its_terminal_is_gone() {
+    if !have("tmux", "-V") || !have("setsid", "--version") {
+        return support::skip_or_fail("tmux or setsid is not installed");
+    }
     assert!(
-        !still_running,
-        "dash kept running after its terminal was gone"
+        !outlives_its_terminal(false),
+        "dash kept running after its terminal hung up (with a SIGHUP)"
+    );
+    assert!(
+        !outlives_its_terminal(true),
+        "dash kept running after its terminal hung up (no SIGHUP: a session of its own)"
     );
 }
 

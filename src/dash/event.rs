@@ -1,14 +1,14 @@
-//! The dashboard's loop: keys become `Action`s (`key_action`, pure), data arrives from the
-//! source threads as `Action`s, each is applied to the `State`, its `Effect` carried out, and
-//! the frame redrawn when something changed. The terminal is restored on every way out: a
+//! The dashboard's loop: keys (from `input`'s thread) become `Action`s (`key_action`, pure),
+//! data arrives from the source threads as `Action`s, each is applied to the `State`, its
+//! `Effect` carried out, and the frame redrawn when something changed. The terminal is restored on every way out: a
 //! guard's drop, and ratatui's panic hook.
 
-use std::io::IsTerminal;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::Duration;
 
-use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use super::input::{self, Input};
 use super::source::Command;
 use super::state::{Action, Effect, Mode, State};
 
@@ -66,34 +66,29 @@ pub struct Channels {
     pub exit_with_command: bool,
 }
 
-/// Runs the dashboard in the terminal until the user quits.
+/// Runs the dashboard in the terminal until the user quits, or the terminal is gone.
 pub fn run(state: &mut State, channels: &Channels) -> std::io::Result<()> {
     let mut terminal = ratatui::try_init()?;
     let _restore = RestoreOnDrop;
+    let inputs = input::spawn()?;
     let mut dirty = true;
     while !state.quit {
-        // A hung-up terminal (its window or SSH connection gone, with no SIGHUP reaching us, as
-        // for a process in a session of its own) reads as always ready and empty: without this
-        // the loop would spin on it for ever. It also stops being a terminal, which is cheap to
-        // ask.
-        if !std::io::stdout().is_terminal() {
-            break;
-        }
         if dirty {
             terminal.draw(|frame| super::ui::draw(frame, state))?;
             dirty = false;
         }
-        if event::poll(TICK)? {
-            match event::read()? {
-                Event::Key(key) => {
-                    if let Some(action) = key_action(state.mode, key) {
-                        apply(state, action, channels);
-                        dirty = true;
-                    }
+        match inputs.events.recv_timeout(TICK) {
+            Ok(Input::Event(Event::Key(key))) => {
+                if let Some(action) = key_action(state.mode, key) {
+                    apply(state, action, channels);
+                    dirty = true;
                 }
-                Event::Resize(..) => dirty = true,
-                _ => {}
             }
+            Ok(Input::Event(Event::Resize(..))) => dirty = true,
+            Ok(Input::Event(_)) | Err(RecvTimeoutError::Timeout) => {}
+            // Nobody is left to look: quit quietly, as after a SIGHUP.
+            Ok(Input::Gone) | Err(RecvTimeoutError::Disconnected) => break,
+            Ok(Input::Failed(err)) => return Err(err),
         }
         loop {
             match channels.actions.try_recv() {

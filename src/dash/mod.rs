@@ -5,6 +5,7 @@
 
 mod detail;
 pub mod event;
+mod input;
 pub mod source;
 pub mod state;
 pub mod ui;
