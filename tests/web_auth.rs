@@ -198,6 +198,42 @@ async fn login_exchanges_the_admin_key_for_a_cookie() {
         .await
         .unwrap();
     assert_eq!(login.headers()["location"], "/");
+
+    // Guessing is slowed down: after ten wrong keys in a minute, every attempt waits, the
+    // right key too, while a token still opens the pages.
+    for _ in 0..9 {
+        let wrong = client
+            .post(format!("{}/login", daemon.admin))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("key=guess&next=%2F")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+    }
+    let paused = client
+        .post(format!("{}/login", daemon.admin))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={ADMIN_KEY}&next=%2F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status(), 429);
+    let wait: u64 = paused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+    assert!(paused.headers().get("set-cookie").is_none());
+    assert!(paused.text().await.unwrap().contains("Too many wrong keys"));
+    let page = client
+        .get(format!("{}/performance", daemon.admin))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "a token is not throttled");
     daemon.stop();
 }
 

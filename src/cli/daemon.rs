@@ -268,11 +268,11 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         .context("cannot serve the web dashboard")?;
     let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
     let source = config.source.clone();
-    let mut web = crate::web::Web {
-        db: config.database.clone(),
-        security: web_security,
-        bodies: crate::web::Bodies::None,
-    };
+    let mut web = crate::web::Web::new(
+        config.database.clone(),
+        web_security,
+        crate::web::Bodies::None,
+    );
     let mut state = AppState::new(
         Arc::new(config),
         ledger.clone(),

@@ -78,13 +78,13 @@ fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         })
     };
     let security = Security::from_env(&env, addr)?;
-    let web = Arc::new(Web {
-        db: config.database.clone(),
+    // The file store, whether or not this config captures now: bodies captured earlier are
+    // still on disk.
+    let web = Arc::new(Web::new(
+        config.database.clone(),
         security,
-        // The file store, whether or not this config captures now: bodies captured earlier
-        // are still on disk.
-        bodies: Bodies::Files(config.capture.clone()),
-    });
+        Bodies::Files(config.capture.clone()),
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

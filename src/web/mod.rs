@@ -3,7 +3,8 @@
 //! and chart script embedded in the binary (no CDN, no build step). Mounted on the daemon's
 //! admin listener and served alone by `smartproxy ui`.
 //!
-//! - `security` decides who may look (`WEBUI_SECURITY`, JWTs signed with `JWT_SECRET`).
+//! - `security` decides who may look (`WEBUI_SECURITY`, JWTs signed with `JWT_SECRET`);
+//!   `throttle` slows down guessing at `/login`.
 //! - `pages` renders HTML from `ledger::pages` queries; `html` escapes and lays out.
 //! - `serve` is the listener `smartproxy ui` runs.
 //!
@@ -14,11 +15,12 @@ pub mod html;
 pub mod pages;
 pub mod security;
 pub mod serve;
+mod throttle;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -40,12 +42,24 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// What the dashboard needs: where the ledger is and who may look.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Web {
     pub db: PathBuf,
     pub security: Security,
     /// Where the request page finds captured bodies.
     pub bodies: Bodies,
+    login_throttle: throttle::LoginThrottle,
+}
+
+impl Web {
+    pub fn new(db: PathBuf, security: Security, bodies: Bodies) -> Self {
+        Self {
+            db,
+            security,
+            bodies,
+            login_throttle: throttle::LoginThrottle::default(),
+        }
+    }
 }
 
 /// The store of captured bodies (`capture:`), when there is one.
@@ -447,12 +461,28 @@ where
     };
     let key = query_param(&form, "key");
     let next = query_param(&form, "next");
+    if let Err(wait) = web.login_throttle.admit(Instant::now()) {
+        let seconds = wait.as_secs() + 1;
+        let mut response = login_page(
+            web,
+            Some(&format!(
+                "Too many wrong keys: try again in {seconds} s (or use `smartproxy ui token`)."
+            )),
+            StatusCode::TOO_MANY_REQUESTS,
+            &next,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return response;
+    }
     let now = now_s();
     let token = if web.security.is_admin_key(key.trim()) {
         web.security.issue(now, LOGIN_TTL)
     } else if web.security.verify(&key, now) {
         key.trim().to_owned()
     } else {
+        web.login_throttle.failed(Instant::now());
         return login_page(
             web,
             Some("That key or token is not valid here."),
