@@ -229,6 +229,49 @@ async fn a_bad_reload_keeps_the_old_config_and_a_good_one_takes_over() {
     daemon.wait();
 }
 
+/// Settings a daemon sets up only at start (its stores, listeners, retention) are not silently
+/// ignored by a reload: the answer and the log name them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_names_the_changes_that_need_a_restart() {
+    let env = TestEnv::new();
+    let config = mock_config(&env, "one");
+    let daemon = Daemon::start(&env, &config, &[], &[]);
+    let reload = || async {
+        let resp = support::http_client()
+            .post(format!("{}/admin/reload", daemon.admin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        serde_json::from_str::<serde_json::Value>(&resp.text().await.unwrap()).unwrap()
+    };
+    std::fs::write(
+        &config,
+        "providers:\n  - name: m\n    kind: mock\nmock:\n  reply: two\n",
+    )
+    .unwrap();
+    assert_eq!(reload().await["restart_needed"], serde_json::json!([]));
+    assert_eq!(ask(&daemon.listen, None).await.1, "two", "taken up at once");
+
+    std::fs::write(
+        &config,
+        "providers:\n  - name: m\n    kind: mock\nmock:\n  reply: three\n\
+         capture:\n  enabled: true\nretention:\n  max_age_days: 30\n",
+    )
+    .unwrap();
+    assert_eq!(
+        reload().await["restart_needed"],
+        serde_json::json!(["capture", "retention"])
+    );
+    assert_eq!(ask(&daemon.listen, None).await.1, "three");
+    daemon.wait_for_log(
+        "take effect only when the daemon restarts: capture, retention",
+        1,
+    );
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    daemon.wait();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn named_keys_from_the_config_are_accepted_and_tag_their_sessions() {
     let env = TestEnv::new();

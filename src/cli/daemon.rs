@@ -397,7 +397,7 @@ pub(super) fn admin_listen_from_env() -> anyhow::Result<SocketAddr> {
 
 fn reload(state: &AppState) {
     match state.reload_from_source() {
-        Ok(source) => printer::note(&format!("config reloaded from {source}")),
+        Ok(reloaded) => printer::note(&format!("config reloaded from {}", reloaded.source)),
         Err(err) => printer::warn(&format!(
             "config not reloaded, the old one keeps serving:\n{err}"
         )),

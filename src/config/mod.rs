@@ -559,6 +559,26 @@ impl Config {
             |p: &Path| p.display().to_string(),
         )
     }
+
+    /// The keys whose change from `self` to `newer` a running daemon takes up only when it
+    /// restarts: its listeners, ledger, cache and capture stores, retention task and dashboard
+    /// security are set up once, at start. A reload says which, instead of ignoring them.
+    pub fn restart_only_changes(&self, newer: &Config) -> Vec<&'static str> {
+        [
+            ("listen", self.listen != newer.listen),
+            ("database", self.database != newer.database),
+            ("cache", self.cache != newer.cache),
+            ("capture", self.capture != newer.capture),
+            ("retention", self.retention_days != newer.retention_days),
+            (
+                "webui_security",
+                self.webui_security != newer.webui_security,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+    }
 }
 
 impl ProviderConfig {

@@ -61,7 +61,11 @@ pub async fn reload(state: &Arc<AppState>) -> Response<ProxyBody> {
     })
     .await;
     match result {
-        Ok(Ok(source)) => json_response(StatusCode::OK, json!({"reloaded": true, "source": source}).to_string()),
+        Ok(Ok(reloaded)) => json_response(
+            StatusCode::OK,
+            json!({"reloaded": true, "source": reloaded.source, "restart_needed": reloaded.restart_needed})
+                .to_string(),
+        ),
         Ok(Err(message)) => json_response(
             StatusCode::BAD_REQUEST,
             json!({"reloaded": false, "error": {"message": message, "type": "invalid_request_error", "code": "invalid_config"}})

@@ -120,6 +120,15 @@ fn installed_overlay() -> Option<Arc<crate::pricing::Overlay>> {
     }
 }
 
+/// What a reload took up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Where the config came from.
+    pub source: String,
+    /// Changed keys the running daemon takes up only at its next start.
+    pub restart_needed: Vec<&'static str>,
+}
+
 /// Everything a request handler needs, shared by all connections.
 pub struct AppState {
     runtime: RwLock<Arc<Runtime>>,
@@ -226,17 +235,27 @@ impl AppState {
     }
 
     /// Reads the config file again and swaps it in; a bad one is refused with its errors and the
-    /// old one keeps serving. Returns where the config came from.
-    pub fn reload_from_source(&self) -> Result<String, String> {
+    /// old one keeps serving.
+    pub fn reload_from_source(&self) -> Result<Reloaded, String> {
         let cwd = std::env::current_dir()
             .map_err(|e| format!("cannot read the current directory: {e}"))?;
         let env = |name: &str| std::env::var(name).ok();
         let config = crate::config::load(self.config_source.as_deref(), &cwd, &env)
             .map_err(|e| e.to_string())?;
         let source = config.source_display();
+        let restart_needed = self.runtime().config.restart_only_changes(&config);
         self.reload(Arc::new(config)).map_err(|e| e.to_string())?;
         tracing::info!(%source, "config reloaded");
-        Ok(source)
+        if !restart_needed.is_empty() {
+            tracing::warn!(
+                "changed settings that take effect only when the daemon restarts: {}",
+                restart_needed.join(", ")
+            );
+        }
+        Ok(Reloaded {
+            source,
+            restart_needed,
+        })
     }
 
     /// The cost of `tokens` on `model`; None (and a warning, once per model) when it has no price.
