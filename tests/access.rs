@@ -22,8 +22,14 @@ fn mock_config(env: &TestEnv, extra: &str) -> std::path::PathBuf {
 /// A request to `base` + `path`, with a body when it is a POST.
 async fn status(method: Method, base: &str, path: &str, key: Option<&str>) -> u16 {
     let body = match path {
-        "/v1/chat/completions" => support::chat_body("gpt-4o-mini", false, "hi"),
-        "/v1/completions" => r#"{"model":"gpt-4o-mini","prompt":"hi"}"#.to_owned(),
+        "/v1/chat/completions" | "/chat/completions" => {
+            support::chat_body("gpt-4o-mini", false, "hi")
+        }
+        "/v1/completions" | "/completions" => r#"{"model":"gpt-4o-mini","prompt":"hi"}"#.to_owned(),
+        "/v1/embeddings" | "/embeddings" => {
+            r#"{"model":"text-embedding-3-small","input":"hi"}"#.to_owned()
+        }
+        "/v1/responses" | "/responses" => r#"{"model":"gpt-4o-mini","input":"hi"}"#.to_owned(),
         "/v1/messages" => {
             r#"{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#
                 .to_owned()
@@ -50,15 +56,29 @@ async fn status(method: Method, base: &str, path: &str, key: Option<&str>) -> u1
 }
 
 /// What a client endpoint answers a client with the right key: the mock serves all but legacy
-/// completions, which need an OpenAI-compatible target (400 after the key check).
+/// completions, which need an OpenAI-compatible target, and stored responses, which need a
+/// provider with the Responses API (both 400 after the key check).
 fn served(path: &str) -> u16 {
-    if path == "/v1/completions" { 400 } else { 200 }
+    match path {
+        "/v1/completions" | "/completions" => 400,
+        _ if path.contains("/responses/") => 400,
+        _ => 200,
+    }
 }
 
 /// Client endpoints of the public listener: a client key opens them, nothing else does.
 const CLIENT_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/v1/chat/completions"),
+    ("POST", "/chat/completions"),
     ("POST", "/v1/completions"),
+    ("POST", "/completions"),
+    ("POST", "/v1/embeddings"),
+    ("POST", "/embeddings"),
+    ("POST", "/v1/responses"),
+    ("POST", "/responses"),
+    ("GET", "/v1/responses/resp_unknown"),
+    ("GET", "/responses/resp_unknown"),
+    ("GET", "/models"),
     ("POST", "/v1/messages"),
     ("POST", "/v1/messages/count_tokens"),
     ("GET", "/v1/models"),
@@ -93,6 +113,43 @@ const OPEN_ENDPOINTS: &[(&str, &str)] = &[
 
 fn method(name: &str) -> Method {
     Method::from_bytes(name.as_bytes()).unwrap()
+}
+
+/// The paths a router file names, as string literals (`"/v1/responses/"` is a prefix).
+fn routes_in(source: &str) -> Vec<String> {
+    source
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.starts_with('/') && !s.contains(' '))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A route added to a listener without a line in this matrix fails here, so no endpoint
+/// escapes the key checks above.
+#[test]
+fn every_route_of_both_listeners_is_in_the_matrix() {
+    let covered = |path: &str, lists: &[&[(&str, &str)]]| {
+        lists
+            .iter()
+            .flat_map(|list| list.iter())
+            .any(|(_, p)| *p == path || (path.ends_with('/') && p.starts_with(path)))
+    };
+    let public = [CLIENT_ENDPOINTS, PUBLIC_ADMIN_ENDPOINTS, OPEN_ENDPOINTS];
+    for path in routes_in(include_str!("../src/proxy/router.rs")) {
+        assert!(
+            covered(&path, &public),
+            "public listener route {path} is not checked"
+        );
+    }
+    let admin = [ADMIN_ENDPOINTS, &[("GET", "/healthz")][..]];
+    for path in routes_in(include_str!("../src/proxy/admin.rs")) {
+        assert!(
+            covered(&path, &admin),
+            "admin listener route {path} is not checked"
+        );
+    }
 }
 
 /// Asserts each endpoint answers `want` for each key, and returns how many refusals it made.
