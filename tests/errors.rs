@@ -189,3 +189,35 @@ async fn models_health_and_readiness() {
     );
     session.finish(0);
 }
+
+/// A request no target can take is refused with what was passed over and why, and its row
+/// keeps that trail.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_usable_target_is_a_503_that_names_the_skips_in_reply_and_ledger() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    // UPSTREAM_KEY is not set: the only provider has no credential.
+    let session = env.start_run(&["run", "--config", config.to_str().unwrap()], &[]);
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o", false, "hi"),
+    )
+    .await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("upstream/gpt-4o skipped, missing credential ($UPSTREAM_KEY is not set)"),
+        "{message}"
+    );
+    session.finish(0);
+    assert_eq!(upstream.calls(), 0);
+    let rows = env.requests();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "503");
+    assert_eq!(
+        rows[0]["skipped"],
+        "upstream/gpt-4o: missing credential ($UPSTREAM_KEY is not set)"
+    );
+}

@@ -292,6 +292,23 @@ async fn the_breaker_opens_skips_the_target_and_recovers_after_a_probe() {
     assert_eq!(a.calls(), 3);
     session.finish(0);
     let conn = env.ledger();
+    // The request that found the circuit open says so in its routing trail.
+    let skipped: Vec<Option<String>> = conn
+        .prepare("SELECT skipped FROM requests ORDER BY started_ms")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        skipped,
+        [
+            None,
+            None,
+            Some("a/gpt-4o-mini: circuit open".to_owned()),
+            None
+        ]
+    );
     let anomalies: Vec<(String, String)> = conn
         .prepare("SELECT kind, provider FROM anomalies ORDER BY id")
         .unwrap()

@@ -259,10 +259,11 @@ mod tests {
         let path = dir.path().join("ledger.db");
         let base = fill(&path, false);
         let conn = crate::ledger::open_connection(&path).unwrap();
-        // A ledger from before the rollups (and the billing and budget_action columns) existed.
+        // A ledger from before the rollups (and the columns added since) existed.
         conn.execute_batch(
             "DROP TABLE spend; DROP TABLE usage; ALTER TABLE requests DROP COLUMN billing;
-             ALTER TABLE requests DROP COLUMN budget_action; PRAGMA user_version = 9;",
+             ALTER TABLE requests DROP COLUMN budget_action; ALTER TABLE requests DROP COLUMN skipped;
+             PRAGMA user_version = 9;",
         )
         .unwrap();
         drop(crate::ledger::keys::open(&path).unwrap()); // opening migrates

@@ -145,6 +145,7 @@ fn fields(d: &RequestDetail) -> Vec<(&'static str, String)> {
         ("saved", money(r.saved_usd)),
         ("billing", r.billing.clone()),
         ("budget action", opt(r.budget_action.as_ref())),
+        ("passed over", opt(r.skipped.as_ref())),
         ("latency", format!("{}ms", latency(r.latency_ms))),
         (
             "ttfb",

@@ -206,6 +206,9 @@ const MIGRATIONS: &[&str] = &[
     // 14: a session's nested runs, for the session trees of `stats --session`, `status` and
     // the dashboards (SQLite otherwise builds a temporary index for every such query).
     "CREATE INDEX IF NOT EXISTS sessions_parent ON sessions(parent_id);",
+    // 15: the targets routing passed over, and why (`a/gpt-4o: circuit open; ...`), so a
+    // request's routing trail shows them beside its attempts; NULL when none was.
+    "ALTER TABLE requests ADD COLUMN skipped TEXT;",
 ];
 
 /// The schema version this build migrates to.

@@ -118,6 +118,8 @@ pub struct RequestRecord {
     /// What a budget did to the request (its output cap lowered, its model downgraded, or it
     /// was refused); `None` when it fitted as it was.
     pub budget_action: Option<String>,
+    /// The targets routing passed over, and why (`routing::plan::describe_skips`).
+    pub skipped: Option<String>,
     /// Whether the cost counts against the shared budgets (not for subscription rows unless
     /// `budget.count_subscription`).
     pub budgeted: bool,
@@ -162,6 +164,7 @@ impl RequestRecord {
             reservation_id: None,
             billing: Billing::Api,
             budget_action: None,
+            skipped: None,
             budgeted: true,
         }
     }

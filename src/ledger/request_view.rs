@@ -41,6 +41,8 @@ pub struct RequestRow {
     pub client_session: Option<String>,
     pub billing: String,
     pub budget_action: Option<String>,
+    /// The targets routing passed over, and why.
+    pub skipped: Option<String>,
 }
 
 impl RequestRow {
@@ -84,7 +86,7 @@ pub(super) const COLUMNS: &str = "r.id, r.session_id, s.tag, r.started_ms, r.end
     r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cache_write_tokens,
     r.tokens_estimated, r.cost_usd, r.saved_usd, r.latency_ms, r.ttfb_ms, r.attempts,
     r.cache_status, r.client_hash, r.fingerprint, r.user_agent, r.client_session, r.billing,
-    r.budget_action";
+    r.budget_action, r.skipped";
 
 /// Requests joined with their sessions, for `COLUMNS`.
 pub(super) const FROM: &str = "requests r LEFT JOIN sessions s ON s.id = r.session_id";
@@ -121,6 +123,7 @@ pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> 
         client_session: row.get(27)?,
         billing: row.get(28)?,
         budget_action: row.get(29)?,
+        skipped: row.get(30)?,
     })
 }
 

@@ -65,6 +65,18 @@ impl fmt::Display for SkipReason {
     }
 }
 
+/// The skipped targets as one line for the ledger: `a/gpt-4o: circuit open; b/x: disabled`;
+/// None when nothing was skipped.
+pub fn describe_skips(skipped: &[Skip]) -> Option<String> {
+    (!skipped.is_empty()).then(|| {
+        skipped
+            .iter()
+            .map(|s| format!("{}/{}: {}", s.provider, s.model, s.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 /// The decision.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {

@@ -325,3 +325,26 @@ fn no_providers_at_all() {
         NoRoute::NoProviders
     );
 }
+
+#[test]
+fn skips_are_described_on_one_line() {
+    assert_eq!(describe_skips(&[]), None);
+    let skips = [
+        Skip {
+            provider: "a".to_owned(),
+            model: "gpt-4o".to_owned(),
+            reason: SkipReason::CircuitOpen,
+        },
+        Skip {
+            provider: "b".to_owned(),
+            model: "claude".to_owned(),
+            reason: SkipReason::MissingCredential {
+                env: "B_KEY".to_owned(),
+            },
+        },
+    ];
+    assert_eq!(
+        describe_skips(&skips).as_deref(),
+        Some("a/gpt-4o: circuit open; b/claude: missing credential ($B_KEY is not set)")
+    );
+}

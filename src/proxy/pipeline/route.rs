@@ -48,8 +48,16 @@ fn plan_for(
     };
     let now = Instant::now();
     let health = &ctx.state.health;
-    let mut plan = plan::plan(config, &facts, &|p, m| health.is_open(p, m, now))
-        .map_err(|e| ApiError::no_route(&e))?;
+    let mut plan = match plan::plan(config, &facts, &|p, m| health.is_open(p, m, now)) {
+        Ok(plan) => plan,
+        Err(no_route) => {
+            if let plan::NoRoute::NoneServes { skipped, .. } = &no_route {
+                ctx.fin.record().skipped = plan::describe_skips(skipped);
+            }
+            return Err(ApiError::no_route(&no_route));
+        }
+    };
+    ctx.fin.record().skipped = plan::describe_skips(&plan.skipped);
     if ctx.dialect == Dialect::Responses
         && plan
             .targets

@@ -119,6 +119,20 @@ pub fn render(
     body.push_str("</dl>");
 
     body.push_str(r#"<section><h2>Attempts (routing trail)</h2>"#);
+    if let Some(route) = &r.route {
+        let _ = write!(
+            body,
+            r#"<p class="route">Targets chosen by <code>{}</code>.</p>"#,
+            esc(route)
+        );
+    }
+    if let Some(skipped) = &r.skipped {
+        body.push_str(r#"<p>Passed over before any attempt:</p><ul class="skipped">"#);
+        for skip in skipped.split("; ") {
+            let _ = write!(body, "<li>{}</li>", esc(skip));
+        }
+        body.push_str("</ul>");
+    }
     if d.attempts.is_empty() {
         body.push_str(r#"<p class="muted">No provider was tried (answered by smartproxy itself, from the cache, or refused before routing).</p>"#);
     } else {
@@ -190,5 +204,28 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("Not captured"), "{html}");
+    }
+
+    #[test]
+    fn the_routing_trail_names_the_route_and_what_it_passed_over() {
+        let detail = RequestDetail {
+            request: crate::ledger::pages::RequestRow {
+                id: "req_1".to_owned(),
+                route: Some("alias:fast".to_owned()),
+                skipped: Some(
+                    "a/gpt-4o: circuit open; <b>/x: missing credential ($B_KEY is not set)"
+                        .to_owned(),
+                ),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let html = render(&detail, None, None);
+        assert!(html.contains("<code>alias:fast</code>"), "{html}");
+        assert!(html.contains("<li>a/gpt-4o: circuit open</li>"), "{html}");
+        assert!(
+            html.contains("<li>&lt;b&gt;/x: missing credential ($B_KEY is not set)</li>"),
+            "{html}"
+        );
     }
 }
