@@ -206,7 +206,10 @@ async fn no_usable_target_is_a_503_that_names_the_skips_in_reply_and_ledger() {
     )
     .await;
     assert_eq!(reply.status, 503, "{}", reply.body);
-    let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(
         message.contains("upstream/gpt-4o skipped, missing credential ($UPSTREAM_KEY is not set)"),
         "{message}"
