@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::RngCore;
 
@@ -24,6 +24,13 @@ const TMP_PREFIX: &str = ".tmp-";
 /// A temporary file this old is left over from a crash; younger ones may be another proxy's
 /// write in progress.
 const STALE_TMP: Duration = Duration::from_secs(3600);
+/// How often a writing store counts the folder again: other processes (`run` sessions, the
+/// daemon, `capture clear`, `prune`) write and delete in it too, so the total cap holds for
+/// the folder, not per process, within what they write meanwhile.
+const RESCAN_EVERY: Duration = Duration::from_secs(2);
+/// Before refusing a body for the total cap, the folder is counted again unless it was this
+/// recently: room another process made is used at once.
+const RESCAN_BEFORE_REFUSING: Duration = Duration::from_millis(200);
 
 /// What became of a body handed to a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +98,10 @@ pub struct FileStore {
     cipher: Option<Cipher>,
     max_blob: u64,
     max_total: u64,
-    /// Bytes of the blob files, scanned at open and kept up to date by this store's writes.
+    /// Bytes of the blob files: counted at open and every `RESCAN_EVERY`, kept up to date by
+    /// this store's own writes in between.
     total: u64,
+    counted_at: Instant,
 }
 
 impl FileStore {
@@ -105,30 +114,26 @@ impl FileStore {
         max_total: u64,
     ) -> Result<Self, CaptureError> {
         create_private_dir(dir).map_err(io_error(dir))?;
-        let mut total = 0;
-        let stale_before = SystemTime::now()
-            .checked_sub(STALE_TMP)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
-            let entry = entry.map_err(io_error(dir))?;
-            let Ok(meta) = entry.metadata() else { continue };
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(TMP_PREFIX) {
-                if meta.modified().is_ok_and(|m| m < stale_before) {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            } else if meta.is_file() && blob_name(&name).is_some() {
-                total += meta.len();
-            }
-        }
+        let total = count_blob_bytes(dir, true).map_err(io_error(dir))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             cipher,
             max_blob,
             max_total,
             total,
+            counted_at: Instant::now(),
         })
+    }
+
+    /// Counts the folder again when the last count is older than `max_age`; a failed count
+    /// keeps the old figure.
+    fn recount(&mut self, max_age: Duration) {
+        if self.counted_at.elapsed() >= max_age {
+            if let Ok(total) = count_blob_bytes(&self.dir, false) {
+                self.total = total;
+            }
+            self.counted_at = Instant::now();
+        }
     }
 
     /// The folder for reading and removing only: nothing is created or scanned, so a read
@@ -140,6 +145,7 @@ impl FileStore {
             max_blob: 0,
             max_total: 0,
             total: 0,
+            counted_at: Instant::now(),
         }
     }
 
@@ -162,9 +168,14 @@ impl FileStore {
         let path = self.path(id, kind);
         let blob = encode(self.cipher.as_ref(), &file_name(id, kind), body, &path)?;
         let replaced = std::fs::metadata(&path).map_or(0, |m| m.len());
-        let after = self.total.saturating_sub(replaced) + blob.len() as u64;
+        self.recount(RESCAN_EVERY);
+        let mut after = self.total.saturating_sub(replaced) + blob.len() as u64;
         if after > self.max_total {
-            return Ok(PutOutcome::StoreFull);
+            self.recount(RESCAN_BEFORE_REFUSING);
+            after = self.total.saturating_sub(replaced) + blob.len() as u64;
+            if after > self.max_total {
+                return Ok(PutOutcome::StoreFull);
+            }
         }
         let mut suffix = [0u8; 8];
         rand::rng().fill_bytes(&mut suffix);
@@ -359,6 +370,29 @@ impl MemoryStore {
             encrypted_blobs: 0,
         }
     }
+}
+
+/// The bytes of the blob files in `dir`; with `clean_up`, also removes temporary files left
+/// over from a crash (`STALE_TMP` old).
+fn count_blob_bytes(dir: &Path, clean_up: bool) -> std::io::Result<u64> {
+    let stale_before = SystemTime::now()
+        .checked_sub(STALE_TMP)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let Ok(meta) = entry.metadata() else { continue };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TMP_PREFIX) {
+            if clean_up && meta.modified().is_ok_and(|m| m < stale_before) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        } else if meta.is_file() && blob_name(&name).is_some() {
+            total += meta.len();
+        }
+    }
+    Ok(total)
 }
 
 fn file_name(id: &str, kind: Kind) -> String {

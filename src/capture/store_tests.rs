@@ -281,3 +281,43 @@ fn the_handle_refuses_what_the_file_store_cannot_hold() {
     assert_eq!(reader.load("req_1").unwrap(), None);
     assert!(!dir.path().join("nowhere").exists());
 }
+
+/// Other processes write and delete in the same folder: the total cap holds for the folder,
+/// and room made elsewhere (`capture clear`, `prune`) is used without a restart.
+#[test]
+fn the_total_cap_counts_what_other_processes_write_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = FileStore::open(dir.path(), None, 10, 40).unwrap();
+    let mut session = FileStore::open(dir.path(), None, 10, 40).unwrap();
+    assert_eq!(
+        session.put("req_a", Kind::Request, &[b'x'; 10]).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        session.put("req_b", Kind::Request, &[b'x'; 10]).unwrap(),
+        PutOutcome::Stored
+    );
+    // The daemon counted an empty folder at open and counts again every RESCAN_EVERY: until
+    // then it does not see the session's blobs (the overshoot the cap allows).
+    std::thread::sleep(Duration::from_millis(250));
+    assert_eq!(
+        daemon.put("req_c", Kind::Request, &[b'x'; 10]).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(daemon.total, 17);
+    std::thread::sleep(RESCAN_EVERY);
+    assert_eq!(
+        daemon.put("req_d", Kind::Request, &[b'x'; 10]).unwrap(),
+        PutOutcome::StoreFull,
+        "counted again: the folder holds 51 bytes"
+    );
+    assert_eq!(daemon.total, 51);
+    // `capture clear` in another process: the full store takes bodies again at once.
+    FileStore::reader(dir.path(), None).clear().unwrap();
+    std::thread::sleep(Duration::from_millis(250));
+    assert_eq!(
+        daemon.put("req_d", Kind::Request, &[b'x'; 10]).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(daemon.total, 17);
+}
