@@ -1,8 +1,9 @@
 //! The dashboard's loop: keys (from `input`'s thread) become `Action`s (`key_action`, pure),
 //! data arrives from the source threads as `Action`s, each is applied to the `State`, its
-//! `Effect` carried out, and the frame redrawn when something changed. The terminal is restored on every way out: a
-//! guard's drop, and ratatui's panic hook.
+//! `Effect` carried out, and the frame redrawn when something changed. The terminal is
+//! restored on every way out: a guard's drop, and ratatui's panic hook.
 
+use std::io::IsTerminal;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::Duration;
 
@@ -89,6 +90,12 @@ pub fn run(state: &mut State, channels: &Channels) -> std::io::Result<()> {
             // Nobody is left to look: quit quietly, as after a SIGHUP.
             Ok(Input::Gone) | Err(RecvTimeoutError::Disconnected) => break,
             Ok(Input::Failed(err)) => return Err(err),
+        }
+        // The same, should the hangup come between the input thread's look at the tty and
+        // crossterm's read (the thread is then lost in crossterm's loop): a hung-up tty is no
+        // terminal any more.
+        if !std::io::stdout().is_terminal() {
+            break;
         }
         loop {
             match channels.actions.try_recv() {
