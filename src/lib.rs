@@ -1,9 +1,9 @@
 //! smartproxy: a local-first LLM proxy that launches and instruments the AI tools you run.
 //!
 //! The house plan, module by module, is `src/ARCHITECTURE.md`. Dependencies point one way:
-//! `cli -> {proxy, session, web} -> {routing, budget, cache, ledger, providers} -> {translate,
-//! transform, pricing, wire, config, db, format, http_server}`; the daemon's admin listener (`proxy::admin`)
-//! hands the dashboard's paths to `web`.
+//! `cli -> {proxy, session, dash, web} -> {routing, budget, cache, capture, ledger, providers}
+//! -> {translate, transform, pricing, wire, config, db, format, http_server}`; the daemon's
+//! admin listener (`proxy::admin`) hands the dashboard's paths to `web`.
 
 pub mod budget;
 pub mod cache;
