@@ -508,6 +508,31 @@ async fn an_empty_ledger_says_what_to_do() {
     }
 }
 
+/// The pages read through read-only connections, which never migrate: `ui` brings a ledger an
+/// older build left (here, one without the newest column) up to date before serving it.
+#[tokio::test(flavor = "multi_thread")]
+async fn ui_upgrades_a_ledger_an_older_build_left() {
+    let env = TestEnv::new();
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--summary", "none", "--", "true"]);
+    assert!(run_to_end(cmd).status.success());
+    let version = |conn: &rusqlite::Connection| -> i64 {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    };
+    let latest = version(&env.ledger());
+    env.ledger()
+        .execute_batch(&format!(
+            "ALTER TABLE requests DROP COLUMN skipped; PRAGMA user_version = {};",
+            latest - 1
+        ))
+        .unwrap();
+    let ui = Ui::start(&env, &[]);
+    let (status, _, html) = get(&format!("{}/", ui.url)).await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(version(&env.ledger()), latest);
+}
+
 #[test]
 fn weak_secrets_stop_the_dashboard_at_start() {
     let env = TestEnv::new();
@@ -547,7 +572,7 @@ fn weak_secrets_stop_the_dashboard_at_start() {
 }
 
 /// The daemon serves the dashboard on its admin listener; its sessions (one per client key and
-/// day, never ended) show their spend from the quarter-hour spend table.
+/// day, never ended) show their spend from the usage rollup.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_daemon_serves_the_dashboard_with_its_sessions_spend() {
     let env = TestEnv::new();

@@ -40,6 +40,7 @@ pub struct DashArgs {
 pub fn dash(args: &DashArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     ensure_terminal()?;
     let config = super::load_config(config_path)?;
+    crate::ledger::upgrade_if_present(&config.database)?;
     let session = match &args.session {
         Some(reference) => Some(resolve(&config.database, reference)?),
         None => None,

@@ -221,6 +221,16 @@ impl Drop for Inner {
     }
 }
 
+/// Brings an existing ledger's schema up to date; a missing one is left for its first writer
+/// to create. For the dashboards, which read through read-only connections that never migrate:
+/// a ledger last opened by an older build lacks the columns they read.
+pub fn upgrade_if_present(path: &Path) -> Result<(), LedgerError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    migrations::migrate(&open_connection(path)?, path)
+}
+
 /// Opens a connection with the settings every process sharing the ledger must use.
 pub(crate) fn open_connection(path: &Path) -> Result<Connection, LedgerError> {
     crate::db::open(path, crate::db::Options::default()).map_err(|source| LedgerError::Open {
