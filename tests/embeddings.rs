@@ -102,6 +102,11 @@ async fn embeddings_reach_openai_compatible_providers_priced_and_recorded() {
     assert_eq!(rows[1]["status"], "400");
     assert_eq!(rows[1]["error_code"], "invalid_request");
     assert_eq!(rows[2]["status"], "400");
+    assert_eq!(
+        rows[2]["skipped"],
+        "claude/claude-sonnet-4-5: not an OpenAI-compatible API, which this endpoint needs",
+        "the routing trail says why the only target was left out"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -43,9 +43,17 @@ pub struct Skip {
 pub enum SkipReason {
     Disabled,
     CircuitOpen,
-    MissingCredential { env: String },
-    TooSmall { window: u32, needed: u64 },
+    MissingCredential {
+        env: String,
+    },
+    TooSmall {
+        window: u32,
+        needed: u64,
+    },
     MissingCapability(&'static str),
+    /// Left out after planning because the request's format needs what the target lacks
+    /// (embeddings on an OpenAI-compatible API, a pass-through credential on Anthropic).
+    Unsuited(&'static str),
 }
 
 impl fmt::Display for SkipReason {
@@ -61,6 +69,7 @@ impl fmt::Display for SkipReason {
                 )
             }
             Self::MissingCapability(cap) => write!(f, "missing capability `{cap}`"),
+            Self::Unsuited(why) => f.write_str(why),
         }
     }
 }

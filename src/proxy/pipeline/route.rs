@@ -4,11 +4,11 @@
 use std::time::Instant;
 
 use super::{Admitted, RequestCtx};
-use crate::config::ProviderKind;
+use crate::config::{ProviderConfig, ProviderKind};
 use crate::providers::ProviderError;
 use crate::proxy::dialect::Dialect;
 use crate::proxy::error::ApiError;
-use crate::routing::plan::{self, Facts, Plan};
+use crate::routing::plan::{self, Facts, Plan, Skip, SkipReason};
 
 pub fn route(ctx: &mut RequestCtx, request: &mut Admitted) -> Result<Plan, ApiError> {
     plan_for(ctx, request, None)
@@ -57,7 +57,39 @@ fn plan_for(
             return Err(ApiError::no_route(&no_route));
         }
     };
+    let filtered = leave_out_unsuited(ctx, request, &mut plan);
+    // Passed over by the plan or by the request's format: the routing trail keeps both, also
+    // when nothing is left.
     ctx.fin.record().skipped = plan::describe_skips(&plan.skipped);
+    filtered?;
+    let first = &plan.targets[0];
+    let record = ctx.fin.record();
+    record.route = Some(plan.route.clone());
+    record.provider = Some(config.providers[first.provider].name.clone());
+    record.served_model = Some(first.model.clone());
+    Ok(plan)
+}
+
+/// Moves the targets the request's format cannot use from `plan.targets` to `plan.skipped`;
+/// an error when none is left.
+fn leave_out_unsuited(
+    ctx: &RequestCtx,
+    request: &mut Admitted,
+    plan: &mut Plan,
+) -> Result<(), ApiError> {
+    let config = &ctx.rt.config;
+    let pass_over = |plan: &mut Plan, keep: &dyn Fn(&ProviderConfig) -> bool, why| {
+        let (kept, left): (Vec<_>, Vec<_>) = plan
+            .targets
+            .drain(..)
+            .partition(|t| keep(&config.providers[t.provider]));
+        plan.targets = kept;
+        plan.skipped.extend(left.into_iter().map(|t| Skip {
+            provider: config.providers[t.provider].name.clone(),
+            model: t.model,
+            reason: SkipReason::Unsuited(why),
+        }));
+    };
     if ctx.dialect == Dialect::Responses
         && plan
             .targets
@@ -66,8 +98,11 @@ fn plan_for(
         && let Err(refusal) = request.inbound.translate_responses()
     {
         // What chat cannot carry goes only where it needs no translation.
-        plan.targets
-            .retain(|t| config.providers[t.provider].responses_api);
+        pass_over(
+            plan,
+            &|p| p.responses_api,
+            "no Responses API, and this request does not translate to chat",
+        );
         if plan.targets.is_empty() {
             return Err(refusal);
         }
@@ -81,8 +116,11 @@ fn plan_for(
             Dialect::Responses => true,
             _ => kind == ProviderKind::OpenAi,
         };
-        plan.targets
-            .retain(|t| serves(config.providers[t.provider].kind));
+        pass_over(
+            plan,
+            &|p| serves(p.kind),
+            "not an OpenAI-compatible API, which this endpoint needs",
+        );
         if plan.targets.is_empty() {
             return Err(ApiError::upstream(&ProviderError::Rejected(format!(
                 "{} needs an OpenAI-compatible target for `{}`; none of its targets is one",
@@ -100,8 +138,11 @@ fn plan_for(
                 format!("`{}` ({})", p.name, p.kind.as_str())
             })
             .collect();
-        plan.targets
-            .retain(|t| config.providers[t.provider].kind == ProviderKind::Anthropic);
+        pass_over(
+            plan,
+            &|p| p.kind == ProviderKind::Anthropic,
+            "not Anthropic, which a pass-through credential needs",
+        );
         if plan.targets.is_empty() {
             return Err(ApiError::passthrough_unroutable(
                 &request.inbound.model,
@@ -109,10 +150,5 @@ fn plan_for(
             ));
         }
     }
-    let first = &plan.targets[0];
-    let record = ctx.fin.record();
-    record.route = Some(plan.route.clone());
-    record.provider = Some(config.providers[first.provider].name.clone());
-    record.served_model = Some(first.model.clone());
-    Ok(plan)
+    Ok(())
 }
