@@ -1,7 +1,7 @@
 //! `smartproxy dash`: a live terminal view over the shared ledger (no server needed) with
 //! ratatui. `state` holds what is shown and how keys and data change it (pure), `ui` draws it
-//! (draw only), `detail` draws one request, `event` runs the loop and maps keys, `source`
-//! polls the ledger and the daemon on their own threads.
+//! (draw only), `detail` draws one request, `event` runs the loop and maps keys, `input`
+//! reads the keys on a thread of its own, `source` polls the ledger and the daemon on theirs.
 
 mod detail;
 pub mod event;
