@@ -23,12 +23,13 @@ pub fn measure_startup(
     config: &Path,
     tmp: &Path,
 ) -> anyhow::Result<Startup> {
-    let run = |bin: &Path| {
+    // Each side its own ledger: an older baseline refuses one a newer build has migrated.
+    let run = |bin: &Path, ledger: &str| {
         let mut cmd = Command::new(bin);
         cmd.args(["run", "--summary", "none", "--mock", "--config"])
             .arg(config)
             .args(["--", "true"])
-            .env("SMARTPROXY_DB", tmp.join("startup.db"))
+            .env("SMARTPROXY_DB", tmp.join(ledger))
             .env("SMARTPROXY_LOG_LEVEL", "error")
             .env("BENCH_UPSTREAM_KEY", UPSTREAM_KEY)
             .current_dir(tmp)
@@ -61,13 +62,13 @@ pub fn measure_startup(
     };
     for i in 0..plan.startup_warmup + plan.startup_runs {
         let (t_true, _) = time(plain())?;
-        let (t_run, failure) = time(run(bin))?;
+        let (t_run, failure) = time(run(bin, "startup.db"))?;
         if let Some(f) = failure {
             startup.failure.get_or_insert(f);
         }
         let t_base = match baseline {
             Some(base) => {
-                let (t, failure) = time(run(base))?;
+                let (t, failure) = time(run(base, "startup-baseline.db"))?;
                 if let Some(f) = failure {
                     startup.failure.get_or_insert(format!("baseline: {f}"));
                 }
