@@ -329,3 +329,62 @@ fn doctor_says_whether_captures_are_encrypted() {
         "doctor creates nothing"
     );
 }
+
+/// `when_full: drop_oldest` through the daemon: the store stays under its cap by deleting the
+/// oldest requests' bodies, the newest request's are kept, and `/metrics` counts the evictions.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_store_can_keep_the_newest_bodies_instead() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(
+        &upstream.base_url(),
+        "capture:\n  enabled: true\n  max_blob_bytes: 1000\n  max_total_bytes: 2500\n  when_full: drop_oldest\n",
+    );
+    let daemon = Daemon::start(&env, &config, &[], &[("UPSTREAM_KEY", KEY)]);
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let reply = post_chat(
+            &format!("{}/v1", daemon.listen),
+            None,
+            chat_body("gpt-4o-mini", false, &format!("request number {i}")),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        ids.push(request_id(&reply));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = http_client()
+            .get(format!("{}/metrics", daemon.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("smartproxy_capture_stored_total 12") {
+            break metrics;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(
+        metrics.contains("smartproxy_capture_refused_total 0"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("smartproxy_capture_evicted_total 0"),
+        "{metrics}"
+    );
+    let dir = env.path().join("captures");
+    let held: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(held <= 2500, "{held} bytes in {}", dir.display());
+    let last = ids.last().unwrap();
+    assert!(dir.join(format!("{last}.request")).exists());
+    assert!(dir.join(format!("{last}.response")).exists());
+    assert!(!dir.join(format!("{}.request", ids[0])).exists());
+    daemon.stop();
+}

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::config::{CaptureStoreKind, from_yaml};
+use crate::config::{CaptureStoreKind, WhenFull, from_yaml};
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -32,17 +32,19 @@ fn off_by_default_in_a_folder_beside_the_ledger() {
     assert_eq!(c.path, Path::new("/data/sp/captures"));
     assert_eq!(c.max_blob_bytes, 1024 * 1024);
     assert_eq!(c.max_total_bytes, 256 * 1024 * 1024);
+    assert_eq!(c.when_full, WhenFull::Refuse);
 }
 
 #[test]
 fn every_setting_and_the_environment_override() {
-    let text = "capture:\n  enabled: false\n  store: memory\n  path: caps\n  max_blob_bytes: 10\n  max_total_bytes: 100\n";
+    let text = "capture:\n  enabled: false\n  store: memory\n  path: caps\n  max_blob_bytes: 10\n  max_total_bytes: 100\n  when_full: drop_oldest\n";
     let config = from_yaml(text, Some(Path::new("/etc/sp/sp.yaml")), &no_env).unwrap();
     let c = &config.capture;
     assert!(!c.enabled);
     assert_eq!(c.store, CaptureStoreKind::Memory);
     assert_eq!(c.path, Path::new("/etc/sp/caps"), "beside the config file");
     assert_eq!((c.max_blob_bytes, c.max_total_bytes), (10, 100));
+    assert_eq!(c.when_full, WhenFull::DropOldest);
     let on = |k: &str| (k == "SMARTPROXY_CAPTURE_ENABLED").then(|| "true".to_owned());
     assert!(from_yaml(text, None, &on).unwrap().capture.enabled);
     let off = |k: &str| (k == "SMARTPROXY_CAPTURE_ENABLED").then(|| "0".to_owned());
@@ -64,7 +66,8 @@ fn mistakes_name_the_line_and_key() {
     assert_eq!(errs[0].0, Some(3));
     assert!(errs[0].2.contains("unknown field `max_blob`"), "{errs:?}");
 
-    let text = "capture:\n  store: disk\n  max_blob_bytes: 0\n  max_total_bytes: 0\n";
+    let text =
+        "capture:\n  store: disk\n  max_blob_bytes: 0\n  max_total_bytes: 0\n  when_full: evict\n";
     let errs = errors(text, &no_env);
     let got: Vec<(Option<usize>, &str)> = errs.iter().map(|e| (e.0, e.1.as_str())).collect();
     assert_eq!(
@@ -73,9 +76,11 @@ fn mistakes_name_the_line_and_key() {
             (Some(2), "capture.store"),
             (Some(3), "capture.max_blob_bytes"),
             (Some(4), "capture.max_total_bytes"),
+            (Some(5), "capture.when_full"),
         ]
     );
     assert!(errs[0].2.contains("`file`"), "{errs:?}");
+    assert!(errs[3].2.contains("`drop_oldest`"), "{errs:?}");
 
     let errs = errors(
         "capture:\n  max_blob_bytes: 100\n  max_total_bytes: 10\n",

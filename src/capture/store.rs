@@ -6,7 +6,7 @@
 //! sealed body and the tag; a sealed body is bound to its file name (`ID.request`), so a
 //! blob copied under another request's name does not open.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -15,6 +15,7 @@ use rand::RngCore;
 
 use super::{CaptureError, Captured, Kind, io_error, valid_id};
 use crate::cache::Cipher;
+use crate::config::WhenFull;
 
 const MAGIC: &[u8] = b"SPCAP1";
 const PLAIN: u8 = b'p';
@@ -36,6 +37,8 @@ const RESCAN_BEFORE_REFUSING: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
     Stored,
+    /// Stored after deleting the bodies of this many older requests (`when_full: drop_oldest`).
+    StoredDroppingOldest(u64),
     /// Larger than `max_blob_bytes`: refused.
     TooLarge,
     /// Would take the store past `max_total_bytes`: refused.
@@ -102,6 +105,7 @@ pub struct FileStore {
     /// this store's own writes in between.
     total: u64,
     counted_at: Instant,
+    when_full: WhenFull,
 }
 
 impl FileStore {
@@ -122,7 +126,14 @@ impl FileStore {
             max_total,
             total,
             counted_at: Instant::now(),
+            when_full: WhenFull::Refuse,
         })
+    }
+
+    /// What a full store does with a new body (refuses it unless told otherwise).
+    pub fn when_full(mut self, when_full: WhenFull) -> Self {
+        self.when_full = when_full;
+        self
     }
 
     /// Counts the folder again when the last count is older than `max_age`; a failed count
@@ -146,6 +157,7 @@ impl FileStore {
             max_total: 0,
             total: 0,
             counted_at: Instant::now(),
+            when_full: WhenFull::Refuse,
         }
     }
 
@@ -170,9 +182,14 @@ impl FileStore {
         let replaced = std::fs::metadata(&path).map_or(0, |m| m.len());
         self.recount(RESCAN_EVERY);
         let mut after = self.total.saturating_sub(replaced) + blob.len() as u64;
+        let mut dropped = 0;
         if after > self.max_total {
             self.recount(RESCAN_BEFORE_REFUSING);
             after = self.total.saturating_sub(replaced) + blob.len() as u64;
+            if after > self.max_total && self.when_full == WhenFull::DropOldest {
+                dropped = self.drop_oldest(id, after - self.max_total)?;
+                after = self.total.saturating_sub(replaced) + blob.len() as u64;
+            }
             if after > self.max_total {
                 return Ok(PutOutcome::StoreFull);
             }
@@ -190,7 +207,52 @@ impl FileStore {
             return Err(CaptureError::Io { path, source });
         }
         self.total = after;
-        Ok(PutOutcome::Stored)
+        Ok(if dropped > 0 {
+            PutOutcome::StoredDroppingOldest(dropped)
+        } else {
+            PutOutcome::Stored
+        })
+    }
+
+    /// Deletes the bodies of the oldest requests (by their newest file's time), never those
+    /// of `keep`, until `bytes` are freed or none is left; returns how many requests went.
+    fn drop_oldest(&mut self, keep: &str, bytes: u64) -> Result<u64, CaptureError> {
+        let mut requests: HashMap<String, (SystemTime, Vec<PathBuf>)> = HashMap::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
+            let entry = entry.map_err(io_error(&self.dir))?;
+            let name = entry.file_name();
+            let Some((id, _)) =
+                blob_name(&name.to_string_lossy()).map(|(id, k)| (id.to_owned(), k))
+            else {
+                continue;
+            };
+            if id == keep {
+                continue;
+            }
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let slot = requests
+                .entry(id)
+                .or_insert((SystemTime::UNIX_EPOCH, Vec::new()));
+            slot.0 = slot.0.max(modified);
+            slot.1.push(entry.path());
+        }
+        let mut oldest_first: Vec<_> = requests.into_iter().collect();
+        oldest_first.sort_by(|a, b| a.1.0.cmp(&b.1.0).then_with(|| a.0.cmp(&b.0)));
+        let target = self.total.saturating_sub(bytes);
+        let mut dropped = 0;
+        for (_, (_, paths)) in oldest_first {
+            if self.total <= target {
+                break;
+            }
+            for path in paths {
+                self.remove_file(&path)?;
+            }
+            dropped += 1;
+        }
+        Ok(dropped)
     }
 
     /// The request's bodies, decrypted; `None` when neither was captured.
@@ -302,19 +364,30 @@ impl FileStore {
 /// Blobs in the process's memory, under the same caps.
 pub struct MemoryStore {
     blobs: HashMap<String, Captured>,
+    /// Request ids, oldest first, for `WhenFull::DropOldest`.
+    order: VecDeque<String>,
     max_blob: u64,
     max_total: u64,
     total: u64,
+    when_full: WhenFull,
 }
 
 impl MemoryStore {
     pub fn new(max_blob: u64, max_total: u64) -> Self {
         Self {
             blobs: HashMap::new(),
+            order: VecDeque::new(),
             max_blob,
             max_total,
             total: 0,
+            when_full: WhenFull::Refuse,
         }
+    }
+
+    /// What a full store does with a new body (refuses it unless told otherwise).
+    pub fn when_full(mut self, when_full: WhenFull) -> Self {
+        self.when_full = when_full;
+        self
     }
 
     pub fn put(&mut self, id: &str, kind: Kind, body: &[u8]) -> Result<PutOutcome, CaptureError> {
@@ -327,16 +400,32 @@ impl MemoryStore {
             .get(id)
             .and_then(|c| c.get(kind))
             .map_or(0, |b| b.len() as u64);
+        let mut dropped = 0;
+        if self.when_full == WhenFull::DropOldest {
+            while self.total.saturating_sub(replaced) + len > self.max_total {
+                let Some(oldest) = self.order.iter().find(|o| *o != id).cloned() else {
+                    break;
+                };
+                dropped += u64::from(self.remove(&[oldest.as_str()]) > 0);
+            }
+        }
         let after = self.total.saturating_sub(replaced) + len;
         if after > self.max_total {
             return Ok(PutOutcome::StoreFull);
+        }
+        if !self.blobs.contains_key(id) {
+            self.order.push_back(id.to_owned());
         }
         self.blobs
             .entry(id.to_owned())
             .or_default()
             .set(kind, body.to_vec());
         self.total = after;
-        Ok(PutOutcome::Stored)
+        Ok(if dropped > 0 {
+            PutOutcome::StoredDroppingOldest(dropped)
+        } else {
+            PutOutcome::Stored
+        })
     }
 
     pub fn load(&self, id: &str) -> Option<Captured> {
@@ -346,6 +435,7 @@ impl MemoryStore {
     /// Deletes the bodies of these requests; returns how many went.
     pub fn remove(&mut self, ids: &[&str]) -> u64 {
         let mut removed = 0;
+        self.order.retain(|o| !ids.contains(&o.as_str()));
         for id in ids {
             if let Some(c) = self.blobs.remove(*id) {
                 for body in [c.request, c.response].into_iter().flatten() {

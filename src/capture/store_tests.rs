@@ -321,3 +321,93 @@ fn the_total_cap_counts_what_other_processes_write_and_delete() {
     );
     assert_eq!(daemon.total, 17);
 }
+
+/// `when_full: drop_oldest`: a full store deletes the oldest requests' bodies (both of a
+/// request at once) to keep the new one, never the new one's own other body.
+#[test]
+fn a_full_store_can_drop_the_oldest_requests_instead() {
+    use crate::config::WhenFull;
+    let dir = tempfile::tempdir().unwrap();
+    // Blobs of 10 bytes take 17 with the header; room for three.
+    let mut store = FileStore::open(dir.path(), None, 10, 51)
+        .unwrap()
+        .when_full(WhenFull::DropOldest);
+    let body = [b'x'; 10];
+    assert_eq!(
+        store.put("req_a", Kind::Request, &body).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        store.put("req_a", Kind::Response, &body).unwrap(),
+        PutOutcome::Stored
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        store.put("req_b", Kind::Request, &body).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        store.put("req_c", Kind::Request, &body).unwrap(),
+        PutOutcome::StoredDroppingOldest(1)
+    );
+    assert_eq!(
+        files(dir.path()),
+        ["req_b.request", "req_c.request"],
+        "both of req_a went"
+    );
+    assert_eq!(store.total, 34);
+    assert_eq!(
+        store.put("req_c", Kind::Response, &body).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        store.put("req_c", Kind::Response, &[b'y'; 10]).unwrap(),
+        PutOutcome::Stored,
+        "a replacement fits in its own room"
+    );
+    assert_eq!(
+        store.put("req_d", Kind::Request, &body).unwrap(),
+        PutOutcome::StoredDroppingOldest(1)
+    );
+    assert_eq!(
+        files(dir.path()),
+        ["req_c.request", "req_c.response", "req_d.request"]
+    );
+
+    let mut memory = MemoryStore::new(10, 20).when_full(WhenFull::DropOldest);
+    assert_eq!(
+        memory.put("req_a", Kind::Request, &body).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        memory.put("req_b", Kind::Request, &body).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        memory.put("req_b", Kind::Response, &body).unwrap(),
+        PutOutcome::StoredDroppingOldest(1)
+    );
+    assert_eq!(memory.load("req_a"), None);
+    assert_eq!(
+        memory.put("req_c", Kind::Request, &body).unwrap(),
+        PutOutcome::StoredDroppingOldest(1)
+    );
+    assert_eq!(memory.load("req_b"), None, "both of req_b went");
+    assert_eq!(memory.stats().bytes, 10);
+
+    // Counted by the handle and shown in /metrics.
+    let handle = CaptureHandle::with_store(
+        Store::Memory(MemoryStore::new(10, 10).when_full(WhenFull::DropOldest)),
+        10,
+    )
+    .unwrap();
+    handle.put("req_1", Kind::Request, Bytes::from_static(b"one"));
+    handle.put("req_2", Kind::Request, Bytes::from_static(b"two-two"));
+    handle.put("req_3", Kind::Request, Bytes::from_static(b"three"));
+    handle.close();
+    let counters = handle.counters();
+    assert_eq!(
+        (counters.stored, counters.evicted, counters.refused),
+        (3, 2, 0)
+    );
+}

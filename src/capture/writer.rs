@@ -33,6 +33,8 @@ pub struct CaptureCounters {
     pub dropped: u64,
     /// The store could not write them (a full disk, say).
     pub failed: u64,
+    /// Older requests whose bodies a full store deleted to keep new ones (`drop_oldest`).
+    pub evicted: u64,
     /// Bytes the store holds, as the total cap counts them.
     pub bytes: u64,
 }
@@ -43,6 +45,7 @@ struct Shared {
     refused: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    evicted: AtomicU64,
     /// The store's total after its last change, so `/metrics` never waits for a write.
     bytes: AtomicU64,
     warned_refused: AtomicBool,
@@ -73,6 +76,10 @@ impl Shared {
             Ok(PutOutcome::Stored) => {
                 self.stored.fetch_add(1, Ordering::Relaxed);
             }
+            Ok(PutOutcome::StoredDroppingOldest(requests)) => {
+                self.stored.fetch_add(1, Ordering::Relaxed);
+                self.evicted.fetch_add(requests, Ordering::Relaxed);
+            }
             Ok(PutOutcome::TooLarge) => {
                 self.refused(&job.id, job.kind, "it is larger than capture.max_blob_bytes");
             }
@@ -100,16 +107,19 @@ impl CaptureHandle {
     /// Opens the store `config` names (creating a file store's folder) and starts its writer.
     pub fn open(config: &CaptureConfig, cipher: Option<Cipher>) -> Result<Self, CaptureError> {
         let store = match config.store {
-            CaptureStoreKind::File => Store::File(Box::new(FileStore::open(
-                &config.path,
-                cipher,
-                config.max_blob_bytes,
-                config.max_total_bytes,
-            )?)),
-            CaptureStoreKind::Memory => Store::Memory(MemoryStore::new(
-                config.max_blob_bytes,
-                config.max_total_bytes,
+            CaptureStoreKind::File => Store::File(Box::new(
+                FileStore::open(
+                    &config.path,
+                    cipher,
+                    config.max_blob_bytes,
+                    config.max_total_bytes,
+                )?
+                .when_full(config.when_full),
             )),
+            CaptureStoreKind::Memory => Store::Memory(
+                MemoryStore::new(config.max_blob_bytes, config.max_total_bytes)
+                    .when_full(config.when_full),
+            ),
         };
         Self::with_store(store, config.max_blob_bytes)
     }
@@ -123,6 +133,7 @@ impl CaptureHandle {
             refused: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
             warned_refused: AtomicBool::new(false),
             warned_dropped: AtomicBool::new(false),
             max_blob,
@@ -247,6 +258,7 @@ impl CaptureHandle {
             refused: s.refused.load(Ordering::Relaxed),
             dropped: s.dropped.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
+            evicted: s.evicted.load(Ordering::Relaxed),
             bytes: s.bytes.load(Ordering::Relaxed),
         }
     }

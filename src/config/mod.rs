@@ -147,8 +147,19 @@ pub struct CaptureConfig {
     pub path: PathBuf,
     /// Largest body captured, in bytes; a larger one is refused and counted.
     pub max_blob_bytes: u64,
-    /// Most bytes the store holds; a body that would pass it is refused and counted.
+    /// Most bytes the store holds; what happens to a body that would pass it is `when_full`.
     pub max_total_bytes: u64,
+    pub when_full: WhenFull,
+}
+
+/// What a full capture store does with a new body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Refuses it (and counts it): the oldest bodies are kept.
+    #[default]
+    Refuse,
+    /// Deletes the bodies of the oldest requests until it fits: the newest are kept.
+    DropOldest,
 }
 
 /// Where captured bodies are kept.

@@ -130,6 +130,8 @@ pub struct RawCapture {
     pub max_blob_bytes: Option<u64>,
     /// Bodies that would take the store past this are not captured.
     pub max_total_bytes: Option<u64>,
+    /// When the store is full: `refuse` new bodies (default) or `drop_oldest` requests' bodies.
+    pub when_full: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -821,6 +821,19 @@ impl Validator<'_> {
                 ),
             );
         }
+        let when_full = match c.when_full.as_deref().map(str::trim) {
+            None | Some("refuse") => super::WhenFull::Refuse,
+            Some("drop_oldest") => super::WhenFull::DropOldest,
+            Some(other) => {
+                self.error(
+                    "capture.when_full",
+                    format!(
+                        "`{other}` is not a choice: write `refuse` (keep the oldest bodies, refuse new ones) or `drop_oldest` (delete the oldest requests' bodies to make room)"
+                    ),
+                );
+                super::WhenFull::Refuse
+            }
+        };
         let path = match &c.path {
             Some(p) => resolve_beside(self.file, p),
             None => database.with_file_name("captures"),
@@ -831,6 +844,7 @@ impl Validator<'_> {
             path,
             max_blob_bytes,
             max_total_bytes,
+            when_full,
         }
     }
 }

@@ -239,6 +239,11 @@ pub fn render_capture(out: &mut String, c: &crate::capture::CaptureCounters) {
             "Bodies the capture store could not write.",
             c.failed,
         ),
+        (
+            "smartproxy_capture_evicted_total",
+            "Requests whose captured bodies a full store deleted to keep newer ones (capture.when_full: drop_oldest).",
+            c.evicted,
+        ),
     ] {
         let _ = writeln!(
             out,
