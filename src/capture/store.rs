@@ -221,9 +221,7 @@ impl FileStore {
         for entry in std::fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
             let entry = entry.map_err(io_error(&self.dir))?;
             let name = entry.file_name();
-            let Some((id, _)) =
-                blob_name(&name.to_string_lossy()).map(|(id, k)| (id.to_owned(), k))
-            else {
+            let Some(id) = blob_name(&name.to_string_lossy()).map(|(id, _)| id.to_owned()) else {
                 continue;
             };
             if id == keep {
