@@ -42,6 +42,27 @@ fn show(
     (out.status.code().unwrap(), out.stdout, text(&out.stderr))
 }
 
+/// The daemon's `/metrics` once they contain `needle` (the capture writer works in the
+/// background); fails after 10 s.
+async fn metrics_once(daemon: &Daemon, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = http_client()
+            .get(format!("{}/metrics", daemon.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(needle) {
+            return metrics;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -190,22 +211,7 @@ async fn over_the_cap_a_body_is_refused_and_counted_and_the_request_succeeds() {
     let small_id = request_id(&small);
     // The writer works in the background: wait until it has kept the two bodies that fit.
     let dir = env.path().join("captures");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let metrics = loop {
-        let metrics = http_client()
-            .get(format!("{}/metrics", daemon.admin))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.contains("smartproxy_capture_stored_total 2") {
-            break metrics;
-        }
-        assert!(std::time::Instant::now() < deadline, "{metrics}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let metrics = metrics_once(&daemon, "smartproxy_capture_stored_total 2").await;
     for counter in [
         "smartproxy_capture_refused_total 2",
         "smartproxy_capture_dropped_total 0",
@@ -352,22 +358,7 @@ async fn a_full_store_can_keep_the_newest_bodies_instead() {
         assert_eq!(reply.status, 200, "{}", reply.body);
         ids.push(request_id(&reply));
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let metrics = loop {
-        let metrics = http_client()
-            .get(format!("{}/metrics", daemon.admin))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.contains("smartproxy_capture_stored_total 12") {
-            break metrics;
-        }
-        assert!(std::time::Instant::now() < deadline, "{metrics}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let metrics = metrics_once(&daemon, "smartproxy_capture_stored_total 12").await;
     assert!(
         metrics.contains("smartproxy_capture_refused_total 0"),
         "{metrics}"

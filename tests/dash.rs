@@ -100,6 +100,15 @@ impl Drop for Tmux<'_> {
     }
 }
 
+/// The pid a pane's shell wrote (`echo $$ > FILE` before `exec`ing dash).
+fn read_pid(file: &std::path::Path) -> i32 {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 fn have(program: &str, arg: &str) -> bool {
     Command::new(program)
         .arg(arg)
@@ -310,11 +319,7 @@ fn a_signal_ends_dash_with_the_terminal_restored() {
     );
     let tmux = Tmux::start(&env, &shell);
     tmux.wait_for("the first frame", |s| s.contains("q quit"));
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = read_pid(&pid_file);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGTERM,
@@ -344,11 +349,7 @@ fn outlives_its_terminal(detached: bool) -> bool {
     );
     let tmux = Tmux::start(&env, &shell);
     tmux.wait_for("the first frame", |s| s.contains("q quit"));
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = read_pid(&pid_file);
     drop(tmux);
     // Gone, or a zombie nobody reaps: either way it no longer runs.
     let running = || {

@@ -121,6 +121,21 @@ async fn auth_matrix() {
     }
 }
 
+/// `POST /login` with a form body.
+async fn post_login(
+    client: &reqwest::Client,
+    admin: &str,
+    form: impl Into<String>,
+) -> reqwest::Response {
+    client
+        .post(format!("{admin}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.into())
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn login_exchanges_the_admin_key_for_a_cookie() {
     let env = TestEnv::new();
@@ -152,23 +167,16 @@ async fn login_exchanges_the_admin_key_for_a_cookie() {
         "{body}"
     );
 
-    let wrong = client
-        .post(format!("{}/login", daemon.admin))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("key=nope&next=%2Fperformance")
-        .send()
-        .await
-        .unwrap();
+    let wrong = post_login(&client, &daemon.admin, "key=nope&next=%2Fperformance").await;
     assert_eq!(wrong.status(), 401);
     assert!(wrong.headers().get("set-cookie").is_none());
 
-    let login = client
-        .post(format!("{}/login", daemon.admin))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("key={ADMIN_KEY}&next=%2Fperformance"))
-        .send()
-        .await
-        .unwrap();
+    let login = post_login(
+        &client,
+        &daemon.admin,
+        format!("key={ADMIN_KEY}&next=%2Fperformance"),
+    )
+    .await;
     assert_eq!(login.status(), 303);
     assert_eq!(login.headers()["location"], "/performance");
     let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
@@ -190,34 +198,21 @@ async fn login_exchanges_the_admin_key_for_a_cookie() {
     assert_eq!(page.status(), 200);
 
     // An open redirect is not possible through `next`.
-    let login = client
-        .post(format!("{}/login", daemon.admin))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("key={ADMIN_KEY}&next=%2F%2Fevil.example%2F"))
-        .send()
-        .await
-        .unwrap();
+    let login = post_login(
+        &client,
+        &daemon.admin,
+        format!("key={ADMIN_KEY}&next=%2F%2Fevil.example%2F"),
+    )
+    .await;
     assert_eq!(login.headers()["location"], "/");
 
     // Guessing is slowed down: after ten wrong keys in a minute, every attempt waits, the
     // right key too, while a token still opens the pages.
     for _ in 0..9 {
-        let wrong = client
-            .post(format!("{}/login", daemon.admin))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("key=guess&next=%2F")
-            .send()
-            .await
-            .unwrap();
+        let wrong = post_login(&client, &daemon.admin, "key=guess&next=%2F").await;
         assert_eq!(wrong.status(), 401);
     }
-    let paused = client
-        .post(format!("{}/login", daemon.admin))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("key={ADMIN_KEY}&next=%2F"))
-        .send()
-        .await
-        .unwrap();
+    let paused = post_login(&client, &daemon.admin, format!("key={ADMIN_KEY}&next=%2F")).await;
     assert_eq!(paused.status(), 429);
     let wait: u64 = paused.headers()["retry-after"]
         .to_str()

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use super::state::State;
 use super::ui::{bold, latency};
 use crate::format::money;
-use crate::ledger::live::{Attempt, RequestDetail};
+use crate::ledger::request_view::{Attempt, RequestDetail};
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State) {
     frame.render_widget(Clear, area);

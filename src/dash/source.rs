@@ -18,6 +18,7 @@ use super::state::{Action, Breaker, Daemon, REQUEST_LIMIT, SessionView};
 use crate::ledger::live::{self, DayTotals, LiveFilter};
 use crate::ledger::now_ms;
 use crate::ledger::query::SessionRow;
+use crate::ledger::request_view;
 
 /// How often the ledger is probed for commits.
 const POLL: Duration = Duration::from_millis(250);
@@ -107,7 +108,7 @@ impl Poller {
                 Ok(Command::Detail(id)) => {
                     let detail = self
                         .connection()
-                        .and_then(|c| live::request_detail(c, &id))
+                        .and_then(|c| request_view::request_detail(c, &id))
                         .ok()
                         .flatten()
                         .map(Box::new);

@@ -2,8 +2,9 @@
 //! and data alike) and `update`, which applies one and says what the loop must do next. Pure:
 //! no terminal, no ledger, no clock, so every key's behaviour is a plain unit test.
 
-use crate::ledger::live::{DayTotals, LiveFilter, RequestDetail, RequestRow};
+use crate::ledger::live::{DayTotals, LiveFilter};
 use crate::ledger::query::SessionRow;
+use crate::ledger::request_view::{RequestDetail, RequestRow};
 
 /// How many requests the list keeps (the newest); the query's LIMIT.
 pub const REQUEST_LIMIT: usize = 500;

@@ -12,7 +12,8 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 use super::detail;
 use super::state::{Daemon, Mode, SessionView, State};
 use crate::format::money;
-use crate::ledger::live::{GroupTotals, RequestRow};
+use crate::ledger::live::GroupTotals;
+use crate::ledger::request_view::RequestRow;
 
 /// Below this the dashboard does not try to fit.
 pub const MIN_WIDTH: u16 = 60;

@@ -7,8 +7,9 @@ use ratatui::style::Color;
 
 use super::*;
 use crate::dash::state::{Action, Breaker, SessionView};
-use crate::ledger::live::{Attempt, DayTotals, GroupTotals, RequestDetail, RequestRow};
+use crate::ledger::live::{DayTotals, GroupTotals};
 use crate::ledger::query::SessionRow;
+use crate::ledger::request_view::{Attempt, RequestDetail, RequestRow};
 
 fn request(id: &str, model: &str, status: i64, cost: Option<f64>) -> RequestRow {
     RequestRow {

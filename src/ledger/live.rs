@@ -11,9 +11,7 @@ use rusqlite::{Connection, params_from_iter};
 use serde::Serialize;
 
 use super::query::{SESSION_COLUMNS, SessionRow, session_from_row};
-use super::request_view::{COLUMNS, from_row};
-
-pub use super::request_view::{Attempt, RequestDetail, RequestRow, request_detail};
+use super::request_view::{COLUMNS, RequestRow, from_row};
 
 /// Which requests a live list shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -172,20 +170,7 @@ fn grouped_between(
                 TOTAL(prompt_tokens), TOTAL(completion_tokens), TOTAL(cost_usd)
          FROM requests WHERE started_ms >= ?1 AND started_ms < ?2 GROUP BY 1, 2, 3",
     )?;
-    let mut groups = BTreeMap::new();
-    let mut rows = stmt.query(rusqlite::params![from_ms, until_ms.unwrap_or(i64::MAX)])?;
-    while let Some(row) = rows.next()? {
-        let totals = GroupTotals {
-            key: String::new(),
-            requests: row.get::<_, i64>(3)? as u64,
-            errors: row.get::<_, f64>(4)? as u64,
-            prompt_tokens: row.get::<_, f64>(5)? as u64,
-            completion_tokens: row.get::<_, f64>(6)? as u64,
-            cost_usd: row.get(7)?,
-        };
-        groups.insert((row.get(0)?, row.get(1)?, row.get(2)?), totals);
-    }
-    Ok(groups)
+    read_groups(stmt.query(rusqlite::params![from_ms, until_ms.unwrap_or(i64::MAX)])?)
 }
 
 /// The same figures for whole hours from `hour_ms` on, from the `usage` rollup.
@@ -195,19 +180,25 @@ fn grouped_hours(
 ) -> rusqlite::Result<BTreeMap<GroupKey, GroupTotals>> {
     let mut stmt = conn.prepare_cached(
         "SELECT CASE session_id WHEN '' THEN '(none)' ELSE session_id END, model, provider,
-                SUM(requests), SUM(requests - ok), SUM(prompt_tokens), SUM(completion_tokens),
-                TOTAL(cost_usd)
+                TOTAL(requests), TOTAL(requests - ok), TOTAL(prompt_tokens),
+                TOTAL(completion_tokens), TOTAL(cost_usd)
          FROM usage WHERE hour_ms >= ?1 GROUP BY 1, 2, 3",
     )?;
+    read_groups(stmt.query([hour_ms])?)
+}
+
+/// Rows of (session, model, provider, requests, errors, prompt, completion, cost), the
+/// figures as SQLite's `TOTAL` gives them.
+fn read_groups(mut rows: rusqlite::Rows<'_>) -> rusqlite::Result<BTreeMap<GroupKey, GroupTotals>> {
     let mut groups = BTreeMap::new();
-    let mut rows = stmt.query([hour_ms])?;
     while let Some(row) = rows.next()? {
+        let count = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, f64>(i)? as u64) };
         let totals = GroupTotals {
             key: String::new(),
-            requests: row.get::<_, i64>(3)? as u64,
-            errors: row.get::<_, i64>(4)? as u64,
-            prompt_tokens: row.get::<_, i64>(5)? as u64,
-            completion_tokens: row.get::<_, i64>(6)? as u64,
+            requests: count(3)?,
+            errors: count(4)?,
+            prompt_tokens: count(5)?,
+            completion_tokens: count(6)?,
             cost_usd: row.get(7)?,
         };
         groups.insert((row.get(0)?, row.get(1)?, row.get(2)?), totals);
@@ -292,6 +283,7 @@ fn sorted(map: BTreeMap<String, GroupTotals>) -> Vec<GroupTotals> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::ledger::request_view::request_detail;
 
     fn ledger() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();

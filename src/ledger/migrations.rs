@@ -178,7 +178,8 @@ const MIGRATIONS: &[&str] = &[
     // 13: usage per hour, session, model and provider, kept by the writer in the transaction
     // that inserts the requests: `stats`, `status` and the dashboards add up a few thousand
     // rows instead of scanning a million requests (see `query::totals`).
-    "CREATE TABLE usage (
+    concat!(
+        "CREATE TABLE usage (
          hour_ms INTEGER NOT NULL,
          session_id TEXT NOT NULL,
          model TEXT NOT NULL,
@@ -196,13 +197,9 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (hour_ms, session_id, model, provider)
      ) WITHOUT ROWID;
      CREATE INDEX usage_session ON usage(session_id);
-     INSERT INTO usage SELECT started_ms - started_ms % 3600000, COALESCE(session_id, ''),
-         COALESCE(served_model, requested_model, '(none)'), COALESCE(provider, '(none)'),
-         COUNT(*), TOTAL(outcome = 'ok'), TOTAL(prompt_tokens), TOTAL(completion_tokens),
-         TOTAL(cached_tokens), TOTAL(cache_write_tokens), SUM(cost_usd),
-         TOTAL(cost_usd IS NULL AND outcome = 'ok'), TOTAL(tokens_estimated),
-         SUM(CASE WHEN billing = 'subscription' THEN cost_usd END)
-     FROM requests GROUP BY 1, 2, 3, 4;",
+     ",
+        super::usage::usage_from_requests!()
+    ),
     // 14: a session's nested runs, for the session trees of `stats --session`, `status` and
     // the dashboards (SQLite otherwise builds a temporary index for every such query).
     "CREATE INDEX IF NOT EXISTS sessions_parent ON sessions(parent_id);",

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::query::{self, Filter, SESSION_COLUMNS, SessionRow, Totals, session_from_row};
-use super::request_view::{COLUMNS, FROM, from_row};
+use super::request_view::{COLUMNS, FROM, RequestRow, from_row};
 
 /// How many requests a session page lists at once.
 pub const SESSION_PAGE: usize = 100;
@@ -20,8 +20,6 @@ pub const PERFORMANCE_SAMPLE: usize = 2000;
 pub const OVERVIEW_SESSIONS: usize = 25;
 /// How deep a session tree is followed.
 const MAX_DEPTH: usize = 16;
-
-pub use super::request_view::{Attempt, RequestDetail, RequestRow, request_detail};
 
 /// Requests and spend of a period.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

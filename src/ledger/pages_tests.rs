@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::ledger::request_view::request_detail;
 
 fn session(id: &str, parent: Option<&str>, started: i64) -> SessionRow {
     SessionRow {

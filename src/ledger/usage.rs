@@ -119,20 +119,26 @@ impl UsageBatch {
     }
 }
 
-/// Builds the rollup afresh from `requests`, as migration 13 does: for tests that write rows
-/// straight into `requests`, bypassing the writer.
-#[cfg(test)]
-pub fn rebuild(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "DELETE FROM usage;
-         INSERT INTO usage SELECT started_ms - started_ms % 3600000, COALESCE(session_id, ''),
+/// The SQL that adds every request up into the rollup (a macro so migration 13 can `concat!`
+/// it into its text): what `UsageBatch` does batch by batch.
+macro_rules! usage_from_requests {
+    () => {
+        "INSERT INTO usage SELECT started_ms - started_ms % 3600000, COALESCE(session_id, ''),
              COALESCE(served_model, requested_model, '(none)'), COALESCE(provider, '(none)'),
              COUNT(*), TOTAL(outcome = 'ok'), TOTAL(prompt_tokens), TOTAL(completion_tokens),
              TOTAL(cached_tokens), TOTAL(cache_write_tokens), SUM(cost_usd),
              TOTAL(cost_usd IS NULL AND outcome = 'ok'), TOTAL(tokens_estimated),
              SUM(CASE WHEN billing = 'subscription' THEN cost_usd END)
-         FROM requests GROUP BY 1, 2, 3, 4;",
-    )
+         FROM requests GROUP BY 1, 2, 3, 4;"
+    };
+}
+pub(super) use usage_from_requests;
+
+/// Builds the rollup afresh from `requests`, as migration 13 does: for tests that write rows
+/// straight into `requests`, bypassing the writer.
+#[cfg(test)]
+pub fn rebuild(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(concat!("DELETE FROM usage; ", usage_from_requests!()))
 }
 
 #[cfg(test)]

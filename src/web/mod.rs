@@ -278,21 +278,23 @@ fn render(
         );
     }
     if let Some(id) = id("/request/") {
-        return Ok(match queries::request_detail(&conn, &id)? {
-            Some(detail) if api => Some(Rendered::Json(serde_json::to_value(&detail)?)),
-            Some(detail) => {
-                let bodies = web.bodies.load(&id);
-                let (request, response) = bodies
-                    .as_ref()
-                    .map_or((None, None), |c| (c.request.as_ref(), c.response.as_ref()));
-                Some(Rendered::Html(pages::request::render(
-                    &detail,
-                    request.map(|b| pages::request::Payload { bytes: b }),
-                    response.map(|b| pages::request::Payload { bytes: b }),
-                )))
-            }
-            None => None,
-        });
+        return Ok(
+            match crate::ledger::request_view::request_detail(&conn, &id)? {
+                Some(detail) if api => Some(Rendered::Json(serde_json::to_value(&detail)?)),
+                Some(detail) => {
+                    let bodies = web.bodies.load(&id);
+                    let (request, response) = bodies
+                        .as_ref()
+                        .map_or((None, None), |c| (c.request.as_ref(), c.response.as_ref()));
+                    Some(Rendered::Html(pages::request::render(
+                        &detail,
+                        request.map(|b| pages::request::Payload { bytes: b }),
+                        response.map(|b| pages::request::Payload { bytes: b }),
+                    )))
+                }
+                None => None,
+            },
+        );
     }
     Ok(None)
 }

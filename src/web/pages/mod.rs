@@ -8,7 +8,7 @@ pub mod session;
 
 use std::fmt::Write as _;
 
-use crate::ledger::pages::RequestRow;
+use crate::ledger::request_view::RequestRow;
 use crate::web::html::{self, esc};
 
 /// The lines under a totals card's cost: requests, failures, tokens.

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::ledger::pages::{Overview, RequestRow};
+use crate::ledger::pages::Overview;
 use crate::ledger::query::SessionRow;
+use crate::ledger::request_view::RequestRow;
 use crate::web::html::{self, Nav, esc};
 
 pub fn render(overview: &Overview, latest: &[RequestRow]) -> String {

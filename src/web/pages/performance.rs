@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::ledger::pages::{PERFORMANCE_SAMPLE, RequestRow};
+use crate::ledger::pages::PERFORMANCE_SAMPLE;
+use crate::ledger::request_view::RequestRow;
 use crate::web::html::{self, Nav, esc};
 
 /// Latency figures of one model over the sample.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::ledger::pages::RequestDetail;
+use crate::ledger::request_view::RequestDetail;
 use crate::web::html::{self, Nav, esc};
 
 /// A captured body, the bytes as recorded (capture stores a body whole or not at all).
@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn the_routing_trail_names_the_route_and_what_it_passed_over() {
         let detail = RequestDetail {
-            request: crate::ledger::pages::RequestRow {
+            request: crate::ledger::request_view::RequestRow {
                 id: "req_1".to_owned(),
                 route: Some("alias:fast".to_owned()),
                 skipped: Some(
