@@ -95,13 +95,20 @@ pub fn write<T>(
 
 /// Runs `f` again while the database reports busy or locked, for up to about ten seconds on top
 /// of `busy_timeout` (which does not cover every case, such as a WAL switch or a lock upgrade).
-pub fn with_busy_retry<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
-    let deadline = Instant::now() + BUSY_TIMEOUT;
+pub fn with_busy_retry<T>(f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    with_busy_retry_until(Instant::now() + BUSY_TIMEOUT, f)
+}
+
+/// [`with_busy_retry`] that gives up at `deadline` (a request that must not wait long).
+pub fn with_busy_retry_until<T>(
+    deadline: Instant,
+    mut f: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
     let mut pause = Duration::from_millis(2);
     loop {
         match f() {
             Err(err) if is_busy(&err) && Instant::now() < deadline => {
-                std::thread::sleep(pause);
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
             other => return other,

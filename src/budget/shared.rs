@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
+use std::time::Instant;
 
 use rusqlite::Connection;
 
@@ -12,6 +13,15 @@ use super::policy::{self, Period, Refusal};
 use super::store::{self, Limit, Reserve, Standing};
 use crate::config::BudgetConfig;
 use crate::ledger::LedgerError;
+
+/// Why the shared budgets did not grant a reservation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Denied {
+    /// A limit would be exceeded.
+    Refused(Refusal),
+    /// The ledger could not be read in time, or at all: refused, never let through unchecked.
+    Unavailable(String),
+}
 
 pub struct SharedBudget {
     conn: Mutex<Connection>,
@@ -87,15 +97,17 @@ impl SharedBudget {
         limits
     }
 
-    /// Reserves `estimate_usd` for request `id`, or says which limit refuses it. Blocking: run
-    /// it off the async threads.
+    /// Reserves `estimate_usd` for request `id`, or says which limit refuses it. A ledger that
+    /// cannot be read by `deadline` (another process holds it) refuses too: a budget is never
+    /// skipped. Blocking: run it off the async threads.
     pub fn reserve(
         &self,
         id: &str,
         key: Option<&str>,
         estimate_usd: f64,
         now_ms: i64,
-    ) -> Result<Vec<Standing>, Refusal> {
+        deadline: Instant,
+    ) -> Result<Vec<Standing>, Denied> {
         let limits = self.limits(now_ms, key);
         if limits.is_empty() {
             return Ok(Vec::new());
@@ -104,21 +116,35 @@ impl SharedBudget {
             .conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match store::reserve(&mut conn, &limits, id, key, estimate_usd, now_ms) {
+        // Requests queued behind one that waited for a busy ledger give up at their own
+        // deadline instead of each waiting again in turn.
+        if Instant::now() >= deadline {
+            return Err(Denied::Unavailable("the ledger is busy".to_owned()));
+        }
+        match store::reserve(&mut conn, &limits, id, key, estimate_usd, now_ms, deadline) {
             Ok(Reserve::Granted(standings)) => Ok(standings),
-            Ok(Reserve::Refused(s)) => Err(Refusal {
+            Ok(Reserve::Refused(s)) => Err(Denied::Refused(Refusal {
                 budget: s.name,
                 limit_usd: s.limit_usd,
                 spent_usd: s.spent_usd,
                 reserved_usd: s.reserved_usd,
                 estimate_usd,
-            }),
+            })),
             Err(err) => {
-                // A ledger that cannot be read must not stop the user's work: let it through.
-                tracing::warn!(%err, "shared budget check failed; request let through");
-                Ok(Vec::new())
+                tracing::warn!(%err, "shared budget check failed; request refused");
+                let detail = if crate::db::is_busy(&err) {
+                    "another process holds the ledger".to_owned()
+                } else {
+                    err.to_string()
+                };
+                Err(Denied::Unavailable(detail))
             }
         }
+    }
+
+    /// Whether any limit applies to a request of client key `key`.
+    pub fn applies(&self, now_ms: i64, key: Option<&str>) -> bool {
+        !self.limits(now_ms, key).is_empty()
     }
 
     pub fn standings(&self, now_ms: i64) -> Vec<Standing> {

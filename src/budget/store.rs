@@ -2,6 +2,8 @@
 //! flight have reserved, checked and reserved in one immediate transaction so that concurrent
 //! processes cannot both take the last of a limit.
 
+use std::time::{Duration, Instant};
+
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::ledger::SPEND_BUCKET_MS;
@@ -112,7 +114,8 @@ pub fn standings(
     limits.iter().map(|l| standing(conn, l, now_ms)).collect()
 }
 
-/// Reserves `estimate_usd` under `id` if every limit allows it.
+/// Reserves `estimate_usd` under `id` if every limit allows it, waiting for a busy ledger
+/// until `deadline` at most.
 pub fn reserve(
     conn: &mut Connection,
     limits: &[Limit],
@@ -120,8 +123,15 @@ pub fn reserve(
     key: Option<&str>,
     estimate_usd: f64,
     now_ms: i64,
+    deadline: Instant,
 ) -> rusqlite::Result<Reserve> {
-    crate::db::with_busy_retry(|| {
+    // SQLite's own busy handler must not wait past the deadline either.
+    conn.busy_timeout(
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1)),
+    )?;
+    crate::db::with_busy_retry_until(deadline, || {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.prepare_cached("DELETE FROM reservations WHERE expires_ms <= ?1")?
             .execute([now_ms])?;

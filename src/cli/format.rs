@@ -30,24 +30,30 @@ fn cost_cell(t: &Totals) -> String {
     text
 }
 
-/// The totals table: one row per group, then a total row.
+/// The totals table: one row per group, then a total row. Simulated (mock) costs get a column
+/// of their own, only when there are some: they were never spent.
 pub fn totals_table(first_column: &str, rows: &[Totals], total: &Totals) -> String {
+    let simulated = total.simulated_usd.is_some();
+    let mut header = vec![
+        first_column,
+        "requests",
+        "ok",
+        "failed",
+        "tokens in",
+        "tokens out",
+        "cost",
+    ];
+    if simulated {
+        header.push("simulated");
+    }
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(vec![
-            first_column,
-            "requests",
-            "ok",
-            "failed",
-            "tokens in",
-            "tokens out",
-            "cost",
-        ]);
+        .set_header(header);
     let mut push = |t: &Totals, label: &str| {
         let estimated = t.estimated > 0;
-        table.add_row(vec![
+        let mut row = vec![
             Cell::new(label),
             Cell::new(count(t.requests)).set_alignment(CellAlignment::Right),
             Cell::new(count(t.ok)).set_alignment(CellAlignment::Right),
@@ -55,7 +61,12 @@ pub fn totals_table(first_column: &str, rows: &[Totals], total: &Totals) -> Stri
             Cell::new(tokens(t.prompt_tokens, estimated)).set_alignment(CellAlignment::Right),
             Cell::new(tokens(t.completion_tokens, estimated)).set_alignment(CellAlignment::Right),
             Cell::new(cost_cell(t)).set_alignment(CellAlignment::Right),
-        ]);
+        ];
+        if simulated {
+            let text = t.simulated_usd.map_or_else(String::new, |s| money(Some(s)));
+            row.push(Cell::new(text).set_alignment(CellAlignment::Right));
+        }
+        table.add_row(row);
     };
     for row in rows {
         push(row, &row.key);
@@ -82,6 +93,12 @@ pub fn totals_table(first_column: &str, rows: &[Totals], total: &Totals) -> Stri
         text.push_str(&format!(
             "\n~ includes {} notional: list-price cost of requests billed to a subscription (--passthrough), not charged",
             money(Some(notional))
+        ));
+    }
+    if let Some(simulated) = total.simulated_usd {
+        text.push_str(&format!(
+            "\nsimulated: {} at list prices for requests the mock provider served; nothing was spent, and no shared budget counts it",
+            money(Some(simulated))
         ));
     }
     if total.unpriced > 0 {
@@ -116,5 +133,26 @@ mod tests {
             ..row
         };
         assert!(!totals_table("model", std::slice::from_ref(&api), &api).contains('~'));
+    }
+
+    #[test]
+    fn simulated_costs_stand_apart() {
+        let row = Totals {
+            key: "gpt-4o".to_owned(),
+            requests: 2,
+            ok: 2,
+            cost_usd: Some(0.0),
+            simulated_usd: Some(0.25),
+            ..Totals::default()
+        };
+        let text = totals_table("model", std::slice::from_ref(&row), &row);
+        assert!(text.contains("simulated"), "{text}");
+        assert!(text.contains("$0.2500"), "{text}");
+        assert!(text.contains("nothing was spent"), "{text}");
+        let real = Totals {
+            simulated_usd: None,
+            ..row
+        };
+        assert!(!totals_table("model", std::slice::from_ref(&real), &real).contains("simulated"));
     }
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::format;
 use crate::budget::SessionBudget;
+use crate::budget::store::Standing;
 use crate::ledger::query::{self, Filter, GroupBy};
 use crate::ledger::{Ledger, SessionEnd, SessionStart, now_ms};
 use crate::printer;
@@ -355,6 +356,12 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
             ledger.dropped()
         ));
     }
+    // Where the daily and monthly limits stand as the session ends, for the summary.
+    let shared_standings = state
+        .shared_budget
+        .as_ref()
+        .map(|shared| shared.standings(now_ms()))
+        .unwrap_or_default();
     if args.summary != SummaryFormat::None {
         match summary(
             &ledger,
@@ -362,6 +369,7 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
             args.summary,
             started.elapsed(),
             &state.unpriced_models(),
+            &shared_standings,
         ) {
             Ok(text) => match &args.summary_file {
                 Some(path) => {
@@ -402,6 +410,7 @@ fn summary(
     format: SummaryFormat,
     elapsed: Duration,
     unpriced_models: &[String],
+    shared: &[Standing],
 ) -> anyhow::Result<String> {
     let conn = query::open(ledger.path())?;
     let filter = Filter {
@@ -412,6 +421,7 @@ fn summary(
     let by_model = query::grouped(&conn, &filter, GroupBy::Model)?;
     let session = query::session(&conn, session_id)?.context("the session row is missing")?;
     let budget = session.budget_usd;
+    let actions = query::budget_actions(&conn, &filter)?;
     if format == SummaryFormat::Json {
         return Ok(json!({
             "session_id": session_id,
@@ -428,7 +438,16 @@ fn summary(
             "cache_write_tokens": total.cache_write_tokens,
             "cost_usd": total.known_cost(),
             "subscription_usd": total.subscription_usd,
+            "simulated_usd": total.simulated_usd,
             "budget_usd": budget,
+            "budget_actions": actions,
+            "shared_budgets": shared.iter().map(|s| json!({
+                "name": s.name,
+                "limit_usd": s.limit_usd,
+                "spent_usd": s.spent_usd,
+                "reserved_usd": s.reserved_usd,
+                "left_usd": s.remaining_usd(),
+            })).collect::<Vec<_>>(),
             "estimated_requests": total.estimated,
             "unpriced_requests": total.unpriced,
             "unpriced_models": unpriced_models,
@@ -453,25 +472,69 @@ fn summary(
         text.push_str(&format::totals_table("model", &by_model, &total));
         text.push('\n');
     }
-    if query::session_used_provider(&conn, session_id, "mock")? {
-        text.push_str(
-            "costs of mock-provider requests are simulated at list prices; nothing was spent\n",
-        );
-    }
+    // The session's own budget counts simulated costs too (budgets can be tried offline).
+    let simulated = total
+        .simulated_usd
+        .map(|s| format!(" + {} simulated", format::money(Some(s))))
+        .unwrap_or_default();
     match budget {
         Some(limit) => {
-            let spent = total.cost_usd.unwrap_or(0.0);
+            let spent = total.cost_usd.unwrap_or(0.0) + total.simulated_usd.unwrap_or(0.0);
             text.push_str(&format!(
-                "cost {} of a {} budget ({:.1}% used)\n",
+                "cost {}{simulated} of a {} budget ({:.1}% used)\n",
                 format::money(total.known_cost()),
                 format::money(Some(limit)),
                 spent / limit * 100.0
             ));
         }
+        None if shared.is_empty() => text.push_str(&format!(
+            "cost {}{simulated} (no budget set)\n",
+            format::money(total.known_cost())
+        )),
         None => text.push_str(&format!(
-            "cost {} (no budget set)\n",
+            "cost {}{simulated}\n",
             format::money(total.known_cost())
         )),
     }
+    if actions.any() {
+        text.push_str(&format!("budget: {}\n", describe_actions(&actions)));
+    }
+    for s in shared {
+        text.push_str(&format!(
+            "{} budget: {} of {} spent by every process, {} left\n",
+            s.name,
+            format::money(Some(s.spent_usd)),
+            format::money(Some(s.limit_usd)),
+            format::money(Some(s.remaining_usd())),
+        ));
+    }
     Ok(text)
+}
+
+/// `2 requests refused, 1 fitted (max_tokens lowered)`.
+fn describe_actions(actions: &query::BudgetActions) -> String {
+    let plural = |n: u64| if n == 1 { "request" } else { "requests" };
+    let mut parts = Vec::new();
+    if actions.refused > 0 {
+        parts.push(format!(
+            "{} {} refused",
+            actions.refused,
+            plural(actions.refused)
+        ));
+    }
+    if actions.fitted > 0 {
+        parts.push(format!(
+            "{} {} fitted (max_tokens lowered to what was left)",
+            actions.fitted,
+            plural(actions.fitted)
+        ));
+    }
+    if actions.downgraded > 0 {
+        parts.push(format!(
+            "{} {} downgraded to budget.downgrade_to",
+            actions.downgraded,
+            plural(actions.downgraded)
+        ));
+    }
+    parts.join(", ")
 }

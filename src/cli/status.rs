@@ -44,7 +44,12 @@ struct Status {
     tag: Option<String>,
     requests: u64,
     failed: u64,
+    /// Real spending: simulated (mock) costs are apart, unpriced requests are not in it.
     spent_usd: f64,
+    /// List-price cost of requests the mock provider served (nothing spent).
+    simulated_usd: Option<f64>,
+    /// Successful requests to models with no known price: `spent_usd` leaves them out.
+    unpriced: u64,
     budget_usd: Option<f64>,
     left_usd: Option<f64>,
 }
@@ -99,6 +104,8 @@ fn session_status(conn: &rusqlite::Connection, reference: &str) -> anyhow::Resul
     };
     let totals = query::totals(conn, &filter)?;
     let spent_usd = totals.known_cost().unwrap_or(0.0);
+    // A session's own budget counts its simulated costs too, as `run --mock` does.
+    let counted = spent_usd + totals.simulated_usd.unwrap_or(0.0);
     Ok(Status {
         scope: "session",
         session_id: Some(id),
@@ -106,8 +113,10 @@ fn session_status(conn: &rusqlite::Connection, reference: &str) -> anyhow::Resul
         requests: totals.requests,
         failed: totals.failed,
         spent_usd,
+        simulated_usd: totals.simulated_usd,
+        unpriced: totals.unpriced,
         budget_usd,
-        left_usd: budget_usd.map(|b| (b - spent_usd).max(0.0)),
+        left_usd: budget_usd.map(|b| (b - counted).max(0.0)),
     })
 }
 
@@ -120,6 +129,8 @@ fn today(totals: Totals, daily_usd: Option<f64>) -> Status {
         requests: totals.requests,
         failed: totals.failed,
         spent_usd,
+        simulated_usd: totals.simulated_usd,
+        unpriced: totals.unpriced,
         budget_usd: daily_usd,
         left_usd: daily_usd.map(|b| (b - spent_usd).max(0.0)),
     }
@@ -132,11 +143,7 @@ fn line(s: &Status) -> String {
         (Some(id), None) => short_id(id).to_owned(),
         (None, _) => "today".to_owned(),
     };
-    let mut text = format!(
-        "smartproxy {scope}: {} · {} req",
-        money(Some(s.spent_usd)),
-        s.requests
-    );
+    let mut text = format!("smartproxy {scope}: {} · {} req", spent(s), s.requests);
     if s.failed > 0 {
         text.push_str(&format!(", {} failed", s.failed));
     }
@@ -153,9 +160,22 @@ fn line(s: &Status) -> String {
 /// `$0.0420 ($1.9580 left)`
 fn short_line(s: &Status) -> String {
     match s.left_usd {
-        Some(left) => format!("{} ({} left)", money(Some(s.spent_usd)), money(Some(left))),
-        None => money(Some(s.spent_usd)),
+        Some(left) => format!("{} ({} left)", spent(s), money(Some(left))),
+        None => spent(s),
     }
+}
+
+/// `$0.0420`, `$0.0420+ (2 unpriced)` when some requests have no known price (never a silent
+/// zero), `$0.0000 (+$0.0446 simulated)` for mock-provider costs.
+fn spent(s: &Status) -> String {
+    let mut text = money(Some(s.spent_usd));
+    if s.unpriced > 0 {
+        text.push_str(&format!("+ ({} unpriced)", s.unpriced));
+    }
+    if let Some(simulated) = s.simulated_usd {
+        text.push_str(&format!(" (+{} simulated)", money(Some(simulated))));
+    }
+    text
 }
 
 fn short_id(id: &str) -> &str {

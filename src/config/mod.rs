@@ -403,7 +403,7 @@ impl Default for Timeouts {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BudgetConfig {
     pub session_usd: Option<f64>,
     pub daily_usd: Option<f64>,
@@ -416,6 +416,42 @@ pub struct BudgetConfig {
     pub on_exceed: OnExceed,
     /// The model or alias `OnExceed::Downgrade` routes such a request to.
     pub downgrade_to: Option<String>,
+    /// What a request to a model with no known price gets while a budget applies.
+    pub unpriced: Unpriced,
+    /// How long a request waits for the shared budgets in a busy ledger before it is refused
+    /// with 503 `budget_unavailable` (never let through unchecked).
+    pub check_timeout: Duration,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            session_usd: None,
+            daily_usd: None,
+            monthly_usd: None,
+            utc_offset_s: None,
+            count_subscription: false,
+            on_exceed: OnExceed::default(),
+            downgrade_to: None,
+            unpriced: Unpriced::default(),
+            check_timeout: BUDGET_CHECK_TIMEOUT,
+        }
+    }
+}
+
+/// The default of `budget.check_timeout_ms`.
+pub const BUDGET_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a request to a model with no known price gets (`budget.unpriced`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Unpriced {
+    /// Refused (400 `model_unpriced`) whenever a budget applies: its cost could not be capped.
+    #[default]
+    Refuse,
+    /// Let through, recorded with no cost (`n/a`); budgets cannot count it.
+    Allow,
+    /// Priced, reserved and recorded at this model's prices.
+    PriceAs(String),
 }
 
 /// What a request that does not fit a budget gets (`budget.on_exceed`).

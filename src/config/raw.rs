@@ -286,6 +286,26 @@ pub struct RawBudget {
     pub on_exceed: Option<String>,
     /// The model (or alias) `on_exceed: downgrade` sends such a request to.
     pub downgrade_to: Option<String>,
+    /// A model with no known price under a budget: `refuse` (default), `allow`, or
+    /// `{price_as: MODEL}`.
+    pub unpriced: Option<RawUnpriced>,
+    /// How long a request waits for the shared budgets in a busy ledger before it is answered
+    /// 503 `budget_unavailable` (milliseconds).
+    pub check_timeout_ms: Option<u64>,
+}
+
+/// `budget.unpriced`: a word, or `{price_as: MODEL}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawUnpriced {
+    Word(String),
+    PriceAs(RawPriceAs),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPriceAs {
+    pub price_as: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawProvider};
+use super::raw::{RawConfig, RawProvider, RawUnpriced};
 use super::{
     BudgetConfig, Config, ConfigError, MockConfig, MockReply, ModelPattern, ProviderConfig,
     ProviderKind, Secret, Timeouts, locate, paths,
@@ -216,6 +216,15 @@ impl Validator<'_> {
                     "prices must be zero or more (USD per million tokens; web_search_per_call in USD)",
                 );
             }
+        }
+        if let super::Unpriced::PriceAs(model) = &budget.unpriced
+            && !raw.pricing.contains_key(model)
+            && crate::pricing::lookup(None, model).is_none()
+        {
+            self.error(
+                "budget.unpriced.price_as",
+                format!("`{model}` has no known price either: name a priced model, or give it one under `pricing:`"),
+            );
         }
         let mock = self.mock(&raw);
         let max_body_bytes = match raw.limits.max_body_bytes {
@@ -548,6 +557,41 @@ impl Validator<'_> {
                 "`downgrade` needs `budget.downgrade_to`, the cheaper model or alias to use",
             );
         }
+        let unpriced = match &b.unpriced {
+            None => super::Unpriced::Refuse,
+            Some(RawUnpriced::Word(word)) => match word.trim() {
+                "refuse" => super::Unpriced::Refuse,
+                "allow" => super::Unpriced::Allow,
+                other => {
+                    self.error(
+                        "budget.unpriced",
+                        format!(
+                            "`{other}` is not `refuse`, `allow` or `{{price_as: MODEL}}` (a model whose price to use)"
+                        ),
+                    );
+                    super::Unpriced::Refuse
+                }
+            },
+            Some(RawUnpriced::PriceAs(p)) if p.price_as.trim().is_empty() => {
+                self.error(
+                    "budget.unpriced.price_as",
+                    "name the model whose price unpriced models are charged at, e.g. `{price_as: gpt-4o}`",
+                );
+                super::Unpriced::Refuse
+            }
+            Some(RawUnpriced::PriceAs(p)) => super::Unpriced::PriceAs(p.price_as.trim().to_owned()),
+        };
+        let check_timeout = match b.check_timeout_ms {
+            None => super::BUDGET_CHECK_TIMEOUT,
+            Some(0) => {
+                self.error(
+                    "budget.check_timeout_ms",
+                    "must be at least 1 (milliseconds a request waits for a busy ledger)",
+                );
+                super::BUDGET_CHECK_TIMEOUT
+            }
+            Some(ms) => Duration::from_millis(ms),
+        };
         BudgetConfig {
             session_usd,
             daily_usd,
@@ -556,6 +600,8 @@ impl Validator<'_> {
             count_subscription: b.count_subscription.unwrap_or(false),
             on_exceed,
             downgrade_to,
+            unpriced,
+            check_timeout,
         }
     }
 

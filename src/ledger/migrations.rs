@@ -206,6 +206,22 @@ const MIGRATIONS: &[&str] = &[
     // 15: the targets routing passed over, and why (`a/gpt-4o: circuit open; ...`), so a
     // request's routing trail shows them beside its attempts; NULL when none was.
     "ALTER TABLE requests ADD COLUMN skipped TEXT;",
+    // 16: requests served by the mock provider are billed `simulated`: their list-price cost was
+    // never spent, so the shared budgets (`spend`) and real totals leave it out and the rollup
+    // keeps it apart. Rows from before are recognised by the built-in mock's name.
+    concat!(
+        "ALTER TABLE usage ADD COLUMN simulated_usd REAL;
+         UPDATE requests SET billing = 'simulated' WHERE provider = 'mock' AND billing = 'api';
+         UPDATE spend SET cost_usd = cost_usd - sim.cost
+         FROM (SELECT r.started_ms - r.started_ms % 900000 AS bucket,
+                   COALESCE(CASE WHEN s.kind = 'daemon' THEN s.tag END, '') AS key,
+                   SUM(r.cost_usd) AS cost
+               FROM requests r LEFT JOIN sessions s ON s.id = r.session_id
+               WHERE r.billing = 'simulated' AND r.cost_usd IS NOT NULL GROUP BY 1, 2) AS sim
+         WHERE spend.bucket_ms = sim.bucket AND spend.key = sim.key;
+         ",
+        super::usage::simulated_from_requests!()
+    ),
 ];
 
 /// The schema version this build migrates to.

@@ -29,6 +29,9 @@ pub struct Totals {
     /// The part of `cost_usd` that is notional: list-price cost of requests billed to a
     /// subscription (pass-through), not money spent. None when there are none.
     pub subscription_usd: Option<f64>,
+    /// List-price cost of requests the mock provider served: never spent, so not in
+    /// `cost_usd`. None when there are none.
+    pub simulated_usd: Option<f64>,
 }
 
 impl Totals {
@@ -62,6 +65,7 @@ impl Totals {
                 unpriced: t.unpriced + g.unpriced,
                 estimated: t.estimated + g.estimated,
                 subscription_usd: add(t.subscription_usd, g.subscription_usd),
+                simulated_usd: add(t.simulated_usd, g.simulated_usd),
             },
         )
     }
@@ -142,6 +146,12 @@ pub fn open(path: &Path) -> Result<Connection, LedgerError> {
 
 fn totals_from_row(key: String, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Totals> {
     let n = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, f64>(at + i)? as u64) };
+    let simulated_usd: Option<f64> = row.get(at + 11)?;
+    // What was spent leaves the simulated part out (a group of mock requests alone spent $0).
+    let cost_usd = row.get::<_, Option<f64>>(at + 6)?.map(|cost| {
+        let real = cost - simulated_usd.unwrap_or(0.0);
+        if real.abs() < 1e-12 { 0.0 } else { real }
+    });
     Ok(Totals {
         key,
         requests: row.get::<_, i64>(at)? as u64,
@@ -150,11 +160,12 @@ fn totals_from_row(key: String, row: &rusqlite::Row<'_>, at: usize) -> rusqlite:
         prompt_tokens: n(3)?,
         completion_tokens: n(4)?,
         cached_tokens: n(5)?,
-        cost_usd: row.get(at + 6)?,
+        cost_usd,
         unpriced: n(7)?,
         estimated: n(8)?,
         cache_write_tokens: n(9)?,
         subscription_usd: row.get(at + 10)?,
+        simulated_usd,
     })
 }
 
@@ -206,7 +217,8 @@ pub fn grouped(conn: &Connection, filter: &Filter, by: GroupBy) -> rusqlite::Res
 
 /// Adds up the per-row columns of `usage_rows` in `Totals` order.
 const SUM_COLUMNS: &str = "CAST(TOTAL(n) AS INTEGER), TOTAL(ok), TOTAL(n - ok), TOTAL(prompt), TOTAL(completion),
-    TOTAL(cached), SUM(cost), TOTAL(unpriced), TOTAL(estimated), TOTAL(cache_write), SUM(subscription)";
+    TOTAL(cached), SUM(cost), TOTAL(unpriced), TOTAL(estimated), TOTAL(cache_write), SUM(subscription),
+    SUM(simulated)";
 
 /// The rows `filter` selects, with a grouping key: whole hours from the `usage` rollup, and
 /// the requests of a partial first hour (a `since` off the hour) one by one.
@@ -261,7 +273,7 @@ fn usage_rows(
         "SELECT {usage_key} AS key, u.requests AS n, u.ok AS ok, u.prompt_tokens AS prompt,
              u.completion_tokens AS completion, u.cached_tokens AS cached, u.cost_usd AS cost,
              u.unpriced AS unpriced, u.estimated AS estimated, u.cache_write_tokens AS cache_write,
-             u.subscription_usd AS subscription
+             u.subscription_usd AS subscription, u.simulated_usd AS simulated
          FROM usage u {join} {}",
         clause(&usage_where)
     );
@@ -270,7 +282,8 @@ fn usage_rows(
             " UNION ALL SELECT {request_key}, 1, r.outcome = 'ok', r.prompt_tokens,
                  r.completion_tokens, r.cached_tokens, r.cost_usd,
                  r.cost_usd IS NULL AND r.outcome = 'ok', r.tokens_estimated, r.cache_write_tokens,
-                 CASE WHEN r.billing = 'subscription' THEN r.cost_usd END
+                 CASE WHEN r.billing = 'subscription' THEN r.cost_usd END,
+                 CASE WHEN r.billing = 'simulated' THEN r.cost_usd END
              FROM requests r LEFT JOIN sessions s ON s.id = r.session_id {}",
             clause(&request_where)
         ));
@@ -364,17 +377,42 @@ pub fn resolve_session(conn: &Connection, reference: &str) -> rusqlite::Result<R
     })
 }
 
-/// Whether any request of the session was served by `provider`.
-pub fn session_used_provider(
-    conn: &Connection,
-    session_id: &str,
-    provider: &str,
-) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS(SELECT 1 FROM requests WHERE session_id = ?1 AND provider = ?2)",
-        [session_id, provider],
-        |r| r.get(0),
-    )
+/// What budgets did to the requests `filter` selects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BudgetActions {
+    /// Refused by a budget (limit reached, unpriced model, budget unavailable).
+    pub refused: u64,
+    /// Sent with `max_tokens` lowered to what a budget had left.
+    pub fitted: u64,
+    /// Sent to `budget.downgrade_to` instead.
+    pub downgraded: u64,
+}
+
+impl BudgetActions {
+    pub fn any(&self) -> bool {
+        self.refused + self.fitted + self.downgraded > 0
+    }
+}
+
+/// Counts the budget decisions recorded on the rows `filter` selects (`budget_action`). A
+/// downgraded request that was then fitted or refused carries both (`downgrade: ...; ...`).
+pub fn budget_actions(conn: &Connection, filter: &Filter) -> rusqlite::Result<BudgetActions> {
+    let (clause, args) = where_clause(filter);
+    let and = if clause.is_empty() { "WHERE" } else { "AND" };
+    let sql = format!(
+        "SELECT TOTAL(r.budget_action LIKE '%refused:%'),
+             TOTAL(r.budget_action LIKE '%fit: max_tokens%'),
+             TOTAL(r.budget_action LIKE 'downgrade:%')
+         FROM requests r {clause} {and} r.budget_action IS NOT NULL"
+    );
+    conn.query_row(&sql, params_from_iter(args), |row| {
+        let n = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, f64>(i)? as u64) };
+        Ok(BudgetActions {
+            refused: n(0)?,
+            fitted: n(1)?,
+            downgraded: n(2)?,
+        })
+    })
 }
 
 /// The id of the newest session.
@@ -405,7 +443,8 @@ mod tests {
                  TOTAL(r.prompt_tokens), TOTAL(r.completion_tokens), TOTAL(r.cached_tokens),
                  SUM(r.cost_usd), TOTAL(r.cost_usd IS NULL AND r.outcome = 'ok'),
                  TOTAL(r.tokens_estimated), TOTAL(r.cache_write_tokens),
-                 SUM(CASE WHEN r.billing = 'subscription' THEN r.cost_usd END)
+                 SUM(CASE WHEN r.billing = 'subscription' THEN r.cost_usd END),
+                 SUM(CASE WHEN r.billing = 'simulated' THEN r.cost_usd END)
              FROM requests r LEFT JOIN sessions s ON s.id = r.session_id {clause}
              GROUP BY 1 ORDER BY 1"
         );
@@ -427,13 +466,16 @@ mod tests {
             && a.iter().zip(b).all(|(a, b)| {
                 cost(a.cost_usd, b.cost_usd)
                     && cost(a.subscription_usd, b.subscription_usd)
+                    && cost(a.simulated_usd, b.simulated_usd)
                     && Totals {
                         cost_usd: None,
                         subscription_usd: None,
+                        simulated_usd: None,
                         ..a.clone()
                     } == Totals {
                         cost_usd: None,
                         subscription_usd: None,
+                        simulated_usd: None,
                         ..b.clone()
                     }
             })
@@ -483,6 +525,8 @@ mod tests {
             r.cost_usd = (i % 7 != 0 && i % 10 != 3).then_some(i as f64 * 1e-5);
             r.billing = if i % 13 == 0 {
                 Billing::Subscription
+            } else if i % 17 == 0 {
+                Billing::Simulated
             } else {
                 Billing::Api
             };

@@ -62,6 +62,9 @@ pub enum Billing {
     /// A client's subscription (Claude Pro/Max OAuth token passed through): the cost recorded
     /// is what the tokens would cost at list price, not money spent.
     Subscription,
+    /// Served by the built-in mock provider: the cost recorded is what the request would have
+    /// cost at list price; nothing was spent, so no shared budget or real total counts it.
+    Simulated,
 }
 
 impl Billing {
@@ -69,6 +72,7 @@ impl Billing {
         match self {
             Self::Api => "api",
             Self::Subscription => "subscription",
+            Self::Simulated => "simulated",
         }
     }
 }
@@ -121,7 +125,7 @@ pub struct RequestRecord {
     /// The targets routing passed over, and why (`routing::plan::describe_skips`).
     pub skipped: Option<String>,
     /// Whether the cost counts against the shared budgets (not for subscription rows unless
-    /// `budget.count_subscription`).
+    /// `budget.count_subscription`, never for simulated ones).
     pub budgeted: bool,
 }
 

@@ -35,6 +35,7 @@ struct Sums {
     unpriced: i64,
     estimated: i64,
     subscription_usd: Option<f64>,
+    simulated_usd: Option<f64>,
 }
 
 /// One batch's usage, keyed by (hour, session, model, provider): usually a row or two.
@@ -66,8 +67,12 @@ impl UsageBatch {
         s.cache_write_tokens += tokens(r.cache_write_tokens);
         if let Some(cost) = r.cost_usd {
             s.cost_usd = Some(s.cost_usd.unwrap_or(0.0) + cost);
-            if r.billing == Billing::Subscription {
-                s.subscription_usd = Some(s.subscription_usd.unwrap_or(0.0) + cost);
+            match r.billing {
+                Billing::Subscription => {
+                    s.subscription_usd = Some(s.subscription_usd.unwrap_or(0.0) + cost);
+                }
+                Billing::Simulated => s.simulated_usd = Some(s.simulated_usd.unwrap_or(0.0) + cost),
+                Billing::Api => {}
             }
         } else if ok {
             s.unpriced += 1;
@@ -83,8 +88,8 @@ impl UsageBatch {
         let mut upsert = tx.prepare_cached(
             "INSERT INTO usage (hour_ms, session_id, model, provider, requests, ok, prompt_tokens,
                  completion_tokens, cached_tokens, cache_write_tokens, cost_usd, unpriced, estimated,
-                 subscription_usd)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 subscription_usd, simulated_usd)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
              ON CONFLICT (hour_ms, session_id, model, provider) DO UPDATE SET
                  requests = requests + excluded.requests, ok = ok + excluded.ok,
                  prompt_tokens = prompt_tokens + excluded.prompt_tokens,
@@ -95,7 +100,9 @@ impl UsageBatch {
                      ELSE cost_usd + IFNULL(excluded.cost_usd, 0) END,
                  unpriced = unpriced + excluded.unpriced, estimated = estimated + excluded.estimated,
                  subscription_usd = CASE WHEN subscription_usd IS NULL THEN excluded.subscription_usd
-                     ELSE subscription_usd + IFNULL(excluded.subscription_usd, 0) END",
+                     ELSE subscription_usd + IFNULL(excluded.subscription_usd, 0) END,
+                 simulated_usd = CASE WHEN simulated_usd IS NULL THEN excluded.simulated_usd
+                     ELSE simulated_usd + IFNULL(excluded.simulated_usd, 0) END",
         )?;
         for ((hour, session, model, provider), s) in self.rows {
             upsert.execute(params![
@@ -112,7 +119,8 @@ impl UsageBatch {
                 s.cost_usd,
                 s.unpriced,
                 s.estimated,
-                s.subscription_usd
+                s.subscription_usd,
+                s.simulated_usd
             ])?;
         }
         Ok(())
@@ -123,7 +131,10 @@ impl UsageBatch {
 /// it into its text): what `UsageBatch` does batch by batch.
 macro_rules! usage_from_requests {
     () => {
-        "INSERT INTO usage SELECT started_ms - started_ms % 3600000, COALESCE(session_id, ''),
+        "INSERT INTO usage (hour_ms, session_id, model, provider, requests, ok, prompt_tokens,
+             completion_tokens, cached_tokens, cache_write_tokens, cost_usd, unpriced, estimated,
+             subscription_usd)
+         SELECT started_ms - started_ms % 3600000, COALESCE(session_id, ''),
              COALESCE(served_model, requested_model, '(none)'), COALESCE(provider, '(none)'),
              COUNT(*), TOTAL(outcome = 'ok'), TOTAL(prompt_tokens), TOTAL(completion_tokens),
              TOTAL(cached_tokens), TOTAL(cache_write_tokens), SUM(cost_usd),
@@ -134,11 +145,30 @@ macro_rules! usage_from_requests {
 }
 pub(super) use usage_from_requests;
 
+/// Fills the rollup's `simulated_usd` (migration 16) from the requests billed `simulated` (a
+/// macro so the migration can `concat!` it).
+macro_rules! simulated_from_requests {
+    () => {
+        "UPDATE usage SET simulated_usd = sim.cost
+     FROM (SELECT started_ms - started_ms % 3600000 AS hour, COALESCE(session_id, '') AS session,
+               COALESCE(served_model, requested_model, '(none)') AS model,
+               COALESCE(provider, '(none)') AS provider, SUM(cost_usd) AS cost
+           FROM requests WHERE billing = 'simulated' GROUP BY 1, 2, 3, 4) AS sim
+     WHERE usage.hour_ms = sim.hour AND usage.session_id = sim.session AND usage.model = sim.model
+         AND usage.provider = sim.provider;"
+    };
+}
+pub(super) use simulated_from_requests;
+
 /// Builds the rollup afresh from `requests`, as migration 13 does: for tests that write rows
 /// straight into `requests`, bypassing the writer.
 #[cfg(test)]
 pub fn rebuild(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(concat!("DELETE FROM usage; ", usage_from_requests!()))
+    conn.execute_batch(concat!(
+        "DELETE FROM usage; ",
+        usage_from_requests!(),
+        simulated_from_requests!()
+    ))
 }
 
 #[cfg(test)]

@@ -29,6 +29,10 @@ pub enum ErrorKind {
     NoUsableProvider,
     ModelNotFound,
     BudgetExceeded,
+    /// A budget applies and the model has no known price, so its cost could not be capped.
+    UnpricedModel,
+    /// The shared budgets could not be checked in time (another process holds the ledger).
+    BudgetUnavailable,
     /// A provider (or the way to it) failed.
     Upstream(FailureKind),
     UnknownUrl,
@@ -43,12 +47,14 @@ impl ErrorKind {
             Self::InvalidJson
             | Self::InvalidRequest
             | Self::UnreadableBody
+            | Self::UnpricedModel
             | Self::Upstream(FailureKind::Rejected) => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             Self::AdminKeyNotSet => StatusCode::FORBIDDEN,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NoProvider
             | Self::NoUsableProvider
+            | Self::BudgetUnavailable
             | Self::Upstream(FailureKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Self::ModelNotFound | Self::UnknownUrl => StatusCode::NOT_FOUND,
             Self::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
@@ -72,6 +78,7 @@ impl ErrorKind {
             Self::BudgetExceeded => "insufficient_quota",
             Self::NoProvider
             | Self::NoUsableProvider
+            | Self::BudgetUnavailable
             | Self::Internal
             | Self::Upstream(FailureKind::Unavailable | FailureKind::Internal) => "server_error",
             Self::Upstream(FailureKind::Rejected) => "invalid_request_error",
@@ -94,6 +101,8 @@ impl ErrorKind {
             Self::NoUsableProvider => "no_usable_provider",
             Self::ModelNotFound => "model_not_found",
             Self::BudgetExceeded => "budget_exceeded",
+            Self::UnpricedModel => "model_unpriced",
+            Self::BudgetUnavailable => "budget_unavailable",
             Self::Upstream(failure) => failure.code(),
             Self::UnknownUrl => "unknown_url",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -105,7 +114,9 @@ impl ErrorKind {
     /// How the ledger files a request that ended this way.
     pub fn outcome(self) -> Outcome {
         match self {
-            Self::BudgetExceeded => Outcome::BudgetExceeded,
+            Self::BudgetExceeded | Self::UnpricedModel | Self::BudgetUnavailable => {
+                Outcome::BudgetExceeded
+            }
             Self::Upstream(
                 FailureKind::Connect
                 | FailureKind::FirstByteTimeout
@@ -117,9 +128,19 @@ impl ErrorKind {
         }
     }
 
-    /// `x-should-retry`, which the OpenAI SDKs obey: a budget refusal is not worth retrying.
+    /// `x-should-retry`, which the OpenAI SDKs obey: a budget refusal is not worth retrying;
+    /// a budget that could not be checked for a moment is.
     pub fn should_retry(self) -> Option<bool> {
-        (self == Self::BudgetExceeded).then_some(false)
+        match self {
+            Self::BudgetExceeded | Self::UnpricedModel => Some(false),
+            Self::BudgetUnavailable => Some(true),
+            _ => None,
+        }
+    }
+
+    /// `Retry-After` seconds smartproxy itself asks for.
+    pub fn retry_after_s(self) -> Option<u64> {
+        (self == Self::BudgetUnavailable).then_some(1)
     }
 }
 
@@ -273,6 +294,35 @@ impl ApiError {
             )
         };
         Self::new(ErrorKind::BudgetExceeded, message)
+    }
+
+    /// A budget applies and `model` has no known price: its spending could not be capped.
+    pub fn unpriced_model(model: &str) -> Self {
+        Self {
+            param: Some("model"),
+            ..Self::new(
+                ErrorKind::UnpricedModel,
+                format!(
+                    "`{model}` has no known price, so a budget cannot cap what it spends: give it \
+                     a price under `pricing:` in the config (`{model}: {{input_per_mtok: ..., \
+                     output_per_mtok: ...}}`), or set `budget.unpriced` to `{{price_as: MODEL}}` \
+                     (charge it at a known model's prices) or `allow` (let it through uncounted)"
+                ),
+            )
+        }
+    }
+
+    /// The shared budgets could not be read within `waited` (another process holds the
+    /// ledger): refused rather than let through unchecked.
+    pub fn budget_unavailable(waited: std::time::Duration, detail: &str) -> Self {
+        Self::new(
+            ErrorKind::BudgetUnavailable,
+            format!(
+                "the shared budget could not be checked within {} ms ({detail}); the request was \
+                 not sent. Retry shortly; budget.check_timeout_ms sets the wait",
+                waited.as_millis()
+            ),
+        )
     }
 
     pub fn upstream(err: &ProviderError) -> Self {

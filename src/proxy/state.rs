@@ -277,10 +277,14 @@ impl AppState {
         tokens: TokenCounts,
         detail: UsageDetail,
     ) -> Option<f64> {
-        let cost = self
-            .runtime()
-            .prices
-            .cost_usd_with(provider, model, tokens, detail);
+        let rt = self.runtime();
+        let mut cost = rt.prices.cost_usd_with(provider, model, tokens, detail);
+        // `budget.unpriced: {price_as: M}`: a model with no price of its own pays M's.
+        if cost.is_none()
+            && let crate::config::Unpriced::PriceAs(stand_in) = &rt.config.budget.unpriced
+        {
+            cost = rt.prices.cost_usd_with(None, stand_in, tokens, detail);
+        }
         if cost.is_none() {
             let mut warned = self
                 .unpriced_warned

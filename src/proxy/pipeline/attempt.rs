@@ -188,6 +188,7 @@ pub async fn attempt(
     if let Some(served) = &executed.served {
         record.provider = Some(rt.config.providers[served.provider].name.clone());
         record.served_model = Some(served.model.clone());
+        super::route::bill_as(record, rt.config.providers[served.provider].kind);
     }
     record.attempt_log = executed.attempts;
     let reply = executed.result.map_err(|e| ApiError::upstream(&e))?;

@@ -5,10 +5,13 @@
 //! the ledger row is written; every decision goes on the row (`budget_action`).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::{Admitted, RequestCtx};
 use crate::budget::Refusal;
-use crate::config::OnExceed;
+use crate::budget::shared::Denied;
+use crate::config::{OnExceed, Unpriced};
+use crate::ledger::Billing;
 use crate::pricing::TokenCounts;
 use crate::proxy::error::ApiError;
 use crate::routing::plan::Plan;
@@ -61,12 +64,28 @@ pub async fn reserve(
     downgraded: bool,
 ) -> Result<Admission, ApiError> {
     // Subscription requests cost nothing per token: budgets count their notional cost only
-    // with `budget.count_subscription` (the admit phase marked the row).
-    if !ctx.fin.record().budgeted {
+    // with `budget.count_subscription` (the admit phase marked the row). Simulated (mock)
+    // requests spend nothing either, but a session's own budget counts them, so that budgets
+    // can be tried offline.
+    let record = ctx.fin.record();
+    let simulated = record.billing == Billing::Simulated;
+    if !record.budgeted && !simulated {
         return Ok(Admission::Reserved);
     }
-    // No limit anywhere: nothing to reserve against (and no estimate to make).
-    if ctx.state.budget.limit_usd().is_none() && ctx.state.shared_budget.is_none() {
+    // A forwarded request is charged to the shared budgets by the nested session that sent it.
+    let now_ms = crate::ledger::now_ms();
+    let shared = ctx
+        .state
+        .shared_budget
+        .as_ref()
+        .filter(|shared| {
+            !simulated
+                && !ctx.fin.forwarded()
+                && shared.applies(now_ms, request.key_name.as_deref())
+        })
+        .map(Arc::clone);
+    // No limit applies: nothing to reserve against (and no estimate to make).
+    if ctx.state.budget.limit_usd().is_none() && shared.is_none() {
         return Ok(Admission::Reserved);
     }
     let first = &plan.targets[0];
@@ -74,17 +93,21 @@ pub async fn reserve(
     let provider = &rt.config.providers[first.provider].name;
     let state = Arc::clone(&ctx.state);
     let prompt = request.prompt.tokens();
-    let cost = |completion: u64| {
+    let price = |completion: u64| {
         let tokens = TokenCounts {
             prompt,
             completion,
             cached_prompt: 0,
             cache_write: 0,
         };
-        state
-            .cost_usd(Some(provider), &first.model, tokens)
-            .unwrap_or(0.0)
+        state.cost_usd(Some(provider), &first.model, tokens)
     };
+    // A model with no price would reserve and settle nothing: the budget could not cap it.
+    // (`price_as` gave it a price already; `allow` lets it through uncounted.)
+    if price(0).is_none() && rt.config.budget.unpriced == Unpriced::Refuse {
+        return Err(refuse_unpriced(ctx, &first.model));
+    }
+    let cost = |completion: u64| price(completion).unwrap_or(0.0);
     // Prices are linear in output tokens (a long-context tier depends on the prompt alone).
     let prompt_usd = cost(0);
     let estimate = Estimate {
@@ -110,12 +133,6 @@ pub async fn reserve(
         }
     };
 
-    // A forwarded request is charged to the shared budgets by the nested session that sent it.
-    let shared = state
-        .shared_budget
-        .as_ref()
-        .filter(|_| !ctx.fin.forwarded())
-        .map(Arc::clone);
     let mut standings = Vec::new();
     if let Some(shared) = shared {
         loop {
@@ -123,10 +140,12 @@ pub async fn reserve(
             let id = ctx.fin.id().to_owned();
             let key = request.key_name.clone();
             let amount = estimate.usd(cap);
+            let wait = rt.config.budget.check_timeout;
+            let deadline = Instant::now() + wait;
             // The shared budgets live in the ledger file: a short SQLite transaction, off the
-            // runtime.
+            // runtime, that waits for a busy ledger until the deadline and no longer.
             let reserved = tokio::task::spawn_blocking(move || {
-                shared.reserve(&id, key.as_deref(), amount, crate::ledger::now_ms())
+                shared.reserve(&id, key.as_deref(), amount, now_ms, deadline)
             })
             .await
             .map_err(|e| ApiError::internal(format!("budget check failed: {e}")))?;
@@ -135,7 +154,11 @@ pub async fn reserve(
                     standings = granted;
                     break;
                 }
-                Err(refusal) => match policy.next(&refusal, &estimate, cap) {
+                Err(Denied::Unavailable(detail)) => {
+                    note_action(ctx, "refused: budget unavailable".to_owned());
+                    return Err(ApiError::budget_unavailable(wait, &detail));
+                }
+                Err(Denied::Refused(refusal)) => match policy.next(&refusal, &estimate, cap) {
                     Step::Fit(lower) => {
                         cap = lower;
                         // The session's claim shrinks with the request (a smaller claim fits
@@ -159,7 +182,7 @@ pub async fn reserve(
 
     if cap < asked.unwrap_or(DEFAULT_OUTPUT_ESTIMATE) {
         let was = asked.map_or_else(|| "unset".to_owned(), |n| n.to_string());
-        ctx.fin.record().budget_action = Some(format!("fit: max_tokens {was} -> {cap}"));
+        note_action(ctx, format!("fit: max_tokens {was} -> {cap}"));
         ctx.trip.output_cap = Some(cap);
     }
 
@@ -231,15 +254,24 @@ fn downgrade(ctx: &mut RequestCtx, from: &str, to: &str) -> Admission {
     Admission::Downgrade(to.to_owned())
 }
 
+fn refuse_unpriced(ctx: &mut RequestCtx, model: &str) -> ApiError {
+    note_action(ctx, format!("refused: {model} has no price"));
+    ApiError::unpriced_model(model)
+}
+
 fn refuse(ctx: &mut RequestCtx, refusal: &Refusal) -> ApiError {
+    note_action(ctx, format!("refused: {} budget", refusal.budget));
+    ApiError::budget_exceeded(refusal)
+}
+
+/// Records a budget decision on the row; a downgraded request that is then fitted or refused
+/// keeps both decisions.
+fn note_action(ctx: &mut RequestCtx, action: String) {
     let record = ctx.fin.record();
-    let action = format!("refused: {} budget", refusal.budget);
-    // A downgraded request that still does not fit keeps both decisions.
     record.budget_action = Some(match record.budget_action.take() {
         Some(before) => format!("{before}; {action}"),
         None => action,
     });
-    ApiError::budget_exceeded(refusal)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::{Admitted, RequestCtx};
 use crate::config::{ProviderConfig, ProviderKind};
+use crate::ledger::{Billing, RequestRecord};
 use crate::providers::ProviderError;
 use crate::proxy::dialect::Dialect;
 use crate::proxy::error::ApiError;
@@ -67,7 +68,23 @@ fn plan_for(
     record.route = Some(plan.route.clone());
     record.provider = Some(config.providers[first.provider].name.clone());
     record.served_model = Some(first.model.clone());
+    bill_as(record, config.providers[first.provider].kind);
     Ok(plan)
+}
+
+/// The mock provider spends nothing: its rows are `simulated`, left out of the shared budgets
+/// and real totals (a `run --mock` session's own budget still counts them, to try budgets
+/// offline). Called again with the provider that served, after any failover.
+pub(super) fn bill_as(record: &mut RequestRecord, kind: ProviderKind) {
+    if kind == ProviderKind::Mock {
+        if record.billing == Billing::Api {
+            record.billing = Billing::Simulated;
+            record.budgeted = false;
+        }
+    } else if record.billing == Billing::Simulated {
+        record.billing = Billing::Api;
+        record.budgeted = true;
+    }
 }
 
 /// Moves the targets the request's format cannot use from `plan.targets` to `plan.skipped`;

@@ -1,0 +1,209 @@
+//! Budgets that must not silently open: a model with no price under a budget, and a ledger
+//! another process holds while a shared budget has to be checked.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::upstream::MockUpstream;
+use support::{TestEnv, post_chat};
+
+fn chat(model: &str) -> String {
+    serde_json::json!({"model": model, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]})
+        .to_string()
+}
+
+/// Under any budget a model with no known price is refused (400, not worth a retry), with a
+/// message that names the model and both ways out; the refusal is recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unpriced_model_is_refused_while_a_budget_applies() {
+    let env = TestEnv::new();
+    let session = env.start_run(&["run", "--mock", "--budget", "0.001"], &[]);
+    for _ in 0..3 {
+        let reply = post_chat(
+            &session.base_url,
+            Some(&session.key),
+            chat("no-such-model-x"),
+        )
+        .await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        let json = reply.json();
+        assert_eq!(json["error"]["code"], "model_unpriced");
+        assert_eq!(json["error"]["param"], "model");
+        let message = json["error"]["message"].as_str().unwrap();
+        for needle in ["no-such-model-x", "pricing:", "price_as"] {
+            assert!(message.contains(needle), "{message}");
+        }
+        assert_eq!(reply.headers["x-should-retry"], "false");
+    }
+    // A priced model still works in the same session.
+    let reply = post_chat(&session.base_url, Some(&session.key), chat("gpt-4o-mini")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    session.finish(0);
+    let rows = env.requests();
+    let refused: Vec<_> = rows
+        .iter()
+        .filter(|r| r["error_code"] == "model_unpriced")
+        .collect();
+    assert_eq!(refused.len(), 3, "{rows:?}");
+    for row in refused {
+        assert_eq!(row["outcome"], "budget_exceeded");
+        assert_eq!(row["status"], "400");
+        assert!(row["budget_action"].contains("no price"), "{row:?}");
+    }
+}
+
+/// `budget.unpriced: {price_as: M}` charges the model at M's prices, so the budget caps it;
+/// `allow` lets it through uncounted; with no budget at all nothing changes (`n/a`).
+#[tokio::test(flavor = "multi_thread")]
+async fn unpriced_models_can_be_priced_as_another_or_allowed() {
+    let env = TestEnv::new();
+    let price_as = env.write(
+        "price_as.yaml",
+        "providers:\n  - name: m\n    kind: mock\nbudget:\n  unpriced: {price_as: gpt-4o}\n",
+    );
+    let session = env.start_run(
+        &[
+            "run",
+            "--budget",
+            "0.0006",
+            "--config",
+            price_as.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let reply = post_chat(
+            &session.base_url,
+            Some(&session.key),
+            chat("no-such-model-x"),
+        )
+        .await;
+        statuses.push(reply.status);
+    }
+    let out = session.finish(0);
+    // gpt-4o's prices: about $0.0002 a request, so the budget stops the session early.
+    assert!(
+        statuses.contains(&200) && statuses.contains(&429),
+        "{statuses:?}"
+    );
+    let rows = env.requests();
+    let spent: f64 = rows
+        .iter()
+        .filter(|r| r["outcome"] == "ok")
+        .map(|r| r["cost_usd"].parse::<f64>().unwrap())
+        .sum();
+    assert!(spent > 0.0 && spent <= 0.0006, "spent {spent}: {rows:?}");
+    let stderr = support::text(&out.stderr);
+    assert!(!stderr.contains("cost n/a"), "{stderr}");
+
+    let allow = env.write(
+        "allow.yaml",
+        "providers:\n  - name: m\n    kind: mock\nbudget:\n  unpriced: allow\n",
+    );
+    let session = env.start_run(
+        &[
+            "run",
+            "--budget",
+            "0.0006",
+            "--config",
+            allow.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat("no-such-model-y"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    session.finish(0);
+
+    // No budget: recorded with no cost, as before.
+    let session = env.start_run(&["run", "--mock"], &[]);
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat("no-such-model-z"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    session.finish(0);
+    let rows = env.requests();
+    for model in ["no-such-model-y", "no-such-model-z"] {
+        let row = rows.iter().find(|r| r["requested_model"] == model).unwrap();
+        assert_eq!(row["outcome"], "ok");
+        assert_eq!(row["cost_usd"], "NULL", "{row:?}");
+    }
+}
+
+/// A `price_as` model that has no price either is a config error naming the key.
+#[test]
+fn price_as_an_unpriced_model_is_a_config_error() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "bad.yaml",
+        "providers:\n  - name: m\n    kind: mock\nbudget:\n  unpriced: {price_as: also-unknown}\n",
+    );
+    let out = env
+        .command()
+        .args(["config", "validate", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = support::text(&out.stderr);
+    assert!(
+        stderr.contains("bad.yaml:5") && stderr.contains("budget.unpriced.price_as"),
+        "{stderr}"
+    );
+}
+
+/// While another process holds the ledger, a request under a daily limit is answered 503
+/// `budget_unavailable` (retry later) within the configured wait, never served unchecked; the
+/// refusal is recorded once the ledger is free again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_ledger_refuses_budgeted_requests_quickly() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(
+        &upstream.base_url(),
+        "budget:\n  daily_usd: 10\n  check_timeout_ms: 500\n",
+    );
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    // A first request creates the ledger's rows and proves the path works.
+    let reply = post_chat(&session.base_url, Some(&session.key), chat("gpt-4o-mini")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let holder = env.ledger();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let started = Instant::now();
+    let reply = post_chat(&session.base_url, Some(&session.key), chat("gpt-4o-mini")).await;
+    let waited = started.elapsed();
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["code"], "budget_unavailable");
+    assert_eq!(reply.headers["x-should-retry"], "true");
+    assert_eq!(reply.headers["retry-after"], "1");
+    assert!(
+        waited < Duration::from_secs(5),
+        "answered after {waited:?}, the wait is 500 ms"
+    );
+    assert_eq!(upstream.calls(), 1, "nothing was sent unchecked");
+    holder.execute_batch("COMMIT").unwrap();
+
+    let reply = post_chat(&session.base_url, Some(&session.key), chat("gpt-4o-mini")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    session.finish(0);
+    let rows = env.requests();
+    let refused: Vec<_> = rows
+        .iter()
+        .filter(|r| r["error_code"] == "budget_unavailable")
+        .collect();
+    assert_eq!(refused.len(), 1, "{rows:?}");
+    assert_eq!(refused[0]["status"], "503");
+}
