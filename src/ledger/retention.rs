@@ -235,8 +235,8 @@ mod tests {
         )
         .unwrap();
         conn.execute(
-            "INSERT INTO usage VALUES (0, 'old', 'm', 'p', 1, 1, 1, 1, 0, 0, 0.1, 0, 0, NULL),
-                                      (?1, 'spans', 'm', 'p', 1, 1, 1, 1, 0, 0, 0.1, 0, 0, NULL)",
+            "INSERT INTO usage VALUES (0, 'old', 'm', 'p', 1, 1, 1, 1, 0, 0, 0.1, 0, 0, NULL, NULL),
+                                      (?1, 'spans', 'm', 'p', 1, 1, 1, 1, 0, 0, 0.1, 0, 0, NULL, NULL)",
             [2 * H],
         )
         .unwrap();
