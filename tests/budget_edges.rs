@@ -207,3 +207,52 @@ async fn a_locked_ledger_refuses_budgeted_requests_quickly() {
     assert_eq!(refused.len(), 1, "{rows:?}");
     assert_eq!(refused[0]["status"], "503");
 }
+
+/// Mock-provider requests are billed `simulated`: they spend nothing, so a daily limit does
+/// not count them and `status` shows them apart from what was spent, while the mock session's
+/// own budget still counts them (budgets can be tried offline).
+#[tokio::test(flavor = "multi_thread")]
+async fn simulated_spend_counts_toward_no_shared_budget() {
+    let env = TestEnv::new();
+    // Each gpt-4o mock reply is simulated at about $0.0002: ten of them are 20x the daily limit.
+    let config = env.write(
+        "sp.yaml",
+        "providers:\n  - name: m\n    kind: mock\nbudget:\n  daily_usd: 0.0001\n",
+    );
+    let session = env.start_run(&["run", "--config", config.to_str().unwrap()], &[]);
+    for _ in 0..10 {
+        let reply = post_chat(&session.base_url, Some(&session.key), chat("gpt-4o")).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let out = session.finish(0);
+    let stderr = support::text(&out.stderr);
+    assert!(stderr.contains("simulated"), "{stderr}");
+    let rows = env.requests();
+    assert!(rows.iter().all(|r| r["billing"] == "simulated"), "{rows:?}");
+
+    let out = env
+        .command()
+        .args(["status", "--json", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["spent_usd"].as_f64(), Some(0.0), "{status}");
+    assert!(
+        status["simulated_usd"].as_f64().unwrap() > 0.001,
+        "{status}"
+    );
+    assert_eq!(status["left_usd"].as_f64(), Some(0.0001), "{status}");
+
+    // The session budget of a mock run still holds.
+    let session = env.start_run(&["run", "--mock", "--budget", "0.0005"], &[]);
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            post_chat(&session.base_url, Some(&session.key), chat("gpt-4o"))
+                .await
+                .status,
+        );
+    }
+    session.finish(0);
+    assert!(statuses.contains(&429), "{statuses:?}");
+}

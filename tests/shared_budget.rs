@@ -100,7 +100,10 @@ async fn two_processes_racing_one_daily_limit_stay_within_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_keys_daily_budget_stops_that_key_only() {
     let env = TestEnv::new();
-    let config = env.write("sp.yaml", "providers:\n  - name: m\n    kind: mock\n");
+    // A real (scripted) upstream: the mock provider's simulated costs count toward no shared
+    // budget.
+    let upstream = support::upstream::MockUpstream::start();
+    let config = env.upstream_config(&upstream.base_url(), "");
     let create = |name: &str, budget: Option<&str>| {
         let mut cmd = env.command();
         cmd.args(["keys", "create", "--name", name, "--json"]);
@@ -111,11 +114,11 @@ async fn a_client_keys_daily_budget_stops_that_key_only() {
         let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         created["key"].as_str().unwrap().to_owned()
     };
-    // gpt-4o at $2.50 / $10 per million tokens: a reply capped at 10 tokens costs about
-    // $0.00012, so a second one does not fit in $0.0002.
+    // gpt-4o at $2.50 / $10 per million tokens: a reply (21 prompt + 7 completion tokens)
+    // costs about $0.00012, so a second one does not fit in $0.0002.
     let tight = create("tight", Some("0.0002"));
     let free = create("free", None);
-    let daemon = support::daemon::Daemon::start(&env, &config, &[], &[]);
+    let daemon = support::daemon::Daemon::start(&env, &config, &[], &[("UPSTREAM_KEY", "k")]);
     let listen = format!("{}/v1", daemon.listen);
     let body = serde_json::json!({"model": "gpt-4o", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
     assert_eq!(
