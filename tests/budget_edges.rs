@@ -256,3 +256,59 @@ async fn simulated_spend_counts_toward_no_shared_budget() {
     session.finish(0);
     assert!(statuses.contains(&429), "{statuses:?}");
 }
+
+/// The exit summary says what the budgets did: how many requests were refused or fitted, and
+/// where the daily limit stands, in the table and in `--summary json`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_summary_tells_what_the_budget_refused_and_fitted() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "budget:\n  daily_usd: 5\n");
+    let summary_file = env.path().join("summary.json");
+    let session = env.start_run(
+        &[
+            "run",
+            "--budget",
+            "0.0008",
+            "--summary",
+            "json",
+            "--summary-file",
+            summary_file.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let big = serde_json::json!({"model": "gpt-4o", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]});
+    // Each reply costs about $0.00012; 100 output tokens would reserve about $0.001: the first
+    // requests are fitted, the last refused once not even 32 tokens fit.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let reply = post_chat(&session.base_url, Some(&session.key), big.to_string()).await;
+        statuses.push(reply.status);
+    }
+    session.finish(0);
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_file).unwrap()).unwrap();
+    let refused = statuses.iter().filter(|s| **s == 429).count() as u64;
+    assert_eq!(summary["budget_actions"]["refused"], refused, "{summary}");
+    assert!(summary["budget_actions"]["fitted"].as_u64().unwrap() >= 1, "{summary}");
+    let daily = &summary["shared_budgets"][0];
+    assert_eq!(daily["name"], "daily", "{summary}");
+    assert_eq!(daily["limit_usd"].as_f64(), Some(5.0));
+    assert!(daily["spent_usd"].as_f64().unwrap() > 0.0, "{summary}");
+
+    // The table says it too.
+    let session = env.start_run(
+        &["run", "--budget", "0.0001", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    for _ in 0..2 {
+        post_chat(&session.base_url, Some(&session.key), big.to_string()).await;
+    }
+    let out = session.finish(0);
+    let stderr = support::text(&out.stderr);
+    assert!(stderr.contains("budget: 2 requests refused"), "{stderr}");
+    assert!(stderr.contains("daily budget: $"), "{stderr}");
+}
