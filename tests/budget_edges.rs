@@ -293,7 +293,10 @@ async fn the_summary_tells_what_the_budget_refused_and_fitted() {
         serde_json::from_str(&std::fs::read_to_string(&summary_file).unwrap()).unwrap();
     let refused = statuses.iter().filter(|s| **s == 429).count() as u64;
     assert_eq!(summary["budget_actions"]["refused"], refused, "{summary}");
-    assert!(summary["budget_actions"]["fitted"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(
+        summary["budget_actions"]["fitted"].as_u64().unwrap() >= 1,
+        "{summary}"
+    );
     let daily = &summary["shared_budgets"][0];
     assert_eq!(daily["name"], "daily", "{summary}");
     assert_eq!(daily["limit_usd"].as_f64(), Some(5.0));
@@ -301,7 +304,13 @@ async fn the_summary_tells_what_the_budget_refused_and_fitted() {
 
     // The table says it too.
     let session = env.start_run(
-        &["run", "--budget", "0.0001", "--config", config.to_str().unwrap()],
+        &[
+            "run",
+            "--budget",
+            "0.0001",
+            "--config",
+            config.to_str().unwrap(),
+        ],
         &[("UPSTREAM_KEY", "k")],
     );
     for _ in 0..2 {
@@ -311,4 +320,112 @@ async fn the_summary_tells_what_the_budget_refused_and_fitted() {
     let stderr = support::text(&out.stderr);
     assert!(stderr.contains("budget: 2 requests refused"), "{stderr}");
     assert!(stderr.contains("daily budget: $"), "{stderr}");
+}
+
+/// Runs requests made by `body` through a session with a $0.20 budget until the budget
+/// refuses one, each answered by an upstream that bills every token it may (`prompt_tokens`
+/// and the whole fitted `max_tokens`, `usage_extra` on top); returns what the session spent
+/// and how many requests were fitted.
+async fn spend_to_the_limit(
+    model: &str,
+    body: &serde_json::Value,
+    prompt_tokens: u64,
+    usage_extra: serde_json::Value,
+) -> (f64, usize) {
+    use support::upstream::Behavior;
+    let upstream = MockUpstream::start();
+    upstream.push((0..12).map(|_| Behavior::SpendsAll {
+        prompt_tokens,
+        usage_extra: usage_extra.clone(),
+    }));
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: upstream\n    kind: openai\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [{model}]\n",
+            upstream.base_url()
+        ),
+    );
+    let session = env.start_run(
+        &[
+            "run",
+            "--budget",
+            "0.20",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    for _ in 0..12 {
+        let reply = post_chat(&session.base_url, Some(&session.key), body.to_string()).await;
+        if reply.status == 429 {
+            break;
+        }
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    session.finish(0);
+    let rows = env.requests();
+    let spent = rows
+        .iter()
+        .filter_map(|r| r["cost_usd"].parse::<f64>().ok())
+        .sum();
+    let fitted = rows
+        .iter()
+        .filter(|r| r["budget_action"].starts_with("fit:"))
+        .count();
+    (spent, fitted)
+}
+
+/// `budget.on_exceed: fit` lowers the last request's `max_tokens` to what is left: that must
+/// hold whatever the request is billed at — a priority service tier, 1-hour prompt-cache
+/// writes, a script whose prompt estimate runs low — so the session never ends over its
+/// budget. Each upstream here bills the most it may.
+#[tokio::test(flavor = "multi_thread")]
+async fn fitting_never_overspends_through_the_priority_tier() {
+    // The priority tier: about 1.7x gpt-4o's standard prices.
+    let body = serde_json::json!({"model": "gpt-4o", "max_tokens": 4000, "service_tier": "priority",
+        "messages": [{"role": "user", "content": "Write a long story."}]});
+    let prompt = smartproxy::wire::estimate::json_text_tokens(&body.to_string());
+    let (spent, fitted) = spend_to_the_limit("gpt-4o", &body, prompt, serde_json::json!({})).await;
+    assert!(
+        spent <= 0.20 + 1e-9 && spent > 0.15,
+        "priority: spent ${spent}"
+    );
+    assert!(fitted >= 1, "priority: nothing was fitted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fitting_never_overspends_through_one_hour_cache_writes() {
+    // 1-hour cache writes: the whole prompt written at twice the input price.
+    let system = "Reference text for the assistant to keep in mind. ".repeat(1000);
+    let body = serde_json::json!({"model": "claude-haiku-4-5", "max_tokens": 12000, "messages": [
+        {"role": "system", "content": [{"type": "text", "text": system,
+            "cache_control": {"type": "ephemeral", "ttl": "1h"}}]},
+        {"role": "user", "content": "Summarise."}]});
+    let prompt = smartproxy::wire::estimate::json_text_tokens(&body.to_string());
+    let written = serde_json::json!({"cache_creation_input_tokens": prompt,
+        "prompt_tokens_details": {"cached_tokens": 0,
+            "cache_creation_token_details": {"ephemeral_1h_input_tokens": prompt}}});
+    let (spent, fitted) = spend_to_the_limit("claude-haiku-4-5", &body, prompt, written).await;
+    assert!(
+        spent <= 0.20 + 1e-9 && spent > 0.15,
+        "1h cache: spent ${spent}"
+    );
+    assert!(fitted >= 1, "1h cache: nothing was fitted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fitting_never_overspends_through_a_low_prompt_estimate() {
+    // Chinese prose, billed 18% above the fitted estimate.
+    let chinese = "\u{4eca}\u{5929}\u{7684}\u{5929}\u{6c14}\u{5f88}\u{597d}\u{3002}".repeat(1000);
+    let body = serde_json::json!({"model": "gpt-4o", "max_tokens": 4000,
+        "messages": [{"role": "user", "content": chinese}]});
+    let estimate = smartproxy::wire::estimate::json_text_tokens(&body.to_string());
+    let billed = (estimate as f64 * 1.18).ceil() as u64;
+    let (spent, fitted) = spend_to_the_limit("gpt-4o", &body, billed, serde_json::json!({})).await;
+    assert!(
+        spent <= 0.20 + 1e-9 && spent > 0.15,
+        "chinese: spent ${spent}"
+    );
+    assert!(fitted >= 1, "chinese: nothing was fitted");
 }

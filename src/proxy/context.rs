@@ -14,7 +14,9 @@ use crate::budget::Reservation;
 use crate::ledger::{Outcome, RequestRecord, now_ms};
 use crate::pricing::{ServiceTier, TokenCounts, UsageDetail};
 use crate::translate::anthropic::TokenUsage;
-use crate::wire::estimate::json_text_tokens;
+use crate::wire::estimate::{
+    AskedPremiums, asked_premiums, json_text_tokens, json_text_tokens_upper,
+};
 use crate::wire::openai::Usage;
 
 /// A fresh request id: `req_`, the time in milliseconds (48 bits), a random number fixed for
@@ -92,6 +94,17 @@ impl PromptEstimate {
     pub fn tokens(&self) -> u64 {
         let (body, tokens) = &*self.0;
         *tokens.get_or_init(|| json_text_tokens(&String::from_utf8_lossy(body)))
+    }
+
+    /// An upper bound on the prompt's tokens and what the body asks for that is billed above
+    /// plain token prices, for a budget's reservation (read once per request, only when a
+    /// budget applies).
+    pub fn for_reservation(&self) -> (u64, AskedPremiums) {
+        let (body, _) = &*self.0;
+        (
+            json_text_tokens_upper(&String::from_utf8_lossy(body)),
+            asked_premiums(body),
+        )
     }
 }
 

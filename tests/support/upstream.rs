@@ -53,6 +53,13 @@ pub enum Behavior {
         content_type: &'static str,
         body: String,
     },
+    /// A chat reply that bills every output token the request allowed (`max_tokens`) and
+    /// `prompt_tokens`, with `usage_extra` merged into its usage and the request's
+    /// `service_tier` echoed: the costliest reply a budget must still have room for.
+    SpendsAll {
+        prompt_tokens: u64,
+        usage_extra: Value,
+    },
 }
 
 /// One request the upstream received.
@@ -241,6 +248,13 @@ async fn serve(
             .unwrap();
         return Ok(response);
     }
+    if let Behavior::SpendsAll {
+        prompt_tokens,
+        usage_extra,
+    } = &behavior
+    {
+        return Ok(spends_all(&model, &body, *prompt_tokens, usage_extra));
+    }
     match (path.as_str(), &behavior) {
         ("/v1/messages", Behavior::Status { status, .. }) => {
             return Ok(super::dialects::anthropic_error(*status));
@@ -281,7 +295,10 @@ async fn serve(
         .as_bool()
         .unwrap_or(false);
     let response = match behavior {
-        Behavior::Ok | Behavior::PromptCache { .. } | Behavior::Raw { .. } => reply(
+        Behavior::Ok
+        | Behavior::PromptCache { .. }
+        | Behavior::Raw { .. }
+        | Behavior::SpendsAll { .. } => reply(
             &done,
             &model,
             stream,
@@ -348,6 +365,34 @@ async fn serve(
             .unwrap(),
     };
     Ok(response)
+}
+
+fn spends_all(model: &str, request: &Value, prompt_tokens: u64, extra: &Value) -> Response<Body> {
+    let completion = request["max_tokens"]
+        .as_u64()
+        .or_else(|| request["max_completion_tokens"].as_u64())
+        .unwrap_or(1024);
+    let mut usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": prompt_tokens + completion,
+    });
+    if let (Some(usage), Some(extra)) = (usage.as_object_mut(), extra.as_object()) {
+        usage.extend(extra.clone());
+    }
+    let body = json!({
+        "id": "chatcmpl-spends-all",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "service_tier": request["service_tier"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "word ".repeat(completion as usize)}, "finish_reason": "length"}],
+        "usage": usage,
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(full(body.to_string()))
+        .unwrap()
 }
 
 fn usage() -> Value {

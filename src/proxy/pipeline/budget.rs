@@ -12,7 +12,7 @@ use crate::budget::Refusal;
 use crate::budget::shared::Denied;
 use crate::config::{OnExceed, Unpriced};
 use crate::ledger::Billing;
-use crate::pricing::TokenCounts;
+use crate::pricing::{ServiceTier, TokenCounts, UsageDetail};
 use crate::proxy::error::ApiError;
 use crate::routing::plan::Plan;
 
@@ -92,15 +92,25 @@ pub async fn reserve(
     let rt = Arc::clone(&ctx.rt);
     let provider = &rt.config.providers[first.provider].name;
     let state = Arc::clone(&ctx.state);
-    let prompt = request.prompt.tokens();
+    // Reserved at what the request may be billed: a prompt counted generously for its script,
+    // at the service tier it asks for, written to the prompt cache at the lifetime it asks for.
+    let (prompt, premiums) = request.prompt.for_reservation();
+    let detail = UsageDetail {
+        cache_write_1h: if premiums.cache_1h { prompt } else { 0 },
+        service_tier: premiums
+            .service_tier
+            .as_deref()
+            .map_or(ServiceTier::Standard, ServiceTier::parse),
+        ..UsageDetail::default()
+    };
     let price = |completion: u64| {
         let tokens = TokenCounts {
             prompt,
             completion,
             cached_prompt: 0,
-            cache_write: 0,
+            cache_write: if premiums.cache_writes { prompt } else { 0 },
         };
-        state.cost_usd(Some(provider), &first.model, tokens)
+        state.cost_usd_with(Some(provider), &first.model, tokens, detail)
     };
     // A model with no price would reserve and settle nothing: the budget could not cap it.
     // (`price_as` gave it a price already; `allow` lets it through uncounted.)
