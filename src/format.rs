@@ -2,6 +2,37 @@
 
 /// `$1.2346`, `$0.000045`, `$0.000000012`, `$0`, or `n/a` when unknown. Amounts under a cent
 /// keep at least two significant digits, so a small cost or budget never shows as zero.
+/// A total's cost that says what it leaves out: `$0.0420+` when some of its requests have no
+/// known price (never a silent zero), `n/a` when none has one.
+pub fn cost_marked(usd: Option<f64>, unpriced: u64) -> String {
+    let mut text = money(usd);
+    if unpriced > 0 && usd.is_some() {
+        text.push('+');
+    }
+    text
+}
+
+/// [`cost_marked`], followed by the simulated (mock) cost apart when there is one:
+/// `$0 (+$0.0446 simulated)`.
+pub fn cost_and_simulated(usd: Option<f64>, unpriced: u64, simulated: Option<f64>) -> String {
+    let mut text = cost_marked(usd, unpriced);
+    if let Some(simulated) = simulated {
+        text.push_str(&format!(" (+{} simulated)", money(Some(simulated))));
+    }
+    text
+}
+
+/// `2 unpriced requests not in the cost`, or nothing.
+pub fn unpriced_note(unpriced: u64) -> Option<String> {
+    (unpriced > 0).then(|| {
+        format!(
+            "{} request{} with no known price not in the cost",
+            count(unpriced),
+            if unpriced == 1 { "" } else { "s" }
+        )
+    })
+}
+
 pub fn money(usd: Option<f64>) -> String {
     match usd {
         None => "n/a".to_owned(),

@@ -429,3 +429,67 @@ async fn fitting_never_overspends_through_a_low_prompt_estimate() {
     );
     assert!(fitted >= 1, "chinese: nothing was fitted");
 }
+
+/// A total that includes requests with no known price says so wherever it is shown (`+` and
+/// the count), and simulated mock costs stand apart: `status`, `sessions`, `stats` and the
+/// web dashboard, never a silent zero.
+#[tokio::test(flavor = "multi_thread")]
+async fn unpriced_requests_are_marked_wherever_a_total_is_shown() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: upstream\n    kind: openai\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [gpt-4o, house-model]\n",
+            upstream.base_url()
+        ),
+    );
+    let daemon = support::daemon::Daemon::start(&env, &config, &[], &[("UPSTREAM_KEY", "k")]);
+    let listen = format!("{}/v1", daemon.listen);
+    for model in ["gpt-4o", "house-model"] {
+        let reply = post_chat(&listen, None, chat(model)).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    // A mock run beside it: simulated, shown apart.
+    let session = env.start_run(&["run", "--mock"], &[]);
+    let reply = post_chat(&session.base_url, Some(&session.key), chat("gpt-4o")).await;
+    assert_eq!(reply.status, 200);
+    session.finish(0);
+    // The daemon's rows reach the ledger within its batching window.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.requests().len() < 3 {
+        assert!(Instant::now() < deadline, "rows not written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let run = |args: &[&str]| {
+        let out = env.command().args(args).output().unwrap();
+        assert!(out.status.success(), "{}", support::text(&out.stderr));
+        support::text(&out.stdout)
+    };
+    let status = run(&["status"]);
+    assert!(status.contains("+ (1 unpriced)"), "{status}");
+    assert!(status.contains("simulated"), "{status}");
+    let sessions = run(&["sessions"]);
+    assert!(sessions.contains('+'), "{sessions}");
+    assert!(sessions.contains("simulated"), "{sessions}");
+    let stats = run(&["stats", "--today"]);
+    assert!(stats.contains("no known price"), "{stats}");
+
+    let page = support::http_client()
+        .get(format!("{}/", daemon.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("1 request with no known price not in the cost"),
+        "{page}"
+    );
+    assert!(
+        page.contains("simulated (mock provider, not spent)"),
+        "{page}"
+    );
+}

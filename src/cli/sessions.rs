@@ -62,7 +62,12 @@ pub fn sessions(args: &SessionsArgs, config_path: Option<&Path>) -> anyhow::Resu
             Cell::new(row.tag.as_deref().unwrap_or("")),
             Cell::new(row.program.as_deref().unwrap_or("")),
             Cell::new(format::count(row.requests)).set_alignment(CellAlignment::Right),
-            Cell::new(format::money(row.cost_usd)).set_alignment(CellAlignment::Right),
+            Cell::new(crate::format::cost_and_simulated(
+                row.cost_usd,
+                row.unpriced,
+                row.simulated_usd,
+            ))
+            .set_alignment(CellAlignment::Right),
             Cell::new(
                 row.budget_usd
                     .map(|b| format::money(Some(b)))

@@ -186,13 +186,14 @@ impl Poller {
     }
 }
 
-/// What each session spent in all (a `run`'s budget covers all of it), from the rollup.
+/// What each session spent in all (a `run`'s budget covers all of it, simulated mock costs
+/// included), from the rollup.
 fn session_views(sessions: Vec<SessionRow>) -> Vec<SessionView> {
     sessions
         .into_iter()
         .map(|session| SessionView {
             requests: session.requests,
-            spent_usd: session.cost_usd.unwrap_or(0.0),
+            spent_usd: session.cost_usd.unwrap_or(0.0) + session.simulated_usd.unwrap_or(0.0),
             session,
         })
         .collect()

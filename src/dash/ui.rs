@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 
 use super::detail;
 use super::state::{Daemon, Mode, SessionView, State};
-use crate::format::money;
+use crate::format::{cost_marked, money};
 use crate::ledger::live::GroupTotals;
 use crate::ledger::request_view::RequestRow;
 
@@ -83,9 +83,18 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, state: &State) {
         Some(t) => {
             spans.push(Span::raw(format!(
                 " · today {} · {} req",
-                money(Some(t.all.cost_usd)),
+                cost_marked(Some(t.all.cost_usd), t.all.unpriced),
                 t.all.requests
             )));
+            if t.all.unpriced > 0 {
+                spans.push(Span::raw(format!(" ({} unpriced)", t.all.unpriced)));
+            }
+            if t.all.simulated_usd > 0.0 {
+                spans.push(Span::raw(format!(
+                    " · {} simulated",
+                    money(Some(t.all.simulated_usd))
+                )));
+            }
             if t.all.errors > 0 {
                 spans.push(Span::raw(" · "));
                 spans.push(Span::styled(
@@ -178,8 +187,14 @@ fn session_line<'a>(state: &State, view: &'a SessionView, width: u16) -> Line<'a
             format!("{marker}{who} "),
             if selected { bold() } else { Style::default() },
         ),
-        Span::raw(format!("{:>9} ", money(Some(view.spent_usd)))),
+        Span::raw(format!(
+            "{:>9} ",
+            cost_marked(Some(view.spent_usd), s.unpriced)
+        )),
     ];
+    if s.simulated_usd.is_some() {
+        spans.push(Span::raw("sim "));
+    }
     if let Some(budget) = s.budget_usd.filter(|b| *b > 0.0) {
         let share = view.spent_usd / budget;
         let style = if share >= 0.9 {
@@ -228,7 +243,14 @@ fn draw_totals_compact(frame: &mut Frame<'_>, area: Rect, state: &State) {
         }
         groups
             .iter()
-            .map(|g| format!("{} {} ({})", g.key, money(Some(g.cost_usd)), g.requests))
+            .map(|g| {
+                format!(
+                    "{} {} ({})",
+                    g.key,
+                    cost_marked(Some(g.cost_usd), g.unpriced),
+                    g.requests
+                )
+            })
             .collect::<Vec<_>>()
             .join(" · ")
     };
@@ -292,7 +314,7 @@ fn draw_side(frame: &mut Frame<'_>, area: Rect, state: &State) {
                             } else {
                                 Span::raw("0")
                             }),
-                            Cell::from(money(Some(g.cost_usd))),
+                            Cell::from(cost_marked(Some(g.cost_usd), g.unpriced)),
                         ])
                     })
                     .collect()
@@ -393,8 +415,12 @@ fn request_row<'a>(state: &State, r: &'a RequestRow) -> Row<'a> {
         Cell::from(r.status.to_string()),
         Cell::from(tokens),
         Cell::from(
-            r.cost_usd
-                .map_or_else(|| "-".to_owned(), |c| money(Some(c))),
+            // No cost on a successful request: its model has no known price.
+            match r.cost_usd {
+                Some(c) => money(Some(c)),
+                None if r.failed() => "-".to_owned(),
+                None => "n/a".to_owned(),
+            },
         ),
         Cell::from(latency(r.latency_ms)),
     ];

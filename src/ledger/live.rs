@@ -32,7 +32,12 @@ pub struct GroupTotals {
     pub errors: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Spent: simulated (mock) costs are apart, unpriced requests not in it.
     pub cost_usd: f64,
+    /// Successful requests to models with no known price.
+    pub unpriced: u64,
+    /// List-price cost of requests the mock provider served (nothing spent).
+    pub simulated_usd: f64,
 }
 
 /// Today's totals, per session, model and provider, each most expensive first.
@@ -167,7 +172,9 @@ fn grouped_between(
                 COALESCE(served_model, requested_model, '(none)'),
                 COALESCE(provider, '(none)'),
                 COUNT(*), TOTAL(status >= 400 OR outcome != 'ok'),
-                TOTAL(prompt_tokens), TOTAL(completion_tokens), TOTAL(cost_usd)
+                TOTAL(prompt_tokens), TOTAL(completion_tokens), TOTAL(cost_usd),
+                TOTAL(cost_usd IS NULL AND outcome = 'ok'),
+                TOTAL(CASE WHEN billing = 'simulated' THEN cost_usd END)
          FROM requests WHERE started_ms >= ?1 AND started_ms < ?2 GROUP BY 1, 2, 3",
     )?;
     read_groups(stmt.query(rusqlite::params![from_ms, until_ms.unwrap_or(i64::MAX)])?)
@@ -181,14 +188,14 @@ fn grouped_hours(
     let mut stmt = conn.prepare_cached(
         "SELECT CASE session_id WHEN '' THEN '(none)' ELSE session_id END, model, provider,
                 TOTAL(requests), TOTAL(requests - ok), TOTAL(prompt_tokens),
-                TOTAL(completion_tokens), TOTAL(cost_usd)
+                TOTAL(completion_tokens), TOTAL(cost_usd), TOTAL(unpriced), TOTAL(simulated_usd)
          FROM usage WHERE hour_ms >= ?1 GROUP BY 1, 2, 3",
     )?;
     read_groups(stmt.query([hour_ms])?)
 }
 
-/// Rows of (session, model, provider, requests, errors, prompt, completion, cost), the
-/// figures as SQLite's `TOTAL` gives them.
+/// Rows of (session, model, provider, requests, errors, prompt, completion, cost, unpriced,
+/// simulated), the figures as SQLite's `TOTAL` gives them.
 fn read_groups(mut rows: rusqlite::Rows<'_>) -> rusqlite::Result<BTreeMap<GroupKey, GroupTotals>> {
     let mut groups = BTreeMap::new();
     while let Some(row) = rows.next()? {
@@ -199,7 +206,9 @@ fn read_groups(mut rows: rusqlite::Rows<'_>) -> rusqlite::Result<BTreeMap<GroupK
             errors: count(4)?,
             prompt_tokens: count(5)?,
             completion_tokens: count(6)?,
-            cost_usd: row.get(7)?,
+            cost_usd: row.get::<_, f64>(7)? - row.get::<_, f64>(9)?,
+            unpriced: count(8)?,
+            simulated_usd: row.get(9)?,
         };
         groups.insert((row.get(0)?, row.get(1)?, row.get(2)?), totals);
     }
@@ -266,6 +275,8 @@ fn add(into: &mut GroupTotals, part: &GroupTotals) {
     into.prompt_tokens += part.prompt_tokens;
     into.completion_tokens += part.completion_tokens;
     into.cost_usd += part.cost_usd;
+    into.unpriced += part.unpriced;
+    into.simulated_usd += part.simulated_usd;
 }
 
 fn sorted(map: BTreeMap<String, GroupTotals>) -> Vec<GroupTotals> {

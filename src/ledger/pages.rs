@@ -26,6 +26,8 @@ const MAX_DEPTH: usize = 16;
 pub struct Period {
     pub requests: u64,
     pub cost_usd: f64,
+    /// Successful requests to models with no known price: not in `cost_usd`.
+    pub unpriced: u64,
 }
 
 /// Spend of one local day.
@@ -115,6 +117,7 @@ pub fn overview(
         month: Period {
             requests: month_requests,
             cost_usd: month_cost,
+            unpriced: unpriced_since(conn, bounds.month_start_ms)?,
         },
         days,
         sessions: tree_order(recent),
@@ -130,6 +133,17 @@ fn count_since(conn: &Connection, since_ms: i64) -> rusqlite::Result<u64> {
         |r| r.get::<_, i64>(0),
     )
     .map(|n| u64::try_from(n).unwrap_or(0))
+}
+
+/// Successful requests with no known price since `since_ms` (rounded down to its hour) from
+/// the `usage` rollup.
+fn unpriced_since(conn: &Connection, since_ms: i64) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT TOTAL(unpriced) FROM usage WHERE hour_ms >= ?1",
+        [super::usage::hour_of(since_ms)],
+        |r| r.get::<_, f64>(0),
+    )
+    .map(|n| n as u64)
 }
 
 /// Spend since `since_ms` (rounded down to its quarter hour) from the `spend` table.

@@ -85,7 +85,12 @@ pub struct SessionRow {
     pub exit_code: Option<i64>,
     pub budget_usd: Option<f64>,
     pub requests: u64,
+    /// What the session spent: simulated (mock) costs are apart, unpriced requests not in it.
     pub cost_usd: Option<f64>,
+    /// Successful requests to models with no known price (the cost leaves them out).
+    pub unpriced: u64,
+    /// List-price cost of the requests the mock provider served (nothing spent).
+    pub simulated_usd: Option<f64>,
 }
 
 impl SessionRow {
@@ -297,7 +302,9 @@ pub(super) const SESSION_COLUMNS: &str =
     "s.id, s.parent_id, s.kind, s.tag, s.program, s.cwd, s.pid, s.started_ms, s.ended_ms,
     s.exit_code, s.budget_usd,
     (SELECT IFNULL(SUM(u.requests), 0) FROM usage u WHERE u.session_id = s.id),
-    (SELECT SUM(u.cost_usd) FROM usage u WHERE u.session_id = s.id)";
+    (SELECT ROUND(SUM(u.cost_usd) - TOTAL(u.simulated_usd), 12) FROM usage u WHERE u.session_id = s.id),
+    (SELECT TOTAL(u.unpriced) FROM usage u WHERE u.session_id = s.id),
+    (SELECT SUM(u.simulated_usd) FROM usage u WHERE u.session_id = s.id)";
 
 pub(super) fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -314,6 +321,8 @@ pub(super) fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sess
         budget_usd: row.get(10)?,
         requests: row.get::<_, i64>(11)? as u64,
         cost_usd: row.get(12)?,
+        unpriced: row.get::<_, f64>(13)? as u64,
+        simulated_usd: row.get(14)?,
     })
 }
 
@@ -591,19 +600,29 @@ mod tests {
                 );
             }
         }
-        // A session row's own count and cost (no nested runs) match its requests.
+        // A session row's own count, spend, unpriced count and simulated cost (no nested
+        // runs) match its requests.
         for id in ["a", "b", "c"] {
             let row = session(&conn, id).unwrap().unwrap();
-            let (n, cost): (i64, Option<f64>) = conn
+            let (n, cost, unpriced, simulated): (i64, Option<f64>, i64, Option<f64>) = conn
                 .query_row(
-                    "SELECT COUNT(*), SUM(cost_usd) FROM requests WHERE session_id = ?1",
+                    "SELECT COUNT(*), SUM(CASE WHEN billing != 'simulated' THEN cost_usd END),
+                         SUM(cost_usd IS NULL AND outcome = 'ok'),
+                         SUM(CASE WHEN billing = 'simulated' THEN cost_usd END)
+                     FROM requests WHERE session_id = ?1",
                     [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .unwrap();
             assert_eq!(row.requests, n as u64, "session {id}");
             assert!(
                 (row.cost_usd.unwrap() - cost.unwrap()).abs() < 1e-9,
+                "session {id}: {:?} {cost:?}",
+                row.cost_usd
+            );
+            assert_eq!(row.unpriced, unpriced as u64, "session {id}");
+            assert!(
+                (row.simulated_usd.unwrap() - simulated.unwrap()).abs() < 1e-9,
                 "session {id}"
             );
         }

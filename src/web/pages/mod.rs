@@ -13,8 +13,25 @@ use crate::web::html::{self, esc};
 
 /// The lines under a totals card's cost: requests, failures, tokens.
 pub fn totals_lines(t: &crate::ledger::query::Totals) -> String {
+    let mut notes = String::new();
+    // What the cost leaves out, said where the cost is shown: never a silent zero.
+    if let Some(note) = crate::format::unpriced_note(t.unpriced) {
+        notes.push_str(&format!(r#"<p class="muted">+ {}</p>"#, html::esc(&note)));
+    }
+    if let Some(simulated) = t.simulated_usd {
+        notes.push_str(&format!(
+            r#"<p class="muted">{} simulated (mock provider, not spent)</p>"#,
+            html::money(Some(simulated))
+        ));
+    }
+    if let Some(notional) = t.subscription_usd {
+        notes.push_str(&format!(
+            r#"<p class="muted">includes {} notional (billed to a subscription)</p>"#,
+            html::money(Some(notional))
+        ));
+    }
     format!(
-        r#"<p>{requests} requests · {ok} ok · <span class="{fclass}">{failed} failed</span></p><p>{tin} tokens in · {tout} out{est}</p>"#,
+        r#"<p>{requests} requests · {ok} ok · <span class="{fclass}">{failed} failed</span></p><p>{tin} tokens in · {tout} out{est}</p>{notes}"#,
         requests = html::count(t.requests),
         ok = html::count(t.ok),
         failed = html::count(t.failed),

@@ -26,13 +26,19 @@ pub fn render(overview: &Overview, latest: &[RequestRow]) -> String {
         r#"<h1>Overview</h1>
 <section class="cards">
 <div class="card" id="today"><h2>Today</h2><p class="big">{cost}</p>{details}</div>
-<div class="card" id="month"><h2>This month</h2><p class="big">{mcost}</p><p>{mreq} requests</p></div>
+<div class="card" id="month"><h2>This month</h2><p class="big">{mcost}</p><p>{mreq} requests</p>{mnote}</div>
 </section>
 "#,
-        cost = html::money(t.known_cost()),
+        cost = esc(&crate::format::cost_marked(t.known_cost(), t.unpriced)),
         details = super::totals_lines(t),
-        mcost = html::money(Some(overview.month.cost_usd)),
+        mcost = esc(&crate::format::cost_marked(
+            Some(overview.month.cost_usd),
+            overview.month.unpriced
+        )),
         mreq = html::count(overview.month.requests),
+        mnote = crate::format::unpriced_note(overview.month.unpriced)
+            .map(|n| format!(r#"<p class="muted">+ {}</p>"#, esc(&n)))
+            .unwrap_or_default(),
     );
     let days: Vec<serde_json::Value> = overview
         .days
@@ -83,7 +89,11 @@ pub fn sessions_table(rows: &[(usize, SessionRow)]) -> String {
             program = html::opt_text(s.program.as_deref()),
             requests = html::count(s.requests),
             // Without a cost figure a session spent nothing (failures only, or no requests).
-            cost = html::money(s.cost_usd.or(Some(0.0))),
+            cost = esc(&crate::format::cost_and_simulated(
+                s.cost_usd.or((s.unpriced == 0).then_some(0.0)),
+                s.unpriced,
+                s.simulated_usd
+            )),
             budget = s
                 .budget_usd
                 .map_or_else(|| "–".to_owned(), |b| html::money(Some(b))),

@@ -59,7 +59,7 @@ pub fn render(p: &SessionPage) -> String {
         } else {
             ""
         },
-        cost = html::money(t.known_cost()),
+        cost = html::esc(&crate::format::cost_marked(t.known_cost(), t.unpriced)),
         details = super::totals_lines(t),
     );
     if p.tree.len() > 1 {
