@@ -108,7 +108,8 @@ pub(super) fn reasoning_item(id: &str, text: &str) -> Value {
 }
 
 /// A tool call as the item the client declared: a `custom_tool_call` for freeform tools (its
-/// `input` unwrapped from the function arguments smartproxy asked for), else a `function_call`.
+/// `input` unwrapped from the function arguments smartproxy asked for), else a `function_call`;
+/// either names the namespace the tool was declared in.
 pub(super) fn call_item(
     id: &str,
     call_id: &str,
@@ -117,24 +118,25 @@ pub(super) fn call_item(
     kinds: &ToolKinds,
     status: &str,
 ) -> Value {
-    if kinds.is_custom(name) {
-        return json!({
+    let mut item = if kinds.is_custom(name) {
+        json!({
             "type": "custom_tool_call",
             "id": id,
             "status": status,
             "call_id": call_id,
             "name": name,
             "input": custom_input(arguments),
-        });
-    }
-    let mut item = json!({
-        "type": "function_call",
-        "id": id,
-        "status": status,
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    });
+        })
+    } else {
+        json!({
+            "type": "function_call",
+            "id": id,
+            "status": status,
+            "call_id": call_id,
+            "name": name,
+            "arguments": arguments,
+        })
+    };
     if let Some(space) = kinds.namespace_of(name) {
         item["namespace"] = json!(space);
     }
