@@ -68,7 +68,8 @@ pub struct RunArgs {
 
     /// Apply a tool's preset: its session tag, budget and extra variables unless flags say
     /// otherwise (built in: claude, codex, aider, llm, python; more under `presets:` in the
-    /// config). The shims of `smartproxy shim install` use it.
+    /// config). The shims of `smartproxy shim install` use it. Without it, a command whose
+    /// program has a preset's name (`codex`, `claude`...; not `python`) gets that preset.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
 
