@@ -7,7 +7,7 @@
 
 mod support;
 
-use support::upstream::{MockUpstream, REPLY_WORDS};
+use support::upstream::{Behavior, MockUpstream, REPLY_WORDS};
 use support::{TestEnv, run_group_to_end, run_to_end, skip_or_fail, text};
 
 #[test]
@@ -156,14 +156,17 @@ fn codex_exec(responses_api: bool) -> Option<CodexRun> {
         responses_api,
         &["--preset", "codex"],
         &["--model", "gpt-4o-mini"],
+        [],
     )
 }
 
-/// `codex exec` as `codex_exec`, with `run_args` for `run` and `codex_args` for Codex.
+/// `codex exec` as `codex_exec`, with `run_args` for `run`, `codex_args` for Codex, and the
+/// upstream's first replies scripted.
 fn codex_exec_with(
     responses_api: bool,
     run_args: &[&str],
     codex_args: &[&str],
+    script: impl IntoIterator<Item = Behavior>,
 ) -> Option<CodexRun> {
     let codex = match support::npm::client("codex") {
         Ok(path) => path,
@@ -173,6 +176,7 @@ fn codex_exec_with(
         }
     };
     let upstream = MockUpstream::start();
+    upstream.push(script);
     let env = TestEnv::new();
     let config = env.write(
         "sp.yaml",
@@ -273,14 +277,35 @@ fn codex_runs_through_run_on_a_chat_completions_provider() {
 }
 
 /// Codex's default model (no `--model`) gets its tools as an `additional_tools` input item,
-/// which reaches a chat completions provider as functions; and `run -- codex` without
-/// `--preset codex` applies the preset by itself (without it Codex ignores the session's URL).
+/// which reaches a chat completions provider as functions; a call of its freeform `exec` tool
+/// goes back to Codex as the custom tool call it declared, which Codex runs and answers; and
+/// `run -- codex` without `--preset codex` applies the preset by itself (without it Codex
+/// ignores the session's URL).
 #[test]
 fn codex_with_its_default_model_and_no_preset_runs_on_a_chat_completions_provider() {
-    let Some((_, sent, rows)) = codex_exec_with(false, &[], &[]) else {
+    let exec = Behavior::ToolCall {
+        name: "exec",
+        arguments: r#"{"input":"text('hello from exec')"}"#,
+    };
+    let Some((_, sent, rows)) = codex_exec_with(false, &[], &[], [exec]) else {
         return;
     };
-    assert!(!sent.is_empty());
+    assert_eq!(sent.len(), 2, "the call, then its output and the answer");
+    // Codex ran the call and sent its output back, under the call's id.
+    let answer = &sent[1].body["messages"];
+    let output = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(output["tool_call_id"], "call_upstream_1", "{answer}");
+    assert!(
+        output["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("hello from exec")),
+        "{output}"
+    );
     let first = &sent[0];
     assert_eq!(first.path, "/v1/chat/completions", "translated");
     assert_ne!(first.body["model"], "gpt-4o-mini");

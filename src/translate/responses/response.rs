@@ -211,6 +211,35 @@ mod tests {
         assert_eq!(out["usage"]["total_tokens"], 14);
     }
 
+    /// A call of a tool declared in an `additional_tools` namespace comes back as the kind
+    /// declared, with its namespace (as Codex's default model declares `functions.exec`).
+    #[test]
+    fn calls_of_additional_tools_keep_their_kind_and_namespace() {
+        let kinds = ToolKinds::of_request(
+            json!({"input": [{"type": "additional_tools", "role": "developer", "tools": [
+                {"type": "namespace", "name": "functions", "tools": [
+                    {"type": "custom", "name": "exec"}, {"type": "function", "name": "wait"}]}]}]})
+            .to_string()
+            .as_bytes(),
+        );
+        let exec = call_item(
+            "fc_1",
+            "call_1",
+            "exec",
+            r#"{"input":"1+1"}"#,
+            &kinds,
+            "completed",
+        );
+        assert_eq!(
+            exec,
+            json!({"type": "custom_tool_call", "id": "fc_1", "status": "completed",
+                   "call_id": "call_1", "name": "exec", "input": "1+1", "namespace": "functions"})
+        );
+        let wait = call_item("fc_2", "call_2", "wait", "{}", &kinds, "completed");
+        assert_eq!(wait["type"], "function_call");
+        assert_eq!(wait["namespace"], "functions");
+    }
+
     #[test]
     fn a_reply_cut_at_the_cap_is_incomplete() {
         let chat = json!({"model": "m", "choices": [{"finish_reason": "length",
