@@ -57,7 +57,7 @@ complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l summary -d
 json\t''
 none\t''"
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l summary-file -d 'Write the summary to this file instead of stderr (with `--summary json`, the file holds exactly one JSON object; warnings stay on stderr)' -r -F
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l preset -d 'Apply a tool\'s preset: its session tag, budget and extra variables unless flags say otherwise (built in: claude, codex, aider, llm, python; more under `presets:` in the config). The shims of `smartproxy shim install` use it' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l preset -d 'Apply a tool\'s preset: its session tag, budget and extra variables unless flags say otherwise (built in: claude, codex, aider, llm, python; more under `presets:` in the config). The shims of `smartproxy shim install` use it. Without it, a command whose program has a preset\'s name (`codex`, `claude`...; not `python`) gets that preset' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l pass-env -d 'Keep this provider key variable in the command\'s environment (repeatable)' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand run" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r

@@ -7,8 +7,8 @@
 
 mod support;
 
-use support::upstream::{MockUpstream, REPLY_WORDS};
-use support::{TestEnv, run_to_end, skip_or_fail, text};
+use support::upstream::{Behavior, MockUpstream, REPLY_WORDS};
+use support::{TestEnv, run_group_to_end, run_to_end, skip_or_fail, text};
 
 #[test]
 fn claude_code_runs_through_run_on_an_openai_compatible_provider() {
@@ -152,6 +152,22 @@ type CodexRun = (
 /// translated to chat completions. Returns Codex's stdout, what the upstream received, and the
 /// ledger rows.
 fn codex_exec(responses_api: bool) -> Option<CodexRun> {
+    codex_exec_with(
+        responses_api,
+        &["--preset", "codex"],
+        &["--model", "gpt-4o-mini"],
+        [],
+    )
+}
+
+/// `codex exec` as `codex_exec`, with `run_args` for `run`, `codex_args` for Codex, and the
+/// upstream's first replies scripted.
+fn codex_exec_with(
+    responses_api: bool,
+    run_args: &[&str],
+    codex_args: &[&str],
+    script: impl IntoIterator<Item = Behavior>,
+) -> Option<CodexRun> {
     let codex = match support::npm::client("codex") {
         Ok(path) => path,
         Err(reason) => {
@@ -160,6 +176,7 @@ fn codex_exec(responses_api: bool) -> Option<CodexRun> {
         }
     };
     let upstream = MockUpstream::start();
+    upstream.push(script);
     let env = TestEnv::new();
     let config = env.write(
         "sp.yaml",
@@ -173,11 +190,15 @@ fn codex_exec(responses_api: bool) -> Option<CodexRun> {
         // A key of the user's own must not reach Codex: it gets the session key.
         .env("OPENAI_API_KEY", "sk-user-real-key")
         .args(["run", "--config", config.to_str().unwrap()])
-        .args(["--preset", "codex", "--"])
+        .args(run_args)
+        .arg("--")
         .arg(&codex)
-        .args(["exec", "--skip-git-repo-check", "--model", "gpt-4o-mini"])
+        .args(["exec", "--skip-git-repo-check"])
+        .args(codex_args)
         .arg("Say hi to the proxy");
-    let out = run_to_end(cmd);
+    // Killed with smartproxy if it hangs (Codex reconnects for minutes when it cannot reach
+    // the session).
+    let out = run_group_to_end(cmd, std::time::Duration::from_secs(60));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "codex failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(&REPLY_WORDS.concat()), "{stdout}\n{stderr}");
@@ -252,6 +273,90 @@ fn codex_runs_through_run_on_a_chat_completions_provider() {
         assert_eq!(row["status"], "200", "{row:?}");
         assert_eq!(row["endpoint"], "responses", "{row:?}");
         assert_eq!(row["tokens_estimated"], "0", "{row:?}");
+    }
+}
+
+/// Codex's default model (no `--model`) gets its tools as an `additional_tools` input item,
+/// which reaches a chat completions provider as functions; a call of its freeform `exec` tool
+/// goes back to Codex as the custom tool call it declared, which Codex runs and answers; and
+/// `run -- codex` without `--preset codex` applies the preset by itself (without it Codex
+/// ignores the session's URL).
+#[test]
+fn codex_with_its_default_model_and_no_preset_runs_on_a_chat_completions_provider() {
+    let exec = Behavior::ToolCall {
+        name: "exec",
+        arguments: r#"{"input":"text('hello from exec')"}"#,
+    };
+    let Some((_, sent, rows)) = codex_exec_with(false, &[], &[], [exec]) else {
+        return;
+    };
+    assert_eq!(sent.len(), 2, "the call, then its output and the answer");
+    // Codex ran the call and sent its output back, under the call's id.
+    let answer = &sent[1].body["messages"];
+    let output = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(output["tool_call_id"], "call_upstream_1", "{answer}");
+    assert!(
+        output["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("hello from exec")),
+        "{output}"
+    );
+    let first = &sent[0];
+    assert_eq!(first.path, "/v1/chat/completions", "translated");
+    assert_ne!(first.body["model"], "gpt-4o-mini");
+    let tools = first.body["tools"].as_array().expect("tools");
+    // `exec` is a freeform tool inside the `functions` namespace of `additional_tools`.
+    let exec = tools
+        .iter()
+        .find(|t| t["function"]["name"] == "exec")
+        .unwrap_or_else(|| panic!("{tools:?}"));
+    assert_eq!(
+        exec["function"]["parameters"]["required"],
+        serde_json::json!(["input"])
+    );
+    assert!(
+        first.body["messages"]
+            .to_string()
+            .contains("Say hi to the proxy")
+    );
+    assert_eq!(rows.len(), sent.len(), "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["status"], "200", "{row:?}");
+        assert_eq!(row["endpoint"], "responses", "{row:?}");
+    }
+}
+
+/// `run --mock -- codex exec` with Codex's default model: served offline by the mock provider.
+#[test]
+fn codex_with_its_default_model_runs_under_mock() {
+    let codex = match support::npm::client("codex") {
+        Ok(path) => path,
+        Err(reason) => return skip_or_fail(&reason),
+    };
+    let env = TestEnv::new();
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--"]).arg(&codex).args([
+        "exec",
+        "--skip-git-repo-check",
+        "Say hi to the proxy",
+    ]);
+    let out = run_group_to_end(cmd, std::time::Duration::from_secs(60));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "codex failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("smartproxy mock provider"),
+        "{stdout}\n{stderr}"
+    );
+    let rows = env.requests();
+    assert!(!rows.is_empty());
+    for row in &rows {
+        assert_eq!(row["status"], "200", "{row:?}");
+        assert_eq!(row["provider"], "mock", "{row:?}");
     }
 }
 

@@ -134,6 +134,10 @@ async fn client_errors_pass_through_once_and_unreachable_upstreams_give_502() {
         reply.headers["x-smartproxy-attempts"], "2",
         "a refused connection is retried"
     );
+    assert_eq!(
+        reply.headers["x-should-retry"], "false",
+        "smartproxy already retried: the client's retries would only wait for the same error"
+    );
     session.finish(0);
     let rows = env.requests();
     assert_eq!(rows[0]["outcome"], "upstream_error");
@@ -214,10 +218,35 @@ async fn no_usable_target_is_a_503_that_names_the_skips_in_reply_and_ledger() {
         message.contains("upstream/gpt-4o skipped, missing credential ($UPSTREAM_KEY is not set)"),
         "{message}"
     );
+    // A missing key is not transient: SDKs (Claude Code, Codex) are told not to retry.
+    assert_eq!(reply.headers["x-should-retry"], "false");
+
+    // The same on /v1/messages, in Anthropic's shape, and not "overloaded" (which Claude Code
+    // retries, then shows instead of the message).
+    let resp = support::http_client()
+        .post(format!("{}/messages", session.base_url))
+        .header("x-api-key", &session.key)
+        .header("anthropic-version", "2023-06-01")
+        .body(r#"{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["x-should-retry"], "false");
+    let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "api_error", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing credential ($UPSTREAM_KEY is not set)"),
+        "{body}"
+    );
     session.finish(0);
     assert_eq!(upstream.calls(), 0);
     let rows = env.requests();
-    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["status"], "503");
     assert_eq!(
         rows[0]["skipped"],

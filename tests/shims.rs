@@ -126,3 +126,49 @@ fn presets_are_checked() {
         .unwrap();
     assert_eq!(tag, "codex");
 }
+
+/// `run -- codex` without `--preset` gets the codex preset all the same (Codex reads no base URL
+/// from the environment: without the preset's `-c` arguments it would not reach the session),
+/// and says so; a program without a preset of its name gets none.
+#[test]
+fn a_program_with_a_preset_of_its_name_gets_it_without_the_flag() {
+    let env = TestEnv::new();
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for name in ["codex", "other"] {
+        let tool = bin.join(name);
+        std::fs::write(&tool, "#!/bin/sh\necho \"args=$*\"\n").unwrap();
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--"])
+        .arg(bin.join("codex"))
+        .args(["exec", "hi"]);
+    let out = run_to_end(cmd);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("args=-c model_provider=\"smartproxy\" -c model_providers.smartproxy=")
+            && stdout.contains("base_url = \"http://127.0.0.1:")
+            && stdout.trim_end().ends_with("exec hi"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("runs with preset codex"), "{stderr}");
+
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--"])
+        .arg(bin.join("other"))
+        .arg("hi");
+    let out = run_to_end(cmd);
+    assert_eq!(text(&out.stdout).trim(), "args=hi");
+    let tags: Vec<Option<String>> = env
+        .ledger()
+        .prepare("SELECT tag FROM sessions ORDER BY started_ms")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tags, [Some("codex".to_owned()), None]);
+}

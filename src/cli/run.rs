@@ -69,7 +69,8 @@ pub struct RunArgs {
 
     /// Apply a tool's preset: its session tag, budget and extra variables unless flags say
     /// otherwise (built in: claude, codex, aider, llm, python; more under `presets:` in the
-    /// config). The shims of `smartproxy shim install` use it.
+    /// config). The shims of `smartproxy shim install` use it. Without it, a command whose
+    /// program has a preset's name (`codex`, `claude`...; not `python`) gets that preset.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
 
@@ -149,6 +150,20 @@ fn apply_preset(
     Ok((preset.env.clone(), extra))
 }
 
+/// The preset of the command's program when `--preset` was not given (`run -- codex`), said
+/// on stderr when it changes the command line.
+fn implied_preset(args: &RunArgs, config: &crate::config::Config) -> Option<String> {
+    let program = args.command.first().map(program_name)?;
+    let name =
+        crate::session::preset::implied(&program, config.presets.keys().map(String::as_str))?;
+    if config.presets.get(name).is_some_and(|p| !p.args.is_empty()) {
+        printer::note(&format!(
+            "smartproxy: `{program}` runs with preset {name} (as with `--preset {name}`): its arguments point it at this session"
+        ));
+    }
+    Some(name.to_owned())
+}
+
 /// The command with a preset's arguments after its program name, `{url}` filled in.
 fn with_preset_args(command: &[OsString], extra: &[String], proxy_url: &str) -> Vec<OsString> {
     let Some((program, rest)) = command.split_first() else {
@@ -193,10 +208,15 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     {
         printer::warn(
             "no provider is configured, so requests will fail: set OPENAI_API_KEY (or ANTHROPIC_API_KEY, \
-             DEEPSEEK_API_KEY), add providers to smartproxy.yaml, or use --mock",
+             DEEPSEEK_API_KEY), add providers to smartproxy.yaml, or use --mock (Claude Code on a Pro/Max \
+             subscription: --passthrough)",
         );
     }
-    let (preset_env, preset_args) = match args.preset.clone() {
+    let preset = args
+        .preset
+        .clone()
+        .or_else(|| implied_preset(&args, &config));
+    let (preset_env, preset_args) = match preset {
         Some(name) => apply_preset(&mut args, &config, &name)?,
         None => (Vec::new(), Vec::new()),
     };

@@ -96,10 +96,10 @@ pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Pro
 /// smartproxy's own error as a response: its status, `x-should-retry` where it applies, the
 /// request id, and the body in the shape `dialect`'s clients read.
 pub fn error_response(err: &ApiError, dialect: Dialect, request_id: &str) -> Response<ProxyBody> {
-    let body = dialect.error_body(err.status().as_u16(), Bytes::from(err.to_json()));
+    let body = dialect.api_error_body(err);
     let mut response = json_response(err.status(), body);
     let headers = response.headers_mut();
-    if let Some(retry) = err.kind.should_retry() {
+    if let Some(retry) = err.should_retry {
         headers.insert(
             "x-should-retry",
             HeaderValue::from_static(if retry { "true" } else { "false" }),

@@ -6,7 +6,8 @@ use http::StatusCode;
 use crate::budget::Refusal;
 use crate::ledger::Outcome;
 use crate::providers::{FailureKind, ProviderError};
-use crate::routing::plan::NoRoute;
+use crate::routing::plan::{NoRoute, SkipReason};
+use crate::wire::anthropic;
 use crate::wire::openai::{ErrorBody, RequestError};
 
 /// What went wrong, as a closed set: the status code, the error `type` and `code` clients
@@ -128,11 +129,19 @@ impl ErrorKind {
         }
     }
 
-    /// `x-should-retry`, which the OpenAI SDKs obey: a budget refusal is not worth retrying;
-    /// a budget that could not be checked for a moment is.
+    /// `x-should-retry`, which the OpenAI and Anthropic SDKs (and so Claude Code and Codex)
+    /// obey before their own rules, which retry every 5xx for up to minutes. A budget refusal
+    /// and a configuration error are not worth retrying: no provider configured, a redirect the
+    /// config must follow, or a provider nothing answers at (smartproxy has already retried it
+    /// per `routing.retries`; the client's retries on top only make the user wait for the same
+    /// error). `NoUsableProvider` is decided by `ApiError::no_route`, which sees why. A budget
+    /// that could not be checked for a moment (a busy ledger) is worth a retry.
     pub fn should_retry(self) -> Option<bool> {
         match self {
-            Self::BudgetExceeded | Self::UnpricedModel => Some(false),
+            Self::BudgetExceeded
+            | Self::UnpricedModel
+            | Self::NoProvider
+            | Self::Upstream(FailureKind::Connect | FailureKind::Redirected) => Some(false),
             Self::BudgetUnavailable => Some(true),
             _ => None,
         }
@@ -150,6 +159,8 @@ pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
     pub param: Option<&'static str>,
+    /// `x-should-retry`: the kind's, unless the error knows better (`no_route`).
+    pub should_retry: Option<bool>,
 }
 
 impl ApiError {
@@ -158,6 +169,7 @@ impl ApiError {
             kind,
             message: message.into(),
             param: None,
+            should_retry: kind.should_retry(),
         }
     }
 
@@ -262,10 +274,22 @@ impl ApiError {
 
     pub fn no_route(err: &NoRoute) -> Self {
         match err {
-            NoRoute::NoProviders => Self::new(ErrorKind::NoProvider, err.to_string()),
-            NoRoute::NoneServes { skipped, .. } if !skipped.is_empty() => {
-                Self::new(ErrorKind::NoUsableProvider, err.to_string())
-            }
+            // Claude Code on a subscription has no key to give: its way out is pass-through.
+            NoRoute::NoProviders => Self::new(
+                ErrorKind::NoProvider,
+                format!(
+                    "{err}; Claude Code on a Pro/Max subscription: `smartproxy run --passthrough -- claude`"
+                ),
+            ),
+            // Worth a retry only while a circuit may close again; a missing credential, a
+            // disabled provider or a missing capability stays so until the config changes.
+            NoRoute::NoneServes { skipped, .. } if !skipped.is_empty() => Self {
+                should_retry: skipped
+                    .iter()
+                    .all(|s| s.reason != SkipReason::CircuitOpen)
+                    .then_some(false),
+                ..Self::new(ErrorKind::NoUsableProvider, err.to_string())
+            },
             NoRoute::NoneServes { .. } => Self {
                 param: Some("model"),
                 ..Self::new(ErrorKind::ModelNotFound, err.to_string())
@@ -358,6 +382,21 @@ impl ApiError {
         Self::new(ErrorKind::Internal, message)
     }
 
+    /// The error in Anthropic's shape, for `/v1/messages`: the `type` Anthropic's API gives the
+    /// status, except that a 503 not worth retrying is an `api_error`. Claude Code takes an
+    /// `overloaded_error` for a lack of capacity: it retries it, then shows "Repeated 529
+    /// Overloaded errors" instead of smartproxy's message.
+    pub fn to_anthropic_json(&self) -> Vec<u8> {
+        let status = self.status();
+        let kind = if status == StatusCode::SERVICE_UNAVAILABLE && self.should_retry == Some(false)
+        {
+            "api_error"
+        } else {
+            anthropic::error_type_for_status(status.as_u16())
+        };
+        anthropic::ErrorBody::new(kind, self.message.clone()).to_json()
+    }
+
     /// The error as an OpenAI-shaped JSON body.
     pub fn to_json(&self) -> Vec<u8> {
         ErrorBody::new(
@@ -439,5 +478,71 @@ mod tests {
         );
         assert_eq!(budget.headers()["x-should-retry"], "false");
         assert_eq!(budget.headers()["x-smartproxy-request-id"], "req_1");
+    }
+
+    /// Configuration errors are final (`x-should-retry: false`, and not "overloaded" to
+    /// Anthropic clients); an open circuit may close, so its 503 stays retryable.
+    #[test]
+    fn configuration_errors_are_not_worth_a_retry() {
+        let skipped = |reason| NoRoute::NoneServes {
+            model: "claude-x".into(),
+            route: None,
+            skipped: vec![crate::routing::plan::Skip {
+                provider: "p".into(),
+                model: "claude-x".into(),
+                reason,
+            }],
+            trail: vec![],
+        };
+        let connect = ProviderError::Connect {
+            provider: "p".into(),
+            detail: "refused".into(),
+        };
+        let cases = [
+            (ApiError::no_route(&NoRoute::NoProviders), Some(false)),
+            (
+                ApiError::no_route(&skipped(SkipReason::MissingCredential { env: "K".into() })),
+                Some(false),
+            ),
+            (
+                ApiError::no_route(&skipped(SkipReason::Disabled)),
+                Some(false),
+            ),
+            (ApiError::no_route(&skipped(SkipReason::CircuitOpen)), None),
+            (ApiError::upstream(&connect), Some(false)),
+            (
+                ApiError::upstream(&ProviderError::FirstByteTimeout {
+                    provider: "p".into(),
+                    seconds: 1.0,
+                }),
+                None,
+            ),
+        ];
+        for (err, retry) in cases {
+            assert_eq!(err.should_retry, retry, "{}", err.message);
+            let response = crate::proxy::body::error_response(
+                &err,
+                crate::proxy::dialect::Dialect::Anthropic,
+                "req_1",
+            );
+            assert_eq!(
+                response
+                    .headers()
+                    .get("x-should-retry")
+                    .map(|v| v.to_str().unwrap()),
+                retry.map(|r| if r { "true" } else { "false" }),
+            );
+            let body: serde_json::Value = serde_json::from_slice(&err.to_anthropic_json()).unwrap();
+            assert_eq!(body["type"], "error");
+            assert_eq!(body["error"]["message"], err.message.as_str());
+            let expected = match (err.status().as_u16(), retry) {
+                (503, Some(false)) | (502, _) => "api_error",
+                (503, _) => "overloaded_error",
+                _ => "timeout_error",
+            };
+            assert_eq!(body["error"]["type"], expected, "{}", err.message);
+        }
+        let message = ApiError::no_route(&NoRoute::NoProviders).message;
+        assert!(message.contains("--passthrough"), "{message}");
     }
 }

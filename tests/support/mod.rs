@@ -270,6 +270,33 @@ pub fn run_to_end(mut cmd: Command) -> Output {
     wait_output(child, Duration::from_secs(60))
 }
 
+/// Runs `cmd` in a process group of its own, for at most `timeout`: on timeout the whole group
+/// (smartproxy and the agent it runs) is killed, so nothing is left behind, and the test fails.
+pub fn run_group_to_end(mut cmd: Command, timeout: Duration) -> Output {
+    use std::os::unix::process::CommandExt;
+    let started = Instant::now();
+    let mut child = cmd
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > timeout {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {timeout:?} (killed):\nstdout: {}\nstderr: {}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

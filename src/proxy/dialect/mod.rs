@@ -8,6 +8,7 @@ mod stream;
 pub use request::{Inbound, read};
 pub use stream::StreamFraming;
 
+use super::error::ApiError;
 use crate::providers::Endpoint;
 use crate::translate::{anthropic, ollama};
 use bytes::Bytes;
@@ -114,6 +115,14 @@ impl Dialect {
             Self::OllamaChat | Self::OllamaGenerate => {
                 Bytes::from(ollama::error_to_ollama(status, &openai_body))
             }
+        }
+    }
+
+    /// smartproxy's own error in this format's shape.
+    pub fn api_error_body(self, err: &ApiError) -> Bytes {
+        match self {
+            Self::Anthropic => Bytes::from(err.to_anthropic_json()),
+            _ => self.error_body(err.status().as_u16(), Bytes::from(err.to_json())),
         }
     }
 

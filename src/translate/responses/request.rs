@@ -31,29 +31,40 @@ impl ToolKinds {
         struct ToolsOnly {
             #[serde(default)]
             tools: Vec<Value>,
+            #[serde(default)]
+            input: Value,
         }
         let mut kinds = Self::default();
         if let Ok(parsed) = serde_json::from_slice::<ToolsOnly>(body) {
-            for tool in &parsed.tools {
-                kinds.learn(tool);
+            let additional = parsed
+                .input
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|item| item["type"] == "additional_tools")
+                .flat_map(|item| item["tools"].as_array().into_iter().flatten());
+            for tool in parsed.tools.iter().chain(additional) {
+                kinds.learn(tool, None);
             }
         }
         kinds
     }
 
-    fn learn(&mut self, tool: &Value) {
+    fn learn(&mut self, tool: &Value, space: Option<&str>) {
+        let name = tool["name"].as_str();
+        if let (Some(space), Some(name)) = (space, name) {
+            self.namespaced.insert(name.to_owned(), space.to_owned());
+        }
         match tool["type"].as_str() {
             Some("custom") => {
-                if let Some(name) = tool["name"].as_str() {
+                if let Some(name) = name {
                     self.custom.push(name.to_owned());
                 }
             }
-            Some("namespace") => {
-                let space = tool["name"].as_str().unwrap_or_default();
+            Some("namespace") if space.is_none() => {
+                let space = name.unwrap_or_default();
                 for inner in tool["tools"].as_array().into_iter().flatten() {
-                    if let Some(name) = inner["name"].as_str() {
-                        self.namespaced.insert(name.to_owned(), space.to_owned());
-                    }
+                    self.learn(inner, Some(space));
                 }
             }
             _ => {}
@@ -96,6 +107,7 @@ pub fn request_to_chat(body: &[u8]) -> Result<Conversion, ResponsesError> {
     let mut chat = Map::new();
     let mut dropped_tools = Vec::new();
     let mut messages = Vec::new();
+    let mut tools = Vec::new();
     for (key, value) in &request {
         match key.as_str() {
             "model" | "temperature" | "top_p" | "parallel_tool_calls" | "user" | "stream" => {
@@ -108,13 +120,8 @@ pub fn request_to_chat(body: &[u8]) -> Result<Conversion, ResponsesError> {
                 Value::String(_) | Value::Null => {}
                 _ => return Err(refuse("instructions", "must be a string")),
             },
-            "input" => messages.extend(input_messages(value)?),
-            "tools" => {
-                let tools = chat_tools(value, &mut dropped_tools)?;
-                if !tools.is_empty() {
-                    chat.insert("tools".to_owned(), Value::Array(tools));
-                }
-            }
+            "input" => messages.extend(input_messages(value, &mut tools, &mut dropped_tools)?),
+            "tools" => chat_tools(value, "tools", &mut tools, &mut dropped_tools)?,
             "tool_choice" => {
                 chat.insert(key.clone(), tool_choice(value)?);
             }
@@ -156,6 +163,9 @@ pub fn request_to_chat(body: &[u8]) -> Result<Conversion, ResponsesError> {
         return Err(refuse("input", "is required: a string or a list of items"));
     }
     chat.insert("messages".to_owned(), Value::Array(messages));
+    if !tools.is_empty() {
+        chat.insert("tools".to_owned(), Value::Array(tools));
+    }
     let body = serde_json::to_vec(&Value::Object(chat))
         .map_err(|e| refuse("body", format!("cannot be written: {e}")))?;
     Ok(Conversion {
@@ -164,8 +174,13 @@ pub fn request_to_chat(body: &[u8]) -> Result<Conversion, ResponsesError> {
     })
 }
 
-/// The `input` string or item list as chat messages.
-fn input_messages(input: &Value) -> Result<Vec<Value>, ResponsesError> {
+/// The `input` string or item list as chat messages; the tools of `additional_tools` items
+/// (where Codex's own models get their tools, instead of `tools`) go to `tools`.
+fn input_messages(
+    input: &Value,
+    tools: &mut Vec<Value>,
+    dropped: &mut Vec<String>,
+) -> Result<Vec<Value>, ResponsesError> {
     let items = match input {
         Value::String(text) => return Ok(vec![json!({"role": "user", "content": text})]),
         Value::Array(items) => items,
@@ -198,6 +213,7 @@ fn input_messages(input: &Value) -> Result<Vec<Value>, ResponsesError> {
                 let output = tool_output(&item["output"], &at("output"))?;
                 messages.push(json!({"role": "tool", "tool_call_id": call_id, "content": output}));
             }
+            "additional_tools" => chat_tools(&item["tools"], &at("tools"), tools, dropped)?,
             // Encrypted reasoning only OpenAI can read; the text already answered it.
             "reasoning" => {}
             other => {
@@ -206,7 +222,7 @@ fn input_messages(input: &Value) -> Result<Vec<Value>, ResponsesError> {
                     format!(
                         "`{other}` items cannot be sent to a chat completions provider \
                          (supported: message, function_call, function_call_output, \
-                         custom_tool_call, custom_tool_call_output, reasoning)"
+                         custom_tool_call, custom_tool_call_output, additional_tools, reasoning)"
                     ),
                 ));
             }
@@ -347,64 +363,82 @@ fn string_field<'a>(item: &'a Value, key: &str, at: &str) -> Result<&'a str, Res
         .ok_or_else(|| refuse(at, "is required (a string)"))
 }
 
-fn chat_tools(tools: &Value, dropped: &mut Vec<String>) -> Result<Vec<Value>, ResponsesError> {
+/// The `tools` list (or an `additional_tools` item's, `at` saying where) as chat functions,
+/// appended to `out`.
+fn chat_tools(
+    tools: &Value,
+    at: &str,
+    out: &mut Vec<Value>,
+    dropped: &mut Vec<String>,
+) -> Result<(), ResponsesError> {
     let Some(list) = tools.as_array() else {
         return if tools.is_null() {
-            Ok(Vec::new())
+            Ok(())
         } else {
-            Err(refuse("tools", "must be a list"))
+            Err(refuse(at, "must be a list"))
         };
     };
-    let mut out = Vec::with_capacity(list.len());
     for (i, tool) in list.iter().enumerate() {
-        let at = format!("tools[{i}]");
-        match tool["type"].as_str() {
-            Some("function") => out.push(function_tool(tool, &at)?),
-            Some("custom") => {
-                let name = string_field(tool, "name", &format!("{at}.name"))?;
-                let mut description = tool["description"].as_str().unwrap_or_default().to_owned();
-                if let Some(grammar) = tool["format"]["definition"].as_str() {
-                    description.push_str("\n\nThe input follows this grammar:\n");
-                    description.push_str(grammar);
-                }
-                out.push(json!({"type": "function", "function": {
-                    "name": name,
-                    "description": description,
-                    "parameters": {
-                        "type": "object",
-                        "properties": {"input": {"type": "string", "description": "The tool's input, verbatim."}},
-                        "required": ["input"],
-                    },
-                }}));
-            }
-            Some("namespace") => {
-                for (j, inner) in tool["tools"].as_array().into_iter().flatten().enumerate() {
-                    out.push(function_tool(inner, &format!("{at}.tools[{j}]"))?);
-                }
-            }
-            Some(kind) if DROPPABLE_TOOLS.contains(&kind) => dropped.push(kind.to_owned()),
-            Some(other) => {
-                return Err(refuse(
-                    format!("{at}.type"),
-                    format!(
-                        "`{other}` tools cannot be sent to a chat completions provider \
-                         (supported: function, custom, namespace; web_search is left out)"
-                    ),
-                ));
-            }
-            None => return Err(refuse(format!("{at}.type"), "is required")),
-        }
+        chat_tool(tool, &format!("{at}[{i}]"), out, dropped)?;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// One tool as chat functions: a namespace gives each of its tools (Codex puts freeform ones
+/// there too), by their own names.
+fn chat_tool(
+    tool: &Value,
+    at: &str,
+    out: &mut Vec<Value>,
+    dropped: &mut Vec<String>,
+) -> Result<(), ResponsesError> {
+    match tool["type"].as_str() {
+        Some("function") => out.push(function_tool(tool, at)?),
+        Some("custom") => {
+            let name = string_field(tool, "name", &format!("{at}.name"))?;
+            let mut description = tool["description"].as_str().unwrap_or_default().to_owned();
+            if let Some(grammar) = tool["format"]["definition"].as_str() {
+                description.push_str("\n\nThe input follows this grammar:\n");
+                description.push_str(grammar);
+            }
+            out.push(json!({"type": "function", "function": {
+                "name": name,
+                "description": description,
+                "parameters": {
+                    "type": "object",
+                    "properties": {"input": {"type": "string", "description": "The tool's input, verbatim."}},
+                    "required": ["input"],
+                },
+            }}));
+        }
+        Some("namespace") => {
+            for (j, inner) in tool["tools"].as_array().into_iter().flatten().enumerate() {
+                let inner_at = format!("{at}.tools[{j}]");
+                if inner["type"].as_str() == Some("namespace") {
+                    return Err(refuse(
+                        format!("{inner_at}.type"),
+                        "a namespace inside a namespace cannot be sent to a chat completions provider",
+                    ));
+                }
+                chat_tool(inner, &inner_at, out, dropped)?;
+            }
+        }
+        Some(kind) if DROPPABLE_TOOLS.contains(&kind) => dropped.push(kind.to_owned()),
+        Some(other) => {
+            return Err(refuse(
+                format!("{at}.type"),
+                format!(
+                    "`{other}` tools cannot be sent to a chat completions provider \
+                     (supported: function, custom, namespace; web_search is left out)"
+                ),
+            ));
+        }
+        None => return Err(refuse(format!("{at}.type"), "is required")),
+    }
+    Ok(())
 }
 
 fn function_tool(tool: &Value, at: &str) -> Result<Value, ResponsesError> {
-    if tool["type"].as_str() != Some("function") {
-        return Err(refuse(
-            format!("{at}.type"),
-            "only function tools can be sent to a chat completions provider",
-        ));
-    }
     let name = string_field(tool, "name", &format!("{at}.name"))?;
     let mut function = json!({"name": name});
     for key in ["description", "parameters", "strict"] {
@@ -551,6 +585,73 @@ mod tests {
         let kinds = ToolKinds::of_request(request.to_string().as_bytes());
         assert!(kinds.is_custom("apply_patch") && !kinds.is_custom("exec"));
         assert_eq!(kinds.namespace_of("spawn"), Some("agents"));
+    }
+
+    /// Codex 0.171's default model (`gpt-6.2-sol`) sends no `tools`: its tools come as an
+    /// `additional_tools` input item, freeform `exec` inside the `functions` namespace (the
+    /// shape captured from `codex exec`, descriptions cut short).
+    #[test]
+    fn additional_tools_items_become_functions() {
+        let request = json!({
+            "model": "gpt-6.2-sol", "stream": true, "tool_choice": "auto",
+            "parallel_tool_calls": false,
+            "reasoning": {"effort": "low", "context": "all_turns"},
+            "text": {"verbosity": "low"},
+            "input": [
+                {"type": "additional_tools", "id": "at_1", "role": "developer", "tools": [
+                    {"type": "namespace", "name": "functions", "description": "", "tools": [
+                        {"type": "custom", "name": "exec", "description": "Run JavaScript.",
+                         "format": {"type": "grammar", "syntax": "lark", "definition": "start: x"}},
+                        {"type": "function", "name": "wait", "description": "Waits.", "strict": false,
+                         "parameters": {"type": "object", "properties": {"cell_id": {"type": "string"}}}},
+                    ]},
+                    {"type": "namespace", "name": "clock", "description": "Time.", "tools": [
+                        {"type": "function", "name": "sleep", "strict": false,
+                         "parameters": {"type": "object"}},
+                    ]},
+                ]},
+                {"type": "message", "id": "msg_1", "role": "developer",
+                 "content": [{"type": "input_text", "text": "You are Codex."}]},
+                {"type": "message", "id": "msg_2", "role": "user",
+                 "content": [{"type": "input_text", "text": "Say hi"}]},
+            ],
+        });
+        let out = chat(request.clone());
+        let names: Vec<&str> = out["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .map(|t| t["function"]["name"].as_str().expect("name"))
+            .collect();
+        assert_eq!(names, ["exec", "wait", "sleep"]);
+        assert_eq!(
+            out["tools"][0]["function"]["parameters"]["required"],
+            json!(["input"])
+        );
+        assert_eq!(
+            out["messages"],
+            json!([
+                {"role": "system", "content": "You are Codex."},
+                {"role": "user", "content": "Say hi"},
+            ])
+        );
+        let kinds = ToolKinds::of_request(request.to_string().as_bytes());
+        assert!(kinds.is_custom("exec") && !kinds.is_custom("wait"));
+        assert_eq!(kinds.namespace_of("exec"), Some("functions"));
+        assert_eq!(kinds.namespace_of("sleep"), Some("clock"));
+
+        // Both lists at once: all of them, and a bad one is named by where it is.
+        let out = chat(
+            json!({"model": "m", "tools": [{"type": "function", "name": "top"}],
+            "input": [{"type": "additional_tools", "role": "developer",
+                       "tools": [{"type": "function", "name": "extra"}]}, {"role": "user", "content": "x"}]}),
+        );
+        assert_eq!(out["tools"].as_array().map(Vec::len), Some(2));
+        let e = refused(
+            json!({"model": "m", "input": [{"role": "user", "content": "x"},
+            {"type": "additional_tools", "role": "developer", "tools": [{"type": "file_search"}]}]}),
+        );
+        assert_eq!(e.field, "input[1].tools[0].type");
     }
 
     #[test]

@@ -108,7 +108,8 @@ pub(super) fn reasoning_item(id: &str, text: &str) -> Value {
 }
 
 /// A tool call as the item the client declared: a `custom_tool_call` for freeform tools (its
-/// `input` unwrapped from the function arguments smartproxy asked for), else a `function_call`.
+/// `input` unwrapped from the function arguments smartproxy asked for), else a `function_call`;
+/// either names the namespace the tool was declared in.
 pub(super) fn call_item(
     id: &str,
     call_id: &str,
@@ -117,24 +118,25 @@ pub(super) fn call_item(
     kinds: &ToolKinds,
     status: &str,
 ) -> Value {
-    if kinds.is_custom(name) {
-        return json!({
+    let mut item = if kinds.is_custom(name) {
+        json!({
             "type": "custom_tool_call",
             "id": id,
             "status": status,
             "call_id": call_id,
             "name": name,
             "input": custom_input(arguments),
-        });
-    }
-    let mut item = json!({
-        "type": "function_call",
-        "id": id,
-        "status": status,
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    });
+        })
+    } else {
+        json!({
+            "type": "function_call",
+            "id": id,
+            "status": status,
+            "call_id": call_id,
+            "name": name,
+            "arguments": arguments,
+        })
+    };
     if let Some(space) = kinds.namespace_of(name) {
         item["namespace"] = json!(space);
     }
@@ -207,6 +209,35 @@ mod tests {
         assert_eq!(out["usage"]["input_tokens_details"]["cached_tokens"], 2);
         assert_eq!(out["usage"]["output_tokens"], 4);
         assert_eq!(out["usage"]["total_tokens"], 14);
+    }
+
+    /// A call of a tool declared in an `additional_tools` namespace comes back as the kind
+    /// declared, with its namespace (as Codex's default model declares `functions.exec`).
+    #[test]
+    fn calls_of_additional_tools_keep_their_kind_and_namespace() {
+        let kinds = ToolKinds::of_request(
+            json!({"input": [{"type": "additional_tools", "role": "developer", "tools": [
+                {"type": "namespace", "name": "functions", "tools": [
+                    {"type": "custom", "name": "exec"}, {"type": "function", "name": "wait"}]}]}]})
+            .to_string()
+            .as_bytes(),
+        );
+        let exec = call_item(
+            "fc_1",
+            "call_1",
+            "exec",
+            r#"{"input":"1+1"}"#,
+            &kinds,
+            "completed",
+        );
+        assert_eq!(
+            exec,
+            json!({"type": "custom_tool_call", "id": "fc_1", "status": "completed",
+                   "call_id": "call_1", "name": "exec", "input": "1+1", "namespace": "functions"})
+        );
+        let wait = call_item("fc_2", "call_2", "wait", "{}", &kinds, "completed");
+        assert_eq!(wait["type"], "function_call");
+        assert_eq!(wait["namespace"], "functions");
     }
 
     #[test]
