@@ -523,7 +523,8 @@ async fn ui_upgrades_a_ledger_an_older_build_left() {
     let latest = version(&env.ledger());
     env.ledger()
         .execute_batch(&format!(
-            "ALTER TABLE requests DROP COLUMN skipped; PRAGMA user_version = {};",
+            // Undo the newest migration (16: the rollup's simulated cost).
+            "ALTER TABLE usage DROP COLUMN simulated_usd; PRAGMA user_version = {};",
             latest - 1
         ))
         .unwrap();
