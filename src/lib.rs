@@ -2,8 +2,8 @@
 //!
 //! The house plan, module by module, is `src/ARCHITECTURE.md`. Dependencies point one way:
 //! `cli -> {proxy, session, dash, web} -> {routing, budget, cache, capture, ledger, providers}
-//! -> {translate, transform, pricing, wire, config, db, format, http_server}`; the daemon's
-//! admin listener (`proxy::admin`) hands the dashboard's paths to `web`.
+//! -> {translate, transform, pricing, wire, config, db, private_files, format, http_server}`;
+//! the daemon's admin listener (`proxy::admin`) hands the dashboard's paths to `web`.
 
 pub mod budget;
 pub mod cache;
@@ -17,6 +17,7 @@ pub mod http_server;
 pub mod ledger;
 pub mod pricing;
 pub mod printer;
+pub mod private_files;
 pub mod providers;
 pub mod proxy;
 pub mod routing;

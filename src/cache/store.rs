@@ -146,13 +146,10 @@ impl CacheStore {
     /// `busy_timeout`, schema versioned by `user_version`. New files are private to the user.
     pub fn open(settings: CacheSettings) -> Result<Self, CacheError> {
         let path = settings.path;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| CacheError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        create_private(&path);
+        crate::private_files::prepare(&path).map_err(|source| CacheError::CreateDir {
+            path: path.parent().unwrap_or(&path).to_path_buf(),
+            source,
+        })?;
         let conn = open_connection(&path)?;
         migrate(&conn, &path)?;
         Ok(Self {
@@ -459,23 +456,6 @@ fn wal_path(path: &Path) -> PathBuf {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     PathBuf::from(wal)
-}
-
-/// Creates the file readable by its owner only before SQLite does (which would use the umask),
-/// since unencrypted entries hold prompts and answers; SQLite gives the WAL the same mode.
-fn create_private(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Failing here is fine: opening the database reports a clearer error.
-        let _ = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path);
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }
 
 /// Opens a connection with the settings every process sharing the file must use; deleted and

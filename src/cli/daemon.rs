@@ -233,6 +233,8 @@ fn detach() -> anyhow::Result<u8> {
 }
 
 fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
+    // Provider and client keys live in this process: no other process of the user reads them.
+    crate::session::secrets::hide_from_same_user();
     if args.dash {
         super::dash::ensure_terminal()?;
     }

@@ -182,6 +182,8 @@ fn with_preset_args(command: &[OsString], extra: &[String], proxy_url: &str) -> 
 
 pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let started = Instant::now();
+    // The child must not read the real keys out of this process (`/proc/$PPID/environ`).
+    crate::session::secrets::hide_from_same_user();
     if let Some(budget) = args.budget {
         anyhow::ensure!(
             budget.is_finite() && budget >= 0.0,

@@ -52,12 +52,10 @@ pub fn valid_name(name: &str) -> bool {
 
 /// Opens the ledger for key management, creating and migrating it when needed.
 pub fn open(path: &Path) -> Result<Connection, LedgerError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| LedgerError::CreateDir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
+    crate::private_files::prepare(path).map_err(|source| LedgerError::CreateDir {
+        path: path.parent().unwrap_or(path).to_path_buf(),
+        source,
+    })?;
     let conn = super::open_connection(path)?;
     super::migrations::migrate(&conn, path)?;
     Ok(conn)

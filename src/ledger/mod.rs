@@ -90,12 +90,10 @@ struct Inner {
 impl Ledger {
     /// Opens (creating and migrating when needed) the ledger at `path` and starts its writer.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| LedgerError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+        crate::private_files::prepare(path).map_err(|source| LedgerError::CreateDir {
+            path: path.parent().unwrap_or(path).to_path_buf(),
+            source,
+        })?;
         let conn = open_connection(path)?;
         migrations::migrate(&conn, path)?;
         let salt =
