@@ -475,14 +475,8 @@ mod tests {
 
     #[test]
     fn retry_after_ms_wins_over_retry_after() {
-        let headers = |pairs: &[(&'static str, &'static str)]| {
-            let mut map = HeaderMap::new();
-            for (name, value) in pairs {
-                map.insert(*name, HeaderValue::from_static(value));
-            }
-            map
-        };
-        let cases: &[(&[(&'static str, &'static str)], Option<&str>)] = &[
+        type Headers = &'static [(&'static str, &'static str)];
+        let cases: &[(Headers, Option<&str>)] = &[
             (&[("retry-after-ms", "250")], Some("0.25")),
             (
                 &[("retry-after-ms", "1500"), ("retry-after", "2")],
@@ -498,7 +492,11 @@ mod tests {
             (&[], None),
         ];
         for (pairs, want) in cases {
-            assert_eq!(retry_after(&headers(pairs)).as_deref(), *want, "{pairs:?}");
+            let mut map = HeaderMap::new();
+            for (name, value) in *pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            assert_eq!(retry_after(&map).as_deref(), *want, "{pairs:?}");
         }
     }
 }
