@@ -72,7 +72,7 @@ fn show(args: &ShowArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     }
 }
 
-/// `price table: LiteLLM 1.109.1 (...), 921 models; overlay PATH: ...`.
+/// `price table: LiteLLM 1.109.1 (...), 936 models; overlay PATH: ...`.
 pub(super) fn header(overlay: Option<&Overlay>) -> String {
     let mut line = format!(
         "price table: {}, {} models",
