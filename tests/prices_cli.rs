@@ -345,6 +345,9 @@ fn show_prints_prompt_ranges_and_off_peak_hours() {
         out.contains("Mon-Fri 00:00-01:00, 04:00-06:00, 10:00-24:00; Sat-Sun all day (UTC)"),
         "{out}"
     );
-    let found = json(&env, &["prices", "show", "deepseek/deepseek-v4-pro", "--json"]);
+    let found = json(
+        &env,
+        &["prices", "show", "deepseek/deepseek-v4-pro", "--json"],
+    );
     assert_eq!(found["off_peak"]["input_per_mtok"], 0.66, "{found}");
 }

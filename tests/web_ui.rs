@@ -523,7 +523,7 @@ async fn ui_upgrades_a_ledger_an_older_build_left() {
     let latest = version(&env.ledger());
     env.ledger()
         .execute_batch(&format!(
-            "ALTER TABLE requests DROP COLUMN skipped; PRAGMA user_version = {};",
+            "ALTER TABLE requests DROP COLUMN price_period; PRAGMA user_version = {};",
             latest - 1
         ))
         .unwrap();
