@@ -331,3 +331,102 @@ async fn every_corpus_case_is_recorded_exactly() {
         "cases recorded wrong (id, shape, provider, client, stream, retry, what):\n{failures}"
     );
 }
+
+/// Whether DeepSeek bills `started_ms` at its off-peak price (LiteLLM 1.109.1: weekdays
+/// 00:00-01:00, 04:00-06:00 and from 10:00 UTC; all weekend), written out apart from the
+/// product's schedule as a check on it.
+fn deepseek_off_peak(started_ms: i64) -> bool {
+    use chrono::{Datelike, Timelike};
+    let at = chrono::DateTime::from_timestamp_millis(started_ms).unwrap();
+    let hour = at.hour();
+    at.weekday().number_from_monday() >= 6 || hour < 1 || (4..6).contains(&hour) || hour >= 10
+}
+
+/// Prices by prompt size (DashScope's Qwen ranges, unpriced before) and by the hour
+/// (DeepSeek's off-peak, billed at the standard price before): each request pays the price of
+/// its prompt's range and of the moment it started, and the row says which period it paid.
+/// Both sides of the off-peak boundaries are checked with a fixed clock in
+/// `pricing::price` and `pricing::hours`.
+#[tokio::test(flavor = "multi_thread")]
+async fn range_and_off_peak_prices_are_applied_and_the_period_recorded() {
+    let reply = |model: &str, prompt: u64, cached: u64, completion: u64| Behavior::Raw {
+        content_type: "application/json",
+        body: json!({"id": "chatcmpl-acct", "object": "chat.completion", "created": 1,
+            "model": model, "choices": [{"index": 0, "message": {"role": "assistant",
+            "content": "ok"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+                "prompt_tokens_details": {"cached_tokens": cached}}})
+        .to_string(),
+    };
+    let (dashscope, deepseek) = (MockUpstream::start(), MockUpstream::start());
+    dashscope.push([
+        reply("qwen3-coder-plus", 40_000, 10_000, 1_000),
+        reply("qwen3-max", 1_000, 0, 100),
+    ]);
+    deepseek.push([reply("deepseek-v4-pro", 1_000, 400, 100)]);
+    let env = TestEnv::new();
+    let config = env.write(
+        "prices.yaml",
+        &format!(
+            "providers:\n  - name: dashscope\n    kind: openai\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [qwen3-coder-plus, qwen3-max]\n  - name: deepseek\n    kind: openai\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [deepseek-v4-pro]\n",
+            dashscope.base_url(),
+            deepseek.base_url()
+        ),
+    );
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    for model in ["qwen3-coder-plus", "qwen3-max", "deepseek-v4-pro"] {
+        let reply = support::post_chat(
+            &session.base_url,
+            Some(&session.key),
+            support::chat_body(model, false, "hi"),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{model}: {}", reply.body);
+    }
+    session.finish(0);
+    let rows = env.requests();
+    let row = |model: &str| {
+        rows.iter()
+            .find(|r| r["served_model"] == model)
+            .unwrap_or_else(|| panic!("no row for {model}: {rows:?}"))
+    };
+    let cost = |model: &str| -> f64 {
+        let r = row(model);
+        r["cost_usd"]
+            .parse()
+            .unwrap_or_else(|_| panic!("{model} unpriced: {r:?}"))
+    };
+    let close = |got: f64, want: f64| (got - want).abs() <= 1e-9;
+    // 40,000 prompt tokens: the 32k-128k range prices the whole request (USD per million:
+    // input 1.8, cached 0.18, output 9).
+    let want = (30_000.0 * 1.8 + 10_000.0 * 0.18 + 1_000.0 * 9.0) / 1e6;
+    assert!(
+        close(cost("qwen3-coder-plus"), want),
+        "{}",
+        cost("qwen3-coder-plus")
+    );
+    // 1,000: the first range (input 1.2, output 6).
+    let want = (1_000.0 * 1.2 + 100.0 * 6.0) / 1e6;
+    assert!(close(cost("qwen3-max"), want), "{}", cost("qwen3-max"));
+    assert_eq!(row("qwen3-max")["price_period"], "NULL");
+
+    let r = row("deepseek-v4-pro");
+    let off_peak = deepseek_off_peak(r["started_ms"].parse().unwrap());
+    let (period, want) = if off_peak {
+        (
+            "off_peak",
+            (600.0 * 0.66 + 400.0 * 0.022 + 100.0 * 1.98) / 1e6,
+        )
+    } else {
+        (
+            "standard",
+            (600.0 * 1.32 + 400.0 * 0.044 + 100.0 * 3.96) / 1e6,
+        )
+    };
+    assert_eq!(r["price_period"], period, "{r:?}");
+    assert!(close(cost("deepseek-v4-pro"), want), "{r:?}");
+}

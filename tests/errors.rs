@@ -253,3 +253,111 @@ async fn no_usable_target_is_a_503_that_names_the_skips_in_reply_and_ledger() {
         "upstream/gpt-4o: missing credential ($UPSTREAM_KEY is not set)"
     );
 }
+
+/// A prompt larger than the context window of every target is the client's error: a 400 with
+/// OpenAI's `context_length_exceeded`, not a 503 that SDKs would retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prompt_too_large_for_every_model_is_a_400() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "    context_window: 50\n");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let long = "many words here ".repeat(200);
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o", false, &long),
+    )
+    .await;
+    assert_openai_error(&reply, 400, "context_length_exceeded");
+    assert_eq!(reply.headers["x-should-retry"], "false");
+    let body = reply.json();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert_eq!(body["error"]["param"], "messages");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("context window") && message.contains("upstream/gpt-4o: 50"),
+        "{message}"
+    );
+    // A prompt that fits still goes through.
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o", false, "hi"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    session.finish(0);
+    assert_eq!(upstream.calls(), 1);
+    let rows = env.requests();
+    assert_eq!(rows[0]["status"], "400");
+    assert_eq!(rows[0]["error_code"], "context_length_exceeded");
+}
+
+/// JSON nested deeper than the parser takes is refused up front as the client's error, on
+/// every API, instead of failing later as a 500.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_nested_too_deep_is_a_400() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let deep = format!("{}1{}", "[".repeat(1500), "]".repeat(1500));
+    // Naming the provider makes smartproxy rewrite the model, which parses the body: that
+    // parse failed as a 500 `internal_error`.
+    let chat = format!(
+        r#"{{"model":"upstream/gpt-4o","messages":[{{"role":"user","content":"hi"}}],"metadata":{{"x":{deep}}}}}"#
+    );
+    let reply = post_chat(&session.base_url, Some(&session.key), chat).await;
+    assert_openai_error(&reply, 400, "invalid_request");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("nested"), "{message}");
+
+    let client = support::http_client();
+    for (path, body) in [
+        (
+            "messages",
+            format!(
+                r#"{{"model":"gpt-4o","max_tokens":10,"messages":[{{"role":"user","content":"hi"}}],"metadata":{{"x":{deep}}}}}"#
+            ),
+        ),
+        (
+            "responses",
+            format!(r#"{{"model":"gpt-4o","input":"hi","metadata":{{"x":{deep}}}}}"#),
+        ),
+        // Forwarded untouched before: refused up front like the others now.
+        (
+            "chat/completions",
+            format!(
+                r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"hi"}}],"metadata":{{"x":{deep}}}}}"#
+            ),
+        ),
+    ] {
+        let resp = client
+            .post(format!("{}/{path}", session.base_url))
+            .bearer_auth(&session.key)
+            .header("x-api-key", &session.key)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(text.contains("nested"), "{path}: {text}");
+    }
+    session.finish(0);
+    assert_eq!(upstream.calls(), 0);
+    let rows = env.requests();
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r["status"] == "400"), "{rows:?}");
+}

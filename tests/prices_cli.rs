@@ -326,3 +326,28 @@ fn update_downloads_from_a_url() {
     let one = json(&env, &["prices", "show", "acme-fast-1", "--json"]);
     assert_eq!(one["overlay"]["source"], url.as_str());
 }
+
+/// A model priced by prompt size shows its ranges, and one with off-peak hours shows its
+/// off-peak prices and when they apply.
+#[test]
+fn show_prints_prompt_ranges_and_off_peak_hours() {
+    let env = TestEnv::new();
+    let out = ok(&env, &["prices", "show", "dashscope/qwen3-max"]);
+    assert!(out.contains("prompt 32,000-128,000 tokens"), "{out}");
+    assert!(out.contains("$12.0000"), "{out}");
+    let found = json(&env, &["prices", "show", "dashscope/qwen3-max", "--json"]);
+    assert_eq!(found["ranges"].as_array().unwrap().len(), 3, "{found}");
+    assert_eq!(found["ranges"][2]["up_to_tokens"], 252_000);
+
+    let out = ok(&env, &["prices", "show", "deepseek/deepseek-v4-pro"]);
+    assert!(out.contains("off-peak"), "{out}");
+    assert!(
+        out.contains("Mon-Fri 00:00-01:00, 04:00-06:00, 10:00-24:00; Sat-Sun all day (UTC)"),
+        "{out}"
+    );
+    let found = json(
+        &env,
+        &["prices", "show", "deepseek/deepseek-v4-pro", "--json"],
+    );
+    assert_eq!(found["off_peak"]["input_per_mtok"], 0.66, "{found}");
+}

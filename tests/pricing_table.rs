@@ -89,18 +89,46 @@ fn generate(json: &str) -> String {
     .into_iter()
     .filter(|cap| rows.iter().any(|(_, r)| r.contains(cap)))
     .collect();
-    for ty in ["Extra", "PriceEntry", "Rates"] {
+    for ty in [
+        "Extra",
+        "Hours",
+        "NO_RANGES",
+        "OffPeak",
+        "PriceEntry",
+        "Range",
+        "Rates",
+        "Window",
+    ] {
         if ty == "PriceEntry"
-            || rows
-                .iter()
-                .any(|(_, r)| r.contains(&format!("{ty} {{")) || r.contains(&format!("{ty}::")))
+            || rows.iter().any(|(_, r)| {
+                r.contains(&format!("{ty} {{"))
+                    || r.contains(&format!("{ty}::"))
+                    || r.contains(&format!(": {ty}"))
+            })
         {
             imports.push(ty);
         }
     }
     let imports = match imports.as_slice() {
         [one] => (*one).to_owned(),
-        many => format!("{{{}}}", many.join(", ")),
+        many if many.join(", ").len() + "use super::{};".len() <= 100 => {
+            format!("{{{}}}", many.join(", "))
+        }
+        // Wrapped as rustfmt wraps it, so that `cargo fmt` leaves the file as generated.
+        many => {
+            let mut lines = vec![String::from("   ")];
+            for item in many {
+                let line = lines.last_mut().unwrap();
+                if line.len() + 1 + item.len() + 1 > 100 {
+                    lines.push(String::from("   "));
+                }
+                let line = lines.last_mut().unwrap();
+                line.push(' ');
+                line.push_str(item);
+                line.push(',');
+            }
+            format!("{{\n{}\n}}", lines.join("\n"))
+        }
     };
     writeln!(
         out,
@@ -130,8 +158,17 @@ fn row(name: &str, m: &Map<String, Value>) -> Option<String> {
     if mode != "chat" && mode != "completion" {
         return None;
     }
-    let input = m.get("input_cost_per_token").and_then(Value::as_f64)?;
-    let output = m.get("output_cost_per_token").and_then(Value::as_f64)?;
+    // A model priced only by prompt-size range lists the first range's prices as its own.
+    let first = sorted_ranges(m).into_iter().next();
+    let first_rate = |key: &str| first.and_then(|r| r.get(key)).and_then(Value::as_f64);
+    let input = m
+        .get("input_cost_per_token")
+        .and_then(Value::as_f64)
+        .or_else(|| first_rate("input_cost_per_token"))?;
+    let output = m
+        .get("output_cost_per_token")
+        .and_then(Value::as_f64)
+        .or_else(|| first_rate("output_cost_per_token"))?;
     let provider = m.get("provider").and_then(Value::as_str).unwrap_or("");
     let flag = |key: &str| m.get(key).and_then(Value::as_bool).unwrap_or(false);
     let mut caps = Vec::new();
@@ -264,10 +301,149 @@ fn extra(name: &str, m: &Map<String, Value>) -> String {
             }
         ),
     ];
+    let mut fields = fields.to_vec();
+    fields.push(format!("off_peak: {}", off_peak(name, m)));
+    fields.push(format!("ranges: {}", ranges(name, m)));
     if fields.iter().all(|f| !f.contains("Some(")) {
         return "None".to_owned();
     }
     format!("Some(&Extra {{ {} }})", fields.join(", "))
+}
+
+/// The `tiered_pricing` entries that price by prompt size (a token `range` and an input
+/// price), sorted by the range's start.
+fn sorted_ranges(m: &Map<String, Value>) -> Vec<&Map<String, Value>> {
+    let bounds = |r: &Map<String, Value>| {
+        let range = r.get("range")?.as_array()?;
+        match range.as_slice() {
+            [start, end] => Some((start.as_f64()?, end.as_f64()?)),
+            _ => None,
+        }
+    };
+    let mut found: Vec<&Map<String, Value>> = m
+        .get("tiered_pricing")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .filter(|r| bounds(r).is_some() && r.get("input_cost_per_token").is_some())
+        .collect();
+    found.sort_by(|a, b| bounds(a).unwrap().0.total_cmp(&bounds(b).unwrap().0));
+    found
+}
+
+/// `Rates { .. }` of an object of LiteLLM rate keys, or `Rates::NONE`.
+fn block_rates(m: &Map<String, Value>) -> String {
+    let r = format!(
+        "Rates {{ input: {}, output: {}, cache_read: {}, cache_write: {}, cache_write_1h: None, reasoning: {} }}",
+        opt_float(m, "input_cost_per_token"),
+        opt_float(m, "output_cost_per_token"),
+        opt_float(m, "cache_read_input_token_cost"),
+        opt_float(m, "cache_creation_input_token_cost"),
+        opt_float(m, "output_cost_per_reasoning_token"),
+    );
+    if r.contains("Some(") {
+        r
+    } else {
+        "Rates::NONE".to_owned()
+    }
+}
+
+/// `[Some(Range { .. }), .., None]` for `tiered_pricing`, or `NO_RANGES`.
+fn ranges(name: &str, m: &Map<String, Value>) -> String {
+    const MAX_RANGES: usize = 4;
+    let found = sorted_ranges(m);
+    if found.is_empty() {
+        return "NO_RANGES".to_owned();
+    }
+    assert!(
+        found.len() <= MAX_RANGES,
+        "{name}: more than {MAX_RANGES} ranges"
+    );
+    let mut slots: Vec<String> = found
+        .iter()
+        .map(|r| {
+            let range = r["range"].as_array().unwrap();
+            let tokens = |v: &Value| {
+                let x = v.as_f64().unwrap();
+                assert!(x >= 0.0 && x.fract() == 0.0, "{name}: range bound {x}");
+                x as u64
+            };
+            format!(
+                "Some(Range {{ above_tokens: {}, up_to_tokens: {}, rates: {} }})",
+                tokens(&range[0]),
+                tokens(&range[1]),
+                block_rates(r)
+            )
+        })
+        .collect();
+    slots.resize(MAX_RANGES, "None".to_owned());
+    format!("[{}]", slots.join(", "))
+}
+
+/// `Some(OffPeak { .. })` for `off_peak_pricing`, or `None`. The built-in table holds only
+/// UTC schedules.
+fn off_peak(name: &str, m: &Map<String, Value>) -> String {
+    const MAX_WINDOWS: usize = 8;
+    const EVERY_DAY: u8 = 0b111_1111;
+    let Some(block) = m.get("off_peak_pricing").and_then(Value::as_object) else {
+        return "None".to_owned();
+    };
+    assert!(
+        block.get("weekday_timezone").is_none(),
+        "{name}: off-peak weekdays on another calendar than UTC"
+    );
+    let clock = |t: &str| {
+        let (h, m) = t.trim().split_once(':').unwrap();
+        let (h, m): (u16, u16) = (h.parse().unwrap(), m.parse().unwrap());
+        assert!(h < 24 && m < 60, "{name}: {t}");
+        h * 60 + m
+    };
+    let mut windows = Vec::new();
+    let mut add = |hours: &Value, days: u8| {
+        let texts: Vec<&str> = match hours {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().map(|t| t.as_str().unwrap()).collect(),
+            other => panic!("{name}: hours_utc {other}"),
+        };
+        for text in texts {
+            let (start, end) = text.split_once('-').unwrap();
+            windows.push(format!(
+                "Window::new({days:#09b}, {}, {})",
+                clock(start),
+                clock(end)
+            ));
+        }
+    };
+    if let Some(hours) = block.get("hours_utc") {
+        add(hours, EVERY_DAY);
+    }
+    for rule in block
+        .get("windows")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let days = match rule.get("weekdays") {
+            None => EVERY_DAY,
+            Some(days) => days.as_array().unwrap().iter().fold(0, |bits, d| {
+                let d = d.as_u64().unwrap();
+                assert!((1..=7).contains(&d), "{name}: weekday {d}");
+                bits | 1 << (d - 1)
+            }),
+        };
+        add(&rule["hours_utc"], days);
+    }
+    assert!(
+        windows.len() <= MAX_WINDOWS,
+        "{name}: more than {MAX_WINDOWS} windows"
+    );
+    windows.resize(MAX_WINDOWS, "Window::NONE".to_owned());
+    format!(
+        "Some(OffPeak {{ rates: {}, hours: Hours::new([{}]) }})",
+        block_rates(block),
+        windows.join(", ")
+    )
 }
 
 /// A Rust `f64` literal that parses back to exactly `x` (`{:?}` is shortest round-trip and

@@ -139,6 +139,62 @@ async fn retry_after_is_honoured_and_a_long_one_fails_over() {
     assert!(waited[1] >= 950.0, "{waited:?}");
 }
 
+/// OpenAI sends its wait as `retry-after-ms`: a short one is waited for (not the 10 ms backoff), a
+/// long one fails over at once, as a `Retry-After` would.
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_ms_is_honoured_like_retry_after() {
+    let (a, b) = (MockUpstream::start(), MockUpstream::start());
+    a.push([
+        Behavior::StatusRetryAfterMs {
+            status: 429,
+            ms: 800,
+        },
+        Behavior::Ok,
+        Behavior::StatusRetryAfterMs {
+            status: 429,
+            ms: 120_000,
+        },
+    ]);
+    let env = TestEnv::new();
+    let session = start_pair(
+        &env,
+        &a,
+        &b,
+        "  backoff_ms: 10\n  retry_after_cap_ms: 5000\n",
+    );
+    let started = Instant::now();
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hi"),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(750),
+        "waited for retry-after-ms: {:?}",
+        started.elapsed()
+    );
+    assert_eq!((a.calls(), b.calls()), (2, 0));
+
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hi"),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers["x-smartproxy-target"], "b/gpt-4o-mini");
+    assert_eq!(
+        (a.calls(), b.calls()),
+        (3, 1),
+        "two minutes is past the cap"
+    );
+    session.finish(0);
+    let waited: Vec<f64> = attempts(&env).iter().map(|r| r.3).collect();
+    assert!(waited[1] >= 790.0, "the wait is recorded: {waited:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_connections_and_slow_first_bytes_fail_over() {
     let b = MockUpstream::start();

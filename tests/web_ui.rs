@@ -523,8 +523,8 @@ async fn ui_upgrades_a_ledger_an_older_build_left() {
     let latest = version(&env.ledger());
     env.ledger()
         .execute_batch(&format!(
-            // Undo the newest migration (16: the rollup's simulated cost).
-            "ALTER TABLE usage DROP COLUMN simulated_usd; PRAGMA user_version = {};",
+            // Undo the newest migration (17: the price period of a request).
+            "ALTER TABLE requests DROP COLUMN price_period; PRAGMA user_version = {};",
             latest - 1
         ))
         .unwrap();

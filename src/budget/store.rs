@@ -273,6 +273,7 @@ mod tests {
         conn.execute_batch(
             "DROP TABLE spend; DROP TABLE usage; ALTER TABLE requests DROP COLUMN billing;
              ALTER TABLE requests DROP COLUMN budget_action; ALTER TABLE requests DROP COLUMN skipped;
+             ALTER TABLE requests DROP COLUMN price_period;
              PRAGMA user_version = 9;",
         )
         .unwrap();

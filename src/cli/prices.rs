@@ -72,7 +72,7 @@ fn show(args: &ShowArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     }
 }
 
-/// `price table: LiteLLM 1.109.1 (...), 921 models; overlay PATH: ...`.
+/// `price table: LiteLLM 1.109.1 (...), 936 models; overlay PATH: ...`.
 pub(super) fn header(overlay: Option<&Overlay>) -> String {
     let mut line = format!(
         "price table: {}, {} models",
@@ -271,6 +271,23 @@ fn show_one(book: &PriceBook, model: &str, args: &ShowArgs) -> anyhow::Result<u8
                 "context_window": found.context_window,
                 "max_output": found.max_output,
                 "price": found.price,
+                "ranges": found.price.ranges.iter().flatten().map(|r| json!({
+                    "above_tokens": r.above_tokens,
+                    "up_to_tokens": r.up_to_tokens,
+                    "input_per_mtok": r.input_per_mtok,
+                    "output_per_mtok": r.output_per_mtok,
+                    "cached_input_per_mtok": r.cached_input_per_mtok,
+                    "cache_write_per_mtok": r.cache_write_per_mtok,
+                    "reasoning_per_mtok": r.reasoning_per_mtok,
+                })).collect::<Vec<_>>(),
+                "off_peak": found.price.off_peak.map(|o| json!({
+                    "input_per_mtok": o.input_per_mtok,
+                    "output_per_mtok": o.output_per_mtok,
+                    "cached_input_per_mtok": o.cached_input_per_mtok,
+                    "cache_write_per_mtok": o.cache_write_per_mtok,
+                    "reasoning_per_mtok": o.reasoning_per_mtok,
+                    "hours": describe_hours(&o.hours),
+                })),
             })
             .to_string(),
         );
@@ -322,17 +339,22 @@ fn describe(model: &str, r: &Resolved) -> String {
         );
         table.add_row(cells);
     };
-    row(
-        "standard".to_owned(),
-        [
-            Some(p.input_per_mtok),
-            Some(p.output_per_mtok),
-            p.cached_input_per_mtok,
-            p.cache_write_per_mtok,
-            p.cache_write_1h_per_mtok,
-            p.reasoning_per_mtok,
-        ],
-    );
+    // A model priced by prompt size has no price of its own beyond its ranges' (the listed
+    // one is its first range's).
+    let by_range = p.ranges.iter().any(Option::is_some);
+    if !by_range {
+        row(
+            "standard".to_owned(),
+            [
+                Some(p.input_per_mtok),
+                Some(p.output_per_mtok),
+                p.cached_input_per_mtok,
+                p.cache_write_per_mtok,
+                p.cache_write_1h_per_mtok,
+                p.reasoning_per_mtok,
+            ],
+        );
+    }
     let tier_row = |t: &pricing::TierPrice| {
         [
             t.input_per_mtok,
@@ -367,7 +389,49 @@ fn describe(model: &str, r: &Resolved) -> String {
             row(format!("{name} {}", above(t)), tier_row(t));
         }
     }
+    for r in p.ranges.iter().flatten() {
+        row(
+            format!(
+                "prompt {}-{} tokens",
+                count(r.above_tokens),
+                count(r.up_to_tokens)
+            ),
+            [
+                Some(r.input_per_mtok),
+                r.output_per_mtok,
+                r.cached_input_per_mtok,
+                r.cache_write_per_mtok,
+                None,
+                r.reasoning_per_mtok,
+            ],
+        );
+    }
+    if let Some(o) = &p.off_peak {
+        row(
+            "off-peak".to_owned(),
+            [
+                o.input_per_mtok,
+                o.output_per_mtok,
+                o.cached_input_per_mtok,
+                o.cache_write_per_mtok,
+                None,
+                o.reasoning_per_mtok,
+            ],
+        );
+    }
     out.push_str(&format!("\n{table}"));
+    if by_range {
+        out.push_str(
+            "\nby prompt size: the range the prompt falls in (cached tokens included) prices \
+             the whole request",
+        );
+    }
+    if let Some(o) = &p.off_peak {
+        out.push_str(&format!(
+            "\noff-peak (by the request's start): {}",
+            describe_hours(&o.hours)
+        ));
+    }
     if let Some(fee) = p.web_search_per_call {
         out.push_str(&format!("\nweb search: {} per search", money(Some(fee))));
     }
@@ -376,6 +440,43 @@ fn describe(model: &str, r: &Resolved) -> String {
          1-hour writes at the cache-write price, reasoning at the output price)",
     );
     out
+}
+
+/// An off-peak schedule as people read it: `Mon-Fri 00:00-01:00, 04:00-06:00; Sat-Sun all day
+/// (UTC)`.
+fn describe_hours(hours: &pricing::Hours) -> String {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let days = |mask: u8| {
+        if mask == pricing::hours::EVERY_DAY {
+            return "every day".to_owned();
+        }
+        let on: Vec<usize> = (0..7).filter(|d| mask & (1 << d) != 0).collect();
+        let contiguous = on.windows(2).all(|w| w[1] == w[0] + 1);
+        match (on.first(), on.last()) {
+            (Some(&a), Some(&b)) if contiguous && b > a => format!("{}-{}", DAYS[a], DAYS[b]),
+            _ => on.iter().map(|&d| DAYS[d]).collect::<Vec<_>>().join(","),
+        }
+    };
+    let clock = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+    let mut groups: Vec<(u8, Vec<String>)> = Vec::new();
+    for w in hours.windows() {
+        let span = if w.start == w.end {
+            "all day".to_owned()
+        } else if w.end == 0 {
+            format!("{}-24:00", clock(w.start))
+        } else {
+            format!("{}-{}", clock(w.start), clock(w.end))
+        };
+        match groups.iter_mut().find(|(mask, _)| *mask == w.weekdays) {
+            Some((_, spans)) => spans.push(span),
+            None => groups.push((w.weekdays, vec![span])),
+        }
+    }
+    let parts: Vec<String> = groups
+        .into_iter()
+        .map(|(mask, spans)| format!("{} {}", days(mask), spans.join(", ")))
+        .collect();
+    format!("{} (UTC)", parts.join("; "))
 }
 
 /// Up to five model names near `model`: containing it (or its name without the provider

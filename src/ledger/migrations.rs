@@ -222,6 +222,9 @@ const MIGRATIONS: &[&str] = &[
          ",
         super::usage::simulated_from_requests!()
     ),
+    // 17 (branch `prices`): which time-of-day price a request paid
+    // (`standard` or `off_peak`, DeepSeek's off-peak hours), NULL for models with one price.
+    "ALTER TABLE requests ADD COLUMN price_period TEXT;",
 ];
 
 /// The schema version this build migrates to.

@@ -102,6 +102,9 @@ pub struct RequestRecord {
     /// True when token counts are smartproxy's estimate rather than the provider's figures.
     pub tokens_estimated: bool,
     pub cost_usd: Option<f64>,
+    /// Which time-of-day price `cost_usd` is at (`standard`, `off_peak`), for models priced
+    /// by the hour; `None` for the others.
+    pub price_period: Option<&'static str>,
     /// What a cache hit saved: the original reply's cost.
     pub saved_usd: Option<f64>,
     pub latency_ms: f64,
@@ -155,6 +158,7 @@ impl RequestRecord {
             cache_write_tokens: None,
             tokens_estimated: false,
             cost_usd: None,
+            price_period: None,
             saved_usd: None,
             latency_ms: 0.0,
             ttfb_ms: None,

@@ -169,9 +169,9 @@ const INSERT_REQUEST: &str = "INSERT OR REPLACE INTO requests (id, session_id, s
      route, provider, requested_model, served_model, status, outcome, error_code, stream, prompt_tokens,
      completion_tokens, cached_tokens, tokens_estimated, cost_usd, latency_ms, ttfb_ms, attempts, cache_status,
      client_hash, fingerprint, user_agent, client_session, saved_usd, cache_write_tokens, billing,
-     budget_action, skipped)
+     budget_action, skipped, price_period)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-     ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
+     ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
 
 const INSERT_ATTEMPT: &str =
     "INSERT OR REPLACE INTO attempts (request_id, n, provider, model, status,
@@ -216,6 +216,7 @@ fn write_request(
         r.billing.as_str(),
         r.budget_action,
         r.skipped,
+        r.price_period,
     ])?;
     if let Some(reservation) = &r.reservation_id {
         tx.prepare_cached("DELETE FROM reservations WHERE id = ?1")?

@@ -6,8 +6,10 @@ use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
+use super::hours::{self, EVERY_DAY, Hours, Window};
 use super::{
-    CAP_PROMPT_CACHING, CAP_REASONING, CAP_TOOLS, CAP_VISION, Extra, Price, Rates, entry_price,
+    CAP_PROMPT_CACHING, CAP_REASONING, CAP_TOOLS, CAP_VISION, Extra, MAX_RANGES, NO_RANGES,
+    OffPeak, Price, Range, Rates, entry_price,
 };
 
 /// Plain fields kept from an entry, beside the rates ([`RATE`]).
@@ -21,6 +23,8 @@ const PLAIN: &[&str] = &[
     "supports_reasoning",
     "supports_prompt_caching",
     "search_context_cost_per_query",
+    "tiered_pricing",
+    "off_peak_pricing",
 ];
 
 /// Per-token rates, optionally above a prompt-size threshold and/or for a service tier or
@@ -57,8 +61,9 @@ pub enum Outcome {
     /// Not a chat or completion model, or without both an input and an output price: the
     /// generator of the built-in table leaves these out too.
     NotPriced,
-    /// Prices above several prompt sizes: smartproxy prices one long-context tier a model,
-    /// so such a model is left out rather than priced wrong.
+    /// Prices above several prompt sizes (or more prompt-size ranges than smartproxy holds):
+    /// smartproxy prices one long-context tier a model, so such a model is left out rather
+    /// than priced wrong.
     SeveralThresholds,
 }
 
@@ -104,9 +109,14 @@ pub fn convert(m: &Map<String, Value>) -> Result<Outcome, FieldError> {
         Some(Value::String(_)) => return Ok(Outcome::NotPriced),
         Some(other) => return Err(wrong("mode", format!("expected a string, got {other}"))),
     }
+    let Some(ranges) = ranges(m)? else {
+        return Ok(Outcome::SeveralThresholds);
+    };
+    // A model priced only by range lists the first range's prices as its own.
+    let first = ranges[0].map(|r| r.rates);
     let (Some(input), Some(output)) = (
-        opt_rate(m, "input_cost_per_token")?,
-        opt_rate(m, "output_cost_per_token")?,
+        opt_rate(m, "input_cost_per_token")?.or(first.and_then(|r| r.input)),
+        opt_rate(m, "output_cost_per_token")?.or(first.and_then(|r| r.output)),
     ) else {
         return Ok(Outcome::NotPriced);
     };
@@ -131,9 +141,16 @@ pub fn convert(m: &Map<String, Value>) -> Result<Outcome, FieldError> {
             }
         }
     }
-    let Some(extra) = extra(m)? else {
+    let Some(mut extra) = extra(m)? else {
         return Ok(Outcome::SeveralThresholds);
     };
+    let off_peak = off_peak(m)?;
+    if off_peak.is_some() || ranges[0].is_some() {
+        let mut e = extra.unwrap_or(NO_EXTRA);
+        e.off_peak = off_peak;
+        e.ranges = ranges;
+        extra = Some(e);
+    }
     Ok(Outcome::Priced(Box::new(Converted {
         price: entry_price(
             &provider,
@@ -262,20 +279,173 @@ fn extra(m: &Map<String, Value>) -> Result<Option<Option<Extra>>, FieldError> {
         flex_above: above_rates("_flex")?,
         priority: rates("", "_priority")?,
         priority_above: above_rates("_priority")?,
-    };
-    let none = Extra {
-        cache_write_1h: None,
-        reasoning: None,
-        web_search: None,
-        above_tokens: None,
-        above: Rates::NONE,
-        flex: Rates::NONE,
-        flex_above: Rates::NONE,
-        priority: Rates::NONE,
-        priority_above: Rates::NONE,
+        off_peak: None,
+        ranges: NO_RANGES,
     };
     // The generator leaves out an `Extra` with nothing in it.
-    Ok(Some((extra != none).then_some(extra)))
+    Ok(Some((extra != NO_EXTRA).then_some(extra)))
+}
+
+/// An `Extra` with nothing in it.
+const NO_EXTRA: Extra = Extra {
+    cache_write_1h: None,
+    reasoning: None,
+    web_search: None,
+    above_tokens: None,
+    above: Rates::NONE,
+    flex: Rates::NONE,
+    flex_above: Rates::NONE,
+    priority: Rates::NONE,
+    priority_above: Rates::NONE,
+    off_peak: None,
+    ranges: NO_RANGES,
+};
+
+/// The per-token prices of an object of LiteLLM rate keys (a `tiered_pricing` entry, an
+/// `off_peak_pricing` block); errors name the key under `parent`.
+fn block_rates(parent: &str, m: &Map<String, Value>) -> Result<Rates, FieldError> {
+    let field =
+        |key: &str| opt_rate(m, key).map_err(|e| wrong(&format!("{parent}.{}", e.key), e.problem));
+    Ok(Rates {
+        input: field("input_cost_per_token")?,
+        output: field("output_cost_per_token")?,
+        cache_read: field("cache_read_input_token_cost")?,
+        cache_write: field("cache_creation_input_token_cost")?,
+        cache_write_1h: None,
+        reasoning: field("output_cost_per_reasoning_token")?,
+    })
+}
+
+/// `tiered_pricing` as prompt-size ranges sorted by their start (`NO_RANGES` when absent);
+/// `None` when there are more than smartproxy holds. An entry without a token `range` or an
+/// input price is not a price by prompt size and is passed over, as LiteLLM does.
+fn ranges(m: &Map<String, Value>) -> Result<Option<[Option<Range>; MAX_RANGES]>, FieldError> {
+    let entries = match m.get("tiered_pricing") {
+        None | Some(Value::Null) => return Ok(Some(NO_RANGES)),
+        Some(Value::Array(entries)) => entries,
+        Some(other) => {
+            return Err(wrong(
+                "tiered_pricing",
+                format!("expected a list of price ranges, got {other}"),
+            ));
+        }
+    };
+    let mut found = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let Value::Object(entry) = entry else {
+            return Err(wrong(
+                &format!("tiered_pricing[{i}]"),
+                "expected an object of prices",
+            ));
+        };
+        let bounds = match entry
+            .get("range")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
+            Some([start, end]) => start.as_f64().zip(end.as_f64()),
+            _ => None,
+        };
+        let rates = block_rates(&format!("tiered_pricing[{i}]"), entry)?;
+        let Some((start, end)) = bounds.filter(|(s, e)| *s >= 0.0 && e >= s) else {
+            continue;
+        };
+        if rates.input.is_none() {
+            continue;
+        }
+        // Token counts written as floats (`256000.0`).
+        found.push(Range {
+            above_tokens: start as u64,
+            up_to_tokens: end as u64,
+            rates,
+        });
+    }
+    if found.len() > MAX_RANGES {
+        return Ok(None);
+    }
+    found.sort_by_key(|r| r.above_tokens);
+    let mut ranges = NO_RANGES;
+    for (slot, range) in ranges.iter_mut().zip(found) {
+        *slot = Some(range);
+    }
+    Ok(Some(ranges))
+}
+
+/// `off_peak_pricing`: its prices and UTC schedule. `None` when absent, and when its weekdays
+/// are read on another calendar than UTC (`weekday_timezone`) or it has more windows than
+/// smartproxy holds: such a model pays its standard price, the upper bound. Malformed windows
+/// are passed over, as LiteLLM does.
+fn off_peak(m: &Map<String, Value>) -> Result<Option<OffPeak>, FieldError> {
+    let block = match m.get("off_peak_pricing") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(block)) => block,
+        Some(other) => {
+            return Err(wrong(
+                "off_peak_pricing",
+                format!("expected an object of prices and hours, got {other}"),
+            ));
+        }
+    };
+    let rates = block_rates("off_peak_pricing", block)?;
+    if block
+        .get("weekday_timezone")
+        .and_then(Value::as_str)
+        .is_some_and(|tz| !matches!(tz.trim(), "" | "UTC" | "Etc/UTC"))
+    {
+        return Ok(None);
+    }
+    let mut windows = Vec::new();
+    let mut add = |hours: Option<&Value>, weekdays: u8| {
+        let texts: Vec<&str> = match hours {
+            Some(Value::String(one)) => vec![one.as_str()],
+            Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for text in texts {
+            if let Some((start, end)) = hours::parse_window(text) {
+                windows.push(Window::new(weekdays, start, end));
+            }
+        }
+    };
+    add(block.get("hours_utc"), EVERY_DAY);
+    if let Some(Value::Array(rules)) = block.get("windows") {
+        for rule in rules.iter().filter_map(Value::as_object) {
+            let weekdays = match rule.get("weekdays") {
+                None | Some(Value::Null) => EVERY_DAY,
+                Some(Value::Array(days)) => days.iter().filter_map(weekday).fold(0, |a, d| a | d),
+                Some(_) => 0,
+            };
+            if weekdays != 0 {
+                add(rule.get("hours_utc"), weekdays);
+            }
+        }
+    }
+    Ok(Hours::of(&windows).map(|hours| OffPeak { rates, hours }))
+}
+
+/// A LiteLLM weekday (1 = Monday ... 7 = Sunday, or its English name) as its bit in
+/// [`Window::weekdays`].
+fn weekday(day: &Value) -> Option<u8> {
+    const NAMES: [&[&str]; 7] = [
+        &["mon", "monday"],
+        &["tue", "tues", "tuesday"],
+        &["wed", "wednesday"],
+        &["thu", "thur", "thurs", "thursday"],
+        &["fri", "friday"],
+        &["sat", "saturday"],
+        &["sun", "sunday"],
+    ];
+    let n = match day {
+        Value::Number(n) => n.as_u64().filter(|n| (1..=7).contains(n))?,
+        Value::String(name) => {
+            let name = name.trim().to_ascii_lowercase();
+            1 + NAMES
+                .iter()
+                .position(|names| names.contains(&name.as_str()))? as u64
+        }
+        _ => return None,
+    };
+    Some(1u8 << (n - 1))
 }
 
 #[cfg(test)]
@@ -373,6 +543,71 @@ mod tests {
             let err = convert(&trim(&obj(entry.clone()))).unwrap_err();
             assert_eq!(err.key, key, "{entry}");
         }
+    }
+
+    #[test]
+    fn ranges_and_off_peak_hours() {
+        let priced = |entry: Value| match convert(&trim(&obj(entry))).unwrap() {
+            Outcome::Priced(c) => c,
+            other => panic!("{other:?}"),
+        };
+        // Priced only by range: listed at the first range's prices; ranges sorted by start.
+        let c = priced(serde_json::json!({"mode": "chat", "tiered_pricing": [
+            {"input_cost_per_token": 2e-6, "output_cost_per_token": 8e-6, "range": [32000.0, 128000.0]},
+            {"input_cost_per_token": 1e-6, "output_cost_per_token": 4e-6, "cache_read_input_token_cost": 1e-7, "range": [0, 32000.0]},
+            {"input_cost_per_query": 0.01, "max_results_range": [0, 25]},
+        ]}));
+        assert_eq!(
+            (c.price.input_per_mtok, c.price.output_per_mtok),
+            (1.0, 4.0)
+        );
+        let ranges: Vec<_> = c.price.ranges.iter().flatten().collect();
+        assert_eq!(ranges.len(), 2);
+        assert_eq!(
+            (ranges[0].up_to_tokens, ranges[0].cached_input_per_mtok),
+            (32_000, Some(0.1))
+        );
+        assert_eq!(
+            (ranges[1].above_tokens, ranges[1].input_per_mtok),
+            (32_000, 2.0)
+        );
+        // More ranges than smartproxy holds: left out rather than priced wrong.
+        let five: Vec<Value> = (0..5)
+            .map(|i| serde_json::json!({"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6, "range": [i * 10, i * 10 + 10]}))
+            .collect();
+        assert_eq!(
+            convert(&trim(&obj(serde_json::json!({"tiered_pricing": five})))),
+            Ok(Outcome::SeveralThresholds)
+        );
+        // Off-peak: every-day hours and weekday windows, names or numbers; bad windows passed over.
+        let c = priced(
+            serde_json::json!({"input_cost_per_token": 2e-6, "output_cost_per_token": 4e-6,
+            "off_peak_pricing": {"input_cost_per_token": 1e-6, "hours_utc": "16:30-00:30",
+                "windows": [{"hours_utc": ["00:00-00:00", "nonsense"], "weekdays": ["sat", 7]}]}}),
+        );
+        let o = c.price.off_peak.unwrap();
+        assert_eq!((o.input_per_mtok, o.output_per_mtok), (Some(1.0), None));
+        let windows: Vec<_> = o.hours.windows().copied().collect();
+        assert_eq!(
+            windows,
+            [
+                Window::new(EVERY_DAY, 990, 30),
+                Window::new(0b110_0000, 0, 0)
+            ]
+        );
+        // Weekdays on another calendar: the standard price, the upper bound.
+        let c = priced(
+            serde_json::json!({"input_cost_per_token": 2e-6, "output_cost_per_token": 4e-6,
+            "off_peak_pricing": {"input_cost_per_token": 1e-6, "weekday_timezone": "Asia/Shanghai",
+                "windows": [{"hours_utc": "00:00-00:00", "weekdays": [6, 7]}]}}),
+        );
+        assert_eq!(c.price.off_peak, None);
+        let err = convert(&trim(&obj(
+            serde_json::json!({"input_cost_per_token": 2e-6,
+            "output_cost_per_token": 4e-6, "off_peak_pricing": {"input_cost_per_token": "half"}}),
+        )))
+        .unwrap_err();
+        assert_eq!(err.key, "off_peak_pricing.input_cost_per_token");
     }
 
     #[test]

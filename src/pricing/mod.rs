@@ -13,14 +13,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub mod hours;
 mod litellm;
 mod overlay;
 mod price;
 mod table;
 mod version;
 
+pub use hours::{Hours, Window};
 pub use overlay::{Comparison, Overlay, OverlayEntry, OverlayError};
-pub use price::{Price, ServiceTier, ServiceTierPrice, TierPrice, TokenCounts, UsageDetail};
+pub use price::{
+    MAX_RANGES, OffPeakPrice, Period, Price, RangePrice, ServiceTier, ServiceTierPrice, TierPrice,
+    TokenCounts, UsageDetail,
+};
 pub use version::{TABLE_DATE, TABLE_SOURCE, TABLE_VERSION, table_label};
 
 /// The model can call tools (LiteLLM `supports_function_calling` or `supports_tool_choice`).
@@ -99,6 +104,33 @@ pub struct Extra {
     /// `*_priority` and `*_above_N_tokens_priority`.
     pub priority: Rates,
     pub priority_above: Rates,
+    /// `off_peak_pricing`.
+    pub off_peak: Option<OffPeak>,
+    /// `tiered_pricing`: prices by prompt-size range, in order, unused slots `None`.
+    pub ranges: [Option<Range>; MAX_RANGES],
+}
+
+/// No prompt-size ranges.
+pub const NO_RANGES: [Option<Range>; MAX_RANGES] = [None; MAX_RANGES];
+
+/// A model's off-peak prices (LiteLLM `off_peak_pricing`) and when they apply, in UTC.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OffPeak {
+    /// `input_cost_per_token`, `output_cost_per_token`, `cache_read_input_token_cost`,
+    /// `cache_creation_input_token_cost`, `output_cost_per_reasoning_token` of the block.
+    pub rates: Rates,
+    /// `hours_utc` (every day) and `windows` (`hours_utc` on `weekdays`).
+    pub hours: Hours,
+}
+
+/// One entry of LiteLLM `tiered_pricing`: prices for a prompt of more than `above_tokens` and
+/// at most `up_to_tokens` tokens (its `range`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Range {
+    pub above_tokens: u64,
+    pub up_to_tokens: u64,
+    /// The range's prices; `input` is always set.
+    pub rates: Rates,
 }
 
 /// Fireworks bills cached input at half the input price on every model; LiteLLM
@@ -180,6 +212,25 @@ fn entry_price(
     price.tier = tier(&extra.above);
     price.flex = service(&extra.flex, &extra.flex_above);
     price.priority = service(&extra.priority, &extra.priority_above);
+    price.ranges = extra.ranges.map(|range| {
+        range.map(|r| RangePrice {
+            above_tokens: r.above_tokens,
+            up_to_tokens: r.up_to_tokens,
+            input_per_mtok: per_mtok(r.rates.input.unwrap_or(0.0)),
+            output_per_mtok: r.rates.output.map(per_mtok),
+            cached_input_per_mtok: r.rates.cache_read.map(per_mtok),
+            cache_write_per_mtok: r.rates.cache_write.map(per_mtok),
+            reasoning_per_mtok: r.rates.reasoning.map(per_mtok),
+        })
+    });
+    price.off_peak = extra.off_peak.map(|o| OffPeakPrice {
+        input_per_mtok: o.rates.input.map(per_mtok),
+        output_per_mtok: o.rates.output.map(per_mtok),
+        cached_input_per_mtok: o.rates.cache_read.map(per_mtok),
+        cache_write_per_mtok: o.rates.cache_write.map(per_mtok),
+        reasoning_per_mtok: o.rates.reasoning.map(per_mtok),
+        hours: o.hours,
+    });
     price
 }
 
@@ -187,6 +238,15 @@ fn entry_price(
 /// `2.85e-6` come out as `2.85` rather than `2.8499999999999996`.
 fn per_mtok(per_token: f64) -> f64 {
     (per_token * 1e15).round() / 1e9
+}
+
+/// What a request cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bill {
+    pub cost_usd: f64,
+    /// The time-of-day price paid, for a model that has several (`None`: one price at all
+    /// hours).
+    pub period: Option<Period>,
 }
 
 /// Built-in prices, an installed overlay and the user's overrides.
@@ -354,8 +414,23 @@ impl PriceBook {
         tokens: TokenCounts,
         detail: UsageDetail,
     ) -> Option<f64> {
-        self.price(provider, model)
-            .map(|price| price.cost_usd_with(tokens, detail))
+        self.bill(provider, model, tokens, detail)
+            .map(|bill| bill.cost_usd)
+    }
+
+    /// What a request cost, and which time-of-day price it paid; `None` when the model has no
+    /// known price.
+    pub fn bill(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+        tokens: TokenCounts,
+        detail: UsageDetail,
+    ) -> Option<Bill> {
+        self.price(provider, model).map(|price| Bill {
+            cost_usd: price.cost_usd_with(tokens, detail),
+            period: price.period(detail.started_ms),
+        })
     }
 
     /// Maximum input tokens of `model`, from the overlay or the built-in table.

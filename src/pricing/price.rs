@@ -1,7 +1,11 @@
 //! One model's prices (also the shape of a config override) and the rules that turn a request's
 //! usage into USD. The rules are LiteLLM's `generic_cost_per_token` (litellm 1.109.1,
 //! `litellm_core_utils/llm_cost_calc/utils.py`), followed exactly so that a bill can be checked
-//! against that calculator: see `testdata/accounting/README.md`.
+//! against that calculator: see `testdata/accounting/README.md`. Prices by prompt-size range
+//! follow LiteLLM's DashScope calculator (`llms/dashscope/cost_calculator.py`) and off-peak
+//! prices its `apply_off_peak_pricing`.
+
+use super::hours::Hours;
 
 /// Prices in USD per million tokens. Also the shape of a config override:
 /// `pricing: {my-model: {input_per_mtok: 0.0, output_per_mtok: 0.0}}`; every other field is
@@ -40,6 +44,64 @@ pub struct Price {
     /// Prices when the reply says `service_tier: priority` (or `fast`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<ServiceTierPrice>,
+    /// Prices by prompt-size range (LiteLLM `tiered_pricing`: DashScope's Qwen models), in
+    /// order; unused slots are `None`. When any is set, the range the prompt falls in prices
+    /// the whole request. Built-in and overlay prices only.
+    #[serde(skip)]
+    pub ranges: [Option<RangePrice>; MAX_RANGES],
+    /// Prices at off-peak hours (LiteLLM `off_peak_pricing`: DeepSeek). Built-in and overlay
+    /// prices only.
+    #[serde(skip)]
+    pub off_peak: Option<OffPeakPrice>,
+}
+
+/// Most prompt-size ranges a model has (DashScope's have up to four).
+pub const MAX_RANGES: usize = 4;
+
+/// Prices for prompts of more than `above_tokens` and at most `up_to_tokens` tokens (cached
+/// and written tokens included). A prompt above every range pays the last one.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RangePrice {
+    pub above_tokens: u64,
+    pub up_to_tokens: u64,
+    pub input_per_mtok: f64,
+    /// `None`: the model's output price.
+    pub output_per_mtok: Option<f64>,
+    /// `None`: this range's input price.
+    pub cached_input_per_mtok: Option<f64>,
+    /// `None`: this range's input price.
+    pub cache_write_per_mtok: Option<f64>,
+    /// `None`: the output price when this range has one, else the model's reasoning price.
+    pub reasoning_per_mtok: Option<f64>,
+}
+
+/// Prices that apply while the schedule `hours` is open; a missing one keeps the price that
+/// applies otherwise (a missing cache price follows the off-peak input price).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OffPeakPrice {
+    pub input_per_mtok: Option<f64>,
+    pub output_per_mtok: Option<f64>,
+    pub cached_input_per_mtok: Option<f64>,
+    pub cache_write_per_mtok: Option<f64>,
+    pub reasoning_per_mtok: Option<f64>,
+    pub hours: Hours,
+}
+
+/// Which of a model's time-of-day prices a request paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Standard,
+    OffPeak,
+}
+
+impl Period {
+    /// As the ledger's `price_period` stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::OffPeak => "off_peak",
+        }
+    }
 }
 
 /// Prices that apply when the prompt (cached and written tokens included) is above a size.
@@ -131,6 +193,10 @@ pub struct UsageDetail {
     /// Web searches the provider ran and bills per call.
     pub web_searches: u64,
     pub service_tier: ServiceTier,
+    /// When the request started, in milliseconds since the Unix epoch: time-of-day prices
+    /// apply by it (the moment DeepSeek bills by). `None` pays the standard price, the upper
+    /// bound.
+    pub started_ms: Option<i64>,
 }
 
 /// USD per million tokens that apply to one request.
@@ -152,7 +218,7 @@ impl Price {
 
     /// Cost in USD of a request's whole usage.
     pub fn cost_usd_with(&self, tokens: TokenCounts, detail: UsageDetail) -> f64 {
-        let r = self.rates(detail.service_tier, tokens.prompt);
+        let r = self.rates(detail.service_tier, tokens.prompt, detail.started_ms);
         let uncached = tokens
             .prompt
             .saturating_sub(tokens.cached_prompt)
@@ -217,7 +283,58 @@ impl Price {
                 all.extend(tier_prices(t).into_iter().flatten());
             }
         }
+        for r in self.ranges.iter().flatten() {
+            all.push(r.input_per_mtok);
+            all.extend(
+                [
+                    r.output_per_mtok,
+                    r.cached_input_per_mtok,
+                    r.cache_write_per_mtok,
+                    r.reasoning_per_mtok,
+                ]
+                .into_iter()
+                .flatten(),
+            );
+        }
+        if let Some(o) = &self.off_peak {
+            all.extend(
+                [
+                    o.input_per_mtok,
+                    o.output_per_mtok,
+                    o.cached_input_per_mtok,
+                    o.cache_write_per_mtok,
+                    o.reasoning_per_mtok,
+                ]
+                .into_iter()
+                .flatten(),
+            );
+        }
         all
+    }
+
+    /// Which time-of-day price a request that started at `started_ms` pays; `None` for a model
+    /// with one price at all hours.
+    pub fn period(&self, started_ms: Option<i64>) -> Option<Period> {
+        let off_peak = self.off_peak.as_ref()?;
+        Some(match started_ms {
+            Some(at) if off_peak.hours.contains(at) => Period::OffPeak,
+            _ => Period::Standard,
+        })
+    }
+
+    /// The range a prompt of `prompt` tokens pays (LiteLLM `select_tier_for_input`: more than
+    /// its start and at most its end; above them all, the last). An empty prompt pays the
+    /// first, where LiteLLM would fall back to the model's flat price, which these models lack.
+    fn range_for(&self, prompt: u64) -> Option<&RangePrice> {
+        let ranges = self.ranges.iter().flatten();
+        let first = ranges.clone().next()?;
+        if prompt == 0 {
+            return Some(first);
+        }
+        ranges
+            .clone()
+            .find(|r| r.above_tokens < prompt && prompt <= r.up_to_tokens)
+            .or_else(|| ranges.last())
     }
 
     /// The prices for a request served at `service_tier` with `prompt` prompt tokens, in
@@ -225,7 +342,56 @@ impl Price {
     /// one; then, above the threshold, the service tier's long-context price, else the
     /// standard long-context price, else what applied below; a missing cache price is the
     /// input price and a missing 1-hour write price the write price.
-    fn rates(&self, service_tier: ServiceTier, prompt: u64) -> Rates {
+    ///
+    /// A model priced by prompt-size range pays its range's prices instead (service tiers and
+    /// thresholds do not apply to it). Off-peak prices, when `started_ms` is in their hours,
+    /// then replace whatever applied.
+    fn rates(&self, service_tier: ServiceTier, prompt: u64, started_ms: Option<i64>) -> Rates {
+        let mut r = match self.range_for(prompt) {
+            Some(range) => self.range_rates(range),
+            None => self.listed_rates(service_tier, prompt),
+        };
+        if self.period(started_ms) == Some(Period::OffPeak)
+            && let Some(o) = &self.off_peak
+        {
+            r.input = o.input_per_mtok.unwrap_or(r.input);
+            r.output = o.output_per_mtok.unwrap_or(r.output);
+            r.cache_read = o.cached_input_per_mtok.or(r.cache_read);
+            r.cache_write = o.cache_write_per_mtok.or(r.cache_write);
+            r.reasoning = o.reasoning_per_mtok.or(r.reasoning);
+        }
+        let cache_write = r.cache_write.unwrap_or(r.input);
+        Rates {
+            input: r.input,
+            output: r.output,
+            cache_read: r.cache_read.unwrap_or(r.input),
+            cache_write,
+            cache_write_1h: r.cache_write_1h.unwrap_or(cache_write),
+            reasoning: r.reasoning.unwrap_or(r.output),
+        }
+    }
+
+    /// DashScope's `_tier_rates`: the range's prices, its input price for cache prices it
+    /// lacks, the model's output price if it has none.
+    fn range_rates(&self, range: &RangePrice) -> Partial {
+        let reasoning = match range.output_per_mtok {
+            _ if range.reasoning_per_mtok.is_some() => range.reasoning_per_mtok,
+            Some(_) => None,
+            None => self.reasoning_per_mtok,
+        };
+        Partial {
+            input: range.input_per_mtok,
+            output: range.output_per_mtok.unwrap_or(self.output_per_mtok),
+            cache_read: Some(range.cached_input_per_mtok.unwrap_or(range.input_per_mtok)),
+            cache_write: Some(range.cache_write_per_mtok.unwrap_or(range.input_per_mtok)),
+            cache_write_1h: None,
+            reasoning,
+        }
+    }
+
+    /// The listed prices for `service_tier` and a prompt of `prompt` tokens, before the
+    /// fallbacks of missing cache and reasoning prices.
+    fn listed_rates(&self, service_tier: ServiceTier, prompt: u64) -> Partial {
         let st = match service_tier {
             ServiceTier::Standard => None,
             ServiceTier::Flex => self.flex.as_ref(),
@@ -263,24 +429,35 @@ impl Price {
             };
             cache_write_1h = long_1h.or(cache_write_1h);
         }
-        let cache_write = cache_write.unwrap_or(input);
         // `_resolve_reasoning_token_cost`: the tier's reasoning price; else, when the tier
-        // has its own output price, the output price; else the standard reasoning price.
+        // has its own output price, the output price (`None` here); else the standard
+        // reasoning price.
         let reasoning = match st {
             Some(s) if s.reasoning_per_mtok.is_some() => s.reasoning_per_mtok,
-            Some(s) if s.output_per_mtok.is_some() => Some(output),
+            Some(s) if s.output_per_mtok.is_some() => None,
             _ => self.reasoning_per_mtok,
-        }
-        .unwrap_or(output);
-        Rates {
+        };
+        Partial {
             input,
             output,
-            cache_read: cache_read.unwrap_or(input),
+            cache_read,
             cache_write,
-            cache_write_1h: cache_write_1h.unwrap_or(cache_write),
+            cache_write_1h,
             reasoning,
         }
     }
+}
+
+/// The prices that apply before missing ones fall back: a missing cache price is the input
+/// price, a missing 1-hour write price the write price, a missing reasoning price the output
+/// price, all taken after off-peak prices are put in.
+struct Partial {
+    input: f64,
+    output: f64,
+    cache_read: Option<f64>,
+    cache_write: Option<f64>,
+    cache_write_1h: Option<f64>,
+    reasoning: Option<f64>,
 }
 
 #[cfg(test)]
@@ -316,6 +493,8 @@ mod tests {
                 ..ServiceTierPrice::default()
             }),
             priority: None,
+            ranges: [None; MAX_RANGES],
+            off_peak: None,
         }
     }
 
@@ -441,6 +620,155 @@ mod tests {
         // no cache prices: cached and written tokens pay input
         let got = p.cost_usd(t(50, 0, 10, 10));
         assert!(close(got, 50.0 / 1e6), "{got}");
+    }
+
+    /// DashScope `qwen3-coder-plus` (LiteLLM 1.109.1), per million tokens.
+    fn by_range() -> Price {
+        let range = |above: u64, up_to: u64, input: f64, output: f64, cached: f64| {
+            Some(RangePrice {
+                above_tokens: above,
+                up_to_tokens: up_to,
+                input_per_mtok: input,
+                output_per_mtok: Some(output),
+                cached_input_per_mtok: Some(cached),
+                cache_write_per_mtok: None,
+                reasoning_per_mtok: None,
+            })
+        };
+        Price {
+            input_per_mtok: 1.0,
+            output_per_mtok: 5.0,
+            ranges: [
+                range(0, 32_000, 1.0, 5.0, 0.1),
+                range(32_000, 128_000, 1.8, 9.0, 0.18),
+                range(128_000, 256_000, 3.0, 15.0, 0.3),
+                range(256_000, 1_000_000, 6.0, 60.0, 0.6),
+            ],
+            ..Price::default()
+        }
+    }
+
+    #[test]
+    fn prompt_size_ranges_price_the_whole_request() {
+        let p = by_range();
+        let cases: &[(&str, TokenCounts, f64)] = &[
+            (
+                "first range",
+                t(1_000, 100, 0, 0),
+                1_000.0 * 1.0 + 100.0 * 5.0,
+            ),
+            // at most the end of a range stays in it; one more token is the next range
+            ("at 32k", t(32_000, 100, 0, 0), 32_000.0 * 1.0 + 100.0 * 5.0),
+            (
+                "above 32k",
+                t(32_001, 100, 0, 0),
+                32_001.0 * 1.8 + 100.0 * 9.0,
+            ),
+            (
+                "cached tokens count toward the range and pay its cache price",
+                t(130_000, 10, 100_000, 0),
+                30_000.0 * 3.0 + 100_000.0 * 0.3 + 10.0 * 15.0,
+            ),
+            // written tokens pay the range's input price, as it has no write price
+            ("writes", t(300_000, 0, 0, 1_000), 300_000.0 * 6.0),
+            (
+                "above every range",
+                t(2_000_000, 1, 0, 0),
+                2_000_000.0 * 6.0 + 60.0,
+            ),
+            ("no prompt", t(0, 100, 0, 0), 100.0 * 5.0),
+        ];
+        for (name, tokens, want_micro) in cases {
+            let got = p.cost_usd(*tokens);
+            assert!(
+                close(got, want_micro / 1e6),
+                "{name}: {got} != {}",
+                want_micro / 1e6
+            );
+        }
+        // reasoning: the range's own price, else its output price
+        let mut p = by_range();
+        let d = UsageDetail {
+            reasoning: 40,
+            ..UsageDetail::default()
+        };
+        let got = p.cost_usd_with(t(1_000, 100, 0, 0), d);
+        assert!(close(got, (1_000.0 + 100.0 * 5.0) / 1e6), "{got}");
+        if let Some(r) = p.ranges[0].as_mut() {
+            r.reasoning_per_mtok = Some(8.0);
+        }
+        let got = p.cost_usd_with(t(1_000, 100, 0, 0), d);
+        assert!(
+            close(got, (1_000.0 + 60.0 * 5.0 + 40.0 * 8.0) / 1e6),
+            "{got}"
+        );
+    }
+
+    /// DeepSeek `deepseek-v4-pro` (LiteLLM 1.109.1), per million tokens.
+    fn deepseek() -> Price {
+        use crate::pricing::hours::{Hours, Window};
+        Price {
+            input_per_mtok: 1.32,
+            output_per_mtok: 3.96,
+            cached_input_per_mtok: Some(0.044),
+            cache_write_per_mtok: Some(0.0),
+            off_peak: Some(OffPeakPrice {
+                input_per_mtok: Some(0.66),
+                output_per_mtok: Some(1.98),
+                cached_input_per_mtok: Some(0.022),
+                cache_write_per_mtok: None,
+                reasoning_per_mtok: None,
+                hours: Hours::of(&[
+                    Window::new(0b001_1111, 0, 60),
+                    Window::new(0b001_1111, 240, 360),
+                    Window::new(0b001_1111, 600, 0),
+                    Window::new(0b110_0000, 0, 0),
+                ])
+                .unwrap(),
+            }),
+            ..Price::default()
+        }
+    }
+
+    #[test]
+    fn off_peak_prices_apply_by_the_start_time_on_both_sides_of_a_boundary() {
+        let p = deepseek();
+        // Monday 2026-12-07, 10:00 UTC: off-peak starts.
+        let ten = chrono::NaiveDate::from_ymd_opt(2026, 12, 7)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis();
+        let tokens = t(1_000, 100, 400, 0);
+        let at = |started_ms: Option<i64>| UsageDetail {
+            reasoning: 30,
+            started_ms,
+            ..UsageDetail::default()
+        };
+        let standard = (600.0 * 1.32 + 400.0 * 0.044 + 100.0 * 3.96) / 1e6;
+        let off_peak = (600.0 * 0.66 + 400.0 * 0.022 + 100.0 * 1.98) / 1e6;
+        let before = p.cost_usd_with(tokens, at(Some(ten - 1)));
+        let after = p.cost_usd_with(tokens, at(Some(ten)));
+        assert!(close(before, standard), "{before} != {standard}");
+        assert!(close(after, off_peak), "{after} != {off_peak}");
+        assert_eq!(p.period(Some(ten - 1)), Some(Period::Standard));
+        assert_eq!(p.period(Some(ten)), Some(Period::OffPeak));
+        // No start time: the standard price, the upper bound.
+        assert!(close(p.cost_usd_with(tokens, at(None)), standard));
+        assert_eq!(p.period(None), Some(Period::Standard));
+        // A model with one price has no period.
+        assert_eq!(base().period(Some(ten)), None);
+        // Cache writes keep their own (zero) price; a missing off-peak cache price follows the
+        // off-peak input price.
+        let mut q = deepseek();
+        q.cached_input_per_mtok = None;
+        if let Some(o) = q.off_peak.as_mut() {
+            o.cached_input_per_mtok = None;
+        }
+        // (Reasoning tokens, with no price of their own, pay the off-peak output price.)
+        let got = q.cost_usd_with(t(1_000, 30, 400, 100), at(Some(ten)));
+        assert!(close(got, (900.0 * 0.66 + 30.0 * 1.98) / 1e6), "{got}");
     }
 
     #[test]

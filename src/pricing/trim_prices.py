@@ -28,6 +28,9 @@ PLAIN = {
     "supports_reasoning",
     "supports_prompt_caching",
     "search_context_cost_per_query",
+    # Prices by prompt-size range (DashScope's Qwen models) and at off-peak hours (DeepSeek).
+    "tiered_pricing",
+    "off_peak_pricing",
 }
 # Per-token rates, optionally above a prompt-size threshold and/or for a service tier or batches.
 RATE = re.compile(

@@ -94,9 +94,24 @@ impl RawResponse {
         Ok(Self {
             status: status.as_u16(),
             content_type: header(CONTENT_TYPE),
-            retry_after: header(RETRY_AFTER),
+            retry_after: retry_after(headers),
             body,
         })
+    }
+}
+
+/// The wait a provider asks for, as a `Retry-After` value: OpenAI's `retry-after-ms` when it
+/// holds a number of milliseconds (OpenAI's SDKs read it first, and so do we), else
+/// `Retry-After` as sent. Milliseconds become fractional seconds (`250` -> `0.25`), which the
+/// retry loop and the SDKs reading a forwarded `Retry-After` both parse.
+fn retry_after(headers: &HeaderMap) -> Option<String> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let ms = text("retry-after-ms")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0);
+    match ms {
+        Some(ms) => Some((ms / 1000.0).to_string()),
+        None => text(RETRY_AFTER.as_str()).map(str::to_owned),
     }
 }
 
@@ -451,4 +466,37 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_ms_wins_over_retry_after() {
+        type Headers = &'static [(&'static str, &'static str)];
+        let cases: &[(Headers, Option<&str>)] = &[
+            (&[("retry-after-ms", "250")], Some("0.25")),
+            (
+                &[("retry-after-ms", "1500"), ("retry-after", "2")],
+                Some("1.5"),
+            ),
+            (&[("retry-after-ms", "120000")], Some("120")),
+            (&[("retry-after", "7")], Some("7")),
+            (
+                &[("retry-after-ms", "soon"), ("retry-after", "3")],
+                Some("3"),
+            ),
+            (&[("retry-after-ms", "-5")], None),
+            (&[], None),
+        ];
+        for (pairs, want) in cases {
+            let mut map = HeaderMap::new();
+            for (name, value) in *pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            assert_eq!(retry_after(&map).as_deref(), *want, "{pairs:?}");
+        }
+    }
 }

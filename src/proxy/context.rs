@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use crate::budget::Reservation;
 use crate::ledger::{Outcome, RequestRecord, now_ms};
-use crate::pricing::{ServiceTier, TokenCounts, UsageDetail};
+use crate::pricing::{Period, ServiceTier, TokenCounts, UsageDetail};
 use crate::translate::anthropic::TokenUsage;
 use crate::wire::estimate::{
     AskedPremiums, asked_premiums, json_text_tokens, json_text_tokens_upper,
@@ -132,6 +132,7 @@ impl Tokens {
                 reasoning: usage.reasoning_tokens(),
                 web_searches: usage.web_searches(),
                 service_tier: ServiceTier::Standard,
+                started_ms: None,
             },
             estimated: false,
         }
@@ -243,10 +244,17 @@ impl Finalizer {
             .served_model
             .as_deref()
             .or(record.requested_model.as_deref());
-        let cost = model.and_then(|m| {
+        // Time-of-day prices apply by the moment the request started.
+        let detail = UsageDetail {
+            started_ms: Some(record.started_ms),
+            ..tokens.detail
+        };
+        let bill = model.and_then(|m| {
             self.state
-                .cost_usd_with(record.provider.as_deref(), m, tokens.counts, tokens.detail)
+                .bill(record.provider.as_deref(), m, tokens.counts, detail)
         });
+        let cost = bill.map(|b| b.cost_usd);
+        record.price_period = bill.and_then(|b| b.period).map(Period::as_str);
         if cache_hit {
             record.saved_usd = cost;
             record.cost_usd = Some(0.0);

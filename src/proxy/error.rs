@@ -6,7 +6,7 @@ use http::StatusCode;
 use crate::budget::Refusal;
 use crate::ledger::Outcome;
 use crate::providers::{FailureKind, ProviderError};
-use crate::routing::plan::{NoRoute, SkipReason};
+use crate::routing::plan::{NoRoute, Skip, SkipReason};
 use crate::wire::anthropic;
 use crate::wire::openai::{ErrorBody, RequestError};
 
@@ -28,6 +28,9 @@ pub enum ErrorKind {
     UnreadableBody,
     NoProvider,
     NoUsableProvider,
+    /// Every target was passed over because the prompt is larger than its context window:
+    /// the request itself is at fault, and no retry will change that.
+    ContextLengthExceeded,
     ModelNotFound,
     BudgetExceeded,
     /// A budget applies and the model has no known price, so its cost could not be capped.
@@ -47,6 +50,7 @@ impl ErrorKind {
         match self {
             Self::InvalidJson
             | Self::InvalidRequest
+            | Self::ContextLengthExceeded
             | Self::UnreadableBody
             | Self::UnpricedModel
             | Self::Upstream(FailureKind::Rejected) => StatusCode::BAD_REQUEST,
@@ -100,6 +104,8 @@ impl ErrorKind {
             Self::UnreadableBody => "unreadable_body",
             Self::NoProvider => "no_provider",
             Self::NoUsableProvider => "no_usable_provider",
+            // OpenAI's code for the same refusal, which clients recognise.
+            Self::ContextLengthExceeded => "context_length_exceeded",
             Self::ModelNotFound => "model_not_found",
             Self::BudgetExceeded => "budget_exceeded",
             Self::UnpricedModel => "model_unpriced",
@@ -141,6 +147,7 @@ impl ErrorKind {
             Self::BudgetExceeded
             | Self::UnpricedModel
             | Self::NoProvider
+            | Self::ContextLengthExceeded
             | Self::Upstream(FailureKind::Connect | FailureKind::Redirected) => Some(false),
             Self::BudgetUnavailable => Some(true),
             _ => None,
@@ -273,6 +280,11 @@ impl ApiError {
     }
 
     pub fn no_route(err: &NoRoute) -> Self {
+        if let NoRoute::NoneServes { skipped, .. } = err
+            && let Some(needed) = too_large_for_all(skipped)
+        {
+            return Self::context_length_exceeded(needed, skipped);
+        }
         match err {
             // Claude Code on a subscription has no key to give: its way out is pass-through.
             NoRoute::NoProviders => Self::new(
@@ -294,6 +306,31 @@ impl ApiError {
                 param: Some("model"),
                 ..Self::new(ErrorKind::ModelNotFound, err.to_string())
             },
+        }
+    }
+
+    /// Every target was passed over because the prompt does not fit its context window.
+    fn context_length_exceeded(needed: u64, skipped: &[Skip]) -> Self {
+        let windows = skipped
+            .iter()
+            .filter_map(|s| match s.reason {
+                SkipReason::TooSmall { window, .. } => {
+                    Some(format!("{}/{}: {window}", s.provider, s.model))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        Self {
+            param: Some("messages"),
+            ..Self::new(
+                ErrorKind::ContextLengthExceeded,
+                format!(
+                    "this request's prompt is about {needed} tokens, more than the context window \
+                     of every model that could serve it ({windows} tokens): shorten the \
+                     conversation, or send it to a model with a larger context window"
+                ),
+            )
         }
     }
 
@@ -409,6 +446,19 @@ impl ApiError {
     }
 }
 
+/// The prompt size, when every target was passed over only because the prompt does not fit
+/// its context window.
+fn too_large_for_all(skipped: &[Skip]) -> Option<u64> {
+    let mut needed = None;
+    for skip in skipped {
+        match skip.reason {
+            SkipReason::TooSmall { needed: n, .. } => needed = Some(n),
+            _ => return None,
+        }
+    }
+    needed
+}
+
 fn in_flight(reserved: f64) -> String {
     if reserved > 0.0 {
         format!(" and ${reserved:.4} is reserved by requests in flight")
@@ -421,6 +471,17 @@ fn in_flight(reserved: f64) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn too_small(provider: &str) -> Skip {
+        Skip {
+            provider: provider.into(),
+            model: "m".into(),
+            reason: SkipReason::TooSmall {
+                window: 8192,
+                needed: 9000,
+            },
+        }
+    }
 
     #[test]
     fn statuses_and_codes() {
@@ -449,6 +510,32 @@ mod tests {
                 }),
                 404,
                 "model_not_found",
+            ),
+            (
+                ApiError::no_route(&NoRoute::NoneServes {
+                    model: "m".into(),
+                    route: None,
+                    skipped: vec![too_small("a"), too_small("b")],
+                    trail: vec![],
+                }),
+                400,
+                "context_length_exceeded",
+            ),
+            (
+                ApiError::no_route(&NoRoute::NoneServes {
+                    model: "m".into(),
+                    route: None,
+                    skipped: vec![
+                        too_small("a"),
+                        Skip {
+                            reason: SkipReason::CircuitOpen,
+                            ..too_small("b")
+                        },
+                    ],
+                    trail: vec![],
+                }),
+                503,
+                "no_usable_provider",
             ),
             (
                 ApiError::upstream(&ProviderError::FirstByteTimeout {

@@ -10,7 +10,7 @@ use super::metrics;
 use crate::budget::SessionBudget;
 use crate::config::Config;
 use crate::ledger::{Anomaly, Ledger, Outcome, now_ms};
-use crate::pricing::{PriceBook, TokenCounts, UsageDetail};
+use crate::pricing::{Bill, PriceBook, TokenCounts, UsageDetail};
 use crate::providers::{self, Provider, ProviderError};
 use crate::routing::health::{Health, Transition};
 use crate::transform::Transforms;
@@ -277,13 +277,25 @@ impl AppState {
         tokens: TokenCounts,
         detail: UsageDetail,
     ) -> Option<f64> {
+        self.bill(provider, model, tokens, detail)
+            .map(|bill| bill.cost_usd)
+    }
+
+    /// [`Self::cost_usd_with`] with the time-of-day price it paid.
+    pub fn bill(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+        tokens: TokenCounts,
+        detail: UsageDetail,
+    ) -> Option<Bill> {
         let rt = self.runtime();
-        let mut cost = rt.prices.cost_usd_with(provider, model, tokens, detail);
+        let mut cost = rt.prices.bill(provider, model, tokens, detail);
         // `budget.unpriced: {price_as: M}`: a model with no price of its own pays M's.
         if cost.is_none()
             && let crate::config::Unpriced::PriceAs(stand_in) = &rt.config.budget.unpriced
         {
-            cost = rt.prices.cost_usd_with(None, stand_in, tokens, detail);
+            cost = rt.prices.bill(None, stand_in, tokens, detail);
         }
         if cost.is_none() {
             let mut warned = self

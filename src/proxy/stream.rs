@@ -276,7 +276,9 @@ impl SseRelay {
         let Some(cache) = state.cache.as_ref() else {
             return;
         };
-        let tokens = self.tokens();
+        let mut tokens = self.tokens();
+        // What the reply cost, at the prices of the moment it started.
+        tokens.detail.started_ms = self.finalizer.as_mut().map(|f| f.record().started_ms);
         let model = self.served_model.clone().unwrap_or_default();
         let cost = state.cost_usd_with(None, &model, tokens.counts, tokens.detail);
         cache.put_later(

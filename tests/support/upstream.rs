@@ -29,6 +29,8 @@ pub enum Behavior {
         status: u16,
         retry_after: Option<u64>,
     },
+    /// An error status with an OpenAI error body and OpenAI's `retry-after-ms` header only.
+    StatusRetryAfterMs { status: u16, ms: u64 },
     /// Waits before sending anything.
     SlowFirstByte(Duration),
     /// Streams `chunks` content chunks and then drops the connection.
@@ -202,6 +204,23 @@ impl Drop for MockUpstream {
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
+/// An OpenAI error reply with `status` and, when given, a wait header (name, value).
+fn error_status(status: u16, wait: Option<(&str, u64)>) -> Response<Body> {
+    let kind = if status == 429 {
+        "rate_limit_error"
+    } else {
+        "server_error"
+    };
+    let body = json!({"error": {"message": format!("mock upstream says {status}"), "type": kind, "param": null, "code": null}});
+    let mut builder = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    if let Some((name, value)) = wait {
+        builder = builder.header(name, value.to_string());
+    }
+    builder.body(full(body.to_string())).unwrap()
+}
+
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never: Infallible| match never {})
@@ -336,20 +355,9 @@ async fn serve(
         Behavior::Status {
             status,
             retry_after,
-        } => {
-            let kind = if status == 429 {
-                "rate_limit_error"
-            } else {
-                "server_error"
-            };
-            let body = json!({"error": {"message": format!("mock upstream says {status}"), "type": kind, "param": null, "code": null}});
-            let mut builder = Response::builder()
-                .status(status)
-                .header("content-type", "application/json");
-            if let Some(secs) = retry_after {
-                builder = builder.header("retry-after", secs.to_string());
-            }
-            builder.body(full(body.to_string())).unwrap()
+        } => error_status(status, retry_after.map(|s| ("retry-after", s))),
+        Behavior::StatusRetryAfterMs { status, ms } => {
+            error_status(status, Some(("retry-after-ms", ms)))
         }
         Behavior::Redirect { status, location } => Response::builder()
             .status(status)

@@ -7,6 +7,7 @@ use http::HeaderMap;
 use super::Dialect;
 use crate::proxy::error::ApiError;
 use crate::translate::{anthropic, ollama, responses};
+use crate::wire::depth;
 use crate::wire::openai::{
     ChatRequestView, CompletionsView, EmbeddingsView, RequestError, ResponsesView,
 };
@@ -103,6 +104,19 @@ fn static_param(name: &str) -> Option<&'static str> {
 }
 
 pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inbound, ApiError> {
+    // Before any parse: the views below skip nested values without a depth limit, so such a
+    // body would otherwise fail only when a translation or rewrite parses it, as a 500.
+    if depth::nests_deeper_than(&body, depth::MAX_DEPTH) {
+        return Err(ApiError::bad_request(RequestError {
+            message: format!(
+                "the request body has arrays and objects nested more than {} levels deep, \
+                 which smartproxy does not parse: flatten the deepest value",
+                depth::MAX_DEPTH
+            ),
+            param: None,
+            not_json: false,
+        }));
+    }
     let (hub, native, passthrough_headers) = match dialect {
         Dialect::OpenAi | Dialect::Completions | Dialect::Embeddings => (body, None, Vec::new()),
         Dialect::Responses => {

@@ -101,6 +101,8 @@ pub async fn reserve(
             .service_tier
             .as_deref()
             .map_or(ServiceTier::Standard, ServiceTier::parse),
+        // Billed at the prices of the moment the request started, so reserved at them too.
+        started_ms: Some(ctx.fin.record().started_ms),
         ..UsageDetail::default()
     };
     let price = |completion: u64| {

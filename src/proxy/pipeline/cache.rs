@@ -97,7 +97,8 @@ pub fn fill(ctx: &mut RequestCtx, key: String, body: &Bytes) {
     let record = ctx.fin.record();
     let model = record.served_model.clone().unwrap_or_default();
     let provider = record.provider.clone();
-    let tokens = Tokens::from_usage(&usage).served_at(parsed.service_tier.as_deref());
+    let mut tokens = Tokens::from_usage(&usage).served_at(parsed.service_tier.as_deref());
+    tokens.detail.started_ms = Some(record.started_ms);
     let cost = ctx
         .state
         .cost_usd_with(provider.as_deref(), &model, tokens.counts, tokens.detail);
