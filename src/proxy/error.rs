@@ -35,6 +35,10 @@ pub enum ErrorKind {
     MethodNotAllowed,
     UnsupportedEndpoint,
     Internal,
+    /// A provider's 2xx reply ended mid-body (empty, or cut mid-JSON).
+    UpstreamTruncated,
+    /// A provider's 2xx reply is not a reply: not JSON (an HTML gateway page), or an error.
+    UpstreamMalformed,
 }
 
 impl ErrorKind {
@@ -63,6 +67,7 @@ impl ErrorKind {
             Self::Internal | Self::Upstream(FailureKind::Internal) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            Self::UpstreamTruncated | Self::UpstreamMalformed => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -75,7 +80,9 @@ impl ErrorKind {
             | Self::Internal
             | Self::Upstream(FailureKind::Unavailable | FailureKind::Internal) => "server_error",
             Self::Upstream(FailureKind::Rejected) => "invalid_request_error",
-            Self::Upstream(_) => "upstream_error",
+            Self::Upstream(_) | Self::UpstreamTruncated | Self::UpstreamMalformed => {
+                "upstream_error"
+            }
             _ => "invalid_request_error",
         }
     }
@@ -99,6 +106,8 @@ impl ErrorKind {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UnsupportedEndpoint => "unsupported_endpoint",
             Self::Internal => "internal_error",
+            Self::UpstreamTruncated => "upstream_truncated",
+            Self::UpstreamMalformed => "upstream_malformed",
         }
     }
 
@@ -113,6 +122,7 @@ impl ErrorKind {
                 | FailureKind::Broken
                 | FailureKind::Redirected,
             ) => Outcome::TransportError,
+            Self::UpstreamTruncated | Self::UpstreamMalformed => Outcome::UpstreamError,
             _ => Outcome::Rejected,
         }
     }
@@ -277,6 +287,21 @@ impl ApiError {
 
     pub fn upstream(err: &ProviderError) -> Self {
         Self::new(ErrorKind::Upstream(err.kind()), err.to_string())
+    }
+
+    /// A provider's 2xx reply that is not a reply (see `wire::reply_check`).
+    pub fn bad_reply(provider: &str, fault: crate::wire::reply_check::ReplyFault) -> Self {
+        use crate::wire::reply_check::ReplyFault;
+        match fault {
+            ReplyFault::Truncated => Self::new(
+                ErrorKind::UpstreamTruncated,
+                format!("the reply from provider {provider} ended before it was complete"),
+            ),
+            ReplyFault::Malformed(detail) => Self::new(
+                ErrorKind::UpstreamMalformed,
+                format!("the reply from provider {provider} is not a valid reply: {detail}"),
+            ),
+        }
     }
 
     pub fn not_found(method: &http::Method, path: &str) -> Self {

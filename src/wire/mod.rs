@@ -4,4 +4,5 @@ pub mod anthropic;
 pub mod estimate;
 pub mod ollama;
 pub mod openai;
+pub mod reply_check;
 pub mod sse;
