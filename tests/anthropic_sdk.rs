@@ -140,7 +140,10 @@ fn the_anthropic_sdk_raises_on_a_stream_cut_short() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let found: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
-    for (case, found) in ["translated", "passed through"].iter().zip(found.as_array().unwrap()) {
+    for (case, found) in ["translated", "passed through"]
+        .iter()
+        .zip(found.as_array().unwrap())
+    {
         assert!(found["raised"].is_string(), "{case}: {found}");
         assert!(found.get("stop_reason").is_none(), "{case}: {found}");
     }

@@ -112,13 +112,22 @@ async fn a_stream_cut_at_a_clean_end_fails_and_says_so_in_every_format() {
     upstream.push([raw("text/event-stream", openai_cut())]);
     let reply = post_chat(&url, Some(&key), chat_body("gpt-4o-mini", true, "hi")).await;
     let last: Value = serde_json::from_str(reply.events().last().unwrap()).unwrap();
-    assert_eq!(last["error"]["code"], "upstream_truncated", "{}", reply.body);
+    assert_eq!(
+        last["error"]["code"], "upstream_truncated",
+        "{}",
+        reply.body
+    );
     assert!(!reply.body.contains("[DONE]"), "{}", reply.body);
     cases.push("openai");
 
     // Anthropic client, OpenAI provider: an error event, never an invented `end_turn`.
     upstream.push([raw("text/event-stream", openai_cut())]);
-    let (_, body) = post(format!("{url}/messages"), &key, &messages_body("gpt-4o-mini", true)).await;
+    let (_, body) = post(
+        format!("{url}/messages"),
+        &key,
+        &messages_body("gpt-4o-mini", true),
+    )
+    .await;
     assert!(body.contains("event: error\n"), "{body}");
     assert!(!body.contains("message_stop"), "{body}");
     assert!(!body.contains("end_turn"), "{body}");
@@ -135,30 +144,55 @@ async fn a_stream_cut_at_a_clean_end_fails_and_says_so_in_every_format() {
 
     // Responses client, Responses provider.
     upstream.push([raw("text/event-stream", RESPONSES_CUT)]);
-    let (_, body) = post(format!("{url}/responses"), &key, &responses_body("gpt-4o-mini", true)).await;
-    assert!(body.ends_with("\n\n") && body.contains("event: error\n"), "{body}");
+    let (_, body) = post(
+        format!("{url}/responses"),
+        &key,
+        &responses_body("gpt-4o-mini", true),
+    )
+    .await;
+    assert!(
+        body.ends_with("\n\n") && body.contains("event: error\n"),
+        "{body}"
+    );
     assert!(!body.contains("response.completed"), "{body}");
     cases.push("responses");
 
     // Responses client, chat provider.
     upstream.push([raw("text/event-stream", openai_cut())]);
-    let (_, body) = post(format!("{url}/responses"), &key, &responses_body("gpt-4.1-mini", true)).await;
+    let (_, body) = post(
+        format!("{url}/responses"),
+        &key,
+        &responses_body("gpt-4.1-mini", true),
+    )
+    .await;
     assert!(body.contains("event: error\n"), "{body}");
     assert!(!body.contains("response.completed"), "{body}");
     cases.push("responses from chat");
 
     // Anthropic client, Anthropic provider (passed through).
     upstream.push([raw("text/event-stream", ANTHROPIC_CUT)]);
-    let (_, body) = post(format!("{url}/messages"), &key, &messages_body("claude-sonnet-4-5", true)).await;
+    let (_, body) = post(
+        format!("{url}/messages"),
+        &key,
+        &messages_body("claude-sonnet-4-5", true),
+    )
+    .await;
     assert!(body.contains("event: error\n"), "{body}");
-    assert!(body.contains("upstream_truncated") || body.contains("cut short"), "{body}");
+    assert!(
+        body.contains("upstream_truncated") || body.contains("cut short"),
+        "{body}"
+    );
     cases.push("anthropic native");
 
     // OpenAI client, Anthropic provider (translated): no `[DONE]` for half a reply.
     upstream.push([raw("text/event-stream", ANTHROPIC_CUT)]);
     let reply = post_chat(&url, Some(&key), chat_body("claude-sonnet-4-5", true, "hi")).await;
     let last: Value = serde_json::from_str(reply.events().last().unwrap()).unwrap();
-    assert_eq!(last["error"]["code"], "upstream_truncated", "{}", reply.body);
+    assert_eq!(
+        last["error"]["code"], "upstream_truncated",
+        "{}",
+        reply.body
+    );
     assert!(!reply.body.contains("[DONE]"), "{}", reply.body);
     cases.push("openai from anthropic");
 
@@ -189,7 +223,12 @@ async fn malformed_events_and_bodies_that_are_no_reply_are_failures() {
         support::upstream::chunk("gpt-4o-mini", json!({}), Some("stop"))
     );
     upstream.push([raw("text/event-stream", stream)]);
-    let (status, body) = post(format!("{url}/messages"), &key, &messages_body("gpt-4o-mini", true)).await;
+    let (status, body) = post(
+        format!("{url}/messages"),
+        &key,
+        &messages_body("gpt-4o-mini", true),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     cases.push(("malformed chunk, anthropic client", "upstream_malformed"));
     // ... and passed through to an OpenAI client.
@@ -199,10 +238,19 @@ async fn malformed_events_and_bodies_that_are_no_reply_are_failures() {
 
     // Whole replies with status 200 that are no reply: the client gets a 502 saying why.
     let whole = [
-        (r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"mess"#, "upstream_truncated"),
-        ("<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>", "upstream_malformed"),
+        (
+            r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"mess"#,
+            "upstream_truncated",
+        ),
+        (
+            "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>",
+            "upstream_malformed",
+        ),
         ("", "upstream_truncated"),
-        (r#"{"error":{"message":"quota exhausted","type":"insufficient_quota"}}"#, "upstream_malformed"),
+        (
+            r#"{"error":{"message":"quota exhausted","type":"insufficient_quota"}}"#,
+            "upstream_malformed",
+        ),
     ];
     for (body, code) in whole {
         upstream.push([raw("application/json", body)]);
@@ -213,9 +261,18 @@ async fn malformed_events_and_bodies_that_are_no_reply_are_failures() {
     }
     // An Anthropic client gets the error in Anthropic's shape.
     upstream.push([raw("application/json", "<html>gateway timeout</html>")]);
-    let (status, body) = post(format!("{url}/messages"), &key, &messages_body("claude-sonnet-4-5", false)).await;
+    let (status, body) = post(
+        format!("{url}/messages"),
+        &key,
+        &messages_body("claude-sonnet-4-5", false),
+    )
+    .await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "error", "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["type"],
+        "error",
+        "{body}"
+    );
     cases.push(("whole anthropic native", "upstream_malformed"));
 
     let out = session.finish(0);
@@ -305,7 +362,12 @@ async fn a_client_that_leaves_after_the_final_event_got_the_whole_reply() {
         assert_eq!(row["status"], "200", "{row:?}");
         assert_eq!(row["error_code"], "NULL", "{row:?}");
     }
-    assert_eq!(rows[0]["prompt_tokens"], PROMPT_TOKENS.to_string(), "{:?}", rows[0]);
+    assert_eq!(
+        rows[0]["prompt_tokens"],
+        PROMPT_TOKENS.to_string(),
+        "{:?}",
+        rows[0]
+    );
     assert_eq!(rows[0]["tokens_estimated"], "0", "{:?}", rows[0]);
 }
 
@@ -332,11 +394,18 @@ async fn a_native_anthropic_stream_without_usage_is_estimated() {
     let (url, key) = (session.base_url.clone(), session.key.clone());
     upstream.push([
         raw("text/event-stream", anthropic_without_usage("")),
-        raw("text/event-stream", anthropic_without_usage(",\"usage\":{\"output_tokens\":9}")),
+        raw(
+            "text/event-stream",
+            anthropic_without_usage(",\"usage\":{\"output_tokens\":9}"),
+        ),
     ]);
     for _ in 0..2 {
-        let (status, body) =
-            post(format!("{url}/messages"), &key, &messages_body("claude-sonnet-4-5", true)).await;
+        let (status, body) = post(
+            format!("{url}/messages"),
+            &key,
+            &messages_body("claude-sonnet-4-5", true),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("message_stop"), "{body}");
     }
@@ -366,7 +435,8 @@ async fn a_streamed_flex_reply_is_billed_at_the_flex_price() {
             "usage": {"input_tokens": 1000, "output_tokens": 500, "total_tokens": 1500}})
     };
     let streamed = |tier: &str| {
-        let done = json!({"type": "response.completed", "sequence_number": 0, "response": response(tier)});
+        let done =
+            json!({"type": "response.completed", "sequence_number": 0, "response": response(tier)});
         format!("event: response.completed\ndata: {done}\n\n")
     };
     upstream.push([
@@ -375,15 +445,30 @@ async fn a_streamed_flex_reply_is_billed_at_the_flex_price() {
         raw("text/event-stream", streamed("default")),
     ]);
     for stream in [false, true, true] {
-        let (status, body) = post(format!("{url}/responses"), &key, &responses_body("gpt-5.4", stream)).await;
+        let (status, body) = post(
+            format!("{url}/responses"),
+            &key,
+            &responses_body("gpt-5.4", stream),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
     }
     let out = session.finish(0);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows = env.requests();
     let cost = |i: usize| -> f64 { rows[i]["cost_usd"].parse().unwrap() };
-    assert!((cost(0) - cost(1)).abs() < 1e-12, "whole {} vs streamed {}", cost(0), cost(1));
-    assert!(cost(1) < cost(2) * 0.75, "flex {} vs standard {}", cost(1), cost(2));
+    assert!(
+        (cost(0) - cost(1)).abs() < 1e-12,
+        "whole {} vs streamed {}",
+        cost(0),
+        cost(1)
+    );
+    assert!(
+        cost(1) < cost(2) * 0.75,
+        "flex {} vs standard {}",
+        cost(1),
+        cost(2)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -415,7 +500,10 @@ async fn a_gzip_reply_is_decoded_and_its_usage_read() {
     let reply = post_chat(&url, Some(&key), chat_body("gpt-4o-mini", false, "hi")).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.headers.get("content-encoding").is_none());
-    assert_eq!(reply.json()["choices"][0]["message"]["content"], REPLY_WORDS.concat());
+    assert_eq!(
+        reply.json()["choices"][0]["message"]["content"],
+        REPLY_WORDS.concat()
+    );
     let reply = post_chat(&url, Some(&key), chat_body("gpt-4o-mini", true, "hi")).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.body.ends_with("data: [DONE]\n\n"), "{}", reply.body);
@@ -426,7 +514,11 @@ async fn a_gzip_reply_is_decoded_and_its_usage_read() {
     for row in &rows {
         assert_eq!(row["outcome"], "ok", "{row:?}");
         assert_eq!(row["prompt_tokens"], PROMPT_TOKENS.to_string(), "{row:?}");
-        assert_eq!(row["completion_tokens"], COMPLETION_TOKENS.to_string(), "{row:?}");
+        assert_eq!(
+            row["completion_tokens"],
+            COMPLETION_TOKENS.to_string(),
+            "{row:?}"
+        );
         assert_eq!(row["tokens_estimated"], "0", "{row:?}");
     }
 }

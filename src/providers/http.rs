@@ -9,7 +9,8 @@ use futures_util::StreamExt;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use reqwest::header::{
-    ACCEPT, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER, USER_AGENT,
+    ACCEPT, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION,
+    RETRY_AFTER, USER_AGENT,
 };
 
 use super::plain_http::{self, PlainClient};

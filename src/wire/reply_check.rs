@@ -71,9 +71,9 @@ pub fn check(body: &[u8]) -> Result<(), ReplyFault> {
 /// Names what came instead of JSON, without quoting it (it may be anything).
 fn not_json(body: &[u8]) -> String {
     let start = body.trim_ascii_start();
-    let html = start
-        .get(..5)
-        .is_some_and(|head| head.eq_ignore_ascii_case(b"<!doc") || head.eq_ignore_ascii_case(b"<html"));
+    let html = start.get(..5).is_some_and(|head| {
+        head.eq_ignore_ascii_case(b"<!doc") || head.eq_ignore_ascii_case(b"<html")
+    });
     if html {
         "the body is an HTML page, not JSON (a gateway or proxy answered in the provider's place)"
             .to_owned()
@@ -102,13 +102,22 @@ mod tests {
             assert_eq!(check(body), Err(ReplyFault::Truncated));
         }
         let malformed: &[(&[u8], &str)] = &[
-            (b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>", "HTML"),
+            (
+                b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>",
+                "HTML",
+            ),
             (b"<html>oops</html>", "HTML"),
             (b"upstream connect error", "not JSON"),
             (b"[1,2]", "not an object"),
-            (br#"{"error":{"message":"quota gone","type":"x"}}"#, "quota gone"),
+            (
+                br#"{"error":{"message":"quota gone","type":"x"}}"#,
+                "quota gone",
+            ),
             (br#"{"error":"plain text"}"#, "plain text"),
-            (br#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#, "busy"),
+            (
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#,
+                "busy",
+            ),
         ];
         for (body, says) in malformed {
             match check(body) {

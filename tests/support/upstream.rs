@@ -389,15 +389,16 @@ fn scripted_extra(behavior: &Behavior) -> Option<Response<Body>> {
             hold,
         } => {
             let (body, hold) = (Bytes::from(body.clone()), *hold);
-            let frames = futures_util::stream::iter([Some(body), None]).then(move |frame| async move {
-                match frame {
-                    Some(bytes) => Ok::<_, std::io::Error>(Frame::data(bytes)),
-                    None => {
-                        tokio::time::sleep(hold).await;
-                        Ok(Frame::data(Bytes::new()))
+            let frames =
+                futures_util::stream::iter([Some(body), None]).then(move |frame| async move {
+                    match frame {
+                        Some(bytes) => Ok::<_, std::io::Error>(Frame::data(bytes)),
+                        None => {
+                            tokio::time::sleep(hold).await;
+                            Ok(Frame::data(Bytes::new()))
+                        }
                     }
-                }
-            });
+                });
             Some(
                 Response::builder()
                     .header("content-type", *content_type)
