@@ -57,7 +57,8 @@ fn start(env: &TestEnv, upstream: &MockUpstream, models: &str) -> RunSession {
     let config = env.write(
         "sp.yaml",
         &format!(
-            "providers:\n  - name: oa\n    kind: openai\n    base_url: {base}\n    api_key_env: UPSTREAM_KEY\n    models: [{models}]\n  - name: chat\n    kind: openai\n    base_url: {base}\n    api_key_env: UPSTREAM_KEY\n    responses_api: false\n    models: [gpt-4.1-mini]\n  - name: an\n    kind: anthropic\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [\"claude-*\"]\n",
+            "providers:\n  - name: oa\n    kind: openai\n    base_url: {base}\n    api_key_env: UPSTREAM_KEY\n    models: [{models}]\n  - name: chat\n    kind: openai\n    base_url: {base}\n    api_key_env: UPSTREAM_KEY\n    responses_api: false\n    models: [gpt-4.1-mini]\n  - name: an\n    kind: anthropic\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [\"claude-*\"]\n  - name: ol\n    kind: ollama\n    base_url: {}\n    models: [llama3]\n",
+            base.trim_end_matches("/v1"),
             base.trim_end_matches("/v1"),
         ),
     );
@@ -195,6 +196,25 @@ async fn a_stream_cut_at_a_clean_end_fails_and_says_so_in_every_format() {
     );
     assert!(!reply.body.contains("[DONE]"), "{}", reply.body);
     cases.push("openai from anthropic");
+
+    // OpenAI client, Ollama provider (translated): its lines stop before `done: true`.
+    let line = json!({"model": "llama3", "created_at": "2026-12-01T00:00:00Z",
+        "message": {"role": "assistant", "content": "Half an"}, "done": false});
+    upstream.push([raw("application/x-ndjson", format!("{line}\n"))]);
+    let reply = post_chat(&url, Some(&key), chat_body("llama3", true, "hi")).await;
+    let errors: Vec<Value> = reply
+        .events()
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter(|e| e.get("error").is_some())
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", reply.body);
+    assert_eq!(
+        errors[0]["error"]["code"], "upstream_truncated",
+        "{}",
+        reply.body
+    );
+    cases.push("openai from ollama");
 
     let out = session.finish(0);
     assert!(out.status.success(), "{}", text(&out.stderr));

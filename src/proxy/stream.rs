@@ -40,6 +40,9 @@ pub struct SseRelay {
     terminal: bool,
     /// An event was not the JSON its format promises.
     malformed: bool,
+    /// A translating provider already told the client (with an error chunk) that its stream
+    /// was cut short.
+    truncated: bool,
     /// Resolves when smartproxy's shutdown gives up waiting for the stream (the drain grace ran
     /// out): the client then gets an error event rather than a connection cut mid-event.
     cut: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
@@ -76,6 +79,7 @@ impl SseRelay {
             upstream_error: false,
             terminal: false,
             malformed: false,
+            truncated: false,
             cut: Some(cut),
             ended: false,
             finalizer: Some(finalizer),
@@ -176,10 +180,13 @@ impl SseRelay {
                     self.service_tier = chunk.service_tier.as_deref().map(str::to_owned);
                 }
                 if let Some(error) = chunk.error {
-                    // A translating provider's word that the native event was not JSON.
-                    if memchr::memmem::find(error.get().as_bytes(), b"upstream_malformed").is_some()
-                    {
+                    // A translating provider's word that its native stream was malformed or
+                    // cut short, or the provider's own error.
+                    let error = error.get().as_bytes();
+                    if memchr::memmem::find(error, b"\"upstream_malformed\"").is_some() {
                         self.malformed = true;
+                    } else if memchr::memmem::find(error, b"\"upstream_truncated\"").is_some() {
+                        self.truncated = true;
                     } else {
                         self.upstream_error = true;
                     }
@@ -302,7 +309,7 @@ impl SseRelay {
                 self.finish_output(None);
             }
             self.finish(200, Outcome::UpstreamError, Some("upstream_stream_error"));
-        } else if !self.terminal {
+        } else if !self.terminal && !self.truncated {
             self.on_truncated();
         } else {
             // Providers that end with a finish reason but without `[DONE]` still get a proper
@@ -356,9 +363,12 @@ impl SseRelay {
         self.finish(503, Outcome::ProxyStopped, Some("proxy_stopped"));
     }
 
-    /// The provider's end arrived: the row is ok, unless an event on the way was malformed.
+    /// The provider's end arrived: the row is ok, unless a translating provider said its stream
+    /// was cut (the client got its error chunk) or an event on the way was malformed.
     fn complete(&mut self) {
-        if self.malformed {
+        if self.truncated {
+            self.finish(502, Outcome::TransportError, Some("upstream_truncated"));
+        } else if self.malformed {
             self.finish(502, Outcome::UpstreamError, Some("upstream_malformed"));
         } else {
             self.store_in_cache();
