@@ -117,15 +117,19 @@ impl SseRelay {
                 }
                 return Poll::Ready(None);
             }
-            if let Some(cut) = self.cut.as_mut()
-                && cut.as_mut().poll(cx).is_ready()
-            {
-                self.cut = None;
-                self.on_cut();
-                continue;
-            }
             match self.upstream.poll_next_unpin(cx) {
-                Poll::Pending => return Poll::Pending,
+                // Only a stream waiting on its provider can be cut (a busy one ends soon anyway);
+                // polling here registers the waker for both.
+                Poll::Pending => {
+                    if let Some(cut) = self.cut.as_mut()
+                        && cut.as_mut().poll(cx).is_ready()
+                    {
+                        self.cut = None;
+                        self.on_cut();
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Some(Ok(chunk))) => {
                     self.decoder.push(&chunk);
                     while let Some(event) = self.decoder.next_event() {
@@ -162,9 +166,8 @@ impl SseRelay {
         if let Some((_, assembler)) = self.cache_fill.as_mut() {
             assembler.push(data);
         }
-        if data.iter().all(u8::is_ascii_whitespace) {
-            // A comment or keep-alive: nothing of the reply.
-        } else if data.first() != Some(&b'{') {
+        // Every event is a JSON chunk (comments and keep-alives carry no data).
+        if data.first() != Some(&b'{') && !data.iter().all(u8::is_ascii_whitespace) {
             self.malformed = true;
         }
         if data.first() == Some(&b'{') {
