@@ -542,3 +542,41 @@ async fn a_gzip_reply_is_decoded_and_its_usage_read() {
         assert_eq!(row["tokens_estimated"], "0", "{row:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_slow_to_close_after_its_end_takes_nothing_from_the_reply() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(
+        &upstream.base_url(),
+        "    timeouts: {idle_ms: 400}\nresilience:\n  max_attempts: 1\n",
+    );
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let mut chat = openai_cut();
+    chat += &format!(
+        "data: {}\n\ndata: [DONE]\n\n",
+        support::upstream::chunk("gpt-4o-mini", json!({}), Some("stop"))
+    );
+    // The idle timeout fires after `[DONE]`, while the provider holds the connection open.
+    upstream.push([Behavior::RawThenHold {
+        content_type: "text/event-stream",
+        body: chat,
+        hold: Duration::from_secs(30),
+    }]);
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", true, "hi"),
+    )
+    .await;
+    assert!(reply.body.ends_with("data: [DONE]\n\n"), "{}", reply.body);
+    assert!(!reply.body.contains("\"error\""), "{}", reply.body);
+    let out = session.finish(0);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = env.requests();
+    assert_eq!(rows[0]["outcome"], "ok", "{:?}", rows[0]);
+    assert_eq!(rows[0]["error_code"], "NULL", "{:?}", rows[0]);
+}

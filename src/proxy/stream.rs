@@ -281,6 +281,12 @@ impl SseRelay {
     /// The upstream broke mid-stream: the client gets a well-formed error event (headers are
     /// already sent, so no other provider may take over), and the ledger says so.
     fn on_broken(&mut self, err: &ProviderError) {
+        // The provider's end already came: a provider slow to close after it (an idle timeout)
+        // or a reset then takes nothing from the reply.
+        if self.terminal {
+            self.on_end();
+            return;
+        }
         if let Some(rest) = self.decoder.take_rest()
             && self.output.passes_events_through()
         {
