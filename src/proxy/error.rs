@@ -402,6 +402,11 @@ mod tests {
                 502,
                 "upstream_connect_error",
             ),
+            (
+                ApiError::bad_reply("p", crate::wire::reply_check::ReplyFault::Truncated),
+                502,
+                "upstream_truncated",
+            ),
         ];
         for (err, status, code) in cases {
             assert_eq!(err.status().as_u16(), status, "{code}");
