@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::upstream::{COMPLETION_TOKENS, MockUpstream, PROMPT_TOKENS, REPLY_WORDS};
+use support::upstream::{Behavior, COMPLETION_TOKENS, MockUpstream, PROMPT_TOKENS, REPLY_WORDS};
 use support::{TestEnv, run_to_end, text};
 
 fn run_client(env: &TestEnv, config: &std::path::Path, key: (&str, &str)) -> serde_json::Value {
@@ -88,4 +88,69 @@ fn the_anthropic_sdk_works_through_run_with_an_anthropic_target() {
         assert_eq!(r.path, "/v1/messages");
         assert_eq!(r.headers["x-api-key"], "sk-ant-real");
     }
+}
+
+/// Issue 17 item 7: a stream the provider cuts short (a clean end without its stop) makes the
+/// SDK raise, whether smartproxy translated it from an OpenAI provider or passed an Anthropic
+/// provider's through; it never ends in an invented `end_turn`.
+#[test]
+fn the_anthropic_sdk_raises_on_a_stream_cut_short() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let base = upstream.base_url();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: oa\n    kind: openai\n    base_url: {base}\n    api_key_env: UPSTREAM_KEY\n    models: [gpt-4o]\n  - name: claude\n    kind: anthropic\n    base_url: http://{}\n    api_key_env: UPSTREAM_KEY\n    models: [\"claude-opus-*\"]\naliases:\n  claude-sonnet-4-5: [oa/gpt-4o]\n",
+            upstream.addr
+        ),
+    );
+    let chunk = |delta: &str| {
+        format!(
+            "data: {}\n\n",
+            serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+                "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": null}]})
+        )
+    };
+    let anthropic_cut = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_2\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-opus-4-1\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Half an\"}}\n\n",
+    );
+    upstream.push([
+        Behavior::Raw {
+            content_type: "text/event-stream",
+            body: chunk("Half ") + &chunk("an"),
+        },
+        Behavior::Raw {
+            content_type: "text/event-stream",
+            body: anthropic_cut.to_owned(),
+        },
+    ]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/anthropic_sdk_truncated.py"
+    );
+    let mut cmd = env.command();
+    cmd.env("UPSTREAM_KEY", "k")
+        .args(["run", "--config", config.to_str().unwrap(), "--"])
+        .arg(support::python::venv_python())
+        .args([script, "claude-sonnet-4-5", "claude-opus-4-1"]);
+    let out = run_to_end(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    for (case, found) in ["translated", "passed through"]
+        .iter()
+        .zip(found.as_array().unwrap())
+    {
+        assert!(found["raised"].is_string(), "{case}: {found}");
+        assert!(found.get("stop_reason").is_none(), "{case}: {found}");
+    }
+    let paths: Vec<String> = upstream.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        ["/v1/chat/completions", "/v1/messages"],
+        "one stream from each kind of target"
+    );
 }

@@ -1,6 +1,6 @@
 //! Drain grace: a daemon, or a `run` session, that gets SIGTERM while a slow streamed request is
 //! in flight lets that stream finish whole, then exits, and the ledger has the request's row
-//! with the upstream's real usage.
+//! with the upstream's real usage. A stream longer than the grace ends with an error event.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -130,8 +130,8 @@ async fn a_run_session_stopped_mid_stream_finishes_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_longer_than_the_grace_is_cut_and_still_recorded() {
     let upstream = MockUpstream::start();
-    // About 7 s of stream against the run session's 5 s of grace.
-    upstream.push([Behavior::Trickle(Duration::from_secs(1))]);
+    // About 14 s of stream against the run session's 5 s of grace: cut well before its finish.
+    upstream.push([Behavior::Trickle(Duration::from_secs(2))]);
     let env = TestEnv::new();
     let config = env.upstream_config(&upstream.base_url(), "");
     let session = env.start_run(
@@ -148,8 +148,15 @@ async fn a_stream_longer_than_the_grace_is_cut_and_still_recorded() {
         "the grace bounds the wait: {:?}",
         signalled.elapsed()
     );
-    let cut = stream.await.unwrap();
-    assert!(cut.is_err(), "the stream cannot have finished");
+    // The client's stream ends well-formed, with the error event the README promises, not
+    // cut mid-way (Python's `IncompleteRead`).
+    let cut = stream
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the stream was cut, not ended: {e}"));
+    assert!(!cut.body.contains("[DONE]"), "{}", cut.body);
+    let last: serde_json::Value = serde_json::from_str(cut.events().last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "proxy_stopped", "{}", cut.body);
     let rows = env.requests();
     assert_eq!(rows.len(), 1, "the cut request is in the ledger: {rows:?}");
     assert_eq!(rows[0]["stream"], "1");

@@ -9,7 +9,8 @@ use futures_util::StreamExt;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use reqwest::header::{
-    ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER, USER_AGENT,
+    ACCEPT, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION,
+    RETRY_AFTER, USER_AGENT,
 };
 
 use super::plain_http::{self, PlainClient};
@@ -54,6 +55,8 @@ pub struct RawResponse {
     pub content_type: Option<String>,
     pub retry_after: Option<String>,
     pub body: BodyStream,
+    /// The body is gzip-compressed (`Content-Encoding: gzip`); `send` decodes it.
+    gzip: bool,
 }
 
 impl RawResponse {
@@ -91,11 +94,16 @@ impl RawResponse {
                 location: header(LOCATION).unwrap_or_else(|| "nowhere (no Location)".to_owned()),
             });
         }
+        let gzip = header(CONTENT_ENCODING).is_some_and(|coding| {
+            let coding = coding.trim();
+            coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip")
+        });
         Ok(Self {
             status: status.as_u16(),
             content_type: header(CONTENT_TYPE),
             retry_after: retry_after(headers),
             body,
+            gzip,
         })
     }
 }
@@ -293,6 +301,13 @@ impl HttpClient {
             provider: self.name.clone(),
             seconds: self.timeouts.first_byte.as_secs_f64(),
         })??;
+        // Clients get the reply without its `Content-Encoding`, and smartproxy reads its usage:
+        // a compressed body is decoded as it streams.
+        if response.gzip {
+            response.gzip = false;
+            let body = std::mem::replace(&mut response.body, futures_util::stream::empty().boxed());
+            response.body = gunzip(body, self.name.clone());
+        }
         response.body = with_idle_timeout(response.body, self.timeouts.idle, self.name.clone());
         Ok(response)
     }
@@ -326,6 +341,42 @@ fn body_stream<E: std::error::Error>(
             })
         })
         .boxed()
+}
+
+/// Decodes a gzip body chunk by chunk, so a compressed stream still reaches the client event by
+/// event; a body that is not gzip, or ends mid-member, breaks the stream.
+fn gunzip(body: BodyStream, provider: String) -> BodyStream {
+    use std::io::Write;
+    let broken = move |e: std::io::Error| ProviderError::Broken {
+        provider: provider.clone(),
+        detail: format!("the gzip-encoded reply could not be decoded: {e}"),
+    };
+    let decoder = flate2::write::GzDecoder::new(Vec::new());
+    futures_util::stream::unfold(Some((body, decoder, broken)), |state| async move {
+        let (mut body, mut decoder, broken) = state?;
+        loop {
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    if let Err(e) = decoder.write_all(&chunk).and_then(|()| decoder.flush()) {
+                        return Some((Err(broken(e)), None));
+                    }
+                    let out = std::mem::take(decoder.get_mut());
+                    if !out.is_empty() {
+                        return Some((Ok(Bytes::from(out)), Some((body, decoder, broken))));
+                    }
+                }
+                Some(Err(err)) => return Some((Err(err), None)),
+                None => {
+                    return match decoder.finish() {
+                        Ok(rest) if rest.is_empty() => None,
+                        Ok(rest) => Some((Ok(Bytes::from(rest)), None)),
+                        Err(e) => Some((Err(broken(e)), None)),
+                    };
+                }
+            }
+        }
+    })
+    .boxed()
 }
 
 /// Ends a body stream with an error when no chunk arrives for `idle`.

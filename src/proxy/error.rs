@@ -43,6 +43,10 @@ pub enum ErrorKind {
     MethodNotAllowed,
     UnsupportedEndpoint,
     Internal,
+    /// A provider's 2xx reply ended mid-body (empty, or cut mid-JSON).
+    UpstreamTruncated,
+    /// A provider's 2xx reply is not a reply: not JSON (an HTML gateway page), or an error.
+    UpstreamMalformed,
 }
 
 impl ErrorKind {
@@ -74,6 +78,7 @@ impl ErrorKind {
             Self::Internal | Self::Upstream(FailureKind::Internal) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            Self::UpstreamTruncated | Self::UpstreamMalformed => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -87,7 +92,9 @@ impl ErrorKind {
             | Self::Internal
             | Self::Upstream(FailureKind::Unavailable | FailureKind::Internal) => "server_error",
             Self::Upstream(FailureKind::Rejected) => "invalid_request_error",
-            Self::Upstream(_) => "upstream_error",
+            Self::Upstream(_) | Self::UpstreamTruncated | Self::UpstreamMalformed => {
+                "upstream_error"
+            }
             _ => "invalid_request_error",
         }
     }
@@ -115,6 +122,8 @@ impl ErrorKind {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UnsupportedEndpoint => "unsupported_endpoint",
             Self::Internal => "internal_error",
+            Self::UpstreamTruncated => "upstream_truncated",
+            Self::UpstreamMalformed => "upstream_malformed",
         }
     }
 
@@ -131,6 +140,7 @@ impl ErrorKind {
                 | FailureKind::Broken
                 | FailureKind::Redirected,
             ) => Outcome::TransportError,
+            Self::UpstreamTruncated | Self::UpstreamMalformed => Outcome::UpstreamError,
             _ => Outcome::Rejected,
         }
     }
@@ -390,6 +400,21 @@ impl ApiError {
         Self::new(ErrorKind::Upstream(err.kind()), err.to_string())
     }
 
+    /// A provider's 2xx reply that is not a reply (see `wire::reply_check`).
+    pub fn bad_reply(provider: &str, fault: crate::wire::reply_check::ReplyFault) -> Self {
+        use crate::wire::reply_check::ReplyFault;
+        match fault {
+            ReplyFault::Truncated => Self::new(
+                ErrorKind::UpstreamTruncated,
+                format!("the reply from provider {provider} ended before it was complete"),
+            ),
+            ReplyFault::Malformed(detail) => Self::new(
+                ErrorKind::UpstreamMalformed,
+                format!("the reply from provider {provider} is not a valid reply: {detail}"),
+            ),
+        }
+    }
+
     pub fn not_found(method: &http::Method, path: &str) -> Self {
         Self::new(
             ErrorKind::UnknownUrl,
@@ -552,6 +577,11 @@ mod tests {
                 }),
                 502,
                 "upstream_connect_error",
+            ),
+            (
+                ApiError::bad_reply("p", crate::wire::reply_check::ReplyFault::Truncated),
+                502,
+                "upstream_truncated",
             ),
         ];
         for (err, status, code) in cases {

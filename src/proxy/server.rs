@@ -26,8 +26,12 @@ pub enum Listener {
     Admin,
 }
 
+/// How long streams cut at shutdown get to send their error event and close.
+const CUT_FLUSH: Duration = Duration::from_secs(1);
+
 pub struct Server {
     addr: SocketAddr,
+    kind: Listener,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     state: Arc<AppState>,
@@ -51,6 +55,7 @@ impl Server {
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), stopped, kind));
         Ok(Self {
             addr,
+            kind,
             stop,
             task,
             state,
@@ -61,16 +66,24 @@ impl Server {
         self.addr
     }
 
-    /// Stops accepting, waits up to `grace` for open requests to finish, then drops the rest.
-    pub async fn shutdown(self, grace: Duration) {
+    /// Stops accepting, waits up to `grace` for open requests to finish, then ends the streams
+    /// still open with an error event each and drops what remains.
+    pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.stop.send(true);
-        if tokio::time::timeout(grace, self.task).await.is_err() {
-            // What is still open is cut by smartproxy, not by its clients: the rows say so.
-            self.state.mark_stopped();
+        if tokio::time::timeout(grace, &mut self.task).await.is_err() {
             tracing::warn!(
                 grace_s = grace.as_secs_f64(),
                 "requests still open after the grace period; closing them"
             );
+            // What is still open is cut by smartproxy, not by its clients: the rows say so.
+            if self.kind == Listener::Admin {
+                self.state.mark_stopped();
+                return;
+            }
+            // Streams end with an error event (rather than a connection cut mid-event), which
+            // takes a moment to reach their clients.
+            self.state.cut_streams();
+            let _ = tokio::time::timeout(CUT_FLUSH, &mut self.task).await;
         }
     }
 }

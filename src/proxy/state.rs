@@ -168,6 +168,8 @@ pub struct AppState {
     budget_warned: Mutex<HashSet<&'static str>>,
     /// Set when the drain grace ran out: requests dropped after this were cut by smartproxy.
     stopped: AtomicBool,
+    /// Set (after `stopped`) to end the streams still open with an error event each.
+    cut_streams: tokio::sync::watch::Sender<bool>,
     /// Under a nested `run`: the outer session's proxy, and this session's id to tell it, so
     /// that the outer proxy forwards without recording the request a second time.
     pub forward_to_parent: Option<ParentProxy>,
@@ -208,6 +210,7 @@ impl AppState {
             unpriced_warned: Mutex::default(),
             budget_warned: Mutex::default(),
             stopped: AtomicBool::new(false),
+            cut_streams: tokio::sync::watch::Sender::new(false),
             forward_to_parent: None,
             children: Mutex::default(),
         })
@@ -393,6 +396,24 @@ impl AppState {
     /// Marks the proxy as stopped: requests still open are being cut by smartproxy itself.
     pub fn mark_stopped(&self) {
         self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// Ends every stream still open with a well-formed error event (the drain grace ran out).
+    pub fn cut_streams(&self) {
+        self.mark_stopped();
+        self.cut_streams.send_replace(true);
+    }
+
+    /// Resolves once [`Self::cut_streams`] is called: what a stream relay waits on beside its
+    /// provider.
+    pub fn stream_cut(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let mut cut = self.cut_streams.subscribe();
+        Box::pin(async move {
+            // An error means the state is gone; the relay then never needs cutting.
+            if cut.wait_for(|cut| *cut).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 
     /// How a request dropped before its end is recorded: the client left, or smartproxy stopped.

@@ -4,6 +4,7 @@
 //! or the client leaves.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -34,6 +35,17 @@ pub struct SseRelay {
     /// The generated text so far, for an estimate when usage never comes.
     output_text: TextTokens,
     upstream_error: bool,
+    /// The provider's own end arrived (`[DONE]` or a finish reason, `message_stop` or a stop
+    /// reason, `response.completed`): without it the reply was cut short.
+    terminal: bool,
+    /// An event was not the JSON its format promises.
+    malformed: bool,
+    /// A translating provider already told the client (with an error chunk) that its stream
+    /// was cut short.
+    truncated: bool,
+    /// Resolves when smartproxy's shutdown gives up waiting for the stream (the drain grace ran
+    /// out): the client then gets an error event rather than a connection cut mid-event.
+    cut: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
     ended: bool,
     finalizer: Option<Finalizer>,
     transform: Option<StreamTransform>,
@@ -53,6 +65,7 @@ impl SseRelay {
         prompt: PromptEstimate,
         transform: Option<StreamTransform>,
     ) -> Self {
+        let cut = finalizer.state().stream_cut();
         Self {
             upstream,
             decoder: sse::Decoder::new(),
@@ -64,6 +77,10 @@ impl SseRelay {
             served_model: None,
             output_text: TextTokens::default(),
             upstream_error: false,
+            terminal: false,
+            malformed: false,
+            truncated: false,
+            cut: Some(cut),
             ended: false,
             finalizer: Some(finalizer),
             transform,
@@ -101,7 +118,18 @@ impl SseRelay {
                 return Poll::Ready(None);
             }
             match self.upstream.poll_next_unpin(cx) {
-                Poll::Pending => return Poll::Pending,
+                // Only a stream waiting on its provider can be cut (a busy one ends soon anyway);
+                // polling here registers the waker for both.
+                Poll::Pending => {
+                    if let Some(cut) = self.cut.as_mut()
+                        && cut.as_mut().poll(cx).is_ready()
+                    {
+                        self.cut = None;
+                        self.on_cut();
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Some(Ok(chunk))) => {
                     self.decoder.push(&chunk);
                     while let Some(event) = self.decoder.next_event() {
@@ -117,9 +145,9 @@ impl SseRelay {
     fn on_event(&mut self, event: sse::Event) {
         if let Some(counter) = self.output.native() {
             let _ = counter.push(event.name(), &event.data);
-            if event.name() == Some("error") {
-                self.upstream_error = true;
-            }
+            self.upstream_error |= counter.is_errored();
+            self.malformed |= counter.is_malformed();
+            self.terminal |= counter.is_complete();
             self.ready.push_back(event.raw);
             return;
         }
@@ -129,6 +157,7 @@ impl SseRelay {
             return;
         }
         if event.is_done() {
+            self.terminal = true;
             self.flush_transform();
             self.finish_output(Some(event.raw));
             return;
@@ -137,17 +166,33 @@ impl SseRelay {
         if let Some((_, assembler)) = self.cache_fill.as_mut() {
             assembler.push(data);
         }
+        // Every event is a JSON chunk (comments and keep-alives carry no data).
+        if data.first() != Some(&b'{') && !data.iter().all(u8::is_ascii_whitespace) {
+            self.malformed = true;
+        }
         if data.first() == Some(&b'{') {
-            if let Ok(chunk) = serde_json::from_slice::<ChunkView<'_>>(data) {
+            let parsed = serde_json::from_slice::<ChunkView<'_>>(data);
+            self.malformed |= parsed.is_err();
+            if let Ok(chunk) = parsed {
                 chunk.count_content(&mut self.output_text);
+                self.terminal |= chunk.has_finish_reason();
                 if self.served_model.is_none() {
                     self.served_model = chunk.model.as_deref().map(str::to_owned);
                 }
                 if self.service_tier.is_none() {
                     self.service_tier = chunk.service_tier.as_deref().map(str::to_owned);
                 }
-                if chunk.error.is_some() {
-                    self.upstream_error = true;
+                if let Some(error) = chunk.error {
+                    // A translating provider's word that its native stream was malformed or
+                    // cut short, or the provider's own error.
+                    let error = error.get().as_bytes();
+                    if memchr::memmem::find(error, b"\"upstream_malformed\"").is_some() {
+                        self.malformed = true;
+                    } else if memchr::memmem::find(error, b"\"upstream_truncated\"").is_some() {
+                        self.truncated = true;
+                    } else {
+                        self.upstream_error = true;
+                    }
                 }
                 if let Some(usage) = chunk.usage {
                     self.usage = Some(usage);
@@ -175,7 +220,11 @@ impl SseRelay {
     /// Reads what the ledger needs from a Responses API event passing through: the final
     /// response's model and usage, text sizes for an estimate, failures.
     fn read_responses_event(&mut self, data: &[u8]) {
+        if data.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
         let Ok(event) = serde_json::from_slice::<ResponsesEventView<'_>>(data) else {
+            self.malformed = true;
             return;
         };
         match event.kind.as_ref() {
@@ -192,7 +241,12 @@ impl SseRelay {
                     if response.usage.is_some() {
                         self.usage = response.usage;
                     }
+                    // `flex` and `priority` replies are priced apart.
+                    if response.service_tier.is_some() {
+                        self.service_tier = response.service_tier;
+                    }
                 }
+                self.terminal = true;
                 if event.kind == "response.failed" {
                     self.upstream_error = true;
                 }
@@ -227,6 +281,12 @@ impl SseRelay {
     /// The upstream broke mid-stream: the client gets a well-formed error event (headers are
     /// already sent, so no other provider may take over), and the ledger says so.
     fn on_broken(&mut self, err: &ProviderError) {
+        // The provider's end already came: a provider slow to close after it (an idle timeout)
+        // or a reset then takes nothing from the reply.
+        if self.terminal {
+            self.on_end();
+            return;
+        }
         if let Some(rest) = self.decoder.take_rest()
             && self.output.passes_events_through()
         {
@@ -250,14 +310,75 @@ impl SseRelay {
             self.on_event(rest);
         }
         self.flush_transform();
-        // Providers that end without `[DONE]` still get a proper ending in translated formats;
-        // the converters ignore a second finish.
-        if self.output.needs_ending() {
-            self.finish_output(None);
-        }
         self.ended = true;
         if self.upstream_error {
+            // The client got the provider's error; a translated format still gets its ending
+            // (the converters ignore a second finish).
+            if self.output.needs_ending() {
+                self.finish_output(None);
+            }
             self.finish(200, Outcome::UpstreamError, Some("upstream_stream_error"));
+        } else if !self.terminal && !self.truncated {
+            self.on_truncated();
+        } else {
+            // Providers that end with a finish reason but without `[DONE]` still get a proper
+            // ending in translated formats.
+            if self.output.needs_ending() {
+                self.finish_output(None);
+            }
+            self.complete();
+        }
+    }
+
+    /// The stream ended cleanly but without the provider's own end: the reply was cut short.
+    /// The client gets an error event (never an ending of smartproxy's invention, which would
+    /// pass half a reply off as whole), and the row is a failure with estimated tokens.
+    fn on_truncated(&mut self) {
+        let body = ErrorBody::new(
+            "the provider's stream ended before the reply was complete (no finish reason or \
+             end event came): the reply is cut short",
+            "upstream_error",
+            Some("upstream_truncated"),
+            None,
+        )
+        .to_json();
+        let event = self.output.error_event(&body);
+        self.ready.push_back(event);
+        self.finish(502, Outcome::TransportError, Some("upstream_truncated"));
+    }
+
+    /// smartproxy's shutdown stopped waiting for this stream (its drain grace ran out): the
+    /// client gets a well-formed error event before the stream closes, and the row says who
+    /// cut it.
+    fn on_cut(&mut self) {
+        self.ended = true;
+        // The provider's end already reached the client: the reply is whole, only the
+        // provider's close is not waited for.
+        if self.terminal && self.ready.is_empty() && !self.upstream_error {
+            self.cache_fill = None;
+            self.complete();
+            return;
+        }
+        let body = ErrorBody::new(
+            "smartproxy is shutting down and could not wait any longer for the rest of this \
+             stream",
+            "server_error",
+            Some("proxy_stopped"),
+            None,
+        )
+        .to_json();
+        let event = self.output.error_event(&body);
+        self.ready.push_back(event);
+        self.finish(503, Outcome::ProxyStopped, Some("proxy_stopped"));
+    }
+
+    /// The provider's end arrived: the row is ok, unless a translating provider said its stream
+    /// was cut (the client got its error chunk) or an event on the way was malformed.
+    fn complete(&mut self) {
+        if self.truncated {
+            self.finish(502, Outcome::TransportError, Some("upstream_truncated"));
+        } else if self.malformed {
+            self.finish(502, Outcome::UpstreamError, Some("upstream_malformed"));
         } else {
             self.store_in_cache();
             self.finish(200, Outcome::Ok, None);
@@ -298,12 +419,16 @@ impl SseRelay {
             if let Some(u) = counter.final_usage() {
                 return Tokens::from_token_usage(&u);
             }
-            // Ended before Anthropic's final count: the input side as `message_start` gave it,
-            // the output estimated from what was written (never the start's placeholder 1).
+            // Ended before Anthropic's final count, or no input count came: what the provider
+            // reported is kept and the rest estimated (never the start's placeholder output 1,
+            // never a prompt of 0).
             let prompt = counter
-                .usage()
+                .reported_input()
                 .map_or_else(|| self.prompt.tokens(), |u| u.prompt);
-            return Tokens::estimated(prompt, counter.output_tokens());
+            let completion = counter
+                .reported_output()
+                .unwrap_or_else(|| counter.output_tokens());
+            return Tokens::estimated(prompt, completion);
         }
         match &self.usage {
             Some(usage) => Tokens::from_usage(usage).served_at(self.service_tier.as_deref()),
@@ -330,12 +455,23 @@ impl Drop for SseRelay {
             capture.finish();
         }
         // The client left (or smartproxy stopped) before the stream ended: dropping `upstream`
-        // cancels the provider request; the row records what was seen so far.
+        // cancels the provider request; the row records what was seen so far. A client that
+        // leaves once the provider's end was handed to it (Codex closes on
+        // `response.completed`) got the whole reply.
         if let Some(state) = self
             .finalizer
             .as_ref()
             .map(|f| std::sync::Arc::clone(f.state()))
         {
+            if self.terminal && self.ready.is_empty() {
+                self.cache_fill = None;
+                if self.upstream_error {
+                    self.finish(200, Outcome::UpstreamError, Some("upstream_stream_error"));
+                } else {
+                    self.complete();
+                }
+                return;
+            }
             let (status, outcome, code) = state.dropped_ending();
             self.finish(status, outcome, Some(code));
         }

@@ -5,4 +5,5 @@ pub mod depth;
 pub mod estimate;
 pub mod ollama;
 pub mod openai;
+pub mod reply_check;
 pub mod sse;

@@ -422,6 +422,9 @@ pub struct ChunkView<'a> {
 pub struct ChunkChoiceView<'a> {
     #[serde(default, borrow)]
     pub delta: Option<DeltaView<'a>>,
+    /// Set on the choice's last chunk: the reply (of this choice) is whole.
+    #[serde(default, borrow)]
+    pub finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -436,6 +439,12 @@ impl ChunkView<'_> {
     /// The extra chunk `stream_options.include_usage` adds: usage and no choices.
     pub fn is_usage_only(&self) -> bool {
         self.usage.is_some() && self.choices.is_empty()
+    }
+
+    /// Whether a choice finished in this chunk (a stream that ends after it is whole even
+    /// without `[DONE]`, which some providers leave out).
+    pub fn has_finish_reason(&self) -> bool {
+        self.choices.iter().any(|c| c.finish_reason.is_some())
     }
 
     /// Adds the chunk's generated text and tool call fragments to a running estimate.

@@ -62,6 +62,18 @@ pub enum Behavior {
         prompt_tokens: u64,
         usage_extra: Value,
     },
+    /// `Raw`, gzip-compressed and sent with `Content-Encoding: gzip`.
+    RawGzip {
+        content_type: &'static str,
+        body: String,
+    },
+    /// `Raw`, then the connection held open for `hold` before the body ends (a provider slow to
+    /// close after its last event).
+    RawThenHold {
+        content_type: &'static str,
+        body: String,
+        hold: Duration,
+    },
 }
 
 /// One request the upstream received.
@@ -274,6 +286,9 @@ async fn serve(
     {
         return Ok(spends_all(&model, &body, *prompt_tokens, usage_extra));
     }
+    if let Some(response) = scripted_extra(&behavior) {
+        return Ok(response);
+    }
     match (path.as_str(), &behavior) {
         ("/v1/messages", Behavior::Status { status, .. }) => {
             return Ok(super::dialects::anthropic_error(*status));
@@ -371,6 +386,7 @@ async fn serve(
             .header("content-type", "text/event-stream")
             .body(full("data: {not json\n\ndata: [DONE]\n\n"))
             .unwrap(),
+        Behavior::RawGzip { .. } | Behavior::RawThenHold { .. } => unreachable!("served above"),
     };
     Ok(response)
 }
@@ -401,6 +417,50 @@ fn spends_all(model: &str, request: &Value, prompt_tokens: u64, extra: &Value) -
         .header("content-type", "application/json")
         .body(full(body.to_string()))
         .unwrap()
+}
+
+/// The raw behaviors other than `Raw` itself, whatever the path.
+fn scripted_extra(behavior: &Behavior) -> Option<Response<Body>> {
+    match behavior {
+        Behavior::RawGzip { content_type, body } => {
+            use std::io::Write;
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(body.as_bytes()).unwrap();
+            let compressed = encoder.finish().unwrap();
+            Some(
+                Response::builder()
+                    .header("content-type", *content_type)
+                    .header("content-encoding", "gzip")
+                    .body(full(compressed))
+                    .unwrap(),
+            )
+        }
+        Behavior::RawThenHold {
+            content_type,
+            body,
+            hold,
+        } => {
+            let (body, hold) = (Bytes::from(body.clone()), *hold);
+            let frames =
+                futures_util::stream::iter([Some(body), None]).then(move |frame| async move {
+                    match frame {
+                        Some(bytes) => Ok::<_, std::io::Error>(Frame::data(bytes)),
+                        None => {
+                            tokio::time::sleep(hold).await;
+                            Ok(Frame::data(Bytes::new()))
+                        }
+                    }
+                });
+            Some(
+                Response::builder()
+                    .header("content-type", *content_type)
+                    .body(BodyExt::boxed(StreamBody::new(frames)))
+                    .unwrap(),
+            )
+        }
+        _ => None,
+    }
 }
 
 fn usage() -> Value {

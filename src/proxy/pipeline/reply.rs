@@ -96,6 +96,16 @@ pub fn from_upstream(
             body,
         } => {
             ctx.fin.set_ttfb();
+            // A 200 that is no reply (cut, an HTML page, an error object) is a failure, and
+            // never cached; its tokens are an estimate.
+            if (200..300).contains(&status)
+                && let Err(fault) = crate::wire::reply_check::check(&body)
+            {
+                ctx.fin
+                    .set_tokens(Tokens::estimated(request.prompt.tokens(), 0));
+                let provider = ctx.fin.record().provider.clone().unwrap_or_default();
+                return Err(ApiError::bad_reply(&provider, fault));
+            }
             // The reply's format: translating providers answer in OpenAI's.
             let native_reply = request.inbound.native.is_some() && upstream.served_native;
             if let Some(key) = cache_key.filter(|_| status == 200 && !native_reply) {

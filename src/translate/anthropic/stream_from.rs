@@ -39,6 +39,14 @@ pub struct StreamFromAnthropic {
     saw_usage: bool,
     /// A `message_delta` brought the final output count (`message_start`'s is a placeholder).
     saw_final_usage: bool,
+    /// The provider reported the input side (`input_tokens`); without it the prompt is unknown.
+    saw_input: bool,
+    /// `message_delta` (the stop reason) or `message_stop` arrived: the reply is whole.
+    stopped: bool,
+    /// An `error` event arrived (passed on as an error chunk).
+    errored: bool,
+    /// An event was not valid JSON.
+    malformed: bool,
     /// The text, thinking and tool input the model wrote, for an estimate when the stream ends
     /// before its final count.
     output: TextTokens,
@@ -59,6 +67,10 @@ impl StreamFromAnthropic {
             usage: Usage::default(),
             saw_usage: false,
             saw_final_usage: false,
+            saw_input: false,
+            stopped: false,
+            errored: false,
+            malformed: false,
             output: TextTokens::default(),
             tool_blocks: Vec::new(),
             finished: false,
@@ -75,10 +87,11 @@ impl StreamFromAnthropic {
         let event: StreamEvent = match serde_json::from_slice(data) {
             Ok(event) => event,
             Err(e) => {
+                self.malformed = true;
                 let body = ErrorBody::new(
                     format!("the provider sent a stream event that is not valid JSON: {e}"),
                     "upstream_error",
-                    Some("bad_upstream_event"),
+                    Some("upstream_malformed"),
                     None,
                 );
                 return vec![data_event(&body.to_json())];
@@ -143,6 +156,7 @@ impl StreamFromAnthropic {
                 _ => Vec::new(),
             },
             StreamEvent::MessageDelta { delta, usage } => {
+                self.stopped = true;
                 if let Some(usage) = usage {
                     self.saw_final_usage |= usage.output_tokens.is_some();
                     self.add_usage(&usage);
@@ -151,6 +165,7 @@ impl StreamFromAnthropic {
                 vec![self.chunk(json!({}), Some(finish))]
             }
             StreamEvent::Error { error } => {
+                self.errored = true;
                 let (kind, code) = openai_error_for(&error.kind);
                 let body = ErrorBody::new(error.message, kind, Some(code), None);
                 vec![data_event(&body.to_json())]
@@ -163,7 +178,11 @@ impl StreamFromAnthropic {
                 }
                 _ => Vec::new(),
             },
-            StreamEvent::MessageStop | StreamEvent::Ping | StreamEvent::Unknown(_) => Vec::new(),
+            StreamEvent::MessageStop => {
+                self.stopped = true;
+                Vec::new()
+            }
+            StreamEvent::Ping | StreamEvent::Unknown(_) => Vec::new(),
         }
     }
 
@@ -171,11 +190,17 @@ impl StreamFromAnthropic {
     /// reported its final usage), then `data: [DONE]`. Returns nothing when called again. A
     /// stream that ended before its final count sends no usage: `message_start`'s output count
     /// is a placeholder, and the client (and smartproxy's ledger) would take it for the truth.
+    /// A stream cut before its stop (no `message_delta`, `message_stop`, nor an error chunk
+    /// already sent) gets no `[DONE]` either: the relay sees the cut and tells the client, who must not take half a
+    /// reply for a whole one.
     pub fn finish(&mut self) -> Vec<Bytes> {
         if self.finished {
             return Vec::new();
         }
         self.finished = true;
+        if !self.stopped && !self.errored && !self.malformed {
+            return Vec::new();
+        }
         let mut out = Vec::new();
         if let Some(usage) = self.final_usage().filter(|_| self.include_usage) {
             let chunk = json!({
@@ -199,9 +224,38 @@ impl StreamFromAnthropic {
             .then(|| TokenUsage::from_anthropic(&self.usage))
     }
 
-    /// The usage once the provider reported its final output count (`message_delta`).
+    /// The usage once the provider reported its final output count (`message_delta`) and the
+    /// input side: a count with no input would bill the prompt as 0.
     pub fn final_usage(&self) -> Option<TokenUsage> {
-        self.usage().filter(|_| self.saw_final_usage)
+        self.usage()
+            .filter(|_| self.saw_final_usage && self.saw_input)
+    }
+
+    /// The input side the provider reported (`message_start`), None when it reported none.
+    pub fn reported_input(&self) -> Option<TokenUsage> {
+        self.usage().filter(|_| self.saw_input)
+    }
+
+    /// The final output count the provider reported (`message_delta`), if it did.
+    pub fn reported_output(&self) -> Option<u64> {
+        self.usage()
+            .filter(|_| self.saw_final_usage)
+            .map(|u| u.completion)
+    }
+
+    /// Whether the reply was whole: its stop (`message_delta` or `message_stop`) arrived.
+    pub fn is_complete(&self) -> bool {
+        self.stopped
+    }
+
+    /// Whether an `error` event arrived.
+    pub fn is_errored(&self) -> bool {
+        self.errored
+    }
+
+    /// Whether an event was not valid JSON.
+    pub fn is_malformed(&self) -> bool {
+        self.malformed
     }
 
     /// Estimated tokens of the output (text, thinking, tool input) seen so far.
@@ -232,7 +286,13 @@ impl StreamFromAnthropic {
         if usage.server_tool_use.is_some() {
             self.usage.server_tool_use = usage.server_tool_use;
         }
-        self.saw_usage = true;
+        // An empty `usage: {}` (or none, which reads as one) reports nothing: counting it would
+        // record a prompt of 0.
+        self.saw_input |= usage.input_tokens.is_some();
+        self.saw_usage |= usage.input_tokens.is_some()
+            || usage.output_tokens.is_some()
+            || usage.cache_read_input_tokens.is_some()
+            || usage.cache_creation_input_tokens.is_some();
     }
 
     fn tool_index(&self, block: usize) -> Option<usize> {

@@ -63,8 +63,11 @@ impl SseFromNdjson {
         let response = match parse_line(line, "Ollama stream line") {
             Ok(response) => response,
             Err(_) if silent => return Vec::new(),
-            Err(TranslateError::Upstream(message)) => return vec![self.error_event(&message)],
-            Err(e) => return vec![self.error_event(&e.to_string())],
+            Err(TranslateError::Upstream(message)) => {
+                return vec![self.error_event(&message, None)];
+            }
+            // The code tells smartproxy's relay (and the ledger) what went wrong.
+            Err(e) => return vec![self.error_event(&e.to_string(), Some("upstream_malformed"))],
         };
         if silent {
             if response.done {
@@ -110,7 +113,10 @@ impl SseFromNdjson {
         }
         let mut events = Vec::new();
         if !self.done && !self.errored {
-            events.push(self.error_event("Ollama's stream ended before the reply was complete"));
+            events.push(self.error_event(
+                "Ollama's stream ended before the reply was complete",
+                Some("upstream_truncated"),
+            ));
         }
         self.finished = true;
         if let (true, Some(usage)) = (self.include_usage, self.usage) {
@@ -155,8 +161,8 @@ impl SseFromNdjson {
         data_event(chunk.to_string().as_bytes())
     }
 
-    fn error_event(&mut self, message: &str) -> Bytes {
+    fn error_event(&mut self, message: &str, code: Option<&str>) -> Bytes {
         self.errored = true;
-        data_event(&ErrorBody::new(message, "server_error", None, None).to_json())
+        data_event(&ErrorBody::new(message, "server_error", code, None).to_json())
     }
 }

@@ -1,0 +1,129 @@
+//! Whether a provider's successful (2xx) whole reply is a reply at all: a body cut mid-JSON,
+//! an HTML gateway page, an empty body or an error object sent with status 200 must not be
+//! passed off (and billed) as an answer.
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+
+/// What is wrong with a 2xx body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyFault {
+    /// The body is empty or ends mid-JSON.
+    Truncated,
+    /// The body is not a JSON object, or is an error object; the text says which.
+    Malformed(String),
+}
+
+/// The top-level fields that tell a reply from an error, in every format smartproxy reads:
+/// `choices` (chat, completions), `output` (Responses), `data` (embeddings), `content`
+/// (Anthropic Messages).
+#[derive(Deserialize)]
+struct Shape<'a> {
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    choices: Option<IgnoredAny>,
+    #[serde(default)]
+    output: Option<IgnoredAny>,
+    #[serde(default)]
+    data: Option<IgnoredAny>,
+    #[serde(default)]
+    content: Option<IgnoredAny>,
+}
+
+/// Checks a 2xx body. Objects without the usual fields pass (some endpoints answer with
+/// others, e.g. a token count); only an error in their place fails.
+pub fn check(body: &[u8]) -> Result<(), ReplyFault> {
+    let shape: Shape<'_> = match serde_json::from_slice(body) {
+        Ok(shape) => shape,
+        Err(err) if err.is_eof() => return Err(ReplyFault::Truncated),
+        Err(err) if err.is_data() => {
+            return Err(ReplyFault::Malformed(
+                "the body is JSON but not an object".to_owned(),
+            ));
+        }
+        Err(_) => return Err(ReplyFault::Malformed(not_json(body))),
+    };
+    let has_reply = shape.choices.is_some()
+        || shape.output.is_some()
+        || shape.data.is_some()
+        || shape.content.is_some();
+    let is_error = shape.kind.as_deref() == Some("error") || shape.error.is_some();
+    if is_error && !has_reply {
+        let message = shape
+            .error
+            .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
+            .and_then(|error| match error {
+                serde_json::Value::String(text) => Some(text),
+                other => other["message"].as_str().map(str::to_owned),
+            })
+            .unwrap_or_else(|| "no message".to_owned());
+        return Err(ReplyFault::Malformed(format!(
+            "the provider answered 200 with an error instead of a reply: {message}"
+        )));
+    }
+    Ok(())
+}
+
+/// Names what came instead of JSON, without quoting it (it may be anything).
+fn not_json(body: &[u8]) -> String {
+    let start = body.trim_ascii_start();
+    let html = start.get(..5).is_some_and(|head| {
+        head.eq_ignore_ascii_case(b"<!doc") || head.eq_ignore_ascii_case(b"<html")
+    });
+    if html {
+        "the body is an HTML page, not JSON (a gateway or proxy answered in the provider's place)"
+            .to_owned()
+    } else {
+        "the body is not JSON".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_pass_and_broken_bodies_fail() {
+        let fine: &[&[u8]] = &[
+            br#"{"id":"c","choices":[{"message":{"content":"hi"}}]}"#,
+            br#"{"id":"r","object":"response","output":[],"error":null}"#,
+            br#"{"object":"list","data":[]}"#,
+            br#"{"type":"message","content":[]}"#,
+            br#"{"input_tokens":12}"#,
+        ];
+        for body in fine {
+            assert_eq!(check(body), Ok(()), "{}", String::from_utf8_lossy(body));
+        }
+        for body in [&b""[..], b"   ", br#"{"id":"c","choices":[{"mess"#] {
+            assert_eq!(check(body), Err(ReplyFault::Truncated));
+        }
+        let malformed: &[(&[u8], &str)] = &[
+            (
+                b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>",
+                "HTML",
+            ),
+            (b"<html>oops</html>", "HTML"),
+            (b"upstream connect error", "not JSON"),
+            (b"[1,2]", "not an object"),
+            (
+                br#"{"error":{"message":"quota gone","type":"x"}}"#,
+                "quota gone",
+            ),
+            (br#"{"error":"plain text"}"#, "plain text"),
+            (
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#,
+                "busy",
+            ),
+        ];
+        for (body, says) in malformed {
+            match check(body) {
+                Err(ReplyFault::Malformed(text)) => assert!(text.contains(says), "{text}"),
+                other => panic!("{}: {other:?}", String::from_utf8_lossy(body)),
+            }
+        }
+    }
+}
