@@ -17,6 +17,7 @@ pub mod http_server;
 pub mod ledger;
 pub mod pricing;
 pub mod printer;
+pub mod process;
 pub mod providers;
 pub mod proxy;
 pub mod routing;

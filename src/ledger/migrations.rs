@@ -206,6 +206,12 @@ const MIGRATIONS: &[&str] = &[
     // 15: the targets routing passed over, and why (`a/gpt-4o: circuit open; ...`), so a
     // request's routing trail shows them beside its attempts; NULL when none was.
     "ALTER TABLE requests ADD COLUMN skipped TEXT;",
+    // 16 (branch `lifecycle`): the process that owns a session (host, pid, start time; see
+    // `crate::process`), so readers show a session whose process died without recording its
+    // end as `ended (lost)` instead of running forever.
+    "ALTER TABLE sessions ADD COLUMN host TEXT;
+     ALTER TABLE sessions ADD COLUMN owner_pid INTEGER;
+     ALTER TABLE sessions ADD COLUMN owner_start TEXT;",
 ];
 
 /// The schema version this build migrates to.

@@ -20,6 +20,7 @@ fn session(id: &str, parent: Option<&str>, started: i64) -> SessionRow {
         budget_usd: None,
         requests: 0,
         cost_usd: None,
+        lost: false,
     }
 }
 

@@ -66,6 +66,7 @@ pub fn sessions_table(rows: &[(usize, SessionRow)]) -> String {
     );
     for (depth, s) in rows {
         let exit = match (s.ended_ms, s.exit_code) {
+            (None, _) if s.lost => r#"<span class="badge bad">ended (lost)</span>"#.to_owned(),
             (None, _) => r#"<span class="badge run">running</span>"#.to_owned(),
             (Some(_), Some(0)) => r#"<span class="badge ok">0</span>"#.to_owned(),
             (Some(_), Some(code)) => format!(r#"<span class="badge bad">{code}</span>"#),
