@@ -330,9 +330,9 @@ async fn the_daemon_closes_its_sessions_on_stop_and_a_killed_ones_read_lost() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let row = daemon_session(&env);
-        if row["ended_ms"].is_null() {
+        // Open again, with the second request (committed a moment after the session).
+        if row["ended_ms"].is_null() && row["requests"] == 2 {
             assert_eq!(row["lost"], false, "the serving daemon is alive: {row}");
-            assert_eq!(row["requests"], 2, "{row}");
             break;
         }
         assert!(Instant::now() < deadline, "not opened again: {row}");
@@ -371,7 +371,7 @@ async fn kill_9_loses_no_stream_the_client_saw_end_and_the_ledger_stays_whole() 
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                let stream = (i + n) % 2 == 0;
+                let stream = (i + n).is_multiple_of(2);
                 let sent = client
                     .post(format!("{base}/v1/chat/completions"))
                     .header("content-type", "application/json")

@@ -523,7 +523,9 @@ async fn ui_upgrades_a_ledger_an_older_build_left() {
     let latest = version(&env.ledger());
     env.ledger()
         .execute_batch(&format!(
-            "ALTER TABLE requests DROP COLUMN skipped; PRAGMA user_version = {};",
+            // Undoes the newest migration (the sessions' owner columns).
+            "ALTER TABLE sessions DROP COLUMN host; ALTER TABLE sessions DROP COLUMN owner_pid;
+             ALTER TABLE sessions DROP COLUMN owner_start; PRAGMA user_version = {};",
             latest - 1
         ))
         .unwrap();
