@@ -1,7 +1,5 @@
 //! Starts the child command with its planned environment, in smartproxy's own process group so
-//! the terminal's Ctrl-C reaches it directly. On Linux the child is also told to receive SIGTERM
-//! if smartproxy dies (`PR_SET_PDEATHSIG`): a `run` killed with SIGKILL, which cannot pass the
-//! signal on, does not leave its agent running on without a proxy or a ledger session.
+//! the terminal's Ctrl-C reaches it directly. On Linux it also dies with smartproxy (`deathsig`).
 
 use std::ffi::OsString;
 use std::io;
@@ -59,7 +57,11 @@ pub fn spawn_with_output(
     }
     let name = program.to_string_lossy().into_owned();
     #[cfg(target_os = "linux")]
-    die_with_parent(&mut cmd);
+    super::deathsig::arm(&mut cmd, command, plan).map_err(|refused| match refused {
+        super::deathsig::Refused::NotFound => SpawnError::NotFound(name.clone()),
+        super::deathsig::Refused::PermissionDenied => SpawnError::PermissionDenied(name.clone()),
+        super::deathsig::Refused::Other(err) => SpawnError::Other(name.clone(), err),
+    })?;
     if let Some(log) = log {
         let (out, err) = log
             .try_clone()
@@ -77,33 +79,6 @@ pub fn spawn_with_output(
         }
         _ => SpawnError::Other(name, err),
     })
-}
-
-/// Has the child receive SIGTERM when smartproxy dies: the signal `run` itself passes on when it
-/// is stopped, so the agent can restore the terminal and save its state either way.
-///
-/// The kernel sends it when the *thread* that forked the child exits, not the process: `run`
-/// spawns from its main thread (its runtime is current-thread), which lives as long as the
-/// process. It survives the child's `setsid` and `exec`, but not a further fork: grandchildren
-/// the agent starts are the agent's to stop.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut tokio::process::Command) {
-    let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // calls are allowed: it makes two system calls (prctl, getppid) and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
-            // smartproxy died between the fork and the prctl: the signal was never armed.
-            if nix::unistd::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(
-                    nix::errno::Errno::ESRCH as i32,
-                ));
-            }
-            Ok(())
-        });
-    }
 }
 
 /// The child's status as an exit code: its own code, or 128 + N when signal N ended it.
