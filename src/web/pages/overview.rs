@@ -93,3 +93,29 @@ pub fn sessions_table(rows: &[(usize, SessionRow)]) -> String {
     out.push_str("</tbody></table></div>");
     out
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_whose_process_is_gone_reads_lost() {
+        let row = |id: &str, lost: bool| {
+            (
+                0,
+                SessionRow {
+                    id: id.to_owned(),
+                    kind: "run".to_owned(),
+                    lost,
+                    ..SessionRow::default()
+                },
+            )
+        };
+        let html = sessions_table(&[row("alive", false), row("killed", true)]);
+        let line = |id: &str| html.split("<tr").find(|r| r.contains(id)).unwrap();
+        assert!(line("alive").contains(">running<"), "{html}");
+        assert!(line("killed").contains(">ended (lost)<"), "{html}");
+        assert!(!line("killed").contains("running"), "{html}");
+    }
+}
