@@ -354,11 +354,25 @@ async fn the_daemon_closes_its_sessions_on_stop_and_a_killed_ones_read_lost() {
 /// bound checked here leaves room for a loaded machine), and the file passes `integrity_check`.
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_loses_no_stream_the_client_saw_end_and_the_ledger_stays_whole() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
     let env = TestEnv::new();
     let config = env.write("fast.yaml", "providers:\n  - name: m\n    kind: mock\n");
-    let daemon = Daemon::start(&env, &config, &[], &[]);
+    kill_9_under_load(&env, &config, &[]).await;
+}
+
+/// The same through an HTTP provider, whose stream's last event and end come apart over the
+/// wire.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_loses_no_stream_from_an_http_provider_the_client_saw_end() {
+    let upstream = support::upstream::MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    kill_9_under_load(&env, &config, &[("UPSTREAM_KEY", "sk-upstream")]).await;
+}
+
+async fn kill_9_under_load(env: &TestEnv, config: &std::path::Path, envs: &[(&str, &str)]) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let daemon = Daemon::start(env, config, &[], envs);
     let stop = Arc::new(AtomicBool::new(false));
     let streams = Arc::new(Mutex::new(Vec::<String>::new()));
     let replies = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
