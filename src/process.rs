@@ -30,14 +30,20 @@ pub fn current() -> &'static Owner {
     })
 }
 
-/// This machine's name, read once.
+/// Where pids mean the same processes, read once: the machine's name and, on Linux, the pid
+/// namespace (a container on the same machine, even under the same name, has its own pids).
 pub fn host() -> &'static str {
     static HOST: OnceLock<String> = OnceLock::new();
     HOST.get_or_init(|| {
-        nix::unistd::gethostname()
+        let name = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        match std::fs::read_link("/proc/self/ns/pid") {
+            // `pid:[4026531836]`
+            Ok(namespace) => format!("{name} {}", namespace.display()),
+            Err(_) => name,
+        }
     })
 }
 
