@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod pricing;
 pub mod printer;
 pub mod private_files;
+pub mod process;
 pub mod providers;
 pub mod proxy;
 pub mod routing;

@@ -296,3 +296,159 @@ async fn named_keys_from_the_config_are_accepted_and_tag_their_sessions() {
         .unwrap();
     assert_eq!(tag, "editor");
 }
+
+/// The daemon's day session as `sessions --json` shows it.
+fn daemon_session(env: &TestEnv) -> serde_json::Value {
+    let mut cmd = env.command();
+    cmd.args(["sessions", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&run_to_end(cmd).stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "daemon")
+        .cloned()
+        .unwrap_or_else(|| panic!("no daemon session: {rows}"))
+}
+
+/// A stopping daemon closes its sessions; a daemon started again the same day opens its day
+/// session again; one killed (SIGKILL, a crash) leaves it open, and readers show it
+/// `ended (lost)` since its process is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_closes_its_sessions_on_stop_and_a_killed_ones_read_lost() {
+    let env = TestEnv::new();
+    let config = mock_config(&env, "one");
+    let daemon = Daemon::start(&env, &config, &[], &[]);
+    assert_eq!(ask(&daemon.listen, None).await.0, 200);
+    let out = daemon.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let closed = daemon_session(&env);
+    assert!(closed["ended_ms"].is_i64(), "closed on stop: {closed}");
+    assert_eq!(closed["lost"], false, "{closed}");
+
+    let daemon = Daemon::start(&env, &config, &[], &[]);
+    assert_eq!(ask(&daemon.listen, None).await.0, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = daemon_session(&env);
+        // Open again, with the second request (committed a moment after the session).
+        if row["ended_ms"].is_null() && row["requests"] == 2 {
+            assert_eq!(row["lost"], false, "the serving daemon is alive: {row}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not opened again: {row}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = daemon.wait();
+    let lost = daemon_session(&env);
+    assert!(lost["ended_ms"].is_null(), "{lost}");
+    assert_eq!(lost["lost"], true, "{lost}");
+    let mut cmd = env.command();
+    cmd.arg("sessions");
+    let table = text(&run_to_end(cmd).stdout);
+    assert!(table.contains("ended (lost)"), "{table}");
+}
+
+/// `kill -9` under load: every stream the client saw end is in the ledger (a stream's end waits
+/// for its row's commit), every other reply older than the group-commit window is too (the
+/// bound checked here leaves room for a loaded machine), and the file passes `integrity_check`.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_loses_no_stream_the_client_saw_end_and_the_ledger_stays_whole() {
+    let env = TestEnv::new();
+    let config = env.write("fast.yaml", "providers:\n  - name: m\n    kind: mock\n");
+    kill_9_under_load(&env, &config, &[]).await;
+}
+
+/// The same through an HTTP provider, whose stream's last event and end come apart over the
+/// wire.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_loses_no_stream_from_an_http_provider_the_client_saw_end() {
+    let upstream = support::upstream::MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    kill_9_under_load(&env, &config, &[("UPSTREAM_KEY", "sk-upstream")]).await;
+}
+
+async fn kill_9_under_load(env: &TestEnv, config: &std::path::Path, envs: &[(&str, &str)]) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let daemon = Daemon::start(env, config, &[], envs);
+    let stop = Arc::new(AtomicBool::new(false));
+    let streams = Arc::new(Mutex::new(Vec::<String>::new()));
+    let replies = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
+    let mut clients = Vec::new();
+    for n in 0..8 {
+        let (base, stop) = (daemon.listen.clone(), Arc::clone(&stop));
+        let (streams, replies) = (Arc::clone(&streams), Arc::clone(&replies));
+        clients.push(tokio::spawn(async move {
+            let client = support::http_client();
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let stream = (i + n).is_multiple_of(2);
+                let sent = client
+                    .post(format!("{base}/v1/chat/completions"))
+                    .header("content-type", "application/json")
+                    .body(support::chat_body("gpt-4o-mini", stream, "hi"))
+                    .send()
+                    .await;
+                let Ok(resp) = sent else { break };
+                let id = resp
+                    .headers()
+                    .get("x-smartproxy-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let ok = resp.status().as_u16() == 200;
+                let Ok(body) = resp.text().await else { break };
+                let Some(id) = id.filter(|_| ok) else {
+                    continue;
+                };
+                if !stream {
+                    replies.lock().unwrap().push((id, Instant::now()));
+                } else if body.contains("data: [DONE]") {
+                    streams.lock().unwrap().push(id);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let killed_at = Instant::now();
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        let _ = client.await;
+    }
+    let _ = daemon.wait();
+
+    let conn = env.ledger();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let recorded: std::collections::HashSet<String> = conn
+        .prepare("SELECT id FROM requests")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let streams = streams.lock().unwrap();
+    assert!(streams.len() >= 20, "too little load: {}", streams.len());
+    let lost: Vec<&String> = streams
+        .iter()
+        .filter(|id| !recorded.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} completed streams lost",
+        lost.len(),
+        streams.len()
+    );
+    let replies = replies.lock().unwrap();
+    let old_lost = replies
+        .iter()
+        .filter(|(_, at)| killed_at.duration_since(*at) > Duration::from_millis(500))
+        .filter(|(id, _)| !recorded.contains(id))
+        .count();
+    assert_eq!(old_lost, 0, "replies older than the window were lost");
+}

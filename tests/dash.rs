@@ -436,4 +436,17 @@ fn daemon_dash_serves_and_shows_its_traffic_until_q() {
     let screen = tmux.wait_for("the daemon to stop", |s| s.contains("daemon-exit="));
     assert!(screen.contains("daemon-exit=0"), "{screen}");
     assert!(screen.contains("logs are in"), "{screen}");
+    // Stopping by q closes the daemon's session as a SIGTERM does: it does not stay running.
+    let ended: Option<i64> = env
+        .ledger()
+        .query_row(
+            "SELECT ended_ms FROM sessions WHERE kind = 'daemon'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        ended.is_some(),
+        "the daemon's session is still open after q"
+    );
 }

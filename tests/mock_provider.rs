@@ -149,8 +149,8 @@ fn a_run_inside_a_run_chains_through_the_outer_proxy() {
          print(json.load(u.urlopen(r))['choices'][0]['message']['content'])\n",
     );
     let outer = env.start_run(&["run", "--mock", "--tag", "outer"], &[]);
-    // The inner run sees only what the outer gave its child: zero config, with OPENAI_API_KEY
-    // and OPENAI_BASE_URL pointing at the outer proxy.
+    // The inner run sees only what the outer gave its child: the outer session's proxy
+    // (SMARTPROXY_URL) and its session key, which it sends everything through.
     let mut inner = env.command();
     for (k, v) in &outer.env {
         if k.starts_with("OPENAI_") || k.starts_with("SMARTPROXY_") {
@@ -186,6 +186,7 @@ fn a_run_inside_a_run_chains_through_the_outer_proxy() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    // Recorded once, by the inner session; the outer forwarded it to its mock without a row.
-    assert_eq!(providers, vec![("inner".to_owned(), "openai".to_owned())]);
+    // Recorded once, by the inner session (its provider: the outer session's proxy); the outer
+    // forwarded it to its mock without a row.
+    assert_eq!(providers, vec![("inner".to_owned(), "outer".to_owned())]);
 }

@@ -305,3 +305,21 @@ async fn the_daemon_forwards_a_loopback_clients_credential_when_configured() {
         .collect();
     assert_eq!(billing, ["subscription", "api"]);
 }
+
+/// `run --passthrough` with no config and no key is a working set-up for a subscription user
+/// (Anthropic clients bring their own credential): no false "no provider" warning.
+#[test]
+fn passthrough_without_a_config_or_a_key_does_not_warn_that_nothing_is_configured() {
+    let env = TestEnv::new();
+    let mut cmd = env.command();
+    cmd.args(["run", "--passthrough", "--summary", "none", "--", "true"]);
+    let out = run_to_end(cmd);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("no provider is configured"), "{stderr}");
+    // Without --passthrough the same set-up serves nothing, and says so.
+    let mut cmd = env.command();
+    cmd.args(["run", "--summary", "none", "--", "true"]);
+    let stderr = text(&run_to_end(cmd).stderr);
+    assert!(stderr.contains("no provider is configured"), "{stderr}");
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use support::{TestEnv, text, wait_output};
+use support::{TestEnv, run_to_end, text, wait_output};
 
 /// smartproxy's decision for each signal, logged at debug level by `session::signals`.
 const SKIPPED: &str = "child already got the signal from the terminal";
@@ -265,4 +265,82 @@ fn ctrl_c_in_the_terminal_ends_the_command_once_and_exits_130() {
     let out = traced.wait();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     drop(master);
+}
+
+/// Whether `pid` is a live process (an exited one not yet reaped, a zombie, is not).
+fn alive(pid: i32) -> bool {
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false);
+    kill(Pid::from_raw(pid), None).is_ok() && !zombie
+}
+
+/// Ends the command of a `start_run` session if the test did not see it die.
+struct StopFile(PathBuf);
+
+impl Drop for StopFile {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "1");
+    }
+}
+
+/// A `run` killed with SIGKILL cannot pass a signal on: the kernel ends its command
+/// (`PR_SET_PDEATHSIG`), and its session, which it could not close, reads `ended (lost)` in
+/// `sessions` (table and JSON) instead of running forever.
+#[test]
+fn a_run_killed_with_sigkill_takes_its_command_along_and_its_session_reads_lost() {
+    let env = TestEnv::new();
+    let session = env.start_run(&["run", "--mock", "--summary", "none"], &[]);
+    let _stop = StopFile(env.path().join("session-0/stop"));
+    let id = session.env["SMARTPROXY_SESSION_ID"].clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // The command's pid, as the ledger records it once the session row is committed.
+    let child = loop {
+        let pid = rusqlite::Connection::open(&env.db).ok().and_then(|c| {
+            c.query_row("SELECT pid FROM sessions WHERE id = ?1", [&id], |r| {
+                r.get::<_, i32>(0)
+            })
+            .ok()
+        });
+        if let Some(pid) = pid {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the session row never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(alive(child));
+    let sessions = |args: &[&str]| {
+        let mut cmd = env.command();
+        cmd.arg("sessions").args(args);
+        run_to_end(cmd).stdout
+    };
+    let rows: serde_json::Value = serde_json::from_slice(&sessions(&["--json"])).unwrap();
+    assert_eq!(rows[0]["lost"], false, "a live run is running: {rows}");
+
+    kill(Pid::from_raw(session.pid() as i32), Signal::SIGKILL).unwrap();
+    let out = session.wait();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(9)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(child) {
+        assert!(
+            Instant::now() < deadline,
+            "the command (pid {child}) lives on after its run was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let rows: serde_json::Value = serde_json::from_slice(&sessions(&["--json"])).unwrap();
+    assert_eq!(rows[0]["id"], id.as_str(), "{rows}");
+    assert_eq!(rows[0]["ended_ms"], serde_json::Value::Null, "{rows}");
+    assert_eq!(rows[0]["lost"], true, "{rows}");
+    let table = text(&sessions(&[]));
+    assert!(table.contains("ended (lost)"), "{table}");
+    assert!(!table.contains("running"), "{table}");
 }

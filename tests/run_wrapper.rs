@@ -393,3 +393,52 @@ fn a_run_inside_a_run_is_recorded_once_and_counted_in_both() {
     let stats: serde_json::Value = serde_json::from_slice(&run_to_end(stats).stdout).unwrap();
     assert_eq!(stats["total"]["requests"], 3, "{stats}");
 }
+
+/// A `run` inside a `run` with a config file whose provider key the outer `run` removed from
+/// its command's environment: the inner one needs no key of its own, it goes through the outer
+/// session's proxy (which holds the key). (A shim called under `run`: `shims.rs`.)
+#[test]
+fn a_run_inside_a_run_with_a_config_file_needs_no_provider_key() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    // Found by discovery in the working directory, by the outer and the inner run alike.
+    env.upstream_config(&upstream.base_url(), "");
+    let script = "import os, urllib.request as u\n\
+        r = u.urlopen(u.Request(os.environ['OPENAI_BASE_URL'] + '/chat/completions', \
+        data=b'{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}', \
+        headers={'Authorization': 'Bearer ' + os.environ['OPENAI_API_KEY'], \
+        'Content-Type': 'application/json'}))\n\
+        print('status', r.status)\n";
+    let mut cmd = env.command();
+    cmd.env("UPSTREAM_KEY", REAL_KEY)
+        .args(["run", "--tag", "outer", "--summary", "none", "--"])
+        .args([
+            support::BIN,
+            "run",
+            "--tag",
+            "inner",
+            "--summary",
+            "none",
+            "--",
+        ])
+        .args(["python3", "-c", script]);
+    let out = run_to_end(cmd);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("status 200"), "{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("no provider is configured"),
+        "the inner run has the outer proxy: {stderr}"
+    );
+    assert_eq!(upstream.calls(), 1);
+    let rows = env.requests();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "200", "{rows:?}");
+    let inner: String = env
+        .ledger()
+        .query_row("SELECT id FROM sessions WHERE tag = 'inner'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(rows[0]["session_id"], inner, "{rows:?}");
+}

@@ -172,3 +172,55 @@ fn a_program_with_a_preset_of_its_name_gets_it_without_the_flag() {
         .unwrap();
     assert_eq!(tags, [Some("codex".to_owned()), None]);
 }
+
+/// A shim called from a script under `run` is a `run` inside a `run`: with a config file whose
+/// provider key the outer `run` removed, it still works, through the outer session's proxy.
+#[test]
+fn a_shim_called_under_run_goes_through_the_outer_session() {
+    let upstream = support::upstream::MockUpstream::start();
+    let env = TestEnv::new();
+    env.upstream_config(&upstream.base_url(), "presets:\n  mytool:\n    tag: mine\n");
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let tool = bin.join("mytool");
+    std::fs::write(
+        &tool,
+        "#!/usr/bin/env python3\nimport os, urllib.request as u\n\
+         r = u.urlopen(u.Request(os.environ['OPENAI_BASE_URL'] + '/chat/completions', \
+         data=b'{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}', \
+         headers={'Authorization': 'Bearer ' + os.environ['OPENAI_API_KEY'], \
+         'Content-Type': 'application/json'}))\nprint('status', r.status)\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let shims = env.path().join("shims");
+    let mut install = env.command();
+    install.args([
+        "shim",
+        "install",
+        "mytool",
+        "--dir",
+        shims.to_str().unwrap(),
+    ]);
+    assert!(run_to_end(install).status.success());
+
+    let path = format!(
+        "{}:{}:{}",
+        shims.display(),
+        bin.display(),
+        std::env::var("PATH").unwrap()
+    );
+    let mut call = env.command();
+    call.env("PATH", &path)
+        .env("UPSTREAM_KEY", "sk-real-upstream-key")
+        .args(["run", "--tag", "outer", "--summary", "none", "--"])
+        .args(["sh", "-c", "mytool"]);
+    let out = run_to_end(call);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("status 200"), "{stdout}\n{stderr}");
+    assert_eq!(upstream.calls(), 1);
+    let rows = env.requests();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "200", "{rows:?}");
+}

@@ -523,8 +523,9 @@ async fn ui_upgrades_a_ledger_an_older_build_left() {
     let latest = version(&env.ledger());
     env.ledger()
         .execute_batch(&format!(
-            // Undo the newest migration (17: the price period of a request).
-            "ALTER TABLE requests DROP COLUMN price_period; PRAGMA user_version = {};",
+            // Undoes the newest migration (18: the sessions' owner columns).
+            "ALTER TABLE sessions DROP COLUMN host; ALTER TABLE sessions DROP COLUMN owner_pid;
+             ALTER TABLE sessions DROP COLUMN owner_start; PRAGMA user_version = {};",
             latest - 1
         ))
         .unwrap();

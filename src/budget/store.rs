@@ -274,6 +274,8 @@ mod tests {
             "DROP TABLE spend; DROP TABLE usage; ALTER TABLE requests DROP COLUMN billing;
              ALTER TABLE requests DROP COLUMN budget_action; ALTER TABLE requests DROP COLUMN skipped;
              ALTER TABLE requests DROP COLUMN price_period;
+             ALTER TABLE sessions DROP COLUMN host; ALTER TABLE sessions DROP COLUMN owner_pid;
+             ALTER TABLE sessions DROP COLUMN owner_start;
              PRAGMA user_version = 9;",
         )
         .unwrap();

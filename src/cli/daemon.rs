@@ -379,6 +379,9 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     if let Some(capture) = &state.capture {
         capture.close();
     }
+    if let Some(sessions) = &state.daemon_sessions {
+        sessions.close_all(&ledger);
+    }
     if let Err(err) = ledger.flush(Duration::from_secs(30)) {
         printer::warn(&format!("the ledger could not be flushed: {err}"));
     }

@@ -203,16 +203,8 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     let key_vars = config.key_variables();
     if args.mock {
         config = config.mock_only();
-    } else if !config
-        .providers
-        .iter()
-        .any(|p| p.enabled && !p.missing_credential())
-    {
-        printer::warn(
-            "no provider is configured, so requests will fail: set OPENAI_API_KEY (or ANTHROPIC_API_KEY, \
-             DEEPSEEK_API_KEY), add providers to smartproxy.yaml, or use --mock (Claude Code on a Pro/Max \
-             subscription: --passthrough)",
-        );
+    } else if let Some(outer) = env::outer_session(&|name| std::env::var(name).ok()) {
+        config = config.through_outer_session(&outer.url, &outer.key);
     }
     let preset = args
         .preset
@@ -229,6 +221,20 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         );
         config.enable_passthrough();
     }
+    // Only now: pass-through (from the flag or a preset) is a provider of its own, served with
+    // the client's credential.
+    if !args.mock
+        && !config
+            .providers
+            .iter()
+            .any(|p| p.enabled && !p.missing_credential())
+    {
+        printer::warn(
+            "no provider is configured, so requests will fail: set OPENAI_API_KEY (or ANTHROPIC_API_KEY, \
+             DEEPSEEK_API_KEY), add providers to smartproxy.yaml, or use --mock (Claude Code on a Pro/Max \
+             subscription: --passthrough)",
+        );
+    }
     if args.capture {
         config.capture.enabled = true;
     }
@@ -239,7 +245,7 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
 
     let session_id = random_hex(8);
-    let session_key = format!("sk-smartproxy-{}", random_hex(24));
+    let session_key = format!("{}{}", env::SESSION_KEY_PREFIX, random_hex(24));
     let parent_id = std::env::var("SMARTPROXY_SESSION_ID")
         .ok()
         .filter(|s| !s.is_empty());

@@ -52,7 +52,7 @@ pub fn sessions(args: &SessionsArgs, config_path: Option<&Path>) -> anyhow::Resu
             }
         );
         let exit = match (row.ended_ms, row.exit_code) {
-            (None, _) => "running".to_owned(),
+            (None, _) => row.status_text(),
             (Some(_), Some(code)) => code.to_string(),
             (Some(_), None) => "-".to_owned(),
         };

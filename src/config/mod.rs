@@ -546,6 +546,51 @@ impl Config {
         self
     }
 
+    /// Sends everything through the proxy of the `run` this one is nested in, for a `run`
+    /// inside a `run`: the outer session routes, holds the provider keys (the outer `run`
+    /// removed them from this one's environment) and applies its budgets; this session's own
+    /// providers, aliases and routes would need those keys. Anthropic-format requests for Claude
+    /// models go to its Anthropic endpoint untouched, everything else to its OpenAI endpoint.
+    /// `model_map` stays: it renames models, whoever serves them.
+    pub fn through_outer_session(mut self, url: &str, key: &str) -> Self {
+        let outer = |name: &str, kind, base_url: String, models| ProviderConfig {
+            name: name.to_owned(),
+            kind,
+            base_url,
+            api_key_env: None,
+            api_key: Some(Secret::new(key.to_owned())),
+            models,
+            context_window: None,
+            capabilities: Vec::new(),
+            timeouts: Timeouts::default(),
+            enabled: true,
+            default_max_tokens: DEFAULT_MAX_TOKENS,
+            ca_bundle: None,
+            // The outer proxy serves the Responses API whatever its providers speak.
+            responses_api: kind == ProviderKind::OpenAi,
+        };
+        self.providers = vec![
+            outer(
+                "outer-anthropic",
+                ProviderKind::Anthropic,
+                url.to_owned(),
+                vec![ModelPattern::Prefix("claude-".to_owned())],
+            ),
+            // The default provider, listing no model: it takes what the other does not, so
+            // a failing request is never tried twice at the same outer proxy.
+            outer(
+                "outer",
+                ProviderKind::OpenAi,
+                format!("{url}/v1"),
+                Vec::new(),
+            ),
+        ];
+        self.default_provider = Some(1);
+        self.aliases.clear();
+        self.routes.clear();
+        self
+    }
+
     /// Turns on pass-through for Anthropic clients. Without a provider of kind `anthropic`, a
     /// keyless one for Anthropic's API is added: a subscription user has no API key to give
     /// it, and pass-through requests bring their own credential.

@@ -216,6 +216,7 @@ fn session_line<'a>(state: &State, view: &'a SessionView, width: u16) -> Line<'a
     }
     let end = match s.exit_code {
         _ if s.running() => String::new(),
+        _ if s.lost => " ended (lost)".to_owned(),
         Some(code) => format!(" exit {code}"),
         None => " ended".to_owned(),
     };

@@ -233,6 +233,38 @@ fn the_filter_being_typed_shows_in_the_key_bar() {
 }
 
 #[test]
+fn a_session_whose_process_is_gone_reads_lost_not_running() {
+    let mut state = populated(true);
+    let view = |id: &str, lost: bool| SessionView {
+        session: SessionRow {
+            id: id.to_owned(),
+            kind: "run".to_owned(),
+            tag: Some(id.to_owned()),
+            started_ms: 1_764_000_000_000,
+            lost,
+            ..SessionRow::default()
+        },
+        requests: 1,
+        spent_usd: 0.0,
+    };
+    state.update(Action::Sessions(vec![
+        view("alive", false),
+        view("killed", true),
+    ]));
+    let screen = text(&render(&state, 80, 24));
+    let alive = line_with(&screen, "alive");
+    assert!(
+        alive.contains("● alive") && !alive.contains("ended"),
+        "{alive}"
+    );
+    let killed = line_with(&screen, "killed");
+    assert!(
+        !killed.contains('●') && killed.contains("1 req ended (lost)"),
+        "{killed}"
+    );
+}
+
+#[test]
 fn an_empty_ledger_and_a_wrapped_command_read_plainly() {
     let mut state = State::new(true);
     state.log_path = Some("/tmp/run.log".to_owned());

@@ -222,9 +222,15 @@ const MIGRATIONS: &[&str] = &[
          ",
         super::usage::simulated_from_requests!()
     ),
-    // 17 (branch `prices`): which time-of-day price a request paid
+    // 17: which time-of-day price a request paid
     // (`standard` or `off_peak`, DeepSeek's off-peak hours), NULL for models with one price.
     "ALTER TABLE requests ADD COLUMN price_period TEXT;",
+    // 18: the process that owns a session (host, pid, start time; see
+    // `crate::process`), so readers show a session whose process died without recording its
+    // end as `ended (lost)` instead of running forever.
+    "ALTER TABLE sessions ADD COLUMN host TEXT;
+     ALTER TABLE sessions ADD COLUMN owner_pid INTEGER;
+     ALTER TABLE sessions ADD COLUMN owner_start TEXT;",
 ];
 
 /// The schema version this build migrates to.

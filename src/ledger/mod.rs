@@ -4,6 +4,12 @@
 //! Writes go through one writer thread per process (`writer`), fed by a bounded channel that the
 //! request path never waits on; the writer lets rows gather for up to 20 ms and commits them in
 //! one short transaction. Reads (`query`) open their own connection.
+//!
+//! What a `kill -9` can lose: rows not committed yet. A streamed reply's row is committed before
+//! the stream's end reaches the client (`committed`, used by the stream relay), so no stream the
+//! client saw complete is lost. Any other reply's row is committed within the batch window
+//! (`writer::BATCH_WINDOW`, 20 ms) plus the commit itself after the reply was sent: a kill loses
+//! at most the replies of that last moment. A commit is all or nothing, so the file stays whole.
 
 pub mod export;
 pub mod keys;
@@ -69,6 +75,9 @@ pub(crate) enum Message {
     Request(Box<RequestRecord>),
     Anomaly(Box<Anomaly>),
     Flush(mpsc::Sender<()>),
+    /// Like `Flush`, for async callers that must not block: answered once everything queued
+    /// before it is committed (or could not be).
+    Committed(tokio::sync::oneshot::Sender<()>),
 }
 
 /// A handle to the ledger for one process. Cheap to clone.
@@ -169,12 +178,27 @@ impl Ledger {
         }
     }
 
-    /// Rows dropped because the writer could not keep up.
+    /// Asks the writer to commit what is queued now, without waiting out its batch window; the
+    /// answer comes when everything queued before this call is committed (or failed to be).
+    /// Never blocks: `None` when the queue is full (the caller must not wait then).
+    pub fn committed(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        match self.inner.tx.try_send(Message::Committed(done_tx)) {
+            Ok(()) => {
+                self.inner.queued.fetch_add(1, Ordering::Relaxed);
+                self.inner.wake_writer();
+                Some(done_rx)
+            }
+            Err(_) => None,
+        }
+    }
+
     /// Records waiting for the writer (the queue depth).
     pub fn queued(&self) -> u64 {
         self.inner.queued.load(Ordering::Relaxed)
     }
 
+    /// Rows dropped because the writer could not keep up.
     pub fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
     }

@@ -91,12 +91,26 @@ pub struct SessionRow {
     pub unpriced: u64,
     /// List-price cost of the requests the mock provider served (nothing spent).
     pub simulated_usd: Option<f64>,
+    /// No end was recorded and the process that owned the session is gone (killed, crashed):
+    /// it ended, when is unknown. Shown as `ended (lost)`.
+    pub lost: bool,
 }
 
 impl SessionRow {
-    /// No end recorded yet (or the process died before it could record one).
+    /// No end recorded, and its process still lives (or cannot be checked from this host).
     pub fn running(&self) -> bool {
-        self.ended_ms.is_none()
+        self.ended_ms.is_none() && !self.lost
+    }
+
+    /// How the session stands, in words every view shows alike: `running`, `ended (lost)`,
+    /// `exit N`, or `ended` (a daemon's session, which has no exit code).
+    pub fn status_text(&self) -> String {
+        match (self.ended_ms, self.exit_code) {
+            (None, _) if self.lost => "ended (lost)".to_owned(),
+            (None, _) => "running".to_owned(),
+            (Some(_), Some(code)) => format!("exit {code}"),
+            (Some(_), None) => "ended".to_owned(),
+        }
     }
 }
 
@@ -304,7 +318,8 @@ pub(super) const SESSION_COLUMNS: &str =
     (SELECT IFNULL(SUM(u.requests), 0) FROM usage u WHERE u.session_id = s.id),
     (SELECT ROUND(SUM(u.cost_usd) - TOTAL(u.simulated_usd), 12) FROM usage u WHERE u.session_id = s.id),
     (SELECT TOTAL(u.unpriced) FROM usage u WHERE u.session_id = s.id),
-    (SELECT SUM(u.simulated_usd) FROM usage u WHERE u.session_id = s.id)";
+    (SELECT SUM(u.simulated_usd) FROM usage u WHERE u.session_id = s.id),
+    s.host, s.owner_pid, s.owner_start";
 
 pub(super) fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -323,6 +338,13 @@ pub(super) fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sess
         cost_usd: row.get(12)?,
         unpriced: row.get::<_, f64>(13)? as u64,
         simulated_usd: row.get(14)?,
+        // Only a session without an end asks whether its process still lives.
+        lost: row.get::<_, Option<i64>>(8)?.is_none()
+            && crate::process::gone(
+                row.get::<_, Option<String>>(15)?.as_deref(),
+                row.get(16)?,
+                row.get::<_, Option<String>>(17)?.as_deref(),
+            ),
     })
 }
 
@@ -488,6 +510,51 @@ mod tests {
                         ..b.clone()
                     }
             })
+    }
+
+    #[test]
+    fn a_session_whose_process_is_gone_reads_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let ledger = Ledger::open(&path).unwrap();
+        for id in ["live", "closed", "dead", "elsewhere", "old"] {
+            ledger.session_started(SessionStart {
+                id: id.to_owned(),
+                parent_id: None,
+                kind: "run",
+                tag: None,
+                program: None,
+                cwd: None,
+                pid: None,
+                started_ms: 1,
+                budget_usd: None,
+            });
+        }
+        ledger.session_ended(crate::ledger::SessionEnd {
+            id: "closed".to_owned(),
+            ended_ms: 2,
+            exit_code: Some(0),
+        });
+        ledger.flush(Duration::from_secs(10)).unwrap();
+        let conn = open(&path).unwrap();
+        // The same pid started at another time (a reused pid), another host, nothing recorded.
+        conn.execute_batch(
+            "UPDATE sessions SET owner_start = 'another-boot:1' WHERE id = 'dead';
+             UPDATE sessions SET host = 'elsewhere.invalid' WHERE id = 'elsewhere';
+             UPDATE sessions SET host = NULL, owner_pid = NULL, owner_start = NULL WHERE id = 'old';",
+        )
+        .unwrap();
+        let state = |id: &str| {
+            let row = session(&conn, id).unwrap().unwrap();
+            (row.running(), row.lost, row.status_text())
+        };
+        assert_eq!(state("live"), (true, false, "running".to_owned()));
+        assert_eq!(state("closed"), (false, false, "exit 0".to_owned()));
+        if cfg!(target_os = "linux") {
+            assert_eq!(state("dead"), (false, true, "ended (lost)".to_owned()));
+        }
+        assert_eq!(state("elsewhere"), (true, false, "running".to_owned()));
+        assert_eq!(state("old"), (true, false, "running".to_owned()));
     }
 
     #[test]

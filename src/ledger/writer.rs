@@ -26,7 +26,7 @@ const BATCH_WINDOW: Duration = Duration::from_millis(20);
 pub fn run(mut conn: Connection, rx: Receiver<Message>, queued: &AtomicU64) {
     let mut batch: Vec<Message> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
-        let mut flush_waiting = matches!(first, Message::Flush(_));
+        let mut flush_waiting = matches!(first, Message::Flush(_) | Message::Committed(_));
         batch.push(first);
         let mut disconnected = false;
         let mut waited = Duration::ZERO;
@@ -34,7 +34,8 @@ pub fn run(mut conn: Connection, rx: Receiver<Message>, queued: &AtomicU64) {
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(message) => {
-                        flush_waiting |= matches!(message, Message::Flush(_));
+                        flush_waiting |=
+                            matches!(message, Message::Flush(_) | Message::Committed(_));
                         batch.push(message);
                     }
                     Err(TryRecvError::Empty) => break,
@@ -44,7 +45,8 @@ pub fn run(mut conn: Connection, rx: Receiver<Message>, queued: &AtomicU64) {
                     }
                 }
             }
-            // A flush wants an answer now; anything else can wait a moment for company.
+            // A flush (or a stream waiting to end) wants an answer now; anything else can wait a
+            // moment for company.
             if flush_waiting || disconnected || batch.len() >= MAX_BATCH || waited >= BATCH_WINDOW {
                 break;
             }
@@ -85,14 +87,23 @@ fn commit_with_retry(conn: &mut Connection, batch: &mut Vec<Message>) {
     }
     // Acknowledge flushes only after the rows before them are committed.
     for message in batch.drain(..) {
-        if let Message::Flush(done) = message {
-            let _ = done.send(());
+        match message {
+            Message::Flush(done) => {
+                let _ = done.send(());
+            }
+            Message::Committed(done) => {
+                let _ = done.send(());
+            }
+            _ => {}
         }
     }
 }
 
 fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
-    if !batch.iter().any(|m| !matches!(m, Message::Flush(_))) {
+    if !batch
+        .iter()
+        .any(|m| !matches!(m, Message::Flush(_) | Message::Committed(_)))
+    {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -115,7 +126,7 @@ fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
                 }
             }
             Message::Anomaly(a) => insert_anomaly(&tx, a)?,
-            Message::Flush(_) => {}
+            Message::Flush(_) | Message::Committed(_) => {}
         }
     }
     // After the loop: a daemon session opened in this batch is already in `sessions`.
@@ -146,22 +157,52 @@ fn add_spend(
     Ok(())
 }
 
+/// Opens a session, owned by this process (the one whose writer records it). A daemon session
+/// (one per client key and day) that a stopped daemon closed is opened again by the daemon that
+/// serves it next, which becomes its owner; any other existing session is left as it is.
 fn insert_session(tx: &Transaction<'_>, s: &SessionStart) -> rusqlite::Result<()> {
+    let owner = crate::process::current();
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO sessions (id, parent_id, kind, tag, program, cwd, pid, started_ms, budget_usd)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO sessions (id, parent_id, kind, tag, program, cwd, pid, started_ms, budget_usd,
+             host, owner_pid, owner_start)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (id) DO UPDATE SET ended_ms = NULL, exit_code = NULL, pid = excluded.pid,
+             host = excluded.host, owner_pid = excluded.owner_pid, owner_start = excluded.owner_start
+         WHERE sessions.kind = 'daemon' AND excluded.kind = 'daemon'",
     )?
-    .execute(params![s.id, s.parent_id, s.kind, s.tag, s.program, s.cwd, s.pid, s.started_ms, s.budget_usd])?;
+    .execute(params![
+        s.id,
+        s.parent_id,
+        s.kind,
+        s.tag,
+        s.program,
+        s.cwd,
+        s.pid,
+        s.started_ms,
+        s.budget_usd,
+        owner.host,
+        owner.pid,
+        owner.start
+    ])?;
     Ok(())
 }
 
+/// Closes a session; only its owner's end counts, so a daemon stopping does not close the day's
+/// session another daemon on the same ledger has taken over since.
 fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> rusqlite::Result<()> {
+    let owner = crate::process::current();
     tx.prepare_cached(
         "UPDATE sessions SET ended_ms = ?2, exit_code = ?3,
              spent_usd = (SELECT TOTAL(cost_usd) FROM requests WHERE session_id = ?1)
-         WHERE id = ?1",
+         WHERE id = ?1 AND (owner_pid IS NULL OR (owner_pid = ?4 AND host IS ?5))",
     )?
-    .execute(params![e.id, e.ended_ms, e.exit_code])?;
+    .execute(params![
+        e.id,
+        e.ended_ms,
+        e.exit_code,
+        owner.pid,
+        owner.host
+    ])?;
     Ok(())
 }
 

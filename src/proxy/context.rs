@@ -291,9 +291,25 @@ impl Finalizer {
         self.write(status, outcome, error_code);
     }
 
-    fn write(&mut self, status: u16, outcome: Outcome, error_code: Option<&str>) {
+    /// `finish`, and the ledger writer's word once the row is committed: a stream's end waits
+    /// for it (see `ledger::Ledger::committed`). `None` when there is nothing to wait for.
+    pub fn finish_committed(
+        mut self,
+        status: u16,
+        outcome: Outcome,
+        error_code: Option<&str>,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        if self.write(status, outcome, error_code) {
+            self.state.ledger.committed()
+        } else {
+            None
+        }
+    }
+
+    /// Writes the row; false when there was none left to write or it is not this proxy's.
+    fn write(&mut self, status: u16, outcome: Outcome, error_code: Option<&str>) -> bool {
         let Some(mut record) = self.record.take() else {
-            return;
+            return false;
         };
         record.status = status;
         record.outcome = outcome;
@@ -313,10 +329,11 @@ impl Finalizer {
             "request"
         );
         if self.forwarded {
-            return;
+            return false;
         }
         self.state.metrics.record(&record);
         self.state.ledger.record(record);
+        true
     }
 }
 

@@ -75,6 +75,25 @@ impl DaemonSessions {
         opened.insert(id, Arc::clone(&shared));
         shared
     }
+
+    /// Records the end of every session this daemon opened: it is stopping. (A daemon that dies
+    /// without getting here leaves them open; readers show them `ended (lost)`.)
+    pub fn close_all(&self, ledger: &Ledger) {
+        let opened = std::mem::take(
+            &mut *self
+                .opened
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let ended_ms = now_ms();
+        for id in opened.into_keys() {
+            ledger.session_ended(crate::ledger::SessionEnd {
+                id,
+                ended_ms,
+                exit_code: None,
+            });
+        }
+    }
 }
 
 /// Who the proxy serves: a `run` session, or nobody in particular (the daemon).

@@ -5,7 +5,9 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -20,6 +22,14 @@ use crate::transform::{ChunkOut, StreamTransform};
 use crate::wire::estimate::TextTokens;
 use crate::wire::openai::{ChunkView, ErrorBody, ResponsesEventView, Usage};
 use crate::wire::sse;
+
+/// How long a stream's end may wait for its row to be committed. Commits take a millisecond or
+/// two; this bounds the wait when another process holds the ledger, and then the end goes out
+/// anyway (the row is still written when the ledger frees up).
+const COMMIT_WAIT: Duration = Duration::from_secs(1);
+
+/// How many frames may wait to be forwarded while the relay reads on what already came.
+const READ_AHEAD: usize = 64;
 
 pub struct SseRelay {
     upstream: BodyStream,
@@ -55,6 +65,10 @@ pub struct SseRelay {
     cache_fill: Option<(String, StreamAssembler)>,
     /// Opt-in body capture: a copy of the bytes forwarded, stored when the stream ends.
     capture: Option<StreamCapture>,
+    /// The row is written and being committed: nothing more is forwarded until it is (or
+    /// `COMMIT_WAIT` passed), so a client that saw the stream end finds it in the ledger even
+    /// if smartproxy is killed right after.
+    committing: Option<Pin<Box<tokio::time::Timeout<tokio::sync::oneshot::Receiver<()>>>>>,
 }
 
 impl SseRelay {
@@ -87,6 +101,7 @@ impl SseRelay {
             last_chunk: None,
             cache_fill: None,
             capture: None,
+            committing: None,
         }
     }
 
@@ -102,6 +117,35 @@ impl SseRelay {
 
     pub fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
+            if let Some(wait) = self.committing.as_mut() {
+                if wait.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.committing = None;
+            }
+            // What the provider already sent is read before anything is forwarded (nothing
+            // waits for the provider here): its final event and the end of its stream come
+            // together, so the final event goes out after the row is committed.
+            if !self.ended && self.ready.len() < READ_AHEAD {
+                match self.upstream.poll_next_unpin(cx) {
+                    Poll::Pending => {}
+                    Poll::Ready(Some(Ok(chunk))) => {
+                        self.decoder.push(&chunk);
+                        while let Some(event) = self.decoder.next_event() {
+                            self.on_event(event);
+                        }
+                        continue;
+                    }
+                    Poll::Ready(Some(Err(err))) => {
+                        self.on_broken(&err);
+                        continue;
+                    }
+                    Poll::Ready(None) => {
+                        self.on_end();
+                        continue;
+                    }
+                }
+            }
             if let Some(bytes) = self.ready.pop_front() {
                 if let Some(f) = self.finalizer.as_mut() {
                     f.set_ttfb();
@@ -117,28 +161,17 @@ impl SseRelay {
                 }
                 return Poll::Ready(None);
             }
-            match self.upstream.poll_next_unpin(cx) {
-                // Only a stream waiting on its provider can be cut (a busy one ends soon anyway);
-                // polling here registers the waker for both.
-                Poll::Pending => {
-                    if let Some(cut) = self.cut.as_mut()
-                        && cut.as_mut().poll(cx).is_ready()
-                    {
-                        self.cut = None;
-                        self.on_cut();
-                        continue;
-                    }
-                    return Poll::Pending;
-                }
-                Poll::Ready(Some(Ok(chunk))) => {
-                    self.decoder.push(&chunk);
-                    while let Some(event) = self.decoder.next_event() {
-                        self.on_event(event);
-                    }
-                }
-                Poll::Ready(Some(Err(err))) => self.on_broken(&err),
-                Poll::Ready(None) => self.on_end(),
+            // Nothing to forward, and the provider was polled above: it wakes us. Only a stream
+            // waiting on its provider can be cut at shutdown (a busy one ends soon anyway);
+            // polling the cut here registers its waker too.
+            if let Some(cut) = self.cut.as_mut()
+                && cut.as_mut().poll(cx).is_ready()
+            {
+                self.cut = None;
+                self.on_cut();
+                continue;
             }
+            return Poll::Pending;
         }
     }
 
@@ -437,13 +470,24 @@ impl SseRelay {
     }
 
     fn finish(&mut self, status: u16, outcome: Outcome, code: Option<&str>) {
+        self.finish_row(status, outcome, code, true);
+    }
+
+    /// Writes the row; `hold_end` keeps the rest of the stream until it is committed.
+    fn finish_row(&mut self, status: u16, outcome: Outcome, code: Option<&str>, hold_end: bool) {
         let tokens = self.tokens();
         if let Some(mut finalizer) = self.finalizer.take() {
             if let Some(model) = self.served_model.take() {
                 finalizer.record().served_model = Some(model);
             }
             finalizer.set_tokens(tokens);
-            finalizer.finish(status, outcome, code);
+            if hold_end {
+                self.committing = finalizer
+                    .finish_committed(status, outcome, code)
+                    .map(|done| Box::pin(tokio::time::timeout(COMMIT_WAIT, done)));
+            } else {
+                finalizer.finish(status, outcome, code);
+            }
         }
     }
 }
@@ -473,7 +517,8 @@ impl Drop for SseRelay {
                 return;
             }
             let (status, outcome, code) = state.dropped_ending();
-            self.finish(status, outcome, Some(code));
+            // Nobody is left to hold the end for (and there may be no runtime for a timer).
+            self.finish_row(status, outcome, Some(code), false);
         }
     }
 }

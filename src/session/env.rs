@@ -41,6 +41,37 @@ pub const SET_BY_RUN: &[&str] = &[
 
 const LOOPBACK: &[&str] = &["127.0.0.1", "localhost", "::1"];
 
+/// How every session key starts; a child's `OPENAI_API_KEY` with it came from an outer `run`.
+pub const SESSION_KEY_PREFIX: &str = "sk-smartproxy-";
+
+/// The proxy of the `run` this process runs inside, and the session key that opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OuterSession {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub url: String,
+    pub key: String,
+}
+
+/// The enclosing `run`'s proxy, when this process is a `run` started inside one (directly, or
+/// through a shim or script): that `run` set `SMARTPROXY_SESSION_ID`, `SMARTPROXY_URL` and a
+/// session key. A nested `run` needs no provider credentials of its own (the outer `run`
+/// removed them from its environment): it sends everything through the outer proxy. `var`
+/// looks up an environment variable.
+pub fn outer_session(var: &dyn Fn(&str) -> Option<String>) -> Option<OuterSession> {
+    let set = |name: &str| {
+        var(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    set("SMARTPROXY_SESSION_ID")?;
+    let url = set("SMARTPROXY_URL")?.trim_end_matches('/').to_owned();
+    let key = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]
+        .iter()
+        .filter_map(|name| set(name))
+        .find(|key| key.starts_with(SESSION_KEY_PREFIX))?;
+    Some(OuterSession { url, key })
+}
+
 pub fn plan(inputs: &Inputs<'_>) -> Plan {
     let api = format!("{}/v1", inputs.proxy_url);
     let mut set = vec![
@@ -168,6 +199,49 @@ mod tests {
         assert_eq!(
             value(&plan, "no_proxy"),
             Some("corp.example,localhost,127.0.0.1,::1")
+        );
+    }
+
+    #[test]
+    fn a_run_inside_a_run_finds_the_outer_proxy_and_its_session_key() {
+        let outer = |vars: &'static [(&'static str, &'static str)]| {
+            outer_session(&move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        assert_eq!(
+            outer(&[
+                ("SMARTPROXY_SESSION_ID", "abc"),
+                ("SMARTPROXY_URL", "http://127.0.0.1:5555/"),
+                ("OPENAI_API_KEY", "sk-smartproxy-0123"),
+            ]),
+            Some(OuterSession {
+                url: "http://127.0.0.1:5555".to_owned(),
+                key: "sk-smartproxy-0123".to_owned(),
+            })
+        );
+        // The OpenAI variable replaced by a real key: the Anthropic one still holds the session's.
+        assert_eq!(
+            outer(&[
+                ("SMARTPROXY_SESSION_ID", "abc"),
+                ("SMARTPROXY_URL", "http://127.0.0.1:5555"),
+                ("OPENAI_API_KEY", "sk-real"),
+                ("ANTHROPIC_API_KEY", "sk-smartproxy-0123"),
+            ])
+            .map(|o| o.key),
+            Some("sk-smartproxy-0123".to_owned())
+        );
+        // Not inside a run, or no session key to open the outer proxy with.
+        assert_eq!(outer(&[("OPENAI_API_KEY", "sk-smartproxy-0123")]), None);
+        assert_eq!(
+            outer(&[
+                ("SMARTPROXY_SESSION_ID", "abc"),
+                ("SMARTPROXY_URL", "http://127.0.0.1:5555"),
+                ("OPENAI_API_KEY", "sk-real"),
+            ]),
+            None
         );
     }
 

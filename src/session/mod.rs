@@ -1,8 +1,10 @@
 //! Running a child command inside a session: its environment (`env`, pure), starting it
-//! (`spawn`), passing signals on while it runs (`signals`) and the preset its program implies
-//! (`preset`, pure), and keeping the real keys `run` holds out of the child's reach
-//! (`secrets`).
+//! (`spawn`, which on Linux has it die with smartproxy: `deathsig`), passing signals on while it
+//! runs (`signals`), the preset its program implies (`preset`, pure), and keeping the real keys
+//! `run` holds out of the child's reach (`secrets`).
 
+#[cfg(target_os = "linux")]
+mod deathsig;
 pub mod env;
 pub mod preset;
 pub mod secrets;

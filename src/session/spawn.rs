@@ -1,5 +1,5 @@
 //! Starts the child command with its planned environment, in smartproxy's own process group so
-//! the terminal's Ctrl-C reaches it directly.
+//! the terminal's Ctrl-C reaches it directly. On Linux it also dies with smartproxy (`deathsig`).
 
 use std::ffi::OsString;
 use std::io;
@@ -56,6 +56,12 @@ pub fn spawn_with_output(
         cmd.env(name, value);
     }
     let name = program.to_string_lossy().into_owned();
+    #[cfg(target_os = "linux")]
+    super::deathsig::arm(&mut cmd, command, plan).map_err(|refused| match refused {
+        super::deathsig::Refused::NotFound => SpawnError::NotFound(name.clone()),
+        super::deathsig::Refused::PermissionDenied => SpawnError::PermissionDenied(name.clone()),
+        super::deathsig::Refused::Other(err) => SpawnError::Other(name.clone(), err),
+    })?;
     if let Some(log) = log {
         let (out, err) = log
             .try_clone()

@@ -72,6 +72,7 @@ pub fn sessions_table(rows: &[(usize, SessionRow)]) -> String {
     );
     for (depth, s) in rows {
         let exit = match (s.ended_ms, s.exit_code) {
+            (None, _) if s.lost => r#"<span class="badge bad">ended (lost)</span>"#.to_owned(),
             (None, _) => r#"<span class="badge run">running</span>"#.to_owned(),
             (Some(_), Some(0)) => r#"<span class="badge ok">0</span>"#.to_owned(),
             (Some(_), Some(code)) => format!(r#"<span class="badge bad">{code}</span>"#),
@@ -101,4 +102,30 @@ pub fn sessions_table(rows: &[(usize, SessionRow)]) -> String {
     }
     out.push_str("</tbody></table></div>");
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_whose_process_is_gone_reads_lost() {
+        let row = |id: &str, lost: bool| {
+            (
+                0,
+                SessionRow {
+                    id: id.to_owned(),
+                    kind: "run".to_owned(),
+                    lost,
+                    ..SessionRow::default()
+                },
+            )
+        };
+        let html = sessions_table(&[row("alive", false), row("killed", true)]);
+        let line = |id: &str| html.split("<tr").find(|r| r.contains(id)).unwrap();
+        assert!(line("alive").contains(">running<"), "{html}");
+        assert!(line("killed").contains(">ended (lost)<"), "{html}");
+        assert!(!line("killed").contains("running"), "{html}");
+    }
 }

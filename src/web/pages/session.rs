@@ -18,6 +18,7 @@ pub fn render(p: &SessionPage) -> String {
     }
     let _ = write!(body, r#"<h1>Session <code>{}</code></h1>"#, esc(&s.id));
     let status = match (s.ended_ms, s.exit_code) {
+        (None, _) if s.lost => r#"<span class="badge bad">ended (lost)</span>"#.to_owned(),
         (None, _) => r#"<span class="badge run">running</span>"#.to_owned(),
         (Some(_), Some(0)) => r#"<span class="badge ok">exit 0</span>"#.to_owned(),
         (Some(_), Some(code)) => format!(r#"<span class="badge bad">exit {code}</span>"#),
