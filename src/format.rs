@@ -1,7 +1,6 @@
-//! Formatting shared by the CLI and the web dashboard: money, token counts, times, durations.
+//! Formatting shared by the CLI and the web dashboard: money, token counts, times, durations,
+//! and URLs with their secrets blanked.
 
-/// `$1.2346`, `$0.000045`, `$0.000000012`, `$0`, or `n/a` when unknown. Amounts under a cent
-/// keep at least two significant digits, so a small cost or budget never shows as zero.
 /// A total's cost that says what it leaves out: `$0.0420+` when some of its requests have no
 /// known price (never a silent zero), `n/a` when none has one.
 pub fn cost_marked(usd: Option<f64>, unpriced: u64) -> String {
@@ -22,7 +21,7 @@ pub fn cost_and_simulated(usd: Option<f64>, unpriced: u64, simulated: Option<f64
     text
 }
 
-/// `2 unpriced requests not in the cost`, or nothing.
+/// `2 requests with no known price not in the cost`, or nothing.
 pub fn unpriced_note(unpriced: u64) -> Option<String> {
     (unpriced > 0).then(|| {
         format!(
@@ -33,6 +32,8 @@ pub fn unpriced_note(unpriced: u64) -> Option<String> {
     })
 }
 
+/// `$1.2346`, `$0.000045`, `$0.000000012`, `$0`, or `n/a` when unknown. Amounts under a cent
+/// keep at least two significant digits, so a small cost or budget never shows as zero.
 pub fn money(usd: Option<f64>) -> String {
     match usd {
         None => "n/a".to_owned(),
@@ -106,5 +107,48 @@ mod tests {
         assert_eq!(count(123), "123");
         assert_eq!(duration(1500), "1.5s");
         assert_eq!(duration(125_000), "2m05s");
+    }
+}
+
+/// `url` (or any text naming URLs, such as an error message) with what may be a secret blanked:
+/// the user and password before `@`, and every query value (`?api-key=***`). Provider
+/// addresses are shown to clients in errors, and in `config show`, `route explain` and
+/// `/debug/status`.
+pub fn redact_url(text: &str) -> std::borrow::Cow<'_, str> {
+    static USERINFO: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@?#]+@").ok()
+    });
+    static QUERY: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"([?&][^=\s&#?]+)=[^&\s#)\]'`\x22]*").ok());
+    // The patterns are constants (a unit test compiles them); failing safe all the same.
+    let (Some(userinfo), Some(query)) = (USERINFO.as_ref(), QUERY.as_ref()) else {
+        return std::borrow::Cow::Borrowed("(address hidden)");
+    };
+    if !text.contains('@') && !text.contains('?') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let text = userinfo.replace_all(text, "$1***@");
+    std::borrow::Cow::Owned(query.replace_all(&text, "$1=***").into_owned())
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn secrets_in_urls_are_blanked() {
+        assert_eq!(
+            redact_url("http://user:pa55@host:8080/v1/chat/completions"),
+            "http://***@host:8080/v1/chat/completions"
+        );
+        assert_eq!(
+            redact_url("error sending request for url (https://h/v1/x?api-key=sk-1&x=2): refused"),
+            "error sending request for url (https://h/v1/x?api-key=***&x=***): refused"
+        );
+        assert_eq!(
+            redact_url("https://api.openai.com/v1"),
+            "https://api.openai.com/v1"
+        );
+        assert_eq!(redact_url("mail me at a@b.c"), "mail me at a@b.c");
     }
 }

@@ -101,3 +101,64 @@ fn the_ledger_and_its_folder_are_private() {
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&ledger), 0o600);
 }
+
+/// A password in a provider's `base_url` is never shown: not in the 502 a client gets when the
+/// provider cannot be reached, not in `config show` or `route explain`. A key in its query
+/// string is refused at load, naming the file, the line and the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_in_a_base_url_are_never_shown() {
+    let env = TestEnv::new();
+    // A port nothing listens on: the connection is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: private\n    kind: openai\n    base_url: http://me:hunter2-secret@127.0.0.1:{port}/v1\n    models: [gpt-4o]\n"
+        ),
+    );
+    let session = env.start_run(&["run", "--config", config.to_str().unwrap()], &[]);
+    let body =
+        serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let reply = support::post_chat(&session.base_url, Some(&session.key), body.to_string()).await;
+    session.finish(0);
+    assert_eq!(reply.status, 502, "{}", reply.body);
+    assert!(!reply.body.contains("hunter2"), "{}", reply.body);
+    for args in [
+        vec!["config", "show", "--config", config.to_str().unwrap()],
+        vec![
+            "config",
+            "show",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    ] {
+        let out = env.command().args(&args).output().unwrap();
+        let text = support::text(&out.stdout) + &support::text(&out.stderr);
+        assert!(!text.contains("hunter2"), "{args:?}: {text}");
+    }
+
+    let keyed = env.write(
+        "keyed.yaml",
+        "providers:\n  - name: keyed\n    kind: openai\n    base_url: https://example.test/v1?api-key=sk-in-the-url\n",
+    );
+    let out = env
+        .command()
+        .args(["config", "validate", "--config", keyed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = support::text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("keyed.yaml:4") && stderr.contains("providers[0].base_url"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("query string") && !stderr.contains("sk-in-the-url"),
+        "{stderr}"
+    );
+}

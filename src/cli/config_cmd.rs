@@ -61,7 +61,7 @@ pub fn config(cmd: &ConfigCommand, explicit: Option<&Path>) -> anyhow::Result<u8
                     json!({
                         "name": p.name,
                         "kind": p.kind.as_str(),
-                        "base_url": p.base_url,
+                        "base_url": crate::format::redact_url(&p.base_url),
                         "api_key_env": p.api_key_env,
                         "key_present": p.api_key.is_some(),
                         "enabled": p.enabled,

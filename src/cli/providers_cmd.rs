@@ -193,7 +193,7 @@ async fn probe(client: &reqwest::Client, p: &ProviderConfig) -> Probe {
     let url = req
         .try_clone()
         .and_then(|r| r.build().ok())
-        .map(|r| r.url().to_string());
+        .map(|r| crate::format::redact_url(r.url().as_str()).into_owned());
     let started = Instant::now();
     let result = req.send().await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).ok();

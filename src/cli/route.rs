@@ -85,7 +85,7 @@ fn explain_json(
             "steps": plan.trail,
             "targets": plan.targets.iter().map(|t| {
                 let p = &config.providers[t.provider];
-                json!({"provider": p.name, "model": t.model, "kind": p.kind.as_str(), "base_url": p.base_url})
+                json!({"provider": p.name, "model": t.model, "kind": p.kind.as_str(), "base_url": crate::format::redact_url(&p.base_url)})
             }).collect::<Vec<_>>(),
             "skipped": plan.skipped.iter().map(|s| json!({"provider": s.provider, "model": s.model, "reason": s.reason.to_string()})).collect::<Vec<_>>(),
         }),
@@ -147,7 +147,7 @@ fn explain_text(
             p.name,
             target.model,
             p.kind.as_str(),
-            p.base_url
+            crate::format::redact_url(&p.base_url)
         ));
     }
     if !plan.skipped.is_empty() {

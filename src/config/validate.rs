@@ -364,13 +364,26 @@ impl Validator<'_> {
                 String::new()
             }
             (_, Some(url)) => {
-                if !(url.starts_with("http://") || url.starts_with("https://"))
-                    || reqwest::Url::parse(&url).is_err()
-                {
-                    self.error(
+                let shown = crate::format::redact_url(&url);
+                match reqwest::Url::parse(&url) {
+                    Ok(parsed) if url.starts_with("http://") || url.starts_with("https://") => {
+                        // The API's path goes after the base URL: `?key=...` would end up in
+                        // the middle of it. Keys belong in `api_key_env`.
+                        if parsed.query().is_some() || parsed.fragment().is_some() {
+                            self.error(
+                                &at("base_url"),
+                                format!(
+                                    "`{shown}` has a query string or fragment: smartproxy appends the API path \
+                                     (`/chat/completions`...) to base_url, so give the address alone and the key \
+                                     in `api_key_env`"
+                                ),
+                            );
+                        }
+                    }
+                    _ => self.error(
                         &at("base_url"),
-                        format!("`{url}` is not an http:// or https:// URL"),
-                    );
+                        format!("`{shown}` is not an http:// or https:// URL"),
+                    ),
                 }
                 url
             }

@@ -91,7 +91,10 @@ impl RawResponse {
             return Err(ProviderError::Redirected {
                 provider: provider.to_owned(),
                 status: status.as_u16(),
-                location: header(LOCATION).unwrap_or_else(|| "nowhere (no Location)".to_owned()),
+                location: header(LOCATION).map_or_else(
+                    || "nowhere (no Location)".to_owned(),
+                    |l| crate::format::redact_url(&l).into_owned(),
+                ),
             });
         }
         let gzip = header(CONTENT_ENCODING).is_some_and(|coding| {
@@ -312,8 +315,10 @@ impl HttpClient {
         Ok(response)
     }
 
-    fn classify(&self, mut detail: String, connect: bool) -> ProviderError {
+    fn classify(&self, detail: String, connect: bool) -> ProviderError {
         let provider = self.name.clone();
+        // Clients read this: a password or key in the provider's URL must not be in it.
+        let mut detail = crate::format::redact_url(&detail).into_owned();
         if detail.contains("certificate") {
             detail.push_str(
                 " (a provider behind a private or corporate CA: trust that CA with `tls: {ca_file: ca.pem}` in the provider's config)",
@@ -463,7 +468,10 @@ where
 /// Parses a provider URL once, at start-up, instead of on every request.
 pub fn parse_url(provider: &str, url: &str) -> Result<UpstreamUrl, ProviderError> {
     let bad = |e: &dyn std::fmt::Display| {
-        ProviderError::Internal(format!("provider {provider}: bad URL `{url}`: {e}"))
+        ProviderError::Internal(format!(
+            "provider {provider}: bad URL `{}`: {e}",
+            crate::format::redact_url(url)
+        ))
     };
     let url = reqwest::Url::parse(url).map_err(|e| bad(&e))?;
     let uri = url.as_str().parse::<http::Uri>().map_err(|e| bad(&e))?;

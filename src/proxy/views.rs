@@ -102,7 +102,7 @@ pub(super) fn debug_status(state: &AppState) -> Response<ProxyBody> {
         .providers
         .iter()
         .map(|p| {
-            json!({"name": p.name, "kind": p.kind.as_str(), "base_url": p.base_url, "enabled": p.enabled,
+            json!({"name": p.name, "kind": p.kind.as_str(), "base_url": crate::format::redact_url(&p.base_url), "enabled": p.enabled,
                 "key_present": !p.missing_credential()})
         })
         .collect();
