@@ -361,3 +361,49 @@ async fn json_nested_too_deep_is_a_400() {
     assert_eq!(rows.len(), 4);
     assert!(rows.iter().all(|r| r["status"] == "400"), "{rows:?}");
 }
+
+/// A whole reply larger than `limits.max_reply_bytes` is not held in memory: the client gets a
+/// 502 saying so (not worth a retry, and not retried), the row records it; a stream of the same
+/// size passes, since it is forwarded as it comes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_reply_over_the_limit_is_a_502() {
+    use support::upstream::{Behavior, MockUpstream};
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "limits:\n  max_reply_bytes: 100000\n");
+    let big = serde_json::json!({"id": "x", "object": "chat.completion", "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "a".repeat(300_000)}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}});
+    upstream.push([Behavior::Raw {
+        content_type: "application/json",
+        body: big.to_string(),
+    }]);
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let body =
+        serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let reply = support::post_chat(&session.base_url, Some(&session.key), body.to_string()).await;
+    session.finish(0);
+    assert_eq!(
+        reply.status,
+        502,
+        "{}",
+        &reply.body[..reply.body.len().min(300)]
+    );
+    let error = &reply.json()["error"];
+    assert_eq!(error["code"], "upstream_reply_too_large");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_reply_bytes"),
+        "{error}"
+    );
+    assert_eq!(reply.headers["x-should-retry"], "false");
+    assert_eq!(upstream.calls(), 1, "not retried");
+    let rows = env.requests();
+    assert_eq!(rows[0]["error_code"], "upstream_reply_too_large");
+    assert_eq!(rows[0]["status"], "502");
+}

@@ -33,6 +33,8 @@ pub struct Config {
     pub pricing: HashMap<String, Price>,
     pub mock: MockConfig,
     pub max_body_bytes: usize,
+    /// The most a whole (non-streamed) upstream reply may hold in memory; beyond it, 502.
+    pub max_reply_bytes: usize,
     /// Incoming model name -> model to use instead, applied before everything else.
     pub model_map: HashMap<String, String>,
     /// Alias name -> targets in failover order.

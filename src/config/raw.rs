@@ -321,4 +321,6 @@ pub struct RawMock {
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_body_bytes: Option<usize>,
+    /// The most a whole (non-streamed) upstream reply may hold.
+    pub max_reply_bytes: Option<usize>,
 }

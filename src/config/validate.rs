@@ -19,6 +19,9 @@ pub(super) const WELL_KNOWN_KEY_VARS: &[&str] =
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:4100";
 const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Generous: the largest real replies (long completions with logprobs, big embeddings batches)
+/// are a few MiB.
+const DEFAULT_MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
 const KNOWN_CAPABILITIES: &[&str] = &["tools", "vision", "json"];
 
 /// Every problem found in one config, shown together so one edit can fix them all.
@@ -235,6 +238,14 @@ impl Validator<'_> {
             Some(n) => n,
             None => DEFAULT_MAX_BODY_BYTES,
         };
+        let max_reply_bytes = match raw.limits.max_reply_bytes {
+            Some(0) => {
+                self.error("limits.max_reply_bytes", "must be more than 0");
+                DEFAULT_MAX_REPLY_BYTES
+            }
+            Some(n) => n,
+            None => DEFAULT_MAX_REPLY_BYTES,
+        };
 
         let cache = self.cache(&raw, &database, env);
         let retention_days = self.retention(&raw, env);
@@ -256,6 +267,7 @@ impl Validator<'_> {
             pricing: raw.pricing.into_iter().collect::<HashMap<_, _>>(),
             mock,
             max_body_bytes,
+            max_reply_bytes,
             model_map: routing.model_map,
             aliases: routing.aliases,
             routes: routing.routes,

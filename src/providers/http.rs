@@ -423,6 +423,7 @@ pub struct Translation<C, W> {
 pub async fn into_openai<C, W>(
     response: RawResponse,
     stream: bool,
+    max_reply_bytes: usize,
     provider: &str,
     translation: Translation<C, W>,
 ) -> Result<super::UpstreamResponse, ProviderError>
@@ -439,7 +440,7 @@ where
     };
     if !response.is_success() {
         let (status, retry_after) = (response.status, response.retry_after.clone());
-        let body = super::collect(response.body).await?;
+        let body = super::collect(response.body, max_reply_bytes, provider).await?;
         let translated = Bytes::from((translation.error)(status, &body));
         return Ok(openai(
             status,
@@ -452,7 +453,7 @@ where
         let body = convert_stream(response.body, translation.stream);
         return Ok(openai(response.status, "text/event-stream", None, body));
     }
-    let body = super::collect(response.body).await?;
+    let body = super::collect(response.body, max_reply_bytes, provider).await?;
     let translated = (translation.whole)(&body).map_err(|detail| ProviderError::Broken {
         provider: provider.to_owned(),
         detail: format!("unreadable reply: {detail}"),

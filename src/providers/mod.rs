@@ -57,6 +57,9 @@ pub struct UpstreamRequest {
     /// The client's own credential, sent in place of the provider's key (pass-through mode;
     /// only `anthropic` providers take it).
     pub credential: Option<ClientCredential>,
+    /// The most a whole (non-streamed) reply may hold (`limits.max_reply_bytes`): it is read
+    /// into memory before anything is sent on.
+    pub max_reply_bytes: usize,
 }
 
 /// A client's own Anthropic credential, forwarded in the header it came in. Redacted in
@@ -122,6 +125,11 @@ pub enum ProviderError {
         status: u16,
         location: String,
     },
+    /// A whole reply over `limits.max_reply_bytes`.
+    #[error(
+        "{provider} sent a reply larger than {limit} bytes, the most smartproxy holds in memory (limits.max_reply_bytes): ask for a stream (\"stream\": true) or raise the limit"
+    )]
+    TooLarge { provider: String, limit: usize },
     #[error("{0}")]
     Unavailable(String),
     /// The request cannot be expressed for this provider (a translation refused it).
@@ -140,6 +148,7 @@ pub enum FailureKind {
     IdleTimeout,
     Broken,
     Redirected,
+    TooLarge,
     Unavailable,
     Rejected,
     Internal,
@@ -154,6 +163,7 @@ impl FailureKind {
             Self::IdleTimeout => "upstream_idle_timeout",
             Self::Broken => "upstream_stream_broken",
             Self::Redirected => "upstream_redirect",
+            Self::TooLarge => "upstream_reply_too_large",
             Self::Unavailable => "no_available_target",
             Self::Rejected => "untranslatable_request",
             Self::Internal => "internal_error",
@@ -169,6 +179,7 @@ impl ProviderError {
             Self::IdleTimeout { .. } => FailureKind::IdleTimeout,
             Self::Broken { .. } => FailureKind::Broken,
             Self::Redirected { .. } => FailureKind::Redirected,
+            Self::TooLarge { .. } => FailureKind::TooLarge,
             Self::Unavailable(_) => FailureKind::Unavailable,
             Self::Rejected(_) => FailureKind::Rejected,
             Self::Internal(_) => FailureKind::Internal,
@@ -188,6 +199,7 @@ impl ProviderError {
                 | FailureKind::Unavailable
                 | FailureKind::Rejected
                 | FailureKind::Redirected
+                | FailureKind::TooLarge
         )
     }
 }
@@ -234,19 +246,35 @@ fn build(provider: &ProviderConfig, config: &Config) -> Result<Arc<dyn Provider>
     })
 }
 
-/// Reads a whole body.
-pub async fn collect(mut body: BodyStream) -> Result<Bytes, ProviderError> {
+/// Reads a whole body of `provider`'s, refusing one over `limit` bytes as soon as it passes it.
+pub async fn collect(
+    mut body: BodyStream,
+    limit: usize,
+    provider: &str,
+) -> Result<Bytes, ProviderError> {
+    let too_large = || ProviderError::TooLarge {
+        provider: provider.to_owned(),
+        limit,
+    };
     let Some(first) = body.next().await.transpose()? else {
         return Ok(Bytes::new());
     };
+    if first.len() > limit {
+        return Err(too_large());
+    }
     let Some(second) = body.next().await.transpose()? else {
         return Ok(first);
     };
     let mut all = Vec::with_capacity(first.len() + second.len());
     all.extend_from_slice(&first);
     all.extend_from_slice(&second);
-    while let Some(chunk) = body.next().await.transpose()? {
+    while all.len() <= limit
+        && let Some(chunk) = body.next().await.transpose()?
+    {
         all.extend_from_slice(&chunk);
+    }
+    if all.len() > limit {
+        return Err(too_large());
     }
     Ok(Bytes::from(all))
 }

@@ -72,7 +72,14 @@ impl Provider for OllamaProvider {
                         .map_err(|e| e.to_string())
                 },
             };
-            http::into_openai(response, request.stream, &self.http.name, translation).await
+            http::into_openai(
+                response,
+                request.stream,
+                request.max_reply_bytes,
+                &self.http.name,
+                translation,
+            )
+            .await
         })
     }
 }

@@ -71,7 +71,10 @@ impl ErrorKind {
                 StatusCode::GATEWAY_TIMEOUT
             }
             Self::Upstream(
-                FailureKind::Connect | FailureKind::Broken | FailureKind::Redirected,
+                FailureKind::Connect
+                | FailureKind::Broken
+                | FailureKind::Redirected
+                | FailureKind::TooLarge,
             ) => StatusCode::BAD_GATEWAY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedEndpoint => StatusCode::NOT_IMPLEMENTED,
@@ -140,7 +143,9 @@ impl ErrorKind {
                 | FailureKind::Broken
                 | FailureKind::Redirected,
             ) => Outcome::TransportError,
-            Self::UpstreamTruncated | Self::UpstreamMalformed => Outcome::UpstreamError,
+            Self::UpstreamTruncated
+            | Self::UpstreamMalformed
+            | Self::Upstream(FailureKind::TooLarge) => Outcome::UpstreamError,
             _ => Outcome::Rejected,
         }
     }
@@ -158,7 +163,9 @@ impl ErrorKind {
             | Self::UnpricedModel
             | Self::NoProvider
             | Self::ContextLengthExceeded
-            | Self::Upstream(FailureKind::Connect | FailureKind::Redirected) => Some(false),
+            | Self::Upstream(
+                FailureKind::Connect | FailureKind::Redirected | FailureKind::TooLarge,
+            ) => Some(false),
             Self::BudgetUnavailable => Some(true),
             _ => None,
         }

@@ -185,11 +185,17 @@ impl Executor<'_> {
         request: UpstreamRequest,
         stream: bool,
     ) -> Result<Reply, ProviderError> {
+        let request_limit = request.max_reply_bytes;
         let response = self.providers[candidate.provider].send(request).await?;
         if stream && (200..300).contains(&response.status) {
             return Ok(Reply::Stream(response));
         }
-        let body = collect(response.body).await?;
+        let body = collect(
+            response.body,
+            request_limit,
+            &self.config.providers[candidate.provider].name,
+        )
+        .await?;
         Ok(Reply::Whole {
             status: response.status,
             content_type: response.content_type,

@@ -155,6 +155,7 @@ pub async fn attempt(
             request_id: request_id.clone(),
             headers,
             credential: request.credential.clone(),
+            max_reply_bytes: rt.config.max_reply_bytes,
         })
     };
     let on_transition =
