@@ -48,6 +48,9 @@ pub struct Web {
     pub security: Security,
     /// Where the request page finds captured bodies.
     pub bodies: Bodies,
+    /// `server_names:` and `allowed_origins:`, for `smartproxy ui`'s own listener (the daemon's
+    /// admin listener checks its requests before they get here).
+    pub browsers: crate::config::Browsers,
     login_throttle: throttle::LoginThrottle,
 }
 
@@ -57,6 +60,7 @@ impl Web {
             db,
             security,
             bodies,
+            browsers: crate::config::Browsers::default(),
             login_throttle: throttle::LoginThrottle::default(),
         }
     }
@@ -568,6 +572,15 @@ fn json_response(status: StatusCode, body: String) -> Response<Bytes> {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// A request `http_guard` refused (`smartproxy ui`'s listener).
+pub fn refused(refusal: &crate::http_guard::Refusal) -> Response<Bytes> {
+    let code = match refusal {
+        crate::http_guard::Refusal::Host(_) => "host_not_allowed",
+        crate::http_guard::Refusal::CrossSite(_) => "cross_site_request",
+    };
+    json_error(StatusCode::FORBIDDEN, &refusal.message(), code)
 }
 
 /// The OpenAI error shape, for the JSON endpoints.
