@@ -130,7 +130,7 @@ where
         (&Method::GET, "/login") => {
             return login_page(&web, None, StatusCode::OK, &query_param(&query, "next"));
         }
-        (&Method::POST, "/login") => return login(&web, req).await,
+        (&Method::POST, "/login") => return login(&web, peer.ip(), req).await,
         (&Method::POST, "/logout") => return logout(),
         _ => {}
     }
@@ -442,7 +442,7 @@ fn login_page(web: &Web, error: Option<&str>, status: StatusCode, next: &str) ->
     html_response(status, html::page("Sign in", html::Nav::None, &body))
 }
 
-async fn login<B>(web: &Web, req: Request<B>) -> Response<Bytes>
+async fn login<B>(web: &Web, peer: std::net::IpAddr, req: Request<B>) -> Response<Bytes>
 where
     B: http_body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -467,7 +467,7 @@ where
     };
     let key = query_param(&form, "key");
     let next = query_param(&form, "next");
-    if let Err(wait) = web.login_throttle.admit(Instant::now()) {
+    if let Err(wait) = web.login_throttle.admit(peer, Instant::now()) {
         let seconds = wait.as_secs() + 1;
         let mut response = login_page(
             web,
@@ -488,7 +488,7 @@ where
     } else if web.security.verify(&key, now) {
         key.trim().to_owned()
     } else {
-        web.login_throttle.failed(Instant::now());
+        web.login_throttle.failed(peer, Instant::now());
         return login_page(
             web,
             Some("That key or token is not valid here."),
