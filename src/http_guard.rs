@@ -74,7 +74,8 @@ pub fn check(
 
 /// Whether a model request's body is declared JSON, or not declared at all (what a script
 /// that sets no header sends; a browser always declares a form or text body, and a page's
-/// `fetch` without one carries an `Origin`).
+/// `fetch` without one carries an `Origin`). A web page can send `text/plain`, a form or
+/// `multipart/form-data` without a preflight; any other type needs one, never granted.
 pub fn json_or_undeclared(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
         return true;

@@ -104,6 +104,16 @@ async fn a_page_on_another_site_cannot_spend_through_the_daemon() {
         assert_eq!(status, 415, "{ct} to /api/generate");
     }
     assert_eq!(upstream.calls(), 0, "nothing reached the provider");
+    // A key header is no page's (it needs a preflight): a script's form-typed JSON with its key
+    // is served (python's urllib declares every body a form).
+    let keyed = post(
+        &chat,
+        Some("application/x-www-form-urlencoded"),
+        &[("authorization", "Bearer sk-anything")],
+        body(),
+    )
+    .await;
+    assert_eq!(keyed.0, 200, "{}", keyed.1);
 
     // What SDKs send, a loopback page (a local web UI) and a listed origin go through.
     let sdk = post(&chat, Some("application/json"), &[], body()).await;
@@ -120,7 +130,7 @@ async fn a_page_on_another_site_cannot_spend_through_the_daemon() {
         .await;
         assert_eq!(status, 200, "{origin}: {error}");
     }
-    assert_eq!(upstream.calls(), 5);
+    assert_eq!(upstream.calls(), 6);
     d.stop();
 
     // Every refusal is a row of its own, rejected, with nothing spent.

@@ -295,9 +295,9 @@ impl ApiError {
     pub fn not_json() -> Self {
         Self::new(
             ErrorKind::NotJson,
-            "model requests take a JSON body: send `Content-Type: application/json` (curl: \
-             `-H 'content-type: application/json'`); a web form's or plain text body is refused, \
-             so that no web page can send one",
+            "a model request without a key must declare a JSON body: send `Content-Type: \
+             application/json` (curl: `-H 'content-type: application/json'`). A web form's or \
+             plain text body is what any web page can send, so it is refused",
         )
     }
 

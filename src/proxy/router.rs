@@ -9,7 +9,9 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::AppState;
-use super::auth::{authorize, authorize_admin, authorize_anthropic, authorize_ollama};
+use super::auth::{
+    authorize, authorize_admin, authorize_anthropic, authorize_ollama, presents_key,
+};
 use super::body::{ProxyBody, error_response, json_response};
 use super::context::{Finalizer, Peer, new_request_id};
 use super::dialect::Dialect;
@@ -41,8 +43,9 @@ pub async fn handle(
     };
     if let Some(dialect) = dialect {
         // A model request a web page sent is refused before it costs anything, with its row.
+        // One that carries a key is no page's: a key header needs a preflight, never granted.
         let admitted = admitted.and_then(|()| {
-            crate::http_guard::json_or_undeclared(req.headers())
+            (crate::http_guard::json_or_undeclared(req.headers()) || presents_key(req.headers()))
                 .then_some(())
                 .ok_or_else(ApiError::not_json)
         });
