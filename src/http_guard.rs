@@ -44,7 +44,9 @@ pub fn check(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<(), Refusal> {
-    let host = headers.get(http::header::HOST).map(|v| v.to_str().unwrap_or("?"));
+    let host = headers
+        .get(http::header::HOST)
+        .map(|v| v.to_str().unwrap_or("?"));
     for authority in host.into_iter().chain(uri.authority().map(|a| a.as_str())) {
         if !host_allowed(allowed, local, authority) {
             return Err(Refusal::Host(authority.chars().take(100).collect()));
@@ -119,14 +121,14 @@ fn host_allowed(allowed: &Allowed, local: SocketAddr, authority: &str) -> bool {
     let name = host_name(authority);
     is_loopback_name(&name)
         || (!local.ip().is_loopback() && name.parse::<IpAddr>().is_ok())
-        || allowed.server_names.iter().any(|n| *n == name)
+        || allowed.server_names.contains(&name)
 }
 
 /// Loopback pages (any scheme's `localhost` or loopback address, any port), the listener's own
 /// pages (`Origin` naming the `Host` already checked), and the origins listed in the config.
 fn origin_allowed(allowed: &Allowed, origin: &str, host: Option<&str>) -> bool {
     let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-    if allowed.origins.iter().any(|o| *o == origin) {
+    if allowed.origins.contains(&origin) {
         return true;
     }
     let Some(authority) = origin
@@ -202,7 +204,10 @@ mod tests {
             );
         }
         // Off loopback, an address is fine; a name still has to be listed.
-        assert_eq!(verdict("0.0.0.0:4100", &[("host", "192.168.1.5:4100")]), Ok(()));
+        assert_eq!(
+            verdict("0.0.0.0:4100", &[("host", "192.168.1.5:4100")]),
+            Ok(())
+        );
         assert!(verdict("0.0.0.0:4100", &[("host", "evil.example")]).is_err());
         // No Host at all is no browser (HTTP/1.0 tools).
         assert_eq!(verdict(lo, &[]), Ok(()));
@@ -254,7 +259,10 @@ mod tests {
             Ok(())
         );
         assert!(verdict(lo, &[host, ("sec-fetch-site", "cross-site")]).is_err());
-        assert_eq!(verdict(lo, &[host, ("sec-fetch-site", "same-origin")]), Ok(()));
+        assert_eq!(
+            verdict(lo, &[host, ("sec-fetch-site", "same-origin")]),
+            Ok(())
+        );
         assert_eq!(verdict(lo, &[host, ("sec-fetch-site", "none")]), Ok(()));
     }
 

@@ -146,7 +146,11 @@ const BROWSER: [(&str, &str); 3] = [
 
 /// The browser column: every endpoint of `base`, with the key that opens it, refused (403)
 /// when a page on another site sends it or a rebinding name reaches it. Returns the refusals.
-async fn expect_browser_refused(base: &str, endpoints: &[(&str, &str)], key: Option<&str>) -> usize {
+async fn expect_browser_refused(
+    base: &str,
+    endpoints: &[(&str, &str)],
+    key: Option<&str>,
+) -> usize {
     let mut refused = 0;
     for (verb, path) in endpoints {
         for header in BROWSER {
@@ -291,7 +295,11 @@ async fn a_daemon_with_client_and_admin_keys_checks_every_endpoint() {
         refused,
         "every refusal is a ledger row"
     );
-    assert_eq!(refused_rows(&env, 403), browser, "and every browser refusal");
+    assert_eq!(
+        refused_rows(&env, 403),
+        browser,
+        "and every browser refusal"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -311,7 +319,11 @@ async fn a_keyless_daemon_is_open_to_loopback_clients_and_closed_to_web_pages() 
     browser += expect_browser_refused(&admin, WEB_ENDPOINTS, None).await;
     browser += expect_browser_refused(&admin, &[("GET", "/healthz")], None).await;
     daemon.stop();
-    assert_eq!(refused_rows(&env, 403), browser, "every refusal is a ledger row");
+    assert_eq!(
+        refused_rows(&env, 403),
+        browser,
+        "every refusal is a ledger row"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -38,7 +38,10 @@ async fn post(
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap();
-    (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
@@ -120,7 +123,11 @@ async fn a_page_on_another_site_cannot_spend_through_the_daemon() {
     assert_eq!(sdk.0, 200, "{}", sdk.1);
     let scripted = post(&chat, None, &[], body()).await;
     assert_eq!(scripted.0, 200, "no content type at all: {}", scripted.1);
-    for origin in ["http://localhost:5173", "http://127.0.0.1:3000", "https://app.example.com"] {
+    for origin in [
+        "http://localhost:5173",
+        "http://127.0.0.1:3000",
+        "https://app.example.com",
+    ] {
         let (status, error) = post(
             &chat,
             Some("application/json"),
@@ -140,7 +147,8 @@ async fn a_page_on_another_site_cannot_spend_through_the_daemon() {
     for row in &refused {
         assert_eq!(row["outcome"], "rejected", "{row:?}");
         assert!(
-            ["cross_site_request", "unsupported_content_type"].contains(&row["error_code"].as_str()),
+            ["cross_site_request", "unsupported_content_type"]
+                .contains(&row["error_code"].as_str()),
             "{row:?}"
         );
         assert!(
@@ -149,7 +157,10 @@ async fn a_page_on_another_site_cannot_spend_through_the_daemon() {
         );
     }
     assert_eq!(
-        refused.iter().filter(|r| r["endpoint"] == "chat.completions").count(),
+        refused
+            .iter()
+            .filter(|r| r["endpoint"] == "chat.completions")
+            .count(),
         6,
         "a refused chat request is filed under its endpoint: {refused:?}"
     );
@@ -336,8 +347,15 @@ fetch("{}/v1/chat/completions", {{method: "POST", mode: "no-cors",
 
     assert_eq!(upstream.calls(), 0, "the provider never saw the request");
     let rows = env.requests();
-    let chat: Vec<_> = rows.iter().filter(|r| r["endpoint"] == "chat.completions").collect();
-    assert_eq!(chat.len(), 1, "the browser's request arrived once: {rows:?}");
+    let chat: Vec<_> = rows
+        .iter()
+        .filter(|r| r["endpoint"] == "chat.completions")
+        .collect();
+    assert_eq!(
+        chat.len(),
+        1,
+        "the browser's request arrived once: {rows:?}"
+    );
     assert_eq!(chat[0]["status"], "403");
     assert_eq!(chat[0]["error_code"], "cross_site_request");
     assert!(
@@ -345,8 +363,7 @@ fetch("{}/v1/chat/completions", {{method: "POST", mode: "no-cors",
         "nothing was served: {rows:?}"
     );
     assert!(
-        rows.iter()
-            .any(|r| r["error_code"] == "host_not_allowed"),
+        rows.iter().any(|r| r["error_code"] == "host_not_allowed"),
         "{rows:?}"
     );
 }

@@ -137,13 +137,24 @@ async fn the_dashboard_follows_the_daemons_keys() {
         &env,
         &config,
         &[],
-        &[("SMARTPROXY_API_KEY", client), ("SMARTPROXY_ADMIN_KEY", ADMIN_KEY)],
+        &[
+            ("SMARTPROXY_API_KEY", client),
+            ("SMARTPROXY_ADMIN_KEY", ADMIN_KEY),
+        ],
     );
     for page in ["/api/", "/api/performance", "/", "/performance"] {
         let url = format!("{}{page}", daemon.admin);
         assert_eq!(status(&url, None, None).await, 401, "{page} without a key");
-        assert_eq!(status(&url, None, Some(client)).await, 401, "{page}, client key");
-        assert_eq!(status(&url, None, Some(ADMIN_KEY)).await, 200, "{page}, admin key");
+        assert_eq!(
+            status(&url, None, Some(client)).await,
+            401,
+            "{page}, client key"
+        );
+        assert_eq!(
+            status(&url, None, Some(ADMIN_KEY)).await,
+            200,
+            "{page}, admin key"
+        );
     }
     let stats = format!("{}/admin/stats", daemon.admin);
     assert_eq!(status(&stats, None, None).await, 401);
@@ -318,7 +329,11 @@ async fn the_login_lockout_is_per_client_address() {
     assert_eq!(locked.status(), 429, "the guesser waits");
     let user = client(Some(other));
     let login = post_login(&user, &daemon.admin, format!("key={ADMIN_KEY}&next=%2F")).await;
-    assert_eq!(login.status(), 303, "a client at {other} signs in meanwhile");
+    assert_eq!(
+        login.status(),
+        303,
+        "a client at {other} signs in meanwhile"
+    );
     assert!(login.headers().get("set-cookie").is_some());
     daemon.stop();
 }
