@@ -13,6 +13,7 @@ pub mod config;
 pub mod dash;
 pub mod db;
 pub mod format;
+pub mod http_guard;
 pub mod http_server;
 pub mod ledger;
 pub mod pricing;

@@ -1,6 +1,8 @@
 //! Who may use which endpoint, checked on every endpoint of every listener: a daemon with a
 //! client key and an admin key, one with client keys and no admin key, one that lets Ollama
-//! clients in without a key, and a `run` session's own proxy. Refusals are in the ledger.
+//! clients in without a key, a keyless one, and a `run` session's own proxy. A column for
+//! browsers: every route refuses a page on another site (`Origin`, `Sec-Fetch-Site`) and a
+//! foreign `Host` (DNS rebinding), whatever key comes with it. Refusals are in the ledger.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -21,6 +23,17 @@ fn mock_config(env: &TestEnv, extra: &str) -> std::path::PathBuf {
 
 /// A request to `base` + `path`, with a body when it is a POST.
 async fn status(method: Method, base: &str, path: &str, key: Option<&str>) -> u16 {
+    status_with(method, base, path, key, None).await
+}
+
+/// `status`, with one more header: what a browser adds (`Origin`) or names (`Host`).
+async fn status_with(
+    method: Method,
+    base: &str,
+    path: &str,
+    key: Option<&str>,
+    header: Option<(&str, &str)>,
+) -> u16 {
     let body = match path {
         "/v1/chat/completions" | "/chat/completions" => {
             support::chat_body("gpt-4o-mini", false, "hi")
@@ -51,6 +64,9 @@ async fn status(method: Method, base: &str, path: &str, key: Option<&str>) -> u1
     }
     if let Some(key) = key {
         req = req.bearer_auth(key);
+    }
+    if let Some((name, value)) = header {
+        req = req.header(name, value);
     }
     req.send().await.unwrap().status().as_u16()
 }
@@ -110,6 +126,41 @@ const OPEN_ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/api/version"),
 ];
+
+/// The dashboard's pages on the admin listener.
+const WEB_ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/performance"),
+    ("GET", "/api/"),
+    ("GET", "/api/performance"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+];
+
+/// What a page on another site sends, and the `Host` a DNS-rebinding page names.
+const BROWSER: [(&str, &str); 3] = [
+    ("origin", "https://evil.example"),
+    ("sec-fetch-site", "cross-site"),
+    ("host", "evil.example"),
+];
+
+/// The browser column: every endpoint of `base`, with the key that opens it, refused (403)
+/// when a page on another site sends it or a rebinding name reaches it. Returns the refusals.
+async fn expect_browser_refused(
+    base: &str,
+    endpoints: &[(&str, &str)],
+    key: Option<&str>,
+) -> usize {
+    let mut refused = 0;
+    for (verb, path) in endpoints {
+        for header in BROWSER {
+            let got = status_with(method(verb), base, path, key, Some(header)).await;
+            assert_eq!(got, 403, "{verb} {base}{path} with {header:?}");
+            refused += 1;
+        }
+    }
+    refused
+}
 
 fn method(name: &str) -> Method {
     Method::from_bytes(name.as_bytes()).unwrap()
@@ -219,6 +270,14 @@ async fn a_daemon_with_client_and_admin_keys_checks_every_endpoint() {
     expect(&admin, ADMIN_ENDPOINTS, &[Some(ADMIN)], |_| 200).await;
     expect(&public, OPEN_ENDPOINTS, &[None], |_| 200).await;
     expect(&admin, &[("GET", "/healthz")], &[None], |_| 200).await;
+    // The browser column: the right key does not open a route to another site's page.
+    let mut browser = 0;
+    browser += expect_browser_refused(&public, CLIENT_ENDPOINTS, Some(CLIENT)).await;
+    browser += expect_browser_refused(&public, PUBLIC_ADMIN_ENDPOINTS, Some(ADMIN)).await;
+    browser += expect_browser_refused(&public, OPEN_ENDPOINTS, None).await;
+    browser += expect_browser_refused(&admin, ADMIN_ENDPOINTS, Some(ADMIN)).await;
+    browser += expect_browser_refused(&admin, WEB_ENDPOINTS, Some(ADMIN)).await;
+    browser += expect_browser_refused(&admin, &[("GET", "/healthz")], None).await;
 
     let refusal = reqwest::get(format!("{public}/v1/models"))
         .await
@@ -234,6 +293,35 @@ async fn a_daemon_with_client_and_admin_keys_checks_every_endpoint() {
     assert_eq!(
         refused_rows(&env, 401),
         refused,
+        "every refusal is a ledger row"
+    );
+    assert_eq!(
+        refused_rows(&env, 403),
+        browser,
+        "and every browser refusal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keyless_daemon_is_open_to_loopback_clients_and_closed_to_web_pages() {
+    let env = TestEnv::new();
+    let config = mock_config(&env, "ollama:\n  keyless: true\n");
+    let daemon = Daemon::start(&env, &config, &[], &[]);
+    let (public, admin) = (daemon.listen.clone(), daemon.admin.clone());
+    expect(&public, CLIENT_ENDPOINTS, &[None], served).await;
+    expect(&public, PUBLIC_ADMIN_ENDPOINTS, &[None], |_| 200).await;
+    expect(&admin, ADMIN_ENDPOINTS, &[None], |_| 200).await;
+    let mut browser = 0;
+    browser += expect_browser_refused(&public, CLIENT_ENDPOINTS, None).await;
+    browser += expect_browser_refused(&public, PUBLIC_ADMIN_ENDPOINTS, None).await;
+    browser += expect_browser_refused(&public, OPEN_ENDPOINTS, None).await;
+    browser += expect_browser_refused(&admin, ADMIN_ENDPOINTS, None).await;
+    browser += expect_browser_refused(&admin, WEB_ENDPOINTS, None).await;
+    browser += expect_browser_refused(&admin, &[("GET", "/healthz")], None).await;
+    daemon.stop();
+    assert_eq!(
+        refused_rows(&env, 403),
+        browser,
         "every refusal is a ledger row"
     );
 }
@@ -325,5 +413,9 @@ async fn a_run_session_opens_to_its_own_key_and_keyless_ollama() {
     expect(&base, CLIENT_ENDPOINTS, &[Some(&key)], served).await;
     expect(&base, PUBLIC_ADMIN_ENDPOINTS, &[None], |_| 401).await;
     expect(&base, PUBLIC_ADMIN_ENDPOINTS, &[Some(&key)], |_| 200).await;
+    // The browser column: a session's proxy is no more open to web pages than the daemon.
+    expect_browser_refused(&base, CLIENT_ENDPOINTS, Some(&key)).await;
+    expect_browser_refused(&base, PUBLIC_ADMIN_ENDPOINTS, Some(&key)).await;
+    expect_browser_refused(&base, OPEN_ENDPOINTS, None).await;
     session.finish(0);
 }

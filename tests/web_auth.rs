@@ -48,6 +48,8 @@ async fn status(url: &str, proxy: Option<(&str, &str)>, token: Option<&str>) -> 
     req.send().await.unwrap().status().as_u16()
 }
 
+/// Each mode on a keyless daemon (where the mode decides) and on one with an admin key (where
+/// the key decides: every request needs the key or a token, as `/admin/stats` does).
 #[tokio::test(flavor = "multi_thread")]
 async fn auth_matrix() {
     let env = TestEnv::new();
@@ -68,57 +70,107 @@ async fn auth_matrix() {
         ("valid", Some(valid.as_str())),
         ("expired", Some(expired.as_str())),
         ("other secret", Some(foreign.as_str())),
+        ("admin key", Some(ADMIN_KEY)),
+        ("wrong key", Some("admin-key-for-the-web-tests-guessed")),
     ];
-    for mode in ["NONE", "AUTH_WHEN_PROXIED", "ALWAYS_AUTH"] {
-        let daemon = Daemon::start(
-            &env,
-            &config,
-            &[],
-            &[
-                ("WEBUI_SECURITY", mode),
-                ("JWT_SECRET", SECRET),
-                ("SMARTPROXY_ADMIN_KEY", ADMIN_KEY),
-            ],
-        );
-        for proxy in proxies {
-            for (label, token) in tokens {
-                let needs_token = match mode {
-                    "NONE" => false,
-                    "AUTH_WHEN_PROXIED" => proxy.is_some(),
-                    _ => true,
-                };
-                let expect = if !needs_token || label == "valid" {
-                    200
-                } else {
-                    401
-                };
-                for page in ["/", "/performance", "/api/"] {
-                    let got = status(&format!("{}{page}", daemon.admin), proxy, token).await;
-                    assert_eq!(got, expect, "{mode} {page} via {proxy:?} with {label}");
+    for keyed in [false, true] {
+        for mode in ["NONE", "AUTH_WHEN_PROXIED", "ALWAYS_AUTH"] {
+            let mut envs = vec![("WEBUI_SECURITY", mode), ("JWT_SECRET", SECRET)];
+            if keyed {
+                envs.push(("SMARTPROXY_ADMIN_KEY", ADMIN_KEY));
+            }
+            let daemon = Daemon::start(&env, &config, &[], &envs);
+            for proxy in proxies {
+                for (label, token) in tokens {
+                    let needs_token = keyed
+                        || match mode {
+                            "NONE" => false,
+                            "AUTH_WHEN_PROXIED" => proxy.is_some(),
+                            _ => true,
+                        };
+                    let opens = label == "valid" || (keyed && label == "admin key");
+                    let expect = if !needs_token || opens { 200 } else { 401 };
+                    for page in ["/", "/performance", "/api/", "/api/performance"] {
+                        let got = status(&format!("{}{page}", daemon.admin), proxy, token).await;
+                        assert_eq!(
+                            got, expect,
+                            "keys {keyed} {mode} {page} via {proxy:?} with {label}"
+                        );
+                    }
                 }
             }
+            if keyed {
+                // The admin endpoints keep the admin key, whatever the dashboard's mode: a
+                // dashboard token does not open them.
+                let admin = format!("{}/admin/stats", daemon.admin);
+                assert_eq!(status(&admin, None, Some(&valid)).await, 401, "{mode}");
+                assert_eq!(status(&admin, None, Some(ADMIN_KEY)).await, 200, "{mode}");
+            }
+            assert_eq!(
+                status(&format!("{}/healthz", daemon.admin), None, None).await,
+                200
+            );
+            // Assets and the login form are open: the login page needs its stylesheet.
+            let proxied = Some(("x-forwarded-for", "203.0.113.9"));
+            assert_eq!(
+                status(&format!("{}/assets/style.css", daemon.admin), proxied, None).await,
+                200
+            );
+            assert_eq!(
+                status(&format!("{}/login", daemon.admin), proxied, None).await,
+                200
+            );
+            daemon.stop();
         }
-        // The admin endpoints keep the admin key, whatever the dashboard's mode: a dashboard
-        // token does not open them.
-        let admin = format!("{}/admin/stats", daemon.admin);
-        assert_eq!(status(&admin, None, Some(&valid)).await, 401, "{mode}");
-        assert_eq!(status(&admin, None, Some(ADMIN_KEY)).await, 200, "{mode}");
-        assert_eq!(
-            status(&format!("{}/healthz", daemon.admin), None, None).await,
-            200
-        );
-        // Assets and the login form are open: the login page needs its stylesheet.
-        let proxied = Some(("x-forwarded-for", "203.0.113.9"));
-        assert_eq!(
-            status(&format!("{}/assets/style.css", daemon.admin), proxied, None).await,
-            200
-        );
-        assert_eq!(
-            status(&format!("{}/login", daemon.admin), proxied, None).await,
-            200
-        );
-        daemon.stop();
     }
+}
+
+/// The dashboard's JSON has the totals `/admin/stats` has: on a daemon with client and admin
+/// keys, no local process reads it without the admin key (or a token); with client keys
+/// alone (admin closed) it takes a token only.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_follows_the_daemons_keys() {
+    let env = TestEnv::new();
+    let config = config(&env);
+    let client = "sk-client-key-for-the-web-tests";
+    let daemon = Daemon::start(
+        &env,
+        &config,
+        &[],
+        &[
+            ("SMARTPROXY_API_KEY", client),
+            ("SMARTPROXY_ADMIN_KEY", ADMIN_KEY),
+        ],
+    );
+    for page in ["/api/", "/api/performance", "/", "/performance"] {
+        let url = format!("{}{page}", daemon.admin);
+        assert_eq!(status(&url, None, None).await, 401, "{page} without a key");
+        assert_eq!(
+            status(&url, None, Some(client)).await,
+            401,
+            "{page}, client key"
+        );
+        assert_eq!(
+            status(&url, None, Some(ADMIN_KEY)).await,
+            200,
+            "{page}, admin key"
+        );
+    }
+    let stats = format!("{}/admin/stats", daemon.admin);
+    assert_eq!(status(&stats, None, None).await, 401);
+    daemon.stop();
+
+    let daemon = Daemon::start(
+        &env,
+        &config,
+        &[],
+        &[("SMARTPROXY_API_KEY", client), ("JWT_SECRET", SECRET)],
+    );
+    let api = format!("{}/api/", daemon.admin);
+    assert_eq!(status(&api, None, None).await, 401);
+    assert_eq!(status(&api, None, Some(client)).await, 401);
+    assert_eq!(status(&api, None, Some(&cli_token(&env))).await, 200);
+    daemon.stop();
 }
 
 /// `POST /login` with a form body.
@@ -229,6 +281,60 @@ async fn login_exchanges_the_admin_key_for_a_cookie() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200, "a token is not throttled");
+    daemon.stop();
+}
+
+/// One of this machine's own addresses that is not loopback (from the kernel's routing table),
+/// to connect to 127.0.0.1 from: the traffic stays on loopback, the daemon sees another client.
+fn another_local_address() -> Option<std::net::IpAddr> {
+    let trie = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
+    let lines: Vec<&str> = trie.lines().collect();
+    lines.windows(2).find_map(|pair| {
+        let ip: std::net::IpAddr = pair[0].trim().strip_prefix("|-- ")?.parse().ok()?;
+        (pair[1].trim() == "/32 host LOCAL" && !ip.is_loopback()).then_some(ip)
+    })
+}
+
+/// A guesser that locked itself out at `/login` does not lock anyone else out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_login_lockout_is_per_client_address() {
+    let Some(other) = another_local_address() else {
+        return support::skip_or_fail("this machine has no address besides loopback");
+    };
+    let env = TestEnv::new();
+    let config = config(&env);
+    let daemon = Daemon::start(
+        &env,
+        &config,
+        &[],
+        &[
+            ("WEBUI_SECURITY", "ALWAYS_AUTH"),
+            ("SMARTPROXY_ADMIN_KEY", ADMIN_KEY),
+        ],
+    );
+    let client = |from: Option<std::net::IpAddr>| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .local_address(from)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let guesser = client(None);
+    for _ in 0..10 {
+        let wrong = post_login(&guesser, &daemon.admin, "key=guess&next=%2F").await;
+        assert_eq!(wrong.status(), 401);
+    }
+    let locked = post_login(&guesser, &daemon.admin, format!("key={ADMIN_KEY}&next=%2F")).await;
+    assert_eq!(locked.status(), 429, "the guesser waits");
+    let user = client(Some(other));
+    let login = post_login(&user, &daemon.admin, format!("key={ADMIN_KEY}&next=%2F")).await;
+    assert_eq!(
+        login.status(),
+        303,
+        "a client at {other} signs in meanwhile"
+    );
+    assert!(login.headers().get("set-cookie").is_some());
     daemon.stop();
 }
 

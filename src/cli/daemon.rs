@@ -266,8 +266,15 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
                 .flatten()
         })
     };
-    let web_security = crate::web::Security::from_env(&env, admin_listen)
+    let mut web_security = crate::web::Security::from_env(&env, admin_listen)
         .context("cannot serve the web dashboard")?;
+    // The dashboard shows what `/admin/stats` does: on a daemon with keys it asks for one too.
+    web_security.keys_set |= !keys.is_open();
+    if web_security.keys_set && web_security.mode == crate::web::Mode::None {
+        printer::warn(
+            "WEBUI_SECURITY=NONE does not open the dashboard of a daemon with keys: it asks for the admin key or a `smartproxy ui token` token",
+        );
+    }
     let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
     let source = config.source.clone();
     let mut web = crate::web::Web::new(

@@ -81,11 +81,13 @@ fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let security = Security::from_env(&env, addr)?;
     // The file store, whether or not this config captures now: bodies captured earlier are
     // still on disk.
-    let web = Arc::new(Web::new(
+    let mut web = Web::new(
         config.database.clone(),
         security,
         Bodies::Files(config.capture.clone()),
-    ));
+    );
+    web.browsers = config.browsers.clone();
+    let web = Arc::new(web);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

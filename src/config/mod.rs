@@ -1,6 +1,7 @@
 //! Configuration: found (`paths`), parsed raw (`raw`, unknown keys refused), then validated into
 //! the types below (`validate`), with every error naming the file, the line and the key.
 
+mod browsers;
 mod locate;
 pub mod paths;
 pub mod raw;
@@ -14,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use browsers::Browsers;
 pub use validate::{from_yaml, load};
 
 use crate::pricing::Price;
@@ -64,6 +66,9 @@ pub struct Config {
     /// `webui_security:` as written (upper-cased, checked): who may see the web dashboard.
     /// `WEBUI_SECURITY` wins over it; `None` leaves the default (`AUTH_WHEN_PROXIED`).
     pub webui_security: Option<String>,
+    /// `server_names:` and `allowed_origins:`: who may reach the listeners from a browser
+    /// besides loopback pages (`crate::http_guard`).
+    pub browsers: Browsers,
 }
 
 /// What `run --preset NAME` applies: a default tag and budget (flags still win) and extra

@@ -66,6 +66,12 @@ pub struct RawConfig {
     /// Who may see the web dashboard: `NONE`, `AUTH_WHEN_PROXIED` (default) or `ALWAYS_AUTH`;
     /// the `WEBUI_SECURITY` variable wins over it.
     pub webui_security: Option<String>,
+    /// Host names the listeners answer to besides loopback ones (a reverse proxy's name).
+    #[serde(default)]
+    pub server_names: Vec<String>,
+    /// Origins (`scheme://host[:port]`) whose pages may send requests, besides loopback ones.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 /// What `run --preset NAME` (and the shims) apply to a session.

@@ -256,6 +256,7 @@ impl Validator<'_> {
         let presets = self.presets(&raw);
         let passthrough = self.passthrough(&raw);
         let webui_security = self.webui_security(&raw);
+        let browsers = self.browsers(&raw);
         let mut config = Config {
             source: self.file.map(Path::to_path_buf),
             listen,
@@ -282,6 +283,7 @@ impl Validator<'_> {
             presets,
             passthrough: false,
             webui_security,
+            browsers,
         };
         if passthrough {
             config.enable_passthrough();

@@ -13,15 +13,20 @@ use super::auth::authorize_admin;
 use super::body::{ProxyBody, error_response, json_response};
 use super::dialect::Dialect;
 use super::error::ApiError;
-use super::router::reject;
+use super::router::{browser_check, reject};
 use super::views::{debug_status, stats};
 
 pub async fn handle(
     state: Arc<AppState>,
     peer: SocketAddr,
+    local: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let path = req.uri().path();
+    // Every route, the dashboard's included: no page on another site, no rebinding name.
+    if let Err(err) = browser_check(&state, local, &req) {
+        return reject(&state, err);
+    }
     // The dashboard's pages check their own access (`WEBUI_SECURITY`, JWT); `/admin/*`,
     // `/metrics` and `/debug/*` keep the admin key.
     if let Some(web) = &state.web

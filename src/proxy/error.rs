@@ -42,6 +42,12 @@ pub enum ErrorKind {
     UnknownUrl,
     MethodNotAllowed,
     UnsupportedEndpoint,
+    /// A browser page on another site, or a `Host` the listener does not answer to
+    /// (`crate::http_guard`).
+    CrossSite,
+    HostNotAllowed,
+    /// A model request whose body is declared as something other than JSON (a web form's).
+    NotJson,
     Internal,
     /// A provider's 2xx reply ended mid-body (empty, or cut mid-JSON).
     UpstreamTruncated,
@@ -59,7 +65,8 @@ impl ErrorKind {
             | Self::UnpricedModel
             | Self::Upstream(FailureKind::Rejected) => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
-            Self::AdminKeyNotSet => StatusCode::FORBIDDEN,
+            Self::AdminKeyNotSet | Self::CrossSite | Self::HostNotAllowed => StatusCode::FORBIDDEN,
+            Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NoProvider
             | Self::NoUsableProvider
@@ -124,6 +131,9 @@ impl ErrorKind {
             Self::UnknownUrl => "unknown_url",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UnsupportedEndpoint => "unsupported_endpoint",
+            Self::CrossSite => "cross_site_request",
+            Self::HostNotAllowed => "host_not_allowed",
+            Self::NotJson => "unsupported_content_type",
             Self::Internal => "internal_error",
             Self::UpstreamTruncated => "upstream_truncated",
             Self::UpstreamMalformed => "upstream_malformed",
@@ -277,6 +287,24 @@ impl ApiError {
             "admin endpoints are closed: this daemon requires client keys but has no admin key; \
              restart it with SMARTPROXY_ADMIN_KEY set (e.g. `export SMARTPROXY_ADMIN_KEY=$(openssl rand -hex 24)`) \
              and send that key as `Authorization: Bearer <key>`",
+        )
+    }
+
+    /// A request `crate::http_guard` refused.
+    pub fn browser(refusal: &crate::http_guard::Refusal) -> Self {
+        let kind = match refusal {
+            crate::http_guard::Refusal::Host(_) => ErrorKind::HostNotAllowed,
+            crate::http_guard::Refusal::CrossSite(_) => ErrorKind::CrossSite,
+        };
+        Self::new(kind, refusal.message())
+    }
+
+    pub fn not_json() -> Self {
+        Self::new(
+            ErrorKind::NotJson,
+            "a model request without a key must declare a JSON body: send `Content-Type: \
+             application/json` (curl: `-H 'content-type: application/json'`). A web form's or \
+             plain text body is what any web page can send, so it is refused",
         )
     }
 

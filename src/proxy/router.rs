@@ -1,6 +1,7 @@
 //! The public listener's routes: which path goes to which handler. Model requests run the
 //! pipeline; everything else is a small view that needs no provider.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
@@ -8,12 +9,14 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::AppState;
-use super::auth::{authorize, authorize_admin, authorize_anthropic, authorize_ollama};
+use super::auth::{
+    authorize, authorize_admin, authorize_anthropic, authorize_ollama, presents_key,
+};
 use super::body::{ProxyBody, error_response, json_response};
 use super::context::{Finalizer, Peer, new_request_id};
 use super::dialect::Dialect;
 use super::error::ApiError;
-use super::pipeline::serve;
+use super::pipeline::{refuse, serve};
 use super::views;
 
 /// The Ollama version reported to Ollama clients, which gate features on it.
@@ -22,10 +25,12 @@ const OLLAMA_COMPAT_VERSION: &str = "0.12.6";
 pub async fn handle(
     state: Arc<AppState>,
     peer: Peer,
+    local: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let path = req.uri().path();
     let method = req.method();
+    let admitted = browser_check(&state, local, &req);
     let dialect = match (method, path) {
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => Some(Dialect::OpenAi),
         (&Method::POST, "/v1/completions" | "/completions") => Some(Dialect::Completions),
@@ -37,7 +42,20 @@ pub async fn handle(
         _ => None,
     };
     if let Some(dialect) = dialect {
-        return serve(state, peer, req, dialect).await;
+        // A model request a web page sent is refused before it costs anything, with its row.
+        // One that carries a key is no page's: a key header needs a preflight, never granted.
+        let admitted = admitted.and_then(|()| {
+            (crate::http_guard::json_or_undeclared(req.headers()) || presents_key(req.headers()))
+                .then_some(())
+                .ok_or_else(ApiError::not_json)
+        });
+        return match admitted {
+            Ok(()) => serve(state, peer, req, dialect).await,
+            Err(err) => refuse(state, &peer, &req, dialect, err),
+        };
+    }
+    if let Err(err) = admitted {
+        return reject(&state, err);
     }
     let headers = req.headers();
     match (method, path) {
@@ -108,6 +126,22 @@ pub async fn handle(
         }
         (method, path) => reject(&state, ApiError::not_found(method, path)),
     }
+}
+
+/// `http_guard::check` with this listener's config: who may reach it from a browser.
+pub(super) fn browser_check<B>(
+    state: &AppState,
+    local: SocketAddr,
+    req: &Request<B>,
+) -> Result<(), ApiError> {
+    crate::http_guard::check(
+        &state.runtime().config.browsers,
+        local,
+        req.method(),
+        req.uri(),
+        req.headers(),
+    )
+    .map_err(|refusal| ApiError::browser(&refusal))
 }
 
 /// Answers and records a request refused before any pipeline phase.

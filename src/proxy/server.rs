@@ -94,6 +94,10 @@ async fn accept_loop(
     stopped: watch::Receiver<bool>,
     kind: Listener,
 ) {
+    // The address the listener is on, for the `Host` check (`http_guard`).
+    let Ok(local) = listener.local_addr() else {
+        return;
+    };
     crate::http_server::accept_loop(listener, stopped, move |peer| {
         let state = Arc::clone(&state);
         let peer = Peer::new(peer, state.ledger.salt());
@@ -102,8 +106,8 @@ async fn accept_loop(
             let peer = peer.clone();
             async move {
                 Ok::<_, Infallible>(match kind {
-                    Listener::Public => handle(state, peer, req).await,
-                    Listener::Admin => admin::handle(state, peer.addr, req).await,
+                    Listener::Public => handle(state, peer, local, req).await,
+                    Listener::Admin => admin::handle(state, peer.addr, local, req).await,
                 })
             }
         })

@@ -48,6 +48,9 @@ pub struct Web {
     pub security: Security,
     /// Where the request page finds captured bodies.
     pub bodies: Bodies,
+    /// `server_names:` and `allowed_origins:`, for `smartproxy ui`'s own listener (the daemon's
+    /// admin listener checks its requests before they get here).
+    pub browsers: crate::config::Browsers,
     login_throttle: throttle::LoginThrottle,
 }
 
@@ -57,6 +60,7 @@ impl Web {
             db,
             security,
             bodies,
+            browsers: crate::config::Browsers::default(),
             login_throttle: throttle::LoginThrottle::default(),
         }
     }
@@ -126,7 +130,7 @@ where
         (&Method::GET, "/login") => {
             return login_page(&web, None, StatusCode::OK, &query_param(&query, "next"));
         }
-        (&Method::POST, "/login") => return login(&web, req).await,
+        (&Method::POST, "/login") => return login(&web, peer.ip(), req).await,
         (&Method::POST, "/logout") => return logout(),
         _ => {}
     }
@@ -438,7 +442,7 @@ fn login_page(web: &Web, error: Option<&str>, status: StatusCode, next: &str) ->
     html_response(status, html::page("Sign in", html::Nav::None, &body))
 }
 
-async fn login<B>(web: &Web, req: Request<B>) -> Response<Bytes>
+async fn login<B>(web: &Web, peer: std::net::IpAddr, req: Request<B>) -> Response<Bytes>
 where
     B: http_body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -463,7 +467,7 @@ where
     };
     let key = query_param(&form, "key");
     let next = query_param(&form, "next");
-    if let Err(wait) = web.login_throttle.admit(Instant::now()) {
+    if let Err(wait) = web.login_throttle.admit(peer, Instant::now()) {
         let seconds = wait.as_secs() + 1;
         let mut response = login_page(
             web,
@@ -484,7 +488,7 @@ where
     } else if web.security.verify(&key, now) {
         key.trim().to_owned()
     } else {
-        web.login_throttle.failed(Instant::now());
+        web.login_throttle.failed(peer, Instant::now());
         return login_page(
             web,
             Some("That key or token is not valid here."),
@@ -568,6 +572,15 @@ fn json_response(status: StatusCode, body: String) -> Response<Bytes> {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// A request `http_guard` refused (`smartproxy ui`'s listener).
+pub fn refused(refusal: &crate::http_guard::Refusal) -> Response<Bytes> {
+    let code = match refusal {
+        crate::http_guard::Refusal::Host(_) => "host_not_allowed",
+        crate::http_guard::Refusal::CrossSite(_) => "cross_site_request",
+    };
+    json_error(StatusCode::FORBIDDEN, &refusal.message(), code)
 }
 
 /// The OpenAI error shape, for the JSON endpoints.

@@ -150,6 +150,9 @@ pub struct Security {
     admin_key: Option<[u8; 32]>,
     /// Whether the listener is on loopback.
     loopback_listener: bool,
+    /// Whether the server has keys (an admin key, or a daemon's client keys): the dashboard then
+    /// asks for one whatever the mode, as `/admin/stats` with the same totals does.
+    pub keys_set: bool,
 }
 
 impl std::fmt::Debug for Security {
@@ -158,6 +161,7 @@ impl std::fmt::Debug for Security {
             .field("mode", &self.mode)
             .field("secret_configured", &self.secret_configured)
             .field("login", &self.admin_key.is_some())
+            .field("keys_set", &self.keys_set)
             .finish_non_exhaustive()
     }
 }
@@ -192,6 +196,7 @@ impl Security {
             mode,
             key,
             secret_configured,
+            keys_set: admin_key.is_some(),
             admin_key,
             loopback_listener,
         })
@@ -205,6 +210,7 @@ impl Security {
             secret_configured: true,
             admin_key: None,
             loopback_listener,
+            keys_set: false,
         }
     }
 
@@ -213,8 +219,11 @@ impl Security {
         self.admin_key.is_some()
     }
 
-    /// Whether this request must present a token.
+    /// Whether this request must present a token (or the admin key).
     pub fn requires_token(&self, peer: IpAddr, headers: &HeaderMap) -> bool {
+        if self.keys_set {
+            return true;
+        }
         let remote = !peer.is_loopback() || !self.loopback_listener;
         match self.mode {
             Mode::AlwaysAuth => true,
@@ -223,10 +232,12 @@ impl Security {
         }
     }
 
-    /// Whether the request may see the dashboard.
+    /// Whether the request may see the dashboard: no token needed, or a valid token, or the
+    /// admin key (as `/admin/stats` takes it).
     pub fn allows(&self, peer: IpAddr, headers: &HeaderMap, now_s: i64) -> bool {
         !self.requires_token(peer, headers)
-            || presented_token(headers).is_some_and(|t| self.verify(t, now_s))
+            || presented_token(headers)
+                .is_some_and(|t| self.verify(t, now_s) || self.is_admin_key(t.trim()))
     }
 
     /// Whether `key` is the admin key (constant time).

@@ -43,12 +43,26 @@ impl UiServer {
 }
 
 async fn accept_loop(listener: TcpListener, web: Arc<Web>, stopped: watch::Receiver<bool>) {
+    let Ok(local) = listener.local_addr() else {
+        return;
+    };
     crate::http_server::accept_loop(listener, stopped, move |peer| {
         let web = Arc::clone(&web);
         service_fn(move |req| {
             let web = Arc::clone(&web);
             async move {
-                let response = super::handle(web, peer, req).await;
+                // No page on another site, no rebinding name (`http_guard`).
+                let checked = crate::http_guard::check(
+                    &web.browsers,
+                    local,
+                    req.method(),
+                    req.uri(),
+                    req.headers(),
+                );
+                let response = match checked {
+                    Ok(()) => super::handle(web, peer, req).await,
+                    Err(refusal) => super::refused(&refusal),
+                };
                 Ok::<_, Infallible>(response.map(Full::new))
             }
         })

@@ -101,6 +101,18 @@ pub async fn serve(
     reply::respond(ctx, reply)
 }
 
+/// Answers a model request refused before its phases (a web page's, `http_guard`) with the
+/// ledger row a refusal in `admit` gets.
+pub fn refuse(
+    state: Arc<AppState>,
+    peer: &Peer,
+    req: &Request<Incoming>,
+    dialect: Dialect,
+    err: ApiError,
+) -> Response<ProxyBody> {
+    reply::respond(RequestCtx::new(state, peer, dialect, req), Err(err))
+}
+
 /// The phases in order; the first error ends the request.
 async fn phases(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let mut request = admit::admit(ctx, req).await?;
