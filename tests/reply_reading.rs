@@ -6,57 +6,10 @@
 
 mod support;
 
-use serde_json::{Value, json};
+use serde_json::json;
+use support::formats::{messages_body, post, raw, responses_body, start_every_kind as start};
 use support::upstream::{Behavior, COMPLETION_TOKENS, MockUpstream, PROMPT_TOKENS, REPLY_WORDS};
-use support::{RunSession, TestEnv, chat_body, http_client, post_chat, text};
-
-fn raw(content_type: &'static str, body: impl Into<String>) -> Behavior {
-    Behavior::Raw {
-        content_type,
-        body: body.into(),
-    }
-}
-
-/// A run session with an OpenAI provider serving `models` and an Anthropic one serving
-/// `claude-*`, both the mock upstream.
-fn start(env: &TestEnv, upstream: &MockUpstream, models: &str) -> RunSession {
-    let base = upstream.base_url();
-    let config = env.write(
-        "sp.yaml",
-        &format!(
-            "providers:\n  - name: oa\n    kind: openai\n    base_url: {base}\n    api_key_env: UPSTREAM_KEY\n    models: [{models}]\n  - name: an\n    kind: anthropic\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [\"claude-*\"]\n",
-            base.trim_end_matches("/v1"),
-        ),
-    );
-    env.start_run(
-        &["run", "--config", config.to_str().unwrap()],
-        &[("UPSTREAM_KEY", "k")],
-    )
-}
-
-/// POSTs `body` to `url` with the session's key; returns the status and body.
-async fn post(url: String, key: &str, body: &Value) -> (u16, String) {
-    let resp = http_client()
-        .post(url)
-        .header("x-api-key", key)
-        .header("anthropic-version", "2023-06-01")
-        .bearer_auth(key)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
-fn messages_body(model: &str, stream: bool) -> Value {
-    json!({"model": model, "max_tokens": 200, "stream": stream,
-        "messages": [{"role": "user", "content": "Tell me something about budgets, please."}]})
-}
-
-fn responses_body(model: &str, stream: bool) -> Value {
-    json!({"model": model, "stream": stream, "input": "Tell me something about budgets, please."})
-}
+use support::{TestEnv, chat_body, post_chat, text};
 
 /// OpenAI chunks with text and no finish reason yet.
 fn openai_chunks() -> String {

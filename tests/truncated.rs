@@ -12,8 +12,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::formats::{messages_body, post, raw, responses_body, start_every_kind as start};
 use support::upstream::{Behavior, COMPLETION_TOKENS, MockUpstream, PROMPT_TOKENS, REPLY_WORDS};
-use support::{RunSession, TestEnv, chat_body, http_client, post_chat, text};
+use support::{TestEnv, chat_body, http_client, post_chat, text};
 
 /// OpenAI chunks with text and no finish reason, and no `[DONE]`: a stream cut at a clean EOF.
 fn openai_cut() -> String {
@@ -43,53 +44,6 @@ const RESPONSES_CUT: &str = concat!(
     "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"in_progress\",\"model\":\"gpt-4o-mini\",\"output\":[]}}\n\n",
     "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"A partial answer\"}\n\n",
 );
-
-fn raw(content_type: &'static str, body: impl Into<String>) -> Behavior {
-    Behavior::Raw {
-        content_type,
-        body: body.into(),
-    }
-}
-
-fn start(env: &TestEnv, upstream: &MockUpstream, models: &str) -> RunSession {
-    let base = upstream.base_url();
-    let config = env.write(
-        "sp.yaml",
-        &format!(
-            "providers:\n  - name: oa\n    kind: openai\n    base_url: {base}\n    api_key_env: UPSTREAM_KEY\n    models: [{models}]\n  - name: chat\n    kind: openai\n    base_url: {base}\n    api_key_env: UPSTREAM_KEY\n    responses_api: false\n    models: [gpt-4.1-mini]\n  - name: an\n    kind: anthropic\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [\"claude-*\"]\n  - name: ol\n    kind: ollama\n    base_url: {}\n    models: [llama3]\n",
-            base.trim_end_matches("/v1"),
-            base.trim_end_matches("/v1"),
-        ),
-    );
-    env.start_run(
-        &["run", "--config", config.to_str().unwrap()],
-        &[("UPSTREAM_KEY", "k")],
-    )
-}
-
-/// POSTs `body` to `url` with the session's key; returns the status and body.
-async fn post(url: String, key: &str, body: &Value) -> (u16, String) {
-    let resp = http_client()
-        .post(url)
-        .bearer_auth(key)
-        .header("x-api-key", key)
-        .header("anthropic-version", "2023-06-01")
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
-fn messages_body(model: &str, stream: bool) -> Value {
-    json!({"model": model, "max_tokens": 200, "stream": stream,
-        "messages": [{"role": "user", "content": "Tell me something about budgets, please."}]})
-}
-
-fn responses_body(model: &str, stream: bool) -> Value {
-    json!({"model": model, "stream": stream, "input": "Tell me something about budgets, please."})
-}
 
 fn assert_failed(case: &str, row: &std::collections::HashMap<String, String>, code: &str) {
     assert_ne!(row["outcome"], "ok", "{case}: {row:?}");

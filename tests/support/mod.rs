@@ -11,6 +11,7 @@
 
 pub mod daemon;
 pub mod dialects;
+pub mod formats;
 pub mod npm;
 pub mod python;
 pub mod upstream;
