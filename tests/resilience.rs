@@ -226,10 +226,10 @@ async fn refused_connections_and_slow_first_bytes_fail_over() {
     session.finish(0);
     let rows = attempts(&env);
     let classes: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    // A provider silent past its first-byte timeout is not asked again: the next target is.
     assert_eq!(
         classes,
         vec![
-            "upstream_timeout",
             "upstream_timeout",
             "",
             "upstream_connect_error",
@@ -237,6 +237,49 @@ async fn refused_connections_and_slow_first_bytes_fail_over() {
             ""
         ]
     );
+}
+
+/// `resilience.deadline_ms` bounds a request's attempts, waits and failovers together: two
+/// silent providers hold the client until the deadline, not for each one's first-byte timeout
+/// (and retries) in turn, and the client gets a 504 saying which setting ended it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deadline_bounds_every_attempt_together() {
+    let a = MockUpstream::start();
+    let b = MockUpstream::start();
+    for upstream in [&a, &b] {
+        upstream.push((0..3).map(|_| Behavior::SlowFirstByte(Duration::from_millis(6000))));
+    }
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: a\n    kind: openai\n    base_url: {}\n    models: [gpt-4o-mini]\n    timeouts: {{first_byte_ms: 2000}}\n  - name: b\n    kind: openai\n    base_url: {}\n    models: [gpt-4o-mini]\n    timeouts: {{first_byte_ms: 2000}}\nresilience:\n  backoff_ms: 10\n  deadline_ms: 2500\n",
+            a.base_url(),
+            b.base_url()
+        ),
+    );
+    let session = env.start_run(&["run", "--config", config.to_str().unwrap()], &[]);
+    let started = std::time::Instant::now();
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hi"),
+    )
+    .await;
+    let took = started.elapsed();
+    session.finish(0);
+    assert_eq!(reply.status, 504, "{}", reply.body);
+    assert!(
+        reply.body.contains("resilience.deadline_ms"),
+        "{}",
+        reply.body
+    );
+    // Without the deadline: a's timeout, then b's (2 s each, 4 s in all); with retries of
+    // each, 8 s. The deadline ends it at 2.5 s.
+    assert!(took < Duration::from_millis(3500), "took {took:?}");
+    let classes: Vec<String> = attempts(&env).into_iter().map(|r| r.2).collect();
+    assert_eq!(classes, vec!["upstream_timeout", "upstream_timeout"]);
+    assert_eq!((a.calls(), b.calls()), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread")]

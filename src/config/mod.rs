@@ -249,6 +249,9 @@ pub struct Resilience {
     pub retry_after_cap: Duration,
     pub breaker_failures: u32,
     pub breaker_cooldown: Duration,
+    /// The longest a request waits for a provider to start answering, attempts, waits and
+    /// failovers together (a stream that has started is then held to the idle timeout only).
+    pub deadline: Duration,
 }
 
 impl Default for Resilience {
@@ -260,6 +263,9 @@ impl Default for Resilience {
             retry_after_cap: Duration::from_secs(30),
             breaker_failures: 5,
             breaker_cooldown: Duration::from_secs(30),
+            // The OpenAI and Anthropic SDKs' own default request timeout: a client would give
+            // up by then anyway.
+            deadline: Duration::from_secs(600),
         }
     }
 }

@@ -221,6 +221,9 @@ pub struct RawResilience {
     /// Consecutive failures that open a target's circuit.
     pub breaker_failures: Option<u32>,
     pub breaker_cooldown_ms: Option<u64>,
+    /// The longest a request waits for a provider to start answering, over every attempt,
+    /// retry and failover together.
+    pub deadline_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -316,6 +316,16 @@ impl Validator<'_> {
             retry_after_cap: ms(r.retry_after_cap_ms, d.retry_after_cap),
             breaker_failures: r.breaker_failures.unwrap_or(d.breaker_failures).max(1),
             breaker_cooldown: ms(r.breaker_cooldown_ms, d.breaker_cooldown),
+            deadline: match r.deadline_ms {
+                Some(0) => {
+                    self.error(
+                        "resilience.deadline_ms",
+                        "must be more than 0 (milliseconds a request may wait for a provider in all)",
+                    );
+                    d.deadline
+                }
+                v => ms(v, d.deadline),
+            },
         }
     }
 

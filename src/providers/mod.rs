@@ -112,6 +112,11 @@ pub enum ProviderError {
     Connect { provider: String, detail: String },
     #[error("{provider} sent no response within {seconds:.1}s")]
     FirstByteTimeout { provider: String, seconds: f64 },
+    /// `resilience.deadline_ms` passed before any target started answering.
+    #[error(
+        "no provider started answering within {seconds:.0}s (the last tried: {provider}); resilience.deadline_ms bounds a request's attempts, retries and failovers together"
+    )]
+    Deadline { provider: String, seconds: f64 },
     #[error("{provider} sent nothing for {seconds:.1}s in the middle of the response")]
     IdleTimeout { provider: String, seconds: f64 },
     #[error("the connection to {provider} broke: {detail}")]
@@ -175,7 +180,7 @@ impl ProviderError {
     pub fn kind(&self) -> FailureKind {
         match self {
             Self::Connect { .. } => FailureKind::Connect,
-            Self::FirstByteTimeout { .. } => FailureKind::FirstByteTimeout,
+            Self::FirstByteTimeout { .. } | Self::Deadline { .. } => FailureKind::FirstByteTimeout,
             Self::IdleTimeout { .. } => FailureKind::IdleTimeout,
             Self::Broken { .. } => FailureKind::Broken,
             Self::Redirected { .. } => FailureKind::Redirected,

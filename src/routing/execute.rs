@@ -72,9 +72,16 @@ impl Executor<'_> {
         let mut attempts = Vec::new();
         let mut last: Option<(Result<Reply, ProviderError>, Candidate)> = None;
         let mut waited = Duration::ZERO;
+        // Every attempt, wait and failover together: a silent provider holds the client this
+        // long at most, however many targets and retries the plan has.
+        let began = Instant::now();
+        let deadline = began + policy.deadline;
         'targets: for candidate in &plan.targets {
             let name = self.config.providers[candidate.provider].name.as_str();
             for n in 1..=policy.max_attempts {
+                if Instant::now() >= deadline {
+                    break 'targets;
+                }
                 if !self
                     .health
                     .try_acquire(name, &candidate.model, Instant::now())
@@ -97,11 +104,18 @@ impl Executor<'_> {
                     n = attempts.len() + 1
                 );
                 let result = match request_for(candidate) {
-                    Ok(request) => {
+                    Ok(request) => tokio::time::timeout_at(
+                        deadline.into(),
                         self.attempt(candidate, request, stream)
-                            .instrument(span.clone())
-                            .await
-                    }
+                            .instrument(span.clone()),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ProviderError::Deadline {
+                            provider: name.to_owned(),
+                            seconds: began.elapsed().as_secs_f64(),
+                        })
+                    }),
                     Err(err) => Err(err),
                 };
                 let (verdict, status, class, retry_after) = judge(&result);
@@ -137,8 +151,11 @@ impl Executor<'_> {
                         {
                             (self.on_transition)(name, &candidate.model, t);
                         }
+                        // A provider silent until the first-byte timeout is not asked again:
+                        // the next target is.
+                        let silent = matches!(&result, Err(ProviderError::FirstByteTimeout { .. }));
                         last = Some((result, candidate.clone()));
-                        if n == policy.max_attempts {
+                        if n == policy.max_attempts || silent {
                             break;
                         }
                         let backoff = retry::backoff(
@@ -151,6 +168,9 @@ impl Executor<'_> {
                             .as_deref()
                             .and_then(|v| retry::retry_after(v, SystemTime::now()));
                         match retry::wait_before_retry(hinted, backoff, policy.retry_after_cap) {
+                            Wait::Retry(wait) if Instant::now() + wait >= deadline => {
+                                break 'targets;
+                            }
                             Wait::Retry(wait) => {
                                 tokio::time::sleep(wait).await;
                                 waited = wait;
