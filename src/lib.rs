@@ -15,6 +15,7 @@ pub mod db;
 pub mod format;
 pub mod http_guard;
 pub mod http_server;
+pub mod key_throttle;
 pub mod ledger;
 pub mod pricing;
 pub mod printer;

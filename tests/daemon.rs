@@ -452,3 +452,81 @@ async fn kill_9_under_load(env: &TestEnv, config: &std::path::Path, envs: &[(&st
         .count();
     assert_eq!(old_lost, 0, "replies older than the window were lost");
 }
+
+/// Off loopback a key is all that guards the provider credit: a daemon refuses to listen there
+/// with a client or admin key a person could have picked (under 32 characters).
+#[test]
+fn refuses_a_short_key_off_loopback() {
+    let env = TestEnv::new();
+    let config = mock_config(&env, "x");
+    for (listen, admin, var) in [
+        ("0.0.0.0:0", "127.0.0.1:0", "SMARTPROXY_API_KEY"),
+        ("127.0.0.1:0", "0.0.0.0:0", "SMARTPROXY_ADMIN_KEY"),
+    ] {
+        let mut cmd = env.command();
+        cmd.env("SMARTPROXY_RUNTIME_DIR", env.path().join("run"))
+            .env("SMARTPROXY_API_KEY", "x")
+            .env("SMARTPROXY_ADMIN_KEY", "hunter2")
+            .args(["daemon", "--config", config.to_str().unwrap()])
+            .args(["--listen", listen, "--admin-listen", admin]);
+        let out = run_to_end(cmd);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("shorter than 32 characters") && stderr.contains(var),
+            "{stderr}"
+        );
+    }
+}
+
+/// A client off loopback that sends ten wrong keys within a minute is refused (429 with
+/// `Retry-After`) whatever it sends next, the right key included, so it learns nothing; the
+/// refusals are recorded, and other clients are not held back.
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_keys_from_one_address_are_throttled() {
+    let Some(other) = support::another_local_address() else {
+        return support::skip_or_fail("this machine has no address besides loopback");
+    };
+    const KEY: &str = "a-client-key-long-enough-for-any-listener-0123";
+    let env = TestEnv::new();
+    let config = mock_config(&env, "hello");
+    let daemon = Daemon::start(&env, &config, &[], &[("SMARTPROXY_API_KEY", KEY)]);
+    let url = format!("{}/v1/chat/completions", daemon.listen);
+    let from_other = reqwest::Client::builder()
+        .no_proxy()
+        .local_address(Some(other))
+        .build()
+        .unwrap();
+    let send = |client: reqwest::Client, key: &'static str| {
+        let url = url.clone();
+        async move {
+            client
+                .post(url)
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(support::chat_body("gpt-4o-mini", false, "hi"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..10 {
+        assert_eq!(send(from_other.clone(), "guess").await.status(), 401);
+    }
+    let locked = send(from_other.clone(), KEY).await;
+    assert_eq!(locked.status(), 429);
+    assert!(locked.headers().contains_key("retry-after"));
+    let body: serde_json::Value = serde_json::from_str(&locked.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "too_many_wrong_keys");
+    // Loopback clients are another client (and never counted).
+    assert_eq!(send(support::http_client(), KEY).await.status(), 200);
+    daemon.stop();
+    let rows = env.requests();
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["error_code"] == "too_many_wrong_keys")
+            .count(),
+        1,
+        "{rows:?}"
+    );
+}

@@ -284,21 +284,10 @@ async fn login_exchanges_the_admin_key_for_a_cookie() {
     daemon.stop();
 }
 
-/// One of this machine's own addresses that is not loopback (from the kernel's routing table),
-/// to connect to 127.0.0.1 from: the traffic stays on loopback, the daemon sees another client.
-fn another_local_address() -> Option<std::net::IpAddr> {
-    let trie = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
-    let lines: Vec<&str> = trie.lines().collect();
-    lines.windows(2).find_map(|pair| {
-        let ip: std::net::IpAddr = pair[0].trim().strip_prefix("|-- ")?.parse().ok()?;
-        (pair[1].trim() == "/32 host LOCAL" && !ip.is_loopback()).then_some(ip)
-    })
-}
-
 /// A guesser that locked itself out at `/login` does not lock anyone else out.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_login_lockout_is_per_client_address() {
-    let Some(other) = another_local_address() else {
+    let Some(other) = support::another_local_address() else {
         return support::skip_or_fail("this machine has no address besides loopback");
     };
     let env = TestEnv::new();

@@ -258,6 +258,20 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
          provider credit. Set SMARTPROXY_API_KEY (e.g. `export SMARTPROXY_API_KEY=$(openssl rand -hex 24)`) \
          and have clients send it as `Authorization: Bearer <key>`, or listen on 127.0.0.1"
     );
+    // Off loopback a key is all that stands between the network and the provider credit: one a
+    // person picked ("x", "secret") is guessed long before the per-address brake matters.
+    let (weak_client, weak_admin) = weak_keys(&config);
+    for (addr, weak, what) in [
+        (listen, &weak_client, "client"),
+        (admin_listen, &weak_admin, "admin"),
+    ] {
+        anyhow::ensure!(
+            addr.ip().is_loopback() || weak.is_empty(),
+            "refusing to listen on {addr} with a {what} key shorter than {MIN_KEY_CHARS} characters ({}): \
+             off loopback anyone who can reach it may guess. Use a random one, e.g. `openssl rand -hex 24`",
+            weak.join(", ")
+        );
+    }
     // WEBUI_SECURITY wins over the config's `webui_security:`.
     let env = |name: &str| {
         std::env::var(name).ok().or_else(|| {
@@ -437,6 +451,31 @@ fn reload_keys(state: &AppState) {
             "client keys not reloaded, the old ones stay accepted: {err:#}"
         )),
     }
+}
+
+/// The shortest client or admin key a daemon listening off loopback accepts, as for
+/// `JWT_SECRET`.
+const MIN_KEY_CHARS: usize = 32;
+
+/// Where the keys a person chose come from that are shorter than `MIN_KEY_CHARS`: client keys
+/// (`SMARTPROXY_API_KEY`, `client_keys:` of the config), then the admin key. Keys made by
+/// `smartproxy keys create` are random and long.
+fn weak_keys(config: &crate::config::Config) -> (Vec<String>, Vec<String>) {
+    let short = |key: &str| key.trim().chars().count() < MIN_KEY_CHARS;
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|k| !k.trim().is_empty() && short(k))
+            .map(|_| name.to_owned())
+    };
+    let client = env("SMARTPROXY_API_KEY")
+        .into_iter()
+        .chain(config.client_keys.iter().filter_map(|k| {
+            let key = k.key.as_ref()?;
+            short(key.expose()).then(|| format!("${}", k.key_env))
+        }))
+        .collect();
+    (client, env("SMARTPROXY_ADMIN_KEY").into_iter().collect())
 }
 
 /// The admin key, `SMARTPROXY_ADMIN_KEY`; client keys never open the admin endpoints.

@@ -38,7 +38,7 @@ pub async fn handle(
     }
     // Health checks need no key: they say nothing but "up".
     if path != "/healthz"
-        && let Err(err) = authorize_admin(&state, req.headers())
+        && let Err(err) = authorize_admin(&state, peer, req.headers())
     {
         return reject(&state, err);
     }

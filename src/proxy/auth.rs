@@ -32,14 +32,43 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Checks the client's key when this proxy requires one and returns the key's name.
-pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(super) fn authorize(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
     if state.keys.is_open() {
         return Ok(None);
     }
-    match presented_key(headers).and_then(|key| state.keys.identify(key)) {
-        Some(name) => Ok(Some(name.to_owned())),
+    let name = guarded(state, peer, headers, |key| state.keys.identify(key))?;
+    match name {
+        Some(name) => Ok(Some(name)),
         None => Err(ApiError::unauthorized(state.daemon_sessions.is_some())),
     }
+}
+
+/// Looks up the presented key with `identify`, braking guessers: a client off loopback that
+/// sent `key_throttle::MAX_FAILURES` wrong keys within a minute is refused (429) until the
+/// minute is over, whatever it sends. Loopback clients are not counted (their processes can
+/// read the user's keys anyway, and one misconfigured tool must not lock out every other).
+fn guarded<T>(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    identify: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    let ip = peer.ip().to_canonical();
+    let counted = !ip.is_loopback();
+    let now = std::time::Instant::now();
+    if counted && let Err(wait) = state.key_throttle.admit(ip, now) {
+        return Err(ApiError::too_many_wrong_keys(wait));
+    }
+    let key = presented_key(headers);
+    let found = key.and_then(identify);
+    if found.is_none() && key.is_some() && counted {
+        state.key_throttle.failed(ip, now);
+    }
+    Ok(found)
 }
 
 /// Who a request to the Anthropic endpoints is.
@@ -64,7 +93,7 @@ pub(super) fn authorize_anthropic(
 ) -> Result<Access, ApiError> {
     let daemon = state.daemon_sessions.is_some();
     if !passthrough || (daemon && !peer.ip().is_loopback()) {
-        let key_name = authorize(state, headers)?;
+        let key_name = authorize(state, peer, headers)?;
         return Ok(Access {
             key_name,
             credential: None,
@@ -122,12 +151,16 @@ pub(super) fn authorize_ollama(
     if keyless && peer.ip().is_loopback() && !presents_key(headers) {
         return Ok(None);
     }
-    authorize(state, headers)
+    authorize(state, peer, headers)
 }
 
 /// Checks the admin key. Without one configured, admin is open only on a proxy that is open to
 /// clients too (a loopback daemon without client keys): a client key never opens it.
-pub(super) fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize_admin(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
     if state.admin_keys.is_empty() {
         return if state.keys.is_open() {
             Ok(())
@@ -135,8 +168,10 @@ pub(super) fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(
             Err(ApiError::admin_key_not_set())
         };
     }
-    match presented_key(headers).and_then(|key| state.admin_keys.identify(key)) {
-        Some(_) => Ok(()),
+    match guarded(state, peer, headers, |key| {
+        state.admin_keys.identify(key).map(|_| ())
+    })? {
+        Some(()) => Ok(()),
         None => Err(ApiError::admin_unauthorized()),
     }
 }

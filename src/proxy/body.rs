@@ -105,7 +105,7 @@ pub fn error_response(err: &ApiError, dialect: Dialect, request_id: &str) -> Res
             HeaderValue::from_static(if retry { "true" } else { "false" }),
         );
     }
-    if let Some(seconds) = err.kind.retry_after_s() {
+    if let Some(seconds) = err.retry_after_s {
         headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     set_request_id(headers, request_id);

@@ -33,6 +33,8 @@ pub enum ErrorKind {
     ContextLengthExceeded,
     ModelNotFound,
     BudgetExceeded,
+    /// Too many wrong keys from one client address off loopback.
+    TooManyWrongKeys,
     /// A budget applies and the model has no known price, so its cost could not be capped.
     UnpricedModel,
     /// The shared budgets could not be checked in time (another process holds the ledger).
@@ -73,7 +75,7 @@ impl ErrorKind {
             | Self::BudgetUnavailable
             | Self::Upstream(FailureKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Self::ModelNotFound | Self::UnknownUrl => StatusCode::NOT_FOUND,
-            Self::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
+            Self::BudgetExceeded | Self::TooManyWrongKeys => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream(FailureKind::FirstByteTimeout | FailureKind::IdleTimeout) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -126,6 +128,7 @@ impl ErrorKind {
             Self::ModelNotFound => "model_not_found",
             Self::BudgetExceeded => "budget_exceeded",
             Self::UnpricedModel => "model_unpriced",
+            Self::TooManyWrongKeys => "too_many_wrong_keys",
             Self::BudgetUnavailable => "budget_unavailable",
             Self::Upstream(failure) => failure.code(),
             Self::UnknownUrl => "unknown_url",
@@ -171,6 +174,7 @@ impl ErrorKind {
         match self {
             Self::BudgetExceeded
             | Self::UnpricedModel
+            | Self::TooManyWrongKeys
             | Self::NoProvider
             | Self::ContextLengthExceeded
             | Self::Upstream(
@@ -195,6 +199,8 @@ pub struct ApiError {
     pub param: Option<&'static str>,
     /// `x-should-retry`: the kind's, unless the error knows better (`no_route`).
     pub should_retry: Option<bool>,
+    /// `Retry-After` seconds: the kind's, unless the error knows better.
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -204,6 +210,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             should_retry: kind.should_retry(),
+            retry_after_s: kind.retry_after_s(),
         }
     }
 
@@ -268,6 +275,21 @@ impl ApiError {
                     "`{model}` routes to {providers}, but a request bringing its own Anthropic \
                      credential (pass-through) is only forwarded to a provider of kind \
                      `anthropic`: route this model to one, or send the session's key instead"
+                ),
+            )
+        }
+    }
+
+    /// Too many wrong keys from this client lately: refused whatever it sends for `wait`.
+    pub fn too_many_wrong_keys(wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + 1;
+        Self {
+            retry_after_s: Some(seconds),
+            ..Self::new(
+                ErrorKind::TooManyWrongKeys,
+                format!(
+                    "too many wrong API keys from this address: requests are refused for {seconds} s; \
+                     check the key your client sends"
                 ),
             )
         }

@@ -68,7 +68,7 @@ pub async fn handle(
             | "/v1/embeddings"
             | "/v1/responses",
         ) => reject(&state, ApiError::method_not_allowed(method, path, "POST")),
-        (&Method::GET, "/v1/models" | "/models") => match authorize(&state, headers) {
+        (&Method::GET, "/v1/models" | "/models") => match authorize(&state, peer.addr, headers) {
             Ok(_) => views::models(&state),
             Err(err) => reject(&state, err),
         },
@@ -95,11 +95,11 @@ pub async fn handle(
             StatusCode::OK,
             json!({"version": OLLAMA_COMPAT_VERSION}).to_string(),
         ),
-        (&Method::GET, "/debug/status") => match authorize_admin(&state, headers) {
+        (&Method::GET, "/debug/status") => match authorize_admin(&state, peer.addr, headers) {
             Ok(()) => views::debug_status(&state),
             Err(err) => reject(&state, err),
         },
-        (&Method::GET, "/stats") => match authorize_admin(&state, headers) {
+        (&Method::GET, "/stats") => match authorize_admin(&state, peer.addr, headers) {
             Ok(()) => views::stats(&state).await,
             Err(err) => reject(&state, err),
         },
@@ -116,7 +116,7 @@ pub async fn handle(
         (&Method::GET, path)
             if path.starts_with("/v1/responses/") || path.starts_with("/responses/") =>
         {
-            match authorize(&state, headers) {
+            match authorize(&state, peer.addr, headers) {
                 Ok(_) => super::stored_responses::retrieve(&state, path).await,
                 Err(err) => reject(&state, err),
             }

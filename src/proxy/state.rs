@@ -185,6 +185,8 @@ pub struct AppState {
     unpriced_warned: Mutex<HashSet<String>>,
     /// Budgets already warned about for being mostly used.
     budget_warned: Mutex<HashSet<&'static str>>,
+    /// Wrong client and admin keys per client address off loopback (`proxy::auth`).
+    pub key_throttle: crate::key_throttle::KeyThrottle,
     /// Set when the drain grace ran out: requests dropped after this were cut by smartproxy.
     stopped: AtomicBool,
     /// Set (after `stopped`) to end the streams still open with an error event each.
@@ -228,6 +230,7 @@ impl AppState {
             after_reload: None,
             unpriced_warned: Mutex::default(),
             budget_warned: Mutex::default(),
+            key_throttle: crate::key_throttle::KeyThrottle::default(),
             stopped: AtomicBool::new(false),
             cut_streams: tokio::sync::watch::Sender::new(false),
             forward_to_parent: None,

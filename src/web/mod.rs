@@ -4,7 +4,6 @@
 //! admin listener and served alone by `smartproxy ui`.
 //!
 //! - `security` decides who may look (`WEBUI_SECURITY`, JWTs signed with `JWT_SECRET`);
-//!   `throttle` slows down guessing at `/login`.
 //! - `pages` renders HTML from `ledger::pages` queries; `html` escapes and lays out.
 //! - `serve` is the listener `smartproxy ui` runs.
 //!
@@ -15,7 +14,6 @@ pub mod html;
 pub mod pages;
 pub mod security;
 pub mod serve;
-mod throttle;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,7 +49,7 @@ pub struct Web {
     /// `server_names:` and `allowed_origins:`, for `smartproxy ui`'s own listener (the daemon's
     /// admin listener checks its requests before they get here).
     pub browsers: crate::config::Browsers,
-    login_throttle: throttle::LoginThrottle,
+    login_throttle: crate::key_throttle::KeyThrottle,
 }
 
 impl Web {
@@ -61,7 +59,7 @@ impl Web {
             security,
             bodies,
             browsers: crate::config::Browsers::default(),
-            login_throttle: throttle::LoginThrottle::default(),
+            login_throttle: crate::key_throttle::KeyThrottle::default(),
         }
     }
 }

@@ -397,3 +397,14 @@ pub fn capture_stderr(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<Stri
     });
     stderr
 }
+
+/// One of this machine's own addresses that is not loopback (from the kernel's routing table),
+/// to connect to 127.0.0.1 from: the traffic stays on loopback, the daemon sees another client.
+pub fn another_local_address() -> Option<std::net::IpAddr> {
+    let trie = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
+    let lines: Vec<&str> = trie.lines().collect();
+    lines.windows(2).find_map(|pair| {
+        let ip: std::net::IpAddr = pair[0].trim().strip_prefix("|-- ")?.parse().ok()?;
+        (pair[1].trim() == "/32 host LOCAL" && !ip.is_loopback()).then_some(ip)
+    })
+}

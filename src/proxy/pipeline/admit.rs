@@ -71,7 +71,7 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
             key_name: if d.is_ollama() {
                 authorize_ollama(state, ctx.peer, &parts.headers)?
             } else {
-                authorize(state, &parts.headers)?
+                authorize(state, ctx.peer, &parts.headers)?
             },
             credential: None,
         },

@@ -1,11 +1,11 @@
-//! A brake on guessing keys at `/login`, per client address: after `MAX_FAILURES` wrong keys
-//! from one address within `WINDOW`, that address's attempts are refused (429 with
-//! `Retry-After`) until the window ends, the right key included, so a guesser learns nothing
-//! meanwhile; other addresses sign in as usual, so no one can lock the form for everyone. An
-//! IPv6 client counts by its /64 (one host holds a whole /64), and all of loopback as one.
-//! Behind a reverse proxy every client has the proxy's address and shares its budget. Tokens
-//! sent as a bearer header or cookie are not throttled (a signature cannot be guessed), so
-//! `smartproxy ui token` still gets in.
+//! A brake on guessing keys, per client address: after `MAX_FAILURES` wrong keys from one
+//! address within `WINDOW`, that address's attempts are refused (429 with `Retry-After`) until
+//! the window ends, the right key included, so a guesser learns nothing meanwhile; other
+//! addresses go on as usual, so no one can lock a listener for everyone. An IPv6 client counts
+//! by its /64 (one host holds a whole /64), and all of loopback as one. Behind a reverse proxy
+//! every client has the proxy's address and shares its budget. Used by the dashboard's
+//! `/login` (where tokens sent as a bearer header or cookie are not throttled: a signature
+//! cannot be guessed) and by the proxy's client and admin keys for clients off loopback.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -20,7 +20,7 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 const MAX_CLIENTS: usize = 4096;
 
 #[derive(Debug, Default)]
-pub struct LoginThrottle {
+pub struct KeyThrottle {
     /// Per client: the first failure of its current window, and the failures since.
     windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
@@ -38,7 +38,7 @@ fn client(ip: IpAddr) -> IpAddr {
     }
 }
 
-impl LoginThrottle {
+impl KeyThrottle {
     /// Ok when an attempt from `ip` may be checked now; otherwise how long until one may.
     pub fn admit(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         let windows = self
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn ten_wrong_keys_a_minute_then_a_pause() {
-        let throttle = LoginThrottle::default();
+        let throttle = KeyThrottle::default();
         let t0 = Instant::now();
         for i in 0..MAX_FAILURES {
             assert_eq!(throttle.admit(A, t0), Ok(()), "attempt {i}");
@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn failures_spread_over_windows_never_lock() {
-        let throttle = LoginThrottle::default();
+        let throttle = KeyThrottle::default();
         let t0 = Instant::now();
         for minute in 0..5u32 {
             let at = t0 + WINDOW * minute;
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn one_guesser_does_not_lock_out_another_address() {
-        let throttle = LoginThrottle::default();
+        let throttle = KeyThrottle::default();
         let t0 = Instant::now();
         for _ in 0..MAX_FAILURES {
             throttle.failed(A, t0);
@@ -143,7 +143,7 @@ mod tests {
 
     #[test]
     fn the_table_stays_bounded() {
-        let throttle = LoginThrottle::default();
+        let throttle = KeyThrottle::default();
         let t0 = Instant::now();
         for i in 0..(MAX_CLIENTS as u32 + 100) {
             throttle.failed(IpAddr::from(i.to_be_bytes()), t0);
