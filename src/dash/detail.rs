@@ -144,6 +144,7 @@ fn fields(d: &RequestDetail) -> Vec<(&'static str, String)> {
         ("cost", money(r.cost_usd)),
         ("saved", money(r.saved_usd)),
         ("billing", r.billing.clone()),
+        ("price period", opt(r.price_period.as_ref())),
         ("budget action", opt(r.budget_action.as_ref())),
         ("passed over", opt(r.skipped.as_ref())),
         ("latency", format!("{}ms", latency(r.latency_ms))),

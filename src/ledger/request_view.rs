@@ -43,6 +43,8 @@ pub struct RequestRow {
     pub budget_action: Option<String>,
     /// The targets routing passed over, and why.
     pub skipped: Option<String>,
+    /// Which time-of-day price it paid (`standard`, `off_peak`), for models with more than one.
+    pub price_period: Option<String>,
 }
 
 impl RequestRow {
@@ -86,7 +88,7 @@ pub(super) const COLUMNS: &str = "r.id, r.session_id, s.tag, r.started_ms, r.end
     r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cache_write_tokens,
     r.tokens_estimated, r.cost_usd, r.saved_usd, r.latency_ms, r.ttfb_ms, r.attempts,
     r.cache_status, r.client_hash, r.fingerprint, r.user_agent, r.client_session, r.billing,
-    r.budget_action, r.skipped";
+    r.budget_action, r.skipped, r.price_period";
 
 /// Requests joined with their sessions, for `COLUMNS`.
 pub(super) const FROM: &str = "requests r LEFT JOIN sessions s ON s.id = r.session_id";
@@ -124,6 +126,7 @@ pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> 
         billing: row.get(28)?,
         budget_action: row.get(29)?,
         skipped: row.get(30)?,
+        price_period: row.get(31)?,
     })
 }
 

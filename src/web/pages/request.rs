@@ -88,6 +88,7 @@ pub fn render(
         ),
         ("cost", html::money(r.cost_usd)),
         ("billing", esc(&r.billing)),
+        ("price period", html::opt_text(r.price_period.as_deref())),
         (
             "saved by the response cache",
             r.saved_usd
@@ -216,11 +217,16 @@ mod tests {
                     "a/gpt-4o: circuit open; <b>/x: missing credential ($B_KEY is not set)"
                         .to_owned(),
                 ),
+                price_period: Some("off_peak".to_owned()),
                 ..Default::default()
             },
             ..Default::default()
         };
         let html = render(&detail, None, None);
+        assert!(
+            html.contains("off_peak"),
+            "the price period is shown: {html}"
+        );
         assert!(html.contains("<code>alias:fast</code>"), "{html}");
         assert!(html.contains("<li>a/gpt-4o: circuit open</li>"), "{html}");
         assert!(
