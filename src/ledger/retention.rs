@@ -36,9 +36,13 @@ impl Pruned {
 
 /// Sessions that ended before the cutoff and keep nothing: no newer request of their own and
 /// no descendant that stays (a session still running, or one with newer requests, keeps its
-/// ancestors, so a nested run never loses its parent).
+/// ancestors, so a nested run never loses its parent). A session whose process died without
+/// recording its end (`temp.lost`, see [`note_lost_sessions`]) is not running: it goes once it
+/// started before the cutoff.
 const OLD_SESSIONS: &str = "WITH RECURSIVE
-     seed(id) AS (SELECT id FROM sessions WHERE ended_ms IS NULL OR ended_ms >= ?1
+     seed(id) AS (SELECT id FROM sessions
+                  WHERE (ended_ms IS NULL AND (started_ms >= ?1 OR id NOT IN temp.lost))
+                        OR ended_ms >= ?1
                   UNION SELECT session_id FROM requests
                         WHERE started_ms >= ?1 AND session_id IS NOT NULL),
      keep(id) AS (SELECT id FROM seed
@@ -46,9 +50,30 @@ const OLD_SESSIONS: &str = "WITH RECURSIVE
                         WHERE s.parent_id IS NOT NULL)
      SELECT s.rowid FROM sessions s WHERE s.id NOT IN (SELECT id FROM keep)";
 
+/// Lists, in the connection's own `temp.lost`, the sessions without an end whose process is
+/// gone (`crate::process::gone`): the liveness check is made here, not in SQL.
+fn note_lost_sessions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS lost (id TEXT PRIMARY KEY); DELETE FROM temp.lost;",
+    )?;
+    let mut open = conn
+        .prepare("SELECT id, host, owner_pid, owner_start FROM sessions WHERE ended_ms IS NULL")?;
+    let mut rows = open.query([])?;
+    let mut insert = conn.prepare("INSERT OR IGNORE INTO temp.lost (id) VALUES (?1)")?;
+    while let Some(row) = rows.next()? {
+        let host: Option<String> = row.get(1)?;
+        let start: Option<String> = row.get(3)?;
+        if crate::process::gone(host.as_deref(), row.get(2)?, start.as_deref()) {
+            insert.execute([row.get::<_, String>(0)?])?;
+        }
+    }
+    Ok(())
+}
+
 /// Counts what `execute` would delete, without writing.
 pub fn plan(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<Pruned> {
     let cutoff_ms = hour_of(cutoff_ms);
+    note_lost_sessions(conn)?;
     let (requests, oldest_ms, newest_ms): (i64, Option<i64>, Option<i64>) = conn.query_row(
         "SELECT COUNT(*), MIN(started_ms), MAX(started_ms) FROM requests WHERE started_ms < ?1",
         [cutoff_ms],
@@ -86,6 +111,7 @@ pub fn execute(
     progress: &mut dyn FnMut(u64),
 ) -> rusqlite::Result<Pruned> {
     let cutoff_ms = hour_of(cutoff_ms);
+    note_lost_sessions(conn)?;
     let mut done = Pruned {
         cutoff_ms,
         ..Pruned::default()
@@ -206,6 +232,32 @@ mod tests {
             (id, parent, started, ended),
         )
         .unwrap();
+    }
+
+    /// A session whose process died without recording its end is pruned like an ended one;
+    /// one whose process may live (here: an owner an older build did not record) is kept.
+    #[test]
+    fn a_lost_session_is_pruned_a_possibly_running_one_is_kept() {
+        const H: i64 = crate::ledger::usage::HOUR_MS;
+        let (_dir, conn) = ledger();
+        session(&conn, "lost", None, 0, None);
+        session(&conn, "unknown", None, 0, None);
+        // pid 1 with a start no process ever had: certainly gone.
+        conn.execute(
+            "UPDATE sessions SET host = ?1, owner_pid = 1, owner_start = 'never' WHERE id = 'lost'",
+            [crate::process::host()],
+        )
+        .unwrap();
+        assert_eq!(plan(&conn, 2 * H).unwrap().sessions, 1);
+        execute(&conn, 2 * H, 0, &mut |_| {}).unwrap();
+        let left: Vec<String> = conn
+            .prepare("SELECT id FROM sessions")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(left, ["unknown"]);
     }
 
     #[test]
