@@ -184,6 +184,8 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     let started = Instant::now();
     // The child must not read the real keys out of this process (`/proc/$PPID/environ`).
     crate::session::secrets::hide_from_same_user();
+    // A descriptor per client: the soft limit (often 1024) is what a burst exhausts first.
+    crate::http_server::raise_open_files_limit();
     if let Some(budget) = args.budget {
         anyhow::ensure!(
             budget.is_finite() && budget >= 0.0,

@@ -246,6 +246,7 @@ impl Validator<'_> {
             Some(n) => n,
             None => DEFAULT_MAX_REPLY_BYTES,
         };
+        let clients = self.client_limits(&raw);
 
         let cache = self.cache(&raw, &database, env);
         let retention_days = self.retention(&raw, env);
@@ -269,6 +270,7 @@ impl Validator<'_> {
             mock,
             max_body_bytes,
             max_reply_bytes,
+            clients,
             model_map: routing.model_map,
             aliases: routing.aliases,
             routes: routing.routes,
@@ -289,6 +291,39 @@ impl Validator<'_> {
             config.enable_passthrough();
         }
         config
+    }
+
+    /// `limits:`' timeouts and cap on open connections, each more than 0.
+    fn client_limits(&mut self, raw: &RawConfig) -> super::ClientLimits {
+        let defaults = super::ClientLimits::default();
+        let limits = &raw.limits;
+        let mut seconds = |key: &str, value: Option<u64>, default: Duration| match value {
+            Some(0) => {
+                self.error(&format!("limits.{key}"), "must be more than 0 seconds");
+                default
+            }
+            Some(n) => Duration::from_secs(n),
+            None => default,
+        };
+        let header_timeout = seconds(
+            "header_timeout_s",
+            limits.header_timeout_s,
+            defaults.header_timeout,
+        );
+        let body_timeout = seconds("body_timeout_s", limits.body_timeout_s, defaults.body_timeout);
+        let max_connections = match limits.max_connections {
+            Some(0) => {
+                self.error("limits.max_connections", "must be more than 0");
+                defaults.max_connections
+            }
+            Some(n) => n,
+            None => defaults.max_connections,
+        };
+        super::ClientLimits {
+            header_timeout,
+            body_timeout,
+            max_connections,
+        }
     }
 
     /// `passthrough:`, whose one kind today is `anthropic`.
