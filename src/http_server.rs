@@ -180,7 +180,10 @@ mod tests {
         let text = std::str::from_utf8(BUSY).unwrap_or_default();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
         assert!(head.starts_with("HTTP/1.1 503 "));
-        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
         let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
         assert_eq!(json["error"]["code"], "too_many_connections");
     }

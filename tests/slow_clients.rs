@@ -70,7 +70,10 @@ fn slow_and_silent_request_heads_and_idle_connections_are_cut_at_the_header_time
             break;
         }
     }
-    assert!(cut, "a head trickled a byte at a time was still open after 5 s");
+    assert!(
+        cut,
+        "a head trickled a byte at a time was still open after 5 s"
+    );
 
     // A connection that says nothing, and one kept alive after its reply, are closed too.
     let mut silent = TcpStream::connect(public).unwrap();
@@ -79,9 +82,15 @@ fn slow_and_silent_request_heads_and_idle_connections_are_cut_at_the_header_time
         .unwrap();
     let (reply, closed) = read_until_closed(&mut kept, Duration::from_secs(5));
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    assert!(closed, "an idle kept-alive connection was still open after 5 s");
+    assert!(
+        closed,
+        "an idle kept-alive connection was still open after 5 s"
+    );
     let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(5));
-    assert!(closed, "a connection that sent nothing was still open after 5 s");
+    assert!(
+        closed,
+        "a connection that sent nothing was still open after 5 s"
+    );
 
     // The daemon serves on.
     let mut fresh = TcpStream::connect(public).unwrap();
@@ -90,6 +99,30 @@ fn slow_and_silent_request_heads_and_idle_connections_are_cut_at_the_header_time
         .unwrap();
     let (reply, _) = read_until_closed(&mut fresh, Duration::from_secs(5));
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_slower_than_the_header_timeout_is_not_cut() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        "providers:\n  - name: m\n    kind: mock\nmock:\n  reply: \"slow\"\n  latency_ms: 2500\nlimits:\n  header_timeout_s: 1\n",
+    );
+    let daemon = Daemon::start(&env, &config, &[], &[]);
+    let client = support::http_client();
+    let url = format!("{}/v1/chat/completions", daemon.listen);
+    // Twice on one kept-alive connection: the timeout is for the head, not the reply.
+    for _ in 0..2 {
+        let resp = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(support::chat_body("gpt-4o-mini", false, "hi"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.text().await.unwrap().contains("\"slow\""));
+    }
 }
 
 #[test]
@@ -162,8 +195,8 @@ async fn thousands_of_idle_connections_leave_health_chat_and_admin_answering() {
     const IDLE: usize = 2500;
     // This machine's limit must hold both ends of every connection in this process and the
     // daemon (each has its own).
-    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .unwrap();
+    let (soft, _) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
     if soft < IDLE as u64 + 500 {
         return support::skip_or_fail("the open files limit is below 3000");
     }
@@ -173,11 +206,7 @@ async fn thousands_of_idle_connections_leave_health_chat_and_admin_answering() {
     let held = idle_connections(addr(&daemon.listen), IDLE);
 
     let client = support::http_client();
-    let health = answers_within(
-        client.get(format!("{}/healthz", daemon.listen)),
-        "/healthz",
-    )
-    .await;
+    let health = answers_within(client.get(format!("{}/healthz", daemon.listen)), "/healthz").await;
     assert!(health.contains("ok"), "{health}");
     let chat = answers_within(
         client
@@ -213,9 +242,15 @@ async fn beyond_the_cap_a_client_gets_a_fast_503_and_the_admin_listener_answers(
     let mut beyond = TcpStream::connect(public).unwrap();
     let (reply, closed) = read_until_closed(&mut beyond, Duration::from_secs(1));
     assert!(reply.starts_with("HTTP/1.1 503"), "{reply:?}");
-    assert!(reply.to_ascii_lowercase().contains("connection: close"), "{reply}");
+    assert!(
+        reply.to_ascii_lowercase().contains("connection: close"),
+        "{reply}"
+    );
     assert!(reply.contains("too_many_connections"), "{reply}");
-    assert!(closed, "the connection beyond the cap was not closed within 1 s");
+    assert!(
+        closed,
+        "the connection beyond the cap was not closed within 1 s"
+    );
 
     // The admin listener has its own cap.
     let client = support::http_client();

@@ -310,7 +310,11 @@ impl Validator<'_> {
             limits.header_timeout_s,
             defaults.header_timeout,
         );
-        let body_timeout = seconds("body_timeout_s", limits.body_timeout_s, defaults.body_timeout);
+        let body_timeout = seconds(
+            "body_timeout_s",
+            limits.body_timeout_s,
+            defaults.body_timeout,
+        );
         let max_connections = match limits.max_connections {
             Some(0) => {
                 self.error("limits.max_connections", "must be more than 0");
@@ -1195,5 +1199,38 @@ mod tests {
         let config = from_yaml(text, None, &no_env).unwrap();
         assert_eq!(config.providers.len(), 1);
         assert!(!from_yaml("", None, &no_env).unwrap().passthrough);
+    }
+
+    #[test]
+    fn client_limits_default_read_and_refuse_zero() {
+        let config = from_yaml("{}", None, &no_env).unwrap();
+        assert_eq!(config.clients, super::super::ClientLimits::default());
+        let text = "limits:\n  header_timeout_s: 2\n  body_timeout_s: 3\n  max_connections: 50\n";
+        let config = from_yaml(text, None, &no_env).unwrap();
+        assert_eq!(config.clients.header_timeout, Duration::from_secs(2));
+        assert_eq!(config.clients.body_timeout, Duration::from_secs(3));
+        assert_eq!(config.clients.max_connections, 50);
+
+        let text = "limits:\n  header_timeout_s: 0\n  body_timeout_s: 0\n  max_connections: 0\n";
+        let got: Vec<String> = errors(text).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            vec![
+                "sp.yaml:2: `limits.header_timeout_s`: must be more than 0 seconds",
+                "sp.yaml:3: `limits.body_timeout_s`: must be more than 0 seconds",
+                "sp.yaml:4: `limits.max_connections`: must be more than 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_example_documents_the_client_limits_at_their_defaults() {
+        let text = include_str!("../../smartproxy.yaml.example");
+        for key in ["header_timeout_s", "body_timeout_s", "max_connections"] {
+            assert!(text.contains(&format!("  {key}: ")), "{key}");
+        }
+        let env = |name: &str| name.ends_with("_KEY").then(|| "x".to_owned());
+        let config = from_yaml(text, None, &env).unwrap();
+        assert_eq!(config.clients, super::super::ClientLimits::default());
     }
 }
