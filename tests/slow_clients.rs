@@ -8,7 +8,7 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::TestEnv;
@@ -171,6 +171,42 @@ fn with_soft_nofile<T>(soft: u64, f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// The soft limit on open files of process `pid`, from `/proc/PID/limits`.
+fn soft_nofile_of(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn run_raises_its_own_open_files_limit_but_not_its_commands() {
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    if hard <= 1024 || !Path::new("/proc/self/limits").exists() {
+        return support::skip_or_fail("needs /proc and a hard open files limit above 1024");
+    }
+    let env = TestEnv::new();
+    let session = with_soft_nofile(1024, || env.start_run(&["run", "--mock"], &[]));
+    let run = session.pid();
+    let children = std::fs::read_to_string(format!("/proc/{run}/task/{run}/children")).unwrap();
+    let command: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while soft_nofile_of(run) != hard {
+        assert!(
+            Instant::now() < deadline,
+            "run kept its soft limit of {}",
+            soft_nofile_of(run)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The command keeps what it would have had without smartproxy (select() needs <= 1024).
+    assert_eq!(soft_nofile_of(command), 1024);
+    assert!(session.finish(0).status.success());
+}
+
 /// Opens `n` connections to `to` that send nothing.
 fn idle_connections(to: SocketAddr, n: usize) -> Vec<TcpStream> {
     (0..n)
@@ -194,9 +230,11 @@ async fn answers_within(req: reqwest::RequestBuilder, what: &str) -> String {
 async fn thousands_of_idle_connections_leave_health_chat_and_admin_answering() {
     const IDLE: usize = 2500;
     // This machine's limit must hold both ends of every connection in this process and the
-    // daemon (each has its own).
-    let (soft, _) =
-        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    // daemon (each has its own): this process takes its hard limit, as the daemon will.
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
     if soft < IDLE as u64 + 500 {
         return support::skip_or_fail("the open files limit is below 3000");
     }

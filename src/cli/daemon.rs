@@ -236,6 +236,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     // Provider and client keys live in this process: no other process of the user reads them.
     crate::session::secrets::hide_from_same_user();
     // A descriptor per client: the soft limit (often 1024) is what a burst exhausts first.
+    // (The daemon starts no commands that would inherit the raised limit.)
     crate::http_server::raise_open_files_limit();
     if args.dash {
         super::dash::ensure_terminal()?;
