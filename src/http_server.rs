@@ -126,7 +126,7 @@ impl AcceptErrors {
             .last_logged
             .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
         {
-            tracing::warn!(%err, more = self.unlogged, "accept failed");
+            tracing::warn!(%err, not_logged = self.unlogged, "accept failed");
             self.last_logged = Some(Instant::now());
             self.unlogged = 0;
         } else {
@@ -147,12 +147,10 @@ fn out_of_resources(err: &io::Error) -> bool {
 
 /// Raises this process's soft limit on open files to its hard limit: a listener holds a
 /// descriptor per client, and the usual soft limit (1024) is what a burst of idle connections
-/// exhausts first. Failure leaves the limit as it was.
-pub fn raise_open_files_limit() {
+/// exhausts first. Failure leaves the limit as it was. Returns the soft limit now in force.
+pub fn raise_open_files_limit() -> Option<u64> {
     use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, setrlimit};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return;
-    };
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
     // An unlimited hard limit is not a value the kernel takes for the soft one (Linux caps it
     // at `fs.nr_open`, 2^20 by default; macOS at OPEN_MAX): try it, then those.
     let wanted: &[u64] = if hard == RLIM_INFINITY {
@@ -162,13 +160,20 @@ pub fn raise_open_files_limit() {
     };
     for &limit in wanted {
         if limit <= soft {
-            return;
+            break;
         }
         if setrlimit(Resource::RLIMIT_NOFILE, limit, hard).is_ok() {
             tracing::debug!(from = soft, to = limit, "raised the open files limit");
-            return;
+            return Some(limit);
         }
     }
+    Some(soft)
+}
+
+/// The descriptors `listeners` listeners, each at `max_connections`, may need at most: a client
+/// connection each, as many to upstreams, and some for the ledger, cache and logs.
+pub fn descriptors_needed(listeners: u64, max_connections: usize) -> u64 {
+    listeners * 2 * max_connections as u64 + 256
 }
 
 #[cfg(test)]

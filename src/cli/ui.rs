@@ -68,7 +68,7 @@ fn token(ttl: &str) -> anyhow::Result<u8> {
 
 fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
-    crate::http_server::raise_open_files_limit();
+    let _ = crate::http_server::raise_open_files_limit();
     crate::ledger::upgrade_if_present(&config.database)?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     // WEBUI_SECURITY wins over the config's `webui_security:`.
