@@ -111,17 +111,20 @@ async fn a_reply_slower_than_the_header_timeout_is_not_cut() {
     let daemon = Daemon::start(&env, &config, &[], &[]);
     let client = support::http_client();
     let url = format!("{}/v1/chat/completions", daemon.listen);
-    // Twice on one kept-alive connection: the timeout is for the head, not the reply.
-    for _ in 0..2 {
+    // Whole, then streamed, on one kept-alive connection: the timeout is for the head, not
+    // the reply.
+    for stream in [false, true] {
         let resp = client
             .post(&url)
             .header("content-type", "application/json")
-            .body(support::chat_body("gpt-4o-mini", false, "hi"))
+            .body(support::chat_body("gpt-4o-mini", stream, "hi"))
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        assert!(resp.text().await.unwrap().contains("\"slow\""));
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("slow"), "{text}");
+        assert_eq!(text.contains("data: [DONE]"), stream, "{text}");
     }
 }
 
