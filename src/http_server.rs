@@ -14,7 +14,7 @@ use hyper::body::{Body, Incoming};
 use hyper::service::HttpService;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 /// How a listener bounds its clients.
@@ -39,6 +39,26 @@ content-length: 130\r\n\
 /// How long accepting pauses when the process is out of file descriptors (or memory): the
 /// pending connections wait in the backlog instead of the loop spinning on the error.
 const OUT_OF_FDS_PAUSE: Duration = Duration::from_millis(100);
+
+/// Connections the kernel holds for a listener until they are accepted. The usual 128 is
+/// filled by a burst of clients in the moment the accepting task waits for a core, and a
+/// client whose connection finds it full waits a second or more to try again. (Linux caps it
+/// at `net.core.somaxconn`, 4096 by default.)
+const BACKLOG: u32 = 1024;
+
+/// Binds a listener on `addr` (port 0 picks a free port) with room for a burst of connects.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As the standard library's `bind` does: a restart finds the port free at once, even
+    // while connections of the previous process linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
 
 /// Serves `listener` until `stopped` changes, each connection with the service
 /// `service_for(peer)` makes; then waits for the open connections to end (the caller bounds

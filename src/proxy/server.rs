@@ -49,7 +49,7 @@ impl Server {
         state: Arc<AppState>,
         kind: Listener,
     ) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = crate::http_server::bind(addr)?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), stopped, kind));

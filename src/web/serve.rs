@@ -25,7 +25,7 @@ pub struct UiServer {
 impl UiServer {
     /// Binds `addr` (port 0 picks a free port) and starts serving the dashboard.
     pub async fn bind(addr: SocketAddr, web: Arc<Web>, limits: ConnLimits) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = crate::http_server::bind(addr)?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, web, stopped, limits));
