@@ -235,10 +235,22 @@ fn detach() -> anyhow::Result<u8> {
 fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     // Provider and client keys live in this process: no other process of the user reads them.
     crate::session::secrets::hide_from_same_user();
+    // A descriptor per client: the soft limit (often 1024) is what a burst exhausts first.
+    // (The daemon starts no commands that would inherit the raised limit.)
+    let open_files = crate::http_server::raise_open_files_limit();
     if args.dash {
         super::dash::ensure_terminal()?;
     }
     let config = super::load_config(config_path)?;
+    let needed = crate::http_server::descriptors_needed(2, config.clients.max_connections);
+    if let Some(limit) = open_files.filter(|limit| *limit < needed) {
+        printer::warn(&format!(
+            "this process may open {limit} files, and two listeners at limits.max_connections \
+             ({}) may need {needed}: past the limit, new connections wait unanswered. Lower \
+             limits.max_connections or raise the hard limit (`ulimit -Hn`)",
+            config.clients.max_connections
+        ));
+    }
     let listen = args.listen.unwrap_or(config.listen);
     let admin_listen = match args.admin_listen {
         Some(addr) => addr,

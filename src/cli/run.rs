@@ -322,6 +322,10 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         plan.set.extend(preset_env);
         let command = with_preset_args(&args.command, &preset_args, &proxy_url);
         let spawned = spawn::spawn_with_output(&command, &plan, dash.as_ref().map(|d| &d.log));
+        // A descriptor per client: the soft limit (often 1024) is what a burst exhausts first.
+        // Raised only now, so that the command keeps the limit it would have had (programs
+        // that use select() rely on the usual 1024).
+        let _ = crate::http_server::raise_open_files_limit();
         if let Some(dash) = &dash {
             dash.command_started(spawned.as_ref().ok().and_then(tokio::process::Child::id));
         }

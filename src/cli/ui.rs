@@ -68,6 +68,7 @@ fn token(ttl: &str) -> anyhow::Result<u8> {
 
 fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
+    let _ = crate::http_server::raise_open_files_limit();
     crate::ledger::upgrade_if_present(&config.database)?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     // WEBUI_SECURITY wins over the config's `webui_security:`.
@@ -95,7 +96,11 @@ fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let server = UiServer::bind(addr, Arc::clone(&web))
+        let limits = crate::http_server::ConnLimits {
+            header_timeout: config.clients.header_timeout,
+            max_connections: config.clients.max_connections,
+        };
+        let server = UiServer::bind(addr, Arc::clone(&web), limits)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         printer::note(&format!(

@@ -37,6 +37,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// The most a whole (non-streamed) upstream reply may hold in memory; beyond it, 502.
     pub max_reply_bytes: usize,
+    /// Slow and many clients: timeouts and the cap on open connections (`limits:`).
+    pub clients: ClientLimits,
     /// Incoming model name -> model to use instead, applied before everything else.
     pub model_map: HashMap<String, String>,
     /// Alias name -> targets in failover order.
@@ -69,6 +71,28 @@ pub struct Config {
     /// `server_names:` and `allowed_origins:`: who may reach the listeners from a browser
     /// besides loopback pages (`crate::http_guard`).
     pub browsers: Browsers,
+}
+
+/// How the listeners bound slow and many clients (`limits:`); read when a listener starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// A request's head must arrive within this, counted from when the connection opens or
+    /// goes idle after a reply (so it is also the keep-alive idle timeout).
+    pub header_timeout: Duration,
+    /// A request's whole body must arrive within this once its head has: beyond, 408.
+    pub body_timeout: Duration,
+    /// Open connections each listener serves at once; beyond it a client is answered 503.
+    pub max_connections: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
 }
 
 /// What `run --preset NAME` applies: a default tag and budget (flags still win) and extra

@@ -332,4 +332,11 @@ pub struct RawLimits {
     pub max_body_bytes: Option<usize>,
     /// The most a whole (non-streamed) upstream reply may hold.
     pub max_reply_bytes: Option<usize>,
+    /// Seconds a client has to send a request's head (and an idle kept-alive connection to
+    /// start its next request).
+    pub header_timeout_s: Option<u64>,
+    /// Seconds a client has to send a whole request body.
+    pub body_timeout_s: Option<u64>,
+    /// Open client connections each listener serves at once; beyond, a 503 at once.
+    pub max_connections: Option<usize>,
 }

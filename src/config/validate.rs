@@ -246,6 +246,7 @@ impl Validator<'_> {
             Some(n) => n,
             None => DEFAULT_MAX_REPLY_BYTES,
         };
+        let clients = self.client_limits(&raw);
 
         let cache = self.cache(&raw, &database, env);
         let retention_days = self.retention(&raw, env);
@@ -269,6 +270,7 @@ impl Validator<'_> {
             mock,
             max_body_bytes,
             max_reply_bytes,
+            clients,
             model_map: routing.model_map,
             aliases: routing.aliases,
             routes: routing.routes,
@@ -289,6 +291,43 @@ impl Validator<'_> {
             config.enable_passthrough();
         }
         config
+    }
+
+    /// `limits:`' timeouts and cap on open connections, each more than 0.
+    fn client_limits(&mut self, raw: &RawConfig) -> super::ClientLimits {
+        let defaults = super::ClientLimits::default();
+        let limits = &raw.limits;
+        let mut seconds = |key: &str, value: Option<u64>, default: Duration| match value {
+            Some(0) => {
+                self.error(&format!("limits.{key}"), "must be more than 0 seconds");
+                default
+            }
+            Some(n) => Duration::from_secs(n),
+            None => default,
+        };
+        let header_timeout = seconds(
+            "header_timeout_s",
+            limits.header_timeout_s,
+            defaults.header_timeout,
+        );
+        let body_timeout = seconds(
+            "body_timeout_s",
+            limits.body_timeout_s,
+            defaults.body_timeout,
+        );
+        let max_connections = match limits.max_connections {
+            Some(0) => {
+                self.error("limits.max_connections", "must be more than 0");
+                defaults.max_connections
+            }
+            Some(n) => n,
+            None => defaults.max_connections,
+        };
+        super::ClientLimits {
+            header_timeout,
+            body_timeout,
+            max_connections,
+        }
     }
 
     /// `passthrough:`, whose one kind today is `anthropic`.
@@ -1160,5 +1199,38 @@ mod tests {
         let config = from_yaml(text, None, &no_env).unwrap();
         assert_eq!(config.providers.len(), 1);
         assert!(!from_yaml("", None, &no_env).unwrap().passthrough);
+    }
+
+    #[test]
+    fn client_limits_default_read_and_refuse_zero() {
+        let config = from_yaml("{}", None, &no_env).unwrap();
+        assert_eq!(config.clients, super::super::ClientLimits::default());
+        let text = "limits:\n  header_timeout_s: 2\n  body_timeout_s: 3\n  max_connections: 50\n";
+        let config = from_yaml(text, None, &no_env).unwrap();
+        assert_eq!(config.clients.header_timeout, Duration::from_secs(2));
+        assert_eq!(config.clients.body_timeout, Duration::from_secs(3));
+        assert_eq!(config.clients.max_connections, 50);
+
+        let text = "limits:\n  header_timeout_s: 0\n  body_timeout_s: 0\n  max_connections: 0\n";
+        let got: Vec<String> = errors(text).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            vec![
+                "sp.yaml:2: `limits.header_timeout_s`: must be more than 0 seconds",
+                "sp.yaml:3: `limits.body_timeout_s`: must be more than 0 seconds",
+                "sp.yaml:4: `limits.max_connections`: must be more than 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_example_documents_the_client_limits_at_their_defaults() {
+        let text = include_str!("../../smartproxy.yaml.example");
+        for key in ["header_timeout_s", "body_timeout_s", "max_connections"] {
+            assert!(text.contains(&format!("  {key}: ")), "{key}");
+        }
+        let env = |name: &str| name.ends_with("_KEY").then(|| "x".to_owned());
+        let config = from_yaml(text, None, &env).unwrap();
+        assert_eq!(config.clients, super::super::ClientLimits::default());
     }
 }

@@ -4,6 +4,7 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
@@ -57,17 +58,39 @@ impl Body for ProxyBody {
     }
 }
 
-pub(super) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    let (parts, body) = req.into_parts();
-    read_parts_body(&parts.headers, body, limit).await
+/// The bounds on a request body: its size, and the time it may take to arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: Duration,
 }
 
-/// Reads a body under the size cap; a declared length over the cap is refused before reading.
+impl BodyLimits {
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            max_bytes: config.max_body_bytes,
+            timeout: config.clients.body_timeout,
+        }
+    }
+}
+
+pub(super) async fn read_body(
+    req: Request<Incoming>,
+    limits: BodyLimits,
+) -> Result<Bytes, ApiError> {
+    let (parts, body) = req.into_parts();
+    read_parts_body(&parts.headers, body, limits).await
+}
+
+/// Reads a body under the size cap and within the body timeout (a client that declares 1000
+/// bytes and sends 9 would otherwise hold its connection and task for ever); a declared length
+/// over the cap is refused before reading.
 pub(super) async fn read_parts_body(
     headers: &HeaderMap,
     body: Incoming,
-    limit: usize,
+    limits: BodyLimits,
 ) -> Result<Bytes, ApiError> {
+    let limit = limits.max_bytes;
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -75,7 +98,11 @@ pub(super) async fn read_parts_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::too_large(limit));
     }
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(limits.timeout, Limited::new(body, limit).collect());
+    let Ok(collected) = read.await else {
+        return Err(ApiError::body_timeout(limits.timeout));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
         Err(err) => Err(ApiError::unreadable_body(&err.to_string())),
@@ -107,6 +134,10 @@ pub fn error_response(err: &ApiError, dialect: Dialect, request_id: &str) -> Res
     }
     if let Some(seconds) = err.retry_after_s {
         headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    // The rest of a body that did not arrive in time is not waited for: the connection ends.
+    if err.kind == super::error::ErrorKind::BodyTimeout {
+        headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     set_request_id(headers, request_id);
     response

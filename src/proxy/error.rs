@@ -26,6 +26,8 @@ pub enum ErrorKind {
     AdminKeyNotSet,
     TooLarge,
     UnreadableBody,
+    /// The body did not arrive within `limits.body_timeout_s` (a slow or stalled client).
+    BodyTimeout,
     NoProvider,
     NoUsableProvider,
     /// Every target was passed over because the prompt is larger than its context window:
@@ -70,6 +72,7 @@ impl ErrorKind {
             Self::AdminKeyNotSet | Self::CrossSite | Self::HostNotAllowed => StatusCode::FORBIDDEN,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NoProvider
             | Self::NoUsableProvider
             | Self::BudgetUnavailable
@@ -121,6 +124,7 @@ impl ErrorKind {
             Self::AdminKeyNotSet => "admin_key_not_set",
             Self::TooLarge => "request_too_large",
             Self::UnreadableBody => "unreadable_body",
+            Self::BodyTimeout => "request_timeout",
             Self::NoProvider => "no_provider",
             Self::NoUsableProvider => "no_usable_provider",
             // OpenAI's code for the same refusal, which clients recognise.
@@ -335,6 +339,16 @@ impl ApiError {
             ErrorKind::TooLarge,
             format!(
                 "request body is larger than the limit of {limit} bytes (limits.max_body_bytes)"
+            ),
+        )
+    }
+
+    pub fn body_timeout(timeout: std::time::Duration) -> Self {
+        Self::new(
+            ErrorKind::BodyTimeout,
+            format!(
+                "the request body did not arrive within {} s (limits.body_timeout_s)",
+                timeout.as_secs()
             ),
         )
     }

@@ -49,7 +49,7 @@ impl Server {
         state: Arc<AppState>,
         kind: Listener,
     ) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = crate::http_server::bind(addr)?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), stopped, kind));
@@ -98,7 +98,13 @@ async fn accept_loop(
     let Ok(local) = listener.local_addr() else {
         return;
     };
-    crate::http_server::accept_loop(listener, stopped, move |peer| {
+    // Read once: a reload does not rebind the listeners, so it does not change these either.
+    let clients = state.runtime().config.clients;
+    let limits = crate::http_server::ConnLimits {
+        header_timeout: clients.header_timeout,
+        max_connections: clients.max_connections,
+    };
+    crate::http_server::accept_loop(listener, stopped, limits, move |peer| {
         let state = Arc::clone(&state);
         let peer = Peer::new(peer, state.ledger.salt());
         service_fn(move |req| {

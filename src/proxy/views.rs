@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::AppState;
-use super::body::{ProxyBody, error_response, json_response, read_body};
+use super::body::{BodyLimits, ProxyBody, error_response, json_response, read_body};
 use super::dialect::{Dialect, rfc3339_now};
 use super::error::ApiError;
 use crate::config::ProviderKind;
@@ -20,7 +20,7 @@ use crate::wire::estimate::json_text_tokens;
 
 /// Anthropic's token counting, estimated (smartproxy does not run tokenizers).
 pub(super) async fn count_tokens(state: &AppState, req: Request<Incoming>) -> Response<ProxyBody> {
-    match read_body(req, state.runtime().config.max_body_bytes).await {
+    match read_body(req, BodyLimits::of(&state.runtime().config)).await {
         Ok(body) => json_response(
             StatusCode::OK,
             json!({"input_tokens": json_text_tokens(&String::from_utf8_lossy(&body))}).to_string(),
@@ -56,7 +56,7 @@ pub(super) fn ollama_tags(state: &AppState) -> Response<ProxyBody> {
 }
 
 pub(super) async fn ollama_show(state: &AppState, req: Request<Incoming>) -> Response<ProxyBody> {
-    let body = match read_body(req, state.runtime().config.max_body_bytes).await {
+    let body = match read_body(req, BodyLimits::of(&state.runtime().config)).await {
         Ok(body) => body,
         Err(err) => return error_response(&err, Dialect::OllamaChat, ""),
     };

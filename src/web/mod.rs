@@ -35,6 +35,8 @@ pub const LOGIN_TTL: Duration = Duration::from_secs(12 * 3600);
 const CHART_DAYS: u64 = 30;
 /// The largest login form read.
 const FORM_LIMIT: usize = 8 * 1024;
+/// The login form is a few hundred bytes: it arrives within this or not at all.
+const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// What every HTML page may load: its own stylesheet and script, nothing remote, no inline code.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -449,12 +451,11 @@ where
         .headers()
         .get("x-forwarded-proto")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-    let form = match http_body_util::Limited::new(req.into_body(), FORM_LIMIT)
-        .collect()
-        .await
-    {
-        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
-        Err(_) => {
+    let read = http_body_util::Limited::new(req.into_body(), FORM_LIMIT).collect();
+    // A form that does not arrive in time (a stalled client) is not waited for.
+    let form = match tokio::time::timeout(FORM_TIMEOUT, read).await {
+        Ok(Ok(collected)) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+        _ => {
             return login_page(
                 web,
                 Some("The form could not be read."),

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Web;
+use crate::http_server::ConnLimits;
 
 pub struct UiServer {
     addr: SocketAddr,
@@ -23,11 +24,11 @@ pub struct UiServer {
 
 impl UiServer {
     /// Binds `addr` (port 0 picks a free port) and starts serving the dashboard.
-    pub async fn bind(addr: SocketAddr, web: Arc<Web>) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+    pub async fn bind(addr: SocketAddr, web: Arc<Web>, limits: ConnLimits) -> io::Result<Self> {
+        let listener = crate::http_server::bind(addr)?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, web, stopped));
+        let task = tokio::spawn(accept_loop(listener, web, stopped, limits));
         Ok(Self { addr, stop, task })
     }
 
@@ -42,11 +43,16 @@ impl UiServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, web: Arc<Web>, stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    web: Arc<Web>,
+    stopped: watch::Receiver<bool>,
+    limits: ConnLimits,
+) {
     let Ok(local) = listener.local_addr() else {
         return;
     };
-    crate::http_server::accept_loop(listener, stopped, move |peer| {
+    crate::http_server::accept_loop(listener, stopped, limits, move |peer| {
         let web = Arc::clone(&web);
         service_fn(move |req| {
             let web = Arc::clone(&web);

@@ -10,7 +10,7 @@ use crate::capture::Kind;
 use crate::ledger::Billing;
 use crate::providers::ClientCredential;
 use crate::proxy::auth::{Access, authorize, authorize_anthropic, authorize_ollama};
-use crate::proxy::body::read_parts_body;
+use crate::proxy::body::{BodyLimits, read_parts_body};
 use crate::proxy::context::{PromptEstimate, salted_hash};
 use crate::proxy::dialect::Dialect;
 use crate::proxy::dialect::{self, Inbound};
@@ -90,7 +90,8 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
         let name = key_name.as_deref().unwrap_or("anonymous");
         ctx.fin.record().session_id = Some(sessions.session_for(&state.ledger, name));
     }
-    let body: Bytes = read_parts_body(&parts.headers, body, ctx.rt.config.max_body_bytes).await?;
+    let limits = BodyLimits::of(&ctx.rt.config);
+    let body: Bytes = read_parts_body(&parts.headers, body, limits).await?;
     ctx.fin.record().fingerprint = Some(salted_hash(state.ledger.salt(), &body));
     // Opt-in: the body as the client sent it (its headers, keys included, never).
     if let Some(capture) = &state.capture
