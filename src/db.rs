@@ -17,6 +17,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Options {
     /// Zero deleted content on disk instead of leaving it in free pages (the cache's entries).
     pub secure_delete: bool,
+    /// Leave the WAL for the next process instead of checkpointing it when the last connection
+    /// closes (the ledger): that checkpoint cost two fsyncs at the end of every `run`, even one
+    /// that made no request. Checkpoints happen anyway as the WAL grows (every 1,000 pages, in
+    /// whichever process commits then), and a WAL left behind loses nothing.
+    pub keep_wal_on_close: bool,
 }
 
 /// Opens `path` read-write (creating it, private to the user) with the settings every process
@@ -38,6 +43,12 @@ pub fn open(path: &Path, options: Options) -> rusqlite::Result<Connection> {
         Ok(())
     })?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    if options.keep_wal_on_close {
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
+    }
     if options.secure_delete {
         conn.pragma_update(None, "secure_delete", true)?;
     }

@@ -465,6 +465,7 @@ fn open_connection(path: &Path) -> Result<Connection, CacheError> {
         path,
         db::Options {
             secure_delete: true,
+            ..db::Options::default()
         },
     )
     .map_err(|source| CacheError::Open {

@@ -255,7 +255,11 @@ pub fn upgrade_if_present(path: &Path) -> Result<(), LedgerError> {
 
 /// Opens a connection with the settings every process sharing the ledger must use.
 pub(crate) fn open_connection(path: &Path) -> Result<Connection, LedgerError> {
-    crate::db::open(path, crate::db::Options::default()).map_err(|source| LedgerError::Open {
+    let options = crate::db::Options {
+        keep_wal_on_close: true,
+        ..crate::db::Options::default()
+    };
+    crate::db::open(path, options).map_err(|source| LedgerError::Open {
         path: path.to_path_buf(),
         source,
     })
