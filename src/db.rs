@@ -24,12 +24,10 @@ pub struct Options {
     pub keep_wal_on_close: bool,
 }
 
-/// Opens `path` read-write (creating it, private to the user) with the settings every process
-/// sharing it must use: WAL, `synchronous=NORMAL`, a busy timeout.
+/// Opens `path` read-write (creating it) with the settings every process sharing it must use:
+/// WAL, `synchronous=NORMAL`, a busy timeout. The stores that create their files make them
+/// private first (`crate::private_files`).
 pub fn open(path: &Path, options: Options) -> rusqlite::Result<Connection> {
-    // Private to the user (folder 0700, files 0600); a failure here shows again, more clearly,
-    // when SQLite opens the file.
-    let _ = crate::private_files::prepare(path);
     let conn = Connection::open(path)?;
     // Waits instead of failing while another process writes.
     conn.busy_timeout(BUSY_TIMEOUT)?;
