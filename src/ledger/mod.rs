@@ -69,9 +69,11 @@ pub enum LedgerError {
     WriterGone,
 }
 
+/// Every variant is at most two words: the queue's slots are allocated (and touched) up front, so
+/// the size of a message times `QUEUE_CAPACITY` is resident memory of every process, idle or not.
 pub(crate) enum Message {
-    Session(SessionStart),
-    SessionEnd(SessionEnd),
+    Session(Box<SessionStart>),
+    SessionEnd(Box<SessionEnd>),
     Request(Box<RequestRecord>),
     Anomaly(Box<Anomaly>),
     Flush(mpsc::Sender<()>),
@@ -144,11 +146,11 @@ impl Ledger {
     }
 
     pub fn session_started(&self, session: SessionStart) {
-        self.enqueue(Message::Session(session));
+        self.enqueue(Message::Session(Box::new(session)));
     }
 
     pub fn session_ended(&self, end: SessionEnd) {
-        self.enqueue(Message::SessionEnd(end));
+        self.enqueue(Message::SessionEnd(Box::new(end)));
     }
 
     /// Queues a request row. Never blocks: when the queue is full the row is counted as dropped.
@@ -272,4 +274,15 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queued_message_stays_small() {
+        // 16k slots of 24 bytes are 0.4 MB resident; unboxed session records made it 2.8 MB.
+        assert!(std::mem::size_of::<Message>() <= 24, "{}", std::mem::size_of::<Message>());
+    }
 }
