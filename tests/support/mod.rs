@@ -109,11 +109,10 @@ mod skips {
             .filter(|n| *n != "main")
             .map_or_else(|| "a test".to_owned(), str::to_owned);
         let line = format!("{test}: {reason}");
-        // Straight to stderr, not `eprintln!`, which the harness captures for passing tests.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {line} (it did not run; the `ok` it gets proves nothing)"
-        );
+        // Straight to stderr, not `eprintln!`, which the harness captures for passing tests; in
+        // one write, so that other tests' lines do not split it.
+        let notice = format!("SKIPPED {line} (it did not run; the `ok` it gets proves nothing)\n");
+        let _ = std::io::stderr().write_all(notice.as_bytes());
         SKIPPED
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
