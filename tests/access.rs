@@ -58,7 +58,7 @@ async fn status_with(
         "/api/show" => r#"{"model":"gpt-4o-mini"}"#.to_owned(),
         _ => String::new(),
     };
-    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
+    let mut req = support::http_client().request(method, format!("{base}{path}"));
     if !body.is_empty() {
         req = req.header("content-type", "application/json").body(body);
     }
@@ -279,7 +279,9 @@ async fn a_daemon_with_client_and_admin_keys_checks_every_endpoint() {
     browser += expect_browser_refused(&admin, WEB_ENDPOINTS, Some(ADMIN)).await;
     browser += expect_browser_refused(&admin, &[("GET", "/healthz")], None).await;
 
-    let refusal = reqwest::get(format!("{public}/v1/models"))
+    let refusal = support::http_client()
+        .get(format!("{public}/v1/models"))
+        .send()
         .await
         .unwrap()
         .text()
@@ -345,7 +347,7 @@ async fn without_an_admin_key_client_keys_close_the_admin_endpoints() {
         |_| 403,
     )
     .await;
-    let body = reqwest::Client::new()
+    let body = support::http_client()
         .get(format!("{}/metrics", daemon.admin))
         .bearer_auth(CLIENT)
         .send()

@@ -199,6 +199,11 @@ async fn anthropic_clients_pass_through_untouched_to_anthropic_targets() {
     );
     session.finish(0);
     let rows = env.requests();
+    assert_eq!(
+        rows.len(),
+        2,
+        "one row per request, whole and streamed: {rows:?}"
+    );
     for row in &rows {
         assert_eq!(row["prompt_tokens"], PROMPT_TOKENS.to_string(), "{row:?}");
         assert_eq!(
@@ -206,7 +211,7 @@ async fn anthropic_clients_pass_through_untouched_to_anthropic_targets() {
             COMPLETION_TOKENS.to_string(),
             "{row:?}"
         );
-        assert_ne!(row["cost_usd"], "NULL");
+        assert_ne!(row["cost_usd"], "NULL", "{row:?}");
     }
 }
 

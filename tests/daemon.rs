@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::daemon::Daemon;
+use support::upstream::{Behavior, MockUpstream, REPLY_WORDS};
 use support::{TestEnv, run_to_end, text};
 
 fn mock_config(env: &TestEnv, reply: &str) -> std::path::PathBuf {
@@ -128,14 +129,24 @@ async fn start_status_serve_and_stop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_requests_in_flight_finish() {
+    let upstream = MockUpstream::start();
+    upstream.push([Behavior::SlowFirstByte(Duration::from_millis(500))]);
     let env = TestEnv::new();
-    let config = mock_config(&env, "slow");
-    let daemon = Daemon::start(&env, &config, &[], &[]);
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let daemon = Daemon::start(&env, &config, &[], &[("UPSTREAM_KEY", "k")]);
     let base = daemon.listen.clone();
     let request = tokio::spawn(async move { ask(&base, None).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // In flight: the upstream has it, and answers 500 ms later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.calls() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(request.await.unwrap(), (200, "slow".to_owned()));
+    assert_eq!(request.await.unwrap(), (200, REPLY_WORDS.concat()));
     let out = daemon.wait();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use support::TestEnv;
@@ -109,20 +109,10 @@ fn read_pid(file: &std::path::Path) -> i32 {
         .unwrap()
 }
 
-fn have(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
-    if !have("tmux", "-V") {
-        return support::skip_or_fail("tmux is not installed");
-    }
-    if !have("curl", "--version") {
-        return support::skip_or_fail("curl is not installed");
+    if !support::require_tools(&["tmux", "curl"]) {
+        return;
     }
     let env = TestEnv::new();
     env.write(
@@ -240,11 +230,8 @@ fn dash_refuses_to_draw_without_a_terminal() {
 
 #[test]
 fn run_dash_shows_the_session_and_its_output_goes_to_a_log() {
-    if !have("tmux", "-V") {
-        return support::skip_or_fail("tmux is not installed");
-    }
-    if !have("curl", "--version") {
-        return support::skip_or_fail("curl is not installed");
+    if !support::require_tools(&["tmux", "curl"]) {
+        return;
     }
     let env = TestEnv::new();
     let stop = env.path().join("stop");
@@ -307,8 +294,8 @@ fn run_dash_shows_the_session_and_its_output_goes_to_a_log() {
 
 #[test]
 fn a_signal_ends_dash_with_the_terminal_restored() {
-    if !have("tmux", "-V") {
-        return support::skip_or_fail("tmux is not installed");
+    if !support::require_tools(&["tmux"]) {
+        return;
     }
     let env = TestEnv::new();
     let pid_file = env.path().join("dash.pid");
@@ -378,8 +365,8 @@ fn outlives_its_terminal(detached: bool) -> bool {
 /// SIGHUP asked it to quit.
 #[test]
 fn dash_exits_when_its_terminal_is_gone() {
-    if !have("tmux", "-V") || !have("setsid", "--version") {
-        return support::skip_or_fail("tmux or setsid is not installed");
+    if !support::require_tools(&["tmux", "setsid"]) {
+        return;
     }
     assert!(
         !outlives_its_terminal(false),
@@ -393,11 +380,8 @@ fn dash_exits_when_its_terminal_is_gone() {
 
 #[test]
 fn daemon_dash_serves_and_shows_its_traffic_until_q() {
-    if !have("tmux", "-V") {
-        return support::skip_or_fail("tmux is not installed");
-    }
-    if !have("curl", "--version") {
-        return support::skip_or_fail("curl is not installed");
+    if !support::require_tools(&["tmux", "curl"]) {
+        return;
     }
     let env = TestEnv::new();
     let config = env.write("sp.yaml", "providers:\n  - name: offline\n    kind: mock\n");
@@ -414,7 +398,8 @@ fn daemon_dash_serves_and_shows_its_traffic_until_q() {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("smartproxy.pid")).unwrap())
             .unwrap();
     let listen = info["listen"].as_str().unwrap();
-    let out = Command::new("curl")
+    // Isolated: curl would send the request to a developer's `http_proxy`.
+    let out = support::isolated_command("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
         .arg(format!("http://{listen}/v1/chat/completions"))
         .args(["-H", "content-type: application/json", "-d"])

@@ -22,7 +22,7 @@ async fn start_stream(
     base_url: &str,
     key: Option<&str>,
 ) -> tokio::task::JoinHandle<Result<Reply, String>> {
-    let mut req = reqwest::Client::new()
+    let mut req = support::http_client()
         .post(format!("{base_url}/chat/completions"))
         .header("content-type", "application/json")
         .body(chat_body("gpt-4o-mini", true, "tell me slowly"));

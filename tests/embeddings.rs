@@ -10,7 +10,7 @@ use support::upstream::{Behavior, MockUpstream};
 use support::{TestEnv, text};
 
 async fn post(base_url: &str, key: &str, body: &str) -> (u16, serde_json::Value) {
-    let resp = reqwest::Client::new()
+    let resp = support::http_client()
         .post(format!("{base_url}/embeddings"))
         .bearer_auth(key)
         .header("content-type", "application/json")

@@ -4,6 +4,9 @@
 
 mod support;
 
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
 use support::upstream::MockUpstream;
 use support::{TestEnv, chat_body, post_chat, run_to_end, text};
 
@@ -198,19 +201,42 @@ fn signals_are_forwarded_and_reported_as_128_plus_n() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let env = TestEnv::new();
-    for (signal, code) in [
-        (Signal::SIGTERM, 143),
-        (Signal::SIGINT, 130),
-        (Signal::SIGHUP, 129),
+    for (signal, name, code) in [
+        (Signal::SIGTERM, "TERM", 143),
+        (Signal::SIGINT, "INT", 130),
+        (Signal::SIGHUP, "HUP", 129),
     ] {
-        let session = env.start_run(&["run", "--mock"], &[]);
-        kill(Pid::from_raw(session.pid() as i32), signal).unwrap();
-        let out = session.wait();
+        // The command notes the signal, then dies of it (default action restored): its log
+        // proves the signal reached it, the exit code that smartproxy reported its death.
+        let dir = env.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        let script = format!(
+            "trap 'echo {name} >> \"{d}/signals.log\"; trap - {name}; kill -{name} $$' {name}\n\
+             : > '{d}/ready'\nwhile :; do sleep 0.02; done\n"
+        );
+        let mut cmd = env.command();
+        cmd.args(["run", "--mock", "--", "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !dir.join("ready").exists() {
+            assert!(Instant::now() < deadline, "the command never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+        let out = support::wait_output(child, Duration::from_secs(30));
         assert_eq!(
             out.status.code(),
             Some(code),
             "{signal:?}: {}",
             text(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("signals.log")).unwrap_or_default(),
+            format!("{name}\n"),
+            "{signal:?} reached the command once"
         );
     }
 }

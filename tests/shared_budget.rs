@@ -129,7 +129,14 @@ async fn a_client_keys_daily_budget_stops_that_key_only() {
     );
     // Until its row is committed (within the writer's few-millisecond window) a finished request
     // still counts with its reservation, the estimate; after that with its real cost.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !env.db.exists() || env.requests().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request's row was never written"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let refused = post_chat(&listen, Some(&tight), body.to_string()).await;
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert!(

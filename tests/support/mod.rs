@@ -51,14 +51,95 @@ pub fn isolated_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     cmd
 }
 
-/// Where a test cannot run (a tool or data missing): outside CI, prints why and lets the test
-/// return; under CI (`CI` set, as `.ci/run` is run), fails, because a skipped test proves nothing.
+/// Where a test cannot run (a tool or data missing): under CI (`CI` set, as `.ci/run` is run),
+/// fails, because a skipped test proves nothing. Elsewhere the test returns and the harness will
+/// print `ok` for it, so the skip is made visible in the default output (which captures
+/// `eprintln!` of passing tests): a `SKIPPED` line with the test's name at once, and a closing
+/// list after the binary's `test result:` line.
 /// Use as `if missing { return support::skip_or_fail("why"); }`.
 pub fn skip_or_fail(reason: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("cannot run under CI: {reason}");
     }
-    eprintln!("skipped: {reason}");
+    skips::record(reason);
+}
+
+/// Whether every program of `programs` is on `PATH`; when one is not, skips the test (or fails
+/// it under CI, see `skip_or_fail`) naming it. Use as
+/// `if !support::require_tools(&["tmux"]) { return; }`.
+pub fn require_tools(programs: &[&str]) -> bool {
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| find_on_path(p).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    skip_or_fail(&format!(
+        "needs {} on PATH (Debian/Ubuntu: apt-get install {})",
+        missing.join(", "),
+        missing.join(" ")
+    ));
+    false
+}
+
+/// The executable `program` on `PATH`, as a shell would find it.
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The skips of this test binary, shown where the default output shows them.
+mod skips {
+    use std::io::Write;
+    use std::sync::{Mutex, Once, PoisonError};
+
+    static SKIPPED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    pub fn record(reason: &str) {
+        // libtest names each test's thread after the test.
+        let test = std::thread::current()
+            .name()
+            .filter(|n| *n != "main")
+            .map_or_else(|| "a test".to_owned(), str::to_owned);
+        let line = format!("{test}: {reason}");
+        // Straight to stderr, not `eprintln!`, which the harness captures for passing tests; in
+        // one write, so that other tests' lines do not split it.
+        let notice = format!("SKIPPED {line} (it did not run; the `ok` it gets proves nothing)\n");
+        let _ = std::io::stderr().write_all(notice.as_bytes());
+        SKIPPED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(line);
+        static SUMMARY: Once = Once::new();
+        // The harness has no hook after its summary; the C runtime's exit handlers run after it,
+        // on success and failure alike.
+        SUMMARY.call_once(|| {
+            #[allow(unsafe_code)]
+            // SAFETY: registers a plain `extern "C"` function that never unwinds.
+            unsafe {
+                nix::libc::atexit(print_summary);
+            }
+        });
+    }
+
+    extern "C" fn print_summary() {
+        let skipped = SKIPPED.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut text = format!(
+            "\nSKIPPED {} test(s) of this binary, counted as passed above but never run:\n",
+            skipped.len()
+        );
+        for line in skipped.iter() {
+            text.push_str(&format!("  {line}\n"));
+        }
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
 }
 
 /// A temp dir with its own HOME and ledger.

@@ -1,7 +1,10 @@
 //! The agent CLIs of the tests (Claude Code, ...), installed from the registry at the exact
 //! versions of `testdata/npm-clients/package.json` into one project-local folder,
-//! `target/npm-clients`. Like the Python virtualenv, the first test binary that needs it installs
-//! it while holding a file lock, and it is reinstalled when the pins change.
+//! `target/npm-clients`, with every package beneath them as `package-lock.json` beside it
+//! records (`npm ci`: versions and integrity hashes, so next month's run installs this one's;
+//! after editing package.json, run `npm install --package-lock-only` in testdata/npm-clients).
+//! Like the Python virtualenv, the first test binary that needs it installs it while holding a
+//! file lock, and it is reinstalled when package.json or the lock change.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,10 @@ use std::sync::OnceLock;
 const PACKAGE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/testdata/npm-clients/package.json"
+);
+const LOCK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/npm-clients/package-lock.json"
 );
 
 /// The path of the installed command `name` (`claude`, ...), or why it cannot be had here
@@ -47,10 +54,12 @@ fn clients_dir() -> PathBuf {
 }
 
 fn ensure_installed(dir: &Path) -> Result<PathBuf, String> {
-    if Command::new("npm").arg("--version").output().is_err() {
-        return Err("npm is not installed (Debian/Ubuntu: apt-get install npm)".to_owned());
+    if super::find_on_path("npm").is_none() {
+        return Err("needs npm on PATH (Debian/Ubuntu: apt-get install npm)".to_owned());
     }
-    let wanted = std::fs::read_to_string(PACKAGE).unwrap();
+    let package = std::fs::read_to_string(PACKAGE).unwrap();
+    let lock_file = std::fs::read_to_string(LOCK).unwrap();
+    let wanted = format!("{package}\n{lock_file}");
     std::fs::create_dir_all(dir).unwrap();
     let lock = File::create(dir.with_extension("lock")).unwrap();
     lock.lock().unwrap(); // released when `lock` is dropped
@@ -59,19 +68,22 @@ fn ensure_installed(dir: &Path) -> Result<PathBuf, String> {
         return Ok(dir.to_path_buf());
     }
     eprintln!("installing the test agent CLIs into {} ...", dir.display());
-    std::fs::write(dir.join("package.json"), &wanted).unwrap();
+    std::fs::write(dir.join("package.json"), &package).unwrap();
+    std::fs::write(dir.join("package-lock.json"), &lock_file).unwrap();
     // npm keeps the developer's environment (proxies, registry settings): it installs the test
     // tools, it is not the program under test. Install scripts run: Claude Code's puts its
     // native binary in place of a stub.
+    // `ci`: exactly the lock, failing (instead of re-resolving) if it no longer matches
+    // package.json.
     let out = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund"])
-        .args(["--no-package-lock", "--loglevel=error"])
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(dir)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "npm could not install {PACKAGE} into {} (it needs the npm registry):\n{}",
+        "npm could not install {LOCK} into {} (it needs the npm registry; after editing \
+         package.json, refresh the lock):\n{}",
         dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -1,8 +1,9 @@
 //! The Python of the tests that need more than the standard library (the `openai` and
 //! `anthropic` SDKs, `prometheus_client`): one project-local virtualenv at `target/python-venv`,
-//! installed from the exact pins of `testdata/python-requirements.txt`. The first test binary
+//! installed from the exact pins of `testdata/python-requirements.txt`, every dependency held to
+//! the version `testdata/python-constraints.txt` records. The first test binary
 //! that needs it builds it while holding a file lock, since `cargo test` runs several test
-//! binaries at once; the others wait, then reuse it. It is rebuilt when the pins change;
+//! binaries at once; the others wait, then reuse it. It is rebuilt when either file changes;
 //! `rm -rf target/python-venv` resets it by hand.
 
 use std::fs::File;
@@ -13,6 +14,10 @@ use std::sync::OnceLock;
 const REQUIREMENTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/testdata/python-requirements.txt"
+);
+const CONSTRAINTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/python-constraints.txt"
 );
 
 /// The virtualenv's interpreter, built on first use.
@@ -35,7 +40,11 @@ pub fn venv_dir() -> PathBuf {
 fn ensure_venv(dir: &Path) -> PathBuf {
     let python = dir.join("bin/python");
     let stamp = dir.join("installed-requirements.txt");
-    let wanted = std::fs::read_to_string(REQUIREMENTS).unwrap();
+    let constraints = std::fs::read_to_string(CONSTRAINTS).unwrap();
+    let wanted = format!(
+        "{}\n{constraints}",
+        std::fs::read_to_string(REQUIREMENTS).unwrap()
+    );
     let lock = File::create(dir.with_extension("lock")).unwrap();
     lock.lock().unwrap(); // released when `lock` is dropped
     if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
@@ -54,7 +63,7 @@ fn ensure_venv(dir: &Path) -> PathBuf {
             "--quiet",
             "--disable-pip-version-check",
         ])
-        .args(["--no-input", "-r", REQUIREMENTS])
+        .args(["--no-input", "-r", REQUIREMENTS, "-c", CONSTRAINTS])
         .output()
         .unwrap();
     assert!(
@@ -63,8 +72,47 @@ fn ensure_venv(dir: &Path) -> PathBuf {
         dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_all_pinned(&python, &constraints);
     std::fs::write(&stamp, wanted).unwrap();
     python
+}
+
+/// Fails when the virtualenv holds a package, or a version, that the constraints do not list:
+/// a dependency a new release added would otherwise float.
+fn assert_all_pinned(python: &Path, constraints: &str) {
+    let out = Command::new(python)
+        .args(["-m", "pip", "freeze", "--disable-pip-version-check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pinned: Vec<String> = constraints.lines().map(normalized).collect();
+    let unpinned: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(normalized)
+        .filter(|line| !line.is_empty() && !pinned.contains(line))
+        .collect();
+    assert!(
+        unpinned.is_empty(),
+        "pip installed what {CONSTRAINTS} does not pin: {unpinned:?}; regenerate it as its \
+         header says"
+    );
+}
+
+/// A `name==version` line as pip compares names: case and `-`/`_`/`.` runs do not matter.
+fn normalized(line: &str) -> String {
+    let line = line.split('#').next().unwrap_or("").trim();
+    match line.split_once("==") {
+        Some((name, version)) => format!(
+            "{}=={}",
+            name.to_lowercase().replace(['_', '.'], "-"),
+            version.trim()
+        ),
+        None => line.to_owned(),
+    }
 }
 
 /// `python3 -m venv DIR`, failing with what to install when the machine cannot do it.

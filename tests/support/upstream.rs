@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,6 +93,9 @@ struct Script {
     received: Vec<Received>,
     /// Streams whose every event was handed to the connection (not cut short by the peer).
     streams_completed: usize,
+    /// Streams whose body went before its last event: the peer closed the connection (or the
+    /// script cut it).
+    streams_cut_short: usize,
 }
 
 pub struct MockUpstream {
@@ -196,6 +200,10 @@ impl MockUpstream {
 
     pub fn streams_completed(&self) -> usize {
         self.script.lock().unwrap().streams_completed
+    }
+
+    pub fn streams_cut_short(&self) -> usize {
+        self.script.lock().unwrap().streams_cut_short
     }
 
     pub fn calls(&self) -> usize {
@@ -591,15 +599,20 @@ fn reply(
         frames.push(Ok(Frame::data(Bytes::from_static(b"data: [DONE]\n\n"))));
     }
     let last = frames.len() - 1;
-    let script = Arc::clone(script);
+    let end = StreamEnd {
+        script: Arc::clone(script),
+        completed: Arc::new(AtomicBool::new(false)),
+    };
     let body =
         futures_util::stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| {
-            let script = Arc::clone(&script);
+            let script = Arc::clone(&end.script);
+            let completed = Arc::clone(&end.completed);
             async move {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
                 if i == last && frame.is_ok() {
+                    completed.store(true, Ordering::SeqCst);
                     script.lock().unwrap().streams_completed += 1;
                 }
                 frame
@@ -609,4 +622,21 @@ fn reply(
         .header("content-type", "text/event-stream")
         .body(BodyExt::boxed(StreamBody::new(body)))
         .unwrap()
+}
+
+/// Goes with a stream's body: counts the stream as cut short when the body is dropped (hyper
+/// drops it when the peer closes the connection) before its last event.
+struct StreamEnd {
+    script: Arc<Mutex<Script>>,
+    completed: Arc<AtomicBool>,
+}
+
+impl Drop for StreamEnd {
+    fn drop(&mut self) {
+        if !self.completed.load(Ordering::SeqCst)
+            && let Ok(mut script) = self.script.lock()
+        {
+            script.streams_cut_short += 1;
+        }
+    }
 }
