@@ -4,6 +4,7 @@
 mod browsers;
 mod locate;
 pub mod paths;
+mod price_overlay;
 pub mod raw;
 mod routes;
 pub mod tls;
