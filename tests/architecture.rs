@@ -47,6 +47,7 @@ const LAYERS: &[&[&str]] = &[
         "process",
         "printer",
         "telemetry",
+        "seal",
     ],
 ];
 

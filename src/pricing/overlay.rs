@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::litellm::{self, Converted, Outcome};
-use super::{Price, cmp_prefixed};
+use super::price::Price;
+use super::search::{self, cmp_prefixed};
 
 /// One model of an overlay.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,7 +211,7 @@ impl Overlay {
     pub fn compared_to_builtin(&self) -> Comparison {
         let mut c = Comparison::default();
         for entry in &self.entries {
-            match super::exact(&entry.name) {
+            match search::exact(&entry.name) {
                 None => c.added += 1,
                 Some(b) if b.price() != entry.price || b.context_window != entry.context_window => {
                     c.changed += 1;
