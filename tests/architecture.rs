@@ -31,7 +31,6 @@ const LAYERS: &[&[&str]] = &[
         "capture",
         "ledger",
         "providers",
-        "key_throttle",
     ],
     &[
         "translate",
@@ -48,6 +47,7 @@ const LAYERS: &[&[&str]] = &[
         "printer",
         "telemetry",
         "seal",
+        "key_throttle",
     ],
 ];
 
@@ -65,6 +65,8 @@ const PURE: &[&str] = &[
     "session::preset",
     "http_guard",
     "dash::state",
+    "cache::assemble",
+    "cache::replay",
 ];
 
 /// Paths that do I/O: a pure module names none of them (`std::net`'s address types are plain
@@ -364,6 +366,7 @@ struct NamedPath {
 }
 
 const ROOTS: &[&str] = &[
+    "anyhow",
     "crate",
     "super",
     "self",
@@ -910,6 +913,57 @@ fn pure_modules_do_no_io() {
     assert!(
         found.is_empty(),
         "I/O inside modules ARCHITECTURE.md calls pure (move it to the caller):\n  {}",
+        found.join("\n  ")
+    );
+}
+
+/// Rule 3: `anyhow` only in `cli/` (and main.rs, which is not scanned).
+#[test]
+fn anyhow_only_in_cli() {
+    let krate = read_crate(&src_dir());
+    let names_anyhow = |f: &SourceFile| f.paths.iter().any(|p| p.segments[0] == "anyhow");
+    assert!(
+        krate.files.iter().any(names_anyhow),
+        "the scanner sees no anyhow even in cli/"
+    );
+    let found: Vec<String> = krate
+        .files
+        .iter()
+        .filter(|f| f.module.first().is_none_or(|m| m != "cli"))
+        .flat_map(|f| {
+            f.paths
+                .iter()
+                .filter(|p| p.segments.first().is_some_and(|s| s == "anyhow"))
+                .map(move |p| format!("{}:{}", f.shown, p.line))
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "anyhow outside cli/ (ARCHITECTURE.md rule 3: a thiserror enum instead):\n  {}",
+        found.join("\n  ")
+    );
+}
+
+/// Rule 5: every store opens SQLite through `db.rs`, so every process sharing a file uses the
+/// same WAL and busy settings.
+#[test]
+fn sqlite_is_opened_through_db_only() {
+    let krate = read_crate(&src_dir());
+    let mut found = Vec::new();
+    for file in krate.files.iter().filter(|f| f.module != ["db"]) {
+        let t = &file.tokens;
+        for k in 0..t.len().saturating_sub(2) {
+            if t[k].text == "Connection"
+                && t[k + 1].text == "::"
+                && t[k + 2].text.starts_with("open")
+            {
+                found.push(format!("{}:{}", file.shown, t[k].line));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "SQLite opened outside db.rs (ARCHITECTURE.md rule 5: use db::open or db::open_read_only):\n  {}",
         found.join("\n  ")
     );
 }
