@@ -120,6 +120,10 @@ pub fn with_busy_retry_until<T>(
     loop {
         match f() {
             Err(err) if is_busy(&err) && Instant::now() < deadline => {
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "busy retry on the caller's thread; async callers run it under spawn_blocking"
+                )]
                 std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
                 pause = (pause * 2).min(Duration::from_millis(100));
             }

@@ -24,6 +24,7 @@ pub mod process;
 pub mod providers;
 pub mod proxy;
 pub mod routing;
+pub mod seal;
 pub mod session;
 pub mod telemetry;
 pub mod transform;

@@ -459,7 +459,7 @@ async fn unpriced_requests_are_marked_wherever_a_total_is_shown() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while env.requests().len() < 3 {
         assert!(Instant::now() < deadline, "rows not written");
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let run = |args: &[&str]| {

@@ -56,6 +56,10 @@ fn wait_gone(pid: i32) -> bool {
         if Instant::now() > deadline {
             return false;
         }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the test's own thread polls the real binary"
+        )]
         std::thread::sleep(Duration::from_millis(20));
     }
     true

@@ -82,6 +82,10 @@ impl<'a> Tmux<'a> {
                 Instant::now() < deadline,
                 "timed out waiting for {what}; the screen:\n{screen}"
             );
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the test's own thread polls the real binary"
+            )]
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -348,6 +352,10 @@ fn outlives_its_terminal(detached: bool) -> bool {
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while running() && Instant::now() < deadline {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the test's own thread polls the real binary"
+        )]
         std::thread::sleep(Duration::from_millis(50));
     }
     let still_running = running();

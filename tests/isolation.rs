@@ -24,7 +24,13 @@ fn variables_of_the_test_process_do_not_reach_the_binary() {
     for (name, value) in LEAKED {
         // SAFETY: this is the only test of this binary and nothing else runs yet: no other
         // thread reads the environment while it changes.
-        unsafe { std::env::set_var(name, value) };
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the test's point: variables of the test process must not reach the binary"
+        )]
+        unsafe {
+            std::env::set_var(name, value)
+        };
     }
     let upstream = MockUpstream::start();
     let env = TestEnv::new();

@@ -324,6 +324,10 @@ fn the_daemon_applies_max_log_age_days_by_itself() {
             "the daemon never pruned: {}",
             daemon.stderr()
         );
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the test's own thread polls the real binary"
+        )]
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(

@@ -54,6 +54,10 @@ impl Ui {
                 Instant::now() < deadline,
                 "smartproxy ui did not start: {seen}"
             );
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the test's own thread polls the real binary"
+            )]
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -595,7 +599,7 @@ async fn the_daemon_serves_the_dashboard_with_its_sessions_spend() {
             Instant::now() < deadline,
             "the requests were never recorded"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rows = env.requests();
     let spent: f64 = rows

@@ -49,6 +49,10 @@ pub fn measure(
         if Instant::now() > deadline {
             bail!("smartproxy ui did not listen on {port}");
         }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the bench's own thread polls the process it measures"
+        )]
         std::thread::sleep(Duration::from_millis(20));
     }
     let pages = [

@@ -197,6 +197,10 @@ fn main() -> anyhow::Result<()> {
         "proxy_overhead: smartproxy pid {} listening on {}",
         info.pid, info.addr
     );
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread lets the proxy settle before its idle memory is read"
+    )]
     std::thread::sleep(Duration::from_millis(300));
     let rss_idle_kb = proc_status_kb(info.pid, "VmRSS")?;
     let mut baseline = match &baseline_bin {
@@ -211,6 +215,10 @@ fn main() -> anyhow::Result<()> {
                 info.pid,
                 info.addr
             );
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "a plain thread lets the proxy settle before its idle memory is read"
+            )]
             std::thread::sleep(Duration::from_millis(300));
             let rss_idle_kb = proc_status_kb(info.pid, "VmRSS")?;
             Some((process, info, dir, rss_idle_kb))

@@ -115,6 +115,10 @@ impl ProxyProcess {
                 Instant::now() < deadline,
                 "smartproxy did not start within {timeout:?}"
             );
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the bench's own thread polls the process it measures"
+            )]
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -133,6 +137,10 @@ impl ProxyProcess {
                 self.exited = true;
                 return Ok(status);
             }
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the bench's own thread polls the process it measures"
+            )]
             std::thread::sleep(Duration::from_millis(5));
         }
         self.kill_all();

@@ -16,7 +16,7 @@ mod writer;
 use std::path::PathBuf;
 
 pub use assemble::{StreamAssembler, is_complete};
-pub use crypto::{CacheCipher, Cipher, KEY_ENV};
+pub use crypto::{CacheCipher, KEY_ENV};
 pub use key::{bypass_requested, cache_key, cacheable};
 pub use replay::replay_as_sse;
 pub use store::{CacheSettings, CacheStats, CacheStore, CachedReply, ModelStats};

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 pub use store::{FileStore, MemoryStore, PutOutcome, Stats, Store};
 pub use writer::{CaptureCounters, CaptureHandle, StreamCapture};
 
-use crate::cache::Cipher;
 use crate::config::{CaptureConfig, CaptureStoreKind};
+use crate::seal::Cipher;
 
 /// The environment variable whose key (32 bytes as 64 hex characters, or base64) seals blobs.
 pub const KEY_ENV: &str = "SMARTPROXY_CAPTURE_KEY";

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 use rand::RngCore;
 
 use super::{CaptureError, Captured, Kind, io_error, valid_id};
-use crate::cache::Cipher;
 use crate::config::WhenFull;
+use crate::seal::Cipher;
 
 const MAGIC: &[u8] = b"SPCAP1";
 const PLAIN: u8 = b'p';

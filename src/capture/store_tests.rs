@@ -299,12 +299,20 @@ fn the_total_cap_counts_what_other_processes_write_and_delete() {
     );
     // The daemon counted an empty folder at open and counts again every RESCAN_EVERY: until
     // then it does not see the session's blobs (the overshoot the cap allows).
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain test thread waits for the clock to move"
+    )]
     std::thread::sleep(Duration::from_millis(250));
     assert_eq!(
         daemon.put("req_c", Kind::Request, &[b'x'; 10]).unwrap(),
         PutOutcome::Stored
     );
     assert_eq!(daemon.total, 17);
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain test thread waits for the clock to move"
+    )]
     std::thread::sleep(RESCAN_EVERY);
     assert_eq!(
         daemon.put("req_d", Kind::Request, &[b'x'; 10]).unwrap(),
@@ -314,6 +322,10 @@ fn the_total_cap_counts_what_other_processes_write_and_delete() {
     assert_eq!(daemon.total, 51);
     // `capture clear` in another process: the full store takes bodies again at once.
     FileStore::reader(dir.path(), None).clear().unwrap();
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain test thread waits for the clock to move"
+    )]
     std::thread::sleep(Duration::from_millis(250));
     assert_eq!(
         daemon.put("req_d", Kind::Request, &[b'x'; 10]).unwrap(),
@@ -341,6 +353,10 @@ fn a_full_store_can_drop_the_oldest_requests_instead() {
         store.put("req_a", Kind::Response, &body).unwrap(),
         PutOutcome::Stored
     );
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain test thread waits for the clock to move"
+    )]
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(
         store.put("req_b", Kind::Request, &body).unwrap(),

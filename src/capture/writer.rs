@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 
 use super::{CaptureError, Captured, FileStore, Kind, MemoryStore, PutOutcome, Stats, Store};
-use crate::cache::Cipher;
 use crate::config::{CaptureConfig, CaptureStoreKind};
+use crate::seal::Cipher;
 
 /// Bodies waiting to be written; more are dropped and counted.
 const QUEUE: usize = 256;

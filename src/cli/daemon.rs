@@ -173,6 +173,10 @@ fn stop() -> anyhow::Result<u8> {
             "the daemon (pid {}) did not stop; it may still be draining requests",
             file.pid
         );
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a synchronous CLI command polling for the daemon"
+        )]
         std::thread::sleep(Duration::from_millis(50));
     }
     printer::out(&format!("smartproxy daemon (pid {}) stopped", file.pid));
@@ -222,6 +226,10 @@ fn detach() -> anyhow::Result<u8> {
             "the daemon did not come up; see {}",
             log_path.display()
         );
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a synchronous CLI command polling for the daemon"
+        )]
         std::thread::sleep(Duration::from_millis(20));
     }
     printer::out(&format!(

@@ -76,6 +76,10 @@ fn commit_with_retry(conn: &mut Connection, batch: &mut Vec<Message>) {
             Err(err) if crate::db::is_busy(&err) && attempt < 60 => {
                 // busy_timeout already waited; back off a little more before trying again.
                 tracing::debug!(%err, attempt, "ledger busy; retrying batch");
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "the ledger writer's own thread backs off"
+                )]
                 std::thread::sleep(waiting);
                 waiting = (waiting * 2).min(Duration::from_millis(500));
             }

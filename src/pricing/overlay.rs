@@ -4,12 +4,12 @@
 //! again when loaded, so a file edited by hand is checked like a downloaded one.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
 use super::litellm::{self, Converted, Outcome};
-use super::{Price, cmp_prefixed};
+use super::price::Price;
+use super::search::{self, cmp_prefixed};
 
 /// One model of an overlay.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +27,7 @@ pub struct OverlayEntry {
 pub struct Overlay {
     /// Where its prices came from: the file or URL given to `prices update`.
     pub origin: String,
-    /// When it was installed, RFC 3339 UTC.
+    /// When it was installed, RFC 3339 UTC; empty until stored (the clock is the caller's).
     pub installed: String,
     /// Sorted by name in byte order, like the built-in table, for the same binary searches.
     entries: Vec<OverlayEntry>,
@@ -115,7 +115,6 @@ impl Overlay {
         };
         let mut overlay = Overlay {
             origin: origin.to_owned(),
-            installed: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ..Overlay::default()
         };
         for (name, fields) in models {
@@ -212,7 +211,7 @@ impl Overlay {
     pub fn compared_to_builtin(&self) -> Comparison {
         let mut c = Comparison::default();
         for entry in &self.entries {
-            match super::exact(&entry.name) {
+            match search::exact(&entry.name) {
                 None => c.added += 1,
                 Some(b) if b.price() != entry.price || b.context_window != entry.context_window => {
                     c.changed += 1;
@@ -223,56 +222,31 @@ impl Overlay {
         c
     }
 
-    /// The text stored in the data dir.
-    pub fn to_json(&self) -> String {
+    /// An overlay from the text [`Self::stored_json`] wrote; `shown` names the file in errors.
+    /// (Reading and writing the file is `config::price_overlay`'s: this module is pure.)
+    pub fn from_stored(text: &str, shown: &str) -> Result<Self, OverlayError> {
+        let root = parse(text, shown)?;
+        let mut overlay = Self::from_value(&root, shown)?;
+        let field = |key: &str| root.get(key).and_then(Value::as_str).map(str::to_owned);
+        overlay.origin = field("_source").unwrap_or_else(|| shown.to_owned());
+        overlay.installed = field("_installed").unwrap_or_default();
+        Ok(overlay)
+    }
+
+    /// The text stored in the data dir, installed at `now` (RFC 3339) unless it already says
+    /// when.
+    pub fn stored_json(&self, now: &str) -> String {
+        let installed = if self.installed.is_empty() {
+            now
+        } else {
+            &self.installed
+        };
         let value = json!({
             "_source": self.origin,
-            "_installed": self.installed,
+            "_installed": installed,
             "models": self.trimmed,
         });
         serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
-    }
-
-    /// Reads an overlay stored by [`Self::store`]; `Ok(None)` when there is none.
-    pub fn load(path: &Path) -> Result<Option<Self>, OverlayError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(OverlayError::Read {
-                    path: path.display().to_string(),
-                    source,
-                });
-            }
-        };
-        let shown = path.display().to_string();
-        let root = parse(&text, &shown)?;
-        let mut overlay = Self::from_value(&root, &shown)?;
-        let field = |key: &str| root.get(key).and_then(Value::as_str).map(str::to_owned);
-        overlay.origin = field("_source").unwrap_or(shown);
-        overlay.installed = field("_installed").unwrap_or_default();
-        Ok(Some(overlay))
-    }
-
-    /// Writes the overlay to `path` atomically: a temp file beside it, then a rename, so the
-    /// proxy never reads half a file.
-    pub fn store(&self, path: &Path) -> Result<(), OverlayError> {
-        let write_error = |source| OverlayError::Write {
-            path: path.display().to_string(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(write_error)?;
-        }
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".tmp{}", std::process::id()));
-        let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, self.to_json())
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                write_error(e)
-            })
     }
 }
 
@@ -289,7 +263,7 @@ mod tests {
     }"#;
 
     #[test]
-    fn parses_stores_and_loads_back() {
+    fn parses_and_reads_back_what_it_stores() {
         let overlay = Overlay::from_litellm(SMALL, "prices.json").unwrap();
         assert_eq!(overlay.entries().len(), 1);
         assert_eq!(overlay.skipped, 1);
@@ -306,17 +280,15 @@ mod tests {
             }
         );
 
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/prices-overlay.json");
-        overlay.store(&path).unwrap();
-        let loaded = Overlay::load(&path).unwrap().unwrap();
+        let stored = overlay.stored_json("2026-01-02T03:04:05Z");
+        let loaded = Overlay::from_stored(&stored, "overlay.json").unwrap();
         assert_eq!(loaded.entries(), overlay.entries());
         assert_eq!(loaded.origin, "prices.json");
-        assert_eq!(loaded.installed, overlay.installed);
-        assert!(
-            Overlay::load(&dir.path().join("none.json"))
-                .unwrap()
-                .is_none()
+        assert_eq!(loaded.installed, "2026-01-02T03:04:05Z");
+        assert_eq!(
+            loaded.stored_json("later"),
+            stored,
+            "a stored overlay keeps its date"
         );
     }
 

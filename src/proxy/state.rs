@@ -411,6 +411,10 @@ impl AppState {
             if std::time::Instant::now() >= deadline {
                 return false;
             }
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "is_child_session runs under spawn_blocking, off the runtime"
+            )]
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }

@@ -5,5 +5,6 @@ pub mod depth;
 pub mod estimate;
 pub mod ollama;
 pub mod openai;
+mod openai_rewrite;
 pub mod reply_check;
 pub mod sse;

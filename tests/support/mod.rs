@@ -258,6 +258,10 @@ impl TestEnv {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !env_file.exists() {
             assert!(Instant::now() < deadline, "the run child never started");
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the test's own thread polls the real binary"
+            )]
             std::thread::sleep(Duration::from_millis(10));
         }
         let env: HashMap<String, String> = std::fs::read_to_string(&env_file)
@@ -315,6 +319,10 @@ impl Drop for RunSession {
                 if let Ok(Some(_)) = child.try_wait() {
                     return;
                 }
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "the test's own thread polls the real binary"
+                )]
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
@@ -338,6 +346,10 @@ pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the test's own thread polls the real binary"
+        )]
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -374,6 +386,10 @@ pub fn run_group_to_end(mut cmd: Command, timeout: Duration) -> Output {
                 text(&out.stderr)
             );
         }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the test's own thread polls the real binary"
+        )]
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()

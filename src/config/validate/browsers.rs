@@ -1,8 +1,8 @@
 //! `server_names:` and `allowed_origins:`, checked and lower-cased: the names and web origins
 //! the listeners accept besides loopback ones (`crate::http_guard` applies them).
 
-use super::raw::RawConfig;
-use super::validate::Validator;
+use super::Validator;
+use crate::config::raw::RawConfig;
 
 /// The names and origins the listeners accept besides loopback ones (`server_names:` and
 /// `allowed_origins:`), lower-cased.

@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawInstance, RawServer};
-use super::validate::Validator;
-use super::{
+use super::Validator;
+use crate::config::raw::{RawConfig, RawInstance, RawServer};
+use crate::config::{
     Matcher, ModelMatch, ProviderConfig, ProviderKind, Resilience, Route, Target, Timeouts,
     TransformConfig,
 };
@@ -39,7 +39,7 @@ fn url_provider(
         .as_deref()
         .and_then(env)
         .filter(|k| !k.trim().is_empty())
-        .map(|k| super::Secret::new(k.trim().to_owned()));
+        .map(|k| crate::config::Secret::new(k.trim().to_owned()));
     ProviderConfig {
         name,
         kind: ProviderKind::OpenAi,
@@ -51,7 +51,7 @@ fn url_provider(
         capabilities: Vec::new(),
         timeouts: Timeouts::default(),
         enabled: true,
-        default_max_tokens: super::DEFAULT_MAX_TOKENS,
+        default_max_tokens: crate::config::DEFAULT_MAX_TOKENS,
         ca_bundle: None,
         responses_api: true,
     }
@@ -114,8 +114,8 @@ impl Validator<'_> {
         let mut aliases = BTreeMap::new();
         for (name, alias) in std::mem::take(&mut raw.aliases) {
             let instances = match alias {
-                super::raw::RawAlias::List(list)
-                | super::raw::RawAlias::Instances { instances: list } => list,
+                crate::config::raw::RawAlias::List(list)
+                | crate::config::raw::RawAlias::Instances { instances: list } => list,
             };
             let key = format!("aliases.{name}");
             if instances.is_empty() {
@@ -242,7 +242,7 @@ impl Validator<'_> {
         }
     }
 
-    fn matcher(&mut self, key: &str, raw: &super::raw::RawMatch) -> Matcher {
+    fn matcher(&mut self, key: &str, raw: &crate::config::raw::RawMatch) -> Matcher {
         let model = raw.model.as_deref().map(str::trim).and_then(|m| {
             match m
                 .strip_prefix('/')

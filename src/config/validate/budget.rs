@@ -1,0 +1,152 @@
+//! Validation of the `budget` part of the config: the session, daily and monthly limits, each
+//! from its environment variable or the file.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::Validator;
+use crate::config::BudgetConfig;
+use crate::config::raw::{RawConfig, RawUnpriced};
+
+impl Validator<'_> {
+    pub(super) fn budget(
+        &mut self,
+        raw: &RawConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> BudgetConfig {
+        let b = &raw.budget;
+        let session_usd = self.limit(
+            "SMARTPROXY_BUDGET_SESSION_LIMIT_USD",
+            "budget.session_usd",
+            b.session_usd,
+            env,
+        );
+        let daily_usd = self.limit(
+            "SMARTPROXY_BUDGET_DAILY_LIMIT_USD",
+            "budget.daily_usd",
+            b.daily_usd,
+            env,
+        );
+        let monthly_usd = self.limit(
+            "SMARTPROXY_BUDGET_MONTHLY_LIMIT_USD",
+            "budget.monthly_usd",
+            b.monthly_usd,
+            env,
+        );
+        let utc_offset_s = match b.timezone.as_deref().map(str::trim) {
+            None | Some("local" | "Local" | "") => None,
+            Some("utc" | "UTC" | "Z") => Some(0),
+            Some(text) => match chrono::FixedOffset::from_str(text) {
+                Ok(offset) => Some(offset.local_minus_utc()),
+                Err(_) => {
+                    self.error(
+                        "budget.timezone",
+                        format!("`{text}` is not `local`, `utc` or an offset like +05:30"),
+                    );
+                    None
+                }
+            },
+        };
+        let on_exceed = match b.on_exceed.as_deref().map(str::trim) {
+            None | Some("fit") => crate::config::OnExceed::Fit,
+            Some("refuse") => crate::config::OnExceed::Refuse,
+            Some("downgrade") => crate::config::OnExceed::Downgrade,
+            Some(other) => {
+                self.error(
+                    "budget.on_exceed",
+                    format!("`{other}` is not `refuse`, `fit` or `downgrade`"),
+                );
+                crate::config::OnExceed::Fit
+            }
+        };
+        let downgrade_to = b
+            .downgrade_to
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned);
+        if on_exceed == crate::config::OnExceed::Downgrade && downgrade_to.is_none() {
+            self.error(
+                "budget.on_exceed",
+                "`downgrade` needs `budget.downgrade_to`, the cheaper model or alias to use",
+            );
+        }
+        let unpriced = match &b.unpriced {
+            None => crate::config::Unpriced::Refuse,
+            Some(RawUnpriced::Word(word)) => match word.trim() {
+                "refuse" => crate::config::Unpriced::Refuse,
+                "allow" => crate::config::Unpriced::Allow,
+                other => {
+                    self.error(
+                        "budget.unpriced",
+                        format!(
+                            "`{other}` is not `refuse`, `allow` or `{{price_as: MODEL}}` (a model whose price to use)"
+                        ),
+                    );
+                    crate::config::Unpriced::Refuse
+                }
+            },
+            Some(RawUnpriced::PriceAs(p)) if p.price_as.trim().is_empty() => {
+                self.error(
+                    "budget.unpriced.price_as",
+                    "name the model whose price unpriced models are charged at, e.g. `{price_as: gpt-4o}`",
+                );
+                crate::config::Unpriced::Refuse
+            }
+            Some(RawUnpriced::PriceAs(p)) => {
+                crate::config::Unpriced::PriceAs(p.price_as.trim().to_owned())
+            }
+        };
+        let check_timeout = match b.check_timeout_ms {
+            None => crate::config::BUDGET_CHECK_TIMEOUT,
+            Some(0) => {
+                self.error(
+                    "budget.check_timeout_ms",
+                    "must be at least 1 (milliseconds a request waits for a busy ledger)",
+                );
+                crate::config::BUDGET_CHECK_TIMEOUT
+            }
+            Some(ms) => Duration::from_millis(ms),
+        };
+        BudgetConfig {
+            session_usd,
+            daily_usd,
+            monthly_usd,
+            utc_offset_s,
+            count_subscription: b.count_subscription.unwrap_or(false),
+            on_exceed,
+            downgrade_to,
+            unpriced,
+            check_timeout,
+        }
+    }
+
+    /// A limit from its variable or the file; 0 means no limit (the seed's convention).
+    pub(super) fn limit(
+        &mut self,
+        var: &str,
+        key: &str,
+        configured: Option<f64>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<f64> {
+        let value = match env(var).filter(|v| !v.trim().is_empty()) {
+            Some(text) => match text.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
+                _ => {
+                    self.env_error(
+                        var,
+                        format!("`{text}` is not an amount in USD, e.g. 5 or 0.50"),
+                    );
+                    None
+                }
+            },
+            None => {
+                if configured.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                    self.error(key, "must be an amount in USD of zero or more");
+                }
+                configured
+            }
+        };
+        value.filter(|v| *v > 0.0)
+    }
+}
