@@ -38,11 +38,7 @@ fn wait_for_entries(env: &TestEnv, config: &std::path::Path, key: Option<&str>, 
             Instant::now() < deadline,
             "the reply never reached the cache"
         );
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's own thread polls the real binary"
-        )]
-        std::thread::sleep(Duration::from_millis(50));
+        support::pause(Duration::from_millis(50));
     }
 }
 

@@ -56,11 +56,7 @@ fn wait_gone(pid: i32) -> bool {
         if Instant::now() > deadline {
             return false;
         }
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's own thread polls the real binary"
-        )]
-        std::thread::sleep(Duration::from_millis(20));
+        support::pause(Duration::from_millis(20));
     }
     true
 }

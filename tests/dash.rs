@@ -82,11 +82,7 @@ impl<'a> Tmux<'a> {
                 Instant::now() < deadline,
                 "timed out waiting for {what}; the screen:\n{screen}"
             );
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "the test's own thread polls the real binary"
-            )]
-            std::thread::sleep(Duration::from_millis(50));
+            support::pause(Duration::from_millis(50));
         }
     }
 }
@@ -352,11 +348,7 @@ fn outlives_its_terminal(detached: bool) -> bool {
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while running() && Instant::now() < deadline {
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's own thread polls the real binary"
-        )]
-        std::thread::sleep(Duration::from_millis(50));
+        support::pause(Duration::from_millis(50));
     }
     let still_running = running();
     if still_running {

@@ -143,11 +143,7 @@ fn a_running_daemon_is_asked_for_its_health() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&pid_file).is_ok_and(|t| t.contains(&pid.to_string())) {
         assert!(Instant::now() < deadline, "the daemon did not start");
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's own thread polls the real binary"
-        )]
-        std::thread::sleep(Duration::from_millis(20));
+        support::pause(Duration::from_millis(20));
     }
     let out = doctor(&env, &["--json", "--config", config.to_str().unwrap()]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -324,11 +324,7 @@ fn the_daemon_applies_max_log_age_days_by_itself() {
             "the daemon never pruned: {}",
             daemon.stderr()
         );
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's own thread polls the real binary"
-        )]
-        std::thread::sleep(Duration::from_millis(50));
+        support::pause(Duration::from_millis(50));
     }
     assert_eq!(
         count(&env, "SELECT COUNT(*) FROM sessions WHERE id = 'ancient'"),

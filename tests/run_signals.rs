@@ -131,11 +131,7 @@ impl Traced {
                 "timed out waiting for {what}; smartproxy's stderr:\n{}",
                 self.stderr.lock().unwrap()
             );
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "the test's own thread polls the real binary"
-            )]
-            std::thread::sleep(Duration::from_millis(10));
+            support::pause(Duration::from_millis(10));
         }
     }
 
@@ -314,11 +310,7 @@ fn a_run_killed_with_sigkill_takes_its_command_along_and_its_session_reads_lost(
             break pid;
         }
         assert!(Instant::now() < deadline, "the session row never appeared");
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's own thread polls the real binary"
-        )]
-        std::thread::sleep(Duration::from_millis(20));
+        support::pause(Duration::from_millis(20));
     };
     assert!(alive(child));
     let sessions = |args: &[&str]| {
@@ -341,11 +333,7 @@ fn a_run_killed_with_sigkill_takes_its_command_along_and_its_session_reads_lost(
             Instant::now() < deadline,
             "the command (pid {child}) lives on after its run was killed"
         );
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's own thread polls the real binary"
-        )]
-        std::thread::sleep(Duration::from_millis(20));
+        support::pause(Duration::from_millis(20));
     }
 
     let rows: serde_json::Value = serde_json::from_slice(&sessions(&["--json"])).unwrap();

@@ -223,7 +223,7 @@ fn signals_are_forwarded_and_reported_as_128_plus_n() {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !dir.join("ready").exists() {
             assert!(Instant::now() < deadline, "the command never started");
-            std::thread::sleep(Duration::from_millis(10));
+            support::pause(Duration::from_millis(10));
         }
         kill(Pid::from_raw(child.id() as i32), signal).unwrap();
         let out = support::wait_output(child, Duration::from_secs(30));

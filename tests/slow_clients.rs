@@ -155,11 +155,7 @@ fn a_body_that_never_completes_is_answered_408_and_recorded() {
         if !rows.is_empty() || Instant::now() > deadline {
             break rows;
         }
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's own thread polls the real binary"
-        )]
-        std::thread::sleep(Duration::from_millis(50));
+        support::pause(Duration::from_millis(50));
     };
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["status"], "408");
@@ -207,11 +203,7 @@ fn run_raises_its_own_open_files_limit_but_not_its_commands() {
             "run kept its soft limit of {}",
             soft_nofile_of(run)
         );
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's own thread polls the real binary"
-        )]
-        std::thread::sleep(Duration::from_millis(20));
+        support::pause(Duration::from_millis(20));
     }
     // The command keeps what it would have had without smartproxy (select() needs <= 1024).
     assert_eq!(soft_nofile_of(command), 1024);

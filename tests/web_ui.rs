@@ -54,11 +54,7 @@ impl Ui {
                 Instant::now() < deadline,
                 "smartproxy ui did not start: {seen}"
             );
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "the test's own thread polls the real binary"
-            )]
-            std::thread::sleep(Duration::from_millis(20));
+            support::pause(Duration::from_millis(20));
         }
     }
 }

@@ -283,6 +283,10 @@ mod tests {
     #[test]
     fn a_queued_message_stays_small() {
         // 16k slots of 24 bytes are 0.4 MB resident; unboxed session records made it 2.8 MB.
-        assert!(std::mem::size_of::<Message>() <= 24, "{}", std::mem::size_of::<Message>());
+        assert!(
+            std::mem::size_of::<Message>() <= 24,
+            "{}",
+            std::mem::size_of::<Message>()
+        );
     }
 }

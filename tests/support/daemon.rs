@@ -51,11 +51,7 @@ impl Daemon {
                 panic!("the daemon exited ({status}): {}", stderr.lock().unwrap());
             }
             assert!(Instant::now() < deadline, "the daemon did not start");
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "the test's own thread polls the real daemon"
-            )]
-            std::thread::sleep(Duration::from_millis(20));
+            super::pause(Duration::from_millis(20));
         }
     }
 
@@ -81,11 +77,7 @@ impl Daemon {
                 "the daemon never logged {needle:?} {times} times; stderr:\n{}",
                 self.stderr()
             );
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "the test's own thread polls the real daemon"
-            )]
-            std::thread::sleep(Duration::from_millis(20));
+            super::pause(Duration::from_millis(20));
         }
     }
 
@@ -95,11 +87,7 @@ impl Daemon {
         // The reader thread sees EOF once the process is gone.
         let deadline = Instant::now() + Duration::from_secs(5);
         while Arc::strong_count(&self.stderr) > 1 && Instant::now() < deadline {
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "the test's own thread polls the real daemon"
-            )]
-            std::thread::sleep(Duration::from_millis(10));
+            super::pause(Duration::from_millis(10));
         }
         out.stderr = self.stderr().into_bytes();
         out

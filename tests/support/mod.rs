@@ -258,11 +258,7 @@ impl TestEnv {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !env_file.exists() {
             assert!(Instant::now() < deadline, "the run child never started");
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "the test's own thread polls the real binary"
-            )]
-            std::thread::sleep(Duration::from_millis(10));
+            pause(Duration::from_millis(10));
         }
         let env: HashMap<String, String> = std::fs::read_to_string(&env_file)
             .unwrap()
@@ -319,11 +315,7 @@ impl Drop for RunSession {
                 if let Ok(Some(_)) = child.try_wait() {
                     return;
                 }
-                #[allow(
-                    clippy::disallowed_methods,
-                    reason = "the test's own thread polls the real binary"
-                )]
-                std::thread::sleep(Duration::from_millis(20));
+                pause(Duration::from_millis(20));
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -332,6 +324,16 @@ impl Drop for RunSession {
 }
 
 /// Waits for a child with a deadline, killing it if it hangs, so no test leaves a process behind.
+/// Sleeps the calling test thread: tests poll the real binary from plain threads, where the
+/// house's ban on `std::thread::sleep` (it would block an async runtime) does not apply.
+pub fn pause(duration: Duration) {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test's own thread, never an async runtime"
+    )]
+    std::thread::sleep(duration);
+}
+
 pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
     let deadline = Instant::now() + timeout;
     loop {
@@ -346,11 +348,7 @@ pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's own thread polls the real binary"
-        )]
-        std::thread::sleep(Duration::from_millis(10));
+        pause(Duration::from_millis(10));
     }
 }
 
@@ -386,11 +384,7 @@ pub fn run_group_to_end(mut cmd: Command, timeout: Duration) -> Output {
                 text(&out.stderr)
             );
         }
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's own thread polls the real binary"
-        )]
-        std::thread::sleep(Duration::from_millis(20));
+        pause(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
 }
