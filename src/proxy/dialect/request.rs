@@ -19,7 +19,7 @@ pub struct Inbound {
     /// The body as an Anthropic or Responses API client sent it, for targets that speak that
     /// format natively; `hub` is its chat completions translation for the others (for the
     /// Responses API, empty until routing finds a target that needs it:
-    /// [`Inbound::translate_responses`]).
+    /// [`Inbound::translate_for_chat`]).
     pub native: Option<Bytes>,
     /// The model the client named.
     pub model: String,
@@ -42,7 +42,7 @@ impl Inbound {
     /// Writes a Responses API request's chat completions translation into `hub`, for targets
     /// without that API; done only when routing finds one, so requests passed to OpenAI
     /// untouched are not parsed twice. The error names the field chat cannot carry.
-    pub fn translate_responses(&mut self) -> Result<(), ApiError> {
+    pub fn translate_for_chat(&mut self) -> Result<(), ApiError> {
         let Some(body) = self.native.as_ref().filter(|_| self.hub.is_empty()) else {
             return Ok(());
         };

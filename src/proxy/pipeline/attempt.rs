@@ -8,9 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{Admitted, RequestCtx};
-use crate::config::ProviderConfig;
-use crate::providers::{Endpoint, Provider, ProviderError, UpstreamRequest, WireFormat};
-use crate::proxy::dialect::Dialect;
+use crate::providers::{Endpoint, ProviderError, UpstreamRequest, WireFormat};
 use crate::proxy::error::ApiError;
 use crate::proxy::state::FORWARDED_SESSION;
 use crate::routing::execute::{Executor, Reply as Served};
@@ -23,16 +21,6 @@ use crate::wire::openai::{Rewrite, rewrite_request};
 pub struct Upstream {
     pub reply: Served,
     pub served_native: bool,
-}
-
-/// Whether a target takes requests of `dialect` as the client wrote them: Anthropic's API
-/// takes Messages, OpenAI's takes Responses; everything else gets the chat translation.
-fn speaks_natively(dialect: Dialect, config: &ProviderConfig, provider: &dyn Provider) -> bool {
-    match dialect {
-        Dialect::Anthropic => provider.native_format() == WireFormat::Anthropic,
-        Dialect::Responses => config.responses_api,
-        _ => false,
-    }
 }
 
 /// Where a body of this endpoint keeps its output cap.
@@ -55,19 +43,22 @@ pub async fn attempt(
     let rt = &ctx.rt;
     let inbound = &request.inbound;
     let dialect = ctx.dialect;
-    // Usage must come back on every stream: the proxy counts it, and converters need it (a
-    // Responses client wants usage, but in `response.completed`, which smartproxy writes).
-    let add_stream_usage =
-        inbound.stream && (!inbound.client_wants_usage || dialect == Dialect::Responses);
-
-    let hub = if !dialect.is_chat() {
-        // Legacy completions and embeddings are not chat: no transform applies to them.
-        inbound.hub.clone()
-    } else {
+    // Usage must come back on every stream: the proxy counts it, and converters need it.
+    let add_stream_usage = inbound.stream && dialect.asks_stream_usage(inbound.client_wants_usage);
+    let hub = if dialect.takes_transforms() {
         state
             .transforms()
             .apply_to_request(&inbound.hub)
             .map_or_else(|| inbound.hub.clone(), Bytes::from)
+    } else {
+        inbound.hub.clone()
+    };
+    // Whether the target at `provider` takes the client's own body, untranslated.
+    let native_at = |provider: usize| {
+        dialect.native_passthrough(
+            rt.providers[provider].native_format(),
+            &rt.config.providers[provider],
+        )
     };
     let request_id = ctx.fin.id().to_owned();
     let fitted_cap = ctx.trip.output_cap;
@@ -85,38 +76,32 @@ pub async fn attempt(
                 "a pass-through credential is only forwarded to an `anthropic` provider".to_owned(),
             ));
         }
-        let native = speaks_natively(
-            dialect,
-            &rt.config.providers[candidate.provider],
-            rt.providers[candidate.provider].as_ref(),
-        );
-        let (source, format, endpoint, add_usage) = match (&inbound.native, native) {
-            (Some(native_body), true) if dialect == Dialect::Responses => {
-                (native_body, WireFormat::OpenAi, Endpoint::Responses, false)
-            }
-            (Some(native_body), true) => {
-                (native_body, WireFormat::Anthropic, Endpoint::Chat, false)
-            }
-            (Some(_), false) if hub.is_empty() => {
-                // Routing translated the request for every target that needs it; a safety net.
-                return Err(ProviderError::Rejected(
-                    "the request has no chat completions translation".to_owned(),
-                ));
-            }
-            (Some(_), false) => (&hub, WireFormat::OpenAi, Endpoint::Chat, add_stream_usage),
-            (None, _) => (
-                &hub,
-                WireFormat::OpenAi,
-                dialect.endpoint(),
-                add_stream_usage,
-            ),
-        };
+        let (source, format, endpoint, add_usage) =
+            match (&inbound.native, native_at(candidate.provider)) {
+                (Some(native_body), true) => {
+                    let (format, endpoint) = dialect.native_wire();
+                    (native_body, format, endpoint, false)
+                }
+                (Some(_), false) if hub.is_empty() => {
+                    // Routing translated the request for every target that needs it; a safety net.
+                    return Err(ProviderError::Rejected(
+                        "the request has no chat completions translation".to_owned(),
+                    ));
+                }
+                (Some(_), false) => (&hub, WireFormat::OpenAi, Endpoint::Chat, add_stream_usage),
+                (None, _) => (
+                    &hub,
+                    WireFormat::OpenAi,
+                    dialect.endpoint(),
+                    add_stream_usage,
+                ),
+            };
         let new_model = (candidate.model != inbound.model).then_some(candidate.model.as_str());
         // Translated bodies are smartproxy's own writing: their output cap goes under the name
         // the target takes. A client's own OpenAI body keeps the field it chose.
         let translated = format == WireFormat::OpenAi
             && endpoint == Endpoint::Chat
-            && (inbound.native.is_some() || !dialect.is_openai());
+            && (inbound.native.is_some() || dialect.hub_is_translation());
         let rewrite = Rewrite {
             model: new_model,
             add_stream_usage: add_usage,
@@ -177,13 +162,10 @@ pub async fn attempt(
             .sum::<f64>()
             / 1000.0,
     );
-    let served_native = executed.served.as_ref().is_some_and(|c| {
-        speaks_natively(
-            dialect,
-            &rt.config.providers[c.provider],
-            rt.providers[c.provider].as_ref(),
-        )
-    });
+    let served_native = executed
+        .served
+        .as_ref()
+        .is_some_and(|c| native_at(c.provider));
     let record = ctx.fin.record();
     record.attempts = u32::try_from(executed.attempts.len()).unwrap_or(u32::MAX);
     if let Some(served) = &executed.served {

@@ -27,7 +27,8 @@ pub fn key(ctx: &mut RequestCtx, request: &Admitted, plan: &Plan) -> Option<Stri
     }
     // A pass-through request is answered by Anthropic on the client's own account: a cached
     // reply would skip checking its credential and be another account's answer.
-    if !ctx.dialect.is_chat() || request.credential.is_some() || !cacheable(&request.inbound.hub) {
+    if !ctx.dialect.cacheable() || request.credential.is_some() || !cacheable(&request.inbound.hub)
+    {
         return None;
     }
     ctx.fin.record().cache_status = "miss";

@@ -13,8 +13,7 @@ use crate::ledger::Outcome;
 use crate::providers::{ProviderError, UpstreamResponse, WireFormat};
 use crate::proxy::body::{ProxyBody, error_response};
 use crate::proxy::context::{PromptEstimate, Tokens};
-use crate::proxy::dialect::Dialect;
-use crate::proxy::dialect::StreamFraming;
+use crate::proxy::dialect::{Dialect, StreamFraming};
 use crate::proxy::error::ApiError;
 use crate::proxy::headers::routing_headers;
 use crate::proxy::stream::SseRelay;
@@ -47,9 +46,9 @@ pub struct StreamFacts {
     prompt: PromptEstimate,
     requested_model: String,
     client_wants_usage: bool,
-    /// A Responses API client served by a chat provider: the tool kinds it declared, for the
-    /// events smartproxy writes from the chat chunks.
-    responses_from_chat: Option<responses::ToolKinds>,
+    /// What converting chat chunks for this client needs from its request (a Responses API
+    /// client's tool kinds), when a chat provider served it.
+    chat_reply_tools: Option<responses::ToolKinds>,
 }
 
 impl StreamFacts {
@@ -58,18 +57,16 @@ impl StreamFacts {
             prompt: request.prompt.clone(),
             requested_model: request.inbound.model.clone(),
             client_wants_usage: request.inbound.client_wants_usage,
-            responses_from_chat: None,
+            chat_reply_tools: None,
         }
     }
 
-    /// The facts of a stream from `upstream`: a chat stream for a Responses API client is
-    /// converted.
+    /// The facts of a stream from `upstream`: a chat stream the client's format converts with
+    /// what its request declared.
     fn of_upstream(request: &Admitted, dialect: Dialect, upstream_native: bool) -> Self {
         let mut facts = Self::of(request);
-        if let (Dialect::Responses, Some(body), false) =
-            (dialect, &request.inbound.native, upstream_native)
-        {
-            facts.responses_from_chat = Some(responses::ToolKinds::of_request(body));
+        if !upstream_native {
+            facts.chat_reply_tools = dialect.chat_reply_tools(request.inbound.native.as_ref());
         }
         facts
     }
@@ -131,9 +128,9 @@ pub fn whole_body(
     body: Bytes,
 ) -> Result<Bytes, ApiError> {
     let ok = (200..300).contains(&status);
-    // A Responses API reply from OpenAI is read like a chat reply (its usage has the same
-    // reader) and passed on as it came.
-    if native_reply && ctx.dialect != Dialect::Responses {
+    // A native reply in OpenAI's wire format (the Responses API) is read like a chat reply
+    // (its usage has the same reader) and passed on as it came.
+    if native_reply && ctx.dialect.native_wire().0 != WireFormat::OpenAi {
         if ok {
             record_anthropic_usage(ctx, request, &body);
         }
@@ -156,21 +153,20 @@ pub fn whole_body(
     };
     ctx.fin.set_tokens(tokens);
     let transforms = ctx.state.transforms();
-    // Legacy completions and embeddings are not chat: no transform applies to them.
-    let body = if ctx.dialect.is_chat() && transforms.any_on_response() {
+    let body = if ctx.dialect.takes_transforms() && transforms.any_on_response() {
         transforms
             .apply_to_response(&body)
             .map_or(body, Bytes::from)
     } else {
         body
     };
-    let converted = match (ctx.dialect, &request.inbound.native) {
-        (Dialect::Responses, Some(request_body)) if !native_reply => {
-            let kinds = responses::ToolKinds::of_request(request_body);
-            responses::response_from_chat(&body, &responses::response_id(ctx.fin.id()), &kinds)
-                .map(Bytes::from)
-        }
-        _ => ctx.dialect.reply_from_openai(body, &request.inbound.model),
+    let model = &request.inbound.model;
+    let converted = if native_reply {
+        ctx.dialect.reply_from_openai(body, model)
+    } else {
+        let native_request = request.inbound.native.as_ref();
+        ctx.dialect
+            .reply_from_chat(body, model, ctx.fin.id(), native_request)
     };
     converted.map_err(|detail| {
         ApiError::upstream(&ProviderError::Broken {
@@ -261,7 +257,7 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
                 &stream.requested_model,
                 &stream.prompt,
                 stream.client_wants_usage,
-                stream.responses_from_chat,
+                stream.chat_reply_tools,
             );
             let transforms = state.transforms();
             let transform = (response.format == WireFormat::OpenAi && transforms.any_on_response())
