@@ -8,6 +8,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::attempt::Upstream;
 use super::{Admitted, RequestCtx};
+use crate::cache::CachedReply;
 use crate::capture::Kind;
 use crate::ledger::Outcome;
 use crate::providers::{ProviderError, UpstreamResponse, WireFormat};
@@ -119,8 +120,40 @@ pub fn from_upstream(
     }
 }
 
+/// A cache hit as a reply: whole, or replayed as a stream.
+pub fn from_cache(
+    ctx: &mut RequestCtx,
+    request: &Admitted,
+    hit: CachedReply,
+) -> Result<Reply, ApiError> {
+    if request.inbound.stream {
+        let events = crate::cache::replay_as_sse(&hit.body, true)
+            .map_err(|e| ApiError::internal(format!("unreadable cache entry: {e}")))?;
+        let body =
+            futures_util::StreamExt::boxed(futures_util::stream::iter(events.into_iter().map(Ok)));
+        return Ok(Reply::Stream {
+            response: UpstreamResponse {
+                status: 200,
+                content_type: Some("text/event-stream".to_owned()),
+                retry_after: None,
+                format: WireFormat::OpenAi,
+                body,
+            },
+            stream: StreamFacts::of(request),
+            cache_fill: None,
+        });
+    }
+    let body = whole_body(ctx, request, false, 200, Bytes::from(hit.body))?;
+    Ok(Reply::Whole {
+        status: 200,
+        content_type: Some("application/json".to_owned()),
+        retry_after: None,
+        body,
+    })
+}
+
 /// Reads usage from a whole reply onto the row and converts the reply into the client's format.
-pub fn whole_body(
+fn whole_body(
     ctx: &mut RequestCtx,
     request: &Admitted,
     native_reply: bool,
