@@ -6,7 +6,7 @@ mod install;
 mod retention;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,11 +14,12 @@ use anyhow::Context;
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::budget::SessionBudget;
+use super::pid_file::{PidFile, alive, pid_path, read_pid_file, write_pid_file};
+use super::serving::open_stores;
 use crate::ledger::Ledger;
 use crate::printer;
 use crate::proxy::server::Listener;
-use crate::proxy::{AppState, ClientKeys, DaemonSessions, Server, SessionInfo};
+use crate::proxy::{AppState, ClientKeys, Server};
 
 /// How long requests in flight may take to finish after SIGTERM.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -70,33 +71,6 @@ pub enum DaemonAction {
     Install(install::InstallArgs),
 }
 
-/// What the pid file records.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(super) struct PidFile {
-    pub(super) pid: u32,
-    pub(super) listen: String,
-    pub(super) admin_listen: String,
-    started_ms: i64,
-    log: Option<String>,
-}
-
-fn runtime_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("SMARTPROXY_RUNTIME_DIR") {
-        return PathBuf::from(dir);
-    }
-    directories::ProjectDirs::from("", "", "smartproxy")
-        .map(|d| {
-            d.runtime_dir()
-                .unwrap_or_else(|| d.data_dir())
-                .to_path_buf()
-        })
-        .unwrap_or_else(std::env::temp_dir)
-}
-
-pub(super) fn pid_path() -> PathBuf {
-    runtime_dir().join("smartproxy.pid")
-}
-
 pub fn daemon(args: DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     match args.action {
         Some(DaemonAction::Status { json }) => status(json),
@@ -105,26 +79,6 @@ pub fn daemon(args: DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8
         None if args.detach => detach(),
         None => serve(&args, config_path),
     }
-}
-
-pub(super) fn read_pid_file() -> Option<PidFile> {
-    let text = std::fs::read_to_string(pid_path()).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// Whether the process exists and has not exited. An exited child that its parent has not
-/// reaped yet (a zombie) still answers signal 0, so Linux's process state is checked too.
-pub(super) fn alive(pid: u32) -> bool {
-    let signalled = i32::try_from(pid)
-        .is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false);
-    signalled && !zombie
 }
 
 fn status(as_json: bool) -> anyhow::Result<u8> {
@@ -308,33 +262,18 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         web_security,
         crate::web::Bodies::None,
     );
-    let mut state = AppState::new(
-        Arc::new(config),
-        ledger.clone(),
-        SessionBudget::new(None),
-        SessionInfo::default(),
-        keys,
-    )
-    .context("cannot set up the providers")?;
-    state.daemon_sessions = Some(DaemonSessions::default());
-    state.admin_keys = admin_keys;
-
-    state.config_source = source.clone();
-    state.cache = super::cache_cmd::open_for_serving(&state.runtime().config)?;
-    state.capture = super::capture_cmd::open_for_serving(&state.runtime().config)?;
-    if let Some(capture) = &state.capture {
+    let (cache, capture) = open_stores(&config)?;
+    if let Some(capture) = &capture {
         web.bodies = crate::web::Bodies::Live(Arc::clone(capture));
     }
-    state.web = Some(Arc::new(web));
-    state.shared_budget = crate::budget::SharedBudget::open(
-        state.ledger.path(),
-        &state.runtime().config.budget,
-        true,
-    )
-    .context("cannot open the shared budgets")?
-    .map(Arc::new);
+    let state = AppState::builder(Arc::new(config), ledger.clone())
+        .client_keys(keys)
+        .admin_keys(admin_keys)
+        .daemon(source.clone(), reload_keys)
+        .stores(cache, capture)
+        .web(web)
+        .build()?;
     apply_key_budgets(&state);
-    state.after_reload = Some(reload_keys);
     let state = Arc::new(state);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -556,13 +495,4 @@ fn apply_key_budgets(state: &AppState) {
 fn modified(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
-}
-
-fn write_pid_file(file: &PidFile) -> anyhow::Result<()> {
-    let path = pid_path();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    std::fs::write(&path, serde_json::to_vec(file)?)
-        .with_context(|| format!("cannot write {}", path.display()))
 }

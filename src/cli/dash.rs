@@ -169,9 +169,7 @@ pub(super) fn redirect_logs(path: &Path) -> Option<printer::Redirect> {
 
 /// The admin listener of the running daemon, if one runs (its pid file and a live process).
 fn running_daemon() -> Option<String> {
-    super::daemon::read_pid_file()
-        .filter(|f| super::daemon::alive(f.pid))
-        .map(|f| loopback(&f.admin_listen))
+    super::pid_file::running_daemon().map(|f| loopback(&f.admin_listen))
 }
 
 /// A listener on every address is asked on loopback.
