@@ -193,7 +193,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     // (The daemon starts no commands that would inherit the raised limit.)
     let open_files = crate::http_server::raise_open_files_limit();
     if args.dash {
-        super::dash::ensure_terminal()?;
+        super::live_dash::ensure_terminal()?;
     }
     let config = super::load_config(config_path)?;
     let needed = crate::http_server::descriptors_needed(2, config.clients.max_connections);
@@ -304,7 +304,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         ));
         let (closed_tx, mut closed) = tokio::sync::oneshot::channel();
         let dash = if args.dash {
-            Some(super::dash::DaemonDash::start(
+            Some(super::live_dash::DaemonDash::start(
                 state.ledger.path(),
                 admin.local_addr().to_string(),
                 closed_tx,

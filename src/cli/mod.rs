@@ -12,6 +12,7 @@ mod env_cmd;
 mod export;
 mod format;
 mod keys;
+mod live_dash;
 mod pid_file;
 mod prices;
 mod prices_update;

@@ -203,7 +203,7 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     let config = Arc::new(config);
     let state = Arc::new(session_state(&config, &ledger, &session, &args)?);
     let dash = if args.dash {
-        Some(super::dash::RunDash::start(
+        Some(super::live_dash::RunDash::start(
             &config.database,
             &session.id,
             &session.key,
@@ -369,7 +369,7 @@ async fn serve_command(
     plan: &CommandPlan,
     state: &Arc<AppState>,
     ledger: &Ledger,
-    dash: Option<&super::dash::RunDash>,
+    dash: Option<&super::live_dash::RunDash>,
 ) -> anyhow::Result<u8> {
     let server = Server::bind(([127, 0, 0, 1], 0).into(), Arc::clone(state))
         .await
@@ -444,7 +444,7 @@ fn end_session(
     state: &AppState,
     session_id: &str,
     exit_code: u8,
-    dash: Option<super::dash::RunDash>,
+    dash: Option<super::live_dash::RunDash>,
 ) {
     // Every captured body of the session is on disk before the command returns.
     if let Some(capture) = &state.capture {
