@@ -178,3 +178,60 @@ impl StateBuilder {
         Ok(state)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parts(budget_yaml: &str) -> (tempfile::TempDir, Arc<Config>, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::from_yaml(budget_yaml, None, &|_| None)
+            .unwrap()
+            .mock_only();
+        let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+        (dir, Arc::new(config), ledger)
+    }
+
+    #[test]
+    fn a_bare_proxy_is_open_and_keeps_no_shared_books() {
+        let (_dir, config, ledger) = parts("budget:\n  daily_usd: 1\n");
+        let state = AppState::builder(config, ledger).build().unwrap();
+        assert!(state.keys.is_open());
+        assert!(state.admin_keys.is_empty());
+        assert!(state.shared_budget.is_none());
+        assert!(state.daemon_sessions.is_none());
+        assert!(!state.ollama_keyless);
+    }
+
+    #[test]
+    fn a_run_keeps_shared_books_only_when_configured() {
+        let (_dir, config, ledger) = parts("budget:\n  daily_usd: 1\n");
+        let state = AppState::builder(config, ledger)
+            .shared_budgets()
+            .build()
+            .unwrap();
+        assert!(state.shared_budget.is_some());
+        let (_dir, config, ledger) = parts("");
+        let state = AppState::builder(config, ledger)
+            .shared_budgets()
+            .build()
+            .unwrap();
+        assert!(state.shared_budget.is_none());
+    }
+
+    #[test]
+    fn a_daemon_keeps_shared_books_always_and_a_session_per_key() {
+        fn after(_: &AppState) {}
+        let (_dir, config, ledger) = parts("");
+        let state = AppState::builder(config, ledger)
+            .client_keys(ClientKeys::single("k", "secret-key"))
+            .daemon(None, after)
+            .build()
+            .unwrap();
+        assert!(state.shared_budget.is_some());
+        assert!(state.daemon_sessions.is_some());
+        assert!(state.after_reload.is_some());
+        assert!(!state.keys.is_open());
+    }
+}
