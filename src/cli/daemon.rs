@@ -212,49 +212,8 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     };
     let keys = client_keys(&config.database, &config)?;
     let admin_keys = admin_keys();
-    anyhow::ensure!(
-        admin_listen.ip().is_loopback() || !admin_keys.is_empty(),
-        "refusing to listen for admin requests on {admin_listen} without an admin key: anyone who can reach \
-         it could reload the config and read every session's spend. Set SMARTPROXY_ADMIN_KEY \
-         (e.g. `export SMARTPROXY_ADMIN_KEY=$(openssl rand -hex 24)`), or keep the admin listener on 127.0.0.1"
-    );
-    anyhow::ensure!(
-        listen.ip().is_loopback() || !keys.is_open(),
-        "refusing to listen on {listen} without a client key: anyone who can reach it could spend your \
-         provider credit. Set SMARTPROXY_API_KEY (e.g. `export SMARTPROXY_API_KEY=$(openssl rand -hex 24)`) \
-         and have clients send it as `Authorization: Bearer <key>`, or listen on 127.0.0.1"
-    );
-    // Off loopback a key is all that stands between the network and the provider credit: one a
-    // person picked ("x", "secret") is guessed long before the per-address brake matters.
-    let (weak_client, weak_admin) = weak_keys(&config);
-    for (addr, weak, what) in [
-        (listen, &weak_client, "client"),
-        (admin_listen, &weak_admin, "admin"),
-    ] {
-        anyhow::ensure!(
-            addr.ip().is_loopback() || weak.is_empty(),
-            "refusing to listen on {addr} with a {what} key shorter than {MIN_KEY_CHARS} characters ({}): \
-             off loopback anyone who can reach it may guess. Use a random one, e.g. `openssl rand -hex 24`",
-            weak.join(", ")
-        );
-    }
-    // WEBUI_SECURITY wins over the config's `webui_security:`.
-    let env = |name: &str| {
-        std::env::var(name).ok().or_else(|| {
-            (name == "WEBUI_SECURITY")
-                .then(|| config.webui_security.clone())
-                .flatten()
-        })
-    };
-    let mut web_security = crate::web::Security::from_env(&env, admin_listen)
-        .context("cannot serve the web dashboard")?;
-    // The dashboard shows what `/admin/stats` does: on a daemon with keys it asks for one too.
-    web_security.keys_set |= !keys.is_open();
-    if web_security.keys_set && web_security.mode == crate::web::Mode::None {
-        printer::warn(
-            "WEBUI_SECURITY=NONE does not open the dashboard of a daemon with keys: it asks for the admin key or a `smartproxy ui token` token",
-        );
-    }
+    check_exposure(&config, (listen, &keys), (admin_listen, &admin_keys))?;
+    let web_security = web_security(&config, admin_listen, &keys)?;
     let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
     let source = config.source.clone();
     let mut web = crate::web::Web::new(
@@ -281,72 +240,12 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         .thread_name("smartproxy")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let public = Server::bind_as(listen, Arc::clone(&state), Listener::Public)
-            .await
-            .with_context(|| format!("cannot listen on {listen} (is another daemon running? `smartproxy daemon status`)"))?;
-        let admin = Server::bind_as(admin_listen, Arc::clone(&state), Listener::Admin)
-            .await
-            .with_context(|| format!("cannot listen on {admin_listen} (admin)"))?;
-        let pid_file = PidFile {
-            pid: std::process::id(),
-            listen: public.local_addr().to_string(),
-            admin_listen: admin.local_addr().to_string(),
-            started_ms: crate::ledger::now_ms(),
-            log: std::env::var("SMARTPROXY_DAEMON_LOG").ok(),
-        };
-        write_pid_file(&pid_file)?;
-        printer::note(&format!(
-            "smartproxy daemon listening on http://{}/v1 (admin http://{}), config: {}",
-            public.local_addr(),
-            admin.local_addr(),
-            state.runtime().config.source_display()
-        ));
-        let (closed_tx, mut closed) = tokio::sync::oneshot::channel();
-        let dash = if args.dash {
-            Some(super::live_dash::DaemonDash::start(
-                state.ledger.path(),
-                admin.local_addr().to_string(),
-                closed_tx,
-            )?)
-        } else {
-            drop(closed_tx);
-            None
-        };
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut watched = source.as_deref().and_then(modified);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut daily = tokio::time::interval(retention::EVERY);
-        let mut pruning = None;
-        loop {
-            tokio::select! {
-                _ = daily.tick() => retention::start(&state, &mut pruning),
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => reload(&state),
-                _ = &mut closed, if dash.is_some() => break,
-                _ = tick.tick(), if args.watch => {
-                    let now = source.as_deref().and_then(modified);
-                    if now != watched {
-                        watched = now;
-                        reload(&state);
-                    }
-                }
-            }
-        }
-        if let Some(dash) = dash {
-            dash.stop();
-        }
-        printer::note("smartproxy daemon stopping: finishing requests in flight");
-        admin.shutdown(Duration::from_secs(1)).await;
-        public.shutdown(DRAIN_GRACE).await;
-        if let Some(pruning) = pruning {
-            let _ = pruning.await;
-        }
-        anyhow::Ok(())
-    })?;
+    runtime.block_on(serve_until_stopped(
+        args,
+        &state,
+        (listen, admin_listen),
+        source.as_deref(),
+    ))?;
     drop(runtime);
     if let Some(capture) = &state.capture {
         capture.close();
@@ -359,6 +258,145 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     }
     let _ = std::fs::remove_file(pid_path());
     Ok(0)
+}
+
+/// Refuses to listen off loopback without a key, or with one short enough to guess.
+fn check_exposure(
+    config: &crate::config::Config,
+    (listen, keys): (SocketAddr, &ClientKeys),
+    (admin_listen, admin_keys): (SocketAddr, &ClientKeys),
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        admin_listen.ip().is_loopback() || !admin_keys.is_empty(),
+        "refusing to listen for admin requests on {admin_listen} without an admin key: anyone who can reach \
+         it could reload the config and read every session's spend. Set SMARTPROXY_ADMIN_KEY \
+         (e.g. `export SMARTPROXY_ADMIN_KEY=$(openssl rand -hex 24)`), or keep the admin listener on 127.0.0.1"
+    );
+    anyhow::ensure!(
+        listen.ip().is_loopback() || !keys.is_open(),
+        "refusing to listen on {listen} without a client key: anyone who can reach it could spend your \
+         provider credit. Set SMARTPROXY_API_KEY (e.g. `export SMARTPROXY_API_KEY=$(openssl rand -hex 24)`) \
+         and have clients send it as `Authorization: Bearer <key>`, or listen on 127.0.0.1"
+    );
+    // Off loopback a key is all that stands between the network and the provider credit: one a
+    // person picked ("x", "secret") is guessed long before the per-address brake matters.
+    let (weak_client, weak_admin) = weak_keys(config);
+    for (addr, weak, what) in [
+        (listen, &weak_client, "client"),
+        (admin_listen, &weak_admin, "admin"),
+    ] {
+        anyhow::ensure!(
+            addr.ip().is_loopback() || weak.is_empty(),
+            "refusing to listen on {addr} with a {what} key shorter than {MIN_KEY_CHARS} characters ({}): \
+             off loopback anyone who can reach it may guess. Use a random one, e.g. `openssl rand -hex 24`",
+            weak.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Who may open the web dashboard the admin listener serves.
+fn web_security(
+    config: &crate::config::Config,
+    admin_listen: SocketAddr,
+    keys: &ClientKeys,
+) -> anyhow::Result<crate::web::Security> {
+    // WEBUI_SECURITY wins over the config's `webui_security:`.
+    let env = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            (name == "WEBUI_SECURITY")
+                .then(|| config.webui_security.clone())
+                .flatten()
+        })
+    };
+    let mut web_security = crate::web::Security::from_env(&env, admin_listen)
+        .context("cannot serve the web dashboard")?;
+    // The dashboard shows what `/admin/stats` does: on a daemon with keys it asks for one too.
+    web_security.keys_set |= !keys.is_open();
+    if web_security.keys_set && web_security.mode == crate::web::Mode::None {
+        printer::warn(
+            "WEBUI_SECURITY=NONE does not open the dashboard of a daemon with keys: it asks for the admin key or a `smartproxy ui token` token",
+        );
+    }
+    Ok(web_security)
+}
+
+/// Serves both listeners until SIGTERM, SIGINT or the dashboard closing; reloads on SIGHUP and,
+/// with `--watch`, when the config file changes; prunes daily.
+async fn serve_until_stopped(
+    args: &DaemonArgs,
+    state: &Arc<AppState>,
+    (listen, admin_listen): (SocketAddr, SocketAddr),
+    source: Option<&Path>,
+) -> anyhow::Result<()> {
+    let public = Server::bind_as(listen, Arc::clone(state), Listener::Public)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {listen} (is another daemon running? `smartproxy daemon status`)"
+            )
+        })?;
+    let admin = Server::bind_as(admin_listen, Arc::clone(state), Listener::Admin)
+        .await
+        .with_context(|| format!("cannot listen on {admin_listen} (admin)"))?;
+    let pid_file = PidFile {
+        pid: std::process::id(),
+        listen: public.local_addr().to_string(),
+        admin_listen: admin.local_addr().to_string(),
+        started_ms: crate::ledger::now_ms(),
+        log: std::env::var("SMARTPROXY_DAEMON_LOG").ok(),
+    };
+    write_pid_file(&pid_file)?;
+    printer::note(&format!(
+        "smartproxy daemon listening on http://{}/v1 (admin http://{}), config: {}",
+        public.local_addr(),
+        admin.local_addr(),
+        state.runtime().config.source_display()
+    ));
+    let (closed_tx, mut closed) = tokio::sync::oneshot::channel();
+    let dash = if args.dash {
+        Some(super::live_dash::DaemonDash::start(
+            state.ledger.path(),
+            admin.local_addr().to_string(),
+            closed_tx,
+        )?)
+    } else {
+        drop(closed_tx);
+        None
+    };
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut watched = source.and_then(modified);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut daily = tokio::time::interval(retention::EVERY);
+    let mut pruning = None;
+    loop {
+        tokio::select! {
+            _ = daily.tick() => retention::start(state, &mut pruning),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(state),
+            _ = &mut closed, if dash.is_some() => break,
+            _ = tick.tick(), if args.watch => {
+                let now = source.and_then(modified);
+                if now != watched {
+                    watched = now;
+                    reload(state);
+                }
+            }
+        }
+    }
+    if let Some(dash) = dash {
+        dash.stop();
+    }
+    printer::note("smartproxy daemon stopping: finishing requests in flight");
+    admin.shutdown(Duration::from_secs(1)).await;
+    public.shutdown(DRAIN_GRACE).await;
+    if let Some(pruning) = pruning {
+        let _ = pruning.await;
+    }
+    Ok(())
 }
 
 /// The admin listener when `--admin-listen` is not given: `SMARTPROXY_ADMIN_LISTEN` or the default.
