@@ -13,10 +13,11 @@ use crate::capture::Kind;
 use crate::ledger::Outcome;
 use crate::providers::{ProviderError, UpstreamResponse, WireFormat};
 use crate::proxy::body::{ProxyBody, error_response};
-use crate::proxy::context::{PromptEstimate, Tokens};
+use crate::proxy::context::{Finalizer, PromptEstimate, Tokens, Trip};
 use crate::proxy::dialect::{Dialect, StreamFraming};
 use crate::proxy::error::ApiError;
 use crate::proxy::headers::routing_headers;
+use crate::proxy::state::AppState;
 use crate::proxy::stream::SseRelay;
 use crate::routing::execute::Reply as Served;
 use crate::translate::{anthropic, responses};
@@ -247,77 +248,14 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             retry_after,
             body,
         }) => {
-            // Opt-in: the body as the client gets it.
-            if let Some(capture) = &state.capture
-                && !fin.forwarded()
-            {
-                capture.put(fin.id(), Kind::Response, body.clone());
-            }
-            let mut response = Response::new(ProxyBody::full(body));
-            *response.status_mut() =
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            // Sized for the routing headers at once: growing an empty map to hold them rehashed
-            // it three times on every response.
-            *response.headers_mut() = HeaderMap::with_capacity(RESPONSE_HEADERS);
-            let headers = response.headers_mut();
-            if let Some(value) = content_type.and_then(|v| HeaderValue::from_str(&v).ok()) {
-                headers.insert(CONTENT_TYPE, value);
-            }
-            if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
-                headers.insert(RETRY_AFTER, value);
-            }
-            routing_headers(&state, headers, &mut fin, &trip, true);
-            let outcome = if (200..300).contains(&status) {
-                Outcome::Ok
-            } else {
-                Outcome::UpstreamError
-            };
-            let code = (outcome != Outcome::Ok).then(|| format!("upstream_{status}"));
-            fin.finish(status, outcome, code.as_deref());
-            response
+            let headers = (content_type, retry_after);
+            respond_whole(&state, fin, &trip, status, headers, body)
         }
         Ok(Reply::Stream {
             response,
             stream,
             cache_fill,
-        }) => {
-            let mut headers = HeaderMap::with_capacity(RESPONSE_HEADERS);
-            routing_headers(&state, &mut headers, &mut fin, &trip, false);
-            let framing = StreamFraming::for_client(
-                dialect,
-                response.format,
-                fin.id(),
-                &stream.requested_model,
-                &stream.prompt,
-                stream.client_wants_usage,
-                stream.chat_reply_tools,
-            );
-            let transforms = state.transforms();
-            let transform = (response.format == WireFormat::OpenAi && transforms.any_on_response())
-                .then(|| transforms.stream());
-            // Opt-in: the stream's bytes copied as they are forwarded, stored when it ends.
-            let capture = state
-                .capture
-                .as_ref()
-                .filter(|_| !fin.forwarded())
-                .map(|c| c.stream(fin.id()));
-            let mut relay = SseRelay::new(response.body, fin, framing, stream.prompt, transform);
-            if let Some(capture) = capture {
-                relay.capture(capture);
-            }
-            if let Some(key) = cache_fill {
-                relay.fill_cache(key);
-            }
-            let mut out = Response::new(ProxyBody::Stream(Box::new(relay)));
-            *out.headers_mut() = headers;
-            let h = out.headers_mut();
-            h.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(dialect.stream_content_type()),
-            );
-            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            out
-        }
+        }) => respond_stream(&state, dialect, fin, &trip, response, stream, cache_fill),
         Err(err) => {
             let mut response = error_response(&err, dialect, fin.id());
             if fin.record().attempts > 0 {
@@ -327,4 +265,90 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             response
         }
     }
+}
+
+/// A whole reply with its headers; its row is written here.
+fn respond_whole(
+    state: &AppState,
+    mut fin: Finalizer,
+    trip: &Trip,
+    status: u16,
+    (content_type, retry_after): (Option<String>, Option<String>),
+    body: Bytes,
+) -> Response<ProxyBody> {
+    // Opt-in: the body as the client gets it.
+    if let Some(capture) = &state.capture
+        && !fin.forwarded()
+    {
+        capture.put(fin.id(), Kind::Response, body.clone());
+    }
+    let mut response = Response::new(ProxyBody::full(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    // Sized for the routing headers at once: growing an empty map to hold them rehashed
+    // it three times on every response.
+    *response.headers_mut() = HeaderMap::with_capacity(RESPONSE_HEADERS);
+    let headers = response.headers_mut();
+    if let Some(value) = content_type.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(CONTENT_TYPE, value);
+    }
+    if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(RETRY_AFTER, value);
+    }
+    routing_headers(state, headers, &mut fin, trip, true);
+    let outcome = if (200..300).contains(&status) {
+        Outcome::Ok
+    } else {
+        Outcome::UpstreamError
+    };
+    let code = (outcome != Outcome::Ok).then(|| format!("upstream_{status}"));
+    fin.finish(status, outcome, code.as_deref());
+    response
+}
+
+/// A live stream handed to the relay, which writes the row when it ends.
+fn respond_stream(
+    state: &AppState,
+    dialect: Dialect,
+    mut fin: Finalizer,
+    trip: &Trip,
+    response: UpstreamResponse,
+    stream: StreamFacts,
+    cache_fill: Option<String>,
+) -> Response<ProxyBody> {
+    let mut headers = HeaderMap::with_capacity(RESPONSE_HEADERS);
+    routing_headers(state, &mut headers, &mut fin, trip, false);
+    let framing = StreamFraming::for_client(
+        dialect,
+        response.format,
+        fin.id(),
+        &stream.requested_model,
+        &stream.prompt,
+        stream.client_wants_usage,
+        stream.chat_reply_tools,
+    );
+    let transforms = state.transforms();
+    let transform = (response.format == WireFormat::OpenAi && transforms.any_on_response())
+        .then(|| transforms.stream());
+    // Opt-in: the stream's bytes copied as they are forwarded, stored when it ends.
+    let capture = state
+        .capture
+        .as_ref()
+        .filter(|_| !fin.forwarded())
+        .map(|c| c.stream(fin.id()));
+    let mut relay = SseRelay::new(response.body, fin, framing, stream.prompt, transform);
+    if let Some(capture) = capture {
+        relay.capture(capture);
+    }
+    if let Some(key) = cache_fill {
+        relay.fill_cache(key);
+    }
+    let mut out = Response::new(ProxyBody::Stream(Box::new(relay)));
+    *out.headers_mut() = headers;
+    let h = out.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(dialect.stream_content_type()),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    out
 }
