@@ -1,5 +1,8 @@
 //! Budget decisions, pure: given a limit, what is spent, what is reserved by requests in flight
-//! and what a new request is expected to cost, may it go?
+//! and what a new request is expected to cost, may it go? And when it may not, what then:
+//! the output cap that still fits (`budget.on_exceed: fit`), a cheaper model, or a refusal.
+
+use crate::config::OnExceed;
 
 /// What a refused request is told.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,6 +38,96 @@ pub fn decide(
         });
     }
     Ok(())
+}
+
+/// The shortest answer `fit` lowers a request to; below it the request is refused.
+pub const MIN_FIT_TOKENS: u64 = 32;
+
+/// Share of a budget after which responses carry a warning (and stderr says so once).
+pub const WARN_AT: f64 = 0.8;
+
+/// A request's cost as a function of its output cap, at its first target's prices.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// The prompt alone.
+    pub prompt_usd: f64,
+    /// Each output token.
+    pub per_output_usd: f64,
+}
+
+impl Estimate {
+    /// The estimate from the cost of the request at no output and at a million output tokens
+    /// (prices are linear in output tokens; a long-context tier depends on the prompt alone).
+    pub fn from_costs(at_zero_usd: f64, at_a_million_usd: f64) -> Self {
+        Self {
+            prompt_usd: at_zero_usd,
+            per_output_usd: (at_a_million_usd - at_zero_usd) / 1e6,
+        }
+    }
+
+    pub fn usd(&self, output_cap: u64) -> f64 {
+        self.prompt_usd + self.per_output_usd * output_cap as f64
+    }
+
+    /// The largest output cap the budget `refusal` reported room for.
+    pub fn cap_within(&self, refusal: &Refusal) -> Option<u64> {
+        let room = refusal.limit_usd - refusal.spent_usd - refusal.reserved_usd - self.prompt_usd;
+        if self.per_output_usd <= 0.0 || room <= 0.0 {
+            return None;
+        }
+        Some((room / self.per_output_usd).floor() as u64)
+    }
+}
+
+/// What the config says to do when a reservation does not fit (`budget.on_exceed`).
+#[derive(Debug, Clone, Copy)]
+pub struct ExceedPolicy<'a> {
+    pub on_exceed: OnExceed,
+    pub downgrade_to: Option<&'a str>,
+    /// The request was already sent to `downgrade_to`: from here it can only be fitted.
+    pub downgraded: bool,
+}
+
+/// The next step after a refused reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    /// Try again with this lower output cap.
+    Fit(u64),
+    /// Send the request to this model instead.
+    Downgrade(&'a str),
+    Refuse,
+}
+
+impl<'a> ExceedPolicy<'a> {
+    /// What to do when `refusal` turned down a request estimated at `estimate` with output cap
+    /// `cap`.
+    pub fn next(&self, refusal: &Refusal, estimate: &Estimate, cap: u64) -> Step<'a> {
+        if self.on_exceed == OnExceed::Refuse {
+            return Step::Refuse;
+        }
+        if self.on_exceed == OnExceed::Downgrade
+            && !self.downgraded
+            && let Some(model) = self.downgrade_to
+        {
+            return Step::Downgrade(model);
+        }
+        match estimate.cap_within(refusal) {
+            // Each step lowers the cap, so a race with other requests cannot loop.
+            Some(lower) if lower >= MIN_FIT_TOKENS && lower < cap => Step::Fit(lower),
+            _ => Step::Refuse,
+        }
+    }
+}
+
+/// The warning a response carries once budget `name` is mostly spent (reservations are not
+/// spending: a fitted request reserves all the room there is).
+pub fn mostly_spent(name: &str, spent_usd: f64, limit_usd: f64) -> Option<String> {
+    (spent_usd >= WARN_AT * limit_usd).then(|| {
+        format!(
+            "{name} budget {:.0}% spent (${spent_usd:.4} of ${limit_usd:.4})",
+            spent_usd / limit_usd * 100.0
+        )
+    })
 }
 
 /// A calendar period of a shared budget.
@@ -87,6 +180,83 @@ pub fn counted_since_ms(config: &crate::config::BudgetConfig, now_ms: i64) -> i6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refusal(limit: f64, spent: f64) -> Refusal {
+        Refusal {
+            budget: "session",
+            limit_usd: limit,
+            spent_usd: spent,
+            reserved_usd: 0.0,
+            estimate_usd: 1.0,
+        }
+    }
+
+    const ESTIMATE: Estimate = Estimate {
+        prompt_usd: 0.001,
+        per_output_usd: 0.000_01,
+    };
+
+    fn policy(on_exceed: OnExceed) -> ExceedPolicy<'static> {
+        ExceedPolicy {
+            on_exceed,
+            downgrade_to: Some("cheap"),
+            downgraded: false,
+        }
+    }
+
+    #[test]
+    fn fit_lowers_the_cap_to_the_room_left() {
+        // $0.01 left: $0.001 for the prompt, $0.009 buys 900 output tokens.
+        assert_eq!(
+            policy(OnExceed::Fit).next(&refusal(1.0, 0.99), &ESTIMATE, 4096),
+            Step::Fit(900)
+        );
+    }
+
+    #[test]
+    fn fit_refuses_when_not_even_a_short_answer_fits() {
+        // $0.0012 left: the prompt and 20 tokens.
+        assert_eq!(
+            policy(OnExceed::Fit).next(&refusal(1.0, 0.9988), &ESTIMATE, 4096),
+            Step::Refuse
+        );
+    }
+
+    #[test]
+    fn refuse_and_downgrade_do_what_they_say() {
+        assert_eq!(
+            policy(OnExceed::Refuse).next(&refusal(1.0, 0.99), &ESTIMATE, 4096),
+            Step::Refuse
+        );
+        assert_eq!(
+            policy(OnExceed::Downgrade).next(&refusal(1.0, 0.99), &ESTIMATE, 4096),
+            Step::Downgrade("cheap")
+        );
+        let after = ExceedPolicy {
+            downgraded: true,
+            ..policy(OnExceed::Downgrade)
+        };
+        assert_eq!(
+            after.next(&refusal(1.0, 0.99), &ESTIMATE, 4096),
+            Step::Fit(900)
+        );
+    }
+
+    #[test]
+    fn estimates_are_linear_in_output_tokens() {
+        let estimate = Estimate::from_costs(0.001, 10.001);
+        assert!((estimate.per_output_usd - 0.000_01).abs() < 1e-12);
+        assert!((estimate.usd(1000) - 0.011).abs() < 1e-9);
+    }
+
+    #[test]
+    fn warns_from_four_fifths_spent() {
+        assert_eq!(mostly_spent("daily", 0.79, 1.0), None);
+        assert_eq!(
+            mostly_spent("daily", 0.8, 1.0).as_deref(),
+            Some("daily budget 80% spent ($0.8000 of $1.0000)")
+        );
+    }
 
     #[test]
     fn periods_follow_the_configured_calendar() {

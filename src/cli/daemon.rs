@@ -6,7 +6,7 @@ mod install;
 mod retention;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,11 +14,12 @@ use anyhow::Context;
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::budget::SessionBudget;
+use super::pid_file::{PidFile, alive, pid_path, read_pid_file, write_pid_file};
+use super::serving::open_stores;
 use crate::ledger::Ledger;
 use crate::printer;
 use crate::proxy::server::Listener;
-use crate::proxy::{AppState, ClientKeys, DaemonSessions, Server, SessionInfo};
+use crate::proxy::{AppState, ClientKeys, Server};
 
 /// How long requests in flight may take to finish after SIGTERM.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -70,33 +71,6 @@ pub enum DaemonAction {
     Install(install::InstallArgs),
 }
 
-/// What the pid file records.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(super) struct PidFile {
-    pub(super) pid: u32,
-    pub(super) listen: String,
-    pub(super) admin_listen: String,
-    started_ms: i64,
-    log: Option<String>,
-}
-
-fn runtime_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("SMARTPROXY_RUNTIME_DIR") {
-        return PathBuf::from(dir);
-    }
-    directories::ProjectDirs::from("", "", "smartproxy")
-        .map(|d| {
-            d.runtime_dir()
-                .unwrap_or_else(|| d.data_dir())
-                .to_path_buf()
-        })
-        .unwrap_or_else(std::env::temp_dir)
-}
-
-pub(super) fn pid_path() -> PathBuf {
-    runtime_dir().join("smartproxy.pid")
-}
-
 pub fn daemon(args: DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     match args.action {
         Some(DaemonAction::Status { json }) => status(json),
@@ -105,26 +79,6 @@ pub fn daemon(args: DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8
         None if args.detach => detach(),
         None => serve(&args, config_path),
     }
-}
-
-pub(super) fn read_pid_file() -> Option<PidFile> {
-    let text = std::fs::read_to_string(pid_path()).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// Whether the process exists and has not exited. An exited child that its parent has not
-/// reaped yet (a zombie) still answers signal 0, so Linux's process state is checked too.
-pub(super) fn alive(pid: u32) -> bool {
-    let signalled = i32::try_from(pid)
-        .is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false);
-    signalled && !zombie
 }
 
 fn status(as_json: bool) -> anyhow::Result<u8> {
@@ -247,7 +201,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     // (The daemon starts no commands that would inherit the raised limit.)
     let open_files = crate::http_server::raise_open_files_limit();
     if args.dash {
-        super::dash::ensure_terminal()?;
+        super::live_dash::ensure_terminal()?;
     }
     let config = super::load_config(config_path)?;
     let needed = crate::http_server::descriptors_needed(2, config.clients.max_connections);
@@ -266,6 +220,60 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     };
     let keys = client_keys(&config.database, &config)?;
     let admin_keys = admin_keys();
+    check_exposure(&config, (listen, &keys), (admin_listen, &admin_keys))?;
+    let web_security = web_security(&config, admin_listen, &keys)?;
+    let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
+    let source = config.source.clone();
+    let mut web = crate::web::Web::new(
+        config.database.clone(),
+        web_security,
+        crate::web::Bodies::None,
+    );
+    let (cache, capture) = open_stores(&config)?;
+    if let Some(capture) = &capture {
+        web.bodies = crate::web::Bodies::Live(Arc::clone(capture));
+    }
+    let state = AppState::builder(Arc::new(config), ledger.clone())
+        .client_keys(keys)
+        .admin_keys(admin_keys)
+        .daemon(source.clone(), reload_keys)
+        .stores(cache, capture)
+        .web(web)
+        .build()?;
+    apply_key_budgets(&state);
+    let state = Arc::new(state);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("smartproxy")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve_until_stopped(
+        args,
+        &state,
+        (listen, admin_listen),
+        source.as_deref(),
+    ))?;
+    drop(runtime);
+    if let Some(capture) = &state.capture {
+        capture.close();
+    }
+    if let Some(sessions) = &state.daemon_sessions {
+        sessions.close_all(&ledger);
+    }
+    if let Err(err) = ledger.flush(Duration::from_secs(30)) {
+        printer::warn(&format!("the ledger could not be flushed: {err}"));
+    }
+    let _ = std::fs::remove_file(pid_path());
+    Ok(0)
+}
+
+/// Refuses to listen off loopback without a key, or with one short enough to guess.
+fn check_exposure(
+    config: &crate::config::Config,
+    (listen, keys): (SocketAddr, &ClientKeys),
+    (admin_listen, admin_keys): (SocketAddr, &ClientKeys),
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         admin_listen.ip().is_loopback() || !admin_keys.is_empty(),
         "refusing to listen for admin requests on {admin_listen} without an admin key: anyone who can reach \
@@ -280,7 +288,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     );
     // Off loopback a key is all that stands between the network and the provider credit: one a
     // person picked ("x", "secret") is guessed long before the per-address brake matters.
-    let (weak_client, weak_admin) = weak_keys(&config);
+    let (weak_client, weak_admin) = weak_keys(config);
     for (addr, weak, what) in [
         (listen, &weak_client, "client"),
         (admin_listen, &weak_admin, "admin"),
@@ -292,6 +300,15 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
             weak.join(", ")
         );
     }
+    Ok(())
+}
+
+/// Who may open the web dashboard the admin listener serves.
+fn web_security(
+    config: &crate::config::Config,
+    admin_listen: SocketAddr,
+    keys: &ClientKeys,
+) -> anyhow::Result<crate::web::Security> {
     // WEBUI_SECURITY wins over the config's `webui_security:`.
     let env = |name: &str| {
         std::env::var(name).ok().or_else(|| {
@@ -309,125 +326,85 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
             "WEBUI_SECURITY=NONE does not open the dashboard of a daemon with keys: it asks for the admin key or a `smartproxy ui token` token",
         );
     }
-    let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
-    let source = config.source.clone();
-    let mut web = crate::web::Web::new(
-        config.database.clone(),
-        web_security,
-        crate::web::Bodies::None,
-    );
-    let mut state = AppState::new(
-        Arc::new(config),
-        ledger.clone(),
-        SessionBudget::new(None),
-        SessionInfo::default(),
-        keys,
-    )
-    .context("cannot set up the providers")?;
-    state.daemon_sessions = Some(DaemonSessions::default());
-    state.admin_keys = admin_keys;
+    Ok(web_security)
+}
 
-    state.config_source = source.clone();
-    state.cache = super::cache_cmd::open_for_serving(&state.runtime().config)?;
-    state.capture = super::capture_cmd::open_for_serving(&state.runtime().config)?;
-    if let Some(capture) = &state.capture {
-        web.bodies = crate::web::Bodies::Live(Arc::clone(capture));
-    }
-    state.web = Some(Arc::new(web));
-    state.shared_budget = crate::budget::SharedBudget::open(
-        state.ledger.path(),
-        &state.runtime().config.budget,
-        true,
-    )
-    .context("cannot open the shared budgets")?
-    .map(Arc::new);
-    apply_key_budgets(&state);
-    state.after_reload = Some(reload_keys);
-    let state = Arc::new(state);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("smartproxy")
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let public = Server::bind_as(listen, Arc::clone(&state), Listener::Public)
-            .await
-            .with_context(|| format!("cannot listen on {listen} (is another daemon running? `smartproxy daemon status`)"))?;
-        let admin = Server::bind_as(admin_listen, Arc::clone(&state), Listener::Admin)
-            .await
-            .with_context(|| format!("cannot listen on {admin_listen} (admin)"))?;
-        let pid_file = PidFile {
-            pid: std::process::id(),
-            listen: public.local_addr().to_string(),
-            admin_listen: admin.local_addr().to_string(),
-            started_ms: crate::ledger::now_ms(),
-            log: std::env::var("SMARTPROXY_DAEMON_LOG").ok(),
-        };
-        write_pid_file(&pid_file)?;
-        printer::note(&format!(
-            "smartproxy daemon listening on http://{}/v1 (admin http://{}), config: {}",
-            public.local_addr(),
-            admin.local_addr(),
-            state.runtime().config.source_display()
-        ));
-        let (closed_tx, mut closed) = tokio::sync::oneshot::channel();
-        let dash = if args.dash {
-            Some(super::dash::DaemonDash::start(
-                state.ledger.path(),
-                admin.local_addr().to_string(),
-                closed_tx,
-            )?)
-        } else {
-            drop(closed_tx);
-            None
-        };
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut watched = source.as_deref().and_then(modified);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut daily = tokio::time::interval(retention::EVERY);
-        let mut pruning = None;
-        loop {
-            tokio::select! {
-                _ = daily.tick() => retention::start(&state, &mut pruning),
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => reload(&state),
-                _ = &mut closed, if dash.is_some() => break,
-                _ = tick.tick(), if args.watch => {
-                    let now = source.as_deref().and_then(modified);
-                    if now != watched {
-                        watched = now;
-                        reload(&state);
-                    }
+/// Serves both listeners until SIGTERM, SIGINT or the dashboard closing; reloads on SIGHUP and,
+/// with `--watch`, when the config file changes; prunes daily.
+async fn serve_until_stopped(
+    args: &DaemonArgs,
+    state: &Arc<AppState>,
+    (listen, admin_listen): (SocketAddr, SocketAddr),
+    source: Option<&Path>,
+) -> anyhow::Result<()> {
+    let public = Server::bind_as(listen, Arc::clone(state), Listener::Public)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {listen} (is another daemon running? `smartproxy daemon status`)"
+            )
+        })?;
+    let admin = Server::bind_as(admin_listen, Arc::clone(state), Listener::Admin)
+        .await
+        .with_context(|| format!("cannot listen on {admin_listen} (admin)"))?;
+    let pid_file = PidFile {
+        pid: std::process::id(),
+        listen: public.local_addr().to_string(),
+        admin_listen: admin.local_addr().to_string(),
+        started_ms: crate::ledger::now_ms(),
+        log: std::env::var("SMARTPROXY_DAEMON_LOG").ok(),
+    };
+    write_pid_file(&pid_file)?;
+    printer::note(&format!(
+        "smartproxy daemon listening on http://{}/v1 (admin http://{}), config: {}",
+        public.local_addr(),
+        admin.local_addr(),
+        state.runtime().config.source_display()
+    ));
+    let (closed_tx, mut closed) = tokio::sync::oneshot::channel();
+    let dash = if args.dash {
+        Some(super::live_dash::DaemonDash::start(
+            state.ledger.path(),
+            admin.local_addr().to_string(),
+            closed_tx,
+        )?)
+    } else {
+        drop(closed_tx);
+        None
+    };
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut watched = source.and_then(modified);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut daily = tokio::time::interval(retention::EVERY);
+    let mut pruning = None;
+    loop {
+        tokio::select! {
+            _ = daily.tick() => retention::start(state, &mut pruning),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(state),
+            _ = &mut closed, if dash.is_some() => break,
+            _ = tick.tick(), if args.watch => {
+                let now = source.and_then(modified);
+                if now != watched {
+                    watched = now;
+                    reload(state);
                 }
             }
         }
-        if let Some(dash) = dash {
-            dash.stop();
-        }
-        printer::note("smartproxy daemon stopping: finishing requests in flight");
-        admin.shutdown(Duration::from_secs(1)).await;
-        public.shutdown(DRAIN_GRACE).await;
-        if let Some(pruning) = pruning {
-            let _ = pruning.await;
-        }
-        anyhow::Ok(())
-    })?;
-    drop(runtime);
-    if let Some(capture) = &state.capture {
-        capture.close();
     }
-    if let Some(sessions) = &state.daemon_sessions {
-        sessions.close_all(&ledger);
+    if let Some(dash) = dash {
+        dash.stop();
     }
-    if let Err(err) = ledger.flush(Duration::from_secs(30)) {
-        printer::warn(&format!("the ledger could not be flushed: {err}"));
+    printer::note("smartproxy daemon stopping: finishing requests in flight");
+    admin.shutdown(Duration::from_secs(1)).await;
+    public.shutdown(DRAIN_GRACE).await;
+    if let Some(pruning) = pruning {
+        let _ = pruning.await;
     }
-    let _ = std::fs::remove_file(pid_path());
-    Ok(0)
+    Ok(())
 }
 
 /// The admin listener when `--admin-listen` is not given: `SMARTPROXY_ADMIN_LISTEN` or the default.
@@ -564,13 +541,4 @@ fn apply_key_budgets(state: &AppState) {
 fn modified(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
-}
-
-fn write_pid_file(file: &PidFile) -> anyhow::Result<()> {
-    let path = pid_path();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    std::fs::write(&path, serde_json::to_vec(file)?)
-        .with_context(|| format!("cannot write {}", path.display()))
 }

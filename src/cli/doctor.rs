@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 
-use super::daemon;
+use super::{daemon, pid_file};
 use crate::config::{Config, paths};
 use crate::printer;
 
@@ -67,7 +67,7 @@ pub fn doctor(args: &DoctorArgs, config_path: Option<&Path>) -> anyhow::Result<u
         checks.push(capture_check(&config.capture));
     }
     checks.push(prices_check());
-    let running = daemon::read_pid_file().filter(|f| daemon::alive(f.pid));
+    let running = pid_file::read_pid_file().filter(|f| pid_file::alive(f.pid));
     checks.push(daemon_check(running.as_ref()));
     let listen = config
         .as_ref()
@@ -378,9 +378,9 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn daemon_check(running: Option<&daemon::PidFile>) -> Check {
+fn daemon_check(running: Option<&pid_file::PidFile>) -> Check {
     let Some(file) = running else {
-        let pid_path = daemon::pid_path();
+        let pid_path = pid_file::pid_path();
         return if pid_path.exists() {
             check(
                 "daemon",
@@ -442,7 +442,7 @@ fn health(listen: &str) -> anyhow::Result<()> {
     })
 }
 
-fn listener_check(name: &str, addr: SocketAddr, running: Option<&daemon::PidFile>) -> Check {
+fn listener_check(name: &str, addr: SocketAddr, running: Option<&pid_file::PidFile>) -> Check {
     let owned = running.is_some_and(|f| [&f.listen, &f.admin_listen].contains(&&addr.to_string()));
     if owned {
         return check(

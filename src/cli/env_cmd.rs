@@ -33,7 +33,7 @@ pub enum EnvShell {
 const NO_KEY: &str = "smartproxy-local";
 
 pub fn env(args: &EnvArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
-    let listen = match super::daemon::read_pid_file().filter(|f| super::daemon::alive(f.pid)) {
+    let listen = match super::pid_file::running_daemon() {
         Some(running) => running.listen,
         None => {
             let config = super::load_config(config_path)?;

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use crate::budget::SessionBudget;
 use crate::ledger::{Ledger, SessionEnd, SessionStart, now_ms};
 use crate::printer;
-use crate::proxy::{AppState, ClientKeys, Server, SessionInfo};
+use crate::proxy::{AppState, Server, SessionInfo};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  smartproxy request --file testdata/openai_chat.json")]
@@ -32,7 +32,7 @@ pub fn request(args: &RequestArgs, config_path: Option<&Path>) -> anyhow::Result
         config = config.mock_only();
     }
     let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
-    let session_id = super::run::random_hex(8);
+    let session_id = super::serving::random_hex(8);
     ledger.session_started(SessionStart {
         id: session_id.clone(),
         parent_id: None,
@@ -47,16 +47,14 @@ pub fn request(args: &RequestArgs, config_path: Option<&Path>) -> anyhow::Result
         budget_usd: config.budget.session_usd,
     });
     let budget = SessionBudget::new(config.budget.session_usd);
-    let state = Arc::new(AppState::new(
-        Arc::new(config),
-        ledger.clone(),
-        budget,
-        SessionInfo {
-            id: Some(session_id.clone()),
-            tag: Some("request".to_owned()),
-        },
-        ClientKeys::open(),
-    )?);
+    let session = SessionInfo {
+        id: Some(session_id.clone()),
+        tag: Some("request".to_owned()),
+    };
+    let state = AppState::builder(Arc::new(config), ledger.clone())
+        .session(session, budget)
+        .build()?;
+    let state = Arc::new(state);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rand::RngCore;
-use serde_json::json;
 
-use super::format;
+mod summary;
+
+use super::serving::{open_stores, random_hex};
 use crate::budget::SessionBudget;
-use crate::budget::store::Standing;
-use crate::ledger::query::{self, Filter, GroupBy};
+use crate::config::Config;
 use crate::ledger::{Ledger, SessionEnd, SessionStart, now_ms};
 use crate::printer;
 use crate::proxy::{AppState, ClientKeys, Server, SessionInfo};
@@ -184,6 +183,59 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     let started = Instant::now();
     // The child must not read the real keys out of this process (`/proc/$PPID/environ`).
     crate::session::secrets::hide_from_same_user();
+    check_args(&args)?;
+    let (config, plan) = session_config(&mut args, config_path)?;
+    let budget_usd = args
+        .budget
+        .filter(|b| *b > 0.0)
+        .or(config.budget.session_usd);
+    let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
+    let session = Session {
+        id: random_hex(8),
+        key: format!("{}{}", env::SESSION_KEY_PREFIX, random_hex(24)),
+        parent_id: std::env::var("SMARTPROXY_SESSION_ID")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        budget_usd,
+    };
+    let config = Arc::new(config);
+    let state = Arc::new(session_state(&config, &ledger, &session, &args)?);
+    let dash = if args.dash {
+        Some(super::live_dash::RunDash::start(
+            &config.database,
+            &session.id,
+            &session.key,
+        )?)
+    } else {
+        None
+    };
+
+    // One thread serves one session's agent with room to spare (tens of thousands of requests a
+    // second) and skips the multi-thread scheduler's cross-thread bookkeeping; the daemon,
+    // which serves everyone, keeps the multi-thread runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("smartproxy")
+        .build()
+        .context("cannot start the async runtime")?;
+    let exit_code = runtime.block_on(serve_command(
+        &args,
+        &session,
+        &plan,
+        &state,
+        &ledger,
+        dash.as_ref(),
+    ))?;
+    drop(runtime);
+    end_session(&ledger, &state, &session.id, exit_code, dash);
+    if args.summary != SummaryFormat::None {
+        summary::print_summary(&args, &ledger, &state, &session.id, started.elapsed());
+    }
+    Ok(exit_code)
+}
+
+/// The flags `clap` cannot check by itself.
+fn check_args(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(budget) = args.budget {
         anyhow::ensure!(
             budget.is_finite() && budget >= 0.0,
@@ -197,6 +249,34 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
              proxy); pass the real key under another variable name if a tool needs it"
         );
     }
+    Ok(())
+}
+
+/// The session's ids and key, and what it may spend.
+struct Session {
+    id: String,
+    key: String,
+    /// The session of the `run` this one was started in.
+    parent_id: Option<String>,
+    budget_usd: Option<f64>,
+}
+
+/// What the command gets besides the session's variables: the key variables kept out of its
+/// environment, and a preset's variables and arguments.
+struct CommandPlan {
+    key_vars: Vec<String>,
+    /// Pass-through: the command keeps its own Anthropic login.
+    passthrough: bool,
+    preset_env: Vec<(String, String)>,
+    preset_args: Vec<String>,
+}
+
+/// The config this session serves with, after `--mock`, an outer session, a preset,
+/// `--passthrough` and `--capture`; `args` filled in from the preset.
+fn session_config(
+    args: &mut RunArgs,
+    config_path: Option<&Path>,
+) -> anyhow::Result<(Config, CommandPlan)> {
     let mut config = super::load_config(config_path)?;
     // Every key the config names stays out of the child's reach, even when --mock replaces
     // the providers that use them.
@@ -209,9 +289,9 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     let preset = args
         .preset
         .clone()
-        .or_else(|| implied_preset(&args, &config));
+        .or_else(|| implied_preset(args, &config));
     let (preset_env, preset_args) = match preset {
-        Some(name) => apply_preset(&mut args, &config, &name)?,
+        Some(name) => apply_preset(args, &config, &name)?,
         None => (Vec::new(), Vec::new()),
     };
     if args.passthrough {
@@ -238,141 +318,138 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     if args.capture {
         config.capture.enabled = true;
     }
-    let budget_usd = args
-        .budget
-        .filter(|b| *b > 0.0)
-        .or(config.budget.session_usd);
-    let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
+    let plan = CommandPlan {
+        key_vars,
+        passthrough: config.passthrough,
+        preset_env,
+        preset_args,
+    };
+    Ok((config, plan))
+}
 
-    let session_id = random_hex(8);
-    let session_key = format!("{}{}", env::SESSION_KEY_PREFIX, random_hex(24));
-    let parent_id = std::env::var("SMARTPROXY_SESSION_ID")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let config = Arc::new(config);
-    let mut state = AppState::new(
-        Arc::clone(&config),
-        ledger.clone(),
-        SessionBudget::new(budget_usd),
-        SessionInfo {
-            id: Some(session_id.clone()),
-            tag: args.tag.clone(),
-        },
-        ClientKeys::single("session", &session_key),
-    )
-    .context("cannot set up the providers")?;
-    // The session's own proxy: its key opens the debug views too, and Ollama clients (which
-    // cannot send a key) are served without one from loopback.
-    state.admin_keys = ClientKeys::single("session", &session_key);
-    state.ollama_keyless = true;
+/// The session's own proxy: its key opens the model API and the debug views too, and Ollama
+/// clients (which cannot send a key) are served without one from loopback.
+fn session_state(
+    config: &Arc<Config>,
+    ledger: &Ledger,
+    session: &Session,
+    args: &RunArgs,
+) -> anyhow::Result<AppState> {
     // Inside another run: providers pointing at that session's proxy tell it this session's id.
-    state.forward_to_parent = parent_id.as_ref().and_then(|_| {
+    let parent = session.parent_id.as_ref().and_then(|_| {
         let url = std::env::var("SMARTPROXY_URL").ok()?;
         Some(crate::proxy::ParentProxy {
             url: url.trim_end_matches('/').to_owned(),
-            session_id: session_id.clone(),
+            session_id: session.id.clone(),
         })
     });
-    state.cache = super::cache_cmd::open_for_serving(&config)?;
-    state.capture = super::capture_cmd::open_for_serving(&config)?;
-    state.shared_budget =
-        crate::budget::SharedBudget::open(state.ledger.path(), &config.budget, false)
-            .context("cannot open the shared budgets")?
-            .map(Arc::new);
-    let state = Arc::new(state);
-    let dash = if args.dash {
-        Some(super::dash::RunDash::start(
-            &config.database,
-            &session_id,
-            &session_key,
-        )?)
-    } else {
-        None
+    let (cache, capture) = open_stores(config)?;
+    let info = SessionInfo {
+        id: Some(session.id.clone()),
+        tag: args.tag.clone(),
     };
+    let state = AppState::builder(Arc::clone(config), ledger.clone())
+        .session(info, SessionBudget::new(session.budget_usd))
+        .client_keys(ClientKeys::single("session", &session.key))
+        .admin_keys(ClientKeys::single("session", &session.key))
+        .ollama_keyless()
+        .forward_to_parent(parent)
+        .stores(cache, capture)
+        .shared_budgets()
+        .build()?;
+    Ok(state)
+}
 
-    // One thread serves one session's agent with room to spare (tens of thousands of requests a
-    // second) and skips the multi-thread scheduler's cross-thread bookkeeping; the daemon,
-    // which serves everyone, keeps the multi-thread runtime.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .thread_name("smartproxy")
-        .build()
-        .context("cannot start the async runtime")?;
-    let exit_code = runtime.block_on(async {
-        let server = Server::bind(([127, 0, 0, 1], 0).into(), Arc::clone(&state))
-            .await
-            .context("cannot bind a loopback port for the session proxy")?;
-        let proxy_url = format!("http://{}", server.local_addr());
-        if let Some(dash) = &dash {
-            dash.proxy_listening(server.local_addr().to_string());
+/// Serves the session's proxy while the command runs; the command's exit code.
+async fn serve_command(
+    args: &RunArgs,
+    session: &Session,
+    plan: &CommandPlan,
+    state: &Arc<AppState>,
+    ledger: &Ledger,
+    dash: Option<&super::live_dash::RunDash>,
+) -> anyhow::Result<u8> {
+    let server = Server::bind(([127, 0, 0, 1], 0).into(), Arc::clone(state))
+        .await
+        .context("cannot bind a loopback port for the session proxy")?;
+    let proxy_url = format!("http://{}", server.local_addr());
+    if let Some(dash) = dash {
+        dash.proxy_listening(server.local_addr().to_string());
+    }
+    let no_proxy = std::env::var("NO_PROXY").ok();
+    let no_proxy_lower = std::env::var("no_proxy").ok();
+    let mut env_plan = env::plan(&env::Inputs {
+        proxy_url: &proxy_url,
+        session_key: &session.key,
+        session_id: &session.id,
+        key_vars: &plan.key_vars,
+        pass_env: &args.pass_env,
+        no_proxy: no_proxy.as_deref(),
+        no_proxy_lower: no_proxy_lower.as_deref(),
+        passthrough: plan.passthrough,
+    });
+    let forwarder = Forwarder::install().context("cannot install signal handlers")?;
+    env_plan.set.extend(plan.preset_env.iter().cloned());
+    let command = with_preset_args(&args.command, &plan.preset_args, &proxy_url);
+    let spawned = spawn::spawn_with_output(&command, &env_plan, dash.map(|d| &d.log));
+    // A descriptor per client: the soft limit (often 1024) is what a burst exhausts first.
+    // Raised only now, so that the command keeps the limit it would have had (programs
+    // that use select() rely on the usual 1024).
+    let _ = crate::http_server::raise_open_files_limit();
+    if let Some(dash) = dash {
+        dash.command_started(spawned.as_ref().ok().and_then(tokio::process::Child::id));
+    }
+    ledger.session_started(SessionStart {
+        id: session.id.clone(),
+        parent_id: session.parent_id.clone(),
+        kind: "run",
+        tag: args.tag.clone(),
+        program: args.command.first().map(program_name),
+        cwd: std::env::current_dir()
+            .ok()
+            .map(|d| d.display().to_string()),
+        pid: spawned.as_ref().ok().and_then(tokio::process::Child::id),
+        started_ms: now_ms(),
+        budget_usd: session.budget_usd,
+    });
+    let code = match spawned {
+        Ok(mut child) => {
+            let status = forwarder
+                .wait(&mut child)
+                .await
+                .context("lost track of the command")?;
+            spawn::exit_code(status)
         }
-        let no_proxy = std::env::var("NO_PROXY").ok();
-        let no_proxy_lower = std::env::var("no_proxy").ok();
-        let mut plan = env::plan(&env::Inputs {
-            proxy_url: &proxy_url,
-            session_key: &session_key,
-            session_id: &session_id,
-            key_vars: &key_vars,
-            pass_env: &args.pass_env,
-            no_proxy: no_proxy.as_deref(),
-            no_proxy_lower: no_proxy_lower.as_deref(),
-            passthrough: config.passthrough,
-        });
-        let forwarder = Forwarder::install().context("cannot install signal handlers")?;
-        plan.set.extend(preset_env);
-        let command = with_preset_args(&args.command, &preset_args, &proxy_url);
-        let spawned = spawn::spawn_with_output(&command, &plan, dash.as_ref().map(|d| &d.log));
-        // A descriptor per client: the soft limit (often 1024) is what a burst exhausts first.
-        // Raised only now, so that the command keeps the limit it would have had (programs
-        // that use select() rely on the usual 1024).
-        let _ = crate::http_server::raise_open_files_limit();
-        if let Some(dash) = &dash {
-            dash.command_started(spawned.as_ref().ok().and_then(tokio::process::Child::id));
-        }
-        ledger.session_started(SessionStart {
-            id: session_id.clone(),
-            parent_id: parent_id.clone(),
-            kind: "run",
-            tag: args.tag.clone(),
-            program: args.command.first().map(program_name),
-            cwd: std::env::current_dir()
-                .ok()
-                .map(|d| d.display().to_string()),
-            pid: spawned.as_ref().ok().and_then(tokio::process::Child::id),
-            started_ms: now_ms(),
-            budget_usd,
-        });
-        let code = match spawned {
-            Ok(mut child) => {
-                let status = forwarder
-                    .wait(&mut child)
-                    .await
-                    .context("lost track of the command")?;
-                spawn::exit_code(status)
+        Err(err) => {
+            match dash {
+                // The terminal is the dashboard's: the reason goes with the output.
+                Some(dash) => dash.log_line(&format!("smartproxy: {err}")),
+                None => printer::error(&err.to_string()),
             }
-            Err(err) => {
-                match &dash {
-                    // The terminal is the dashboard's: the reason goes with the output.
-                    Some(dash) => dash.log_line(&format!("smartproxy: {err}")),
-                    None => printer::error(&err.to_string()),
-                }
-                err.exit_code()
-            }
-        };
-        if let Some(dash) = &dash {
-            dash.command_exited(code);
+            err.exit_code()
         }
-        server.shutdown(SHUTDOWN_GRACE).await;
-        anyhow::Ok(code)
-    })?;
-    drop(runtime);
+    };
+    if let Some(dash) = dash {
+        dash.command_exited(code);
+    }
+    server.shutdown(SHUTDOWN_GRACE).await;
+    Ok(code)
+}
+
+/// Records the session's end once every captured body and ledger row is on disk.
+fn end_session(
+    ledger: &Ledger,
+    state: &AppState,
+    session_id: &str,
+    exit_code: u8,
+    dash: Option<super::live_dash::RunDash>,
+) {
     // Every captured body of the session is on disk before the command returns.
     if let Some(capture) = &state.capture {
         capture.close();
     }
-
     ledger.session_ended(SessionEnd {
-        id: session_id.clone(),
+        id: session_id.to_owned(),
         ended_ms: now_ms(),
         exit_code: Some(i32::from(exit_code)),
     });
@@ -388,43 +465,6 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
             ledger.dropped()
         ));
     }
-    // Where the daily and monthly limits stand as the session ends, for the summary.
-    let shared_standings = state
-        .shared_budget
-        .as_ref()
-        .map(|shared| shared.standings(now_ms()))
-        .unwrap_or_default();
-    if args.summary != SummaryFormat::None {
-        match summary(
-            &ledger,
-            &session_id,
-            args.summary,
-            started.elapsed(),
-            &state.unpriced_models(),
-            &shared_standings,
-        ) {
-            Ok(text) => match &args.summary_file {
-                Some(path) => {
-                    let text = format!("{}\n", text.trim());
-                    if let Err(err) = std::fs::write(path, text) {
-                        printer::warn(&format!(
-                            "cannot write the summary to {}: {err}",
-                            path.display()
-                        ));
-                    }
-                }
-                None => printer::note(&text),
-            },
-            Err(err) => printer::warn(&format!("cannot read the session summary: {err:#}")),
-        }
-    }
-    Ok(exit_code)
-}
-
-pub(super) fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut buf);
-    hex::encode(buf)
 }
 
 fn program_name(program: &OsString) -> String {
@@ -433,140 +473,4 @@ fn program_name(program: &OsString) -> String {
         .unwrap_or(program.as_os_str())
         .to_string_lossy()
         .into_owned()
-}
-
-/// The session's figures, read back from the ledger (not a running tally), as a table or JSON.
-fn summary(
-    ledger: &Ledger,
-    session_id: &str,
-    format: SummaryFormat,
-    elapsed: Duration,
-    unpriced_models: &[String],
-    shared: &[Standing],
-) -> anyhow::Result<String> {
-    let conn = query::open(ledger.path())?;
-    let filter = Filter {
-        session_id: Some(session_id.to_owned()),
-        since_ms: None,
-    };
-    let total = query::totals(&conn, &filter)?;
-    let by_model = query::grouped(&conn, &filter, GroupBy::Model)?;
-    let session = query::session(&conn, session_id)?.context("the session row is missing")?;
-    let budget = session.budget_usd;
-    let actions = query::budget_actions(&conn, &filter)?;
-    if format == SummaryFormat::Json {
-        return Ok(json!({
-            "session_id": session_id,
-            "tag": session.tag,
-            "parent_id": session.parent_id,
-            "exit_code": session.exit_code,
-            "duration_ms": elapsed.as_millis() as u64,
-            "requests": total.requests,
-            "ok": total.ok,
-            "failed": total.failed,
-            "prompt_tokens": total.prompt_tokens,
-            "completion_tokens": total.completion_tokens,
-            "cached_tokens": total.cached_tokens,
-            "cache_write_tokens": total.cache_write_tokens,
-            "cost_usd": total.known_cost(),
-            "subscription_usd": total.subscription_usd,
-            "simulated_usd": total.simulated_usd,
-            "budget_usd": budget,
-            "budget_actions": actions,
-            "shared_budgets": shared.iter().map(|s| json!({
-                "name": s.name,
-                "limit_usd": s.limit_usd,
-                "spent_usd": s.spent_usd,
-                "reserved_usd": s.reserved_usd,
-                "left_usd": s.remaining_usd(),
-            })).collect::<Vec<_>>(),
-            "estimated_requests": total.estimated,
-            "unpriced_requests": total.unpriced,
-            "unpriced_models": unpriced_models,
-            "by_model": by_model,
-        })
-        .to_string());
-    }
-    let mut text = format!(
-        "\nsmartproxy session {session_id}{} — {} request{} ({} ok, {} failed) in {}\n",
-        session
-            .tag
-            .as_deref()
-            .map(|t| format!(" [{t}]"))
-            .unwrap_or_default(),
-        total.requests,
-        if total.requests == 1 { "" } else { "s" },
-        total.ok,
-        total.failed,
-        format::duration(elapsed.as_millis() as i64),
-    );
-    if total.requests > 0 {
-        text.push_str(&format::totals_table("model", &by_model, &total));
-        text.push('\n');
-    }
-    // The session's own budget counts simulated costs too (budgets can be tried offline).
-    let simulated = total
-        .simulated_usd
-        .map(|s| format!(" + {} simulated", format::money(Some(s))))
-        .unwrap_or_default();
-    match budget {
-        Some(limit) => {
-            let spent = total.cost_usd.unwrap_or(0.0) + total.simulated_usd.unwrap_or(0.0);
-            text.push_str(&format!(
-                "cost {}{simulated} of a {} budget ({:.1}% used)\n",
-                format::money(total.known_cost()),
-                format::money(Some(limit)),
-                spent / limit * 100.0
-            ));
-        }
-        None if shared.is_empty() => text.push_str(&format!(
-            "cost {}{simulated} (no budget set)\n",
-            format::money(total.known_cost())
-        )),
-        None => text.push_str(&format!(
-            "cost {}{simulated}\n",
-            format::money(total.known_cost())
-        )),
-    }
-    if actions.any() {
-        text.push_str(&format!("budget: {}\n", describe_actions(&actions)));
-    }
-    for s in shared {
-        text.push_str(&format!(
-            "{} budget: {} of {} spent by every process, {} left\n",
-            s.name,
-            format::money(Some(s.spent_usd)),
-            format::money(Some(s.limit_usd)),
-            format::money(Some(s.remaining_usd())),
-        ));
-    }
-    Ok(text)
-}
-
-/// `2 requests refused, 1 fitted (max_tokens lowered)`.
-fn describe_actions(actions: &query::BudgetActions) -> String {
-    let plural = |n: u64| if n == 1 { "request" } else { "requests" };
-    let mut parts = Vec::new();
-    if actions.refused > 0 {
-        parts.push(format!(
-            "{} {} refused",
-            actions.refused,
-            plural(actions.refused)
-        ));
-    }
-    if actions.fitted > 0 {
-        parts.push(format!(
-            "{} {} fitted (max_tokens lowered to what was left)",
-            actions.fitted,
-            plural(actions.fitted)
-        ));
-    }
-    if actions.downgraded > 0 {
-        parts.push(format!(
-            "{} {} downgraded to budget.downgrade_to",
-            actions.downgraded,
-            plural(actions.downgraded)
-        ));
-    }
-    parts.join(", ")
 }

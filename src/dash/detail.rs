@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::state::State;
-use super::ui::{bold, latency};
+use super::style::{bold, latency};
 use crate::format::money;
 use crate::ledger::request_view::{Attempt, RequestDetail};
 

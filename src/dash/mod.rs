@@ -1,13 +1,15 @@
 //! `smartproxy dash`: a live terminal view over the shared ledger (no server needed) with
 //! ratatui. `state` holds what is shown and how keys and data change it (pure), `ui` draws it
-//! (draw only), `detail` draws one request, `event` runs the loop and maps keys, `input`
-//! reads the keys on a thread of its own, `source` polls the ledger and the daemon on theirs.
+//! (draw only), `detail` draws one request (both with `style`'s helpers), `event` runs the
+//! loop and maps keys, `input` reads the keys on a thread of its own, `source` polls the
+//! ledger and the daemon on theirs.
 
 mod detail;
 pub mod event;
 mod input;
 pub mod source;
 pub mod state;
+mod style;
 pub mod ui;
 
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 
 use super::detail;
 use super::state::{Daemon, Mode, SessionView, State};
+use super::style::{bold, latency};
 use crate::format::{cost_marked, money};
 use crate::ledger::live::GroupTotals;
 use crate::ledger::request_view::RequestRow;
@@ -67,10 +68,6 @@ fn fg(state: &State, color: Color) -> Style {
     } else {
         Style::default().fg(color)
     }
-}
-
-pub(super) fn bold() -> Style {
-    Style::default().add_modifier(Modifier::BOLD)
 }
 
 fn error_style(state: &State) -> Style {
@@ -521,14 +518,6 @@ fn compact(n: i64) -> String {
         format!("{:.0}k", n as f64 / 1000.0)
     } else {
         n.to_string()
-    }
-}
-
-pub(super) fn latency(ms: f64) -> String {
-    if ms >= 10_000.0 {
-        format!("{:.0}s", ms / 1000.0)
-    } else {
-        format!("{ms:.0}")
     }
 }
 

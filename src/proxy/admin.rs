@@ -8,12 +8,12 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::AppState;
 use super::auth::authorize_admin;
 use super::body::{ProxyBody, error_response, json_response};
 use super::dialect::Dialect;
 use super::error::ApiError;
 use super::router::{browser_check, reject};
+use super::state::AppState;
 use super::views::{debug_status, stats};
 
 pub async fn handle(

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::AppState;
+use super::state::AppState;
 use crate::budget::Reservation;
 use crate::ledger::{Outcome, RequestRecord, now_ms};
 use crate::pricing::{Period, ServiceTier, TokenCounts, UsageDetail};

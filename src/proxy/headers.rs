@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::AppState;
 use super::context::{Finalizer, Trip};
+use super::state::AppState;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-smartproxy-request-id");
 

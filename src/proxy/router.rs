@@ -8,7 +8,6 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::AppState;
 use super::auth::{
     authorize, authorize_admin, authorize_anthropic, authorize_ollama, presents_key,
 };
@@ -17,6 +16,7 @@ use super::context::{Finalizer, Peer, new_request_id};
 use super::dialect::Dialect;
 use super::error::ApiError;
 use super::pipeline::{refuse, serve};
+use super::state::AppState;
 use super::views;
 
 /// The Ollama version reported to Ollama clients, which gate features on it.

@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+mod builder;
+
 use super::keys::ClientKeys;
 use super::metrics;
 use crate::budget::SessionBudget;
@@ -199,7 +201,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
+    /// The state with the parts every proxy has; `StateBuilder` adds the rest.
+    fn new(
         config: Arc<Config>,
         ledger: Ledger,
         budget: SessionBudget,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use http::{Response, StatusCode};
 
-use super::AppState;
 use super::body::{ProxyBody, error_response, json_response};
 use super::dialect::Dialect;
 use super::error::ApiError;
+use super::state::AppState;
 use crate::config::ProviderKind;
 use crate::providers::ProviderError;
 

@@ -9,10 +9,10 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::AppState;
 use super::body::{BodyLimits, ProxyBody, error_response, json_response, read_body};
 use super::dialect::{Dialect, rfc3339_now};
 use super::error::ApiError;
+use super::state::AppState;
 use crate::config::ProviderKind;
 use crate::ledger::query::{self, Filter, GroupBy};
 use crate::translate::ollama;

@@ -191,157 +191,185 @@ fn decide(
         }
         None => facts.model.to_owned(),
     };
-    let mut skipped = Vec::new();
-    let filter = |targets: Vec<Candidate>, skipped: &mut Vec<Skip>| -> Vec<Candidate> {
+    let mut d = Decision {
+        config,
+        facts,
+        is_open,
+        model,
+        skipped: Vec::new(),
+        trail,
+    };
+    let model = d.model.clone();
+
+    if let Some(targets) = config.aliases.get(&model) {
+        d.trail
+            .note(|| format!("`{model}` is an alias with {} instance(s)", targets.len()));
+        let kept = d.filter(resolve(config, targets, &model));
+        return d.done(format!("alias:{model}"), kept);
+    }
+    if let Some((prefix, rest)) = model.split_once('/')
+        && let Some(index) = config.providers.iter().position(|p| p.name == prefix)
+    {
+        d.trail
+            .note(|| format!("`{prefix}/` names provider {prefix}"));
+        let kept = d.filter(vec![Candidate {
+            provider: index,
+            model: rest.to_owned(),
+        }]);
+        return d.done("prefix".to_owned(), kept);
+    }
+    let exact = serving(config, &model, true);
+    if !exact.is_empty() {
+        d.trail
+            .note(|| format!("{} provider(s) list `{model}` exactly", exact.len()));
+        let kept = d.filter(exact);
+        if !kept.is_empty() {
+            return d.done("model".to_owned(), kept);
+        }
+        d.trail
+            .note(|| "none of them is usable; going on".to_owned());
+    }
+    for route in &config.routes {
+        if let Some(why_not) = mismatch(&route.matcher, &model, facts) {
+            d.trail
+                .note(|| format!("{}: no match ({why_not})", route.label));
+            continue;
+        }
+        d.trail.note(|| format!("{}: matches", route.label));
+        let kept = d.filter(rule_candidates(config, &route.targets, &model));
+        return d.done(format!("rule:{}", route.label), kept);
+    }
+    let patterns = serving(config, &model, false);
+    if !patterns.is_empty() {
+        d.trail
+            .note(|| format!("{} provider(s) match `{model}` by pattern", patterns.len()));
+        let kept = d.filter(patterns);
+        if !kept.is_empty() {
+            return d.done("pattern".to_owned(), kept);
+        }
+        d.trail
+            .note(|| "none of them is usable; going on".to_owned());
+    }
+    match config.default_provider {
+        Some(index) => {
+            d.trail
+                .note(|| format!("default provider {}", config.providers[index].name));
+            let kept = d.filter(vec![Candidate {
+                provider: index,
+                model,
+            }]);
+            d.done("default".to_owned(), kept)
+        }
+        None => Err(NoRoute::NoneServes {
+            model,
+            route: None,
+            skipped: d.skipped,
+            trail: d.trail.steps,
+        }),
+    }
+}
+
+/// A decision under way: what it looks at, and what it has passed over and noted so far.
+struct Decision<'a> {
+    config: &'a Config,
+    facts: &'a Facts<'a>,
+    is_open: &'a dyn Fn(&str, &str) -> bool,
+    /// The model after `model_map`.
+    model: String,
+    skipped: Vec<Skip>,
+    trail: Trail,
+}
+
+impl Decision<'_> {
+    /// The usable targets of `targets`; the others go on the skipped list with their reason.
+    fn filter(&mut self, targets: Vec<Candidate>) -> Vec<Candidate> {
+        let providers = &self.config.providers;
         targets
             .into_iter()
             .filter(
-                |c| match usable(&config.providers[c.provider], &c.model, facts, is_open) {
+                |c| match usable(&providers[c.provider], &c.model, self.facts, self.is_open) {
                     Ok(()) => true,
                     Err(reason) => {
                         let skip = Skip {
-                            provider: config.providers[c.provider].name.clone(),
+                            provider: providers[c.provider].name.clone(),
                             model: c.model.clone(),
                             reason,
                         };
                         // A target met again in a later step is reported once.
-                        if !skipped.contains(&skip) {
-                            skipped.push(skip);
+                        if !self.skipped.contains(&skip) {
+                            self.skipped.push(skip);
                         }
                         false
                     }
                 },
             )
             .collect()
-    };
-    let done =
-        |route: String, mut targets: Vec<Candidate>, skipped: Vec<Skip>, mut trail: Trail| {
-            // The same target twice (listed again, or matched exactly and by pattern) is tried
-            // once.
-            let mut seen = Vec::with_capacity(targets.len());
-            targets.retain(|c| {
-                let fresh = !seen.contains(c);
-                if fresh {
-                    seen.push(c.clone());
-                }
-                fresh
-            });
-            if targets.is_empty() {
-                Err(NoRoute::NoneServes {
-                    model: model.clone(),
-                    route: Some(route),
-                    skipped,
-                    trail: trail.steps,
-                })
-            } else {
-                trail.note(|| {
-                    format!(
-                        "targets in order: {}",
-                        targets
-                            .iter()
-                            .map(|c| format!("{}/{}", config.providers[c.provider].name, c.model))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                });
-                Ok(Plan {
-                    model: model.clone(),
-                    route,
-                    targets,
-                    skipped,
-                    trail: trail.steps,
-                })
-            }
-        };
+    }
 
-    if let Some(targets) = config.aliases.get(&model) {
-        trail.note(|| format!("`{model}` is an alias with {} instance(s)", targets.len()));
-        let candidates = resolve(config, targets, &model);
-        let kept = filter(candidates, &mut skipped);
-        return done(format!("alias:{model}"), kept, skipped, trail);
-    }
-    if let Some((prefix, rest)) = model.split_once('/')
-        && let Some(index) = config.providers.iter().position(|p| p.name == prefix)
-    {
-        trail.note(|| format!("`{prefix}/` names provider {prefix}"));
-        let kept = filter(
-            vec![Candidate {
-                provider: index,
-                model: rest.to_owned(),
-            }],
-            &mut skipped,
-        );
-        return done("prefix".to_owned(), kept, skipped, trail);
-    }
-    let exact = serving(config, &model, true);
-    if !exact.is_empty() {
-        trail.note(|| format!("{} provider(s) list `{model}` exactly", exact.len()));
-        let kept = filter(exact, &mut skipped);
-        if !kept.is_empty() {
-            return done("model".to_owned(), kept, skipped, trail);
+    /// The plan of the step `route` that chose `targets`, or why none of them serves.
+    fn done(mut self, route: String, mut targets: Vec<Candidate>) -> Result<Plan, NoRoute> {
+        // The same target twice (listed again, or matched exactly and by pattern) is tried once.
+        let mut seen = Vec::with_capacity(targets.len());
+        targets.retain(|c| {
+            let fresh = !seen.contains(c);
+            if fresh {
+                seen.push(c.clone());
+            }
+            fresh
+        });
+        if targets.is_empty() {
+            return Err(NoRoute::NoneServes {
+                model: self.model,
+                route: Some(route),
+                skipped: self.skipped,
+                trail: self.trail.steps,
+            });
         }
-        trail.note(|| "none of them is usable; going on".to_owned());
+        let providers = &self.config.providers;
+        self.trail.note(|| {
+            format!(
+                "targets in order: {}",
+                targets
+                    .iter()
+                    .map(|c| format!("{}/{}", providers[c.provider].name, c.model))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        Ok(Plan {
+            model: self.model,
+            route,
+            targets,
+            skipped: self.skipped,
+            trail: self.trail.steps,
+        })
     }
-    for route in &config.routes {
-        if let Some(why_not) = mismatch(&route.matcher, &model, facts) {
-            trail.note(|| format!("{}: no match ({why_not})", route.label));
-            continue;
-        }
-        trail.note(|| format!("{}: matches", route.label));
-        let candidates = route
-            .targets
-            .iter()
-            .flat_map(|t| match t.provider {
-                // A rule that only rewrites the model: whoever serves the new model takes it.
-                usize::MAX => {
-                    let rewritten = t.model.clone().unwrap_or_else(|| model.clone());
-                    let mut found = serving(config, &rewritten, true);
-                    found.extend(serving(config, &rewritten, false));
-                    if found.is_empty() {
-                        found.extend(config.default_provider.map(|p| Candidate {
-                            provider: p,
-                            model: rewritten.clone(),
-                        }));
-                    }
-                    found
+}
+
+/// The targets of a matching `routes:` rule for `model`.
+fn rule_candidates(config: &Config, targets: &[Target], model: &str) -> Vec<Candidate> {
+    targets
+        .iter()
+        .flat_map(|t| match t.provider {
+            // A rule that only rewrites the model: whoever serves the new model takes it.
+            usize::MAX => {
+                let rewritten = t.model.clone().unwrap_or_else(|| model.to_owned());
+                let mut found = serving(config, &rewritten, true);
+                found.extend(serving(config, &rewritten, false));
+                if found.is_empty() {
+                    found.extend(config.default_provider.map(|p| Candidate {
+                        provider: p,
+                        model: rewritten.clone(),
+                    }));
                 }
-                provider => vec![Candidate {
-                    provider,
-                    model: t.model.clone().unwrap_or_else(|| model.clone()),
-                }],
-            })
-            .collect();
-        let kept = filter(candidates, &mut skipped);
-        return done(format!("rule:{}", route.label), kept, skipped, trail);
-    }
-    let patterns = serving(config, &model, false);
-    if !patterns.is_empty() {
-        trail.note(|| format!("{} provider(s) match `{model}` by pattern", patterns.len()));
-        let kept = filter(patterns, &mut skipped);
-        if !kept.is_empty() {
-            return done("pattern".to_owned(), kept, skipped, trail);
-        }
-        trail.note(|| "none of them is usable; going on".to_owned());
-    }
-    match config.default_provider {
-        Some(index) => {
-            trail.note(|| format!("default provider {}", config.providers[index].name));
-            let kept = filter(
-                vec![Candidate {
-                    provider: index,
-                    model: model.clone(),
-                }],
-                &mut skipped,
-            );
-            done("default".to_owned(), kept, skipped, trail)
-        }
-        None => Err(NoRoute::NoneServes {
-            model: model.clone(),
-            route: None,
-            skipped,
-            trail: trail.steps,
-        }),
-    }
+                found
+            }
+            provider => vec![Candidate {
+                provider,
+                model: t.model.clone().unwrap_or_else(|| model.to_owned()),
+            }],
+        })
+        .collect()
 }
 
 fn resolve(config: &Config, targets: &[Target], model: &str) -> Vec<Candidate> {

@@ -104,7 +104,7 @@ pub fn install(args: &InstallArgs, config_path: Option<&Path>) -> anyhow::Result
     } else {
         advice.push_str("\nkeys (SMARTPROXY_API_KEY, OPENAI_API_KEY, ...): put NAME=value lines in ~/.config/smartproxy/daemon.env and `chmod 600` it; the unit reads it as its EnvironmentFile");
     }
-    if super::read_pid_file().is_some_and(|f| super::alive(f.pid)) {
+    if crate::cli::pid_file::running_daemon().is_some() {
         advice.push_str("\na daemon is running now: `smartproxy daemon stop` first so the service can take its port");
     }
     printer::note(&advice);

@@ -2,6 +2,7 @@
 //! read (`request`), how replies, errors and stream events are framed for it (`stream`), and the
 //! names and content types it expects. The pipeline itself never branches on the format.
 
+mod phases;
 mod request;
 mod stream;
 

@@ -19,7 +19,7 @@ pub struct Inbound {
     /// The body as an Anthropic or Responses API client sent it, for targets that speak that
     /// format natively; `hub` is its chat completions translation for the others (for the
     /// Responses API, empty until routing finds a target that needs it:
-    /// [`Inbound::translate_responses`]).
+    /// [`Inbound::translate_for_chat`]).
     pub native: Option<Bytes>,
     /// The model the client named.
     pub model: String,
@@ -42,7 +42,7 @@ impl Inbound {
     /// Writes a Responses API request's chat completions translation into `hub`, for targets
     /// without that API; done only when routing finds one, so requests passed to OpenAI
     /// untouched are not parsed twice. The error names the field chat cannot carry.
-    pub fn translate_responses(&mut self) -> Result<(), ApiError> {
+    pub fn translate_for_chat(&mut self) -> Result<(), ApiError> {
         let Some(body) = self.native.as_ref().filter(|_| self.hub.is_empty()) else {
             return Ok(());
         };
@@ -117,10 +117,30 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             not_json: false,
         }));
     }
-    let (hub, native, passthrough_headers) = match dialect {
+    let (hub, native, passthrough_headers) = to_hub(dialect, body, headers)?;
+    let client_session = headers
+        .get("x-claude-code-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(100).collect());
+    let mut inbound = said(dialect, &hub, native.as_ref())?;
+    inbound.hub = hub;
+    inbound.native = native;
+    inbound.passthrough_headers = passthrough_headers;
+    inbound.client_session = client_session;
+    Ok(inbound)
+}
+
+/// The hub body, the client's own body and the client headers that go with it.
+type Bodies = (Bytes, Option<Bytes>, Vec<(String, String)>);
+
+/// The body in the hub format (for the Responses API, empty until routing needs it), the
+/// client's own body where a target may take it natively, and the client headers that go with
+/// it.
+fn to_hub(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Bodies, ApiError> {
+    Ok(match dialect {
         Dialect::OpenAi | Dialect::Completions | Dialect::Embeddings => (body, None, Vec::new()),
         Dialect::Responses => {
-            // The chat translation waits for routing (`translate_responses`).
+            // The chat translation waits for routing (`translate_for_chat`).
             (Bytes::new(), Some(body), Vec::new())
         }
         Dialect::Anthropic => {
@@ -148,13 +168,14 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             }
             (Bytes::from(translated.body), None, Vec::new())
         }
-    };
-    let client_session = headers
-        .get("x-claude-code-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(100).collect());
-    let mut inbound = if dialect == Dialect::Completions {
-        let view = CompletionsView::parse(&hub).map_err(ApiError::bad_request)?;
+    })
+}
+
+/// What the request says (model, stream, size, needs), read from the hub body or, for the
+/// Responses API, the client's own.
+fn said(dialect: Dialect, hub: &Bytes, native: Option<&Bytes>) -> Result<Inbound, ApiError> {
+    Ok(if dialect == Dialect::Completions {
+        let view = CompletionsView::parse(hub).map_err(ApiError::bad_request)?;
         Inbound {
             model: view.model.to_string(),
             stream: view.stream.unwrap_or(false),
@@ -173,7 +194,7 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             passthrough_headers: Vec::new(),
             client_session: None,
         }
-    } else if let (Dialect::Responses, Some(native)) = (dialect, &native) {
+    } else if let (Dialect::Responses, Some(native)) = (dialect, native) {
         let view = ResponsesView::parse(native).map_err(ApiError::bad_request)?;
         Inbound {
             model: view.model.to_string(),
@@ -191,7 +212,7 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             client_session: None,
         }
     } else if dialect == Dialect::Embeddings {
-        let view = EmbeddingsView::parse(&hub).map_err(ApiError::bad_request)?;
+        let view = EmbeddingsView::parse(hub).map_err(ApiError::bad_request)?;
         Inbound {
             model: view.model.to_string(),
             stream: false,
@@ -208,7 +229,7 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             client_session: None,
         }
     } else {
-        let view = ChatRequestView::parse(&hub).map_err(ApiError::bad_request)?;
+        let view = ChatRequestView::parse(hub).map_err(ApiError::bad_request)?;
         Inbound {
             model: view.model.to_string(),
             stream: view.is_stream(),
@@ -223,12 +244,7 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
             passthrough_headers: Vec::new(),
             client_session: None,
         }
-    };
-    inbound.hub = hub;
-    inbound.native = native;
-    inbound.passthrough_headers = passthrough_headers;
-    inbound.client_session = client_session;
-    Ok(inbound)
+    })
 }
 
 fn anthropic_model(body: &[u8]) -> Result<String, ApiError> {

@@ -9,10 +9,9 @@ use super::RequestCtx;
 use crate::capture::Kind;
 use crate::ledger::Billing;
 use crate::providers::ClientCredential;
-use crate::proxy::auth::{Access, authorize, authorize_anthropic, authorize_ollama};
+use crate::proxy::auth::Access;
 use crate::proxy::body::{BodyLimits, read_parts_body};
 use crate::proxy::context::{PromptEstimate, salted_hash};
-use crate::proxy::dialect::Dialect;
 use crate::proxy::dialect::{self, Inbound};
 use crate::proxy::error::ApiError;
 use crate::proxy::state::FORWARDED_SESSION;
@@ -63,19 +62,9 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     let Access {
         key_name,
         credential,
-    } = match ctx.dialect {
-        Dialect::Anthropic => {
-            authorize_anthropic(state, ctx.rt.config.passthrough, ctx.peer, &parts.headers)?
-        }
-        d => Access {
-            key_name: if d.is_ollama() {
-                authorize_ollama(state, ctx.peer, &parts.headers)?
-            } else {
-                authorize(state, ctx.peer, &parts.headers)?
-            },
-            credential: None,
-        },
-    };
+    } = ctx
+        .dialect
+        .access(state, ctx.rt.config.passthrough, ctx.peer, &parts.headers)?;
     // A subscription's OAuth token is not billed per token: the row's cost is notional, and
     // budgets count it only when asked to.
     if let Some(ClientCredential::Bearer(_)) = credential {

@@ -1,15 +1,12 @@
 //! Phase 3, cache: the exact-match response cache. A hit is served here, in the client's
-//! format, without a provider, a budget reservation or a cost; a miss leaves the key for the
-//! reply phase to fill.
+//! format (`reply::from_cache`), without a provider, a budget reservation or a cost; a miss
+//! leaves the key for the reply phase to fill.
 
 use bytes::Bytes;
 
-use super::reply::{Reply, StreamFacts, whole_body};
 use super::{Admitted, RequestCtx};
 use crate::cache::{CachedReply, bypass_requested, cache_key, cacheable, is_complete};
-use crate::providers::{UpstreamResponse, WireFormat};
 use crate::proxy::context::Tokens;
-use crate::proxy::error::ApiError;
 use crate::routing::plan::Plan;
 use crate::wire::openai::ResponseView;
 
@@ -27,7 +24,8 @@ pub fn key(ctx: &mut RequestCtx, request: &Admitted, plan: &Plan) -> Option<Stri
     }
     // A pass-through request is answered by Anthropic on the client's own account: a cached
     // reply would skip checking its credential and be another account's answer.
-    if !ctx.dialect.is_chat() || request.credential.is_some() || !cacheable(&request.inbound.hub) {
+    if !ctx.dialect.cacheable() || request.credential.is_some() || !cacheable(&request.inbound.hub)
+    {
         return None;
     }
     ctx.fin.record().cache_status = "miss";
@@ -35,53 +33,15 @@ pub fn key(ctx: &mut RequestCtx, request: &Admitted, plan: &Plan) -> Option<Stri
     cache_key(owner, &plan.targets[0].model, &request.inbound.hub).ok()
 }
 
-/// The cached reply under `key`, as this request's reply.
-pub async fn lookup(
-    ctx: &mut RequestCtx,
-    request: &Admitted,
-    key: Option<&str>,
-) -> Result<Option<Reply>, ApiError> {
+/// The cached reply under `key`, recorded on the row as a hit.
+pub async fn lookup(ctx: &mut RequestCtx, key: Option<&str>) -> Option<CachedReply> {
     let (Some(cache), Some(key)) = (&ctx.state.cache, key) else {
-        return Ok(None);
+        return None;
     };
-    let Some(hit) = cache.get(key.to_owned()).await else {
-        return Ok(None);
-    };
+    let hit = cache.get(key.to_owned()).await?;
     ctx.fin.set_cache_hit();
     ctx.fin.record().served_model = Some(hit.model.clone());
-    hit_reply(ctx, request, hit).map(Some)
-}
-
-/// A cache hit as a reply: whole, or replayed as a stream.
-fn hit_reply(
-    ctx: &mut RequestCtx,
-    request: &Admitted,
-    hit: CachedReply,
-) -> Result<Reply, ApiError> {
-    if request.inbound.stream {
-        let events = crate::cache::replay_as_sse(&hit.body, true)
-            .map_err(|e| ApiError::internal(format!("unreadable cache entry: {e}")))?;
-        let body =
-            futures_util::StreamExt::boxed(futures_util::stream::iter(events.into_iter().map(Ok)));
-        return Ok(Reply::Stream {
-            response: UpstreamResponse {
-                status: 200,
-                content_type: Some("text/event-stream".to_owned()),
-                retry_after: None,
-                format: WireFormat::OpenAi,
-                body,
-            },
-            stream: StreamFacts::of(request),
-            cache_fill: None,
-        });
-    }
-    let body = whole_body(ctx, request, false, 200, Bytes::from(hit.body))?;
-    Ok(Reply::Whole {
-        status: 200,
-        content_type: Some("application/json".to_owned()),
-        retry_after: None,
-        body,
-    })
+    Some(hit)
 }
 
 /// Stores a whole, complete OpenAI reply under `key`, off the request path.

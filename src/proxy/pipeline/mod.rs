@@ -38,7 +38,7 @@ use super::body::ProxyBody;
 use super::context::{Finalizer, Peer, Trip, new_request_id};
 use super::dialect::Dialect;
 use super::error::ApiError;
-use super::{AppState, Runtime};
+use super::state::{AppState, Runtime};
 
 pub use admit::Admitted;
 use reply::Reply;
@@ -119,8 +119,8 @@ async fn phases(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Reply, A
     tracing::Span::current().record("model", tracing::field::display(&request.inbound.model));
     let mut plan = route::route(ctx, &mut request)?;
     let cache_key = cache::key(ctx, &request, &plan);
-    if let Some(hit) = cache::lookup(ctx, &request, cache_key.as_deref()).await? {
-        return Ok(hit);
+    if let Some(hit) = cache::lookup(ctx, cache_key.as_deref()).await {
+        return reply::from_cache(ctx, &request, hit);
     }
     if let budget::Admission::Downgrade(model) =
         budget::reserve(ctx, &request, &plan, false).await?

@@ -8,15 +8,16 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::attempt::Upstream;
 use super::{Admitted, RequestCtx};
+use crate::cache::CachedReply;
 use crate::capture::Kind;
 use crate::ledger::Outcome;
 use crate::providers::{ProviderError, UpstreamResponse, WireFormat};
 use crate::proxy::body::{ProxyBody, error_response};
-use crate::proxy::context::{PromptEstimate, Tokens};
-use crate::proxy::dialect::Dialect;
-use crate::proxy::dialect::StreamFraming;
+use crate::proxy::context::{Finalizer, PromptEstimate, Tokens, Trip};
+use crate::proxy::dialect::{Dialect, StreamFraming};
 use crate::proxy::error::ApiError;
 use crate::proxy::headers::routing_headers;
+use crate::proxy::state::AppState;
 use crate::proxy::stream::SseRelay;
 use crate::routing::execute::Reply as Served;
 use crate::translate::{anthropic, responses};
@@ -47,9 +48,9 @@ pub struct StreamFacts {
     prompt: PromptEstimate,
     requested_model: String,
     client_wants_usage: bool,
-    /// A Responses API client served by a chat provider: the tool kinds it declared, for the
-    /// events smartproxy writes from the chat chunks.
-    responses_from_chat: Option<responses::ToolKinds>,
+    /// What converting chat chunks for this client needs from its request (a Responses API
+    /// client's tool kinds), when a chat provider served it.
+    chat_reply_tools: Option<responses::ToolKinds>,
 }
 
 impl StreamFacts {
@@ -58,18 +59,16 @@ impl StreamFacts {
             prompt: request.prompt.clone(),
             requested_model: request.inbound.model.clone(),
             client_wants_usage: request.inbound.client_wants_usage,
-            responses_from_chat: None,
+            chat_reply_tools: None,
         }
     }
 
-    /// The facts of a stream from `upstream`: a chat stream for a Responses API client is
-    /// converted.
+    /// The facts of a stream from `upstream`: a chat stream the client's format converts with
+    /// what its request declared.
     fn of_upstream(request: &Admitted, dialect: Dialect, upstream_native: bool) -> Self {
         let mut facts = Self::of(request);
-        if let (Dialect::Responses, Some(body), false) =
-            (dialect, &request.inbound.native, upstream_native)
-        {
-            facts.responses_from_chat = Some(responses::ToolKinds::of_request(body));
+        if !upstream_native {
+            facts.chat_reply_tools = dialect.chat_reply_tools(request.inbound.native.as_ref());
         }
         facts
     }
@@ -122,8 +121,40 @@ pub fn from_upstream(
     }
 }
 
+/// A cache hit as a reply: whole, or replayed as a stream.
+pub fn from_cache(
+    ctx: &mut RequestCtx,
+    request: &Admitted,
+    hit: CachedReply,
+) -> Result<Reply, ApiError> {
+    if request.inbound.stream {
+        let events = crate::cache::replay_as_sse(&hit.body, true)
+            .map_err(|e| ApiError::internal(format!("unreadable cache entry: {e}")))?;
+        let body =
+            futures_util::StreamExt::boxed(futures_util::stream::iter(events.into_iter().map(Ok)));
+        return Ok(Reply::Stream {
+            response: UpstreamResponse {
+                status: 200,
+                content_type: Some("text/event-stream".to_owned()),
+                retry_after: None,
+                format: WireFormat::OpenAi,
+                body,
+            },
+            stream: StreamFacts::of(request),
+            cache_fill: None,
+        });
+    }
+    let body = whole_body(ctx, request, false, 200, Bytes::from(hit.body))?;
+    Ok(Reply::Whole {
+        status: 200,
+        content_type: Some("application/json".to_owned()),
+        retry_after: None,
+        body,
+    })
+}
+
 /// Reads usage from a whole reply onto the row and converts the reply into the client's format.
-pub fn whole_body(
+fn whole_body(
     ctx: &mut RequestCtx,
     request: &Admitted,
     native_reply: bool,
@@ -131,9 +162,9 @@ pub fn whole_body(
     body: Bytes,
 ) -> Result<Bytes, ApiError> {
     let ok = (200..300).contains(&status);
-    // A Responses API reply from OpenAI is read like a chat reply (its usage has the same
-    // reader) and passed on as it came.
-    if native_reply && ctx.dialect != Dialect::Responses {
+    // A native reply in OpenAI's wire format (the Responses API) is read like a chat reply
+    // (its usage has the same reader) and passed on as it came.
+    if native_reply && ctx.dialect.native_wire().0 != WireFormat::OpenAi {
         if ok {
             record_anthropic_usage(ctx, request, &body);
         }
@@ -156,21 +187,20 @@ pub fn whole_body(
     };
     ctx.fin.set_tokens(tokens);
     let transforms = ctx.state.transforms();
-    // Legacy completions and embeddings are not chat: no transform applies to them.
-    let body = if ctx.dialect.is_chat() && transforms.any_on_response() {
+    let body = if ctx.dialect.takes_transforms() && transforms.any_on_response() {
         transforms
             .apply_to_response(&body)
             .map_or(body, Bytes::from)
     } else {
         body
     };
-    let converted = match (ctx.dialect, &request.inbound.native) {
-        (Dialect::Responses, Some(request_body)) if !native_reply => {
-            let kinds = responses::ToolKinds::of_request(request_body);
-            responses::response_from_chat(&body, &responses::response_id(ctx.fin.id()), &kinds)
-                .map(Bytes::from)
-        }
-        _ => ctx.dialect.reply_from_openai(body, &request.inbound.model),
+    let model = &request.inbound.model;
+    let converted = if native_reply {
+        ctx.dialect.reply_from_openai(body, model)
+    } else {
+        let native_request = request.inbound.native.as_ref();
+        ctx.dialect
+            .reply_from_chat(body, model, ctx.fin.id(), native_request)
     };
     converted.map_err(|detail| {
         ApiError::upstream(&ProviderError::Broken {
@@ -218,77 +248,14 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             retry_after,
             body,
         }) => {
-            // Opt-in: the body as the client gets it.
-            if let Some(capture) = &state.capture
-                && !fin.forwarded()
-            {
-                capture.put(fin.id(), Kind::Response, body.clone());
-            }
-            let mut response = Response::new(ProxyBody::full(body));
-            *response.status_mut() =
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            // Sized for the routing headers at once: growing an empty map to hold them rehashed
-            // it three times on every response.
-            *response.headers_mut() = HeaderMap::with_capacity(RESPONSE_HEADERS);
-            let headers = response.headers_mut();
-            if let Some(value) = content_type.and_then(|v| HeaderValue::from_str(&v).ok()) {
-                headers.insert(CONTENT_TYPE, value);
-            }
-            if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
-                headers.insert(RETRY_AFTER, value);
-            }
-            routing_headers(&state, headers, &mut fin, &trip, true);
-            let outcome = if (200..300).contains(&status) {
-                Outcome::Ok
-            } else {
-                Outcome::UpstreamError
-            };
-            let code = (outcome != Outcome::Ok).then(|| format!("upstream_{status}"));
-            fin.finish(status, outcome, code.as_deref());
-            response
+            let headers = (content_type, retry_after);
+            respond_whole(&state, fin, &trip, status, headers, body)
         }
         Ok(Reply::Stream {
             response,
             stream,
             cache_fill,
-        }) => {
-            let mut headers = HeaderMap::with_capacity(RESPONSE_HEADERS);
-            routing_headers(&state, &mut headers, &mut fin, &trip, false);
-            let framing = StreamFraming::for_client(
-                dialect,
-                response.format,
-                fin.id(),
-                &stream.requested_model,
-                &stream.prompt,
-                stream.client_wants_usage,
-                stream.responses_from_chat,
-            );
-            let transforms = state.transforms();
-            let transform = (response.format == WireFormat::OpenAi && transforms.any_on_response())
-                .then(|| transforms.stream());
-            // Opt-in: the stream's bytes copied as they are forwarded, stored when it ends.
-            let capture = state
-                .capture
-                .as_ref()
-                .filter(|_| !fin.forwarded())
-                .map(|c| c.stream(fin.id()));
-            let mut relay = SseRelay::new(response.body, fin, framing, stream.prompt, transform);
-            if let Some(capture) = capture {
-                relay.capture(capture);
-            }
-            if let Some(key) = cache_fill {
-                relay.fill_cache(key);
-            }
-            let mut out = Response::new(ProxyBody::Stream(Box::new(relay)));
-            *out.headers_mut() = headers;
-            let h = out.headers_mut();
-            h.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(dialect.stream_content_type()),
-            );
-            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            out
-        }
+        }) => respond_stream(&state, dialect, fin, &trip, response, stream, cache_fill),
         Err(err) => {
             let mut response = error_response(&err, dialect, fin.id());
             if fin.record().attempts > 0 {
@@ -298,4 +265,90 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             response
         }
     }
+}
+
+/// A whole reply with its headers; its row is written here.
+fn respond_whole(
+    state: &AppState,
+    mut fin: Finalizer,
+    trip: &Trip,
+    status: u16,
+    (content_type, retry_after): (Option<String>, Option<String>),
+    body: Bytes,
+) -> Response<ProxyBody> {
+    // Opt-in: the body as the client gets it.
+    if let Some(capture) = &state.capture
+        && !fin.forwarded()
+    {
+        capture.put(fin.id(), Kind::Response, body.clone());
+    }
+    let mut response = Response::new(ProxyBody::full(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    // Sized for the routing headers at once: growing an empty map to hold them rehashed
+    // it three times on every response.
+    *response.headers_mut() = HeaderMap::with_capacity(RESPONSE_HEADERS);
+    let headers = response.headers_mut();
+    if let Some(value) = content_type.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(CONTENT_TYPE, value);
+    }
+    if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(RETRY_AFTER, value);
+    }
+    routing_headers(state, headers, &mut fin, trip, true);
+    let outcome = if (200..300).contains(&status) {
+        Outcome::Ok
+    } else {
+        Outcome::UpstreamError
+    };
+    let code = (outcome != Outcome::Ok).then(|| format!("upstream_{status}"));
+    fin.finish(status, outcome, code.as_deref());
+    response
+}
+
+/// A live stream handed to the relay, which writes the row when it ends.
+fn respond_stream(
+    state: &AppState,
+    dialect: Dialect,
+    mut fin: Finalizer,
+    trip: &Trip,
+    response: UpstreamResponse,
+    stream: StreamFacts,
+    cache_fill: Option<String>,
+) -> Response<ProxyBody> {
+    let mut headers = HeaderMap::with_capacity(RESPONSE_HEADERS);
+    routing_headers(state, &mut headers, &mut fin, trip, false);
+    let framing = StreamFraming::for_client(
+        dialect,
+        response.format,
+        fin.id(),
+        &stream.requested_model,
+        &stream.prompt,
+        stream.client_wants_usage,
+        stream.chat_reply_tools,
+    );
+    let transforms = state.transforms();
+    let transform = (response.format == WireFormat::OpenAi && transforms.any_on_response())
+        .then(|| transforms.stream());
+    // Opt-in: the stream's bytes copied as they are forwarded, stored when it ends.
+    let capture = state
+        .capture
+        .as_ref()
+        .filter(|_| !fin.forwarded())
+        .map(|c| c.stream(fin.id()));
+    let mut relay = SseRelay::new(response.body, fin, framing, stream.prompt, transform);
+    if let Some(capture) = capture {
+        relay.capture(capture);
+    }
+    if let Some(key) = cache_fill {
+        relay.fill_cache(key);
+    }
+    let mut out = Response::new(ProxyBody::Stream(Box::new(relay)));
+    *out.headers_mut() = headers;
+    let h = out.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(dialect.stream_content_type()),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    out
 }

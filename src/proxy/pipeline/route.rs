@@ -4,10 +4,9 @@
 use std::time::Instant;
 
 use super::{Admitted, RequestCtx};
-use crate::config::{ProviderConfig, ProviderKind};
+use crate::config::ProviderKind;
 use crate::ledger::{Billing, RequestRecord};
 use crate::providers::ProviderError;
-use crate::proxy::dialect::Dialect;
 use crate::proxy::error::ApiError;
 use crate::routing::plan::{self, Facts, Plan, Skip, SkipReason};
 
@@ -95,11 +94,10 @@ fn leave_out_unsuited(
     plan: &mut Plan,
 ) -> Result<(), ApiError> {
     let config = &ctx.rt.config;
-    let pass_over = |plan: &mut Plan, keep: &dyn Fn(&ProviderConfig) -> bool, why| {
-        let (kept, left): (Vec<_>, Vec<_>) = plan
-            .targets
-            .drain(..)
-            .partition(|t| keep(&config.providers[t.provider]));
+    let providers = &ctx.rt.providers;
+    let dialect = ctx.dialect;
+    let pass_over = |plan: &mut Plan, keep: &dyn Fn(usize) -> bool, why| {
+        let (kept, left): (Vec<_>, Vec<_>) = plan.targets.drain(..).partition(|t| keep(t.provider));
         plan.targets = kept;
         plan.skipped.extend(left.into_iter().map(|t| Skip {
             provider: config.providers[t.provider].name.clone(),
@@ -107,41 +105,40 @@ fn leave_out_unsuited(
             reason: SkipReason::Unsuited(why),
         }));
     };
-    if ctx.dialect == Dialect::Responses
-        && plan
-            .targets
-            .iter()
-            .any(|t| !config.providers[t.provider].responses_api)
-        && let Err(refusal) = request.inbound.translate_responses()
+    let native_at = |provider: usize| {
+        dialect.native_passthrough(
+            providers[provider].native_format(),
+            &config.providers[provider],
+        )
+    };
+    // A request that waits for routing to be translated (the Responses API) is translated
+    // when a target needs it; what chat cannot carry goes only where it needs no translation.
+    if plan.targets.iter().any(|t| !native_at(t.provider))
+        && let Err(refusal) = request.inbound.translate_for_chat()
     {
-        // What chat cannot carry goes only where it needs no translation.
         pass_over(
             plan,
-            &|p| p.responses_api,
+            &native_at,
             "no Responses API, and this request does not translate to chat",
         );
         if plan.targets.is_empty() {
             return Err(refusal);
         }
     }
-    if !ctx.dialect.is_chat() {
-        // Legacy completions and embeddings exist only on OpenAI-compatible APIs (and the mock
-        // makes up embeddings, for offline runs); Responses API requests go anywhere, translated
-        // to chat for providers without that API.
-        let serves = |kind: ProviderKind| match ctx.dialect {
-            Dialect::Embeddings => matches!(kind, ProviderKind::OpenAi | ProviderKind::Mock),
-            Dialect::Responses => true,
-            _ => kind == ProviderKind::OpenAi,
-        };
+    let unserved = plan
+        .targets
+        .iter()
+        .any(|t| !dialect.serves_on(config.providers[t.provider].kind));
+    if unserved {
         pass_over(
             plan,
-            &|p| serves(p.kind),
+            &|p| dialect.serves_on(config.providers[p].kind),
             "not an OpenAI-compatible API, which this endpoint needs",
         );
         if plan.targets.is_empty() {
             return Err(ApiError::upstream(&ProviderError::Rejected(format!(
                 "{} needs an OpenAI-compatible target for `{}`; none of its targets is one",
-                ctx.dialect.path(),
+                dialect.path(),
                 request.inbound.model
             ))));
         }
@@ -157,7 +154,7 @@ fn leave_out_unsuited(
             .collect();
         pass_over(
             plan,
-            &|p| p.kind == ProviderKind::Anthropic,
+            &|p| config.providers[p].kind == ProviderKind::Anthropic,
             "not Anthropic, which a pass-through credential needs",
         );
         if plan.targets.is_empty() {
