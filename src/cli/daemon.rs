@@ -337,10 +337,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     state.after_reload = Some(reload_keys);
     let state = Arc::new(state);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("smartproxy")
-        .build()
+    let runtime = crate::http_server::serving_runtime("smartproxy")
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let public = Server::bind_as(listen, Arc::clone(&state), Listener::Public)
