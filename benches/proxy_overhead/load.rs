@@ -95,6 +95,18 @@ impl Target {
     }
 }
 
+/// A connection the side closed while the others took their turn (an idle timeout) is
+/// opened again.
+async fn reconnect_if_closed(
+    sender: &mut SendRequest<Full<Bytes>>,
+    target: &Target,
+) -> anyhow::Result<()> {
+    if sender.is_closed() {
+        *sender = target.connect().await?;
+    }
+    Ok(())
+}
+
 /// One whole request; Ok(false) for a non-200 answer.
 async fn round_trip(
     sender: &mut SendRequest<Full<Bytes>>,
@@ -213,6 +225,7 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
     let before = cpu_snapshot(sides).await;
     for _ in 0..ROUNDS {
         for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
+            reconnect_if_closed(sender, side.target).await?;
             for _ in 0..plan.latency_requests / ROUNDS {
                 let t = Instant::now();
                 ensure!(
@@ -240,6 +253,7 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
     let before = cpu_snapshot(sides).await;
     for _ in 0..ROUNDS {
         for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
+            reconnect_if_closed(sender, side.target).await?;
             for _ in 0..plan.stream_requests / ROUNDS {
                 fig.stream.push(stream_trip(sender, side.target).await?);
             }
@@ -284,6 +298,11 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
             } else {
                 plan.throughput_block_warmup
             };
+            // Fresh connections each block: the other sides' blocks take longer than a proxy
+            // keeps an idle connection (smartproxy's header timeout, 10 s).
+            for sender in pool.iter_mut() {
+                *sender = side.target.connect().await?;
+            }
             let before = side.cpu.map(CpuProbe::read).unwrap_or_default();
             let measured = throughput_block(pool, side.target, warmup, block_run).await?;
             tokio::time::sleep(Duration::from_millis(100)).await;
