@@ -323,6 +323,16 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let all_figures = runtime.block_on(run_load(&plan, &sides))?;
+    // RSS after the request load, before the many-streams phase (reported apart).
+    let rss_loaded_kb = proc_status_kb(info.pid, "VmRSS")?;
+    let rss_peak_kb = proc_status_kb(info.pid, "VmHWM")?;
+    let baseline_rss = match &baseline {
+        Some((_, i, _, _)) => Some((
+            proc_status_kb(i.pid, "VmRSS")?,
+            proc_status_kb(i.pid, "VmHWM")?,
+        )),
+        None => None,
+    };
     let names: Vec<&str> = sides.iter().map(|s| s.name).collect();
     let threads: Vec<Option<u64>> = compared
         .iter()
@@ -389,16 +399,13 @@ fn main() -> anyhow::Result<()> {
     drop(daemon);
     drop(baseline_daemon);
 
-    let rss_loaded_kb = proc_status_kb(info.pid, "VmRSS")?;
-    let rss_peak_kb = proc_status_kb(info.pid, "VmHWM")?;
     let stop_started = Instant::now();
     let proxy_status = process.stop(Duration::from_secs(30))?;
     let shutdown_ms = stop_started.elapsed().as_secs_f64() * 1e3;
     let ledger_rows = count_ledger_rows(&tmp.path().join("ledger.db")).unwrap_or(-1);
     let baseline = match (baseline.take(), baseline_figures, &baseline_bin) {
-        (Some((mut process, info, dir, rss_idle_kb)), Some(figures), Some(bin)) => {
-            let rss_loaded_kb = proc_status_kb(info.pid, "VmRSS")?;
-            let rss_peak_kb = proc_status_kb(info.pid, "VmHWM")?;
+        (Some((mut process, _, dir, rss_idle_kb)), Some(figures), Some(bin)) => {
+            let (rss_loaded_kb, rss_peak_kb) = baseline_rss.unwrap_or_default();
             let stop_started = Instant::now();
             let status = process.stop(Duration::from_secs(30))?;
             let shutdown_ms = stop_started.elapsed().as_secs_f64() * 1e3;

@@ -176,8 +176,8 @@ impl SseRelay {
     }
 
     /// Everything ready to send, as one frame: the events the provider sent together go out in
-    /// one write rather than one each (hyper writes a frame per chunk of its own). Only what is
-    /// already here is joined; nothing waits for more.
+    /// one chunk and one write (hyper frames each body chunk apart and flushes every few).
+    /// Only what is already here is joined; nothing waits for more.
     fn take_ready(&mut self) -> Option<Bytes> {
         let first = self.ready.pop_front()?;
         if self.ready.is_empty() {
