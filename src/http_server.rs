@@ -46,6 +46,30 @@ const OUT_OF_FDS_PAUSE: Duration = Duration::from_millis(100);
 /// at `net.core.somaxconn`, 4096 by default.)
 const BACKLOG: u32 = 1024;
 
+/// The runtime a long-lived server (the daemon) runs on. On one CPU (its affinity or quota, as
+/// `taskset -c 0` or a one-core container gives it) a single thread: the multi-thread
+/// scheduler's cross-thread wake-ups and bookkeeping cost CPU there and buy nothing. On more,
+/// a worker per CPU. Either way blocking work (SQLite reads off the request path) gets a
+/// bounded pool, so a burst does not leave dozens of idle threads behind.
+pub fn serving_runtime(name: &str) -> io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(cpus);
+        b
+    };
+    builder
+        .enable_all()
+        .thread_name(name)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+}
+
+/// Threads for blocking work at most; tasks beyond wait for one to be free.
+const MAX_BLOCKING_THREADS: usize = 16;
+
 /// Binds a listener on `addr` (port 0 picks a free port) with room for a burst of connects.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {

@@ -16,13 +16,16 @@ use serde_json::json;
 use tokio::net::TcpStream;
 
 use crate::cpu::{CpuProbe, CpuTime};
+use crate::mock_upstream::PACED_MODEL;
+use crate::proxy_process::proc_status_kb;
 use crate::{MODEL, Plan, ROUNDS};
 
-/// The request bodies: ~300 bytes, model gpt-4o-mini, a system and a user message.
-pub static BODIES: LazyLock<[Bytes; 2]> = LazyLock::new(|| {
-    let body = |stream: bool| {
+/// The request bodies: ~300 bytes, model gpt-4o-mini, a system and a user message; plain,
+/// streamed, and streamed at the mock's pace (`PACED_MODEL`).
+pub static BODIES: LazyLock<[Bytes; 3]> = LazyLock::new(|| {
+    let body = |stream: bool, model: &str| {
         let mut b = json!({
-            "model": MODEL,
+            "model": model,
             "messages": [
                 {"role": "system", "content": "You are a concise assistant for network engineers. Answer in plain English."},
                 {"role": "user", "content": "Explain the main differences between TCP and UDP in two sentences, with one typical use of each."}
@@ -35,7 +38,11 @@ pub static BODIES: LazyLock<[Bytes; 2]> = LazyLock::new(|| {
         }
         Bytes::from(serde_json::to_vec(&b).unwrap())
     };
-    [body(false), body(true)]
+    [
+        body(false, MODEL),
+        body(true, MODEL),
+        body(true, PACED_MODEL),
+    ]
 });
 
 pub struct Target {
@@ -64,7 +71,11 @@ impl Target {
     }
 
     fn request(&self, stream: bool) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(BODIES[usize::from(stream)].clone()));
+        self.request_with(stream, BODIES[usize::from(stream)].clone())
+    }
+
+    fn request_with(&self, stream: bool, body: Bytes) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
         *req.method_mut() = Method::POST;
         *req.uri_mut() = http::Uri::from_static("/v1/chat/completions");
         let h = req.headers_mut();
@@ -82,6 +93,18 @@ impl Target {
         h.insert(USER_AGENT, HeaderValue::from_static("smartproxy-bench/1"));
         req
     }
+}
+
+/// A connection the side closed while the others took their turn (an idle timeout) is
+/// opened again.
+async fn reconnect_if_closed(
+    sender: &mut SendRequest<Full<Bytes>>,
+    target: &Target,
+) -> anyhow::Result<()> {
+    if sender.is_closed() {
+        *sender = target.connect().await?;
+    }
+    Ok(())
 }
 
 /// One whole request; Ok(false) for a non-200 answer.
@@ -151,6 +174,8 @@ pub struct SideFigures {
     pub latency: Vec<f64>,
     pub stream: Vec<StreamSample>,
     pub rps: Throughput,
+    /// Round-trip µs of each request completed in the throughput window (all connections busy).
+    pub loaded_latency: Vec<f64>,
     /// Every request sent to this side, warm-up included.
     pub requests: u64,
     /// CPU time the side spent on the measured latency requests, streams, and throughput run
@@ -200,6 +225,7 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
     let before = cpu_snapshot(sides).await;
     for _ in 0..ROUNDS {
         for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
+            reconnect_if_closed(sender, side.target).await?;
             for _ in 0..plan.latency_requests / ROUNDS {
                 let t = Instant::now();
                 ensure!(
@@ -227,6 +253,7 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
     let before = cpu_snapshot(sides).await;
     for _ in 0..ROUNDS {
         for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
+            reconnect_if_closed(sender, side.target).await?;
             for _ in 0..plan.stream_requests / ROUNDS {
                 fig.stream.push(stream_trip(sender, side.target).await?);
             }
@@ -271,6 +298,11 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
             } else {
                 plan.throughput_block_warmup
             };
+            // Fresh connections each block: the other sides' blocks take longer than a proxy
+            // keeps an idle connection (smartproxy's header timeout, 10 s).
+            for sender in pool.iter_mut() {
+                *sender = side.target.connect().await?;
+            }
             let before = side.cpu.map(CpuProbe::read).unwrap_or_default();
             let measured = throughput_block(pool, side.target, warmup, block_run).await?;
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -283,6 +315,7 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
             fig.rps.measured += measured.measured;
             fig.rps.total += measured.total;
             fig.rps.failed += measured.failed;
+            fig.loaded_latency.extend(measured.latency);
             fig.requests += measured.total;
             rates.extend(measured.rates);
         }
@@ -321,6 +354,8 @@ pub struct Throughput {
 struct Block {
     /// Requests per second in each slot of the window.
     rates: Vec<f64>,
+    /// Round-trip µs of the requests completed in the window.
+    latency: Vec<f64>,
     measured: u64,
     total: u64,
     failed: u64,
@@ -345,7 +380,9 @@ async fn throughput_block(
     let window_end = window_start + run;
     let workers = pool.iter_mut().map(|sender| async move {
         let (mut per_slot, mut total, mut failed) = (vec![0u64; slots], 0u64, 0u64);
+        let mut latency = Vec::new();
         while Instant::now() < window_end {
+            let sent = Instant::now();
             let ok = round_trip(sender, target).await?;
             let done = Instant::now();
             total += 1;
@@ -356,13 +393,14 @@ async fn throughput_block(
                 if let Some(count) = per_slot.get_mut(i.min(slots - 1)) {
                     *count += 1;
                 }
+                latency.push((done - sent).as_secs_f64() * 1e6);
             }
         }
-        anyhow::Ok((per_slot, total, failed))
+        anyhow::Ok((per_slot, total, failed, latency))
     });
     let counts = futures_util::future::try_join_all(workers).await?;
     let mut per_slot = vec![0u64; slots];
-    for (worker, _, _) in &counts {
+    for (worker, _, _, _) in &counts {
         for (sum, n) in per_slot.iter_mut().zip(worker) {
             *sum += n;
         }
@@ -375,5 +413,94 @@ async fn throughput_block(
         measured: per_slot.iter().sum(),
         total: counts.iter().map(|c| c.1).sum(),
         failed: counts.iter().map(|c| c.2).sum(),
+        latency: counts.into_iter().flat_map(|c| c.3).collect(),
     })
+}
+
+/// What `many_streams` saw of one side.
+#[derive(Default)]
+pub struct ManyStreams {
+    /// Milliseconds from the start of each client's connect to its first `data:` event.
+    pub first_event_ms: Vec<f64>,
+    pub failed: u64,
+    /// The highest RSS and thread count of the side's process while the streams were open.
+    pub rss_peak_kb: u64,
+    pub threads_peak: u64,
+}
+
+/// `n` clients connect at once and each reads one stream the mock paces (an event every
+/// `PACE`), as editors' agents waiting on a model do; the side's process (`pid`) is sampled
+/// meanwhile. Bounded by `limit`: a stream still open then counts as failed.
+pub async fn many_streams(
+    target: &Target,
+    n: usize,
+    pid: Option<i32>,
+    limit: Duration,
+) -> ManyStreams {
+    let clients = (0..n).map(|_| async {
+        let started = Instant::now();
+        let trip = async {
+            let mut sender = target.connect().await?;
+            sender.ready().await?;
+            let response = sender
+                .send_request(target.request_with(true, BODIES[2].clone()))
+                .await?;
+            ensure!(response.status() == StatusCode::OK, "{}", response.status());
+            let mut body = response.into_body();
+            let mut first = None;
+            let mut tail = Vec::new();
+            while let Some(frame) = body.frame().await {
+                if let Some(data) = frame?.data_ref() {
+                    if first.is_none() && memchr::memmem::find(data, b"data:").is_some() {
+                        first = Some(started.elapsed());
+                    }
+                    tail.extend_from_slice(data);
+                    let keep = tail.len().saturating_sub(64);
+                    tail.drain(..keep);
+                }
+            }
+            ensure!(tail.ends_with(b"data: [DONE]\n\n"), "no [DONE]");
+            first.context("no data: event")
+        };
+        match tokio::time::timeout(limit, trip).await {
+            Ok(Ok(first)) => Some(first.as_secs_f64() * 1e3),
+            _ => None,
+        }
+    });
+    let all = futures_util::future::join_all(clients);
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+    let sampler = async move {
+        let (mut rss, mut threads) = (0, 0);
+        let Some(pid) = pid else {
+            return (rss, threads);
+        };
+        loop {
+            rss = rss.max(proc_status_kb(pid, "VmRSS").unwrap_or(0));
+            threads = threads.max(proc_status_kb(pid, "Threads").unwrap_or(0));
+            tokio::select! {
+                _ = &mut done_rx => return (rss, threads),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    };
+    let (results, (rss_peak_kb, threads_peak)) = tokio::join!(
+        async {
+            let r = all.await;
+            let _ = done_tx.send(());
+            r
+        },
+        sampler
+    );
+    let mut out = ManyStreams {
+        rss_peak_kb,
+        threads_peak,
+        ..ManyStreams::default()
+    };
+    for r in results {
+        match r {
+            Some(ms) => out.first_event_ms.push(ms),
+            None => out.failed += 1,
+        }
+    }
+    out
 }

@@ -31,8 +31,10 @@ mod bare_hop;
 mod cpu;
 mod load;
 mod mock_upstream;
+mod nginx;
 mod proxy_process;
 mod report;
+mod sides;
 mod startup;
 mod stats;
 
@@ -45,10 +47,11 @@ use nix::unistd::Pid;
 
 use bare_hop::BareHop;
 use cpu::CpuProbe;
-use load::{Side, Target, run_load};
-use mock_upstream::start_mock;
+use load::{ManyStreams, Side, Target, many_streams, run_load};
+use mock_upstream::{PACED_MODEL, start_mock};
 use proxy_process::{ProxyProcess, count_ledger_rows, proc_status_kb};
 use report::{Baseline, Report};
+use sides::{Comparison, Row};
 use startup::measure_startup;
 
 /// The key the proxy's provider sends upstream; the mock refuses any other.
@@ -73,6 +76,8 @@ struct Plan {
     stream_requests: usize,
     startup_warmup: usize,
     startup_runs: usize,
+    /// Concurrent paced streams in the many-streams phase.
+    many_streams: usize,
 }
 
 impl Plan {
@@ -89,6 +94,7 @@ impl Plan {
             stream_requests: 2_000,
             startup_warmup: 3,
             startup_runs: 30,
+            many_streams: 1_000,
         }
     }
 
@@ -107,6 +113,7 @@ impl Plan {
             stream_requests: 10,
             startup_warmup: 0,
             startup_runs: 1,
+            many_streams: 10,
         }
     }
 
@@ -123,6 +130,7 @@ impl Plan {
             stream_requests: 200,
             startup_warmup: 1,
             startup_runs: 5,
+            many_streams: 100,
         }
     }
 }
@@ -186,7 +194,7 @@ fn main() -> anyhow::Result<()> {
         &config_path,
         format!(
             "providers:\n  - name: bench\n    kind: openai\n    base_url: http://{mock_addr}/v1\n    api_key_env: \
-             BENCH_UPSTREAM_KEY\n    models: [{MODEL}]\n"
+             BENCH_UPSTREAM_KEY\n    models: [{MODEL}, {PACED_MODEL}]\n"
         ),
     )?;
 
@@ -226,6 +234,37 @@ fn main() -> anyhow::Result<()> {
         None => None,
     };
 
+    // The daemon (as editors use it: no budgets, a client key) and, when installed, nginx.
+    let start_daemon = |bin: &Path, dir: PathBuf| -> anyhow::Result<_> {
+        std::fs::create_dir_all(&dir)?;
+        let mut process = ProxyProcess::start_daemon(bin, &config_path, &dir)?;
+        let info = process.wait_for_info(Duration::from_secs(20))?;
+        eprintln!(
+            "proxy_overhead: daemon {} pid {} listening on {}",
+            bin.display(),
+            info.pid,
+            info.addr
+        );
+        Ok((process, info))
+    };
+    let daemon = start_daemon(&bin, tmp.path().join("daemon"))?;
+    let baseline_daemon = match &baseline_bin {
+        Some(b) => Some(start_daemon(b, tmp.path().join("baseline-daemon"))?),
+        None => None,
+    };
+    let nginx = match nginx::find() {
+        Some(nginx_bin) => {
+            let n = nginx::Nginx::start(&nginx_bin, mock_addr, &tmp.path().join("nginx"))?;
+            eprintln!("proxy_overhead: nginx pid {} on {}", n.pid, n.addr);
+            Some(n)
+        }
+        None => {
+            eprintln!("proxy_overhead: no nginx on the PATH; the bare hop is the floor");
+            None
+        }
+    };
+    std::thread::sleep(Duration::from_millis(300));
+
     let hop = BareHop::start(mock_addr, 0)?;
     let direct = Target::new(mock_addr, UPSTREAM_KEY)?;
     let bare_hop = Target::new(hop.addr, UPSTREAM_KEY)?;
@@ -258,24 +297,123 @@ fn main() -> anyhow::Result<()> {
             cpu: Some(CpuProbe::Process(info.pid)),
         });
     }
-    let mut load = runtime.block_on(run_load(&plan, &sides))?.into_iter();
+    let daemon_target = Target::new(daemon.1.addr, &daemon.1.key)?;
+    let base_daemon_target = match &baseline_daemon {
+        Some((_, info)) => Some(Target::new(info.addr, &info.key)?),
+        None => None,
+    };
+    let nginx_target = match &nginx {
+        Some(n) => Some(Target::new(n.addr, UPSTREAM_KEY)?),
+        None => None,
+    };
+    // (name, target, pid) of the sides the comparison table shows, the floor first.
+    let mut compared: Vec<(&str, &Target, Option<i32>)> = Vec::new();
+    match (&nginx, &nginx_target) {
+        (Some(n), Some(t)) => compared.push(("nginx", t, Some(n.pid))),
+        _ => compared.push(("bare hop", &bare_hop, None)),
+    }
+    compared.push(("run", &proxied, Some(info.pid)));
+    compared.push(("daemon", &daemon_target, Some(daemon.1.pid)));
+    if let (Some((_, i, _, _)), Some(t)) = (&baseline, &base_target) {
+        compared.push(("baseline run", t, Some(i.pid)));
+    }
+    if let (Some((_, i)), Some(t)) = (&baseline_daemon, &base_daemon_target) {
+        compared.push(("baseline daemon", t, Some(i.pid)));
+    }
+    let extra_start = sides.len();
+    for (name, target, pid) in &compared {
+        if matches!(*name, "nginx" | "daemon" | "baseline daemon") {
+            sides.push(Side {
+                name,
+                target,
+                cpu: pid.map(CpuProbe::Process),
+            });
+        }
+    }
+    let all_figures = runtime.block_on(run_load(&plan, &sides))?;
+    // RSS after the request load, before the many-streams phase (reported apart).
+    let rss_loaded_kb = proc_status_kb(info.pid, "VmRSS")?;
+    let rss_peak_kb = proc_status_kb(info.pid, "VmHWM")?;
+    let baseline_rss = match &baseline {
+        Some((_, i, _, _)) => Some((
+            proc_status_kb(i.pid, "VmRSS")?,
+            proc_status_kb(i.pid, "VmHWM")?,
+        )),
+        None => None,
+    };
+    let names: Vec<&str> = sides.iter().map(|s| s.name).collect();
+    let threads: Vec<Option<u64>> = compared
+        .iter()
+        .map(|(_, _, pid)| pid.and_then(|p| proc_status_kb(p, "Threads").ok()))
+        .collect();
+    eprintln!(
+        "proxy_overhead: {} concurrent paced streams per side",
+        plan.many_streams
+    );
+    let mut many: Vec<ManyStreams> = Vec::new();
+    for (name, target, pid) in &compared {
+        let m = runtime.block_on(many_streams(
+            target,
+            plan.many_streams,
+            *pid,
+            Duration::from_secs(30),
+        ));
+        eprintln!(
+            "proxy_overhead:   {name}: {} streams, {} failed",
+            m.first_event_ms.len(),
+            m.failed
+        );
+        many.push(m);
+    }
+    let mut load = all_figures.into_iter();
     let (Some(direct), Some(bare_hop), Some(proxy)) = (load.next(), load.next(), load.next())
     else {
         bail!("missing figures");
     };
-    let baseline_figures = load.next();
+    let baseline_figures = if extra_start > 3 { load.next() } else { None };
+    let mut proxy = proxy;
+    let mut baseline_figures = baseline_figures;
+    // The many-streams requests reach the ledgers too: counted as sent, for the rows check.
+    for ((name, _, _), m) in compared.iter().zip(&many) {
+        let sent = m.first_event_ms.len() as u64 + m.failed;
+        match *name {
+            "run" => proxy.requests += sent,
+            "baseline run" => {
+                if let Some(b) = baseline_figures.as_mut() {
+                    b.requests += sent;
+                }
+            }
+            _ => {}
+        }
+    }
+    let extra: Vec<_> = names[extra_start..].iter().copied().zip(load).collect();
+    let figures_of = |name: &str| -> Option<&load::SideFigures> {
+        match name {
+            "bare hop" => Some(&bare_hop),
+            "run" => Some(&proxy),
+            "baseline run" => baseline_figures.as_ref(),
+            _ => extra.iter().find(|(n, _)| *n == name).map(|(_, f)| f),
+        }
+    };
+    let mut rows = Vec::new();
+    for (((name, _, _), threads), many) in compared.iter().zip(&threads).zip(&many) {
+        if let Some(fig) = figures_of(name) {
+            rows.push(Row::of(name, fig, &direct, *threads, Some(many)));
+        }
+    }
+    let comparison = Comparison { rows };
     drop(hop);
+    drop(nginx);
+    drop(daemon);
+    drop(baseline_daemon);
 
-    let rss_loaded_kb = proc_status_kb(info.pid, "VmRSS")?;
-    let rss_peak_kb = proc_status_kb(info.pid, "VmHWM")?;
     let stop_started = Instant::now();
     let proxy_status = process.stop(Duration::from_secs(30))?;
     let shutdown_ms = stop_started.elapsed().as_secs_f64() * 1e3;
     let ledger_rows = count_ledger_rows(&tmp.path().join("ledger.db")).unwrap_or(-1);
     let baseline = match (baseline.take(), baseline_figures, &baseline_bin) {
-        (Some((mut process, info, dir, rss_idle_kb)), Some(figures), Some(bin)) => {
-            let rss_loaded_kb = proc_status_kb(info.pid, "VmRSS")?;
-            let rss_peak_kb = proc_status_kb(info.pid, "VmHWM")?;
+        (Some((mut process, _, dir, rss_idle_kb)), Some(figures), Some(bin)) => {
+            let (rss_loaded_kb, rss_peak_kb) = baseline_rss.unwrap_or_default();
             let stop_started = Instant::now();
             let status = process.stop(Duration::from_secs(30))?;
             let shutdown_ms = stop_started.elapsed().as_secs_f64() * 1e3;
@@ -325,11 +463,14 @@ fn main() -> anyhow::Result<()> {
         elapsed: started.elapsed(),
     };
     println!("{}", report.markdown());
+    println!("{}", comparison.markdown());
     let json_path = json_path();
     if let Some(dir) = json_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&json_path, serde_json::to_string_pretty(&report.json())?)?;
+    let mut json = report.json();
+    json["compared"] = comparison.json();
+    std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)?;
     println!("figures written to {}", json_path.display());
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, StreamBody};
@@ -126,6 +127,8 @@ fn sse_events(include_usage: bool) -> Vec<Bytes> {
 #[derive(Default, serde::Deserialize)]
 struct MockRequest {
     #[serde(default)]
+    model: String,
+    #[serde(default)]
     stream: bool,
     #[serde(default)]
     stream_options: Option<MockStreamOptions>,
@@ -137,8 +140,14 @@ struct MockStreamOptions {
     include_usage: bool,
 }
 
-type SseBody =
-    StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+type SseBody = StreamBody<
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>,
+>;
+
+/// A streamed reply to this model comes an event at a time, `PACE` apart (as a model writes),
+/// for the many-streams phase; any other model's reply is sent at once.
+pub const PACED_MODEL: &str = "gpt-4o-mini-paced";
+pub const PACE: Duration = Duration::from_millis(50);
 type MockBody = Either<Full<Bytes>, SseBody>;
 
 pub async fn start_mock() -> anyhow::Result<SocketAddr> {
@@ -204,11 +213,21 @@ async fn mock_reply(req: Request<Incoming>) -> Result<Response<MockBody>, Infall
     };
     if parsed.stream {
         let with_usage = parsed.stream_options.is_some_and(|o| o.include_usage);
-        let frames: Vec<_> = STREAMS[usize::from(with_usage)]
-            .iter()
-            .map(|event| Ok(Frame::data(event.clone())))
-            .collect();
-        let body = StreamBody::new(futures_util::stream::iter(frames));
+        let events = &STREAMS[usize::from(with_usage)];
+        let body = if parsed.model == PACED_MODEL {
+            let paced = futures_util::stream::iter(events.iter().enumerate()).then(
+                |(i, event)| async move {
+                    if i > 0 {
+                        tokio::time::sleep(PACE).await;
+                    }
+                    Ok(Frame::data(event.clone()))
+                },
+            );
+            StreamBody::new(Box::pin(paced) as _)
+        } else {
+            let frames: Vec<_> = events.iter().map(|e| Ok(Frame::data(e.clone()))).collect();
+            StreamBody::new(Box::pin(futures_util::stream::iter(frames)) as _)
+        };
         respond(
             StatusCode::OK,
             "text/event-stream; charset=utf-8",

@@ -20,11 +20,17 @@ pub struct ProxyInfo {
     pub pid: i32,
 }
 
-/// `taskset -c 0 smartproxy run ... -- sh -c '...; exec sleep 600'`, stopped on drop (SIGTERM,
-/// then SIGKILL of smartproxy and the sleep if it does not exit), so nothing outlives the bench.
+/// The key an editor sends to the bench's daemon.
+pub const DAEMON_CLIENT_KEY: &str = "sk-bench-client-0123456789abcdef";
+
+/// `taskset -c 0 smartproxy run ... -- sh -c '...; exec sleep 600'` (or `smartproxy daemon`),
+/// stopped on drop (SIGTERM, then SIGKILL of smartproxy and the sleep if it does not exit), so
+/// nothing outlives the bench.
 pub struct ProxyProcess {
     child: Child,
     info_path: PathBuf,
+    /// `smartproxy daemon`: its pid file is the info file, there is no child command.
+    daemon: bool,
     /// The sleep's pid ($$ of the sh that exec'd it), for the SIGKILL path only.
     sleep_pid: Option<i32>,
     pub pinned: bool,
@@ -34,7 +40,21 @@ pub struct ProxyProcess {
 impl ProxyProcess {
     /// Starts `bin` with its ledger, info file and working directory in `dir`.
     pub fn start(bin: &Path, config: &Path, dir: &Path) -> anyhow::Result<Self> {
-        let info_path = dir.join("info");
+        Self::start_as(bin, config, dir, false)
+    }
+
+    /// Starts `bin daemon` on loopback (port 0, no budgets, one client key, as an editor
+    /// would use it), with its ledger and runtime directory in `dir`.
+    pub fn start_daemon(bin: &Path, config: &Path, dir: &Path) -> anyhow::Result<Self> {
+        Self::start_as(bin, config, dir, true)
+    }
+
+    fn start_as(bin: &Path, config: &Path, dir: &Path, daemon: bool) -> anyhow::Result<Self> {
+        let info_path = if daemon {
+            dir.join("run").join("smartproxy.pid")
+        } else {
+            dir.join("info")
+        };
         let script = r#"echo "$SMARTPROXY_URL $OPENAI_API_KEY $PPID $$" > "$1"; exec sleep 600"#;
         let build = |pinned: bool| {
             let mut cmd = if pinned {
@@ -44,11 +64,19 @@ impl ProxyProcess {
             } else {
                 Command::new(bin)
             };
-            cmd.args(["run", "--summary", "none", "--config"])
-                .arg(config)
-                .args(["--", "sh", "-c", script, "sh"])
-                .arg(&info_path)
-                .env("SMARTPROXY_DB", dir.join("ledger.db"))
+            if daemon {
+                cmd.args(["daemon", "--config"])
+                    .arg(config)
+                    .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+                    .env("SMARTPROXY_RUNTIME_DIR", dir.join("run"))
+                    .env("SMARTPROXY_API_KEY", DAEMON_CLIENT_KEY);
+            } else {
+                cmd.args(["run", "--summary", "none", "--config"])
+                    .arg(config)
+                    .args(["--", "sh", "-c", script, "sh"])
+                    .arg(&info_path);
+            }
+            cmd.env("SMARTPROXY_DB", dir.join("ledger.db"))
                 .env("SMARTPROXY_LOG_LEVEL", "error")
                 .env("BENCH_UPSTREAM_KEY", UPSTREAM_KEY)
                 .current_dir(dir)
@@ -71,6 +99,7 @@ impl ProxyProcess {
         Ok(Self {
             child,
             info_path,
+            daemon,
             sleep_pid: None,
             pinned,
             exited: false,
@@ -84,7 +113,11 @@ impl ProxyProcess {
                 self.exited = true;
                 bail!("smartproxy exited during start-up: {status}");
             }
-            if let Ok(text) = std::fs::read_to_string(&self.info_path)
+            if self.daemon {
+                if let Some(info) = self.daemon_info()? {
+                    return Ok(info);
+                }
+            } else if let Ok(text) = std::fs::read_to_string(&self.info_path)
                 && text.ends_with('\n')
             {
                 let fields: Vec<&str> = text.split_whitespace().collect();
@@ -121,6 +154,32 @@ impl ProxyProcess {
             )]
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The daemon's address and pid from its pid file, once it names this child.
+    fn daemon_info(&self) -> anyhow::Result<Option<ProxyInfo>> {
+        let Ok(text) = std::fs::read_to_string(&self.info_path) else {
+            return Ok(None);
+        };
+        let Ok(info) = serde_json::from_str::<serde_json::Value>(&text) else {
+            return Ok(None);
+        };
+        if info["pid"].as_u64() != Some(u64::from(self.child.id())) {
+            return Ok(None);
+        }
+        let addr: SocketAddr = info["listen"]
+            .as_str()
+            .context("no listen address in the pid file")?
+            .parse()?;
+        ensure!(
+            addr.ip().is_loopback(),
+            "the daemon is not on loopback: {addr}"
+        );
+        Ok(Some(ProxyInfo {
+            addr,
+            key: DAEMON_CLIENT_KEY.to_owned(),
+            pid: i32::try_from(self.child.id())?,
+        }))
     }
 
     /// SIGTERM (smartproxy forwards it to the sleep and exits); SIGKILL after `grace`.

@@ -243,10 +243,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     apply_key_budgets(&state);
     let state = Arc::new(state);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("smartproxy")
-        .build()
+    let runtime = crate::http_server::serving_runtime("smartproxy")
         .context("cannot start the async runtime")?;
     runtime.block_on(serve_until_stopped(
         args,

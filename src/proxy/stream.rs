@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::context::{Finalizer, PromptEstimate, Tokens};
@@ -146,7 +146,7 @@ impl SseRelay {
                     }
                 }
             }
-            if let Some(bytes) = self.ready.pop_front() {
+            if let Some(bytes) = self.take_ready() {
                 if let Some(f) = self.finalizer.as_mut() {
                     f.set_ttfb();
                 }
@@ -173,6 +173,23 @@ impl SseRelay {
             }
             return Poll::Pending;
         }
+    }
+
+    /// Everything ready to send, as one frame: the events the provider sent together go out in
+    /// one chunk and one write (hyper frames each body chunk apart and flushes every few).
+    /// Only what is already here is joined; nothing waits for more.
+    fn take_ready(&mut self) -> Option<Bytes> {
+        let first = self.ready.pop_front()?;
+        if self.ready.is_empty() {
+            return Some(first);
+        }
+        let len = first.len() + self.ready.iter().map(Bytes::len).sum::<usize>();
+        let mut joined = BytesMut::with_capacity(len);
+        joined.extend_from_slice(&first);
+        for bytes in self.ready.drain(..) {
+            joined.extend_from_slice(&bytes);
+        }
+        Some(joined.freeze())
     }
 
     fn on_event(&mut self, event: sse::Event) {
