@@ -263,6 +263,10 @@ fn main() -> anyhow::Result<()> {
             None
         }
     };
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread lets the upstream and nginx settle"
+    )]
     std::thread::sleep(Duration::from_millis(300));
 
     let hop = BareHop::start(mock_addr, 0)?;

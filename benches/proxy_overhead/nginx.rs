@@ -73,6 +73,10 @@ impl Nginx {
             if Instant::now() > deadline {
                 bail!("nginx did not listen on {addr} within 10 s");
             }
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "a plain thread waits for nginx to listen"
+            )]
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(nginx)
