@@ -100,7 +100,10 @@ pub fn ledger(dir: &Path, rows: u64) -> anyhow::Result<BenchLedger> {
         let mut r = RequestRecord::new(id, Some(session_id), at, "chat");
         r.route = Some("default".to_owned());
         r.user_agent = Some("claude-cli/2.0.14 (external, cli)".to_owned());
-        r.client_hash = Some(Arc::from(format!("{:016x}", 0xc11e_0000_0000u64 + s as u64)));
+        r.client_hash = Some(Arc::from(format!(
+            "{:016x}",
+            0xc11e_0000_0000u64 + s as u64
+        )));
         r.fingerprint = Some(format!("{:016x}", next()));
         r.provider = Some(provider.to_owned());
         r.requested_model = Some(model.to_owned());

@@ -266,17 +266,18 @@ pub fn session_page(
             since_ms: None,
         },
     )?;
-    // Request ids are time-ordered, so the session index (session_id, id) gives the newest
-    // first without a sort.
+    // Rows are numbered in the order they were written, so the session index (session, seq)
+    // gives the newest first without a sort; `before` is a request id, found by its index.
     let page_sql = format!(
-        "SELECT {COLUMNS} FROM {FROM} WHERE r.session_id = ?1 AND r.id < ?2
-         ORDER BY r.id DESC LIMIT ?3"
+        "SELECT {COLUMNS} FROM {FROM} WHERE r.session_id = ?1
+             AND r.seq < COALESCE((SELECT seq FROM request_rows WHERE id = {}), 9223372036854775807)
+         ORDER BY r.seq DESC LIMIT ?3",
+        super::narrow::encode_id!("?2")
     );
     let mut stmt = conn.prepare(&page_sql)?;
     let limit = i64::try_from(SESSION_PAGE + 1).unwrap_or(i64::MAX);
-    // '\u{10ffff}' sorts after every id.
     let mut requests: Vec<RequestRow> = stmt
-        .query_map(params![id, before.unwrap_or("\u{10ffff}"), limit], from_row)?
+        .query_map(params![id, before, limit], from_row)?
         .collect::<rusqlite::Result<_>>()?;
     let next_before = if requests.len() > SESSION_PAGE {
         requests.truncate(SESSION_PAGE);
