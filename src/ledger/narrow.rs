@@ -424,17 +424,40 @@ pub(super) fn thousandths(value: f64) -> i64 {
     (value * 1e3).round() as i64
 }
 
+/// The most strings or shapes the writer remembers; past it the cache starts again (client
+/// hashes are one per connection, so a long-lived daemon would otherwise grow it forever).
+const CACHE_LIMIT: usize = 4096;
+
 /// The writer's interned strings and shapes, cached across batches. Interning happens inside
 /// the write transaction (SELECT, then INSERT when missing), so writers in other processes,
 /// which wait for the same lock, never collide; a batch that fails to commit clears the cache.
+/// The cache is only sound because `strings` and `request_shapes` rows are never deleted (not
+/// even by `prune`): another process's writer may hold any id.
 #[derive(Default)]
 pub(super) struct Interner {
     strings: HashMap<String, i64>,
-    shapes: HashMap<Shape, i64>,
+    /// By the shape's columns joined (see `shape_key`).
+    shapes: HashMap<String, i64>,
+    /// The key being looked up, reused so a cached shape costs no allocation.
+    key: String,
 }
 
 /// The columns of one `request_shapes` row, in `shape_columns!` order.
-pub(super) type Shape = [Option<String>; 11];
+pub(super) type Shape<'a> = [Option<&'a str>; 11];
+
+/// `shape` as one string: each column is `\u{1}` and its text, or `\u{0}` for NULL.
+fn shape_key(shape: &Shape<'_>, key: &mut String) {
+    key.clear();
+    for column in shape {
+        match column {
+            Some(text) => {
+                key.push('\u{1}');
+                key.push_str(text);
+            }
+            None => key.push('\u{0}'),
+        }
+    }
+}
 
 impl Interner {
     pub fn clear(&mut self) {
@@ -464,13 +487,17 @@ impl Interner {
                 tx.last_insert_rowid()
             }
         };
+        if self.strings.len() >= CACHE_LIMIT {
+            self.strings.clear();
+        }
         self.strings.insert(text.to_owned(), id);
         Ok(Some(id))
     }
 
     /// The id of `shape` in `request_shapes`, added when missing.
-    pub fn shape(&mut self, tx: &Transaction<'_>, shape: Shape) -> rusqlite::Result<i64> {
-        if let Some(id) = self.shapes.get(&shape) {
+    pub fn shape(&mut self, tx: &Transaction<'_>, shape: Shape<'_>) -> rusqlite::Result<i64> {
+        shape_key(&shape, &mut self.key);
+        if let Some(id) = self.shapes.get(self.key.as_str()) {
             return Ok(*id);
         }
         let found: Option<i64> = tx
@@ -492,7 +519,10 @@ impl Interner {
                 tx.last_insert_rowid()
             }
         };
-        self.shapes.insert(shape, id);
+        if self.shapes.len() >= CACHE_LIMIT {
+            self.shapes.clear();
+        }
+        self.shapes.insert(self.key.clone(), id);
         Ok(id)
     }
 }

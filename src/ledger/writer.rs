@@ -227,21 +227,20 @@ fn write_request(
     r: &RequestRecord,
 ) -> rusqlite::Result<()> {
     let to_i64 = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let owned = |v: Option<&str>| v.map(str::to_owned);
     let shape = interner.shape(
         tx,
         [
-            Some(r.endpoint.to_owned()),
-            r.route.clone(),
-            r.provider.clone(),
-            r.requested_model.clone(),
-            r.served_model.clone(),
-            Some(r.outcome.as_str().to_owned()),
-            r.error_code.clone(),
-            Some(r.cache_status.to_owned()),
-            Some(r.billing.as_str().to_owned()),
-            owned(r.price_period),
-            r.user_agent.clone(),
+            Some(r.endpoint),
+            r.route.as_deref(),
+            r.provider.as_deref(),
+            r.requested_model.as_deref(),
+            r.served_model.as_deref(),
+            Some(r.outcome.as_str()),
+            r.error_code.as_deref(),
+            Some(r.cache_status),
+            Some(r.billing.as_str()),
+            r.price_period,
+            r.user_agent.as_deref(),
         ],
     )?;
     let session = interner.string(tx, r.session_id.as_deref())?;
