@@ -1,4 +1,6 @@
-//! Narrow request rows (migration 19): a request costs about a third of the bytes it used to.
+//! Narrow request rows (migration 19): a request costs about a third of the bytes it used to
+//! (`benches/ledger_scale`'s 1M-row ledger, after VACUUM: 424 bytes a request at version 18,
+//! 161 once migrated; 169 as written fresh by the writer).
 //!
 //! - `request_rows` is a rowid table keyed by `seq` (assigned in commit order); the user-visible
 //!   id is kept once, in a unique index, as a 14-byte blob for the proxy's own
