@@ -210,3 +210,122 @@ async fn a_version_1_ledger_is_migrated_in_place_and_keeps_its_rows() {
         .unwrap();
     assert_eq!(check, "ok");
 }
+
+/// Migration 19 undone: a version-18 ledger (wide rows) from one today's binary wrote.
+const UNDO_V19: &str = include_str!("../testdata/ledger/undo_v19.sql");
+
+/// Every old column of every request, in id order, as JSON values.
+fn v18_rows(conn: &Connection) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let mut stmt = conn.prepare("SELECT * FROM requests ORDER BY id").unwrap();
+    let names: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+    let mut rows = stmt.query([]).unwrap();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        let mut map = serde_json::Map::new();
+        for (i, name) in names.iter().enumerate() {
+            let value = match row.get_ref(i).unwrap() {
+                rusqlite::types::ValueRef::Null => serde_json::Value::Null,
+                rusqlite::types::ValueRef::Integer(n) => n.into(),
+                rusqlite::types::ValueRef::Real(x) => x.into(),
+                rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
+                rusqlite::types::ValueRef::Blob(_) => panic!("a blob in the wide table"),
+            };
+            map.insert(name.clone(), value);
+        }
+        out.push(map);
+    }
+    out
+}
+
+/// A version-18 ledger (the wide rows, before narrow rows) is upgraded in place by today's
+/// binary: `export` gives back every column of every row exactly (ids, digests, costs to the
+/// nano-dollar, latencies to the microsecond), and the proxy's ids are stored as blobs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_18_ledger_is_upgraded_to_narrow_rows_with_the_same_answers() {
+    let env = TestEnv::new();
+    let session = env.start_run(&["run", "--mock", "--tag", "v18"], &[]);
+    for model in ["gpt-4o-mini", "gpt-4o"] {
+        let reply = post_chat(
+            &session.base_url,
+            Some(&session.key),
+            chat_body(model, false, "hi"),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let out = session.finish(0);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let latest = user_version(&env.ledger());
+
+    let conn = env.ledger();
+    conn.execute_batch(UNDO_V19).unwrap();
+    assert_eq!(user_version(&conn), 18);
+    // Beside the proxy's own rows, the odd ones older builds and tools wrote.
+    let session_id: String = conn
+        .query_row("SELECT id FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    conn.execute(
+        "INSERT INTO requests (id, session_id, started_ms, endpoint, provider, served_model,
+             status, outcome, stream, prompt_tokens, cost_usd, latency_ms, ttfb_ms, attempts,
+             cache_status, client_hash, fingerprint, saved_usd, billing, skipped, price_period)
+         VALUES ('legacy-1', ?1, 1768471200000, 'chat', 'deepseek', 'deepseek-chat', 200, 'ok', 1,
+             123, 0.000123456789, 812.625, 3.001, 1, 'hit', 'not-hex', 'ABCDEF', 0.0045,
+             'subscription', 'a/gpt-4o: circuit open', 'off_peak')",
+        [&session_id],
+    )
+    .unwrap();
+    let before = v18_rows(&conn);
+    assert_eq!(before.len(), 3);
+    let totals = |env: &TestEnv| {
+        let mut stats = env.command();
+        stats.args(["stats", "--session", &session_id, "--json"]);
+        let out = run_to_end(stats);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["total"].clone()
+    };
+    drop(conn);
+
+    // The export migrates, then gives back every column as it was.
+    let mut export = env.command();
+    export.args(["export", "--format", "jsonl"]);
+    let out = run_to_end(export);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(user_version(&env.ledger()), latest, "migrated in place");
+    let mut after: Vec<serde_json::Map<String, serde_json::Value>> = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    after.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    assert_eq!(after.len(), before.len());
+    for (old, new) in before.iter().zip(&after) {
+        for (column, value) in old {
+            let got = &new[column];
+            let same = match (value.as_f64(), got.as_f64()) {
+                // Costs are kept to the nano-dollar, latencies to the microsecond.
+                (Some(a), Some(b)) if value.is_f64() => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+                _ => value == got,
+            };
+            assert!(same, "{column}: {value} became {got} ({new:?})");
+        }
+        assert!(!new.contains_key("seq"), "the row number is internal");
+    }
+    // `stats` reads the hourly rollup, which migration 19 leaves as it was (the row inserted
+    // by hand above was never in it): the proxy's two requests.
+    let total = totals(&env);
+    assert_eq!(total["requests"], 2, "{total}");
+    assert_eq!(total["prompt_tokens"], 40, "{total}");
+
+    let conn = env.ledger();
+    let (blobs, rows): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*) FILTER (WHERE typeof(id) = 'blob'), COUNT(*) FROM request_rows",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((blobs, rows), (2, 3), "the proxy's ids are stored as blobs");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}

@@ -94,7 +94,17 @@ pub fn ledger(dir: &Path, rows: u64) -> anyhow::Result<BenchLedger> {
         let ok = next() % 100 >= 3;
         let prompt = 100 + next() % 20_000;
         let completion = 10 + next() % 2_000;
-        let mut r = RequestRecord::new(format!("{at:013x}{i:010x}"), Some(session_id), at, "chat");
+        // Ids, hashes and the user agent as the proxy writes them (`new_request_id`,
+        // `salted_hash`), so the bench pays for the bytes a real row costs.
+        let id = format!("req_{:012x}{:08x}{:08x}", at, 0x5eed_0001u32, i as u32);
+        let mut r = RequestRecord::new(id, Some(session_id), at, "chat");
+        r.route = Some("default".to_owned());
+        r.user_agent = Some("claude-cli/2.0.14 (external, cli)".to_owned());
+        r.client_hash = Some(Arc::from(format!(
+            "{:016x}",
+            0xc11e_0000_0000u64 + s as u64
+        )));
+        r.fingerprint = Some(format!("{:016x}", next()));
         r.provider = Some(provider.to_owned());
         r.requested_model = Some(model.to_owned());
         r.served_model = Some(model.to_owned());
@@ -110,8 +120,9 @@ pub fn ledger(dir: &Path, rows: u64) -> anyhow::Result<BenchLedger> {
         r.completion_tokens = ok.then_some(completion);
         r.cached_tokens = ok.then_some(prompt / 4);
         r.cost_usd = ok.then(|| (prompt as f64 * input + completion as f64 * output) / 1e6);
-        r.latency_ms = 200.0 + (next() % 20_000) as f64;
-        r.ttfb_ms = Some(50.0 + (next() % 2_000) as f64);
+        // Latencies as measured: fractions of a millisecond.
+        r.latency_ms = 200.0 + (next() % 20_000_000) as f64 / 1000.0;
+        r.ttfb_ms = Some(50.0 + (next() % 2_000_000) as f64 / 1000.0);
         r.attempts = 1;
         r.cache_status = "miss";
         r.attempt_log = vec![AttemptRow {

@@ -57,13 +57,20 @@ pub fn export(
     let (clause, args) = where_clause(filter);
     let sql = format!(
         "SELECT {COLUMNS} FROM requests r LEFT JOIN sessions s ON s.id = r.session_id {clause}
-         ORDER BY r.started_ms, r.id"
+         ORDER BY r.started_ms, r.seq"
     );
     let mut stmt = tx.prepare(&sql)?;
-    let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    // Every column but the ledger's internal row number, with its position in the row.
+    let (shown, columns): (Vec<usize>, Vec<String>) = names
+        .into_iter()
+        .enumerate()
+        .filter(|(_, name)| name != "seq")
+        .unzip();
     let started = columns
         .iter()
         .position(|c| c == "started_ms")
+        .map(|p| shown[p])
         .ok_or(rusqlite::Error::InvalidColumnName("started_ms".to_owned()))?;
     let mut rows = stmt.query(params_from_iter(args))?;
     let mut written = 0u64;
@@ -77,7 +84,7 @@ pub fn export(
                 field.clear();
                 write_started_at(&mut field, row.get_ref(started)?);
                 csv.write_field(&field)?;
-                for i in 0..columns.len() {
+                for &i in &shown {
                     field.clear();
                     write_csv_value(&mut field, row.get_ref(i)?);
                     csv.write_field(&field)?;
@@ -101,7 +108,7 @@ pub fn export(
                 field.extend_from_slice(b"{\"started_at\":\"");
                 write_started_at(&mut field, row.get_ref(started)?);
                 field.push(b'"');
-                for (i, key) in keys.iter().enumerate() {
+                for (&i, key) in shown.iter().zip(&keys) {
                     field.extend_from_slice(key.as_bytes());
                     write_json_value(&mut field, row.get_ref(i)?)?;
                 }

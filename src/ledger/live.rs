@@ -115,11 +115,13 @@ pub fn recent_requests(
         format!("WHERE {}", clauses.join(" AND "))
     };
     // The time index even with a session filter: the newest rows come first, so the LIMIT ends
-    // the walk early instead of sorting every row of a long daemon session.
+    // the walk early instead of sorting every row of a long daemon session. (The hint goes on
+    // the table under the `requests` view, joined back by its row number.)
     let sql = format!(
-        "SELECT {COLUMNS} FROM requests r INDEXED BY requests_started
+        "SELECT {COLUMNS} FROM request_rows q INDEXED BY requests_started
+         JOIN requests r ON r.seq = q.seq
          LEFT JOIN sessions s ON s.id = r.session_id
-         {clause} ORDER BY r.started_ms DESC LIMIT ?{limit_arg}"
+         {clause} ORDER BY q.started_ms DESC LIMIT ?{limit_arg}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args), from_row)?;

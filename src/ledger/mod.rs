@@ -15,6 +15,7 @@ pub mod export;
 pub mod keys;
 pub mod live;
 mod migrations;
+pub(crate) mod narrow;
 pub mod pages;
 pub mod query;
 mod record;

@@ -109,7 +109,7 @@ pub fn overview(
     }
     let recent = recent_sessions(conn, OVERVIEW_SESSIONS)?;
     let empty = recent.is_empty()
-        && conn.query_row("SELECT NOT EXISTS(SELECT 1 FROM requests)", [], |r| {
+        && conn.query_row("SELECT NOT EXISTS(SELECT 1 FROM request_rows)", [], |r| {
             r.get::<_, bool>(0)
         })?;
     Ok(Overview {
@@ -125,10 +125,11 @@ pub fn overview(
     })
 }
 
-/// Requests since `since_ms`, counted on the `started_ms` index alone.
+/// Requests since `since_ms`, counted on the `started_ms` index alone (the table under the
+/// `requests` view: through the view SQLite would also look up each row's strings).
 fn count_since(conn: &Connection, since_ms: i64) -> rusqlite::Result<u64> {
     conn.query_row(
-        "SELECT COUNT(*) FROM requests WHERE started_ms >= ?1",
+        "SELECT COUNT(*) FROM request_rows WHERE started_ms >= ?1",
         [since_ms],
         |r| r.get::<_, i64>(0),
     )
@@ -266,17 +267,18 @@ pub fn session_page(
             since_ms: None,
         },
     )?;
-    // Request ids are time-ordered, so the session index (session_id, id) gives the newest
-    // first without a sort.
+    // Rows are numbered in the order they were written, so the session index (session, seq)
+    // gives the newest first without a sort; `before` is a request id, found by its index.
     let page_sql = format!(
-        "SELECT {COLUMNS} FROM {FROM} WHERE r.session_id = ?1 AND r.id < ?2
-         ORDER BY r.id DESC LIMIT ?3"
+        "SELECT {COLUMNS} FROM {FROM} WHERE r.session_id = ?1
+             AND r.seq < COALESCE((SELECT seq FROM request_rows WHERE id = {}), 9223372036854775807)
+         ORDER BY r.seq DESC LIMIT ?3",
+        super::narrow::encode_id!("?2")
     );
     let mut stmt = conn.prepare(&page_sql)?;
     let limit = i64::try_from(SESSION_PAGE + 1).unwrap_or(i64::MAX);
-    // '\u{10ffff}' sorts after every id.
     let mut requests: Vec<RequestRow> = stmt
-        .query_map(params![id, before.unwrap_or("\u{10ffff}"), limit], from_row)?
+        .query_map(params![id, before, limit], from_row)?
         .collect::<rusqlite::Result<_>>()?;
     let next_before = if requests.len() > SESSION_PAGE {
         requests.truncate(SESSION_PAGE);

@@ -132,14 +132,19 @@ pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> 
 
 /// One request by id with its attempts in order and its session; None for an unknown id.
 pub fn request_detail(conn: &Connection, id: &str) -> rusqlite::Result<Option<RequestDetail>> {
-    let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE r.id = ?1");
+    // By `seq`, found through the id's unique index (the view's `id` is computed).
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {FROM} WHERE r.seq = {}",
+        super::narrow::SEQ_OF_ID
+    );
     let Some(request) = conn.query_row(&sql, [id], from_row).optional()? else {
         return Ok(None);
     };
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT n, provider, model, status, error_class, latency_ms, waited_ms
-         FROM attempts WHERE request_id = ?1 ORDER BY n",
-    )?;
+         FROM attempts WHERE request_seq = {} ORDER BY n",
+        super::narrow::SEQ_OF_ID
+    ))?;
     let attempts = stmt
         .query_map([id], |r| {
             Ok(Attempt {

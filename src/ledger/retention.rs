@@ -43,8 +43,8 @@ const OLD_SESSIONS: &str = "WITH RECURSIVE
      seed(id) AS (SELECT id FROM sessions
                   WHERE (ended_ms IS NULL AND (started_ms >= ?1 OR id NOT IN temp.lost))
                         OR ended_ms >= ?1
-                  UNION SELECT session_id FROM requests
-                        WHERE started_ms >= ?1 AND session_id IS NOT NULL),
+                  UNION SELECT text FROM strings WHERE id IN (SELECT session FROM request_rows
+                        WHERE started_ms >= ?1 AND session IS NOT NULL)),
      keep(id) AS (SELECT id FROM seed
                   UNION SELECT s.parent_id FROM sessions s JOIN keep ON s.id = keep.id
                         WHERE s.parent_id IS NOT NULL)
@@ -75,7 +75,7 @@ pub fn plan(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<Pruned> {
     let cutoff_ms = hour_of(cutoff_ms);
     note_lost_sessions(conn)?;
     let (requests, oldest_ms, newest_ms): (i64, Option<i64>, Option<i64>) = conn.query_row(
-        "SELECT COUNT(*), MIN(started_ms), MAX(started_ms) FROM requests WHERE started_ms < ?1",
+        "SELECT COUNT(*), MIN(started_ms), MAX(started_ms) FROM request_rows WHERE started_ms < ?1",
         [cutoff_ms],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
@@ -121,21 +121,21 @@ pub fn execute(
         let (span, attempts, requests) = db::write(conn, |tx| {
             let span: Option<(i64, i64)> = tx
                 .query_row(
-                    "SELECT MIN(started_ms), MAX(started_ms) FROM (SELECT started_ms FROM requests
-                     WHERE started_ms < ?1 ORDER BY started_ms, id LIMIT ?2)",
+                    "SELECT MIN(started_ms), MAX(started_ms) FROM (SELECT started_ms FROM request_rows
+                     WHERE started_ms < ?1 ORDER BY started_ms, seq LIMIT ?2)",
                     (cutoff_ms, BATCH),
                     |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
                 )
                 .optional()?
                 .flatten();
             let attempts = tx.execute(
-                "DELETE FROM attempts WHERE request_id IN (SELECT id FROM requests
-                 WHERE started_ms < ?1 ORDER BY started_ms, id LIMIT ?2)",
+                "DELETE FROM attempt_rows WHERE request IN (SELECT seq FROM request_rows
+                 WHERE started_ms < ?1 ORDER BY started_ms, seq LIMIT ?2)",
                 (cutoff_ms, BATCH),
             )?;
             let requests = tx.execute(
-                "DELETE FROM requests WHERE id IN (SELECT id FROM requests
-                 WHERE started_ms < ?1 ORDER BY started_ms, id LIMIT ?2)",
+                "DELETE FROM request_rows WHERE seq IN (SELECT seq FROM request_rows
+                 WHERE started_ms < ?1 ORDER BY started_ms, seq LIMIT ?2)",
                 (cutoff_ms, BATCH),
             )?;
             Ok((span, attempts as u64, requests as u64))

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Statement, Transaction, TransactionBehavior, params};
 
+use super::narrow::{self, Interner};
 use super::usage::UsageBatch;
 use super::{Anomaly, Message, RequestRecord, SessionEnd, SessionStart};
 
@@ -25,6 +26,7 @@ const BATCH_WINDOW: Duration = Duration::from_millis(20);
 
 pub fn run(mut conn: Connection, rx: Receiver<Message>, queued: &AtomicU64) {
     let mut batch: Vec<Message> = Vec::with_capacity(MAX_BATCH);
+    let mut interner = Interner::default();
     while let Ok(first) = rx.recv() {
         let mut flush_waiting = matches!(first, Message::Flush(_) | Message::Committed(_));
         batch.push(first);
@@ -56,7 +58,7 @@ pub fn run(mut conn: Connection, rx: Receiver<Message>, queued: &AtomicU64) {
             waited += parked.elapsed();
         }
         let taken = batch.len() as u64;
-        commit_with_retry(&mut conn, &mut batch);
+        commit_with_retry(&mut conn, &mut interner, &mut batch);
         queued.fetch_sub(taken.min(queued.load(Ordering::Relaxed)), Ordering::Relaxed);
         if disconnected {
             break;
@@ -68,10 +70,15 @@ pub fn run(mut conn: Connection, rx: Receiver<Message>, queued: &AtomicU64) {
     let _ = conn.pragma_update(None, "optimize", "");
 }
 
-fn commit_with_retry(conn: &mut Connection, batch: &mut Vec<Message>) {
+fn commit_with_retry(conn: &mut Connection, interner: &mut Interner, batch: &mut Vec<Message>) {
     let mut waiting = Duration::from_millis(20);
     for attempt in 0.. {
-        match commit(conn, batch) {
+        let committed = commit(conn, interner, batch);
+        if committed.is_err() {
+            // Strings interned by the rolled-back transaction are not in the file.
+            interner.clear();
+        }
+        match committed {
             Ok(()) => break,
             Err(err) if crate::db::is_busy(&err) && attempt < 60 => {
                 // busy_timeout already waited; back off a little more before trying again.
@@ -103,7 +110,11 @@ fn commit_with_retry(conn: &mut Connection, batch: &mut Vec<Message>) {
     }
 }
 
-fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
+fn commit(
+    conn: &mut Connection,
+    interner: &mut Interner,
+    batch: &[Message],
+) -> rusqlite::Result<()> {
     if !batch
         .iter()
         .any(|m| !matches!(m, Message::Flush(_) | Message::Committed(_)))
@@ -114,15 +125,15 @@ fn commit(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<()> {
     // What the batch spent, per quarter hour and session: usually one upsert per batch.
     let mut spent: HashMap<(i64, Option<&Arc<str>>), f64> = HashMap::new();
     // Looked up once per batch rather than once per row (the cache hashes the whole SQL text).
-    let mut insert_request = tx.prepare_cached(INSERT_REQUEST)?;
-    let mut insert_attempt = tx.prepare_cached(INSERT_ATTEMPT)?;
+    let mut insert_request = tx.prepare_cached(narrow::INSERT_REQUEST)?;
+    let mut insert_attempt = tx.prepare_cached(narrow::INSERT_ATTEMPT)?;
     let mut usage = UsageBatch::default();
     for message in batch {
         match message {
             Message::Session(s) => insert_session(&tx, s)?,
             Message::SessionEnd(e) => end_session(&tx, e)?,
             Message::Request(r) => {
-                write_request(&tx, &mut insert_request, &mut insert_attempt, r)?;
+                write_request(&tx, interner, &mut insert_request, &mut insert_attempt, r)?;
                 usage.add(r);
                 if let Some(cost) = r.cost_usd.filter(|c| *c != 0.0 && r.budgeted) {
                     let bucket = r.started_ms - r.started_ms.rem_euclid(SPEND_BUCKET_MS);
@@ -197,7 +208,8 @@ fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> rusqlite::Result<()> {
     let owner = crate::process::current();
     tx.prepare_cached(
         "UPDATE sessions SET ended_ms = ?2, exit_code = ?3,
-             spent_usd = (SELECT TOTAL(cost_usd) FROM requests WHERE session_id = ?1)
+             spent_usd = (SELECT TOTAL(cost_nusd) / 1e9 FROM request_rows
+                 WHERE session = (SELECT id FROM strings WHERE text = ?1))
          WHERE id = ?1 AND (owner_pid IS NULL OR (owner_pid = ?4 AND host IS ?5))",
     )?
     .execute(params![
@@ -210,73 +222,78 @@ fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> rusqlite::Result<()> {
     Ok(())
 }
 
-const INSERT_REQUEST: &str = "INSERT OR REPLACE INTO requests (id, session_id, started_ms, endpoint,
-     route, provider, requested_model, served_model, status, outcome, error_code, stream, prompt_tokens,
-     completion_tokens, cached_tokens, tokens_estimated, cost_usd, latency_ms, ttfb_ms, attempts, cache_status,
-     client_hash, fingerprint, user_agent, client_session, saved_usd, cache_write_tokens, billing,
-     budget_action, skipped, price_period)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-     ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
-
-const INSERT_ATTEMPT: &str =
-    "INSERT OR REPLACE INTO attempts (request_id, n, provider, model, status,
-     error_class, latency_ms, waited_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-
 /// The request's row, its attempts, and the end of its budget reservation.
 fn write_request(
     tx: &Transaction<'_>,
+    interner: &mut Interner,
     insert_request: &mut Statement<'_>,
     insert_attempt: &mut Statement<'_>,
     r: &RequestRecord,
 ) -> rusqlite::Result<()> {
     let to_i64 = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    insert_request.execute(params![
-        r.id,
-        r.session_id,
-        r.started_ms,
-        r.endpoint,
-        r.route,
-        r.provider,
-        r.requested_model,
-        r.served_model,
-        r.status,
-        r.outcome.as_str(),
-        r.error_code,
-        r.stream,
-        to_i64(r.prompt_tokens),
-        to_i64(r.completion_tokens),
-        to_i64(r.cached_tokens),
-        r.tokens_estimated,
-        r.cost_usd,
-        r.latency_ms,
-        r.ttfb_ms,
-        r.attempts,
-        r.cache_status,
-        r.client_hash,
-        r.fingerprint,
-        r.user_agent,
-        r.client_session,
-        r.saved_usd,
-        to_i64(r.cache_write_tokens),
-        r.billing.as_str(),
-        r.budget_action,
-        r.skipped,
-        r.price_period,
-    ])?;
+    let shape = interner.shape(
+        tx,
+        [
+            Some(r.endpoint),
+            r.route.as_deref(),
+            r.provider.as_deref(),
+            r.requested_model.as_deref(),
+            r.served_model.as_deref(),
+            Some(r.outcome.as_str()),
+            r.error_code.as_deref(),
+            Some(r.cache_status),
+            Some(r.billing.as_str()),
+            r.price_period,
+            r.user_agent.as_deref(),
+        ],
+    )?;
+    let session = interner.string(tx, r.session_id.as_deref())?;
+    let client_hash = interner.string(tx, r.client_hash.as_deref())?;
+    let client_session = interner.string(tx, r.client_session.as_deref())?;
+    let skipped = interner.string(tx, r.skipped.as_deref())?;
+    let seq: i64 = insert_request.query_row(
+        params![
+            r.id,
+            session,
+            r.started_ms,
+            shape,
+            r.status,
+            r.stream,
+            to_i64(r.prompt_tokens),
+            to_i64(r.completion_tokens),
+            to_i64(r.cached_tokens),
+            to_i64(r.cache_write_tokens),
+            r.tokens_estimated,
+            r.cost_usd.map(narrow::nanos),
+            r.saved_usd.map(narrow::nanos),
+            narrow::thousandths(r.latency_ms),
+            r.ttfb_ms.map(narrow::thousandths),
+            r.attempts,
+            client_hash,
+            r.fingerprint,
+            client_session,
+            r.budget_action,
+            skipped,
+        ],
+        |row| row.get(0),
+    )?;
     if let Some(reservation) = &r.reservation_id {
         tx.prepare_cached("DELETE FROM reservations WHERE id = ?1")?
             .execute([reservation])?;
     }
     for (n, a) in r.attempt_log.iter().enumerate() {
+        let provider = interner.string(tx, Some(&a.provider))?;
+        let model = interner.string(tx, Some(&a.model))?;
+        let error_class = interner.string(tx, a.error_class.as_deref())?;
         insert_attempt.execute(params![
-            r.id,
+            seq,
             n + 1,
-            a.provider,
-            a.model,
+            provider,
+            model,
             a.status,
-            a.error_class,
-            a.latency_ms,
-            a.waited_ms
+            error_class,
+            narrow::thousandths(a.latency_ms),
+            narrow::thousandths(a.waited_ms)
         ])?;
     }
     Ok(())

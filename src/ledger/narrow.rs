@@ -1,0 +1,777 @@
+//! Narrow request rows (migration 19): a request costs about a third of the bytes it used to
+//! (`benches/ledger_scale`'s 1M-row ledger, after VACUUM: 424 bytes a request at version 18,
+//! 161 once migrated; 169 as written fresh by the writer).
+//!
+//! - `request_rows` is a rowid table keyed by `seq` (assigned in commit order); the user-visible
+//!   id is kept once, in a unique index, as a 14-byte blob for the proxy's own
+//!   `req_<28 hex digits>` ids (any other id stays text). The session and start-time indexes and
+//!   the attempts carry the small integer `seq` instead of the id.
+//! - The strings a request shares with many others (endpoint, route, provider, models, outcome,
+//!   error code, cache status, billing, price period, user agent) form one `request_shapes`
+//!   row, referenced by integer; session ids, client hashes, client sessions, skip notes and the
+//!   attempts' providers, models and error classes are interned in `strings`.
+//! - Costs are integer nano-dollars, latencies integer microseconds, hex digests blobs.
+//!
+//! The `requests` and `attempts` views present the old columns over these tables, so readers
+//! keep their SQL; their INSTEAD OF triggers accept inserts and deletes in the old shape. The
+//! writer interns itself (with a cache) and writes `request_rows` directly.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Transaction};
+
+/// `$x` (a request id) as stored: a blob for `req_` + an even number of lowercase hex digits.
+macro_rules! encode_id {
+    ($x:literal) => {
+        concat!(
+            "(CASE WHEN ",
+            $x,
+            " GLOB 'req_?*' AND length(",
+            $x,
+            ") % 2 = 0 AND substr(",
+            $x,
+            ", 5) NOT GLOB '*[^0-9a-f]*' THEN unhex(substr(",
+            $x,
+            ", 5)) ELSE ",
+            $x,
+            " END)"
+        )
+    };
+}
+pub(crate) use encode_id;
+
+/// `$x` (a hex digest) as stored: a blob when it is an even number of lowercase hex digits.
+macro_rules! encode_hex {
+    ($x:literal) => {
+        concat!(
+            "(CASE WHEN ",
+            $x,
+            " GLOB '?*' AND length(",
+            $x,
+            ") % 2 = 0 AND ",
+            $x,
+            " NOT GLOB '*[^0-9a-f]*' THEN unhex(",
+            $x,
+            ") ELSE ",
+            $x,
+            " END)"
+        )
+    };
+}
+
+/// The request id as users see it, from `request_rows.id` (`$x`).
+macro_rules! decode_id {
+    ($x:literal) => {
+        concat!(
+            "(CASE WHEN typeof(",
+            $x,
+            ") = 'blob' THEN 'req_' || lower(hex(",
+            $x,
+            ")) ELSE ",
+            $x,
+            " END)"
+        )
+    };
+}
+
+/// A stored digest as hex text.
+macro_rules! decode_hex {
+    ($x:literal) => {
+        concat!(
+            "(CASE WHEN typeof(",
+            $x,
+            ") = 'blob' THEN lower(hex(",
+            $x,
+            ")) ELSE ",
+            $x,
+            " END)"
+        )
+    };
+}
+
+/// Dollars as stored: integer nano-dollars (every cost is kept within 1e-9 USD, the accounting
+/// corpus's tolerance; micro-dollars would not be).
+macro_rules! nanos {
+    ($x:literal) => {
+        concat!("CAST(round(", $x, " * 1e9) AS INTEGER)")
+    };
+}
+/// Milliseconds as stored: integer microseconds.
+macro_rules! thousandths {
+    ($x:literal) => {
+        concat!("CAST(round(", $x, " * 1e3) AS INTEGER)")
+    };
+}
+
+/// The shape columns, in order, as the shape table, the writer and the triggers list them.
+macro_rules! shape_columns {
+    () => {
+        "endpoint, route, provider, requested_model, served_model, outcome, error_code,
+         cache_status, billing, price_period, user_agent"
+    };
+}
+
+/// Finds the shape whose columns are `$p.endpoint`, ... (`IS`, so NULLs match).
+macro_rules! shape_match {
+    ($p:literal) => {
+        concat!(
+            "endpoint IS ",
+            $p,
+            "endpoint AND route IS ",
+            $p,
+            "route AND provider IS ",
+            $p,
+            "provider AND requested_model IS ",
+            $p,
+            "requested_model AND served_model IS ",
+            $p,
+            "served_model AND outcome IS ",
+            $p,
+            "outcome AND error_code IS ",
+            $p,
+            "error_code AND cache_status IS ",
+            $p,
+            "cache_status AND billing IS ",
+            $p,
+            "billing AND price_period IS ",
+            $p,
+            "price_period AND user_agent IS ",
+            $p,
+            "user_agent"
+        )
+    };
+}
+
+/// Migration 19: the narrow tables, filled from the wide ones, and the views over them.
+pub(super) const MIGRATION: &str = concat!(
+    "CREATE TABLE strings (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+     CREATE TABLE request_shapes (
+         id INTEGER PRIMARY KEY,
+         endpoint TEXT NOT NULL,
+         route TEXT,
+         provider TEXT,
+         requested_model TEXT,
+         served_model TEXT,
+         outcome TEXT NOT NULL,
+         error_code TEXT,
+         cache_status TEXT NOT NULL,
+         billing TEXT NOT NULL,
+         price_period TEXT,
+         user_agent TEXT
+     );
+     CREATE INDEX request_shapes_all ON request_shapes(",
+    shape_columns!(),
+    ");
+     CREATE TABLE request_rows (
+         seq INTEGER PRIMARY KEY,
+         id BLOB NOT NULL,
+         session INTEGER,
+         started_ms INTEGER NOT NULL,
+         shape INTEGER NOT NULL,
+         status INTEGER NOT NULL,
+         stream INTEGER NOT NULL,
+         prompt_tokens INTEGER,
+         completion_tokens INTEGER,
+         cached_tokens INTEGER,
+         cache_write_tokens INTEGER,
+         tokens_estimated INTEGER NOT NULL DEFAULT 0,
+         cost_nusd INTEGER,
+         saved_nusd INTEGER,
+         latency_us INTEGER NOT NULL,
+         ttfb_us INTEGER,
+         attempts INTEGER NOT NULL,
+         client_hash INTEGER,
+         fingerprint BLOB,
+         client_session INTEGER,
+         budget_action TEXT,
+         skipped INTEGER
+     );
+     CREATE TABLE attempt_rows (
+         request INTEGER NOT NULL,
+         n INTEGER NOT NULL,
+         provider INTEGER,
+         model INTEGER,
+         status INTEGER,
+         error_class INTEGER,
+         latency_us INTEGER,
+         waited_us INTEGER,
+         PRIMARY KEY (request, n)
+     ) WITHOUT ROWID;
+     INSERT OR IGNORE INTO strings (text)
+         SELECT session_id FROM requests WHERE session_id IS NOT NULL
+         UNION SELECT client_hash FROM requests WHERE client_hash IS NOT NULL
+         UNION SELECT client_session FROM requests WHERE client_session IS NOT NULL
+         UNION SELECT skipped FROM requests WHERE skipped IS NOT NULL
+         UNION SELECT provider FROM attempts WHERE provider IS NOT NULL
+         UNION SELECT model FROM attempts WHERE model IS NOT NULL
+         UNION SELECT error_class FROM attempts WHERE error_class IS NOT NULL;
+     INSERT INTO request_shapes (",
+    shape_columns!(),
+    ") SELECT DISTINCT ",
+    shape_columns!(),
+    " FROM requests;
+     INSERT INTO request_rows (id, session, started_ms, shape, status, stream, prompt_tokens,
+         completion_tokens, cached_tokens, cache_write_tokens, tokens_estimated, cost_nusd,
+         saved_nusd, latency_us, ttfb_us, attempts, client_hash, fingerprint, client_session,
+         budget_action, skipped)
+     SELECT ",
+    encode_id!("r.id"),
+    ", (SELECT id FROM strings WHERE text = r.session_id), r.started_ms,
+         (SELECT k.id FROM request_shapes k WHERE ",
+    shape_match!("r."),
+    "), r.status, r.stream, r.prompt_tokens, r.completion_tokens, r.cached_tokens,
+         r.cache_write_tokens, r.tokens_estimated, ",
+    nanos!("r.cost_usd"),
+    ", ",
+    nanos!("r.saved_usd"),
+    ", ",
+    thousandths!("r.latency_ms"),
+    ", ",
+    thousandths!("r.ttfb_ms"),
+    ", r.attempts, (SELECT id FROM strings WHERE text = r.client_hash), ",
+    encode_hex!("r.fingerprint"),
+    ", (SELECT id FROM strings WHERE text = r.client_session), r.budget_action,
+         (SELECT id FROM strings WHERE text = r.skipped)
+     FROM requests r ORDER BY r.started_ms, r.id;
+     INSERT INTO attempt_rows (request, n, provider, model, status, error_class, latency_us,
+         waited_us)
+     SELECT q.seq, a.n, (SELECT id FROM strings WHERE text = a.provider),
+         (SELECT id FROM strings WHERE text = a.model), a.status,
+         (SELECT id FROM strings WHERE text = a.error_class), ",
+    thousandths!("a.latency_ms"),
+    ", ",
+    thousandths!("a.waited_ms"),
+    "
+     FROM attempts a JOIN request_rows q ON q.id = ",
+    encode_id!("a.request_id"),
+    ";
+     DROP TABLE requests;
+     DROP TABLE attempts;
+     CREATE UNIQUE INDEX requests_id ON request_rows(id);
+     CREATE INDEX requests_session ON request_rows(session);
+     CREATE INDEX requests_started ON request_rows(started_ms);
+     CREATE VIEW requests AS SELECT
+         r.seq AS seq, ",
+    decode_id!("r.id"),
+    " AS id, ss.text AS session_id, r.started_ms AS started_ms, k.endpoint AS endpoint,
+         k.route AS route, k.provider AS provider, k.requested_model AS requested_model,
+         k.served_model AS served_model, r.status AS status, k.outcome AS outcome,
+         k.error_code AS error_code, r.stream AS stream, r.prompt_tokens AS prompt_tokens,
+         r.completion_tokens AS completion_tokens, r.cached_tokens AS cached_tokens,
+         r.tokens_estimated AS tokens_estimated, r.cost_nusd / 1e9 AS cost_usd,
+         r.latency_us / 1e3 AS latency_ms, r.ttfb_us / 1e3 AS ttfb_ms, r.attempts AS attempts,
+         k.cache_status AS cache_status, ch.text AS client_hash, ",
+    decode_hex!("r.fingerprint"),
+    " AS fingerprint, k.user_agent AS user_agent, cs.text AS client_session,
+         r.saved_nusd / 1e9 AS saved_usd, r.cache_write_tokens AS cache_write_tokens,
+         k.billing AS billing, r.budget_action AS budget_action, sk.text AS skipped,
+         k.price_period AS price_period
+     FROM request_rows r
+     LEFT JOIN request_shapes k ON k.id = r.shape
+     LEFT JOIN strings ss ON ss.id = r.session
+     LEFT JOIN strings ch ON ch.id = r.client_hash
+     LEFT JOIN strings cs ON cs.id = r.client_session
+     LEFT JOIN strings sk ON sk.id = r.skipped;
+     CREATE VIEW attempts AS SELECT ",
+    decode_id!("r.id"),
+    " AS request_id, a.request AS request_seq, a.n AS n, p.text AS provider, m.text AS model, a.status AS status,
+         e.text AS error_class, a.latency_us / 1e3 AS latency_ms, a.waited_us / 1e3 AS waited_ms
+     FROM attempt_rows a
+     JOIN request_rows r ON r.seq = a.request
+     LEFT JOIN strings p ON p.id = a.provider
+     LEFT JOIN strings m ON m.id = a.model
+     LEFT JOIN strings e ON e.id = a.error_class;
+     CREATE TRIGGER requests_insert INSTEAD OF INSERT ON requests BEGIN
+         INSERT OR IGNORE INTO strings (text) SELECT v FROM (SELECT NEW.session_id AS v
+             UNION ALL SELECT NEW.client_hash UNION ALL SELECT NEW.client_session
+             UNION ALL SELECT NEW.skipped) WHERE v IS NOT NULL;
+         INSERT INTO request_shapes (",
+    shape_columns!(),
+    ") SELECT NEW.endpoint, NEW.route, NEW.provider, NEW.requested_model, NEW.served_model,
+             NEW.outcome, NEW.error_code, NEW.cache_status, COALESCE(NEW.billing, 'api'),
+             NEW.price_period, NEW.user_agent
+         WHERE NOT EXISTS (SELECT 1 FROM request_shapes WHERE endpoint IS NEW.endpoint
+             AND route IS NEW.route AND provider IS NEW.provider
+             AND requested_model IS NEW.requested_model AND served_model IS NEW.served_model
+             AND outcome IS NEW.outcome AND error_code IS NEW.error_code
+             AND cache_status IS NEW.cache_status AND billing IS COALESCE(NEW.billing, 'api')
+             AND price_period IS NEW.price_period AND user_agent IS NEW.user_agent);
+         INSERT OR REPLACE INTO request_rows (seq, id, session, started_ms, shape, status, stream,
+             prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, tokens_estimated,
+             cost_nusd, saved_nusd, latency_us, ttfb_us, attempts, client_hash, fingerprint,
+             client_session, budget_action, skipped)
+         VALUES ((SELECT seq FROM request_rows WHERE id = ",
+    encode_id!("NEW.id"),
+    "), ",
+    encode_id!("NEW.id"),
+    ", (SELECT id FROM strings WHERE text = NEW.session_id), NEW.started_ms,
+             (SELECT id FROM request_shapes WHERE endpoint IS NEW.endpoint
+              AND route IS NEW.route AND provider IS NEW.provider
+              AND requested_model IS NEW.requested_model AND served_model IS NEW.served_model
+              AND outcome IS NEW.outcome AND error_code IS NEW.error_code
+              AND cache_status IS NEW.cache_status AND billing IS COALESCE(NEW.billing, 'api')
+              AND price_period IS NEW.price_period AND user_agent IS NEW.user_agent),
+             NEW.status, NEW.stream, NEW.prompt_tokens, NEW.completion_tokens, NEW.cached_tokens,
+             NEW.cache_write_tokens, COALESCE(NEW.tokens_estimated, 0), ",
+    nanos!("NEW.cost_usd"),
+    ", ",
+    nanos!("NEW.saved_usd"),
+    ", ",
+    thousandths!("NEW.latency_ms"),
+    ", ",
+    thousandths!("NEW.ttfb_ms"),
+    ", NEW.attempts, (SELECT id FROM strings WHERE text = NEW.client_hash), ",
+    encode_hex!("NEW.fingerprint"),
+    ", (SELECT id FROM strings WHERE text = NEW.client_session), NEW.budget_action,
+             (SELECT id FROM strings WHERE text = NEW.skipped));
+     END;
+     CREATE TRIGGER requests_delete INSTEAD OF DELETE ON requests BEGIN
+         DELETE FROM attempt_rows WHERE request = OLD.seq;
+         DELETE FROM request_rows WHERE seq = OLD.seq;
+     END;
+     CREATE TRIGGER attempts_insert INSTEAD OF INSERT ON attempts BEGIN
+         INSERT OR IGNORE INTO strings (text) SELECT v FROM (SELECT NEW.provider AS v
+             UNION ALL SELECT NEW.model UNION ALL SELECT NEW.error_class) WHERE v IS NOT NULL;
+         INSERT OR REPLACE INTO attempt_rows (request, n, provider, model, status, error_class,
+             latency_us, waited_us)
+         VALUES ((SELECT seq FROM request_rows WHERE id = ",
+    encode_id!("NEW.request_id"),
+    "), NEW.n, (SELECT id FROM strings WHERE text = NEW.provider),
+             (SELECT id FROM strings WHERE text = NEW.model), NEW.status,
+             (SELECT id FROM strings WHERE text = NEW.error_class), ",
+    thousandths!("NEW.latency_ms"),
+    ", ",
+    thousandths!("NEW.waited_ms"),
+    ");
+     END;
+     CREATE TRIGGER attempts_delete INSTEAD OF DELETE ON attempts BEGIN
+         DELETE FROM attempt_rows WHERE n = OLD.n
+             AND request = (SELECT seq FROM request_rows WHERE id = ",
+    encode_id!("OLD.request_id"),
+    ");
+     END;"
+);
+
+/// Migration 19 undone (for tests of upgrades from version 18): the wide tables, as migration 8
+/// and the columns added since left them, filled from the views.
+#[cfg(test)]
+pub(crate) const UNDO: &str = include_str!("../../testdata/ledger/undo_v19.sql");
+
+/// The statement that inserts (or replaces, keeping its `seq`) one request row; ?1 is the id.
+pub(super) const INSERT_REQUEST: &str = concat!(
+    "INSERT OR REPLACE INTO request_rows (seq, id, session, started_ms, shape, status, stream,
+         prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, tokens_estimated,
+         cost_nusd, saved_nusd, latency_us, ttfb_us, attempts, client_hash, fingerprint,
+         client_session, budget_action, skipped)
+     VALUES ((SELECT seq FROM request_rows WHERE id = ",
+    encode_id!("?1"),
+    "), ",
+    encode_id!("?1"),
+    ", ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ",
+    encode_hex!("?18"),
+    ", ?19, ?20, ?21)
+     RETURNING seq"
+);
+
+/// The statement that inserts one attempt of the request whose `seq` is ?1.
+pub(super) const INSERT_ATTEMPT: &str = "INSERT OR REPLACE INTO attempt_rows (request, n, provider,
+     model, status, error_class, latency_us, waited_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/// SQL for the `seq` of the request whose user-visible id is ?1 (NULL when there is none).
+pub(crate) const SEQ_OF_ID: &str = concat!(
+    "(SELECT seq FROM request_rows WHERE id = ",
+    encode_id!("?1"),
+    ")"
+);
+
+/// Dollars as stored: integer nano-dollars.
+pub(super) fn nanos(value: f64) -> i64 {
+    (value * 1e9).round() as i64
+}
+
+/// Milliseconds as stored: integer microseconds.
+pub(super) fn thousandths(value: f64) -> i64 {
+    (value * 1e3).round() as i64
+}
+
+/// The most strings or shapes the writer remembers; past it the cache starts again (client
+/// hashes are one per connection, so a long-lived daemon would otherwise grow it forever).
+const CACHE_LIMIT: usize = 4096;
+
+/// The writer's interned strings and shapes, cached across batches. Interning happens inside
+/// the write transaction (SELECT, then INSERT when missing), so writers in other processes,
+/// which wait for the same lock, never collide; a batch that fails to commit clears the cache.
+/// The cache is only sound because `strings` and `request_shapes` rows are never deleted (not
+/// even by `prune`): another process's writer may hold any id.
+#[derive(Default)]
+pub(super) struct Interner {
+    strings: HashMap<String, i64>,
+    /// By the shape's columns joined (see `shape_key`).
+    shapes: HashMap<String, i64>,
+    /// The key being looked up, reused so a cached shape costs no allocation.
+    key: String,
+}
+
+/// The columns of one `request_shapes` row, in `shape_columns!` order.
+pub(super) type Shape<'a> = [Option<&'a str>; 11];
+
+/// `shape` as one string: each column is `\u{1}` and its text, or `\u{0}` for NULL.
+fn shape_key(shape: &Shape<'_>, key: &mut String) {
+    key.clear();
+    for column in shape {
+        match column {
+            Some(text) => {
+                key.push('\u{1}');
+                key.push_str(text);
+            }
+            None => key.push('\u{0}'),
+        }
+    }
+}
+
+impl Interner {
+    pub fn clear(&mut self) {
+        self.strings.clear();
+        self.shapes.clear();
+    }
+
+    /// The id of `text` in `strings`, added when missing.
+    pub fn string(
+        &mut self,
+        tx: &Transaction<'_>,
+        text: Option<&str>,
+    ) -> rusqlite::Result<Option<i64>> {
+        let Some(text) = text else { return Ok(None) };
+        if let Some(id) = self.strings.get(text) {
+            return Ok(Some(*id));
+        }
+        let found: Option<i64> = tx
+            .prepare_cached("SELECT id FROM strings WHERE text = ?1")?
+            .query_row([text], |r| r.get(0))
+            .optional()?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                tx.prepare_cached("INSERT INTO strings (text) VALUES (?1)")?
+                    .execute([text])?;
+                tx.last_insert_rowid()
+            }
+        };
+        if self.strings.len() >= CACHE_LIMIT {
+            self.strings.clear();
+        }
+        self.strings.insert(text.to_owned(), id);
+        Ok(Some(id))
+    }
+
+    /// The id of `shape` in `request_shapes`, added when missing.
+    pub fn shape(&mut self, tx: &Transaction<'_>, shape: Shape<'_>) -> rusqlite::Result<i64> {
+        shape_key(&shape, &mut self.key);
+        if let Some(id) = self.shapes.get(self.key.as_str()) {
+            return Ok(*id);
+        }
+        let found: Option<i64> = tx
+            .prepare_cached(concat!(
+                "SELECT id FROM request_shapes WHERE ",
+                shape_match!(":"),
+            ))?
+            .query_row(rusqlite::params_from_iter(shape.iter()), |r| r.get(0))
+            .optional()?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                tx.prepare_cached(concat!(
+                    "INSERT INTO request_shapes (",
+                    shape_columns!(),
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                ))?
+                .execute(rusqlite::params_from_iter(shape.iter()))?;
+                tx.last_insert_rowid()
+            }
+        };
+        if self.shapes.len() >= CACHE_LIMIT {
+            self.shapes.clear();
+        }
+        self.shapes.insert(self.key.clone(), id);
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use rusqlite::Connection;
+
+    #[test]
+    fn ids_and_digests_round_trip_through_their_stored_forms() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (id, blob) in [
+            ("req_019a2b3c4d5e12345678000000ff", true),
+            ("req_abc", false),
+            ("req_ABCD", false),
+            ("req_", false),
+            ("r1", false),
+        ] {
+            let (kind, back): (String, String) = conn
+                .query_row(
+                    &format!(
+                        "SELECT typeof(x), {} FROM (SELECT {} AS x)",
+                        decode_id!("x"),
+                        encode_id!("?1")
+                    ),
+                    params![id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(back, id);
+            assert_eq!(kind == "blob", blob, "{id}");
+        }
+        for (hex, blob) in [
+            ("00ff17a0", true),
+            ("abc", false),
+            ("", false),
+            ("f1", true),
+        ] {
+            let (kind, back): (String, String) = conn
+                .query_row(
+                    &format!(
+                        "SELECT typeof(x), {} FROM (SELECT {} AS x)",
+                        decode_hex!("x"),
+                        encode_hex!("?1")
+                    ),
+                    params![hex],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(back, hex);
+            assert_eq!(kind == "blob", blob, "{hex}");
+        }
+    }
+
+    use rusqlite::params;
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::ledger::{AttemptRow, Billing, Ledger, Outcome, RequestRecord, SessionStart};
+    use crate::ledger::{export, live, pages, query, request_view, retention};
+
+    /// Every old column of every request and attempt, with its SQLite type, in id order.
+    fn rows(conn: &Connection) -> Vec<String> {
+        let mut out = Vec::new();
+        for sql in [
+            "SELECT * FROM (SELECT id, session_id, started_ms, endpoint, route, provider,
+                 requested_model, served_model, status, outcome, error_code, stream, prompt_tokens,
+                 completion_tokens, cached_tokens, tokens_estimated, cost_usd, latency_ms, ttfb_ms,
+                 attempts, cache_status, client_hash, fingerprint, user_agent, client_session,
+                 saved_usd, cache_write_tokens, billing, budget_action, skipped, price_period
+                 FROM requests) ORDER BY id",
+            "SELECT * FROM (SELECT request_id, n, provider, model, status, error_class, latency_ms,
+                 waited_ms FROM attempts) ORDER BY request_id, n",
+        ] {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let n = stmt.column_count();
+            let mut q = stmt.query([]).unwrap();
+            while let Some(row) = q.next().unwrap() {
+                let values: Vec<String> = (0..n)
+                    .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                    .collect();
+                out.push(values.join("|"));
+            }
+        }
+        out
+    }
+
+    /// What every reader answers, as text.
+    fn answers(conn: &mut Connection, ids: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for id in ids {
+            out.push(format!(
+                "{:?}",
+                request_view::request_detail(conn, id).unwrap()
+            ));
+        }
+        out.push(format!(
+            "{:?}",
+            request_view::request_detail(conn, "req_0000").unwrap()
+        ));
+        for session in ["s-run", "s-daemon", "nope"] {
+            out.push(format!(
+                "{:?}",
+                pages::session_page(conn, session, None).unwrap()
+            ));
+            out.push(format!(
+                "{:?}",
+                pages::session_page(conn, session, Some(&ids[7])).unwrap()
+            ));
+            let filter = query::Filter {
+                session_id: Some(session.to_owned()),
+                since_ms: None,
+            };
+            out.push(format!("{:?}", query::totals(conn, &filter).unwrap()));
+            let live_filter = live::LiveFilter {
+                session_id: Some(session.to_owned()),
+                ..Default::default()
+            };
+            out.push(format!(
+                "{:?}",
+                live::recent_requests(conn, &live_filter, 5).unwrap()
+            ));
+        }
+        let all = query::Filter::default();
+        for by in [
+            query::GroupBy::Model,
+            query::GroupBy::Tag,
+            query::GroupBy::Session,
+        ] {
+            out.push(format!("{:?}", query::grouped(conn, &all, by).unwrap()));
+        }
+        out.push(format!("{:?}", query::budget_actions(conn, &all).unwrap()));
+        out.push(format!(
+            "{:?}",
+            live::recent_requests(conn, &Default::default(), 50).unwrap()
+        ));
+        out.push(format!("{:?}", live::totals_since(conn, 0).unwrap()));
+        out.push(format!("{:?}", pages::recent_requests(conn, 50).unwrap()));
+        out.push(format!(
+            "{:?}",
+            retention::plan(conn, 1_700_000_030_000).unwrap()
+        ));
+        for format in [export::Format::Csv, export::Format::Jsonl] {
+            let mut bytes = Vec::new();
+            export::export(conn, &all, format, &mut bytes, &mut |_| {}).unwrap();
+            out.push(String::from_utf8(bytes).unwrap());
+        }
+        out
+    }
+
+    /// A version-18 ledger (the wide rows) upgraded in place reads exactly as the same rows
+    /// written by today's writer: every column of every row, and every reader's answers.
+    #[test]
+    fn a_version_18_ledger_upgrades_to_the_same_rows_and_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let ledger = Ledger::open(&path).unwrap();
+        for (id, kind, tag) in [("s-run", "run", "alpha"), ("s-daemon", "daemon", "ci")] {
+            ledger.session_started(SessionStart {
+                id: id.to_owned(),
+                parent_id: None,
+                kind,
+                tag: Some(tag.to_owned()),
+                program: Some("sh".to_owned()),
+                cwd: None,
+                pid: Some(7),
+                started_ms: 1_700_000_000_000,
+                budget_usd: Some(2.5),
+            });
+        }
+        let mut ids = Vec::new();
+        for i in 0..40_u32 {
+            // Real ids, and the odd ones tests and old builds wrote.
+            let id = match i % 10 {
+                3 => format!("r{i}"),
+                5 => format!("req_{i:03}"),
+                _ => format!(
+                    "req_{:012x}5eed0001{i:08x}",
+                    1_700_000_000_000_u64 + u64::from(i)
+                ),
+            };
+            let session: Option<Arc<str>> = match i % 3 {
+                0 => Some(Arc::from("s-run")),
+                1 => Some(Arc::from("s-daemon")),
+                _ => None,
+            };
+            let mut r = RequestRecord::new(
+                id.clone(),
+                session,
+                1_700_000_000_000 + i64::from(i) * 1_000,
+                "chat",
+            );
+            r.route = (i % 4 != 0).then(|| "default".to_owned());
+            r.provider = Some(["openai", "mock", "anthropic"][i as usize % 3].to_owned());
+            r.requested_model = Some("gpt-4o".to_owned());
+            r.served_model =
+                (i % 5 != 0).then(|| ["gpt-4o", "gpt-4o-mini"][i as usize % 2].to_owned());
+            r.status = if i % 6 == 0 { 502 } else { 200 };
+            r.outcome = if i % 6 == 0 {
+                Outcome::UpstreamError
+            } else {
+                Outcome::Ok
+            };
+            r.error_code = (i % 6 == 0).then(|| "upstream_unreachable".to_owned());
+            r.stream = i % 2 == 0;
+            r.prompt_tokens = (i % 6 != 0).then_some(100 + u64::from(i));
+            r.completion_tokens = (i % 6 != 0).then_some(20);
+            r.cached_tokens = (i % 4 == 1).then_some(7);
+            r.cache_write_tokens = (i % 8 == 1).then_some(3);
+            r.tokens_estimated = i % 9 == 0;
+            // Costs to the nano-dollar and latencies to the microsecond, as the rows keep them.
+            r.cost_usd = (i % 6 != 0).then(|| f64::from(i) * 0.000_127 + 0.000_001);
+            r.saved_usd = (i % 11 == 2).then_some(0.0045);
+            r.latency_ms = 812.5 + f64::from(i) * 0.125;
+            r.ttfb_ms = (i % 6 != 0).then_some(300.001);
+            r.attempts = 1 + i % 2;
+            r.attempt_log = (0..r.attempts)
+                .map(|n| AttemptRow {
+                    provider: "openai".to_owned(),
+                    model: "gpt-4o".to_owned(),
+                    status: (n == 0 && i % 2 == 1).then_some(503).or(Some(r.status)),
+                    error_class: (n == 0 && i % 2 == 1).then(|| "status".to_owned()),
+                    latency_ms: 100.25,
+                    waited_ms: f64::from(n) * 250.0,
+                })
+                .collect();
+            r.cache_status = ["miss", "hit", "off"][i as usize % 3];
+            r.client_hash = Some(Arc::from(["0011223344556677", "h1"][i as usize % 2]));
+            r.fingerprint = Some(
+                [format!("{:016x}", u64::from(i) * 7919), "f1x".to_owned()][i as usize % 2].clone(),
+            );
+            r.user_agent = (i % 7 != 0).then(|| "claude-cli/2.0.14 (external, cli)".to_owned());
+            r.client_session = (i % 2 == 0).then(|| "c-session".to_owned());
+            r.billing = [Billing::Api, Billing::Subscription, Billing::Simulated][i as usize % 3];
+            r.budget_action = (i % 13 == 4).then(|| "fit: max_tokens 4096 -> 812".to_owned());
+            r.skipped = (i % 5 == 1).then(|| "a/gpt-4o: circuit open".to_owned());
+            r.price_period = (i % 4 == 2).then_some("off_peak");
+            ledger.record(r);
+            ids.push(id);
+        }
+        ledger.flush(Duration::from_secs(10)).unwrap();
+        drop(ledger);
+
+        let mut conn = crate::ledger::open_connection(&path).unwrap();
+        let written = rows(&conn);
+        assert_eq!(written.len(), 40 + 60);
+        let read = answers(&mut conn, &ids);
+        let stored: (i64, i64) = conn
+            .query_row(
+                "SELECT COUNT(*) FILTER (WHERE typeof(id) = 'blob'), COUNT(*) FROM request_rows",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            stored,
+            (32, 40),
+            "real ids are stored as blobs, others as text"
+        );
+
+        conn.execute_batch(super::UNDO).unwrap();
+        assert_eq!(rows(&conn), written, "version 18 holds the same rows");
+        drop(conn);
+        drop(Ledger::open(&path).unwrap()); // opening migrates
+        let mut conn = crate::ledger::open_connection(&path).unwrap();
+        assert_eq!(crate::db::schema_version(&conn).unwrap(), 19);
+        assert_eq!(rows(&conn), written, "the upgrade keeps every column");
+        assert_eq!(
+            answers(&mut conn, &ids),
+            read,
+            "every reader answers the same"
+        );
+
+        // Rows written after the upgrade reuse the migrated strings and shapes.
+        let shapes: i64 = conn
+            .query_row("SELECT COUNT(*) FROM request_shapes", [], |r| r.get(0))
+            .unwrap();
+        assert!(shapes < 40, "{shapes} shapes for 40 rows");
+    }
+}
