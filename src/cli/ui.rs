@@ -106,7 +106,7 @@ fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         printer::note(&format!(
             "smartproxy dashboard on http://{}/ (ledger {}, WEBUI_SECURITY={}); Ctrl-C stops it",
             server.local_addr(),
-            web.db.display(),
+            web.readers.path().display(),
             web.security.mode.name()
         ));
         let mut term = signal(SignalKind::terminate())?;

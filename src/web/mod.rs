@@ -7,11 +7,13 @@
 //! - `pages` renders HTML from `ledger::pages` queries; `html` escapes and lays out.
 //! - `serve` is the listener `smartproxy ui` runs.
 //!
-//! Every ledger read opens its own read-only connection on a blocking thread.
+//! Every ledger read runs on a blocking thread, on a read-only connection kept between pages
+//! (`readers`).
 
 mod assets;
 pub mod html;
 pub mod pages;
+mod readers;
 pub mod security;
 pub mod serve;
 
@@ -44,7 +46,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// What the dashboard needs: where the ledger is and who may look.
 #[derive(Debug)]
 pub struct Web {
-    pub db: PathBuf,
+    /// The ledger, and connections to it kept between pages.
+    pub readers: readers::Readers,
     pub security: Security,
     /// Where the request page finds captured bodies.
     pub bodies: Bodies,
@@ -57,7 +60,7 @@ pub struct Web {
 impl Web {
     pub fn new(db: PathBuf, security: Security, bodies: Bodies) -> Self {
         Self {
-            db,
+            readers: readers::Readers::new(db),
             security,
             bodies,
             browsers: crate::config::Browsers::default(),
@@ -228,7 +231,21 @@ fn render(
     api: bool,
     before: Option<String>,
 ) -> Result<Option<Rendered>, RenderError> {
-    let conn = queries::open(&web.db)?;
+    let reader = web.readers.take()?;
+    let rendered = render_with(web, reader.as_ref().map(|r| &r.conn), path, api, before);
+    if let Some(reader) = reader {
+        web.readers.give_back(reader);
+    }
+    rendered
+}
+
+fn render_with(
+    web: &Web,
+    conn: Option<&rusqlite::Connection>,
+    path: &str,
+    api: bool,
+    before: Option<String>,
+) -> Result<Option<Rendered>, RenderError> {
     let id = |prefix: &str| {
         path.strip_prefix(prefix)
             .map(percent_decode)
@@ -264,26 +281,24 @@ fn render(
         return Ok(None);
     };
     if let Some(id) = id("/sessions/") {
-        return Ok(
-            match queries::session_page(&conn, &id, before.as_deref())? {
-                Some(page) if api => Some(Rendered::Json(serde_json::to_value(&page)?)),
-                Some(page) => Some(Rendered::Html(pages::session::render(&page))),
-                // A unique prefix of an id (as `smartproxy stats --session` takes) leads to it.
-                None if !api && id.len() >= 4 => {
-                    match crate::ledger::query::resolve_session(&conn, &id)? {
-                        crate::ledger::query::Resolved::Found(full) => Some(Rendered::Redirect(
-                            format!("/sessions/{}", html::url_segment(&full)),
-                        )),
-                        _ => None,
-                    }
+        return Ok(match queries::session_page(conn, &id, before.as_deref())? {
+            Some(page) if api => Some(Rendered::Json(serde_json::to_value(&page)?)),
+            Some(page) => Some(Rendered::Html(pages::session::render(&page))),
+            // A unique prefix of an id (as `smartproxy stats --session` takes) leads to it.
+            None if !api && id.len() >= 4 => {
+                match crate::ledger::query::resolve_session(conn, &id)? {
+                    crate::ledger::query::Resolved::Found(full) => Some(Rendered::Redirect(
+                        format!("/sessions/{}", html::url_segment(&full)),
+                    )),
+                    _ => None,
                 }
-                None => None,
-            },
-        );
+            }
+            None => None,
+        });
     }
     if let Some(id) = id("/request/") {
         return Ok(
-            match crate::ledger::request_view::request_detail(&conn, &id)? {
+            match crate::ledger::request_view::request_detail(conn, &id)? {
                 Some(detail) if api => Some(Rendered::Json(serde_json::to_value(&detail)?)),
                 Some(detail) => {
                     let bodies = web.bodies.load(&id);
