@@ -41,6 +41,8 @@ async fn session_with_requests(env: &TestEnv, n: usize, budget: &str) -> String 
 /// Synthetic rows `age_ms` old, in a session of their own that ended then.
 fn old_rows(env: &TestEnv, session: &str, count: usize, age_ms: i64) {
     let mut conn = env.ledger();
+    conn.execute_batch(smartproxy::ledger::LEGACY_WRITES)
+        .unwrap();
     let tx = conn.transaction().unwrap();
     let at = now_ms() - age_ms;
     tx.execute(

@@ -287,6 +287,7 @@ fn the_first_frame_reads_a_real_ledger() {
             let path = dir.path().join("l.db");
             drop(crate::ledger::Ledger::open(&path).unwrap());
             let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(crate::ledger::LEGACY_WRITES).unwrap();
             conn.execute(
                 "INSERT INTO sessions (id, kind, tag, started_ms, budget_usd) VALUES ('s1', 'run', 'bench', ?1, 1.0)",
                 [crate::ledger::now_ms()],

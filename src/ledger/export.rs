@@ -176,6 +176,7 @@ mod tests {
         let path = dir.path().join("ledger.db");
         let conn = open_connection(&path).unwrap();
         crate::ledger::migrations::migrate(&conn, &path).unwrap();
+        conn.execute_batch(crate::ledger::LEGACY_WRITES).unwrap();
         conn.execute(
             "INSERT INTO sessions (id, kind, tag, started_ms) VALUES ('s1', 'run', 'a,\"b\"', 0)",
             [],

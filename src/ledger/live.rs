@@ -303,6 +303,7 @@ mod tests {
         let path = dir.path().join("l.db");
         let conn = crate::ledger::open_connection(&path).unwrap();
         crate::ledger::migrations::migrate(&conn, &path).unwrap();
+        conn.execute_batch(crate::ledger::LEGACY_WRITES).unwrap();
         (dir, conn)
     }
 

@@ -24,6 +24,7 @@ pub mod retention;
 pub mod usage;
 mod writer;
 
+pub use narrow::LEGACY_WRITES;
 pub use writer::SPEND_BUCKET_MS;
 
 use std::path::{Path, PathBuf};

@@ -13,8 +13,8 @@
 //! - Costs are integer nano-dollars, latencies integer microseconds, hex digests blobs.
 //!
 //! The `requests` and `attempts` views present the old columns over these tables, so readers
-//! keep their SQL; their INSTEAD OF triggers accept inserts and deletes in the old shape. The
-//! writer interns itself (with a cache) and writes `request_rows` directly.
+//! keep their SQL; `LEGACY_WRITES` (TEMP triggers, per connection) lets tests insert and delete
+//! in the old shape. The writer interns itself (with a cache) and writes `request_rows` directly.
 
 use std::collections::HashMap;
 
@@ -280,8 +280,15 @@ pub(super) const MIGRATION: &str = concat!(
      JOIN request_rows r ON r.seq = a.request
      LEFT JOIN strings p ON p.id = a.provider
      LEFT JOIN strings m ON m.id = a.model
-     LEFT JOIN strings e ON e.id = a.error_class;
-     CREATE TRIGGER requests_insert INSTEAD OF INSERT ON requests BEGIN
+     LEFT JOIN strings e ON e.id = a.error_class;"
+);
+
+/// Inserts and deletes through the `requests` and `attempts` views, in their old wide shape, for
+/// tests and tools that write rows by hand (the writer writes the narrow tables itself). TEMP
+/// triggers, created on the connection that needs them: kept in the file, every connection that
+/// opens it (each `status` in a shell prompt) would parse them, ~30% of an open's cost.
+pub const LEGACY_WRITES: &str = concat!(
+    "CREATE TEMP TRIGGER IF NOT EXISTS requests_insert INSTEAD OF INSERT ON main.requests BEGIN
          INSERT OR IGNORE INTO strings (text) SELECT v FROM (SELECT NEW.session_id AS v
              UNION ALL SELECT NEW.client_hash UNION ALL SELECT NEW.client_session
              UNION ALL SELECT NEW.skipped) WHERE v IS NOT NULL;
@@ -325,11 +332,11 @@ pub(super) const MIGRATION: &str = concat!(
     ", (SELECT id FROM strings WHERE text = NEW.client_session), NEW.budget_action,
              (SELECT id FROM strings WHERE text = NEW.skipped));
      END;
-     CREATE TRIGGER requests_delete INSTEAD OF DELETE ON requests BEGIN
+     CREATE TEMP TRIGGER IF NOT EXISTS requests_delete INSTEAD OF DELETE ON main.requests BEGIN
          DELETE FROM attempt_rows WHERE request = OLD.seq;
          DELETE FROM request_rows WHERE seq = OLD.seq;
      END;
-     CREATE TRIGGER attempts_insert INSTEAD OF INSERT ON attempts BEGIN
+     CREATE TEMP TRIGGER IF NOT EXISTS attempts_insert INSTEAD OF INSERT ON main.attempts BEGIN
          INSERT OR IGNORE INTO strings (text) SELECT v FROM (SELECT NEW.provider AS v
              UNION ALL SELECT NEW.model UNION ALL SELECT NEW.error_class) WHERE v IS NOT NULL;
          INSERT OR REPLACE INTO attempt_rows (request, n, provider, model, status, error_class,
@@ -344,7 +351,7 @@ pub(super) const MIGRATION: &str = concat!(
     thousandths!("NEW.waited_ms"),
     ");
      END;
-     CREATE TRIGGER attempts_delete INSTEAD OF DELETE ON attempts BEGIN
+     CREATE TEMP TRIGGER IF NOT EXISTS attempts_delete INSTEAD OF DELETE ON main.attempts BEGIN
          DELETE FROM attempt_rows WHERE n = OLD.n
              AND request = (SELECT seq FROM request_rows WHERE id = ",
     encode_id!("OLD.request_id"),

@@ -47,6 +47,7 @@ fn ledger() -> (tempfile::TempDir, Connection) {
     let path = dir.path().join("ledger.db");
     drop(crate::ledger::Ledger::open(&path).unwrap());
     let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(crate::ledger::LEGACY_WRITES).unwrap();
     conn.execute_batch(
         "INSERT INTO sessions (id, parent_id, kind, tag, started_ms) VALUES
              ('top', NULL, 'run', 't', 1000), ('kid', 'top', 'run', 'k', 2000);",

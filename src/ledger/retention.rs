@@ -203,6 +203,7 @@ mod tests {
         let path = dir.path().join("ledger.db");
         let conn = open_connection(&path).unwrap();
         crate::ledger::migrations::migrate(&conn, &path).unwrap();
+        conn.execute_batch(crate::ledger::LEGACY_WRITES).unwrap();
         (dir, conn)
     }
 
