@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{OptionalExtension, Transaction};
 
 /// `$x` (a request id) as stored: a blob for `req_` + an even number of lowercase hex digits.
@@ -364,21 +365,43 @@ pub const LEGACY_WRITES: &str = concat!(
 #[cfg(test)]
 pub(crate) const UNDO: &str = include_str!("../../testdata/ledger/undo_v19.sql");
 
-/// The statement that inserts (or replaces, keeping its `seq`) one request row; ?1 is the id.
-pub(super) const INSERT_REQUEST: &str = concat!(
+/// The statement that inserts (or replaces, keeping its `seq`) one request row; ?1 is the id
+/// and ?18 the fingerprint, bound as stored (`stored_id`, `stored_hex`).
+pub(super) const INSERT_REQUEST: &str =
     "INSERT OR REPLACE INTO request_rows (seq, id, session, started_ms, shape, status, stream,
          prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, tokens_estimated,
          cost_nusd, saved_nusd, latency_us, ttfb_us, attempts, client_hash, fingerprint,
          client_session, budget_action, skipped)
-     VALUES ((SELECT seq FROM request_rows WHERE id = ",
-    encode_id!("?1"),
-    "), ",
-    encode_id!("?1"),
-    ", ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ",
-    encode_hex!("?18"),
-    ", ?19, ?20, ?21)
-     RETURNING seq"
-);
+     VALUES ((SELECT seq FROM request_rows WHERE id = ?1), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+         ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+     RETURNING seq";
+
+/// A request id as stored, for binding (what `encode_id!` does in SQL, where GLOB and unhex
+/// were an eighth of the writer's instructions): the proxy's own `req_` + lowercase hex ids as
+/// bytes, any other id as it is.
+pub(super) fn stored_id(id: &str) -> ToSqlOutput<'_> {
+    match id.strip_prefix("req_").and_then(lowercase_hex) {
+        Some(bytes) => ToSqlOutput::Owned(Value::Blob(bytes)),
+        None => ToSqlOutput::Borrowed(ValueRef::Text(id.as_bytes())),
+    }
+}
+
+/// A hex digest as stored, for binding (`encode_hex!`): bytes when it is lowercase hex.
+pub(super) fn stored_hex(hex: &str) -> ToSqlOutput<'_> {
+    match lowercase_hex(hex) {
+        Some(bytes) => ToSqlOutput::Owned(Value::Blob(bytes)),
+        None => ToSqlOutput::Borrowed(ValueRef::Text(hex.as_bytes())),
+    }
+}
+
+/// The bytes of a non-empty, even-length run of lowercase hex digits.
+fn lowercase_hex(text: &str) -> Option<Vec<u8>> {
+    let lowercase = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    if text.is_empty() || !text.bytes().all(|b| lowercase(&b)) {
+        return None;
+    }
+    hex::decode(text).ok()
+}
 
 /// The statement that inserts one attempt of the request whose `seq` is ?1.
 pub(super) const INSERT_ATTEMPT: &str = "INSERT OR REPLACE INTO attempt_rows (request, n, provider,
@@ -508,6 +531,19 @@ impl Interner {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use rusqlite::Connection;
+    use rusqlite::ToSql;
+    use rusqlite::types::ToSqlOutput;
+
+    use super::{stored_hex, stored_id};
+
+    /// What a binding gives SQLite, as a value to compare.
+    fn owned(output: ToSqlOutput<'_>) -> rusqlite::types::Value {
+        match output {
+            ToSqlOutput::Owned(value) => value,
+            ToSqlOutput::Borrowed(value) => value.into(),
+            other => panic!("unexpected binding {other:?}"),
+        }
+    }
 
     #[test]
     fn ids_and_digests_round_trip_through_their_stored_forms() {
@@ -516,6 +552,10 @@ mod tests {
             ("req_019a2b3c4d5e12345678000000ff", true),
             ("req_abc", false),
             ("req_ABCD", false),
+            ("req_ab12", true),
+            ("req_ab1", false),
+            ("req_abzz", false),
+            ("req_é1", false),
             ("req_", false),
             ("r1", false),
         ] {
@@ -532,12 +572,20 @@ mod tests {
                 .unwrap();
             assert_eq!(back, id);
             assert_eq!(kind == "blob", blob, "{id}");
+            let sql: rusqlite::types::Value = conn
+                .query_row(&format!("SELECT {}", encode_id!("?1")), params![id], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(stored_id(id).to_sql().map(owned).unwrap(), sql, "{id}");
         }
         for (hex, blob) in [
             ("00ff17a0", true),
             ("abc", false),
             ("", false),
             ("f1", true),
+            ("ABCD", false),
+            ("0g", false),
         ] {
             let (kind, back): (String, String) = conn
                 .query_row(
@@ -552,6 +600,14 @@ mod tests {
                 .unwrap();
             assert_eq!(back, hex);
             assert_eq!(kind == "blob", blob, "{hex}");
+            let sql: rusqlite::types::Value = conn
+                .query_row(
+                    &format!("SELECT {}", encode_hex!("?1")),
+                    params![hex],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(stored_hex(hex).to_sql().map(owned).unwrap(), sql, "{hex}");
         }
     }
 

@@ -253,7 +253,7 @@ fn write_request(
     let skipped = interner.string(tx, r.skipped.as_deref())?;
     let seq: i64 = insert_request.query_row(
         params![
-            r.id,
+            narrow::stored_id(&r.id),
             session,
             r.started_ms,
             shape,
@@ -270,7 +270,7 @@ fn write_request(
             r.ttfb_ms.map(narrow::thousandths),
             r.attempts,
             client_hash,
-            r.fingerprint,
+            r.fingerprint.as_deref().map(narrow::stored_hex),
             client_session,
             r.budget_action,
             skipped,
