@@ -57,9 +57,7 @@ pub fn run(mut conn: Connection, rx: Receiver<Message>, queued: &AtomicU64) {
             std::thread::park_timeout(BATCH_WINDOW - waited);
             waited += parked.elapsed();
         }
-        let taken = batch.len() as u64;
-        commit_with_retry(&mut conn, &mut interner, &mut batch);
-        queued.fetch_sub(taken.min(queued.load(Ordering::Relaxed)), Ordering::Relaxed);
+        commit_with_retry(&mut conn, &mut interner, &mut batch, queued);
         if disconnected {
             break;
         }
@@ -70,7 +68,12 @@ pub fn run(mut conn: Connection, rx: Receiver<Message>, queued: &AtomicU64) {
     let _ = conn.pragma_update(None, "optimize", "");
 }
 
-fn commit_with_retry(conn: &mut Connection, interner: &mut Interner, batch: &mut Vec<Message>) {
+fn commit_with_retry(
+    conn: &mut Connection,
+    interner: &mut Interner,
+    batch: &mut Vec<Message>,
+    queued: &AtomicU64,
+) {
     let mut waiting = Duration::from_millis(20);
     for attempt in 0.. {
         let committed = commit(conn, interner, batch);
@@ -96,6 +99,9 @@ fn commit_with_retry(conn: &mut Connection, interner: &mut Interner, batch: &mut
             }
         }
     }
+    // Every message was counted before it was sent (`Ledger::enqueue`); uncounted before a
+    // flush is answered, so its caller sees the queue as it left it.
+    queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
     // Acknowledge flushes only after the rows before them are committed.
     for message in batch.drain(..) {
         match message {
