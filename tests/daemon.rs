@@ -125,6 +125,14 @@ async fn start_status_serve_and_stop() {
         id.starts_with("daemon-") && id.ends_with("-anonymous"),
         "{id}"
     );
+    // The day as chrono's `%Y%m%d` writes it.
+    let day = &id["daemon-".len()..id.len() - "-anonymous".len()];
+    assert!(
+        day.len() == 8 && day.bytes().all(|b| b.is_ascii_digit()),
+        "{id}"
+    );
+    let today = chrono::Local::now().format("%Y%m%d").to_string();
+    assert_eq!(&day[..4], &today[..4], "{id}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

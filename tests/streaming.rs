@@ -324,3 +324,82 @@ async fn a_client_that_gives_up_on_a_whole_reply_is_recorded() {
     }
     session.finish(0);
 }
+
+/// A stream that arrives whole in one write: every event before the end goes out at once, and
+/// only the end waits for the row's commit. The ledger is held by another connection, so the
+/// row cannot be committed while the client reads: the content must reach it anyway, without
+/// `[DONE]`, which comes once the ledger is free and the row is there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_goes_out_before_the_commit_and_only_its_end_waits() {
+    let upstream = MockUpstream::start();
+    let chunk = |delta: &str, finish: &str| {
+        format!(
+            "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\
+             \"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
+        )
+    };
+    let body = [
+        chunk("{\"role\":\"assistant\",\"content\":\"Hello\"}", "null"),
+        chunk("{\"content\":\" there\"}", "null"),
+        chunk("{}", "\"stop\""),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    upstream.push([
+        Behavior::Ok,
+        Behavior::Raw {
+            content_type: "text/event-stream",
+            body,
+        },
+    ]);
+    let env = TestEnv::new();
+    let session = start(&env, &upstream, "");
+    // A first request creates the ledger's tables.
+    let reply = post_chat(
+        &session.base_url,
+        Some(&session.key),
+        chat_body("gpt-4o-mini", false, "hi"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let holder = env.ledger();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let resp = support::http_client()
+        .post(format!("{}/chat/completions", session.base_url))
+        .bearer_auth(&session.key)
+        .body(chat_body("gpt-4o-mini", true, "hi"))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = resp.bytes_stream();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("\"stop\"") {
+        seen.extend_from_slice(&stream.next().await.unwrap().unwrap());
+    }
+    let before_commit = String::from_utf8_lossy(&seen).into_owned();
+    assert!(before_commit.contains("Hello"), "{before_commit}");
+    assert!(
+        !before_commit.contains("[DONE]"),
+        "the end went out while the row could not be committed: {before_commit}"
+    );
+    let streamed_rows = || env.requests().iter().filter(|r| r["stream"] == "1").count();
+    assert_eq!(
+        streamed_rows(),
+        0,
+        "the ledger is held: nothing is committed"
+    );
+    holder.execute_batch("COMMIT").unwrap();
+
+    while let Some(chunk) = stream.next().await {
+        seen.extend_from_slice(&chunk.unwrap());
+    }
+    let all = String::from_utf8_lossy(&seen).into_owned();
+    assert!(all.ends_with("data: [DONE]\n\n"), "{all}");
+    assert_eq!(
+        streamed_rows(),
+        1,
+        "the end came after the stream's row was committed"
+    );
+    session.finish(0);
+}

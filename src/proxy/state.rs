@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use chrono::Datelike;
+
 mod builder;
 
 use super::keys::ClientKeys;
@@ -50,8 +52,14 @@ pub struct DaemonSessions {
 impl DaemonSessions {
     /// The session id for traffic of `key_name` today, opening the session row the first time.
     pub fn session_for(&self, ledger: &Ledger, key_name: &str) -> Arc<str> {
-        let day = chrono::Local::now().format("%Y%m%d");
-        let id = format!("daemon-{day}-{key_name}");
+        // Numbers, not chrono's `format("%Y%m%d")`, which parses its pattern on every request.
+        let day = chrono::Local::now().date_naive();
+        let id = format!(
+            "daemon-{:04}{:02}{:02}-{key_name}",
+            day.year(),
+            day.month(),
+            day.day()
+        );
         let mut opened = self
             .opened
             .lock()

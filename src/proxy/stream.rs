@@ -119,7 +119,12 @@ impl SseRelay {
         loop {
             if let Some(wait) = self.committing.as_mut() {
                 if wait.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
+                    // Only the end waits for the commit: what came before it goes out now (a
+                    // stream that arrived in one burst would otherwise hold its first event).
+                    return match self.take_ready_before_end() {
+                        Some(bytes) => Poll::Ready(Some(self.forward(bytes))),
+                        None => Poll::Pending,
+                    };
                 }
                 self.committing = None;
             }
@@ -147,13 +152,7 @@ impl SseRelay {
                 }
             }
             if let Some(bytes) = self.take_ready() {
-                if let Some(f) = self.finalizer.as_mut() {
-                    f.set_ttfb();
-                }
-                if let Some(capture) = self.capture.as_mut() {
-                    capture.push(&bytes);
-                }
-                return Poll::Ready(Some(bytes));
+                return Poll::Ready(Some(self.forward(bytes)));
             }
             if self.ended {
                 if let Some(capture) = self.capture.take() {
@@ -175,18 +174,42 @@ impl SseRelay {
         }
     }
 
+    /// Notes a frame on its way to the client (time to first byte, capture) and returns it.
+    fn forward(&mut self, bytes: Bytes) -> Bytes {
+        if let Some(f) = self.finalizer.as_mut() {
+            f.set_ttfb();
+        }
+        if let Some(capture) = self.capture.as_mut() {
+            capture.push(&bytes);
+        }
+        bytes
+    }
+
     /// Everything ready to send, as one frame: the events the provider sent together go out in
     /// one chunk and one write (hyper frames each body chunk apart and flushes every few).
     /// Only what is already here is joined; nothing waits for more.
     fn take_ready(&mut self) -> Option<Bytes> {
+        self.take_first(self.ready.len())
+    }
+
+    /// Everything ready but the last frame, the stream's end, which waits for the commit.
+    fn take_ready_before_end(&mut self) -> Option<Bytes> {
+        self.take_first(self.ready.len().saturating_sub(1))
+    }
+
+    /// The first `count` ready frames joined into one.
+    fn take_first(&mut self, count: usize) -> Option<Bytes> {
+        if count == 0 {
+            return None;
+        }
         let first = self.ready.pop_front()?;
-        if self.ready.is_empty() {
+        if count == 1 {
             return Some(first);
         }
-        let len = first.len() + self.ready.iter().map(Bytes::len).sum::<usize>();
+        let len = first.len() + self.ready.range(..count - 1).map(Bytes::len).sum::<usize>();
         let mut joined = BytesMut::with_capacity(len);
         joined.extend_from_slice(&first);
-        for bytes in self.ready.drain(..) {
+        for bytes in self.ready.drain(..count - 1) {
             joined.extend_from_slice(&bytes);
         }
         Some(joined.freeze())

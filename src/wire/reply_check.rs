@@ -6,6 +6,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
+use super::openai::UsageView;
+
 /// What is wrong with a 2xx body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyFault {
@@ -32,11 +34,48 @@ struct Shape<'a> {
     data: Option<IgnoredAny>,
     #[serde(default)]
     content: Option<IgnoredAny>,
+    // What the ledger reads from a chat reply, kept raw so that a field of another type (a
+    // native format's usage) never fails the check: read in the same pass, not a second parse.
+    #[serde(default, borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    usage: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    service_tier: Option<&'a RawValue>,
+}
+
+/// A 2xx body that is a reply, with the fields its usage is read from.
+#[derive(Debug)]
+pub struct CheckedReply<'a> {
+    model: Option<&'a RawValue>,
+    usage: Option<&'a RawValue>,
+    service_tier: Option<&'a RawValue>,
+}
+
+impl CheckedReply<'_> {
+    /// The reply's model and usage as a chat reply has them; all empty if one of them is not
+    /// what a chat reply holds there (as reading the whole body as a `UsageView` would give).
+    pub fn usage_view(&self) -> UsageView {
+        fn read<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>) -> Option<Option<T>> {
+            match raw {
+                None => Some(None),
+                Some(raw) => serde_json::from_str(raw.get()).ok(),
+            }
+        }
+        match (read(self.model), read(self.usage), read(self.service_tier)) {
+            (Some(model), Some(usage), Some(service_tier)) => UsageView {
+                model,
+                usage,
+                service_tier,
+            },
+            _ => UsageView::default(),
+        }
+    }
 }
 
 /// Checks a 2xx body. Objects without the usual fields pass (some endpoints answer with
 /// others, e.g. a token count); only an error in their place fails.
-pub fn check(body: &[u8]) -> Result<(), ReplyFault> {
+pub fn check(body: &[u8]) -> Result<CheckedReply<'_>, ReplyFault> {
     let shape: Shape<'_> = match serde_json::from_slice(body) {
         Ok(shape) => shape,
         Err(err) if err.is_eof() => return Err(ReplyFault::Truncated),
@@ -65,7 +104,11 @@ pub fn check(body: &[u8]) -> Result<(), ReplyFault> {
             "the provider answered 200 with an error instead of a reply: {message}"
         )));
     }
-    Ok(())
+    Ok(CheckedReply {
+        model: shape.model,
+        usage: shape.usage,
+        service_tier: shape.service_tier,
+    })
 }
 
 /// Names what came instead of JSON, without quoting it (it may be anything).
@@ -96,10 +139,15 @@ mod tests {
             br#"{"input_tokens":12}"#,
         ];
         for body in fine {
-            assert_eq!(check(body), Ok(()), "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                check(body).map(|_| ()),
+                Ok(()),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
         for body in [&b""[..], b"   ", br#"{"id":"c","choices":[{"mess"#] {
-            assert_eq!(check(body), Err(ReplyFault::Truncated));
+            assert!(matches!(check(body), Err(ReplyFault::Truncated)));
         }
         let malformed: &[(&[u8], &str)] = &[
             (
@@ -125,5 +173,26 @@ mod tests {
                 other => panic!("{}: {other:?}", String::from_utf8_lossy(body)),
             }
         }
+    }
+
+    #[test]
+    fn the_check_reads_model_and_usage_in_the_same_pass() {
+        let body = br#"{"model":"m-1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7},"service_tier":"flex"}"#;
+        let Ok(checked) = check(body) else {
+            panic!("a reply fails the check")
+        };
+        let head = checked.usage_view();
+        let whole: UsageView = serde_json::from_slice(body).unwrap_or_default();
+        assert_eq!(head.model.as_deref(), Some("m-1"));
+        assert_eq!(head.service_tier.as_deref(), Some("flex"));
+        assert_eq!(format!("{:?}", head.usage), format!("{:?}", whole.usage));
+        assert!(head.usage.is_some());
+        // A field of another type empties the lot, as reading the whole body would.
+        let body = br#"{"model":7,"choices":[],"usage":{"prompt_tokens":3}}"#;
+        let head = check(body).map(|c| c.usage_view());
+        let Ok(head) = head else {
+            panic!("a reply fails the check")
+        };
+        assert!(head.model.is_none() && head.usage.is_none());
     }
 }

@@ -97,20 +97,26 @@ pub fn from_upstream(
             ctx.fin.set_ttfb();
             // A 200 that is no reply (cut, an HTML page, an error object) is a failure, and
             // never cached; its tokens are an estimate.
-            if (200..300).contains(&status)
-                && let Err(fault) = crate::wire::reply_check::check(&body)
-            {
-                ctx.fin
-                    .set_tokens(Tokens::estimated(request.prompt.tokens(), 0));
-                let provider = ctx.fin.record().provider.clone().unwrap_or_default();
-                return Err(ApiError::bad_reply(&provider, fault));
-            }
+            // The check reads the model and usage on the way, for `whole_body`.
+            let head = if (200..300).contains(&status) {
+                match crate::wire::reply_check::check(&body) {
+                    Ok(checked) => Some(checked.usage_view()),
+                    Err(fault) => {
+                        ctx.fin
+                            .set_tokens(Tokens::estimated(request.prompt.tokens(), 0));
+                        let provider = ctx.fin.record().provider.clone().unwrap_or_default();
+                        return Err(ApiError::bad_reply(&provider, fault));
+                    }
+                }
+            } else {
+                None
+            };
             // The reply's format: translating providers answer in OpenAI's.
             let native_reply = request.inbound.native.is_some() && upstream.served_native;
             if let Some(key) = cache_key.filter(|_| status == 200 && !native_reply) {
                 super::cache::fill(ctx, key, &body);
             }
-            let body = whole_body(ctx, request, native_reply, status, body)?;
+            let body = whole_body(ctx, request, native_reply, status, body, head)?;
             Ok(Reply::Whole {
                 status,
                 content_type: ctx.dialect.reply_content_type(content_type),
@@ -144,7 +150,7 @@ pub fn from_cache(
             cache_fill: None,
         });
     }
-    let body = whole_body(ctx, request, false, 200, Bytes::from(hit.body))?;
+    let body = whole_body(ctx, request, false, 200, Bytes::from(hit.body), None)?;
     Ok(Reply::Whole {
         status: 200,
         content_type: Some("application/json".to_owned()),
@@ -154,12 +160,14 @@ pub fn from_cache(
 }
 
 /// Reads usage from a whole reply onto the row and converts the reply into the client's format.
+/// `head`: its model and usage when the reply check already read them.
 fn whole_body(
     ctx: &mut RequestCtx,
     request: &Admitted,
     native_reply: bool,
     status: u16,
     body: Bytes,
+    head: Option<UsageView>,
 ) -> Result<Bytes, ApiError> {
     let ok = (200..300).contains(&status);
     // A native reply in OpenAI's wire format (the Responses API) is read like a chat reply
@@ -174,7 +182,7 @@ fn whole_body(
         return Ok(ctx.dialect.error_body(status, body));
     }
     // Model and usage first; the choices are read only when the provider sent no usage.
-    let head: UsageView = serde_json::from_slice(&body).unwrap_or_default();
+    let head = head.unwrap_or_else(|| serde_json::from_slice(&body).unwrap_or_default());
     if let Some(model) = head.model.filter(|m| !m.is_empty()) {
         ctx.fin.record().served_model = Some(model);
     }
