@@ -34,22 +34,32 @@ impl Validator<'_> {
         raw.retention.max_age_days.filter(|d| *d > 0)
     }
 
+    /// An on/off setting: the environment variable `var` when set (an error unless it reads as
+    /// true or false), else the config's value, else off.
+    fn switch(
+        &mut self,
+        var: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        configured: Option<bool>,
+    ) -> bool {
+        match env(var).as_deref().map(str::trim) {
+            Some("1" | "true" | "yes" | "on") => true,
+            Some("0" | "false" | "no" | "off" | "") => false,
+            Some(other) => {
+                self.env_error(var, format!("`{other}` is not true or false"));
+                false
+            }
+            None => configured.unwrap_or(false),
+        }
+    }
+
     pub(super) fn cache(
         &mut self,
         raw: &RawConfig,
         database: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> crate::config::CacheConfig {
-        const VAR: &str = "SMARTPROXY_CACHE_ENABLED";
-        let enabled = match env(VAR).as_deref().map(str::trim) {
-            Some("1" | "true" | "yes" | "on") => true,
-            Some("0" | "false" | "no" | "off" | "") => false,
-            Some(other) => {
-                self.env_error(VAR, format!("`{other}` is not true or false"));
-                false
-            }
-            None => raw.cache.enabled.unwrap_or(false),
-        };
+        let enabled = self.switch("SMARTPROXY_CACHE_ENABLED", env, raw.cache.enabled);
         if raw.cache.max_mb == Some(0) {
             self.error("cache.max_mb", "must be more than 0");
         }
@@ -72,17 +82,8 @@ impl Validator<'_> {
         database: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> crate::config::CaptureConfig {
-        const VAR: &str = "SMARTPROXY_CAPTURE_ENABLED";
         let c = &raw.capture;
-        let enabled = match env(VAR).as_deref().map(str::trim) {
-            Some("1" | "true" | "yes" | "on") => true,
-            Some("0" | "false" | "no" | "off" | "") => false,
-            Some(other) => {
-                self.env_error(VAR, format!("`{other}` is not true or false"));
-                false
-            }
-            None => c.enabled.unwrap_or(false),
-        };
+        let enabled = self.switch("SMARTPROXY_CAPTURE_ENABLED", env, c.enabled);
         let store = match c.store.as_deref().map(str::trim) {
             None | Some("file") => crate::config::CaptureStoreKind::File,
             Some("memory") => crate::config::CaptureStoreKind::Memory,
