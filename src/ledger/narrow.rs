@@ -365,9 +365,21 @@ pub const LEGACY_WRITES: &str = concat!(
 #[cfg(test)]
 pub(crate) const UNDO: &str = include_str!("../../testdata/ledger/undo_v19.sql");
 
-/// The statement that inserts (or replaces, keeping its `seq`) one request row; ?1 is the id
-/// and ?18 the fingerprint, bound as stored (`stored_id`, `stored_hex`).
+/// The statement that inserts one request row, doing nothing when its id is already there (the
+/// caller then replaces it with `REPLACE_REQUEST`); ?1 is the id and ?18 the fingerprint, bound
+/// as stored (`stored_id`, `stored_hex`). The new row's `seq` is `last_insert_rowid()`: a
+/// `RETURNING` clause built a temporary table per row, a third of the writer's instructions.
 pub(super) const INSERT_REQUEST: &str =
+    "INSERT INTO request_rows (id, session, started_ms, shape, status, stream,
+         prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, tokens_estimated,
+         cost_nusd, saved_nusd, latency_us, ttfb_us, attempts, client_hash, fingerprint,
+         client_session, budget_action, skipped)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+         ?19, ?20, ?21)
+     ON CONFLICT (id) DO NOTHING";
+
+/// A request row written again under the same id (rare): replaced, keeping its `seq`.
+pub(super) const REPLACE_REQUEST: &str =
     "INSERT OR REPLACE INTO request_rows (seq, id, session, started_ms, shape, status, stream,
          prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, tokens_estimated,
          cost_nusd, saved_nusd, latency_us, ttfb_us, attempts, client_hash, fingerprint,
@@ -836,5 +848,58 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM request_shapes", [], |r| r.get(0))
             .unwrap();
         assert!(shapes < 40, "{shapes} shapes for 40 rows");
+    }
+
+    /// A request recorded again under the same id replaces its row in place: one row, the same
+    /// `seq` (so its attempts and capture stay attached), the newer figures and attempts.
+    #[test]
+    fn a_request_written_again_replaces_its_row_and_keeps_its_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let ledger = Ledger::open(&path).unwrap();
+        let record = |cost: f64, attempts: u32| {
+            let mut r = RequestRecord::new(
+                "req_0190c3a1b2c35eed000100000001".to_owned(),
+                None,
+                1_700_000_000_000,
+                "chat",
+            );
+            r.provider = Some("openai".to_owned());
+            r.cost_usd = Some(cost);
+            r.attempts = attempts;
+            r.attempt_log = (0..attempts)
+                .map(|n| AttemptRow {
+                    provider: "openai".to_owned(),
+                    model: "gpt-4o".to_owned(),
+                    status: Some(200),
+                    error_class: None,
+                    latency_ms: f64::from(n) + 1.0,
+                    waited_ms: 0.0,
+                })
+                .collect();
+            r
+        };
+        ledger.record(record(0.25, 2));
+        ledger.flush(Duration::from_secs(10)).unwrap();
+        let conn = crate::ledger::open_connection(&path).unwrap();
+        let seq = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT seq FROM request_rows", [], |r| r.get(0))
+                .unwrap()
+        };
+        let first = seq(&conn);
+
+        ledger.record(record(0.5, 1));
+        ledger.flush(Duration::from_secs(10)).unwrap();
+        let (rows, cost, attempts): (i64, i64, i64) = conn
+            .query_row(
+                "SELECT COUNT(*), MAX(cost_nusd), (SELECT COUNT(*) FROM attempt_rows) \
+                 FROM request_rows",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((rows, cost), (1, 500_000_000), "one row, the newer cost");
+        assert_eq!(seq(&conn), first, "the row keeps its seq");
+        assert_eq!(attempts, 1, "the newer attempts only");
     }
 }

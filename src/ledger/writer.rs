@@ -257,32 +257,40 @@ fn write_request(
     let client_hash = interner.string(tx, r.client_hash.as_deref())?;
     let client_session = interner.string(tx, r.client_session.as_deref())?;
     let skipped = interner.string(tx, r.skipped.as_deref())?;
-    let seq: i64 = insert_request.query_row(
-        params![
-            narrow::stored_id(&r.id),
-            session,
-            r.started_ms,
-            shape,
-            r.status,
-            r.stream,
-            to_i64(r.prompt_tokens),
-            to_i64(r.completion_tokens),
-            to_i64(r.cached_tokens),
-            to_i64(r.cache_write_tokens),
-            r.tokens_estimated,
-            r.cost_usd.map(narrow::nanos),
-            r.saved_usd.map(narrow::nanos),
-            narrow::thousandths(r.latency_ms),
-            r.ttfb_ms.map(narrow::thousandths),
-            r.attempts,
-            client_hash,
-            r.fingerprint.as_deref().map(narrow::stored_hex),
-            client_session,
-            r.budget_action,
-            skipped,
-        ],
-        |row| row.get(0),
-    )?;
+    let row = params![
+        narrow::stored_id(&r.id),
+        session,
+        r.started_ms,
+        shape,
+        r.status,
+        r.stream,
+        to_i64(r.prompt_tokens),
+        to_i64(r.completion_tokens),
+        to_i64(r.cached_tokens),
+        to_i64(r.cache_write_tokens),
+        r.tokens_estimated,
+        r.cost_usd.map(narrow::nanos),
+        r.saved_usd.map(narrow::nanos),
+        narrow::thousandths(r.latency_ms),
+        r.ttfb_ms.map(narrow::thousandths),
+        r.attempts,
+        client_hash,
+        r.fingerprint.as_deref().map(narrow::stored_hex),
+        client_session,
+        r.budget_action,
+        skipped,
+    ];
+    let seq: i64 = if insert_request.execute(row)? == 1 {
+        tx.last_insert_rowid()
+    } else {
+        let seq = tx
+            .prepare_cached(narrow::REPLACE_REQUEST)?
+            .query_row(row, |r| r.get(0))?;
+        // The attempts written with the row before are replaced by these.
+        tx.prepare_cached("DELETE FROM attempt_rows WHERE request = ?1")?
+            .execute([seq])?;
+        seq
+    };
     if let Some(reservation) = &r.reservation_id {
         tx.prepare_cached("DELETE FROM reservations WHERE id = ?1")?
             .execute([reservation])?;
