@@ -24,3 +24,32 @@ pub(super) fn random_hex(bytes: usize) -> String {
     rand::rng().fill_bytes(&mut buf);
     hex::encode(buf)
 }
+
+/// Team mode's first step keeps no budgets in PostgreSQL (shared budgets there come later):
+/// a process that would enforce one refuses to start rather than enforce it on nothing.
+/// `session_usd` is `run`'s own limit (`--budget` or `budget.session_usd`).
+pub(super) fn refuse_team_budgets(config: &Config, session_usd: Option<f64>) -> anyhow::Result<()> {
+    let mut limits: Vec<String> = Vec::new();
+    if session_usd.is_some() {
+        limits.push("a session budget (--budget, budget.session_usd)".to_owned());
+    }
+    if config.budget.daily_usd.is_some() {
+        limits.push("budget.daily_usd".to_owned());
+    }
+    if config.budget.monthly_usd.is_some() {
+        limits.push("budget.monthly_usd".to_owned());
+    }
+    for key in &config.client_keys {
+        if key.budget_daily_usd.is_some() {
+            limits.push(format!("client key `{}`'s daily budget", key.name));
+        }
+    }
+    anyhow::ensure!(
+        limits.is_empty(),
+        "budgets are not kept in a PostgreSQL ledger yet ({} {}): remove the limit or use a SQLite \
+         ledger until shared budgets land",
+        config.database,
+        limits.join(", ")
+    );
+    Ok(())
+}

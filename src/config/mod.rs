@@ -2,6 +2,7 @@
 //! the types below (`validate`), with every error naming the file, the line and the key.
 
 mod key_line;
+mod ledger_location;
 pub mod paths;
 mod price_overlay;
 mod provider;
@@ -20,6 +21,7 @@ pub use provider::{
     CaBundle, DEFAULT_MAX_TOKENS, MockConfig, MockReply, ModelPattern, ProviderConfig,
     ProviderKind, Secret, Timeouts,
 };
+pub use ledger_location::{LedgerLocation, NotSqlite, PgUrl};
 pub use routing::{Matcher, ModelMatch, Resilience, Route, Target, TransformConfig};
 pub use validate::{Browsers, from_yaml, load};
 
@@ -31,7 +33,8 @@ pub struct Config {
     /// The file it came from; `None` for the zero-config defaults.
     pub source: Option<PathBuf>,
     pub listen: SocketAddr,
-    pub database: PathBuf,
+    /// The ledger: a SQLite file, or a PostgreSQL URL (team mode, `run` and `daemon` only).
+    pub database: LedgerLocation,
     pub log_level: Option<String>,
     pub providers: Vec<ProviderConfig>,
     /// Index into `providers` of the provider for models no provider lists.

@@ -400,7 +400,11 @@ impl AppState {
         if known(self) {
             return true;
         }
-        let Ok(conn) = crate::db::open_read_only(self.ledger.path()) else {
+        // A PostgreSQL ledger is not read here yet: only the children seen above count.
+        let Some(path) = self.ledger.path() else {
+            return false;
+        };
+        let Ok(conn) = crate::db::open_read_only(path) else {
             return false;
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
