@@ -2,6 +2,7 @@
 //! the daemon write their rows into a real PostgreSQL (each test in a database of its own,
 //! `support::postgres`), batches are idempotent by request id, a newer schema is refused, a bad
 //! URL is a config error, and the commands that only read SQLite say so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -44,11 +45,7 @@ fn run_records_every_request_and_its_summary_adds_up_the_rows() {
         .arg(&summary)
         .args(["--", "sh", "-c", &script]);
     let out = support::run_to_end(cmd);
-    assert!(
-        out.status.success(),
-        "{}",
-        support::text(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
     assert!(
         !env.db.exists(),
         "nothing may be written to the SQLite ledger"
@@ -148,7 +145,10 @@ fn a_batch_written_twice_leaves_one_row_each_and_counts_once() {
         db.count("SELECT sum(cost_nusd) FROM usage_daily"),
         301 * 123_457
     );
-    assert_eq!(db.count("SELECT count(*) FROM usage_daily WHERE tag = 't'"), 2);
+    assert_eq!(
+        db.count("SELECT count(*) FROM usage_daily WHERE tag = 't'"),
+        2
+    );
     assert_eq!(db.count("SELECT count(*) FROM request_shapes"), 1);
     assert_eq!(
         db.count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'requests'::regclass"),

@@ -226,9 +226,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
             "--dash does not read a PostgreSQL ledger yet; start the daemon without it"
         );
         if config.retention_days.is_some() {
-            printer::warn(
-                "retention is not applied to a PostgreSQL ledger yet; its rows are kept",
-            );
+            printer::warn("retention is not applied to a PostgreSQL ledger yet; its rows are kept");
         }
     }
     let keys = client_keys(config.database.as_sqlite(), &config)?;
@@ -239,7 +237,11 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let source = config.source.clone();
     // The web dashboard reads the SQLite ledger; a daemon on PostgreSQL serves none yet.
     let mut web = config.database.as_sqlite().map(|database| {
-        crate::web::Web::new(database.to_path_buf(), web_security, crate::web::Bodies::None)
+        crate::web::Web::new(
+            database.to_path_buf(),
+            web_security,
+            crate::web::Bodies::None,
+        )
     });
     let (cache, capture) = open_stores(&config)?;
     if let (Some(capture), Some(web)) = (&capture, &mut web) {

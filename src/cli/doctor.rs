@@ -262,11 +262,10 @@ fn fallback_database() -> LedgerLocation {
         .ok()
         .filter(|v| !v.trim().is_empty())
     {
-        Some(text) if LedgerLocation::is_postgres_text(&text) => PgUrl::parse(&text)
-            .map_or_else(
-                |_| LedgerLocation::Sqlite(paths::default_database()),
-                LedgerLocation::Postgres,
-            ),
+        Some(text) if LedgerLocation::is_postgres_text(&text) => PgUrl::parse(&text).map_or_else(
+            |_| LedgerLocation::Sqlite(paths::default_database()),
+            LedgerLocation::Postgres,
+        ),
         Some(text) => LedgerLocation::Sqlite(paths::expand_home(&text)),
         None => LedgerLocation::Sqlite(paths::default_database()),
     }
@@ -286,7 +285,9 @@ fn postgres_checks(url: &PgUrl) -> Vec<Check> {
                 "ledger",
                 Status::Fail,
                 err.to_string(),
-                Some("check that PostgreSQL runs and that the URL's user, host, port and database are right"),
+                Some(
+                    "check that PostgreSQL runs and that the URL's user, host, port and database are right",
+                ),
             )];
         }
     };
@@ -304,7 +305,9 @@ fn postgres_checks(url: &PgUrl) -> Vec<Check> {
         check(
             "ledger",
             Status::Ok,
-            format!("{url} (PostgreSQL, reachable; no schema yet: the first run or daemon creates it)"),
+            format!(
+                "{url} (PostgreSQL, reachable; no schema yet: the first run or daemon creates it)"
+            ),
             None,
         )
     } else {

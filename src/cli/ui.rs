@@ -83,11 +83,7 @@ fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let security = Security::from_env(&env, addr)?;
     // The file store, whether or not this config captures now: bodies captured earlier are
     // still on disk.
-    let mut web = Web::new(
-        database,
-        security,
-        Bodies::Files(config.capture.clone()),
-    );
+    let mut web = Web::new(database, security, Bodies::Files(config.capture.clone()));
     web.browsers = config.browsers.clone();
     let web = Arc::new(web);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -216,6 +216,8 @@ mod tests {
             assert!(!err.contains("s3cret"), "{err}");
         }
         assert!(LedgerLocation::is_postgres_text("PostgreSQL://x/y"));
-        assert!(!LedgerLocation::is_postgres_text("/var/lib/postgres/ledger.db"));
+        assert!(!LedgerLocation::is_postgres_text(
+            "/var/lib/postgres/ledger.db"
+        ));
     }
 }

@@ -17,11 +17,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use ledger_location::{LedgerLocation, NotSqlite, PgUrl};
 pub use provider::{
     CaBundle, DEFAULT_MAX_TOKENS, MockConfig, MockReply, ModelPattern, ProviderConfig,
     ProviderKind, Secret, Timeouts,
 };
-pub use ledger_location::{LedgerLocation, NotSqlite, PgUrl};
 pub use routing::{Matcher, ModelMatch, Resilience, Route, Target, TransformConfig};
 pub use validate::{Browsers, from_yaml, load};
 

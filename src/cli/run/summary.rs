@@ -160,7 +160,12 @@ fn summary(
 fn read_back(
     ledger: &Ledger,
     session_id: &str,
-) -> anyhow::Result<(query::Totals, Vec<query::Totals>, query::SessionRow, query::BudgetActions)> {
+) -> anyhow::Result<(
+    query::Totals,
+    Vec<query::Totals>,
+    query::SessionRow,
+    query::BudgetActions,
+)> {
     if let Some(pg) = ledger.postgres() {
         let id = session_id.to_owned();
         let read = pg.block_on(move |client| async move {

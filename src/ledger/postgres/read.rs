@@ -21,7 +21,10 @@ const TREE: &str = "WITH RECURSIVE tree(id) AS (
     ), ids AS (SELECT st.id FROM strings st JOIN tree ON st.text = tree.id)";
 
 /// Reads the summary of session `id` (its rows, not a running tally).
-pub async fn session_summary(client: &Client, id: &str) -> Result<SessionSummary, tokio_postgres::Error> {
+pub async fn session_summary(
+    client: &Client,
+    id: &str,
+) -> Result<SessionSummary, tokio_postgres::Error> {
     let grouped = client
         .query(
             &format!(
@@ -102,22 +105,22 @@ pub async fn session_summary(client: &Client, id: &str) -> Result<SessionSummary
         .await?
         // Its figures are the tree's (what the summary shows), not the session's own alone.
         .map(|row| SessionRow {
-                id: row.get(0),
-                parent_id: row.get(1),
-                kind: row.get(2),
-                tag: row.get(3),
-                program: row.get(4),
-                cwd: row.get(5),
-                pid: row.get(6),
-                started_ms: row.get(7),
-                ended_ms: row.get(8),
-                exit_code: row.get::<_, Option<i32>>(9).map(i64::from),
-                budget_usd: row.get(10),
-                requests: total.requests,
-                cost_usd: total.cost_usd,
-                unpriced: total.unpriced,
-                simulated_usd: total.simulated_usd,
-                lost: false,
+            id: row.get(0),
+            parent_id: row.get(1),
+            kind: row.get(2),
+            tag: row.get(3),
+            program: row.get(4),
+            cwd: row.get(5),
+            pid: row.get(6),
+            started_ms: row.get(7),
+            ended_ms: row.get(8),
+            exit_code: row.get::<_, Option<i32>>(9).map(i64::from),
+            budget_usd: row.get(10),
+            requests: total.requests,
+            cost_usd: total.cost_usd,
+            unpriced: total.unpriced,
+            simulated_usd: total.simulated_usd,
+            lost: false,
         });
     Ok(SessionSummary {
         total,

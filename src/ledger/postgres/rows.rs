@@ -51,7 +51,7 @@ fn stored_hex(text: &str) -> Vec<u8> {
 
 fn lowercase_hex(text: &str) -> Option<Vec<u8>> {
     let valid = !text.is_empty()
-        && text.len() % 2 == 0
+        && text.len().is_multiple_of(2)
         && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     valid.then(|| hex::decode(text).ok()).flatten()
 }

@@ -76,8 +76,13 @@ pub(super) fn run(
             std::thread::park_timeout(BATCH_WINDOW - waited);
             waited += parked.elapsed();
         }
-        disconnected |=
-            runtime.block_on(commit_with_retry(handle, &mut caches, &mut batch, rx, disconnected));
+        disconnected |= runtime.block_on(commit_with_retry(
+            handle,
+            &mut caches,
+            &mut batch,
+            rx,
+            disconnected,
+        ));
         // Every message was counted when queued (`Ledger::enqueue`).
         queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
         for message in batch.drain(..) {
@@ -208,12 +213,15 @@ async fn commit(
             _ => None,
         })
         .collect();
-    for month in requests.iter().map(|r| super::rows::month_start(r.started_ms)) {
-        if caches.months.insert(month) {
-            if let Err(err) = ensure_partition(client, month).await {
-                caches.months.remove(&month);
-                return Err(err);
-            }
+    for month in requests
+        .iter()
+        .map(|r| super::rows::month_start(r.started_ms))
+    {
+        if caches.months.insert(month)
+            && let Err(err) = ensure_partition(client, month).await
+        {
+            caches.months.remove(&month);
+            return Err(err);
         }
     }
     let tx = client.transaction().await?;
@@ -269,7 +277,10 @@ async fn ensure_partition(
 
 /// Opens a session owned by this process; a daemon's day session is taken over by whichever
 /// daemon serves it next (as in SQLite's writer).
-async fn insert_session(tx: &Transaction<'_>, s: &SessionStart) -> Result<(), tokio_postgres::Error> {
+async fn insert_session(
+    tx: &Transaction<'_>,
+    s: &SessionStart,
+) -> Result<(), tokio_postgres::Error> {
     let owner = crate::process::current();
     let stmt = tx
         .prepare_cached(
