@@ -68,14 +68,18 @@ pub fn describe(err: &tokio_postgres::Error) -> String {
     }
 }
 
-fn pool_error(url: &str, err: deadpool_postgres::PoolError) -> LedgerError {
-    let detail = match &err {
+/// The pool's error in one line, the driver's own message when it has one.
+pub fn describe_pool(err: &deadpool_postgres::PoolError) -> String {
+    match err {
         deadpool_postgres::PoolError::Backend(e) => describe(e),
         other => other.to_string(),
-    };
+    }
+}
+
+fn pool_error(url: &str, err: deadpool_postgres::PoolError) -> LedgerError {
     LedgerError::Postgres {
         url: url.to_owned(),
-        detail,
+        detail: describe_pool(&err),
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::Transaction;
 
 use super::super::{Anomaly, Message, RequestRecord, SessionEnd, SessionStart};
-use super::{Handle, describe};
+use super::{Handle, describe, describe_pool};
 
 /// Most messages taken into one transaction; more wait for the next one (never dropped).
 const MAX_BATCH: usize = 4096;
@@ -154,7 +154,7 @@ async fn commit_with_retry(
                     describe(&err)
                 }
             },
-            Err(err) => err.to_string(),
+            Err(err) => describe_pool(&err),
         };
         if deadline.is_some_and(|d| Instant::now() >= d) {
             tracing::error!(
