@@ -370,3 +370,58 @@ fn a_budget_on_a_postgres_ledger_refuses_to_start() {
         "{stderr}"
     );
 }
+
+/// `n` requests one after another; the ids of those answered 200.
+fn send_chats(runtime: &tokio::runtime::Runtime, base: &str, n: usize) -> Vec<String> {
+    runtime.block_on(async {
+        let client = support::http_client();
+        let mut ids = Vec::new();
+        for _ in 0..n {
+            let resp = client
+                .post(format!("{base}/v1/chat/completions"))
+                .header("content-type", "application/json")
+                .body(support::chat_body("gpt-4o-mini", false, "hi"))
+                .send()
+                .await
+                .unwrap();
+            let id = resp.headers()["x-smartproxy-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert_eq!(resp.status().as_u16(), 200);
+            resp.text().await.unwrap();
+            ids.push(id);
+        }
+        ids
+    })
+}
+
+/// PostgreSQL goes away under a daemon and comes back: requests keep being answered, the
+/// writer keeps its rows and writes them once it is back, each once.
+#[test]
+fn rows_written_while_postgres_is_down_arrive_when_it_is_back() {
+    let Some(cluster) = support::postgres::PrivateCluster::start() else {
+        return;
+    };
+    let env = TestEnv::new();
+    let config = env.write("sp.yaml", MOCK_CONFIG);
+    let url = cluster.url("ledger");
+    let daemon = support::daemon::Daemon::start(&env, &config, &[], &[("SMARTPROXY_DB", &url)]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut ids = send_chats(&runtime, &daemon.listen, 20);
+    cluster.down();
+    ids.extend(send_chats(&runtime, &daemon.listen, 30));
+    daemon.wait_for_log("keeping the rows and retrying", 1);
+    cluster.up();
+    ids.extend(send_chats(&runtime, &daemon.listen, 10));
+    let out = daemon.stop();
+    let stderr = support::text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("lost"), "{stderr}");
+    assert_eq!(cluster.requests_with_ids(&ids), 60, "{stderr}");
+    assert_eq!(cluster.count("SELECT count(*) FROM requests"), 60);
+    assert_eq!(cluster.count("SELECT sum(requests) FROM usage_daily"), 60);
+}

@@ -29,20 +29,12 @@ pub(super) fn random_hex(bytes: usize) -> String {
 /// a process that would enforce one refuses to start rather than enforce it on nothing.
 /// `session_usd` is `run`'s own limit (`--budget` or `budget.session_usd`).
 pub(super) fn refuse_team_budgets(config: &Config, session_usd: Option<f64>) -> anyhow::Result<()> {
-    let mut limits: Vec<String> = Vec::new();
+    let mut limits = config.shared_budget_limits();
     if session_usd.is_some() {
-        limits.push("a session budget (--budget, budget.session_usd)".to_owned());
-    }
-    if config.budget.daily_usd.is_some() {
-        limits.push("budget.daily_usd".to_owned());
-    }
-    if config.budget.monthly_usd.is_some() {
-        limits.push("budget.monthly_usd".to_owned());
-    }
-    for key in &config.client_keys {
-        if key.budget_daily_usd.is_some() {
-            limits.push(format!("client key `{}`'s daily budget", key.name));
-        }
+        limits.insert(
+            0,
+            "a session budget (--budget, budget.session_usd)".to_owned(),
+        );
     }
     anyhow::ensure!(
         limits.is_empty(),

@@ -424,6 +424,24 @@ impl Config {
         )
     }
 
+    /// The limits that shared books would enforce (daily, monthly, per client key), named as
+    /// in the config: team mode refuses them until budgets live in PostgreSQL.
+    pub fn shared_budget_limits(&self) -> Vec<String> {
+        let mut limits = Vec::new();
+        if self.budget.daily_usd.is_some() {
+            limits.push("budget.daily_usd".to_owned());
+        }
+        if self.budget.monthly_usd.is_some() {
+            limits.push("budget.monthly_usd".to_owned());
+        }
+        for key in &self.client_keys {
+            if key.budget_daily_usd.is_some() {
+                limits.push(format!("client key `{}`'s daily budget", key.name));
+            }
+        }
+        limits
+    }
+
     /// The keys whose change from `self` to `newer` a running daemon takes up only when it
     /// restarts: its listeners, ledger, cache and capture stores, retention task and dashboard
     /// security are set up once, at start. A reload says which, instead of ignoring them.
