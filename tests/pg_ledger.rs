@@ -115,7 +115,13 @@ fn a_batch_written_twice_leaves_one_row_each_and_counts_once() {
             let at = if i % 2 == 0 { dec } else { jan };
             record(&format!("req_{i:028x}"), &session, at + i)
         })
-        .chain([record("client-chosen-id", &session, dec)])
+        .chain([{
+            // A NUL (PostgreSQL's text refuses it) from a client's model name fails nothing.
+            let mut r = record("client-chosen-id", &session, dec);
+            r.requested_model = Some("gpt\0odd".to_owned());
+            r.served_model = r.requested_model.clone();
+            r
+        }])
         .collect();
     for _ in 0..2 {
         // A fresh process each time: nothing cached from the first write.
@@ -145,11 +151,12 @@ fn a_batch_written_twice_leaves_one_row_each_and_counts_once() {
         db.count("SELECT sum(cost_nusd) FROM usage_daily"),
         301 * 123_457
     );
+    // Two days of one model, and the odd model's day.
     assert_eq!(
         db.count("SELECT count(*) FROM usage_daily WHERE tag = 't'"),
-        2
+        3
     );
-    assert_eq!(db.count("SELECT count(*) FROM request_shapes"), 1);
+    assert_eq!(db.count("SELECT count(*) FROM request_shapes"), 2);
     assert_eq!(
         db.count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'requests'::regclass"),
         2

@@ -2,6 +2,7 @@
 //! shape of a request, the monthly partitions, and the batch insert that also keeps the daily
 //! roll-up (counting only the rows it really inserted).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{Datelike, TimeZone, Utc};
@@ -41,6 +42,16 @@ pub fn shown_id(stored: &[u8]) -> String {
         Some((1, hex)) => format!("req_{}", hex::encode(hex)),
         Some((_, text)) => String::from_utf8_lossy(text).into_owned(),
         None => String::new(),
+    }
+}
+
+/// Text as PostgreSQL can store it: a NUL (which a client can put in a model name, and which
+/// `text` refuses) becomes U+FFFD, so one odd request cannot fail its whole batch.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{fffd}"))
+    } else {
+        Cow::Borrowed(text)
     }
 }
 
@@ -137,7 +148,7 @@ pub(super) async fn insert_requests(
     ids: Ids<'_>,
     requests: &[&RequestRecord],
 ) -> Result<i64, tokio_postgres::Error> {
-    let string = |s: Option<&str>| s.and_then(|s| ids.strings.get(s).copied());
+    let string = |s: Option<&str>| s.and_then(|s| ids.strings.get(&*clean(s)).copied());
     let count = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let len = requests.len();
     let mut id = Vec::with_capacity(len);
@@ -186,7 +197,7 @@ pub(super) async fn insert_requests(
         client_hash.push(string(r.client_hash.as_deref()));
         fingerprint.push(r.fingerprint.as_deref().map(stored_hex));
         client_session.push(string(r.client_session.as_deref()));
-        budget_action.push(r.budget_action.clone());
+        budget_action.push(r.budget_action.as_deref().map(|s| clean(s).into_owned()));
         skipped.push(string(r.skipped.as_deref()));
     }
     let row = tx
@@ -284,6 +295,12 @@ mod tests {
             assert_eq!(shown_id(&stored_id(id)), id);
         }
         assert_ne!(stored_id("req_00"), stored_id("\u{0}"));
+    }
+
+    #[test]
+    fn nul_never_reaches_postgres() {
+        assert_eq!(clean("gpt\0x"), "gpt\u{fffd}x");
+        assert!(matches!(clean("gpt-4o"), Cow::Borrowed(_)));
     }
 
     #[test]

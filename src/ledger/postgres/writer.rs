@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::Transaction;
 
 use super::super::{Anomaly, Message, RequestRecord, SessionEnd, SessionStart};
+use super::rows::clean;
 use super::{Handle, describe, describe_pool};
 
 /// Most messages taken into one transaction; more wait for the next one (never dropped).
@@ -299,9 +300,9 @@ async fn insert_session(
             &s.id,
             &s.parent_id,
             &s.kind,
-            &s.tag,
-            &s.program,
-            &s.cwd,
+            &s.tag.as_deref().map(clean),
+            &s.program.as_deref().map(clean),
+            &s.cwd.as_deref().map(clean),
             &s.pid.map(i64::from),
             &s.started_ms,
             &s.budget_usd,
@@ -350,11 +351,11 @@ async fn intern_strings(
     let mut missing: Vec<String> = Vec::new();
     let mut seen = HashSet::new();
     let mut want = |s: Option<&str>| {
-        if let Some(s) = s
-            && !caches.strings.contains_key(s)
-            && seen.insert(s.to_owned())
+        if let Some(s) = s.map(clean)
+            && !caches.strings.contains_key(&*s)
+            && seen.insert(s.to_string())
         {
-            missing.push(s.to_owned());
+            missing.push(s.into_owned());
         }
     };
     for r in requests {
@@ -404,7 +405,7 @@ async fn intern_shapes(
         }
         digests.push(digest);
         for (column, value) in columns.iter_mut().zip(shape) {
-            column.push(value.map(str::to_owned));
+            column.push(value.map(|v| clean(v).into_owned()));
         }
     }
     if digests.is_empty() {
@@ -438,7 +439,7 @@ async fn insert_attempts(
     caches: &Caches,
     requests: &[&RequestRecord],
 ) -> Result<(), tokio_postgres::Error> {
-    let string = |s: Option<&str>| s.and_then(|s| caches.strings.get(s).copied());
+    let string = |s: Option<&str>| s.and_then(|s| caches.strings.get(&*clean(s)).copied());
     let mut ids: Vec<Vec<u8>> = Vec::new();
     let mut n: Vec<i16> = Vec::new();
     let mut provider: Vec<Option<i64>> = Vec::new();
@@ -491,9 +492,9 @@ async fn insert_anomaly(tx: &Transaction<'_>, a: &Anomaly) -> Result<(), tokio_p
             &a.at_ms,
             &a.session_id,
             &a.kind,
-            &a.provider,
-            &a.model,
-            &a.detail,
+            &clean(&a.provider),
+            &clean(&a.model),
+            &clean(&a.detail),
         ],
     )
     .await?;
