@@ -94,9 +94,14 @@ impl PgUrl {
         let url = text.trim().to_owned();
         let redacted = redact(&url);
         let parsed: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
-            // The driver's message names the part it could not read, never the password.
+            // The driver's message (and its cause) names the part it could not read, never the
+            // password.
+            let mut why = e.to_string();
+            if let Some(cause) = std::error::Error::source(&e) {
+                why.push_str(&format!(": {cause}"));
+            }
             format!(
-                "`{redacted}` is not a PostgreSQL URL ({e}); write it as postgres://USER@HOST:PORT/DATABASE"
+                "`{redacted}` is not a PostgreSQL URL ({why}); write it as postgres://USER@HOST:PORT/DATABASE"
             )
         })?;
         if parsed.get_hosts().is_empty() {
