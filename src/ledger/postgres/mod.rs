@@ -213,6 +213,8 @@ impl Handle {
         let (tx, rx) = mpsc::channel();
         let pool = self.pool.clone();
         let url = self.url.clone();
+        // Not fire-and-forget: this caller waits for the task's answer below (a runtime that
+        // stopped meanwhile drops the task, and with it the sender: the wait ends at once).
         drop(self.runtime.spawn(async move {
             let result = match pool.get().await {
                 Ok(client) => f(client).await.map_err(|e| db_error(&url, &e)),
