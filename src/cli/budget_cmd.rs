@@ -24,8 +24,9 @@ pub struct BudgetArgs {
 pub fn budget(args: &BudgetArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
     let now = crate::ledger::now_ms();
-    let standings = if config.database.exists() {
-        SharedBudget::open(&config.database, &config.budget, false)
+    let database = config.database.sqlite("budget")?;
+    let standings = if database.exists() {
+        SharedBudget::open(database, &config.budget, false)
             .context("cannot open the ledger")?
             .map(|shared| shared.standings(now))
             .unwrap_or_default()

@@ -81,7 +81,7 @@ pub fn config(cmd: &ConfigCommand, explicit: Option<&Path>) -> anyhow::Result<u8
             let value = json!({
                 "source": config.source_display(),
                 "listen": config.listen.to_string(),
-                "database": config.database.display().to_string(),
+                "database": config.database.to_string(),
                 "budget": {"session_usd": config.budget.session_usd},
                 "retention": {"max_age_days": config.retention_days},
                 "providers": providers,

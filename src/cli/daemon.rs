@@ -218,28 +218,44 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         Some(addr) => addr,
         None => admin_listen_from_env()?,
     };
-    let keys = client_keys(&config.database, &config)?;
+    let team = config.database.is_postgres();
+    if team {
+        super::serving::refuse_team_budgets(&config, None)?;
+        anyhow::ensure!(
+            !args.dash,
+            "--dash does not read a PostgreSQL ledger yet; start the daemon without it"
+        );
+        if config.retention_days.is_some() {
+            printer::warn("retention is not applied to a PostgreSQL ledger yet; its rows are kept");
+        }
+    }
+    let keys = client_keys(config.database.as_sqlite(), &config)?;
     let admin_keys = admin_keys();
     check_exposure(&config, (listen, &keys), (admin_listen, &admin_keys))?;
     let web_security = web_security(&config, admin_listen, &keys)?;
-    let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
+    let ledger = Ledger::open_at(&config.database).context("cannot open the ledger")?;
     let source = config.source.clone();
-    let mut web = crate::web::Web::new(
-        config.database.clone(),
-        web_security,
-        crate::web::Bodies::None,
-    );
+    // The web dashboard reads the SQLite ledger; a daemon on PostgreSQL serves none yet.
+    let mut web = config.database.as_sqlite().map(|database| {
+        crate::web::Web::new(
+            database.to_path_buf(),
+            web_security,
+            crate::web::Bodies::None,
+        )
+    });
     let (cache, capture) = open_stores(&config)?;
-    if let Some(capture) = &capture {
+    if let (Some(capture), Some(web)) = (&capture, &mut web) {
         web.bodies = crate::web::Bodies::Live(Arc::clone(capture));
     }
-    let state = AppState::builder(Arc::new(config), ledger.clone())
+    let mut builder = AppState::builder(Arc::new(config), ledger.clone())
         .client_keys(keys)
         .admin_keys(admin_keys)
         .daemon(source.clone(), reload_keys)
-        .stores(cache, capture)
-        .web(web)
-        .build()?;
+        .stores(cache, capture);
+    if let Some(web) = web {
+        builder = builder.web(web);
+    }
+    let state = builder.build()?;
     apply_key_budgets(&state);
     let state = Arc::new(state);
 
@@ -359,9 +375,9 @@ async fn serve_until_stopped(
         state.runtime().config.source_display()
     ));
     let (closed_tx, mut closed) = tokio::sync::oneshot::channel();
-    let dash = if args.dash {
+    let dash = if let Some(path) = state.ledger.path().filter(|_| args.dash) {
         Some(super::live_dash::DaemonDash::start(
-            state.ledger.path(),
+            path,
             admin.local_addr().to_string(),
             closed_tx,
         )?)
@@ -485,7 +501,12 @@ fn admin_keys() -> ClientKeys {
 
 /// The keys clients may present: `SMARTPROXY_API_KEY` (named `default`) and the keys made with
 /// `smartproxy keys create` that are not revoked.
-fn client_keys(database: &Path, config: &crate::config::Config) -> anyhow::Result<ClientKeys> {
+/// A PostgreSQL ledger (`database` is `None`) holds no client keys yet: only the configured
+/// ones and `SMARTPROXY_API_KEY` are accepted.
+fn client_keys(
+    database: Option<&Path>,
+    config: &crate::config::Config,
+) -> anyhow::Result<ClientKeys> {
     let mut keys = ClientKeys::open();
     for configured in &config.client_keys {
         match &configured.key {
@@ -502,6 +523,9 @@ fn client_keys(database: &Path, config: &crate::config::Config) -> anyhow::Resul
     {
         keys.add("default", &key);
     }
+    let Some(database) = database else {
+        return Ok(keys);
+    };
     let conn = crate::ledger::keys::open(database).context("cannot open the ledger")?;
     let stored = crate::ledger::keys::active_digests(&conn)
         .context("cannot read the client keys from the ledger")?;
@@ -516,7 +540,10 @@ fn apply_key_budgets(state: &AppState) {
     let Some(shared) = &state.shared_budget else {
         return;
     };
-    let loaded = crate::ledger::keys::open(state.ledger.path())
+    let Some(database) = state.ledger.path() else {
+        return;
+    };
+    let loaded = crate::ledger::keys::open(database)
         .map_err(|e| e.to_string())
         .and_then(|conn| crate::ledger::keys::active_budgets(&conn).map_err(|e| e.to_string()));
     let configured = state.runtime().config.client_keys.clone();

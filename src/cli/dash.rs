@@ -37,15 +37,16 @@ pub struct DashArgs {
 pub fn dash(args: &DashArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     ensure_terminal()?;
     let config = super::load_config(config_path)?;
-    crate::ledger::upgrade_if_present(&config.database)?;
+    let database = config.database.sqlite("dash")?;
+    crate::ledger::upgrade_if_present(database)?;
     let session = match &args.session {
-        Some(reference) => Some(resolve(&config.database, reference)?),
+        Some(reference) => Some(resolve(database, reference)?),
         None => None,
     };
     let log = log_path("dash.log");
     let _redirect = redirect_logs(&log);
     let options = dash::Options {
-        ledger: config.database.clone(),
+        ledger: database.to_path_buf(),
         session,
         filter: args.filter.clone(),
         no_color: dash::no_color_from_env(),

@@ -2,14 +2,14 @@
 //! says for each whether it is ok, worth a look (warn) or broken (fail), with a one-line fix.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
 
 use super::{daemon, pid_file};
-use crate::config::{Config, paths};
+use crate::config::{Config, LedgerLocation, PgUrl, paths};
 use crate::printer;
 
 /// How long the daemon's `/healthz` may take to answer.
@@ -62,7 +62,10 @@ pub fn doctor(args: &DoctorArgs, config_path: Option<&Path>) -> anyhow::Result<u
     let database = config
         .as_ref()
         .map_or_else(fallback_database, |c| c.database.clone());
-    checks.push(ledger_check(&database));
+    match &database {
+        LedgerLocation::Sqlite(path) => checks.push(ledger_check(path)),
+        LedgerLocation::Postgres(url) => checks.extend(postgres_checks(url)),
+    }
     if let Some(config) = &config {
         checks.push(capture_check(&config.capture));
     }
@@ -252,12 +255,93 @@ fn prices_check() -> Check {
     }
 }
 
-/// The ledger path when the config does not load: `SMARTPROXY_DB` or the platform default.
-fn fallback_database() -> PathBuf {
-    std::env::var("SMARTPROXY_DB")
+/// The ledger when the config does not load: `SMARTPROXY_DB` or the platform default (a bad
+/// URL there is already reported among the config's errors).
+fn fallback_database() -> LedgerLocation {
+    match std::env::var("SMARTPROXY_DB")
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .map_or_else(paths::default_database, |p| paths::expand_home(&p))
+    {
+        Some(text) if LedgerLocation::is_postgres_text(&text) => PgUrl::parse(&text).map_or_else(
+            |_| LedgerLocation::Sqlite(paths::default_database()),
+            LedgerLocation::Postgres,
+        ),
+        Some(text) => LedgerLocation::Sqlite(paths::expand_home(&text)),
+        None => LedgerLocation::Sqlite(paths::default_database()),
+    }
+}
+
+/// The clock difference past which the server's and this machine's times disagree enough to
+/// put rows in the wrong day.
+const MAX_SKEW_MS: i64 = 5_000;
+
+/// A PostgreSQL ledger: reachable, its schema version, and its clock against this machine's.
+/// The URL is shown without its password.
+fn postgres_checks(url: &PgUrl) -> Vec<Check> {
+    let info = match crate::ledger::postgres::check(url) {
+        Ok(info) => info,
+        Err(err) => {
+            return vec![check(
+                "ledger",
+                Status::Fail,
+                err.to_string(),
+                Some(
+                    "check that PostgreSQL runs and that the URL's user, host, port and database are right",
+                ),
+            )];
+        }
+    };
+    let ledger = if info.schema_version > info.known_version {
+        check(
+            "ledger",
+            Status::Fail,
+            format!(
+                "{url} (PostgreSQL): schema version {}, newer than this smartproxy knows ({})",
+                info.schema_version, info.known_version
+            ),
+            Some("upgrade smartproxy"),
+        )
+    } else if info.schema_version == 0 {
+        check(
+            "ledger",
+            Status::Ok,
+            format!(
+                "{url} (PostgreSQL, reachable; no schema yet: the first run or daemon creates it)"
+            ),
+            None,
+        )
+    } else {
+        check(
+            "ledger",
+            Status::Ok,
+            format!(
+                "{url} (PostgreSQL, schema version {} of {})",
+                info.schema_version, info.known_version
+            ),
+            None,
+        )
+    };
+    let skew = info.clock_skew_ms;
+    let clock = if skew.abs() > MAX_SKEW_MS {
+        check(
+            "ledger clock",
+            Status::Warn,
+            format!(
+                "this machine's clock is {:.1} s {} the PostgreSQL server's",
+                skew.abs() as f64 / 1000.0,
+                if skew > 0 { "behind" } else { "ahead of" }
+            ),
+            Some("synchronise the clocks (NTP): rows are dated by the machine that writes them"),
+        )
+    } else {
+        check(
+            "ledger clock",
+            Status::Ok,
+            format!("within {} ms of the PostgreSQL server's", skew.abs()),
+            None,
+        )
+    };
+    vec![ledger, clock]
 }
 
 /// Whether a file can be made in `dir` (the ledger's `-wal` and `-shm` files live beside it).

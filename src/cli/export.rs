@@ -44,7 +44,7 @@ pub struct ExportArgs {
 
 pub fn export(args: &ExportArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
-    let mut conn = query::open(&config.database)?;
+    let mut conn = query::open(config.database.sqlite("export")?)?;
     let filter = Filter {
         session_id: select_session(&conn, args.last, args.session.as_deref())?,
         since_ms: args.since.as_deref().map(parse_since).transpose()?,

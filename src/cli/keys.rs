@@ -58,7 +58,7 @@ pub enum KeysCommand {
 
 pub fn keys(cmd: &KeysCommand, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
-    let conn = keys::open(&config.database).context("cannot open the ledger")?;
+    let conn = keys::open(config.database.sqlite("keys")?).context("cannot open the ledger")?;
     match cmd {
         KeysCommand::Create {
             name,

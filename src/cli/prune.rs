@@ -53,7 +53,7 @@ pub fn prune(args: &PruneArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
         ),
     };
     let cutoff_ms = requested;
-    let conn = query::open(&config.database)?;
+    let conn = query::open(config.database.sqlite("prune")?)?;
     if !args.execute {
         let plan = retention::plan(&conn, cutoff_ms)?;
         if args.json {

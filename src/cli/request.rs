@@ -31,7 +31,7 @@ pub fn request(args: &RequestArgs, config_path: Option<&Path>) -> anyhow::Result
     if args.mock {
         config = config.mock_only();
     }
-    let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
+    let ledger = Ledger::open_at(&config.database).context("cannot open the ledger")?;
     let session_id = super::serving::random_hex(8);
     ledger.session_started(SessionStart {
         id: session_id.clone(),

@@ -189,7 +189,14 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         .budget
         .filter(|b| *b > 0.0)
         .or(config.budget.session_usd);
-    let ledger = Ledger::open(&config.database).context("cannot open the ledger")?;
+    if config.database.is_postgres() {
+        super::serving::refuse_team_budgets(&config, budget_usd)?;
+        anyhow::ensure!(
+            !args.dash,
+            "--dash does not read a PostgreSQL ledger yet; run without it"
+        );
+    }
+    let ledger = Ledger::open_at(&config.database).context("cannot open the ledger")?;
     let session = Session {
         id: random_hex(8),
         key: format!("{}{}", env::SESSION_KEY_PREFIX, random_hex(24)),
@@ -202,7 +209,7 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     let state = Arc::new(session_state(&config, &ledger, &session, &args)?);
     let dash = if args.dash {
         Some(super::live_dash::RunDash::start(
-            &config.database,
+            config.database.sqlite("run --dash")?,
             &session.id,
             &session.key,
         )?)

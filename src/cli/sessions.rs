@@ -24,7 +24,7 @@ pub struct SessionsArgs {
 
 pub fn sessions(args: &SessionsArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
-    let conn = query::open(&config.database)?;
+    let conn = query::open(config.database.sqlite("sessions")?)?;
     let rows = query::sessions(&conn, args.limit)?;
     if args.json {
         printer::out(&serde_json::to_string(&rows)?);

@@ -43,7 +43,7 @@ pub struct StatsArgs {
 
 pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
-    let conn = query::open(&config.database)?;
+    let conn = query::open(config.database.sqlite("stats")?)?;
     let session_id = select_session(&conn, args.last, args.session.as_deref())?;
     let since_ms = if args.today {
         Some(local_midnight_ms(Local::now().date_naive())?)

@@ -62,7 +62,7 @@ pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u
         .or_else(|| std::env::var("SMARTPROXY_SESSION_ID").ok())
         .filter(|s| !s.trim().is_empty());
     // Nothing recorded yet is a status too: nothing spent.
-    let conn = query::open(&config.database).ok();
+    let conn = query::open(config.database.sqlite("status")?).ok();
     let status = match (&conn, reference) {
         (Some(conn), Some(reference)) => session_status(conn, &reference)?,
         (None, Some(reference)) => Status {

@@ -69,7 +69,8 @@ fn token(ttl: &str) -> anyhow::Result<u8> {
 fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
     let _ = crate::http_server::raise_open_files_limit();
-    crate::ledger::upgrade_if_present(&config.database)?;
+    let database = config.database.sqlite("ui")?.to_path_buf();
+    crate::ledger::upgrade_if_present(&database)?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     // WEBUI_SECURITY wins over the config's `webui_security:`.
     let env = |name: &str| {
@@ -82,11 +83,7 @@ fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let security = Security::from_env(&env, addr)?;
     // The file store, whether or not this config captures now: bodies captured earlier are
     // still on disk.
-    let mut web = Web::new(
-        config.database.clone(),
-        security,
-        Bodies::Files(config.capture.clone()),
-    );
+    let mut web = Web::new(database, security, Bodies::Files(config.capture.clone()));
     web.browsers = config.browsers.clone();
     let web = Arc::new(web);
     let runtime = tokio::runtime::Builder::new_multi_thread()

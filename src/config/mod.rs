@@ -2,6 +2,7 @@
 //! the types below (`validate`), with every error naming the file, the line and the key.
 
 mod key_line;
+mod ledger_location;
 pub mod paths;
 mod price_overlay;
 mod provider;
@@ -16,6 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use ledger_location::{LedgerLocation, NotSqlite, PgUrl};
 pub use provider::{
     CaBundle, DEFAULT_MAX_TOKENS, MockConfig, MockReply, ModelPattern, ProviderConfig,
     ProviderKind, Secret, Timeouts,
@@ -31,7 +33,8 @@ pub struct Config {
     /// The file it came from; `None` for the zero-config defaults.
     pub source: Option<PathBuf>,
     pub listen: SocketAddr,
-    pub database: PathBuf,
+    /// The ledger: a SQLite file, or a PostgreSQL URL (team mode, `run` and `daemon` only).
+    pub database: LedgerLocation,
     pub log_level: Option<String>,
     pub providers: Vec<ProviderConfig>,
     /// Index into `providers` of the provider for models no provider lists.
@@ -419,6 +422,24 @@ impl Config {
             || "built-in defaults".to_owned(),
             |p: &Path| p.display().to_string(),
         )
+    }
+
+    /// The limits that shared books would enforce (daily, monthly, per client key), named as
+    /// in the config: team mode refuses them until budgets live in PostgreSQL.
+    pub fn shared_budget_limits(&self) -> Vec<String> {
+        let mut limits = Vec::new();
+        if self.budget.daily_usd.is_some() {
+            limits.push("budget.daily_usd".to_owned());
+        }
+        if self.budget.monthly_usd.is_some() {
+            limits.push("budget.monthly_usd".to_owned());
+        }
+        for key in &self.client_keys {
+            if key.budget_daily_usd.is_some() {
+                limits.push(format!("client key `{}`'s daily budget", key.name));
+            }
+        }
+        limits
     }
 
     /// The keys whose change from `self` to `newer` a running daemon takes up only when it

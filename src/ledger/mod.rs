@@ -1,5 +1,6 @@
-//! The shared SQLite ledger: what every session and request cost and how it went. Metadata only:
-//! never prompts, responses, tool arguments, bodies or keys.
+//! The shared ledger: what every session and request cost and how it went. Metadata only:
+//! never prompts, responses, tool arguments, bodies or keys. A SQLite file by default; in team
+//! mode (a PostgreSQL URL) the same handle writes into PostgreSQL (`postgres`).
 //!
 //! Writes go through one writer thread per process (`writer`), fed by a bounded channel that the
 //! request path never waits on; the writer lets rows gather for up to 20 ms and commits them in
@@ -17,6 +18,7 @@ pub mod live;
 mod migrations;
 pub(crate) mod narrow;
 pub mod pages;
+pub mod postgres;
 pub mod query;
 mod record;
 pub mod request_view;
@@ -69,6 +71,13 @@ pub enum LedgerError {
     },
     #[error("the ledger writer has stopped")]
     WriterGone,
+    /// `url` is redacted (no password); `detail` is the driver's or the server's message.
+    #[error("PostgreSQL ledger {url}: {detail}")]
+    Postgres { url: String, detail: String },
+    #[error(
+        "the PostgreSQL ledger {url} has schema version {found}, newer than this smartproxy knows ({known}); upgrade smartproxy"
+    )]
+    PostgresTooNew { url: String, found: i64, known: i64 },
 }
 
 /// Every variant is at most two words, so a backlog of records costs little more than the records.
@@ -90,7 +99,9 @@ pub struct Ledger {
 }
 
 struct Inner {
-    path: PathBuf,
+    /// The SQLite file; `None` in team mode, where `postgres` is the way in.
+    path: Option<PathBuf>,
+    postgres: Option<postgres::Handle>,
     /// Unbounded on its own (it allocates as records queue, where a bounded std channel
     /// allocated and touched every slot up front: 2.8 MB of each process's idle memory);
     /// `queued` bounds it at `QUEUE_CAPACITY`.
@@ -131,7 +142,8 @@ impl Ledger {
             })?;
         Ok(Self {
             inner: Arc::new(Inner {
-                path: path.to_path_buf(),
+                path: Some(path.to_path_buf()),
+                postgres: None,
                 tx,
                 dropped: AtomicU64::new(0),
                 queued,
@@ -141,8 +153,40 @@ impl Ledger {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// Opens the ledger wherever the config puts it: a SQLite file, or PostgreSQL (connecting,
+    /// migrating, refusing a newer schema). Blocks until it is ready; call it outside a runtime.
+    pub fn open_at(location: &crate::config::LedgerLocation) -> Result<Self, LedgerError> {
+        match location {
+            crate::config::LedgerLocation::Sqlite(path) => Self::open(path),
+            crate::config::LedgerLocation::Postgres(url) => Self::open_postgres(url),
+        }
+    }
+
+    fn open_postgres(url: &crate::config::PgUrl) -> Result<Self, LedgerError> {
+        let queued = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::channel();
+        let started = postgres::start(url, rx, Arc::clone(&queued))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: None,
+                postgres: Some(started.handle),
+                tx,
+                dropped: AtomicU64::new(0),
+                queued,
+                salt: started.salt,
+                thread: std::sync::Mutex::new(Some(started.thread)),
+            }),
+        })
+    }
+
+    /// The SQLite file; `None` when the ledger is in PostgreSQL.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The PostgreSQL ledger's pool, in team mode.
+    pub fn postgres(&self) -> Option<&postgres::Handle> {
+        self.inner.postgres.as_ref()
     }
 
     /// The per-ledger random salt for client and request fingerprints.

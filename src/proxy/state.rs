@@ -280,6 +280,15 @@ impl AppState {
             .map_err(|e| e.to_string())?;
         let source = config.source_display();
         let restart_needed = self.runtime().config.restart_only_changes(&config);
+        // A daemon on PostgreSQL keeps no books: a limit it could not enforce is refused, as at
+        // start (`cli::serving::refuse_team_budgets`).
+        let limits = config.shared_budget_limits();
+        if self.ledger.postgres().is_some() && !limits.is_empty() {
+            return Err(format!(
+                "budgets are not kept in a PostgreSQL ledger yet ({}): the old config keeps serving",
+                limits.join(", ")
+            ));
+        }
         self.reload(Arc::new(config)).map_err(|e| e.to_string())?;
         tracing::info!(%source, "config reloaded");
         if !restart_needed.is_empty() {
@@ -400,7 +409,11 @@ impl AppState {
         if known(self) {
             return true;
         }
-        let Ok(conn) = crate::db::open_read_only(self.ledger.path()) else {
+        // A PostgreSQL ledger is not read here yet: only the children seen above count.
+        let Some(path) = self.ledger.path() else {
+            return false;
+        };
+        let Ok(conn) = crate::db::open_read_only(path) else {
             return false;
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);

@@ -138,7 +138,10 @@ pub(super) fn readyz(state: &AppState) -> Response<ProxyBody> {
 
 /// Today's totals from the ledger (every process's, not only this one's).
 pub(super) async fn stats(state: &Arc<AppState>) -> Response<ProxyBody> {
-    let path = state.ledger.path().to_path_buf();
+    let Some(path) = state.ledger.path().map(std::path::Path::to_path_buf) else {
+        let message = "today's totals are not read from a PostgreSQL ledger yet";
+        return error_response(&ApiError::internal(message.to_owned()), Dialect::OpenAi, "");
+    };
     let since = chrono::Local::now()
         .date_naive()
         .and_hms_opt(0, 0, 0)

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod dialects;
 pub mod formats;
 pub mod npm;
+pub mod postgres;
 pub mod python;
 pub mod upstream;
 

@@ -24,7 +24,10 @@ pub fn start(state: &Arc<AppState>, running: &mut Option<JoinHandle<()>>) {
     let Some(days) = config.retention_days else {
         return;
     };
-    let path = state.ledger.path().to_path_buf();
+    // Team mode prunes nothing yet (retention there will drop monthly partitions).
+    let Some(path) = state.ledger.path().map(std::path::Path::to_path_buf) else {
+        return;
+    };
     let capture = state.capture.clone();
     *running = Some(tokio::task::spawn_blocking(move || {
         let now = ledger::now_ms();

@@ -65,16 +65,8 @@ fn summary(
     unpriced_models: &[String],
     shared: &[Standing],
 ) -> anyhow::Result<String> {
-    let conn = query::open(ledger.path())?;
-    let filter = Filter {
-        session_id: Some(session_id.to_owned()),
-        since_ms: None,
-    };
-    let total = query::totals(&conn, &filter)?;
-    let by_model = query::grouped(&conn, &filter, GroupBy::Model)?;
-    let session = query::session(&conn, session_id)?.context("the session row is missing")?;
+    let (total, by_model, session, actions) = read_back(ledger, session_id)?;
     let budget = session.budget_usd;
-    let actions = query::budget_actions(&conn, &filter)?;
     if format == SummaryFormat::Json {
         return Ok(json!({
             "session_id": session_id,
@@ -162,6 +154,37 @@ fn summary(
         ));
     }
     Ok(text)
+}
+
+/// The session's totals, per model, its row and its budget actions, from either backend.
+fn read_back(
+    ledger: &Ledger,
+    session_id: &str,
+) -> anyhow::Result<(
+    query::Totals,
+    Vec<query::Totals>,
+    query::SessionRow,
+    query::BudgetActions,
+)> {
+    if let Some(pg) = ledger.postgres() {
+        let id = session_id.to_owned();
+        let read = pg.block_on(move |client| async move {
+            crate::ledger::postgres::read::session_summary(&client, &id).await
+        })?;
+        let session = read.session.context("the session row is missing")?;
+        return Ok((read.total, read.by_model, session, read.actions));
+    }
+    let path = ledger.path().context("the ledger has no file")?;
+    let conn = query::open(path)?;
+    let filter = Filter {
+        session_id: Some(session_id.to_owned()),
+        since_ms: None,
+    };
+    let total = query::totals(&conn, &filter)?;
+    let by_model = query::grouped(&conn, &filter, GroupBy::Model)?;
+    let session = query::session(&conn, session_id)?.context("the session row is missing")?;
+    let actions = query::budget_actions(&conn, &filter)?;
+    Ok((total, by_model, session, actions))
 }
 
 /// `2 requests refused, 1 fitted (max_tokens lowered)`.

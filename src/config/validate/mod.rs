@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::RawConfig;
-use super::{Config, ConfigError, ProviderConfig, Secret, key_line, paths};
+use super::{Config, ConfigError, LedgerLocation, PgUrl, ProviderConfig, Secret, key_line, paths};
 use zero_config::zero_config_providers;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:4100";
@@ -149,6 +149,35 @@ impl Validator<'_> {
         });
     }
 
+    /// `SMARTPROXY_DB`, else `database:`, else the default file: a path, or a PostgreSQL URL
+    /// checked here so a typo is a config error, not a failed connection later.
+    fn database(
+        &mut self,
+        raw: &RawConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> LedgerLocation {
+        let (text, var) = match env("SMARTPROXY_DB").filter(|v| !v.trim().is_empty()) {
+            Some(value) => (value, Some("SMARTPROXY_DB")),
+            None => match &raw.database {
+                Some(value) => (value.clone(), None),
+                None => return LedgerLocation::Sqlite(paths::default_database()),
+            },
+        };
+        if !LedgerLocation::is_postgres_text(&text) {
+            return LedgerLocation::Sqlite(paths::expand_home(&text));
+        }
+        match PgUrl::parse(&text) {
+            Ok(url) => LedgerLocation::Postgres(url),
+            Err(message) => {
+                match var {
+                    Some(var) => self.env_error(var, message),
+                    None => self.error("database", message),
+                }
+                LedgerLocation::Sqlite(paths::default_database())
+            }
+        }
+    }
+
     fn config(&mut self, mut raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Config {
         let listen_text = match env("SMARTPROXY_LISTEN") {
             Some(value) => (value, Some("SMARTPROXY_LISTEN")),
@@ -176,10 +205,13 @@ impl Validator<'_> {
             }
         };
 
-        let database = env("SMARTPROXY_DB")
-            .filter(|v| !v.trim().is_empty())
-            .or(raw.database.clone())
-            .map_or_else(paths::default_database, |p| paths::expand_home(&p));
+        let database = self.database(&raw, env);
+        // The cache and captures sit beside a SQLite ledger; beside the default one when the
+        // ledger is in PostgreSQL (they stay local to the machine).
+        let stores_beside = match &database {
+            LedgerLocation::Sqlite(path) => path.clone(),
+            LedgerLocation::Postgres(_) => paths::default_database(),
+        };
         let log_level = env("SMARTPROXY_LOG_LEVEL").or(raw.log_level.clone());
 
         let mut providers: Vec<ProviderConfig> = Vec::new();
@@ -250,9 +282,9 @@ impl Validator<'_> {
         };
         let clients = self.client_limits(&raw);
 
-        let cache = self.cache(&raw, &database, env);
+        let cache = self.cache(&raw, &stores_beside, env);
         let retention_days = self.retention(&raw, env);
-        let capture = self.capture(&raw, &database, env);
+        let capture = self.capture(&raw, &stores_beside, env);
         let client_keys = self.client_keys(&raw, env);
         let resilience = self.resilience(&raw);
         let transforms = self.transforms(&raw, env);

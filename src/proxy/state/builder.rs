@@ -155,10 +155,12 @@ impl StateBuilder {
             self.keys,
         )
         .map_err(BuildError::Providers)?;
-        let shared_budget = match self.shared {
-            SharedBooks::None => None,
-            books => SharedBudget::open(
-                state.ledger.path(),
+        // A PostgreSQL ledger keeps no shared books yet: `run` and `daemon` refuse to start
+        // with a limit configured there (`cli::serving::refuse_team_budgets`).
+        let shared_budget = match (self.shared, state.ledger.path()) {
+            (SharedBooks::None, _) | (_, None) => None,
+            (books, Some(path)) => SharedBudget::open(
+                path,
                 &state.runtime().config.budget,
                 books == SharedBooks::Always,
             )

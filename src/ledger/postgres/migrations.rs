@@ -1,0 +1,207 @@
+//! The PostgreSQL ledger's schema: numbered, append-only migrations recorded in
+//! `schema_version`, applied under an advisory lock so two processes starting together on an
+//! empty database do not race, and a refusal to run against a schema newer than this build's.
+//!
+//! The schema mirrors SQLite's narrow rows (schema 19, `ledger::narrow`): integer nano-dollars,
+//! integer microseconds, repeated strings interned in `strings`, the request's shape columns
+//! once in `request_shapes`. Request ids are `bytea`: the proxy's `req_<hex>` ids as their bytes
+//! behind a 0x01 tag, any other id as its UTF-8 behind a 0x00 tag (`stored_id`). `requests` is
+//! partitioned by month of `started_ms` (the writer creates each month's partition), so its key
+//! is (id, started_ms): a request keeps its start time, so a retried row still conflicts.
+
+use tokio_postgres::Client;
+
+/// An arbitrary constant: the advisory lock every smartproxy takes around migrating.
+const MIGRATION_LOCK: i64 = 0x5350_4c45_4447_4552; // "SPLEDGER"
+
+/// The migrations, in order; the schema version is how many have been applied.
+/// Append only: a released migration is never edited.
+const MIGRATIONS: &[&str] = &[
+    // 1: the narrow tables, the sessions, the meta row (salt) and the daily roll-up.
+    "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+     CREATE TABLE strings (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+         text text NOT NULL UNIQUE);
+     CREATE TABLE request_shapes (
+         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+         -- SHA-256 of the columns below (NULLs included): one row per distinct shape.
+         digest bytea NOT NULL UNIQUE,
+         endpoint text NOT NULL,
+         route text,
+         provider text,
+         requested_model text,
+         served_model text,
+         outcome text NOT NULL,
+         error_code text,
+         cache_status text NOT NULL,
+         billing text NOT NULL,
+         price_period text,
+         user_agent text
+     );
+     CREATE TABLE sessions (
+         id text PRIMARY KEY,
+         parent_id text,
+         kind text NOT NULL,
+         tag text,
+         program text,
+         cwd text,
+         pid bigint,
+         started_ms bigint NOT NULL,
+         ended_ms bigint,
+         exit_code integer,
+         budget_usd double precision,
+         spent_usd double precision,
+         host text,
+         owner_pid bigint,
+         owner_start text
+     );
+     CREATE INDEX sessions_parent ON sessions (parent_id);
+     CREATE TABLE requests (
+         id bytea NOT NULL,
+         session bigint,
+         started_ms bigint NOT NULL,
+         shape bigint NOT NULL,
+         status smallint NOT NULL,
+         stream boolean NOT NULL,
+         prompt_tokens bigint,
+         completion_tokens bigint,
+         cached_tokens bigint,
+         cache_write_tokens bigint,
+         tokens_estimated boolean NOT NULL DEFAULT false,
+         cost_nusd bigint,
+         saved_nusd bigint,
+         latency_us bigint NOT NULL,
+         ttfb_us bigint,
+         attempts integer NOT NULL,
+         client_hash bigint,
+         fingerprint bytea,
+         client_session bigint,
+         budget_action text,
+         skipped bigint,
+         PRIMARY KEY (id, started_ms)
+     ) PARTITION BY RANGE (started_ms);
+     CREATE INDEX requests_session ON requests (session, started_ms);
+     CREATE TABLE attempts (
+         request_id bytea NOT NULL,
+         n smallint NOT NULL,
+         provider bigint,
+         model bigint,
+         status smallint,
+         error_class bigint,
+         latency_us bigint,
+         waited_us bigint,
+         PRIMARY KEY (request_id, n)
+     );
+     CREATE TABLE anomalies (
+         at_ms bigint NOT NULL,
+         session_id text,
+         kind text NOT NULL,
+         provider text NOT NULL,
+         model text NOT NULL,
+         detail text NOT NULL
+     );
+     -- What every total reads: requests added up per UTC day and (client key, user, project,
+     -- model, provider, tag). User and project are '' until team keys name them.
+     CREATE TABLE usage_daily (
+         day date NOT NULL,
+         key text NOT NULL,
+         user_name text NOT NULL,
+         project text NOT NULL,
+         model text NOT NULL,
+         provider text NOT NULL,
+         tag text NOT NULL,
+         requests bigint NOT NULL,
+         ok bigint NOT NULL,
+         prompt_tokens bigint NOT NULL,
+         completion_tokens bigint NOT NULL,
+         cached_tokens bigint NOT NULL,
+         cache_write_tokens bigint NOT NULL,
+         cost_nusd bigint NOT NULL,
+         unpriced bigint NOT NULL,
+         estimated bigint NOT NULL,
+         subscription_nusd bigint NOT NULL,
+         simulated_nusd bigint NOT NULL,
+         PRIMARY KEY (day, key, user_name, project, model, provider, tag)
+     );",
+];
+
+/// The schema version this build writes.
+pub const CURRENT: i64 = MIGRATIONS.len() as i64;
+
+/// What migrating found: the schema is newer than this build's, or the database failed.
+#[derive(Debug)]
+pub enum MigrateError {
+    TooNew { found: i64 },
+    Db(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for MigrateError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+/// Brings the schema up to `CURRENT` (one transaction, under the advisory lock) and returns the
+/// ledger's salt, created on first use.
+pub async fn migrate(client: &mut Client) -> Result<String, MigrateError> {
+    let tx = client.transaction().await?;
+    // Held to the end of the transaction: a second process starting now waits here, then
+    // finds the schema current.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             version bigint PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let found: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::bigint FROM schema_version",
+            &[],
+        )
+        .await?
+        .get(0);
+    if found > CURRENT {
+        return Err(MigrateError::TooNew { found });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&(i as i64 + 1)],
+        )
+        .await?;
+    }
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('salt', $1) ON CONFLICT (key) DO NOTHING",
+        &[&hex::encode(bytes)],
+    )
+    .await?;
+    let salt: String = tx
+        .query_one("SELECT value FROM meta WHERE key = 'salt'", &[])
+        .await?
+        .get(0);
+    tx.commit().await?;
+    Ok(salt)
+}
+
+/// The schema version a database holds (0 when smartproxy never migrated it), for `doctor`.
+pub async fn version(client: &Client) -> Result<i64, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::bigint FROM schema_version",
+            &[],
+        )
+        .await?
+        .get(0))
+}

@@ -1,0 +1,292 @@
+//! Team mode's ledger backend: the same `Ledger` handle, its rows written into PostgreSQL.
+//!
+//! One writer thread per process (as with SQLite) takes the same `Message`s off the same
+//! bounded queue and commits them in batches (`writer`); it drives a small tokio runtime of its
+//! own (one worker, which also keeps the pooled connections' I/O going) so the request path never
+//! waits on PostgreSQL. Reads for `run`'s summary (`read`) and `doctor` (`check`) go through the
+//! same pool.
+//!
+//! What this step does not do yet (issue 20): TLS to PostgreSQL (the URL is used without TLS),
+//! shared budgets, client keys and the read commands (`stats`, `sessions`, ...) on PostgreSQL.
+//! TODO(issue 20, spool): while PostgreSQL is unreachable the writer keeps its batch in memory
+//! and retries with backoff; rows that arrive meanwhile wait in the bounded queue (past it they
+//! are dropped and counted, as with SQLite), and rows still unwritten 30 s after the process
+//! asked to stop are lost. The local SQLite spool that would keep them is a later step.
+
+pub mod migrations;
+pub mod read;
+pub mod rows;
+mod writer;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use super::{LedgerError, Message};
+use crate::config::PgUrl;
+
+/// Connections in one process's pool: the writer's, and one or two for reads.
+const POOL_SIZE: usize = 4;
+
+/// How long connecting (and waiting for a pooled connection) may take before it counts as a
+/// failure; the writer then retries.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A process's way into the PostgreSQL ledger: its pool, on the writer's runtime.
+#[derive(Clone)]
+pub struct Handle {
+    runtime: tokio::runtime::Handle,
+    pool: Pool,
+    url: String,
+}
+
+/// What `start` hands the `Ledger`: the writer thread, the salt and the handle for reads.
+pub(super) struct Started {
+    pub thread: JoinHandle<()>,
+    pub salt: String,
+    pub handle: Handle,
+}
+
+/// The driver's error in one line: its database message and code when the server answered.
+pub fn describe(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// The pool's error in one line, the driver's own message when it has one.
+pub fn describe_pool(err: &deadpool_postgres::PoolError) -> String {
+    match err {
+        deadpool_postgres::PoolError::Backend(e) => describe(e),
+        other => other.to_string(),
+    }
+}
+
+fn pool_error(url: &str, err: deadpool_postgres::PoolError) -> LedgerError {
+    LedgerError::Postgres {
+        url: url.to_owned(),
+        detail: describe_pool(&err),
+    }
+}
+
+fn db_error(url: &str, err: &tokio_postgres::Error) -> LedgerError {
+    LedgerError::Postgres {
+        url: url.to_owned(),
+        detail: describe(err),
+    }
+}
+
+fn pool(url: &PgUrl) -> Result<Pool, LedgerError> {
+    let fail = |detail: String| LedgerError::Postgres {
+        url: url.redacted().to_owned(),
+        detail,
+    };
+    let mut config: tokio_postgres::Config = url
+        .secret()
+        .parse()
+        .map_err(|e: tokio_postgres::Error| fail(describe(&e)))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    config.application_name("smartproxy");
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// Connects, migrates (refusing a newer schema), reads the salt and starts the writer thread.
+/// Blocks until the database answered; never call it from inside a runtime's worker.
+pub(super) fn start(
+    url: &PgUrl,
+    rx: Receiver<Message>,
+    queued: Arc<AtomicU64>,
+) -> Result<Started, LedgerError> {
+    let redacted = url.redacted().to_owned();
+    let spawn_error = |source: std::io::Error| LedgerError::Postgres {
+        url: redacted.clone(),
+        detail: format!("cannot start the ledger writer: {source}"),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ledger-pg")
+        .enable_all()
+        .build()
+        .map_err(spawn_error)?;
+    let pool = pool(url)?;
+    let handle = Handle {
+        runtime: runtime.handle().clone(),
+        pool: pool.clone(),
+        url: redacted.clone(),
+    };
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("ledger-writer".to_owned())
+        .spawn({
+            let handle = handle.clone();
+            move || {
+                let opened = runtime.block_on(open(&handle));
+                let ok = opened.is_ok();
+                let _ = ready_tx.send(opened);
+                if ok {
+                    writer::run(&runtime, &handle, &rx, &queued);
+                }
+                // Connections still open close with the runtime.
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            }
+        })
+        .map_err(spawn_error)?;
+    let salt = match ready_rx.recv() {
+        Ok(Ok(salt)) => salt,
+        Ok(Err(err)) => {
+            let _ = thread.join();
+            return Err(err);
+        }
+        Err(_) => {
+            let _ = thread.join();
+            return Err(LedgerError::WriterGone);
+        }
+    };
+    Ok(Started {
+        thread,
+        salt,
+        handle,
+    })
+}
+
+/// The first connection: migrations under the advisory lock, then the salt.
+async fn open(handle: &Handle) -> Result<String, LedgerError> {
+    let mut client = handle
+        .pool
+        .get()
+        .await
+        .map_err(|e| pool_error(&handle.url, e))?;
+    let client: &mut tokio_postgres::Client = &mut client;
+    migrations::migrate(client).await.map_err(|e| match e {
+        migrations::MigrateError::TooNew { found } => LedgerError::PostgresTooNew {
+            url: handle.url.clone(),
+            found,
+            known: migrations::CURRENT,
+        },
+        migrations::MigrateError::Db(e) => db_error(&handle.url, &e),
+    })
+}
+
+impl Handle {
+    /// The URL, password redacted.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs `f` on the ledger's runtime with a pooled connection and waits for it (up to a
+    /// minute). For synchronous callers outside any runtime (`run`'s closing summary).
+    pub fn block_on<T, F, Fut>(&self, f: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Object) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send,
+    {
+        let (tx, rx) = mpsc::channel();
+        let pool = self.pool.clone();
+        let url = self.url.clone();
+        // Not fire-and-forget: this caller waits for the task's answer below (a runtime that
+        // stopped meanwhile drops the task, and with it the sender: the wait ends at once).
+        drop(self.runtime.spawn(async move {
+            let result = match pool.get().await {
+                Ok(client) => f(client).await.map_err(|e| db_error(&url, &e)),
+                Err(e) => Err(pool_error(&url, e)),
+            };
+            let _ = tx.send(result);
+        }));
+        rx.recv_timeout(Duration::from_secs(60))
+            .map_err(|_| LedgerError::WriterGone)?
+    }
+}
+
+/// What `doctor` reports about a PostgreSQL ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// The schema version found (0: smartproxy never wrote there yet).
+    pub schema_version: i64,
+    /// The version this build writes.
+    pub known_version: i64,
+    /// The server's clock minus this machine's, in milliseconds.
+    pub clock_skew_ms: i64,
+}
+
+/// Connects once (its own short-lived runtime, on a thread of its own so it may be called from
+/// anywhere) and reads the schema version and the server's clock. Writes nothing.
+pub fn check(url: &PgUrl) -> Result<Check, LedgerError> {
+    let url = url.clone();
+    let redacted = url.redacted().to_owned();
+    let thread = std::thread::Builder::new()
+        .name("ledger-check".to_owned())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| LedgerError::Postgres {
+                    url: url.redacted().to_owned(),
+                    detail: e.to_string(),
+                })?;
+            runtime.block_on(check_on(&url))
+        });
+    match thread {
+        Ok(thread) => thread.join().unwrap_or(Err(LedgerError::WriterGone)),
+        Err(e) => Err(LedgerError::Postgres {
+            url: redacted,
+            detail: e.to_string(),
+        }),
+    }
+}
+
+async fn check_on(url: &PgUrl) -> Result<Check, LedgerError> {
+    let pool = pool(url)?;
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| pool_error(url.redacted(), e))?;
+    let schema_version = migrations::version(&client)
+        .await
+        .map_err(|e| db_error(url.redacted(), &e))?;
+    let before = super::now_ms();
+    let server_ms: i64 = client
+        .query_one(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            &[],
+        )
+        .await
+        .map_err(|e| db_error(url.redacted(), &e))?
+        .get(0);
+    let after = super::now_ms();
+    Ok(Check {
+        schema_version,
+        known_version: migrations::CURRENT,
+        // Against the middle of the round trip.
+        clock_skew_ms: server_ms - (before + after) / 2,
+    })
+}

@@ -1,0 +1,502 @@
+//! The PostgreSQL writer thread: takes the ledger's messages off the queue and commits them in
+//! batches, one transaction each, idempotent by request id.
+//!
+//! A batch is written with one multi-row statement per table (arrays through `UNNEST`), so its
+//! size costs no extra round trips and needs no cap; the requests are inserted with
+//! `ON CONFLICT DO NOTHING` and the daily roll-up adds only the rows that insert returned, so a
+//! batch written twice (a retry after a lost answer to COMMIT) neither duplicates a row nor
+//! counts it twice. While PostgreSQL cannot be reached the batch is kept and retried with
+//! backoff (see the module doc of `postgres` for the spool still to come).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Transaction;
+
+use super::super::{Anomaly, Message, RequestRecord, SessionEnd, SessionStart};
+use super::rows::clean;
+use super::{Handle, describe, describe_pool};
+
+/// Most messages taken into one transaction; more wait for the next one (never dropped).
+const MAX_BATCH: usize = 4096;
+
+/// How long rows gather after the first before they are committed together (as SQLite's).
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
+
+/// The longest pause between two tries of a batch PostgreSQL refused or never answered.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How long a stopping process keeps trying to write what is left before giving up on it.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Cached across batches: interned strings, shapes, and the months that have a partition.
+#[derive(Default)]
+struct Caches {
+    strings: HashMap<String, i64>,
+    shapes: HashMap<Vec<u8>, i64>,
+    months: HashSet<i64>,
+}
+
+/// A cache is dropped whole past this many entries (client hashes grow without end).
+const CACHE_LIMIT: usize = 4096;
+
+pub(super) fn run(
+    runtime: &tokio::runtime::Runtime,
+    handle: &Handle,
+    rx: &Receiver<Message>,
+    queued: &AtomicU64,
+) {
+    let mut batch: Vec<Message> = Vec::with_capacity(256);
+    let mut caches = Caches::default();
+    while let Ok(first) = rx.recv() {
+        let mut urgent = wants_answer(&first);
+        batch.push(first);
+        let mut disconnected = false;
+        let mut waited = Duration::ZERO;
+        loop {
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(message) => {
+                        urgent |= wants_answer(&message);
+                        batch.push(message);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                }
+            }
+            if urgent || disconnected || batch.len() >= MAX_BATCH || waited >= BATCH_WINDOW {
+                break;
+            }
+            // Parked, not waiting on the channel: `Ledger::flush` and `Drop` unpark it.
+            let parked = Instant::now();
+            std::thread::park_timeout(BATCH_WINDOW - waited);
+            waited += parked.elapsed();
+        }
+        disconnected |= runtime.block_on(commit_with_retry(
+            handle,
+            &mut caches,
+            &mut batch,
+            rx,
+            disconnected,
+        ));
+        // Every message was counted when queued (`Ledger::enqueue`).
+        queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        for message in batch.drain(..) {
+            match message {
+                Message::Flush(done) => {
+                    let _ = done.send(());
+                }
+                Message::Committed(done) => {
+                    let _ = done.send(());
+                }
+                _ => {}
+            }
+        }
+        if disconnected {
+            break;
+        }
+    }
+}
+
+fn wants_answer(message: &Message) -> bool {
+    matches!(message, Message::Flush(_) | Message::Committed(_))
+}
+
+/// Whether trying again may help: the connection failed or the server asked for a retry
+/// (serialization failure, deadlock, shutting down, too many connections). A statement the
+/// server rejects for good would fail the same way forever.
+fn retryable(err: &tokio_postgres::Error) -> bool {
+    match err.code() {
+        None => true,
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code.starts_with("53")
+                || code == "40001"
+                || code == "40P01"
+        }
+    }
+}
+
+/// Commits `batch`, trying again with backoff while PostgreSQL is unreachable. Messages that
+/// arrive meanwhile join the batch (so the queue keeps moving into memory bounded by the
+/// queue's capacity). Returns whether the ledger was closed meanwhile.
+async fn commit_with_retry(
+    handle: &Handle,
+    caches: &mut Caches,
+    batch: &mut Vec<Message>,
+    rx: &Receiver<Message>,
+    mut closing: bool,
+) -> bool {
+    let mut backoff = Duration::from_millis(100);
+    let mut deadline = closing.then(|| Instant::now() + SHUTDOWN_PATIENCE);
+    for attempt in 0u64.. {
+        let failure = match handle.pool.get().await {
+            Ok(mut client) => match commit(&mut client, caches, batch).await {
+                Ok(()) => return closing,
+                Err(err) => {
+                    // Strings and shapes interned by the rolled-back transaction are not there.
+                    caches.strings.clear();
+                    caches.shapes.clear();
+                    if !retryable(&err) {
+                        tracing::error!(
+                            error = %describe(&err),
+                            messages = batch.len(),
+                            "PostgreSQL refused a ledger batch; its rows are lost"
+                        );
+                        return closing;
+                    }
+                    describe(&err)
+                }
+            },
+            Err(err) => describe_pool(&err),
+        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            tracing::error!(
+                error = %failure,
+                messages = batch.len(),
+                "PostgreSQL still unreachable as smartproxy stops; the unwritten rows are lost"
+            );
+            return closing;
+        }
+        // The first failure and then every tenth: a long outage does not flood the log.
+        if attempt % 10 == 0 {
+            tracing::warn!(
+                error = %failure,
+                messages = batch.len(),
+                url = %handle.url,
+                "cannot write to the PostgreSQL ledger; keeping the rows and retrying"
+            );
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        loop {
+            match rx.try_recv() {
+                Ok(message) => batch.push(message),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    if !closing {
+                        closing = true;
+                        deadline = Some(Instant::now() + SHUTDOWN_PATIENCE);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    closing
+}
+
+async fn commit(
+    client: &mut deadpool_postgres::Object,
+    caches: &mut Caches,
+    batch: &[Message],
+) -> Result<(), tokio_postgres::Error> {
+    if batch.iter().all(wants_answer) {
+        return Ok(());
+    }
+    if caches.strings.len() > CACHE_LIMIT {
+        caches.strings.clear();
+    }
+    if caches.shapes.len() > CACHE_LIMIT {
+        caches.shapes.clear();
+    }
+    let requests: Vec<&RequestRecord> = batch
+        .iter()
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(&**r),
+            _ => None,
+        })
+        .collect();
+    for month in requests
+        .iter()
+        .map(|r| super::rows::month_start(r.started_ms))
+    {
+        if caches.months.insert(month)
+            && let Err(err) = ensure_partition(client, month).await
+        {
+            caches.months.remove(&month);
+            return Err(err);
+        }
+    }
+    let tx = client.transaction().await?;
+    for message in batch {
+        if let Message::Session(s) = message {
+            insert_session(&tx, s).await?;
+        }
+    }
+    if !requests.is_empty() {
+        intern_strings(&tx, caches, &requests).await?;
+        intern_shapes(&tx, caches, &requests).await?;
+        let inserted = super::rows::insert_requests(&tx, caches_view(caches), &requests).await?;
+        tracing::trace!(inserted, rows = requests.len(), "ledger batch written");
+        insert_attempts(&tx, caches, &requests).await?;
+    }
+    for message in batch {
+        match message {
+            Message::Anomaly(a) => insert_anomaly(&tx, a).await?,
+            Message::SessionEnd(e) => end_session(&tx, e).await?,
+            _ => {}
+        }
+    }
+    tx.commit().await
+}
+
+/// The ids the request insert needs, borrowed from the caches.
+fn caches_view(caches: &Caches) -> super::rows::Ids<'_> {
+    super::rows::Ids {
+        strings: &caches.strings,
+        shapes: &caches.shapes,
+    }
+}
+
+/// Creates the month's partition of `requests` when it is missing. Two processes may try at
+/// once: the advisory lock orders them and `IF NOT EXISTS` makes the second a no-op.
+async fn ensure_partition(
+    client: &mut deadpool_postgres::Object,
+    month_start_ms: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let (name, from, to) = super::rows::partition(month_start_ms);
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&(0x5350_5041_5254_0000_i64 + month_start_ms / 1000)],
+    )
+    .await?;
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {name} PARTITION OF requests FOR VALUES FROM ({from}) TO ({to})"
+    ))
+    .await?;
+    tx.commit().await
+}
+
+/// Opens a session owned by this process; a daemon's day session is taken over by whichever
+/// daemon serves it next (as in SQLite's writer).
+async fn insert_session(
+    tx: &Transaction<'_>,
+    s: &SessionStart,
+) -> Result<(), tokio_postgres::Error> {
+    let owner = crate::process::current();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO sessions (id, parent_id, kind, tag, program, cwd, pid, started_ms,
+                 budget_usd, host, owner_pid, owner_start)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (id) DO UPDATE SET ended_ms = NULL, exit_code = NULL, pid = excluded.pid,
+                 host = excluded.host, owner_pid = excluded.owner_pid,
+                 owner_start = excluded.owner_start
+             WHERE sessions.kind = 'daemon' AND excluded.kind = 'daemon'",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &s.id,
+            &s.parent_id,
+            &s.kind,
+            &s.tag.as_deref().map(clean),
+            &s.program.as_deref().map(clean),
+            &s.cwd.as_deref().map(clean),
+            &s.pid.map(i64::from),
+            &s.started_ms,
+            &s.budget_usd,
+            &owner.host,
+            &i64::from(owner.pid),
+            &owner.start,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Closes a session; only its owner's end counts (as in SQLite's writer).
+async fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> Result<(), tokio_postgres::Error> {
+    let owner = crate::process::current();
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE sessions SET ended_ms = $2, exit_code = $3,
+                 spent_usd = (SELECT COALESCE(SUM(cost_nusd), 0) / 1e9 FROM requests
+                     WHERE session = (SELECT id FROM strings WHERE text = $1))
+             WHERE id = $1 AND (owner_pid IS NULL
+                 OR (owner_pid = $4 AND host IS NOT DISTINCT FROM $5))",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &e.id,
+            &e.ended_ms,
+            &e.exit_code,
+            &i64::from(owner.pid),
+            &owner.host,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Interns the batch's repeated strings (sessions, client hashes, client sessions, skip notes,
+/// the attempts' providers, models and error classes) that the cache does not know.
+async fn intern_strings(
+    tx: &Transaction<'_>,
+    caches: &mut Caches,
+    requests: &[&RequestRecord],
+) -> Result<(), tokio_postgres::Error> {
+    let mut missing: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut want = |s: Option<&str>| {
+        if let Some(s) = s.map(clean)
+            && !caches.strings.contains_key(&*s)
+            && seen.insert(s.to_string())
+        {
+            missing.push(s.into_owned());
+        }
+    };
+    for r in requests {
+        want(r.session_id.as_deref());
+        want(r.client_hash.as_deref());
+        want(r.client_session.as_deref());
+        want(r.skipped.as_deref());
+        for a in &r.attempt_log {
+            want(Some(&a.provider));
+            want(Some(&a.model));
+            want(a.error_class.as_deref());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO strings (text) SELECT unnest($1::text[]) ON CONFLICT (text) DO NOTHING",
+        &[&missing],
+    )
+    .await?;
+    for row in tx
+        .query(
+            "SELECT id, text FROM strings WHERE text = ANY($1::text[])",
+            &[&missing],
+        )
+        .await?
+    {
+        caches.strings.insert(row.get(1), row.get(0));
+    }
+    Ok(())
+}
+
+/// Interns the batch's request shapes, keyed by the digest of their columns.
+async fn intern_shapes(
+    tx: &Transaction<'_>,
+    caches: &mut Caches,
+    requests: &[&RequestRecord],
+) -> Result<(), tokio_postgres::Error> {
+    let mut columns: [Vec<Option<String>>; 11] = Default::default();
+    let mut digests: Vec<Vec<u8>> = Vec::new();
+    for r in requests {
+        let shape = super::rows::shape_of(r);
+        let digest = super::rows::shape_digest(&shape);
+        if caches.shapes.contains_key(&digest) || digests.contains(&digest) {
+            continue;
+        }
+        digests.push(digest);
+        for (column, value) in columns.iter_mut().zip(shape) {
+            column.push(value.map(|v| clean(v).into_owned()));
+        }
+    }
+    if digests.is_empty() {
+        return Ok(());
+    }
+    let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10] = &columns;
+    tx.execute(
+        "INSERT INTO request_shapes (digest, endpoint, route, provider, requested_model,
+             served_model, outcome, error_code, cache_status, billing, price_period, user_agent)
+         SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[],
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+         ON CONFLICT (digest) DO NOTHING",
+        &[&digests, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10],
+    )
+    .await?;
+    for row in tx
+        .query(
+            "SELECT id, digest FROM request_shapes WHERE digest = ANY($1::bytea[])",
+            &[&digests],
+        )
+        .await?
+    {
+        caches.shapes.insert(row.get(1), row.get(0));
+    }
+    Ok(())
+}
+
+/// Every attempt of the batch's requests; a retried batch finds them there already.
+async fn insert_attempts(
+    tx: &Transaction<'_>,
+    caches: &Caches,
+    requests: &[&RequestRecord],
+) -> Result<(), tokio_postgres::Error> {
+    let string = |s: Option<&str>| s.and_then(|s| caches.strings.get(&*clean(s)).copied());
+    let mut ids: Vec<Vec<u8>> = Vec::new();
+    let mut n: Vec<i16> = Vec::new();
+    let mut provider: Vec<Option<i64>> = Vec::new();
+    let mut model: Vec<Option<i64>> = Vec::new();
+    let mut status: Vec<Option<i16>> = Vec::new();
+    let mut error_class: Vec<Option<i64>> = Vec::new();
+    let mut latency: Vec<i64> = Vec::new();
+    let mut waited: Vec<i64> = Vec::new();
+    for r in requests {
+        for (i, a) in r.attempt_log.iter().enumerate() {
+            ids.push(super::rows::stored_id(&r.id));
+            n.push(i16::try_from(i + 1).unwrap_or(i16::MAX));
+            provider.push(string(Some(&a.provider)));
+            model.push(string(Some(&a.model)));
+            status.push(a.status.map(|s| i16::try_from(s).unwrap_or(i16::MAX)));
+            error_class.push(string(a.error_class.as_deref()));
+            latency.push(super::rows::micros(a.latency_ms));
+            waited.push(super::rows::micros(a.waited_ms));
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO attempts (request_id, n, provider, model, status, error_class, latency_us,
+             waited_us)
+         SELECT * FROM unnest($1::bytea[], $2::smallint[], $3::bigint[], $4::bigint[],
+             $5::smallint[], $6::bigint[], $7::bigint[], $8::bigint[])
+         ON CONFLICT (request_id, n) DO NOTHING",
+        &[
+            &ids,
+            &n,
+            &provider,
+            &model,
+            &status,
+            &error_class,
+            &latency,
+            &waited,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_anomaly(tx: &Transaction<'_>, a: &Anomaly) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "INSERT INTO anomalies (at_ms, session_id, kind, provider, model, detail)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &a.at_ms,
+            &a.session_id,
+            &a.kind,
+            &clean(&a.provider),
+            &clean(&a.model),
+            &clean(&a.detail),
+        ],
+    )
+    .await?;
+    Ok(())
+}
