@@ -4,6 +4,7 @@
 
 mod install;
 mod retention;
+mod team_keys;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -229,11 +230,23 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
             printer::warn("retention is not applied to a PostgreSQL ledger yet; its rows are kept");
         }
     }
+    // A team ledger holds client keys too: it is opened first so they count from the start.
+    let team_ledger = if team {
+        Some(Ledger::open_at(&config.database).context("cannot open the ledger")?)
+    } else {
+        None
+    };
     let keys = client_keys(config.database.as_sqlite(), &config)?;
+    if let Some(ledger) = &team_ledger {
+        keys.set_stored(team_keys::load(ledger)?);
+    }
     let admin_keys = admin_keys();
     check_exposure(&config, (listen, &keys), (admin_listen, &admin_keys))?;
     let web_security = web_security(&config, admin_listen, &keys)?;
-    let ledger = Ledger::open_at(&config.database).context("cannot open the ledger")?;
+    let ledger = match team_ledger {
+        Some(ledger) => ledger,
+        None => Ledger::open_at(&config.database).context("cannot open the ledger")?,
+    };
     let source = config.source.clone();
     // The web dashboard reads the SQLite ledger; a daemon on PostgreSQL serves none yet.
     let mut web = config.database.as_sqlite().map(|database| {
@@ -389,6 +402,7 @@ async fn serve_until_stopped(
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut watched = source.and_then(modified);
+    let key_watcher = team_keys::start(state);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut daily = tokio::time::interval(retention::EVERY);
     let mut pruning = None;
@@ -416,6 +430,9 @@ async fn serve_until_stopped(
     public.shutdown(DRAIN_GRACE).await;
     if let Some(pruning) = pruning {
         let _ = pruning.await;
+    }
+    if let Some(watcher) = key_watcher {
+        watcher.stop().await;
     }
     Ok(())
 }
@@ -446,14 +463,16 @@ fn reload_keys(state: &AppState) {
     // The keys come from the ledger the daemon started with (`database` is not reloaded).
     match client_keys(state.ledger.path(), &state.runtime().config) {
         Ok(keys) => {
-            if keys.is_empty() && !state.keys.is_open() {
+            let was_open = state.keys.is_open();
+            // A team ledger's keys are kept (`set_stored`): its watcher keeps them current.
+            state.keys.replace(keys);
+            if state.keys.is_empty() && !was_open {
                 printer::warn(
                     "no client keys are left; every request is refused until a key is created \
                      (`smartproxy keys create`) or the daemon restarts",
                 );
             }
-            let count = keys.len();
-            state.keys.replace(keys);
+            let count = state.keys.len();
             apply_key_budgets(state);
             printer::note(&format!("client keys reloaded ({count} accepted)"));
         }
@@ -501,8 +520,7 @@ fn admin_keys() -> ClientKeys {
 
 /// The keys clients may present: `SMARTPROXY_API_KEY` (named `default`) and the keys made with
 /// `smartproxy keys create` that are not revoked.
-/// A PostgreSQL ledger (`database` is `None`) holds no client keys yet: only the configured
-/// ones and `SMARTPROXY_API_KEY` are accepted.
+/// A PostgreSQL ledger (`database` is `None`): its keys are added apart (`team_keys`).
 fn client_keys(
     database: Option<&Path>,
     config: &crate::config::Config,

@@ -1,5 +1,9 @@
 //! `smartproxy keys create | list | revoke`: named client keys for the daemon, stored in the
-//! ledger as SHA-256 digests only; a new key is printed once, when it is made.
+//! ledger as SHA-256 digests only; a new key is printed once, when it is made. On a team
+//! (PostgreSQL) ledger a key also names its user and team and may carry daily and monthly
+//! limits (`team.rs`), and every daemon on that ledger picks up a change within seconds.
+
+mod team;
 
 use std::path::Path;
 
@@ -21,35 +25,52 @@ const KEY_PREFIX: &str = "sk-sp-";
 #[derive(Debug, clap::Subcommand)]
 #[command(
     after_help = "Examples:\n  smartproxy keys create --name cursor            make a key for Cursor (shown once)\n  \
-smartproxy keys create --name ci --budget-daily 5\n  smartproxy keys list\n  smartproxy keys revoke cursor\n\n\
+smartproxy keys create --name ci --daily 5\n  smartproxy keys list\n  smartproxy keys revoke cursor\n  \
+smartproxy keys create --user ana --team search --monthly 50 ana-laptop   (team ledger)\n\n\
 The daemon accepts the keys not revoked, by name, as `Authorization: Bearer <key>` (or x-api-key);\n\
 its ledger sessions and stats are tagged with the key's name. Once any key exists the daemon\n\
-requires one from every client. A running daemon picks up changes on a reload\n\
-(`kill -HUP <pid>`, or `daemon --watch` when the config changes) or a restart."
+requires one from every client. On a SQLite ledger a running daemon picks up changes on a reload\n\
+(`kill -HUP <pid>`, or `daemon --watch` when the config changes) or a restart; on a team\n\
+(PostgreSQL) ledger every daemon picks them up within seconds."
 )]
 pub enum KeysCommand {
     /// Make a new client key and print it once on stdout: only its SHA-256 digest is kept, so
     /// copy it now (a lost key is revoked and replaced, never shown again).
     Create {
         /// The key's name: letters, digits, `-` and `_`, e.g. `cursor` or `ci_bot`. Names are
-        /// never reused, not even after a revoke.
+        /// never reused, not even after a revoke. On a team ledger it may be left out: the
+        /// key is then named after its user (`ana-1f3c`).
+        #[arg(value_name = "NAME", conflicts_with = "name")]
+        positional_name: Option<String>,
+        /// The key's name (the same as NAME).
         #[arg(long)]
-        name: String,
-        /// A daily spending limit in USD for this key. Stored now; enforced by a later release
-        /// (today it is shown by `keys list` only).
+        name: Option<String>,
+        /// Team ledger only: the person who holds the key (letters, digits, `-`, `_`, `.`,
+        /// `@`), e.g. `ana` or `ana@example.com`.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Team ledger only: the holder's team, e.g. `search`.
+        #[arg(long, value_name = "NAME")]
+        team: Option<String>,
+        /// A daily spending limit in USD for this key (`--budget-daily` is the same).
+        #[arg(long, alias = "budget-daily", value_name = "USD")]
+        daily: Option<f64>,
+        /// Team ledger only: a monthly spending limit in USD for this key.
         #[arg(long, value_name = "USD")]
-        budget_daily: Option<f64>,
-        /// Print `{"name", "key", "created_ms", "budget_daily_usd"}` as JSON.
+        monthly: Option<f64>,
+        /// Print the key and what it was made with as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// List keys: name, when made, when revoked, daily budget. Never the keys or their digests.
+    /// List keys: name, user and team (team ledger), limits, when made, when revoked. Never
+    /// the keys or their digests.
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key by name: the daemon refuses it after its next reload or restart.
+    /// Revoke a key by name: on a team ledger every daemon refuses it within seconds; on a
+    /// SQLite ledger the daemon refuses it after its next reload or restart.
     Revoke {
         /// The key's name (see `smartproxy keys list`).
         name: String,
@@ -58,20 +79,38 @@ pub enum KeysCommand {
 
 pub fn keys(cmd: &KeysCommand, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
-    let conn = keys::open(config.database.sqlite("keys")?).context("cannot open the ledger")?;
+    let path = match &config.database {
+        crate::config::LedgerLocation::Postgres(url) => return team::keys(cmd, url),
+        crate::config::LedgerLocation::Sqlite(path) => path,
+    };
+    let conn = keys::open(path).context("cannot open the ledger")?;
     match cmd {
         KeysCommand::Create {
+            positional_name,
             name,
-            budget_daily,
+            user,
+            team,
+            daily,
+            monthly,
             json,
-        } => create(&conn, name, *budget_daily, *json),
+        } => {
+            anyhow::ensure!(
+                user.is_none() && team.is_none() && monthly.is_none(),
+                "--user, --team and --monthly need a team ledger (`database:` or SMARTPROXY_DB set \
+                 to a postgres:// URL); on this SQLite ledger a key has a name and an optional --daily limit"
+            );
+            let Some(name) = name.as_deref().or(positional_name.as_deref()) else {
+                anyhow::bail!("name the key: `smartproxy keys create --name <name>`, e.g. `--name cursor`");
+            };
+            create(&conn, name, *daily, *json)
+        }
         KeysCommand::List { json } => list(&conn, *json),
         KeysCommand::Revoke { name } => revoke(&conn, name),
     }
 }
 
 /// A fresh key: the prefix and 32 random bytes in hex.
-fn new_key() -> String {
+pub(super) fn new_key() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     format!("{KEY_PREFIX}{}", hex::encode(bytes))
@@ -86,7 +125,7 @@ fn create(
     if let Some(usd) = budget {
         anyhow::ensure!(
             usd.is_finite() && usd > 0.0,
-            "--budget-daily must be a positive amount of USD, e.g. `--budget-daily 5`"
+            "--daily must be a positive amount of USD, e.g. `--daily 5`"
         );
     }
     let key = new_key();

@@ -30,6 +30,20 @@ pub enum KeyError {
     Duplicate(String),
     #[error("no key named `{0}`; `smartproxy keys list` shows the names")]
     Unknown(String),
+    #[error(
+        "`{0}` is reserved for the daemon's own keys (`default`: SMARTPROXY_API_KEY, `anonymous`: no key); choose another name"
+    )]
+    Reserved(String),
+    #[error(
+        "`{value}` is not a valid {what} name: use letters, digits, `-`, `_`, `.` and `@` (at most 64), e.g. `ana` or `ana@example.com`"
+    )]
+    InvalidPerson { what: &'static str, value: String },
+    #[error(
+        "{flag} must be a non-negative amount of USD below 1,000,000,000, e.g. `{flag} 5`; got {value}"
+    )]
+    InvalidLimit { flag: &'static str, value: f64 },
+    #[error(transparent)]
+    Ledger(#[from] super::LedgerError),
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
 }
@@ -48,6 +62,51 @@ pub fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Names the daemon gives keys of its own (its sessions are tagged with them), so a key in a
+/// team ledger may not take them: the ledger could not tell the two apart.
+const RESERVED: [&str; 4] = ["default", "anonymous", "session", "admin"];
+
+/// Whether `name` may name a user or a team: 1 to 64 ASCII letters, digits, `-`, `_`, `.` or
+/// `@` (an e-mail address is a fine user name).
+pub fn valid_person(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
+}
+
+/// Checks what a team ledger's key is made with: its name (not a reserved one), its user and
+/// team, and its limits (`flag` names the option in the message).
+pub fn validate_team_key(
+    name: &str,
+    user: &str,
+    team: &str,
+    limits: [(&'static str, Option<f64>); 2],
+) -> Result<(), KeyError> {
+    if !valid_name(name) {
+        return Err(KeyError::InvalidName(name.to_owned()));
+    }
+    if RESERVED.contains(&name) {
+        return Err(KeyError::Reserved(name.to_owned()));
+    }
+    for (what, value) in [("user", user), ("team", team)] {
+        if !valid_person(value) {
+            return Err(KeyError::InvalidPerson {
+                what,
+                value: value.to_owned(),
+            });
+        }
+    }
+    for (flag, value) in limits {
+        if let Some(value) = value
+            && !(value.is_finite() && (0.0..1e9).contains(&value))
+        {
+            return Err(KeyError::InvalidLimit { flag, value });
+        }
+    }
+    Ok(())
 }
 
 /// Opens the ledger for key management, creating and migrating it when needed.
@@ -188,6 +247,27 @@ mod tests {
             &"x".repeat(65),
         ] {
             assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn team_keys_are_validated_with_the_option_named() {
+        let ok = [("--daily", Some(0.0)), ("--monthly", Some(100.5))];
+        validate_team_key("ana-laptop", "ana@example.com", "search", ok).unwrap();
+        validate_team_key("ci", "ci.bot", "infra_2", [("--daily", None), ("--monthly", None)])
+            .unwrap();
+        let none = [("--daily", None), ("--monthly", None)];
+        for (name, user, team, limits, want) in [
+            ("no good", "ana", "t", none, "not a valid key name"),
+            ("default", "ana", "t", none, "reserved"),
+            ("k", "", "t", none, "not a valid user name"),
+            ("k", "ana", "a b", none, "not a valid team name"),
+            ("k", "ana", "t", [("--daily", Some(-1.0)), ("--monthly", None)], "--daily must be"),
+            ("k", "ana", "t", [("--daily", None), ("--monthly", Some(f64::NAN))], "--monthly must be"),
+            ("k", "ana", "t", [("--daily", Some(1e12)), ("--monthly", None)], "--daily must be"),
+        ] {
+            let err = validate_team_key(name, user, team, limits).unwrap_err().to_string();
+            assert!(err.contains(want), "{name} {user} {team}: {err}");
         }
     }
 

@@ -3,10 +3,12 @@
 //! proxy that allows it), or, in pass-through mode, the Anthropic client's own credential.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::HeaderMap;
 
 use super::error::ApiError;
+use super::keys::ClientKey;
 use super::state::AppState;
 use crate::config::Secret;
 use crate::providers::ClientCredential;
@@ -31,18 +33,19 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
 }
 
-/// Checks the client's key when this proxy requires one and returns the key's name.
+/// Checks the client's key when this proxy requires one and returns the key (its name, and
+/// for a team ledger's key its user, team and limits).
 pub(super) fn authorize(
     state: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<Arc<ClientKey>>, ApiError> {
     if state.keys.is_open() {
         return Ok(None);
     }
     let name = guarded(state, peer, headers, |key| state.keys.identify(key))?;
     match name {
-        Some(name) => Ok(Some(name)),
+        Some(key) => Ok(Some(key)),
         None => Err(ApiError::unauthorized(state.daemon_sessions.is_some())),
     }
 }
@@ -74,8 +77,8 @@ fn guarded<T>(
 /// Who a request to the Anthropic endpoints is.
 #[derive(Debug)]
 pub(super) struct Access {
-    /// The client key's name, as `authorize` returns it.
-    pub key_name: Option<String>,
+    /// The client key, as `authorize` returns it.
+    pub key: Option<Arc<ClientKey>>,
     /// The client's own credential, to forward in place of the provider's key.
     pub credential: Option<ClientCredential>,
 }
@@ -93,25 +96,25 @@ pub(super) fn authorize_anthropic(
 ) -> Result<Access, ApiError> {
     let daemon = state.daemon_sessions.is_some();
     if !passthrough || (daemon && !peer.ip().is_loopback()) {
-        let key_name = authorize(state, peer, headers)?;
+        let key = authorize(state, peer, headers)?;
         return Ok(Access {
-            key_name,
+            key,
             credential: None,
         });
     }
-    if let Some(name) = presented_key(headers).and_then(|key| state.keys.identify(key)) {
+    if let Some(key) = presented_key(headers).and_then(|key| state.keys.identify(key)) {
         return Ok(Access {
-            key_name: Some(name.to_owned()),
+            key: Some(key),
             credential: None,
         });
     }
     match client_credential(headers) {
         Some(credential) => Ok(Access {
-            key_name: None,
+            key: None,
             credential: Some(credential),
         }),
         None if state.keys.is_open() => Ok(Access {
-            key_name: None,
+            key: None,
             credential: None,
         }),
         None => Err(ApiError::passthrough_unauthorized()),
@@ -146,7 +149,7 @@ pub(super) fn authorize_ollama(
     state: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<Arc<ClientKey>>, ApiError> {
     let keyless = state.ollama_keyless || state.runtime().config.ollama_keyless;
     if keyless && peer.ip().is_loopback() && !presents_key(headers) {
         return Ok(None);

@@ -122,6 +122,37 @@ const MIGRATIONS: &[&str] = &[
          simulated_nusd bigint NOT NULL,
          PRIMARY KEY (day, key, user_name, project, model, provider, tag)
      );",
+    // pgkeys: people, teams and client keys (digests only) for `smartproxy keys`; a NOTIFY on
+    // `smartproxy_keys` after any change so every daemon reloads its keys at once; the daily
+    // roll-up gains the key's team (user_name and team come from the key that made the row).
+    "CREATE TABLE teams (name text PRIMARY KEY, created_ms bigint NOT NULL);
+     CREATE TABLE people (name text PRIMARY KEY, created_ms bigint NOT NULL);
+     CREATE TABLE client_keys (
+         name text PRIMARY KEY,
+         -- SHA-256 of the key: the key itself is shown once and never stored.
+         digest bytea NOT NULL UNIQUE CHECK (length(digest) = 32),
+         user_name text NOT NULL REFERENCES people (name),
+         team text NOT NULL REFERENCES teams (name),
+         daily_nusd bigint CHECK (daily_nusd >= 0),
+         monthly_nusd bigint CHECK (monthly_nusd >= 0),
+         created_ms bigint NOT NULL,
+         revoked_ms bigint
+     );
+     CREATE INDEX client_keys_user ON client_keys (user_name);
+     CREATE INDEX client_keys_team ON client_keys (team);
+     -- Per statement, after commit: one wake-up per change however many rows it touched. The
+     -- payload is empty; a daemon re-reads the whole (small) set, so none can be missed.
+     CREATE FUNCTION smartproxy_keys_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         PERFORM pg_notify('smartproxy_keys', '');
+         RETURN NULL;
+     END $$;
+     CREATE TRIGGER client_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+         ON client_keys FOR EACH STATEMENT EXECUTE FUNCTION smartproxy_keys_changed();
+     ALTER TABLE usage_daily ADD COLUMN team text NOT NULL DEFAULT '';
+     ALTER TABLE usage_daily DROP CONSTRAINT usage_daily_pkey;
+     ALTER TABLE usage_daily ADD PRIMARY KEY
+         (day, key, user_name, team, project, model, provider, tag);",
 ];
 
 /// The schema version this build writes.

@@ -233,7 +233,9 @@ pub(super) async fn insert_requests(
 
 /// The batch insert and the roll-up of what it inserted (`RETURNING` feeds the roll-up, so a
 /// row already there adds nothing). The roll-up's key is the client key (a daemon session's
-/// tag), user and project (empty until team keys), model, provider and the session's tag.
+/// tag), the user and team of that key when it is one of the ledger's `client_keys` (key names
+/// are never reused, so the name finds the key that authenticated the request), the project
+/// (empty for now), model, provider and the session's tag.
 const INSERT_REQUESTS: &str = "
 WITH ins AS (
     INSERT INTO requests (id, session, started_ms, shape, status, stream, prompt_tokens,
@@ -248,11 +250,12 @@ WITH ins AS (
     RETURNING session, started_ms, shape, prompt_tokens, completion_tokens, cached_tokens,
         cache_write_tokens, tokens_estimated, cost_nusd
 ), rolled AS (
-    INSERT INTO usage_daily AS u (day, key, user_name, project, model, provider, tag, requests,
+    INSERT INTO usage_daily AS u (day, key, user_name, team, project, model, provider, tag, requests,
         ok, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_nusd,
         unpriced, estimated, subscription_nusd, simulated_nusd)
     SELECT (to_timestamp(i.started_ms / 1000.0) AT TIME ZONE 'UTC')::date,
-        COALESCE(CASE WHEN s.kind = 'daemon' THEN s.tag END, ''), '', '',
+        COALESCE(CASE WHEN s.kind = 'daemon' THEN s.tag END, ''), COALESCE(ck.user_name, ''),
+        COALESCE(ck.team, ''), '',
         COALESCE(k.served_model, k.requested_model, '(none)'), COALESCE(k.provider, '(none)'),
         COALESCE(s.tag, ''),
         count(*), count(*) FILTER (WHERE k.outcome = 'ok'),
@@ -267,8 +270,9 @@ WITH ins AS (
     JOIN request_shapes k ON k.id = i.shape
     LEFT JOIN strings st ON st.id = i.session
     LEFT JOIN sessions s ON s.id = st.text
-    GROUP BY 1, 2, 3, 4, 5, 6, 7
-    ON CONFLICT (day, key, user_name, project, model, provider, tag) DO UPDATE SET
+    LEFT JOIN client_keys ck ON s.kind = 'daemon' AND ck.name = s.tag
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+    ON CONFLICT (day, key, user_name, team, project, model, provider, tag) DO UPDATE SET
         requests = u.requests + excluded.requests,
         ok = u.ok + excluded.ok,
         prompt_tokens = u.prompt_tokens + excluded.prompt_tokens,

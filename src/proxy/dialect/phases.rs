@@ -26,13 +26,13 @@ impl Dialect {
         peer: SocketAddr,
         headers: &HeaderMap,
     ) -> Result<Access, ApiError> {
-        let key_name = match self {
+        let key = match self {
             Self::Anthropic => return authorize_anthropic(state, passthrough, peer, headers),
             Self::OllamaChat | Self::OllamaGenerate => authorize_ollama(state, peer, headers)?,
             _ => authorize(state, peer, headers)?,
         };
         Ok(Access {
-            key_name,
+            key,
             credential: None,
         })
     }

@@ -21,6 +21,14 @@ pub struct Admitted {
     pub inbound: Inbound,
     /// The client key's name (the daemon's keys; `run`'s is `session`); `None` when keyless.
     pub key_name: Option<String>,
+    /// The client key itself: for a team (PostgreSQL) ledger's key also its user, team and
+    /// daily/monthly limits (`ClientKey::{user, team, daily_usd, monthly_usd}`), for the
+    /// budget phase. `None` when keyless.
+    #[allow(
+        dead_code,
+        reason = "the budget phase reads it once per-key limits are enforced on PostgreSQL (issue 20, shared budgets)"
+    )]
+    pub client_key: Option<std::sync::Arc<crate::proxy::keys::ClientKey>>,
     pub headers: HeaderMap,
     /// Pass-through: the client's own credential, forwarded in place of the provider's key.
     pub credential: Option<ClientCredential>,
@@ -60,7 +68,7 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     let (parts, body) = req.into_parts();
     let state = &ctx.state;
     let Access {
-        key_name,
+        key: client_key,
         credential,
     } = ctx
         .dialect
@@ -73,6 +81,7 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
         record.billing = Billing::Subscription;
         record.budgeted = count;
     }
+    let key_name = client_key.as_ref().map(|k| k.name.clone());
     mark_forwarded(ctx, &parts.headers).await;
     let state = &ctx.state;
     if let Some(sessions) = &state.daemon_sessions {
@@ -107,6 +116,7 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
         prompt_bound: (inbound.prompt_bytes as u64).div_ceil(4),
         inbound,
         key_name,
+        client_key,
         headers: parts.headers,
         credential,
     })

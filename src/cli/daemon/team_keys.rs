@@ -1,0 +1,90 @@
+//! A daemon on a team (PostgreSQL) ledger accepts the ledger's client keys: read at start, then
+//! kept current by a watcher task that `LISTEN`s for changes (`ledger::postgres::keys::watch`),
+//! so a key revoked or created anywhere takes effect here within moments. The request path
+//! only ever reads the in-memory set (`ClientKeys`), never the network.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::{LedgerLocation, PgUrl};
+use crate::ledger::Ledger;
+use crate::ledger::postgres::keys::{self as pg, ActiveKey};
+use crate::printer;
+use crate::proxy::AppState;
+use crate::proxy::keys::ClientKey;
+
+/// The in-memory key for a stored one: its holder and limits ride along for the budget phase.
+fn client_key(stored: ActiveKey) -> ClientKey {
+    let mut key = ClientKey::new(&stored.name, stored.digest);
+    key.user = Some(stored.user);
+    key.team = Some(stored.team);
+    key.daily_usd = stored.daily_usd;
+    key.monthly_usd = stored.monthly_usd;
+    key
+}
+
+/// The ledger's active keys, read once at start (outside the runtime: it blocks).
+pub(super) fn load(ledger: &Ledger) -> anyhow::Result<Vec<ClientKey>> {
+    let Some(handle) = ledger.postgres() else {
+        return Ok(Vec::new());
+    };
+    let stored = handle
+        .block_on(|client| async move { pg::active(&client).await })
+        .context("cannot read the client keys from the PostgreSQL ledger")?;
+    let limited = stored
+        .iter()
+        .filter(|k| k.daily_usd.is_some() || k.monthly_usd.is_some())
+        .count();
+    if limited > 0 {
+        printer::warn(&format!(
+            "{limited} client key(s) in the PostgreSQL ledger have daily or monthly limits: \
+             they are stored and shown (`smartproxy keys list`) but not enforced by this daemon yet"
+        ));
+    }
+    Ok(stored.into_iter().map(client_key).collect())
+}
+
+/// The running watcher; `stop` ends it and waits for it.
+pub(super) struct Watcher {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts watching the ledger's keys when the daemon's ledger is PostgreSQL.
+pub(super) fn start(state: &Arc<AppState>) -> Option<Watcher> {
+    let url: PgUrl = match &state.runtime().config.database {
+        LedgerLocation::Postgres(url) => url.clone(),
+        LedgerLocation::Sqlite(_) => return None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = Arc::clone(state);
+    let mut accepted = state.keys.stored_names();
+    let task = tokio::spawn(async move {
+        let on_keys = move |stored: Vec<ActiveKey>| {
+            let names: Vec<String> = stored.iter().map(|k| k.name.clone()).collect();
+            state
+                .keys
+                .set_stored(stored.into_iter().map(client_key).collect());
+            if names != accepted {
+                printer::note(&format!(
+                    "client keys changed in the ledger ({} accepted)",
+                    names.len()
+                ));
+                accepted = names;
+            }
+        };
+        pg::watch(&url, on_keys, async move {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Some(Watcher { stop, task })
+}
+
+impl Watcher {
+    pub(super) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
