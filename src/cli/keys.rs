@@ -53,10 +53,10 @@ pub enum KeysCommand {
         #[arg(long, value_name = "NAME")]
         team: Option<String>,
         /// A daily spending limit in USD for this key (`--budget-daily` is the same).
-        #[arg(long, alias = "budget-daily", value_name = "USD")]
+        #[arg(long, alias = "budget-daily", value_name = "USD", allow_negative_numbers = true)]
         daily: Option<f64>,
         /// Team ledger only: a monthly spending limit in USD for this key.
-        #[arg(long, value_name = "USD")]
+        #[arg(long, value_name = "USD", allow_negative_numbers = true)]
         monthly: Option<f64>,
         /// Print the key and what it was made with as JSON.
         #[arg(long)]
