@@ -1843,7 +1843,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__keys__subcmd__create)
-            opts="-h -V --name --budget-daily --json --config --log-level --help --version"
+            opts="-h -V --name --user --team --daily --monthly --json --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1853,7 +1853,19 @@ _smartproxy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --budget-daily)
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --team)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daily)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --monthly)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

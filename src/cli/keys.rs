@@ -53,7 +53,12 @@ pub enum KeysCommand {
         #[arg(long, value_name = "NAME")]
         team: Option<String>,
         /// A daily spending limit in USD for this key (`--budget-daily` is the same).
-        #[arg(long, alias = "budget-daily", value_name = "USD", allow_negative_numbers = true)]
+        #[arg(
+            long,
+            alias = "budget-daily",
+            value_name = "USD",
+            allow_negative_numbers = true
+        )]
         daily: Option<f64>,
         /// Team ledger only: a monthly spending limit in USD for this key.
         #[arg(long, value_name = "USD", allow_negative_numbers = true)]
@@ -100,7 +105,9 @@ pub fn keys(cmd: &KeysCommand, config_path: Option<&Path>) -> anyhow::Result<u8>
                  to a postgres:// URL); on this SQLite ledger a key has a name and an optional --daily limit"
             );
             let Some(name) = name.as_deref().or(positional_name.as_deref()) else {
-                anyhow::bail!("name the key: `smartproxy keys create --name <name>`, e.g. `--name cursor`");
+                anyhow::bail!(
+                    "name the key: `smartproxy keys create --name <name>`, e.g. `--name cursor`"
+                );
             };
             create(&conn, name, *daily, *json)
         }

@@ -254,19 +254,44 @@ mod tests {
     fn team_keys_are_validated_with_the_option_named() {
         let ok = [("--daily", Some(0.0)), ("--monthly", Some(100.5))];
         validate_team_key("ana-laptop", "ana@example.com", "search", ok).unwrap();
-        validate_team_key("ci", "ci.bot", "infra_2", [("--daily", None), ("--monthly", None)])
-            .unwrap();
+        validate_team_key(
+            "ci",
+            "ci.bot",
+            "infra_2",
+            [("--daily", None), ("--monthly", None)],
+        )
+        .unwrap();
         let none = [("--daily", None), ("--monthly", None)];
         for (name, user, team, limits, want) in [
             ("no good", "ana", "t", none, "not a valid key name"),
             ("default", "ana", "t", none, "reserved"),
             ("k", "", "t", none, "not a valid user name"),
             ("k", "ana", "a b", none, "not a valid team name"),
-            ("k", "ana", "t", [("--daily", Some(-1.0)), ("--monthly", None)], "--daily must be"),
-            ("k", "ana", "t", [("--daily", None), ("--monthly", Some(f64::NAN))], "--monthly must be"),
-            ("k", "ana", "t", [("--daily", Some(1e12)), ("--monthly", None)], "--daily must be"),
+            (
+                "k",
+                "ana",
+                "t",
+                [("--daily", Some(-1.0)), ("--monthly", None)],
+                "--daily must be",
+            ),
+            (
+                "k",
+                "ana",
+                "t",
+                [("--daily", None), ("--monthly", Some(f64::NAN))],
+                "--monthly must be",
+            ),
+            (
+                "k",
+                "ana",
+                "t",
+                [("--daily", Some(1e12)), ("--monthly", None)],
+                "--daily must be",
+            ),
         ] {
-            let err = validate_team_key(name, user, team, limits).unwrap_err().to_string();
+            let err = validate_team_key(name, user, team, limits)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{name} {user} {team}: {err}");
         }
     }

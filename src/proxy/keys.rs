@@ -169,8 +169,16 @@ mod tests {
     fn identifies_keys_by_name() {
         let mut keys = ClientKeys::single("session", "sk-abc");
         keys.add("cursor", "sk-cursor");
-        assert_eq!(keys.identify("sk-abc").map(|k| k.name.clone()).as_deref(), Some("session"));
-        assert_eq!(keys.identify(" sk-cursor ").map(|k| k.name.clone()).as_deref(), Some("cursor"));
+        assert_eq!(
+            keys.identify("sk-abc").map(|k| k.name.clone()).as_deref(),
+            Some("session")
+        );
+        assert_eq!(
+            keys.identify(" sk-cursor ")
+                .map(|k| k.name.clone())
+                .as_deref(),
+            Some("cursor")
+        );
         assert_eq!(keys.identify("sk-abd").is_none(), true);
         assert_eq!(keys.identify("").is_none(), true);
         assert!(!keys.is_open());
@@ -187,7 +195,12 @@ mod tests {
         let mut fresh = ClientKeys::single("default", "sk-env");
         fresh.add_digest("cursor", digest("sk-cursor"));
         keys.replace(fresh);
-        assert_eq!(keys.identify("sk-cursor").map(|k| k.name.clone()).as_deref(), Some("cursor"));
+        assert_eq!(
+            keys.identify("sk-cursor")
+                .map(|k| k.name.clone())
+                .as_deref(),
+            Some("cursor")
+        );
         keys.replace(ClientKeys::open());
         assert!(!keys.is_open(), "a closed proxy stays closed");
         assert_eq!(keys.identify("sk-env").is_none(), true);

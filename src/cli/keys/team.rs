@@ -118,7 +118,8 @@ fn list(url: &PgUrl, as_json: bool) -> anyhow::Result<u8> {
         );
         return Ok(0);
     }
-    let limit = |usd: Option<f64>| usd.map_or_else(|| "-".to_owned(), |usd| format::money(Some(usd)));
+    let limit =
+        |usd: Option<f64>| usd.map_or_else(|| "-".to_owned(), |usd| format::money(Some(usd)));
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)

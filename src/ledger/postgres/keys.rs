@@ -303,7 +303,7 @@ pub async fn watch(
             tracing::warn!(
                 error = %failure,
                 url = %url.redacted(),
-                "lost the PostgreSQL connection that watches client keys; reconnecting"
+                "the PostgreSQL connection that watches client keys dropped; reconnecting"
             );
         }
         failures += 1;
