@@ -316,7 +316,10 @@ fn a_revoke_arrives_after_the_listening_connection_was_cut() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let took = until_all(&rt, &[&daemon], &key, 401, revoked_at);
     assert!(took < WITHIN, "the revoke took {took:?} after the cut");
-    daemon.wait_for_log("the PostgreSQL connection that watches client keys dropped", 1);
+    daemon.wait_for_log(
+        "the PostgreSQL connection that watches client keys dropped",
+        1,
+    );
     daemon.wait_for_log("listening for client key changes again", 1);
     // It listens again: a later change arrives by notification too.
     let later_at = Instant::now();

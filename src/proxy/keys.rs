@@ -162,6 +162,7 @@ impl ClientKeys {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -179,8 +180,8 @@ mod tests {
                 .as_deref(),
             Some("cursor")
         );
-        assert_eq!(keys.identify("sk-abd").is_none(), true);
-        assert_eq!(keys.identify("").is_none(), true);
+        assert!(keys.identify("sk-abd").is_none());
+        assert!(keys.identify("").is_none());
         assert!(!keys.is_open());
         assert!(ClientKeys::open().is_open());
         assert!(
@@ -203,7 +204,7 @@ mod tests {
         );
         keys.replace(ClientKeys::open());
         assert!(!keys.is_open(), "a closed proxy stays closed");
-        assert_eq!(keys.identify("sk-env").is_none(), true);
+        assert!(keys.identify("sk-env").is_none());
 
         let open = ClientKeys::open();
         let mut fresh = ClientKeys::open();

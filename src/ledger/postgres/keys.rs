@@ -299,7 +299,7 @@ pub async fn watch(
             failures = 0;
         }
         // The first failure of an outage and then every tenth: a long one does not flood the log.
-        if failures % 10 == 0 {
+        if failures.is_multiple_of(10) {
             tracing::warn!(
                 error = %failure,
                 url = %url.redacted(),
