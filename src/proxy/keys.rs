@@ -51,6 +51,8 @@ impl std::fmt::Debug for ClientKey {
 ///
 /// The set can be swapped in place (`replace`, on a daemon reload) while requests read it; once
 /// a proxy has required a key, a reload that leaves no keys keeps it closed rather than opening it.
+/// A team ledger's keys are a second part of the set, swapped on their own (`set_stored`) by
+/// the daemon's key watcher whenever the ledger says they changed.
 #[derive(Debug, Default)]
 pub struct ClientKeys {
     set: RwLock<KeySet>,
