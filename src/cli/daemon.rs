@@ -238,7 +238,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     };
     let keys = client_keys(config.database.as_sqlite(), &config)?;
     if let Some(ledger) = &team_ledger {
-        keys.set_stored(team_keys::load(ledger)?);
+        keys.set_stored(team_keys::load(ledger, &config)?);
     }
     let admin_keys = admin_keys();
     check_exposure(&config, (listen, &keys), (admin_listen, &admin_keys))?;

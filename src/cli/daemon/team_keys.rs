@@ -25,7 +25,10 @@ fn client_key(stored: ActiveKey) -> ClientKey {
 }
 
 /// The ledger's active keys, read once at start (outside the runtime: it blocks).
-pub(super) fn load(ledger: &Ledger) -> anyhow::Result<Vec<ClientKey>> {
+pub(super) fn load(
+    ledger: &Ledger,
+    config: &crate::config::Config,
+) -> anyhow::Result<Vec<ClientKey>> {
     let Some(handle) = ledger.postgres() else {
         return Ok(Vec::new());
     };
@@ -41,6 +44,18 @@ pub(super) fn load(ledger: &Ledger) -> anyhow::Result<Vec<ClientKey>> {
             "{limited} client key(s) in the PostgreSQL ledger have daily or monthly limits: \
              they are stored and shown (`smartproxy keys list`) but not enforced by this daemon yet"
         ));
+    }
+    // Traffic is tagged by key name: a config key named like a ledger key would be counted
+    // under the ledger key's user and team.
+    for configured in &config.client_keys {
+        if stored.iter().any(|k| k.name == configured.name) {
+            printer::warn(&format!(
+                "client key `{}` is named both in the config and in the PostgreSQL ledger: the \
+                 ledger counts both keys' requests under the ledger key's user and team; rename \
+                 the config's",
+                configured.name
+            ));
+        }
     }
     Ok(stored.into_iter().map(client_key).collect())
 }
