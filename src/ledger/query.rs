@@ -116,11 +116,26 @@ impl SessionRow {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GroupBy {
+    /// The model that answered (else the one asked for).
     Model,
     Provider,
+    /// The `run` or daemon session (nested runs apart).
     Session,
+    /// The session's tag.
     Tag,
+    /// The client key: a daemon session's tag; `-` for requests of `run` sessions.
+    Key,
+    /// The key's user (team mode); `-` where none is known, as always on a SQLite ledger.
+    User,
+    /// The key's team (team mode); `-` where none is known, as always on a SQLite ledger.
+    Team,
+    /// The key's project (team mode); `-` where none is known, as always on a SQLite ledger.
+    Project,
 }
+
+/// A daemon session's tag names the client key it serves (as PostgreSQL's roll-up keys it).
+const KEY_OF_SESSION: &str =
+    "COALESCE(CASE WHEN s.kind = 'daemon' THEN NULLIF(s.tag, '') END, '-')";
 
 impl GroupBy {
     /// The group's key in the `usage` rollup (`u`, sessions joined as `s`).
@@ -130,6 +145,10 @@ impl GroupBy {
             Self::Provider => "u.provider",
             Self::Session => "CASE u.session_id WHEN '' THEN '(none)' ELSE u.session_id END",
             Self::Tag => "COALESCE(s.tag, '(untagged)')",
+            Self::Key => KEY_OF_SESSION,
+            // A SQLite ledger knows no users, teams or projects (keys with people are team
+            // mode's): every request is in the one group `-`.
+            Self::User | Self::Team | Self::Project => "'-'",
         }
     }
 
@@ -140,6 +159,8 @@ impl GroupBy {
             Self::Provider => "COALESCE(r.provider, '(none)')",
             Self::Session => "COALESCE(r.session_id, '(none)')",
             Self::Tag => "COALESCE(s.tag, '(untagged)')",
+            Self::Key => KEY_OF_SESSION,
+            Self::User | Self::Team | Self::Project => "'-'",
         }
     }
 }
@@ -363,12 +384,15 @@ pub fn session(conn: &Connection, id: &str) -> rusqlite::Result<Option<SessionRo
     conn.query_row(&sql, [id], session_from_row).optional()
 }
 
+/// A session's tag and its budget in dollars.
+pub type TagAndBudget = (Option<String>, Option<f64>);
+
 /// A session's tag and budget, without adding up its requests: for `status`, which gets the
 /// figures from `totals` (nested runs included).
 pub fn session_tag_and_budget(
     conn: &Connection,
     id: &str,
-) -> rusqlite::Result<Option<(Option<String>, Option<f64>)>> {
+) -> rusqlite::Result<Option<TagAndBudget>> {
     conn.query_row(
         "SELECT tag, budget_usd FROM sessions WHERE id = ?1",
         [id],
