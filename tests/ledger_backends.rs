@@ -26,8 +26,17 @@ const HOUR_MS: i64 = 3_600_000;
 /// 2026-11-02T00:00:00Z: the first of the three past days the rows span.
 const DAY0: i64 = 1_793_577_600_000;
 
-/// (id, parent, kind, tag, started_ms, ended)
-const SESSIONS: [(&str, Option<&str>, &str, Option<&str>, i64, bool); 5] = [
+/// id, parent, kind, tag, started_ms, ended.
+type Session = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    Option<&'static str>,
+    i64,
+    bool,
+);
+
+const SESSIONS: [Session; 5] = [
     ("run-alpha", None, "run", Some("alpha"), DAY0 + 1_000, true),
     (
         "run-nested",
