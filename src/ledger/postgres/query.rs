@@ -184,9 +184,7 @@ impl Reader {
     /// nested runs').
     pub fn sessions(&self, limit: usize) -> Result<Vec<SessionRow>, LedgerError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let sql = format!(
-            "{SESSION_SELECT} ORDER BY s.started_ms DESC, s.id COLLATE \"C\" DESC LIMIT $1"
-        );
+        let sql = format!("{SESSION_SELECT} ORDER BY s.started_ms DESC, s.id COLLATE \"C\" DESC");
         Ok(self
             .query(&sql, &[&limit])?
             .iter()
@@ -354,7 +352,9 @@ const SESSION_SELECT: &str = "
     SELECT s.id, s.parent_id, s.kind, s.tag, s.program, s.cwd, s.pid, s.started_ms, s.ended_ms,
         s.exit_code, s.budget_usd, COALESCE(a.n, 0), a.cost, a.sim, COALESCE(a.unpriced, 0),
         s.host, s.owner_pid, s.owner_start
-    FROM sessions s LEFT JOIN LATERAL (
+    -- The newest first, then their figures: only the sessions shown add up their requests.
+    FROM (SELECT * FROM sessions ORDER BY started_ms DESC, id COLLATE \"C\" DESC LIMIT $1) s
+    LEFT JOIN LATERAL (
         SELECT count(*) AS n, sum(r.cost_nusd)::bigint AS cost,
             (sum(r.cost_nusd) FILTER (WHERE k.billing = 'simulated'))::bigint AS sim,
             count(*) FILTER (WHERE r.cost_nusd IS NULL AND k.outcome = 'ok') AS unpriced
