@@ -2670,7 +2670,7 @@ _smartproxy() {
                     return 0
                     ;;
                 --by)
-                    COMPREPLY=($(compgen -W "model provider session tag" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "model provider session tag key user team project" -- "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -106,16 +106,20 @@ complete -c smartproxy -n "__fish_smartproxy_using_subcommand dash" -s h -l help
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand dash" -s V -l version -d 'Print version'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l session -d 'Only this session (a full id or a unique prefix, as `smartproxy sessions` shows)' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l since -d 'Only requests since DATE: `2026-11-01`, an RFC 3339 time, or an age such as `90m`, `24h`, `7d`' -r
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l by -d 'How to group the rows' -r -f -a "model\t''
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l by -d 'How to group the rows' -r -f -a "model\t'The model that answered (else the one asked for)'
 provider\t''
-session\t''
-tag\t''"
+session\t'The `run` or daemon session (nested runs apart)'
+tag\t'The session\'s tag'
+key\t'The client key: a daemon session\'s tag; `-` for requests of `run` sessions'
+user\t'The key\'s user (team mode); `-` where none is known, as always on a SQLite ledger'
+team\t'The key\'s team (team mode); `-` where none is known, as always on a SQLite ledger'
+project\t'The key\'s project (team mode); `-` where none is known, as always on a SQLite ledger'"
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l last -d 'Only the most recent session'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l today -d 'Only requests since local midnight'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l json -d 'Print JSON instead of a table'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -s h -l help -d 'Print help'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -s V -l version -d 'Print version'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -l limit -d 'How many recent sessions to show' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::stats::{parse_since, select_session};
-use crate::ledger::export::{self, ExportError, Format};
-use crate::ledger::query::{self, Filter};
+use crate::ledger::export::{ExportError, Format};
+use crate::ledger::query::Filter;
+use crate::ledger::reader::LedgerReader;
 use crate::printer;
 
 #[derive(Debug, clap::Args)]
@@ -44,12 +45,12 @@ pub struct ExportArgs {
 
 pub fn export(args: &ExportArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
-    let mut conn = query::open(config.database.sqlite("export")?)?;
+    let mut reader = LedgerReader::open(&config.database)?;
     let filter = Filter {
-        session_id: select_session(&conn, args.last, args.session.as_deref())?,
+        session_id: select_session(&reader, args.last, args.session.as_deref())?,
         since_ms: args.since.as_deref().map(parse_since).transpose()?,
     };
-    let total = export::count(&conn, &filter)?;
+    let total = reader.export_count(&filter)?;
     let bar = printer::progress(
         Some(total),
         "{bar:30} {human_pos}/{human_len} rows  {per_sec}  eta {eta}",
@@ -57,11 +58,11 @@ pub fn export(args: &ExportArgs, config_path: Option<&Path>) -> anyhow::Result<u
     let mut progress = |n: u64| bar.set_position(n);
     let written = match &args.output {
         Some(path) => to_file(path, |out| {
-            export::export(&mut conn, &filter, args.format, out, &mut progress)
+            reader.export(&filter, args.format, out, &mut progress)
         })?,
         None => {
             let mut out = printer::stdout_writer();
-            match export::export(&mut conn, &filter, args.format, &mut out, &mut progress) {
+            match reader.export(&filter, args.format, &mut out, &mut progress) {
                 Ok(n) => n,
                 // `| head` closed the pipe: the reader has what it wanted.
                 Err(ExportError::Io(e)) if e.kind() == ErrorKind::BrokenPipe => return Ok(0),

@@ -8,7 +8,8 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use super::format;
-use crate::ledger::query::{self, SessionRow};
+use crate::ledger::query::SessionRow;
+use crate::ledger::reader::LedgerReader;
 use crate::printer;
 
 #[derive(Debug, clap::Args)]
@@ -24,8 +25,8 @@ pub struct SessionsArgs {
 
 pub fn sessions(args: &SessionsArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
-    let conn = query::open(config.database.sqlite("sessions")?)?;
-    let rows = query::sessions(&conn, args.limit)?;
+    let reader = LedgerReader::open(&config.database)?;
+    let rows = reader.sessions(args.limit)?;
     if args.json {
         printer::out(&serde_json::to_string(&rows)?);
         return Ok(0);

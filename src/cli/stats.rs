@@ -7,13 +7,18 @@ use chrono::{Local, NaiveDate, TimeZone};
 use serde_json::json;
 
 use super::format;
-use crate::ledger::query::{self, Filter, GroupBy, Resolved, Totals};
+use crate::ledger::query::{Filter, GroupBy, Resolved, Totals};
+use crate::ledger::reader::LedgerReader;
 use crate::printer;
 
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  smartproxy stats --last\n  smartproxy stats --today --by provider\n  \
-smartproxy stats --since 7d --by tag --json\n  smartproxy stats --session 3f2a"
+smartproxy stats --since 7d --by tag --json\n  smartproxy stats --session 3f2a\n  \
+smartproxy stats --since 30d --by user\n\n\
+--by key, user, team and project are team mode's groups: on a SQLite ledger a key is a daemon \
+session's tag and every request is in the user, team and project `-`. Works on a SQLite or a \
+PostgreSQL ledger alike."
 )]
 pub struct StatsArgs {
     /// Only this session (a full id or a unique prefix, as `smartproxy sessions` shows).
@@ -43,8 +48,8 @@ pub struct StatsArgs {
 
 pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
-    let conn = query::open(config.database.sqlite("stats")?)?;
-    let session_id = select_session(&conn, args.last, args.session.as_deref())?;
+    let reader = LedgerReader::open(&config.database)?;
+    let session_id = select_session(&reader, args.last, args.session.as_deref())?;
     let since_ms = if args.today {
         Some(local_midnight_ms(Local::now().date_naive())?)
     } else {
@@ -55,7 +60,7 @@ pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
         since_ms,
     };
     // Every request is in exactly one group, so the groups add up to the total: one pass.
-    let rows = query::grouped(&conn, &filter, args.by)?;
+    let rows = reader.grouped(&filter, args.by)?;
     let total = Totals::sum("total", &rows);
     if args.json {
         printer::out(
@@ -81,19 +86,21 @@ pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
 
 /// The session `--last` or `--session REF` (a full id or a unique prefix) names, if any.
 pub(super) fn select_session(
-    conn: &rusqlite::Connection,
+    reader: &LedgerReader,
     last: bool,
     reference: Option<&str>,
 ) -> anyhow::Result<Option<String>> {
     if last {
         return Ok(Some(
-            query::last_session(conn)?.context("the ledger has no sessions yet")?,
+            reader
+                .last_session()?
+                .context("the ledger has no sessions yet")?,
         ));
     }
     let Some(reference) = reference else {
         return Ok(None);
     };
-    match query::resolve_session(conn, reference)? {
+    match reader.resolve_session(reference)? {
         Resolved::Found(id) => Ok(Some(id)),
         Resolved::NotFound => {
             anyhow::bail!("no session matches `{reference}` (see `smartproxy sessions`)")

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::format::money;
 use crate::budget::policy::{Period, period_start_ms};
 use crate::ledger::query::{self, Filter, Totals};
+use crate::ledger::reader::LedgerReader;
 use crate::ledger::{self};
 use crate::printer;
 
@@ -61,8 +62,13 @@ pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u
         .clone()
         .or_else(|| std::env::var("SMARTPROXY_SESSION_ID").ok())
         .filter(|s| !s.trim().is_empty());
-    // Nothing recorded yet is a status too: nothing spent.
-    let conn = query::open(config.database.sqlite("status")?).ok();
+    // Nothing recorded yet is a status too: nothing spent. A PostgreSQL ledger that cannot be
+    // read is an error: a zero there would be a lie.
+    let conn = match LedgerReader::open(&config.database) {
+        Ok(reader) => Some(reader),
+        Err(e) if config.database.is_postgres() => return Err(e.into()),
+        Err(_) => None,
+    };
     let status = match (&conn, reference) {
         (Some(conn), Some(reference)) => session_status(conn, &reference)?,
         (None, Some(reference)) => Status {
@@ -77,7 +83,7 @@ pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u
                 session_id: None,
                 since_ms: Some(since_ms),
             };
-            today(query::totals(conn, &filter)?, config.budget.daily_usd)
+            today(conn.totals(&filter)?, config.budget.daily_usd)
         }
         (None, None) => today(Totals::default(), config.budget.daily_usd),
     };
@@ -91,18 +97,18 @@ pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u
     Ok(0)
 }
 
-fn session_status(conn: &rusqlite::Connection, reference: &str) -> anyhow::Result<Status> {
+fn session_status(conn: &LedgerReader, reference: &str) -> anyhow::Result<Status> {
     // A session `run` just started may not be written yet: its id is taken as it is.
-    let id = match query::resolve_session(conn, reference)? {
+    let id = match conn.resolve_session(reference)? {
         query::Resolved::Found(id) => id,
         _ => reference.to_owned(),
     };
-    let (tag, budget_usd) = query::session_tag_and_budget(conn, &id)?.unwrap_or_default();
+    let (tag, budget_usd) = conn.session_tag_and_budget(&id)?.unwrap_or_default();
     let filter = Filter {
         session_id: Some(id.clone()),
         since_ms: None,
     };
-    let totals = query::totals(conn, &filter)?;
+    let totals = conn.totals(&filter)?;
     let spent_usd = totals.known_cost().unwrap_or(0.0);
     // A session's own budget counts its simulated costs too, as `run --mock` does.
     let counted = spent_usd + totals.simulated_usd.unwrap_or(0.0);

@@ -28,6 +28,9 @@ pub enum ExportError {
     Io(#[from] std::io::Error),
     #[error("writing the export: {0}")]
     Csv(#[from] csv::Error),
+    /// Reading a PostgreSQL ledger (the message names it, password redacted).
+    #[error(transparent)]
+    Ledger(#[from] super::LedgerError),
 }
 
 /// Every request column and the session's tag; `started_at` (RFC 3339, for people and
@@ -73,61 +76,139 @@ pub fn export(
         .map(|p| shown[p])
         .ok_or(rusqlite::Error::InvalidColumnName("started_ms".to_owned()))?;
     let mut rows = stmt.query(params_from_iter(args))?;
-    let mut written = 0u64;
-    let mut field = Vec::with_capacity(64);
-    match format {
-        Format::Csv => {
-            let mut csv = csv::Writer::from_writer(&mut *out);
-            csv.write_field("started_at")?;
-            csv.write_record(&columns)?;
-            while let Some(row) = rows.next()? {
-                field.clear();
-                write_started_at(&mut field, row.get_ref(started)?);
-                csv.write_field(&field)?;
-                for &i in &shown {
-                    field.clear();
-                    write_csv_value(&mut field, row.get_ref(i)?);
-                    csv.write_field(&field)?;
-                }
-                csv.write_record(None::<&[u8]>)?;
-                written += 1;
-                if written.is_multiple_of(PROGRESS_EVERY) {
-                    progress(written);
-                }
-            }
-            csv.flush()?;
+    let mut sink = Sink::new(format, &columns, out, progress)?;
+    while let Some(row) = rows.next()? {
+        sink.begin(row.get_ref(started)?);
+        for &i in &shown {
+            sink.value(row.get_ref(i)?)?;
         }
-        Format::Jsonl => {
-            // Keys escaped once; values written straight out, no map per row.
-            let keys: Vec<String> = columns
-                .iter()
-                .map(|c| format!(",{}:", serde_json::Value::from(c.as_str())))
-                .collect();
-            while let Some(row) = rows.next()? {
-                field.clear();
-                field.extend_from_slice(b"{\"started_at\":\"");
-                write_started_at(&mut field, row.get_ref(started)?);
-                field.push(b'"');
-                for (&i, key) in shown.iter().zip(&keys) {
-                    field.extend_from_slice(key.as_bytes());
-                    write_json_value(&mut field, row.get_ref(i)?)?;
-                }
-                field.extend_from_slice(b"}\n");
-                out.write_all(&field)?;
-                written += 1;
-                if written.is_multiple_of(PROGRESS_EVERY) {
-                    progress(written);
-                }
+        sink.end()?;
+    }
+    sink.finish()
+}
+
+/// Where the rows go, in either format.
+enum Target<'a> {
+    // Boxed: its buffer makes it ten times the other variant's size.
+    Csv(Box<csv::Writer<&'a mut dyn Write>>),
+    /// Keys escaped once (`,"name":`); values written straight out, no map per row.
+    Jsonl {
+        out: &'a mut dyn Write,
+        keys: Vec<String>,
+    },
+}
+
+/// Writes exported rows in one format, whichever backend they come from (the PostgreSQL
+/// export hands its values over as SQLite's would read, so both write the same bytes): a
+/// row is `begin` (its start time), a `value` per column in the header's order, then `end`.
+pub(super) struct Sink<'a, 'p> {
+    target: Target<'a>,
+    field: Vec<u8>,
+    column: usize,
+    written: u64,
+    progress: &'p mut dyn FnMut(u64),
+}
+
+impl<'a, 'p> Sink<'a, 'p> {
+    /// Writes the CSV header (`started_at` and `columns`) at once.
+    pub(super) fn new(
+        format: Format,
+        columns: &[String],
+        out: &'a mut dyn Write,
+        progress: &'p mut dyn FnMut(u64),
+    ) -> Result<Self, ExportError> {
+        let target = match format {
+            Format::Csv => {
+                let mut csv = csv::Writer::from_writer(out);
+                csv.write_field("started_at")?;
+                csv.write_record(columns)?;
+                Target::Csv(Box::new(csv))
+            }
+            Format::Jsonl => Target::Jsonl {
+                out,
+                keys: columns
+                    .iter()
+                    .map(|c| format!(",{}:", serde_json::Value::from(c.as_str())))
+                    .collect(),
+            },
+        };
+        Ok(Self {
+            target,
+            field: Vec::with_capacity(64),
+            column: 0,
+            written: 0,
+            progress,
+        })
+    }
+
+    pub(super) fn begin(&mut self, started_ms: ValueRef<'_>) {
+        self.column = 0;
+        self.field.clear();
+        match &self.target {
+            Target::Csv(_) => write_started_at(&mut self.field, started_ms),
+            Target::Jsonl { .. } => {
+                self.field.extend_from_slice(b"{\"started_at\":\"");
+                write_started_at(&mut self.field, started_ms);
+                self.field.push(b'"');
             }
         }
     }
-    out.flush()?;
-    progress(written);
-    Ok(written)
+
+    pub(super) fn value(&mut self, value: ValueRef<'_>) -> Result<(), ExportError> {
+        match &mut self.target {
+            Target::Csv(csv) => {
+                if self.column == 0 {
+                    csv.write_field(&self.field)?;
+                }
+                self.field.clear();
+                write_csv_value(&mut self.field, value);
+                csv.write_field(&self.field)?;
+            }
+            Target::Jsonl { keys, .. } => {
+                if let Some(key) = keys.get(self.column) {
+                    self.field.extend_from_slice(key.as_bytes());
+                }
+                write_json_value(&mut self.field, value)?;
+            }
+        }
+        self.column += 1;
+        Ok(())
+    }
+
+    pub(super) fn end(&mut self) -> Result<(), ExportError> {
+        match &mut self.target {
+            Target::Csv(csv) => {
+                if self.column == 0 {
+                    csv.write_field(&self.field)?;
+                }
+                csv.write_record(None::<&[u8]>)?;
+            }
+            Target::Jsonl { out, .. } => {
+                self.field.extend_from_slice(b"}\n");
+                out.write_all(&self.field)?;
+            }
+        }
+        self.written += 1;
+        if self.written.is_multiple_of(PROGRESS_EVERY) {
+            (self.progress)(self.written);
+        }
+        Ok(())
+    }
+
+    /// Flushes everything and returns how many rows were written.
+    pub(super) fn finish(self) -> Result<u64, ExportError> {
+        let out = match self.target {
+            Target::Csv(csv) => csv.into_inner().map_err(|e| e.into_error())?,
+            Target::Jsonl { out, .. } => out,
+        };
+        out.flush()?;
+        (self.progress)(self.written);
+        Ok(self.written)
+    }
 }
 
 /// `started_ms` as `2026-12-02T18:29:47.203Z`.
-fn write_started_at(field: &mut Vec<u8>, value: ValueRef<'_>) {
+pub(super) fn write_started_at(field: &mut Vec<u8>, value: ValueRef<'_>) {
     if let ValueRef::Integer(ms) = value
         && let Some(time) = chrono::DateTime::from_timestamp_millis(ms)
     {

@@ -20,6 +20,7 @@ pub(crate) mod narrow;
 pub mod pages;
 pub mod postgres;
 pub mod query;
+pub mod reader;
 mod record;
 pub mod request_view;
 pub mod retention;

@@ -153,6 +153,28 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE usage_daily DROP CONSTRAINT usage_daily_pkey;
      ALTER TABLE usage_daily ADD PRIMARY KEY
          (day, key, user_name, team, project, model, provider, tag);",
+    // pgread: what `stats` needs from the roll-up to answer as SQLite does: how many rows had a
+    // cost (all, subscription, simulated), so a group with none reads "no cost" rather than
+    // $0, and the team (`stats --by team`; `IF NOT EXISTS`: the keys step may add it too).
+    // Rows already rolled up are counted again from `requests`.
+    "ALTER TABLE usage_daily ADD COLUMN IF NOT EXISTS team text NOT NULL DEFAULT '';
+     ALTER TABLE usage_daily ADD COLUMN priced bigint NOT NULL DEFAULT 0,
+         ADD COLUMN subscribed bigint NOT NULL DEFAULT 0,
+         ADD COLUMN simulated bigint NOT NULL DEFAULT 0;
+     UPDATE usage_daily u SET priced = c.priced, subscribed = c.subscribed,
+         simulated = c.simulated
+     FROM (SELECT (to_timestamp(r.started_ms / 1000.0) AT TIME ZONE 'UTC')::date AS day,
+             COALESCE(CASE WHEN s.kind = 'daemon' THEN s.tag END, '') AS key,
+             COALESCE(k.served_model, k.requested_model, '(none)') AS model,
+             COALESCE(k.provider, '(none)') AS provider, COALESCE(s.tag, '') AS tag,
+             count(r.cost_nusd) AS priced,
+             count(r.cost_nusd) FILTER (WHERE k.billing = 'subscription') AS subscribed,
+             count(r.cost_nusd) FILTER (WHERE k.billing = 'simulated') AS simulated
+         FROM requests r JOIN request_shapes k ON k.id = r.shape
+         LEFT JOIN strings st ON st.id = r.session LEFT JOIN sessions s ON s.id = st.text
+         GROUP BY 1, 2, 3, 4, 5) c
+     WHERE u.day = c.day AND u.key = c.key AND u.model = c.model AND u.provider = c.provider
+         AND u.tag = c.tag AND u.user_name = '' AND u.project = '';",
 ];
 
 /// The schema version this build writes.

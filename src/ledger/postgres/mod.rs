@@ -4,19 +4,22 @@
 //! bounded queue and commits them in batches (`writer`); it drives a small tokio runtime of its
 //! own (one worker, which also keeps the pooled connections' I/O going) so the request path never
 //! waits on PostgreSQL. Reads for `run`'s summary (`read`) and `doctor` (`check`) go through the
-//! same pool.
+//! same pool; the read commands (`stats`, `sessions`, `status`, `export`) connect on their own
+//! (`query`, `export`).
 //!
 //! Client keys live here too (`keys`: `smartproxy keys` and the daemons' `LISTEN` loop).
 //!
 //! What this step does not do yet (issue 20): TLS to PostgreSQL (the URL is used without TLS),
-//! shared budgets and the read commands (`stats`, `sessions`, ...) on PostgreSQL.
+//! shared budgets, and `prune`, `dash` and `ui` on PostgreSQL.
 //! TODO(issue 20, spool): while PostgreSQL is unreachable the writer keeps its batch in memory
 //! and retries with backoff; rows that arrive meanwhile wait in the bounded queue (past it they
 //! are dropped and counted, as with SQLite), and rows still unwritten 30 s after the process
 //! asked to stop are lost. The local SQLite spool that would keep them is a later step.
 
+pub mod export;
 pub mod keys;
 pub mod migrations;
+pub mod query;
 pub mod read;
 pub mod rows;
 mod writer;

@@ -252,7 +252,7 @@ WITH ins AS (
 ), rolled AS (
     INSERT INTO usage_daily AS u (day, key, user_name, team, project, model, provider, tag, requests,
         ok, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_nusd,
-        unpriced, estimated, subscription_nusd, simulated_nusd)
+        unpriced, estimated, subscription_nusd, simulated_nusd, priced, subscribed, simulated)
     SELECT (to_timestamp(i.started_ms / 1000.0) AT TIME ZONE 'UTC')::date,
         COALESCE(CASE WHEN s.kind = 'daemon' THEN s.tag END, ''), COALESCE(ck.user_name, ''),
         COALESCE(ck.team, ''), '',
@@ -265,7 +265,10 @@ WITH ins AS (
         count(*) FILTER (WHERE i.cost_nusd IS NULL AND k.outcome = 'ok'),
         count(*) FILTER (WHERE i.tokens_estimated),
         COALESCE(sum(i.cost_nusd) FILTER (WHERE k.billing = 'subscription'), 0)::bigint,
-        COALESCE(sum(i.cost_nusd) FILTER (WHERE k.billing = 'simulated'), 0)::bigint
+        COALESCE(sum(i.cost_nusd) FILTER (WHERE k.billing = 'simulated'), 0)::bigint,
+        count(i.cost_nusd),
+        count(i.cost_nusd) FILTER (WHERE k.billing = 'subscription'),
+        count(i.cost_nusd) FILTER (WHERE k.billing = 'simulated')
     FROM ins i
     JOIN request_shapes k ON k.id = i.shape
     LEFT JOIN strings st ON st.id = i.session
@@ -283,7 +286,10 @@ WITH ins AS (
         unpriced = u.unpriced + excluded.unpriced,
         estimated = u.estimated + excluded.estimated,
         subscription_nusd = u.subscription_nusd + excluded.subscription_nusd,
-        simulated_nusd = u.simulated_nusd + excluded.simulated_nusd
+        simulated_nusd = u.simulated_nusd + excluded.simulated_nusd,
+        priced = u.priced + excluded.priced,
+        subscribed = u.subscribed + excluded.subscribed,
+        simulated = u.simulated + excluded.simulated
     RETURNING 1
 )
 SELECT count(*) FROM ins";
