@@ -362,22 +362,6 @@ fn commands_that_read_sqlite_refuse_a_postgres_url() {
     assert!(leftovers.is_empty());
 }
 
-/// A budget with a PostgreSQL ledger refuses to start rather than enforce it on nothing.
-#[test]
-fn a_budget_on_a_postgres_ledger_refuses_to_start() {
-    let env = TestEnv::new();
-    let mut cmd = env.command();
-    cmd.env("SMARTPROXY_DB", "postgres://bob@127.0.0.1:1/team")
-        .args(["run", "--mock", "--budget", "1", "--", "true"]);
-    let out = support::run_to_end(cmd);
-    let stderr = support::text(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains("budgets are not kept in a PostgreSQL ledger yet"),
-        "{stderr}"
-    );
-}
-
 /// `n` requests one after another; the ids of those answered 200.
 fn send_chats(runtime: &tokio::runtime::Runtime, base: &str, n: usize) -> Vec<String> {
     runtime.block_on(async {
