@@ -157,7 +157,8 @@ async fn admit_once(
         let row = tx
             .query_opt(
                 "INSERT INTO budget_counters AS c (scope, period_ms, cap_nusd, spent_nusd, reserved_nusd)
-                 SELECT $1, $2, $3, 0, $4 WHERE $4 <= $3 AND $3 > 0
+                 SELECT $1::text, $2::bigint, $3::bigint, 0, $4::bigint
+                 WHERE $4::bigint <= $3::bigint AND $3::bigint > 0
                  ON CONFLICT (scope, period_ms) DO UPDATE
                      SET reserved_nusd = c.reserved_nusd + EXCLUDED.reserved_nusd,
                          cap_nusd = EXCLUDED.cap_nusd
