@@ -106,16 +106,26 @@ fn three_daemons_share_one_daily_limit() {
     }
     assert_eq!(ok + refused, 3 * 16 * 6);
     assert!(ok > 0 && refused > 0, "{ok} served, {refused} refused");
-    assert_eq!(upstream.calls(), ok, "a refused request never reaches the upstream");
+    assert_eq!(
+        upstream.calls(),
+        ok,
+        "a refused request never reaches the upstream"
+    );
     for daemon in daemons {
         let out = daemon.stop();
         assert!(out.status.success(), "{}", support::text(&out.stderr));
     }
     // Every request has its row; refusals are filed as such.
-    assert_eq!(db.count("SELECT count(*) FROM requests"), (ok + refused) as i64);
+    assert_eq!(
+        db.count("SELECT count(*) FROM requests"),
+        (ok + refused) as i64
+    );
     let spent_rows = db.count("SELECT COALESCE(sum(cost_nusd), 0) FROM requests");
     let spent_counter = db.count("SELECT spent_nusd FROM budget_counters WHERE scope = 'daily'");
-    assert_eq!(spent_counter, spent_rows, "the counter holds what the rows cost");
+    assert_eq!(
+        spent_counter, spent_rows,
+        "the counter holds what the rows cost"
+    );
     assert!(
         spent_counter as f64 / 1e9 <= cap + 1e-9,
         "spent {spent_counter} nano-dollars over a cap of {cap}"
@@ -217,7 +227,10 @@ fn an_unreachable_postgres_fails_closed_unless_graced() {
     let strict_base = format!("{}/v1", strict.listen);
     let graced_base = format!("{}/v1", graced.listen);
     let open_base = format!("{}/v1", open.listen);
-    assert_eq!(rt.block_on(post_chat(&strict_base, None, body())).status, 200);
+    assert_eq!(
+        rt.block_on(post_chat(&strict_base, None, body())).status,
+        200
+    );
     cluster.down();
 
     let reply = rt.block_on(post_chat(&strict_base, None, body()));
@@ -320,10 +333,11 @@ fn settle_is_idempotent_and_admission_all_or_none() {
     drop(Ledger::open_at(&location(&db)).unwrap());
     let mut client = rt.block_on(connect(&db));
     let scopes = daily(1.0);
-    let admit = |client: &mut tokio_postgres::Client, id: &str, usd: f64, now: i64, expires: i64| {
-        rt.block_on(budget::admit(client, &scopes, id, usd, now, expires))
-            .unwrap()
-    };
+    let admit =
+        |client: &mut tokio_postgres::Client, id: &str, usd: f64, now: i64, expires: i64| {
+            rt.block_on(budget::admit(client, &scopes, id, usd, now, expires))
+                .unwrap()
+        };
     let granted = admit(&mut client, "req_a", 0.4, 10, 1_000_000);
     let Admit::Granted(after) = granted else {
         panic!("{granted:?}")
@@ -390,7 +404,10 @@ fn settle_is_idempotent_and_admission_all_or_none() {
         db.count("SELECT spent_nusd FROM budget_counters WHERE scope = 'daily'"),
         350_000_000
     );
-    assert_eq!(db.count("SELECT sum(reserved_nusd) FROM budget_counters"), 0);
+    assert_eq!(
+        db.count("SELECT sum(reserved_nusd) FROM budget_counters"),
+        0
+    );
     assert_eq!(db.count("SELECT count(*) FROM budget_reservations"), 0);
 
     // An expired reservation is released by the next admission, and a settle that comes after

@@ -105,7 +105,9 @@ impl SharedBudget {
             count_subscription: config.count_subscription,
             reservation_expiry_ms: i64::try_from(config.reservation_expiry.as_millis())
                 .unwrap_or(i64::MAX),
-            grace: config.offline_grace_usd.map(|g| SessionBudget::new(Some(g))),
+            grace: config
+                .offline_grace_usd
+                .map(|g| SessionBudget::new(Some(g))),
             key_budgets: RwLock::default(),
         })
     }
@@ -189,7 +191,14 @@ impl SharedBudget {
         let scopes: Vec<Scope> = limits.iter().map(scope_of).collect();
         let expires_ms = now_ms.saturating_add(self.reservation_expiry_ms);
         let admitted = pg
-            .admit_budget(scopes, id.to_owned(), estimate_usd, now_ms, expires_ms, wait)
+            .admit_budget(
+                scopes,
+                id.to_owned(),
+                estimate_usd,
+                now_ms,
+                expires_ms,
+                wait,
+            )
             .await;
         match admitted {
             Ok(Admit::Granted(counters)) => Ok(Granted {
@@ -287,16 +296,20 @@ impl SharedBudget {
         let limits = self.limits(now_ms, None);
         match &self.store {
             Store::Sqlite(conn) => {
-                let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let conn = conn
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 store::standings(&conn, &limits, now_ms).unwrap_or_default()
             }
-            Store::Postgres(pg) => match pg.budget_counters(limits.iter().map(scope_of).collect()) {
-                Ok(counters) => limits.iter().zip(counters).map(standing_of).collect(),
-                Err(err) => {
-                    tracing::warn!(%err, "shared budget standings not read");
-                    Vec::new()
+            Store::Postgres(pg) => {
+                match pg.budget_counters(limits.iter().map(scope_of).collect()) {
+                    Ok(counters) => limits.iter().zip(counters).map(standing_of).collect(),
+                    Err(err) => {
+                        tracing::warn!(%err, "shared budget standings not read");
+                        Vec::new()
+                    }
                 }
-            },
+            }
         }
     }
 }

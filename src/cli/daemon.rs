@@ -545,9 +545,7 @@ fn apply_key_budgets(state: &AppState) {
     let loaded = match state.ledger.path() {
         Some(database) => crate::ledger::keys::open(database)
             .map_err(|e| e.to_string())
-            .and_then(|conn| {
-                crate::ledger::keys::active_budgets(&conn).map_err(|e| e.to_string())
-            }),
+            .and_then(|conn| crate::ledger::keys::active_budgets(&conn).map_err(|e| e.to_string())),
         None => Ok(Vec::new()),
     };
     match loaded {

@@ -433,7 +433,6 @@ impl Config {
         )
     }
 
-
     /// The keys whose change from `self` to `newer` a running daemon takes up only when it
     /// restarts: its listeners, ledger, cache and capture stores, retention task and dashboard
     /// security are set up once, at start. A reload says which, instead of ignoring them.

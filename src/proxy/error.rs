@@ -158,9 +158,7 @@ impl ErrorKind {
             Self::BudgetExceeded
             | Self::UnpricedModel
             | Self::BudgetUnavailable
-            | Self::BudgetStoreUnavailable => {
-                Outcome::BudgetExceeded
-            }
+            | Self::BudgetStoreUnavailable => Outcome::BudgetExceeded,
             Self::Upstream(
                 FailureKind::Connect
                 | FailureKind::FirstByteTimeout

@@ -71,7 +71,10 @@ fn retryable(err: &tokio_postgres::Error) -> bool {
 
 /// Releases the reservations that expired by `now_ms` (their requests' processes died or hung),
 /// skipping any another transaction holds, and forgets released ones kept long enough.
-pub async fn release_expired(tx: &Transaction<'_>, now_ms: i64) -> Result<u64, tokio_postgres::Error> {
+pub async fn release_expired(
+    tx: &Transaction<'_>,
+    now_ms: i64,
+) -> Result<u64, tokio_postgres::Error> {
     let released = tx
         .execute(
             "WITH gone AS (
@@ -229,7 +232,12 @@ pub async fn settle(
 ) -> Result<(), tokio_postgres::Error> {
     let costs: BTreeMap<&str, i64> = requests
         .iter()
-        .filter_map(|r| Some((r.reservation_id.as_deref()?, nusd(r.cost_usd.unwrap_or(0.0)))))
+        .filter_map(|r| {
+            Some((
+                r.reservation_id.as_deref()?,
+                nusd(r.cost_usd.unwrap_or(0.0)),
+            ))
+        })
         .collect();
     settle_costs(tx, &costs).await
 }
