@@ -285,6 +285,36 @@ fn an_unreachable_postgres_fails_closed_unless_graced() {
     );
 }
 
+/// `run` with a session budget and a daily limit starts on a PostgreSQL ledger (the first step
+/// of team mode refused to) and settles its requests there.
+#[test]
+fn run_keeps_its_budgets_on_postgres() {
+    let Some(db) = TestDb::create("runbudget") else {
+        return;
+    };
+    let rt = runtime();
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), &budget_yaml("1", ""));
+    let session = env.start_run(
+        &["run", "--budget", "5", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k"), ("SMARTPROXY_DB", &db.url)],
+    );
+    for _ in 0..3 {
+        let reply = rt.block_on(post_chat(&session.base_url, Some(&session.key), body()));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert!(reply.headers.contains_key("x-smartproxy-budget-remaining"));
+    }
+    let out = session.finish(0);
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
+    assert_eq!(db.count("SELECT count(*) FROM requests"), 3);
+    assert_eq!(
+        db.count("SELECT spent_nusd FROM budget_counters WHERE scope = 'daily'"),
+        db.count("SELECT sum(cost_nusd) FROM requests")
+    );
+    assert_eq!(db.count("SELECT reserved_nusd FROM budget_counters"), 0);
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
