@@ -185,7 +185,11 @@ fn the_example_documents_the_client_limits_at_their_defaults() {
 fn the_postgres_budget_keys_are_checked() {
     let errs = errors("budget:\n  daily_usd: 5\n  offline_grace_usd: -1\n");
     assert_eq!(errs[0].key.as_deref(), Some("budget.offline_grace_usd"));
-    assert!(errs[0].to_string().starts_with("sp.yaml:3: "), "{}", errs[0]);
+    assert!(
+        errs[0].to_string().starts_with("sp.yaml:3: "),
+        "{}",
+        errs[0]
+    );
     let errs = errors("budget:\n  reservation_expiry_s: 0\n");
     assert_eq!(errs[0].key.as_deref(), Some("budget.reservation_expiry_s"));
     assert_eq!(errs[0].line, Some(2), "{}", errs[0]);
