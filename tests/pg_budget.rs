@@ -327,12 +327,16 @@ fn location(db: &TestDb) -> LedgerLocation {
     LedgerLocation::Postgres(PgUrl::parse(&db.url).unwrap())
 }
 
-async fn connect(db: &TestDb) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
+/// A pooled connection, as the proxy uses (statements prepared once per connection).
+async fn connect(db: &TestDb) -> deadpool_postgres::Object {
+    let config: tokio_postgres::Config = db.url.parse().unwrap();
+    let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+    let pool = deadpool_postgres::Pool::builder(manager)
+        .max_size(1)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
         .unwrap();
-    tokio::spawn(connection);
-    client
+    pool.get().await.unwrap()
 }
 
 fn daily(cap_usd: f64) -> Vec<Scope> {
@@ -364,7 +368,7 @@ fn settle_is_idempotent_and_admission_all_or_none() {
     let mut client = rt.block_on(connect(&db));
     let scopes = daily(1.0);
     let admit =
-        |client: &mut tokio_postgres::Client, id: &str, usd: f64, now: i64, expires: i64| {
+        |client: &mut deadpool_postgres::Object, id: &str, usd: f64, now: i64, expires: i64| {
             rt.block_on(budget::admit(client, &scopes, id, usd, now, expires))
                 .unwrap()
         };
@@ -390,7 +394,7 @@ fn settle_is_idempotent_and_admission_all_or_none() {
         db.count("SELECT reserved_nusd FROM budget_counters WHERE scope = 'key:ci'"),
         900_000_000
     );
-    let settle = |client: &mut tokio_postgres::Client, id: &str, nusd: i64| {
+    let settle = |client: &mut deadpool_postgres::Object, id: &str, nusd: i64| {
         rt.block_on(async {
             let tx = client.transaction().await.unwrap();
             budget::settle_costs(&tx, &BTreeMap::from([(id, nusd)]))

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tokio_postgres::Transaction;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use super::{Handle, db_error, pool_error};
 use crate::ledger::{LedgerError, RequestRecord};
@@ -69,39 +70,49 @@ fn retryable(err: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// Releases the reservations that expired by `now_ms` (their requests' processes died or hung),
-/// skipping any another transaction holds, and forgets released ones kept long enough.
-pub async fn release_expired(
-    tx: &Transaction<'_>,
-    now_ms: i64,
-) -> Result<u64, tokio_postgres::Error> {
-    let released = tx
-        .execute(
-            "WITH gone AS (
-                 UPDATE budget_reservations r SET released = true
-                 WHERE r.id IN (SELECT id FROM budget_reservations
-                                WHERE NOT released AND expires_ms <= $1
-                                ORDER BY id FOR UPDATE SKIP LOCKED)
-                 RETURNING r.scopes, r.periods, r.amount_nusd),
-             d AS (SELECT u.scope, u.period_ms, sum(g.amount_nusd)::bigint AS amount
-                   FROM gone g, unnest(g.scopes, g.periods) AS u(scope, period_ms)
-                   GROUP BY 1, 2)
-             UPDATE budget_counters c SET reserved_nusd = GREATEST(c.reserved_nusd - d.amount, 0)
-             FROM d WHERE c.scope = d.scope AND c.period_ms = d.period_ms",
-            &[&now_ms],
-        )
-        .await?;
-    tx.execute(
-        "DELETE FROM budget_reservations WHERE released AND expires_ms <= $1",
-        &[&(now_ms - KEEP_RELEASED_MS)],
-    )
-    .await?;
-    Ok(released)
-}
+/// Releases the reservations that expired by `$1` (their requests' processes died or hung),
+/// skipping any another transaction holds, gives their amounts back to their counters, and
+/// forgets released ones older than `$2` (kept so that a late settle still counts its cost).
+const RELEASE_EXPIRED: &str = "WITH gone AS (
+         UPDATE budget_reservations r SET released = true
+         WHERE r.id IN (SELECT id FROM budget_reservations
+                        WHERE NOT released AND expires_ms <= $1
+                        ORDER BY id FOR UPDATE SKIP LOCKED)
+         RETURNING r.scopes, r.periods, r.amount_nusd),
+     d AS (SELECT u.scope, u.period_ms, sum(g.amount_nusd)::bigint AS amount
+           FROM gone g, unnest(g.scopes, g.periods) AS u(scope, period_ms)
+           GROUP BY 1, 2),
+     back AS (UPDATE budget_counters c SET reserved_nusd = GREATEST(c.reserved_nusd - d.amount, 0)
+              FROM d WHERE c.scope = d.scope AND c.period_ms = d.period_ms
+              RETURNING 1),
+     forgotten AS (DELETE FROM budget_reservations WHERE released AND expires_ms <= $2
+                   RETURNING 1)
+     SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM back),
+            (SELECT count(*) FROM forgotten)";
+
+/// The reservation row; nothing when one exists under this id already.
+const INSERT_RESERVATION: &str =
+    "INSERT INTO budget_reservations (id, scopes, periods, amount_nusd, expires_ms)
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
+
+/// The admission of one scope. A new counter starts with this reservation when it fits the cap
+/// at all; an existing one takes it only when spent + reserved + amount still fits (and
+/// something is left: an unpriced request reserving 0 is refused once the cap is used up, as
+/// on SQLite). No row back: refused.
+const ADMIT_SCOPE: &str = "INSERT INTO budget_counters AS c
+         (scope, period_ms, cap_nusd, spent_nusd, reserved_nusd)
+     SELECT $1::text, $2::bigint, $3::bigint, 0, $4::bigint
+     WHERE $4::bigint <= $3::bigint AND $3::bigint > 0
+     ON CONFLICT (scope, period_ms) DO UPDATE
+         SET reserved_nusd = c.reserved_nusd + EXCLUDED.reserved_nusd,
+             cap_nusd = EXCLUDED.cap_nusd
+         WHERE c.spent_nusd + c.reserved_nusd < EXCLUDED.cap_nusd
+           AND c.spent_nusd + c.reserved_nusd + EXCLUDED.reserved_nusd <= EXCLUDED.cap_nusd
+     RETURNING c.spent_nusd, c.reserved_nusd";
 
 /// Reserves `amount_usd` under `id` in every scope of `scopes`, or in none.
 pub async fn admit(
-    client: &mut tokio_postgres::Client,
+    client: &mut deadpool_postgres::Object,
     scopes: &[Scope],
     id: &str,
     amount_usd: f64,
@@ -118,7 +129,7 @@ pub async fn admit(
 }
 
 async fn admit_once(
-    client: &mut tokio_postgres::Client,
+    client: &mut deadpool_postgres::Object,
     scopes: &[Scope],
     id: &str,
     amount_usd: f64,
@@ -131,67 +142,60 @@ async fn admit_once(
     order.sort_by(|&a, &b| {
         (&scopes[a].scope, scopes[a].period_ms).cmp(&(&scopes[b].scope, scopes[b].period_ms))
     });
-    let tx = client.transaction().await?;
-    release_expired(&tx, now_ms).await?;
     let names: Vec<&str> = scopes.iter().map(|s| s.scope.as_str()).collect();
     let periods: Vec<i64> = scopes.iter().map(|s| s.period_ms).collect();
-    // The reservation row first: the counters' row locks are then held for one statement
-    // each and the commit, not for this insert too.
-    let inserted = tx
-        .execute(
-            "INSERT INTO budget_reservations (id, scopes, periods, amount_nusd, expires_ms)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-            &[&id, &names, &periods, &amount, &expires_ms],
-        )
-        .await?;
+    let caps: Vec<i64> = scopes.iter().map(|s| nusd(s.cap_usd)).collect();
+    let forget_before = now_ms - KEEP_RELEASED_MS;
+    // Prepared once per pooled connection; then the statements below are sent together
+    // (tokio-postgres pipelines queries polled together, executed in the order sent), so an
+    // admission costs three round trips: BEGIN, the statements, COMMIT.
+    let release = client.prepare_cached(RELEASE_EXPIRED).await?;
+    let insert = client.prepare_cached(INSERT_RESERVATION).await?;
+    let upsert = client.prepare_cached(ADMIT_SCOPE).await?;
+    let tx = client.transaction().await?;
+    let params: Vec<[&(dyn ToSql + Sync); 4]> = order
+        .iter()
+        .map(|&i| {
+            [
+                &names[i] as &(dyn ToSql + Sync),
+                &periods[i],
+                &caps[i],
+                &amount,
+            ]
+        })
+        .collect();
+    let upserts = params.iter().map(|p| tx.query_opt(&upsert, p));
+    let (_, inserted, rows) = futures_util::future::try_join3(
+        tx.execute(&release, &[&now_ms, &forget_before]),
+        tx.execute(&insert, &[&id, &names, &periods, &amount, &expires_ms]),
+        futures_util::future::try_join_all(upserts),
+    )
+    .await?;
     if inserted == 0 {
         // Reserved already under this id: counting it again would hold twice the amount.
         tx.rollback().await?;
-        let counters = read(client, scopes).await?;
-        return Ok(Admit::Granted(counters));
+        return Ok(Admit::Granted(read(client, scopes).await?));
     }
     let mut after = vec![None; scopes.len()];
-    for i in order {
-        let s = &scopes[i];
-        let cap = nusd(s.cap_usd);
-        // A new counter starts with this reservation when it fits the cap at all; an existing
-        // one takes it only when spent + reserved + amount still fits (and something is left:
-        // an unpriced request reserving 0 is refused once the cap is used up, as on SQLite).
-        let row = tx
-            .query_opt(
-                "INSERT INTO budget_counters AS c (scope, period_ms, cap_nusd, spent_nusd, reserved_nusd)
-                 SELECT $1::text, $2::bigint, $3::bigint, 0, $4::bigint
-                 WHERE $4::bigint <= $3::bigint AND $3::bigint > 0
-                 ON CONFLICT (scope, period_ms) DO UPDATE
-                     SET reserved_nusd = c.reserved_nusd + EXCLUDED.reserved_nusd,
-                         cap_nusd = EXCLUDED.cap_nusd
-                     WHERE c.spent_nusd + c.reserved_nusd < EXCLUDED.cap_nusd
-                       AND c.spent_nusd + c.reserved_nusd + EXCLUDED.reserved_nusd <= EXCLUDED.cap_nusd
-                 RETURNING c.spent_nusd, c.reserved_nusd",
-                &[&s.scope, &s.period_ms, &cap, &amount],
-            )
-            .await?;
-        match row {
-            Some(row) => {
-                after[i] = Some(Counter {
-                    scope: s.scope.clone(),
-                    cap_usd: s.cap_usd,
-                    spent_usd: usd(row.get(0)),
-                    reserved_usd: usd(row.get(1)),
-                });
-            }
-            None => {
-                tx.rollback().await?;
-                let mut standing = read(client, std::slice::from_ref(s)).await?;
-                let refused = standing.pop().unwrap_or(Counter {
-                    scope: s.scope.clone(),
-                    cap_usd: s.cap_usd,
-                    spent_usd: 0.0,
-                    reserved_usd: 0.0,
-                });
-                return Ok(Admit::Refused(refused));
-            }
-        }
+    for (&i, row) in order.iter().zip(rows) {
+        let Some(row) = row else {
+            tx.rollback().await?;
+            let s = &scopes[i];
+            let mut standing = read(client, std::slice::from_ref(s)).await?;
+            let refused = standing.pop().unwrap_or(Counter {
+                scope: s.scope.clone(),
+                cap_usd: s.cap_usd,
+                spent_usd: 0.0,
+                reserved_usd: 0.0,
+            });
+            return Ok(Admit::Refused(refused));
+        };
+        after[i] = Some(Counter {
+            scope: scopes[i].scope.clone(),
+            cap_usd: scopes[i].cap_usd,
+            spent_usd: usd(row.get(0)),
+            reserved_usd: usd(row.get(1)),
+        });
     }
     tx.commit().await?;
     Ok(Admit::Granted(after.into_iter().flatten().collect()))
@@ -322,8 +326,7 @@ impl Handle {
         wait: Duration,
     ) -> Result<Admit, LedgerError> {
         let work = self.on_ledger_runtime(move |mut client| async move {
-            let client: &mut tokio_postgres::Client = &mut client;
-            admit(client, &scopes, &id, amount_usd, now_ms, expires_ms).await
+            admit(&mut client, &scopes, &id, amount_usd, now_ms, expires_ms).await
         });
         match tokio::time::timeout(wait, work).await {
             Ok(result) => result,
