@@ -3,7 +3,10 @@
 //! `fit` (the default) lowers its output cap to what the budget has left, `downgrade` sends it
 //! to `budget.downgrade_to`, `refuse` answers 429. The reservation settles to the real cost when
 //! the ledger row is written; every decision goes on the row (`budget_action`). The arithmetic
-//! of those decisions is `budget::policy`'s; this phase prices, reserves and records.
+//! of those decisions is `budget::policy`'s; this phase prices, reserves and records. Shared
+//! books that cannot be checked refuse with 503 (`budget_unavailable`, or
+//! `budget_store_unavailable` for an unreachable PostgreSQL unless its offline grace covers the
+//! request): a budget is never skipped.
 
 use std::sync::Arc;
 
