@@ -24,7 +24,8 @@ pub enum Denied {
     Refused(Refusal),
     /// The ledger could not be read in time, or at all: refused, never let through unchecked.
     Unavailable(String),
-    /// PostgreSQL could not be reached (and no offline grace covered the request).
+    /// PostgreSQL could not be reached (and no offline grace covered the request): what the
+    /// client is told, without the server's address.
     StoreDown(String),
 }
 
@@ -219,10 +220,12 @@ impl SharedBudget {
                 }))
             }
             Err(err) => {
+                // The detail (the server's address, the driver's words) goes to the log; the
+                // client is told what happened and what to do.
                 let detail = err.to_string();
                 let Some(grace) = &self.grace else {
                     tracing::warn!(%detail, "shared budget unreachable; request refused");
-                    return Err(Denied::StoreDown(detail));
+                    return Err(Denied::StoreDown("PostgreSQL did not answer".to_owned()));
                 };
                 match grace.reserve(estimate_usd) {
                     Ok(reservation) => {
@@ -232,10 +235,14 @@ impl SharedBudget {
                             grace: Some(reservation),
                         })
                     }
-                    Err(_) => Err(Denied::StoreDown(format!(
-                        "{detail}; this process's offline grace (budget.offline_grace_usd ${:.2}) is used up",
-                        grace.limit_usd().unwrap_or(0.0)
-                    ))),
+                    Err(_) => {
+                        tracing::warn!(%detail, "shared budget unreachable and the offline grace used up; request refused");
+                        Err(Denied::StoreDown(format!(
+                            "PostgreSQL did not answer, and this process's offline grace \
+                             (budget.offline_grace_usd ${:.2}) is used up",
+                            grace.limit_usd().unwrap_or(0.0)
+                        )))
+                    }
                 }
             }
         }

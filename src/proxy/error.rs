@@ -467,9 +467,9 @@ impl ApiError {
         Self::new(
             ErrorKind::BudgetStoreUnavailable,
             format!(
-                "the shared budget in PostgreSQL cannot be reached ({detail}); the request was \
-                 not sent. Retry shortly; budget.offline_grace_usd lets a process spend a \
-                 little while PostgreSQL is down"
+                "the shared budget could not be checked ({detail}); the request was not sent. \
+                 Retry shortly; budget.offline_grace_usd lets a process spend a little while \
+                 PostgreSQL is down"
             ),
         )
     }
