@@ -1,5 +1,6 @@
-//! Budgets: `policy` decides, `store` keeps the shared daily/monthly books in the ledger file,
-//! `shared` runs them for a proxy, `SessionBudget` keeps the books of one `run` session, with a
+//! Budgets: `policy` decides, `store` keeps the shared daily/monthly books in the ledger file
+//! (in team mode `ledger::postgres::budget` keeps them in PostgreSQL), `shared` runs either for
+//! a proxy, `SessionBudget` keeps the books of one `run` session, with a
 //! reservation per request in flight that is settled to the real cost when the request ends.
 
 pub mod policy;

@@ -1,18 +1,21 @@
 //! Daily and monthly budgets shared by every process on the ledger: a request reserves its
-//! estimated cost in the ledger before it is sent (`budget::store`), and its row settles the
-//! reservation when it is written.
+//! estimated cost in the ledger before it is sent (`budget::store` in a SQLite ledger,
+//! `ledger::postgres::budget` in team mode), and its row settles the reservation when it is
+//! written.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use super::policy::{self, Period, Refusal};
 use super::store::{self, Limit, Reserve, Standing};
+use super::{Reservation, SessionBudget};
 use crate::config::BudgetConfig;
-use crate::ledger::LedgerError;
+use crate::ledger::postgres::budget::{Admit, Counter, Scope};
+use crate::ledger::{Ledger, LedgerError};
 
 /// Why the shared budgets did not grant a reservation.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,37 +24,93 @@ pub enum Denied {
     Refused(Refusal),
     /// The ledger could not be read in time, or at all: refused, never let through unchecked.
     Unavailable(String),
+    /// PostgreSQL could not be reached (and no offline grace covered the request): what the
+    /// client is told, without the server's address.
+    StoreDown(String),
+}
+
+/// Where the shared books are kept: the SQLite ledger file, or team mode's PostgreSQL.
+enum Store {
+    Sqlite(Mutex<Connection>),
+    Postgres(crate::ledger::postgres::Handle),
+}
+
+/// A reservation granted: the standings after it, and the claim on this process's offline
+/// grace when PostgreSQL could not be reached and the grace covered the request instead.
+#[derive(Debug, Default)]
+pub struct Granted {
+    pub standings: Vec<Standing>,
+    pub grace: Option<Reservation>,
 }
 
 pub struct SharedBudget {
-    conn: Mutex<Connection>,
+    store: Store,
     daily_usd: Option<f64>,
     monthly_usd: Option<f64>,
     utc_offset_s: Option<i32>,
     count_subscription: bool,
+    /// How long a PostgreSQL reservation holds if never settled.
+    reservation_expiry_ms: i64,
+    /// What this process may spend while PostgreSQL is down (`budget.offline_grace_usd`).
+    grace: Option<SessionBudget>,
     /// Daily budgets of the daemon's client keys, by key name.
     key_budgets: RwLock<HashMap<String, f64>>,
 }
 
 impl SharedBudget {
     /// None when no daily or monthly limit is configured and `always` is false (the daemon
-    /// passes true: its client keys may bring budgets of their own).
+    /// passes true: its client keys may bring budgets of their own). The books are kept in
+    /// `ledger`'s file, or in its PostgreSQL database.
     pub fn open(
-        ledger: &Path,
+        ledger: &Ledger,
+        config: &BudgetConfig,
+        always: bool,
+    ) -> Result<Option<Self>, LedgerError> {
+        match (ledger.postgres(), ledger.path()) {
+            (Some(pg), _) => Ok(Self::with_store(
+                Store::Postgres(pg.clone()),
+                config,
+                always,
+            )),
+            (None, Some(path)) => Self::open_file(path, config, always),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// [`Self::open`] on a SQLite ledger file (`smartproxy budget`, which reads no other).
+    pub fn open_file(
+        path: &Path,
         config: &BudgetConfig,
         always: bool,
     ) -> Result<Option<Self>, LedgerError> {
         if config.daily_usd.is_none() && config.monthly_usd.is_none() && !always {
             return Ok(None);
         }
-        Ok(Some(Self {
-            conn: Mutex::new(crate::ledger::open_connection(ledger)?),
+        let conn = crate::ledger::open_connection(path)?;
+        Ok(Self::with_store(
+            Store::Sqlite(Mutex::new(conn)),
+            config,
+            always,
+        ))
+    }
+
+    fn with_store(store: Store, config: &BudgetConfig, always: bool) -> Option<Self> {
+        if config.daily_usd.is_none() && config.monthly_usd.is_none() && !always {
+            return None;
+        }
+        Some(Self {
+            store,
             daily_usd: config.daily_usd,
             monthly_usd: config.monthly_usd,
             utc_offset_s: config.utc_offset_s,
             count_subscription: config.count_subscription,
+            reservation_expiry_ms: i64::try_from(config.reservation_expiry.as_millis())
+                .unwrap_or(i64::MAX),
+            grace: config
+                .offline_grace_usd
+                .map(|g| SessionBudget::new(Some(g))),
             key_budgets: RwLock::default(),
-        }))
+        })
     }
 
     /// Replaces the per-key daily budgets (at start-up and on reload).
@@ -97,10 +156,100 @@ impl SharedBudget {
         limits
     }
 
-    /// Reserves `estimate_usd` for request `id`, or says which limit refuses it. A ledger that
-    /// cannot be read by `deadline` (another process holds it) refuses too: a budget is never
-    /// skipped. Blocking: run it off the async threads.
-    pub fn reserve(
+    /// Reserves `estimate_usd` for request `id`, or says which limit refuses it. Books that
+    /// cannot be read within `wait` refuse too (a budget is never skipped), unless PostgreSQL
+    /// is down and the offline grace covers the request.
+    pub async fn reserve(
+        self: &Arc<Self>,
+        id: &str,
+        key: Option<&str>,
+        estimate_usd: f64,
+        now_ms: i64,
+        wait: Duration,
+    ) -> Result<Granted, Denied> {
+        let pg = match &self.store {
+            Store::Postgres(pg) => pg.clone(),
+            Store::Sqlite(_) => {
+                let (shared, id, key) = (Arc::clone(self), id.to_owned(), key.map(str::to_owned));
+                let deadline = Instant::now() + wait;
+                // A short SQLite transaction, off the runtime, that waits for a busy ledger
+                // until the deadline and no longer.
+                let standings = tokio::task::spawn_blocking(move || {
+                    shared.reserve_sqlite(&id, key.as_deref(), estimate_usd, now_ms, deadline)
+                })
+                .await
+                .map_err(|e| Denied::Unavailable(format!("budget check failed: {e}")))??;
+                return Ok(Granted {
+                    standings,
+                    grace: None,
+                });
+            }
+        };
+        let limits = self.limits(now_ms, key);
+        if limits.is_empty() {
+            return Ok(Granted::default());
+        }
+        let scopes: Vec<Scope> = limits.iter().map(scope_of).collect();
+        let expires_ms = now_ms.saturating_add(self.reservation_expiry_ms);
+        let admitted = pg
+            .admit_budget(
+                scopes,
+                id.to_owned(),
+                estimate_usd,
+                now_ms,
+                expires_ms,
+                wait,
+            )
+            .await;
+        match admitted {
+            Ok(Admit::Granted(counters)) => Ok(Granted {
+                standings: limits.iter().zip(counters).map(standing_of).collect(),
+                grace: None,
+            }),
+            Ok(Admit::Refused(counter)) => {
+                let name = limits
+                    .iter()
+                    .find(|l| scope_of(l).scope == counter.scope)
+                    .map_or("daily", |l| l.name);
+                Err(Denied::Refused(Refusal {
+                    budget: name,
+                    limit_usd: counter.cap_usd,
+                    spent_usd: counter.spent_usd,
+                    reserved_usd: counter.reserved_usd,
+                    estimate_usd,
+                }))
+            }
+            Err(err) => {
+                // The detail (the server's address, the driver's words) goes to the log; the
+                // client is told what happened and what to do.
+                let detail = err.to_string();
+                let Some(grace) = &self.grace else {
+                    tracing::warn!(%detail, "shared budget unreachable; request refused");
+                    return Err(Denied::StoreDown("PostgreSQL did not answer".to_owned()));
+                };
+                match grace.reserve(estimate_usd) {
+                    Ok(reservation) => {
+                        tracing::warn!(%detail, "shared budget unreachable; request served on the offline grace");
+                        Ok(Granted {
+                            standings: Vec::new(),
+                            grace: Some(reservation),
+                        })
+                    }
+                    Err(_) => {
+                        tracing::warn!(%detail, "shared budget unreachable and the offline grace used up; request refused");
+                        Err(Denied::StoreDown(format!(
+                            "PostgreSQL did not answer, and this process's offline grace \
+                             (budget.offline_grace_usd ${:.2}) is used up",
+                            grace.limit_usd().unwrap_or(0.0)
+                        )))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The SQLite side of [`Self::reserve`]. Blocking.
+    fn reserve_sqlite(
         &self,
         id: &str,
         key: Option<&str>,
@@ -112,8 +261,10 @@ impl SharedBudget {
         if limits.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self
-            .conn
+        let Store::Sqlite(conn) = &self.store else {
+            return Ok(Vec::new());
+        };
+        let mut conn = conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Requests queued behind one that waited for a busy ledger give up at their own
@@ -147,12 +298,47 @@ impl SharedBudget {
         !self.limits(now_ms, key).is_empty()
     }
 
+    /// Where the daily and monthly limits stand. Blocking: run it off the async threads.
     pub fn standings(&self, now_ms: i64) -> Vec<Standing> {
         let limits = self.limits(now_ms, None);
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        store::standings(&conn, &limits, now_ms).unwrap_or_default()
+        match &self.store {
+            Store::Sqlite(conn) => {
+                let conn = conn
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                store::standings(&conn, &limits, now_ms).unwrap_or_default()
+            }
+            Store::Postgres(pg) => {
+                match pg.budget_counters(limits.iter().map(scope_of).collect()) {
+                    Ok(counters) => limits.iter().zip(counters).map(standing_of).collect(),
+                    Err(err) => {
+                        tracing::warn!(%err, "shared budget standings not read");
+                        Vec::new()
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A limit's counter in PostgreSQL: `daily`, `monthly`, or `key:<name>` (a key's daily
+/// budget), in the period that began at `since_ms`.
+fn scope_of(limit: &Limit) -> Scope {
+    Scope {
+        scope: match &limit.key {
+            Some(key) => format!("key:{key}"),
+            None => limit.name.to_owned(),
+        },
+        period_ms: limit.since_ms,
+        cap_usd: limit.limit_usd,
+    }
+}
+
+fn standing_of((limit, counter): (&Limit, Counter)) -> Standing {
+    Standing {
+        name: limit.name,
+        limit_usd: limit.limit_usd,
+        spent_usd: counter.spent_usd,
+        reserved_usd: counter.reserved_usd,
     }
 }

@@ -26,7 +26,7 @@ pub fn budget(args: &BudgetArgs, config_path: Option<&Path>) -> anyhow::Result<u
     let now = crate::ledger::now_ms();
     let database = config.database.sqlite("budget")?;
     let standings = if database.exists() {
-        SharedBudget::open(database, &config.budget, false)
+        SharedBudget::open_file(database, &config.budget, false)
             .context("cannot open the ledger")?
             .map(|shared| shared.standings(now))
             .unwrap_or_default()

@@ -221,7 +221,6 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     };
     let team = config.database.is_postgres();
     if team {
-        super::serving::refuse_team_budgets(&config, None)?;
         anyhow::ensure!(
             !args.dash,
             "--dash does not read a PostgreSQL ledger yet; start the daemon without it"
@@ -558,13 +557,15 @@ fn apply_key_budgets(state: &AppState) {
     let Some(shared) = &state.shared_budget else {
         return;
     };
-    let Some(database) = state.ledger.path() else {
-        return;
-    };
-    let loaded = crate::ledger::keys::open(database)
-        .map_err(|e| e.to_string())
-        .and_then(|conn| crate::ledger::keys::active_budgets(&conn).map_err(|e| e.to_string()));
     let configured = state.runtime().config.client_keys.clone();
+    // Keys created with `smartproxy keys` live in the SQLite ledger; on PostgreSQL only the
+    // configured keys bring budgets (for now).
+    let loaded = match state.ledger.path() {
+        Some(database) => crate::ledger::keys::open(database)
+            .map_err(|e| e.to_string())
+            .and_then(|conn| crate::ledger::keys::active_budgets(&conn).map_err(|e| e.to_string())),
+        None => Ok(Vec::new()),
+    };
     match loaded {
         Ok(budgets) => shared.set_key_budgets(
             configured

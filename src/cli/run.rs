@@ -190,7 +190,6 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         .filter(|b| *b > 0.0)
         .or(config.budget.session_usd);
     if config.database.is_postgres() {
-        super::serving::refuse_team_budgets(&config, budget_usd)?;
         anyhow::ensure!(
             !args.dash,
             "--dash does not read a PostgreSQL ledger yet; run without it"

@@ -24,24 +24,3 @@ pub(super) fn random_hex(bytes: usize) -> String {
     rand::rng().fill_bytes(&mut buf);
     hex::encode(buf)
 }
-
-/// Team mode's first step keeps no budgets in PostgreSQL (shared budgets there come later):
-/// a process that would enforce one refuses to start rather than enforce it on nothing.
-/// `session_usd` is `run`'s own limit (`--budget` or `budget.session_usd`).
-pub(super) fn refuse_team_budgets(config: &Config, session_usd: Option<f64>) -> anyhow::Result<()> {
-    let mut limits = config.shared_budget_limits();
-    if session_usd.is_some() {
-        limits.insert(
-            0,
-            "a session budget (--budget, budget.session_usd)".to_owned(),
-        );
-    }
-    anyhow::ensure!(
-        limits.is_empty(),
-        "budgets are not kept in a PostgreSQL ledger yet ({} {}): remove the limit or use a SQLite \
-         ledger until shared budgets land",
-        config.database,
-        limits.join(", ")
-    );
-    Ok(())
-}

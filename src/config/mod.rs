@@ -237,6 +237,10 @@ pub struct BudgetConfig {
     /// How long a request waits for the shared budgets in a busy ledger before it is refused
     /// with 503 `budget_unavailable` (never let through unchecked).
     pub check_timeout: Duration,
+    /// What one process may spend on budgeted requests while a PostgreSQL ledger is down.
+    pub offline_grace_usd: Option<f64>,
+    /// How long a shared reservation in PostgreSQL holds if its request never settles it.
+    pub reservation_expiry: Duration,
 }
 
 impl Default for BudgetConfig {
@@ -251,12 +255,17 @@ impl Default for BudgetConfig {
             downgrade_to: None,
             unpriced: Unpriced::default(),
             check_timeout: BUDGET_CHECK_TIMEOUT,
+            offline_grace_usd: None,
+            reservation_expiry: RESERVATION_EXPIRY,
         }
     }
 }
 
 /// The default of `budget.check_timeout_ms`.
 pub const BUDGET_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a shared reservation in PostgreSQL holds by default (SQLite's holds as long).
+pub const RESERVATION_EXPIRY: Duration = Duration::from_secs(600);
 
 /// What a request to a model with no known price gets (`budget.unpriced`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -422,24 +431,6 @@ impl Config {
             || "built-in defaults".to_owned(),
             |p: &Path| p.display().to_string(),
         )
-    }
-
-    /// The limits that shared books would enforce (daily, monthly, per client key), named as
-    /// in the config: team mode refuses them until budgets live in PostgreSQL.
-    pub fn shared_budget_limits(&self) -> Vec<String> {
-        let mut limits = Vec::new();
-        if self.budget.daily_usd.is_some() {
-            limits.push("budget.daily_usd".to_owned());
-        }
-        if self.budget.monthly_usd.is_some() {
-            limits.push("budget.monthly_usd".to_owned());
-        }
-        for key in &self.client_keys {
-            if key.budget_daily_usd.is_some() {
-                limits.push(format!("client key `{}`'s daily budget", key.name));
-            }
-        }
-        limits
     }
 
     /// The keys whose change from `self` to `newer` a running daemon takes up only when it

@@ -301,6 +301,12 @@ pub struct RawBudget {
     /// How long a request waits for the shared budgets in a busy ledger before it is answered
     /// 503 `budget_unavailable` (milliseconds).
     pub check_timeout_ms: Option<u64>,
+    /// On a PostgreSQL ledger: what one process may spend on budgeted requests while PostgreSQL
+    /// cannot be reached (USD; default 0: such requests are refused with 503).
+    pub offline_grace_usd: Option<f64>,
+    /// On a PostgreSQL ledger: how long a request's reservation holds before whoever comes
+    /// next releases it (seconds; its process died or hung). Default 600.
+    pub reservation_expiry_s: Option<u64>,
 }
 
 /// `budget.unpriced`: a word, or `{price_as: MODEL}`.

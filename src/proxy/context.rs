@@ -186,7 +186,8 @@ pub struct Finalizer {
     state: Arc<AppState>,
     record: Option<RequestRecord>,
     started: Instant,
-    reservation: Option<Reservation>,
+    /// The budget claims the row settles: the session's, and the offline grace's.
+    reservations: Vec<Reservation>,
     /// Served from the cache: it cost nothing, and saved what the tokens would have cost.
     cache_hit: bool,
     /// Forwarded for a nested `run` whose own proxy records the request: this proxy settles
@@ -201,7 +202,7 @@ impl Finalizer {
             state,
             record: Some(record),
             started: Instant::now(),
-            reservation: None,
+            reservations: Vec::new(),
             cache_hit: false,
             forwarded: false,
         }
@@ -226,7 +227,7 @@ impl Finalizer {
     }
 
     pub fn hold(&mut self, reservation: Reservation) {
-        self.reservation = Some(reservation);
+        self.reservations.push(reservation);
     }
 
     /// Sets tokens and the cost they imply.
@@ -317,7 +318,7 @@ impl Finalizer {
             record.error_code = Some(code.to_owned());
         }
         record.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        if let Some(reservation) = self.reservation.take() {
+        for reservation in self.reservations.drain(..) {
             reservation.settle(record.cost_usd);
         }
         tracing::info!(

@@ -41,6 +41,8 @@ pub enum ErrorKind {
     UnpricedModel,
     /// The shared budgets could not be checked in time (another process holds the ledger).
     BudgetUnavailable,
+    /// The PostgreSQL ledger that keeps the shared budgets cannot be reached.
+    BudgetStoreUnavailable,
     /// A provider (or the way to it) failed.
     Upstream(FailureKind),
     UnknownUrl,
@@ -76,6 +78,7 @@ impl ErrorKind {
             Self::NoProvider
             | Self::NoUsableProvider
             | Self::BudgetUnavailable
+            | Self::BudgetStoreUnavailable
             | Self::Upstream(FailureKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Self::ModelNotFound | Self::UnknownUrl => StatusCode::NOT_FOUND,
             Self::BudgetExceeded | Self::TooManyWrongKeys => StatusCode::TOO_MANY_REQUESTS,
@@ -104,6 +107,7 @@ impl ErrorKind {
             Self::NoProvider
             | Self::NoUsableProvider
             | Self::BudgetUnavailable
+            | Self::BudgetStoreUnavailable
             | Self::Internal
             | Self::Upstream(FailureKind::Unavailable | FailureKind::Internal) => "server_error",
             Self::Upstream(FailureKind::Rejected) => "invalid_request_error",
@@ -134,6 +138,7 @@ impl ErrorKind {
             Self::UnpricedModel => "model_unpriced",
             Self::TooManyWrongKeys => "too_many_wrong_keys",
             Self::BudgetUnavailable => "budget_unavailable",
+            Self::BudgetStoreUnavailable => "budget_store_unavailable",
             Self::Upstream(failure) => failure.code(),
             Self::UnknownUrl => "unknown_url",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -150,9 +155,10 @@ impl ErrorKind {
     /// How the ledger files a request that ended this way.
     pub fn outcome(self) -> Outcome {
         match self {
-            Self::BudgetExceeded | Self::UnpricedModel | Self::BudgetUnavailable => {
-                Outcome::BudgetExceeded
-            }
+            Self::BudgetExceeded
+            | Self::UnpricedModel
+            | Self::BudgetUnavailable
+            | Self::BudgetStoreUnavailable => Outcome::BudgetExceeded,
             Self::Upstream(
                 FailureKind::Connect
                 | FailureKind::FirstByteTimeout
@@ -184,14 +190,14 @@ impl ErrorKind {
             | Self::Upstream(
                 FailureKind::Connect | FailureKind::Redirected | FailureKind::TooLarge,
             ) => Some(false),
-            Self::BudgetUnavailable => Some(true),
+            Self::BudgetUnavailable | Self::BudgetStoreUnavailable => Some(true),
             _ => None,
         }
     }
 
     /// `Retry-After` seconds smartproxy itself asks for.
     pub fn retry_after_s(self) -> Option<u64> {
-        (self == Self::BudgetUnavailable).then_some(1)
+        matches!(self, Self::BudgetUnavailable | Self::BudgetStoreUnavailable).then_some(1)
     }
 }
 
@@ -456,6 +462,18 @@ impl ApiError {
 
     /// The shared budgets could not be read within `waited` (another process holds the
     /// ledger): refused rather than let through unchecked.
+    /// A PostgreSQL ledger holding the shared budgets cannot be reached.
+    pub fn budget_store_unavailable(detail: &str) -> Self {
+        Self::new(
+            ErrorKind::BudgetStoreUnavailable,
+            format!(
+                "the shared budget could not be checked ({detail}); the request was not sent. \
+                 Retry shortly; budget.offline_grace_usd lets a process spend a little while \
+                 PostgreSQL is down"
+            ),
+        )
+    }
+
     pub fn budget_unavailable(waited: std::time::Duration, detail: &str) -> Self {
         Self::new(
             ErrorKind::BudgetUnavailable,

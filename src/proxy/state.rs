@@ -280,15 +280,6 @@ impl AppState {
             .map_err(|e| e.to_string())?;
         let source = config.source_display();
         let restart_needed = self.runtime().config.restart_only_changes(&config);
-        // A daemon on PostgreSQL keeps no books: a limit it could not enforce is refused, as at
-        // start (`cli::serving::refuse_team_budgets`).
-        let limits = config.shared_budget_limits();
-        if self.ledger.postgres().is_some() && !limits.is_empty() {
-            return Err(format!(
-                "budgets are not kept in a PostgreSQL ledger yet ({}): the old config keeps serving",
-                limits.join(", ")
-            ));
-        }
         self.reload(Arc::new(config)).map_err(|e| e.to_string())?;
         tracing::info!(%source, "config reloaded");
         if !restart_needed.is_empty() {

@@ -108,7 +108,30 @@ impl Validator<'_> {
             }
             Some(ms) => Duration::from_millis(ms),
         };
+        let offline_grace_usd = match b.offline_grace_usd {
+            Some(v) if !v.is_finite() || v < 0.0 => {
+                self.error(
+                    "budget.offline_grace_usd",
+                    "must be an amount in USD of zero or more, e.g. 0.50",
+                );
+                None
+            }
+            other => other.filter(|v| *v > 0.0),
+        };
+        let reservation_expiry = match b.reservation_expiry_s {
+            None => crate::config::RESERVATION_EXPIRY,
+            Some(0) => {
+                self.error(
+                    "budget.reservation_expiry_s",
+                    "must be at least 1 (seconds a reservation holds; longer than your slowest request)",
+                );
+                crate::config::RESERVATION_EXPIRY
+            }
+            Some(s) => Duration::from_secs(s),
+        };
         BudgetConfig {
+            offline_grace_usd,
+            reservation_expiry,
             session_usd,
             daily_usd,
             monthly_usd,

@@ -180,3 +180,28 @@ fn the_example_documents_the_client_limits_at_their_defaults() {
     let config = from_yaml(text, None, &env).unwrap();
     assert_eq!(config.clients, super::super::ClientLimits::default());
 }
+
+#[test]
+fn the_postgres_budget_keys_are_checked() {
+    let errs = errors("budget:\n  daily_usd: 5\n  offline_grace_usd: -1\n");
+    assert_eq!(errs[0].key.as_deref(), Some("budget.offline_grace_usd"));
+    assert!(
+        errs[0].to_string().starts_with("sp.yaml:3: "),
+        "{}",
+        errs[0]
+    );
+    let errs = errors("budget:\n  reservation_expiry_s: 0\n");
+    assert_eq!(errs[0].key.as_deref(), Some("budget.reservation_expiry_s"));
+    assert_eq!(errs[0].line, Some(2), "{}", errs[0]);
+    let config = from_yaml(
+        "budget: {offline_grace_usd: 0.5, reservation_expiry_s: 30}\n",
+        None,
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(config.budget.offline_grace_usd, Some(0.5));
+    assert_eq!(config.budget.reservation_expiry.as_secs(), 30);
+    let config = from_yaml("", None, &no_env).unwrap();
+    assert_eq!(config.budget.offline_grace_usd, None);
+    assert_eq!(config.budget.reservation_expiry.as_secs(), 600);
+}

@@ -175,6 +175,25 @@ const MIGRATIONS: &[&str] = &[
          GROUP BY 1, 2, 3, 4, 5) c
      WHERE u.day = c.day AND u.key = c.key AND u.model = c.model AND u.provider = c.provider
          AND u.tag = c.tag AND u.user_name = '' AND u.project = '';",
+    // pgbudget: shared budgets, a counter per (scope, period) and the reservations in flight
+    // (`postgres::budget`); amounts in nano-dollars, scope a free string (`daily`, `key:ci`).
+    "CREATE TABLE budget_counters (
+         scope text NOT NULL,
+         period_ms bigint NOT NULL,
+         cap_nusd bigint NOT NULL,
+         spent_nusd bigint NOT NULL DEFAULT 0,
+         reserved_nusd bigint NOT NULL DEFAULT 0,
+         PRIMARY KEY (scope, period_ms)
+     );
+     CREATE TABLE budget_reservations (
+         id text PRIMARY KEY,
+         scopes text[] NOT NULL,
+         periods bigint[] NOT NULL,
+         amount_nusd bigint NOT NULL,
+         expires_ms bigint NOT NULL,
+         released boolean NOT NULL DEFAULT false
+     );
+     CREATE INDEX budget_reservations_expiry ON budget_reservations (released, expires_ms);",
 ];
 
 /// The schema version this build writes.

@@ -9,13 +9,16 @@
 //!
 //! Client keys live here too (`keys`: `smartproxy keys` and the daemons' `LISTEN` loop).
 //!
+//! Shared budgets live here too (`budget`): counters admitted atomically, settled by the writer.
+//!
 //! What this step does not do yet (issue 20): TLS to PostgreSQL (the URL is used without TLS),
-//! shared budgets, and `prune`, `dash` and `ui` on PostgreSQL.
+//! `prune`, `dash` and `ui` on PostgreSQL.
 //! TODO(issue 20, spool): while PostgreSQL is unreachable the writer keeps its batch in memory
 //! and retries with backoff; rows that arrive meanwhile wait in the bounded queue (past it they
 //! are dropped and counted, as with SQLite), and rows still unwritten 30 s after the process
 //! asked to stop are lost. The local SQLite spool that would keep them is a later step.
 
+pub mod budget;
 pub mod export;
 pub mod keys;
 pub mod migrations;

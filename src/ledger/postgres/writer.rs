@@ -237,6 +237,8 @@ async fn commit(
         let inserted = super::rows::insert_requests(&tx, caches_view(caches), &requests).await?;
         tracing::trace!(inserted, rows = requests.len(), "ledger batch written");
         insert_attempts(&tx, caches, &requests).await?;
+        // Budget reservations settle with their rows, in the same transaction (pgbudget).
+        super::budget::settle(&tx, &requests).await?;
     }
     for message in batch {
         match message {

@@ -3,10 +3,12 @@
 //! `fit` (the default) lowers its output cap to what the budget has left, `downgrade` sends it
 //! to `budget.downgrade_to`, `refuse` answers 429. The reservation settles to the real cost when
 //! the ledger row is written; every decision goes on the row (`budget_action`). The arithmetic
-//! of those decisions is `budget::policy`'s; this phase prices, reserves and records.
+//! of those decisions is `budget::policy`'s; this phase prices, reserves and records. Shared
+//! books that cannot be checked refuse with 503 (`budget_unavailable`, or
+//! `budget_store_unavailable` for an unreachable PostgreSQL unless its offline grace covers the
+//! request): a budget is never skipped.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::{Admitted, RequestCtx};
 use crate::budget::Reservation;
@@ -207,23 +209,32 @@ async fn reserve_shared(
 ) -> Result<(Reservation, Vec<Standing>), Stop> {
     let wait = ctx.rt.config.budget.check_timeout;
     loop {
-        let shared = Arc::clone(shared);
-        let id = ctx.fin.id().to_owned();
-        let key = request.key_name.clone();
-        let amount = claim.usd();
-        let deadline = Instant::now() + wait;
-        // The shared budgets live in the ledger file: a short SQLite transaction, off the
-        // runtime, that waits for a busy ledger until the deadline and no longer.
-        let reserved = tokio::task::spawn_blocking(move || {
-            shared.reserve(&id, key.as_deref(), amount, now_ms, deadline)
-        })
-        .await
-        .map_err(|e| Stop::Refused(ApiError::internal(format!("budget check failed: {e}"))))?;
+        // A short transaction in the ledger (SQLite off the runtime, or PostgreSQL), given up
+        // at `wait`: never let through unchecked.
+        let reserved = shared
+            .reserve(
+                ctx.fin.id(),
+                request.key_name.as_deref(),
+                claim.usd(),
+                now_ms,
+                wait,
+            )
+            .await;
         let refusal = match reserved {
-            Ok(granted) => return Ok((reservation, granted)),
+            Ok(granted) => {
+                if let Some(grace) = granted.grace {
+                    ctx.fin.hold(grace);
+                    note_action(ctx, "offline grace: budget store unreachable".to_owned());
+                }
+                return Ok((reservation, granted.standings));
+            }
             Err(Denied::Unavailable(detail)) => {
                 note_action(ctx, "refused: budget unavailable".to_owned());
                 return Err(Stop::Refused(ApiError::budget_unavailable(wait, &detail)));
+            }
+            Err(Denied::StoreDown(detail)) => {
+                note_action(ctx, "refused: budget store unreachable".to_owned());
+                return Err(Stop::Refused(ApiError::budget_store_unavailable(&detail)));
             }
             Err(Denied::Refused(refusal)) => refusal,
         };

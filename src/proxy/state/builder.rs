@@ -155,12 +155,11 @@ impl StateBuilder {
             self.keys,
         )
         .map_err(BuildError::Providers)?;
-        // A PostgreSQL ledger keeps no shared books yet: `run` and `daemon` refuse to start
-        // with a limit configured there (`cli::serving::refuse_team_budgets`).
-        let shared_budget = match (self.shared, state.ledger.path()) {
-            (SharedBooks::None, _) | (_, None) => None,
-            (books, Some(path)) => SharedBudget::open(
-                path,
+        // The shared books live in the ledger: its SQLite file, or its PostgreSQL database.
+        let shared_budget = match self.shared {
+            SharedBooks::None => None,
+            books => SharedBudget::open(
+                &state.ledger,
                 &state.runtime().config.budget,
                 books == SharedBooks::Always,
             )

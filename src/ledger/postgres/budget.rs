@@ -1,0 +1,344 @@
+//! Shared budgets in a PostgreSQL ledger: one counter row per (scope, period) with its cap, what
+//! was spent and what requests in flight reserve, and a row per reservation.
+//!
+//! Admission is one conditional upsert per scope (`... DO UPDATE SET reserved = reserved + x
+//! WHERE spent + reserved + x <= cap RETURNING`), every scope of a request in one transaction:
+//! all or none, and no second counter anywhere else, so N daemons cannot together take more
+//! than the cap plus what is in flight. Reservations expire; whoever admits next releases the
+//! expired ones in the same transaction first, so a crashed process's claims come back. The
+//! ledger writer settles a reservation in the transaction that writes its request's row
+//! (`settle`): spent += cost, reserved -= amount, the reservation row deleted; a retried batch
+//! finds no reservation and counts nothing twice.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio_postgres::Transaction;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use super::{Handle, db_error, pool_error};
+use crate::ledger::{LedgerError, RequestRecord};
+
+/// How often a transaction that lost a deadlock or serialization race is tried again.
+const RETRIES: usize = 3;
+
+/// How long a released (expired, never settled) reservation is kept so that a late settle
+/// still counts what the request cost; after that it is deleted.
+const KEEP_RELEASED_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// One budget a request is held to: its scope (`daily`, `monthly`, `key:<name>`, later
+/// `user:`/`team:`/`project:`), the start of its period and its cap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scope {
+    pub scope: String,
+    pub period_ms: i64,
+    pub cap_usd: f64,
+}
+
+/// Where a scope's counter stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counter {
+    pub scope: String,
+    pub cap_usd: f64,
+    pub spent_usd: f64,
+    pub reserved_usd: f64,
+}
+
+/// The outcome of an admission.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admit {
+    /// Reserved under the request's id; the counters after the reservation, in the order asked.
+    Granted(Vec<Counter>),
+    /// Refused by this scope; nothing reserved anywhere.
+    Refused(Counter),
+}
+
+/// US dollars as integer nano-dollars, the unit every PostgreSQL amount is kept in.
+pub fn nusd(usd: f64) -> i64 {
+    (usd * 1e9).round() as i64
+}
+
+fn usd(nusd: i64) -> f64 {
+    nusd as f64 / 1e9
+}
+
+fn retryable(err: &tokio_postgres::Error) -> bool {
+    matches!(
+        err.code(),
+        Some(&SqlState::T_R_DEADLOCK_DETECTED | &SqlState::T_R_SERIALIZATION_FAILURE)
+    )
+}
+
+/// Releases the reservations that expired by `$1` (their requests' processes died or hung),
+/// skipping any another transaction holds, gives their amounts back to their counters, and
+/// forgets released ones older than `$2` (kept so that a late settle still counts its cost).
+const RELEASE_EXPIRED: &str = "WITH gone AS (
+         UPDATE budget_reservations r SET released = true
+         WHERE r.id IN (SELECT id FROM budget_reservations
+                        WHERE NOT released AND expires_ms <= $1
+                        ORDER BY id FOR UPDATE SKIP LOCKED)
+         RETURNING r.scopes, r.periods, r.amount_nusd),
+     d AS (SELECT u.scope, u.period_ms, sum(g.amount_nusd)::bigint AS amount
+           FROM gone g, unnest(g.scopes, g.periods) AS u(scope, period_ms)
+           GROUP BY 1, 2),
+     back AS (UPDATE budget_counters c SET reserved_nusd = GREATEST(c.reserved_nusd - d.amount, 0)
+              FROM d WHERE c.scope = d.scope AND c.period_ms = d.period_ms
+              RETURNING 1),
+     forgotten AS (DELETE FROM budget_reservations WHERE released AND expires_ms <= $2
+                   RETURNING 1)
+     SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM back),
+            (SELECT count(*) FROM forgotten)";
+
+/// The reservation row; nothing when one exists under this id already.
+const INSERT_RESERVATION: &str =
+    "INSERT INTO budget_reservations (id, scopes, periods, amount_nusd, expires_ms)
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
+
+/// The admission of one scope. A new counter starts with this reservation when it fits the cap
+/// at all; an existing one takes it only when spent + reserved + amount still fits (and
+/// something is left: an unpriced request reserving 0 is refused once the cap is used up, as
+/// on SQLite). No row back: refused.
+const ADMIT_SCOPE: &str = "INSERT INTO budget_counters AS c
+         (scope, period_ms, cap_nusd, spent_nusd, reserved_nusd)
+     SELECT $1::text, $2::bigint, $3::bigint, 0, $4::bigint
+     WHERE $4::bigint <= $3::bigint AND $3::bigint > 0
+     ON CONFLICT (scope, period_ms) DO UPDATE
+         SET reserved_nusd = c.reserved_nusd + EXCLUDED.reserved_nusd,
+             cap_nusd = EXCLUDED.cap_nusd
+         WHERE c.spent_nusd + c.reserved_nusd < EXCLUDED.cap_nusd
+           AND c.spent_nusd + c.reserved_nusd + EXCLUDED.reserved_nusd <= EXCLUDED.cap_nusd
+     RETURNING c.spent_nusd, c.reserved_nusd";
+
+/// Reserves `amount_usd` under `id` in every scope of `scopes`, or in none.
+pub async fn admit(
+    client: &mut deadpool_postgres::Object,
+    scopes: &[Scope],
+    id: &str,
+    amount_usd: f64,
+    now_ms: i64,
+    expires_ms: i64,
+) -> Result<Admit, tokio_postgres::Error> {
+    let mut attempt = 0;
+    loop {
+        match admit_once(client, scopes, id, amount_usd, now_ms, expires_ms).await {
+            Err(err) if retryable(&err) && attempt < RETRIES => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn admit_once(
+    client: &mut deadpool_postgres::Object,
+    scopes: &[Scope],
+    id: &str,
+    amount_usd: f64,
+    now_ms: i64,
+    expires_ms: i64,
+) -> Result<Admit, tokio_postgres::Error> {
+    let amount = nusd(amount_usd);
+    // Counters are always locked in the same order, so two admissions never deadlock.
+    let mut order: Vec<usize> = (0..scopes.len()).collect();
+    order.sort_by(|&a, &b| {
+        (&scopes[a].scope, scopes[a].period_ms).cmp(&(&scopes[b].scope, scopes[b].period_ms))
+    });
+    let names: Vec<&str> = scopes.iter().map(|s| s.scope.as_str()).collect();
+    let periods: Vec<i64> = scopes.iter().map(|s| s.period_ms).collect();
+    let caps: Vec<i64> = scopes.iter().map(|s| nusd(s.cap_usd)).collect();
+    let forget_before = now_ms - KEEP_RELEASED_MS;
+    // Prepared once per pooled connection; then the statements below are sent together
+    // (tokio-postgres pipelines queries polled together, executed in the order sent), so an
+    // admission costs three round trips: BEGIN, the statements, COMMIT.
+    let release = client.prepare_cached(RELEASE_EXPIRED).await?;
+    let insert = client.prepare_cached(INSERT_RESERVATION).await?;
+    let upsert = client.prepare_cached(ADMIT_SCOPE).await?;
+    let tx = client.transaction().await?;
+    let params: Vec<[&(dyn ToSql + Sync); 4]> = order
+        .iter()
+        .map(|&i| {
+            [
+                &names[i] as &(dyn ToSql + Sync),
+                &periods[i],
+                &caps[i],
+                &amount,
+            ]
+        })
+        .collect();
+    let upserts = params.iter().map(|p| tx.query_opt(&upsert, p));
+    let (_, inserted, rows) = futures_util::future::try_join3(
+        tx.execute(&release, &[&now_ms, &forget_before]),
+        tx.execute(&insert, &[&id, &names, &periods, &amount, &expires_ms]),
+        futures_util::future::try_join_all(upserts),
+    )
+    .await?;
+    if inserted == 0 {
+        // Reserved already under this id: counting it again would hold twice the amount.
+        tx.rollback().await?;
+        return Ok(Admit::Granted(read(client, scopes).await?));
+    }
+    let mut after = vec![None; scopes.len()];
+    for (&i, row) in order.iter().zip(rows) {
+        let Some(row) = row else {
+            tx.rollback().await?;
+            let s = &scopes[i];
+            let mut standing = read(client, std::slice::from_ref(s)).await?;
+            let refused = standing.pop().unwrap_or(Counter {
+                scope: s.scope.clone(),
+                cap_usd: s.cap_usd,
+                spent_usd: 0.0,
+                reserved_usd: 0.0,
+            });
+            return Ok(Admit::Refused(refused));
+        };
+        after[i] = Some(Counter {
+            scope: scopes[i].scope.clone(),
+            cap_usd: scopes[i].cap_usd,
+            spent_usd: usd(row.get(0)),
+            reserved_usd: usd(row.get(1)),
+        });
+    }
+    tx.commit().await?;
+    Ok(Admit::Granted(after.into_iter().flatten().collect()))
+}
+
+/// Where each of `scopes` stands (a counter not created yet: nothing spent or reserved).
+pub async fn read(
+    client: &tokio_postgres::Client,
+    scopes: &[Scope],
+) -> Result<Vec<Counter>, tokio_postgres::Error> {
+    let mut counters = Vec::with_capacity(scopes.len());
+    for s in scopes {
+        let row = client
+            .query_opt(
+                "SELECT spent_nusd, reserved_nusd FROM budget_counters
+                 WHERE scope = $1 AND period_ms = $2",
+                &[&s.scope, &s.period_ms],
+            )
+            .await?;
+        let (spent, reserved) = row.map_or((0, 0), |r| (r.get(0), r.get(1)));
+        counters.push(Counter {
+            scope: s.scope.clone(),
+            cap_usd: s.cap_usd,
+            spent_usd: usd(spent),
+            reserved_usd: usd(reserved),
+        });
+    }
+    Ok(counters)
+}
+
+/// Settles the reservations of `requests` to their real cost, in the writer's transaction
+/// that writes their rows: spent += cost, reserved -= amount (unless the reservation had
+/// expired and was released already), the reservation deleted. Idempotent: a settle (or a
+/// whole batch) tried again finds no reservation and changes nothing.
+pub async fn settle(
+    tx: &Transaction<'_>,
+    requests: &[&RequestRecord],
+) -> Result<(), tokio_postgres::Error> {
+    let costs: BTreeMap<&str, i64> = requests
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.reservation_id.as_deref()?,
+                nusd(r.cost_usd.unwrap_or(0.0)),
+            ))
+        })
+        .collect();
+    settle_costs(tx, &costs).await
+}
+
+/// [`settle`] of reservation ids and their costs in nano-dollars.
+pub async fn settle_costs(
+    tx: &Transaction<'_>,
+    costs: &BTreeMap<&str, i64>,
+) -> Result<(), tokio_postgres::Error> {
+    if costs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = costs.keys().copied().collect();
+    let rows = tx
+        .query(
+            "DELETE FROM budget_reservations WHERE id = ANY($1)
+             RETURNING id, scopes, periods, amount_nusd, released",
+            &[&ids],
+        )
+        .await?;
+    // (spent, reserved) changes per counter, applied in one order (no deadlock with admissions).
+    let mut deltas: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
+    for row in rows {
+        let id: String = row.get(0);
+        let scopes: Vec<String> = row.get(1);
+        let periods: Vec<i64> = row.get(2);
+        let amount: i64 = row.get(3);
+        let released: bool = row.get(4);
+        let cost = costs.get(id.as_str()).copied().unwrap_or(0);
+        for (scope, period) in scopes.into_iter().zip(periods) {
+            let delta = deltas.entry((scope, period)).or_default();
+            delta.0 += cost;
+            if !released {
+                delta.1 += amount;
+            }
+        }
+    }
+    for ((scope, period), (spent, reserved)) in deltas {
+        tx.execute(
+            "UPDATE budget_counters SET spent_nusd = spent_nusd + $3,
+                 reserved_nusd = GREATEST(reserved_nusd - $4, 0)
+             WHERE scope = $1 AND period_ms = $2",
+            &[&scope, &period, &spent, &reserved],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+impl Handle {
+    /// Runs `f` on the ledger's runtime with a pooled connection, for callers on another
+    /// runtime (the proxy's): the pool's connections live on the ledger's runtime.
+    async fn on_ledger_runtime<T, F, Fut>(&self, f: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Object) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let pool = self.pool.clone();
+        let url = self.url.clone();
+        // Not fire-and-forget: the caller awaits the answer (or gives up at its deadline, and
+        // the task ends within the pool's own connect and wait timeouts).
+        drop(self.runtime.spawn(async move {
+            let result = match pool.get().await {
+                Ok(client) => f(client).await.map_err(|e| db_error(&url, &e)),
+                Err(e) => Err(pool_error(&url, e)),
+            };
+            let _ = tx.send(result);
+        }));
+        rx.await.map_err(|_| LedgerError::WriterGone)?
+    }
+
+    /// [`admit`] on the ledger's runtime, given up after `wait`.
+    pub async fn admit_budget(
+        &self,
+        scopes: Vec<Scope>,
+        id: String,
+        amount_usd: f64,
+        now_ms: i64,
+        expires_ms: i64,
+        wait: Duration,
+    ) -> Result<Admit, LedgerError> {
+        let work = self.on_ledger_runtime(move |mut client| async move {
+            admit(&mut client, &scopes, &id, amount_usd, now_ms, expires_ms).await
+        });
+        match tokio::time::timeout(wait, work).await {
+            Ok(result) => result,
+            Err(_) => Err(LedgerError::Postgres {
+                url: self.url.clone(),
+                detail: format!("no answer within {} ms", wait.as_millis()),
+            }),
+        }
+    }
+
+    /// Where `scopes` stand, for `/admin/budget` and `run`'s summary. Blocking.
+    pub fn budget_counters(&self, scopes: Vec<Scope>) -> Result<Vec<Counter>, LedgerError> {
+        self.block_on(move |client| async move { read(&client, &scopes).await })
+    }
+}
