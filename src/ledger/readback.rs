@@ -43,7 +43,9 @@ pub(crate) fn sessions(
                 tag: r.get(4)?,
                 program: r.get(5)?,
                 cwd: r.get(6)?,
-                pid: r.get::<_, Option<i64>>(7)?.and_then(|p| u32::try_from(p).ok()),
+                pid: r
+                    .get::<_, Option<i64>>(7)?
+                    .and_then(|p| u32::try_from(p).ok()),
                 started_ms: r.get(8)?,
                 budget_usd: r.get(9)?,
             },
@@ -251,6 +253,9 @@ mod tests {
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].1, r);
         assert_eq!(request_totals(&conn).unwrap(), (1, 250_000_000));
-        assert_eq!(static_text("chat".into()).as_ptr(), static_text("chat".into()).as_ptr());
+        assert_eq!(
+            static_text("chat".into()).as_ptr(),
+            static_text("chat".into()).as_ptr()
+        );
     }
 }

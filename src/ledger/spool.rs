@@ -279,7 +279,10 @@ fn delete(conn: &Connection, taken: &Taken) -> rusqlite::Result<()> {
         Ok(())
     };
     each("DELETE FROM sessions WHERE rowid = ?1", &taken.sessions)?;
-    each("DELETE FROM attempt_rows WHERE request = ?1", &taken.requests)?;
+    each(
+        "DELETE FROM attempt_rows WHERE request = ?1",
+        &taken.requests,
+    )?;
     each("DELETE FROM request_rows WHERE seq = ?1", &taken.requests)?;
     each("DELETE FROM spool_ends WHERE id = ?1", &taken.ends)?;
     each("DELETE FROM anomalies WHERE id = ?1", &taken.anomalies)?;

@@ -1,0 +1,291 @@
+//! The PostgreSQL writer thread's loop: batches off the queue into PostgreSQL, or, when
+//! PostgreSQL cannot take one (connection refused or lost, timeout), into the local SQLite spool
+//! (`ledger::spool`), so nothing waits in memory and nothing is dropped; drained back, oldest
+//! first, exactly once, when PostgreSQL answers again.
+//!
+//! Once anything is in the spool, every new batch goes there too until the spool is empty: rows
+//! then reach PostgreSQL in the order they were written (a session's end after its session and
+//! requests). A process that started while PostgreSQL was down has not checked its schema yet
+//! (`ready`): the first drain migrates (or refuses a newer schema, and keeps spooling).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
+
+use super::super::spool::{DrainError, Spool};
+use super::super::{LedgerError, Message};
+use super::Handle;
+use super::writer::{Caches, Failure, commit_batch, wants_answer};
+
+/// Most messages taken into one transaction; more wait for the next one (never dropped).
+const MAX_BATCH: usize = 4096;
+
+/// How long rows gather after the first before they are committed together (as SQLite's).
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
+
+/// The longest pause between two tries of an unreachable PostgreSQL.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The first pause after PostgreSQL failed.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Requests sent per drained batch (with their sessions, and the ends and anomalies last).
+const DRAIN_BATCH: usize = 1000;
+
+/// How long one drain may go on before the loop takes the queue again (which meanwhile only
+/// grows in memory up to its bound).
+const DRAIN_SLICE: Duration = Duration::from_millis(500);
+
+/// The writer's view of PostgreSQL and its spool.
+pub(super) struct State {
+    pub spool: Option<Spool>,
+    /// Rows in the spool as this writer knows them (another process may add or drain some).
+    pub pending: u64,
+    /// Whether this process has checked (and migrated) the schema.
+    pub ready: bool,
+    /// Whether PostgreSQL was last seen failing (so the next success is worth a line).
+    pub down: bool,
+    pub next_try: Instant,
+    pub backoff: Duration,
+}
+
+impl State {
+    pub fn new(spool: Option<Spool>, ready: bool) -> Self {
+        let pending = spool.as_ref().and_then(|s| s.pending().ok()).unwrap_or(0);
+        Self {
+            spool,
+            pending,
+            ready,
+            down: !ready,
+            next_try: Instant::now(),
+            backoff: FIRST_BACKOFF,
+        }
+    }
+}
+
+pub(super) fn run(
+    runtime: &tokio::runtime::Runtime,
+    handle: &Handle,
+    rx: &Receiver<Message>,
+    queued: &AtomicU64,
+    mut state: State,
+) {
+    let mut batch: Vec<Message> = Vec::with_capacity(256);
+    let mut caches = Caches::default();
+    loop {
+        let first = if state.pending > 0 {
+            let wait = state.next_try.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => {
+                    drain(runtime, handle, &mut caches, &mut state);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(message) => message,
+                Err(_) => break,
+            }
+        };
+        let mut urgent = wants_answer(&first);
+        batch.push(first);
+        let mut disconnected = false;
+        let mut waited = Duration::ZERO;
+        loop {
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(message) => {
+                        urgent |= wants_answer(&message);
+                        batch.push(message);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                }
+            }
+            if urgent || disconnected || batch.len() >= MAX_BATCH || waited >= BATCH_WINDOW {
+                break;
+            }
+            // Parked, not waiting on the channel: `Ledger::flush` and `Drop` unpark it.
+            let parked = Instant::now();
+            std::thread::park_timeout(BATCH_WINDOW - waited);
+            waited += parked.elapsed();
+        }
+        deliver(runtime, handle, &mut caches, &mut state, &batch);
+        // Every message was counted when queued (`Ledger::enqueue`); a flush is answered once
+        // its rows are in PostgreSQL or in the spool.
+        queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        for message in batch.drain(..) {
+            match message {
+                Message::Flush(done) => {
+                    let _ = done.send(());
+                }
+                Message::Committed(done) => {
+                    let _ = done.send(());
+                }
+                _ => {}
+            }
+        }
+        if state.pending > 0 && Instant::now() >= state.next_try {
+            drain(runtime, handle, &mut caches, &mut state);
+        }
+        if disconnected {
+            break;
+        }
+    }
+    // Stopping: one last try when one is due (a PostgreSQL that refuses answers at once), never
+    // a wait, so a stop while PostgreSQL is down is prompt.
+    if state.pending > 0 && Instant::now() >= state.next_try {
+        drain(runtime, handle, &mut caches, &mut state);
+    }
+    if state.pending > 0
+        && let Some(spool) = &state.spool
+    {
+        tracing::warn!(
+            rows = state.pending,
+            spool = %spool.path().display(),
+            "rows wait in the ledger spool; the next smartproxy to reach PostgreSQL sends them"
+        );
+    }
+}
+
+/// Commits the batch to PostgreSQL, or spools it when PostgreSQL cannot take it (or while the
+/// spool still holds older rows).
+fn deliver(
+    runtime: &tokio::runtime::Runtime,
+    handle: &Handle,
+    caches: &mut Caches,
+    state: &mut State,
+    batch: &[Message],
+) {
+    if batch.iter().all(wants_answer) {
+        return;
+    }
+    if state.pending == 0 && state.ready {
+        match runtime.block_on(commit_batch(handle, caches, batch, false)) {
+            Ok(_) => return,
+            Err(Failure {
+                detail,
+                retryable: false,
+            }) => {
+                tracing::error!(
+                    error = %detail,
+                    messages = batch.len(),
+                    "PostgreSQL refused a ledger batch; its rows are lost"
+                );
+                return;
+            }
+            Err(Failure { detail, .. }) => went_down(handle, state, &detail),
+        }
+    }
+    let Some(spool) = state.spool.as_mut() else {
+        tracing::error!(
+            messages = batch.len(),
+            url = %handle.url,
+            "PostgreSQL ledger unreachable and no spool could be opened; rows lost"
+        );
+        return;
+    };
+    match spool.write(batch) {
+        Ok(rows) => state.pending += rows as u64,
+        Err(err) => tracing::error!(
+            error = %err,
+            spool = %spool.path().display(),
+            messages = batch.len(),
+            "cannot write the ledger spool; rows lost"
+        ),
+    }
+}
+
+/// Notes PostgreSQL failing: one line per outage, and the next try after a backoff.
+fn went_down(handle: &Handle, state: &mut State, detail: &str) {
+    if !state.down {
+        state.down = true;
+        state.backoff = FIRST_BACKOFF;
+        tracing::warn!(
+            error = %detail,
+            url = %handle.url,
+            spool = %state.spool.as_ref().map(|s| s.path().display().to_string()).unwrap_or_default(),
+            "cannot write to the PostgreSQL ledger; spooling rows locally until it answers"
+        );
+    }
+    state.next_try = Instant::now() + state.backoff;
+    state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+}
+
+/// Sends the spool to PostgreSQL, batch by batch, for up to `DRAIN_SLICE`.
+fn drain(
+    runtime: &tokio::runtime::Runtime,
+    handle: &Handle,
+    caches: &mut Caches,
+    state: &mut State,
+) {
+    if !state.ready {
+        match runtime.block_on(super::open(handle)) {
+            Ok(_) => state.ready = true,
+            Err(super::OpenError::Fatal(err @ LedgerError::PostgresTooNew { .. })) => {
+                tracing::error!(error = %err, "keeping the rows in the spool");
+                return went_down(handle, state, "schema too new");
+            }
+            Err(super::OpenError::Fatal(err) | super::OpenError::Unreachable(err)) => {
+                return went_down(handle, state, &err.to_string());
+            }
+        }
+    }
+    let Some(spool) = state.spool.as_mut() else {
+        state.pending = 0;
+        return;
+    };
+    let started = Instant::now();
+    let mut sent = 0;
+    loop {
+        let result = spool.drain_one(DRAIN_BATCH, |taken| {
+            runtime
+                .block_on(commit_batch(handle, caches, &taken.messages, true))
+                .map(|_| ())
+        });
+        match result {
+            Ok(Some(rows)) => {
+                sent += rows;
+                state.pending = state.pending.saturating_sub(rows as u64);
+                if started.elapsed() >= DRAIN_SLICE {
+                    // More next time round the loop, at once.
+                    state.pending = state.pending.max(1);
+                    state.next_try = Instant::now();
+                    break;
+                }
+            }
+            Ok(None) => {
+                state.pending = 0;
+                break;
+            }
+            Err(DrainError::Send(failure)) => {
+                if !failure.retryable {
+                    tracing::error!(
+                        error = %failure.detail,
+                        "PostgreSQL refused a spooled ledger batch; it stays in the spool"
+                    );
+                }
+                return went_down(handle, state, &failure.detail);
+            }
+            Err(DrainError::Spool(err)) => {
+                tracing::error!(error = %err, spool = %spool.path().display(), "cannot read the ledger spool");
+                return went_down(handle, state, &err.to_string());
+            }
+        }
+    }
+    if state.down {
+        tracing::warn!(
+            rows = sent,
+            left = state.pending,
+            url = %handle.url,
+            "PostgreSQL ledger reachable again; sending the spooled rows"
+        );
+    }
+    state.down = false;
+    state.backoff = FIRST_BACKOFF;
+}
