@@ -8,8 +8,9 @@ use serde_json::json;
 
 use super::format::money;
 use crate::budget::policy::{Period, period_start_ms};
+use crate::config::LedgerLocation;
 use crate::ledger::query::{self, Filter, Totals};
-use crate::ledger::{self};
+use crate::ledger::{self, spool};
 use crate::printer;
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +57,15 @@ struct Status {
 
 pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
+    // Rows waiting in the local spool for an unreachable PostgreSQL ledger (team mode).
+    let spooled = spool::pending_at(&spool::default_path()).unwrap_or_else(|err| {
+        printer::warn(&format!("cannot read the ledger spool: {err}"));
+        0
+    });
+    if let LedgerLocation::Postgres(url) = &config.database {
+        printer::out(&team_line(url.redacted(), spooled, args.json));
+        return Ok(0);
+    }
     let reference = args
         .session
         .clone()
@@ -82,13 +92,32 @@ pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u
         (None, None) => today(Totals::default(), config.budget.daily_usd),
     };
     printer::out(&if args.json {
-        json!(status).to_string()
+        let mut value = json!(status);
+        value["ledger"] = json!(config.database.to_string());
+        value["spooled"] = json!(spooled);
+        value.to_string()
     } else if args.short {
         short_line(&status)
     } else {
         line(&status)
     });
     Ok(0)
+}
+
+/// Team mode: where rows go and how many wait in the spool (the totals come with the read side
+/// on PostgreSQL). `smartproxy ledger: postgres://me@db/sp · 12 rows wait in the spool`
+fn team_line(url: &str, spooled: u64, json: bool) -> String {
+    if json {
+        return json!({"ledger": url, "backend": "postgres", "spooled": spooled}).to_string();
+    }
+    let mut text = format!("smartproxy ledger: {url}");
+    if spooled > 0 {
+        text.push_str(&format!(
+            " · {spooled} row{} wait in the spool",
+            if spooled == 1 { "" } else { "s" }
+        ));
+    }
+    text
 }
 
 fn session_status(conn: &rusqlite::Connection, reference: &str) -> anyhow::Result<Status> {

@@ -15,6 +15,7 @@
 //! the PostgreSQL salt it saw last (or the spool's own, the first time); the schema is checked
 //! when PostgreSQL is back. A bad URL, password or database name still fails at start.
 
+pub mod import;
 pub mod migrations;
 pub mod read;
 pub mod rows;
