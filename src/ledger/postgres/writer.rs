@@ -130,7 +130,7 @@ async fn commit(
     for message in batch {
         match message {
             Message::Anomaly(a) => insert_anomaly(&tx, a, copied).await?,
-            Message::SessionEnd(e) => end_session(&tx, e).await?,
+            Message::SessionEnd(e) => end_session(&tx, e, copied).await?,
             _ => {}
         }
     }
@@ -205,15 +205,21 @@ async fn insert_session(
     Ok(())
 }
 
-/// Closes a session; only its owner's end counts (as in SQLite's writer).
-async fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> Result<(), tokio_postgres::Error> {
+/// Closes a session; only its owner's end counts (as in SQLite's writer). A copied end (from
+/// the spool or `ledger migrate`, sent by whichever process drains or copies) was its owner's
+/// when it was recorded, so it counts whoever sends it.
+async fn end_session(
+    tx: &Transaction<'_>,
+    e: &SessionEnd,
+    copied: bool,
+) -> Result<(), tokio_postgres::Error> {
     let owner = crate::process::current();
     let stmt = tx
         .prepare_cached(
             "UPDATE sessions SET ended_ms = $2, exit_code = $3,
                  spent_usd = (SELECT COALESCE(SUM(cost_nusd), 0) / 1e9 FROM requests
                      WHERE session = (SELECT id FROM strings WHERE text = $1))
-             WHERE id = $1 AND (owner_pid IS NULL
+             WHERE id = $1 AND ($6 OR owner_pid IS NULL
                  OR (owner_pid = $4 AND host IS NOT DISTINCT FROM $5))",
         )
         .await?;
@@ -225,6 +231,7 @@ async fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> Result<(), tokio_p
             &e.exit_code,
             &i64::from(owner.pid),
             &owner.host,
+            &copied,
         ],
     )
     .await?;
