@@ -32,6 +32,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Requests sent per drained batch (with their sessions, and the ends and anomalies last).
 const DRAIN_BATCH: usize = 1000;
 
+/// How long a stopping process keeps trying to send the spool (PostgreSQL just back, or
+/// refusing at once) before it leaves the rows for the next process: a stop stays prompt.
+const STOP_PATIENCE: Duration = Duration::from_secs(3);
+
 /// How long one drain may go on before the loop takes the queue again (which meanwhile only
 /// grows in memory up to its bound).
 const DRAIN_SLICE: Duration = Duration::from_millis(500);
@@ -78,7 +82,7 @@ pub(super) fn run(
             match rx.recv_timeout(wait) {
                 Ok(message) => message,
                 Err(RecvTimeoutError::Timeout) => {
-                    drain(runtime, handle, &mut caches, &mut state);
+                    drain(runtime, handle, &mut caches, &mut state, None);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -131,16 +135,23 @@ pub(super) fn run(
             }
         }
         if state.pending > 0 && Instant::now() >= state.next_try {
-            drain(runtime, handle, &mut caches, &mut state);
+            drain(runtime, handle, &mut caches, &mut state, None);
         }
         if disconnected {
             break;
         }
     }
-    // Stopping: one last try when one is due (a PostgreSQL that refuses answers at once), never
-    // a wait, so a stop while PostgreSQL is down is prompt.
-    if state.pending > 0 && Instant::now() >= state.next_try {
-        drain(runtime, handle, &mut caches, &mut state);
+    // Stopping: try to send the spool for a moment (a PostgreSQL that is back takes it, one
+    // that refuses answers at once, one that does not answer is given up on at the deadline).
+    let deadline = Instant::now() + STOP_PATIENCE;
+    while state.pending > 0 && Instant::now() < deadline {
+        if !drain(runtime, handle, &mut caches, &mut state, Some(deadline)) {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the ledger writer's own thread backs off; the queue is closed"
+            )]
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     if state.pending > 0
         && let Some(spool) = &state.spool
@@ -217,36 +228,69 @@ fn went_down(handle: &Handle, state: &mut State, detail: &str) {
     state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
 }
 
-/// Sends the spool to PostgreSQL, batch by batch, for up to `DRAIN_SLICE`.
+/// Runs `fut` on the writer's runtime, given up on at `deadline` (a stopping process).
+fn within<T>(
+    runtime: &tokio::runtime::Runtime,
+    deadline: Option<Instant>,
+    fut: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    let Some(deadline) = deadline else {
+        return runtime.block_on(fut);
+    };
+    let limit = deadline.saturating_duration_since(Instant::now());
+    runtime
+        // The timer is made inside the runtime, which owns the clock it needs.
+        .block_on(async { tokio::time::timeout(limit, fut).await })
+        .unwrap_or_else(|_| {
+            Err(Failure {
+                detail: "no answer before smartproxy stopped".to_owned(),
+                retryable: true,
+            })
+        })
+}
+
+/// Sends the spool to PostgreSQL, batch by batch, for up to `DRAIN_SLICE`. Returns whether
+/// PostgreSQL took what it was sent.
 fn drain(
     runtime: &tokio::runtime::Runtime,
     handle: &Handle,
     caches: &mut Caches,
     state: &mut State,
-) {
+    deadline: Option<Instant>,
+) -> bool {
     if !state.ready {
-        match runtime.block_on(super::open(handle)) {
-            Ok(_) => state.ready = true,
-            Err(super::OpenError::Fatal(err @ LedgerError::PostgresTooNew { .. })) => {
+        let opened = within(runtime, deadline, async { Ok(super::open(handle).await) });
+        match opened {
+            Ok(Ok(_)) => state.ready = true,
+            Ok(Err(super::OpenError::Fatal(err @ LedgerError::PostgresTooNew { .. }))) => {
                 tracing::error!(error = %err, "keeping the rows in the spool");
-                return went_down(handle, state, "schema too new");
+                went_down(handle, state, "schema too new");
+                return false;
             }
-            Err(super::OpenError::Fatal(err) | super::OpenError::Unreachable(err)) => {
-                return went_down(handle, state, &err.to_string());
+            Ok(Err(super::OpenError::Fatal(err) | super::OpenError::Unreachable(err))) => {
+                went_down(handle, state, &err.to_string());
+                return false;
+            }
+            Err(failure) => {
+                went_down(handle, state, &failure.detail);
+                return false;
             }
         }
     }
     let Some(spool) = state.spool.as_mut() else {
         state.pending = 0;
-        return;
+        return true;
     };
     let started = Instant::now();
     let mut sent = 0;
     loop {
         let result = spool.drain_one(DRAIN_BATCH, |taken| {
-            runtime
-                .block_on(commit_batch(handle, caches, &taken.messages, true))
-                .map(|_| ())
+            within(
+                runtime,
+                deadline,
+                commit_batch(handle, caches, &taken.messages, true),
+            )
+            .map(|_| ())
         });
         match result {
             Ok(Some(rows)) => {
@@ -270,11 +314,13 @@ fn drain(
                         "PostgreSQL refused a spooled ledger batch; it stays in the spool"
                     );
                 }
-                return went_down(handle, state, &failure.detail);
+                went_down(handle, state, &failure.detail);
+                return false;
             }
             Err(DrainError::Spool(err)) => {
                 tracing::error!(error = %err, spool = %spool.path().display(), "cannot read the ledger spool");
-                return went_down(handle, state, &err.to_string());
+                went_down(handle, state, &err.to_string());
+                return false;
             }
         }
     }
@@ -288,4 +334,5 @@ fn drain(
     }
     state.down = false;
     state.backoff = FIRST_BACKOFF;
+    true
 }
