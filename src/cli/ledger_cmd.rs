@@ -24,7 +24,8 @@ Copies sessions, requests (with their attempts) and anomalies, and adds the copi
 PostgreSQL's daily roll-up. Safe to run again, or after it was stopped halfway: rows PostgreSQL \
 already holds are skipped, never doubled. Fingerprints and client hashes are copied as they are: \
 they were made with the SQLite ledger's salt, so they do not match those PostgreSQL's own salt \
-gives new rows. The SQLite ledger is only read. Then point `database:` (or SMARTPROXY_DB) at \
+gives new rows. The SQLite ledger is only read (an older one is first brought up to this \
+version's schema, as any command does). Then point `database:` (or SMARTPROXY_DB) at \
 the URL."
 )]
 pub struct MigrateArgs {
