@@ -345,4 +345,44 @@ mod tests {
         assert_eq!(spool.pending().unwrap(), 0);
         assert_eq!(pending_at(spool.path()).unwrap(), 0);
     }
+
+    #[test]
+    fn two_drains_of_one_spool_never_send_a_row_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool.db");
+        let mut spool = Spool::open(&path).unwrap();
+        let n = 600;
+        for chunk in (0..n).collect::<Vec<u32>>().chunks(50) {
+            let batch: Vec<Message> = chunk.iter().map(|i| request(*i)).collect();
+            spool.write(&batch).unwrap();
+        }
+        let sent = std::sync::Mutex::new(Vec::<String>::new());
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                let (path, sent) = (&path, &sent);
+                scope.spawn(move || {
+                    let mut spool = Spool::open(path).unwrap();
+                    while spool
+                        .drain_one(25, |taken| {
+                            let mut sent = sent.lock().unwrap();
+                            for m in &taken.messages {
+                                if let Message::Request(r) = m {
+                                    sent.push(r.id.clone());
+                                }
+                            }
+                            Ok::<_, ()>(())
+                        })
+                        .unwrap()
+                        .is_some()
+                    {}
+                });
+            }
+        });
+        let mut sent = sent.into_inner().unwrap();
+        assert_eq!(sent.len(), n as usize);
+        sent.sort();
+        sent.dedup();
+        assert_eq!(sent.len(), n as usize, "a row was sent twice");
+        assert_eq!(spool.pending().unwrap(), 0);
+    }
 }

@@ -36,6 +36,9 @@ const DRAIN_BATCH: usize = 1000;
 /// refusing at once) before it leaves the rows for the next process: a stop stays prompt.
 const STOP_PATIENCE: Duration = Duration::from_secs(3);
 
+/// How often an idle writer with an empty spool looks at the spool file again.
+const RECHECK: Duration = Duration::from_secs(30);
+
 /// How long one drain may go on before the loop takes the queue again (which meanwhile only
 /// grows in memory up to its bound).
 const DRAIN_SLICE: Duration = Duration::from_millis(500);
@@ -88,9 +91,19 @@ pub(super) fn run(
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         } else {
-            match rx.recv() {
+            match rx.recv_timeout(RECHECK) {
                 Ok(message) => message,
-                Err(_) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Rows another process left in the shared spool (it stopped while
+                    // PostgreSQL was down) are sent by whoever notices them first.
+                    state.pending = state
+                        .spool
+                        .as_ref()
+                        .and_then(|s| s.pending().ok())
+                        .unwrap_or(0);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         };
         let mut urgent = wants_answer(&first);
