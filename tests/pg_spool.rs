@@ -124,9 +124,20 @@ fn an_outage_under_load_loses_nothing_and_duplicates_nothing() {
     };
     wait_for(200);
     cluster.down();
+    let down_at = Instant::now();
     daemon.wait_for_log("spooling rows locally", 1);
     let at_down = count.load(Ordering::Relaxed);
     wait_for(at_down + 300);
+    // Down for a few seconds of load, not just one batch.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while down_at.elapsed() < Duration::from_secs(3) {
+        assert!(Instant::now() < deadline);
+        support::pause(Duration::from_millis(50));
+    }
+    assert!(
+        count.load(Ordering::Relaxed) > at_down + 300,
+        "no load while down"
+    );
     assert!(spooled(&env, &url) > 0, "nothing was spooled");
     cluster.up();
     daemon.wait_for_log("PostgreSQL ledger reachable again", 1);

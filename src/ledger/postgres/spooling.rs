@@ -36,6 +36,10 @@ const DRAIN_BATCH: usize = 1000;
 /// refusing at once) before it leaves the rows for the next process: a stop stays prompt.
 const STOP_PATIENCE: Duration = Duration::from_secs(3);
 
+/// The longest a batch (or the first connection) may take before PostgreSQL counts as
+/// unreachable.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How often an idle writer with an empty spool looks at the spool file again.
 const RECHECK: Duration = Duration::from_secs(30);
 
@@ -190,7 +194,7 @@ fn deliver(
         return;
     }
     if state.pending == 0 && state.ready {
-        match runtime.block_on(commit_batch(handle, caches, batch, false)) {
+        match within(runtime, None, commit_batch(handle, caches, batch, false)) {
             Ok(_) => return,
             Err(Failure {
                 detail,
@@ -241,22 +245,23 @@ fn went_down(handle: &Handle, state: &mut State, detail: &str) {
     state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
 }
 
-/// Runs `fut` on the writer's runtime, given up on at `deadline` (a stopping process).
+/// Runs `fut` on the writer's runtime, given up on at `deadline` (a stopping process) or after
+/// `COMMIT_TIMEOUT`: a PostgreSQL that stopped answering without closing the connection counts
+/// as unreachable, so the writer spools instead of hanging (a batch that did commit meanwhile
+/// is skipped when the spool sends it again).
 fn within<T>(
     runtime: &tokio::runtime::Runtime,
     deadline: Option<Instant>,
     fut: impl Future<Output = Result<T, Failure>>,
 ) -> Result<T, Failure> {
-    let Some(deadline) = deadline else {
-        return runtime.block_on(fut);
-    };
+    let deadline = deadline.unwrap_or_else(|| Instant::now() + COMMIT_TIMEOUT);
     let limit = deadline.saturating_duration_since(Instant::now());
     runtime
         // The timer is made inside the runtime, which owns the clock it needs.
         .block_on(async { tokio::time::timeout(limit, fut).await })
         .unwrap_or_else(|_| {
             Err(Failure {
-                detail: "no answer before smartproxy stopped".to_owned(),
+                detail: "no answer in time".to_owned(),
                 retryable: true,
             })
         })
