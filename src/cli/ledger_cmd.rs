@@ -68,6 +68,12 @@ fn migrate(args: &MigrateArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
             LedgerLocation::Postgres(_) => import::default_source(),
         },
     };
+    if !from.exists() {
+        anyhow::bail!(
+            "no SQLite ledger at {}: give the ledger to copy with --from PATH",
+            from.display()
+        );
+    }
     // A test's way to stop a copy halfway, as a kill would.
     let stop_after = std::env::var("SMARTPROXY_TEST_MIGRATE_STOP_AFTER")
         .ok()
@@ -83,7 +89,7 @@ fn migrate(args: &MigrateArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
     let copied =
         import::copy(&from, &url, args.batch, stop_after, &mut progress).with_context(|| {
             format!(
-                "cannot copy {} into {} (run it again: what was copied is skipped)",
+                "cannot copy {} into {} (once fixed, run it again: what was copied is skipped)",
                 from.display(),
                 url.redacted()
             )
