@@ -136,7 +136,9 @@ pub(super) fn run(
             std::thread::park_timeout(BATCH_WINDOW - waited);
             waited += parked.elapsed();
         }
-        deliver(runtime, handle, &mut caches, &mut state, &batch);
+        // A stopping process waits for PostgreSQL no longer than it would for its spool.
+        let deadline = disconnected.then(|| Instant::now() + STOP_PATIENCE);
+        deliver(runtime, handle, &mut caches, &mut state, &batch, deadline);
         // Every message was counted when queued (`Ledger::enqueue`); a flush is answered once
         // its rows are in PostgreSQL or in the spool.
         queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
@@ -189,12 +191,17 @@ fn deliver(
     caches: &mut Caches,
     state: &mut State,
     batch: &[Message],
+    deadline: Option<Instant>,
 ) {
     if batch.iter().all(wants_answer) {
         return;
     }
     if state.pending == 0 && state.ready {
-        match within(runtime, None, commit_batch(handle, caches, batch, false)) {
+        match within(
+            runtime,
+            deadline,
+            commit_batch(handle, caches, batch, false),
+        ) {
             Ok(_) => return,
             Err(Failure {
                 detail,
