@@ -52,6 +52,9 @@ _smartproxy() {
             smartproxy,keys)
                 cmd="smartproxy__subcmd__keys"
                 ;;
+            smartproxy,ledger)
+                cmd="smartproxy__subcmd__ledger"
+                ;;
             smartproxy,prices)
                 cmd="smartproxy__subcmd__prices"
                 ;;
@@ -205,6 +208,9 @@ _smartproxy() {
             smartproxy__subcmd__help,keys)
                 cmd="smartproxy__subcmd__help__subcmd__keys"
                 ;;
+            smartproxy__subcmd__help,ledger)
+                cmd="smartproxy__subcmd__help__subcmd__ledger"
+                ;;
             smartproxy__subcmd__help,prices)
                 cmd="smartproxy__subcmd__help__subcmd__prices"
                 ;;
@@ -277,6 +283,9 @@ _smartproxy() {
             smartproxy__subcmd__help__subcmd__keys,revoke)
                 cmd="smartproxy__subcmd__help__subcmd__keys__subcmd__revoke"
                 ;;
+            smartproxy__subcmd__help__subcmd__ledger,migrate)
+                cmd="smartproxy__subcmd__help__subcmd__ledger__subcmd__migrate"
+                ;;
             smartproxy__subcmd__help__subcmd__prices,reset)
                 cmd="smartproxy__subcmd__help__subcmd__prices__subcmd__reset"
                 ;;
@@ -327,6 +336,18 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__keys__subcmd__help,revoke)
                 cmd="smartproxy__subcmd__keys__subcmd__help__subcmd__revoke"
+                ;;
+            smartproxy__subcmd__ledger,help)
+                cmd="smartproxy__subcmd__ledger__subcmd__help"
+                ;;
+            smartproxy__subcmd__ledger,migrate)
+                cmd="smartproxy__subcmd__ledger__subcmd__migrate"
+                ;;
+            smartproxy__subcmd__ledger__subcmd__help,help)
+                cmd="smartproxy__subcmd__ledger__subcmd__help__subcmd__help"
+                ;;
+            smartproxy__subcmd__ledger__subcmd__help,migrate)
+                cmd="smartproxy__subcmd__ledger__subcmd__help__subcmd__migrate"
                 ;;
             smartproxy__subcmd__prices,help)
                 cmd="smartproxy__subcmd__prices__subcmd__help"
@@ -419,7 +440,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon dash stats sessions status export prune config budget cache capture route request keys providers prices doctor shim env ui completions help"
+            opts="-h -V --config --log-level --help --version run daemon dash stats sessions status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1177,7 +1198,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon dash stats sessions status export prune config budget cache capture route request keys providers prices doctor shim env ui completions help"
+            opts="run daemon dash stats sessions status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1527,6 +1548,34 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__keys__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__ledger)
+            opts="migrate"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__ledger__subcmd__migrate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1983,6 +2032,104 @@ _smartproxy() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ledger)
+            opts="-h -V --config --log-level --help --version migrate help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ledger__subcmd__help)
+            opts="migrate help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ledger__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ledger__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__ledger__subcmd__migrate)
+            opts="-h -V --to --from --json --batch --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

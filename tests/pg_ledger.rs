@@ -334,10 +334,7 @@ fn commands_that_read_sqlite_refuse_a_postgres_url() {
     let env = TestEnv::new();
     let url = "postgres://bob:hunter2@127.0.0.1:1/team";
     // `stats`, `sessions`, `status` and `export` read PostgreSQL (tests/ledger_backends.rs).
-    for args in [
-        &["prune", "--older-than", "30d"][..],
-        &["budget"],
-    ] {
+    for args in [&["prune", "--older-than", "30d"][..], &["budget"]] {
         let mut cmd = env.command();
         cmd.env("SMARTPROXY_DB", url).args(args);
         let out = support::run_to_end(cmd);
@@ -405,7 +402,7 @@ fn rows_written_while_postgres_is_down_arrive_when_it_is_back() {
     let mut ids = send_chats(&runtime, &daemon.listen, 20);
     cluster.down();
     ids.extend(send_chats(&runtime, &daemon.listen, 30));
-    daemon.wait_for_log("keeping the rows and retrying", 1);
+    daemon.wait_for_log("spooling rows locally", 1);
     cluster.up();
     ids.extend(send_chats(&runtime, &daemon.listen, 10));
     let out = daemon.stop();

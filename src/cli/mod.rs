@@ -12,6 +12,7 @@ mod env_cmd;
 mod export;
 mod format;
 mod keys;
+mod ledger_cmd;
 mod live_dash;
 mod pid_file;
 mod prices;
@@ -123,6 +124,10 @@ pub enum Command {
     /// Model prices: show them, or install a newer LiteLLM price file as an overlay.
     #[command(subcommand)]
     Prices(prices::PricesCommand),
+    /// Move the ledger: `ledger migrate --to postgres://...` copies a SQLite ledger into
+    /// PostgreSQL.
+    #[command(subcommand)]
+    Ledger(ledger_cmd::LedgerCommand),
     /// Check the config, the ledger, the daemon and the listeners; print a fix for each problem.
     Doctor(doctor::DoctorArgs),
     /// Shims: scripts that run a tool under `smartproxy run --preset TOOL` whenever you call it.
@@ -157,6 +162,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Keys(cmd) => keys::keys(&cmd, config_path.as_deref()),
         Command::Providers(cmd) => providers_cmd::providers(&cmd, config_path.as_deref()),
         Command::Prices(cmd) => prices::prices(&cmd, config_path.as_deref()),
+        Command::Ledger(cmd) => ledger_cmd::ledger(&cmd, config_path.as_deref()),
         Command::Doctor(args) => doctor::doctor(&args, config_path.as_deref()),
         Command::Env(args) => env_cmd::env(&args, config_path.as_deref()),
         Command::Ui(args) => ui::ui(&args, config_path.as_deref()),

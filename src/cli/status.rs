@@ -8,9 +8,10 @@ use serde_json::json;
 
 use super::format::money;
 use crate::budget::policy::{Period, period_start_ms};
+use crate::config::LedgerLocation;
 use crate::ledger::query::{self, Filter, Totals};
 use crate::ledger::reader::LedgerReader;
-use crate::ledger::{self};
+use crate::ledger::{self, spool};
 use crate::printer;
 
 #[derive(Debug, clap::Args)]
@@ -57,17 +58,27 @@ struct Status {
 
 pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
+    // Rows waiting in the local spool for an unreachable PostgreSQL ledger (team mode).
+    let spooled = spool::pending_at(&spool::default_path()).unwrap_or_else(|err| {
+        printer::warn(&format!("cannot read the ledger spool: {err}"));
+        0
+    });
     let reference = args
         .session
         .clone()
         .or_else(|| std::env::var("SMARTPROXY_SESSION_ID").ok())
         .filter(|s| !s.trim().is_empty());
     // Nothing recorded yet is a status too: nothing spent. A PostgreSQL ledger that cannot be
-    // read is an error: a zero there would be a lie.
+    // reached is said so, with the rows waiting for it, and no amount: a zero would be a lie.
     let conn = match LedgerReader::open(&config.database) {
         Ok(reader) => Some(reader),
-        Err(e) if config.database.is_postgres() => return Err(e.into()),
-        Err(_) => None,
+        Err(err) => {
+            if let LedgerLocation::Postgres(url) = &config.database {
+                printer::out(&unreachable_line(url.redacted(), &err, spooled, args.json));
+                return Ok(0);
+            }
+            None
+        }
     };
     let status = match (&conn, reference) {
         (Some(conn), Some(reference)) => session_status(conn, &reference)?,
@@ -87,14 +98,53 @@ pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u
         }
         (None, None) => today(Totals::default(), config.budget.daily_usd),
     };
+    let spool_note = (spooled > 0)
+        .then(|| spool_note(spooled))
+        .unwrap_or_default();
     printer::out(&if args.json {
-        json!(status).to_string()
+        let mut value = json!(status);
+        value["ledger"] = json!(config.database.to_string());
+        value["backend"] = json!(if config.database.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        });
+        value["spooled"] = json!(spooled);
+        value.to_string()
     } else if args.short {
         short_line(&status)
     } else {
-        line(&status)
+        line(&status) + &spool_note
     });
     Ok(0)
+}
+
+/// Team mode with PostgreSQL out of reach: where rows go, why they cannot, and how many wait
+/// in the local spool. `smartproxy ledger: postgres://me@db/sp unreachable · 12 rows wait in
+/// the spool`
+fn unreachable_line(url: &str, err: &ledger::LedgerError, spooled: u64, json: bool) -> String {
+    if json {
+        return json!({
+            "ledger": url,
+            "backend": "postgres",
+            "reachable": false,
+            "error": err.to_string(),
+            "spooled": spooled,
+        })
+        .to_string();
+    }
+    format!(
+        "smartproxy ledger: {url} unreachable{}",
+        spool_note(spooled)
+    )
+}
+
+/// ` · 12 rows wait in the spool`
+fn spool_note(spooled: u64) -> String {
+    format!(
+        " · {spooled} row{} wait in the spool",
+        if spooled == 1 { "" } else { "s" }
+    )
 }
 
 fn session_status(conn: &LedgerReader, reference: &str) -> anyhow::Result<Status> {

@@ -20,10 +20,12 @@ pub(crate) mod narrow;
 pub mod pages;
 pub mod postgres;
 pub mod query;
+mod readback;
 pub mod reader;
 mod record;
 pub mod request_view;
 pub mod retention;
+pub mod spool;
 pub mod usage;
 mod writer;
 

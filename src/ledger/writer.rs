@@ -181,7 +181,7 @@ fn add_spend(
 /// Opens a session, owned by this process (the one whose writer records it). A daemon session
 /// (one per client key and day) that a stopped daemon closed is opened again by the daemon that
 /// serves it next, which becomes its owner; any other existing session is left as it is.
-fn insert_session(tx: &Transaction<'_>, s: &SessionStart) -> rusqlite::Result<()> {
+pub(super) fn insert_session(tx: &Transaction<'_>, s: &SessionStart) -> rusqlite::Result<()> {
     let owner = crate::process::current();
     tx.prepare_cached(
         "INSERT INTO sessions (id, parent_id, kind, tag, program, cwd, pid, started_ms, budget_usd,
@@ -229,7 +229,7 @@ fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> rusqlite::Result<()> {
 }
 
 /// The request's row, its attempts, and the end of its budget reservation.
-fn write_request(
+pub(super) fn write_request(
     tx: &Transaction<'_>,
     interner: &mut Interner,
     insert_request: &mut Statement<'_>,
@@ -313,7 +313,7 @@ fn write_request(
     Ok(())
 }
 
-fn insert_anomaly(tx: &Transaction<'_>, a: &Anomaly) -> rusqlite::Result<()> {
+pub(super) fn insert_anomaly(tx: &Transaction<'_>, a: &Anomaly) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO anomalies (at_ms, session_id, kind, provider, model, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?

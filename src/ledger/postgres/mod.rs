@@ -13,18 +13,22 @@
 //!
 //! What this step does not do yet (issue 20): TLS to PostgreSQL (the URL is used without TLS),
 //! `prune`, `dash` and `ui` on PostgreSQL.
-//! TODO(issue 20, spool): while PostgreSQL is unreachable the writer keeps its batch in memory
-//! and retries with backoff; rows that arrive meanwhile wait in the bounded queue (past it they
-//! are dropped and counted, as with SQLite), and rows still unwritten 30 s after the process
-//! asked to stop are lost. The local SQLite spool that would keep them is a later step.
+//!
+//! While PostgreSQL cannot take a batch the writer puts it in a local SQLite spool
+//! (`ledger::spool`, `spooling`) and drains it when PostgreSQL answers again. A process that
+//! starts while PostgreSQL is unreachable starts anyway and spools (one warning says so), with
+//! the PostgreSQL salt it saw last (or the spool's own, the first time); the schema is checked
+//! when PostgreSQL is back. A bad URL, password or database name still fails at start.
 
 pub mod budget;
 pub mod export;
+pub mod import;
 pub mod keys;
 pub mod migrations;
 pub mod query;
 pub mod read;
 pub mod rows;
+mod spooling;
 mod writer;
 
 use std::sync::Arc;
@@ -152,17 +156,38 @@ pub(super) fn start(
         pool: pool.clone(),
         url: redacted.clone(),
     };
+    let spool = match super::spool::Spool::open(&super::spool::default_path()) {
+        Ok(spool) => Some(spool),
+        Err(err) => {
+            tracing::warn!(error = %err, "no ledger spool: rows PostgreSQL cannot take are lost");
+            None
+        }
+    };
     let (ready_tx, ready_rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("ledger-writer".to_owned())
         .spawn({
             let handle = handle.clone();
             move || {
-                let opened = runtime.block_on(open(&handle));
+                let (opened, ready) = match runtime.block_on(open(&handle)) {
+                    Ok(salt) => {
+                        if let Some(spool) = &spool
+                            && let Err(err) = spool.remember_salt(&handle.url, &salt)
+                        {
+                            tracing::debug!(error = %err, "cannot note the salt in the spool");
+                        }
+                        (Ok(salt), true)
+                    }
+                    Err(OpenError::Unreachable(err)) if spool.is_some() => {
+                        (offline_salt(spool.as_ref(), &handle.url, &err), false)
+                    }
+                    Err(OpenError::Unreachable(err) | OpenError::Fatal(err)) => (Err(err), false),
+                };
                 let ok = opened.is_ok();
                 let _ = ready_tx.send(opened);
                 if ok {
-                    writer::run(&runtime, &handle, &rx, &queued);
+                    let state = spooling::State::new(spool, ready);
+                    spooling::run(&runtime, &handle, &rx, &queued, state);
                 }
                 // Connections still open close with the runtime.
                 runtime.shutdown_timeout(Duration::from_secs(1));
@@ -187,22 +212,62 @@ pub(super) fn start(
     })
 }
 
+/// Why the first connection failed: PostgreSQL could not be reached (worth spooling for), or
+/// it answered with something that will not change by waiting (a wrong password or database,
+/// a newer schema).
+pub(super) enum OpenError {
+    Unreachable(LedgerError),
+    Fatal(LedgerError),
+}
+
 /// The first connection: migrations under the advisory lock, then the salt.
-async fn open(handle: &Handle) -> Result<String, LedgerError> {
-    let mut client = handle
-        .pool
-        .get()
-        .await
-        .map_err(|e| pool_error(&handle.url, e))?;
+pub(super) async fn open(handle: &Handle) -> Result<String, OpenError> {
+    let mut client = handle.pool.get().await.map_err(|e| {
+        let fatal = matches!(&e, deadpool_postgres::PoolError::Backend(b)
+            if b.code().is_some() && !writer::retryable(b));
+        let err = pool_error(&handle.url, e);
+        if fatal {
+            OpenError::Fatal(err)
+        } else {
+            OpenError::Unreachable(err)
+        }
+    })?;
     let client: &mut tokio_postgres::Client = &mut client;
     migrations::migrate(client).await.map_err(|e| match e {
-        migrations::MigrateError::TooNew { found } => LedgerError::PostgresTooNew {
-            url: handle.url.clone(),
-            found,
-            known: migrations::CURRENT,
-        },
-        migrations::MigrateError::Db(e) => db_error(&handle.url, &e),
+        migrations::MigrateError::TooNew { found } => {
+            OpenError::Fatal(LedgerError::PostgresTooNew {
+                url: handle.url.clone(),
+                found,
+                known: migrations::CURRENT,
+            })
+        }
+        migrations::MigrateError::Db(e) if writer::retryable(&e) => {
+            OpenError::Unreachable(db_error(&handle.url, &e))
+        }
+        migrations::MigrateError::Db(e) => OpenError::Fatal(db_error(&handle.url, &e)),
     })
+}
+
+/// The salt of a process that starts while PostgreSQL is down: the PostgreSQL ledger's as the
+/// spool last saw it, else the spool's own (fingerprints of those rows then differ from the
+/// team's; a first start offline is rare). Says once, on stderr, where the rows go.
+fn offline_salt(
+    spool: Option<&super::spool::Spool>,
+    url: &str,
+    why: &LedgerError,
+) -> Result<String, LedgerError> {
+    let spool = spool.ok_or(LedgerError::WriterGone)?;
+    tracing::warn!(
+        "{why}; recording into the local spool {} until PostgreSQL answers (then the schema is checked and the spool sent)",
+        spool.path().display()
+    );
+    match spool.remembered_salt(url) {
+        Some(salt) => Ok(salt),
+        None => spool.own_salt().map_err(|source| LedgerError::Sql {
+            path: spool.path().to_path_buf(),
+            source,
+        }),
+    }
 }
 
 impl Handle {

@@ -1,17 +1,13 @@
-//! The PostgreSQL writer thread: takes the ledger's messages off the queue and commits them in
-//! batches, one transaction each, idempotent by request id.
+//! The PostgreSQL writer's batches: one transaction each, idempotent by request id.
 //!
 //! A batch is written with one multi-row statement per table (arrays through `UNNEST`), so its
 //! size costs no extra round trips and needs no cap; the requests are inserted with
 //! `ON CONFLICT DO NOTHING` and the daily roll-up adds only the rows that insert returned, so a
-//! batch written twice (a retry after a lost answer to COMMIT) neither duplicates a row nor
-//! counts it twice. While PostgreSQL cannot be reached the batch is kept and retried with
-//! backoff (see the module doc of `postgres` for the spool still to come).
+//! batch written twice (a retry after a lost answer to COMMIT, a spool drained again after a
+//! crash, `ledger migrate` run twice) neither duplicates a row nor counts it twice. What to do
+//! when PostgreSQL cannot take a batch is `spooling`'s.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
-use std::time::{Duration, Instant};
 
 use deadpool_postgres::Transaction;
 
@@ -19,21 +15,9 @@ use super::super::{Anomaly, Message, RequestRecord, SessionEnd, SessionStart};
 use super::rows::clean;
 use super::{Handle, describe, describe_pool};
 
-/// Most messages taken into one transaction; more wait for the next one (never dropped).
-const MAX_BATCH: usize = 4096;
-
-/// How long rows gather after the first before they are committed together (as SQLite's).
-const BATCH_WINDOW: Duration = Duration::from_millis(20);
-
-/// The longest pause between two tries of a batch PostgreSQL refused or never answered.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// How long a stopping process keeps trying to write what is left before giving up on it.
-const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(30);
-
 /// Cached across batches: interned strings, shapes, and the months that have a partition.
 #[derive(Default)]
-struct Caches {
+pub(super) struct Caches {
     strings: HashMap<String, i64>,
     shapes: HashMap<Vec<u8>, i64>,
     months: HashSet<i64>,
@@ -42,75 +26,47 @@ struct Caches {
 /// A cache is dropped whole past this many entries (client hashes grow without end).
 const CACHE_LIMIT: usize = 4096;
 
-pub(super) fn run(
-    runtime: &tokio::runtime::Runtime,
-    handle: &Handle,
-    rx: &Receiver<Message>,
-    queued: &AtomicU64,
-) {
-    let mut batch: Vec<Message> = Vec::with_capacity(256);
-    let mut caches = Caches::default();
-    while let Ok(first) = rx.recv() {
-        let mut urgent = wants_answer(&first);
-        batch.push(first);
-        let mut disconnected = false;
-        let mut waited = Duration::ZERO;
-        loop {
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(message) => {
-                        urgent |= wants_answer(&message);
-                        batch.push(message);
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        disconnected = true;
-                        break;
-                    }
-                }
-            }
-            if urgent || disconnected || batch.len() >= MAX_BATCH || waited >= BATCH_WINDOW {
-                break;
-            }
-            // Parked, not waiting on the channel: `Ledger::flush` and `Drop` unpark it.
-            let parked = Instant::now();
-            std::thread::park_timeout(BATCH_WINDOW - waited);
-            waited += parked.elapsed();
-        }
-        disconnected |= runtime.block_on(commit_with_retry(
-            handle,
-            &mut caches,
-            &mut batch,
-            rx,
-            disconnected,
-        ));
-        // Every message was counted when queued (`Ledger::enqueue`).
-        queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
-        for message in batch.drain(..) {
-            match message {
-                Message::Flush(done) => {
-                    let _ = done.send(());
-                }
-                Message::Committed(done) => {
-                    let _ = done.send(());
-                }
-                _ => {}
-            }
-        }
-        if disconnected {
-            break;
-        }
-    }
+/// Why a batch was not committed, in one line, and whether trying again may help.
+pub(super) struct Failure {
+    pub detail: String,
+    pub retryable: bool,
 }
 
-fn wants_answer(message: &Message) -> bool {
+/// Commits `batch` on a pooled connection; returns how many requests it inserted (those
+/// already there are skipped). `copied`: the messages come from a spool or another ledger, so
+/// an anomaly already there is not inserted again.
+pub(super) async fn commit_batch(
+    handle: &Handle,
+    caches: &mut Caches,
+    batch: &[Message],
+    copied: bool,
+) -> Result<i64, Failure> {
+    let mut client = handle.pool.get().await.map_err(|err| Failure {
+        // A pool that cannot connect is an outage, whatever the cause: spooled, not lost.
+        detail: describe_pool(&err),
+        retryable: true,
+    })?;
+    commit(&mut client, caches, batch, copied)
+        .await
+        .map_err(|err| {
+            // Strings and shapes interned by the rolled-back transaction are not there.
+            caches.strings.clear();
+            caches.shapes.clear();
+            Failure {
+                detail: describe(&err),
+                retryable: retryable(&err),
+            }
+        })
+}
+
+pub(super) fn wants_answer(message: &Message) -> bool {
     matches!(message, Message::Flush(_) | Message::Committed(_))
 }
 
 /// Whether trying again may help: the connection failed or the server asked for a retry
 /// (serialization failure, deadlock, shutting down, too many connections). A statement the
 /// server rejects for good would fail the same way forever.
-fn retryable(err: &tokio_postgres::Error) -> bool {
+pub(super) fn retryable(err: &tokio_postgres::Error) -> bool {
     match err.code() {
         None => true,
         Some(code) => {
@@ -124,82 +80,14 @@ fn retryable(err: &tokio_postgres::Error) -> bool {
     }
 }
 
-/// Commits `batch`, trying again with backoff while PostgreSQL is unreachable. Messages that
-/// arrive meanwhile join the batch (so the queue keeps moving into memory bounded by the
-/// queue's capacity). Returns whether the ledger was closed meanwhile.
-async fn commit_with_retry(
-    handle: &Handle,
-    caches: &mut Caches,
-    batch: &mut Vec<Message>,
-    rx: &Receiver<Message>,
-    mut closing: bool,
-) -> bool {
-    let mut backoff = Duration::from_millis(100);
-    let mut deadline = closing.then(|| Instant::now() + SHUTDOWN_PATIENCE);
-    for attempt in 0u64.. {
-        let failure = match handle.pool.get().await {
-            Ok(mut client) => match commit(&mut client, caches, batch).await {
-                Ok(()) => return closing,
-                Err(err) => {
-                    // Strings and shapes interned by the rolled-back transaction are not there.
-                    caches.strings.clear();
-                    caches.shapes.clear();
-                    if !retryable(&err) {
-                        tracing::error!(
-                            error = %describe(&err),
-                            messages = batch.len(),
-                            "PostgreSQL refused a ledger batch; its rows are lost"
-                        );
-                        return closing;
-                    }
-                    describe(&err)
-                }
-            },
-            Err(err) => describe_pool(&err),
-        };
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            tracing::error!(
-                error = %failure,
-                messages = batch.len(),
-                "PostgreSQL still unreachable as smartproxy stops; the unwritten rows are lost"
-            );
-            return closing;
-        }
-        // The first failure and then every tenth: a long outage does not flood the log.
-        if attempt % 10 == 0 {
-            tracing::warn!(
-                error = %failure,
-                messages = batch.len(),
-                url = %handle.url,
-                "cannot write to the PostgreSQL ledger; keeping the rows and retrying"
-            );
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-        loop {
-            match rx.try_recv() {
-                Ok(message) => batch.push(message),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    if !closing {
-                        closing = true;
-                        deadline = Some(Instant::now() + SHUTDOWN_PATIENCE);
-                    }
-                    break;
-                }
-            }
-        }
-    }
-    closing
-}
-
 async fn commit(
     client: &mut deadpool_postgres::Object,
     caches: &mut Caches,
     batch: &[Message],
-) -> Result<(), tokio_postgres::Error> {
+    copied: bool,
+) -> Result<i64, tokio_postgres::Error> {
     if batch.iter().all(wants_answer) {
-        return Ok(());
+        return Ok(0);
     }
     if caches.strings.len() > CACHE_LIMIT {
         caches.strings.clear();
@@ -231,10 +119,11 @@ async fn commit(
             insert_session(&tx, s).await?;
         }
     }
+    let mut inserted = 0;
     if !requests.is_empty() {
         intern_strings(&tx, caches, &requests).await?;
         intern_shapes(&tx, caches, &requests).await?;
-        let inserted = super::rows::insert_requests(&tx, caches_view(caches), &requests).await?;
+        inserted = super::rows::insert_requests(&tx, caches_view(caches), &requests).await?;
         tracing::trace!(inserted, rows = requests.len(), "ledger batch written");
         insert_attempts(&tx, caches, &requests).await?;
         // Budget reservations settle with their rows, in the same transaction (pgbudget).
@@ -242,12 +131,13 @@ async fn commit(
     }
     for message in batch {
         match message {
-            Message::Anomaly(a) => insert_anomaly(&tx, a).await?,
-            Message::SessionEnd(e) => end_session(&tx, e).await?,
+            Message::Anomaly(a) => insert_anomaly(&tx, a, copied).await?,
+            Message::SessionEnd(e) => end_session(&tx, e, copied).await?,
             _ => {}
         }
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(inserted)
 }
 
 /// The ids the request insert needs, borrowed from the caches.
@@ -317,15 +207,21 @@ async fn insert_session(
     Ok(())
 }
 
-/// Closes a session; only its owner's end counts (as in SQLite's writer).
-async fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> Result<(), tokio_postgres::Error> {
+/// Closes a session; only its owner's end counts (as in SQLite's writer). A copied end (from
+/// the spool or `ledger migrate`, sent by whichever process drains or copies) was its owner's
+/// when it was recorded, so it counts whoever sends it.
+async fn end_session(
+    tx: &Transaction<'_>,
+    e: &SessionEnd,
+    copied: bool,
+) -> Result<(), tokio_postgres::Error> {
     let owner = crate::process::current();
     let stmt = tx
         .prepare_cached(
             "UPDATE sessions SET ended_ms = $2, exit_code = $3,
                  spent_usd = (SELECT COALESCE(SUM(cost_nusd), 0) / 1e9 FROM requests
                      WHERE session = (SELECT id FROM strings WHERE text = $1))
-             WHERE id = $1 AND (owner_pid IS NULL
+             WHERE id = $1 AND ($6 OR owner_pid IS NULL
                  OR (owner_pid = $4 AND host IS NOT DISTINCT FROM $5))",
         )
         .await?;
@@ -337,6 +233,7 @@ async fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> Result<(), tokio_p
             &e.exit_code,
             &i64::from(owner.pid),
             &owner.host,
+            &copied,
         ],
     )
     .await?;
@@ -486,10 +383,25 @@ async fn insert_attempts(
     Ok(())
 }
 
-async fn insert_anomaly(tx: &Transaction<'_>, a: &Anomaly) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
+/// An anomaly has no id of its own: a copied one (spool, `ledger migrate`) that is there
+/// already, every column equal, is not inserted again.
+async fn insert_anomaly(
+    tx: &Transaction<'_>,
+    a: &Anomaly,
+    copied: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let sql = if copied {
         "INSERT INTO anomalies (at_ms, session_id, kind, provider, model, detail)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text WHERE NOT EXISTS (SELECT 1 FROM anomalies
+             WHERE at_ms = $1 AND session_id IS NOT DISTINCT FROM $2 AND kind = $3
+                 AND provider IS NOT DISTINCT FROM $4 AND model IS NOT DISTINCT FROM $5
+                 AND detail IS NOT DISTINCT FROM $6)"
+    } else {
+        "INSERT INTO anomalies (at_ms, session_id, kind, provider, model, detail)
+         VALUES ($1, $2, $3, $4, $5, $6)"
+    };
+    tx.execute(
+        sql,
         &[
             &a.at_ms,
             &a.session_id,
