@@ -328,6 +328,9 @@ fn an_unreachable_postgres_ledger_is_a_clear_error() {
     let line = support::text(&out.stdout);
     assert!(out.status.success(), "{}", support::text(&out.stderr));
     assert!(line.contains("unreachable"), "{line}");
-    assert!(line.contains("postgres://bob:***@127.0.0.1:1/team"), "{line}");
+    assert!(
+        line.contains("postgres://bob:***@127.0.0.1:1/team"),
+        "{line}"
+    );
     assert!(!line.contains('$') && !line.contains("hunter2"), "{line}");
 }

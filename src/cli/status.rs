@@ -98,9 +98,11 @@ pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u
         }
         (None, None) => today(Totals::default(), config.budget.daily_usd),
     };
-    let spool_note = (spooled > 0)
-        .then(|| spool_note(spooled))
-        .unwrap_or_default();
+    let spool_note = if spooled > 0 {
+        spool_note(spooled)
+    } else {
+        String::new()
+    };
     printer::out(&if args.json {
         let mut value = json!(status);
         value["ledger"] = json!(config.database.to_string());
