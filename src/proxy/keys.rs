@@ -17,10 +17,9 @@ pub struct ClientKey {
     digest: [u8; 32],
     pub user: Option<String>,
     pub team: Option<String>,
-    /// The key's own daily and monthly limits in USD (stored and shown; enforcing them is the
-    /// shared budget's).
-    pub daily_usd: Option<f64>,
-    pub monthly_usd: Option<f64>,
+    /// Whom its requests are charged to, with their limits: the key itself, its user and its
+    /// team (a team ledger's key; the shared budget admits a request against each limit set).
+    pub payers: Vec<crate::budget::scopes::Payer>,
 }
 
 impl ClientKey {
@@ -31,8 +30,7 @@ impl ClientKey {
             digest,
             user: None,
             team: None,
-            daily_usd: None,
-            monthly_usd: None,
+            payers: Vec::new(),
         }
     }
 }

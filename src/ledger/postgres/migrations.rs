@@ -194,6 +194,29 @@ const MIGRATIONS: &[&str] = &[
          released boolean NOT NULL DEFAULT false
      );
      CREATE INDEX budget_reservations_expiry ON budget_reservations (released, expires_ms);",
+    // pgscopes: per-user and per-team daily/monthly limits (`keys limit`), notified on the keys'
+    // channel so daemons reload them with the keys; every user and team name interned in
+    // `strings` (a trigger) so request rows carry their key's user and team as string ids.
+    "ALTER TABLE people ADD COLUMN daily_nusd bigint CHECK (daily_nusd >= 0),
+         ADD COLUMN monthly_nusd bigint CHECK (monthly_nusd >= 0);
+     ALTER TABLE teams ADD COLUMN daily_nusd bigint CHECK (daily_nusd >= 0),
+         ADD COLUMN monthly_nusd bigint CHECK (monthly_nusd >= 0);
+     CREATE TRIGGER people_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+         ON people FOR EACH STATEMENT EXECUTE FUNCTION smartproxy_keys_changed();
+     CREATE TRIGGER teams_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+         ON teams FOR EACH STATEMENT EXECUTE FUNCTION smartproxy_keys_changed();
+     CREATE FUNCTION smartproxy_intern_name() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         INSERT INTO strings (text) VALUES (NEW.name) ON CONFLICT (text) DO NOTHING;
+         RETURN NULL;
+     END $$;
+     CREATE TRIGGER people_interned AFTER INSERT ON people
+         FOR EACH ROW EXECUTE FUNCTION smartproxy_intern_name();
+     CREATE TRIGGER teams_interned AFTER INSERT ON teams
+         FOR EACH ROW EXECUTE FUNCTION smartproxy_intern_name();
+     INSERT INTO strings (text) SELECT name FROM people UNION SELECT name FROM teams
+         ON CONFLICT (text) DO NOTHING;
+     ALTER TABLE requests ADD COLUMN user_name bigint, ADD COLUMN team bigint;",
 ];
 
 /// The schema version this build writes.
