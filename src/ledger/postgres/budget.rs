@@ -291,6 +291,41 @@ pub async fn settle_costs(
     Ok(())
 }
 
+/// A counter as `smartproxy budget` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CounterRow {
+    pub scope: String,
+    pub period_ms: i64,
+    pub counter: Counter,
+}
+
+impl super::query::Reader {
+    /// Every counter of the periods that start at `periods` (today's and this month's).
+    pub fn budget_counters(&self, periods: &[i64]) -> Result<Vec<CounterRow>, LedgerError> {
+        let rows = self
+            .runtime
+            .block_on(self.client.query(
+                "SELECT scope, period_ms, cap_nusd, spent_nusd, reserved_nusd
+                 FROM budget_counters WHERE period_ms = ANY($1) ORDER BY scope, period_ms",
+                &[&periods],
+            ))
+            .map_err(|e| db_error(&self.url, &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| CounterRow {
+                scope: r.get(0),
+                period_ms: r.get(1),
+                counter: Counter {
+                    scope: r.get(0),
+                    cap_usd: usd(r.get(2)),
+                    spent_usd: usd(r.get(3)),
+                    reserved_usd: usd(r.get(4)),
+                },
+            })
+            .collect())
+    }
+}
+
 impl Handle {
     /// Runs `f` on the ledger's runtime with a pooled connection, for callers on another
     /// runtime (the proxy's): the pool's connections live on the ledger's runtime.
