@@ -70,16 +70,34 @@ pub(super) fn budget(args: &BudgetArgs, config: &Config, now: i64) -> anyhow::Re
             })
         })
         .collect();
-    // The config's own limits show before their first request makes a counter.
+    // Limits show before a request makes their counter (or when every request was refused):
+    // the config's own, and the ledger's keys', users' and teams'.
+    let mut limits: Vec<(String, Period, f64)> = Vec::new();
     for (period, cap) in [
         (Period::Day, config.budget.daily_usd),
         (Period::Month, config.budget.monthly_usd),
     ] {
-        if let Some(cap) = cap
-            && !lines.iter().any(|l| l.scope == "all" && l.period == period)
+        limits.extend(cap.map(|cap| ("all".to_owned(), period, cap)));
+    }
+    for limit in reader.ledger_limits()? {
+        let scope = format!("{}:{}", limit.holder, limit.name);
+        for (period, cap) in [
+            (Period::Day, limit.daily_usd),
+            (Period::Month, limit.monthly_usd),
+        ] {
+            limits.extend(cap.map(|cap| (scope.clone(), period, cap)));
+        }
+    }
+    for (scope, period, cap) in limits {
+        // The limit as set now (a counter keeps the cap of its last admission).
+        if let Some(line) = lines
+            .iter_mut()
+            .find(|l| l.scope == scope && l.period == period)
         {
+            line.cap_usd = cap;
+        } else {
             lines.push(Line {
-                scope: "all".to_owned(),
+                scope,
                 period,
                 start_ms: start(period),
                 cap_usd: cap,

@@ -299,7 +299,43 @@ pub struct CounterRow {
     pub counter: Counter,
 }
 
+/// A limit set in the ledger (a key's, a user's or a team's), as `smartproxy budget` lists it
+/// before a request made its counter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerLimit {
+    /// `key`, `user` or `team`.
+    pub holder: String,
+    pub name: String,
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+}
+
 impl super::query::Reader {
+    /// The limits of the active keys, the users and the teams that have any.
+    pub fn ledger_limits(&self) -> Result<Vec<LedgerLimit>, LedgerError> {
+        let rows = self
+            .runtime
+            .block_on(self.client.query(
+                "SELECT 'key', name, daily_nusd, monthly_nusd FROM client_keys
+                     WHERE revoked_ms IS NULL AND num_nonnulls(daily_nusd, monthly_nusd) > 0
+                 UNION ALL SELECT 'user', name, daily_nusd, monthly_nusd FROM people
+                     WHERE num_nonnulls(daily_nusd, monthly_nusd) > 0
+                 UNION ALL SELECT 'team', name, daily_nusd, monthly_nusd FROM teams
+                     WHERE num_nonnulls(daily_nusd, monthly_nusd) > 0",
+                &[],
+            ))
+            .map_err(|e| db_error(&self.url, &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| LedgerLimit {
+                holder: r.get(0),
+                name: r.get(1),
+                daily_usd: r.get::<_, Option<i64>>(2).map(usd),
+                monthly_usd: r.get::<_, Option<i64>>(3).map(usd),
+            })
+            .collect())
+    }
+
     /// Every counter of the periods that start at `periods` (today's and this month's).
     pub fn budget_counters(&self, periods: &[i64]) -> Result<Vec<CounterRow>, LedgerError> {
         let rows = self
