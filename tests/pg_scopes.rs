@@ -255,3 +255,19 @@ fn a_user_limit_set_while_the_daemon_runs_is_enforced_within_5s() {
     let out = daemon.stop();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// An unreachable PostgreSQL is an error in one line (never a `$0`), its password not shown.
+#[test]
+fn budget_on_an_unreachable_postgres_says_so() {
+    let env = TestEnv::new();
+    let mut cmd = env.command();
+    cmd.env("SMARTPROXY_DB", "postgres://bob:hunter2@127.0.0.1:1/team")
+        .args(["budget", "--json"]);
+    let out = run_to_end(cmd);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

@@ -27,7 +27,7 @@ pub fn budget(args: &BudgetArgs, config_path: Option<&Path>) -> anyhow::Result<u
     let config = super::load_config(config_path)?;
     let now = crate::ledger::now_ms();
     if let crate::config::LedgerLocation::Postgres(_) = &config.database {
-        return super::budget_pg::budget(args, &config, now);
+        return super::budget_pg::budget(args.json, &config, now);
     }
     let database = config.database.sqlite("budget")?;
     let standings = if database.exists() {

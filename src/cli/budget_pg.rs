@@ -6,7 +6,6 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use serde_json::json;
 
-use super::budget_cmd::BudgetArgs;
 use super::format;
 use crate::budget::policy::{Period, period_start_ms};
 use crate::budget::scopes;
@@ -38,7 +37,7 @@ fn period_word(period: Period) -> &'static str {
     }
 }
 
-pub(super) fn budget(args: &BudgetArgs, config: &Config, now: i64) -> anyhow::Result<u8> {
+pub(super) fn budget(as_json: bool, config: &Config, now: i64) -> anyhow::Result<u8> {
     let LedgerReader::Postgres(reader) = LedgerReader::open(&config.database)? else {
         anyhow::bail!("the ledger is not PostgreSQL");
     };
@@ -124,7 +123,7 @@ pub(super) fn budget(args: &BudgetArgs, config: &Config, now: i64) -> anyhow::Re
             &b.scope,
         ))
     });
-    if args.json {
+    if as_json {
         let scopes: Vec<_> = lines
             .iter()
             .map(|l| {
