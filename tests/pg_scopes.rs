@@ -55,7 +55,12 @@ fn cli(env: &TestEnv, db: &TestDb, config: &Path, args: &[&str]) -> Output {
 
 /// `keys create --json ARGS`: the new key.
 fn create(env: &TestEnv, db: &TestDb, config: &Path, args: &[&str]) -> String {
-    let out = cli(env, db, config, &[&["keys", "create", "--json"][..], args].concat());
+    let out = cli(
+        env,
+        db,
+        config,
+        &[&["keys", "create", "--json"][..], args].concat(),
+    );
     let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     made["key"].as_str().unwrap().to_owned()
 }
@@ -135,9 +140,16 @@ fn a_keys_limit_refuses_it_alone_and_a_team_limit_stops_the_whole_team() {
         &env,
         &db,
         &config,
-        &["--user", "ana", "--team", "search", "--daily", "0.0015", "ana-a"],
+        &[
+            "--user", "ana", "--team", "search", "--daily", "0.0015", "ana-a",
+        ],
     );
-    let bo = create(&env, &db, &config, &["--user", "bo", "--team", "search", "bo-b"]);
+    let bo = create(
+        &env,
+        &db,
+        &config,
+        &["--user", "bo", "--team", "search", "bo-b"],
+    );
     let started_ms = smartproxy::ledger::now_ms();
     let daemon = Daemon::start(
         &env,
@@ -180,7 +192,10 @@ fn a_keys_limit_refuses_it_alone_and_a_team_limit_stops_the_whole_team() {
     assert_eq!(key_scope["cap_usd"], 0.0015);
     assert_eq!(key_scope["reserved_usd"], 0.0);
     let left = key_scope["left_usd"].as_f64().unwrap();
-    assert!((left - (0.0015 - spent_nusd as f64 / 1e9)).abs() < 1e-9, "{budget}");
+    assert!(
+        (left - (0.0015 - spent_nusd as f64 / 1e9)).abs() < 1e-9,
+        "{budget}"
+    );
     // The team's counter came with its limit, after every request it would have let in.
     let team_scope = scope(&budget, "team:search", "day");
     assert_eq!(team_scope["cap_usd"], 0.001);
@@ -202,7 +217,10 @@ fn a_keys_limit_refuses_it_alone_and_a_team_limit_stops_the_whole_team() {
         &["stats", "--by", "user", "--since", &since, "--json"],
     );
     let stats = text(&out.stdout);
-    assert!(stats.contains("\"ana\"") && stats.contains("\"bo\""), "{stats}");
+    assert!(
+        stats.contains("\"ana\"") && stats.contains("\"bo\""),
+        "{stats}"
+    );
     assert_eq!(
         db.count(
             "SELECT count(*) FROM requests r JOIN strings u ON u.id = r.user_name
@@ -224,7 +242,12 @@ fn a_user_limit_set_while_the_daemon_runs_is_enforced_within_5s() {
     let upstream = MockUpstream::start();
     let env = TestEnv::new();
     let config = env.upstream_config(&upstream.base_url(), BUDGET);
-    let cy = create(&env, &db, &config, &["--user", "cy", "--team", "infra", "cy-1"]);
+    let cy = create(
+        &env,
+        &db,
+        &config,
+        &["--user", "cy", "--team", "infra", "cy-1"],
+    );
     let daemon = Daemon::start(
         &env,
         &config,
@@ -237,7 +260,9 @@ fn a_user_limit_set_while_the_daemon_runs_is_enforced_within_5s() {
         &env,
         &db,
         &config,
-        &["keys", "limit", "--user", "cy", "--daily", "0.0005", "--json"],
+        &[
+            "keys", "limit", "--user", "cy", "--daily", "0.0005", "--json",
+        ],
     );
     let set = Instant::now();
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -249,7 +274,12 @@ fn a_user_limit_set_while_the_daemon_runs_is_enforced_within_5s() {
     let out = cli(&env, &db, &config, &["keys", "limit", "--json"]);
     let limits: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(limits["users"][0]["name"], "cy", "{limits}");
-    cli(&env, &db, &config, &["keys", "limit", "--user", "cy", "--clear"]);
+    cli(
+        &env,
+        &db,
+        &config,
+        &["keys", "limit", "--user", "cy", "--clear"],
+    );
     let cleared = Instant::now();
     until(&rt, &daemon, &cy, cleared + WITHIN, |s| s == 200);
     let out = daemon.stop();

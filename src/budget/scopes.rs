@@ -114,7 +114,12 @@ mod tests {
                 "monthly:user:ana@x.io",
                 "user:ana@x.io",
             ),
-            (Some((Holder::Team, "search")), Period::Day, "team:search", "team:search"),
+            (
+                Some((Holder::Team, "search")),
+                Period::Day,
+                "team:search",
+                "team:search",
+            ),
         ];
         for (holder, period, name, shown) in cases {
             assert_eq!(counter_name(holder, period), name);

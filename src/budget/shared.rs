@@ -127,7 +127,12 @@ impl SharedBudget {
     /// `key`, and the limits of its `payers` (a team key's own, its user's, its team's). A
     /// scope named twice (a config key and a ledger key of one name) counts once, the
     /// ledger's limit winning.
-    fn scoped_limits(&self, now_ms: i64, key: Option<&str>, payers: &[Payer]) -> Vec<(Limit, String)> {
+    fn scoped_limits(
+        &self,
+        now_ms: i64,
+        key: Option<&str>,
+        payers: &[Payer],
+    ) -> Vec<(Limit, String)> {
         let since = |period| policy::period_start_ms(period, now_ms, self.utc_offset_s);
         let limit = |name, limit_usd, period, key: Option<&str>| Limit {
             name,

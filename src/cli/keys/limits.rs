@@ -76,8 +76,9 @@ pub(super) fn limit(url: &PgUrl, args: &LimitArgs<'_>) -> anyhow::Result<u8> {
 }
 
 fn shown(limits: Limits) -> String {
-    let limit =
-        |usd: Option<f64>| usd.map_or_else(|| "no limit".to_owned(), |usd| format::money(Some(usd)));
+    let limit = |usd: Option<f64>| {
+        usd.map_or_else(|| "no limit".to_owned(), |usd| format::money(Some(usd)))
+    };
     format!(
         "daily {}, monthly {}",
         limit(limits.daily_usd),
