@@ -379,3 +379,59 @@ fn standing_of((limit, counter): (&Limit, Counter)) -> Standing {
         reserved_usd: counter.reserved_usd,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn payer(holder: Holder, name: &str, daily: Option<f64>, monthly: Option<f64>) -> Payer {
+        Payer {
+            holder,
+            name: name.to_owned(),
+            daily_usd: daily,
+            monthly_usd: monthly,
+        }
+    }
+
+    /// A team key's request is held to the process-wide limits, then each payer's; a config
+    /// key budget of the same name as a ledger key's daily limit counts once (the ledger's).
+    #[test]
+    fn a_team_keys_request_is_held_to_every_scope_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BudgetConfig {
+            daily_usd: Some(10.0),
+            utc_offset_s: Some(0),
+            ..BudgetConfig::default()
+        };
+        let shared = SharedBudget::open_file(&dir.path().join("l.db"), &config, true)
+            .unwrap()
+            .unwrap();
+        shared.set_key_budgets(HashMap::from([("ci".to_owned(), 1.0)]));
+        let payers = [
+            payer(Holder::Key, "ci", Some(2.0), Some(5.0)),
+            payer(Holder::User, "ana", Some(3.0), None),
+            payer(Holder::Team, "search", None, None),
+        ];
+        let now = 1_796_619_600_000; // 2026-12-07T05:00:00Z
+        let got: Vec<(&str, f64, String)> = shared
+            .scoped_limits(now, Some("ci"), &payers)
+            .into_iter()
+            .map(|(l, c)| (l.name, l.limit_usd, c))
+            .collect();
+        let want = [
+            ("daily", 10.0, "daily"),
+            ("key daily", 2.0, "key:ci"),
+            ("key monthly", 5.0, "monthly:key:ci"),
+            ("user daily", 3.0, "user:ana"),
+        ];
+        let want: Vec<(&str, f64, String)> = want
+            .iter()
+            .map(|(n, c, s)| (*n, *c, (*s).to_owned()))
+            .collect();
+        assert_eq!(got, want);
+        // A config key alone keeps its daily budget; no key, no payers: the daily limit only.
+        assert_eq!(shared.limits(now, Some("ci"), &[]).len(), 2);
+        assert_eq!(shared.limits(now, None, &[]).len(), 1);
+    }
+}
