@@ -17,10 +17,12 @@ use support::{RunSession, TestEnv};
 const DAEMONS: usize = 3;
 const RUNS: usize = 8;
 const CLIENTS: usize = 16;
-const REQUESTS_PER_CLIENT: usize = 8;
+const REQUESTS_PER_CLIENT: usize = 20;
+/// Prompt tokens a dear reply bills.
+const DEAR_PROMPT_TOKENS: u64 = 400;
 
-/// gpt-4o with `max_tokens: 100`: the reservation is sized for 100 output tokens, the mock's
-/// reply bills 21 prompt and 7 completion tokens.
+/// gpt-4o with `max_tokens: 100`: the reservation is sized for 100 output tokens and the
+/// prompt's estimate; the mock's usual reply bills 21 prompt and 7 completion tokens.
 fn body() -> String {
     serde_json::json!({"model": "gpt-4o", "max_tokens": 100,
         "messages": [{"role": "user", "content": "hi"}]})
@@ -137,13 +139,26 @@ fn many_processes_one_ledger_one_limit_one_set_of_totals() {
     let rt = runtime();
     let total = (DAEMONS + RUNS) * CLIENTS * REQUESTS_PER_CLIENT;
     let upstream = MockUpstream::start();
-    // The first request waits at the upstream so its reservation can be read; the rest reply
-    // at once (an empty script is `Ok`).
+    // The first request waits at the upstream so its reservation can be read. Then one reply
+    // in four bills 400 prompt tokens and all 100 output tokens: dearer than its reservation
+    // (the prompt is estimated at a few tokens), so in-flight requests can pass the limit and
+    // (b) tests a real bound, not just `spent <= cap`.
     upstream.push([Behavior::SlowFirstByte(Duration::from_millis(1500))]);
+    upstream.push((0..total).map(|i| {
+        if i % 4 == 0 {
+            Behavior::SpendsAll {
+                prompt_tokens: DEAR_PROMPT_TOKENS,
+                usage_extra: serde_json::json!({}),
+            }
+        } else {
+            Behavior::Ok
+        }
+    }));
     // Priced at gpt-4o's list price: $2.50 / 1M in, $10 / 1M out.
-    let cost_nusd: i64 = 21 * 2_500 + 7 * 10_000;
+    let cheap_nusd: i64 = 21 * 2_500 + 7 * 10_000;
+    let dear_nusd = DEAR_PROMPT_TOKENS as i64 * 2_500 + 100 * 10_000;
     // Room for about half of what the clients ask for: the limit is hit mid-way.
-    let cap_nusd = cost_nusd * total as i64 / 2;
+    let cap_nusd = (3 * cheap_nusd + dear_nusd) * total as i64 / 8;
     let cap_usd = cap_nusd as f64 / 1e9;
     let url = db.url.clone();
     let envs: Vec<TestEnv> = (0..DAEMONS).map(|_| TestEnv::new()).collect();
@@ -193,7 +208,15 @@ fn many_processes_one_ledger_one_limit_one_set_of_totals() {
         match (s.status, s.code.as_deref()) {
             (200, _) => ok += 1,
             (429, Some("budget_exceeded")) => refused += 1,
-            (status, code) => panic!("unexpected {status} ({code:?}) for {}", s.id),
+            (status, code) => {
+                // The daemons' logs say why (the runs' come with their exit, too late here).
+                let logs: Vec<String> = daemons.iter().map(Daemon::stderr).collect();
+                panic!(
+                    "unexpected {status} ({code:?}) for {}; daemons' stderr:\n{}",
+                    s.id,
+                    logs.join("\n---\n")
+                )
+            }
         }
     }
     assert_eq!(seen.len(), total);
@@ -202,7 +225,11 @@ fn many_processes_one_ledger_one_limit_one_set_of_totals() {
         "the limit was not hit mid-way: {ok} served, {refused} refused"
     );
     // The measuring request counts too.
-    assert_eq!(upstream.calls(), ok + 1, "a refusal never reaches the upstream");
+    assert_eq!(
+        upstream.calls(),
+        ok + 1,
+        "a refusal never reaches the upstream"
+    );
 
     let ids: Vec<String> = seen.iter().map(|s| s.id.clone()).collect();
     assert_eq!(
@@ -276,6 +303,14 @@ fn many_processes_one_ledger_one_limit_one_set_of_totals() {
     let spent_rows = db.count("SELECT COALESCE(sum(cost_nusd), 0) FROM requests");
     assert_eq!(spent, spent_rows, "the counter holds what the rows cost");
     let max_cost = db.count("SELECT max(cost_nusd) FROM requests");
+    assert_eq!(
+        max_cost, dear_nusd,
+        "the dear replies were priced as expected"
+    );
+    eprintln!(
+        "{ok} served, {refused} refused; spent {spent} n$ of a {cap_nusd} n$ cap; reservation {reservation_nusd} n$, dearest reply {max_cost} n$; {:?}",
+        started.elapsed()
+    );
     let in_flight = ((DAEMONS + RUNS) * CLIENTS) as i64;
     let bound = cap_nusd + in_flight * (max_cost - reservation_nusd).max(0);
     assert!(
