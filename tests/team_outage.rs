@@ -319,6 +319,8 @@ fn twenty_seconds_without_postgres_lose_no_row_and_double_none() {
             >= graced_ok as i64
     );
     // Nothing is left reserved once every row settled.
+    let left = cluster.count("SELECT count(*) FROM budget_reservations WHERE NOT released");
+    assert_eq!(left, 0, "reservations left unsettled");
     assert_eq!(
         cluster.count("SELECT COALESCE(sum(reserved_nusd), 0) FROM budget_counters"),
         0
