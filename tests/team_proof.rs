@@ -307,10 +307,6 @@ fn many_processes_one_ledger_one_limit_one_set_of_totals() {
         max_cost, dear_nusd,
         "the dear replies were priced as expected"
     );
-    eprintln!(
-        "{ok} served, {refused} refused; spent {spent} n$ of a {cap_nusd} n$ cap; reservation {reservation_nusd} n$, dearest reply {max_cost} n$; {:?}",
-        started.elapsed()
-    );
     let in_flight = ((DAEMONS + RUNS) * CLIENTS) as i64;
     let bound = cap_nusd + in_flight * (max_cost - reservation_nusd).max(0);
     assert!(
