@@ -238,11 +238,17 @@ async fn reserve_shared(
                 }
                 return Ok((reservation, granted.standings));
             }
+            // In doubt: the admission may have committed without its answer arriving (the
+            // connection cut after COMMIT, or an answer later than `wait`). The refused row
+            // names the reservation anyway, so its settle (at cost 0) releases one that exists
+            // at once instead of at its expiry, and finds nothing otherwise.
             Err(Denied::Unavailable(detail)) => {
+                ctx.fin.record().reservation_id = Some(ctx.fin.id().to_owned());
                 note_action(ctx, "refused: budget unavailable".to_owned());
                 return Err(Stop::Refused(ApiError::budget_unavailable(wait, &detail)));
             }
             Err(Denied::StoreDown(detail)) => {
+                ctx.fin.record().reservation_id = Some(ctx.fin.id().to_owned());
                 note_action(ctx, "refused: budget store unreachable".to_owned());
                 return Err(Stop::Refused(ApiError::budget_store_unavailable(&detail)));
             }
