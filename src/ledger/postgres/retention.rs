@@ -179,9 +179,11 @@ impl Reader {
     ) -> Result<Pruned, LedgerError> {
         let cutoff_ms = hour_of(cutoff_ms);
         let locked: bool = self.run(async |c| {
-            Ok(c.query_one("SELECT pg_try_advisory_lock($1)", &[&PRUNE_LOCK])
-                .await?
-                .get(0))
+            Ok(
+                c.query_one("SELECT pg_try_advisory_lock($1)", &[&PRUNE_LOCK])
+                    .await?
+                    .get(0),
+            )
         })?;
         if !locked {
             return Err(LedgerError::Postgres {
@@ -379,7 +381,8 @@ impl Reader {
                         "WITH ids AS (SELECT id FROM {table} WHERE id > $1 ORDER BY id LIMIT $2),
                          att AS (DELETE FROM attempts WHERE request_id IN (SELECT id FROM ids)
                                  RETURNING 1)
-                         SELECT (SELECT max(id) FROM ids), (SELECT count(*) FROM att)"
+                         SELECT (SELECT id FROM ids ORDER BY id DESC LIMIT 1),
+                                (SELECT count(*) FROM att)"
                     ),
                     &[&after, &BATCH],
                 )
