@@ -2,24 +2,26 @@
 //! ratatui. `state` holds what is shown and how keys and data change it (pure), `ui` draws it
 //! (draw only), `detail` draws one request (both with `style`'s helpers), `event` runs the
 //! loop and maps keys, `input` reads the keys on a thread of its own, `source` polls the
-//! ledger and the daemon on theirs.
+//! ledger and the daemon on theirs (`pg_source` a PostgreSQL ledger).
 
 mod detail;
 pub mod event;
 mod input;
+mod pg_source;
 pub mod source;
 pub mod state;
 mod style;
 pub mod ui;
 
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 
 pub use state::{Action, State};
 
+use crate::config::LedgerLocation;
+
 /// How the dashboard starts.
 pub struct Options {
-    pub ledger: PathBuf,
+    pub ledger: LedgerLocation,
     /// Show only this session (and the `run`s inside it) at first.
     pub session: Option<String>,
     /// A text filter to start with.
@@ -57,7 +59,14 @@ pub fn run(options: Options, actions: (Sender<Action>, Receiver<Action>)) -> std
     state.log_path = options.log_path;
     state.wraps_command = options.interrupt.is_some();
     let (commands, command_rx) = mpsc::channel();
-    let poller = source::spawn_ledger(options.ledger, state.filter(), command_rx, tx.clone())?;
+    let poller = match options.ledger {
+        LedgerLocation::Sqlite(path) => {
+            source::spawn_ledger(path, state.filter(), command_rx, tx.clone())?
+        }
+        LedgerLocation::Postgres(url) => {
+            pg_source::spawn(url, state.filter(), command_rx, tx.clone())?
+        }
+    };
     // The prober is not joined: it may be waiting on a daemon's answer, and it ends at its next
     // report once the dashboard is gone.
     source::spawn_daemon(options.locate_daemon, options.admin_key, tx)?;

@@ -24,6 +24,7 @@ pub mod budget;
 pub mod export;
 pub mod import;
 pub mod keys;
+pub mod live;
 pub mod migrations;
 pub mod query;
 pub mod read;
