@@ -29,7 +29,15 @@ const CUTOFF: &str = "2026-10-15T10:30:00Z";
 const CUTOFF_HOUR: i64 = OCT15 + 10 * HOUR_MS;
 
 /// id, kind, tag, started, ended.
-const SESSIONS: [(&str, &str, Option<&str>, i64, Option<i64>); 4] = [
+type Session = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    i64,
+    Option<i64>,
+);
+
+const SESSIONS: [Session; 4] = [
     // Ended in September with only September's requests: goes.
     (
         "run-sep",

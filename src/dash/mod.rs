@@ -59,12 +59,19 @@ pub fn run(options: Options, actions: (Sender<Action>, Receiver<Action>)) -> std
     state.log_path = options.log_path;
     state.wraps_command = options.interrupt.is_some();
     let (commands, command_rx) = mpsc::channel();
+    // The SQLite poller is joined at the end; PostgreSQL's is not: it may be waiting on a
+    // server that does not answer (up to its connect or read timeout), and quitting must not
+    // wait for that. It ends at its next send once the dashboard is gone.
     let poller = match options.ledger {
-        LedgerLocation::Sqlite(path) => {
-            source::spawn_ledger(path, state.filter(), command_rx, tx.clone())?
-        }
+        LedgerLocation::Sqlite(path) => Some(source::spawn_ledger(
+            path,
+            state.filter(),
+            command_rx,
+            tx.clone(),
+        )?),
         LedgerLocation::Postgres(url) => {
-            pg_source::spawn(url, state.filter(), command_rx, tx.clone())?
+            pg_source::spawn(url, state.filter(), command_rx, tx.clone())?;
+            None
         }
     };
     // The prober is not joined: it may be waiting on a daemon's answer, and it ends at its next
@@ -78,6 +85,8 @@ pub fn run(options: Options, actions: (Sender<Action>, Receiver<Action>)) -> std
     };
     let result = event::run(&mut state, &channels);
     drop(channels);
-    let _ = poller.join();
+    if let Some(poller) = poller {
+        let _ = poller.join();
+    }
     result
 }
