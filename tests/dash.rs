@@ -482,6 +482,14 @@ fn dash_reads_a_postgres_ledger() {
         r.completion_tokens = Some(5);
         r.cost_usd = Some(cost);
         r.latency_ms = 12.0;
+        r.attempt_log = vec![smartproxy::ledger::AttemptRow {
+            provider: "openai".to_owned(),
+            model: model.to_owned(),
+            status: Some(200),
+            error_class: None,
+            latency_ms: 11.0,
+            waited_ms: 0.0,
+        }];
         ledger.record(r);
     }
     ledger.flush(Duration::from_secs(30)).unwrap();
@@ -506,6 +514,13 @@ fn dash_reads_a_postgres_ledger() {
     assert!(row("pg-model-one").contains("$0.3750"), "{screen}");
     assert!(row("pg-model-two").contains("$1.2500"), "{screen}");
     assert!(screen.contains("pgdash"), "{screen}");
+    // Enter: the newest request's every field and its attempt, read from PostgreSQL.
+    tmux.keys(&["Enter"]);
+    let id = format!("req_{:028x}", 1);
+    let screen = tmux.wait_for("the detail", |s| s.contains(&id) && s.contains("attempts"));
+    assert!(screen.contains("pg-model-two"), "{screen}");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the list again", |s| s.contains("q quit"));
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("dash to exit", |s| s.contains("dash-exit="));
     assert!(screen.contains("dash-exit=0"), "{screen}");

@@ -334,7 +334,17 @@ fn commands_that_read_sqlite_refuse_a_postgres_url() {
     let env = TestEnv::new();
     let url = "postgres://bob:hunter2@127.0.0.1:1/team";
     // `stats`, `sessions`, `status` and `export` read PostgreSQL (tests/ledger_backends.rs).
-    for args in [&["prune", "--older-than", "30d"][..], &["budget"]] {
+    // `prune` reads PostgreSQL (tests/pg_prune.rs): here, unreachable, a one-line error.
+    let mut cmd = env.command();
+    cmd.env("SMARTPROXY_DB", url)
+        .args(["prune", "--older-than", "30d"]);
+    let out = support::run_to_end(cmd);
+    let stderr = support::text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("PostgreSQL ledger"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    for args in [&["budget"][..]] {
         let mut cmd = env.command();
         cmd.env("SMARTPROXY_DB", url).args(args);
         let out = support::run_to_end(cmd);

@@ -69,10 +69,16 @@ impl Poller {
             };
             match commands.recv_timeout(wait) {
                 Ok(Command::Filter(filter)) => self.filter = filter,
-                // One request's detail is not read from PostgreSQL yet: the detail view says
-                // there is none rather than waiting.
-                Ok(Command::Detail(_)) => {
-                    if !self.send(Action::Detail(None)) {
+                Ok(Command::Detail(id)) => {
+                    // None (the detail view says so) when the read fails: the header shows
+                    // the error at the next refresh.
+                    let detail = self
+                        .reader
+                        .as_ref()
+                        .and_then(|r| r.request_detail(&id).ok())
+                        .flatten()
+                        .map(Box::new);
+                    if !self.send(Action::Detail(detail)) {
                         return;
                     }
                 }

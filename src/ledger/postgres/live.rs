@@ -12,9 +12,9 @@ use tokio_postgres::types::ToSql;
 use super::super::LedgerError;
 use super::super::live::{DayTotals, GroupKey, GroupTotals, LiveFilter, fold};
 use super::super::query::SessionRow;
-use super::super::request_view::RequestRow;
+use super::super::request_view::{Attempt, RequestDetail, RequestRow};
 use super::query::{Reader, SESSION_SELECT, clause, dollars, in_tree, session_from_row};
-use super::rows::shown_id;
+use super::rows::{shown_id, stored_id};
 
 /// How long one dashboard read may take before it counts as a failure.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -173,6 +173,57 @@ impl Reader {
             })
             .collect();
         Ok(fold(&groups))
+    }
+}
+
+impl Reader {
+    /// One request by id with its attempts in order and its session; None for an unknown id.
+    pub fn request_detail(&self, id: &str) -> Result<Option<RequestDetail>, LedgerError> {
+        let stored = stored_id(id);
+        let rows = self.live_query(
+            &format!("{REQUEST_SELECT} WHERE r.id = $1 LIMIT 1"),
+            &[&stored],
+        )?;
+        let Some(request) = rows.first().map(request_row) else {
+            return Ok(None);
+        };
+        let attempts = self
+            .live_query(
+                "SELECT a.n, p.text, m.text, a.status, e.text, a.latency_us, a.waited_us
+                 FROM attempts a LEFT JOIN strings p ON p.id = a.provider
+                 LEFT JOIN strings m ON m.id = a.model LEFT JOIN strings e ON e.id = a.error_class
+                 WHERE a.request_id = $1 ORDER BY a.n",
+                &[&stored],
+            )?
+            .iter()
+            .map(|r| Attempt {
+                n: i64::from(r.get::<_, i16>(0)),
+                provider: r.get(1),
+                model: r.get(2),
+                status: r.get::<_, Option<i16>>(3).map(i64::from),
+                error_class: r.get(4),
+                latency_ms: r.get::<_, Option<i64>>(5).map(|us| us as f64 / 1e3),
+                waited_ms: r.get::<_, Option<i64>>(6).map(|us| us as f64 / 1e3),
+            })
+            .collect();
+        let session = match &request.session_id {
+            Some(sid) => {
+                let sql = SESSION_SELECT.replacen(
+                    "FROM (SELECT * FROM sessions ORDER BY",
+                    "FROM (SELECT * FROM sessions WHERE id = $2 ORDER BY",
+                    1,
+                );
+                self.live_query(&sql, &[&1_i64, sid])?
+                    .first()
+                    .map(session_from_row)
+            }
+            None => None,
+        };
+        Ok(Some(RequestDetail {
+            request,
+            attempts,
+            session,
+        }))
     }
 }
 
