@@ -361,3 +361,35 @@ fn only_months_entirely_before_the_cutoff_are_dropped() {
     ));
     assert_eq!(late["would_delete"]["partitions"], 0, "{late}");
 }
+
+/// A row of a month a prune dropped, arriving later through a process that wrote into that
+/// month before (a spool drained after the prune), recreates the partition instead of failing
+/// its batch.
+#[test]
+fn a_late_row_of_a_dropped_month_is_still_written() {
+    let Some(db) = TestDb::create("prunelate") else {
+        return;
+    };
+    let env = TestEnv::new();
+    let ledger =
+        Ledger::open_at(&LedgerLocation::Postgres(PgUrl::parse(&db.url).unwrap())).unwrap();
+    let at = |i: i64, started_ms: i64| {
+        let mut r = request(i);
+        r.started_ms = started_ms;
+        r
+    };
+    ledger.record(at(100, SEP1 + DAY_MS));
+    ledger.flush(Duration::from_secs(60)).unwrap();
+    let done = json(&output(
+        &env,
+        &db.url,
+        &["prune", "--older-than", "2026-10-01", "--execute", "--json"],
+    ));
+    assert_eq!(done["deleted"]["partitions"], 1, "{done}");
+    assert_eq!(partitions(&db), "NULL");
+    ledger.record(at(101, SEP1 + 2 * DAY_MS));
+    ledger.flush(Duration::from_secs(60)).unwrap();
+    assert_eq!(ledger.dropped(), 0);
+    assert_eq!(db.count("SELECT count(*) FROM requests"), 1);
+    assert_eq!(partitions(&db), "requests_y2026m09");
+}
