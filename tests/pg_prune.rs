@@ -393,3 +393,33 @@ fn a_late_row_of_a_dropped_month_is_still_written() {
     assert_eq!(db.count("SELECT count(*) FROM requests"), 1);
     assert_eq!(partitions(&db), "requests_y2026m09");
 }
+
+/// A daemon with `retention.max_age_days` on a team ledger prunes it at start as `prune`
+/// does: whole months as partitions, the cutoff's month row by row.
+#[test]
+fn the_daemon_prunes_a_postgres_ledger_by_itself() {
+    let Some(db) = TestDb::create("prunedaemon") else {
+        return;
+    };
+    let env = TestEnv::new();
+    fill(&LedgerLocation::Postgres(PgUrl::parse(&db.url).unwrap()));
+    let cutoff = smartproxy::ledger::now_ms() - 30 * DAY_MS;
+    let config = env.write("smartproxy.yaml", "retention:\n  max_age_days: 30\n");
+    let daemon = support::daemon::Daemon::start(&env, &config, &[], &[("SMARTPROXY_DB", &db.url)]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let old = format!("SELECT count(*) FROM requests WHERE started_ms < {cutoff} - 3600000");
+    while db.count(&old) != 0 || partitions(&db).contains("m09") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never pruned: {}",
+            daemon.stderr()
+        );
+        support::pause(Duration::from_millis(100));
+    }
+    assert!(
+        !partitions(&db).contains("requests_y2026m10"),
+        "{}",
+        partitions(&db)
+    );
+    assert!(!daemon.stderr().contains("retention is not applied"));
+}
