@@ -6,7 +6,10 @@
 //!
 //! The daily roll-up is trimmed as SQLite's hourly one is: the days before the cutoff's day go,
 //! and the requests deleted from the cutoff's own day are subtracted from it in the statement
-//! that deletes them, so every total afterwards counts exactly the requests left. Shared budgets
+//! that deletes them, so every total afterwards counts exactly the requests left. (Subtracted
+//! under the session's tag and key as they are now: a request rolled up before its session
+//! row arrived is taken from a different group than it was added to; the writer sends sessions
+//! first, so this takes a session recorded out of order.) Shared budgets
 //! (`budget_counters`) are never touched: pruning never gives a budget its money back.
 
 use chrono::{Datelike, TimeZone, Utc};
@@ -223,16 +226,6 @@ impl Reader {
                 done.newest_ms = Some(done.newest_ms.map_or(n, |d| d.max(n)));
             }
         };
-        // The days before the cutoff's day leave the roll-up whole (their requests all go).
-        self.run(async |c| {
-            c.execute(
-                "DELETE FROM usage_daily
-                 WHERE day < (to_timestamp($1::bigint / 1000.0) AT TIME ZONE 'UTC')::date",
-                &[&cutoff_ms],
-            )
-            .await
-            .map(drop)
-        })?;
         for part in self.old_partitions(cutoff_ms)? {
             let (requests, attempts, oldest, newest) = self.drop_partition(&part)?;
             done.requests += requests;
@@ -256,6 +249,17 @@ impl Reader {
                 break;
             }
         }
+        // The days before the cutoff's day leave the roll-up whole (their requests are gone);
+        // after the requests, so a late row of those days written meanwhile leaves no count.
+        self.run(async |c| {
+            c.execute(
+                "DELETE FROM usage_daily
+                 WHERE day < (to_timestamp($1::bigint / 1000.0) AT TIME ZONE 'UTC')::date",
+                &[&cutoff_ms],
+            )
+            .await
+            .map(drop)
+        })?;
         self.run(async |c| {
             // Roll-up rows of the cutoff's day whose every request went, as SQLite's hours go.
             c.execute(
