@@ -435,3 +435,118 @@ fn daemon_dash_serves_and_shows_its_traffic_until_q() {
         "the daemon's session is still open after q"
     );
 }
+
+/// Team mode: `dash` on a PostgreSQL ledger draws the requests written there (model and cost
+/// in the first frame), and `q` quits.
+#[test]
+fn dash_reads_a_postgres_ledger() {
+    if !support::require_tools(&["tmux"]) {
+        return;
+    }
+    let Some(db) = support::postgres::TestDb::create("dash") else {
+        return;
+    };
+    let env = TestEnv::new();
+    let url = smartproxy::config::PgUrl::parse(&db.url).unwrap();
+    let ledger =
+        smartproxy::ledger::Ledger::open_at(&smartproxy::config::LedgerLocation::Postgres(url))
+            .unwrap();
+    let now = smartproxy::ledger::now_ms();
+    ledger.session_started(smartproxy::ledger::SessionStart {
+        id: "run-pgdash".to_owned(),
+        parent_id: None,
+        kind: "run",
+        tag: Some("pgdash".to_owned()),
+        program: Some("sh".to_owned()),
+        cwd: None,
+        pid: None,
+        started_ms: now - 60_000,
+        budget_usd: None,
+    });
+    ledger.flush(Duration::from_secs(30)).unwrap();
+    for (i, (model, cost)) in [("pg-model-one", 0.375), ("pg-model-two", 1.25)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut r = smartproxy::ledger::RequestRecord::new(
+            format!("req_{i:028x}"),
+            Some(std::sync::Arc::from("run-pgdash")),
+            now - 30_000 + i as i64,
+            "chat",
+        );
+        r.provider = Some("openai".to_owned());
+        r.requested_model = Some(model.to_owned());
+        r.served_model = Some(model.to_owned());
+        r.status = 200;
+        r.prompt_tokens = Some(10);
+        r.completion_tokens = Some(5);
+        r.cost_usd = Some(cost);
+        r.latency_ms = 12.0;
+        r.attempt_log = vec![smartproxy::ledger::AttemptRow {
+            provider: "openai".to_owned(),
+            model: model.to_owned(),
+            status: Some(200),
+            error_class: None,
+            latency_ms: 11.0,
+            waited_ms: 0.0,
+        }];
+        ledger.record(r);
+    }
+    ledger.flush(Duration::from_secs(30)).unwrap();
+    drop(ledger);
+
+    let shell = format!(
+        "NO_COLOR=1 SMARTPROXY_DB='{url}' '{bin}' dash; echo \"dash-exit=$?\"; exec sleep 600",
+        url = db.url,
+        bin = support::BIN
+    );
+    let tmux = Tmux::start(&env, &shell);
+    let screen = tmux.wait_for("the requests", |s| {
+        s.contains("requests (2)") && s.contains("pg-model-two") && s.contains("pg-model-one")
+    });
+    let row = |model: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(model) && l.contains(" 200 "))
+            .unwrap_or_else(|| panic!("no row of {model}:\n{screen}"))
+            .to_owned()
+    };
+    assert!(row("pg-model-one").contains("$0.3750"), "{screen}");
+    assert!(row("pg-model-two").contains("$1.2500"), "{screen}");
+    assert!(screen.contains("pgdash"), "{screen}");
+    // Enter: the newest request's every field and its attempt, read from PostgreSQL.
+    tmux.keys(&["Enter"]);
+    let id = format!("req_{:028x}", 1);
+    let screen = tmux.wait_for("the detail", |s| s.contains(&id) && s.contains("attempts"));
+    assert!(screen.contains("pg-model-two"), "{screen}");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the list again", |s| s.contains("q quit"));
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("dash to exit", |s| s.contains("dash-exit="));
+    assert!(screen.contains("dash-exit=0"), "{screen}");
+}
+
+/// An unreachable PostgreSQL ledger: the dashboard comes up, says so in its header (password
+/// redacted), keeps answering keys, and quits on `q`.
+#[test]
+fn dash_on_an_unreachable_postgres_says_so_and_still_quits() {
+    if !support::require_tools(&["tmux"]) {
+        return;
+    }
+    let env = TestEnv::new();
+    let shell = format!(
+        "NO_COLOR=1 SMARTPROXY_DB='postgres://bob:hunter2@127.0.0.1:1/team?connect_timeout=1' '{bin}' dash; echo \"dash-exit=$?\"; exec sleep 600",
+        bin = support::BIN
+    );
+    let tmux = Tmux::start(&env, &shell);
+    let screen = tmux.wait_for("the error in the header", |s| {
+        s.contains("PostgreSQL ledger") && s.contains("q quit")
+    });
+    assert!(!screen.contains("hunter2"), "{screen}");
+    tmux.keys(&["?"]);
+    tmux.wait_for("the help", |s| !s.contains("q quit") || s.contains("help"));
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("dash to exit", |s| s.contains("dash-exit="));
+    assert!(screen.contains("dash-exit=0"), "{screen}");
+}

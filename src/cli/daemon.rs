@@ -225,9 +225,6 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
             !args.dash,
             "--dash does not read a PostgreSQL ledger yet; start the daemon without it"
         );
-        if config.retention_days.is_some() {
-            printer::warn("retention is not applied to a PostgreSQL ledger yet; its rows are kept");
-        }
     }
     // A team ledger holds client keys too: it is opened first so they count from the start.
     let team_ledger = if team {

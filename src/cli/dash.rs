@@ -8,7 +8,10 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 
 use super::live_dash::{admin_key, ensure_terminal, log_path, loopback, redirect_logs};
+use crate::config::LedgerLocation;
 use crate::dash;
+use crate::ledger::postgres::query::Reader;
+use crate::ledger::reader::LedgerReader;
 use crate::ledger::{live, query};
 
 #[derive(Debug, clap::Args)]
@@ -16,7 +19,9 @@ use crate::ledger::{live, query};
     after_help = "A live view over the ledger that every `run` and the daemon write to: \
 sessions running now and today with their cost and budget bars, requests as they come in \
 (failed ones marked `!`), today's totals per model and provider, and the daemon's circuit \
-breakers when it runs. No server is needed; it reads the ledger file.\n\n\
+breakers when it runs. No server is needed; it reads the ledger file, or in team mode the \
+PostgreSQL ledger (re-read every second; while PostgreSQL is out of reach the header says so \
+and the dashboard keeps answering keys; a request's detail is not read from PostgreSQL yet).\n\n\
 Keys: q/Esc quit · p pause · / filter (session id, tag, model or provider text) · s show one \
 session of today, the next, then all · Enter a request's every field and attempt · ↑/↓ or j/k \
 move · ? help.\n\nWorks over SSH and at 80x24; NO_COLOR turns colours off (markers and bold \
@@ -37,16 +42,25 @@ pub struct DashArgs {
 pub fn dash(args: &DashArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     ensure_terminal()?;
     let config = super::load_config(config_path)?;
-    let database = config.database.sqlite("dash")?;
-    crate::ledger::upgrade_if_present(database)?;
-    let session = match &args.session {
-        Some(reference) => Some(resolve(database, reference)?),
-        None => None,
+    let session = match (&config.database, &args.session) {
+        (LedgerLocation::Sqlite(database), reference) => {
+            crate::ledger::upgrade_if_present(database)?;
+            match reference {
+                Some(reference) => Some(resolve(database, reference)?),
+                None => None,
+            }
+        }
+        // Team mode: the session is looked up (and the ledger reached) before the screen turns.
+        (LedgerLocation::Postgres(url), Some(reference)) => {
+            let reader = LedgerReader::Postgres(Reader::connect(url)?.into());
+            Some(found(reader.resolve_session(reference)?, reference)?)
+        }
+        (LedgerLocation::Postgres(_), None) => None,
     };
     let log = log_path("dash.log");
     let _redirect = redirect_logs(&log);
     let options = dash::Options {
-        ledger: database.to_path_buf(),
+        ledger: config.database.clone(),
         session,
         filter: args.filter.clone(),
         no_color: dash::no_color_from_env(),
@@ -122,7 +136,11 @@ impl QuitOnSignal {
 fn resolve(database: &Path, reference: &str) -> anyhow::Result<String> {
     let conn = live::open(database)
         .with_context(|| format!("cannot read the ledger {}", database.display()))?;
-    match query::resolve_session(&conn, reference)? {
+    found(query::resolve_session(&conn, reference)?, reference)
+}
+
+fn found(resolved: query::Resolved, reference: &str) -> anyhow::Result<String> {
+    match resolved {
         query::Resolved::Found(id) => Ok(id),
         query::Resolved::NotFound => anyhow::bail!("no session matches `{reference}`"),
         query::Resolved::Ambiguous(ids) => anyhow::bail!(

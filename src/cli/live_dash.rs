@@ -100,7 +100,7 @@ impl RunDash {
         let proxy: Arc<Mutex<Option<String>>> = Arc::default();
         let (tx, rx) = dash::channel();
         let options = dash::Options {
-            ledger: ledger.to_path_buf(),
+            ledger: crate::config::LedgerLocation::Sqlite(ledger.to_path_buf()),
             session: Some(session_id.to_owned()),
             filter: None,
             no_color: dash::no_color_from_env(),
@@ -211,7 +211,7 @@ impl DaemonDash {
         let (tx, rx) = dash::channel();
         let admin = loopback(&admin_listen);
         let options = dash::Options {
-            ledger: ledger.to_path_buf(),
+            ledger: crate::config::LedgerLocation::Sqlite(ledger.to_path_buf()),
             session: None,
             filter: None,
             no_color: dash::no_color_from_env(),

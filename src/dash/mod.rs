@@ -2,24 +2,26 @@
 //! ratatui. `state` holds what is shown and how keys and data change it (pure), `ui` draws it
 //! (draw only), `detail` draws one request (both with `style`'s helpers), `event` runs the
 //! loop and maps keys, `input` reads the keys on a thread of its own, `source` polls the
-//! ledger and the daemon on theirs.
+//! ledger and the daemon on theirs (`pg_source` a PostgreSQL ledger).
 
 mod detail;
 pub mod event;
 mod input;
+mod pg_source;
 pub mod source;
 pub mod state;
 mod style;
 pub mod ui;
 
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 
 pub use state::{Action, State};
 
+use crate::config::LedgerLocation;
+
 /// How the dashboard starts.
 pub struct Options {
-    pub ledger: PathBuf,
+    pub ledger: LedgerLocation,
     /// Show only this session (and the `run`s inside it) at first.
     pub session: Option<String>,
     /// A text filter to start with.
@@ -57,7 +59,21 @@ pub fn run(options: Options, actions: (Sender<Action>, Receiver<Action>)) -> std
     state.log_path = options.log_path;
     state.wraps_command = options.interrupt.is_some();
     let (commands, command_rx) = mpsc::channel();
-    let poller = source::spawn_ledger(options.ledger, state.filter(), command_rx, tx.clone())?;
+    // The SQLite poller is joined at the end; PostgreSQL's is not: it may be waiting on a
+    // server that does not answer (up to its connect or read timeout), and quitting must not
+    // wait for that. It ends at its next send once the dashboard is gone.
+    let poller = match options.ledger {
+        LedgerLocation::Sqlite(path) => Some(source::spawn_ledger(
+            path,
+            state.filter(),
+            command_rx,
+            tx.clone(),
+        )?),
+        LedgerLocation::Postgres(url) => {
+            pg_source::spawn(url, state.filter(), command_rx, tx.clone())?;
+            None
+        }
+    };
     // The prober is not joined: it may be waiting on a daemon's answer, and it ends at its next
     // report once the dashboard is gone.
     source::spawn_daemon(options.locate_daemon, options.admin_key, tx)?;
@@ -69,6 +85,8 @@ pub fn run(options: Options, actions: (Sender<Action>, Receiver<Action>)) -> std
     };
     let result = event::run(&mut state, &channels);
     drop(channels);
-    let _ = poller.join();
+    if let Some(poller) = poller {
+        let _ = poller.join();
+    }
     result
 }

@@ -26,7 +26,7 @@ const POLL: Duration = Duration::from_millis(250);
 const DAEMON_EVERY: Duration = Duration::from_secs(2);
 const DAEMON_TIMEOUT: Duration = Duration::from_millis(800);
 /// Sessions read for the panel and for `s`.
-const SESSION_LIMIT: usize = 30;
+pub(super) const SESSION_LIMIT: usize = 30;
 
 /// Requests from the loop to the poller.
 #[derive(Debug)]
@@ -188,7 +188,7 @@ impl Poller {
 
 /// What each session spent in all (a `run`'s budget covers all of it, simulated mock costs
 /// included), from the rollup.
-fn session_views(sessions: Vec<SessionRow>) -> Vec<SessionView> {
+pub(super) fn session_views(sessions: Vec<SessionRow>) -> Vec<SessionView> {
     sessions
         .into_iter()
         .map(|session| SessionView {

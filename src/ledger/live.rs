@@ -224,8 +224,8 @@ fn merge(into: &mut BTreeMap<GroupKey, GroupTotals>, more: BTreeMap<GroupKey, Gr
     }
 }
 
-/// Per-session, per-model and per-provider totals of the groups.
-fn fold<'a>(groups: impl IntoIterator<Item = (&'a GroupKey, &'a GroupTotals)>) -> DayTotals {
+/// Per-session, per-model and per-provider totals of the groups (also PostgreSQL's).
+pub fn fold<'a>(groups: impl IntoIterator<Item = (&'a GroupKey, &'a GroupTotals)>) -> DayTotals {
     let mut sessions: BTreeMap<String, GroupTotals> = BTreeMap::new();
     let mut models: BTreeMap<String, GroupTotals> = BTreeMap::new();
     let mut providers: BTreeMap<String, GroupTotals> = BTreeMap::new();

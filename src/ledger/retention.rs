@@ -26,6 +26,9 @@ pub struct Pruned {
     /// The oldest and newest request among those deleted.
     pub oldest_ms: Option<i64>,
     pub newest_ms: Option<i64>,
+    /// PostgreSQL only: the monthly partitions of `requests` dropped whole (or that would be).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<u64>,
 }
 
 impl Pruned {
@@ -97,6 +100,7 @@ pub fn plan(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<Pruned> {
         anomalies: anomalies as u64,
         oldest_ms,
         newest_ms,
+        partitions: None,
     })
 }
 

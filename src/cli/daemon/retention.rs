@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::budget::policy::counted_since_ms;
+use crate::config::LedgerLocation;
+use crate::ledger::postgres::query::Reader;
 use crate::ledger::{self, retention};
 use crate::proxy::AppState;
 
@@ -24,25 +26,29 @@ pub fn start(state: &Arc<AppState>, running: &mut Option<JoinHandle<()>>) {
     let Some(days) = config.retention_days else {
         return;
     };
-    // Team mode prunes nothing yet (retention there will drop monthly partitions).
-    let Some(path) = state.ledger.path().map(std::path::Path::to_path_buf) else {
-        return;
-    };
+    let location = config.database.clone();
     let capture = state.capture.clone();
     *running = Some(tokio::task::spawn_blocking(move || {
         let now = ledger::now_ms();
         let cutoff = now - i64::from(days) * 86_400_000;
-        let result = ledger::query::open(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|conn| {
-                retention::execute(
-                    &conn,
-                    cutoff,
-                    counted_since_ms(&config.budget, now),
-                    &mut |_| {},
-                )
+        let result = match &location {
+            LedgerLocation::Sqlite(path) => ledger::query::open(path)
                 .map_err(|e| e.to_string())
-            });
+                .and_then(|conn| {
+                    retention::execute(
+                        &conn,
+                        cutoff,
+                        counted_since_ms(&config.budget, now),
+                        &mut |_| {},
+                    )
+                    .map_err(|e| e.to_string())
+                }),
+            // Team mode: whole months go as partitions (every daemon on the ledger may try;
+            // the prune's advisory lock lets one at a time, and a second finds nothing left).
+            LedgerLocation::Postgres(url) => Reader::connect(url)
+                .and_then(|reader| reader.prune_execute(cutoff, &mut |_| {}))
+                .map_err(|e| e.to_string()),
+        };
         // Captured bodies go with their rows (by file time, which is the request's).
         if let Some(capture) = &capture {
             let cutoff = std::time::UNIX_EPOCH

@@ -12,7 +12,7 @@
 //! Shared budgets live here too (`budget`): counters admitted atomically, settled by the writer.
 //!
 //! What this step does not do yet (issue 20): TLS to PostgreSQL (the URL is used without TLS),
-//! `prune`, `dash` and `ui` on PostgreSQL.
+//! `ui` on PostgreSQL. `prune` drops whole monthly partitions (`retention`).
 //!
 //! While PostgreSQL cannot take a batch the writer puts it in a local SQLite spool
 //! (`ledger::spool`, `spooling`) and drains it when PostgreSQL answers again. A process that
@@ -24,9 +24,11 @@ pub mod budget;
 pub mod export;
 pub mod import;
 pub mod keys;
+pub mod live;
 pub mod migrations;
 pub mod query;
 pub mod read;
+pub mod retention;
 pub mod rows;
 mod spooling;
 mod writer;

@@ -350,7 +350,7 @@ fn totals_from_row(row: &tokio_postgres::Row) -> Totals {
 }
 
 /// A session and its own requests' figures.
-const SESSION_SELECT: &str = "
+pub(super) const SESSION_SELECT: &str = "
     SELECT s.id, s.parent_id, s.kind, s.tag, s.program, s.cwd, s.pid, s.started_ms, s.ended_ms,
         s.exit_code, s.budget_usd, COALESCE(a.n, 0), a.cost, a.sim, COALESCE(a.unpriced, 0),
         s.host, s.owner_pid, s.owner_start
@@ -364,7 +364,7 @@ const SESSION_SELECT: &str = "
         WHERE r.session = (SELECT st.id FROM strings st WHERE st.text = s.id)
     ) a ON true";
 
-fn session_from_row(row: &tokio_postgres::Row) -> SessionRow {
+pub(super) fn session_from_row(row: &tokio_postgres::Row) -> SessionRow {
     let simulated_usd = row.get::<_, Option<i64>>(13).map(dollars);
     // As SQLite's `ROUND(SUM(cost) - TOTAL(simulated), 12)`: to 12 decimals through text.
     let cost_usd = row.get::<_, Option<i64>>(12).map(|cost| {

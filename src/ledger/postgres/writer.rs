@@ -102,11 +102,15 @@ async fn commit(
             _ => None,
         })
         .collect();
-    for month in requests
+    // A past month's partition may have been dropped by `prune` since it was cached: rows of
+    // past months (a spool drained, `ledger migrate`) check it each batch.
+    let this_month = super::rows::month_start(super::super::now_ms());
+    let months: std::collections::BTreeSet<i64> = requests
         .iter()
         .map(|r| super::rows::month_start(r.started_ms))
-    {
-        if caches.months.insert(month)
+        .collect();
+    for month in months {
+        if (caches.months.insert(month) || month < this_month)
             && let Err(err) = ensure_partition(client, month).await
         {
             caches.months.remove(&month);
