@@ -341,7 +341,37 @@ fn postgres_checks(url: &PgUrl) -> Vec<Check> {
             None,
         )
     };
-    vec![ledger, clock]
+    let tls = url.tls();
+    let transport = match (&info.tls_version, tls.mode) {
+        (None, _) => check(
+            "ledger TLS",
+            Status::Ok,
+            "not encrypted (sslmode=disable)".to_owned(),
+            Some("across a network, add ?sslmode=verify-full&sslrootcert=PATH to the URL"),
+        ),
+        (Some(version), crate::config::SslMode::VerifyFull) => check(
+            "ledger TLS",
+            Status::Ok,
+            format!("encrypted ({version}); certificate and host name checked (verify-full)"),
+            None,
+        ),
+        (Some(version), _) if tls.verifies_chain() => check(
+            "ledger TLS",
+            Status::Ok,
+            format!(
+                "encrypted ({version}); certificate checked, host name not ({})",
+                tls.mode_name()
+            ),
+            None,
+        ),
+        (Some(version), _) => check(
+            "ledger TLS",
+            Status::Warn,
+            format!("encrypted ({version}); the server's certificate is not checked (require)"),
+            Some("add sslrootcert=PATH (the CA's PEM) and sslmode=verify-full to the URL"),
+        ),
+    };
+    vec![ledger, transport, clock]
 }
 
 /// Whether a file can be made in `dir` (the ledger's `-wal` and `-shm` files live beside it).
