@@ -281,14 +281,14 @@ fn postgres_checks(url: &PgUrl) -> Vec<Check> {
     let info = match crate::ledger::postgres::check(url) {
         Ok(info) => info,
         Err(err) => {
-            return vec![check(
-                "ledger",
-                Status::Fail,
-                err.to_string(),
-                Some(
-                    "check that PostgreSQL runs and that the URL's user, host, port and database are right",
-                ),
-            )];
+            let text = err.to_string();
+            // A TLS refusal says what to change in the URL itself.
+            let fix = if text.contains("TLS") || text.contains("sslrootcert") {
+                "change the URL's sslmode or sslrootcert as the message says"
+            } else {
+                "check that PostgreSQL runs and that the URL's user, host, port and database are right"
+            };
+            return vec![check("ledger", Status::Fail, text, Some(fix))];
         }
     };
     let ledger = if info.schema_version > info.known_version {

@@ -3,8 +3,8 @@
 
 mod key_line;
 mod ledger_location;
-mod pg_tls;
 pub mod paths;
+mod pg_tls;
 mod price_overlay;
 mod provider;
 pub mod raw;

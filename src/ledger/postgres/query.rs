@@ -3,8 +3,8 @@
 //! UTC days read the `usage_daily` roll-up; a session's figures, a `--session` filter and the
 //! part of a `--since` before the first whole day read `requests`.
 
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
 
 use super::super::LedgerError;
 use super::super::query::{Filter, GroupBy, Resolved, SessionRow, TagAndBudget, Totals};

@@ -17,7 +17,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
@@ -31,7 +33,9 @@ pub struct MakeRustls {
 
 /// Why a connector could not be built: `sslrootcert` unreadable or not a certificate.
 #[derive(Debug, thiserror::Error)]
-#[error("sslrootcert {path}: {why}; give a PEM file of the CA that signed PostgreSQL's certificate")]
+#[error(
+    "sslrootcert {path}: {why}; give a PEM file of the CA that signed PostgreSQL's certificate"
+)]
 pub struct RootCertError {
     path: String,
     why: String,
@@ -204,10 +208,14 @@ fn handshake_error(err: io::Error) -> Box<dyn std::error::Error + Send + Sync> {
             "give the CA that signed it with sslrootcert=PATH (or sslmode=require to encrypt without checking it)"
         }
     };
-    Box::new(CertificateRefused {
-        cause: format!("{cert:?}"),
-        fix,
-    })
+    let cause = match cert {
+        CertificateError::UnknownIssuer => {
+            "signed by a CA neither sslrootcert nor the built-in roots hold".to_owned()
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired".to_owned(),
+        other => format!("{other:?}"),
+    };
+    Box::new(CertificateRefused { cause, fix })
 }
 
 impl<S> MakeTlsConnect<S> for MakeRustls
