@@ -144,6 +144,7 @@ fn main() -> anyhow::Result<()> {
         "the budgeted daemon admitted nothing through PostgreSQL's counters"
     );
     let rtt_ms = db.round_trip_ms(500)?;
+    let commit_ms = db.commit_ms(200)?;
 
     let [lat_sqlite, lat_pg, lat_budget] = [0, 1, 2].map(|i| median(&samples[i]));
     let [p99_sqlite, p99_pg, p99_budget] = [0, 1, 2].map(|i| quantile(&samples[i], 0.99));
@@ -181,9 +182,8 @@ fn main() -> anyhow::Result<()> {
     );
     println!("| (b) daemon latency, no budget, p99 | {p99_sqlite:.3} ms | {p99_pg:.3} ms | |");
     println!(
-        "| (c) daemon latency, shared daily budget, median | | {lat_budget:.3} ms | +{:.3} ms over no budget; a PostgreSQL round trip is {rtt_ms:.3} ms ({:.1}x) |",
+        "| (c) daemon latency, shared daily budget, median | | {lat_budget:.3} ms | +{:.3} ms over no budget; a PostgreSQL round trip (`SELECT 1`) is {rtt_ms:.3} ms, a durable one-row commit {commit_ms:.3} ms |",
         lat_budget - lat_pg,
-        (lat_budget - lat_pg) / rtt_ms
     );
     println!("| (c) daemon latency, shared daily budget, p99 | | {p99_budget:.3} ms | |");
     println!(
@@ -201,6 +201,7 @@ fn main() -> anyhow::Result<()> {
         "latency_median_ms": {"sqlite": lat_sqlite, "postgres": lat_pg, "postgres_budget": lat_budget},
         "latency_p99_ms": {"sqlite": p99_sqlite, "postgres": p99_pg, "postgres_budget": p99_budget},
         "postgres_round_trip_ms": rtt_ms,
+        "postgres_commit_ms": commit_ms,
         "bytes_per_row": {"sqlite": sqlite_bytes, "postgres": pg_bytes, "postgres_request_tables": pg_request_bytes},
         "stats_ms": {"sqlite": stats_sqlite, "postgres": stats_pg},
     });

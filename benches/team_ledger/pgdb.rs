@@ -110,6 +110,27 @@ impl BenchDb {
     }
 }
 
+impl BenchDb {
+    /// Median of `n` durable one-row commits (autocommit INSERTs: the WAL flushed each time),
+    /// milliseconds: what a transaction that writes costs at least.
+    pub fn commit_ms(&self, n: usize) -> anyhow::Result<f64> {
+        with_client(&self.url, async |c| {
+            c.batch_execute("CREATE TABLE IF NOT EXISTS bench_commit (x int)")
+                .await?;
+            let statement = c.prepare("INSERT INTO bench_commit VALUES (1)").await?;
+            let mut samples = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                c.execute(&statement, &[]).await?;
+                samples.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            c.batch_execute("DROP TABLE bench_commit").await?;
+            samples.sort_by(f64::total_cmp);
+            Ok(samples[samples.len() / 2])
+        })
+    }
+}
+
 impl Drop for BenchDb {
     fn drop(&mut self) {
         let name = self.name.clone();
