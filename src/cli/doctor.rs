@@ -342,35 +342,32 @@ fn postgres_checks(url: &PgUrl) -> Vec<Check> {
         )
     };
     let tls = url.tls();
-    let transport = match (&info.tls_version, tls.mode) {
-        (None, _) => check(
-            "ledger TLS",
+    let (status, detail, fix) = match (&info.tls_version, tls.mode) {
+        (None, _) => (
             Status::Ok,
             "not encrypted (sslmode=disable)".to_owned(),
             Some("across a network, add ?sslmode=verify-full&sslrootcert=PATH to the URL"),
         ),
-        (Some(version), crate::config::SslMode::VerifyFull) => check(
-            "ledger TLS",
+        (Some(v), crate::config::SslMode::VerifyFull) => (
             Status::Ok,
-            format!("encrypted ({version}); certificate and host name checked (verify-full)"),
+            format!("encrypted ({v}); certificate and host name checked (verify-full)"),
             None,
         ),
-        (Some(version), _) if tls.verifies_chain() => check(
-            "ledger TLS",
+        (Some(v), _) if tls.verifies_chain() => (
             Status::Ok,
             format!(
-                "encrypted ({version}); certificate checked, host name not ({})",
+                "encrypted ({v}); certificate checked, host name not ({})",
                 tls.mode_name()
             ),
             None,
         ),
-        (Some(version), _) => check(
-            "ledger TLS",
+        (Some(v), _) => (
             Status::Warn,
-            format!("encrypted ({version}); the server's certificate is not checked (require)"),
+            format!("encrypted ({v}); the server's certificate is not checked (require)"),
             Some("add sslrootcert=PATH (the CA's PEM) and sslmode=verify-full to the URL"),
         ),
     };
+    let transport = check("ledger TLS", status, detail, fix);
     vec![ledger, transport, clock]
 }
 
