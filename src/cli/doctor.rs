@@ -281,14 +281,14 @@ fn postgres_checks(url: &PgUrl) -> Vec<Check> {
     let info = match crate::ledger::postgres::check(url) {
         Ok(info) => info,
         Err(err) => {
-            return vec![check(
-                "ledger",
-                Status::Fail,
-                err.to_string(),
-                Some(
-                    "check that PostgreSQL runs and that the URL's user, host, port and database are right",
-                ),
-            )];
+            let text = err.to_string();
+            // A TLS refusal says what to change in the URL itself.
+            let fix = if text.contains("TLS") || text.contains("sslrootcert") {
+                "change the URL's sslmode or sslrootcert as the message says"
+            } else {
+                "check that PostgreSQL runs and that the URL's user, host, port and database are right"
+            };
+            return vec![check("ledger", Status::Fail, text, Some(fix))];
         }
     };
     let ledger = if info.schema_version > info.known_version {
@@ -341,7 +341,34 @@ fn postgres_checks(url: &PgUrl) -> Vec<Check> {
             None,
         )
     };
-    vec![ledger, clock]
+    let tls = url.tls();
+    let (status, detail, fix) = match (&info.tls_version, tls.mode) {
+        (None, _) => (
+            Status::Ok,
+            "not encrypted (sslmode=disable)".to_owned(),
+            Some("across a network, add ?sslmode=verify-full&sslrootcert=PATH to the URL"),
+        ),
+        (Some(v), crate::config::SslMode::VerifyFull) => (
+            Status::Ok,
+            format!("encrypted ({v}); certificate and host name checked (verify-full)"),
+            None,
+        ),
+        (Some(v), _) if tls.verifies_chain() => (
+            Status::Ok,
+            format!(
+                "encrypted ({v}); certificate checked, host name not ({})",
+                tls.mode_name()
+            ),
+            None,
+        ),
+        (Some(v), _) => (
+            Status::Warn,
+            format!("encrypted ({v}); the server's certificate is not checked (require)"),
+            Some("add sslrootcert=PATH (the CA's PEM) and sslmode=verify-full to the URL"),
+        ),
+    };
+    let transport = check("ledger TLS", status, detail, fix);
+    vec![ledger, transport, clock]
 }
 
 /// Whether a file can be made in `dir` (the ledger's `-wal` and `-shm` files live beside it).

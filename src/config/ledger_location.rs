@@ -18,6 +18,11 @@ pub struct PgUrl {
     /// The URL as written: it may hold a password, so it is only handed to the driver.
     url: String,
     redacted: String,
+    /// `sslmode` and `sslrootcert`, taken out of the URL.
+    tls: super::pg_tls::PgTls,
+    /// The URL without them: what the driver parses (it knows neither `verify-*` nor
+    /// `sslrootcert`). Holds the password too.
+    driver_url: String,
 }
 
 /// A command that reads the ledger was pointed at PostgreSQL, which it cannot read yet.
@@ -93,7 +98,10 @@ impl PgUrl {
     pub fn parse(text: &str) -> Result<Self, String> {
         let url = text.trim().to_owned();
         let redacted = redact(&url);
-        let parsed: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        let (tls, driver_url) = super::pg_tls::split(&url).map_err(|why| {
+            format!("`{redacted}`: {why}; write e.g. ?sslmode=verify-full&sslrootcert=/path/ca.pem")
+        })?;
+        let parsed: tokio_postgres::Config = driver_url.parse().map_err(|e: tokio_postgres::Error| {
             // The driver's message (and its cause) names the part it could not read, never the
             // password.
             let mut why = e.to_string();
@@ -114,7 +122,12 @@ impl PgUrl {
                 "`{redacted}` names no database; write it as postgres://USER@HOST:PORT/DATABASE"
             ));
         }
-        Ok(Self { url, redacted })
+        Ok(Self {
+            url,
+            redacted,
+            tls,
+            driver_url,
+        })
     }
 
     /// The URL with any password replaced by `***`: the only form that may be shown or logged.
@@ -122,9 +135,25 @@ impl PgUrl {
         &self.redacted
     }
 
-    /// The URL as written, password included: for the driver only.
+    /// The URL as written, password included: never shown.
     pub fn secret(&self) -> &str {
         &self.url
+    }
+
+    /// What the URL asks of TLS.
+    pub fn tls(&self) -> &super::pg_tls::PgTls {
+        &self.tls
+    }
+
+    /// The driver's settings: the URL less its TLS options, TLS on or off as they ask (the
+    /// certificate checks are the connector's, `ledger::postgres::tls`).
+    pub fn driver_config(&self) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
+        let mut config: tokio_postgres::Config = self.driver_url.parse()?;
+        config.ssl_mode(match self.tls.mode {
+            super::pg_tls::SslMode::Plain => tokio_postgres::config::SslMode::Disable,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        Ok(config)
     }
 }
 

@@ -4,6 +4,7 @@
 mod key_line;
 mod ledger_location;
 pub mod paths;
+mod pg_tls;
 mod price_overlay;
 mod provider;
 pub mod raw;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use ledger_location::{LedgerLocation, NotSqlite, PgUrl};
+pub use pg_tls::{PgTls, SslMode};
 pub use provider::{
     CaBundle, DEFAULT_MAX_TOKENS, MockConfig, MockReply, ModelPattern, ProviderConfig,
     ProviderKind, Secret, Timeouts,

@@ -293,3 +293,49 @@ fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
+
+impl PrivateCluster {
+    /// Turns TLS on with `cert` and `key` (PEM) and makes TCP connections TLS-only (`hostssl`)
+    /// for every user but `postgres`, which keeps plain TCP for the tests' own helpers; then
+    /// restarts. Role `team` (superuser) is the one to connect as to see TLS enforced.
+    pub fn require_tls(&self, cert: &str, key: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.dir.path().join("data");
+        std::fs::write(data.join("server.crt"), cert).unwrap();
+        std::fs::write(data.join("server.key"), key).unwrap();
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        if is_root() {
+            for file in ["server.crt", "server.key"] {
+                let status = std::process::Command::new("chown")
+                    .arg("postgres:")
+                    .arg(data.join(file))
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "cannot hand {file} to postgres");
+            }
+        }
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+        conf.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(data.join("postgresql.conf"), conf).unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostssl all all ::1/128 trust\n\
+             host all postgres 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        batch(&self.url("postgres"), "CREATE ROLE team LOGIN SUPERUSER").unwrap();
+        self.down();
+        self.up();
+    }
+
+    /// The cluster's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}

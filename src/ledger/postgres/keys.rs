@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
+
+use super::tls::MakeRustls;
 
 use super::super::LedgerError;
 use super::super::keys::{KeyError, Revoked};
@@ -120,21 +122,22 @@ fn dollars(nanos: Option<i64>) -> Option<f64> {
 }
 
 /// The driver's settings for `url`, under `application_name`.
-fn config(url: &PgUrl, application_name: &str) -> Result<tokio_postgres::Config, LedgerError> {
-    let mut config: tokio_postgres::Config =
-        url.secret()
-            .parse()
-            .map_err(|e: tokio_postgres::Error| LedgerError::Postgres {
-                url: url.redacted().to_owned(),
-                detail: describe(&e),
-            })?;
+fn config(
+    url: &PgUrl,
+    application_name: &str,
+) -> Result<(tokio_postgres::Config, MakeRustls), LedgerError> {
+    let (mut config, tls) =
+        super::tls::connect_config(url).map_err(|detail| LedgerError::Postgres {
+            url: url.redacted().to_owned(),
+            detail,
+        })?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(TIMEOUT);
     }
     // A connection whose peer vanished (no FIN) is noticed within about a minute.
     config.keepalives_idle(Duration::from_secs(30));
     config.application_name(application_name);
-    Ok(config)
+    Ok((config, tls))
 }
 
 /// Runs `work` on one connection (migrated first: `keys create` may be the first command
@@ -154,9 +157,9 @@ fn with_client<T>(
             })
         })?;
     runtime.block_on(async {
-        let config = config(url, "smartproxy")?;
+        let (config, tls) = config(url, "smartproxy")?;
         let (mut client, connection) = config
-            .connect(NoTls)
+            .connect(tls)
             .await
             .map_err(|e| ledger_error(url, &e))?;
         // Awaited below once the client is dropped, which ends it.
@@ -405,7 +408,7 @@ pub async fn watch(
     mut on_keys: impl FnMut(Vec<ActiveKey>) + Send,
     stop: impl Future<Output = ()> + Send,
 ) {
-    let config = match config(url, LISTENER_NAME) {
+    let (config, tls) = match config(url, LISTENER_NAME) {
         Ok(config) => config,
         Err(err) => {
             tracing::error!(error = %err, "cannot listen for client key changes");
@@ -419,7 +422,7 @@ pub async fn watch(
         let established = AtomicBool::new(false);
         let failure = tokio::select! {
             () = &mut stop => return,
-            failure = listen(&config, &mut on_keys, &established, failures > 0) => failure,
+            failure = listen(&config, &tls, &mut on_keys, &established, failures > 0) => failure,
         };
         if established.load(Ordering::Relaxed) {
             backoff = MIN_BACKOFF;
@@ -445,11 +448,12 @@ pub async fn watch(
 /// One listening connection, until it fails (the returned text says how).
 async fn listen(
     config: &tokio_postgres::Config,
+    tls: &MakeRustls,
     on_keys: &mut (impl FnMut(Vec<ActiveKey>) + Send),
     established: &AtomicBool,
     after_failure: bool,
 ) -> String {
-    let (client, mut connection) = match config.connect(NoTls).await {
+    let (client, mut connection) = match config.connect(tls.clone()).await {
         Ok(pair) => pair,
         Err(err) => return describe(&err),
     };

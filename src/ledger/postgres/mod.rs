@@ -11,8 +11,9 @@
 //!
 //! Shared budgets live here too (`budget`): counters admitted atomically, settled by the writer.
 //!
-//! What this step does not do yet (issue 20): TLS to PostgreSQL (the URL is used without TLS),
-//! `ui` on PostgreSQL. `prune` drops whole monthly partitions (`retention`).
+//! `prune` drops whole monthly partitions (`retention`). Every connection goes through `tls`'s
+//! one connector: TLS with rustls when the URL's `sslmode` asks for it. Not yet on PostgreSQL
+//! (issue 20): the web pages (`ui`).
 //!
 //! While PostgreSQL cannot take a batch the writer puts it in a local SQLite spool
 //! (`ledger::spool`, `spooling`) and drains it when PostgreSQL answers again. A process that
@@ -31,6 +32,7 @@ pub mod read;
 pub mod retention;
 pub mod rows;
 mod spooling;
+pub mod tls;
 mod writer;
 
 use std::sync::Arc;
@@ -40,7 +42,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 
 use super::{LedgerError, Message};
 use crate::config::PgUrl;
@@ -70,6 +71,14 @@ pub(super) struct Started {
 /// The driver's error in one line: its database message and code when the server answered.
 pub fn describe(err: &tokio_postgres::Error) -> String {
     match err.as_db_error() {
+        // The server refuses plain connections (`hostssl` only in pg_hba.conf).
+        Some(db) if db.code().code() == "28000" && db.message().ends_with("no encryption") => {
+            format!(
+                "{} ({}); the server accepts only TLS: add ?sslmode=verify-full&sslrootcert=PATH (or sslmode=require) to the URL",
+                db.message(),
+                db.code().code()
+            )
+        }
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => {
             let mut text = err.to_string();
@@ -110,17 +119,14 @@ fn pool(url: &PgUrl) -> Result<Pool, LedgerError> {
         url: url.redacted().to_owned(),
         detail,
     };
-    let mut config: tokio_postgres::Config = url
-        .secret()
-        .parse()
-        .map_err(|e: tokio_postgres::Error| fail(describe(&e)))?;
+    let (mut config, tls) = tls::connect_config(url).map_err(fail)?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
     config.application_name("smartproxy");
     let manager = Manager::from_config(
         config,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -225,8 +231,9 @@ pub(super) enum OpenError {
 /// The first connection: migrations under the advisory lock, then the salt.
 pub(super) async fn open(handle: &Handle) -> Result<String, OpenError> {
     let mut client = handle.pool.get().await.map_err(|e| {
+        // A refused certificate will not change by waiting either: no spooling behind it.
         let fatal = matches!(&e, deadpool_postgres::PoolError::Backend(b)
-            if b.code().is_some() && !writer::retryable(b));
+            if (b.code().is_some() && !writer::retryable(b)) || tls::refused(b));
         let err = pool_error(&handle.url, e);
         if fatal {
             OpenError::Fatal(err)
@@ -312,6 +319,8 @@ pub struct Check {
     pub known_version: i64,
     /// The server's clock minus this machine's, in milliseconds.
     pub clock_skew_ms: i64,
+    /// The TLS version of the connection as the server saw it (`pg_stat_ssl`); `None`: plain.
+    pub tls_version: Option<String>,
 }
 
 /// Connects once (its own short-lived runtime, on a thread of its own so it may be called from
@@ -359,7 +368,17 @@ async fn check_on(url: &PgUrl) -> Result<Check, LedgerError> {
         .map_err(|e| db_error(url.redacted(), &e))?
         .get(0);
     let after = super::now_ms();
+    // The server's word, not the URL's: what this connection really is.
+    let tls_version: Option<String> = client
+        .query_opt(
+            "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+            &[],
+        )
+        .await
+        .map_err(|e| db_error(url.redacted(), &e))?
+        .map(|row| row.get(0));
     Ok(Check {
+        tls_version,
         schema_version,
         known_version: migrations::CURRENT,
         // Against the middle of the round trip.

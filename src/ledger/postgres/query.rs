@@ -3,8 +3,8 @@
 //! UTC days read the `usage_daily` roll-up; a session's figures, a `--session` filter and the
 //! part of a `--since` before the first whole day read `requests`.
 
+use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls};
 
 use super::super::LedgerError;
 use super::super::query::{Filter, GroupBy, Resolved, SessionRow, TagAndBudget, Totals};
@@ -33,16 +33,13 @@ impl Reader {
             .enable_all()
             .build()
             .map_err(|e| fail(e.to_string()))?;
-        let mut config: tokio_postgres::Config = url
-            .secret()
-            .parse()
-            .map_err(|e: tokio_postgres::Error| fail(super::describe(&e)))?;
+        let (mut config, tls) = super::tls::connect_config(url).map_err(fail)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(super::CONNECT_TIMEOUT);
         }
         config.application_name("smartproxy");
         let (mut client, connection) = runtime
-            .block_on(config.connect(NoTls))
+            .block_on(config.connect(tls))
             .map_err(|e| fail(super::describe(&e)))?;
         // The connection's I/O runs while a read blocks on this runtime; the task ends when the
         // client is dropped, and the runtime (dropped with the reader) takes it with it.
