@@ -25,6 +25,7 @@ pub mod export;
 pub mod import;
 pub mod keys;
 pub mod migrations;
+pub mod pages;
 pub mod query;
 pub mod read;
 pub mod rows;

@@ -319,7 +319,7 @@ pub(super) fn dollars(nanos: i64) -> f64 {
     nanos as f64 / 1e9
 }
 
-fn totals_from_row(row: &tokio_postgres::Row) -> Totals {
+pub(super) fn totals_from_row(row: &tokio_postgres::Row) -> Totals {
     let n = |i: usize| row.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64;
     let some_if = |count: usize, value: usize| (n(count) > 0).then(|| dollars(row.get(value)));
     let simulated_usd = some_if(14, 11);
@@ -362,7 +362,7 @@ const SESSION_SELECT: &str = "
         WHERE r.session = (SELECT st.id FROM strings st WHERE st.text = s.id)
     ) a ON true";
 
-fn session_from_row(row: &tokio_postgres::Row) -> SessionRow {
+pub(super) fn session_from_row(row: &tokio_postgres::Row) -> SessionRow {
     let simulated_usd = row.get::<_, Option<i64>>(13).map(dollars);
     // As SQLite's `ROUND(SUM(cost) - TOTAL(simulated), 12)`: to 12 decimals through text.
     let cost_usd = row.get::<_, Option<i64>>(12).map(|cost| {
