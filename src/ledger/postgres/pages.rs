@@ -282,7 +282,7 @@ impl Reader {
             })
             .collect();
         let session = match &request.session_id {
-            Some(sid) => self.sessions_by_id(&[sid.clone()])?.pop(),
+            Some(sid) => self.sessions_by_id(std::slice::from_ref(sid))?.pop(),
             None => None,
         };
         Ok(Some(RequestDetail {
