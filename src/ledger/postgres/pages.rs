@@ -88,13 +88,15 @@ impl Reader {
             since_ms: Some(bounds.today_start_ms),
         })?;
         // SQLite counts the month's requests on its index, its spend from quarter-hour buckets
-        // and its unpriced requests from hourly ones: the same cuts here.
+        // and its unpriced requests from hourly ones: the same cuts here. Its spend is what
+        // counted toward budgets: API-billed requests (a subscription's notional cost only
+        // with `budget.count_subscription`, which a row here does not record; never simulated).
         let month_bucket = bounds.month_start_ms - bounds.month_start_ms.rem_euclid(BUCKET_MS);
         let month_hour = super::super::usage::hour_of(bounds.month_start_ms);
         let month = self.page_query(
             "SELECT count(*) FILTER (WHERE r.started_ms >= $1),
                  COALESCE(sum(r.cost_nusd) FILTER (WHERE r.started_ms >= $2
-                     AND k.billing <> 'simulated'), 0)::bigint,
+                     AND k.billing = 'api'), 0)::bigint,
                  count(*) FILTER (WHERE r.started_ms >= $3 AND r.cost_nusd IS NULL
                      AND k.outcome = 'ok')
              FROM requests r JOIN request_shapes k ON k.id = r.shape
@@ -108,7 +110,7 @@ impl Reader {
         let buckets = self.page_query(
             "SELECT r.started_ms - r.started_ms % 900000 AS b, sum(r.cost_nusd)::bigint
              FROM requests r JOIN request_shapes k ON k.id = r.shape
-             WHERE r.started_ms >= $1 AND r.cost_nusd IS NOT NULL AND k.billing <> 'simulated'
+             WHERE r.started_ms >= $1 AND r.cost_nusd IS NOT NULL AND k.billing = 'api'
              GROUP BY b ORDER BY b",
             &[&chart_bucket],
         )?;

@@ -41,8 +41,15 @@ impl Reader {
             config.connect_timeout(super::CONNECT_TIMEOUT);
         }
         config.application_name("smartproxy");
+        // The driver's connect timeout covers the TCP connect only: a server that accepts and
+        // then says nothing (stopped, overloaded) is given up on after the same time here.
+        let timeout = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(super::CONNECT_TIMEOUT);
         let (mut client, connection) = runtime
-            .block_on(config.connect(NoTls))
+            .block_on(tokio::time::timeout(timeout, config.connect(NoTls)))
+            .map_err(|_| fail(format!("no answer within {} s", timeout.as_secs())))?
             .map_err(|e| fail(super::describe(&e)))?;
         // The connection's I/O runs while a read blocks on this runtime; the task ends when the
         // client is dropped, and the runtime (dropped with the reader) takes it with it.
