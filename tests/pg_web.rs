@@ -367,3 +367,57 @@ fn an_unreachable_postgres_is_a_503_page() {
     }
     drop(silent);
 }
+
+/// A daemon on a PostgreSQL ledger serves the dashboard on its admin listener: the requests it
+/// recorded show on the overview, their session's page and their own page, and the team page
+/// answers.
+#[test]
+fn the_daemon_serves_the_dashboard_from_postgres() {
+    let Some(db) = TestDb::create("webdaemon") else {
+        return;
+    };
+    let env = TestEnv::new();
+    let config = env.write("sp.yaml", "providers:\n  - name: m\n    kind: mock\n");
+    let daemon =
+        support::daemon::Daemon::start(&env, &config, &[], &[("SMARTPROXY_DB", db.url.as_str())]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ids: Vec<String> = runtime.block_on(async {
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let reply = support::post_chat(
+                &format!("{}/v1", daemon.listen),
+                None,
+                support::chat_body("gpt-4o", false, "hi"),
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let id = reply.headers["x-smartproxy-request-id"].to_str().unwrap();
+            ids.push(id.to_owned());
+        }
+        ids
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.requests_with_ids(&ids) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the requests never reached PostgreSQL"
+        );
+        support::pause(Duration::from_millis(50));
+    }
+    let session = db.scalar("SELECT id FROM sessions WHERE kind = 'daemon' LIMIT 1");
+    runtime.block_on(async {
+        let (status, _, html) = get(&daemon.admin, "/").await;
+        assert_eq!(status, 200, "{html}");
+        assert!(html.contains(&format!("/sessions/{session}")), "{html}");
+        let (status, _, html) = get(&daemon.admin, &format!("/sessions/{session}")).await;
+        assert_eq!(status, 200, "{html}");
+        assert_eq!(html.matches("/request/req_").count(), 2, "{html}");
+        let (status, _, html) = get(&daemon.admin, &format!("/request/{}", ids[0])).await;
+        assert_eq!(status, 200, "{html}");
+        let (status, _, team) = get(&daemon.admin, "/api/team?range=today").await;
+        assert_eq!(status, 200, "{team}");
+        let team: serde_json::Value = serde_json::from_str(&team).unwrap();
+        assert_eq!(team["users"][0]["totals"]["requests"], 2, "{team}");
+    });
+    daemon.stop();
+}
