@@ -4,15 +4,15 @@
 //! bounded queue and commits them in batches (`writer`); it drives a small tokio runtime of its
 //! own (one worker, which also keeps the pooled connections' I/O going) so the request path never
 //! waits on PostgreSQL. Reads for `run`'s summary (`read`) and `doctor` (`check`) go through the
-//! same pool; the read commands (`stats`, `sessions`, `status`, `export`) connect on their own
-//! (`query`, `export`).
+//! same pool; the read commands (`stats`, `sessions`, `status`, `export`) and the web pages
+//! connect on their own (`query`, `export`, `pages`).
 //!
 //! Client keys live here too (`keys`: `smartproxy keys` and the daemons' `LISTEN` loop).
 //!
 //! Shared budgets live here too (`budget`): counters admitted atomically, settled by the writer.
 //!
 //! What this step does not do yet (issue 20): TLS to PostgreSQL (the URL is used without TLS),
-//! `prune`, `dash` and `ui` on PostgreSQL.
+//! `prune` and `dash` on PostgreSQL.
 //!
 //! While PostgreSQL cannot take a batch the writer puts it in a local SQLite spool
 //! (`ledger::spool`, `spooling`) and drains it when PostgreSQL answers again. A process that
