@@ -131,9 +131,16 @@ struct Ui {
 impl Ui {
     #[allow(clippy::zombie_processes)]
     fn start(env: &TestEnv, db: &str) -> Ui {
+        Self::start_in(env, db, "UTC")
+    }
+
+    /// In time zone `tz`: the overview's days are its local days.
+    #[allow(clippy::zombie_processes)]
+    fn start_in(env: &TestEnv, db: &str, tz: &str) -> Ui {
         let mut cmd = env.command();
         cmd.arg("ui")
             .env("SMARTPROXY_DB", db)
+            .env("TZ", tz)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
@@ -332,6 +339,19 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
     });
     drop(sqlite);
     drop(postgres);
+    // Local days that are not UTC days: the overview adds up requests, not the daily roll-up,
+    // and still agrees.
+    for tz in ["America/New_York", "Asia/Kolkata"] {
+        let sqlite = Ui::start_in(&env, &env.db.to_string_lossy(), tz);
+        let postgres = Ui::start_in(&env, &db.url, tz);
+        runtime.block_on(async {
+            for path in ["/", "/api/"] {
+                let from_sqlite = get(&sqlite.url, path).await;
+                assert_eq!(from_sqlite, get(&postgres.url, path).await, "{tz} {path}");
+                assert_eq!(from_sqlite.0, 200, "{tz} {path}");
+            }
+        });
+    }
 }
 
 /// PostgreSQL down (nothing listening) or silent (a socket that accepts and never answers):

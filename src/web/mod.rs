@@ -1,9 +1,10 @@
 //! The web dashboard: server-rendered pages over the ledger (`/`, `/sessions/{id}`,
-//! `/performance`, `/request/{id}`, `/team`), their JSON (`/api/...`), a login form, and the stylesheet
-//! and chart script embedded in the binary (no CDN, no build step). Mounted on the daemon's
-//! admin listener and served alone by `smartproxy ui`.
+//! `/performance`, `/request/{id}`, `/team`), their JSON (`/api/...`), a login form, and the
+//! stylesheet and chart script embedded in the binary (no CDN, no build step). Mounted on the
+//! daemon's admin listener and served alone by `smartproxy ui`.
 //!
 //! - `security` decides who may look (`WEBUI_SECURITY`, JWTs signed with `JWT_SECRET`);
+//!   `login` is the form that turns a key or token into a cookie;
 //! - `pages` renders HTML from the ledger's read interface (`ledger::reader::LedgerReader`:
 //!   SQLite or PostgreSQL, the same answers); `html` escapes and lays out.
 //! - `serve` is the listener `smartproxy ui` runs.
@@ -14,6 +15,7 @@
 
 mod assets;
 pub mod html;
+mod login;
 pub mod pages;
 mod readers;
 pub mod security;
@@ -21,11 +23,10 @@ pub mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::BodyExt;
 use serde_json::json;
 
 pub use security::{Mode, Security, SecurityError};
@@ -39,13 +40,9 @@ use crate::ledger::reader::{LedgerReader, ReadError};
 pub const LOGIN_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Days in the spend chart.
 const CHART_DAYS: u64 = 30;
-/// The largest login form read.
-const FORM_LIMIT: usize = 8 * 1024;
 /// The longest a page waits for the ledger: past PostgreSQL's connect timeout (10 s) and one
 /// query's (10 s), so a slow answer still shows, and a silent server is a 503 after this.
 const PAGE_DEADLINE: Duration = Duration::from_secs(25);
-/// The login form is a few hundred bytes: it arrives within this or not at all.
-const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// What every HTML page may load: its own stylesheet and script, nothing remote, no inline code.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -138,10 +135,10 @@ where
     }
     match (&method, path.as_str()) {
         (&Method::GET, "/login") => {
-            return login_page(&web, None, StatusCode::OK, &query_param(&query, "next"));
+            return login::login_page(&web, None, StatusCode::OK, &query_param(&query, "next"));
         }
-        (&Method::POST, "/login") => return login(&web, peer.ip(), req).await,
-        (&Method::POST, "/logout") => return logout(),
+        (&Method::POST, "/login") => return login::login(&web, peer.ip(), req).await,
+        (&Method::POST, "/logout") => return login::logout(),
         _ => {}
     }
     if !web.security.allows(peer.ip(), req.headers(), now_s()) {
@@ -156,7 +153,7 @@ where
             Some(pq) => pq.as_str().to_owned(),
             None => "/".to_owned(),
         };
-        return login_page(&web, None, StatusCode::UNAUTHORIZED, &next);
+        return login::login_page(&web, None, StatusCode::UNAUTHORIZED, &next);
     }
     if method != Method::GET && method != Method::HEAD {
         return html_response(
@@ -483,127 +480,6 @@ pub fn query_param(query: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A local path to return to after login; anything else (another host) is `/`.
-fn safe_next(next: &str) -> &str {
-    if next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.starts_with("/\\")
-        && !next.starts_with("/login")
-    {
-        next
-    } else {
-        "/"
-    }
-}
-
-fn login_page(web: &Web, error: Option<&str>, status: StatusCode, next: &str) -> Response<Bytes> {
-    let how = match (
-        web.security.login_with_admin_key(),
-        web.security.secret_configured,
-    ) {
-        (true, true) => {
-            "Paste the admin key (<code>SMARTPROXY_ADMIN_KEY</code>) or a token from <code>smartproxy ui token</code>."
-        }
-        (true, false) => "Paste the admin key (<code>SMARTPROXY_ADMIN_KEY</code>).",
-        (false, true) => {
-            "Paste a token from <code>smartproxy ui token</code> (signed with this server's <code>JWT_SECRET</code>)."
-        }
-        (false, false) => {
-            "No way to sign in is set up: start smartproxy with <code>JWT_SECRET</code> (then run <code>smartproxy ui token</code>) or <code>SMARTPROXY_ADMIN_KEY</code>."
-        }
-    };
-    let error = error
-        .map(|e| format!(r#"<p class="bad">{}</p>"#, html::esc(e)))
-        .unwrap_or_default();
-    let body = format!(
-        r#"<section class="notice login"><h1>Sign in</h1><p>This dashboard asks for a token here ({mode}).</p><p>{how}</p>{error}
-<form method="post" action="/login"><input type="hidden" name="next" value="{next}">
-<label>Key or token <input type="password" name="key" autocomplete="current-password" required></label>
-<button type="submit">Sign in</button></form></section>"#,
-        mode = html::esc(web.security.mode.name()),
-        next = html::esc(safe_next(next)),
-    );
-    html_response(status, html::page("Sign in", html::Nav::None, &body))
-}
-
-async fn login<B>(web: &Web, peer: std::net::IpAddr, req: Request<B>) -> Response<Bytes>
-where
-    B: http_body::Body,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let secure = req
-        .headers()
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-    let read = http_body_util::Limited::new(req.into_body(), FORM_LIMIT).collect();
-    // A form that does not arrive in time (a stalled client) is not waited for.
-    let form = match tokio::time::timeout(FORM_TIMEOUT, read).await {
-        Ok(Ok(collected)) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
-        _ => {
-            return login_page(
-                web,
-                Some("The form could not be read."),
-                StatusCode::BAD_REQUEST,
-                "/",
-            );
-        }
-    };
-    let key = query_param(&form, "key");
-    let next = query_param(&form, "next");
-    if let Err(wait) = web.login_throttle.admit(peer, Instant::now()) {
-        let seconds = wait.as_secs() + 1;
-        let mut response = login_page(
-            web,
-            Some(&format!(
-                "Too many wrong keys: try again in {seconds} s (or use `smartproxy ui token`)."
-            )),
-            StatusCode::TOO_MANY_REQUESTS,
-            &next,
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        return response;
-    }
-    let now = now_s();
-    let token = if web.security.is_admin_key(key.trim()) {
-        web.security.issue(now, LOGIN_TTL)
-    } else if web.security.verify(&key, now) {
-        key.trim().to_owned()
-    } else {
-        web.login_throttle.failed(peer, Instant::now());
-        return login_page(
-            web,
-            Some("That key or token is not valid here."),
-            StatusCode::UNAUTHORIZED,
-            &next,
-        );
-    };
-    let mut response = redirect(safe_next(&next));
-    let cookie = format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        security::COOKIE,
-        LOGIN_TTL.as_secs(),
-        if secure { "; Secure" } else { "" }
-    );
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
-
-fn logout() -> Response<Bytes> {
-    let mut response = redirect("/login");
-    let cookie = format!(
-        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-        security::COOKIE
-    );
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
-
 fn redirect(to: &str) -> Response<Bytes> {
     let mut response = Response::new(Bytes::new());
     *response.status_mut() = StatusCode::SEE_OTHER;
@@ -697,8 +573,8 @@ mod tests {
         );
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(safe_next("//evil.example/"), "/");
-        assert_eq!(safe_next("https://evil.example/"), "/");
-        assert_eq!(safe_next("/request/r1"), "/request/r1");
+        assert_eq!(login::safe_next("//evil.example/"), "/");
+        assert_eq!(login::safe_next("https://evil.example/"), "/");
+        assert_eq!(login::safe_next("/request/r1"), "/request/r1");
     }
 }

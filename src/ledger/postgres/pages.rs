@@ -25,6 +25,7 @@ use super::rows::{shown_id, stored_id};
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The width of SQLite's `spend` buckets, which the overview's month and chart add up.
 const BUCKET_MS: i64 = super::super::SPEND_BUCKET_MS;
+const DAY_MS: i64 = 86_400_000;
 /// How deep a session tree is followed (as `ledger::pages`).
 const MAX_DEPTH: usize = 16;
 
@@ -87,10 +88,41 @@ impl Reader {
             session_id: None,
             since_ms: Some(bounds.today_start_ms),
         })?;
-        // SQLite counts the month's requests on its index, its spend from quarter-hour buckets
-        // and its unpriced requests from hourly ones: the same cuts here. Its spend is what
-        // counted toward budgets: API-billed requests (a subscription's notional cost only
-        // with `budget.count_subscription`, which a row here does not record; never simulated).
+        let (month, days) = if [bounds.month_start_ms, bounds.chart_start_ms]
+            .iter()
+            .all(|ms| ms.rem_euclid(DAY_MS) == 0)
+        {
+            self.month_and_days_from_rollup(bounds, &day_of)?
+        } else {
+            self.month_and_days_from_requests(bounds, &day_of)?
+        };
+        let recent = self.sessions(OVERVIEW_SESSIONS)?;
+        let empty = recent.is_empty()
+            && self
+                .page_query("SELECT NOT EXISTS (SELECT 1 FROM requests)", &[])?
+                .first()
+                .is_none_or(|r| r.get(0));
+        Ok(Overview {
+            today,
+            month,
+            days,
+            sessions: tree_order(recent),
+            empty,
+        })
+    }
+
+    /// This month's requests, spend and unpriced requests, and the spend per local day since
+    /// the chart's start, added up from the requests: local days that are not UTC days cannot
+    /// come from the daily roll-up. SQLite counts the month's requests on its index, its spend
+    /// from quarter-hour buckets and its unpriced requests from hourly ones: the same cuts
+    /// here. Its spend is what counted toward budgets: API-billed requests (a subscription's
+    /// notional cost only with `budget.count_subscription`, which a row here does not record;
+    /// never simulated).
+    fn month_and_days_from_requests(
+        &self,
+        bounds: Bounds,
+        day_of: &impl Fn(i64) -> String,
+    ) -> Result<(Period, Vec<DaySpend>), LedgerError> {
         let month_bucket = bounds.month_start_ms - bounds.month_start_ms.rem_euclid(BUCKET_MS);
         let month_hour = super::super::usage::hour_of(bounds.month_start_ms);
         let month = self.page_query(
@@ -114,35 +146,43 @@ impl Reader {
              GROUP BY b ORDER BY b",
             &[&chart_bucket],
         )?;
-        let mut days: Vec<DaySpend> = Vec::new();
-        for row in &buckets {
-            let day = day_of(row.get(0));
-            let cost = dollars(row.get(1));
-            match days.last_mut() {
-                Some(last) if last.day == day => last.cost_usd += cost,
-                _ => days.push(DaySpend {
-                    day,
-                    cost_usd: cost,
-                }),
-            }
+        let days = per_day(buckets.iter().map(|row| (row.get(0), row.get(1))), day_of);
+        Ok((period(requests, cost, unpriced), days))
+    }
+
+    /// `month_and_days_from_requests` when the local days are UTC days (a server on UTC, as
+    /// a team's often is): from the daily roll-up, a row per day and key however busy.
+    fn month_and_days_from_rollup(
+        &self,
+        bounds: Bounds,
+        day_of: &impl Fn(i64) -> String,
+    ) -> Result<(Period, Vec<DaySpend>), LedgerError> {
+        let first = bounds.month_start_ms.min(bounds.chart_start_ms);
+        let rows = self.page_query(
+            "SELECT (u.day - DATE '1970-01-01')::bigint * 86400000, sum(u.requests)::bigint,
+                 sum(u.cost_nusd - u.subscription_nusd - u.simulated_nusd)::bigint,
+                 sum(u.unpriced)::bigint
+             FROM usage_daily u
+             WHERE u.day >= (to_timestamp($1::bigint / 1000.0) AT TIME ZONE 'UTC')::date
+             GROUP BY u.day ORDER BY u.day",
+            &[&first],
+        )?;
+        let (mut requests, mut cost, mut unpriced) = (0, 0, 0);
+        for row in rows
+            .iter()
+            .filter(|r| r.get::<_, i64>(0) >= bounds.month_start_ms)
+        {
+            requests += row.get::<_, i64>(1);
+            cost += row.get::<_, i64>(2);
+            unpriced += row.get::<_, i64>(3);
         }
-        let recent = self.sessions(OVERVIEW_SESSIONS)?;
-        let empty = recent.is_empty()
-            && self
-                .page_query("SELECT NOT EXISTS (SELECT 1 FROM requests)", &[])?
-                .first()
-                .is_none_or(|r| r.get(0));
-        Ok(Overview {
-            today,
-            month: Period {
-                requests: requests.max(0) as u64,
-                cost_usd: dollars(cost),
-                unpriced: unpriced.max(0) as u64,
-            },
-            days,
-            sessions: tree_order(recent),
-            empty,
-        })
+        let days = per_day(
+            rows.iter()
+                .map(|row| (row.get(0), row.get(2)))
+                .filter(|(ms, _)| *ms >= bounds.chart_start_ms),
+            day_of,
+        );
+        Ok((period(requests, cost, unpriced), days))
     }
 
     /// The most recent requests (at most `limit`), newest first.
@@ -354,6 +394,34 @@ impl Reader {
             users,
         })
     }
+}
+
+fn period(requests: i64, cost_nusd: i64, unpriced: i64) -> Period {
+    Period {
+        requests: requests.max(0) as u64,
+        cost_usd: dollars(cost_nusd),
+        unpriced: unpriced.max(0) as u64,
+    }
+}
+
+/// Spend per local day from (start ms, nano-dollars) in time order.
+fn per_day(
+    spend: impl Iterator<Item = (i64, i64)>,
+    day_of: impl Fn(i64) -> String,
+) -> Vec<DaySpend> {
+    let mut days: Vec<DaySpend> = Vec::new();
+    for (ms, nanos) in spend {
+        let day = day_of(ms);
+        let cost = dollars(nanos);
+        match days.last_mut() {
+            Some(last) if last.day == day => last.cost_usd += cost,
+            _ => days.push(DaySpend {
+                day,
+                cost_usd: cost,
+            }),
+        }
+    }
+    days
 }
 
 fn millis(us: i64) -> f64 {
