@@ -66,10 +66,10 @@ impl Reader {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, LedgerError> {
         self.runtime
-            .block_on(tokio::time::timeout(
-                READ_TIMEOUT,
-                self.client.query(sql, params),
-            ))
+            // The timer is made inside `block_on`, on this runtime (outside it there is none).
+            .block_on(async {
+                tokio::time::timeout(READ_TIMEOUT, self.client.query(sql, params)).await
+            })
             .map_err(|_| LedgerError::Postgres {
                 url: self.url.clone(),
                 detail: format!("no answer within {} s", READ_TIMEOUT.as_secs()),

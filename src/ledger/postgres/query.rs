@@ -48,7 +48,8 @@ impl Reader {
             .copied()
             .unwrap_or(super::CONNECT_TIMEOUT);
         let (mut client, connection) = runtime
-            .block_on(tokio::time::timeout(timeout, config.connect(NoTls)))
+            // The timer is made inside `block_on`, on this runtime (outside it there is none).
+            .block_on(async { tokio::time::timeout(timeout, config.connect(NoTls)).await })
             .map_err(|_| fail(format!("no answer within {} s", timeout.as_secs())))?
             .map_err(|e| fail(super::describe(&e)))?;
         // The connection's I/O runs while a read blocks on this runtime; the task ends when the
