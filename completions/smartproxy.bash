@@ -277,6 +277,9 @@ _smartproxy() {
             smartproxy__subcmd__help__subcmd__keys,create)
                 cmd="smartproxy__subcmd__help__subcmd__keys__subcmd__create"
                 ;;
+            smartproxy__subcmd__help__subcmd__keys,limit)
+                cmd="smartproxy__subcmd__help__subcmd__keys__subcmd__limit"
+                ;;
             smartproxy__subcmd__help__subcmd__keys,list)
                 cmd="smartproxy__subcmd__help__subcmd__keys__subcmd__list"
                 ;;
@@ -319,6 +322,9 @@ _smartproxy() {
             smartproxy__subcmd__keys,help)
                 cmd="smartproxy__subcmd__keys__subcmd__help"
                 ;;
+            smartproxy__subcmd__keys,limit)
+                cmd="smartproxy__subcmd__keys__subcmd__limit"
+                ;;
             smartproxy__subcmd__keys,list)
                 cmd="smartproxy__subcmd__keys__subcmd__list"
                 ;;
@@ -330,6 +336,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__keys__subcmd__help,help)
                 cmd="smartproxy__subcmd__keys__subcmd__help__subcmd__help"
+                ;;
+            smartproxy__subcmd__keys__subcmd__help,limit)
+                cmd="smartproxy__subcmd__keys__subcmd__help__subcmd__limit"
                 ;;
             smartproxy__subcmd__keys__subcmd__help,list)
                 cmd="smartproxy__subcmd__keys__subcmd__help__subcmd__list"
@@ -1506,7 +1515,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__keys)
-            opts="create list revoke"
+            opts="create list revoke limit"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1520,6 +1529,20 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__keys__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__keys__subcmd__limit)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1870,7 +1893,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__keys)
-            opts="-h -V --config --log-level --help --version create list revoke help"
+            opts="-h -V --config --log-level --help --version create list revoke limit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1934,7 +1957,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__keys__subcmd__help)
-            opts="create list revoke help"
+            opts="create list revoke limit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1975,6 +1998,20 @@ _smartproxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smartproxy__subcmd__keys__subcmd__help__subcmd__limit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smartproxy__subcmd__keys__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1996,6 +2033,44 @@ _smartproxy() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__keys__subcmd__limit)
+            opts="-h -V --user --team --daily --monthly --clear --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --team)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daily)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --monthly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -4,6 +4,7 @@
 //! reservation per request in flight that is settled to the real cost when the request ends.
 
 pub mod policy;
+pub mod scopes;
 pub mod shared;
 pub mod store;
 

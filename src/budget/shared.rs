@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::policy::{self, Period, Refusal};
+use super::scopes::{self, Holder, Payer};
 use super::store::{self, Limit, Reserve, Standing};
 use super::{Reservation, SessionBudget};
 use crate::config::BudgetConfig;
@@ -121,39 +122,74 @@ impl SharedBudget {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = budgets;
     }
 
-    /// The limits a request of client key `key` is held to.
-    pub fn limits(&self, now_ms: i64, key: Option<&str>) -> Vec<Limit> {
-        let mut limits: Vec<Limit> = [
+    /// The limits a request of client key `key` is held to, each with the name of its counter
+    /// in PostgreSQL: the process-wide daily and monthly ones, the config's daily budget of
+    /// `key`, and the limits of its `payers` (a team key's own, its user's, its team's). A
+    /// scope named twice (a config key and a ledger key of one name) counts once, the
+    /// ledger's limit winning.
+    fn scoped_limits(
+        &self,
+        now_ms: i64,
+        key: Option<&str>,
+        payers: &[Payer],
+    ) -> Vec<(Limit, String)> {
+        let since = |period| policy::period_start_ms(period, now_ms, self.utc_offset_s);
+        let limit = |name, limit_usd, period, key: Option<&str>| Limit {
+            name,
+            limit_usd,
+            since_ms: since(period),
+            key: key.map(str::to_owned),
+            count_subscription: self.count_subscription,
+        };
+        let mut limits: Vec<(Limit, String)> = Vec::new();
+        for (period, cap) in [
             (Period::Day, self.daily_usd),
             (Period::Month, self.monthly_usd),
-        ]
-        .into_iter()
-        .filter_map(|(period, limit)| {
-            Some(Limit {
-                name: period.name(),
-                limit_usd: limit?,
-                since_ms: policy::period_start_ms(period, now_ms, self.utc_offset_s),
-                key: None,
-                count_subscription: self.count_subscription,
-            })
-        })
-        .collect();
+        ] {
+            if let Some(cap) = cap {
+                limits.push((
+                    limit(period.name(), cap, period, None),
+                    scopes::counter_name(None, period),
+                ));
+            }
+        }
+        for payer in payers {
+            for (period, cap) in [
+                (Period::Day, payer.daily_usd),
+                (Period::Month, payer.monthly_usd),
+            ] {
+                let Some(cap) = cap else { continue };
+                let counter = scopes::counter_name(Some((payer.holder, &payer.name)), period);
+                if limits.iter().all(|(_, c)| *c != counter) {
+                    let owner = (payer.holder == Holder::Key).then_some(payer.name.as_str());
+                    limits.push((
+                        limit(payer.holder.limit_name(period), cap, period, owner),
+                        counter,
+                    ));
+                }
+            }
+        }
         if let Some(key) = key {
             let budgets = self
                 .key_budgets
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(limit) = budgets.get(key) {
-                limits.push(Limit {
-                    name: "key daily",
-                    limit_usd: *limit,
-                    since_ms: policy::period_start_ms(Period::Day, now_ms, self.utc_offset_s),
-                    key: Some(key.to_owned()),
-                    count_subscription: self.count_subscription,
-                });
+            let counter = scopes::counter_name(Some((Holder::Key, key)), Period::Day);
+            if let Some(cap) = budgets.get(key)
+                && limits.iter().all(|(_, c)| *c != counter)
+            {
+                limits.push((limit("key daily", *cap, Period::Day, Some(key)), counter));
             }
         }
         limits
+    }
+
+    /// The limits a request of client key `key` (charged to `payers`) is held to.
+    pub fn limits(&self, now_ms: i64, key: Option<&str>, payers: &[Payer]) -> Vec<Limit> {
+        self.scoped_limits(now_ms, key, payers)
+            .into_iter()
+            .map(|(limit, _)| limit)
+            .collect()
     }
 
     /// Reserves `estimate_usd` for request `id`, or says which limit refuses it. Books that
@@ -163,6 +199,7 @@ impl SharedBudget {
         self: &Arc<Self>,
         id: &str,
         key: Option<&str>,
+        payers: &[Payer],
         estimate_usd: f64,
         now_ms: i64,
         wait: Duration,
@@ -185,15 +222,16 @@ impl SharedBudget {
                 });
             }
         };
-        let limits = self.limits(now_ms, key);
-        if limits.is_empty() {
+        let scoped = self.scoped_limits(now_ms, key, payers);
+        if scoped.is_empty() {
             return Ok(Granted::default());
         }
-        let scopes: Vec<Scope> = limits.iter().map(scope_of).collect();
+        let scopes: Vec<Scope> = scoped.iter().map(scope_of).collect();
+        let limits: Vec<Limit> = scoped.into_iter().map(|(limit, _)| limit).collect();
         let expires_ms = now_ms.saturating_add(self.reservation_expiry_ms);
         let admitted = pg
             .admit_budget(
-                scopes,
+                scopes.clone(),
                 id.to_owned(),
                 estimate_usd,
                 now_ms,
@@ -209,8 +247,9 @@ impl SharedBudget {
             Ok(Admit::Refused(counter)) => {
                 let name = limits
                     .iter()
-                    .find(|l| scope_of(l).scope == counter.scope)
-                    .map_or("daily", |l| l.name);
+                    .zip(&scopes)
+                    .find(|(_, s)| s.scope == counter.scope)
+                    .map_or("daily", |(l, _)| l.name);
                 Err(Denied::Refused(Refusal {
                     budget: name,
                     limit_usd: counter.cap_usd,
@@ -257,7 +296,7 @@ impl SharedBudget {
         now_ms: i64,
         deadline: Instant,
     ) -> Result<Vec<Standing>, Denied> {
-        let limits = self.limits(now_ms, key);
+        let limits = self.limits(now_ms, key, &[]);
         if limits.is_empty() {
             return Ok(Vec::new());
         }
@@ -294,13 +333,14 @@ impl SharedBudget {
     }
 
     /// Whether any limit applies to a request of client key `key`.
-    pub fn applies(&self, now_ms: i64, key: Option<&str>) -> bool {
-        !self.limits(now_ms, key).is_empty()
+    pub fn applies(&self, now_ms: i64, key: Option<&str>, payers: &[Payer]) -> bool {
+        !self.scoped_limits(now_ms, key, payers).is_empty()
     }
 
     /// Where the daily and monthly limits stand. Blocking: run it off the async threads.
     pub fn standings(&self, now_ms: i64) -> Vec<Standing> {
-        let limits = self.limits(now_ms, None);
+        let scoped = self.scoped_limits(now_ms, None, &[]);
+        let limits: Vec<Limit> = scoped.iter().map(|(l, _)| l.clone()).collect();
         match &self.store {
             Store::Sqlite(conn) => {
                 let conn = conn
@@ -309,7 +349,7 @@ impl SharedBudget {
                 store::standings(&conn, &limits, now_ms).unwrap_or_default()
             }
             Store::Postgres(pg) => {
-                match pg.budget_counters(limits.iter().map(scope_of).collect()) {
+                match pg.budget_counters(scoped.iter().map(scope_of).collect()) {
                     Ok(counters) => limits.iter().zip(counters).map(standing_of).collect(),
                     Err(err) => {
                         tracing::warn!(%err, "shared budget standings not read");
@@ -321,14 +361,11 @@ impl SharedBudget {
     }
 }
 
-/// A limit's counter in PostgreSQL: `daily`, `monthly`, or `key:<name>` (a key's daily
-/// budget), in the period that began at `since_ms`.
-fn scope_of(limit: &Limit) -> Scope {
+/// A limit's counter in PostgreSQL (named by `scopes::counter_name`), in the period that began
+/// at its `since_ms`.
+fn scope_of((limit, counter): &(Limit, String)) -> Scope {
     Scope {
-        scope: match &limit.key {
-            Some(key) => format!("key:{key}"),
-            None => limit.name.to_owned(),
-        },
+        scope: counter.clone(),
         period_ms: limit.since_ms,
         cap_usd: limit.limit_usd,
     }
@@ -340,5 +377,61 @@ fn standing_of((limit, counter): (&Limit, Counter)) -> Standing {
         limit_usd: limit.limit_usd,
         spent_usd: counter.spent_usd,
         reserved_usd: counter.reserved_usd,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn payer(holder: Holder, name: &str, daily: Option<f64>, monthly: Option<f64>) -> Payer {
+        Payer {
+            holder,
+            name: name.to_owned(),
+            daily_usd: daily,
+            monthly_usd: monthly,
+        }
+    }
+
+    /// A team key's request is held to the process-wide limits, then each payer's; a config
+    /// key budget of the same name as a ledger key's daily limit counts once (the ledger's).
+    #[test]
+    fn a_team_keys_request_is_held_to_every_scope_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BudgetConfig {
+            daily_usd: Some(10.0),
+            utc_offset_s: Some(0),
+            ..BudgetConfig::default()
+        };
+        let shared = SharedBudget::open_file(&dir.path().join("l.db"), &config, true)
+            .unwrap()
+            .unwrap();
+        shared.set_key_budgets(HashMap::from([("ci".to_owned(), 1.0)]));
+        let payers = [
+            payer(Holder::Key, "ci", Some(2.0), Some(5.0)),
+            payer(Holder::User, "ana", Some(3.0), None),
+            payer(Holder::Team, "search", None, None),
+        ];
+        let now = 1_796_619_600_000; // 2026-12-07T05:00:00Z
+        let got: Vec<(&str, f64, String)> = shared
+            .scoped_limits(now, Some("ci"), &payers)
+            .into_iter()
+            .map(|(l, c)| (l.name, l.limit_usd, c))
+            .collect();
+        let want = [
+            ("daily", 10.0, "daily"),
+            ("key daily", 2.0, "key:ci"),
+            ("key monthly", 5.0, "monthly:key:ci"),
+            ("user daily", 3.0, "user:ana"),
+        ];
+        let want: Vec<(&str, f64, String)> = want
+            .iter()
+            .map(|(n, c, s)| (*n, *c, (*s).to_owned()))
+            .collect();
+        assert_eq!(got, want);
+        // A config key alone keeps its daily budget; no key, no payers: the daily limit only.
+        assert_eq!(shared.limits(now, Some("ci"), &[]).len(), 2);
+        assert_eq!(shared.limits(now, None, &[]).len(), 1);
     }
 }

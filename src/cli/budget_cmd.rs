@@ -1,5 +1,5 @@
 //! `smartproxy budget`: every configured limit, what every process has spent against it and
-//! what requests in flight have reserved.
+//! what requests in flight have reserved (on a team ledger, every scope: `budget_pg.rs`).
 
 use std::path::Path;
 
@@ -13,7 +13,9 @@ use crate::printer;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Limits come from `budget:` in the config (session_usd, daily_usd, monthly_usd, timezone) \
-or SMARTPROXY_BUDGET_{SESSION,DAILY,MONTHLY}_LIMIT_USD. Example:\n  smartproxy budget --json"
+or SMARTPROXY_BUDGET_{SESSION,DAILY,MONTHLY}_LIMIT_USD; on a team (PostgreSQL) ledger also from \
+client keys and `smartproxy keys limit`, and every scope with a counter is listed with a forecast. \
+Example:\n  smartproxy budget --json"
 )]
 pub struct BudgetArgs {
     /// Print JSON.
@@ -24,6 +26,9 @@ pub struct BudgetArgs {
 pub fn budget(args: &BudgetArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
     let now = crate::ledger::now_ms();
+    if let crate::config::LedgerLocation::Postgres(_) = &config.database {
+        return super::budget_pg::budget(args.json, &config, now);
+    }
     let database = config.database.sqlite("budget")?;
     let standings = if database.exists() {
         SharedBudget::open_file(database, &config.budget, false)

@@ -1,8 +1,9 @@
-//! `smartproxy keys create | list | revoke`: named client keys for the daemon, stored in the
+//! `smartproxy keys create | list | revoke | limit`: named client keys for the daemon, stored in the
 //! ledger as SHA-256 digests only; a new key is printed once, when it is made. On a team
 //! (PostgreSQL) ledger a key also names its user and team and may carry daily and monthly
 //! limits (`team.rs`), and every daemon on that ledger picks up a change within seconds.
 
+mod limits;
 mod team;
 
 use std::path::Path;
@@ -80,6 +81,34 @@ pub enum KeysCommand {
         /// The key's name (see `smartproxy keys list`).
         name: String,
     },
+    /// Team ledger only: set a user's or a team's own daily and monthly limits in USD, which
+    /// hold every key of that user or team together (besides each key's own). Every daemon on
+    /// the ledger enforces a change within seconds. Without a limit flag, shows the limits set.
+    #[command(
+        after_help = "Examples:\n  smartproxy keys limit --user ana --daily 20\n  \
+smartproxy keys limit --team search --monthly 500\n  smartproxy keys limit --team search --clear\n  \
+smartproxy keys limit            (every user and team with a limit)"
+    )]
+    Limit {
+        /// The user whose limits to set (as in `keys create --user`).
+        #[arg(long, value_name = "NAME", conflicts_with = "team")]
+        user: Option<String>,
+        /// The team whose limits to set (as in `keys create --team`).
+        #[arg(long, value_name = "NAME")]
+        team: Option<String>,
+        /// The daily limit in USD (0 stops all spending).
+        #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+        daily: Option<f64>,
+        /// The monthly limit in USD.
+        #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+        monthly: Option<f64>,
+        /// Remove the daily and monthly limits not given (with neither: both).
+        #[arg(long)]
+        clear: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn keys(cmd: &KeysCommand, config_path: Option<&Path>) -> anyhow::Result<u8> {
@@ -113,6 +142,10 @@ pub fn keys(cmd: &KeysCommand, config_path: Option<&Path>) -> anyhow::Result<u8>
         }
         KeysCommand::List { json } => list(&conn, *json),
         KeysCommand::Revoke { name } => revoke(&conn, name),
+        KeysCommand::Limit { .. } => anyhow::bail!(
+            "user and team limits need a team ledger (`database:` or SMARTPROXY_DB set to a \
+             postgres:// URL); on this SQLite ledger give a key its own `--daily` limit"
+        ),
     }
 }
 

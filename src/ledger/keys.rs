@@ -99,6 +99,11 @@ pub fn validate_team_key(
             });
         }
     }
+    validate_limits(limits)
+}
+
+/// Limits in USD are finite, non-negative and below a billion.
+pub fn validate_limits(limits: [(&'static str, Option<f64>); 2]) -> Result<(), KeyError> {
     for (flag, value) in limits {
         if let Some(value) = value
             && !(value.is_finite() && (0.0..1e9).contains(&value))

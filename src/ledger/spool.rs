@@ -23,9 +23,14 @@ pub fn default_path() -> PathBuf {
     crate::config::paths::default_database().with_file_name("spool.db")
 }
 
+/// `spool_reservations`: the PostgreSQL budget reservation a spooled request settles. SQLite's
+/// request rows have no column for it, and without it a drained row would leave its
+/// reservation held until it expired and its cost never counted as spent.
 const SPOOL_TABLES: &str = "CREATE TABLE IF NOT EXISTS spool_ends (
         id INTEGER PRIMARY KEY, session_id TEXT NOT NULL, ended_ms INTEGER NOT NULL,
-        exit_code INTEGER)";
+        exit_code INTEGER);
+    CREATE TABLE IF NOT EXISTS spool_reservations (
+        request_id TEXT PRIMARY KEY, reservation_id TEXT NOT NULL)";
 
 /// The spool, open for writing and draining (by the PostgreSQL writer thread only).
 pub(crate) struct Spool {
@@ -42,6 +47,8 @@ pub(crate) struct Taken {
     requests: Vec<i64>,
     ends: Vec<i64>,
     anomalies: Vec<i64>,
+    /// Request ids whose `spool_reservations` row goes with them.
+    reservations: Vec<String>,
 }
 
 impl Taken {
@@ -197,13 +204,22 @@ fn write(
                 )?
                 .execute(params![e.id, e.ended_ms, e.exit_code])?;
             }
-            Message::Request(r) => super::writer::write_request(
-                &tx,
-                interner,
-                &mut insert_request,
-                &mut insert_attempt,
-                r,
-            )?,
+            Message::Request(r) => {
+                super::writer::write_request(
+                    &tx,
+                    interner,
+                    &mut insert_request,
+                    &mut insert_attempt,
+                    r,
+                )?;
+                if let Some(reservation) = &r.reservation_id {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO spool_reservations (request_id, reservation_id)
+                         VALUES (?1, ?2)",
+                    )?
+                    .execute(params![r.id, reservation])?;
+                }
+            }
             Message::Anomaly(a) => super::writer::insert_anomaly(&tx, a)?,
             Message::Flush(_) | Message::Committed(_) => continue,
         }
@@ -250,13 +266,23 @@ fn take(conn: &Connection, limit: usize) -> rusqlite::Result<Taken> {
         requests: Vec::new(),
         ends: Vec::new(),
         anomalies: Vec::new(),
+        reservations: Vec::new(),
     };
     for s in sessions {
         taken.sessions.push(s.rowid);
         taken.messages.push(Message::Session(Box::new(s.start)));
     }
-    for (seq, r) in requests {
+    let mut reservation =
+        conn.prepare_cached("SELECT reservation_id FROM spool_reservations WHERE request_id = ?1")?;
+    for (seq, mut r) in requests {
         taken.requests.push(seq);
+        if let Some(id) = reservation
+            .query_row([&r.id], |row| row.get::<_, String>(0))
+            .optional()?
+        {
+            r.reservation_id = Some(id);
+            taken.reservations.push(r.id.clone());
+        }
         taken.messages.push(Message::Request(Box::new(r)));
     }
     for (id, e) in ends {
@@ -286,6 +312,10 @@ fn delete(conn: &Connection, taken: &Taken) -> rusqlite::Result<()> {
     each("DELETE FROM request_rows WHERE seq = ?1", &taken.requests)?;
     each("DELETE FROM spool_ends WHERE id = ?1", &taken.ends)?;
     each("DELETE FROM anomalies WHERE id = ?1", &taken.anomalies)?;
+    let mut stmt = conn.prepare_cached("DELETE FROM spool_reservations WHERE request_id = ?1")?;
+    for id in &taken.reservations {
+        stmt.execute([id])?;
+    }
     Ok(())
 }
 
@@ -344,6 +374,42 @@ mod tests {
         assert_eq!(kinds, vec![4, 3]);
         assert_eq!(spool.pending().unwrap(), 0);
         assert_eq!(pending_at(spool.path()).unwrap(), 0);
+    }
+
+    /// A spooled request keeps the budget reservation it settles in PostgreSQL (SQLite's rows
+    /// have no column for it); the link goes with the drained batch.
+    #[test]
+    fn a_spooled_request_keeps_its_reservation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(&dir.path().join("spool.db")).unwrap();
+        let Message::Request(mut held) = request(1) else {
+            unreachable!()
+        };
+        held.reservation_id = Some("req_00000001".to_owned());
+        spool.write(&[Message::Request(held), request(2)]).unwrap();
+        let mut seen = Vec::new();
+        spool
+            .drain_one(10, |t| {
+                for m in &t.messages {
+                    if let Message::Request(r) = m {
+                        seen.push((r.id.clone(), r.reservation_id.clone()));
+                    }
+                }
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                ("req_00000001".to_owned(), Some("req_00000001".to_owned())),
+                ("req_00000002".to_owned(), None),
+            ]
+        );
+        let left: i64 = spool
+            .conn
+            .query_row("SELECT COUNT(*) FROM spool_reservations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]

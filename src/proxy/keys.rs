@@ -17,10 +17,9 @@ pub struct ClientKey {
     digest: [u8; 32],
     pub user: Option<String>,
     pub team: Option<String>,
-    /// The key's own daily and monthly limits in USD (stored and shown; enforcing them is the
-    /// shared budget's).
-    pub daily_usd: Option<f64>,
-    pub monthly_usd: Option<f64>,
+    /// Whom its requests are charged to, with their limits: the key itself, its user and its
+    /// team (a team ledger's key; the shared budget admits a request against each limit set).
+    pub payers: Vec<crate::budget::scopes::Payer>,
 }
 
 impl ClientKey {
@@ -31,8 +30,7 @@ impl ClientKey {
             digest,
             user: None,
             team: None,
-            daily_usd: None,
-            monthly_usd: None,
+            payers: Vec::new(),
         }
     }
 }
@@ -221,12 +219,18 @@ mod tests {
         let mut team = ClientKey::new("ana", digest("sk-ana"));
         team.user = Some("ana".to_owned());
         team.team = Some("search".to_owned());
-        team.daily_usd = Some(5.0);
+        let own = crate::budget::scopes::Payer {
+            holder: crate::budget::scopes::Holder::Key,
+            name: "ana".to_owned(),
+            daily_usd: Some(5.0),
+            monthly_usd: None,
+        };
+        team.payers = vec![own.clone()];
         keys.set_stored(vec![team]);
         let found = keys.identify("sk-ana").unwrap();
         assert_eq!(found.user.as_deref(), Some("ana"));
         assert_eq!(found.team.as_deref(), Some("search"));
-        assert_eq!(found.daily_usd, Some(5.0));
+        assert_eq!(found.payers, vec![own]);
         assert_eq!(keys.len(), 2);
         // A config reload keeps the ledger's keys; a ledger change keeps the config's.
         keys.replace(ClientKeys::single("default", "sk-env2"));

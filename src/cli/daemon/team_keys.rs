@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::budget::scopes::{Holder, Payer};
 use crate::config::{LedgerLocation, PgUrl};
 use crate::ledger::Ledger;
 use crate::ledger::postgres::keys::{self as pg, ActiveKey};
@@ -14,13 +15,32 @@ use crate::printer;
 use crate::proxy::AppState;
 use crate::proxy::keys::ClientKey;
 
-/// The in-memory key for a stored one: its holder and limits ride along for the budget phase.
+/// The in-memory key for a stored one: its holder, team and the limits of all three ride
+/// along for the budget phase, which admits the request against each limit set.
 fn client_key(stored: ActiveKey) -> ClientKey {
     let mut key = ClientKey::new(&stored.name, stored.digest);
+    key.payers = vec![
+        Payer {
+            holder: Holder::Key,
+            name: stored.name,
+            daily_usd: stored.daily_usd,
+            monthly_usd: stored.monthly_usd,
+        },
+        Payer {
+            holder: Holder::User,
+            name: stored.user.clone(),
+            daily_usd: stored.user_limits.daily_usd,
+            monthly_usd: stored.user_limits.monthly_usd,
+        },
+        Payer {
+            holder: Holder::Team,
+            name: stored.team.clone(),
+            daily_usd: stored.team_limits.daily_usd,
+            monthly_usd: stored.team_limits.monthly_usd,
+        },
+    ];
     key.user = Some(stored.user);
     key.team = Some(stored.team);
-    key.daily_usd = stored.daily_usd;
-    key.monthly_usd = stored.monthly_usd;
     key
 }
 
@@ -35,16 +55,6 @@ pub(super) fn load(
     let stored = handle
         .block_on(|client| async move { pg::active(&client).await })
         .context("cannot read the client keys from the PostgreSQL ledger")?;
-    let limited = stored
-        .iter()
-        .filter(|k| k.daily_usd.is_some() || k.monthly_usd.is_some())
-        .count();
-    if limited > 0 {
-        printer::warn(&format!(
-            "{limited} client key(s) in the PostgreSQL ledger have daily or monthly limits: \
-             they are stored and shown (`smartproxy keys list`) but not enforced by this daemon yet"
-        ));
-    }
     // Traffic is tagged by key name: a config key named like a ledger key would be counted
     // under the ledger key's user and team.
     for configured in &config.client_keys {

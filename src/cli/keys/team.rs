@@ -46,6 +46,24 @@ pub(super) fn keys(cmd: &KeysCommand, url: &PgUrl) -> anyhow::Result<u8> {
         }
         KeysCommand::List { json } => list(url, *json),
         KeysCommand::Revoke { name } => revoke(url, name),
+        KeysCommand::Limit {
+            user,
+            team,
+            daily,
+            monthly,
+            clear,
+            json,
+        } => super::limits::limit(
+            url,
+            &super::limits::LimitArgs {
+                user: user.as_deref(),
+                team: team.as_deref(),
+                daily: *daily,
+                monthly: *monthly,
+                clear: *clear,
+                json: *json,
+            },
+        ),
     }
 }
 

@@ -2,8 +2,8 @@
 //! was spent and what requests in flight reserve, and a row per reservation.
 //!
 //! Admission is one conditional upsert per scope (`... DO UPDATE SET reserved = reserved + x
-//! WHERE spent + reserved + x <= cap RETURNING`), every scope of a request in one transaction:
-//! all or none, and no second counter anywhere else, so N daemons cannot together take more
+//! WHERE spent + reserved + x <= cap RETURNING`), every scope of a request in one statement
+//! (the function `smartproxy_admit`, so no row lock waits on a client's round trip): all or none, and no second counter anywhere else, so N daemons cannot together take more
 //! than the cap plus what is in flight. Reservations expire; whoever admits next releases the
 //! expired ones in the same transaction first, so a crashed process's claims come back. The
 //! ledger writer settles a reservation in the transaction that writes its request's row
@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use tokio_postgres::Transaction;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
 
 use super::{Handle, db_error, pool_error};
 use crate::ledger::{LedgerError, RequestRecord};
@@ -70,45 +69,14 @@ fn retryable(err: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// Releases the reservations that expired by `$1` (their requests' processes died or hung),
-/// skipping any another transaction holds, gives their amounts back to their counters, and
-/// forgets released ones older than `$2` (kept so that a late settle still counts its cost).
-const RELEASE_EXPIRED: &str = "WITH gone AS (
-         UPDATE budget_reservations r SET released = true
-         WHERE r.id IN (SELECT id FROM budget_reservations
-                        WHERE NOT released AND expires_ms <= $1
-                        ORDER BY id FOR UPDATE SKIP LOCKED)
-         RETURNING r.scopes, r.periods, r.amount_nusd),
-     d AS (SELECT u.scope, u.period_ms, sum(g.amount_nusd)::bigint AS amount
-           FROM gone g, unnest(g.scopes, g.periods) AS u(scope, period_ms)
-           GROUP BY 1, 2),
-     back AS (UPDATE budget_counters c SET reserved_nusd = GREATEST(c.reserved_nusd - d.amount, 0)
-              FROM d WHERE c.scope = d.scope AND c.period_ms = d.period_ms
-              RETURNING 1),
-     forgotten AS (DELETE FROM budget_reservations WHERE released AND expires_ms <= $2
-                   RETURNING 1)
-     SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM back),
-            (SELECT count(*) FROM forgotten)";
-
-/// The reservation row; nothing when one exists under this id already.
-const INSERT_RESERVATION: &str =
-    "INSERT INTO budget_reservations (id, scopes, periods, amount_nusd, expires_ms)
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
-
-/// The admission of one scope. A new counter starts with this reservation when it fits the cap
-/// at all; an existing one takes it only when spent + reserved + amount still fits (and
-/// something is left: an unpriced request reserving 0 is refused once the cap is used up, as
-/// on SQLite). No row back: refused.
-const ADMIT_SCOPE: &str = "INSERT INTO budget_counters AS c
-         (scope, period_ms, cap_nusd, spent_nusd, reserved_nusd)
-     SELECT $1::text, $2::bigint, $3::bigint, 0, $4::bigint
-     WHERE $4::bigint <= $3::bigint AND $3::bigint > 0
-     ON CONFLICT (scope, period_ms) DO UPDATE
-         SET reserved_nusd = c.reserved_nusd + EXCLUDED.reserved_nusd,
-             cap_nusd = EXCLUDED.cap_nusd
-         WHERE c.spent_nusd + c.reserved_nusd < EXCLUDED.cap_nusd
-           AND c.spent_nusd + c.reserved_nusd + EXCLUDED.reserved_nusd <= EXCLUDED.cap_nusd
-     RETURNING c.spent_nusd, c.reserved_nusd";
+/// The admission: releases expired reservations (skipping any another transaction holds) and
+/// forgets released ones older than `$7` (kept so that a late settle still counts its cost),
+/// then reserves `$5` under `$1` in every scope or in none. A new counter starts with this
+/// reservation when it fits the cap at all; an existing one takes it only when spent +
+/// reserved + amount still fits (and something is left: an unpriced request reserving 0 is
+/// refused once the cap is used up, as on SQLite). A row per scope, in the order sent.
+const ADMIT: &str = "SELECT o_ord, o_granted, o_spent, o_reserved
+     FROM smartproxy_admit($1, $2, $3, $4, $5, $6, $7, $8) ORDER BY o_ord";
 
 /// Reserves `amount_usd` under `id` in every scope of `scopes`, or in none.
 pub async fn admit(
@@ -142,62 +110,42 @@ async fn admit_once(
     order.sort_by(|&a, &b| {
         (&scopes[a].scope, scopes[a].period_ms).cmp(&(&scopes[b].scope, scopes[b].period_ms))
     });
-    let names: Vec<&str> = scopes.iter().map(|s| s.scope.as_str()).collect();
-    let periods: Vec<i64> = scopes.iter().map(|s| s.period_ms).collect();
-    let caps: Vec<i64> = scopes.iter().map(|s| nusd(s.cap_usd)).collect();
+    let names: Vec<&str> = order.iter().map(|&i| scopes[i].scope.as_str()).collect();
+    let periods: Vec<i64> = order.iter().map(|&i| scopes[i].period_ms).collect();
+    let caps: Vec<i64> = order.iter().map(|&i| nusd(scopes[i].cap_usd)).collect();
     let forget_before = now_ms - KEEP_RELEASED_MS;
-    // Prepared once per pooled connection; then the statements below are sent together
-    // (tokio-postgres pipelines queries polled together, executed in the order sent), so an
-    // admission costs three round trips: BEGIN, the statements, COMMIT.
-    let release = client.prepare_cached(RELEASE_EXPIRED).await?;
-    let insert = client.prepare_cached(INSERT_RESERVATION).await?;
-    let upsert = client.prepare_cached(ADMIT_SCOPE).await?;
-    let tx = client.transaction().await?;
-    let params: Vec<[&(dyn ToSql + Sync); 4]> = order
-        .iter()
-        .map(|&i| {
-            [
-                &names[i] as &(dyn ToSql + Sync),
-                &periods[i],
-                &caps[i],
+    // One statement (the function `smartproxy_admit`, see the migrations) in its own implicit
+    // transaction: one round trip, and the counters' row locks are held only while PostgreSQL
+    // runs it and commits, never while it waits on this process.
+    let admit = client.prepare_cached(ADMIT).await?;
+    let rows = client
+        .query(
+            &admit,
+            &[
+                &id,
+                &names,
+                &periods,
+                &caps,
                 &amount,
-            ]
-        })
-        .collect();
-    let upserts = params.iter().map(|p| tx.query_opt(&upsert, p));
-    let (_, inserted, rows) = futures_util::future::try_join3(
-        tx.execute(&release, &[&now_ms, &forget_before]),
-        tx.execute(&insert, &[&id, &names, &periods, &amount, &expires_ms]),
-        futures_util::future::try_join_all(upserts),
-    )
-    .await?;
-    if inserted == 0 {
-        // Reserved already under this id: counting it again would hold twice the amount.
-        tx.rollback().await?;
-        return Ok(Admit::Granted(read(client, scopes).await?));
-    }
+                &now_ms,
+                &forget_before,
+                &expires_ms,
+            ],
+        )
+        .await?;
     let mut after = vec![None; scopes.len()];
-    for (&i, row) in order.iter().zip(rows) {
-        let Some(row) = row else {
-            tx.rollback().await?;
-            let s = &scopes[i];
-            let mut standing = read(client, std::slice::from_ref(s)).await?;
-            let refused = standing.pop().unwrap_or(Counter {
-                scope: s.scope.clone(),
-                cap_usd: s.cap_usd,
-                spent_usd: 0.0,
-                reserved_usd: 0.0,
-            });
-            return Ok(Admit::Refused(refused));
-        };
-        after[i] = Some(Counter {
+    for (&i, row) in order.iter().zip(&rows) {
+        let counter = Counter {
             scope: scopes[i].scope.clone(),
             cap_usd: scopes[i].cap_usd,
-            spent_usd: usd(row.get(0)),
-            reserved_usd: usd(row.get(1)),
-        });
+            spent_usd: usd(row.get(2)),
+            reserved_usd: usd(row.get(3)),
+        };
+        if !row.get::<_, bool>(1) {
+            return Ok(Admit::Refused(counter));
+        }
+        after[i] = Some(counter);
     }
-    tx.commit().await?;
     Ok(Admit::Granted(after.into_iter().flatten().collect()))
 }
 
@@ -289,6 +237,77 @@ pub async fn settle_costs(
         .await?;
     }
     Ok(())
+}
+
+/// A counter as `smartproxy budget` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CounterRow {
+    pub scope: String,
+    pub period_ms: i64,
+    pub counter: Counter,
+}
+
+/// A limit set in the ledger (a key's, a user's or a team's), as `smartproxy budget` lists it
+/// before a request made its counter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerLimit {
+    /// `key`, `user` or `team`.
+    pub holder: String,
+    pub name: String,
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+}
+
+impl super::query::Reader {
+    /// The limits of the active keys, the users and the teams that have any.
+    pub fn ledger_limits(&self) -> Result<Vec<LedgerLimit>, LedgerError> {
+        let rows = self
+            .runtime
+            .block_on(self.client.query(
+                "SELECT 'key', name, daily_nusd, monthly_nusd FROM client_keys
+                     WHERE revoked_ms IS NULL AND num_nonnulls(daily_nusd, monthly_nusd) > 0
+                 UNION ALL SELECT 'user', name, daily_nusd, monthly_nusd FROM people
+                     WHERE num_nonnulls(daily_nusd, monthly_nusd) > 0
+                 UNION ALL SELECT 'team', name, daily_nusd, monthly_nusd FROM teams
+                     WHERE num_nonnulls(daily_nusd, monthly_nusd) > 0",
+                &[],
+            ))
+            .map_err(|e| db_error(&self.url, &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| LedgerLimit {
+                holder: r.get(0),
+                name: r.get(1),
+                daily_usd: r.get::<_, Option<i64>>(2).map(usd),
+                monthly_usd: r.get::<_, Option<i64>>(3).map(usd),
+            })
+            .collect())
+    }
+
+    /// Every counter of the periods that start at `periods` (today's and this month's).
+    pub fn budget_counters(&self, periods: &[i64]) -> Result<Vec<CounterRow>, LedgerError> {
+        let rows = self
+            .runtime
+            .block_on(self.client.query(
+                "SELECT scope, period_ms, cap_nusd, spent_nusd, reserved_nusd
+                 FROM budget_counters WHERE period_ms = ANY($1) ORDER BY scope, period_ms",
+                &[&periods],
+            ))
+            .map_err(|e| db_error(&self.url, &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| CounterRow {
+                scope: r.get(0),
+                period_ms: r.get(1),
+                counter: Counter {
+                    scope: r.get(0),
+                    cap_usd: usd(r.get(2)),
+                    spent_usd: usd(r.get(3)),
+                    reserved_usd: usd(r.get(4)),
+                },
+            })
+            .collect())
+    }
 }
 
 impl Handle {

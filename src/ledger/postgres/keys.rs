@@ -2,6 +2,9 @@
 //! the set a daemon accepts, and the `LISTEN` loop that hands every daemon a fresh set within
 //! moments of any change.
 //!
+//! Users and teams may carry daily and monthly limits of their own (`keys limit`), read
+//! with the keys and notified on the same channel.
+//!
 //! Only a key's SHA-256 digest is stored. A trigger (migration `pgkeys`) sends a `NOTIFY` on
 //! `smartproxy_keys` after every statement that changes `client_keys`, so a revoke made with
 //! `smartproxy keys revoke`, or by hand in SQL, reaches every listening daemon at its commit.
@@ -48,7 +51,8 @@ pub struct TeamKeyRow {
     pub revoked_ms: Option<i64>,
 }
 
-/// A key a daemon accepts: its digest, who holds it and its limits.
+/// A key a daemon accepts: its digest, who holds it and its limits, and its user's and team's
+/// limits (`keys limit`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveKey {
     pub name: String,
@@ -57,6 +61,39 @@ pub struct ActiveKey {
     pub team: String,
     pub daily_usd: Option<f64>,
     pub monthly_usd: Option<f64>,
+    pub user_limits: Limits,
+    pub team_limits: Limits,
+}
+
+/// A holder's daily and monthly limits in USD (none: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Limits {
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+}
+
+/// Whose limits `set_limits` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitHolder {
+    User,
+    Team,
+}
+
+impl LimitHolder {
+    fn table(self) -> &'static str {
+        match self {
+            Self::User => "people",
+            Self::Team => "teams",
+        }
+    }
+}
+
+/// A user's or team's limits as `keys limit` shows them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HolderLimits {
+    pub name: String,
+    #[serde(flatten)]
+    pub limits: Limits,
 }
 
 /// A key to store (validated by the caller with `ledger::keys::validate_team_key`).
@@ -240,12 +277,94 @@ pub fn revoke(url: &PgUrl, name: &str, now_ms: i64) -> Result<Revoked, KeyError>
     })
 }
 
-/// The keys not revoked, oldest first (a malformed digest is skipped with a warning).
+/// Sets the daily and/or monthly limits of user or team `name` (`None` leaves one as it is,
+/// `Some(None)` removes it); a user or team not known yet is added, so a limit can come
+/// before the keys. The trigger's `NOTIFY` reaches every daemon when this commits. Returns the
+/// limits now set.
+pub fn set_limits(
+    url: &PgUrl,
+    holder: LimitHolder,
+    name: &str,
+    daily_usd: Option<Option<f64>>,
+    monthly_usd: Option<Option<f64>>,
+    now_ms: i64,
+) -> Result<Limits, KeyError> {
+    let table = holder.table();
+    with_client(url, async |client| {
+        let fail = |e: tokio_postgres::Error| ledger_error(url, &e);
+        let tx = client.transaction().await.map_err(fail)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {table} (name, created_ms) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO NOTHING"
+            ),
+            &[&name, &now_ms],
+        )
+        .await
+        .map_err(fail)?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "UPDATE {table} SET
+                         daily_nusd = CASE WHEN $2 THEN $3 ELSE daily_nusd END,
+                         monthly_nusd = CASE WHEN $4 THEN $5 ELSE monthly_nusd END
+                     WHERE name = $1 RETURNING daily_nusd, monthly_nusd"
+                ),
+                &[
+                    &name,
+                    &daily_usd.is_some(),
+                    &daily_usd.flatten().map(nanos),
+                    &monthly_usd.is_some(),
+                    &monthly_usd.flatten().map(nanos),
+                ],
+            )
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        Ok(Limits {
+            daily_usd: dollars(row.get(0)),
+            monthly_usd: dollars(row.get(1)),
+        })
+    })
+}
+
+/// Every user or team that has a limit, by name.
+pub fn holder_limits(url: &PgUrl, holder: LimitHolder) -> Result<Vec<HolderLimits>, KeyError> {
+    let table = holder.table();
+    with_client(url, async |client| {
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT name, daily_nusd, monthly_nusd FROM {table}
+                     WHERE daily_nusd IS NOT NULL OR monthly_nusd IS NOT NULL ORDER BY name"
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| ledger_error(url, &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| HolderLimits {
+                name: r.get(0),
+                limits: Limits {
+                    daily_usd: dollars(r.get(1)),
+                    monthly_usd: dollars(r.get(2)),
+                },
+            })
+            .collect())
+    })
+}
+
+/// The keys not revoked, oldest first, with their user's and team's limits (a malformed
+/// digest is skipped with a warning).
 pub async fn active(client: &Client) -> Result<Vec<ActiveKey>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT name, digest, user_name, team, daily_nusd, monthly_nusd FROM client_keys
-             WHERE revoked_ms IS NULL ORDER BY created_ms, name",
+            "SELECT k.name, k.digest, k.user_name, k.team, k.daily_nusd, k.monthly_nusd,
+                 p.daily_nusd, p.monthly_nusd, t.daily_nusd, t.monthly_nusd
+             FROM client_keys k JOIN people p ON p.name = k.user_name
+             JOIN teams t ON t.name = k.team
+             WHERE k.revoked_ms IS NULL ORDER BY k.created_ms, k.name",
             &[],
         )
         .await?;
@@ -264,6 +383,14 @@ pub async fn active(client: &Client) -> Result<Vec<ActiveKey>, tokio_postgres::E
             team: row.get(3),
             daily_usd: dollars(row.get(4)),
             monthly_usd: dollars(row.get(5)),
+            user_limits: Limits {
+                daily_usd: dollars(row.get(6)),
+                monthly_usd: dollars(row.get(7)),
+            },
+            team_limits: Limits {
+                daily_usd: dollars(row.get(8)),
+                monthly_usd: dollars(row.get(9)),
+            },
         });
     }
     Ok(out)

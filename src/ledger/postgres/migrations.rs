@@ -194,6 +194,115 @@ const MIGRATIONS: &[&str] = &[
          released boolean NOT NULL DEFAULT false
      );
      CREATE INDEX budget_reservations_expiry ON budget_reservations (released, expires_ms);",
+    // pgscopes: per-user and per-team daily/monthly limits (`keys limit`), notified on the keys'
+    // channel so daemons reload them with the keys; every user and team name interned in
+    // `strings` (a trigger) so request rows carry their key's user and team as string ids.
+    "ALTER TABLE people ADD COLUMN daily_nusd bigint CHECK (daily_nusd >= 0),
+         ADD COLUMN monthly_nusd bigint CHECK (monthly_nusd >= 0);
+     ALTER TABLE teams ADD COLUMN daily_nusd bigint CHECK (daily_nusd >= 0),
+         ADD COLUMN monthly_nusd bigint CHECK (monthly_nusd >= 0);
+     CREATE TRIGGER people_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+         ON people FOR EACH STATEMENT EXECUTE FUNCTION smartproxy_keys_changed();
+     CREATE TRIGGER teams_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+         ON teams FOR EACH STATEMENT EXECUTE FUNCTION smartproxy_keys_changed();
+     CREATE FUNCTION smartproxy_intern_name() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         INSERT INTO strings (text) VALUES (NEW.name) ON CONFLICT (text) DO NOTHING;
+         RETURN NULL;
+     END $$;
+     CREATE TRIGGER people_interned AFTER INSERT ON people
+         FOR EACH ROW EXECUTE FUNCTION smartproxy_intern_name();
+     CREATE TRIGGER teams_interned AFTER INSERT ON teams
+         FOR EACH ROW EXECUTE FUNCTION smartproxy_intern_name();
+     INSERT INTO strings (text) SELECT name FROM people UNION SELECT name FROM teams
+         ON CONFLICT (text) DO NOTHING;
+     ALTER TABLE requests ADD COLUMN user_name bigint, ADD COLUMN team bigint;",
+    // pgproof: an admission in one statement (`postgres::budget::admit`), so a budget counter's
+    // row lock is held for the statement and its commit only, not across round trips to a
+    // busy client; under many daemons' load the hot `daily` row otherwise queued admissions
+    // past their 2 s deadline (503s with PostgreSQL up). Scopes come sorted (lock order);
+    // one row back per scope, `granted` false on the one that refused (nothing reserved).
+    "CREATE FUNCTION smartproxy_admit(p_id text, p_scopes text[], p_periods bigint[],
+         p_caps bigint[], p_amount bigint, p_now bigint, p_forget_before bigint,
+         p_expires bigint)
+     RETURNS TABLE (o_ord int, o_granted boolean, o_spent bigint, o_reserved bigint)
+     LANGUAGE plpgsql AS $$
+     DECLARE
+         n int := coalesce(array_length(p_scopes, 1), 0);
+         spent bigint[] := '{}';
+         reserved bigint[] := '{}';
+         v_spent bigint;
+         v_reserved bigint;
+         refused int := 0;
+         ignored bigint;
+     BEGIN
+         -- Expired reservations come back whatever this admission's fate.
+         WITH gone AS (
+                 UPDATE budget_reservations r SET released = true
+                 WHERE r.id IN (SELECT b.id FROM budget_reservations b
+                                WHERE NOT b.released AND b.expires_ms <= p_now
+                                ORDER BY b.id FOR UPDATE SKIP LOCKED)
+                 RETURNING r.scopes, r.periods, r.amount_nusd),
+             d AS (SELECT u.scope, u.period_ms, sum(g.amount_nusd)::bigint AS amount
+                   FROM gone g, unnest(g.scopes, g.periods) AS u(scope, period_ms)
+                   GROUP BY 1, 2),
+             back AS (UPDATE budget_counters c
+                      SET reserved_nusd = GREATEST(c.reserved_nusd - d.amount, 0)
+                      FROM d WHERE c.scope = d.scope AND c.period_ms = d.period_ms
+                      RETURNING 1),
+             forgotten AS (DELETE FROM budget_reservations f
+                           WHERE f.released AND f.expires_ms <= p_forget_before
+                           RETURNING 1)
+         SELECT (SELECT count(*) FROM back) + (SELECT count(*) FROM forgotten) INTO ignored;
+         BEGIN
+             INSERT INTO budget_reservations (id, scopes, periods, amount_nusd, expires_ms)
+             VALUES (p_id, p_scopes, p_periods, p_amount, p_expires) ON CONFLICT (id) DO NOTHING;
+             IF NOT FOUND THEN
+                 -- Reserved already under this id: counting it again would hold twice.
+                 RAISE EXCEPTION USING ERRCODE = 'SP001';
+             END IF;
+             FOR i IN 1..n LOOP
+                 INSERT INTO budget_counters AS c
+                     (scope, period_ms, cap_nusd, spent_nusd, reserved_nusd)
+                 SELECT p_scopes[i], p_periods[i], p_caps[i], 0, p_amount
+                 WHERE p_amount <= p_caps[i] AND p_caps[i] > 0
+                 ON CONFLICT (scope, period_ms) DO UPDATE
+                     SET reserved_nusd = c.reserved_nusd + EXCLUDED.reserved_nusd,
+                         cap_nusd = EXCLUDED.cap_nusd
+                     WHERE c.spent_nusd + c.reserved_nusd < EXCLUDED.cap_nusd
+                       AND c.spent_nusd + c.reserved_nusd + EXCLUDED.reserved_nusd
+                           <= EXCLUDED.cap_nusd
+                 RETURNING c.spent_nusd, c.reserved_nusd INTO v_spent, v_reserved;
+                 IF NOT FOUND THEN
+                     refused := i;
+                     RAISE EXCEPTION USING ERRCODE = 'SP002';
+                 END IF;
+                 spent := spent || v_spent;
+                 reserved := reserved || v_reserved;
+             END LOOP;
+         EXCEPTION WHEN SQLSTATE 'SP001' OR SQLSTATE 'SP002' THEN
+             -- Nothing of this block stays; every scope reports where it stands.
+             spent := '{}';
+             reserved := '{}';
+             FOR i IN 1..n LOOP
+                 SELECT c.spent_nusd, c.reserved_nusd INTO v_spent, v_reserved
+                 FROM budget_counters c
+                 WHERE c.scope = p_scopes[i] AND c.period_ms = p_periods[i];
+                 spent := spent || coalesce(v_spent, 0);
+                 reserved := reserved || coalesce(v_reserved, 0);
+                 v_spent := NULL;
+                 v_reserved := NULL;
+             END LOOP;
+         END;
+         FOR i IN 1..n LOOP
+             o_ord := i;
+             o_granted := refused <> i;
+             o_spent := spent[i];
+             o_reserved := reserved[i];
+             RETURN NEXT;
+         END LOOP;
+     END
+     $$;",
 ];
 
 /// The schema version this build writes.

@@ -281,7 +281,8 @@ fn request_rows(key: &str, request_where: &[String]) -> String {
              (r.cost_nusd IS NOT NULL AND k.billing = 'subscription')::int::bigint AS subscribed,
              (r.cost_nusd IS NOT NULL AND k.billing = 'simulated')::int::bigint AS simulated
          FROM requests r JOIN request_shapes k ON k.id = r.shape
-         LEFT JOIN strings st ON st.id = r.session LEFT JOIN sessions s ON s.id = st.text {}",
+         LEFT JOIN strings st ON st.id = r.session LEFT JOIN sessions s ON s.id = st.text
+         LEFT JOIN strings su ON su.id = r.user_name LEFT JOIN strings stm ON stm.id = r.team {}",
         clause(request_where)
     )
 }
@@ -301,9 +302,8 @@ fn daily_key(by: GroupBy) -> &'static str {
     }
 }
 
-/// The group's key for a request row (`r`, its shape `k`, session id `st`, session `s`).
-/// TODO(issue 20, keys): requests carry no user, team or project yet; they read `-` here until
-/// the keys step records them on the row.
+/// The group's key for a request row (`r`, its shape `k`, session id `st`, session `s`, the
+/// key's user `su` and team `stm`). Requests carry no project yet: `-`.
 fn request_key(by: GroupBy) -> &'static str {
     match by {
         GroupBy::Model => "COALESCE(k.served_model, k.requested_model, '(none)')",
@@ -311,7 +311,9 @@ fn request_key(by: GroupBy) -> &'static str {
         GroupBy::Session => "COALESCE(st.text, '(none)')",
         GroupBy::Tag => "COALESCE(NULLIF(s.tag, ''), '(untagged)')",
         GroupBy::Key => "COALESCE(CASE WHEN s.kind = 'daemon' THEN NULLIF(s.tag, '') END, '-')",
-        GroupBy::User | GroupBy::Team | GroupBy::Project => "'-'",
+        GroupBy::User => "COALESCE(NULLIF(su.text, ''), '-')",
+        GroupBy::Team => "COALESCE(NULLIF(stm.text, ''), '-')",
+        GroupBy::Project => "'-'",
     }
 }
 

@@ -241,11 +241,22 @@ WITH ins AS (
     INSERT INTO requests (id, session, started_ms, shape, status, stream, prompt_tokens,
         completion_tokens, cached_tokens, cache_write_tokens, tokens_estimated, cost_nusd,
         saved_nusd, latency_us, ttfb_us, attempts, client_hash, fingerprint, client_session,
-        budget_action, skipped)
-    SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::bigint[], $5::smallint[],
+        budget_action, skipped, user_name, team)
+    SELECT v.*, su.id, stm.id
+    FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::bigint[], $5::smallint[],
         $6::boolean[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::boolean[],
         $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::integer[],
         $17::bigint[], $18::bytea[], $19::bigint[], $20::text[], $21::bigint[])
+        AS v(id, session, started_ms, shape, status, stream, prompt_tokens, completion_tokens,
+            cached_tokens, cache_write_tokens, tokens_estimated, cost_nusd, saved_nusd,
+            latency_us, ttfb_us, attempts, client_hash, fingerprint, client_session,
+            budget_action, skipped)
+    -- The key's user and team (interned when they were made), found as the roll-up finds them.
+    LEFT JOIN strings vs ON vs.id = v.session
+    LEFT JOIN sessions vss ON vss.id = vs.text AND vss.kind = 'daemon'
+    LEFT JOIN client_keys vk ON vk.name = vss.tag
+    LEFT JOIN strings su ON su.text = vk.user_name
+    LEFT JOIN strings stm ON stm.text = vk.team
     ON CONFLICT (id, started_ms) DO NOTHING
     RETURNING session, started_ms, shape, prompt_tokens, completion_tokens, cached_tokens,
         cache_write_tokens, tokens_estimated, cost_nusd

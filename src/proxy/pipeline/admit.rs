@@ -22,12 +22,8 @@ pub struct Admitted {
     /// The client key's name (the daemon's keys; `run`'s is `session`); `None` when keyless.
     pub key_name: Option<String>,
     /// The client key itself: for a team (PostgreSQL) ledger's key also its user, team and
-    /// daily/monthly limits (`ClientKey::{user, team, daily_usd, monthly_usd}`), for the
-    /// budget phase. `None` when keyless.
-    #[allow(
-        dead_code,
-        reason = "the budget phase reads it once per-key limits are enforced on PostgreSQL (issue 20, shared budgets)"
-    )]
+    /// the limits of each (`ClientKey::payers`), which the budget phase admits the request
+    /// against. `None` when keyless.
     pub client_key: Option<std::sync::Arc<crate::proxy::keys::ClientKey>>,
     pub headers: HeaderMap,
     /// Pass-through: the client's own credential, forwarded in place of the provider's key.

@@ -136,9 +136,18 @@ fn shared_budget(
         .filter(|shared| {
             !simulated
                 && !ctx.fin.forwarded()
-                && shared.applies(now_ms, request.key_name.as_deref())
+                && shared.applies(now_ms, request.key_name.as_deref(), payers(request))
         })
         .map(Arc::clone)
+}
+
+/// Whom a request is charged to besides the process-wide limits: its team key, the key's user
+/// and team (none for other keys).
+fn payers(request: &Admitted) -> &[crate::budget::scopes::Payer] {
+    request
+        .client_key
+        .as_deref()
+        .map_or(&[], |key| key.payers.as_slice())
 }
 
 /// The request's cost at `first`'s prices as a function of its output cap; an error for a model
@@ -215,6 +224,7 @@ async fn reserve_shared(
             .reserve(
                 ctx.fin.id(),
                 request.key_name.as_deref(),
+                payers(request),
                 claim.usd(),
                 now_ms,
                 wait,
@@ -228,11 +238,17 @@ async fn reserve_shared(
                 }
                 return Ok((reservation, granted.standings));
             }
+            // In doubt: the admission may have committed without its answer arriving (the
+            // connection cut after COMMIT, or an answer later than `wait`). The refused row
+            // names the reservation anyway, so its settle (at cost 0) releases one that exists
+            // at once instead of at its expiry, and finds nothing otherwise.
             Err(Denied::Unavailable(detail)) => {
+                ctx.fin.record().reservation_id = Some(ctx.fin.id().to_owned());
                 note_action(ctx, "refused: budget unavailable".to_owned());
                 return Err(Stop::Refused(ApiError::budget_unavailable(wait, &detail)));
             }
             Err(Denied::StoreDown(detail)) => {
+                ctx.fin.record().reservation_id = Some(ctx.fin.id().to_owned());
                 note_action(ctx, "refused: budget store unreachable".to_owned());
                 return Err(Stop::Refused(ApiError::budget_store_unavailable(&detail)));
             }

@@ -1,0 +1,141 @@
+//! The scopes of team-mode budgets: who a request is charged to besides the process-wide limits
+//! (its team key, the key's user, the user's team), the counter names they are kept under in
+//! PostgreSQL, and the forecast `smartproxy budget` shows for each. Pure: no I/O, time passed in.
+
+use super::policy::Period;
+
+/// Whom a scope belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    Key,
+    User,
+    Team,
+}
+
+impl Holder {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::User => "user",
+            Self::Team => "team",
+        }
+    }
+
+    /// The limit's name in refusals and headers (`user daily budget exceeded`).
+    pub fn limit_name(self, period: Period) -> &'static str {
+        match (self, period) {
+            (Self::Key, Period::Day) => "key daily",
+            (Self::Key, Period::Month) => "key monthly",
+            (Self::User, Period::Day) => "user daily",
+            (Self::User, Period::Month) => "user monthly",
+            (Self::Team, Period::Day) => "team daily",
+            (Self::Team, Period::Month) => "team monthly",
+        }
+    }
+}
+
+/// One holder a request is charged to and its limits in USD (none: not held to a limit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payer {
+    pub holder: Holder,
+    pub name: String,
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+}
+
+/// A counter's name in PostgreSQL (`budget_counters.scope`): `daily` and `monthly` for the
+/// process-wide limits; `key:NAME`, `user:NAME`, `team:NAME` for a holder's daily limit (the
+/// form config keys' daily budgets have used) and `monthly:key:NAME` ... for its monthly one.
+/// The period is in the name because a day and a month can start at the same instant (the
+/// 1st), and a counter is keyed by (scope, period start).
+pub fn counter_name(holder: Option<(Holder, &str)>, period: Period) -> String {
+    match (holder, period) {
+        (None, period) => period.name().to_owned(),
+        (Some((holder, name)), Period::Day) => format!("{}:{name}", holder.prefix()),
+        (Some((holder, name)), Period::Month) => format!("monthly:{}:{name}", holder.prefix()),
+    }
+}
+
+/// A counter's name read back: the scope as `budget` shows it (`all`, `key:ci`) and its period.
+pub fn parse_counter(name: &str) -> Option<(String, Period)> {
+    match name {
+        "daily" => Some(("all".to_owned(), Period::Day)),
+        "monthly" => Some(("all".to_owned(), Period::Month)),
+        _ => {
+            let (scope, period) = match name.strip_prefix("monthly:") {
+                Some(rest) => (rest, Period::Month),
+                None => (name, Period::Day),
+            };
+            let (prefix, holder) = scope.split_once(':')?;
+            (matches!(prefix, "key" | "user" | "team") && !holder.is_empty())
+                .then(|| (scope.to_owned(), period))
+        }
+    }
+}
+
+/// When a counter runs out at the rate it was spent so far this period (spent / time elapsed):
+/// the instant in ms, `None` when nothing was spent yet or it lasts past `period_end_ms`.
+/// Already out (nothing left): `now_ms`.
+pub fn runs_out_ms(
+    cap_usd: f64,
+    spent_usd: f64,
+    reserved_usd: f64,
+    period_start_ms: i64,
+    period_end_ms: i64,
+    now_ms: i64,
+) -> Option<i64> {
+    let left = cap_usd - spent_usd - reserved_usd;
+    if left <= 0.0 {
+        return Some(now_ms);
+    }
+    let elapsed = (now_ms - period_start_ms).max(1) as f64;
+    if spent_usd <= 0.0 {
+        return None;
+    }
+    let per_ms = spent_usd / elapsed;
+    let at = now_ms as f64 + left / per_ms;
+    (at < period_end_ms as f64).then_some(at as i64)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_names_round_trip() {
+        let cases = [
+            (None, Period::Day, "daily", "all"),
+            (None, Period::Month, "monthly", "all"),
+            (Some((Holder::Key, "ci")), Period::Day, "key:ci", "key:ci"),
+            (
+                Some((Holder::User, "ana@x.io")),
+                Period::Month,
+                "monthly:user:ana@x.io",
+                "user:ana@x.io",
+            ),
+            (
+                Some((Holder::Team, "search")),
+                Period::Day,
+                "team:search",
+                "team:search",
+            ),
+        ];
+        for (holder, period, name, shown) in cases {
+            assert_eq!(counter_name(holder, period), name);
+            assert_eq!(parse_counter(name), Some((shown.to_owned(), period)));
+        }
+        assert_eq!(parse_counter("other"), None);
+        assert_eq!(parse_counter("key:"), None);
+    }
+
+    #[test]
+    fn forecasts_at_the_rate_so_far() {
+        // Half the day gone, $2 of $10 spent: $8 more at $4/day takes two days, past the end.
+        assert_eq!(runs_out_ms(10.0, 2.0, 0.0, 0, 1000, 500), None);
+        // $6 of $10 at half time: $4 more takes 333 ms of the 500 left.
+        assert_eq!(runs_out_ms(10.0, 6.0, 0.0, 0, 1000, 500), Some(833));
+        assert_eq!(runs_out_ms(10.0, 0.0, 0.0, 0, 1000, 500), None);
+        assert_eq!(runs_out_ms(10.0, 9.0, 1.0, 0, 1000, 500), Some(500));
+    }
+}
