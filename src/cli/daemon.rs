@@ -244,14 +244,12 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         None => Ledger::open_at(&config.database).context("cannot open the ledger")?,
     };
     let source = config.source.clone();
-    // The web dashboard reads the SQLite ledger; a daemon on PostgreSQL serves none yet.
-    let mut web = config.database.as_sqlite().map(|database| {
-        crate::web::Web::new(
-            database.to_path_buf(),
-            web_security,
-            crate::web::Bodies::None,
-        )
-    });
+    // The web dashboard reads the ledger, SQLite or PostgreSQL, on its own connections.
+    let mut web = Some(crate::web::Web::new(
+        config.database.clone(),
+        web_security,
+        crate::web::Bodies::None,
+    ));
     let (cache, capture) = open_stores(&config)?;
     if let (Some(capture), Some(web)) = (&capture, &mut web) {
         web.bodies = crate::web::Bodies::Live(Arc::clone(capture));

@@ -19,7 +19,8 @@ smartproxy ui --port 4102         on 127.0.0.1:4102\n  \
 smartproxy ui token --ttl 7d      a token for the dashboard behind a reverse proxy\n\n\
 Pages: / (today, this month, spend per day, sessions), /sessions/ID (the session tree and its \
 requests), /performance (tokens against response time per model), /request/ID (every field, \
-attempts). The daemon serves the same pages on its admin listener (127.0.0.1:4101).\n\n\
+attempts), /team (cost per user and team over a date range, from a PostgreSQL ledger's team \
+keys). The ledger is SQLite or PostgreSQL (`database:`, SMARTPROXY_DB). The daemon serves the same pages on its admin listener (127.0.0.1:4101).\n\n\
 Access (WEBUI_SECURITY): AUTH_WHEN_PROXIED (default) asks for a token when a request carries \
 X-Forwarded-For, Forwarded or X-Real-IP, or comes from another host; ALWAYS_AUTH always asks; \
 NONE never asks on loopback (refused off loopback, where a token is always required). A token \
@@ -69,8 +70,12 @@ fn token(ttl: &str) -> anyhow::Result<u8> {
 fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
     let _ = crate::http_server::raise_open_files_limit();
-    let database = config.database.sqlite("ui")?.to_path_buf();
-    crate::ledger::upgrade_if_present(&database)?;
+    // A SQLite ledger is brought up to this build's schema here; a PostgreSQL one by each
+    // page's connection (as the read commands do).
+    if let Some(database) = config.database.as_sqlite() {
+        crate::ledger::upgrade_if_present(database)?;
+    }
+    let database = config.database.clone();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     // WEBUI_SECURITY wins over the config's `webui_security:`.
     let env = |name: &str| {
@@ -103,7 +108,7 @@ fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         printer::note(&format!(
             "smartproxy dashboard on http://{}/ (ledger {}, WEBUI_SECURITY={}); Ctrl-C stops it",
             server.local_addr(),
-            web.readers.path().display(),
+            web.readers.location(),
             web.security.mode.name()
         ));
         let mut term = signal(SignalKind::terminate())?;

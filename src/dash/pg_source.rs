@@ -98,7 +98,7 @@ impl Poller {
         };
         let now = now_ms();
         let today = live::start_of_today_ms();
-        let requests = reader.recent_requests(&self.filter, REQUEST_LIMIT, now)?;
+        let requests = reader.live_requests(&self.filter, REQUEST_LIMIT, now)?;
         let sessions = reader.live_sessions(today, now, SESSION_LIMIT)?;
         self.send(Action::Requests(requests));
         self.send(Action::Sessions(session_views(sessions)));

@@ -53,6 +53,28 @@ pub struct Overview {
     pub empty: bool,
 }
 
+/// Cost, requests and tokens per team and per user over a range of UTC days (the team page),
+/// from the daily roll-up. A SQLite ledger has no team keys: both lists are empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TeamUsage {
+    /// First and last day of the range, inclusive: `2026-11-01`.
+    pub from: String,
+    pub to: String,
+    /// The ledger knows people and teams (a PostgreSQL ledger with team keys).
+    pub team_keys: bool,
+    /// One row per team (`-`: requests made with no team key), most expensive first.
+    pub teams: Vec<Totals>,
+    /// One row per user and their team, most expensive first.
+    pub users: Vec<UserUsage>,
+}
+
+/// One user's figures (`totals.key` is the user, `-` for requests made with no team key).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UserUsage {
+    pub team: String,
+    pub totals: Totals,
+}
+
 /// Local-time boundaries the overview needs, computed by the caller from its clock.
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {

@@ -1,7 +1,8 @@
-//! One read interface over either backend for `stats`, `sessions`, `status` and `export`: the
-//! same questions and the same answer types (`query::Totals`, `SessionRow`, ...), so the
-//! commands' printing is shared. SQLite answers with `query` and `export` unchanged;
-//! PostgreSQL with `postgres::query` and `postgres::export`.
+//! One read interface over either backend for `stats`, `sessions`, `status`, `export` and the
+//! web pages: the same questions and the same answer types (`query::Totals`, `SessionRow`,
+//! `pages::Overview`, ...), so the printing and the rendering are shared. SQLite answers with
+//! `query`, `export`, `pages` and `request_view` unchanged; PostgreSQL with `postgres::query`,
+//! `postgres::export` and `postgres::pages`.
 
 use std::io::Write;
 
@@ -9,8 +10,10 @@ use rusqlite::Connection;
 
 use super::LedgerError;
 use super::export::{self, ExportError, Format};
+use super::pages::{self, Bounds, Overview, SessionPage, TeamUsage};
 use super::postgres::query::Reader;
 use super::query::{self, Filter, GroupBy, Resolved, SessionRow, TagAndBudget, Totals};
+use super::request_view::{self, RequestDetail, RequestRow};
 use crate::config::LedgerLocation;
 
 /// A read failed: SQLite's error, or the PostgreSQL ledger's (its URL redacted).
@@ -106,6 +109,59 @@ impl LedgerReader {
         match self {
             Self::Sqlite(conn) => export::export(conn, filter, format, out, progress),
             Self::Postgres(pg) => pg.export(filter, format, out, progress),
+        }
+    }
+
+    /// The web overview: today, this month, daily spend, recent sessions.
+    pub fn overview(
+        &self,
+        bounds: Bounds,
+        day_of: impl Fn(i64) -> String,
+    ) -> Result<Overview, ReadError> {
+        match self {
+            Self::Sqlite(conn) => Ok(pages::overview(conn, bounds, day_of)?),
+            Self::Postgres(pg) => Ok(pg.overview(bounds, day_of)?),
+        }
+    }
+
+    /// The most recent requests, newest first.
+    pub fn recent_requests(&self, limit: usize) -> Result<Vec<RequestRow>, ReadError> {
+        match self {
+            Self::Sqlite(conn) => Ok(pages::recent_requests(conn, limit)?),
+            Self::Postgres(pg) => Ok(pg.recent_requests(limit)?),
+        }
+    }
+
+    /// A session's page: its tree, totals and requests older than `before`.
+    pub fn session_page(
+        &self,
+        id: &str,
+        before: Option<&str>,
+    ) -> Result<Option<SessionPage>, ReadError> {
+        match self {
+            Self::Sqlite(conn) => Ok(pages::session_page(conn, id, before)?),
+            Self::Postgres(pg) => Ok(pg.session_page(id, before)?),
+        }
+    }
+
+    /// One request with its attempts and its session.
+    pub fn request_detail(&self, id: &str) -> Result<Option<RequestDetail>, ReadError> {
+        match self {
+            Self::Sqlite(conn) => Ok(request_view::request_detail(conn, id)?),
+            Self::Postgres(pg) => Ok(pg.request_detail(id)?),
+        }
+    }
+
+    /// Cost per team and user over the UTC days `from..=to` (`2026-11-01`). A SQLite ledger
+    /// has no team keys: nothing to show.
+    pub fn team_usage(&self, from: &str, to: &str) -> Result<TeamUsage, ReadError> {
+        match self {
+            Self::Sqlite(_) => Ok(TeamUsage {
+                from: from.to_owned(),
+                to: to.to_owned(),
+                ..TeamUsage::default()
+            }),
+            Self::Postgres(pg) => Ok(pg.team_usage(from, to)?),
         }
     }
 }

@@ -54,6 +54,7 @@ pub fn json_block(id: &str, value: &serde_json::Value) -> String {
 pub enum Nav {
     Overview,
     Performance,
+    Team,
     None,
 }
 
@@ -78,7 +79,7 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
 <script src="/assets/chart.js" defer></script>
 </head>
 <body>
-<header><a class="brand" href="/">smartproxy</a><nav>{overview}{performance}</nav></header>
+<header><a class="brand" href="/">smartproxy</a><nav>{overview}{performance}{team}</nav></header>
 <main>
 {body}
 </main>
@@ -89,6 +90,7 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
         title = esc(title),
         overview = link(Nav::Overview, "/", "Overview"),
         performance = link(Nav::Performance, "/performance", "Performance"),
+        team = link(Nav::Team, "/team", "Team"),
         version = env!("CARGO_PKG_VERSION"),
     )
 }
@@ -179,6 +181,19 @@ pub fn not_found(what: &str) -> String {
         &format!(
             r#"<section class="notice"><h1>Not found</h1><p>{}</p><p><a href="/">Back to the overview</a></p></section>"#,
             esc(what)
+        ),
+    )
+}
+
+/// The error page body for a query string a page cannot use, with a way back.
+pub fn bad_request(message: &str, back: &str) -> String {
+    page(
+        "Bad request",
+        Nav::None,
+        &format!(
+            r#"<section class="notice bad"><h1>Bad request</h1><p>{}</p><p><a href="{}">Back</a></p></section>"#,
+            esc(message),
+            esc(back)
         ),
     )
 }

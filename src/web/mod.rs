@@ -1,44 +1,48 @@
 //! The web dashboard: server-rendered pages over the ledger (`/`, `/sessions/{id}`,
-//! `/performance`, `/request/{id}`), their JSON (`/api/...`), a login form, and the stylesheet
-//! and chart script embedded in the binary (no CDN, no build step). Mounted on the daemon's
-//! admin listener and served alone by `smartproxy ui`.
+//! `/performance`, `/request/{id}`, `/team`), their JSON (`/api/...`), a login form, and the
+//! stylesheet and chart script embedded in the binary (no CDN, no build step). Mounted on the
+//! daemon's admin listener and served alone by `smartproxy ui`.
 //!
 //! - `security` decides who may look (`WEBUI_SECURITY`, JWTs signed with `JWT_SECRET`);
-//! - `pages` renders HTML from `ledger::pages` queries; `html` escapes and lays out.
+//!   `login` is the form that turns a key or token into a cookie;
+//! - `pages` renders HTML from the ledger's read interface (`ledger::reader::LedgerReader`:
+//!   SQLite or PostgreSQL, the same answers); `html` escapes and lays out.
 //! - `serve` is the listener `smartproxy ui` runs.
 //!
 //! Every ledger read runs on a blocking thread, on a read-only connection kept between pages
-//! (`readers`).
+//! (`readers`), and a page waits for it at most `PAGE_DEADLINE`: a ledger that cannot be
+//! reached (PostgreSQL down or silent) is a 503 page that says so, never a hang.
 
 mod assets;
 pub mod html;
+mod login;
 pub mod pages;
 mod readers;
 pub mod security;
 pub mod serve;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::BodyExt;
 use serde_json::json;
 
 pub use security::{Mode, Security, SecurityError};
 
+use crate::config::LedgerLocation;
+use crate::ledger::LedgerError;
 use crate::ledger::pages as queries;
+use crate::ledger::reader::{LedgerReader, ReadError};
 
 /// How long the cookie `/login` sets is valid.
 pub const LOGIN_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Days in the spend chart.
 const CHART_DAYS: u64 = 30;
-/// The largest login form read.
-const FORM_LIMIT: usize = 8 * 1024;
-/// The login form is a few hundred bytes: it arrives within this or not at all.
-const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The longest a page waits for the ledger: past PostgreSQL's connect timeout (10 s) and one
+/// query's (10 s), so a slow answer still shows, and a silent server is a 503 after this.
+const PAGE_DEADLINE: Duration = Duration::from_secs(25);
 /// What every HTML page may load: its own stylesheet and script, nothing remote, no inline code.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -58,9 +62,9 @@ pub struct Web {
 }
 
 impl Web {
-    pub fn new(db: PathBuf, security: Security, bodies: Bodies) -> Self {
+    pub fn new(ledger: LedgerLocation, security: Security, bodies: Bodies) -> Self {
         Self {
-            readers: readers::Readers::new(db),
+            readers: readers::Readers::new(ledger),
             security,
             bodies,
             browsers: crate::config::Browsers::default(),
@@ -106,7 +110,7 @@ impl Bodies {
 
 /// Whether the dashboard answers `path` (the admin listener sends it these).
 pub fn is_web_path(path: &str) -> bool {
-    matches!(path, "/" | "/performance" | "/login" | "/logout")
+    matches!(path, "/" | "/performance" | "/team" | "/login" | "/logout")
         || ["/sessions/", "/request/", "/assets/", "/api/"]
             .iter()
             .any(|p| path.starts_with(p))
@@ -131,10 +135,10 @@ where
     }
     match (&method, path.as_str()) {
         (&Method::GET, "/login") => {
-            return login_page(&web, None, StatusCode::OK, &query_param(&query, "next"));
+            return login::login_page(&web, None, StatusCode::OK, &query_param(&query, "next"));
         }
-        (&Method::POST, "/login") => return login(&web, peer.ip(), req).await,
-        (&Method::POST, "/logout") => return logout(),
+        (&Method::POST, "/login") => return login::login(&web, peer.ip(), req).await,
+        (&Method::POST, "/logout") => return login::logout(),
         _ => {}
     }
     if !web.security.allows(peer.ip(), req.headers(), now_s()) {
@@ -149,7 +153,7 @@ where
             Some(pq) => pq.as_str().to_owned(),
             None => "/".to_owned(),
         };
-        return login_page(&web, None, StatusCode::UNAUTHORIZED, &next);
+        return login::login_page(&web, None, StatusCode::UNAUTHORIZED, &next);
     }
     if method != Method::GET && method != Method::HEAD {
         return html_response(
@@ -166,21 +170,24 @@ async fn route(web: Arc<Web>, path: &str, query: &str) -> Response<Bytes> {
         Some(rest) => (true, rest.to_owned()),
         None => (false, path.to_owned()),
     };
-    let before = query_param(query, "before");
-    let result = tokio::task::spawn_blocking(move || {
-        render(
-            &web,
-            &page_path,
-            api,
-            (!before.is_empty()).then_some(before),
-        )
-    })
-    .await
-    .unwrap_or_else(|e| Err(RenderError::Join(e)));
+    let query = query.to_owned();
+    let read = tokio::task::spawn_blocking(move || render(&web, &page_path, api, &query));
+    let result = match tokio::time::timeout(PAGE_DEADLINE, read).await {
+        Ok(joined) => joined.unwrap_or_else(|e| Err(RenderError::Join(e))),
+        // The blocking read finishes (or times out) on its own; the page does not wait.
+        Err(_) => Err(RenderError::Timeout),
+    };
     match result {
         Ok(Some(Rendered::Html(body))) => html_response(StatusCode::OK, body),
         Ok(Some(Rendered::Json(value))) => json_response(StatusCode::OK, value.to_string()),
         Ok(Some(Rendered::Redirect(to))) => redirect(&to),
+        Ok(Some(Rendered::BadRequest(message))) if api => {
+            json_error(StatusCode::BAD_REQUEST, &message, "invalid_request")
+        }
+        Ok(Some(Rendered::BadRequest(message))) => html_response(
+            StatusCode::BAD_REQUEST,
+            html::bad_request(&message, "/team"),
+        ),
         Ok(None) if api => json_error(
             StatusCode::NOT_FOUND,
             &format!("nothing at {path}"),
@@ -190,6 +197,26 @@ async fn route(web: Arc<Web>, path: &str, query: &str) -> Response<Bytes> {
             StatusCode::NOT_FOUND,
             html::not_found(&format!("Nothing is recorded at {path}.")),
         ),
+        Err(err) if err.unavailable() => {
+            tracing::warn!(%err, "dashboard: the ledger cannot be reached");
+            let message = format!(
+                "{err}. Check that the ledger's database is running and reachable \
+                 (`smartproxy doctor`), then reload."
+            );
+            let mut response = if api {
+                json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &message,
+                    "ledger_unavailable",
+                )
+            } else {
+                html_response(StatusCode::SERVICE_UNAVAILABLE, html::failure(&message))
+            };
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+        }
         Err(err) if api => {
             tracing::warn!(%err, "dashboard query failed");
             json_error(
@@ -212,27 +239,42 @@ enum Rendered {
     Redirect(String),
     Html(String),
     Json(serde_json::Value),
+    /// A query string the page cannot use; the message says how to fix it.
+    BadRequest(String),
 }
 
 #[derive(Debug, thiserror::Error)]
 enum RenderError {
     #[error("{0}")]
-    Sql(#[from] rusqlite::Error),
+    Read(#[from] ReadError),
     #[error("{0}")]
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("the ledger did not answer within {} s", PAGE_DEADLINE.as_secs())]
+    Timeout,
+}
+
+impl From<rusqlite::Error> for RenderError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Read(e.into())
+    }
+}
+
+impl RenderError {
+    /// The ledger could not be reached (a 503: try again), rather than failed to answer.
+    fn unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout | Self::Read(ReadError::Ledger(LedgerError::Postgres { .. }))
+        )
+    }
 }
 
 /// Runs the page's queries (on a blocking thread) and renders it; `None` is a 404.
-fn render(
-    web: &Web,
-    path: &str,
-    api: bool,
-    before: Option<String>,
-) -> Result<Option<Rendered>, RenderError> {
+fn render(web: &Web, path: &str, api: bool, query: &str) -> Result<Option<Rendered>, RenderError> {
     let reader = web.readers.take()?;
-    let rendered = render_with(web, reader.as_ref().map(|r| &r.conn), path, api, before);
+    let rendered = render_with(web, reader.as_ref().map(|r| &r.ledger), path, api, query);
     if let Some(reader) = reader {
         web.readers.give_back(reader);
     }
@@ -241,11 +283,12 @@ fn render(
 
 fn render_with(
     web: &Web,
-    conn: Option<&rusqlite::Connection>,
+    conn: Option<&LedgerReader>,
     path: &str,
     api: bool,
-    before: Option<String>,
+    query: &str,
 ) -> Result<Option<Rendered>, RenderError> {
+    let before = Some(query_param(query, "before")).filter(|b| !b.is_empty());
     let id = |prefix: &str| {
         path.strip_prefix(prefix)
             .map(percent_decode)
@@ -254,9 +297,9 @@ fn render_with(
     if path == "/" {
         let (overview, latest) = match &conn {
             Some(conn) => {
-                let mut overview = queries::overview(conn, bounds(), day_label)?;
+                let mut overview = conn.overview(bounds(), day_label)?;
                 overview.days = every_day(&overview.days);
-                (overview, queries::recent_requests(conn, 20)?)
+                (overview, conn.recent_requests(20)?)
             }
             None => (empty_overview(), Vec::new()),
         };
@@ -268,7 +311,7 @@ fn render_with(
     }
     if path == "/performance" {
         let rows = match &conn {
-            Some(conn) => queries::recent_requests(conn, queries::PERFORMANCE_SAMPLE)?,
+            Some(conn) => conn.recent_requests(queries::PERFORMANCE_SAMPLE)?,
             None => Vec::new(),
         };
         return Ok(Some(if api {
@@ -277,43 +320,66 @@ fn render_with(
             Rendered::Html(pages::performance::render(&rows))
         }));
     }
+    if path == "/team" {
+        let today = chrono::Utc::now().date_naive();
+        let range = match pages::team::range(
+            &query_param(query, "range"),
+            &query_param(query, "from"),
+            &query_param(query, "to"),
+            today,
+        ) {
+            Ok(range) => range,
+            Err(message) => return Ok(Some(Rendered::BadRequest(message))),
+        };
+        let (from, to) = (range.from.to_string(), range.to.to_string());
+        let usage = match &conn {
+            Some(conn) => conn.team_usage(&from, &to)?,
+            None => queries::TeamUsage {
+                from,
+                to,
+                ..queries::TeamUsage::default()
+            },
+        };
+        return Ok(Some(if api {
+            Rendered::Json(serde_json::to_value(&usage)?)
+        } else {
+            Rendered::Html(pages::team::render(&usage, &range))
+        }));
+    }
     let Some(conn) = conn else {
         return Ok(None);
     };
     if let Some(id) = id("/sessions/") {
-        return Ok(match queries::session_page(conn, &id, before.as_deref())? {
+        return Ok(match conn.session_page(&id, before.as_deref())? {
             Some(page) if api => Some(Rendered::Json(serde_json::to_value(&page)?)),
             Some(page) => Some(Rendered::Html(pages::session::render(&page))),
             // A unique prefix of an id (as `smartproxy stats --session` takes) leads to it.
-            None if !api && id.len() >= 4 => {
-                match crate::ledger::query::resolve_session(conn, &id)? {
-                    crate::ledger::query::Resolved::Found(full) => Some(Rendered::Redirect(
-                        format!("/sessions/{}", html::url_segment(&full)),
-                    )),
-                    _ => None,
-                }
-            }
+            None if !api && id.len() >= 4 => match conn.resolve_session(&id)? {
+                crate::ledger::query::Resolved::Found(full) => Some(Rendered::Redirect(format!(
+                    "/sessions/{}",
+                    html::url_segment(&full)
+                ))),
+                _ => None,
+            },
             None => None,
         });
     }
     if let Some(id) = id("/request/") {
-        return Ok(
-            match crate::ledger::request_view::request_detail(conn, &id)? {
-                Some(detail) if api => Some(Rendered::Json(serde_json::to_value(&detail)?)),
-                Some(detail) => {
-                    let bodies = web.bodies.load(&id);
-                    let (request, response) = bodies
-                        .as_ref()
-                        .map_or((None, None), |c| (c.request.as_ref(), c.response.as_ref()));
-                    Some(Rendered::Html(pages::request::render(
-                        &detail,
-                        request.map(|b| pages::request::Payload { bytes: b }),
-                        response.map(|b| pages::request::Payload { bytes: b }),
-                    )))
-                }
-                None => None,
-            },
-        );
+        return Ok(match conn.request_detail(&id)? {
+            Some(detail) if api => Some(Rendered::Json(serde_json::to_value(&detail)?)),
+            Some(detail) => {
+                let bodies = web.bodies.load(&id);
+                let (request, response) = bodies
+                    .as_ref()
+                    .map_or((None, None), |c| (c.request.as_ref(), c.response.as_ref()));
+                Some(Rendered::Html(pages::request::render(
+                    &detail,
+                    request.map(|b| pages::request::Payload { bytes: b }),
+                    response.map(|b| pages::request::Payload { bytes: b }),
+                )))
+            }
+            None => None,
+        });
     }
     Ok(None)
 }
@@ -414,127 +480,6 @@ pub fn query_param(query: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A local path to return to after login; anything else (another host) is `/`.
-fn safe_next(next: &str) -> &str {
-    if next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.starts_with("/\\")
-        && !next.starts_with("/login")
-    {
-        next
-    } else {
-        "/"
-    }
-}
-
-fn login_page(web: &Web, error: Option<&str>, status: StatusCode, next: &str) -> Response<Bytes> {
-    let how = match (
-        web.security.login_with_admin_key(),
-        web.security.secret_configured,
-    ) {
-        (true, true) => {
-            "Paste the admin key (<code>SMARTPROXY_ADMIN_KEY</code>) or a token from <code>smartproxy ui token</code>."
-        }
-        (true, false) => "Paste the admin key (<code>SMARTPROXY_ADMIN_KEY</code>).",
-        (false, true) => {
-            "Paste a token from <code>smartproxy ui token</code> (signed with this server's <code>JWT_SECRET</code>)."
-        }
-        (false, false) => {
-            "No way to sign in is set up: start smartproxy with <code>JWT_SECRET</code> (then run <code>smartproxy ui token</code>) or <code>SMARTPROXY_ADMIN_KEY</code>."
-        }
-    };
-    let error = error
-        .map(|e| format!(r#"<p class="bad">{}</p>"#, html::esc(e)))
-        .unwrap_or_default();
-    let body = format!(
-        r#"<section class="notice login"><h1>Sign in</h1><p>This dashboard asks for a token here ({mode}).</p><p>{how}</p>{error}
-<form method="post" action="/login"><input type="hidden" name="next" value="{next}">
-<label>Key or token <input type="password" name="key" autocomplete="current-password" required></label>
-<button type="submit">Sign in</button></form></section>"#,
-        mode = html::esc(web.security.mode.name()),
-        next = html::esc(safe_next(next)),
-    );
-    html_response(status, html::page("Sign in", html::Nav::None, &body))
-}
-
-async fn login<B>(web: &Web, peer: std::net::IpAddr, req: Request<B>) -> Response<Bytes>
-where
-    B: http_body::Body,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let secure = req
-        .headers()
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-    let read = http_body_util::Limited::new(req.into_body(), FORM_LIMIT).collect();
-    // A form that does not arrive in time (a stalled client) is not waited for.
-    let form = match tokio::time::timeout(FORM_TIMEOUT, read).await {
-        Ok(Ok(collected)) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
-        _ => {
-            return login_page(
-                web,
-                Some("The form could not be read."),
-                StatusCode::BAD_REQUEST,
-                "/",
-            );
-        }
-    };
-    let key = query_param(&form, "key");
-    let next = query_param(&form, "next");
-    if let Err(wait) = web.login_throttle.admit(peer, Instant::now()) {
-        let seconds = wait.as_secs() + 1;
-        let mut response = login_page(
-            web,
-            Some(&format!(
-                "Too many wrong keys: try again in {seconds} s (or use `smartproxy ui token`)."
-            )),
-            StatusCode::TOO_MANY_REQUESTS,
-            &next,
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        return response;
-    }
-    let now = now_s();
-    let token = if web.security.is_admin_key(key.trim()) {
-        web.security.issue(now, LOGIN_TTL)
-    } else if web.security.verify(&key, now) {
-        key.trim().to_owned()
-    } else {
-        web.login_throttle.failed(peer, Instant::now());
-        return login_page(
-            web,
-            Some("That key or token is not valid here."),
-            StatusCode::UNAUTHORIZED,
-            &next,
-        );
-    };
-    let mut response = redirect(safe_next(&next));
-    let cookie = format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        security::COOKIE,
-        LOGIN_TTL.as_secs(),
-        if secure { "; Secure" } else { "" }
-    );
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
-
-fn logout() -> Response<Bytes> {
-    let mut response = redirect("/login");
-    let cookie = format!(
-        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-        security::COOKIE
-    );
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
-
 fn redirect(to: &str) -> Response<Bytes> {
     let mut response = Response::new(Bytes::new());
     *response.status_mut() = StatusCode::SEE_OTHER;
@@ -628,8 +573,8 @@ mod tests {
         );
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(safe_next("//evil.example/"), "/");
-        assert_eq!(safe_next("https://evil.example/"), "/");
-        assert_eq!(safe_next("/request/r1"), "/request/r1");
+        assert_eq!(login::safe_next("//evil.example/"), "/");
+        assert_eq!(login::safe_next("https://evil.example/"), "/");
+        assert_eq!(login::safe_next("/request/r1"), "/request/r1");
     }
 }

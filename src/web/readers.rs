@@ -3,58 +3,83 @@
 //! page borrows a connection and gives it back. A reused connection sees every commit made
 //! since (each query starts its own read transaction); one whose file was replaced (deleted
 //! and made again) is dropped rather than left reading the old file.
+//!
+//! A PostgreSQL ledger is connected to afresh for each page and the connection closed after:
+//! a page then never reads through a connection an outage broke, and the reader's own runtime
+//! is never dropped inside the async runtime (which tokio refuses). Connecting costs a few
+//! milliseconds on a LAN.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use rusqlite::Connection;
+use crate::config::LedgerLocation;
+use crate::ledger::reader::{LedgerReader, ReadError};
 
 /// Connections kept idle at most: one per blocking thread a burst of page loads may use.
 const KEPT: usize = 4;
 
-#[derive(Debug)]
 pub struct Readers {
-    path: PathBuf,
+    location: LedgerLocation,
     idle: Mutex<Vec<Reader>>,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Readers({})", self.location)
+    }
 }
 
 /// Which file a connection has open: device and inode.
 type FileId = (u64, u64);
 
 impl Readers {
-    pub fn new(path: PathBuf) -> Self {
+    pub fn new(location: LedgerLocation) -> Self {
         Self {
-            path,
+            location,
             idle: Mutex::new(Vec::new()),
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the ledger is (a PostgreSQL URL without its password).
+    pub fn location(&self) -> &LedgerLocation {
+        &self.location
     }
 
-    /// A connection to the ledger, `None` when there is no ledger file yet. Hand it back with
-    /// `give_back` when the page is done.
-    pub fn take(&self) -> rusqlite::Result<Option<Reader>> {
-        let Ok(meta) = std::fs::metadata(&self.path) else {
+    /// A connection to the ledger, `None` when there is no SQLite ledger file yet. Hand it back
+    /// with `give_back` when the page is done.
+    pub fn take(&self) -> Result<Option<Reader>, ReadError> {
+        let path = match &self.location {
+            LedgerLocation::Sqlite(path) => path,
+            LedgerLocation::Postgres(_) => {
+                let ledger = LedgerReader::open(&self.location)?;
+                return Ok(Some(Reader { ledger, file: None }));
+            }
+        };
+        let Ok(meta) = std::fs::metadata(path) else {
             self.lock().clear();
             return Ok(None);
         };
         let file = (meta.dev(), meta.ino());
         let kept = {
             let mut idle = self.lock();
-            idle.retain(|reader| reader.file == file);
+            idle.retain(|reader| reader.file == Some(file));
             idle.pop()
         };
         if let Some(reader) = kept {
             return Ok(Some(reader));
         }
-        Ok(crate::ledger::pages::open(&self.path)?.map(|conn| Reader { conn, file }))
+        Ok(crate::ledger::pages::open(path)?.map(|conn| Reader {
+            ledger: LedgerReader::Sqlite(conn),
+            file: Some(file),
+        }))
     }
 
-    /// Keeps `reader` for the next page, unless enough are kept already.
+    /// Keeps `reader` for the next page, unless enough are kept already (or it is
+    /// PostgreSQL's, closed here).
     pub fn give_back(&self, reader: Reader) {
+        if reader.file.is_none() {
+            return;
+        }
         let mut idle = self.lock();
         if idle.len() < KEPT {
             idle.push(reader);
@@ -66,17 +91,18 @@ impl Readers {
     }
 }
 
-/// A read-only connection and the file it has open.
-#[derive(Debug)]
+/// A read-only connection and the SQLite file it has open (`None` for PostgreSQL).
 pub struct Reader {
-    pub conn: Connection,
-    file: FileId,
+    pub ledger: LedgerReader,
+    file: Option<FileId>,
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
+    use std::path::Path;
 
     fn ledger(path: &Path, value: i64) {
         let conn = Connection::open(path).unwrap();
@@ -89,10 +115,10 @@ mod tests {
 
     fn read(readers: &Readers) -> Option<i64> {
         let reader = readers.take().unwrap()?;
-        let value = reader
-            .conn
-            .query_row("SELECT v FROM t", [], |r| r.get(0))
-            .unwrap();
+        let LedgerReader::Sqlite(conn) = &reader.ledger else {
+            panic!("a SQLite reader");
+        };
+        let value = conn.query_row("SELECT v FROM t", [], |r| r.get(0)).unwrap();
         readers.give_back(reader);
         Some(value)
     }
@@ -101,7 +127,7 @@ mod tests {
     fn a_kept_connection_sees_new_commits_and_a_replaced_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.db");
-        let readers = Readers::new(path.clone());
+        let readers = Readers::new(LedgerLocation::Sqlite(path.clone()));
         assert_eq!(read(&readers), None, "no file yet");
         ledger(&path, 1);
         assert_eq!(read(&readers), Some(1));

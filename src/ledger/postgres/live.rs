@@ -12,9 +12,9 @@ use tokio_postgres::types::ToSql;
 use super::super::LedgerError;
 use super::super::live::{DayTotals, GroupKey, GroupTotals, LiveFilter, fold};
 use super::super::query::SessionRow;
-use super::super::request_view::{Attempt, RequestDetail, RequestRow};
+use super::super::request_view::RequestRow;
+use super::pages::{REQUEST_SELECT, request_from_row};
 use super::query::{Reader, SESSION_SELECT, clause, dollars, in_tree, session_from_row};
-use super::rows::{shown_id, stored_id};
 
 /// How long one dashboard read may take before it counts as a failure.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,21 +29,6 @@ const WINDOWS_MS: [Option<i64>; 4] = [
 
 /// How far back a session without an end is still taken for running (as SQLite's).
 const RUNNING_HORIZON_MS: i64 = 7 * 24 * 3600 * 1000;
-
-/// A request row's columns, in `request_row`'s order.
-const REQUEST_SELECT: &str = "
-    SELECT r.id, st.text, s.tag, r.started_ms, k.endpoint, k.route, k.provider,
-        k.requested_model, k.served_model, r.status, k.outcome, k.error_code, r.stream,
-        r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cache_write_tokens,
-        r.tokens_estimated, r.cost_nusd, r.saved_nusd, r.latency_us, r.ttfb_us, r.attempts,
-        k.cache_status, ch.text, r.fingerprint, k.user_agent, cs.text, k.billing,
-        r.budget_action, sk.text, k.price_period
-    FROM requests r JOIN request_shapes k ON k.id = r.shape
-    LEFT JOIN strings st ON st.id = r.session
-    LEFT JOIN sessions s ON s.id = st.text
-    LEFT JOIN strings ch ON ch.id = r.client_hash
-    LEFT JOIN strings cs ON cs.id = r.client_session
-    LEFT JOIN strings sk ON sk.id = r.skipped";
 
 impl Reader {
     fn live_query(
@@ -64,7 +49,7 @@ impl Reader {
     }
 
     /// The newest requests matching `filter`, newest first, at most `limit`.
-    pub fn recent_requests(
+    pub fn live_requests(
         &self,
         filter: &LiveFilter,
         limit: usize,
@@ -107,7 +92,7 @@ impl Reader {
                 || window.is_none()
                 || filter.since_ms.is_some_and(|s| Some(s) == since)
             {
-                return Ok(rows.iter().map(request_row).collect());
+                return Ok(rows.iter().map(request_from_row).collect());
             }
         }
         Ok(Vec::new())
@@ -176,100 +161,10 @@ impl Reader {
     }
 }
 
-impl Reader {
-    /// One request by id with its attempts in order and its session; None for an unknown id.
-    pub fn request_detail(&self, id: &str) -> Result<Option<RequestDetail>, LedgerError> {
-        let stored = stored_id(id);
-        let rows = self.live_query(
-            &format!("{REQUEST_SELECT} WHERE r.id = $1 LIMIT 1"),
-            &[&stored],
-        )?;
-        let Some(request) = rows.first().map(request_row) else {
-            return Ok(None);
-        };
-        let attempts = self
-            .live_query(
-                "SELECT a.n, p.text, m.text, a.status, e.text, a.latency_us, a.waited_us
-                 FROM attempts a LEFT JOIN strings p ON p.id = a.provider
-                 LEFT JOIN strings m ON m.id = a.model LEFT JOIN strings e ON e.id = a.error_class
-                 WHERE a.request_id = $1 ORDER BY a.n",
-                &[&stored],
-            )?
-            .iter()
-            .map(|r| Attempt {
-                n: i64::from(r.get::<_, i16>(0)),
-                provider: r.get(1),
-                model: r.get(2),
-                status: r.get::<_, Option<i16>>(3).map(i64::from),
-                error_class: r.get(4),
-                latency_ms: r.get::<_, Option<i64>>(5).map(|us| us as f64 / 1e3),
-                waited_ms: r.get::<_, Option<i64>>(6).map(|us| us as f64 / 1e3),
-            })
-            .collect();
-        let session = match &request.session_id {
-            Some(sid) => {
-                let sql = SESSION_SELECT.replacen(
-                    "FROM (SELECT * FROM sessions ORDER BY",
-                    "FROM (SELECT * FROM sessions WHERE id = $2 ORDER BY",
-                    1,
-                );
-                self.live_query(&sql, &[&1_i64, sid])?
-                    .first()
-                    .map(session_from_row)
-            }
-            None => None,
-        };
-        Ok(Some(RequestDetail {
-            request,
-            attempts,
-            session,
-        }))
-    }
-}
-
 fn like_pattern(text: &str) -> String {
     let escaped = text
         .replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_");
     format!("%{escaped}%")
-}
-
-/// A `REQUEST_SELECT` row as the dashboards' `RequestRow`.
-fn request_row(row: &tokio_postgres::Row) -> RequestRow {
-    let text = |i: usize| row.get::<_, Option<String>>(i);
-    RequestRow {
-        id: shown_id(row.get::<_, &[u8]>(0)),
-        session_id: text(1),
-        tag: text(2),
-        started_ms: row.get(3),
-        endpoint: row.get(4),
-        route: text(5),
-        provider: text(6),
-        requested_model: text(7),
-        served_model: text(8),
-        status: i64::from(row.get::<_, i16>(9)),
-        outcome: row.get(10),
-        error_code: text(11),
-        stream: row.get(12),
-        prompt_tokens: row.get(13),
-        completion_tokens: row.get(14),
-        cached_tokens: row.get(15),
-        cache_write_tokens: row.get(16),
-        tokens_estimated: row.get(17),
-        cost_usd: row.get::<_, Option<i64>>(18).map(dollars),
-        saved_usd: row.get::<_, Option<i64>>(19).map(dollars),
-        latency_ms: row.get::<_, i64>(20) as f64 / 1e3,
-        ttfb_ms: row.get::<_, Option<i64>>(21).map(|us| us as f64 / 1e3),
-        attempts: i64::from(row.get::<_, i32>(22)),
-        cache_status: row.get(23),
-        client_hash: text(24),
-        fingerprint: row.get::<_, Option<Vec<u8>>>(25).map(hex::encode),
-        user_agent: text(26),
-        client_session: text(27),
-        billing: row.get(28),
-        budget_action: text(29),
-        skipped: text(30),
-        price_period: text(31),
-    }
 }

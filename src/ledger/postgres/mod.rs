@@ -4,16 +4,15 @@
 //! bounded queue and commits them in batches (`writer`); it drives a small tokio runtime of its
 //! own (one worker, which also keeps the pooled connections' I/O going) so the request path never
 //! waits on PostgreSQL. Reads for `run`'s summary (`read`) and `doctor` (`check`) go through the
-//! same pool; the read commands (`stats`, `sessions`, `status`, `export`) connect on their own
-//! (`query`, `export`).
+//! same pool; the read commands (`stats`, `sessions`, `status`, `export`) and the web pages
+//! connect on their own (`query`, `export`, `pages`).
 //!
 //! Client keys live here too (`keys`: `smartproxy keys` and the daemons' `LISTEN` loop).
 //!
 //! Shared budgets live here too (`budget`): counters admitted atomically, settled by the writer.
 //!
 //! `prune` drops whole monthly partitions (`retention`). Every connection goes through `tls`'s
-//! one connector: TLS with rustls when the URL's `sslmode` asks for it. Not yet on PostgreSQL
-//! (issue 20): the web pages (`ui`).
+//! one connector: TLS with rustls when the URL's `sslmode` asks for it.
 //!
 //! While PostgreSQL cannot take a batch the writer puts it in a local SQLite spool
 //! (`ledger::spool`, `spooling`) and drains it when PostgreSQL answers again. A process that
@@ -27,6 +26,7 @@ pub mod import;
 pub mod keys;
 pub mod live;
 pub mod migrations;
+pub mod pages;
 pub mod query;
 pub mod read;
 pub mod retention;

@@ -38,8 +38,16 @@ impl Reader {
             config.connect_timeout(super::CONNECT_TIMEOUT);
         }
         config.application_name("smartproxy");
+        // The driver's connect timeout covers the TCP connect only: a server that accepts and
+        // then says nothing (stopped, overloaded) is given up on after the same time here.
+        let timeout = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(super::CONNECT_TIMEOUT);
         let (mut client, connection) = runtime
-            .block_on(config.connect(tls))
+            // The timer is made inside `block_on`, on this runtime (outside it there is none).
+            .block_on(async { tokio::time::timeout(timeout, config.connect(tls)).await })
+            .map_err(|_| fail(format!("no answer within {} s", timeout.as_secs())))?
             .map_err(|e| fail(super::describe(&e)))?;
         // The connection's I/O runs while a read blocks on this runtime; the task ends when the
         // client is dropped, and the runtime (dropped with the reader) takes it with it.
@@ -318,7 +326,7 @@ pub(super) fn dollars(nanos: i64) -> f64 {
     nanos as f64 / 1e9
 }
 
-fn totals_from_row(row: &tokio_postgres::Row) -> Totals {
+pub(super) fn totals_from_row(row: &tokio_postgres::Row) -> Totals {
     let n = |i: usize| row.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64;
     let some_if = |count: usize, value: usize| (n(count) > 0).then(|| dollars(row.get(value)));
     let simulated_usd = some_if(14, 11);
