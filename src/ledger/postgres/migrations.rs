@@ -236,6 +236,11 @@ const MIGRATIONS: &[&str] = &[
          refused int := 0;
          ignored bigint;
      BEGIN
+         -- The commit need not wait for its WAL flush (a durable commit was most of an
+         -- admission's time: ~2.4 ms against a 0.06 ms round trip). A server crash loses at
+         -- most the admissions of its last moments, whose requests were in flight anyway;
+         -- what they spend is settled durably with their rows.
+         SET LOCAL synchronous_commit = off;
          -- Expired reservations come back whatever this admission's fate.
          WITH gone AS (
                  UPDATE budget_reservations r SET released = true
