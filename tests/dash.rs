@@ -544,9 +544,66 @@ fn dash_on_an_unreachable_postgres_says_so_and_still_quits() {
     });
     assert!(!screen.contains("hunter2"), "{screen}");
     tmux.keys(&["?"]);
-    tmux.wait_for("the help", |s| !s.contains("q quit") || s.contains("help"));
+    tmux.wait_for("the help", |s| s.contains("this help"));
+    // Escape and q sent together read as Alt-q: q waits until the help is gone.
     tmux.keys(&["Escape"]);
+    tmux.wait_for("the list again", |s| !s.contains("this help"));
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("dash to exit", |s| s.contains("dash-exit="));
     assert!(screen.contains("dash-exit=0"), "{screen}");
+}
+
+/// Team mode: `run --dash` on a PostgreSQL ledger shows the child's request (model and cost)
+/// in its first frames, read back from PostgreSQL; `q` closes the dashboard while the command
+/// runs, and run exits with the command's status once it ends.
+#[test]
+fn run_dash_reads_a_postgres_ledger() {
+    if !support::require_tools(&["tmux", "curl"]) {
+        return;
+    }
+    let Some(db) = support::postgres::TestDb::create("rundash") else {
+        return;
+    };
+    let env = TestEnv::new();
+    let stop = env.path().join("stop");
+    let child = format!(
+        r#"curl -s -o /dev/null "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi"}}]}}'; while [ ! -f '{stop}' ]; do sleep 0.05; done; exit 3"#,
+        stop = stop.display()
+    );
+    let child_file = env.write("child.sh", &child);
+    let shell = format!(
+        "NO_COLOR=1 SMARTPROXY_DB='{url}' '{bin}' run --dash --mock --tag pgwrapped -- sh '{child}'; echo \"run-exit=$?\"; exec sleep 600",
+        url = db.url,
+        bin = support::BIN,
+        child = child_file.display()
+    );
+    let tmux = Tmux::start(&env, &shell);
+    let screen = tmux.wait_for("the child's request", |s| {
+        s.contains("requests (1)")
+            && s.contains("command running")
+            && s.lines()
+                .any(|l| l.contains("pgwrapped") && l.contains("gpt-4o-mini"))
+    });
+    // The cost PostgreSQL holds for the request is the one drawn.
+    let cost: f64 = db
+        .scalar("SELECT cost_nusd::text FROM requests")
+        .parse::<f64>()
+        .unwrap()
+        / 1e9;
+    let row = screen
+        .lines()
+        .find(|l| l.contains("gpt-4o-mini") && l.contains(" 200 "))
+        .unwrap_or_else(|| panic!("no row of the request:\n{screen}"));
+    assert!(row.contains(&format!("${cost:.4}")), "{cost}:\n{screen}");
+    // q closes the dashboard at once, though the command still runs.
+    tmux.keys(&["q"]);
+    tmux.wait_for("the dashboard to close", |s| {
+        !s.contains("command running") && s.contains("the command's output goes to")
+    });
+    std::fs::write(&stop, "").unwrap();
+    let screen = tmux.wait_for("run to exit", |s| s.contains("run-exit="));
+    assert!(
+        screen.contains("run-exit=3"),
+        "the command's status: {screen}"
+    );
 }

@@ -220,12 +220,6 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         None => admin_listen_from_env()?,
     };
     let team = config.database.is_postgres();
-    if team {
-        anyhow::ensure!(
-            !args.dash,
-            "--dash does not read a PostgreSQL ledger yet; start the daemon without it"
-        );
-    }
     // A team ledger holds client keys too: it is opened first so they count from the start.
     let team_ledger = if team {
         Some(Ledger::open_at(&config.database).context("cannot open the ledger")?)
@@ -382,9 +376,9 @@ async fn serve_until_stopped(
         state.runtime().config.source_display()
     ));
     let (closed_tx, mut closed) = tokio::sync::oneshot::channel();
-    let dash = if let Some(path) = state.ledger.path().filter(|_| args.dash) {
+    let dash = if args.dash {
         Some(super::live_dash::DaemonDash::start(
-            path,
+            state.runtime().config.database.clone(),
             admin.local_addr().to_string(),
             closed_tx,
         )?)

@@ -1,6 +1,9 @@
 //! The dashboards `run --dash` and `daemon --dash` show alongside their work, and the pieces
 //! they share with `smartproxy dash`: the terminal check, where logs go while a dashboard owns
-//! the terminal, and how the daemon's admin listener is asked.
+//! the terminal, and how the daemon's admin listener is asked. Either ledger, SQLite or
+//! PostgreSQL, is read as `smartproxy dash` reads it: on the dashboard's own threads, so an
+//! unreachable PostgreSQL shows in the header while the proxy keeps serving, and quitting
+//! never waits on it.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,7 @@ use std::thread::JoinHandle;
 
 use anyhow::Context;
 
+use crate::config::LedgerLocation;
 use crate::dash;
 use crate::printer;
 
@@ -80,7 +84,7 @@ impl RunDash {
     /// Opens the log, says where it is, and starts the dashboard on `session_id`. The session's
     /// own proxy (its breakers) answers `/debug/status` to `session_key`.
     pub(super) fn start(
-        ledger: &Path,
+        ledger: LedgerLocation,
         session_id: &str,
         session_key: &str,
     ) -> anyhow::Result<Self> {
@@ -100,7 +104,7 @@ impl RunDash {
         let proxy: Arc<Mutex<Option<String>>> = Arc::default();
         let (tx, rx) = dash::channel();
         let options = dash::Options {
-            ledger: crate::config::LedgerLocation::Sqlite(ledger.to_path_buf()),
+            ledger,
             session: Some(session_id.to_owned()),
             filter: None,
             no_color: dash::no_color_from_env(),
@@ -198,7 +202,7 @@ pub(super) struct DaemonDash {
 impl DaemonDash {
     /// Starts the dashboard; `closed` fires when the user quits it (which stops the daemon).
     pub(super) fn start(
-        ledger: &Path,
+        ledger: LedgerLocation,
         admin_listen: String,
         closed: tokio::sync::oneshot::Sender<()>,
     ) -> anyhow::Result<Self> {
@@ -211,7 +215,7 @@ impl DaemonDash {
         let (tx, rx) = dash::channel();
         let admin = loopback(&admin_listen);
         let options = dash::Options {
-            ledger: crate::config::LedgerLocation::Sqlite(ledger.to_path_buf()),
+            ledger,
             session: None,
             filter: None,
             no_color: dash::no_color_from_env(),

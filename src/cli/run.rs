@@ -189,12 +189,6 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         .budget
         .filter(|b| *b > 0.0)
         .or(config.budget.session_usd);
-    if config.database.is_postgres() {
-        anyhow::ensure!(
-            !args.dash,
-            "--dash does not read a PostgreSQL ledger yet; run without it"
-        );
-    }
     let ledger = Ledger::open_at(&config.database).context("cannot open the ledger")?;
     let session = Session {
         id: random_hex(8),
@@ -208,7 +202,7 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     let state = Arc::new(session_state(&config, &ledger, &session, &args)?);
     let dash = if args.dash {
         Some(super::live_dash::RunDash::start(
-            config.database.sqlite("run --dash")?,
+            config.database.clone(),
             &session.id,
             &session.key,
         )?)
