@@ -199,8 +199,12 @@ fn dash_shows_filters_and_details_requests_in_a_real_terminal() {
         "{screen}"
     );
 
+    // Escape and q sent together read as Alt-q: q waits until the detail is gone (its
+    // `error code` field; the list's footer shows under the detail too).
     tmux.keys(&["Escape"]);
-    tmux.wait_for("the list again", |s| s.contains("q quit"));
+    tmux.wait_for("the list again", |s| {
+        s.contains("q quit") && !s.contains("error code")
+    });
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("dash to exit", |s| s.contains("checked"));
     assert!(screen.contains("dash-exit=0"), "{screen}");
@@ -519,8 +523,12 @@ fn dash_reads_a_postgres_ledger() {
     let id = format!("req_{:028x}", 1);
     let screen = tmux.wait_for("the detail", |s| s.contains(&id) && s.contains("attempts"));
     assert!(screen.contains("pg-model-two"), "{screen}");
+    // Escape and q sent together read as Alt-q: q waits until the detail is gone (its
+    // `error code` field; the list's footer shows under the detail too).
     tmux.keys(&["Escape"]);
-    tmux.wait_for("the list again", |s| s.contains("q quit"));
+    tmux.wait_for("the list again", |s| {
+        s.contains("q quit") && !s.contains("error code")
+    });
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("dash to exit", |s| s.contains("dash-exit="));
     assert!(screen.contains("dash-exit=0"), "{screen}");
