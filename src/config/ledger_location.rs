@@ -25,12 +25,11 @@ pub struct PgUrl {
     driver_url: String,
 }
 
-/// A command that reads the ledger was pointed at PostgreSQL, which it cannot read yet.
+/// A path that only a SQLite ledger has was asked of a PostgreSQL one.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "`smartproxy {command}` does not read a PostgreSQL ledger yet (the ledger is {url}); team mode \
-     records `run` and `daemon` only so far: point SMARTPROXY_DB (or `database:`) at a SQLite file \
-     for this command"
+    "`smartproxy {command}` needs a SQLite ledger file (the ledger is {url}): point \
+     SMARTPROXY_DB (or `database:`) at a SQLite file for this command"
 )]
 pub struct NotSqlite {
     pub command: &'static str,
