@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use smartproxy::config::{LedgerLocation, PgUrl};
-use smartproxy::ledger::{AttemptRow, Ledger, LedgerError, RequestRecord, SessionStart};
+use smartproxy::ledger::{
+    AttemptRow, Ledger, LedgerError, RequestRecord, SessionEnd, SessionStart,
+};
 use support::TestEnv;
 use support::postgres::TestDb;
 
@@ -163,6 +165,73 @@ fn a_batch_written_twice_leaves_one_row_each_and_counts_once() {
     );
     let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
     assert_eq!(db.requests_with_ids(&ids), 301);
+}
+
+/// Many sessions started and ended in one batch (one statement each way), a daemon's session
+/// started twice in the batch (one by one), and a past month's partition dropped under a
+/// running writer (found missing and made again): every session ends with what it spent.
+#[test]
+fn sessions_in_bulk_end_with_their_spend_and_a_dropped_partition_is_made_again() {
+    let Some(db) = TestDb::create("bulk") else {
+        return;
+    };
+    let jan = 1_735_732_800_000;
+    let start = |id: &str, kind: &'static str| SessionStart {
+        id: id.to_owned(),
+        parent_id: None,
+        kind,
+        tag: Some("bulk".to_owned()),
+        program: None,
+        cwd: None,
+        pid: None,
+        started_ms: jan,
+        budget_usd: None,
+    };
+    let ledger = Ledger::open_at(&location(&db)).unwrap();
+    for round in 0..2 {
+        if round == 1 {
+            db.execute("DROP TABLE requests_y2025m01");
+        }
+        let mut ids = Vec::new();
+        for s in 0..50 {
+            let id = format!("bulk-{round}-{s}");
+            ledger.session_started(start(&id, "run"));
+            let session: Arc<str> = Arc::from(id.as_str());
+            for i in 0..3 {
+                ledger.record(record(
+                    &format!("req_{round:04x}{s:04x}{i:04x}"),
+                    &session,
+                    jan + i,
+                ));
+            }
+            ids.push(id);
+        }
+        ledger.session_started(start("daemon-day", "daemon"));
+        ledger.session_started(start("daemon-day", "daemon"));
+        for id in ids {
+            ledger.session_ended(SessionEnd {
+                id,
+                ended_ms: jan + 10,
+                exit_code: Some(0),
+            });
+        }
+        ledger.flush(Duration::from_secs(60)).unwrap();
+        assert_eq!(ledger.dropped(), 0);
+    }
+    assert_eq!(db.count("SELECT count(*) FROM requests"), 150);
+    assert_eq!(
+        db.count("SELECT count(*) FROM sessions WHERE ended_ms = 1735732800010 AND exit_code = 0"),
+        100
+    );
+    // Each ended with its three rows' cost (round 0's, before their partition was dropped).
+    assert_eq!(
+        db.count("SELECT count(*) FROM sessions WHERE id LIKE 'bulk-%' AND round(spent_usd * 1e9) = 3 * 123457"),
+        100
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM sessions WHERE id = 'daemon-day' AND ended_ms IS NULL"),
+        1
+    );
 }
 
 /// Two processes starting together on an empty database: both start, the schema is made once.

@@ -200,9 +200,11 @@ pub(super) async fn insert_requests(
         budget_action.push(r.budget_action.as_deref().map(|s| clean(s).into_owned()));
         skipped.push(string(r.skipped.as_deref()));
     }
+    // Prepared once per connection: the statement's plan is not made again each batch.
+    let stmt = tx.prepare_cached(INSERT_REQUESTS).await?;
     let row = tx
         .query_one(
-            INSERT_REQUESTS,
+            &stmt,
             &[
                 &id,
                 &session,

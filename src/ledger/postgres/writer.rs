@@ -109,17 +109,53 @@ async fn commit(
         .iter()
         .map(|r| super::rows::month_start(r.started_ms))
         .collect();
+    // A past month already cached is checked, all in one round trip, and only a missing one
+    // is created (creating takes a transaction, a lock and DDL: four round trips a month).
+    let mut wanted = Vec::new();
+    let mut past: Vec<i64> = Vec::new();
     for month in months {
-        if (caches.months.insert(month) || month < this_month)
-            && let Err(err) = ensure_partition(client, month).await
-        {
+        if caches.months.insert(month) {
+            wanted.push(month);
+        } else if month < this_month {
+            past.push(month);
+        }
+    }
+    if !past.is_empty() {
+        let names: Vec<String> = past.iter().map(|m| super::rows::partition(*m).0).collect();
+        let missing = client
+            .prepare_cached(
+                "SELECT m FROM unnest($1::text[], $2::bigint[]) AS t(n, m)
+                 WHERE to_regclass(n) IS NULL",
+            )
+            .await?;
+        wanted.extend(
+            client
+                .query(&missing, &[&names, &past])
+                .await?
+                .iter()
+                .map(|row| row.get::<_, i64>(0)),
+        );
+    }
+    for month in wanted {
+        if let Err(err) = ensure_partition(client, month).await {
             caches.months.remove(&month);
             return Err(err);
         }
     }
     let tx = client.transaction().await?;
-    for message in batch {
-        if let Message::Session(s) = message {
+    let starts: Vec<&SessionStart> = batch
+        .iter()
+        .filter_map(|m| match m {
+            Message::Session(s) => Some(&**s),
+            _ => None,
+        })
+        .collect();
+    if distinct(starts.iter().map(|s| s.id.as_str())) {
+        insert_sessions(&tx, &starts).await?;
+    } else {
+        // The same session started twice in one batch: one by one, in order, as each start
+        // updates what the one before it inserted (one statement cannot touch a row twice).
+        for s in starts {
             insert_session(&tx, s).await?;
         }
     }
@@ -133,11 +169,20 @@ async fn commit(
         // Budget reservations settle with their rows, in the same transaction (pgbudget).
         super::budget::settle(&tx, &requests).await?;
     }
+    let mut ends: Vec<&SessionEnd> = Vec::new();
     for message in batch {
         match message {
             Message::Anomaly(a) => insert_anomaly(&tx, a, copied).await?,
-            Message::SessionEnd(e) => end_session(&tx, e, copied).await?,
+            Message::SessionEnd(e) => ends.push(e),
             _ => {}
+        }
+    }
+    // Ends touch only `sessions`, so doing them after the anomalies changes nothing.
+    if distinct(ends.iter().map(|e| e.id.as_str())) {
+        end_sessions(&tx, &ends, copied).await?;
+    } else {
+        for e in ends {
+            end_session(&tx, e, copied).await?;
         }
     }
     tx.commit().await?;
@@ -211,6 +256,105 @@ async fn insert_session(
     Ok(())
 }
 
+/// Whether no id is there twice (one multi-row statement cannot touch a row twice).
+fn distinct<'a>(ids: impl Iterator<Item = &'a str>) -> bool {
+    let mut seen = HashSet::new();
+    ids.into_iter().all(|id| seen.insert(id))
+}
+
+/// [`insert_session`] of a batch's starts (distinct ids), in one statement: a batch of a
+/// busy daemon carries many, and one round trip each was most of the batch's time.
+async fn insert_sessions(
+    tx: &Transaction<'_>,
+    starts: &[&SessionStart],
+) -> Result<(), tokio_postgres::Error> {
+    if starts.is_empty() {
+        return Ok(());
+    }
+    let owner = crate::process::current();
+    let text = |v: &Option<String>| v.as_deref().map(|s| clean(s).into_owned());
+    let id: Vec<&str> = starts.iter().map(|s| s.id.as_str()).collect();
+    let parent: Vec<Option<&str>> = starts.iter().map(|s| s.parent_id.as_deref()).collect();
+    let kind: Vec<&str> = starts.iter().map(|s| s.kind).collect();
+    let tag: Vec<Option<String>> = starts.iter().map(|s| text(&s.tag)).collect();
+    let program: Vec<Option<String>> = starts.iter().map(|s| text(&s.program)).collect();
+    let cwd: Vec<Option<String>> = starts.iter().map(|s| text(&s.cwd)).collect();
+    let pid: Vec<Option<i64>> = starts.iter().map(|s| s.pid.map(i64::from)).collect();
+    let started: Vec<i64> = starts.iter().map(|s| s.started_ms).collect();
+    let budget: Vec<Option<f64>> = starts.iter().map(|s| s.budget_usd).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO sessions (id, parent_id, kind, tag, program, cwd, pid, started_ms,
+                 budget_usd, host, owner_pid, owner_start)
+             SELECT v.*, $10::text, $11::bigint, $12::text
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                 $6::text[], $7::bigint[], $8::bigint[], $9::float8[])
+                 AS v(id, parent_id, kind, tag, program, cwd, pid, started_ms, budget_usd)
+             ON CONFLICT (id) DO UPDATE SET ended_ms = NULL, exit_code = NULL, pid = excluded.pid,
+                 host = excluded.host, owner_pid = excluded.owner_pid,
+                 owner_start = excluded.owner_start
+             WHERE sessions.kind = 'daemon' AND excluded.kind = 'daemon'",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &id,
+            &parent,
+            &kind,
+            &tag,
+            &program,
+            &cwd,
+            &pid,
+            &started,
+            &budget,
+            &owner.host,
+            &i64::from(owner.pid),
+            &owner.start,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`end_session`] of a batch's ends (distinct ids), in one statement.
+async fn end_sessions(
+    tx: &Transaction<'_>,
+    ends: &[&SessionEnd],
+    copied: bool,
+) -> Result<(), tokio_postgres::Error> {
+    if ends.is_empty() {
+        return Ok(());
+    }
+    let owner = crate::process::current();
+    let id: Vec<&str> = ends.iter().map(|e| e.id.as_str()).collect();
+    let ended: Vec<i64> = ends.iter().map(|e| e.ended_ms).collect();
+    let code: Vec<Option<i32>> = ends.iter().map(|e| e.exit_code).collect();
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE sessions SET ended_ms = v.ended_ms, exit_code = v.exit_code,
+                 spent_usd = (SELECT COALESCE(SUM(cost_nusd), 0) / 1e9 FROM requests
+                     WHERE session = (SELECT id FROM strings WHERE text = v.id))
+             FROM unnest($1::text[], $2::bigint[], $3::integer[]) AS v(id, ended_ms, exit_code)
+             WHERE sessions.id = v.id AND ($6 OR owner_pid IS NULL
+                 OR (owner_pid = $4 AND host IS NOT DISTINCT FROM $5))",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &id,
+            &ended,
+            &code,
+            &i64::from(owner.pid),
+            &owner.host,
+            &copied,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Closes a session; only its owner's end counts (as in SQLite's writer). A copied end (from
 /// the spool or `ledger migrate`, sent by whichever process drains or copies) was its owner's
 /// when it was recorded, so it counts whoever sends it.
@@ -275,18 +419,16 @@ async fn intern_strings(
     if missing.is_empty() {
         return Ok(());
     }
-    tx.execute(
-        "INSERT INTO strings (text) SELECT unnest($1::text[]) ON CONFLICT (text) DO NOTHING",
-        &[&missing],
-    )
-    .await?;
-    for row in tx
-        .query(
-            "SELECT id, text FROM strings WHERE text = ANY($1::text[])",
-            &[&missing],
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO strings (text) SELECT unnest($1::text[]) ON CONFLICT (text) DO NOTHING",
         )
-        .await?
-    {
+        .await?;
+    tx.execute(&insert, &[&missing]).await?;
+    let select = tx
+        .prepare_cached("SELECT id, text FROM strings WHERE text = ANY($1::text[])")
+        .await?;
+    for row in tx.query(&select, &[&missing]).await? {
         caches.strings.insert(row.get(1), row.get(0));
     }
     Ok(())
@@ -315,22 +457,24 @@ async fn intern_shapes(
         return Ok(());
     }
     let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10] = &columns;
-    tx.execute(
-        "INSERT INTO request_shapes (digest, endpoint, route, provider, requested_model,
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO request_shapes (digest, endpoint, route, provider, requested_model,
              served_model, outcome, error_code, cache_status, billing, price_period, user_agent)
          SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[],
              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
          ON CONFLICT (digest) DO NOTHING",
+        )
+        .await?;
+    tx.execute(
+        &insert,
         &[&digests, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10],
     )
     .await?;
-    for row in tx
-        .query(
-            "SELECT id, digest FROM request_shapes WHERE digest = ANY($1::bytea[])",
-            &[&digests],
-        )
-        .await?
-    {
+    let select = tx
+        .prepare_cached("SELECT id, digest FROM request_shapes WHERE digest = ANY($1::bytea[])")
+        .await?;
+    for row in tx.query(&select, &[&digests]).await? {
         caches.shapes.insert(row.get(1), row.get(0));
     }
     Ok(())
@@ -366,12 +510,17 @@ async fn insert_attempts(
     if ids.is_empty() {
         return Ok(());
     }
-    tx.execute(
-        "INSERT INTO attempts (request_id, n, provider, model, status, error_class, latency_us,
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO attempts (request_id, n, provider, model, status, error_class, latency_us,
              waited_us)
          SELECT * FROM unnest($1::bytea[], $2::smallint[], $3::bigint[], $4::bigint[],
              $5::smallint[], $6::bigint[], $7::bigint[], $8::bigint[])
          ON CONFLICT (request_id, n) DO NOTHING",
+        )
+        .await?;
+    tx.execute(
+        &insert,
         &[
             &ids,
             &n,
