@@ -217,7 +217,7 @@ impl PrivateCluster {
     fn command(&self, args: &[&str]) -> std::process::Command {
         let program = self.bin.join(args[0]);
         let mut cmd = if is_root() {
-            let mut cmd = std::process::Command::new("runuser");
+            let mut cmd = std::process::Command::new(runuser());
             cmd.args(["-u", "postgres", "--"]).arg(program);
             cmd
         } else {
@@ -338,4 +338,13 @@ impl PrivateCluster {
     pub fn port(&self) -> u16 {
         self.port
     }
+}
+
+/// `runuser`, wherever util-linux put it: a root shell's PATH may lack the sbin folders.
+fn runuser() -> std::path::PathBuf {
+    ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| std::path::PathBuf::from("runuser"))
 }
