@@ -1165,7 +1165,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__export)
-            opts="-o -h -V --format --since --session --last --output --config --log-level --help --version"
+            opts="-o -h -V --format --since --until --session --last --output --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1176,6 +1176,10 @@ _smartproxy() {
                     return 0
                     ;;
                 --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2877,7 +2881,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__stats)
-            opts="-h -V --session --last --today --since --by --json --config --log-level --help --version"
+            opts="-h -V --session --last --today --since --until --by --json --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2891,8 +2895,12 @@ _smartproxy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --by)
-                    COMPREPLY=($(compgen -W "model provider session tag key user team project" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "model provider session tag key user team project hour day week month" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -2911,7 +2919,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__status)
-            opts="-h -V --session --short --json --config --log-level --help --version"
+            opts="-h -V --session --short --line --json --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -107,6 +107,7 @@ complete -c smartproxy -n "__fish_smartproxy_using_subcommand dash" -s h -l help
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand dash" -s V -l version -d 'Print version'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l session -d 'Only this session (a full id or a unique prefix, as `smartproxy sessions` shows)' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l since -d 'Only requests since DATE: `2026-11-01`, an RFC 3339 time, or an age such as `90m`, `24h`, `7d`' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l until -d 'Only requests before DATE (same forms as --since): `--since 2026-11-01 --until 2026-12-01` is November' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l by -d 'How to group the rows' -r -f -a "model\t'The model that answered (else the one asked for)'
 provider\t''
 session\t'The `run` or daemon session (nested runs apart)'
@@ -114,7 +115,11 @@ tag\t'The session\'s tag'
 key\t'The client key: a daemon session\'s tag; `-` for requests of `run` sessions'
 user\t'The key\'s user (team mode); `-` where none is known, as always on a SQLite ledger'
 team\t'The key\'s team (team mode); `-` where none is known, as always on a SQLite ledger'
-project\t'The key\'s project (team mode); `-` where none is known, as always on a SQLite ledger'"
+project\t'The key\'s project (team mode); `-` where none is known, as always on a SQLite ledger'
+hour\t'The local hour a request started in (`2026-12-07 10:00`), oldest first'
+day\t'The local day, oldest first'
+week\t'The local week, named by its Monday, oldest first'
+month\t'The local month, oldest first'"
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l last -d 'Only the most recent session'
@@ -122,7 +127,7 @@ complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l today -d
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -l json -d 'Print JSON instead of a table'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand stats" -s V -l version -d 'Print version'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -l limit -d 'How many recent sessions to show' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -l limit -d 'How many recent sessions to show; 0 shows them all' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand sessions" -l json -d 'Print JSON instead of a table'
@@ -132,20 +137,22 @@ complete -c smartproxy -n "__fish_smartproxy_using_subcommand status" -l session
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand status" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand status" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand status" -l short -d 'Only the amount spent and, when there is a budget, what is left: `$0.42 ($1.58 left)`'
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand status" -l line -d 'One short line for a prompt or Claude Code\'s status line: spent, burn rate, model and time left: `$0.42 · $0.52/h · gpt-4o · 3h10m left`. Coloured only on a terminal'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand status" -l json -d 'Print JSON instead of a line'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand status" -s h -l help -d 'Print help'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand status" -s V -l version -d 'Print version'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand export" -l format -d 'Output format' -r -f -a "csv\t'Comma-separated values with a header row (RFC 4180 quoting)'
 jsonl\t'One JSON object per line'"
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand export" -l since -d 'Only requests since DATE: `2026-11-01`, an RFC 3339 time, or an age such as `24h`, `7d`' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand export" -l until -d 'Only requests before DATE (same forms as --since)' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand export" -l session -d 'Only this session and the runs nested in it (a full id or a unique prefix)' -r
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand export" -s o -l output -d 'Write to FILE instead of stdout (written beside it first, renamed when complete)' -r -F
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand export" -s o -l output -d 'Write to FILE instead of stdout (written beside it first, renamed when complete); `-` is stdout' -r -F
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand export" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand export" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand export" -l last -d 'Only the most recent session'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand export" -s V -l version -d 'Print version'
-complete -c smartproxy -n "__fish_smartproxy_using_subcommand prune" -l older-than -d 'Delete rows older than AGE (`30d`, `12h`, `2w`) or from before a date (`2026-10-01`). Default: retention.max_age_days from the config' -r
+complete -c smartproxy -n "__fish_smartproxy_using_subcommand prune" -l older-than -d 'Delete rows older than AGE (`30d`, `12h`, `5m`: exactly that long before now) or from before a date (`2026-10-01`, local midnight). Default: retention.max_age_days from the config' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand prune" -l config -d 'Config file to use instead of discovering one (./smartproxy.yaml, ~/.config/smartproxy/smartproxy.yaml, ~/.smartproxy.yaml)' -r -F
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand prune" -l log-level -d 'Log filter for smartproxy\'s own logs on stderr, e.g. `info` or `smartproxy=debug` [env: SMARTPROXY_LOG_LEVEL; default: warn]' -r
 complete -c smartproxy -n "__fish_smartproxy_using_subcommand prune" -l execute -d 'Delete for real; without it, only say what would be deleted'

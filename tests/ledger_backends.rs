@@ -192,6 +192,14 @@ fn fill(location: &LedgerLocation, today_ms: i64) {
 fn output(env: &TestEnv, db: &str, args: &[&str]) -> String {
     let file = env.path().join("export.out");
     let mut cmd = env.command();
+    // `TZ=...` first: the command runs in that time zone (the time groups are local).
+    let args = match args.split_first() {
+        Some((zone, rest)) if zone.starts_with("TZ=") => {
+            cmd.env("TZ", &zone[3..]);
+            rest
+        }
+        _ => args,
+    };
     cmd.env("SMARTPROXY_DB", db).args(args);
     if args[0] == "export" {
         cmd.arg("-o").arg(&file);
@@ -250,6 +258,47 @@ fn the_read_commands_print_the_same_from_sqlite_and_postgres() {
         cases.push(vec!["stats", "--since", since, "--by", "tag", "--json"]);
         cases.push(vec!["export", "--format", "csv", "--since", since]);
     }
+    // Periods of local time, here and half an hour off UTC, and `--until`.
+    let until = "2026-11-04T10:20:00Z";
+    for by in ["hour", "day", "week", "month"] {
+        cases.push(vec!["stats", "--by", by]);
+        cases.push(vec!["TZ=Asia/Kolkata", "stats", "--by", by, "--json"]);
+        cases.push(vec!["TZ=America/New_York", "stats", "--by", by]);
+        cases.push(vec![
+            "stats", "--by", by, "--since", mid_hour, "--until", until,
+        ]);
+    }
+    cases.extend([
+        vec!["stats", "--until", whole_day, "--json"],
+        vec!["stats", "--until", mid_hour, "--by", "tag"],
+        vec![
+            "stats",
+            "--since",
+            whole_day,
+            "--until",
+            "2026-11-04T00:00:00Z",
+            "--json",
+        ],
+        vec![
+            "stats",
+            "--since",
+            mid_hour,
+            "--until",
+            "2026-11-03T05:59:00Z",
+            "--json",
+        ],
+        vec![
+            "stats",
+            "--session",
+            "run-alpha",
+            "--by",
+            "day",
+            "--until",
+            whole_hour,
+        ],
+        vec!["stats", "--last", "--by", "hour"],
+        vec!["export", "--format", "csv", "--until", mid_hour],
+    ]);
     cases.extend([
         vec!["stats", "--session", "run-alpha", "--json"],
         vec!["stats", "--session", "run-a", "--by", "session", "--json"],
@@ -259,14 +308,17 @@ fn the_read_commands_print_the_same_from_sqlite_and_postgres() {
         vec!["sessions", "--json"],
         vec!["sessions"],
         vec!["sessions", "--limit", "2", "--json"],
-        vec!["status", "--json"],
-        vec!["status"],
         vec!["status", "--session", "run-alpha", "--json"],
         vec!["status", "--session", "run-today", "--short"],
         vec!["export", "--format", "csv"],
         vec!["export", "--format", "jsonl"],
         vec!["export", "--format", "jsonl", "--session", "run-alpha"],
     ]);
+    // Today's burn rate is over the last hour: when today's rows fall in it (the first two
+    // hours of the UTC day), it depends on the moment each command runs.
+    if now - midnight >= 2 * HOUR_MS {
+        cases.extend([vec!["status", "--json"], vec!["status"]]);
+    }
     for args in &cases {
         let from_sqlite = output(&env, &sqlite, args);
         let from_postgres = output(&env, &db.url, args);
@@ -278,6 +330,30 @@ fn the_read_commands_print_the_same_from_sqlite_and_postgres() {
     let stats: serde_json::Value =
         serde_json::from_str(&output(&env, &db.url, &["stats", "--json"])).unwrap();
     assert_eq!(stats["total"]["requests"], 240);
+    assert_eq!(stats["heading"], "All requests by model");
+    let by_day: serde_json::Value = serde_json::from_str(&output(
+        &env,
+        &db.url,
+        &["TZ=America/New_York", "stats", "--by", "day", "--json"],
+    ))
+    .unwrap();
+    let days: Vec<&str> = by_day["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    // Three UTC days of rows (and today's) fall on four New York days, oldest first.
+    assert_eq!(
+        &days[..4],
+        ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
+    );
+    assert_eq!(by_day["total"]["requests"], 240);
+    let table = output(&env, &db.url, &["stats", "--last", "--by", "hour"]);
+    assert!(
+        table.starts_with("Session run-toda (today, started "),
+        "{table}"
+    );
     let by_key: serde_json::Value =
         serde_json::from_str(&output(&env, &db.url, &["stats", "--by", "key", "--json"])).unwrap();
     let keys: Vec<&str> = by_key["rows"]

@@ -400,3 +400,178 @@ async fn prune_deletes_captured_bodies_with_their_rows() {
     );
     assert_eq!(blobs(), 0);
 }
+
+/// Writes requests started at `times` through the ledger writer (so the roll-ups are the
+/// writer's own), on either backend.
+fn write_requests(location: &smartproxy::config::LedgerLocation, times: &[i64]) {
+    use smartproxy::ledger::{Ledger, Outcome, RequestRecord};
+    let ledger = Ledger::open_at(location).unwrap();
+    for (i, &at) in times.iter().enumerate() {
+        let mut r = RequestRecord::new(format!("req_{:028x}", i + 1), None, at, "chat");
+        r.provider = Some("openai".to_owned());
+        r.served_model = Some("gpt-4o".to_owned());
+        r.outcome = Outcome::Ok;
+        r.status = 200;
+        r.prompt_tokens = Some(10);
+        r.completion_tokens = Some(5);
+        r.cost_usd = Some(1.0 / 512.0);
+        r.attempts = 1;
+        ledger.record(r);
+    }
+    ledger.flush(Duration::from_secs(60)).unwrap();
+    assert_eq!(ledger.dropped(), 0);
+}
+
+/// `prune --older-than 5m` cuts exactly five minutes ago (not at the hour before), on both
+/// backends, and the totals afterwards count exactly the requests left.
+#[test]
+fn prune_cuts_at_the_exact_age_on_both_backends() {
+    use smartproxy::config::{LedgerLocation, PgUrl};
+    let env = TestEnv::new();
+    let pg = support::postgres::TestDb::create("prune_exact");
+    let mut ledgers = vec![(
+        env.db.to_string_lossy().into_owned(),
+        LedgerLocation::Sqlite(env.db.clone()),
+    )];
+    if let Some(db) = &pg {
+        ledgers.push((
+            db.url.clone(),
+            LedgerLocation::Postgres(PgUrl::parse(&db.url).unwrap()),
+        ));
+    }
+    let cutoff = now_ms() - 5 * 60_000;
+    let hour = cutoff - cutoff.rem_euclid(3_600_000);
+    // Before the cutoff (one of them in its hour, unless it is the hour's first 30 s), and
+    // after it: the binary's own cutoff is a moment later than this one.
+    let times = [hour - 1_000, cutoff - 30_000, cutoff + 60_000];
+    for (db, location) in &ledgers {
+        write_requests(location, &times);
+        let prune = |execute: bool| {
+            let mut cmd = env.command();
+            cmd.env("SMARTPROXY_DB", db)
+                .args(["prune", "--older-than", "5m", "--json"]);
+            if execute {
+                cmd.arg("--execute");
+            }
+            let out = run_to_end(cmd);
+            assert!(out.status.success(), "{db}: {}", text(&out.stderr));
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        };
+        let plan = prune(false);
+        assert_eq!(plan["would_delete"]["requests"], 2, "{db}: {plan}");
+        let at = plan["would_delete"]["cutoff_ms"].as_i64().unwrap();
+        assert!((cutoff..cutoff + 60_000).contains(&at), "{db}: {plan}");
+        let done = prune(true);
+        assert_eq!(done["deleted"]["requests"], 2, "{db}: {done}");
+
+        let mut cmd = env.command();
+        cmd.env("SMARTPROXY_DB", db).args(["stats", "--json"]);
+        let stats: serde_json::Value = serde_json::from_slice(&run_to_end(cmd).stdout).unwrap();
+        assert_eq!(stats["total"]["requests"], 1, "{db}: {stats}");
+        assert_eq!(stats["total"]["prompt_tokens"], 10, "{db}: {stats}");
+    }
+}
+
+/// A bad `--older-than` is named as `--older-than`, not as another flag.
+#[test]
+fn prune_names_its_own_flag_in_errors() {
+    let env = TestEnv::new();
+    let mut cmd = env.command();
+    cmd.args(["prune", "--older-than", "banana"]);
+    let out = run_to_end(cmd);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--older-than `banana`"), "{stderr}");
+    assert!(!stderr.contains("--since"), "{stderr}");
+}
+
+/// `status --session` names a session that must exist; `export -o -` is standard output;
+/// `sessions --limit 0` lists them all, in a table that fits 80 columns.
+#[tokio::test(flavor = "multi_thread")]
+async fn read_commands_take_their_arguments_at_their_word() {
+    let env = TestEnv::new();
+    let first = session_with_requests(&env, 2, "1").await;
+    let second = session_with_requests(&env, 2, "1").await;
+
+    let mut cmd = env.command();
+    cmd.args(["status", "--session", "nope"]);
+    let out = run_to_end(cmd);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("no session matches `nope`"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let mut cmd = env.command();
+    cmd.current_dir(env.path())
+        .args(["export", "--format", "jsonl", "-o", "-"]);
+    let out = run_to_end(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 4);
+    assert!(!env.path().join("-").exists(), "`-` is stdout, not a file");
+
+    let mut cmd = env.command();
+    cmd.args(["sessions", "--limit", "0", "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&run_to_end(cmd).stdout).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+
+    let mut cmd = env.command();
+    cmd.env("COLUMNS", "80").args(["sessions", "--limit", "0"]);
+    let table = text(&run_to_end(cmd).stdout);
+    for line in table.lines() {
+        assert!(line.chars().count() <= 80, "wider than 80:\n{table}");
+    }
+    for id in [&first, &second] {
+        assert!(table.contains(&id[..8]), "{id} on one line:\n{table}");
+    }
+}
+
+/// `status` adds the burn rate, the model in use and how long the tightest budget lasts;
+/// `--line` is one short uncoloured line off a terminal, and JSON on stdin (Claude Code's) is
+/// read and ignored without waiting on a writer that never closes.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_burn_rate_model_and_time_left() {
+    let env = TestEnv::new();
+    let id = session_with_requests(&env, 3, "1").await;
+
+    let mut cmd = env.command();
+    cmd.args(["status", "--json", "--session", &id]);
+    let out = run_to_end(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // A mock session's simulated costs count against its own budget, so they burn it.
+    let burn = status["burn_usd_per_hour"].as_f64().unwrap();
+    assert!(burn > 0.0, "{status}");
+    assert_eq!(status["model"], "gpt-4o-mini", "{status}");
+    assert_eq!(status["tightest"]["budget"], "session", "{status}");
+    let left = status["tightest"]["left_usd"].as_f64().unwrap();
+    let hours = status["tightest"]["hours_left"].as_f64().unwrap();
+    assert!((hours * burn - left).abs() < 1e-9, "{status}");
+
+    let mut cmd = env.command();
+    cmd.args(["status", "--line", "--session", &id])
+        .stdin(std::process::Stdio::piped());
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A writer that sends its JSON and keeps the pipe open: `status` must not wait for EOF.
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, br#"{"session_id":"x","model":{"id":"m"}}"#).unwrap();
+    let started = Instant::now();
+    let out = support::wait_output(child, Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(stdin);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(!line.contains('\x1b'), "no colour off a terminal: {line:?}");
+    assert!(line.starts_with("$0 (+$"), "{line}");
+    assert!(
+        line.contains("/h · gpt-4o-mini · ") && line.trim_end().ends_with(" left"),
+        "{line}"
+    );
+}

@@ -24,9 +24,9 @@ const DAY_MS: i64 = 86_400_000;
 const SEP1: i64 = 1_788_220_800_000;
 /// 2026-10-15T00:00:00Z: the cutoff's day.
 const OCT15: i64 = 1_792_022_400_000;
-/// The cutoff given (mid-hour: prune cuts on the hour, 10:00, as SQLite's does).
+/// The cutoff given, mid-hour: prune cuts exactly there on both backends.
 const CUTOFF: &str = "2026-10-15T10:30:00Z";
-const CUTOFF_HOUR: i64 = OCT15 + 10 * HOUR_MS;
+const CUTOFF_MS: i64 = OCT15 + 10 * HOUR_MS + 30 * 60_000;
 
 /// id, kind, tag, started, ended.
 type Session = (
@@ -226,10 +226,10 @@ fn prune_drops_old_months_as_partitions_and_totals_match_sqlite() {
     let before_sqlite = views(&env, &sqlite);
     assert_eq!(before_pg, before_sqlite, "the same rows before the prune");
     let older = db.count(&format!(
-        "SELECT count(*) FROM requests WHERE started_ms < {CUTOFF_HOUR}"
+        "SELECT count(*) FROM requests WHERE started_ms < {CUTOFF_MS}"
     ));
     let newer = db.count(&format!(
-        "SELECT count(*) FROM requests WHERE started_ms >= {CUTOFF_HOUR}"
+        "SELECT count(*) FROM requests WHERE started_ms >= {CUTOFF_MS}"
     ));
     assert!(older > 50 && newer > 50, "{older} {newer}");
 
@@ -300,7 +300,7 @@ fn prune_drops_old_months_as_partitions_and_totals_match_sqlite() {
     assert_eq!(db.count("SELECT count(*) FROM requests"), newer);
     assert_eq!(
         db.count(&format!(
-            "SELECT count(*) FROM requests WHERE started_ms < {CUTOFF_HOUR}"
+            "SELECT count(*) FROM requests WHERE started_ms < {CUTOFF_MS}"
         )),
         0
     );

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::stats::{parse_since, select_session};
+use super::stats::{parse_since, parse_time, select_session};
 use crate::ledger::export::{ExportError, Format};
 use crate::ledger::query::Filter;
 use crate::ledger::reader::LedgerReader;
@@ -30,6 +30,10 @@ pub struct ExportArgs {
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
 
+    /// Only requests before DATE (same forms as --since).
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+
     /// Only this session and the runs nested in it (a full id or a unique prefix).
     #[arg(long, value_name = "ID", conflicts_with = "last")]
     pub session: Option<String>,
@@ -38,7 +42,8 @@ pub struct ExportArgs {
     #[arg(long)]
     pub last: bool,
 
-    /// Write to FILE instead of stdout (written beside it first, renamed when complete).
+    /// Write to FILE instead of stdout (written beside it first, renamed when complete); `-` is
+    /// stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -49,6 +54,11 @@ pub fn export(args: &ExportArgs, config_path: Option<&Path>) -> anyhow::Result<u
     let filter = Filter {
         session_id: select_session(&reader, args.last, args.session.as_deref())?,
         since_ms: args.since.as_deref().map(parse_since).transpose()?,
+        until_ms: args
+            .until
+            .as_deref()
+            .map(|text| parse_time("--until", text))
+            .transpose()?,
     };
     let total = reader.export_count(&filter)?;
     let bar = printer::progress(
@@ -56,7 +66,9 @@ pub fn export(args: &ExportArgs, config_path: Option<&Path>) -> anyhow::Result<u
         "{bar:30} {human_pos}/{human_len} rows  {per_sec}  eta {eta}",
     );
     let mut progress = |n: u64| bar.set_position(n);
-    let written = match &args.output {
+    // `-o -` is standard output, as in every Unix tool (`./-` names a file called `-`).
+    let output = args.output.as_ref().filter(|path| path.as_os_str() != "-");
+    let written = match output {
         Some(path) => to_file(path, |out| {
             reader.export(&filter, args.format, out, &mut progress)
         })?,
@@ -72,7 +84,7 @@ pub fn export(args: &ExportArgs, config_path: Option<&Path>) -> anyhow::Result<u
         }
     };
     bar.finish_and_clear();
-    if let Some(path) = &args.output {
+    if let Some(path) = output {
         printer::note(&format!(
             "exported {written} request{} to {}",
             if written == 1 { "" } else { "s" },

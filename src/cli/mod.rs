@@ -28,6 +28,7 @@ mod sessions;
 mod shim;
 mod stats;
 mod status;
+mod status_burn;
 mod ui;
 
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::format::{count, local_time};
-use super::stats::parse_since;
+use super::stats::parse_time;
 use crate::budget::policy::counted_since_ms;
 use crate::config::{Config, LedgerLocation, PgUrl};
 use crate::ledger::postgres::query::Reader;
@@ -33,8 +33,9 @@ taken out of it, so totals count exactly the requests left. Shared budgets keep 
 counters and are not affected. `--vacuum` runs VACUUM (ANALYZE) on the ledger's tables."
 )]
 pub struct PruneArgs {
-    /// Delete rows older than AGE (`30d`, `12h`, `2w`) or from before a date (`2026-10-01`).
-    /// Default: retention.max_age_days from the config.
+    /// Delete rows older than AGE (`30d`, `12h`, `5m`: exactly that long before now) or from
+    /// before a date (`2026-10-01`, local midnight). Default: retention.max_age_days from the
+    /// config.
     #[arg(long, value_name = "AGE")]
     pub older_than: Option<String>,
 
@@ -54,7 +55,7 @@ pub struct PruneArgs {
 pub fn prune(args: &PruneArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
     let requested = match (&args.older_than, config.retention_days) {
-        (Some(age), _) => parse_since(age)?,
+        (Some(age), _) => parse_time("--older-than", age)?,
         (None, Some(days)) => ledger::now_ms() - i64::from(days) * 86_400_000,
         (None, None) => anyhow::bail!(
             "say how old: `smartproxy prune --older-than 30d` (or set retention.max_age_days)"
@@ -182,7 +183,7 @@ fn remove_bodies(config: &Config, cutoff_ms: i64) -> anyhow::Result<u64> {
 
 fn describe(p: &retention::Pruned, verb: &str) -> String {
     if p.is_empty() {
-        format!("nothing older than {} to delete", local_time(p.cutoff_ms))
+        format!("nothing older than {} to delete", cutoff_time(p.cutoff_ms))
     } else {
         let span = match (p.oldest_ms, p.newest_ms) {
             (Some(a), Some(b)) => format!(" ({} to {})", local_time(a), local_time(b)),
@@ -204,9 +205,20 @@ fn describe(p: &retention::Pruned, verb: &str) -> String {
             count(p.requests),
             count(p.sessions),
             count(p.anomalies),
-            local_time(p.cutoff_ms)
+            cutoff_time(p.cutoff_ms)
         )
     }
+}
+
+/// The cutoff to the second, local time: `--older-than 5m` is exactly five minutes ago.
+fn cutoff_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 fn mib(bytes: u64) -> String {

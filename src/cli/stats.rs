@@ -7,7 +7,7 @@ use chrono::{Local, NaiveDate, TimeZone};
 use serde_json::json;
 
 use super::format;
-use crate::ledger::query::{Filter, GroupBy, Resolved, Totals};
+use crate::ledger::query::{Filter, GroupBy, Resolved, SessionSpan, Totals};
 use crate::ledger::reader::LedgerReader;
 use crate::printer;
 
@@ -15,7 +15,12 @@ use crate::printer;
 #[command(
     after_help = "Examples:\n  smartproxy stats --last\n  smartproxy stats --today --by provider\n  \
 smartproxy stats --since 7d --by tag --json\n  smartproxy stats --session 3f2a\n  \
+smartproxy stats --since 30d --by day\n  \
+smartproxy stats --since 2026-11-01 --until 2026-12-01 --by week\n  \
 smartproxy stats --since 30d --by user\n\n\
+A line above the table says what it covers: the session, the range and the grouping. \
+--by hour, day, week (named by its Monday) and month are local time, oldest first; the \
+other groups are most expensive first.\n\n\
 --by key, user, team and project are team mode's groups: on a SQLite ledger a key is a daemon \
 session's tag and every request is in the user, team and project `-`. Works on a SQLite or a \
 PostgreSQL ledger alike."
@@ -37,6 +42,11 @@ pub struct StatsArgs {
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
 
+    /// Only requests before DATE (same forms as --since): `--since 2026-11-01 --until
+    /// 2026-12-01` is November.
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+
     /// How to group the rows.
     #[arg(long, value_enum, default_value = "model")]
     pub by: GroupBy,
@@ -55,19 +65,37 @@ pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
     } else {
         args.since.as_deref().map(parse_since).transpose()?
     };
+    let until_ms = args
+        .until
+        .as_deref()
+        .map(|text| parse_time("--until", text))
+        .transpose()?;
     let filter = Filter {
         session_id,
         since_ms,
+        until_ms,
     };
+    let span = match &filter.session_id {
+        Some(id) => reader.session_span(id)?,
+        None => None,
+    };
+    let by = format!("{:?}", args.by).to_lowercase();
+    let heading = heading(&filter, span.as_ref(), args.today, &by);
     // Every request is in exactly one group, so the groups add up to the total: one pass.
     let rows = reader.grouped(&filter, args.by)?;
     let total = Totals::sum("total", &rows);
     if args.json {
+        // The range covered: the one asked for, else the session's life (open ends null).
+        let from_ms = filter.since_ms.or(span.as_ref().map(|s| s.started_ms));
+        let to_ms = filter.until_ms.or(span.as_ref().and_then(|s| s.ended_ms));
         printer::out(
             &json!({
                 "session_id": filter.session_id,
                 "since_ms": filter.since_ms,
-                "by": format!("{:?}", args.by).to_lowercase(),
+                "until_ms": filter.until_ms,
+                "range": {"from_ms": from_ms, "to_ms": to_ms},
+                "heading": heading,
+                "by": by,
                 "total": total,
                 "rows": rows,
             })
@@ -75,13 +103,50 @@ pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
         );
         return Ok(0);
     }
+    printer::out(&heading);
     if total.requests == 0 {
         printer::out("no requests recorded for this selection");
         return Ok(0);
     }
-    let column = format!("{:?}", args.by).to_lowercase();
-    printer::out(&format::totals_table(&column, &rows, &total));
+    printer::out(&format::totals_table(&by, &rows, &total));
     Ok(0)
+}
+
+/// What the table covers, in one line: `Session 3f2a9c1d (claude, started 2026-12-07 10:14)
+/// by model`, `Requests since 2026-12-01 00:00 by day`, `All requests by provider`.
+fn heading(filter: &Filter, span: Option<&SessionSpan>, today: bool, by: &str) -> String {
+    let range = match (filter.since_ms, filter.until_ms) {
+        (Some(since), _) if today => format!("today (since {})", format::local_time(since)),
+        (Some(since), Some(until)) => format!(
+            "from {} to {}",
+            format::local_time(since),
+            format::local_time(until)
+        ),
+        (Some(since), None) => format!("since {}", format::local_time(since)),
+        (None, Some(until)) => format!("before {}", format::local_time(until)),
+        (None, None) => String::new(),
+    };
+    let whose = match (&filter.session_id, span) {
+        (Some(id), span) => {
+            let what = span
+                .and_then(|s| s.tag.as_deref().or(s.program.as_deref()))
+                .map(|name| format!("{name}, "))
+                .unwrap_or_default();
+            let started = span.map_or_else(
+                || "not recorded".to_owned(),
+                |s| format!("started {}", format::local_time(s.started_ms)),
+            );
+            format!("Session {} ({what}{started})", id.get(..8).unwrap_or(id))
+        }
+        (None, _) if range.is_empty() => "All requests".to_owned(),
+        (None, _) => "Requests".to_owned(),
+    };
+    let range = if range.is_empty() {
+        range
+    } else {
+        format!(" {range}")
+    };
+    format!("{whose}{range} by {by}")
 }
 
 /// The session `--last` or `--session REF` (a full id or a unique prefix) names, if any.
@@ -121,8 +186,14 @@ fn local_midnight_ms(date: NaiveDate) -> anyhow::Result<i64> {
     Ok(local.timestamp_millis())
 }
 
-/// `2026-11-01` (local midnight), RFC 3339, or an age like `90m`, `24h`, `7d`, `2w`.
+/// `--since`'s time: see [`parse_time`].
 pub fn parse_since(text: &str) -> anyhow::Result<i64> {
+    parse_time("--since", text)
+}
+
+/// `2026-11-01` (local midnight), RFC 3339, or an age like `90m`, `24h`, `7d`, `2w` (that long
+/// before now, to the millisecond); an error names `flag`.
+pub fn parse_time(flag: &str, text: &str) -> anyhow::Result<i64> {
     let text = text.trim();
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return local_midnight_ms(date);
@@ -144,7 +215,7 @@ pub fn parse_since(text: &str) -> anyhow::Result<i64> {
     match number.parse::<i64>() {
         Ok(n) if unit_ms > 0 => Ok(crate::ledger::now_ms() - n * unit_ms),
         _ => anyhow::bail!(
-            "--since `{text}`: expected a date (2026-11-01), an RFC 3339 time, or an age (90m, 24h, 7d)"
+            "{flag} `{text}`: expected a date (2026-11-01), an RFC 3339 time, or an age (90m, 24h, 7d)"
         ),
     }
 }

@@ -18,6 +18,7 @@ pub mod live;
 mod migrations;
 pub(crate) mod narrow;
 pub mod pages;
+pub mod periods;
 pub mod postgres;
 pub mod query;
 mod readback;
@@ -26,6 +27,7 @@ mod record;
 pub mod request_view;
 pub mod retention;
 pub mod spool;
+pub mod time_groups;
 pub mod usage;
 mod writer;
 

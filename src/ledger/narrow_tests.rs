@@ -142,6 +142,7 @@ fn answers(conn: &mut Connection, ids: &[String]) -> Vec<String> {
         let filter = query::Filter {
             session_id: Some(session.to_owned()),
             since_ms: None,
+            until_ms: None,
         };
         out.push(format!("{:?}", query::totals(conn, &filter).unwrap()));
         let live_filter = live::LiveFilter {

@@ -104,6 +104,7 @@ pub fn overview(
         &Filter {
             session_id: None,
             since_ms: Some(bounds.today_start_ms),
+            until_ms: None,
         },
     )?;
     let month_requests = count_since(conn, bounds.month_start_ms)?;
@@ -287,6 +288,7 @@ pub fn session_page(
         &Filter {
             session_id: Some(id.to_owned()),
             since_ms: None,
+            until_ms: None,
         },
     )?;
     // Rows are numbered in the order they were written, so the session index (session, seq)

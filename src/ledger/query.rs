@@ -131,6 +131,21 @@ pub enum GroupBy {
     Team,
     /// The key's project (team mode); `-` where none is known, as always on a SQLite ledger.
     Project,
+    /// The local hour a request started in (`2026-12-07 10:00`), oldest first.
+    Hour,
+    /// The local day, oldest first.
+    Day,
+    /// The local week, named by its Monday, oldest first.
+    Week,
+    /// The local month, oldest first.
+    Month,
+}
+
+impl GroupBy {
+    /// Whether the groups are periods of local time (keyed by hour while read).
+    pub fn is_time(self) -> bool {
+        matches!(self, Self::Hour | Self::Day | Self::Week | Self::Month)
+    }
 }
 
 /// A daemon session's tag names the client key it serves (as PostgreSQL's roll-up keys it).
@@ -149,6 +164,8 @@ impl GroupBy {
             // A SQLite ledger knows no users, teams or projects (keys with people are team
             // mode's): every request is in the one group `-`.
             Self::User | Self::Team | Self::Project => "'-'",
+            // Time groups are read by hour and made periods by `periods::regroup`.
+            Self::Hour | Self::Day | Self::Week | Self::Month => "CAST(u.hour_ms AS TEXT)",
         }
     }
 
@@ -161,6 +178,9 @@ impl GroupBy {
             Self::Tag => "COALESCE(s.tag, '(untagged)')",
             Self::Key => KEY_OF_SESSION,
             Self::User | Self::Team | Self::Project => "'-'",
+            Self::Hour | Self::Day | Self::Week | Self::Month => {
+                "CAST(r.started_ms - r.started_ms % 3600000 AS TEXT)"
+            }
         }
     }
 }
@@ -170,6 +190,8 @@ impl GroupBy {
 pub struct Filter {
     pub session_id: Option<String>,
     pub since_ms: Option<i64>,
+    /// Only requests that started before this.
+    pub until_ms: Option<i64>,
 }
 
 /// Opens the ledger for reading; a missing file is an error that says nothing was recorded yet.
@@ -225,6 +247,10 @@ pub(super) fn where_clause(filter: &Filter) -> (String, Vec<rusqlite::types::Val
         args.push(since.into());
         clauses.push(format!("r.started_ms >= ?{}", args.len()));
     }
+    if let Some(until) = filter.until_ms {
+        args.push(until.into());
+        clauses.push(format!("r.started_ms < ?{}", args.len()));
+    }
     let sql = if clauses.is_empty() {
         String::new()
     } else {
@@ -261,7 +287,8 @@ const SUM_COLUMNS: &str = "CAST(TOTAL(n) AS INTEGER), TOTAL(ok), TOTAL(n - ok), 
     SUM(simulated)";
 
 /// The rows `filter` selects, with a grouping key: whole hours from the `usage` rollup, and
-/// the requests of a partial first hour (a `since` off the hour) one by one.
+/// the requests of partial hours at either end of the range (`--since`/`--until` off the hour)
+/// one by one.
 fn usage_rows(
     filter: &Filter,
     usage_key: &str,
@@ -281,20 +308,29 @@ fn usage_rows(
         usage_where.push(format!("u.session_id IN {tree}"));
         request_where.push(format!("r.session_id IN {tree}"));
     }
-    let mut partial = None;
-    if let Some(since) = filter.since_ms {
-        let whole_from = super::usage::hour_at_or_after(since);
-        args.push(whole_from.into());
-        usage_where.push(format!("u.hour_ms >= ?{}", args.len()));
-        if whole_from != since {
-            args.push(since.into());
-            request_where.push(format!(
-                "r.started_ms >= ?{} AND r.started_ms < ?{}",
-                args.len(),
-                args.len() - 1
-            ));
-            partial = Some(());
-        }
+    let split = super::periods::split(filter.since_ms, filter.until_ms, super::usage::HOUR_MS);
+    let mut bound = |column: &str, op: &str, ms: Option<i64>| {
+        ms.map(|ms| {
+            args.push(ms.into());
+            format!("{column} {op} ?{}", args.len())
+        })
+    };
+    usage_where.extend(bound("u.hour_ms", ">=", split.whole_from));
+    usage_where.extend(bound("u.hour_ms", "<", split.whole_to));
+    let ranges: Vec<String> = split
+        .partial
+        .iter()
+        .map(|&(from, to)| {
+            let parts: Vec<String> = bound("r.started_ms", ">=", from)
+                .into_iter()
+                .chain(bound("r.started_ms", "<", to))
+                .collect();
+            format!("({})", parts.join(" AND "))
+        })
+        .collect();
+    let partial = (!ranges.is_empty()).then_some(());
+    if !ranges.is_empty() {
+        request_where.push(format!("({})", ranges.join(" OR ")));
     }
     let clause = |parts: &[String]| {
         if parts.is_empty() {
@@ -401,6 +437,32 @@ pub fn session_tag_and_budget(
     .optional()
 }
 
+/// When a session ran and what it was: the heading of `stats --session`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionSpan {
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub tag: Option<String>,
+    pub program: Option<String>,
+}
+
+/// A session's span, without adding up its requests.
+pub fn session_span(conn: &Connection, id: &str) -> rusqlite::Result<Option<SessionSpan>> {
+    conn.query_row(
+        "SELECT started_ms, ended_ms, tag, program FROM sessions WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(SessionSpan {
+                started_ms: r.get(0)?,
+                ended_ms: r.get(1)?,
+                tag: r.get(2)?,
+                program: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+}
+
 /// How a session reference given by a user resolved.
 #[derive(Debug, PartialEq)]
 pub enum Resolved {
@@ -468,6 +530,21 @@ pub fn budget_actions(conn: &Connection, filter: &Filter) -> rusqlite::Result<Bu
             downgraded: n(2)?,
         })
     })
+}
+
+/// The model of the newest request `filter` selects that names one (the one that answered,
+/// else the one asked for): the model in use.
+pub fn last_model(conn: &Connection, filter: &Filter) -> rusqlite::Result<Option<String>> {
+    let (clause, args) = where_clause(filter);
+    let and = if clause.is_empty() { "WHERE" } else { "AND" };
+    let sql = format!(
+        "SELECT COALESCE(r.served_model, r.requested_model) FROM requests r {clause}
+         {and} COALESCE(r.served_model, r.requested_model) IS NOT NULL
+         ORDER BY r.started_ms DESC LIMIT 1"
+    );
+    conn.query_row(&sql, params_from_iter(args), |r| r.get(0))
+        .optional()
+        .map(Option::flatten)
 }
 
 /// The id of the newest session.

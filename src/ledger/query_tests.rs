@@ -158,22 +158,48 @@ fn the_rollup_adds_up_to_what_a_scan_of_every_request_gives() {
         Filter {
             session_id: Some("a".to_owned()),
             since_ms: None,
+            until_ms: None,
         },
         Filter {
             session_id: None,
             since_ms: Some(t0 + HOUR_MS),
+            until_ms: None,
         },
         Filter {
             session_id: None,
             since_ms: Some(t0 + HOUR_MS + 1_234_567),
+            until_ms: None,
         },
         Filter {
             session_id: Some("a".to_owned()),
             since_ms: Some(t0 + 2 * HOUR_MS + 99),
+            until_ms: None,
         },
         Filter {
             session_id: Some("c".to_owned()),
             since_ms: Some(t0 + 99 * HOUR_MS),
+            until_ms: None,
+        },
+        // `--until`: off the hour, with `--since` off another, both inside one hour.
+        Filter {
+            session_id: None,
+            since_ms: None,
+            until_ms: Some(t0 + 3 * HOUR_MS + 777),
+        },
+        Filter {
+            session_id: None,
+            since_ms: Some(t0 + HOUR_MS + 1_234_567),
+            until_ms: Some(t0 + 5 * HOUR_MS + 5),
+        },
+        Filter {
+            session_id: None,
+            since_ms: Some(t0 + 2 * HOUR_MS + 10),
+            until_ms: Some(t0 + 2 * HOUR_MS + 2_000_000),
+        },
+        Filter {
+            session_id: Some("a".to_owned()),
+            since_ms: None,
+            until_ms: Some(t0 + 4 * HOUR_MS),
         },
     ];
     let mut group_sums = Vec::new();
@@ -183,6 +209,7 @@ fn the_rollup_adds_up_to_what_a_scan_of_every_request_gives() {
             GroupBy::Provider,
             GroupBy::Session,
             GroupBy::Tag,
+            GroupBy::Hour,
         ] {
             let mut fast = grouped(&conn, filter, by).unwrap();
             fast.sort_by(|a, b| a.key.cmp(&b.key));

@@ -12,8 +12,11 @@ use super::LedgerError;
 use super::export::{self, ExportError, Format};
 use super::pages::{self, Bounds, Overview, SessionPage, TeamUsage};
 use super::postgres::query::Reader;
-use super::query::{self, Filter, GroupBy, Resolved, SessionRow, TagAndBudget, Totals};
+use super::query::{
+    self, Filter, GroupBy, Resolved, SessionRow, SessionSpan, TagAndBudget, Totals,
+};
 use super::request_view::{self, RequestDetail, RequestRow};
+use super::time_groups;
 use crate::config::LedgerLocation;
 
 /// A read failed: SQLite's error, or the PostgreSQL ledger's (its URL redacted).
@@ -49,12 +52,18 @@ impl LedgerReader {
         }
     }
 
-    /// Totals per group, most expensive first.
+    /// Totals per group, most expensive first; periods of time oldest first.
     pub fn grouped(&self, filter: &Filter, by: GroupBy) -> Result<Vec<Totals>, ReadError> {
-        match self {
-            Self::Sqlite(conn) => Ok(query::grouped(conn, filter, by)?),
-            Self::Postgres(pg) => Ok(pg.grouped(filter, by)?),
-        }
+        let rows = match self {
+            Self::Sqlite(conn) => query::grouped(conn, filter, by)?,
+            Self::Postgres(pg) => pg.grouped(filter, by)?,
+        };
+        // Both read time groups by hour; the local periods are made here, alike.
+        Ok(if by.is_time() {
+            time_groups::regroup(rows, by)
+        } else {
+            rows
+        })
     }
 
     /// The most recent sessions, newest first.
@@ -86,6 +95,22 @@ impl LedgerReader {
         match self {
             Self::Sqlite(conn) => Ok(query::session_tag_and_budget(conn, id)?),
             Self::Postgres(pg) => Ok(pg.session_tag_and_budget(id)?),
+        }
+    }
+
+    /// The model of the newest request `filter` selects: the model in use.
+    pub fn last_model(&self, filter: &Filter) -> Result<Option<String>, ReadError> {
+        match self {
+            Self::Sqlite(conn) => Ok(query::last_model(conn, filter)?),
+            Self::Postgres(pg) => Ok(pg.last_model(filter)?),
+        }
+    }
+
+    /// When a session ran, its tag and program.
+    pub fn session_span(&self, id: &str) -> Result<Option<SessionSpan>, ReadError> {
+        match self {
+            Self::Sqlite(conn) => Ok(query::session_span(conn, id)?),
+            Self::Postgres(pg) => Ok(pg.session_span(id)?),
         }
     }
 

@@ -14,8 +14,7 @@ const BATCH: i64 = 2_000;
 /// What a prune with a given cutoff deletes (or deleted).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Pruned {
-    /// Rows older than this (ms since the epoch, on the hour: the `usage` rollup's rows are
-    /// hours, and go with their requests) go.
+    /// Rows older than this (ms since the epoch, exactly as asked) go.
     pub cutoff_ms: i64,
     pub requests: u64,
     /// Counted when deleted; a dry run leaves it out (counting them means reading every one).
@@ -75,7 +74,6 @@ fn note_lost_sessions(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Counts what `execute` would delete, without writing.
 pub fn plan(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<Pruned> {
-    let cutoff_ms = hour_of(cutoff_ms);
     note_lost_sessions(conn)?;
     let (requests, oldest_ms, newest_ms): (i64, Option<i64>, Option<i64>) = conn.query_row(
         "SELECT COUNT(*), MIN(started_ms), MAX(started_ms) FROM request_rows WHERE started_ms < ?1",
@@ -108,13 +106,14 @@ pub fn plan(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<Pruned> {
 /// with nothing, reporting the requests deleted so far to `progress` after each batch. The
 /// budgets' spend rollup is kept from `budget_counts_from_ms` on (see
 /// `budget::policy::counted_since_ms`), so pruning never gives a budget its money back.
+/// The rollup's hours before the cutoff's go whole; the cutoff's own hour is added up again
+/// from the requests it keeps, so totals count exactly the requests left.
 pub fn execute(
     conn: &Connection,
     cutoff_ms: i64,
     budget_counts_from_ms: i64,
     progress: &mut dyn FnMut(u64),
 ) -> rusqlite::Result<Pruned> {
-    let cutoff_ms = hour_of(cutoff_ms);
     note_lost_sessions(conn)?;
     let mut done = Pruned {
         cutoff_ms,
@@ -161,11 +160,17 @@ pub fn execute(
          (SELECT rowid FROM anomalies WHERE at_ms < ?1 LIMIT ?2)",
         cutoff_ms,
     )?;
+    let whole_hours_to = hour_of(cutoff_ms);
     db::write(conn, |tx| {
-        tx.execute("DELETE FROM usage WHERE hour_ms < ?1", [cutoff_ms])?;
+        tx.execute("DELETE FROM usage WHERE hour_ms < ?1", [whole_hours_to])?;
+        if whole_hours_to != cutoff_ms {
+            tx.execute("DELETE FROM usage WHERE hour_ms = ?1", [whole_hours_to])?;
+            tx.execute(REBUILD_HOUR, [whole_hours_to])?;
+        }
+        // Spend buckets (quarter hours) only go whole: a budget never gets money back.
         tx.execute(
             "DELETE FROM spend WHERE bucket_ms < ?1",
-            [cutoff_ms.min(budget_counts_from_ms)],
+            [whole_hours_to.min(budget_counts_from_ms)],
         )
     })?;
     done.sessions = loop_delete(
@@ -175,6 +180,19 @@ pub fn execute(
     )?;
     Ok(done)
 }
+
+/// The rollup rows of the hour starting at ?1, added up from its requests as the writer adds
+/// them (`usage::UsageBatch`): for the hour a cutoff falls inside.
+const REBUILD_HOUR: &str = "INSERT INTO usage (hour_ms, session_id, model, provider, requests, ok,
+         prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_usd, unpriced,
+         estimated, subscription_usd, simulated_usd)
+     SELECT ?1, COALESCE(session_id, ''), COALESCE(served_model, requested_model, '(none)'),
+         COALESCE(provider, '(none)'), COUNT(*), TOTAL(outcome = 'ok'), TOTAL(prompt_tokens),
+         TOTAL(completion_tokens), TOTAL(cached_tokens), TOTAL(cache_write_tokens), SUM(cost_usd),
+         TOTAL(cost_usd IS NULL AND outcome = 'ok'), TOTAL(tokens_estimated),
+         SUM(CASE WHEN billing = 'subscription' THEN cost_usd END),
+         SUM(CASE WHEN billing = 'simulated' THEN cost_usd END)
+     FROM requests WHERE started_ms >= ?1 AND started_ms < ?1 + 3600000 GROUP BY 2, 3, 4";
 
 /// Runs a batched `DELETE ... LIMIT ?2` until it deletes nothing more.
 fn loop_delete(conn: &Connection, sql: &str, cutoff_ms: i64) -> rusqlite::Result<u64> {

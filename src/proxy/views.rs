@@ -152,6 +152,7 @@ pub(super) async fn stats(state: &Arc<AppState>) -> Response<ProxyBody> {
         let filter = Filter {
             session_id: None,
             since_ms: since,
+            until_ms: None,
         };
         let total = query::totals(&conn, &filter).map_err(|e| e.to_string())?;
         let by_model = query::grouped(&conn, &filter, GroupBy::Model).map_err(|e| e.to_string())?;

@@ -179,6 +179,7 @@ fn read_back(
     let filter = Filter {
         session_id: Some(session_id.to_owned()),
         since_ms: None,
+        until_ms: None,
     };
     let total = query::totals(&conn, &filter)?;
     let by_model = query::grouped(&conn, &filter, GroupBy::Model)?;

@@ -113,10 +113,32 @@ fn selection(filter: &Filter) -> (String, Vec<Box<dyn ToSql + Sync>>) {
         params.push(Box::new(since));
         parts.push(format!("r.started_ms >= ${}", params.len()));
     }
+    if let Some(until) = filter.until_ms {
+        params.push(Box::new(until));
+        parts.push(format!("r.started_ms < ${}", params.len()));
+    }
     (clause(&parts), params)
 }
 
 impl Reader {
+    /// The model of the newest request `filter` selects (as an export would) that names one:
+    /// `status`'s model in use.
+    pub fn last_model(&self, filter: &Filter) -> Result<Option<String>, LedgerError> {
+        let (clause, params) = selection(filter);
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as _).collect();
+        let and = if clause.is_empty() { "WHERE" } else { "AND" };
+        let sql = format!(
+            "SELECT COALESCE(k.served_model, k.requested_model) FROM requests r
+             JOIN request_shapes k ON k.id = r.shape {clause}
+             {and} COALESCE(k.served_model, k.requested_model) IS NOT NULL
+             ORDER BY r.started_ms DESC LIMIT 1"
+        );
+        self.runtime
+            .block_on(self.client.query_opt(&sql, &refs))
+            .map(|row| row.and_then(|r| r.get(0)))
+            .map_err(|e| super::db_error(&self.url, &e))
+    }
+
     /// How many requests `filter` selects (for a progress bar's length).
     pub fn export_count(&self, filter: &Filter) -> Result<u64, LedgerError> {
         let (clause, params) = selection(filter);

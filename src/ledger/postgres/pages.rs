@@ -88,6 +88,7 @@ impl Reader {
         let today = self.totals(&Filter {
             session_id: None,
             since_ms: Some(bounds.today_start_ms),
+            until_ms: None,
         })?;
         let (month, days) = if [bounds.month_start_ms, bounds.chart_start_ms]
             .iter()
@@ -244,6 +245,7 @@ impl Reader {
         let totals = self.totals(&Filter {
             session_id: Some(id.to_owned()),
             since_ms: None,
+            until_ms: None,
         })?;
         // Newest first by start time; `before` is a request id, found by its primary key.
         let before_at: Option<(i64, Vec<u8>)> = match before {

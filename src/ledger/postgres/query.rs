@@ -7,7 +7,10 @@ use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
 use super::super::LedgerError;
-use super::super::query::{Filter, GroupBy, Resolved, SessionRow, TagAndBudget, Totals};
+use super::super::periods;
+use super::super::query::{
+    Filter, GroupBy, Resolved, SessionRow, SessionSpan, TagAndBudget, Totals,
+};
 use super::migrations;
 use crate::config::PgUrl;
 
@@ -111,7 +114,7 @@ impl Reader {
             filter,
             daily_key(by),
             request_key(by),
-            by == GroupBy::Session,
+            by == GroupBy::Session || by.is_time(),
         )
     }
 
@@ -130,32 +133,50 @@ impl Reader {
             params.push(Box::new(id.clone()));
             request_where.push(in_tree(params.len()));
         }
-        // The roll-up has no session: a session's figures, and anything per session, are read
-        // from its requests.
+        // The roll-up has no session (nor local hours): a session's figures, and anything per
+        // session or per period, are read from its requests.
         if filter.session_id.is_some() || per_request {
             if let Some(since) = filter.since_ms {
                 params.push(Box::new(since));
                 request_where.push(format!("r.started_ms >= ${}", params.len()));
             }
+            if let Some(until) = filter.until_ms {
+                params.push(Box::new(until));
+                request_where.push(format!("r.started_ms < ${}", params.len()));
+            }
             parts.push(request_rows(request_key, &request_where));
         } else {
-            let mut daily_where = Vec::new();
-            if let Some(since) = filter.since_ms {
-                let whole_from = day_at_or_after(since);
-                params.push(Box::new(whole_from));
-                daily_where.push(format!(
-                    "u.day >= (to_timestamp(${}::bigint / 1000.0) AT TIME ZONE 'UTC')::date",
-                    params.len()
-                ));
-                if whole_from != since {
-                    params.push(Box::new(since));
-                    request_where.push(format!(
-                        "r.started_ms >= ${} AND r.started_ms < ${}",
-                        params.len(),
-                        params.len() - 1
-                    ));
-                    parts.push(request_rows(request_key, &request_where));
-                }
+            let split = periods::split(filter.since_ms, filter.until_ms, DAY_MS);
+            let mut bound = |column: &str, op: &str, ms: Option<i64>| {
+                ms.map(|ms| {
+                    params.push(Box::new(ms));
+                    let n = params.len();
+                    match column {
+                        "u.day" => format!(
+                            "u.day {op} (to_timestamp(${n}::bigint / 1000.0) AT TIME ZONE 'UTC')::date"
+                        ),
+                        _ => format!("{column} {op} ${n}"),
+                    }
+                })
+            };
+            let daily_where: Vec<String> = bound("u.day", ">=", split.whole_from)
+                .into_iter()
+                .chain(bound("u.day", "<", split.whole_to))
+                .collect();
+            let ranges: Vec<String> = split
+                .partial
+                .iter()
+                .map(|&(from, to)| {
+                    let parts: Vec<String> = bound("r.started_ms", ">=", from)
+                        .into_iter()
+                        .chain(bound("r.started_ms", "<", to))
+                        .collect();
+                    format!("({})", parts.join(" AND "))
+                })
+                .collect();
+            if !ranges.is_empty() {
+                request_where.push(format!("({})", ranges.join(" OR ")));
+                parts.push(request_rows(request_key, &request_where));
             }
             parts.push(format!(
                 "SELECT {daily_key} AS key, u.requests AS n, u.ok, u.prompt_tokens AS prompt,
@@ -235,6 +256,22 @@ impl Reader {
         })
     }
 
+    /// A session's span, without adding up its requests.
+    pub fn session_span(&self, id: &str) -> Result<Option<SessionSpan>, LedgerError> {
+        Ok(self
+            .query(
+                "SELECT started_ms, ended_ms, tag, program FROM sessions WHERE id = $1",
+                &[&id],
+            )?
+            .first()
+            .map(|r| SessionSpan {
+                started_ms: r.get(0),
+                ended_ms: r.get(1),
+                tag: r.get(2),
+                program: r.get(3),
+            }))
+    }
+
     /// A session's tag and budget, without adding up its requests.
     pub fn session_tag_and_budget(&self, id: &str) -> Result<Option<TagAndBudget>, LedgerError> {
         Ok(self
@@ -296,6 +333,8 @@ fn daily_key(by: GroupBy) -> &'static str {
         GroupBy::User => "CASE u.user_name WHEN '' THEN '-' ELSE u.user_name END",
         GroupBy::Team => "CASE u.team WHEN '' THEN '-' ELSE u.team END",
         GroupBy::Project => "CASE u.project WHEN '' THEN '-' ELSE u.project END",
+        // Never read from the roll-up (its days are UTC days, the groups local periods).
+        GroupBy::Hour | GroupBy::Day | GroupBy::Week | GroupBy::Month => "'(none)'",
     }
 }
 
@@ -311,15 +350,14 @@ fn request_key(by: GroupBy) -> &'static str {
         GroupBy::User => "COALESCE(NULLIF(su.text, ''), '-')",
         GroupBy::Team => "COALESCE(NULLIF(stm.text, ''), '-')",
         GroupBy::Project => "'-'",
+        GroupBy::Hour | GroupBy::Day | GroupBy::Week | GroupBy::Month => {
+            "(r.started_ms - r.started_ms % 3600000)::text"
+        }
     }
 }
 
-/// The first whole UTC day at or after `ms` (the roll-up's days are UTC days).
-fn day_at_or_after(ms: i64) -> i64 {
-    const DAY_MS: i64 = 86_400_000;
-    let start = ms - ms.rem_euclid(DAY_MS);
-    if start == ms { ms } else { start + DAY_MS }
-}
+/// The roll-up's days are UTC days.
+const DAY_MS: i64 = 86_400_000;
 
 /// Nano-dollars as dollars, the way SQLite's `requests` view divides them.
 pub(super) fn dollars(nanos: i64) -> f64 {
@@ -400,17 +438,5 @@ pub(super) fn session_from_row(row: &tokio_postgres::Row) -> SessionRow {
                 row.get(16),
                 row.get::<_, Option<String>>(17).as_deref(),
             ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn whole_days_round_up() {
-        assert_eq!(day_at_or_after(0), 0);
-        assert_eq!(day_at_or_after(1), 86_400_000);
-        assert_eq!(day_at_or_after(86_400_000), 86_400_000);
     }
 }

@@ -17,7 +17,6 @@ use tokio_postgres::Client;
 
 use super::super::LedgerError;
 use super::super::retention::Pruned;
-use super::super::usage::hour_of;
 use super::query::Reader;
 use super::rows;
 
@@ -134,7 +133,6 @@ impl Reader {
     /// Counts what `prune_execute` would delete, without writing. `partitions` says how many
     /// monthly partitions would be dropped whole.
     pub fn prune_plan(&self, cutoff_ms: i64) -> Result<Pruned, LedgerError> {
-        let cutoff_ms = hour_of(cutoff_ms);
         let lost = self.lost_sessions()?;
         let partitions = self.old_partitions(cutoff_ms)?.len() as u64;
         self.run(async |c| {
@@ -180,7 +178,6 @@ impl Reader {
         cutoff_ms: i64,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Pruned, LedgerError> {
-        let cutoff_ms = hour_of(cutoff_ms);
         let locked: bool = self.run(async |c| {
             Ok(
                 c.query_one("SELECT pg_try_advisory_lock($1)", &[&PRUNE_LOCK])
