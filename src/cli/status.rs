@@ -129,7 +129,8 @@ pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u
             day_start_ms,
         ),
     };
-    if let Some(conn) = &conn {
+    // `--short` prints none of the outlook: it skips its reads.
+    if let Some(conn) = conn.as_ref().filter(|_| !args.short) {
         let scope = Scope {
             session_id: (status.scope == "session")
                 .then_some(status.session_id.as_deref())
