@@ -64,6 +64,9 @@ _smartproxy() {
             smartproxy,prune)
                 cmd="smartproxy__subcmd__prune"
                 ;;
+            smartproxy,report)
+                cmd="smartproxy__subcmd__report"
+                ;;
             smartproxy,request)
                 cmd="smartproxy__subcmd__request"
                 ;;
@@ -220,6 +223,9 @@ _smartproxy() {
             smartproxy__subcmd__help,prune)
                 cmd="smartproxy__subcmd__help__subcmd__prune"
                 ;;
+            smartproxy__subcmd__help,report)
+                cmd="smartproxy__subcmd__help__subcmd__report"
+                ;;
             smartproxy__subcmd__help,request)
                 cmd="smartproxy__subcmd__help__subcmd__request"
                 ;;
@@ -300,6 +306,15 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help__subcmd__providers,check)
                 cmd="smartproxy__subcmd__help__subcmd__providers__subcmd__check"
+                ;;
+            smartproxy__subcmd__help__subcmd__report,blocks)
+                cmd="smartproxy__subcmd__help__subcmd__report__subcmd__blocks"
+                ;;
+            smartproxy__subcmd__help__subcmd__report,daily)
+                cmd="smartproxy__subcmd__help__subcmd__report__subcmd__daily"
+                ;;
+            smartproxy__subcmd__help__subcmd__report,monthly)
+                cmd="smartproxy__subcmd__help__subcmd__report__subcmd__monthly"
                 ;;
             smartproxy__subcmd__help__subcmd__route,explain)
                 cmd="smartproxy__subcmd__help__subcmd__route__subcmd__explain"
@@ -394,6 +409,30 @@ _smartproxy() {
             smartproxy__subcmd__providers__subcmd__help,help)
                 cmd="smartproxy__subcmd__providers__subcmd__help__subcmd__help"
                 ;;
+            smartproxy__subcmd__report,blocks)
+                cmd="smartproxy__subcmd__report__subcmd__blocks"
+                ;;
+            smartproxy__subcmd__report,daily)
+                cmd="smartproxy__subcmd__report__subcmd__daily"
+                ;;
+            smartproxy__subcmd__report,help)
+                cmd="smartproxy__subcmd__report__subcmd__help"
+                ;;
+            smartproxy__subcmd__report,monthly)
+                cmd="smartproxy__subcmd__report__subcmd__monthly"
+                ;;
+            smartproxy__subcmd__report__subcmd__help,blocks)
+                cmd="smartproxy__subcmd__report__subcmd__help__subcmd__blocks"
+                ;;
+            smartproxy__subcmd__report__subcmd__help,daily)
+                cmd="smartproxy__subcmd__report__subcmd__help__subcmd__daily"
+                ;;
+            smartproxy__subcmd__report__subcmd__help,help)
+                cmd="smartproxy__subcmd__report__subcmd__help__subcmd__help"
+                ;;
+            smartproxy__subcmd__report__subcmd__help,monthly)
+                cmd="smartproxy__subcmd__report__subcmd__help__subcmd__monthly"
+                ;;
             smartproxy__subcmd__route,explain)
                 cmd="smartproxy__subcmd__route__subcmd__explain"
                 ;;
@@ -449,7 +488,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon dash stats sessions status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
+            opts="-h -V --config --log-level --help --version run daemon dash stats sessions report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1211,7 +1250,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon dash stats sessions status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
+            opts="run daemon dash stats sessions report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1703,6 +1742,62 @@ _smartproxy() {
         smartproxy__subcmd__help__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__report)
+            opts="daily monthly blocks"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__report__subcmd__blocks)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__report__subcmd__daily)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__report__subcmd__monthly)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2492,6 +2587,188 @@ _smartproxy() {
             fi
             case "${prev}" in
                 --older-than)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__report)
+            opts="-h -V --config --log-level --help --version daily monthly blocks help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__report__subcmd__blocks)
+            opts="-h -V --since --until --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__report__subcmd__daily)
+            opts="-h -V --since --until --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__report__subcmd__help)
+            opts="daily monthly blocks help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__report__subcmd__help__subcmd__blocks)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__report__subcmd__help__subcmd__daily)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__report__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__report__subcmd__help__subcmd__monthly)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__report__subcmd__monthly)
+            opts="-h -V --since --until --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -20,6 +20,7 @@ mod prices;
 mod prices_update;
 mod providers_cmd;
 mod prune;
+mod report;
 mod request;
 mod route;
 mod run;
@@ -93,6 +94,8 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// List recent sessions, sub-sessions under their parents.
     Sessions(sessions::SessionsArgs),
+    /// Spend per day, per month, or per 5-hour block (subscription windows), as ccusage shows.
+    Report(report::ReportArgs),
     /// One line of live cost (this `run` session, or today) for shell prompts and statuslines.
     Status(status::StatusArgs),
     /// Write the ledger's requests as CSV or JSON Lines (streamed, any size).
@@ -152,6 +155,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Dash(args) => dash::dash(&args, config_path.as_deref()),
         Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
+        Command::Report(args) => report::report(&args, config_path.as_deref()),
         Command::Status(args) => status::status(&args, config_path.as_deref()),
         Command::Export(args) => export::export(&args, config_path.as_deref()),
         Command::Prune(args) => prune::prune(&args, config_path.as_deref()),

@@ -66,6 +66,21 @@ impl LedgerReader {
         })
     }
 
+    /// Totals per UTC hour (the start of the hour, ms), oldest first: what `report blocks`
+    /// cuts into 5-hour windows.
+    pub fn hourly(&self, filter: &Filter) -> Result<Vec<(i64, Totals)>, ReadError> {
+        let rows = match self {
+            Self::Sqlite(conn) => query::grouped(conn, filter, GroupBy::Hour)?,
+            Self::Postgres(pg) => pg.grouped(filter, GroupBy::Hour)?,
+        };
+        let mut hours: Vec<(i64, Totals)> = rows
+            .into_iter()
+            .filter_map(|t| Some((t.key.parse().ok()?, t)))
+            .collect();
+        hours.sort_by_key(|(hour, _)| *hour);
+        Ok(hours)
+    }
+
     /// The most recent sessions, newest first.
     pub fn sessions(&self, limit: usize) -> Result<Vec<SessionRow>, ReadError> {
         match self {
