@@ -116,7 +116,12 @@ pub fn stats(args: &StatsArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
 /// by model`, `Requests since 2026-12-01 00:00 by day`, `All requests by provider`.
 fn heading(filter: &Filter, span: Option<&SessionSpan>, today: bool, by: &str) -> String {
     let range = match (filter.since_ms, filter.until_ms) {
-        (Some(since), _) if today => format!("today (since {})", format::local_time(since)),
+        (Some(since), None) if today => format!("today (since {})", format::local_time(since)),
+        (Some(since), Some(until)) if today => format!(
+            "today (since {}, before {})",
+            format::local_time(since),
+            format::local_time(until)
+        ),
         (Some(since), Some(until)) => format!(
             "from {} to {}",
             format::local_time(since),
