@@ -472,3 +472,88 @@ fn rows_written_while_postgres_is_down_arrive_when_it_is_back() {
     assert_eq!(cluster.count("SELECT count(*) FROM requests"), 60);
     assert_eq!(cluster.count("SELECT sum(requests) FROM usage_daily"), 60);
 }
+
+/// (g) A daemon's `/admin/stats` reads today's totals from its PostgreSQL ledger (it said "not
+/// read from a PostgreSQL ledger yet"): every request it answered, under the model asked for.
+#[test]
+fn admin_stats_totals_a_postgres_ledger() {
+    let Some(db) = TestDb::create("adminstats") else {
+        return;
+    };
+    let env = TestEnv::new();
+    let config = env.write("sp.yaml", MOCK_CONFIG);
+    let daemon = support::daemon::Daemon::start(&env, &config, &[], &[("SMARTPROXY_DB", &db.url)]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ids = send_chats(&runtime, &daemon.listen, 4);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.requests_with_ids(&ids) < ids.len() as i64 {
+        assert!(Instant::now() < deadline, "the rows never arrived");
+        support::pause(Duration::from_millis(20));
+    }
+    let body = runtime.block_on(async {
+        let resp = support::http_client()
+            .get(format!("{}/admin/stats", daemon.admin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.text().await.unwrap()
+    });
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stats["total"]["requests"], 4, "{stats}");
+    let models: Vec<&str> = stats["by_model"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["key"].as_str())
+        .collect();
+    assert_eq!(models, ["gpt-4o-mini"], "{stats}");
+}
+
+/// (h) A read stuck behind a lock (another session holding the tables, as a partition being
+/// dropped does) fails with PostgreSQL's reason once the lock timeout passes; the command never
+/// hangs.
+#[test]
+fn a_read_behind_a_held_lock_fails_instead_of_hanging() {
+    let Some(db) = TestDb::create("locked") else {
+        return;
+    };
+    let env = TestEnv::new();
+    let stats = || {
+        let mut cmd = env.command();
+        cmd.env("SMARTPROXY_DB", &db.url).args(["stats", "--json"]);
+        cmd
+    };
+    // The first read makes the schema.
+    let out = support::run_to_end(stats());
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let holder = runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "BEGIN; LOCK TABLE requests, usage_daily, sessions IN ACCESS EXCLUSIVE MODE",
+            )
+            .await
+            .unwrap();
+        client
+    });
+    let started = Instant::now();
+    let out = support::run_to_end(stats());
+    let took = started.elapsed();
+    let stderr = support::text(&out.stderr);
+    assert!(!out.status.success(), "a locked read succeeded?");
+    assert!(stderr.contains("lock timeout"), "{stderr}");
+    assert!(took < Duration::from_secs(15), "waited {took:?}");
+    drop(holder);
+}

@@ -670,3 +670,100 @@ async fn the_request_page_shows_captured_bodies_only_when_captured() {
         "{html}"
     );
 }
+
+/// `/budgets` shows every limit where it stands, the same lines as `smartproxy budget`: the
+/// process-wide daily and monthly limits of the config and a key's daily budget made with
+/// `keys create --budget-daily`, with what that key's request cost.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_budgets_page_shows_every_limit_as_budget_does() {
+    let env = TestEnv::new();
+    // A scripted upstream: the mock provider's simulated costs count toward no budget.
+    let upstream = support::upstream::MockUpstream::start();
+    env.upstream_config(
+        &upstream.base_url(),
+        "budget:\n  daily_usd: 2\n  monthly_usd: 30\n  timezone: utc\n",
+    );
+    let mut create = env.command();
+    create.args([
+        "keys",
+        "create",
+        "--name",
+        "tight",
+        "--budget-daily",
+        "0.5",
+        "--json",
+    ]);
+    let created: serde_json::Value = serde_json::from_slice(&run_to_end(create).stdout).unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let config = env.path().join("smartproxy.yaml");
+    let daemon = support::daemon::Daemon::start(&env, &config, &[], &[("UPSTREAM_KEY", "k")]);
+    let body = serde_json::json!({"model": "gpt-4o", "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let reply = post_chat(
+        &format!("{}/v1", daemon.listen),
+        Some(&key),
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    daemon.stop();
+    let spent: f64 = env
+        .requests()
+        .iter()
+        .map(|r| r["cost_usd"].parse::<f64>().unwrap())
+        .sum();
+    assert!(spent > 0.0);
+
+    let mut cmd = env.command();
+    cmd.args(["budget", "--json"]);
+    let cli: serde_json::Value = serde_json::from_slice(&run_to_end(cmd).stdout).unwrap();
+    let ui = Ui::start(&env, &[]);
+    let (status, _, api) = get(&format!("{}/api/budgets", ui.url)).await;
+    assert_eq!(status, 200, "{api}");
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    // (scope, period, cap, spent, reserved, left): the same from both.
+    let lines = |v: &serde_json::Value| -> Vec<String> {
+        v["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let usd = |k: &str| s[k].as_f64().unwrap();
+                format!(
+                    "{} {} {} {:.9} {} {:.9}",
+                    s["scope"],
+                    s["period"],
+                    s["cap_usd"],
+                    usd("spent_usd"),
+                    s["reserved_usd"],
+                    usd("left_usd")
+                )
+            })
+            .collect()
+    };
+    assert_eq!(lines(&api), lines(&cli));
+    let expected = [
+        format!("\"all\" \"day\" 2.0 {spent:.9} 0.0 {:.9}", 2.0 - spent),
+        format!(
+            "\"key:tight\" \"day\" 0.5 {spent:.9} 0.0 {:.9}",
+            0.5 - spent
+        ),
+        format!("\"all\" \"month\" 30.0 {spent:.9} 0.0 {:.9}", 30.0 - spent),
+    ];
+    assert_eq!(lines(&api), expected, "{api}");
+
+    let (status, _, html) = get(&format!("{}/budgets", ui.url)).await;
+    assert_eq!(status, 200);
+    for needle in [
+        "key:tight",
+        "<meter",
+        "runs out",
+        smartproxy::format::money(Some(0.5 - spent)).as_str(),
+    ] {
+        assert!(html.contains(needle), "{needle} not in {html}");
+    }
+    assert!(html.contains(r#"<a href="/budgets" aria-current="page">"#));
+    if let Some(chromium) = chromium() {
+        screenshot(&chromium, &format!("{}/budgets", ui.url), "budgets");
+    }
+}

@@ -1,11 +1,13 @@
 //! Budgets: `policy` decides, `store` keeps the shared daily/monthly books in the ledger file
 //! (in team mode `ledger::postgres::budget` keeps them in PostgreSQL), `shared` runs either for
-//! a proxy, `SessionBudget` keeps the books of one `run` session, with a
+//! a proxy, `standings` reads where every scope stands (`smartproxy budget`, `/budgets`),
+//! `SessionBudget` keeps the books of one `run` session, with a
 //! reservation per request in flight that is settled to the real cost when the request ends.
 
 pub mod policy;
 pub mod scopes;
 pub mod shared;
+pub mod standings;
 pub mod store;
 
 use std::sync::{Arc, Mutex};

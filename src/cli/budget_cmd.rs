@@ -1,21 +1,28 @@
 //! `smartproxy budget`: every configured limit, what every process has spent against it and
-//! what requests in flight have reserved (on a team ledger, every scope: `budget_pg.rs`).
+//! what requests in flight have reserved, with when it runs out at the current rate; the same
+//! lines from a SQLite or a PostgreSQL ledger (`budget::standings`).
 
 use std::path::Path;
 
-use anyhow::Context;
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
 use serde_json::json;
 
 use super::format;
-use crate::budget::SharedBudget;
+use crate::budget::policy::Period;
+use crate::budget::standings::{self, Limits, ScopeStanding, period_name};
+use crate::config::LedgerLocation;
+use crate::ledger::LedgerError;
+use crate::ledger::reader::LedgerReader;
 use crate::printer;
 
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Limits come from `budget:` in the config (session_usd, daily_usd, monthly_usd, timezone) \
-or SMARTPROXY_BUDGET_{SESSION,DAILY,MONTHLY}_LIMIT_USD; on a team (PostgreSQL) ledger also from \
-client keys and `smartproxy keys limit`, and every scope with a counter is listed with a forecast. \
-Example:\n  smartproxy budget --json"
+or SMARTPROXY_BUDGET_{SESSION,DAILY,MONTHLY}_LIMIT_USD, and from client keys' daily budgets; on a \
+team (PostgreSQL) ledger also from `smartproxy keys limit`, and every scope with a counter is \
+listed. `runs out` is when the limit is used up at the rate spent so far this day or month.\n\n\
+Examples:\n  smartproxy budget\n  smartproxy budget --json | jq '.scopes[] | select(.left_usd < 1)'"
 )]
 pub struct BudgetArgs {
     /// Print JSON.
@@ -26,50 +33,84 @@ pub struct BudgetArgs {
 pub fn budget(args: &BudgetArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     let config = super::load_config(config_path)?;
     let now = crate::ledger::now_ms();
-    if let crate::config::LedgerLocation::Postgres(_) = &config.database {
-        return super::budget_pg::budget(args.json, &config, now);
-    }
-    let database = config.database.sqlite("budget")?;
-    let standings = if database.exists() {
-        SharedBudget::open_file(database, &config.budget, false)
-            .context("cannot open the ledger")?
-            .map(|shared| shared.standings(now))
-            .unwrap_or_default()
-    } else {
-        Vec::new()
+    let keys = config.client_key_budgets();
+    let limits = Limits {
+        budget: &config.budget,
+        key_budgets: &keys,
+    };
+    let lines = match LedgerReader::open(&config.database) {
+        Ok(reader) => standings::read(Some(&reader), &limits, now)?,
+        // Nothing recorded yet: every limit stands untouched.
+        Err(LedgerError::Missing { .. }) => standings::read(None, &limits, now)?,
+        Err(err) => return Err(err.into()),
+    };
+    let backend = match config.database {
+        LedgerLocation::Sqlite(_) => "sqlite",
+        LedgerLocation::Postgres(_) => "postgres",
     };
     if args.json {
-        let mut body = json!({"session": {"limit_usd": config.budget.session_usd}});
-        for s in &standings {
-            body[s.name] = json!({"limit_usd": s.limit_usd, "spent_usd": s.spent_usd,
-                "reserved_usd": s.reserved_usd, "remaining_usd": s.remaining_usd()});
-        }
-        printer::out(&body.to_string());
+        printer::out(&as_json(backend, config.budget.session_usd, &lines).to_string());
         return Ok(0);
     }
-    let mut text = match config.budget.session_usd {
+    printer::out(&as_text(config.budget.session_usd, &lines, now));
+    Ok(0)
+}
+
+fn as_json(backend: &str, session_usd: Option<f64>, lines: &[ScopeStanding]) -> serde_json::Value {
+    let mut body = json!({"backend": backend, "session": {"limit_usd": session_usd},
+        "scopes": lines});
+    // The process-wide limits also under their old names (`daily`, `monthly`), for scripts
+    // written against earlier versions.
+    for l in lines.iter().filter(|l| l.scope == "all") {
+        let name = match l.period {
+            Period::Day => "daily",
+            Period::Month => "monthly",
+        };
+        body[name] = json!({"limit_usd": l.cap_usd, "spent_usd": l.spent_usd,
+            "reserved_usd": l.reserved_usd, "remaining_usd": l.left_usd});
+    }
+    body
+}
+
+fn as_text(session_usd: Option<f64>, lines: &[ScopeStanding], now: i64) -> String {
+    let mut text = match session_usd {
         Some(limit) => format!(
             "session: {} per `run` session\n",
             format::money(Some(limit))
         ),
         None => "session: no limit (run --budget USD sets one)\n".to_owned(),
     };
-    if standings.is_empty()
-        && config.budget.daily_usd.is_none()
-        && config.budget.monthly_usd.is_none()
-    {
-        text.push_str("daily, monthly: no limit (budget.daily_usd / budget.monthly_usd)\n");
+    if lines.is_empty() {
+        text.push_str(
+            "no daily or monthly limit (budget.daily_usd / budget.monthly_usd, a client key's \
+             budget_daily_usd; team ledger: `keys create --daily`, `keys limit`)\n",
+        );
+        return text;
     }
-    for s in &standings {
-        text.push_str(&format!(
-            "{}: {} spent of {}, {} reserved in flight, {} left\n",
-            s.name,
-            format::money(Some(s.spent_usd)),
-            format::money(Some(s.limit_usd)),
-            format::money(Some(s.reserved_usd)),
-            format::money(Some(s.remaining_usd()))
-        ));
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(vec![
+            "scope", "period", "cap", "spent", "reserved", "left", "runs out",
+        ]);
+    for l in lines {
+        let runs_out = match l.runs_out_ms {
+            Some(at) if at <= now => "now".to_owned(),
+            Some(at) => format::local_time(at),
+            None => format!("not this {}", period_name(l.period)),
+        };
+        table.add_row(vec![
+            l.scope.clone(),
+            period_name(l.period).to_owned(),
+            format::money(Some(l.cap_usd)),
+            format::money(Some(l.spent_usd)),
+            format::money(Some(l.reserved_usd)),
+            format::money(Some(l.left_usd)),
+            runs_out,
+        ]);
     }
-    printer::out(&text);
-    Ok(0)
+    text.push_str(&table.to_string());
+    text.push('\n');
+    text
 }

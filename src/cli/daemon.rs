@@ -244,6 +244,12 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         web_security,
         crate::web::Bodies::None,
     ));
+    if let Some(web) = &mut web {
+        web.budgets = crate::web::BudgetLimits {
+            budget: config.budget.clone(),
+            key_budgets: config.client_key_budgets(),
+        };
+    }
     let (cache, capture) = open_stores(&config)?;
     if let (Some(capture), Some(web)) = (&capture, &mut web) {
         web.bodies = crate::web::Bodies::Live(Arc::clone(capture));

@@ -1,7 +1,6 @@
 //! The command line: clap definitions (doc comments become `--help`) and one file per command.
 
 mod budget_cmd;
-mod budget_pg;
 mod cache_cmd;
 mod capture_cmd;
 mod completions;

@@ -90,6 +90,10 @@ fn serve(args: &UiArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     // still on disk.
     let mut web = Web::new(database, security, Bodies::Files(config.capture.clone()));
     web.browsers = config.browsers.clone();
+    web.budgets = crate::web::BudgetLimits {
+        budget: config.budget.clone(),
+        key_budgets: config.client_key_budgets(),
+    };
     let web = Arc::new(web);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

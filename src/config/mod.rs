@@ -318,6 +318,14 @@ impl fmt::Display for ConfigError {
 }
 
 impl Config {
+    /// The client keys with a daily budget, as (name, USD).
+    pub fn client_key_budgets(&self) -> Vec<(String, f64)> {
+        self.client_keys
+            .iter()
+            .filter_map(|k| k.budget_daily_usd.map(|usd| (k.name.clone(), usd)))
+            .collect()
+    }
+
     /// Replaces every provider with the built-in mock, for `run --mock`: no key, no network.
     pub fn mock_only(mut self) -> Self {
         self.providers = vec![ProviderConfig::builtin_mock()];

@@ -104,8 +104,8 @@ pub struct Ledger {
 }
 
 struct Inner {
-    /// The SQLite file; `None` in team mode, where `postgres` is the way in.
-    path: Option<PathBuf>,
+    /// Where the rows go: the SQLite file, or the PostgreSQL URL (readers open it again).
+    location: crate::config::LedgerLocation,
     postgres: Option<postgres::Handle>,
     /// Unbounded on its own (it allocates as records queue, where a bounded std channel
     /// allocated and touched every slot up front: 2.8 MB of each process's idle memory);
@@ -147,7 +147,7 @@ impl Ledger {
             })?;
         Ok(Self {
             inner: Arc::new(Inner {
-                path: Some(path.to_path_buf()),
+                location: crate::config::LedgerLocation::Sqlite(path.to_path_buf()),
                 postgres: None,
                 tx,
                 dropped: AtomicU64::new(0),
@@ -173,7 +173,7 @@ impl Ledger {
         let started = postgres::start(url, rx, Arc::clone(&queued))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                path: None,
+                location: crate::config::LedgerLocation::Postgres(url.clone()),
                 postgres: Some(started.handle),
                 tx,
                 dropped: AtomicU64::new(0),
@@ -186,7 +186,15 @@ impl Ledger {
 
     /// The SQLite file; `None` when the ledger is in PostgreSQL.
     pub fn path(&self) -> Option<&Path> {
-        self.inner.path.as_deref()
+        match &self.inner.location {
+            crate::config::LedgerLocation::Sqlite(path) => Some(path),
+            crate::config::LedgerLocation::Postgres(_) => None,
+        }
+    }
+
+    /// Where this ledger is, for opening a reader on the same rows.
+    pub fn location(&self) -> &crate::config::LedgerLocation {
+        &self.inner.location
     }
 
     /// The PostgreSQL ledger's pool, in team mode.

@@ -14,7 +14,8 @@ use super::dialect::{Dialect, rfc3339_now};
 use super::error::ApiError;
 use super::state::AppState;
 use crate::config::ProviderKind;
-use crate::ledger::query::{self, Filter, GroupBy};
+use crate::ledger::query::{Filter, GroupBy};
+use crate::ledger::reader::LedgerReader;
 use crate::translate::ollama;
 use crate::wire::estimate::json_text_tokens;
 
@@ -136,26 +137,25 @@ pub(super) fn readyz(state: &AppState) -> Response<ProxyBody> {
     )
 }
 
-/// Today's totals from the ledger (every process's, not only this one's).
+/// Today's totals from the ledger (every process's, not only this one's), on either backend.
 pub(super) async fn stats(state: &Arc<AppState>) -> Response<ProxyBody> {
-    let Some(path) = state.ledger.path().map(std::path::Path::to_path_buf) else {
-        let message = "today's totals are not read from a PostgreSQL ledger yet";
-        return error_response(&ApiError::internal(message.to_owned()), Dialect::OpenAi, "");
-    };
+    let location = state.ledger.location().clone();
     let since = chrono::Local::now()
         .date_naive()
         .and_hms_opt(0, 0, 0)
         .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
         .map(|t| t.timestamp_millis());
     let result = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, String> {
-        let conn = query::open(&path).map_err(|e| e.to_string())?;
+        let reader = LedgerReader::open(&location).map_err(|e| e.to_string())?;
         let filter = Filter {
             session_id: None,
             since_ms: since,
             until_ms: None,
         };
-        let total = query::totals(&conn, &filter).map_err(|e| e.to_string())?;
-        let by_model = query::grouped(&conn, &filter, GroupBy::Model).map_err(|e| e.to_string())?;
+        let total = reader.totals(&filter).map_err(|e| e.to_string())?;
+        let by_model = reader
+            .grouped(&filter, GroupBy::Model)
+            .map_err(|e| e.to_string())?;
         Ok(json!({"since_ms": since, "total": total, "by_model": by_model}))
     })
     .await;

@@ -55,6 +55,7 @@ pub enum Nav {
     Overview,
     Performance,
     Team,
+    Budgets,
     None,
 }
 
@@ -79,7 +80,7 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
 <script src="/assets/chart.js" defer></script>
 </head>
 <body>
-<header><a class="brand" href="/">smartproxy</a><nav>{overview}{performance}{team}</nav></header>
+<header><a class="brand" href="/">smartproxy</a><nav>{overview}{performance}{team}{budgets}</nav></header>
 <main>
 {body}
 </main>
@@ -91,6 +92,7 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
         overview = link(Nav::Overview, "/", "Overview"),
         performance = link(Nav::Performance, "/performance", "Performance"),
         team = link(Nav::Team, "/team", "Team"),
+        budgets = link(Nav::Budgets, "/budgets", "Budgets"),
         version = env!("CARGO_PKG_VERSION"),
     )
 }

@@ -58,6 +58,8 @@ pub struct Web {
     /// `server_names:` and `allowed_origins:`, for `smartproxy ui`'s own listener (the daemon's
     /// admin listener checks its requests before they get here).
     pub browsers: crate::config::Browsers,
+    /// The limits `/budgets` shows (from the config when the dashboard started).
+    pub budgets: BudgetLimits,
     login_throttle: crate::key_throttle::KeyThrottle,
 }
 
@@ -68,9 +70,17 @@ impl Web {
             security,
             bodies,
             browsers: crate::config::Browsers::default(),
+            budgets: BudgetLimits::default(),
             login_throttle: crate::key_throttle::KeyThrottle::default(),
         }
     }
+}
+
+/// The config's budget limits: `budget:` and the client keys' daily budgets (name, USD).
+#[derive(Debug, Clone, Default)]
+pub struct BudgetLimits {
+    pub budget: crate::config::BudgetConfig,
+    pub key_budgets: Vec<(String, f64)>,
 }
 
 /// The store of captured bodies (`capture:`), when there is one.
@@ -110,10 +120,12 @@ impl Bodies {
 
 /// Whether the dashboard answers `path` (the admin listener sends it these).
 pub fn is_web_path(path: &str) -> bool {
-    matches!(path, "/" | "/performance" | "/team" | "/login" | "/logout")
-        || ["/sessions/", "/request/", "/assets/", "/api/"]
-            .iter()
-            .any(|p| path.starts_with(p))
+    matches!(
+        path,
+        "/" | "/performance" | "/team" | "/budgets" | "/login" | "/logout"
+    ) || ["/sessions/", "/request/", "/assets/", "/api/"]
+        .iter()
+        .any(|p| path.starts_with(p))
 }
 
 fn now_s() -> i64 {
@@ -344,6 +356,20 @@ fn render_with(
             Rendered::Json(serde_json::to_value(&usage)?)
         } else {
             Rendered::Html(pages::team::render(&usage, &range))
+        }));
+    }
+    if path == "/budgets" {
+        let now = crate::ledger::now_ms();
+        let limits = crate::budget::standings::Limits {
+            budget: &web.budgets.budget,
+            key_budgets: &web.budgets.key_budgets,
+        };
+        let lines = crate::budget::standings::read(conn, &limits, now)?;
+        let session_usd = web.budgets.budget.session_usd;
+        return Ok(Some(if api {
+            Rendered::Json(json!({"session": {"limit_usd": session_usd}, "scopes": lines}))
+        } else {
+            Rendered::Html(pages::budgets::render(&lines, session_usd, now))
         }));
     }
     let Some(conn) = conn else {

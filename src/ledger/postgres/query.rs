@@ -16,6 +16,9 @@ use crate::config::PgUrl;
 
 /// A connection for one command's reads, on a runtime of its own (the read commands are
 /// synchronous and run outside any runtime).
+/// How long one read may take, and wait for a lock, before it fails (PostgreSQL's units).
+const READ_TIMEOUTS: &str = "SET statement_timeout = '10s'; SET lock_timeout = '5s'";
+
 pub struct Reader {
     // Field order matters: the client is dropped before the runtime that drives its connection.
     pub(super) client: Client,
@@ -80,6 +83,14 @@ impl Reader {
                         migrations::MigrateError::Db(e) => super::db_error(&redacted, &e),
                     })?;
             }
+            // A read never hangs a command or a web page: a query stuck behind a lock (a
+            // partition being dropped) or one that runs away is given up on with an error.
+            // Set after migrating, which may rightly take longer. Export pages are separate
+            // statements, so a long export is bounded per page, not in all.
+            client
+                .batch_execute(READ_TIMEOUTS)
+                .await
+                .map_err(|e| super::db_error(&redacted, &e))?;
             Ok(())
         })?;
         Ok(Self {

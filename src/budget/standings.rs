@@ -1,0 +1,214 @@
+//! Where every budget stands, for `smartproxy budget` and the web's `/budgets`: each scope
+//! (process-wide, per client key, and on a team ledger per user and team) with its cap, what
+//! was spent and is reserved this day or month, what is left, and when it runs out at the rate
+//! spent so far. The same lines from a SQLite ledger (its `spend` roll-up and reservations)
+//! and from PostgreSQL's counters.
+
+use serde::Serialize;
+
+use super::policy::{Period, period_start_ms};
+use super::scopes;
+use super::store::{self, Limit};
+use crate::config::BudgetConfig;
+use crate::ledger::postgres::query::Reader as PgReader;
+use crate::ledger::reader::{LedgerReader, ReadError};
+
+/// One scope in one period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScopeStanding {
+    /// `all`, `key:NAME`, `user:NAME` or `team:NAME`.
+    pub scope: String,
+    #[serde(serialize_with = "period_word")]
+    pub period: Period,
+    pub period_start_ms: i64,
+    pub cap_usd: f64,
+    pub spent_usd: f64,
+    pub reserved_usd: f64,
+    pub left_usd: f64,
+    /// When it runs out at the rate spent so far; `None`: not this period.
+    pub runs_out_ms: Option<i64>,
+}
+
+/// A period as people say it: `day` or `month`.
+pub fn period_name(period: Period) -> &'static str {
+    match period {
+        Period::Day => "day",
+        Period::Month => "month",
+    }
+}
+
+fn period_word<S: serde::Serializer>(period: &Period, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(period_name(*period))
+}
+
+/// What the standings are read against: the budget config and the config's client keys'
+/// daily budgets (name, USD).
+pub struct Limits<'a> {
+    pub budget: &'a BudgetConfig,
+    pub key_budgets: &'a [(String, f64)],
+}
+
+/// Every scope's standing at `now_ms`, process-wide first, days before months. No reader:
+/// nothing is recorded yet (no ledger file), so the configured limits stand untouched.
+pub fn read(
+    reader: Option<&LedgerReader>,
+    limits: &Limits<'_>,
+    now_ms: i64,
+) -> Result<Vec<ScopeStanding>, ReadError> {
+    let offset = limits.budget.utc_offset_s;
+    let start = |period| period_start_ms(period, now_ms, offset);
+    let mut lines = match reader {
+        None => configured(limits, &start),
+        Some(LedgerReader::Sqlite(conn)) => from_sqlite(conn, limits, now_ms, &start)?,
+        Some(LedgerReader::Postgres(pg)) => from_postgres(pg, limits, &start)?,
+    };
+    for line in &mut lines {
+        line.left_usd = (line.cap_usd - line.spent_usd - line.reserved_usd).max(0.0);
+        line.runs_out_ms = scopes::runs_out_ms(
+            line.cap_usd,
+            line.spent_usd,
+            line.reserved_usd,
+            line.period_start_ms,
+            next_start(line.period, line.period_start_ms, offset),
+            now_ms,
+        );
+    }
+    lines.sort_by(|a, b| {
+        (a.period == Period::Month, a.scope != "all", &a.scope).cmp(&(
+            b.period == Period::Month,
+            b.scope != "all",
+            &b.scope,
+        ))
+    });
+    Ok(lines)
+}
+
+/// The next period's start: past the longest day (25 h) or month (31 days), and back.
+fn next_start(period: Period, start_ms: i64, offset: Option<i32>) -> i64 {
+    let past = match period {
+        Period::Day => 26 * 3_600_000,
+        Period::Month => 32 * 86_400_000,
+    };
+    period_start_ms(period, start_ms + past, offset)
+}
+
+fn line(scope: String, period: Period, start_ms: i64, cap_usd: f64) -> ScopeStanding {
+    ScopeStanding {
+        scope,
+        period,
+        period_start_ms: start_ms,
+        cap_usd,
+        spent_usd: 0.0,
+        reserved_usd: 0.0,
+        left_usd: 0.0,
+        runs_out_ms: None,
+    }
+}
+
+/// The config's limits: process-wide daily and monthly, and the client keys' daily ones.
+fn configured(limits: &Limits<'_>, start: &dyn Fn(Period) -> i64) -> Vec<ScopeStanding> {
+    let mut lines = Vec::new();
+    for (period, cap) in [
+        (Period::Day, limits.budget.daily_usd),
+        (Period::Month, limits.budget.monthly_usd),
+    ] {
+        lines.extend(cap.map(|cap| line("all".to_owned(), period, start(period), cap)));
+    }
+    for (name, cap) in limits.key_budgets {
+        lines.push(line(
+            format!("key:{name}"),
+            Period::Day,
+            start(Period::Day),
+            *cap,
+        ));
+    }
+    lines
+}
+
+/// Puts `limit` in `lines`, or sets the cap of the line of its scope and period (the later
+/// source wins, as a proxy's limits do).
+fn set_limit(lines: &mut Vec<ScopeStanding>, limit: ScopeStanding) {
+    match lines
+        .iter_mut()
+        .find(|l| l.scope == limit.scope && l.period == limit.period)
+    {
+        Some(line) => line.cap_usd = limit.cap_usd,
+        None => lines.push(limit),
+    }
+}
+
+/// A SQLite ledger: the configured limits and its keys' (`smartproxy keys create
+/// --budget-daily`), counted from its rows and reservations.
+fn from_sqlite(
+    conn: &rusqlite::Connection,
+    limits: &Limits<'_>,
+    now_ms: i64,
+    start: &dyn Fn(Period) -> i64,
+) -> Result<Vec<ScopeStanding>, ReadError> {
+    let mut lines = configured(limits, start);
+    for (name, cap) in crate::ledger::keys::active_budgets(conn)? {
+        let scope = format!("key:{name}");
+        set_limit(
+            &mut lines,
+            line(scope, Period::Day, start(Period::Day), cap),
+        );
+    }
+    let checks: Vec<Limit> = lines
+        .iter()
+        .map(|l| Limit {
+            name: "",
+            limit_usd: l.cap_usd,
+            since_ms: l.period_start_ms,
+            key: l.scope.strip_prefix("key:").map(str::to_owned),
+            count_subscription: limits.budget.count_subscription,
+        })
+        .collect();
+    for (line, standing) in lines
+        .iter_mut()
+        .zip(store::standings(conn, &checks, now_ms)?)
+    {
+        line.spent_usd = standing.spent_usd;
+        line.reserved_usd = standing.reserved_usd;
+    }
+    Ok(lines)
+}
+
+/// A team ledger: every counter of this day and month, and every limit set in the config or
+/// the ledger (a limit shows before a request made its counter, or when all were refused).
+fn from_postgres(
+    reader: &PgReader,
+    limits: &Limits<'_>,
+    start: &dyn Fn(Period) -> i64,
+) -> Result<Vec<ScopeStanding>, ReadError> {
+    let counters = reader.budget_counters(&[start(Period::Day), start(Period::Month)])?;
+    let mut lines: Vec<ScopeStanding> = counters
+        .into_iter()
+        .filter_map(|row| {
+            let (scope, period) = scopes::parse_counter(&row.scope)?;
+            // A day and a month that start together (the 1st) are told apart by the name.
+            (row.period_ms == start(period)).then(|| {
+                let mut l = line(scope, period, row.period_ms, row.counter.cap_usd);
+                l.spent_usd = row.counter.spent_usd;
+                l.reserved_usd = row.counter.reserved_usd;
+                l
+            })
+        })
+        .collect();
+    let mut set = configured(limits, start);
+    for limit in reader.ledger_limits()? {
+        let scope = format!("{}:{}", limit.holder, limit.name);
+        for (period, cap) in [
+            (Period::Day, limit.daily_usd),
+            (Period::Month, limit.monthly_usd),
+        ] {
+            if let Some(cap) = cap {
+                set_limit(&mut set, line(scope.clone(), period, start(period), cap));
+            }
+        }
+    }
+    for limit in set {
+        // The limit as set now (a counter keeps the cap of its last admission).
+        set_limit(&mut lines, limit);
+    }
+    Ok(lines)
+}
