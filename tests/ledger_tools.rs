@@ -575,3 +575,27 @@ async fn status_shows_burn_rate_model_and_time_left() {
         "{line}"
     );
 }
+
+/// A shell prompt's `status --line` on a team ledger whose server took the connection and says
+/// nothing: a line that says so within the prompt's wait (one second, and the connect), never a
+/// prompt hung for the ten seconds other commands wait.
+#[test]
+fn status_line_on_a_silent_postgres_answers_at_once() {
+    let env = TestEnv::new();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "postgres://bob:hunter2@127.0.0.1:{}/team",
+        silent.local_addr().unwrap().port()
+    );
+    let mut cmd = env.command();
+    cmd.env("SMARTPROXY_DB", &url).args(["status", "--line"]);
+    let started = Instant::now();
+    let out = run_to_end(cmd);
+    let took = started.elapsed();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("unreachable"), "{stdout}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    drop(silent);
+}

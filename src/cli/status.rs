@@ -70,6 +70,9 @@ struct Status {
     outlook: Outlook,
 }
 
+/// How long `--line` and `--short` wait for a PostgreSQL ledger before saying it is unreachable.
+const PROMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     drain_stdin();
     let config = super::load_config(config_path)?;
@@ -85,7 +88,13 @@ pub fn status(args: &StatusArgs, config_path: Option<&Path>) -> anyhow::Result<u
         .filter(|s| !s.trim().is_empty());
     // Nothing recorded yet is a status too: nothing spent. A PostgreSQL ledger that cannot be
     // reached is said so, with the rows waiting for it, and no amount: a zero would be a lie.
-    let conn = match LedgerReader::open(&config.database) {
+    // A prompt redraws often: it waits a second for a team ledger, not the usual ten.
+    let opened = if args.line || args.short {
+        LedgerReader::open_within(&config.database, PROMPT_WAIT)
+    } else {
+        LedgerReader::open(&config.database)
+    };
+    let conn = match opened {
         Ok(reader) => Some(reader),
         Err(err) => {
             if let LedgerLocation::Postgres(url) = &config.database {

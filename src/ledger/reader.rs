@@ -5,6 +5,7 @@
 //! `postgres::export` and `postgres::pages`.
 
 use std::io::Write;
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -41,6 +42,17 @@ impl LedgerReader {
         match location {
             LedgerLocation::Sqlite(path) => query::open(path).map(Self::Sqlite),
             LedgerLocation::Postgres(url) => Reader::connect(url).map(|r| Self::Postgres(r.into())),
+        }
+    }
+
+    /// [`Self::open`], giving up on a PostgreSQL ledger's connection and each read after
+    /// `limit` (a SQLite file opens at once or not at all).
+    pub fn open_within(location: &LedgerLocation, limit: Duration) -> Result<Self, LedgerError> {
+        match location {
+            LedgerLocation::Sqlite(path) => query::open(path).map(Self::Sqlite),
+            LedgerLocation::Postgres(url) => {
+                Reader::connect_within(url, Some(limit)).map(|r| Self::Postgres(r.into()))
+            }
         }
     }
 

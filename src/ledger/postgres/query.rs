@@ -3,6 +3,8 @@
 //! UTC days read the `usage_daily` roll-up; a session's figures, a `--session` filter and the
 //! part of a `--since` before the first whole day read `requests`.
 
+use std::time::Duration;
+
 use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
@@ -30,6 +32,12 @@ impl Reader {
     /// Connects and brings the schema up to this build's (refusing a newer one), as opening a
     /// SQLite ledger for reading does.
     pub fn connect(url: &PgUrl) -> Result<Self, LedgerError> {
+        Self::connect_within(url, None)
+    }
+
+    /// [`Self::connect`], giving up on the connection and on each read after `limit` at most
+    /// (a shell prompt's status line must not hang on a silent server).
+    pub fn connect_within(url: &PgUrl, limit: Option<Duration>) -> Result<Self, LedgerError> {
         let redacted = url.redacted().to_owned();
         let fail = |detail: String| LedgerError::Postgres {
             url: redacted.clone(),
@@ -46,14 +54,17 @@ impl Reader {
         config.application_name("smartproxy");
         // The driver's connect timeout covers the TCP connect only: a server that accepts and
         // then says nothing (stopped, overloaded) is given up on after the same time here.
-        let timeout = config
+        let mut timeout = config
             .get_connect_timeout()
             .copied()
             .unwrap_or(super::CONNECT_TIMEOUT);
+        if let Some(limit) = limit {
+            timeout = timeout.min(limit);
+        }
         let (mut client, connection) = runtime
             // The timer is made inside `block_on`, on this runtime (outside it there is none).
             .block_on(async { tokio::time::timeout(timeout, config.connect(tls)).await })
-            .map_err(|_| fail(format!("no answer within {} s", timeout.as_secs())))?
+            .map_err(|_| fail(format!("no answer within {} s", timeout.as_secs_f64())))?
             .map_err(|e| fail(super::describe(&e)))?;
         // The connection's I/O runs while a read blocks on this runtime; the task ends when the
         // client is dropped, and the runtime (dropped with the reader) takes it with it.
@@ -61,8 +72,10 @@ impl Reader {
             let _ = connection.await;
         }));
         runtime.block_on(async {
-            let found = migrations::version(&client)
+            // A server that took the connection may still say nothing after it.
+            let found = tokio::time::timeout(timeout, migrations::version(&client))
                 .await
+                .map_err(|_| fail(format!("no answer within {} s", timeout.as_secs_f64())))?
                 .map_err(|e| super::db_error(&redacted, &e))?;
             if found > migrations::CURRENT {
                 return Err(LedgerError::PostgresTooNew {
@@ -87,8 +100,16 @@ impl Reader {
             // partition being dropped) or one that runs away is given up on with an error.
             // Set after migrating, which may rightly take longer. Export pages are separate
             // statements, so a long export is bounded per page, not in all.
+            let timeouts = match limit {
+                Some(limit) => format!(
+                    "SET statement_timeout = {}; SET lock_timeout = {}",
+                    limit.as_millis(),
+                    limit.as_millis() / 2
+                ),
+                None => READ_TIMEOUTS.to_owned(),
+            };
             client
-                .batch_execute(READ_TIMEOUTS)
+                .batch_execute(&timeouts)
                 .await
                 .map_err(|e| super::db_error(&redacted, &e))?;
             Ok(())
