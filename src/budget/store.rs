@@ -177,6 +177,7 @@ mod tests {
             pid: None,
             started_ms: 0,
             budget_usd: None,
+            attribution: Default::default(),
         }
     }
 

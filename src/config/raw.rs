@@ -72,6 +72,8 @@ pub struct RawConfig {
     /// Origins (`scheme://host[:port]`) whose pages may send requests, besides loopback ones.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// The project sessions are attributed to (`run` without `--project`, and the daemon's).
+    pub project: Option<String>,
 }
 
 /// What `run --preset NAME` (and the shims) apply to a session.

@@ -235,6 +235,16 @@ const MIGRATIONS: &[&str] = &[
     // strings, integer nano-dollars; `requests` and `attempts` become views over them. See
     // `narrow`.
     super::narrow::MIGRATION,
+    // attrib: what a session's work belongs to (`record::Attribution`): its project, and the
+    // git repository, branch and HEAD at its start and end; indexed by commit for `cost`.
+    "ALTER TABLE sessions ADD COLUMN project TEXT;
+     ALTER TABLE sessions ADD COLUMN repo TEXT;
+     ALTER TABLE sessions ADD COLUMN branch TEXT;
+     ALTER TABLE sessions ADD COLUMN head TEXT;
+     ALTER TABLE sessions ADD COLUMN end_branch TEXT;
+     ALTER TABLE sessions ADD COLUMN end_head TEXT;
+     CREATE INDEX sessions_head ON sessions(head) WHERE head IS NOT NULL;
+     CREATE INDEX sessions_end_head ON sessions(end_head) WHERE end_head IS NOT NULL;",
 ];
 
 /// The schema version this build migrates to.

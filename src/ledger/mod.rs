@@ -39,7 +39,9 @@ use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use record::{Anomaly, AttemptRow, Billing, Outcome, RequestRecord, SessionEnd, SessionStart};
+pub use record::{
+    Anomaly, AttemptRow, Attribution, Billing, Outcome, RequestRecord, SessionEnd, SessionStart,
+};
 use rusqlite::Connection;
 
 /// How many records may wait for the writer before new ones are dropped (and counted).

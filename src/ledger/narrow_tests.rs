@@ -198,6 +198,7 @@ fn a_version_18_ledger_upgrades_to_the_same_rows_and_answers() {
             pid: Some(7),
             started_ms: 1_700_000_000_000,
             budget_usd: Some(2.5),
+            attribution: Default::default(),
         });
     }
     let mut ids = Vec::new();

@@ -94,6 +94,15 @@ pub struct SessionRow {
     /// No end was recorded and the process that owned the session is gone (killed, crashed):
     /// it ended, when is unknown. Shown as `ended (lost)`.
     pub lost: bool,
+    /// The session's project (`run --project`, the config's `project:`, or the repository's
+    /// folder name).
+    pub project: Option<String>,
+    /// The git working tree the session ran in, and its branch and HEAD at the start and end.
+    pub repo: Option<String>,
+    pub branch: Option<String>,
+    pub head: Option<String>,
+    pub end_branch: Option<String>,
+    pub end_head: Option<String>,
 }
 
 impl SessionRow {
@@ -340,7 +349,8 @@ pub(super) const SESSION_COLUMNS: &str =
     (SELECT ROUND(SUM(u.cost_usd) - TOTAL(u.simulated_usd), 12) FROM usage u WHERE u.session_id = s.id),
     (SELECT TOTAL(u.unpriced) FROM usage u WHERE u.session_id = s.id),
     (SELECT SUM(u.simulated_usd) FROM usage u WHERE u.session_id = s.id),
-    s.host, s.owner_pid, s.owner_start";
+    s.host, s.owner_pid, s.owner_start, s.project, s.repo, s.branch, s.head, s.end_branch,
+    s.end_head";
 
 pub(super) fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -366,6 +376,12 @@ pub(super) fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sess
                 row.get(16)?,
                 row.get::<_, Option<String>>(17)?.as_deref(),
             ),
+        project: row.get(18)?,
+        repo: row.get(19)?,
+        branch: row.get(20)?,
+        head: row.get(21)?,
+        end_branch: row.get(22)?,
+        end_head: row.get(23)?,
     })
 }
 

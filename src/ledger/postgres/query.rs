@@ -358,7 +358,8 @@ pub(super) fn totals_from_row(row: &tokio_postgres::Row) -> Totals {
 pub(super) const SESSION_SELECT: &str = "
     SELECT s.id, s.parent_id, s.kind, s.tag, s.program, s.cwd, s.pid, s.started_ms, s.ended_ms,
         s.exit_code, s.budget_usd, COALESCE(a.n, 0), a.cost, a.sim, COALESCE(a.unpriced, 0),
-        s.host, s.owner_pid, s.owner_start
+        s.host, s.owner_pid, s.owner_start, s.project, s.repo, s.branch, s.head, s.end_branch,
+        s.end_head
     -- The newest first, then their figures: only the sessions shown add up their requests.
     FROM (SELECT * FROM sessions ORDER BY started_ms DESC, id COLLATE \"C\" DESC LIMIT $1) s
     LEFT JOIN LATERAL (
@@ -400,6 +401,12 @@ pub(super) fn session_from_row(row: &tokio_postgres::Row) -> SessionRow {
                 row.get(16),
                 row.get::<_, Option<String>>(17).as_deref(),
             ),
+        project: row.get(18),
+        repo: row.get(19),
+        branch: row.get(20),
+        head: row.get(21),
+        end_branch: row.get(22),
+        end_head: row.get(23),
     }
 }
 
