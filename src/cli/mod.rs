@@ -6,6 +6,7 @@ mod cache_cmd;
 mod capture_cmd;
 mod completions;
 mod config_cmd;
+mod cost;
 mod daemon;
 mod dash;
 mod doctor;
@@ -90,6 +91,9 @@ pub enum Command {
     Dash(dash::DashArgs),
     /// Show what requests cost, grouped by model, provider, session or tag.
     Stats(stats::StatsArgs),
+    /// What the sessions on a commit, a range of commits or a branch cost (from the git
+    /// state every `run` records).
+    Cost(cost::CostArgs),
     /// List recent sessions, sub-sessions under their parents.
     Sessions(sessions::SessionsArgs),
     /// One line of live cost (this `run` session, or today) for shell prompts and statuslines.
@@ -150,6 +154,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Daemon(args) => daemon::daemon(args, config_path.as_deref()),
         Command::Dash(args) => dash::dash(&args, config_path.as_deref()),
         Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
+        Command::Cost(args) => cost::cost(&args, config_path.as_deref()),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
         Command::Status(args) => status::status(&args, config_path.as_deref()),
         Command::Export(args) => export::export(&args, config_path.as_deref()),

@@ -12,6 +12,7 @@
 //! (`writer::BATCH_WINDOW`, 20 ms) plus the commit itself after the reply was sent: a kill loses
 //! at most the replies of that last moment. A commit is all or nothing, so the file stays whole.
 
+pub mod attribution;
 pub mod export;
 pub mod keys;
 pub mod live;

@@ -138,9 +138,21 @@ pub enum GroupBy {
     User,
     /// The key's team (team mode); `-` where none is known, as always on a SQLite ledger.
     Team,
-    /// The key's project (team mode); `-` where none is known, as always on a SQLite ledger.
+    /// The session's project (`run --project`, the config's `project:`, else the git
+    /// repository's folder name); `-` where none is known.
     Project,
+    /// The git branch the session started on (`(detached)` for a detached HEAD); `-` outside
+    /// a repository. A session whose HEAD moved counts under where it started.
+    Branch,
+    /// The commit HEAD was on when the session started; `-` outside a repository. A session
+    /// that committed counts under the commit it started from (`cost --commit` counts it
+    /// under both).
+    Commit,
 }
+
+/// The session's branch at its start (`s`), as every reader names it.
+pub(crate) const BRANCH_OF_SESSION: &str =
+    "COALESCE(s.branch, CASE WHEN s.head IS NOT NULL THEN '(detached)' END, '-')";
 
 /// A daemon session's tag names the client key it serves (as PostgreSQL's roll-up keys it).
 const KEY_OF_SESSION: &str =
@@ -155,9 +167,12 @@ impl GroupBy {
             Self::Session => "CASE u.session_id WHEN '' THEN '(none)' ELSE u.session_id END",
             Self::Tag => "COALESCE(s.tag, '(untagged)')",
             Self::Key => KEY_OF_SESSION,
-            // A SQLite ledger knows no users, teams or projects (keys with people are team
-            // mode's): every request is in the one group `-`.
-            Self::User | Self::Team | Self::Project => "'-'",
+            // A SQLite ledger knows no users or teams (keys with people are team mode's):
+            // every request is in the one group `-`.
+            Self::User | Self::Team => "'-'",
+            Self::Project => "COALESCE(s.project, '-')",
+            Self::Branch => BRANCH_OF_SESSION,
+            Self::Commit => "COALESCE(s.head, '-')",
         }
     }
 
@@ -169,7 +184,10 @@ impl GroupBy {
             Self::Session => "COALESCE(r.session_id, '(none)')",
             Self::Tag => "COALESCE(s.tag, '(untagged)')",
             Self::Key => KEY_OF_SESSION,
-            Self::User | Self::Team | Self::Project => "'-'",
+            Self::User | Self::Team => "'-'",
+            Self::Project => "COALESCE(s.project, '-')",
+            Self::Branch => BRANCH_OF_SESSION,
+            Self::Commit => "COALESCE(s.head, '-')",
         }
     }
 }
@@ -193,7 +211,11 @@ pub fn open(path: &Path) -> Result<Connection, LedgerError> {
     Ok(conn)
 }
 
-fn totals_from_row(key: String, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Totals> {
+pub(super) fn totals_from_row(
+    key: String,
+    row: &rusqlite::Row<'_>,
+    at: usize,
+) -> rusqlite::Result<Totals> {
     let n = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, f64>(at + i)? as u64) };
     let simulated_usd: Option<f64> = row.get(at + 11)?;
     // What was spent leaves the simulated part out (a group of mock requests alone spent $0).
@@ -265,7 +287,7 @@ pub fn grouped(conn: &Connection, filter: &Filter, by: GroupBy) -> rusqlite::Res
 }
 
 /// Adds up the per-row columns of `usage_rows` in `Totals` order.
-const SUM_COLUMNS: &str = "CAST(TOTAL(n) AS INTEGER), TOTAL(ok), TOTAL(n - ok), TOTAL(prompt), TOTAL(completion),
+pub(super) const SUM_COLUMNS: &str = "CAST(TOTAL(n) AS INTEGER), TOTAL(ok), TOTAL(n - ok), TOTAL(prompt), TOTAL(completion),
     TOTAL(cached), SUM(cost), TOTAL(unpriced), TOTAL(estimated), TOTAL(cache_write), SUM(subscription),
     SUM(simulated)";
 

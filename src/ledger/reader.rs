@@ -9,6 +9,7 @@ use std::io::Write;
 use rusqlite::Connection;
 
 use super::LedgerError;
+use super::attribution::{self, AttributedSession, Selection};
 use super::export::{self, ExportError, Format};
 use super::pages::{self, Bounds, Overview, SessionPage, TeamUsage};
 use super::postgres::query::Reader;
@@ -54,6 +55,15 @@ impl LedgerReader {
         match self {
             Self::Sqlite(conn) => Ok(query::grouped(conn, filter, by)?),
             Self::Postgres(pg) => Ok(pg.grouped(filter, by)?),
+        }
+    }
+
+    /// The sessions attributed to some commits or a branch (`smartproxy cost`), oldest first,
+    /// each with its own requests' totals.
+    pub fn attributed(&self, sel: &Selection) -> Result<Vec<AttributedSession>, ReadError> {
+        match self {
+            Self::Sqlite(conn) => Ok(attribution::sessions(conn, sel)?),
+            Self::Postgres(pg) => Ok(pg.attributed(sel)?),
         }
     }
 

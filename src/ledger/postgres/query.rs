@@ -111,7 +111,8 @@ impl Reader {
             filter,
             daily_key(by),
             request_key(by),
-            by == GroupBy::Session,
+            // The roll-up has no session, branch or commit: those are read from requests.
+            matches!(by, GroupBy::Session | GroupBy::Branch | GroupBy::Commit),
         )
     }
 
@@ -168,12 +169,7 @@ impl Reader {
             ));
         }
         let sql = format!(
-            "SELECT key, sum(n)::bigint, sum(ok)::bigint, sum(prompt)::bigint,
-                 sum(completion)::bigint, sum(cached)::bigint, COALESCE(sum(cost), 0)::bigint,
-                 sum(unpriced)::bigint, sum(estimated)::bigint, sum(cache_write)::bigint,
-                 COALESCE(sum(sub), 0)::bigint, COALESCE(sum(sim), 0)::bigint,
-                 sum(priced)::bigint, sum(subscribed)::bigint, sum(simulated)::bigint
-             FROM ({}) x GROUP BY key
+            "SELECT key, {SUMS} FROM ({}) x GROUP BY key
              ORDER BY COALESCE(sum(cost), 0) DESC, sum(n) DESC, key COLLATE \"C\"",
             parts.join(" UNION ALL ")
         );
@@ -244,6 +240,14 @@ impl Reader {
     }
 }
 
+/// Adds up `request_rows`' (or the roll-up's) columns, in `totals_from_row`'s order after
+/// the key.
+pub(super) const SUMS: &str = "sum(n)::bigint, sum(ok)::bigint, sum(prompt)::bigint,
+    sum(completion)::bigint, sum(cached)::bigint, COALESCE(sum(cost), 0)::bigint,
+    sum(unpriced)::bigint, sum(estimated)::bigint, sum(cache_write)::bigint,
+    COALESCE(sum(sub), 0)::bigint, COALESCE(sum(sim), 0)::bigint,
+    sum(priced)::bigint, sum(subscribed)::bigint, sum(simulated)::bigint";
+
 /// `WHERE ...` of `parts`, or nothing.
 pub(super) fn clause(parts: &[String]) -> String {
     if parts.is_empty() {
@@ -264,7 +268,7 @@ pub(super) fn in_tree(n: usize) -> String {
 }
 
 /// The requests `request_where` selects, one row each, in the roll-up's columns.
-fn request_rows(key: &str, request_where: &[String]) -> String {
+pub(super) fn request_rows(key: &str, request_where: &[String]) -> String {
     format!(
         "SELECT {key} AS key, 1::bigint AS n, (k.outcome = 'ok')::int::bigint AS ok,
              COALESCE(r.prompt_tokens, 0) AS prompt, COALESCE(r.completion_tokens, 0) AS completion,
@@ -296,11 +300,13 @@ fn daily_key(by: GroupBy) -> &'static str {
         GroupBy::User => "CASE u.user_name WHEN '' THEN '-' ELSE u.user_name END",
         GroupBy::Team => "CASE u.team WHEN '' THEN '-' ELSE u.team END",
         GroupBy::Project => "CASE u.project WHEN '' THEN '-' ELSE u.project END",
+        // Never read from the roll-up (it has neither).
+        GroupBy::Branch | GroupBy::Commit => "'-'",
     }
 }
 
 /// The group's key for a request row (`r`, its shape `k`, session id `st`, session `s`, the
-/// key's user `su` and team `stm`). Requests carry no project yet: `-`.
+/// key's user `su` and team `stm`).
 fn request_key(by: GroupBy) -> &'static str {
     match by {
         GroupBy::Model => "COALESCE(k.served_model, k.requested_model, '(none)')",
@@ -310,7 +316,9 @@ fn request_key(by: GroupBy) -> &'static str {
         GroupBy::Key => "COALESCE(CASE WHEN s.kind = 'daemon' THEN NULLIF(s.tag, '') END, '-')",
         GroupBy::User => "COALESCE(NULLIF(su.text, ''), '-')",
         GroupBy::Team => "COALESCE(NULLIF(stm.text, ''), '-')",
-        GroupBy::Project => "'-'",
+        GroupBy::Project => "COALESCE(NULLIF(s.project, ''), '-')",
+        GroupBy::Branch => super::super::query::BRANCH_OF_SESSION,
+        GroupBy::Commit => "COALESCE(s.head, '-')",
     }
 }
 
