@@ -287,3 +287,63 @@ fn three_sessions_two_commits_two_branches_on_postgres() {
         1
     );
 }
+
+/// `hooks install`: the next commit's message carries the `AI-Cost:` trailer of the sessions on
+/// the commit it builds on; a foreign hook is never replaced without --force; a hook whose
+/// smartproxy is gone lets the commit through untouched.
+#[test]
+fn the_commit_hook_adds_the_cost_trailer_and_never_blocks() {
+    if !support::require_tools(&["git", "curl"]) {
+        return;
+    }
+    let env = TestEnv::new();
+    let story = play(&env, None);
+    let repo = story.repo.as_path();
+    let expected = support::text(
+        &smartproxy(&env, repo, None, &["cost", "--commit", "HEAD", "--trailer"]).stdout,
+    );
+    assert_eq!(expected.trim(), "AI-Cost: $0 (5 requests, 2 sessions)");
+    let out = smartproxy(&env, repo, None, &["hooks", "install"]);
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
+    git(
+        &env,
+        repo,
+        &["commit", "-q", "--allow-empty", "-m", "three"],
+    );
+    let message = git(&env, repo, &["log", "-1", "--format=%B"]);
+    assert_eq!(message, format!("three\n\n{}", expected.trim()));
+
+    // Not smartproxy's hook: refused, and left as it was; uninstall leaves it too.
+    let hook = repo.join(".git/hooks/prepare-commit-msg");
+    std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
+    let out = smartproxy(&env, repo, None, &["hooks", "install"]);
+    assert!(!out.status.success());
+    assert!(support::text(&out.stderr).contains("is not smartproxy's"));
+    assert!(
+        !smartproxy(&env, repo, None, &["hooks", "uninstall"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hook).unwrap(),
+        "#!/bin/sh\nexit 0\n"
+    );
+    assert!(
+        smartproxy(&env, repo, None, &["hooks", "install", "--force"])
+            .status
+            .success()
+    );
+
+    // smartproxy gone (neither at its path nor on PATH): the commit goes through untouched.
+    let text = std::fs::read_to_string(&hook).unwrap();
+    let bin = env!("CARGO_BIN_EXE_smartproxy");
+    std::fs::write(&hook, text.replace(bin, "/nonexistent/smartproxy")).unwrap();
+    git(&env, repo, &["commit", "-q", "--allow-empty", "-m", "four"]);
+    assert_eq!(git(&env, repo, &["log", "-1", "--format=%B"]), "four");
+    assert!(
+        smartproxy(&env, repo, None, &["hooks", "uninstall"])
+            .status
+            .success()
+    );
+    assert!(!hook.exists());
+}

@@ -13,6 +13,7 @@ mod doctor;
 mod env_cmd;
 mod export;
 mod format;
+mod hooks;
 mod keys;
 mod ledger_cmd;
 mod live_dash;
@@ -94,6 +95,9 @@ pub enum Command {
     /// What the sessions on a commit, a range of commits or a branch cost (from the git
     /// state every `run` records).
     Cost(cost::CostArgs),
+    /// Git hooks: `hooks install` adds an `AI-Cost:` trailer to every commit message.
+    #[command(subcommand)]
+    Hooks(hooks::HooksCommand),
     /// List recent sessions, sub-sessions under their parents.
     Sessions(sessions::SessionsArgs),
     /// One line of live cost (this `run` session, or today) for shell prompts and statuslines.
@@ -155,6 +159,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Dash(args) => dash::dash(&args, config_path.as_deref()),
         Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
         Command::Cost(args) => cost::cost(&args, config_path.as_deref()),
+        Command::Hooks(cmd) => hooks::hooks(&cmd),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
         Command::Status(args) => status::status(&args, config_path.as_deref()),
         Command::Export(args) => export::export(&args, config_path.as_deref()),
