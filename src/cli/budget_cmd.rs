@@ -30,19 +30,41 @@ pub fn budget(args: &BudgetArgs, config_path: Option<&Path>) -> anyhow::Result<u
         return super::budget_pg::budget(args.json, &config, now);
     }
     let database = config.database.sqlite("budget")?;
-    let standings = if database.exists() {
+    let shared = if database.exists() {
         SharedBudget::open_file(database, &config.budget, false)
             .context("cannot open the ledger")?
-            .map(|shared| shared.standings(now))
-            .unwrap_or_default()
     } else {
-        Vec::new()
+        None
+    };
+    let standings = shared
+        .as_ref()
+        .map(|s| s.standings(now))
+        .unwrap_or_default();
+    // Each project of `budget.projects`, as a session of that project is held to it.
+    let mut projects = Vec::new();
+    if let Some(shared) = &shared {
+        for name in config.budget.projects.keys() {
+            shared.set_project(Some(name), &config.budget.projects);
+            projects.extend(
+                shared
+                    .standings(now)
+                    .into_iter()
+                    .filter(|s| s.name.starts_with("project "))
+                    .map(|s| (name.clone(), s)),
+            );
+        }
+    }
+    let figures = |s: &crate::budget::store::Standing| {
+        json!({"limit_usd": s.limit_usd, "spent_usd": s.spent_usd,
+            "reserved_usd": s.reserved_usd, "remaining_usd": s.remaining_usd()})
     };
     if args.json {
         let mut body = json!({"session": {"limit_usd": config.budget.session_usd}});
         for s in &standings {
-            body[s.name] = json!({"limit_usd": s.limit_usd, "spent_usd": s.spent_usd,
-                "reserved_usd": s.reserved_usd, "remaining_usd": s.remaining_usd()});
+            body[s.name] = figures(s);
+        }
+        for (name, s) in &projects {
+            body["projects"][name][s.name.trim_start_matches("project ")] = figures(s);
         }
         printer::out(&body.to_string());
         return Ok(0);
@@ -60,10 +82,20 @@ pub fn budget(args: &BudgetArgs, config_path: Option<&Path>) -> anyhow::Result<u
     {
         text.push_str("daily, monthly: no limit (budget.daily_usd / budget.monthly_usd)\n");
     }
-    for s in &standings {
+    let named = projects.iter().map(|(name, s)| {
+        (
+            format!("project {name}, {}", s.name.trim_start_matches("project ")),
+            s,
+        )
+    });
+    for (label, s) in standings
+        .iter()
+        .map(|s| (s.name.to_owned(), s))
+        .chain(named)
+    {
         text.push_str(&format!(
             "{}: {} spent of {}, {} reserved in flight, {} left\n",
-            s.name,
+            label,
             format::money(Some(s.spent_usd)),
             format::money(Some(s.limit_usd)),
             format::money(Some(s.reserved_usd)),

@@ -373,6 +373,12 @@ fn session_state(
         .stores(cache, capture)
         .shared_budgets()
         .build()?;
+    if let Some(shared) = &state.shared_budget {
+        shared.set_project(
+            session.attribution.project.as_deref(),
+            &config.budget.projects,
+        );
+    }
     Ok(state)
 }
 

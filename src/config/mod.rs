@@ -260,6 +260,16 @@ pub struct BudgetConfig {
     pub offline_grace_usd: Option<f64>,
     /// How long a shared reservation in PostgreSQL holds if its request never settles it.
     pub reservation_expiry: Duration,
+    /// `budget.projects`: each project's daily and monthly limits (USD; a 0 or missing one is
+    /// no limit), enforced for the sessions attributed to it.
+    pub projects: BTreeMap<String, ProjectBudget>,
+}
+
+/// One project's limits (`budget.projects.NAME`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProjectBudget {
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
 }
 
 impl Default for BudgetConfig {
@@ -276,6 +286,7 @@ impl Default for BudgetConfig {
             check_timeout: BUDGET_CHECK_TIMEOUT,
             offline_grace_usd: None,
             reservation_expiry: RESERVATION_EXPIRY,
+            projects: BTreeMap::new(),
         }
     }
 }

@@ -244,7 +244,9 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE sessions ADD COLUMN end_branch TEXT;
      ALTER TABLE sessions ADD COLUMN end_head TEXT;
      CREATE INDEX sessions_head ON sessions(head) WHERE head IS NOT NULL;
-     CREATE INDEX sessions_end_head ON sessions(end_head) WHERE end_head IS NOT NULL;",
+     CREATE INDEX sessions_end_head ON sessions(end_head) WHERE end_head IS NOT NULL;
+     CREATE INDEX sessions_project ON sessions(project) WHERE project IS NOT NULL;
+     ALTER TABLE reservations ADD COLUMN project TEXT;",
 ];
 
 /// The schema version this build migrates to.
