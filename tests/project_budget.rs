@@ -108,3 +108,25 @@ fn a_projects_daily_limit_stops_its_sessions_on_postgres() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(scenario(Some(&db.url)));
 }
+
+/// A bad `budget.projects` entry or `project:` is named by file, line and key.
+#[test]
+fn bad_project_settings_name_their_line_and_key() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "smartproxy.yaml",
+        "project: \"\"\nbudget:\n  projects:\n    alpha:\n      daily_usd: -1\n",
+    );
+    let mut cmd = env.command();
+    cmd.args(["config", "validate", "--config", config.to_str().unwrap()]);
+    let out = run_to_end(cmd);
+    assert!(!out.status.success());
+    let text = support::text(&out.stderr) + &support::text(&out.stdout);
+    assert!(text.contains("smartproxy.yaml:5: `budget.projects.alpha.daily_usd`"), "{text}");
+    assert!(text.contains("smartproxy.yaml:1: `project`: a project name cannot be empty"), "{text}");
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--project", " ", "--", "true"]);
+    let out = run_to_end(cmd);
+    assert!(!out.status.success());
+    assert!(support::text(&out.stderr).contains("--project: a project name cannot be empty"));
+}
