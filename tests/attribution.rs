@@ -5,7 +5,8 @@
 //! two branches, the second committing while it runs; every figure checked against the sums of
 //! the request rows in the ledger, on SQLite and on PostgreSQL.
 
-#[allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::{Path, PathBuf};

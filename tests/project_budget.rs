@@ -122,8 +122,14 @@ fn bad_project_settings_name_their_line_and_key() {
     let out = run_to_end(cmd);
     assert!(!out.status.success());
     let text = support::text(&out.stderr) + &support::text(&out.stdout);
-    assert!(text.contains("smartproxy.yaml:5: `budget.projects.alpha.daily_usd`"), "{text}");
-    assert!(text.contains("smartproxy.yaml:1: `project`: a project name cannot be empty"), "{text}");
+    assert!(
+        text.contains("smartproxy.yaml:5: `budget.projects.alpha.daily_usd`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("smartproxy.yaml:1: `project`: a project name cannot be empty"),
+        "{text}"
+    );
     let mut cmd = env.command();
     cmd.args(["run", "--mock", "--project", " ", "--", "true"]);
     let out = run_to_end(cmd);
