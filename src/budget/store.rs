@@ -315,6 +315,7 @@ mod tests {
         let base = fill(&path, false);
         let conn = crate::ledger::open_connection(&path).unwrap();
         // A ledger from before the rollups (and the columns and narrow rows added since) existed.
+        conn.execute_batch(crate::ledger::UNDO_ATTRIB).unwrap();
         conn.execute_batch(crate::ledger::narrow::UNDO).unwrap();
         conn.execute_batch(
             "DROP TABLE spend; DROP TABLE usage; ALTER TABLE requests DROP COLUMN billing;

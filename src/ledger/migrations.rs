@@ -249,6 +249,16 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE reservations ADD COLUMN project TEXT;",
 ];
 
+/// Takes the attribution step back out (its columns and indexes), for tests that rebuild an
+/// older ledger from a current one.
+#[cfg(test)]
+pub(crate) const UNDO_ATTRIB: &str = "DROP INDEX sessions_head; DROP INDEX sessions_end_head;
+    DROP INDEX sessions_project;
+    ALTER TABLE sessions DROP COLUMN project; ALTER TABLE sessions DROP COLUMN repo;
+    ALTER TABLE sessions DROP COLUMN branch; ALTER TABLE sessions DROP COLUMN head;
+    ALTER TABLE sessions DROP COLUMN end_branch; ALTER TABLE sessions DROP COLUMN end_head;
+    ALTER TABLE reservations DROP COLUMN project;";
+
 /// The schema version this build migrates to.
 pub(crate) fn known_version() -> i64 {
     MIGRATIONS.len() as i64

@@ -17,6 +17,8 @@ pub mod export;
 pub mod keys;
 pub mod live;
 mod migrations;
+#[cfg(test)]
+pub(crate) use migrations::UNDO_ATTRIB;
 pub(crate) mod narrow;
 pub mod pages;
 pub mod postgres;
