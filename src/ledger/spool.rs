@@ -395,6 +395,63 @@ mod tests {
         assert_eq!(pending_at(spool.path()).unwrap(), 0);
     }
 
+    /// A spooled session keeps its project and git state, its end where HEAD stood then.
+    #[test]
+    fn a_spooled_session_keeps_its_attribution() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(&dir.path().join("spool.db")).unwrap();
+        let start = SessionStart {
+            id: "s".into(),
+            parent_id: None,
+            kind: "run",
+            tag: None,
+            program: None,
+            cwd: None,
+            pid: None,
+            started_ms: 1,
+            budget_usd: None,
+            attribution: crate::ledger::Attribution {
+                project: Some("web".into()),
+                repo: Some("/src/web".into()),
+                branch: Some("main".into()),
+                head: Some("a".repeat(40)),
+            },
+        };
+        let end = SessionEnd {
+            id: "s".into(),
+            ended_ms: 2,
+            exit_code: Some(0),
+            end_branch: Some("feat".into()),
+            end_head: Some("b".repeat(40)),
+        };
+        let batch = [
+            Message::Session(Box::new(start.clone())),
+            Message::SessionEnd(Box::new(end.clone())),
+        ];
+        spool.write(&batch).unwrap();
+        let mut seen = Vec::new();
+        spool
+            .drain_one(10, |t| {
+                seen.extend(t.messages.iter().filter_map(|m| match m {
+                    Message::Session(s) => Some(format!("{:?}", s.attribution)),
+                    Message::SessionEnd(e) => Some(format!("{:?}", (&e.end_branch, &e.end_head))),
+                    _ => None,
+                }));
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        let want = [
+            format!("{:?}", start.attribution),
+            format!("{:?}", (&end.end_branch, &end.end_head)),
+        ];
+        assert_eq!(seen, want);
+        let left: i64 = spool
+            .conn
+            .query_row("SELECT COUNT(*) FROM spool_end_git", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "drained with its end");
+    }
+
     /// A spooled request keeps the budget reservation it settles in PostgreSQL (SQLite's rows
     /// have no column for it); the link goes with the drained batch.
     #[test]
