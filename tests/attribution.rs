@@ -348,3 +348,38 @@ fn the_commit_hook_adds_the_cost_trailer_and_never_blocks() {
     );
     assert!(!hook.exists());
 }
+
+/// The daemon's sessions take the config's `project:`, so `stats --by project` names it.
+#[tokio::test(flavor = "multi_thread")]
+async fn daemon_sessions_take_the_configs_project() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        "project: acme\nproviders:\n  - name: m\n    kind: mock\n",
+    );
+    let daemon = support::daemon::Daemon::start(&env, &config, &[], &[]);
+    let reply = support::post_chat(
+        &format!("{}/v1", daemon.listen),
+        None,
+        support::chat_body("gpt-4o-mini", false, "hi"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(daemon.stop().status.success());
+    let sessions = json_of(&env, env.path(), None, &["sessions", "--json"]);
+    assert_eq!(sessions[0]["kind"], "daemon");
+    assert_eq!(sessions[0]["project"], "acme");
+    assert_eq!(
+        sessions[0]["head"],
+        Value::Null,
+        "a daemon has no folder of its own"
+    );
+    let by_project = json_of(
+        &env,
+        env.path(),
+        None,
+        &["stats", "--by", "project", "--json"],
+    );
+    assert_eq!(by_project["rows"][0]["key"], "acme");
+    assert_eq!(by_project["rows"][0]["requests"], 1);
+}
