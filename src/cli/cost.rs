@@ -156,7 +156,6 @@ fn short(id: &str) -> &str {
 
 /// `AI-Cost: $0.42 (17 requests, 2 sessions)`.
 fn trailer(total: &Totals, sessions: usize) -> String {
-    let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     format!(
         "AI-Cost: {} ({}, {})",
         crate::format::money(total.known_cost()),
@@ -165,14 +164,20 @@ fn trailer(total: &Totals, sessions: usize) -> String {
     )
 }
 
+/// `1 request`, `3 requests` (counts grouped by thousands).
+fn plural(n: u64, word: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{} {word}{s}", crate::format::count(n))
+}
+
 /// The total, then one line per session.
 fn table(label: &str, total: &Totals, sessions: &[AttributedSession]) -> String {
     use crate::format::{cost_and_simulated, count, local_time};
     let mut out = format!(
-        "{label}: {} · {} requests · {} sessions · {} tokens in, {} out",
+        "{label}: {} · {} · {} · {} tokens in, {} out",
         cost_and_simulated(total.cost_usd, total.unpriced, total.simulated_usd),
-        count(total.requests),
-        count(sessions.len() as u64),
+        plural(total.requests, "request"),
+        plural(sessions.len() as u64, "session"),
         count(total.prompt_tokens),
         count(total.completion_tokens),
     );
@@ -185,12 +190,12 @@ fn table(label: &str, total: &Totals, sessions: &[AttributedSession]) -> String 
             )
         };
         out.push_str(&format!(
-            "\n  {}  {}  {} -> {}  {} requests  {}",
+            "\n  {}  {}  {} -> {}  {}  {}",
             s.id,
             local_time(s.started_ms),
             at(&s.branch, &s.head),
             at(&s.end_branch, &s.end_head),
-            count(s.totals.requests),
+            plural(s.totals.requests, "request"),
             cost_and_simulated(s.totals.cost_usd, s.totals.unpriced, s.totals.simulated_usd),
         ));
     }
