@@ -129,3 +129,40 @@ pub fn sessions(conn: &Connection, sel: &Selection) -> rusqlite::Result<Vec<Attr
     })?;
     rows.collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_in_each_dialect() {
+        let sel = Selection {
+            commits: Some(vec!["a".into(), "b".into()]),
+            branch: Some("main".into()),
+            repos: vec!["/r".into()],
+        };
+        let (sqlite, values) = conditions(&sel, '?', 1);
+        assert_eq!(
+            sqlite,
+            [
+                "(s.head IN (?1, ?2) OR s.end_head IN (?3, ?4))",
+                "(s.branch IN (?5) OR s.end_branch IN (?6))",
+                "s.repo IN (?7)"
+            ]
+        );
+        assert_eq!(values.len(), 7);
+        let (pg, values) = conditions(&sel, '$', 1);
+        assert_eq!(
+            pg[0],
+            "(s.head = ANY($1::text[]) OR s.end_head = ANY($2::text[]))"
+        );
+        assert_eq!(pg[2], "s.repo = ANY($5::text[])");
+        assert_eq!(values.len(), 5);
+        // No commits in a range: nothing matches (never everything).
+        let empty = Selection {
+            commits: Some(Vec::new()),
+            ..Selection::default()
+        };
+        assert_eq!(conditions(&empty, '?', 1).0, ["1 = 0"]);
+    }
+}
