@@ -31,6 +31,9 @@ _smartproxy() {
             smartproxy,config)
                 cmd="smartproxy__subcmd__config"
                 ;;
+            smartproxy,cost)
+                cmd="smartproxy__subcmd__cost"
+                ;;
             smartproxy,daemon)
                 cmd="smartproxy__subcmd__daemon"
                 ;;
@@ -48,6 +51,9 @@ _smartproxy() {
                 ;;
             smartproxy,help)
                 cmd="smartproxy__subcmd__help"
+                ;;
+            smartproxy,hooks)
+                cmd="smartproxy__subcmd__hooks"
                 ;;
             smartproxy,keys)
                 cmd="smartproxy__subcmd__keys"
@@ -190,6 +196,9 @@ _smartproxy() {
             smartproxy__subcmd__help,config)
                 cmd="smartproxy__subcmd__help__subcmd__config"
                 ;;
+            smartproxy__subcmd__help,cost)
+                cmd="smartproxy__subcmd__help__subcmd__cost"
+                ;;
             smartproxy__subcmd__help,daemon)
                 cmd="smartproxy__subcmd__help__subcmd__daemon"
                 ;;
@@ -207,6 +216,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help,help)
                 cmd="smartproxy__subcmd__help__subcmd__help"
+                ;;
+            smartproxy__subcmd__help,hooks)
+                cmd="smartproxy__subcmd__help__subcmd__hooks"
                 ;;
             smartproxy__subcmd__help,keys)
                 cmd="smartproxy__subcmd__help__subcmd__keys"
@@ -280,6 +292,12 @@ _smartproxy() {
             smartproxy__subcmd__help__subcmd__daemon,stop)
                 cmd="smartproxy__subcmd__help__subcmd__daemon__subcmd__stop"
                 ;;
+            smartproxy__subcmd__help__subcmd__hooks,install)
+                cmd="smartproxy__subcmd__help__subcmd__hooks__subcmd__install"
+                ;;
+            smartproxy__subcmd__help__subcmd__hooks,uninstall)
+                cmd="smartproxy__subcmd__help__subcmd__hooks__subcmd__uninstall"
+                ;;
             smartproxy__subcmd__help__subcmd__keys,create)
                 cmd="smartproxy__subcmd__help__subcmd__keys__subcmd__create"
                 ;;
@@ -330,6 +348,24 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help__subcmd__ui,token)
                 cmd="smartproxy__subcmd__help__subcmd__ui__subcmd__token"
+                ;;
+            smartproxy__subcmd__hooks,help)
+                cmd="smartproxy__subcmd__hooks__subcmd__help"
+                ;;
+            smartproxy__subcmd__hooks,install)
+                cmd="smartproxy__subcmd__hooks__subcmd__install"
+                ;;
+            smartproxy__subcmd__hooks,uninstall)
+                cmd="smartproxy__subcmd__hooks__subcmd__uninstall"
+                ;;
+            smartproxy__subcmd__hooks__subcmd__help,help)
+                cmd="smartproxy__subcmd__hooks__subcmd__help__subcmd__help"
+                ;;
+            smartproxy__subcmd__hooks__subcmd__help,install)
+                cmd="smartproxy__subcmd__hooks__subcmd__help__subcmd__install"
+                ;;
+            smartproxy__subcmd__hooks__subcmd__help,uninstall)
+                cmd="smartproxy__subcmd__hooks__subcmd__help__subcmd__uninstall"
                 ;;
             smartproxy__subcmd__keys,create)
                 cmd="smartproxy__subcmd__keys__subcmd__create"
@@ -488,7 +524,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon dash stats sessions report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
+            opts="-h -V --config --log-level --help --version run daemon dash stats cost hooks sessions report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -959,6 +995,40 @@ _smartproxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smartproxy__subcmd__cost)
+            opts="-h -V --commit --branch --range --json --trailer --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --commit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --branch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --range)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smartproxy__subcmd__daemon)
             opts="-h -V --watch --detach --listen --admin-listen --dash --config --log-level --help --version status stop install help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1250,7 +1320,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon dash stats sessions report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
+            opts="run daemon dash stats cost hooks sessions report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1431,6 +1501,20 @@ _smartproxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smartproxy__subcmd__help__subcmd__cost)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smartproxy__subcmd__help__subcmd__daemon)
             opts="status stop install"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1546,6 +1630,48 @@ _smartproxy() {
         smartproxy__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__hooks)
+            opts="install uninstall"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__hooks__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__hooks__subcmd__uninstall)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1984,6 +2110,128 @@ _smartproxy() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__hooks)
+            opts="-h -V --config --log-level --help --version install uninstall help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__hooks__subcmd__help)
+            opts="install uninstall help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__hooks__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__hooks__subcmd__help__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__hooks__subcmd__help__subcmd__uninstall)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__hooks__subcmd__install)
+            opts="-h -V --force --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__hooks__subcmd__uninstall)
+            opts="-h -V --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2912,7 +3160,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__run)
-            opts="-h -V --budget --tag --mock --summary --summary-file --preset --passthrough --capture --dash --pass-env --config --log-level --help --version"
+            opts="-h -V --budget --tag --project --mock --summary --summary-file --preset --passthrough --capture --dash --pass-env --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2923,6 +3171,10 @@ _smartproxy() {
                     return 0
                     ;;
                 --tag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3177,7 +3429,7 @@ _smartproxy() {
                     return 0
                     ;;
                 --by)
-                    COMPREPLY=($(compgen -W "model provider session tag key user team project hour day week month" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "model provider session tag key user team project branch commit hour day week month" -- "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -466,6 +466,7 @@ fn dash_reads_a_postgres_ledger() {
         pid: None,
         started_ms: now - 60_000,
         budget_usd: None,
+        attribution: Default::default(),
     });
     ledger.flush(Duration::from_secs(30)).unwrap();
     for (i, (model, cost)) in [("pg-model-one", 0.375), ("pg-model-two", 1.25)]

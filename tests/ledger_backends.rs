@@ -84,6 +84,7 @@ fn sessions(ledger: &Ledger, today_ms: i64) {
             pid: Some(4242),
             started_ms,
             budget_usd: (id == "run-alpha").then_some(2.5),
+            attribution: Default::default(),
         });
     }
     // A session of today, for `status`.
@@ -97,6 +98,7 @@ fn sessions(ledger: &Ledger, today_ms: i64) {
         pid: None,
         started_ms: today_ms,
         budget_usd: Some(1.0),
+        attribution: Default::default(),
     });
     for (id, .., started_ms, ended) in SESSIONS {
         if ended {
@@ -104,6 +106,8 @@ fn sessions(ledger: &Ledger, today_ms: i64) {
                 id: id.to_owned(),
                 ended_ms: started_ms + 10 * HOUR_MS,
                 exit_code: Some(if id == "run-beta" { 3 } else { 0 }),
+                end_branch: None,
+                end_head: None,
             });
         }
     }

@@ -213,6 +213,8 @@ async fn a_version_1_ledger_is_migrated_in_place_and_keeps_its_rows() {
 
 /// Migration 19 undone: a version-18 ledger (wide rows) from one today's binary wrote.
 const UNDO_V19: &str = include_str!("../testdata/ledger/undo_v19.sql");
+/// The steps after 19, taken out first.
+const UNDO_ATTRIB: &str = include_str!("../testdata/ledger/undo_attrib.sql");
 
 /// Every old column of every request, in id order, as JSON values.
 fn v18_rows(conn: &Connection) -> Vec<serde_json::Map<String, serde_json::Value>> {
@@ -258,6 +260,7 @@ async fn a_version_18_ledger_is_upgraded_to_narrow_rows_with_the_same_answers() 
     let latest = user_version(&env.ledger());
 
     let conn = env.ledger();
+    conn.execute_batch(UNDO_ATTRIB).unwrap();
     conn.execute_batch(UNDO_V19).unwrap();
     assert_eq!(user_version(&conn), 18);
     // Beside the proxy's own rows, the odd ones older builds and tools wrote.

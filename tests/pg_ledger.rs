@@ -138,6 +138,7 @@ fn a_batch_written_twice_leaves_one_row_each_and_counts_once() {
             pid: None,
             started_ms: jan,
             budget_usd: None,
+            attribution: Default::default(),
         });
         for r in &batch {
             ledger.record(r.clone());
@@ -186,6 +187,7 @@ fn sessions_in_bulk_end_with_their_spend_and_a_dropped_partition_is_made_again()
         pid: None,
         started_ms: jan,
         budget_usd: None,
+        attribution: Default::default(),
     };
     let ledger = Ledger::open_at(&location(&db)).unwrap();
     for round in 0..2 {
@@ -213,6 +215,8 @@ fn sessions_in_bulk_end_with_their_spend_and_a_dropped_partition_is_made_again()
                 id,
                 ended_ms: jan + 10,
                 exit_code: Some(0),
+                end_branch: None,
+                end_head: None,
             });
         }
         ledger.flush(Duration::from_secs(60)).unwrap();

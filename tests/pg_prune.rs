@@ -139,6 +139,7 @@ fn fill(location: &LedgerLocation) {
             pid: Some(4242),
             started_ms,
             budget_usd: None,
+            attribution: Default::default(),
         });
     }
     for (id, .., ended) in SESSIONS {
@@ -147,6 +148,8 @@ fn fill(location: &LedgerLocation) {
                 id: id.to_owned(),
                 ended_ms,
                 exit_code: Some(0),
+                end_branch: None,
+                end_head: None,
             });
         }
     }

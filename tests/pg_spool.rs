@@ -303,12 +303,15 @@ fn sqlite_ledger(env: &TestEnv, n: usize) -> std::path::PathBuf {
             pid: Some(1),
             started_ms: 1_796_619_600_000,
             budget_usd: None,
+            attribution: Default::default(),
         });
         if ended {
             ledger.session_ended(SessionEnd {
                 id: id.to_owned(),
                 ended_ms: 1_796_619_700_000,
                 exit_code: Some(0),
+                end_branch: None,
+                end_head: None,
             });
         }
     }

@@ -111,6 +111,7 @@ fn fill(location: &LedgerLocation, now: i64, before_requests: impl FnOnce()) {
             pid: Some(4242),
             started_ms: now - (REQUESTS + 10 - n as i64) * 10 * MINUTE_MS,
             budget_usd: (id == "run-alpha").then_some(2.5),
+            attribution: Default::default(),
         });
     }
     ledger.flush(Duration::from_secs(60)).unwrap();

@@ -523,9 +523,9 @@ async fn ui_upgrades_a_ledger_an_older_build_left() {
     let latest = version(&env.ledger());
     env.ledger()
         .execute_batch(&format!(
-            // Undoes the newest migration (19: narrow request rows).
+            // Undoes the newest migration (attribution: sessions' project and git state).
             "{}PRAGMA user_version = {};",
-            include_str!("../testdata/ledger/undo_v19.sql"),
+            include_str!("../testdata/ledger/undo_attrib.sql"),
             latest - 1
         ))
         .unwrap();

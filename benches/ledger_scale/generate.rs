@@ -79,6 +79,8 @@ pub fn ledger(dir: &Path, rows: u64) -> anyhow::Result<BenchLedger> {
                     id: ids[current].clone(),
                     ended_ms: at,
                     exit_code: Some(0),
+                    end_branch: None,
+                    end_head: None,
                 });
             }
             let parent = (s % 10 == 5).then(|| ids[s - 1].clone());
@@ -143,6 +145,8 @@ pub fn ledger(dir: &Path, rows: u64) -> anyhow::Result<BenchLedger> {
         id: ids[current.min(ids.len() - 1)].clone(),
         ended_ms: now,
         exit_code: Some(0),
+        end_branch: None,
+        end_head: None,
     });
     ledger.flush(Duration::from_secs(120))?;
     let dropped = ledger.dropped();
@@ -184,6 +188,7 @@ fn session(id: &str, parent: Option<String>, kind: &'static str, at: i64) -> Ses
         pid: None,
         started_ms: at,
         budget_usd: Some(5.0),
+        attribution: Default::default(),
     }
 }
 

@@ -67,6 +67,8 @@ pub fn ingest(ledger: &Ledger, rows: u64) -> anyhow::Result<Ingest> {
                     id: ids[current].clone(),
                     ended_ms: at,
                     exit_code: Some(0),
+                    end_branch: None,
+                    end_head: None,
                 });
             }
             ledger.session_started(SessionStart {
@@ -79,6 +81,7 @@ pub fn ingest(ledger: &Ledger, rows: u64) -> anyhow::Result<Ingest> {
                 pid: None,
                 started_ms: at,
                 budget_usd: None,
+                attribution: Default::default(),
             });
             current = s;
         }
@@ -139,6 +142,8 @@ pub fn ingest(ledger: &Ledger, rows: u64) -> anyhow::Result<Ingest> {
         id: ids[current.min(ids.len() - 1)].clone(),
         ended_ms: now,
         exit_code: Some(0),
+        end_branch: None,
+        end_head: None,
     });
     ledger.flush(Duration::from_secs(600))?;
     let seconds = started.elapsed().as_secs_f64();

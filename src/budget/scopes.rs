@@ -1,5 +1,5 @@
 //! The scopes of team-mode budgets: who a request is charged to besides the process-wide limits
-//! (its team key, the key's user, the user's team), the counter names they are kept under in
+//! (its team key, the key's user, the user's team, its session's project), the counter names they are kept under in
 //! PostgreSQL, and the forecast `smartproxy budget` shows for each. Pure: no I/O, time passed in.
 
 use super::policy::Period;
@@ -10,6 +10,8 @@ pub enum Holder {
     Key,
     User,
     Team,
+    /// The project of the session the request belongs to (`budget.projects`).
+    Project,
 }
 
 impl Holder {
@@ -18,6 +20,7 @@ impl Holder {
             Self::Key => "key",
             Self::User => "user",
             Self::Team => "team",
+            Self::Project => "project",
         }
     }
 
@@ -30,6 +33,8 @@ impl Holder {
             (Self::User, Period::Month) => "user monthly",
             (Self::Team, Period::Day) => "team daily",
             (Self::Team, Period::Month) => "team monthly",
+            (Self::Project, Period::Day) => "project daily",
+            (Self::Project, Period::Month) => "project monthly",
         }
     }
 }
@@ -67,7 +72,7 @@ pub fn parse_counter(name: &str) -> Option<(String, Period)> {
                 None => (name, Period::Day),
             };
             let (prefix, holder) = scope.split_once(':')?;
-            (matches!(prefix, "key" | "user" | "team") && !holder.is_empty())
+            (matches!(prefix, "key" | "user" | "team" | "project") && !holder.is_empty())
                 .then(|| (scope.to_owned(), period))
         }
     }
@@ -119,6 +124,12 @@ mod tests {
                 Period::Day,
                 "team:search",
                 "team:search",
+            ),
+            (
+                Some((Holder::Project, "web app")),
+                Period::Month,
+                "monthly:project:web app",
+                "project:web app",
             ),
         ];
         for (holder, period, name, shown) in cases {

@@ -3,7 +3,7 @@
 //! `ledger::postgres::budget` in team mode), and its row settles the reservation when it is
 //! written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use super::policy::{self, Period, Refusal};
 use super::scopes::{self, Holder, Payer};
 use super::store::{self, Limit, Reserve, Standing};
 use super::{Reservation, SessionBudget};
-use crate::config::BudgetConfig;
+use crate::config::{BudgetConfig, ProjectBudget};
 use crate::ledger::postgres::budget::{Admit, Counter, Scope};
 use crate::ledger::{Ledger, LedgerError};
 
@@ -56,6 +56,8 @@ pub struct SharedBudget {
     grace: Option<SessionBudget>,
     /// Daily budgets of the daemon's client keys, by key name.
     key_budgets: RwLock<HashMap<String, f64>>,
+    /// The project this process's requests are charged to, when it has limits.
+    project: RwLock<Option<Payer>>,
 }
 
 impl SharedBudget {
@@ -84,7 +86,11 @@ impl SharedBudget {
         config: &BudgetConfig,
         always: bool,
     ) -> Result<Option<Self>, LedgerError> {
-        if config.daily_usd.is_none() && config.monthly_usd.is_none() && !always {
+        if config.daily_usd.is_none()
+            && config.monthly_usd.is_none()
+            && config.projects.is_empty()
+            && !always
+        {
             return Ok(None);
         }
         let conn = crate::ledger::open_connection(path)?;
@@ -96,7 +102,11 @@ impl SharedBudget {
     }
 
     fn with_store(store: Store, config: &BudgetConfig, always: bool) -> Option<Self> {
-        if config.daily_usd.is_none() && config.monthly_usd.is_none() && !always {
+        if config.daily_usd.is_none()
+            && config.monthly_usd.is_none()
+            && config.projects.is_empty()
+            && !always
+        {
             return None;
         }
         Some(Self {
@@ -111,7 +121,27 @@ impl SharedBudget {
                 .offline_grace_usd
                 .map(|g| SessionBudget::new(Some(g))),
             key_budgets: RwLock::default(),
+            project: RwLock::default(),
         })
+    }
+
+    /// Sets the project this process's requests are charged to, with its limits from
+    /// `budget.projects` (at start-up, and on the daemon's reload). A project without limits
+    /// is charged nothing.
+    pub fn set_project(&self, project: Option<&str>, budgets: &BTreeMap<String, ProjectBudget>) {
+        let payer = project.and_then(|name| {
+            let b = budgets.get(name)?;
+            Some(Payer {
+                holder: Holder::Project,
+                name: name.to_owned(),
+                daily_usd: b.daily_usd,
+                monthly_usd: b.monthly_usd,
+            })
+        });
+        *self
+            .project
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = payer;
     }
 
     /// Replaces the per-key daily budgets (at start-up and on reload).
@@ -134,11 +164,16 @@ impl SharedBudget {
         payers: &[Payer],
     ) -> Vec<(Limit, String)> {
         let since = |period| policy::period_start_ms(period, now_ms, self.utc_offset_s);
-        let limit = |name, limit_usd, period, key: Option<&str>| Limit {
+        let limit = |name, limit_usd, period, payer: Option<&Payer>| Limit {
             name,
             limit_usd,
             since_ms: since(period),
-            key: key.map(str::to_owned),
+            key: payer
+                .filter(|p| p.holder == Holder::Key)
+                .map(|p| p.name.clone()),
+            project: payer
+                .filter(|p| p.holder == Holder::Project)
+                .map(|p| p.name.clone()),
             count_subscription: self.count_subscription,
         };
         let mut limits: Vec<(Limit, String)> = Vec::new();
@@ -153,7 +188,12 @@ impl SharedBudget {
                 ));
             }
         }
-        for payer in payers {
+        let project = self
+            .project
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for payer in payers.iter().chain(project.as_ref()) {
             for (period, cap) in [
                 (Period::Day, payer.daily_usd),
                 (Period::Month, payer.monthly_usd),
@@ -161,9 +201,8 @@ impl SharedBudget {
                 let Some(cap) = cap else { continue };
                 let counter = scopes::counter_name(Some((payer.holder, &payer.name)), period);
                 if limits.iter().all(|(_, c)| *c != counter) {
-                    let owner = (payer.holder == Holder::Key).then_some(payer.name.as_str());
                     limits.push((
-                        limit(payer.holder.limit_name(period), cap, period, owner),
+                        limit(payer.holder.limit_name(period), cap, period, Some(payer)),
                         counter,
                     ));
                 }
@@ -178,7 +217,13 @@ impl SharedBudget {
             if let Some(cap) = budgets.get(key)
                 && limits.iter().all(|(_, c)| *c != counter)
             {
-                limits.push((limit("key daily", *cap, Period::Day, Some(key)), counter));
+                let owner = Payer {
+                    holder: Holder::Key,
+                    name: key.to_owned(),
+                    daily_usd: Some(*cap),
+                    monthly_usd: None,
+                };
+                limits.push((limit("key daily", *cap, Period::Day, Some(&owner)), counter));
             }
         }
         limits

@@ -1,5 +1,5 @@
 //! Where every budget stands, for `smartproxy budget` and the web's `/budgets`: each scope
-//! (process-wide, per client key, and on a team ledger per user and team) with its cap, what
+//! (process-wide, per project, per client key, and on a team ledger per user and team) with its cap, what
 //! was spent and is reserved this day or month, what is left, and when it runs out at the rate
 //! spent so far. The same lines from a SQLite ledger (its `spend` roll-up and reservations)
 //! and from PostgreSQL's counters.
@@ -16,7 +16,7 @@ use crate::ledger::reader::{LedgerReader, ReadError};
 /// One scope in one period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScopeStanding {
-    /// `all`, `key:NAME`, `user:NAME` or `team:NAME`.
+    /// `all`, `project:NAME`, `key:NAME`, `user:NAME` or `team:NAME`.
     pub scope: String,
     #[serde(serialize_with = "period_word")]
     pub period: Period,
@@ -105,7 +105,8 @@ fn line(scope: String, period: Period, start_ms: i64, cap_usd: f64) -> ScopeStan
     }
 }
 
-/// The config's limits: process-wide daily and monthly, and the client keys' daily ones.
+/// The config's limits: process-wide daily and monthly, each project's, and the client keys'
+/// daily ones.
 fn configured(limits: &Limits<'_>, start: &dyn Fn(Period) -> i64) -> Vec<ScopeStanding> {
     let mut lines = Vec::new();
     for (period, cap) in [
@@ -113,6 +114,15 @@ fn configured(limits: &Limits<'_>, start: &dyn Fn(Period) -> i64) -> Vec<ScopeSt
         (Period::Month, limits.budget.monthly_usd),
     ] {
         lines.extend(cap.map(|cap| line("all".to_owned(), period, start(period), cap)));
+    }
+    for (name, project) in &limits.budget.projects {
+        for (period, cap) in [
+            (Period::Day, project.daily_usd),
+            (Period::Month, project.monthly_usd),
+        ] {
+            let cap = cap.filter(|cap| *cap > 0.0);
+            lines.extend(cap.map(|cap| line(format!("project:{name}"), period, start(period), cap)));
+        }
     }
     for (name, cap) in limits.key_budgets {
         lines.push(line(
@@ -160,6 +170,7 @@ fn from_sqlite(
             limit_usd: l.cap_usd,
             since_ms: l.period_start_ms,
             key: l.scope.strip_prefix("key:").map(str::to_owned),
+            project: l.scope.strip_prefix("project:").map(str::to_owned),
             count_subscription: limits.budget.count_subscription,
         })
         .collect();

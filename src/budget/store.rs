@@ -19,6 +19,8 @@ pub struct Limit {
     pub since_ms: i64,
     /// Count only the daemon traffic of this client key (a per-key budget).
     pub key: Option<String>,
+    /// Count only the requests of this project's sessions (a per-project budget).
+    pub project: Option<String>,
     /// Count subscription-billed rows too (`budget.count_subscription`); the writer's `spend`
     /// rollup already follows the same setting.
     pub count_subscription: bool,
@@ -51,6 +53,9 @@ pub enum Reserve {
 /// What was spent since `since_ms`: whole quarter hours from the `spend` rollup, and the requests
 /// of a partial first quarter hour (a period starting off the quarter) one by one.
 fn spent_since(conn: &Connection, limit: &Limit) -> rusqlite::Result<f64> {
+    if let Some(project) = &limit.project {
+        return project_spent_since(conn, limit, project);
+    }
     let (since_ms, key) = (limit.since_ms, limit.key.as_deref());
     let whole_from =
         since_ms + (SPEND_BUCKET_MS - since_ms.rem_euclid(SPEND_BUCKET_MS)) % SPEND_BUCKET_MS;
@@ -85,13 +90,48 @@ fn spent_since(conn: &Connection, limit: &Limit) -> rusqlite::Result<f64> {
     Ok(whole + partial)
 }
 
+/// What a project's sessions spent since the limit's start: whole hours from the `usage`
+/// rollup (less what is simulated, and subscription rows unless counted), the requests of a
+/// partial first hour one by one.
+fn project_spent_since(conn: &Connection, limit: &Limit, project: &str) -> rusqlite::Result<f64> {
+    let since_ms = limit.since_ms;
+    let whole_from = crate::ledger::usage::hour_at_or_after(since_ms);
+    let counted = i64::from(limit.count_subscription);
+    let whole: f64 = conn
+        .prepare_cached(
+            "SELECT TOTAL(u.cost_usd) - TOTAL(u.simulated_usd)
+                 - CASE WHEN ?3 THEN 0 ELSE TOTAL(u.subscription_usd) END
+             FROM usage u JOIN sessions s ON s.id = u.session_id
+             WHERE s.project = ?1 AND u.hour_ms >= ?2",
+        )?
+        .query_row(params![project, whole_from, counted], |r| r.get(0))?;
+    if whole_from == since_ms {
+        return Ok(whole);
+    }
+    let partial: f64 = conn
+        .prepare_cached(
+            "SELECT TOTAL(r.cost_usd) FROM requests r JOIN sessions s ON s.id = r.session_id
+             WHERE s.project = ?1 AND r.started_ms >= ?2 AND r.started_ms < ?3
+             AND (r.billing = 'api' OR (r.billing = 'subscription' AND ?4))",
+        )?
+        .query_row(params![project, since_ms, whole_from, counted], |r| {
+            r.get(0)
+        })?;
+    Ok(whole + partial)
+}
+
 fn standing(conn: &Connection, limit: &Limit, now_ms: i64) -> rusqlite::Result<Standing> {
     let spent = spent_since(conn, limit)?;
-    let reserved: f64 = match &limit.key {
-        None => conn
+    let reserved: f64 = match (&limit.key, &limit.project) {
+        (_, Some(project)) => conn
+            .prepare_cached(
+                "SELECT TOTAL(amount_usd) FROM reservations WHERE expires_ms > ?1 AND project = ?2",
+            )?
+            .query_row(params![now_ms, project], |r| r.get(0))?,
+        (None, None) => conn
             .prepare_cached("SELECT TOTAL(amount_usd) FROM reservations WHERE expires_ms > ?1")?
             .query_row([now_ms], |r| r.get(0))?,
-        Some(key) => conn
+        (Some(key), None) => conn
             .prepare_cached(
                 "SELECT TOTAL(amount_usd) FROM reservations WHERE expires_ms > ?1 AND tag = ?2",
             )?
@@ -125,6 +165,8 @@ pub fn reserve(
     now_ms: i64,
     deadline: Instant,
 ) -> rusqlite::Result<Reserve> {
+    // The reservation counts against the project's limit too, when one applies.
+    let project = limits.iter().find_map(|l| l.project.as_deref());
     // SQLite's own busy handler must not wait past the deadline either.
     conn.busy_timeout(
         deadline
@@ -149,9 +191,10 @@ pub fn reserve(
             });
         }
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO reservations (id, amount_usd, created_ms, expires_ms, tag) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO reservations (id, amount_usd, created_ms, expires_ms, tag, project)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![id, estimate_usd, now_ms, now_ms + RESERVATION_TTL_MS, key])?;
+        .execute(params![id, estimate_usd, now_ms, now_ms + RESERVATION_TTL_MS, key, project])?;
         tx.commit()?;
         Ok(Reserve::Granted(after))
     })
@@ -177,6 +220,7 @@ mod tests {
             pid: None,
             started_ms: 0,
             budget_usd: None,
+            attribution: Default::default(),
         }
     }
 
@@ -214,6 +258,7 @@ mod tests {
             limit_usd: 1.0,
             since_ms,
             key: key.map(str::to_owned),
+            project: None,
             count_subscription: false,
         };
         spent_since(conn, &limit).unwrap()
@@ -270,6 +315,7 @@ mod tests {
         let base = fill(&path, false);
         let conn = crate::ledger::open_connection(&path).unwrap();
         // A ledger from before the rollups (and the columns and narrow rows added since) existed.
+        conn.execute_batch(crate::ledger::UNDO_ATTRIB).unwrap();
         conn.execute_batch(crate::ledger::narrow::UNDO).unwrap();
         conn.execute_batch(
             "DROP TABLE spend; DROP TABLE usage; ALTER TABLE requests DROP COLUMN billing;

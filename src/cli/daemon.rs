@@ -552,7 +552,10 @@ fn apply_key_budgets(state: &AppState) {
     let Some(shared) = &state.shared_budget else {
         return;
     };
-    let configured = state.runtime().config.client_keys.clone();
+    let config = Arc::clone(&state.runtime().config);
+    // The daemon's sessions are its config's `project:`; so are their project limits.
+    shared.set_project(config.project.as_deref(), &config.budget.projects);
+    let configured = config.client_keys.clone();
     // Keys created with `smartproxy keys` live in the SQLite ledger; on PostgreSQL only the
     // configured keys bring budgets (for now).
     let loaded = match state.ledger.path() {

@@ -5,12 +5,14 @@ mod cache_cmd;
 mod capture_cmd;
 mod completions;
 mod config_cmd;
+mod cost;
 mod daemon;
 mod dash;
 mod doctor;
 mod env_cmd;
 mod export;
 mod format;
+mod hooks;
 mod keys;
 mod ledger_cmd;
 mod live_dash;
@@ -91,6 +93,12 @@ pub enum Command {
     Dash(dash::DashArgs),
     /// Show what requests cost, grouped by model, provider, session or tag.
     Stats(stats::StatsArgs),
+    /// What the sessions on a commit, a range of commits or a branch cost (from the git
+    /// state every `run` records).
+    Cost(cost::CostArgs),
+    /// Git hooks: `hooks install` adds an `AI-Cost:` trailer to every commit message.
+    #[command(subcommand)]
+    Hooks(hooks::HooksCommand),
     /// List recent sessions, sub-sessions under their parents.
     Sessions(sessions::SessionsArgs),
     /// Spend per day, per month, or per 5-hour block (subscription windows), as ccusage shows.
@@ -153,6 +161,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Daemon(args) => daemon::daemon(args, config_path.as_deref()),
         Command::Dash(args) => dash::dash(&args, config_path.as_deref()),
         Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
+        Command::Cost(args) => cost::cost(&args, config_path.as_deref()),
+        Command::Hooks(cmd) => hooks::hooks(&cmd),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
         Command::Report(args) => report::report(&args, config_path.as_deref()),
         Command::Status(args) => status::status(&args, config_path.as_deref()),

@@ -45,6 +45,7 @@ pub fn request(args: &RequestArgs, config_path: Option<&Path>) -> anyhow::Result
         pid: Some(std::process::id()),
         started_ms: now_ms(),
         budget_usd: config.budget.session_usd,
+        attribution: Default::default(),
     });
     let budget = SessionBudget::new(config.budget.session_usd);
     let session = SessionInfo {
@@ -94,6 +95,8 @@ pub fn request(args: &RequestArgs, config_path: Option<&Path>) -> anyhow::Result
         id: session_id,
         ended_ms: now_ms(),
         exit_code: Some(if ok { 0 } else { 1 }),
+        end_branch: None,
+        end_head: None,
     });
     ledger.flush(Duration::from_secs(10))?;
     Ok(if ok { 0 } else { super::EXIT_FAILURE })

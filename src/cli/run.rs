@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+mod attribution;
 mod summary;
 
 use super::serving::{open_stores, random_hex};
@@ -51,6 +52,11 @@ pub struct RunArgs {
     /// A name for this session in stats and session lists.
     #[arg(long, value_name = "NAME")]
     pub tag: Option<String>,
+
+    /// The project this session's cost belongs to (`stats --by project`, `budget.projects`)
+    /// [config: project; default: the git repository's folder name].
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
 
     /// Serve every request from the built-in mock provider: no key, no network, nothing spent
     /// (costs shown are simulated at the requested model's list price).
@@ -197,6 +203,7 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
             .ok()
             .filter(|s| !s.is_empty()),
         budget_usd,
+        attribution: attribution::at_start(args.project.as_deref(), config.project.as_deref()),
     };
     let config = Arc::new(config);
     let state = Arc::new(session_state(&config, &ledger, &session, &args)?);
@@ -227,7 +234,7 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         dash.as_ref(),
     ))?;
     drop(runtime);
-    end_session(&ledger, &state, &session.id, exit_code, dash);
+    end_session(&ledger, &state, &session, exit_code, dash);
     if args.summary != SummaryFormat::None {
         summary::print_summary(&args, &ledger, &state, &session.id, started.elapsed());
     }
@@ -236,6 +243,13 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
 
 /// The flags `clap` cannot check by itself.
 fn check_args(args: &RunArgs) -> anyhow::Result<()> {
+    if let Some(problem) = args
+        .project
+        .as_deref()
+        .and_then(crate::config::project_name_problem)
+    {
+        anyhow::bail!("--project: {problem}");
+    }
     if let Some(budget) = args.budget {
         anyhow::ensure!(
             budget.is_finite() && budget >= 0.0,
@@ -259,6 +273,8 @@ struct Session {
     /// The session of the `run` this one was started in.
     parent_id: Option<String>,
     budget_usd: Option<f64>,
+    /// Its project and the git state of the folder it runs in, at the start.
+    attribution: crate::ledger::Attribution,
 }
 
 /// What the command gets besides the session's variables: the key variables kept out of its
@@ -357,6 +373,12 @@ fn session_state(
         .stores(cache, capture)
         .shared_budgets()
         .build()?;
+    if let Some(shared) = &state.shared_budget {
+        shared.set_project(
+            session.attribution.project.as_deref(),
+            &config.budget.projects,
+        );
+    }
     Ok(state)
 }
 
@@ -411,6 +433,7 @@ async fn serve_command(
         pid: spawned.as_ref().ok().and_then(tokio::process::Child::id),
         started_ms: now_ms(),
         budget_usd: session.budget_usd,
+        attribution: session.attribution.clone(),
     });
     let code = match spawned {
         Ok(mut child) => {
@@ -440,7 +463,7 @@ async fn serve_command(
 fn end_session(
     ledger: &Ledger,
     state: &AppState,
-    session_id: &str,
+    session: &Session,
     exit_code: u8,
     dash: Option<super::live_dash::RunDash>,
 ) {
@@ -448,10 +471,14 @@ fn end_session(
     if let Some(capture) = &state.capture {
         capture.close();
     }
+    // Where HEAD is now: the command may have committed or switched branches.
+    let (end_branch, end_head) = attribution::at_end(&session.attribution);
     ledger.session_ended(SessionEnd {
-        id: session_id.to_owned(),
+        id: session.id.clone(),
         ended_ms: now_ms(),
         exit_code: Some(i32::from(exit_code)),
+        end_branch,
+        end_head,
     });
     if let Err(err) = ledger.flush(FLUSH_TIMEOUT) {
         printer::warn(&format!("the ledger could not be flushed: {err}"));

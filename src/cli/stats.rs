@@ -17,12 +17,17 @@ use crate::printer;
 smartproxy stats --since 7d --by tag --json\n  smartproxy stats --session 3f2a\n  \
 smartproxy stats --since 30d --by day\n  \
 smartproxy stats --since 2026-11-01 --until 2026-12-01 --by week\n  \
-smartproxy stats --since 30d --by user\n\n\
+smartproxy stats --since 30d --by user\n  smartproxy stats --since 7d --by branch\n  \
+smartproxy stats --by commit --json\n\n\
 A line above the table says what it covers: the session, the range and the grouping. \
 --by hour, day, week (named by its Monday) and month are local time, oldest first; the \
 other groups are most expensive first.\n\n\
---by key, user, team and project are team mode's groups: on a SQLite ledger a key is a daemon \
-session's tag and every request is in the user, team and project `-`. Works on a SQLite or a \
+--by project, branch and commit group by the session: its project (`run --project`, the config's \
+`project:`, else the git repository's folder name) and the branch and commit HEAD was on when it \
+started (a session that committed counts under the commit it started from; `smartproxy cost \
+--commit` counts it under both). Requests outside any repository are in `-`.\n\n\
+--by key, user and team are team mode's groups: on a SQLite ledger a key is a daemon \
+session's tag and every request is in the user and team `-`. Works on a SQLite or a \
 PostgreSQL ledger alike."
 )]
 pub struct StatsArgs {

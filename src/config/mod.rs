@@ -81,6 +81,23 @@ pub struct Config {
     /// `server_names:` and `allowed_origins:`: who may reach the listeners from a browser
     /// besides loopback pages (`crate::http_guard`).
     pub browsers: Browsers,
+    /// `project:`: the project `run` sessions (without `--project`) and the daemon's sessions
+    /// are attributed to; `run` otherwise names it after the git repository's folder.
+    pub project: Option<String>,
+}
+
+/// Why `name` cannot be a project name (`project:`, `--project`, `budget.projects`), if it
+/// cannot: it is shown in stats tables and used as a budget scope's name.
+pub fn project_name_problem(name: &str) -> Option<&'static str> {
+    if name.trim().is_empty() {
+        Some("a project name cannot be empty")
+    } else if name.chars().count() > 100 {
+        Some("a project name is at most 100 characters")
+    } else if name.chars().any(char::is_control) {
+        Some("a project name cannot hold control characters")
+    } else {
+        None
+    }
 }
 
 /// How the listeners bound slow and many clients (`limits:`); read when a listener starts.
@@ -243,6 +260,16 @@ pub struct BudgetConfig {
     pub offline_grace_usd: Option<f64>,
     /// How long a shared reservation in PostgreSQL holds if its request never settles it.
     pub reservation_expiry: Duration,
+    /// `budget.projects`: each project's daily and monthly limits (USD; a 0 or missing one is
+    /// no limit), enforced for the sessions attributed to it.
+    pub projects: BTreeMap<String, ProjectBudget>,
+}
+
+/// One project's limits (`budget.projects.NAME`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProjectBudget {
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
 }
 
 impl Default for BudgetConfig {
@@ -259,6 +286,7 @@ impl Default for BudgetConfig {
             check_timeout: BUDGET_CHECK_TIMEOUT,
             offline_grace_usd: None,
             reservation_expiry: RESERVATION_EXPIRY,
+            projects: BTreeMap::new(),
         }
     }
 }

@@ -72,6 +72,8 @@ pub struct RawConfig {
     /// Origins (`scheme://host[:port]`) whose pages may send requests, besides loopback ones.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// The project sessions are attributed to (`run` without `--project`, and the daemon's).
+    pub project: Option<String>,
 }
 
 /// What `run --preset NAME` (and the shims) apply to a session.
@@ -307,6 +309,18 @@ pub struct RawBudget {
     /// On a PostgreSQL ledger: how long a request's reservation holds before whoever comes
     /// next releases it (seconds; its process died or hung). Default 600.
     pub reservation_expiry_s: Option<u64>,
+    /// Per-project limits, shared like the daily and monthly ones: `{NAME: {daily_usd,
+    /// monthly_usd}}`, NAME as `stats --by project` shows it.
+    #[serde(default)]
+    pub projects: BTreeMap<String, RawProjectBudget>,
+}
+
+/// One project's limits under `budget.projects`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProjectBudget {
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
 }
 
 /// `budget.unpriced`: a word, or `{price_as: MODEL}`.

@@ -235,7 +235,29 @@ const MIGRATIONS: &[&str] = &[
     // strings, integer nano-dollars; `requests` and `attempts` become views over them. See
     // `narrow`.
     super::narrow::MIGRATION,
+    // attrib: what a session's work belongs to (`record::Attribution`): its project, and the
+    // git repository, branch and HEAD at its start and end; indexed by commit for `cost`.
+    "ALTER TABLE sessions ADD COLUMN project TEXT;
+     ALTER TABLE sessions ADD COLUMN repo TEXT;
+     ALTER TABLE sessions ADD COLUMN branch TEXT;
+     ALTER TABLE sessions ADD COLUMN head TEXT;
+     ALTER TABLE sessions ADD COLUMN end_branch TEXT;
+     ALTER TABLE sessions ADD COLUMN end_head TEXT;
+     CREATE INDEX sessions_head ON sessions(head) WHERE head IS NOT NULL;
+     CREATE INDEX sessions_end_head ON sessions(end_head) WHERE end_head IS NOT NULL;
+     CREATE INDEX sessions_project ON sessions(project) WHERE project IS NOT NULL;
+     ALTER TABLE reservations ADD COLUMN project TEXT;",
 ];
+
+/// Takes the attribution step back out (its columns and indexes), for tests that rebuild an
+/// older ledger from a current one.
+#[cfg(test)]
+pub(crate) const UNDO_ATTRIB: &str = "DROP INDEX sessions_head; DROP INDEX sessions_end_head;
+    DROP INDEX sessions_project;
+    ALTER TABLE sessions DROP COLUMN project; ALTER TABLE sessions DROP COLUMN repo;
+    ALTER TABLE sessions DROP COLUMN branch; ALTER TABLE sessions DROP COLUMN head;
+    ALTER TABLE sessions DROP COLUMN end_branch; ALTER TABLE sessions DROP COLUMN end_head;
+    ALTER TABLE reservations DROP COLUMN project;";
 
 /// The schema version this build migrates to.
 pub(crate) fn known_version() -> i64 {

@@ -12,10 +12,13 @@
 //! (`writer::BATCH_WINDOW`, 20 ms) plus the commit itself after the reply was sent: a kill loses
 //! at most the replies of that last moment. A commit is all or nothing, so the file stays whole.
 
+pub mod attribution;
 pub mod export;
 pub mod keys;
 pub mod live;
 mod migrations;
+#[cfg(test)]
+pub(crate) use migrations::UNDO_ATTRIB;
 pub(crate) mod narrow;
 pub mod pages;
 pub mod periods;
@@ -41,7 +44,9 @@ use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use record::{Anomaly, AttemptRow, Billing, Outcome, RequestRecord, SessionEnd, SessionStart};
+pub use record::{
+    Anomaly, AttemptRow, Attribution, Billing, Outcome, RequestRecord, SessionEnd, SessionStart,
+};
 use rusqlite::Connection;
 
 /// How many records may wait for the writer before new ones are dropped (and counted).

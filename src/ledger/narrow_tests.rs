@@ -199,6 +199,7 @@ fn a_version_18_ledger_upgrades_to_the_same_rows_and_answers() {
             pid: Some(7),
             started_ms: 1_700_000_000_000,
             budget_usd: Some(2.5),
+            attribution: Default::default(),
         });
     }
     let mut ids = Vec::new();
@@ -290,12 +291,16 @@ fn a_version_18_ledger_upgrades_to_the_same_rows_and_answers() {
         "real ids are stored as blobs, others as text"
     );
 
+    conn.execute_batch(crate::ledger::UNDO_ATTRIB).unwrap();
     conn.execute_batch(super::UNDO).unwrap();
     assert_eq!(rows(&conn), written, "version 18 holds the same rows");
     drop(conn);
     drop(Ledger::open(&path).unwrap()); // opening migrates
     let mut conn = crate::ledger::open_connection(&path).unwrap();
-    assert_eq!(crate::db::schema_version(&conn).unwrap(), 19);
+    assert_eq!(
+        crate::db::schema_version(&conn).unwrap(),
+        crate::ledger::migrations::known_version()
+    );
     assert_eq!(rows(&conn), written, "the upgrade keeps every column");
     assert_eq!(
         answers(&mut conn, &ids),

@@ -94,6 +94,15 @@ pub struct SessionRow {
     /// No end was recorded and the process that owned the session is gone (killed, crashed):
     /// it ended, when is unknown. Shown as `ended (lost)`.
     pub lost: bool,
+    /// The session's project (`run --project`, the config's `project:`, or the repository's
+    /// folder name).
+    pub project: Option<String>,
+    /// The git working tree the session ran in, and its branch and HEAD at the start and end.
+    pub repo: Option<String>,
+    pub branch: Option<String>,
+    pub head: Option<String>,
+    pub end_branch: Option<String>,
+    pub end_head: Option<String>,
 }
 
 impl SessionRow {
@@ -129,8 +138,16 @@ pub enum GroupBy {
     User,
     /// The key's team (team mode); `-` where none is known, as always on a SQLite ledger.
     Team,
-    /// The key's project (team mode); `-` where none is known, as always on a SQLite ledger.
+    /// The session's project (`run --project`, the config's `project:`, else the git
+    /// repository's folder name); `-` where none is known.
     Project,
+    /// The git branch the session started on (`(detached)` for a detached HEAD); `-` outside
+    /// a repository. A session whose HEAD moved counts under where it started.
+    Branch,
+    /// The commit HEAD was on when the session started; `-` outside a repository. A session
+    /// that committed counts under the commit it started from (`cost --commit` counts it
+    /// under both).
+    Commit,
     /// The local hour a request started in (`2026-12-07 10:00`), oldest first.
     Hour,
     /// The local day, oldest first.
@@ -148,6 +165,10 @@ impl GroupBy {
     }
 }
 
+/// The session's branch at its start (`s`), as every reader names it.
+pub(crate) const BRANCH_OF_SESSION: &str =
+    "COALESCE(s.branch, CASE WHEN s.head IS NOT NULL THEN '(detached)' END, '-')";
+
 /// A daemon session's tag names the client key it serves (as PostgreSQL's roll-up keys it).
 const KEY_OF_SESSION: &str =
     "COALESCE(CASE WHEN s.kind = 'daemon' THEN NULLIF(s.tag, '') END, '-')";
@@ -161,9 +182,12 @@ impl GroupBy {
             Self::Session => "CASE u.session_id WHEN '' THEN '(none)' ELSE u.session_id END",
             Self::Tag => "COALESCE(s.tag, '(untagged)')",
             Self::Key => KEY_OF_SESSION,
-            // A SQLite ledger knows no users, teams or projects (keys with people are team
-            // mode's): every request is in the one group `-`.
-            Self::User | Self::Team | Self::Project => "'-'",
+            // A SQLite ledger knows no users or teams (keys with people are team mode's):
+            // every request is in the one group `-`.
+            Self::User | Self::Team => "'-'",
+            Self::Project => "COALESCE(s.project, '-')",
+            Self::Branch => BRANCH_OF_SESSION,
+            Self::Commit => "COALESCE(s.head, '-')",
             // Time groups are read by hour and made periods by `periods::regroup`.
             Self::Hour | Self::Day | Self::Week | Self::Month => "CAST(u.hour_ms AS TEXT)",
         }
@@ -177,7 +201,10 @@ impl GroupBy {
             Self::Session => "COALESCE(r.session_id, '(none)')",
             Self::Tag => "COALESCE(s.tag, '(untagged)')",
             Self::Key => KEY_OF_SESSION,
-            Self::User | Self::Team | Self::Project => "'-'",
+            Self::User | Self::Team => "'-'",
+            Self::Project => "COALESCE(s.project, '-')",
+            Self::Branch => BRANCH_OF_SESSION,
+            Self::Commit => "COALESCE(s.head, '-')",
             Self::Hour | Self::Day | Self::Week | Self::Month => {
                 "CAST(r.started_ms - r.started_ms % 3600000 AS TEXT)"
             }
@@ -206,7 +233,11 @@ pub fn open(path: &Path) -> Result<Connection, LedgerError> {
     Ok(conn)
 }
 
-fn totals_from_row(key: String, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Totals> {
+pub(super) fn totals_from_row(
+    key: String,
+    row: &rusqlite::Row<'_>,
+    at: usize,
+) -> rusqlite::Result<Totals> {
     let n = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, f64>(at + i)? as u64) };
     let simulated_usd: Option<f64> = row.get(at + 11)?;
     // What was spent leaves the simulated part out (a group of mock requests alone spent $0).
@@ -282,7 +313,7 @@ pub fn grouped(conn: &Connection, filter: &Filter, by: GroupBy) -> rusqlite::Res
 }
 
 /// Adds up the per-row columns of `usage_rows` in `Totals` order.
-const SUM_COLUMNS: &str = "CAST(TOTAL(n) AS INTEGER), TOTAL(ok), TOTAL(n - ok), TOTAL(prompt), TOTAL(completion),
+pub(super) const SUM_COLUMNS: &str = "CAST(TOTAL(n) AS INTEGER), TOTAL(ok), TOTAL(n - ok), TOTAL(prompt), TOTAL(completion),
     TOTAL(cached), SUM(cost), TOTAL(unpriced), TOTAL(estimated), TOTAL(cache_write), SUM(subscription),
     SUM(simulated)";
 
@@ -376,7 +407,8 @@ pub(super) const SESSION_COLUMNS: &str =
     (SELECT ROUND(SUM(u.cost_usd) - TOTAL(u.simulated_usd), 12) FROM usage u WHERE u.session_id = s.id),
     (SELECT TOTAL(u.unpriced) FROM usage u WHERE u.session_id = s.id),
     (SELECT SUM(u.simulated_usd) FROM usage u WHERE u.session_id = s.id),
-    s.host, s.owner_pid, s.owner_start";
+    s.host, s.owner_pid, s.owner_start, s.project, s.repo, s.branch, s.head, s.end_branch,
+    s.end_head";
 
 pub(super) fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -402,6 +434,12 @@ pub(super) fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sess
                 row.get(16)?,
                 row.get::<_, Option<String>>(17)?.as_deref(),
             ),
+        project: row.get(18)?,
+        repo: row.get(19)?,
+        branch: row.get(20)?,
+        head: row.get(21)?,
+        end_branch: row.get(22)?,
+        end_head: row.get(23)?,
     })
 }
 

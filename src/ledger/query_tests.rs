@@ -71,12 +71,15 @@ fn a_session_whose_process_is_gone_reads_lost() {
             pid: None,
             started_ms: 1,
             budget_usd: None,
+            attribution: Default::default(),
         });
     }
     ledger.session_ended(crate::ledger::SessionEnd {
         id: "closed".to_owned(),
         ended_ms: 2,
         exit_code: Some(0),
+        end_branch: None,
+        end_head: None,
     });
     ledger.flush(Duration::from_secs(10)).unwrap();
     let conn = open(&path).unwrap();
@@ -121,6 +124,7 @@ fn the_rollup_adds_up_to_what_a_scan_of_every_request_gives() {
             pid: None,
             started_ms: t0,
             budget_usd: None,
+            attribution: Default::default(),
         });
     }
     let sessions = [Some("a"), Some("b"), Some("c"), None];

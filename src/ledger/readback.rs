@@ -28,7 +28,7 @@ pub(crate) fn sessions(
 ) -> rusqlite::Result<Vec<StoredSession>> {
     let mut stmt = conn.prepare_cached(
         "SELECT rowid, id, parent_id, kind, tag, program, cwd, pid, started_ms, budget_usd,
-             ended_ms, exit_code
+             ended_ms, exit_code, project, repo, branch, head, end_branch, end_head
          FROM sessions WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![after_rowid, limit as i64], |r| {
@@ -48,12 +48,20 @@ pub(crate) fn sessions(
                     .and_then(|p| u32::try_from(p).ok()),
                 started_ms: r.get(8)?,
                 budget_usd: r.get(9)?,
+                attribution: super::Attribution {
+                    project: r.get(12)?,
+                    repo: r.get(13)?,
+                    branch: r.get(14)?,
+                    head: r.get(15)?,
+                },
             },
             end: match ended_ms {
                 Some(ended_ms) => Some(SessionEnd {
                     id,
                     ended_ms,
                     exit_code: r.get(11)?,
+                    end_branch: r.get(16)?,
+                    end_head: r.get(17)?,
                 }),
                 None => None,
             },

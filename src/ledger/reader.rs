@@ -10,6 +10,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::LedgerError;
+use super::attribution::{self, AttributedSession, Selection};
 use super::export::{self, ExportError, Format};
 use super::pages::{self, Bounds, Overview, SessionPage, TeamUsage};
 use super::postgres::query::Reader;
@@ -91,6 +92,15 @@ impl LedgerReader {
             .collect();
         hours.sort_by_key(|(hour, _)| *hour);
         Ok(hours)
+    }
+
+    /// The sessions attributed to some commits or a branch (`smartproxy cost`), oldest first,
+    /// each with its own requests' totals.
+    pub fn attributed(&self, sel: &Selection) -> Result<Vec<AttributedSession>, ReadError> {
+        match self {
+            Self::Sqlite(conn) => Ok(attribution::sessions(conn, sel)?),
+            Self::Postgres(pg) => Ok(pg.attributed(sel)?),
+        }
     }
 
     /// The most recent sessions, newest first.

@@ -14,6 +14,20 @@ pub struct SessionStart {
     pub pid: Option<u32>,
     pub started_ms: i64,
     pub budget_usd: Option<f64>,
+    /// Its project and where HEAD stood when it started.
+    pub attribution: Attribution,
+}
+
+/// What a session's work belongs to: a project, and the git repository, branch and commit
+/// its folder was on (a `run` in a repository). Names and commit ids only.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attribution {
+    pub project: Option<String>,
+    /// The working tree's top folder.
+    pub repo: Option<String>,
+    /// `None` on a detached HEAD.
+    pub branch: Option<String>,
+    pub head: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +35,9 @@ pub struct SessionEnd {
     pub id: String,
     pub ended_ms: i64,
     pub exit_code: Option<i32>,
+    /// The branch and commit HEAD was on when the session ended (a `run` in a repository).
+    pub end_branch: Option<String>,
+    pub end_head: Option<String>,
 }
 
 /// How a request ended, in one word for filtering and counting.

@@ -26,11 +26,15 @@ pub fn default_path() -> PathBuf {
 /// `spool_reservations`: the PostgreSQL budget reservation a spooled request settles. SQLite's
 /// request rows have no column for it, and without it a drained row would leave its
 /// reservation held until it expired and its cost never counted as spent.
+/// `spool_end_git`: where HEAD stood at a spooled end (a table of its own, so a spool an older
+/// build made needs no change to `spool_ends`).
 const SPOOL_TABLES: &str = "CREATE TABLE IF NOT EXISTS spool_ends (
         id INTEGER PRIMARY KEY, session_id TEXT NOT NULL, ended_ms INTEGER NOT NULL,
         exit_code INTEGER);
     CREATE TABLE IF NOT EXISTS spool_reservations (
-        request_id TEXT PRIMARY KEY, reservation_id TEXT NOT NULL)";
+        request_id TEXT PRIMARY KEY, reservation_id TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS spool_end_git (
+        end_id INTEGER PRIMARY KEY, end_branch TEXT, end_head TEXT)";
 
 /// The spool, open for writing and draining (by the PostgreSQL writer thread only).
 pub(crate) struct Spool {
@@ -203,6 +207,13 @@ fn write(
                     "INSERT INTO spool_ends (session_id, ended_ms, exit_code) VALUES (?1, ?2, ?3)",
                 )?
                 .execute(params![e.id, e.ended_ms, e.exit_code])?;
+                if e.end_branch.is_some() || e.end_head.is_some() {
+                    tx.prepare_cached(
+                        "INSERT INTO spool_end_git (end_id, end_branch, end_head)
+                         VALUES (last_insert_rowid(), ?1, ?2)",
+                    )?
+                    .execute(params![e.end_branch, e.end_head])?;
+                }
             }
             Message::Request(r) => {
                 super::writer::write_request(
@@ -239,7 +250,9 @@ fn take(conn: &Connection, limit: usize) -> rusqlite::Result<Taken> {
     let last = requests.len() < limit;
     let ends: Vec<(i64, SessionEnd)> = if last {
         let mut stmt = conn.prepare_cached(
-            "SELECT id, session_id, ended_ms, exit_code FROM spool_ends ORDER BY id LIMIT ?1",
+            "SELECT e.id, e.session_id, e.ended_ms, e.exit_code, g.end_branch, g.end_head
+             FROM spool_ends e LEFT JOIN spool_end_git g ON g.end_id = e.id
+             ORDER BY e.id LIMIT ?1",
         )?;
         stmt.query_map([limit as i64], |r| {
             Ok((
@@ -248,6 +261,8 @@ fn take(conn: &Connection, limit: usize) -> rusqlite::Result<Taken> {
                     id: r.get(1)?,
                     ended_ms: r.get(2)?,
                     exit_code: r.get(3)?,
+                    end_branch: r.get(4)?,
+                    end_head: r.get(5)?,
                 },
             ))
         })?
@@ -311,6 +326,7 @@ fn delete(conn: &Connection, taken: &Taken) -> rusqlite::Result<()> {
     )?;
     each("DELETE FROM request_rows WHERE seq = ?1", &taken.requests)?;
     each("DELETE FROM spool_ends WHERE id = ?1", &taken.ends)?;
+    each("DELETE FROM spool_end_git WHERE end_id = ?1", &taken.ends)?;
     each("DELETE FROM anomalies WHERE id = ?1", &taken.anomalies)?;
     let mut stmt = conn.prepare_cached("DELETE FROM spool_reservations WHERE request_id = ?1")?;
     for id in &taken.reservations {
@@ -347,12 +363,15 @@ mod tests {
             pid: None,
             started_ms: 1,
             budget_usd: None,
+            attribution: Default::default(),
         }))];
         batch.extend((0..5).map(request));
         batch.push(Message::SessionEnd(Box::new(SessionEnd {
             id: "s".into(),
             ended_ms: 2,
             exit_code: Some(0),
+            end_branch: None,
+            end_head: None,
         })));
         assert_eq!(spool.write(&batch).unwrap(), 7);
         assert_eq!(spool.pending().unwrap(), 7);
@@ -374,6 +393,63 @@ mod tests {
         assert_eq!(kinds, vec![4, 3]);
         assert_eq!(spool.pending().unwrap(), 0);
         assert_eq!(pending_at(spool.path()).unwrap(), 0);
+    }
+
+    /// A spooled session keeps its project and git state, its end where HEAD stood then.
+    #[test]
+    fn a_spooled_session_keeps_its_attribution() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(&dir.path().join("spool.db")).unwrap();
+        let start = SessionStart {
+            id: "s".into(),
+            parent_id: None,
+            kind: "run",
+            tag: None,
+            program: None,
+            cwd: None,
+            pid: None,
+            started_ms: 1,
+            budget_usd: None,
+            attribution: crate::ledger::Attribution {
+                project: Some("web".into()),
+                repo: Some("/src/web".into()),
+                branch: Some("main".into()),
+                head: Some("a".repeat(40)),
+            },
+        };
+        let end = SessionEnd {
+            id: "s".into(),
+            ended_ms: 2,
+            exit_code: Some(0),
+            end_branch: Some("feat".into()),
+            end_head: Some("b".repeat(40)),
+        };
+        let batch = [
+            Message::Session(Box::new(start.clone())),
+            Message::SessionEnd(Box::new(end.clone())),
+        ];
+        spool.write(&batch).unwrap();
+        let mut seen = Vec::new();
+        spool
+            .drain_one(10, |t| {
+                seen.extend(t.messages.iter().filter_map(|m| match m {
+                    Message::Session(s) => Some(format!("{:?}", s.attribution)),
+                    Message::SessionEnd(e) => Some(format!("{:?}", (&e.end_branch, &e.end_head))),
+                    _ => None,
+                }));
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        let want = [
+            format!("{:?}", start.attribution),
+            format!("{:?}", (&end.end_branch, &end.end_head)),
+        ];
+        assert_eq!(seen, want);
+        let left: i64 = spool
+            .conn
+            .query_row("SELECT COUNT(*) FROM spool_end_git", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "drained with its end");
     }
 
     /// A spooled request keeps the budget reservation it settles in PostgreSQL (SQLite's rows

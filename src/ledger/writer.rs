@@ -183,10 +183,11 @@ fn add_spend(
 /// serves it next, which becomes its owner; any other existing session is left as it is.
 pub(super) fn insert_session(tx: &Transaction<'_>, s: &SessionStart) -> rusqlite::Result<()> {
     let owner = crate::process::current();
+    let a = &s.attribution;
     tx.prepare_cached(
         "INSERT INTO sessions (id, parent_id, kind, tag, program, cwd, pid, started_ms, budget_usd,
-             host, owner_pid, owner_start)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             host, owner_pid, owner_start, project, repo, branch, head)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT (id) DO UPDATE SET ended_ms = NULL, exit_code = NULL, pid = excluded.pid,
              host = excluded.host, owner_pid = excluded.owner_pid, owner_start = excluded.owner_start
          WHERE sessions.kind = 'daemon' AND excluded.kind = 'daemon'",
@@ -203,7 +204,11 @@ pub(super) fn insert_session(tx: &Transaction<'_>, s: &SessionStart) -> rusqlite
         s.budget_usd,
         owner.host,
         owner.pid,
-        owner.start
+        owner.start,
+        a.project,
+        a.repo,
+        a.branch,
+        a.head
     ])?;
     Ok(())
 }
@@ -215,7 +220,8 @@ fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "UPDATE sessions SET ended_ms = ?2, exit_code = ?3,
              spent_usd = (SELECT TOTAL(cost_nusd) / 1e9 FROM request_rows
-                 WHERE session = (SELECT id FROM strings WHERE text = ?1))
+                 WHERE session = (SELECT id FROM strings WHERE text = ?1)),
+             end_branch = COALESCE(?6, end_branch), end_head = COALESCE(?7, end_head)
          WHERE id = ?1 AND (owner_pid IS NULL OR (owner_pid = ?4 AND host IS ?5))",
     )?
     .execute(params![
@@ -223,7 +229,9 @@ fn end_session(tx: &Transaction<'_>, e: &SessionEnd) -> rusqlite::Result<()> {
         e.ended_ms,
         e.exit_code,
         owner.pid,
-        owner.host
+        owner.host,
+        e.end_branch,
+        e.end_head
     ])?;
     Ok(())
 }

@@ -50,8 +50,9 @@ pub struct DaemonSessions {
 }
 
 impl DaemonSessions {
-    /// The session id for traffic of `key_name` today, opening the session row the first time.
-    pub fn session_for(&self, ledger: &Ledger, key_name: &str) -> Arc<str> {
+    /// The session id for traffic of `key_name` today, opening the session row the first time
+    /// (attributed to `project`, the config's `project:`).
+    pub fn session_for(&self, ledger: &Ledger, key_name: &str, project: Option<&str>) -> Arc<str> {
         // Numbers, not chrono's `format("%Y%m%d")`, which parses its pattern on every request.
         let day = chrono::Local::now().date_naive();
         let id = format!(
@@ -79,6 +80,10 @@ impl DaemonSessions {
                 pid: Some(std::process::id()),
                 started_ms: now_ms(),
                 budget_usd: None,
+                attribution: crate::ledger::Attribution {
+                    project: project.map(str::to_owned),
+                    ..Default::default()
+                },
             });
         }
         let shared: Arc<str> = Arc::from(id.as_str());
@@ -101,6 +106,8 @@ impl DaemonSessions {
                 id,
                 ended_ms,
                 exit_code: None,
+                end_branch: None,
+                end_head: None,
             });
         }
     }

@@ -1,12 +1,13 @@
 //! Validation of the `budget` part of the config: the session, daily and monthly limits, each
 //! from its environment variable or the file.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use super::Validator;
-use crate::config::BudgetConfig;
 use crate::config::raw::{RawConfig, RawUnpriced};
+use crate::config::{BudgetConfig, ProjectBudget};
 
 impl Validator<'_> {
     pub(super) fn budget(
@@ -129,7 +130,9 @@ impl Validator<'_> {
             }
             Some(s) => Duration::from_secs(s),
         };
+        let projects = self.project_budgets(raw);
         BudgetConfig {
+            projects,
             offline_grace_usd,
             reservation_expiry,
             session_usd,
@@ -142,6 +145,32 @@ impl Validator<'_> {
             unpriced,
             check_timeout,
         }
+    }
+
+    /// `budget.projects`: each name a project name, each amount USD of zero or more.
+    fn project_budgets(&mut self, raw: &RawConfig) -> BTreeMap<String, ProjectBudget> {
+        let mut out = BTreeMap::new();
+        for (name, p) in &raw.budget.projects {
+            if let Some(problem) = crate::config::project_name_problem(name) {
+                self.error(&format!("budget.projects.{name}"), problem);
+                continue;
+            }
+            let mut amount = |field: &str, value: Option<f64>| {
+                if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                    self.error(
+                        &format!("budget.projects.{name}.{field}"),
+                        "must be an amount in USD of zero or more",
+                    );
+                }
+                value.filter(|v| v.is_finite() && *v > 0.0)
+            };
+            let budget = ProjectBudget {
+                daily_usd: amount("daily_usd", p.daily_usd),
+                monthly_usd: amount("monthly_usd", p.monthly_usd),
+            };
+            out.insert(name.trim().to_owned(), budget);
+        }
+        out
     }
 
     /// A limit from its variable or the file; 0 means no limit (the seed's convention).

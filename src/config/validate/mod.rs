@@ -292,6 +292,7 @@ impl Validator<'_> {
         let passthrough = self.passthrough(&raw);
         let webui_security = self.webui_security(&raw);
         let browsers = self.browsers(&raw);
+        let project = self.project(&raw);
         let mut config = Config {
             source: self.file.map(Path::to_path_buf),
             listen,
@@ -320,6 +321,7 @@ impl Validator<'_> {
             passthrough: false,
             webui_security,
             browsers,
+            project,
         };
         if passthrough {
             config.enable_passthrough();
@@ -379,6 +381,16 @@ impl Validator<'_> {
                 false
             }
         }
+    }
+
+    /// `project:`, a name sessions are attributed to.
+    fn project(&mut self, raw: &RawConfig) -> Option<String> {
+        let name = raw.project.as_deref()?.trim();
+        if let Some(problem) = super::project_name_problem(name) {
+            self.error("project", problem);
+            return None;
+        }
+        Some(name.to_owned())
     }
 
     /// `webui_security:`, one of the dashboard's three access modes.

@@ -311,6 +311,14 @@ const MIGRATIONS: &[&str] = &[
     // pgprune: a BRIN index on requests' start time (a few pages per partition, next to nothing
     // per insert) so prune's batches in the cutoff's month find their rows without a scan.
     "CREATE INDEX requests_started ON requests USING brin (started_ms);",
+    // attrib: what a session's work belongs to (`record::Attribution`): its project, and the
+    // git repository, branch and HEAD at its start and end; indexed by commit for `cost`.
+    // The daily roll-up's `project` is the session's project from now on.
+    "ALTER TABLE sessions ADD COLUMN project text, ADD COLUMN repo text,
+         ADD COLUMN branch text, ADD COLUMN head text,
+         ADD COLUMN end_branch text, ADD COLUMN end_head text;
+     CREATE INDEX sessions_head ON sessions (head) WHERE head IS NOT NULL;
+     CREATE INDEX sessions_end_head ON sessions (end_head) WHERE end_head IS NOT NULL;",
 ];
 
 /// The schema version this build writes.

@@ -20,6 +20,7 @@
 //! the PostgreSQL salt it saw last (or the spool's own, the first time); the schema is checked
 //! when PostgreSQL is back. A bad URL, password or database name still fails at start.
 
+pub mod attribution;
 pub mod budget;
 pub mod export;
 pub mod import;

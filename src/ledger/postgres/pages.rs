@@ -48,7 +48,8 @@ pub(super) const REQUEST_SELECT: &str =
 const SESSIONS_BY_ID: &str = "
     SELECT s.id, s.parent_id, s.kind, s.tag, s.program, s.cwd, s.pid, s.started_ms, s.ended_ms,
         s.exit_code, s.budget_usd, COALESCE(a.n, 0), a.cost, a.sim, COALESCE(a.unpriced, 0),
-        s.host, s.owner_pid, s.owner_start
+        s.host, s.owner_pid, s.owner_start, s.project, s.repo, s.branch, s.head, s.end_branch,
+        s.end_head
     FROM (SELECT * FROM sessions WHERE id = ANY($1)) s
     LEFT JOIN LATERAL (
         SELECT count(*) AS n, sum(r.cost_nusd)::bigint AS cost,

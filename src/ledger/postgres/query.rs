@@ -146,7 +146,9 @@ impl Reader {
             filter,
             daily_key(by),
             request_key(by),
-            by == GroupBy::Session || by.is_time(),
+            // The roll-up has no session, branch or commit, and its days are UTC days: those
+            // groups, and the local periods, are read from the requests.
+            matches!(by, GroupBy::Session | GroupBy::Branch | GroupBy::Commit) || by.is_time(),
         )
     }
 
@@ -221,12 +223,7 @@ impl Reader {
             ));
         }
         let sql = format!(
-            "SELECT key, sum(n)::bigint, sum(ok)::bigint, sum(prompt)::bigint,
-                 sum(completion)::bigint, sum(cached)::bigint, COALESCE(sum(cost), 0)::bigint,
-                 sum(unpriced)::bigint, sum(estimated)::bigint, sum(cache_write)::bigint,
-                 COALESCE(sum(sub), 0)::bigint, COALESCE(sum(sim), 0)::bigint,
-                 sum(priced)::bigint, sum(subscribed)::bigint, sum(simulated)::bigint
-             FROM ({}) x GROUP BY key
+            "SELECT key, {SUMS} FROM ({}) x GROUP BY key
              ORDER BY COALESCE(sum(cost), 0) DESC, sum(n) DESC, key COLLATE \"C\"",
             parts.join(" UNION ALL ")
         );
@@ -313,6 +310,14 @@ impl Reader {
     }
 }
 
+/// Adds up `request_rows`' (or the roll-up's) columns, in `totals_from_row`'s order after
+/// the key.
+pub(super) const SUMS: &str = "sum(n)::bigint, sum(ok)::bigint, sum(prompt)::bigint,
+    sum(completion)::bigint, sum(cached)::bigint, COALESCE(sum(cost), 0)::bigint,
+    sum(unpriced)::bigint, sum(estimated)::bigint, sum(cache_write)::bigint,
+    COALESCE(sum(sub), 0)::bigint, COALESCE(sum(sim), 0)::bigint,
+    sum(priced)::bigint, sum(subscribed)::bigint, sum(simulated)::bigint";
+
 /// `WHERE ...` of `parts`, or nothing.
 pub(super) fn clause(parts: &[String]) -> String {
     if parts.is_empty() {
@@ -333,7 +338,7 @@ pub(super) fn in_tree(n: usize) -> String {
 }
 
 /// The requests `request_where` selects, one row each, in the roll-up's columns.
-fn request_rows(key: &str, request_where: &[String]) -> String {
+pub(super) fn request_rows(key: &str, request_where: &[String]) -> String {
     format!(
         "SELECT {key} AS key, 1::bigint AS n, (k.outcome = 'ok')::int::bigint AS ok,
              COALESCE(r.prompt_tokens, 0) AS prompt, COALESCE(r.completion_tokens, 0) AS completion,
@@ -365,13 +370,15 @@ fn daily_key(by: GroupBy) -> &'static str {
         GroupBy::User => "CASE u.user_name WHEN '' THEN '-' ELSE u.user_name END",
         GroupBy::Team => "CASE u.team WHEN '' THEN '-' ELSE u.team END",
         GroupBy::Project => "CASE u.project WHEN '' THEN '-' ELSE u.project END",
-        // Never read from the roll-up (its days are UTC days, the groups local periods).
+        // Never read from the roll-up (its days are UTC days, the groups local periods; it has
+        // no branch or commit).
         GroupBy::Hour | GroupBy::Day | GroupBy::Week | GroupBy::Month => "'(none)'",
+        GroupBy::Branch | GroupBy::Commit => "'-'",
     }
 }
 
 /// The group's key for a request row (`r`, its shape `k`, session id `st`, session `s`, the
-/// key's user `su` and team `stm`). Requests carry no project yet: `-`.
+/// key's user `su` and team `stm`).
 fn request_key(by: GroupBy) -> &'static str {
     match by {
         GroupBy::Model => "COALESCE(k.served_model, k.requested_model, '(none)')",
@@ -381,7 +388,9 @@ fn request_key(by: GroupBy) -> &'static str {
         GroupBy::Key => "COALESCE(CASE WHEN s.kind = 'daemon' THEN NULLIF(s.tag, '') END, '-')",
         GroupBy::User => "COALESCE(NULLIF(su.text, ''), '-')",
         GroupBy::Team => "COALESCE(NULLIF(stm.text, ''), '-')",
-        GroupBy::Project => "'-'",
+        GroupBy::Project => "COALESCE(NULLIF(s.project, ''), '-')",
+        GroupBy::Branch => super::super::query::BRANCH_OF_SESSION,
+        GroupBy::Commit => "COALESCE(s.head, '-')",
         GroupBy::Hour | GroupBy::Day | GroupBy::Week | GroupBy::Month => {
             "(r.started_ms - r.started_ms % 3600000)::text"
         }
@@ -428,7 +437,8 @@ pub(super) fn totals_from_row(row: &tokio_postgres::Row) -> Totals {
 pub(super) const SESSION_SELECT: &str = "
     SELECT s.id, s.parent_id, s.kind, s.tag, s.program, s.cwd, s.pid, s.started_ms, s.ended_ms,
         s.exit_code, s.budget_usd, COALESCE(a.n, 0), a.cost, a.sim, COALESCE(a.unpriced, 0),
-        s.host, s.owner_pid, s.owner_start
+        s.host, s.owner_pid, s.owner_start, s.project, s.repo, s.branch, s.head, s.end_branch,
+        s.end_head
     -- The newest first, then their figures: only the sessions shown add up their requests.
     FROM (SELECT * FROM sessions ORDER BY started_ms DESC, id COLLATE \"C\" DESC LIMIT $1) s
     LEFT JOIN LATERAL (
@@ -470,5 +480,11 @@ pub(super) fn session_from_row(row: &tokio_postgres::Row) -> SessionRow {
                 row.get(16),
                 row.get::<_, Option<String>>(17).as_deref(),
             ),
+        project: row.get(18),
+        repo: row.get(19),
+        branch: row.get(20),
+        head: row.get(21),
+        end_branch: row.get(22),
+        end_head: row.get(23),
     }
 }

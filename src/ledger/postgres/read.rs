@@ -121,6 +121,7 @@ pub async fn session_summary(
             unpriced: total.unpriced,
             simulated_usd: total.simulated_usd,
             lost: false,
+            ..SessionRow::default()
         });
     Ok(SessionSummary {
         total,

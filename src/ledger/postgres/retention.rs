@@ -63,7 +63,8 @@ WITH doomed AS (
 ), gone AS (
     SELECT (to_timestamp(i.started_ms / 1000.0) AT TIME ZONE 'UTC')::date AS day,
         COALESCE(CASE WHEN s.kind = 'daemon' THEN s.tag END, '') AS key,
-        COALESCE(ck.user_name, '') AS user_name, COALESCE(ck.team, '') AS team, '' AS project,
+        COALESCE(ck.user_name, '') AS user_name, COALESCE(ck.team, '') AS team,
+        COALESCE(s.project, '') AS project,
         COALESCE(k.served_model, k.requested_model, '(none)') AS model,
         COALESCE(k.provider, '(none)') AS provider, COALESCE(s.tag, '') AS tag,
         count(*) AS requests, count(*) FILTER (WHERE k.outcome = 'ok') AS ok,

@@ -237,7 +237,8 @@ pub(super) async fn insert_requests(
 /// row already there adds nothing). The roll-up's key is the client key (a daemon session's
 /// tag), the user and team of that key when it is one of the ledger's `client_keys` (key names
 /// are never reused, so the name finds the key that authenticated the request), the project
-/// (empty for now), model, provider and the session's tag.
+/// (the session's: `run`'s `--project` or repository, the daemon's `project:`), model, provider and
+/// the session's tag.
 const INSERT_REQUESTS: &str = "
 WITH ins AS (
     INSERT INTO requests (id, session, started_ms, shape, status, stream, prompt_tokens,
@@ -268,7 +269,7 @@ WITH ins AS (
         unpriced, estimated, subscription_nusd, simulated_nusd, priced, subscribed, simulated)
     SELECT (to_timestamp(i.started_ms / 1000.0) AT TIME ZONE 'UTC')::date,
         COALESCE(CASE WHEN s.kind = 'daemon' THEN s.tag END, ''), COALESCE(ck.user_name, ''),
-        COALESCE(ck.team, ''), '',
+        COALESCE(ck.team, ''), COALESCE(s.project, ''),
         COALESCE(k.served_model, k.requested_model, '(none)'), COALESCE(k.provider, '(none)'),
         COALESCE(s.tag, ''),
         count(*), count(*) FILTER (WHERE k.outcome = 'ok'),

@@ -227,8 +227,8 @@ async fn insert_session(
     let stmt = tx
         .prepare_cached(
             "INSERT INTO sessions (id, parent_id, kind, tag, program, cwd, pid, started_ms,
-                 budget_usd, host, owner_pid, owner_start)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 budget_usd, host, owner_pid, owner_start, project, repo, branch, head)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              ON CONFLICT (id) DO UPDATE SET ended_ms = NULL, exit_code = NULL, pid = excluded.pid,
                  host = excluded.host, owner_pid = excluded.owner_pid,
                  owner_start = excluded.owner_start
@@ -250,6 +250,10 @@ async fn insert_session(
             &owner.host,
             &i64::from(owner.pid),
             &owner.start,
+            &s.attribution.project.as_deref().map(clean),
+            &s.attribution.repo.as_deref().map(clean),
+            &s.attribution.branch.as_deref().map(clean),
+            &s.attribution.head.as_deref().map(clean),
         ],
     )
     .await?;
@@ -282,14 +286,25 @@ async fn insert_sessions(
     let pid: Vec<Option<i64>> = starts.iter().map(|s| s.pid.map(i64::from)).collect();
     let started: Vec<i64> = starts.iter().map(|s| s.started_ms).collect();
     let budget: Vec<Option<f64>> = starts.iter().map(|s| s.budget_usd).collect();
+    let project: Vec<Option<String>> = starts
+        .iter()
+        .map(|s| text(&s.attribution.project))
+        .collect();
+    let repo: Vec<Option<String>> = starts.iter().map(|s| text(&s.attribution.repo)).collect();
+    let branch: Vec<Option<String>> = starts.iter().map(|s| text(&s.attribution.branch)).collect();
+    let head: Vec<Option<String>> = starts.iter().map(|s| text(&s.attribution.head)).collect();
     let stmt = tx
         .prepare_cached(
             "INSERT INTO sessions (id, parent_id, kind, tag, program, cwd, pid, started_ms,
-                 budget_usd, host, owner_pid, owner_start)
-             SELECT v.*, $10::text, $11::bigint, $12::text
+                 budget_usd, host, owner_pid, owner_start, project, repo, branch, head)
+             SELECT v.id, v.parent_id, v.kind, v.tag, v.program, v.cwd, v.pid, v.started_ms,
+                 v.budget_usd, $10::text, $11::bigint, $12::text, v.project, v.repo, v.branch,
+                 v.head
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                 $6::text[], $7::bigint[], $8::bigint[], $9::float8[])
-                 AS v(id, parent_id, kind, tag, program, cwd, pid, started_ms, budget_usd)
+                 $6::text[], $7::bigint[], $8::bigint[], $9::float8[], $13::text[],
+                 $14::text[], $15::text[], $16::text[])
+                 AS v(id, parent_id, kind, tag, program, cwd, pid, started_ms, budget_usd,
+                     project, repo, branch, head)
              ON CONFLICT (id) DO UPDATE SET ended_ms = NULL, exit_code = NULL, pid = excluded.pid,
                  host = excluded.host, owner_pid = excluded.owner_pid,
                  owner_start = excluded.owner_start
@@ -311,6 +326,10 @@ async fn insert_sessions(
             &owner.host,
             &i64::from(owner.pid),
             &owner.start,
+            &project,
+            &repo,
+            &branch,
+            &head,
         ],
     )
     .await?;
@@ -330,12 +349,17 @@ async fn end_sessions(
     let id: Vec<&str> = ends.iter().map(|e| e.id.as_str()).collect();
     let ended: Vec<i64> = ends.iter().map(|e| e.ended_ms).collect();
     let code: Vec<Option<i32>> = ends.iter().map(|e| e.exit_code).collect();
+    let end_branch: Vec<Option<&str>> = ends.iter().map(|e| e.end_branch.as_deref()).collect();
+    let end_head: Vec<Option<&str>> = ends.iter().map(|e| e.end_head.as_deref()).collect();
     let stmt = tx
         .prepare_cached(
             "UPDATE sessions SET ended_ms = v.ended_ms, exit_code = v.exit_code,
                  spent_usd = (SELECT COALESCE(SUM(cost_nusd), 0) / 1e9 FROM requests
-                     WHERE session = (SELECT id FROM strings WHERE text = v.id))
-             FROM unnest($1::text[], $2::bigint[], $3::integer[]) AS v(id, ended_ms, exit_code)
+                     WHERE session = (SELECT id FROM strings WHERE text = v.id)),
+                 end_branch = COALESCE(v.end_branch, sessions.end_branch),
+                 end_head = COALESCE(v.end_head, sessions.end_head)
+             FROM unnest($1::text[], $2::bigint[], $3::integer[], $7::text[], $8::text[])
+                 AS v(id, ended_ms, exit_code, end_branch, end_head)
              WHERE sessions.id = v.id AND ($6 OR owner_pid IS NULL
                  OR (owner_pid = $4 AND host IS NOT DISTINCT FROM $5))",
         )
@@ -349,6 +373,8 @@ async fn end_sessions(
             &i64::from(owner.pid),
             &owner.host,
             &copied,
+            &end_branch,
+            &end_head,
         ],
     )
     .await?;
@@ -368,7 +394,8 @@ async fn end_session(
         .prepare_cached(
             "UPDATE sessions SET ended_ms = $2, exit_code = $3,
                  spent_usd = (SELECT COALESCE(SUM(cost_nusd), 0) / 1e9 FROM requests
-                     WHERE session = (SELECT id FROM strings WHERE text = $1))
+                     WHERE session = (SELECT id FROM strings WHERE text = $1)),
+                 end_branch = COALESCE($7, end_branch), end_head = COALESCE($8, end_head)
              WHERE id = $1 AND ($6 OR owner_pid IS NULL
                  OR (owner_pid = $4 AND host IS NOT DISTINCT FROM $5))",
         )
@@ -382,6 +409,8 @@ async fn end_session(
             &i64::from(owner.pid),
             &owner.host,
             &copied,
+            &e.end_branch,
+            &e.end_head,
         ],
     )
     .await?;

@@ -82,7 +82,8 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     let state = &ctx.state;
     if let Some(sessions) = &state.daemon_sessions {
         let name = key_name.as_deref().unwrap_or("anonymous");
-        ctx.fin.record().session_id = Some(sessions.session_for(&state.ledger, name));
+        let project = ctx.rt.config.project.as_deref();
+        ctx.fin.record().session_id = Some(sessions.session_for(&state.ledger, name, project));
     }
     let limits = BodyLimits::of(&ctx.rt.config);
     let body: Bytes = read_parts_body(&parts.headers, body, limits).await?;

@@ -36,7 +36,13 @@ pub fn render(p: &SessionPage) -> String {
 <dt>directory</dt><dd>{cwd}</dd><dt>pid</dt><dd>{pid}</dd><dt>status</dt><dd>{status}</dd>
 <dt>started</dt><dd>{started}</dd><dt>ended</dt><dd>{ended}</dd><dt>duration</dt><dd>{took}</dd>
 <dt>budget</dt><dd>{budget}</dd><dt>parent</dt><dd>{parent}</dd>
+<dt>project</dt><dd>{project}</dd><dt>repository</dt><dd>{repo}</dd>
+<dt>git at start</dt><dd>{git_start}</dd><dt>git at end</dt><dd>{git_end}</dd>
 </dl>"#,
+        project = html::opt_text(s.project.as_deref()),
+        repo = html::opt_text(s.repo.as_deref()),
+        git_start = git_position(s.branch.as_deref(), s.head.as_deref()),
+        git_end = git_position(s.end_branch.as_deref(), s.end_head.as_deref()),
         kind = esc(&s.kind),
         tag = html::opt_text(s.tag.as_deref()),
         program = html::opt_text(s.program.as_deref()),
@@ -88,4 +94,17 @@ pub fn render(p: &SessionPage) -> String {
     }
     body.push_str("</section>");
     html::page(&format!("Session {}", s.id), Nav::None, &body)
+}
+
+/// `branch @ 1a2b3c4d5e6f`, `detached @ ...`, or `–` when the session was in no repository.
+fn git_position(branch: Option<&str>, head: Option<&str>) -> String {
+    if branch.is_none() && head.is_none() {
+        return "–".to_owned();
+    }
+    let commit = head.map_or("(no commit)", |h| h.get(..12).unwrap_or(h));
+    format!(
+        "<code>{} @ {}</code>",
+        esc(branch.unwrap_or("detached")),
+        esc(commit)
+    )
 }
