@@ -121,7 +121,8 @@ fn configured(limits: &Limits<'_>, start: &dyn Fn(Period) -> i64) -> Vec<ScopeSt
             (Period::Month, project.monthly_usd),
         ] {
             let cap = cap.filter(|cap| *cap > 0.0);
-            lines.extend(cap.map(|cap| line(format!("project:{name}"), period, start(period), cap)));
+            lines
+                .extend(cap.map(|cap| line(format!("project:{name}"), period, start(period), cap)));
         }
     }
     for (name, cap) in limits.key_budgets {
