@@ -8,6 +8,7 @@ mod detail;
 pub mod event;
 mod input;
 mod pg_source;
+mod requests;
 pub mod source;
 pub mod state;
 mod style;

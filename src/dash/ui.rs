@@ -7,14 +7,13 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
 
-use super::detail;
 use super::state::{Daemon, Mode, SessionView, State};
-use super::style::{bold, latency};
+use super::style::{bold, error_style, fg, short};
+use super::{detail, requests};
 use crate::format::{cost_marked, money};
 use crate::ledger::live::GroupTotals;
-use crate::ledger::request_view::RequestRow;
 
 /// Below this the dashboard does not try to fit.
 pub const MIN_WIDTH: u16 = 60;
@@ -48,11 +47,11 @@ pub fn draw(frame: &mut Frame<'_>, state: &State) {
     if wide {
         let [list, side] =
             Layout::horizontal([Constraint::Min(60), Constraint::Length(46)]).areas(body);
-        draw_requests(frame, list, state);
+        requests::draw(frame, list, state);
         draw_side(frame, side, state);
     } else {
         draw_totals_compact(frame, totals, state);
-        draw_requests(frame, body, state);
+        requests::draw(frame, body, state);
     }
     draw_footer(frame, footer, state);
     match state.mode {
@@ -60,18 +59,6 @@ pub fn draw(frame: &mut Frame<'_>, state: &State) {
         Mode::Help => draw_help(frame, popup(area), state),
         Mode::List | Mode::Filter => {}
     }
-}
-
-fn fg(state: &State, color: Color) -> Style {
-    if state.no_color {
-        Style::default()
-    } else {
-        Style::default().fg(color)
-    }
-}
-
-fn error_style(state: &State) -> Style {
-    fg(state, Color::Red).add_modifier(Modifier::BOLD)
 }
 
 fn draw_header(frame: &mut Frame<'_>, area: Rect, state: &State) {
@@ -341,95 +328,6 @@ fn draw_side(frame: &mut Frame<'_>, area: Rect, state: &State) {
     );
 }
 
-fn draw_requests(frame: &mut Frame<'_>, area: Rect, state: &State) {
-    let mut title = format!(" requests ({}) ", state.requests.len());
-    if !state.filter_text.is_empty() {
-        title = format!(
-            " requests matching \"{}\" ({}) ",
-            state.filter_text,
-            state.requests.len()
-        );
-    }
-    let block = Block::default().borders(Borders::TOP).title(title);
-    if state.requests.is_empty() {
-        let text = if !state.loaded {
-            "reading the ledger…"
-        } else if state.filter_text.is_empty() && state.session_filter.is_none() {
-            "no requests yet"
-        } else {
-            "no request matches the filter"
-        };
-        frame.render_widget(Paragraph::new(text).block(block), area);
-        return;
-    }
-    let rows = state.requests.iter().map(|r| request_row(state, r));
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(1),
-            Constraint::Length(8),
-            Constraint::Length(10),
-            Constraint::Min(12),
-            Constraint::Length(8),
-            Constraint::Length(3),
-            Constraint::Length(11),
-            Constraint::Length(10),
-            Constraint::Length(6),
-        ],
-    )
-    .header(
-        Row::new([
-            "", "time", "session", "model", "provider", "st", "tokens", "cost", "ms",
-        ])
-        .style(bold()),
-    )
-    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
-    .block(block);
-    let mut table_state = TableState::default().with_selected(Some(state.selected));
-    frame.render_stateful_widget(table, area, &mut table_state);
-}
-
-fn request_row<'a>(state: &State, r: &'a RequestRow) -> Row<'a> {
-    let who = r
-        .tag
-        .clone()
-        .or_else(|| r.session_id.as_deref().map(|s| short(s).to_owned()))
-        .unwrap_or_else(|| "-".to_owned());
-    let tokens = match (r.prompt_tokens, r.completion_tokens) {
-        (None, None) => "-".to_owned(),
-        (p, c) => format!(
-            "{}/{}{}",
-            compact(p.unwrap_or(0)),
-            compact(c.unwrap_or(0)),
-            if r.tokens_estimated { "*" } else { "" }
-        ),
-    };
-    let cells = vec![
-        Cell::from(if r.failed() { "!" } else { " " }),
-        Cell::from(clock(r.started_ms)),
-        Cell::from(who),
-        Cell::from(r.model().to_owned()),
-        Cell::from(r.provider.clone().unwrap_or_else(|| "-".to_owned())),
-        Cell::from(r.status.to_string()),
-        Cell::from(tokens),
-        Cell::from(
-            // No cost on a successful request: its model has no known price.
-            match r.cost_usd {
-                Some(c) => money(Some(c)),
-                None if r.failed() => "-".to_owned(),
-                None => "n/a".to_owned(),
-            },
-        ),
-        Cell::from(latency(r.latency_ms)),
-    ];
-    let row = Row::new(cells);
-    if r.failed() {
-        row.style(error_style(state))
-    } else {
-        row
-    }
-}
-
 fn draw_footer(frame: &mut Frame<'_>, area: Rect, state: &State) {
     let line = match state.mode {
         Mode::Filter => Line::from(vec![
@@ -494,30 +392,6 @@ fn popup(area: Rect) -> Rect {
         y: area.y,
         width: area.width.saturating_sub(2 * margin_x),
         height: area.height.saturating_sub(1),
-    }
-}
-
-/// The first 8 characters of an id.
-pub(super) fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
-}
-
-/// Local `HH:MM:SS`.
-pub(super) fn clock(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
-fn compact(n: i64) -> String {
-    if n >= 10_000 {
-        format!("{:.0}k", n as f64 / 1000.0)
-    } else {
-        n.to_string()
     }
 }
 

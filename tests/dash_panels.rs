@@ -1,0 +1,95 @@
+//! The dashboard's panels in a real terminal (tmux, NO_COLOR): the model column, latency per
+//! model, budgets, the scrolling sessions panel and the attempts' times, at 80x24 and at
+//! 160x48 (where the layout uses the width).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::TestEnv;
+use support::tmux::Tmux;
+
+/// Requests through real `run`s (one per tag), one per model, against the mock provider;
+/// returns the config's path. `extra` is appended to the config.
+fn ledger_with(env: &TestEnv, runs: &[(&str, &[&str])], extra: &str) -> String {
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: offline\n    kind: mock\nresilience:\n  max_attempts: 1\n{extra}"
+        ),
+    );
+    let config = config.to_str().unwrap().to_owned();
+    for (tag, models) in runs {
+        let script = format!(
+            r#"for m in {}; do curl -s -o /dev/null "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" -H 'content-type: application/json' -d "{{\"model\":\"$m\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}"; done"#,
+            models.join(" ")
+        );
+        let out = env
+            .command()
+            .args([
+                "run", "--config", &config, "--tag", tag, "--", "sh", "-c", &script,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    config
+}
+
+/// `smartproxy dash` in a pane of `width`x`height`, without colour.
+fn dash<'a>(env: &'a TestEnv, config: &str, width: u16, height: u16) -> Tmux<'a> {
+    let shell = format!(
+        "NO_COLOR=1 '{bin}' dash --config '{config}'; exec sleep 600",
+        bin = support::BIN
+    );
+    Tmux::start_sized(env, &shell, width, height)
+}
+
+/// The screen's line that holds `needle`.
+fn line_with<'a>(screen: &'a str, needle: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?}:\n{screen}"))
+}
+
+#[test]
+fn the_model_column_tells_versions_apart_at_80_columns() {
+    if !support::require_tools(&["tmux", "curl"]) {
+        return;
+    }
+    let env = TestEnv::new();
+    let config = ledger_with(
+        &env,
+        &[("models", &["claude-sonnet-4-5-20250929", "claude-sonnet-4"])],
+        "",
+    );
+    let tmux = dash(&env, &config, 80, 24);
+    let screen = tmux.wait_for("the requests", |s| {
+        s.contains("requests (2)") && s.contains("ms")
+    });
+    assert!(
+        screen.contains("claude-sonne…-5-20250929"),
+        "the long name keeps its version:\n{screen}"
+    );
+    assert!(
+        screen.lines().any(|l| l.contains(" claude-sonnet-4 ")),
+        "the short one whole:\n{screen}"
+    );
+    let header = line_with(&screen, "tokens");
+    assert!(!header.contains("provider"), "no room for it: {header}");
+
+    let wide = dash(&env, &config, 160, 48);
+    let screen = wide.wait_for("the requests", |s| s.contains("requests (2)"));
+    assert!(
+        screen.contains("claude-sonnet-4-5-20250929"),
+        "whole when there is room:\n{screen}"
+    );
+    assert!(
+        line_with(&screen, "tokens").contains("provider"),
+        "{screen}"
+    );
+}
