@@ -93,3 +93,56 @@ fn the_model_column_tells_versions_apart_at_80_columns() {
         "{screen}"
     );
 }
+
+#[test]
+fn latency_per_model_shows_at_80_and_as_a_table_when_wide() {
+    if !support::require_tools(&["tmux", "curl"]) {
+        return;
+    }
+    let env = TestEnv::new();
+    let config = ledger_with(&env, &[("lat", &["gpt-4o", "gpt-4o", "gpt-4o-mini"])], "");
+    let tmux = dash(&env, &config, 80, 24);
+    let screen = tmux.wait_for("the latency line", |s| s.contains("p50/p95 ms:"));
+    let line = line_with(&screen, "p50/p95 ms:");
+    assert!(line.starts_with("│latency"), "{line}");
+    assert!(
+        line.contains("gpt-4o ") && line.contains("gpt-4o-mini "),
+        "{line}"
+    );
+
+    let wide = dash(&env, &config, 160, 48);
+    let screen = wide.wait_for("the latency table", |s| {
+        s.contains("requests (3)") && side_box(s, "latency ms").len() > 2
+    });
+    let table = side_box(&screen, "latency ms");
+    assert!(
+        table[0].contains("p50") && table[0].contains("p95"),
+        "{screen}"
+    );
+    let row = table
+        .iter()
+        .find(|l| l.starts_with("gpt-4o "))
+        .unwrap_or_else(|| panic!("no latency row:\n{screen}"));
+    let numbers: Vec<&str> = row.split_whitespace().skip(1).collect();
+    assert_eq!(numbers.first(), Some(&"2"), "two requests of gpt-4o: {row}");
+    assert_eq!(numbers.len(), 3, "req, p50, p95: {row}");
+}
+
+/// The non-empty lines inside the side column's box titled `title`, trimmed.
+fn side_box(screen: &str, title: &str) -> Vec<String> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let Some(top) = lines.iter().position(|l| l.contains(title)) else {
+        return Vec::new();
+    };
+    let column = lines[top].chars().position(|c| c == '┌').unwrap_or(0);
+    lines[top + 1..]
+        .iter()
+        .map(|l| l.chars().skip(column).collect::<String>())
+        .take_while(|l| !l.starts_with('└'))
+        .map(|l| {
+            l.trim_matches(|c: char| c == '│' || c.is_whitespace())
+                .to_owned()
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
+}

@@ -12,6 +12,7 @@ mod requests;
 pub mod source;
 pub mod state;
 mod style;
+mod totals;
 pub mod ui;
 
 use std::sync::mpsc::{self, Receiver, Sender};

@@ -17,6 +17,15 @@ pub struct SessionView {
     pub spent_usd: f64,
 }
 
+/// How long a model's recent successful requests took (total time at the proxy, ms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelLatency {
+    pub model: String,
+    pub requests: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+}
+
 /// A circuit breaker as the daemon reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Breaker {
@@ -99,6 +108,8 @@ pub struct State {
     pub mode: Mode,
     pub requests: Vec<RequestRow>,
     pub sessions: Vec<SessionView>,
+    /// p50 and p95 per model over `requests`, worked out when they arrive (not per frame).
+    pub latencies: Vec<ModelLatency>,
     /// None until the first totals arrive (they read all of today, off the first frame's path).
     pub totals: Option<DayTotals>,
     pub daemon: Daemon,
@@ -247,11 +258,45 @@ impl State {
             .then(|| self.selected_request().map(|r| r.id.clone()))
             .flatten();
         self.requests = rows;
+        self.latencies = latency_by_model(&self.requests);
         self.selected = keep
             .and_then(|id| self.requests.iter().position(|r| r.id == id))
             .unwrap_or(0)
             .min(self.requests.len().saturating_sub(1));
     }
+}
+
+/// p50 and p95 of each model's successful requests among `rows`, busiest model first. Failed
+/// requests are left out: a quick refusal or a timeout says nothing of how fast a model answers.
+pub fn latency_by_model(rows: &[RequestRow]) -> Vec<ModelLatency> {
+    let mut by_model: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    for r in rows.iter().filter(|r| !r.failed()) {
+        by_model.entry(r.model()).or_default().push(r.latency_ms);
+    }
+    let mut out: Vec<ModelLatency> = by_model
+        .into_iter()
+        .map(|(model, mut ms)| {
+            ms.sort_by(f64::total_cmp);
+            ModelLatency {
+                model: model.to_owned(),
+                requests: ms.len(),
+                p50_ms: percentile(&ms, 50.0),
+                p95_ms: percentile(&ms, 95.0),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.model.cmp(&b.model)));
+    out
+}
+
+/// The nearest-rank percentile of `sorted` (ascending): the smallest value with at least `p`
+/// percent of the values at or below it; 0 for none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// The session after `current` in the list, None after the last.
@@ -384,6 +429,52 @@ mod tests {
         assert_eq!(s.mode, Mode::List);
         s.update(Action::Detail(None));
         assert!(s.detail.is_none(), "a late answer does not reopen it");
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let ms: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(percentile(&ms, 50.0), 10.0);
+        assert_eq!(percentile(&ms, 95.0), 19.0);
+        assert_eq!(percentile(&[7.0], 95.0), 7.0);
+        assert_eq!(percentile(&[1.0, 100.0], 50.0), 1.0);
+        assert_eq!(percentile(&[1.0, 100.0], 95.0), 100.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn latency_per_model_leaves_failures_out() {
+        let timed = |model: &str, ms: f64, status: i64| RequestRow {
+            requested_model: Some(model.to_owned()),
+            latency_ms: ms,
+            status,
+            outcome: if status < 400 { "ok" } else { "upstream_error" }.to_owned(),
+            ..row("x")
+        };
+        let mut s = State::new(true);
+        let mut rows: Vec<RequestRow> = (1..=10)
+            .map(|i| timed("a", f64::from(i) * 100.0, 200))
+            .collect();
+        rows.push(timed("a", 60_000.0, 504));
+        rows.push(timed("b", 50.0, 200));
+        s.update(Action::Requests(rows));
+        assert_eq!(
+            s.latencies,
+            vec![
+                ModelLatency {
+                    model: "a".into(),
+                    requests: 10,
+                    p50_ms: 500.0,
+                    p95_ms: 1000.0
+                },
+                ModelLatency {
+                    model: "b".into(),
+                    requests: 1,
+                    p50_ms: 50.0,
+                    p95_ms: 50.0
+                },
+            ]
+        );
     }
 
     #[test]

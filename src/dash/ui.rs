@@ -7,13 +7,12 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::state::{Daemon, Mode, SessionView, State};
+use super::state::{Mode, SessionView, State};
 use super::style::{bold, error_style, fg, short};
-use super::{detail, requests};
+use super::{detail, requests, totals};
 use crate::format::{cost_marked, money};
-use crate::ledger::live::GroupTotals;
 
 /// Below this the dashboard does not try to fit.
 pub const MIN_WIDTH: u16 = 60;
@@ -37,7 +36,7 @@ pub fn draw(frame: &mut Frame<'_>, state: &State) {
     let [header, sessions, totals, body, footer] = Layout::vertical([
         Constraint::Length(header_lines),
         Constraint::Length(sessions_height),
-        Constraint::Length(if wide { 0 } else { 5 }),
+        Constraint::Length(if wide { 0 } else { totals::COMPACT_LINES + 2 }),
         Constraint::Min(4),
         Constraint::Length(1),
     ])
@@ -45,12 +44,16 @@ pub fn draw(frame: &mut Frame<'_>, state: &State) {
     draw_header(frame, header, state);
     draw_sessions(frame, sessions, state);
     if wide {
-        let [list, side] =
-            Layout::horizontal([Constraint::Min(60), Constraint::Length(46)]).areas(body);
+        let [list, side] = Layout::horizontal([
+            Constraint::Min(60),
+            // A third of a very wide terminal, so long model names fit.
+            Constraint::Length((area.width / 3).max(46)),
+        ])
+        .areas(body);
         requests::draw(frame, list, state);
-        draw_side(frame, side, state);
+        totals::draw_side(frame, side, state);
     } else {
-        draw_totals_compact(frame, totals, state);
+        totals::draw_compact(frame, totals, state);
         requests::draw(frame, body, state);
     }
     draw_footer(frame, footer, state);
@@ -89,7 +92,7 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, state: &State) {
         }
         None => spans.push(Span::raw(" · today …")),
     }
-    spans.push(Span::raw(format!(" · {}", daemon_summary(state))));
+    spans.push(Span::raw(format!(" · {}", totals::daemon_summary(state))));
     if state.paused {
         spans.push(Span::raw(" · "));
         spans.push(Span::styled(
@@ -110,29 +113,6 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, state: &State) {
         lines.push(Line::from(format!("{status} · output: {log}")));
     }
     frame.render_widget(Paragraph::new(lines), area);
-}
-
-/// The daemon's state in a few words; under `run --dash` it is the session's own proxy.
-fn daemon_summary(state: &State) -> String {
-    let name = if state.wraps_command {
-        "proxy"
-    } else {
-        "daemon"
-    };
-    match &state.daemon {
-        Daemon::Unknown => format!("{name} …"),
-        Daemon::Down if state.wraps_command => "proxy stopped".to_owned(),
-        Daemon::Down => "no daemon".to_owned(),
-        Daemon::Locked => format!("{name} up (admin key needed)"),
-        Daemon::Up(breakers) => {
-            let open = breakers.iter().filter(|b| b.state != "closed").count();
-            if open == 0 {
-                format!("{name} up")
-            } else {
-                format!("{name} up, {open} breaker(s) open")
-            }
-        }
-    }
 }
 
 fn draw_sessions(frame: &mut Frame<'_>, area: Rect, state: &State) {
@@ -212,120 +192,6 @@ fn session_line<'a>(state: &State, view: &'a SessionView, width: u16) -> Line<'a
 fn bar(share: f64, width: usize) -> String {
     let filled = ((share.clamp(0.0, 1.0) * width as f64).round() as usize).min(width);
     format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
-}
-
-fn draw_totals_compact(frame: &mut Frame<'_>, area: Rect, state: &State) {
-    let block = Block::default().borders(Borders::ALL).title(" today ");
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    let Some(totals) = &state.totals else {
-        frame.render_widget(Paragraph::new("adding up today's requests…"), inner);
-        return;
-    };
-    let joined = |groups: &[GroupTotals]| {
-        if groups.is_empty() {
-            return "-".to_owned();
-        }
-        groups
-            .iter()
-            .map(|g| {
-                format!(
-                    "{} {} ({})",
-                    g.key,
-                    cost_marked(Some(g.cost_usd), g.unpriced),
-                    g.requests
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" · ")
-    };
-    let lines = vec![
-        Line::from(vec![
-            Span::styled("models    ", bold()),
-            Span::raw(joined(&totals.by_model)),
-        ]),
-        Line::from(vec![
-            Span::styled("providers ", bold()),
-            Span::raw(joined(&totals.by_provider)),
-        ]),
-        Line::from(breaker_spans(state, "breakers  ")),
-    ];
-    frame.render_widget(Paragraph::new(lines), inner);
-}
-
-fn breaker_spans<'a>(state: &State, label: &'a str) -> Vec<Span<'a>> {
-    let mut spans = vec![Span::styled(label, bold())];
-    match &state.daemon {
-        Daemon::Up(breakers) if breakers.is_empty() => spans.push(Span::raw("all closed")),
-        Daemon::Up(breakers) => {
-            for (i, b) in breakers.iter().enumerate() {
-                if i > 0 {
-                    spans.push(Span::raw(" · "));
-                }
-                let text = format!("{}/{} {}", b.provider, b.model, b.state);
-                if b.state == "closed" {
-                    spans.push(Span::raw(text));
-                } else {
-                    spans.push(Span::styled(format!("! {text}"), error_style(state)));
-                }
-            }
-        }
-        _ => spans.push(Span::raw(daemon_summary(state))),
-    }
-    spans
-}
-
-fn draw_side(frame: &mut Frame<'_>, area: Rect, state: &State) {
-    let [models, providers, breakers] = Layout::vertical([
-        Constraint::Percentage(50),
-        Constraint::Percentage(30),
-        Constraint::Percentage(20),
-    ])
-    .areas(area);
-    let groups = |title: &'static str,
-                  pick: fn(&crate::ledger::live::DayTotals) -> &[GroupTotals]| {
-        let rows: Vec<Row<'_>> = state
-            .totals
-            .as_ref()
-            .map(|t| {
-                pick(t)
-                    .iter()
-                    .map(|g| {
-                        Row::new(vec![
-                            Cell::from(g.key.clone()),
-                            Cell::from(g.requests.to_string()),
-                            Cell::from(if g.errors > 0 {
-                                Span::styled(format!("!{}", g.errors), error_style(state))
-                            } else {
-                                Span::raw("0")
-                            }),
-                            Cell::from(cost_marked(Some(g.cost_usd), g.unpriced)),
-                        ])
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Table::new(
-            rows,
-            [
-                Constraint::Min(14),
-                Constraint::Length(6),
-                Constraint::Length(5),
-                Constraint::Length(10),
-            ],
-        )
-        .header(Row::new(["", "req", "err", "cost"]).style(bold()))
-        .block(Block::default().borders(Borders::ALL).title(title))
-    };
-    frame.render_widget(groups(" today by model ", |t| &t.by_model), models);
-    frame.render_widget(groups(" today by provider ", |t| &t.by_provider), providers);
-    let block = Block::default().borders(Borders::ALL).title(" breakers ");
-    frame.render_widget(
-        Paragraph::new(Line::from(breaker_spans(state, "")))
-            .wrap(Wrap { trim: true })
-            .block(block),
-        breakers,
-    );
 }
 
 fn draw_footer(frame: &mut Frame<'_>, area: Rect, state: &State) {

@@ -6,7 +6,7 @@ use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 
 use super::*;
-use crate::dash::state::{Action, Breaker, SessionView};
+use crate::dash::state::{Action, Breaker, Daemon, SessionView};
 use crate::ledger::live::{DayTotals, GroupTotals};
 use crate::ledger::query::SessionRow;
 use crate::ledger::request_view::{Attempt, RequestDetail, RequestRow};
