@@ -146,3 +146,54 @@ fn side_box(screen: &str, title: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .collect()
 }
+
+#[test]
+fn the_budgets_panel_shows_what_is_left_of_each_scope() {
+    if !support::require_tools(&["tmux", "curl"]) {
+        return;
+    }
+    let env = TestEnv::new();
+    let config = ledger_with(
+        &env,
+        &[("spend", &["gpt-4o", "gpt-4o"])],
+        "budget:\n  daily_usd: 5\n  monthly_usd: 100\nclient_keys:\n  - name: editor\n    key_env: SMARTPROXY_EDITOR_KEY\n    budget_daily_usd: 3\n",
+    );
+    // What `smartproxy budget` says is left, as the dashboard writes it.
+    let out = env
+        .command()
+        .args(["budget", "--config", &config, "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let left = |scope: &str, period: &str| {
+        let line = json["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["scope"] == scope && l["period"] == period)
+            .unwrap_or_else(|| panic!("no {scope} {period} in {json}"));
+        let usd = line["left_usd"].as_f64().unwrap();
+        if usd.fract() == 0.0 {
+            format!("${usd:.0}")
+        } else {
+            format!("${usd:.2}")
+        }
+    };
+    let day = format!("day {}/$5", left("all", "day"));
+    let month = format!("month {}/$100", left("all", "month"));
+    let key = format!("key:editor day {}/$3", left("key:editor", "day"));
+
+    let tmux = dash(&env, &config, 80, 24);
+    let screen = tmux.wait_for("the budgets line", |s| s.contains("budgets   left "));
+    let line = line_with(&screen, "budgets   left ");
+    assert!(
+        line.contains(&format!("left {day} · {month} · {key}")),
+        "process-wide first, then the key: {line}"
+    );
+
+    let wide = dash(&env, &config, 160, 48);
+    let screen = wide.wait_for("the budgets box", |s| {
+        side_box(s, "budgets left").len() >= 3
+    });
+    assert_eq!(side_box(&screen, "budgets left"), vec![day, key, month]);
+}

@@ -65,6 +65,7 @@ pub fn dash(args: &DashArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         filter: args.filter.clone(),
         no_color: dash::no_color_from_env(),
         log_path: None,
+        budgets: dash::Budgets::from_config(&config),
         locate_daemon: Box::new(running_daemon),
         admin_key: admin_key(),
         interrupt: None,

@@ -2,6 +2,7 @@
 //! and data alike) and `update`, which applies one and says what the loop must do next. Pure:
 //! no terminal, no ledger, no clock, so every key's behaviour is a plain unit test.
 
+use crate::budget::standings::ScopeStanding;
 use crate::ledger::live::{DayTotals, LiveFilter};
 use crate::ledger::query::SessionRow;
 use crate::ledger::request_view::{RequestDetail, RequestRow};
@@ -85,6 +86,8 @@ pub enum Action {
     Requests(Vec<RequestRow>),
     Sessions(Vec<SessionView>),
     Totals(DayTotals),
+    /// Where every budget stands (`budget::standings`), process-wide first.
+    Budgets(Vec<ScopeStanding>),
     Daemon(Daemon),
     Detail(Option<Box<RequestDetail>>),
     /// The wrapped command of `run --dash` ended with this exit code.
@@ -112,6 +115,8 @@ pub struct State {
     pub latencies: Vec<ModelLatency>,
     /// None until the first totals arrive (they read all of today, off the first frame's path).
     pub totals: Option<DayTotals>,
+    /// None until first read (at the pace of the totals).
+    pub budgets: Option<Vec<ScopeStanding>>,
     pub daemon: Daemon,
     /// Index into `requests`.
     pub selected: usize,
@@ -226,6 +231,11 @@ impl State {
             Action::Totals(totals) => {
                 if !self.paused {
                     self.totals = Some(totals);
+                }
+            }
+            Action::Budgets(lines) => {
+                if !self.paused {
+                    self.budgets = Some(lines);
                 }
             }
             Action::Daemon(daemon) => self.daemon = daemon,

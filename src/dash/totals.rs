@@ -9,11 +9,12 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap};
 
 use super::state::{Daemon, ModelLatency, State};
 use super::style::{bold, elide_middle, error_style, latency};
+use crate::budget::standings::{ScopeStanding, period_name};
 use crate::format::cost_marked;
 use crate::ledger::live::GroupTotals;
 
 /// The lines of the compact panel (its height less the borders).
-pub(super) const COMPACT_LINES: u16 = 4;
+pub(super) const COMPACT_LINES: u16 = 5;
 
 /// The daemon's state in a few words; under `run --dash` it is the session's own proxy.
 pub(super) fn daemon_summary(state: &State) -> String {
@@ -76,6 +77,7 @@ pub(super) fn draw_compact(frame: &mut Frame<'_>, area: Rect, state: &State) {
             Span::styled("latency   ", bold()),
             Span::raw(latency_joined(&state.latencies)),
         ]),
+        Line::from(budget_spans(state, "budgets   ")),
         Line::from(breaker_spans(state, "breakers  ")),
     ];
     frame.render_widget(Paragraph::new(lines), inner);
@@ -104,11 +106,12 @@ fn breaker_spans<'a>(state: &State, label: &'a str) -> Vec<Span<'a>> {
 }
 
 pub(super) fn draw_side(frame: &mut Frame<'_>, area: Rect, state: &State) {
-    let [models, latencies, providers, breakers] = Layout::vertical([
-        Constraint::Percentage(35),
-        Constraint::Percentage(30),
+    let [models, latencies, providers, budgets, breakers] = Layout::vertical([
+        Constraint::Percentage(28),
+        Constraint::Percentage(24),
+        Constraint::Percentage(16),
         Constraint::Percentage(20),
-        Constraint::Percentage(15),
+        Constraint::Percentage(12),
     ])
     .areas(area);
     let groups = |title: &'static str,
@@ -149,6 +152,14 @@ pub(super) fn draw_side(frame: &mut Frame<'_>, area: Rect, state: &State) {
     frame.render_widget(groups(" today by model ", |t| &t.by_model), models);
     frame.render_widget(latency_table(state, latencies.width), latencies);
     frame.render_widget(groups(" today by provider ", |t| &t.by_provider), providers);
+    frame.render_widget(
+        Paragraph::new(budget_lines(state)).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" budgets left "),
+        ),
+        budgets,
+    );
     let block = Block::default().borders(Borders::ALL).title(" breakers ");
     frame.render_widget(
         Paragraph::new(Line::from(breaker_spans(state, "")))
@@ -201,4 +212,71 @@ fn latency_table(state: &State, width: u16) -> Table<'static> {
             .borders(Borders::ALL)
             .title(" latency ms (recent, ok only) "),
     )
+}
+
+/// Below this share of its cap left, a budget is marked like an error.
+const LOW: f64 = 0.1;
+
+/// `$3.20`, and a whole cap without cents (`$5`): budgets are read at a glance.
+fn dollars(usd: f64) -> String {
+    if usd.fract() == 0.0 {
+        format!("${usd:.0}")
+    } else {
+        format!("${usd:.2}")
+    }
+}
+
+/// `day $3.20/$5`: what is left of one scope's cap this period (process-wide scopes
+/// without their `all`), marked `!` when nearly used up.
+fn standing_span(state: &State, line: &ScopeStanding) -> Span<'static> {
+    let scope = if line.scope == "all" {
+        String::new()
+    } else {
+        format!("{} ", line.scope)
+    };
+    let text = format!(
+        "{scope}{} {}/{}",
+        period_name(line.period),
+        dollars(line.left_usd),
+        dollars(line.cap_usd)
+    );
+    if line.cap_usd > 0.0 && line.left_usd / line.cap_usd < LOW {
+        Span::styled(format!("! {text}"), error_style(state))
+    } else {
+        Span::raw(text)
+    }
+}
+
+/// The compact panel's line: every scope's standing, process-wide first.
+fn budget_spans<'a>(state: &State, label: &'a str) -> Vec<Span<'a>> {
+    let mut spans = vec![Span::styled(label, bold())];
+    match &state.budgets {
+        None => spans.push(Span::raw("…")),
+        Some(lines) if lines.is_empty() => spans.push(Span::raw("none set")),
+        Some(lines) => {
+            spans.push(Span::raw("left "));
+            // Process-wide first, then the keys (the standings put days before months).
+            let mut lines: Vec<&ScopeStanding> = lines.iter().collect();
+            lines.sort_by_key(|l| l.scope != "all");
+            for (i, line) in lines.into_iter().enumerate() {
+                if i > 0 {
+                    spans.push(Span::raw(" · "));
+                }
+                spans.push(standing_span(state, line));
+            }
+        }
+    }
+    spans
+}
+
+/// The side column's lines: one scope a line.
+fn budget_lines(state: &State) -> Vec<Line<'static>> {
+    match &state.budgets {
+        None => vec![Line::from("…")],
+        Some(lines) if lines.is_empty() => vec![Line::from("none set (budget: in the config)")],
+        Some(lines) => lines
+            .iter()
+            .map(|line| Line::from(standing_span(state, line)))
+            .collect(),
+    }
 }
