@@ -112,9 +112,9 @@ fn latency_per_model_shows_at_80_and_as_a_table_when_wide() {
 
     let wide = dash(&env, &config, 160, 48);
     let screen = wide.wait_for("the latency table", |s| {
-        s.contains("requests (3)") && side_box(s, "latency ms").len() > 2
+        s.contains("requests (3)") && boxed(s, "latency ms").len() > 2
     });
-    let table = side_box(&screen, "latency ms");
+    let table = boxed(&screen, "latency ms");
     assert!(
         table[0].contains("p50") && table[0].contains("p95"),
         "{screen}"
@@ -128,8 +128,8 @@ fn latency_per_model_shows_at_80_and_as_a_table_when_wide() {
     assert_eq!(numbers.len(), 3, "req, p50, p95: {row}");
 }
 
-/// The non-empty lines inside the side column's box titled `title`, trimmed.
-fn side_box(screen: &str, title: &str) -> Vec<String> {
+/// The non-empty lines inside the box titled `title` (wherever it is), trimmed.
+fn boxed(screen: &str, title: &str) -> Vec<String> {
     let lines: Vec<&str> = screen.lines().collect();
     let Some(top) = lines.iter().position(|l| l.contains(title)) else {
         return Vec::new();
@@ -192,8 +192,51 @@ fn the_budgets_panel_shows_what_is_left_of_each_scope() {
     );
 
     let wide = dash(&env, &config, 160, 48);
-    let screen = wide.wait_for("the budgets box", |s| {
-        side_box(s, "budgets left").len() >= 3
+    let screen = wide.wait_for("the budgets box", |s| boxed(s, "budgets left").len() >= 3);
+    assert_eq!(boxed(&screen, "budgets left"), vec![day, key, month]);
+}
+
+#[test]
+fn the_sessions_panel_scrolls_and_says_where_it_is() {
+    if !support::require_tools(&["tmux", "curl"]) {
+        return;
+    }
+    let env = TestEnv::new();
+    let runs: Vec<(String, [&str; 1])> = (1..=6).map(|i| (format!("tag{i}"), ["gpt-4o"])).collect();
+    let runs: Vec<(&str, &[&str])> = runs.iter().map(|(t, m)| (t.as_str(), &m[..])).collect();
+    let config = ledger_with(&env, &runs, "");
+    let tags = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("tag")))
+            .map(str::to_owned)
+            .collect()
+    };
+
+    let tmux = dash(&env, &config, 80, 24);
+    let screen = tmux.wait_for("the sessions", |s| s.contains("1-4 of 6"));
+    assert!(
+        screen.contains("[ ] sessions"),
+        "the key bar names the keys:\n{screen}"
+    );
+    let first = tags(&boxed(&screen, "sessions today"));
+    assert_eq!(first.len(), 4, "{screen}");
+    tmux.keys(&["]", "]", "]"]);
+    let screen = tmux.wait_for("the scrolled panel", |s| s.contains("3-6 of 6"));
+    let last = tags(&boxed(&screen, "sessions today"));
+    assert_eq!(last.len(), 4, "a full last page:\n{screen}");
+    assert_eq!(last[..2], first[2..], "moved by two:\n{screen}");
+    assert!(!last.contains(&first[0]), "{screen}");
+    tmux.keys(&["["]);
+    tmux.wait_for("one back up", |s| s.contains("2-5 of 6"));
+
+    let wide = dash(&env, &config, 160, 48);
+    let screen = wide.wait_for("every session", |s| {
+        tags(&boxed(s, "sessions today")).len() == 6
     });
-    assert_eq!(side_box(&screen, "budgets left"), vec![day, key, month]);
+    assert!(
+        !screen.contains("of 6"),
+        "no scrolling when all fit:\n{screen}"
+    );
+    assert!(screen.contains("[ ] scroll sessions"), "{screen}");
 }

@@ -23,7 +23,7 @@ breakers when it runs. No server is needed; it reads the ledger file, or in team
 PostgreSQL ledger (re-read every second; while PostgreSQL is out of reach the header says so \
 and the dashboard keeps answering keys; a request's detail is not read from PostgreSQL yet).\n\n\
 Keys: q/Esc quit · p pause · / filter (session id, tag, model or provider text) · s show one \
-session of today, the next, then all · Enter a request's every field and attempt · ↑/↓ or j/k \
+session of today, the next, then all · [ ] scroll the sessions panel · Enter a request's every field and attempt · ↑/↓ or j/k \
 move · ? help.\n\nWorks over SSH and at 80x24; NO_COLOR turns colours off (markers and bold \
 remain). While it runs, smartproxy's own logs and warnings go to logs/dash.log in the data dir.\n\nExamples:\n  \
 smartproxy dash\n  smartproxy dash --session 3f2a          one session and the runs inside it\n  \

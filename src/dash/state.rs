@@ -73,6 +73,9 @@ pub enum Action {
     FilterCancel,
     /// Next session of today as the filter (then none again).
     CycleSession,
+    /// Scroll the sessions panel (`[` and `]`).
+    SessionsUp,
+    SessionsDown,
     Up,
     Down,
     PageUp,
@@ -92,6 +95,8 @@ pub enum Action {
     Detail(Option<Box<RequestDetail>>),
     /// The wrapped command of `run --dash` ended with this exit code.
     ChildExited(u8),
+    /// The terminal is this many rows tall (before the first frame and after a resize).
+    Resized(u16),
     /// A read failed; shown in the header until the next success.
     ReadError(String),
 }
@@ -118,6 +123,10 @@ pub struct State {
     /// None until first read (at the pace of the totals).
     pub budgets: Option<Vec<ScopeStanding>>,
     pub daemon: Daemon,
+    /// The first session the panel shows (the panel clamps it to a full last page).
+    pub sessions_scroll: usize,
+    /// The terminal's height in rows, for how many sessions the panel shows.
+    pub height: u16,
     /// Index into `requests`.
     pub selected: usize,
     pub paused: bool,
@@ -188,6 +197,14 @@ impl State {
                 self.session_filter = next_session(&self.sessions, self.session_filter.as_deref());
                 return Some(self.refilter());
             }
+            Action::SessionsUp => self.sessions_scroll = self.sessions_scroll.saturating_sub(1),
+            Action::SessionsDown => {
+                self.sessions_scroll = (self.sessions_scroll + 1).min(self.last_sessions_page());
+            }
+            Action::Resized(height) => {
+                self.height = height;
+                self.sessions_scroll = self.sessions_scroll.min(self.last_sessions_page());
+            }
             Action::Up if self.mode == Mode::Detail => {
                 self.detail_scroll = self.detail_scroll.saturating_sub(1);
             }
@@ -226,6 +243,7 @@ impl State {
             Action::Sessions(sessions) => {
                 if !self.paused {
                     self.sessions = sessions;
+                    self.sessions_scroll = self.sessions_scroll.min(self.last_sessions_page());
                 }
             }
             Action::Totals(totals) => {
@@ -248,6 +266,12 @@ impl State {
             Action::ReadError(message) => self.error = Some(message),
         }
         None
+    }
+
+    /// The first session of the panel's last, full page.
+    fn last_sessions_page(&self) -> usize {
+        let shown = sessions_shown(self.height, self.sessions.len());
+        self.sessions.len().saturating_sub(shown)
     }
 
     fn refilter(&mut self) -> Effect {
@@ -274,6 +298,13 @@ impl State {
             .unwrap_or(0)
             .min(self.requests.len().saturating_sub(1));
     }
+}
+
+/// How many of `count` sessions the panel shows on a terminal `height` rows tall: a tall one
+/// shows more at once; `[` and `]` scroll through the rest.
+pub fn sessions_shown(height: u16, count: usize) -> usize {
+    let most = if height >= 40 { 10 } else { 4 };
+    count.clamp(1, most)
 }
 
 /// p50 and p95 of each model's successful requests among `rows`, busiest model first. Failed
@@ -423,6 +454,29 @@ mod tests {
         assert_eq!(s.session_filter.as_deref(), Some("two"));
         s.update(Action::CycleSession);
         assert_eq!(s.session_filter, None);
+    }
+
+    #[test]
+    fn the_sessions_panel_scrolls_within_the_list() {
+        let mut s = State::new(true);
+        s.update(Action::SessionsUp);
+        assert_eq!(s.sessions_scroll, 0);
+        s.update(Action::Resized(24));
+        let six: Vec<SessionView> = ["a", "b", "c", "d", "e", "f"].map(session).to_vec();
+        s.update(Action::Sessions(six.clone()));
+        for _ in 0..5 {
+            s.update(Action::SessionsDown);
+        }
+        assert_eq!(s.sessions_scroll, 2, "stops at the last full page of four");
+        s.update(Action::SessionsUp);
+        assert_eq!(s.sessions_scroll, 1, "one up moves at once");
+        s.update(Action::Sessions(six[..5].to_vec()));
+        assert_eq!(
+            s.sessions_scroll, 1,
+            "five: the last page starts at the second"
+        );
+        s.update(Action::Resized(48));
+        assert_eq!(s.sessions_scroll, 0, "all fit on a tall terminal");
     }
 
     #[test]

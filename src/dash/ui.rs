@@ -9,7 +9,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::state::{Mode, SessionView, State};
+use super::state::{Mode, SessionView, State, sessions_shown};
 use super::style::{bold, error_style, fg, short};
 use super::{detail, requests, totals};
 use crate::format::{cost_marked, money};
@@ -31,7 +31,7 @@ pub fn draw(frame: &mut Frame<'_>, state: &State) {
         return;
     }
     let header_lines = if state.log_path.is_some() { 2 } else { 1 };
-    let sessions_height = (state.sessions.len().clamp(1, 4) as u16) + 2;
+    let sessions_height = sessions_shown(area.height, state.sessions.len()) as u16 + 2;
     let wide = area.width >= WIDE;
     let [header, sessions, totals, body, footer] = Layout::vertical([
         Constraint::Length(header_lines),
@@ -116,10 +116,21 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, state: &State) {
 }
 
 fn draw_sessions(frame: &mut Frame<'_>, area: Rect, state: &State) {
-    let title = match &state.session_filter {
+    let mut title = match &state.session_filter {
         Some(id) => format!(" sessions · showing {} ", short(id)),
         None => " sessions today ".to_owned(),
     };
+    let visible = area.height.saturating_sub(2) as usize;
+    let total = state.sessions.len();
+    // Clamped here too (the state clamps it at its idea of the height): a full last page.
+    let first = state.sessions_scroll.min(total.saturating_sub(visible));
+    if total > visible {
+        title.push_str(&format!(
+            "{}-{} of {total} ([ ] scroll) ",
+            first + 1,
+            (first + visible).min(total)
+        ));
+    }
     let block = Block::default().borders(Borders::ALL).title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -130,6 +141,7 @@ fn draw_sessions(frame: &mut Frame<'_>, area: Rect, state: &State) {
     let lines: Vec<Line<'_>> = state
         .sessions
         .iter()
+        .skip(first)
         .take(inner.height as usize)
         .map(|s| session_line(state, s, inner.width))
         .collect();
@@ -203,8 +215,12 @@ fn draw_footer(frame: &mut Frame<'_>, area: Rect, state: &State) {
         ]),
         Mode::Detail => Line::from("Esc/q back · ↑↓ scroll"),
         Mode::Help => Line::from("Esc/? back"),
+        // Every key fits 80 columns; the moves (obvious, and in the help) only wider ones.
+        Mode::List if area.width < 100 => Line::from(
+            "q quit · p pause · / filter · s session · [ ] sessions · Enter detail · ? help",
+        ),
         Mode::List => Line::from(
-            "q quit · p pause · / filter · s session · Enter detail · ↑↓ jk move · ? help",
+            "q quit · p pause · / filter · s session · [ ] scroll sessions · Enter detail · ↑↓ jk move · ? help",
         ),
     };
     frame.render_widget(
@@ -220,6 +236,7 @@ fn draw_help(frame: &mut Frame<'_>, area: Rect, _state: &State) {
         ("p", "pause or resume the live list"),
         ("/", "filter by session id, tag, model or provider text"),
         ("s", "show one session of today, the next, then all"),
+        ("[ ]", "scroll the sessions panel up, down"),
         ("Enter", "the selected request: every field and attempt"),
         ("↑ ↓ j k", "move; PgUp PgDn by ten"),
         ("?", "this help"),
