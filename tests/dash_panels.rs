@@ -11,6 +11,11 @@ use support::tmux::Tmux;
 /// Requests through real `run`s (one per tag), one per model, against the mock provider;
 /// returns the config's path. `extra` is appended to the config.
 fn ledger_with(env: &TestEnv, runs: &[(&str, &[&str])], extra: &str) -> String {
+    ledger_with_body(env, runs, extra, "")
+}
+
+/// The same with `more` added to each request's JSON (`,"stream":true`).
+fn ledger_with_body(env: &TestEnv, runs: &[(&str, &[&str])], extra: &str, more: &str) -> String {
     let config = env.write(
         "sp.yaml",
         &format!(
@@ -20,7 +25,7 @@ fn ledger_with(env: &TestEnv, runs: &[(&str, &[&str])], extra: &str) -> String {
     let config = config.to_str().unwrap().to_owned();
     for (tag, models) in runs {
         let script = format!(
-            r#"for m in {}; do curl -s -o /dev/null "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" -H 'content-type: application/json' -d "{{\"model\":\"$m\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}"; done"#,
+            r#"for m in {}; do curl -s -o /dev/null "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" -H 'content-type: application/json' -d "{{\"model\":\"$m\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]{more}}}"; done"#,
             models.join(" ")
         );
         let out = env
@@ -239,4 +244,44 @@ fn the_sessions_panel_scrolls_and_says_where_it_is() {
         "no scrolling when all fit:\n{screen}"
     );
     assert!(screen.contains("[ ] scroll sessions"), "{screen}");
+}
+
+#[test]
+fn attempt_times_are_labelled_apart_from_the_total() {
+    if !support::require_tools(&["tmux", "curl"]) {
+        return;
+    }
+    let env = TestEnv::new();
+    ledger_with(&env, &[("whole", &["gpt-4o"])], "");
+    let config = ledger_with_body(
+        &env,
+        &[("streamed", &["gpt-4o-mini"])],
+        "",
+        r#",\"stream\":true"#,
+    );
+    for (width, height) in [(80, 24), (160, 48)] {
+        let tmux = dash(&env, &config, width, height);
+        tmux.wait_for("the requests", |s| s.contains("requests (2)"));
+        // The newest, streamed, is selected first.
+        tmux.keys(&["Enter"]);
+        let screen = tmux.wait_for("the streamed detail", |s| s.contains("#1 offline/"));
+        let attempt = line_with(&screen, "#1 offline/");
+        assert!(attempt.contains("status 200 headers "), "{attempt}");
+        assert!(line_with(&screen, "total time").contains("ms"), "{screen}");
+        assert!(screen.contains("headers: until a stream began"), "{screen}");
+        tmux.keys(&["Escape"]);
+        tmux.wait_for("the list", |s| {
+            s.contains("requests (2)") && !s.contains("#1 offline/")
+        });
+        tmux.keys(&["Down", "Enter"]);
+        let screen = tmux.wait_for("the whole reply's detail", |s| {
+            s.contains("#1 offline/")
+                && s.lines()
+                    .any(|l| l.contains("stream ") && l.contains("false"))
+        });
+        assert!(
+            line_with(&screen, "#1 offline/").contains("status 200 upstream "),
+            "{screen}"
+        );
+    }
 }

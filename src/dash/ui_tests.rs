@@ -209,7 +209,7 @@ fn the_detail_shows_every_field_and_the_attempts() {
     assert!(wide.contains("fingerprint"));
     assert!(
         line_with(&wide, "#1 openai/gpt-4o-mini")
-            .contains("│! #1 openai/gpt-4o-mini status 429 40ms rate_limited"),
+            .contains("│! #1 openai/gpt-4o-mini status 429 upstream 40ms rate_limited"),
         "{wide}"
     );
     let narrow = text(&render(&state, 80, 24));
