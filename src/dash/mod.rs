@@ -1,8 +1,9 @@
 //! `smartproxy dash`: a live terminal view over the shared ledger (no server needed) with
 //! ratatui. `state` holds what is shown and how keys and data change it (pure), `ui` draws it
-//! (draw only), `detail` draws one request (both with `style`'s helpers), `event` runs the
-//! loop and maps keys, `input` reads the keys on a thread of its own, `source` polls the
-//! ledger and the daemon on theirs (`pg_source` a PostgreSQL ledger).
+//! (draw only) with `requests` (the list) and `totals` (today, latency, budgets, breakers),
+//! `detail` draws one request (all with `style`'s helpers), `event` runs the loop and maps
+//! keys, `input` reads the keys on a thread of its own, `source` polls the ledger and the
+//! daemon on theirs (`pg_source` a PostgreSQL ledger; both read `budgets`' standings).
 
 mod budgets;
 mod detail;
