@@ -163,27 +163,7 @@ fn the_budgets_panel_shows_what_is_left_of_each_scope() {
         &[("spend", &["gpt-4o", "gpt-4o"])],
         "budget:\n  daily_usd: 5\n  monthly_usd: 100\nclient_keys:\n  - name: editor\n    key_env: SMARTPROXY_EDITOR_KEY\n    budget_daily_usd: 3\n",
     );
-    // What `smartproxy budget` says is left, as the dashboard writes it.
-    let out = env
-        .command()
-        .args(["budget", "--config", &config, "--json"])
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let left = |scope: &str, period: &str| {
-        let line = json["scopes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["scope"] == scope && l["period"] == period)
-            .unwrap_or_else(|| panic!("no {scope} {period} in {json}"));
-        let usd = line["left_usd"].as_f64().unwrap();
-        if usd.fract() == 0.0 {
-            format!("${usd:.0}")
-        } else {
-            format!("${usd:.2}")
-        }
-    };
+    let left = budget_left(&env, &config, None);
     let day = format!("day {}/$5", left("all", "day"));
     let month = format!("month {}/$100", left("all", "month"));
     let key = format!("key:editor day {}/$3", left("key:editor", "day"));
@@ -284,4 +264,81 @@ fn attempt_times_are_labelled_apart_from_the_total() {
             "{screen}"
         );
     }
+}
+
+/// What `smartproxy budget --json` says is left of `scope`'s `period` cap, as the dashboard
+/// writes it; on the PostgreSQL ledger at `db` when given.
+fn budget_left(env: &TestEnv, config: &str, db: Option<&str>) -> impl Fn(&str, &str) -> String {
+    let mut command = env.command();
+    command.args(["budget", "--config", config, "--json"]);
+    if let Some(db) = db {
+        command.env("SMARTPROXY_DB", db);
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    move |scope: &str, period: &str| {
+        let line = json["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["scope"] == scope && l["period"] == period)
+            .unwrap_or_else(|| panic!("no {scope} {period} in {json}"));
+        let usd = line["left_usd"].as_f64().unwrap();
+        if usd.fract() == 0.0 {
+            format!("${usd:.0}")
+        } else {
+            format!("${usd:.2}")
+        }
+    }
+}
+
+#[test]
+fn the_budgets_panel_reads_a_postgres_ledger() {
+    if !support::require_tools(&["tmux", "curl"]) {
+        return;
+    }
+    let Some(db) = support::postgres::TestDb::create("dashbudgets") else {
+        return;
+    };
+    let env = TestEnv::new();
+    let config = ledger_with(&env, &[], "budget:\n  daily_usd: 10\n  monthly_usd: 50\n");
+    let script = r#"curl -s -o /dev/null "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" -H 'content-type: application/json' -d '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'"#;
+    let out = env
+        .command()
+        .env("SMARTPROXY_DB", &db.url)
+        .args([
+            "run", "--config", &config, "--tag", "pgspend", "--", "sh", "-c", script,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = budget_left(&env, &config, Some(&db.url));
+    let expected = format!(
+        "left day {}/$10 · month {}/$50",
+        left("all", "day"),
+        left("all", "month")
+    );
+
+    let shell = format!(
+        "NO_COLOR=1 SMARTPROXY_DB='{url}' '{bin}' dash --config '{config}'; exec sleep 600",
+        url = db.url,
+        bin = support::BIN
+    );
+    let tmux = Tmux::start(&env, &shell);
+    let screen = tmux.wait_for("the budgets line", |s| {
+        s.contains("requests (1)") && s.contains("budgets   left ")
+    });
+    assert!(
+        line_with(&screen, "budgets   left ").contains(&expected),
+        "{expected}:\n{screen}"
+    );
 }
