@@ -317,3 +317,40 @@ fn the_first_frame_reads_a_real_ledger() {
         assert!(screen.contains("bench"), "{screen}");
     }
 }
+
+#[test]
+fn a_budget_nearly_used_up_is_marked_in_both_layouts() {
+    use crate::budget::policy::Period;
+    use crate::budget::standings::ScopeStanding;
+    let standing = |scope: &str, period, cap_usd: f64, left_usd: f64| ScopeStanding {
+        scope: scope.to_owned(),
+        period,
+        period_start_ms: 0,
+        cap_usd,
+        spent_usd: cap_usd - left_usd,
+        reserved_usd: 0.0,
+        left_usd,
+        runs_out_ms: None,
+    };
+    let mut state = populated(false);
+    state.update(Action::Budgets(vec![
+        standing("all", Period::Day, 5.0, 0.4),
+        standing("key:editor", Period::Day, 3.0, 2.5),
+        standing("all", Period::Month, 100.0, 60.0),
+    ]));
+    let buffer = render(&state, 80, 24);
+    let screen = text(&buffer);
+    let line = line_with(&screen, "budgets");
+    assert!(
+        line.contains("left ! day $0.40/$5 · month $60/$100 · key:editor day $2.50/$3"),
+        "{line}"
+    );
+    let y = screen.lines().position(|l| l.contains("budgets")).unwrap() as u16;
+    let x = line.chars().position(|c| c == '!').unwrap() as u16;
+    assert_eq!(buffer[(x, y)].fg, Color::Red, "nearly used up: {line}");
+    let wide = text(&render(&state, 160, 48));
+    assert!(line_with(&wide, "budgets left").contains('┌'), "{wide}");
+    assert!(wide.contains("! day $0.40/$5"), "{wide}");
+    assert!(wide.contains("key:editor day $2.50/$3"), "{wide}");
+    assert!(wide.contains("latency ms"), "{wide}");
+}
