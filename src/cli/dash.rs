@@ -18,8 +18,8 @@ use crate::ledger::{live, query};
 #[command(
     after_help = "A live view over the ledger that every `run` and the daemon write to: \
 sessions running now and today with their cost and budget bars, requests as they come in \
-(failed ones marked `!`), today's totals per model and provider, and the daemon's circuit \
-breakers when it runs. No server is needed; it reads the ledger file, or in team mode the \
+(failed ones marked `!`), today's totals per model and provider, p50/p95 latency per model, \
+what is left of every daily and monthly budget, and the daemon's circuit breakers when it runs. No server is needed; it reads the ledger file, or in team mode the \
 PostgreSQL ledger (re-read every second; while PostgreSQL is out of reach the header says so \
 and the dashboard keeps answering keys; a request's detail is not read from PostgreSQL yet).\n\n\
 Keys: q/Esc quit · p pause · / filter (session id, tag, model or provider text) · s show one \
