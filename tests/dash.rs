@@ -4,101 +4,10 @@
 
 mod support;
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use support::TestEnv;
-
-/// A tmux server of its own (`-L`), killed when dropped, even after a failed assertion.
-struct Tmux<'a> {
-    env: &'a TestEnv,
-    socket: String,
-}
-
-impl<'a> Tmux<'a> {
-    /// A new server on a socket of its own running `shell` in an 80x24 window named `dash`.
-    fn start(env: &'a TestEnv, shell: &str) -> Self {
-        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let tmux = Tmux {
-            env,
-            socket: format!(
-                "smartproxy-dash-{}-{}",
-                std::process::id(),
-                COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            ),
-        };
-        let started = tmux.cmd(&[
-            "new-session",
-            "-d",
-            "-s",
-            "dash",
-            "-x",
-            "80",
-            "-y",
-            "24",
-            "sh",
-            "-c",
-            shell,
-        ]);
-        assert!(
-            started.status.success(),
-            "{}",
-            String::from_utf8_lossy(&started.stderr)
-        );
-        tmux
-    }
-
-    fn cmd(&self, args: &[&str]) -> Output {
-        self.env
-            .command_for("tmux")
-            .env("TERM", "xterm-256color")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn capture(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "dash"]).stdout)
-            .into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "dash"];
-        args.extend(keys);
-        assert!(self.cmd(&args).status.success());
-    }
-
-    /// Polls the pane until `done` holds; fails with the last screen after a deadline.
-    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let screen = self.capture();
-            if done(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; the screen:\n{screen}"
-            );
-            support::pause(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux<'_> {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-        // tmux leaves the socket file of a killed server behind; without TMUX_TMPDIR (the
-        // isolated environment drops it) sockets live in /tmp/tmux-UID.
-        use std::os::unix::fs::MetadataExt;
-        let Ok(uid) = std::fs::metadata(self.env.path()).map(|m| m.uid()) else {
-            return;
-        };
-        let _ = std::fs::remove_file(format!("/tmp/tmux-{uid}/{}", self.socket));
-    }
-}
+use support::tmux::Tmux;
 
 /// The pid a pane's shell wrote (`echo $$ > FILE` before `exec`ing dash).
 fn read_pid(file: &std::path::Path) -> i32 {

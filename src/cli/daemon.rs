@@ -385,6 +385,7 @@ async fn serve_until_stopped(
     let dash = if args.dash {
         Some(super::live_dash::DaemonDash::start(
             state.runtime().config.database.clone(),
+            crate::dash::Budgets::from_config(&state.runtime().config),
             admin.local_addr().to_string(),
             closed_tx,
         )?)

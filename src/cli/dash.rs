@@ -18,12 +18,12 @@ use crate::ledger::{live, query};
 #[command(
     after_help = "A live view over the ledger that every `run` and the daemon write to: \
 sessions running now and today with their cost and budget bars, requests as they come in \
-(failed ones marked `!`), today's totals per model and provider, and the daemon's circuit \
-breakers when it runs. No server is needed; it reads the ledger file, or in team mode the \
+(failed ones marked `!`), today's totals per model and provider, p50/p95 latency per model, \
+what is left of every daily and monthly budget, and the daemon's circuit breakers when it runs. No server is needed; it reads the ledger file, or in team mode the \
 PostgreSQL ledger (re-read every second; while PostgreSQL is out of reach the header says so \
 and the dashboard keeps answering keys; a request's detail is not read from PostgreSQL yet).\n\n\
 Keys: q/Esc quit · p pause · / filter (session id, tag, model or provider text) · s show one \
-session of today, the next, then all · Enter a request's every field and attempt · ↑/↓ or j/k \
+session of today, the next, then all · [ ] scroll the sessions panel · Enter a request's every field and attempt · ↑/↓ or j/k \
 move · ? help.\n\nWorks over SSH and at 80x24; NO_COLOR turns colours off (markers and bold \
 remain). While it runs, smartproxy's own logs and warnings go to logs/dash.log in the data dir.\n\nExamples:\n  \
 smartproxy dash\n  smartproxy dash --session 3f2a          one session and the runs inside it\n  \
@@ -65,6 +65,7 @@ pub fn dash(args: &DashArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         filter: args.filter.clone(),
         no_color: dash::no_color_from_env(),
         log_path: None,
+        budgets: dash::Budgets::from_config(&config),
         locate_daemon: Box::new(running_daemon),
         admin_key: admin_key(),
         interrupt: None,

@@ -85,6 +85,7 @@ impl RunDash {
     /// own proxy (its breakers) answers `/debug/status` to `session_key`.
     pub(super) fn start(
         ledger: LedgerLocation,
+        budgets: dash::Budgets,
         session_id: &str,
         session_key: &str,
     ) -> anyhow::Result<Self> {
@@ -109,6 +110,7 @@ impl RunDash {
             filter: None,
             no_color: dash::no_color_from_env(),
             log_path: Some(log_path.display().to_string()),
+            budgets,
             locate_daemon: Box::new({
                 let proxy = Arc::clone(&proxy);
                 move || proxy.lock().ok().and_then(|p| p.clone())
@@ -203,6 +205,7 @@ impl DaemonDash {
     /// Starts the dashboard; `closed` fires when the user quits it (which stops the daemon).
     pub(super) fn start(
         ledger: LedgerLocation,
+        budgets: dash::Budgets,
         admin_listen: String,
         closed: tokio::sync::oneshot::Sender<()>,
     ) -> anyhow::Result<Self> {
@@ -220,6 +223,7 @@ impl DaemonDash {
             filter: None,
             no_color: dash::no_color_from_env(),
             log_path: None,
+            budgets,
             locate_daemon: Box::new(move || Some(admin.clone())),
             admin_key: admin_key(),
             interrupt: None,

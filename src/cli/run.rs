@@ -210,6 +210,7 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     let dash = if args.dash {
         Some(super::live_dash::RunDash::start(
             config.database.clone(),
+            crate::dash::Budgets::from_config(&config),
             &session.id,
             &session.key,
         )?)

@@ -60,7 +60,8 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State) {
         format!("attempts ({})", detail.attempts.len()),
         bold(),
     )));
-    lines.extend(detail.attempts.iter().map(attempt_line));
+    lines.extend(detail.attempts.iter().map(|a| attempt_line(a, r.stream)));
+    lines.extend(ATTEMPT_TIMES.map(Line::from));
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
@@ -82,8 +83,19 @@ fn field_spans(field: &(&'static str, String), label: usize, width: usize) -> Ve
     ]
 }
 
-fn attempt_line(a: &Attempt) -> Line<'static> {
+/// What an attempt's time is, said under the attempts. The ledger records an attempt until
+/// its reply was read, which for a stream that started is only its headers (the stream then
+/// flows to the client); the request's `total time` is the whole request at the proxy. They
+/// are different measures, so each is labelled with what it is rather than both "latency".
+const ATTEMPT_TIMES: [&str; 2] = [
+    "upstream: until the attempt's reply was read · headers: until a stream began",
+    "total time: the whole request at the proxy, a stream to its end",
+];
+
+fn attempt_line(a: &Attempt, stream: bool) -> Line<'static> {
     let failed = a.status.is_some_and(|s| s >= 400) || a.error_class.is_some();
+    let streamed = stream && a.status.is_some_and(|s| (200..300).contains(&s));
+    let label = if streamed { "headers" } else { "upstream" };
     Line::from(format!(
         "{} #{} {}/{} status {} {}{}{}",
         if failed { "!" } else { " " },
@@ -92,7 +104,7 @@ fn attempt_line(a: &Attempt) -> Line<'static> {
         a.model.as_deref().unwrap_or("-"),
         a.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
         a.latency_ms
-            .map(|l| format!("{}ms", latency(l)))
+            .map(|l| format!("{label} {}ms", latency(l)))
             .unwrap_or_default(),
         a.waited_ms
             .filter(|w| *w > 0.0)
@@ -147,7 +159,7 @@ fn fields(d: &RequestDetail) -> Vec<(&'static str, String)> {
         ("price period", opt(r.price_period.as_ref())),
         ("budget action", opt(r.budget_action.as_ref())),
         ("passed over", opt(r.skipped.as_ref())),
-        ("latency", format!("{}ms", latency(r.latency_ms))),
+        ("total time", format!("{}ms", latency(r.latency_ms))),
         (
             "ttfb",
             r.ttfb_ms

@@ -46,6 +46,8 @@ pub fn key_action(mode: Mode, key: KeyEvent) -> Option<Action> {
             KeyCode::Char('p' | ' ') => Some(Action::TogglePause),
             KeyCode::Char('/') => Some(Action::StartFilter),
             KeyCode::Char('s') => Some(Action::CycleSession),
+            KeyCode::Char('[') => Some(Action::SessionsUp),
+            KeyCode::Char(']') => Some(Action::SessionsDown),
             KeyCode::Enter | KeyCode::Right => Some(Action::OpenDetail),
             KeyCode::Up | KeyCode::Char('k') => Some(Action::Up),
             KeyCode::Down | KeyCode::Char('j') => Some(Action::Down),
@@ -75,6 +77,10 @@ pub fn run(state: &mut State, channels: &Channels) -> std::io::Result<()> {
     let mut dirty = true;
     while !state.quit {
         if dirty {
+            let height = terminal.size()?.height;
+            if height != state.height {
+                state.update(Action::Resized(height));
+            }
             terminal.draw(|frame| super::ui::draw(frame, state))?;
             dirty = false;
         }
@@ -158,6 +164,8 @@ mod tests {
         assert_eq!(list(KeyCode::Char('p')), Some(Action::TogglePause));
         assert_eq!(list(KeyCode::Char('/')), Some(Action::StartFilter));
         assert_eq!(list(KeyCode::Char('s')), Some(Action::CycleSession));
+        assert_eq!(list(KeyCode::Char(']')), Some(Action::SessionsDown));
+        assert_eq!(list(KeyCode::Char('[')), Some(Action::SessionsUp));
         assert_eq!(list(KeyCode::Enter), Some(Action::OpenDetail));
         assert_eq!(list(KeyCode::Char('j')), Some(Action::Down));
         assert_eq!(list(KeyCode::Up), Some(Action::Up));

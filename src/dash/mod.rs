@@ -1,20 +1,25 @@
 //! `smartproxy dash`: a live terminal view over the shared ledger (no server needed) with
 //! ratatui. `state` holds what is shown and how keys and data change it (pure), `ui` draws it
-//! (draw only), `detail` draws one request (both with `style`'s helpers), `event` runs the
-//! loop and maps keys, `input` reads the keys on a thread of its own, `source` polls the
-//! ledger and the daemon on theirs (`pg_source` a PostgreSQL ledger).
+//! (draw only) with `requests` (the list) and `totals` (today, latency, budgets, breakers),
+//! `detail` draws one request (all with `style`'s helpers), `event` runs the loop and maps
+//! keys, `input` reads the keys on a thread of its own, `source` polls the ledger and the
+//! daemon on theirs (`pg_source` a PostgreSQL ledger; both read `budgets`' standings).
 
+mod budgets;
 mod detail;
 pub mod event;
 mod input;
 mod pg_source;
+mod requests;
 pub mod source;
 pub mod state;
 mod style;
+mod totals;
 pub mod ui;
 
 use std::sync::mpsc::{self, Receiver, Sender};
 
+pub use budgets::Budgets;
 pub use state::{Action, State};
 
 use crate::config::LedgerLocation;
@@ -29,6 +34,8 @@ pub struct Options {
     pub no_color: bool,
     /// Under `run --dash`: where the command's output goes, shown in the header.
     pub log_path: Option<String>,
+    /// The limits the budgets panel reads the standings against.
+    pub budgets: Budgets,
     /// Finds the daemon's admin listener for its breakers.
     pub locate_daemon: source::Locate,
     /// `SMARTPROXY_ADMIN_KEY`, for a daemon whose admin endpoints want one.
@@ -62,15 +69,17 @@ pub fn run(options: Options, actions: (Sender<Action>, Receiver<Action>)) -> std
     // The SQLite poller is joined at the end; PostgreSQL's is not: it may be waiting on a
     // server that does not answer (up to its connect or read timeout), and quitting must not
     // wait for that. It ends at its next send once the dashboard is gone.
+    let budgets = budgets::Reader::new(options.ledger.clone(), options.budgets);
     let poller = match options.ledger {
         LedgerLocation::Sqlite(path) => Some(source::spawn_ledger(
             path,
+            budgets,
             state.filter(),
             command_rx,
             tx.clone(),
         )?),
         LedgerLocation::Postgres(url) => {
-            pg_source::spawn(url, state.filter(), command_rx, tx.clone())?;
+            pg_source::spawn(url, budgets, state.filter(), command_rx, tx.clone())?;
             None
         }
     };

@@ -9,6 +9,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::budgets;
 use super::source::{Command, SESSION_LIMIT, session_views};
 use super::state::{Action, REQUEST_LIMIT};
 use crate::config::PgUrl;
@@ -23,8 +24,9 @@ const REFRESH: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_secs(3);
 
 /// Starts the poller. It ends when `out`'s receiver is gone.
-pub fn spawn(
+pub(super) fn spawn(
     url: PgUrl,
+    budgets: budgets::Reader,
     filter: LiveFilter,
     commands: Receiver<Command>,
     out: Sender<Action>,
@@ -38,6 +40,7 @@ pub fn spawn(
                 out,
                 reader: None,
                 totals_due: Instant::now(),
+                budgets,
             }
             .run(&commands)
         })
@@ -49,6 +52,8 @@ struct Poller {
     out: Sender<Action>,
     reader: Option<Reader>,
     totals_due: Instant,
+    /// The budgets panel's reading, through a connection of its own.
+    budgets: budgets::Reader,
 }
 
 impl Poller {
@@ -108,6 +113,9 @@ impl Poller {
             // A slow read (a huge day) is repeated less often.
             self.totals_due = Instant::now() + (started.elapsed() * 4).max(Duration::from_secs(2));
             self.send(Action::Totals(totals));
+        }
+        if let Some(action) = self.budgets.read_if_due(now) {
+            self.send(action);
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::budgets;
 use super::state::{Action, Breaker, Daemon, REQUEST_LIMIT, SessionView};
 use crate::ledger::live::{self, DayTotals, LiveFilter};
 use crate::ledger::now_ms;
@@ -36,15 +37,16 @@ pub enum Command {
 }
 
 /// Starts the ledger poller. It ends when `out`'s receiver is gone.
-pub fn spawn_ledger(
+pub(super) fn spawn_ledger(
     path: PathBuf,
+    budgets: budgets::Reader,
     filter: LiveFilter,
     commands: Receiver<Command>,
     out: Sender<Action>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("dash-ledger".to_owned())
-        .spawn(move || Poller::new(path, filter, out).run(&commands))
+        .spawn(move || Poller::new(path, filter, out, Some(budgets)).run(&commands))
 }
 
 struct Poller {
@@ -58,10 +60,17 @@ struct Poller {
     totals_stale: bool,
     lists_due: Instant,
     lists_stale: bool,
+    /// The budgets panel's reading (none for `first_frame`).
+    budgets: Option<budgets::Reader>,
 }
 
 impl Poller {
-    fn new(path: PathBuf, filter: LiveFilter, out: Sender<Action>) -> Self {
+    fn new(
+        path: PathBuf,
+        filter: LiveFilter,
+        out: Sender<Action>,
+        budgets: Option<budgets::Reader>,
+    ) -> Self {
         Self {
             path,
             filter,
@@ -72,6 +81,7 @@ impl Poller {
             totals_stale: true,
             lists_due: Instant::now(),
             lists_stale: true,
+            budgets,
         }
     }
 
@@ -95,7 +105,7 @@ impl Poller {
                     self.send(Action::ReadError(read_error(&self.path, &err)))
                 }
             };
-            if !ok || !self.refresh_totals() {
+            if !ok || !self.refresh_totals() || !self.refresh_budgets() {
                 return;
             }
             match commands.recv_timeout(POLL) {
@@ -176,6 +186,14 @@ impl Poller {
         }
     }
 
+    /// Reads the budgets' standings when due. False when the dashboard is gone.
+    fn refresh_budgets(&mut self) -> bool {
+        match self.budgets.as_mut().and_then(|b| b.read_if_due(now_ms())) {
+            Some(action) => self.send(action),
+            None => true,
+        }
+    }
+
     /// Today's totals per session, model and provider.
     fn read_totals(&mut self) -> rusqlite::Result<DayTotals> {
         live::totals_since(self.connection()?, live::start_of_today_ms())
@@ -212,7 +230,7 @@ fn read_error(path: &std::path::Path, err: &rusqlite::Error) -> String {
 /// path). For benchmarks and tests: apply the actions to a `State` and draw it.
 pub fn first_frame(path: &std::path::Path, filter: &LiveFilter) -> rusqlite::Result<Vec<Action>> {
     let (tx, _rx) = std::sync::mpsc::channel();
-    let mut poller = Poller::new(path.to_path_buf(), filter.clone(), tx);
+    let mut poller = Poller::new(path.to_path_buf(), filter.clone(), tx, None);
     let conn = poller.connection()?;
     let requests = live::recent_requests(conn, filter, REQUEST_LIMIT)?;
     let sessions = live::sessions_since(conn, live::start_of_today_ms(), now_ms(), SESSION_LIMIT)?;

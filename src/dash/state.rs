@@ -2,6 +2,7 @@
 //! and data alike) and `update`, which applies one and says what the loop must do next. Pure:
 //! no terminal, no ledger, no clock, so every key's behaviour is a plain unit test.
 
+use crate::budget::standings::ScopeStanding;
 use crate::ledger::live::{DayTotals, LiveFilter};
 use crate::ledger::query::SessionRow;
 use crate::ledger::request_view::{RequestDetail, RequestRow};
@@ -15,6 +16,15 @@ pub struct SessionView {
     pub session: SessionRow,
     pub requests: u64,
     pub spent_usd: f64,
+}
+
+/// How long a model's recent successful requests took (total time at the proxy, ms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelLatency {
+    pub model: String,
+    pub requests: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
 }
 
 /// A circuit breaker as the daemon reports it.
@@ -63,6 +73,9 @@ pub enum Action {
     FilterCancel,
     /// Next session of today as the filter (then none again).
     CycleSession,
+    /// Scroll the sessions panel (`[` and `]`).
+    SessionsUp,
+    SessionsDown,
     Up,
     Down,
     PageUp,
@@ -76,10 +89,14 @@ pub enum Action {
     Requests(Vec<RequestRow>),
     Sessions(Vec<SessionView>),
     Totals(DayTotals),
+    /// Where every budget stands (`budget::standings`), process-wide first.
+    Budgets(Vec<ScopeStanding>),
     Daemon(Daemon),
     Detail(Option<Box<RequestDetail>>),
     /// The wrapped command of `run --dash` ended with this exit code.
     ChildExited(u8),
+    /// The terminal is this many rows tall (before the first frame and after a resize).
+    Resized(u16),
     /// A read failed; shown in the header until the next success.
     ReadError(String),
 }
@@ -99,9 +116,17 @@ pub struct State {
     pub mode: Mode,
     pub requests: Vec<RequestRow>,
     pub sessions: Vec<SessionView>,
+    /// p50 and p95 per model over `requests`, worked out when they arrive (not per frame).
+    pub latencies: Vec<ModelLatency>,
     /// None until the first totals arrive (they read all of today, off the first frame's path).
     pub totals: Option<DayTotals>,
+    /// None until first read (at the pace of the totals).
+    pub budgets: Option<Vec<ScopeStanding>>,
     pub daemon: Daemon,
+    /// The first session the panel shows (the panel clamps it to a full last page).
+    pub sessions_scroll: usize,
+    /// The terminal's height in rows, for how many sessions the panel shows.
+    pub height: u16,
     /// Index into `requests`.
     pub selected: usize,
     pub paused: bool,
@@ -172,6 +197,14 @@ impl State {
                 self.session_filter = next_session(&self.sessions, self.session_filter.as_deref());
                 return Some(self.refilter());
             }
+            Action::SessionsUp => self.sessions_scroll = self.sessions_scroll.saturating_sub(1),
+            Action::SessionsDown => {
+                self.sessions_scroll = (self.sessions_scroll + 1).min(self.last_sessions_page());
+            }
+            Action::Resized(height) => {
+                self.height = height;
+                self.sessions_scroll = self.sessions_scroll.min(self.last_sessions_page());
+            }
             Action::Up if self.mode == Mode::Detail => {
                 self.detail_scroll = self.detail_scroll.saturating_sub(1);
             }
@@ -210,11 +243,17 @@ impl State {
             Action::Sessions(sessions) => {
                 if !self.paused {
                     self.sessions = sessions;
+                    self.sessions_scroll = self.sessions_scroll.min(self.last_sessions_page());
                 }
             }
             Action::Totals(totals) => {
                 if !self.paused {
                     self.totals = Some(totals);
+                }
+            }
+            Action::Budgets(lines) => {
+                if !self.paused {
+                    self.budgets = Some(lines);
                 }
             }
             Action::Daemon(daemon) => self.daemon = daemon,
@@ -227,6 +266,12 @@ impl State {
             Action::ReadError(message) => self.error = Some(message),
         }
         None
+    }
+
+    /// The first session of the panel's last, full page.
+    fn last_sessions_page(&self) -> usize {
+        let shown = sessions_shown(self.height, self.sessions.len());
+        self.sessions.len().saturating_sub(shown)
     }
 
     fn refilter(&mut self) -> Effect {
@@ -247,11 +292,52 @@ impl State {
             .then(|| self.selected_request().map(|r| r.id.clone()))
             .flatten();
         self.requests = rows;
+        self.latencies = latency_by_model(&self.requests);
         self.selected = keep
             .and_then(|id| self.requests.iter().position(|r| r.id == id))
             .unwrap_or(0)
             .min(self.requests.len().saturating_sub(1));
     }
+}
+
+/// How many of `count` sessions the panel shows on a terminal `height` rows tall: a tall one
+/// shows more at once; `[` and `]` scroll through the rest.
+pub fn sessions_shown(height: u16, count: usize) -> usize {
+    let most = if height >= 40 { 10 } else { 4 };
+    count.clamp(1, most)
+}
+
+/// p50 and p95 of each model's successful requests among `rows`, busiest model first. Failed
+/// requests are left out: a quick refusal or a timeout says nothing of how fast a model answers.
+pub fn latency_by_model(rows: &[RequestRow]) -> Vec<ModelLatency> {
+    let mut by_model: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    for r in rows.iter().filter(|r| !r.failed()) {
+        by_model.entry(r.model()).or_default().push(r.latency_ms);
+    }
+    let mut out: Vec<ModelLatency> = by_model
+        .into_iter()
+        .map(|(model, mut ms)| {
+            ms.sort_by(f64::total_cmp);
+            ModelLatency {
+                model: model.to_owned(),
+                requests: ms.len(),
+                p50_ms: percentile(&ms, 50.0),
+                p95_ms: percentile(&ms, 95.0),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.model.cmp(&b.model)));
+    out
+}
+
+/// The nearest-rank percentile of `sorted` (ascending): the smallest value with at least `p`
+/// percent of the values at or below it; 0 for none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// The session after `current` in the list, None after the last.
@@ -371,6 +457,29 @@ mod tests {
     }
 
     #[test]
+    fn the_sessions_panel_scrolls_within_the_list() {
+        let mut s = State::new(true);
+        s.update(Action::SessionsUp);
+        assert_eq!(s.sessions_scroll, 0);
+        s.update(Action::Resized(24));
+        let six: Vec<SessionView> = ["a", "b", "c", "d", "e", "f"].map(session).to_vec();
+        s.update(Action::Sessions(six.clone()));
+        for _ in 0..5 {
+            s.update(Action::SessionsDown);
+        }
+        assert_eq!(s.sessions_scroll, 2, "stops at the last full page of four");
+        s.update(Action::SessionsUp);
+        assert_eq!(s.sessions_scroll, 1, "one up moves at once");
+        s.update(Action::Sessions(six[..5].to_vec()));
+        assert_eq!(
+            s.sessions_scroll, 1,
+            "five: the last page starts at the second"
+        );
+        s.update(Action::Resized(48));
+        assert_eq!(s.sessions_scroll, 0, "all fit on a tall terminal");
+    }
+
+    #[test]
     fn enter_asks_for_the_selected_requests_detail() {
         let mut s = State::new(true);
         assert_eq!(s.update(Action::OpenDetail), None, "nothing selected");
@@ -384,6 +493,52 @@ mod tests {
         assert_eq!(s.mode, Mode::List);
         s.update(Action::Detail(None));
         assert!(s.detail.is_none(), "a late answer does not reopen it");
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let ms: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(percentile(&ms, 50.0), 10.0);
+        assert_eq!(percentile(&ms, 95.0), 19.0);
+        assert_eq!(percentile(&[7.0], 95.0), 7.0);
+        assert_eq!(percentile(&[1.0, 100.0], 50.0), 1.0);
+        assert_eq!(percentile(&[1.0, 100.0], 95.0), 100.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn latency_per_model_leaves_failures_out() {
+        let timed = |model: &str, ms: f64, status: i64| RequestRow {
+            requested_model: Some(model.to_owned()),
+            latency_ms: ms,
+            status,
+            outcome: if status < 400 { "ok" } else { "upstream_error" }.to_owned(),
+            ..row("x")
+        };
+        let mut s = State::new(true);
+        let mut rows: Vec<RequestRow> = (1..=10)
+            .map(|i| timed("a", f64::from(i) * 100.0, 200))
+            .collect();
+        rows.push(timed("a", 60_000.0, 504));
+        rows.push(timed("b", 50.0, 200));
+        s.update(Action::Requests(rows));
+        assert_eq!(
+            s.latencies,
+            vec![
+                ModelLatency {
+                    model: "a".into(),
+                    requests: 10,
+                    p50_ms: 500.0,
+                    p95_ms: 1000.0
+                },
+                ModelLatency {
+                    model: "b".into(),
+                    requests: 1,
+                    p50_ms: 50.0,
+                    p95_ms: 50.0
+                },
+            ]
+        );
     }
 
     #[test]

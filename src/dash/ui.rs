@@ -7,14 +7,12 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::detail;
-use super::state::{Daemon, Mode, SessionView, State};
-use super::style::{bold, latency};
+use super::state::{Mode, SessionView, State, sessions_shown};
+use super::style::{bold, error_style, fg, short};
+use super::{detail, requests, totals};
 use crate::format::{cost_marked, money};
-use crate::ledger::live::GroupTotals;
-use crate::ledger::request_view::RequestRow;
 
 /// Below this the dashboard does not try to fit.
 pub const MIN_WIDTH: u16 = 60;
@@ -33,12 +31,12 @@ pub fn draw(frame: &mut Frame<'_>, state: &State) {
         return;
     }
     let header_lines = if state.log_path.is_some() { 2 } else { 1 };
-    let sessions_height = (state.sessions.len().clamp(1, 4) as u16) + 2;
+    let sessions_height = sessions_shown(area.height, state.sessions.len()) as u16 + 2;
     let wide = area.width >= WIDE;
     let [header, sessions, totals, body, footer] = Layout::vertical([
         Constraint::Length(header_lines),
         Constraint::Length(sessions_height),
-        Constraint::Length(if wide { 0 } else { 5 }),
+        Constraint::Length(if wide { 0 } else { totals::COMPACT_LINES + 2 }),
         Constraint::Min(4),
         Constraint::Length(1),
     ])
@@ -46,13 +44,17 @@ pub fn draw(frame: &mut Frame<'_>, state: &State) {
     draw_header(frame, header, state);
     draw_sessions(frame, sessions, state);
     if wide {
-        let [list, side] =
-            Layout::horizontal([Constraint::Min(60), Constraint::Length(46)]).areas(body);
-        draw_requests(frame, list, state);
-        draw_side(frame, side, state);
+        let [list, side] = Layout::horizontal([
+            Constraint::Min(60),
+            // A third of a very wide terminal, so long model names fit.
+            Constraint::Length((area.width / 3).max(46)),
+        ])
+        .areas(body);
+        requests::draw(frame, list, state);
+        totals::draw_side(frame, side, state);
     } else {
-        draw_totals_compact(frame, totals, state);
-        draw_requests(frame, body, state);
+        totals::draw_compact(frame, totals, state);
+        requests::draw(frame, body, state);
     }
     draw_footer(frame, footer, state);
     match state.mode {
@@ -60,18 +62,6 @@ pub fn draw(frame: &mut Frame<'_>, state: &State) {
         Mode::Help => draw_help(frame, popup(area), state),
         Mode::List | Mode::Filter => {}
     }
-}
-
-fn fg(state: &State, color: Color) -> Style {
-    if state.no_color {
-        Style::default()
-    } else {
-        Style::default().fg(color)
-    }
-}
-
-fn error_style(state: &State) -> Style {
-    fg(state, Color::Red).add_modifier(Modifier::BOLD)
 }
 
 fn draw_header(frame: &mut Frame<'_>, area: Rect, state: &State) {
@@ -102,7 +92,7 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, state: &State) {
         }
         None => spans.push(Span::raw(" · today …")),
     }
-    spans.push(Span::raw(format!(" · {}", daemon_summary(state))));
+    spans.push(Span::raw(format!(" · {}", totals::daemon_summary(state))));
     if state.paused {
         spans.push(Span::raw(" · "));
         spans.push(Span::styled(
@@ -125,34 +115,22 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, state: &State) {
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-/// The daemon's state in a few words; under `run --dash` it is the session's own proxy.
-fn daemon_summary(state: &State) -> String {
-    let name = if state.wraps_command {
-        "proxy"
-    } else {
-        "daemon"
-    };
-    match &state.daemon {
-        Daemon::Unknown => format!("{name} …"),
-        Daemon::Down if state.wraps_command => "proxy stopped".to_owned(),
-        Daemon::Down => "no daemon".to_owned(),
-        Daemon::Locked => format!("{name} up (admin key needed)"),
-        Daemon::Up(breakers) => {
-            let open = breakers.iter().filter(|b| b.state != "closed").count();
-            if open == 0 {
-                format!("{name} up")
-            } else {
-                format!("{name} up, {open} breaker(s) open")
-            }
-        }
-    }
-}
-
 fn draw_sessions(frame: &mut Frame<'_>, area: Rect, state: &State) {
-    let title = match &state.session_filter {
+    let mut title = match &state.session_filter {
         Some(id) => format!(" sessions · showing {} ", short(id)),
         None => " sessions today ".to_owned(),
     };
+    let visible = area.height.saturating_sub(2) as usize;
+    let total = state.sessions.len();
+    // Clamped here too (the state clamps it at its idea of the height): a full last page.
+    let first = state.sessions_scroll.min(total.saturating_sub(visible));
+    if total > visible {
+        title.push_str(&format!(
+            "{}-{} of {total} ([ ] scroll) ",
+            first + 1,
+            (first + visible).min(total)
+        ));
+    }
     let block = Block::default().borders(Borders::ALL).title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -163,6 +141,7 @@ fn draw_sessions(frame: &mut Frame<'_>, area: Rect, state: &State) {
     let lines: Vec<Line<'_>> = state
         .sessions
         .iter()
+        .skip(first)
         .take(inner.height as usize)
         .map(|s| session_line(state, s, inner.width))
         .collect();
@@ -227,209 +206,6 @@ fn bar(share: f64, width: usize) -> String {
     format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
 }
 
-fn draw_totals_compact(frame: &mut Frame<'_>, area: Rect, state: &State) {
-    let block = Block::default().borders(Borders::ALL).title(" today ");
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    let Some(totals) = &state.totals else {
-        frame.render_widget(Paragraph::new("adding up today's requests…"), inner);
-        return;
-    };
-    let joined = |groups: &[GroupTotals]| {
-        if groups.is_empty() {
-            return "-".to_owned();
-        }
-        groups
-            .iter()
-            .map(|g| {
-                format!(
-                    "{} {} ({})",
-                    g.key,
-                    cost_marked(Some(g.cost_usd), g.unpriced),
-                    g.requests
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" · ")
-    };
-    let lines = vec![
-        Line::from(vec![
-            Span::styled("models    ", bold()),
-            Span::raw(joined(&totals.by_model)),
-        ]),
-        Line::from(vec![
-            Span::styled("providers ", bold()),
-            Span::raw(joined(&totals.by_provider)),
-        ]),
-        Line::from(breaker_spans(state, "breakers  ")),
-    ];
-    frame.render_widget(Paragraph::new(lines), inner);
-}
-
-fn breaker_spans<'a>(state: &State, label: &'a str) -> Vec<Span<'a>> {
-    let mut spans = vec![Span::styled(label, bold())];
-    match &state.daemon {
-        Daemon::Up(breakers) if breakers.is_empty() => spans.push(Span::raw("all closed")),
-        Daemon::Up(breakers) => {
-            for (i, b) in breakers.iter().enumerate() {
-                if i > 0 {
-                    spans.push(Span::raw(" · "));
-                }
-                let text = format!("{}/{} {}", b.provider, b.model, b.state);
-                if b.state == "closed" {
-                    spans.push(Span::raw(text));
-                } else {
-                    spans.push(Span::styled(format!("! {text}"), error_style(state)));
-                }
-            }
-        }
-        _ => spans.push(Span::raw(daemon_summary(state))),
-    }
-    spans
-}
-
-fn draw_side(frame: &mut Frame<'_>, area: Rect, state: &State) {
-    let [models, providers, breakers] = Layout::vertical([
-        Constraint::Percentage(50),
-        Constraint::Percentage(30),
-        Constraint::Percentage(20),
-    ])
-    .areas(area);
-    let groups = |title: &'static str,
-                  pick: fn(&crate::ledger::live::DayTotals) -> &[GroupTotals]| {
-        let rows: Vec<Row<'_>> = state
-            .totals
-            .as_ref()
-            .map(|t| {
-                pick(t)
-                    .iter()
-                    .map(|g| {
-                        Row::new(vec![
-                            Cell::from(g.key.clone()),
-                            Cell::from(g.requests.to_string()),
-                            Cell::from(if g.errors > 0 {
-                                Span::styled(format!("!{}", g.errors), error_style(state))
-                            } else {
-                                Span::raw("0")
-                            }),
-                            Cell::from(cost_marked(Some(g.cost_usd), g.unpriced)),
-                        ])
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Table::new(
-            rows,
-            [
-                Constraint::Min(14),
-                Constraint::Length(6),
-                Constraint::Length(5),
-                Constraint::Length(10),
-            ],
-        )
-        .header(Row::new(["", "req", "err", "cost"]).style(bold()))
-        .block(Block::default().borders(Borders::ALL).title(title))
-    };
-    frame.render_widget(groups(" today by model ", |t| &t.by_model), models);
-    frame.render_widget(groups(" today by provider ", |t| &t.by_provider), providers);
-    let block = Block::default().borders(Borders::ALL).title(" breakers ");
-    frame.render_widget(
-        Paragraph::new(Line::from(breaker_spans(state, "")))
-            .wrap(Wrap { trim: true })
-            .block(block),
-        breakers,
-    );
-}
-
-fn draw_requests(frame: &mut Frame<'_>, area: Rect, state: &State) {
-    let mut title = format!(" requests ({}) ", state.requests.len());
-    if !state.filter_text.is_empty() {
-        title = format!(
-            " requests matching \"{}\" ({}) ",
-            state.filter_text,
-            state.requests.len()
-        );
-    }
-    let block = Block::default().borders(Borders::TOP).title(title);
-    if state.requests.is_empty() {
-        let text = if !state.loaded {
-            "reading the ledger…"
-        } else if state.filter_text.is_empty() && state.session_filter.is_none() {
-            "no requests yet"
-        } else {
-            "no request matches the filter"
-        };
-        frame.render_widget(Paragraph::new(text).block(block), area);
-        return;
-    }
-    let rows = state.requests.iter().map(|r| request_row(state, r));
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(1),
-            Constraint::Length(8),
-            Constraint::Length(10),
-            Constraint::Min(12),
-            Constraint::Length(8),
-            Constraint::Length(3),
-            Constraint::Length(11),
-            Constraint::Length(10),
-            Constraint::Length(6),
-        ],
-    )
-    .header(
-        Row::new([
-            "", "time", "session", "model", "provider", "st", "tokens", "cost", "ms",
-        ])
-        .style(bold()),
-    )
-    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
-    .block(block);
-    let mut table_state = TableState::default().with_selected(Some(state.selected));
-    frame.render_stateful_widget(table, area, &mut table_state);
-}
-
-fn request_row<'a>(state: &State, r: &'a RequestRow) -> Row<'a> {
-    let who = r
-        .tag
-        .clone()
-        .or_else(|| r.session_id.as_deref().map(|s| short(s).to_owned()))
-        .unwrap_or_else(|| "-".to_owned());
-    let tokens = match (r.prompt_tokens, r.completion_tokens) {
-        (None, None) => "-".to_owned(),
-        (p, c) => format!(
-            "{}/{}{}",
-            compact(p.unwrap_or(0)),
-            compact(c.unwrap_or(0)),
-            if r.tokens_estimated { "*" } else { "" }
-        ),
-    };
-    let cells = vec![
-        Cell::from(if r.failed() { "!" } else { " " }),
-        Cell::from(clock(r.started_ms)),
-        Cell::from(who),
-        Cell::from(r.model().to_owned()),
-        Cell::from(r.provider.clone().unwrap_or_else(|| "-".to_owned())),
-        Cell::from(r.status.to_string()),
-        Cell::from(tokens),
-        Cell::from(
-            // No cost on a successful request: its model has no known price.
-            match r.cost_usd {
-                Some(c) => money(Some(c)),
-                None if r.failed() => "-".to_owned(),
-                None => "n/a".to_owned(),
-            },
-        ),
-        Cell::from(latency(r.latency_ms)),
-    ];
-    let row = Row::new(cells);
-    if r.failed() {
-        row.style(error_style(state))
-    } else {
-        row
-    }
-}
-
 fn draw_footer(frame: &mut Frame<'_>, area: Rect, state: &State) {
     let line = match state.mode {
         Mode::Filter => Line::from(vec![
@@ -439,8 +215,12 @@ fn draw_footer(frame: &mut Frame<'_>, area: Rect, state: &State) {
         ]),
         Mode::Detail => Line::from("Esc/q back · ↑↓ scroll"),
         Mode::Help => Line::from("Esc/? back"),
+        // Every key fits 80 columns; the moves (obvious, and in the help) only wider ones.
+        Mode::List if area.width < 100 => Line::from(
+            "q quit · p pause · / filter · s session · [ ] sessions · Enter detail · ? help",
+        ),
         Mode::List => Line::from(
-            "q quit · p pause · / filter · s session · Enter detail · ↑↓ jk move · ? help",
+            "q quit · p pause · / filter · s session · [ ] scroll sessions · Enter detail · ↑↓ jk move · ? help",
         ),
     };
     frame.render_widget(
@@ -456,6 +236,7 @@ fn draw_help(frame: &mut Frame<'_>, area: Rect, _state: &State) {
         ("p", "pause or resume the live list"),
         ("/", "filter by session id, tag, model or provider text"),
         ("s", "show one session of today, the next, then all"),
+        ("[ ]", "scroll the sessions panel up, down"),
         ("Enter", "the selected request: every field and attempt"),
         ("↑ ↓ j k", "move; PgUp PgDn by ten"),
         ("?", "this help"),
@@ -494,30 +275,6 @@ fn popup(area: Rect) -> Rect {
         y: area.y,
         width: area.width.saturating_sub(2 * margin_x),
         height: area.height.saturating_sub(1),
-    }
-}
-
-/// The first 8 characters of an id.
-pub(super) fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
-}
-
-/// Local `HH:MM:SS`.
-pub(super) fn clock(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
-fn compact(n: i64) -> String {
-    if n >= 10_000 {
-        format!("{:.0}k", n as f64 / 1000.0)
-    } else {
-        n.to_string()
     }
 }
 

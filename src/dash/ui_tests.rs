@@ -6,7 +6,7 @@ use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 
 use super::*;
-use crate::dash::state::{Action, Breaker, SessionView};
+use crate::dash::state::{Action, Breaker, Daemon, SessionView};
 use crate::ledger::live::{DayTotals, GroupTotals};
 use crate::ledger::query::SessionRow;
 use crate::ledger::request_view::{Attempt, RequestDetail, RequestRow};
@@ -209,7 +209,7 @@ fn the_detail_shows_every_field_and_the_attempts() {
     assert!(wide.contains("fingerprint"));
     assert!(
         line_with(&wide, "#1 openai/gpt-4o-mini")
-            .contains("│! #1 openai/gpt-4o-mini status 429 40ms rate_limited"),
+            .contains("│! #1 openai/gpt-4o-mini status 429 upstream 40ms rate_limited"),
         "{wide}"
     );
     let narrow = text(&render(&state, 80, 24));
@@ -316,4 +316,41 @@ fn the_first_frame_reads_a_real_ledger() {
         assert!(line_with(&screen, "gpt-4o").starts_with('!'), "{screen}");
         assert!(screen.contains("bench"), "{screen}");
     }
+}
+
+#[test]
+fn a_budget_nearly_used_up_is_marked_in_both_layouts() {
+    use crate::budget::policy::Period;
+    use crate::budget::standings::ScopeStanding;
+    let standing = |scope: &str, period, cap_usd: f64, left_usd: f64| ScopeStanding {
+        scope: scope.to_owned(),
+        period,
+        period_start_ms: 0,
+        cap_usd,
+        spent_usd: cap_usd - left_usd,
+        reserved_usd: 0.0,
+        left_usd,
+        runs_out_ms: None,
+    };
+    let mut state = populated(false);
+    state.update(Action::Budgets(vec![
+        standing("all", Period::Day, 5.0, 0.4),
+        standing("key:editor", Period::Day, 3.0, 2.5),
+        standing("all", Period::Month, 100.0, 60.0),
+    ]));
+    let buffer = render(&state, 80, 24);
+    let screen = text(&buffer);
+    let line = line_with(&screen, "budgets");
+    assert!(
+        line.contains("left ! day $0.40/$5 · month $60/$100 · key:editor day $2.50/$3"),
+        "{line}"
+    );
+    let y = screen.lines().position(|l| l.contains("budgets")).unwrap() as u16;
+    let x = line.chars().position(|c| c == '!').unwrap() as u16;
+    assert_eq!(buffer[(x, y)].fg, Color::Red, "nearly used up: {line}");
+    let wide = text(&render(&state, 160, 48));
+    assert!(line_with(&wide, "budgets left").contains('┌'), "{wide}");
+    assert!(wide.contains("! day $0.40/$5"), "{wide}");
+    assert!(wide.contains("key:editor day $2.50/$3"), "{wide}");
+    assert!(wide.contains("latency ms"), "{wide}");
 }

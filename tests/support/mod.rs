@@ -15,6 +15,7 @@ pub mod formats;
 pub mod npm;
 pub mod postgres;
 pub mod python;
+pub mod tmux;
 pub mod upstream;
 
 use std::collections::HashMap;
