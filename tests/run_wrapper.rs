@@ -334,7 +334,11 @@ fn a_run_inside_a_run_records_its_parent() {
     let mut cmd = env.command();
     cmd.args(["sessions"]);
     let listing = text(&run_to_end(cmd).stdout);
-    let outer_line = listing.lines().position(|l| l.contains(&parent)).unwrap();
+    // The table shows ids by their first 8 characters.
+    let outer_line = listing
+        .lines()
+        .position(|l| l.contains(&parent[..8]))
+        .unwrap_or_else(|| panic!("{listing}"));
     assert!(
         listing.lines().nth(outer_line + 1).unwrap().contains('└'),
         "{listing}"
