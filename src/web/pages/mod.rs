@@ -1,6 +1,7 @@
 //! The dashboard's pages, each a function from ledger data to HTML, plus the requests table
 //! they share.
 
+pub mod breakdown;
 pub mod budgets;
 pub mod overview;
 pub mod performance;

@@ -25,8 +25,8 @@ pub fn render(overview: &Overview, latest: &[RequestRow]) -> String {
         body,
         r#"<h1>Overview</h1>
 <section class="cards">
-<div class="card" id="today"><h2>Today</h2><p class="big">{cost}</p>{details}</div>
-<div class="card" id="month"><h2>This month</h2><p class="big">{mcost}</p><p>{mreq} requests</p>{mnote}</div>
+<div class="card" id="today"><h2><a href="/breakdown?range=today">Today</a></h2><p class="big"><a href="/breakdown?range=today">{cost}</a></p>{details}</div>
+<div class="card" id="month"><h2><a href="/breakdown?range=month">This month</a></h2><p class="big"><a href="/breakdown?range=month">{mcost}</a></p><p>{mreq} requests</p>{mnote}</div>
 </section>
 "#,
         cost = esc(&crate::format::cost_marked(t.known_cost(), t.unpriced)),
