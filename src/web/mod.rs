@@ -373,6 +373,9 @@ fn render_with(
     if path == "/breakdown" {
         return routes::breakdown(conn, api, query).map(Some);
     }
+    if path == "/sessions" {
+        return routes::sessions(conn, api, query).map(Some);
+    }
     if path == "/budgets" {
         let now = crate::ledger::now_ms();
         let limits = crate::budget::standings::Limits {

@@ -86,9 +86,10 @@ pub fn parse(
     })
 }
 
-/// The preset links and the from/to form, for the page at `path`; `keep` are the page's other
-/// parameters (name, value), carried along by both.
-pub fn picker(path: &str, range: &Range, keep: &[(&str, String)]) -> String {
+/// The preset links and the from/to form, for the page at `path` (`None`: no range chosen, as
+/// `/sessions` allows); `keep` are the page's other parameters (name, value), carried along by
+/// both.
+pub fn picker(path: &str, range: Option<&Range>, keep: &[(&str, String)]) -> String {
     let carried: String = keep
         .iter()
         .filter(|(_, v)| !v.is_empty())
@@ -96,7 +97,7 @@ pub fn picker(path: &str, range: &Range, keep: &[(&str, String)]) -> String {
         .collect();
     let mut out = String::from(r#"<nav class="ranges">"#);
     for (name, label, _) in PRESETS {
-        let current = if range.preset == Some(name) {
+        let current = if range.is_some_and(|r| r.preset == Some(name)) {
             r#" aria-current="page""#
         } else {
             ""
@@ -117,8 +118,8 @@ pub fn picker(path: &str, range: &Range, keep: &[(&str, String)]) -> String {
         out,
         r#"<form method="get" action="{path}" class="range">{hidden}<label>From <input type="date" name="from" value="{from}"></label> <label>To <input type="date" name="to" value="{to}"></label> <button type="submit">Show</button></form>
 "#,
-        from = range.from,
-        to = range.to,
+        from = range.map(|r| r.from.to_string()).unwrap_or_default(),
+        to = range.map(|r| r.to.to_string()).unwrap_or_default(),
     );
     out
 }
@@ -192,7 +193,7 @@ mod tests {
         let range = parse("", "", "", day("2026-12-07"), "7d").unwrap();
         let html = picker(
             "/breakdown",
-            &range,
+            Some(&range),
             &[("by", "tag".to_owned()), ("x", String::new())],
         );
         assert!(

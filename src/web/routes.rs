@@ -73,3 +73,75 @@ pub(super) fn file_headers(file: &download::File) -> [(http::HeaderName, String)
         ),
     ]
 }
+
+/// Sessions a download holds at most (a page of the list is `pages::sessions::PAGE`).
+const DOWNLOAD_MAX: usize = 100_000;
+
+/// `/sessions`: the filters, an optional range, `sort=`, `after=`, `format=`.
+pub(super) fn sessions(
+    conn: Option<&LedgerReader>,
+    api: bool,
+    query: &str,
+) -> Result<Rendered, RenderError> {
+    let param = |name: &str| query_param(query, name);
+    let any_range = ["range", "from", "to"].iter().any(|n| !param(n).is_empty());
+    let parsed = (|| {
+        let range = any_range.then(|| range_of(query, "7d")).transpose()?;
+        let filters = pages::sessions::Filters {
+            tag: param("tag"),
+            program: param("program"),
+            status: param("status"),
+            min_cost: param("min_cost"),
+            sort: param("sort"),
+            range,
+        };
+        let mut wanted = filters.query()?;
+        if let Some(range) = &filters.range {
+            let bounds = filter_of(range);
+            (wanted.since_ms, wanted.until_ms) = (bounds.since_ms, bounds.until_ms);
+        }
+        let after = param("after");
+        if !after.is_empty() {
+            wanted.after = Some(
+                crate::ledger::session_list::Cursor::parse(&after, wanted.sort).ok_or_else(
+                    || format!("after={after} is not a cursor: follow the page's Next link"),
+                )?,
+            );
+        }
+        Ok::<_, String>((filters, wanted, Format::parse(&param("format"))?))
+    })();
+    let (filters, mut wanted, format) = match parsed {
+        Ok(parsed) => parsed,
+        Err(message) => return Ok(Rendered::BadRequest(message)),
+    };
+    let Some(conn) = conn else {
+        let empty = crate::ledger::session_list::SessionList::default();
+        return Ok(match format {
+            Some(format) => Rendered::File(pages::sessions::file(&[], format)),
+            None if api => Rendered::Json(serde_json::to_value(&empty)?),
+            None => Rendered::Html(pages::sessions::render(&empty, &filters)),
+        });
+    };
+    let Some(format) = format else {
+        let list = conn.session_list(&wanted)?;
+        return Ok(if api {
+            Rendered::Json(serde_json::to_value(&list)?)
+        } else {
+            Rendered::Html(pages::sessions::render(&list, &filters))
+        });
+    };
+    // A download holds every matching session (from the cursor on), read a page at a time.
+    wanted.limit = 1000;
+    let mut rows = Vec::new();
+    loop {
+        let list = conn.session_list(&wanted)?;
+        rows.extend(list.sessions);
+        match list.next_after {
+            Some(next) if rows.len() < DOWNLOAD_MAX => {
+                wanted.after = crate::ledger::session_list::Cursor::parse(&next, wanted.sort);
+            }
+            _ => break,
+        }
+    }
+    Ok(Rendered::File(pages::sessions::file(&rows, format)))
+}

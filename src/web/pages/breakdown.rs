@@ -119,7 +119,7 @@ pub fn render(b: &Breakdown, range: &Range) -> String {
     body.push_str("</nav>\n");
     body.push_str(&range::picker(
         "/breakdown",
-        range,
+        Some(range),
         &[("by", b.by.to_owned())],
     ));
     let _ = write!(

@@ -7,6 +7,7 @@ pub mod overview;
 pub mod performance;
 pub mod request;
 pub mod session;
+pub mod sessions;
 pub mod team;
 
 use std::fmt::Write as _;
