@@ -235,6 +235,9 @@ const MIGRATIONS: &[&str] = &[
     // strings, integer nano-dollars; `requests` and `attempts` become views over them. See
     // `narrow`.
     super::narrow::MIGRATION,
+    // webviews: `/sessions` pages newest first by (started_ms, id) without sorting every
+    // session (keyset paging reads from the cursor on).
+    "CREATE INDEX IF NOT EXISTS sessions_started_id ON sessions(started_ms, id);",
 ];
 
 /// The schema version this build migrates to.

@@ -210,3 +210,7 @@ mod tests {
         assert_eq!(list.next_after, None);
     }
 }
+
+#[cfg(test)]
+#[path = "session_list_tests.rs"]
+mod store_tests;

@@ -311,6 +311,9 @@ const MIGRATIONS: &[&str] = &[
     // pgprune: a BRIN index on requests' start time (a few pages per partition, next to nothing
     // per insert) so prune's batches in the cutoff's month find their rows without a scan.
     "CREATE INDEX requests_started ON requests USING brin (started_ms);",
+    // webviews: `/sessions` pages newest first by (started_ms, id) without sorting every
+    // session (keyset paging reads from the cursor on).
+    "CREATE INDEX IF NOT EXISTS sessions_started_id ON sessions (started_ms, id COLLATE \"C\");",
 ];
 
 /// The schema version this build writes.
