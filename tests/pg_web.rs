@@ -284,7 +284,11 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
         assert_eq!(models["total"]["requests"], REQUESTS, "{models}");
         let (_, _, by_cost) = get(&postgres.url, "/api/sessions?sort=cost").await;
         let by_cost: serde_json::Value = serde_json::from_str(&by_cost).unwrap();
-        assert_eq!(by_cost["sessions"].as_array().unwrap().len(), 4, "{by_cost}");
+        assert_eq!(
+            by_cost["sessions"].as_array().unwrap().len(),
+            4,
+            "{by_cost}"
+        );
         let (status, _, overview) = get(&postgres.url, "/api/").await;
         assert_eq!(status, 200);
         let overview: serde_json::Value = serde_json::from_str(&overview).unwrap();

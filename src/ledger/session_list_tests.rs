@@ -163,13 +163,11 @@ fn the_plans_use_the_indexes() {
         "SELECT {SESSION_COLUMNS} FROM sessions s WHERE (s.started_ms, s.id) < (5, 'x')
          ORDER BY s.started_ms DESC, s.id DESC LIMIT 51"
     ));
-    println!("started:\n{started}");
     assert!(started.contains("sessions_started_id"), "{started}");
     assert!(!started.contains("TEMP B-TREE"), "{started}");
     let cost = plan(&format!(
         "SELECT {SESSION_COLUMNS} FROM sessions s ORDER BY {} DESC, s.id DESC LIMIT 51",
         sort_sql(SessionSort::Cost)
     ));
-    println!("cost:\n{cost}");
     assert!(cost.contains("usage_session"), "{cost}");
 }

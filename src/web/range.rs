@@ -102,7 +102,7 @@ pub fn picker(path: &str, range: Option<&Range>, keep: &[(&str, String)]) -> Str
         } else {
             ""
         };
-        let _ = write!(
+        let _ = writeln!(
             out,
             r#"<a href="{path}?range={name}{carried}"{current}>{label}</a> "#,
             carried = esc(&carried),
@@ -116,8 +116,7 @@ pub fn picker(path: &str, range: Option<&Range>, keep: &[(&str, String)]) -> Str
         .collect();
     let _ = write!(
         out,
-        r#"<form method="get" action="{path}" class="range">{hidden}<label>From <input type="date" name="from" value="{from}"></label> <label>To <input type="date" name="to" value="{to}"></label> <button type="submit">Show</button></form>
-"#,
+        r#"<form method="get" action="{path}" class="range">{hidden}<label>From <input type="date" name="from" value="{from}"></label> <label>To <input type="date" name="to" value="{to}"></label> <button type="submit">Show</button></form>"#,
         from = range.map(|r| r.from.to_string()).unwrap_or_default(),
         to = range.map(|r| r.to.to_string()).unwrap_or_default(),
     );

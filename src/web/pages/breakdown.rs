@@ -110,7 +110,7 @@ pub fn render(b: &Breakdown, range: &Range) -> String {
         } else {
             ""
         };
-        let _ = write!(
+        let _ = writeln!(
             body,
             r#"<a href="/breakdown?by={name}&amp;{q}"{current}>{name}</a> "#,
             q = esc(&range.query()),
@@ -124,8 +124,7 @@ pub fn render(b: &Breakdown, range: &Range) -> String {
     ));
     let _ = write!(
         body,
-        r#"<p class="muted">{from} to {to} (local days, both included).</p>
-"#,
+        r#"<p class="muted">{from} to {to} (local days, both included).</p>"#,
         from = esc(&b.from),
         to = esc(&b.to),
     );

@@ -12,10 +12,9 @@ use crate::web::range::{self, Range};
 pub fn render(usage: &TeamUsage, range: &Range) -> String {
     let mut body = String::from("<h1>Team</h1>\n");
     body.push_str(&range::picker("/team", Some(range), &[]));
-    let _ = write!(
+    let _ = writeln!(
         body,
-        r#"<p class="muted">{from} to {to} (UTC days, both included), from the daily roll-up.</p>
-"#,
+        r#"<p class="muted">{from} to {to} (UTC days, both included), from the daily roll-up.</p>"#,
         from = esc(&usage.from),
         to = esc(&usage.to),
     );
