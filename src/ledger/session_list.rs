@@ -103,21 +103,33 @@ impl SessionList {
     }
 }
 
-/// The sort value of a session row `s`, from the hourly roll-up.
+/// Every session's own requests and cost, from the hourly roll-up in one pass: sorting or
+/// filtering by them reads them all (a subquery per session costs several times more).
+const FIGURES: &str = "WITH fig AS (SELECT u.session_id AS id, SUM(u.requests) AS n,
+    COALESCE(ROUND(SUM(u.cost_usd) - TOTAL(u.simulated_usd), 12), 0) AS cost
+    FROM usage u GROUP BY u.session_id)";
+
+/// The sort value of a session row `s` (its figures joined as `f`).
 fn sort_sql(sort: SessionSort) -> &'static str {
     match sort {
         SessionSort::Started => "s.started_ms",
-        SessionSort::Cost => {
-            "(SELECT COALESCE(ROUND(SUM(u.cost_usd) - TOTAL(u.simulated_usd), 12), 0) FROM usage u WHERE u.session_id = s.id)"
-        }
-        SessionSort::Requests => {
-            "(SELECT IFNULL(SUM(u.requests), 0) FROM usage u WHERE u.session_id = s.id)"
-        }
+        SessionSort::Cost => "COALESCE(f.cost, 0)",
+        SessionSort::Requests => "COALESCE(f.n, 0)",
     }
 }
 
 /// A page of sessions from a SQLite ledger.
 pub fn session_list(conn: &Connection, query: &SessionQuery) -> rusqlite::Result<SessionList> {
+    let (sql, args) = list_sql(query);
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt
+        .query_map(params_from_iter(args), session_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(SessionList::page(rows, query))
+}
+
+/// The SQL of a page of sessions (`limit + 1` rows) and its arguments.
+fn list_sql(query: &SessionQuery) -> (String, Vec<Value>) {
     let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     let arg = |args: &mut Vec<Value>, value: Value| {
@@ -170,14 +182,20 @@ pub fn session_list(conn: &Connection, query: &SessionQuery) -> rusqlite::Result
     } else {
         format!("WHERE {}", clauses.join(" AND "))
     };
+    // The newest first, unfiltered by cost, reads the start index from the cursor on alone.
+    let (with, join) = if query.sort == SessionSort::Started && query.min_cost_usd.is_none() {
+        ("", "")
+    } else {
+        (FIGURES, "LEFT JOIN fig f ON f.id = s.id")
+    };
+    // The page's ids first: a sort computes its result columns for every row it sorts, and a
+    // session's figures are four subqueries.
     let sql = format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions s {filter} ORDER BY {key} DESC, s.id DESC LIMIT {limit}"
+        "{with} SELECT {SESSION_COLUMNS} FROM (SELECT s.id AS pick, {key} AS k FROM sessions s
+             {join} {filter} ORDER BY {key} DESC, s.id DESC LIMIT {limit}) p
+         JOIN sessions s ON s.id = p.pick ORDER BY p.k DESC, s.id DESC"
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt
-        .query_map(params_from_iter(args), session_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(SessionList::page(rows, query))
+    (sql, args)
 }
 
 #[cfg(test)]

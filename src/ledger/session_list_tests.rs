@@ -149,25 +149,46 @@ fn filters_narrow_the_list() {
     assert!(dear.sessions.iter().all(|s| s.cost_usd.unwrap() >= 0.75));
 }
 
-/// The default sort reads the start index, not every session; the cost sort is the one that
-/// adds up every session's roll-up rows (through `usage_session`).
+/// The default sort reads the start index, not every session; the cost sort adds up the
+/// roll-up once (in `usage_session` order) and looks each session's figures up.
 #[test]
 fn the_plans_use_the_indexes() {
     let (_dir, conn) = ledger();
-    let plan = |sql: &str| -> String {
+    let plan = |query: SessionQuery| -> String {
+        let (sql, args) = list_sql(&SessionQuery { limit: 50, ..query });
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+        let rows = stmt
+            .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap();
         rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
     };
-    let started = plan(&format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions s WHERE (s.started_ms, s.id) < (5, 'x')
-         ORDER BY s.started_ms DESC, s.id DESC LIMIT 51"
-    ));
+    let after = Some(Cursor {
+        value: "5".to_owned(),
+        id: "x".to_owned(),
+    });
+    let started = plan(SessionQuery {
+        after: after.clone(),
+        ..SessionQuery::default()
+    });
     assert!(started.contains("sessions_started_id"), "{started}");
-    assert!(!started.contains("TEMP B-TREE"), "{started}");
-    let cost = plan(&format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions s ORDER BY {} DESC, s.id DESC LIMIT 51",
-        sort_sql(SessionSort::Cost)
-    ));
-    assert!(cost.contains("usage_session"), "{cost}");
+    // Sessions are read in order from the index; only the page's own rows are sorted again.
+    assert!(
+        started.contains("SEARCH s USING COVERING INDEX sessions_started_id"),
+        "{started}"
+    );
+    assert!(!started.contains("TEMP B-TREE FOR ORDER BY"), "{started}");
+    assert!(!started.contains("fig"), "{started}");
+    let cost = plan(SessionQuery {
+        sort: SessionSort::Cost,
+        after: Some(Cursor {
+            value: "0.5".to_owned(),
+            id: "x".to_owned(),
+        }),
+        ..SessionQuery::default()
+    });
+    assert!(cost.contains("SCAN u USING INDEX usage_session"), "{cost}");
+    assert!(
+        !cost.contains("SCAN f"),
+        "one pass over the roll-up: {cost}"
+    );
 }

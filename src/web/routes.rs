@@ -130,18 +130,9 @@ pub(super) fn sessions(
             Rendered::Html(pages::sessions::render(&list, &filters))
         });
     };
-    // A download holds every matching session (from the cursor on), read a page at a time.
-    wanted.limit = 1000;
-    let mut rows = Vec::new();
-    loop {
-        let list = conn.session_list(&wanted)?;
-        rows.extend(list.sessions);
-        match list.next_after {
-            Some(next) if rows.len() < DOWNLOAD_MAX => {
-                wanted.after = crate::ledger::session_list::Cursor::parse(&next, wanted.sort);
-            }
-            _ => break,
-        }
-    }
+    // A download holds every matching session from the cursor on (up to `DOWNLOAD_MAX`), in
+    // one read: paging would add the roll-up up again for every page.
+    wanted.limit = DOWNLOAD_MAX;
+    let rows = conn.session_list(&wanted)?.sessions;
     Ok(Rendered::File(pages::sessions::file(&rows, format)))
 }
