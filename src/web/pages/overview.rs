@@ -55,6 +55,9 @@ pub fn render(overview: &Overview, latest: &[RequestRow]) -> String {
 
     body.push_str(r#"<section><h2>Recent sessions</h2>"#);
     body.push_str(&sessions_table(&overview.sessions));
+    body.push_str(
+        r#"<p><a href="/sessions" id="all-sessions">All sessions</a> · <a href="/sessions?sort=cost&amp;range=30d">the costliest of 30 days</a></p>"#,
+    );
     body.push_str("</section>\n");
     body.push_str(r#"<section><h2>Latest requests</h2>"#);
     body.push_str(&super::requests_table(latest, true));
