@@ -239,6 +239,31 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
             paths.push(format!("/api/sessions/{id}"));
         }
         paths.push(format!("/sessions/run-alpha?before={before}"));
+        // The breakdowns and the sessions list, their JSON and downloads; every sort paged.
+        for by in ["model", "provider", "tag", "key"] {
+            for range in ["range=today", "range=7d", "from=2020-01-01&to=2020-01-02"] {
+                paths.push(format!("/breakdown?by={by}&{range}"));
+                paths.push(format!("/api/breakdown?by={by}&{range}"));
+            }
+            paths.push(format!("/breakdown?by={by}&range=30d&format=csv"));
+            paths.push(format!("/breakdown?by={by}&range=30d&format=jsonl"));
+        }
+        for query in [
+            "",
+            "sort=cost",
+            "sort=requests",
+            "tag=alpha",
+            "status=running",
+            "min_cost=0.5",
+            "program=sh&range=7d",
+            "sort=cost&after=0.5~run-nested",
+            "sort=requests&after=60~daemon-bo",
+            "format=csv",
+            "sort=cost&format=jsonl",
+        ] {
+            paths.push(format!("/sessions?{query}"));
+            paths.push(format!("/api/sessions?{query}"));
+        }
         paths.push(format!("/api/sessions/run-alpha?before={before}"));
         for i in [0, 6, 7, 13, 16, 299] {
             paths.push(format!("/request/req_{i:028x}"));
@@ -255,6 +280,16 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
             );
         }
         // What was compared is the rows written, not two empty pages.
+        let (_, _, models) = get(&postgres.url, "/api/breakdown?by=model&range=30d").await;
+        let models: serde_json::Value = serde_json::from_str(&models).unwrap();
+        assert_eq!(models["total"]["requests"], REQUESTS, "{models}");
+        let (_, _, by_cost) = get(&postgres.url, "/api/sessions?sort=cost").await;
+        let by_cost: serde_json::Value = serde_json::from_str(&by_cost).unwrap();
+        assert_eq!(
+            by_cost["sessions"].as_array().unwrap().len(),
+            4,
+            "{by_cost}"
+        );
         let (status, _, overview) = get(&postgres.url, "/api/").await;
         assert_eq!(status, 200);
         let overview: serde_json::Value = serde_json::from_str(&overview).unwrap();

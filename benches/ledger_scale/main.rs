@@ -114,8 +114,8 @@ fn main() -> anyhow::Result<()> {
         &ledger.busiest_session,
         repeat,
     )?;
-    for (name, ms) in pages {
-        results.push((name, ms, TARGET_MS));
+    for (name, ms, target) in pages {
+        results.push((name, ms, target));
     }
 
     // The dashboard's first frame, in this process: the poller's first reads, applied to a

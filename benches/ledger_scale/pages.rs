@@ -19,14 +19,17 @@ impl Drop for Ui {
     }
 }
 
-/// Median milliseconds per page, named by path.
+/// What a page of rows must answer within (a list's next page, not a total).
+const ROWS_TARGET_MS: f64 = 50.0;
+
+/// Median milliseconds per page, named by path, and the page's target.
 pub fn measure(
     bin: &Path,
     ledger: &Path,
     home: &Path,
     busiest_session: &str,
     repeat: usize,
-) -> anyhow::Result<Vec<(String, f64)>> {
+) -> anyhow::Result<Vec<(String, f64, f64)>> {
     let conn = rusqlite::Connection::open(ledger)?;
     let (request, session): (String, String) = conn.query_row(
         "SELECT id, session_id FROM requests WHERE session_id != ?1 ORDER BY started_ms DESC LIMIT 1",
@@ -55,31 +58,57 @@ pub fn measure(
         )]
         std::thread::sleep(Duration::from_millis(20));
     }
+    let totals = super::TARGET_MS;
     let pages = [
-        ("web: / (overview)".to_owned(), "/".to_owned()),
-        ("web: /performance".to_owned(), "/performance".to_owned()),
+        ("web: / (overview)".to_owned(), "/".to_owned(), totals),
+        (
+            "web: /performance".to_owned(),
+            "/performance".to_owned(),
+            totals,
+        ),
         (
             "web: /sessions/{id} (a run)".to_owned(),
             format!("/sessions/{session}"),
+            totals,
         ),
         (
             "web: /sessions/{id} (the busiest)".to_owned(),
             format!("/sessions/{busiest_session}"),
+            totals,
         ),
         (
             "web: /request/{id}".to_owned(),
             format!("/request/{request}"),
+            totals,
         ),
+        // Where the money went: totals over 30 days and a year, per model and per tag.
+        page("/breakdown?by=model&range=30d", totals),
+        page("/breakdown?by=tag&range=30d", totals),
+        page(
+            "/breakdown?by=provider&from=2020-01-01&to=2020-12-31",
+            totals,
+        ),
+        // Pages of sessions: the newest (keyset, from the start index), then by cost and
+        // requests (every session's figures added up to sort them), filtered.
+        page("/sessions", ROWS_TARGET_MS),
+        page("/sessions?range=7d&status=ok", ROWS_TARGET_MS),
+        page("/sessions?sort=cost", totals),
+        page("/sessions?sort=requests&min_cost=0.01", totals),
     ];
     let mut out = Vec::new();
-    for (name, path) in pages {
+    for (name, path, target) in pages {
         let ms = super::median_ms(repeat, || {
             let status = get(port, &path).expect("the page answers");
             assert!(status.starts_with("HTTP/1.1 200"), "{path}: {status}");
         });
-        out.push((name, ms));
+        out.push((name, ms, target));
     }
     Ok(out)
+}
+
+/// A page named by its path.
+fn page(path: &str, target: f64) -> (String, String, f64) {
+    (format!("web: {path}"), path.to_owned(), target)
 }
 
 /// Fetches `path` whole and returns the status line.

@@ -247,6 +247,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX sessions_end_head ON sessions(end_head) WHERE end_head IS NOT NULL;
      CREATE INDEX sessions_project ON sessions(project) WHERE project IS NOT NULL;
      ALTER TABLE reservations ADD COLUMN project TEXT;",
+    // webviews: `/sessions` pages newest first by (started_ms, id) without sorting every
+    // session (keyset paging reads from the cursor on).
+    "CREATE INDEX IF NOT EXISTS sessions_started_id ON sessions(started_ms, id);",
 ];
 
 /// Takes the attribution step back out (its columns and indexes), for tests that rebuild an

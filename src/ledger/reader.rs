@@ -18,6 +18,7 @@ use super::query::{
     self, Filter, GroupBy, Resolved, SessionRow, SessionSpan, TagAndBudget, Totals,
 };
 use super::request_view::{self, RequestDetail, RequestRow};
+use super::session_list::{self, SessionList, SessionQuery};
 use super::time_groups;
 use crate::config::LedgerLocation;
 
@@ -108,6 +109,14 @@ impl LedgerReader {
         match self {
             Self::Sqlite(conn) => Ok(query::sessions(conn, limit)?),
             Self::Postgres(pg) => Ok(pg.sessions(limit)?),
+        }
+    }
+
+    /// A page of sessions: filtered, sorted, after a cursor (`/sessions`).
+    pub fn session_list(&self, query: &SessionQuery) -> Result<SessionList, ReadError> {
+        match self {
+            Self::Sqlite(conn) => Ok(session_list::session_list(conn, query)?),
+            Self::Postgres(pg) => Ok(pg.session_list(query)?),
         }
     }
 

@@ -53,6 +53,8 @@ pub fn json_block(id: &str, value: &serde_json::Value) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
     Overview,
+    Breakdown,
+    Sessions,
     Performance,
     Team,
     Budgets,
@@ -80,7 +82,7 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
 <script src="/assets/chart.js" defer></script>
 </head>
 <body>
-<header><a class="brand" href="/">smartproxy</a><nav>{overview}{performance}{team}{budgets}</nav></header>
+<header><a class="brand" href="/">smartproxy</a><nav>{overview}{breakdown}{sessions}{performance}{team}{budgets}</nav></header>
 <main>
 {body}
 </main>
@@ -90,6 +92,8 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
 "#,
         title = esc(title),
         overview = link(Nav::Overview, "/", "Overview"),
+        breakdown = link(Nav::Breakdown, "/breakdown", "Breakdown"),
+        sessions = link(Nav::Sessions, "/sessions", "Sessions"),
         performance = link(Nav::Performance, "/performance", "Performance"),
         team = link(Nav::Team, "/team", "Team"),
         budgets = link(Nav::Budgets, "/budgets", "Budgets"),

@@ -14,10 +14,13 @@
 //! reached (PostgreSQL down or silent) is a 503 page that says so, never a hang.
 
 mod assets;
+mod download;
 pub mod html;
 mod login;
 pub mod pages;
+mod range;
 mod readers;
+mod routes;
 pub mod security;
 pub mod serve;
 
@@ -122,7 +125,13 @@ impl Bodies {
 pub fn is_web_path(path: &str) -> bool {
     matches!(
         path,
-        "/" | "/performance" | "/team" | "/budgets" | "/login" | "/logout"
+        "/" | "/performance"
+            | "/team"
+            | "/budgets"
+            | "/breakdown"
+            | "/sessions"
+            | "/login"
+            | "/logout"
     ) || ["/sessions/", "/request/", "/assets/", "/api/"]
         .iter()
         .any(|p| path.starts_with(p))
@@ -193,13 +202,13 @@ async fn route(web: Arc<Web>, path: &str, query: &str) -> Response<Bytes> {
         Ok(Some(Rendered::Html(body))) => html_response(StatusCode::OK, body),
         Ok(Some(Rendered::Json(value))) => json_response(StatusCode::OK, value.to_string()),
         Ok(Some(Rendered::Redirect(to))) => redirect(&to),
+        Ok(Some(Rendered::File(file))) => file_response(&file),
         Ok(Some(Rendered::BadRequest(message))) if api => {
             json_error(StatusCode::BAD_REQUEST, &message, "invalid_request")
         }
-        Ok(Some(Rendered::BadRequest(message))) => html_response(
-            StatusCode::BAD_REQUEST,
-            html::bad_request(&message, "/team"),
-        ),
+        Ok(Some(Rendered::BadRequest(message))) => {
+            html_response(StatusCode::BAD_REQUEST, html::bad_request(&message, path))
+        }
         Ok(None) if api => json_error(
             StatusCode::NOT_FOUND,
             &format!("nothing at {path}"),
@@ -251,6 +260,8 @@ enum Rendered {
     Redirect(String),
     Html(String),
     Json(serde_json::Value),
+    /// A download (`?format=csv|jsonl`).
+    File(download::File),
     /// A query string the page cannot use; the message says how to fix it.
     BadRequest(String),
 }
@@ -334,11 +345,12 @@ fn render_with(
     }
     if path == "/team" {
         let today = chrono::Utc::now().date_naive();
-        let range = match pages::team::range(
+        let range = match range::parse(
             &query_param(query, "range"),
             &query_param(query, "from"),
             &query_param(query, "to"),
             today,
+            "7d",
         ) {
             Ok(range) => range,
             Err(message) => return Ok(Some(Rendered::BadRequest(message))),
@@ -357,6 +369,12 @@ fn render_with(
         } else {
             Rendered::Html(pages::team::render(&usage, &range))
         }));
+    }
+    if path == "/breakdown" {
+        return routes::breakdown(conn, api, query).map(Some);
+    }
+    if path == "/sessions" {
+        return routes::sessions(conn, api, query).map(Some);
     }
     if path == "/budgets" {
         let now = crate::ledger::now_ms();
@@ -538,6 +556,22 @@ fn html_response(status: StatusCode, body: String) -> Response<Bytes> {
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn file_response(file: &download::File) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(file.body.clone()));
+    let headers = response.headers_mut();
+    for (name, value) in routes::file_headers(file) {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

@@ -9,6 +9,7 @@
     clippy::print_stderr
 )]
 
+pub mod chromium;
 pub mod daemon;
 pub mod dialects;
 pub mod formats;

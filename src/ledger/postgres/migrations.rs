@@ -319,6 +319,9 @@ const MIGRATIONS: &[&str] = &[
          ADD COLUMN end_branch text, ADD COLUMN end_head text;
      CREATE INDEX sessions_head ON sessions (head) WHERE head IS NOT NULL;
      CREATE INDEX sessions_end_head ON sessions (end_head) WHERE end_head IS NOT NULL;",
+    // webviews: `/sessions` pages newest first by (started_ms, id) without sorting every
+    // session (keyset paging reads from the cursor on).
+    "CREATE INDEX IF NOT EXISTS sessions_started_id ON sessions (started_ms, id COLLATE \"C\");",
 ];
 
 /// The schema version this build writes.

@@ -62,7 +62,7 @@ const SESSIONS_BY_ID: &str = "
 
 impl Reader {
     /// One query, bounded by `READ_TIMEOUT`.
-    fn page_query(
+    pub(super) fn page_query(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],

@@ -1,11 +1,13 @@
 //! The dashboard's pages, each a function from ledger data to HTML, plus the requests table
 //! they share.
 
+pub mod breakdown;
 pub mod budgets;
 pub mod overview;
 pub mod performance;
 pub mod request;
 pub mod session;
+pub mod sessions;
 pub mod team;
 
 use std::fmt::Write as _;

@@ -25,8 +25,8 @@ pub fn render(overview: &Overview, latest: &[RequestRow]) -> String {
         body,
         r#"<h1>Overview</h1>
 <section class="cards">
-<div class="card" id="today"><h2>Today</h2><p class="big">{cost}</p>{details}</div>
-<div class="card" id="month"><h2>This month</h2><p class="big">{mcost}</p><p>{mreq} requests</p>{mnote}</div>
+<div class="card" id="today"><h2><a href="/breakdown?range=today">Today</a></h2><p class="big"><a href="/breakdown?range=today">{cost}</a></p>{details}</div>
+<div class="card" id="month"><h2><a href="/breakdown?range=month">This month</a></h2><p class="big"><a href="/breakdown?range=month">{mcost}</a></p><p>{mreq} requests</p>{mnote}</div>
 </section>
 "#,
         cost = esc(&crate::format::cost_marked(t.known_cost(), t.unpriced)),
@@ -55,6 +55,9 @@ pub fn render(overview: &Overview, latest: &[RequestRow]) -> String {
 
     body.push_str(r#"<section><h2>Recent sessions</h2>"#);
     body.push_str(&sessions_table(&overview.sessions));
+    body.push_str(
+        r#"<p><a href="/sessions" id="all-sessions">All sessions</a> · <a href="/sessions?sort=cost&amp;range=30d">the costliest of 30 days</a></p>"#,
+    );
     body.push_str("</section>\n");
     body.push_str(r#"<section><h2>Latest requests</h2>"#);
     body.push_str(&super::requests_table(latest, true));
