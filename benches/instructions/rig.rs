@@ -15,7 +15,10 @@
 
 #[path = "../proxy_overhead/bare_hop.rs"]
 mod bare_hop;
-#[allow(dead_code, reason = "the bench's whole mock; the rig needs its start only")]
+#[allow(
+    dead_code,
+    reason = "the bench's whole mock; the rig needs its start only"
+)]
 #[path = "../proxy_overhead/mock_upstream.rs"]
 mod mock_upstream;
 
@@ -67,7 +70,9 @@ fn main() -> anyhow::Result<()> {
             let connections: usize = connections.parse()?;
             runtime.block_on(load(addr, key, requests, connections.max(1)))?;
         }
-        _ => bail!("usage: rig upstream | rig hop UPSTREAM | rig load ADDR KEY REQUESTS CONNECTIONS"),
+        _ => {
+            bail!("usage: rig upstream | rig hop UPSTREAM | rig load ADDR KEY REQUESTS CONNECTIONS")
+        }
     }
     Ok(())
 }
