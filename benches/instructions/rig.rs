@@ -13,6 +13,10 @@
     clippy::print_stderr
 )]
 
+#[allow(
+    dead_code,
+    reason = "the bench reads the hop's thread id; the rig does not"
+)]
 #[path = "../proxy_overhead/bare_hop.rs"]
 mod bare_hop;
 #[allow(
