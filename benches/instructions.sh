@@ -13,7 +13,8 @@
 #   benches/instructions.sh                  # release profile (fat LTO; the figures to quote)
 #   PROFILE=profiling benches/instructions.sh  # thin LTO, quicker to build while iterating
 # Knobs (environment): REQUESTS=5000 WARMUP=300 CONNECTIONS=8 SIDES="hop run daemon"
-# OUT=<dir> (kept; default a temp dir that is removed). Per side it prints Ir/request and leaves
+# OUT=<dir> (kept; default a temp dir that is removed), SMARTPROXY_BIN=<an older build> to
+# measure it instead of this tree's. Per side it prints Ir/request and leaves
 # OUT/<side>.out; `callgrind_annotate --inclusive=yes OUT/run.out | head -60` shows
 # where the instructions go. Needs valgrind; nothing leaves 127.0.0.1.
 set -euo pipefail
@@ -31,7 +32,7 @@ cargo build --quiet --profile "$PROFILE" --bin smartproxy --example instructions
 target=${CARGO_TARGET_DIR:-target}
 dir=$target/$PROFILE
 [ "$PROFILE" = dev ] && dir=$target/debug
-BIN=$(realpath "$dir/smartproxy")
+BIN=$(realpath "${SMARTPROXY_BIN:-$dir/smartproxy}")
 RIG=$(realpath "$dir/examples/instructions_rig")
 
 if [ -n "${OUT:-}" ]; then
