@@ -46,34 +46,43 @@ pub(super) fn routing_headers(
     let record = fin.record();
     // Every value is written into one buffer and handed out as slices of it: one allocation for
     // the lot instead of two per header, on every response.
+    // Text is copied in as it is (`write!` runs the formatter for every piece).
     let mut text = String::with_capacity(160);
-    let mut put = |value: &dyn std::fmt::Display| {
+    let mut put = |value: &str| {
         let start = text.len();
-        let _ = write!(text, "{value}");
+        text.push_str(value);
         start..text.len()
     };
     let id = put(&record.id);
     let target = match (&record.provider, &record.served_model) {
         (Some(p), Some(m)) => {
             let provider = put(p);
-            let _ = put(&'/');
+            let _ = put("/");
             let model = put(m);
             Some((provider.start..model.end, provider, model))
         }
         _ => None,
     };
-    let route = record.route.as_ref().map(|r| put(r));
-    let budget = trip.budget_remaining.map(|r| put(&format_args!("{r:.6}")));
+    let route = record.route.as_deref().map(&mut put);
+    let action = record.budget_action.as_deref().map(&mut put);
+    let warning = trip.budget_warning.as_deref().map(&mut put);
+    let mut put_fmt = |value: std::fmt::Arguments<'_>| {
+        let start = text.len();
+        let _ = text.write_fmt(value);
+        start..text.len()
+    };
+    let budget = trip
+        .budget_remaining
+        .map(|r| put_fmt(format_args!("{r:.6}")));
     // Milliseconds to the microsecond, in integers: float formatting costs more than the rest.
     let micros = overhead.as_nanos().saturating_add(500) / 1000;
-    let overhead = put(&format_args!("{}.{:03}", micros / 1000, micros % 1000));
-    let cost = record
-        .cost_usd
-        .filter(|_| with_cost)
-        .map(|c| put(&format_args!("{c:.8}")));
-    let attempts = put(&record.attempts);
-    let action = record.budget_action.as_ref().map(|a| put(a));
-    let warning = trip.budget_warning.as_ref().map(|w| put(w));
+    let overhead = put_fmt(format_args!("{}.{:03}", micros / 1000, micros % 1000));
+    let attempts = put_fmt(format_args!("{}", record.attempts));
+    let cost = record.cost_usd.filter(|_| with_cost).map(|c| {
+        let start = text.len();
+        push_usd(&mut text, c);
+        start..text.len()
+    });
     let text = Bytes::from(text);
     let mut insert = |name: HeaderName, range: Option<std::ops::Range<usize>>| {
         if let Some(value) = range.and_then(|r| HeaderValue::from_maybe_shared(text.slice(r)).ok())
@@ -99,4 +108,65 @@ pub(super) fn routing_headers(
         HeaderValue::from_static(if trip.failover { "true" } else { "false" }),
     );
     headers.insert(X_CACHE, HeaderValue::from_static(record.cache_status));
+}
+
+/// `{usd:.8}`, the same digits, from integers where they are certain: float formatting is most
+/// of what the header costs. Near a tie (and for sums no request reaches) it formats as before.
+fn push_usd(text: &mut String, usd: f64) {
+    let scaled = usd.abs() * 1e8;
+    let whole = scaled.floor();
+    // The product is within 1e-5 of the exact one below 1e11, so a fraction this far from a
+    // half rounds the way the exact decimal expansion does.
+    if scaled.is_nan() || scaled >= 1e11 || ((scaled - whole) - 0.5).abs() < 1e-4 {
+        let _ = write!(text, "{usd:.8}");
+        return;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "non-negative and below 1e11, checked above"
+    )]
+    let units = scaled.round() as u64;
+    if usd.is_sign_negative() {
+        text.push('-');
+    }
+    let _ = write!(text, "{}.{:08}", units / 100_000_000, units % 100_000_000);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_usd;
+
+    #[test]
+    fn usd_has_the_formatters_digits() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            0.5,
+            0.000_000_005,
+            0.000_000_015,
+            0.000_012_345,
+            0.001_275,
+            3.999_999_999,
+            12_345.678_901_234_5,
+            999.999_999_995,
+            -0.25,
+            1e20,
+            -1e-12,
+            f64::NAN,
+            f64::INFINITY,
+        ];
+        // Prices times token counts, as rows carry them.
+        for tokens in [1u32, 7, 41, 38, 79, 1_000, 123_457] {
+            for per_million in [0.15, 0.6, 2.5, 3.0, 10.0, 15.0, 0.075] {
+                values.push(f64::from(tokens) * per_million / 1e6);
+            }
+        }
+        for v in values {
+            let mut text = String::new();
+            push_usd(&mut text, v);
+            assert_eq!(text, format!("{v:.8}"), "{v:e}");
+        }
+    }
 }
