@@ -111,7 +111,10 @@ fn fill(location: &LedgerLocation, now: i64, before_requests: impl FnOnce()) {
             pid: Some(4242),
             started_ms: now - (REQUESTS + 10 - n as i64) * 10 * MINUTE_MS,
             budget_usd: (id == "run-alpha").then_some(2.5),
-            attribution: Default::default(),
+            attribution: smartproxy::ledger::Attribution {
+                project: (n % 2 == 0).then(|| "web".to_owned()),
+                ..Default::default()
+            },
         });
     }
     ledger.flush(Duration::from_secs(60)).unwrap();
@@ -256,6 +259,8 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
             "status=running",
             "min_cost=0.5",
             "program=sh&range=7d",
+            "project=web",
+            "project=web&sort=cost",
             "sort=cost&after=0.5~run-nested",
             "sort=requests&after=60~daemon-bo",
             "format=csv",

@@ -90,6 +90,7 @@ pub(super) fn sessions(
         let filters = pages::sessions::Filters {
             tag: param("tag"),
             program: param("program"),
+            project: param("project"),
             status: param("status"),
             min_cost: param("min_cost"),
             sort: param("sort"),
