@@ -29,6 +29,7 @@ pub mod reader;
 mod record;
 pub mod request_view;
 pub mod retention;
+pub mod request_list;
 pub mod session_list;
 pub mod spool;
 pub mod time_groups;

@@ -55,6 +55,7 @@ pub enum Nav {
     Overview,
     Breakdown,
     Sessions,
+    Requests,
     Performance,
     Team,
     Budgets,
@@ -82,7 +83,7 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
 <script src="/assets/chart.js" defer></script>
 </head>
 <body>
-<header><a class="brand" href="/">smartproxy</a><nav>{overview}{breakdown}{sessions}{performance}{team}{budgets}</nav></header>
+<header><a class="brand" href="/">smartproxy</a><nav>{overview}{breakdown}{sessions}{requests}{performance}{team}{budgets}</nav></header>
 <main>
 {body}
 </main>
@@ -94,6 +95,7 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
         overview = link(Nav::Overview, "/", "Overview"),
         breakdown = link(Nav::Breakdown, "/breakdown", "Breakdown"),
         sessions = link(Nav::Sessions, "/sessions", "Sessions"),
+        requests = link(Nav::Requests, "/requests", "Requests"),
         performance = link(Nav::Performance, "/performance", "Performance"),
         team = link(Nav::Team, "/team", "Team"),
         budgets = link(Nav::Budgets, "/budgets", "Budgets"),

@@ -32,6 +32,7 @@ pub mod query;
 pub mod read;
 pub mod retention;
 pub mod rows;
+pub mod request_list;
 pub mod session_list;
 mod spooling;
 pub mod tls;
