@@ -53,7 +53,13 @@ fn chromium_run(chromium: &Path, args: &[&str], url: &str, size: (u32, u32)) -> 
 
 /// The DOM after scripts ran.
 pub fn dump_dom(chromium: &Path, url: &str) -> String {
-    text(&chromium_run(chromium, &["--dump-dom"], url, (1280, 900)))
+    dump_dom_at(chromium, url, (1280, 900))
+}
+
+/// `dump_dom` in a window of `size` (width, height): what the page's script computed from
+/// its layout at that width.
+pub fn dump_dom_at(chromium: &Path, url: &str, size: (u32, u32)) -> String {
+    text(&chromium_run(chromium, &["--dump-dom"], url, size))
 }
 
 /// Takes a screenshot into target/tmp/web_ui/NAME.png, prints its path and size, and checks it
