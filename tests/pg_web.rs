@@ -275,7 +275,11 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
         let page: serde_json::Value = serde_json::from_str(&page).unwrap();
         assert_eq!(page["requests"].as_array().unwrap().len(), 50, "{page}");
         let after = page["next_after"].as_str().unwrap().to_owned();
-        let (_, _, second) = get(&postgres.url, &format!("/api/requests?range=7d&after={after}")).await;
+        let (_, _, second) = get(
+            &postgres.url,
+            &format!("/api/requests?range=7d&after={after}"),
+        )
+        .await;
         let second: serde_json::Value = serde_json::from_str(&second).unwrap();
         let back = second["prev_before"].as_str().unwrap().to_owned();
         for query in [

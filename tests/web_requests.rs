@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smartproxy::config::LedgerLocation;
-use smartproxy::ledger::{Attribution, AttemptRow, Ledger, Outcome, RequestRecord, SessionStart};
+use smartproxy::ledger::{AttemptRow, Attribution, Ledger, Outcome, RequestRecord, SessionStart};
 use support::TestEnv;
 use support::chromium::{chromium, dump_dom, dump_dom_at, screenshot_at};
 
@@ -195,6 +195,9 @@ async fn every_request(base: &str, query: &str) -> Vec<String> {
     }
 }
 
+/// Which written requests a query should select.
+type Keep = Box<dyn Fn(&RequestRecord) -> bool>;
+
 /// The ids of `written` that `keep` selects, newest first.
 fn expected(written: &[RequestRecord], keep: impl Fn(&RequestRecord) -> bool) -> Vec<String> {
     let mut rows: Vec<&RequestRecord> = written.iter().filter(|r| keep(r)).collect();
@@ -239,7 +242,7 @@ async fn requests_are_searched_and_paged_and_no_table_is_cut() {
 
     // Filters, each against the rows written; a 7-day range holds them all.
     let all = |_: &RequestRecord| true;
-    let cases: Vec<(String, Box<dyn Fn(&RequestRecord) -> bool>)> = vec![
+    let cases: Vec<(String, Keep)> = vec![
         ("range=7d".into(), Box::new(all)),
         (
             format!("session={busy}&model=claude-sonnet&outcome=failed"),
@@ -251,14 +254,8 @@ async fn requests_are_searched_and_paged_and_no_table_is_cut() {
             "range=7d&provider=anthropic".into(),
             Box::new(|r| r.provider.as_deref() == Some("anthropic")),
         ),
-        (
-            "range=7d&tag=beta".into(),
-            Box::new(move |r| !in_busy(r)),
-        ),
-        (
-            "range=7d&status=502".into(),
-            Box::new(|r| r.status == 502),
-        ),
+        ("range=7d&tag=beta".into(), Box::new(move |r| !in_busy(r))),
+        ("range=7d&status=502".into(), Box::new(|r| r.status == 502)),
         (
             "range=7d&outcome=rejected&tag=alpha".into(),
             Box::new(move |r| in_busy(r) && r.outcome == Outcome::Rejected),
@@ -282,11 +279,19 @@ async fn requests_are_searched_and_paged_and_no_table_is_cut() {
     let (status, csv) = get(&format!("{base}/requests?session={busy}&format=csv")).await;
     assert_eq!(status, 200);
     assert_eq!(csv.lines().count(), BUSY as usize + 1, "{csv}");
-    assert!(csv.starts_with("id,session_id,tag,started_ms,model,"), "{csv}");
+    assert!(
+        csv.starts_with("id,session_id,tag,started_ms,model,"),
+        "{csv}"
+    );
     let (_, jsonl) = get(&format!("{base}/requests?range=7d&status=400&format=jsonl")).await;
     let rejected = written.iter().filter(|r| r.status == 400).count();
     assert_eq!(jsonl.lines().count(), rejected, "{jsonl}");
-    for bad in ["outcome=meh", "status=abc", "after=1~a&before=2~b", "after=zz"] {
+    for bad in [
+        "outcome=meh",
+        "status=abc",
+        "after=1~a&before=2~b",
+        "after=zz",
+    ] {
         let (status, body) = get(&format!("{base}/api/requests?{bad}")).await;
         assert_eq!(status, 400, "{bad}: {body}");
         let error: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -315,13 +320,19 @@ fn browser_checks(chromium: &std::path::Path, base: &str, busy: &str, written: &
     let dom = dump_dom(chromium, &format!("{base}/sessions/{busy}"));
     assert!(dom.contains(r#"id="request-filters""#), "{dom}");
     assert!(
-        dom.contains(&format!(r#"<input type="hidden" name="session" value="{busy}">"#)),
+        dom.contains(&format!(
+            r#"<input type="hidden" name="session" value="{busy}">"#
+        )),
         "{dom}"
     );
     assert!(dom.contains(r#"id="all-requests""#), "{dom}");
     let first = format!("{base}/requests?session={busy}");
     let dom = dump_dom(chromium, &first);
-    assert_eq!(dom.matches(r#"<a href="/request/req_"#).count(), 50, "{dom}");
+    assert_eq!(
+        dom.matches(r#"<a href="/request/req_"#).count(),
+        50,
+        "{dom}"
+    );
     assert!(dom.contains(r#"id="next-page""#), "{dom}");
     assert!(!dom.contains(r#"id="prev-page""#), "{dom}");
     assert!(dom.contains(r#"aria-current="page">Requests</a>"#), "{dom}");
@@ -331,7 +342,11 @@ fn browser_checks(chromium: &std::path::Path, base: &str, busy: &str, written: &
         .iter()
         .filter(|r| r.status >= 400 && r.provider.as_deref() == Some("openai"))
         .count();
-    assert_eq!(dom.matches(r#"<tr class="failed">"#).count(), failed, "{dom}");
+    assert_eq!(
+        dom.matches(r#"<tr class="failed">"#).count(),
+        failed,
+        "{dom}"
+    );
     assert!(
         dom.contains(r#"<option value="failed" selected="">failed</option>"#),
         "{dom}"

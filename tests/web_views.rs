@@ -85,6 +85,8 @@ fn fill(location: &LedgerLocation, now: i64) -> Vec<RequestRecord> {
                 id,
                 ended_ms: started_ms + 30_000,
                 exit_code: Some(code),
+                end_branch: None,
+                end_head: None,
             });
         }
     }

@@ -66,9 +66,7 @@ impl Reader {
             let id = arg(Box::new(stored_id(&c.id)));
             clauses.push(format!("(r.started_ms, r.id) {op} ({ms}, {id})"));
         }
-        let limit = arg(Box::new(
-            i64::try_from(query.limit + 1).unwrap_or(i64::MAX),
-        ));
+        let limit = arg(Box::new(i64::try_from(query.limit + 1).unwrap_or(i64::MAX)));
         let filter = if clauses.is_empty() {
             String::new()
         } else {

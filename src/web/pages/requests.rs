@@ -324,7 +324,10 @@ mod tests {
         assert!(page.contains("status=502&amp;after=5~req_1"), "{page}");
         assert!(page.contains("before=9~req_2"), "{page}");
         assert!(page.contains(r#"name="session" value="run a""#), "{page}");
-        assert!(page.contains(r#"<option value="failed" selected>"#), "{page}");
+        assert!(
+            page.contains(r#"<option value="failed" selected>"#),
+            "{page}"
+        );
         let csv = file(&list.requests, download::Format::Csv);
         assert!(csv.body.starts_with("id,session_id,tag,"), "{}", csv.body);
     }
