@@ -133,6 +133,8 @@ const WEB_ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/performance"),
     ("GET", "/api/"),
     ("GET", "/api/performance"),
+    ("GET", "/requests"),
+    ("GET", "/api/requests"),
     ("GET", "/login"),
     ("POST", "/login"),
 ];

@@ -111,7 +111,10 @@ fn fill(location: &LedgerLocation, now: i64, before_requests: impl FnOnce()) {
             pid: Some(4242),
             started_ms: now - (REQUESTS + 10 - n as i64) * 10 * MINUTE_MS,
             budget_usd: (id == "run-alpha").then_some(2.5),
-            attribution: Default::default(),
+            attribution: smartproxy::ledger::Attribution {
+                project: (n % 2 == 0).then(|| "web".to_owned()),
+                ..Default::default()
+            },
         });
     }
     ledger.flush(Duration::from_secs(60)).unwrap();
@@ -256,6 +259,8 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
             "status=running",
             "min_cost=0.5",
             "program=sh&range=7d",
+            "project=web",
+            "project=web&sort=cost",
             "sort=cost&after=0.5~run-nested",
             "sort=requests&after=60~daemon-bo",
             "format=csv",
@@ -265,6 +270,36 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
             paths.push(format!("/api/sessions?{query}"));
         }
         paths.push(format!("/api/sessions/run-alpha?before={before}"));
+        // Request search: a range's and a session's, filtered, paged on and back, downloads.
+        let (_, _, page) = get(&postgres.url, "/api/requests?range=7d").await;
+        let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+        assert_eq!(page["requests"].as_array().unwrap().len(), 50, "{page}");
+        let after = page["next_after"].as_str().unwrap().to_owned();
+        let (_, _, second) = get(
+            &postgres.url,
+            &format!("/api/requests?range=7d&after={after}"),
+        )
+        .await;
+        let second: serde_json::Value = serde_json::from_str(&second).unwrap();
+        let back = second["prev_before"].as_str().unwrap().to_owned();
+        for query in [
+            String::new(),
+            "range=7d".to_owned(),
+            format!("range=7d&after={after}"),
+            format!("range=7d&before={back}"),
+            "session=run-alpha".to_owned(),
+            format!("session=run-alpha&after={after}"),
+            "range=7d&model=gpt-4o&outcome=failed".to_owned(),
+            "range=30d&provider=anthropic&tag=alpha".to_owned(),
+            "range=7d&status=502".to_owned(),
+            "range=7d&outcome=ok&model=llama3".to_owned(),
+            "session=daemon-ana&format=csv".to_owned(),
+            "range=7d&format=jsonl".to_owned(),
+            "outcome=meh".to_owned(),
+        ] {
+            paths.push(format!("/requests?{query}"));
+            paths.push(format!("/api/requests?{query}"));
+        }
         for i in [0, 6, 7, 13, 16, 299] {
             paths.push(format!("/request/req_{i:028x}"));
             paths.push(format!("/api/request/req_{i:028x}"));

@@ -218,6 +218,11 @@ async fn login_exchanges_the_admin_key_for_a_cookie() {
             && body.contains(r#"value="/performance""#),
         "{body}"
     );
+    // No navigation on the sign-in page: every link would lead back to it.
+    assert!(
+        !body.contains("<nav") && !body.contains(r#"<a href="/"#),
+        "{body}"
+    );
 
     let wrong = post_login(&client, &daemon.admin, "key=nope&next=%2Fperformance").await;
     assert_eq!(wrong.status(), 401);

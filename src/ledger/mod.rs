@@ -27,6 +27,7 @@ pub mod query;
 mod readback;
 pub mod reader;
 mod record;
+pub mod request_list;
 pub mod request_view;
 pub mod retention;
 pub mod session_list;

@@ -17,6 +17,7 @@ use super::postgres::query::Reader;
 use super::query::{
     self, Filter, GroupBy, Resolved, SessionRow, SessionSpan, TagAndBudget, Totals,
 };
+use super::request_list::{self, RequestList, RequestQuery};
 use super::request_view::{self, RequestDetail, RequestRow};
 use super::session_list::{self, SessionList, SessionQuery};
 use super::time_groups;
@@ -117,6 +118,14 @@ impl LedgerReader {
         match self {
             Self::Sqlite(conn) => Ok(session_list::session_list(conn, query)?),
             Self::Postgres(pg) => Ok(pg.session_list(query)?),
+        }
+    }
+
+    /// A page of requests: a range's or a session's, filtered, from a cursor (`/requests`).
+    pub fn request_list(&self, query: &RequestQuery) -> Result<RequestList, ReadError> {
+        match self {
+            Self::Sqlite(conn) => Ok(request_list::request_list(conn, query)?),
+            Self::Postgres(pg) => Ok(pg.request_list(query)?),
         }
     }
 

@@ -1,6 +1,6 @@
 //! `/sessions`: every session, newest (or costliest, or busiest) first, a page at a time with
 //! keyset paging (a cursor of the last row's sort value and id, never OFFSET), filtered by tag,
-//! program, status, start day and cost. The question and its cursor are shared; SQLite answers
+//! program, project, status, start day and cost. The question and its cursor are shared; SQLite answers
 //! here, PostgreSQL in `postgres::session_list`, row for row alike.
 
 use rusqlite::{Connection, params_from_iter, types::Value};
@@ -69,6 +69,7 @@ impl Cursor {
 pub struct SessionQuery {
     pub tag: Option<String>,
     pub program: Option<String>,
+    pub project: Option<String>,
     pub status: Option<SessionStatus>,
     /// Started at or after / before (ms).
     pub since_ms: Option<i64>,
@@ -143,6 +144,12 @@ fn list_sql(query: &SessionQuery) -> (String, Vec<Value>) {
         clauses.push(format!(
             "s.program = {}",
             arg(&mut args, program.clone().into())
+        ));
+    }
+    if let Some(project) = &query.project {
+        clauses.push(format!(
+            "s.project = {}",
+            arg(&mut args, project.clone().into())
         ));
     }
     clauses.extend(query.status.map(|status| {

@@ -55,10 +55,14 @@ pub enum Nav {
     Overview,
     Breakdown,
     Sessions,
+    Requests,
     Performance,
     Team,
     Budgets,
+    /// No page current.
     None,
+    /// No navigation at all (the sign-in page: its links would only lead back to it).
+    Bare,
 }
 
 /// A whole page: title, navigation, body, the shared stylesheet and chart script.
@@ -71,6 +75,20 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
         };
         format!(r#"<a href="{href}"{current}>{label}</a>"#)
     };
+    let header = if nav == Nav::Bare {
+        r#"<span class="brand">smartproxy</span>"#.to_owned()
+    } else {
+        format!(
+            r#"<a class="brand" href="/">smartproxy</a><nav>{}{}{}{}{}{}{}</nav>"#,
+            link(Nav::Overview, "/", "Overview"),
+            link(Nav::Breakdown, "/breakdown", "Breakdown"),
+            link(Nav::Sessions, "/sessions", "Sessions"),
+            link(Nav::Requests, "/requests", "Requests"),
+            link(Nav::Performance, "/performance", "Performance"),
+            link(Nav::Team, "/team", "Team"),
+            link(Nav::Budgets, "/budgets", "Budgets"),
+        )
+    };
     format!(
         r#"<!doctype html>
 <html lang="en">
@@ -82,7 +100,7 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
 <script src="/assets/chart.js" defer></script>
 </head>
 <body>
-<header><a class="brand" href="/">smartproxy</a><nav>{overview}{breakdown}{sessions}{performance}{team}{budgets}</nav></header>
+<header>{header}</header>
 <main>
 {body}
 </main>
@@ -91,12 +109,6 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
 </html>
 "#,
         title = esc(title),
-        overview = link(Nav::Overview, "/", "Overview"),
-        breakdown = link(Nav::Breakdown, "/breakdown", "Breakdown"),
-        sessions = link(Nav::Sessions, "/sessions", "Sessions"),
-        performance = link(Nav::Performance, "/performance", "Performance"),
-        team = link(Nav::Team, "/team", "Team"),
-        budgets = link(Nav::Budgets, "/budgets", "Budgets"),
         version = env!("CARGO_PKG_VERSION"),
     )
 }

@@ -59,7 +59,7 @@ pub(super) fn login_page(
         mode = html::esc(web.security.mode.name()),
         next = html::esc(safe_next(next)),
     );
-    html_response(status, html::page("Sign in", html::Nav::None, &body))
+    html_response(status, html::page("Sign in", html::Nav::Bare, &body))
 }
 
 pub(super) async fn login<B>(web: &Web, peer: std::net::IpAddr, req: Request<B>) -> Response<Bytes>

@@ -130,6 +130,7 @@ pub fn is_web_path(path: &str) -> bool {
             | "/budgets"
             | "/breakdown"
             | "/sessions"
+            | "/requests"
             | "/login"
             | "/logout"
     ) || ["/sessions/", "/request/", "/assets/", "/api/"]
@@ -375,6 +376,9 @@ fn render_with(
     }
     if path == "/sessions" {
         return routes::sessions(conn, api, query).map(Some);
+    }
+    if path == "/requests" {
+        return routes::requests(conn, api, query).map(Some);
     }
     if path == "/budgets" {
         let now = crate::ledger::now_ms();

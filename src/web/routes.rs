@@ -1,4 +1,4 @@
-//! The pages that answer "where did the money go": `/breakdown` and `/sessions` (and their
+//! The pages that answer "where did the money go": `/breakdown`, `/sessions` and `/requests` (and their
 //! `/api/...` JSON and `?format=csv|jsonl` downloads). Parses the query string, reads, renders.
 
 use super::download::{self, Format};
@@ -74,7 +74,7 @@ pub(super) fn file_headers(file: &download::File) -> [(http::HeaderName, String)
     ]
 }
 
-/// Sessions a download holds at most (a page of the list is `pages::sessions::PAGE`).
+/// Rows a download holds at most (a page of the list is `pages::sessions::PAGE`).
 const DOWNLOAD_MAX: usize = 100_000;
 
 /// `/sessions`: the filters, an optional range, `sort=`, `after=`, `format=`.
@@ -90,6 +90,7 @@ pub(super) fn sessions(
         let filters = pages::sessions::Filters {
             tag: param("tag"),
             program: param("program"),
+            project: param("project"),
             status: param("status"),
             min_cost: param("min_cost"),
             sort: param("sort"),
@@ -135,4 +136,55 @@ pub(super) fn sessions(
     wanted.limit = DOWNLOAD_MAX;
     let rows = conn.session_list(&wanted)?.sessions;
     Ok(Rendered::File(pages::sessions::file(&rows, format)))
+}
+
+/// `/requests`: `session=` or a range (today by default), the filters, `after=` or `before=`,
+/// `format=`.
+pub(super) fn requests(
+    conn: Option<&LedgerReader>,
+    api: bool,
+    query: &str,
+) -> Result<Rendered, RenderError> {
+    let param = |name: &str| query_param(query, name);
+    let session = param("session");
+    let any_range = ["range", "from", "to"].iter().any(|n| !param(n).is_empty());
+    let parsed = (|| {
+        // A session's requests are all of them unless a range is asked for; else today's.
+        let range = (any_range || session.is_empty())
+            .then(|| range_of(query, "today"))
+            .transpose()?;
+        let filters = pages::requests::Filters {
+            session: session.clone(),
+            model: param("model"),
+            provider: param("provider"),
+            tag: param("tag"),
+            outcome: param("outcome"),
+            status: param("status"),
+            range,
+        };
+        let mut wanted = filters.query()?;
+        if let Some(range) = &filters.range {
+            let bounds = filter_of(range);
+            (wanted.since_ms, wanted.until_ms) = (bounds.since_ms, bounds.until_ms);
+        }
+        wanted.from = pages::requests::direction(&param("after"), &param("before"))?;
+        Ok::<_, String>((filters, wanted, Format::parse(&param("format"))?))
+    })();
+    let (filters, mut wanted, format) = match parsed {
+        Ok(parsed) => parsed,
+        Err(message) => return Ok(Rendered::BadRequest(message)),
+    };
+    if format.is_some() {
+        // A download holds every matching request from the cursor on (up to `DOWNLOAD_MAX`).
+        wanted.limit = DOWNLOAD_MAX;
+    }
+    let list = match conn {
+        Some(conn) => conn.request_list(&wanted)?,
+        None => crate::ledger::request_list::RequestList::default(),
+    };
+    Ok(match format {
+        Some(format) => Rendered::File(pages::requests::file(&list.requests, format)),
+        None if api => Rendered::Json(serde_json::to_value(&list)?),
+        None => Rendered::Html(pages::requests::render(&list, &filters)),
+    })
 }

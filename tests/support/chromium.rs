@@ -41,19 +41,32 @@ fn chromium_run(chromium: &Path, args: &[&str], url: &str, size: (u32, u32)) -> 
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
+    let mut child = cmd.spawn().unwrap();
+    // Read while it runs: a DOM larger than the pipe's buffer would block it until killed.
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut dom = Vec::new();
+        let _ = stdout.read_to_end(&mut dom);
+        dom
+    });
     let out = super::wait_output(child, Duration::from_secs(90));
     assert!(
         out.status.success(),
         "chromium failed on {url}: {}",
         text(&out.stderr)
     );
-    out.stdout
+    reader.join().unwrap()
 }
 
 /// The DOM after scripts ran.
 pub fn dump_dom(chromium: &Path, url: &str) -> String {
-    text(&chromium_run(chromium, &["--dump-dom"], url, (1280, 900)))
+    dump_dom_at(chromium, url, (1280, 900))
+}
+
+/// `dump_dom` in a window of `size` (width, height): what the page's script computed from
+/// its layout at that width.
+pub fn dump_dom_at(chromium: &Path, url: &str, size: (u32, u32)) -> String {
+    text(&chromium_run(chromium, &["--dump-dom"], url, size))
 }
 
 /// Takes a screenshot into target/tmp/web_ui/NAME.png, prints its path and size, and checks it

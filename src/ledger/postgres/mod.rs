@@ -30,6 +30,7 @@ pub mod migrations;
 pub mod pages;
 pub mod query;
 pub mod read;
+pub mod request_list;
 pub mod retention;
 pub mod rows;
 pub mod session_list;

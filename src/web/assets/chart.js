@@ -4,7 +4,10 @@
 "use strict";
 (function () {
   var NS = "http://www.w3.org/2000/svg";
-  var COLOURS = ["#3b5bdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#0c8599", "#c92a2a", "#5c940d", "#868e96"];
+  // style.css's .s0-.s11, in order; series 12 and on change the marker's shape as well.
+  var COLOURS = ["#3b5bdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#0c8599", "#c92a2a", "#5c940d", "#868e96",
+    "#f59f00", "#845218", "#e64980", "#212529"];
+  var SHAPES = 4;
   var W = 900, H = 280, L = 64, R = 16, T = 12, B = 40;
 
   function el(name, attrs, parent) {
@@ -66,6 +69,20 @@
     s.setAttribute("data-drawn", String(data.length));
   }
 
+  function shape(series) {
+    return Math.floor(series / COLOURS.length) % SHAPES;
+  }
+  // A point: circle, square, diamond or triangle, centred on (x, y).
+  function marker(parent, kind, x, y) {
+    var r = 4;
+    if (kind === 0) return el("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: r }, parent);
+    if (kind === 1) return el("rect", { x: (x - r).toFixed(1), y: (y - r).toFixed(1), width: 2 * r, height: 2 * r }, parent);
+    var pts = kind === 2
+      ? [[x, y - r - 1], [x + r + 1, y], [x, y + r + 1], [x - r - 1, y]]
+      : [[x, y - r - 1], [x + r + 1, y + r], [x - r - 1, y + r]];
+    return el("polygon", { points: pts.map(function (q) { return q[0].toFixed(1) + "," + q[1].toFixed(1); }).join(" ") }, parent);
+  }
+
   function scatter(container, data) {
     var pts = data.points || [];
     if (!pts.length) return;
@@ -83,17 +100,17 @@
     pts.forEach(function (p) {
       var colour = COLOURS[p.s % COLOURS.length];
       var a = el("a", { href: "/request/" + encodeURIComponent(p.id) }, s);
-      var c = el("circle", {
-        cx: (L + (W - L - R) * (p.x / topX)).toFixed(1), cy: (T + (H - T - B) * (1 - p.y / topY)).toFixed(1), r: 4,
-        fill: p.bad ? "none" : colour, stroke: colour, "stroke-width": 1.5, "fill-opacity": 0.7, class: "point"
-      }, a);
+      var x = L + (W - L - R) * (p.x / topX), y = T + (H - T - B) * (1 - p.y / topY);
+      var c = marker(a, shape(p.s), x, y);
+      var paint = { fill: p.bad ? "none" : colour, stroke: colour, "stroke-width": 1.5, "fill-opacity": 0.7, class: "point" };
+      for (var k in paint) c.setAttribute(k, paint[k]);
       title(c, (data.series[p.s] || "") + ": " + p.x + " tokens, " + Math.round(p.y) + " ms" + (p.bad ? " (failed)" : ""));
     });
     var legend = document.createElement("div");
     legend.className = "legend";
     (data.series || []).forEach(function (name, i) {
       var item = document.createElement("span"), sw = document.createElement("span");
-      sw.className = "swatch s" + (i % COLOURS.length);
+      sw.className = "swatch s" + (i % COLOURS.length) + " m" + shape(i);
       item.appendChild(sw);
       item.appendChild(document.createTextNode(name));
       legend.appendChild(item);
@@ -113,6 +130,18 @@
       else scatter(container, data);
     });
   }
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draw);
-  else draw();
+  // Marks each table wrapper wider inside than out (`data-overflow`), for the shadow that says
+  // so and for the tests that check no table is cut at 1280-1400 px.
+  function overflow() {
+    Array.prototype.forEach.call(document.querySelectorAll(".scroll"), function (w) {
+      w.setAttribute("data-overflow", String(w.scrollWidth > w.clientWidth));
+    });
+  }
+  function start() {
+    draw();
+    overflow();
+    window.addEventListener("resize", overflow);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
 })();

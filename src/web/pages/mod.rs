@@ -6,6 +6,7 @@ pub mod budgets;
 pub mod overview;
 pub mod performance;
 pub mod request;
+pub mod requests;
 pub mod session;
 pub mod sessions;
 pub mod team;

@@ -103,8 +103,10 @@ pub fn render(rows: &[RequestRow]) -> String {
     for (i, (model, s)) in stats.iter().enumerate() {
         let _ = write!(
             body,
-            r#"<tr><td><span class="swatch s{c}"></span>{model}</td><td class="num">{n}</td><td class="num{fclass}">{failed}</td><td class="num">{median}</td><td class="num">{p95}</td><td class="num">{ttfb}</td><td class="num">{speed}</td></tr>"#,
-            c = i % 8,
+            r#"<tr><td><span class="swatch s{c} m{m}"></span>{model}</td><td class="num">{n}</td><td class="num{fclass}">{failed}</td><td class="num">{median}</td><td class="num">{p95}</td><td class="num">{ttfb}</td><td class="num">{speed}</td></tr>"#,
+            // As chart.js: 12 colours, then the marker's shape changes.
+            c = i % 12,
+            m = (i / 12) % 4,
             model = esc(model),
             n = s.requests,
             fclass = if s.failed > 0 { " bad" } else { "" },

@@ -83,6 +83,17 @@ pub fn render(p: &SessionPage) -> String {
             ""
         }
     );
+    // Searching and paging both ways is `/requests`' job: the same form leads there.
+    body.push_str(&super::requests::form(&super::requests::Filters {
+        session: s.id.clone(),
+        ..Default::default()
+    }));
+    let _ = write!(
+        body,
+        r#"<p><a id="all-requests" href="/requests?session={}">All {} requests of this session, searchable →</a></p>"#,
+        html::url_segment(&s.id),
+        s.requests
+    );
     body.push_str(&super::requests_table(&p.requests, false));
     if let Some(before) = &p.next_before {
         let _ = write!(

@@ -1,5 +1,5 @@
 //! `/sessions`: every session, 50 a page (keyset paging: `after=` is the last row's sort value
-//! and id), filtered by tag, program, status, start day and cost, sorted by start, cost or
+//! and id), filtered by tag, program, project, status, start day and cost, sorted by start, cost or
 //! requests; the filter form, and downloads of every matching session.
 
 use std::fmt::Write as _;
@@ -20,6 +20,7 @@ pub const PAGE: usize = 50;
 pub struct Filters {
     pub tag: String,
     pub program: String,
+    pub project: String,
     pub status: String,
     pub min_cost: String,
     pub sort: String,
@@ -65,6 +66,7 @@ impl Filters {
         Ok(SessionQuery {
             tag: text(&self.tag),
             program: text(&self.program),
+            project: text(&self.project),
             status,
             min_cost_usd,
             sort,
@@ -78,6 +80,7 @@ impl Filters {
         let mut parts: Vec<String> = [
             ("tag", &self.tag),
             ("program", &self.program),
+            ("project", &self.project),
             ("status", &self.status),
             ("min_cost", &self.min_cost),
             ("sort", &self.sort),
@@ -94,6 +97,7 @@ impl Filters {
         vec![
             ("tag", self.tag.clone()),
             ("program", self.program.clone()),
+            ("project", self.project.clone()),
             ("status", self.status.clone()),
             ("min_cost", self.min_cost.clone()),
             ("sort", self.sort.clone()),
@@ -159,7 +163,7 @@ pub fn render(list: &SessionList, filters: &Filters) -> String {
     html::page("Sessions", Nav::Sessions, &body)
 }
 
-/// The filter form: tag, program, status, minimum cost, sort; the range rides along hidden.
+/// The filter form: tag, program, project, status, minimum cost, sort; the range rides along hidden.
 fn form(f: &Filters) -> String {
     let select = |name: &str, current: &str, options: &[(&str, &str)]| {
         let mut out = format!(r#"<select name="{name}">"#);
@@ -178,10 +182,11 @@ fn form(f: &Filters) -> String {
         ),
     });
     format!(
-        r#"<form method="get" action="/sessions" class="filters" id="session-filters">{hidden}<label>Tag <input name="tag" value="{tag}"></label> <label>Program <input name="program" value="{program}"></label> <label>Status {status}</label> <label>Min cost $ <input name="min_cost" inputmode="decimal" size="6" value="{min}"></label> <label>Sort by {sort}</label> <button type="submit">Filter</button> <a href="/sessions">Clear</a></form>
+        r#"<form method="get" action="/sessions" class="filters" id="session-filters">{hidden}<label>Tag <input name="tag" value="{tag}"></label> <label>Program <input name="program" value="{program}"></label> <label>Project <input name="project" value="{project}"></label> <label>Status {status}</label> <label>Min cost $ <input name="min_cost" inputmode="decimal" size="6" value="{min}"></label> <label>Sort by {sort}</label> <button type="submit">Filter</button> <a href="/sessions">Clear</a></form>
 "#,
         tag = esc(&f.tag),
         program = esc(&f.program),
+        project = esc(&f.project),
         min = esc(&f.min_cost),
         status = select(
             "status",
@@ -210,6 +215,7 @@ mod tests {
     fn filters_parse_and_carry_along() {
         let f = Filters {
             tag: "a b".to_owned(),
+            project: "web".to_owned(),
             status: "failed".to_owned(),
             min_cost: "0.5".to_owned(),
             sort: "cost".to_owned(),
@@ -219,9 +225,10 @@ mod tests {
         assert_eq!(q.status, Some(SessionStatus::Failed));
         assert_eq!(q.sort, SessionSort::Cost);
         assert_eq!(q.min_cost_usd, Some(0.5));
+        assert_eq!(q.project.as_deref(), Some("web"));
         assert_eq!(
             f.query_string(),
-            "tag=a%20b&status=failed&min_cost=0.5&sort=cost"
+            "tag=a%20b&project=web&status=failed&min_cost=0.5&sort=cost"
         );
         let bad = |f: Filters| f.query().unwrap_err();
         assert!(
