@@ -58,6 +58,7 @@ pub enum Nav {
     Performance,
     Team,
     Budgets,
+    Trends,
     None,
 }
 
@@ -82,7 +83,7 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
 <script src="/assets/chart.js" defer></script>
 </head>
 <body>
-<header><a class="brand" href="/">smartproxy</a><nav>{overview}{breakdown}{sessions}{performance}{team}{budgets}</nav></header>
+<header><a class="brand" href="/">smartproxy</a><nav>{overview}{trends}{breakdown}{sessions}{performance}{team}{budgets}</nav></header>
 <main>
 {body}
 </main>
@@ -92,6 +93,7 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
 "#,
         title = esc(title),
         overview = link(Nav::Overview, "/", "Overview"),
+        trends = link(Nav::Trends, "/trends", "Over time"),
         breakdown = link(Nav::Breakdown, "/breakdown", "Breakdown"),
         sessions = link(Nav::Sessions, "/sessions", "Sessions"),
         performance = link(Nav::Performance, "/performance", "Performance"),

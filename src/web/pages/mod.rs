@@ -9,6 +9,7 @@ pub mod request;
 pub mod session;
 pub mod sessions;
 pub mod team;
+pub mod trends;
 
 use std::fmt::Write as _;
 
