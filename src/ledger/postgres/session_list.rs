@@ -12,7 +12,8 @@ use super::query::{Reader, session_from_row};
 const SELECT: &str = "
     SELECT s.id, s.parent_id, s.kind, s.tag, s.program, s.cwd, s.pid, s.started_ms, s.ended_ms,
         s.exit_code, s.budget_usd, COALESCE(a.n, 0) AS n, a.cost, a.sim,
-        COALESCE(a.unpriced, 0) AS unpriced, s.host, s.owner_pid, s.owner_start,
+        COALESCE(a.unpriced, 0) AS unpriced, s.host, s.owner_pid, s.owner_start, s.project,
+        s.repo, s.branch, s.head, s.end_branch, s.end_head,
         COALESCE(a.cost, 0) - COALESCE(a.sim, 0) AS real_nusd, {SORT} AS sort_key
     FROM sessions s
     LEFT JOIN LATERAL (
