@@ -81,6 +81,7 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
 <title>{title} · smartproxy</title>
 <link rel="stylesheet" href="/assets/style.css">
 <script src="/assets/chart.js" defer></script>
+<script src="/assets/live.js" defer></script>
 </head>
 <body>
 <header><a class="brand" href="/">smartproxy</a><nav>{overview}{trends}{breakdown}{sessions}{performance}{team}{budgets}</nav></header>
@@ -102,6 +103,10 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
         version = env!("CARGO_PKG_VERSION"),
     )
 }
+
+/// The marker of a page that updates itself (`assets/live.js` polls while it is there and
+/// writes the time of the last update into it).
+pub const LIVE: &str = r#"<p id="live" class="live">live</p>"#;
 
 /// `2026-11-22 14:03:05` in local time.
 pub fn time(ms: i64) -> String {

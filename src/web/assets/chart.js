@@ -118,6 +118,7 @@
   function draw() {
     var charts = document.querySelectorAll(".chart[data-source]");
     Array.prototype.forEach.call(charts, function (container) {
+      if (container.querySelector("svg")) return;
       var source = document.getElementById(container.getAttribute("data-source"));
       if (!source) return;
       var data;
@@ -126,6 +127,8 @@
       else scatter(container, data);
     });
   }
+  // live.js redraws after it swapped a page's content in.
+  window.smartproxyCharts = { draw: draw };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draw);
   else draw();
 })();
