@@ -53,6 +53,7 @@ fn fill(location: &LedgerLocation, now: i64) -> Vec<RequestRecord> {
             pid: Some(4242),
             started_ms,
             budget_usd: None,
+            attribution: Default::default(),
         });
         for n in 0..=(i % 4) {
             let model = MODELS[((i + n) % 3) as usize];
@@ -84,6 +85,8 @@ fn fill(location: &LedgerLocation, now: i64) -> Vec<RequestRecord> {
                 id,
                 ended_ms: started_ms + 30_000,
                 exit_code: Some(code),
+                end_branch: None,
+                end_head: None,
             });
         }
     }

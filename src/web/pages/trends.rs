@@ -223,14 +223,17 @@ pub fn render(t: &Trends, range: &Range) -> String {
     html::page("Over time", Nav::Trends, &body)
 }
 
+/// A table column: its heading and how a period's value is read.
+type Column = (&'static str, fn(&Period) -> Option<f64>);
+
 /// A chart: its id, heading, axis format, and the columns of its table (heading, value).
 struct Chart {
     id: &'static str,
     title: &'static str,
     format: &'static str,
     /// The bar's value and the overlaid one's, with their column headings.
-    main: (&'static str, fn(&Period) -> Option<f64>),
-    over: Option<(&'static str, fn(&Period) -> Option<f64>)>,
+    main: Column,
+    over: Option<Column>,
 }
 
 const CHARTS: [Chart; 4] = [
