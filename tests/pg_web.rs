@@ -251,6 +251,19 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
             paths.push(format!("/breakdown?by={by}&range=30d&format=csv"));
             paths.push(format!("/breakdown?by={by}&range=30d&format=jsonl"));
         }
+        // Over time: every period, with the latency percentiles taken in Rust from both.
+        for query in [
+            "",
+            "every=hour&range=7d",
+            "every=day&range=30d",
+            "every=month&range=month",
+            "every=hour&range=7d&format=csv",
+            "every=day&range=30d&format=jsonl",
+            "every=week",
+        ] {
+            paths.push(format!("/trends?{query}"));
+            paths.push(format!("/api/trends?{query}"));
+        }
         for query in [
             "",
             "sort=cost",
@@ -318,6 +331,11 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
         let (_, _, models) = get(&postgres.url, "/api/breakdown?by=model&range=30d").await;
         let models: serde_json::Value = serde_json::from_str(&models).unwrap();
         assert_eq!(models["total"]["requests"], REQUESTS, "{models}");
+        let (_, _, trends) = get(&postgres.url, "/api/trends?every=hour&range=7d").await;
+        let trends: serde_json::Value = serde_json::from_str(&trends).unwrap();
+        assert_eq!(trends["total"]["requests"], REQUESTS, "{trends}");
+        assert_eq!(trends["latency_sample"], REQUESTS, "{trends}");
+        assert!(trends["periods"].as_array().unwrap().len() >= 7 * 24);
         let (_, _, by_cost) = get(&postgres.url, "/api/sessions?sort=cost").await;
         let by_cost: serde_json::Value = serde_json::from_str(&by_cost).unwrap();
         assert_eq!(

@@ -328,6 +328,31 @@ pub fn recent_requests(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<
     rows.collect()
 }
 
+/// How many requests' latencies `/trends` reads at most for its percentiles.
+pub const LATENCY_SAMPLE: usize = 50_000;
+
+/// The start (ms) and latency (ms) of up to `limit` requests in `filter`'s time bounds,
+/// newest first (ties by latency, so both backends cut a capped sample alike).
+pub fn latencies(
+    conn: &Connection,
+    filter: &Filter,
+    limit: usize,
+) -> rusqlite::Result<Vec<(i64, f64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT started_ms, latency_ms FROM requests WHERE started_ms >= ?1 AND started_ms < ?2
+         ORDER BY started_ms DESC, latency_ms DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            filter.since_ms.unwrap_or(i64::MIN),
+            filter.until_ms.unwrap_or(i64::MAX),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    rows.collect()
+}
+
 #[cfg(test)]
 #[path = "pages_tests.rs"]
 mod tests;

@@ -204,6 +204,15 @@ impl LedgerReader {
         }
     }
 
+    /// Start and latency (ms) of up to `limit` requests in `filter`'s time bounds, newest
+    /// first: what `/trends` takes its percentiles from.
+    pub fn latencies(&self, filter: &Filter, limit: usize) -> Result<Vec<(i64, f64)>, ReadError> {
+        match self {
+            Self::Sqlite(conn) => Ok(pages::latencies(conn, filter, limit)?),
+            Self::Postgres(pg) => Ok(pg.latencies(filter, limit)?),
+        }
+    }
+
     /// The most recent requests, newest first.
     pub fn recent_requests(&self, limit: usize) -> Result<Vec<RequestRow>, ReadError> {
         match self {

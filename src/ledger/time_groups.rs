@@ -30,7 +30,7 @@ pub fn regroup(rows: Vec<Totals>, by: GroupBy) -> Vec<Totals> {
 }
 
 /// The local period `ms` is in, as `regroup` names it.
-fn label(ms: i64, by: GroupBy) -> Option<String> {
+pub fn label(ms: i64, by: GroupBy) -> Option<String> {
     let at = Local.timestamp_millis_opt(ms).single()?;
     Some(match by {
         GroupBy::Hour => at.format("%Y-%m-%d %H:00").to_string(),

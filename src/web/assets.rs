@@ -1,4 +1,4 @@
-//! The stylesheet and chart script, compiled into the binary and served with an ETag and a
+//! The stylesheet, the chart script and the live-update script, compiled into the binary and served with an ETag and a
 //! cache lifetime (no CDN, no build step).
 
 use std::sync::OnceLock;
@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 const STYLE: &str = include_str!("assets/style.css");
 const CHART: &str = include_str!("assets/chart.js");
+const LIVE: &str = include_str!("assets/live.js");
 
 /// How long a browser may reuse an asset before asking again (with its ETag).
 const CACHE: &str = "public, max-age=3600, must-revalidate";
@@ -20,17 +21,18 @@ fn etag(text: &str) -> String {
     )
 }
 
-fn etags() -> &'static (String, String) {
-    static TAGS: OnceLock<(String, String)> = OnceLock::new();
-    TAGS.get_or_init(|| (etag(STYLE), etag(CHART)))
+fn etags() -> &'static [String; 3] {
+    static TAGS: OnceLock<[String; 3]> = OnceLock::new();
+    TAGS.get_or_init(|| [etag(STYLE), etag(CHART), etag(LIVE)])
 }
 
 /// Answers `/assets/{name}`.
 pub fn serve(name: &str, headers: &HeaderMap) -> Response<Bytes> {
-    let (style_tag, chart_tag) = etags();
+    let [style_tag, chart_tag, live_tag] = etags();
     let (body, kind, tag) = match name {
         "style.css" => (STYLE, "text/css; charset=utf-8", style_tag),
         "chart.js" => (CHART, "text/javascript; charset=utf-8", chart_tag),
+        "live.js" => (LIVE, "text/javascript; charset=utf-8", live_tag),
         _ => {
             let mut response = Response::new(Bytes::from_static(b"not found"));
             *response.status_mut() = StatusCode::NOT_FOUND;

@@ -59,6 +59,7 @@ pub enum Nav {
     Performance,
     Team,
     Budgets,
+    Trends,
     /// No page current.
     None,
     /// No navigation at all (the sign-in page: its links would only lead back to it).
@@ -79,8 +80,9 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
         r#"<span class="brand">smartproxy</span>"#.to_owned()
     } else {
         format!(
-            r#"<a class="brand" href="/">smartproxy</a><nav>{}{}{}{}{}{}{}</nav>"#,
+            r#"<a class="brand" href="/">smartproxy</a><nav>{}{}{}{}{}{}{}{}</nav>"#,
             link(Nav::Overview, "/", "Overview"),
+            link(Nav::Trends, "/trends", "Over time"),
             link(Nav::Breakdown, "/breakdown", "Breakdown"),
             link(Nav::Sessions, "/sessions", "Sessions"),
             link(Nav::Requests, "/requests", "Requests"),
@@ -98,6 +100,7 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
 <title>{title} · smartproxy</title>
 <link rel="stylesheet" href="/assets/style.css">
 <script src="/assets/chart.js" defer></script>
+<script src="/assets/live.js" defer></script>
 </head>
 <body>
 <header>{header}</header>
@@ -112,6 +115,10 @@ pub fn page(title: &str, nav: Nav, body: &str) -> String {
         version = env!("CARGO_PKG_VERSION"),
     )
 }
+
+/// The marker of a page that updates itself (`assets/live.js` polls while it is there and
+/// writes the time of the last update into it).
+pub const LIVE: &str = r#"<p id="live" class="live">live</p>"#;
 
 /// `2026-11-22 14:03:05` in local time.
 pub fn time(ms: i64) -> String {

@@ -129,6 +129,7 @@ pub fn is_web_path(path: &str) -> bool {
             | "/team"
             | "/budgets"
             | "/breakdown"
+            | "/trends"
             | "/sessions"
             | "/requests"
             | "/login"
@@ -370,6 +371,9 @@ fn render_with(
         } else {
             Rendered::Html(pages::team::render(&usage, &range))
         }));
+    }
+    if path == "/trends" {
+        return routes::trends(conn, api, query).map(Some);
     }
     if path == "/breakdown" {
         return routes::breakdown(conn, api, query).map(Some);

@@ -60,6 +60,40 @@ pub(super) fn breakdown(
     })
 }
 
+/// `/trends`: `?every=hour|day|month`, the range, `format=`.
+pub(super) fn trends(
+    conn: Option<&LedgerReader>,
+    api: bool,
+    query: &str,
+) -> Result<Rendered, RenderError> {
+    let parsed = range_of(query, "30d").and_then(|range| {
+        let every = pages::trends::every(&query_param(query, "every"), &range)?;
+        let format = Format::parse(&query_param(query, "format"))?;
+        Ok((range, every, format))
+    });
+    let (range, every, format) = match parsed {
+        Ok(parsed) => parsed,
+        Err(message) => return Ok(Rendered::BadRequest(message)),
+    };
+    let cap = crate::ledger::pages::LATENCY_SAMPLE;
+    let (rows, latencies) = match conn {
+        Some(conn) => {
+            let filter = filter_of(&range);
+            (
+                conn.grouped(&filter, every.1)?,
+                conn.latencies(&filter, cap + 1)?,
+            )
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let trends = pages::trends::Trends::new(every, &range, rows, latencies, cap);
+    Ok(match format {
+        Some(format) => Rendered::File(trends.file(format)),
+        None if api => Rendered::Json(serde_json::to_value(&trends)?),
+        None => Rendered::Html(pages::trends::render(&trends, &range)),
+    })
+}
+
 /// A file download's response headers: its type and `attachment` with its name.
 pub(super) fn file_headers(file: &download::File) -> [(http::HeaderName, String); 2] {
     [

@@ -69,6 +69,18 @@ pub fn dump_dom_at(chromium: &Path, url: &str, size: (u32, u32)) -> String {
     text(&chromium_run(chromium, &["--dump-dom"], url, size))
 }
 
+/// The DOM once `budget_ms` of virtual time passed (timers fire without real waiting; time
+/// stands still while a fetch is pending), for pages that update themselves.
+pub fn dump_dom_after(chromium: &Path, url: &str, budget_ms: u32) -> String {
+    let budget = format!("--virtual-time-budget={budget_ms}");
+    text(&chromium_run(
+        chromium,
+        &["--dump-dom", &budget],
+        url,
+        (1280, 900),
+    ))
+}
+
 /// Takes a screenshot into target/tmp/web_ui/NAME.png, prints its path and size, and checks it
 /// is a 1280x900 PNG with many colours (text, badges, chart), not a blank page.
 pub fn screenshot(chromium: &Path, url: &str, name: &str) {

@@ -199,6 +199,23 @@ impl Reader {
             .collect())
     }
 
+    /// As SQLite's `pages::latencies`: start and latency (ms) of up to `limit` requests,
+    /// newest first.
+    pub fn latencies(&self, filter: &Filter, limit: usize) -> Result<Vec<(i64, f64)>, LedgerError> {
+        let (since, until) = (
+            filter.since_ms.unwrap_or(i64::MIN),
+            filter.until_ms.unwrap_or(i64::MAX),
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = "SELECT started_ms, latency_us FROM requests WHERE started_ms >= $1
+            AND started_ms < $2 ORDER BY started_ms DESC, latency_us DESC LIMIT $3";
+        Ok(self
+            .page_query(sql, &[&since, &until, &limit])?
+            .iter()
+            .map(|r| (r.get::<_, i64>(0), millis(r.get(1))))
+            .collect())
+    }
+
     fn sessions_by_id(&self, ids: &[String]) -> Result<Vec<SessionRow>, LedgerError> {
         Ok(self
             .page_query(SESSIONS_BY_ID, &[&ids])?

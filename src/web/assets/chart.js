@@ -52,19 +52,32 @@
     return "$" + v.toPrecision(2);
   }
 
+  function count(v) {
+    if (v >= 1e6) return +(v / 1e6).toPrecision(3) + "M";
+    if (v >= 1e3) return +(v / 1e3).toPrecision(3) + "k";
+    return String(v);
+  }
+  function ms(v) { return v >= 1000 ? +(v / 1000).toPrecision(3) + " s" : v + " ms"; }
+  var FORMATS = { money: money, count: count, ms: ms };
+
+  // Bars of d.value, with d.over (failures, p50) drawn inside each when given.
   function bars(container, data) {
     if (!data.length) return;
-    var s = svg(container);
-    var max = Math.max.apply(null, data.map(function (d) { return d.value; }));
+    var s = svg(container), fmt = FORMATS[container.getAttribute("data-format")] || money;
+    var max = Math.max.apply(null, data.map(function (d) { return Math.max(d.value, d.over || 0); }));
     var top = ticks(max, 4).slice(-1)[0] || 1;
-    yAxis(s, top, money);
-    var slot = (W - L - R) / data.length, width = Math.max(2, slot * 0.7);
+    yAxis(s, top, fmt);
+    var slot = (W - L - R) / data.length, width = Math.max(1, slot * 0.7);
     data.forEach(function (d, i) {
       var h = (H - T - B) * (d.value / top), x = L + i * slot + (slot - width) / 2;
       var r = el("rect", { x: x, y: H - B - h, width: width, height: Math.max(h, 0.5), class: "bar" }, s);
       title(r, d.label + ": " + d.text);
+      if (d.over != null && d.over > 0) {
+        var ho = (H - T - B) * (d.over / top);
+        title(el("rect", { x: x, y: H - B - ho, width: width, height: ho, class: "bar over" }, s), d.label + ": " + d.text);
+      }
       if (data.length <= 10 || i % Math.ceil(data.length / 10) === 0 || i === data.length - 1)
-        text(s, x + width / 2, H - B + 16, d.label.slice(5));
+        text(s, x + width / 2, H - B + 16, d.label.length > 7 ? d.label.slice(5) : d.label);
     });
     s.setAttribute("data-drawn", String(data.length));
   }
@@ -122,6 +135,7 @@
   function draw() {
     var charts = document.querySelectorAll(".chart[data-source]");
     Array.prototype.forEach.call(charts, function (container) {
+      if (container.querySelector("svg")) return;
       var source = document.getElementById(container.getAttribute("data-source"));
       if (!source) return;
       var data;
@@ -137,11 +151,16 @@
       w.setAttribute("data-overflow", String(w.scrollWidth > w.clientWidth));
     });
   }
-  function start() {
+  function redraw() {
     draw();
     overflow();
+  }
+  function start() {
+    redraw();
     window.addEventListener("resize", overflow);
   }
+  // live.js redraws after it swapped a page's content in.
+  window.smartproxyCharts = { draw: redraw };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();

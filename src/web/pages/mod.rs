@@ -10,6 +10,7 @@ pub mod requests;
 pub mod session;
 pub mod sessions;
 pub mod team;
+pub mod trends;
 
 use std::fmt::Write as _;
 

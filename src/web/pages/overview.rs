@@ -11,7 +11,8 @@ use crate::ledger::request_view::RequestRow;
 use crate::web::html::{self, Nav, esc};
 
 pub fn render(overview: &Overview, latest: &[RequestRow]) -> String {
-    let mut body = String::new();
+    // The overview updates itself (live.js), empty or not: the first request shows up.
+    let mut body = String::from(html::LIVE);
     if overview.empty {
         body.push_str(
             r#"<section class="notice empty"><h1>Nothing recorded yet</h1>

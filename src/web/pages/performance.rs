@@ -22,7 +22,8 @@ pub struct ModelStats {
     pub tokens_per_s: Option<f64>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+/// The value at fraction `p` (0 to 1) of `sorted`, nearest rank.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }

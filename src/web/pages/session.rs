@@ -17,6 +17,10 @@ pub fn render(p: &SessionPage) -> String {
         let _ = write!(body, "{}</nav>", esc(&s.id));
     }
     let _ = write!(body, r#"<h1>Session <code>{}</code></h1>"#, esc(&s.id));
+    // A running session's page updates itself (live.js) until the session ends.
+    if s.ended_ms.is_none() && !s.lost {
+        body.push_str(html::LIVE);
+    }
     let status = match (s.ended_ms, s.exit_code) {
         (None, _) if s.lost => r#"<span class="badge bad">ended (lost)</span>"#.to_owned(),
         (None, _) => r#"<span class="badge run">running</span>"#.to_owned(),
