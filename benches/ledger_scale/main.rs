@@ -97,6 +97,18 @@ fn main() -> anyhow::Result<()> {
         TARGET_MS,
     );
     time_cli("sessions", &["sessions"], &[], TARGET_MS);
+    let month = ["stats", "--since", "30d", "--by", "day"];
+    time_cli("stats --since 30d --by day", &month, &[], TARGET_MS);
+    time_cli(
+        "stats --by project",
+        &["stats", "--by", "project"],
+        &[],
+        TARGET_MS,
+    );
+    time_cli("report daily", &["report", "daily"], &[], TARGET_MS);
+    time_cli("report blocks", &["report", "blocks"], &[], TARGET_MS);
+    time_cli("status --line", &["status", "--line"], &[], 20.0);
+    time_cli("budget", &["budget"], &[], TARGET_MS);
     time_cli("status (today)", &["status"], &[], 20.0);
     let in_session = [("SMARTPROXY_SESSION_ID", session)];
     time_cli("status (in a session)", &["status"], &in_session, 20.0);

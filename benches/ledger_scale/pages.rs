@@ -94,6 +94,17 @@ pub fn measure(
         page("/sessions?range=7d&status=ok", ROWS_TARGET_MS),
         page("/sessions?sort=cost", totals),
         page("/sessions?sort=requests&min_cost=0.01", totals),
+        // Requests searched: the busiest session's first page and one model's today.
+        page(
+            &format!("/requests?session={busiest_session}"),
+            ROWS_TARGET_MS,
+        ),
+        page("/requests?model=gpt-4o&outcome=failed", ROWS_TARGET_MS),
+        // Over time (totals per period; latency percentiles from a capped sample).
+        page("/trends?every=day&range=30d", totals),
+        page("/trends?every=hour&range=7d", totals),
+        page("/trends?every=month&from=2020-01-01&to=2020-12-31", totals),
+        page("/budgets", totals),
     ];
     let mut out = Vec::new();
     for (name, path, target) in pages {
