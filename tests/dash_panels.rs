@@ -246,9 +246,9 @@ fn attempt_times_are_labelled_apart_from_the_total() {
         tmux.keys(&["Enter"]);
         let screen = tmux.wait_for("the streamed detail", |s| s.contains("#1 offline/"));
         let attempt = line_with(&screen, "#1 offline/");
-        assert!(attempt.contains("status 200 headers "), "{attempt}");
+        assert!(attempt.contains("status 200 upstream "), "{attempt}");
         assert!(line_with(&screen, "total time").contains("ms"), "{screen}");
-        assert!(screen.contains("headers: until a stream began"), "{screen}");
+        assert!(screen.contains("a stream's too"), "{screen}");
         tmux.keys(&["Escape"]);
         tmux.wait_for("the list", |s| {
             s.contains("requests (2)") && !s.contains("#1 offline/")

@@ -108,6 +108,20 @@ async fn events_are_forwarded_as_they_arrive() {
         "first event at {first_at:?} of {total:?}"
     );
     session.finish(0);
+    // The attempt is timed to the stream's last byte, as the request is, not to its headers.
+    let (request_ms, attempt_ms): (f64, f64) = env
+        .ledger()
+        .query_row(
+            "SELECT r.latency_ms, a.latency_ms FROM requests r JOIN attempts a ON a.request_id = r.id",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert!(attempt_ms >= 1500.0, "attempt {attempt_ms} ms");
+    assert!(
+        attempt_ms <= request_ms,
+        "attempt {attempt_ms} of {request_ms} ms"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

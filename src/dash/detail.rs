@@ -60,7 +60,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State) {
         format!("attempts ({})", detail.attempts.len()),
         bold(),
     )));
-    lines.extend(detail.attempts.iter().map(|a| attempt_line(a, r.stream)));
+    lines.extend(detail.attempts.iter().map(attempt_line));
     lines.extend(ATTEMPT_TIMES.map(Line::from));
     frame.render_widget(
         Paragraph::new(lines)
@@ -83,19 +83,17 @@ fn field_spans(field: &(&'static str, String), label: usize, width: usize) -> Ve
     ]
 }
 
-/// What an attempt's time is, said under the attempts. The ledger records an attempt until
-/// its reply was read, which for a stream that started is only its headers (the stream then
-/// flows to the client); the request's `total time` is the whole request at the proxy. They
-/// are different measures, so each is labelled with what it is rather than both "latency".
+/// What an attempt's time is, said under the attempts: from its start to its reply's last byte
+/// (a stream's last attempt is timed to the stream's end when the row is written), the same
+/// measure as the request's `total time`, so the attempts and their waits add up to it.
 const ATTEMPT_TIMES: [&str; 2] = [
-    "upstream: until the attempt's reply was read · headers: until a stream began",
-    "total time: the whole request at the proxy, a stream to its end",
+    "upstream: an attempt from its start to its reply's last byte, a stream's too",
+    "total time: the whole request at the proxy; attempts and waits add up to it",
 ];
 
-fn attempt_line(a: &Attempt, stream: bool) -> Line<'static> {
+fn attempt_line(a: &Attempt) -> Line<'static> {
     let failed = a.status.is_some_and(|s| s >= 400) || a.error_class.is_some();
-    let streamed = stream && a.status.is_some_and(|s| (200..300).contains(&s));
-    let label = if streamed { "headers" } else { "upstream" };
+    let label = "upstream";
     Line::from(format!(
         "{} #{} {}/{} status {} {}{}{}",
         if failed { "!" } else { " " },

@@ -318,6 +318,7 @@ impl Finalizer {
             record.error_code = Some(code.to_owned());
         }
         record.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        stream_attempt_to_its_end(&mut record);
         for reservation in self.reservations.drain(..) {
             reservation.settle(record.cost_usd);
         }
@@ -349,9 +350,62 @@ impl Drop for Finalizer {
     }
 }
 
+/// A stream's last attempt was timed until its headers; the upstream kept sending until the
+/// stream ended. Its time is extended to that end, so an attempt's time means what the
+/// request's does (start to last byte) and the attempts with their waits add up to the request.
+fn stream_attempt_to_its_end(record: &mut RequestRecord) {
+    if !record.stream {
+        return;
+    }
+    let Some((last, earlier)) = record.attempt_log.split_last_mut() else {
+        return;
+    };
+    if !last.status.is_some_and(|s| (200..300).contains(&s)) {
+        return;
+    }
+    let before: f64 = earlier
+        .iter()
+        .map(|a| a.latency_ms + a.waited_ms)
+        .sum::<f64>()
+        + last.waited_ms;
+    last.latency_ms = last.latency_ms.max(record.latency_ms - before);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streams_last_attempt_is_timed_to_the_streams_end() {
+        let attempt = |status, latency_ms, waited_ms| crate::ledger::AttemptRow {
+            provider: "p".to_owned(),
+            model: "m".to_owned(),
+            status: Some(status),
+            error_class: None,
+            latency_ms,
+            waited_ms,
+        };
+        let mut r = RequestRecord::new("req_1".to_owned(), None, 0, "chat");
+        r.stream = true;
+        r.latency_ms = 500.0;
+        r.attempt_log = vec![attempt(503, 10.0, 0.0), attempt(200, 5.0, 100.0)];
+        stream_attempt_to_its_end(&mut r);
+        assert_eq!(
+            r.attempt_log[0].latency_ms, 10.0,
+            "earlier attempts keep theirs"
+        );
+        assert_eq!(
+            r.attempt_log[1].latency_ms, 390.0,
+            "from its start to the stream's end"
+        );
+        // A whole reply was read inside its attempt; a failed last attempt never streamed.
+        for (stream, status) in [(false, 200), (true, 502)] {
+            r.stream = stream;
+            r.attempt_log = vec![attempt(status, 5.0, 0.0)];
+            stream_attempt_to_its_end(&mut r);
+            assert_eq!(r.attempt_log[0].latency_ms, 5.0);
+        }
+    }
 
     #[test]
     fn request_ids_are_time_ordered_hex() {
