@@ -414,6 +414,23 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
             "{page}"
         );
         assert!(!page.contains("No team keys"), "{page}");
+        assert!(
+            page.contains("format=csv"),
+            "the page offers its download: {page}"
+        );
+        // The download: a row per team, then per user, with the same totals.
+        let (status, _, csv) = get(&postgres.url, "/team?range=30d&format=csv").await;
+        assert_eq!(status, 200, "{csv}");
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next(),
+            Some("from,to,kind,name,team,requests,failed,tokens_in,cost_usd")
+        );
+        let user_requests: u64 = lines
+            .filter(|l| l.split(',').nth(2) == Some("user"))
+            .map(|l| l.split(',').nth(5).unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(user_requests, REQUESTS as u64, "{csv}");
         // A range before any request: the people are known, their rows empty.
         let (_, _, old) = get(&postgres.url, "/api/team?from=2020-01-01&to=2020-01-31").await;
         let old: serde_json::Value = serde_json::from_str(&old).unwrap();

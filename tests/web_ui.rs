@@ -613,6 +613,21 @@ async fn the_budgets_page_shows_every_limit_as_budget_does() {
         assert!(html.contains(needle), "{needle} not in {html}");
     }
     assert!(html.contains(r#"<a href="/budgets" aria-current="page">"#));
+    let (status, headers, csv) = get(&format!("{}/budgets?format=csv", ui.url)).await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let csv_lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        csv_lines[0],
+        "scope,period,period_start_ms,cap_usd,spent_usd,reserved_usd,left_usd,runs_out_ms"
+    );
+    assert!(csv_lines[2].starts_with("key:tight,day,"), "{csv}");
+    assert_eq!(csv_lines.len(), 4, "{csv}");
     if let Some(chromium) = chromium() {
         screenshot(&chromium, &format!("{}/budgets", ui.url), "budgets");
     }

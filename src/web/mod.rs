@@ -23,6 +23,7 @@ mod readers;
 mod routes;
 pub mod security;
 pub mod serve;
+mod team_routes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -346,31 +347,7 @@ fn render_with(
         }));
     }
     if path == "/team" {
-        let today = chrono::Utc::now().date_naive();
-        let range = match range::parse(
-            &query_param(query, "range"),
-            &query_param(query, "from"),
-            &query_param(query, "to"),
-            today,
-            "7d",
-        ) {
-            Ok(range) => range,
-            Err(message) => return Ok(Some(Rendered::BadRequest(message))),
-        };
-        let (from, to) = (range.from.to_string(), range.to.to_string());
-        let usage = match &conn {
-            Some(conn) => conn.team_usage(&from, &to)?,
-            None => queries::TeamUsage {
-                from,
-                to,
-                ..queries::TeamUsage::default()
-            },
-        };
-        return Ok(Some(if api {
-            Rendered::Json(serde_json::to_value(&usage)?)
-        } else {
-            Rendered::Html(pages::team::render(&usage, &range))
-        }));
+        return team_routes::team(conn, api, query).map(Some);
     }
     if path == "/trends" {
         return routes::trends(conn, api, query).map(Some);
@@ -385,18 +362,7 @@ fn render_with(
         return routes::requests(conn, api, query).map(Some);
     }
     if path == "/budgets" {
-        let now = crate::ledger::now_ms();
-        let limits = crate::budget::standings::Limits {
-            budget: &web.budgets.budget,
-            key_budgets: &web.budgets.key_budgets,
-        };
-        let lines = crate::budget::standings::read(conn, &limits, now)?;
-        let session_usd = web.budgets.budget.session_usd;
-        return Ok(Some(if api {
-            Rendered::Json(json!({"session": {"limit_usd": session_usd}, "scopes": lines}))
-        } else {
-            Rendered::Html(pages::budgets::render(&lines, session_usd, now))
-        }));
+        return team_routes::budgets(web, conn, api, query).map(Some);
     }
     let Some(conn) = conn else {
         return Ok(None);

@@ -48,6 +48,7 @@ pub fn render(lines: &[ScopeStanding], session_usd: Option<f64>, now_ms: i64) ->
         );
     }
     body.push_str("</tbody></table></div>\n");
+    body.push_str(&crate::web::download::links("/budgets", ""));
     body.push_str(
         r#"<p class="muted">Spent counts every process on this ledger; reserved is what requests in flight hold until their cost is known. Runs out: at the rate spent so far this period. JSON: <a href="/api/budgets">/api/budgets</a>.</p>"#,
     );

@@ -38,6 +38,7 @@ pub fn render(usage: &TeamUsage, range: &Range) -> String {
             r#"<p class="muted"><code>-</code>: requests made without a team key (a config key, a <code>run</code>, no key).</p>"#,
         );
     }
+    body.push_str(&crate::web::download::links("/team", &range.query()));
     html::page("Team", Nav::Team, &body)
 }
 
