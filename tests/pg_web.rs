@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,7 @@ use smartproxy::config::{LedgerLocation, PgUrl};
 use smartproxy::ledger::{AttemptRow, Billing, Ledger, Outcome, RequestRecord, SessionStart};
 use support::TestEnv;
 use support::postgres::TestDb;
+use support::ui::Ui;
 
 const MINUTE_MS: i64 = 60_000;
 /// Requests written: run-alpha holds more than one session page (100) of them.
@@ -126,52 +126,12 @@ fn fill(location: &LedgerLocation, now: i64, before_requests: impl FnOnce()) {
     assert_eq!(ledger.dropped(), 0);
 }
 
-/// `smartproxy ui` on a free port over the ledger `db` (a path or a URL), killed on drop.
-struct Ui {
-    child: Child,
-    url: String,
-}
-
-impl Ui {
-    #[allow(clippy::zombie_processes)]
-    fn start(env: &TestEnv, db: &str) -> Ui {
-        Self::start_in(env, db, "UTC")
-    }
-
-    /// In time zone `tz`: the overview's days are its local days.
-    #[allow(clippy::zombie_processes)]
-    fn start_in(env: &TestEnv, db: &str, tz: &str) -> Ui {
-        let mut cmd = env.command();
-        cmd.arg("ui")
-            .env("SMARTPROXY_DB", db)
-            .env("TZ", tz)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let stderr = support::capture_stderr(&mut child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let seen = stderr.lock().unwrap().clone();
-            if let Some(at) = seen.find("http://") {
-                let url = seen[at..].split_whitespace().next().unwrap();
-                let url = url.trim_end_matches('/').to_owned();
-                assert!(!seen.contains("hunter2"), "{seen}");
-                return Ui { child, url };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("smartproxy ui exited ({status}): {seen}");
-            }
-            assert!(Instant::now() < deadline, "ui did not start: {seen}");
-            support::pause(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Ui {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `smartproxy ui` over the ledger `db` (a path or a URL) in time zone `tz` (the overview's
+/// days are its local days); it never prints the URL's password.
+fn ui_in(env: &TestEnv, db: &str, tz: &str) -> Ui {
+    let ui = Ui::start(env, &[("SMARTPROXY_DB", db), ("TZ", tz)]);
+    assert!(!ui.stderr().contains("hunter2"), "{}", ui.stderr());
+    ui
 }
 
 /// Status, `Location` and body of `GET {base}{path}` (redirects not followed).
@@ -215,8 +175,8 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
             );
         },
     );
-    let sqlite = Ui::start(&env, &env.db.to_string_lossy());
-    let postgres = Ui::start(&env, &db.url);
+    let sqlite = ui_in(&env, &env.db.to_string_lossy(), "UTC");
+    let postgres = ui_in(&env, &db.url, "UTC");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         // The second page of run-alpha's requests starts where the first one's JSON says.
@@ -448,8 +408,8 @@ fn every_page_is_the_same_from_sqlite_and_postgres() {
     // Local days that are not UTC days: the overview adds up requests, not the daily roll-up,
     // and still agrees.
     for tz in ["America/New_York", "Asia/Kolkata"] {
-        let sqlite = Ui::start_in(&env, &env.db.to_string_lossy(), tz);
-        let postgres = Ui::start_in(&env, &db.url, tz);
+        let sqlite = ui_in(&env, &env.db.to_string_lossy(), tz);
+        let postgres = ui_in(&env, &db.url, tz);
         runtime.block_on(async {
             for path in ["/", "/api/"] {
                 let from_sqlite = get(&sqlite.url, path).await;
@@ -472,7 +432,7 @@ fn an_unreachable_postgres_is_a_503_page() {
     let quiet = format!("postgres://bob:hunter2@127.0.0.1:{silent_port}/team?connect_timeout=2");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for db in [down, quiet.as_str()] {
-        let ui = Ui::start(&env, db);
+        let ui = ui_in(&env, db, "UTC");
         runtime.block_on(async {
             for path in ["/", "/team", "/sessions/x", "/request/req_1"] {
                 let started = Instant::now();

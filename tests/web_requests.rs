@@ -10,14 +10,14 @@
 mod support;
 
 use std::collections::HashSet;
-use std::process::{Child, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use smartproxy::config::LedgerLocation;
 use smartproxy::ledger::{AttemptRow, Attribution, Ledger, Outcome, RequestRecord, SessionStart};
 use support::TestEnv;
 use support::chromium::{chromium, dump_dom, dump_dom_at, screenshot_at};
+use support::ui::Ui;
 
 const BUSY: i64 = 230;
 /// 13 models: one more than the palette's colours. The long one tests cell wrapping.
@@ -112,46 +112,6 @@ fn fill(location: &LedgerLocation, now: i64) -> Vec<RequestRecord> {
     written
 }
 
-/// `smartproxy ui` on a free port, killed on drop.
-struct Ui {
-    child: Child,
-    url: String,
-}
-
-impl Ui {
-    #[allow(clippy::zombie_processes)]
-    fn start(env: &TestEnv) -> Ui {
-        let mut cmd = env.command();
-        cmd.arg("ui")
-            .env("TZ", "UTC")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let stderr = support::capture_stderr(&mut child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let seen = stderr.lock().unwrap().clone();
-            if let Some(at) = seen.find("http://") {
-                let url = seen[at..].split_whitespace().next().unwrap();
-                let url = url.trim_end_matches('/').to_owned();
-                return Ui { child, url };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("smartproxy ui exited ({status}): {seen}");
-            }
-            assert!(Instant::now() < deadline, "ui did not start: {seen}");
-            support::pause(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Ui {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Status and body of `GET {url}`.
 async fn get(url: &str) -> (u16, String) {
     let client = reqwest::Client::builder()
@@ -210,7 +170,7 @@ async fn requests_are_searched_and_paged_and_no_table_is_cut() {
     let env = TestEnv::new();
     let now = smartproxy::ledger::now_ms();
     let written = fill(&LedgerLocation::Sqlite(env.db.clone()), now);
-    let ui = Ui::start(&env);
+    let ui = Ui::start(&env, &[("TZ", "UTC")]);
     let base = ui.url.clone();
     let busy = "busy-session-with-a-long-id";
     let in_busy = |r: &RequestRecord| r.session_id.as_deref() == Some(busy);

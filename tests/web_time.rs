@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use smartproxy::config::LedgerLocation;
 use smartproxy::ledger::{Ledger, Outcome, RequestRecord};
 use support::TestEnv;
 use support::chromium::{chromium, dump_dom, dump_dom_after, screenshot_at};
+use support::ui::{Ui, get, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
@@ -63,64 +63,6 @@ fn fill(location: &LedgerLocation, now: i64) {
     ledger.flush(Duration::from_secs(60)).unwrap();
 }
 
-/// `smartproxy ui` on a free port (UTC days), killed on drop.
-struct Ui {
-    child: Child,
-    url: String,
-}
-
-impl Ui {
-    #[allow(clippy::zombie_processes)]
-    fn start(env: &TestEnv) -> Ui {
-        let mut cmd = env.command();
-        cmd.arg("ui")
-            .env("TZ", "UTC")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let stderr = support::capture_stderr(&mut child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let seen = stderr.lock().unwrap().clone();
-            if let Some(at) = seen.find("http://") {
-                let url = seen[at..].split_whitespace().next().unwrap();
-                let url = url.trim_end_matches('/').to_owned();
-                return Ui { child, url };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("smartproxy ui exited ({status}): {seen}");
-            }
-            assert!(Instant::now() < deadline, "ui did not start: {seen}");
-            support::pause(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Ui {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Status, the named response header and the body of `GET {url}`.
-async fn get(url: &str, header: &str) -> (u16, String, String) {
-    let resp = support::http_client().get(url).send().await.unwrap();
-    let status = resp.status().as_u16();
-    let value = resp
-        .headers()
-        .get(header)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, value, resp.text().await.unwrap())
-}
-
-async fn json(url: &str) -> serde_json::Value {
-    let (status, _, body) = get(url, "content-type").await;
-    assert_eq!(status, 200, "{url}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
 fn sum(trends: &serde_json::Value, field: &str) -> u64 {
     trends["periods"]
         .as_array()
@@ -135,7 +77,7 @@ async fn trends_per_hour_day_and_month_with_percentiles() {
     let env = TestEnv::new();
     let now = smartproxy::ledger::now_ms() - MINUTE_MS;
     fill(&LedgerLocation::Sqlite(env.db.clone()), now);
-    let ui = Ui::start(&env);
+    let ui = Ui::start(&env, &[("TZ", "UTC")]);
     let base = ui.url.clone();
     let day = |d: i64| {
         chrono::Utc
@@ -374,7 +316,7 @@ async fn the_overview_and_a_running_session_update_without_a_reload() {
         support::pause(Duration::from_millis(20));
     }
     let session_id = env.requests()[0]["session_id"].clone();
-    let ui = Ui::start(&env);
+    let ui = Ui::start(&env, &[("TZ", "UTC")]);
     let (_, _, js) = get(&format!("{}/assets/live.js", ui.url), "").await;
     assert!(js.contains("visibilitychange"), "{js}");
     let Some(chromium) = chromium() else { return };

@@ -7,63 +7,14 @@
 
 mod support;
 
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use support::chromium::{chromium, dump_dom, screenshot};
+use support::ui::Ui;
 use support::{TestEnv, chat_body, post_chat, run_to_end, text};
 
 const TAG: &str = "<script>alert('tag')</script>";
 const PROGRAM: &str = "<img src=x onerror=alert(1)>";
-
-/// `smartproxy ui` on a free port, killed on drop.
-struct Ui {
-    child: Child,
-    url: String,
-}
-
-impl Ui {
-    #[allow(clippy::zombie_processes)]
-    fn start(env: &TestEnv, envs: &[(&str, &str)]) -> Ui {
-        let mut cmd = env.command();
-        cmd.args(["ui"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stderr = support::capture_stderr(&mut child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let seen = stderr.lock().unwrap().clone();
-            if let Some(at) = seen.find("http://") {
-                let url = seen[at..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .trim_end_matches('/')
-                    .to_owned();
-                return Ui { child, url };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("smartproxy ui exited ({status}): {seen}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "smartproxy ui did not start: {seen}"
-            );
-            support::pause(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Ui {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What the ledger holds after `populate`.
 struct Recorded {

@@ -8,14 +8,14 @@
 mod support;
 
 use std::collections::HashSet;
-use std::process::{Child, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use smartproxy::config::LedgerLocation;
 use smartproxy::ledger::{Ledger, Outcome, RequestRecord, SessionEnd, SessionStart};
 use support::TestEnv;
 use support::chromium::{chromium, dump_dom, screenshot_at};
+use support::ui::{Ui, get, json};
 
 const SESSIONS: i64 = 60;
 const MINUTE_MS: i64 = 60_000;
@@ -94,64 +94,6 @@ fn fill(location: &LedgerLocation, now: i64) -> Vec<RequestRecord> {
     written
 }
 
-/// `smartproxy ui` on a free port, killed on drop.
-struct Ui {
-    child: Child,
-    url: String,
-}
-
-impl Ui {
-    #[allow(clippy::zombie_processes)]
-    fn start(env: &TestEnv) -> Ui {
-        let mut cmd = env.command();
-        cmd.arg("ui")
-            .env("TZ", "UTC")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let stderr = support::capture_stderr(&mut child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let seen = stderr.lock().unwrap().clone();
-            if let Some(at) = seen.find("http://") {
-                let url = seen[at..].split_whitespace().next().unwrap();
-                let url = url.trim_end_matches('/').to_owned();
-                return Ui { child, url };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("smartproxy ui exited ({status}): {seen}");
-            }
-            assert!(Instant::now() < deadline, "ui did not start: {seen}");
-            support::pause(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Ui {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Status, the named response header and the body of `GET {url}`.
-async fn get(url: &str, header: &str) -> (u16, String, String) {
-    let resp = support::http_client().get(url).send().await.unwrap();
-    let status = resp.status().as_u16();
-    let value = resp
-        .headers()
-        .get(header)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, value, resp.text().await.unwrap())
-}
-
-async fn json(url: &str) -> serde_json::Value {
-    let (status, _, body) = get(url, "content-type").await;
-    assert_eq!(status, 200, "{url}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
 /// Every session `/api/sessions?{query}` pages through, following `next_after`.
 async fn every_session(base: &str, query: &str) -> Vec<serde_json::Value> {
     let mut rows = Vec::new();
@@ -173,7 +115,7 @@ async fn breakdown_and_sessions_answer_where_the_money_went() {
     let env = TestEnv::new();
     let now = smartproxy::ledger::now_ms() - MINUTE_MS;
     let written = fill(&LedgerLocation::Sqlite(env.db.clone()), now);
-    let ui = Ui::start(&env);
+    let ui = Ui::start(&env, &[("TZ", "UTC")]);
     let base = ui.url.clone();
 
     // Breakdown per model: every request of the 7 days, each model's cost as the rows add up.

@@ -17,6 +17,7 @@ pub mod npm;
 pub mod postgres;
 pub mod python;
 pub mod tmux;
+pub mod ui;
 pub mod upstream;
 
 use std::collections::HashMap;
