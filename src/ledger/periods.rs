@@ -44,6 +44,26 @@ pub fn split(since: Option<i64>, until: Option<i64>, width: i64) -> Split {
     }
 }
 
+/// The partial ends as one condition on `r.started_ms`, `((a AND b) OR ...)`, each bound
+/// written by `bound` (column, operator, ms; it adds the parameter in its backend's syntax);
+/// `None` when there are no partial ends.
+pub(crate) fn partial_clause(
+    partial: &[(Option<i64>, Option<i64>)],
+    mut bound: impl FnMut(&str, &str, Option<i64>) -> Option<String>,
+) -> Option<String> {
+    let ranges: Vec<String> = partial
+        .iter()
+        .map(|&(from, to)| {
+            let parts: Vec<String> = bound("r.started_ms", ">=", from)
+                .into_iter()
+                .chain(bound("r.started_ms", "<", to))
+                .collect();
+            format!("({})", parts.join(" AND "))
+        })
+        .collect();
+    (!ranges.is_empty()).then(|| format!("({})", ranges.join(" OR ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -348,21 +348,9 @@ fn usage_rows(
     };
     usage_where.extend(bound("u.hour_ms", ">=", split.whole_from));
     usage_where.extend(bound("u.hour_ms", "<", split.whole_to));
-    let ranges: Vec<String> = split
-        .partial
-        .iter()
-        .map(|&(from, to)| {
-            let parts: Vec<String> = bound("r.started_ms", ">=", from)
-                .into_iter()
-                .chain(bound("r.started_ms", "<", to))
-                .collect();
-            format!("({})", parts.join(" AND "))
-        })
-        .collect();
-    let partial = (!ranges.is_empty()).then_some(());
-    if !ranges.is_empty() {
-        request_where.push(format!("({})", ranges.join(" OR ")));
-    }
+    let ranges = super::periods::partial_clause(&split.partial, &mut bound);
+    let partial = ranges.is_some().then_some(());
+    request_where.extend(ranges);
     let clause = |parts: &[String]| {
         if parts.is_empty() {
             String::new()

@@ -197,19 +197,8 @@ impl Reader {
                 .into_iter()
                 .chain(bound("u.day", "<", split.whole_to))
                 .collect();
-            let ranges: Vec<String> = split
-                .partial
-                .iter()
-                .map(|&(from, to)| {
-                    let parts: Vec<String> = bound("r.started_ms", ">=", from)
-                        .into_iter()
-                        .chain(bound("r.started_ms", "<", to))
-                        .collect();
-                    format!("({})", parts.join(" AND "))
-                })
-                .collect();
-            if !ranges.is_empty() {
-                request_where.push(format!("({})", ranges.join(" OR ")));
+            if let Some(ranges) = periods::partial_clause(&split.partial, &mut bound) {
+                request_where.push(ranges);
                 parts.push(request_rows(request_key, &request_where));
             }
             parts.push(format!(
