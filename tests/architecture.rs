@@ -60,6 +60,7 @@ const PURE: &[&str] = &[
     "routing::plan",
     "routing::retry",
     "budget::policy",
+    "budget::window",
     "cache::key",
     "session::env",
     "session::preset",

@@ -348,12 +348,16 @@ fn daily(cap_usd: f64) -> Vec<Scope> {
         Scope {
             scope: "daily".to_owned(),
             period_ms: 1_000,
+            from_ms: 1_000,
             cap_usd,
+            window_ms: None,
         },
         Scope {
             scope: "key:ci".to_owned(),
             period_ms: 1_000,
+            from_ms: 1_000,
             cap_usd: cap_usd * 2.0,
+            window_ms: None,
         },
     ]
 }

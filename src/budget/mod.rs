@@ -9,6 +9,7 @@ pub mod scopes;
 pub mod shared;
 pub mod standings;
 pub mod store;
+pub mod window;
 
 use std::sync::{Arc, Mutex};
 

@@ -13,6 +13,11 @@ pub struct Refusal {
     pub spent_usd: f64,
     pub reserved_usd: f64,
     pub estimate_usd: f64,
+    /// A rolling window's length, and when enough of its spend ages out for this request.
+    pub window_ms: Option<i64>,
+    pub frees_at_ms: Option<i64>,
+    /// The calendar `frees_at_ms` is told in (`None`: local time).
+    pub utc_offset_s: Option<i32>,
 }
 
 /// Allows a request when the spent amount, everything reserved and its own estimate fit the
@@ -35,6 +40,9 @@ pub fn decide(
             spent_usd,
             reserved_usd,
             estimate_usd,
+            window_ms: None,
+            frees_at_ms: None,
+            utc_offset_s: None,
         });
     }
     Ok(())
@@ -130,33 +138,53 @@ pub fn mostly_spent(name: &str, spent_usd: f64, limit_usd: f64) -> Option<String
     })
 }
 
-/// A calendar period of a shared budget.
+/// The period of a shared budget: a calendar day, ISO week (Monday to Sunday) or month in the
+/// budget's calendar, or a rolling window of the last `every` milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
     Day,
+    Week,
     Month,
+    Window(i64),
 }
 
 impl Period {
+    /// The word in limit names, counter names and refusals (`daily budget exceeded`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Day => "daily",
+            Self::Week => "weekly",
             Self::Month => "monthly",
+            Self::Window(_) => "rolling",
+        }
+    }
+
+    /// The window's length, for a rolling window.
+    pub fn window_ms(self) -> Option<i64> {
+        match self {
+            Self::Window(every_ms) => Some(every_ms),
+            _ => None,
         }
     }
 }
 
 /// When the period containing `now_ms` began, in the calendar of `utc_offset_s` (`None`: the
-/// system's local time), as epoch milliseconds.
+/// system's local time), as epoch milliseconds; a rolling window "began" `every` ago.
 pub fn period_start_ms(period: Period, now_ms: i64, utc_offset_s: Option<i32>) -> i64 {
     use chrono::{Datelike, TimeZone};
+    if let Period::Window(every_ms) = period {
+        return now_ms.saturating_sub(every_ms);
+    }
     let utc = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
     let offset = utc_offset_s
         .and_then(chrono::FixedOffset::east_opt)
         .unwrap_or_else(|| *utc.with_timezone(&chrono::Local).offset());
     let local = utc.with_timezone(&offset).date_naive();
     let first = match period {
-        Period::Day => local,
+        Period::Day | Period::Window(_) => local,
+        Period::Week => {
+            local - chrono::Days::new(u64::from(local.weekday().num_days_from_monday()))
+        }
         Period::Month => local.with_day(1).unwrap_or(local),
     };
     first
@@ -165,16 +193,29 @@ pub fn period_start_ms(period: Period, now_ms: i64, utc_offset_s: Option<i32>) -
         .map_or(now_ms, |t| t.timestamp_millis())
 }
 
-/// The oldest moment a configured budget still counts spend from: the start of this month
-/// when there is a monthly limit, else the start of today (daily and client-key limits).
-/// Deleting ledger rows from after it would hand the spend back to the budget.
+/// The oldest moment a configured budget still counts spend from: the earliest start of the
+/// periods with a limit (this month, this week, the longest rolling window), at least the start
+/// of today (daily and client-key limits). Deleting ledger rows from after it would hand the
+/// spend back to the budget.
 pub fn counted_since_ms(config: &crate::config::BudgetConfig, now_ms: i64) -> i64 {
-    let period = if config.monthly_usd.is_some() {
-        Period::Month
-    } else {
-        Period::Day
-    };
-    period_start_ms(period, now_ms, config.utc_offset_s)
+    let mut periods = vec![Period::Day];
+    let projects = config.projects.values();
+    if config.monthly_usd.is_some() || projects.clone().any(|p| p.monthly_usd.is_some()) {
+        periods.push(Period::Month);
+    }
+    if config.weekly_usd.is_some() || projects.clone().any(|p| p.weekly_usd.is_some()) {
+        periods.push(Period::Week);
+    }
+    let windows = config
+        .windows
+        .iter()
+        .chain(projects.flat_map(|p| p.windows.iter()));
+    periods.extend(windows.map(|w| Period::Window(w.every_ms)));
+    periods
+        .into_iter()
+        .map(|p| period_start_ms(p, now_ms, config.utc_offset_s))
+        .min()
+        .unwrap_or(now_ms)
 }
 
 #[cfg(test)]
@@ -188,6 +229,9 @@ mod tests {
             spent_usd: spent,
             reserved_usd: 0.0,
             estimate_usd: 1.0,
+            window_ms: None,
+            frees_at_ms: None,
+            utc_offset_s: None,
         }
     }
 
@@ -274,6 +318,15 @@ mod tests {
         assert_eq!(
             period_start_ms(Period::Day, now, Some(19_800)),
             1_795_285_800_000
+        );
+        // A Sunday: its ISO week began on Monday the 16th.
+        assert_eq!(
+            period_start_ms(Period::Week, now, Some(0)),
+            1_795_305_600_000 - 6 * 86_400_000
+        );
+        assert_eq!(
+            period_start_ms(Period::Window(5 * 3_600_000), now, Some(0)),
+            now - 5 * 3_600_000
         );
         // At -05:00 it is still the 21st.
         assert_eq!(

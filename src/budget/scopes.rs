@@ -26,16 +26,30 @@ impl Holder {
 
     /// The limit's name in refusals and headers (`user daily budget exceeded`).
     pub fn limit_name(self, period: Period) -> &'static str {
-        match (self, period) {
-            (Self::Key, Period::Day) => "key daily",
-            (Self::Key, Period::Month) => "key monthly",
-            (Self::User, Period::Day) => "user daily",
-            (Self::User, Period::Month) => "user monthly",
-            (Self::Team, Period::Day) => "team daily",
-            (Self::Team, Period::Month) => "team monthly",
-            (Self::Project, Period::Day) => "project daily",
-            (Self::Project, Period::Month) => "project monthly",
-        }
+        const NAMES: [[&str; 4]; 4] = [
+            ["key daily", "key weekly", "key monthly", "key rolling"],
+            ["user daily", "user weekly", "user monthly", "user rolling"],
+            ["team daily", "team weekly", "team monthly", "team rolling"],
+            [
+                "project daily",
+                "project weekly",
+                "project monthly",
+                "project rolling",
+            ],
+        ];
+        let row = match self {
+            Self::Key => 0,
+            Self::User => 1,
+            Self::Team => 2,
+            Self::Project => 3,
+        };
+        let column = match period {
+            Period::Day => 0,
+            Period::Week => 1,
+            Period::Month => 2,
+            Period::Window(_) => 3,
+        };
+        NAMES[row][column]
     }
 }
 
@@ -46,18 +60,32 @@ pub struct Payer {
     pub name: String,
     pub daily_usd: Option<f64>,
     pub monthly_usd: Option<f64>,
+    /// A project's weekly limit and rolling windows (`budget.projects`); ledger-set limits
+    /// (keys, users, teams) have days and months only.
+    pub weekly_usd: Option<f64>,
+    pub windows: Vec<crate::config::WindowLimit>,
 }
 
-/// A counter's name in PostgreSQL (`budget_counters.scope`): `daily` and `monthly` for the
-/// process-wide limits; `key:NAME`, `user:NAME`, `team:NAME` for a holder's daily limit (the
-/// form config keys' daily budgets have used) and `monthly:key:NAME` ... for its monthly one.
-/// The period is in the name because a day and a month can start at the same instant (the
-/// 1st), and a counter is keyed by (scope, period start).
+/// A counter's name in PostgreSQL (`budget_counters.scope`): `daily`, `weekly` and `monthly`
+/// for the process-wide limits; `key:NAME`, `user:NAME`, `team:NAME` for a holder's daily
+/// limit (the form config keys' daily budgets have used) and `monthly:key:NAME` ... for its
+/// monthly one (`weekly:` alike). The period is in the name because a day and a month can
+/// start at the same instant (the 1st), and a counter is keyed by (scope, period start). A
+/// rolling window's counters are `rolling:MS` and `rolling:MS:project:NAME`, one per bucket
+/// (`budget::window`).
 pub fn counter_name(holder: Option<(Holder, &str)>, period: Period) -> String {
-    match (holder, period) {
-        (None, period) => period.name().to_owned(),
-        (Some((holder, name)), Period::Day) => format!("{}:{name}", holder.prefix()),
-        (Some((holder, name)), Period::Month) => format!("monthly:{}:{name}", holder.prefix()),
+    let prefix = match period {
+        Period::Day => String::new(),
+        Period::Week => "weekly:".to_owned(),
+        Period::Month => "monthly:".to_owned(),
+        Period::Window(every_ms) => format!("rolling:{every_ms}:"),
+    };
+    match holder {
+        None => match period {
+            Period::Window(every_ms) => format!("rolling:{every_ms}"),
+            period => period.name().to_owned(),
+        },
+        Some((holder, name)) => format!("{prefix}{}:{name}", holder.prefix()),
     }
 }
 
@@ -65,11 +93,22 @@ pub fn counter_name(holder: Option<(Holder, &str)>, period: Period) -> String {
 pub fn parse_counter(name: &str) -> Option<(String, Period)> {
     match name {
         "daily" => Some(("all".to_owned(), Period::Day)),
+        "weekly" => Some(("all".to_owned(), Period::Week)),
         "monthly" => Some(("all".to_owned(), Period::Month)),
         _ => {
-            let (scope, period) = match name.strip_prefix("monthly:") {
-                Some(rest) => (rest, Period::Month),
-                None => (name, Period::Day),
+            let (scope, period) = if let Some(rest) = name.strip_prefix("monthly:") {
+                (rest, Period::Month)
+            } else if let Some(rest) = name.strip_prefix("weekly:") {
+                (rest, Period::Week)
+            } else if let Some(rest) = name.strip_prefix("rolling:") {
+                let (every, rest) = rest.split_once(':').unwrap_or((rest, ""));
+                let period = Period::Window(every.parse().ok()?);
+                if rest.is_empty() {
+                    return Some(("all".to_owned(), period));
+                }
+                (rest, period)
+            } else {
+                (name, Period::Day)
             };
             let (prefix, holder) = scope.split_once(':')?;
             (matches!(prefix, "key" | "user" | "team" | "project") && !holder.is_empty())
@@ -138,6 +177,7 @@ mod tests {
         }
         assert_eq!(parse_counter("other"), None);
         assert_eq!(parse_counter("key:"), None);
+        assert_eq!(parse_counter("rolling:x"), None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Daily and monthly budgets shared by every process on the ledger: a request reserves its
+//! Daily, weekly, monthly and rolling-window budgets shared by every process on the ledger: a request reserves its
 //! estimated cost in the ledger before it is sent (`budget::store` in a SQLite ledger,
 //! `ledger::postgres::budget` in team mode), and its row settles the reservation when it is
 //! written.
@@ -13,8 +13,9 @@ use rusqlite::Connection;
 use super::policy::{self, Period, Refusal};
 use super::scopes::{self, Holder, Payer};
 use super::store::{self, Limit, Reserve, Standing};
+use super::window;
 use super::{Reservation, SessionBudget};
-use crate::config::{BudgetConfig, ProjectBudget};
+use crate::config::{BudgetConfig, ProjectBudget, WindowLimit};
 use crate::ledger::postgres::budget::{Admit, Counter, Scope};
 use crate::ledger::{Ledger, LedgerError};
 
@@ -47,7 +48,9 @@ pub struct Granted {
 pub struct SharedBudget {
     store: Store,
     daily_usd: Option<f64>,
+    weekly_usd: Option<f64>,
     monthly_usd: Option<f64>,
+    windows: Vec<WindowLimit>,
     utc_offset_s: Option<i32>,
     count_subscription: bool,
     /// How long a PostgreSQL reservation holds if never settled.
@@ -86,11 +89,7 @@ impl SharedBudget {
         config: &BudgetConfig,
         always: bool,
     ) -> Result<Option<Self>, LedgerError> {
-        if config.daily_usd.is_none()
-            && config.monthly_usd.is_none()
-            && config.projects.is_empty()
-            && !always
-        {
+        if !has_limits(config) && !always {
             return Ok(None);
         }
         let conn = crate::ledger::open_connection(path)?;
@@ -102,17 +101,15 @@ impl SharedBudget {
     }
 
     fn with_store(store: Store, config: &BudgetConfig, always: bool) -> Option<Self> {
-        if config.daily_usd.is_none()
-            && config.monthly_usd.is_none()
-            && config.projects.is_empty()
-            && !always
-        {
+        if !has_limits(config) && !always {
             return None;
         }
         Some(Self {
             store,
             daily_usd: config.daily_usd,
+            weekly_usd: config.weekly_usd,
             monthly_usd: config.monthly_usd,
+            windows: config.windows.clone(),
             utc_offset_s: config.utc_offset_s,
             count_subscription: config.count_subscription,
             reservation_expiry_ms: i64::try_from(config.reservation_expiry.as_millis())
@@ -136,6 +133,8 @@ impl SharedBudget {
                 name: name.to_owned(),
                 daily_usd: b.daily_usd,
                 monthly_usd: b.monthly_usd,
+                weekly_usd: b.weekly_usd,
+                windows: b.windows.clone(),
             })
         });
         *self
@@ -164,10 +163,11 @@ impl SharedBudget {
         payers: &[Payer],
     ) -> Vec<(Limit, String)> {
         let since = |period| policy::period_start_ms(period, now_ms, self.utc_offset_s);
-        let limit = |name, limit_usd, period, payer: Option<&Payer>| Limit {
+        let limit = |name, limit_usd, period: Period, payer: Option<&Payer>| Limit {
             name,
             limit_usd,
             since_ms: since(period),
+            window_ms: period.window_ms(),
             key: payer
                 .filter(|p| p.holder == Holder::Key)
                 .map(|p| p.name.clone()),
@@ -177,10 +177,12 @@ impl SharedBudget {
             count_subscription: self.count_subscription,
         };
         let mut limits: Vec<(Limit, String)> = Vec::new();
-        for (period, cap) in [
-            (Period::Day, self.daily_usd),
-            (Period::Month, self.monthly_usd),
-        ] {
+        for (period, cap) in periods(
+            self.daily_usd,
+            self.weekly_usd,
+            self.monthly_usd,
+            &self.windows,
+        ) {
             if let Some(cap) = cap {
                 limits.push((
                     limit(period.name(), cap, period, None),
@@ -194,10 +196,12 @@ impl SharedBudget {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         for payer in payers.iter().chain(project.as_ref()) {
-            for (period, cap) in [
-                (Period::Day, payer.daily_usd),
-                (Period::Month, payer.monthly_usd),
-            ] {
+            for (period, cap) in periods(
+                payer.daily_usd,
+                payer.weekly_usd,
+                payer.monthly_usd,
+                &payer.windows,
+            ) {
                 let Some(cap) = cap else { continue };
                 let counter = scopes::counter_name(Some((payer.holder, &payer.name)), period);
                 if limits.iter().all(|(_, c)| *c != counter) {
@@ -222,6 +226,8 @@ impl SharedBudget {
                     name: key.to_owned(),
                     daily_usd: Some(*cap),
                     monthly_usd: None,
+                    weekly_usd: None,
+                    windows: Vec::new(),
                 };
                 limits.push((limit("key daily", *cap, Period::Day, Some(&owner)), counter));
             }
@@ -295,12 +301,19 @@ impl SharedBudget {
                     .zip(&scopes)
                     .find(|(_, s)| s.scope == counter.scope)
                     .map_or("daily", |(l, _)| l.name);
+                let window_ms = scopes
+                    .iter()
+                    .find(|s| s.scope == counter.scope)
+                    .and_then(|s| s.window_ms);
                 Err(Denied::Refused(Refusal {
                     budget: name,
                     limit_usd: counter.cap_usd,
                     spent_usd: counter.spent_usd,
                     reserved_usd: counter.reserved_usd,
                     estimate_usd,
+                    window_ms,
+                    frees_at_ms: counter.frees_at_ms,
+                    utc_offset_s: self.utc_offset_s,
                 }))
             }
             Err(err) => {
@@ -364,6 +377,9 @@ impl SharedBudget {
                 spent_usd: s.spent_usd,
                 reserved_usd: s.reserved_usd,
                 estimate_usd,
+                window_ms: s.window_ms,
+                frees_at_ms: s.frees_at_ms,
+                utc_offset_s: self.utc_offset_s,
             })),
             Err(err) => {
                 tracing::warn!(%err, "shared budget check failed; request refused");
@@ -406,13 +422,58 @@ impl SharedBudget {
     }
 }
 
+/// Whether `config` sets any shared limit (else a proxy keeps no shared books).
+fn has_limits(config: &BudgetConfig) -> bool {
+    config.daily_usd.is_some()
+        || config.weekly_usd.is_some()
+        || config.monthly_usd.is_some()
+        || !config.windows.is_empty()
+        || !config.projects.is_empty()
+}
+
+/// A scope's limits by period: day, week, month, then each rolling window.
+fn periods(
+    daily: Option<f64>,
+    weekly: Option<f64>,
+    monthly: Option<f64>,
+    windows: &[WindowLimit],
+) -> Vec<(Period, Option<f64>)> {
+    let mut out = vec![
+        (Period::Day, daily),
+        (Period::Week, weekly),
+        (Period::Month, monthly),
+    ];
+    out.extend(
+        windows
+            .iter()
+            .map(|w| (Period::Window(w.every_ms), Some(w.usd))),
+    );
+    out
+}
+
 /// A limit's counter in PostgreSQL (named by `scopes::counter_name`), in the period that began
-/// at its `since_ms`.
+/// at its `since_ms`; a rolling window's is the bucket holding now (`since_ms` + its length),
+/// counted with the buckets back to the one holding `since_ms`.
 fn scope_of((limit, counter): &(Limit, String)) -> Scope {
-    Scope {
-        scope: counter.clone(),
-        period_ms: limit.since_ms,
-        cap_usd: limit.limit_usd,
+    match limit.window_ms {
+        Some(every_ms) => {
+            let bucket = window::bucket_ms(every_ms);
+            let now_ms = limit.since_ms + every_ms;
+            Scope {
+                scope: counter.clone(),
+                period_ms: window::bucket_start(now_ms, bucket),
+                from_ms: window::first_bucket(now_ms, every_ms, bucket),
+                cap_usd: limit.limit_usd,
+                window_ms: Some(every_ms),
+            }
+        }
+        None => Scope {
+            scope: counter.clone(),
+            period_ms: limit.since_ms,
+            from_ms: limit.since_ms,
+            cap_usd: limit.limit_usd,
+            window_ms: None,
+        },
     }
 }
 
@@ -422,6 +483,8 @@ fn standing_of((limit, counter): (&Limit, Counter)) -> Standing {
         limit_usd: limit.limit_usd,
         spent_usd: counter.spent_usd,
         reserved_usd: counter.reserved_usd,
+        window_ms: limit.window_ms,
+        frees_at_ms: counter.frees_at_ms,
     }
 }
 
@@ -436,6 +499,8 @@ mod tests {
             name: name.to_owned(),
             daily_usd: daily,
             monthly_usd: monthly,
+            weekly_usd: None,
+            windows: Vec::new(),
         }
     }
 

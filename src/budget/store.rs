@@ -24,6 +24,9 @@ pub struct Limit {
     /// Count subscription-billed rows too (`budget.count_subscription`); the writer's `spend`
     /// rollup already follows the same setting.
     pub count_subscription: bool,
+    /// A rolling window's length (`since_ms` is then now minus it): a refusal says when its
+    /// spend frees up.
+    pub window_ms: Option<i64>,
 }
 
 /// Where a limit stands.
@@ -33,6 +36,10 @@ pub struct Standing {
     pub limit_usd: f64,
     pub spent_usd: f64,
     pub reserved_usd: f64,
+    /// A rolling window's: its length, and when enough of its spend has aged out (a refusal:
+    /// enough for the request; standings: the oldest spend).
+    pub window_ms: Option<i64>,
+    pub frees_at_ms: Option<i64>,
 }
 
 impl Standing {
@@ -142,7 +149,80 @@ fn standing(conn: &Connection, limit: &Limit, now_ms: i64) -> rusqlite::Result<S
         limit_usd: limit.limit_usd,
         spent_usd: spent,
         reserved_usd: reserved,
+        window_ms: limit.window_ms,
+        frees_at_ms: None,
     })
+}
+
+/// A rolling window's spend as (when it leaves the window, USD), oldest first: the `spend`
+/// roll-up's quarter hours (a project's: the `usage` roll-up's hours), each leaving at its end
+/// plus the window, and the partial oldest one (counted request by request) with them.
+fn window_spend(
+    conn: &Connection,
+    limit: &Limit,
+    every_ms: i64,
+) -> rusqlite::Result<Vec<(i64, f64)>> {
+    let total = spent_since(conn, limit)?;
+    let mut rows: Vec<(i64, f64)> = Vec::new();
+    let width = match &limit.project {
+        Some(project) => {
+            let from = crate::ledger::usage::hour_at_or_after(limit.since_ms);
+            let counted = i64::from(limit.count_subscription);
+            let mut stmt = conn.prepare_cached(
+                "SELECT u.hour_ms, TOTAL(u.cost_usd) - TOTAL(u.simulated_usd)
+                     - CASE WHEN ?3 THEN 0 ELSE TOTAL(u.subscription_usd) END
+                 FROM usage u JOIN sessions s ON s.id = u.session_id
+                 WHERE s.project = ?1 AND u.hour_ms >= ?2 GROUP BY u.hour_ms ORDER BY u.hour_ms",
+            )?;
+            let found = stmt.query_map(params![project, from, counted], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            for row in found {
+                rows.push(row?);
+            }
+            crate::ledger::usage::HOUR_MS
+        }
+        None => {
+            let from = limit.since_ms
+                + (SPEND_BUCKET_MS - limit.since_ms.rem_euclid(SPEND_BUCKET_MS)) % SPEND_BUCKET_MS;
+            let mut stmt = conn.prepare_cached(
+                "SELECT bucket_ms, TOTAL(cost_usd) FROM spend
+                 WHERE bucket_ms >= ?1 AND (?2 IS NULL OR key = ?2)
+                 GROUP BY bucket_ms ORDER BY bucket_ms",
+            )?;
+            let found = stmt.query_map(params![from, limit.key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for row in found {
+                rows.push(row?);
+            }
+            SPEND_BUCKET_MS
+        }
+    };
+    let whole: f64 = rows.iter().map(|(_, usd)| usd).sum();
+    let mut out: Vec<(i64, f64)> = rows
+        .into_iter()
+        .map(|(start, usd)| (start + width + every_ms, usd))
+        .collect();
+    // The partial oldest bucket leaves at the latest when the first whole one begins to.
+    let partial = total - whole;
+    if partial > 1e-12 {
+        out.insert(
+            0,
+            (
+                limit.since_ms - limit.since_ms.rem_euclid(width) + width + every_ms,
+                partial,
+            ),
+        );
+    }
+    Ok(out)
+}
+
+/// When `need_usd` of `limit`'s window has aged out (`None`: not a window, or never).
+fn frees_at(conn: &Connection, limit: &Limit, need_usd: f64) -> rusqlite::Result<Option<i64>> {
+    let Some(every_ms) = limit.window_ms else {
+        return Ok(None);
+    };
+    let spend = window_spend(conn, limit, every_ms)?;
+    Ok(super::window::frees_at_ms(&spend, need_usd))
 }
 
 /// Where each limit stands now, for `smartproxy budget` and `/admin/budget`.
@@ -151,7 +231,15 @@ pub fn standings(
     limits: &[Limit],
     now_ms: i64,
 ) -> rusqlite::Result<Vec<Standing>> {
-    limits.iter().map(|l| standing(conn, l, now_ms)).collect()
+    limits
+        .iter()
+        .map(|l| {
+            let mut s = standing(conn, l, now_ms)?;
+            // A window frees up as its oldest spend ages out.
+            s.frees_at_ms = frees_at(conn, l, 1e-9)?;
+            Ok(s)
+        })
+        .collect()
 }
 
 /// Reserves `estimate_usd` under `id` if every limit allows it, waiting for a busy ledger
@@ -183,7 +271,9 @@ pub fn reserve(
             let decision =
                 super::policy::decide(Some(s.limit_usd), s.spent_usd, s.reserved_usd, estimate_usd);
             if decision.is_err() {
-                return Ok(Reserve::Refused(s));
+                let need = s.spent_usd + s.reserved_usd + estimate_usd - s.limit_usd;
+                let frees_at_ms = frees_at(&tx, limit, need.max(1e-9))?;
+                return Ok(Reserve::Refused(Standing { frees_at_ms, ..s }));
             }
             after.push(Standing {
                 reserved_usd: s.reserved_usd + estimate_usd,
@@ -260,6 +350,7 @@ mod tests {
             key: key.map(str::to_owned),
             project: None,
             count_subscription: false,
+            window_ms: None,
         };
         spent_since(conn, &limit).unwrap()
     }

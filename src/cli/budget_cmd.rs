@@ -18,10 +18,12 @@ use crate::printer;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Limits come from `budget:` in the config (session_usd, daily_usd, monthly_usd, timezone) \
-or SMARTPROXY_BUDGET_{SESSION,DAILY,MONTHLY}_LIMIT_USD, and from client keys' daily budgets; on a \
-team (PostgreSQL) ledger also from `smartproxy keys limit`, and every scope with a counter is \
-listed. `runs out` is when the limit is used up at the rate spent so far this day or month.\n\n\
+    after_help = "Limits come from `budget:` in the config (session_usd, daily_usd, weekly_usd, monthly_usd, \
+windows, timezone) or SMARTPROXY_BUDGET_{SESSION,DAILY,WEEKLY,MONTHLY}_LIMIT_USD, and from client keys' \
+daily budgets; on a team (PostgreSQL) ledger also from `smartproxy keys limit`, and every scope with \
+a counter is listed. `runs out` is when the limit is used up at the rate spent so far this day, week \
+or month; a rolling window (`budget.windows: [{every: 5h, usd: 10}]`) instead shows when its oldest \
+spend ages out (`frees up`).\n\n\
 Examples:\n  smartproxy budget\n  smartproxy budget --json | jq '.scopes[] | select(.left_usd < 1)'"
 )]
 pub struct BudgetArgs {
@@ -65,6 +67,7 @@ fn as_json(backend: &str, session_usd: Option<f64>, lines: &[ScopeStanding]) -> 
         let name = match l.period {
             Period::Day => "daily",
             Period::Month => "monthly",
+            Period::Week | Period::Window(_) => continue,
         };
         body[name] = json!({"limit_usd": l.cap_usd, "spent_usd": l.spent_usd,
             "reserved_usd": l.reserved_usd, "remaining_usd": l.left_usd});
@@ -82,8 +85,8 @@ fn as_text(session_usd: Option<f64>, lines: &[ScopeStanding], now: i64) -> Strin
     };
     if lines.is_empty() {
         text.push_str(
-            "no daily or monthly limit (budget.daily_usd / budget.monthly_usd, a client key's \
-             budget_daily_usd; team ledger: `keys create --daily`, `keys limit`)\n",
+            "no shared limit (budget.daily_usd / weekly_usd / monthly_usd / windows, a client \
+             key's budget_daily_usd; team ledger: `keys create --daily`, `keys limit`)\n",
         );
         return text;
     }
@@ -95,14 +98,16 @@ fn as_text(session_usd: Option<f64>, lines: &[ScopeStanding], now: i64) -> Strin
             "scope", "period", "cap", "spent", "reserved", "left", "runs out",
         ]);
     for l in lines {
-        let runs_out = match l.runs_out_ms {
-            Some(at) if at <= now => "now".to_owned(),
-            Some(at) => format::local_time(at),
-            None => format!("not this {}", period_name(l.period)),
+        let runs_out = match (l.every_ms, l.runs_out_ms, l.frees_at_ms) {
+            (Some(_), _, Some(at)) => format!("frees up {}", format::local_time(at)),
+            (Some(_), _, None) => "nothing to free".to_owned(),
+            (None, Some(at), _) if at <= now => "now".to_owned(),
+            (None, Some(at), _) => format::local_time(at),
+            (None, None, _) => format!("not this {}", period_name(l.period)),
         };
         table.add_row(vec![
             l.scope.clone(),
-            period_name(l.period).to_owned(),
+            period_name(l.period),
             format::money(Some(l.cap_usd)),
             format::money(Some(l.spent_usd)),
             format::money(Some(l.reserved_usd)),

@@ -285,6 +285,9 @@ fn line(s: &Status) -> String {
             text.push_str(&format!(", {} to go", status_burn::hours(hours)));
         }
     }
+    if let Some(frees) = s.outlook.tightest.as_ref().and_then(frees_up) {
+        text.push_str(&format!(" · {frees}"));
+    }
     if let Some(model) = &s.outlook.model {
         text.push_str(&format!(" · {model}"));
     }
@@ -309,12 +312,24 @@ fn prompt_line(s: &Status, colour: bool) -> String {
     }
     parts.extend(s.outlook.model.clone());
     if let Some(t) = &s.outlook.tightest {
-        parts.push(match t.hours_left {
-            Some(hours) => format!("{} left", status_burn::hours(hours)),
-            None => format!("{} left", money(Some(t.left_usd))),
+        parts.push(match (frees_up(t), t.hours_left) {
+            (Some(frees), _) => frees,
+            (None, Some(hours)) => format!("{} left", status_burn::hours(hours)),
+            (None, None) => format!("{} left", money(Some(t.left_usd))),
         });
     }
     parts.join(" · ")
+}
+
+/// `rolling 5h used up, frees up 03:05`: a rolling window that is the tightest budget and has
+/// nothing left says when its oldest spend ages out.
+fn frees_up(t: &status_burn::Tightest) -> Option<String> {
+    let at = t.frees_at_ms.filter(|_| t.left_usd <= 0.0)?;
+    Some(format!(
+        "{} used up, frees up {}",
+        t.budget,
+        super::format::local_time(at)
+    ))
 }
 
 /// Colour only on a terminal, and never with NO_COLOR.

@@ -3,6 +3,7 @@
 //! A few reads of the hourly roll-up: fast enough for a prompt.
 
 use crate::budget::policy::{Period, period_start_ms};
+use crate::budget::standings::{self, Limits, period_name};
 use crate::config::BudgetConfig;
 use crate::ledger::query::{Filter, Totals};
 use crate::ledger::reader::LedgerReader;
@@ -14,11 +15,13 @@ const MIN_WINDOW_MS: i64 = 60_000;
 /// The budget that runs out first, and when at the current rate.
 #[derive(Debug, serde::Serialize)]
 pub(super) struct Tightest {
-    /// `session`, `daily` or `monthly`.
-    pub budget: &'static str,
+    /// `session`, `daily`, `weekly`, `monthly` or `rolling 5h`.
+    pub budget: String,
     pub left_usd: f64,
     /// None when nothing is being spent (it lasts).
     pub hours_left: Option<f64>,
+    /// A rolling window's: when its oldest spend ages out and frees up room.
+    pub frees_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -66,10 +69,15 @@ pub(super) fn outlook(
         since_ms: session.is_none().then_some(scope.started_ms),
         until_ms: None,
     })?;
-    let mut budgets: Vec<(&'static str, f64)> = Vec::new();
-    budgets.extend(scope.session_left_usd.map(|left| ("session", left)));
+    let mut budgets: Vec<(String, f64, Option<i64>)> = Vec::new();
+    budgets.extend(
+        scope
+            .session_left_usd
+            .map(|left| ("session".to_owned(), left, None)),
+    );
     for (period, limit) in [
         (Period::Day, budget.daily_usd),
+        (Period::Week, budget.weekly_usd),
         (Period::Month, budget.monthly_usd),
     ] {
         let Some(limit) = limit else { continue };
@@ -78,21 +86,55 @@ pub(super) fn outlook(
             since_ms: Some(period_start_ms(period, now_ms, budget.utc_offset_s)),
             until_ms: None,
         })?;
-        budgets.push((period.name(), (limit - counted(&spent, false)).max(0.0)));
+        budgets.push((
+            period.name().to_owned(),
+            (limit - counted(&spent, false)).max(0.0),
+            None,
+        ));
     }
-    let tightest = budgets
-        .into_iter()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(name, left)| Tightest {
-            budget: name,
-            left_usd: left,
-            hours_left: (burn > 0.0).then(|| left / burn),
-        });
+    budgets.extend(windows(reader, budget, now_ms)?);
+    let tightest =
+        budgets
+            .into_iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(name, left, frees_at_ms)| Tightest {
+                budget: name,
+                left_usd: left,
+                hours_left: (burn > 0.0).then(|| left / burn),
+                frees_at_ms,
+            });
     Ok(Outlook {
         burn_usd_per_hour: Some(burn),
         model,
         tightest,
     })
+}
+
+/// The process-wide rolling windows (`budget.windows`) as `budget` reads them: name, what is
+/// left, when the oldest spend frees up.
+fn windows(
+    reader: &LedgerReader,
+    budget: &BudgetConfig,
+    now_ms: i64,
+) -> anyhow::Result<Vec<(String, f64, Option<i64>)>> {
+    if budget.windows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let only_windows = BudgetConfig {
+        windows: budget.windows.clone(),
+        utc_offset_s: budget.utc_offset_s,
+        count_subscription: budget.count_subscription,
+        ..BudgetConfig::default()
+    };
+    let limits = Limits {
+        budget: &only_windows,
+        key_budgets: &[],
+    };
+    Ok(standings::read(Some(reader), &limits, now_ms)?
+        .into_iter()
+        .filter(|l| l.scope == "all" && l.every_ms.is_some())
+        .map(|l| (period_name(l.period), l.left_usd, l.frees_at_ms))
+        .collect())
 }
 
 /// `$0.52/h`

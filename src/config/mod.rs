@@ -1,6 +1,7 @@
 //! Configuration: found (`paths`), parsed raw (`raw`, unknown keys refused), then validated into
 //! the types below (`validate`), with every error naming the file, the line and the key.
 
+pub mod every;
 mod key_line;
 mod ledger_location;
 pub mod paths;
@@ -242,7 +243,11 @@ impl CaptureStoreKind {
 pub struct BudgetConfig {
     pub session_usd: Option<f64>,
     pub daily_usd: Option<f64>,
+    /// Per ISO week (Monday 00:00 to Sunday 24:00) in the same calendar as days.
+    pub weekly_usd: Option<f64>,
     pub monthly_usd: Option<f64>,
+    /// `budget.windows`: rolling windows, each capping the spend of its last `every`.
+    pub windows: Vec<WindowLimit>,
     /// Offset of the calendar the periods follow; `None`: the system's local time.
     pub utc_offset_s: Option<i32>,
     /// Whether subscription-billed pass-through requests count at their notional cost.
@@ -266,10 +271,19 @@ pub struct BudgetConfig {
 }
 
 /// One project's limits (`budget.projects.NAME`).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProjectBudget {
     pub daily_usd: Option<f64>,
+    pub weekly_usd: Option<f64>,
     pub monthly_usd: Option<f64>,
+    pub windows: Vec<WindowLimit>,
+}
+
+/// A rolling window's limit: the spend of any `every_ms` stays under `usd`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowLimit {
+    pub every_ms: i64,
+    pub usd: f64,
 }
 
 impl Default for BudgetConfig {
@@ -277,7 +291,9 @@ impl Default for BudgetConfig {
         Self {
             session_usd: None,
             daily_usd: None,
+            weekly_usd: None,
             monthly_usd: None,
+            windows: Vec::new(),
             utc_offset_s: None,
             count_subscription: false,
             on_exceed: OnExceed::default(),

@@ -287,7 +287,12 @@ pub struct RawBudget {
     pub session_usd: Option<f64>,
     /// Shared by every process on the ledger, per calendar day / month.
     pub daily_usd: Option<f64>,
+    /// Per ISO week, Monday to Sunday, in the calendar of `timezone`.
+    pub weekly_usd: Option<f64>,
     pub monthly_usd: Option<f64>,
+    /// Rolling windows: `[{every: 5h, usd: 10}]`, the spend of the last `every` under `usd`.
+    #[serde(default)]
+    pub windows: Vec<RawWindow>,
     /// `local` (default), `utc`, or an offset such as `+05:30`.
     pub timezone: Option<String>,
     /// Whether pass-through requests billed to a subscription count against the budgets at
@@ -320,7 +325,18 @@ pub struct RawBudget {
 #[serde(deny_unknown_fields)]
 pub struct RawProjectBudget {
     pub daily_usd: Option<f64>,
+    pub weekly_usd: Option<f64>,
     pub monthly_usd: Option<f64>,
+    #[serde(default)]
+    pub windows: Vec<RawWindow>,
+}
+
+/// One rolling window: `every` a duration (`5h`, `90m`, `7d`), `usd` its cap.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    pub every: String,
+    pub usd: f64,
 }
 
 /// `budget.unpriced`: a word, or `{price_as: MODEL}`.

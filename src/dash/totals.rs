@@ -234,12 +234,16 @@ fn standing_span(state: &State, line: &ScopeStanding) -> Span<'static> {
     } else {
         format!("{} ", line.scope)
     };
-    let text = format!(
+    let mut text = format!(
         "{scope}{} {}/{}",
         period_name(line.period),
         dollars(line.left_usd),
         dollars(line.cap_usd)
     );
+    // A used-up rolling window says when room comes back.
+    if let Some(at) = line.frees_at_ms.filter(|_| line.left_usd <= 0.0) {
+        text.push_str(&format!(" frees {}", crate::format::local_time(at)));
+    }
     if line.cap_usd > 0.0 && line.left_usd / line.cap_usd < LOW {
         Span::styled(format!("! {text}"), error_style(state))
     } else {

@@ -331,6 +331,8 @@ fn a_budget_nearly_used_up_is_marked_in_both_layouts() {
         reserved_usd: 0.0,
         left_usd,
         runs_out_ms: None,
+        every_ms: None,
+        frees_at_ms: None,
     };
     let mut state = populated(false);
     state.update(Action::Budgets(vec![

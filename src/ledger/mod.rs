@@ -349,9 +349,36 @@ pub(crate) use crate::db::with_busy_retry;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
+    system_ms().saturating_add(test_clock_offset_ms())
+}
+
+fn system_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The test clock: in debug builds only (what the integration tests run), the variable
+/// `SMARTPROXY_TEST_NOW` (epoch milliseconds or RFC 3339, `2026-12-07T22:00:00Z`) makes
+/// [`now_ms`] start at that instant and run on from there, so budgets' days, weeks and rolling
+/// windows can be crossed without waiting. A release build ignores it.
+fn test_clock_offset_ms() -> i64 {
+    if !cfg!(debug_assertions) {
+        return 0;
+    }
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        let Ok(text) = std::env::var("SMARTPROXY_TEST_NOW") else {
+            return 0;
+        };
+        let text = text.trim();
+        let start = text.parse::<i64>().ok().or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.timestamp_millis())
+        });
+        start.map_or(0, |start| start - system_ms())
+    })
 }
 
 #[cfg(test)]

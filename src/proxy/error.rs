@@ -422,6 +422,9 @@ impl ApiError {
     }
 
     pub fn budget_exceeded(refusal: &Refusal) -> Self {
+        if let Some(every_ms) = refusal.window_ms {
+            return Self::window_exceeded(refusal, every_ms);
+        }
         let message = if refusal.spent_usd + refusal.reserved_usd >= refusal.limit_usd {
             format!(
                 "{} budget exceeded: ${:.4} of ${:.4} spent{}",
@@ -442,6 +445,51 @@ impl ApiError {
             )
         };
         Self::new(ErrorKind::BudgetExceeded, message)
+    }
+
+    /// A rolling window refused: what it holds, and when enough of it ages out (`Retry-After`
+    /// the seconds until then, when the spend that must leave is known).
+    fn window_exceeded(refusal: &Refusal, every_ms: i64) -> Self {
+        let name = format!(
+            "{} {} budget ${:.2}",
+            refusal.budget,
+            crate::budget::window::every_text(every_ms),
+            refusal.limit_usd
+        );
+        let state = if refusal.spent_usd + refusal.reserved_usd >= refusal.limit_usd {
+            format!(
+                "${:.4} spent in the last {}{}",
+                refusal.spent_usd,
+                crate::budget::window::every_text(every_ms),
+                in_flight(refusal.reserved_usd)
+            )
+        } else {
+            format!(
+                "this request may cost up to ${:.4} and ${:.4} is spent in the last {}{}",
+                refusal.estimate_usd,
+                refusal.spent_usd,
+                crate::budget::window::every_text(every_ms),
+                in_flight(refusal.reserved_usd)
+            )
+        };
+        let now_ms = crate::ledger::now_ms();
+        let frees = match refusal.frees_at_ms {
+            Some(at) => format!(
+                "; enough frees up at {} as older spend leaves the window",
+                crate::budget::window::clock_text(at, refusal.utc_offset_s)
+            ),
+            None => "; it frees up only as requests in flight finish".to_owned(),
+        };
+        let mut error = Self::new(
+            ErrorKind::BudgetExceeded,
+            format!("{name} exceeded: {state}{frees}"),
+        );
+        error.retry_after_s = refusal.frees_at_ms.map(|at| {
+            u64::try_from(((at - now_ms).max(0) + 999) / 1000)
+                .unwrap_or(0)
+                .max(1)
+        });
+        error
     }
 
     /// A budget applies and `model` has no known price: its spending could not be capped.
@@ -605,6 +653,9 @@ mod tests {
             spent_usd: 1.0,
             reserved_usd: 0.0,
             estimate_usd: 0.1,
+            window_ms: None,
+            frees_at_ms: None,
+            utc_offset_s: None,
         };
         let cases = [
             (ApiError::unauthorized(false), 401, "invalid_api_key"),

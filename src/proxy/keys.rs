@@ -224,6 +224,8 @@ mod tests {
             name: "ana".to_owned(),
             daily_usd: Some(5.0),
             monthly_usd: None,
+            weekly_usd: None,
+            windows: Vec::new(),
         };
         team.payers = vec![own.clone()];
         keys.set_stored(vec![team]);

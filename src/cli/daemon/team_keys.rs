@@ -25,18 +25,24 @@ fn client_key(stored: ActiveKey) -> ClientKey {
             name: stored.name,
             daily_usd: stored.daily_usd,
             monthly_usd: stored.monthly_usd,
+            weekly_usd: None,
+            windows: Vec::new(),
         },
         Payer {
             holder: Holder::User,
             name: stored.user.clone(),
             daily_usd: stored.user_limits.daily_usd,
             monthly_usd: stored.user_limits.monthly_usd,
+            weekly_usd: None,
+            windows: Vec::new(),
         },
         Payer {
             holder: Holder::Team,
             name: stored.team.clone(),
             daily_usd: stored.team_limits.daily_usd,
             monthly_usd: stored.team_limits.monthly_usd,
+            weekly_usd: None,
+            windows: Vec::new(),
         },
     ];
     key.user = Some(stored.user);

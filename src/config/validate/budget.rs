@@ -6,8 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::Validator;
-use crate::config::raw::{RawConfig, RawUnpriced};
-use crate::config::{BudgetConfig, ProjectBudget};
+use crate::config::every as window;
+use crate::config::raw::{RawConfig, RawUnpriced, RawWindow};
+use crate::config::{BudgetConfig, ProjectBudget, WindowLimit};
 
 impl Validator<'_> {
     pub(super) fn budget(
@@ -28,6 +29,13 @@ impl Validator<'_> {
             b.daily_usd,
             env,
         );
+        let weekly_usd = self.limit(
+            "SMARTPROXY_BUDGET_WEEKLY_LIMIT_USD",
+            "budget.weekly_usd",
+            b.weekly_usd,
+            env,
+        );
+        let windows = self.windows("budget.windows", &b.windows);
         let monthly_usd = self.limit(
             "SMARTPROXY_BUDGET_MONTHLY_LIMIT_USD",
             "budget.monthly_usd",
@@ -137,7 +145,9 @@ impl Validator<'_> {
             reservation_expiry,
             session_usd,
             daily_usd,
+            weekly_usd,
             monthly_usd,
+            windows,
             utc_offset_s,
             count_subscription: b.count_subscription.unwrap_or(false),
             on_exceed,
@@ -164,11 +174,68 @@ impl Validator<'_> {
                 }
                 value.filter(|v| v.is_finite() && *v > 0.0)
             };
+            let (daily_usd, weekly_usd, monthly_usd) = (
+                amount("daily_usd", p.daily_usd),
+                amount("weekly_usd", p.weekly_usd),
+                amount("monthly_usd", p.monthly_usd),
+            );
             let budget = ProjectBudget {
-                daily_usd: amount("daily_usd", p.daily_usd),
-                monthly_usd: amount("monthly_usd", p.monthly_usd),
+                daily_usd,
+                weekly_usd,
+                monthly_usd,
+                windows: self.windows(&format!("budget.projects.{name}.windows"), &p.windows),
             };
             out.insert(name.trim().to_owned(), budget);
+        }
+        out
+    }
+
+    /// Rolling windows under `key`: `every` a duration from a minute to 31 days, `usd` above
+    /// zero, no two of one length (they would share a counter).
+    fn windows(&mut self, key: &str, raw: &[RawWindow]) -> Vec<WindowLimit> {
+        let mut out: Vec<WindowLimit> = Vec::new();
+        for (i, w) in raw.iter().enumerate() {
+            let every_ms = match window::parse_every(&w.every) {
+                Some(ms) if (window::MIN_EVERY_MS..=window::MAX_EVERY_MS).contains(&ms) => ms,
+                Some(_) => {
+                    self.error(
+                        &format!("{key}[{i}].every"),
+                        format!("`{}` is outside 1m to 31d", w.every.trim()),
+                    );
+                    continue;
+                }
+                None => {
+                    self.error(
+                        &format!("{key}[{i}].every"),
+                        format!(
+                            "`{}` is not a duration like 5h, 90m, 1h30m or 7d",
+                            w.every.trim()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if !w.usd.is_finite() || w.usd <= 0.0 {
+                self.error(
+                    &format!("{key}[{i}].usd"),
+                    "must be an amount in USD above zero, e.g. 10",
+                );
+                continue;
+            }
+            if out.iter().any(|o| o.every_ms == every_ms) {
+                self.error(
+                    &format!("{key}[{i}].every"),
+                    format!(
+                        "a second window of {}: give each length one cap",
+                        window::every_text(every_ms)
+                    ),
+                );
+                continue;
+            }
+            out.push(WindowLimit {
+                every_ms,
+                usd: w.usd,
+            });
         }
         out
     }

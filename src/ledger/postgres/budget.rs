@@ -32,7 +32,12 @@ const KEEP_RELEASED_MS: i64 = 24 * 60 * 60 * 1000;
 pub struct Scope {
     pub scope: String,
     pub period_ms: i64,
+    /// The first counter counted: `period_ms` itself, or a rolling window's oldest bucket
+    /// (its counters from `from_ms` to `period_ms` add up to the window).
+    pub from_ms: i64,
     pub cap_usd: f64,
+    /// A rolling window's length (its counters are buckets of `budget::window::bucket_ms`).
+    pub window_ms: Option<i64>,
 }
 
 /// Where a scope's counter stands.
@@ -42,6 +47,9 @@ pub struct Counter {
     pub cap_usd: f64,
     pub spent_usd: f64,
     pub reserved_usd: f64,
+    /// A rolling window's: when enough of it ages out (a refusal: for the request; a read:
+    /// its oldest spend).
+    pub frees_at_ms: Option<i64>,
 }
 
 /// The outcome of an admission.
@@ -76,7 +84,7 @@ fn retryable(err: &tokio_postgres::Error) -> bool {
 /// reserved + amount still fits (and something is left: an unpriced request reserving 0 is
 /// refused once the cap is used up, as on SQLite). A row per scope, in the order sent.
 const ADMIT: &str = "SELECT o_ord, o_granted, o_spent, o_reserved
-     FROM smartproxy_admit($1, $2, $3, $4, $5, $6, $7, $8) ORDER BY o_ord";
+     FROM smartproxy_admit($1, $2, $3, $4, $5, $6, $7, $8, $9) ORDER BY o_ord";
 
 /// Reserves `amount_usd` under `id` in every scope of `scopes`, or in none.
 pub async fn admit(
@@ -112,6 +120,7 @@ async fn admit_once(
     });
     let names: Vec<&str> = order.iter().map(|&i| scopes[i].scope.as_str()).collect();
     let periods: Vec<i64> = order.iter().map(|&i| scopes[i].period_ms).collect();
+    let from: Vec<i64> = order.iter().map(|&i| scopes[i].from_ms).collect();
     let caps: Vec<i64> = order.iter().map(|&i| nusd(scopes[i].cap_usd)).collect();
     let forget_before = now_ms - KEEP_RELEASED_MS;
     // One statement (the function `smartproxy_admit`, see the migrations) in its own implicit
@@ -125,6 +134,7 @@ async fn admit_once(
                 &id,
                 &names,
                 &periods,
+                &from,
                 &caps,
                 &amount,
                 &now_ms,
@@ -135,13 +145,16 @@ async fn admit_once(
         .await?;
     let mut after = vec![None; scopes.len()];
     for (&i, row) in order.iter().zip(&rows) {
-        let counter = Counter {
+        let mut counter = Counter {
             scope: scopes[i].scope.clone(),
             cap_usd: scopes[i].cap_usd,
             spent_usd: usd(row.get(2)),
             reserved_usd: usd(row.get(3)),
+            frees_at_ms: None,
         };
         if !row.get::<_, bool>(1) {
+            let need = counter.spent_usd + counter.reserved_usd + amount_usd - counter.cap_usd;
+            counter.frees_at_ms = frees_at(client, &scopes[i], need.max(1e-9)).await?;
             return Ok(Admit::Refused(counter));
         }
         after[i] = Some(counter);
@@ -149,7 +162,31 @@ async fn admit_once(
     Ok(Admit::Granted(after.into_iter().flatten().collect()))
 }
 
-/// Where each of `scopes` stands (a counter not created yet: nothing spent or reserved).
+/// When `need_usd` of a rolling window's buckets (spent and reserved) has aged out; `None`
+/// for a calendar scope.
+async fn frees_at(
+    client: &tokio_postgres::Client,
+    scope: &Scope,
+    need_usd: f64,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let Some(every_ms) = scope.window_ms else {
+        return Ok(None);
+    };
+    let rows = client
+        .query(
+            "SELECT period_ms, spent_nusd + reserved_nusd FROM budget_counters
+             WHERE scope = $1 AND period_ms >= $2 AND period_ms <= $3 ORDER BY period_ms",
+            &[&scope.scope, &scope.from_ms, &scope.period_ms],
+        )
+        .await?;
+    let buckets: Vec<(i64, f64)> = rows.iter().map(|r| (r.get(0), usd(r.get(1)))).collect();
+    let bucket_ms = crate::budget::window::bucket_ms(every_ms);
+    let leaving = crate::budget::window::leaving(&buckets, bucket_ms, every_ms);
+    Ok(crate::budget::window::frees_at_ms(&leaving, need_usd))
+}
+
+/// Where each of `scopes` stands (a counter not created yet: nothing spent or reserved); a
+/// rolling window adds up its buckets.
 pub async fn read(
     client: &tokio_postgres::Client,
     scopes: &[Scope],
@@ -157,18 +194,18 @@ pub async fn read(
     let mut counters = Vec::with_capacity(scopes.len());
     for s in scopes {
         let row = client
-            .query_opt(
-                "SELECT spent_nusd, reserved_nusd FROM budget_counters
-                 WHERE scope = $1 AND period_ms = $2",
-                &[&s.scope, &s.period_ms],
+            .query_one(
+                "SELECT coalesce(sum(spent_nusd), 0)::bigint, coalesce(sum(reserved_nusd), 0)::bigint
+                 FROM budget_counters WHERE scope = $1 AND period_ms >= $2 AND period_ms <= $3",
+                &[&s.scope, &s.from_ms, &s.period_ms],
             )
             .await?;
-        let (spent, reserved) = row.map_or((0, 0), |r| (r.get(0), r.get(1)));
         counters.push(Counter {
             scope: s.scope.clone(),
             cap_usd: s.cap_usd,
-            spent_usd: usd(spent),
-            reserved_usd: usd(reserved),
+            spent_usd: usd(row.get(0)),
+            reserved_usd: usd(row.get(1)),
+            frees_at_ms: frees_at(client, s, 1e-9).await?,
         });
     }
     Ok(counters)
@@ -284,6 +321,13 @@ impl super::query::Reader {
             .collect())
     }
 
+    /// Where rolling windows `scopes` stand (their buckets added up), for `smartproxy budget`.
+    pub fn window_counters(&self, scopes: Vec<Scope>) -> Result<Vec<Counter>, LedgerError> {
+        self.runtime
+            .block_on(read(&self.client, &scopes))
+            .map_err(|e| db_error(&self.url, &e))
+    }
+
     /// Every counter of the periods that start at `periods` (today's and this month's).
     pub fn budget_counters(&self, periods: &[i64]) -> Result<Vec<CounterRow>, LedgerError> {
         let rows = self
@@ -304,6 +348,7 @@ impl super::query::Reader {
                     cap_usd: usd(r.get(2)),
                     spent_usd: usd(r.get(3)),
                     reserved_usd: usd(r.get(4)),
+                    frees_at_ms: None,
                 },
             })
             .collect())

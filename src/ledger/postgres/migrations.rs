@@ -322,6 +322,116 @@ const MIGRATIONS: &[&str] = &[
     // webviews: `/sessions` pages newest first by (started_ms, id) without sorting every
     // session (keyset paging reads from the cursor on).
     "CREATE INDEX IF NOT EXISTS sessions_started_id ON sessions (started_ms, id COLLATE \"C\");",
+    // windows: rolling-window budgets (`budget::window`): a window's spend is kept in
+    // bucket counters (`rolling:MS[:project:NAME]`, one per bucket start), and an admission
+    // counts the buckets from `p_from` on with the current one. A calendar scope passes its
+    // own period as `p_from`: one counter, as before. The old signature is dropped: one
+    // admission function.
+    "DROP FUNCTION smartproxy_admit(text, text[], bigint[], bigint[], bigint, bigint, bigint, bigint);
+     CREATE FUNCTION smartproxy_admit(p_id text, p_scopes text[], p_periods bigint[],
+         p_from bigint[], p_caps bigint[], p_amount bigint, p_now bigint, p_forget_before bigint,
+         p_expires bigint)
+     RETURNS TABLE (o_ord int, o_granted boolean, o_spent bigint, o_reserved bigint)
+     LANGUAGE plpgsql AS $$
+     DECLARE
+         n int := coalesce(array_length(p_scopes, 1), 0);
+         spent bigint[] := '{}';
+         reserved bigint[] := '{}';
+         v_spent bigint;
+         v_reserved bigint;
+         o_spent_before bigint;
+         o_reserved_before bigint;
+         refused int := 0;
+         ignored bigint;
+     BEGIN
+         -- The commit need not wait for its WAL flush (a durable commit was most of an
+         -- admission's time: ~2.4 ms against a 0.06 ms round trip). A server crash loses at
+         -- most the admissions of its last moments, whose requests were in flight anyway;
+         -- what they spend is settled durably with their rows.
+         SET LOCAL synchronous_commit = off;
+         -- Expired reservations come back whatever this admission's fate.
+         WITH gone AS (
+                 UPDATE budget_reservations r SET released = true
+                 WHERE r.id IN (SELECT b.id FROM budget_reservations b
+                                WHERE NOT b.released AND b.expires_ms <= p_now
+                                ORDER BY b.id FOR UPDATE SKIP LOCKED)
+                 RETURNING r.scopes, r.periods, r.amount_nusd),
+             d AS (SELECT u.scope, u.period_ms, sum(g.amount_nusd)::bigint AS amount
+                   FROM gone g, unnest(g.scopes, g.periods) AS u(scope, period_ms)
+                   GROUP BY 1, 2),
+             back AS (UPDATE budget_counters c
+                      SET reserved_nusd = GREATEST(c.reserved_nusd - d.amount, 0)
+                      FROM d WHERE c.scope = d.scope AND c.period_ms = d.period_ms
+                      RETURNING 1),
+             forgotten AS (DELETE FROM budget_reservations f
+                           WHERE f.released AND f.expires_ms <= p_forget_before
+                           RETURNING 1)
+         SELECT (SELECT count(*) FROM back) + (SELECT count(*) FROM forgotten) INTO ignored;
+         BEGIN
+             INSERT INTO budget_reservations (id, scopes, periods, amount_nusd, expires_ms)
+             VALUES (p_id, p_scopes, p_periods, p_amount, p_expires) ON CONFLICT (id) DO NOTHING;
+             IF NOT FOUND THEN
+                 -- Reserved already under this id: counting it again would hold twice.
+                 RAISE EXCEPTION USING ERRCODE = 'SP001';
+             END IF;
+             FOR i IN 1..n LOOP
+                 -- A rolling window: its earlier buckets count too. Admissions to one window
+                 -- take turns (a lock on its name) so that two on either side of a bucket's
+                 -- start cannot both miss the other's reservation.
+                 o_spent_before := 0;
+                 o_reserved_before := 0;
+                 IF p_from[i] < p_periods[i] THEN
+                     PERFORM pg_advisory_xact_lock(hashtextextended(p_scopes[i], 0));
+                     SELECT coalesce(sum(c.spent_nusd), 0), coalesce(sum(c.reserved_nusd), 0)
+                     INTO o_spent_before, o_reserved_before
+                     FROM budget_counters c
+                     WHERE c.scope = p_scopes[i] AND c.period_ms >= p_from[i]
+                       AND c.period_ms < p_periods[i];
+                 END IF;
+                 INSERT INTO budget_counters AS c
+                     (scope, period_ms, cap_nusd, spent_nusd, reserved_nusd)
+                 SELECT p_scopes[i], p_periods[i], p_caps[i], 0, p_amount
+                 WHERE o_spent_before + o_reserved_before < p_caps[i]
+                   AND o_spent_before + o_reserved_before + p_amount <= p_caps[i]
+                 ON CONFLICT (scope, period_ms) DO UPDATE
+                     SET reserved_nusd = c.reserved_nusd + EXCLUDED.reserved_nusd,
+                         cap_nusd = EXCLUDED.cap_nusd
+                     WHERE c.spent_nusd + c.reserved_nusd + o_spent_before + o_reserved_before
+                           < EXCLUDED.cap_nusd
+                       AND c.spent_nusd + c.reserved_nusd + o_spent_before + o_reserved_before
+                           + EXCLUDED.reserved_nusd <= EXCLUDED.cap_nusd
+                 RETURNING c.spent_nusd, c.reserved_nusd INTO v_spent, v_reserved;
+                 IF NOT FOUND THEN
+                     refused := i;
+                     RAISE EXCEPTION USING ERRCODE = 'SP002';
+                 END IF;
+                 spent := spent || (v_spent + o_spent_before);
+                 reserved := reserved || (v_reserved + o_reserved_before);
+             END LOOP;
+         EXCEPTION WHEN SQLSTATE 'SP001' OR SQLSTATE 'SP002' THEN
+             -- Nothing of this block stays; every scope reports where it stands.
+             spent := '{}';
+             reserved := '{}';
+             FOR i IN 1..n LOOP
+                 SELECT sum(c.spent_nusd), sum(c.reserved_nusd) INTO v_spent, v_reserved
+                 FROM budget_counters c
+                 WHERE c.scope = p_scopes[i] AND c.period_ms >= p_from[i]
+                   AND c.period_ms <= p_periods[i];
+                 spent := spent || coalesce(v_spent, 0);
+                 reserved := reserved || coalesce(v_reserved, 0);
+                 v_spent := NULL;
+                 v_reserved := NULL;
+             END LOOP;
+         END;
+         FOR i IN 1..n LOOP
+             o_ord := i;
+             o_granted := refused <> i;
+             o_spent := spent[i];
+             o_reserved := reserved[i];
+             RETURN NEXT;
+         END LOOP;
+     END
+     $$;",
 ];
 
 /// The schema version this build writes.

@@ -17,7 +17,7 @@ pub fn render(lines: &[ScopeStanding], session_usd: Option<f64>, now_ms: i64) ->
     if lines.is_empty() {
         body.push_str(
             r#"<section class="notice empty" id="no-budgets"><h2>No daily or monthly limit</h2>
-<p>Set <code>budget.daily_usd</code> or <code>budget.monthly_usd</code> in the config, give a client key <code>budget_daily_usd</code>, or on a team ledger <code>smartproxy keys limit --user NAME --daily USD</code>.</p></section>
+<p>Set <code>budget.daily_usd</code>, <code>budget.weekly_usd</code>, <code>budget.monthly_usd</code> or <code>budget.windows</code> in the config, give a client key <code>budget_daily_usd</code>, or on a team ledger <code>smartproxy keys limit --user NAME --daily USD</code>.</p></section>
 "#,
         );
         return html::page("Budgets", Nav::Budgets, &body);
@@ -31,10 +31,12 @@ pub fn render(lines: &[ScopeStanding], session_usd: Option<f64>, now_ms: i64) ->
         } else {
             100.0
         };
-        let runs_out = match l.runs_out_ms {
-            Some(at) if at <= now_ms => r#"<strong class="bad">now</strong>"#.to_owned(),
-            Some(at) => esc(&html::time(at)),
-            None => format!("not this {}", period_name(l.period)),
+        let runs_out = match (l.every_ms, l.runs_out_ms, l.frees_at_ms) {
+            (Some(_), _, Some(at)) => format!("frees up {}", esc(&html::time(at))),
+            (Some(_), _, None) => "nothing to free".to_owned(),
+            (None, Some(at), _) if at <= now_ms => r#"<strong class="bad">now</strong>"#.to_owned(),
+            (None, Some(at), _) => esc(&html::time(at)),
+            (None, None, _) => format!("not this {}", period_name(l.period)),
         };
         let _ = write!(
             body,
@@ -50,7 +52,7 @@ pub fn render(lines: &[ScopeStanding], session_usd: Option<f64>, now_ms: i64) ->
     body.push_str("</tbody></table></div>\n");
     body.push_str(&crate::web::download::links("/budgets", ""));
     body.push_str(
-        r#"<p class="muted">Spent counts every process on this ledger; reserved is what requests in flight hold until their cost is known. Runs out: at the rate spent so far this period. JSON: <a href="/api/budgets">/api/budgets</a>.</p>"#,
+        r#"<p class="muted">Spent counts every process on this ledger; reserved is what requests in flight hold until their cost is known. Runs out: at the rate spent so far this period; a rolling window frees up as its oldest spend leaves it. JSON: <a href="/api/budgets">/api/budgets</a>.</p>"#,
     );
     html::page("Budgets", Nav::Budgets, &body)
 }
