@@ -213,6 +213,20 @@ fn window_spend(
             ),
         );
     }
+    // A reservation becomes spend dated at its request's start (about when it was made), and
+    // leaves the window with it.
+    let mut stmt = conn.prepare_cached(
+        "SELECT created_ms, amount_usd FROM reservations WHERE expires_ms > ?1
+         AND (?2 IS NULL OR project = ?2) AND (?3 IS NULL OR tag = ?3)",
+    )?;
+    let held = stmt.query_map(
+        params![limit.since_ms + every_ms, limit.project, limit.key],
+        |r| Ok((r.get::<_, i64>(0)? + every_ms, r.get::<_, f64>(1)?)),
+    )?;
+    for row in held {
+        out.push(row?);
+    }
+    out.sort_by_key(|(leaves_at, _)| *leaves_at);
     Ok(out)
 }
 

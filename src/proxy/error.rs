@@ -451,10 +451,10 @@ impl ApiError {
     /// the seconds until then, when the spend that must leave is known).
     fn window_exceeded(refusal: &Refusal, every_ms: i64) -> Self {
         let name = format!(
-            "{} {} budget ${:.2}",
+            "{} {} budget {}",
             refusal.budget,
             crate::budget::window::every_text(every_ms),
-            refusal.limit_usd
+            Self::short_usd(refusal.limit_usd)
         );
         let state = if refusal.spent_usd + refusal.reserved_usd >= refusal.limit_usd {
             format!(
@@ -490,6 +490,12 @@ impl ApiError {
                 .max(1)
         });
         error
+    }
+
+    /// `$10`, `$0.004`: a cap as it was written (at most four decimals).
+    fn short_usd(usd: f64) -> String {
+        let text = format!("{usd:.4}");
+        format!("${}", text.trim_end_matches('0').trim_end_matches('.'))
     }
 
     /// A budget applies and `model` has no known price: its spending could not be capped.
