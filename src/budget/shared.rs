@@ -305,6 +305,11 @@ impl SharedBudget {
                     .iter()
                     .find(|s| s.scope == counter.scope)
                     .and_then(|s| s.window_ms);
+                let need =
+                    counter.spent_usd + counter.reserved_usd + estimate_usd - counter.cap_usd;
+                let frees_at_ms = window_ms.and_then(|every_ms| {
+                    window::frees_at_from_buckets(&counter.buckets, every_ms, need.max(1e-9))
+                });
                 Err(Denied::Refused(Refusal {
                     budget: name,
                     limit_usd: counter.cap_usd,
@@ -312,7 +317,7 @@ impl SharedBudget {
                     reserved_usd: counter.reserved_usd,
                     estimate_usd,
                     window_ms,
-                    frees_at_ms: counter.frees_at_ms,
+                    frees_at_ms,
                     utc_offset_s: self.utc_offset_s,
                 }))
             }
@@ -484,7 +489,10 @@ fn standing_of((limit, counter): (&Limit, Counter)) -> Standing {
         spent_usd: counter.spent_usd,
         reserved_usd: counter.reserved_usd,
         window_ms: limit.window_ms,
-        frees_at_ms: counter.frees_at_ms,
+        // A window frees up as its oldest spend ages out.
+        frees_at_ms: limit
+            .window_ms
+            .and_then(|every_ms| window::frees_at_from_buckets(&counter.buckets, every_ms, 1e-9)),
     }
 }
 

@@ -310,7 +310,9 @@ fn window_lines(
     for (line, counter) in windows.iter_mut().zip(reader.window_counters(asked)?) {
         line.spent_usd = counter.spent_usd;
         line.reserved_usd = counter.reserved_usd;
-        line.frees_at_ms = counter.frees_at_ms;
+        line.frees_at_ms = line
+            .every_ms
+            .and_then(|every_ms| window::frees_at_from_buckets(&counter.buckets, every_ms, 1e-9));
     }
     Ok(windows)
 }

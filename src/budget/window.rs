@@ -40,6 +40,13 @@ pub fn frees_at_ms(spend: &[(i64, f64)], need_usd: f64) -> Option<i64> {
     None
 }
 
+/// When `need_usd` of a window of `every_ms` kept in PostgreSQL `buckets` (start, USD; oldest
+/// first) has aged out.
+pub fn frees_at_from_buckets(buckets: &[(i64, f64)], every_ms: i64, need_usd: f64) -> Option<i64> {
+    let spend = leaving(buckets, bucket_ms(every_ms), every_ms);
+    frees_at_ms(&spend, need_usd)
+}
+
 /// A window's PostgreSQL buckets (start, USD) as (when each leaves the window, USD).
 pub fn leaving(buckets: &[(i64, f64)], bucket_ms: i64, every_ms: i64) -> Vec<(i64, f64)> {
     buckets

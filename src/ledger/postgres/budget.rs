@@ -47,9 +47,9 @@ pub struct Counter {
     pub cap_usd: f64,
     pub spent_usd: f64,
     pub reserved_usd: f64,
-    /// A rolling window's: when enough of it ages out (a refusal: for the request; a read:
-    /// its oldest spend).
-    pub frees_at_ms: Option<i64>,
+    /// A rolling window's buckets (start, spent and reserved USD), oldest first, from which
+    /// `budget::window` tells when its spend frees up; empty for a calendar scope.
+    pub buckets: Vec<(i64, f64)>,
 }
 
 /// The outcome of an admission.
@@ -150,11 +150,10 @@ async fn admit_once(
             cap_usd: scopes[i].cap_usd,
             spent_usd: usd(row.get(2)),
             reserved_usd: usd(row.get(3)),
-            frees_at_ms: None,
+            buckets: Vec::new(),
         };
         if !row.get::<_, bool>(1) {
-            let need = counter.spent_usd + counter.reserved_usd + amount_usd - counter.cap_usd;
-            counter.frees_at_ms = frees_at(client, &scopes[i], need.max(1e-9)).await?;
+            counter.buckets = buckets(client, &scopes[i]).await?;
             return Ok(Admit::Refused(counter));
         }
         after[i] = Some(counter);
@@ -162,16 +161,15 @@ async fn admit_once(
     Ok(Admit::Granted(after.into_iter().flatten().collect()))
 }
 
-/// When `need_usd` of a rolling window's buckets (spent and reserved) has aged out; `None`
-/// for a calendar scope.
-async fn frees_at(
+/// A rolling window's buckets (start, spent and reserved USD), oldest first; none for a
+/// calendar scope.
+async fn buckets(
     client: &tokio_postgres::Client,
     scope: &Scope,
-    need_usd: f64,
-) -> Result<Option<i64>, tokio_postgres::Error> {
-    let Some(every_ms) = scope.window_ms else {
-        return Ok(None);
-    };
+) -> Result<Vec<(i64, f64)>, tokio_postgres::Error> {
+    if scope.window_ms.is_none() {
+        return Ok(Vec::new());
+    }
     let rows = client
         .query(
             "SELECT period_ms, spent_nusd + reserved_nusd FROM budget_counters
@@ -179,10 +177,7 @@ async fn frees_at(
             &[&scope.scope, &scope.from_ms, &scope.period_ms],
         )
         .await?;
-    let buckets: Vec<(i64, f64)> = rows.iter().map(|r| (r.get(0), usd(r.get(1)))).collect();
-    let bucket_ms = crate::budget::window::bucket_ms(every_ms);
-    let leaving = crate::budget::window::leaving(&buckets, bucket_ms, every_ms);
-    Ok(crate::budget::window::frees_at_ms(&leaving, need_usd))
+    Ok(rows.iter().map(|r| (r.get(0), usd(r.get(1)))).collect())
 }
 
 /// Where each of `scopes` stands (a counter not created yet: nothing spent or reserved); a
@@ -205,7 +200,7 @@ pub async fn read(
             cap_usd: s.cap_usd,
             spent_usd: usd(row.get(0)),
             reserved_usd: usd(row.get(1)),
-            frees_at_ms: frees_at(client, s, 1e-9).await?,
+            buckets: buckets(client, s).await?,
         });
     }
     Ok(counters)
@@ -348,7 +343,7 @@ impl super::query::Reader {
                     cap_usd: usd(r.get(2)),
                     spent_usd: usd(r.get(3)),
                     reserved_usd: usd(r.get(4)),
-                    frees_at_ms: None,
+                    buckets: Vec::new(),
                 },
             })
             .collect())

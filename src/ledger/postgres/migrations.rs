@@ -325,8 +325,8 @@ const MIGRATIONS: &[&str] = &[
     // windows: rolling-window budgets (`budget::window`): a window's spend is kept in
     // bucket counters (`rolling:MS[:project:NAME]`, one per bucket start), and an admission
     // counts the buckets from `p_from` on with the current one. A calendar scope passes its
-    // own period as `p_from`: one counter, as before. The old signature is dropped: one
-    // admission function.
+    // own period as `p_from`: one counter, as before; a window's buckets that have left it are
+    // deleted as it admits. The old signature is dropped: one admission function.
     "DROP FUNCTION smartproxy_admit(text, text[], bigint[], bigint[], bigint, bigint, bigint, bigint);
      CREATE FUNCTION smartproxy_admit(p_id text, p_scopes text[], p_periods bigint[],
          p_from bigint[], p_caps bigint[], p_amount bigint, p_now bigint, p_forget_before bigint,
@@ -382,6 +382,9 @@ const MIGRATIONS: &[&str] = &[
                  o_reserved_before := 0;
                  IF p_from[i] < p_periods[i] THEN
                      PERFORM pg_advisory_xact_lock(hashtextextended(p_scopes[i], 0));
+                     -- Buckets that left the window count for nothing any more.
+                     DELETE FROM budget_counters c
+                     WHERE c.scope = p_scopes[i] AND c.period_ms < p_from[i];
                      SELECT coalesce(sum(c.spent_nusd), 0), coalesce(sum(c.reserved_nusd), 0)
                      INTO o_spent_before, o_reserved_before
                      FROM budget_counters c
