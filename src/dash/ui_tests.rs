@@ -356,3 +356,30 @@ fn a_budget_nearly_used_up_is_marked_in_both_layouts() {
     assert!(wide.contains("key:editor day $2.50/$3"), "{wide}");
     assert!(wide.contains("latency ms"), "{wide}");
 }
+
+#[test]
+fn a_used_up_rolling_window_says_when_it_frees_up() {
+    use crate::budget::policy::Period;
+    use crate::budget::standings::ScopeStanding;
+    let frees_at_ms = 1_796_697_900_000;
+    let window = ScopeStanding {
+        scope: "all".to_owned(),
+        period: Period::Window(5 * 3_600_000),
+        period_start_ms: 0,
+        cap_usd: 10.0,
+        spent_usd: 10.0,
+        reserved_usd: 0.0,
+        left_usd: 0.0,
+        runs_out_ms: None,
+        every_ms: Some(5 * 3_600_000),
+        frees_at_ms: Some(frees_at_ms),
+    };
+    let mut state = populated(false);
+    state.update(Action::Budgets(vec![window]));
+    let wide = text(&render(&state, 160, 48));
+    let want = format!(
+        "! rolling 5h $0/$10 frees {}",
+        crate::format::local_time(frees_at_ms)
+    );
+    assert!(wide.contains(&want), "{want} in {wide}");
+}
