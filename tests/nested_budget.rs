@@ -132,7 +132,10 @@ fn nested_runs_never_spend_past_the_outer_budget_whatever_their_own_caps() {
 #[test]
 fn the_outer_json_summary_has_a_children_array() {
     let env = TestEnv::new();
-    let outer = env.start_run(&["run", "--mock", "--summary", "json", "--tag", "outer"], &[]);
+    let outer = env.start_run(
+        &["run", "--mock", "--summary", "json", "--tag", "outer"],
+        &[],
+    );
     let inner = inner_run(&env, &outer, "1", "inner", "2");
     assert!(inner.status.success(), "{}", text(&inner.stderr));
     let out = outer.finish(0);
@@ -148,5 +151,8 @@ fn the_outer_json_summary_has_a_children_array() {
     assert_eq!(children[0]["program"], "python3");
     assert_eq!(children[0]["requests"], 2);
     assert_eq!(children[0]["exit_code"], 0);
-    assert_eq!(json["requests"], 2, "the outer's figures include its child's");
+    assert_eq!(
+        json["requests"], 2,
+        "the outer's figures include its child's"
+    );
 }

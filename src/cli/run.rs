@@ -23,6 +23,8 @@ use crate::session::{env, signals::Forwarder, spawn};
 /// How long requests still open when the command exits may take to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long notifications still queued at the end may take to be delivered.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SummaryFormat {
@@ -544,6 +546,10 @@ fn end_session(
     // Every captured body of the session is on disk before the command returns.
     if let Some(capture) = &state.capture {
         capture.close();
+    }
+    // Notifications the session raised reach their desktop or webhook before it returns.
+    if let Some(notifier) = &state.notifier {
+        notifier.close(NOTIFY_TIMEOUT);
     }
     // Where HEAD is now: the command may have committed or switched branches.
     let (end_branch, end_head) = attribution::at_end(&session.attribution);
