@@ -8,7 +8,6 @@ use std::path::Path;
 use serde_json::json;
 
 use super::format;
-use super::run::{RunArgs, program_name};
 use crate::config::Config;
 use crate::ledger::LedgerError;
 use crate::ledger::reader::LedgerReader;
@@ -76,11 +75,16 @@ pub fn quote(args: &QuoteArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
 
 /// `run --quote`: the quote's line on stderr; a ledger that cannot be read is a warning, never
 /// a reason not to run the command.
-pub(super) fn print_for_run(config: &Config, args: &RunArgs) {
+pub(super) fn print_for_run(
+    config: &Config,
+    command: &[OsString],
+    tag: Option<&str>,
+    project: Option<&str>,
+) {
     let q = HistoryQuery {
-        program: args.command.first().map(program_name),
-        tag: args.tag.clone(),
-        project: args.project.clone(),
+        program: command.first().map(program_name),
+        tag: tag.map(str::to_owned),
+        project: project.map(str::to_owned),
         limit: DEFAULT_SESSIONS,
     };
     match history(config, &q) {
@@ -162,6 +166,15 @@ fn describe(q: &HistoryQuery) -> String {
         parts.push(format!("project {project}"));
     }
     format!("quote for {}", parts.join(", "))
+}
+
+/// The command's program as the ledger records it (`run` too): its file name.
+pub(super) fn program_name(program: &OsString) -> String {
+    Path::new(program)
+        .file_name()
+        .unwrap_or(program.as_os_str())
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The nearest-rank percentile `p` of sorted `values`: a value some session really had.

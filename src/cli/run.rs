@@ -12,6 +12,7 @@ mod attribution;
 mod gates;
 mod summary;
 
+use super::quote::program_name;
 use super::serving::{open_stores, random_hex};
 use crate::budget::SessionBudget;
 use crate::config::Config;
@@ -236,7 +237,12 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         .transpose()?;
     let (config, plan) = session_config(&mut args, config_path)?;
     if args.quote {
-        super::quote::print_for_run(&config, &args);
+        super::quote::print_for_run(
+            &config,
+            &args.command,
+            args.tag.as_deref(),
+            args.project.as_deref(),
+        );
     }
     let budget_usd = args
         .budget
@@ -572,13 +578,4 @@ fn end_session(
             ledger.dropped()
         ));
     }
-}
-
-/// The command's program as the ledger records it: its file name.
-pub(super) fn program_name(program: &OsString) -> String {
-    Path::new(program)
-        .file_name()
-        .unwrap_or(program.as_os_str())
-        .to_string_lossy()
-        .into_owned()
 }
