@@ -144,7 +144,7 @@ pub async fn kinds(client: &Client, id: &str) -> Result<Vec<KindTotals>, tokio_p
                     COALESCE(sum(r.cost_nusd), 0)::bigint
                 FROM requests r JOIN request_shapes k ON k.id = r.shape
                 WHERE r.session IN (SELECT id FROM ids)
-                GROUP BY 1, 2 ORDER BY 6 DESC, 3 DESC, 1 COLLATE \"C\", 2"
+                GROUP BY 1, 2 ORDER BY 6 DESC, 3 DESC, k.endpoint COLLATE \"C\", 2"
             ),
             &[&id],
         )
