@@ -139,16 +139,25 @@ fn read_request(stream: &mut TcpStream) -> String {
 }
 
 /// `smartproxy run --mock --budget 0.004 --config CONFIG -- python3 client.py N`: requests
-/// cost $0.000275 each and reserve about $0.0005 first, so the 13th finds the session budget
-/// 82% spent (the warning is noticed as a request is admitted) with room to be served.
+/// cost $0.000275 each, so the 12th takes the session budget past 80% (82.5%).
 fn run(env: &TestEnv, config: &str, n: &str, path: Option<&str>) -> Output {
+    run_with_budget(env, config, "0.004", n, path)
+}
+
+fn run_with_budget(
+    env: &TestEnv,
+    config: &str,
+    budget: &str,
+    n: &str,
+    path: Option<&str>,
+) -> Output {
     let config = env.write("sp.yaml", config);
     let client = env.write("client.py", CLIENT);
     let mut cmd = env.command();
     if let Some(path) = path {
         cmd.env("PATH", path);
     }
-    cmd.args(["run", "--mock", "--budget", "0.004", "--config"])
+    cmd.args(["run", "--mock", "--budget", budget, "--config"])
         .arg(&config)
         .args(["--", "python3", client.to_str().unwrap(), n]);
     run_to_end(cmd)
@@ -192,6 +201,30 @@ fn a_budget_warning_reaches_the_webhook_once_retried_after_an_error() {
             .starts_with("session budget 8"),
         "{event}"
     );
+}
+
+/// With $0.001, the third request (fitted to what is left) takes the budget to 82% and every
+/// later one is refused before it is admitted: the crossing is noticed as the request ends.
+#[test]
+fn the_request_that_crosses_the_mark_notifies_though_none_is_admitted_after() {
+    let env = TestEnv::new();
+    let hook = Hook::start(Vec::new());
+    let out = run_with_budget(
+        &env,
+        &format!(
+            "providers:\n  - name: m\n    kind: mock\nnotify:\n  webhook: {}\n",
+            hook.url
+        ),
+        "0.001",
+        "6",
+        None,
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("3 requests refused"), "{stderr}");
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(bodies[0]["scope"], "session");
 }
 
 #[test]
