@@ -17,6 +17,7 @@ pub mod http_guard;
 pub mod http_server;
 pub mod key_throttle;
 pub mod ledger;
+pub mod notify;
 pub mod pricing;
 pub mod printer;
 pub mod private_files;

@@ -31,6 +31,7 @@ const LAYERS: &[&[&str]] = &[
         "capture",
         "ledger",
         "providers",
+        "notify",
     ],
     &[
         "translate",

@@ -317,6 +317,12 @@ fn the_read_commands_print_the_same_from_sqlite_and_postgres() {
         vec!["export", "--format", "csv"],
         vec!["export", "--format", "jsonl"],
         vec!["export", "--format", "jsonl", "--session", "run-alpha"],
+        // What `sh`'s, a tag's and no one's finished runs cost (nested runs in their parent's).
+        vec!["quote", "--json", "--", "sh", "-c", "true"],
+        vec!["quote", "--", "sh"],
+        vec!["quote", "--tag", "beta", "--json"],
+        vec!["quote", "--last", "1", "--", "sh"],
+        vec!["quote", "--", "never-ran"],
     ]);
     // Today's burn rate is over the last hour: when today's rows fall in it (the first two
     // hours of the UTC day), it depends on the moment each command runs.
@@ -377,6 +383,28 @@ fn the_read_commands_print_the_same_from_sqlite_and_postgres() {
     .unwrap();
     // run-alpha's figures include the run nested in it.
     assert_eq!(alpha["total"]["requests"], 80);
+    // run-alpha (with run-nested's rows), run-nested and run-beta: finished `sh` runs; the
+    // daemons and the running run-today are not history.
+    let quote: serde_json::Value = serde_json::from_str(&output(
+        &env,
+        &db.url,
+        &["quote", "--json", "--", "/bin/sh"],
+    ))
+    .unwrap();
+    assert_eq!(quote["sessions"], 3, "{quote}");
+    assert_eq!(quote["duration_ms"]["p50"], 10 * HOUR_MS, "{quote}");
+    let alpha_cost = alpha["total"]["cost_usd"].as_f64().unwrap()
+        + alpha["total"]["simulated_usd"].as_f64().unwrap_or(0.0);
+    // p90 of three is the costliest, at least run-alpha with its nested run's rows.
+    assert!(
+        quote["cost_usd"]["p90"].as_f64().unwrap() >= alpha_cost - 1e-9,
+        "{quote} {alpha}"
+    );
+    let none = output(&env, &db.url, &["quote", "--", "never-ran"]);
+    assert_eq!(
+        none.trim(),
+        "quote for `never-ran`: no history (no finished run to quote from)"
+    );
     let status: serde_json::Value =
         serde_json::from_str(&output(&env, &db.url, &["status", "--json"])).unwrap();
     assert_eq!(status["scope"], "today");

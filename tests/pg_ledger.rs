@@ -55,6 +55,13 @@ fn run_records_every_request_and_its_summary_adds_up_the_rows() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(summary["requests"], n);
+    // The request kinds the cost gates compare, read from PostgreSQL as from SQLite.
+    assert_eq!(
+        summary["by_kind"][0]["kind"], "chat.completions",
+        "{summary}"
+    );
+    assert_eq!(summary["by_kind"][0]["requests"], n);
+    assert_eq!(summary["children"], serde_json::json!([]));
     assert_eq!(db.count("SELECT count(*) FROM requests"), n);
     assert_eq!(db.count("SELECT count(*) FROM attempts"), n);
     let rows_usd = db.count("SELECT sum(cost_nusd) FROM requests") as f64 / 1e9;

@@ -278,6 +278,9 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     if let Some(capture) = &state.capture {
         capture.close();
     }
+    if let Some(notifier) = &state.notifier {
+        notifier.close(Duration::from_secs(5));
+    }
     if let Some(sessions) = &state.daemon_sessions {
         sessions.close_all(&ledger);
     }

@@ -21,6 +21,7 @@ mod prices;
 mod prices_update;
 mod providers_cmd;
 mod prune;
+mod quote;
 mod report;
 mod request;
 mod route;
@@ -101,6 +102,8 @@ pub enum Command {
     Hooks(hooks::HooksCommand),
     /// List recent sessions, sub-sessions under their parents.
     Sessions(sessions::SessionsArgs),
+    /// What a command's earlier runs cost and took (p50, p90), before running it again.
+    Quote(quote::QuoteArgs),
     /// Spend per day, per month, or per 5-hour block (subscription windows), as ccusage shows.
     Report(report::ReportArgs),
     /// One line of live cost (this `run` session, or today) for shell prompts and statuslines.
@@ -164,6 +167,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Cost(args) => cost::cost(&args, config_path.as_deref()),
         Command::Hooks(cmd) => hooks::hooks(&cmd),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
+        Command::Quote(args) => quote::quote(&args, config_path.as_deref()),
         Command::Report(args) => report::report(&args, config_path.as_deref()),
         Command::Status(args) => status::status(&args, config_path.as_deref()),
         Command::Export(args) => export::export(&args, config_path.as_deref()),

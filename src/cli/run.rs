@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 mod attribution;
+mod gates;
 mod summary;
 
+use super::quote::program_name;
 use super::serving::{open_stores, random_hex};
 use crate::budget::SessionBudget;
 use crate::config::Config;
@@ -22,6 +24,8 @@ use crate::session::{env, signals::Forwarder, spawn};
 /// How long requests still open when the command exits may take to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long notifications still queued at the end may take to be delivered.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SummaryFormat {
@@ -37,10 +41,14 @@ at the session's proxy, OPENAI_API_KEY and ANTHROPIC_API_KEY set to a session ke
 SMARTPROXY_SESSION_ID and SMARTPROXY_URL. Real credentials (OPENAI_API_KEY, ANTHROPIC_API_KEY, \
 ANTHROPIC_AUTH_TOKEN, DEEPSEEK_API_KEY, the other common providers' key variables and every api_key_env of \
 the config) are removed from its environment unless kept with --pass-env.\n\nExit status: the command's own, 128+N when signal N \
-ended it, 127 when it could not be found, 126 when it could not be executed.\n\nExamples:\n  smartproxy run --mock -- \
+ended it, 127 when it could not be found, 126 when it could not be executed. When the command \
+succeeded but a cost gate did not: 3 over --max-cost, 4 over --max-ratio of --baseline (a failed command's own \
+status wins; the gate's line is printed either way).\n\nExamples:\n  smartproxy run --mock -- \
 python agent.py\n  smartproxy run --budget 0.50 --tag nightly -- ./eval.sh\n  smartproxy run --passthrough -- claude   \
 # Claude Code on its Pro/Max subscription\n  smartproxy run --summary json --summary-file summary.json -- \
-python agent.py"
+python agent.py\n  smartproxy run --max-cost 0.25 -- ./eval.sh          # CI: fail when the eval cost more\n  \
+smartproxy run --save-baseline base.json -- ./eval.sh   # store today's figures\n  \
+smartproxy run --baseline base.json --max-ratio 1.5 -- ./eval.sh"
 )]
 pub struct RunArgs {
     /// Session budget in USD: requests that would exceed it are fitted to what is left, or
@@ -98,6 +106,38 @@ pub struct RunArgs {
     /// closes by itself when stdin is not a terminal.
     #[arg(long)]
     pub dash: bool,
+
+    /// Cost gate: after the command exits, exit 3 when the session (the runs inside it
+    /// included; simulated mock costs count, as for --budget) spent more than USD. Unlike
+    /// --budget, nothing is refused while the command runs.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
+
+    /// Cost gate: compare the session's cost and tokens with a stored summary (the JSON of
+    /// `--summary json` or `--save-baseline`) and exit 4 when either grew past --max-ratio,
+    /// naming the models and request kinds that grew.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// How much more than the --baseline the session may cost or use in tokens (1.5: half
+    /// again).
+    #[arg(
+        long,
+        value_name = "RATIO",
+        default_value_t = 1.5,
+        requires = "baseline"
+    )]
+    pub max_ratio: f64,
+
+    /// Write the session's JSON summary to FILE as a baseline for a later --baseline (whatever
+    /// --summary prints).
+    #[arg(long, value_name = "FILE")]
+    pub save_baseline: Option<PathBuf>,
+
+    /// Print on stderr, before the command starts, what its earlier runs cost and took (as
+    /// `smartproxy quote` does: the same program, and --tag and --project when given).
+    #[arg(long)]
+    pub quote: bool,
 
     /// Keep this provider key variable in the command's environment (repeatable).
     #[arg(long = "pass-env", value_name = "NAME")]
@@ -190,7 +230,20 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     // The child must not read the real keys out of this process (`/proc/$PPID/environ`).
     crate::session::secrets::hide_from_same_user();
     check_args(&args)?;
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(gates::load_baseline)
+        .transpose()?;
     let (config, plan) = session_config(&mut args, config_path)?;
+    if args.quote {
+        super::quote::print_for_run(
+            &config,
+            &args.command,
+            args.tag.as_deref(),
+            args.project.as_deref(),
+        );
+    }
     let budget_usd = args
         .budget
         .filter(|b| *b > 0.0)
@@ -236,10 +289,28 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
     ))?;
     drop(runtime);
     end_session(&ledger, &state, &session, exit_code, dash);
-    if args.summary != SummaryFormat::None {
-        summary::print_summary(&args, &ledger, &state, &session.id, started.elapsed());
+    let gated = args.max_cost.is_some() || baseline.is_some();
+    let figures = match summary::read_back(&ledger, &session.id) {
+        Ok(figures) => figures,
+        Err(err) => {
+            printer::warn(&format!("cannot read the session summary: {err:#}"));
+            if gated && exit_code == 0 {
+                printer::error("the cost gates could not be checked");
+                return Ok(super::EXIT_FAILURE);
+            }
+            return Ok(exit_code);
+        }
+    };
+    summary::print_summary(&args, &figures, &state, &session.id, started.elapsed());
+    let verdict = gates::check(&figures, args.max_cost, baseline.as_ref(), args.max_ratio);
+    for line in &verdict.lines {
+        printer::note(line);
     }
-    Ok(exit_code)
+    // The command's own failure says more than a gate; a gate fails a command that succeeded.
+    Ok(match verdict.exit_code {
+        Some(code) if exit_code == 0 => code,
+        _ => exit_code,
+    })
 }
 
 /// The flags `clap` cannot check by itself.
@@ -257,6 +328,16 @@ fn check_args(args: &RunArgs) -> anyhow::Result<()> {
             "--budget must be an amount in USD of zero or more"
         );
     }
+    if let Some(limit) = args.max_cost {
+        anyhow::ensure!(
+            limit.is_finite() && limit >= 0.0,
+            "--max-cost must be an amount in USD of zero or more"
+        );
+    }
+    anyhow::ensure!(
+        args.max_ratio.is_finite() && args.max_ratio > 0.0,
+        "--max-ratio must be a number above zero (1.5: the session may cost half again its baseline)"
+    );
     for name in &args.pass_env {
         anyhow::ensure!(
             !env::SET_BY_RUN.contains(&name.as_str()),
@@ -472,6 +553,10 @@ fn end_session(
     if let Some(capture) = &state.capture {
         capture.close();
     }
+    // Notifications the session raised reach their desktop or webhook before it returns.
+    if let Some(notifier) = &state.notifier {
+        notifier.close(NOTIFY_TIMEOUT);
+    }
     // Where HEAD is now: the command may have committed or switched branches.
     let (end_branch, end_head) = attribution::at_end(&session.attribution);
     ledger.session_ended(SessionEnd {
@@ -493,12 +578,4 @@ fn end_session(
             ledger.dropped()
         ));
     }
-}
-
-fn program_name(program: &OsString) -> String {
-    Path::new(program)
-        .file_name()
-        .unwrap_or(program.as_os_str())
-        .to_string_lossy()
-        .into_owned()
 }

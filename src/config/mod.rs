@@ -65,6 +65,8 @@ pub struct Config {
     pub retention_days: Option<u32>,
     /// Opt-in capture of request and response bodies (`capture:`).
     pub capture: CaptureConfig,
+    /// Where budget warnings and loop alerts go (`notify:`); nowhere by default.
+    pub notify: NotifyConfig,
     /// The daemon's named client keys from the config file.
     pub client_keys: Vec<ClientKeyConfig>,
     /// Whether the daemon serves Ollama's `/api/*` to loopback clients without a client key
@@ -195,6 +197,20 @@ pub struct CacheConfig {
     pub encrypt: bool,
     /// Where entries live; default: `cache.db` beside the ledger.
     pub path: PathBuf,
+}
+
+/// Where notifications go (`notify:`): the desktop's notifications and webhooks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotifyConfig {
+    pub desktop: bool,
+    /// `http://` or `https://` URLs, each sent a JSON body per event.
+    pub webhooks: Vec<String>,
+}
+
+impl NotifyConfig {
+    pub fn any(&self) -> bool {
+        self.desktop || !self.webhooks.is_empty()
+    }
 }
 
 /// Opt-in capture of request and response bodies (`capture:`); off by default.

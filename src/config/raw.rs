@@ -52,6 +52,10 @@ pub struct RawConfig {
     /// Opt-in capture of request and response bodies.
     #[serde(default)]
     pub capture: RawCapture,
+    /// Notifications when a budget passes its warning mark or a loop trips: `desktop`, or
+    /// `{desktop: true, webhook: URL or [URL, ...]}`.
+    #[serde(default)]
+    pub notify: Option<RawNotify>,
     /// The daemon's named client keys; each key's value comes from an environment variable.
     #[serde(default)]
     pub client_keys: Vec<RawClientKey>,
@@ -375,4 +379,27 @@ pub struct RawLimits {
     pub body_timeout_s: Option<u64>,
     /// Open client connections each listener serves at once; beyond, a 503 at once.
     pub max_connections: Option<usize>,
+}
+
+/// `notify:` as written: one word (`desktop`, `off`) or the detailed form.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawNotify {
+    Word(String),
+    Detailed(RawNotifyDetailed),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifyDetailed {
+    pub desktop: Option<bool>,
+    pub webhook: Option<RawUrls>,
+}
+
+/// One URL or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawUrls {
+    One(String),
+    Many(Vec<String>),
 }

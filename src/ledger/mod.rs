@@ -31,6 +31,7 @@ pub mod request_list;
 pub mod request_view;
 pub mod retention;
 pub mod session_list;
+pub mod session_parts;
 pub mod spool;
 pub mod time_groups;
 pub mod usage;

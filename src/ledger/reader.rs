@@ -20,6 +20,7 @@ use super::query::{
 use super::request_list::{self, RequestList, RequestQuery};
 use super::request_view::{self, RequestDetail, RequestRow};
 use super::session_list::{self, SessionList, SessionQuery};
+use super::session_parts::{self, HistoryQuery, PastSession};
 use super::time_groups;
 use crate::config::LedgerLocation;
 
@@ -127,6 +128,30 @@ impl LedgerReader {
             Self::Sqlite(conn) => Ok(request_list::request_list(conn, query)?),
             Self::Postgres(pg) => Ok(pg.request_list(query)?),
         }
+    }
+
+    /// The most recent finished `run` sessions `q` selects, newest first, each with what it
+    /// and the runs inside it spent (simulated list prices included) and how long it ran:
+    /// what `quote` reads.
+    pub fn session_history(&self, q: &HistoryQuery) -> Result<Vec<PastSession>, ReadError> {
+        let found = match self {
+            Self::Sqlite(conn) => session_parts::finished_sessions(conn, q)?,
+            Self::Postgres(pg) => pg.finished_sessions(q)?,
+        };
+        let mut out = Vec::with_capacity(found.len());
+        for (id, started_ms, ended_ms) in found {
+            let total = self.totals(&Filter {
+                session_id: Some(id.clone()),
+                since_ms: None,
+                until_ms: None,
+            })?;
+            out.push(PastSession {
+                id,
+                duration_ms: (ended_ms - started_ms).max(0),
+                spent_usd: total.cost_usd.unwrap_or(0.0) + total.simulated_usd.unwrap_or(0.0),
+            });
+        }
+        Ok(out)
     }
 
     /// The id of the newest session.

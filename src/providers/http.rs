@@ -54,6 +54,8 @@ pub struct RawResponse {
     pub status: u16,
     pub content_type: Option<String>,
     pub retry_after: Option<String>,
+    /// `x-should-retry: false` (OpenAI's header, which smartproxy's own refusals send).
+    pub final_refusal: bool,
     pub body: BodyStream,
     /// The body is gzip-compressed (`Content-Encoding: gzip`); `send` decodes it.
     gzip: bool,
@@ -69,6 +71,7 @@ impl RawResponse {
             status: self.status,
             content_type: self.content_type,
             retry_after: self.retry_after,
+            final_refusal: self.final_refusal,
             format,
             body: self.body,
         }
@@ -105,6 +108,8 @@ impl RawResponse {
             status: status.as_u16(),
             content_type: header(CONTENT_TYPE),
             retry_after: retry_after(headers),
+            final_refusal: header(HeaderName::from_static("x-should-retry"))
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("false")),
             body,
             gzip,
         })
@@ -431,10 +436,12 @@ where
     C: StreamConverter,
     W: FnOnce(&[u8]) -> Result<Vec<u8>, String>,
 {
+    let final_refusal = response.final_refusal;
     let openai = |status, content_type: &str, retry_after, body| super::UpstreamResponse {
         status,
         content_type: Some(content_type.to_owned()),
         retry_after,
+        final_refusal,
         format: WireFormat::OpenAi,
         body,
     };

@@ -101,6 +101,7 @@ impl Provider for MockProvider {
                     status: 200,
                     content_type: Some("application/json".to_owned()),
                     retry_after: None,
+                    final_refusal: false,
                     format: WireFormat::OpenAi,
                     body: once(Bytes::from(reply.completion().to_string())),
                 })
@@ -250,6 +251,7 @@ fn stream_response(
         status: 200,
         content_type: Some("text/event-stream".to_owned()),
         retry_after: None,
+        final_refusal: false,
         format: WireFormat::OpenAi,
         body,
     }
@@ -291,6 +293,7 @@ fn embeddings_response(body: &[u8]) -> Result<UpstreamResponse, ProviderError> {
         status: 200,
         content_type: Some("application/json".to_owned()),
         retry_after: None,
+        final_refusal: false,
         format: WireFormat::OpenAi,
         body: once(Bytes::from(reply.to_string())),
     })
@@ -308,6 +311,7 @@ fn error_response(status: u16, message: Option<String>) -> UpstreamResponse {
         status,
         content_type: Some("application/json".to_owned()),
         retry_after: None,
+        final_refusal: false,
         format: WireFormat::OpenAi,
         body: once(Bytes::from(body.to_string())),
     }

@@ -97,6 +97,10 @@ pub struct UpstreamResponse {
     pub content_type: Option<String>,
     /// The provider's `Retry-After`, as sent.
     pub retry_after: Option<String>,
+    /// The provider said not to retry (`x-should-retry: false`): a parent session's proxy
+    /// refusing a nested run's request past its budget, which no retry or breaker should
+    /// treat as the provider failing.
+    pub final_refusal: bool,
     /// The format of `body`: the request's, except that translating providers answer OpenAI.
     pub format: WireFormat,
     pub body: BodyStream,

@@ -322,6 +322,7 @@ impl Finalizer {
         for reservation in self.reservations.drain(..) {
             reservation.settle(record.cost_usd);
         }
+        self.warn_if_session_budget_mostly_spent();
         tracing::info!(
             id = %record.id,
             status,
@@ -336,6 +337,21 @@ impl Finalizer {
         self.state.metrics.record(&record);
         self.state.ledger.record(record);
         true
+    }
+}
+
+impl Finalizer {
+    /// The request that takes the session budget past its warning mark says so (once, and
+    /// notifies) as it settles, not only when the next request is admitted.
+    fn warn_if_session_budget_mostly_spent(&self) {
+        let Some(limit) = self.state.budget.limit_usd().filter(|l| *l > 0.0) else {
+            return;
+        };
+        let (spent, _) = self.state.budget.spent_and_reserved();
+        if let Some(warning) = crate::budget::policy::mostly_spent("session", spent, limit) {
+            self.state
+                .warn_budget_once("session", &warning, spent, limit);
+        }
     }
 }
 

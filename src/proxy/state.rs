@@ -202,6 +202,8 @@ pub struct AppState {
     unpriced_warned: Mutex<HashSet<String>>,
     /// Budgets already warned about for being mostly used.
     budget_warned: Mutex<HashSet<&'static str>>,
+    /// Where budget warnings (and the loop breaker's alerts) are sent, when `notify:` says.
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
     /// Wrong client and admin keys per client address off loopback (`proxy::auth`).
     pub key_throttle: crate::key_throttle::KeyThrottle,
     /// Set when the drain grace ran out: requests dropped after this were cut by smartproxy.
@@ -248,6 +250,7 @@ impl AppState {
             after_reload: None,
             unpriced_warned: Mutex::default(),
             budget_warned: Mutex::default(),
+            notifier: None,
             key_throttle: crate::key_throttle::KeyThrottle::default(),
             stopped: AtomicBool::new(false),
             cut_streams: tokio::sync::watch::Sender::new(false),
@@ -356,9 +359,15 @@ impl AppState {
         cost
     }
 
-    /// Logs `warning` the first time budget `name` passes its warning mark (responses say it
-    /// every time, in a header).
-    pub fn warn_budget_once(&self, name: &'static str, warning: &str) {
+    /// Logs `warning` and notifies (`notify:`) the first time budget `name` passes its
+    /// warning mark (responses say it every time, in a header).
+    pub fn warn_budget_once(
+        &self,
+        name: &'static str,
+        warning: &str,
+        spent_usd: f64,
+        limit_usd: f64,
+    ) {
         let first = self
             .budget_warned
             .lock()
@@ -366,6 +375,14 @@ impl AppState {
             .insert(name);
         if first {
             tracing::warn!("{warning}");
+            if let Some(notifier) = &self.notifier {
+                notifier.send(crate::notify::Event::BudgetWarning {
+                    scope: name.to_owned(),
+                    session: self.session_id.as_deref().map(str::to_owned),
+                    spent_usd,
+                    limit_usd,
+                });
+            }
         }
     }
 

@@ -23,6 +23,8 @@ pub enum Reply {
         status: u16,
         content_type: Option<String>,
         retry_after: Option<String>,
+        /// The provider said not to retry (see `UpstreamResponse::final_refusal`).
+        final_refusal: bool,
         body: Bytes,
     },
     /// A successful streamed reply, not read yet.
@@ -220,6 +222,7 @@ impl Executor<'_> {
             status: response.status,
             content_type: response.content_type,
             retry_after: response.retry_after,
+            final_refusal: response.final_refusal,
             body,
         })
     }
@@ -234,10 +237,11 @@ fn judge(
         Ok(Reply::Whole {
             status,
             retry_after,
+            final_refusal,
             ..
         }) => {
             let class = (!(200..300).contains(status)).then(|| format!("upstream_{status}"));
-            let verdict = if retry::retryable_status(*status) {
+            let verdict = if retry::retryable_status(*status) && !final_refusal {
                 Verdict::Transient
             } else {
                 Verdict::Done

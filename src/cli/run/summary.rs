@@ -10,14 +10,16 @@ use super::{RunArgs, SummaryFormat};
 use crate::budget::store::Standing;
 use crate::cli::format;
 use crate::ledger::query::{self, Filter, GroupBy};
+use crate::ledger::session_parts::{self, KindTotals};
 use crate::ledger::{Ledger, now_ms};
 use crate::printer;
 use crate::proxy::AppState;
 
-/// The cost summary, on stderr or in `--summary-file`.
+/// The cost summary, on stderr or in `--summary-file`; with `--save-baseline`, its JSON in
+/// that file too.
 pub(super) fn print_summary(
     args: &RunArgs,
-    ledger: &Ledger,
+    figures: &Figures,
     state: &AppState,
     session_id: &str,
     elapsed: Duration,
@@ -28,20 +30,34 @@ pub(super) fn print_summary(
         .as_ref()
         .map(|shared| shared.standings(now_ms()))
         .unwrap_or_default();
-    let text = match summary(
-        ledger,
+    let unpriced = state.unpriced_models();
+    if let Some(path) = &args.save_baseline {
+        let json = summary(
+            figures,
+            session_id,
+            SummaryFormat::Json,
+            elapsed,
+            &unpriced,
+            &shared_standings,
+        );
+        if let Err(err) = std::fs::write(path, format!("{json}\n")) {
+            printer::warn(&format!(
+                "cannot write the baseline to {}: {err}",
+                path.display()
+            ));
+        }
+    }
+    if args.summary == SummaryFormat::None {
+        return;
+    }
+    let text = summary(
+        figures,
         session_id,
         args.summary,
         elapsed,
-        &state.unpriced_models(),
+        &unpriced,
         &shared_standings,
-    ) {
-        Ok(text) => text,
-        Err(err) => {
-            printer::warn(&format!("cannot read the session summary: {err:#}"));
-            return;
-        }
-    };
+    );
     match &args.summary_file {
         Some(path) => {
             let text = format!("{}\n", text.trim());
@@ -58,17 +74,24 @@ pub(super) fn print_summary(
 
 /// The session's figures, read back from the ledger (not a running tally), as a table or JSON.
 fn summary(
-    ledger: &Ledger,
+    figures: &Figures,
     session_id: &str,
     format: SummaryFormat,
     elapsed: Duration,
     unpriced_models: &[String],
     shared: &[Standing],
-) -> anyhow::Result<String> {
-    let (total, by_model, session, actions) = read_back(ledger, session_id)?;
+) -> String {
+    let Figures {
+        total,
+        by_model,
+        session,
+        actions,
+        kinds,
+        children,
+    } = figures;
     let budget = session.budget_usd;
     if format == SummaryFormat::Json {
-        return Ok(json!({
+        return json!({
             "session_id": session_id,
             "tag": session.tag,
             "parent_id": session.parent_id,
@@ -97,8 +120,18 @@ fn summary(
             "unpriced_requests": total.unpriced,
             "unpriced_models": unpriced_models,
             "by_model": by_model,
+            "by_kind": kinds,
+            "children": children.iter().map(|c| json!({
+                "session_id": c.id,
+                "tag": c.tag,
+                "program": c.program,
+                "exit_code": c.exit_code,
+                "requests": c.requests,
+                "cost_usd": c.cost_usd,
+                "simulated_usd": c.simulated_usd,
+            })).collect::<Vec<_>>(),
         })
-        .to_string());
+        .to_string();
     }
     let mut text = format!(
         "\nsmartproxy session {session_id}{} — {} request{} ({} ok, {} failed) in {}\n",
@@ -114,7 +147,7 @@ fn summary(
         format::duration(elapsed.as_millis() as i64),
     );
     if total.requests > 0 {
-        text.push_str(&format::totals_table("model", &by_model, &total));
+        text.push_str(&format::totals_table("model", by_model, total));
         text.push('\n');
     }
     // The session's own budget counts simulated costs too (budgets can be tried offline).
@@ -142,7 +175,7 @@ fn summary(
         )),
     }
     if actions.any() {
-        text.push_str(&format!("budget: {}\n", describe_actions(&actions)));
+        text.push_str(&format!("budget: {}\n", describe_actions(actions)));
     }
     for s in shared {
         text.push_str(&format!(
@@ -153,26 +186,76 @@ fn summary(
             format::money(Some(s.remaining_usd())),
         ));
     }
-    Ok(text)
+    text.push_str(&children_lines(children));
+    text
 }
 
-/// The session's totals, per model, its row and its budget actions, from either backend.
-fn read_back(
-    ledger: &Ledger,
-    session_id: &str,
-) -> anyhow::Result<(
-    query::Totals,
-    Vec<query::Totals>,
-    query::SessionRow,
-    query::BudgetActions,
-)> {
+/// `nested runs (2, in the figures above):` and a line per run started inside this one.
+fn children_lines(children: &[query::SessionRow]) -> String {
+    if children.is_empty() {
+        return String::new();
+    }
+    let mut text = format!("nested runs ({}, in the figures above):\n", children.len());
+    for c in children {
+        let simulated = c
+            .simulated_usd
+            .map(|s| format!(" + {} simulated", format::money(Some(s))))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "  {} {}{} — {} request{}, {}{simulated}, {}\n",
+            c.id.get(..8).unwrap_or(&c.id),
+            c.program.as_deref().unwrap_or("-"),
+            c.tag
+                .as_deref()
+                .map(|t| format!(" [{t}]"))
+                .unwrap_or_default(),
+            c.requests,
+            if c.requests == 1 { "" } else { "s" },
+            format::money(c.cost_usd.or((c.unpriced == 0).then_some(0.0))),
+            c.status_text(),
+        ));
+    }
+    text
+}
+
+/// What the summary and the cost gates read about the session (and the runs inside it).
+pub(super) struct Figures {
+    pub total: query::Totals,
+    pub by_model: Vec<query::Totals>,
+    pub session: query::SessionRow,
+    pub actions: query::BudgetActions,
+    pub kinds: Vec<KindTotals>,
+    /// The runs started directly inside this one.
+    pub children: Vec<query::SessionRow>,
+}
+
+impl Figures {
+    /// What the session spent, simulated (mock) list prices included, as its budget counts.
+    pub fn spent_usd(&self) -> f64 {
+        self.total.cost_usd.unwrap_or(0.0) + self.total.simulated_usd.unwrap_or(0.0)
+    }
+}
+
+/// The session's figures from either backend, read back once the ledger is flushed.
+pub(super) fn read_back(ledger: &Ledger, session_id: &str) -> anyhow::Result<Figures> {
     if let Some(pg) = ledger.postgres() {
         let id = session_id.to_owned();
-        let read = pg.block_on(move |client| async move {
-            crate::ledger::postgres::read::session_summary(&client, &id).await
+        let (read, kinds, children) = pg.block_on(move |client| async move {
+            use crate::ledger::postgres::read;
+            let summary = read::session_summary(&client, &id).await?;
+            let kinds = read::kinds(&client, &id).await?;
+            let children = read::children(&client, &id).await?;
+            Ok::<_, tokio_postgres::Error>((summary, kinds, children))
         })?;
         let session = read.session.context("the session row is missing")?;
-        return Ok((read.total, read.by_model, session, read.actions));
+        return Ok(Figures {
+            total: read.total,
+            by_model: read.by_model,
+            session,
+            actions: read.actions,
+            kinds,
+            children,
+        });
     }
     let path = ledger.path().context("the ledger has no file")?;
     let conn = query::open(path)?;
@@ -185,7 +268,14 @@ fn read_back(
     let by_model = query::grouped(&conn, &filter, GroupBy::Model)?;
     let session = query::session(&conn, session_id)?.context("the session row is missing")?;
     let actions = query::budget_actions(&conn, &filter)?;
-    Ok((total, by_model, session, actions))
+    Ok(Figures {
+        total,
+        by_model,
+        session,
+        actions,
+        kinds: session_parts::kinds(&conn, session_id)?,
+        children: session_parts::children(&conn, session_id)?,
+    })
 }
 
 /// `2 requests refused, 1 fitted (max_tokens lowered)`.

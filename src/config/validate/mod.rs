@@ -3,6 +3,7 @@
 
 mod browsers;
 mod budget;
+mod notify;
 mod providers;
 mod routes;
 mod storage;
@@ -285,6 +286,7 @@ impl Validator<'_> {
         let cache = self.cache(&raw, &stores_beside, env);
         let retention_days = self.retention(&raw, env);
         let capture = self.capture(&raw, &stores_beside, env);
+        let notify = self.notify(&raw);
         let client_keys = self.client_keys(&raw, env);
         let resilience = self.resilience(&raw);
         let transforms = self.transforms(&raw, env);
@@ -313,6 +315,7 @@ impl Validator<'_> {
             cache,
             retention_days,
             capture,
+            notify,
             client_keys,
             response_headers: raw.observability.response_headers.unwrap_or(true),
             transforms,

@@ -236,6 +236,27 @@ impl Reader {
             .collect())
     }
 
+    /// The ids, starts and ends of the sessions a quote reads, newest first, as
+    /// `session_parts::finished_sessions`.
+    pub fn finished_sessions(
+        &self,
+        q: &crate::ledger::session_parts::HistoryQuery,
+    ) -> Result<Vec<(String, i64, i64)>, LedgerError> {
+        let (conditions, args) = q.conditions("$");
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT id, started_ms, ended_ms FROM sessions WHERE {conditions}
+             ORDER BY started_ms DESC, id COLLATE \"C\" DESC LIMIT {limit}"
+        );
+        let params: Vec<&(dyn ToSql + Sync)> =
+            args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+        Ok(self
+            .query(&sql, &params)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
     /// The id of the newest session.
     pub fn last_session(&self) -> Result<Option<String>, LedgerError> {
         Ok(self

@@ -5,6 +5,7 @@
 use tokio_postgres::Client;
 
 use super::super::query::{BudgetActions, SessionRow, Totals};
+use super::super::session_parts::{KindTotals, kind_name};
 
 /// Everything the closing summary shows about one session (and the runs started inside it).
 #[derive(Debug, Clone, Default)]
@@ -129,4 +130,54 @@ pub async fn session_summary(
         session,
         actions,
     })
+}
+
+/// The session's requests (the runs inside it included) by kind, as `session_parts::kinds`.
+pub async fn kinds(client: &Client, id: &str) -> Result<Vec<KindTotals>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            &format!(
+                "{TREE}
+                SELECT k.endpoint, r.stream, count(*),
+                    COALESCE(sum(r.prompt_tokens), 0)::bigint,
+                    COALESCE(sum(r.completion_tokens), 0)::bigint,
+                    COALESCE(sum(r.cost_nusd), 0)::bigint
+                FROM requests r JOIN request_shapes k ON k.id = r.shape
+                WHERE r.session IN (SELECT id FROM ids)
+                GROUP BY 1, 2 ORDER BY 6 DESC, 3 DESC, k.endpoint COLLATE \"C\", 2"
+            ),
+            &[&id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| KindTotals {
+            kind: kind_name(row.get(0), row.get(1)),
+            requests: row.get::<_, i64>(2) as u64,
+            prompt_tokens: row.get::<_, i64>(3) as u64,
+            completion_tokens: row.get::<_, i64>(4) as u64,
+            spent_usd: row.get::<_, i64>(5) as f64 / 1e9,
+        })
+        .collect())
+}
+
+/// The runs started directly inside session `id`, oldest first, each with its own tree's
+/// figures, as `session_parts::children`.
+pub async fn children(client: &Client, id: &str) -> Result<Vec<SessionRow>, tokio_postgres::Error> {
+    let ids: Vec<String> = client
+        .query(
+            "SELECT id FROM sessions WHERE parent_id = $1 ORDER BY started_ms, id COLLATE \"C\"",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for child in ids {
+        if let Some(row) = Box::pin(session_summary(client, &child)).await?.session {
+            out.push(row);
+        }
+    }
+    Ok(out)
 }

@@ -291,7 +291,7 @@ fn report_standing(ctx: &mut RequestCtx, standings: &[Standing]) {
                 .map_or(remaining, |r| r.min(remaining)),
         );
         if let Some(warning) = mostly_spent(name, spent, limit) {
-            state.warn_budget_once(name, &warning);
+            state.warn_budget_once(name, &warning, spent, limit);
             ctx.trip.budget_warning = Some(warning);
         }
     }

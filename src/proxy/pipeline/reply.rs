@@ -93,6 +93,7 @@ pub fn from_upstream(
             content_type,
             retry_after,
             body,
+            ..
         } => {
             ctx.fin.set_ttfb();
             // A 200 that is no reply (cut, an HTML page, an error object) is a failure, and
@@ -143,6 +144,7 @@ pub fn from_cache(
                 status: 200,
                 content_type: Some("text/event-stream".to_owned()),
                 retry_after: None,
+                final_refusal: false,
                 format: WireFormat::OpenAi,
                 body,
             },

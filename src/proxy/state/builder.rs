@@ -176,6 +176,7 @@ impl StateBuilder {
         state.forward_to_parent = self.forward_to_parent;
         state.after_reload = self.after_reload;
         state.shared_budget = shared_budget;
+        state.notifier = crate::notify::Notifier::start(&state.runtime().config.notify);
         Ok(state)
     }
 }
