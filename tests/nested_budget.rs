@@ -156,3 +156,32 @@ fn the_outer_json_summary_has_a_children_array() {
         "the outer's figures include its child's"
     );
 }
+
+/// On a PostgreSQL ledger too, the outer proxy knows its child from the ledger and leaves the
+/// child's requests to the child: each request is one row, and the outer's figures count it once.
+#[test]
+fn a_nested_run_on_postgres_is_recorded_once() {
+    let Some(db) = support::postgres::TestDb::create("nested") else {
+        return;
+    };
+    let env = TestEnv::new();
+    let outer = env.start_run(
+        &["run", "--mock", "--summary", "json", "--tag", "outer"],
+        &[("SMARTPROXY_DB", &db.url)],
+    );
+    let inner = inner_run(&env, &outer, "1", "inner", "3");
+    assert!(inner.status.success(), "{}", text(&inner.stderr));
+    assert_eq!(statuses(&inner), ["200", "200", "200"]);
+    let out = outer.finish(0);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("not this session's child"), "{stderr}");
+    let json: serde_json::Value = stderr
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(json["requests"], 3, "{json}");
+    assert_eq!(json["children"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(db.count("SELECT count(*) FROM requests"), 3);
+}

@@ -489,6 +489,17 @@ pub fn session_span(conn: &Connection, id: &str) -> rusqlite::Result<Option<Sess
     .optional()
 }
 
+/// Whether `session` was started inside `parent` (a nested `run`: its row names the parent).
+pub fn is_child_of(conn: &Connection, session: &str, parent: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM sessions WHERE id = ?1 AND parent_id = ?2",
+        [session, parent],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
+}
+
 /// How a session reference given by a user resolved.
 #[derive(Debug, PartialEq)]
 pub enum Resolved {

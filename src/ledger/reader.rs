@@ -170,6 +170,14 @@ impl LedgerReader {
         }
     }
 
+    /// Whether `session` was started inside `parent` (a nested `run`).
+    pub fn is_child_of(&self, session: &str, parent: &str) -> Result<bool, ReadError> {
+        match self {
+            Self::Sqlite(conn) => Ok(query::is_child_of(conn, session, parent)?),
+            Self::Postgres(pg) => Ok(pg.is_child_of(session, parent)?),
+        }
+    }
+
     /// A session's tag and budget, without adding up its requests.
     pub fn session_tag_and_budget(&self, id: &str) -> Result<Option<TagAndBudget>, ReadError> {
         match self {

@@ -409,8 +409,9 @@ impl AppState {
     }
 
     /// Whether `session` is a `run` started inside this proxy's session (its parent in the
-    /// ledger). Its row may lag its first request by the writer's commit window, so a missing
-    /// row is looked for again for up to a second. Blocking: call off the runtime.
+    /// ledger, SQLite or PostgreSQL). Its row may lag its first request by the writer's commit
+    /// window, so a missing row is looked for again for up to two seconds. Blocking: call off
+    /// the runtime.
     pub fn is_child_session(&self, session: &str) -> bool {
         let Some(own) = self.session_id.as_deref() else {
             return false;
@@ -424,23 +425,17 @@ impl AppState {
         if known(self) {
             return true;
         }
-        // A PostgreSQL ledger is not read here yet: only the children seen above count.
-        let Some(path) = self.ledger.path() else {
+        // Either backend: on PostgreSQL the outer proxy would otherwise record a nested
+        // run's requests a second time.
+        let limit = std::time::Duration::from_secs(2);
+        let Ok(reader) =
+            crate::ledger::reader::LedgerReader::open_within(self.ledger.location(), limit)
+        else {
             return false;
         };
-        let Ok(conn) = crate::db::open_read_only(path) else {
-            return false;
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let deadline = std::time::Instant::now() + limit;
         loop {
-            let found = conn
-                .query_row(
-                    "SELECT 1 FROM sessions WHERE id = ?1 AND parent_id = ?2",
-                    [session, own],
-                    |_| Ok(()),
-                )
-                .is_ok();
-            if found {
+            if reader.is_child_of(session, own).unwrap_or(false) {
                 self.children
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -311,6 +311,16 @@ impl Reader {
             }))
     }
 
+    /// Whether `session` was started inside `parent` (a nested `run`).
+    pub fn is_child_of(&self, session: &str, parent: &str) -> Result<bool, LedgerError> {
+        Ok(!self
+            .query(
+                "SELECT 1 FROM sessions WHERE id = $1 AND parent_id = $2",
+                &[&session, &parent],
+            )?
+            .is_empty())
+    }
+
     /// A session's tag and budget, without adding up its requests.
     pub fn session_tag_and_budget(&self, id: &str) -> Result<Option<TagAndBudget>, LedgerError> {
         Ok(self
