@@ -99,6 +99,29 @@ pub struct RunArgs {
     #[arg(long)]
     pub dash: bool,
 
+    /// Record every request of the session and the reply the command got (streams too) to this
+    /// cassette file (JSON Lines, created 0600, appended to when it exists). Bodies are stored:
+    /// the built-in key shapes and `cassette.redact` patterns are replaced, headers never
+    /// written. Replay it with `--replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// With --record: keep each stream chunk's time, so a replay paces the stream as it came.
+    #[arg(long, requires = "record")]
+    pub record_timing: bool,
+
+    /// Serve the session from this cassette: no network, no provider key, cost 0 (the ledger
+    /// shows provider `cassette`). Identical requests get their replies in recorded order; a
+    /// request not in the cassette fails with `cassette_miss` naming the first field that
+    /// differs (e.g. `messages[1].content`).
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+
+    /// With --replay: what a request not in the cassette gets: `fail` (a 404 `cassette_miss`)
+    /// or `passthrough` (sent to the provider, and added to the cassette with --record).
+    #[arg(long, value_enum, default_value = "fail", value_name = "WHAT", requires = "replay")]
+    pub replay_miss: crate::cassette::OnMiss,
+
     /// Keep this provider key variable in the command's environment (repeatable).
     #[arg(long = "pass-env", value_name = "NAME")]
     pub pass_env: Vec<String>,
@@ -320,7 +343,11 @@ fn session_config(
     }
     // Only now: pass-through (from the flag or a preset) is a provider of its own, served with
     // the client's credential.
+    // A replay that never goes upstream needs no provider.
+    let offline_replay =
+        args.replay.is_some() && args.replay_miss == crate::cassette::OnMiss::Fail;
     if !args.mock
+        && !offline_replay
         && !config
             .providers
             .iter()
@@ -361,6 +388,7 @@ fn session_state(
         })
     });
     let (cache, capture) = open_stores(config)?;
+    let cassette = open_cassette(config, args)?;
     let info = SessionInfo {
         id: Some(session.id.clone()),
         tag: args.tag.clone(),
@@ -372,6 +400,7 @@ fn session_state(
         .ollama_keyless()
         .forward_to_parent(parent)
         .stores(cache, capture)
+        .cassette(cassette)
         .shared_budgets()
         .build()?;
     if let Some(shared) = &state.shared_budget {
@@ -381,6 +410,35 @@ fn session_state(
         );
     }
     Ok(state)
+}
+
+/// `--record` and `--replay`'s cassettes; the file replayed is read whole here, so a bad one
+/// stops the session before its command starts.
+fn open_cassette(
+    config: &Config,
+    args: &RunArgs,
+) -> anyhow::Result<Option<Arc<crate::cassette::Cassette>>> {
+    use crate::cassette::{Cassette, Player, Recorder};
+    if args.record.is_none() && args.replay.is_none() {
+        return Ok(None);
+    }
+    let redactions = Cassette::redactions(&config.cassette_redact)?;
+    // Read before the recorder opens it: recording onto the replayed file appends the misses.
+    let player = args.replay.as_deref().map(Player::load).transpose()?;
+    let recorder = match args.record.as_deref() {
+        Some(path) => Some(Arc::new(Recorder::open(
+            path,
+            args.record_timing,
+            redactions.clone(),
+        )?)),
+        None => None,
+    };
+    Ok(Some(Arc::new(Cassette {
+        player,
+        recorder,
+        on_miss: args.replay_miss,
+        redactions,
+    })))
 }
 
 /// Serves the session's proxy while the command runs; the command's exit code.
@@ -471,6 +529,9 @@ fn end_session(
     // Every captured body of the session is on disk before the command returns.
     if let Some(capture) = &state.capture {
         capture.close();
+    }
+    if let Some(cassette) = &state.cassette {
+        cassette.close();
     }
     // Where HEAD is now: the command may have committed or switched branches.
     let (end_branch, end_head) = attribution::at_end(&session.attribution);

@@ -64,6 +64,8 @@ pub struct Config {
     pub retention_days: Option<u32>,
     /// Opt-in capture of request and response bodies (`capture:`).
     pub capture: CaptureConfig,
+    /// `cassette.redact`: patterns (checked to compile) replaced in recorded cassettes.
+    pub cassette_redact: Vec<String>,
     /// The daemon's named client keys from the config file.
     pub client_keys: Vec<ClientKeyConfig>,
     /// Whether the daemon serves Ollama's `/api/*` to loopback clients without a client key

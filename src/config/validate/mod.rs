@@ -285,6 +285,7 @@ impl Validator<'_> {
         let cache = self.cache(&raw, &stores_beside, env);
         let retention_days = self.retention(&raw, env);
         let capture = self.capture(&raw, &stores_beside, env);
+        let cassette_redact = self.cassette_redact(&raw);
         let client_keys = self.client_keys(&raw, env);
         let resilience = self.resilience(&raw);
         let transforms = self.transforms(&raw, env);
@@ -313,6 +314,7 @@ impl Validator<'_> {
             cache,
             retention_days,
             capture,
+            cassette_redact,
             client_keys,
             response_headers: raw.observability.response_headers.unwrap_or(true),
             transforms,
