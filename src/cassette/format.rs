@@ -124,7 +124,10 @@ pub fn parse(text: &str) -> Result<(Vec<Entry>, bool), ParseError> {
 fn check_header(line: &str) -> Result<(), ParseError> {
     let bad = |message: String| ParseError { line: 1, message };
     let value: Value = serde_json::from_str(line).map_err(|_| {
-        bad("not a smartproxy cassette (the first line must be {\"smartproxy_cassette\":1})".to_owned())
+        bad(
+            "not a smartproxy cassette (the first line must be {\"smartproxy_cassette\":1})"
+                .to_owned(),
+        )
     })?;
     match value.get("smartproxy_cassette").and_then(Value::as_u64) {
         Some(VERSION) => Ok(()),

@@ -59,9 +59,7 @@ fn redact_strings(value: &mut Value, patterns: &[Regex]) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|v| redact_strings(v, patterns)),
-        Value::Object(map) => map
-            .values_mut()
-            .for_each(|v| redact_strings(v, patterns)),
+        Value::Object(map) => map.values_mut().for_each(|v| redact_strings(v, patterns)),
         _ => {}
     }
 }
@@ -118,7 +116,14 @@ pub fn first_difference(asked: &Value, recorded: &Value) -> Option<(String, usiz
         .strip_prefix(".body")
         .map(|p| p.trim_start_matches('.').to_owned())
         .unwrap_or_else(|| path.trim_start_matches('.').to_owned());
-    Some((if path.is_empty() { "(body)".to_owned() } else { path }, matched))
+    Some((
+        if path.is_empty() {
+            "(body)".to_owned()
+        } else {
+            path
+        },
+        matched,
+    ))
 }
 
 fn diff(a: &Value, b: &Value, path: String, matched: &mut usize) -> Option<String> {
@@ -184,8 +189,10 @@ mod tests {
     fn what_decides_the_answer_changes_the_key() {
         let base = json!({"model":"m","messages":[{"role":"user","content":"hi"}]});
         let other_text = json!({"model":"m","messages":[{"role":"user","content":"ho"}]});
-        let streamed = json!({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]});
-        let sampled = json!({"model":"m","temperature":0.5,"messages":[{"role":"user","content":"hi"}]});
+        let streamed =
+            json!({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]});
+        let sampled =
+            json!({"model":"m","temperature":0.5,"messages":[{"role":"user","content":"hi"}]});
         assert_ne!(key(base.clone()), key(other_text));
         assert_ne!(key(base.clone()), key(streamed));
         assert_ne!(key(base.clone()), key(sampled));
@@ -194,23 +201,35 @@ mod tests {
             key_of(&canonical("/v1/messages", &base))
         );
         // A tool result pointing at a different call is a different conversation.
-        let linked = json!({"messages":[{"tool_calls":[{"id":"a"},{"id":"b"}]},{"tool_call_id":"a"}]});
-        let crossed = json!({"messages":[{"tool_calls":[{"id":"a"},{"id":"b"}]},{"tool_call_id":"b"}]});
+        let linked =
+            json!({"messages":[{"tool_calls":[{"id":"a"},{"id":"b"}]},{"tool_call_id":"a"}]});
+        let crossed =
+            json!({"messages":[{"tool_calls":[{"id":"a"},{"id":"b"}]},{"tool_call_id":"b"}]});
         assert_ne!(key(linked), key(crossed));
     }
 
     #[test]
     fn the_first_difference_is_named_as_a_path() {
         let c = |b: Value| canonical("/v1/chat/completions", &b);
-        let rec = c(json!({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"a"}]}));
-        let asked = c(json!({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"b"}]}));
+        let rec = c(
+            json!({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"a"}]}),
+        );
+        let asked = c(
+            json!({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"b"}]}),
+        );
         let (path, matched) = first_difference(&asked, &rec).unwrap_or_default();
         assert_eq!(path, "messages[1].content");
         assert!(matched >= 3, "{matched}");
         let longer = c(json!({"model":"m","messages":[{"role":"system","content":"s"}]}));
-        assert_eq!(first_difference(&rec, &longer).unwrap_or_default().0, "messages[1]");
+        assert_eq!(
+            first_difference(&rec, &longer).unwrap_or_default().0,
+            "messages[1]"
+        );
         let model = c(json!({"model":"n","messages":[]}));
-        assert_eq!(first_difference(&model, &rec).unwrap_or_default().0, "model");
+        assert_eq!(
+            first_difference(&model, &rec).unwrap_or_default().0,
+            "model"
+        );
         assert_eq!(first_difference(&rec, &rec), None);
     }
 

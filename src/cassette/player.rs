@@ -51,7 +51,10 @@ impl Player {
         let mut recorded = Vec::with_capacity(entries.len());
         for (i, entry) in entries.into_iter().enumerate() {
             let canon = canonical(&entry.endpoint, &entry.request);
-            by_key.entry(key_of(&canon)).or_default().push(Arc::new(entry));
+            by_key
+                .entry(key_of(&canon))
+                .or_default()
+                .push(Arc::new(entry));
             recorded.push((canon, i + 1));
         }
         Ok(Self {
@@ -149,7 +152,13 @@ mod tests {
     fn repeats_replay_in_order_and_misses_name_the_field() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("c.jsonl");
-        let text = format!("{}{}{}{}", header_line(), pair("a", "1"), pair("a", "2"), pair("b", "3"));
+        let text = format!(
+            "{}{}{}{}",
+            header_line(),
+            pair("a", "1"),
+            pair("a", "2"),
+            pair("b", "3")
+        );
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
         let player = Player::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let ask = |content: &str| {
@@ -163,8 +172,16 @@ mod tests {
         assert_eq!(player.take(&ask("b")).map(text_of), Ok("3".to_owned()));
         assert_eq!(player.take(&ask("a")).map(text_of), Ok("2".to_owned()));
         let again = player.take(&ask("a")).map(text_of).unwrap_err();
-        assert!(again.message.contains("recorded 2 time(s)"), "{}", again.message);
+        assert!(
+            again.message.contains("recorded 2 time(s)"),
+            "{}",
+            again.message
+        );
         let miss = player.take(&ask("c")).map(text_of).unwrap_err();
-        assert!(miss.message.contains("`messages[1].content`"), "{}", miss.message);
+        assert!(
+            miss.message.contains("`messages[1].content`"),
+            "{}",
+            miss.message
+        );
     }
 }

@@ -111,7 +111,12 @@ impl Recorder {
 
     /// Writes what is queued and stops the writer; later pairs are not recorded.
     pub fn close(&self) {
-        drop(self.tx.lock().unwrap_or_else(PoisonError::into_inner).take());
+        drop(
+            self.tx
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
         if let Some(thread) = self
             .thread
             .lock()
@@ -202,7 +207,8 @@ impl StreamTape {
         if let Some(times) = self.chunk_ms.as_mut() {
             times.push(self.started.elapsed().as_millis() as u64);
         }
-        self.chunks.push(String::from_utf8_lossy(bytes).into_owned());
+        self.chunks
+            .push(String::from_utf8_lossy(bytes).into_owned());
     }
 
     /// The completed stream's pair, with the tokens the relay counted.

@@ -119,7 +119,13 @@ pub struct RunArgs {
 
     /// With --replay: what a request not in the cassette gets: `fail` (a 404 `cassette_miss`)
     /// or `passthrough` (sent to the provider, and added to the cassette with --record).
-    #[arg(long, value_enum, default_value = "fail", value_name = "WHAT", requires = "replay")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "fail",
+        value_name = "WHAT",
+        requires = "replay"
+    )]
     pub replay_miss: crate::cassette::OnMiss,
 
     /// Keep this provider key variable in the command's environment (repeatable).
@@ -344,8 +350,7 @@ fn session_config(
     // Only now: pass-through (from the flag or a preset) is a provider of its own, served with
     // the client's credential.
     // A replay that never goes upstream needs no provider.
-    let offline_replay =
-        args.replay.is_some() && args.replay_miss == crate::cassette::OnMiss::Fail;
+    let offline_replay = args.replay.is_some() && args.replay_miss == crate::cassette::OnMiss::Fail;
     if !args.mock
         && !offline_replay
         && !config

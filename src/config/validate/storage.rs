@@ -85,7 +85,10 @@ impl Validator<'_> {
                 Ok(_) => patterns.push(pattern.clone()),
                 Err(err) => self.error(
                     "cassette.redact",
-                    format!("pattern {} (`{pattern}`) is not a regular expression: {err}", i + 1),
+                    format!(
+                        "pattern {} (`{pattern}`) is not a regular expression: {err}",
+                        i + 1
+                    ),
                 ),
             }
         }

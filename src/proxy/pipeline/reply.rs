@@ -258,7 +258,14 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             body,
         }) => {
             if let Some(entry) = tape {
-                record_whole(&state, &mut fin, entry, status, content_type.as_deref(), &body);
+                record_whole(
+                    &state,
+                    &mut fin,
+                    entry,
+                    status,
+                    content_type.as_deref(),
+                    &body,
+                );
             }
             let headers = (content_type, retry_after);
             respond_whole(&state, fin, &trip, status, headers, body)
