@@ -339,3 +339,46 @@ fn a_bad_cassette_is_an_error_naming_its_file_and_line() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_openai_and_anthropic_sdks_replay_what_they_recorded() {
+    let python = support::python::venv_python();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/cassette_sdk_client.py");
+    let env = TestEnv::new();
+    let upstream = MockUpstream::start();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let cassette = env.path().join("sdk.jsonl");
+    let path = cassette.to_str().unwrap();
+    let session = |mode: &str, key: Option<&str>| {
+        let mut cmd = env.command();
+        cmd.args(["run", "--summary", "none", "--config", config.to_str().unwrap(), mode, path])
+            .arg("--")
+            .arg(&python)
+            .arg(script);
+        if let Some(key) = key {
+            cmd.env("UPSTREAM_KEY", key);
+        }
+        let out = run_group_to_end(cmd, Duration::from_secs(90));
+        assert!(out.status.success(), "{mode}: {}", text(&out.stderr));
+        out
+    };
+    let recorded = session("--record", Some(UPSTREAM_KEY));
+    assert_eq!(upstream.calls(), 4);
+    drop(upstream);
+    let replayed = session("--replay", None);
+    let found: serde_json::Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    assert!(
+        found["anthropic_stream_final"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("forty-two"),
+        "{found}"
+    );
+    assert_eq!(text(&replayed.stdout), text(&recorded.stdout));
+    let replays = env
+        .requests()
+        .into_iter()
+        .filter(|r| r["provider"] == "cassette" && r["cost_usd"] == "0")
+        .count();
+    assert_eq!(replays, 4);
+}
