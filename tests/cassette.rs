@@ -343,7 +343,10 @@ fn a_bad_cassette_is_an_error_naming_its_file_and_line() {
 #[test]
 fn the_openai_and_anthropic_sdks_replay_what_they_recorded() {
     let python = support::python::venv_python();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/cassette_sdk_client.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/cassette_sdk_client.py"
+    );
     let env = TestEnv::new();
     let upstream = MockUpstream::start();
     let config = env.upstream_config(&upstream.base_url(), "");
@@ -351,10 +354,18 @@ fn the_openai_and_anthropic_sdks_replay_what_they_recorded() {
     let path = cassette.to_str().unwrap();
     let session = |mode: &str, key: Option<&str>| {
         let mut cmd = env.command();
-        cmd.args(["run", "--summary", "none", "--config", config.to_str().unwrap(), mode, path])
-            .arg("--")
-            .arg(&python)
-            .arg(script);
+        cmd.args([
+            "run",
+            "--summary",
+            "none",
+            "--config",
+            config.to_str().unwrap(),
+            mode,
+            path,
+        ])
+        .arg("--")
+        .arg(&python)
+        .arg(script);
         if let Some(key) = key {
             cmd.env("UPSTREAM_KEY", key);
         }
@@ -381,4 +392,69 @@ fn the_openai_and_anthropic_sdks_replay_what_they_recorded() {
         .filter(|r| r["provider"] == "cassette" && r["cost_usd"] == "0")
         .count();
     assert_eq!(replays, 4);
+}
+
+#[test]
+fn a_stream_recorded_with_its_timing_replays_at_its_pace() {
+    let env = TestEnv::new();
+    let upstream = MockUpstream::start();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let cassette = env.path().join("timed.jsonl");
+    let path = cassette.to_str().unwrap();
+    upstream.push([Behavior::Trickle(Duration::from_millis(150))]);
+    let recording = env.start_run(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--record",
+            path,
+            "--record-timing",
+        ],
+        &[("UPSTREAM_KEY", UPSTREAM_KEY)],
+    );
+    let streamed = |session: &support::RunSession| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let body = support::chat_body("gpt-4o-mini", true, "slowly");
+        let started = std::time::Instant::now();
+        let reply = runtime.block_on(support::post_chat(
+            &session.base_url,
+            Some(&session.key),
+            body,
+        ));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        (reply.body, started.elapsed())
+    };
+    let (recorded, _) = streamed(&recording);
+    assert!(recording.finish(0).status.success());
+    let file = std::fs::read_to_string(&cassette).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(file.lines().nth(1).unwrap()).unwrap();
+    let times: Vec<u64> = serde_json::from_value(entry["chunk_ms"].clone()).unwrap();
+    let spread = Duration::from_millis(times.last().unwrap() - times[0]);
+    assert!(
+        times.len() > 2 && spread >= Duration::from_millis(300),
+        "{times:?}"
+    );
+
+    drop(upstream);
+    let replay = env.start_run(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--replay",
+            path,
+        ],
+        &[],
+    );
+    let (replayed, took) = streamed(&replay);
+    assert!(replay.finish(0).status.success());
+    assert_eq!(replayed, recorded);
+    assert!(
+        took >= spread * 8 / 10,
+        "replayed in {took:?}, recorded over {spread:?}"
+    );
 }

@@ -4,6 +4,8 @@
 //! (or goes on upstream with `--replay-miss passthrough`). When recording, the request's pair
 //! is started here and finished by the reply phase or the stream relay.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use super::reply::Reply;
@@ -61,6 +63,27 @@ fn replayed(ctx: &mut RequestCtx, entry: &Entry) -> Reply {
     record.prompt_tokens = entry.prompt_tokens;
     record.completion_tokens = entry.completion_tokens;
     record.cost_usd = Some(0.0);
+    // Recorded with `--record-timing`: paced as it came.
+    if let crate::cassette::Reply::Stream {
+        chunks,
+        chunk_ms: Some(times),
+    } = &entry.reply
+        && times.len() == chunks.len()
+        && entry.status == 200
+    {
+        let waits = times
+            .iter()
+            .scan(0, |previous, &at| {
+                let wait = at.saturating_sub(*previous);
+                *previous = at;
+                Some(Duration::from_millis(wait))
+            })
+            .zip(chunks.iter().map(|c| Bytes::from(c.clone())));
+        return Reply::Paced {
+            content_type: entry.content_type.clone(),
+            chunks: waits.collect(),
+        };
+    }
     Reply::Whole {
         status: entry.status,
         content_type: entry.content_type.clone(),

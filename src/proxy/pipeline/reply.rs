@@ -12,7 +12,7 @@ use crate::cache::CachedReply;
 use crate::capture::Kind;
 use crate::ledger::Outcome;
 use crate::providers::{ProviderError, UpstreamResponse, WireFormat};
-use crate::proxy::body::{ProxyBody, error_response};
+use crate::proxy::body::{Paced, ProxyBody, error_response};
 use crate::proxy::context::{Finalizer, PromptEstimate, Tokens, Trip};
 use crate::proxy::dialect::{Dialect, StreamFraming};
 use crate::proxy::error::ApiError;
@@ -40,6 +40,11 @@ pub enum Reply {
         stream: StreamFacts,
         /// The cache key to store the stream under once it completes.
         cache_fill: Option<String>,
+    },
+    /// A recorded stream replayed at its recorded pace: each chunk after its wait.
+    Paced {
+        content_type: Option<String>,
+        chunks: Vec<(std::time::Duration, Bytes)>,
     },
 }
 
@@ -277,6 +282,16 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
         }) => {
             let facts = (stream, cache_fill, tape);
             respond_stream(&state, dialect, fin, &trip, response, facts)
+        }
+        Ok(Reply::Paced {
+            content_type,
+            chunks,
+        }) => {
+            let whole: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+            let mut response =
+                respond_whole(&state, fin, &trip, 200, (content_type, None), whole.into());
+            *response.body_mut() = ProxyBody::Paced(Box::new(Paced::new(chunks)));
+            response
         }
         Err(err) => {
             let mut response = error_response(&err, dialect, fin.id());
