@@ -3160,7 +3160,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__run)
-            opts="-h -V --budget --tag --project --mock --summary --summary-file --preset --passthrough --capture --dash --pass-env --config --log-level --help --version"
+            opts="-h -V --budget --tag --project --mock --summary --summary-file --preset --passthrough --capture --dash --record --record-timing --replay --replay-miss --pass-env --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3188,6 +3188,18 @@ _smartproxy() {
                     ;;
                 --preset)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --record)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --replay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --replay-miss)
+                    COMPREPLY=($(compgen -W "fail passthrough" -- "${cur}"))
                     return 0
                     ;;
                 --pass-env)
