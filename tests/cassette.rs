@@ -458,3 +458,28 @@ fn a_stream_recorded_with_its_timing_replays_at_its_pace() {
         "replayed in {took:?}, recorded over {spread:?}"
     );
 }
+
+#[test]
+fn a_redaction_pattern_that_does_not_compile_is_a_config_error_with_its_line() {
+    let env = TestEnv::new();
+    let config = env.upstream_config(
+        "http://127.0.0.1:9/v1",
+        "cassette:\n  redact:\n    - 'sk-[a-z]+'\n    - '(unclosed'\n",
+    );
+    let cassette = env.path().join("never.jsonl");
+    let mut cmd = env.command();
+    cmd.args(["run", "--config", config.to_str().unwrap(), "--record"])
+        .arg(&cassette)
+        .args(["--", "true"]);
+    let out = run_group_to_end(cmd, Duration::from_secs(30));
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("smartproxy.yaml:8: `cassette.redact`: pattern 2 (`(unclosed`)"),
+        "{stderr}"
+    );
+    assert!(
+        !cassette.exists(),
+        "nothing recorded under a config that hides nothing"
+    );
+}
