@@ -1,5 +1,5 @@
 """A scripted agent for the cassette tests (standard library only): OpenAI chat whole and
-streamed, one request asked twice, an Anthropic and an Ollama request, each with the fields real
+streamed, one request asked twice, an Anthropic, a Responses API (streamed) and an Ollama request, each with the fields real
 SDKs change run to run. Prints every status and body exactly as received; exits 3 when any
 request failed."""
 import json
@@ -52,6 +52,10 @@ replies.append(
          "messages": [{"role": "user", "content": "Hello from Anthropic's format."}]},
         anthropic,
     )
+)
+replies.append(
+    post("/v1/responses", {"model": "gpt-4o-mini", "input": "Hello from the Responses API.",
+                           "stream": True}, openai)
 )
 replies.append(
     post("/api/chat", {"model": "gpt-4o-mini", "stream": False,

@@ -78,7 +78,7 @@ fn a_recorded_session_replays_offline_byte_for_byte_at_no_cost() {
     let cassette = env.path().join("session.cassette.jsonl");
     let upstream = MockUpstream::start();
     let (config, recorded) = record(&env, &upstream, &cassette);
-    assert_eq!(upstream.calls(), 6);
+    assert_eq!(upstream.calls(), 7);
     let stdout = text(&recorded.stdout);
     assert!(
         stdout.contains("You rolled 3.") && stdout.contains("You rolled 5."),
@@ -95,7 +95,7 @@ fn a_recorded_session_replays_offline_byte_for_byte_at_no_cost() {
     let mode = std::fs::metadata(&cassette).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(file.lines().next(), Some(r#"{"smartproxy_cassette":1}"#));
-    assert_eq!(file.lines().count(), 7, "{file}");
+    assert_eq!(file.lines().count(), 8, "{file}");
     for secret in [UPSTREAM_KEY, "sk-smartproxy-", "sk-live-", "/home/alice"] {
         assert!(!file.contains(secret), "`{secret}` reached the cassette");
     }
@@ -117,13 +117,77 @@ fn a_recorded_session_replays_offline_byte_for_byte_at_no_cost() {
         .iter()
         .filter(|r| r["provider"] == "cassette")
         .collect();
-    assert_eq!(replays.len(), 6, "{rows:?}");
+    assert_eq!(replays.len(), 7, "{rows:?}");
     for row in &replays {
         assert_eq!(row["cost_usd"], "0", "{row:?}");
         assert_eq!(row["cache_status"], "replay");
         assert_eq!(row["status"], "200");
     }
-    assert!(replays.iter().any(|r| r["stream"] == "1"));
+    assert_eq!(replays.iter().filter(|r| r["stream"] == "1").count(), 2);
+    for endpoint in ["chat.completions", "messages", "responses", "ollama.chat"] {
+        assert!(
+            replays.iter().any(|r| r["endpoint"] == endpoint),
+            "{endpoint}"
+        );
+    }
+}
+
+#[test]
+fn claude_code_replays_what_it_recorded() {
+    let claude = match support::npm::client("claude") {
+        Ok(path) => path,
+        Err(reason) => return support::skip_or_fail(&reason),
+    };
+    let env = TestEnv::new();
+    let upstream = MockUpstream::start();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: upstream\n    kind: openai\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [\"claude-*\"]\n",
+            upstream.base_url()
+        ),
+    );
+    let cassette = env.path().join("claude.jsonl");
+    let session = |mode: &str, key: Option<&str>| {
+        let mut cmd = env.command();
+        // Claude Code's own update checks and telemetry would go to the internet.
+        cmd.env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .args([
+                "run",
+                "--summary",
+                "none",
+                "--config",
+                config.to_str().unwrap(),
+                mode,
+            ])
+            .arg(&cassette)
+            .arg("--")
+            .arg(&claude)
+            .args(["-p", "Say hi to the proxy"]);
+        if let Some(key) = key {
+            cmd.env("UPSTREAM_KEY", key);
+        }
+        let out = run_group_to_end(cmd, Duration::from_secs(120));
+        assert!(
+            out.status.success(),
+            "{mode}: {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    };
+    let recorded = session("--record", Some(UPSTREAM_KEY));
+    let calls = upstream.calls();
+    assert!(calls > 0);
+    drop(upstream);
+    let replayed = session("--replay", None);
+    assert_eq!(text(&replayed.stdout), text(&recorded.stdout));
+    let replays = env
+        .requests()
+        .into_iter()
+        .filter(|r| r["provider"] == "cassette")
+        .count();
+    assert_eq!(replays, calls);
 }
 
 #[test]

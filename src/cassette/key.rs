@@ -53,10 +53,8 @@ pub fn redact_text(text: &str, patterns: &[Regex]) -> String {
 
 fn redact_strings(value: &mut Value, patterns: &[Regex]) {
     match value {
-        Value::String(s) => {
-            if patterns.iter().any(|p| p.is_match(s)) {
-                *s = redact_text(s, patterns);
-            }
+        Value::String(s) if patterns.iter().any(|p| p.is_match(s)) => {
+            *s = redact_text(s, patterns);
         }
         Value::Array(items) => items.iter_mut().for_each(|v| redact_strings(v, patterns)),
         Value::Object(map) => map.values_mut().for_each(|v| redact_strings(v, patterns)),

@@ -171,17 +171,11 @@ mod tests {
         assert_eq!(player.take(&ask("a")).map(text_of), Ok("1".to_owned()));
         assert_eq!(player.take(&ask("b")).map(text_of), Ok("3".to_owned()));
         assert_eq!(player.take(&ask("a")).map(text_of), Ok("2".to_owned()));
-        let again = player.take(&ask("a")).map(text_of).unwrap_err();
-        assert!(
-            again.message.contains("recorded 2 time(s)"),
-            "{}",
-            again.message
-        );
-        let miss = player.take(&ask("c")).map(text_of).unwrap_err();
-        assert!(
-            miss.message.contains("`messages[1].content`"),
-            "{}",
-            miss.message
-        );
+        let again = player.take(&ask("a")).err().map(|m| m.message);
+        let again = again.unwrap_or_default();
+        assert!(again.contains("recorded 2 time(s)"), "{again}");
+        let miss = player.take(&ask("c")).err().map(|m| m.message);
+        let miss = miss.unwrap_or_default();
+        assert!(miss.contains("`messages[1].content`"), "{miss}");
     }
 }
