@@ -65,7 +65,12 @@ fn redact_strings(value: &mut Value, patterns: &[Regex]) {
 /// The canonical form of a stored (redacted) request on `endpoint`: volatile fields dropped and
 /// ids numbered. `stream` stays: a streamed and a whole reply are different bytes.
 pub fn canonical(endpoint: &str, request: &Value) -> Value {
-    let mut body = request.clone();
+    canonical_owned(endpoint, request.clone())
+}
+
+/// [`canonical`] of a request the caller no longer needs (no copy of a large body).
+pub fn canonical_owned(endpoint: &str, request: Value) -> Value {
+    let mut body = request;
     if let Value::Object(map) = &mut body {
         for field in VOLATILE_FIELDS {
             map.remove(*field);

@@ -24,9 +24,15 @@ pub fn replay(ctx: &mut RequestCtx, request: &Admitted) -> Result<Option<Reply>,
         return Ok(None);
     }
     let endpoint = ctx.dialect.path();
-    let stored = key::redact_request(&request.body, &cassette.redactions);
+    let mut stored = key::redact_request(&request.body, &cassette.redactions);
     if let Some(player) = &cassette.player {
-        match player.take(&key::canonical(endpoint, &stored)) {
+        // Only a recording needs the stored body after this.
+        let asked = if cassette.recorder.is_some() {
+            stored.clone()
+        } else {
+            std::mem::take(&mut stored)
+        };
+        match player.take(&key::canonical_owned(endpoint, asked)) {
             Ok(entry) => return Ok(Some(replayed(ctx, &entry))),
             Err(miss) if cassette.on_miss == OnMiss::Fail => {
                 return Err(ApiError::cassette_miss(miss.message));
