@@ -547,3 +547,65 @@ fn a_redaction_pattern_that_does_not_compile_is_a_config_error_with_its_line() {
         "nothing recorded under a config that hides nothing"
     );
 }
+
+#[test]
+fn a_stream_the_provider_cut_short_is_not_recorded() {
+    let env = TestEnv::new();
+    let upstream = MockUpstream::start();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let cassette = env.path().join("cut.jsonl");
+    let path = cassette.to_str().unwrap();
+    upstream.push([Behavior::CutStream { chunks: 2 }]);
+    let session = env.start_run(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--record",
+            path,
+        ],
+        &[("UPSTREAM_KEY", UPSTREAM_KEY)],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body = support::chat_body("gpt-4o-mini", true, "cut");
+    let reply = runtime.block_on(support::post_chat(
+        &session.base_url,
+        Some(&session.key),
+        body,
+    ));
+    assert!(
+        reply.body.contains("error"),
+        "the client was told: {}",
+        reply.body
+    );
+    let complete = ask(&session, "whole");
+    assert!(session.finish(0).status.success());
+    // Only the complete pair: replaying the cut one is a miss, never half a reply passed off
+    // as whole.
+    let file = std::fs::read_to_string(&cassette).unwrap();
+    assert_eq!(file.lines().count(), 2, "{file}");
+    drop(upstream);
+    let replay = env.start_run(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--replay",
+            path,
+        ],
+        &[],
+    );
+    assert_eq!(ask(&replay, "whole"), complete);
+    let body = support::chat_body("gpt-4o-mini", true, "cut");
+    let missed = runtime.block_on(support::post_chat(
+        &replay.base_url,
+        Some(&replay.key),
+        body,
+    ));
+    assert_eq!(missed.status, 404, "{}", missed.body);
+    assert_eq!(missed.json()["error"]["code"], "cassette_miss");
+    assert!(replay.finish(0).status.success());
+}
