@@ -386,6 +386,21 @@ fn a_bad_cassette_is_an_error_naming_its_file_and_line() {
             "{name}: {stderr}"
         );
     }
+    // A cassette that cannot be written stops the session before its command runs.
+    let not_a_folder = env.write("plain-file", "");
+    let unwritable = not_a_folder.join("c.jsonl");
+    let mut cmd = env.command();
+    cmd.args(["run", "--config", config.to_str().unwrap(), "--record"])
+        .arg(&unwritable)
+        .args(["--", "sh", "-c", "echo ran"]);
+    let out = run_group_to_end(cmd, Duration::from_secs(30));
+    assert!(!out.status.success());
+    assert!(text(&out.stdout).is_empty(), "the command ran");
+    assert!(
+        text(&out.stderr).contains(&format!("cassette {}", unwritable.display())),
+        "{}",
+        text(&out.stderr)
+    );
     let missing = env.path().join("missing.jsonl");
     let mut cmd = env.command();
     cmd.args([
