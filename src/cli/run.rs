@@ -40,7 +40,8 @@ the config) are removed from its environment unless kept with --pass-env.\n\nExi
 ended it, 127 when it could not be found, 126 when it could not be executed.\n\nExamples:\n  smartproxy run --mock -- \
 python agent.py\n  smartproxy run --budget 0.50 --tag nightly -- ./eval.sh\n  smartproxy run --passthrough -- claude   \
 # Claude Code on its Pro/Max subscription\n  smartproxy run --summary json --summary-file summary.json -- \
-python agent.py"
+python agent.py\n  smartproxy run --record agent.cassette.jsonl -- python agent.py   # then in CI, offline:\n  \
+smartproxy run --replay agent.cassette.jsonl -- python agent.py"
 )]
 pub struct RunArgs {
     /// Session budget in USD: requests that would exceed it are fitted to what is left, or
