@@ -8,6 +8,7 @@
 pub mod budget;
 pub mod cache;
 pub mod capture;
+pub mod cassette;
 pub mod cli;
 pub mod config;
 pub mod dash;

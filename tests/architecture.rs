@@ -29,6 +29,7 @@ const LAYERS: &[&[&str]] = &[
         "budget",
         "cache",
         "capture",
+        "cassette",
         "ledger",
         "providers",
         "notify",
@@ -69,6 +70,8 @@ const PURE: &[&str] = &[
     "dash::state",
     "cache::assemble",
     "cache::replay",
+    "cassette::key",
+    "cassette::format",
 ];
 
 /// Paths that do I/O: a pure module names none of them (`std::net`'s address types are plain

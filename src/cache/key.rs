@@ -101,7 +101,7 @@ pub fn bypass_requested<'a>(header_values: impl IntoIterator<Item = (&'a str, &'
 /// Serializes `value` with object keys sorted by their bytes, no whitespace, and numbers in one
 /// form per value: integral numbers (up to 2^53, where f64 is exact) as integers, others in the
 /// shortest form that round-trips.
-fn canonical_json(value: &Value) -> String {
+pub fn canonical_json(value: &Value) -> String {
     let mut out = String::new();
     write_canonical(value, &mut out);
     out

@@ -48,7 +48,9 @@ python agent.py\n  smartproxy run --budget 0.50 --tag nightly -- ./eval.sh\n  sm
 # Claude Code on its Pro/Max subscription\n  smartproxy run --summary json --summary-file summary.json -- \
 python agent.py\n  smartproxy run --max-cost 0.25 -- ./eval.sh          # CI: fail when the eval cost more\n  \
 smartproxy run --save-baseline base.json -- ./eval.sh   # store today's figures\n  \
-smartproxy run --baseline base.json --max-ratio 1.5 -- ./eval.sh"
+smartproxy run --baseline base.json --max-ratio 1.5 -- ./eval.sh\n  \
+smartproxy run --record agent.cassette.jsonl -- python agent.py   # then in CI, offline:\n  \
+smartproxy run --replay agent.cassette.jsonl -- python agent.py"
 )]
 pub struct RunArgs {
     /// Session budget in USD: requests that would exceed it are fitted to what is left, or
@@ -138,6 +140,34 @@ pub struct RunArgs {
     /// `smartproxy quote` does: the same program, and --tag and --project when given).
     #[arg(long)]
     pub quote: bool,
+    /// Record every request of the session and the reply the command got (streams too) to this
+    /// cassette file (JSON Lines, created 0600, appended to when it exists). Bodies are stored:
+    /// the built-in key shapes and `cassette.redact` patterns are replaced, headers never
+    /// written. Replay it with `--replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// With --record: keep each stream chunk's time, so a replay paces the stream as it came.
+    #[arg(long, requires = "record")]
+    pub record_timing: bool,
+
+    /// Serve the session from this cassette: no network, no provider key, cost 0 (the ledger
+    /// shows provider `cassette`). Identical requests get their replies in recorded order; a
+    /// request not in the cassette fails with `cassette_miss` naming the first field that
+    /// differs (e.g. `messages[1].content`).
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+
+    /// With --replay: what a request not in the cassette gets: `fail` (a 404 `cassette_miss`)
+    /// or `passthrough` (sent to the provider, and added to the cassette with --record).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "fail",
+        value_name = "WHAT",
+        requires = "replay"
+    )]
+    pub replay_miss: crate::cassette::OnMiss,
 
     /// Keep this provider key variable in the command's environment (repeatable).
     #[arg(long = "pass-env", value_name = "NAME")]
@@ -401,7 +431,10 @@ fn session_config(
     }
     // Only now: pass-through (from the flag or a preset) is a provider of its own, served with
     // the client's credential.
+    // A replay that never goes upstream needs no provider.
+    let offline_replay = args.replay.is_some() && args.replay_miss == crate::cassette::OnMiss::Fail;
     if !args.mock
+        && !offline_replay
         && !config
             .providers
             .iter()
@@ -442,6 +475,7 @@ fn session_state(
         })
     });
     let (cache, capture) = open_stores(config)?;
+    let cassette = open_cassette(config, args)?;
     let info = SessionInfo {
         id: Some(session.id.clone()),
         tag: args.tag.clone(),
@@ -453,6 +487,7 @@ fn session_state(
         .ollama_keyless()
         .forward_to_parent(parent)
         .stores(cache, capture)
+        .cassette(cassette)
         .shared_budgets()
         .build()?;
     if let Some(shared) = &state.shared_budget {
@@ -462,6 +497,35 @@ fn session_state(
         );
     }
     Ok(state)
+}
+
+/// `--record` and `--replay`'s cassettes; the file replayed is read whole here, so a bad one
+/// stops the session before its command starts.
+fn open_cassette(
+    config: &Config,
+    args: &RunArgs,
+) -> anyhow::Result<Option<Arc<crate::cassette::Cassette>>> {
+    use crate::cassette::{Cassette, Player, Recorder};
+    if args.record.is_none() && args.replay.is_none() {
+        return Ok(None);
+    }
+    let redactions = Cassette::redactions(&config.cassette_redact)?;
+    // Read before the recorder opens it: recording onto the replayed file appends the misses.
+    let player = args.replay.as_deref().map(Player::load).transpose()?;
+    let recorder = match args.record.as_deref() {
+        Some(path) => Some(Arc::new(Recorder::open(
+            path,
+            args.record_timing,
+            redactions.clone(),
+        )?)),
+        None => None,
+    };
+    Ok(Some(Arc::new(Cassette {
+        player,
+        recorder,
+        on_miss: args.replay_miss,
+        redactions,
+    })))
 }
 
 /// Serves the session's proxy while the command runs; the command's exit code.
@@ -556,6 +620,9 @@ fn end_session(
     // Notifications the session raised reach their desktop or webhook before it returns.
     if let Some(notifier) = &state.notifier {
         notifier.close(NOTIFY_TIMEOUT);
+    }
+    if let Some(cassette) = &state.cassette {
+        cassette.close();
     }
     // Where HEAD is now: the command may have committed or switched branches.
     let (end_branch, end_head) = attribution::at_end(&session.attribution);

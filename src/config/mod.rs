@@ -67,6 +67,8 @@ pub struct Config {
     pub capture: CaptureConfig,
     /// Where budget warnings and loop alerts go (`notify:`); nowhere by default.
     pub notify: NotifyConfig,
+    /// `cassette.redact`: patterns (checked to compile) replaced in recorded cassettes.
+    pub cassette_redact: Vec<String>,
     /// The daemon's named client keys from the config file.
     pub client_keys: Vec<ClientKeyConfig>,
     /// Whether the daemon serves Ollama's `/api/*` to loopback clients without a client key

@@ -56,6 +56,9 @@ pub struct RawConfig {
     /// `{desktop: true, webhook: URL or [URL, ...]}`.
     #[serde(default)]
     pub notify: Option<RawNotify>,
+    /// `run --record`'s cassettes.
+    #[serde(default)]
+    pub cassette: RawCassette,
     /// The daemon's named client keys; each key's value comes from an environment variable.
     #[serde(default)]
     pub client_keys: Vec<RawClientKey>,
@@ -144,6 +147,16 @@ pub struct RawCapture {
     pub max_total_bytes: Option<u64>,
     /// When the store is full: `refuse` new bodies (default) or `drop_oldest` requests' bodies.
     pub when_full: Option<String>,
+}
+
+/// `run --record`'s cassettes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCassette {
+    /// Regular expressions replaced by `[REDACTED]` in every recorded request and reply (and
+    /// so left out of the replay key: machine-specific text such as a date or a path).
+    #[serde(default)]
+    pub redact: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -21,6 +21,38 @@ use super::stream::SseRelay;
 pub enum ProxyBody {
     Full(Option<Bytes>),
     Stream(Box<SseRelay>),
+    /// A recorded stream replayed at its recorded pace (`run --record-timing`).
+    Paced(Box<Paced>),
+}
+
+/// Chunks sent each after its wait (the time since the previous one was recorded).
+pub struct Paced {
+    chunks: std::collections::VecDeque<(Duration, Bytes)>,
+    wait: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Paced {
+    pub fn new(chunks: impl IntoIterator<Item = (Duration, Bytes)>) -> Self {
+        Self {
+            chunks: chunks.into_iter().collect(),
+            wait: None,
+        }
+    }
+
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let Some((delay, _)) = self.chunks.front() else {
+            return Poll::Ready(None);
+        };
+        let delay = *delay;
+        let wait = self
+            .wait
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+        if wait.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.wait = None;
+        Poll::Ready(self.chunks.pop_front().map(|(_, bytes)| bytes))
+    }
 }
 
 impl ProxyBody {
@@ -42,6 +74,7 @@ impl Body for ProxyBody {
             Self::Stream(relay) => relay
                 .poll_next_frame(cx)
                 .map(|f| f.map(|b| Ok(Frame::data(b)))),
+            Self::Paced(paced) => paced.poll_chunk(cx).map(|f| f.map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -53,7 +86,7 @@ impl Body for ProxyBody {
         match self {
             Self::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
-            Self::Stream(_) => SizeHint::default(),
+            Self::Stream(_) | Self::Paced(_) => SizeHint::default(),
         }
     }
 }

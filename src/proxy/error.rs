@@ -59,6 +59,8 @@ pub enum ErrorKind {
     UpstreamTruncated,
     /// A provider's 2xx reply is not a reply: not JSON (an HTML gateway page), or an error.
     UpstreamMalformed,
+    /// `run --replay`: the cassette holds no reply for this request.
+    CassetteMiss,
 }
 
 impl ErrorKind {
@@ -80,7 +82,7 @@ impl ErrorKind {
             | Self::BudgetUnavailable
             | Self::BudgetStoreUnavailable
             | Self::Upstream(FailureKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::ModelNotFound | Self::UnknownUrl => StatusCode::NOT_FOUND,
+            Self::ModelNotFound | Self::UnknownUrl | Self::CassetteMiss => StatusCode::NOT_FOUND,
             Self::BudgetExceeded | Self::TooManyWrongKeys => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream(FailureKind::FirstByteTimeout | FailureKind::IdleTimeout) => {
                 StatusCode::GATEWAY_TIMEOUT
@@ -149,6 +151,7 @@ impl ErrorKind {
             Self::Internal => "internal_error",
             Self::UpstreamTruncated => "upstream_truncated",
             Self::UpstreamMalformed => "upstream_malformed",
+            Self::CassetteMiss => "cassette_miss",
         }
     }
 
@@ -187,6 +190,7 @@ impl ErrorKind {
             | Self::TooManyWrongKeys
             | Self::NoProvider
             | Self::ContextLengthExceeded
+            | Self::CassetteMiss
             | Self::Upstream(
                 FailureKind::Connect | FailureKind::Redirected | FailureKind::TooLarge,
             ) => Some(false),
@@ -234,6 +238,11 @@ impl ApiError {
 
     pub fn outcome(&self) -> Outcome {
         self.kind.outcome()
+    }
+
+    /// `run --replay` has no recorded reply for the request; `message` says where it differs.
+    pub fn cassette_miss(message: String) -> Self {
+        Self::new(ErrorKind::CassetteMiss, message)
     }
 
     pub fn bad_request(err: RequestError) -> Self {

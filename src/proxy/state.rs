@@ -194,6 +194,8 @@ pub struct AppState {
     pub cache: Option<crate::cache::CacheHandle>,
     /// The body capture, when `capture.enabled` (opt-in; off, requests pay one branch).
     pub capture: Option<Arc<crate::capture::CaptureHandle>>,
+    /// `run --record`/`--replay`'s cassettes (off: one branch per request).
+    pub cassette: Option<Arc<crate::cassette::Cassette>>,
     /// Daily and monthly limits shared through the ledger, when configured.
     pub shared_budget: Option<Arc<crate::budget::SharedBudget>>,
     /// Run after a successful `POST /admin/reload` (the daemon reloads its client keys).
@@ -246,6 +248,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             cache: None,
             capture: None,
+            cassette: None,
             shared_budget: None,
             after_reload: None,
             unpriced_warned: Mutex::default(),

@@ -16,6 +16,7 @@ use super::context::{Finalizer, PromptEstimate, Tokens};
 use super::dialect::StreamFraming;
 use crate::cache::StreamAssembler;
 use crate::capture::StreamCapture;
+use crate::cassette::StreamTape;
 use crate::ledger::Outcome;
 use crate::providers::{BodyStream, ProviderError};
 use crate::transform::{ChunkOut, StreamTransform};
@@ -65,6 +66,11 @@ pub struct SseRelay {
     cache_fill: Option<(String, StreamAssembler)>,
     /// Opt-in body capture: a copy of the bytes forwarded, stored when the stream ends.
     capture: Option<StreamCapture>,
+    /// `run --record`: the chunks forwarded, recorded once the stream completed and all of
+    /// it was forwarded.
+    tape: Option<StreamTape>,
+    /// The completed stream's served model and tokens, for the tape.
+    tape_done: Option<(Option<String>, (u64, u64))>,
     /// The row is written and being committed: nothing more is forwarded until it is (or
     /// `COMMIT_WAIT` passed), so a client that saw the stream end finds it in the ledger even
     /// if smartproxy is killed right after.
@@ -101,6 +107,8 @@ impl SseRelay {
             last_chunk: None,
             cache_fill: None,
             capture: None,
+            tape: None,
+            tape_done: None,
             committing: None,
         }
     }
@@ -113,6 +121,22 @@ impl SseRelay {
     /// Copies the bytes forwarded into `capture`, stored when the stream ends or is dropped.
     pub fn capture(&mut self, capture: StreamCapture) {
         self.capture = Some(capture);
+    }
+
+    /// Copies the bytes forwarded onto `tape`, recorded in the cassette if the stream
+    /// completes.
+    pub fn record(&mut self, tape: StreamTape) {
+        self.tape = Some(tape);
+    }
+
+    /// Hands a completed, wholly forwarded stream's tape to the cassette.
+    fn end_tape(&mut self) {
+        let Some((model, tokens)) = self.tape_done.take() else {
+            return;
+        };
+        if let Some(tape) = self.tape.take() {
+            tape.finish(model, tokens);
+        }
     }
 
     pub fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
@@ -158,6 +182,7 @@ impl SseRelay {
                 if let Some(capture) = self.capture.take() {
                     capture.finish();
                 }
+                self.end_tape();
                 return Poll::Ready(None);
             }
             // Nothing to forward, and the provider was polled above: it wakes us. Only a stream
@@ -181,6 +206,9 @@ impl SseRelay {
         }
         if let Some(capture) = self.capture.as_mut() {
             capture.push(&bytes);
+        }
+        if let Some(tape) = self.tape.as_mut() {
+            tape.push(&bytes);
         }
         bytes
     }
@@ -454,6 +482,11 @@ impl SseRelay {
             self.finish(502, Outcome::UpstreamError, Some("upstream_malformed"));
         } else {
             self.store_in_cache();
+            if self.tape.is_some() {
+                let tokens = self.tokens();
+                let model = self.served_model.clone();
+                self.tape_done = Some((model, (tokens.counts.prompt, tokens.counts.completion)));
+            }
             self.finish(200, Outcome::Ok, None);
         }
     }
@@ -553,12 +586,18 @@ impl Drop for SseRelay {
                     self.finish(200, Outcome::UpstreamError, Some("upstream_stream_error"));
                 } else {
                     self.complete();
+                    self.end_tape();
                 }
                 return;
             }
             let (status, outcome, code) = state.dropped_ending();
+            self.tape_done = None;
             // Nobody is left to hold the end for (and there may be no runtime for a timer).
             self.finish_row(status, outcome, Some(code), false);
+        }
+        // Everything was forwarded before the client left: the stream is recorded.
+        if self.ready.is_empty() {
+            self.end_tape();
         }
     }
 }

@@ -287,6 +287,7 @@ impl Validator<'_> {
         let retention_days = self.retention(&raw, env);
         let capture = self.capture(&raw, &stores_beside, env);
         let notify = self.notify(&raw);
+        let cassette_redact = self.cassette_redact(&raw);
         let client_keys = self.client_keys(&raw, env);
         let resilience = self.resilience(&raw);
         let transforms = self.transforms(&raw, env);
@@ -316,6 +317,7 @@ impl Validator<'_> {
             retention_days,
             capture,
             notify,
+            cassette_redact,
             client_keys,
             response_headers: raw.observability.response_headers.unwrap_or(true),
             transforms,

@@ -76,6 +76,25 @@ impl Validator<'_> {
         }
     }
 
+    /// `cassette.redact`: every pattern must compile (a typo must not leak what it was meant
+    /// to hide).
+    pub(super) fn cassette_redact(&mut self, raw: &RawConfig) -> Vec<String> {
+        let mut patterns = Vec::new();
+        for (i, pattern) in raw.cassette.redact.iter().enumerate() {
+            match regex::Regex::new(pattern) {
+                Ok(_) => patterns.push(pattern.clone()),
+                Err(err) => self.error(
+                    "cassette.redact",
+                    format!(
+                        "pattern {} (`{pattern}`) is not a regular expression: {err}",
+                        i + 1
+                    ),
+                ),
+            }
+        }
+        patterns
+    }
+
     pub(super) fn capture(
         &mut self,
         raw: &RawConfig,

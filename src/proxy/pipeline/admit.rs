@@ -19,6 +19,8 @@ use crate::proxy::state::FORWARDED_SESSION;
 /// A request let in and read.
 pub struct Admitted {
     pub inbound: Inbound,
+    /// The body as the client sent it.
+    pub body: Bytes,
     /// The client key's name (the daemon's keys; `run`'s is `session`); `None` when keyless.
     pub key_name: Option<String>,
     /// The client key itself: for a team (PostgreSQL) ledger's key also its user, team and
@@ -94,7 +96,7 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     {
         capture.put(ctx.fin.id(), Kind::Request, body.clone());
     }
-    let inbound = dialect::read(ctx.dialect, body, &parts.headers)?;
+    let inbound = dialect::read(ctx.dialect, body.clone(), &parts.headers)?;
     let record = ctx.fin.record();
     record.requested_model = Some(inbound.model.clone());
     record.stream = inbound.stream;
@@ -103,13 +105,14 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     }
     // The body the model reads: the chat translation, or the client's own where the
     // translation waits for routing (the Responses API).
-    let body = if inbound.hub.is_empty() {
+    let model_body = if inbound.hub.is_empty() {
         inbound.native.clone().unwrap_or_default()
     } else {
         inbound.hub.clone()
     };
     Ok(Admitted {
-        prompt: PromptEstimate::new(body),
+        prompt: PromptEstimate::new(model_body),
+        body,
         prompt_bound: (inbound.prompt_bytes as u64).div_ceil(4),
         inbound,
         key_name,

@@ -4,6 +4,7 @@
 //! | phase | reads | writes on the ledger row / returns |
 //! |---|---|---|
 //! | `admit` | headers, body | key name, session, fingerprint, requested model, stream; the request read (`Admitted`) |
+//! | `cassette` | `Admitted`, the replayed cassette | `run --replay`: the recorded reply ends the pipeline (or a `cassette_miss`); `run --record`: the pair to record |
 //! | `route` | `Admitted`, config, breakers | route, provider, served model; the `Plan` |
 //! | `cache` | `Admitted`, plan | cache status; a hit ends the pipeline here |
 //! | `budget` | estimate, session and shared budgets | the reservation (settled when the row is written) |
@@ -23,6 +24,7 @@ mod admit;
 mod attempt;
 mod budget;
 mod cache;
+mod cassette;
 mod reply;
 mod route;
 
@@ -54,6 +56,8 @@ pub struct RequestCtx {
     pub fin: Finalizer,
     /// What the response headers report.
     pub trip: Trip,
+    /// `run --record`: this request's pair, its reply filled in when it is sent.
+    pub tape: Option<crate::cassette::Entry>,
 }
 
 impl RequestCtx {
@@ -78,6 +82,7 @@ impl RequestCtx {
             peer: peer.addr,
             fin,
             trip: Trip::default(),
+            tape: None,
         }
     }
 }
@@ -117,6 +122,9 @@ pub fn refuse(
 async fn phases(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let mut request = admit::admit(ctx, req).await?;
     tracing::Span::current().record("model", tracing::field::display(&request.inbound.model));
+    if let Some(replayed) = cassette::replay(ctx, &request)? {
+        return Ok(replayed);
+    }
     let mut plan = route::route(ctx, &mut request)?;
     let cache_key = cache::key(ctx, &request, &plan);
     if let Some(hit) = cache::lookup(ctx, cache_key.as_deref()).await {

@@ -12,7 +12,7 @@ use crate::cache::CachedReply;
 use crate::capture::Kind;
 use crate::ledger::Outcome;
 use crate::providers::{ProviderError, UpstreamResponse, WireFormat};
-use crate::proxy::body::{ProxyBody, error_response};
+use crate::proxy::body::{Paced, ProxyBody, error_response};
 use crate::proxy::context::{Finalizer, PromptEstimate, Tokens, Trip};
 use crate::proxy::dialect::{Dialect, StreamFraming};
 use crate::proxy::error::ApiError;
@@ -40,6 +40,11 @@ pub enum Reply {
         stream: StreamFacts,
         /// The cache key to store the stream under once it completes.
         cache_fill: Option<String>,
+    },
+    /// A recorded stream replayed at its recorded pace: each chunk after its wait.
+    Paced {
+        content_type: Option<String>,
+        chunks: Vec<(std::time::Duration, Bytes)>,
     },
 }
 
@@ -249,6 +254,7 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
         dialect,
         mut fin,
         trip,
+        tape,
         ..
     } = ctx;
     match reply {
@@ -258,6 +264,16 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             retry_after,
             body,
         }) => {
+            if let Some(entry) = tape {
+                record_whole(
+                    &state,
+                    &mut fin,
+                    entry,
+                    status,
+                    content_type.as_deref(),
+                    &body,
+                );
+            }
             let headers = (content_type, retry_after);
             respond_whole(&state, fin, &trip, status, headers, body)
         }
@@ -265,7 +281,20 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             response,
             stream,
             cache_fill,
-        }) => respond_stream(&state, dialect, fin, &trip, response, stream, cache_fill),
+        }) => {
+            let facts = (stream, cache_fill, tape);
+            respond_stream(&state, dialect, fin, &trip, response, facts)
+        }
+        Ok(Reply::Paced {
+            content_type,
+            chunks,
+        }) => {
+            let whole: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+            let mut response =
+                respond_whole(&state, fin, &trip, 200, (content_type, None), whole.into());
+            *response.body_mut() = ProxyBody::Paced(Box::new(Paced::new(chunks)));
+            response
+        }
         Err(err) => {
             let mut response = error_response(&err, dialect, fin.id());
             if fin.record().attempts > 0 {
@@ -275,6 +304,28 @@ pub fn respond(ctx: RequestCtx, reply: Result<Reply, ApiError>) -> Response<Prox
             response
         }
     }
+}
+
+/// `run --record`: a whole reply's pair, queued for the cassette.
+fn record_whole(
+    state: &AppState,
+    fin: &mut Finalizer,
+    mut entry: crate::cassette::Entry,
+    status: u16,
+    content_type: Option<&str>,
+    body: &Bytes,
+) {
+    let Some(recorder) = state.cassette.as_ref().and_then(|c| c.recorder.as_ref()) else {
+        return;
+    };
+    let record = fin.record();
+    entry.status = status;
+    entry.content_type = content_type.map(str::to_owned);
+    entry.model.clone_from(&record.served_model);
+    entry.prompt_tokens = record.prompt_tokens;
+    entry.completion_tokens = record.completion_tokens;
+    entry.reply = crate::cassette::Reply::whole(body);
+    recorder.record(entry);
 }
 
 /// A whole reply with its headers; its row is written here.
@@ -322,8 +373,7 @@ fn respond_stream(
     mut fin: Finalizer,
     trip: &Trip,
     response: UpstreamResponse,
-    stream: StreamFacts,
-    cache_fill: Option<String>,
+    (stream, cache_fill, tape): (StreamFacts, Option<String>, Option<crate::cassette::Entry>),
 ) -> Response<ProxyBody> {
     let mut headers = HeaderMap::with_capacity(RESPONSE_HEADERS);
     routing_headers(state, &mut headers, &mut fin, trip, false);
@@ -351,6 +401,15 @@ fn respond_stream(
     }
     if let Some(key) = cache_fill {
         relay.fill_cache(key);
+    }
+    // `run --record`: the chunks forwarded, recorded when the stream completes.
+    if let (Some(mut entry), Some(recorder)) = (
+        tape,
+        state.cassette.as_ref().and_then(|c| c.recorder.as_ref()),
+    ) {
+        entry.status = 200;
+        entry.content_type = Some(dialect.stream_content_type().to_owned());
+        relay.record(recorder.tape(entry));
     }
     let mut out = Response::new(ProxyBody::Stream(Box::new(relay)));
     *out.headers_mut() = headers;

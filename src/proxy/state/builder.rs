@@ -47,6 +47,7 @@ pub struct StateBuilder {
     config_source: Option<PathBuf>,
     cache: Option<CacheHandle>,
     capture: Option<Arc<CaptureHandle>>,
+    cassette: Option<Arc<crate::cassette::Cassette>>,
     web: Option<Arc<crate::web::Web>>,
     forward_to_parent: Option<ParentProxy>,
     after_reload: Option<fn(&AppState)>,
@@ -69,6 +70,7 @@ impl AppState {
             config_source: None,
             cache: None,
             capture: None,
+            cassette: None,
             web: None,
             forward_to_parent: None,
             after_reload: None,
@@ -132,6 +134,12 @@ impl StateBuilder {
         self
     }
 
+    /// The cassette a `run` session records to or replays from.
+    pub fn cassette(mut self, cassette: Option<Arc<crate::cassette::Cassette>>) -> Self {
+        self.cassette = cassette;
+        self
+    }
+
     /// The web dashboard the admin listener serves.
     pub fn web(mut self, web: crate::web::Web) -> Self {
         self.web = Some(Arc::new(web));
@@ -172,6 +180,7 @@ impl StateBuilder {
         state.config_source = self.config_source;
         state.cache = self.cache;
         state.capture = self.capture;
+        state.cassette = self.cassette;
         state.web = self.web;
         state.forward_to_parent = self.forward_to_parent;
         state.after_reload = self.after_reload;
