@@ -23,6 +23,7 @@ mod providers_cmd;
 mod prune;
 mod report;
 mod request;
+mod resume;
 mod route;
 mod run;
 mod serving;
@@ -99,6 +100,8 @@ pub enum Command {
     /// Git hooks: `hooks install` adds an `AI-Cost:` trailer to every commit message.
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
+    /// Let a session the loop breaker stopped continue (`run`'s or the daemon's).
+    Resume(resume::ResumeArgs),
     /// List recent sessions, sub-sessions under their parents.
     Sessions(sessions::SessionsArgs),
     /// Spend per day, per month, or per 5-hour block (subscription windows), as ccusage shows.
@@ -163,6 +166,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
         Command::Cost(args) => cost::cost(&args, config_path.as_deref()),
         Command::Hooks(cmd) => hooks::hooks(&cmd),
+        Command::Resume(args) => resume::resume(&args),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
         Command::Report(args) => report::report(&args, config_path.as_deref()),
         Command::Status(args) => status::status(&args, config_path.as_deref()),

@@ -373,6 +373,7 @@ fn session_state(
         .forward_to_parent(parent)
         .stores(cache, capture)
         .shared_budgets()
+        .loop_markers(super::pid_file::loop_markers_dir())
         .build()?;
     if let Some(shared) = &state.shared_budget {
         shared.set_project(

@@ -10,6 +10,7 @@
 //!   replies, errors and stream events. `error` is the one place that picks status codes.
 //! - `views` are the endpoints that need no provider; `headers` the `x-smartproxy-*` headers;
 //!   `context` the per-request ledger row (`Finalizer`, written exactly once).
+//! - `loop_breaker` watches each session's newest turns and stops a runaway agent.
 
 pub mod admin;
 pub mod auth;
@@ -19,6 +20,7 @@ mod dialect;
 pub mod error;
 mod headers;
 pub mod keys;
+pub mod loop_breaker;
 pub mod metrics;
 mod pipeline;
 mod router;

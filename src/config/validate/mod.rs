@@ -284,6 +284,7 @@ impl Validator<'_> {
 
         let cache = self.cache(&raw, &stores_beside, env);
         let retention_days = self.retention(&raw, env);
+        let loop_breaker = self.loop_breaker(&raw);
         let capture = self.capture(&raw, &stores_beside, env);
         let client_keys = self.client_keys(&raw, env);
         let resilience = self.resilience(&raw);
@@ -312,6 +313,7 @@ impl Validator<'_> {
             resilience,
             cache,
             retention_days,
+            loop_breaker,
             capture,
             client_keys,
             response_headers: raw.observability.response_headers.unwrap_or(true),

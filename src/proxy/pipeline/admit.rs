@@ -94,7 +94,14 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     {
         capture.put(ctx.fin.id(), Kind::Request, body.clone());
     }
-    let inbound = dialect::read(ctx.dialect, body, &parts.headers)?;
+    let turns = ctx
+        .rt
+        .config
+        .loop_breaker
+        .repeat
+        .is_some()
+        .then_some(&state.loops.hasher);
+    let inbound = dialect::read(ctx.dialect, body, &parts.headers, turns)?;
     let record = ctx.fin.record();
     record.requested_model = Some(inbound.model.clone());
     record.stream = inbound.stream;

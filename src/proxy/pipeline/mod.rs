@@ -4,6 +4,7 @@
 //! | phase | reads | writes on the ledger row / returns |
 //! |---|---|---|
 //! | `admit` | headers, body | key name, session, fingerprint, requested model, stream; the request read (`Admitted`) |
+//! | `loops` | the newest turn, the session's recent ones | a warning, or 429 `loop_detected` (`budget_action`) |
 //! | `route` | `Admitted`, config, breakers | route, provider, served model; the `Plan` |
 //! | `cache` | `Admitted`, plan | cache status; a hit ends the pipeline here |
 //! | `budget` | estimate, session and shared budgets | the reservation (settled when the row is written) |
@@ -23,6 +24,7 @@ mod admit;
 mod attempt;
 mod budget;
 mod cache;
+mod loops;
 mod reply;
 mod route;
 
@@ -117,6 +119,7 @@ pub fn refuse(
 async fn phases(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let mut request = admit::admit(ctx, req).await?;
     tracing::Span::current().record("model", tracing::field::display(&request.inbound.model));
+    loops::check(ctx, &mut request)?;
     let mut plan = route::route(ctx, &mut request)?;
     let cache_key = cache::key(ctx, &request, &plan);
     if let Some(hit) = cache::lookup(ctx, cache_key.as_deref()).await {
