@@ -5,7 +5,8 @@
 //! - **repeat**: one signature makes up N of the last N + 2 requests (a stuck agent with an
 //!   unrelated request or two in between is still caught);
 //! - **cycle**: the last N requests alternate between two signatures, A,B,A,B,... (each makes
-//!   up only half of any window, so the first rule alone would never see it);
+//!   up only half of any window, so the first rule alone would never see it); looked for from
+//!   4 requests on (two whole periods);
 //! - **velocity**: the session used more than `loop_breaker.tokens_per_minute` tokens in the
 //!   last minute (off unless configured).
 //!
@@ -77,7 +78,8 @@ pub fn pattern(recent: &VecDeque<Turn>, threshold: usize) -> Option<Pattern> {
         });
     }
     let n = recent.len();
-    if threshold >= 2 && n >= threshold {
+    // Two whole periods at least: A,B alone is no cycle.
+    if threshold >= 4 && n >= threshold {
         let last = recent.range(n - threshold..).collect::<Vec<_>>();
         let alternates = last[0].hash != last[1].hash
             && last
