@@ -1,0 +1,375 @@
+//! The runaway-loop breaker against the real binary: a scripted agent that repeats the same
+//! failing tool call is warned, then stopped with 429 `loop_detected` before anything goes
+//! upstream (streamed or not), `smartproxy resume` lets it go on; alternating A,B is caught;
+//! chat, Anthropic messages and Responses inputs alike; 200 varied requests never trip it;
+//! the refusals are on the ledger rows (hashes, no names) and in the run summary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::upstream::MockUpstream;
+use support::{Reply, TestEnv, post_chat, text};
+
+/// An OpenAI chat request whose newest turn is `tool(args)` answered by `result`; `history`
+/// changes what comes before it (a stuck agent's prompt grows and rewords).
+fn chat_turn(history: &str, tool: &str, args: &str, result: &str, stream: bool) -> String {
+    json!({
+        "model": "gpt-4o-mini",
+        "stream": stream,
+        "messages": [
+            {"role": "system", "content": format!("You are an agent. {history}")},
+            {"role": "user", "content": "fix the build"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": tool, "arguments": args}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": result},
+        ]
+    })
+    .to_string()
+}
+
+async fn post(base_url: &str, key: &str, path: &str, body: &Value) -> Reply {
+    let resp = support::http_client()
+        .post(format!("{base_url}{path}"))
+        .bearer_auth(key)
+        .header("x-api-key", key)
+        .header("anthropic-version", "2023-06-01")
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    Reply {
+        status,
+        headers,
+        body: resp.text().await.unwrap(),
+    }
+}
+
+fn resume(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    support::run_to_end({
+        let mut cmd = env.command();
+        cmd.arg("resume").args(args);
+        cmd
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_looping_agent_is_warned_then_stopped_and_resume_lets_it_continue() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    // The default config: the breaker is on with repeat 6.
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let short = session.env["SMARTPROXY_SESSION_ID"][..8].to_owned();
+    let mut replies = Vec::new();
+    for i in 0..10 {
+        let body = chat_turn(
+            &format!("Attempt {i}."),
+            "read_file",
+            r#"{"path":"src/missing.rs"}"#,
+            "Error: no such file or directory",
+            i % 2 == 1,
+        );
+        replies.push(post_chat(&session.base_url, Some(&session.key), body).await);
+    }
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429, 429, 429]);
+    assert!(
+        replies[..4]
+            .iter()
+            .all(|r| !r.headers.contains_key("x-smartproxy-loop-warning"))
+    );
+    let warning = replies[4].headers["x-smartproxy-loop-warning"]
+        .to_str()
+        .unwrap();
+    assert!(
+        warning.contains("repeated 5 of the last 5 requests") && warning.contains("at 6"),
+        "{warning}"
+    );
+    let refusal = replies[5].json();
+    assert_eq!(
+        refusal["error"]["code"], "loop_detected",
+        "{}",
+        replies[5].body
+    );
+    assert_eq!(replies[5].headers["x-should-retry"], "false");
+    let message = refusal["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("tool call `read_file` #")
+            && message.contains("repeated 6 of the last 6 requests"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("smartproxy resume {short}")),
+        "{message}"
+    );
+    // A streamed request of the stopped session is refused too, as an error, not a stream.
+    assert_eq!(replies[7].json()["error"]["code"], "loop_detected");
+    assert_eq!(
+        upstream.calls(),
+        5,
+        "refused requests never reach the provider"
+    );
+
+    // An unknown session is a clear error; the stopped one is listed and resumed.
+    let unknown = resume(&env, &["zzzzzzzz"]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr)
+            .contains("no running session zzzzzzzz is stopped by the loop breaker"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    let list = resume(&env, &["--list"]);
+    assert!(
+        text(&list.stdout).contains(&short),
+        "{}",
+        text(&list.stdout)
+    );
+    let resumed = resume(&env, &[&short]);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    assert!(
+        text(&resumed.stderr).contains("resumed"),
+        "{}",
+        text(&resumed.stderr)
+    );
+    let again = resume(&env, &[&short]);
+    assert!(
+        !again.status.success(),
+        "a second resume finds nothing to resume"
+    );
+
+    // Afresh: the same step goes through again, until it repeats six times more.
+    let mut after = Vec::new();
+    for i in 0..6 {
+        let body = chat_turn(
+            &format!("Retry {i}."),
+            "read_file",
+            r#"{"path":"src/missing.rs"}"#,
+            "Error: no such file or directory",
+            false,
+        );
+        after.push(
+            post_chat(&session.base_url, Some(&session.key), body)
+                .await
+                .status,
+        );
+    }
+    assert_eq!(after, [200, 200, 200, 200, 200, 429]);
+
+    let out = session.finish(0);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("loop breaker: session").count(),
+        2,
+        "one warning line an episode, not one a request: {stderr}"
+    );
+    assert!(stderr.contains("6 requests refused"), "{stderr}");
+    let rows = env.requests();
+    let refused: Vec<_> = rows
+        .iter()
+        .filter(|r| r["outcome"] == "loop_detected")
+        .collect();
+    assert_eq!(refused.len(), 6);
+    for row in &refused {
+        assert_eq!(row["status"], "429");
+        assert_eq!(row["error_code"], "loop_detected");
+        let action = &row["budget_action"];
+        assert!(action.starts_with("loop refused: tool call #"), "{action}");
+        assert!(
+            !action.contains("read_file"),
+            "no names on the row: {action}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alternating_tool_calls_are_stopped_in_anthropic_messages() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let base = session.base_url.clone();
+    let turn = |i: usize| {
+        let (tool, result) = if i % 2 == 0 {
+            ("run_tests", "1 failed")
+        } else {
+            ("edit_file", "ok")
+        };
+        json!({
+            "model": "gpt-4o-mini",
+            "max_tokens": 100,
+            "system": format!("step {i}"),
+            "messages": [
+                {"role": "user", "content": "make the tests pass"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": tool, "input": {"n": 1}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": result, "is_error": i % 2 == 0}]},
+            ]
+        })
+    };
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for i in 0..7 {
+        let reply = post(&base, &session.key, "/messages", &turn(i)).await;
+        statuses.push(reply.status);
+        last = Some(reply);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    let body = last.unwrap().json();
+    assert_eq!(body["type"], "error", "Anthropic's error shape: {body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("alternating over the last 6 requests")
+            && message.contains("`run_tests`")
+            && message.contains("`edit_file`"),
+        "{message}"
+    );
+    drop(session);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_responses_api_function_call_is_stopped() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "loop_breaker:\n  repeat: 3\n");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let body = |i: usize| {
+        json!({
+            "model": "gpt-4o-mini",
+            "instructions": format!("turn {i}"),
+            "input": [
+                {"role": "user", "content": "list the files"},
+                {"type": "function_call", "call_id": "c", "name": "shell", "arguments": "{\"cmd\":\"ls /nope\"}"},
+                {"type": "function_call_output", "call_id": "c", "output": "ls: cannot access '/nope'"},
+            ]
+        })
+    };
+    let mut replies = Vec::new();
+    for i in 0..3 {
+        replies.push(post(&session.base_url, &session.key, "/responses", &body(i)).await);
+    }
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 429], "{}", replies[2].body);
+    assert!(replies[1].headers.contains_key("x-smartproxy-loop-warning"));
+    let message = replies[2].json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("tool call `shell`"), "{message}");
+    drop(session);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_varied_requests_never_trip_it() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let tools = ["read_file", "grep", "run_tests", "edit_file", "check_build"];
+    for i in 0..200usize {
+        // A realistic mix: the same build polled while its output changes, files read one
+        // after another, and the same tool called with other arguments.
+        // Requests 100..110 poll the build ten times in a row, its output changing.
+        let tool = if (100..110).contains(&i) {
+            "check_build"
+        } else {
+            tools[i % tools.len()]
+        };
+        let (args, result) = match tool {
+            "check_build" => ("{}".to_owned(), format!("building... {i}% done")),
+            "read_file" => (
+                format!("{{\"path\":\"src/f{i}.rs\"}}"),
+                "fn main() {}".to_owned(),
+            ),
+            _ => (format!("{{\"n\":{i}}}"), format!("result {i}")),
+        };
+        let body = chat_turn("", tool, &args, &result, i % 7 == 0);
+        let reply = post_chat(&session.base_url, Some(&session.key), body).await;
+        assert_eq!(reply.status, 200, "request {i}: {}", reply.body);
+        assert!(
+            !reply.headers.contains_key("x-smartproxy-loop-warning"),
+            "request {i} warned"
+        );
+    }
+    let out = session.finish(0);
+    assert!(
+        !text(&out.stderr).contains("loop breaker"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_ceiling_stops_a_session_spending_too_fast() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    // Each mock reply uses 28 tokens: the third request finds 56 used in the last minute.
+    let config = env.upstream_config(
+        &upstream.base_url(),
+        "loop_breaker:\n  tokens_per_minute: 50\n",
+    );
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let body = support::chat_body("gpt-4o-mini", false, &format!("question {i}"));
+        let reply = post_chat(&session.base_url, Some(&session.key), body).await;
+        if reply.status == 429 {
+            let message = reply.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                message.contains("56 tokens in the last minute")
+                    && message.contains("tokens_per_minute (50)"),
+                "{message}"
+            );
+        }
+        statuses.push(reply.status);
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    drop(session);
+}
+
+#[test]
+fn bad_loop_breaker_settings_name_file_line_and_key() {
+    let env = TestEnv::new();
+    let bad = env.write(
+        "bad.yaml",
+        "providers:\n  - name: local\n    kind: mock\n    models: [mock]\nloop_breaker:\n  repeat: 1\n  tokens_per_minute: 0\n",
+    );
+    let out = support::run_to_end({
+        let mut cmd = env.command();
+        cmd.args(["config", "validate", "--config", bad.to_str().unwrap()]);
+        cmd
+    });
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(
+            "bad.yaml:6: `loop_breaker.repeat`: 1 is not a number of repeats from 2 to 100"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.yaml:7: `loop_breaker.tokens_per_minute`: must be more than 0"),
+        "{stderr}"
+    );
+}
