@@ -373,3 +373,81 @@ fn bad_loop_breaker_settings_name_file_line_and_key() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_stops_one_sessions_loop_and_resume_reaches_it() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(
+        &upstream.base_url(),
+        "client_keys:\n  - {name: alice, key_env: KEY_A}\n  - {name: bob, key_env: KEY_B}\n",
+    );
+    let envs = [
+        ("UPSTREAM_KEY", "k"),
+        ("KEY_A", "key-a"),
+        ("KEY_B", "key-b"),
+    ];
+    let daemon = support::daemon::Daemon::start(&env, &config, &[], &envs);
+    let base = format!("{}/v1", daemon.listen);
+    let looping = |i: usize| {
+        chat_turn(
+            &format!("try {i}"),
+            "fetch",
+            r#"{"url":"x"}"#,
+            "Error: 404",
+            false,
+        )
+    };
+    let mut alice = Vec::new();
+    for i in 0..6 {
+        alice.push(post_chat(&base, Some("key-a"), looping(i)).await);
+    }
+    assert_eq!(alice[5].status, 429, "{}", alice[5].body);
+    // Bob's session is another: the same steps are his first.
+    for i in 0..3 {
+        assert_eq!(
+            post_chat(&base, Some("key-b"), looping(i)).await.status,
+            200
+        );
+    }
+    let message = alice[5].json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let short = message
+        .split("smartproxy resume ")
+        .nth(1)
+        .and_then(|rest| rest.get(..8))
+        .unwrap()
+        .to_owned();
+    let run_dir = env.path().join("run");
+    let resume_daemon = |args: &[&str]| {
+        let mut cmd = env.command();
+        cmd.env("SMARTPROXY_RUNTIME_DIR", &run_dir)
+            .arg("resume")
+            .args(args);
+        support::run_to_end(cmd)
+    };
+    let out = resume_daemon(&[&short]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        post_chat(&base, Some("key-a"), looping(9)).await.status,
+        200
+    );
+    // Stopped again, then the daemon ends: the session ended with it.
+    for i in 10..16 {
+        post_chat(&base, Some("key-a"), looping(i)).await;
+    }
+    assert_eq!(
+        post_chat(&base, Some("key-a"), looping(16)).await.status,
+        429
+    );
+    daemon.stop();
+    let out = resume_daemon(&[&short]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("has ended"),
+        "{}",
+        text(&out.stderr)
+    );
+}
