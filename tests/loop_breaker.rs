@@ -170,7 +170,14 @@ async fn a_looping_agent_is_warned_then_stopped_and_resume_lets_it_continue() {
         2,
         "one warning line an episode, not one a request: {stderr}"
     );
-    assert!(stderr.contains("6 requests refused"), "{stderr}");
+    assert!(
+        stderr.contains("loop breaker: 6 requests refused"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("budget: "),
+        "not a budget's refusal: {stderr}"
+    );
     let rows = env.requests();
     let refused: Vec<_> = rows
         .iter()
@@ -449,5 +456,48 @@ async fn the_daemon_stops_one_sessions_loop_and_resume_reaches_it() {
         text(&out.stderr).contains("has ended"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_loop_refusal_is_recorded_on_a_postgresql_ledger_too() {
+    // The test database's helpers block on a runtime of their own: none around them here.
+    let Some(db) = support::postgres::TestDb::create("loops") else {
+        return;
+    };
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "loop_breaker:\n  repeat: 3\n");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k"), ("SMARTPROXY_DB", &db.url)],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let statuses: Vec<u16> = runtime.block_on(async {
+        let mut statuses = Vec::new();
+        for i in 0..4 {
+            let body = chat_turn(&format!("{i}"), "grep", r#"{"q":"x"}"#, "no matches", false);
+            statuses.push(
+                post_chat(&session.base_url, Some(&session.key), body)
+                    .await
+                    .status,
+            );
+        }
+        statuses
+    });
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    let out = session.finish(0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("loop breaker: 2 requests refused"),
+        "{stderr}"
+    );
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM requests r JOIN request_shapes k ON k.id = r.shape \
+             WHERE k.outcome = 'loop_detected' AND k.error_code = 'loop_detected' \
+             AND r.budget_action LIKE 'loop refused: tool call #%' AND r.status = 429"
+        ),
+        2
     );
 }

@@ -3,7 +3,7 @@
 //!
 //! - `server` accepts connections; `router` (public listener) and `admin` (admin listener) map
 //!   paths to handlers; `auth` decides who may use which endpoint.
-//! - Model requests run `pipeline`: one `RequestCtx` through the phases admit -> route -> cache
+//! - Model requests run `pipeline`: one `RequestCtx` through the phases admit -> loops -> route -> cache
 //!   -> budget -> attempt -> reply (the table of what each reads and writes is in its module
 //!   doc). `stream` relays streamed replies event by event and writes the row when they end.
 //! - `dialect` owns everything that differs by client format: reading requests, framing
