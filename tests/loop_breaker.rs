@@ -194,6 +194,26 @@ async fn a_looping_agent_is_warned_then_stopped_and_resume_lets_it_continue() {
             "no names on the row: {action}"
         );
     }
+
+    // The web dashboard lists them by outcome and shows the reason on the request's page.
+    let ui = support::ui::Ui::start(&env, &[]);
+    let (status, _, list) = support::ui::get(
+        &format!("{}/requests?outcome=loop_detected", ui.url),
+        "content-type",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let id = &refused[0]["id"];
+    assert!(list.contains(id.as_str()), "{list}");
+    assert!(
+        !list.contains(rows[0]["id"].as_str()),
+        "only the refused ones"
+    );
+    let (status, _, page) =
+        support::ui::get(&format!("{}/request/{id}", ui.url), "content-type").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("loop_detected"), "{page}");
+    assert!(page.contains("loop refused: tool call #"), "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
