@@ -227,7 +227,7 @@ async fn alternating_tool_calls_are_stopped_in_anthropic_messages() {
     );
     let base = session.base_url.clone();
     let turn = |i: usize| {
-        let (tool, result) = if i % 2 == 0 {
+        let (tool, result) = if i.is_multiple_of(2) {
             ("run_tests", "1 failed")
         } else {
             ("edit_file", "ok")
@@ -239,7 +239,7 @@ async fn alternating_tool_calls_are_stopped_in_anthropic_messages() {
             "messages": [
                 {"role": "user", "content": "make the tests pass"},
                 {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": tool, "input": {"n": 1}}]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": result, "is_error": i % 2 == 0}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": result, "is_error": i.is_multiple_of(2)}]},
             ]
         })
     };
