@@ -164,6 +164,12 @@ async fn a_looping_agent_is_warned_then_stopped_and_resume_lets_it_continue() {
     assert_eq!(after, [200, 200, 200, 200, 200, 429]);
 
     let out = session.finish(0);
+    let left = resume(&env, &["--list", "--json"]);
+    assert_eq!(
+        text(&left.stdout).trim(),
+        "[]",
+        "the ended run took its marker along"
+    );
     let stderr = text(&out.stderr);
     assert_eq!(
         stderr.matches("loop breaker: session").count(),

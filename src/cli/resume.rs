@@ -83,12 +83,12 @@ pub fn resume(args: &ResumeArgs) -> anyhow::Result<u8> {
                 );
             }
             bail!(
-                "no running session {wanted} is stopped by the loop breaker ({}); \
-                 `smartproxy resume --list` shows the stopped ones",
+                "no running session {wanted} is stopped by the loop breaker: it never was, or \
+                 it has ended ({}); `smartproxy resume --list` shows the stopped ones",
                 if live.is_empty() {
-                    "none is".to_owned()
+                    "no session is stopped now".to_owned()
                 } else {
-                    format!("{} are", live.len())
+                    format!("{} sessions are stopped now", live.len())
                 }
             );
         }

@@ -226,6 +226,25 @@ impl LoopBreaker {
     }
 }
 
+impl Drop for LoopBreaker {
+    /// A proxy that ends takes its stopped sessions' markers with it: there is nothing left to
+    /// resume (`smartproxy resume` also clears those of a proxy that died).
+    fn drop(&mut self) {
+        let Some(dir) = &self.markers else {
+            return;
+        };
+        let sessions = self
+            .sessions
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (session, watch) in sessions.iter() {
+            if watch.stopped.is_some() {
+                let _ = std::fs::remove_file(marker_path(dir, session));
+            }
+        }
+    }
+}
+
 /// The window's verdict on one more request (the lock held).
 fn judge(
     w: &mut Watch,
