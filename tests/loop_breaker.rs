@@ -527,3 +527,45 @@ fn a_loop_refusal_is_recorded_on_a_postgresql_ledger_too() {
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_question_asked_many_times_counts_only_when_asked_to() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    // The default: a script or an eval asking one prompt ten times is no agent loop.
+    let config = env.upstream_config(&upstream.base_url(), "");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let body = support::chat_body("gpt-4o-mini", false, "What is 2 + 2?");
+    for i in 0..10 {
+        let reply = post_chat(&session.base_url, Some(&session.key), body.clone()).await;
+        assert_eq!(reply.status, 200, "request {i}: {}", reply.body);
+        assert!(!reply.headers.contains_key("x-smartproxy-loop-warning"));
+    }
+    drop(session);
+    // `user_messages: true` counts them.
+    let config = env.upstream_config(
+        &upstream.base_url(),
+        "loop_breaker:\n  user_messages: true\n",
+    );
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..6 {
+        let reply = post_chat(&session.base_url, Some(&session.key), body.clone()).await;
+        statuses.push(reply.status);
+        last = Some(reply);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+    let message = last.unwrap().json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("user message #"), "{message}");
+    assert!(!message.contains("2 + 2"), "no prompt text: {message}");
+}

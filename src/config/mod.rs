@@ -37,6 +37,10 @@ pub struct LoopBreakerConfig {
     pub repeat: Option<usize>,
     /// Refuse past this many tokens in a session's last minute; `None`: no ceiling.
     pub tokens_per_minute: Option<u64>,
+    /// Count newest turns that are a user message alone, not only tool calls with their
+    /// results (off by default: a script that asks one question many times, an eval sampling
+    /// one prompt, a benchmark, are no runaway agent).
+    pub user_messages: bool,
 }
 
 /// On by default: six repeats of one newest turn (tool call, arguments and result) in eight
@@ -48,6 +52,7 @@ impl Default for LoopBreakerConfig {
         Self {
             repeat: Some(DEFAULT_LOOP_REPEAT),
             tokens_per_minute: None,
+            user_messages: false,
         }
     }
 }

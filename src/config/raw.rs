@@ -127,6 +127,8 @@ pub struct RawLoopBreaker {
     pub repeat: Option<u64>,
     /// Refuse when a session used more tokens than this in the last minute; off unless set.
     pub tokens_per_minute: Option<u64>,
+    /// Count turns that are a user message alone too (default: tool-call turns only).
+    pub user_messages: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

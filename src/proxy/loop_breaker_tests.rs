@@ -10,6 +10,7 @@ fn turn(hash: u64) -> Turn {
 const ON: LoopBreakerConfig = LoopBreakerConfig {
     repeat: Some(6),
     tokens_per_minute: None,
+    user_messages: false,
 };
 
 fn session() -> Arc<str> {
@@ -105,6 +106,7 @@ fn off_passes_everything() {
     let off = LoopBreakerConfig {
         repeat: None,
         tokens_per_minute: None,
+        user_messages: false,
     };
     let v = feed(&LoopBreaker::new(None), off, &[1; 20]);
     assert!(v.iter().all(|v| matches!(v, Verdict::Pass)));
@@ -115,6 +117,7 @@ fn the_token_ceiling_warns_then_stops() {
     let config = LoopBreakerConfig {
         repeat: None,
         tokens_per_minute: Some(1000),
+        user_messages: false,
     };
     let breaker = LoopBreaker::new(None);
     let s = session();

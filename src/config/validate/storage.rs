@@ -59,6 +59,7 @@ impl Validator<'_> {
         crate::config::LoopBreakerConfig {
             repeat: l.enabled.unwrap_or(true).then_some(repeat),
             tokens_per_minute: l.tokens_per_minute.filter(|n| *n > 0),
+            user_messages: l.user_messages.unwrap_or(false),
         }
     }
 

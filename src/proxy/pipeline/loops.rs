@@ -19,7 +19,12 @@ pub fn check(ctx: &mut RequestCtx, request: &mut Admitted) -> Result<(), ApiErro
         return Ok(());
     };
     let state = Arc::clone(&ctx.state);
-    let turn = request.inbound.turn.take();
+    // By default only tool-call turns count: one question asked many times is no agent loop.
+    let turn = request
+        .inbound
+        .turn
+        .take()
+        .filter(|t| config.user_messages || t.tool.is_some());
     match state
         .loops
         .check(config, &session, turn, crate::ledger::now_ms())
