@@ -219,7 +219,7 @@ impl LoopBreaker {
         if let Err(e) = written {
             tracing::warn!(
                 "the loop breaker could not write its marker in {}: {e}; `smartproxy resume` \
-                 will not find this session",
+                 will not find this session, which goes on with its next request",
                 dir.display()
             );
         }
