@@ -17,6 +17,7 @@ fn chat_turn(history: &str, tool: &str, args: &str, result: &str, stream: bool) 
     json!({
         "model": "gpt-4o-mini",
         "stream": stream,
+        "tools": [{"type": "function", "function": {"name": tool, "parameters": {"type": "object"}}}],
         "messages": [
             {"role": "system", "content": format!("You are an agent. {history}")},
             {"role": "user", "content": "fix the build"},
@@ -242,6 +243,10 @@ async fn alternating_tool_calls_are_stopped_in_anthropic_messages() {
             "model": "gpt-4o-mini",
             "max_tokens": 100,
             "system": format!("step {i}"),
+            "tools": [
+                {"name": "run_tests", "input_schema": {"type": "object"}},
+                {"name": "edit_file", "input_schema": {"type": "object"}},
+            ],
             "messages": [
                 {"role": "user", "content": "make the tests pass"},
                 {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": tool, "input": {"n": 1}}]},
@@ -282,6 +287,7 @@ async fn a_repeated_responses_api_function_call_is_stopped() {
         json!({
             "model": "gpt-4o-mini",
             "instructions": format!("turn {i}"),
+            "tools": [{"type": "function", "name": "shell", "parameters": {"type": "object"}}],
             "input": [
                 {"role": "user", "content": "list the files"},
                 {"type": "function_call", "call_id": "c", "name": "shell", "arguments": "{\"cmd\":\"ls /nope\"}"},

@@ -109,13 +109,27 @@ fn static_param(name: &str) -> Option<&'static str> {
     KNOWN.iter().find(|k| **k == top).copied()
 }
 
-/// Reads a request; `turns` (the loop breaker's hasher, when it is on) asks for the newest
-/// turn's signature as well, taken from the views parsed here anyway.
+/// What the loop breaker asks `read` for: the newest turn's signature under its hasher, of
+/// requests that declare tools only (no tool call can repeat without them) unless `all`.
+#[derive(Clone, Copy)]
+pub struct TurnReading<'a> {
+    pub hasher: &'a RandomState,
+    pub all: bool,
+}
+
+impl TurnReading<'_> {
+    fn wanted(self, tools: bool) -> Option<Self> {
+        (tools || self.all).then_some(self)
+    }
+}
+
+/// Reads a request; `turns` (the loop breaker's, when it is on) asks for the newest turn's
+/// signature as well, taken from the views parsed here anyway.
 pub fn read(
     dialect: Dialect,
     body: Bytes,
     headers: &HeaderMap,
-    turns: Option<&RandomState>,
+    turns: Option<TurnReading<'_>>,
 ) -> Result<Inbound, ApiError> {
     // Before any parse: the views below skip nested values without a depth limit, so such a
     // body would otherwise fail only when a translation or rewrite parses it, as a 500.
@@ -190,7 +204,7 @@ fn said(
     dialect: Dialect,
     hub: &Bytes,
     native: Option<&Bytes>,
-    turns: Option<&RandomState>,
+    turns: Option<TurnReading<'_>>,
 ) -> Result<Inbound, ApiError> {
     Ok(if dialect == Dialect::Completions {
         let view = CompletionsView::parse(hub).map_err(ApiError::bad_request)?;
@@ -230,8 +244,9 @@ fn said(
             passthrough_headers: Vec::new(),
             client_session: None,
             turn: turns
+                .and_then(|t| t.wanted(view.has_tools()))
                 .zip(view.input)
-                .and_then(|(h, input)| turn::of_responses(input.get(), h)),
+                .and_then(|(t, input)| turn::of_responses(input.get(), t.hasher)),
         }
     } else if dialect == Dialect::Embeddings {
         let view = EmbeddingsView::parse(hub).map_err(ApiError::bad_request)?;
@@ -266,7 +281,9 @@ fn said(
             native: None,
             passthrough_headers: Vec::new(),
             client_session: None,
-            turn: turns.and_then(|h| turn::of_chat(view.messages.get(), h)),
+            turn: turns
+                .and_then(|t| t.wanted(view.has_tools()))
+                .and_then(|t| turn::of_chat(view.messages.get(), t.hasher)),
         }
     })
 }

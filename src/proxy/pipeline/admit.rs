@@ -94,13 +94,11 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     {
         capture.put(ctx.fin.id(), Kind::Request, body.clone());
     }
-    let turns = ctx
-        .rt
-        .config
-        .loop_breaker
-        .repeat
-        .is_some()
-        .then_some(&state.loops.hasher);
+    let loops = ctx.rt.config.loop_breaker;
+    let turns = loops.repeat.is_some().then_some(dialect::TurnReading {
+        hasher: &state.loops.hasher,
+        all: loops.user_messages,
+    });
     let inbound = dialect::read(ctx.dialect, body, &parts.headers, turns)?;
     let record = ctx.fin.record();
     record.requested_model = Some(inbound.model.clone());
