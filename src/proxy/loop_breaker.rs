@@ -151,24 +151,30 @@ impl LoopBreaker {
         if config.repeat.is_none() && config.tokens_per_minute.is_none() {
             return Verdict::Pass;
         }
-        let stopped = self.with(session, now_ms, |w| w.stopped.is_some());
-        if stopped && !self.resumed(session) {
-            let still = self.with(session, now_ms, |w| w.stopped.clone());
-            if let Some(mut stop) = still {
-                stop.fresh = false;
-                return Verdict::Stop(stop);
+        // The common case takes the lock once: a session that is not stopped is judged at once.
+        let (verdict, turn) = self.with(session, now_ms, |w| match &w.stopped {
+            None => (Some(judge(w, config, session, turn, now_ms)), None),
+            Some(_) => (None, turn),
+        });
+        let verdict = match verdict {
+            Some(verdict) => verdict,
+            // Stopped: still, unless `smartproxy resume` removed the marker (a file check,
+            // outside the lock, only for a stopped session's requests).
+            None if !self.resumed(session) => {
+                let still = self.with(session, now_ms, |w| w.stopped.clone());
+                return still.map_or(Verdict::Pass, |mut stop| {
+                    stop.fresh = false;
+                    Verdict::Stop(stop)
+                });
             }
-        }
-        let verdict = self.with(session, now_ms, |w| {
-            if w.stopped.is_some() {
-                // Resumed: afresh.
+            None => self.with(session, now_ms, |w| {
                 *w = Watch {
                     seen_ms: now_ms,
                     ..Watch::default()
                 };
-            }
-            judge(w, config, session, turn, now_ms)
-        });
+                judge(w, config, session, turn, now_ms)
+            }),
+        };
         if let Verdict::Stop(stop) = &verdict {
             self.write_marker(session, stop);
         }
@@ -253,15 +259,19 @@ fn judge(
     turn: Option<Turn>,
     now_ms: i64,
 ) -> Verdict {
-    let short = session.get(..8).unwrap_or(session);
-    let resume = format!("run `smartproxy resume {short}` to let it continue");
+    // Formatted only when it is said.
+    let resume = || {
+        let short = session.get(..8).unwrap_or(session);
+        format!("run `smartproxy resume {short}` to let it continue")
+    };
     if let Some(ceiling) = config.tokens_per_minute {
         let used = w.tokens_in_last_minute(now_ms);
         if used >= ceiling {
             let stop = Stopped {
                 message: format!(
                     "loop breaker: this session used {used} tokens in the last minute, over \
-                     loop_breaker.tokens_per_minute ({ceiling}); {resume}"
+                     loop_breaker.tokens_per_minute ({ceiling}); {}",
+                    resume()
                 ),
                 row: format!("loop refused: {used} tokens in a minute (ceiling {ceiling})"),
                 fresh: true,
@@ -289,8 +299,9 @@ fn judge(
         let stop = Stopped {
             message: format!(
                 "loop detected: {what}; smartproxy refuses this session's requests now, so the \
-                 agent stops instead of spending on the same step. {resume}: the breaker then \
+                 agent stops instead of spending on the same step. {}: the breaker then \
                  starts afresh and lets at least the next {} requests through",
+                resume(),
                 repeat - 1
             ),
             row: format!("loop refused: {hashes}"),
