@@ -1,7 +1,7 @@
 //! The runaway-loop breaker against the real binary: a scripted agent that repeats the same
 //! failing tool call is warned, then stopped with 429 `loop_detected` before anything goes
 //! upstream (streamed or not), `smartproxy resume` lets it go on; alternating A,B is caught;
-//! chat, Anthropic messages and Responses inputs alike; 200 varied requests never trip it;
+//! chat, Anthropic messages, Responses and Ollama chat inputs alike; 200 varied requests never trip it;
 //! the refusals are on the ledger rows (hashes, no names) and in the run summary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -574,4 +574,45 @@ async fn one_question_asked_many_times_counts_only_when_asked_to() {
         .to_owned();
     assert!(message.contains("user message #"), "{message}");
     assert!(!message.contains("2 + 2"), "no prompt text: {message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ollama_chat_loop_is_stopped_too() {
+    let upstream = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), "loop_breaker:\n  repeat: 3\n");
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("UPSTREAM_KEY", "k")],
+    );
+    let root = session.base_url.trim_end_matches("/v1").to_owned();
+    let body = |i: usize| {
+        json!({
+            "model": "gpt-4o-mini",
+            "stream": false,
+            "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}],
+            "messages": [
+                {"role": "user", "content": format!("weather please ({i})")},
+                {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "weather", "arguments": {"city": "Nowhere"}}}]},
+                {"role": "tool", "content": "error: unknown city"},
+            ]
+        })
+    };
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for i in 0..3 {
+        let reply = post(&root, &session.key, "/api/chat", &body(i)).await;
+        statuses.push(reply.status);
+        last = Some(reply);
+    }
+    assert_eq!(statuses, [200, 200, 429], "{}", last.as_ref().unwrap().body);
+    let error = last.unwrap().json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("tool call `weather`"),
+        "Ollama's error shape: {error}"
+    );
+    drop(session);
 }
