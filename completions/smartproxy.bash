@@ -76,6 +76,9 @@ _smartproxy() {
             smartproxy,request)
                 cmd="smartproxy__subcmd__request"
                 ;;
+            smartproxy,resume)
+                cmd="smartproxy__subcmd__resume"
+                ;;
             smartproxy,route)
                 cmd="smartproxy__subcmd__route"
                 ;;
@@ -240,6 +243,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help,request)
                 cmd="smartproxy__subcmd__help__subcmd__request"
+                ;;
+            smartproxy__subcmd__help,resume)
+                cmd="smartproxy__subcmd__help__subcmd__resume"
                 ;;
             smartproxy__subcmd__help,route)
                 cmd="smartproxy__subcmd__help__subcmd__route"
@@ -524,7 +530,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon dash stats cost hooks sessions report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
+            opts="-h -V --config --log-level --help --version run daemon dash stats cost hooks resume sessions report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1320,7 +1326,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon dash stats cost hooks sessions report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
+            opts="run daemon dash stats cost hooks resume sessions report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1936,6 +1942,20 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__request)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__resume)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3046,6 +3066,28 @@ _smartproxy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__resume)
+            opts="-h -V --list --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -258,7 +258,8 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
         .client_keys(keys)
         .admin_keys(admin_keys)
         .daemon(source.clone(), reload_keys)
-        .stores(cache, capture);
+        .stores(cache, capture)
+        .loop_markers(super::pid_file::loop_markers_dir());
     if let Some(web) = web {
         builder = builder.web(web);
     }

@@ -24,6 +24,7 @@ mod prune;
 mod quote;
 mod report;
 mod request;
+mod resume;
 mod route;
 mod run;
 mod serving;
@@ -100,6 +101,8 @@ pub enum Command {
     /// Git hooks: `hooks install` adds an `AI-Cost:` trailer to every commit message.
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
+    /// Let a session the loop breaker stopped continue (`run`'s or the daemon's).
+    Resume(resume::ResumeArgs),
     /// List recent sessions, sub-sessions under their parents.
     Sessions(sessions::SessionsArgs),
     /// What a command's earlier runs cost and took (p50, p90), before running it again.
@@ -166,6 +169,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Stats(args) => stats::stats(&args, config_path.as_deref()),
         Command::Cost(args) => cost::cost(&args, config_path.as_deref()),
         Command::Hooks(cmd) => hooks::hooks(&cmd),
+        Command::Resume(args) => resume::resume(&args),
         Command::Sessions(args) => sessions::sessions(&args, config_path.as_deref()),
         Command::Quote(args) => quote::quote(&args, config_path.as_deref()),
         Command::Report(args) => report::report(&args, config_path.as_deref()),

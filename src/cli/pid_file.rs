@@ -28,6 +28,12 @@ fn runtime_dir() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
 }
 
+/// Where the loop breaker leaves a stopped session's marker for `smartproxy resume` (the
+/// runtime folder: the proxies of `run` and the daemon and `resume` on this machine all see it).
+pub(super) fn loop_markers_dir() -> PathBuf {
+    runtime_dir().join("loops")
+}
+
 pub(super) fn pid_path() -> PathBuf {
     runtime_dir().join("smartproxy.pid")
 }

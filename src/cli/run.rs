@@ -489,6 +489,7 @@ fn session_state(
         .stores(cache, capture)
         .cassette(cassette)
         .shared_budgets()
+        .loop_markers(super::pid_file::loop_markers_dir())
         .build()?;
     if let Some(shared) = &state.shared_budget {
         shared.set_project(

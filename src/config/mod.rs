@@ -30,6 +30,34 @@ pub use validate::{Browsers, from_yaml, load};
 
 use crate::pricing::Price;
 
+/// The runaway-loop breaker's limits (`loop_breaker:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopBreakerConfig {
+    /// Refuse at this many repeats of one newest turn in the last `repeat + 2` requests of a
+    /// session (or `repeat` requests alternating between two); `None`: off.
+    pub repeat: Option<usize>,
+    /// Refuse past this many tokens in a session's last minute; `None`: no ceiling.
+    pub tokens_per_minute: Option<u64>,
+    /// Count newest turns that are a user message alone, not only tool calls with their
+    /// results (off by default: a script that asks one question many times, an eval sampling
+    /// one prompt, a benchmark, are no runaway agent).
+    pub user_messages: bool,
+}
+
+/// On by default: six repeats of one newest turn (tool call, arguments and result) in eight
+/// requests is a loop, not a build being polled (whose output changes).
+pub const DEFAULT_LOOP_REPEAT: usize = 6;
+
+impl Default for LoopBreakerConfig {
+    fn default() -> Self {
+        Self {
+            repeat: Some(DEFAULT_LOOP_REPEAT),
+            tokens_per_minute: None,
+            user_messages: false,
+        }
+    }
+}
+
 /// The validated configuration the rest of the program uses.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -63,6 +91,8 @@ pub struct Config {
     /// Ledger rows older than this many days are deleted by the daemon once a day
     /// (`retention.max_age_days`, `MAX_LOG_AGE_DAYS`); `None` keeps everything.
     pub retention_days: Option<u32>,
+    /// The runaway-loop breaker (`loop_breaker:`).
+    pub loop_breaker: LoopBreakerConfig,
     /// Opt-in capture of request and response bodies (`capture:`).
     pub capture: CaptureConfig,
     /// Where budget warnings and loop alerts go (`notify:`); nowhere by default.

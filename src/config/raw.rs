@@ -49,6 +49,9 @@ pub struct RawConfig {
     pub cache: RawCache,
     #[serde(default)]
     pub retention: RawRetention,
+    /// The runaway-loop breaker (`proxy::loop_breaker`).
+    #[serde(default)]
+    pub loop_breaker: RawLoopBreaker,
     /// Opt-in capture of request and response bodies.
     #[serde(default)]
     pub capture: RawCapture,
@@ -119,6 +122,20 @@ pub struct RawClientKey {
 pub struct RawRetention {
     /// The daemon deletes ledger rows older than this many days, once a day.
     pub max_age_days: Option<u32>,
+}
+
+/// The runaway-loop breaker: on by default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoopBreaker {
+    pub enabled: Option<bool>,
+    /// Refuse when one newest-turn signature makes up this many of the last `repeat + 2`
+    /// requests of a session (or the last `repeat` alternate between two).
+    pub repeat: Option<u64>,
+    /// Refuse when a session used more tokens than this in the last minute; off unless set.
+    pub tokens_per_minute: Option<u64>,
+    /// Count turns that are a user message alone too (default: tool-call turns only).
+    pub user_messages: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

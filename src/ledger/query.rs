@@ -540,6 +540,8 @@ pub struct BudgetActions {
     pub fitted: u64,
     /// Sent to `budget.downgrade_to` instead.
     pub downgraded: u64,
+    /// Refused by the loop breaker (`loop refused: ...`), not by a budget.
+    pub loop_refused: u64,
 }
 
 impl BudgetActions {
@@ -554,9 +556,11 @@ pub fn budget_actions(conn: &Connection, filter: &Filter) -> rusqlite::Result<Bu
     let (clause, args) = where_clause(filter);
     let and = if clause.is_empty() { "WHERE" } else { "AND" };
     let sql = format!(
-        "SELECT TOTAL(r.budget_action LIKE '%refused:%'),
+        "SELECT TOTAL(r.budget_action LIKE '%refused:%'
+                 AND r.budget_action NOT LIKE 'loop refused:%'),
              TOTAL(r.budget_action LIKE '%fit: max_tokens%'),
-             TOTAL(r.budget_action LIKE 'downgrade:%')
+             TOTAL(r.budget_action LIKE 'downgrade:%'),
+             TOTAL(r.budget_action LIKE 'loop refused:%')
          FROM requests r {clause} {and} r.budget_action IS NOT NULL"
     );
     conn.query_row(&sql, params_from_iter(args), |row| {
@@ -565,6 +569,7 @@ pub fn budget_actions(conn: &Connection, filter: &Filter) -> rusqlite::Result<Bu
             refused: n(0)?,
             fitted: n(1)?,
             downgraded: n(2)?,
+            loop_refused: n(3)?,
         })
     })
 }

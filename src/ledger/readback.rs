@@ -207,6 +207,7 @@ fn outcome_of(text: &str) -> Outcome {
         "transport_error" => Outcome::TransportError,
         "rejected" => Outcome::Rejected,
         "budget_exceeded" => Outcome::BudgetExceeded,
+        "loop_detected" => Outcome::LoopDetected,
         "client_closed" => Outcome::ClientClosed,
         "proxy_stopped" => Outcome::ProxyStopped,
         _ => Outcome::Ok,

@@ -51,6 +51,8 @@ pub enum Outcome {
     /// Refused by smartproxy before anything was sent (bad request, auth, no route).
     Rejected,
     BudgetExceeded,
+    /// Refused by the loop breaker: the session's agent repeated itself.
+    LoopDetected,
     /// The client went away before the reply was complete.
     ClientClosed,
     /// smartproxy itself stopped before the reply was complete (its drain grace ran out).
@@ -65,6 +67,7 @@ impl Outcome {
             Self::TransportError => "transport_error",
             Self::Rejected => "rejected",
             Self::BudgetExceeded => "budget_exceeded",
+            Self::LoopDetected => "loop_detected",
             Self::ClientClosed => "client_closed",
             Self::ProxyStopped => "proxy_stopped",
         }

@@ -78,6 +78,8 @@ pub struct Trip {
     pub output_cap: Option<u64>,
     /// A budget is mostly used: which, and how much.
     pub budget_warning: Option<String>,
+    /// The loop breaker's warning: the session is close to being stopped.
+    pub loop_warning: Option<String>,
 }
 
 /// A request's prompt tokens, estimated from the text of its body when first asked for: a
@@ -323,6 +325,12 @@ impl Finalizer {
             reservation.settle(record.cost_usd);
         }
         self.warn_if_session_budget_mostly_spent();
+        if let Some(session) = &record.session_id {
+            let tokens = record.prompt_tokens.unwrap_or(0) + record.completion_tokens.unwrap_or(0);
+            self.state
+                .loops
+                .note_tokens(session, tokens, record.started_ms);
+        }
         tracing::info!(
             id = %record.id,
             status,

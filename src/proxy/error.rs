@@ -35,6 +35,9 @@ pub enum ErrorKind {
     ContextLengthExceeded,
     ModelNotFound,
     BudgetExceeded,
+    /// The loop breaker stopped the session: its agent repeats itself
+    /// (`crate::proxy::loop_breaker`).
+    LoopDetected,
     /// Too many wrong keys from one client address off loopback.
     TooManyWrongKeys,
     /// A budget applies and the model has no known price, so its cost could not be capped.
@@ -83,7 +86,9 @@ impl ErrorKind {
             | Self::BudgetStoreUnavailable
             | Self::Upstream(FailureKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Self::ModelNotFound | Self::UnknownUrl | Self::CassetteMiss => StatusCode::NOT_FOUND,
-            Self::BudgetExceeded | Self::TooManyWrongKeys => StatusCode::TOO_MANY_REQUESTS,
+            Self::BudgetExceeded | Self::TooManyWrongKeys | Self::LoopDetected => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Upstream(FailureKind::FirstByteTimeout | FailureKind::IdleTimeout) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -137,6 +142,7 @@ impl ErrorKind {
             Self::ContextLengthExceeded => "context_length_exceeded",
             Self::ModelNotFound => "model_not_found",
             Self::BudgetExceeded => "budget_exceeded",
+            Self::LoopDetected => "loop_detected",
             Self::UnpricedModel => "model_unpriced",
             Self::TooManyWrongKeys => "too_many_wrong_keys",
             Self::BudgetUnavailable => "budget_unavailable",
@@ -169,6 +175,7 @@ impl ErrorKind {
                 | FailureKind::Broken
                 | FailureKind::Redirected,
             ) => Outcome::TransportError,
+            Self::LoopDetected => Outcome::LoopDetected,
             Self::UpstreamTruncated
             | Self::UpstreamMalformed
             | Self::Upstream(FailureKind::TooLarge) => Outcome::UpstreamError,
@@ -186,6 +193,7 @@ impl ErrorKind {
     pub fn should_retry(self) -> Option<bool> {
         match self {
             Self::BudgetExceeded
+            | Self::LoopDetected
             | Self::UnpricedModel
             | Self::TooManyWrongKeys
             | Self::NoProvider
@@ -297,6 +305,11 @@ impl ApiError {
                 ),
             )
         }
+    }
+
+    /// The loop breaker stopped this session; `message` names what repeated and how to resume.
+    pub fn loop_detected(message: String) -> Self {
+        Self::new(ErrorKind::LoopDetected, message)
     }
 
     /// Too many wrong keys from this client lately: refused whatever it sends for `wait`.

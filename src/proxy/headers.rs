@@ -30,6 +30,7 @@ const X_OVERHEAD: HeaderName = HeaderName::from_static("x-smartproxy-overhead-ms
 const X_COST: HeaderName = HeaderName::from_static("x-smartproxy-cost");
 const X_BUDGET_ACTION: HeaderName = HeaderName::from_static("x-smartproxy-budget-action");
 const X_BUDGET_WARNING: HeaderName = HeaderName::from_static("x-smartproxy-budget-warning");
+const X_LOOP_WARNING: HeaderName = HeaderName::from_static("x-smartproxy-loop-warning");
 
 pub(super) fn routing_headers(
     state: &AppState,
@@ -66,6 +67,7 @@ pub(super) fn routing_headers(
     let route = record.route.as_deref().map(&mut put);
     let action = record.budget_action.as_deref().map(&mut put);
     let warning = trip.budget_warning.as_deref().map(&mut put);
+    let loop_warning = trip.loop_warning.as_deref().map(&mut put);
     let mut put_fmt = |value: std::fmt::Arguments<'_>| {
         let start = text.len();
         let _ = text.write_fmt(value);
@@ -103,6 +105,7 @@ pub(super) fn routing_headers(
     insert(X_ATTEMPTS, Some(attempts));
     insert(X_BUDGET_ACTION, action);
     insert(X_BUDGET_WARNING, warning);
+    insert(X_LOOP_WARNING, loop_warning);
     headers.insert(
         X_FAILOVER,
         HeaderValue::from_static(if trip.failover { "true" } else { "false" }),

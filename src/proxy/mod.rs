@@ -3,13 +3,14 @@
 //!
 //! - `server` accepts connections; `router` (public listener) and `admin` (admin listener) map
 //!   paths to handlers; `auth` decides who may use which endpoint.
-//! - Model requests run `pipeline`: one `RequestCtx` through the phases admit -> route -> cache
+//! - Model requests run `pipeline`: one `RequestCtx` through the phases admit -> loops -> route -> cache
 //!   -> budget -> attempt -> reply (the table of what each reads and writes is in its module
 //!   doc). `stream` relays streamed replies event by event and writes the row when they end.
 //! - `dialect` owns everything that differs by client format: reading requests, framing
 //!   replies, errors and stream events. `error` is the one place that picks status codes.
 //! - `views` are the endpoints that need no provider; `headers` the `x-smartproxy-*` headers;
 //!   `context` the per-request ledger row (`Finalizer`, written exactly once).
+//! - `loop_breaker` watches each session's newest turns and stops a runaway agent.
 
 pub mod admin;
 pub mod auth;
@@ -19,6 +20,7 @@ mod dialect;
 pub mod error;
 mod headers;
 pub mod keys;
+pub mod loop_breaker;
 pub mod metrics;
 mod pipeline;
 mod router;

@@ -217,6 +217,8 @@ pub struct AppState {
     pub forward_to_parent: Option<ParentProxy>,
     /// Nested sessions found in the ledger to be children of this one.
     children: Mutex<HashSet<String>>,
+    /// The runaway-loop breaker's watch on each session.
+    pub loops: super::loop_breaker::LoopBreaker,
 }
 
 impl AppState {
@@ -259,6 +261,7 @@ impl AppState {
             cut_streams: tokio::sync::watch::Sender::new(false),
             forward_to_parent: None,
             children: Mutex::default(),
+            loops: super::loop_breaker::LoopBreaker::new(None),
         })
     }
 

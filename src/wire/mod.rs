@@ -8,3 +8,4 @@ pub mod openai;
 mod openai_rewrite;
 pub mod reply_check;
 pub mod sse;
+pub mod turn;

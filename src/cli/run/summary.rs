@@ -177,6 +177,13 @@ fn summary(
     if actions.any() {
         text.push_str(&format!("budget: {}\n", describe_actions(actions)));
     }
+    if actions.loop_refused > 0 {
+        let n = actions.loop_refused;
+        text.push_str(&format!(
+            "loop breaker: {n} {} refused (the agent repeated itself)\n",
+            if n == 1 { "request" } else { "requests" }
+        ));
+    }
     for s in shared {
         text.push_str(&format!(
             "{} budget: {} of {} spent by every process, {} left\n",

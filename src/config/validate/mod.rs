@@ -285,6 +285,7 @@ impl Validator<'_> {
 
         let cache = self.cache(&raw, &stores_beside, env);
         let retention_days = self.retention(&raw, env);
+        let loop_breaker = self.loop_breaker(&raw);
         let capture = self.capture(&raw, &stores_beside, env);
         let notify = self.notify(&raw);
         let cassette_redact = self.cassette_redact(&raw);
@@ -315,6 +316,7 @@ impl Validator<'_> {
             resilience,
             cache,
             retention_days,
+            loop_breaker,
             capture,
             notify,
             cassette_redact,

@@ -34,6 +34,35 @@ impl Validator<'_> {
         raw.retention.max_age_days.filter(|d| *d > 0)
     }
 
+    /// `loop_breaker`: on unless `enabled: false`; `repeat` from 2 to 100.
+    pub(super) fn loop_breaker(&mut self, raw: &RawConfig) -> crate::config::LoopBreakerConfig {
+        let l = &raw.loop_breaker;
+        let repeat = match l.repeat {
+            None => crate::config::DEFAULT_LOOP_REPEAT,
+            Some(n @ 2..=100) => usize::try_from(n).unwrap_or(crate::config::DEFAULT_LOOP_REPEAT),
+            Some(n) => {
+                self.error(
+                    "loop_breaker.repeat",
+                    format!(
+                        "{n} is not a number of repeats from 2 to 100 (turn the breaker off with `enabled: false`)"
+                    ),
+                );
+                crate::config::DEFAULT_LOOP_REPEAT
+            }
+        };
+        if l.tokens_per_minute == Some(0) {
+            self.error(
+                "loop_breaker.tokens_per_minute",
+                "must be more than 0 (leave it out for no ceiling)",
+            );
+        }
+        crate::config::LoopBreakerConfig {
+            repeat: l.enabled.unwrap_or(true).then_some(repeat),
+            tokens_per_minute: l.tokens_per_minute.filter(|n| *n > 0),
+            user_messages: l.user_messages.unwrap_or(false),
+        }
+    }
+
     /// An on/off setting: the environment variable `var` when set (an error unless it reads as
     /// true or false), else the config's value, else off.
     fn switch(

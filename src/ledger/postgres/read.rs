@@ -82,9 +82,11 @@ pub async fn session_summary(
         .query_one(
             &format!(
                 "{TREE}
-                SELECT count(*) FILTER (WHERE r.budget_action LIKE '%refused:%'),
+                SELECT count(*) FILTER (WHERE r.budget_action LIKE '%refused:%'
+                        AND r.budget_action NOT LIKE 'loop refused:%'),
                     count(*) FILTER (WHERE r.budget_action LIKE '%fit: max_tokens%'),
-                    count(*) FILTER (WHERE r.budget_action LIKE 'downgrade:%')
+                    count(*) FILTER (WHERE r.budget_action LIKE 'downgrade:%'),
+                    count(*) FILTER (WHERE r.budget_action LIKE 'loop refused:%')
                 FROM requests r
                 WHERE r.session IN (SELECT id FROM ids) AND r.budget_action IS NOT NULL"
             ),
@@ -95,6 +97,7 @@ pub async fn session_summary(
         refused: actions.get::<_, i64>(0) as u64,
         fitted: actions.get::<_, i64>(1) as u64,
         downgraded: actions.get::<_, i64>(2) as u64,
+        loop_refused: actions.get::<_, i64>(3) as u64,
     };
     let session = client
         .query_opt(

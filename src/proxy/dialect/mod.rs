@@ -6,7 +6,7 @@ mod phases;
 mod request;
 mod stream;
 
-pub use request::{Inbound, read};
+pub use request::{Inbound, TurnReading, read};
 pub use stream::StreamFraming;
 
 use super::error::ApiError;

@@ -1,6 +1,8 @@
 //! Requests in each client format, read: what they say (model, stream, size, needs) and their
 //! body in the hub format (OpenAI's) that every provider takes.
 
+use std::hash::RandomState;
+
 use bytes::Bytes;
 use http::HeaderMap;
 
@@ -11,6 +13,7 @@ use crate::wire::depth;
 use crate::wire::openai::{
     ChatRequestView, CompletionsView, EmbeddingsView, RequestError, ResponsesView,
 };
+use crate::wire::turn::{self, Turn};
 
 /// A request, read.
 pub struct Inbound {
@@ -36,6 +39,9 @@ pub struct Inbound {
     pub passthrough_headers: Vec<(String, String)>,
     /// Claude Code's session id, to tag the ledger row with.
     pub client_session: Option<String>,
+    /// The newest turn's signature, for the loop breaker (read only while it is on; `None`
+    /// for requests that are no conversation: completions, embeddings).
+    pub turn: Option<Turn>,
 }
 
 impl Inbound {
@@ -103,7 +109,28 @@ fn static_param(name: &str) -> Option<&'static str> {
     KNOWN.iter().find(|k| **k == top).copied()
 }
 
-pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inbound, ApiError> {
+/// What the loop breaker asks `read` for: the newest turn's signature under its hasher, of
+/// requests that declare tools only (no tool call can repeat without them) unless `all`.
+#[derive(Clone, Copy)]
+pub struct TurnReading<'a> {
+    pub hasher: &'a RandomState,
+    pub all: bool,
+}
+
+impl TurnReading<'_> {
+    fn wanted(self, tools: bool) -> Option<Self> {
+        (tools || self.all).then_some(self)
+    }
+}
+
+/// Reads a request; `turns` (the loop breaker's, when it is on) asks for the newest turn's
+/// signature as well, taken from the views parsed here anyway.
+pub fn read(
+    dialect: Dialect,
+    body: Bytes,
+    headers: &HeaderMap,
+    turns: Option<TurnReading<'_>>,
+) -> Result<Inbound, ApiError> {
     // Before any parse: the views below skip nested values without a depth limit, so such a
     // body would otherwise fail only when a translation or rewrite parses it, as a 500.
     if depth::nests_deeper_than(&body, depth::MAX_DEPTH) {
@@ -122,7 +149,7 @@ pub fn read(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Inboun
         .get("x-claude-code-session-id")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(100).collect());
-    let mut inbound = said(dialect, &hub, native.as_ref())?;
+    let mut inbound = said(dialect, &hub, native.as_ref(), turns)?;
     inbound.hub = hub;
     inbound.native = native;
     inbound.passthrough_headers = passthrough_headers;
@@ -173,7 +200,12 @@ fn to_hub(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Bodies, 
 
 /// What the request says (model, stream, size, needs), read from the hub body or, for the
 /// Responses API, the client's own.
-fn said(dialect: Dialect, hub: &Bytes, native: Option<&Bytes>) -> Result<Inbound, ApiError> {
+fn said(
+    dialect: Dialect,
+    hub: &Bytes,
+    native: Option<&Bytes>,
+    turns: Option<TurnReading<'_>>,
+) -> Result<Inbound, ApiError> {
     Ok(if dialect == Dialect::Completions {
         let view = CompletionsView::parse(hub).map_err(ApiError::bad_request)?;
         Inbound {
@@ -193,6 +225,7 @@ fn said(dialect: Dialect, hub: &Bytes, native: Option<&Bytes>) -> Result<Inbound
             native: None,
             passthrough_headers: Vec::new(),
             client_session: None,
+            turn: None,
         }
     } else if let (Dialect::Responses, Some(native)) = (dialect, native) {
         let view = ResponsesView::parse(native).map_err(ApiError::bad_request)?;
@@ -210,6 +243,10 @@ fn said(dialect: Dialect, hub: &Bytes, native: Option<&Bytes>) -> Result<Inbound
             native: None,
             passthrough_headers: Vec::new(),
             client_session: None,
+            turn: turns
+                .and_then(|t| t.wanted(view.has_tools()))
+                .zip(view.input)
+                .and_then(|(t, input)| turn::of_responses(input.get(), t.hasher)),
         }
     } else if dialect == Dialect::Embeddings {
         let view = EmbeddingsView::parse(hub).map_err(ApiError::bad_request)?;
@@ -227,6 +264,7 @@ fn said(dialect: Dialect, hub: &Bytes, native: Option<&Bytes>) -> Result<Inbound
             native: None,
             passthrough_headers: Vec::new(),
             client_session: None,
+            turn: None,
         }
     } else {
         let view = ChatRequestView::parse(hub).map_err(ApiError::bad_request)?;
@@ -243,6 +281,9 @@ fn said(dialect: Dialect, hub: &Bytes, native: Option<&Bytes>) -> Result<Inbound
             native: None,
             passthrough_headers: Vec::new(),
             client_session: None,
+            turn: turns
+                .and_then(|t| t.wanted(view.has_tools()))
+                .and_then(|t| turn::of_chat(view.messages.get(), t.hasher)),
         }
     })
 }

@@ -96,7 +96,12 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     {
         capture.put(ctx.fin.id(), Kind::Request, body.clone());
     }
-    let inbound = dialect::read(ctx.dialect, body.clone(), &parts.headers)?;
+    let loops = ctx.rt.config.loop_breaker;
+    let turns = loops.repeat.is_some().then_some(dialect::TurnReading {
+        hasher: &state.loops.hasher,
+        all: loops.user_messages,
+    });
+    let inbound = dialect::read(ctx.dialect, body.clone(), &parts.headers, turns)?;
     let record = ctx.fin.record();
     record.requested_model = Some(inbound.model.clone());
     record.stream = inbound.stream;

@@ -4,6 +4,7 @@
 //! | phase | reads | writes on the ledger row / returns |
 //! |---|---|---|
 //! | `admit` | headers, body | key name, session, fingerprint, requested model, stream; the request read (`Admitted`) |
+//! | `loops` | the newest turn, the session's recent ones | a warning, or 429 `loop_detected` (`budget_action`) |
 //! | `cassette` | `Admitted`, the replayed cassette | `run --replay`: the recorded reply ends the pipeline (or a `cassette_miss`); `run --record`: the pair to record |
 //! | `route` | `Admitted`, config, breakers | route, provider, served model; the `Plan` |
 //! | `cache` | `Admitted`, plan | cache status; a hit ends the pipeline here |
@@ -24,6 +25,7 @@ mod admit;
 mod attempt;
 mod budget;
 mod cache;
+mod loops;
 mod cassette;
 mod reply;
 mod route;
@@ -122,6 +124,7 @@ pub fn refuse(
 async fn phases(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let mut request = admit::admit(ctx, req).await?;
     tracing::Span::current().record("model", tracing::field::display(&request.inbound.model));
+    loops::check(ctx, &mut request)?;
     if let Some(replayed) = cassette::replay(ctx, &request)? {
         return Ok(replayed);
     }

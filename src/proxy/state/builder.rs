@@ -52,6 +52,7 @@ pub struct StateBuilder {
     forward_to_parent: Option<ParentProxy>,
     after_reload: Option<fn(&AppState)>,
     shared: SharedBooks,
+    loop_markers: Option<PathBuf>,
 }
 
 impl AppState {
@@ -75,6 +76,7 @@ impl AppState {
             forward_to_parent: None,
             after_reload: None,
             shared: SharedBooks::None,
+            loop_markers: None,
         }
     }
 }
@@ -152,6 +154,13 @@ impl StateBuilder {
         self
     }
 
+    /// The folder where the loop breaker leaves a stopped session's marker, which `smartproxy
+    /// resume` removes (`run` and the daemon: the runtime folder's `loops`).
+    pub fn loop_markers(mut self, dir: PathBuf) -> Self {
+        self.loop_markers = Some(dir);
+        self
+    }
+
     /// The state: providers built from the config, the shared budgets opened in the ledger's
     /// file.
     pub fn build(self) -> Result<AppState, BuildError> {
@@ -186,6 +195,7 @@ impl StateBuilder {
         state.after_reload = self.after_reload;
         state.shared_budget = shared_budget;
         state.notifier = crate::notify::Notifier::start(&state.runtime().config.notify);
+        state.loops = crate::proxy::loop_breaker::LoopBreaker::new(self.loop_markers);
         Ok(state)
     }
 }

@@ -19,13 +19,14 @@ use crate::web::range::{self, Range};
 pub const PAGE: usize = 50;
 
 /// The outcomes a filter takes: `failed` (any failure) and every recorded outcome.
-const OUTCOMES: [&str; 8] = [
+const OUTCOMES: [&str; 9] = [
     "ok",
     "failed",
     "upstream_error",
     "transport_error",
     "rejected",
     "budget_exceeded",
+    "loop_detected",
     "client_closed",
     "proxy_stopped",
 ];
