@@ -177,6 +177,83 @@ async fn the_daemon_accepts_created_keys_and_refuses_revoked_ones() {
     );
 }
 
+/// One keep-alive HTTP/1.1 connection, to send several requests on the same socket (the daemon
+/// remembers the key a connection presented last; `proxy::keys::KeyMemo`).
+struct KeepAlive(std::io::BufReader<std::net::TcpStream>);
+
+impl KeepAlive {
+    fn open(base: &str) -> Self {
+        let addr = base.trim_start_matches("http://").trim_end_matches('/');
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Self(std::io::BufReader::new(stream))
+    }
+
+    /// Posts a chat with `key` and returns the status, reading the whole response off the socket.
+    fn status(&mut self, key: &str) -> u16 {
+        use std::io::{BufRead, Read, Write};
+        let body = support::chat_body("gpt-4o-mini", false, "hi");
+        let request = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {key}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.0.get_mut().write_all(request.as_bytes()).unwrap();
+        let mut line = String::new();
+        self.0.read_line(&mut line).unwrap();
+        let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut length = None;
+        loop {
+            line.clear();
+            self.0.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = Some(value.trim().parse::<usize>().unwrap());
+            }
+            assert!(
+                !line.to_ascii_lowercase().starts_with("connection: close"),
+                "the daemon closed the connection"
+            );
+        }
+        let mut body = vec![0; length.expect("a content-length")];
+        self.0.read_exact(&mut body).unwrap();
+        status
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_revoked_while_its_connection_stays_open_is_refused_on_it() {
+    let env = TestEnv::new();
+    let cursor = create(&env, "cursor");
+    let daemon = start_daemon(&env, &[("SMARTPROXY_API_KEY", "sk-env-key")]);
+    let mut conn = KeepAlive::open(&daemon.listen);
+    assert_eq!(conn.status(&cursor), 200);
+    assert_eq!(conn.status(&cursor), 200, "the remembered key");
+    assert_eq!(
+        conn.status("sk-sp-wrong"),
+        401,
+        "another key on the same connection is checked"
+    );
+    let same_length = format!("{}x", &cursor[..cursor.len() - 1]);
+    assert_eq!(conn.status(&same_length), 401, "one byte off");
+    assert_eq!(conn.status(&cursor), 200);
+
+    // Revoked and reloaded: the connection that presented it a moment ago is refused too.
+    assert_eq!(keys(&env, &["revoke", "cursor"]).status.code(), Some(0));
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    eventually(&daemon.listen, &cursor, 401).await;
+    assert_eq!(conn.status(&cursor), 401, "revoked on the open connection");
+    assert_eq!(conn.status("sk-env-key"), 200);
+    let out = daemon.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_loopback_daemon_without_keys_stays_open() {
     let env = TestEnv::new();

@@ -16,8 +16,6 @@
 //! keep their SQL; `LEGACY_WRITES` (TEMP triggers, per connection) lets tests insert and delete
 //! in the old shape. The writer interns itself (with a cache) and writes `request_rows` directly.
 
-use std::collections::HashMap;
-
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{OptionalExtension, Transaction};
 
@@ -447,9 +445,9 @@ const CACHE_LIMIT: usize = 4096;
 /// even by `prune`): another process's writer may hold any id.
 #[derive(Default)]
 pub(super) struct Interner {
-    strings: HashMap<String, i64>,
+    strings: foldhash::HashMap<String, i64>,
     /// By the shape's columns joined (see `shape_key`).
-    shapes: HashMap<String, i64>,
+    shapes: foldhash::HashMap<String, i64>,
     /// The key being looked up, reused so a cached shape costs no allocation.
     key: String,
 }

@@ -2,8 +2,6 @@
 //! in the transaction that inserts them. Reads over long spans (`stats`, dashboards) add up
 //! these rows instead of scanning every request.
 
-use std::collections::HashMap;
-
 use rusqlite::{Transaction, params};
 
 use super::RequestRecord;
@@ -38,23 +36,23 @@ struct Sums {
     simulated_usd: Option<f64>,
 }
 
-/// One batch's usage, keyed by (hour, session, model, provider): usually a row or two.
+/// One batch's usage, keyed by (hour, session, model, provider): usually a row or two. The
+/// keys borrow the batch's rows (no copies per request).
 #[derive(Debug, Default)]
-pub struct UsageBatch {
-    rows: HashMap<(i64, String, String, String), Sums>,
+pub struct UsageBatch<'a> {
+    rows: foldhash::HashMap<(i64, &'a str, &'a str, &'a str), Sums>,
 }
 
-impl UsageBatch {
-    pub fn add(&mut self, r: &RequestRecord) {
+impl<'a> UsageBatch<'a> {
+    pub fn add(&mut self, r: &'a RequestRecord) {
         let key = (
             hour_of(r.started_ms),
-            r.session_id.as_deref().unwrap_or_default().to_owned(),
+            r.session_id.as_deref().unwrap_or_default(),
             r.served_model
                 .as_deref()
                 .or(r.requested_model.as_deref())
-                .unwrap_or("(none)")
-                .to_owned(),
-            r.provider.as_deref().unwrap_or("(none)").to_owned(),
+                .unwrap_or("(none)"),
+            r.provider.as_deref().unwrap_or("(none)"),
         );
         let tokens = |v: Option<u64>| v.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let ok = r.outcome == Outcome::Ok;

@@ -1,7 +1,6 @@
 //! The writer thread: owns the ledger's write connection, takes records off the queue and commits
 //! them in batches. A busy database (another process writing) is waited out, never dropped.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -129,7 +128,7 @@ fn commit(
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // What the batch spent, per quarter hour and session: usually one upsert per batch.
-    let mut spent: HashMap<(i64, Option<&Arc<str>>), f64> = HashMap::new();
+    let mut spent: foldhash::HashMap<(i64, Option<&Arc<str>>), f64> = Default::default();
     // Looked up once per batch rather than once per row (the cache hashes the whole SQL text).
     let mut insert_request = tx.prepare_cached(narrow::INSERT_REQUEST)?;
     let mut insert_attempt = tx.prepare_cached(narrow::INSERT_ATTEMPT)?;

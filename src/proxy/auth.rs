@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
+use super::context::Peer;
 use super::error::ApiError;
 use super::keys::ClientKey;
 use super::state::AppState;
@@ -34,16 +35,19 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Checks the client's key when this proxy requires one and returns the key (its name, and
-/// for a team ledger's key its user, team and limits).
+/// for a team ledger's key its user, team and limits). The connection remembers the key it
+/// presented last (`KeyMemo`), so keep-alive requests skip hashing it again.
 pub(super) fn authorize(
     state: &AppState,
-    peer: SocketAddr,
+    peer: &Peer,
     headers: &HeaderMap,
 ) -> Result<Option<Arc<ClientKey>>, ApiError> {
     if state.keys.is_open() {
         return Ok(None);
     }
-    let name = guarded(state, peer, headers, |key| state.keys.identify(key))?;
+    let name = guarded(state, peer.addr, headers, |key| {
+        state.keys.identify_remembered(key, &peer.keys)
+    })?;
     match name {
         Some(key) => Ok(Some(key)),
         None => Err(ApiError::unauthorized(state.daemon_sessions.is_some())),
@@ -91,11 +95,11 @@ pub(super) struct Access {
 pub(super) fn authorize_anthropic(
     state: &AppState,
     passthrough: bool,
-    peer: SocketAddr,
+    peer: &Peer,
     headers: &HeaderMap,
 ) -> Result<Access, ApiError> {
     let daemon = state.daemon_sessions.is_some();
-    if !passthrough || (daemon && !peer.ip().is_loopback()) {
+    if !passthrough || (daemon && !peer.addr.ip().is_loopback()) {
         let key = authorize(state, peer, headers)?;
         return Ok(Access {
             key,
@@ -147,11 +151,11 @@ fn client_credential(headers: &HeaderMap) -> Option<ClientCredential> {
 /// client without one is let in. A key that is sent must be right.
 pub(super) fn authorize_ollama(
     state: &AppState,
-    peer: SocketAddr,
+    peer: &Peer,
     headers: &HeaderMap,
 ) -> Result<Option<Arc<ClientKey>>, ApiError> {
     let keyless = state.ollama_keyless || state.runtime().config.ollama_keyless;
-    if keyless && peer.ip().is_loopback() && !presents_key(headers) {
+    if keyless && peer.addr.ip().is_loopback() && !presents_key(headers) {
         return Ok(None);
     }
     authorize(state, peer, headers)

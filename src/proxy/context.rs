@@ -9,6 +9,7 @@ use bytes::Bytes;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use super::keys::KeyMemo;
 use super::state::AppState;
 use crate::budget::Reservation;
 use crate::ledger::{Outcome, RequestRecord, now_ms};
@@ -50,11 +51,13 @@ pub fn salted_hash(salt: &str, data: &[u8]) -> String {
     hex::encode(&hasher.finalize()[..8])
 }
 
-/// The client end of a connection, with its salted hash computed once per connection.
+/// The client end of a connection, with its salted hash computed once per connection and the
+/// client key it presented last.
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub addr: std::net::SocketAddr,
     pub hash: Arc<str>,
+    pub keys: Arc<KeyMemo>,
 }
 
 impl Peer {
@@ -62,6 +65,7 @@ impl Peer {
         Self {
             addr,
             hash: Arc::from(salted_hash(salt, addr.ip().to_string().as_bytes())),
+            keys: Arc::default(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The keys a proxy accepts (client keys, and the admin key). Keys are kept as SHA-256 digests
 //! and compared in constant time; a request is matched against every key, with no early exit.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -54,6 +55,30 @@ impl std::fmt::Debug for ClientKey {
 #[derive(Debug, Default)]
 pub struct ClientKeys {
     set: RwLock<KeySet>,
+    /// Bumped whenever the set changes: what a connection remembered (`KeyMemo`) from an
+    /// older set is not trusted.
+    generation: AtomicU64,
+}
+
+/// The key a connection last presented, and the key it identified then, so that the requests
+/// after the first on a keep-alive connection skip the SHA-256 of their key (an editor sends
+/// hundreds on one connection). A hit needs the very same bytes, compared in constant time, and
+/// the same key set: a reload or a revocation since (`ClientKeys::generation`) makes the next
+/// request hash its key again. Only keys that were accepted are remembered; the bytes live as
+/// long as the connection, as the request's own headers do.
+#[derive(Default)]
+pub struct KeyMemo(Mutex<Option<Remembered>>);
+
+struct Remembered {
+    generation: u64,
+    presented: Box<[u8]>,
+    key: Arc<ClientKey>,
+}
+
+impl std::fmt::Debug for KeyMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyMemo")
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -75,6 +100,7 @@ impl Clone for ClientKeys {
     fn clone(&self) -> Self {
         Self {
             set: RwLock::new(self.read().clone()),
+            generation: AtomicU64::new(self.generation.load(Ordering::Acquire)),
         }
     }
 }
@@ -103,6 +129,7 @@ impl ClientKeys {
         let set = self.set.get_mut().unwrap_or_else(PoisonError::into_inner);
         set.keys.push(Arc::new(ClientKey::new(name, digest)));
         set.required = true;
+        *self.generation.get_mut() += 1;
     }
 
     /// Swaps in a team ledger's keys (the whole set, as read), leaving the others as they are.
@@ -112,6 +139,7 @@ impl ClientKeys {
         let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
         set.required |= !stored.is_empty();
         set.stored = stored;
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The names of the team ledger's keys accepted now.
@@ -130,6 +158,7 @@ impl ClientKeys {
         let required = set.required || fresh.required;
         set.keys = fresh.keys;
         set.required = required;
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn is_open(&self) -> bool {
@@ -149,8 +178,34 @@ impl ClientKeys {
     /// The key `presented` is, if any. Every key is compared, with no early exit; the lock is
     /// a plain read lock held for the loop only (never across an await).
     pub fn identify(&self, presented: &str) -> Option<Arc<ClientKey>> {
-        let presented = digest(presented);
+        Self::find(&self.read(), presented)
+    }
+
+    /// `identify`, answered from `memo` when this connection presented the same key to the same
+    /// key set before (no SHA-256 then); an accepted key is remembered for the next request.
+    pub fn identify_remembered(&self, presented: &str, memo: &KeyMemo) -> Option<Arc<ClientKey>> {
+        let presented = presented.trim();
+        let mut remembered = memo.0.lock().unwrap_or_else(PoisonError::into_inner);
         let set = self.read();
+        // Read under the set's lock, which every change holds while it bumps it.
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(last) = remembered.as_ref()
+            && last.generation == generation
+            && bool::from(last.presented.as_ref().ct_eq(presented.as_bytes()))
+        {
+            return Some(Arc::clone(&last.key));
+        }
+        let found = Self::find(&set, presented);
+        *remembered = found.as_ref().map(|key| Remembered {
+            generation,
+            presented: presented.as_bytes().into(),
+            key: Arc::clone(key),
+        });
+        found
+    }
+
+    fn find(set: &KeySet, presented: &str) -> Option<Arc<ClientKey>> {
+        let presented = digest(presented);
         let mut found = None;
         for key in set.keys.iter().chain(&set.stored) {
             if bool::from(key.digest.ct_eq(&presented)) && found.is_none() {
@@ -211,6 +266,44 @@ mod tests {
         fresh.add_digest("cursor", digest("sk-cursor"));
         open.replace(fresh);
         assert!(!open.is_open(), "keys created for an open proxy close it");
+    }
+
+    #[test]
+    fn a_connection_remembers_its_key_until_the_set_changes() {
+        let keys = ClientKeys::single("session", "sk-abc");
+        let memo = KeyMemo::default();
+        let name = |found: Option<Arc<ClientKey>>| found.map(|k| k.name.clone());
+        assert_eq!(
+            name(keys.identify_remembered("sk-abc", &memo)).as_deref(),
+            Some("session")
+        );
+        assert_eq!(
+            name(keys.identify_remembered(" sk-abc ", &memo)).as_deref(),
+            Some("session"),
+            "trimmed as identify does"
+        );
+        assert!(keys.identify_remembered("sk-abd", &memo).is_none());
+        assert!(keys.identify_remembered("sk-ab", &memo).is_none());
+        assert!(keys.identify_remembered("", &memo).is_none());
+        assert!(keys.identify_remembered("sk-abc", &memo).is_some());
+        // A reload that drops the key: the remembered one is not trusted.
+        keys.replace(ClientKeys::single("session", "sk-new"));
+        assert!(keys.identify_remembered("sk-abc", &memo).is_none());
+        assert!(keys.identify_remembered("sk-new", &memo).is_some());
+        // A team ledger's revocation, the same.
+        let team = ClientKeys::open();
+        team.set_stored(vec![ClientKey::new("ana", digest("sk-ana"))]);
+        let memo = KeyMemo::default();
+        assert!(team.identify_remembered("sk-ana", &memo).is_some());
+        team.set_stored(Vec::new());
+        assert!(
+            team.identify_remembered("sk-ana", &memo).is_none(),
+            "revoked"
+        );
+        assert!(
+            !format!("{memo:?}").contains("sk-"),
+            "no key in debug output"
+        );
     }
 
     #[test]

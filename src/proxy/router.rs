@@ -68,25 +68,25 @@ pub async fn handle(
             | "/v1/embeddings"
             | "/v1/responses",
         ) => reject(&state, ApiError::method_not_allowed(method, path, "POST")),
-        (&Method::GET, "/v1/models" | "/models") => match authorize(&state, peer.addr, headers) {
+        (&Method::GET, "/v1/models" | "/models") => match authorize(&state, &peer, headers) {
             Ok(_) => views::models(&state),
             Err(err) => reject(&state, err),
         },
         // Estimated here, so a pass-through credential is only checked for presence.
         (&Method::POST, "/v1/messages/count_tokens") => {
             let passthrough = state.runtime().config.passthrough;
-            match authorize_anthropic(&state, passthrough, peer.addr, headers) {
+            match authorize_anthropic(&state, passthrough, &peer, headers) {
                 Ok(_) => views::count_tokens(&state, req).await,
                 Err(err) => reject_for(&state, err, Dialect::Anthropic),
             }
         }
         (&Method::GET | &Method::HEAD, "/api/tags") => {
-            match authorize_ollama(&state, peer.addr, headers) {
+            match authorize_ollama(&state, &peer, headers) {
                 Ok(_) => views::ollama_tags(&state),
                 Err(err) => reject_for(&state, err, Dialect::OllamaChat),
             }
         }
-        (&Method::POST, "/api/show") => match authorize_ollama(&state, peer.addr, headers) {
+        (&Method::POST, "/api/show") => match authorize_ollama(&state, &peer, headers) {
             Ok(_) => views::ollama_show(&state, req).await,
             Err(err) => reject_for(&state, err, Dialect::OllamaChat),
         },
@@ -116,7 +116,7 @@ pub async fn handle(
         (&Method::GET, path)
             if path.starts_with("/v1/responses/") || path.starts_with("/responses/") =>
         {
-            match authorize(&state, peer.addr, headers) {
+            match authorize(&state, &peer, headers) {
                 Ok(_) => super::stored_responses::retrieve(&state, path).await,
                 Err(err) => reject(&state, err),
             }

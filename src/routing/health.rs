@@ -2,7 +2,6 @@
 //! failures, half-open after a cooldown with a single probe. Time is passed in, so the state
 //! machine is tested without sleeping.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -42,8 +41,9 @@ pub struct BreakerView {
 }
 
 /// Breakers by provider, then model: looked up with borrowed names, so the request path
-/// allocates only the first time it meets a target.
-type Breakers = HashMap<String, HashMap<String, State>>;
+/// allocates only the first time it meets a target. foldhash (seeded per process) rather than
+/// SipHash: a request looks a target up three times.
+type Breakers = foldhash::HashMap<String, foldhash::HashMap<String, State>>;
 
 pub struct Health {
     failures_to_open: u32,
@@ -81,7 +81,7 @@ impl Health {
                 None => {
                     map.insert(
                         provider.to_owned(),
-                        HashMap::from([(model.to_owned(), next)]),
+                        std::iter::once((model.to_owned(), next)).collect(),
                     );
                 }
             }

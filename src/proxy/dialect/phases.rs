@@ -3,8 +3,6 @@
 //! how it is written for a target (attempt) and how the reply comes back to it (reply). The
 //! phases never name a format; these answers are where the formats differ.
 
-use std::net::SocketAddr;
-
 use bytes::Bytes;
 use http::HeaderMap;
 
@@ -12,6 +10,7 @@ use super::Dialect;
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::providers::{Endpoint, WireFormat};
 use crate::proxy::auth::{Access, authorize, authorize_anthropic, authorize_ollama};
+use crate::proxy::context::Peer;
 use crate::proxy::error::ApiError;
 use crate::proxy::state::AppState;
 use crate::translate::responses;
@@ -23,7 +22,7 @@ impl Dialect {
         self,
         state: &AppState,
         passthrough: bool,
-        peer: SocketAddr,
+        peer: &Peer,
         headers: &HeaderMap,
     ) -> Result<Access, ApiError> {
         let key = match self {

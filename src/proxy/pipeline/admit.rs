@@ -70,7 +70,7 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
         credential,
     } = ctx
         .dialect
-        .access(state, ctx.rt.config.passthrough, ctx.peer, &parts.headers)?;
+        .access(state, ctx.rt.config.passthrough, &ctx.peer, &parts.headers)?;
     // A subscription's OAuth token is not billed per token: the row's cost is notional, and
     // budgets count it only when asked to.
     if let Some(ClientCredential::Bearer(_)) = credential {

@@ -30,7 +30,6 @@ mod cassette;
 mod reply;
 mod route;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::USER_AGENT;
@@ -53,7 +52,7 @@ pub struct RequestCtx {
     /// The config and providers the request started with (a reload does not change them).
     pub rt: Arc<Runtime>,
     pub dialect: Dialect,
-    pub peer: SocketAddr,
+    pub peer: Peer,
     /// The ledger row being filled in, and the guarantee that it is written.
     pub fin: Finalizer,
     /// What the response headers report.
@@ -81,7 +80,7 @@ impl RequestCtx {
             rt: state.runtime(),
             state,
             dialect,
-            peer: peer.addr,
+            peer: peer.clone(),
             fin,
             trip: Trip::default(),
             tape: None,

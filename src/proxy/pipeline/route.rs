@@ -43,7 +43,7 @@ fn plan_for(
         images: inbound.images,
         json: inbound.json,
         prompt_tokens: request.prompt_bound,
-        source: Some(ctx.peer.ip()),
+        source: Some(ctx.peer.addr.ip()),
         tag,
     };
     let now = Instant::now();
