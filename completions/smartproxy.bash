@@ -70,6 +70,9 @@ _smartproxy() {
             smartproxy,prune)
                 cmd="smartproxy__subcmd__prune"
                 ;;
+            smartproxy,quote)
+                cmd="smartproxy__subcmd__quote"
+                ;;
             smartproxy,report)
                 cmd="smartproxy__subcmd__report"
                 ;;
@@ -237,6 +240,9 @@ _smartproxy() {
                 ;;
             smartproxy__subcmd__help,prune)
                 cmd="smartproxy__subcmd__help__subcmd__prune"
+                ;;
+            smartproxy__subcmd__help,quote)
+                cmd="smartproxy__subcmd__help__subcmd__quote"
                 ;;
             smartproxy__subcmd__help,report)
                 cmd="smartproxy__subcmd__help__subcmd__report"
@@ -530,7 +536,7 @@ _smartproxy() {
 
     case "${cmd}" in
         smartproxy)
-            opts="-h -V --config --log-level --help --version run daemon dash stats cost hooks resume sessions report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
+            opts="-h -V --config --log-level --help --version run daemon dash stats cost hooks resume sessions quote report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1326,7 +1332,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help)
-            opts="run daemon dash stats cost hooks resume sessions report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
+            opts="run daemon dash stats cost hooks resume sessions quote report status export prune config budget cache capture route request keys providers prices ledger doctor shim env ui completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1872,6 +1878,20 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__help__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smartproxy__subcmd__help__subcmd__quote)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2873,6 +2893,40 @@ _smartproxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smartproxy__subcmd__quote)
+            opts="-h -V --tag --project --last --json --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --last)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smartproxy__subcmd__report)
             opts="-h -V --config --log-level --help --version daily monthly blocks help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -3202,7 +3256,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__run)
-            opts="-h -V --budget --tag --project --mock --summary --summary-file --preset --passthrough --capture --dash --record --record-timing --replay --replay-miss --pass-env --config --log-level --help --version"
+            opts="-h -V --budget --tag --project --mock --summary --summary-file --preset --passthrough --capture --dash --max-cost --baseline --max-ratio --save-baseline --quote --record --record-timing --replay --replay-miss --pass-env --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3229,6 +3283,22 @@ _smartproxy() {
                     return 0
                     ;;
                 --preset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-cost)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --baseline)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-ratio)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --save-baseline)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -331,3 +331,66 @@ fn a_bad_notify_setting_names_the_file_line_and_key() {
         assert!(stderr.contains(key) && stderr.contains(want), "{stderr}");
     }
 }
+
+/// Sends the same failing tool-call turn `N` times, as a stuck agent does.
+const LOOPING_CLIENT: &str = r#"import json, os, sys, urllib.request as u, urllib.error
+for i in range(int(sys.argv[1])):
+    body = json.dumps({'model': 'gpt-4o', 'max_tokens': 50,
+        'tools': [{'type': 'function', 'function': {'name': 'read_file', 'parameters': {'type': 'object'}}}],
+        'messages': [{'role': 'user', 'content': 'fix the build, attempt %d' % i},
+            {'role': 'assistant', 'content': None, 'tool_calls': [{'id': 'c1', 'type': 'function',
+                'function': {'name': 'read_file', 'arguments': '{"path": "missing.rs"}'}}]},
+            {'role': 'tool', 'tool_call_id': 'c1', 'content': 'Error: no such file'}]}).encode()
+    r = u.Request(os.environ['OPENAI_BASE_URL'] + '/chat/completions', data=body,
+        headers={'Authorization': 'Bearer ' + os.environ['OPENAI_API_KEY'], 'Content-Type': 'application/json'})
+    try:
+        resp = u.urlopen(r); resp.read(); print(resp.status)
+    except urllib.error.HTTPError as e:
+        print(e.code)
+"#;
+
+/// A loop the breaker stops reaches the webhook once (not once per refused request), with the
+/// signature's hash and counts and never the tool's name.
+#[test]
+fn a_tripped_loop_breaker_notifies_once_without_the_tools_name() {
+    let env = TestEnv::new();
+    let hook = Hook::start(vec![]);
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: m\n    kind: mock\nnotify:\n  webhook: {}\n",
+            hook.url
+        ),
+    );
+    let client = env.write("loop.py", LOOPING_CLIENT);
+    let mut cmd = env.command();
+    cmd.args(["run", "--mock", "--config"]).arg(&config).args([
+        "--",
+        "python3",
+        client.to_str().unwrap(),
+        "9",
+    ]);
+    let out = run_to_end(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let statuses: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "429").count(),
+        4,
+        "{statuses:?}"
+    );
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let event = &bodies[0];
+    assert_eq!(event["event"], "loop_detected", "{event}");
+    assert_eq!(event["session_id"], session_id(&env));
+    let signature = event["signature"].as_str().unwrap();
+    assert!(signature.starts_with("tool call #"), "{event}");
+    assert!(!event.to_string().contains("read_file"), "{event}");
+    assert!(
+        event["message"]
+            .as_str()
+            .unwrap()
+            .contains("smartproxy resume"),
+        "{event}"
+    );
+}

@@ -55,8 +55,8 @@ impl Event {
                     .unwrap_or_default()
             ),
             Self::LoopDetected { session, signature } => format!(
-                "session {} stopped: it repeats the request {signature}",
-                session.get(..8).unwrap_or(session)
+                "session {short} stopped by the loop breaker: {signature}; `smartproxy resume {short}` lets it go on",
+                short = session.get(..8).unwrap_or(session)
             ),
         }
     }

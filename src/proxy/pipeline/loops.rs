@@ -52,6 +52,14 @@ pub fn check(ctx: &mut RequestCtx, request: &mut Admitted) -> Result<(), ApiErro
         Verdict::Stop(stop) => {
             if stop.fresh {
                 crate::printer::warn(&stop.message);
+                if let Some(notifier) = &state.notifier {
+                    // The row's wording: kinds, hashes and counts, never a tool's name.
+                    let signature = stop.row.trim_start_matches("loop refused: ").to_owned();
+                    notifier.send(crate::notify::Event::LoopDetected {
+                        session: session.to_string(),
+                        signature,
+                    });
+                }
             }
             ctx.fin.record().budget_action = Some(stop.row);
             Err(ApiError::loop_detected(stop.message))

@@ -25,8 +25,8 @@ mod admit;
 mod attempt;
 mod budget;
 mod cache;
-mod loops;
 mod cassette;
+mod loops;
 mod reply;
 mod route;
 
