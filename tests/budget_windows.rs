@@ -329,3 +329,174 @@ fn bad_windows_name_their_line_and_key() {
         assert!(text.contains(needle), "{needle} in {text}");
     }
 }
+
+/// Two daemon client keys: `windowed` with a daily $0.0025 and a 5-hour window of $0.004,
+/// `plain` with the daily $0.0025 alone.
+const KEYED: &str = "budget:\n  timezone: utc\n  on_exceed: refuse\nclient_keys:\n  - name: windowed\n    key_env: WINDOWED_KEY\n    budget_daily_usd: 0.0025\n    windows: [{every: 5h, usd: 0.004}]\n  - {name: plain, key_env: PLAIN_KEY, budget_daily_usd: 0.0025}\n";
+
+/// `(key, n)` batches of requests to a daemon whose clock reads `now`, stopped after.
+async fn daemon_requests(
+    env: &TestEnv,
+    config: &std::path::Path,
+    now: &str,
+    db: Option<&str>,
+    batches: &[(&str, usize)],
+) -> Vec<Vec<Answer>> {
+    let mut envs = vec![
+        ("UPSTREAM_KEY", "k"),
+        ("SMARTPROXY_TEST_NOW", now),
+        ("WINDOWED_KEY", "sk-windowed-1"),
+        ("PLAIN_KEY", "sk-plain-1"),
+    ];
+    if let Some(url) = db {
+        envs.push(("SMARTPROXY_DB", url));
+    }
+    let daemon = support::daemon::Daemon::start(env, config, &[], &envs);
+    let listen = format!("{}/v1", daemon.listen);
+    let body = serde_json::json!({"model": "gpt-4o", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]});
+    let mut out = Vec::new();
+    for (key, n) in batches {
+        let secret = format!("sk-{key}-1");
+        let mut answers = Vec::new();
+        for _ in 0..*n {
+            let reply = post_chat(&listen, Some(&secret), body.to_string()).await;
+            answers.push(Answer {
+                status: reply.status,
+                message: reply.json()["error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                retry_after: reply
+                    .headers
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse().ok()),
+            });
+        }
+        out.push(answers);
+    }
+    assert!(daemon.stop().status.success());
+    out
+}
+
+/// A client key's rolling window holds across midnight while its daily limit starts afresh;
+/// the other key, with a daily limit only, is not held by it.
+async fn key_window_across_midnight(db: Option<&str>, frees: &str) {
+    let upstream = upstream(20);
+    let env = TestEnv::new();
+    let config = env.upstream_config(&upstream.base_url(), KEYED);
+
+    // Monday 21:30: each key's day allows two.
+    let evening = daemon_requests(
+        &env,
+        &config,
+        "2026-12-07T21:30:00Z",
+        db,
+        &[("windowed", 3), ("plain", 1)],
+    )
+    .await;
+    assert_eq!(codes(&evening[0]), [200, 200, 429]);
+    assert!(
+        evening[0][2].message.starts_with("key daily budget"),
+        "{}",
+        evening[0][2].message
+    );
+    assert_eq!(codes(&evening[1]), [200]);
+
+    // 00:30: a new day for both; `windowed`'s window still holds its evening's $0.00205.
+    let night = daemon_requests(
+        &env,
+        &config,
+        "2026-12-08T00:30:00Z",
+        db,
+        &[("windowed", 2), ("plain", 2)],
+    )
+    .await;
+    assert_eq!(codes(&night[0]), [200, 429], "the key's window holds");
+    let refused = &night[0][1];
+    assert!(
+        refused
+            .message
+            .starts_with("key rolling 5h budget $0.004 exceeded"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        refused.message.contains(&format!("frees up at {frees}")),
+        "{}",
+        refused.message
+    );
+    assert!(refused.retry_after.is_some());
+    assert_eq!(codes(&night[1]), [200, 200], "the other key is not held");
+    assert_eq!(upstream.calls(), 6);
+
+    // `budget --json` shows the key's window beside its day; the other key has no window.
+    let config = config.to_str().unwrap();
+    let shown = json_of(
+        &env,
+        &["budget", "--json", "--config", config],
+        "2026-12-08T00:31:00Z",
+        db,
+    );
+    let window = scope(&shown, "key:windowed", "rolling 5h");
+    assert_eq!(window["cap_usd"], 0.004);
+    assert!(
+        (window["spent_usd"].as_f64().unwrap() - 3.0 * COST).abs() < 1e-9,
+        "{shown}"
+    );
+    let frees_ms =
+        chrono::DateTime::parse_from_rfc3339(&format!("{}:00Z", frees.replace(' ', "T")))
+            .unwrap()
+            .timestamp_millis();
+    assert_eq!(window["frees_at_ms"], frees_ms, "{shown}");
+    let plain = scope(&shown, "key:plain", "day");
+    assert!(
+        (plain["spent_usd"].as_f64().unwrap() - 2.0 * COST).abs() < 1e-9,
+        "{shown}"
+    );
+    let windows = shown["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["period"] == "rolling 5h")
+        .count();
+    assert_eq!(windows, 1, "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_keys_window_spans_midnight_on_sqlite() {
+    key_window_across_midnight(None, "2026-12-08 02:45").await;
+}
+
+#[test]
+fn a_client_keys_window_spans_midnight_on_postgres() {
+    let Some(db) = TestDb::create("keywin") else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(key_window_across_midnight(
+        Some(&db.url),
+        "2026-12-08 02:35",
+    ));
+}
+
+/// A client key's bad weekly limit and windows are named by file, line and key.
+#[test]
+fn bad_key_windows_name_their_line_and_key() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "smartproxy.yaml",
+        "client_keys:\n  - name: ci\n    key_env: CI_KEY\n    budget_weekly_usd: -1\n    windows:\n      - every: 30s\n        usd: 1\n      - every: 5h\n        usd: 0\n",
+    );
+    let mut cmd = env.command();
+    cmd.args(["config", "validate", "--config", config.to_str().unwrap()]);
+    let out = run_to_end(cmd);
+    assert!(!out.status.success());
+    let text = support::text(&out.stderr) + &support::text(&out.stdout);
+    for needle in [
+        "smartproxy.yaml:4: `client_keys[0].budget_weekly_usd`: must be an amount in USD of zero or more",
+        "smartproxy.yaml:6: `client_keys[0].windows[0].every`: `30s` is outside 1m to 31d",
+        "smartproxy.yaml:9: `client_keys[0].windows[1].usd`: must be an amount in USD above zero",
+    ] {
+        assert!(text.contains(needle), "{needle} in {text}");
+    }
+}

@@ -194,26 +194,32 @@ pub fn period_start_ms(period: Period, now_ms: i64, utc_offset_s: Option<i32>) -
 }
 
 /// The oldest moment a configured budget still counts spend from: the earliest start of the
-/// periods with a limit (this month, this week, the longest rolling window), at least the start
-/// of today (daily and client-key limits). Deleting ledger rows from after it would hand the
-/// spend back to the budget.
-pub fn counted_since_ms(config: &crate::config::BudgetConfig, now_ms: i64) -> i64 {
+/// periods with a limit (this month, this week, the longest rolling window; the process's,
+/// a project's or a client key's), at least the start of today (daily limits). Deleting
+/// ledger rows from after it would hand the spend back to the budget.
+pub fn counted_since_ms(config: &crate::config::Config, now_ms: i64) -> i64 {
+    let budget = &config.budget;
+    let keys = config.client_key_budgets();
+    let scopes: Vec<&crate::config::ProjectBudget> = budget
+        .projects
+        .values()
+        .chain(keys.iter().map(|(_, b)| b))
+        .collect();
     let mut periods = vec![Period::Day];
-    let projects = config.projects.values();
-    if config.monthly_usd.is_some() || projects.clone().any(|p| p.monthly_usd.is_some()) {
+    if budget.monthly_usd.is_some() || scopes.iter().any(|p| p.monthly_usd.is_some()) {
         periods.push(Period::Month);
     }
-    if config.weekly_usd.is_some() || projects.clone().any(|p| p.weekly_usd.is_some()) {
+    if budget.weekly_usd.is_some() || scopes.iter().any(|p| p.weekly_usd.is_some()) {
         periods.push(Period::Week);
     }
-    let windows = config
+    let windows = budget
         .windows
         .iter()
-        .chain(projects.flat_map(|p| p.windows.iter()));
+        .chain(scopes.iter().flat_map(|p| p.windows.iter()));
     periods.extend(windows.map(|w| Period::Window(w.every_ms)));
     periods
         .into_iter()
-        .map(|p| period_start_ms(p, now_ms, config.utc_offset_s))
+        .map(|p| period_start_ms(p, now_ms, budget.utc_offset_s))
         .min()
         .unwrap_or(now_ms)
 }

@@ -57,8 +57,8 @@ pub struct SharedBudget {
     reservation_expiry_ms: i64,
     /// What this process may spend while PostgreSQL is down (`budget.offline_grace_usd`).
     grace: Option<SessionBudget>,
-    /// Daily budgets of the daemon's client keys, by key name.
-    key_budgets: RwLock<HashMap<String, f64>>,
+    /// Limits of the daemon's client keys (daily, weekly, rolling), by key name.
+    key_budgets: RwLock<HashMap<String, ProjectBudget>>,
     /// The project this process's requests are charged to, when it has limits.
     project: RwLock<Option<Payer>>,
 }
@@ -143,8 +143,8 @@ impl SharedBudget {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = payer;
     }
 
-    /// Replaces the per-key daily budgets (at start-up and on reload).
-    pub fn set_key_budgets(&self, budgets: HashMap<String, f64>) {
+    /// Replaces the per-key limits (at start-up and on reload).
+    pub fn set_key_budgets(&self, budgets: HashMap<String, ProjectBudget>) {
         *self
             .key_budgets
             .write()
@@ -152,8 +152,8 @@ impl SharedBudget {
     }
 
     /// The limits a request of client key `key` is held to, each with the name of its counter
-    /// in PostgreSQL: the process-wide daily and monthly ones, the config's daily budget of
-    /// `key`, and the limits of its `payers` (a team key's own, its user's, its team's). A
+    /// in PostgreSQL: the process-wide ones, the config's limits of `key` (daily, weekly,
+    /// rolling), its project's, and the limits of its `payers` (a team key's own, its user's, its team's). A
     /// scope named twice (a config key and a ledger key of one name) counts once, the
     /// ledger's limit winning.
     fn scoped_limits(
@@ -195,7 +195,24 @@ impl SharedBudget {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        for payer in payers.iter().chain(project.as_ref()) {
+        // The config's limits of `key`, held like a project's; after the ledger's payers, so a
+        // ledger key's limit of one period wins over the config's.
+        let own = key.and_then(|key| {
+            let budgets = self
+                .key_budgets
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let b = budgets.get(key)?;
+            Some(Payer {
+                holder: Holder::Key,
+                name: key.to_owned(),
+                daily_usd: b.daily_usd,
+                monthly_usd: b.monthly_usd,
+                weekly_usd: b.weekly_usd,
+                windows: b.windows.clone(),
+            })
+        });
+        for payer in payers.iter().chain(project.as_ref()).chain(own.as_ref()) {
             for (period, cap) in periods(
                 payer.daily_usd,
                 payer.weekly_usd,
@@ -210,26 +227,6 @@ impl SharedBudget {
                         counter,
                     ));
                 }
-            }
-        }
-        if let Some(key) = key {
-            let budgets = self
-                .key_budgets
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let counter = scopes::counter_name(Some((Holder::Key, key)), Period::Day);
-            if let Some(cap) = budgets.get(key)
-                && limits.iter().all(|(_, c)| *c != counter)
-            {
-                let owner = Payer {
-                    holder: Holder::Key,
-                    name: key.to_owned(),
-                    daily_usd: Some(*cap),
-                    monthly_usd: None,
-                    weekly_usd: None,
-                    windows: Vec::new(),
-                };
-                limits.push((limit("key daily", *cap, Period::Day, Some(&owner)), counter));
             }
         }
         limits
@@ -525,7 +522,11 @@ mod tests {
         let shared = SharedBudget::open_file(&dir.path().join("l.db"), &config, true)
             .unwrap()
             .unwrap();
-        shared.set_key_budgets(HashMap::from([("ci".to_owned(), 1.0)]));
+        let daily = |usd| ProjectBudget {
+            daily_usd: Some(usd),
+            ..ProjectBudget::default()
+        };
+        shared.set_key_budgets(HashMap::from([("ci".to_owned(), daily(1.0))]));
         let payers = [
             payer(Holder::Key, "ci", Some(2.0), Some(5.0)),
             payer(Holder::User, "ana", Some(3.0), None),

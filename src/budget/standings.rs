@@ -10,7 +10,7 @@ use super::policy::{Period, period_start_ms};
 use super::scopes;
 use super::store::{self, Limit};
 use super::window;
-use crate::config::BudgetConfig;
+use crate::config::{BudgetConfig, ProjectBudget};
 use crate::ledger::postgres::budget::Scope;
 use crate::ledger::postgres::query::Reader as PgReader;
 use crate::ledger::reader::{LedgerReader, ReadError};
@@ -62,10 +62,10 @@ fn period_rank(period: Period) -> (u8, i64) {
 }
 
 /// What the standings are read against: the budget config and the config's client keys'
-/// daily budgets (name, USD).
+/// limits, by name.
 pub struct Limits<'a> {
     pub budget: &'a BudgetConfig,
-    pub key_budgets: &'a [(String, f64)],
+    pub key_budgets: &'a [(String, ProjectBudget)],
 }
 
 /// Every scope's standing at `now_ms`, process-wide first, days before months. No reader:
@@ -153,32 +153,31 @@ fn periods(
 }
 
 /// The config's limits: process-wide daily, weekly, monthly and rolling, each project's, and
-/// the client keys' daily ones.
+/// each client key's.
 fn configured(limits: &Limits<'_>, start: &dyn Fn(Period) -> i64) -> Vec<ScopeStanding> {
     let mut lines = Vec::new();
     let b = limits.budget;
     for (period, cap) in periods(b.daily_usd, b.weekly_usd, b.monthly_usd, &b.windows) {
         lines.extend(cap.map(|cap| line("all".to_owned(), period, start(period), cap)));
     }
-    for (name, project) in &limits.budget.projects {
+    let projects = limits
+        .budget
+        .projects
+        .iter()
+        .map(|(n, b)| ("project", n, b));
+    let keys = limits.key_budgets.iter().map(|(n, b)| ("key", n, b));
+    for (holder, name, budget) in projects.chain(keys) {
         for (period, cap) in periods(
-            project.daily_usd,
-            project.weekly_usd,
-            project.monthly_usd,
-            &project.windows,
+            budget.daily_usd,
+            budget.weekly_usd,
+            budget.monthly_usd,
+            &budget.windows,
         ) {
             let cap = cap.filter(|cap| *cap > 0.0);
-            lines
-                .extend(cap.map(|cap| line(format!("project:{name}"), period, start(period), cap)));
+            lines.extend(
+                cap.map(|cap| line(format!("{holder}:{name}"), period, start(period), cap)),
+            );
         }
-    }
-    for (name, cap) in limits.key_budgets {
-        lines.push(line(
-            format!("key:{name}"),
-            Period::Day,
-            start(Period::Day),
-            *cap,
-        ));
     }
     lines
 }
@@ -293,10 +292,11 @@ fn window_lines(
         .iter()
         .filter_map(|l| {
             let every_ms = l.every_ms?;
-            let holder = l
-                .scope
-                .strip_prefix("project:")
-                .map(|name| (scopes::Holder::Project, name));
+            let holder = match l.scope.split_once(':') {
+                Some(("project", name)) => Some((scopes::Holder::Project, name)),
+                Some(("key", name)) => Some((scopes::Holder::Key, name)),
+                _ => None,
+            };
             let bucket = window::bucket_ms(every_ms);
             Some(Scope {
                 scope: scopes::counter_name(holder, l.period),

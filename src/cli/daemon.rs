@@ -6,6 +6,7 @@ mod install;
 mod retention;
 mod team_keys;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::pid_file::{PidFile, alive, pid_path, read_pid_file, write_pid_file};
 use super::serving::open_stores;
+use crate::config::ProjectBudget;
 use crate::ledger::Ledger;
 use crate::printer;
 use crate::proxy::server::Listener;
@@ -552,7 +554,7 @@ fn client_keys(
     Ok(keys)
 }
 
-/// Hands the client keys' daily budgets to the shared budget.
+/// Hands the client keys' limits to the shared budget.
 fn apply_key_budgets(state: &AppState) {
     let Some(shared) = &state.shared_budget else {
         return;
@@ -560,7 +562,6 @@ fn apply_key_budgets(state: &AppState) {
     let config = Arc::clone(&state.runtime().config);
     // The daemon's sessions are its config's `project:`; so are their project limits.
     shared.set_project(config.project.as_deref(), &config.budget.projects);
-    let configured = config.client_keys.clone();
     // Keys created with `smartproxy keys` live in the SQLite ledger; on PostgreSQL only the
     // configured keys bring budgets (for now).
     let loaded = match state.ledger.path() {
@@ -570,13 +571,15 @@ fn apply_key_budgets(state: &AppState) {
         None => Ok(Vec::new()),
     };
     match loaded {
-        Ok(budgets) => shared.set_key_budgets(
-            configured
-                .into_iter()
-                .filter_map(|k| Some((k.name, k.budget_daily_usd?)))
-                .chain(budgets)
-                .collect(),
-        ),
+        Ok(stored) => {
+            let mut budgets: HashMap<String, ProjectBudget> =
+                config.client_key_budgets().into_iter().collect();
+            // A ledger key's daily budget wins over a configured key's of the same name.
+            for (name, usd) in stored {
+                budgets.entry(name).or_default().daily_usd = Some(usd);
+            }
+            shared.set_key_budgets(budgets);
+        }
         Err(err) => printer::warn(&format!("client key budgets not loaded: {err}")),
     }
 }

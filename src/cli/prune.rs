@@ -73,7 +73,7 @@ pub fn prune(args: &PruneArgs, config_path: Option<&Path>) -> anyhow::Result<u8>
         return Ok(0);
     }
     let bar = printer::progress(None, "{spinner} deleting: {human_pos} requests so far");
-    let budget_from = counted_since_ms(&config.budget, ledger::now_ms());
+    let budget_from = counted_since_ms(&config, ledger::now_ms());
     let done = retention::execute(&conn, cutoff_ms, budget_from, &mut |n| bar.set_position(n))?;
     bar.finish_and_clear();
     let bodies = remove_bodies(&config, done.cutoff_ms)?;

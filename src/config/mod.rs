@@ -218,6 +218,9 @@ pub struct ClientKeyConfig {
     pub key_env: String,
     pub key: Option<Secret>,
     pub budget_daily_usd: Option<f64>,
+    pub budget_weekly_usd: Option<f64>,
+    /// Rolling windows of this key's spend (`windows: [{every: 5h, usd: 10}]`).
+    pub windows: Vec<WindowLimit>,
 }
 
 /// The exact-match response cache.
@@ -318,13 +321,24 @@ pub struct BudgetConfig {
     pub projects: BTreeMap<String, ProjectBudget>,
 }
 
-/// One project's limits (`budget.projects.NAME`).
+/// One project's limits (`budget.projects.NAME`), or one client key's (`client_keys[i]`, which
+/// has no monthly one).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProjectBudget {
     pub daily_usd: Option<f64>,
     pub weekly_usd: Option<f64>,
     pub monthly_usd: Option<f64>,
     pub windows: Vec<WindowLimit>,
+}
+
+impl ProjectBudget {
+    /// Whether any of its limits is set.
+    pub fn has_limits(&self) -> bool {
+        self.daily_usd.is_some()
+            || self.weekly_usd.is_some()
+            || self.monthly_usd.is_some()
+            || !self.windows.is_empty()
+    }
 }
 
 /// A rolling window's limit: the spend of any `every_ms` stays under `usd`.
@@ -410,11 +424,20 @@ impl fmt::Display for ConfigError {
 }
 
 impl Config {
-    /// The client keys with a daily budget, as (name, USD).
-    pub fn client_key_budgets(&self) -> Vec<(String, f64)> {
+    /// The client keys with a limit (daily, weekly or a rolling window), by name.
+    pub fn client_key_budgets(&self) -> Vec<(String, ProjectBudget)> {
         self.client_keys
             .iter()
-            .filter_map(|k| k.budget_daily_usd.map(|usd| (k.name.clone(), usd)))
+            .map(|k| {
+                let budget = ProjectBudget {
+                    daily_usd: k.budget_daily_usd,
+                    weekly_usd: k.budget_weekly_usd,
+                    monthly_usd: None,
+                    windows: k.windows.clone(),
+                };
+                (k.name.clone(), budget)
+            })
+            .filter(|(_, b)| b.has_limits())
             .collect()
     }
 

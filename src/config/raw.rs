@@ -115,6 +115,11 @@ pub struct RawClientKey {
     pub name: String,
     pub key_env: String,
     pub budget_daily_usd: Option<f64>,
+    /// Per ISO week, in the budget's calendar (USD; 0 or missing: no limit).
+    pub budget_weekly_usd: Option<f64>,
+    /// Rolling windows of this key's spend: `[{every: 5h, usd: 10}]`.
+    #[serde(default)]
+    pub windows: Vec<RawWindow>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,7 +18,7 @@ const EVERY: Duration = Duration::from_secs(2);
 pub struct Budgets {
     pub budget: BudgetConfig,
     /// The client keys' daily budgets (name, USD).
-    pub key_budgets: Vec<(String, f64)>,
+    pub key_budgets: Vec<(String, crate::config::ProjectBudget)>,
 }
 
 impl Budgets {

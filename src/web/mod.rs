@@ -84,7 +84,7 @@ impl Web {
 #[derive(Debug, Clone, Default)]
 pub struct BudgetLimits {
     pub budget: crate::config::BudgetConfig,
-    pub key_budgets: Vec<(String, f64)>,
+    pub key_budgets: Vec<(String, crate::config::ProjectBudget)>,
 }
 
 /// The store of captured bodies (`capture:`), when there is one.

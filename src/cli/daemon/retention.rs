@@ -35,13 +35,8 @@ pub fn start(state: &Arc<AppState>, running: &mut Option<JoinHandle<()>>) {
             LedgerLocation::Sqlite(path) => ledger::query::open(path)
                 .map_err(|e| e.to_string())
                 .and_then(|conn| {
-                    retention::execute(
-                        &conn,
-                        cutoff,
-                        counted_since_ms(&config.budget, now),
-                        &mut |_| {},
-                    )
-                    .map_err(|e| e.to_string())
+                    retention::execute(&conn, cutoff, counted_since_ms(&config, now), &mut |_| {})
+                        .map_err(|e| e.to_string())
                 }),
             // Team mode: whole months go as partitions (every daemon on the ledger may try;
             // the prune's advisory lock lets one at a time, and a second finds nothing left).

@@ -192,7 +192,7 @@ impl Validator<'_> {
 
     /// Rolling windows under `key`: `every` a duration from a minute to 31 days, `usd` above
     /// zero, no two of one length (they would share a counter).
-    fn windows(&mut self, key: &str, raw: &[RawWindow]) -> Vec<WindowLimit> {
+    pub(super) fn windows(&mut self, key: &str, raw: &[RawWindow]) -> Vec<WindowLimit> {
         let mut out: Vec<WindowLimit> = Vec::new();
         for (i, w) in raw.iter().enumerate() {
             let every_ms = match window::parse_every(&w.every) {

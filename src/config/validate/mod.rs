@@ -505,6 +505,15 @@ impl Validator<'_> {
                     "must be an amount in USD of zero or more",
                 );
             }
+            if k.budget_weekly_usd
+                .is_some_and(|b| !b.is_finite() || b < 0.0)
+            {
+                self.error(
+                    &at("budget_weekly_usd"),
+                    "must be an amount in USD of zero or more",
+                );
+            }
+            let windows = self.windows(&at("windows"), &k.windows);
             out.push(super::ClientKeyConfig {
                 name: name.to_owned(),
                 key_env: k.key_env.clone(),
@@ -512,6 +521,8 @@ impl Validator<'_> {
                     .filter(|v| !v.trim().is_empty())
                     .map(|v| Secret::new(v.trim().to_owned())),
                 budget_daily_usd: k.budget_daily_usd.filter(|b| *b > 0.0),
+                budget_weekly_usd: k.budget_weekly_usd.filter(|b| *b > 0.0),
+                windows,
             });
         }
         out

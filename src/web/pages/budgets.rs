@@ -17,7 +17,7 @@ pub fn render(lines: &[ScopeStanding], session_usd: Option<f64>, now_ms: i64) ->
     if lines.is_empty() {
         body.push_str(
             r#"<section class="notice empty" id="no-budgets"><h2>No daily or monthly limit</h2>
-<p>Set <code>budget.daily_usd</code>, <code>budget.weekly_usd</code>, <code>budget.monthly_usd</code> or <code>budget.windows</code> in the config, give a client key <code>budget_daily_usd</code>, or on a team ledger <code>smartproxy keys limit --user NAME --daily USD</code>.</p></section>
+<p>Set <code>budget.daily_usd</code>, <code>budget.weekly_usd</code>, <code>budget.monthly_usd</code> or <code>budget.windows</code> in the config, give a client key <code>budget_daily_usd</code>, <code>budget_weekly_usd</code> or <code>windows</code>, or on a team ledger <code>smartproxy keys limit --user NAME --daily USD</code>.</p></section>
 "#,
         );
         return html::page("Budgets", Nav::Budgets, &body);
