@@ -382,12 +382,12 @@ async fn daemon_requests(
 /// the other key, with a daily limit only, is not held by it.
 async fn key_window_across_midnight(db: Option<&str>, frees: &str) {
     let upstream = upstream(20);
-    let env = TestEnv::new();
+    let env = &TestEnv::new();
     let config = env.upstream_config(&upstream.base_url(), KEYED);
 
     // Monday 21:30: each key's day allows two.
     let evening = daemon_requests(
-        &env,
+        env,
         &config,
         "2026-12-07T21:30:00Z",
         db,
@@ -404,7 +404,7 @@ async fn key_window_across_midnight(db: Option<&str>, frees: &str) {
 
     // 00:30: a new day for both; `windowed`'s window still holds its evening's $0.00205.
     let night = daemon_requests(
-        &env,
+        env,
         &config,
         "2026-12-08T00:30:00Z",
         db,
@@ -432,7 +432,7 @@ async fn key_window_across_midnight(db: Option<&str>, frees: &str) {
     // `budget --json` shows the key's window beside its day; the other key has no window.
     let config = config.to_str().unwrap();
     let shown = json_of(
-        &env,
+        env,
         &["budget", "--json", "--config", config],
         "2026-12-08T00:31:00Z",
         db,
@@ -460,6 +460,25 @@ async fn key_window_across_midnight(db: Option<&str>, frees: &str) {
         .filter(|s| s["period"] == "rolling 5h")
         .count();
     assert_eq!(windows, 1, "{shown}");
+
+    if db.is_none() {
+        // `/budgets` and its API show the key's window too.
+        let ui = Ui::start(
+            env,
+            &[
+                ("SMARTPROXY_TEST_NOW", "2026-12-08T00:31:00Z"),
+                ("TZ", "UTC"),
+            ],
+        );
+        let (status, _, api) = get(&format!("{}/api/budgets", ui.url), "content-type").await;
+        assert_eq!(status, 200, "{api}");
+        let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+        let window = scope(&api, "key:windowed", "rolling 5h");
+        assert_eq!(window["frees_at_ms"], frees_ms, "{api}");
+        let (status, _, html) = get(&format!("{}/budgets", ui.url), "content-type").await;
+        assert_eq!(status, 200);
+        assert!(html.contains("key:windowed"), "{html}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
