@@ -86,7 +86,7 @@ fn as_text(session_usd: Option<f64>, lines: &[ScopeStanding], now: i64) -> Strin
     if lines.is_empty() {
         text.push_str(
             "no shared limit (budget.daily_usd / weekly_usd / monthly_usd / windows, a client \
-             key's budget_daily_usd; team ledger: `keys create --daily`, `keys limit`)\n",
+             key's budget_daily_usd, budget_weekly_usd or windows; team ledger: `keys create --daily`, `keys limit`)\n",
         );
         return text;
     }
