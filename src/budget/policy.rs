@@ -341,6 +341,26 @@ mod tests {
         );
     }
 
+    /// Pruning keeps what a client key's week and window still count, not just today.
+    #[test]
+    #[allow(clippy::expect_used)]
+    fn client_keys_limits_keep_their_spend_from_pruning() {
+        let config = |keys: &str| {
+            let text = format!("budget:\n  timezone: utc\nclient_keys:\n{keys}");
+            crate::config::from_yaml(&text, None, &|_| None).expect("valid")
+        };
+        // Monday 2026-12-07 02:00 UTC.
+        let now = 1_796_608_800_000;
+        let today = now - 2 * 3_600_000;
+        let daily = config("  - {name: ci, key_env: K, budget_daily_usd: 1}\n");
+        assert_eq!(counted_since_ms(&daily, now), today);
+        let windowed = config("  - {name: ci, key_env: K, windows: [{every: 5h, usd: 1}]}\n");
+        assert_eq!(counted_since_ms(&windowed, now), now - 5 * 3_600_000);
+        // Tuesday: the week began on Monday.
+        let weekly = config("  - {name: ci, key_env: K, budget_weekly_usd: 1}\n");
+        assert_eq!(counted_since_ms(&weekly, now + 86_400_000), today);
+    }
+
     #[test]
     fn decisions() {
         // (limit, spent, reserved, estimate, allowed)
