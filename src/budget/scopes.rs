@@ -60,8 +60,8 @@ pub struct Payer {
     pub name: String,
     pub daily_usd: Option<f64>,
     pub monthly_usd: Option<f64>,
-    /// A project's weekly limit and rolling windows (`budget.projects`); ledger-set limits
-    /// (keys, users, teams) have days and months only.
+    /// The weekly limit and rolling windows (a project's or config key's from the config, a
+    /// ledger key's, user's or team's from `keys create|limit --weekly --window`).
     pub weekly_usd: Option<f64>,
     pub windows: Vec<crate::config::WindowLimit>,
 }

@@ -263,10 +263,12 @@ fn from_postgres(
     let mut set = configured(limits, start);
     for limit in reader.ledger_limits()? {
         let scope = format!("{}:{}", limit.holder, limit.name);
-        for (period, cap) in [
-            (Period::Day, limit.daily_usd),
-            (Period::Month, limit.monthly_usd),
-        ] {
+        for (period, cap) in periods(
+            limit.daily_usd,
+            limit.weekly_usd,
+            limit.monthly_usd,
+            &limit.windows,
+        ) {
             if let Some(cap) = cap {
                 set_limit(&mut set, line(scope.clone(), period, start(period), cap));
             }
@@ -295,6 +297,8 @@ fn window_lines(
             let holder = match l.scope.split_once(':') {
                 Some(("project", name)) => Some((scopes::Holder::Project, name)),
                 Some(("key", name)) => Some((scopes::Holder::Key, name)),
+                Some(("user", name)) => Some((scopes::Holder::User, name)),
+                Some(("team", name)) => Some((scopes::Holder::Team, name)),
                 _ => None,
             };
             let bucket = window::bucket_ms(every_ms);

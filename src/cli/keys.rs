@@ -64,6 +64,14 @@ pub enum KeysCommand {
         /// Team ledger only: a monthly spending limit in USD for this key.
         #[arg(long, value_name = "USD", allow_negative_numbers = true)]
         monthly: Option<f64>,
+        /// Team ledger only: a weekly spending limit in USD for this key (weeks start on
+        /// Monday, in `budget.utc_offset`'s calendar).
+        #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+        weekly: Option<f64>,
+        /// Team ledger only: a rolling window, `EVERY=USD`: the key's spend of any `EVERY`
+        /// (`90m`, `5h`, `7d`; 1 minute to 31 days) stays under USD. Repeat for several.
+        #[arg(long = "window", value_name = "EVERY=USD", value_parser = limits::window_arg)]
+        windows: Vec<crate::config::WindowLimit>,
         /// Print the key and what it was made with as JSON.
         #[arg(long)]
         json: bool,
@@ -81,11 +89,13 @@ pub enum KeysCommand {
         /// The key's name (see `smartproxy keys list`).
         name: String,
     },
-    /// Team ledger only: set a user's or a team's own daily and monthly limits in USD, which
-    /// hold every key of that user or team together (besides each key's own). Every daemon on
-    /// the ledger enforces a change within seconds. Without a limit flag, shows the limits set.
+    /// Team ledger only: set a user's or a team's own daily, weekly and monthly limits and
+    /// rolling windows in USD, which hold every key of that user or team together (besides
+    /// each key's own). Every daemon on the ledger enforces a change within seconds. Without a
+    /// limit flag, shows the limits set.
     #[command(
         after_help = "Examples:\n  smartproxy keys limit --user ana --daily 20\n  \
+smartproxy keys limit --user ana --weekly 60 --window 5h=10\n  \
 smartproxy keys limit --team search --monthly 500\n  smartproxy keys limit --team search --clear\n  \
 smartproxy keys limit            (every user and team with a limit)"
     )]
@@ -102,7 +112,14 @@ smartproxy keys limit            (every user and team with a limit)"
         /// The monthly limit in USD.
         #[arg(long, value_name = "USD", allow_negative_numbers = true)]
         monthly: Option<f64>,
-        /// Remove the daily and monthly limits not given (with neither: both).
+        /// The weekly limit in USD (weeks start on Monday).
+        #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+        weekly: Option<f64>,
+        /// A rolling window, `EVERY=USD` (`5h=10`: the spend of any 5 hours stays under $10;
+        /// 1 minute to 31 days). Repeat for several; given, they replace the windows set.
+        #[arg(long = "window", value_name = "EVERY=USD", value_parser = limits::window_arg)]
+        windows: Vec<crate::config::WindowLimit>,
+        /// Remove the limits and windows not given (with none given: all of them).
         #[arg(long)]
         clear: bool,
         /// Print JSON.
@@ -126,11 +143,17 @@ pub fn keys(cmd: &KeysCommand, config_path: Option<&Path>) -> anyhow::Result<u8>
             team,
             daily,
             monthly,
+            weekly,
+            windows,
             json,
         } => {
             anyhow::ensure!(
-                user.is_none() && team.is_none() && monthly.is_none(),
-                "--user, --team and --monthly need a team ledger (`database:` or SMARTPROXY_DB set \
+                user.is_none()
+                    && team.is_none()
+                    && monthly.is_none()
+                    && weekly.is_none()
+                    && windows.is_empty(),
+                "--user, --team, --monthly, --weekly and --window need a team ledger (`database:` or SMARTPROXY_DB set \
                  to a postgres:// URL); on this SQLite ledger a key has a name and an optional --daily limit"
             );
             let Some(name) = name.as_deref().or(positional_name.as_deref()) else {

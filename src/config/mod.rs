@@ -342,7 +342,7 @@ impl ProjectBudget {
 }
 
 /// A rolling window's limit: the spend of any `every_ms` stays under `usd`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct WindowLimit {
     pub every_ms: i64,
     pub usd: f64,

@@ -79,11 +79,11 @@ pub fn valid_person(name: &str) -> bool {
 
 /// Checks what a team ledger's key is made with: its name (not a reserved one), its user and
 /// team, and its limits (`flag` names the option in the message).
-pub fn validate_team_key(
+pub fn validate_team_key<const N: usize>(
     name: &str,
     user: &str,
     team: &str,
-    limits: [(&'static str, Option<f64>); 2],
+    limits: [(&'static str, Option<f64>); N],
 ) -> Result<(), KeyError> {
     if !valid_name(name) {
         return Err(KeyError::InvalidName(name.to_owned()));
@@ -103,7 +103,9 @@ pub fn validate_team_key(
 }
 
 /// Limits in USD are finite, non-negative and below a billion.
-pub fn validate_limits(limits: [(&'static str, Option<f64>); 2]) -> Result<(), KeyError> {
+pub fn validate_limits<const N: usize>(
+    limits: [(&'static str, Option<f64>); N],
+) -> Result<(), KeyError> {
     for (flag, value) in limits {
         if let Some(value) = value
             && !(value.is_finite() && (0.0..1e9).contains(&value))

@@ -19,31 +19,18 @@ use crate::proxy::keys::ClientKey;
 /// along for the budget phase, which admits the request against each limit set.
 fn client_key(stored: ActiveKey) -> ClientKey {
     let mut key = ClientKey::new(&stored.name, stored.digest);
+    let payer = |holder, name: &str, limits: pg::Limits| Payer {
+        holder,
+        name: name.to_owned(),
+        daily_usd: limits.daily_usd,
+        monthly_usd: limits.monthly_usd,
+        weekly_usd: limits.weekly_usd,
+        windows: limits.windows,
+    };
     key.payers = vec![
-        Payer {
-            holder: Holder::Key,
-            name: stored.name,
-            daily_usd: stored.daily_usd,
-            monthly_usd: stored.monthly_usd,
-            weekly_usd: None,
-            windows: Vec::new(),
-        },
-        Payer {
-            holder: Holder::User,
-            name: stored.user.clone(),
-            daily_usd: stored.user_limits.daily_usd,
-            monthly_usd: stored.user_limits.monthly_usd,
-            weekly_usd: None,
-            windows: Vec::new(),
-        },
-        Payer {
-            holder: Holder::Team,
-            name: stored.team.clone(),
-            daily_usd: stored.team_limits.daily_usd,
-            monthly_usd: stored.team_limits.monthly_usd,
-            weekly_usd: None,
-            windows: Vec::new(),
-        },
+        payer(Holder::Key, &stored.name, stored.limits),
+        payer(Holder::User, &stored.user, stored.user_limits),
+        payer(Holder::Team, &stored.team, stored.team_limits),
     ];
     key.user = Some(stored.user);
     key.team = Some(stored.team);

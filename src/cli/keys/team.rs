@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::super::format;
 use super::KeysCommand;
-use crate::config::PgUrl;
+use crate::config::{PgUrl, WindowLimit};
 use crate::ledger::keys::{Revoked, validate_team_key};
 use crate::ledger::now_ms;
 use crate::ledger::postgres::keys::{self as pg, NewKey};
@@ -24,6 +24,8 @@ pub(super) fn keys(cmd: &KeysCommand, url: &PgUrl) -> anyhow::Result<u8> {
             team,
             daily,
             monthly,
+            weekly,
+            windows,
             json,
         } => {
             let (Some(user), Some(team)) = (user.as_deref(), team.as_deref()) else {
@@ -40,7 +42,12 @@ pub(super) fn keys(cmd: &KeysCommand, url: &PgUrl) -> anyhow::Result<u8> {
                 url,
                 &name,
                 (user, team),
-                [("--daily", *daily), ("--monthly", *monthly)],
+                [
+                    ("--daily", *daily),
+                    ("--monthly", *monthly),
+                    ("--weekly", *weekly),
+                ],
+                windows,
                 *json,
             )
         }
@@ -51,6 +58,8 @@ pub(super) fn keys(cmd: &KeysCommand, url: &PgUrl) -> anyhow::Result<u8> {
             team,
             daily,
             monthly,
+            weekly,
+            windows,
             clear,
             json,
         } => super::limits::limit(
@@ -60,6 +69,8 @@ pub(super) fn keys(cmd: &KeysCommand, url: &PgUrl) -> anyhow::Result<u8> {
                 team: team.as_deref(),
                 daily: *daily,
                 monthly: *monthly,
+                weekly: *weekly,
+                windows,
                 clear: *clear,
                 json: *json,
             },
@@ -88,11 +99,12 @@ fn create(
     url: &PgUrl,
     name: &str,
     (user, team): (&str, &str),
-    limits: [(&'static str, Option<f64>); 2],
+    limits: [(&'static str, Option<f64>); 3],
+    windows: &[WindowLimit],
     as_json: bool,
 ) -> anyhow::Result<u8> {
     validate_team_key(name, user, team, limits)?;
-    let [(_, daily_usd), (_, monthly_usd)] = limits;
+    let [(_, daily_usd), (_, monthly_usd), (_, weekly_usd)] = limits;
     let key = super::new_key();
     let created_ms = now_ms();
     pg::create(
@@ -104,13 +116,16 @@ fn create(
             team,
             daily_usd,
             monthly_usd,
+            weekly_usd,
+            windows,
             created_ms,
         },
     )?;
     if as_json {
         printer::out(
             &json!({"name": name, "key": key, "user": user, "team": team,
-                "daily_usd": daily_usd, "monthly_usd": monthly_usd, "created_ms": created_ms})
+                "daily_usd": daily_usd, "weekly_usd": weekly_usd, "monthly_usd": monthly_usd,
+                "windows": windows, "created_ms": created_ms})
             .to_string(),
         );
     } else {
@@ -143,7 +158,7 @@ fn list(url: &PgUrl, as_json: bool) -> anyhow::Result<u8> {
         .load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(vec![
-            "name", "user", "team", "daily", "monthly", "created", "revoked",
+            "name", "user", "team", "daily", "weekly", "monthly", "windows", "created", "revoked",
         ]);
     for row in &rows {
         table.add_row(vec![
@@ -151,7 +166,9 @@ fn list(url: &PgUrl, as_json: bool) -> anyhow::Result<u8> {
             row.user.clone(),
             row.team.clone(),
             limit(row.daily_usd),
+            limit(row.weekly_usd),
             limit(row.monthly_usd),
+            super::limits::windows_shown(&row.windows),
             format::local_time(row.created_ms),
             row.revoked_ms
                 .map_or_else(|| "-".to_owned(), format::local_time),

@@ -288,6 +288,8 @@ pub struct LedgerLimit {
     pub name: String,
     pub daily_usd: Option<f64>,
     pub monthly_usd: Option<f64>,
+    pub weekly_usd: Option<f64>,
+    pub windows: Vec<crate::config::WindowLimit>,
 }
 
 impl super::query::Reader {
@@ -296,12 +298,15 @@ impl super::query::Reader {
         let rows = self
             .runtime
             .block_on(self.client.query(
-                "SELECT 'key', name, daily_nusd, monthly_nusd FROM client_keys
-                     WHERE revoked_ms IS NULL AND num_nonnulls(daily_nusd, monthly_nusd) > 0
-                 UNION ALL SELECT 'user', name, daily_nusd, monthly_nusd FROM people
-                     WHERE num_nonnulls(daily_nusd, monthly_nusd) > 0
-                 UNION ALL SELECT 'team', name, daily_nusd, monthly_nusd FROM teams
-                     WHERE num_nonnulls(daily_nusd, monthly_nusd) > 0",
+                "SELECT 'key', name, daily_nusd, monthly_nusd, weekly_nusd, window_limits
+                     FROM client_keys WHERE revoked_ms IS NULL
+                     AND num_nonnulls(daily_nusd, monthly_nusd, weekly_nusd, window_limits) > 0
+                 UNION ALL SELECT 'user', name, daily_nusd, monthly_nusd, weekly_nusd,
+                     window_limits FROM people
+                     WHERE num_nonnulls(daily_nusd, monthly_nusd, weekly_nusd, window_limits) > 0
+                 UNION ALL SELECT 'team', name, daily_nusd, monthly_nusd, weekly_nusd,
+                     window_limits FROM teams
+                     WHERE num_nonnulls(daily_nusd, monthly_nusd, weekly_nusd, window_limits) > 0",
                 &[],
             ))
             .map_err(|e| db_error(&self.url, &e))?;
@@ -312,6 +317,8 @@ impl super::query::Reader {
                 name: r.get(1),
                 daily_usd: r.get::<_, Option<i64>>(2).map(usd),
                 monthly_usd: r.get::<_, Option<i64>>(3).map(usd),
+                weekly_usd: r.get::<_, Option<i64>>(4).map(usd),
+                windows: super::keys::windows_from(r.get(5)),
             })
             .collect())
     }

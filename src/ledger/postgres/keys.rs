@@ -2,8 +2,8 @@
 //! the set a daemon accepts, and the `LISTEN` loop that hands every daemon a fresh set within
 //! moments of any change.
 //!
-//! Users and teams may carry daily and monthly limits of their own (`keys limit`), read
-//! with the keys and notified on the same channel.
+//! Users and teams may carry daily, weekly and monthly limits and rolling windows of their own
+//! (`keys limit`), read with the keys and notified on the same channel.
 //!
 //! Only a key's SHA-256 digest is stored. A trigger (migration `pgkeys`) sends a `NOTIFY` on
 //! `smartproxy_keys` after every statement that changes `client_keys`, so a revoke made with
@@ -23,7 +23,7 @@ use super::tls::MakeRustls;
 use super::super::LedgerError;
 use super::super::keys::{KeyError, Revoked};
 use super::{describe, rows::nanos};
-use crate::config::PgUrl;
+use crate::config::{PgUrl, WindowLimit};
 
 /// The channel the trigger notifies and every daemon listens on.
 pub const CHANNEL: &str = "smartproxy_keys";
@@ -49,6 +49,8 @@ pub struct TeamKeyRow {
     pub team: String,
     pub daily_usd: Option<f64>,
     pub monthly_usd: Option<f64>,
+    pub weekly_usd: Option<f64>,
+    pub windows: Vec<WindowLimit>,
     pub created_ms: i64,
     pub revoked_ms: Option<i64>,
 }
@@ -61,17 +63,60 @@ pub struct ActiveKey {
     pub digest: [u8; 32],
     pub user: String,
     pub team: String,
-    pub daily_usd: Option<f64>,
-    pub monthly_usd: Option<f64>,
+    pub limits: Limits,
     pub user_limits: Limits,
     pub team_limits: Limits,
 }
 
-/// A holder's daily and monthly limits in USD (none: no limit).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+/// A holder's daily, weekly and monthly limits and rolling windows in USD (none: no limit).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Limits {
     pub daily_usd: Option<f64>,
     pub monthly_usd: Option<f64>,
+    pub weekly_usd: Option<f64>,
+    pub windows: Vec<WindowLimit>,
+}
+
+/// A change to a holder's limits: `None` leaves one as it is, `Some(None)` (windows:
+/// `Some(empty)`) removes it.
+#[derive(Debug, Clone, Default)]
+pub struct LimitChange {
+    pub daily_usd: Option<Option<f64>>,
+    pub weekly_usd: Option<Option<f64>>,
+    pub monthly_usd: Option<Option<f64>>,
+    pub windows: Option<Vec<WindowLimit>>,
+}
+
+/// Windows as stored (`window_limits`): `EVERY_MS=NANO_USD` joined by commas; none: NULL.
+pub fn windows_text(windows: &[WindowLimit]) -> Option<String> {
+    (!windows.is_empty()).then(|| {
+        windows
+            .iter()
+            .map(|w| format!("{}={}", w.every_ms, nanos(w.usd)))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// Windows read back; a malformed pair (edited by hand) is skipped with a warning.
+pub fn windows_from(text: Option<&str>) -> Vec<WindowLimit> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        return Vec::new();
+    };
+    text.split(',')
+        .filter_map(|pair| {
+            let parsed = pair.split_once('=').and_then(|(every, usd)| {
+                Some(WindowLimit {
+                    every_ms: every.trim().parse().ok().filter(|ms| *ms > 0)?,
+                    usd: usd.trim().parse::<i64>().ok().filter(|n| *n >= 0)? as f64 / 1e9,
+                })
+            });
+            if parsed.is_none() {
+                tracing::warn!("malformed rolling window limit in the ledger ignored");
+            }
+            parsed
+        })
+        .collect()
 }
 
 /// Whose limits `set_limits` sets.
@@ -107,6 +152,8 @@ pub struct NewKey<'a> {
     pub team: &'a str,
     pub daily_usd: Option<f64>,
     pub monthly_usd: Option<f64>,
+    pub weekly_usd: Option<f64>,
+    pub windows: &'a [WindowLimit],
     pub created_ms: i64,
 }
 
@@ -202,8 +249,8 @@ pub fn create(url: &PgUrl, key: &NewKey<'_>) -> Result<(), KeyError> {
         let inserted = tx
             .execute(
                 "INSERT INTO client_keys (name, digest, user_name, team, daily_nusd, monthly_nusd,
-                     created_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+                     created_ms, weekly_nusd, window_limits)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING",
                 &[
                     &key.name,
                     &key.digest.as_slice(),
@@ -212,6 +259,8 @@ pub fn create(url: &PgUrl, key: &NewKey<'_>) -> Result<(), KeyError> {
                     &key.daily_usd.map(nanos),
                     &key.monthly_usd.map(nanos),
                     &key.created_ms,
+                    &key.weekly_usd.map(nanos),
+                    &windows_text(key.windows),
                 ],
             )
             .await
@@ -228,7 +277,8 @@ pub fn list(url: &PgUrl) -> Result<Vec<TeamKeyRow>, KeyError> {
     with_client(url, async |client| {
         let rows = client
             .query(
-                "SELECT name, user_name, team, daily_nusd, monthly_nusd, created_ms, revoked_ms
+                "SELECT name, user_name, team, daily_nusd, monthly_nusd, created_ms, revoked_ms,
+                     weekly_nusd, window_limits
                  FROM client_keys ORDER BY created_ms, name",
                 &[],
             )
@@ -244,6 +294,8 @@ pub fn list(url: &PgUrl) -> Result<Vec<TeamKeyRow>, KeyError> {
                 monthly_usd: dollars(r.get(4)),
                 created_ms: r.get(5),
                 revoked_ms: r.get(6),
+                weekly_usd: dollars(r.get(7)),
+                windows: windows_from(r.get(8)),
             })
             .collect())
     })
@@ -280,18 +332,19 @@ pub fn revoke(url: &PgUrl, name: &str, now_ms: i64) -> Result<Revoked, KeyError>
     })
 }
 
-/// Sets the daily and/or monthly limits of user or team `name` (`None` leaves one as it is,
-/// `Some(None)` removes it); a user or team not known yet is added, so a limit can come
-/// before the keys. The trigger's `NOTIFY` reaches every daemon when this commits. Returns the
-/// limits now set.
+/// Changes the limits of user or team `name` as `change` says; a user or team not known yet
+/// is added, so a limit can come before the keys. The trigger's `NOTIFY` reaches every daemon
+/// when this commits. Returns the limits now set.
 pub fn set_limits(
     url: &PgUrl,
     holder: LimitHolder,
     name: &str,
-    daily_usd: Option<Option<f64>>,
-    monthly_usd: Option<Option<f64>>,
+    change: &LimitChange,
     now_ms: i64,
 ) -> Result<Limits, KeyError> {
+    let (daily_usd, weekly_usd, monthly_usd) =
+        (change.daily_usd, change.weekly_usd, change.monthly_usd);
+    let windows = change.windows.as_deref().map(windows_text);
     let table = holder.table();
     with_client(url, async |client| {
         let fail = |e: tokio_postgres::Error| ledger_error(url, &e);
@@ -310,8 +363,11 @@ pub fn set_limits(
                 &format!(
                     "UPDATE {table} SET
                          daily_nusd = CASE WHEN $2 THEN $3 ELSE daily_nusd END,
-                         monthly_nusd = CASE WHEN $4 THEN $5 ELSE monthly_nusd END
-                     WHERE name = $1 RETURNING daily_nusd, monthly_nusd"
+                         monthly_nusd = CASE WHEN $4 THEN $5 ELSE monthly_nusd END,
+                         weekly_nusd = CASE WHEN $6 THEN $7 ELSE weekly_nusd END,
+                         window_limits = CASE WHEN $8 THEN $9 ELSE window_limits END
+                     WHERE name = $1
+                     RETURNING daily_nusd, monthly_nusd, weekly_nusd, window_limits"
                 ),
                 &[
                     &name,
@@ -319,6 +375,10 @@ pub fn set_limits(
                     &daily_usd.flatten().map(nanos),
                     &monthly_usd.is_some(),
                     &monthly_usd.flatten().map(nanos),
+                    &weekly_usd.is_some(),
+                    &weekly_usd.flatten().map(nanos),
+                    &windows.is_some(),
+                    &windows.clone().flatten(),
                 ],
             )
             .await
@@ -327,6 +387,8 @@ pub fn set_limits(
         Ok(Limits {
             daily_usd: dollars(row.get(0)),
             monthly_usd: dollars(row.get(1)),
+            weekly_usd: dollars(row.get(2)),
+            windows: windows_from(row.get(3)),
         })
     })
 }
@@ -338,8 +400,10 @@ pub fn holder_limits(url: &PgUrl, holder: LimitHolder) -> Result<Vec<HolderLimit
         let rows = client
             .query(
                 &format!(
-                    "SELECT name, daily_nusd, monthly_nusd FROM {table}
-                     WHERE daily_nusd IS NOT NULL OR monthly_nusd IS NOT NULL ORDER BY name"
+                    "SELECT name, daily_nusd, monthly_nusd, weekly_nusd, window_limits
+                     FROM {table}
+                     WHERE num_nonnulls(daily_nusd, monthly_nusd, weekly_nusd, window_limits) > 0
+                     ORDER BY name"
                 ),
                 &[],
             )
@@ -352,6 +416,8 @@ pub fn holder_limits(url: &PgUrl, holder: LimitHolder) -> Result<Vec<HolderLimit
                 limits: Limits {
                     daily_usd: dollars(r.get(1)),
                     monthly_usd: dollars(r.get(2)),
+                    weekly_usd: dollars(r.get(3)),
+                    windows: windows_from(r.get(4)),
                 },
             })
             .collect())
@@ -364,7 +430,9 @@ pub async fn active(client: &Client) -> Result<Vec<ActiveKey>, tokio_postgres::E
     let rows = client
         .query(
             "SELECT k.name, k.digest, k.user_name, k.team, k.daily_nusd, k.monthly_nusd,
-                 p.daily_nusd, p.monthly_nusd, t.daily_nusd, t.monthly_nusd
+                 p.daily_nusd, p.monthly_nusd, t.daily_nusd, t.monthly_nusd,
+                 k.weekly_nusd, k.window_limits, p.weekly_nusd, p.window_limits,
+                 t.weekly_nusd, t.window_limits
              FROM client_keys k JOIN people p ON p.name = k.user_name
              JOIN teams t ON t.name = k.team
              WHERE k.revoked_ms IS NULL ORDER BY k.created_ms, k.name",
@@ -384,15 +452,23 @@ pub async fn active(client: &Client) -> Result<Vec<ActiveKey>, tokio_postgres::E
             digest,
             user: row.get(2),
             team: row.get(3),
-            daily_usd: dollars(row.get(4)),
-            monthly_usd: dollars(row.get(5)),
+            limits: Limits {
+                daily_usd: dollars(row.get(4)),
+                monthly_usd: dollars(row.get(5)),
+                weekly_usd: dollars(row.get(10)),
+                windows: windows_from(row.get(11)),
+            },
             user_limits: Limits {
                 daily_usd: dollars(row.get(6)),
                 monthly_usd: dollars(row.get(7)),
+                weekly_usd: dollars(row.get(12)),
+                windows: windows_from(row.get(13)),
             },
             team_limits: Limits {
                 daily_usd: dollars(row.get(8)),
                 monthly_usd: dollars(row.get(9)),
+                weekly_usd: dollars(row.get(14)),
+                windows: windows_from(row.get(15)),
             },
         });
     }

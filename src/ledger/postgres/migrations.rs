@@ -435,6 +435,15 @@ const MIGRATIONS: &[&str] = &[
          END LOOP;
      END
      $$;",
+    // teamwin: weekly limits and rolling windows for ledger keys, users and teams (`keys
+    // create|limit --weekly --window`); a window list is `EVERY_MS=NANO_USD` pairs joined by
+    // commas (`postgres::keys::windows_text`), counted in `rolling:MS:user:NAME` buckets.
+    "ALTER TABLE client_keys ADD COLUMN weekly_nusd bigint CHECK (weekly_nusd >= 0),
+         ADD COLUMN window_limits text;
+     ALTER TABLE people ADD COLUMN weekly_nusd bigint CHECK (weekly_nusd >= 0),
+         ADD COLUMN window_limits text;
+     ALTER TABLE teams ADD COLUMN weekly_nusd bigint CHECK (weekly_nusd >= 0),
+         ADD COLUMN window_limits text;",
 ];
 
 /// The schema version this build writes.
