@@ -266,4 +266,16 @@ fn bad_windows_are_clear_cli_errors() {
             "{window}: {err}"
         );
     }
+    // Two windows of one length would share a counter.
+    let mut cmd = env.command();
+    cmd.env("SMARTPROXY_DB", "postgres://127.0.0.1:9/none")
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "keys", "limit", "--user", "ana", "--window", "5h=1", "--window", "5h=2",
+        ]);
+    let out = run_to_end(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("--window 5h given twice"), "{err}");
 }

@@ -53,6 +53,7 @@ pub(super) fn limit(url: &PgUrl, args: &LimitArgs<'_>) -> anyhow::Result<u8> {
         ("--weekly", args.weekly),
         ("--monthly", args.monthly),
     ])?;
+    distinct_windows(args.windows)?;
     // Given: set; not given: kept, or removed with --clear.
     let change = |usd: Option<f64>| match usd {
         Some(usd) => Some(Some(usd)),
@@ -121,6 +122,18 @@ pub(super) fn window_arg(text: &str) -> Result<WindowLimit, String> {
         .filter(|usd: &f64| usd.is_finite() && (0.0..1e9).contains(usd))
         .ok_or_else(|| format!("`{usd}`: the window's limit is USD, a number from 0, e.g. `10`"))?;
     Ok(WindowLimit { every_ms, usd })
+}
+
+/// Refuses two `--window`s of one length (they would share one counter).
+pub(super) fn distinct_windows(windows: &[WindowLimit]) -> anyhow::Result<()> {
+    for (i, w) in windows.iter().enumerate() {
+        anyhow::ensure!(
+            windows[..i].iter().all(|o| o.every_ms != w.every_ms),
+            "--window {} given twice: give each length once",
+            every_text(w.every_ms)
+        );
+    }
+    Ok(())
 }
 
 /// Windows as `keys list` and `keys limit` show them: `5h $10.00, 7d $50.00`, or `-`.

@@ -104,6 +104,7 @@ fn create(
     as_json: bool,
 ) -> anyhow::Result<u8> {
     validate_team_key(name, user, team, limits)?;
+    super::limits::distinct_windows(windows)?;
     let [(_, daily_usd), (_, monthly_usd), (_, weekly_usd)] = limits;
     let key = super::new_key();
     let created_ms = now_ms();

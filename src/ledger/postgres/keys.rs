@@ -577,3 +577,32 @@ async fn listen(
         failure = work => failure,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_stored_and_read_back() {
+        let windows = [
+            WindowLimit {
+                every_ms: 5 * 3_600_000,
+                usd: 10.0,
+            },
+            WindowLimit {
+                every_ms: 60_000,
+                usd: 0.004,
+            },
+        ];
+        let text = windows_text(&windows);
+        assert_eq!(text.as_deref(), Some("18000000=10000000000,60000=4000000"));
+        assert_eq!(windows_from(text.as_deref()), windows);
+        assert_eq!(windows_text(&[]), None);
+        assert!(windows_from(None).is_empty());
+        // A pair edited by hand into nonsense is skipped, the rest kept.
+        assert_eq!(
+            windows_from(Some("x=1,60000=4000000,60000=-1")),
+            windows[1..]
+        );
+    }
+}
