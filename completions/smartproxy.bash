@@ -2302,7 +2302,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__keys__subcmd__create)
-            opts="-h -V --name --user --team --daily --monthly --json --config --log-level --help --version"
+            opts="-h -V --name --user --team --daily --monthly --weekly --window --json --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2325,6 +2325,14 @@ _smartproxy() {
                     return 0
                     ;;
                 --monthly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --weekly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --window)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2428,7 +2436,7 @@ _smartproxy() {
             return 0
             ;;
         smartproxy__subcmd__keys__subcmd__limit)
-            opts="-h -V --user --team --daily --monthly --clear --json --config --log-level --help --version"
+            opts="-h -V --user --team --daily --monthly --weekly --window --clear --json --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2447,6 +2455,14 @@ _smartproxy() {
                     return 0
                     ;;
                 --monthly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --weekly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --window)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
