@@ -202,6 +202,7 @@ fn show(url: &PgUrl, as_json: bool) -> anyhow::Result<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
