@@ -13,6 +13,7 @@ use std::process::Output;
 
 use support::daemon::Daemon;
 use support::postgres::TestDb;
+use support::ui::{Ui, get};
 use support::upstream::{Behavior, MockUpstream};
 use support::{TestEnv, post_chat, run_to_end, text};
 
@@ -132,6 +133,14 @@ async fn a_users_window(db: &TestDb) {
         ],
     ));
     assert_eq!(made["weekly_usd"], 7.0, "{made}");
+    // A team's week, for `budget`.
+    json_ok(&cli(
+        env,
+        db,
+        config,
+        evening,
+        &["keys", "limit", "--json", "--team", "ops", "--weekly", "40"],
+    ));
 
     // Ana: two requests a day, three in any 5 hours.
     let set = json_ok(&cli(
@@ -207,6 +216,26 @@ async fn a_users_window(db: &TestDb) {
         scope(&shown, "key:cy-ci", "rolling 2d").is_some(),
         "{shown}"
     );
+    assert!(scope(&shown, "team:ops", "week").is_some(), "{shown}");
+
+    // `/budgets` and its API show ana's window too.
+    let ui = Ui::start(
+        env,
+        &[
+            ("SMARTPROXY_TEST_NOW", "2026-12-08T00:31:00Z"),
+            ("SMARTPROXY_DB", db.url.as_str()),
+            ("TZ", "UTC"),
+        ],
+    );
+    let (status, _, api) = get(&format!("{}/api/budgets", ui.url), "content-type").await;
+    assert_eq!(status, 200, "{api}");
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let window = scope(&api, "user:ana", "rolling 5h").expect("ana's window in /api/budgets");
+    assert_eq!(window["cap_usd"], 0.004, "{api}");
+    let (status, _, html) = get(&format!("{}/budgets", ui.url), "content-type").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("user:ana"), "{html}");
+    drop(ui);
 
     // `keys list` shows the key's week and windows, as JSON and as a table.
     let listed = json_ok(&cli(env, db, config, evening, &["keys", "list", "--json"]));
