@@ -308,3 +308,88 @@ fn bad_windows_are_clear_cli_errors() {
     let err = text(&out.stderr);
     assert!(err.contains("--window 5h given twice"), "{err}");
 }
+
+/// A team's window set while a daemon runs is enforced within seconds (the watcher re-reads
+/// the keys with their windows), refusing with the team's window named.
+async fn a_window_set_on_a_running_daemon(db: &TestDb) {
+    let upstream = MockUpstream::start();
+    upstream.push((0..40).map(|_| Behavior::SpendsAll {
+        prompt_tokens: 10,
+        usage_extra: serde_json::json!({}),
+    }));
+    let env = &TestEnv::new();
+    let config = &env.upstream_config(&upstream.base_url(), BUDGET);
+    let now = "2026-12-08T10:00:00Z";
+    let made = json_ok(&cli(
+        env,
+        db,
+        config,
+        now,
+        &["keys", "create", "--json", "--user", "bo", "--team", "ops"],
+    ));
+    let key = made["key"].as_str().unwrap().to_owned();
+    let envs = [
+        ("UPSTREAM_KEY", "k"),
+        ("SMARTPROXY_TEST_NOW", now),
+        ("SMARTPROXY_DB", db.url.as_str()),
+    ];
+    let daemon = Daemon::start(env, config, &[], &envs);
+    let listen = format!("{}/v1", daemon.listen);
+    let body = serde_json::json!({"model": "gpt-4o", "max_tokens": 100,
+        "messages": [{"role": "user", "content": "hi"}]})
+    .to_string();
+    assert_eq!(
+        post_chat(&listen, Some(&key), body.clone()).await.status,
+        200
+    );
+
+    // One request's worth in any hour, for the whole team.
+    json_ok(&cli(
+        env,
+        db,
+        config,
+        now,
+        &[
+            "keys",
+            "limit",
+            "--json",
+            "--team",
+            "ops",
+            "--window",
+            "1h=0.0015",
+        ],
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let refused = loop {
+        let reply = post_chat(&listen, Some(&key), body.clone()).await;
+        if reply.status != 200 {
+            break reply;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the team's window is not enforced after 5 s:\n{}",
+            daemon.stderr()
+        );
+        support::pause(std::time::Duration::from_millis(25));
+    };
+    assert_eq!(refused.status, 429);
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with("team rolling 1h budget $0.0015 exceeded"),
+        "{message}"
+    );
+    assert!(refused.headers.get("retry-after").is_some());
+    assert!(daemon.stop().status.success());
+}
+
+#[test]
+fn a_teams_window_set_on_a_running_daemon_is_enforced_within_seconds() {
+    let Some(db) = TestDb::create("teamwinlive") else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(a_window_set_on_a_running_daemon(&db));
+}
