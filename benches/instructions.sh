@@ -46,7 +46,7 @@ fifos=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    [ -z "${OUT:-}" ] && rm -rf "$WORK"
+    if [ -z "${OUT:-}" ]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 # No proxy variables: everything stays on loopback.
