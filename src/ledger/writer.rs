@@ -22,9 +22,10 @@ const MAX_BATCH: usize = 1024;
 /// with the request threads (one CPU, or all of them busy), running it in one go held every
 /// request on that core for as long: p99 at 32 connections was over 5x the median. Yielding
 /// inside the same transaction bounds that wait. Measured on one pinned core (the
-/// `proxy_overhead` bench), yielding every 32 rows (~0.2 ms) cut `run`'s p99 there from 5.0 to
-/// 3.2 ms but cost 10% more CPU a request in switches; where no one waits (another core is
-/// free), a yield is a cheap syscall.
+/// `proxy_overhead` bench): every 400 µs took p99 at 32 connections from 5.0-5.3 to 3.2-3.5 ms,
+/// with CPU per request inside the bench's noise; every 32 rows (~0.2 ms) gave the same p99 for
+/// 10% more CPU in switches. Where no one waits (another core is free), a yield is a cheap
+/// syscall.
 const YIELD_EVERY: Duration = Duration::from_micros(400);
 
 /// Rows waiting behind the batch past which the writer stops yielding: it has fallen behind
@@ -155,11 +156,7 @@ fn commit(
     let mut worked_since = Instant::now();
     for message in batch {
         if worked_since.elapsed() >= YIELD_EVERY {
-            // `queued` counts this batch too until it is committed.
-            let behind = usize::try_from(queued.load(Ordering::Relaxed))
-                .unwrap_or(usize::MAX)
-                .saturating_sub(batch.len());
-            if behind < YIELD_BACKLOG {
+            if keeps_up(queued.load(Ordering::Relaxed), batch.len()) {
                 std::thread::yield_now();
             }
             worked_since = Instant::now();
@@ -186,6 +183,15 @@ fn commit(
     usage.write(&tx)?;
     drop((insert_request, insert_attempt));
     tx.commit()
+}
+
+/// Whether the writer may yield: fewer than `YIELD_BACKLOG` rows wait behind its batch
+/// (`queued` counts the batch too until it is committed).
+fn keeps_up(queued: u64, batch: usize) -> bool {
+    usize::try_from(queued)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(batch)
+        < YIELD_BACKLOG
 }
 
 /// The width of a `spend` row. Every time zone's midnight falls on a quarter hour.
@@ -356,4 +362,21 @@ pub(super) fn insert_anomaly(tx: &Transaction<'_>, a: &Anomaly) -> rusqlite::Res
     )?
     .execute(params![a.at_ms, a.session_id, a.kind, a.provider, a.model, a.detail])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_BATCH, YIELD_BACKLOG, keeps_up};
+
+    #[test]
+    fn the_writer_stops_yielding_once_rows_pile_up_behind_its_batch() {
+        // Only the batch itself is queued, or a little more: it yields.
+        assert!(keeps_up(MAX_BATCH as u64, MAX_BATCH));
+        assert!(keeps_up((MAX_BATCH + YIELD_BACKLOG - 1) as u64, MAX_BATCH));
+        // As many behind it as the bound, or more: it catches up without yielding.
+        assert!(!keeps_up((MAX_BATCH + YIELD_BACKLOG) as u64, MAX_BATCH));
+        assert!(!keeps_up(u64::MAX, 1));
+        // A count below the batch (flush markers are counted differently) is not "behind".
+        assert!(keeps_up(0, MAX_BATCH));
+    }
 }
