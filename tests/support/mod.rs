@@ -193,6 +193,17 @@ impl TestEnv {
         path
     }
 
+    /// Writes `text` as the config `name`, runs `config validate` on it, asserts that it
+    /// fails and returns what it printed (stderr, then stdout).
+    pub fn invalid_config(&self, name: &str, text: &str) -> String {
+        let config = self.write(name, text);
+        let mut cmd = self.command();
+        cmd.args(["config", "validate", "--config"]).arg(&config);
+        let out = run_to_end(cmd);
+        assert!(!out.status.success(), "{name} passed validation");
+        self::text(&out.stderr) + &self::text(&out.stdout)
+    }
+
     /// A config whose one provider is the mock upstream, keyed by `UPSTREAM_KEY`.
     pub fn upstream_config(&self, base_url: &str, extra: &str) -> PathBuf {
         self.write(
