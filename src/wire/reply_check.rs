@@ -44,25 +44,63 @@ struct Shape<'a> {
     service_tier: Option<&'a RawValue>,
 }
 
+/// `Shape` with the usage fields read as a chat reply has them, in the same pass: what almost
+/// every reply is. A body this cannot read (a native format's usage, an error, a cut body) is
+/// read again as `Shape`, which decides.
+#[derive(Deserialize)]
+struct ChatShape<'a> {
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    choices: Option<IgnoredAny>,
+    #[serde(default)]
+    output: Option<IgnoredAny>,
+    #[serde(default)]
+    data: Option<IgnoredAny>,
+    #[serde(default)]
+    content: Option<IgnoredAny>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<super::openai::Usage>,
+    #[serde(default)]
+    service_tier: Option<String>,
+}
+
 /// A 2xx body that is a reply, with the fields its usage is read from.
 #[derive(Debug)]
-pub struct CheckedReply<'a> {
-    model: Option<&'a RawValue>,
-    usage: Option<&'a RawValue>,
-    service_tier: Option<&'a RawValue>,
+pub enum CheckedReply<'a> {
+    /// Read as a chat reply in the check's pass.
+    Read(UsageView),
+    /// Kept raw: a field was not what a chat reply holds there.
+    Raw {
+        model: Option<&'a RawValue>,
+        usage: Option<&'a RawValue>,
+        service_tier: Option<&'a RawValue>,
+    },
 }
 
 impl CheckedReply<'_> {
     /// The reply's model and usage as a chat reply has them; all empty if one of them is not
     /// what a chat reply holds there (as reading the whole body as a `UsageView` would give).
-    pub fn usage_view(&self) -> UsageView {
+    pub fn usage_view(self) -> UsageView {
         fn read<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>) -> Option<Option<T>> {
             match raw {
                 None => Some(None),
                 Some(raw) => serde_json::from_str(raw.get()).ok(),
             }
         }
-        match (read(self.model), read(self.usage), read(self.service_tier)) {
+        let (model, usage, service_tier) = match self {
+            CheckedReply::Read(view) => return view,
+            CheckedReply::Raw {
+                model,
+                usage,
+                service_tier,
+            } => (model, usage, service_tier),
+        };
+        match (read(model), read(usage), read(service_tier)) {
             (Some(model), Some(usage), Some(service_tier)) => UsageView {
                 model,
                 usage,
@@ -73,9 +111,28 @@ impl CheckedReply<'_> {
     }
 }
 
+/// Whether a body with these fields is an error rather than a reply.
+fn is_error_only(error: Option<&RawValue>, kind: Option<&str>, has_reply: bool) -> bool {
+    (kind == Some("error") || error.is_some()) && !has_reply
+}
+
 /// Checks a 2xx body. Objects without the usual fields pass (some endpoints answer with
 /// others, e.g. a token count); only an error in their place fails.
 pub fn check(body: &[u8]) -> Result<CheckedReply<'_>, ReplyFault> {
+    // One pass for a chat reply; anything else is read again below, which names the fault.
+    if let Ok(chat) = serde_json::from_slice::<ChatShape<'_>>(body) {
+        let has_reply = chat.choices.is_some()
+            || chat.output.is_some()
+            || chat.data.is_some()
+            || chat.content.is_some();
+        if !is_error_only(chat.error, chat.kind.as_deref(), has_reply) {
+            return Ok(CheckedReply::Read(UsageView {
+                model: chat.model,
+                usage: chat.usage,
+                service_tier: chat.service_tier,
+            }));
+        }
+    }
     let shape: Shape<'_> = match serde_json::from_slice(body) {
         Ok(shape) => shape,
         Err(err) if err.is_eof() => return Err(ReplyFault::Truncated),
@@ -90,8 +147,7 @@ pub fn check(body: &[u8]) -> Result<CheckedReply<'_>, ReplyFault> {
         || shape.output.is_some()
         || shape.data.is_some()
         || shape.content.is_some();
-    let is_error = shape.kind.as_deref() == Some("error") || shape.error.is_some();
-    if is_error && !has_reply {
+    if is_error_only(shape.error, shape.kind.as_deref(), has_reply) {
         let message = shape
             .error
             .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
@@ -104,7 +160,7 @@ pub fn check(body: &[u8]) -> Result<CheckedReply<'_>, ReplyFault> {
             "the provider answered 200 with an error instead of a reply: {message}"
         )));
     }
-    Ok(CheckedReply {
+    Ok(CheckedReply::Raw {
         model: shape.model,
         usage: shape.usage,
         service_tier: shape.service_tier,
@@ -181,6 +237,8 @@ mod tests {
         let Ok(checked) = check(body) else {
             panic!("a reply fails the check")
         };
+        // A chat reply is read in the check's own pass, not parsed a second time.
+        assert!(matches!(checked, CheckedReply::Read(_)), "{checked:?}");
         let head = checked.usage_view();
         let whole: UsageView = serde_json::from_slice(body).unwrap_or_default();
         assert_eq!(head.model.as_deref(), Some("m-1"));
@@ -189,6 +247,7 @@ mod tests {
         assert!(head.usage.is_some());
         // A field of another type empties the lot, as reading the whole body would.
         let body = br#"{"model":7,"choices":[],"usage":{"prompt_tokens":3}}"#;
+        assert!(matches!(check(body), Ok(CheckedReply::Raw { .. })));
         let head = check(body).map(|c| c.usage_view());
         let Ok(head) = head else {
             panic!("a reply fails the check")
