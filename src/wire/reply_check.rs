@@ -19,9 +19,13 @@ pub enum ReplyFault {
 
 /// The top-level fields that tell a reply from an error, in every format smartproxy reads:
 /// `choices` (chat, completions), `output` (Responses), `data` (embeddings), `content`
-/// (Anthropic Messages).
+/// (Anthropic Messages); and what the ledger reads from a chat reply, typed as `M`, `U`, `S`:
+/// as a chat reply has them (`ChatShape`, one pass for almost every reply) or kept raw
+/// (`RawShape`), so that a field of another type (a native format's usage) never fails the check.
 #[derive(Deserialize)]
-struct Shape<'a> {
+// Not derive's own bound, which asks `M: Default` for the `default` fields; `Option` is enough.
+#[serde(bound(deserialize = "M: Deserialize<'de>, U: Deserialize<'de>, S: Deserialize<'de>"))]
+struct Shape<'a, M, U, S> {
     #[serde(default, borrow)]
     error: Option<&'a RawValue>,
     #[serde(default, rename = "type")]
@@ -34,39 +38,26 @@ struct Shape<'a> {
     data: Option<IgnoredAny>,
     #[serde(default)]
     content: Option<IgnoredAny>,
-    // What the ledger reads from a chat reply, kept raw so that a field of another type (a
-    // native format's usage) never fails the check: read in the same pass, not a second parse.
-    #[serde(default, borrow)]
-    model: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    usage: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    service_tier: Option<&'a RawValue>,
+    #[serde(default)]
+    model: Option<M>,
+    #[serde(default)]
+    usage: Option<U>,
+    #[serde(default)]
+    service_tier: Option<S>,
 }
 
-/// `Shape` with the usage fields read as a chat reply has them, in the same pass: what almost
-/// every reply is. A body this cannot read (a native format's usage, an error, a cut body) is
-/// read again as `Shape`, which decides.
-#[derive(Deserialize)]
-struct ChatShape<'a> {
-    #[serde(default, borrow)]
-    error: Option<&'a RawValue>,
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    choices: Option<IgnoredAny>,
-    #[serde(default)]
-    output: Option<IgnoredAny>,
-    #[serde(default)]
-    data: Option<IgnoredAny>,
-    #[serde(default)]
-    content: Option<IgnoredAny>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    usage: Option<super::openai::Usage>,
-    #[serde(default)]
-    service_tier: Option<String>,
+type ChatShape<'a> = Shape<'a, String, super::openai::Usage, String>;
+type RawShape<'a> = Shape<'a, &'a RawValue, &'a RawValue, &'a RawValue>;
+
+impl<M, U, S> Shape<'_, M, U, S> {
+    /// An error object in place of a reply.
+    fn is_error_only(&self) -> bool {
+        let has_reply = self.choices.is_some()
+            || self.output.is_some()
+            || self.data.is_some()
+            || self.content.is_some();
+        (self.kind.as_deref() == Some("error") || self.error.is_some()) && !has_reply
+    }
 }
 
 /// A 2xx body that is a reply, with the fields its usage is read from.
@@ -111,29 +102,20 @@ impl CheckedReply<'_> {
     }
 }
 
-/// Whether a body with these fields is an error rather than a reply.
-fn is_error_only(error: Option<&RawValue>, kind: Option<&str>, has_reply: bool) -> bool {
-    (kind == Some("error") || error.is_some()) && !has_reply
-}
-
 /// Checks a 2xx body. Objects without the usual fields pass (some endpoints answer with
 /// others, e.g. a token count); only an error in their place fails.
 pub fn check(body: &[u8]) -> Result<CheckedReply<'_>, ReplyFault> {
     // One pass for a chat reply; anything else is read again below, which names the fault.
-    if let Ok(chat) = serde_json::from_slice::<ChatShape<'_>>(body) {
-        let has_reply = chat.choices.is_some()
-            || chat.output.is_some()
-            || chat.data.is_some()
-            || chat.content.is_some();
-        if !is_error_only(chat.error, chat.kind.as_deref(), has_reply) {
-            return Ok(CheckedReply::Read(UsageView {
-                model: chat.model,
-                usage: chat.usage,
-                service_tier: chat.service_tier,
-            }));
-        }
+    if let Ok(chat) = serde_json::from_slice::<ChatShape<'_>>(body)
+        && !chat.is_error_only()
+    {
+        return Ok(CheckedReply::Read(UsageView {
+            model: chat.model,
+            usage: chat.usage,
+            service_tier: chat.service_tier,
+        }));
     }
-    let shape: Shape<'_> = match serde_json::from_slice(body) {
+    let shape: RawShape<'_> = match serde_json::from_slice(body) {
         Ok(shape) => shape,
         Err(err) if err.is_eof() => return Err(ReplyFault::Truncated),
         Err(err) if err.is_data() => {
@@ -143,11 +125,7 @@ pub fn check(body: &[u8]) -> Result<CheckedReply<'_>, ReplyFault> {
         }
         Err(_) => return Err(ReplyFault::Malformed(not_json(body))),
     };
-    let has_reply = shape.choices.is_some()
-        || shape.output.is_some()
-        || shape.data.is_some()
-        || shape.content.is_some();
-    if is_error_only(shape.error, shape.kind.as_deref(), has_reply) {
+    if shape.is_error_only() {
         let message = shape
             .error
             .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
