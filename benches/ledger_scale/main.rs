@@ -18,6 +18,8 @@
     clippy::print_stderr
 )]
 
+#[path = "../shared/die_with_bench.rs"]
+mod die_with_bench;
 mod generate;
 mod pages;
 

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::die_with_bench::die_with_bench;
+
 /// Stops `smartproxy ui` however the bench ends.
 struct Ui(Child);
 
@@ -37,7 +39,7 @@ pub fn measure(
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let _ui = Ui(Command::new(bin)
+    let _ui = Ui(die_with_bench(&mut Command::new(bin))
         .args(["ui", "--port", &port.to_string()])
         .env_clear()
         .env("HOME", home)

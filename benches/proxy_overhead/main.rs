@@ -29,6 +29,8 @@
 
 mod bare_hop;
 mod cpu;
+#[path = "../shared/die_with_bench.rs"]
+mod die_with_bench;
 mod load;
 mod mock_upstream;
 mod nginx;

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::die_with_bench::die_with_bench;
+
 pub struct Nginx {
     pub addr: SocketAddr,
     pub pid: i32,
@@ -62,7 +64,9 @@ impl Nginx {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        let child = cmd.spawn().context("cannot start nginx")?;
+        let child = die_with_bench(&mut cmd)
+            .spawn()
+            .context("cannot start nginx")?;
         let pid = i32::try_from(child.id())?;
         let mut nginx = Self { addr, pid, child };
         let deadline = Instant::now() + Duration::from_secs(10);

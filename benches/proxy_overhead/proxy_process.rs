@@ -13,6 +13,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::UPSTREAM_KEY;
+use crate::die_with_bench::die_with_bench;
 
 pub struct ProxyInfo {
     pub addr: SocketAddr,
@@ -83,6 +84,7 @@ impl ProxyProcess {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit());
+            die_with_bench(&mut cmd);
             cmd
         };
         let (child, pinned) = match build(true).spawn() {

@@ -12,6 +12,8 @@ use anyhow::{Context, bail, ensure};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::die_with_bench::die_with_bench;
+
 pub const CLIENT_KEY: &str = "sk-bench-client-0123456789abcdef";
 
 pub struct Daemon {
@@ -35,7 +37,7 @@ impl Daemon {
         let config_path = dir.join("smartproxy.yaml");
         std::fs::write(&config_path, config)?;
         let run_dir = dir.join("run");
-        let child = Command::new(bin)
+        let child = die_with_bench(&mut Command::new(bin))
             .args(["daemon", "--config"])
             .arg(&config_path)
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])

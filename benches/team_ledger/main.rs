@@ -19,6 +19,8 @@
 )]
 
 mod daemons;
+#[path = "../shared/die_with_bench.rs"]
+mod die_with_bench;
 #[allow(
     dead_code,
     reason = "shared with proxy_overhead; this bench uses the plain replies"
