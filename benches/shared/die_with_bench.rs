@@ -20,7 +20,9 @@ pub fn die_with_bench(cmd: &mut Command) -> &mut Command {
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
             // The bench died between the fork and the prctl: the signal was never armed.
             if nix::unistd::getppid() != parent {
-                return Err(std::io::Error::other("the bench exited while starting a child"));
+                return Err(std::io::Error::other(
+                    "the bench exited while starting a child",
+                ));
             }
             Ok(())
         });

@@ -42,6 +42,19 @@ pub fn new_request_id() -> String {
     id
 }
 
+/// A request body's fingerprint: 64 bits of XXH3 seeded from the ledger's salt, in hex. It
+/// matches equal bodies within one ledger (another ledger's salt gives other fingerprints) and,
+/// like any 64-bit digest of a body, cannot give the body back.
+///
+/// XXH3, not SHA-256: an agent sends 100 KiB to 1 MiB a turn, and hashing is done before the
+/// request is forwarded. SHA-256, even with the CPU's SHA instructions (~1.3 GB/s here), took
+/// ~0.2 ms of a 256 KiB request; XXH3 reads tens of GB/s.
+pub fn request_fingerprint(salt: &str, body: &[u8]) -> String {
+    use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+    let seed = xxh3_64(salt.as_bytes());
+    hex::encode(xxh3_64_with_seed(body, seed).to_be_bytes())
+}
+
 /// A salted, truncated SHA-256: enough to match equal inputs, useless for recovering them.
 pub fn salted_hash(salt: &str, data: &[u8]) -> String {
     let mut hasher = Sha256::new();
@@ -402,6 +415,20 @@ fn stream_attempt_to_its_end(record: &mut RequestRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fingerprint_matches_equal_bodies_of_one_ledger_only() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        let fp = request_fingerprint("salt-a", body);
+        assert_eq!(fp.len(), 16);
+        assert!(
+            fp.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert_eq!(fp, request_fingerprint("salt-a", body));
+        assert_ne!(fp, request_fingerprint("salt-b", body));
+        assert_ne!(fp, request_fingerprint("salt-a", &body[..body.len() - 1]));
+    }
 
     #[test]
     fn a_streams_last_attempt_is_timed_to_the_streams_end() {

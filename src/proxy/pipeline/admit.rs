@@ -11,7 +11,7 @@ use crate::ledger::Billing;
 use crate::providers::ClientCredential;
 use crate::proxy::auth::Access;
 use crate::proxy::body::{BodyLimits, read_parts_body};
-use crate::proxy::context::{PromptEstimate, salted_hash};
+use crate::proxy::context::{PromptEstimate, request_fingerprint};
 use crate::proxy::dialect::{self, Inbound};
 use crate::proxy::error::ApiError;
 use crate::proxy::state::FORWARDED_SESSION;
@@ -89,7 +89,7 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     }
     let limits = BodyLimits::of(&ctx.rt.config);
     let body: Bytes = read_parts_body(&parts.headers, body, limits).await?;
-    ctx.fin.record().fingerprint = Some(salted_hash(state.ledger.salt(), &body));
+    ctx.fin.record().fingerprint = Some(request_fingerprint(state.ledger.salt(), &body));
     // Opt-in: the body as the client sent it (its headers, keys included, never).
     if let Some(capture) = &state.capture
         && !ctx.fin.forwarded()
