@@ -45,6 +45,21 @@ pub static BODIES: LazyLock<[Bytes; 3]> = LazyLock::new(|| {
     ]
 });
 
+/// An agent's turn, as coding agents send one: a system prompt and 100 messages of code-like
+/// text (quotes, backslashes, newlines), ~256 KiB. The proxy reads, fingerprints and forwards
+/// every byte of it; nginx only forwards.
+pub static BIG_BODY: LazyLock<Bytes> = LazyLock::new(|| {
+    let line = "    if let Some(x) = map.get(\"key\") { println!(\"{x}\\n\"); }\n";
+    let mut messages =
+        vec![json!({"role": "system", "content": "You are a coding agent. ".repeat(40)})];
+    for i in 0..100 {
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        messages.push(json!({"role": role, "content": line.repeat(40)}));
+    }
+    let body = json!({"model": MODEL, "messages": messages, "max_tokens": 256});
+    Bytes::from(serde_json::to_vec(&body).unwrap())
+});
+
 pub struct Target {
     addr: SocketAddr,
     host: HeaderValue,
@@ -68,10 +83,6 @@ impl Target {
             let _ = conn.await;
         });
         Ok(sender)
-    }
-
-    fn request(&self, stream: bool) -> Request<Full<Bytes>> {
-        self.request_with(stream, BODIES[usize::from(stream)].clone())
     }
 
     fn request_with(&self, stream: bool, body: Bytes) -> Request<Full<Bytes>> {
@@ -111,9 +122,12 @@ async fn reconnect_if_closed(
 async fn round_trip(
     sender: &mut SendRequest<Full<Bytes>>,
     target: &Target,
+    body: &Bytes,
 ) -> anyhow::Result<bool> {
     sender.ready().await?;
-    let response = sender.send_request(target.request(false)).await?;
+    let response = sender
+        .send_request(target.request_with(false, body.clone()))
+        .await?;
     let ok = response.status() == StatusCode::OK;
     let body = response.into_body().collect().await?.to_bytes();
     Ok(ok && body.len() > 100)
@@ -132,7 +146,9 @@ async fn stream_trip(
 ) -> anyhow::Result<StreamSample> {
     sender.ready().await?;
     let started = Instant::now();
-    let response = sender.send_request(target.request(true)).await?;
+    let response = sender
+        .send_request(target.request_with(true, BODIES[1].clone()))
+        .await?;
     ensure!(
         response.status() == StatusCode::OK,
         "stream answered {}",
@@ -172,6 +188,8 @@ pub struct Side<'a> {
 #[derive(Default)]
 pub struct SideFigures {
     pub latency: Vec<f64>,
+    /// Round-trip µs of each ~256 KiB request (`BIG_BODY`), one connection.
+    pub big_latency: Vec<f64>,
     pub stream: Vec<StreamSample>,
     pub rps: Throughput,
     /// Round-trip µs of each request completed in the throughput window (all connections busy).
@@ -215,7 +233,7 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
     for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
         for _ in 0..plan.latency_warmup {
             ensure!(
-                round_trip(sender, side.target).await?,
+                round_trip(sender, side.target, &BODIES[0]).await?,
                 "{} refused a request",
                 side.name
             );
@@ -229,7 +247,7 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
             for _ in 0..plan.latency_requests / ROUNDS {
                 let t = Instant::now();
                 ensure!(
-                    round_trip(sender, side.target).await?,
+                    round_trip(sender, side.target, &BODIES[0]).await?,
                     "{} refused a request",
                     side.name
                 );
@@ -241,6 +259,34 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
     let after = cpu_snapshot(sides).await;
     for ((fig, a), b) in figures.iter_mut().zip(&after).zip(&before) {
         fig.cpu_latency = a.since(*b);
+    }
+
+    eprintln!("proxy_overhead: latency at 1 connection, ~256 KiB requests");
+    for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
+        reconnect_if_closed(sender, side.target).await?;
+        for _ in 0..plan.big_warmup {
+            ensure!(
+                round_trip(sender, side.target, &BIG_BODY).await?,
+                "{} refused a large request",
+                side.name
+            );
+        }
+        fig.requests += plan.big_warmup as u64;
+    }
+    for _ in 0..ROUNDS {
+        for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
+            reconnect_if_closed(sender, side.target).await?;
+            for _ in 0..plan.big_requests / ROUNDS {
+                let t = Instant::now();
+                ensure!(
+                    round_trip(sender, side.target, &BIG_BODY).await?,
+                    "{} refused a large request",
+                    side.name
+                );
+                fig.big_latency.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            fig.requests += (plan.big_requests / ROUNDS) as u64;
+        }
     }
 
     eprintln!("proxy_overhead: streaming, time to first event");
@@ -383,7 +429,7 @@ async fn throughput_block(
         let mut latency = Vec::new();
         while Instant::now() < window_end {
             let sent = Instant::now();
-            let ok = round_trip(sender, target).await?;
+            let ok = round_trip(sender, target, &BODIES[0]).await?;
             let done = Instant::now();
             total += 1;
             if !ok {

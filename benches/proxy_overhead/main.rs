@@ -67,6 +67,9 @@ const ROUNDS: usize = 10;
 struct Plan {
     latency_warmup: usize,
     latency_requests: usize,
+    /// Requests of ~256 KiB (an agent's turn) at 1 connection.
+    big_warmup: usize,
+    big_requests: usize,
     connections: usize,
     throughput_warmup: Duration,
     /// The throughput window, split into this many blocks taken by the sides in turn.
@@ -87,6 +90,8 @@ impl Plan {
         Self {
             latency_warmup: 2_000,
             latency_requests: 20_000,
+            big_warmup: 100,
+            big_requests: 2_000,
             connections: 32,
             throughput_warmup: Duration::from_secs(1),
             throughput_blocks: 5,
@@ -106,6 +111,8 @@ impl Plan {
         Self {
             latency_warmup: 10,
             latency_requests: 10,
+            big_warmup: 10,
+            big_requests: 10,
             connections: 32,
             throughput_warmup: Duration::from_secs(1),
             throughput_blocks: 1,
@@ -123,6 +130,8 @@ impl Plan {
         Self {
             latency_warmup: 200,
             latency_requests: 1_000,
+            big_warmup: 10,
+            big_requests: 100,
             connections: 32,
             throughput_warmup: Duration::from_millis(200),
             throughput_blocks: 2,

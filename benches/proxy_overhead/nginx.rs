@@ -42,7 +42,7 @@ impl Nginx {
                 "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
                  error_log {d}/logs/error.log error;\nworker_rlimit_nofile 20000;\n\
                  events {{ worker_connections 8192; multi_accept on; }}\n\
-                 http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
+                 http {{\n  access_log off;\n  client_body_buffer_size 1m;\n  client_body_temp_path {d}/body;\n  \
                  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
                  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
                  keepalive_requests 1000000;\n  \

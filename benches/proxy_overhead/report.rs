@@ -184,6 +184,18 @@ impl Report {
             "",
             "",
         );
+        push(
+            latency_row(
+                "latency p50, 1 conn, ~256 KiB request (µs)",
+                |p| p.p50,
+                &d.big_latency,
+                &h.big_latency,
+                &p.big_latency,
+            ),
+            base_cells(&|s| Some(s.big_latency.p50), false),
+            "",
+            "",
+        );
         let failed = if d.failed + h.failed + p.failed > 0 {
             format!(" ({} / {} / {} failed)", d.failed, h.failed, p.failed)
         } else {

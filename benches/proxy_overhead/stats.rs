@@ -44,6 +44,8 @@ pub fn verdict(pass: bool) -> &'static str {
 /// What the table shows of one side.
 pub struct SideStats {
     pub latency: Pct,
+    /// ~256 KiB requests, 1 connection.
+    pub big_latency: Pct,
     pub first_event: Pct,
     pub complete: Pct,
     pub rps: f64,
@@ -68,6 +70,7 @@ impl SideStats {
         let first = side.stream.first().map(|s| s.events);
         Self {
             latency: pct(&side.latency),
+            big_latency: pct(&side.big_latency),
             first_event: us(|s| s.first_event),
             complete: us(|s| s.complete),
             rps: side.rps.rps,
@@ -90,6 +93,7 @@ impl SideStats {
         json!({
             "latency_us": p(self.latency),
             "latency_samples": side.latency.len(),
+            "latency_256kib_us": p(self.big_latency),
             "stream_first_event_us": p(self.first_event),
             "stream_complete_us": p(self.complete),
             "stream_samples": side.stream.len(),
