@@ -203,6 +203,7 @@ fn serve(args: &DaemonArgs, config_path: Option<&Path>) -> anyhow::Result<u8> {
     // A descriptor per client: the soft limit (often 1024) is what a burst exhausts first.
     // (The daemon starts no commands that would inherit the raised limit.)
     let open_files = crate::http_server::raise_open_files_limit();
+    crate::http_server::keep_request_buffers();
     if args.dash {
         super::live_dash::ensure_terminal()?;
     }

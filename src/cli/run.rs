@@ -153,6 +153,7 @@ pub fn run(mut args: RunArgs, config_path: Option<&Path>) -> anyhow::Result<u8> 
         None
     };
 
+    crate::http_server::keep_request_buffers();
     // One thread serves one session's agent with room to spare (tens of thousands of requests a
     // second) and skips the multi-thread scheduler's cross-thread bookkeeping; the daemon,
     // which serves everyone, keeps the multi-thread runtime.
