@@ -1,10 +1,11 @@
-//! The OpenAI wire readers on client and provider bytes: request views, response, chunk and
-//! usage views, the token estimates over them, and the request rewrite (whose output must still
-//! be the same JSON request).
+//! The OpenAI wire readers on client and provider bytes: request views (the chat view's quick
+//! pass against serde_json's), response, chunk and usage views, the token estimates over them,
+//! and the request rewrite (whose output must still be the same JSON request).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use smartproxy::wire::estimate::{TextTokens, json_text_tokens, text_tokens};
+use smartproxy::wire::skim;
 use smartproxy::wire::openai::{
     ChatRequestView, ChunkView, CompletionsView, ResponseView, Rewrite, UsageView, rewrite_request,
 };
@@ -13,6 +14,25 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flags, body)) = data.split_first() else {
         return;
     };
+    // The quick pass over an object's members takes only what serde_json takes, and the chat
+    // view it gives is the one serde_json gives.
+    if let Some(members) = skim::members(body) {
+        let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+            .unwrap_or_else(|e| panic!("skim took a body serde_json refuses ({e})"));
+        for (key, text) in &members {
+            let value: serde_json::Value = serde_json::from_str(text)
+                .unwrap_or_else(|e| panic!("skim's value of {key:?} is not JSON ({e}): {text:?}"));
+            if members.iter().filter(|(k, _)| k == key).count() == 1 {
+                assert_eq!(parsed.get(*key), Some(&value), "{key:?}");
+            }
+        }
+    }
+    let by_serde = serde_json::from_slice::<ChatRequestView<'_>>(body);
+    match (ChatRequestView::parse(body), &by_serde) {
+        (Ok(view), Ok(serde)) => assert_eq!(format!("{view:?}"), format!("{serde:?}")),
+        (Ok(view), Err(e)) => panic!("the view took a body serde_json refuses ({e}): {view:?}"),
+        _ => {}
+    }
     if let Ok(view) = ChatRequestView::parse(body) {
         let _ = (
             view.is_stream(),

@@ -7,5 +7,6 @@ pub mod ollama;
 pub mod openai;
 mod openai_rewrite;
 pub mod reply_check;
+pub mod skim;
 pub mod sse;
 pub mod turn;

@@ -15,7 +15,7 @@ pub struct ChatRequestView<'a> {
     #[serde(borrow)]
     pub model: Cow<'a, str>,
     #[serde(borrow)]
-    pub messages: &'a RawValue,
+    pub messages: RawJson<'a>,
     #[serde(default)]
     pub stream: Option<bool>,
     #[serde(default)]
@@ -25,9 +25,26 @@ pub struct ChatRequestView<'a> {
     #[serde(default)]
     pub max_completion_tokens: Option<u64>,
     #[serde(default, borrow)]
-    pub tools: Option<&'a RawValue>,
+    pub tools: Option<RawJson<'a>>,
     #[serde(default, borrow)]
     pub response_format: Option<ResponseFormatView<'a>>,
+}
+
+/// A JSON value's text, as it is in the body (what a borrowed `RawValue` holds, but also made
+/// from text `wire::skim` has already checked, without checking it again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawJson<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(deserializer).map(|raw| RawJson(raw.get()))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,8 +62,13 @@ pub struct StreamOptions {
 impl ChatRequestView<'_> {
     /// Parses and checks the few fields every chat request must have.
     pub fn parse(body: &[u8]) -> Result<ChatRequestView<'_>, RequestError> {
-        let view: ChatRequestView<'_> = serde_json::from_slice(body)
-            .map_err(|e| RequestError::from_json(&e, "chat completion"))?;
+        // The quick pass takes a well-formed request; for anything else serde_json decides, and
+        // its error is the client's.
+        let view = match super::skim::members(body).and_then(|m| Self::from_members(&m)) {
+            Some(view) => view,
+            None => serde_json::from_slice(body)
+                .map_err(|e| RequestError::from_json(&e, "chat completion"))?,
+        };
         require_model(&view.model)?;
         if !view.messages.get().trim_start().starts_with('[') {
             return Err(RequestError::new("`messages` must be an array", "messages"));
@@ -61,6 +83,50 @@ impl ChatRequestView<'_> {
             ));
         }
         Ok(view)
+    }
+
+    /// The view from the body's members (`wire::skim`), as serde_json would make it; `None`
+    /// where serde_json would refuse the body (a field of the wrong type, a duplicate, a missing
+    /// `model` or `messages`), so that it is parsed again there and refused with its message.
+    fn from_members<'a>(members: &[(&'a str, &'a str)]) -> Option<ChatRequestView<'a>> {
+        fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
+            match slot {
+                Some(_) => None,
+                None => {
+                    *slot = Some(value?);
+                    Some(())
+                }
+            }
+        }
+        fn field<'a, T: Deserialize<'a>>(text: &'a str) -> Option<T> {
+            serde_json::from_str(text).ok()
+        }
+        let (mut model, mut messages, mut stream, mut stream_options) = (None, None, None, None);
+        let (mut max_tokens, mut max_completion_tokens, mut tools, mut response_format) =
+            (None, None, None, None);
+        for &(key, text) in members {
+            match key {
+                "model" => once(&mut model, field(text))?,
+                "messages" => once(&mut messages, Some(RawJson(text)))?,
+                "stream" => once(&mut stream, field(text))?,
+                "stream_options" => once(&mut stream_options, field(text))?,
+                "max_tokens" => once(&mut max_tokens, field(text))?,
+                "max_completion_tokens" => once(&mut max_completion_tokens, field(text))?,
+                "tools" => once(&mut tools, Some((text != "null").then_some(RawJson(text))))?,
+                "response_format" => once(&mut response_format, field(text))?,
+                _ => {}
+            }
+        }
+        Some(ChatRequestView {
+            model: model?,
+            messages: messages?,
+            stream: stream.flatten(),
+            stream_options: stream_options.flatten(),
+            max_tokens: max_tokens.flatten(),
+            max_completion_tokens: max_completion_tokens.flatten(),
+            tools: tools.flatten(),
+            response_format: response_format.flatten(),
+        })
     }
 
     pub fn is_stream(&self) -> bool {
