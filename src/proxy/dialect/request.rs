@@ -9,7 +9,7 @@ use http::HeaderMap;
 use super::Dialect;
 use crate::proxy::error::ApiError;
 use crate::translate::{anthropic, ollama, responses};
-use crate::wire::depth;
+use crate::wire::{depth, skim};
 use crate::wire::openai::{
     ChatRequestView, CompletionsView, EmbeddingsView, RequestError, ResponsesView,
 };
@@ -292,6 +292,18 @@ fn anthropic_model(body: &[u8]) -> Result<String, ApiError> {
     #[derive(serde::Deserialize)]
     struct ModelOnly {
         model: String,
+    }
+    // The quick pass over the members, where the body is one serde_json takes and names its
+    // model once, as a string; anything else is read below, which says what is wrong.
+    let quick = skim::members(body).and_then(|members| {
+        let mut models = members.iter().filter(|(key, _)| *key == "model");
+        match (models.next(), models.next()) {
+            (Some((_, text)), None) => serde_json::from_str::<String>(text).ok(),
+            _ => None,
+        }
+    });
+    if let Some(model) = quick {
+        return Ok(model);
     }
     let parsed: ModelOnly = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(RequestError {
