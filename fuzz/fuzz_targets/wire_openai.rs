@@ -3,12 +3,15 @@
 //! and the request rewrite (whose output must still be the same JSON request).
 #![no_main]
 
+use std::collections::BTreeMap;
+
 use libfuzzer_sys::fuzz_target;
+use serde_json::value::RawValue;
 use smartproxy::wire::estimate::{TextTokens, json_text_tokens, text_tokens};
-use smartproxy::wire::skim;
 use smartproxy::wire::openai::{
     ChatRequestView, ChunkView, CompletionsView, ResponseView, Rewrite, UsageView, rewrite_request,
 };
+use smartproxy::wire::skim;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, body)) = data.split_first() else {
@@ -16,14 +19,14 @@ fuzz_target!(|data: &[u8]| {
     };
     // The quick pass over an object's members takes only what serde_json takes, and the chat
     // view it gives is the one serde_json gives.
+    // (Raw values, not `Value`: serde_json skips a number too large for an f64 as the views do,
+    // but refuses to build a `Value` of it.)
     if let Some(members) = skim::members(body) {
-        let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+        let parsed: BTreeMap<String, &RawValue> = serde_json::from_slice(body)
             .unwrap_or_else(|e| panic!("skim took a body serde_json refuses ({e})"));
         for (key, text) in &members {
-            let value: serde_json::Value = serde_json::from_str(text)
-                .unwrap_or_else(|e| panic!("skim's value of {key:?} is not JSON ({e}): {text:?}"));
             if members.iter().filter(|(k, _)| k == key).count() == 1 {
-                assert_eq!(parsed.get(*key), Some(&value), "{key:?}");
+                assert_eq!(parsed.get(*key).map(|v| v.get()), Some(*text), "{key:?}");
             }
         }
     }

@@ -9,11 +9,11 @@ use http::HeaderMap;
 use super::Dialect;
 use crate::proxy::error::ApiError;
 use crate::translate::{anthropic, ollama, responses};
-use crate::wire::{depth, skim};
 use crate::wire::openai::{
     ChatRequestView, CompletionsView, EmbeddingsView, RequestError, ResponsesView,
 };
 use crate::wire::turn::{self, Turn};
+use crate::wire::{depth, skim};
 
 /// A request, read.
 pub struct Inbound {
