@@ -230,64 +230,29 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
     }
 
     eprintln!("proxy_overhead: latency at 1 connection");
-    for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
-        for _ in 0..plan.latency_warmup {
-            ensure!(
-                round_trip(sender, side.target, &BODIES[0]).await?,
-                "{} refused a request",
-                side.name
-            );
-        }
-        fig.requests += plan.latency_warmup as u64;
-    }
+    let small = Phase {
+        body: &BODIES[0],
+        warmup: plan.latency_warmup,
+        requests: plan.latency_requests,
+        samples: |f| &mut f.latency,
+    };
+    warm_up(sides, &mut senders, &mut figures, &small).await?;
     let before = cpu_snapshot(sides).await;
-    for _ in 0..ROUNDS {
-        for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
-            reconnect_if_closed(sender, side.target).await?;
-            for _ in 0..plan.latency_requests / ROUNDS {
-                let t = Instant::now();
-                ensure!(
-                    round_trip(sender, side.target, &BODIES[0]).await?,
-                    "{} refused a request",
-                    side.name
-                );
-                fig.latency.push(t.elapsed().as_secs_f64() * 1e6);
-            }
-            fig.requests += (plan.latency_requests / ROUNDS) as u64;
-        }
-    }
+    timed_round_trips(sides, &mut senders, &mut figures, &small).await?;
     let after = cpu_snapshot(sides).await;
     for ((fig, a), b) in figures.iter_mut().zip(&after).zip(&before) {
         fig.cpu_latency = a.since(*b);
     }
 
     eprintln!("proxy_overhead: latency at 1 connection, ~256 KiB requests");
-    for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
-        reconnect_if_closed(sender, side.target).await?;
-        for _ in 0..plan.big_warmup {
-            ensure!(
-                round_trip(sender, side.target, &BIG_BODY).await?,
-                "{} refused a large request",
-                side.name
-            );
-        }
-        fig.requests += plan.big_warmup as u64;
-    }
-    for _ in 0..ROUNDS {
-        for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
-            reconnect_if_closed(sender, side.target).await?;
-            for _ in 0..plan.big_requests / ROUNDS {
-                let t = Instant::now();
-                ensure!(
-                    round_trip(sender, side.target, &BIG_BODY).await?,
-                    "{} refused a large request",
-                    side.name
-                );
-                fig.big_latency.push(t.elapsed().as_secs_f64() * 1e6);
-            }
-            fig.requests += (plan.big_requests / ROUNDS) as u64;
-        }
-    }
+    let big = Phase {
+        body: &BIG_BODY,
+        warmup: plan.big_warmup,
+        requests: plan.big_requests,
+        samples: |f| &mut f.big_latency,
+    };
+    warm_up(sides, &mut senders, &mut figures, &big).await?;
+    timed_round_trips(sides, &mut senders, &mut figures, &big).await?;
 
     eprintln!("proxy_overhead: streaming, time to first event");
     for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
@@ -380,6 +345,61 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
     // Let the client connection tasks see their senders dropped and close.
     tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(figures)
+}
+
+/// A phase of whole requests at one connection: its body, how many requests warm each side
+/// up and how many are timed, and where a side's round trips (µs) go.
+struct Phase<'a> {
+    body: &'a Bytes,
+    warmup: usize,
+    requests: usize,
+    samples: fn(&mut SideFigures) -> &mut Vec<f64>,
+}
+
+/// `phase.warmup` untimed round trips a side.
+async fn warm_up(
+    sides: &[Side<'_>],
+    senders: &mut [SendRequest<Full<Bytes>>],
+    figures: &mut [SideFigures],
+    phase: &Phase<'_>,
+) -> anyhow::Result<()> {
+    for ((side, sender), fig) in sides.iter().zip(senders.iter_mut()).zip(figures.iter_mut()) {
+        reconnect_if_closed(sender, side.target).await?;
+        for _ in 0..phase.warmup {
+            ensure!(
+                round_trip(sender, side.target, phase.body).await?,
+                "{} refused a request",
+                side.name
+            );
+        }
+        fig.requests += phase.warmup as u64;
+    }
+    Ok(())
+}
+
+/// `phase.requests` timed round trips a side, the sides taking turns in `ROUNDS` blocks.
+async fn timed_round_trips(
+    sides: &[Side<'_>],
+    senders: &mut [SendRequest<Full<Bytes>>],
+    figures: &mut [SideFigures],
+    phase: &Phase<'_>,
+) -> anyhow::Result<()> {
+    for _ in 0..ROUNDS {
+        for ((side, sender), fig) in sides.iter().zip(senders.iter_mut()).zip(figures.iter_mut()) {
+            reconnect_if_closed(sender, side.target).await?;
+            for _ in 0..phase.requests / ROUNDS {
+                let t = Instant::now();
+                ensure!(
+                    round_trip(sender, side.target, phase.body).await?,
+                    "{} refused a request",
+                    side.name
+                );
+                (phase.samples)(fig).push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            fig.requests += (phase.requests / ROUNDS) as u64;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Default)]
