@@ -216,6 +216,63 @@ async fn anthropic_clients_pass_through_untouched_to_anthropic_targets() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn server_tools_reach_anthropic_and_are_refused_only_where_chat_cannot_carry_them() {
+    let anthropic = MockUpstream::start();
+    let openai = MockUpstream::start();
+    let env = TestEnv::new();
+    let config = env.write(
+        "sp.yaml",
+        &format!(
+            "providers:\n  - name: claude\n    kind: anthropic\n    base_url: http://{}\n    api_key_env: CLAUDE_KEY\n    models: [\"claude-*\"]\n  - name: upstream\n    kind: openai\n    base_url: {}\n    api_key_env: UPSTREAM_KEY\n    models: [gpt-4o-mini]\nresilience:\n  max_attempts: 1\n",
+            anthropic.addr,
+            openai.base_url()
+        ),
+    );
+    let session = env.start_run(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("CLAUDE_KEY", "sk-ant-real"), ("UPSTREAM_KEY", "k")],
+    );
+    let with_web_search = |model: &str| {
+        let mut body = messages_body(false);
+        body["model"] = model.into();
+        body["tools"] = serde_json::json!([
+            {"type": "web_search_20250305", "name": "web_search", "max_uses": 2},
+            {"name": "ls", "input_schema": {"type": "object"}}
+        ]);
+        body
+    };
+    // Anthropic runs its own server tools: the request goes as the client sent it.
+    let body = with_web_search("claude-sonnet-4-5");
+    let reply = post_messages(&session, &body, &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let sent = anthropic.received();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body, body, "untouched, the server tool included");
+
+    // An OpenAI-compatible target cannot run it: refused, in Anthropic's error shape, with
+    // the tool at fault named, and nothing sent.
+    let reply = post_messages(&session, &with_web_search("gpt-4o-mini"), &[]).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let error = reply.json();
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["error"]["type"], "invalid_request_error", "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("tools[0]") && message.contains("web_search_20250305"),
+        "{message}"
+    );
+    assert!(
+        openai.received().is_empty(),
+        "nothing reached the chat target"
+    );
+    session.finish(0);
+    let rows = env.requests();
+    assert_eq!(rows.len(), 2, "the refusal is recorded too: {rows:?}");
+    assert_eq!(rows[0]["status"], "200", "{rows:?}");
+    assert_eq!(rows[1]["status"], "400", "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn openai_clients_are_served_by_an_anthropic_provider() {
     let upstream = MockUpstream::start();
     upstream.push([

@@ -225,53 +225,77 @@ async fn a_looping_agent_is_warned_then_stopped_and_resume_lets_it_continue() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alternating_tool_calls_are_stopped_in_anthropic_messages() {
-    let upstream = MockUpstream::start();
-    let env = TestEnv::new();
-    let config = env.upstream_config(&upstream.base_url(), "");
-    let session = env.start_run(
-        &["run", "--config", config.to_str().unwrap()],
-        &[("UPSTREAM_KEY", "k")],
-    );
-    let base = session.base_url.clone();
-    let turn = |i: usize| {
-        let (tool, result) = if i.is_multiple_of(2) {
-            ("run_tests", "1 failed")
+    // Translated for an OpenAI-compatible target, and passed as they came to Anthropic's own
+    // API (never translated): the loop breaker reads the Messages request itself either way.
+    for native in [false, true] {
+        let upstream = MockUpstream::start();
+        let env = TestEnv::new();
+        let (config, model) = if native {
+            let yaml = format!(
+                "providers:\n  - name: claude\n    kind: anthropic\n    base_url: http://{}\n    api_key_env: UPSTREAM_KEY\n    models: [\"claude-*\"]\n",
+                upstream.addr
+            );
+            (env.write("sp.yaml", &yaml), "claude-sonnet-4-5")
         } else {
-            ("edit_file", "ok")
+            (env.upstream_config(&upstream.base_url(), ""), "gpt-4o-mini")
         };
-        json!({
-            "model": "gpt-4o-mini",
-            "max_tokens": 100,
-            "system": format!("step {i}"),
-            "tools": [
-                {"name": "run_tests", "input_schema": {"type": "object"}},
-                {"name": "edit_file", "input_schema": {"type": "object"}},
-            ],
-            "messages": [
-                {"role": "user", "content": "make the tests pass"},
-                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": tool, "input": {"n": 1}}]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": result, "is_error": i.is_multiple_of(2)}]},
-            ]
-        })
-    };
-    let mut statuses = Vec::new();
-    let mut last = None;
-    for i in 0..7 {
-        let reply = post(&base, &session.key, "/messages", &turn(i)).await;
-        statuses.push(reply.status);
-        last = Some(reply);
+        let session = env.start_run(
+            &["run", "--config", config.to_str().unwrap()],
+            &[("UPSTREAM_KEY", "k")],
+        );
+        let base = session.base_url.clone();
+        let turn = |i: usize| {
+            let (tool, result) = if i.is_multiple_of(2) {
+                ("run_tests", "1 failed")
+            } else {
+                ("edit_file", "ok")
+            };
+            json!({
+                "model": model,
+                "max_tokens": 100,
+                "system": format!("step {i}"),
+                "tools": [
+                    {"name": "run_tests", "input_schema": {"type": "object"}},
+                    {"name": "edit_file", "input_schema": {"type": "object"}},
+                ],
+                "messages": [
+                    {"role": "user", "content": "make the tests pass"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": tool, "input": {"n": 1}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": result, "is_error": i.is_multiple_of(2)}]},
+                ]
+            })
+        };
+        let mut statuses = Vec::new();
+        let mut last = None;
+        for i in 0..7 {
+            let reply = post(&base, &session.key, "/messages", &turn(i)).await;
+            statuses.push(reply.status);
+            last = Some(reply);
+        }
+        assert_eq!(
+            statuses,
+            [200, 200, 200, 200, 200, 429, 429],
+            "native: {native}"
+        );
+        let body = last.unwrap().json();
+        assert_eq!(body["type"], "error", "Anthropic's error shape: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("alternating over the last 6 requests")
+                && message.contains("`run_tests`")
+                && message.contains("`edit_file`"),
+            "{message}"
+        );
+        let sent = upstream.received();
+        assert_eq!(sent.len(), 5, "refused requests are never sent");
+        let path = if native {
+            "/v1/messages"
+        } else {
+            "/v1/chat/completions"
+        };
+        assert!(sent.iter().all(|r| r.path == path), "native: {native}");
+        drop(session);
     }
-    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
-    let body = last.unwrap().json();
-    assert_eq!(body["type"], "error", "Anthropic's error shape: {body}");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("alternating over the last 6 requests")
-            && message.contains("`run_tests`")
-            && message.contains("`edit_file`"),
-        "{message}"
-    );
-    drop(session);
 }
 
 #[tokio::test(flavor = "multi_thread")]

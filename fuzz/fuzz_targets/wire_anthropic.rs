@@ -1,11 +1,27 @@
 //! The Anthropic wire types on client and provider bytes: requests, responses, stream events and
-//! error bodies. A parsed request serializes back to a request that parses the same.
+//! error bodies. A parsed request serializes back to a request that parses the same. The view
+//! routing reads (its quick pass) is the one serde_json reads, and its newest turn is read
+//! without a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use smartproxy::wire::anthropic::{ErrorBody, MessagesRequest, MessagesResponse, StreamEvent};
+use smartproxy::wire::anthropic_view::MessagesView;
 
 fuzz_target!(|data: &[u8]| {
+    let by_serde = serde_json::from_slice::<MessagesView<'_>>(data);
+    match (MessagesView::parse(data), &by_serde) {
+        (Ok(view), Ok(serde)) => assert_eq!(format!("{view:?}"), format!("{serde:?}")),
+        (Ok(view), Err(e)) => panic!("the view took a body serde_json refuses ({e}): {view:?}"),
+        _ => {}
+    }
+    if let Ok(view) = MessagesView::parse(data) {
+        let _ = (view.is_stream(), view.has_tools(), view.has_images());
+        let _ = view.prompt_bytes();
+        let hasher =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+        let _ = smartproxy::wire::turn::of_anthropic(view.messages.get(), &hasher);
+    }
     if let Ok(request) = serde_json::from_slice::<MessagesRequest>(data) {
         for message in &request.messages {
             if let smartproxy::wire::anthropic::Content::Blocks(blocks) = &message.content {

@@ -1,5 +1,5 @@
 //! The OpenAI wire readers on client and provider bytes: request views (the chat view's quick
-//! pass against serde_json's), response, chunk and usage views, the token estimates over them,
+//! pass, and its arrays' elements, against serde_json's), response, chunk and usage views, the token estimates over them,
 //! and the request rewrite (whose output must still be the same JSON request).
 #![no_main]
 
@@ -29,6 +29,13 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(parsed.get(*key).map(|v| v.get()), Some(*text), "{key:?}");
             }
         }
+    }
+    // Its elements of an array are the values serde_json reads, in order.
+    if let Some(elements) = std::str::from_utf8(body).ok().and_then(skim::elements) {
+        let parsed: Vec<&RawValue> = serde_json::from_slice(body)
+            .unwrap_or_else(|e| panic!("skim took an array serde_json refuses ({e})"));
+        let parsed: Vec<&str> = parsed.iter().map(|v| v.get()).collect();
+        assert_eq!(elements, parsed);
     }
     let by_serde = serde_json::from_slice::<ChatRequestView<'_>>(body);
     match (ChatRequestView::parse(body), &by_serde) {

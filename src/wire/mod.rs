@@ -1,6 +1,7 @@
 //! Serde types and codecs for the protocols smartproxy speaks. Pure: no I/O, no clock.
 
 pub mod anthropic;
+pub mod anthropic_view;
 pub mod depth;
 pub mod estimate;
 pub mod ollama;

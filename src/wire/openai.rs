@@ -36,6 +36,11 @@ pub struct ChatRequestView<'a> {
 pub struct RawJson<'a>(&'a str);
 
 impl<'a> RawJson<'a> {
+    /// `text` must be one JSON value, already checked (by `wire::skim`).
+    pub(super) fn checked(text: &'a str) -> Self {
+        Self(text)
+    }
+
     pub fn get(&self) -> &'a str {
         self.0
     }
@@ -89,18 +94,7 @@ impl ChatRequestView<'_> {
     /// where serde_json would refuse the body (a field of the wrong type, a duplicate, a missing
     /// `model` or `messages`), so that it is parsed again there and refused with its message.
     fn from_members<'a>(members: &[(&'a str, &'a str)]) -> Option<ChatRequestView<'a>> {
-        fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
-            match slot {
-                Some(_) => None,
-                None => {
-                    *slot = Some(value?);
-                    Some(())
-                }
-            }
-        }
-        fn field<'a, T: Deserialize<'a>>(text: &'a str) -> Option<T> {
-            serde_json::from_str(text).ok()
-        }
+        use super::skim::{field, once};
         let (mut model, mut messages, mut stream, mut stream_options) = (None, None, None, None);
         let (mut max_tokens, mut max_completion_tokens, mut tools, mut response_format) =
             (None, None, None, None);
@@ -143,10 +137,7 @@ impl ChatRequestView<'_> {
 
     /// Whether the request offers tools (an empty list offers none).
     pub fn has_tools(&self) -> bool {
-        self.tools.is_some_and(|t| {
-            let t = t.get().trim_start();
-            t.starts_with('[') && !t[1..].trim_start().starts_with(']')
-        })
+        self.tools.is_some_and(|t| is_non_empty_array(t.get()))
     }
 
     /// Whether any message carries an image part.
@@ -271,7 +262,13 @@ pub struct ResponsesEventView<'a> {
 }
 
 /// Every model request names a model.
-fn require_model(model: &str) -> Result<(), RequestError> {
+/// Whether a value's JSON text is an array with something in it.
+pub(super) fn is_non_empty_array(raw: &str) -> bool {
+    let raw = raw.trim_start();
+    raw.starts_with('[') && !raw[1..].trim_start().starts_with(']')
+}
+
+pub(super) fn require_model(model: &str) -> Result<(), RequestError> {
     if model.trim().is_empty() {
         return Err(RequestError::new(
             "`model` must be a non-empty string",
@@ -300,7 +297,7 @@ impl RequestError {
     }
 
     /// `what`: the kind of request, for the message ("chat completion", "embeddings"...).
-    fn from_json(err: &serde_json::Error, what: &str) -> Self {
+    pub(super) fn from_json(err: &serde_json::Error, what: &str) -> Self {
         let not_json = err.is_syntax() || err.is_eof();
         let message = if not_json {
             format!("request body is not valid JSON: {err}")

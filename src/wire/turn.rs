@@ -4,8 +4,8 @@
 //!
 //! The newest turn is what follows the last assistant message, with that message's tool calls:
 //! - the tool calls' names and arguments,
-//! - the tool results: their first [`RESULT_PREFIX`] bytes (an Anthropic `is_error` result
-//!   reads `Error: ...` after the translation, so the error flag is in there),
+//! - the tool results: their first [`RESULT_PREFIX`] bytes (and an Anthropic result's error
+//!   flag),
 //! - any user message after them, whole.
 //!
 //! A request with no assistant message yet is its own turn. Nothing here keeps text: the parts
@@ -17,6 +17,8 @@ use std::hash::{BuildHasher, Hasher};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use super::skim;
 
 /// How much of each tool result counts: enough to tell one error or output from another,
 /// little enough that a long output's changing tail (a build's progress) is not what matters.
@@ -72,16 +74,25 @@ struct ChatFunction<'a> {
     arguments: Option<&'a RawValue>,
 }
 
-/// The newest turn of an OpenAI chat `messages` array (Anthropic and Ollama requests are read
-/// in their chat translation). `None` when it is not an array of messages.
+/// The elements of a JSON array's text, found by the quick pass (or serde_json where that
+/// refuses): only the newest few are then parsed.
+fn elements(array: &str) -> Option<Vec<&str>> {
+    skim::elements(array).or_else(|| {
+        let raw: Vec<&RawValue> = serde_json::from_str(array).ok()?;
+        Some(raw.into_iter().map(RawValue::get).collect())
+    })
+}
+
+/// The newest turn of an OpenAI chat `messages` array (Ollama requests are read in their chat
+/// translation). `None` when it is not an array of messages.
 pub fn of_chat(messages: &str, hasher: &impl BuildHasher) -> Option<Turn> {
-    let raw: Vec<&RawValue> = serde_json::from_str(messages).ok()?;
+    let raw = elements(messages)?;
     let mut h = hasher.build_hasher();
     let mut tail = 0usize;
     let mut tool = None;
     // Backwards to the last assistant message: what follows it is the turn.
     for item in raw.iter().rev() {
-        let message: ChatMessage<'_> = serde_json::from_str(item.get()).ok()?;
+        let message: ChatMessage<'_> = serde_json::from_str(item).ok()?;
         let role = message.role.as_deref().unwrap_or("");
         if role == "assistant" {
             for call in message.tool_calls.iter().flatten() {
@@ -153,7 +164,7 @@ pub fn of_responses(input: &str, hasher: &impl BuildHasher) -> Option<Turn> {
             tool: None,
         });
     }
-    let raw: Vec<&RawValue> = serde_json::from_str(input).ok()?;
+    let raw = elements(input)?;
     if raw.is_empty() {
         return None;
     }
@@ -161,7 +172,7 @@ pub fn of_responses(input: &str, hasher: &impl BuildHasher) -> Option<Turn> {
     let mut in_calls = false;
     let mut tail = 0usize;
     for item in raw.iter().rev() {
-        let item: ResponsesItem<'_> = serde_json::from_str(item.get()).ok()?;
+        let item: ResponsesItem<'_> = serde_json::from_str(item).ok()?;
         let kind = item.kind.as_deref().unwrap_or("message");
         let call = kind.ends_with("_call") && item.name.is_some() || kind == "function_call";
         let assistant = kind == "message" && item.role.as_deref() == Some("assistant");
@@ -198,6 +209,95 @@ pub fn of_responses(input: &str, hasher: &impl BuildHasher) -> Option<Turn> {
                 b'u',
                 item.content.map_or("", |c| c.get()).as_bytes(),
             );
+        }
+    }
+    Some(Turn {
+        hash: h.finish(),
+        tool,
+    })
+}
+
+#[derive(Deserialize)]
+struct AnthropicMessage<'a> {
+    #[serde(default, borrow)]
+    role: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicBlock<'a> {
+    #[serde(default, borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    input: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(default)]
+    is_error: Option<bool>,
+    #[serde(default, borrow)]
+    source: Option<&'a RawValue>,
+}
+
+/// The newest turn of an Anthropic Messages `messages` array, read as it came (the request may
+/// never be translated): the last assistant message's `tool_use` blocks and what follows it
+/// (`tool_result` blocks, with their error flag, and the user's text). Blocks are read by their
+/// text, never whole: `cache_control` marks move from turn to turn.
+pub fn of_anthropic(messages: &str, hasher: &impl BuildHasher) -> Option<Turn> {
+    let raw = elements(messages)?;
+    if raw.is_empty() {
+        return None;
+    }
+    let mut h = hasher.build_hasher();
+    let mut tool = None;
+    // `tail`: the messages after the last assistant message.
+    for (tail, item) in raw.iter().rev().enumerate() {
+        let message: AnthropicMessage<'_> = serde_json::from_str(item).ok()?;
+        let content = message.content.map_or("", RawValue::get);
+        let blocks: Vec<AnthropicBlock<'_>> = if content.trim_start().starts_with('[') {
+            serde_json::from_str(content).ok()?
+        } else {
+            Vec::new()
+        };
+        if message.role.as_deref() == Some("assistant") {
+            for block in blocks
+                .iter()
+                .filter(|b| b.kind.as_deref() == Some("tool_use"))
+            {
+                let name = block.name.as_deref().unwrap_or("");
+                tool.get_or_insert_with(|| cap(name));
+                part(&mut h, b'c', name.as_bytes());
+                part(
+                    &mut h,
+                    b'a',
+                    block.input.map_or("", RawValue::get).as_bytes(),
+                );
+            }
+            if tail == 0 {
+                part(&mut h, b'p', content.as_bytes());
+            }
+            break;
+        }
+        if blocks.is_empty() {
+            part(&mut h, b'u', content.as_bytes());
+        }
+        for block in &blocks {
+            if block.kind.as_deref() == Some("tool_result") {
+                let tag = if block.is_error == Some(true) {
+                    b'e'
+                } else {
+                    b'r'
+                };
+                let result = block.content.map_or("", RawValue::get);
+                part(&mut h, tag, prefix(result, RESULT_PREFIX));
+            } else {
+                let text = block.text.or(block.source).or(block.content);
+                part(&mut h, b'u', text.map_or("", RawValue::get).as_bytes());
+            }
         }
     }
     Some(Turn {

@@ -98,3 +98,90 @@ fn responses_inputs_read_like_chat() {
     assert_eq!(text.describe(), "user message");
     assert_ne!(text.hash, responses(r#""hello!""#).hash);
 }
+
+fn anthropic(messages: &str) -> Turn {
+    of_anthropic(messages, &Fixed::default()).unwrap_or_else(|| panic!("no turn in {messages}"))
+}
+
+/// Claude Code's shape: the newest message carries the tool result, a reminder and the prompt
+/// cache's breakpoint, which moves to the newest message every turn.
+fn anthropic_turn(history: &str, input: &str, result: &str, is_error: bool) -> String {
+    format!(
+        r#"[{{"role":"user","content":[{{"type":"text","text":"{history}","cache_control":{{"type":"ephemeral"}}}}]}},
+        {{"role":"assistant","content":[{{"type":"text","text":"Reading."}},
+        {{"type":"tool_use","id":"toolu_1","name":"Read","input":{input}}}]}},
+        {{"role":"user","content":[{{"type":"tool_result","tool_use_id":"toolu_1","is_error":{is_error},
+        "content":"{result}","cache_control":{{"type":"ephemeral"}}}},{{"type":"text","text":"<reminder>"}}]}}]"#
+    )
+}
+
+#[test]
+fn anthropic_messages_are_read_as_they_came() {
+    let a = anthropic(&anthropic_turn(
+        "fix it",
+        r#"{"path":"a"}"#,
+        "no such file",
+        true,
+    ));
+    assert_eq!(a.tool.as_deref(), Some("Read"));
+    assert_eq!(
+        a,
+        anthropic(&anthropic_turn(
+            "reworded",
+            r#"{"path":"a"}"#,
+            "no such file",
+            true
+        )),
+        "a reworded history is the same step"
+    );
+    let other_input = anthropic(&anthropic_turn(
+        "fix it",
+        r#"{"path":"b"}"#,
+        "no such file",
+        true,
+    ));
+    let other_result = anthropic(&anthropic_turn("fix it", r#"{"path":"a"}"#, "ok", true));
+    let not_an_error = anthropic(&anthropic_turn(
+        "fix it",
+        r#"{"path":"a"}"#,
+        "no such file",
+        false,
+    ));
+    assert_ne!(a.hash, other_input.hash);
+    assert_ne!(a.hash, other_result.hash);
+    assert_ne!(a.hash, not_an_error.hash, "the error flag counts");
+    let long = "x".repeat(RESULT_PREFIX);
+    assert_eq!(
+        anthropic(&anthropic_turn("s", "{}", &format!("{long}1"), false)),
+        anthropic(&anthropic_turn("s", "{}", &format!("{long}2"), false)),
+        "past the prefix a result's tail does not count"
+    );
+
+    let first = anthropic(r#"[{"role":"user","content":"hello"}]"#);
+    assert_eq!(first.describe(), "user message");
+    let as_block = anthropic(
+        r#"[{"role":"user","content":"x"},{"role":"assistant","content":"y"},
+        {"role":"user","content":[{"type":"text","text":"hello","cache_control":{"type":"ephemeral"}}]}]"#,
+    );
+    assert_eq!(as_block.tool, None);
+    assert_eq!(
+        as_block.hash,
+        anthropic(r#"[{"role":"user","content":[{"type":"text","text":"hello"}]}]"#).hash,
+        "a block's breakpoint is not its text"
+    );
+    assert!(of_anthropic("[]", &Fixed::default()).is_none());
+    assert!(of_anthropic(r#"{"role":"user"}"#, &Fixed::default()).is_none());
+}
+
+#[test]
+fn the_quick_pass_reads_arrays_as_serde_json_does() {
+    let messages = tool_turn("s \\\"quoted\\\" \\u00e9", "{\\\"path\\\":\\\"a\\\"}", "ok");
+    let quick = skim::elements(&messages).unwrap_or_else(|| panic!("refused {messages}"));
+    let slow: Vec<&RawValue> =
+        serde_json::from_str(&messages).unwrap_or_else(|e| panic!("{e}: {messages}"));
+    assert_eq!(quick, slow.iter().map(|r| r.get()).collect::<Vec<_>>());
+    assert_eq!(skim::elements(" [ ] "), Some(Vec::new()));
+    for refused in ["[1,]", "[1 2]", "{}", "[", "[1] x"] {
+        assert_eq!(skim::elements(refused), None, "{refused}");
+    }
+}

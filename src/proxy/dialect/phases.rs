@@ -47,6 +47,15 @@ impl Dialect {
         }
     }
 
+    /// Route: why a target that needs the chat translation is passed over when the request does
+    /// not translate (an Anthropic server tool, a Responses API built-in).
+    pub fn untranslatable(self) -> &'static str {
+        match self {
+            Self::Anthropic => "not Anthropic's API, and this request does not translate to chat",
+            _ => "no Responses API, and this request does not translate to chat",
+        }
+    }
+
     /// Attempt: the wire format and endpoint of the client's own body, sent to a target that
     /// takes it natively (`native_passthrough`).
     pub fn native_wire(self) -> (WireFormat, Endpoint) {

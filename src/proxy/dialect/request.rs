@@ -9,20 +9,20 @@ use http::HeaderMap;
 use super::Dialect;
 use crate::proxy::error::ApiError;
 use crate::translate::{anthropic, ollama, responses};
+use crate::wire::anthropic_view::MessagesView;
+use crate::wire::depth;
 use crate::wire::openai::{
     ChatRequestView, CompletionsView, EmbeddingsView, RequestError, ResponsesView,
 };
 use crate::wire::turn::{self, Turn};
-use crate::wire::{depth, skim};
 
 /// A request, read.
 pub struct Inbound {
     /// The body in OpenAI's format (for `Completions`, the completions body).
     pub hub: Bytes,
     /// The body as an Anthropic or Responses API client sent it, for targets that speak that
-    /// format natively; `hub` is its chat completions translation for the others (for the
-    /// Responses API, empty until routing finds a target that needs it:
-    /// [`Inbound::translate_for_chat`]).
+    /// format natively; `hub` is its chat completions translation for the others, empty until
+    /// routing finds a target that needs it ([`Inbound::translate_for_chat`]).
     pub native: Option<Bytes>,
     /// The model the client named.
     pub model: String,
@@ -45,29 +45,40 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    /// Writes a Responses API request's chat completions translation into `hub`, for targets
-    /// without that API; done only when routing finds one, so requests passed to OpenAI
-    /// untouched are not parsed twice. The error names the field chat cannot carry.
-    pub fn translate_for_chat(&mut self) -> Result<(), ApiError> {
+    /// Writes the chat completions translation of an Anthropic or Responses API request into
+    /// `hub`, for targets that do not take the client's format. Done only when routing finds
+    /// one, so requests passed to their own API untouched are never translated. The error
+    /// names the field chat cannot carry.
+    pub fn translate_for_chat(&mut self, dialect: Dialect) -> Result<(), ApiError> {
         let Some(body) = self.native.as_ref().filter(|_| self.hub.is_empty()) else {
             return Ok(());
         };
-        let conversion = responses::request_to_chat(body).map_err(|refusal| {
-            translation_error(
-                format!(
-                    "{}: {} (the model's provider takes chat completions, so smartproxy \
-                     translates Responses API requests for it)",
-                    refusal.field, refusal.message
-                ),
-                Some(&refusal.field),
-            )
-        })?;
-        if !conversion.dropped_tools.is_empty() {
-            tracing::debug!(tools = ?conversion.dropped_tools, "hosted tools left out of the chat translation");
-        }
-        self.hub = Bytes::from(conversion.body);
+        self.hub = match dialect {
+            Dialect::Responses => responses_to_chat(body)?,
+            Dialect::Anthropic => anthropic::request_from_anthropic(body, &self.model)
+                .map(Bytes::from)
+                .map_err(|e| translation_error(e.to_string(), e.param()))?,
+            _ => return Ok(()),
+        };
         Ok(())
     }
+}
+
+fn responses_to_chat(body: &[u8]) -> Result<Bytes, ApiError> {
+    let conversion = responses::request_to_chat(body).map_err(|refusal| {
+        translation_error(
+            format!(
+                "{}: {} (the model's provider takes chat completions, so smartproxy translates \
+                 Responses API requests for it)",
+                refusal.field, refusal.message
+            ),
+            Some(&refusal.field),
+        )
+    })?;
+    if !conversion.dropped_tools.is_empty() {
+        tracing::debug!(tools = ?conversion.dropped_tools, "hosted tools left out of the chat translation");
+    }
+    Ok(Bytes::from(conversion.body))
 }
 
 fn translation_error(message: String, param: Option<&str>) -> ApiError {
@@ -160,20 +171,15 @@ pub fn read(
 /// The hub body, the client's own body and the client headers that go with it.
 type Bodies = (Bytes, Option<Bytes>, Vec<(String, String)>);
 
-/// The body in the hub format (for the Responses API, empty until routing needs it), the
-/// client's own body where a target may take it natively, and the client headers that go with
-/// it.
+/// The body in the hub format (for Anthropic and the Responses API, empty until routing needs
+/// it), the client's own body where a target may take it natively, and the client headers
+/// that go with it.
 fn to_hub(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Bodies, ApiError> {
     Ok(match dialect {
         Dialect::OpenAi | Dialect::Completions | Dialect::Embeddings => (body, None, Vec::new()),
-        Dialect::Responses => {
-            // The chat translation waits for routing (`translate_for_chat`).
-            (Bytes::new(), Some(body), Vec::new())
-        }
+        // The chat translation waits for routing (`translate_for_chat`).
+        Dialect::Responses => (Bytes::new(), Some(body), Vec::new()),
         Dialect::Anthropic => {
-            let model = anthropic_model(&body)?;
-            let hub = anthropic::request_from_anthropic(&body, &model)
-                .map_err(|e| translation_error(e.to_string(), e.param()))?;
             let passed = ["anthropic-version", "anthropic-beta"]
                 .iter()
                 .filter_map(|name| {
@@ -181,7 +187,7 @@ fn to_hub(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Bodies, 
                     Some(((*name).to_owned(), value.to_owned()))
                 })
                 .collect();
-            (Bytes::from(hub), Some(body), passed)
+            (Bytes::new(), Some(body), passed)
         }
         Dialect::OllamaChat | Dialect::OllamaGenerate => {
             let translated = if dialect == Dialect::OllamaChat {
@@ -198,8 +204,8 @@ fn to_hub(dialect: Dialect, body: Bytes, headers: &HeaderMap) -> Result<Bodies, 
     })
 }
 
-/// What the request says (model, stream, size, needs), read from the hub body or, for the
-/// Responses API, the client's own.
+/// What the request says (model, stream, size, needs), read from the hub body or, for
+/// Anthropic and the Responses API, the client's own.
 fn said(
     dialect: Dialect,
     hub: &Bytes,
@@ -248,6 +254,26 @@ fn said(
                 .zip(view.input)
                 .and_then(|(t, input)| turn::of_responses(input.get(), t.hasher)),
         }
+    } else if let (Dialect::Anthropic, Some(native)) = (dialect, native) {
+        let view = MessagesView::parse(native).map_err(ApiError::bad_request)?;
+        Inbound {
+            model: view.model.to_string(),
+            stream: view.is_stream(),
+            client_wants_usage: false,
+            output_cap: view.max_tokens,
+            tools: view.has_tools(),
+            images: view.has_images(),
+            // Messages has no JSON mode that its translation carries.
+            json: false,
+            prompt_bytes: view.prompt_bytes(),
+            hub: Bytes::new(),
+            native: None,
+            passthrough_headers: Vec::new(),
+            client_session: None,
+            turn: turns
+                .and_then(|t| t.wanted(view.has_tools()))
+                .and_then(|t| turn::of_anthropic(view.messages.get(), t.hasher)),
+        }
     } else if dialect == Dialect::Embeddings {
         let view = EmbeddingsView::parse(hub).map_err(ApiError::bad_request)?;
         Inbound {
@@ -286,31 +312,4 @@ fn said(
                 .and_then(|t| turn::of_chat(view.messages.get(), t.hasher)),
         }
     })
-}
-
-fn anthropic_model(body: &[u8]) -> Result<String, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct ModelOnly {
-        model: String,
-    }
-    // The quick pass over the members, where the body is one serde_json takes and names its
-    // model once, as a string; anything else is read below, which says what is wrong.
-    let quick = skim::members(body).and_then(|members| {
-        let mut models = members.iter().filter(|(key, _)| *key == "model");
-        match (models.next(), models.next()) {
-            (Some((_, text)), None) => serde_json::from_str::<String>(text).ok(),
-            _ => None,
-        }
-    });
-    if let Some(model) = quick {
-        return Ok(model);
-    }
-    let parsed: ModelOnly = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(RequestError {
-            not_json: e.is_syntax() || e.is_eof(),
-            message: format!("invalid Messages request: {e}"),
-            param: Some("model"),
-        })
-    })?;
-    Ok(parsed.model)
 }

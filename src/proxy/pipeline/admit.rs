@@ -108,8 +108,8 @@ pub async fn admit(ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Admit
     if let Some(session) = &inbound.client_session {
         record.client_session = Some(session.clone());
     }
-    // The body the model reads: the chat translation, or the client's own where the
-    // translation waits for routing (the Responses API).
+    // The body the model reads: the hub body, or the client's own where its translation
+    // waits for routing (Anthropic, the Responses API).
     let model_body = if inbound.hub.is_empty() {
         inbound.native.clone().unwrap_or_default()
     } else {

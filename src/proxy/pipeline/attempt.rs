@@ -116,7 +116,7 @@ impl<'a> Writer<'a> {
     fn new(ctx: &RequestCtx, state: &'a AppState, rt: &'a Runtime, request: &'a Admitted) -> Self {
         let inbound = &request.inbound;
         let dialect = ctx.dialect;
-        let hub = if dialect.takes_transforms() {
+        let hub = if dialect.takes_transforms() && !inbound.hub.is_empty() {
             state
                 .transforms()
                 .apply_to_request(&inbound.hub)

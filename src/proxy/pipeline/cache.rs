@@ -23,14 +23,17 @@ pub fn key(ctx: &mut RequestCtx, request: &Admitted, plan: &Plan) -> Option<Stri
         return None;
     }
     // A pass-through request is answered by Anthropic on the client's own account: a cached
-    // reply would skip checking its credential and be another account's answer.
-    if !ctx.dialect.cacheable() || request.credential.is_some() || !cacheable(&request.inbound.hub)
+    // reply would skip checking its credential and be another account's answer. The cache
+    // holds chat replies: a request with no chat translation (every target takes it as the
+    // client sent it) never gets one to store.
+    let hub = &request.inbound.hub;
+    if !ctx.dialect.cacheable() || request.credential.is_some() || hub.is_empty() || !cacheable(hub)
     {
         return None;
     }
     ctx.fin.record().cache_status = "miss";
     let owner = request.key_name.as_deref().unwrap_or("local");
-    cache_key(owner, &plan.targets[0].model, &request.inbound.hub).ok()
+    cache_key(owner, &plan.targets[0].model, hub).ok()
 }
 
 /// The cached reply under `key`, recorded on the row as a hit.

@@ -111,16 +111,13 @@ fn leave_out_unsuited(
             &config.providers[provider],
         )
     };
-    // A request that waits for routing to be translated (the Responses API) is translated
-    // when a target needs it; what chat cannot carry goes only where it needs no translation.
+    // A request in a format some targets take as it is (Anthropic's, the Responses API) is
+    // translated when a target needs it; what chat cannot carry goes only where it needs no
+    // translation.
     if plan.targets.iter().any(|t| !native_at(t.provider))
-        && let Err(refusal) = request.inbound.translate_for_chat()
+        && let Err(refusal) = request.inbound.translate_for_chat(dialect)
     {
-        pass_over(
-            plan,
-            &native_at,
-            "no Responses API, and this request does not translate to chat",
-        );
+        pass_over(plan, &native_at, dialect.untranslatable());
         if plan.targets.is_empty() {
             return Err(refusal);
         }
