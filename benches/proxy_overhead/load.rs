@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::net::TcpStream;
 
 use crate::cpu::{CpuProbe, CpuTime};
-use crate::mock_upstream::PACED_MODEL;
+use crate::mock_upstream::{ANTHROPIC_MODEL, PACED_MODEL};
 use crate::proxy_process::proc_status_kb;
 use crate::{MODEL, Plan, ROUNDS};
 
@@ -60,10 +60,59 @@ pub static BIG_BODY: LazyLock<Bytes> = LazyLock::new(|| {
     Bytes::from(serde_json::to_vec(&body).unwrap())
 });
 
+/// The same turn as Claude Code sends it to Anthropic's Messages API, ~256 KiB: a system prompt
+/// with a cache breakpoint, a dozen tools, and 50 rounds of a `Read` tool call and its result
+/// (code). Its tools make the loop breaker read its newest turn, as it does for Claude Code.
+pub static BIG_MESSAGES_BODY: LazyLock<Bytes> = LazyLock::new(|| {
+    let line = "    if let Some(x) = map.get(\"key\") { println!(\"{x}\\n\"); }\n";
+    let tools: Vec<_> = (0..12)
+        .map(|i| {
+            json!({
+                "name": format!("Tool{i}"),
+                "description": "Reads a file from the local filesystem. ".repeat(20),
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"file_path": {"type": "string", "description": "The absolute path"}},
+                    "required": ["file_path"]
+                }
+            })
+        })
+        .collect();
+    let mut messages = vec![json!({"role": "user", "content": "Fix the failing test."})];
+    for i in 0..50 {
+        let id = format!("toolu_{i:04}");
+        messages.push(json!({"role": "assistant", "content": [
+            {"type": "text", "text": "Let me read the next file."},
+            {"type": "tool_use", "id": id, "name": "Tool0", "input": {"file_path": format!("/src/f{i}.rs")}}
+        ]}));
+        messages.push(json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": id, "content": line.repeat(80)}
+        ]}));
+    }
+    let body = json!({
+        "model": ANTHROPIC_MODEL,
+        "max_tokens": 32_000,
+        "system": [{"type": "text", "text": "You are Claude Code. ".repeat(50), "cache_control": {"type": "ephemeral"}}],
+        "tools": tools,
+        "messages": messages,
+    });
+    Bytes::from(serde_json::to_vec(&body).unwrap())
+});
+
+/// The API a request is written for.
+#[derive(Clone, Copy)]
+pub enum Api {
+    /// OpenAI's chat completions.
+    Chat,
+    /// Anthropic's Messages: its path and its key header.
+    Messages,
+}
+
 pub struct Target {
     addr: SocketAddr,
     host: HeaderValue,
     auth: HeaderValue,
+    key: HeaderValue,
 }
 
 impl Target {
@@ -72,6 +121,7 @@ impl Target {
             addr,
             host: HeaderValue::from_str(&addr.to_string())?,
             auth: HeaderValue::from_str(&format!("Bearer {key}"))?,
+            key: HeaderValue::from_str(key)?,
         })
     }
 
@@ -86,12 +136,27 @@ impl Target {
     }
 
     fn request_with(&self, stream: bool, body: Bytes) -> Request<Full<Bytes>> {
+        self.request_for(Api::Chat, stream, body)
+    }
+
+    fn request_for(&self, api: Api, stream: bool, body: Bytes) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = Method::POST;
-        *req.uri_mut() = http::Uri::from_static("/v1/chat/completions");
+        *req.uri_mut() = http::Uri::from_static(match api {
+            Api::Chat => "/v1/chat/completions",
+            Api::Messages => "/v1/messages",
+        });
         let h = req.headers_mut();
         h.insert(HOST, self.host.clone());
-        h.insert(AUTHORIZATION, self.auth.clone());
+        match api {
+            Api::Chat => {
+                h.insert(AUTHORIZATION, self.auth.clone());
+            }
+            Api::Messages => {
+                h.insert("x-api-key", self.key.clone());
+                h.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+            }
+        }
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(
             ACCEPT,
@@ -122,11 +187,12 @@ async fn reconnect_if_closed(
 async fn round_trip(
     sender: &mut SendRequest<Full<Bytes>>,
     target: &Target,
+    api: Api,
     body: &Bytes,
 ) -> anyhow::Result<bool> {
     sender.ready().await?;
     let response = sender
-        .send_request(target.request_with(false, body.clone()))
+        .send_request(target.request_for(api, false, body.clone()))
         .await?;
     let ok = response.status() == StatusCode::OK;
     let body = response.into_body().collect().await?.to_bytes();
@@ -190,6 +256,8 @@ pub struct SideFigures {
     pub latency: Vec<f64>,
     /// Round-trip µs of each ~256 KiB request (`BIG_BODY`), one connection.
     pub big_latency: Vec<f64>,
+    /// The same for the ~256 KiB Messages request (`BIG_MESSAGES_BODY`).
+    pub messages_latency: Vec<f64>,
     pub stream: Vec<StreamSample>,
     pub rps: Throughput,
     /// Round-trip µs of each request completed in the throughput window (all connections busy).
@@ -199,6 +267,9 @@ pub struct SideFigures {
     /// CPU time the side spent on the measured latency requests, streams, and throughput run
     /// (warm-up included there).
     pub cpu_latency: CpuTime,
+    /// CPU time on the timed ~256 KiB chat and Messages requests.
+    pub cpu_big: CpuTime,
+    pub cpu_messages: CpuTime,
     pub cpu_stream: CpuTime,
     pub cpu_throughput: CpuTime,
     pub has_cpu: bool,
@@ -229,30 +300,51 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
         senders.push(side.target.connect().await?);
     }
 
-    eprintln!("proxy_overhead: latency at 1 connection");
-    let small = Phase {
-        body: &BODIES[0],
-        warmup: plan.latency_warmup,
-        requests: plan.latency_requests,
-        samples: |f| &mut f.latency,
-    };
-    warm_up(sides, &mut senders, &mut figures, &small).await?;
-    let before = cpu_snapshot(sides).await;
-    timed_round_trips(sides, &mut senders, &mut figures, &small).await?;
-    let after = cpu_snapshot(sides).await;
-    for ((fig, a), b) in figures.iter_mut().zip(&after).zip(&before) {
-        fig.cpu_latency = a.since(*b);
+    let phases = [
+        (
+            "latency at 1 connection",
+            Phase {
+                api: Api::Chat,
+                body: &BODIES[0],
+                warmup: plan.latency_warmup,
+                requests: plan.latency_requests,
+                samples: |f| &mut f.latency,
+                cpu: |f| &mut f.cpu_latency,
+            },
+        ),
+        (
+            "latency at 1 connection, ~256 KiB requests",
+            Phase {
+                api: Api::Chat,
+                body: &BIG_BODY,
+                warmup: plan.big_warmup,
+                requests: plan.big_requests,
+                samples: |f| &mut f.big_latency,
+                cpu: |f| &mut f.cpu_big,
+            },
+        ),
+        (
+            "latency at 1 connection, ~256 KiB Anthropic Messages requests",
+            Phase {
+                api: Api::Messages,
+                body: &BIG_MESSAGES_BODY,
+                warmup: plan.big_warmup,
+                requests: plan.big_requests,
+                samples: |f| &mut f.messages_latency,
+                cpu: |f| &mut f.cpu_messages,
+            },
+        ),
+    ];
+    for (title, phase) in &phases {
+        eprintln!("proxy_overhead: {title}");
+        warm_up(sides, &mut senders, &mut figures, phase).await?;
+        let before = cpu_snapshot(sides).await;
+        timed_round_trips(sides, &mut senders, &mut figures, phase).await?;
+        let after = cpu_snapshot(sides).await;
+        for ((fig, a), b) in figures.iter_mut().zip(&after).zip(&before) {
+            *(phase.cpu)(fig) = a.since(*b);
+        }
     }
-
-    eprintln!("proxy_overhead: latency at 1 connection, ~256 KiB requests");
-    let big = Phase {
-        body: &BIG_BODY,
-        warmup: plan.big_warmup,
-        requests: plan.big_requests,
-        samples: |f| &mut f.big_latency,
-    };
-    warm_up(sides, &mut senders, &mut figures, &big).await?;
-    timed_round_trips(sides, &mut senders, &mut figures, &big).await?;
 
     eprintln!("proxy_overhead: streaming, time to first event");
     for ((side, sender), fig) in sides.iter().zip(&mut senders).zip(&mut figures) {
@@ -347,13 +439,15 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
     Ok(figures)
 }
 
-/// A phase of whole requests at one connection: its body, how many requests warm each side
-/// up and how many are timed, and where a side's round trips (µs) go.
+/// A phase of whole requests at one connection: its API and body, how many requests warm each
+/// side up and how many are timed, and where a side's round trips (µs) and CPU time go.
 struct Phase<'a> {
+    api: Api,
     body: &'a Bytes,
     warmup: usize,
     requests: usize,
     samples: fn(&mut SideFigures) -> &mut Vec<f64>,
+    cpu: fn(&mut SideFigures) -> &mut CpuTime,
 }
 
 /// `phase.warmup` untimed round trips a side.
@@ -367,7 +461,7 @@ async fn warm_up(
         reconnect_if_closed(sender, side.target).await?;
         for _ in 0..phase.warmup {
             ensure!(
-                round_trip(sender, side.target, phase.body).await?,
+                round_trip(sender, side.target, phase.api, phase.body).await?,
                 "{} refused a request",
                 side.name
             );
@@ -390,7 +484,7 @@ async fn timed_round_trips(
             for _ in 0..phase.requests / ROUNDS {
                 let t = Instant::now();
                 ensure!(
-                    round_trip(sender, side.target, phase.body).await?,
+                    round_trip(sender, side.target, phase.api, phase.body).await?,
                     "{} refused a request",
                     side.name
                 );
@@ -449,7 +543,7 @@ async fn throughput_block(
         let mut latency = Vec::new();
         while Instant::now() < window_end {
             let sent = Instant::now();
-            let ok = round_trip(sender, target, &BODIES[0]).await?;
+            let ok = round_trip(sender, target, Api::Chat, &BODIES[0]).await?;
             let done = Instant::now();
             total += 1;
             if !ok {

@@ -50,7 +50,7 @@ use nix::unistd::Pid;
 use bare_hop::BareHop;
 use cpu::CpuProbe;
 use load::{ManyStreams, Side, Target, many_streams, run_load};
-use mock_upstream::{PACED_MODEL, start_mock};
+use mock_upstream::{ANTHROPIC_MODEL, PACED_MODEL, start_mock};
 use proxy_process::{ProxyProcess, count_ledger_rows, proc_status_kb};
 use report::{Baseline, Report};
 use sides::{Comparison, Row};
@@ -205,7 +205,8 @@ fn main() -> anyhow::Result<()> {
         &config_path,
         format!(
             "providers:\n  - name: bench\n    kind: openai\n    base_url: http://{mock_addr}/v1\n    api_key_env: \
-             BENCH_UPSTREAM_KEY\n    models: [{MODEL}, {PACED_MODEL}]\n"
+             BENCH_UPSTREAM_KEY\n    models: [{MODEL}, {PACED_MODEL}]\n  - name: claude\n    kind: anthropic\n    \
+             base_url: http://{mock_addr}\n    api_key_env: BENCH_UPSTREAM_KEY\n    models: [{ANTHROPIC_MODEL}]\n"
         ),
     )?;
 

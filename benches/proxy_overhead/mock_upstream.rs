@@ -1,5 +1,6 @@
 //! The mock upstream: an OpenAI-style chat completions server (hyper 1) that answers every request
-//! with the same canned completion or SSE stream, refusing any key but the bench's.
+//! with the same canned completion or SSE stream, refusing any key but the bench's; and an
+//! Anthropic Messages endpoint with its own canned reply, for the Messages phase.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,6 +24,33 @@ const COMPLETION_ID: &str = "chatcmpl-BHm4Kz2XtVnq8bQx1yLwR7uS0fPaE";
 const CREATED: u64 = 1_743_500_000;
 const SERVED_MODEL: &str = "gpt-4o-mini-2024-07-18";
 const FINGERPRINT: &str = "fp_b376dfbbd5";
+/// The model of the Messages phase, served by the mock's Anthropic endpoint.
+pub const ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
+
+static MESSAGE: LazyLock<Bytes> = LazyLock::new(|| {
+    Bytes::from(
+        json!({
+            "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [
+                {"type": "text", "text": "The test reads the wrong key; I will fix the lookup."},
+                {"type": "tool_use", "id": "toolu_0050", "name": "Tool1", "input": {"file_path": "/src/f0.rs"}}
+            ],
+            "stop_reason": "tool_use",
+            "stop_sequence": null,
+            "usage": {
+                "input_tokens": 12,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 60_000,
+                "output_tokens": 64,
+                "service_tier": "standard"
+            }
+        })
+        .to_string(),
+    )
+});
 
 static COMPLETION: LazyLock<Bytes> = LazyLock::new(|| {
     Bytes::from(
@@ -152,6 +180,7 @@ type MockBody = Either<Full<Bytes>, SseBody>;
 
 pub async fn start_mock() -> anyhow::Result<SocketAddr> {
     LazyLock::force(&COMPLETION);
+    LazyLock::force(&MESSAGE);
     LazyLock::force(&STREAMS);
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
@@ -193,6 +222,21 @@ async fn mock_reply(req: Request<Incoming>) -> Result<Response<MockBody>, Infall
             Either::Left(Full::new(Bytes::from(body))),
         )
     };
+    if req.method() == Method::POST && req.uri().path() == "/v1/messages" {
+        if req.headers().get("x-api-key").map(HeaderValue::as_bytes)
+            != Some(UPSTREAM_KEY.as_bytes())
+        {
+            return error(StatusCode::UNAUTHORIZED, "bad key");
+        }
+        if req.into_body().collect().await.is_err() {
+            return error(StatusCode::BAD_REQUEST, "unreadable body");
+        }
+        return respond(
+            StatusCode::OK,
+            "application/json",
+            Either::Left(Full::new(MESSAGE.clone())),
+        );
+    }
     if req.method() != Method::POST || req.uri().path() != "/v1/chat/completions" {
         return error(StatusCode::NOT_FOUND, "unknown URL");
     }

@@ -196,6 +196,18 @@ impl Report {
             "",
             "",
         );
+        push(
+            latency_row(
+                "latency p50, 1 conn, ~256 KiB Messages request (µs)",
+                |p| p.p50,
+                &d.messages_latency,
+                &h.messages_latency,
+                &p.messages_latency,
+            ),
+            base_cells(&|s| Some(s.messages_latency.p50), false),
+            "",
+            "",
+        );
         let failed = if d.failed + h.failed + p.failed > 0 {
             format!(" ({} / {} / {} failed)", d.failed, h.failed, p.failed)
         } else {
@@ -275,9 +287,25 @@ impl Report {
             (Some((h, _)), Some((p, _))) => format!("{:+.1} µs (×{:.2})", p - h, p / h),
             _ => String::new(),
         };
-        let cpu_fields: [CpuField; 3] = [|s| s.cpu_latency, |s| s.cpu_stream, |s| s.cpu_throughput];
+        let cpu_fields: [CpuField; 5] = [
+            |s| s.cpu_latency,
+            |s| s.cpu_big,
+            |s| s.cpu_messages,
+            |s| s.cpu_stream,
+            |s| s.cpu_throughput,
+        ];
         for ((name, h_cpu, p_cpu), field) in [
             ("CPU per request, 1 conn (µs)", h.cpu_latency, p.cpu_latency),
+            (
+                "CPU per ~256 KiB request, 1 conn (µs)",
+                h.cpu_big,
+                p.cpu_big,
+            ),
+            (
+                "CPU per ~256 KiB Messages request, 1 conn (µs)",
+                h.cpu_messages,
+                p.cpu_messages,
+            ),
             ("CPU per stream, 1 conn (µs)", h.cpu_stream, p.cpu_stream),
             (
                 &*format!("CPU per request, {} conns (µs)", self.connections),

@@ -15,8 +15,9 @@ pub struct Row {
     pub c1_p50_us: f64,
     /// c1 p50 minus the direct side's.
     pub c1_added_us: f64,
-    /// The same for ~256 KiB requests (an agent's turn).
+    /// The same for ~256 KiB requests (an agent's turn), chat and Anthropic Messages.
     pub c1_big_added_us: f64,
+    pub c1_messages_added_us: f64,
     pub c32_rps: f64,
     pub c32_p50_us: f64,
     pub c32_p99_us: f64,
@@ -59,6 +60,8 @@ impl Row {
             c1_p50_us: pct(&fig.latency).p50,
             c1_added_us: pct(&fig.latency).p50 - pct(&direct.latency).p50,
             c1_big_added_us: pct(&fig.big_latency).p50 - pct(&direct.big_latency).p50,
+            c1_messages_added_us: pct(&fig.messages_latency).p50
+                - pct(&direct.messages_latency).p50,
             c32_rps: fig.rps.rps,
             c32_p50_us: c32.p50,
             c32_p99_us: c32.p99,
@@ -113,9 +116,9 @@ impl Comparison {
             floor.name
         );
         out.push_str(
-            "| side | c1 added p50 µs | c1 added p50 µs, 256 KiB request | c32 rps | c32 p50 µs | c32 p99 µs | SSE first event added µs \
+            "| side | c1 added p50 µs | c1 added p50 µs, 256 KiB request | the same, Messages | c32 rps | c32 p50 µs | c32 p99 µs | SSE first event added µs \
              | CPU µs/req c32 | threads after | many streams: n, first event p50 / p99 ms, failed \
-             | RSS peak MiB | threads peak |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+             | RSS peak MiB | threads peak |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in &self.rows {
             let cpu = opt(r.cpu_c32_us, 1)
@@ -141,12 +144,14 @@ impl Comparison {
             };
             let _ = writeln!(
                 out,
-                "| {} | {:.0}{} | {:.0}{} | {:.0}{} | {:.0} | {:.0}{} | {:.0}{} | {} | {} | {} | {} | {} |",
+                "| {} | {:.0}{} | {:.0}{} | {:.0}{} | {:.0}{} | {:.0} | {:.0}{} | {:.0}{} | {} | {} | {} | {} | {} |",
                 r.name,
                 r.c1_added_us,
                 ratio(r.c1_added_us, floor.c1_added_us),
                 r.c1_big_added_us,
                 ratio(r.c1_big_added_us, floor.c1_big_added_us),
+                r.c1_messages_added_us,
+                ratio(r.c1_messages_added_us, floor.c1_messages_added_us),
                 r.c32_rps,
                 ratio(r.c32_rps, floor.c32_rps),
                 r.c32_p50_us,
@@ -250,6 +255,7 @@ impl Comparison {
                     "c1_p50_us": r.c1_p50_us,
                     "c1_added_p50_us": r.c1_added_us,
                     "c1_256kib_added_p50_us": r.c1_big_added_us,
+                    "c1_256kib_messages_added_p50_us": r.c1_messages_added_us,
                     "c32_rps": r.c32_rps,
                     "c32_p50_us": r.c32_p50_us,
                     "c32_p99_us": r.c32_p99_us,

@@ -44,8 +44,9 @@ pub fn verdict(pass: bool) -> &'static str {
 /// What the table shows of one side.
 pub struct SideStats {
     pub latency: Pct,
-    /// ~256 KiB requests, 1 connection.
+    /// ~256 KiB requests, 1 connection: chat, and Anthropic Messages.
     pub big_latency: Pct,
+    pub messages_latency: Pct,
     pub first_event: Pct,
     pub complete: Pct,
     pub rps: f64,
@@ -54,6 +55,8 @@ pub struct SideStats {
     pub events: Option<usize>,
     /// CPU µs per request (total, ledger writer), when the side's CPU time is known.
     pub cpu_latency: Option<(f64, f64)>,
+    pub cpu_big: Option<(f64, f64)>,
+    pub cpu_messages: Option<(f64, f64)>,
     pub cpu_stream: Option<(f64, f64)>,
     pub cpu_throughput: Option<(f64, f64)>,
 }
@@ -71,6 +74,7 @@ impl SideStats {
         Self {
             latency: pct(&side.latency),
             big_latency: pct(&side.big_latency),
+            messages_latency: pct(&side.messages_latency),
             first_event: us(|s| s.first_event),
             complete: us(|s| s.complete),
             rps: side.rps.rps,
@@ -79,6 +83,13 @@ impl SideStats {
             cpu_latency: side
                 .has_cpu
                 .then(|| side.cpu_latency.per_request_us(side.latency.len())),
+            cpu_big: side
+                .has_cpu
+                .then(|| side.cpu_big.per_request_us(side.big_latency.len())),
+            cpu_messages: side.has_cpu.then(|| {
+                side.cpu_messages
+                    .per_request_us(side.messages_latency.len())
+            }),
             cpu_stream: side
                 .has_cpu
                 .then(|| side.cpu_stream.per_request_us(side.stream.len())),
@@ -94,11 +105,14 @@ impl SideStats {
             "latency_us": p(self.latency),
             "latency_samples": side.latency.len(),
             "latency_256kib_us": p(self.big_latency),
+            "latency_256kib_messages_us": p(self.messages_latency),
             "stream_first_event_us": p(self.first_event),
             "stream_complete_us": p(self.complete),
             "stream_samples": side.stream.len(),
             "stream_events_per_reply": self.events,
             "cpu_us_per_request_1conn": self.cpu_latency.map(|c| json!({"total": c.0, "ledger_writer": c.1})),
+            "cpu_us_per_256kib_request_1conn": self.cpu_big.map(|c| json!({"total": c.0, "ledger_writer": c.1})),
+            "cpu_us_per_256kib_messages_request_1conn": self.cpu_messages.map(|c| json!({"total": c.0, "ledger_writer": c.1})),
             "cpu_us_per_stream": self.cpu_stream.map(|c| json!({"total": c.0, "ledger_writer": c.1})),
             "cpu_us_per_request_throughput": self.cpu_throughput.map(|c| json!({"total": c.0, "ledger_writer": c.1})),
             "throughput_rps": self.rps,
