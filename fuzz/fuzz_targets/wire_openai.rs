@@ -1,5 +1,5 @@
 //! The OpenAI wire readers on client and provider bytes: request views (the chat view's quick
-//! pass, and its arrays' elements, against serde_json's), response, chunk and usage views, the token estimates over them,
+//! pass, and arrays read newest first, against serde_json's), response, chunk and usage views, the token estimates over them,
 //! and the request rewrite (whose output must still be the same JSON request).
 #![no_main]
 
@@ -11,7 +11,7 @@ use smartproxy::wire::estimate::{TextTokens, json_text_tokens, text_tokens};
 use smartproxy::wire::openai::{
     ChatRequestView, ChunkView, CompletionsView, ResponseView, Rewrite, UsageView, rewrite_request,
 };
-use smartproxy::wire::skim;
+use smartproxy::wire::{skim, skim_back};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, body)) = data.split_first() else {
@@ -30,12 +30,17 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    // Its elements of an array are the values serde_json reads, in order.
-    if let Some(elements) = std::str::from_utf8(body).ok().and_then(skim::elements) {
-        let parsed: Vec<&RawValue> = serde_json::from_slice(body)
-            .unwrap_or_else(|e| panic!("skim took an array serde_json refuses ({e})"));
+    // An array serde_json takes reads the same newest first (`skim_back`, which is only ever
+    // given checked arrays).
+    if let Ok(parsed) = serde_json::from_slice::<Vec<&RawValue>>(body)
+        && let Ok(text) = std::str::from_utf8(body)
+    {
+        let mut back: Vec<&str> = skim_back::newest_first(text)
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|_| panic!("skim_back refused an array serde_json takes"));
+        back.reverse();
         let parsed: Vec<&str> = parsed.iter().map(|v| v.get()).collect();
-        assert_eq!(elements, parsed);
+        assert_eq!(back, parsed);
     }
     let by_serde = serde_json::from_slice::<ChatRequestView<'_>>(body);
     match (ChatRequestView::parse(body), &by_serde) {

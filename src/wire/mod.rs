@@ -9,5 +9,6 @@ pub mod openai;
 mod openai_rewrite;
 pub mod reply_check;
 pub mod skim;
+pub mod skim_back;
 pub mod sse;
 pub mod turn;

@@ -56,37 +56,6 @@ pub fn members(body: &[u8]) -> Option<Vec<(&str, &str)>> {
     (skip_ws(b, i) == b.len()).then_some(out)
 }
 
-/// The elements of `array`, a JSON array's text, in order, each as its JSON text; `None` where
-/// it is not an array serde_json takes (the caller then reads it there).
-pub fn elements(array: &str) -> Option<Vec<&str>> {
-    let b = array.as_bytes();
-    let mut out = Vec::new();
-    let mut i = skip_ws(b, 0);
-    if b.get(i) != Some(&b'[') {
-        return None;
-    }
-    i = skip_ws(b, i + 1);
-    if b.get(i) == Some(&b']') {
-        i += 1;
-    } else {
-        loop {
-            let start = i;
-            i = value_end(b, start, 1)?;
-            out.push(&array[start..i]);
-            i = skip_ws(b, i);
-            match b.get(i) {
-                Some(b',') => i = skip_ws(b, i + 1),
-                Some(b']') => {
-                    i += 1;
-                    break;
-                }
-                _ => return None,
-            }
-        }
-    }
-    (skip_ws(b, i) == b.len()).then_some(out)
-}
-
 /// For a view built from [`members`]: puts `value` in `slot`. `None`, so that the body goes to
 /// serde_json, for a second value (serde refuses a duplicate field) or a missing one (a value
 /// the field's type does not take).

@@ -8,7 +8,9 @@
 //!   flag),
 //! - any user message after them, whole.
 //!
-//! A request with no assistant message yet is its own turn. Nothing here keeps text: the parts
+//! A request with no assistant message yet is its own turn. The messages are found newest first
+//! (`wire::skim_back`), so reading a turn costs what the turn weighs, not the whole history.
+//! Nothing here keeps text: the parts
 //! are fed to a hasher the caller picks (keyed per process, so a hash on a ledger row cannot be
 //! checked against guesses elsewhere). Pure: no I/O.
 
@@ -18,7 +20,7 @@ use std::hash::{BuildHasher, Hasher};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::skim;
+use super::skim_back::newest_first;
 
 /// How much of each tool result counts: enough to tell one error or output from another,
 /// little enough that a long output's changing tail (a build's progress) is not what matters.
@@ -74,25 +76,17 @@ struct ChatFunction<'a> {
     arguments: Option<&'a RawValue>,
 }
 
-/// The elements of a JSON array's text, found by the quick pass (or serde_json where that
-/// refuses): only the newest few are then parsed.
-fn elements(array: &str) -> Option<Vec<&str>> {
-    skim::elements(array).or_else(|| {
-        let raw: Vec<&RawValue> = serde_json::from_str(array).ok()?;
-        Some(raw.into_iter().map(RawValue::get).collect())
-    })
-}
-
 /// The newest turn of an OpenAI chat `messages` array (Ollama requests are read in their chat
 /// translation). `None` when it is not an array of messages.
 pub fn of_chat(messages: &str, hasher: &impl BuildHasher) -> Option<Turn> {
-    let raw = elements(messages)?;
     let mut h = hasher.build_hasher();
-    let mut tail = 0usize;
     let mut tool = None;
-    // Backwards to the last assistant message: what follows it is the turn.
-    for item in raw.iter().rev() {
-        let message: ChatMessage<'_> = serde_json::from_str(item).ok()?;
+    let mut any = false;
+    // Backwards to the last assistant message: what follows it is the turn. `tail`: the
+    // messages after this one.
+    for (tail, item) in newest_first(messages).enumerate() {
+        any = true;
+        let message: ChatMessage<'_> = serde_json::from_str(item.ok()?).ok()?;
         let role = message.role.as_deref().unwrap_or("");
         if role == "assistant" {
             for call in message.tool_calls.iter().flatten() {
@@ -114,7 +108,6 @@ pub fn of_chat(messages: &str, hasher: &impl BuildHasher) -> Option<Turn> {
             }
             break;
         }
-        tail += 1;
         let text = content(&message);
         if matches!(role, "tool" | "function") {
             part(&mut h, b'r', prefix(text, RESULT_PREFIX));
@@ -122,7 +115,7 @@ pub fn of_chat(messages: &str, hasher: &impl BuildHasher) -> Option<Turn> {
             part(&mut h, b'u', text.as_bytes());
         }
     }
-    if raw.is_empty() {
+    if !any {
         return None;
     }
     Some(Turn {
@@ -164,15 +157,13 @@ pub fn of_responses(input: &str, hasher: &impl BuildHasher) -> Option<Turn> {
             tool: None,
         });
     }
-    let raw = elements(input)?;
-    if raw.is_empty() {
-        return None;
-    }
     let mut tool = None;
     let mut in_calls = false;
     let mut tail = 0usize;
-    for item in raw.iter().rev() {
-        let item: ResponsesItem<'_> = serde_json::from_str(item).ok()?;
+    let mut any = false;
+    for item in newest_first(input) {
+        any = true;
+        let item: ResponsesItem<'_> = serde_json::from_str(item.ok()?).ok()?;
         let kind = item.kind.as_deref().unwrap_or("message");
         let call = kind.ends_with("_call") && item.name.is_some() || kind == "function_call";
         let assistant = kind == "message" && item.role.as_deref() == Some("assistant");
@@ -211,6 +202,9 @@ pub fn of_responses(input: &str, hasher: &impl BuildHasher) -> Option<Turn> {
             );
         }
     }
+    if !any {
+        return None;
+    }
     Some(Turn {
         hash: h.finish(),
         tool,
@@ -248,15 +242,13 @@ struct AnthropicBlock<'a> {
 /// (`tool_result` blocks, with their error flag, and the user's text). Blocks are read by their
 /// text, never whole: `cache_control` marks move from turn to turn.
 pub fn of_anthropic(messages: &str, hasher: &impl BuildHasher) -> Option<Turn> {
-    let raw = elements(messages)?;
-    if raw.is_empty() {
-        return None;
-    }
     let mut h = hasher.build_hasher();
     let mut tool = None;
-    // `tail`: the messages after the last assistant message.
-    for (tail, item) in raw.iter().rev().enumerate() {
-        let message: AnthropicMessage<'_> = serde_json::from_str(item).ok()?;
+    let mut any = false;
+    // `tail`: the messages after this one.
+    for (tail, item) in newest_first(messages).enumerate() {
+        any = true;
+        let message: AnthropicMessage<'_> = serde_json::from_str(item.ok()?).ok()?;
         let content = message.content.map_or("", RawValue::get);
         let blocks: Vec<AnthropicBlock<'_>> = if content.trim_start().starts_with('[') {
             serde_json::from_str(content).ok()?
@@ -299,6 +291,9 @@ pub fn of_anthropic(messages: &str, hasher: &impl BuildHasher) -> Option<Turn> {
                 part(&mut h, b'u', text.map_or("", RawValue::get).as_bytes());
             }
         }
+    }
+    if !any {
+        return None;
     }
     Some(Turn {
         hash: h.finish(),
