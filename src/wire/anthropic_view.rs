@@ -28,8 +28,8 @@ pub struct MessagesView<'a> {
 }
 
 impl MessagesView<'_> {
-    /// Parses and checks what every Messages request must have: a model and a list of
-    /// messages. The rest is Anthropic's to judge, or the translation's.
+    /// Parses and checks what every Messages request must have: a model and at least one
+    /// message. The rest is Anthropic's to judge, or the translation's.
     pub fn parse(body: &[u8]) -> Result<MessagesView<'_>, RequestError> {
         // As for chat: the quick pass takes a well-formed request; serde_json reads anything
         // else, and its error is the client's.
@@ -42,6 +42,13 @@ impl MessagesView<'_> {
         require_model(&view.model)?;
         if !view.messages.get().trim_start().starts_with('[') {
             return Err(RequestError::new("`messages` must be an array", "messages"));
+        }
+        // As Anthropic's API: at least one message (a system prompt alone is no request).
+        if !is_non_empty_array(view.messages.get()) {
+            return Err(RequestError::new(
+                "`messages` must not be empty",
+                "messages",
+            ));
         }
         Ok(view)
     }
@@ -112,7 +119,7 @@ mod tests {
     fn the_quick_pass_and_serde_json_read_the_same_view() {
         let bodies = [
             r#"{"model":"claude-x","max_tokens":64,"stream":true,"system":"Be terse.","messages":[{"role":"user","content":"hi"}],"tools":[{"name":"ls","input_schema":{}}]}"#,
-            r#"{"model":"claude-x","messages":[],"tools":[],"system":null,"max_tokens":null}"#,
+            r#"{"model":"claude-x","messages":[{}],"tools":[],"system":null,"max_tokens":null}"#,
         ];
         for body in bodies {
             let quick = MessagesView::parse(body.as_bytes()).unwrap();
@@ -141,8 +148,9 @@ mod tests {
     #[test]
     fn bad_requests_are_refused_with_the_field_at_fault() {
         let cases = [
-            (r#"{"model":"","messages":[]}"#, Some("model")),
+            (r#"{"model":"","messages":[{}]}"#, Some("model")),
             (r#"{"model":"m","messages":"hi"}"#, Some("messages")),
+            (r#"{"model":"m","messages":[ ]}"#, Some("messages")),
             (r#"{"messages":[]}"#, None),
             (r#"{"model":"m","messages":[],"max_tokens":"many"}"#, None),
             (r#"{"model":"m","#, None),
