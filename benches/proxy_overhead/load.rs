@@ -62,8 +62,15 @@ pub static BIG_BODY: LazyLock<Bytes> = LazyLock::new(|| {
 
 /// The same turn as Claude Code sends it to Anthropic's Messages API, ~256 KiB: a system prompt
 /// with a cache breakpoint, a dozen tools, and 50 rounds of a `Read` tool call and its result
-/// (code). Its tools make the loop breaker read its newest turn, as it does for Claude Code.
-pub static BIG_MESSAGES_BODY: LazyLock<Bytes> = LazyLock::new(|| {
+/// (code). Its tools make the loop breaker read its newest turn, as it does for Claude Code; the
+/// newest result differs between the `MESSAGES_TURNS` bodies sent in turn, so that the
+/// breaker sees an agent making progress, not one stuck on a step.
+pub static BIG_MESSAGES_BODIES: LazyLock<Vec<Bytes>> =
+    LazyLock::new(|| (0..MESSAGES_TURNS).map(big_messages_body).collect());
+
+const MESSAGES_TURNS: usize = 10;
+
+fn big_messages_body(turn: usize) -> Bytes {
     let line = "    if let Some(x) = map.get(\"key\") { println!(\"{x}\\n\"); }\n";
     let tools: Vec<_> = (0..12)
         .map(|i| {
@@ -81,12 +88,17 @@ pub static BIG_MESSAGES_BODY: LazyLock<Bytes> = LazyLock::new(|| {
     let mut messages = vec![json!({"role": "user", "content": "Fix the failing test."})];
     for i in 0..50 {
         let id = format!("toolu_{i:04}");
+        let result = if i == 49 {
+            format!("// turn {turn}\n{}", line.repeat(80))
+        } else {
+            line.repeat(80)
+        };
         messages.push(json!({"role": "assistant", "content": [
             {"type": "text", "text": "Let me read the next file."},
             {"type": "tool_use", "id": id, "name": "Tool0", "input": {"file_path": format!("/src/f{i}.rs")}}
         ]}));
         messages.push(json!({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": id, "content": line.repeat(80)}
+            {"type": "tool_result", "tool_use_id": id, "content": result}
         ]}));
     }
     let body = json!({
@@ -97,7 +109,7 @@ pub static BIG_MESSAGES_BODY: LazyLock<Bytes> = LazyLock::new(|| {
         "messages": messages,
     });
     Bytes::from(serde_json::to_vec(&body).unwrap())
-});
+}
 
 /// The API a request is written for.
 #[derive(Clone, Copy)]
@@ -256,7 +268,7 @@ pub struct SideFigures {
     pub latency: Vec<f64>,
     /// Round-trip µs of each ~256 KiB request (`BIG_BODY`), one connection.
     pub big_latency: Vec<f64>,
-    /// The same for the ~256 KiB Messages request (`BIG_MESSAGES_BODY`).
+    /// The same for the ~256 KiB Messages requests (`BIG_MESSAGES_BODIES`).
     pub messages_latency: Vec<f64>,
     pub stream: Vec<StreamSample>,
     pub rps: Throughput,
@@ -305,7 +317,7 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
             "latency at 1 connection",
             Phase {
                 api: Api::Chat,
-                body: &BODIES[0],
+                bodies: std::slice::from_ref(&BODIES[0]),
                 warmup: plan.latency_warmup,
                 requests: plan.latency_requests,
                 samples: |f| &mut f.latency,
@@ -316,7 +328,7 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
             "latency at 1 connection, ~256 KiB requests",
             Phase {
                 api: Api::Chat,
-                body: &BIG_BODY,
+                bodies: std::slice::from_ref(&*BIG_BODY),
                 warmup: plan.big_warmup,
                 requests: plan.big_requests,
                 samples: |f| &mut f.big_latency,
@@ -327,7 +339,7 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
             "latency at 1 connection, ~256 KiB Anthropic Messages requests",
             Phase {
                 api: Api::Messages,
-                body: &BIG_MESSAGES_BODY,
+                bodies: &BIG_MESSAGES_BODIES,
                 warmup: plan.big_warmup,
                 requests: plan.big_requests,
                 samples: |f| &mut f.messages_latency,
@@ -439,15 +451,22 @@ pub async fn run_load(plan: &Plan, sides: &[Side<'_>]) -> anyhow::Result<Vec<Sid
     Ok(figures)
 }
 
-/// A phase of whole requests at one connection: its API and body, how many requests warm each
+/// A phase of whole requests at one connection: its API and bodies, how many requests warm each
 /// side up and how many are timed, and where a side's round trips (µs) and CPU time go.
 struct Phase<'a> {
     api: Api,
-    body: &'a Bytes,
+    /// Sent in turn.
+    bodies: &'a [Bytes],
     warmup: usize,
     requests: usize,
     samples: fn(&mut SideFigures) -> &mut Vec<f64>,
     cpu: fn(&mut SideFigures) -> &mut CpuTime,
+}
+
+impl Phase<'_> {
+    fn body(&self, n: usize) -> &Bytes {
+        &self.bodies[n % self.bodies.len()]
+    }
 }
 
 /// `phase.warmup` untimed round trips a side.
@@ -459,9 +478,9 @@ async fn warm_up(
 ) -> anyhow::Result<()> {
     for ((side, sender), fig) in sides.iter().zip(senders.iter_mut()).zip(figures.iter_mut()) {
         reconnect_if_closed(sender, side.target).await?;
-        for _ in 0..phase.warmup {
+        for n in 0..phase.warmup {
             ensure!(
-                round_trip(sender, side.target, phase.api, phase.body).await?,
+                round_trip(sender, side.target, phase.api, phase.body(n)).await?,
                 "{} refused a request",
                 side.name
             );
@@ -481,10 +500,10 @@ async fn timed_round_trips(
     for _ in 0..ROUNDS {
         for ((side, sender), fig) in sides.iter().zip(senders.iter_mut()).zip(figures.iter_mut()) {
             reconnect_if_closed(sender, side.target).await?;
-            for _ in 0..phase.requests / ROUNDS {
+            for n in 0..phase.requests / ROUNDS {
                 let t = Instant::now();
                 ensure!(
-                    round_trip(sender, side.target, phase.api, phase.body).await?,
+                    round_trip(sender, side.target, phase.api, phase.body(n)).await?,
                     "{} refused a request",
                     side.name
                 );
