@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::openai::{RawJson, RequestError, is_non_empty_array, require_model};
+use super::openai::{RawJson, RequestError, is_non_empty_array, parse_slowly, require_model};
 use super::skim::{self, field, once};
 
 /// The few fields of a Messages request that routing and the budget read.
@@ -35,9 +35,7 @@ impl MessagesView<'_> {
         // else, and its error is the client's.
         let view = match skim::members(body).and_then(|m| Self::from_members(&m)) {
             Some(view) => view,
-            None => {
-                serde_json::from_slice(body).map_err(|e| RequestError::from_json(&e, "Messages"))?
-            }
+            None => parse_slowly(body, "Messages")?,
         };
         require_model(&view.model)?;
         if !view.messages.get().trim_start().starts_with('[') {

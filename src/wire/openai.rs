@@ -71,8 +71,7 @@ impl ChatRequestView<'_> {
         // its error is the client's.
         let view = match super::skim::members(body).and_then(|m| Self::from_members(&m)) {
             Some(view) => view,
-            None => serde_json::from_slice(body)
-                .map_err(|e| RequestError::from_json(&e, "chat completion"))?,
+            None => parse_slowly(body, "chat completion")?,
         };
         require_model(&view.model)?;
         if !view.messages.get().trim_start().starts_with('[') {
@@ -262,6 +261,19 @@ pub struct ResponsesEventView<'a> {
 }
 
 /// Every model request names a model.
+/// A body the quick pass (`wire::skim`) did not take, read by serde_json: refused first when it
+/// nests deeper than serde_json builds values (the quick pass takes no such body), so that a
+/// later parse of it (a rewrite, a translation) cannot fail as a server error.
+pub(super) fn parse_slowly<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    what: &str,
+) -> Result<T, RequestError> {
+    if super::depth::nests_deeper_than(body, super::depth::MAX_DEPTH) {
+        return Err(RequestError::too_deep());
+    }
+    serde_json::from_slice(body).map_err(|e| RequestError::from_json(&e, what))
+}
+
 /// Whether a value's JSON text is an array with something in it.
 pub(super) fn is_non_empty_array(raw: &str) -> bool {
     let raw = raw.trim_start();
@@ -292,6 +304,19 @@ impl RequestError {
         Self {
             message: message.into(),
             param: Some(param),
+            not_json: false,
+        }
+    }
+
+    /// A body nested deeper than [`super::depth::MAX_DEPTH`].
+    pub fn too_deep() -> Self {
+        Self {
+            message: format!(
+                "the request body has arrays and objects nested more than {} levels deep, \
+                 which smartproxy does not parse: flatten the deepest value",
+                super::depth::MAX_DEPTH
+            ),
+            param: None,
             not_json: false,
         }
     }

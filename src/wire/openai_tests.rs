@@ -211,3 +211,19 @@ fn error_body_has_the_openai_shape() {
     assert_eq!(v["error"]["code"], "bad");
     assert!(v["error"]["param"].is_null());
 }
+
+#[test]
+fn bodies_the_quick_pass_leaves_to_serde_json_are_counted_for_depth() {
+    let body = |levels: usize| {
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"metadata":{}1{}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    // Past the quick pass's own limit but within serde_json's: read.
+    assert!(ChatRequestView::parse(body(110).as_bytes()).is_ok());
+    let deep = ChatRequestView::parse(body(200).as_bytes()).unwrap_err();
+    assert!(deep.message.contains("nested more than"), "{}", deep.message);
+    assert_eq!(deep, RequestError::too_deep());
+}

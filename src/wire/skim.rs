@@ -12,8 +12,10 @@
 //! than `MAX_DEPTH`) is `None`, and the caller parses with serde_json, which then says what is
 //! wrong exactly as before. The fuzz target `wire_openai` holds it to that.
 
-/// Nesting this pass follows; deeper bodies go to serde_json (whose own limit is 128).
+/// Nesting this pass follows; deeper bodies go to serde_json (whose own limit is 128). Within
+/// what requests may nest (`depth::MAX_DEPTH`), so a body this pass takes needs no count.
 const MAX_DEPTH: usize = 100;
+const _: () = assert!(MAX_DEPTH <= super::depth::MAX_DEPTH);
 
 /// The members of `body`, a JSON object, in order, as (key, value's JSON text). Duplicate keys
 /// are all kept: the caller decides, as serde would, whether that is an error.
