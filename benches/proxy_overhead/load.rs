@@ -464,8 +464,11 @@ struct Phase<'a> {
 }
 
 impl Phase<'_> {
-    fn body(&self, n: usize) -> &Bytes {
-        &self.bodies[n % self.bodies.len()]
+    /// The body of a side's `n`th request of this round: the bodies go in turn across rounds
+    /// too (a round of the `--profile` plan is one request).
+    fn body(&self, fig: &SideFigures, n: usize) -> &Bytes {
+        let sent = usize::try_from(fig.requests).unwrap_or(0);
+        &self.bodies[(sent + n) % self.bodies.len()]
     }
 }
 
@@ -480,7 +483,7 @@ async fn warm_up(
         reconnect_if_closed(sender, side.target).await?;
         for n in 0..phase.warmup {
             ensure!(
-                round_trip(sender, side.target, phase.api, phase.body(n)).await?,
+                round_trip(sender, side.target, phase.api, phase.body(fig, n)).await?,
                 "{} refused a request",
                 side.name
             );
@@ -503,7 +506,7 @@ async fn timed_round_trips(
             for n in 0..phase.requests / ROUNDS {
                 let t = Instant::now();
                 ensure!(
-                    round_trip(sender, side.target, phase.api, phase.body(n)).await?,
+                    round_trip(sender, side.target, phase.api, phase.body(fig, n)).await?,
                     "{} refused a request",
                     side.name
                 );

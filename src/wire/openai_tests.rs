@@ -224,6 +224,10 @@ fn bodies_the_quick_pass_leaves_to_serde_json_are_counted_for_depth() {
     // Past the quick pass's own limit but within serde_json's: read.
     assert!(ChatRequestView::parse(body(110).as_bytes()).is_ok());
     let deep = ChatRequestView::parse(body(200).as_bytes()).unwrap_err();
-    assert!(deep.message.contains("nested more than"), "{}", deep.message);
+    assert!(
+        deep.message.contains("nested more than"),
+        "{}",
+        deep.message
+    );
     assert_eq!(deep, RequestError::too_deep());
 }
