@@ -157,12 +157,45 @@ pub fn read(
         .get("x-claude-code-session-id")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(100).collect());
-    let mut inbound = said(dialect, &hub, native.as_ref(), turns)?;
-    inbound.hub = hub;
-    inbound.native = native;
-    inbound.passthrough_headers = passthrough_headers;
-    inbound.client_session = client_session;
-    Ok(inbound)
+    let Said {
+        model,
+        stream,
+        client_wants_usage,
+        output_cap,
+        tools,
+        images,
+        json,
+        prompt_bytes,
+        turn,
+    } = said(dialect, &hub, native.as_ref(), turns)?;
+    Ok(Inbound {
+        hub,
+        native,
+        model,
+        stream,
+        client_wants_usage,
+        output_cap,
+        tools,
+        images,
+        json,
+        prompt_bytes,
+        passthrough_headers,
+        client_session,
+        turn,
+    })
+}
+
+/// What a request says, as `Inbound` has it (see there).
+struct Said {
+    model: String,
+    stream: bool,
+    client_wants_usage: bool,
+    output_cap: Option<u64>,
+    tools: bool,
+    images: bool,
+    json: bool,
+    prompt_bytes: usize,
+    turn: Option<Turn>,
 }
 
 /// The hub body, the client's own body and the client headers that go with it.
@@ -208,10 +241,10 @@ fn said(
     hub: &Bytes,
     native: Option<&Bytes>,
     turns: Option<TurnReading<'_>>,
-) -> Result<Inbound, ApiError> {
+) -> Result<Said, ApiError> {
     Ok(if dialect == Dialect::Completions {
         let view = CompletionsView::parse(hub).map_err(ApiError::bad_request)?;
-        Inbound {
+        Said {
             model: view.model.to_string(),
             stream: view.stream.unwrap_or(false),
             client_wants_usage: view
@@ -224,15 +257,11 @@ fn said(
             images: false,
             json: false,
             prompt_bytes: view.prompt.get().len(),
-            hub: Bytes::new(),
-            native: None,
-            passthrough_headers: Vec::new(),
-            client_session: None,
             turn: None,
         }
     } else if let (Dialect::Responses, Some(native)) = (dialect, native) {
         let view = ResponsesView::parse(native).map_err(ApiError::bad_request)?;
-        Inbound {
+        Said {
             model: view.model.to_string(),
             stream: view.stream.unwrap_or(false),
             // Responses streams always end with their usage (`response.completed`).
@@ -242,10 +271,6 @@ fn said(
             images: false,
             json: false,
             prompt_bytes: view.prompt_bytes(),
-            hub: Bytes::new(),
-            native: None,
-            passthrough_headers: Vec::new(),
-            client_session: None,
             turn: turns
                 .and_then(|t| t.wanted(view.has_tools()))
                 .zip(view.input)
@@ -253,7 +278,7 @@ fn said(
         }
     } else if let (Dialect::Anthropic, Some(native)) = (dialect, native) {
         let view = MessagesView::parse(native).map_err(ApiError::bad_request)?;
-        Inbound {
+        Said {
             model: view.model.to_string(),
             stream: view.is_stream(),
             client_wants_usage: false,
@@ -263,17 +288,13 @@ fn said(
             // Messages has no JSON mode that its translation carries.
             json: false,
             prompt_bytes: view.prompt_bytes(),
-            hub: Bytes::new(),
-            native: None,
-            passthrough_headers: Vec::new(),
-            client_session: None,
             turn: turns
                 .and_then(|t| t.wanted(view.has_tools()))
                 .and_then(|t| turn::of_anthropic(view.messages.get(), t.hasher)),
         }
     } else if dialect == Dialect::Embeddings {
         let view = EmbeddingsView::parse(hub).map_err(ApiError::bad_request)?;
-        Inbound {
+        Said {
             model: view.model.to_string(),
             stream: false,
             client_wants_usage: false,
@@ -283,15 +304,11 @@ fn said(
             images: false,
             json: false,
             prompt_bytes: view.input.get().len(),
-            hub: Bytes::new(),
-            native: None,
-            passthrough_headers: Vec::new(),
-            client_session: None,
             turn: None,
         }
     } else {
         let view = ChatRequestView::parse(hub).map_err(ApiError::bad_request)?;
-        Inbound {
+        Said {
             model: view.model.to_string(),
             stream: view.is_stream(),
             client_wants_usage: dialect == Dialect::OpenAi && view.wants_stream_usage(),
@@ -300,10 +317,6 @@ fn said(
             images: view.has_images(),
             json: view.wants_json(),
             prompt_bytes: view.messages.get().len(),
-            hub: Bytes::new(),
-            native: None,
-            passthrough_headers: Vec::new(),
-            client_session: None,
             turn: turns
                 .and_then(|t| t.wanted(view.has_tools()))
                 .and_then(|t| turn::of_chat(view.messages.get(), t.hasher)),
