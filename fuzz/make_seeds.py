@@ -92,6 +92,9 @@ def main():
         for line in read(f).splitlines():
             if line.startswith(b"data: "):
                 write("wire_anthropic", line[6:])
+    # Inputs that once failed a target (fuzz/regressions/TARGET/), so every run tries them.
+    for path in sorted(glob.glob(os.path.join(ROOT, "fuzz", "regressions", "*", "*"))):
+        write(os.path.basename(os.path.dirname(path)), read(path))
 
 
 if __name__ == "__main__":

@@ -97,3 +97,20 @@ fn error_types_follow_the_status() {
         serde_json::json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})
     );
 }
+
+#[test]
+fn a_request_reads_the_same_after_it_is_written_out() {
+    // A number serde_json's default reading got a unit in the last place off, so that it read
+    // differently once written out (found by the `wire_anthropic` fuzz target).
+    let body = r#"{"model":"m","max_tokens":1,"temperature":0.30000000000000004,
+        "unknown":4444444444444444444444444444102222222222222222222222222222222204,
+        "messages":[{"role":"user","content":"hi"}]}"#;
+    let request: MessagesRequest = serde_json::from_str(body).unwrap();
+    let again: MessagesRequest =
+        serde_json::from_slice(&serde_json::to_vec(&request).unwrap()).unwrap();
+    assert_eq!(
+        serde_json::to_value(&again).unwrap(),
+        serde_json::to_value(&request).unwrap()
+    );
+    assert_eq!(request.temperature, Some(0.30000000000000004));
+}
