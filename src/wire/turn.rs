@@ -10,9 +10,8 @@
 //!
 //! A request with no assistant message yet is its own turn. The messages are found newest first
 //! (`wire::skim_back`), so reading a turn costs what the turn weighs, not the whole history.
-//! Nothing here keeps text: the parts
-//! are fed to a hasher the caller picks (keyed per process, so a hash on a ledger row cannot be
-//! checked against guesses elsewhere). Pure: no I/O.
+//! Nothing here keeps text: the parts are fed to a hasher the caller picks (keyed per process,
+//! so a hash on a ledger row cannot be checked against guesses elsewhere). Pure: no I/O.
 
 use std::borrow::Cow;
 use std::hash::{BuildHasher, Hasher};
