@@ -44,7 +44,9 @@ pub fn render(overview: &Overview, latest: &[RequestRow]) -> String {
     let days: Vec<serde_json::Value> = overview
         .days
         .iter()
-        .map(|d| json!({"label": d.day, "value": d.cost_usd, "text": crate::format::money(Some(d.cost_usd))}))
+        // `+ 0.0`: a day with nothing spent is 0, never -0 (Rust's empty f64 sum), whichever
+        // ledger summed it.
+        .map(|d| json!({"label": d.day, "value": d.cost_usd + 0.0, "text": crate::format::money(Some(d.cost_usd))}))
         .collect();
     body.push_str(r#"<section><h2>Spend per day, last 30 days</h2><div class="chart" id="spend-chart" data-kind="bars" data-source="spend-data">"#);
     if days.is_empty() {
